@@ -1,0 +1,81 @@
+#ifndef CONF_CONFIG_H
+#define CONF_CONFIG_H
+
+/*
+ * posagent configuration. One schema table (config.c) drives the INI parser,
+ * the defaults, the range checks, the environment overrides, --check-config,
+ * the example file conf/posagent.ini and the README reference.
+ *
+ * Precedence, lowest to highest: built-in default, configuration file,
+ * environment variable. REDIS_PASSWORD / [redis] password and REDIS_DB /
+ * [redis] db, when set, override the password and /db given in the URL.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "conf/redis_url.h"
+
+#define POS_EX_CONFIG 78 /* sysexits.h EX_CONFIG */
+
+#define POS_ID_MAX 64
+
+typedef struct pos_config {
+    /* [terminal] */
+    char terminal_id[POS_ID_MAX]; /* required; [A-Za-z0-9._-], 1..63 */
+    char store_id[POS_ID_MAX];    /* required; same charset */
+
+    /* [redis] */
+    char redis_url[512];
+    char redis_password[POS_URL_PASS_MAX]; /* secret */
+    int redis_db;                          /* -1: not set here, use URL's or 0 */
+    uint32_t retry_delay_ms;               /* first reconnect delay */
+    uint32_t max_retry_delay_ms;           /* cap of the reconnect delay */
+    uint32_t connect_timeout_ms;
+    uint32_t command_timeout_ms;
+
+    /* [heartbeat] */
+    uint32_t heartbeat_interval_s; /* must be < ttl */
+    uint32_t heartbeat_ttl_s;
+
+    /* [log] */
+    int log_level; /* pos_log_level_t */
+    bool log_syslog;
+
+    /* Derived by pos_config_load(): the effective Redis endpoint, with the
+     * password and db overrides applied. */
+    pos_redis_url_t redis;
+} pos_config_t;
+
+typedef struct pos_config_error {
+    char msg[512]; /* "FILE:LINE: [section] key: problem (allowed: ...)" */
+} pos_config_error_t;
+
+/* Fills cfg with the built-in defaults (no file, no environment). */
+void pos_config_defaults(pos_config_t *cfg);
+
+/*
+ * Loads the configuration: defaults, then the INI file at "path" (NULL for
+ * none), then the environment "envp" (a NULL-terminated "NAME=value" array
+ * such as environ; NULL for none), then cross-field checks.
+ * Returns 0, or -EINVAL / -ENOENT / -errno with err->msg set. cfg is only
+ * meaningful on success.
+ */
+int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp,
+                    pos_config_error_t *err);
+
+/* Prints the effective settings as INI, secrets masked as "****". */
+void pos_config_dump(const pos_config_t *cfg, FILE *out);
+
+/* Prints the commented example file (the content of conf/posagent.ini). */
+void pos_config_write_example(FILE *out);
+
+/* Prints the Markdown reference table used in README.md. */
+void pos_config_write_reference(FILE *out);
+
+/* Overwrites secrets in cfg with zeros (call before freeing or exiting). */
+void pos_config_wipe(pos_config_t *cfg);
+
+#endif /* CONF_CONFIG_H */
