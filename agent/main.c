@@ -1,4 +1,168 @@
-int main(void)
+/*
+ * posagent: the point-of-sale terminal agent.
+ *
+ *   posagent [--config FILE]          run
+ *   posagent --check-config [...]     validate, print effective settings, exit
+ *   posagent --version | --help
+ *
+ * Exit codes: 0 clean stop, 64 usage error, 78 configuration error,
+ * 1 any other failure.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "agent/agent.h"
+#include "conf/config.h"
+#include "platform/log.h"
+
+#define EX_USAGE_CODE 64
+#define DEFAULT_CONFIG "/etc/posagent/posagent.ini"
+
+extern char **environ;
+
+static void usage(FILE *out)
 {
+    fprintf(out,
+            "Usage: posagent [--config FILE] [--check-config]\n"
+            "       posagent --version | --help\n"
+            "\n"
+            "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG
+            " if it exists;\n"
+            "                           environment variables override it)\n"
+            "  -t, --check-config       validate the configuration, print the effective\n"
+            "                           settings (secrets masked) and exit\n"
+            "      --print-example-config   print the commented example configuration\n"
+            "      --print-config-reference print the configuration reference (Markdown)\n"
+            "  -V, --version            print version information and exit\n"
+            "  -h, --help               print this help and exit\n"
+            "\n"
+            "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
+            "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
+            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID.\n");
+}
+
+static void print_version(void)
+{
+    printf("posagent %s (git %s)\n", POS_VERSION, POS_GIT_REV);
+#if defined(__aarch64__)
+    printf("target: aarch64\n");
+#elif defined(__arm__)
+    printf("target: arm\n");
+#elif defined(__x86_64__)
+    printf("target: x86_64\n");
+#else
+    printf("target: unknown\n");
+#endif
+    printf("libuv %s, hiredis %d.%d.%d, cJSON %s\n", uv_version_string(), HIREDIS_MAJOR,
+           HIREDIS_MINOR, HIREDIS_PATCH, cJSON_Version());
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_EXAMPLE = 256, OPT_REFERENCE };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 't'},
+        {"print-example-config", no_argument, NULL, OPT_EXAMPLE},
+        {"print-config-reference", no_argument, NULL, OPT_REFERENCE},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static pos_agent_t agent;
+    pos_config_t cfg;
+    pos_config_error_t err;
+    const char *path = NULL;
+    bool check = false;
+    uv_loop_t loop;
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            check = true;
+            break;
+        case OPT_EXAMPLE:
+            pos_config_write_example(stdout);
+            return 0;
+        case OPT_REFERENCE:
+            pos_config_write_reference(stdout);
+            return 0;
+        case 'V':
+            print_version();
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EX_USAGE_CODE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "posagent: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EX_USAGE_CODE;
+    }
+    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
+        path = DEFAULT_CONFIG;
+    }
+
+    rc = pos_config_load(&cfg, path, environ, &err);
+    if (rc != 0) {
+        fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
+        pos_config_wipe(&cfg);
+        return POS_EX_CONFIG;
+    }
+    if (check) {
+        printf("# configuration OK%s%s\n", path ? ": " : " (no file, defaults and environment)",
+               path ? path : "");
+        pos_config_dump(&cfg, stdout);
+        pos_config_wipe(&cfg);
+        return 0;
+    }
+
+    pos_log_set_level((pos_log_level_t)cfg.log_level);
+    pos_log_use_syslog(cfg.log_syslog);
+    /* A peer closing a socket must be an error return, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = uv_loop_init(&loop);
+    if (rc != 0) {
+        POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
+        pos_config_wipe(&cfg);
+        return 1;
+    }
+    rc = pos_agent_init(&agent, &loop, &cfg, path);
+    pos_config_wipe(&cfg); /* the agent keeps its own copy */
+    if (rc != 0) {
+        POS_ERR("agent", "cannot start: %s", strerror(-rc));
+        return 1;
+    }
+    POS_INFO("agent", "posagent %s starting: terminal %s, store %s", POS_VERSION,
+             agent.cfg.terminal_id, agent.cfg.store_id);
+    pos_agent_start(&agent);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    rc = uv_loop_close(&loop);
+    pos_agent_dispose(&agent);
+    if (rc != 0) {
+        POS_ERR("agent", "event loop closed with handles still open");
+        return 1;
+    }
+    POS_INFO("agent", "stopped");
+    pos_log_use_syslog(false);
     return 0;
 }

@@ -1,0 +1,471 @@
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "platform/clock.h"
+#include "platform/log.h"
+#include "platform/sdnotify.h"
+
+#define SHUTDOWN_WAIT_MS 2000u
+
+static void agent_handle_closed(uv_handle_t *h);
+
+/* ---- status and heartbeat ---------------------------------------------- */
+
+pos_term_status_t pos_agent_status(const pos_agent_t *a)
+{
+    if (a->stopping) {
+        return POS_TERM_OFFLINE;
+    }
+    return pos_status_compute(a->payment_active, a->devices);
+}
+
+static void agent_reply_logged(void *ctx, const redisReply *r, int err)
+{
+    const char *what = ctx;
+
+    if (err != 0) {
+        POS_WARN("status", "%s not confirmed: %s", what, strerror(-err));
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        POS_WARN("status", "%s refused: %.*s", what, (int)(r->len > 200 ? 200 : r->len), r->str);
+    }
+}
+
+static void agent_shutdown_reply(void *ctx, const redisReply *r, int err);
+
+/* Writes terminal:{id}:status now. Heartbeats are never queued: when the
+ * link is down the write is skipped and the next connect writes afresh. */
+static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_reply_cb cb)
+{
+    pos_status_report_t r;
+    char json[512], ttl[16];
+    int n;
+
+    memset(&r, 0, sizeof(r));
+    r.terminal_id = a->cfg.terminal_id;
+    r.store_id = a->cfg.store_id;
+    r.status = status;
+    r.ts_ms = pos_clock_wall_ms();
+    r.version = POS_VERSION;
+    r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
+    memcpy(r.devices, a->devices, sizeof(r.devices));
+    r.outbox = 0;
+    n = pos_status_json(&r, json, sizeof(json));
+    if (n < 0) {
+        POS_ERR("status", "cannot encode status: %s", strerror(-n));
+        return n;
+    }
+    snprintf(ttl, sizeof(ttl), "%u", a->cfg.heartbeat_ttl_s);
+    const char *argv[] = {"SET", a->status_key, json, "EX", ttl};
+    size_t lens[] = {3, strlen(a->status_key), (size_t)n, 2, strlen(ttl)};
+    n = pos_link_command(&a->link, cb, cb == agent_shutdown_reply ? (void *)a : "heartbeat", 5,
+                         argv, lens);
+    if (n == 0) {
+        a->heartbeats_sent++;
+    }
+    return n;
+}
+
+static int agent_publish_status_change(pos_agent_t *a, pos_term_status_t status,
+                                       pos_term_status_t previous, pos_reply_cb cb)
+{
+    char json[384];
+    int n = pos_status_change_json(a->cfg.terminal_id, a->cfg.store_id, status, previous,
+                                   pos_clock_wall_ms(), json, sizeof(json));
+    if (n < 0) {
+        return n;
+    }
+    const char *argv[] = {"PUBLISH", "system:terminals", json};
+    size_t lens[] = {7, 16, (size_t)n};
+    return pos_link_command(&a->link, cb, cb == agent_shutdown_reply ? (void *)a : "TERMINAL_STATUS",
+                            3, argv, lens);
+}
+
+void pos_agent_status_changed(pos_agent_t *a)
+{
+    pos_term_status_t now = pos_agent_status(a);
+
+    if (!pos_link_is_online(&a->link) || a->stopping) {
+        return; /* announced at the next connect */
+    }
+    agent_write_status(a, now, agent_reply_logged);
+    if (now != a->published) {
+        POS_INFO("status", "%s -> %s", pos_term_status_name(a->published),
+                 pos_term_status_name(now));
+        if (agent_publish_status_change(a, now, a->published, agent_reply_logged) == 0) {
+            a->published = now;
+        }
+    }
+}
+
+static void agent_heartbeat_cb(uv_timer_t *t)
+{
+    pos_agent_t *a = t->data;
+
+    if (pos_link_is_online(&a->link)) {
+        agent_write_status(a, pos_agent_status(a), agent_reply_logged);
+    }
+}
+
+/* ---- link events --------------------------------------------------------- */
+
+static void agent_on_online(pos_link_t *l)
+{
+    pos_agent_t *a = l->data;
+
+    /* Status at once on every (re)connect, then every interval from now. */
+    pos_agent_status_changed(a);
+    uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, a->cfg.heartbeat_interval_s * 1000u,
+                   a->cfg.heartbeat_interval_s * 1000u);
+    if (!a->ready_notified) {
+        pos_sd_notify("READY=1");
+        a->ready_notified = true;
+    }
+    pos_sd_notifyf("STATUS=online: %s:%u", a->cfg.redis.host, (unsigned)a->cfg.redis.port);
+}
+
+static void agent_on_offline(pos_link_t *l, int err)
+{
+    pos_agent_t *a = l->data;
+
+    uv_timer_stop(&a->heartbeat_timer);
+    pos_sd_notifyf("STATUS=offline: %s, reconnecting", strerror(-err));
+}
+
+/* Logs a message's type if it looks like one, never its content. */
+static void agent_log_type(const char *channel, const char *type)
+{
+    size_t n = strlen(type);
+    bool plain = n > 0 && n <= 32;
+
+    for (size_t i = 0; plain && i < n; i++) {
+        plain = (type[i] >= 'A' && type[i] <= 'Z') || type[i] == '_';
+    }
+    POS_INFO("msg", "%s: %s", channel, plain ? type : "(unprintable type)");
+}
+
+/*
+ * Common validation for every channel: size, JSON object, a string "type",
+ * and the echo rule (messages with origin "terminal" are ours or another
+ * till's). Returns the parsed object, or NULL when the message is dropped.
+ */
+static cJSON *agent_parse_message(pos_agent_t *a, const char *channel, const char *payload,
+                                  size_t len)
+{
+    cJSON *root, *type, *origin;
+
+    if (len > POS_MSG_MAX_BYTES) {
+        POS_WARN("msg", "%s: message of %zu bytes dropped (limit %u)", channel, len,
+                 POS_MSG_MAX_BYTES);
+        a->messages_dropped++;
+        return NULL;
+    }
+    root = cJSON_ParseWithLength(payload, len);
+    if (root == NULL || !cJSON_IsObject(root)) {
+        POS_WARN("msg", "%s: message is not a JSON object, dropped", channel);
+        a->messages_dropped++;
+        cJSON_Delete(root);
+        return NULL;
+    }
+    type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!cJSON_IsString(type)) {
+        POS_WARN("msg", "%s: message without a string \"type\", dropped", channel);
+        a->messages_dropped++;
+        cJSON_Delete(root);
+        return NULL;
+    }
+    origin = cJSON_GetObjectItemCaseSensitive(root, "origin");
+    if (cJSON_IsString(origin) && strcmp(origin->valuestring, "terminal") == 0) {
+        POS_DEBUG("msg", "%s: terminal-originated message ignored", channel);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+static void agent_handle_known(pos_agent_t *a, const char *channel, const char *payload,
+                               size_t len, const char *const *types)
+{
+    cJSON *root = agent_parse_message(a, channel, payload, len);
+    const char *type;
+
+    if (root == NULL) {
+        return;
+    }
+    type = cJSON_GetObjectItemCaseSensitive(root, "type")->valuestring;
+    for (; *types != NULL; types++) {
+        if (strcmp(type, *types) == 0) {
+            agent_log_type(channel, type);
+            cJSON_Delete(root);
+            return;
+        }
+    }
+    POS_WARN("msg", "%s: unknown message type dropped", channel);
+    a->messages_dropped++;
+    cJSON_Delete(root);
+}
+
+static void agent_on_payment(pos_agent_t *a, const char *payload, size_t len)
+{
+    static const char *const types[] = {"PAYMENT_REQUESTED", "PAYMENT_CANCELLED",
+                                        "RECEIPT_REPRINT", "DISPLAY_MESSAGE", NULL};
+    agent_handle_known(a, a->channels[0].name, payload, len, types);
+}
+
+static void agent_on_inventory(pos_agent_t *a, const char *payload, size_t len)
+{
+    static const char *const types[] = {"INVENTORY_UPDATED", "LOW_STOCK_ALERT", NULL};
+    agent_handle_known(a, a->channels[1].name, payload, len, types);
+}
+
+static void agent_on_system(pos_agent_t *a, const char *payload, size_t len)
+{
+    static const char *const types[] = {"SYSTEM_ALERT", "CACHE_INVALIDATE", NULL};
+    agent_handle_known(a, a->channels[2].name, payload, len, types);
+}
+
+static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, const char *payload,
+                             size_t len)
+{
+    pos_agent_t *a = l->data;
+
+    for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
+        pos_channel_t *ch = &a->channels[i];
+        if (strlen(ch->name) == chlen && memcmp(ch->name, channel, chlen) == 0) {
+            ch->handler(a, payload, len);
+            return;
+        }
+    }
+    POS_WARN("msg", "message on an unexpected channel dropped");
+}
+
+/* ---- signals, watchdog, shutdown ------------------------------------------ */
+
+static void agent_watchdog_cb(uv_timer_t *t)
+{
+    (void)t;
+    pos_sd_notify("WATCHDOG=1");
+}
+
+static void agent_reload(pos_agent_t *a)
+{
+    pos_config_t scratch;
+    pos_config_error_t err;
+    extern char **environ;
+
+    /* Parse into a scratch copy; only the log level is applied at run time,
+     * and only when the whole file is valid. */
+    if (pos_config_load(&scratch, a->config_path, environ, &err) != 0) {
+        POS_ERR("config", "reload failed, keeping the running settings: %s", err.msg);
+        pos_config_wipe(&scratch);
+        return;
+    }
+    if (scratch.log_level != a->cfg.log_level) {
+        a->cfg.log_level = scratch.log_level;
+        pos_log_set_level((pos_log_level_t)scratch.log_level);
+    }
+    POS_INFO("config", "reloaded: log level %s (other settings apply at restart)",
+             pos_log_level_name((pos_log_level_t)a->cfg.log_level));
+    pos_config_wipe(&scratch);
+}
+
+static void agent_signal_cb(uv_signal_t *s, int signum)
+{
+    pos_agent_t *a = s->data;
+
+    if (signum == SIGHUP) {
+        agent_reload(a);
+        return;
+    }
+    if (a->stopping) {
+        POS_WARN("agent", "second signal: stopping without waiting");
+        uv_timer_stop(&a->shutdown_timer);
+        a->shutdown_waits = 0;
+    }
+    POS_INFO("agent", "signal %d: shutting down", signum);
+    pos_agent_shutdown(a);
+}
+
+static void agent_close_all(pos_agent_t *a);
+
+static void agent_shutdown_reply(void *ctx, const redisReply *r, int err)
+{
+    pos_agent_t *a = ctx;
+
+    if (err != 0) {
+        POS_WARN("agent", "offline status not confirmed: %s", strerror(-err));
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        POS_WARN("agent", "offline status refused: %.*s", (int)(r->len > 200 ? 200 : r->len),
+                 r->str);
+    }
+    if (a->shutdown_waits > 0 && --a->shutdown_waits == 0) {
+        POS_INFO("agent", "offline status written and published");
+        agent_close_all(a);
+    }
+}
+
+static void agent_shutdown_timer_cb(uv_timer_t *t)
+{
+    pos_agent_t *a = t->data;
+
+    POS_WARN("agent", "offline status not confirmed within %u ms, closing anyway",
+             SHUTDOWN_WAIT_MS);
+    a->shutdown_waits = 0;
+    agent_close_all(a);
+}
+
+static void agent_link_stopped(pos_link_t *l)
+{
+    agent_handle_closed((uv_handle_t *)&((pos_agent_t *)l->data)->heartbeat_timer);
+}
+
+static void agent_handle_closed(uv_handle_t *h)
+{
+    pos_agent_t *a = h->data;
+    if (a->open_handles > 0) {
+        a->open_handles--;
+    }
+}
+
+static void agent_close_all(pos_agent_t *a)
+{
+    uv_handle_t *handles[] = {
+        (uv_handle_t *)&a->heartbeat_timer, (uv_handle_t *)&a->watchdog_timer,
+        (uv_handle_t *)&a->shutdown_timer,  (uv_handle_t *)&a->sig_term,
+        (uv_handle_t *)&a->sig_int,         (uv_handle_t *)&a->sig_hup,
+    };
+
+    if (uv_is_closing((uv_handle_t *)&a->heartbeat_timer)) {
+        return;
+    }
+    a->open_handles = sizeof(handles) / sizeof(handles[0]) + 1; /* + the link */
+    for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
+        uv_close(handles[i], agent_handle_closed);
+    }
+    pos_link_stop(&a->link, agent_link_stopped);
+}
+
+void pos_agent_shutdown(pos_agent_t *a)
+{
+    pos_term_status_t previous = pos_agent_status(a);
+    bool online = pos_link_is_online(&a->link);
+
+    if (a->stopping) {
+        if (a->shutdown_waits == 0) {
+            agent_close_all(a);
+        }
+        return;
+    }
+    a->stopping = true;
+    uv_timer_stop(&a->heartbeat_timer);
+    pos_sd_notify("STOPPING=1");
+    if (!online) {
+        POS_INFO("agent", "link offline: stopping without writing the offline status");
+        agent_close_all(a);
+        return;
+    }
+    /* Status "offline" and TERMINAL_STATUS, then close; bounded wait. */
+    a->shutdown_waits = 0;
+    if (agent_write_status(a, POS_TERM_OFFLINE, agent_shutdown_reply) == 0) {
+        a->shutdown_waits++;
+    }
+    if (agent_publish_status_change(a, POS_TERM_OFFLINE, a->published, agent_shutdown_reply) ==
+        0) {
+        a->shutdown_waits++;
+        a->published = POS_TERM_OFFLINE;
+    }
+    (void)previous;
+    if (a->shutdown_waits == 0) {
+        agent_close_all(a);
+        return;
+    }
+    uv_timer_start(&a->shutdown_timer, agent_shutdown_timer_cb, SHUTDOWN_WAIT_MS, 0);
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
+                   const char *config_path)
+{
+    pos_link_options_t lo;
+    static const pos_link_callbacks_t link_cb = {
+        .on_online = agent_on_online,
+        .on_offline = agent_on_offline,
+        .on_message = agent_on_message,
+    };
+    int rc;
+
+    memset(a, 0, sizeof(*a));
+    a->loop = loop;
+    a->cfg = *cfg;
+    a->config_path = config_path;
+    a->published = POS_TERM_OFFLINE;
+    a->started_ms = pos_clock_mono_ms();
+    for (int i = 0; i < POS_DEV_COUNT; i++) {
+        a->devices[i] = POS_DEV_READY;
+    }
+
+    snprintf(a->channels[0].name, sizeof(a->channels[0].name), "payment:%s", cfg->terminal_id);
+    a->channels[0].handler = agent_on_payment;
+    snprintf(a->channels[1].name, sizeof(a->channels[1].name), "inventory:%s", cfg->store_id);
+    a->channels[1].handler = agent_on_inventory;
+    snprintf(a->channels[2].name, sizeof(a->channels[2].name), "system:alerts");
+    a->channels[2].handler = agent_on_system;
+    snprintf(a->probe_channel, sizeof(a->probe_channel), "posagent:probe:%s", cfg->terminal_id);
+    snprintf(a->client_name, sizeof(a->client_name), "posagent:%s", cfg->terminal_id);
+    snprintf(a->status_key, sizeof(a->status_key), "terminal:%s:status", cfg->terminal_id);
+
+    memset(&lo, 0, sizeof(lo));
+    lo.endpoint = &a->cfg.redis;
+    lo.client_name = a->client_name;
+    for (size_t i = 0; i < 3; i++) {
+        lo.channels[i] = a->channels[i].name;
+    }
+    lo.nchannels = 3;
+    lo.probe_channel = a->probe_channel;
+    lo.connect_timeout_ms = cfg->connect_timeout_ms;
+    lo.command_timeout_ms = cfg->command_timeout_ms;
+    lo.retry_delay_ms = cfg->retry_delay_ms;
+    lo.max_retry_delay_ms = cfg->max_retry_delay_ms;
+    rc = pos_link_init(loop, &a->link, &lo, &link_cb);
+    if (rc != 0) {
+        return rc;
+    }
+    a->link.data = a;
+
+    uv_timer_init(loop, &a->heartbeat_timer);
+    uv_timer_init(loop, &a->watchdog_timer);
+    uv_timer_init(loop, &a->shutdown_timer);
+    uv_signal_init(loop, &a->sig_term);
+    uv_signal_init(loop, &a->sig_int);
+    uv_signal_init(loop, &a->sig_hup);
+    a->heartbeat_timer.data = a->watchdog_timer.data = a->shutdown_timer.data = a;
+    a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
+    return 0;
+}
+
+void pos_agent_start(pos_agent_t *a)
+{
+    uint64_t wd_usec = pos_sd_watchdog_usec();
+
+    uv_signal_start(&a->sig_term, agent_signal_cb, SIGTERM);
+    uv_signal_start(&a->sig_int, agent_signal_cb, SIGINT);
+    uv_signal_start(&a->sig_hup, agent_signal_cb, SIGHUP);
+    if (wd_usec > 0) {
+        /* Ping at half the period; a stuck loop stops pinging and systemd
+         * restarts us. */
+        uint64_t ms = wd_usec / 2000u;
+        uv_timer_start(&a->watchdog_timer, agent_watchdog_cb, ms ? ms : 1, ms ? ms : 1);
+    }
+    pos_sd_notify("STATUS=connecting");
+    pos_link_start(&a->link);
+}
+
+void pos_agent_dispose(pos_agent_t *a)
+{
+    pos_config_wipe(&a->cfg);
+}

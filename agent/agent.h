@@ -1,0 +1,89 @@
+#ifndef AGENT_AGENT_H
+#define AGENT_AGENT_H
+
+/*
+ * The agent: ties the Redis link, the heartbeat, the channel handlers,
+ * signals and systemd notification together on one libuv loop.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "agent/link.h"
+#include "agent/status.h"
+#include "conf/config.h"
+
+#define POS_MSG_MAX_BYTES (64u * 1024u) /* larger channel messages are dropped */
+
+typedef struct pos_agent pos_agent_t;
+
+/* A channel handler: payload is the message body (not NUL-terminated). */
+typedef void (*pos_channel_handler_t)(pos_agent_t *a, const char *payload, size_t len);
+
+typedef struct pos_channel {
+    char name[96];
+    pos_channel_handler_t handler;
+} pos_channel_t;
+
+struct pos_agent {
+    uv_loop_t *loop;
+    pos_config_t cfg;
+    const char *config_path; /* for SIGHUP; may be NULL */
+
+    pos_link_t link;
+    pos_channel_t channels[3]; /* payment, inventory, system */
+    char probe_channel[96];
+    char client_name[96];
+    char status_key[96];
+
+    uv_timer_t heartbeat_timer;
+    uv_timer_t watchdog_timer;
+    uv_timer_t shutdown_timer;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    uv_signal_t sig_hup;
+
+    pos_term_status_t published;  /* last status announced on system:terminals */
+    pos_dev_state_t devices[POS_DEV_COUNT];
+    bool payment_active;
+    uint64_t started_ms;          /* monotonic */
+    bool ready_notified;
+    bool stopping;
+    unsigned shutdown_waits;      /* offline-status replies still expected */
+    unsigned open_handles;
+    uint64_t heartbeats_sent;
+    uint64_t messages_dropped;
+};
+
+/*
+ * Initialises the agent on "loop" with a validated configuration (copied).
+ * Returns 0 or a negative errno.
+ */
+int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
+                   const char *config_path);
+
+/* Starts connecting, the heartbeat, the signal handlers and the watchdog. */
+void pos_agent_start(pos_agent_t *a);
+
+/*
+ * Begins a clean shutdown: writes status "offline" and publishes it if the
+ * link is online (bounded wait), then closes every handle so that uv_run()
+ * returns.
+ */
+void pos_agent_shutdown(pos_agent_t *a);
+
+/* The terminal's current status. */
+pos_term_status_t pos_agent_status(const pos_agent_t *a);
+
+/*
+ * Re-evaluates the status and, when it changed, writes the status key and
+ * publishes TERMINAL_STATUS. Call after changing devices or payment_active.
+ */
+void pos_agent_status_changed(pos_agent_t *a);
+
+/* Wipes secrets held by the agent. Call after uv_run() has returned. */
+void pos_agent_dispose(pos_agent_t *a);
+
+#endif /* AGENT_AGENT_H */

@@ -1,0 +1,556 @@
+#include "agent/link.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "platform/log.h"
+
+#define LINK_PROBE_INTERVAL_MS 10000u
+#define LINK_STABLE_AFTER_MS   10000u
+
+static void link_conn_open(pos_conn_t *c);
+static void link_conn_push(pos_conn_t *c, const redisReply *r);
+static void link_conn_closed(pos_conn_t *c, int err);
+
+static uint32_t link_random(pos_link_t *l)
+{
+    /* xorshift32: jitter needs spread, not secrecy. */
+    uint32_t x = l->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    l->rng = x;
+    return x;
+}
+
+static bool has_prefix(const char *s, size_t len, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    return len >= plen && memcmp(s, prefix, plen) == 0;
+}
+
+static bool contains(const char *s, size_t len, const char *needle)
+{
+    size_t nlen = strlen(needle);
+    for (size_t i = 0; i + nlen <= len; i++) {
+        if (memcmp(s + i, needle, nlen) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int pos_link_classify_error(const char *msg, size_t len)
+{
+    if (has_prefix(msg, len, "NOAUTH") || has_prefix(msg, len, "WRONGPASS") ||
+        has_prefix(msg, len, "NOPERM") || contains(msg, len, "invalid password") ||
+        contains(msg, len, "invalid username-password")) {
+        return -EACCES;
+    }
+    if (contains(msg, len, "DB index is out of range") || contains(msg, len, "invalid DB index")) {
+        return -EINVAL;
+    }
+    if (has_prefix(msg, len, "LOADING") || has_prefix(msg, len, "BUSY") ||
+        has_prefix(msg, len, "TRYAGAIN") || has_prefix(msg, len, "MASTERDOWN")) {
+        return -EAGAIN;
+    }
+    return -EPROTO;
+}
+
+/* Error replies are logged with their first line, which never holds a
+ * secret: Redis does not echo passwords back. */
+static void link_log_reply_error(const pos_link_side_t *s, const char *what, const redisReply *r)
+{
+    int n = (int)(r->len > 200 ? 200 : r->len);
+    POS_ERR("link", "%s: %s refused: %.*s", s->conn.opt.name, what, n, r->str);
+}
+
+static void link_fail(pos_link_t *l, int err)
+{
+    /* Taking one connection down takes the other down from link_conn_closed. */
+    pos_conn_abort(&l->cmd.conn, err);
+    pos_conn_abort(&l->sub.conn, err);
+}
+
+static void link_step_done(pos_link_side_t *s);
+
+static void link_auth_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_side_t *s = ctx;
+    pos_link_t *l = s->link;
+
+    if (err != 0) {
+        return; /* the connection is going down; link_conn_closed handles it */
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (contains(r->str, r->len, "without any password configured") ||
+            contains(r->str, r->len, "no password is set")) {
+            /* The server needs no password: go on, but say so once. */
+            POS_WARN("link", "%s: a password is configured but the server has none",
+                     s->conn.opt.name);
+            link_step_done(s);
+            return;
+        }
+        link_log_reply_error(s, "AUTH", r);
+        POS_ERR("link", "authentication failed: check the password and ACL user "
+                        "(REDIS_URL, REDIS_PASSWORD); retrying every %u ms",
+                l->opt.max_retry_delay_ms);
+        l->fatal = true;
+        pos_conn_abort(&s->conn, -EACCES);
+        return;
+    }
+    link_step_done(s);
+}
+
+static void link_select_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_side_t *s = ctx;
+    int cls;
+
+    if (err != 0) {
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        link_log_reply_error(s, "SELECT", r);
+        cls = pos_link_classify_error(r->str, r->len);
+        s->link->fatal = cls == -EACCES || cls == -EINVAL;
+        pos_conn_abort(&s->conn, cls);
+        return;
+    }
+    link_step_done(s);
+}
+
+static void link_setname_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_side_t *s = ctx;
+
+    if (err != 0) {
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        int cls = pos_link_classify_error(r->str, r->len);
+        if (cls == -EACCES) {
+            link_log_reply_error(s, "CLIENT SETNAME", r);
+            s->link->fatal = true;
+            pos_conn_abort(&s->conn, cls);
+            return;
+        }
+        /* A server with CLIENT renamed or restricted still works. */
+        POS_WARN("link", "%s: CLIENT SETNAME refused: %.*s", s->conn.opt.name,
+                 (int)(r->len > 200 ? 200 : r->len), r->str);
+    }
+    link_step_done(s);
+}
+
+static void link_subscribe_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_side_t *s = ctx;
+
+    if (err != 0) {
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        link_log_reply_error(s, "SUBSCRIBE", r);
+        int cls = pos_link_classify_error(r->str, r->len);
+        s->link->fatal = cls == -EACCES;
+        pos_conn_abort(&s->conn, cls);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len != 9 ||
+        memcmp(r->element[0]->str, "subscribe", 9) != 0) {
+        POS_WARN("link", "%s: unexpected reply to SUBSCRIBE", s->conn.opt.name);
+        pos_conn_abort(&s->conn, -EPROTO);
+        return;
+    }
+    link_step_done(s);
+}
+
+static void link_probe_timer_cb(uv_timer_t *t);
+static void link_stable_timer_cb(uv_timer_t *t);
+
+static void link_go_online(pos_link_t *l)
+{
+    uint64_t now = uv_now(l->loop);
+
+    l->state = POS_LINK_ONLINE;
+    l->online_count++;
+    l->probe_pending = false;
+    l->down_err = 0;
+    l->fatal = false;
+    POS_INFO("link", "online (%s:%u db %d) after %" PRIu64 " ms", l->opt.endpoint->host,
+             (unsigned)l->opt.endpoint->port, l->opt.endpoint->db, now - l->last_attempt_ms);
+    uv_timer_start(&l->probe_timer, link_probe_timer_cb, l->opt.probe_interval_ms,
+                   l->opt.probe_interval_ms);
+    uv_timer_start(&l->stable_timer, link_stable_timer_cb, l->opt.stable_after_ms, 0);
+    if (l->cb.on_online != NULL) {
+        l->cb.on_online(l);
+    }
+}
+
+static void link_step_done(pos_link_side_t *s)
+{
+    pos_link_t *l = s->link;
+
+    if (s->steps_left > 0 && --s->steps_left > 0) {
+        return;
+    }
+    s->ready = true;
+    if (l->state == POS_LINK_CONNECTING && l->cmd.ready && l->sub.ready) {
+        link_go_online(l);
+    }
+}
+
+static int link_send_handshake(pos_link_side_t *s, bool subscriber)
+{
+    pos_link_t *l = s->link;
+    const pos_redis_url_t *ep = l->opt.endpoint;
+    char db[16];
+    int rc;
+
+    s->ready = false;
+    s->steps_left = 0;
+    /* Pipelined: all handshake commands go out at once; replies come back in
+     * order, and the first refusal takes the connection down. */
+    if (ep->password[0] != '\0') {
+        if (ep->user[0] != '\0') {
+            const char *argv[] = {"AUTH", ep->user, ep->password};
+            rc = pos_conn_commandv(&s->conn, link_auth_cb, s, 3, argv);
+        } else {
+            const char *argv[] = {"AUTH", ep->password};
+            rc = pos_conn_commandv(&s->conn, link_auth_cb, s, 2, argv);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        s->steps_left++;
+    }
+    if (ep->db > 0) {
+        snprintf(db, sizeof(db), "%d", ep->db);
+        const char *argv[] = {"SELECT", db};
+        rc = pos_conn_commandv(&s->conn, link_select_cb, s, 2, argv);
+        if (rc != 0) {
+            return rc;
+        }
+        s->steps_left++;
+    }
+    {
+        const char *argv[] = {"CLIENT", "SETNAME", l->opt.client_name};
+        rc = pos_conn_commandv(&s->conn, link_setname_cb, s, 3, argv);
+        if (rc != 0) {
+            return rc;
+        }
+        s->steps_left++;
+    }
+    if (subscriber) {
+        const char *argv[POS_LINK_MAX_CHANNELS + 2];
+        size_t lens[POS_LINK_MAX_CHANNELS + 2];
+        int argc = 0;
+
+        argv[argc++] = "SUBSCRIBE";
+        for (size_t i = 0; i < l->opt.nchannels; i++) {
+            argv[argc++] = l->opt.channels[i];
+        }
+        argv[argc++] = l->opt.probe_channel;
+        for (int i = 0; i < argc; i++) {
+            lens[i] = strlen(argv[i]);
+        }
+        rc = pos_conn_command(&s->conn, link_subscribe_cb, s, (uint32_t)(argc - 1), argc, argv,
+                              lens);
+        if (rc != 0) {
+            return rc;
+        }
+        s->steps_left += (uint32_t)(argc - 1);
+    }
+    return 0;
+}
+
+static void link_conn_open(pos_conn_t *c)
+{
+    pos_link_side_t *s = c->data;
+    int rc;
+
+    POS_DEBUG("link", "%s: connected", c->opt.name);
+    rc = link_send_handshake(s, s == &s->link->sub);
+    if (rc != 0) {
+        pos_conn_abort(c, rc);
+    }
+}
+
+static void link_probe_reply_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_t *l = ctx;
+
+    if (err != 0 || l->state != POS_LINK_ONLINE) {
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+        /* Nobody heard the probe: our subscriber is gone even if its socket
+         * still looks open. */
+        POS_WARN("link", "probe: the subscriber connection is no longer subscribed");
+        link_fail(l, -ENOTCONN);
+    }
+}
+
+static void link_probe_timer_cb(uv_timer_t *t)
+{
+    pos_link_t *l = t->data;
+    char seq[24];
+    int rc;
+
+    if (l->state != POS_LINK_ONLINE) {
+        return;
+    }
+    if (l->probe_pending) {
+        POS_WARN("link", "probe %" PRIu64 " not heard back within %u ms, reconnecting",
+                 l->probe_seq, l->opt.probe_interval_ms);
+        link_fail(l, -ETIMEDOUT);
+        return;
+    }
+    l->probe_seq++;
+    snprintf(seq, sizeof(seq), "%" PRIu64, l->probe_seq);
+    const char *argv[] = {"PUBLISH", l->opt.probe_channel, seq};
+    rc = pos_conn_commandv(&l->cmd.conn, link_probe_reply_cb, l, 3, argv);
+    if (rc != 0) {
+        link_fail(l, rc);
+        return;
+    }
+    l->probe_pending = true;
+}
+
+static void link_stable_timer_cb(uv_timer_t *t)
+{
+    pos_link_t *l = t->data;
+
+    if (l->state == POS_LINK_ONLINE) {
+        pos_backoff_reset(&l->backoff);
+    }
+}
+
+static void link_conn_push(pos_conn_t *c, const redisReply *r)
+{
+    pos_link_side_t *s = c->data;
+    pos_link_t *l = s->link;
+    const redisReply *ch, *payload;
+
+    /* ["message", channel, payload] or ["pmessage", pattern, channel, payload] */
+    if (r->element[0]->len == 8) {
+        if (r->elements != 4) {
+            return;
+        }
+        ch = r->element[2];
+        payload = r->element[3];
+    } else {
+        ch = r->element[1];
+        payload = r->element[2];
+    }
+    if (ch->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING) {
+        POS_WARN("link", "%s: malformed pub/sub message dropped", c->opt.name);
+        return;
+    }
+    if (ch->len == strlen(l->opt.probe_channel) &&
+        memcmp(ch->str, l->opt.probe_channel, ch->len) == 0) {
+        char seq[24];
+        int n = snprintf(seq, sizeof(seq), "%" PRIu64, l->probe_seq);
+        if (n > 0 && (size_t)n == payload->len && memcmp(seq, payload->str, payload->len) == 0) {
+            l->probe_pending = false;
+        }
+        return;
+    }
+    if (l->state == POS_LINK_ONLINE && l->cb.on_message != NULL) {
+        l->cb.on_message(l, ch->str, ch->len, payload->str, payload->len);
+    }
+}
+
+static void link_retry_timer_cb(uv_timer_t *t)
+{
+    pos_link_t *l = t->data;
+
+    if (l->state != POS_LINK_DOWN) {
+        return;
+    }
+    l->state = POS_LINK_CONNECTING;
+    l->last_attempt_ms = uv_now(l->loop);
+    l->cmd.ready = l->sub.ready = false;
+    l->down_err = 0;
+    l->fatal = false;
+    pos_conn_connect(&l->cmd.conn, l->opt.endpoint->host, l->opt.endpoint->port);
+    /* The first connect may already have failed synchronously and brought
+     * the link down again; connect the subscriber only if still trying. */
+    if (l->state == POS_LINK_CONNECTING) {
+        pos_conn_connect(&l->sub.conn, l->opt.endpoint->host, l->opt.endpoint->port);
+    }
+}
+
+static void link_schedule_retry(pos_link_t *l)
+{
+    uint32_t delay;
+
+    if (l->fatal) {
+        delay = pos_backoff_at_cap(&l->backoff);
+    } else {
+        delay = pos_backoff_next(&l->backoff, link_random(l));
+    }
+    l->state = POS_LINK_DOWN;
+    POS_INFO("link", "reconnecting in %u ms (attempt %u)", delay, l->backoff.attempts);
+    uv_timer_start(&l->retry_timer, link_retry_timer_cb, delay, 0);
+}
+
+static void link_conn_closed(pos_conn_t *c, int err)
+{
+    pos_link_side_t *s = c->data;
+    pos_link_t *l = s->link;
+    bool was_online = l->state == POS_LINK_ONLINE;
+
+    s->ready = false;
+    if (l->state == POS_LINK_STOPPING || l->state == POS_LINK_STOPPED) {
+        return;
+    }
+    if (l->down_err == 0) {
+        l->down_err = err;
+    }
+    if (was_online) {
+        l->state = POS_LINK_CONNECTING; /* neither online nor yet waiting */
+        l->went_down_ms = uv_now(l->loop);
+        uv_timer_stop(&l->probe_timer);
+        uv_timer_stop(&l->stable_timer);
+        POS_WARN("link", "offline: %s", strerror(-err));
+        if (l->cb.on_offline != NULL) {
+            l->cb.on_offline(l, err);
+        }
+    }
+    /* Bring the other connection down too; the retry waits for both. */
+    pos_conn_abort(&l->cmd.conn, err);
+    pos_conn_abort(&l->sub.conn, err);
+    if (l->cmd.conn.state == POS_CONN_IDLE && l->sub.conn.state == POS_CONN_IDLE &&
+        l->state == POS_LINK_CONNECTING) {
+        link_schedule_retry(l);
+    }
+}
+
+int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
+                  const pos_link_callbacks_t *cb)
+{
+    static const pos_conn_callbacks_t conn_cb = {
+        .on_open = link_conn_open,
+        .on_push = link_conn_push,
+        .on_closed = link_conn_closed,
+    };
+    pos_conn_options_t co;
+    int rc;
+
+    memset(l, 0, sizeof(*l));
+    l->loop = loop;
+    l->opt = *opt;
+    l->cb = *cb;
+    if (l->opt.probe_interval_ms == 0) {
+        l->opt.probe_interval_ms = LINK_PROBE_INTERVAL_MS;
+    }
+    if (l->opt.stable_after_ms == 0) {
+        l->opt.stable_after_ms = LINK_STABLE_AFTER_MS;
+    }
+    if (l->opt.nchannels > POS_LINK_MAX_CHANNELS - 1) {
+        return -EINVAL;
+    }
+    pos_backoff_init(&l->backoff, l->opt.retry_delay_ms, l->opt.max_retry_delay_ms);
+    l->rng = l->opt.random_seed;
+    if (l->rng == 0 && uv_random(NULL, NULL, &l->rng, sizeof(l->rng), 0, NULL) != 0) {
+        l->rng = (uint32_t)uv_hrtime();
+    }
+    if (l->rng == 0) {
+        l->rng = 0x9e3779b9u;
+    }
+
+    memset(&co, 0, sizeof(co));
+    co.connect_timeout_ms = l->opt.connect_timeout_ms;
+    co.command_timeout_ms = l->opt.command_timeout_ms;
+    co.transport = l->opt.transport;
+    co.name = "cmd";
+    co.max_pending = 4096;
+    rc = pos_conn_init(loop, &l->cmd.conn, &co, &conn_cb);
+    if (rc != 0) {
+        return rc;
+    }
+    co.name = "sub";
+    co.subscriber = true;
+    co.max_pending = 64;
+    rc = pos_conn_init(loop, &l->sub.conn, &co, &conn_cb);
+    if (rc != 0) {
+        return rc;
+    }
+    l->cmd.link = l->sub.link = l;
+    l->cmd.conn.data = &l->cmd;
+    l->sub.conn.data = &l->sub;
+
+    uv_timer_init(loop, &l->retry_timer);
+    uv_timer_init(loop, &l->probe_timer);
+    uv_timer_init(loop, &l->stable_timer);
+    l->retry_timer.data = l->probe_timer.data = l->stable_timer.data = l;
+    l->state = POS_LINK_DOWN;
+    return 0;
+}
+
+void pos_link_start(pos_link_t *l)
+{
+    if (l->state == POS_LINK_DOWN) {
+        uv_timer_stop(&l->retry_timer);
+        link_retry_timer_cb(&l->retry_timer);
+    }
+}
+
+static void link_handle_closed(uv_handle_t *h)
+{
+    pos_link_t *l = h->data;
+
+    if (--l->open_handles == 0) {
+        l->state = POS_LINK_STOPPED;
+        if (l->stopped_cb != NULL) {
+            l->stopped_cb(l);
+        }
+    }
+}
+
+static void link_conn_final(pos_conn_t *c)
+{
+    pos_link_side_t *s = c->data;
+    link_handle_closed((uv_handle_t *)&s->link->retry_timer);
+}
+
+void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l))
+{
+    if (l->state == POS_LINK_STOPPING || l->state == POS_LINK_STOPPED) {
+        return;
+    }
+    l->state = POS_LINK_STOPPING;
+    l->stopped_cb = done;
+    l->open_handles = 5; /* three timers, two connections */
+    uv_close((uv_handle_t *)&l->retry_timer, link_handle_closed);
+    uv_close((uv_handle_t *)&l->probe_timer, link_handle_closed);
+    uv_close((uv_handle_t *)&l->stable_timer, link_handle_closed);
+    pos_conn_close(&l->cmd.conn, link_conn_final);
+    pos_conn_close(&l->sub.conn, link_conn_final);
+}
+
+bool pos_link_is_online(const pos_link_t *l)
+{
+    return l->state == POS_LINK_ONLINE;
+}
+
+int pos_link_command(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    if (l->state != POS_LINK_ONLINE) {
+        return -ENOTCONN;
+    }
+    return pos_conn_command(&l->cmd.conn, cb, ctx, 1, argc, argv, argvlen);
+}
+
+int pos_link_commandv(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv)
+{
+    if (l->state != POS_LINK_ONLINE) {
+        return -ENOTCONN;
+    }
+    return pos_conn_commandv(&l->cmd.conn, cb, ctx, argc, argv);
+}
