@@ -1,6 +1,536 @@
-/* placeholder until the integration harness lands */
-int pos_harness_placeholder(void);
-int pos_harness_placeholder(void)
+#include "tests/support/harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+uint64_t pos_test_now_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void pos_test_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t port = 0;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        port = ntohs(sa.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
+redisContext *pos_test_redis_connect(const pos_test_redis_t *r)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+
+    if (c == NULL || c->err) {
+        if (c != NULL) {
+            redisFree(c);
+        }
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (r->password[0] != '\0') {
+        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
+        bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+redisReply *pos_test_redis_cmd(const pos_test_redis_t *r, const char *fmt, ...)
+{
+    redisContext *c = pos_test_redis_connect(r);
+    redisReply *rep;
+    va_list ap;
+
+    if (c == NULL) {
+        return NULL;
+    }
+    va_start(ap, fmt);
+    rep = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return rep;
+}
+
+static bool redis_ready(const pos_test_redis_t *r)
+{
+    redisReply *rep = pos_test_redis_cmd(r, "PING");
+    bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return ok;
+}
+
+int pos_test_redis_start(pos_test_redis_t *r)
+{
+    char port[8], logfile[300];
+    const char *argv[64];
+    int argc = 0;
+
+    if (r->port == 0) {
+        r->port = free_port();
+        if (r->port == 0) {
+            return -1;
+        }
+    }
+    if (r->dir[0] == '\0') {
+        snprintf(r->dir, sizeof(r->dir), "/tmp/posagent-redis-XXXXXX");
+        if (mkdtemp(r->dir) == NULL) {
+            return -1;
+        }
+    }
+    snprintf(port, sizeof(port), "%u", (unsigned)r->port);
+    snprintf(logfile, sizeof(logfile), "%s/redis.log", r->dir);
+    argv[argc++] = "redis-server";
+    argv[argc++] = "--port";
+    argv[argc++] = port;
+    argv[argc++] = "--bind";
+    argv[argc++] = "127.0.0.1";
+    argv[argc++] = "--save";
+    argv[argc++] = "";
+    argv[argc++] = "--appendonly";
+    argv[argc++] = "no";
+    argv[argc++] = "--dir";
+    argv[argc++] = r->dir;
+    argv[argc++] = "--logfile";
+    argv[argc++] = logfile;
+    if (r->password[0] != '\0') {
+        argv[argc++] = "--requirepass";
+        argv[argc++] = r->password;
+    }
+    for (int i = 0; r->extra[i] != NULL && argc < 62; i++) {
+        argv[argc++] = r->extra[i];
+    }
+    argv[argc] = NULL;
+
+    r->pid = fork();
+    if (r->pid < 0) {
+        return -1;
+    }
+    if (r->pid == 0) {
+        setpgid(0, 0);
+        execvp("redis-server", (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        if (redis_ready(r)) {
+            return 0;
+        }
+        pos_test_sleep_ms(50);
+    }
+    fprintf(stderr, "redis-server on port %u did not come up\n", (unsigned)r->port);
+    return -1;
+}
+
+void pos_test_redis_signal(pos_test_redis_t *r, int sig)
+{
+    if (r->pid > 0) {
+        kill(r->pid, sig);
+    }
+}
+
+void pos_test_redis_kill(pos_test_redis_t *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+    }
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[400];
+    if (dir[0] == '\0' || strncmp(dir, "/tmp/posagent-", 14) != 0) {
+        return;
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", dir);
+    }
+}
+
+void pos_test_redis_stop(pos_test_redis_t *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGCONT);
+        kill(r->pid, SIGTERM);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+    }
+    if (getenv("POS_TEST_KEEP") == NULL) {
+        remove_dir(r->dir);
+    }
+}
+
+static bool env_skipped(const char *e)
+{
+    static const char *const prefixes[] = {"REDIS_", "POSAGENT_", "NOTIFY_SOCKET=",
+                                           "WATCHDOG_", NULL};
+    for (int i = 0; prefixes[i] != NULL; i++) {
+        if (strncmp(e, prefixes[i], strlen(prefixes[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static char **build_env(const char *const *extra)
+{
+    size_t n = 0, m = 0, k = 0;
+    char **env;
+
+    while (environ[n] != NULL) {
+        n++;
+    }
+    while (extra != NULL && extra[m] != NULL) {
+        m++;
+    }
+    env = calloc(n + m + 1, sizeof(*env));
+    if (env == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!env_skipped(environ[i])) {
+            env[k++] = environ[i];
+        }
+    }
+    for (size_t i = 0; i < m; i++) {
+        env[k++] = (char *)extra[i];
+    }
+    env[k] = NULL;
+    return env;
+}
+
+int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const *env)
+{
+    const char *bin = getenv("POSAGENT_BIN");
+    char **envp;
+    FILE *f;
+
+    if (bin == NULL) {
+        fprintf(stderr, "POSAGENT_BIN is not set\n");
+        return -1;
+    }
+    if (a->dir[0] == '\0') {
+        snprintf(a->dir, sizeof(a->dir), "/tmp/posagent-agent-XXXXXX");
+        if (mkdtemp(a->dir) == NULL) {
+            return -1;
+        }
+    }
+    snprintf(a->conf, sizeof(a->conf), "%s/posagent.ini", a->dir);
+    snprintf(a->log, sizeof(a->log), "%s/agent.log", a->dir);
+    f = fopen(a->conf, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    fputs(ini, f);
+    fclose(f);
+    envp = build_env(env);
+    if (envp == NULL) {
+        return -1;
+    }
+    fflush(NULL);
+    a->pid = fork();
+    if (a->pid < 0) {
+        free(envp);
+        return -1;
+    }
+    if (a->pid == 0) {
+        int fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        const char *argv[] = {bin, "--config", a->conf, NULL};
+        execve(bin, (char *const *)argv, envp);
+        _exit(127);
+    }
+    free(envp);
     return 0;
+}
+
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    int st;
+
+    for (;;) {
+        pid_t p = waitpid(pid, &st, WNOHANG);
+        if (p == pid) {
+            if (WIFEXITED(st)) {
+                return WEXITSTATUS(st);
+            }
+            return 128 + WTERMSIG(st);
+        }
+        if (p < 0 || pos_test_now_ms() > end) {
+            return -1;
+        }
+        pos_test_sleep_ms(10);
+    }
+}
+
+int pos_test_agent_stop(pos_test_agent_t *a, int sig, int timeout_ms)
+{
+    int st;
+
+    if (a->pid <= 0) {
+        return a->exit_status;
+    }
+    kill(a->pid, sig);
+    st = wait_exit(a->pid, timeout_ms);
+    if (st < 0) {
+        kill(a->pid, SIGKILL);
+        waitpid(a->pid, NULL, 0);
+    }
+    a->pid = 0;
+    a->exit_status = st;
+    return st;
+}
+
+bool pos_test_agent_alive(pos_test_agent_t *a)
+{
+    int st;
+    if (a->pid <= 0) {
+        return false;
+    }
+    pid_t p = waitpid(a->pid, &st, WNOHANG);
+    if (p == a->pid) {
+        a->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        a->pid = 0;
+        return false;
+    }
+    return true;
+}
+
+char *pos_test_agent_log_read(const pos_test_agent_t *a)
+{
+    FILE *f = fopen(a->log, "rb");
+    char *buf;
+    long n;
+
+    if (f == NULL) {
+        return calloc(1, 1);
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return NULL;
+    }
+    n = (long)fread(buf, 1, (size_t)n, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+int pos_test_agent_log_count(const pos_test_agent_t *a, const char *needle)
+{
+    char *log = pos_test_agent_log_read(a), *line, *save = NULL;
+    int count = 0;
+
+    if (log == NULL) {
+        return 0;
+    }
+    for (line = strtok_r(log, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        if (strstr(line, needle) != NULL) {
+            count++;
+        }
+    }
+    free(log);
+    return count;
+}
+
+bool pos_test_agent_wait_log(const pos_test_agent_t *a, const char *needle, int n,
+                             int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    do {
+        if (pos_test_agent_log_count(a, needle) >= n) {
+            return true;
+        }
+        pos_test_sleep_ms(20);
+    } while (pos_test_now_ms() < end);
+    return false;
+}
+
+void pos_test_agent_cleanup(pos_test_agent_t *a)
+{
+    if (a->pid > 0) {
+        pos_test_agent_stop(a, SIGKILL, 2000);
+    }
+    if (getenv("POS_TEST_KEEP") == NULL) {
+        remove_dir(a->dir);
+    } else {
+        fprintf(stderr, "agent files kept in %s\n", a->dir);
+    }
+}
+
+int pos_test_run(const char *const *argv, const char *const *env, char **out, int timeout_ms)
+{
+    char path[] = "/tmp/posagent-run-XXXXXX";
+    int fd = mkstemp(path), st;
+    char **envp = build_env(env);
+    pid_t pid;
+
+    if (fd < 0 || envp == NULL) {
+        free(envp);
+        return -1;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    st = pid > 0 ? wait_exit(pid, timeout_ms) : -1;
+    if (st < 0 && pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    if (out != NULL) {
+        off_t n = lseek(fd, 0, SEEK_END);
+        *out = malloc((size_t)n + 1);
+        if (*out != NULL) {
+            ssize_t got = pread(fd, *out, (size_t)n, 0);
+            (*out)[got > 0 ? got : 0] = '\0';
+        }
+    }
+    close(fd);
+    unlink(path);
+    return st;
+}
+
+int pos_test_sub_open(pos_test_sub_t *s, const pos_test_redis_t *r, const char *channel)
+{
+    redisReply *rep;
+
+    s->c = pos_test_redis_connect(r);
+    if (s->c == NULL) {
+        return -1;
+    }
+    rep = redisCommand(s->c, "SUBSCRIBE %s", channel);
+    if (rep == NULL) {
+        return -1;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+char *pos_test_sub_next(pos_test_sub_t *s, int timeout_ms, char *channel, size_t chlen)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    void *reply = NULL;
+    char *payload = NULL;
+
+    redisSetTimeout(s->c, tv);
+    if (redisGetReply(s->c, &reply) != REDIS_OK || reply == NULL) {
+        /* A timeout leaves the context in an error state: reconnecting is
+         * the caller's business; tests treat it as "nothing arrived". */
+        return NULL;
+    }
+    redisReply *r = reply;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[2]->type == REDIS_REPLY_STRING) {
+        payload = strndup(r->element[2]->str, r->element[2]->len);
+        if (channel != NULL) {
+            snprintf(channel, chlen, "%.*s", (int)r->element[1]->len, r->element[1]->str);
+        }
+    }
+    freeReplyObject(r);
+    return payload;
+}
+
+void pos_test_sub_close(pos_test_sub_t *s)
+{
+    if (s->c != NULL) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+}
+
+char *pos_test_get(const pos_test_redis_t *r, const char *key)
+{
+    redisReply *rep = pos_test_redis_cmd(r, "GET %s", key);
+    char *v = NULL;
+
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        v = strndup(rep->str, rep->len);
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return v;
+}
+
+long long pos_test_int(const pos_test_redis_t *r, const char *fmt, ...)
+{
+    redisContext *c = pos_test_redis_connect(r);
+    redisReply *rep;
+    long long v = LLONG_MIN;
+    va_list ap;
+
+    if (c == NULL) {
+        return v;
+    }
+    va_start(ap, fmt);
+    rep = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
+        v = rep->integer;
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    redisFree(c);
+    return v;
 }

@@ -1,0 +1,479 @@
+/*
+ * The Redis link end to end: a real redis-server on a free loopback port,
+ * the posagent binary, and a plain hiredis client playing the cloud.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+#define TID "T-0001"
+#define SID "S-042"
+#define STATUS_KEY "terminal:" TID ":status"
+
+typedef struct fixture {
+    pos_test_redis_t redis;
+    pos_test_agent_t agent;
+} fixture_t;
+
+/* A configuration for the test server; "extra" is appended after the
+ * [redis] section (more [redis] keys, or further sections). */
+static char *ini_timeout(const pos_test_redis_t *r, unsigned command_timeout_ms, const char *extra)
+{
+    static char ini[2048];
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
+             "[redis]\nurl = redis://127.0.0.1:%u\n"
+             "retry_delay_ms = 100\nmax_retry_delay_ms = 1000\n"
+             "connect_timeout_ms = 1000\ncommand_timeout_ms = %u\n"
+             "%s\n"
+             "[log]\nlevel = debug\n",
+             (unsigned)r->port, command_timeout_ms, extra ? extra : "");
+    return ini;
+}
+
+static char *ini_for(const pos_test_redis_t *r, const char *extra)
+{
+    return ini_timeout(r, 1000, extra);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (f->agent.pid > 0) {
+        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
+    }
+    pos_test_agent_cleanup(&f->agent);
+    pos_test_redis_stop(&f->redis);
+    free(f);
+    return 0;
+}
+
+static void start_agent(fixture_t *f, const char *ini, const char *const *env)
+{
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, env), 0);
+}
+
+static void wait_online(fixture_t *f, int n)
+{
+    if (!pos_test_agent_wait_log(&f->agent, "link: online", n, 10000)) {
+        char *log = pos_test_agent_log_read(&f->agent);
+        fprintf(stderr, "agent log:\n%s\n", log);
+        free(log);
+        fail_msg("agent did not come online (%d)", n);
+    }
+}
+
+/* Waits until the status key holds a value with the given status. */
+static cJSON *wait_status(fixture_t *f, const char *status, int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    do {
+        char *v = pos_test_get(&f->redis, STATUS_KEY);
+        if (v != NULL) {
+            cJSON *j = cJSON_Parse(v);
+            free(v);
+            cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "status");
+            if (cJSON_IsString(s) && strcmp(s->valuestring, status) == 0) {
+                return j;
+            }
+            cJSON_Delete(j);
+        }
+        pos_test_sleep_ms(10);
+    } while (pos_test_now_ms() < end);
+    return NULL;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void assert_status_json(cJSON *j, const char *status)
+{
+    static const char *const dev_states[] = {"ready",     "busy",      "offline",   "error",
+                                             "paper_low", "paper_out", "cover_open", NULL};
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "terminalId")->valuestring, TID);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "storeId")->valuestring, SID);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "status")->valuestring, status);
+    cJSON *ts = cJSON_GetObjectItemCaseSensitive(j, "ts");
+    assert_true(cJSON_IsNumber(ts));
+    double now = (double)wall_ms();
+    assert_true(ts->valuedouble > now - 120000 && ts->valuedouble <= now + 1000);
+    assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "version")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "uptimeS")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "outbox")));
+    cJSON *devs = cJSON_GetObjectItemCaseSensitive(j, "devices");
+    assert_true(cJSON_IsObject(devs));
+    const char *names[] = {"display", "printer", "pinpad"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *d = cJSON_GetObjectItemCaseSensitive(devs, names[i]);
+        assert_true(cJSON_IsString(d));
+        bool known = false;
+        for (int k = 0; dev_states[k] != NULL; k++) {
+            known = known || strcmp(d->valuestring, dev_states[k]) == 0;
+        }
+        assert_true(known);
+    }
+}
+
+/* Heartbeat: key present, JSON as CONTRACT.md, TTL within (ttl - interval,
+ * ttl], refreshed every interval; TERMINAL_STATUS on the first connect;
+ * both connections named. */
+static void test_heartbeat(void **state)
+{
+    fixture_t *f = *state;
+    pos_test_sub_t sub = {0};
+    char channel[64];
+
+    assert_int_equal(pos_test_sub_open(&sub, &f->redis, "system:terminals"), 0);
+    start_agent(f, ini_for(&f->redis, "[heartbeat]\ninterval_s = 2\nttl_s = 6"), NULL);
+    wait_online(f, 1);
+
+    char *msg = pos_test_sub_next(&sub, 5000, channel, sizeof(channel));
+    assert_non_null(msg);
+    assert_string_equal(channel, "system:terminals");
+    cJSON *m = cJSON_Parse(msg);
+    free(msg);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "type")->valuestring,
+                        "TERMINAL_STATUS");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "origin")->valuestring, "terminal");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "terminalId")->valuestring, TID);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "storeId")->valuestring, SID);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring, "online");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "previous")->valuestring,
+                        "offline");
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(m, "ts")));
+    cJSON_Delete(m);
+    pos_test_sub_close(&sub);
+
+    cJSON *j = wait_status(f, "online", 5000);
+    assert_status_json(j, "online");
+    double ts1 = cJSON_GetObjectItemCaseSensitive(j, "ts")->valuedouble;
+    cJSON_Delete(j);
+
+    /* TTL in (ttl - interval, ttl] = (4 s, 6 s], sampled over three beats.
+     * PTTL, since TTL rounds; 100 ms of slack for timer and scheduling
+     * latency at the very end of an interval. */
+    long long lo = 1000000, hi = 0;
+    for (int i = 0; i < 60; i++) {
+        long long pttl = pos_test_int(&f->redis, "PTTL %s", STATUS_KEY);
+        lo = pttl < lo ? pttl : lo;
+        hi = pttl > hi ? pttl : hi;
+        pos_test_sleep_ms(100);
+    }
+    fprintf(stderr, "heartbeat: PTTL between %lld and %lld ms (ttl 6000, interval 2000)\n", lo,
+            hi);
+    assert_true(lo > 4000 - 100);
+    assert_true(hi <= 6000);
+    j = wait_status(f, "online", 100);
+    assert_non_null(j);
+    assert_true(cJSON_GetObjectItemCaseSensitive(j, "ts")->valuedouble > ts1);
+    cJSON_Delete(j);
+
+    redisReply *list = pos_test_redis_cmd(&f->redis, "CLIENT LIST");
+    assert_non_null(list);
+    int named = 0;
+    for (const char *p = list->str; (p = strstr(p, "name=posagent:" TID " ")) != NULL; p++) {
+        named++;
+    }
+    freeReplyObject(list);
+    assert_int_equal(named, 2);
+
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+/* Redis killed and restarted on the same port: status rewritten and a
+ * published message reaches the handler again within cap + 1 s. */
+static void test_redis_restart(void **state)
+{
+    fixture_t *f = *state;
+
+    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    wait_online(f, 1);
+    cJSON_Delete(wait_status(f, "online", 5000));
+
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    pos_test_sleep_ms(1500); /* let the backoff climb to its cap */
+    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    uint64_t back = pos_test_now_ms();
+
+    cJSON *j = wait_status(f, "online", 1000 + 1000);
+    uint64_t rewritten = pos_test_now_ms();
+    assert_non_null(j);
+    assert_status_json(j, "online");
+    cJSON_Delete(j);
+    fprintf(stderr, "restart: status rewritten %llu ms after Redis was back (cap 1000 ms)\n",
+            (unsigned long long)(rewritten - back));
+
+    /* The subscription is back: a message reaches the handler. */
+    long long receivers = -1;
+    for (int i = 0; i < 100 && receivers < 1; i++) {
+        receivers = pos_test_int(&f->redis, "PUBLISH payment:" TID " %s",
+                                 "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"Hello\"]}");
+        if (receivers < 1) {
+            pos_test_sleep_ms(20);
+        }
+    }
+    assert_int_equal(receivers, 1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "payment:" TID ": DISPLAY_MESSAGE", 1, 2000));
+    assert_true(pos_test_now_ms() - back <= 2000);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+/* Redis frozen past the command timeout: detected, reconnected after
+ * SIGCONT. */
+static void test_redis_frozen(void **state)
+{
+    fixture_t *f = *state;
+
+    start_agent(f, ini_timeout(&f->redis, 300, "[heartbeat]\ninterval_s = 1\nttl_s = 10"), NULL);
+    wait_online(f, 1);
+    pos_test_redis_signal(&f->redis, SIGSTOP);
+    assert_true(pos_test_agent_wait_log(&f->agent, "no reply within 300 ms", 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 1000));
+    pos_test_redis_signal(&f->redis, SIGCONT);
+    wait_online(f, 2);
+    redisReply *del = pos_test_redis_cmd(&f->redis, "DEL %s", STATUS_KEY);
+    assert_non_null(del);
+    freeReplyObject(del);
+    cJSON *j = wait_status(f, "online", 3000); /* heartbeat resumes */
+    assert_non_null(j);
+    cJSON_Delete(j);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+/* The subscriber connection killed: detected, resubscribed. */
+static void test_subscriber_killed(void **state)
+{
+    fixture_t *f = *state;
+
+    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    wait_online(f, 1);
+    long long killed = pos_test_int(&f->redis, "CLIENT KILL TYPE pubsub");
+    assert_int_equal(killed, 1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    wait_online(f, 2);
+    redisReply *r = pos_test_redis_cmd(&f->redis, "PUBSUB NUMSUB payment:" TID " inventory:" SID
+                                                  " system:alerts");
+    assert_non_null(r);
+    assert_int_equal(r->elements, 6);
+    for (int i = 1; i < 6; i += 2) {
+        assert_int_equal(r->element[i]->integer, 1);
+    }
+    freeReplyObject(r);
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH system:alerts %s",
+                                  "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"info\","
+                                  "\"message\":\"hi\"}"),
+                     1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "system:alerts: SYSTEM_ALERT", 1, 2000));
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+/* The end-to-end probe channel is subscribed by the agent's subscriber. */
+static void test_probe_traffic(void **state)
+{
+    fixture_t *f = *state;
+
+    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    wait_online(f, 1);
+    redisReply *r = pos_test_redis_cmd(&f->redis, "PUBSUB NUMSUB posagent:probe:" TID);
+    assert_non_null(r);
+    assert_int_equal(r->element[1]->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+/* Wrong password: clear error, retries at the cap, no crash, and the
+ * password never reaches the log. */
+static void test_wrong_password(void **state)
+{
+    fixture_t *f = *state;
+    pos_test_redis_stop(&f->redis);
+    memset(&f->redis, 0, sizeof(f->redis));
+    snprintf(f->redis.password, sizeof(f->redis.password), "right-horse-battery");
+    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+
+    const char *env[] = {"REDIS_PASSWORD=Wr0ngPassw0rd!", NULL};
+    start_agent(f, ini_for(&f->redis, NULL), env);
+    assert_true(pos_test_agent_wait_log(&f->agent, "authentication failed", 1, 5000));
+    uint64_t t0 = pos_test_now_ms();
+    pos_test_sleep_ms(3500);
+    int attempts = pos_test_agent_log_count(&f->agent, "reconnecting in 1000 ms");
+    (void)t0;
+    /* At the 1000 ms cap: about 3 attempts in 3.5 s, never a tight loop. */
+    assert_true(attempts >= 2 && attempts <= 5);
+    assert_true(pos_test_agent_alive(&f->agent));
+    char *log = pos_test_agent_log_read(&f->agent);
+    assert_null(strstr(log, "Wr0ngPassw0rd"));
+    assert_null(strstr(log, "right-horse-battery"));
+    free(log);
+    assert_null(pos_test_get(&f->redis, STATUS_KEY));
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+/* The right password, from the URL with an ACL user, and a database. */
+static void test_acl_user_and_db(void **state)
+{
+    fixture_t *f = *state;
+    char ini[2048], url[256];
+
+    redisReply *r = pos_test_redis_cmd(&f->redis, "ACL SETUSER till on >p@ss%%w0rd ~* &* +@all");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = pos_test_redis_cmd(&f->redis, "ACL SETUSER default off");
+    freeReplyObject(r);
+    snprintf(url, sizeof(url), "redis://till:p%%40ss%%25w0rd@127.0.0.1:%u/3",
+             (unsigned)f->redis.port);
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = %s\n"
+             "[log]\nlevel = debug\n",
+             url);
+    start_agent(f, ini, NULL);
+    wait_online(f, 1);
+    redisContext *c = redisConnect("127.0.0.1", f->redis.port);
+    assert_non_null(c);
+    r = redisCommand(c, "AUTH till p@ss%%w0rd");
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = redisCommand(c, "SELECT 3");
+    freeReplyObject(r);
+    r = redisCommand(c, "EXISTS %s", STATUS_KEY);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(c);
+    char *log = pos_test_agent_log_read(&f->agent);
+    assert_null(strstr(log, "p@ss"));
+    free(log);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+/* SIGTERM: status offline written and published, exit 0. */
+static void test_sigterm_offline(void **state)
+{
+    fixture_t *f = *state;
+    pos_test_sub_t sub = {0};
+    char channel[64];
+
+    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    wait_online(f, 1);
+    cJSON_Delete(wait_status(f, "online", 5000));
+    assert_int_equal(pos_test_sub_open(&sub, &f->redis, "system:terminals"), 0);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+
+    cJSON *j = wait_status(f, "offline", 100);
+    assert_status_json(j, "offline");
+    cJSON_Delete(j);
+    long long ttl = pos_test_int(&f->redis, "TTL %s", STATUS_KEY);
+    assert_true(ttl > 50 && ttl <= 60);
+
+    char *msg = pos_test_sub_next(&sub, 2000, channel, sizeof(channel));
+    assert_non_null(msg);
+    cJSON *m = cJSON_Parse(msg);
+    free(msg);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring, "offline");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "previous")->valuestring, "online");
+    cJSON_Delete(m);
+    pos_test_sub_close(&sub);
+}
+
+/* SIGTERM while Redis is unreachable: no wait, exit 0. */
+static void test_sigterm_while_down(void **state)
+{
+    fixture_t *f = *state;
+
+    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    wait_online(f, 1);
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    uint64_t t0 = pos_test_now_ms();
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_true(pos_test_now_ms() - t0 < 1000);
+}
+
+/* Bad input on every channel: dropped with a warning, the agent lives. */
+static void test_bad_input(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const bad[] = {
+        "not json", "[1,2,3]", "{\"type\":42}", "{\"no\":\"type\"}",
+        "{\"type\":\"NO_SUCH_TYPE\"}", "{\"type\":\"PAYMENT_REQUESTED\"", "", "\xff\xfe",
+    };
+    const char *channels[] = {"payment:" TID, "inventory:" SID, "system:alerts"};
+
+    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    wait_online(f, 1);
+    int dropped = 0;
+    for (size_t c = 0; c < 3; c++) {
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            assert_int_equal(pos_test_int(&f->redis, "PUBLISH %s %s", channels[c], bad[i]), 1);
+            dropped++;
+        }
+    }
+    /* A 1 MiB message. */
+    size_t big = 1024 * 1024;
+    char *huge = malloc(big + 1);
+    memset(huge, 'x', big);
+    memcpy(huge, "{\"type\":\"DISPLAY_MESSAGE\",\"x\":\"", 31);
+    huge[big - 2] = '"';
+    huge[big - 1] = '}';
+    huge[big] = '\0';
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" TID " %b", huge, big), 1);
+    free(huge);
+    dropped++;
+    assert_true(pos_test_agent_wait_log(&f->agent, "dropped", dropped, 5000));
+    /* An echo of our own kind is ignored silently (not counted as bad). */
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" TID " %s",
+                                  "{\"type\":\"PAYMENT_APPROVED\",\"origin\":\"terminal\"}"),
+                     1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "terminal-originated message ignored", 1,
+                                        2000));
+    assert_true(pos_test_agent_alive(&f->agent));
+    cJSON *j = wait_status(f, "online", 1000);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_frozen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscriber_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_traffic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_password, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acl_user_and_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_offline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_while_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("link", tests, NULL, NULL);
+}
