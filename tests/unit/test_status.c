@@ -1,0 +1,131 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/link.h"
+#include "agent/status.h"
+
+static pos_status_report_t sample(void)
+{
+    pos_status_report_t r;
+    memset(&r, 0, sizeof(r));
+    r.terminal_id = "T-0001";
+    r.store_id = "S-042";
+    r.status = POS_TERM_ONLINE;
+    r.ts_ms = 1764412800000ull;
+    r.version = "0.1.0";
+    r.uptime_s = 3600;
+    r.devices[POS_DEV_DISPLAY] = POS_DEV_READY;
+    r.devices[POS_DEV_PRINTER] = POS_DEV_PAPER_LOW;
+    r.devices[POS_DEV_PINPAD] = POS_DEV_READY;
+    r.outbox = 0;
+    return r;
+}
+
+/* Byte for byte the example in CONTRACT.md. */
+static void test_status_json_contract_example(void **state)
+{
+    (void)state;
+    char buf[512];
+    pos_status_report_t r = sample();
+    int n = pos_status_json(&r, buf, sizeof(buf));
+    const char *expect =
+        "{\"terminalId\":\"T-0001\",\"storeId\":\"S-042\",\"status\":\"online\","
+        "\"ts\":1764412800000,\"version\":\"0.1.0\",\"uptimeS\":3600,"
+        "\"devices\":{\"display\":\"ready\",\"printer\":\"paper_low\",\"pinpad\":\"ready\"},"
+        "\"outbox\":0}";
+    assert_int_equal(n, (int)strlen(expect));
+    assert_string_equal(buf, expect);
+}
+
+static void test_status_json_limits(void **state)
+{
+    (void)state;
+    char buf[512];
+    pos_status_report_t r = sample();
+    assert_int_equal(pos_status_json(&r, buf, 50), -ENOSPC);
+    r.terminal_id = "T\"0001"; /* would break the JSON: refused, not escaped */
+    assert_int_equal(pos_status_json(&r, buf, sizeof(buf)), -EINVAL);
+    r.terminal_id = "";
+    assert_int_equal(pos_status_json(&r, buf, sizeof(buf)), -EINVAL);
+}
+
+static void test_status_change_json(void **state)
+{
+    (void)state;
+    char buf[384];
+    int n = pos_status_change_json("T-0001", "S-042", POS_TERM_DEGRADED, POS_TERM_ONLINE,
+                                   1764412800000ull, buf, sizeof(buf));
+    const char *expect = "{\"type\":\"TERMINAL_STATUS\",\"origin\":\"terminal\","
+                         "\"terminalId\":\"T-0001\",\"storeId\":\"S-042\",\"status\":\"degraded\","
+                         "\"previous\":\"online\",\"ts\":1764412800000}";
+    assert_int_equal(n, (int)strlen(expect));
+    assert_string_equal(buf, expect);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(pos_term_status_name(POS_TERM_ONLINE), "online");
+    assert_string_equal(pos_term_status_name(POS_TERM_BUSY), "busy");
+    assert_string_equal(pos_term_status_name(POS_TERM_DEGRADED), "degraded");
+    assert_string_equal(pos_term_status_name(POS_TERM_OFFLINE), "offline");
+    assert_string_equal(pos_dev_state_name(POS_DEV_COVER_OPEN), "cover_open");
+    assert_string_equal(pos_dev_state_name(POS_DEV_PAPER_OUT), "paper_out");
+    assert_string_equal(pos_dev_state_name((pos_dev_state_t)99), "error");
+}
+
+static void test_compute(void **state)
+{
+    (void)state;
+    pos_dev_state_t d[POS_DEV_COUNT] = {POS_DEV_READY, POS_DEV_READY, POS_DEV_READY};
+    assert_int_equal(pos_status_compute(false, d), POS_TERM_ONLINE);
+    assert_int_equal(pos_status_compute(true, d), POS_TERM_BUSY);
+    d[POS_DEV_PRINTER] = POS_DEV_PAPER_LOW; /* a warning, not a fault */
+    assert_int_equal(pos_status_compute(false, d), POS_TERM_ONLINE);
+    const pos_dev_state_t faults[] = {POS_DEV_ERROR, POS_DEV_OFFLINE, POS_DEV_PAPER_OUT,
+                                      POS_DEV_COVER_OPEN};
+    for (size_t i = 0; i < 4; i++) {
+        d[POS_DEV_PRINTER] = faults[i];
+        assert_int_equal(pos_status_compute(false, d), POS_TERM_DEGRADED);
+        assert_int_equal(pos_status_compute(true, d), POS_TERM_BUSY);
+    }
+    d[POS_DEV_PRINTER] = POS_DEV_BUSY;
+    assert_int_equal(pos_status_compute(false, d), POS_TERM_ONLINE);
+}
+
+static void test_classify_error(void **state)
+{
+    (void)state;
+#define CLS(s) pos_link_classify_error(s, strlen(s))
+    assert_int_equal(CLS("WRONGPASS invalid username-password pair or user is disabled."),
+                     -EACCES);
+    assert_int_equal(CLS("ERR invalid password"), -EACCES);
+    assert_int_equal(CLS("NOAUTH Authentication required."), -EACCES);
+    assert_int_equal(CLS("NOPERM this user has no permissions to access one of the channels"),
+                     -EACCES);
+    assert_int_equal(CLS("ERR DB index is out of range"), -EINVAL);
+    assert_int_equal(CLS("LOADING Redis is loading the dataset in memory"), -EAGAIN);
+    assert_int_equal(CLS("BUSY Redis is busy running a script."), -EAGAIN);
+    assert_int_equal(CLS("ERR unknown command"), -EPROTO);
+    assert_int_equal(pos_link_classify_error("NOAUTH", 3), -EPROTO); /* length respected */
+#undef CLS
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_json_contract_example),
+        cmocka_unit_test(test_status_json_limits),
+        cmocka_unit_test(test_status_change_json),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_compute),
+        cmocka_unit_test(test_classify_error),
+    };
+    return cmocka_run_group_tests_name("status", tests, NULL, NULL);
+}
