@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* execvpe */
 #include "tests/support/harness.h"
 
 #include <errno.h>
@@ -286,8 +287,20 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
             dup2(fd, 2);
             close(fd);
         }
-        const char *argv[] = {bin, "--config", a->conf, NULL};
-        execve(bin, (char *const *)argv, envp);
+        const char *argv[32];
+        int argc = 0;
+        for (int i = 0; a->wrapper != NULL && a->wrapper[i] != NULL && argc < 28; i++) {
+            argv[argc++] = a->wrapper[i];
+        }
+        argv[argc++] = bin;
+        argv[argc++] = "--config";
+        argv[argc++] = a->conf;
+        argv[argc] = NULL;
+        if (a->wrapper != NULL) {
+            execvpe(argv[0], (char *const *)argv, envp);
+        } else {
+            execve(bin, (char *const *)argv, envp);
+        }
         _exit(127);
     }
     free(envp);

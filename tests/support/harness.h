@@ -41,6 +41,7 @@ typedef struct pos_test_agent {
     char conf[300];
     char log[300];
     int exit_status; /* after stop: exit code, or 128+signal */
+    const char *const *wrapper; /* e.g. {"valgrind", "--leak-check=full", NULL} */
 } pos_test_agent_t;
 
 /*

@@ -7,9 +7,6 @@
 
 #include "agent/backoff.h"
 
-/* With random = UINT32_MAX the draw hits the top of [0, ceiling] whenever
- * ceiling + 1 divides 2^32; use random = ceiling explicitly instead. */
-
 static void test_first_delay_bounds(void **state)
 {
     (void)state;

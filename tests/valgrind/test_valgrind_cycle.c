@@ -1,0 +1,85 @@
+/*
+ * The agent's start, run and stop cycle under valgrind memcheck: online,
+ * heartbeats, messages on every channel (good and bad), a Redis restart and
+ * reconnect, then SIGTERM. Passes only with no memcheck error and no leak.
+ * Built and registered for non-sanitizer builds (valgrind and ASan do not
+ * mix).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+static void test_cycle(void **state)
+{
+    (void)state;
+    pos_test_redis_t redis = {0};
+    pos_test_agent_t agent = {0};
+    char ini[1024], vglog[400], logopt[420];
+    static const char *const payloads[] = {
+        "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"Hello\"]}", "garbage", "{\"type\":1}",
+        "{\"type\":\"PAYMENT_APPROVED\",\"origin\":\"terminal\"}",
+    };
+
+    assert_int_equal(pos_test_redis_start(&redis), 0);
+    snprintf(agent.dir, sizeof(agent.dir), "/tmp/posagent-vg-XXXXXX");
+    assert_non_null(mkdtemp(agent.dir));
+    snprintf(vglog, sizeof(vglog), "%s/valgrind.log", agent.dir);
+    snprintf(logopt, sizeof(logopt), "--log-file=%s", vglog);
+    const char *wrapper[] = {"valgrind", "--leak-check=full", "--show-leak-kinds=all",
+                             "--errors-for-leak-kinds=all", "--error-exitcode=99",
+                             "--track-fds=no", logopt, NULL};
+    agent.wrapper = wrapper;
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = T-VG\nstore_id = S-VG\n[redis]\nurl = redis://127.0.0.1:%u\n"
+             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
+             "[heartbeat]\ninterval_s = 1\nttl_s = 5\n[log]\nlevel = debug\n",
+             (unsigned)redis.port);
+    assert_int_equal(pos_test_agent_start(&agent, ini, NULL), 0);
+    assert_true(pos_test_agent_wait_log(&agent, "link: online", 1, 30000));
+    for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
+        pos_test_int(&redis, "PUBLISH payment:T-VG %s", payloads[i]);
+        pos_test_int(&redis, "PUBLISH system:alerts %s", payloads[i]);
+    }
+    pos_test_sleep_ms(2500);
+    pos_test_redis_kill(&redis);
+    assert_true(pos_test_agent_wait_log(&agent, "link: offline", 1, 10000));
+    assert_int_equal(pos_test_redis_start(&redis), 0);
+    assert_true(pos_test_agent_wait_log(&agent, "link: online", 2, 30000));
+    pos_test_sleep_ms(1500);
+    int st = pos_test_agent_stop(&agent, SIGTERM, 30000);
+
+    FILE *f = fopen(vglog, "r");
+    assert_non_null(f);
+    char line[512];
+    bool clean_errors = false, no_leaks = false;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        fputs(line, stderr);
+        if (strstr(line, "ERROR SUMMARY: 0 errors") != NULL) {
+            clean_errors = true;
+        }
+        if (strstr(line, "All heap blocks were freed -- no leaks are possible") != NULL) {
+            no_leaks = true;
+        }
+    }
+    fclose(f);
+    assert_int_equal(st, 0);
+    assert_true(clean_errors);
+    assert_true(no_leaks);
+    pos_test_agent_cleanup(&agent);
+    pos_test_redis_stop(&redis);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cycle)};
+    return cmocka_run_group_tests_name("valgrind", tests, NULL, NULL);
+}
