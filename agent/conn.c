@@ -320,7 +320,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         return; /* aborted meanwhile; the close is already under way */
     }
     if (status != 0) {
-        POS_WARN("link", "%s: connect failed: %s", c->opt.name, uv_strerror(status));
+        POS_DEBUG("link", "%s: connect failed: %s", c->opt.name, uv_strerror(status));
         pos_conn_abort(c, pos_conn_uv_errno(status));
         return;
     }
@@ -346,7 +346,7 @@ static void conn_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     if (status != 0) {
-        POS_WARN("link", "%s: cannot resolve host: %s", c->opt.name, uv_strerror(status));
+        POS_DEBUG("link", "%s: cannot resolve host: %s", c->opt.name, uv_strerror(status));
         uv_freeaddrinfo(res);
         pos_conn_abort(c, pos_conn_uv_errno(status));
         return;
@@ -366,7 +366,7 @@ static void conn_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, conn_connect_cb);
     uv_freeaddrinfo(res);
     if (rc != 0) {
-        POS_WARN("link", "%s: connect failed: %s", c->opt.name, uv_strerror(rc));
+        POS_DEBUG("link", "%s: connect failed: %s", c->opt.name, uv_strerror(rc));
         pos_conn_abort(c, pos_conn_uv_errno(rc));
     }
 }
@@ -396,7 +396,7 @@ int pos_conn_connect(pos_conn_t *c, const char *host, uint16_t port)
     /* Resolution runs on libuv's thread pool: the loop never blocks on DNS. */
     rc = uv_getaddrinfo(c->loop, &c->gai, conn_gai_cb, host, c->port, &hints);
     if (rc != 0) {
-        POS_WARN("link", "%s: cannot resolve host: %s", c->opt.name, uv_strerror(rc));
+        POS_DEBUG("link", "%s: cannot resolve host: %s", c->opt.name, uv_strerror(rc));
         pos_conn_abort(c, pos_conn_uv_errno(rc));
         return 0; /* reported through on_closed */
     }

@@ -394,7 +394,13 @@ static void link_schedule_retry(pos_link_t *l)
         delay = pos_backoff_next(&l->backoff, link_random(l));
     }
     l->state = POS_LINK_DOWN;
-    POS_INFO("link", "reconnecting in %u ms (attempt %u)", delay, l->backoff.attempts);
+    /* One line per attempt early in an outage, then one in twenty, so that
+     * a long outage does not flood the log. */
+    pos_log(l->backoff.attempts <= 5 || l->backoff.attempts % 20 == 0 ? POS_LOG_INFO
+                                                                      : POS_LOG_DEBUG,
+            "link", "%s:%u: %s; reconnecting in %u ms (attempt %u)",
+            l->opt.endpoint->host, (unsigned)l->opt.endpoint->port, strerror(-l->down_err),
+            delay, l->backoff.attempts);
     uv_timer_start(&l->retry_timer, link_retry_timer_cb, delay, 0);
 }
 

@@ -1,0 +1,200 @@
+/*
+ * The posagent command line: exit codes, messages and --check-config,
+ * run as a user or a deployment script would.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+static const char *bin(void)
+{
+    const char *b = getenv("POSAGENT_BIN");
+    assert_non_null(b);
+    return b;
+}
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/posagent-cli-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *write_conf(const char *name, const char *text)
+{
+    static char path[160];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int run(const char *const *argv, const char *const *env, char **out)
+{
+    return pos_test_run(argv, env, out, 10000);
+}
+
+static void test_version_and_help(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *v[] = {bin(), "--version", NULL};
+    assert_int_equal(run(v, NULL, &out), 0);
+    assert_non_null(strstr(out, "posagent 0.1.0"));
+    assert_non_null(strstr(out, "libuv"));
+    assert_non_null(strstr(out, "hiredis"));
+    free(out);
+    const char *h[] = {bin(), "--help", NULL};
+    assert_int_equal(run(h, NULL, &out), 0);
+    assert_non_null(strstr(out, "--check-config"));
+    free(out);
+    const char *bad[] = {bin(), "--no-such-option", NULL};
+    assert_int_equal(run(bad, NULL, &out), 64);
+    free(out);
+    const char *extra[] = {bin(), "stray", NULL};
+    assert_int_equal(run(extra, NULL, &out), 64);
+    free(out);
+}
+
+static void test_config_errors_exit_78(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *path = write_conf("bad.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                             "[redis]\ncommand_timeout_ms = 5\n");
+    const char *a[] = {bin(), "--config", path, NULL};
+    assert_int_equal(run(a, NULL, &out), 78);
+    /* one clear line: file, line, key and what is allowed */
+    assert_non_null(strstr(out, path));
+    assert_non_null(strstr(out, ":5:"));
+    assert_non_null(strstr(out, "command_timeout_ms"));
+    assert_non_null(strstr(out, "100"));
+    free(out);
+
+    path = write_conf("unknown.ini", "[terminal]\nid = T-1\nstore_id = S-1\nidd = x\n");
+    const char *b[] = {bin(), "--config", path, NULL};
+    assert_int_equal(run(b, NULL, &out), 78);
+    assert_non_null(strstr(out, ":4:"));
+    assert_non_null(strstr(out, "idd"));
+    free(out);
+
+    path = write_conf("noid.ini", "[terminal]\nstore_id = S-1\n");
+    const char *c[] = {bin(), "--config", path, NULL};
+    assert_int_equal(run(c, NULL, &out), 78);
+    assert_non_null(strstr(out, "POSAGENT_TERMINAL_ID"));
+    free(out);
+
+    const char *d[] = {bin(), "--config", "/nonexistent/posagent.ini", NULL};
+    assert_int_equal(run(d, NULL, &out), 78);
+    assert_non_null(strstr(out, "/nonexistent/posagent.ini"));
+    free(out);
+
+    path = write_conf("ok.ini", "[terminal]\nid = T-1\nstore_id = S-1\n");
+    const char *e[] = {bin(), "--config", path, NULL};
+    const char *bad_env[] = {"REDIS_DB=abc", NULL};
+    assert_int_equal(run(e, bad_env, &out), 78);
+    assert_non_null(strstr(out, "REDIS_DB"));
+    free(out);
+    const char *bad_url[] = {"REDIS_URL=http://example:6379", NULL};
+    assert_int_equal(run(e, bad_url, &out), 78);
+    assert_non_null(strstr(out, "REDIS_URL"));
+    free(out);
+}
+
+/* --check-config prints the effective settings with secrets masked. */
+static void test_check_config_masks_secrets(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *path = write_conf("check.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                               "[redis]\nurl = redis://till:UrlS3cret@db:6380/2\n");
+    const char *a[] = {bin(), "--check-config", "--config", path, NULL};
+    const char *env[] = {"REDIS_PASSWORD=EnvS3cret", "POSAGENT_STORE_ID=S-9", NULL};
+    assert_int_equal(run(a, env, &out), 0);
+    assert_null(strstr(out, "UrlS3cret"));
+    assert_null(strstr(out, "EnvS3cret"));
+    assert_non_null(strstr(out, "****"));
+    assert_non_null(strstr(out, "S-9")); /* the environment wins over the file */
+    assert_non_null(strstr(out, "till"));
+    free(out);
+}
+
+/* Environment only, no file: what the acceptance suite may do. */
+static void test_environment_only(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *a[] = {bin(), "--check-config", NULL};
+    const char *env[] = {"POSAGENT_TERMINAL_ID=T-7", "POSAGENT_STORE_ID=S-7",
+                         "REDIS_URL=redis://127.0.0.1:6399", "REDIS_DB=4",
+                         "REDIS_RETRY_DELAY_ON_FAILURE_MS=50",
+                         "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=2000", NULL};
+    if (access("/etc/posagent/posagent.ini", F_OK) == 0) {
+        skip(); /* an installed default file would be read first */
+    }
+    assert_int_equal(run(a, env, &out), 0);
+    assert_non_null(strstr(out, "T-7"));
+    assert_non_null(strstr(out, "6399"));
+    assert_non_null(strstr(out, "2000"));
+    assert_non_null(strstr(out, "50"));
+    free(out);
+}
+
+/* The example file and the README reference come from the schema. */
+static void test_docs_match_schema(void **state)
+{
+    (void)state;
+    char *out = NULL, path[512];
+    const char *src = getenv("POS_SOURCE_DIR");
+    assert_non_null(src);
+
+    const char *a[] = {bin(), "--print-config-reference", NULL};
+    assert_int_equal(run(a, NULL, &out), 0);
+    snprintf(path, sizeof(path), "%s/README.md", src);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char readme[256 * 1024];
+    size_t n = fread(readme, 1, sizeof(readme) - 1, f);
+    readme[n] = '\0';
+    fclose(f);
+    bool found = strstr(readme, out) != NULL;
+    free(out);
+    if (!found) {
+        fprintf(stderr, "README.md's configuration reference is out of date; regenerate it "
+                        "with: posagent --print-config-reference\n");
+        fail();
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version_and_help),
+        cmocka_unit_test(test_config_errors_exit_78),
+        cmocka_unit_test(test_check_config_masks_secrets),
+        cmocka_unit_test(test_environment_only),
+        cmocka_unit_test(test_docs_match_schema),
+    };
+    return cmocka_run_group_tests_name("cli", tests, setup, teardown);
+}

@@ -1,0 +1,138 @@
+/*
+ * Daemon conventions: systemd notification over $NOTIFY_SOCKET (READY=1
+ * once online, STATUS=, WATCHDOG=1, STOPPING=1) and SIGHUP reloading the
+ * log level.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+static char *ini(uint16_t port, const char *level)
+{
+    static char buf[512];
+    snprintf(buf, sizeof(buf),
+             "[terminal]\nid = T-D\nstore_id = S-D\n[redis]\nurl = redis://127.0.0.1:%u\n"
+             "[log]\nlevel = %s\n",
+             (unsigned)port, level);
+    return buf;
+}
+
+/* Reads datagrams until one contains "want" or the time is up. */
+static bool wait_datagram(int fd, const char *want, int timeout_ms, char *all, size_t alllen)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    char buf[512];
+    while (pos_test_now_ms() < end) {
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+        if (n > 0) {
+            buf[n] = '\0';
+            strncat(all, buf, alllen - strlen(all) - 2);
+            strcat(all, "\n");
+            if (strstr(buf, want) != NULL) {
+                return true;
+            }
+            continue;
+        }
+        pos_test_sleep_ms(10);
+    }
+    return false;
+}
+
+static void test_sd_notify(void **state)
+{
+    (void)state;
+    pos_test_redis_t redis = {0};
+    pos_test_agent_t agent = {0};
+    struct sockaddr_un sa;
+    char path[108], env_sock[160], seen[4096] = "";
+
+    assert_int_equal(pos_test_redis_start(&redis), 0);
+    snprintf(path, sizeof(path), "/tmp/posagent-notify-%d", (int)getpid());
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    strcpy(sa.sun_path, path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", path);
+    const char *env[] = {env_sock, "WATCHDOG_USEC=200000", NULL};
+
+    assert_int_equal(pos_test_agent_start(&agent, ini(redis.port, "info"), env), 0);
+    assert_true(wait_datagram(fd, "READY=1", 10000, seen, sizeof(seen)));
+    assert_true(pos_test_agent_log_count(&agent, "link: online") == 1);
+    assert_true(wait_datagram(fd, "WATCHDOG=1", 2000, seen, sizeof(seen)));
+    assert_non_null(strstr(seen, "STATUS=")); /* connecting, then online */
+
+    /* READY=1 only once: not again after a reconnect. */
+    pos_test_int(&redis, "CLIENT KILL TYPE pubsub");
+    assert_true(pos_test_agent_wait_log(&agent, "link: online", 2, 10000));
+    assert_true(wait_datagram(fd, "STATUS=online", 2000, seen, sizeof(seen)));
+    const char *first = strstr(seen, "READY=1");
+    assert_null(strstr(first + 1, "READY=1"));
+
+    assert_int_equal(pos_test_agent_stop(&agent, SIGTERM, 5000), 0);
+    assert_true(wait_datagram(fd, "STOPPING=1", 1000, seen, sizeof(seen)));
+    close(fd);
+    unlink(path);
+    pos_test_agent_cleanup(&agent);
+    pos_test_redis_stop(&redis);
+}
+
+static void test_sighup_reload(void **state)
+{
+    (void)state;
+    pos_test_redis_t redis = {0};
+    pos_test_agent_t agent = {0};
+    const char *echo = "{\"type\":\"PAYMENT_APPROVED\",\"origin\":\"terminal\"}";
+
+    assert_int_equal(pos_test_redis_start(&redis), 0);
+    assert_int_equal(pos_test_agent_start(&agent, ini(redis.port, "info"), NULL), 0);
+    assert_true(pos_test_agent_wait_log(&agent, "link: online", 1, 10000));
+
+    /* Debug lines are not logged at level info. */
+    pos_test_int(&redis, "PUBLISH payment:T-D %s", echo);
+    pos_test_sleep_ms(300);
+    assert_int_equal(pos_test_agent_log_count(&agent, "terminal-originated"), 0);
+
+    /* A broken file is refused and the agent keeps running as it was. */
+    FILE *f = fopen(agent.conf, "w");
+    fputs("[log]\nlevel = chatty\n", f);
+    fclose(f);
+    kill(agent.pid, SIGHUP);
+    assert_true(pos_test_agent_wait_log(&agent, "reload failed", 1, 3000));
+    assert_true(pos_test_agent_alive(&agent));
+
+    f = fopen(agent.conf, "w");
+    fputs(ini(redis.port, "debug"), f);
+    fclose(f);
+    kill(agent.pid, SIGHUP);
+    assert_true(pos_test_agent_wait_log(&agent, "reloaded: log level debug", 1, 3000));
+    pos_test_int(&redis, "PUBLISH payment:T-D %s", echo);
+    assert_true(pos_test_agent_wait_log(&agent, "terminal-originated", 1, 3000));
+
+    assert_int_equal(pos_test_agent_stop(&agent, SIGTERM, 5000), 0);
+    pos_test_agent_cleanup(&agent);
+    pos_test_redis_stop(&redis);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sd_notify),
+        cmocka_unit_test(test_sighup_reload),
+    };
+    return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
+}
