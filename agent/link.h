@@ -20,7 +20,7 @@
 
 #include <uv.h>
 
-#include "agent/backoff.h"
+#include "platform/backoff.h"
 #include "agent/conn.h"
 #include "conf/redis_url.h"
 

@@ -5,7 +5,7 @@
 
 #include <cmocka.h>
 
-#include "agent/backoff.h"
+#include "platform/backoff.h"
 
 static void test_first_delay_bounds(void **state)
 {

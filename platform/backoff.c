@@ -1,4 +1,4 @@
-#include "agent/backoff.h"
+#include "platform/backoff.h"
 
 void pos_backoff_init(pos_backoff_t *b, uint32_t base_ms, uint32_t cap_ms)
 {

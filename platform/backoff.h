@@ -1,5 +1,5 @@
-#ifndef AGENT_BACKOFF_H
-#define AGENT_BACKOFF_H
+#ifndef PLATFORM_BACKOFF_H
+#define PLATFORM_BACKOFF_H
 
 /*
  * Reconnect backoff: exponential growth with full jitter (pure; no clock,
@@ -40,4 +40,4 @@ uint32_t pos_backoff_at_cap(pos_backoff_t *b);
 /* Forgets the failed attempts (call once the link has been stable). */
 void pos_backoff_reset(pos_backoff_t *b);
 
-#endif /* AGENT_BACKOFF_H */
+#endif /* PLATFORM_BACKOFF_H */
