@@ -26,13 +26,24 @@ typedef struct pos_redis_url {
 
 /*
  * Parses "url" into "out". On error returns -EINVAL and writes a short
- * human-readable reason (never containing the password) into err.
+ * human-readable reason (never containing the password, nor any other part
+ * of the URL) into err, and leaves "out" zeroed except port 6379 and db -1.
+ *
+ * Details: the scheme is matched case-insensitively; the last '@' before the
+ * path ends the user info, which must contain ':' ("secret@host" is refused
+ * so that a password is never mistaken for a user name and logged); port
+ * 1..65535; "/N" with N in 0..1023, "" or "/" for none; query strings,
+ * fragments, spaces, control characters, bad %XX escapes and fields that
+ * do not fit their buffers are errors (nothing is truncated).
  */
 int pos_redis_url_parse(const char *url, pos_redis_url_t *out, char *err, size_t errlen);
 
 /*
  * Writes the URL back with the password masked as "****", for logs and
- * --check-config. Returns the length that snprintf would.
+ * --check-config: scheme://[user[:****]@]host:port[/db], the user
+ * percent-encoded, an IPv6 host in brackets, "/db" only when db >= 0.
+ * buf may be NULL when len is 0. Returns the length that snprintf would
+ * (the output is truncated, and NUL-terminated, when it does not fit).
  */
 int pos_redis_url_format_masked(const pos_redis_url_t *url, char *buf, size_t len);
 
