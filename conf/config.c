@@ -1,0 +1,1144 @@
+#include "conf/config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "platform/log.h"
+
+/*
+ * One schema table (items[] below) drives everything: the inih handler,
+ * the defaults, range and format checks, environment overrides, the dump,
+ * the example file and the Markdown reference. A new section is a row in
+ * sections[] plus one row per key in items[].
+ */
+
+typedef enum conf_type {
+    CT_STR,  /* char[size]; length min..max; optional check callback */
+    CT_U32,  /* uint32_t; min..max */
+    CT_INT,  /* int; min..max; -1 when the row has no default ("not set") */
+    CT_BOOL, /* bool; true/false/yes/no/on/off/1/0 */
+    CT_ENUM, /* int; names through enum_parse/enum_name */
+} conf_type_t;
+
+enum {
+    F_REQUIRED = 1u << 0, /* a string that must be non-empty after file and environment */
+    F_SECRET = 1u << 1,   /* masked in the dump, never quoted in errors */
+    F_NOECHO = 1u << 2,   /* never quoted in errors (may embed a secret) */
+    F_URL = 1u << 3,      /* dumped through pos_redis_url_format_masked() */
+};
+
+/* Checks a string value; writes the problem (without the value) into why. */
+typedef int (*conf_check_fn)(const char *value, char *why, size_t whylen);
+
+typedef struct conf_item {
+    const char *section;
+    const char *key;
+    conf_type_t type;
+    size_t offset;       /* of the field in pos_config_t */
+    size_t size;         /* of the field */
+    size_t set_offset;   /* of a bool "was set" field, or 0 for none */
+    const char *def;     /* default, as it would be written in the file; NULL: none */
+    long long min, max;  /* numbers: range; strings: length in bytes */
+    const char *env;     /* environment variable, or NULL */
+    unsigned flags;      /* F_* */
+    conf_check_fn check; /* CT_STR: extra validation, or NULL */
+    int (*enum_parse)(const char *name);
+    const char *(*enum_name)(int value);
+    const char *allowed; /* text for the docs and errors; NULL: "min..max" */
+    const char *def_doc; /* how to describe a NULL default */
+    const char *example; /* value shown in the example file when def is NULL */
+    const char *desc;    /* one sentence or two */
+} conf_item_t;
+
+typedef struct conf_section {
+    const char *name;
+    const char *desc;
+} conf_section_t;
+
+#define FIELD(f) offsetof(pos_config_t, f), sizeof(((pos_config_t *)0)->f)
+
+static int check_id(const char *value, char *why, size_t whylen);
+static int check_url(const char *value, char *why, size_t whylen);
+static const char *level_name(int level);
+
+#define ID_ALLOWED  "1..63 characters from [A-Za-z0-9._-]"
+#define URL_ALLOWED "redis://[[user]:pass@]host[:port][/db], or rediss:// for TLS"
+
+static const conf_section_t sections[] = {
+    {"terminal", "Identity of this terminal; both ids appear in Redis key and channel names."},
+    {"redis", "Connection to the store's Redis server (the cloud side)."},
+    {"heartbeat", "The status key terminal:{id}:status, refreshed with SET ... EX ttl_s."},
+    {"log", "Logging."},
+};
+
+static const conf_item_t items[] = {
+    {.section = "terminal",
+     .key = "id",
+     .type = CT_STR,
+     FIELD(terminal_id),
+     .min = 1,
+     .max = 63,
+     .env = "POSAGENT_TERMINAL_ID",
+     .flags = F_REQUIRED,
+     .check = check_id,
+     .allowed = ID_ALLOWED,
+     .def_doc = "(required)",
+     .example = "T-0001",
+     .desc = "Terminal identifier, as in terminal:{id}:status and payment:{id}."},
+    {.section = "terminal",
+     .key = "store_id",
+     .type = CT_STR,
+     FIELD(store_id),
+     .min = 1,
+     .max = 63,
+     .env = "POSAGENT_STORE_ID",
+     .flags = F_REQUIRED,
+     .check = check_id,
+     .allowed = ID_ALLOWED,
+     .def_doc = "(required)",
+     .example = "S-042",
+     .desc = "Store identifier, as in inventory:{storeId} and transaction:{storeId}."},
+
+    {.section = "redis",
+     .key = "url",
+     .type = CT_STR,
+     FIELD(redis_url),
+     .def = "redis://localhost:6379",
+     .min = 1,
+     .max = 511,
+     .env = "REDIS_URL",
+     .flags = F_NOECHO | F_URL,
+     .check = check_url,
+     .allowed = URL_ALLOWED,
+     .desc = "Redis server. User and password are percent-decoded (%40 is '@'). "
+             "Prefer the password key or REDIS_PASSWORD to a password in the URL."},
+    {.section = "redis",
+     .key = "password",
+     .type = CT_STR,
+     FIELD(redis_password),
+     .set_offset = offsetof(pos_config_t, redis_password_set),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_PASSWORD",
+     .flags = F_SECRET,
+     .allowed = "up to 255 bytes",
+     .def_doc = "(none)",
+     .example = "change-me",
+     .desc = "Password for Redis AUTH; when set (even empty) it replaces the URL's password."},
+    {.section = "redis",
+     .key = "db",
+     .type = CT_INT,
+     FIELD(redis_db),
+     .min = 0,
+     .max = 1023,
+     .env = "REDIS_DB",
+     .def_doc = "(the URL's /db, else 0)",
+     .example = "0",
+     .desc = "Database number for SELECT; when set it replaces the URL's /db."},
+    {.section = "redis",
+     .key = "retry_delay_ms",
+     .type = CT_U32,
+     FIELD(retry_delay_ms),
+     .def = "100",
+     .min = 1,
+     .max = 60000,
+     .env = "REDIS_RETRY_DELAY_ON_FAILURE_MS",
+     .desc = "First reconnect delay in milliseconds; later delays double, with jitter."},
+    {.section = "redis",
+     .key = "max_retry_delay_ms",
+     .type = CT_U32,
+     FIELD(max_retry_delay_ms),
+     .def = "3000",
+     .min = 1,
+     .max = 600000,
+     .env = "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS",
+     .desc = "Cap of the reconnect delay in milliseconds; must not be below retry_delay_ms."},
+    {.section = "redis",
+     .key = "connect_timeout_ms",
+     .type = CT_U32,
+     FIELD(connect_timeout_ms),
+     .def = "2000",
+     .min = 100,
+     .max = 60000,
+     .desc = "Time allowed for TCP (and TLS) connection setup, in milliseconds."},
+    {.section = "redis",
+     .key = "command_timeout_ms",
+     .type = CT_U32,
+     FIELD(command_timeout_ms),
+     .def = "2000",
+     .min = 100,
+     .max = 60000,
+     .desc = "Time allowed for a reply to a command, in milliseconds."},
+
+    {.section = "heartbeat",
+     .key = "interval_s",
+     .type = CT_U32,
+     FIELD(heartbeat_interval_s),
+     .def = "20",
+     .min = 1,
+     .max = 3600,
+     .desc = "Seconds between status writes; must be less than ttl_s."},
+    {.section = "heartbeat",
+     .key = "ttl_s",
+     .type = CT_U32,
+     FIELD(heartbeat_ttl_s),
+     .def = "60",
+     .min = 2,
+     .max = 86400,
+     .desc = "Expiry of the status key in seconds: the cloud treats the terminal as gone "
+             "when it lapses."},
+
+    {.section = "log",
+     .key = "level",
+     .type = CT_ENUM,
+     FIELD(log_level),
+     .def = "info",
+     .enum_parse = pos_log_level_parse,
+     .enum_name = level_name,
+     .allowed = "error, warn, info, debug",
+     .desc = "Most verbose level that is logged."},
+    {.section = "log",
+     .key = "syslog",
+     .type = CT_BOOL,
+     FIELD(log_syslog),
+     .def = "false",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Log to syslog (facility daemon) instead of stderr."},
+};
+
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+#define NITEMS    (sizeof(items) / sizeof(items[0]))
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const char *level_name(int level)
+{
+    return pos_log_level_name((pos_log_level_t)level);
+}
+
+static void *field(pos_config_t *cfg, const conf_item_t *it)
+{
+    return (char *)cfg + it->offset;
+}
+
+static const void *cfield(const pos_config_t *cfg, const conf_item_t *it)
+{
+    return (const char *)cfg + it->offset;
+}
+
+static void set_msg(pos_config_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_msg(pos_config_error_t *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+}
+
+/* Copies s into buf as a quotable, printable excerpt (at most ~48 bytes). */
+static const char *excerpt(const char *s, char *buf, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (o + 8 >= len || o >= 48) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *allowed_text(const conf_item_t *it, char *buf, size_t len)
+{
+    if (it->allowed != NULL) {
+        return it->allowed;
+    }
+    snprintf(buf, len, "%lld..%lld", it->min, it->max);
+    return buf;
+}
+
+static const conf_section_t *find_section(const char *name)
+{
+    for (size_t i = 0; i < NSECTIONS; i++) {
+        if (strcmp(sections[i].name, name) == 0) {
+            return &sections[i];
+        }
+    }
+    return NULL;
+}
+
+static int find_item(const char *section, const char *key)
+{
+    for (size_t i = 0; i < NITEMS; i++) {
+        if (strcmp(items[i].section, section) == 0 && strcmp(items[i].key, key) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void list_sections(char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NSECTIONS && o < len; i++) {
+        int n = snprintf(buf + o, len - o, "%s%s", i ? ", " : "", sections[i].name);
+        o += n > 0 ? (size_t)n : 0;
+    }
+}
+
+static void list_keys(const char *section, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NITEMS && o < len; i++) {
+        if (strcmp(items[i].section, section) == 0) {
+            int n = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", items[i].key);
+            o += n > 0 ? (size_t)n : 0;
+        }
+    }
+}
+
+/* ---- value checks ----------------------------------------------------- */
+
+static int check_id(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '.' || c == '_' || c == '-') {
+            continue;
+        }
+        if (c > 0x20 && c < 0x7f) {
+            snprintf(why, whylen, "invalid: character '%c' is not allowed", c);
+        } else {
+            snprintf(why, whylen, "invalid: byte 0x%02x is not allowed", c);
+        }
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_url(const char *value, char *why, size_t whylen)
+{
+    pos_redis_url_t url;
+    char reason[160];
+    int rc = pos_redis_url_parse(value, &url, reason, sizeof(reason));
+    explicit_bzero(&url, sizeof(url));
+    if (rc != 0) {
+        snprintf(why, whylen, "invalid: %s", reason);
+    }
+    return rc;
+}
+
+/* Decimal with full-string, sign and range checks. */
+static int parse_number(const char *s, long long min, long long max, long long *out, char *why,
+                        size_t whylen)
+{
+    const char *p = s;
+    if (*p == '-') {
+        p++;
+    }
+    /* strtoll would also take leading blanks, '+' and nothing at all. */
+    if (*p < '0' || *p > '9') {
+        snprintf(why, whylen, "not a number");
+        return -EINVAL;
+    }
+    if (*s == '-' && min >= 0) {
+        snprintf(why, whylen, "out of range");
+        return -EINVAL;
+    }
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (*end != '\0') {
+        snprintf(why, whylen, "not a number");
+        return -EINVAL;
+    }
+    if (errno == ERANGE || v < min || v > max) {
+        snprintf(why, whylen, "out of range");
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* Validates "value" and stores it; on error writes the problem into why. */
+static int item_set(pos_config_t *cfg, const conf_item_t *it, const char *value, char *why,
+                    size_t whylen)
+{
+    long long n;
+    int rc;
+
+    switch (it->type) {
+    case CT_STR: {
+        size_t len = strlen(value);
+        assert(it->max >= 0 && (size_t)it->max < it->size);
+        if (len == 0 && it->min > 0) {
+            snprintf(why, whylen, "empty");
+            return -EINVAL;
+        }
+        if (len > (size_t)it->max) {
+            snprintf(why, whylen, "too long (%zu bytes, max %lld)", len, it->max);
+            return -EINVAL;
+        }
+        if (it->check != NULL && (rc = it->check(value, why, whylen)) != 0) {
+            return rc;
+        }
+        char *dst = field(cfg, it);
+        explicit_bzero(dst, it->size);
+        memcpy(dst, value, len + 1);
+        break;
+    }
+    case CT_U32: {
+        assert(it->size == sizeof(uint32_t) && it->min >= 0 && it->max <= UINT32_MAX);
+        if ((rc = parse_number(value, it->min, it->max, &n, why, whylen)) != 0) {
+            return rc;
+        }
+        uint32_t v = (uint32_t)n;
+        memcpy(field(cfg, it), &v, sizeof(v));
+        break;
+    }
+    case CT_INT: {
+        assert(it->size == sizeof(int) && it->min >= 0 && it->max <= INT32_MAX);
+        if ((rc = parse_number(value, it->min, it->max, &n, why, whylen)) != 0) {
+            return rc;
+        }
+        int v = (int)n;
+        memcpy(field(cfg, it), &v, sizeof(v));
+        break;
+    }
+    case CT_BOOL: {
+        bool v;
+        assert(it->size == sizeof(bool));
+        if (parse_bool(value, &v) != 0) {
+            snprintf(why, whylen, "not a boolean");
+            return -EINVAL;
+        }
+        memcpy(field(cfg, it), &v, sizeof(v));
+        break;
+    }
+    case CT_ENUM: {
+        assert(it->size == sizeof(int) && it->enum_parse != NULL);
+        int v = it->enum_parse(value);
+        if (v < 0) {
+            snprintf(why, whylen, "not one of the allowed values");
+            return -EINVAL;
+        }
+        memcpy(field(cfg, it), &v, sizeof(v));
+        break;
+    }
+    }
+    if (it->set_offset != 0) {
+        bool set = true;
+        memcpy((char *)cfg + it->set_offset, &set, sizeof(set));
+    }
+    return 0;
+}
+
+/* Formats the current value of a row for the dump (secrets masked). */
+static const char *item_format(const pos_config_t *cfg, const conf_item_t *it, char *buf,
+                               size_t len)
+{
+    const void *f = cfield(cfg, it);
+    switch (it->type) {
+    case CT_STR:
+        if (it->flags & F_SECRET) {
+            snprintf(buf, len, "****");
+        } else if (it->flags & F_URL) {
+            pos_redis_url_t url;
+            if (pos_redis_url_parse(f, &url, NULL, 0) == 0) {
+                pos_redis_url_format_masked(&url, buf, len);
+            } else {
+                snprintf(buf, len, "(invalid)");
+            }
+            explicit_bzero(&url, sizeof(url));
+        } else {
+            snprintf(buf, len, "%s", (const char *)f);
+        }
+        break;
+    case CT_U32: {
+        uint32_t v;
+        memcpy(&v, f, sizeof(v));
+        snprintf(buf, len, "%lu", (unsigned long)v);
+        break;
+    }
+    case CT_INT: {
+        int v;
+        memcpy(&v, f, sizeof(v));
+        snprintf(buf, len, "%d", v);
+        break;
+    }
+    case CT_BOOL: {
+        bool v;
+        memcpy(&v, f, sizeof(v));
+        snprintf(buf, len, "%s", v ? "true" : "false");
+        break;
+    }
+    case CT_ENUM: {
+        int v;
+        memcpy(&v, f, sizeof(v));
+        snprintf(buf, len, "%s", it->enum_name(v));
+        break;
+    }
+    }
+    return buf;
+}
+
+/* True when the row holds a value (a NULL default means "not set"). */
+static bool item_is_set(const pos_config_t *cfg, const conf_item_t *it)
+{
+    if (it->set_offset != 0) {
+        bool set;
+        memcpy(&set, (const char *)cfg + it->set_offset, sizeof(set));
+        return set;
+    }
+    if (it->type == CT_INT && it->def == NULL) {
+        int v;
+        memcpy(&v, cfield(cfg, it), sizeof(v));
+        return v >= 0;
+    }
+    if (it->type == CT_STR) {
+        return ((const char *)cfield(cfg, it))[0] != '\0';
+    }
+    return true;
+}
+
+/* ---- defaults --------------------------------------------------------- */
+
+void pos_config_defaults(pos_config_t *cfg)
+{
+    char why[128];
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NITEMS; i++) {
+        const conf_item_t *it = &items[i];
+        if (it->def != NULL) {
+            int rc = item_set(cfg, it, it->def, why, sizeof(why));
+            assert(rc == 0 && "built-in default must pass its own checks");
+            (void)rc;
+        } else if (it->type == CT_INT) {
+            int unset = -1;
+            memcpy(field(cfg, it), &unset, sizeof(unset));
+        }
+    }
+    /* The derived endpoint for the default URL; cannot fail (tested). */
+    if (pos_redis_url_parse(cfg->redis_url, &cfg->redis, NULL, 0) == 0 && cfg->redis.db < 0) {
+        cfg->redis.db = 0;
+    }
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+typedef struct load_ctx {
+    pos_config_t *cfg;
+    pos_config_error_t *err;
+    const char *name; /* file name for messages */
+    FILE *in;
+    int line; /* number of the line last handed to inih */
+    bool eof;
+    int rc;              /* first error, 0 while none */
+    int line_of[NITEMS]; /* where each key was set in the file, 0 if not */
+    bool from_env[NITEMS];
+} load_ctx_t;
+
+/* Where a row's current value comes from, for cross-field messages. */
+static const char *origin(const load_ctx_t *c, size_t i, char *buf, size_t len)
+{
+    if (c->from_env[i]) {
+        snprintf(buf, len, "environment %s", items[i].env);
+    } else if (c->line_of[i] > 0) {
+        snprintf(buf, len, "%s:%d", c->name, c->line_of[i]);
+    } else {
+        snprintf(buf, len, "%s", c->name);
+    }
+    return buf;
+}
+
+/* Mirrors inih's find_chars_or_comment(): the first of "chars", or a ';' after whitespace. */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+    while (*s != '\0' && strchr(chars, *s) == NULL && !(was_space && *s == ';')) {
+        was_space = *s == ' ' || *s == '\t';
+        s++;
+    }
+    return s;
+}
+
+/*
+ * Checks the syntax of one line (leading whitespace already gone) the way
+ * inih will see it. Checking here keeps errors in line order: inih itself
+ * would carry on after a syntax error and let a later line fail first.
+ * Also rejects unknown sections, which inih never reports to the handler,
+ * and text after "[section]", which inih ignores.
+ */
+static int check_line(load_ctx_t *c, const char *str)
+{
+    char name[64], list[128], ex[64];
+
+    if (str[0] == '\0' || str[0] == ';' || str[0] == '#') {
+        return 0;
+    }
+    if (str[0] != '[') {
+        const char *eq = find_chars_or_comment(str, "=:");
+        if (*eq != '=' && *eq != ':') {
+            goto syntax;
+        }
+        return 0;
+    }
+    const char *close = find_chars_or_comment(str + 1, "]");
+    if (*close != ']') {
+        goto syntax;
+    }
+    const char *after = close + 1;
+    while (*after == ' ' || *after == '\t') {
+        after++;
+    }
+    if (*after != '\0' && *after != ';' && *after != '#') {
+        goto syntax;
+    }
+    size_t len = (size_t)(close - str - 1);
+    if (len >= sizeof(name)) {
+        len = sizeof(name) - 1;
+    }
+    memcpy(name, str + 1, len);
+    name[len] = '\0';
+    if (find_section(name) == NULL || (size_t)(close - str - 1) >= sizeof(name)) {
+        list_sections(list, sizeof(list));
+        c->rc = -EINVAL;
+        set_msg(c->err, "%s:%d: [%s]: unknown section (allowed: %s)", c->name, c->line,
+                excerpt(name, ex, sizeof(ex)), list);
+        return c->rc;
+    }
+    return 0;
+
+syntax:
+    c->rc = -EINVAL;
+    set_msg(c->err, "%s:%d: syntax error (expected \"[section]\", \"key = value\" or a comment)",
+            c->name, c->line);
+    return c->rc;
+}
+
+/*
+ * The ini_reader: hands inih one line at a time so that we know the line
+ * number in the handler (inih 55 does not pass it), and rejects what inih
+ * would silently mangle: lines longer than its buffer (it would split
+ * them), NUL and control characters. Leading whitespace is dropped, which
+ * turns off inih's continuation lines: an indented "key = value" is just a
+ * key. check_line() then vets the line's syntax and section name.
+ */
+static char *reader(char *str, int num, void *stream)
+{
+    load_ctx_t *c = stream;
+    size_t n = 0;
+    size_t cap = num > 1 ? (size_t)num - 1 : 0;
+    bool any = false;
+    bool leading = true;
+
+    if (c->rc != 0 || c->eof || c->in == NULL) {
+        return NULL;
+    }
+    c->line++;
+    for (;;) {
+        int ch = getc(c->in);
+        if (ch == EOF) {
+            if (ferror(c->in)) {
+                int e = errno != 0 ? errno : EIO;
+                c->rc = -e;
+                set_msg(c->err, "%s:%d: read error: %s", c->name, c->line, strerror(e));
+                return NULL;
+            }
+            c->eof = true;
+            if (!any) {
+                return NULL;
+            }
+            break;
+        }
+        any = true;
+        if (ch == '\n') {
+            break;
+        }
+        if (ch == '\r') {
+            int next = getc(c->in);
+            if (next == '\n') {
+                break;
+            }
+            if (next != EOF) {
+                ungetc(next, c->in);
+            }
+        }
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            c->rc = -EINVAL;
+            set_msg(c->err, "%s:%d: control character 0x%02x is not allowed", c->name, c->line,
+                    (unsigned)ch);
+            return NULL;
+        }
+        if (leading && (ch == ' ' || ch == '\t')) {
+            continue;
+        }
+        leading = false;
+        if (n >= cap) {
+            c->rc = -EINVAL;
+            set_msg(c->err,
+                    "%s:%d: line too long (max %zu characters; a long value such as the "
+                    "Redis URL can go in the environment)",
+                    c->name, c->line, cap);
+            return NULL;
+        }
+        str[n++] = (char)ch;
+    }
+    str[n] = '\0';
+
+    /* inih skips a UTF-8 byte order mark on line 1; so do we, before our checks. */
+    if (c->line == 1 && strncmp(str, "\xef\xbb\xbf", 3) == 0) {
+        size_t skip = 3;
+        while (str[skip] == ' ' || str[skip] == '\t') {
+            skip++;
+        }
+        memmove(str, str + skip, n - skip + 1);
+    }
+    if (check_line(c, str) != 0) {
+        return NULL;
+    }
+    return str;
+}
+
+static void value_error(load_ctx_t *c, const conf_item_t *it, const char *value, const char *why)
+{
+    char allowed[64], ex[64];
+    const char *al = allowed_text(it, allowed, sizeof(allowed));
+    if (it->flags & (F_SECRET | F_NOECHO)) {
+        set_msg(c->err, "%s:%d: [%s] %s: %s (allowed: %s)", c->name, c->line, it->section, it->key,
+                why, al);
+    } else {
+        set_msg(c->err, "%s:%d: [%s] %s: \"%s\" is %s (allowed: %s)", c->name, c->line, it->section,
+                it->key, excerpt(value, ex, sizeof(ex)), why, al);
+    }
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    load_ctx_t *c = user;
+    char ex[64], ex2[64], list[256], why[192];
+
+    if (c->rc != 0) {
+        return 0;
+    }
+    c->rc = -EINVAL;
+    if (section[0] == '\0') {
+        set_msg(c->err, "%s:%d: %s: key outside any section (put it under [section])", c->name,
+                c->line, excerpt(name, ex, sizeof(ex)));
+        return 0;
+    }
+    if (find_section(section) == NULL) {
+        list_sections(list, sizeof(list));
+        set_msg(c->err, "%s:%d: [%s]: unknown section (allowed: %s)", c->name, c->line,
+                excerpt(section, ex, sizeof(ex)), list);
+        return 0;
+    }
+    int i = find_item(section, name);
+    if (i < 0) {
+        list_keys(section, list, sizeof(list));
+        set_msg(c->err, "%s:%d: [%s] %s: unknown key (allowed: %s)", c->name, c->line,
+                excerpt(section, ex, sizeof(ex)), excerpt(name, ex2, sizeof(ex2)), list);
+        return 0;
+    }
+    const conf_item_t *it = &items[i];
+    if (c->line_of[i] != 0) {
+        set_msg(c->err, "%s:%d: [%s] %s: duplicate key (first set on line %d)", c->name, c->line,
+                it->section, it->key, c->line_of[i]);
+        return 0;
+    }
+    if (item_set(c->cfg, it, value, why, sizeof(why)) != 0) {
+        value_error(c, it, value, why);
+        return 0;
+    }
+    c->line_of[i] = c->line;
+    c->rc = 0;
+    return 1;
+}
+
+static int load_file(load_ctx_t *c)
+{
+    int ret = ini_parse_stream(reader, c, handler, c);
+    if (c->rc != 0) {
+        return c->rc;
+    }
+    if (ret == -2) {
+        set_msg(c->err, "%s: out of memory", c->name);
+        return -ENOMEM;
+    }
+    if (ret != 0) {
+        set_msg(c->err,
+                "%s:%d: syntax error (expected \"[section]\", \"key = value\" or a "
+                "comment)",
+                c->name, ret);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* First "NAME=value" in envp, like getenv(). */
+static const char *env_lookup(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (char *const *e = envp; *e != NULL; e++) {
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') {
+            return *e + n + 1;
+        }
+    }
+    return NULL;
+}
+
+static int load_env(load_ctx_t *c, char *const *envp)
+{
+    char why[192], allowed[64], ex[64];
+
+    for (size_t i = 0; i < NITEMS; i++) {
+        const conf_item_t *it = &items[i];
+        const char *value;
+        if (it->env == NULL || (value = env_lookup(envp, it->env)) == NULL) {
+            continue;
+        }
+        if (item_set(c->cfg, it, value, why, sizeof(why)) != 0) {
+            const char *al = allowed_text(it, allowed, sizeof(allowed));
+            if (it->flags & (F_SECRET | F_NOECHO)) {
+                set_msg(c->err, "environment %s: %s (allowed: %s)", it->env, why, al);
+            } else {
+                set_msg(c->err, "environment %s=\"%s\": %s (allowed: %s)", it->env,
+                        excerpt(value, ex, sizeof(ex)), why, al);
+            }
+            return -EINVAL;
+        }
+        c->from_env[i] = true;
+    }
+    return 0;
+}
+
+static int check_required(load_ctx_t *c)
+{
+    for (size_t i = 0; i < NITEMS; i++) {
+        const conf_item_t *it = &items[i];
+        if ((it->flags & F_REQUIRED) && !item_is_set(c->cfg, it)) {
+            if (it->env != NULL) {
+                set_msg(c->err, "%s: [%s] %s is required (or set %s)", c->name, it->section,
+                        it->key, it->env);
+            } else {
+                set_msg(c->err, "%s: [%s] %s is required", c->name, it->section, it->key);
+            }
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static size_t index_of(const char *section, const char *key)
+{
+    int i = find_item(section, key);
+    assert(i >= 0);
+    return (size_t)i;
+}
+
+static int check_cross(load_ctx_t *c)
+{
+    const pos_config_t *cfg = c->cfg;
+    char where[300], other[300];
+
+    if (cfg->heartbeat_interval_s >= cfg->heartbeat_ttl_s) {
+        size_t ii = index_of("heartbeat", "interval_s");
+        size_t it = index_of("heartbeat", "ttl_s");
+        set_msg(c->err, "%s: [heartbeat] interval_s: %lu must be less than ttl_s = %lu (from %s)",
+                origin(c, ii, where, sizeof(where)), (unsigned long)cfg->heartbeat_interval_s,
+                (unsigned long)cfg->heartbeat_ttl_s, origin(c, it, other, sizeof(other)));
+        return -EINVAL;
+    }
+    if (cfg->max_retry_delay_ms < cfg->retry_delay_ms) {
+        size_t im = index_of("redis", "max_retry_delay_ms");
+        size_t ir = index_of("redis", "retry_delay_ms");
+        set_msg(c->err,
+                "%s: [redis] max_retry_delay_ms: %lu must not be less than retry_delay_ms = %lu "
+                "(from %s)",
+                origin(c, im, where, sizeof(where)), (unsigned long)cfg->max_retry_delay_ms,
+                (unsigned long)cfg->retry_delay_ms, origin(c, ir, other, sizeof(other)));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The effective endpoint: the URL, then the password and db overrides. */
+static int derive_redis(load_ctx_t *c)
+{
+    pos_config_t *cfg = c->cfg;
+    char why[160], where[300];
+
+    if (pos_redis_url_parse(cfg->redis_url, &cfg->redis, why, sizeof(why)) != 0) {
+        /* Unreachable: the URL was checked when it was set. */
+        set_msg(c->err, "%s: [redis] url: invalid: %s",
+                origin(c, index_of("redis", "url"), where, sizeof(where)), why);
+        return -EINVAL;
+    }
+    if (cfg->redis_password_set) {
+        explicit_bzero(cfg->redis.password, sizeof(cfg->redis.password));
+        memcpy(cfg->redis.password, cfg->redis_password, sizeof(cfg->redis.password));
+    }
+    if (cfg->redis_db >= 0) {
+        cfg->redis.db = cfg->redis_db;
+    } else if (cfg->redis.db < 0) {
+        cfg->redis.db = 0;
+    }
+    return 0;
+}
+
+int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *const *envp,
+                           pos_config_error_t *err)
+{
+    pos_config_error_t scratch;
+    load_ctx_t *c;
+    int rc;
+
+    if (err == NULL) {
+        err = &scratch;
+    }
+    err->msg[0] = '\0';
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        set_msg(err, "out of memory");
+        return -ENOMEM;
+    }
+    c->cfg = cfg;
+    c->err = err;
+    c->name = name != NULL ? name : "(no configuration file)";
+    c->in = in;
+
+    pos_config_defaults(cfg);
+    rc = load_file(c);
+    if (rc == 0 && envp != NULL) {
+        rc = load_env(c, envp);
+    }
+    if (rc == 0) {
+        rc = check_required(c);
+    }
+    if (rc == 0) {
+        rc = check_cross(c);
+    }
+    if (rc == 0) {
+        rc = derive_redis(c);
+    }
+    free(c);
+    if (rc != 0) {
+        pos_config_wipe(cfg);
+    }
+    return rc;
+}
+
+int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp, pos_config_error_t *err)
+{
+    pos_config_error_t scratch;
+    FILE *in = NULL;
+    int rc;
+
+    if (err == NULL) {
+        err = &scratch;
+    }
+    if (path != NULL) {
+        in = fopen(path, "r");
+        if (in == NULL) {
+            int e = errno;
+            pos_config_defaults(cfg);
+            pos_config_wipe(cfg);
+            set_msg(err, "%s: cannot open: %s", path, strerror(e));
+            return -e;
+        }
+    }
+    rc = pos_config_load_stream(cfg, in, path, envp, err);
+    if (in != NULL) {
+        fclose(in);
+    }
+    return rc;
+}
+
+void pos_config_wipe(pos_config_t *cfg)
+{
+    explicit_bzero(cfg->redis_password, sizeof(cfg->redis_password));
+    explicit_bzero(cfg->redis_url, sizeof(cfg->redis_url));
+    explicit_bzero(cfg->redis.password, sizeof(cfg->redis.password));
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+void pos_config_dump(const pos_config_t *cfg, FILE *out)
+{
+    char buf[600];
+    const char *cur = NULL;
+
+    fprintf(out, "; posagent effective configuration (secrets masked)\n");
+    for (size_t i = 0; i < NITEMS; i++) {
+        const conf_item_t *it = &items[i];
+        if (cur == NULL || strcmp(cur, it->section) != 0) {
+            cur = it->section;
+            fprintf(out, "\n[%s]\n", cur);
+        }
+        if (!item_is_set(cfg, it)) {
+            fprintf(out, "; %s = (not set)\n", it->key);
+            continue;
+        }
+        fprintf(out, "%s = %s\n", it->key, item_format(cfg, it, buf, sizeof(buf)));
+    }
+    pos_redis_url_format_masked(&cfg->redis, buf, sizeof(buf));
+    fprintf(out, "\n; effective Redis endpoint: %s\n", buf);
+}
+
+/* Writes text as "; " comment lines wrapped before 78 columns. */
+static void write_wrapped(FILE *out, const char *text)
+{
+    const size_t width = 76;
+    while (*text != '\0') {
+        size_t len = strlen(text);
+        size_t cut = len;
+        if (len > width) {
+            cut = width;
+            while (cut > 0 && text[cut] != ' ') {
+                cut--;
+            }
+            if (cut == 0) {
+                cut = width;
+            }
+        }
+        fprintf(out, "; %.*s\n", (int)cut, text);
+        text += cut;
+        while (*text == ' ') {
+            text++;
+        }
+    }
+}
+
+void pos_config_write_example(FILE *out)
+{
+    char buf[64], line[256];
+
+    fputs("; posagent configuration file (example)\n"
+          ";\n"
+          "; Generated from the schema in conf/config.c by pos_config_write_example();\n"
+          "; do not edit by hand. Regenerate with:\n"
+          ";   POS_REGENERATE=1 <build>/tests/test_config\n"
+          ";\n"
+          "; Precedence, lowest to highest: built-in default, this file, environment.\n"
+          "; Syntax: \"[section]\" headers and \"key = value\" lines. Lines starting with\n"
+          "; ';' or '#' are comments; \" ;\" starts a comment after a value, so a value\n"
+          "; cannot contain \" ;\". Quotes are kept literally. A line may hold at most\n",
+          out);
+    fprintf(out, "; %d characters (a longer Redis URL can go in REDIS_URL). Unknown sections\n",
+            INI_MAX_LINE - 1);
+    fputs("; and keys, duplicate keys and bad values are errors.\n"
+          "; A commented-out \"; key = value\" line shows the built-in default.\n"
+          "; An environment variable set to \"\" counts as set.\n",
+          out);
+    for (size_t s = 0; s < NSECTIONS; s++) {
+        fprintf(out, "\n[%s]\n", sections[s].name);
+        write_wrapped(out, sections[s].desc);
+        for (size_t i = 0; i < NITEMS; i++) {
+            const conf_item_t *it = &items[i];
+            if (strcmp(it->section, sections[s].name) != 0) {
+                continue;
+            }
+            fputs("\n", out);
+            write_wrapped(out, it->desc);
+            if (it->flags & F_REQUIRED) {
+                snprintf(line, sizeof(line), "Required. Allowed: %s.",
+                         allowed_text(it, buf, sizeof(buf)));
+            } else {
+                snprintf(line, sizeof(line), "Allowed: %s. Default: %s.",
+                         allowed_text(it, buf, sizeof(buf)), it->def ? it->def : it->def_doc);
+            }
+            write_wrapped(out, line);
+            if (it->env != NULL) {
+                fprintf(out, "; Environment: %s (overrides this file).\n", it->env);
+            }
+            if (it->flags & F_REQUIRED) {
+                fprintf(out, "%s = %s\n", it->key, it->example);
+            } else {
+                fprintf(out, "; %s = %s\n", it->key, it->def ? it->def : it->example);
+            }
+        }
+    }
+}
+
+/* Writes a Markdown table cell, escaping '|'. */
+static void md_cell(FILE *out, const char *s, bool code)
+{
+    fputs(" ", out);
+    if (code) {
+        fputs("`", out);
+    }
+    for (; *s != '\0'; s++) {
+        if (*s == '|') {
+            fputs("\\|", out);
+        } else {
+            fputc(*s, out);
+        }
+    }
+    if (code) {
+        fputs("`", out);
+    }
+    fputs(" |", out);
+}
+
+void pos_config_write_reference(FILE *out)
+{
+    char buf[64];
+
+    fputs("| section | key | env var | default | allowed | meaning |\n"
+          "|---|---|---|---|---|---|\n",
+          out);
+    for (size_t i = 0; i < NITEMS; i++) {
+        const conf_item_t *it = &items[i];
+        fputs("|", out);
+        md_cell(out, it->section, true);
+        md_cell(out, it->key, true);
+        md_cell(out, it->env ? it->env : "", it->env != NULL);
+        md_cell(out, it->def ? it->def : it->def_doc, it->def != NULL);
+        md_cell(out, allowed_text(it, buf, sizeof(buf)), false);
+        md_cell(out, it->desc, false);
+        fputs("\n", out);
+    }
+}

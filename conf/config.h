@@ -9,6 +9,22 @@
  * Precedence, lowest to highest: built-in default, configuration file,
  * environment variable. REDIS_PASSWORD / [redis] password and REDIS_DB /
  * [redis] db, when set, override the password and /db given in the URL.
+ *
+ * An environment variable that is present with an empty value counts as
+ * set: REDIS_PASSWORD= means "no password" (and overrides the URL's), while
+ * an empty number, id or URL is an error like any other bad value. The same
+ * holds for "password =" in the file.
+ *
+ * File syntax (inih): "[section]" and "key = value" lines; ';' or '#' starts
+ * a comment line, and " ;" (whitespace, then ';') starts a comment after a
+ * value, so a value cannot contain " ;". Quotes are kept literally. Leading
+ * whitespace is ignored (there are no continuation lines). A line may hold
+ * at most INI_MAX_LINE - 1 (199) characters; a longer line is an error, never
+ * truncated (put a long REDIS_URL in the environment). Control characters
+ * other than tab, unknown sections and keys, and duplicate keys are errors.
+ *
+ * Reload: load into a scratch pos_config_t and swap it in only on success;
+ * on failure the scratch config has had its secrets wiped.
  */
 
 #include <stdbool.h>
@@ -30,6 +46,7 @@ typedef struct pos_config {
     /* [redis] */
     char redis_url[512];
     char redis_password[POS_URL_PASS_MAX]; /* secret */
+    bool redis_password_set;               /* password given in file or environment */
     int redis_db;                          /* -1: not set here, use URL's or 0 */
     uint32_t retry_delay_ms;               /* first reconnect delay */
     uint32_t max_retry_delay_ms;           /* cap of the reconnect delay */
@@ -45,7 +62,7 @@ typedef struct pos_config {
     bool log_syslog;
 
     /* Derived by pos_config_load(): the effective Redis endpoint, with the
-     * password and db overrides applied. */
+     * password and db overrides applied; redis.db is always 0..1023 here. */
     pos_redis_url_t redis;
 } pos_config_t;
 
@@ -66,6 +83,14 @@ void pos_config_defaults(pos_config_t *cfg);
 int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp,
                     pos_config_error_t *err);
 
+/*
+ * Same as pos_config_load() but reads the INI text from "in" (NULL for
+ * none), naming it "name" in error messages (NULL: "(no configuration
+ * file)"). Does not close "in". Used by the fuzz target and the tests.
+ */
+int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *const *envp,
+                           pos_config_error_t *err);
+
 /* Prints the effective settings as INI, secrets masked as "****". */
 void pos_config_dump(const pos_config_t *cfg, FILE *out);
 
@@ -75,7 +100,12 @@ void pos_config_write_example(FILE *out);
 /* Prints the Markdown reference table used in README.md. */
 void pos_config_write_reference(FILE *out);
 
-/* Overwrites secrets in cfg with zeros (call before freeing or exiting). */
+/*
+ * Overwrites secrets in cfg with zeros (call before freeing or exiting):
+ * redis_password, the URL text (it may embed a password) and
+ * redis.password. Other fields stay usable. The stores cannot be optimised
+ * away (explicit_bzero).
+ */
 void pos_config_wipe(pos_config_t *cfg);
 
 #endif /* CONF_CONFIG_H */

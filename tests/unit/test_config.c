@@ -1,0 +1,998 @@
+/*
+ * Unit tests for the configuration loader (conf/config.c): defaults, every
+ * key's range edges, the environment, error messages, secrets, and the
+ * checked-in example conf/posagent.ini.
+ *
+ * Run with POS_REGENERATE=1 to rewrite conf/posagent.ini from
+ * pos_config_write_example().
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf/config.h"
+#include "platform/log.h"
+
+#define EXAMPLE_PATH POS_SOURCE_DIR "/conf/posagent.ini"
+#define IDS          "[terminal]\nid = T-1\nstore_id = S-1\n"
+
+static char *const no_env[] = {NULL};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Writes text to a new file under /tmp; the caller unlinks and frees the path. */
+static char *write_tmp(const char *text, size_t len)
+{
+    char *path = strdup("/tmp/test_config-XXXXXX");
+    assert_non_null(path);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    assert_int_equal(close(fd), 0);
+    return path;
+}
+
+typedef struct result {
+    int rc;
+    pos_config_t cfg;
+    pos_config_error_t err;
+    char path[64];
+} result_t;
+
+/* Loads "text" from a temp file with the environment "envp". */
+static int load_bytes(result_t *r, const char *text, size_t len, char *const *envp)
+{
+    char *path = write_tmp(text, len);
+    snprintf(r->path, sizeof(r->path), "%s", path);
+    memset(&r->err, 0, sizeof(r->err));
+    r->rc = pos_config_load(&r->cfg, path, envp, &r->err);
+    unlink(path);
+    free(path);
+    return r->rc;
+}
+
+static int load(result_t *r, const char *text, char *const *envp)
+{
+    return load_bytes(r, text, strlen(text), envp);
+}
+
+static void must_load(result_t *r, const char *text, char *const *envp)
+{
+    if (load(r, text, envp) != 0) {
+        fail_msg("load failed (%d): %s\n--- file ---\n%s", r->rc, r->err.msg, text);
+    }
+}
+
+/*
+ * Expects -EINVAL with a one-line message that starts with "prefix" (a
+ * line number, with the file name put in front when prefix starts with ':',
+ * or NULL) and contains each of the NULL-terminated needles.
+ */
+static void expect_error(const result_t *r, const char *prefix, ...)
+{
+    char want[128];
+    va_list ap;
+
+    if (r->rc != -EINVAL) {
+        fail_msg("expected -EINVAL, got %d: %s", r->rc, r->err.msg);
+    }
+    assert_null(strchr(r->err.msg, '\n'));
+    if (prefix != NULL) {
+        snprintf(want, sizeof(want), "%s%s", prefix[0] == ':' ? r->path : "", prefix);
+        if (strncmp(r->err.msg, want, strlen(want)) != 0) {
+            fail_msg("message \"%s\" does not start with \"%s\"", r->err.msg, want);
+        }
+    }
+    va_start(ap, prefix);
+    for (const char *n = va_arg(ap, const char *); n != NULL; n = va_arg(ap, const char *)) {
+        if (strstr(r->err.msg, n) == NULL) {
+            va_end(ap);
+            fail_msg("message \"%s\" lacks \"%s\"", r->err.msg, n);
+        }
+    }
+    va_end(ap);
+}
+
+static char *dump_to_string(const pos_config_t *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    pos_config_dump(cfg, f);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+static char *example_to_string(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    pos_config_write_example(f);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    assert_non_null(m);
+    int c;
+    while ((c = getc(f)) != EOF) {
+        fputc(c, m);
+    }
+    fclose(f);
+    fclose(m);
+    return buf;
+}
+
+/* ---- defaults ------------------------------------------------------------ */
+
+static void check_defaults_except_password_db(const pos_config_t *c)
+{
+    assert_string_equal(c->redis_url, "redis://localhost:6379");
+    assert_int_equal(c->retry_delay_ms, 100);
+    assert_int_equal(c->max_retry_delay_ms, 3000);
+    assert_int_equal(c->connect_timeout_ms, 2000);
+    assert_int_equal(c->command_timeout_ms, 2000);
+    assert_int_equal(c->heartbeat_interval_s, 20);
+    assert_int_equal(c->heartbeat_ttl_s, 60);
+    assert_int_equal(c->log_level, POS_LOG_INFO);
+    assert_false(c->log_syslog);
+    assert_false(c->redis.tls);
+    assert_string_equal(c->redis.host, "localhost");
+    assert_int_equal(c->redis.port, 6379);
+    assert_string_equal(c->redis.user, "");
+    assert_int_equal(c->redis.db, 0);
+}
+
+static void check_defaults(const pos_config_t *c)
+{
+    check_defaults_except_password_db(c);
+    assert_string_equal(c->redis_password, "");
+    assert_false(c->redis_password_set);
+    assert_int_equal(c->redis_db, -1);
+    assert_string_equal(c->redis.password, "");
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    pos_config_t c;
+    memset(&c, 0x5a, sizeof(c));
+    pos_config_defaults(&c);
+    check_defaults(&c);
+    assert_string_equal(c.terminal_id, "");
+    assert_string_equal(c.store_id, "");
+}
+
+static void test_minimal_file(void **state)
+{
+    (void)state;
+    result_t r;
+    must_load(&r, IDS, no_env);
+    check_defaults(&r.cfg);
+    assert_string_equal(r.cfg.terminal_id, "T-1");
+    assert_string_equal(r.cfg.store_id, "S-1");
+}
+
+static void test_no_file_env_only(void **state)
+{
+    (void)state;
+    char *env[] = {"POSAGENT_TERMINAL_ID=T-9", "POSAGENT_STORE_ID=S-9", "PATH=/bin", NULL};
+    pos_config_t c;
+    pos_config_error_t e;
+    assert_int_equal(pos_config_load(&c, NULL, env, &e), 0);
+    check_defaults(&c);
+    assert_string_equal(c.terminal_id, "T-9");
+    assert_string_equal(c.store_id, "S-9");
+}
+
+/* ---- numbers: every key, every edge --------------------------------------- */
+
+typedef struct num_key {
+    const char *section;
+    const char *key;
+    long min, max;
+    size_t offset;
+    bool is_int;       /* int rather than uint32_t */
+    const char *extra; /* lines that keep the cross-field checks happy at the edges */
+} num_key_t;
+
+#define OFF(f) offsetof(pos_config_t, f)
+
+static const num_key_t num_keys[] = {
+    {"redis", "db", 0, 1023, OFF(redis_db), true, ""},
+    {"redis", "retry_delay_ms", 1, 60000, OFF(retry_delay_ms), false,
+     "max_retry_delay_ms = 600000\n"},
+    {"redis", "max_retry_delay_ms", 1, 600000, OFF(max_retry_delay_ms), false,
+     "retry_delay_ms = 1\n"},
+    {"redis", "connect_timeout_ms", 100, 60000, OFF(connect_timeout_ms), false, ""},
+    {"redis", "command_timeout_ms", 100, 60000, OFF(command_timeout_ms), false, ""},
+    {"heartbeat", "interval_s", 1, 3600, OFF(heartbeat_interval_s), false, "ttl_s = 86400\n"},
+    {"heartbeat", "ttl_s", 2, 86400, OFF(heartbeat_ttl_s), false, "interval_s = 1\n"},
+};
+
+static long get_num(const pos_config_t *c, const num_key_t *k)
+{
+    if (k->is_int) {
+        int v;
+        memcpy(&v, (const char *)c + k->offset, sizeof(v));
+        return v;
+    }
+    uint32_t v;
+    memcpy(&v, (const char *)c + k->offset, sizeof(v));
+    return (long)v;
+}
+
+/* The key is on line 5: IDS is 3 lines, then the section header. */
+static int load_num(result_t *r, const num_key_t *k, const char *value)
+{
+    char text[512];
+    snprintf(text, sizeof(text), IDS "[%s]\n%s = %s\n%s", k->section, k->key, value, k->extra);
+    return load(r, text, no_env);
+}
+
+static void test_number_edges(void **state)
+{
+    (void)state;
+    static const char *const not_numbers[] = {"abc", "12abc", "+5",  "0x10", "1e3",
+                                              "5.0", "-",     "--1", "1 2",  "\"5\""};
+    for (size_t i = 0; i < sizeof(num_keys) / sizeof(num_keys[0]); i++) {
+        const num_key_t *k = &num_keys[i];
+        char v[64], head[64], allowed[64];
+        result_t r;
+
+        snprintf(head, sizeof(head), ":5: [%s] %s: ", k->section, k->key);
+        snprintf(allowed, sizeof(allowed), "(allowed: %ld..%ld)", k->min, k->max);
+
+        snprintf(v, sizeof(v), "%ld", k->min);
+        if (load_num(&r, k, v) != 0) {
+            fail_msg("[%s] %s = %s: %s", k->section, k->key, v, r.err.msg);
+        }
+        assert_int_equal(get_num(&r.cfg, k), k->min);
+
+        snprintf(v, sizeof(v), "%ld", k->max);
+        if (load_num(&r, k, v) != 0) {
+            fail_msg("[%s] %s = %s: %s", k->section, k->key, v, r.err.msg);
+        }
+        assert_int_equal(get_num(&r.cfg, k), k->max);
+
+        snprintf(v, sizeof(v), "%ld", k->min - 1);
+        load_num(&r, k, v);
+        expect_error(&r, head, "out of range", allowed, NULL);
+
+        snprintf(v, sizeof(v), "%ld", k->max + 1);
+        load_num(&r, k, v);
+        expect_error(&r, head, "out of range", allowed, v, NULL);
+
+        load_num(&r, k, "99999999999999999999999");
+        expect_error(&r, head, "out of range", NULL);
+
+        load_num(&r, k, "-0");
+        expect_error(&r, head, "out of range", NULL);
+
+        for (size_t j = 0; j < sizeof(not_numbers) / sizeof(not_numbers[0]); j++) {
+            load_num(&r, k, not_numbers[j]);
+            expect_error(&r, head, "is not a number", allowed, NULL);
+        }
+        load_num(&r, k, "");
+        expect_error(&r, head, "not a number", NULL);
+    }
+}
+
+/* ---- booleans, levels, ids ------------------------------------------------ */
+
+static void test_bool_values(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        bool value;
+    } cases[] = {{"true", true}, {"false", false}, {"yes", true}, {"no", false},  {"on", true},
+                 {"off", false}, {"1", true},      {"0", false},  {"TRUE", true}, {"Off", false}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[256];
+        result_t r;
+        snprintf(text, sizeof(text), IDS "[log]\nsyslog = %s\n", cases[i].text);
+        must_load(&r, text, no_env);
+        assert_int_equal(r.cfg.log_syslog, cases[i].value);
+    }
+    result_t r;
+    load(&r, IDS "[log]\nsyslog = maybe\n", no_env);
+    expect_error(&r, ":5: [log] syslog: ", "\"maybe\" is not a boolean", "true, false", NULL);
+    load(&r, IDS "[log]\nsyslog = 2\n", no_env);
+    expect_error(&r, ":5: [log] syslog: ", NULL);
+}
+
+static void test_log_levels(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int level;
+    } cases[] = {{"error", POS_LOG_ERROR},
+                 {"warn", POS_LOG_WARN},
+                 {"info", POS_LOG_INFO},
+                 {"debug", POS_LOG_DEBUG}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[256];
+        result_t r;
+        snprintf(text, sizeof(text), IDS "[log]\nlevel = %s\n", cases[i].name);
+        must_load(&r, text, no_env);
+        assert_int_equal(r.cfg.log_level, cases[i].level);
+    }
+    result_t r;
+    load(&r, IDS "[log]\nlevel = verbose\n", no_env);
+    expect_error(&r, ":5: [log] level: ", "verbose", "error, warn, info, debug", NULL);
+}
+
+static void test_ids(void **state)
+{
+    (void)state;
+    result_t r;
+    char text[512], id63[64];
+
+    memset(id63, 'a', 63);
+    id63[63] = '\0';
+    snprintf(text, sizeof(text), "[terminal]\nid = %s\nstore_id = Az09._-\n", id63);
+    must_load(&r, text, no_env);
+    assert_string_equal(r.cfg.terminal_id, id63);
+    assert_string_equal(r.cfg.store_id, "Az09._-");
+
+    snprintf(text, sizeof(text), "[terminal]\nid = %sa\nstore_id = S\n", id63);
+    load(&r, text, no_env);
+    expect_error(&r, ":2: [terminal] id: ", "too long", "1..63 characters", NULL);
+
+    /* Characters that would break Redis key, channel or pattern names. */
+    static const char *const bad[] = {"T*1", "T?1",  "T[1]", "T:1",       "T 1",   "T{1}",
+                                      "T/1", "T\\1", "T@1",  "T\xc3\xa9", "\"T1\""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "[terminal]\nid = T\nstore_id = %s\n", bad[i]);
+        load(&r, text, no_env);
+        expect_error(&r, ":3: [terminal] store_id: ", "is invalid", "(allowed: 1..63", NULL);
+    }
+
+    load(&r, "[terminal]\nid =\nstore_id = S\n", no_env);
+    expect_error(&r, ":2: [terminal] id: ", "empty", NULL);
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    result_t r;
+    load(&r, "[terminal]\nstore_id = S-1\n", no_env);
+    expect_error(&r, ": [terminal] id is required (or set POSAGENT_TERMINAL_ID)", NULL);
+    assert_string_equal(r.err.msg + strlen(r.path),
+                        ": [terminal] id is required (or set POSAGENT_TERMINAL_ID)");
+
+    load(&r, "[terminal]\nid = T-1\n", no_env);
+    expect_error(&r, ": [terminal] store_id is required (or set POSAGENT_STORE_ID)", NULL);
+
+    load(&r, "", no_env);
+    expect_error(&r, ": [terminal] id is required", NULL);
+
+    pos_config_t c;
+    pos_config_error_t e;
+    assert_int_equal(pos_config_load(&c, NULL, NULL, &e), -EINVAL);
+    assert_string_equal(e.msg, "(no configuration file): [terminal] id is required "
+                               "(or set POSAGENT_TERMINAL_ID)");
+
+    /* The environment satisfies the requirement. */
+    char *env[] = {"POSAGENT_TERMINAL_ID=T-7", NULL};
+    must_load(&r, "[terminal]\nstore_id = S-1\n", env);
+    assert_string_equal(r.cfg.terminal_id, "T-7");
+}
+
+/* ---- structure errors ----------------------------------------------------- */
+
+static void test_unknown_and_duplicate(void **state)
+{
+    (void)state;
+    result_t r;
+
+    load(&r, IDS "[redis]\nurll = redis://h\n", no_env);
+    expect_error(&r, ":5: [redis] urll: unknown key", "allowed: url, password, db", NULL);
+
+    load(&r, IDS "[redis]\nURL = redis://h\n", no_env);
+    expect_error(&r, ":5: [redis] URL: unknown key", NULL);
+
+    load(&r, IDS "[hal]\n", no_env);
+    expect_error(&r, ":4: [hal]: unknown section", "terminal, redis, heartbeat, log", NULL);
+
+    load(&r, IDS "; comment\n[ redis ]\nurl = redis://h\n", no_env);
+    expect_error(&r, ":5: [ redis ]: unknown section", NULL);
+
+    load(&r, "id = T-1\n" IDS, no_env);
+    expect_error(&r, ":1: id: key outside any section", NULL);
+
+    load(&r, IDS "[redis]\ndb = 1\n\n# x\ndb = 2\n", no_env);
+    expect_error(&r, ":8: [redis] db: duplicate key (first set on line 5)", NULL);
+
+    /* A repeated section is fine; a key repeated across its blocks is not. */
+    load(&r, IDS "[terminal]\nid = T-2\n", no_env);
+    expect_error(&r, ":5: [terminal] id: duplicate key (first set on line 2)", NULL);
+    must_load(&r, "[terminal]\nid = T-1\n[log]\nlevel = warn\n[terminal]\nstore_id = S\n", no_env);
+    assert_int_equal(r.cfg.log_level, POS_LOG_WARN);
+
+    load(&r, IDS "[redis]\nthis line has no equals sign\n", no_env);
+    expect_error(&r, ":5: syntax error", NULL);
+
+    load(&r, IDS "[redis\nurl = redis://h\n", no_env);
+    expect_error(&r, ":4: syntax error", NULL);
+}
+
+static void test_file_syntax(void **state)
+{
+    (void)state;
+    result_t r;
+
+    /* Indentation, comments, CRLF, BOM, and ':' as in Python's configparser. */
+    must_load(&r,
+              "\xef\xbb\xbf; leading comment\r\n"
+              "# another\r\n"
+              "  [terminal]\r\n"
+              "\tid = T-1 ; inline comment\r\n"
+              "    store_id=S-1\r\n"
+              "[heartbeat]\n"
+              "  interval_s = 5\n"
+              "  ttl_s: 30\n",
+              no_env);
+    assert_string_equal(r.cfg.terminal_id, "T-1");
+    assert_string_equal(r.cfg.store_id, "S-1");
+    assert_int_equal(r.cfg.heartbeat_interval_s, 5);
+    assert_int_equal(r.cfg.heartbeat_ttl_s, 30);
+
+    /* Control characters and NUL bytes are refused with the line number. */
+    load(&r,
+         IDS "[log]\nlevel = in\x01"
+             "fo\n",
+         no_env);
+    expect_error(&r, ":5: control character 0x01", NULL);
+    static const char with_nul[] = IDS "[log]\nlevel = in\0fo\n";
+    load_bytes(&r, with_nul, sizeof(with_nul) - 1, no_env);
+    expect_error(&r, ":5: control character 0x00", NULL);
+    load(&r,
+         IDS "[log]\nlevel = in\x1f"
+             "fo\n",
+         no_env);
+    expect_error(&r, ":5: control character 0x1f", NULL);
+    load(&r,
+         IDS "[log]\nlevel = in\x7f"
+             "fo\n",
+         no_env);
+    expect_error(&r, ":5: control character 0x7f", NULL);
+    load(&r, IDS "[log]\nlevel = info\rsyslog = on\n", no_env);
+    expect_error(&r, ":5: control character 0x0d", NULL);
+}
+
+static void test_long_lines(void **state)
+{
+    (void)state;
+    char text[1024];
+    result_t r;
+
+    /* "password = " is 11 characters: 188 more make a line of 199, the most inih holds. */
+    int n = snprintf(text, sizeof(text), IDS "[redis]\npassword = ");
+    memset(text + n, 'p', 188);
+    strcpy(text + n + 188, "\n[log]\nlevel = debug\n");
+    must_load(&r, text, no_env);
+    assert_int_equal(strlen(r.cfg.redis_password), 188);
+    assert_int_equal(r.cfg.log_level, POS_LOG_DEBUG);
+
+    /* One more is refused, never truncated nor split into two lines. */
+    memset(text + n, 'p', 189);
+    strcpy(text + n + 189, "\n[log]\nlevel = debug\n");
+    load(&r, text, no_env);
+    expect_error(&r, ":5: line too long (max 199 characters", NULL);
+    assert_null(strstr(r.err.msg, "ppp"));
+}
+
+static void test_unreadable(void **state)
+{
+    (void)state;
+    pos_config_t c;
+    pos_config_error_t e;
+    const char *path = "/tmp/test_config-does-not-exist/posagent.ini";
+    assert_int_equal(pos_config_load(&c, path, no_env, &e), -ENOENT);
+    assert_non_null(strstr(e.msg, path));
+    assert_non_null(strstr(e.msg, "No such file"));
+
+    /* A directory opens but cannot be read. */
+    int rc = pos_config_load(&c, "/tmp", no_env, &e);
+    assert_int_equal(rc, -EISDIR);
+    assert_non_null(strstr(e.msg, "/tmp"));
+}
+
+/* ---- environment ---------------------------------------------------------- */
+
+static void test_env_precedence(void **state)
+{
+    (void)state;
+    static const char file[] = IDS "[redis]\n"
+                                   "url = redis://file-host:1111/1\n"
+                                   "password = file-pw\n"
+                                   "db = 2\n"
+                                   "retry_delay_ms = 200\n"
+                                   "max_retry_delay_ms = 4000\n";
+    result_t r;
+
+    must_load(&r, file, no_env);
+    assert_string_equal(r.cfg.redis.host, "file-host");
+    assert_int_equal(r.cfg.redis.port, 1111);
+    assert_string_equal(r.cfg.redis.password, "file-pw");
+    assert_int_equal(r.cfg.redis.db, 2);
+    assert_int_equal(r.cfg.retry_delay_ms, 200);
+    assert_int_equal(r.cfg.max_retry_delay_ms, 4000);
+
+    char *env[] = {"POSAGENT_TERMINAL_ID=T-env",
+                   "POSAGENT_STORE_ID=S-env",
+                   "REDIS_URL=rediss://env-host:2222/3",
+                   "REDIS_PASSWORD=env-pw",
+                   "REDIS_DB=4",
+                   "REDIS_RETRY_DELAY_ON_FAILURE_MS=300",
+                   "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=5000",
+                   "REDIS_DB=9", /* like getenv(), the first one wins */
+                   NULL};
+    must_load(&r, file, env);
+    assert_string_equal(r.cfg.terminal_id, "T-env");
+    assert_string_equal(r.cfg.store_id, "S-env");
+    assert_string_equal(r.cfg.redis_url, "rediss://env-host:2222/3");
+    assert_true(r.cfg.redis.tls);
+    assert_string_equal(r.cfg.redis.host, "env-host");
+    assert_int_equal(r.cfg.redis.port, 2222);
+    assert_string_equal(r.cfg.redis.password, "env-pw");
+    assert_int_equal(r.cfg.redis_db, 4);
+    assert_int_equal(r.cfg.redis.db, 4);
+    assert_int_equal(r.cfg.retry_delay_ms, 300);
+    assert_int_equal(r.cfg.max_retry_delay_ms, 5000);
+
+    /* Names must match exactly. */
+    char *near[] = {"REDIS_DBX=7", "REDIS_D=7", "redis_db=7", NULL};
+    must_load(&r, file, near);
+    assert_int_equal(r.cfg.redis.db, 2);
+}
+
+static void test_url_password_db_overrides(void **state)
+{
+    (void)state;
+    result_t r;
+    const char *url = IDS "[redis]\nurl = redis://u:url-pw@h/5\n";
+    char text[256];
+
+    must_load(&r, url, no_env);
+    assert_string_equal(r.cfg.redis.user, "u");
+    assert_string_equal(r.cfg.redis.password, "url-pw");
+    assert_int_equal(r.cfg.redis.db, 5);
+    assert_int_equal(r.cfg.redis_db, -1);
+
+    snprintf(text, sizeof(text), "%spassword = file-pw\ndb = 6\n", url);
+    must_load(&r, text, no_env);
+    assert_string_equal(r.cfg.redis.password, "file-pw");
+    assert_int_equal(r.cfg.redis.db, 6);
+
+    char *env_pw[] = {"REDIS_PASSWORD=env-pw", "REDIS_DB=0", NULL};
+    must_load(&r, text, env_pw);
+    assert_string_equal(r.cfg.redis.password, "env-pw");
+    assert_int_equal(r.cfg.redis.db, 0);
+
+    /* Empty counts as set: no password at all, even though the URL has one. */
+    char *env_empty[] = {"REDIS_PASSWORD=", NULL};
+    must_load(&r, url, env_empty);
+    assert_true(r.cfg.redis_password_set);
+    assert_string_equal(r.cfg.redis.password, "");
+    must_load(&r, IDS "[redis]\nurl = redis://:url-pw@h\npassword =\n", no_env);
+    assert_string_equal(r.cfg.redis.password, "");
+
+    /* No /db anywhere: 0. */
+    must_load(&r, IDS "[redis]\nurl = redis://h/\n", no_env);
+    assert_int_equal(r.cfg.redis.db, 0);
+}
+
+static void test_env_bad_values(void **state)
+{
+    (void)state;
+    result_t r;
+
+    char *db_abc[] = {"REDIS_DB=abc", NULL};
+    load(&r, IDS, db_abc);
+    expect_error(&r, NULL, NULL);
+    assert_string_equal(r.err.msg, "environment REDIS_DB=\"abc\": not a number (allowed: 0..1023)");
+
+    char *db_empty[] = {"REDIS_DB=", NULL};
+    load(&r, IDS, db_empty);
+    expect_error(&r, "environment REDIS_DB=\"\": not a number", NULL);
+
+    char *db_big[] = {"REDIS_DB=1024", NULL};
+    load(&r, IDS, db_big);
+    expect_error(&r, "environment REDIS_DB=\"1024\": out of range (allowed: 0..1023)", NULL);
+
+    char *retry[] = {"REDIS_RETRY_DELAY_ON_FAILURE_MS=0", NULL};
+    load(&r, IDS, retry);
+    expect_error(&r, "environment REDIS_RETRY_DELAY_ON_FAILURE_MS=\"0\": out of range", NULL);
+
+    char *maxr[] = {"REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS= 5000", NULL};
+    load(&r, IDS, maxr);
+    expect_error(&r, "environment REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=\" 5000\": not a number",
+                 NULL);
+
+    char *id[] = {"POSAGENT_TERMINAL_ID=T:1\n", NULL};
+    load(&r, IDS, id);
+    expect_error(&r, "environment POSAGENT_TERMINAL_ID=\"T:1\\x0a\": invalid", NULL);
+
+    char *id_empty[] = {"POSAGENT_STORE_ID=", NULL};
+    load(&r, IDS, id_empty);
+    expect_error(&r, "environment POSAGENT_STORE_ID=\"\": empty", NULL);
+
+    char *url[] = {"REDIS_URL=redis://:hunter2@h:0", NULL};
+    load(&r, IDS, url);
+    expect_error(&r, "environment REDIS_URL: invalid: port", NULL);
+    assert_null(strstr(r.err.msg, "hunter2"));
+
+    char long_pw[POS_URL_PASS_MAX + 32];
+    snprintf(long_pw, sizeof(long_pw), "REDIS_PASSWORD=");
+    memset(long_pw + 15, 'h', POS_URL_PASS_MAX);
+    long_pw[15 + POS_URL_PASS_MAX] = '\0';
+    char *pw[] = {long_pw, NULL};
+    load(&r, IDS, pw);
+    expect_error(&r, "environment REDIS_PASSWORD: too long (256 bytes, max 255)", NULL);
+    assert_null(strstr(r.err.msg, "hhhh"));
+    long_pw[15 + POS_URL_PASS_MAX - 1] = '\0';
+    must_load(&r, IDS, pw);
+    assert_int_equal(strlen(r.cfg.redis.password), POS_URL_PASS_MAX - 1);
+
+    /* The environment is checked after the file: a bad file wins. */
+    load(&r, IDS "[redis]\ndb = x\n", db_abc);
+    expect_error(&r, ":5: [redis] db: ", NULL);
+}
+
+/* ---- URL, secrets --------------------------------------------------------- */
+
+static void test_url_errors_hide_password(void **state)
+{
+    (void)state;
+    static const char *const urls[] = {
+        "redis://:topsecret@h:99999", "http://:topsecret@h",     "redis://topsecret@h",
+        "redis://:topsecret@h?x=1",   "redis://:top%zzsecret@h", "redis://:topsecret@[::1",
+    };
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        char text[256];
+        result_t r;
+        snprintf(text, sizeof(text), IDS "[redis]\nurl = %s\n", urls[i]);
+        load(&r, text, no_env);
+        expect_error(&r, ":5: [redis] url: invalid: ", "(allowed: redis://", NULL);
+        if (strstr(r.err.msg, "secret") != NULL) {
+            fail_msg("%s leaks the password: %s", urls[i], r.err.msg);
+        }
+    }
+    result_t r;
+    load(&r, IDS "[redis]\nurl =\n", no_env);
+    expect_error(&r, ":5: [redis] url: empty", NULL);
+}
+
+static void test_password_errors_hide_password(void **state)
+{
+    (void)state;
+    char text[1024];
+    result_t r;
+    /* A password line that is fine, then a cross-field error: the message names keys only. */
+    snprintf(text, sizeof(text), IDS "[redis]\npassword = s3cr3t\nretry_delay_ms = 5000\n");
+    load(&r, text, no_env);
+    expect_error(&r, ": [redis] max_retry_delay_ms: 3000 must not be less than",
+                 "retry_delay_ms = 5000", ":6)", NULL);
+    assert_null(strstr(r.err.msg, "s3cr3t"));
+    /* A failed load leaves no secret behind in the scratch config. */
+    assert_string_equal(r.cfg.redis_password, "");
+    assert_string_equal(r.cfg.redis.password, "");
+}
+
+static void test_dump_masks_secrets(void **state)
+{
+    (void)state;
+    result_t r;
+    must_load(&r,
+              IDS "[redis]\nurl = rediss://alice:url-s3cr3t@cache:6380/3\n"
+                  "password = file-s3cr3t\n",
+              no_env);
+    char *d = dump_to_string(&r.cfg);
+    assert_null(strstr(d, "s3cr3t"));
+    assert_non_null(strstr(d, "\nid = T-1\n"));
+    assert_non_null(strstr(d, "\nstore_id = S-1\n"));
+    assert_non_null(strstr(d, "\nurl = rediss://alice:****@cache:6380/3\n"));
+    assert_non_null(strstr(d, "\npassword = ****\n"));
+    assert_non_null(strstr(d, "\n; db = (not set)\n"));
+    assert_non_null(strstr(d, "\nlevel = info\n"));
+    assert_non_null(strstr(d, "\nsyslog = false\n"));
+    assert_non_null(strstr(d, "\nttl_s = 60\n"));
+    assert_non_null(strstr(d, "effective Redis endpoint: rediss://alice:****@cache:6380/3\n"));
+    free(d);
+
+    /* Without any password, nothing pretends there is one. */
+    must_load(&r, IDS, no_env);
+    d = dump_to_string(&r.cfg);
+    assert_null(strstr(d, "****"));
+    assert_non_null(strstr(d, "\n; password = (not set)\n"));
+    free(d);
+}
+
+static void test_dump_reloads(void **state)
+{
+    (void)state;
+    result_t r, again;
+    must_load(&r,
+              IDS "[redis]\ndb = 7\nconnect_timeout_ms = 150\n[heartbeat]\ninterval_s = 9\n"
+                  "[log]\nsyslog = yes\nlevel = error\n",
+              no_env);
+    char *d = dump_to_string(&r.cfg);
+    must_load(&again, d, no_env);
+    free(d);
+    assert_int_equal(again.cfg.redis_db, 7);
+    assert_int_equal(again.cfg.connect_timeout_ms, 150);
+    assert_int_equal(again.cfg.heartbeat_interval_s, 9);
+    assert_true(again.cfg.log_syslog);
+    assert_int_equal(again.cfg.log_level, POS_LOG_ERROR);
+}
+
+static void test_wipe(void **state)
+{
+    (void)state;
+    result_t r;
+    must_load(&r, IDS "[redis]\nurl = redis://:a@h\npassword = b\n", no_env);
+    assert_string_equal(r.cfg.redis.password, "b");
+    pos_config_wipe(&r.cfg);
+    static const char zeros[POS_URL_PASS_MAX];
+    assert_memory_equal(r.cfg.redis_password, zeros, sizeof(r.cfg.redis_password));
+    assert_memory_equal(r.cfg.redis.password, zeros, sizeof(r.cfg.redis.password));
+    assert_memory_equal(r.cfg.redis_url, zeros, sizeof(zeros));
+    assert_string_equal(r.cfg.terminal_id, "T-1");
+}
+
+/* ---- cross-field checks --------------------------------------------------- */
+
+static void test_interval_vs_ttl(void **state)
+{
+    (void)state;
+    result_t r;
+    load(&r, IDS "[heartbeat]\ninterval_s = 60\n", no_env);
+    expect_error(&r, ":5: [heartbeat] interval_s: 60 must be less than ttl_s = 60", NULL);
+
+    load(&r, IDS "[heartbeat]\nttl_s = 10\n", no_env);
+    expect_error(&r, ": [heartbeat] interval_s: 20 must be less than ttl_s = 10", "(from ", ":5)",
+                 NULL);
+
+    load(&r, IDS "[heartbeat]\ninterval_s = 61\nttl_s = 60\n", no_env);
+    expect_error(&r, ":5: [heartbeat] interval_s", NULL);
+
+    must_load(&r, IDS "[heartbeat]\ninterval_s = 59\n", no_env);
+    assert_int_equal(r.cfg.heartbeat_interval_s, 59);
+}
+
+static void test_retry_vs_max(void **state)
+{
+    (void)state;
+    result_t r;
+    char *env[] = {"REDIS_RETRY_DELAY_ON_FAILURE_MS=3001", NULL};
+    load(&r, IDS, env);
+    expect_error(&r,
+                 ": [redis] max_retry_delay_ms: 3000 must not be less than retry_delay_ms = 3001",
+                 "environment REDIS_RETRY_DELAY_ON_FAILURE_MS", NULL);
+    char *env2[] = {"REDIS_RETRY_DELAY_ON_FAILURE_MS=3000", NULL};
+    must_load(&r, IDS, env2);
+    assert_int_equal(r.cfg.retry_delay_ms, 3000);
+}
+
+/* ---- example file and reference ------------------------------------------- */
+
+static const char *const all_keys[][3] = {
+    {"terminal", "id", "POSAGENT_TERMINAL_ID"},
+    {"terminal", "store_id", "POSAGENT_STORE_ID"},
+    {"redis", "url", "REDIS_URL"},
+    {"redis", "password", "REDIS_PASSWORD"},
+    {"redis", "db", "REDIS_DB"},
+    {"redis", "retry_delay_ms", "REDIS_RETRY_DELAY_ON_FAILURE_MS"},
+    {"redis", "max_retry_delay_ms", "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS"},
+    {"redis", "connect_timeout_ms", NULL},
+    {"redis", "command_timeout_ms", NULL},
+    {"heartbeat", "interval_s", NULL},
+    {"heartbeat", "ttl_s", NULL},
+    {"log", "level", NULL},
+    {"log", "syslog", NULL},
+};
+
+static void test_example_file_matches(void **state)
+{
+    (void)state;
+    char *want = example_to_string();
+    const char *regen = getenv("POS_REGENERATE");
+    if (regen != NULL && strcmp(regen, "1") == 0) {
+        FILE *f = fopen(EXAMPLE_PATH, "w");
+        assert_non_null(f);
+        fputs(want, f);
+        assert_int_equal(fclose(f), 0);
+        fprintf(stderr, "regenerated %s\n", EXAMPLE_PATH);
+    }
+    char *have = read_file(EXAMPLE_PATH);
+    if (have == NULL || strcmp(have, want) != 0) {
+        fprintf(stderr,
+                "%s differs from pos_config_write_example(); regenerate with:\n"
+                "  POS_REGENERATE=1 %s/tests/test_config\n",
+                EXAMPLE_PATH, POS_BINARY_DIR);
+        free(have);
+        free(want);
+        fail();
+    }
+    /* Every key (set, or commented out with its default) and its env var. */
+    for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
+        char set[96], commented[96];
+        snprintf(set, sizeof(set), "\n[%s]\n", all_keys[i][0]);
+        assert_non_null(strstr(have, set));
+        snprintf(set, sizeof(set), "\n%s = ", all_keys[i][1]);
+        snprintf(commented, sizeof(commented), "\n; %s = ", all_keys[i][1]);
+        if (strstr(have, set) == NULL && strstr(have, commented) == NULL) {
+            fail_msg("example lacks key %s", all_keys[i][1]);
+        }
+        if (all_keys[i][2] != NULL) {
+            snprintf(set, sizeof(set), "; Environment: %s ", all_keys[i][2]);
+            assert_non_null(strstr(have, set));
+        }
+    }
+    /* 100 columns, which is also well within inih's line limit. */
+    for (const char *p = have; *p != '\0';) {
+        size_t len = strcspn(p, "\n");
+        assert_true(len <= 99);
+        p += len + (p[len] == '\n');
+    }
+    free(have);
+    free(want);
+}
+
+static void test_example_loads(void **state)
+{
+    (void)state;
+    pos_config_t c;
+    pos_config_error_t e;
+    int rc = pos_config_load(&c, EXAMPLE_PATH, no_env, &e);
+    if (rc != 0) {
+        fail_msg("%s", e.msg);
+    }
+    assert_string_equal(c.terminal_id, "T-0001");
+    assert_string_equal(c.store_id, "S-042");
+    check_defaults(&c);
+}
+
+/* Uncommenting every "; key = value" line must load and give the documented defaults. */
+static void test_example_defaults_are_valid(void **state)
+{
+    (void)state;
+    char *ex = example_to_string();
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    assert_non_null(m);
+    int uncommented = 0;
+    for (char *line = strtok(ex, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        bool is_key = false;
+        for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
+            char prefix[64];
+            snprintf(prefix, sizeof(prefix), "; %s = ", all_keys[i][1]);
+            is_key = is_key || strncmp(line, prefix, strlen(prefix)) == 0;
+        }
+        fprintf(m, "%s\n", is_key ? line + 2 : line);
+        uncommented += is_key;
+    }
+    fclose(m);
+    assert_int_equal(uncommented, 11); /* every key but the two required ones */
+    result_t r;
+    must_load(&r, out, no_env);
+    check_defaults_except_password_db(&r.cfg);
+    assert_string_equal(r.cfg.redis_password, "change-me");
+    assert_string_equal(r.cfg.redis.password, "change-me");
+    assert_int_equal(r.cfg.redis_db, 0);
+    free(out);
+    free(ex);
+}
+
+static void test_reference(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    pos_config_write_reference(f);
+    fclose(f);
+    assert_true(strncmp(buf, "| section | key | env var | default | allowed | meaning |\n", 57) ==
+                0);
+    int rows = 0;
+    for (const char *p = buf; (p = strchr(p, '\n')) != NULL; p++) {
+        rows++;
+    }
+    assert_int_equal(rows, 2 + (int)(sizeof(all_keys) / sizeof(all_keys[0])));
+    for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
+        char needle[96];
+        snprintf(needle, sizeof(needle), "| `%s` | `%s` |", all_keys[i][0], all_keys[i][1]);
+        assert_non_null(strstr(buf, needle));
+        if (all_keys[i][2] != NULL) {
+            snprintf(needle, sizeof(needle), "| `%s` |", all_keys[i][2]);
+            assert_non_null(strstr(buf, needle));
+        }
+    }
+    assert_non_null(strstr(buf, "| `redis://localhost:6379` |"));
+    assert_non_null(strstr(buf, "| 1..3600 |"));
+    free(buf);
+}
+
+static void test_load_stream(void **state)
+{
+    (void)state;
+    static char text[] = IDS "[redis]\nurl = redis://[::1]:7000\n";
+    FILE *f = fmemopen(text, strlen(text), "r");
+    assert_non_null(f);
+    pos_config_t c;
+    pos_config_error_t e;
+    assert_int_equal(pos_config_load_stream(&c, f, "mem", no_env, &e), 0);
+    fclose(f);
+    assert_string_equal(c.redis.host, "::1");
+    assert_int_equal(c.redis.port, 7000);
+
+    static char bad[] = IDS "[redis]\nport = 1\n";
+    f = fmemopen(bad, strlen(bad), "r");
+    assert_int_equal(pos_config_load_stream(&c, f, "mem", no_env, NULL), -EINVAL);
+    fclose(f);
+    f = fmemopen(bad, strlen(bad), "r");
+    assert_int_equal(pos_config_load_stream(&c, f, "mem", no_env, &e), -EINVAL);
+    fclose(f);
+    assert_string_equal(e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
+                               "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
+                               "command_timeout_ms)");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_minimal_file),
+        cmocka_unit_test(test_no_file_env_only),
+        cmocka_unit_test(test_number_edges),
+        cmocka_unit_test(test_bool_values),
+        cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_unknown_and_duplicate),
+        cmocka_unit_test(test_file_syntax),
+        cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_env_precedence),
+        cmocka_unit_test(test_url_password_db_overrides),
+        cmocka_unit_test(test_env_bad_values),
+        cmocka_unit_test(test_url_errors_hide_password),
+        cmocka_unit_test(test_password_errors_hide_password),
+        cmocka_unit_test(test_dump_masks_secrets),
+        cmocka_unit_test(test_dump_reloads),
+        cmocka_unit_test(test_wipe),
+        cmocka_unit_test(test_interval_vs_ttl),
+        cmocka_unit_test(test_retry_vs_max),
+        cmocka_unit_test(test_example_file_matches),
+        cmocka_unit_test(test_example_loads),
+        cmocka_unit_test(test_example_defaults_are_valid),
+        cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_load_stream),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
