@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hal/device.h"
+
 typedef enum pos_term_status {
     POS_TERM_ONLINE = 0,
     POS_TERM_BUSY,     /* a payment is in progress */
@@ -18,15 +20,7 @@ typedef enum pos_term_status {
     POS_TERM_OFFLINE,  /* clean shutdown (or not yet connected) */
 } pos_term_status_t;
 
-typedef enum pos_dev_state {
-    POS_DEV_READY = 0,
-    POS_DEV_BUSY,
-    POS_DEV_OFFLINE,
-    POS_DEV_ERROR,
-    POS_DEV_PAPER_LOW,  /* printer only */
-    POS_DEV_PAPER_OUT,  /* printer only */
-    POS_DEV_COVER_OPEN, /* printer only */
-} pos_dev_state_t;
+/* pos_dev_state_t (device status) comes from the HAL. */
 
 enum { POS_DEV_DISPLAY = 0, POS_DEV_PRINTER, POS_DEV_PINPAD, POS_DEV_COUNT };
 
