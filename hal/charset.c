@@ -180,8 +180,8 @@ int pos_charset_transcode(pos_codepage_t cp, const char *utf8, size_t len, uint8
     if (out_len) {
         *out_len = 0;
     }
-    if ((utf8 == NULL && len) || (out == NULL && cap) || replacement < 0x20 ||
-        replacement > 0x7E || pos_charset_escpos_table(cp) < 0) {
+    if ((utf8 == NULL && len) || (out == NULL && cap) || replacement < 0x20 || replacement > 0x7E ||
+        pos_charset_escpos_table(cp) < 0) {
         return -EINVAL;
     }
     while (len) {

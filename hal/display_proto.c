@@ -20,7 +20,7 @@ enum {
 };
 
 /* Commands with parameters, keyed by prefix and final byte. */
-#define CMD(prefix, c) ((uint8_t)(((prefix) == US ? 0x80 : 0) | ((c) & 0x7F)))
+#define CMD(prefix, c) ((uint8_t)(((prefix) == US ? 0x80 : 0) | ((c)&0x7F)))
 
 int pos_display_cmdset_parse(const char *name)
 {
@@ -63,8 +63,9 @@ int pos_display_fb_reset(pos_display_fb_t *fb, pos_buf_t *out)
     if (fb->cmdset == POS_DISPLAY_EPSON_DMD) {
         /* ESC @ restores the memory-switch mode, which may be vertical
          * scroll: force overwrite so writing 20 characters never scrolls. */
-        const uint8_t seq[] = {ESC, '@', US, 0x01, US, 'C', 0, ESC, 't',
-                               (uint8_t)pos_charset_escpos_table(fb->cp), CLR};
+        const uint8_t seq[] = {ESC, '@', US,  0x01, US,
+                               'C', 0,   ESC, 't',  (uint8_t)pos_charset_escpos_table(fb->cp),
+                               CLR};
         rc = pos_buf_append(out, seq, sizeof(seq));
     } else {
         const uint8_t seq[] = {ESC, '@', CLR};
@@ -84,8 +85,8 @@ int pos_display_fit_line(pos_codepage_t cp, const char *utf8, uint8_t out[POS_DI
     size_t n = 0;
     const char *s = utf8 ? utf8 : "";
 
-    int rc = pos_charset_transcode(cp, s, strlen(s), POS_CHARSET_REPLACEMENT, out,
-                                   POS_DISPLAY_COLS, &n);
+    int rc =
+        pos_charset_transcode(cp, s, strlen(s), POS_CHARSET_REPLACEMENT, out, POS_DISPLAY_COLS, &n);
     if (rc < 0 && rc != -ENOSPC) {
         return rc;
     }
@@ -280,7 +281,7 @@ static void run_args(pos_display_decoder_t *d)
     case CMD(ESC, 't'):
         d->table = a[0];
         break;
-    case CMD(US, '$'): /* US $ n m: column n, line m */
+    case CMD(US, '$'):  /* US $ n m: column n, line m */
     case CMD(ESC, 'l'): /* ESC l x y: column x, line y */
         move_to(d, a[0], a[1]);
         break;

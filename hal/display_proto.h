@@ -73,11 +73,11 @@ int pos_display_fit_line(pos_codepage_t cp, const char *utf8, uint8_t out[POS_DI
 typedef struct pos_display_decoder {
     pos_display_cmdset_t cmdset;
     uint8_t text[POS_DISPLAY_ROWS][POS_DISPLAY_COLS]; /* bytes on the glass */
-    uint8_t row, col;  /* cursor, 0-based */
-    uint8_t mode;      /* 1 overwrite, 2 vertical scroll, 3 horizontal scroll */
-    uint8_t table;     /* last ESC t n */
-    bool cursor_on;    /* last cursor on/off command */
-    uint32_t unknown;  /* unknown or malformed commands seen (and skipped) */
+    uint8_t row, col;                                 /* cursor, 0-based */
+    uint8_t mode;     /* 1 overwrite, 2 vertical scroll, 3 horizontal scroll */
+    uint8_t table;    /* last ESC t n */
+    bool cursor_on;   /* last cursor on/off command */
+    uint32_t unknown; /* unknown or malformed commands seen (and skipped) */
     /* Parser state, carried across calls so input may be split anywhere. */
     uint8_t state;
     uint8_t cmd;

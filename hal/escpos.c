@@ -93,8 +93,8 @@ int pos_escpos_text(pos_buf_t *b, pos_codepage_t cp, const char *utf8, size_t le
          * is at most 4 bytes and always yields exactly one output byte. */
         size_t in = pos_charset_prefix(utf8, len, sizeof(chunk));
         size_t out = 0;
-        int rc = pos_charset_transcode(cp, utf8, in, POS_CHARSET_REPLACEMENT, chunk,
-                                       sizeof(chunk), &out);
+        int rc = pos_charset_transcode(cp, utf8, in, POS_CHARSET_REPLACEMENT, chunk, sizeof(chunk),
+                                       &out);
         if (rc < 0) {
             return rc;
         }
@@ -161,13 +161,13 @@ int pos_escpos_qr(pos_buf_t *b, const uint8_t *data, size_t len, uint8_t module_
         module_size > 16) {
         return -EINVAL;
     }
-    qr_cmd(b, 65, model2, sizeof(model2));  /* fn 165: model 2 */
-    qr_cmd(b, 67, size, sizeof(size));      /* fn 167: module size */
+    qr_cmd(b, 65, model2, sizeof(model2));   /* fn 165: model 2 */
+    qr_cmd(b, 67, size, sizeof(size));       /* fn 167: module size */
     qr_cmd(b, 69, level_m, sizeof(level_m)); /* fn 169: error correction M */
     /* fn 180: store; pL pH count "cn fn m" plus the data. */
     size_t k = len + 3;
-    const uint8_t head[8] = {GS, '(', 'k', (uint8_t)(k & 0xFF), (uint8_t)(k >> 8), 49, 80,
-                             store_head[0]};
+    const uint8_t head[8] = {GS, '(', 'k',          (uint8_t)(k & 0xFF), (uint8_t)(k >> 8),
+                             49, 80,  store_head[0]};
     pos_buf_append(b, head, sizeof(head));
     pos_buf_append(b, data, len);
     return qr_cmd(b, 81, print, sizeof(print)); /* fn 181: print */

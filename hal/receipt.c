@@ -53,10 +53,10 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
     z += 719468; /* days from 0000-03-01 to 1970-01-01 */
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;                                 /* [0, 146096] */
+    int64_t doe = z - era * 146097;                                      /* [0, 146096] */
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);          /* [0, 365] */
-    int64_t mp = (5 * doy + 2) / 153;                               /* [0, 11] from March */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* [0, 11] from March */
     *d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
     *m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
     *y = yoe + era * 400 + (*m <= 2 ? 1 : 0);
@@ -65,8 +65,8 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 int pos_receipt_format_time(int64_t time_s, char *out, size_t cap)
 {
     /* Limit to years 0..9999 before any arithmetic that could overflow. */
-    const int64_t lo = -62167219200;  /* 0000-01-01 00:00:00 */
-    const int64_t hi = 253402300799;  /* 9999-12-31 23:59:59 */
+    const int64_t lo = -62167219200; /* 0000-01-01 00:00:00 */
+    const int64_t hi = 253402300799; /* 9999-12-31 23:59:59 */
     int64_t days, secs, y;
     unsigned mo, d;
 
@@ -83,8 +83,8 @@ int pos_receipt_format_time(int64_t time_s, char *out, size_t cap)
         days -= 1;
     }
     civil_from_days(days, &y, &mo, &d);
-    snprintf(out, cap, "%04" PRId64 "-%02u-%02u %02u:%02u:%02u", y, mo, d,
-             (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
+    snprintf(out, cap, "%04" PRId64 "-%02u-%02u %02u:%02u:%02u", y, mo, d, (unsigned)(secs / 3600),
+             (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
     return 0;
 }
 
@@ -242,8 +242,8 @@ int pos_receipt_layout(const pos_receipt_input_t *in, pos_receipt_doc_t *doc)
     }
     for (size_t i = 0; rc == 0 && i < in->n_items; i++) {
         const pos_receipt_item_t *it = &in->items[i];
-        if (pos_receipt_format_amount(it->amount_minor, in->minor_digits, amount,
-                                      sizeof(amount)) < 0) {
+        if (pos_receipt_format_amount(it->amount_minor, in->minor_digits, amount, sizeof(amount)) <
+            0) {
             return -EINVAL;
         }
         snprintf(left, sizeof(left), "%" PRId32 " x %s", it->qty, it->name ? it->name : "");
@@ -253,8 +253,8 @@ int pos_receipt_layout(const pos_receipt_input_t *in, pos_receipt_doc_t *doc)
         rc = add_rule(doc);
     }
     if (rc == 0) {
-        if (pos_receipt_format_amount(in->total_minor, in->minor_digits, amount,
-                                      sizeof(amount)) < 0) {
+        if (pos_receipt_format_amount(in->total_minor, in->minor_digits, amount, sizeof(amount)) <
+            0) {
             return -EINVAL;
         }
         snprintf(right, sizeof(right), "%s %s", in->currency, amount);
@@ -363,7 +363,9 @@ int pos_receipt_render_text(const pos_receipt_doc_t *doc, pos_buf_t *out)
         size_t cols = l->double_size ? doc->width / 2 : doc->width;
         size_t tcols = pos_charset_columns(l->text, len);
         size_t pad = tcols < cols ? cols - tcols : 0;
-        size_t left = l->align == POS_ALIGN_RIGHT ? pad : l->align == POS_ALIGN_CENTER ? pad / 2 : 0;
+        size_t left = l->align == POS_ALIGN_RIGHT    ? pad
+                      : l->align == POS_ALIGN_CENTER ? pad / 2
+                                                     : 0;
 
         /* Trailing spaces are not ink: drop them so tests compare text. */
         while (len && l->text[len - 1] == ' ') {

@@ -32,14 +32,14 @@ typedef struct pos_receipt_item {
 } pos_receipt_item_t;
 
 typedef struct pos_receipt_input {
-    const char *store_id;           /* e.g. "S-042" */
-    const char *terminal_id;        /* e.g. "T-0001" */
-    const char *transaction_id;     /* e.g. "tx-1001" */
+    const char *store_id;            /* e.g. "S-042" */
+    const char *terminal_id;         /* e.g. "T-0001" */
+    const char *transaction_id;      /* e.g. "tx-1001" */
     const pos_receipt_item_t *items; /* may be NULL when n_items is 0 */
     size_t n_items;
-    int64_t total_minor;   /* total, minor units */
-    const char *currency;  /* ISO 4217 alphabetic code, e.g. "EUR" */
-    unsigned minor_digits; /* digits after the decimal point, 0..4 (EUR 2, JPY 0) */
+    int64_t total_minor;    /* total, minor units */
+    const char *currency;   /* ISO 4217 alphabetic code, e.g. "EUR" */
+    unsigned minor_digits;  /* digits after the decimal point, 0..4 (EUR 2, JPY 0) */
     const char *masked_pan; /* already masked, at most 10 digits; NULL or "" if none */
     const char *card_brand; /* e.g. "VISA"; NULL if unknown */
     const char *auth_code;  /* authorisation code; NULL if none */

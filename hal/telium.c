@@ -6,12 +6,12 @@
 #include "hal/buf.h"
 
 enum {
-    ST_IDLE = 0,  /* between frames */
-    ST_FRAME,     /* after STX, collecting the payload */
-    ST_LRC,       /* after ETX, the next byte is the LRC */
-    ST_SKIP,      /* oversize frame: dropping bytes until ETX */
-    ST_SKIP_LRC,  /* oversize frame: dropping its LRC */
-    ST_DONE,      /* a good frame was returned; payload readable */
+    ST_IDLE = 0, /* between frames */
+    ST_FRAME,    /* after STX, collecting the payload */
+    ST_LRC,      /* after ETX, the next byte is the LRC */
+    ST_SKIP,     /* oversize frame: dropping bytes until ETX */
+    ST_SKIP_LRC, /* oversize frame: dropping its LRC */
+    ST_DONE,     /* a good frame was returned; payload readable */
 };
 
 uint8_t pos_telium_lrc(const uint8_t *data, size_t len)
@@ -34,8 +34,7 @@ static bool payload_ok(const uint8_t *p, size_t len)
     return true;
 }
 
-int pos_telium_frame(const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
-                     size_t *out_len)
+int pos_telium_frame(const uint8_t *payload, size_t len, uint8_t *out, size_t cap, size_t *out_len)
 {
     if ((payload == NULL && len) || out == NULL || out_len == NULL ||
         len > POS_TELIUM_MAX_PAYLOAD || !payload_ok(payload, len)) {
@@ -114,8 +113,7 @@ static int put_private(uint8_t *out, const char *priv)
     return 0;
 }
 
-int pos_telium_encode_request(const pos_telium_request_t *req,
-                              uint8_t out[POS_TELIUM_REQUEST_LEN])
+int pos_telium_encode_request(const pos_telium_request_t *req, uint8_t out[POS_TELIUM_REQUEST_LEN])
 {
     uint8_t tmp[POS_TELIUM_REQUEST_LEN];
 
@@ -366,8 +364,7 @@ int pos_telium_parse_reply(uint8_t *p, size_t len, pos_telium_reply_t *out)
         }
         bool ends = digits == POS_TELIUM_REPORT_LEN || rep[digits] < '0' || rep[digits] > '9';
         if (digits && ends) {
-            (void)pos_pan_mask((const char *)rep, digits, out->masked_pan,
-                               sizeof(out->masked_pan));
+            (void)pos_pan_mask((const char *)rep, digits, out->masked_pan, sizeof(out->masked_pan));
         }
         pos_buf_wipe_mem(rep, POS_TELIUM_REPORT_LEN);
         off = 12 + POS_TELIUM_REPORT_LEN;
@@ -375,8 +372,7 @@ int pos_telium_parse_reply(uint8_t *p, size_t len, pos_telium_reply_t *out)
         off = 12;
     }
     if (get_digits(p, 2, &pos) < 0 || get_digits(p + 3, 8, &amount) < 0 ||
-        get_digits(p + off, 3, &cur) < 0 || !printable((char)p[2]) ||
-        !printable((char)p[11])) {
+        get_digits(p + off, 3, &cur) < 0 || !printable((char)p[2]) || !printable((char)p[11])) {
         rc = -EBADMSG;
     }
     for (size_t i = 0; rc == 0 && i < POS_TELIUM_PRIVATE_LEN; i++) {

@@ -32,7 +32,7 @@
 #define POS_TELIUM_MAX_PAYLOAD    96 /* larger payloads are rejected as oversize */
 #define POS_TELIUM_FRAME_OVERHEAD 3  /* STX, ETX, LRC */
 
-#define POS_TELIUM_MAX_RETRIES        3   /* NAKed frame resent at most this often */
+#define POS_TELIUM_MAX_RETRIES        3    /* NAKed frame resent at most this often */
 #define POS_TELIUM_ACK_TIMEOUT_MS     3000 /* wait for ACK/NAK or the next byte */
 #define POS_TELIUM_CUSTOMER_TIMEOUT_S 120  /* wait for the reply while the customer pays */
 
@@ -45,19 +45,18 @@ uint8_t pos_telium_lrc(const uint8_t *data, size_t len);
  * ASCII text). Stores the frame length in *out_len. Returns 0, -EINVAL
  * (bad payload or len above POS_TELIUM_MAX_PAYLOAD) or -ENOSPC.
  */
-int pos_telium_frame(const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
-                     size_t *out_len);
+int pos_telium_frame(const uint8_t *payload, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
 typedef struct pos_telium_request {
-    unsigned pos_number;          /* cash register number, 0..99 */
-    uint32_t amount_minor;        /* minor units, 1..99999999 */
-    bool want_report;             /* '1': ask for the 55-byte report (card number) */
-    char payment_mode;            /* '1' card (also 'C' cheque, ...) */
-    char transaction_type;        /* '0' debit, '1' credit, '2' cancel, '4' pre-auth */
-    unsigned currency_numeric;    /* ISO 4217 numeric, 1..999 (978 = EUR) */
+    unsigned pos_number;       /* cash register number, 0..99 */
+    uint32_t amount_minor;     /* minor units, 1..99999999 */
+    bool want_report;          /* '1': ask for the 55-byte report (card number) */
+    char payment_mode;         /* '1' card (also 'C' cheque, ...) */
+    char transaction_type;     /* '0' debit, '1' credit, '2' cancel, '4' pre-auth */
+    unsigned currency_numeric; /* ISO 4217 numeric, 1..999 (978 = EUR) */
     char private_data[POS_TELIUM_PRIVATE_LEN + 1]; /* printable ASCII, space-padded */
-    bool reply_immediately;       /* false: "A010" (reply at end), true: "A011" */
-    bool force_authorisation;     /* false: "B010", true: "B011" */
+    bool reply_immediately;                        /* false: "A010" (reply at end), true: "A011" */
+    bool force_authorisation;                      /* false: "B010", true: "B011" */
 } pos_telium_request_t;
 
 /* Fills *req with defaults: pos 1, card, debit, EUR, report wanted, A010, B010. */
@@ -67,29 +66,28 @@ void pos_telium_request_defaults(pos_telium_request_t *req);
  * Encodes the 34-byte E+ payment request payload into out (34 bytes, not
  * NUL-terminated). Returns 0 or -EINVAL (a field out of range).
  */
-int pos_telium_encode_request(const pos_telium_request_t *req,
-                              uint8_t out[POS_TELIUM_REQUEST_LEN]);
+int pos_telium_encode_request(const pos_telium_request_t *req, uint8_t out[POS_TELIUM_REQUEST_LEN]);
 
 /* Parses a 34-byte request payload (for the terminal emulator). Returns 0 or -EBADMSG. */
 int pos_telium_parse_request(const uint8_t *payload, size_t len, pos_telium_request_t *req);
 
 typedef enum pos_telium_event {
-    POS_TELIUM_EV_NONE = 0,  /* byte consumed, nothing complete yet */
-    POS_TELIUM_EV_ENQ,       /* peer asks to send */
-    POS_TELIUM_EV_ACK,       /* peer accepted our frame / our ENQ */
-    POS_TELIUM_EV_NAK,       /* peer rejected our frame */
-    POS_TELIUM_EV_EOT,       /* peer ends the session */
-    POS_TELIUM_EV_FRAME,     /* a frame with a good LRC: payload available */
-    POS_TELIUM_EV_BAD_LRC,   /* frame ended with a wrong LRC: answer NAK */
-    POS_TELIUM_EV_OVERSIZE,  /* frame longer than the maximum ended: answer NAK */
-    POS_TELIUM_EV_GARBAGE,   /* a byte outside any frame that means nothing */
+    POS_TELIUM_EV_NONE = 0, /* byte consumed, nothing complete yet */
+    POS_TELIUM_EV_ENQ,      /* peer asks to send */
+    POS_TELIUM_EV_ACK,      /* peer accepted our frame / our ENQ */
+    POS_TELIUM_EV_NAK,      /* peer rejected our frame */
+    POS_TELIUM_EV_EOT,      /* peer ends the session */
+    POS_TELIUM_EV_FRAME,    /* a frame with a good LRC: payload available */
+    POS_TELIUM_EV_BAD_LRC,  /* frame ended with a wrong LRC: answer NAK */
+    POS_TELIUM_EV_OVERSIZE, /* frame longer than the maximum ended: answer NAK */
+    POS_TELIUM_EV_GARBAGE,  /* a byte outside any frame that means nothing */
 } pos_telium_event_t;
 
 typedef struct pos_telium_decoder {
     uint8_t state;
-    uint8_t lrc;       /* running XOR of the payload */
-    size_t len;        /* payload bytes held */
-    uint32_t garbage;  /* bytes dropped outside frames, and aborted frames */
+    uint8_t lrc;      /* running XOR of the payload */
+    size_t len;       /* payload bytes held */
+    uint32_t garbage; /* bytes dropped outside frames, and aborted frames */
     uint8_t payload[POS_TELIUM_MAX_PAYLOAD];
 } pos_telium_decoder_t;
 
@@ -132,8 +130,8 @@ typedef struct pos_telium_reply {
     char payment_mode;         /* echoed payment mode */
     unsigned currency_numeric; /* ISO 4217 numeric */
     char private_data[POS_TELIUM_PRIVATE_LEN + 1]; /* printable ASCII, as sent back */
-    bool has_report;           /* the payload carried the 55-byte report */
-    char masked_pan[POS_PAN_MASKED_MAX]; /* first 6 / last 4, or "" when none */
+    bool has_report;                               /* the payload carried the 55-byte report */
+    char masked_pan[POS_PAN_MASKED_MAX];           /* first 6 / last 4, or "" when none */
 } pos_telium_reply_t;
 
 /*

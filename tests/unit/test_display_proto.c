@@ -43,7 +43,7 @@ static void test_fit_line(void **state)
     assert_memory_equal(out, "12345678901234567890", 20);
     assert_int_equal(pos_display_fit_line(POS_CP_437, NULL, out), 0);
     assert_memory_equal(out, "                    ", 20);
-    assert_int_equal(pos_display_fit_line(POS_CP_437, "a\x0c" "b", out), 0);
+    assert_int_equal(pos_display_fit_line(POS_CP_437, "a\fb", out), 0);
     assert_memory_equal(out, "a?b                 ", 20);
 }
 
@@ -56,9 +56,9 @@ static void test_dmd_golden_and_minimal(void **state)
     assert_int_equal(pos_display_fb_init(&fb, POS_DISPLAY_EPSON_DMD, POS_CP_858), 0);
     /* First update: reset (glass unknown), then only line 1 (line 2 is blank). */
     assert_int_equal(pos_display_fb_update(&fb, "Welcome", "", &b), 0);
-    GOLDEN(&b, 0x1B, 0x40, 0x1F, 0x01, 0x1F, 0x43, 0, 0x1B, 0x74, 19, 0x0C,
-           0x1F, 0x24, 1, 1, 'W', 'e', 'l', 'c', 'o', 'm', 'e', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
-           ' ', ' ', ' ', ' ', ' ', ' ');
+    GOLDEN(&b, 0x1B, 0x40, 0x1F, 0x01, 0x1F, 0x43, 0, 0x1B, 0x74, 19, 0x0C, 0x1F, 0x24, 1, 1, 'W',
+           'e', 'l', 'c', 'o', 'm', 'e', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+           ' ');
     /* Same content: nothing at all. */
     pos_buf_reset(&b);
     assert_int_equal(pos_display_fb_update(&fb, "Welcome", NULL, &b), 0);
@@ -74,8 +74,8 @@ static void test_dmd_golden_and_minimal(void **state)
     /* Both change: both sent, upper first. */
     assert_int_equal(pos_display_fb_update(&fb, "A", "B", &b), 0);
     assert_int_equal(b.len, 2 * 24);
-    assert_memory_equal(b.data, "\x1f$\x01\x01" "A", 5);
-    assert_memory_equal(b.data + 24, "\x1f$\x01\x02" "B", 5);
+    assert_memory_equal(b.data, "\037$\001\001A", 5);
+    assert_memory_equal(b.data + 24, "\037$\001\002B", 5);
     pos_buf_free(&b);
 }
 
@@ -87,8 +87,8 @@ static void test_cd5220_golden_and_minimal(void **state)
     pos_buf_init(&b, 0);
     assert_int_equal(pos_display_fb_init(&fb, POS_DISPLAY_CD5220, POS_CP_437), 0);
     assert_int_equal(pos_display_fb_update(&fb, "", "Next customer", &b), 0);
-    GOLDEN(&b, 0x1B, 0x40, 0x0C, 0x1B, 0x51, 0x42, 'N', 'e', 'x', 't', ' ', 'c', 'u', 's', 't',
-           'o', 'm', 'e', 'r', ' ', ' ', ' ', ' ', ' ', ' ', ' ', 0x0D);
+    GOLDEN(&b, 0x1B, 0x40, 0x0C, 0x1B, 0x51, 0x42, 'N', 'e', 'x', 't', ' ', 'c', 'u', 's', 't', 'o',
+           'm', 'e', 'r', ' ', ' ', ' ', ' ', ' ', ' ', ' ', 0x0D);
     pos_buf_reset(&b);
     assert_int_equal(pos_display_fb_update(&fb, "Caf\xc3\xa9", "Next customer", &b), 0);
     GOLDEN(&b, 0x1B, 0x51, 0x41, 'C', 'a', 'f', 0x82, ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
@@ -185,7 +185,8 @@ static void test_decode_dmd_commands(void **state)
     assert_line(&d, 0, "                    ");
     assert_line(&d, 1, "U   XY              ");
     /* Vertical scroll mode: writing past the lower line scrolls up. */
-    const uint8_t c[] = "\x0c\x1f\x02" "12345678901234567890abcdefghijklmnopqrstZ";
+    const uint8_t c[] = "\x0c\x1f\x02"
+                        "12345678901234567890abcdefghijklmnopqrstZ";
     assert_int_equal(pos_display_decode_dmd(&d, c, sizeof(c) - 1), 0);
     assert_line(&d, 0, "abcdefghijklmnopqrst");
     assert_line(&d, 1, "Z                   ");

@@ -127,12 +127,14 @@ static void test_qr(void **state)
     pos_buf_t *b = *state;
 
     assert_int_equal(pos_escpos_qr(b, (const uint8_t *)"tx-1", 4, 6), 0);
+    /* clang-format off */
     GOLDEN(b,
            /* model 2 */ 0x1D, 0x28, 0x6B, 4, 0, 49, 65, 50, 0,
            /* size 6 */ 0x1D, 0x28, 0x6B, 3, 0, 49, 67, 6,
            /* level M */ 0x1D, 0x28, 0x6B, 3, 0, 49, 69, 49,
            /* store */ 0x1D, 0x28, 0x6B, 7, 0, 49, 80, 48, 't', 'x', '-', '1',
            /* print */ 0x1D, 0x28, 0x6B, 3, 0, 49, 81, 48);
+    /* clang-format on */
     pos_buf_reset(b);
     assert_int_equal(pos_escpos_qr(b, (const uint8_t *)"x", 1, 0), -EINVAL);
     assert_int_equal(pos_escpos_qr(b, (const uint8_t *)"x", 1, 17), -EINVAL);
@@ -290,9 +292,10 @@ static void test_complete_receipt(void **state)
     };
 
     assert_int_equal(pos_receipt_layout(&in, &doc), 0);
-    assert_int_equal(pos_receipt_render_escpos(&doc, pos_escpos_model_find("tm-t20"), POS_CP_858,
-                                               true, b),
-                     0);
+    assert_int_equal(
+        pos_receipt_render_escpos(&doc, pos_escpos_model_find("tm-t20"), POS_CP_858, true, b), 0);
+    /* One printed line per source line: */
+    /* clang-format off */
     GOLDEN(b,
            0x1B, 0x40, 0x1B, 0x74, 19,
            /* store id: centred, bold, double */
@@ -333,6 +336,7 @@ static void test_complete_receipt(void **state)
            0x1D, 0x28, 0x6B, 3, 0, 49, 81, 48, 0x0A,
            0x1B, 0x61, 0,
            0x1D, 0x56, 66, 0);
+    /* clang-format on */
 }
 
 int main(void)
