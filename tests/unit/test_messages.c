@@ -704,7 +704,8 @@ static void test_encode_each_type(void **state)
     m.amount_minor = 1230;
     expect(&m, "{\"type\":\"PAYMENT_APPROVED\"," HEAD
                "\"transactionId\":\"tx-1001\",\"amount\":12.30,\"currency\":\"EUR\","
-               "\"authCode\":\"A1B2C3\",\"maskedPan\":\"411111******1111\",\"cardBrand\":\"VISA\"" TS);
+               "\"authCode\":\"A1B2C3\",\"maskedPan\":\"411111******1111\","
+               "\"cardBrand\":\"VISA\"" TS);
 
     m = out_msg(POS_MSG_OUT_PAYMENT_DECLINED);
     strcpy(m.reason, "timeout");
