@@ -337,8 +337,8 @@ static void test_display_message(void **state)
         "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[null]}",
         "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"\\u001b[2J\"]}",
         "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"a\\u007f\"]}",
-        "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"1234567890123456789012345678901234567890"
-        "12345678901234567890123456789012345678901\"]}",
+        ("{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"1234567890123456789012345678901234567890"
+         "12345678901234567890123456789012345678901\"]}"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(pay(bad[i]), -EINVAL);
@@ -383,8 +383,8 @@ static void test_inventory(void **state)
         "\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":\"3\",\"lowStockThreshold\":1",
         "\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":1,\"lowStockThreshold\":-1",
         "\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":1e3,\"lowStockThreshold\":1",
-        "\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":99999999999999999,"
-        "\"lowStockThreshold\":1",
+        ("\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":99999999999999999,"
+         "\"lowStockThreshold\":1"),
         "\"storeId\":7,\"productId\":\"P\",\"quantity\":1,\"lowStockThreshold\":1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
