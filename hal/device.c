@@ -101,9 +101,10 @@ int pos_hal_open(pos_hal_device_t *dev)
         return -ENOSYS;
     }
     rc = pos_hal_lc(dev)->open(dev);
+    /* Even a failed open may have set up handles: close must run. */
+    dev->driver_open = true;
     if (rc == 0) {
         dev->state = POS_HAL_IDLE;
-        dev->driver_open = true;
     }
     return rc;
 }

@@ -48,13 +48,17 @@ typedef enum pos_hal_event_type {
     POS_HAL_EV_PINPAD_RESULT,   /* the pinpad finished a payment */
 } pos_hal_event_type_t;
 
+#ifndef POS_PINPAD_OUTCOME_DEFINED
+#define POS_PINPAD_OUTCOME_DEFINED
 typedef enum pos_pinpad_outcome {
     POS_PINPAD_APPROVED = 0,
-    POS_PINPAD_DECLINED,
-    POS_PINPAD_ABORTED, /* cancelled on request before the card was charged */
-    POS_PINPAD_TIMEOUT, /* no answer in time: the outcome is unknown */
-    POS_PINPAD_ERROR,   /* device failure before a result */
+    POS_PINPAD_DECLINED,  /* by the issuer or the card */
+    POS_PINPAD_CANCELLED, /* aborted: on request, or by the customer on the pinpad */
+    POS_PINPAD_ERROR,     /* device failure; the card was not charged */
+    POS_PINPAD_TIMEOUT,   /* the pinpad gave up waiting for the card; not charged */
+    POS_PINPAD_UNKNOWN    /* the pinpad cannot tell whether the card was charged */
 } pos_pinpad_outcome_t;
+#endif
 
 typedef struct pos_pinpad_result {
     pos_pinpad_outcome_t outcome;

@@ -3,10 +3,10 @@
 
 /*
  * Card pinpad. One payment at a time: start, then exactly one
- * PINPAD_RESULT event (approved, declined, aborted, timeout, error). The
+ * PINPAD_RESULT event (approved, declined, cancelled, error, timeout, unknown). The
  * driver masks the card number at its boundary (first 6 / last 4 at most)
  * and wipes the buffer that held it. An outcome unknown after a timeout is
- * reported as POS_PINPAD_TIMEOUT and never retried automatically.
+ * reported as POS_PINPAD_UNKNOWN and never retried automatically.
  */
 
 #include <errno.h>
@@ -27,7 +27,7 @@ struct pos_pinpad_api {
     pos_hal_lifecycle_api_t lc;
     /* Starts a payment. Returns 0, -EBUSY while one runs, or an error. */
     int (*start)(pos_hal_device_t *dev, const pos_pinpad_request_t *req);
-    /* Asks to abort the running payment; the result still arrives (ABORTED,
+    /* Asks to abort the running payment; the result still arrives (CANCELLED,
      * or APPROVED/DECLINED if the card was already processed). */
     int (*abort)(pos_hal_device_t *dev);
 };

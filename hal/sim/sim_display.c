@@ -1,0 +1,112 @@
+/* Simulated customer display: the screen is the file display.txt. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hal/charset.h"
+#include "hal/display.h"
+#include "hal/sim/sim.h"
+#include "hal/sim/sim_watch.h"
+#include "platform/log.h"
+
+#define SIM_DISPLAY_COLS 20
+
+typedef struct sim_display {
+    pos_sim_watch_t watch;
+    char dir[256];
+    bool offline;
+} sim_display_t;
+
+static void sim_display_fault(pos_sim_watch_t *w)
+{
+    pos_hal_device_t *dev = w->dev;
+    sim_display_t *d = dev->driver_data;
+    char word[32];
+
+    pos_sim_read_word(d->dir, "display.fault", word, sizeof(word));
+    d->offline = strcmp(word, "offline") == 0;
+    pos_hal_set_status(dev, d->offline ? POS_DEV_OFFLINE : POS_DEV_READY);
+}
+
+static int sim_display_write(sim_display_t *d, const char *l1, const char *l2)
+{
+    char a[SIM_DISPLAY_COLS * 4 + 1], b[SIM_DISPLAY_COLS * 4 + 1], screen[sizeof(a) * 2 + 2];
+    size_t la = 0, lb = 0;
+
+    /* The glass shows exactly 20 columns per line: pad or cut, on a
+     * character boundary, control characters replaced. */
+    if (pos_charset_fit(l1, strlen(l1), SIM_DISPLAY_COLS, POS_ALIGN_LEFT, a, sizeof(a), &la) <
+            0 ||
+        pos_charset_fit(l2, strlen(l2), SIM_DISPLAY_COLS, POS_ALIGN_LEFT, b, sizeof(b), &lb) <
+            0) {
+        return -EINVAL;
+    }
+    int n = snprintf(screen, sizeof(screen), "%s\n%s\n", a, b);
+    return pos_sim_write_file(d->dir, "display.txt", screen, (size_t)n, 0);
+}
+
+static int sim_display_open(pos_hal_device_t *dev)
+{
+    sim_display_t *d = dev->driver_data;
+    int rc;
+
+    if (mkdir(d->dir, 0750) != 0 && errno != EEXIST) {
+        POS_ERR("hal", "display: cannot create %s: %s", d->dir, strerror(errno));
+        return -errno;
+    }
+    rc = pos_sim_watch_start(&d->watch, dev, d->dir, "display.fault", sim_display_fault);
+    if (rc != 0) {
+        return rc;
+    }
+    sim_display_fault(&d->watch);
+    return sim_display_write(d, "", "");
+}
+
+static int sim_display_show(pos_hal_device_t *dev, const char *line1, const char *line2)
+{
+    sim_display_t *d = dev->driver_data;
+    int rc;
+
+    if (d->offline) {
+        return -ENODEV;
+    }
+    rc = sim_display_write(d, line1, line2);
+    pos_hal_output_complete(dev, 0, rc);
+    return 0;
+}
+
+static void sim_display_closed(pos_sim_watch_t *w)
+{
+    pos_hal_device_t *dev = w->dev;
+    free(dev->driver_data);
+    dev->driver_data = NULL;
+    pos_hal_driver_closed(dev);
+}
+
+static void sim_display_close(pos_hal_device_t *dev)
+{
+    sim_display_t *d = dev->driver_data;
+    pos_sim_watch_close(&d->watch, sim_display_closed);
+}
+
+static const struct pos_display_api sim_display_api = {
+    .lc = {.driver = "sim", .open = sim_display_open, .close = sim_display_close},
+    .show = sim_display_show,
+};
+
+int pos_sim_display_create(pos_hal_device_t *dev, const char *args, const pos_hal_options_t *o)
+{
+    sim_display_t *d;
+
+    (void)args;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return -ENOMEM;
+    }
+    snprintf(d->dir, sizeof(d->dir), "%s", o->sim_dir);
+    dev->api = &sim_display_api;
+    dev->driver_data = d;
+    return 0;
+}
