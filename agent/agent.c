@@ -431,6 +431,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     lo.command_timeout_ms = cfg->command_timeout_ms;
     lo.retry_delay_ms = cfg->retry_delay_ms;
     lo.max_retry_delay_ms = cfg->max_retry_delay_ms;
+    lo.probe_interval_ms = cfg->probe_interval_ms;
     rc = pos_link_init(loop, &a->link, &lo, &link_cb);
     if (rc != 0) {
         return rc;

@@ -1,4 +1,7 @@
 #include "conf/config.h"
+#include "hal/charset.h"
+#include "hal/escpos.h"
+#include "hal/registry.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -64,6 +67,14 @@ typedef struct conf_section {
 
 static int check_id(const char *value, char *why, size_t whylen);
 static int check_url(const char *value, char *why, size_t whylen);
+static int check_display(const char *value, char *why, size_t whylen);
+static int check_printer(const char *value, char *why, size_t whylen);
+static int check_pinpad(const char *value, char *why, size_t whylen);
+static int check_abs_path(const char *value, char *why, size_t whylen);
+static int check_decline_ending(const char *value, char *why, size_t whylen);
+static int check_card_number(const char *value, char *why, size_t whylen);
+static int check_printer_model(const char *value, char *why, size_t whylen);
+static int check_codepage(const char *value, char *why, size_t whylen);
 static const char *level_name(int level);
 
 #define ID_ALLOWED  "1..63 characters from [A-Za-z0-9._-]"
@@ -73,6 +84,8 @@ static const conf_section_t sections[] = {
     {"terminal", "Identity of this terminal; both ids appear in Redis key and channel names."},
     {"redis", "Connection to the store's Redis server (the cloud side)."},
     {"heartbeat", "The status key terminal:{id}:status, refreshed with SET ... EX ttl_s."},
+    {"hal", "Peripherals: which driver runs each device, and the simulated devices' settings."},
+    {"payment", "Payments taken on this terminal's pinpad."},
     {"log", "Logging."},
 };
 
@@ -174,6 +187,15 @@ static const conf_item_t items[] = {
      .min = 100,
      .max = 60000,
      .desc = "Time allowed for a reply to a command, in milliseconds."},
+    {.section = "redis",
+     .key = "probe_interval_ms",
+     .type = CT_U32,
+     FIELD(probe_interval_ms),
+     .def = "10000",
+     .min = 1000,
+     .max = 15000,
+     .desc = "Period of the end-to-end probe (published on the command connection, heard "
+             "on the subscriber); a probe not heard back by the next one drops the link."},
 
     {.section = "heartbeat",
      .key = "interval_s",
@@ -192,6 +214,126 @@ static const conf_item_t items[] = {
      .max = 86400,
      .desc = "Expiry of the status key in seconds: the cloud treats the terminal as gone "
              "when it lapses."},
+
+    {.section = "hal",
+     .key = "display",
+     .type = CT_STR,
+     FIELD(hal_display),
+     .def = "sim",
+     .min = 1,
+     .max = 255,
+     .check = check_display,
+     .allowed = "sim",
+     .desc = "Customer display driver."},
+    {.section = "hal",
+     .key = "printer",
+     .type = CT_STR,
+     FIELD(hal_printer),
+     .def = "sim",
+     .min = 1,
+     .max = 255,
+     .check = check_printer,
+     .allowed = "sim",
+     .desc = "Receipt printer driver."},
+    {.section = "hal",
+     .key = "pinpad",
+     .type = CT_STR,
+     FIELD(hal_pinpad),
+     .def = "sim",
+     .min = 1,
+     .max = 255,
+     .check = check_pinpad,
+     .allowed = "sim",
+     .desc = "Card pinpad driver."},
+    {.section = "hal",
+     .key = "sim_dir",
+     .type = CT_STR,
+     FIELD(hal_sim_dir),
+     .def = "/var/lib/posagent/sim",
+     .min = 1,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path",
+     .desc = "Where the simulated devices keep their files (display.txt, receipts.txt, "
+             "pinpad.charges) and read injected faults (*.fault)."},
+    {.section = "hal",
+     .key = "sim_pinpad_delay_ms",
+     .type = CT_U32,
+     FIELD(hal_sim_pinpad_delay_ms),
+     .def = "1500",
+     .min = 0,
+     .max = 600000,
+     .desc = "Time the simulated customer takes at the pinpad, in milliseconds."},
+    {.section = "hal",
+     .key = "sim_decline_ending",
+     .type = CT_STR,
+     FIELD(hal_sim_decline_ending),
+     .def = "13",
+     .min = 0,
+     .max = 15,
+     .check = check_decline_ending,
+     .allowed = "digits and '.', or empty for never",
+     .desc = "The simulated pinpad declines amounts whose text ends so (12.13 with \"13\")."},
+    {.section = "hal",
+     .key = "sim_card_number",
+     .type = CT_STR,
+     FIELD(hal_sim_card_number),
+     .def = "4111111111111111",
+     .min = 12,
+     .max = 19,
+     .flags = F_NOECHO,
+     .check = check_card_number,
+     .allowed = "12..19 digits (a test card)",
+     .desc = "The test card the simulated customer presents (not a secret: a public test "
+             "number); only its masked form ever leaves the pinpad driver."},
+    {.section = "hal",
+     .key = "paper_width",
+     .type = CT_U32,
+     FIELD(hal_paper_width),
+     .def = "42",
+     .min = 20,
+     .max = 48,
+     .desc = "Receipt width in characters (32 for 58 mm paper, 42 or 48 for 80 mm)."},
+    {.section = "hal",
+     .key = "printer_model",
+     .type = CT_STR,
+     FIELD(hal_printer_model),
+     .def = "generic",
+     .min = 1,
+     .max = 31,
+     .check = check_printer_model,
+     .allowed = "generic, tm-t20, tm-t88, legacy, esc-i, no-cut",
+     .desc = "ESC/POS model: decides the cut command and QR support."},
+    {.section = "hal",
+     .key = "codepage",
+     .type = CT_STR,
+     FIELD(hal_codepage),
+     .def = "cp858",
+     .min = 1,
+     .max = 15,
+     .check = check_codepage,
+     .allowed = "ascii, cp437, cp858",
+     .desc = "Code page for printer and display text (UTF-8 is transcoded, unknown "
+             "characters become '?')."},
+
+    {.section = "payment",
+     .key = "max_amount",
+     .type = CT_U32,
+     FIELD(payment_max_amount),
+     .def = "10000",
+     .min = 1,
+     .max = 1000000,
+     .desc = "Largest payment accepted, in major units of its currency; larger requests are "
+             "rejected as invalid."},
+    {.section = "payment",
+     .key = "pinpad_timeout_s",
+     .type = CT_U32,
+     FIELD(payment_pinpad_timeout_s),
+     .def = "120",
+     .min = 10,
+     .max = 600,
+     .desc = "Time the customer has at the pinpad before the payment is abandoned as "
+             "declined (timeout)."},
 
     {.section = "log",
      .key = "level",
@@ -336,6 +478,76 @@ static int check_id(const char *value, char *why, size_t whylen)
         } else {
             snprintf(why, whylen, "invalid: byte 0x%02x is not allowed", c);
         }
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_driver(pos_hal_kind_t kind, const char *value, char *why, size_t whylen)
+{
+    return pos_hal_spec_validate(kind, value, why, whylen) == 0 ? 0 : -EINVAL;
+}
+
+static int check_display(const char *value, char *why, size_t whylen)
+{
+    return check_driver(POS_HAL_DISPLAY, value, why, whylen);
+}
+
+static int check_printer(const char *value, char *why, size_t whylen)
+{
+    return check_driver(POS_HAL_PRINTER, value, why, whylen);
+}
+
+static int check_pinpad(const char *value, char *why, size_t whylen)
+{
+    return check_driver(POS_HAL_PINPAD, value, why, whylen);
+}
+
+static int check_abs_path(const char *value, char *why, size_t whylen)
+{
+    if (value[0] != '/' || strstr(value, "/../") != NULL ||
+        (strlen(value) >= 3 && strcmp(value + strlen(value) - 3, "/..") == 0)) {
+        snprintf(why, whylen, "must be an absolute path without '..'");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_decline_ending(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        if (!((*p >= '0' && *p <= '9') || *p == '.')) {
+            snprintf(why, whylen, "only digits and '.' are allowed");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int check_card_number(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9') {
+            snprintf(why, whylen, "only digits are allowed");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int check_printer_model(const char *value, char *why, size_t whylen)
+{
+    if (pos_escpos_model_find(value) == NULL) {
+        snprintf(why, whylen, "unknown printer model");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_codepage(const char *value, char *why, size_t whylen)
+{
+    if (pos_charset_parse(value) < 0) {
+        snprintf(why, whylen, "unknown code page");
         return -EINVAL;
     }
     return 0;

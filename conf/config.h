@@ -52,10 +52,27 @@ typedef struct pos_config {
     uint32_t max_retry_delay_ms;           /* cap of the reconnect delay */
     uint32_t connect_timeout_ms;
     uint32_t command_timeout_ms;
+    uint32_t probe_interval_ms; /* end-to-end probe period */
 
     /* [heartbeat] */
     uint32_t heartbeat_interval_s; /* must be < ttl */
     uint32_t heartbeat_ttl_s;
+
+    /* [hal] driver strings ("sim", "escpos:/dev/usb/lp0", ...) and settings */
+    char hal_display[256];
+    char hal_printer[256];
+    char hal_pinpad[256];
+    char hal_sim_dir[256];
+    uint32_t hal_sim_pinpad_delay_ms;
+    char hal_sim_decline_ending[16];
+    char hal_sim_card_number[20]; /* a test card; masked like a secret */
+    uint32_t hal_paper_width;
+    char hal_printer_model[32];
+    char hal_codepage[16];
+
+    /* [payment] */
+    uint32_t payment_max_amount;       /* major units of any currency */
+    uint32_t payment_pinpad_timeout_s; /* customer timeout at the pinpad */
 
     /* [log] */
     int log_level; /* pos_log_level_t */

@@ -413,8 +413,9 @@ static void test_unknown_and_duplicate(void **state)
     load(&r, IDS "[redis]\nURL = redis://h\n", no_env);
     expect_error(&r, ":5: [redis] URL: unknown key", NULL);
 
-    load(&r, IDS "[hal]\n", no_env);
-    expect_error(&r, ":4: [hal]: unknown section", "terminal, redis, heartbeat, log", NULL);
+    load(&r, IDS "[hall]\n", no_env);
+    expect_error(&r, ":4: [hall]: unknown section", "terminal, redis, heartbeat, hal, payment, log",
+                 NULL);
 
     load(&r, IDS "; comment\n[ redis ]\nurl = redis://h\n", no_env);
     expect_error(&r, ":5: [ redis ]: unknown section", NULL);
@@ -809,8 +810,21 @@ static const char *const all_keys[][3] = {
     {"redis", "max_retry_delay_ms", "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS"},
     {"redis", "connect_timeout_ms", NULL},
     {"redis", "command_timeout_ms", NULL},
+    {"redis", "probe_interval_ms", NULL},
     {"heartbeat", "interval_s", NULL},
     {"heartbeat", "ttl_s", NULL},
+    {"hal", "display", NULL},
+    {"hal", "printer", NULL},
+    {"hal", "pinpad", NULL},
+    {"hal", "sim_dir", NULL},
+    {"hal", "sim_pinpad_delay_ms", NULL},
+    {"hal", "sim_decline_ending", NULL},
+    {"hal", "sim_card_number", NULL},
+    {"hal", "paper_width", NULL},
+    {"hal", "printer_model", NULL},
+    {"hal", "codepage", NULL},
+    {"payment", "max_amount", NULL},
+    {"payment", "pinpad_timeout_s", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
 };
@@ -897,7 +911,7 @@ static void test_example_defaults_are_valid(void **state)
         uncommented += is_key;
     }
     fclose(m);
-    assert_int_equal(uncommented, 11); /* every key but the two required ones */
+    assert_int_equal(uncommented, 24); /* every key but the two required ones */
     result_t r;
     must_load(&r, out, no_env);
     check_defaults_except_password_db(&r.cfg);
@@ -906,6 +920,44 @@ static void test_example_defaults_are_valid(void **state)
     assert_int_equal(r.cfg.redis_db, 0);
     free(out);
     free(ex);
+}
+
+static void test_hal_and_payment(void **state)
+{
+    (void)state;
+    result_t r;
+
+    must_load(&r, IDS, no_env);
+    assert_string_equal(r.cfg.hal_display, "sim");
+    assert_string_equal(r.cfg.hal_printer, "sim");
+    assert_string_equal(r.cfg.hal_pinpad, "sim");
+    assert_int_equal(r.cfg.hal_paper_width, 42);
+    assert_int_equal(r.cfg.payment_max_amount, 10000);
+    assert_int_equal(r.cfg.payment_pinpad_timeout_s, 120);
+    assert_int_equal(r.cfg.probe_interval_ms, 10000);
+
+    load(&r, IDS "[hal]\nprinter = laser:/dev/lp9\n", no_env);
+    expect_error(&r, ":5: [hal] printer", "unknown printer driver", "sim", NULL);
+    load(&r, IDS "[hal]\ndisplay = sim:extra\n", no_env);
+    expect_error(&r, ":5: [hal] display", "no arguments", NULL);
+    load(&r, IDS "[hal]\nsim_dir = relative/dir\n", no_env);
+    expect_error(&r, ":5: [hal] sim_dir", "absolute", NULL);
+    load(&r, IDS "[hal]\nsim_dir = /var/../etc\n", no_env);
+    expect_error(&r, ":5: [hal] sim_dir", NULL);
+    load(&r, IDS "[hal]\nsim_card_number = 4111-1111-1111-1111\n", no_env);
+    expect_error(&r, ":5: [hal] sim_card_number", NULL);
+    /* a rejected card-like value is never echoed */
+    assert_null(strstr(r.err.msg, "4111"));
+    load(&r, IDS "[hal]\nprinter_model = tm-x\n", no_env);
+    expect_error(&r, ":5: [hal] printer_model", "unknown printer model", NULL);
+    load(&r, IDS "[hal]\ncodepage = utf-8\n", no_env);
+    expect_error(&r, ":5: [hal] codepage", NULL);
+    load(&r, IDS "[hal]\npaper_width = 80\n", no_env);
+    expect_error(&r, ":5: [hal] paper_width", "20..48", NULL);
+    load(&r, IDS "[payment]\nmax_amount = 0\n", no_env);
+    expect_error(&r, ":5: [payment] max_amount", NULL);
+    load(&r, IDS "[redis]\nprobe_interval_ms = 20000\n", no_env);
+    expect_error(&r, ":5: [redis] probe_interval_ms", "1000..15000", NULL);
 }
 
 static void test_reference(void **state)
@@ -960,7 +1012,7 @@ static void test_load_stream(void **state)
     fclose(f);
     assert_string_equal(e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
                                "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
-                               "command_timeout_ms)");
+                               "command_timeout_ms, probe_interval_ms)");
 }
 
 int main(void)
@@ -992,6 +1044,7 @@ int main(void)
         cmocka_unit_test(test_example_loads),
         cmocka_unit_test(test_example_defaults_are_valid),
         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_hal_and_payment),
         cmocka_unit_test(test_load_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
