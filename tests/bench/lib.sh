@@ -1,0 +1,22 @@
+# Shared helpers for the benchmark scripts (sourced).
+bench_free_port() {
+  local p=${1:-17000}
+  while (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+bench_start_redis() { # port dir
+  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$2" \
+    --logfile "$2/redis-$1.log" &
+  BENCH_REDIS_PID=$!
+  until redis-cli -p "$1" ping >/dev/null 2>&1; do sleep 0.05; done
+}
+bench_agent_bin() {
+  local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  if [ -z "${POSAGENT_BIN:-}" ]; then
+    cmake -S "$root" -B "$root/build/release" -DCMAKE_BUILD_TYPE=Release -DPOS_BUILD_TESTS=OFF >/dev/null
+    cmake --build "$root/build/release" -j"$(nproc)" >/dev/null
+    POSAGENT_BIN="$root/build/release/agent/posagent"
+  fi
+  echo "$POSAGENT_BIN"
+}
+bench_ms() { date +%s%3N; }
