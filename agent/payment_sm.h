@@ -25,6 +25,7 @@
 
 #include "agent/amount.h"
 #include "agent/messages.h"
+#include "hal/device.h"
 
 #define POS_PAY_HISTORY     256 /* finished transaction ids remembered */
 #define POS_PAY_ACTIONS_MAX 16  /* actions one event can produce */
@@ -51,14 +52,7 @@ typedef enum pos_payment_state {
     POS_PAY_STATE_COUNT
 } pos_payment_state_t;
 
-typedef enum pos_pinpad_outcome {
-    POS_PINPAD_APPROVED = 0,
-    POS_PINPAD_DECLINED,  /* by the issuer or the card */
-    POS_PINPAD_CANCELLED, /* aborted: by PINPAD_ABORT, or by the customer on the pinpad */
-    POS_PINPAD_ERROR,     /* device failure; the card was not charged */
-    POS_PINPAD_TIMEOUT,   /* the pinpad gave up waiting for the card; not charged */
-    POS_PINPAD_UNKNOWN    /* the pinpad cannot tell whether the card was charged */
-} pos_pinpad_outcome_t;
+/* pos_pinpad_outcome_t (what the pinpad reported) comes from the HAL. */
 
 typedef enum pos_print_outcome {
     POS_PRINT_OK = 0,

@@ -48,8 +48,6 @@ typedef enum pos_hal_event_type {
     POS_HAL_EV_PINPAD_RESULT,   /* the pinpad finished a payment */
 } pos_hal_event_type_t;
 
-#ifndef POS_PINPAD_OUTCOME_DEFINED
-#define POS_PINPAD_OUTCOME_DEFINED
 typedef enum pos_pinpad_outcome {
     POS_PINPAD_APPROVED = 0,
     POS_PINPAD_DECLINED,  /* by the issuer or the card */
@@ -58,7 +56,6 @@ typedef enum pos_pinpad_outcome {
     POS_PINPAD_TIMEOUT,   /* the pinpad gave up waiting for the card; not charged */
     POS_PINPAD_UNKNOWN    /* the pinpad cannot tell whether the card was charged */
 } pos_pinpad_outcome_t;
-#endif
 
 typedef struct pos_pinpad_result {
     pos_pinpad_outcome_t outcome;
