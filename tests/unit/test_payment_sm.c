@@ -21,7 +21,7 @@
 #define T0 1764412800000ULL
 
 typedef struct step {
-    const char *ev;   /* see send() */
+    const char *ev;   /* see send_event() */
     const char *want; /* rendered actions, space separated */
     pos_payment_state_t state;
 } step_t;
@@ -151,7 +151,7 @@ static void render(const pos_payment_actions_t *a)
  *   pin TX OUTCOME [ARG]     (ARG: masked PAN when approved, reason when declined)
  *   print TX OUTCOME         disp TX ok|fail tick MS (advance and fire the deadline)
  */
-static int send(const char *text)
+static int send_event(const char *text)
 {
     char verb[16] = "", tx[80] = "", a1[40] = "", a2[40] = "";
     pos_payment_event_t ev;
@@ -199,7 +199,7 @@ static int send(const char *text)
 static void run(const step_t *steps, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int rc = send(steps[i].ev);
+        int rc = send_event(steps[i].ev);
         render(&acts);
         if (rc != 0 || strcmp(rendered, steps[i].want) != 0 ||
             pos_payment_sm_state(sm) != steps[i].state) {
@@ -270,13 +270,13 @@ static void test_print_outcomes(void **state)
         char tx[16], ev[64], want[256];
         snprintf(tx, sizeof(tx), "p-%zu", i);
         snprintf(ev, sizeof(ev), "req %s 100", tx);
-        assert_int_equal(send(ev), 0);
+        assert_int_equal(send_event(ev), 0);
         snprintf(ev, sizeof(ev), "disp %s ok", tx);
-        assert_int_equal(send(ev), 0);
+        assert_int_equal(send_event(ev), 0);
         snprintf(ev, sizeof(ev), "pin %s approved", tx);
-        assert_int_equal(send(ev), 0);
+        assert_int_equal(send_event(ev), 0);
         snprintf(ev, sizeof(ev), "print %s %s", tx, reasons[i]);
-        assert_int_equal(send(ev), 0);
+        assert_int_equal(send_event(ev), 0);
         render(&acts);
         snprintf(want, sizeof(want),
                  "RECEIPT_FAILED:%s@%s SREM tx:TRANSACTION_COMPLETED:failed@%s "
@@ -337,7 +337,7 @@ static void test_pinpad_outcomes(void **state)
         assert_int_equal(pos_payment_sm_lookup(sm, "tx-1", &st), 0);
         assert_int_equal(st, rows[i].final);
         /* A repeat of the request is answered with the same decline, card untouched. */
-        assert_int_equal(send("req tx-1 1234"), 0);
+        assert_int_equal(send_event("req tx-1 1234"), 0);
         render(&acts);
         assert_int_equal(strncmp(rendered, "PAYMENT_DECLINED:", 17), 0);
         assert_int_equal(acts.count, 1);
@@ -369,23 +369,23 @@ static void test_configurable_timeouts(void **state)
     pos_payment_sm_config_t cfg = {.pinpad_timeout_ms = 30000, .display_timeout_ms = 1000};
     (void)state;
     pos_payment_sm_init(sm, &cfg);
-    assert_int_equal(send("req tx-1 1234"), 0);
+    assert_int_equal(send_event("req tx-1 1234"), 0);
     assert_true(acts.next_deadline_ms == now + 1000);
-    assert_int_equal(send("disp tx-1 ok"), 0);
+    assert_int_equal(send_event("disp tx-1 ok"), 0);
     assert_true(acts.next_deadline_ms == now + 30000);
-    assert_int_equal(send("tick 30000"), 0);
+    assert_int_equal(send_event("tick 30000"), 0);
     assert_int_equal(acts.a[0].kind, POS_PAY_ACT_PINPAD_ABORT);
     assert_true(acts.next_deadline_ms == 0);
 
     /* Defaults: 5 s display, 120 s pinpad, 10 s abort, 30 s printer. */
     pos_payment_sm_init(sm, NULL);
-    assert_int_equal(send("req tx-2 1234"), 0);
+    assert_int_equal(send_event("req tx-2 1234"), 0);
     assert_true(acts.next_deadline_ms == now + 5000);
-    assert_int_equal(send("disp tx-2 ok"), 0);
+    assert_int_equal(send_event("disp tx-2 ok"), 0);
     assert_true(acts.next_deadline_ms == now + 120000);
-    assert_int_equal(send("cancel tx-2"), 0);
+    assert_int_equal(send_event("cancel tx-2"), 0);
     assert_true(acts.next_deadline_ms == now + 10000);
-    assert_int_equal(send("pin tx-2 approved"), 0);
+    assert_int_equal(send_event("pin tx-2 approved"), 0);
     assert_true(acts.next_deadline_ms == now + 30000);
 }
 
@@ -448,7 +448,7 @@ static void test_duplicates_in_each_state(void **state)
     RUN(steps);
 
     /* The republished approval carries the original data. */
-    assert_int_equal(send("req tx-1 1234"), 0);
+    assert_int_equal(send_event("req tx-1 1234"), 0);
     const pos_msg_out_t *m = &acts.a[0].u.publish.msg;
     assert_true(m->amount_minor == 1234);
     assert_string_equal(m->currency.alpha, "EUR");
@@ -594,10 +594,10 @@ static void test_reprint(void **state)
     (void)state;
     RUN(steps);
     assert_true(acts.next_deadline_ms == now + 30000);
-    assert_int_equal(send("tick 30000"), 0);
+    assert_int_equal(send_event("tick 30000"), 0);
     render(&acts);
     assert_string_equal(rendered, "RECEIPT_FAILED:timeout@tx-1");
-    assert_int_equal(send("print tx-1 ok"), 0);
+    assert_int_equal(send_event("print tx-1 ok"), 0);
     render(&acts);
     assert_string_equal(rendered, "INCR(print_stale_results)");
     /* A payment is live: no copy now. */
@@ -624,13 +624,13 @@ static void test_reprint_not_approved(void **state)
 static void test_receipt_content(void **state)
 {
     (void)state;
-    assert_int_equal(send("req tx-1 1234"), 0);
+    assert_int_equal(send_event("req tx-1 1234"), 0);
     assert_int_equal(acts.a[3].kind, POS_PAY_ACT_DISPLAY_AMOUNT);
     assert_int_equal(acts.a[3].u.amount.line_count, 1);
     assert_string_equal(acts.a[3].u.amount.lines[0].name, "Espresso");
     assert_string_equal(acts.a[3].u.amount.currency.alpha, "EUR");
-    assert_int_equal(send("disp tx-1 ok"), 0);
-    assert_int_equal(send("pin tx-1 approved"), 0);
+    assert_int_equal(send_event("disp tx-1 ok"), 0);
+    assert_int_equal(send_event("pin tx-1 approved"), 0);
     const pos_payment_action_t *p = &acts.a[4];
     assert_int_equal(p->kind, POS_PAY_ACT_PRINT_RECEIPT);
     assert_false(p->u.receipt.copy);
@@ -639,8 +639,8 @@ static void test_receipt_content(void **state)
     assert_string_equal(p->u.receipt.payment.masked_pan, "411111******1111");
     assert_int_equal(p->u.receipt.line_count, 1);
     assert_non_null(p->u.receipt.lines);
-    assert_int_equal(send("print tx-1 ok"), 0);
-    assert_int_equal(send("reprint tx-1"), 0);
+    assert_int_equal(send_event("print tx-1 ok"), 0);
+    assert_int_equal(send_event("reprint tx-1"), 0);
     assert_true(acts.a[0].u.receipt.copy);
     assert_int_equal(acts.a[0].u.receipt.line_count, 1); /* the last payment keeps its lines */
 }
@@ -663,8 +663,8 @@ static void test_pinpad_data_vetted(void **state)
 {
     pos_payment_event_t ev;
     (void)state;
-    assert_int_equal(send("req tx-1 1234"), 0);
-    assert_int_equal(send("disp tx-1 ok"), 0);
+    assert_int_equal(send_event("req tx-1 1234"), 0);
+    assert_int_equal(send_event("disp tx-1 ok"), 0);
     memset(&ev, 0, sizeof(ev));
     ev.kind = POS_PAY_EV_PINPAD_RESULT;
     ev.transaction_id = "tx-1";
@@ -709,11 +709,11 @@ static void test_malformed_events(void **state)
     pos_payment_event_t ev;
     (void)state;
 
-    assert_int_equal(send("req tx-1 0"), -EINVAL);
+    assert_int_equal(send_event("req tx-1 0"), -EINVAL);
     assert_int_equal(acts.count, 0);
-    assert_int_equal(send("req tx-1 -5"), -EINVAL);
-    assert_int_equal(send("cancel bad/id"), -EINVAL);
-    assert_int_equal(send("pin bad/id approved"), -EINVAL);
+    assert_int_equal(send_event("req tx-1 -5"), -EINVAL);
+    assert_int_equal(send_event("cancel bad/id"), -EINVAL);
+    assert_int_equal(send_event("pin bad/id approved"), -EINVAL);
     assert_int_equal(pos_payment_sm_state(sm), POS_PAY_IDLE);
 
     memset(&ev, 0, sizeof(ev));
@@ -755,26 +755,26 @@ static void test_history_eviction(void **state)
     RUN(first);
     for (int i = 2; i <= POS_PAY_HISTORY; i++) {
         snprintf(ev, sizeof(ev), "cancel old-%d", i);
-        assert_int_equal(send(ev), 0);
+        assert_int_equal(send_event(ev), 0);
     }
     assert_int_equal(pos_payment_sm_lookup(sm, "tx-1", &st), 0);
     assert_int_equal(st, POS_PAY_DECLINED);
-    assert_int_equal(send("req tx-1 1234"), 0);
+    assert_int_equal(send_event("req tx-1 1234"), 0);
     render(&acts);
     assert_string_equal(rendered, "PAYMENT_DECLINED:declined@tx-1");
 
     /* One more pushes the oldest out. */
-    assert_int_equal(send("cancel old-257"), 0);
+    assert_int_equal(send_event("cancel old-257"), 0);
     assert_int_equal(pos_payment_sm_lookup(sm, "tx-1", &st), -ENOENT);
     assert_int_equal(pos_payment_sm_lookup(sm, "old-2", &st), 0);
     assert_int_equal(pos_payment_sm_lookup(sm, "old-257", &st), 0);
     assert_int_equal(st, POS_PAY_CANCELLED);
     /* Forgotten: the window of protection is POS_PAY_HISTORY ids. */
-    assert_int_equal(send("req tx-1 1234"), 0);
+    assert_int_equal(send_event("req tx-1 1234"), 0);
     render(&acts);
     assert_string_equal(rendered, "RECORD(STARTING) SADD BUSY DISPLAY(1234)");
     /* old-2 is still protected. */
-    assert_int_equal(send("req old-2 1"), 0);
+    assert_int_equal(send_event("req old-2 1"), 0);
     render(&acts);
     assert_string_equal(rendered, "PAYMENT_CANCELLED@old-2");
 }
@@ -845,7 +845,7 @@ static void test_restore(void **state)
     /* A copy from the journal has the payment data but no item lines. */
     assert_null(acts.a[0].u.receipt.lines);
     assert_string_equal(acts.a[0].u.receipt.payment.auth_code, "A1B2C3");
-    assert_int_equal(send("print done-1 ok"), 0);
+    assert_int_equal(send_event("print done-1 ok"), 0);
     render(&acts);
     assert_string_equal(rendered, "RECEIPT_PRINTED@done-1");
 
@@ -862,7 +862,7 @@ static void test_restore(void **state)
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), -EINVAL);
     r = rec_of("x", POS_PAY_STATE_COUNT);
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), -EINVAL);
-    assert_int_equal(send("req live-1 100"), 0);
+    assert_int_equal(send_event("req live-1 100"), 0);
     r = rec_of("y", POS_PAY_DONE);
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), -EBUSY);
 }
@@ -874,7 +874,7 @@ static void test_names_and_lookup(void **state)
     assert_string_equal(pos_payment_state_name(POS_PAY_TIMED_OUT), "TIMED_OUT");
     assert_string_equal(pos_payment_state_name(POS_PAY_STATE_COUNT), "?");
     assert_int_equal(pos_payment_sm_lookup(sm, "nope", &st), -ENOENT);
-    assert_int_equal(send("req tx-1 1"), 0);
+    assert_int_equal(send_event("req tx-1 1"), 0);
     assert_int_equal(pos_payment_sm_lookup(sm, "tx-1", &st), 0);
     assert_int_equal(st, POS_PAY_STARTING);
     assert_int_equal(pos_payment_sm_lookup(sm, NULL, &st), -EINVAL);
