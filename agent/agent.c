@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include "hal/charset.h"
 
 #include "platform/clock.h"
 #include "platform/log.h"
@@ -136,96 +136,125 @@ static void agent_on_offline(pos_link_t *l, int err)
     pos_sd_notifyf("STATUS=offline: %s, reconnecting", strerror(-err));
 }
 
-/* Logs a message's type if it looks like one, never its content. */
-static void agent_log_type(const char *channel, const char *type)
+static void agent_reply_checked(void *ctx, const redisReply *r, int err)
 {
-    size_t n = strlen(type);
-    bool plain = n > 0 && n <= 32;
+    const char *what = ctx;
 
-    for (size_t i = 0; plain && i < n; i++) {
-        plain = (type[i] >= 'A' && type[i] <= 'Z') || type[i] == '_';
+    if (err != 0) {
+        POS_WARN("agent", "%s not confirmed: %s", what, strerror(-err));
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        POS_WARN("agent", "%s refused: %.*s", what, (int)(r->len > 200 ? 200 : r->len), r->str);
     }
-    POS_INFO("msg", "%s: %s", channel, plain ? type : "(unprintable type)");
+}
+
+int pos_agent_commandv(pos_agent_t *a, const char *what, int argc, const char **argv)
+{
+    int rc = pos_link_commandv(&a->link, agent_reply_checked, (void *)what, argc, argv);
+
+    if (rc != 0) {
+        POS_WARN("agent", "%s not sent: %s", what, strerror(-rc));
+    }
+    return rc;
+}
+
+int pos_agent_publish(pos_agent_t *a, const char *channel, const char *json, size_t len)
+{
+    const char *argv[] = {"PUBLISH", channel, json};
+    size_t lens[] = {7, strlen(channel), len};
+    int rc = pos_link_command(&a->link, agent_reply_checked, "PUBLISH", 3, argv, lens);
+
+    if (rc != 0) {
+        POS_WARN("agent", "PUBLISH on %s not sent: %s", channel, strerror(-rc));
+    }
+    return rc;
+}
+
+void pos_agent_device_status(pos_agent_t *a, int which, pos_dev_state_t st)
+{
+    if (which < 0 || which >= POS_DEV_COUNT || a->devices[which] == st) {
+        return;
+    }
+    a->devices[which] = st;
+    pos_agent_status_changed(a);
 }
 
 /*
- * Common validation for every channel: size, JSON object, a string "type",
- * and the echo rule (messages with origin "terminal" are ours or another
- * till's). Returns the parsed object, or NULL when the message is dropped.
+ * Decodes a message on an inventory or system channel. Returns 0 with *msg
+ * filled, or a negative errno after logging why (never the content, which
+ * is not ours to log).
  */
-static cJSON *agent_parse_message(pos_agent_t *a, const char *channel, const char *payload,
-                                  size_t len)
+static int agent_decode(pos_agent_t *a, pos_msg_channel_t ch, const char *channel,
+                        const char *payload, size_t len, pos_msg_t *msg)
 {
-    cJSON *root, *type, *origin;
+    pos_msg_limits_t lim;
+    char why[128];
+    int rc;
 
-    if (len > POS_MSG_MAX_BYTES) {
-        POS_WARN("msg", "%s: message of %zu bytes dropped (limit %u)", channel, len,
-                 POS_MSG_MAX_BYTES);
-        a->messages_dropped++;
-        return NULL;
-    }
-    root = cJSON_ParseWithLength(payload, len);
-    if (root == NULL || !cJSON_IsObject(root)) {
-        POS_WARN("msg", "%s: message is not a JSON object, dropped", channel);
-        a->messages_dropped++;
-        cJSON_Delete(root);
-        return NULL;
-    }
-    type = cJSON_GetObjectItemCaseSensitive(root, "type");
-    if (!cJSON_IsString(type)) {
-        POS_WARN("msg", "%s: message without a string \"type\", dropped", channel);
-        a->messages_dropped++;
-        cJSON_Delete(root);
-        return NULL;
-    }
-    origin = cJSON_GetObjectItemCaseSensitive(root, "origin");
-    if (cJSON_IsString(origin) && strcmp(origin->valuestring, "terminal") == 0) {
+    memset(&lim, 0, sizeof(lim));
+    lim.max_len = POS_MSG_MAX_BYTES;
+    lim.max_amount_minor = 1;
+    rc = pos_msg_decode(ch, payload, len, &lim, msg, why, sizeof(why));
+    if (rc == -EALREADY) {
         POS_DEBUG("msg", "%s: terminal-originated message ignored", channel);
-        cJSON_Delete(root);
-        return NULL;
+    } else if (rc != 0) {
+        a->messages_dropped++;
+        POS_WARN("msg", "%s: %s, dropped", channel, why);
+    } else {
+        POS_INFO("msg", "%s: %s", channel, pos_msg_type_name(msg->type));
     }
-    return root;
-}
-
-static void agent_handle_known(pos_agent_t *a, const char *channel, const char *payload,
-                               size_t len, const char *const *types)
-{
-    cJSON *root = agent_parse_message(a, channel, payload, len);
-    const char *type;
-
-    if (root == NULL) {
-        return;
-    }
-    type = cJSON_GetObjectItemCaseSensitive(root, "type")->valuestring;
-    for (; *types != NULL; types++) {
-        if (strcmp(type, *types) == 0) {
-            agent_log_type(channel, type);
-            cJSON_Delete(root);
-            return;
-        }
-    }
-    POS_WARN("msg", "%s: unknown message type dropped", channel);
-    a->messages_dropped++;
-    cJSON_Delete(root);
+    return rc;
 }
 
 static void agent_on_payment(pos_agent_t *a, const char *payload, size_t len)
 {
-    static const char *const types[] = {"PAYMENT_REQUESTED", "PAYMENT_CANCELLED",
-                                        "RECEIPT_REPRINT", "DISPLAY_MESSAGE", NULL};
-    agent_handle_known(a, a->channels[0].name, payload, len, types);
+    pos_payment_on_message(&a->payment, payload, len);
 }
 
 static void agent_on_inventory(pos_agent_t *a, const char *payload, size_t len)
 {
-    static const char *const types[] = {"INVENTORY_UPDATED", "LOW_STOCK_ALERT", NULL};
-    agent_handle_known(a, a->channels[1].name, payload, len, types);
+    pos_msg_t msg;
+
+    /* Validated now; the local cache (a later module) will store it. */
+    agent_decode(a, POS_MSG_CH_INVENTORY, a->channels[1].name, payload, len, &msg);
 }
 
 static void agent_on_system(pos_agent_t *a, const char *payload, size_t len)
 {
-    static const char *const types[] = {"SYSTEM_ALERT", "CACHE_INVALIDATE", NULL};
-    agent_handle_known(a, a->channels[2].name, payload, len, types);
+    pos_msg_t msg;
+
+    if (agent_decode(a, POS_MSG_CH_SYSTEM, a->channels[2].name, payload, len, &msg) != 0) {
+        return;
+    }
+    if (msg.type == POS_MSG_SYSTEM_ALERT) {
+        const pos_msg_alert_t *al = &msg.u.alert;
+        /* For every till, for this store, or for this terminal only. */
+        if ((al->store_id[0] != '\0' && strcmp(al->store_id, a->cfg.store_id) != 0) ||
+            (al->terminal_id[0] != '\0' && strcmp(al->terminal_id, a->cfg.terminal_id) != 0)) {
+            POS_DEBUG("msg", "system alert for another till ignored");
+            return;
+        }
+        /* Two lines of 20 columns: the message wraps onto the second, at the
+         * last space that fits when there is one. */
+        size_t mlen = strlen(al->message);
+        size_t cut = pos_charset_prefix(al->message, mlen, 20);
+        if (cut < mlen && al->message[cut] != ' ') {
+            for (size_t i = cut; i > 0; i--) {
+                if (al->message[i - 1] == ' ') {
+                    cut = i - 1;
+                    break;
+                }
+            }
+        }
+        char first[128];
+        snprintf(first, sizeof(first), "%.*s", (int)cut, al->message);
+        const char *rest = al->message + cut;
+        while (*rest == ' ') {
+            rest++;
+        }
+        if (pos_payment_show(&a->payment, first, rest) == -EBUSY) {
+            POS_INFO("msg", "system alert not shown: a payment owns the display");
+        }
+    }
 }
 
 static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, const char *payload,
@@ -323,6 +352,11 @@ static void agent_link_stopped(pos_link_t *l)
     agent_handle_closed((uv_handle_t *)&((pos_agent_t *)l->data)->heartbeat_timer);
 }
 
+static void agent_payment_closed(pos_payment_t *p)
+{
+    agent_handle_closed((uv_handle_t *)&p->agent->heartbeat_timer);
+}
+
 static void agent_handle_closed(uv_handle_t *h)
 {
     pos_agent_t *a = h->data;
@@ -342,11 +376,12 @@ static void agent_close_all(pos_agent_t *a)
     if (uv_is_closing((uv_handle_t *)&a->heartbeat_timer)) {
         return;
     }
-    a->open_handles = sizeof(handles) / sizeof(handles[0]) + 1; /* + the link */
+    a->open_handles = sizeof(handles) / sizeof(handles[0]) + 2; /* + link, payment */
     for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
         uv_close(handles[i], agent_handle_closed);
     }
     pos_link_stop(&a->link, agent_link_stopped);
+    pos_payment_close(&a->payment, agent_payment_closed);
 }
 
 void pos_agent_shutdown(pos_agent_t *a)
@@ -406,7 +441,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     a->published = POS_TERM_OFFLINE;
     a->started_ms = pos_clock_mono_ms();
     for (int i = 0; i < POS_DEV_COUNT; i++) {
-        a->devices[i] = POS_DEV_READY;
+        a->devices[i] = POS_DEV_OFFLINE; /* until the driver says otherwise */
     }
 
     snprintf(a->channels[0].name, sizeof(a->channels[0].name), "payment:%s", cfg->terminal_id);
@@ -437,6 +472,14 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         return rc;
     }
     a->link.data = a;
+    {
+        char err[256];
+        rc = pos_payment_init(&a->payment, a, err, sizeof(err));
+        if (rc != 0) {
+            POS_ERR("hal", "cannot set up the devices: %s", err);
+            return rc;
+        }
+    }
 
     uv_timer_init(loop, &a->heartbeat_timer);
     uv_timer_init(loop, &a->watchdog_timer);
@@ -462,6 +505,7 @@ void pos_agent_start(pos_agent_t *a)
         uint64_t ms = wd_usec / 2000u;
         uv_timer_start(&a->watchdog_timer, agent_watchdog_cb, ms ? ms : 1, ms ? ms : 1);
     }
+    pos_payment_start(&a->payment);
     pos_sd_notify("STATUS=connecting");
     pos_link_start(&a->link);
 }

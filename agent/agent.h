@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "agent/link.h"
+#include "agent/payment.h"
 #include "agent/status.h"
 #include "conf/config.h"
 
@@ -33,6 +34,7 @@ struct pos_agent {
     const char *config_path; /* for SIGHUP; may be NULL */
 
     pos_link_t link;
+    pos_payment_t payment; /* the devices and the payment flow */
     pos_channel_t channels[3]; /* payment, inventory, system */
     char probe_channel[96];
     char client_name[96];
@@ -82,6 +84,19 @@ pos_term_status_t pos_agent_status(const pos_agent_t *a);
  * publishes TERMINAL_STATUS. Call after changing devices or payment_active.
  */
 void pos_agent_status_changed(pos_agent_t *a);
+
+/*
+ * Sends a command on the Redis link; "what" names it in logs. While the
+ * link is down nothing is queued (the outbox will keep what must not be
+ * lost): a warning is logged and -ENOTCONN returned.
+ */
+int pos_agent_commandv(pos_agent_t *a, const char *what, int argc, const char **argv);
+
+/* PUBLISH json on channel (same rules as pos_agent_commandv). */
+int pos_agent_publish(pos_agent_t *a, const char *channel, const char *json, size_t len);
+
+/* A device reported a new status (which: POS_DEV_DISPLAY, ...). */
+void pos_agent_device_status(pos_agent_t *a, int which, pos_dev_state_t st);
 
 /* Wipes secrets held by the agent. Call after uv_run() has returned. */
 void pos_agent_dispose(pos_agent_t *a);

@@ -269,6 +269,11 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
         return -1;
     }
     fputs(ini, f);
+    /* Simulated devices keep their files with the agent's, unless the test
+     * chose a place (a repeated [hal] section is allowed). */
+    if (strstr(ini, "sim_dir") == NULL) {
+        fprintf(f, "\n[hal]\nsim_dir = %s/sim\n", a->dir);
+    }
     fclose(f);
     envp = build_env(env);
     if (envp == NULL) {
@@ -476,6 +481,30 @@ int pos_test_sub_open(pos_test_sub_t *s, const pos_test_redis_t *r, const char *
         return -1;
     }
     freeReplyObject(rep);
+    return 0;
+}
+
+int pos_test_sub_open_many(pos_test_sub_t *s, const pos_test_redis_t *r,
+                           const char *const *channels)
+{
+    int n = 0;
+
+    s->c = pos_test_redis_connect(r);
+    if (s->c == NULL) {
+        return -1;
+    }
+    for (; channels[n] != NULL; n++) {
+        if (redisAppendCommand(s->c, "SUBSCRIBE %s", channels[n]) != REDIS_OK) {
+            return -1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        void *reply = NULL;
+        if (redisGetReply(s->c, &reply) != REDIS_OK) {
+            return -1;
+        }
+        freeReplyObject(reply);
+    }
     return 0;
 }
 

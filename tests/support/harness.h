@@ -45,7 +45,8 @@ typedef struct pos_test_agent {
 } pos_test_agent_t;
 
 /*
- * Writes "ini" to a config file and starts $POSAGENT_BIN --config it, with
+ * Writes "ini" to a config file (adding [hal] sim_dir = DIR/sim unless the
+ * text sets sim_dir) and starts $POSAGENT_BIN --config it, with
  * the test's environment minus REDIS_* / POSAGENT_* / NOTIFY_SOCKET, plus
  * "env" (NULL-terminated "NAME=value" strings, may be NULL). Output goes
  * to a log file. Returns 0 or -1.
@@ -80,6 +81,9 @@ typedef struct pos_test_sub {
 } pos_test_sub_t;
 
 int pos_test_sub_open(pos_test_sub_t *s, const pos_test_redis_t *r, const char *channel);
+/* Subscribes to a NULL-terminated list of channels (all confirmed). */
+int pos_test_sub_open_many(pos_test_sub_t *s, const pos_test_redis_t *r,
+                           const char *const *channels);
 /* Next message payload on any subscribed channel (malloc'd) or NULL. */
 char *pos_test_sub_next(pos_test_sub_t *s, int timeout_ms, char *channel, size_t chlen);
 void pos_test_sub_close(pos_test_sub_t *s);
