@@ -462,8 +462,16 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
     }
     pos_backoff_init(&l->backoff, l->opt.retry_delay_ms, l->opt.max_retry_delay_ms);
     l->rng = l->opt.random_seed;
-    if (l->rng == 0 && uv_random(NULL, NULL, &l->rng, sizeof(l->rng), 0, NULL) != 0) {
-        l->rng = (uint32_t)uv_hrtime();
+    if (l->rng == 0) {
+        /* Distinct per terminal and per start, without getrandom(), which
+         * can block early at boot: the client name (has the terminal id),
+         * the high-resolution clock and the pid. */
+        uint32_t h = 2166136261u;
+        for (const char *p = l->opt.client_name; p != NULL && *p != '\0'; p++) {
+            h = (h ^ (uint8_t)*p) * 16777619u;
+        }
+        uint64_t t = uv_hrtime();
+        l->rng = h ^ (uint32_t)t ^ (uint32_t)(t >> 32) ^ ((uint32_t)uv_os_getpid() << 16);
     }
     if (l->rng == 0) {
         l->rng = 0x9e3779b9u;

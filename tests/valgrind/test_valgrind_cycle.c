@@ -1,7 +1,7 @@
 /*
  * The agent's start, run and stop cycle under valgrind memcheck: online,
- * heartbeats, messages on every channel (good and bad), a Redis restart and
- * reconnect, then SIGTERM. Passes only with no memcheck error and no leak.
+ * heartbeats, messages on every channel (good and bad), a payment through
+ * the simulated devices, a Redis restart and reconnect, then SIGTERM. Passes only with no memcheck error and no leak.
  * Built and registered for non-sanitizer builds (valgrind and ASan do not
  * mix).
  */
@@ -41,7 +41,8 @@ static void test_cycle(void **state)
     snprintf(ini, sizeof(ini),
              "[terminal]\nid = T-VG\nstore_id = S-VG\n[redis]\nurl = redis://127.0.0.1:%u\n"
              "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
-             "[heartbeat]\ninterval_s = 1\nttl_s = 5\n[log]\nlevel = debug\n",
+             "[heartbeat]\ninterval_s = 1\nttl_s = 5\n[hal]\nsim_pinpad_delay_ms = 100\n"
+             "[log]\nlevel = debug\n",
              (unsigned)redis.port);
     assert_int_equal(pos_test_agent_start(&agent, ini, NULL), 0);
     assert_true(pos_test_agent_wait_log(&agent, "link: online", 1, 30000));
@@ -49,7 +50,12 @@ static void test_cycle(void **state)
         pos_test_int(&redis, "PUBLISH payment:T-VG %s", payloads[i]);
         pos_test_int(&redis, "PUBLISH system:alerts %s", payloads[i]);
     }
-    pos_test_sleep_ms(2500);
+    /* A whole payment: display, pinpad, printer, publishes, counters. */
+    pos_test_int(&redis, "PUBLISH payment:T-VG %s",
+                 "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-vg\",\"amount\":1.50,"
+                 "\"currency\":\"EUR\",\"lines\":[{\"name\":\"Tea\",\"qty\":1,\"amount\":1.50}]}");
+    assert_true(pos_test_agent_wait_log(&agent, "TRANSACTION_COMPLETED tx-vg", 1, 30000));
+    pos_test_sleep_ms(1500);
     pos_test_redis_kill(&redis);
     assert_true(pos_test_agent_wait_log(&agent, "link: offline", 1, 10000));
     assert_int_equal(pos_test_redis_start(&redis), 0);
