@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hal/drivers/drivers.h"
 #include "hal/sim/sim.h"
 
 /* Every driver the agent knows, by device kind. Real drivers add rows. */
@@ -11,6 +12,12 @@ static const pos_hal_driver_t drivers[] = {
     {POS_HAL_DISPLAY, "sim", pos_sim_check, pos_sim_display_create},
     {POS_HAL_PRINTER, "sim", pos_sim_check, pos_sim_printer_create},
     {POS_HAL_PINPAD, "sim", pos_sim_check, pos_sim_pinpad_create},
+    {POS_HAL_PRINTER, "escpos", pos_escpos_check_usblp, pos_escpos_create_usblp},
+    {POS_HAL_PRINTER, "escpos-serial", pos_escpos_check_serial, pos_escpos_create_serial},
+    {POS_HAL_PRINTER, "escpos-tcp", pos_escpos_check_tcp, pos_escpos_create_tcp},
+    {POS_HAL_DISPLAY, "epson-display", pos_drv_check_serial, pos_dmd_display_create},
+    {POS_HAL_DISPLAY, "cd5220", pos_drv_check_serial, pos_cd5220_display_create},
+    {POS_HAL_PINPAD, "telium", pos_drv_check_serial, pos_telium_pinpad_create},
 };
 
 const char *pos_hal_kind_name(pos_hal_kind_t kind)
