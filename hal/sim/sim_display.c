@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "hal/charset.h"
 #include "hal/display.h"
@@ -17,6 +19,7 @@ typedef struct sim_display {
     pos_sim_watch_t watch;
     char dir[256];
     bool offline;
+    int fd; /* display.txt, kept open: a screen update is one pwrite */
 } sim_display_t;
 
 static void sim_display_fault(pos_sim_watch_t *w)
@@ -44,7 +47,15 @@ static int sim_display_write(sim_display_t *d, const char *l1, const char *l2)
         return -EINVAL;
     }
     int n = snprintf(screen, sizeof(screen), "%s\n%s\n", a, b);
-    return pos_sim_write_file(d->dir, "display.txt", screen, (size_t)n, 0);
+    if (d->fd < 0) {
+        return pos_sim_write_file(d->dir, "display.txt", screen, (size_t)n, 0);
+    }
+    /* In place, like the glass: the payment path stays free of file
+     * creation and renames. Readers may catch a half-written screen. */
+    if (pwrite(d->fd, screen, (size_t)n, 0) != n || ftruncate(d->fd, n) != 0) {
+        return -EIO;
+    }
+    return 0;
 }
 
 static int sim_display_open(pos_hal_device_t *dev)
@@ -61,6 +72,9 @@ static int sim_display_open(pos_hal_device_t *dev)
         return rc;
     }
     sim_display_fault(&d->watch);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/display.txt", d->dir);
+    d->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     return sim_display_write(d, "", "");
 }
 
@@ -80,6 +94,10 @@ static int sim_display_show(pos_hal_device_t *dev, const char *line1, const char
 static void sim_display_closed(pos_sim_watch_t *w)
 {
     pos_hal_device_t *dev = w->dev;
+    sim_display_t *d = dev->driver_data;
+    if (d->fd >= 0) {
+        close(d->fd);
+    }
     free(dev->driver_data);
     dev->driver_data = NULL;
     pos_hal_driver_closed(dev);
@@ -106,6 +124,7 @@ int pos_sim_display_create(pos_hal_device_t *dev, const char *args, const pos_ha
         return -ENOMEM;
     }
     snprintf(d->dir, sizeof(d->dir), "%s", o->sim_dir);
+    d->fd = -1;
     dev->api = &sim_display_api;
     dev->driver_data = d;
     return 0;
