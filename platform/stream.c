@@ -627,6 +627,14 @@ void pos_stream_io_data(pos_stream_t *s, const uint8_t *buf, size_t len)
     if (s->state == POS_STREAM_ST_OPEN && s->cb.on_data != NULL) {
         s->cb.on_data(s, buf, len);
     }
+    /* The read buffer may have held card data (a pinpad reply): wipe it
+     * once the owner has seen it, with stores the compiler cannot drop. */
+    if (buf >= s->rbuf && buf + len <= s->rbuf + sizeof(s->rbuf)) {
+        volatile uint8_t *p = s->rbuf + (buf - s->rbuf);
+        while (len-- > 0) {
+            *p++ = 0;
+        }
+    }
 }
 
 void pos_stream_io_write_done(pos_stream_t *s, bool keep)

@@ -71,7 +71,8 @@ typedef struct pos_stream pos_stream_t;
 typedef struct pos_stream_callbacks {
     /* The device is open (connected); writes are accepted from now on. */
     void (*on_open)(pos_stream_t *s);
-    /* Bytes read from the device; "buf" is valid during the call only. */
+    /* Bytes read from the device; "buf" is valid during the call only and
+     * is wiped after it (it may hold card data). */
     void (*on_data)(pos_stream_t *s, const uint8_t *buf, size_t len);
     /* An open stream was lost: -ECONNRESET (EOF, hangup), -EIO/-ENXIO/-ENODEV
      * (unplug, I/O error), -ETIMEDOUT (a write missed its deadline), ...

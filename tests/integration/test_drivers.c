@@ -27,6 +27,7 @@
 #include "hal/printer.h"
 #include "hal/receipt.h"
 #include "hal/registry.h"
+#include "platform/stream.h"
 
 #define TEST_PAN "4970101234561234"
 #define TEST_PAN_MASKED "497010XXXXXX1234"
@@ -804,6 +805,74 @@ static void test_telium_unplug_mid_payment(void **state)
     tel_teardown(&t);
 }
 
+/* ---- the stream's read buffer ---- */
+
+typedef struct rx_probe {
+    fx_t *f;
+    size_t got;
+    bool seen_pan;
+} rx_probe_t;
+
+static void probe_open(pos_stream_t *s)
+{
+    (void)s;
+}
+
+static void probe_data(pos_stream_t *s, const uint8_t *buf, size_t len)
+{
+    rx_probe_t *r = s->data;
+    if (memmem(buf, len, TEST_PAN, strlen(TEST_PAN)) != NULL) {
+        r->seen_pan = true;
+    }
+    r->got += len;
+}
+
+static bool pred_probe(fx_t *f, const void *arg)
+{
+    (void)f;
+    return ((const rx_probe_t *)arg)->got >= strlen(TEST_PAN) + 2;
+}
+
+static void stream_closed(pos_stream_t *s)
+{
+    rx_probe_t *r = s->data;
+    r->f->closed++;
+}
+
+/* A pinpad reply carries the full card number through the stream's read
+ * buffer: the stream must not keep it after handing it over. */
+static void test_stream_wipes_read_buffer(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new();
+    pos_emu_port_t *port = calloc(1, sizeof(*port));
+    pos_stream_t *s = calloc(1, sizeof(*s));
+    pos_stream_spec_t sp;
+    pos_stream_callbacks_t cb = {.on_open = probe_open, .on_data = probe_data};
+    rx_probe_t r = {.f = f};
+
+    assert_int_equal(pos_emu_port_pty(port, &f->loop), 0);
+    assert_int_equal(pos_stream_spec_parse_kind(POS_STREAM_SERIAL, port->path, &sp, NULL, 0), 0);
+    assert_int_equal(pos_stream_init(&f->loop, s, &sp, &cb, 20, 200), 0);
+    s->data = &r;
+    assert_int_equal(pos_stream_start(s), 0);
+    run_for(f, 100);
+    assert_int_equal(pos_emu_port_send(port, "\x02" TEST_PAN "\x03", strlen(TEST_PAN) + 2), 0);
+    assert_true(run_until(f, pred_probe, &r, 2000));
+    assert_true(r.seen_pan);
+    assert_null(memmem(s->rbuf, sizeof(s->rbuf), TEST_PAN, strlen(TEST_PAN)));
+    assert_null(memmem(s->rbuf, sizeof(s->rbuf), "1234", 4));
+
+    pos_stream_close(s, stream_closed);
+    assert_true(wait_int(f, &f->closed, 1, 2000));
+    f->dev_created = false;
+    fx_close_dev(f);
+    pos_emu_port_close(port);
+    fx_free(f);
+    free(s);
+    free(port);
+}
+
 /* ---- driver strings ---- */
 
 static void test_driver_strings(void **state)
@@ -850,6 +919,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_driver_strings),
+        cmocka_unit_test(test_stream_wipes_read_buffer),
         cmocka_unit_test(test_printer_receipt),
         cmocka_unit_test(test_printer_paper_out),
         cmocka_unit_test(test_printer_cover_open),
