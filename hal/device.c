@@ -230,7 +230,9 @@ void pos_hal_close(pos_hal_device_t *dev, void (*done)(pos_hal_device_t *dev))
     if (dev->ev_timer_open && !uv_is_closing((uv_handle_t *)&dev->ev_timer)) {
         uv_close((uv_handle_t *)&dev->ev_timer, hal_ev_timer_closed);
     }
-    if (dev->driver_open && pos_hal_lc(dev)->close != NULL) {
+    if (dev->driver_data != NULL && pos_hal_lc(dev)->close != NULL) {
+        /* Also when open never ran: the driver frees what create made. */
+        dev->driver_open = true;
         pos_hal_lc(dev)->close(dev); /* calls pos_hal_driver_closed() */
     } else {
         dev->driver_open = false;

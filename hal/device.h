@@ -87,8 +87,9 @@ typedef struct pos_hal_lifecycle_api {
     int (*enable)(pos_hal_device_t *dev);
     int (*disable)(pos_hal_device_t *dev);
     int (*release)(pos_hal_device_t *dev);
-    /* Stops all I/O and closes the driver's handles, then calls
-     * pos_hal_driver_closed(dev) (possibly later, from a close callback). */
+    /* Stops all I/O, closes the driver's handles and frees its data, then
+     * calls pos_hal_driver_closed(dev) (possibly later, from a close
+     * callback). Called whether or not open ran or succeeded. */
     void (*close)(pos_hal_device_t *dev);
 } pos_hal_lifecycle_api_t;
 

@@ -110,6 +110,22 @@ static void test_config_errors_exit_78(void **state)
     assert_non_null(strstr(out, "/nonexistent/posagent.ini"));
     free(out);
 
+    /* A driver string the HAL cannot use is a configuration error. */
+    path = write_conf("drv.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                 "[hal]\nprinter = escpos-serial:/dev/ttyUSB0?baud=12345\n");
+    const char *g[] = {bin(), "--config", path, NULL};
+    assert_int_equal(run(g, NULL, &out), 78);
+    assert_non_null(strstr(out, ":5:"));
+    assert_non_null(strstr(out, "[hal] printer"));
+    assert_non_null(strstr(out, "baud"));
+    free(out);
+    path = write_conf("drv2.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                  "[hal]\npinpad = ingenico:/dev/ttyACM0\n");
+    const char *h[] = {bin(), "--config", path, NULL};
+    assert_int_equal(run(h, NULL, &out), 78);
+    assert_non_null(strstr(out, "telium"));
+    free(out);
+
     path = write_conf("ok.ini", "[terminal]\nid = T-1\nstore_id = S-1\n");
     const char *e[] = {bin(), "--config", path, NULL};
     const char *bad_env[] = {"REDIS_DB=abc", NULL};
