@@ -74,6 +74,20 @@ typedef struct pos_config {
     uint32_t payment_max_amount;       /* major units of any currency */
     uint32_t payment_pinpad_timeout_s; /* customer timeout at the pinpad */
 
+    /* [store] local LMDB store: cache, outbox, payment journal */
+    char store_path[201];              /* directory, absolute */
+    uint32_t store_map_size_mb;        /* LMDB map size, MiB */
+    uint32_t store_outbox_max_entries; /* outbox bound, entries */
+    uint32_t store_outbox_max_mb;      /* outbox bound, MiB of channel + payload */
+    uint32_t store_cache_max_mb;       /* cache budget, MiB */
+
+    /* [cache] freshness per key family, seconds */
+    uint32_t cache_product_ttl_s;
+    uint32_t cache_inventory_ttl_s;
+    uint32_t cache_user_ttl_s;
+    uint32_t cache_session_ttl_s;
+    uint32_t cache_warm_interval_s; /* period of the inventory warm-up */
+
     /* [log] */
     int log_level; /* pos_log_level_t */
     bool log_syslog;
