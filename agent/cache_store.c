@@ -395,7 +395,23 @@ static int evict_txn(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms,
     return rc;
 }
 
+static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted);
+
 long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
+{
+    if (c == NULL || c->st == NULL) {
+        return -EINVAL;
+    }
+    long long rc = evict_once(c, bytes, now_ms, evicted);
+    if (rc == -ENOSPC && c->stats.entries > 0 && pos_store_reserve_begin(c->st) == 0) {
+        /* A full map cannot even delete: borrow the reserve for it. */
+        rc = evict_once(c, bytes, now_ms, evicted);
+        pos_store_reserve_end(c->st);
+    }
+    return rc;
+}
+
+static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
 {
     if (c == NULL || c->st == NULL) {
         return -EINVAL;
@@ -632,6 +648,7 @@ int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n,
         if (freed == 0) {
             return -ENOSPC;
         }
+        (void)pos_store_settle(c->st);
         rc = put_attempt(c, items, n, now_ms);
     }
     return rc;

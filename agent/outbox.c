@@ -312,7 +312,7 @@ static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_
 }
 
 /* Map full: drops a few of the oldest non-payment entries in their own transaction. */
-static int drop_for_map(pos_outbox_t *ob, size_t count)
+static int drop_for_map_once(pos_outbox_t *ob, size_t count)
 {
     MDB_txn *txn;
     int rc = pos_store_txn_begin(ob->st, 0, &txn);
@@ -341,6 +341,18 @@ static int drop_for_map(pos_outbox_t *ob, size_t count)
     return rc;
 }
 
+static int drop_for_map(pos_outbox_t *ob, size_t count)
+{
+    int rc = drop_for_map_once(ob, count);
+    if (rc == -ENOSPC && ob->stats.entries > ob->stats.payment &&
+        pos_store_reserve_begin(ob->st) == 0) {
+        /* Even the delete needs pages: borrow the reserve for it. */
+        rc = drop_for_map_once(ob, count);
+        pos_store_reserve_end(ob->st);
+    }
+    return rc;
+}
+
 int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
 {
     if (ob == NULL || ob->st == NULL || e == NULL || id == NULL ||
@@ -365,12 +377,15 @@ int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *i
                 continue;
             }
         }
-        int drc = drop_for_map(ob, (size_t)4 << tries);
+        /* Drop generously: a delete needs free pages too, so leave some slack. */
+        int drc = drop_for_map(ob, (size_t)16 << tries);
         if (drc != 0) {
-            POS_ERR("outbox", "store full and no non-payment entry left to drop: "
-                    "a %s entry could not be queued", e->is_payment ? "payment" : "non-payment");
+            POS_ERR("outbox", "store full (map or disk) and dropping older non-payment "
+                    "entries did not make room: a %s entry could not be queued",
+                    e->is_payment ? "payment" : "non-payment");
             return drc == -ENOSPC ? -ENOSPC : drc;
         }
+        (void)pos_store_settle(ob->st);
         rc = append_attempt(ob, e, id);
     }
     return rc == -EDQUOT ? -ENOSPC : rc;

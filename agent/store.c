@@ -157,12 +157,53 @@ int pos_store_meta_put(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t
     return pos_store_errno(mdb_put(txn, st->dbi[POS_DB_META], &k, &v, 0));
 }
 
+int pos_store_settle(pos_store_t *st)
+{
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t n = 0;
+    rc = pos_store_meta_get(st, txn, "settle", &n);
+    if (rc == 0) {
+        rc = pos_store_meta_put(st, txn, "settle", n + 1);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return pos_store_txn_commit(txn);
+}
+
+int pos_store_reserve_begin(pos_store_t *st)
+{
+    uint64_t reserve = st->map_size / 16;
+    if (reserve < 256u * 1024u) {
+        reserve = 256u * 1024u;
+    }
+    if ((uint64_t)(size_t)(st->map_size + reserve) != st->map_size + reserve) {
+        return -ENOMEM;
+    }
+    return pos_store_errno(mdb_env_set_mapsize(st->env, (size_t)(st->map_size + reserve)));
+}
+
+void pos_store_reserve_end(pos_store_t *st)
+{
+    /* LMDB keeps the map at least as large as the pages in use. */
+    (void)mdb_env_set_mapsize(st->env, (size_t)st->map_size);
+}
+
 long long pos_store_reclaim(pos_store_t *st, size_t bytes)
 {
     if (st == NULL || st->reclaim == NULL) {
         return 0;
     }
-    return st->reclaim(st->reclaim_ctx, bytes);
+    long long freed = st->reclaim(st->reclaim_ctx, bytes);
+    if (freed > 0) {
+        (void)pos_store_settle(st);
+    }
+    return freed;
 }
 
 /* ---- open ------------------------------------------------------------- */

@@ -127,6 +127,25 @@ bool pos_store_is_corruption(int mdb_rc);
  */
 long long pos_store_reclaim(pos_store_t *st, size_t bytes);
 
+/*
+ * Commits a one-record transaction so that pages freed by the previous
+ * commit become reusable by the next one: LMDB hands out a transaction's
+ * freed pages only two commits later. Called after an eviction or a drop
+ * made room in a full map, before the retry. Returns 0 or a negative errno.
+ */
+int pos_store_settle(pos_store_t *st);
+
+/*
+ * Deleting needs free pages too (LMDB copies on write), so a map that is
+ * completely full cannot even drop entries. For a deletion only, the map
+ * is grown by a small reserve (a sixteenth, at least 256 KiB) and set back
+ * right after; the file may end up that much larger than map_size, never
+ * more. Returns 0 or a negative errno; end is harmless without begin.
+ * No transaction may be open in this process.
+ */
+int pos_store_reserve_begin(pos_store_t *st);
+void pos_store_reserve_end(pos_store_t *st);
+
 /* Big-endian 64-bit keys, so LMDB's byte order is numeric order. */
 void pos_store_put_be64(unsigned char out[8], uint64_t v);
 uint64_t pos_store_get_be64(const unsigned char in[8]);
