@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -134,6 +136,14 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* Card data passes through this process: no core dumps, and no ptrace
+     * by other users (a non-dumpable process cannot be attached). */
+    {
+        struct rlimit no_core = {0, 0};
+        if (setrlimit(RLIMIT_CORE, &no_core) != 0 || prctl(PR_SET_DUMPABLE, 0) != 0) {
+            fprintf(stderr, "posagent: warning: could not disable core dumps\n");
+        }
+    }
     pos_log_set_level((pos_log_level_t)cfg.log_level);
     pos_log_use_syslog(cfg.log_syslog);
     /* A peer closing a socket must be an error return, not a signal. */

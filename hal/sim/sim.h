@@ -35,6 +35,9 @@ int pos_sim_inject_fault(pos_hal_device_t *dev, const char *fault);
  * atomically (temporary file + rename) or appends them. */
 int pos_sim_write_file(const char *dir, const char *name, const char *data, size_t len,
                        int append);
+/* Creates dir and its missing parents (mode 0750). Returns 0 or -errno. */
+int pos_sim_mkdirs(const char *dir);
+
 /* Reads the first word of dir/name into out ("" when absent). */
 void pos_sim_read_word(const char *dir, const char *name, char *out, size_t cap);
 

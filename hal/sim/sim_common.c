@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,31 @@ int pos_sim_check(const char *args, char *err, size_t errlen)
     if (args != NULL && args[0] != '\0') {
         snprintf(err, errlen, "the sim driver takes no arguments");
         return -EINVAL;
+    }
+    return 0;
+}
+
+int pos_sim_mkdirs(const char *dir)
+{
+    char path[512];
+    size_t len = strlen(dir);
+
+    if (len == 0 || len >= sizeof(path)) {
+        errno = EINVAL;
+        return -EINVAL;
+    }
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+                return -errno;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+        return -errno;
     }
     return 0;
 }

@@ -38,12 +38,15 @@ static int sim_display_write(sim_display_t *d, const char *l1, const char *l2)
     char a[SIM_DISPLAY_COLS * 4 + 1], b[SIM_DISPLAY_COLS * 4 + 1], screen[sizeof(a) * 2 + 2];
     size_t la = 0, lb = 0;
 
-    /* The glass shows exactly 20 columns per line: pad or cut, on a
-     * character boundary, control characters replaced. */
-    if (pos_charset_fit(l1, strlen(l1), SIM_DISPLAY_COLS, POS_ALIGN_LEFT, a, sizeof(a), &la) <
-            0 ||
-        pos_charset_fit(l2, strlen(l2), SIM_DISPLAY_COLS, POS_ALIGN_LEFT, b, sizeof(b), &lb) <
-            0) {
+    char s1[256], s2[256];
+    size_t n1 = 0, n2 = 0;
+
+    /* The glass shows exactly 20 columns per line: control characters and
+     * invalid UTF-8 replaced, then padded or cut on a character boundary. */
+    if (pos_charset_sanitize(l1, strlen(l1), '?', s1, sizeof(s1), &n1) < 0 ||
+        pos_charset_sanitize(l2, strlen(l2), '?', s2, sizeof(s2), &n2) < 0 ||
+        pos_charset_fit(s1, n1, SIM_DISPLAY_COLS, POS_ALIGN_LEFT, a, sizeof(a), &la) < 0 ||
+        pos_charset_fit(s2, n2, SIM_DISPLAY_COLS, POS_ALIGN_LEFT, b, sizeof(b), &lb) < 0) {
         return -EINVAL;
     }
     int n = snprintf(screen, sizeof(screen), "%s\n%s\n", a, b);
@@ -63,7 +66,7 @@ static int sim_display_open(pos_hal_device_t *dev)
     sim_display_t *d = dev->driver_data;
     int rc;
 
-    if (mkdir(d->dir, 0750) != 0 && errno != EEXIST) {
+    if (pos_sim_mkdirs(d->dir) != 0) {
         POS_ERR("hal", "display: cannot create %s: %s", d->dir, strerror(errno));
         return -errno;
     }
@@ -125,6 +128,7 @@ int pos_sim_display_create(pos_hal_device_t *dev, const char *args, const pos_ha
     }
     snprintf(d->dir, sizeof(d->dir), "%s", o->sim_dir);
     d->fd = -1;
+    d->watch.dev = dev; /* close may run without open */
     dev->api = &sim_display_api;
     dev->driver_data = d;
     return 0;

@@ -61,7 +61,7 @@ static int sim_pinpad_open(pos_hal_device_t *dev)
 {
     sim_pinpad_t *p = dev->driver_data;
 
-    if (mkdir(p->dir, 0750) != 0 && errno != EEXIST) {
+    if (pos_sim_mkdirs(p->dir) != 0) {
         POS_ERR("hal", "pinpad: cannot create %s: %s", p->dir, strerror(errno));
         return -errno;
     }
@@ -224,6 +224,7 @@ int pos_sim_pinpad_create(pos_hal_device_t *dev, const char *args, const pos_hal
     snprintf(p->card, sizeof(p->card), "%s",
              o->sim_card_number ? o->sim_card_number : "4111111111111111");
     p->delay_ms = o->sim_pinpad_delay_ms;
+    p->watch.dev = dev; /* close may run without open */
     dev->api = &sim_pinpad_api;
     dev->driver_data = p;
     return 0;

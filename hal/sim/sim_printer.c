@@ -54,7 +54,7 @@ static int sim_printer_open(pos_hal_device_t *dev)
 {
     sim_printer_t *p = dev->driver_data;
 
-    if (mkdir(p->dir, 0750) != 0 && errno != EEXIST) {
+    if (pos_sim_mkdirs(p->dir) != 0) {
         POS_ERR("hal", "printer: cannot create %s: %s", p->dir, strerror(errno));
         return -errno;
     }
@@ -155,6 +155,7 @@ int pos_sim_printer_create(pos_hal_device_t *dev, const char *args, const pos_ha
         return -ENOMEM;
     }
     snprintf(p->dir, sizeof(p->dir), "%s", o->sim_dir);
+    p->watch.dev = dev; /* close may run without open */
     dev->api = &sim_printer_api;
     dev->driver_data = p;
     return 0;

@@ -1,0 +1,361 @@
+/*
+ * The HAL device model with the simulated drivers, on a real libuv loop:
+ * lifecycle rules, in-order asynchronous events, the simulators' files and
+ * fault injection, and closing in every state (loop test style: count the
+ * callbacks, run the loop, end with uv_loop_close() == 0).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "hal/display.h"
+#include "hal/pinpad.h"
+#include "hal/printer.h"
+#include "hal/registry.h"
+#include "hal/sim/sim.h"
+
+typedef struct rec {
+    int n;
+    pos_hal_event_t ev[32];
+    int in_call; /* set while the test is inside a HAL call */
+    int reentered;
+} rec_t;
+
+static char dir[64];
+static uv_loop_t loop;
+static rec_t rec;
+static int closed;
+
+static void on_event(pos_hal_device_t *dev, const pos_hal_event_t *ev)
+{
+    (void)dev;
+    if (rec.in_call) {
+        rec.reentered++;
+    }
+    if (rec.n < 32) {
+        rec.ev[rec.n++] = *ev;
+    }
+}
+
+static void on_closed(pos_hal_device_t *dev)
+{
+    (void)dev;
+    closed++;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/posagent-hal-XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        return -1;
+    }
+    memset(&rec, 0, sizeof(rec));
+    closed = 0;
+    return uv_loop_init(&loop);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static pos_hal_options_t opts(void)
+{
+    pos_hal_options_t o;
+    memset(&o, 0, sizeof(o));
+    o.sim_dir = dir;
+    o.sim_pinpad_delay_ms = 10;
+    o.sim_decline_ending = "13";
+    o.sim_card_number = "4111111111111111";
+    o.paper_width = 32;
+    o.printer_model = "generic";
+    o.codepage = "cp858";
+    return o;
+}
+
+static void create(pos_hal_device_t *d, pos_hal_kind_t kind)
+{
+    char err[128];
+    pos_hal_options_t o = opts();
+    assert_int_equal(pos_hal_create(d, &loop, kind, "sim", &o, on_event, NULL, err, sizeof(err)),
+                     0);
+}
+
+/* Runs the loop without blocking until cond holds or 3 s pass: an active
+ * inotify watch would make a blocking run wait forever. */
+#define SPIN(cond)                                                                                 \
+    do {                                                                                           \
+        for (int spin_i = 0; spin_i < 3000 && !(cond); spin_i++) {                                \
+            uv_run(&loop, UV_RUN_NOWAIT);                                                          \
+            if (!(cond)) {                                                                         \
+                usleep(1000);                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static void run_until(int events)
+{
+    SPIN(rec.n >= events);
+}
+
+static void close_and_drain(pos_hal_device_t *d, int expect_closed)
+{
+    pos_hal_close(d, on_closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, expect_closed);
+}
+
+static char *slurp(const char *name)
+{
+    static char buf[8192];
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        buf[0] = '\0';
+        return buf;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void put(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_lifecycle_rules(void **state)
+{
+    (void)state;
+    pos_hal_device_t d;
+    create(&d, POS_HAL_DISPLAY);
+    assert_int_equal(pos_display_show(&d, "a", "b"), -EPERM); /* closed */
+    assert_int_equal(pos_hal_claim(&d), -EPERM);
+    assert_int_equal(pos_hal_enable(&d), -EPERM);
+    assert_int_equal(pos_hal_open(&d), 0);
+    assert_int_equal(pos_hal_open(&d), -EBUSY);
+    assert_int_equal(pos_display_show(&d, "a", "b"), -EPERM); /* not enabled */
+    assert_int_equal(pos_hal_enable(&d), -EPERM);             /* not claimed */
+    assert_int_equal(pos_hal_claim(&d), 0);
+    assert_int_equal(pos_hal_enable(&d), 0);
+    assert_int_equal(pos_hal_release(&d), -EBUSY); /* still enabled */
+    rec.in_call = 1;
+    assert_int_equal(pos_display_show(&d, "Hello", "World"), 0);
+    rec.in_call = 0;
+    assert_int_equal(rec.n, 0); /* nothing delivered inside the call */
+    run_until(2);
+    assert_int_equal(rec.reentered, 0);
+    /* in order: the status from open, then the output */
+    assert_int_equal(rec.ev[0].type, POS_HAL_EV_STATUS);
+    assert_int_equal(rec.ev[0].status, POS_DEV_READY);
+    assert_int_equal(rec.ev[1].type, POS_HAL_EV_OUTPUT_COMPLETE);
+    assert_int_equal(rec.ev[1].error, 0);
+    assert_string_equal(slurp("display.txt"), "Hello               \nWorld               \n");
+    assert_int_equal(pos_hal_disable(&d), 0);
+    assert_int_equal(pos_display_show(&d, "a", "b"), -EPERM);
+    assert_int_equal(pos_hal_release(&d), 0);
+    close_and_drain(&d, 1);
+}
+
+static void test_display_fits_and_faults(void **state)
+{
+    (void)state;
+    pos_hal_device_t d;
+    create(&d, POS_HAL_DISPLAY);
+    assert_int_equal(pos_hal_start(&d), 0);
+    assert_int_equal(pos_display_show(&d, "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbb" "l\xc3\xa9" "e extra long",
+                                      "tab\there"),
+                     0);
+    run_until(2);
+    /* cut at 20 columns on a character boundary; control characters replaced */
+    assert_string_equal(slurp("display.txt"),
+                        "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbb" "l\xc3\xa9" "e ex\ntab?here            \n");
+    put("display.fault", "offline\n");
+    run_until(3);
+    assert_int_equal(rec.ev[2].type, POS_HAL_EV_STATUS);
+    assert_int_equal(rec.ev[2].status, POS_DEV_OFFLINE);
+    assert_int_equal(pos_display_show(&d, "x", "y"), -ENODEV);
+    put("display.fault", "\n");
+    run_until(4);
+    assert_int_equal(rec.ev[3].status, POS_DEV_READY);
+    close_and_drain(&d, 1);
+}
+
+static void test_pinpad_outcomes(void **state)
+{
+    (void)state;
+    pos_hal_device_t d;
+    pos_pinpad_request_t req;
+    create(&d, POS_HAL_PINPAD);
+    assert_int_equal(pos_hal_start(&d), 0);
+    memset(&req, 0, sizeof(req));
+    snprintf(req.transaction_id, sizeof(req.transaction_id), "tx-1");
+    req.amount_minor = 1234;
+    req.digits = 2;
+    snprintf(req.currency, sizeof(req.currency), "EUR");
+    req.currency_numeric = 978;
+    assert_int_equal(pos_pinpad_start(&d, &req), 0);
+    assert_int_equal(pos_pinpad_start(&d, &req), -EBUSY);
+    run_until(4); /* ready, busy, ready, result */
+    const pos_hal_event_t *res = &rec.ev[rec.n - 1];
+    assert_int_equal(res->type, POS_HAL_EV_PINPAD_RESULT);
+    assert_int_equal(res->pinpad.outcome, POS_PINPAD_APPROVED);
+    assert_string_equal(res->pinpad.masked_pan, "411111XXXXXX1111");
+    assert_string_equal(res->pinpad.card_brand, "VISA");
+    assert_int_equal(pos_sim_pinpad_charges(&d), 1);
+    assert_string_equal(slurp("pinpad.charges"), "1\n");
+
+    int before = rec.n;
+    req.amount_minor = 713; /* 7.13: the decline rule */
+    assert_int_equal(pos_pinpad_start(&d, &req), 0);
+    run_until(before + 3);
+    assert_int_equal(rec.ev[rec.n - 1].pinpad.outcome, POS_PINPAD_DECLINED);
+    assert_int_equal(pos_sim_pinpad_charges(&d), 1);
+
+    before = rec.n;
+    assert_int_equal(pos_sim_inject_fault(&d, "timeout"), 0);
+    run_until(before + 0);
+    req.amount_minor = 500;
+    assert_int_equal(pos_pinpad_start(&d, &req), 0);
+    for (int i = 0; i < 20; i++) { /* well past the 10 ms the customer would take */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(2000);
+    }
+    assert_int_equal(pos_pinpad_abort(&d), 0);
+    run_until(rec.n + 1);
+    assert_int_equal(rec.ev[rec.n - 1].type, POS_HAL_EV_PINPAD_RESULT);
+    assert_int_equal(rec.ev[rec.n - 1].pinpad.outcome, POS_PINPAD_CANCELLED);
+    assert_int_equal(pos_pinpad_abort(&d), -EALREADY);
+    assert_int_equal(pos_sim_pinpad_charges(&d), 1);
+
+    assert_int_equal(pos_sim_inject_fault(&d, "offline"), 0);
+    SPIN(!(d.status != POS_DEV_OFFLINE));
+    assert_int_equal(d.status, POS_DEV_OFFLINE);
+    assert_int_equal(pos_pinpad_start(&d, &req), -ENODEV);
+    close_and_drain(&d, 1);
+    /* The full test card number was never written to a file. */
+    assert_null(strstr(slurp("pinpad.charges"), "4111111111111111"));
+}
+
+static void test_printer_faults(void **state)
+{
+    (void)state;
+    pos_hal_device_t d;
+    static pos_receipt_doc_t doc;
+    pos_receipt_input_t in;
+    create(&d, POS_HAL_PRINTER);
+    assert_int_equal(pos_hal_start(&d), 0);
+    memset(&in, 0, sizeof(in));
+    in.store_id = "S-1";
+    in.terminal_id = "T-1";
+    in.transaction_id = "tx-9";
+    in.total_minor = 250;
+    in.currency = "EUR";
+    in.minor_digits = 2;
+    in.time_s = 1764412800;
+    in.width = 32;
+    assert_int_equal(pos_receipt_layout(&in, &doc), 0);
+    assert_int_equal(pos_printer_print(&d, &doc, 7), 0);
+    assert_int_equal(pos_printer_print(&d, &doc, 8), -EBUSY);
+    SPIN(rec.n > 0 && rec.ev[rec.n - 1].type == POS_HAL_EV_OUTPUT_COMPLETE);
+    assert_int_equal(rec.ev[rec.n - 1].type, POS_HAL_EV_OUTPUT_COMPLETE);
+    assert_int_equal(rec.ev[rec.n - 1].job_id, 7);
+    assert_int_equal(rec.ev[rec.n - 1].error, 0);
+    assert_non_null(strstr(slurp("receipts.txt"), "tx-9"));
+    assert_non_null(strstr(slurp("receipts.txt"), "cut"));
+
+    put("printer.fault", "paper_out\n");
+    SPIN(!(d.status != POS_DEV_PAPER_OUT));
+    assert_int_equal(d.status, POS_DEV_PAPER_OUT);
+    assert_int_equal(pos_printer_print(&d, &doc, 9), -ENOSPC);
+    put("printer.fault", "cover_open\n");
+    SPIN(!(d.status != POS_DEV_COVER_OPEN));
+    assert_int_equal(pos_printer_print(&d, &doc, 9), -EIO);
+
+    /* Paper runs out half way: what came out stays, the job fails, the
+     * printer reports paper_out and the job is not resent. */
+    put("printer.fault", "paper_out_mid\n");
+    SPIN(!(d.status != POS_DEV_READY));
+    size_t before = strlen(slurp("receipts.txt"));
+    assert_int_equal(pos_printer_print(&d, &doc, 10), 0);
+    SPIN(rec.ev[rec.n - 1].type == POS_HAL_EV_OUTPUT_COMPLETE && rec.ev[rec.n - 1].job_id == 10);
+    assert_int_equal(rec.ev[rec.n - 1].error, -ENOSPC);
+    size_t after = strlen(slurp("receipts.txt"));
+    assert_true(after > before);
+    assert_null(strstr(slurp("receipts.txt") + before, "cut"));
+    SPIN(!(d.status != POS_DEV_PAPER_OUT));
+    assert_int_equal(d.status, POS_DEV_PAPER_OUT);
+    close_and_drain(&d, 1);
+}
+
+/* Closing a device that never opened (its directory cannot be created)
+ * or was never started frees everything. */
+static void test_close_without_open(void **state)
+{
+    (void)state;
+    pos_hal_device_t a, b;
+    char err[128];
+    pos_hal_options_t o = opts();
+    o.sim_dir = "/proc/posagent-cannot-exist/sim";
+    assert_int_equal(pos_hal_create(&a, &loop, POS_HAL_PINPAD, "sim", &o, on_event, NULL, err,
+                                    sizeof(err)),
+                     0);
+    assert_true(pos_hal_start(&a) < 0);
+    create(&b, POS_HAL_PRINTER);
+    pos_hal_close(&a, on_closed);
+    pos_hal_close(&b, on_closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 2);
+}
+
+static void test_bad_driver_strings(void **state)
+{
+    (void)state;
+    char err[256];
+    pos_hal_device_t d;
+    pos_hal_options_t o = opts();
+    assert_int_equal(pos_hal_spec_validate(POS_HAL_PRINTER, "laser", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "unknown printer driver"));
+    assert_non_null(strstr(err, "escpos"));
+    assert_int_equal(pos_hal_spec_validate(POS_HAL_DISPLAY, "sim:x", err, sizeof(err)), -EINVAL);
+    assert_int_equal(pos_hal_spec_validate(POS_HAL_PINPAD, "escpos:/dev/usb/lp0", err,
+                                           sizeof(err)),
+                     -EINVAL); /* a printer driver is not a pinpad */
+    assert_int_equal(pos_hal_create(&d, &loop, POS_HAL_PINPAD, "nope", &o, on_event, NULL, err,
+                                    sizeof(err)),
+                     -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_lifecycle_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_display_fits_and_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pinpad_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_printer_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_without_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_driver_strings, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("hal_sim", tests, NULL, NULL);
+}
