@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -424,6 +425,15 @@ static void test_bad_input(void **state)
     static const char *const bad[] = {
         "not json", "[1,2,3]", "{\"type\":42}", "{\"no\":\"type\"}",
         "{\"type\":\"NO_SUCH_TYPE\"}", "{\"type\":\"PAYMENT_REQUESTED\"", "", "\xff\xfe",
+        /* wrong types and missing fields of real message types */
+        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":7,\"amount\":1,\"currency\":\"EUR\"}",
+        "{\"type\":\"PAYMENT_REQUESTED\",\"amount\":1,\"currency\":\"EUR\"}",
+        "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":\"Hello\"}",
+        "{\"type\":\"DISPLAY_MESSAGE\"}",
+        "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"S-042\",\"productId\":\"P-7\","
+        "\"quantity\":\"many\"}",
+        "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"loud\",\"message\":\"x\"}",
+        "{\"type\":\"CACHE_INVALIDATE\"}",
     };
     const char *channels[] = {"payment:" TID, "inventory:" SID, "system:alerts"};
 
@@ -458,6 +468,21 @@ static void test_bad_input(void **state)
     cJSON *j = wait_status(f, "online", 1000);
     assert_non_null(j);
     cJSON_Delete(j);
+
+    /* Nothing was driven: a blank display, no charge, no receipt, nothing
+     * published in answer but the one invalid request with a usable id. */
+    char path[400], buf[256] = "";
+    snprintf(path, sizeof(path), "%s/sim/display.txt", f->agent.dir);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    assert_string_equal(buf, "                    \n                    \n");
+    snprintf(path, sizeof(path), "%s/sim/pinpad.charges", f->agent.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof(path), "%s/sim/receipts.txt", f->agent.dir);
+    assert_int_equal(access(path, F_OK), -1);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
