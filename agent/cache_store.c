@@ -675,8 +675,11 @@ static void touch(pos_cache_t *c, const char *key, size_t len)
             return;
         }
     }
-    if (c->pending_count == POS_CACHE_PENDING_MAX && pos_cache_flush(c) != 0) {
-        return; /* a lost touch only makes the LRU order less exact */
+    if (c->pending_count == POS_CACHE_PENDING_MAX) {
+        /* Reads never write: past the bound a touch is dropped (counted) until the next
+         * write or pos_cache_flush(). A lost touch only makes the LRU order less exact. */
+        c->stats.touches_dropped++;
+        return;
     }
     char *copy = malloc(len);
     if (copy == NULL) {

@@ -8,10 +8,12 @@
  * offline read returns the last known value however old, with its age.
  *
  * LRU without a write per read: a hit only bumps an in-memory access
- * clock and queues (key, counter) in a small pending set; the pending
- * touches are written into the next write transaction (put, delete,
- * eviction) or by pos_cache_flush(), at the latest when the set is full.
- * A crash loses at most those recency updates, never a value.
+ * clock and queues (key, counter) in a bounded pending set (one slot per
+ * distinct key); the pending touches are written into the next write
+ * transaction (put, delete, eviction) or by pos_cache_flush(), which the
+ * agent calls on a timer (every few seconds). Reads never do I/O; when the
+ * set is full further touches of new keys are dropped (counted) until the
+ * next flush. A crash loses at most those recency updates, never a value.
  *
  * Eviction (when the byte budget is exceeded, or the map is full): expired
  * entries first (oldest verification first), then least recently used.
@@ -27,7 +29,7 @@
 #define POS_CACHE_KEY_MAX       511          /* bytes; LMDB's MDB_MAXKEYSIZE */
 #define POS_CACHE_VALUE_MAX     (512u * 1024u) /* bytes */
 #define POS_CACHE_HDR_SIZE      32u          /* bytes of header before each value */
-#define POS_CACHE_PENDING_MAX   256          /* touches held in memory before a flush */
+#define POS_CACHE_PENDING_MAX   1024         /* distinct keys' touches held in memory */
 
 typedef enum pos_cache_family {
     POS_CACHE_PRODUCT = 0, /* product:{productId} */
@@ -67,6 +69,7 @@ typedef struct pos_cache_stats {
     uint64_t entries;    /* entries stored now */
     uint64_t bytes;      /* key + header + value bytes stored now */
     uint64_t evictions;  /* entries evicted (since open) */
+    uint64_t touches_dropped; /* LRU touches lost to a full pending set (since open) */
 } pos_cache_stats_t;
 
 /* One item of pos_cache_put_batch(). */

@@ -459,21 +459,33 @@ static void test_touches_are_batched(void **state)
     mdb_env_info(st.env, &after);
     assert_int_equal(after.me_last_txnid, before.me_last_txnid + 1);
 
-    /* A full pending set is written in one transaction. */
-    for (int i = 0; i < POS_CACHE_PENDING_MAX + 1; i++) {
-        char k[32];
-        snprintf(k, sizeof(k), "user:%d", i);
-        assert_int_equal(put(k, "u", 1), 0);
+    /* Past the bound, reads still write nothing: further touches are dropped and counted. */
+    pos_cache_item_t *items = calloc(POS_CACHE_PENDING_MAX + 5, sizeof(*items));
+    char(*keys)[32] = calloc(POS_CACHE_PENDING_MAX + 5, 32);
+    assert_non_null(items);
+    assert_non_null(keys);
+    for (int i = 0; i < POS_CACHE_PENDING_MAX + 5; i++) {
+        int n = snprintf(keys[i], 32, "user:%d", i);
+        items[i] = (pos_cache_item_t){keys[i], (size_t)n, "u", 1, POS_CACHE_USER};
     }
+    assert_int_equal(pos_cache_put_batch(&cache, items, POS_CACHE_PENDING_MAX + 5, 1), 0);
     mdb_env_info(st.env, &before);
-    for (int i = 0; i < POS_CACHE_PENDING_MAX + 1; i++) {
-        char k[32];
-        snprintf(k, sizeof(k), "user:%d", i);
-        assert_int_equal(get(k, 1), 0);
+    for (int i = 0; i < POS_CACHE_PENDING_MAX + 5; i++) {
+        assert_int_equal(get(keys[i], 1), 0);
     }
     mdb_env_info(st.env, &after);
+    assert_int_equal(after.me_last_txnid, before.me_last_txnid);
+    assert_int_equal(cache.pending_count, POS_CACHE_PENDING_MAX);
+    pos_cache_stats_t s;
+    pos_cache_stats(&cache, &s);
+    assert_int_equal(s.touches_dropped, 5);
+    /* The next write carries them all, in its own transaction. */
+    assert_int_equal(put("user:new", "n", 2), 0);
+    assert_int_equal(cache.pending_count, 0);
+    mdb_env_info(st.env, &after);
     assert_int_equal(after.me_last_txnid, before.me_last_txnid + 1);
-    assert_int_equal(cache.pending_count, 1);
+    free(items);
+    free(keys);
 }
 
 static void test_put_batch(void **state)
