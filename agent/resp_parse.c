@@ -73,6 +73,16 @@ const char *pos_resp_error(const pos_resp_parser_t *p)
     return p->err != 0 ? p->errmsg : "";
 }
 
+size_t pos_resp_room(const pos_resp_parser_t *p)
+{
+    size_t held = p->len - p->pos;
+
+    if (p->err != 0 || held >= p->lim.max_pending) {
+        return 0;
+    }
+    return p->lim.max_pending - held;
+}
+
 size_t pos_resp_memory(const pos_resp_parser_t *p)
 {
     return p->cap + (size_t)p->argcap * (sizeof(*p->off) + sizeof(*p->lens) + sizeof(*p->argv));

@@ -88,6 +88,10 @@ int pos_resp_next(pos_resp_parser_t *p, pos_resp_cmd_t *cmd);
  * CR/LF, printable ASCII only), or "" when there is none. */
 const char *pos_resp_error(const pos_resp_parser_t *p);
 
+/* Bytes pos_resp_feed() accepts right now without exceeding max_pending
+ * (0 once an error is set). Reading at most this much never overflows. */
+size_t pos_resp_room(const pos_resp_parser_t *p);
+
 /* Heap bytes p holds right now (buffer and argument arrays). */
 size_t pos_resp_memory(const pos_resp_parser_t *p);
 
