@@ -28,6 +28,7 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
+#include "agent/cli.h"
 #include "agent/localapi.h"
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -841,6 +842,62 @@ static void test_redis_cli(void **state)
     assert_int_equal((intptr_t)serve_while(fx, cli_client, fx), 0);
 }
 
+/* The technician's CLI against the server. */
+typedef struct cli_case {
+    int argc;
+    const char *argv[4];
+    int rc;
+    const char *out; /* expected stdout, or NULL: not checked */
+} cli_case_t;
+
+static void *cli_cases(void *arg)
+{
+    fixture_t *fx = arg;
+    static const cli_case_t cases[] = {
+        {1,
+         {"status"},
+         0,
+         "Server\n  posagent_version: 0.1.0\n  uptime_in_seconds: 42\n\n"
+         "Outbox\n  outbox_entries: 3\n  outbox_dropped: 0\n"},
+        {1, {"outbox"}, 0, "Outbox\n  outbox_entries: 3\n  outbox_dropped: 0\n"},
+        {3, {"cache", "get", "greeting"}, 0, "hello\n"},
+        {3, {"cache", "get", "nothing"}, POS_CLI_EX_NOTFOUND, ""},
+        {2, {"cache", "get"}, POS_CLI_EX_USAGE, ""},
+        {1, {"bogus"}, POS_CLI_EX_USAGE, ""},
+    };
+    intptr_t fails = 0;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL, *err = NULL;
+        size_t outlen = 0, errlen = 0;
+        FILE *o = open_memstream(&out, &outlen), *e = open_memstream(&err, &errlen);
+        int rc = pos_cli_run(cases[i].argc, (char **)cases[i].argv, fx->path, o, e);
+        fclose(o);
+        fclose(e);
+        if (rc != cases[i].rc || (cases[i].out != NULL && strcmp(out, cases[i].out) != 0)) {
+            fprintf(stderr, "cli case %zu: rc %d out \"%s\" err \"%s\"\n", i, rc, out, err);
+            fails++;
+        }
+        free(out);
+        free(err);
+    }
+    return (void *)fails;
+}
+
+static void test_cli(void **state)
+{
+    fixture_t *fx = *state;
+    char *argv[] = {"status"};
+    char path[160];
+    FILE *null = fopen("/dev/null", "w");
+
+    assert_int_equal((intptr_t)serve_while(fx, cli_cases, fx), 0);
+    /* No agent on the path: EX_UNAVAILABLE. */
+    snprintf(path, sizeof(path), "%s/none.sock", fx->dir);
+    assert_int_equal(pos_cli_run(1, argv, path, null, null), POS_CLI_EX_UNAVAILABLE);
+    fclose(null);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -857,6 +914,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deferred_reply_for_gone_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_cli, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
