@@ -1,0 +1,102 @@
+# Install layout and the Debian package (CPack DEB).
+#
+#   cmake --install build/release            (prefix /usr unless one is given)
+#   cd build/release && cpack -G DEB         -> posagent_<version>-1_amd64.deb
+#   cd build/aarch64 && cpack -G DEB         -> posagent_<version>-1_arm64.deb
+#
+# Layout (prefix /usr, as packaged):
+#   /usr/bin/posagent                         (agent/CMakeLists.txt installs it)
+#   /etc/posagent/posagent.ini                conffile, from conf/posagent.ini
+#   /lib/systemd/system/posagent.service      from platform/systemd/
+#   /var/lib/posagent                         state directory (owner set by postinst)
+#   /usr/share/doc/posagent/                  README and the design notes
+# /etc, /var and the unit directory follow the prefix as GNUInstallDirs
+# does (prefix /usr: /etc and /var; prefix /usr/local: /usr/local/etc...).
+# They are fixed at configure time: to stage an install elsewhere use
+# DESTDIR (DESTDIR=/tmp/root cmake --install build/release).
+
+if(CMAKE_INSTALL_PREFIX_INITIALIZED_TO_DEFAULT)
+  set(CMAKE_INSTALL_PREFIX "/usr" CACHE PATH "Install prefix" FORCE)
+endif()
+include(GNUInstallDirs)
+
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(_pos_unitdir "/lib/systemd/system")
+else()
+  set(_pos_unitdir "${CMAKE_INSTALL_PREFIX}/lib/systemd/system")
+endif()
+set(POS_SYSTEMD_UNITDIR "${_pos_unitdir}" CACHE PATH "systemd system unit directory")
+set(POS_STATEDIR "${CMAKE_INSTALL_FULL_LOCALSTATEDIR}/lib/posagent" CACHE PATH
+    "posagent state directory")
+
+install(FILES ${CMAKE_SOURCE_DIR}/conf/posagent.ini
+        DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/posagent
+        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
+install(FILES ${CMAKE_SOURCE_DIR}/platform/systemd/posagent.service
+        DESTINATION ${POS_SYSTEMD_UNITDIR})
+install(DIRECTORY DESTINATION ${POS_STATEDIR}
+        DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE)
+install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+file(GLOB _pos_docs ${CMAKE_SOURCE_DIR}/docs/*.md)
+install(FILES ${_pos_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+# ---- CPack: one .deb for the architecture being built ----
+# The Debian architecture comes from the toolchain file (POS_DEBIAN_ARCH),
+# else from the target processor; dpkg's own would be the build machine's.
+if(NOT POS_DEBIAN_ARCH)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+    set(POS_DEBIAN_ARCH amd64)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+    set(POS_DEBIAN_ARCH arm64)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^arm")
+    set(POS_DEBIAN_ARCH armhf)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(i.86)$")
+    set(POS_DEBIAN_ARCH i386)
+  else()
+    set(POS_DEBIAN_ARCH ${CMAKE_SYSTEM_PROCESSOR})
+  endif()
+endif()
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME posagent)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_VENDOR "posagent")
+set(CPACK_PACKAGE_CONTACT "posagent maintainers <posagent@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "point-of-sale terminal agent")
+set(CPACK_PACKAGE_DESCRIPTION
+    "Runs on each till of the cloud POS system: heartbeat and status in Redis, \
+payment, inventory and alert channels, and the customer display, receipt \
+printer and card pinpad through a hardware abstraction layer.")
+set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${POS_DEBIAN_ARCH})
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+# Library dependencies come from dpkg-shlibdeps, which reads the binary's
+# NEEDED entries and the libraries' symbols files (libuv1, libhiredis0.14,
+# libinih1, libcjson1, libc6, with the right minimum versions). For a cross
+# build it is told the host architecture (see posagent-cpack.cmake.in), so
+# it uses the cross objdump and the multiarch :arch packages. adduser is
+# what postinst needs.
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles
+    ${CMAKE_SOURCE_DIR}/packaging/debian/postinst
+    ${CMAKE_SOURCE_DIR}/packaging/debian/prerm
+    ${CMAKE_SOURCE_DIR}/packaging/debian/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
+set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
+
+set(POS_DEB_HOST_ARCH "")
+if(CMAKE_CROSSCOMPILING)
+  set(POS_DEB_HOST_ARCH ${POS_DEBIAN_ARCH})
+endif()
+configure_file(${CMAKE_SOURCE_DIR}/packaging/posagent-cpack.cmake.in
+               ${CMAKE_BINARY_DIR}/posagent-cpack.cmake @ONLY)
+set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_BINARY_DIR}/posagent-cpack.cmake)
+
+include(CPack)
