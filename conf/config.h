@@ -88,6 +88,11 @@ typedef struct pos_config {
     uint32_t cache_session_ttl_s;
     uint32_t cache_warm_interval_s; /* period of the inventory warm-up */
 
+    /* [local] the local API socket */
+    char local_socket[108];      /* absolute path, fits sun_path */
+    char local_socket_group[32]; /* "": the agent's own group */
+    uint32_t local_max_clients;
+
     /* [log] */
     int log_level; /* pos_log_level_t */
     bool log_syslog;

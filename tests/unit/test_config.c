@@ -414,7 +414,7 @@ static void test_unknown_and_duplicate(void **state)
     expect_error(&r, ":5: [redis] URL: unknown key", NULL);
 
     load(&r, IDS "[hall]\n", no_env);
-    expect_error(&r, ":4: [hall]: unknown section", "terminal, redis, heartbeat, hal, payment, store, cache, log",
+    expect_error(&r, ":4: [hall]: unknown section", "terminal, redis, heartbeat, hal, payment, store, cache, local, log",
                  NULL);
 
     load(&r, IDS "; comment\n[ redis ]\nurl = redis://h\n", no_env);
@@ -835,6 +835,9 @@ static const char *const all_keys[][3] = {
     {"cache", "user_ttl_s", NULL},
     {"cache", "session_ttl_s", NULL},
     {"cache", "warm_interval_s", NULL},
+    {"local", "socket", NULL},
+    {"local", "socket_group", NULL},
+    {"local", "max_clients", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
 };
@@ -921,7 +924,7 @@ static void test_example_defaults_are_valid(void **state)
         uncommented += is_key;
     }
     fclose(m);
-    assert_int_equal(uncommented, 34); /* every key but the two required ones */
+    assert_int_equal(uncommented, 37); /* every key but the two required ones */
     result_t r;
     must_load(&r, out, no_env);
     check_defaults_except_password_db(&r.cfg);
