@@ -246,6 +246,28 @@ static char **build_env(const char *const *extra)
     return env;
 }
 
+/* Splits $POSAGENT_WRAPPER ("qemu-aarch64 -L /": space
+ * separated words, no quoting) into words[] (NULL-terminated, pointing into
+ * buf). Returns words, or NULL when the variable is unset or blank. */
+static const char *const *wrapper_from_env(const char **words, size_t nwords, char *buf,
+                                           size_t buflen)
+{
+    const char *w = getenv("POSAGENT_WRAPPER");
+    size_t n = 0;
+    char *save = NULL;
+
+    if (w == NULL || strlen(w) >= buflen) {
+        return NULL;
+    }
+    memcpy(buf, w, strlen(w) + 1);
+    for (char *t = strtok_r(buf, " \t", &save); t != NULL && n + 1 < nwords;
+         t = strtok_r(NULL, " \t", &save)) {
+        words[n++] = t;
+    }
+    words[n] = NULL;
+    return n > 0 ? words : NULL;
+}
+
 int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const *env)
 {
     const char *bin = getenv("POSAGENT_BIN");
@@ -274,6 +296,9 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
     if (strstr(ini, "sim_dir") == NULL) {
         fprintf(f, "\n[hal]\nsim_dir = %s/sim\n", a->dir);
     }
+    if (strstr(ini, "[store]") == NULL) {
+        fprintf(f, "\n[store]\npath = %s/store\n", a->dir);
+    }
     fclose(f);
     envp = build_env(env);
     if (envp == NULL) {
@@ -293,15 +318,23 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
             close(fd);
         }
         const char *argv[32];
+        const char *env_words[16];
+        char env_buf[512];
+        const char *const *wrapper = a->wrapper;
         int argc = 0;
-        for (int i = 0; a->wrapper != NULL && a->wrapper[i] != NULL && argc < 28; i++) {
-            argv[argc++] = a->wrapper[i];
+        /* A test's own wrapper (valgrind) wins over the environment's
+         * (qemu-user, for a cross-built agent). */
+        if (wrapper == NULL) {
+            wrapper = wrapper_from_env(env_words, 16, env_buf, sizeof(env_buf));
+        }
+        for (int i = 0; wrapper != NULL && wrapper[i] != NULL && argc < 28; i++) {
+            argv[argc++] = wrapper[i];
         }
         argv[argc++] = bin;
         argv[argc++] = "--config";
         argv[argc++] = a->conf;
         argv[argc] = NULL;
-        if (a->wrapper != NULL) {
+        if (wrapper != NULL) {
             execvpe(argv[0], (char *const *)argv, envp);
         } else {
             execve(bin, (char *const *)argv, envp);
@@ -444,8 +477,25 @@ int pos_test_run(const char *const *argv, const char *const *env, char **out, in
     fflush(NULL);
     pid = fork();
     if (pid == 0) {
+        const char *bin = getenv("POSAGENT_BIN");
+        const char *words[16], *wargv[48];
+        char buf[512];
+        const char *const *wrapper = wrapper_from_env(words, 16, buf, sizeof(buf));
         dup2(fd, 1);
         dup2(fd, 2);
+        /* The agent binary runs under $POSAGENT_WRAPPER here too. */
+        if (wrapper != NULL && bin != NULL && strcmp(argv[0], bin) == 0) {
+            size_t n = 0;
+            for (size_t i = 0; wrapper[i] != NULL; i++) {
+                wargv[n++] = wrapper[i];
+            }
+            for (size_t i = 0; argv[i] != NULL && n + 1 < 48; i++) {
+                wargv[n++] = argv[i];
+            }
+            wargv[n] = NULL;
+            execvpe(wargv[0], (char *const *)wargv, envp);
+            _exit(127);
+        }
         execve(argv[0], (char *const *)argv, envp);
         _exit(127);
     }

@@ -49,7 +49,11 @@ typedef struct pos_test_agent {
  * text sets sim_dir) and starts $POSAGENT_BIN --config it, with
  * the test's environment minus REDIS_* / POSAGENT_* / NOTIFY_SOCKET, plus
  * "env" (NULL-terminated "NAME=value" strings, may be NULL). Output goes
- * to a log file. Returns 0 or -1.
+ * to a log file. When a->wrapper is NULL and $POSAGENT_WRAPPER is set
+ * (space-separated words, e.g. "qemu-aarch64 -L /"
+ * for a cross-built agent), those words are put before the binary (and
+ * before $POSAGENT_BIN when pos_test_run() runs it).
+ * Returns 0 or -1.
  */
 int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const *env);
 /* Sends sig and waits up to timeout_ms; returns the exit status or -1. */
