@@ -42,6 +42,9 @@ set(CMAKE_CROSSCOMPILING_EMULATOR ${POS_QEMU} -L ${POS_QEMU_PREFIX})
 # with the project's flags and -Werror, and "linking" is a partial link
 # (ld -r) of the objects alone, so no target library is needed. Nothing it
 # builds can run.
+# (try_compile projects read this file too, and the environment is the
+# process's: they must make the same choice.)
+list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES POS_CROSS_COMPILE_ONLY)
 if(POS_CROSS_COMPILE_ONLY)
   execute_process(COMMAND dpkg-architecture -qDEB_BUILD_MULTIARCH
                   OUTPUT_VARIABLE _pos_build_multiarch OUTPUT_STRIP_TRAILING_WHITESPACE
