@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <gnu/libc-version.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,20 +53,59 @@ static void usage(FILE *out)
             "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID.\n");
 }
 
+/*
+ * Optional libraries, named only by weak references: a version is printed
+ * when the library is really linked into this binary (the symbol resolves),
+ * whether or not its headers were seen here.
+ */
+extern char *mdb_version(int *major, int *minor, int *patch) __attribute__((weak));
+extern void mbedtls_version_get_string(char *string) __attribute__((weak));
+
 static void print_version(void)
 {
+    const char *arch;
+
     printf("posagent %s (git %s)\n", POS_VERSION, POS_GIT_REV);
 #if defined(__aarch64__)
-    printf("target: aarch64\n");
+    arch = "aarch64";
+#elif defined(__arm__) && defined(__ARM_PCS_VFP)
+    arch = "arm (hard float)";
 #elif defined(__arm__)
-    printf("target: arm\n");
+    arch = "arm (soft float)";
 #elif defined(__x86_64__)
-    printf("target: x86_64\n");
+    arch = "x86_64";
+#elif defined(__i386__)
+    arch = "i386";
 #else
-    printf("target: unknown\n");
+    arch = "unknown";
 #endif
-    printf("libuv %s, hiredis %d.%d.%d, cJSON %s\n", uv_version_string(), HIREDIS_MAJOR,
-           HIREDIS_MINOR, HIREDIS_PATCH, cJSON_Version());
+    printf("target: %s linux, %u-bit, %s-endian", arch, (unsigned)(sizeof(void *) * 8),
+           __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? "little" : "big");
+#if defined(__ARM_ARCH)
+    printf(", ARMv%d", __ARM_ARCH);
+#endif
+#if defined(__clang__)
+    printf(", clang %s\n", __clang_version__);
+#elif defined(__GNUC__)
+    printf(", gcc %d.%d.%d\n", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
+#else
+    printf("\n");
+#endif
+    /* Run-time versions where the library can tell (the shared object
+     * actually loaded); hiredis 0.14 has only its header's. */
+    printf("libuv %s, hiredis %d.%d.%d, cJSON %s, glibc %s", uv_version_string(), HIREDIS_MAJOR,
+           HIREDIS_MINOR, HIREDIS_PATCH, cJSON_Version(), gnu_get_libc_version());
+    if (mdb_version != NULL) {
+        int major, minor, patch;
+        mdb_version(&major, &minor, &patch);
+        printf(", LMDB %d.%d.%d", major, minor, patch);
+    }
+    if (mbedtls_version_get_string != NULL) {
+        char v[18];
+        mbedtls_version_get_string(v);
+        printf(", mbedTLS %s", v);
+    }
+    printf(", inih (no version API)\n");
 }
 
 int main(int argc, char **argv)
