@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -126,6 +127,8 @@ static void agent_on_online(pos_link_t *l)
         a->ready_notified = true;
     }
     pos_sd_notifyf("STATUS=online: %s:%u", a->cfg.redis.host, (unsigned)a->cfg.redis.port);
+    /* What waited in the outbox goes out now, oldest first. */
+    pos_delivery_online(&a->delivery);
 }
 
 static void agent_on_offline(pos_link_t *l, int err)
@@ -157,16 +160,10 @@ int pos_agent_commandv(pos_agent_t *a, const char *what, int argc, const char **
     return rc;
 }
 
-int pos_agent_publish(pos_agent_t *a, const char *channel, const char *json, size_t len)
+int pos_agent_publish(pos_agent_t *a, const char *channel, const char *json, size_t len,
+                      bool payment)
 {
-    const char *argv[] = {"PUBLISH", channel, json};
-    size_t lens[] = {7, strlen(channel), len};
-    int rc = pos_link_command(&a->link, agent_reply_checked, "PUBLISH", 3, argv, lens);
-
-    if (rc != 0) {
-        POS_WARN("agent", "PUBLISH on %s not sent: %s", channel, strerror(-rc));
-    }
-    return rc;
+    return pos_delivery_publish(&a->delivery, channel, json, len, payment);
 }
 
 void pos_agent_device_status(pos_agent_t *a, int which, pos_dev_state_t st)
@@ -423,6 +420,53 @@ void pos_agent_shutdown(pos_agent_t *a)
 
 /* ---- setup ------------------------------------------------------------------ */
 
+static void agent_store_open(pos_agent_t *a)
+{
+    pos_store_config_t sc;
+    pos_outbox_config_t oc;
+    pos_journal_config_t jc;
+    int rc;
+
+    memset(&sc, 0, sizeof(sc));
+    sc.path = a->cfg.store_path;
+    sc.map_size = (uint64_t)a->cfg.store_map_size_mb << 20;
+    rc = pos_store_open(&a->store, &sc);
+    if (rc == 0) {
+        memset(&oc, 0, sizeof(oc));
+        oc.max_entries = a->cfg.store_outbox_max_entries;
+        oc.max_bytes = (uint64_t)a->cfg.store_outbox_max_mb << 20;
+        rc = pos_outbox_open(&a->outbox, &a->store, &oc);
+        if (rc == 0) {
+            memset(&jc, 0, sizeof(jc));
+            rc = pos_journal_open(&a->journal, &a->store, &jc);
+            if (rc != 0) {
+                pos_outbox_close(&a->outbox);
+            }
+        }
+        if (rc != 0) {
+            pos_store_close(&a->store);
+        }
+    }
+    if (rc != 0) {
+        /* Payments and messages still work online; nothing survives a
+         * restart, and what is sent while offline is lost (and counted). */
+        POS_ERR("store", "cannot open the local store in %s: %s; running without it",
+                a->cfg.store_path, strerror(-rc));
+        a->store_ok = false;
+        pos_delivery_init(&a->delivery, a, NULL);
+        return;
+    }
+    a->store_ok = true;
+    pos_delivery_init(&a->delivery, a, &a->outbox);
+    {
+        pos_outbox_stats_t st;
+        pos_outbox_stats(&a->outbox, &st);
+        POS_INFO("store", "opened %s: %" PRIu64 " outbox entries waiting, %" PRIu64
+                          " payments in the journal",
+                 a->cfg.store_path, st.entries, pos_journal_count(&a->journal));
+    }
+}
+
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
                    const char *config_path)
 {
@@ -472,6 +516,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         return rc;
     }
     a->link.data = a;
+    agent_store_open(a);
     {
         char err[256];
         rc = pos_payment_init(&a->payment, a, err, sizeof(err));
@@ -506,11 +551,18 @@ void pos_agent_start(pos_agent_t *a)
         uv_timer_start(&a->watchdog_timer, agent_watchdog_cb, ms ? ms : 1, ms ? ms : 1);
     }
     pos_payment_start(&a->payment);
+    pos_payment_restore(&a->payment);
     pos_sd_notify("STATUS=connecting");
     pos_link_start(&a->link);
 }
 
 void pos_agent_dispose(pos_agent_t *a)
 {
+    if (a->store_ok) {
+        pos_journal_close(&a->journal);
+        pos_outbox_close(&a->outbox);
+        pos_store_close(&a->store);
+        a->store_ok = false;
+    }
     pos_config_wipe(&a->cfg);
 }

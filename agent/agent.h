@@ -11,7 +11,11 @@
 
 #include <uv.h>
 
+#include "agent/delivery.h"
+#include "agent/journal.h"
 #include "agent/link.h"
+#include "agent/outbox.h"
+#include "agent/store.h"
 #include "agent/payment.h"
 #include "agent/status.h"
 #include "conf/config.h"
@@ -35,6 +39,14 @@ struct pos_agent {
 
     pos_link_t link;
     pos_payment_t payment; /* the devices and the payment flow */
+
+    /* The local store (LMDB): outbox and payment journal. store_ok is false
+     * when it could not be opened; the agent then runs without them. */
+    pos_store_t store;
+    pos_outbox_t outbox;
+    pos_journal_t journal;
+    bool store_ok;
+    pos_delivery_t delivery;
     pos_channel_t channels[3]; /* payment, inventory, system */
     char probe_channel[96];
     char client_name[96];
@@ -92,8 +104,10 @@ void pos_agent_status_changed(pos_agent_t *a);
  */
 int pos_agent_commandv(pos_agent_t *a, const char *what, int argc, const char **argv);
 
-/* PUBLISH json on channel (same rules as pos_agent_commandv). */
-int pos_agent_publish(pos_agent_t *a, const char *channel, const char *json, size_t len);
+/* PUBLISH json on channel through the outbox (durable, at-least-once);
+ * payment marks payment outcomes, which are never dropped. */
+int pos_agent_publish(pos_agent_t *a, const char *channel, const char *json, size_t len,
+                      bool payment);
 
 /* A device reported a new status (which: POS_DEV_DISPLAY, ...). */
 void pos_agent_device_status(pos_agent_t *a, int which, pos_dev_state_t st);

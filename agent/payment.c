@@ -13,7 +13,6 @@
 #include "platform/log.h"
 
 #define ACTIVE_TX_TTL_S  "1800"  /* active_transactions:{storeId} */
-#define COUNTER_TTL_S    "86400" /* counter:terminal:{id}:* */
 
 static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev);
 
@@ -42,10 +41,7 @@ static void payment_counter(pos_payment_t *p, const char *name)
     char key[160];
 
     snprintf(key, sizeof(key), "counter:terminal:%s:%s", a->cfg.terminal_id, name);
-    const char *incr[] = {"INCRBY", key, "1"};
-    const char *expire[] = {"EXPIRE", key, COUNTER_TTL_S, "NX"};
-    pos_agent_commandv(a, "INCRBY counter", 3, incr);
-    pos_agent_commandv(a, "EXPIRE counter", 4, expire);
+    pos_delivery_incrby(&a->delivery, key, 1, 86400);
 }
 
 static void payment_publish(pos_payment_t *p, const pos_payment_action_t *act)
@@ -67,7 +63,7 @@ static void payment_publish(pos_payment_t *p, const pos_payment_action_t *act)
     }
     POS_INFO("payment", "%s %s", pos_msg_out_type_name(act->u.publish.msg.type),
              act->u.publish.msg.transaction_id);
-    pos_agent_publish(a, channel, json, (size_t)n);
+    pos_agent_publish(a, channel, json, (size_t)n, true);
 }
 
 /* Posts a device result on the device's own event queue, so that a
@@ -107,7 +103,13 @@ static void payment_pinpad_start(pos_payment_t *p, const pos_payment_action_t *a
     req.digits = act->u.amount.currency.digits;
     req.timeout_ms = p->agent->cfg.payment_pinpad_timeout_s * 1000u;
     snprintf(p->pinpad_tx, sizeof(p->pinpad_tx), "%s", act->transaction_id);
-    rc = pos_pinpad_start(&p->pinpad, &req);
+    if (strcmp(p->unrecorded_tx, act->transaction_id) == 0) {
+        /* Without a durable record a crash could charge it twice. */
+        rc = -EIO;
+        p->unrecorded_tx[0] = '\0';
+    } else {
+        rc = pos_pinpad_start(&p->pinpad, &req);
+    }
     if (rc != 0) {
         pos_hal_event_t ev;
         memset(&ev, 0, sizeof(ev));
@@ -166,6 +168,25 @@ static void payment_print(pos_payment_t *p, const pos_payment_action_t *act)
     }
 }
 
+/* The record must be durable before the next action: the journal commit
+ * is synchronous. If it fails, the payment is never taken to the pinpad. */
+static void payment_record(pos_payment_t *p, const pos_payment_record_t *rec)
+{
+    pos_agent_t *a = p->agent;
+    int rc;
+
+    if (!a->store_ok) {
+        return; /* no store: the state machine's memory is all there is */
+    }
+    rc = pos_journal_put(&a->journal, rec);
+    if (rc != 0) {
+        POS_ERR("payment", "journal: cannot record %s: %s", rec->transaction_id, strerror(-rc));
+        if (rec->state == POS_PAY_STARTING) {
+            snprintf(p->unrecorded_tx, sizeof(p->unrecorded_tx), "%s", rec->transaction_id);
+        }
+    }
+}
+
 static void payment_deadline_cb(uv_timer_t *t)
 {
     pos_payment_t *p = t->data;
@@ -182,8 +203,7 @@ static void payment_perform(pos_payment_t *p, const pos_payment_actions_t *out)
         const pos_payment_action_t *act = &out->a[i];
         switch (act->kind) {
         case POS_PAY_ACT_RECORD:
-            /* The durable journal arrives with the local store; until then
-             * the record lives in the state machine's history only. */
+            payment_record(p, &act->u.record);
             break;
         case POS_PAY_ACT_SADD_ACTIVE:
             payment_active_set(p, true, act->transaction_id);
@@ -406,6 +426,37 @@ int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)
 bool pos_payment_active(const pos_payment_t *p)
 {
     return pos_payment_sm_state(&p->sm) != POS_PAY_IDLE;
+}
+
+static int payment_restore_one(void *ctx, const pos_payment_record_t *rec)
+{
+    pos_payment_t *p = ctx;
+    pos_payment_actions_t out;
+    int rc = pos_payment_sm_restore(&p->sm, rec, &out);
+
+    if (rc == 0) {
+        if (!pos_journal_state_final(rec->state)) {
+            POS_WARN("payment", "%s was interrupted in %s: settled without the card",
+                     rec->transaction_id, pos_payment_state_name(rec->state));
+        }
+        payment_perform(p, &out);
+    } else if (rc != -EEXIST) {
+        POS_WARN("payment", "journal record of %s not restored: %s", rec->transaction_id,
+                 strerror(-rc));
+    }
+    memset(&out, 0, sizeof(out));
+    return 0;
+}
+
+void pos_payment_restore(pos_payment_t *p)
+{
+    if (!p->agent->store_ok) {
+        return;
+    }
+    int rc = pos_journal_list(&p->agent->journal, payment_restore_one, p);
+    if (rc < 0) {
+        POS_ERR("payment", "cannot read the journal: %s", strerror(-rc));
+    }
 }
 
 /* ---- setup and teardown ----------------------------------------------------------- */

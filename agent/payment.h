@@ -37,6 +37,7 @@ struct pos_payment {
     uint32_t print_job;
     uint32_t next_job;
     pos_receipt_doc_t doc; /* scratch for laying out a receipt */
+    char unrecorded_tx[POS_MSG_ID_MAX + 1]; /* its journal record failed: never charge it */
     uint64_t handled;      /* payment-channel messages handled */
     uint64_t rejected;     /* dropped as malformed */
 };
@@ -47,6 +48,13 @@ int pos_payment_init(pos_payment_t *p, pos_agent_t *a, char *err, size_t errlen)
 
 /* Opens, claims and enables the devices. */
 void pos_payment_start(pos_payment_t *p);
+
+/*
+ * Settles what the journal holds from before a restart: a payment a crash
+ * interrupted is reported (never charged again), finished ones are
+ * remembered for duplicate requests. Call once, after pos_payment_start().
+ */
+void pos_payment_restore(pos_payment_t *p);
 
 /* A message on payment:{terminalId}. */
 void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len);

@@ -1,0 +1,53 @@
+#ifndef AGENT_DELIVERY_H
+#define AGENT_DELIVERY_H
+
+/*
+ * Store-and-forward delivery: what the agent publishes or increments (all
+ * but heartbeats and status announcements) goes into the durable outbox
+ * first and leaves it only when Redis has acknowledged it. Entries are
+ * sent in id order on the command connection; after a reconnect or a
+ * restart, everything not yet acknowledged is sent again from the oldest
+ * (at-least-once: each published message carries "outboxId" so the cloud
+ * can drop a redelivery).
+ *
+ * Without a store (it could not be opened) delivery degrades to sending at
+ * once while online and logging what is lost while offline.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/outbox.h"
+
+typedef struct pos_agent pos_agent_t;
+
+#define POS_DELIVERY_WINDOW 64 /* entries in flight at once */
+
+typedef struct pos_delivery {
+    pos_agent_t *agent;
+    pos_outbox_t *ob;   /* NULL: no store */
+    uint64_t sent_upto; /* highest id sent on the current connection */
+    unsigned inflight;
+    uint64_t epoch;     /* bumped at each reconnect: late replies are ignored */
+    uint64_t delivered;
+    uint64_t lost;      /* sent without a store while offline */
+} pos_delivery_t;
+
+void pos_delivery_init(pos_delivery_t *d, pos_agent_t *a, pos_outbox_t *ob);
+
+/* PUBLISH json on channel, durably. payment: a payment outcome (never
+ * dropped when the outbox is full). Returns 0 or a negative errno. */
+int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                         bool payment);
+
+/* INCRBY key n, then EXPIRE key ttl_s NX, durably. */
+int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s);
+
+/* The link came online: resend from the oldest unacknowledged entry. */
+void pos_delivery_online(pos_delivery_t *d);
+
+/* Sends what the window allows (called after appends and replies). */
+void pos_delivery_pump(pos_delivery_t *d);
+
+#endif /* AGENT_DELIVERY_H */
