@@ -3,13 +3,40 @@
 # 60) online: RSS, private and anonymous memory (from /proc/PID/smaps_rollup),
 # and wake-ups per minute (context switches of the agent's threads).
 # Usage: tests/bench/footprint.sh [seconds]
+#        tests/bench/footprint.sh --qemu-aarch64 BUILD/agent/posagent [seconds]
+#
+# --qemu-aarch64 runs a cross-built aarch64 agent under qemu-aarch64 (user
+# mode) instead, against the same native redis-server, and strips it with
+# aarch64-linux-gnu-strip. What can be measured from outside differs:
+#  - The process is qemu: its RSS, private and anonymous memory include the
+#    emulator itself (its code, the translated-code cache, host libraries)
+#    and are an upper bound of what the agent uses on a board.
+#  - "guest" lines sum only the mappings in the guest's address space
+#    (qemu-user maps an aarch64 guest 1:1 below 1 TiB, far from qemu's own
+#    mappings; the script checks that the agent's binary is mapped there).
+#    That is close to what the agent would show on an aarch64 board (same
+#    binary, libraries and heap), but an estimate, not a board measurement.
+#  - Wake-ups count qemu's threads too (its RCU thread); the main thread's
+#    count is the agent's event loop.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+qemu_bin=""
+if [ "${1:-}" = "--qemu-aarch64" ]; then
+  qemu_bin=${2:?usage: footprint.sh --qemu-aarch64 PATH_TO_AARCH64_POSAGENT [seconds]}
+  qemu_bin=$(cd "$(dirname "$qemu_bin")" && pwd)/$(basename "$qemu_bin")
+  shift 2
+fi
 secs=${1:-60}
-bin=$(bench_agent_bin)
+if [ -n "$qemu_bin" ]; then
+  bin=$qemu_bin
+  command -v qemu-aarch64 >/dev/null || { echo "footprint: qemu-aarch64 not found (bash .ci/cross)" >&2; exit 1; }
+else
+  bin=$(bench_agent_bin)
+fi
 work=$(mktemp -d /tmp/posagent-bench-XXXXXX)
 port=$(bench_free_port 17100)
+agent_pid=""
 trap 'kill $agent_pid $BENCH_REDIS_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 bench_start_redis "$port" "$work"
 cat >"$work/posagent.ini" <<INI
@@ -18,27 +45,69 @@ id = T-BENCH
 store_id = S-BENCH
 [redis]
 url = redis://127.0.0.1:$port
+[hal]
+sim_dir = $work/sim
 INI
-"$bin" --config "$work/posagent.ini" 2>"$work/agent.log" &
+if [ -n "$qemu_bin" ]; then
+  # -L /: the multiarch loader and libc (see toolchains/debian-multiarch.cmake).
+  qemu-aarch64 -L / "$bin" --config "$work/posagent.ini" 2>"$work/agent.log" &
+else
+  "$bin" --config "$work/posagent.ini" 2>"$work/agent.log" &
+fi
 agent_pid=$!
-until [ -n "$(redis-cli -p "$port" get terminal:T-BENCH:status)" ]; do sleep 0.05; done
-ctx() { # sum of voluntary + involuntary switches over all threads
+until [ -n "$(redis-cli -p "$port" get terminal:T-BENCH:status)" ]; do
+  kill -0 "$agent_pid" 2>/dev/null || { cat "$work/agent.log" >&2; exit 1; }
+  sleep 0.05
+done
+ctx() { # sum of voluntary + involuntary switches over the given status files
   local s=0 f
-  for f in /proc/"$agent_pid"/task/*/status; do
+  for f in "$@"; do
     s=$((s + $(awk '/ctxt_switches/ {n += $2} END {print n}' "$f")))
   done
   echo "$s"
 }
-c0=$(ctx)
+c0=$(ctx /proc/"$agent_pid"/task/*/status)
+m0=$(ctx /proc/"$agent_pid"/task/"$agent_pid"/status)
 sleep "$secs"
-c1=$(ctx)
-strip -o "$work/posagent.stripped" "$bin"
+c1=$(ctx /proc/"$agent_pid"/task/*/status)
+m1=$(ctx /proc/"$agent_pid"/task/"$agent_pid"/status)
+strip_cmd=strip
+[ -n "$qemu_bin" ] && strip_cmd=aarch64-linux-gnu-strip
+"$strip_cmd" -o "$work/posagent.stripped" "$bin"
 size=$(stat -c %s "$work/posagent.stripped")
 read -r rss pss anon priv < <(awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Anonymous:/ {a=$2}
   /^Private_(Clean|Dirty):/ {v+=$2} END {print r, p, a, v}' /proc/"$agent_pid"/smaps_rollup)
 wake=$(( (c1 - c0) * 60 / secs ))
-echo "posagent footprint after ${secs}s online (idle, default heartbeat 20 s):"
-printf '  %-28s %8d bytes (%d KiB)\n' "stripped binary" "$size" $((size / 1024))
-printf '  %-28s %8d KiB\n' "RSS" "$rss" "PSS" "$pss" "private (clean+dirty)" "$priv" \
-  "anonymous" "$anon"
-printf '  %-28s %8d per minute\n' "wake-ups (context switches)" "$wake"
+if [ -z "$qemu_bin" ]; then
+  echo "posagent footprint after ${secs}s online (idle, default heartbeat 20 s):"
+  printf '  %-28s %8d bytes (%d KiB)\n' "stripped binary" "$size" $((size / 1024))
+  printf '  %-28s %8d KiB\n' "RSS" "$rss" "PSS" "$pss" "private (clean+dirty)" "$priv" \
+    "anonymous" "$anon"
+  printf '  %-28s %8d per minute\n' "wake-ups (context switches)" "$wake"
+  exit 0
+fi
+
+# Guest mappings: smaps entries that start below 1 TiB.
+read -r grss ganon gpriv gok < <(awk -v bin="$bin" '
+  /^[0-9a-f]+-[0-9a-f]+ / {
+    split($1, r, "-"); guest = length(r[1]) <= 10
+    if (guest && $6 == bin) seen = 1
+    next
+  }
+  guest && /^Rss:/ {rss += $2}
+  guest && /^Anonymous:/ {anon += $2}
+  guest && /^Private_(Clean|Dirty):/ {priv += $2}
+  END {print rss + 0, anon + 0, priv + 0, seen + 0}' /proc/"$agent_pid"/smaps)
+mwake=$(( (m1 - m0) * 60 / secs ))
+echo "posagent (aarch64, under qemu-aarch64) footprint after ${secs}s online (idle, default heartbeat 20 s):"
+printf '  %-36s %8d bytes (%d KiB)\n' "stripped binary (aarch64)" "$size" $((size / 1024))
+printf '  %-36s %8d KiB\n' "RSS, qemu process (upper bound)" "$rss" \
+  "private, qemu process (upper bound)" "$priv" "anonymous, qemu process (upper bound)" "$anon"
+if [ "$gok" = 1 ]; then
+  printf '  %-36s %8d KiB\n' "RSS, guest mappings (estimate)" "$grss" \
+    "private, guest mappings (estimate)" "$gpriv" "anonymous, guest mappings (estimate)" "$ganon"
+else
+  echo "  guest mappings: not found below 1 TiB (qemu placed the guest elsewhere); no estimate"
+fi
+printf '  %-36s %8d per minute\n' "wake-ups, all qemu threads" "$wake" \
+  "wake-ups, main (event loop) thread" "$mwake"
