@@ -10,32 +10,41 @@
 #   /lib/systemd/system/posagent.service      from platform/systemd/
 #   /var/lib/posagent                         state directory (owner set by postinst)
 #   /usr/share/doc/posagent/                  README and the design notes
-# /etc, /var and the unit directory follow the prefix as GNUInstallDirs
-# does (prefix /usr: /etc and /var; prefix /usr/local: /usr/local/etc...).
-# They are fixed at configure time: to stage an install elsewhere use
-# DESTDIR (DESTDIR=/tmp/root cmake --install build/release).
+# Stage an install elsewhere with DESTDIR (DESTDIR=/tmp/root cmake --install
+# build/release).
 
 if(CMAKE_INSTALL_PREFIX_INITIALIZED_TO_DEFAULT)
   set(CMAKE_INSTALL_PREFIX "/usr" CACHE PATH "Install prefix" FORCE)
 endif()
 include(GNUInstallDirs)
 
-if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-  set(_pos_unitdir "/lib/systemd/system")
-else()
-  set(_pos_unitdir "${CMAKE_INSTALL_PREFIX}/lib/systemd/system")
-endif()
-set(POS_SYSTEMD_UNITDIR "${_pos_unitdir}" CACHE PATH "systemd system unit directory")
-set(POS_STATEDIR "${CMAKE_INSTALL_FULL_LOCALSTATEDIR}/lib/posagent" CACHE PATH
-    "posagent state directory")
-
-install(FILES ${CMAKE_SOURCE_DIR}/conf/posagent.ini
-        DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/posagent
-        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
-install(FILES ${CMAKE_SOURCE_DIR}/platform/systemd/posagent.service
-        DESTINATION ${POS_SYSTEMD_UNITDIR})
-install(DIRECTORY DESTINATION ${POS_STATEDIR}
-        DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE)
+# /etc, /var and the unit directory are chosen when installing, from the
+# prefix in force then (cmake --install --prefix, or /usr when cpack builds
+# the .deb), not from the one cached at configure time: the package's
+# layout must not depend on how a build tree was first configured.
+# Prefix /usr: /etc, /var, /lib/systemd/system; any other prefix P:
+# P/etc, P/var, P/lib/systemd/system. DESTDIR is honoured by file(INSTALL).
+file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/packaging/state/posagent)
+install(CODE "
+  if(CMAKE_INSTALL_PREFIX STREQUAL \"/usr\")
+    set(_pos_etc /etc)
+    set(_pos_var /var)
+    set(_pos_unit /lib/systemd/system)
+  else()
+    set(_pos_etc \"\${CMAKE_INSTALL_PREFIX}/etc\")
+    set(_pos_var \"\${CMAKE_INSTALL_PREFIX}/var\")
+    set(_pos_unit \"\${CMAKE_INSTALL_PREFIX}/lib/systemd/system\")
+  endif()
+  file(INSTALL DESTINATION \"\${_pos_etc}/posagent\" TYPE FILE
+       PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ
+       FILES \"${CMAKE_SOURCE_DIR}/conf/posagent.ini\")
+  file(INSTALL DESTINATION \"\${_pos_unit}\" TYPE FILE
+       PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
+       FILES \"${CMAKE_SOURCE_DIR}/platform/systemd/posagent.service\")
+  file(INSTALL DESTINATION \"\${_pos_var}/lib\" TYPE DIRECTORY
+       DIR_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+       FILES \"${CMAKE_BINARY_DIR}/packaging/state/posagent\")
+")
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 file(GLOB _pos_docs ${CMAKE_SOURCE_DIR}/docs/*.md)
 install(FILES ${_pos_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
