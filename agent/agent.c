@@ -7,6 +7,7 @@
 
 #include "hal/charset.h"
 
+#include "agent/api.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/sdnotify.h"
@@ -211,8 +212,10 @@ static void agent_on_inventory(pos_agent_t *a, const char *payload, size_t len)
 {
     pos_msg_t msg;
 
-    /* Validated now; the local cache (a later module) will store it. */
-    agent_decode(a, POS_MSG_CH_INVENTORY, a->channels[1].name, payload, len, &msg);
+    if (agent_decode(a, POS_MSG_CH_INVENTORY, a->channels[1].name, payload, len, &msg) == 0) {
+        /* The local copy changes at once: an offline read right after sees it. */
+        pos_cachesvc_inventory(&a->cache, &msg.u.inventory, payload, len);
+    }
 }
 
 static void agent_on_system(pos_agent_t *a, const char *payload, size_t len)
@@ -220,6 +223,10 @@ static void agent_on_system(pos_agent_t *a, const char *payload, size_t len)
     pos_msg_t msg;
 
     if (agent_decode(a, POS_MSG_CH_SYSTEM, a->channels[2].name, payload, len, &msg) != 0) {
+        return;
+    }
+    if (msg.type == POS_MSG_CACHE_INVALIDATE) {
+        pos_cachesvc_invalidate(&a->cache, msg.u.invalidate.pattern);
         return;
     }
     if (msg.type == POS_MSG_SYSTEM_ALERT) {
@@ -354,6 +361,12 @@ static void agent_payment_closed(pos_payment_t *p)
     agent_handle_closed((uv_handle_t *)&p->agent->heartbeat_timer);
 }
 
+static void agent_api_closed(void *arg)
+{
+    pos_agent_t *a = arg;
+    agent_handle_closed((uv_handle_t *)&a->heartbeat_timer);
+}
+
 static void agent_handle_closed(uv_handle_t *h)
 {
     pos_agent_t *a = h->data;
@@ -368,6 +381,7 @@ static void agent_close_all(pos_agent_t *a)
         (uv_handle_t *)&a->heartbeat_timer, (uv_handle_t *)&a->watchdog_timer,
         (uv_handle_t *)&a->shutdown_timer,  (uv_handle_t *)&a->sig_term,
         (uv_handle_t *)&a->sig_int,         (uv_handle_t *)&a->sig_hup,
+        (uv_handle_t *)&a->cache.flush_timer,
     };
 
     if (uv_is_closing((uv_handle_t *)&a->heartbeat_timer)) {
@@ -377,6 +391,12 @@ static void agent_close_all(pos_agent_t *a)
     for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
         uv_close(handles[i], agent_handle_closed);
     }
+    if (a->api != NULL) {
+        a->open_handles++;
+        pos_localapi_close(a->api, agent_api_closed, a);
+        a->api = NULL;
+    }
+    /* Stopping the link fails pending reads, which answers their clients. */
     pos_link_stop(&a->link, agent_link_stopped);
     pos_payment_close(&a->payment, agent_payment_closed);
 }
@@ -517,6 +537,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     }
     a->link.data = a;
     agent_store_open(a);
+    pos_cachesvc_init(&a->cache, a);
     {
         char err[256];
         rc = pos_payment_init(&a->payment, a, err, sizeof(err));
@@ -552,12 +573,14 @@ void pos_agent_start(pos_agent_t *a)
     }
     pos_payment_start(&a->payment);
     pos_payment_restore(&a->payment);
+    pos_api_start(a);
     pos_sd_notify("STATUS=connecting");
     pos_link_start(&a->link);
 }
 
 void pos_agent_dispose(pos_agent_t *a)
 {
+    pos_cachesvc_dispose(&a->cache);
     if (a->store_ok) {
         pos_journal_close(&a->journal);
         pos_outbox_close(&a->outbox);

@@ -11,7 +11,9 @@
 
 #include <uv.h>
 
+#include "agent/cache.h"
 #include "agent/delivery.h"
+#include "agent/localapi.h"
 #include "agent/journal.h"
 #include "agent/link.h"
 #include "agent/outbox.h"
@@ -47,6 +49,8 @@ struct pos_agent {
     pos_journal_t journal;
     bool store_ok;
     pos_delivery_t delivery;
+    pos_cachesvc_t cache;  /* offline reads */
+    pos_localapi_t *api;   /* the local socket; NULL if it could not start */
     pos_channel_t channels[3]; /* payment, inventory, system */
     char probe_channel[96];
     char client_name[96];

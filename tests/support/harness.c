@@ -299,6 +299,9 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
     if (strstr(ini, "[store]") == NULL) {
         fprintf(f, "\n[store]\npath = %s/store\n", a->dir);
     }
+    if (strstr(ini, "[local]") == NULL) {
+        fprintf(f, "\n[local]\nsocket = %s/agent.sock\n", a->dir);
+    }
     fclose(f);
     envp = build_env(env);
     if (envp == NULL) {

@@ -1,0 +1,259 @@
+#include "agent/cache.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "agent/agent.h"
+#include "agent/glob.h"
+#include "platform/clock.h"
+#include "platform/log.h"
+
+#define CACHE_FLUSH_MS   5000u
+#define CACHE_VALUE_MAX  (512u * 1024u)
+
+typedef struct cache_waiter {
+    pos_cachesvc_cb cb;
+    void *ctx;
+    struct cache_waiter *next;
+} cache_waiter_t;
+
+struct pos_cache_fetch {
+    pos_cachesvc_t *svc;
+    char *key;
+    size_t len;
+    cache_waiter_t *waiters;
+    pos_cache_fetch_t *next;
+};
+
+bool pos_cachesvc_cacheable(const char *key, size_t len)
+{
+    return len > 0 && len <= 511 && pos_cache_family_of(key, len) != POS_CACHE_OTHER;
+}
+
+static void cache_flush_cb(uv_timer_t *t)
+{
+    pos_cachesvc_t *s = t->data;
+    if (s->open) {
+        pos_cache_flush(&s->cache);
+    }
+}
+
+void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a)
+{
+    pos_cache_config_t cc;
+    const pos_config_t *c = &a->cfg;
+
+    memset(s, 0, sizeof(*s));
+    s->agent = a;
+    uv_timer_init(a->loop, &s->flush_timer);
+    s->flush_timer.data = s;
+    s->timer_open = true;
+    if (!a->store_ok) {
+        return;
+    }
+    memset(&cc, 0, sizeof(cc));
+    cc.ttl_ms[POS_CACHE_PRODUCT] = (uint64_t)c->cache_product_ttl_s * 1000u;
+    cc.ttl_ms[POS_CACHE_INVENTORY] = (uint64_t)c->cache_inventory_ttl_s * 1000u;
+    cc.ttl_ms[POS_CACHE_USER] = (uint64_t)c->cache_user_ttl_s * 1000u;
+    cc.ttl_ms[POS_CACHE_SESSION] = (uint64_t)c->cache_session_ttl_s * 1000u;
+    cc.max_bytes = (uint64_t)c->store_cache_max_mb << 20;
+    if (pos_cache_open(&s->cache, &a->store, &cc) != 0) {
+        POS_ERR("cache", "cannot open the cache; reads go to Redis only");
+        return;
+    }
+    s->open = true;
+    /* LRU touches are batched by the store; write them out now and then
+     * (this timer is the only periodic wake-up the cache adds). */
+    uv_timer_start(&s->flush_timer, cache_flush_cb, CACHE_FLUSH_MS, CACHE_FLUSH_MS);
+}
+
+/* The local copy, whatever its age. Returns 0, -ENOENT or an error. */
+static int cache_local(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
+                       void *ctx, bool only_fresh)
+{
+    static char buf[CACHE_VALUE_MAX];
+    pos_cache_info_t info;
+    int rc;
+
+    if (!s->open) {
+        return -ENOENT;
+    }
+    rc = pos_cache_get(&s->cache, key, len, pos_clock_wall_ms(), buf, sizeof(buf), &info);
+    if (rc < 0) {
+        return rc;
+    }
+    if (only_fresh && !info.fresh) {
+        return -ESTALE;
+    }
+    cb(ctx, 0, buf, info.meta.value_len, info.age_ms, info.fresh);
+    return 0;
+}
+
+static void cache_fetch_done(void *ctx, const redisReply *r, int err)
+{
+    pos_cache_fetch_t *f = ctx;
+    pos_cachesvc_t *s = f->svc;
+    cache_waiter_t *w, *next;
+
+    /* Unlink first: callbacks may start new reads of the same key. */
+    for (pos_cache_fetch_t **pp = &s->fetches; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    if (err == 0 && r->type == REDIS_REPLY_STRING) {
+        if (s->open) {
+            pos_cache_put(&s->cache, f->key, f->len, r->str, r->len,
+                          pos_cache_family_of(f->key, f->len), pos_clock_wall_ms());
+        }
+        for (w = f->waiters; w != NULL; w = w->next) {
+            w->cb(w->ctx, 0, r->str, r->len, 0, true);
+        }
+    } else if (err == 0 && r->type == REDIS_REPLY_NIL) {
+        /* Gone from Redis: gone here too. */
+        if (s->open) {
+            pos_cache_delete(&s->cache, f->key, f->len);
+        }
+        for (w = f->waiters; w != NULL; w = w->next) {
+            w->cb(w->ctx, -ENOENT, NULL, 0, 0, true);
+        }
+    } else {
+        /* Redis did not answer (or refused): serve what we have. */
+        for (w = f->waiters; w != NULL; w = w->next) {
+            if (cache_local(s, f->key, f->len, w->cb, w->ctx, false) != 0) {
+                w->cb(w->ctx, err != 0 ? err : -EIO, NULL, 0, 0, false);
+            }
+        }
+    }
+    for (w = f->waiters; w != NULL; w = next) {
+        next = w->next;
+        free(w);
+    }
+    free(f->key);
+    free(f);
+}
+
+void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
+                       void *ctx)
+{
+    pos_cache_fetch_t *f;
+    cache_waiter_t *w;
+
+    if (cache_local(s, key, len, cb, ctx, true) == 0) {
+        return; /* fresh */
+    }
+    if (!pos_link_is_online(&s->agent->link)) {
+        if (cache_local(s, key, len, cb, ctx, false) != 0) {
+            cb(ctx, -ENOENT, NULL, 0, 0, false);
+        }
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        cb(ctx, -ENOMEM, NULL, 0, 0, false);
+        return;
+    }
+    w->cb = cb;
+    w->ctx = ctx;
+    for (f = s->fetches; f != NULL; f = f->next) {
+        if (f->len == len && memcmp(f->key, key, len) == 0) {
+            w->next = f->waiters; /* one GET serves every concurrent miss */
+            f->waiters = w;
+            s->fetches_shared++;
+            return;
+        }
+    }
+    f = calloc(1, sizeof(*f));
+    if (f == NULL || (f->key = malloc(len + 1)) == NULL) {
+        free(f);
+        free(w);
+        cb(ctx, -ENOMEM, NULL, 0, 0, false);
+        return;
+    }
+    memcpy(f->key, key, len);
+    f->key[len] = '\0';
+    f->len = len;
+    f->svc = s;
+    f->waiters = w;
+    const char *argv[] = {"GET", f->key};
+    size_t lens[] = {3, len};
+    if (pos_link_command(&s->agent->link, cache_fetch_done, f, 2, argv, lens) != 0) {
+        free(f->key);
+        free(f);
+        free(w);
+        if (cache_local(s, key, len, cb, ctx, false) != 0) {
+            cb(ctx, -ENOENT, NULL, 0, 0, false);
+        }
+        return;
+    }
+    f->next = s->fetches;
+    s->fetches = f;
+}
+
+void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, const char *json,
+                            size_t len)
+{
+    char key[160];
+    cJSON *root;
+    char *value;
+
+    if (!s->open) {
+        return;
+    }
+    snprintf(key, sizeof(key), "inventory:%s:%s", inv->store_id, inv->product_id);
+    /* The body minus "type" becomes the cached value (CONTRACT.md). The
+     * decoder validated it, so it parses. */
+    root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "type");
+    value = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (value == NULL) {
+        return;
+    }
+    int rc = pos_cache_put(&s->cache, key, strlen(key), value, strlen(value),
+                           POS_CACHE_INVENTORY, pos_clock_wall_ms());
+    if (rc != 0) {
+        POS_WARN("cache", "%s not updated: %s", key, strerror(-rc));
+    }
+    cJSON_free(value);
+}
+
+typedef struct glob_ctx {
+    const char *pattern;
+    size_t len;
+} glob_ctx_t;
+
+static bool cache_glob(void *ctx, const char *key, size_t key_len)
+{
+    const glob_ctx_t *g = ctx;
+    return pos_glob_match(g->pattern, g->len, key, key_len);
+}
+
+void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
+{
+    glob_ctx_t g = {pattern, strlen(pattern)};
+    size_t n = 0;
+
+    if (!s->open) {
+        return;
+    }
+    if (pos_cache_delete_if(&s->cache, cache_glob, &g, &n) == 0) {
+        POS_INFO("cache", "invalidated %zu entries", n);
+    }
+}
+
+void pos_cachesvc_dispose(pos_cachesvc_t *s)
+{
+    if (s->open) {
+        pos_cache_close(&s->cache);
+        s->open = false;
+    }
+}

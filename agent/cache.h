@@ -1,0 +1,63 @@
+#ifndef AGENT_CACHE_H
+#define AGENT_CACHE_H
+
+/*
+ * The offline cache as the agent uses it (over agent/cache_store.c):
+ * read-through while online (a miss or an expired entry is fetched with GET,
+ * stored with its fetch time and returned; concurrent misses of one key
+ * share one GET), the last known value while offline however old, local
+ * updates from INVENTORY_UPDATED / LOW_STOCK_ALERT, and CACHE_INVALIDATE by
+ * Redis glob. Only the contract's families are cached: product:,
+ * inventory:, user:, session:.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "agent/cache_store.h"
+#include "agent/messages.h"
+
+typedef struct pos_agent pos_agent_t;
+
+/* Result of a read. status: 0 found, -ENOENT not found, or an error.
+ * value is only valid during the call. */
+typedef void (*pos_cachesvc_cb)(void *ctx, int status, const char *value, size_t len,
+                                uint64_t age_ms, bool fresh);
+
+typedef struct pos_cache_fetch pos_cache_fetch_t;
+
+typedef struct pos_cachesvc {
+    pos_agent_t *agent;
+    pos_cache_t cache;
+    bool open;
+    uv_timer_t flush_timer; /* writes LRU touches out now and then */
+    bool timer_open;
+    pos_cache_fetch_t *fetches; /* GETs in flight, by key */
+    uint64_t fetches_shared;    /* reads that joined a GET already in flight */
+} pos_cachesvc_t;
+
+/* Opens the cache on the agent's store (if the store is open). */
+void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a);
+
+/* True for keys of a cached family. */
+bool pos_cachesvc_cacheable(const char *key, size_t len);
+
+/* Reads key; cb runs now or after a GET (never twice). */
+void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
+                       void *ctx);
+
+/* An inventory message: the body minus "type" becomes the cached value. */
+void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv,
+                            const char *json, size_t len);
+
+/* CACHE_INVALIDATE: drops the entries matching the glob. */
+void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern);
+
+/* Writes pending touches and closes the cache (after the loop ends; the
+ * agent closes flush_timer with its other handles). */
+void pos_cachesvc_dispose(pos_cachesvc_t *s);
+
+#endif /* AGENT_CACHE_H */

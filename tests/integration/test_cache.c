@@ -1,0 +1,273 @@
+/*
+ * Offline reads and the local API end to end: the POS application's view.
+ * Values read while online are served while Redis is down and after the
+ * agent restarts offline; inventory messages update the local copy at once;
+ * CACHE_INVALIDATE drops entries by glob; messages published through the
+ * local API while offline arrive, all and in order, after a restart.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+#define TID "T-0001"
+#define SID "S-042"
+
+typedef struct fixture {
+    pos_test_redis_t redis;
+    pos_test_agent_t agent;
+    char sock[400];
+    int starts; /* the log accumulates across restarts of the agent */
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (f->agent.pid > 0) {
+        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
+    }
+    pos_test_agent_cleanup(&f->agent);
+    pos_test_redis_stop(&f->redis);
+    free(f);
+    return 0;
+}
+
+static void start_agent(fixture_t *f)
+{
+    char ini[1024];
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = redis://127.0.0.1:%u\n"
+             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n[log]\nlevel = debug\n",
+             (unsigned)f->redis.port);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->agent.dir);
+    f->starts++;
+    assert_true(pos_test_agent_wait_log(&f->agent, "local API on", f->starts, 5000));
+}
+
+static redisContext *local(fixture_t *f)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectUnixWithTimeout(f->sock, tv);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* GET through the local API: the value (malloc'd) or NULL for nil. */
+static char *lget(fixture_t *f, const char *key)
+{
+    redisContext *c = local(f);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    assert_non_null(r);
+    char *v = NULL;
+    if (r->type == REDIS_REPLY_STRING) {
+        v = strndup(r->str, r->len);
+    } else {
+        assert_int_equal(r->type, REDIS_REPLY_NIL);
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+static void redis_set(fixture_t *f, const char *key, const char *value)
+{
+    redisReply *r = pos_test_redis_cmd(&f->redis, "SET %s %s", key, value);
+    assert_non_null(r);
+    freeReplyObject(r);
+}
+
+static void test_reads_survive_outage_and_restart(void **state)
+{
+    fixture_t *f = *state;
+    redis_set(f, "product:P-1", "{\"name\":\"Espresso\",\"price\":2.50}");
+    redis_set(f, "user:U-9", "{\"name\":\"Ann\"}");
+    start_agent(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+
+    char *v = lget(f, "product:P-1");
+    assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
+    free(v);
+    assert_null(lget(f, "product:NOPE"));
+    /* MGET, EXISTS, TTL */
+    redisContext *c = local(f);
+    redisReply *r = redisCommand(c, "MGET product:P-1 user:U-9 product:NOPE");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[1]->str, "{\"name\":\"Ann\"}");
+    assert_int_equal(r->element[2]->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    r = redisCommand(c, "EXISTS product:P-1 user:U-9 product:NOPE");
+    assert_int_equal(r->integer, 2);
+    freeReplyObject(r);
+    r = redisCommand(c, "TTL product:P-1");
+    assert_true(r->integer > 7100 && r->integer <= 7200);
+    freeReplyObject(r);
+    r = redisCommand(c, "GET terminal:" TID ":status"); /* not a cached family */
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    redisFree(c);
+
+    /* Redis down: the same values. */
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    v = lget(f, "product:P-1");
+    assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
+    free(v);
+
+    /* The agent restarts with Redis still down: still served. */
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    start_agent(f);
+    v = lget(f, "product:P-1");
+    assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
+    free(v);
+    v = lget(f, "user:U-9");
+    assert_string_equal(v, "{\"name\":\"Ann\"}");
+    free(v);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+static void test_inventory_messages_and_invalidation(void **state)
+{
+    fixture_t *f = *state;
+    start_agent(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH inventory:" SID " %s",
+                                  "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID "\","
+                                  "\"productId\":\"P-7\",\"quantity\":41,"
+                                  "\"lowStockThreshold\":5}"),
+                     1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "INVENTORY_UPDATED", 1, 3000));
+    pos_test_sleep_ms(100);
+    /* Offline right after: the new quantity, from the message itself. */
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    char *v = lget(f, "inventory:" SID ":P-7");
+    assert_non_null(v);
+    assert_non_null(strstr(v, "\"quantity\":41"));
+    assert_null(strstr(v, "\"type\""));
+    free(v);
+
+    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH inventory:" SID " %s",
+                                  "{\"type\":\"LOW_STOCK_ALERT\",\"storeId\":\"" SID "\","
+                                  "\"productId\":\"P-8\",\"quantity\":3,\"lowStockThreshold\":5}"),
+                     1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "LOW_STOCK_ALERT", 1, 3000));
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH system:alerts %s",
+                                  "{\"type\":\"CACHE_INVALIDATE\",\"pattern\":\"inventory:" SID
+                                  ":P-[7]\"}"),
+                     1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "invalidated 1 entries", 1, 3000));
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 2, 5000));
+    assert_null(lget(f, "inventory:" SID ":P-7")); /* dropped */
+    v = lget(f, "inventory:" SID ":P-8");          /* kept */
+    assert_non_null(strstr(v, "\"quantity\":3"));
+    free(v);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+static void test_publish_while_offline_across_restart(void **state)
+{
+    fixture_t *f = *state;
+    redisReply *r = pos_test_redis_cmd(&f->redis, "ACL SETUSER cloud on >pw ~* &* +@all");
+    freeReplyObject(r);
+    start_agent(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    /* The cloud listens as its own user; the agent is cut off. */
+    redisContext *sub = redisConnect("127.0.0.1", f->redis.port);
+    r = redisCommand(sub, "AUTH cloud pw");
+    freeReplyObject(r);
+    r = redisCommand(sub, "SUBSCRIBE pos:events");
+    freeReplyObject(r);
+    redisContext *adm = redisConnect("127.0.0.1", f->redis.port);
+    r = redisCommand(adm, "AUTH cloud pw");
+    freeReplyObject(r);
+    r = redisCommand(adm, "ACL SETUSER default off");
+    freeReplyObject(r);
+    r = redisCommand(adm, "CLIENT KILL USER default");
+    freeReplyObject(r);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+
+    /* 1,000 messages through the local API, the agent restarted half way. */
+    redisContext *c = local(f);
+    for (int i = 0; i < 1000; i++) {
+        if (i == 500) {
+            redisFree(c);
+            assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+            start_agent(f);
+            c = local(f);
+        }
+        r = redisCommand(c, "PUBLISH pos:events {\"seq\":%d}", i);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    r = redisCommand(adm, "ACL SETUSER default on");
+    freeReplyObject(r);
+
+    struct timeval tv = {10, 0};
+    redisSetTimeout(sub, tv);
+    for (int i = 0; i < 1000; i++) {
+        void *reply = NULL;
+        assert_int_equal(redisGetReply(sub, &reply), REDIS_OK);
+        r = reply;
+        char want[32];
+        snprintf(want, sizeof(want), "{\"seq\":%d,", i);
+        if (strncmp(r->element[2]->str, want, strlen(want)) != 0) {
+            fail_msg("message %d: got %s", i, r->element[2]->str);
+        }
+        assert_non_null(strstr(r->element[2]->str, "\"outboxId\":"));
+        freeReplyObject(r);
+    }
+    redisFree(sub);
+    redisFree(adm);
+
+    /* INFO sections */
+    c = local(f);
+    r = redisCommand(c, "INFO");
+    const char *sections[] = {"# server", "# link", "# cache", "# outbox", "# payment",
+                              "# devices"};
+    for (int i = 0; i < 6; i++) {
+        assert_non_null(strstr(r->str, sections[i]));
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reads_survive_outage_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inventory_messages_and_invalidation, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_publish_while_offline_across_restart, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
+}
