@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "agent/agent.h"
+#include "agent/cli.h"
 #include "conf/config.h"
 #include "platform/log.h"
 
@@ -36,6 +37,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: posagent [--config FILE] [--check-config]\n"
+            "       posagent [--config FILE] status | cache get KEY | outbox\n"
             "       posagent --version | --help\n"
             "\n"
             "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG
@@ -153,13 +155,25 @@ int main(int argc, char **argv)
             return EX_USAGE_CODE;
         }
     }
+    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
+        path = DEFAULT_CONFIG;
+    }
+    if (optind < argc && (strcmp(argv[optind], "status") == 0 ||
+                          strcmp(argv[optind], "cache") == 0 ||
+                          strcmp(argv[optind], "outbox") == 0)) {
+        /* The technician's CLI: talk to the running agent on its socket. */
+        const char *sock = "/run/posagent/agent.sock";
+        if (pos_config_load(&cfg, path, environ, &err) == 0) {
+            sock = cfg.local_socket;
+        }
+        rc = pos_cli_main(argc - optind, argv + optind, sock);
+        pos_config_wipe(&cfg);
+        return rc;
+    }
     if (optind != argc) {
         fprintf(stderr, "posagent: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
         return EX_USAGE_CODE;
-    }
-    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
-        path = DEFAULT_CONFIG;
     }
 
     rc = pos_config_load(&cfg, path, environ, &err);

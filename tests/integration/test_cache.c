@@ -145,7 +145,24 @@ static void test_reads_survive_outage_and_restart(void **state)
     v = lget(f, "user:U-9");
     assert_string_equal(v, "{\"name\":\"Ann\"}");
     free(v);
+
+    /* The technician's CLI on the same socket. */
+    const char *bin = getenv("POSAGENT_BIN");
+    char *out = NULL;
+    const char *get[] = {bin, "--config", f->agent.conf, "cache", "get", "product:P-1", NULL};
+    assert_int_equal(pos_test_run(get, NULL, &out, 10000), 0);
+    assert_non_null(strstr(out, "Espresso"));
+    free(out);
+    const char *status[] = {bin, "--config", f->agent.conf, "status", NULL};
+    assert_int_equal(pos_test_run(status, NULL, &out, 10000), 0);
+    assert_non_null(strstr(out, TID));
+    free(out);
+    const char *outbox[] = {bin, "--config", f->agent.conf, "outbox", NULL};
+    assert_int_equal(pos_test_run(outbox, NULL, &out, 10000), 0);
+    free(out);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_run(status, NULL, &out, 10000), 69); /* agent not running */
+    free(out);
 }
 
 static void test_inventory_messages_and_invalidation(void **state)
