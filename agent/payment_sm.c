@@ -762,11 +762,12 @@ int pos_payment_sm_restore(pos_payment_sm_t *sm, const pos_payment_record_t *rec
         act_record(out, &r);
     } else if (!is_final(r.state)) {
         /* Started, outcome never seen: the card may or may not have been
-         * charged. Never retried; reported as declined "unknown". */
-        copy_str(r.reason, sizeof(r.reason), "unknown");
-        act_publish(out, POS_MSG_OUT_PAYMENT_DECLINED, &r, "unknown");
+         * charged. Never retried; reported as declined "interrupted" and
+         * counted in payments_interrupted, the reconciliation list. */
+        copy_str(r.reason, sizeof(r.reason), "interrupted");
+        act_publish(out, POS_MSG_OUT_PAYMENT_DECLINED, &r, "interrupted");
         push(out, POS_PAY_ACT_SREM_ACTIVE, r.transaction_id);
-        act_counter(out, "payments_unknown");
+        act_counter(out, "payments_interrupted");
         r.state = POS_PAY_UNKNOWN;
         act_record(out, &r);
     } else if (r.state != POS_PAY_DONE && r.state != POS_PAY_CANCELLED && !reason_ok(r.reason)) {

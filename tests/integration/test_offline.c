@@ -262,7 +262,8 @@ static void test_kill9_mid_payment(void **state)
     j = next_new_msg(f, &seen);
     assert_non_null(j);
     assert_string_equal(type_of(j), "PAYMENT_DECLINED");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "reason")->valuestring, "unknown");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "reason")->valuestring,
+                        "interrupted");
     cJSON_Delete(j);
     /* The cloud asks again: answered from the journal, never charged. */
     cmd(f, "PUBLISH payment:" TID " %s", req);

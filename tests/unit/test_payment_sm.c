@@ -811,12 +811,13 @@ static void test_restore(void **state)
     assert_int_equal(acts.count, 0);
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), -EEXIST);
 
-    /* Crashed mid-payment: never retried, reported unknown. */
+    /* Crashed mid-payment: never retried, reported interrupted and counted
+     * for reconciliation. */
     r = rec_of("mid-1", POS_PAY_PROCESSING);
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), 0);
     render(&acts);
-    assert_string_equal(rendered, "PAYMENT_DECLINED:unknown@mid-1 SREM INCR(payments_unknown) "
-                                  "RECORD(UNKNOWN)");
+    assert_string_equal(rendered, "PAYMENT_DECLINED:interrupted@mid-1 SREM "
+                                  "INCR(payments_interrupted) RECORD(UNKNOWN)");
     r = rec_of("mid-2", POS_PAY_STARTING);
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), 0);
     assert_int_equal(acts.a[acts.count - 1].u.record.state, POS_PAY_UNKNOWN);
@@ -836,8 +837,8 @@ static void test_restore(void **state)
     static const step_t steps[] = {
         {"req done-1 1234", "PAYMENT_APPROVED@done-1", POS_PAY_IDLE},
         {"req dec-1 1234", "PAYMENT_DECLINED:insufficient_funds@dec-1", POS_PAY_IDLE},
-        {"req mid-1 1234", "PAYMENT_DECLINED:unknown@mid-1", POS_PAY_IDLE},
-        {"req mid-2 1234", "PAYMENT_DECLINED:unknown@mid-2", POS_PAY_IDLE},
+        {"req mid-1 1234", "PAYMENT_DECLINED:interrupted@mid-1", POS_PAY_IDLE},
+        {"req mid-2 1234", "PAYMENT_DECLINED:interrupted@mid-2", POS_PAY_IDLE},
         {"req appr-1 1234", "PAYMENT_APPROVED@appr-1", POS_PAY_IDLE},
         {"reprint done-1", "PRINT_COPY", POS_PAY_IDLE},
     };
