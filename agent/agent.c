@@ -128,8 +128,10 @@ static void agent_on_online(pos_link_t *l)
         a->ready_notified = true;
     }
     pos_sd_notifyf("STATUS=online: %s:%u", a->cfg.redis.host, (unsigned)a->cfg.redis.port);
-    /* What waited in the outbox goes out now, oldest first. */
+    /* What waited in the outbox goes out now, oldest first; cached entries
+     * not verified since the link went down are checked against Redis. */
     pos_delivery_online(&a->delivery);
+    pos_cachesvc_online(&a->cache, a->unverified_since_ms);
 }
 
 static void agent_on_offline(pos_link_t *l, int err)
@@ -137,6 +139,7 @@ static void agent_on_offline(pos_link_t *l, int err)
     pos_agent_t *a = l->data;
 
     uv_timer_stop(&a->heartbeat_timer);
+    a->unverified_since_ms = pos_clock_wall_ms();
     pos_sd_notifyf("STATUS=offline: %s, reconnecting", strerror(-err));
 }
 
@@ -504,6 +507,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     a->config_path = config_path;
     a->published = POS_TERM_OFFLINE;
     a->started_ms = pos_clock_mono_ms();
+    a->unverified_since_ms = pos_clock_wall_ms();
     for (int i = 0; i < POS_DEV_COUNT; i++) {
         a->devices[i] = POS_DEV_OFFLINE; /* until the driver says otherwise */
     }

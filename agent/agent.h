@@ -67,6 +67,7 @@ struct pos_agent {
     pos_dev_state_t devices[POS_DEV_COUNT];
     bool payment_active;
     uint64_t started_ms;          /* monotonic */
+    uint64_t unverified_since_ms; /* wall clock: the start, then each disconnect */
     bool ready_notified;
     bool stopping;
     unsigned shutdown_waits;      /* offline-status replies still expected */

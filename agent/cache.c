@@ -1,6 +1,7 @@
 #include "agent/cache.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,134 @@ void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
     if (pos_cache_delete_if(&s->cache, cache_glob, &g, &n) == 0) {
         POS_INFO("cache", "invalidated %zu entries", n);
     }
+}
+
+#define REVAL_BATCH 100
+
+typedef struct reval_batch {
+    pos_cachesvc_t *svc;
+    uint64_t epoch;
+    size_t n;
+    char *keys[REVAL_BATCH];
+    size_t lens[REVAL_BATCH];
+} reval_batch_t;
+
+static void reval_next(pos_cachesvc_t *s);
+
+static int reval_visit(void *ctx, const char *key, size_t key_len, const pos_cache_meta_t *meta)
+{
+    reval_batch_t *b = ctx;
+
+    if (!meta->stale || b->n >= REVAL_BATCH) {
+        return 0; /* verified since the disconnect (or the batch is full) */
+    }
+    b->keys[b->n] = malloc(key_len + 1);
+    if (b->keys[b->n] == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(b->keys[b->n], key, key_len);
+    b->keys[b->n][key_len] = '\0';
+    b->lens[b->n] = key_len;
+    b->n++;
+    return 0;
+}
+
+static void reval_free(reval_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->keys[i]);
+    }
+    free(b);
+}
+
+static void reval_reply(void *ctx, const redisReply *r, int err)
+{
+    reval_batch_t *b = ctx;
+    pos_cachesvc_t *s = b->svc;
+    pos_cache_item_t items[REVAL_BATCH];
+    size_t n = 0;
+
+    if (err != 0 || b->epoch != s->reval_epoch || !s->open) {
+        reval_free(b); /* link gone: the next reconnect starts again */
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == b->n) {
+        for (size_t i = 0; i < b->n; i++) {
+            const redisReply *v = r->element[i];
+            if (v->type == REDIS_REPLY_STRING) {
+                items[n].key = b->keys[i];
+                items[n].key_len = b->lens[i];
+                items[n].value = v->str;
+                items[n].value_len = v->len;
+                items[n].family = pos_cache_family_of(b->keys[i], b->lens[i]);
+                n++;
+            } else if (v->type == REDIS_REPLY_NIL) {
+                pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
+            }
+        }
+        /* One durable commit for the whole batch. */
+        if (n > 0 && pos_cache_put_batch(&s->cache, items, n, pos_clock_wall_ms()) == 0) {
+            s->revalidated += n;
+        }
+    }
+    reval_free(b);
+    reval_next(s);
+}
+
+static void reval_next(pos_cachesvc_t *s)
+{
+    reval_batch_t *b;
+
+    while (!s->reval.done) {
+        b = calloc(1, sizeof(*b));
+        if (b == NULL) {
+            break;
+        }
+        b->svc = s;
+        b->epoch = s->reval_epoch;
+        if (pos_cache_scan(&s->cache, &s->reval, REVAL_BATCH, reval_visit, b) < 0) {
+            reval_free(b);
+            break;
+        }
+        if (b->n == 0) {
+            reval_free(b);
+            continue; /* nothing stale in this stretch of keys */
+        }
+        const char *argv[REVAL_BATCH + 1];
+        size_t lens[REVAL_BATCH + 1];
+        argv[0] = "MGET";
+        lens[0] = 4;
+        for (size_t i = 0; i < b->n; i++) {
+            argv[i + 1] = b->keys[i];
+            lens[i + 1] = b->lens[i];
+        }
+        if (pos_link_command(&s->agent->link, reval_reply, b, (int)b->n + 1, argv, lens) != 0) {
+            reval_free(b);
+            break;
+        }
+        return; /* one batch in flight at a time: the loop stays responsive */
+    }
+    if (s->reval.done && s->revalidating) {
+        s->revalidating = false;
+        POS_INFO("cache", "revalidated after reconnect: %" PRIu64 " entries refreshed",
+                 s->revalidated);
+    }
+}
+
+void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms)
+{
+    size_t stale = 0;
+
+    if (!s->open) {
+        return;
+    }
+    pos_cache_mark_stale_before(&s->cache, since_ms, &stale);
+    memset(&s->reval, 0, sizeof(s->reval));
+    s->reval_epoch++;
+    s->revalidating = true;
+    s->revalidated = 0;
+    POS_DEBUG("cache", "%zu entries to revalidate", stale);
+    reval_next(s);
 }
 
 void pos_cachesvc_dispose(pos_cachesvc_t *s)

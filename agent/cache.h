@@ -37,6 +37,10 @@ typedef struct pos_cachesvc {
     bool timer_open;
     pos_cache_fetch_t *fetches; /* GETs in flight, by key */
     uint64_t fetches_shared;    /* reads that joined a GET already in flight */
+    pos_cache_cursor_t reval;   /* revalidation walk after a reconnect */
+    bool revalidating;
+    uint64_t reval_epoch;       /* bumped per reconnect: stale batches stop */
+    uint64_t revalidated;       /* entries confirmed or refreshed by MGET */
 } pos_cachesvc_t;
 
 /* Opens the cache on the agent's store (if the store is open). */
@@ -48,6 +52,13 @@ bool pos_cachesvc_cacheable(const char *key, size_t len);
 /* Reads key; cb runs now or after a GET (never twice). */
 void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
                        void *ctx);
+
+/*
+ * The link is online again: entries not verified since since_ms (epoch ms;
+ * the disconnect, or the agent's start) are marked stale and revalidated
+ * with MGET in batches, never dropped while the link is down.
+ */
+void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms);
 
 /* An inventory message: the body minus "type" becomes the cached value. */
 void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv,

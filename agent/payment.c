@@ -340,6 +340,27 @@ static void payment_device_event(pos_hal_device_t *dev, const pos_hal_event_t *h
 
 /* ---- messages ------------------------------------------------------------------- */
 
+/* A transaction id the state machine's history has forgotten (it keeps 256)
+ * but the journal still holds: put its record back first, so that the
+ * request is answered from it and never charges the card again. */
+static void payment_recall(pos_payment_t *p, const char *tx)
+{
+    pos_payment_record_t rec;
+    pos_payment_actions_t out;
+    pos_payment_state_t st;
+
+    if (!p->agent->store_ok || pos_payment_sm_lookup(&p->sm, tx, &st) == 0 ||
+        pos_journal_get(&p->agent->journal, tx, &rec) != 0) {
+        return;
+    }
+    if (pos_payment_sm_restore(&p->sm, &rec, &out) == 0) {
+        POS_INFO("payment", "%s recalled from the journal", tx);
+        payment_perform(p, &out);
+    }
+    memset(&rec, 0, sizeof(rec));
+    memset(&out, 0, sizeof(out));
+}
+
 void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
 {
     pos_agent_t *a = p->agent;
@@ -388,6 +409,7 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     POS_INFO("msg", "payment:%s: %s", a->cfg.terminal_id, pos_msg_type_name(msg.type));
     switch (msg.type) {
     case POS_MSG_PAYMENT_REQUESTED:
+        payment_recall(p, msg.u.payment.transaction_id);
         ev.kind = POS_PAY_EV_REQUEST;
         ev.request = &msg.u.payment;
         payment_run(p, &ev);

@@ -188,6 +188,13 @@ static void test_inventory_messages_and_invalidation(void **state)
 
     assert_int_equal(pos_test_redis_start(&f->redis), 0);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
+    /* Redis came back empty: revalidation found P-7 gone and dropped it. */
+    assert_true(pos_test_agent_wait_log(&f->agent, "revalidated after reconnect", 2, 5000));
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH inventory:" SID " %s",
+                                  "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID "\","
+                                  "\"productId\":\"P-7\",\"quantity\":40,"
+                                  "\"lowStockThreshold\":5}"),
+                     1);
     assert_int_equal(pos_test_int(&f->redis, "PUBLISH inventory:" SID " %s",
                                   "{\"type\":\"LOW_STOCK_ALERT\",\"storeId\":\"" SID "\","
                                   "\"productId\":\"P-8\",\"quantity\":3,\"lowStockThreshold\":5}"),
@@ -277,6 +284,45 @@ static void test_publish_while_offline_across_restart(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* A value changed in Redis while the agent was cut off is served within a
+ * few seconds of the link coming back: entries not verified since the
+ * disconnect are revalidated with MGET. */
+static void test_revalidation_after_reconnect(void **state)
+{
+    fixture_t *f = *state;
+    redisReply *r = pos_test_redis_cmd(&f->redis, "ACL SETUSER cloud on >pw ~* &* +@all");
+    freeReplyObject(r);
+    redis_set(f, "product:P-2", "old");
+    start_agent(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    char *v = lget(f, "product:P-2");
+    assert_string_equal(v, "old");
+    free(v);
+
+    redisContext *adm = redisConnect("127.0.0.1", f->redis.port);
+    r = redisCommand(adm, "AUTH cloud pw");
+    freeReplyObject(r);
+    r = redisCommand(adm, "ACL SETUSER default off");
+    freeReplyObject(r);
+    r = redisCommand(adm, "CLIENT KILL USER default");
+    freeReplyObject(r);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    r = redisCommand(adm, "SET product:P-2 new");
+    freeReplyObject(r);
+    v = lget(f, "product:P-2"); /* offline: the last known value */
+    assert_string_equal(v, "old");
+    free(v);
+    r = redisCommand(adm, "ACL SETUSER default on");
+    freeReplyObject(r);
+    redisFree(adm);
+    /* the first line comes from the first connect */
+    assert_true(pos_test_agent_wait_log(&f->agent, "revalidated after reconnect", 2, 5000));
+    v = lget(f, "product:P-2");
+    assert_string_equal(v, "new");
+    free(v);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +331,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_publish_while_offline_across_restart, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_revalidation_after_reconnect, setup, teardown),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
