@@ -15,6 +15,7 @@
 #define SHUTDOWN_WAIT_MS 2000u
 
 static void agent_handle_closed(uv_handle_t *h);
+static void agent_track(pos_agent_t *a);
 
 /* ---- status and heartbeat ---------------------------------------------- */
 
@@ -128,10 +129,63 @@ static void agent_on_online(pos_link_t *l)
         a->ready_notified = true;
     }
     pos_sd_notifyf("STATUS=online: %s:%u", a->cfg.redis.host, (unsigned)a->cfg.redis.port);
+    agent_track(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
      * not verified since the link went down are checked against Redis. */
     pos_delivery_online(&a->delivery);
     pos_cachesvc_online(&a->cache, a->unverified_since_ms);
+}
+
+static void agent_on_invalidate(pos_link_t *l, const redisReply *keys)
+{
+    pos_agent_t *a = l->data;
+
+    if (!a->cache.open) {
+        return;
+    }
+    if (keys == NULL) {
+        size_t n = 0;
+        pos_cache_mark_all_stale(&a->cache.cache, &n); /* FLUSHALL / FLUSHDB */
+        POS_INFO("cache", "Redis flushed: %zu entries marked stale", n);
+        return;
+    }
+    for (size_t i = 0; i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+        if (k->type == REDIS_REPLY_STRING) {
+            /* Refetched at the next read. */
+            pos_cache_mark_stale(&a->cache.cache, k->str, k->len);
+        }
+    }
+}
+
+static void agent_track_reply(void *ctx, const redisReply *r, int err)
+{
+    (void)ctx;
+    if (err == 0 && r->type == REDIS_REPLY_ERROR) {
+        POS_WARN("cache", "CLIENT TRACKING refused (%.*s): cached entries rely on their TTL "
+                          "and the reconnect revalidation",
+                 (int)(r->len > 200 ? 200 : r->len), r->str);
+    } else if (err == 0) {
+        POS_DEBUG("cache", "server-assisted invalidation on");
+    }
+}
+
+/* Redis tells the subscriber when a cached family's key changes: broadcast
+ * mode, by prefix, redirected to the subscriber connection (RESP2). Issued
+ * at every connect, since both connections are new then. */
+static void agent_track(pos_agent_t *a)
+{
+    char id[24], inventory[96];
+
+    if (!a->cache.open || a->link.sub_client_id <= 0) {
+        return;
+    }
+    snprintf(id, sizeof(id), "%lld", a->link.sub_client_id);
+    snprintf(inventory, sizeof(inventory), "inventory:%s:", a->cfg.store_id);
+    const char *argv[] = {"CLIENT", "TRACKING", "on",       "REDIRECT", id,     "BCAST",
+                          "PREFIX", "product:", "PREFIX",   inventory,  "PREFIX", "user:",
+                          "PREFIX", "session:"};
+    pos_link_commandv(&a->link, agent_track_reply, NULL, 14, argv);
 }
 
 static void agent_on_offline(pos_link_t *l, int err)
@@ -498,6 +552,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         .on_online = agent_on_online,
         .on_offline = agent_on_offline,
         .on_message = agent_on_message,
+        .on_invalidate = agent_on_invalidate,
     };
     int rc;
 

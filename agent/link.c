@@ -8,6 +8,7 @@
 #include "platform/log.h"
 
 #define LINK_PROBE_INTERVAL_MS 10000u
+#define LINK_INVALIDATE_CHANNEL "__redis__:invalidate"
 #define LINK_STABLE_AFTER_MS   10000u
 
 static void link_conn_open(pos_conn_t *c);
@@ -168,6 +169,18 @@ static void link_subscribe_cb(void *ctx, const redisReply *r, int err)
     link_step_done(s);
 }
 
+static void link_clientid_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_side_t *s = ctx;
+
+    if (err != 0) {
+        return;
+    }
+    /* Without an id (a restricted server) tracking is simply not set up. */
+    s->link->sub_client_id = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    link_step_done(s);
+}
+
 static void link_probe_timer_cb(uv_timer_t *t);
 static void link_stable_timer_cb(uv_timer_t *t);
 
@@ -245,15 +258,24 @@ static int link_send_handshake(pos_link_side_t *s, bool subscriber)
         s->steps_left++;
     }
     if (subscriber) {
-        const char *argv[POS_LINK_MAX_CHANNELS + 2];
-        size_t lens[POS_LINK_MAX_CHANNELS + 2];
+        const char *argv[POS_LINK_MAX_CHANNELS + 3];
+        size_t lens[POS_LINK_MAX_CHANNELS + 3];
         int argc = 0;
 
+        {
+            const char *id[] = {"CLIENT", "ID"};
+            rc = pos_conn_commandv(&s->conn, link_clientid_cb, s, 2, id);
+            if (rc != 0) {
+                return rc;
+            }
+            s->steps_left++;
+        }
         argv[argc++] = "SUBSCRIBE";
         for (size_t i = 0; i < l->opt.nchannels; i++) {
             argv[argc++] = l->opt.channels[i];
         }
         argv[argc++] = l->opt.probe_channel;
+        argv[argc++] = LINK_INVALIDATE_CHANNEL;
         for (int i = 0; i < argc; i++) {
             lens[i] = strlen(argv[i]);
         }
@@ -345,6 +367,13 @@ static void link_conn_push(pos_conn_t *c, const redisReply *r)
     } else {
         ch = r->element[1];
         payload = r->element[2];
+    }
+    if (ch->type == REDIS_REPLY_STRING && ch->len == strlen(LINK_INVALIDATE_CHANNEL) &&
+        memcmp(ch->str, LINK_INVALIDATE_CHANNEL, ch->len) == 0) {
+        if (l->state == POS_LINK_ONLINE && l->cb.on_invalidate != NULL) {
+            l->cb.on_invalidate(l, payload->type == REDIS_REPLY_ARRAY ? payload : NULL);
+        }
+        return;
     }
     if (ch->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING) {
         POS_WARN("link", "%s: malformed pub/sub message dropped", c->opt.name);

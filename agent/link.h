@@ -37,6 +37,10 @@ typedef struct pos_link_callbacks {
      * the call; payload is not NUL-terminated. */
     void (*on_message)(pos_link_t *l, const char *channel, size_t chlen, const char *payload,
                        size_t len);
+    /* Server-assisted cache invalidation (CLIENT TRACKING redirected to the
+     * subscriber): "keys" is an array of key strings, or NULL when Redis
+     * flushed everything. May be NULL. */
+    void (*on_invalidate)(pos_link_t *l, const redisReply *keys);
 } pos_link_callbacks_t;
 
 typedef struct pos_link_options {
@@ -93,6 +97,7 @@ struct pos_link {
     uint64_t probe_seq;
     bool probe_pending; /* a probe was published and not yet heard back */
     uint64_t online_count;
+    long long sub_client_id; /* CLIENT ID of the subscriber, for tracking redirects */
     uint64_t went_down_ms;   /* loop time the link last failed, for stats */
     uint64_t last_attempt_ms;
 };

@@ -323,6 +323,37 @@ static void test_revalidation_after_reconnect(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* A key changed on the server while online: CLIENT TRACKING tells the
+ * agent, and the next read returns the new value. */
+static void test_tracking_invalidates(void **state)
+{
+    fixture_t *f = *state;
+    redis_set(f, "session:S-1", "v1");
+    start_agent(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 10000));
+    char *v = lget(f, "session:S-1");
+    assert_string_equal(v, "v1");
+    free(v);
+    redis_set(f, "session:S-1", "v2"); /* session TTL is 24 h: only tracking explains v2 */
+    uint64_t end = pos_test_now_ms() + 3000;
+    for (;;) {
+        v = lget(f, "session:S-1");
+        if (strcmp(v, "v2") == 0 || pos_test_now_ms() > end) {
+            break;
+        }
+        free(v);
+        pos_test_sleep_ms(20);
+    }
+    assert_string_equal(v, "v2");
+    free(v);
+    /* A flush marks everything stale: the next read goes to Redis. */
+    redisReply *r = pos_test_redis_cmd(&f->redis, "FLUSHALL");
+    freeReplyObject(r);
+    assert_true(pos_test_agent_wait_log(&f->agent, "Redis flushed", 1, 3000));
+    assert_null(lget(f, "session:S-1"));
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +363,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publish_while_offline_across_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revalidation_after_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tracking_invalidates, setup, teardown),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
