@@ -134,6 +134,9 @@ static void agent_on_online(pos_link_t *l)
      * not verified since the link went down are checked against Redis. */
     pos_delivery_online(&a->delivery);
     pos_cachesvc_online(&a->cache, a->unverified_since_ms);
+    if (a->link.online_count == 1) {
+        pos_cachesvc_warm(&a->cache); /* then every [cache] warm_interval_s */
+    }
 }
 
 static void agent_on_invalidate(pos_link_t *l, const redisReply *keys)
@@ -438,7 +441,7 @@ static void agent_close_all(pos_agent_t *a)
         (uv_handle_t *)&a->heartbeat_timer, (uv_handle_t *)&a->watchdog_timer,
         (uv_handle_t *)&a->shutdown_timer,  (uv_handle_t *)&a->sig_term,
         (uv_handle_t *)&a->sig_int,         (uv_handle_t *)&a->sig_hup,
-        (uv_handle_t *)&a->cache.flush_timer,
+        (uv_handle_t *)&a->cache.flush_timer, (uv_handle_t *)&a->cache.warm_timer,
     };
 
     if (uv_is_closing((uv_handle_t *)&a->heartbeat_timer)) {

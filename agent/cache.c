@@ -35,6 +35,8 @@ bool pos_cachesvc_cacheable(const char *key, size_t len)
     return len > 0 && len <= 511 && pos_cache_family_of(key, len) != POS_CACHE_OTHER;
 }
 
+static void warm_timer_cb(uv_timer_t *t);
+
 static void cache_flush_cb(uv_timer_t *t)
 {
     pos_cachesvc_t *s = t->data;
@@ -53,6 +55,9 @@ void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a)
     uv_timer_init(a->loop, &s->flush_timer);
     s->flush_timer.data = s;
     s->timer_open = true;
+    uv_timer_init(a->loop, &s->warm_timer);
+    s->warm_timer.data = s;
+    s->warm_timer_open = true;
     if (!a->store_ok) {
         return;
     }
@@ -70,6 +75,8 @@ void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a)
     /* LRU touches are batched by the store; write them out now and then
      * (this timer is the only periodic wake-up the cache adds). */
     uv_timer_start(&s->flush_timer, cache_flush_cb, CACHE_FLUSH_MS, CACHE_FLUSH_MS);
+    uv_timer_start(&s->warm_timer, warm_timer_cb, (uint64_t)c->cache_warm_interval_s * 1000u,
+                   (uint64_t)c->cache_warm_interval_s * 1000u);
 }
 
 /* The local copy, whatever its age. Returns 0, -ENOENT or an error. */
@@ -377,6 +384,238 @@ void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms)
     s->revalidated = 0;
     POS_DEBUG("cache", "%zu entries to revalidate", stale);
     reval_next(s);
+}
+
+typedef struct warm_step {
+    pos_cachesvc_t *svc;
+    uint64_t epoch;
+    char cursor[32];
+    size_t n;
+    char **keys; /* product keys of the batch, for the second MGET */
+} warm_step_t;
+
+static void warm_scan(pos_cachesvc_t *s, const char *cursor);
+
+static void warm_step_free(warm_step_t *w)
+{
+    for (size_t i = 0; w->keys != NULL && i < w->n; i++) {
+        free(w->keys[i]);
+    }
+    free(w->keys);
+    free(w);
+}
+
+static void warm_finish(pos_cachesvc_t *s)
+{
+    s->warming = false;
+    POS_INFO("cache", "warm-up: %" PRIu64 " inventory and %" PRIu64 " product entries stored",
+             s->warmed_inventory, s->warmed_products);
+}
+
+/* Stores the values of an MGET whose keys are keys[0..n). */
+static size_t warm_store(pos_cachesvc_t *s, char **keys, size_t n, const redisReply *r)
+{
+    pos_cache_item_t *items;
+    size_t m = 0;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n || n == 0) {
+        return 0;
+    }
+    items = calloc(n, sizeof(*items));
+    if (items == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *v = r->element[i];
+        if (v->type == REDIS_REPLY_STRING) {
+            items[m].key = keys[i];
+            items[m].key_len = strlen(keys[i]);
+            items[m].value = v->str;
+            items[m].value_len = v->len;
+            items[m].family = pos_cache_family_of(keys[i], strlen(keys[i]));
+            m++;
+        }
+    }
+    if (m > 0 && pos_cache_put_batch(&s->cache, items, m, pos_clock_wall_ms()) != 0) {
+        m = 0;
+    }
+    free(items);
+    return m;
+}
+
+static void warm_products_reply(void *ctx, const redisReply *r, int err)
+{
+    warm_step_t *w = ctx;
+    pos_cachesvc_t *s = w->svc;
+
+    if (err != 0 || w->epoch != s->warm_epoch || !s->open) {
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    s->warmed_products += warm_store(s, w->keys, w->n, r);
+    char cursor[32];
+    snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+    warm_step_free(w);
+    if (strcmp(cursor, "0") == 0) {
+        warm_finish(s);
+    } else {
+        warm_scan(s, cursor);
+    }
+}
+
+static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
+{
+    warm_step_t *w = ctx;
+    pos_cachesvc_t *s = w->svc;
+    size_t plen = strlen("inventory:") + strlen(s->agent->cfg.store_id) + 1;
+
+    if (err != 0 || w->epoch != s->warm_epoch || !s->open) {
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    s->warmed_inventory += warm_store(s, w->keys, w->n, r);
+    /* inventory:{storeId}:{productId} -> product:{productId} */
+    for (size_t i = 0; i < w->n; i++) {
+        const char *pid = strlen(w->keys[i]) > plen ? w->keys[i] + plen : "";
+        char *pk = malloc(strlen(pid) + 9);
+        if (pk == NULL) {
+            continue;
+        }
+        snprintf(pk, strlen(pid) + 9, "product:%s", pid);
+        free(w->keys[i]);
+        w->keys[i] = pk;
+    }
+    const char **argv = calloc(w->n + 1, sizeof(*argv));
+    if (argv == NULL) {
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    argv[0] = "MGET";
+    size_t *lens = calloc(w->n + 1, sizeof(*lens));
+    if (lens == NULL) {
+        free(argv);
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    lens[0] = 4;
+    for (size_t i = 0; i < w->n; i++) {
+        argv[i + 1] = w->keys[i];
+        lens[i + 1] = strlen(w->keys[i]);
+    }
+    if (pos_link_command(&s->agent->link, warm_products_reply, w, (int)w->n + 1, argv, lens) !=
+        0) {
+        s->warming = false;
+        warm_step_free(w);
+    }
+    free(argv);
+    free(lens);
+}
+
+static void warm_scan_reply(void *ctx, const redisReply *r, int err)
+{
+    warm_step_t *w = ctx;
+    pos_cachesvc_t *s = w->svc;
+
+    if (err != 0 || w->epoch != s->warm_epoch || !s->open || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        if (err == 0 && r->type == REDIS_REPLY_ERROR) {
+            POS_WARN("cache", "warm-up SCAN refused: %.*s", (int)(r->len > 200 ? 200 : r->len),
+                     r->str);
+        }
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    snprintf(w->cursor, sizeof(w->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
+    const redisReply *keys = r->element[1];
+    w->keys = calloc(keys->elements ? keys->elements : 1, sizeof(char *));
+    if (w->keys == NULL) {
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    for (size_t i = 0; i < keys->elements; i++) {
+        if (keys->element[i]->type == REDIS_REPLY_STRING &&
+            pos_cachesvc_cacheable(keys->element[i]->str, keys->element[i]->len)) {
+            w->keys[w->n] = strndup(keys->element[i]->str, keys->element[i]->len);
+            if (w->keys[w->n] != NULL) {
+                w->n++;
+            }
+        }
+    }
+    if (w->n == 0) {
+        char cursor[32];
+        snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+        warm_step_free(w);
+        if (strcmp(cursor, "0") == 0) {
+            warm_finish(s);
+        } else {
+            warm_scan(s, cursor);
+        }
+        return;
+    }
+    const char **argv = calloc(w->n + 1, sizeof(*argv));
+    size_t *lens = calloc(w->n + 1, sizeof(*lens));
+    if (argv == NULL || lens == NULL) {
+        free(argv);
+        free(lens);
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (size_t i = 0; i < w->n; i++) {
+        argv[i + 1] = w->keys[i];
+        lens[i + 1] = strlen(w->keys[i]);
+    }
+    if (pos_link_command(&s->agent->link, warm_inventory_reply, w, (int)w->n + 1, argv, lens) !=
+        0) {
+        s->warming = false;
+        warm_step_free(w);
+    }
+    free(argv);
+    free(lens);
+}
+
+static void warm_scan(pos_cachesvc_t *s, const char *cursor)
+{
+    char match[96];
+    warm_step_t *w = calloc(1, sizeof(*w));
+
+    if (w == NULL) {
+        s->warming = false;
+        return;
+    }
+    w->svc = s;
+    w->epoch = s->warm_epoch;
+    snprintf(match, sizeof(match), "inventory:%s:*", s->agent->cfg.store_id);
+    const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "500"};
+    if (pos_link_commandv(&s->agent->link, warm_scan_reply, w, 6, argv) != 0) {
+        s->warming = false;
+        free(w);
+    }
+}
+
+void pos_cachesvc_warm(pos_cachesvc_t *s)
+{
+    if (!s->open || s->warming || !pos_link_is_online(&s->agent->link)) {
+        return;
+    }
+    s->warming = true;
+    s->warm_epoch++;
+    s->warmed_inventory = s->warmed_products = 0;
+    warm_scan(s, "0");
+}
+
+static void warm_timer_cb(uv_timer_t *t)
+{
+    pos_cachesvc_warm(t->data);
 }
 
 void pos_cachesvc_dispose(pos_cachesvc_t *s)

@@ -41,6 +41,12 @@ typedef struct pos_cachesvc {
     bool revalidating;
     uint64_t reval_epoch;       /* bumped per reconnect: stale batches stop */
     uint64_t revalidated;       /* entries confirmed or refreshed by MGET */
+    uv_timer_t warm_timer;      /* periodic warm-up ([cache] warm_interval_s) */
+    bool warm_timer_open;
+    bool warming;
+    uint64_t warm_epoch;
+    uint64_t warmed_inventory;  /* entries stored by the current warm-up */
+    uint64_t warmed_products;
 } pos_cachesvc_t;
 
 /* Opens the cache on the agent's store (if the store is open). */
@@ -59,6 +65,13 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
  * with MGET in batches, never dropped while the link is down.
  */
 void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms);
+
+/*
+ * Warm-up: SCAN MATCH inventory:{storeId}:* COUNT 500, MGET each batch,
+ * then MGET the product: keys they reference; one command in flight at a
+ * time, never KEYS. Runs at the first connect and every warm_interval_s.
+ */
+void pos_cachesvc_warm(pos_cachesvc_t *s);
 
 /* An inventory message: the body minus "type" becomes the cached value. */
 void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv,

@@ -354,6 +354,39 @@ static void test_tracking_invalidates(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* Warm-up at the first connect: the store's inventory (SCAN, never KEYS)
+ * and the products it references are cached before anyone reads them. */
+static void test_warm_up(void **state)
+{
+    fixture_t *f = *state;
+    char key[64], val[64];
+    for (int i = 0; i < 1200; i++) { /* more than one SCAN page */
+        snprintf(key, sizeof(key), "inventory:" SID ":P-%d", i);
+        snprintf(val, sizeof(val), "{\"quantity\":%d}", i);
+        redis_set(f, key, val);
+        if (i % 100 == 0) {
+            snprintf(key, sizeof(key), "product:P-%d", i);
+            snprintf(val, sizeof(val), "{\"name\":\"Item %d\"}", i);
+            redis_set(f, key, val);
+        }
+    }
+    redis_set(f, "inventory:S-999:P-1", "{\"other\":\"store\"}");
+    start_agent(f);
+    assert_true(pos_test_agent_wait_log(&f->agent,
+                                        "warm-up: 1200 inventory and 12 product entries stored", 1,
+                                        20000));
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    char *v = lget(f, "inventory:" SID ":P-1199");
+    assert_string_equal(v, "{\"quantity\":1199}");
+    free(v);
+    v = lget(f, "product:P-700");
+    assert_string_equal(v, "{\"name\":\"Item 700\"}");
+    free(v);
+    assert_null(lget(f, "inventory:S-999:P-1")); /* another store's: not warmed */
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +397,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revalidation_after_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tracking_invalidates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warm_up, setup, teardown),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
