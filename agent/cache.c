@@ -4,6 +4,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -408,6 +411,11 @@ static void warm_step_free(warm_step_t *w)
 static void warm_finish(pos_cachesvc_t *s)
 {
     s->warming = false;
+#ifdef __GLIBC__
+    /* The replies of a big warm-up grew the heap; give it back, the agent
+     * spends most of its life idle. */
+    malloc_trim(0);
+#endif
     POS_INFO("cache", "warm-up: %" PRIu64 " inventory and %" PRIu64 " product entries stored",
              s->warmed_inventory, s->warmed_products);
 }
