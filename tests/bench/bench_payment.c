@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 1000;
     pos_test_redis_t redis;
     pos_test_agent_t agent;
-    char ini[1024], tx[32], msg[512];
+    char ini[1536], tx[32], msg[512];
 
     if (n < 10 || n > 1000000) {
         fprintf(stderr, "usage: bench_payment [N >= 10]\n");
@@ -82,10 +82,18 @@ int main(int argc, char **argv)
     if (pos_test_redis_start(&redis) != 0) {
         return 1;
     }
+    /* POS_BENCH_STORE: where the journal and outbox live (default: the
+     * agent's temporary directory, on disk). A tmpfs path shows the agent's
+     * own cost without the disk's fsync. */
+    const char *store = getenv("POS_BENCH_STORE");
+    char store_ini[300] = "";
+    if (store != NULL) {
+        snprintf(store_ini, sizeof(store_ini), "[store]\npath = %s\n", store);
+    }
     snprintf(ini, sizeof(ini),
              "[terminal]\nid = T-B\nstore_id = S-B\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[hal]\nsim_pinpad_delay_ms = 0\nsim_decline_ending =\n[log]\nlevel = warn\n",
-             (unsigned)redis.port);
+             "[hal]\nsim_pinpad_delay_ms = 0\nsim_decline_ending =\n%s[log]\nlevel = warn\n",
+             (unsigned)redis.port, store_ini);
     if (pos_test_agent_start(&agent, ini, NULL) != 0) {
         return 1;
     }

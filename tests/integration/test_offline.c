@@ -40,7 +40,9 @@ static redisContext *cloud_connect(const fixture_t *f)
     redisReply *r = redisCommand(c, "AUTH cloud cloud-pw");
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
-    struct timeval tv = {5, 0};
+    /* Generous: every outcome is an fsync'd outbox entry, and CI disks can
+     * be slow; this waits for arrival, it does not time it. */
+    struct timeval tv = {15, 0};
     redisSetTimeout(c, tv);
     return c;
 }

@@ -167,7 +167,7 @@ static void test_approved_payment(void **state)
     start(f, NULL);
     publish(f, REQ("tx-1001", "12.34"));
 
-    cJSON *j = expect_msg(f, "PAYMENT_PROCESSING", "tx-1001", 3000);
+    cJSON *j = expect_msg(f, "PAYMENT_PROCESSING", "tx-1001", 10000);
     assert_string_equal(str(j, "terminalId"), TID);
     assert_string_equal(str(j, "storeId"), SID);
     assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "ts")));
@@ -185,7 +185,7 @@ static void test_approved_payment(void **state)
     assert_non_null(strstr(disp, "EUR 12.34"));
     free(disp);
 
-    j = expect_msg(f, "PAYMENT_APPROVED", "tx-1001", 3000);
+    j = expect_msg(f, "PAYMENT_APPROVED", "tx-1001", 10000);
     char *amount = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(j, "amount"));
     assert_string_equal(amount, "12.34"); /* a number with the currency's two decimals */
     free(amount);
@@ -198,7 +198,7 @@ static void test_approved_payment(void **state)
     cJSON_Delete(j);
 
     cJSON_Delete(expect_msg(f, "RECEIPT_PRINTED", "tx-1001", 3000));
-    j = expect_msg(f, "TRANSACTION_COMPLETED", "tx-1001", 3000);
+    j = expect_msg(f, "TRANSACTION_COMPLETED", "tx-1001", 10000);
     assert_string_equal(str(j, "receipt"), "printed");
     assert_string_equal(str(j, "authCode"), auth);
     assert_string_equal(str(j, "storeId"), SID);
@@ -256,7 +256,7 @@ static void test_declined_and_rejected(void **state)
 
     publish(f, REQ("tx-2001", "12.13"));
     cJSON_Delete(expect_msg(f, "PAYMENT_PROCESSING", "tx-2001", 3000));
-    cJSON *j = expect_msg(f, "PAYMENT_DECLINED", "tx-2001", 3000);
+    cJSON *j = expect_msg(f, "PAYMENT_DECLINED", "tx-2001", 10000);
     assert_string_equal(str(j, "reason"), "declined");
     cJSON_Delete(j);
     pos_test_sleep_ms(200);
@@ -277,7 +277,7 @@ static void test_declined_and_rejected(void **state)
                  "\"currency\":\"EUR\"}",
                  tx, bad[i]);
         publish(f, msg);
-        j = expect_msg(f, "PAYMENT_REJECTED", tx, 3000);
+        j = expect_msg(f, "PAYMENT_REJECTED", tx, 10000);
         assert_string_equal(str(j, "reason"), "invalid");
         cJSON_Delete(j);
     }
@@ -296,7 +296,7 @@ static void test_busy_and_cancel(void **state)
     publish(f, REQ("tx-3001", "20.00"));
     cJSON_Delete(expect_msg(f, "PAYMENT_PROCESSING", "tx-3001", 3000));
     publish(f, REQ("tx-3002", "5.00"));
-    cJSON *j = expect_msg(f, "PAYMENT_REJECTED", "tx-3002", 3000);
+    cJSON *j = expect_msg(f, "PAYMENT_REJECTED", "tx-3002", 10000);
     assert_string_equal(str(j, "reason"), "busy");
     cJSON_Delete(j);
 
@@ -336,10 +336,10 @@ static void test_paper_out_after_approval(void **state)
 
     publish(f, REQ("tx-4001", "7.50"));
     cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-4001", 3000));
-    cJSON *j = expect_msg(f, "RECEIPT_FAILED", "tx-4001", 3000);
+    cJSON *j = expect_msg(f, "RECEIPT_FAILED", "tx-4001", 10000);
     assert_string_equal(str(j, "reason"), "paper_out");
     cJSON_Delete(j);
-    j = expect_msg(f, "TRANSACTION_COMPLETED", "tx-4001", 3000);
+    j = expect_msg(f, "TRANSACTION_COMPLETED", "tx-4001", 10000);
     assert_string_equal(str(j, "receipt"), "failed");
     cJSON_Delete(j);
     assert_int_equal(charges(f), 1); /* the payment stands */
