@@ -161,15 +161,43 @@ static void agent_on_invalidate(pos_link_t *l, const redisReply *keys)
     }
 }
 
+/* CLIENT TRACKINGINFO: the redirect must point at our subscriber; a broken
+ * redirect would silently stop invalidations, so the link is rebuilt. */
+static void agent_trackinfo_reply(void *ctx, const redisReply *r, int err)
+{
+    pos_agent_t *a = ctx;
+    long long redirect = -2;
+
+    if (err != 0 || r->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && k->len == 8 && memcmp(k->str, "redirect", 8) == 0 &&
+            v->type == REDIS_REPLY_INTEGER) {
+            redirect = v->integer;
+        }
+    }
+    if (redirect != a->link.sub_client_id) {
+        POS_WARN("cache", "tracking redirect is %lld, not our subscriber %lld: reconnecting",
+                 redirect, a->link.sub_client_id);
+        pos_conn_abort(&a->link.cmd.conn, -EPROTO);
+        return;
+    }
+    POS_DEBUG("cache", "server-assisted invalidation on");
+}
+
 static void agent_track_reply(void *ctx, const redisReply *r, int err)
 {
-    (void)ctx;
+    pos_agent_t *a = ctx;
+
     if (err == 0 && r->type == REDIS_REPLY_ERROR) {
         POS_WARN("cache", "CLIENT TRACKING refused (%.*s): cached entries rely on their TTL "
                           "and the reconnect revalidation",
                  (int)(r->len > 200 ? 200 : r->len), r->str);
     } else if (err == 0) {
-        POS_DEBUG("cache", "server-assisted invalidation on");
+        const char *argv[] = {"CLIENT", "TRACKINGINFO"};
+        pos_link_commandv(&a->link, agent_trackinfo_reply, a, 2, argv);
     }
 }
 
@@ -188,7 +216,7 @@ static void agent_track(pos_agent_t *a)
     const char *argv[] = {"CLIENT", "TRACKING", "on",       "REDIRECT", id,     "BCAST",
                           "PREFIX", "product:", "PREFIX",   inventory,  "PREFIX", "user:",
                           "PREFIX", "session:"};
-    pos_link_commandv(&a->link, agent_track_reply, NULL, 14, argv);
+    pos_link_commandv(&a->link, agent_track_reply, a, 14, argv);
 }
 
 static void agent_on_offline(pos_link_t *l, int err)
