@@ -2,8 +2,14 @@
 # Footprint of an idle agent: stripped binary size, and after SECONDS (default
 # 60) online: RSS, private and anonymous memory (from /proc/PID/smaps_rollup),
 # and wake-ups per minute (context switches of the agent's threads).
-# Usage: tests/bench/footprint.sh [seconds]
-#        tests/bench/footprint.sh --qemu-aarch64 BUILD/agent/posagent [seconds]
+# Usage: tests/bench/footprint.sh [--items N] [seconds]
+#        tests/bench/footprint.sh [--items N] --qemu-aarch64 BUILD/agent/posagent [seconds]
+#
+# --items N loads N cache entries into redis before the agent starts (N/2
+# inventory:S-BENCH:P-i keys with N/2 product:P-i keys they reference,
+# JSON values of about 60 and 130 bytes), waits for the agent's warm-up to
+# store them in its local cache ("warm-up: ... entries stored"), then
+# measures the idle minute as usual.
 #
 # --qemu-aarch64 runs a cross-built aarch64 agent under qemu-aarch64 (user
 # mode) instead, against the same native redis-server, and strips it with
@@ -22,11 +28,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 qemu_bin=""
-if [ "${1:-}" = "--qemu-aarch64" ]; then
-  qemu_bin=${2:?usage: footprint.sh --qemu-aarch64 PATH_TO_AARCH64_POSAGENT [seconds]}
-  qemu_bin=$(cd "$(dirname "$qemu_bin")" && pwd)/$(basename "$qemu_bin")
-  shift 2
-fi
+items=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --qemu-aarch64)
+      qemu_bin=${2:?usage: footprint.sh --qemu-aarch64 PATH_TO_AARCH64_POSAGENT [seconds]}
+      qemu_bin=$(cd "$(dirname "$qemu_bin")" && pwd)/$(basename "$qemu_bin")
+      shift 2 ;;
+    --items) items=${2:?usage: footprint.sh --items N}; shift 2 ;;
+    *) break ;;
+  esac
+done
 secs=${1:-60}
 if [ -n "$qemu_bin" ]; then
   bin=$qemu_bin
@@ -47,7 +59,20 @@ store_id = S-BENCH
 url = redis://127.0.0.1:$port
 [hal]
 sim_dir = $work/sim
+[store]
+path = $work/store
+[local]
+socket = $work/agent.sock
 INI
+if [ "$items" -gt 0 ]; then
+  half=$((items / 2))
+  awk -v n="$half" 'BEGIN {
+    for (i = 1; i <= n; i++) {
+      printf "SET inventory:S-BENCH:P-%d \"{\\\"productId\\\":\\\"P-%d\\\",\\\"qty\\\":%d,\\\"updatedAt\\\":1764412800000}\"\n", i, i, i % 97
+      printf "SET product:P-%d \"{\\\"id\\\":\\\"P-%d\\\",\\\"name\\\":\\\"Product %d\\\",\\\"price\\\":\\\"%d.99\\\",\\\"vat\\\":\\\"20\\\",\\\"barcode\\\":\\\"40063813%05d\\\"}\"\n", i, i, i, i % 50, i
+    }
+  }' | redis-cli -p "$port" >/dev/null
+fi
 if [ -n "$qemu_bin" ]; then
   # -L /: the multiarch loader and libc (see toolchains/debian-multiarch.cmake).
   qemu-aarch64 -L / "$bin" --config "$work/posagent.ini" 2>"$work/agent.log" &
@@ -66,6 +91,13 @@ ctx() { # sum of voluntary + involuntary switches over the given status files
   done
   echo "$s"
 }
+if [ "$items" -gt 0 ]; then
+  until grep -q "warm-up: .* entries stored" "$work/agent.log"; do
+    kill -0 "$agent_pid" 2>/dev/null || { cat "$work/agent.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  grep -o "warm-up: .* entries stored" "$work/agent.log" | tail -1
+fi
 c0=$(ctx /proc/"$agent_pid"/task/*/status)
 m0=$(ctx /proc/"$agent_pid"/task/"$agent_pid"/status)
 sleep "$secs"
@@ -78,12 +110,23 @@ size=$(stat -c %s "$work/posagent.stripped")
 read -r rss pss anon priv < <(awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Anonymous:/ {a=$2}
   /^Private_(Clean|Dirty):/ {v+=$2} END {print r, p, a, v}' /proc/"$agent_pid"/smaps_rollup)
 wake=$(( (c1 - c0) * 60 / secs ))
+# The local store's file mapping (LMDB maps data.mdb): clean file pages,
+# counted in RSS and, as no other process maps them, in "private".
+read -r mdb_rss mdb_dirty < <(awk -v f="$work/store/data.mdb" '
+  /^[0-9a-f]+-[0-9a-f]+ / {m = ($6 == f); next}
+  m && /^Rss:/ {r += $2} m && /^Private_Dirty:/ {d += $2}
+  END {print r + 0, d + 0}' /proc/"$agent_pid"/smaps)
 if [ -z "$qemu_bin" ]; then
   echo "posagent footprint after ${secs}s online (idle, default heartbeat 20 s):"
   printf '  %-28s %8d bytes (%d KiB)\n' "stripped binary" "$size" $((size / 1024))
   printf '  %-28s %8d KiB\n' "RSS" "$rss" "PSS" "$pss" "private (clean+dirty)" "$priv" \
     "anonymous" "$anon"
   printf '  %-28s %8d per minute\n' "wake-ups (context switches)" "$wake"
+  if [ "$items" -gt 0 ]; then
+    printf '  %-28s %8d KiB (%d KiB dirty), in RSS and private\n' "store mapping (data.mdb)" \
+      "$mdb_rss" "$mdb_dirty"
+    printf '  %-28s %8d KiB\n' "private less data.mdb" $((priv - mdb_rss))
+  fi
   exit 0
 fi
 
@@ -111,3 +154,7 @@ else
 fi
 printf '  %-36s %8d per minute\n' "wake-ups, all qemu threads" "$wake" \
   "wake-ups, main (event loop) thread" "$mwake"
+if [ "$items" -gt 0 ]; then
+  printf '  %-36s %8d KiB (%d KiB dirty), in the guest figures\n' "store mapping (data.mdb)" \
+    "$mdb_rss" "$mdb_dirty"
+fi
