@@ -75,9 +75,8 @@ void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a)
         return;
     }
     s->open = true;
-    /* LRU touches are batched by the store; write them out now and then
-     * (this timer is the only periodic wake-up the cache adds). */
-    uv_timer_start(&s->flush_timer, cache_flush_cb, CACHE_FLUSH_MS, CACHE_FLUSH_MS);
+    /* LRU touches are batched by the store and written out 5 s after the
+     * first read that queued one: an idle agent does not wake for them. */
     uv_timer_start(&s->warm_timer, warm_timer_cb, (uint64_t)c->cache_warm_interval_s * 1000u,
                    (uint64_t)c->cache_warm_interval_s * 1000u);
 }
@@ -96,6 +95,9 @@ static int cache_local(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     rc = pos_cache_get(&s->cache, key, len, pos_clock_wall_ms(), buf, sizeof(buf), &info);
     if (rc < 0) {
         return rc;
+    }
+    if (s->cache.pending_count > 0 && !uv_is_active((uv_handle_t *)&s->flush_timer)) {
+        uv_timer_start(&s->flush_timer, cache_flush_cb, CACHE_FLUSH_MS, 0);
     }
     if (only_fresh && !info.fresh) {
         return -ESTALE;
