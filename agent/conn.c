@@ -29,37 +29,6 @@ typedef struct conn_write_req {
 
 static const pos_transport_ops_t plain_transport;
 
-int pos_conn_uv_errno(int uv_err)
-{
-    if (uv_err >= 0) {
-        return 0;
-    }
-    switch (uv_err) {
-    case UV_EOF:
-        return -ECONNRESET;
-    case UV_EAI_ADDRFAMILY:
-    case UV_EAI_AGAIN:
-    case UV_EAI_FAIL:
-    case UV_EAI_NODATA:
-    case UV_EAI_NONAME:
-    case UV_EAI_SERVICE:
-    case UV_EAI_FAMILY:
-    case UV_EAI_SOCKTYPE:
-    case UV_EAI_BADFLAGS:
-    case UV_EAI_PROTOCOL:
-    case UV_EAI_OVERFLOW:
-    case UV_EAI_BADHINTS:
-        return -EHOSTUNREACH;
-    case UV_EAI_MEMORY:
-        return -ENOMEM;
-    case UV_EAI_CANCELED:
-        return -ECANCELED;
-    default:
-        /* On Unix every other UV_E* is a negated errno. */
-        return uv_err > -4096 ? uv_err : -EIO;
-    }
-}
-
 static void conn_arm_timer(pos_conn_t *c, uint64_t deadline_ms);
 
 static void conn_finish_close(pos_conn_t *c)
@@ -177,7 +146,7 @@ int pos_conn_init(uv_loop_t *loop, pos_conn_t *c, const pos_conn_options_t *opt,
     pos_cmdq_init(&c->q, c->opt.max_pending);
     rc = uv_timer_init(loop, &c->timer);
     if (rc != 0) {
-        return pos_conn_uv_errno(rc);
+        return pos_uv_errno(rc);
     }
     c->timer.data = c;
     c->timer_open = true;
@@ -226,7 +195,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        int err = pos_conn_uv_errno((int)nread);
+        int err = pos_uv_errno((int)nread);
         if (nread == UV_EOF) {
             POS_WARN("link", "%s: server closed the connection", c->opt.name);
         } else {
@@ -321,11 +290,11 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     }
     if (status != 0) {
         POS_DEBUG("link", "%s: connect failed: %s", c->opt.name, uv_strerror(status));
-        pos_conn_abort(c, pos_conn_uv_errno(status));
+        pos_conn_abort(c, pos_uv_errno(status));
         return;
     }
     conn_set_socket_options(c);
-    rc = pos_conn_uv_errno(uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb));
+    rc = pos_uv_errno(uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb));
     if (rc == 0) {
         rc = c->opt.transport->start(c);
     }
@@ -348,13 +317,13 @@ static void conn_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (status != 0) {
         POS_DEBUG("link", "%s: cannot resolve host: %s", c->opt.name, uv_strerror(status));
         uv_freeaddrinfo(res);
-        pos_conn_abort(c, pos_conn_uv_errno(status));
+        pos_conn_abort(c, pos_uv_errno(status));
         return;
     }
     rc = uv_tcp_init(c->loop, &c->tcp);
     if (rc != 0) {
         uv_freeaddrinfo(res);
-        pos_conn_abort(c, pos_conn_uv_errno(rc));
+        pos_conn_abort(c, pos_uv_errno(rc));
         return;
     }
     c->tcp.data = c;
@@ -367,7 +336,7 @@ static void conn_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     uv_freeaddrinfo(res);
     if (rc != 0) {
         POS_DEBUG("link", "%s: connect failed: %s", c->opt.name, uv_strerror(rc));
-        pos_conn_abort(c, pos_conn_uv_errno(rc));
+        pos_conn_abort(c, pos_uv_errno(rc));
     }
 }
 
@@ -397,7 +366,7 @@ int pos_conn_connect(pos_conn_t *c, const char *host, uint16_t port)
     rc = uv_getaddrinfo(c->loop, &c->gai, conn_gai_cb, host, c->port, &hints);
     if (rc != 0) {
         POS_DEBUG("link", "%s: cannot resolve host: %s", c->opt.name, uv_strerror(rc));
-        pos_conn_abort(c, pos_conn_uv_errno(rc));
+        pos_conn_abort(c, pos_uv_errno(rc));
         return 0; /* reported through on_closed */
     }
     c->gai_pending = true;
@@ -412,7 +381,7 @@ static void conn_write_cb(uv_write_t *req, int status)
     free(w);
     if (status != 0 && status != UV_ECANCELED) {
         POS_WARN("link", "%s: write failed: %s", c->opt.name, uv_strerror(status));
-        pos_conn_abort(c, pos_conn_uv_errno(status));
+        pos_conn_abort(c, pos_uv_errno(status));
     }
 }
 
@@ -438,7 +407,7 @@ int pos_conn_raw_write(pos_conn_t *c, const char *buf, size_t len)
     rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
     if (rc != 0) {
         free(w);
-        return pos_conn_uv_errno(rc);
+        return pos_uv_errno(rc);
     }
     return 0;
 }

@@ -22,6 +22,8 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
+#include "platform/uverr.h"
+
 #include "agent/cmdq.h"
 
 typedef struct pos_conn pos_conn_t;
@@ -142,7 +144,5 @@ int pos_conn_feed(pos_conn_t *c, const char *buf, size_t len);
 /* For transports: the session is established (plain: right after TCP). */
 void pos_conn_transport_ready(pos_conn_t *c);
 
-/* Converts a libuv error code to a negative errno (one place for it). */
-int pos_conn_uv_errno(int uv_err);
 
 #endif /* AGENT_CONN_H */

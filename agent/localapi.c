@@ -929,7 +929,7 @@ int pos_localapi_start(uv_loop_t *loop, const pos_localapi_options_t *opt, pos_l
     rc = uv_idle_init(loop, &s->resume_idle);
     if (rc != 0) {
         free(s);
-        return pos_conn_uv_errno(rc);
+        return pos_uv_errno(rc);
     }
     s->resume_idle.data = s;
     s->open_handles++;
@@ -966,8 +966,8 @@ fail_pipe:
     /* The memory is released by the close callbacks when the loop runs. */
     s->closing = true;
     uv_close((uv_handle_t *)&s->resume_idle, server_handle_closed);
-    POS_ERR("localapi", "cannot listen on %s: %s", path, strerror(-pos_conn_uv_errno(rc)));
-    return pos_conn_uv_errno(rc);
+    POS_ERR("localapi", "cannot listen on %s: %s", path, strerror(-pos_uv_errno(rc)));
+    return pos_uv_errno(rc);
 }
 
 void pos_localapi_close(pos_localapi_t *s, void (*done)(void *arg), void *arg)

@@ -130,9 +130,9 @@ static int fd_update_events(pos_stream_t *s)
 
     s->poll_writable = (want & UV_WRITABLE) != 0;
     if (want == 0) {
-        return pos_stream_uv_errno(uv_poll_stop(&s->io.poll));
+        return pos_uv_errno(uv_poll_stop(&s->io.poll));
     }
-    return pos_stream_uv_errno(uv_poll_start(&s->io.poll, want, fd_poll_cb));
+    return pos_uv_errno(uv_poll_start(&s->io.poll, want, fd_poll_cb));
 }
 
 static void fd_read(pos_stream_t *s)
@@ -201,7 +201,7 @@ static void fd_poll_cb(uv_poll_t *p, int status, int events)
     if (status < 0) {
         /* libuv reports POLLERR as UV_EBADF; for a device that means the
          * device failed, not that our fd is bad. */
-        pos_stream_io_failed(s, status == UV_EBADF ? -EIO : pos_stream_uv_errno(status));
+        pos_stream_io_failed(s, status == UV_EBADF ? -EIO : pos_uv_errno(status));
         return;
     }
     if ((events & UV_READABLE) != 0 && !s->no_read) {
@@ -250,7 +250,7 @@ static int fd_attempt(pos_stream_t *s)
     rc = uv_poll_init(s->loop, &s->io.poll, fd);
     if (rc != 0) {
         close(fd);
-        return pos_stream_uv_errno(rc);
+        return pos_uv_errno(rc);
     }
     s->io.poll.data = s;
     s->fd = fd;

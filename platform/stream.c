@@ -394,37 +394,6 @@ int pos_stream_spec_format(const pos_stream_spec_t *spec, char *buf, size_t len)
 /* Errors                                                                    */
 /* ------------------------------------------------------------------------ */
 
-int pos_stream_uv_errno(int uv_err)
-{
-    if (uv_err >= 0) {
-        return 0;
-    }
-    switch (uv_err) {
-    case UV_EOF:
-        return -ECONNRESET;
-    case UV_EAI_ADDRFAMILY:
-    case UV_EAI_AGAIN:
-    case UV_EAI_FAIL:
-    case UV_EAI_NODATA:
-    case UV_EAI_NONAME:
-    case UV_EAI_SERVICE:
-    case UV_EAI_FAMILY:
-    case UV_EAI_SOCKTYPE:
-    case UV_EAI_BADFLAGS:
-    case UV_EAI_PROTOCOL:
-    case UV_EAI_OVERFLOW:
-    case UV_EAI_BADHINTS:
-        return -EHOSTUNREACH;
-    case UV_EAI_MEMORY:
-        return -ENOMEM;
-    case UV_EAI_CANCELED:
-        return -ECANCELED;
-    default:
-        /* On Unix every other UV_E* is a negated errno. */
-        return uv_err > -4096 ? uv_err : -EIO;
-    }
-}
-
 /* ------------------------------------------------------------------------ */
 /* Core                                                                      */
 /* ------------------------------------------------------------------------ */
@@ -766,7 +735,7 @@ fail_wtimer:
     uv_close((uv_handle_t *)&s->timer, NULL);
     s->timer_open = false;
 fail_timer:
-    return pos_stream_uv_errno(rc);
+    return pos_uv_errno(rc);
 }
 
 int pos_stream_set_queue_limit(pos_stream_t *s, size_t bytes)

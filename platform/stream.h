@@ -34,6 +34,8 @@
 
 #include <uv.h>
 
+#include "platform/uverr.h"
+
 #include "platform/backoff.h"
 
 /* Longest device path accepted by the parser, bytes (without the NUL). */
@@ -230,7 +232,5 @@ size_t pos_stream_queued(const pos_stream_t *s);
  */
 void pos_stream_close(pos_stream_t *s, void (*done)(pos_stream_t *s));
 
-/* Translates a libuv error code into a negative errno (0 for >= 0). */
-int pos_stream_uv_errno(int uv_err);
 
 #endif /* PLATFORM_STREAM_H */

@@ -70,7 +70,7 @@ static void tcpdev_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         pos_stream_io_data(s, (const uint8_t *)buf->base, (size_t)nread);
     } else if (nread < 0) {
-        pos_stream_io_failed(s, pos_stream_uv_errno((int)nread));
+        pos_stream_io_failed(s, pos_uv_errno((int)nread));
     }
 }
 
@@ -83,13 +83,13 @@ static void tcpdev_connect_cb(uv_connect_t *req, int status)
         return; /* cancelled by a close; that close finishes the job */
     }
     if (status != 0) {
-        pos_stream_io_failed(s, pos_stream_uv_errno(status));
+        pos_stream_io_failed(s, pos_uv_errno(status));
         return;
     }
     tcpdev_options(s);
     rc = uv_read_start((uv_stream_t *)&s->io.tcp, tcpdev_alloc_cb, tcpdev_read_cb);
     if (rc != 0) {
-        pos_stream_io_failed(s, pos_stream_uv_errno(rc));
+        pos_stream_io_failed(s, pos_uv_errno(rc));
         return;
     }
     pos_stream_io_opened(s);
@@ -101,7 +101,7 @@ static void tcpdev_connect(pos_stream_t *s, const struct sockaddr *addr)
     int rc = uv_tcp_init(s->loop, &s->io.tcp);
 
     if (rc != 0) {
-        pos_stream_io_failed(s, pos_stream_uv_errno(rc));
+        pos_stream_io_failed(s, pos_uv_errno(rc));
         return;
     }
     s->io.tcp.data = s;
@@ -109,7 +109,7 @@ static void tcpdev_connect(pos_stream_t *s, const struct sockaddr *addr)
     s->connect_req.data = s;
     rc = uv_tcp_connect(&s->connect_req, &s->io.tcp, addr, tcpdev_connect_cb);
     if (rc != 0) {
-        pos_stream_io_failed(s, pos_stream_uv_errno(rc));
+        pos_stream_io_failed(s, pos_uv_errno(rc));
     }
 }
 
@@ -125,7 +125,7 @@ static void tcpdev_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *re
     }
     if (status != 0 || res == NULL) {
         uv_freeaddrinfo(res);
-        pos_stream_io_failed(s, status != 0 ? pos_stream_uv_errno(status) : -EHOSTUNREACH);
+        pos_stream_io_failed(s, status != 0 ? pos_uv_errno(status) : -EHOSTUNREACH);
         return;
     }
     /* The first address only; the retry loop tries again. */
@@ -158,7 +158,7 @@ static int tcpdev_attempt(pos_stream_t *s)
     s->gai.data = s;
     rc = uv_getaddrinfo(s->loop, &s->gai, tcpdev_gai_cb, s->spec.host, port, &hints);
     if (rc != 0) {
-        return pos_stream_uv_errno(rc);
+        return pos_uv_errno(rc);
     }
     s->gai_pending = true;
     return 0;
@@ -177,7 +177,7 @@ static void tcpdev_write_cb(uv_write_t *req, int status)
     }
     if (status != 0) {
         /* Still queued: the failure reports (and frees) it with the rest. */
-        pos_stream_io_failed(s, pos_stream_uv_errno(status));
+        pos_stream_io_failed(s, pos_uv_errno(status));
         return;
     }
     /* Writes complete in order, so this is the head of the queue. */
@@ -193,7 +193,7 @@ static int tcpdev_kick(pos_stream_t *s, pos_stream_wreq_t *w)
     w->uw.data = w;
     rc = uv_write(&w->uw, (uv_stream_t *)&s->io.tcp, &b, 1, tcpdev_write_cb);
     if (rc != 0) {
-        return pos_stream_uv_errno(rc);
+        return pos_uv_errno(rc);
     }
     w->in_flight = true;
     s->tcp_writes_in_flight++;

@@ -329,7 +329,7 @@ static int prn_open(pos_hal_device_t *dev)
 
     rc = uv_timer_init(dev->loop, &p->timer);
     if (rc != 0) {
-        return pos_stream_uv_errno(rc);
+        return pos_uv_errno(rc);
     }
     p->timer.data = p;
     p->timer_inited = true;

@@ -383,7 +383,7 @@ static int tel_open(pos_hal_device_t *dev)
 
     rc = uv_timer_init(dev->loop, &t->timer);
     if (rc != 0) {
-        return pos_stream_uv_errno(rc);
+        return pos_uv_errno(rc);
     }
     t->timer.data = t;
     t->timer_inited = true;
