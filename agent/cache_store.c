@@ -262,6 +262,34 @@ typedef struct victim {
     char *key;
 } victim_t;
 
+/* Appends a copy of key k (and meta m, if given) to the growing array v.
+ * Returns 0 or ENOMEM (an LMDB-style positive code, like its callers). */
+static int victims_push(victim_t **v, size_t *n, size_t *cap, const MDB_val *k,
+                        const pos_cache_meta_t *m)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        victim_t *nv = realloc(*v, ncap * sizeof(**v));
+        if (nv == NULL) {
+            return ENOMEM;
+        }
+        *v = nv;
+        *cap = ncap;
+    }
+    victim_t *e = &(*v)[*n];
+    e->key = malloc(k->mv_size);
+    if (e->key == NULL) {
+        return ENOMEM;
+    }
+    memcpy(e->key, k->mv_data, k->mv_size);
+    e->key_len = k->mv_size;
+    if (m != NULL) {
+        e->meta = *m;
+    }
+    (*n)++;
+    return 0;
+}
+
 static uint64_t sort_now;
 static const uint64_t *sort_ttl;
 
@@ -290,25 +318,10 @@ static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now
             !pos_cache_expired(&m, now_ms, c->cfg.ttl_ms)) {
             continue;
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            victim_t *nv = realloc(v, ncap * sizeof(*v));
-            if (nv == NULL) {
-                rc = ENOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        v[n].key = malloc(k.mv_size);
-        if (v[n].key == NULL) {
-            rc = ENOMEM;
+        rc = victims_push(&v, &n, &cap, &k, &m);
+        if (rc != 0) {
             break;
         }
-        memcpy(v[n].key, k.mv_data, k.mv_size);
-        v[n].key_len = k.mv_size;
-        v[n].meta = m;
-        n++;
     }
     mdb_cursor_close(cur);
     int result = rc == MDB_NOTFOUND ? 0 : pos_store_errno(rc);
@@ -894,24 +907,10 @@ int pos_cache_delete_if(pos_cache_t *c, pos_cache_match_fn match, void *ctx, siz
             if (!match(ctx, k.mv_data, k.mv_size)) {
                 continue;
             }
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                victim_t *nv = realloc(v, ncap * sizeof(*v));
-                if (nv == NULL) {
-                    mrc = ENOMEM;
-                    break;
-                }
-                v = nv;
-                cap = ncap;
-            }
-            v[n].key = malloc(k.mv_size);
-            if (v[n].key == NULL) {
-                mrc = ENOMEM;
+            mrc = victims_push(&v, &n, &cap, &k, NULL);
+            if (mrc != 0) {
                 break;
             }
-            memcpy(v[n].key, k.mv_data, k.mv_size);
-            v[n].key_len = k.mv_size;
-            n++;
         }
         rc = mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
         mdb_cursor_close(cur);
