@@ -18,6 +18,7 @@
 
 #include "agent/cache_store.h"
 #include "agent/store.h"
+#include "tests/support/fs.h"
 
 #define ITEMS     10000
 #define VALUE_LEN 200
@@ -69,24 +70,6 @@ static void memory(const char *when)
     printf("memory %-22s Rss %6lu kB  Private_Clean %6lu kB  Private_Dirty %6lu kB  "
            "Anonymous %6lu kB\n",
            when, rss, pc, pd, anon);
-}
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-            unlink(p);
-        }
-    }
-    closedir(d);
-    rmdir(path);
 }
 
 int main(int argc, char **argv)
@@ -194,7 +177,7 @@ int main(int argc, char **argv)
     pos_store_close(&st);
     memory("after close");
     if (argc <= 1) {
-        rm_tree(dir);
+        pos_test_rm_tree(dir);
     }
     return 0;
 }

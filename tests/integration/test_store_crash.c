@@ -28,6 +28,7 @@
 #include "agent/cache_store.h"
 #include "agent/outbox.h"
 #include "agent/store.h"
+#include "tests/support/fs.h"
 
 #define MAP_SIZE  (16u * 1024u * 1024u)
 #define MAX_IDS   (1u << 20)
@@ -39,24 +40,6 @@ static char dir[64];
 
 /* What the parent learned about each id: bit 0 committed, 1 ack started, 2 acked. */
 static uint8_t *id_state;
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-            unlink(p);
-        }
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static uint64_t now_ms(void)
 {
@@ -291,7 +274,7 @@ static void test_kill_loop(void **state)
     assert_int_equal(t.opens, rounds);
     assert_true(t.rounds_with_commits > rounds / 2);
     free(id_state);
-    rm_tree(dir);
+    pos_test_rm_tree(dir);
 }
 
 int main(void)

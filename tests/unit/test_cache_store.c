@@ -21,6 +21,7 @@
 #include "agent/cache_store.h"
 #include "agent/outbox.h"
 #include "agent/store.h"
+#include "tests/support/fs.h"
 
 #define S  1000ull
 #define MB (1024u * 1024u)
@@ -32,24 +33,6 @@ static const pos_cache_config_t default_cfg = {
     .ttl_ms = {7200 * S, 300 * S, 3600 * S, 86400 * S, 60 * S},
     .max_bytes = 0,
 };
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-            unlink(p);
-        }
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static void open_all(uint64_t map_size, const pos_cache_config_t *cfg)
 {
@@ -77,7 +60,7 @@ static int teardown(void **state)
 {
     (void)state;
     close_all();
-    rm_tree(dir);
+    pos_test_rm_tree(dir);
     return 0;
 }
 

@@ -21,30 +21,13 @@
 #include "agent/journal.h"
 #include "agent/outbox.h"
 #include "agent/store.h"
+#include "tests/support/fs.h"
 
 #define MB (1024u * 1024u)
 
 static char dir[64];
 static pos_store_t st;
 static pos_journal_t jn;
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-            unlink(p);
-        }
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static void open_all(uint64_t map, size_t max_final, size_t max_seen)
 {
@@ -73,7 +56,7 @@ static int teardown(void **state)
 {
     (void)state;
     close_all();
-    rm_tree(dir);
+    pos_test_rm_tree(dir);
     return 0;
 }
 

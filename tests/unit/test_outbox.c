@@ -20,30 +20,13 @@
 #include "agent/cache_store.h"
 #include "agent/outbox.h"
 #include "agent/store.h"
+#include "tests/support/fs.h"
 
 #define MB (1024u * 1024u)
 
 static char dir[64];
 static pos_store_t st;
 static pos_outbox_t ob;
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-            unlink(p);
-        }
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static void open_all(uint64_t map, uint64_t max_entries, uint64_t max_bytes)
 {
@@ -72,7 +55,7 @@ static int teardown(void **state)
 {
     (void)state;
     close_all();
-    rm_tree(dir);
+    pos_test_rm_tree(dir);
     return 0;
 }
 
