@@ -217,23 +217,17 @@ static void test_inventory_messages_and_invalidation(void **state)
 static void test_publish_while_offline_across_restart(void **state)
 {
     fixture_t *f = *state;
-    redisReply *r = pos_test_redis_cmd(&f->redis, "ACL SETUSER cloud on >pw ~* &* +@all");
-    freeReplyObject(r);
+    redisReply *r;
     start_agent(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
     /* The cloud listens as its own user; the agent is cut off. */
-    redisContext *sub = redisConnect("127.0.0.1", f->redis.port);
-    r = redisCommand(sub, "AUTH cloud pw");
-    freeReplyObject(r);
+    redisContext *sub = pos_test_cloud_connect(&f->redis);
+    assert_non_null(sub);
     r = redisCommand(sub, "SUBSCRIBE pos:events");
     freeReplyObject(r);
-    redisContext *adm = redisConnect("127.0.0.1", f->redis.port);
-    r = redisCommand(adm, "AUTH cloud pw");
-    freeReplyObject(r);
-    r = redisCommand(adm, "ACL SETUSER default off");
-    freeReplyObject(r);
-    r = redisCommand(adm, "CLIENT KILL USER default");
-    freeReplyObject(r);
+    redisContext *adm = pos_test_cloud_connect(&f->redis);
+    assert_non_null(adm);
+    pos_test_cut_off(adm, true);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
 
     /* 1,000 messages through the local API, the agent restarted half way. */
@@ -251,11 +245,8 @@ static void test_publish_while_offline_across_restart(void **state)
         freeReplyObject(r);
     }
     redisFree(c);
-    r = redisCommand(adm, "ACL SETUSER default on");
-    freeReplyObject(r);
+    pos_test_cut_off(adm, false);
 
-    struct timeval tv = {10, 0};
-    redisSetTimeout(sub, tv);
     for (int i = 0; i < 1000; i++) {
         void *reply = NULL;
         assert_int_equal(redisGetReply(sub, &reply), REDIS_OK);
@@ -290,8 +281,7 @@ static void test_publish_while_offline_across_restart(void **state)
 static void test_revalidation_after_reconnect(void **state)
 {
     fixture_t *f = *state;
-    redisReply *r = pos_test_redis_cmd(&f->redis, "ACL SETUSER cloud on >pw ~* &* +@all");
-    freeReplyObject(r);
+    redisReply *r;
     redis_set(f, "product:P-2", "old");
     start_agent(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
@@ -299,21 +289,16 @@ static void test_revalidation_after_reconnect(void **state)
     assert_string_equal(v, "old");
     free(v);
 
-    redisContext *adm = redisConnect("127.0.0.1", f->redis.port);
-    r = redisCommand(adm, "AUTH cloud pw");
-    freeReplyObject(r);
-    r = redisCommand(adm, "ACL SETUSER default off");
-    freeReplyObject(r);
-    r = redisCommand(adm, "CLIENT KILL USER default");
-    freeReplyObject(r);
+    redisContext *adm = pos_test_cloud_connect(&f->redis);
+    assert_non_null(adm);
+    pos_test_cut_off(adm, true);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
     r = redisCommand(adm, "SET product:P-2 new");
     freeReplyObject(r);
     v = lget(f, "product:P-2"); /* offline: the last known value */
     assert_string_equal(v, "old");
     free(v);
-    r = redisCommand(adm, "ACL SETUSER default on");
-    freeReplyObject(r);
+    pos_test_cut_off(adm, false);
     redisFree(adm);
     /* the first line comes from the first connect */
     assert_true(pos_test_agent_wait_log(&f->agent, "revalidated after reconnect", 2, 5000));

@@ -32,21 +32,6 @@ typedef struct fixture {
     redisContext *sub;   /* subscriber, as user "cloud" */
 } fixture_t;
 
-static redisContext *cloud_connect(const fixture_t *f)
-{
-    redisContext *c = redisConnect("127.0.0.1", f->redis.port);
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    redisReply *r = redisCommand(c, "AUTH cloud cloud-pw");
-    assert_int_equal(r->type, REDIS_REPLY_STATUS);
-    freeReplyObject(r);
-    /* Generous: every outcome is an fsync'd outbox entry, and CI disks can
-     * be slow; this waits for arrival, it does not time it. */
-    struct timeval tv = {15, 0};
-    redisSetTimeout(c, tv);
-    return c;
-}
-
 static void cmd(fixture_t *f, const char *fmt, ...)
 {
     va_list ap;
@@ -64,11 +49,11 @@ static int setup(void **state)
         free(f);
         return -1;
     }
-    redisReply *r = pos_test_redis_cmd(&f->redis, "ACL SETUSER cloud on >cloud-pw ~* &* +@all");
-    freeReplyObject(r);
-    f->cloud = cloud_connect(f);
-    f->sub = cloud_connect(f);
-    r = redisCommand(f->sub, "SUBSCRIBE payment:" TID);
+    f->cloud = pos_test_cloud_connect(&f->redis);
+    f->sub = pos_test_cloud_connect(&f->redis);
+    assert_non_null(f->cloud);
+    assert_non_null(f->sub);
+    redisReply *r = redisCommand(f->sub, "SUBSCRIBE payment:" TID);
     freeReplyObject(r);
     r = redisCommand(f->sub, "SUBSCRIBE transaction:" SID);
     freeReplyObject(r);
@@ -103,13 +88,12 @@ static void start_agent(fixture_t *f, unsigned pinpad_ms)
 
 static void cut_off(fixture_t *f)
 {
-    cmd(f, "ACL SETUSER default off");
-    cmd(f, "CLIENT KILL USER default");
+    pos_test_cut_off(f->cloud, true);
 }
 
 static void reconnect(fixture_t *f)
 {
-    cmd(f, "ACL SETUSER default on");
+    pos_test_cut_off(f->cloud, false);
 }
 
 /* The next agent message on the subscribed channels (NULL on timeout). */

@@ -593,6 +593,49 @@ void pos_test_sub_close(pos_test_sub_t *s)
     }
 }
 
+redisContext *pos_test_cloud_connect(const pos_test_redis_t *r)
+{
+    struct timeval tv = {15, 0}; /* waits for arrivals, does not time them */
+    redisReply *rep = pos_test_redis_cmd(r, "ACL SETUSER cloud on >cloud-pw ~* &* +@all");
+    redisContext *c;
+
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    c = redisConnect("127.0.0.1", r->port);
+    if (c == NULL || c->err) {
+        if (c != NULL) {
+            redisFree(c);
+        }
+        return NULL;
+    }
+    rep = redisCommand(c, "AUTH cloud cloud-pw");
+    bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+void pos_test_cut_off(redisContext *cloud, bool off)
+{
+    redisReply *rep = redisCommand(cloud, off ? "ACL SETUSER default off" : "ACL SETUSER default on");
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    if (off) {
+        rep = redisCommand(cloud, "CLIENT KILL USER default");
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+    }
+}
+
 char *pos_test_get(const pos_test_redis_t *r, const char *key)
 {
     redisReply *rep = pos_test_redis_cmd(r, "GET %s", key);

@@ -92,6 +92,16 @@ int pos_test_sub_open_many(pos_test_sub_t *s, const pos_test_redis_t *r,
 char *pos_test_sub_next(pos_test_sub_t *s, int timeout_ms, char *channel, size_t chlen);
 void pos_test_sub_close(pos_test_sub_t *s);
 
+/*
+ * Cutting the agent off while the test's own clients stay connected: the
+ * agent logs in as Redis's default user, the test as "cloud".
+ * pos_test_cloud_connect() creates that user (once) and returns a
+ * connection as it; pos_test_cut_off() disables the default user and kills
+ * its clients (off = true) or lets it back (off = false).
+ */
+redisContext *pos_test_cloud_connect(const pos_test_redis_t *r);
+void pos_test_cut_off(redisContext *cloud, bool off);
+
 /* Reads a string key (malloc'd) or NULL. */
 char *pos_test_get(const pos_test_redis_t *r, const char *key);
 /* Integer reply of a command, or LLONG_MIN on error. */
