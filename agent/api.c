@@ -309,9 +309,10 @@ static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char *
         }
         ADD("# cache\r\ncache_open:%d\r\nhits:%" PRIu64 "\r\nstale_hits:%" PRIu64
             "\r\nmisses:%" PRIu64 "\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
-            "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64 "\r\n\r\n",
+            "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64
+            "\r\nstore_disk_full:%" PRIu64 "\r\n\r\n",
             a->cache.open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
-            cs.evictions, a->cache.fetches_shared);
+            cs.evictions, a->cache.fetches_shared, a->store_ok ? a->store.disk_full : 0);
     }
     if (SECTION("outbox")) {
         pos_outbox_stats_t os;
