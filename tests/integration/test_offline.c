@@ -139,6 +139,20 @@ static double outbox_id(cJSON *j)
     return id->valuedouble;
 }
 
+/* The outcomes of an approved payment, in order, each after "last". */
+static void expect_outcomes(fixture_t *f, double last)
+{
+    const char *want[] = {"PAYMENT_APPROVED", "RECEIPT_PRINTED", "TRANSACTION_COMPLETED"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *j = next_msg(f);
+        assert_non_null(j);
+        assert_string_equal(type_of(j), want[i]);
+        assert_true(outbox_id(j) > last); /* in order */
+        last = outbox_id(j);
+        cJSON_Delete(j);
+    }
+}
+
 static void test_outcomes_wait_for_the_link(void **state)
 {
     fixture_t *f = *state;
@@ -160,15 +174,7 @@ static void test_outcomes_wait_for_the_link(void **state)
     pos_test_sleep_ms(300);
     reconnect(f);
 
-    const char *want[] = {"PAYMENT_APPROVED", "RECEIPT_PRINTED", "TRANSACTION_COMPLETED"};
-    for (int i = 0; i < 3; i++) {
-        j = next_msg(f);
-        assert_non_null(j);
-        assert_string_equal(type_of(j), want[i]);
-        assert_true(outbox_id(j) > last); /* in order */
-        last = outbox_id(j);
-        cJSON_Delete(j);
-    }
+    expect_outcomes(f, last);
     /* The counter increment waited too. */
     redisReply *r = redisCommand(f->cloud, "GET counter:terminal:" TID ":payments_approved");
     assert_int_equal(r->type, REDIS_REPLY_STRING);
@@ -195,13 +201,7 @@ static void test_outbox_survives_a_restart(void **state)
     start_agent(f, 1000); /* same directory: same store */
     assert_true(pos_test_agent_wait_log(&f->agent, "outbox entries waiting", 2, 5000));
     reconnect(f);
-    const char *want[] = {"PAYMENT_APPROVED", "RECEIPT_PRINTED", "TRANSACTION_COMPLETED"};
-    for (int i = 0; i < 3; i++) {
-        j = next_msg(f);
-        assert_non_null(j);
-        assert_string_equal(type_of(j), want[i]);
-        cJSON_Delete(j);
-    }
+    expect_outcomes(f, 0);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
@@ -413,13 +413,7 @@ static void test_store_full(void **state)
     assert_true((unsigned long long)vfs.f_blocks * vfs.f_frsize <= FULL_FS_KIB * 1024ull);
 
     reconnect(f);
-    const char *want[] = {"PAYMENT_APPROVED", "RECEIPT_PRINTED", "TRANSACTION_COMPLETED"};
-    for (int i = 0; i < 3; i++) {
-        j = next_msg(f);
-        assert_non_null(j);
-        assert_string_equal(type_of(j), want[i]);
-        cJSON_Delete(j);
-    }
+    expect_outcomes(f, 0);
     redisFree(local);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
     assert_int_equal(umount(mnt), 0);
