@@ -393,8 +393,7 @@ static bool has_escaped_nul(const char *json, size_t len)
 static cJSON *parse_all(const char *json, size_t len)
 {
     const char *end = NULL;
-    if (json == NULL || len == 0 || memchr(json, '\0', len) != NULL ||
-        has_escaped_nul(json, len)) {
+    if (json == NULL || len == 0 || memchr(json, '\0', len) != NULL || has_escaped_nul(json, len)) {
         return NULL;
     }
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
@@ -551,8 +550,8 @@ int pos_sign_keys_load(const char *path, pos_sign_keys_t *keys, char *why, size_
     }
     if ((st.st_mode & 077) != 0) {
         rc = -EPERM;
-        snprintf(why, whylen, "%s: group or others may access it (mode %03o); chmod 600 it",
-                 path, (unsigned)(st.st_mode & 0777));
+        snprintf(why, whylen, "%s: group or others may access it (mode %03o); chmod 600 it", path,
+                 (unsigned)(st.st_mode & 0777));
         goto fail_fd;
     }
     if (st.st_size > POS_SIGN_FILE_MAX) {

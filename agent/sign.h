@@ -17,12 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POS_SIGN_KEY_MIN   32 /* bytes of a key (64 hex digits) */
-#define POS_SIGN_KEY_MAX   64 /* bytes of a key (128 hex digits): SHA-256's block */
-#define POS_SIGN_KEYS_MAX  2  /* current key, plus one more during a rotation */
-#define POS_SIGN_HEX_LEN   64 /* hex digits of a signature */
-#define POS_SIGN_FILE_MAX  4096 /* bytes of a key file */
-#define POS_SIGN_APPEND    (sizeof(",\"sig\":\"\"") - 1 + POS_SIGN_HEX_LEN) /* growth */
+#define POS_SIGN_KEY_MIN  32   /* bytes of a key (64 hex digits) */
+#define POS_SIGN_KEY_MAX  64   /* bytes of a key (128 hex digits): SHA-256's block */
+#define POS_SIGN_KEYS_MAX 2    /* current key, plus one more during a rotation */
+#define POS_SIGN_HEX_LEN  64   /* hex digits of a signature */
+#define POS_SIGN_FILE_MAX 4096 /* bytes of a key file */
+#define POS_SIGN_APPEND   (sizeof(",\"sig\":\"\"") - 1 + POS_SIGN_HEX_LEN) /* growth */
 
 /* ---- canonical JSON (RFC 8785) ------------------------------------------- */
 
@@ -102,9 +102,9 @@ int pos_sign_append(const pos_sign_keys_t *keys, const char *json, size_t len, c
 
 typedef enum pos_sign_verdict {
     POS_SIGN_OK = 0,
-    POS_SIGN_UNSIGNED,  /* no "sig" member (or not a JSON object at all) */
-    POS_SIGN_BAD,       /* "sig" does not match under any key, or is malformed */
-    POS_SIGN_STALE,     /* signature good, but "ts" missing or outside the window */
+    POS_SIGN_UNSIGNED, /* no "sig" member (or not a JSON object at all) */
+    POS_SIGN_BAD,      /* "sig" does not match under any key, or is malformed */
+    POS_SIGN_STALE,    /* signature good, but "ts" missing or outside the window */
 } pos_sign_verdict_t;
 
 /*

@@ -57,9 +57,8 @@ int pos_priv_drop(const char *user, uid_t uid, gid_t gid, char *why, size_t whyl
         snprintf(why, whylen, "setresuid(%u): %s", (unsigned)uid, strerror(e));
         return -e;
     }
-    if (getresuid(&ruid, &euid, &suid) != 0 || getresgid(&rgid, &egid, &sgid) != 0 ||
-        ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid ||
-        sgid != gid) {
+    if (getresuid(&ruid, &euid, &suid) != 0 || getresgid(&rgid, &egid, &sgid) != 0 || ruid != uid ||
+        euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid) {
         snprintf(why, whylen, "ids did not all change");
         return -EPERM;
     }

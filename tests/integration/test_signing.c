@@ -30,8 +30,12 @@
 #define SID "S-042"
 
 /* 32-byte keys as in the key file (hex) and as bytes. */
-#define KEY1_HEX "4b31" "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e"
-#define KEY2_HEX "4b32" "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbe"
+#define KEY1_HEX                                                                                   \
+    "4b31"                                                                                         \
+    "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e"
+#define KEY2_HEX                                                                                   \
+    "4b32"                                                                                         \
+    "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbe"
 
 typedef struct fixture {
     pos_test_redis_t redis;

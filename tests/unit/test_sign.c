@@ -17,13 +17,13 @@
 
 /* The worked example of docs/signing.md (checked against the file below). */
 #define EX_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-#define EX_MSG                                                                                  \
-    "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-1001\",\"amount\":12.34,"           \
-    "\"currency\":\"EUR\",\"lines\":[{\"name\":\"Espresso\",\"qty\":2,\"amount\":5.00},"        \
+#define EX_MSG                                                                                     \
+    "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-1001\",\"amount\":12.34,"              \
+    "\"currency\":\"EUR\",\"lines\":[{\"name\":\"Espresso\",\"qty\":2,\"amount\":5.00},"           \
     "{\"name\":\"Croissant\",\"qty\":1,\"amount\":2.34}],\"ts\":1764412800000}"
-#define EX_CANON                                                                                \
-    "{\"amount\":12.34,\"currency\":\"EUR\",\"lines\":[{\"amount\":5,\"name\":\"Espresso\","    \
-    "\"qty\":2},{\"amount\":2.34,\"name\":\"Croissant\",\"qty\":1}],\"transactionId\":"         \
+#define EX_CANON                                                                                   \
+    "{\"amount\":12.34,\"currency\":\"EUR\",\"lines\":[{\"amount\":5,\"name\":\"Espresso\","       \
+    "\"qty\":2},{\"amount\":2.34,\"name\":\"Croissant\",\"qty\":1}],\"transactionId\":"            \
     "\"tx-1001\",\"ts\":1764412800000,\"type\":\"PAYMENT_REQUESTED\"}"
 /* Computed independently: python3 hmac and `openssl dgst -sha256 -mac HMAC`. */
 #define EX_SIG "19b5c3f8f33201d9891dc2b9faa2ebd0ed212761d049d0835bad82599f6fbf07"
@@ -156,8 +156,8 @@ static void test_canon_refused(void **state)
     expect_refused("[\"\\u0000\"]");
     expect_refused("[\"a\\u0000b\"]");
     expect_refused("[\"\xff\"]");
-    expect_refused("[\"\xc0\xaf\"]");          /* overlong */
-    expect_refused("[\"\xed\xa0\x80\"]");      /* an encoded surrogate */
+    expect_refused("[\"\xc0\xaf\"]");     /* overlong */
+    expect_refused("[\"\xed\xa0\x80\"]"); /* an encoded surrogate */
     expect_refused("{\"\xfe\":1}");
     expect_refused("[1e400]");
     char nul[] = "[\"a\"]";
@@ -224,8 +224,8 @@ static void test_worked_example_openssl(void **state)
     if (system("command -v openssl >/dev/null 2>&1") != 0) {
         skip();
     }
-    FILE *p = popen("printf '%s' '" EX_CANON "' | openssl dgst -sha256 -mac HMAC -macopt hexkey:"
-                    EX_KEY " 2>/dev/null",
+    FILE *p = popen("printf '%s' '" EX_CANON
+                    "' | openssl dgst -sha256 -mac HMAC -macopt hexkey:" EX_KEY " 2>/dev/null",
                     "r");
     assert_non_null(p);
     char line[256] = "";
@@ -273,11 +273,11 @@ static void test_keys_parse(void **state)
     static const char *const bad[] = {
         "",
         "\n# only a comment\n",
-        "0001020304",                          /* too short (5 bytes) */
-        EX_KEY "0",                            /* odd digit count */
-        EX_KEY EX_KEY "00",                    /* 65 bytes */
+        "0001020304",       /* too short (5 bytes) */
+        EX_KEY "0",         /* odd digit count */
+        EX_KEY EX_KEY "00", /* 65 bytes */
         "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-        EX_KEY "\n" KEY2 "\n" EX_KEY "\n",     /* three keys */
+        EX_KEY "\n" KEY2 "\n" EX_KEY "\n", /* three keys */
         "key = " EX_KEY,
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -356,9 +356,9 @@ static void test_verify(void **state)
     assert_int_equal(pos_sign_verify(&both, m, (size_t)n, now, 60000), POS_SIGN_OK);
     assert_int_equal(pos_sign_verify(&other, m, (size_t)n, now, 60000), POS_SIGN_BAD);
     /* Whitespace and member order do not matter; values do. */
-    assert_int_equal(pos_sign_verify(&cur, t,
-                                     (size_t)snprintf(t, sizeof(t), " %s ", m), now, 60000),
-                     POS_SIGN_OK);
+    assert_int_equal(
+        pos_sign_verify(&cur, t, (size_t)snprintf(t, sizeof(t), " %s ", m), now, 60000),
+        POS_SIGN_OK);
     /* The window, both ways, inclusive. */
     assert_int_equal(pos_sign_verify(&cur, m, (size_t)n, now + 60000, 60000), POS_SIGN_OK);
     assert_int_equal(pos_sign_verify(&cur, m, (size_t)n, now - 60000, 60000), POS_SIGN_OK);
