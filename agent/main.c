@@ -264,6 +264,11 @@ int main(int argc, char **argv)
              agent.sign.count > 0 ? ", payment messages signed" : "");
     pos_agent_start(&agent);
     if (drop) {
+        /* Devices are first opened from the loop (a zero timer): one turn
+         * of it opens those present while still root. Re-opens later (an
+         * unplugged printer back) happen as the user: it needs the
+         * devices' groups (docs/hardening.md). */
+        uv_run(&loop, UV_RUN_NOWAIT);
         /* Store, local socket and devices are open: the store's files must
          * stay writable (and reopenable at the next start) by the user. */
         rc = pos_priv_chown_dir(agent.cfg.store_path, run_uid, run_gid);

@@ -5,7 +5,10 @@
  * payments on the simulated devices, the local socket (mode 0660, the
  * configured group). Needs root (CI runs as root); skipped otherwise.
  */
+#define _GNU_SOURCE /* posix_openpt, grantpt, unlockpt, ptsname */
+#include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -225,20 +228,96 @@ static void test_drops_to_user(void **state)
                                   "\"transactionId\":\"tx-p1\",\"amount\":1.50,"
                                   "\"currency\":\"EUR\"}"),
                      2);
-    bool approved = false;
+    bool approved = false, printed = false;
     uint64_t end = pos_test_now_ms() + 10000;
-    while (!approved && pos_test_now_ms() < end) {
+    while (!printed && pos_test_now_ms() < end) {
         char ch[64];
         char *m = pos_test_sub_next(&sub, 1000, ch, sizeof(ch));
-        approved = m != NULL && strstr(m, "PAYMENT_APPROVED") != NULL;
+        approved = approved || (m != NULL && strstr(m, "PAYMENT_APPROVED") != NULL);
+        /* The receipt is written as nobody too. */
+        printed = m != NULL && strstr(m, "RECEIPT_PRINTED") != NULL;
+        assert_true(m == NULL || strstr(m, "RECEIPT_FAILED") == NULL);
         free(m);
     }
     pos_test_sub_close(&sub);
     assert_true(approved);
+    assert_true(printed);
 
     /* A clean stop as nobody. */
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
     f->agent.pid = 0;
+}
+
+/*
+ * A device only root may open (a pseudo-terminal of mode 0600 standing for
+ * a serial customer display) is opened before the switch and keeps working
+ * after it: the text of a DISPLAY_MESSAGE reaches it.
+ */
+static void test_devices_opened_before_drop(void **state)
+{
+    fixture_t *f = *state;
+    char ini[1024], path[128];
+    struct passwd *pw;
+    need_root();
+
+    pw = getpwnam("nobody");
+    if (pw == NULL) {
+        skip();
+    }
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    assert_true(master >= 0);
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    const char *tty = ptsname(master);
+    assert_non_null(tty);
+    char ttypath[64];
+    snprintf(ttypath, sizeof(ttypath), "%s", tty);
+    assert_int_equal(chown(ttypath, 0, 0), 0);
+    assert_int_equal(chmod(ttypath, 0600), 0);
+
+    snprintf(path, sizeof(path), "%s/sim", f->dir);
+    assert_int_equal(mkdir(path, 0750), 0);
+    assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
+             "[redis]\nurl = redis://127.0.0.1:%u\n"
+             "[hal]\ndisplay = cd5220:%s?baud=9600\nsim_dir = %s/sim\n"
+             "[store]\npath = %s/store\n[local]\nsocket = %s/agent.sock\n"
+             "[security]\nuser = nobody\n[log]\nlevel = debug\n",
+             (unsigned)f->redis.port, ttypath, f->dir, f->dir, f->dir);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    assert_true(pos_test_agent_wait_log(&f->agent, "running as nobody", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "hal: display: ready", 1, 5000));
+
+    assert_int_equal(pos_test_int(&f->redis,
+                                  "PUBLISH payment:" TID " {\"type\":\"DISPLAY_MESSAGE\",\"lines\":"
+                                  "[\"HELLO-NOBODY\",\"x\"]}"),
+                     1);
+    char seen[4096];
+    size_t n = 0;
+    uint64_t end = pos_test_now_ms() + 5000;
+    seen[0] = '\0';
+    while (strstr(seen, "HELLO-NOBODY") == NULL && pos_test_now_ms() < end &&
+           n < sizeof(seen) - 1) {
+        struct pollfd p = {master, POLLIN, 0};
+        if (poll(&p, 1, 200) == 1) {
+            ssize_t got = read(master, seen + n, sizeof(seen) - 1 - n);
+            if (got > 0) {
+                n += (size_t)got;
+                seen[n] = '\0';
+                /* The display's bytes may hold NULs: keep searching past them. */
+                for (size_t i = 0; i < n; i++) {
+                    if (seen[i] == '\0') {
+                        seen[i] = ' ';
+                    }
+                }
+            }
+        }
+    }
+    assert_non_null(strstr(seen, "HELLO-NOBODY"));
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "hal: display: offline"), 0);
+    close(master);
 }
 
 int main(void)
@@ -246,6 +325,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_root_refused_without_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drops_to_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_devices_opened_before_drop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
