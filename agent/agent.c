@@ -45,7 +45,7 @@ static void agent_shutdown_reply(void *ctx, const redisReply *r, int err);
 static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_reply_cb cb)
 {
     pos_status_report_t r;
-    char json[512], ttl[16];
+    char json[512 + POS_SIGN_APPEND], ttl[16];
     int n;
 
     memset(&r, 0, sizeof(r));
@@ -57,11 +57,12 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
     r.outbox = 0;
-    n = pos_status_json(&r, json, sizeof(json));
+    n = pos_status_json(&r, json, sizeof(json) - POS_SIGN_APPEND);
     if (n < 0) {
         POS_ERR("status", "cannot encode status: %s", strerror(-n));
         return n;
     }
+    n = pos_delivery_sign(&a->delivery, json, (size_t)n, sizeof(json));
     snprintf(ttl, sizeof(ttl), "%u", a->cfg.heartbeat_ttl_s);
     const char *argv[] = {"SET", a->status_key, json, "EX", ttl};
     size_t lens[] = {3, strlen(a->status_key), (size_t)n, 2, strlen(ttl)};
@@ -76,12 +77,13 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
 static int agent_publish_status_change(pos_agent_t *a, pos_term_status_t status,
                                        pos_term_status_t previous, pos_reply_cb cb)
 {
-    char json[384];
+    char json[384 + POS_SIGN_APPEND];
     int n = pos_status_change_json(a->cfg.terminal_id, a->cfg.store_id, status, previous,
-                                   pos_clock_wall_ms(), json, sizeof(json));
+                                   pos_clock_wall_ms(), json, sizeof(json) - POS_SIGN_APPEND);
     if (n < 0) {
         return n;
     }
+    n = pos_delivery_sign(&a->delivery, json, (size_t)n, sizeof(json));
     const char *argv[] = {"PUBLISH", "system:terminals", json};
     size_t lens[] = {7, 16, (size_t)n};
     return pos_link_command(&a->link, cb, cb == agent_shutdown_reply ? (void *)a : "TERMINAL_STATUS",
@@ -678,4 +680,5 @@ void pos_agent_dispose(pos_agent_t *a)
         a->store_ok = false;
     }
     pos_config_wipe(&a->cfg);
+    pos_sign_keys_wipe(&a->sign);
 }

@@ -19,6 +19,7 @@
 #include "agent/outbox.h"
 #include "agent/store.h"
 #include "agent/payment.h"
+#include "agent/sign.h"
 #include "agent/status.h"
 #include "conf/config.h"
 
@@ -52,6 +53,7 @@ struct pos_agent {
     pos_cachesvc_t cache;  /* offline reads */
     pos_localapi_t *api;   /* the local socket; NULL if it could not start */
     pos_channel_t channels[3]; /* payment, inventory, system */
+    pos_sign_keys_t sign;      /* count 0: messages are not signed */
     char probe_channel[96];
     char client_name[96];
     char status_key[96];

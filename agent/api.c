@@ -261,7 +261,8 @@ static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const cha
         pos_localapi_reply_error(r, "ERR bad channel name");
         return 0;
     }
-    rc = pos_agent_publish(a, argv[1], argv[2], lens[2], false);
+    /* Not signed: the agent does not vouch for what the application says. */
+    rc = pos_delivery_publish_ex(&a->delivery, argv[1], argv[2], lens[2], false, false);
     if (rc != 0 && a->store_ok) {
         return rc;
     }

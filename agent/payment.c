@@ -361,6 +361,64 @@ static void payment_recall(pos_payment_t *p, const char *tx)
     memset(&out, 0, sizeof(out));
 }
 
+/* The transaction a payment-channel message names, for an answer; NULL
+ * when it names none that can be used (DISPLAY_MESSAGE, malformed). */
+static const char *payment_named_tx(const pos_msg_t *msg, int rc)
+{
+    if (rc != 0) {
+        return msg->reject_transaction_id[0] != '\0' ? msg->reject_transaction_id : NULL;
+    }
+    switch (msg->type) {
+    case POS_MSG_PAYMENT_REQUESTED:
+        return msg->u.payment.transaction_id;
+    case POS_MSG_PAYMENT_CANCELLED:
+    case POS_MSG_RECEIPT_REPRINT:
+        return msg->u.tx.transaction_id;
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * With a key set, a message from the cloud is only acted on once its
+ * signature and ts check out (docs/signing.md). Returns true when it may
+ * go on; otherwise it has been answered (PAYMENT_REJECTED with the
+ * reason) or, naming no transaction, logged and dropped.
+ */
+static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, const char *payload,
+                             size_t len)
+{
+    pos_agent_t *a = p->agent;
+    pos_payment_event_t ev;
+
+    if (a->sign.count == 0) {
+        return true;
+    }
+    const char *tx = payment_named_tx(msg, rc);
+    if (rc != 0 && tx == NULL) {
+        return true; /* dropped as malformed anyway, with the decoder's reason */
+    }
+    pos_sign_verdict_t v = pos_sign_verify(&a->sign, payload, len, pos_clock_wall_ms(),
+                                           (uint64_t)a->cfg.payment_signature_window_s * 1000u);
+    if (v == POS_SIGN_OK) {
+        return true;
+    }
+    p->unverified++;
+    const char *type = pos_msg_type_name(msg->type);
+    /* The reason only: never the signature, the key or the message. */
+    POS_WARN("msg", "payment:%s: %s %s, refused%s", a->cfg.terminal_id,
+             type[0] != '\0' ? type : "message", pos_sign_verdict_reason(v),
+             tx != NULL ? "" : " (no transactionId to answer)");
+    if (tx != NULL) {
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = POS_PAY_EV_REJECT;
+        ev.transaction_id = tx;
+        ev.reason = pos_sign_verdict_reason(v);
+        payment_run(p, &ev);
+    }
+    return false;
+}
+
 void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
 {
     pos_agent_t *a = p->agent;
@@ -391,6 +449,10 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     memset(&ev, 0, sizeof(ev));
     if (rc == -EALREADY) {
         POS_DEBUG("msg", "payment:%s: terminal-originated message ignored", a->cfg.terminal_id);
+        return;
+    }
+    if (!payment_verified(p, &msg, rc, payload, len)) {
+        memset(&msg, 0, sizeof(msg));
         return;
     }
     if (rc != 0) {

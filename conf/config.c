@@ -71,6 +71,8 @@ static int check_display(const char *value, char *why, size_t whylen);
 static int check_printer(const char *value, char *why, size_t whylen);
 static int check_pinpad(const char *value, char *why, size_t whylen);
 static int check_abs_path(const char *value, char *why, size_t whylen);
+static int check_opt_abs_path(const char *value, char *why, size_t whylen);
+static int check_user(const char *value, char *why, size_t whylen);
 static int check_decline_ending(const char *value, char *why, size_t whylen);
 static int check_card_number(const char *value, char *why, size_t whylen);
 static int check_printer_model(const char *value, char *why, size_t whylen);
@@ -90,6 +92,7 @@ static const conf_section_t sections[] = {
     {"cache", "The local copy of the cloud's keys: freshness per key family, and warm-up."},
     {"local", "The local API: a Unix socket speaking RESP for the POS application and the CLI."},
     {"log", "Logging."},
+    {"security", "Privileges: the user the agent runs as once its devices and sockets are open."},
 };
 
 static const conf_item_t items[] = {
@@ -338,6 +341,28 @@ static const conf_item_t items[] = {
      .max = 600,
      .desc = "Time the customer has at the pinpad before the payment is abandoned as "
              "declined (timeout)."},
+    {.section = "payment",
+     .key = "hmac_key_file",
+     .type = CT_STR,
+     FIELD(payment_hmac_key_file),
+     .min = 0,
+     .max = 200,
+     .check = check_opt_abs_path,
+     .allowed = "an absolute path to a file of mode 0600 or 0400",
+     .def_doc = "(none: messages are not signed)",
+     .example = "/etc/posagent/hmac.key",
+     .desc = "Key file for signed payment messages (docs/signing.md): one or two lines of "
+             "64..128 hex digits, the first signs what the agent sends, both are accepted. When "
+             "set, cloud payment messages without a valid sig and a fresh ts are refused."},
+    {.section = "payment",
+     .key = "signature_window_s",
+     .type = CT_U32,
+     FIELD(payment_signature_window_s),
+     .def = "60",
+     .min = 1,
+     .max = 3600,
+     .desc = "Largest difference between a signed message's ts and this terminal's clock, "
+             "either way; older or newer messages are refused as stale."},
 
     {.section = "store",
      .key = "path",
@@ -474,6 +499,28 @@ static const conf_item_t items[] = {
      .def = "false",
      .allowed = "true, false, yes, no, on, off, 1, 0",
      .desc = "Log to syslog (facility daemon) instead of stderr."},
+
+    {.section = "security",
+     .key = "user",
+     .type = CT_STR,
+     FIELD(security_user),
+     .min = 0,
+     .max = 31,
+     .check = check_user,
+     .allowed = "a user name",
+     .def_doc = "(none: keep the user it was started as)",
+     .example = "posagent",
+     .desc = "Started as root, the agent switches to this user (and its groups) once the "
+             "store, the local socket and the devices are open, and cannot regain root."},
+    {.section = "security",
+     .key = "allow_root",
+     .type = CT_BOOL,
+     FIELD(security_allow_root),
+     .def = "false",
+     .env = "POSAGENT_ALLOW_ROOT",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Let the agent keep running as root when no user is set; without it, it refuses "
+             "to start as root (exit 78)."},
 };
 
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -632,6 +679,23 @@ static int check_abs_path(const char *value, char *why, size_t whylen)
         (strlen(value) >= 3 && strcmp(value + strlen(value) - 3, "/..") == 0)) {
         snprintf(why, whylen, "must be an absolute path without '..'");
         return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_opt_abs_path(const char *value, char *why, size_t whylen)
+{
+    return value[0] == '\0' ? 0 : check_abs_path(value, why, whylen);
+}
+
+static int check_user(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || (*p == '-' && p != value))) {
+            snprintf(why, whylen, "only [A-Za-z0-9._-] are allowed, not starting with '-'");
+            return -EINVAL;
+        }
     }
     return 0;
 }

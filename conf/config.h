@@ -73,6 +73,8 @@ typedef struct pos_config {
     /* [payment] */
     uint32_t payment_max_amount;       /* major units of any currency */
     uint32_t payment_pinpad_timeout_s; /* customer timeout at the pinpad */
+    char payment_hmac_key_file[201];   /* "": messages are not signed */
+    uint32_t payment_signature_window_s; /* |now - ts| allowed for a signed message */
 
     /* [store] local LMDB store: cache, outbox, payment journal */
     char store_path[201];              /* directory, absolute */
@@ -96,6 +98,10 @@ typedef struct pos_config {
     /* [log] */
     int log_level; /* pos_log_level_t */
     bool log_syslog;
+
+    /* [security] */
+    char security_user[32];   /* "": keep the user the agent was started as */
+    bool security_allow_root; /* run on as root when no user is set */
 
     /* Derived by pos_config_load(): the effective Redis endpoint, with the
      * password and db overrides applied; redis.db is always 0..1023 here. */

@@ -825,6 +825,8 @@ static const char *const all_keys[][3] = {
     {"hal", "codepage", NULL},
     {"payment", "max_amount", NULL},
     {"payment", "pinpad_timeout_s", NULL},
+    {"payment", "hmac_key_file", NULL},
+    {"payment", "signature_window_s", NULL},
     {"store", "path", NULL},
     {"store", "map_size_mb", NULL},
     {"store", "outbox_max_entries", NULL},
@@ -840,6 +842,8 @@ static const char *const all_keys[][3] = {
     {"local", "max_clients", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
+    {"security", "user", NULL},
+    {"security", "allow_root", "POSAGENT_ALLOW_ROOT"},
 };
 
 static void test_example_file_matches(void **state)
@@ -924,7 +928,7 @@ static void test_example_defaults_are_valid(void **state)
         uncommented += is_key;
     }
     fclose(m);
-    assert_int_equal(uncommented, 37); /* every key but the two required ones */
+    assert_int_equal(uncommented, 41); /* every key but the two required ones */
     result_t r;
     must_load(&r, out, no_env);
     check_defaults_except_password_db(&r.cfg);
@@ -969,6 +973,14 @@ static void test_hal_and_payment(void **state)
     expect_error(&r, ":5: [hal] paper_width", "20..48", NULL);
     load(&r, IDS "[payment]\nmax_amount = 0\n", no_env);
     expect_error(&r, ":5: [payment] max_amount", NULL);
+    load(&r, IDS "[payment]\nhmac_key_file = hmac.key\n", no_env);
+    expect_error(&r, ":5: [payment] hmac_key_file", "absolute", NULL);
+    load(&r, IDS "[payment]\nsignature_window_s = 0\n", no_env);
+    expect_error(&r, ":5: [payment] signature_window_s", "1..3600", NULL);
+    load(&r, IDS "[security]\nuser = -rf\n", no_env);
+    expect_error(&r, ":5: [security] user", NULL);
+    load(&r, IDS "[security]\nallow_root = maybe\n", no_env);
+    expect_error(&r, ":5: [security] allow_root", NULL);
     load(&r, IDS "[redis]\nprobe_interval_ms = 20000\n", no_env);
     expect_error(&r, ":5: [redis] probe_interval_ms", "1000..15000", NULL);
 }
