@@ -483,6 +483,11 @@ static void link_resolved(pos_sentinel_t *st, int err, const char *host, uint16_
         link_use_hint(l);
     } else if (err != 0) {
         l->down_err = err;
+        /* A refused sentinel password is a configuration problem: retried
+         * at the backoff cap, like a refused Redis password. */
+        l->fatal = err == -EACCES;
+        l->master_host[0] = '\0';
+        l->master_port = 0;
         link_schedule_retry(l);
         return;
     } else {
@@ -523,6 +528,7 @@ static void link_retry_timer_cb(uv_timer_t *t)
 
 static void link_schedule_retry(pos_link_t *l)
 {
+    char where[POS_URL_HOST_MAX + 96];
     uint32_t delay;
 
     if (l->switch_pending) {
@@ -537,12 +543,15 @@ static void link_schedule_retry(pos_link_t *l)
     l->state = POS_LINK_DOWN;
     /* One line per attempt early in an outage, then one in twenty, so that
      * a long outage does not flood the log. */
+    if (l->use_sentinel && l->master_host[0] == '\0') {
+        snprintf(where, sizeof(where), "sentinels of '%s'", l->sentinel.opt.master_name);
+    } else {
+        snprintf(where, sizeof(where), "%s:%u", link_host(l), (unsigned)link_port(l));
+    }
     pos_log(l->backoff.attempts <= 5 || l->backoff.attempts % 20 == 0 ? POS_LOG_INFO
                                                                       : POS_LOG_DEBUG,
-            "link", "%s:%u: %s; reconnecting in %u ms (attempt %u)",
-            l->use_sentinel && l->master_host[0] == '\0' ? "(sentinels)" : link_host(l),
-            (unsigned)link_port(l), strerror(-l->down_err),
-            delay, l->backoff.attempts);
+            "link", "%s: %s; reconnecting in %u ms (attempt %u)", where,
+            strerror(-l->down_err), delay, l->backoff.attempts);
     uv_timer_start(&l->retry_timer, link_retry_timer_cb, delay, 0);
 }
 

@@ -281,8 +281,11 @@ static void resolve_next(pos_sentinel_t *s)
             s->resolve_err = rc;
         }
     }
-    POS_WARN("sentinel", "no sentinel gave the address of master '%s' (%zu asked): %s",
-             s->opt.master_name, s->naddrs, strerror(-s->resolve_err));
+    /* Once per round; a long outage is logged early, then one in twenty. */
+    s->failed_rounds++;
+    pos_log(s->failed_rounds <= 3 || s->failed_rounds % 20 == 0 ? POS_LOG_WARN : POS_LOG_DEBUG,
+            "sentinel", "no sentinel gave the address of master '%s' (%zu asked): %s",
+            s->opt.master_name, s->naddrs, strerror(-s->resolve_err));
     resolve_finish(s, s->resolve_err != 0 ? s->resolve_err : -EHOSTUNREACH);
 }
 
@@ -353,12 +356,15 @@ static void query_closed(pos_conn_t *c, int err)
         POS_DEBUG("sentinel", "%s says master '%s' is %s:%u",
                   addr_text(&s->addrs[0], where, sizeof(where)), s->opt.master_name,
                   s->master.host, (unsigned)s->master.port);
+        s->failed_rounds = 0;
         resolve_finish(s, 0);
         return;
     }
     POS_DEBUG("sentinel", "%s: %s", addr_text(&s->addrs[s->asking], where, sizeof(where)),
               strerror(-err));
-    if (s->resolve_err == 0 || s->resolve_err == -ECANCELED) {
+    /* The first failure says why, except that a refused password wins:
+     * it is the one the operator must fix. */
+    if (s->resolve_err == 0 || s->resolve_err == -ECANCELED || err == -EACCES) {
         s->resolve_err = err;
     }
     resolve_next(s);

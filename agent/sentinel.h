@@ -77,6 +77,7 @@ struct pos_sentinel {
     int resolve_err;                    /* first failure of this round */
     bool found;
     pos_sentinel_addr_t master;         /* the answer */
+    uint32_t failed_rounds;             /* rounds in a row without an answer */
 
     /* Watch: one subscriber connection on +switch-master. */
     pos_conn_t watch;

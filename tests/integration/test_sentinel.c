@@ -286,6 +286,27 @@ static void start_agent(fixture_t *f, const char *sentinel_extra)
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 15000));
 }
 
+/* Milliseconds of the day of the first agent log line containing needle
+ * (lines start "2026-11-29T14:21:38.409Z"), or -1. */
+static long log_time_ms(fixture_t *f, const char *needle)
+{
+    char *log = pos_test_agent_log_read(&f->agent);
+    char *hit = log != NULL ? strstr(log, needle) : NULL;
+    long ms = -1;
+    unsigned h, m, sec, milli;
+
+    if (hit != NULL) {
+        while (hit > log && hit[-1] != '\n') {
+            hit--;
+        }
+        if (sscanf(hit, "%*10[0-9-]T%2u:%2u:%2u.%3uZ", &h, &m, &sec, &milli) == 4) {
+            ms = (long)(((h * 60u + m) * 60u + sec) * 1000u + milli);
+        }
+    }
+    free(log);
+    return ms;
+}
+
 static bool log_has(fixture_t *f, const char *needle)
 {
     return pos_test_agent_log_count(&f->agent, needle) > 0;
@@ -404,6 +425,17 @@ static void test_failover(void **state)
     snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
     assert_true(pos_test_agent_wait_log(&f->agent, want, 1, 5000));
     assert_int_equal(agent_clients(r), 2);
+    /* The agent's own part: from the announcement to online on the new
+     * master, without waiting for its backoff timer. */
+    long t_told = log_time_ms(f, "sentinel: failover: master");
+    long t_online = log_time_ms(f, want);
+    assert_true(t_told >= 0 && t_online >= 0);
+    if (t_online < t_told) {
+        t_online += 86400000L; /* across midnight */
+    }
+    printf("[ MEASURED ] agent online on the new master %ld ms after +switch-master reached it\n",
+           t_online - t_told);
+    assert_true(t_online - t_told <= SLACK_MS);
 
     /* Payments work on the new master. */
     pay(r, "tx-after", REQ("tx-after"));
@@ -552,6 +584,39 @@ static void test_sentinel_password_wrong(void **state)
     free(log);
 }
 
+/* A sentinel's answer is checked: here the only sentinel monitors a
+ * replica as if it were the master, and the agent must refuse it (ROLE)
+ * instead of going online on a read-only server. */
+static void test_role_check(void **state)
+{
+    fixture_t *f = *state;
+    char conf[512];
+
+    snprintf(f->replicaof_port[1], sizeof(f->replicaof_port[1]), "%u", (unsigned)f->node[0].port);
+    start_node(&f->node[1], f->replicaof_port[1]);
+    snprintf(conf, sizeof(conf), "sentinel monitor " MASTER_NAME " 127.0.0.1 %u 1\n",
+             (unsigned)f->node[1].port);
+    assert_int_equal(pos_test_sentinel_start(&f->sentinel[0], conf), 0);
+    assert_true(sentinel_master_port(&f->sentinel[0]) == f->node[1].port);
+    f->sentinel[1].port = 2; /* nobody listens */
+    f->sentinel[2].port = 3;
+
+    char ini[1024], want[96];
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
+             "[redis]\nsentinels = 127.0.0.1:%u\nmaster_name = " MASTER_NAME "\n"
+             "retry_delay_ms = 100\nmax_retry_delay_ms = 300\n"
+             "[log]\nlevel = debug\n",
+             (unsigned)f->sentinel[0].port);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    snprintf(want, sizeof(want), "127.0.0.1:%u is not a master (ROLE)", (unsigned)f->node[1].port);
+    assert_true(pos_test_agent_wait_log(&f->agent, want, 3, 15000));
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    /* Nothing was written to the replica through the agent (it is
+     * read-only anyway), and nothing reached the master either. */
+    assert_null(pos_test_get(&f->node[0], STATUS_KEY));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +624,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox_across_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sentinel_password, setup_master, teardown),
         cmocka_unit_test_setup_teardown(test_sentinel_password_wrong, setup_master, teardown),
+        cmocka_unit_test_setup_teardown(test_role_check, setup_master, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
