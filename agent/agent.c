@@ -128,9 +128,11 @@ static void agent_on_online(pos_link_t *l)
         pos_sd_notify("READY=1");
         a->ready_notified = true;
     }
-    pos_sd_notifyf("STATUS=online: %s:%u",
-                   a->link.use_sentinel ? a->link.master_host : a->cfg.redis.host,
-                   (unsigned)(a->link.use_sentinel ? a->link.master_port : a->cfg.redis.port));
+    {
+        uint16_t port;
+        const char *host = pos_link_server(&a->link, &port);
+        pos_sd_notifyf("STATUS=online: %s:%u", host, (unsigned)port);
+    }
     agent_track(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
      * not verified since the link went down are checked against Redis. */

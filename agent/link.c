@@ -791,6 +791,12 @@ void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l))
     pos_conn_close(&l->sub.conn, link_conn_final);
 }
 
+const char *pos_link_server(const pos_link_t *l, uint16_t *port)
+{
+    *port = link_port(l);
+    return link_host(l);
+}
+
 bool pos_link_is_online(const pos_link_t *l)
 {
     return l->state == POS_LINK_ONLINE;

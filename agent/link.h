@@ -133,6 +133,11 @@ void pos_link_start(pos_link_t *l);
 /* Stops for good: closes both connections and every timer, then "done". */
 void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l));
 
+/* The server this link connects (or last connected) to: the sentinels'
+ * master when Sentinel is used ("" before the first answer), else the
+ * URL's host. *port receives its port. */
+const char *pos_link_server(const pos_link_t *l, uint16_t *port);
+
 /* True when online (see above). */
 bool pos_link_is_online(const pos_link_t *l);
 

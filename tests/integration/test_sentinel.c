@@ -437,6 +437,16 @@ static void test_failover(void **state)
            t_online - t_told);
     assert_true(t_online - t_told <= SLACK_MS);
 
+    /* The local API says where the agent is, and that it followed one
+     * failover. */
+    redisReply *info = local_cmd(f, "INFO link");
+    assert_int_equal(info->type, REDIS_REPLY_STRING);
+    snprintf(want, sizeof(want), "redis:127.0.0.1:%u\r\n", (unsigned)r->port);
+    assert_non_null(strstr(info->str, want));
+    assert_non_null(strstr(info->str, "sentinel_master_name:" MASTER_NAME "\r\n"));
+    assert_non_null(strstr(info->str, "sentinel_failovers:1\r\n"));
+    freeReplyObject(info);
+
     /* Payments work on the new master. */
     pay(r, "tx-after", REQ("tx-after"));
 }
