@@ -207,8 +207,8 @@ static void link_role_cb(void *ctx, const redisReply *r, int err)
         return;
     }
     if (!pos_sentinel_role_is_master(r)) {
-        POS_WARN("link", "%s:%u is not a master (ROLE); asking the sentinels again",
-                 link_host(l), (unsigned)link_port(l));
+        POS_WARN("link", "%s:%u is not a master (ROLE); asking the sentinels again", link_host(l),
+                 (unsigned)link_port(l));
         pos_conn_abort(&s->conn, -EAGAIN);
         return;
     }
@@ -550,8 +550,8 @@ static void link_schedule_retry(pos_link_t *l)
     }
     pos_log(l->backoff.attempts <= 5 || l->backoff.attempts % 20 == 0 ? POS_LOG_INFO
                                                                       : POS_LOG_DEBUG,
-            "link", "%s: %s; reconnecting in %u ms (attempt %u)", where,
-            strerror(-l->down_err), delay, l->backoff.attempts);
+            "link", "%s: %s; reconnecting in %u ms (attempt %u)", where, strerror(-l->down_err),
+            delay, l->backoff.attempts);
     uv_timer_start(&l->retry_timer, link_retry_timer_cb, delay, 0);
 }
 

@@ -18,8 +18,8 @@ static void watch_closed(pos_conn_t *c, int err);
 
 static bool host_char_ok(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '-' || c == '_' || c == ':' || c == '%';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_' || c == ':' || c == '%';
 }
 
 static int copy_host(const char *s, size_t len, char *host, size_t hostlen)
@@ -106,8 +106,7 @@ int pos_sentinel_parse_switch(const char *msg, size_t len, const char *name, cha
     return 0;
 }
 
-int pos_sentinel_parse_master_reply(const redisReply *r, char *host, size_t hostlen,
-                                    uint16_t *port)
+int pos_sentinel_parse_master_reply(const redisReply *r, char *host, size_t hostlen, uint16_t *port)
 {
     if (r->type == REDIS_REPLY_NIL) {
         return -ENOENT;
@@ -217,8 +216,8 @@ static void auth_cb(void *ctx, const redisReply *r, int err)
         return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        POS_ERR("sentinel", "%s: AUTH refused: %.*s (check [redis] sentinel_password)",
-                c->opt.name, (int)(r->len > 200 ? 200 : r->len), r->str);
+        POS_ERR("sentinel", "%s: AUTH refused: %.*s (check [redis] sentinel_password)", c->opt.name,
+                (int)(r->len > 200 ? 200 : r->len), r->str);
         pos_conn_abort(c, -EACCES);
     }
 }
@@ -298,8 +297,8 @@ static void master_reply_cb(void *ctx, const redisReply *r, int err)
     if (err != 0) {
         return; /* query_closed handles it */
     }
-    rc = pos_sentinel_parse_master_reply(r, s->master.host, sizeof(s->master.host),
-                                         &s->master.port);
+    rc =
+        pos_sentinel_parse_master_reply(r, s->master.host, sizeof(s->master.host), &s->master.port);
     addr_text(&s->addrs[s->asking], where, sizeof(where));
     if (rc == 0) {
         s->found = true;
@@ -354,8 +353,8 @@ static void query_closed(pos_conn_t *c, int err)
             }
         }
         POS_DEBUG("sentinel", "%s says master '%s' is %s:%u",
-                  addr_text(&s->addrs[0], where, sizeof(where)), s->opt.master_name,
-                  s->master.host, (unsigned)s->master.port);
+                  addr_text(&s->addrs[0], where, sizeof(where)), s->opt.master_name, s->master.host,
+                  (unsigned)s->master.port);
         s->failed_rounds = 0;
         resolve_finish(s, 0);
         return;

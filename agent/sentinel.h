@@ -47,16 +47,16 @@ typedef struct pos_sentinel_callbacks {
 } pos_sentinel_callbacks_t;
 
 typedef struct pos_sentinel_options {
-    const pos_sentinel_addr_t *addrs; /* copied */
-    size_t naddrs;                    /* 1..POS_SENTINEL_MAX */
-    const char *master_name;          /* must outlive the client */
-    const char *password;             /* sentinel AUTH, NULL or "" for none; must outlive */
-    const char *client_name;          /* CLIENT SETNAME on the sentinels; NULL: none */
-    uint32_t connect_timeout_ms;      /* per sentinel */
-    uint32_t command_timeout_ms;      /* per command */
-    uint32_t retry_delay_ms;          /* watcher reconnect backoff base */
-    uint32_t max_retry_delay_ms;      /* and cap */
-    uint32_t random_seed;             /* jitter; 0 is replaced by a constant */
+    const pos_sentinel_addr_t *addrs;     /* copied */
+    size_t naddrs;                        /* 1..POS_SENTINEL_MAX */
+    const char *master_name;              /* must outlive the client */
+    const char *password;                 /* sentinel AUTH, NULL or "" for none; must outlive */
+    const char *client_name;              /* CLIENT SETNAME on the sentinels; NULL: none */
+    uint32_t connect_timeout_ms;          /* per sentinel */
+    uint32_t command_timeout_ms;          /* per command */
+    uint32_t retry_delay_ms;              /* watcher reconnect backoff base */
+    uint32_t max_retry_delay_ms;          /* and cap */
+    uint32_t random_seed;                 /* jitter; 0 is replaced by a constant */
     const pos_transport_ops_t *transport; /* NULL: plain TCP */
 } pos_sentinel_options_t;
 
@@ -76,8 +76,8 @@ struct pos_sentinel {
     size_t asking;                      /* index of the one being asked */
     int resolve_err;                    /* first failure of this round */
     bool found;
-    pos_sentinel_addr_t master;         /* the answer */
-    uint32_t failed_rounds;             /* rounds in a row without an answer */
+    pos_sentinel_addr_t master; /* the answer */
+    uint32_t failed_rounds;     /* rounds in a row without an answer */
 
     /* Watch: one subscriber connection on +switch-master. */
     pos_conn_t watch;

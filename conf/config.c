@@ -737,8 +737,7 @@ static int check_sentinels(const char *value, char *why, size_t whylen)
     if (value[0] == '\0') {
         return 0; /* no Sentinel */
     }
-    if (pos_sentinel_list_parse(value, addrs, POS_SENTINEL_MAX, &n, reason, sizeof(reason)) !=
-        0) {
+    if (pos_sentinel_list_parse(value, addrs, POS_SENTINEL_MAX, &n, reason, sizeof(reason)) != 0) {
         snprintf(why, whylen, "invalid: %s", reason);
         return -EINVAL;
     }

@@ -54,9 +54,11 @@ typedef struct pos_config {
     uint32_t connect_timeout_ms;
     uint32_t command_timeout_ms;
     uint32_t probe_interval_ms; /* end-to-end probe period */
-    char redis_sentinels[256];  /* "host:port,host:port", "" for none */
-    char redis_master_name[64]; /* Sentinel's name of the master */
-    char redis_sentinel_password[POS_URL_PASS_MAX]; /* secret; "" for none */
+    /* Redis Sentinel: "host:port,host:port" ("" for none), the master's
+     * name, and the sentinels' password (secret; "" for none). */
+    char redis_sentinels[256];
+    char redis_master_name[64];
+    char redis_sentinel_password[POS_URL_PASS_MAX];
 
     /* [heartbeat] */
     uint32_t heartbeat_interval_s; /* must be < ttl */

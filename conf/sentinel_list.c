@@ -25,8 +25,8 @@ static bool is_blank(char c)
 /* One entry, s[0..len) without surrounding blanks. The host rules are the
  * URL parser's: the entry is checked as "redis://<entry>", after refusing
  * what a URL may hold but a sentinel address may not. */
-static int parse_entry(const char *s, size_t len, size_t index, pos_sentinel_addr_t *out,
-                       char *err, size_t errlen)
+static int parse_entry(const char *s, size_t len, size_t index, pos_sentinel_addr_t *out, char *err,
+                       size_t errlen)
 {
     char url[8 + POS_URL_HOST_MAX + 16];
     char why[160];

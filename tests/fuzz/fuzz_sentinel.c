@@ -47,8 +47,8 @@ static void fuzz_switch(const uint8_t *data, size_t size)
 {
     char host[64];
     uint16_t port = 0;
-    int rc = pos_sentinel_parse_switch((const char *)data, size, "mymaster", host, sizeof(host),
-                                       &port);
+    int rc =
+        pos_sentinel_parse_switch((const char *)data, size, "mymaster", host, sizeof(host), &port);
     CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL);
     if (rc == 0) {
         CHECK(size > 9 && memcmp(data, "mymaster ", 9) == 0);

@@ -58,7 +58,8 @@ static bool role_is(const pos_test_redis_t *r, const char *role)
 {
     redisReply *rep = pos_test_redis_cmd(r, "ROLE");
     bool ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
-              rep->element[0]->type == REDIS_REPLY_STRING && strcmp(rep->element[0]->str, role) == 0;
+              rep->element[0]->type == REDIS_REPLY_STRING &&
+              strcmp(rep->element[0]->str, role) == 0;
     if (rep != NULL) {
         freeReplyObject(rep);
     }
@@ -278,9 +279,8 @@ static void start_agent(fixture_t *f, const char *sentinel_extra)
              "[hal]\nsim_pinpad_delay_ms = 200\nsim_card_number = " TEST_PAN "\n"
              "[log]\nlevel = debug\n",
              (unsigned)(f->node[1].port != 0 ? f->node[1].port : f->node[0].port),
-             (unsigned)f->sentinel[0].port,
-             (unsigned)f->sentinel[1].port, (unsigned)f->sentinel[2].port,
-             sentinel_extra != NULL ? sentinel_extra : "", CAP_MS);
+             (unsigned)f->sentinel[0].port, (unsigned)f->sentinel[1].port,
+             (unsigned)f->sentinel[2].port, sentinel_extra != NULL ? sentinel_extra : "", CAP_MS);
     assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
     snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->agent.dir);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 15000));
@@ -337,8 +337,8 @@ static cJSON *expect_msg(pos_test_sub_t *sub, const char *type, const char *tx, 
     return NULL;
 }
 
-#define REQ(tx)                                                                                  \
-    "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"" tx "\",\"amount\":4.20"              \
+#define REQ(tx)                                                                                    \
+    "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"" tx "\",\"amount\":4.20"                 \
     ",\"currency\":\"EUR\",\"lines\":[{\"name\":\"Espresso\",\"qty\":2,\"amount\":2.10}]}"
 
 /* A payment on the given master, approved end to end. */
@@ -414,8 +414,7 @@ static void test_failover(void **state)
     assert_true(t_agent != 0);
     printf("[ MEASURED ] failover: replica promoted %u ms after the master was killed; "
            "agent's heartbeat on the new master after %u ms (%u ms after the promotion)\n",
-           (unsigned)(t_promoted - t0), (unsigned)(t_agent - t0),
-           (unsigned)(t_agent - t_promoted));
+           (unsigned)(t_promoted - t0), (unsigned)(t_agent - t0), (unsigned)(t_agent - t_promoted));
     /* Promptly after the promotion: at worst one backoff delay. */
     assert_true(t_agent - t_promoted <= CAP_MS + SLACK_MS);
     /* It followed the announcement, and checked the new master's role. */

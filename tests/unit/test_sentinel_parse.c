@@ -38,8 +38,7 @@ static void test_list_ok(void **state)
     assert_string_equal(a[4].host, "s.example.com");
     assert_int_equal(a[4].port, 1);
 
-    assert_int_equal(pos_sentinel_list_parse("h", a, POS_SENTINEL_MAX, &n, err, sizeof(err)),
-                     0);
+    assert_int_equal(pos_sentinel_list_parse("h", a, POS_SENTINEL_MAX, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 1);
 }
 
@@ -77,21 +76,19 @@ static void test_list_errors(void **state)
         n = 7;
         err[0] = '\0';
         assert_int_equal(
-            pos_sentinel_list_parse(bad[i].in, a, POS_SENTINEL_MAX, &n, err, sizeof(err)),
-            -EINVAL);
+            pos_sentinel_list_parse(bad[i].in, a, POS_SENTINEL_MAX, &n, err, sizeof(err)), -EINVAL);
         assert_int_equal(n, 0);
         if (strstr(err, bad[i].why) == NULL) {
             fail_msg("'%s': error '%s' lacks '%s'", bad[i].in, err, bad[i].why);
         }
     }
     /* Nine entries with room for eight. */
-    assert_int_equal(pos_sentinel_list_parse("a,b,c,d,e,f,g,h,i", a, POS_SENTINEL_MAX, &n, err,
-                                             sizeof(err)),
-                     -EINVAL);
+    assert_int_equal(
+        pos_sentinel_list_parse("a,b,c,d,e,f,g,h,i", a, POS_SENTINEL_MAX, &n, err, sizeof(err)),
+        -EINVAL);
     assert_non_null(strstr(err, "more than 8"));
-    assert_int_equal(pos_sentinel_list_parse("a,b,c,d,e,f,g,h", a, POS_SENTINEL_MAX, &n, err,
-                                             sizeof(err)),
-                     0);
+    assert_int_equal(
+        pos_sentinel_list_parse("a,b,c,d,e,f,g,h", a, POS_SENTINEL_MAX, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 8);
     /* No error buffer. */
     assert_int_equal(pos_sentinel_list_parse("", a, POS_SENTINEL_MAX, &n, NULL, 0), -EINVAL);
@@ -109,9 +106,9 @@ static void test_switch_ok(void **state)
     char host[POS_URL_HOST_MAX];
     uint16_t port = 0;
 
-    assert_int_equal(parse_switch("mymaster 10.0.0.1 6379 10.0.0.2 6380", "mymaster", host,
-                                  sizeof(host), &port),
-                     0);
+    assert_int_equal(
+        parse_switch("mymaster 10.0.0.1 6379 10.0.0.2 6380", "mymaster", host, sizeof(host), &port),
+        0);
     assert_string_equal(host, "10.0.0.2");
     assert_int_equal(port, 6380);
     assert_int_equal(parse_switch("m fd00::1 6379 fd00::2 65535", "m", host, sizeof(host), &port),
@@ -120,14 +117,14 @@ static void test_switch_ok(void **state)
     assert_int_equal(port, 65535);
     /* Another master of the same sentinels. */
     port = 7;
-    assert_int_equal(parse_switch("other 10.0.0.1 6379 10.0.0.2 6380", "mymaster", host,
-                                  sizeof(host), &port),
-                     -ENOENT);
+    assert_int_equal(
+        parse_switch("other 10.0.0.1 6379 10.0.0.2 6380", "mymaster", host, sizeof(host), &port),
+        -ENOENT);
     assert_int_equal(port, 7);
     /* A prefix of our name is another name. */
-    assert_int_equal(parse_switch("mymaste 10.0.0.1 6379 10.0.0.2 6380", "mymaster", host,
-                                  sizeof(host), &port),
-                     -ENOENT);
+    assert_int_equal(
+        parse_switch("mymaste 10.0.0.1 6379 10.0.0.2 6380", "mymaster", host, sizeof(host), &port),
+        -ENOENT);
     assert_int_equal(parse_switch("mymaster2 10.0.0.1 6379 10.0.0.2 6380", "mymaster", host,
                                   sizeof(host), &port),
                      -ENOENT);
@@ -166,13 +163,11 @@ static void test_switch_malformed(void **state)
     }
     /* A host longer than the caller's buffer. */
     char small[8];
-    assert_int_equal(parse_switch("m a 1 abcdefgh 2", "m", small, sizeof(small), &port),
-                     -EINVAL);
+    assert_int_equal(parse_switch("m a 1 abcdefgh 2", "m", small, sizeof(small), &port), -EINVAL);
     assert_int_equal(parse_switch("m a 1 abcdefg 2", "m", small, sizeof(small), &port), 0);
     assert_string_equal(small, "abcdefg");
     /* Not NUL-terminated: the length rules. */
-    assert_int_equal(pos_sentinel_parse_switch("m a 1 b 23456", 11, "m", host, sizeof(host),
-                                               &port),
+    assert_int_equal(pos_sentinel_parse_switch("m a 1 b 23456", 11, "m", host, sizeof(host), &port),
                      0);
     assert_int_equal(port, 234);
 }
@@ -244,9 +239,9 @@ static void test_role(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_list_ok),          cmocka_unit_test(test_list_errors),
-        cmocka_unit_test(test_switch_ok),        cmocka_unit_test(test_switch_malformed),
-        cmocka_unit_test(test_master_reply),     cmocka_unit_test(test_role),
+        cmocka_unit_test(test_list_ok),      cmocka_unit_test(test_list_errors),
+        cmocka_unit_test(test_switch_ok),    cmocka_unit_test(test_switch_malformed),
+        cmocka_unit_test(test_master_reply), cmocka_unit_test(test_role),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
