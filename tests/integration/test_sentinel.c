@@ -450,6 +450,43 @@ static void test_failover(void **state)
     pay(r, "tx-after", REQ("tx-after"));
 }
 
+/* A planned failover (SENTINEL FAILOVER): the old master stays up and is
+ * demoted to a replica; the agent must leave it for the promoted one and
+ * not linger on a server that now refuses writes. */
+static void test_planned_failover(void **state)
+{
+    fixture_t *f = *state;
+    pos_test_redis_t *m = &f->node[0], *r = &f->node[1];
+    char want[128];
+
+    start_agent(f, NULL);
+    assert_int_equal(agent_clients(m), 2);
+    redisReply *rep = pos_test_redis_cmd(&f->sentinel[1], "SENTINEL FAILOVER " MASTER_NAME);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+
+    snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
+    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, FAILOVER_MAX_MS));
+    assert_int_equal(agent_clients(r), 2);
+    /* The old master becomes a replica; the agent is not on it. */
+    uint64_t end = pos_test_now_ms() + FAILOVER_MAX_MS;
+    while (!role_is(m, "slave") && pos_test_now_ms() < end) {
+        pos_test_sleep_ms(50);
+    }
+    assert_true(role_is(m, "slave"));
+    assert_int_equal(agent_clients(m), 0);
+    /* Heartbeats go on on the new master. */
+    uint64_t ts = status_ts(r);
+    assert_true(ts > 0);
+    uint64_t t_ts = pos_test_now_ms();
+    while (status_ts(r) == ts && pos_test_now_ms() - t_ts < 5000) {
+        pos_test_sleep_ms(100);
+    }
+    assert_true(status_ts(r) > ts);
+    pay(r, "tx-planned", REQ("tx-planned"));
+}
+
 /* Failover and back: the old master returns as a replica, then the new
  * master dies. What the agent queued while no master was reachable (its
  * outbox) is delivered on the one promoted next. */
@@ -630,6 +667,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_planned_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_across_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sentinel_password, setup_master, teardown),
         cmocka_unit_test_setup_teardown(test_sentinel_password_wrong, setup_master, teardown),
