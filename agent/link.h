@@ -120,7 +120,7 @@ struct pos_link {
     bool have_hint;      /* hint_host:hint_port came with the announcement */
     char hint_host[POS_URL_HOST_MAX];
     uint16_t hint_port;
-    uint64_t failovers;  /* +switch-master announcements followed */
+    uint64_t failovers;  /* +switch-master announcements for our master received */
 };
 
 /* Initialises the link (no I/O). Strings in opt must outlive the link. */
