@@ -130,7 +130,11 @@ static void agent_on_online(pos_link_t *l)
         pos_sd_notify("READY=1");
         a->ready_notified = true;
     }
-    pos_sd_notifyf("STATUS=online: %s:%u", a->cfg.redis.host, (unsigned)a->cfg.redis.port);
+    {
+        uint16_t port;
+        const char *host = pos_link_server(&a->link, &port);
+        pos_sd_notifyf("STATUS=online: %s:%u", host, (unsigned)port);
+    }
     agent_track(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
      * not verified since the link went down are checked against Redis. */
@@ -581,6 +585,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
                    const char *config_path)
 {
     pos_link_options_t lo;
+    pos_sentinel_options_t so;
     static const pos_link_callbacks_t link_cb = {
         .on_online = agent_on_online,
         .on_offline = agent_on_offline,
@@ -623,6 +628,20 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     lo.retry_delay_ms = cfg->retry_delay_ms;
     lo.max_retry_delay_ms = cfg->max_retry_delay_ms;
     lo.probe_interval_ms = cfg->probe_interval_ms;
+    if (a->cfg.nsentinels > 0) {
+        /* Strings from a->cfg, which outlives the link. */
+        memset(&so, 0, sizeof(so));
+        so.addrs = a->cfg.sentinels;
+        so.naddrs = a->cfg.nsentinels;
+        so.master_name = a->cfg.redis_master_name;
+        so.password = a->cfg.redis_sentinel_password;
+        so.client_name = a->client_name;
+        so.connect_timeout_ms = cfg->connect_timeout_ms;
+        so.command_timeout_ms = cfg->command_timeout_ms;
+        so.retry_delay_ms = cfg->retry_delay_ms;
+        so.max_retry_delay_ms = cfg->max_retry_delay_ms;
+        lo.sentinel = &so;
+    }
     rc = pos_link_init(loop, &a->link, &lo, &link_cb);
     if (rc != 0) {
         return rc;

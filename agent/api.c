@@ -329,10 +329,18 @@ static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char *
             pos_term_status_name(pos_agent_status(a)));
     }
     if (SECTION("link")) {
+        uint16_t port;
+        const char *host = pos_link_server(&a->link, &port);
         ADD("# link\r\nonline:%d\r\nredis:%s:%u\r\nconnects:%" PRIu64 "\r\n"
-            "reconnect_attempts:%u\r\nheartbeats_sent:%" PRIu64 "\r\n\r\n",
-            pos_link_is_online(&a->link), a->cfg.redis.host, (unsigned)a->cfg.redis.port,
-            a->link.online_count, a->link.backoff.attempts, a->heartbeats_sent);
+            "reconnect_attempts:%u\r\nheartbeats_sent:%" PRIu64 "\r\n",
+            pos_link_is_online(&a->link), host, (unsigned)port, a->link.online_count,
+            a->link.backoff.attempts, a->heartbeats_sent);
+        if (a->link.use_sentinel) {
+            /* Where the master is comes from the sentinels. */
+            ADD("sentinel_master_name:%s\r\nsentinel_failovers:%" PRIu64 "\r\n",
+                a->cfg.redis_master_name, a->link.failovers);
+        }
+        ADD("\r\n");
     }
     if (SECTION("cache")) {
         pos_cache_stats_t cs;

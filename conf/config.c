@@ -67,6 +67,7 @@ typedef struct conf_section {
 
 static int check_id(const char *value, char *why, size_t whylen);
 static int check_url(const char *value, char *why, size_t whylen);
+static int check_sentinels(const char *value, char *why, size_t whylen);
 static int check_display(const char *value, char *why, size_t whylen);
 static int check_printer(const char *value, char *why, size_t whylen);
 static int check_pinpad(const char *value, char *why, size_t whylen);
@@ -202,6 +203,45 @@ static const conf_item_t items[] = {
      .max = 15000,
      .desc = "Period of the end-to-end probe (published on the command connection, heard "
              "on the subscriber); a probe not heard back by the next one drops the link."},
+    {.section = "redis",
+     .key = "sentinels",
+     .type = CT_STR,
+     FIELD(redis_sentinels),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_SENTINELS",
+     .flags = F_NOECHO, /* a mistyped entry may hold a password */
+     .check = check_sentinels,
+     .allowed = "host[:port] list, comma-separated, up to 8; port 26379 by default",
+     .def_doc = "(none: connect to the URL's host)",
+     .example = "10.0.0.5:26379,10.0.0.6:26379,10.0.0.7:26379",
+     .desc = "Redis Sentinel instances to ask for the master named master_name. When set, "
+             "the URL's host and port are ignored (its user, password, db and TLS still "
+             "apply)."},
+    {.section = "redis",
+     .key = "master_name",
+     .type = CT_STR,
+     FIELD(redis_master_name),
+     .min = 0,
+     .max = 63,
+     .env = "REDIS_MASTER_NAME",
+     .check = check_id,
+     .allowed = ID_ALLOWED,
+     .def_doc = "(none; required with sentinels)",
+     .example = "mymaster",
+     .desc = "Name of the monitored master, as in the sentinels' 'sentinel monitor' line."},
+    {.section = "redis",
+     .key = "sentinel_password",
+     .type = CT_STR,
+     FIELD(redis_sentinel_password),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_SENTINEL_PASSWORD",
+     .flags = F_SECRET,
+     .allowed = "up to 255 bytes",
+     .def_doc = "(none)",
+     .example = "change-me",
+     .desc = "Password for AUTH on the sentinels (their requirepass), if they have one."},
 
     {.section = "heartbeat",
      .key = "interval_s",
@@ -752,6 +792,22 @@ static int check_url(const char *value, char *why, size_t whylen)
     return rc;
 }
 
+static int check_sentinels(const char *value, char *why, size_t whylen)
+{
+    pos_sentinel_addr_t addrs[POS_SENTINEL_MAX];
+    size_t n;
+    char reason[160];
+
+    if (value[0] == '\0') {
+        return 0; /* no Sentinel */
+    }
+    if (pos_sentinel_list_parse(value, addrs, POS_SENTINEL_MAX, &n, reason, sizeof(reason)) != 0) {
+        snprintf(why, whylen, "invalid: %s", reason);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* Decimal with full-string, sign and range checks. */
 static int parse_number(const char *s, long long min, long long max, long long *out, char *why,
                         size_t whylen)
@@ -1291,6 +1347,14 @@ static int check_cross(load_ctx_t *c)
                 (unsigned long)cfg->heartbeat_ttl_s, origin(c, it, other, sizeof(other)));
         return -EINVAL;
     }
+    if ((cfg->redis_sentinels[0] != '\0') != (cfg->redis_master_name[0] != '\0')) {
+        bool have_list = cfg->redis_sentinels[0] != '\0';
+        size_t is = index_of("redis", have_list ? "sentinels" : "master_name");
+        set_msg(c->err, "%s: [redis] %s: needs [redis] %s as well",
+                origin(c, is, where, sizeof(where)), have_list ? "sentinels" : "master_name",
+                have_list ? "master_name" : "sentinels");
+        return -EINVAL;
+    }
     if (cfg->max_retry_delay_ms < cfg->retry_delay_ms) {
         size_t im = index_of("redis", "max_retry_delay_ms");
         size_t ir = index_of("redis", "retry_delay_ms");
@@ -1324,6 +1388,15 @@ static int derive_redis(load_ctx_t *c)
         cfg->redis.db = cfg->redis_db;
     } else if (cfg->redis.db < 0) {
         cfg->redis.db = 0;
+    }
+    cfg->nsentinels = 0;
+    if (cfg->redis_sentinels[0] != '\0' &&
+        pos_sentinel_list_parse(cfg->redis_sentinels, cfg->sentinels, POS_SENTINEL_MAX,
+                                &cfg->nsentinels, why, sizeof(why)) != 0) {
+        /* Unreachable: the list was checked when it was set. */
+        set_msg(c->err, "%s: [redis] sentinels: invalid: %s",
+                origin(c, index_of("redis", "sentinels"), where, sizeof(where)), why);
+        return -EINVAL;
     }
     return 0;
 }
@@ -1401,6 +1474,7 @@ void pos_config_wipe(pos_config_t *cfg)
     explicit_bzero(cfg->redis_password, sizeof(cfg->redis_password));
     explicit_bzero(cfg->redis_url, sizeof(cfg->redis_url));
     explicit_bzero(cfg->redis.password, sizeof(cfg->redis.password));
+    explicit_bzero(cfg->redis_sentinel_password, sizeof(cfg->redis_sentinel_password));
 }
 
 /* ---- output ----------------------------------------------------------- */

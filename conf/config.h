@@ -33,6 +33,7 @@
 #include <stdio.h>
 
 #include "conf/redis_url.h"
+#include "conf/sentinel_list.h"
 
 #define POS_EX_CONFIG 78 /* sysexits.h EX_CONFIG */
 
@@ -53,6 +54,11 @@ typedef struct pos_config {
     uint32_t connect_timeout_ms;
     uint32_t command_timeout_ms;
     uint32_t probe_interval_ms; /* end-to-end probe period */
+    /* Redis Sentinel: "host:port,host:port" ("" for none), the master's
+     * name, and the sentinels' password (secret; "" for none). */
+    char redis_sentinels[256];
+    char redis_master_name[64];
+    char redis_sentinel_password[POS_URL_PASS_MAX];
 
     /* [heartbeat] */
     uint32_t heartbeat_interval_s; /* must be < ttl */
@@ -106,6 +112,10 @@ typedef struct pos_config {
     /* Derived by pos_config_load(): the effective Redis endpoint, with the
      * password and db overrides applied; redis.db is always 0..1023 here. */
     pos_redis_url_t redis;
+    /* Derived: the parsed [redis] sentinels (nsentinels 0: no Sentinel;
+     * the link connects to redis.host:port). */
+    pos_sentinel_addr_t sentinels[POS_SENTINEL_MAX];
+    size_t nsentinels;
 } pos_config_t;
 
 typedef struct pos_config_error {

@@ -24,6 +24,14 @@ typedef struct pos_test_redis {
 
 /* Starts redis-server (port 0: pick a free one). Returns 0 or -1. */
 int pos_test_redis_start(pos_test_redis_t *r);
+/*
+ * Starts a Redis Sentinel ("redis-server CONF --sentinel"; port 0: pick a
+ * free one). "conf" holds the sentinel lines ("sentinel monitor ...");
+ * port, bind, dir and logfile are added, and requirepass when r->password
+ * is set. Stop it like a server.
+ * Returns 0 or -1.
+ */
+int pos_test_sentinel_start(pos_test_redis_t *r, const char *conf);
 /* Sends a signal to the server (SIGSTOP, SIGCONT, SIGKILL...). */
 void pos_test_redis_signal(pos_test_redis_t *r, int sig);
 /* SIGKILL and reap. */

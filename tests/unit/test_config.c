@@ -766,6 +766,71 @@ static void test_wipe(void **state)
 
 /* ---- cross-field checks --------------------------------------------------- */
 
+static void test_sentinels(void **state)
+{
+    (void)state;
+    result_t r;
+
+    /* No Sentinel by default. */
+    must_load(&r, IDS, no_env);
+    assert_int_equal(r.cfg.nsentinels, 0);
+
+    must_load(&r,
+              IDS "[redis]\nurl = redis://:url-pw@ignored:1/2\n"
+                  "sentinels = 10.0.0.5:26379, s-b ,[fd00::7]:1\n"
+                  "master_name = mymaster\nsentinel_password = sent-s3cr3t\n",
+              no_env);
+    assert_int_equal(r.cfg.nsentinels, 3);
+    assert_string_equal(r.cfg.sentinels[0].host, "10.0.0.5");
+    assert_int_equal(r.cfg.sentinels[0].port, 26379);
+    assert_string_equal(r.cfg.sentinels[1].host, "s-b");
+    assert_int_equal(r.cfg.sentinels[1].port, 26379);
+    assert_string_equal(r.cfg.sentinels[2].host, "fd00::7");
+    assert_int_equal(r.cfg.sentinels[2].port, 1);
+    assert_string_equal(r.cfg.redis_master_name, "mymaster");
+    /* The URL's password and db still apply. */
+    assert_string_equal(r.cfg.redis.password, "url-pw");
+    assert_int_equal(r.cfg.redis.db, 2);
+    char *d = dump_to_string(&r.cfg);
+    assert_null(strstr(d, "s3cr3t"));
+    assert_non_null(strstr(d, "\nsentinel_password = ****\n"));
+    assert_non_null(strstr(d, "\nmaster_name = mymaster\n"));
+    free(d);
+    pos_config_wipe(&r.cfg);
+    static const char zeros[POS_URL_PASS_MAX];
+    assert_memory_equal(r.cfg.redis_sentinel_password, zeros, sizeof(zeros));
+
+    /* From the environment. */
+    char *env[] = {"REDIS_SENTINELS=a:1,b:2", "REDIS_MASTER_NAME=m1",
+                   "REDIS_SENTINEL_PASSWORD=env-s3cr3t", NULL};
+    must_load(&r, IDS, env);
+    assert_int_equal(r.cfg.nsentinels, 2);
+    assert_string_equal(r.cfg.sentinels[1].host, "b");
+    assert_string_equal(r.cfg.redis_sentinel_password, "env-s3cr3t");
+
+    /* Bad lists, one line each, naming the entry. */
+    load(&r, IDS "[redis]\nsentinels = a:1,,b:2\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels", "entry 2 is empty", NULL);
+    load(&r, IDS "[redis]\nsentinels = a:99999\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels", "entry 1", NULL);
+    load(&r, IDS "[redis]\nsentinels = a,b,c,d,e,f,g,h,i\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels", "more than 8", NULL);
+    load(&r, IDS "[redis]\nsentinels = u:pw@a:1\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels", NULL);
+    assert_null(strstr(r.err.msg, "pw@")); /* never quoted */
+    load(&r, IDS "[redis]\nsentinels = a\nmaster_name = my master\n", no_env);
+    expect_error(&r, ":6: [redis] master_name", NULL);
+
+    /* One without the other. */
+    load(&r, IDS "[redis]\nsentinels = a\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels: needs [redis] master_name", NULL);
+    load(&r, IDS "[redis]\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] master_name: needs [redis] sentinels", NULL);
+    /* Explicitly empty: no Sentinel. */
+    must_load(&r, IDS "[redis]\nsentinels =\nmaster_name =\n", no_env);
+    assert_int_equal(r.cfg.nsentinels, 0);
+}
+
 static void test_interval_vs_ttl(void **state)
 {
     (void)state;
@@ -811,6 +876,9 @@ static const char *const all_keys[][3] = {
     {"redis", "connect_timeout_ms", NULL},
     {"redis", "command_timeout_ms", NULL},
     {"redis", "probe_interval_ms", NULL},
+    {"redis", "sentinels", "REDIS_SENTINELS"},
+    {"redis", "master_name", "REDIS_MASTER_NAME"},
+    {"redis", "sentinel_password", "REDIS_SENTINEL_PASSWORD"},
     {"heartbeat", "interval_s", NULL},
     {"heartbeat", "ttl_s", NULL},
     {"hal", "display", NULL},
@@ -928,9 +996,11 @@ static void test_example_defaults_are_valid(void **state)
         uncommented += is_key;
     }
     fclose(m);
-    assert_int_equal(uncommented, 41); /* every key but the two required ones */
+    assert_int_equal(uncommented, 44); /* every key but the two required ones */
     result_t r;
     must_load(&r, out, no_env);
+    assert_int_equal(r.cfg.nsentinels, 3);
+    assert_string_equal(r.cfg.redis_master_name, "mymaster");
     check_defaults_except_password_db(&r.cfg);
     assert_string_equal(r.cfg.redis_password, "change-me");
     assert_string_equal(r.cfg.redis.password, "change-me");
@@ -1037,7 +1107,8 @@ static void test_load_stream(void **state)
     fclose(f);
     assert_string_equal(e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
                                "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
-                               "command_timeout_ms, probe_interval_ms)");
+                               "command_timeout_ms, probe_interval_ms, sentinels, master_name, "
+                               "sentinel_password)");
 }
 
 int main(void)
@@ -1070,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_example_defaults_are_valid),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_hal_and_payment),
+        cmocka_unit_test(test_sentinels),
         cmocka_unit_test(test_load_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

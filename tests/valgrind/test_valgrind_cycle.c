@@ -18,6 +18,27 @@
 
 #include "tests/support/harness.h"
 
+/* Passes when valgrind's log reports no error and no leak. */
+static void assert_memcheck_clean(const char *vglog)
+{
+    FILE *f = fopen(vglog, "r");
+    assert_non_null(f);
+    char line[512];
+    bool clean_errors = false, no_leaks = false;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        fputs(line, stderr);
+        if (strstr(line, "ERROR SUMMARY: 0 errors") != NULL) {
+            clean_errors = true;
+        }
+        if (strstr(line, "All heap blocks were freed -- no leaks are possible") != NULL) {
+            no_leaks = true;
+        }
+    }
+    fclose(f);
+    assert_true(clean_errors);
+    assert_true(no_leaks);
+}
+
 static void test_cycle(void **state)
 {
     (void)state;
@@ -63,29 +84,68 @@ static void test_cycle(void **state)
     pos_test_sleep_ms(1500);
     int st = pos_test_agent_stop(&agent, SIGTERM, 30000);
 
-    FILE *f = fopen(vglog, "r");
-    assert_non_null(f);
-    char line[512];
-    bool clean_errors = false, no_leaks = false;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        fputs(line, stderr);
-        if (strstr(line, "ERROR SUMMARY: 0 errors") != NULL) {
-            clean_errors = true;
-        }
-        if (strstr(line, "All heap blocks were freed -- no leaks are possible") != NULL) {
-            no_leaks = true;
-        }
-    }
-    fclose(f);
+    assert_memcheck_clean(vglog);
     assert_int_equal(st, 0);
-    assert_true(clean_errors);
-    assert_true(no_leaks);
     pos_test_agent_cleanup(&agent);
+    pos_test_redis_stop(&redis);
+}
+
+/* With Redis Sentinel: resolution (a dead sentinel first), the ROLE check,
+ * the +switch-master watch, the watch reconnecting after its sentinel
+ * restarts, re-resolution after the master restarts, then SIGTERM. */
+static void test_cycle_sentinel(void **state)
+{
+    (void)state;
+    pos_test_redis_t redis = {0}, sentinel = {0};
+    pos_test_agent_t agent = {0};
+    char ini[1024], conf[256], vglog[400], logopt[420];
+
+    assert_int_equal(pos_test_redis_start(&redis), 0);
+    snprintf(conf, sizeof(conf), "sentinel monitor vgmaster 127.0.0.1 %u 1\n",
+             (unsigned)redis.port);
+    assert_int_equal(pos_test_sentinel_start(&sentinel, conf), 0);
+    snprintf(agent.dir, sizeof(agent.dir), "/tmp/posagent-vg-XXXXXX");
+    assert_non_null(mkdtemp(agent.dir));
+    snprintf(vglog, sizeof(vglog), "%s/valgrind.log", agent.dir);
+    snprintf(logopt, sizeof(logopt), "--log-file=%s", vglog);
+    const char *wrapper[] = {"valgrind", "--leak-check=full", "--show-leak-kinds=all",
+                             "--errors-for-leak-kinds=all", "--error-exitcode=99",
+                             "--track-fds=no", logopt, NULL};
+    agent.wrapper = wrapper;
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = T-VG\nstore_id = S-VG\n[redis]\n"
+             "sentinels = 127.0.0.1:1,127.0.0.1:%u\nmaster_name = vgmaster\n"
+             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
+             "[heartbeat]\ninterval_s = 1\nttl_s = 5\n[log]\nlevel = debug\n",
+             (unsigned)sentinel.port);
+    assert_int_equal(pos_test_agent_start(&agent, ini, NULL), 0);
+    assert_true(pos_test_agent_wait_log(&agent, "link: online", 1, 30000));
+    assert_true(pos_test_agent_wait_log(&agent, "sentinel: watching", 1, 30000));
+
+    /* The watched sentinel goes away and comes back on the same port. */
+    pos_test_redis_stop(&sentinel);
+    sentinel.dir[0] = '\0';
+    assert_true(pos_test_agent_wait_log(&agent, "watch connection lost", 2, 10000));
+    assert_int_equal(pos_test_sentinel_start(&sentinel, conf), 0);
+    assert_true(pos_test_agent_wait_log(&agent, "sentinel: watching", 2, 30000));
+
+    /* The master restarts: offline, resolved again, online. */
+    pos_test_redis_kill(&redis);
+    assert_true(pos_test_agent_wait_log(&agent, "link: offline", 1, 10000));
+    assert_int_equal(pos_test_redis_start(&redis), 0);
+    assert_true(pos_test_agent_wait_log(&agent, "link: online", 2, 30000));
+    pos_test_sleep_ms(1000);
+    int st = pos_test_agent_stop(&agent, SIGTERM, 30000);
+    assert_memcheck_clean(vglog);
+    assert_int_equal(st, 0);
+    pos_test_agent_cleanup(&agent);
+    pos_test_redis_stop(&sentinel);
     pos_test_redis_stop(&redis);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cycle)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cycle),
+                                       cmocka_unit_test(test_cycle_sentinel)};
     return cmocka_run_group_tests_name("valgrind", tests, NULL, NULL);
 }
