@@ -24,6 +24,7 @@
 
 typedef struct conn_write_req {
     uv_write_t req;
+    size_t len;
     char data[]; /* the bytes being written */
 } conn_write_req_t;
 
@@ -378,6 +379,8 @@ static void conn_write_cb(uv_write_t *req, int status)
     conn_write_req_t *w = (conn_write_req_t *)req;
     pos_conn_t *c = req->data;
 
+    /* The bytes may have been an AUTH with the password in it. */
+    explicit_bzero(w->data, w->len);
     free(w);
     if (status != 0 && status != UV_ECANCELED) {
         POS_WARN("link", "%s: write failed: %s", c->opt.name, uv_strerror(status));
@@ -402,10 +405,12 @@ int pos_conn_raw_write(pos_conn_t *c, const char *buf, size_t len)
         return -ENOMEM;
     }
     memcpy(w->data, buf, len);
+    w->len = len;
     w->req.data = c;
     b = uv_buf_init(w->data, (unsigned int)len);
     rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
     if (rc != 0) {
+        explicit_bzero(w->data, len);
         free(w);
         return pos_uv_errno(rc);
     }
@@ -434,6 +439,7 @@ int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies
             /* The command never left: the link is unusable. The pending
              * callbacks (this one included) fail through the abort, so the
              * caller is told by the callback, not by the return value. */
+            explicit_bzero(cmd, (size_t)len);
             redisFreeCommand(cmd);
             pos_conn_abort(c, rc);
             return 0;
@@ -442,6 +448,8 @@ int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies
             conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
         }
     }
+    /* Wiped like every buffer that may have held a password (AUTH). */
+    explicit_bzero(cmd, (size_t)len);
     redisFreeCommand(cmd);
     return rc;
 }

@@ -69,6 +69,7 @@ typedef struct pos_conn_options {
     uint32_t max_pending;        /* pending commands allowed */
     bool subscriber;             /* route message arrays to on_push */
     const pos_transport_ops_t *transport; /* NULL: plain TCP */
+    void *transport_arg;                  /* shared transport context (e.g. the TLS config) */
 } pos_conn_options_t;
 
 struct pos_conn {

@@ -25,6 +25,7 @@
 
 #include "agent/agent.h"
 #include "agent/cli.h"
+#include "agent/tls.h"
 #include "conf/config.h"
 #include "platform/log.h"
 
@@ -123,6 +124,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     static pos_agent_t agent;
+    static pos_tls_t tls; /* used only with rediss:// */
     pos_config_t cfg;
     pos_config_error_t err;
     const char *path = NULL;
@@ -182,7 +184,21 @@ int main(int argc, char **argv)
         pos_config_wipe(&cfg);
         return POS_EX_CONFIG;
     }
+    /* TLS material is loaded now, so that a bad CA, certificate or key is a
+     * configuration error (also for --check-config), not a retry loop. */
+    if (cfg.redis.tls) {
+        pos_tls_options_t topt;
+        char why[512];
+        pos_tls_options_from_config(&cfg, &topt);
+        rc = pos_tls_init(&tls, &topt, why, sizeof(why));
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", why);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
+    }
     if (check) {
+        pos_tls_dispose(&tls);
         printf("# configuration OK%s%s\n", path ? ": " : " (no file, defaults and environment)",
                path ? path : "");
         pos_config_dump(&cfg, stdout);
@@ -206,13 +222,15 @@ int main(int argc, char **argv)
     rc = uv_loop_init(&loop);
     if (rc != 0) {
         POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
+        pos_tls_dispose(&tls);
         pos_config_wipe(&cfg);
         return 1;
     }
-    rc = pos_agent_init(&agent, &loop, &cfg, path);
+    rc = pos_agent_init(&agent, &loop, &cfg, path, cfg.redis.tls ? &tls : NULL);
     pos_config_wipe(&cfg); /* the agent keeps its own copy */
     if (rc != 0) {
         POS_ERR("agent", "cannot start: %s", strerror(-rc));
+        pos_tls_dispose(&tls);
         return 1;
     }
     POS_INFO("agent", "posagent %s starting: terminal %s, store %s", POS_VERSION,
@@ -222,6 +240,7 @@ int main(int argc, char **argv)
 
     rc = uv_loop_close(&loop);
     pos_agent_dispose(&agent);
+    pos_tls_dispose(&tls); /* after both connections are closed */
     if (rc != 0) {
         POS_ERR("agent", "event loop closed with handles still open");
         return 1;
