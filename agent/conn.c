@@ -32,6 +32,16 @@ static const pos_transport_ops_t plain_transport;
 
 static void conn_arm_timer(pos_conn_t *c, uint64_t deadline_ms);
 
+/* A socket error: while the transport is still starting it may know better
+ * what the error means (a TLS server hanging up on a handshake). */
+static int conn_io_error(pos_conn_t *c, int err)
+{
+    if (c->state == POS_CONN_CONNECTING && c->opt.transport->start_failed != NULL) {
+        return c->opt.transport->start_failed(c, err);
+    }
+    return err;
+}
+
 static void conn_finish_close(pos_conn_t *c)
 {
     if (c->gai_pending || c->tcp_open) {
@@ -202,7 +212,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         } else {
             POS_WARN("link", "%s: read failed: %s", c->opt.name, uv_strerror((int)nread));
         }
-        pos_conn_abort(c, err);
+        pos_conn_abort(c, conn_io_error(c, err));
         return;
     }
     rc = c->opt.transport->on_read(c, buf->base, (size_t)nread);
@@ -384,7 +394,7 @@ static void conn_write_cb(uv_write_t *req, int status)
     free(w);
     if (status != 0 && status != UV_ECANCELED) {
         POS_WARN("link", "%s: write failed: %s", c->opt.name, uv_strerror(status));
-        pos_conn_abort(c, pos_uv_errno(status));
+        pos_conn_abort(c, conn_io_error(c, pos_uv_errno(status)));
     }
 }
 

@@ -1,5 +1,6 @@
 #include "agent/tls.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +307,12 @@ static void tls_save_session(tls_conn_t *t)
     tls->have_session = mbedtls_ssl_get_session(&t->ssl, &tls->session) == 0;
 }
 
+static bool is_ip_literal(const char *s)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
 static int tls_handshake_failed(pos_conn_t *c, tls_conn_t *t, int ret)
 {
     pos_tls_t *tls = t->tls;
@@ -313,9 +320,18 @@ static int tls_handshake_failed(pos_conn_t *c, tls_conn_t *t, int ret)
 
     if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
         uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+        const char *hint = "";
         tls->stats.rejected++;
-        POS_ERR("link", "%s: TLS: server certificate rejected: %s (server_name %s)", c->opt.name,
-                pos_tls_verify_reason(flags, reason, sizeof(reason)), tls->server_name);
+#if MBEDTLS_VERSION_NUMBER < 0x03050000
+        /* Before 3.5, mbedTLS matches DNS names only, never an IP address
+         * SAN: connecting by address needs a server_name from the cert. */
+        if ((flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) != 0 && is_ip_literal(tls->server_name)) {
+            hint = "; this mbedTLS cannot match IP addresses: set [tls] server_name to a DNS "
+                   "name in the certificate";
+        }
+#endif
+        POS_ERR("link", "%s: TLS: server certificate rejected: %s (server_name %s)%s", c->opt.name,
+                pos_tls_verify_reason(flags, reason, sizeof(reason)), tls->server_name, hint);
         /* A stale session must not be offered to what may be another server. */
         mbedtls_ssl_session_free(&tls->session);
         mbedtls_ssl_session_init(&tls->session);
@@ -517,9 +533,32 @@ static int tls_on_read(pos_conn_t *c, const char *buf, size_t len)
     return rc;
 }
 
+/*
+ * The server hung up during the handshake. A TLS 1.2 server that wants a
+ * client certificate sends an alert and closes at once; the reset often
+ * reaches us as a failed write before the alert can be read. A plain Redis
+ * port does the same with a ClientHello. Either way retrying fast will not
+ * help, and the log must say what to check.
+ */
+static int tls_start_failed(pos_conn_t *c, int err)
+{
+    tls_conn_t *t = c->transport_state;
+
+    if (t == NULL || t->handshake_done) {
+        return err;
+    }
+    t->tls->stats.failed++;
+    POS_ERR("link",
+            "%s: TLS handshake refused by the server (connection closed: %s): does it require "
+            "a client certificate ([tls] cert_file, key_file)? is the port a TLS port?",
+            c->opt.name, strerror(-err));
+    return POS_TLS_EHANDSHAKE;
+}
+
 const pos_transport_ops_t pos_tls_transport = {
     .start = tls_start,
     .write = tls_write,
     .on_read = tls_on_read,
     .reset = tls_reset,
+    .start_failed = tls_start_failed,
 };
