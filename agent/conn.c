@@ -113,7 +113,7 @@ static void conn_timer_cb(uv_timer_t *t)
     if (c->state == POS_CONN_RESOLVING || c->state == POS_CONN_CONNECTING) {
         POS_WARN("link", "%s: connect timed out after %u ms", c->opt.name,
                  c->opt.connect_timeout_ms);
-        pos_conn_abort(c, -ETIMEDOUT);
+        pos_conn_abort(c, conn_io_error(c, -ETIMEDOUT));
         return;
     }
     if (c->state != POS_CONN_OPEN) {

@@ -40,9 +40,10 @@ typedef struct pos_transport_ops {
     int (*on_read)(pos_conn_t *c, const char *buf, size_t len);
     /* The connection is being torn down: forget per-session state. */
     void (*reset)(pos_conn_t *c);
-    /* Optional: the socket failed (err: read error, EOF as -ECONNRESET, or
-     * write error) while the transport was still starting. Returns the
-     * error to report instead (e.g. "TLS handshake refused"). */
+    /* Optional: the socket failed (read error, EOF, write error) or the
+     * connect deadline passed (-ETIMEDOUT) while the transport was still
+     * starting. Returns the error to report instead (e.g. "TLS handshake
+     * refused"); may log what it means. */
     int (*start_failed)(pos_conn_t *c, int err);
 } pos_transport_ops_t;
 

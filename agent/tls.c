@@ -547,6 +547,15 @@ static int tls_start_failed(pos_conn_t *c, int err)
     if (t == NULL || t->handshake_done) {
         return err;
     }
+    if (err == -ETIMEDOUT) {
+        /* A plain Redis port waits for a newline that a ClientHello never
+         * sends. Still transient: a slow server may answer next time. */
+        POS_WARN("link",
+                 "%s: no TLS handshake within the connect timeout: is the port a TLS "
+                 "port (Redis tls-port)?",
+                 c->opt.name);
+        return err;
+    }
     t->tls->stats.failed++;
     POS_ERR("link",
             "%s: TLS handshake refused by the server (connection closed: %s): does it require "

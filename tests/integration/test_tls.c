@@ -413,6 +413,27 @@ static void test_ip_address_name(void **state)
     wait_log(f, "link: online", 1, 15000);
 }
 
+/* rediss:// to a plain port: Redis waits for a newline that a ClientHello
+ * never sends; the connect timeout says what to check, nothing is sent in
+ * clear, and the agent never comes online. */
+static void test_plain_port(void **state)
+{
+    fixture_t *f = *state;
+    redis_start(f, "server", false);
+    uint16_t tls_port = f->tls_port;
+    f->tls_port = f->redis.port;
+    assert_int_equal(
+        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "ca", NULL, NULL), NULL), 0);
+    f->tls_port = tls_port;
+    wait_log(f, "no TLS handshake within the connect timeout: is the port a TLS port", 2, 15000);
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    /* The agent's half-open connections never named themselves. */
+    redisReply *r = pos_test_redis_cmd(&f->redis, "CLIENT LIST");
+    assert_non_null(r);
+    assert_null(strstr(r->str, "name=posagent:"));
+    freeReplyObject(r);
+}
+
 /* After a Redis restart the agent reconnects over TLS (a full handshake:
  * the new server process has no session cache). */
 static void test_reconnect_after_restart(void **state)
@@ -580,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_hostname, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ip_address_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_port, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
