@@ -112,7 +112,7 @@ for mode in plain tls; do
   kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""
 done
 
-echo "posagent $("$bin" --version | head -1), $(nproc) CPUs, $(uname -m); N=$n, Redis down ${down}s"
+echo "$("$bin" --version | head -1), $(nproc) CPUs, $(uname -m); N=$n, Redis down ${down}s"
 echo "TLS handshake (ms, agent log: TCP connected -> handshake done, TLS 1.2, RSA 2048 server key):"
 sed -n 's/.*TLS full handshake in \([0-9.]*\) ms.*/\1/p' "$work/tls.log" | stats "full"
 sed -n 's/.*TLS resumed handshake in \([0-9.]*\) ms.*/\1/p' "$work/tls.log" | stats "resumed (session resumption)"
