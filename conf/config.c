@@ -1392,7 +1392,9 @@ static int open_checked(const char *path, bool private_file, char *why, size_t w
     struct stat st;
     int fd, e;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO named here must not hang the load (regular files
+     * ignore it). */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         e = errno;
         snprintf(why, whylen, "cannot read %s: %s", path, strerror(e));

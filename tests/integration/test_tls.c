@@ -166,11 +166,13 @@ static void dump_log(const fixture_t *f)
     free(log);
 }
 
-static void wait_log(const fixture_t *f, const char *needle, int n, int timeout_ms)
+static void wait_log(fixture_t *f, const char *needle, int n, int timeout_ms)
 {
     if (!pos_test_agent_wait_log(&f->agent, needle, n, timeout_ms)) {
+        bool alive = pos_test_agent_alive(&f->agent);
         dump_log(f);
-        fail_msg("no %d× \"%s\" in the agent log", n, needle);
+        fail_msg("no %d× \"%s\" in the agent log (agent %s, exit status %d)", n, needle,
+                 alive ? "running" : "gone", f->agent.exit_status);
     }
 }
 
@@ -340,7 +342,7 @@ static void test_mutual_tls(void **state)
  * backoff cap (1000 ms) and never trying the plain port. */
 static void expect_rejected(fixture_t *f, const char *reason)
 {
-    wait_log(f, reason, 1, 15000);
+    wait_log(f, reason, 1, 30000);
     /* Fatal: every retry waits for the cap, not the 100 ms base. */
     wait_log(f, "reconnecting in 1000 ms (attempt 1)", 1, 5000);
     uint64_t t0 = pos_test_now_ms();
