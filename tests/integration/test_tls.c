@@ -6,7 +6,6 @@
  * 127.0.0.1, an expired one, a client certificate, and an unrelated CA.
  */
 #include <limits.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,26 +37,6 @@ typedef struct fixture {
     char tls_port_s[8];
     char cert[300], key[300], ca[300];
 } fixture_t;
-
-static uint16_t free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    uint16_t port = 0;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-        port = ntohs(sa.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
 
 static int group_setup(void **state)
 {
@@ -94,7 +72,7 @@ static int group_teardown(void **state)
 static void redis_start(fixture_t *f, const char *server, bool auth)
 {
     if (f->tls_port == 0) {
-        f->tls_port = free_port();
+        f->tls_port = pos_test_free_port();
         snprintf(f->tls_port_s, sizeof(f->tls_port_s), "%u", (unsigned)f->tls_port);
     }
     snprintf(f->cert, sizeof(f->cert), "%s/%s.crt", certs, server);
