@@ -53,7 +53,7 @@ static void usage(FILE *out)
             "\n"
             "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
             "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
-            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID.\n");
+            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE.\n");
 }
 
 /*
