@@ -581,8 +581,18 @@ static void agent_store_open(pos_agent_t *a)
     }
 }
 
+void pos_tls_options_from_config(const pos_config_t *cfg, pos_tls_options_t *opt)
+{
+    memset(opt, 0, sizeof(*opt));
+    opt->ca_file = cfg->tls_ca_file;
+    opt->cert_file = cfg->tls_cert_file;
+    opt->key_file = cfg->tls_key_file;
+    opt->server_name = cfg->tls_server_name[0] != '\0' ? cfg->tls_server_name : cfg->redis.host;
+    opt->min_version = cfg->tls_min_version;
+}
+
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path)
+                   const char *config_path, pos_tls_t *tls)
 {
     pos_link_options_t lo;
     pos_sentinel_options_t so;
@@ -641,6 +651,14 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         so.retry_delay_ms = cfg->retry_delay_ms;
         so.max_retry_delay_ms = cfg->max_retry_delay_ms;
         lo.sentinel = &so;
+    }
+    if (cfg->redis.tls) {
+        /* Never a plain connection for a rediss:// URL. */
+        if (tls == NULL || !tls->ready) {
+            return -EINVAL;
+        }
+        lo.transport = &pos_tls_transport;
+        lo.transport_arg = tls;
     }
     rc = pos_link_init(loop, &a->link, &lo, &link_cb);
     if (rc != 0) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/tls.h"
 #include "platform/log.h"
 
 #define LINK_PROBE_INTERVAL_MS 10000u
@@ -567,6 +568,12 @@ static void link_conn_closed(pos_conn_t *c, int err)
     }
     if (l->down_err == 0) {
         l->down_err = err;
+        /* A rejected certificate or a refused TLS handshake will not fix
+         * itself in a second: retry at the cap, like a wrong password. The
+         * TLS layer has logged the reason. */
+        if (err == POS_TLS_EREJECTED || err == POS_TLS_EHANDSHAKE) {
+            l->fatal = true;
+        }
     }
     if (was_online) {
         l->state = POS_LINK_CONNECTING; /* neither online nor yet waiting */
@@ -691,6 +698,7 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
     co.connect_timeout_ms = l->opt.connect_timeout_ms;
     co.command_timeout_ms = l->opt.command_timeout_ms;
     co.transport = l->opt.transport;
+    co.transport_arg = l->opt.transport_arg;
     co.name = "cmd";
     co.max_pending = 4096;
     rc = pos_conn_init(loop, &l->cmd.conn, &co, &conn_cb);
@@ -719,6 +727,7 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
         }
         if (so.transport == NULL) {
             so.transport = l->opt.transport;
+            so.transport_arg = l->opt.transport_arg;
         }
         rc = pos_sentinel_init(loop, &l->sentinel, &so, &sentinel_cb);
         if (rc != 0) {

@@ -63,6 +63,7 @@ typedef struct pos_link_options {
     uint32_t stable_after_ms;    /* 0: 10000; backoff resets after this online */
     uint32_t random_seed;        /* 0: seeded from the OS */
     const pos_transport_ops_t *transport; /* NULL: plain TCP */
+    void *transport_arg;                  /* handed to both connections (pos_conn_options_t) */
     /* Redis Sentinel: NULL to connect to endpoint->host:port; else the
      * master is resolved through the sentinels (endpoint's user, password
      * and db still apply). Copied; its strings must outlive the link. */

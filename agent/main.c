@@ -26,6 +26,7 @@
 #include "agent/agent.h"
 #include "agent/cli.h"
 #include "agent/sign.h"
+#include "agent/tls.h"
 #include "conf/config.h"
 #include "platform/log.h"
 #include "platform/priv.h"
@@ -54,7 +55,8 @@ static void usage(FILE *out)
             "\n"
             "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
             "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
-            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_ALLOW_ROOT.\n");
+            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
+            "POSAGENT_ALLOW_ROOT.\n");
 }
 
 /*
@@ -126,6 +128,7 @@ int main(int argc, char **argv)
     };
     static pos_agent_t agent;
     static pos_sign_keys_t keys;
+    static pos_tls_t tls; /* used only with rediss:// */
     pos_config_t cfg;
     char why[512];
     uid_t run_uid = 0;
@@ -189,7 +192,20 @@ int main(int argc, char **argv)
         pos_config_wipe(&cfg);
         return POS_EX_CONFIG;
     }
+    /* TLS material is loaded now, so that a bad CA, certificate or key is a
+     * configuration error (also for --check-config), not a retry loop. */
+    if (cfg.redis.tls) {
+        pos_tls_options_t topt;
+        pos_tls_options_from_config(&cfg, &topt);
+        rc = pos_tls_init(&tls, &topt, why, sizeof(why));
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", why);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
+    }
     if (check) {
+        pos_tls_dispose(&tls);
         printf("# configuration OK%s%s\n", path ? ": " : " (no file, defaults and environment)",
                path ? path : "");
         pos_config_dump(&cfg, stdout);
@@ -201,8 +217,7 @@ int main(int argc, char **argv)
     if (cfg.payment_hmac_key_file[0] != '\0' &&
         pos_sign_keys_load(cfg.payment_hmac_key_file, &keys, why, sizeof(why)) != 0) {
         fprintf(stderr, "posagent: configuration error: [payment] hmac_key_file: %s\n", why);
-        pos_config_wipe(&cfg);
-        return POS_EX_CONFIG;
+        goto fail_config;
     }
     /* Root: only to open what needs it, then the configured user for good;
      * or on purpose ([security] allow_root). */
@@ -246,15 +261,17 @@ int main(int argc, char **argv)
     rc = uv_loop_init(&loop);
     if (rc != 0) {
         POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
+        pos_tls_dispose(&tls);
         pos_config_wipe(&cfg);
         pos_sign_keys_wipe(&keys);
         return 1;
     }
-    rc = pos_agent_init(&agent, &loop, &cfg, path);
+    rc = pos_agent_init(&agent, &loop, &cfg, path, cfg.redis.tls ? &tls : NULL);
     pos_config_wipe(&cfg); /* the agent keeps its own copy */
     if (rc != 0) {
         POS_ERR("agent", "cannot start: %s", strerror(-rc));
         pos_sign_keys_wipe(&keys);
+        pos_tls_dispose(&tls);
         return 1;
     }
     agent.sign = keys;
@@ -291,6 +308,7 @@ int main(int argc, char **argv)
 
     rc = uv_loop_close(&loop);
     pos_agent_dispose(&agent);
+    pos_tls_dispose(&tls); /* after both connections are closed */
     if (rc != 0) {
         POS_ERR("agent", "event loop closed with handles still open");
         return 1;
@@ -301,6 +319,7 @@ int main(int argc, char **argv)
 
 fail_config:
     pos_sign_keys_wipe(&keys);
+    pos_tls_dispose(&tls);
     pos_config_wipe(&cfg);
     return POS_EX_CONFIG;
 }

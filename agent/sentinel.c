@@ -185,6 +185,7 @@ int pos_sentinel_init(uv_loop_t *loop, pos_sentinel_t *s, const pos_sentinel_opt
     co.connect_timeout_ms = opt->connect_timeout_ms;
     co.command_timeout_ms = opt->command_timeout_ms;
     co.transport = opt->transport;
+    co.transport_arg = opt->transport_arg;
     co.max_pending = 8;
     co.name = "sentinel";
     rc = pos_conn_init(loop, &s->query, &co, &query_cb);

@@ -58,6 +58,7 @@ typedef struct pos_sentinel_options {
     uint32_t max_retry_delay_ms;          /* and cap */
     uint32_t random_seed;                 /* jitter; 0 is replaced by a constant */
     const pos_transport_ops_t *transport; /* NULL: plain TCP */
+    void *transport_arg;                  /* handed to the transport (the TLS context) */
 } pos_sentinel_options_t;
 
 struct pos_sentinel {

@@ -8,7 +8,13 @@
  *
  * Precedence, lowest to highest: built-in default, configuration file,
  * environment variable. REDIS_PASSWORD / [redis] password and REDIS_DB /
- * [redis] db, when set, override the password and /db given in the URL.
+ * [redis] db, when set, override the password and /db given in the URL;
+ * [redis] password_file (read at load, refused when other users can read
+ * it) does the same and must not be combined with password.
+ *
+ * With a rediss:// URL, [tls] ca_file is required and every file named in
+ * [tls] must be readable at load (key_file not by other users); [tls]
+ * settings with a plain redis:// URL are an error, never silently unused.
  *
  * An environment variable that is present with an empty value counts as
  * set: REDIS_PASSWORD= means "no password" (and overrides the URL's), while
@@ -48,6 +54,7 @@ typedef struct pos_config {
     char redis_url[512];
     char redis_password[POS_URL_PASS_MAX]; /* secret */
     bool redis_password_set;               /* password given in file or environment */
+    char redis_password_file[201];         /* "" none; absolute path, not world-readable */
     int redis_db;                          /* -1: not set here, use URL's or 0 */
     uint32_t retry_delay_ms;               /* first reconnect delay */
     uint32_t max_retry_delay_ms;           /* cap of the reconnect delay */
@@ -59,6 +66,13 @@ typedef struct pos_config {
     char redis_sentinels[256];
     char redis_master_name[64];
     char redis_sentinel_password[POS_URL_PASS_MAX];
+
+    /* [tls] used with rediss:// only */
+    char tls_ca_file[201];     /* required with rediss:// */
+    char tls_cert_file[201];   /* mutual TLS: client certificate, or "" */
+    char tls_key_file[201];    /* its key; not world-readable */
+    char tls_server_name[256]; /* after load: the URL's host when not set */
+    char tls_min_version[8];   /* "1.2" or "1.3" */
 
     /* [heartbeat] */
     uint32_t heartbeat_interval_s; /* must be < ttl */

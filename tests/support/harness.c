@@ -53,6 +53,11 @@ static uint16_t free_port(void)
     return port;
 }
 
+uint16_t pos_test_free_port(void)
+{
+    return free_port();
+}
+
 redisContext *pos_test_redis_connect(const pos_test_redis_t *r)
 {
     struct timeval tv = {2, 0};

@@ -22,6 +22,8 @@ typedef struct pos_test_redis {
     const char *extra[16];  /* extra "--option value" words, NULL-terminated */
 } pos_test_redis_t;
 
+/* A loopback TCP port free right now (e.g. for --tls-port), or 0. */
+uint16_t pos_test_free_port(void);
 /* Starts redis-server (port 0: pick a free one). Returns 0 or -1. */
 int pos_test_redis_start(pos_test_redis_t *r);
 /*
