@@ -10,6 +10,7 @@
 #include "agent/api.h"
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 #include "platform/sdnotify.h"
 
 #define SHUTDOWN_WAIT_MS 2000u
@@ -604,7 +605,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     };
     int rc;
 
-    memset(a, 0, sizeof(*a));
+    pos_mem_zero(a, sizeof(*a));
     a->loop = loop;
     a->cfg = *cfg;
     a->config_path = config_path;

@@ -15,6 +15,7 @@
 #include "agent/glob.h"
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 
 #define CACHE_FLUSH_MS   5000u
 #define CACHE_VALUE_MAX  (512u * 1024u)
@@ -54,7 +55,7 @@ void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a)
     pos_cache_config_t cc;
     const pos_config_t *c = &a->cfg;
 
-    memset(s, 0, sizeof(*s));
+    pos_mem_zero(s, sizeof(*s));
     s->agent = a;
     uv_timer_init(a->loop, &s->flush_timer);
     s->flush_timer.data = s;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "platform/mem.h"
+
 /*
  * Record layout (little-endian, 32-byte header, then the value):
  *   0 version (1)  1 family  2 flags (bit 0: stale)  3 reserved
@@ -469,7 +471,7 @@ int pos_cache_open(pos_cache_t *c, pos_store_t *st, const pos_cache_config_t *cf
     if (c == NULL || st == NULL || st->env == NULL || cfg == NULL) {
         return -EINVAL;
     }
-    memset(c, 0, sizeof(*c));
+    pos_mem_zero(c, sizeof(*c));
     c->st = st;
     c->cfg = *cfg;
     c->clock = st->census.cache_clock;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "platform/log.h"
+#include "platform/mem.h"
 
 /* TCP-level dead-peer detection: keepalive probes after 10 s idle, every
  * 5 s, 3 of them; unacknowledged data gives up after 20 s. Together with the
@@ -144,7 +145,7 @@ int pos_conn_init(uv_loop_t *loop, pos_conn_t *c, const pos_conn_options_t *opt,
 {
     int rc;
 
-    memset(c, 0, sizeof(*c));
+    pos_mem_zero(c, sizeof(*c));
     c->loop = loop;
     c->opt = *opt;
     if (c->opt.transport == NULL) {

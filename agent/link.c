@@ -7,6 +7,7 @@
 
 #include "agent/tls.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 
 #define LINK_PROBE_INTERVAL_MS 10000u
 #define LINK_INVALIDATE_CHANNEL "__redis__:invalidate"
@@ -664,7 +665,7 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
     pos_conn_options_t co;
     int rc;
 
-    memset(l, 0, sizeof(*l));
+    pos_mem_zero(l, sizeof(*l));
     l->loop = loop;
     l->opt = *opt;
     l->cb = *cb;

@@ -11,6 +11,7 @@
 #include "hal/registry.h"
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 
 #define ACTIVE_TX_TTL_S  "1800"  /* active_transactions:{storeId} */
 
@@ -552,7 +553,7 @@ int pos_payment_init(pos_payment_t *p, pos_agent_t *a, char *err, size_t errlen)
     pos_hal_options_t o;
     int rc;
 
-    memset(p, 0, sizeof(*p));
+    pos_mem_zero(p, sizeof(*p));
     p->agent = a;
     memset(&smc, 0, sizeof(smc));
     smc.pinpad_timeout_ms = c->payment_pinpad_timeout_s * 1000u;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "platform/mem.h"
+
 /* Shown instead of a card number the pinpad failed to mask. */
 #define PAY_PAN_PLACEHOLDER "******"
 
@@ -615,7 +617,7 @@ static void on_deadline(pos_payment_sm_t *sm, uint64_t now_ms, pos_payment_actio
 
 void pos_payment_sm_init(pos_payment_sm_t *sm, const pos_payment_sm_config_t *cfg)
 {
-    memset(sm, 0, sizeof(*sm));
+    pos_mem_zero(sm, sizeof(*sm));
     if (cfg != NULL) {
         sm->cfg = *cfg;
     }

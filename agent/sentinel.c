@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "platform/log.h"
+#include "platform/mem.h"
 
 #define SENTINEL_SWITCH_CHANNEL "+switch-master"
 
@@ -167,7 +168,7 @@ int pos_sentinel_init(uv_loop_t *loop, pos_sentinel_t *s, const pos_sentinel_opt
     pos_conn_options_t co;
     int rc;
 
-    memset(s, 0, sizeof(*s));
+    pos_mem_zero(s, sizeof(*s));
     if (opt->naddrs == 0 || opt->naddrs > POS_SENTINEL_MAX || opt->master_name == NULL ||
         opt->master_name[0] == '\0') {
         return -EINVAL;

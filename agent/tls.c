@@ -10,6 +10,7 @@
 #include <mbedtls/version.h>
 
 #include "platform/log.h"
+#include "platform/mem.h"
 
 /* Decrypted bytes are handed to the RESP reader in pieces of this size. */
 #define TLS_PLAIN_CHUNK 4096
@@ -122,7 +123,7 @@ int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t w
     bool with_cert = opt->cert_file != NULL && opt->cert_file[0] != '\0';
     bool with_key = opt->key_file != NULL && opt->key_file[0] != '\0';
 
-    memset(t, 0, sizeof(*t));
+    pos_mem_zero(t, sizeof(*t));
     mbedtls_entropy_init(&t->entropy);
     mbedtls_ctr_drbg_init(&t->drbg);
     mbedtls_ssl_config_init(&t->conf);
