@@ -196,6 +196,7 @@ int fl_check_order(const fl_seen_t *seen, int k)
 {
     int next = 1, dups = 0;
     long long last_id = 0;
+    static long long id_of[4097];
 
     for (int i = 0; i < seen->n; i++) {
         int s = seen->seq[i];
@@ -206,9 +207,18 @@ int fl_check_order(const fl_seen_t *seen, int k)
                 return -1;
             }
             last_id = seen->outbox_id[i];
+            if (s <= 4096) {
+                id_of[s] = last_id;
+            }
             next++;
         } else if (s >= 1 && s < next) {
-            dups++; /* a redelivery of something already seen */
+            /* A redelivery of something already seen: the same entry. */
+            if (s <= 4096 && seen->outbox_id[i] != id_of[s]) {
+                fprintf(stderr, "order: seq %d came again as outboxId %lld (was %lld)\n", s,
+                        seen->outbox_id[i], id_of[s]);
+                return -1;
+            }
+            dups++;
         } else {
             fprintf(stderr, "order: seq %d arrived while %d was expected (gap or reorder)\n", s,
                     next);

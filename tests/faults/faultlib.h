@@ -65,7 +65,8 @@ int fl_collect(pos_test_sub_t *s, fl_seen_t *seen, int want, int timeout_ms);
  * The at-least-once check: every seq 1..k arrived, first arrivals are in
  * order (1, 2, ..., k), outboxIds grow with seq, and a repeat is only ever
  * a redelivery of a message already seen (duplicates are allowed by the
- * contract: the cloud de-duplicates on (terminalId, outboxId)). Returns
+ * contract: the cloud de-duplicates on (terminalId, outboxId); a repeat must
+ * carry the outboxId of its first arrival). Returns
  * the number of duplicates, or -1 (with the reason on stderr).
  */
 int fl_check_order(const fl_seen_t *seen, int k);

@@ -249,7 +249,20 @@ static void test_pubsub_buffer_limit(void **state)
         freeReplyObject(rep);
     }
     redisFree(c);
+    uint64_t t0 = pos_test_now_ms();
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 3000));
+    /* Redis itself closed the agent's subscriber for its buffer. */
+    char path[400], line[1024];
+    bool closed = false;
+    snprintf(path, sizeof(path), "%s/redis.log", f->redis.dir);
+    FILE *lf = fopen(path, "r");
+    assert_non_null(lf);
+    while (fgets(line, sizeof(line), lf) != NULL) {
+        closed = closed || (strstr(line, "overcoming of output buffer limits") != NULL &&
+                            strstr(line, "name=posagent:" FL_TID) != NULL);
+    }
+    fclose(lf);
+    assert_true(closed);
     r = pos_test_redis_cmd(&f->redis, "CONFIG SET client-output-buffer-limit %s",
                            "pubsub 33554432 8388608 60");
     freeReplyObject(r);
@@ -285,6 +298,9 @@ static void test_pubsub_buffer_limit(void **state)
         fl_dump_log(&f->agent);
     }
     assert_true(answered);
+    fprintf(stderr, "pubsub limit: subscriber closed by Redis, request published on "
+                    "resubscription approved %llu ms after the flood\n",
+            (unsigned long long)(pos_test_now_ms() - t0));
     fl_wait_online(&f->agent, 2, 5000);
     /* One payment at a time: the next once the first is complete. */
     assert_true(pos_test_agent_wait_log(&f->agent, "TRANSACTION_COMPLETED tx-obl-1", 1, 5000));
