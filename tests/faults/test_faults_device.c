@@ -106,7 +106,10 @@ static void emu_do(fixture_t *f, int act)
     fail_msg("emulator action %d not carried out", act);
 }
 
-/* Reads an emulator counter under the lock (the loop thread writes it). */
+/* Polls what the emulator recorded. The loop thread appends to these
+ * without taking the lock (emulators.c knows nothing of threads): the
+ * values only grow, and a poll that reads one a moment early just polls
+ * again. */
 static unsigned emu_cuts(fixture_t *f)
 {
     pthread_mutex_lock(&f->mu);
