@@ -144,6 +144,48 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         }
         return rc;
     }
+    if (e->kind == POS_OUTBOX_OTHER) {
+        /* Set membership: "SADD member ttl_s" or "SREM member" on the key. */
+        char text[POS_OUTBOX_CHANNEL_MAX + 32], op[8], member[POS_OUTBOX_CHANNEL_MAX + 1], ttl[16];
+        unsigned t = 0;
+        int k;
+        snprintf(text, sizeof(text), "%.*s",
+                 (int)(e->payload_len < sizeof(text) - 1 ? e->payload_len : sizeof(text) - 1),
+                 (const char *)e->payload);
+        k = sscanf(text, "%7s %511s %u", op, member, &t);
+        bool add = k == 3 && strcmp(op, "SADD") == 0;
+        if (!add && !(k == 2 && strcmp(op, "SREM") == 0)) {
+            POS_ERR("outbox", "entry %" PRIu64 ": bad set operation, dropped", e->id);
+            if (d->ob != NULL) {
+                pos_outbox_ack(d->ob, e->id);
+            }
+            return 0;
+        }
+        delivery_ctx_t *c1 = malloc(sizeof(*c1)), *c2 = malloc(sizeof(*c2));
+        if (c1 == NULL || c2 == NULL) {
+            free(c1);
+            free(c2);
+            return -ENOMEM;
+        }
+        *c1 = (delivery_ctx_t){d, e->id, d->epoch, !add};
+        *c2 = (delivery_ctx_t){d, e->id, d->epoch, true};
+        const char *argv[] = {add ? "SADD" : "SREM", channel, member};
+        rc = pos_link_commandv(&a->link, delivery_reply, c1, 3, argv);
+        if (rc != 0 || !add) {
+            free(c2);
+            if (rc != 0) {
+                free(c1);
+            }
+            return rc;
+        }
+        snprintf(ttl, sizeof(ttl), "%u", t);
+        const char *expire[] = {"EXPIRE", channel, ttl};
+        rc = pos_link_commandv(&a->link, delivery_reply, c2, 3, expire);
+        if (rc != 0) {
+            free(c2);
+        }
+        return rc;
+    }
     POS_ERR("outbox", "entry %" PRIu64 ": unknown kind, dropped", e->id);
     if (d->ob != NULL) {
         pos_outbox_ack(d->ob, e->id);
@@ -282,6 +324,52 @@ int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigne
     rc = pos_outbox_append(d->ob, &e, &id);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue an increment of %s: %s", key, strerror(-rc));
+        return rc;
+    }
+    pos_delivery_pump(d);
+    return 0;
+}
+
+int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const char *member,
+                            unsigned ttl_s)
+{
+    pos_outbox_entry_t e;
+    char payload[POS_OUTBOX_CHANNEL_MAX + 32];
+    uint64_t id;
+    int rc;
+
+    if (strlen(member) == 0 || strlen(member) > POS_OUTBOX_CHANNEL_MAX ||
+        strpbrk(member, " \t\r\n") != NULL) {
+        return -EINVAL;
+    }
+    if (d->ob == NULL) {
+        char ttl[16];
+        snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+        const char *argv[] = {add ? "SADD" : "SREM", key, member};
+        const char *expire[] = {"EXPIRE", key, ttl};
+        rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, argv);
+        if (rc == 0 && add) {
+            rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, expire);
+        }
+        if (rc != 0) {
+            d->lost++;
+        }
+        return rc;
+    }
+    int plen = add ? snprintf(payload, sizeof(payload), "SADD %s %u", member, ttl_s)
+                   : snprintf(payload, sizeof(payload), "SREM %s", member);
+    memset(&e, 0, sizeof(e));
+    e.kind = POS_OUTBOX_OTHER;
+    e.is_payment = true; /* payment bookkeeping: never dropped for room */
+    e.created_ms = pos_clock_wall_ms();
+    e.channel = key;
+    e.channel_len = strlen(key);
+    e.payload = payload;
+    e.payload_len = (size_t)plen;
+    rc = pos_outbox_append(d->ob, &e, &id);
+    if (rc != 0) {
+        POS_ERR("outbox", "cannot queue %s of %s: %s", add ? "SADD" : "SREM", key,
+                strerror(-rc));
         return rc;
     }
     pos_delivery_pump(d);

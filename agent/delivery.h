@@ -55,6 +55,13 @@ int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap);
 /* INCRBY key n, then EXPIRE key ttl_s NX, durably. */
 int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s);
 
+/* SADD key member then EXPIRE key ttl_s (add), or SREM key member,
+ * durably and in order with the messages around it (member: no blanks).
+ * For active_transactions: a membership change lost with the link would
+ * leave a finished payment listed as active. */
+int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const char *member,
+                            unsigned ttl_s);
+
 /* The link came online: resend from the oldest unacknowledged entry. */
 void pos_delivery_online(pos_delivery_t *d);
 

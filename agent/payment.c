@@ -13,7 +13,7 @@
 #include "platform/log.h"
 #include "platform/mem.h"
 
-#define ACTIVE_TX_TTL_S  "1800"  /* active_transactions:{storeId} */
+#define ACTIVE_TX_TTL_S  1800u   /* active_transactions:{storeId} */
 
 static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev);
 
@@ -24,15 +24,11 @@ static void payment_active_set(pos_payment_t *p, bool add, const char *tx)
     pos_agent_t *a = p->agent;
     char key[128];
 
+    /* Through the outbox: an SREM lost with the link would leave the
+     * finished payment in the set until the key expires (30 min). */
     snprintf(key, sizeof(key), "active_transactions:%s", a->cfg.store_id);
-    if (add) {
-        const char *sadd[] = {"SADD", key, tx};
-        const char *expire[] = {"EXPIRE", key, ACTIVE_TX_TTL_S};
-        pos_agent_commandv(a, "SADD active_transactions", 3, sadd);
-        pos_agent_commandv(a, "EXPIRE active_transactions", 3, expire);
-    } else {
-        const char *srem[] = {"SREM", key, tx};
-        pos_agent_commandv(a, "SREM active_transactions", 3, srem);
+    if (pos_delivery_set_member(&a->delivery, key, add, tx, ACTIVE_TX_TTL_S) != 0) {
+        POS_WARN("payment", "%s active_transactions not queued", add ? "SADD" : "SREM");
     }
 }
 

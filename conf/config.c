@@ -204,10 +204,11 @@ static const conf_item_t items[] = {
      .key = "command_timeout_ms",
      .type = CT_U32,
      FIELD(command_timeout_ms),
-     .def = "2000",
+     .def = "5000",
      .min = 100,
      .max = 60000,
-     .desc = "Time allowed for a reply to a command, in milliseconds."},
+     .desc = "Time allowed for a reply to a command, in milliseconds; must exceed the "
+             "worst round trip to Redis (a 2 s round trip with a 2 s limit never gets online)."},
     {.section = "redis",
      .key = "probe_interval_ms",
      .type = CT_U32,

@@ -153,7 +153,7 @@ static void check_defaults_except_password_db(const pos_config_t *c)
     assert_int_equal(c->retry_delay_ms, 100);
     assert_int_equal(c->max_retry_delay_ms, 3000);
     assert_int_equal(c->connect_timeout_ms, 2000);
-    assert_int_equal(c->command_timeout_ms, 2000);
+    assert_int_equal(c->command_timeout_ms, 5000);
     assert_int_equal(c->heartbeat_interval_s, 20);
     assert_int_equal(c->heartbeat_ttl_s, 60);
     assert_int_equal(c->log_level, POS_LOG_INFO);
