@@ -10,6 +10,7 @@
 #include "agent/api.h"
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 #include "platform/sdnotify.h"
 
 #define SHUTDOWN_WAIT_MS 2000u
@@ -45,7 +46,7 @@ static void agent_shutdown_reply(void *ctx, const redisReply *r, int err);
 static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_reply_cb cb)
 {
     pos_status_report_t r;
-    char json[512], ttl[16];
+    char json[512 + POS_SIGN_APPEND], ttl[16];
     int n;
 
     memset(&r, 0, sizeof(r));
@@ -57,11 +58,12 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
     r.outbox = 0;
-    n = pos_status_json(&r, json, sizeof(json));
+    n = pos_status_json(&r, json, sizeof(json) - POS_SIGN_APPEND);
     if (n < 0) {
         POS_ERR("status", "cannot encode status: %s", strerror(-n));
         return n;
     }
+    n = pos_delivery_sign(&a->delivery, json, (size_t)n, sizeof(json));
     snprintf(ttl, sizeof(ttl), "%u", a->cfg.heartbeat_ttl_s);
     const char *argv[] = {"SET", a->status_key, json, "EX", ttl};
     size_t lens[] = {3, strlen(a->status_key), (size_t)n, 2, strlen(ttl)};
@@ -76,12 +78,13 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
 static int agent_publish_status_change(pos_agent_t *a, pos_term_status_t status,
                                        pos_term_status_t previous, pos_reply_cb cb)
 {
-    char json[384];
+    char json[384 + POS_SIGN_APPEND];
     int n = pos_status_change_json(a->cfg.terminal_id, a->cfg.store_id, status, previous,
-                                   pos_clock_wall_ms(), json, sizeof(json));
+                                   pos_clock_wall_ms(), json, sizeof(json) - POS_SIGN_APPEND);
     if (n < 0) {
         return n;
     }
+    n = pos_delivery_sign(&a->delivery, json, (size_t)n, sizeof(json));
     const char *argv[] = {"PUBLISH", "system:terminals", json};
     size_t lens[] = {7, 16, (size_t)n};
     return pos_link_command(&a->link, cb, cb == agent_shutdown_reply ? (void *)a : "TERMINAL_STATUS",
@@ -128,7 +131,11 @@ static void agent_on_online(pos_link_t *l)
         pos_sd_notify("READY=1");
         a->ready_notified = true;
     }
-    pos_sd_notifyf("STATUS=online: %s:%u", a->cfg.redis.host, (unsigned)a->cfg.redis.port);
+    {
+        uint16_t port;
+        const char *host = pos_link_server(&a->link, &port);
+        pos_sd_notifyf("STATUS=online: %s:%u", host, (unsigned)port);
+    }
     agent_track(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
      * not verified since the link went down are checked against Redis. */
@@ -560,10 +567,21 @@ static void agent_store_open(pos_agent_t *a)
     }
 }
 
+void pos_tls_options_from_config(const pos_config_t *cfg, pos_tls_options_t *opt)
+{
+    memset(opt, 0, sizeof(*opt));
+    opt->ca_file = cfg->tls_ca_file;
+    opt->cert_file = cfg->tls_cert_file;
+    opt->key_file = cfg->tls_key_file;
+    opt->server_name = cfg->tls_server_name[0] != '\0' ? cfg->tls_server_name : cfg->redis.host;
+    opt->min_version = cfg->tls_min_version;
+}
+
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path)
+                   const char *config_path, pos_tls_t *tls)
 {
     pos_link_options_t lo;
+    pos_sentinel_options_t so;
     static const pos_link_callbacks_t link_cb = {
         .on_online = agent_on_online,
         .on_offline = agent_on_offline,
@@ -572,7 +590,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     };
     int rc;
 
-    memset(a, 0, sizeof(*a));
+    pos_mem_zero(a, sizeof(*a));
     a->loop = loop;
     a->cfg = *cfg;
     a->config_path = config_path;
@@ -606,6 +624,28 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     lo.retry_delay_ms = cfg->retry_delay_ms;
     lo.max_retry_delay_ms = cfg->max_retry_delay_ms;
     lo.probe_interval_ms = cfg->probe_interval_ms;
+    if (a->cfg.nsentinels > 0) {
+        /* Strings from a->cfg, which outlives the link. */
+        memset(&so, 0, sizeof(so));
+        so.addrs = a->cfg.sentinels;
+        so.naddrs = a->cfg.nsentinels;
+        so.master_name = a->cfg.redis_master_name;
+        so.password = a->cfg.redis_sentinel_password;
+        so.client_name = a->client_name;
+        so.connect_timeout_ms = cfg->connect_timeout_ms;
+        so.command_timeout_ms = cfg->command_timeout_ms;
+        so.retry_delay_ms = cfg->retry_delay_ms;
+        so.max_retry_delay_ms = cfg->max_retry_delay_ms;
+        lo.sentinel = &so;
+    }
+    if (cfg->redis.tls) {
+        /* Never a plain connection for a rediss:// URL. */
+        if (tls == NULL || !tls->ready) {
+            return -EINVAL;
+        }
+        lo.transport = &pos_tls_transport;
+        lo.transport_arg = tls;
+    }
     rc = pos_link_init(loop, &a->link, &lo, &link_cb);
     if (rc != 0) {
         return rc;
@@ -663,4 +703,5 @@ void pos_agent_dispose(pos_agent_t *a)
         a->store_ok = false;
     }
     pos_config_wipe(&a->cfg);
+    pos_sign_keys_wipe(&a->sign);
 }

@@ -19,7 +19,9 @@
 #include "agent/outbox.h"
 #include "agent/store.h"
 #include "agent/payment.h"
+#include "agent/sign.h"
 #include "agent/status.h"
+#include "agent/tls.h"
 #include "conf/config.h"
 
 #define POS_MSG_MAX_BYTES (64u * 1024u) /* larger channel messages are dropped */
@@ -52,6 +54,7 @@ struct pos_agent {
     pos_cachesvc_t cache;  /* offline reads */
     pos_localapi_t *api;   /* the local socket; NULL if it could not start */
     pos_channel_t channels[3]; /* payment, inventory, system */
+    pos_sign_keys_t sign;      /* count 0: messages are not signed */
     char probe_channel[96];
     char client_name[96];
     char status_key[96];
@@ -78,10 +81,15 @@ struct pos_agent {
 
 /*
  * Initialises the agent on "loop" with a validated configuration (copied).
- * Returns 0 or a negative errno.
+ * "tls" is the initialised TLS context for a rediss:// URL (see
+ * pos_tls_options_from_config), NULL for redis://; it must outlive the
+ * agent. Returns 0 or a negative errno.
  */
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path);
+                   const char *config_path, pos_tls_t *tls);
+
+/* The TLS settings of a loaded configuration (pointers into cfg). */
+void pos_tls_options_from_config(const pos_config_t *cfg, pos_tls_options_t *opt);
 
 /* Starts connecting, the heartbeat, the signal handlers and the watchdog. */
 void pos_agent_start(pos_agent_t *a);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,31 +165,40 @@ static int api_exists(void *owner, pos_localapi_reply_t *r, int argc, const char
     return api_read(owner, r, 2, argc, argv, lens);
 }
 
+/* The local entry's header (its age and freshness), without Redis.
+ * Returns 0, -ENOENT when there is none, or a negative errno. */
+static int api_entry_info(pos_agent_t *a, const char *key, size_t len, pos_cache_info_t *info)
+{
+    char one;
+    int rc;
+
+    if (!pos_cachesvc_cacheable(key, len) || !a->cache.open) {
+        return -ENOENT;
+    }
+    memset(info, 0, sizeof(*info));
+    rc = pos_cache_get(&a->cache.cache, key, len, pos_clock_wall_ms(), &one, 0, info);
+    if (rc == -ENOBUFS) {
+        /* Only the length came back: read the entry for its age. */
+        char *buf = malloc(info->meta.value_len ? info->meta.value_len : 1);
+        if (buf == NULL) {
+            return -ENOMEM;
+        }
+        rc = pos_cache_get(&a->cache.cache, key, len, pos_clock_wall_ms(), buf,
+                           info->meta.value_len, info);
+        free(buf);
+    }
+    return rc;
+}
+
 static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                    const size_t *lens)
 {
     pos_agent_t *a = owner;
     pos_cache_info_t info;
-    char one;
     int rc;
 
     (void)argc;
-    if (!pos_cachesvc_cacheable(argv[1], lens[1]) || !a->cache.open) {
-        pos_localapi_reply_int(r, -2);
-        return 0;
-    }
-    memset(&info, 0, sizeof(info));
-    rc = pos_cache_get(&a->cache.cache, argv[1], lens[1], pos_clock_wall_ms(), &one, 0, &info);
-    if (rc == -ENOBUFS) {
-        /* Only the length came back: read the entry for its age. */
-        char *buf = malloc(info.meta.value_len ? info.meta.value_len : 1);
-        if (buf == NULL) {
-            return -ENOMEM;
-        }
-        rc = pos_cache_get(&a->cache.cache, argv[1], lens[1], pos_clock_wall_ms(), buf,
-                           info.meta.value_len, &info);
-        free(buf);
-    }
+    rc = api_entry_info(a, argv[1], lens[1], &info);
     if (rc == -ENOENT) {
         pos_localapi_reply_int(r, -2);
         return 0;
@@ -202,6 +212,28 @@ static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **
     pos_localapi_reply_int(r, info.fresh && ttl > info.age_ms
                                   ? (long long)((ttl - info.age_ms) / 1000u)
                                   : 0);
+    return 0;
+}
+
+/* AGE key: milliseconds since Redis last confirmed the local copy (what an
+ * offline read is worth), or -2 when there is none. Not a Redis command:
+ * the agent's own, for the POS application and the CLI. */
+static int api_age(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                   const size_t *lens)
+{
+    pos_cache_info_t info;
+    int rc;
+
+    (void)argc;
+    rc = api_entry_info(owner, argv[1], lens[1], &info);
+    if (rc == -ENOENT) {
+        pos_localapi_reply_int(r, -2);
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    pos_localapi_reply_int(r, info.age_ms > (uint64_t)LLONG_MAX ? LLONG_MAX : (long long)info.age_ms);
     return 0;
 }
 
@@ -229,7 +261,8 @@ static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const cha
         pos_localapi_reply_error(r, "ERR bad channel name");
         return 0;
     }
-    rc = pos_agent_publish(a, argv[1], argv[2], lens[2], false);
+    /* Not signed: the agent does not vouch for what the application says. */
+    rc = pos_delivery_publish_ex(&a->delivery, argv[1], argv[2], lens[2], false, false);
     if (rc != 0 && a->store_ok) {
         return rc;
     }
@@ -296,10 +329,18 @@ static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char *
             pos_term_status_name(pos_agent_status(a)));
     }
     if (SECTION("link")) {
+        uint16_t port;
+        const char *host = pos_link_server(&a->link, &port);
         ADD("# link\r\nonline:%d\r\nredis:%s:%u\r\nconnects:%" PRIu64 "\r\n"
-            "reconnect_attempts:%u\r\nheartbeats_sent:%" PRIu64 "\r\n\r\n",
-            pos_link_is_online(&a->link), a->cfg.redis.host, (unsigned)a->cfg.redis.port,
-            a->link.online_count, a->link.backoff.attempts, a->heartbeats_sent);
+            "reconnect_attempts:%u\r\nheartbeats_sent:%" PRIu64 "\r\n",
+            pos_link_is_online(&a->link), host, (unsigned)port, a->link.online_count,
+            a->link.backoff.attempts, a->heartbeats_sent);
+        if (a->link.use_sentinel) {
+            /* Where the master is comes from the sentinels. */
+            ADD("sentinel_master_name:%s\r\nsentinel_failovers:%" PRIu64 "\r\n",
+                a->cfg.redis_master_name, a->link.failovers);
+        }
+        ADD("\r\n");
     }
     if (SECTION("cache")) {
         pos_cache_stats_t cs;
@@ -309,9 +350,10 @@ static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char *
         }
         ADD("# cache\r\ncache_open:%d\r\nhits:%" PRIu64 "\r\nstale_hits:%" PRIu64
             "\r\nmisses:%" PRIu64 "\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
-            "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64 "\r\n\r\n",
+            "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64
+            "\r\nstore_disk_full:%" PRIu64 "\r\n\r\n",
             a->cache.open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
-            cs.evictions, a->cache.fetches_shared);
+            cs.evictions, a->cache.fetches_shared, a->store_ok ? a->store.disk_full : 0);
     }
     if (SECTION("outbox")) {
         pos_outbox_stats_t os;
@@ -344,9 +386,9 @@ static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char *
 }
 
 static const pos_localapi_command_t api_commands[] = {
-    {"GET", api_get, 2, 2},       {"MGET", api_mget, 2, -1},     {"EXISTS", api_exists, 2, -1},
-    {"TTL", api_ttl, 2, 2},       {"PUBLISH", api_publish, 3, 3}, {"INCR", api_incr, 2, 2},
-    {"INCRBY", api_incr, 3, 3},   {"INFO", api_info, 1, 2},
+    {"GET", api_get, 2, 2},         {"MGET", api_mget, 2, -1},   {"EXISTS", api_exists, 2, -1},
+    {"TTL", api_ttl, 2, 2},         {"AGE", api_age, 2, 2},      {"PUBLISH", api_publish, 3, 3},
+    {"INCR", api_incr, 2, 2},       {"INCRBY", api_incr, 3, 3},  {"INFO", api_info, 1, 2},
 };
 
 int pos_api_start(pos_agent_t *a)

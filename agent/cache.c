@@ -15,9 +15,11 @@
 #include "agent/glob.h"
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 
 #define CACHE_FLUSH_MS   5000u
 #define CACHE_VALUE_MAX  (512u * 1024u)
+#define WARM_PUT_CHUNK   50u /* entries per write transaction during warm-up */
 
 typedef struct cache_waiter {
     pos_cachesvc_cb cb;
@@ -53,7 +55,7 @@ void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a)
     pos_cache_config_t cc;
     const pos_config_t *c = &a->cfg;
 
-    memset(s, 0, sizeof(*s));
+    pos_mem_zero(s, sizeof(*s));
     s->agent = a;
     uv_timer_init(a->loop, &s->flush_timer);
     s->flush_timer.data = s;
@@ -466,11 +468,19 @@ static size_t warm_store(pos_cachesvc_t *s, char **keys, size_t n, const redisRe
             m++;
         }
     }
-    if (m > 0 && pos_cache_put_batch(&s->cache, items, m, pos_clock_wall_ms()) != 0) {
-        m = 0;
+    /* In chunks: LMDB keeps the dirty pages of its largest write
+     * transaction allocated for reuse, so one 500-entry transaction would
+     * hold on to about a megabyte for the agent's whole life. */
+    size_t stored = 0;
+    for (size_t i = 0; i < m; i += WARM_PUT_CHUNK) {
+        size_t k = m - i < WARM_PUT_CHUNK ? m - i : WARM_PUT_CHUNK;
+        if (pos_cache_put_batch(&s->cache, items + i, k, pos_clock_wall_ms()) != 0) {
+            break;
+        }
+        stored += k;
     }
     free(items);
-    return m;
+    return stored;
 }
 
 static void warm_products_reply(void *ctx, const redisReply *r, int err)

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "platform/mem.h"
+
 /*
  * Record layout (little-endian, 32-byte header, then the value):
  *   0 version (1)  1 family  2 flags (bit 0: stale)  3 reserved
@@ -469,7 +471,7 @@ int pos_cache_open(pos_cache_t *c, pos_store_t *st, const pos_cache_config_t *cf
     if (c == NULL || st == NULL || st->env == NULL || cfg == NULL) {
         return -EINVAL;
     }
-    memset(c, 0, sizeof(*c));
+    pos_mem_zero(c, sizeof(*c));
     c->st = st;
     c->cfg = *cfg;
     c->clock = st->census.cache_clock;
@@ -758,7 +760,11 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
 
 /* ---- stale marks and deletes ------------------------------------------ */
 
-int pos_cache_mark_stale(pos_cache_t *c, const char *key, size_t key_len)
+/* One write transaction on one key: pending touches first, then op. */
+typedef int (*key_op_fn)(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len,
+                         delta_t *d);
+
+static int key_txn(pos_cache_t *c, const char *key, size_t key_len, key_op_fn op)
 {
     if (c == NULL || c->st == NULL) {
         return -EINVAL;
@@ -772,22 +778,36 @@ int pos_cache_mark_stale(pos_cache_t *c, const char *key, size_t key_len)
     if (rc != 0) {
         return rc;
     }
-    pos_cache_meta_t m;
-    MDB_val raw;
+    delta_t d = {0};
     rc = apply_pending(c, txn);
     if (rc == 0) {
-        rc = read_meta(c, txn, key, key_len, &m, &raw);
-    }
-    if (rc == 0 && !m.stale) {
-        m.stale = true;
-        rc = rewrite_header(c, txn, key, key_len, &raw, &m);
+        rc = op(c, txn, key, key_len, &d);
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
-    delta_t d = {0};
     return commit(c, txn, &d);
+}
+
+static int mark_stale_op(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len,
+                         delta_t *d)
+{
+    pos_cache_meta_t m;
+    MDB_val raw;
+
+    (void)d;
+    int rc = read_meta(c, txn, key, key_len, &m, &raw);
+    if (rc == 0 && !m.stale) {
+        m.stale = true;
+        rc = rewrite_header(c, txn, key, key_len, &raw, &m);
+    }
+    return rc;
+}
+
+int pos_cache_mark_stale(pos_cache_t *c, const char *key, size_t key_len)
+{
+    return key_txn(c, key, key_len, mark_stale_op);
 }
 
 int pos_cache_mark_stale_before(pos_cache_t *c, uint64_t since_ms, size_t *count)
@@ -855,28 +875,7 @@ int pos_cache_mark_all_stale(pos_cache_t *c, size_t *count)
 
 int pos_cache_delete(pos_cache_t *c, const char *key, size_t key_len)
 {
-    if (c == NULL || c->st == NULL) {
-        return -EINVAL;
-    }
-    int rc = check_key(key, key_len);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_txn *txn;
-    rc = pos_store_txn_begin(c->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    delta_t d = {0};
-    rc = apply_pending(c, txn);
-    if (rc == 0) {
-        rc = del_entry(c, txn, key, key_len, &d);
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return commit(c, txn, &d);
+    return key_txn(c, key, key_len, del_entry);
 }
 
 int pos_cache_delete_if(pos_cache_t *c, pos_cache_match_fn match, void *ctx, size_t *count)

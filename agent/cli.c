@@ -49,6 +49,18 @@ static void cli_print_info(FILE *out, const char *text, size_t len)
     }
 }
 
+/* How old the copy just printed is (on err, so stdout stays the value). */
+static void cli_print_age(redisContext *c, const char *key, FILE *err)
+{
+    redisReply *r = redisCommand(c, "AGE %s", key);
+
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        fprintf(err, "(local copy, confirmed by Redis %lld.%03lld s ago)\n", r->integer / 1000,
+                r->integer % 1000);
+    }
+    freeReplyObject(r);
+}
+
 int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE *err)
 {
     const char *cargv[3];
@@ -106,6 +118,7 @@ int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE 
         } else {
             fwrite(r->str, 1, r->len, out);
             fputc('\n', out);
+            cli_print_age(c, argv[2], err);
         }
         break;
     case REDIS_REPLY_INTEGER:

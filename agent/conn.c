@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "platform/log.h"
+#include "platform/mem.h"
 
 /* TCP-level dead-peer detection: keepalive probes after 10 s idle, every
  * 5 s, 3 of them; unacknowledged data gives up after 20 s. Together with the
@@ -24,12 +25,23 @@
 
 typedef struct conn_write_req {
     uv_write_t req;
+    size_t len;
     char data[]; /* the bytes being written */
 } conn_write_req_t;
 
 static const pos_transport_ops_t plain_transport;
 
 static void conn_arm_timer(pos_conn_t *c, uint64_t deadline_ms);
+
+/* A socket error: while the transport is still starting it may know better
+ * what the error means (a TLS server hanging up on a handshake). */
+static int conn_io_error(pos_conn_t *c, int err)
+{
+    if (c->state == POS_CONN_CONNECTING && c->opt.transport->start_failed != NULL) {
+        return c->opt.transport->start_failed(c, err);
+    }
+    return err;
+}
 
 static void conn_finish_close(pos_conn_t *c)
 {
@@ -102,7 +114,7 @@ static void conn_timer_cb(uv_timer_t *t)
     if (c->state == POS_CONN_RESOLVING || c->state == POS_CONN_CONNECTING) {
         POS_WARN("link", "%s: connect timed out after %u ms", c->opt.name,
                  c->opt.connect_timeout_ms);
-        pos_conn_abort(c, -ETIMEDOUT);
+        pos_conn_abort(c, conn_io_error(c, -ETIMEDOUT));
         return;
     }
     if (c->state != POS_CONN_OPEN) {
@@ -133,7 +145,7 @@ int pos_conn_init(uv_loop_t *loop, pos_conn_t *c, const pos_conn_options_t *opt,
 {
     int rc;
 
-    memset(c, 0, sizeof(*c));
+    pos_mem_zero(c, sizeof(*c));
     c->loop = loop;
     c->opt = *opt;
     if (c->opt.transport == NULL) {
@@ -201,7 +213,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         } else {
             POS_WARN("link", "%s: read failed: %s", c->opt.name, uv_strerror((int)nread));
         }
-        pos_conn_abort(c, err);
+        pos_conn_abort(c, conn_io_error(c, err));
         return;
     }
     rc = c->opt.transport->on_read(c, buf->base, (size_t)nread);
@@ -389,10 +401,12 @@ static void conn_write_cb(uv_write_t *req, int status)
     conn_write_req_t *w = (conn_write_req_t *)req;
     pos_conn_t *c = req->data;
 
+    /* The bytes may have been an AUTH with the password in it. */
+    explicit_bzero(w->data, w->len);
     free(w);
     if (status != 0 && status != UV_ECANCELED) {
         POS_WARN("link", "%s: write failed: %s", c->opt.name, uv_strerror(status));
-        pos_conn_abort(c, pos_uv_errno(status));
+        pos_conn_abort(c, conn_io_error(c, pos_uv_errno(status)));
     }
 }
 
@@ -413,10 +427,12 @@ int pos_conn_raw_write(pos_conn_t *c, const char *buf, size_t len)
         return -ENOMEM;
     }
     memcpy(w->data, buf, len);
+    w->len = len;
     w->req.data = c;
     b = uv_buf_init(w->data, (unsigned int)len);
     rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
     if (rc != 0) {
+        explicit_bzero(w->data, len);
         free(w);
         return pos_uv_errno(rc);
     }
@@ -445,6 +461,7 @@ int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies
             /* The command never left: the link is unusable. The pending
              * callbacks (this one included) fail through the abort, so the
              * caller is told by the callback, not by the return value. */
+            explicit_bzero(cmd, (size_t)len);
             redisFreeCommand(cmd);
             pos_conn_abort(c, rc);
             return 0;
@@ -453,6 +470,8 @@ int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies
             conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
         }
     }
+    /* Wiped like every buffer that may have held a password (AUTH). */
+    explicit_bzero(cmd, (size_t)len);
     redisFreeCommand(cmd);
     return rc;
 }

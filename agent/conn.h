@@ -40,6 +40,11 @@ typedef struct pos_transport_ops {
     int (*on_read)(pos_conn_t *c, const char *buf, size_t len);
     /* The connection is being torn down: forget per-session state. */
     void (*reset)(pos_conn_t *c);
+    /* Optional: the socket failed (read error, EOF, write error) or the
+     * connect deadline passed (-ETIMEDOUT) while the transport was still
+     * starting. Returns the error to report instead (e.g. "TLS handshake
+     * refused"); may log what it means. */
+    int (*start_failed)(pos_conn_t *c, int err);
     /* Optional, NULL for real transports. A transport without a socket
      * (the fuzz targets' and tests' in-memory one) sets it: then
      * pos_conn_connect() neither resolves nor connects but calls this in
@@ -76,6 +81,7 @@ typedef struct pos_conn_options {
     uint32_t max_pending;        /* pending commands allowed */
     bool subscriber;             /* route message arrays to on_push */
     const pos_transport_ops_t *transport; /* NULL: plain TCP */
+    void *transport_arg;                  /* shared transport context (e.g. the TLS config) */
 } pos_conn_options_t;
 
 struct pos_conn {

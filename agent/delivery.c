@@ -49,6 +49,29 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
     }
 }
 
+/* Adds "sig" to the JSON object in buf (len bytes, cap the buffer's size)
+ * when the agent has a key. Returns the new length; on failure the message
+ * goes out unsigned (the cloud refuses it) rather than not at all. */
+static int delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap)
+{
+    const pos_sign_keys_t *k = &d->agent->sign;
+
+    if (k->count == 0) {
+        return (int)len;
+    }
+    int n = pos_sign_append(k, buf, len, buf, cap);
+    if (n < 0) {
+        POS_ERR("outbox", "cannot sign a message: %s; sent unsigned", strerror(-n));
+        return (int)len;
+    }
+    return n;
+}
+
+int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap)
+{
+    return delivery_sign(d, buf, len, cap);
+}
+
 static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
 {
     pos_agent_t *a = d->agent;
@@ -57,18 +80,22 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
 
     snprintf(channel, sizeof(channel), "%.*s", (int)e->channel_len, e->channel);
     if (e->kind == POS_OUTBOX_PUBLISH) {
-        char *json = malloc(e->payload_len + 48);
+        size_t cap = e->payload_len + 48 + POS_SIGN_APPEND + 1;
+        char *json = malloc(cap);
         delivery_ctx_t *c = malloc(sizeof(*c));
         if (json == NULL || c == NULL) {
             free(json);
             free(c);
             return -ENOMEM;
         }
-        int n = pos_outbox_stamp(e->payload, e->payload_len, e->id, json, e->payload_len + 48);
+        int n = pos_outbox_stamp(e->payload, e->payload_len, e->id, json, cap);
         if (n < 0) {
             /* Not an object: send it as it is rather than lose it. */
             memcpy(json, e->payload, e->payload_len);
             n = (int)e->payload_len;
+        } else if (e->sign) {
+            /* Signed last, so that "outboxId" is covered too. */
+            n = delivery_sign(d, json, (size_t)n, cap);
         }
         *c = (delivery_ctx_t){d, e->id, d->epoch, true};
         const char *argv[] = {"PUBLISH", channel, json};
@@ -117,6 +144,48 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         }
         return rc;
     }
+    if (e->kind == POS_OUTBOX_OTHER) {
+        /* Set membership: "SADD member ttl_s" or "SREM member" on the key. */
+        char text[POS_OUTBOX_CHANNEL_MAX + 32], op[8], member[POS_OUTBOX_CHANNEL_MAX + 1], ttl[16];
+        unsigned t = 0;
+        int k;
+        snprintf(text, sizeof(text), "%.*s",
+                 (int)(e->payload_len < sizeof(text) - 1 ? e->payload_len : sizeof(text) - 1),
+                 (const char *)e->payload);
+        k = sscanf(text, "%7s %511s %u", op, member, &t);
+        bool add = k == 3 && strcmp(op, "SADD") == 0;
+        if (!add && !(k == 2 && strcmp(op, "SREM") == 0)) {
+            POS_ERR("outbox", "entry %" PRIu64 ": bad set operation, dropped", e->id);
+            if (d->ob != NULL) {
+                pos_outbox_ack(d->ob, e->id);
+            }
+            return 0;
+        }
+        delivery_ctx_t *c1 = malloc(sizeof(*c1)), *c2 = malloc(sizeof(*c2));
+        if (c1 == NULL || c2 == NULL) {
+            free(c1);
+            free(c2);
+            return -ENOMEM;
+        }
+        *c1 = (delivery_ctx_t){d, e->id, d->epoch, !add};
+        *c2 = (delivery_ctx_t){d, e->id, d->epoch, true};
+        const char *argv[] = {add ? "SADD" : "SREM", channel, member};
+        rc = pos_link_commandv(&a->link, delivery_reply, c1, 3, argv);
+        if (rc != 0 || !add) {
+            free(c2);
+            if (rc != 0) {
+                free(c1);
+            }
+            return rc;
+        }
+        snprintf(ttl, sizeof(ttl), "%u", t);
+        const char *expire[] = {"EXPIRE", channel, ttl};
+        rc = pos_link_commandv(&a->link, delivery_reply, c2, 3, expire);
+        if (rc != 0) {
+            free(c2);
+        }
+        return rc;
+    }
     POS_ERR("outbox", "entry %" PRIu64 ": unknown kind, dropped", e->id);
     if (d->ob != NULL) {
         pos_outbox_ack(d->ob, e->id);
@@ -160,11 +229,26 @@ void pos_delivery_online(pos_delivery_t *d)
 }
 
 /* Without a store: straight to Redis, or lost (and counted) when offline. */
-static int delivery_direct(pos_delivery_t *d, const char *channel, const char *json, size_t len)
+static int delivery_direct(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                           bool sign)
 {
+    char *copy = NULL;
+    int rc;
+
+    if (sign && d->agent->sign.count > 0) {
+        size_t cap = len + POS_SIGN_APPEND + 1;
+        copy = malloc(cap);
+        if (copy == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(copy, json, len);
+        len = (size_t)delivery_sign(d, copy, len, cap);
+        json = copy;
+    }
     const char *argv[] = {"PUBLISH", channel, json};
     size_t lens[] = {7, strlen(channel), len};
-    int rc = pos_link_command(&d->agent->link, NULL, NULL, 3, argv, lens);
+    rc = pos_link_command(&d->agent->link, NULL, NULL, 3, argv, lens);
+    free(copy);
     if (rc != 0) {
         d->lost++;
         POS_WARN("outbox", "no store and no link: message on %s lost", channel);
@@ -175,16 +259,23 @@ static int delivery_direct(pos_delivery_t *d, const char *channel, const char *j
 int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,
                          bool payment)
 {
+    return pos_delivery_publish_ex(d, channel, json, len, payment, true);
+}
+
+int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                            bool payment, bool sign)
+{
     pos_outbox_entry_t e;
     uint64_t id;
     int rc;
 
     if (d->ob == NULL) {
-        return delivery_direct(d, channel, json, len);
+        return delivery_direct(d, channel, json, len, sign);
     }
     memset(&e, 0, sizeof(e));
     e.kind = POS_OUTBOX_PUBLISH;
     e.is_payment = payment;
+    e.sign = sign;
     e.created_ms = pos_clock_wall_ms();
     e.channel = channel;
     e.channel_len = strlen(channel);
@@ -194,7 +285,7 @@ int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *jso
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue a message on %s: %s", channel, strerror(-rc));
         /* Still try to send it now: better delivered without a copy. */
-        return delivery_direct(d, channel, json, len);
+        return delivery_direct(d, channel, json, len, sign);
     }
     pos_delivery_pump(d);
     return 0;
@@ -233,6 +324,52 @@ int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigne
     rc = pos_outbox_append(d->ob, &e, &id);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue an increment of %s: %s", key, strerror(-rc));
+        return rc;
+    }
+    pos_delivery_pump(d);
+    return 0;
+}
+
+int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const char *member,
+                            unsigned ttl_s)
+{
+    pos_outbox_entry_t e;
+    char payload[POS_OUTBOX_CHANNEL_MAX + 32];
+    uint64_t id;
+    int rc;
+
+    if (strlen(member) == 0 || strlen(member) > POS_OUTBOX_CHANNEL_MAX ||
+        strpbrk(member, " \t\r\n") != NULL) {
+        return -EINVAL;
+    }
+    if (d->ob == NULL) {
+        char ttl[16];
+        snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+        const char *argv[] = {add ? "SADD" : "SREM", key, member};
+        const char *expire[] = {"EXPIRE", key, ttl};
+        rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, argv);
+        if (rc == 0 && add) {
+            rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, expire);
+        }
+        if (rc != 0) {
+            d->lost++;
+        }
+        return rc;
+    }
+    int plen = add ? snprintf(payload, sizeof(payload), "SADD %s %u", member, ttl_s)
+                   : snprintf(payload, sizeof(payload), "SREM %s", member);
+    memset(&e, 0, sizeof(e));
+    e.kind = POS_OUTBOX_OTHER;
+    e.is_payment = true; /* payment bookkeeping: never dropped for room */
+    e.created_ms = pos_clock_wall_ms();
+    e.channel = key;
+    e.channel_len = strlen(key);
+    e.payload = payload;
+    e.payload_len = (size_t)plen;
+    rc = pos_outbox_append(d->ob, &e, &id);
+    if (rc != 0) {
+        POS_ERR("outbox", "cannot queue %s of %s: %s", add ? "SADD" : "SREM", key,
+                strerror(-rc));
         return rc;
     }
     pos_delivery_pump(d);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/tls.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 
 #define LINK_PROBE_INTERVAL_MS 10000u
 #define LINK_INVALIDATE_CHANNEL "__redis__:invalidate"
@@ -66,6 +68,17 @@ static void link_log_reply_error(const pos_link_side_t *s, const char *what, con
 {
     int n = (int)(r->len > 200 ? 200 : r->len);
     POS_ERR("link", "%s: %s refused: %.*s", s->conn.opt.name, what, n, r->str);
+}
+
+/* Where this attempt connects: the sentinels' answer, or the URL's host. */
+static const char *link_host(const pos_link_t *l)
+{
+    return l->use_sentinel ? l->master_host : l->opt.endpoint->host;
+}
+
+static uint16_t link_port(const pos_link_t *l)
+{
+    return l->use_sentinel ? l->master_port : l->opt.endpoint->port;
 }
 
 static void link_fail(pos_link_t *l, int err)
@@ -169,6 +182,41 @@ static void link_subscribe_cb(void *ctx, const redisReply *r, int err)
     link_step_done(s);
 }
 
+/* ROLE, with Sentinel only: a sentinel's answer may be stale (a failover
+ * in progress, an old master back as a replica); writing to a replica
+ * fails, so anything but a master is a transient failure: back off and ask
+ * the sentinels again. */
+static void link_role_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_side_t *s = ctx;
+    pos_link_t *l = s->link;
+
+    if (err != 0) {
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        int cls = pos_link_classify_error(r->str, r->len);
+        if (cls == -EAGAIN || cls == -EPROTO) {
+            link_log_reply_error(s, "ROLE", r);
+            pos_conn_abort(&s->conn, -EAGAIN);
+            return;
+        }
+        /* ROLE denied by an ACL: the role cannot be checked, but the
+         * server still works; +switch-master is followed regardless. */
+        POS_WARN("link", "%s: ROLE refused (%.*s); the master's role is not verified",
+                 s->conn.opt.name, (int)(r->len > 200 ? 200 : r->len), r->str);
+        link_step_done(s);
+        return;
+    }
+    if (!pos_sentinel_role_is_master(r)) {
+        POS_WARN("link", "%s:%u is not a master (ROLE); asking the sentinels again", link_host(l),
+                 (unsigned)link_port(l));
+        pos_conn_abort(&s->conn, -EAGAIN);
+        return;
+    }
+    link_step_done(s);
+}
+
 static void link_clientid_cb(void *ctx, const redisReply *r, int err)
 {
     pos_link_side_t *s = ctx;
@@ -193,8 +241,9 @@ static void link_go_online(pos_link_t *l)
     l->probe_pending = false;
     l->down_err = 0;
     l->fatal = false;
-    POS_INFO("link", "online (%s:%u db %d) after %" PRIu64 " ms", l->opt.endpoint->host,
-             (unsigned)l->opt.endpoint->port, l->opt.endpoint->db, now - l->last_attempt_ms);
+    POS_INFO("link", "online (%s:%u db %d%s) after %" PRIu64 " ms", link_host(l),
+             (unsigned)link_port(l), l->opt.endpoint->db, l->use_sentinel ? ", master" : "",
+             now - l->last_attempt_ms);
     uv_timer_start(&l->probe_timer, link_probe_timer_cb, l->opt.probe_interval_ms,
                    l->opt.probe_interval_ms);
     uv_timer_start(&l->stable_timer, link_stable_timer_cb, l->opt.stable_after_ms, 0);
@@ -252,6 +301,14 @@ static int link_send_handshake(pos_link_side_t *s, bool subscriber)
     {
         const char *argv[] = {"CLIENT", "SETNAME", l->opt.client_name};
         rc = pos_conn_commandv(&s->conn, link_setname_cb, s, 3, argv);
+        if (rc != 0) {
+            return rc;
+        }
+        s->steps_left++;
+    }
+    if (!subscriber && l->use_sentinel) {
+        const char *argv[] = {"ROLE"};
+        rc = pos_conn_commandv(&s->conn, link_role_cb, s, 1, argv);
         if (rc != 0) {
             return rc;
         }
@@ -393,9 +450,59 @@ static void link_conn_push(pos_conn_t *c, const redisReply *r)
     }
 }
 
+static void link_schedule_retry(pos_link_t *l);
+
+static void link_connect_both(pos_link_t *l)
+{
+    /* Both connections go to the same address, held in the link for the
+     * whole attempt. */
+    pos_conn_connect(&l->cmd.conn, link_host(l), link_port(l));
+    /* The first connect may already have failed synchronously and brought
+     * the link down again; connect the subscriber only if still trying. */
+    if (l->state == POS_LINK_CONNECTING) {
+        pos_conn_connect(&l->sub.conn, link_host(l), link_port(l));
+    }
+}
+
+static void link_use_hint(pos_link_t *l)
+{
+    memcpy(l->master_host, l->hint_host, sizeof(l->master_host));
+    l->master_port = l->hint_port;
+    l->have_hint = false;
+    l->switch_pending = false; /* this attempt is the immediate one */
+}
+
+static void link_resolved(pos_sentinel_t *st, int err, const char *host, uint16_t port)
+{
+    pos_link_t *l = st->data;
+
+    if (l->state != POS_LINK_CONNECTING) {
+        return;
+    }
+    if (l->have_hint) {
+        /* A failover was announced while we were asking: the announcement
+         * is newer than any answer. */
+        link_use_hint(l);
+    } else if (err != 0) {
+        l->down_err = err;
+        /* A refused sentinel password is a configuration problem: retried
+         * at the backoff cap, like a refused Redis password. */
+        l->fatal = err == -EACCES;
+        l->master_host[0] = '\0';
+        l->master_port = 0;
+        link_schedule_retry(l);
+        return;
+    } else {
+        snprintf(l->master_host, sizeof(l->master_host), "%s", host);
+        l->master_port = port;
+    }
+    link_connect_both(l);
+}
+
 static void link_retry_timer_cb(uv_timer_t *t)
 {
     pos_link_t *l = t->data;
+    int rc;
 
     if (l->state != POS_LINK_DOWN) {
         return;
@@ -405,19 +512,32 @@ static void link_retry_timer_cb(uv_timer_t *t)
     l->cmd.ready = l->sub.ready = false;
     l->down_err = 0;
     l->fatal = false;
-    pos_conn_connect(&l->cmd.conn, l->opt.endpoint->host, l->opt.endpoint->port);
-    /* The first connect may already have failed synchronously and brought
-     * the link down again; connect the subscriber only if still trying. */
-    if (l->state == POS_LINK_CONNECTING) {
-        pos_conn_connect(&l->sub.conn, l->opt.endpoint->host, l->opt.endpoint->port);
+    if (!l->use_sentinel) {
+        link_connect_both(l);
+        return;
+    }
+    if (l->have_hint) {
+        link_use_hint(l);
+        link_connect_both(l);
+        return;
+    }
+    rc = pos_sentinel_resolve(&l->sentinel, link_resolved);
+    if (rc != 0 && l->state == POS_LINK_CONNECTING) {
+        l->down_err = rc;
+        link_schedule_retry(l);
     }
 }
 
 static void link_schedule_retry(pos_link_t *l)
 {
+    char where[POS_URL_HOST_MAX + 96];
     uint32_t delay;
 
-    if (l->fatal) {
+    if (l->switch_pending) {
+        /* A failover was announced: the new master is up now. */
+        l->switch_pending = false;
+        delay = 0;
+    } else if (l->fatal) {
         delay = pos_backoff_at_cap(&l->backoff);
     } else {
         delay = pos_backoff_next(&l->backoff, link_random(l));
@@ -425,10 +545,14 @@ static void link_schedule_retry(pos_link_t *l)
     l->state = POS_LINK_DOWN;
     /* One line per attempt early in an outage, then one in twenty, so that
      * a long outage does not flood the log. */
+    if (l->use_sentinel && l->master_host[0] == '\0') {
+        snprintf(where, sizeof(where), "sentinels of '%s'", l->sentinel.opt.master_name);
+    } else {
+        snprintf(where, sizeof(where), "%s:%u", link_host(l), (unsigned)link_port(l));
+    }
     pos_log(l->backoff.attempts <= 5 || l->backoff.attempts % 20 == 0 ? POS_LOG_INFO
                                                                       : POS_LOG_DEBUG,
-            "link", "%s:%u: %s; reconnecting in %u ms (attempt %u)",
-            l->opt.endpoint->host, (unsigned)l->opt.endpoint->port, strerror(-l->down_err),
+            "link", "%s: %s; reconnecting in %u ms (attempt %u)", where, strerror(-l->down_err),
             delay, l->backoff.attempts);
     uv_timer_start(&l->retry_timer, link_retry_timer_cb, delay, 0);
 }
@@ -445,6 +569,12 @@ static void link_conn_closed(pos_conn_t *c, int err)
     }
     if (l->down_err == 0) {
         l->down_err = err;
+        /* A rejected certificate or a refused TLS handshake will not fix
+         * itself in a second: retry at the cap, like a wrong password. The
+         * TLS layer has logged the reason. */
+        if (err == POS_TLS_EREJECTED || err == POS_TLS_EHANDSHAKE) {
+            l->fatal = true;
+        }
     }
     if (was_online) {
         l->state = POS_LINK_CONNECTING; /* neither online nor yet waiting */
@@ -465,6 +595,65 @@ static void link_conn_closed(pos_conn_t *c, int err)
     }
 }
 
+/* Sentinel announced a failover of our master. */
+static void link_on_switch(pos_sentinel_t *st, const char *host, uint16_t port)
+{
+    pos_link_t *l = st->data;
+    bool same = port == l->master_port && strcmp(host, l->master_host) == 0;
+
+    l->failovers++;
+    switch (l->state) {
+    case POS_LINK_ONLINE:
+    case POS_LINK_CONNECTING:
+        if (same && (l->cmd.conn.state != POS_CONN_IDLE || l->sub.conn.state != POS_CONN_IDLE)) {
+            return; /* already there */
+        }
+        snprintf(l->hint_host, sizeof(l->hint_host), "%s", host);
+        l->hint_port = port;
+        l->have_hint = true;
+        l->switch_pending = true;
+        /* Idle connections (the sentinels are being asked): link_resolved
+         * takes the hint. Otherwise tear down; the retry is immediate. */
+        link_fail(l, -ECONNRESET);
+        return;
+    case POS_LINK_DOWN:
+        snprintf(l->hint_host, sizeof(l->hint_host), "%s", host);
+        l->hint_port = port;
+        l->have_hint = true;
+        uv_timer_stop(&l->retry_timer);
+        uv_timer_start(&l->retry_timer, link_retry_timer_cb, 0, 0);
+        return;
+    default:
+        return;
+    }
+}
+
+static void link_role_check_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_t *l = ctx;
+
+    if (err != 0 || l->state != POS_LINK_ONLINE) {
+        return;
+    }
+    if (r->type != REDIS_REPLY_ERROR && !pos_sentinel_role_is_master(r)) {
+        POS_WARN("link", "%s:%u is no longer a master (ROLE); asking the sentinels again",
+                 link_host(l), (unsigned)link_port(l));
+        link_fail(l, -EAGAIN);
+    }
+}
+
+/* The sentinel subscription came back after a gap: a failover may have
+ * been missed, so check that the server we use is still a master. */
+static void link_on_watch(pos_sentinel_t *st, bool again)
+{
+    pos_link_t *l = st->data;
+    const char *argv[] = {"ROLE"};
+
+    if (again && l->state == POS_LINK_ONLINE) {
+        pos_conn_commandv(&l->cmd.conn, link_role_check_cb, l, 1, argv);
+    }
+}
+
 int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
                   const pos_link_callbacks_t *cb)
 {
@@ -476,7 +665,7 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
     pos_conn_options_t co;
     int rc;
 
-    memset(l, 0, sizeof(*l));
+    pos_mem_zero(l, sizeof(*l));
     l->loop = loop;
     l->opt = *opt;
     l->cb = *cb;
@@ -510,6 +699,7 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
     co.connect_timeout_ms = l->opt.connect_timeout_ms;
     co.command_timeout_ms = l->opt.command_timeout_ms;
     co.transport = l->opt.transport;
+    co.transport_arg = l->opt.transport_arg;
     co.name = "cmd";
     co.max_pending = 4096;
     rc = pos_conn_init(loop, &l->cmd.conn, &co, &conn_cb);
@@ -527,6 +717,28 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
     l->cmd.conn.data = &l->cmd;
     l->sub.conn.data = &l->sub;
 
+    if (opt->sentinel != NULL) {
+        static const pos_sentinel_callbacks_t sentinel_cb = {
+            .on_switch = link_on_switch,
+            .on_watch = link_on_watch,
+        };
+        pos_sentinel_options_t so = *opt->sentinel;
+        if (so.random_seed == 0) {
+            so.random_seed = link_random(l);
+        }
+        if (so.transport == NULL) {
+            so.transport = l->opt.transport;
+            so.transport_arg = l->opt.transport_arg;
+        }
+        rc = pos_sentinel_init(loop, &l->sentinel, &so, &sentinel_cb);
+        if (rc != 0) {
+            return rc;
+        }
+        l->sentinel.data = l;
+        l->use_sentinel = true;
+        l->opt.sentinel = NULL; /* the copy lives in l->sentinel */
+    }
+
     uv_timer_init(loop, &l->retry_timer);
     uv_timer_init(loop, &l->probe_timer);
     uv_timer_init(loop, &l->stable_timer);
@@ -537,6 +749,9 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
 
 void pos_link_start(pos_link_t *l)
 {
+    if (l->use_sentinel) {
+        pos_sentinel_start(&l->sentinel);
+    }
     if (l->state == POS_LINK_DOWN) {
         uv_timer_stop(&l->retry_timer);
         link_retry_timer_cb(&l->retry_timer);
@@ -561,6 +776,12 @@ static void link_conn_final(pos_conn_t *c)
     link_handle_closed((uv_handle_t *)&s->link->retry_timer);
 }
 
+static void link_sentinel_closed(pos_sentinel_t *st)
+{
+    pos_link_t *l = st->data;
+    link_handle_closed((uv_handle_t *)&l->retry_timer);
+}
+
 void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l))
 {
     if (l->state == POS_LINK_STOPPING || l->state == POS_LINK_STOPPED) {
@@ -569,11 +790,21 @@ void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l))
     l->state = POS_LINK_STOPPING;
     l->stopped_cb = done;
     l->open_handles = 5; /* three timers, two connections */
+    if (l->use_sentinel) {
+        l->open_handles++;
+        pos_sentinel_close(&l->sentinel, link_sentinel_closed);
+    }
     uv_close((uv_handle_t *)&l->retry_timer, link_handle_closed);
     uv_close((uv_handle_t *)&l->probe_timer, link_handle_closed);
     uv_close((uv_handle_t *)&l->stable_timer, link_handle_closed);
     pos_conn_close(&l->cmd.conn, link_conn_final);
     pos_conn_close(&l->sub.conn, link_conn_final);
+}
+
+const char *pos_link_server(const pos_link_t *l, uint16_t *port)
+{
+    *port = link_port(l);
+    return link_host(l);
 }
 
 bool pos_link_is_online(const pos_link_t *l)

@@ -12,6 +12,11 @@
  * connection takes the whole link down; it is rebuilt after a backoff
  * delay. Fatal errors (wrong password, ACL denial, bad database) are retried
  * at the backoff cap, never in a tight loop.
+ *
+ * With Redis Sentinel (opt.sentinel set) each attempt first asks the
+ * sentinels for the master's address, then checks with ROLE that the
+ * server is a master; a +switch-master for our master takes the link down
+ * and rebuilds it on the new master at once, without a backoff delay.
  */
 
 #include <stdbool.h>
@@ -22,6 +27,7 @@
 
 #include "platform/backoff.h"
 #include "agent/conn.h"
+#include "agent/sentinel.h"
 #include "conf/redis_url.h"
 
 #define POS_LINK_MAX_CHANNELS 8
@@ -57,6 +63,11 @@ typedef struct pos_link_options {
     uint32_t stable_after_ms;    /* 0: 10000; backoff resets after this online */
     uint32_t random_seed;        /* 0: seeded from the OS */
     const pos_transport_ops_t *transport; /* NULL: plain TCP */
+    void *transport_arg;                  /* handed to both connections (pos_conn_options_t) */
+    /* Redis Sentinel: NULL to connect to endpoint->host:port; else the
+     * master is resolved through the sentinels (endpoint's user, password
+     * and db still apply). Copied; its strings must outlive the link. */
+    const pos_sentinel_options_t *sentinel;
 } pos_link_options_t;
 
 typedef enum pos_link_state {
@@ -100,6 +111,17 @@ struct pos_link {
     long long sub_client_id; /* CLIENT ID of the subscriber, for tracking redirects */
     uint64_t went_down_ms;   /* loop time the link last failed, for stats */
     uint64_t last_attempt_ms;
+
+    /* Redis Sentinel (use_sentinel): where the current attempt connects. */
+    bool use_sentinel;
+    pos_sentinel_t sentinel;
+    char master_host[POS_URL_HOST_MAX];
+    uint16_t master_port;
+    bool switch_pending; /* a failover was announced: retry at once */
+    bool have_hint;      /* hint_host:hint_port came with the announcement */
+    char hint_host[POS_URL_HOST_MAX];
+    uint16_t hint_port;
+    uint64_t failovers;  /* +switch-master announcements for our master received */
 };
 
 /* Initialises the link (no I/O). Strings in opt must outlive the link. */
@@ -111,6 +133,11 @@ void pos_link_start(pos_link_t *l);
 
 /* Stops for good: closes both connections and every timer, then "done". */
 void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l));
+
+/* The server this link connects (or last connected) to: the sentinels'
+ * master when Sentinel is used ("" before the first answer), else the
+ * URL's host. *port receives its port. */
+const char *pos_link_server(const pos_link_t *l, uint16_t *port);
 
 /* True when online (see above). */
 bool pos_link_is_online(const pos_link_t *l);

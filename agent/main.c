@@ -25,8 +25,11 @@
 
 #include "agent/agent.h"
 #include "agent/cli.h"
+#include "agent/sign.h"
+#include "agent/tls.h"
 #include "conf/config.h"
 #include "platform/log.h"
+#include "platform/priv.h"
 
 #define EX_USAGE_CODE 64
 #define DEFAULT_CONFIG "/etc/posagent/posagent.ini"
@@ -52,7 +55,8 @@ static void usage(FILE *out)
             "\n"
             "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
             "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
-            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID.\n");
+            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
+            "POSAGENT_ALLOW_ROOT.\n");
 }
 
 /*
@@ -123,7 +127,13 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     static pos_agent_t agent;
+    static pos_sign_keys_t keys;
+    static pos_tls_t tls; /* used only with rediss:// */
     pos_config_t cfg;
+    char why[512];
+    uid_t run_uid = 0;
+    gid_t run_gid = 0;
+    bool drop = false;
     pos_config_error_t err;
     const char *path = NULL;
     bool check = false;
@@ -182,12 +192,57 @@ int main(int argc, char **argv)
         pos_config_wipe(&cfg);
         return POS_EX_CONFIG;
     }
+    /* TLS material is loaded now, so that a bad CA, certificate or key is a
+     * configuration error (also for --check-config), not a retry loop. */
+    if (cfg.redis.tls) {
+        pos_tls_options_t topt;
+        pos_tls_options_from_config(&cfg, &topt);
+        rc = pos_tls_init(&tls, &topt, why, sizeof(why));
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", why);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
+    }
     if (check) {
+        pos_tls_dispose(&tls);
         printf("# configuration OK%s%s\n", path ? ": " : " (no file, defaults and environment)",
                path ? path : "");
         pos_config_dump(&cfg, stdout);
         pos_config_wipe(&cfg);
         return 0;
+    }
+
+    /* Signing keys: read now, while the file is still readable by us. */
+    if (cfg.payment_hmac_key_file[0] != '\0' &&
+        pos_sign_keys_load(cfg.payment_hmac_key_file, &keys, why, sizeof(why)) != 0) {
+        fprintf(stderr, "posagent: configuration error: [payment] hmac_key_file: %s\n", why);
+        goto fail_config;
+    }
+    /* Root: only to open what needs it, then the configured user for good;
+     * or on purpose ([security] allow_root). */
+    if (cfg.security_user[0] != '\0') {
+        rc = pos_priv_lookup(cfg.security_user, &run_uid, &run_gid);
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: [security] user %s: %s\n",
+                    cfg.security_user, rc == -ENOENT ? "no such user" : strerror(-rc));
+            goto fail_config;
+        }
+        if (geteuid() == 0 && run_uid != 0) {
+            drop = true;
+        } else if (geteuid() != run_uid) {
+            fprintf(stderr,
+                    "posagent: configuration error: [security] user %s: started as uid %u, "
+                    "not root, so the agent cannot switch to it\n",
+                    cfg.security_user, (unsigned)geteuid());
+            goto fail_config;
+        }
+    }
+    if (geteuid() == 0 && !drop && !cfg.security_allow_root) {
+        fprintf(stderr, "posagent: configuration error: refusing to run as root: set [security] "
+                        "user to the account to run as, or [security] allow_root = true "
+                        "(POSAGENT_ALLOW_ROOT=1)\n");
+        goto fail_config;
     }
 
     /* Card data passes through this process: no core dumps, and no ptrace
@@ -206,22 +261,54 @@ int main(int argc, char **argv)
     rc = uv_loop_init(&loop);
     if (rc != 0) {
         POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
+        pos_tls_dispose(&tls);
         pos_config_wipe(&cfg);
+        pos_sign_keys_wipe(&keys);
         return 1;
     }
-    rc = pos_agent_init(&agent, &loop, &cfg, path);
+    rc = pos_agent_init(&agent, &loop, &cfg, path, cfg.redis.tls ? &tls : NULL);
     pos_config_wipe(&cfg); /* the agent keeps its own copy */
     if (rc != 0) {
         POS_ERR("agent", "cannot start: %s", strerror(-rc));
+        pos_sign_keys_wipe(&keys);
+        pos_tls_dispose(&tls);
         return 1;
     }
-    POS_INFO("agent", "posagent %s starting: terminal %s, store %s", POS_VERSION,
-             agent.cfg.terminal_id, agent.cfg.store_id);
+    agent.sign = keys;
+    pos_sign_keys_wipe(&keys);
+    POS_INFO("agent", "posagent %s starting: terminal %s, store %s%s", POS_VERSION,
+             agent.cfg.terminal_id, agent.cfg.store_id,
+             agent.sign.count > 0 ? ", payment messages signed" : "");
     pos_agent_start(&agent);
+    if (drop) {
+        /* Devices are first opened from the loop (a zero timer): one turn
+         * of it opens those present while still root. Re-opens later (an
+         * unplugged printer back) happen as the user: it needs the
+         * devices' groups (docs/hardening.md). */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        /* Store, local socket and devices are open: the store's files must
+         * stay writable (and reopenable at the next start) by the user. */
+        rc = pos_priv_chown_dir(agent.cfg.store_path, run_uid, run_gid);
+        if (rc != 0 && agent.store_ok) {
+            POS_WARN("agent", "cannot hand %s to %s: %s", agent.cfg.store_path,
+                     agent.cfg.security_user, strerror(-rc));
+        }
+        rc = pos_priv_drop(agent.cfg.security_user, run_uid, run_gid, why, sizeof(why));
+        if (rc != 0) {
+            /* Never go on as root by accident. */
+            POS_ERR("agent", "cannot switch to user %s: %s", agent.cfg.security_user, why);
+            exit(1);
+        }
+        POS_INFO("agent", "running as %s (uid %u, gid %u)", agent.cfg.security_user,
+                 (unsigned)run_uid, (unsigned)run_gid);
+    } else if (geteuid() == 0) {
+        POS_WARN("agent", "running as root ([security] allow_root)");
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
 
     rc = uv_loop_close(&loop);
     pos_agent_dispose(&agent);
+    pos_tls_dispose(&tls); /* after both connections are closed */
     if (rc != 0) {
         POS_ERR("agent", "event loop closed with handles still open");
         return 1;
@@ -229,4 +316,10 @@ int main(int argc, char **argv)
     POS_INFO("agent", "stopped");
     pos_log_use_syslog(false);
     return 0;
+
+fail_config:
+    pos_sign_keys_wipe(&keys);
+    pos_tls_dispose(&tls);
+    pos_config_wipe(&cfg);
+    return POS_EX_CONFIG;
 }

@@ -10,13 +10,14 @@
 
 /*
  * Record layout (little-endian, 24-byte header, then channel, then payload):
- *   0 version (1)  1 kind  2 flags (bit 0: payment outcome)  3 reserved
+ *   0 version (1)  1 kind  2 flags (bit 0: payment outcome, bit 1: sign when sent)  3 reserved
  *   4 channel length (u32)  8 payload length (u32)  12 reserved (u32)
  *   16 created_ms (u64)
  * Keyed by be64(id), so LMDB's key order is FIFO order.
  */
 #define REC_VERSION  1u
 #define FLAG_PAYMENT 1u
+#define FLAG_SIGN    2u
 
 #define META_NEXT    "outbox_next"
 #define META_DROPPED "outbox_dropped"
@@ -27,7 +28,7 @@ int pos_outbox_record_parse(const void *rec, size_t len, pos_outbox_entry_t *e)
 {
     const unsigned char *p = rec;
     if (rec == NULL || len < POS_OUTBOX_HDR_SIZE || p[0] != REC_VERSION ||
-        p[1] >= POS_OUTBOX_KIND_COUNT || (p[2] & ~FLAG_PAYMENT) != 0) {
+        p[1] >= POS_OUTBOX_KIND_COUNT || (p[2] & ~(FLAG_PAYMENT | FLAG_SIGN)) != 0) {
         return -EBADMSG;
     }
     uint32_t clen = pos_store_get_le32(p + 4);
@@ -39,6 +40,7 @@ int pos_outbox_record_parse(const void *rec, size_t len, pos_outbox_entry_t *e)
     memset(e, 0, sizeof(*e));
     e->kind = (pos_outbox_kind_t)p[1];
     e->is_payment = (p[2] & FLAG_PAYMENT) != 0;
+    e->sign = (p[2] & FLAG_SIGN) != 0;
     e->created_ms = pos_store_get_le64(p + 16);
     e->channel = (const char *)p + POS_OUTBOX_HDR_SIZE;
     e->channel_len = clen;
@@ -281,7 +283,7 @@ static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_
         memset(p, 0, POS_OUTBOX_HDR_SIZE);
         p[0] = REC_VERSION;
         p[1] = (unsigned char)e->kind;
-        p[2] = e->is_payment ? FLAG_PAYMENT : 0;
+        p[2] = (unsigned char)((e->is_payment ? FLAG_PAYMENT : 0) | (e->sign ? FLAG_SIGN : 0));
         pos_store_put_le32(p + 4, (uint32_t)e->channel_len);
         pos_store_put_le32(p + 8, (uint32_t)e->payload_len);
         pos_store_put_le64(p + 16, e->created_ms);

@@ -43,6 +43,7 @@ typedef struct pos_outbox_entry {
     uint64_t id;
     pos_outbox_kind_t kind;
     bool is_payment;        /* a payment outcome: never dropped */
+    bool sign;              /* the agent's own message: "sig" added when it is sent */
     uint64_t created_ms;    /* epoch ms passed to append */
     const char *channel;    /* channel or key, channel_len bytes (not NUL-terminated) */
     size_t channel_len;

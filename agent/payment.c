@@ -11,8 +11,9 @@
 #include "hal/registry.h"
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 
-#define ACTIVE_TX_TTL_S  "1800"  /* active_transactions:{storeId} */
+#define ACTIVE_TX_TTL_S  1800u   /* active_transactions:{storeId} */
 
 static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev);
 
@@ -23,15 +24,11 @@ static void payment_active_set(pos_payment_t *p, bool add, const char *tx)
     pos_agent_t *a = p->agent;
     char key[128];
 
+    /* Through the outbox: an SREM lost with the link would leave the
+     * finished payment in the set until the key expires (30 min). */
     snprintf(key, sizeof(key), "active_transactions:%s", a->cfg.store_id);
-    if (add) {
-        const char *sadd[] = {"SADD", key, tx};
-        const char *expire[] = {"EXPIRE", key, ACTIVE_TX_TTL_S};
-        pos_agent_commandv(a, "SADD active_transactions", 3, sadd);
-        pos_agent_commandv(a, "EXPIRE active_transactions", 3, expire);
-    } else {
-        const char *srem[] = {"SREM", key, tx};
-        pos_agent_commandv(a, "SREM active_transactions", 3, srem);
+    if (pos_delivery_set_member(&a->delivery, key, add, tx, ACTIVE_TX_TTL_S) != 0) {
+        POS_WARN("payment", "%s active_transactions not queued", add ? "SADD" : "SREM");
     }
 }
 
@@ -361,6 +358,64 @@ static void payment_recall(pos_payment_t *p, const char *tx)
     memset(&out, 0, sizeof(out));
 }
 
+/* The transaction a payment-channel message names, for an answer; NULL
+ * when it names none that can be used (DISPLAY_MESSAGE, malformed). */
+static const char *payment_named_tx(const pos_msg_t *msg, int rc)
+{
+    if (rc != 0) {
+        return msg->reject_transaction_id[0] != '\0' ? msg->reject_transaction_id : NULL;
+    }
+    switch (msg->type) {
+    case POS_MSG_PAYMENT_REQUESTED:
+        return msg->u.payment.transaction_id;
+    case POS_MSG_PAYMENT_CANCELLED:
+    case POS_MSG_RECEIPT_REPRINT:
+        return msg->u.tx.transaction_id;
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * With a key set, a message from the cloud is only acted on once its
+ * signature and ts check out (docs/signing.md). Returns true when it may
+ * go on; otherwise it has been answered (PAYMENT_REJECTED with the
+ * reason) or, naming no transaction, logged and dropped.
+ */
+static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, const char *payload,
+                             size_t len)
+{
+    pos_agent_t *a = p->agent;
+    pos_payment_event_t ev;
+
+    if (a->sign.count == 0) {
+        return true;
+    }
+    const char *tx = payment_named_tx(msg, rc);
+    if (rc != 0 && tx == NULL) {
+        return true; /* dropped as malformed anyway, with the decoder's reason */
+    }
+    pos_sign_verdict_t v = pos_sign_verify(&a->sign, payload, len, pos_clock_wall_ms(),
+                                           (uint64_t)a->cfg.payment_signature_window_s * 1000u);
+    if (v == POS_SIGN_OK) {
+        return true;
+    }
+    p->unverified++;
+    const char *type = pos_msg_type_name(msg->type);
+    /* The reason only: never the signature, the key or the message. */
+    POS_WARN("msg", "payment:%s: %s %s, refused%s", a->cfg.terminal_id,
+             type[0] != '\0' ? type : "message", pos_sign_verdict_reason(v),
+             tx != NULL ? "" : " (no transactionId to answer)");
+    if (tx != NULL) {
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = POS_PAY_EV_REJECT;
+        ev.transaction_id = tx;
+        ev.reason = pos_sign_verdict_reason(v);
+        payment_run(p, &ev);
+    }
+    return false;
+}
+
 void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
 {
     pos_agent_t *a = p->agent;
@@ -391,6 +446,10 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     memset(&ev, 0, sizeof(ev));
     if (rc == -EALREADY) {
         POS_DEBUG("msg", "payment:%s: terminal-originated message ignored", a->cfg.terminal_id);
+        return;
+    }
+    if (!payment_verified(p, &msg, rc, payload, len)) {
+        memset(&msg, 0, sizeof(msg));
         return;
     }
     if (rc != 0) {
@@ -490,7 +549,7 @@ int pos_payment_init(pos_payment_t *p, pos_agent_t *a, char *err, size_t errlen)
     pos_hal_options_t o;
     int rc;
 
-    memset(p, 0, sizeof(*p));
+    pos_mem_zero(p, sizeof(*p));
     p->agent = a;
     memset(&smc, 0, sizeof(smc));
     smc.pinpad_timeout_ms = c->payment_pinpad_timeout_s * 1000u;

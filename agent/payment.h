@@ -40,6 +40,7 @@ struct pos_payment {
     char unrecorded_tx[POS_MSG_ID_MAX + 1]; /* its journal record failed: never charge it */
     uint64_t handled;      /* payment-channel messages handled */
     uint64_t rejected;     /* dropped as malformed */
+    uint64_t unverified;   /* refused: unsigned, bad signature or stale */
 };
 
 /* Creates the devices from the agent's [hal] settings (no I/O yet).

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "platform/mem.h"
+
 /* Shown instead of a card number the pinpad failed to mask. */
 #define PAY_PAN_PLACEHOLDER "******"
 
@@ -251,8 +253,10 @@ static void finish_declined(pos_payment_sm_t *sm, pos_payment_state_t final, con
                             pos_payment_actions_t *out)
 {
     copy_str(sm->cur.reason, sizeof(sm->cur.reason), reason);
-    act_publish(out, POS_MSG_OUT_PAYMENT_DECLINED, &sm->cur, reason);
+    /* SREM first: both go through the outbox in order, so a cloud that
+     * sees the outcome sees the set already updated. */
     push(out, POS_PAY_ACT_SREM_ACTIVE, sm->cur.transaction_id);
+    act_publish(out, POS_MSG_OUT_PAYMENT_DECLINED, &sm->cur, reason);
     act_text(out, sm->cur.transaction_id, final == POS_PAY_DECLINED ? "Declined" : "Not completed");
     act_counter(out, declined_counter(final));
     settle(sm, final, out);
@@ -260,8 +264,8 @@ static void finish_declined(pos_payment_sm_t *sm, pos_payment_state_t final, con
 
 static void finish_cancelled(pos_payment_sm_t *sm, pos_payment_actions_t *out)
 {
-    act_publish(out, POS_MSG_OUT_PAYMENT_CANCELLED, &sm->cur, NULL);
     push(out, POS_PAY_ACT_SREM_ACTIVE, sm->cur.transaction_id);
+    act_publish(out, POS_MSG_OUT_PAYMENT_CANCELLED, &sm->cur, NULL);
     act_text(out, sm->cur.transaction_id, "Cancelled");
     act_counter(out, "payments_cancelled");
     settle(sm, POS_PAY_CANCELLED, out);
@@ -615,7 +619,7 @@ static void on_deadline(pos_payment_sm_t *sm, uint64_t now_ms, pos_payment_actio
 
 void pos_payment_sm_init(pos_payment_sm_t *sm, const pos_payment_sm_config_t *cfg)
 {
-    memset(sm, 0, sizeof(*sm));
+    pos_mem_zero(sm, sizeof(*sm));
     if (cfg != NULL) {
         sm->cfg = *cfg;
     }
@@ -765,8 +769,8 @@ int pos_payment_sm_restore(pos_payment_sm_t *sm, const pos_payment_record_t *rec
          * charged. Never retried; reported as declined "interrupted" and
          * counted in payments_interrupted, the reconciliation list. */
         copy_str(r.reason, sizeof(r.reason), "interrupted");
-        act_publish(out, POS_MSG_OUT_PAYMENT_DECLINED, &r, "interrupted");
         push(out, POS_PAY_ACT_SREM_ACTIVE, r.transaction_id);
+        act_publish(out, POS_MSG_OUT_PAYMENT_DECLINED, &r, "interrupted");
         act_counter(out, "payments_interrupted");
         r.state = POS_PAY_UNKNOWN;
         act_record(out, &r);

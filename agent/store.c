@@ -1,6 +1,8 @@
+#define _GNU_SOURCE /* fallocate(), FALLOC_FL_KEEP_SIZE */
 #include "agent/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,6 +93,9 @@ int pos_store_errno(int mdb_rc)
     if (mdb_rc == 0) {
         return 0;
     }
+    if (mdb_rc == EDQUOT) {
+        return -ENOSPC; /* a quota is a full disk to us (-EDQUOT means the outbox bound) */
+    }
     if (mdb_rc > 0) {
         /* A system errno (LMDB passes those through as positive values). */
         return -mdb_rc;
@@ -124,9 +129,107 @@ int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn)
     return pos_store_errno(mdb_txn_begin(st->env, NULL, flags, txn));
 }
 
+static uint64_t store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The room pos_store_reserve_begin() lends a deletion: a sixteenth of the
+ * map, at least 256 KiB. */
+static uint64_t store_reserve(const pos_store_t *st)
+{
+    uint64_t reserve = st->map_size / 16;
+    return reserve < 256u * 1024u ? 256u * 1024u : reserve;
+}
+
+/* The file system refused room: say so (not only "the cache evicted"). */
+static void store_disk_full(pos_store_t *st, const char *what, int sys_err)
+{
+    uint64_t now = store_now_ms();
+
+    st->disk_full++;
+    if (st->disk_full > 1 && now - st->disk_full_log_ms < 60000u) {
+        return;
+    }
+    st->disk_full_log_ms = now;
+    POS_ERR("store", "the file system holding %s is full (%s, %s; %" PRIu64 " so far): "
+            "cached entries give up their room, payment outcomes keep theirs",
+            st->path, what, strerror(sys_err), st->disk_full);
+}
+
+/* Sets the map LMDB may use (it never goes below the pages in use). */
+static void store_set_limit(pos_store_t *st, uint64_t limit)
+{
+    if (limit > st->map_size) {
+        limit = st->map_size;
+    }
+    st->map_limit = limit;
+    (void)mdb_env_set_mapsize(st->env, (size_t)limit);
+}
+
+/* Keeps the reserve allocated beyond the end of data.mdb; see the header. */
+static void store_keep_reserve(pos_store_t *st)
+{
+    struct stat sb;
+    int fd;
+
+    if (st->no_fallocate || mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0) {
+        return;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    uint64_t reserve = store_reserve(st);
+    if (!st->disk_low && size + reserve / 2 <= st->allocated_to) {
+        return; /* the common case: one fstat */
+    }
+    uint64_t now = store_now_ms();
+    if (st->disk_low && now - st->disk_check_ms < 10000u) {
+        return;
+    }
+    st->disk_check_ms = now;
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)size, (off_t)reserve) == 0) {
+        st->allocated_to = size + reserve;
+        if (st->disk_low) {
+            st->disk_low = false;
+            store_set_limit(st, st->map_size);
+            POS_INFO("store", "the file system holding %s has room again", st->path);
+        }
+        return;
+    }
+    int err = errno;
+    if (err == EOPNOTSUPP || err == ENOSYS) {
+        st->no_fallocate = true;
+        POS_INFO("store", "%s cannot allocate ahead (%s): no reserve against a full disk",
+                 st->path, strerror(err));
+        return;
+    }
+    if ((err == ENOSPC || err == EDQUOT) && !st->disk_low) {
+        /* Whatever is allocated beyond the end stays the reserve. */
+        st->disk_low = true;
+        if (st->allocated_to < size) {
+            st->allocated_to = size;
+        }
+        store_set_limit(st, size);
+        store_disk_full(st, "no room for the reserve", err);
+    }
+}
+
 int pos_store_txn_commit(MDB_txn *txn)
 {
-    return pos_store_errno(mdb_txn_commit(txn));
+    MDB_env *env = mdb_txn_env(txn);
+    pos_store_t *st = mdb_env_get_userctx(env);
+    int rc = mdb_txn_commit(txn);
+
+    if (st == NULL) {
+        return pos_store_errno(rc);
+    }
+    if (rc == ENOSPC || rc == EDQUOT) {
+        store_disk_full(st, "a write failed", rc);
+    } else if (rc == 0) {
+        store_keep_reserve(st);
+    }
+    return pos_store_errno(rc);
 }
 
 int pos_store_meta_get(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t *value)
@@ -178,20 +281,25 @@ int pos_store_settle(pos_store_t *st)
 
 int pos_store_reserve_begin(pos_store_t *st)
 {
-    uint64_t reserve = st->map_size / 16;
-    if (reserve < 256u * 1024u) {
-        reserve = 256u * 1024u;
+    uint64_t reserve = store_reserve(st);
+    if (st->disk_low) {
+        /* Only what is allocated: more would fail the write anyway. */
+        reserve = st->allocated_to > st->map_limit ? st->allocated_to - st->map_limit : 0;
+        if (reserve == 0) {
+            return -ENOSPC;
+        }
     }
-    if ((uint64_t)(size_t)(st->map_size + reserve) != st->map_size + reserve) {
+    uint64_t size = st->map_limit + reserve;
+    if ((uint64_t)(size_t)size != size) {
         return -ENOMEM;
     }
-    return pos_store_errno(mdb_env_set_mapsize(st->env, (size_t)(st->map_size + reserve)));
+    return pos_store_errno(mdb_env_set_mapsize(st->env, (size_t)size));
 }
 
 void pos_store_reserve_end(pos_store_t *st)
 {
     /* LMDB keeps the map at least as large as the pages in use. */
-    (void)mdb_env_set_mapsize(st->env, (size_t)st->map_size);
+    (void)mdb_env_set_mapsize(st->env, (size_t)st->map_limit);
 }
 
 long long pos_store_reclaim(pos_store_t *st, size_t bytes)
@@ -335,7 +443,9 @@ static int open_once(pos_store_t *st, char *why, size_t whylen)
     }
     int result = 0;
     MDB_txn *txn = NULL;
+    mdb_env_set_userctx(st->env, st); /* for pos_store_txn_commit() */
     mdb_env_set_maxdbs(st->env, POS_DB_COUNT);
+    st->map_limit = st->map_size;
     rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size);
     if (rc != 0) {
         result = pos_store_errno(rc);
@@ -518,6 +628,7 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
                 why[0] != '\0' ? ": " : "", why);
         return rc;
     }
+    store_keep_reserve(st);
     return 0;
 }
 

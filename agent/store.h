@@ -83,6 +83,14 @@ typedef struct pos_store {
     pos_store_census_t census;
     pos_store_reclaim_fn reclaim;
     void *reclaim_ctx;
+    /* Room on the file system (see pos_store_txn_commit()). */
+    uint64_t map_limit;       /* the map LMDB may use now: map_size, or less when the disk is low */
+    uint64_t allocated_to;    /* data.mdb blocks are allocated up to here (beyond its end) */
+    uint64_t disk_check_ms;   /* monotonic ms of the last reserve attempt while low */
+    bool disk_low;            /* the file system could not give the reserve */
+    bool no_fallocate;        /* the file system cannot allocate ahead */
+    uint64_t disk_full;       /* commits refused by the file system (ENOSPC, EDQUOT) */
+    uint64_t disk_full_log_ms;/* monotonic ms of the last "disk full" log line */
 } pos_store_t;
 
 /*
@@ -106,6 +114,19 @@ int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn);
 /*
  * Commits a write transaction (durable on return). Returns 0, -ENOSPC when
  * the map or the disk is full, or another negative errno.
+ *
+ * A full file system must not become a store that cannot even delete
+ * (LMDB copies on write, so freeing room needs free pages first). After
+ * every commit the store keeps the same reserve as pos_store_reserve_begin()
+ * uses allocated beyond the end of data.mdb (fallocate, FALLOC_FL_KEEP_SIZE).
+ * When the file system cannot give it, the store is "low": the map is
+ * capped at what the file holds, so further growth is MAP_FULL, which the
+ * cache answers by evicting (into the reserve) and the outbox by dropping
+ * what it may; payment outcomes and the journal keep their room. Logged as
+ * an error at most once a minute, counted in st->disk_full; retried every
+ * 10 s, and the full map comes back when the file system has room again.
+ * File systems without fallocate (UBIFS, FAT) get no reserve: there a full
+ * disk is only as recoverable as LMDB's free pages make it.
  */
 int pos_store_txn_commit(MDB_txn *txn);
 

@@ -11,6 +11,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mbedtls/version.h>
+#if MBEDTLS_VERSION_MAJOR >= 3
+#include <mbedtls/build_info.h>
+#else
+#include <mbedtls/config.h>
+#endif
+
 #include "platform/log.h"
 
 /*
@@ -67,14 +78,19 @@ typedef struct conf_section {
 
 static int check_id(const char *value, char *why, size_t whylen);
 static int check_url(const char *value, char *why, size_t whylen);
+static int check_sentinels(const char *value, char *why, size_t whylen);
 static int check_display(const char *value, char *why, size_t whylen);
 static int check_printer(const char *value, char *why, size_t whylen);
 static int check_pinpad(const char *value, char *why, size_t whylen);
 static int check_abs_path(const char *value, char *why, size_t whylen);
+static int check_opt_abs_path(const char *value, char *why, size_t whylen);
+static int check_user(const char *value, char *why, size_t whylen);
 static int check_decline_ending(const char *value, char *why, size_t whylen);
 static int check_card_number(const char *value, char *why, size_t whylen);
 static int check_printer_model(const char *value, char *why, size_t whylen);
 static int check_codepage(const char *value, char *why, size_t whylen);
+static int check_server_name(const char *value, char *why, size_t whylen);
+static int check_tls_version(const char *value, char *why, size_t whylen);
 static const char *level_name(int level);
 
 #define ID_ALLOWED  "1..63 characters from [A-Za-z0-9._-]"
@@ -83,6 +99,7 @@ static const char *level_name(int level);
 static const conf_section_t sections[] = {
     {"terminal", "Identity of this terminal; both ids appear in Redis key and channel names."},
     {"redis", "Connection to the store's Redis server (the cloud side)."},
+    {"tls", "TLS for a rediss:// URL (mbedTLS): the server certificate is always verified."},
     {"heartbeat", "The status key terminal:{id}:status, refreshed with SET ... EX ttl_s."},
     {"hal", "Peripherals: which driver runs each device, and the simulated devices' settings."},
     {"payment", "Payments taken on this terminal's pinpad."},
@@ -90,6 +107,7 @@ static const conf_section_t sections[] = {
     {"cache", "The local copy of the cloud's keys: freshness per key family, and warm-up."},
     {"local", "The local API: a Unix socket speaking RESP for the POS application and the CLI."},
     {"log", "Logging."},
+    {"security", "Privileges: the user the agent runs as once its devices and sockets are open."},
 };
 
 static const conf_item_t items[] = {
@@ -186,10 +204,11 @@ static const conf_item_t items[] = {
      .key = "command_timeout_ms",
      .type = CT_U32,
      FIELD(command_timeout_ms),
-     .def = "2000",
+     .def = "5000",
      .min = 100,
      .max = 60000,
-     .desc = "Time allowed for a reply to a command, in milliseconds."},
+     .desc = "Time allowed for a reply to a command, in milliseconds; must exceed the "
+             "worst round trip to Redis (a 2 s round trip with a 2 s limit never gets online)."},
     {.section = "redis",
      .key = "probe_interval_ms",
      .type = CT_U32,
@@ -199,6 +218,115 @@ static const conf_item_t items[] = {
      .max = 15000,
      .desc = "Period of the end-to-end probe (published on the command connection, heard "
              "on the subscriber); a probe not heard back by the next one drops the link."},
+    {.section = "redis",
+     .key = "sentinels",
+     .type = CT_STR,
+     FIELD(redis_sentinels),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_SENTINELS",
+     .flags = F_NOECHO, /* a mistyped entry may hold a password */
+     .check = check_sentinels,
+     .allowed = "host[:port] list, comma-separated, up to 8; port 26379 by default",
+     .def_doc = "(none: connect to the URL's host)",
+     .example = "10.0.0.5:26379,10.0.0.6:26379,10.0.0.7:26379",
+     .desc = "Redis Sentinel instances to ask for the master named master_name. When set, "
+             "the URL's host and port are ignored (its user, password, db and TLS still "
+             "apply)."},
+    {.section = "redis",
+     .key = "master_name",
+     .type = CT_STR,
+     FIELD(redis_master_name),
+     .min = 0,
+     .max = 63,
+     .env = "REDIS_MASTER_NAME",
+     .check = check_id,
+     .allowed = ID_ALLOWED,
+     .def_doc = "(none; required with sentinels)",
+     .example = "mymaster",
+     .desc = "Name of the monitored master, as in the sentinels' 'sentinel monitor' line."},
+    {.section = "redis",
+     .key = "sentinel_password",
+     .type = CT_STR,
+     FIELD(redis_sentinel_password),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_SENTINEL_PASSWORD",
+     .flags = F_SECRET,
+     .allowed = "up to 255 bytes",
+     .def_doc = "(none)",
+     .example = "change-me",
+     .desc = "Password for AUTH on the sentinels (their requirepass), if they have one."},
+
+    {.section = "redis",
+     .key = "password_file",
+     .type = CT_STR,
+     FIELD(redis_password_file),
+     .min = 0,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path",
+     .def_doc = "(none)",
+     .example = "/etc/posagent/redis.password",
+     .desc = "File holding the password for Redis AUTH (one line); read at start, and "
+             "refused when other users may read it. Replaces the URL's password; not "
+             "together with password / REDIS_PASSWORD."},
+
+    {.section = "tls",
+     .key = "ca_file",
+     .type = CT_STR,
+     FIELD(tls_ca_file),
+     .min = 0,
+     .max = 200,
+     .env = "POSAGENT_TLS_CA_FILE",
+     .check = check_abs_path,
+     .allowed = "an absolute path (PEM or DER)",
+     .def_doc = "(none; required for rediss://)",
+     .example = "/etc/posagent/redis-ca.pem",
+     .desc = "CA certificate(s) the Redis server's certificate must chain to."},
+    {.section = "tls",
+     .key = "cert_file",
+     .type = CT_STR,
+     FIELD(tls_cert_file),
+     .min = 0,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path (PEM or DER)",
+     .def_doc = "(none)",
+     .example = "/etc/posagent/client.crt",
+     .desc = "Client certificate for mutual TLS (tls-auth-clients); needs key_file."},
+    {.section = "tls",
+     .key = "key_file",
+     .type = CT_STR,
+     FIELD(tls_key_file),
+     .min = 0,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path (unencrypted PEM or DER)",
+     .def_doc = "(none)",
+     .example = "/etc/posagent/client.key",
+     .desc = "Private key of cert_file; refused when other users may read it."},
+    {.section = "tls",
+     .key = "server_name",
+     .type = CT_STR,
+     FIELD(tls_server_name),
+     .min = 0,
+     .max = 253,
+     .check = check_server_name,
+     .allowed = "a host name or IP address",
+     .def_doc = "(the URL's host)",
+     .example = "redis.example.com",
+     .desc = "Name the server certificate must carry (always checked), also sent as SNI."},
+    {.section = "tls",
+     .key = "min_version",
+     .type = CT_STR,
+     FIELD(tls_min_version),
+     .def = "1.2",
+     .min = 1,
+     .max = 7,
+     .check = check_tls_version,
+     .allowed = "1.2, or 1.3 with mbedTLS 3.x",
+     .desc = "Oldest TLS version accepted. Debian 12's mbedTLS 2.28 speaks TLS 1.2 only."},
 
     {.section = "heartbeat",
      .key = "interval_s",
@@ -338,6 +466,28 @@ static const conf_item_t items[] = {
      .max = 600,
      .desc = "Time the customer has at the pinpad before the payment is abandoned as "
              "declined (timeout)."},
+    {.section = "payment",
+     .key = "hmac_key_file",
+     .type = CT_STR,
+     FIELD(payment_hmac_key_file),
+     .min = 0,
+     .max = 200,
+     .check = check_opt_abs_path,
+     .allowed = "an absolute path to a file of mode 0600 or 0400",
+     .def_doc = "(none: messages are not signed)",
+     .example = "/etc/posagent/hmac.key",
+     .desc = "Key file for signed payment messages (docs/signing.md): one or two lines of "
+             "64..128 hex digits, the first signs what the agent sends, both are accepted. When "
+             "set, cloud payment messages without a valid sig and a fresh ts are refused."},
+    {.section = "payment",
+     .key = "signature_window_s",
+     .type = CT_U32,
+     FIELD(payment_signature_window_s),
+     .def = "60",
+     .min = 1,
+     .max = 3600,
+     .desc = "Largest difference between a signed message's ts and this terminal's clock, "
+             "either way; older or newer messages are refused as stale."},
 
     {.section = "store",
      .key = "path",
@@ -474,6 +624,28 @@ static const conf_item_t items[] = {
      .def = "false",
      .allowed = "true, false, yes, no, on, off, 1, 0",
      .desc = "Log to syslog (facility daemon) instead of stderr."},
+
+    {.section = "security",
+     .key = "user",
+     .type = CT_STR,
+     FIELD(security_user),
+     .min = 0,
+     .max = 31,
+     .check = check_user,
+     .allowed = "a user name",
+     .def_doc = "(none: keep the user it was started as)",
+     .example = "posagent",
+     .desc = "Started as root, the agent switches to this user (and its groups) once the "
+             "store, the local socket and the devices are open, and cannot regain root."},
+    {.section = "security",
+     .key = "allow_root",
+     .type = CT_BOOL,
+     FIELD(security_allow_root),
+     .def = "false",
+     .env = "POSAGENT_ALLOW_ROOT",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Let the agent keep running as root when no user is set; without it, it refuses "
+             "to start as root (exit 78)."},
 };
 
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -636,6 +808,23 @@ static int check_abs_path(const char *value, char *why, size_t whylen)
     return 0;
 }
 
+static int check_opt_abs_path(const char *value, char *why, size_t whylen)
+{
+    return value[0] == '\0' ? 0 : check_abs_path(value, why, whylen);
+}
+
+static int check_user(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || (*p == '-' && p != value))) {
+            snprintf(why, whylen, "only [A-Za-z0-9._-] are allowed, not starting with '-'");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 static int check_decline_ending(const char *value, char *why, size_t whylen)
 {
     for (const char *p = value; *p != '\0'; p++) {
@@ -676,6 +865,40 @@ static int check_codepage(const char *value, char *why, size_t whylen)
     return 0;
 }
 
+static int check_server_name(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '.' || c == '-' || c == ':' || c == '_') {
+            continue;
+        }
+        snprintf(why, whylen, "invalid: not a host name or IP address");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_tls_version(const char *value, char *why, size_t whylen)
+{
+    if (strcmp(value, "1.2") == 0) {
+        return 0;
+    }
+    if (strcmp(value, "1.3") == 0) {
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+        return 0;
+#else
+        snprintf(why, whylen,
+                 "not supported: TLS 1.3 needs mbedTLS 3.x; this build has mbedTLS %s "
+                 "(TLS 1.2 only)",
+                 MBEDTLS_VERSION_STRING);
+        return -ENOTSUP;
+#endif
+    }
+    snprintf(why, whylen, "not a TLS version");
+    return -EINVAL;
+}
+
 static int check_url(const char *value, char *why, size_t whylen)
 {
     pos_redis_url_t url;
@@ -686,6 +909,22 @@ static int check_url(const char *value, char *why, size_t whylen)
         snprintf(why, whylen, "invalid: %s", reason);
     }
     return rc;
+}
+
+static int check_sentinels(const char *value, char *why, size_t whylen)
+{
+    pos_sentinel_addr_t addrs[POS_SENTINEL_MAX];
+    size_t n;
+    char reason[160];
+
+    if (value[0] == '\0') {
+        return 0; /* no Sentinel */
+    }
+    if (pos_sentinel_list_parse(value, addrs, POS_SENTINEL_MAX, &n, reason, sizeof(reason)) != 0) {
+        snprintf(why, whylen, "invalid: %s", reason);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 /* Decimal with full-string, sign and range checks. */
@@ -1227,6 +1466,14 @@ static int check_cross(load_ctx_t *c)
                 (unsigned long)cfg->heartbeat_ttl_s, origin(c, it, other, sizeof(other)));
         return -EINVAL;
     }
+    if ((cfg->redis_sentinels[0] != '\0') != (cfg->redis_master_name[0] != '\0')) {
+        bool have_list = cfg->redis_sentinels[0] != '\0';
+        size_t is = index_of("redis", have_list ? "sentinels" : "master_name");
+        set_msg(c->err, "%s: [redis] %s: needs [redis] %s as well",
+                origin(c, is, where, sizeof(where)), have_list ? "sentinels" : "master_name",
+                have_list ? "master_name" : "sentinels");
+        return -EINVAL;
+    }
     if (cfg->max_retry_delay_ms < cfg->retry_delay_ms) {
         size_t im = index_of("redis", "max_retry_delay_ms");
         size_t ir = index_of("redis", "retry_delay_ms");
@@ -1260,6 +1507,183 @@ static int derive_redis(load_ctx_t *c)
         cfg->redis.db = cfg->redis_db;
     } else if (cfg->redis.db < 0) {
         cfg->redis.db = 0;
+    }
+    cfg->nsentinels = 0;
+    if (cfg->redis_sentinels[0] != '\0' &&
+        pos_sentinel_list_parse(cfg->redis_sentinels, cfg->sentinels, POS_SENTINEL_MAX,
+                                &cfg->nsentinels, why, sizeof(why)) != 0) {
+        /* Unreachable: the list was checked when it was set. */
+        set_msg(c->err, "%s: [redis] sentinels: invalid: %s",
+                origin(c, index_of("redis", "sentinels"), where, sizeof(where)), why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Opens a file named by the configuration for reading: it must be a regular
+ * file, and a "private" one (a password, a key) must not be open to other
+ * users. Returns the descriptor, or -errno with the problem in why.
+ */
+static int open_checked(const char *path, bool private_file, char *why, size_t whylen)
+{
+    struct stat st;
+    int fd, e;
+
+    /* O_NONBLOCK: a FIFO named here must not hang the load (regular files
+     * ignore it). */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        e = errno;
+        snprintf(why, whylen, "cannot read %s: %s", path, strerror(e));
+        return -e;
+    }
+    if (fstat(fd, &st) != 0) {
+        e = errno;
+        close(fd);
+        snprintf(why, whylen, "cannot read %s: %s", path, strerror(e));
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(why, whylen, "%s is not a regular file", path);
+        return -EINVAL;
+    }
+    if (private_file && (st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+        close(fd);
+        snprintf(why, whylen, "%s is open to other users (mode %04o); refusing it (chmod o-rwx %s)",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        return -EPERM;
+    }
+    return fd;
+}
+
+/* [redis] password_file: one line, read into the effective endpoint. The
+ * buffer is wiped; the password is never quoted in a message. */
+static int load_password_file(load_ctx_t *c)
+{
+    pos_config_t *cfg = c->cfg;
+    char buf[POS_URL_PASS_MAX + 2];
+    char why[400], where[300], other[300];
+    size_t n = 0;
+    int fd, rc = 0;
+    size_t ip = index_of("redis", "password_file");
+
+    if (cfg->redis_password_file[0] == '\0') {
+        return 0;
+    }
+    origin(c, ip, where, sizeof(where));
+    if (cfg->redis_password_set) {
+        set_msg(c->err, "%s: [redis] password_file: not together with a password (set in %s)",
+                where, origin(c, index_of("redis", "password"), other, sizeof(other)));
+        return -EINVAL;
+    }
+    fd = open_checked(cfg->redis_password_file, true, why, sizeof(why));
+    if (fd < 0) {
+        set_msg(c->err, "%s: [redis] password_file: %s", where, why);
+        return -EINVAL;
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + n, sizeof(buf) - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            int e = errno;
+            set_msg(c->err, "%s: [redis] password_file: cannot read %s: %s", where,
+                    cfg->redis_password_file, strerror(e));
+            rc = -EINVAL;
+            goto out;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+        if (n == sizeof(buf)) {
+            break;
+        }
+    }
+    if (n == sizeof(buf)) {
+        set_msg(c->err, "%s: [redis] password_file: too long (max %d bytes)", where,
+                POS_URL_PASS_MAX - 1);
+        rc = -EINVAL;
+        goto out;
+    }
+    /* One line: a final newline (or CRLF) is not part of the password. */
+    if (n > 0 && buf[n - 1] == '\n') {
+        n--;
+        if (n > 0 && buf[n - 1] == '\r') {
+            n--;
+        }
+    }
+    if (n == 0 || n > POS_URL_PASS_MAX - 1 || memchr(buf, '\n', n) != NULL ||
+        memchr(buf, '\0', n) != NULL) {
+        set_msg(c->err,
+                "%s: [redis] password_file: must hold one non-empty line of at most %d "
+                "bytes",
+                where, POS_URL_PASS_MAX - 1);
+        rc = -EINVAL;
+        goto out;
+    }
+    explicit_bzero(cfg->redis.password, sizeof(cfg->redis.password));
+    memcpy(cfg->redis.password, buf, n);
+    cfg->redis.password[n] = '\0';
+out:
+    explicit_bzero(buf, sizeof(buf));
+    close(fd);
+    return rc;
+}
+
+/* [tls]: consistent with the URL's scheme, and every file readable now
+ * rather than at the first connection. */
+static int check_tls(load_ctx_t *c)
+{
+    pos_config_t *cfg = c->cfg;
+    char why[400], where[300];
+    static const char *const files[] = {"ca_file", "cert_file", "key_file"};
+    const char *values[] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file};
+
+    if (!cfg->redis.tls) {
+        static const char *const keys[] = {"ca_file", "cert_file", "key_file", "server_name"};
+        const char *set[] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file,
+                             cfg->tls_server_name};
+        for (size_t i = 0; i < 4; i++) {
+            if (set[i][0] != '\0') {
+                set_msg(c->err,
+                        "%s: [tls] %s is set but [redis] url is redis:// (plain TCP): use "
+                        "rediss:// or remove the [tls] settings",
+                        origin(c, index_of("tls", keys[i]), where, sizeof(where)), keys[i]);
+                return -EINVAL;
+            }
+        }
+        return 0;
+    }
+    if (cfg->tls_ca_file[0] == '\0') {
+        set_msg(c->err, "%s: [tls] ca_file is required for a rediss:// URL",
+                origin(c, index_of("redis", "url"), where, sizeof(where)));
+        return -EINVAL;
+    }
+    if ((cfg->tls_cert_file[0] != '\0') != (cfg->tls_key_file[0] != '\0')) {
+        bool cert = cfg->tls_cert_file[0] != '\0';
+        set_msg(c->err, "%s: [tls] %s is set but %s is not (mutual TLS needs both)",
+                origin(c, index_of("tls", cert ? "cert_file" : "key_file"), where, sizeof(where)),
+                cert ? "cert_file" : "key_file", cert ? "key_file" : "cert_file");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (values[i][0] == '\0') {
+            continue;
+        }
+        int fd = open_checked(values[i], i == 2, why, sizeof(why));
+        if (fd < 0) {
+            set_msg(c->err, "%s: [tls] %s: %s",
+                    origin(c, index_of("tls", files[i]), where, sizeof(where)), files[i], why);
+            return -EINVAL;
+        }
+        close(fd);
+    }
+    if (cfg->tls_server_name[0] == '\0') {
+        snprintf(cfg->tls_server_name, sizeof(cfg->tls_server_name), "%s", cfg->redis.host);
     }
     return 0;
 }
@@ -1299,6 +1723,12 @@ int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *
     if (rc == 0) {
         rc = derive_redis(c);
     }
+    if (rc == 0) {
+        rc = load_password_file(c);
+    }
+    if (rc == 0) {
+        rc = check_tls(c);
+    }
     free(c);
     if (rc != 0) {
         pos_config_wipe(cfg);
@@ -1337,6 +1767,7 @@ void pos_config_wipe(pos_config_t *cfg)
     explicit_bzero(cfg->redis_password, sizeof(cfg->redis_password));
     explicit_bzero(cfg->redis_url, sizeof(cfg->redis_url));
     explicit_bzero(cfg->redis.password, sizeof(cfg->redis.password));
+    explicit_bzero(cfg->redis_sentinel_password, sizeof(cfg->redis_sentinel_password));
 }
 
 /* ---- output ----------------------------------------------------------- */

@@ -8,7 +8,13 @@
  *
  * Precedence, lowest to highest: built-in default, configuration file,
  * environment variable. REDIS_PASSWORD / [redis] password and REDIS_DB /
- * [redis] db, when set, override the password and /db given in the URL.
+ * [redis] db, when set, override the password and /db given in the URL;
+ * [redis] password_file (read at load, refused when other users can read
+ * it) does the same and must not be combined with password.
+ *
+ * With a rediss:// URL, [tls] ca_file is required and every file named in
+ * [tls] must be readable at load (key_file not by other users); [tls]
+ * settings with a plain redis:// URL are an error, never silently unused.
  *
  * An environment variable that is present with an empty value counts as
  * set: REDIS_PASSWORD= means "no password" (and overrides the URL's), while
@@ -33,6 +39,7 @@
 #include <stdio.h>
 
 #include "conf/redis_url.h"
+#include "conf/sentinel_list.h"
 
 #define POS_EX_CONFIG 78 /* sysexits.h EX_CONFIG */
 
@@ -47,12 +54,25 @@ typedef struct pos_config {
     char redis_url[512];
     char redis_password[POS_URL_PASS_MAX]; /* secret */
     bool redis_password_set;               /* password given in file or environment */
+    char redis_password_file[201];         /* "" none; absolute path, not world-readable */
     int redis_db;                          /* -1: not set here, use URL's or 0 */
     uint32_t retry_delay_ms;               /* first reconnect delay */
     uint32_t max_retry_delay_ms;           /* cap of the reconnect delay */
     uint32_t connect_timeout_ms;
     uint32_t command_timeout_ms;
     uint32_t probe_interval_ms; /* end-to-end probe period */
+    /* Redis Sentinel: "host:port,host:port" ("" for none), the master's
+     * name, and the sentinels' password (secret; "" for none). */
+    char redis_sentinels[256];
+    char redis_master_name[64];
+    char redis_sentinel_password[POS_URL_PASS_MAX];
+
+    /* [tls] used with rediss:// only */
+    char tls_ca_file[201];     /* required with rediss:// */
+    char tls_cert_file[201];   /* mutual TLS: client certificate, or "" */
+    char tls_key_file[201];    /* its key; not world-readable */
+    char tls_server_name[256]; /* after load: the URL's host when not set */
+    char tls_min_version[8];   /* "1.2" or "1.3" */
 
     /* [heartbeat] */
     uint32_t heartbeat_interval_s; /* must be < ttl */
@@ -73,6 +93,8 @@ typedef struct pos_config {
     /* [payment] */
     uint32_t payment_max_amount;       /* major units of any currency */
     uint32_t payment_pinpad_timeout_s; /* customer timeout at the pinpad */
+    char payment_hmac_key_file[201];   /* "": messages are not signed */
+    uint32_t payment_signature_window_s; /* |now - ts| allowed for a signed message */
 
     /* [store] local LMDB store: cache, outbox, payment journal */
     char store_path[201];              /* directory, absolute */
@@ -97,9 +119,17 @@ typedef struct pos_config {
     int log_level; /* pos_log_level_t */
     bool log_syslog;
 
+    /* [security] */
+    char security_user[32];   /* "": keep the user the agent was started as */
+    bool security_allow_root; /* run on as root when no user is set */
+
     /* Derived by pos_config_load(): the effective Redis endpoint, with the
      * password and db overrides applied; redis.db is always 0..1023 here. */
     pos_redis_url_t redis;
+    /* Derived: the parsed [redis] sentinels (nsentinels 0: no Sentinel;
+     * the link connects to redis.host:port). */
+    pos_sentinel_addr_t sentinels[POS_SENTINEL_MAX];
+    size_t nsentinels;
 } pos_config_t;
 
 typedef struct pos_config_error {

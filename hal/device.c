@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "platform/log.h"
+#include "platform/mem.h"
 
 static void hal_ev_timer_cb(uv_timer_t *t)
 {
@@ -31,7 +32,7 @@ int pos_hal_device_init(pos_hal_device_t *dev, uv_loop_t *loop, const char *kind
 {
     int rc;
 
-    memset(dev, 0, sizeof(*dev));
+    pos_mem_zero(dev, sizeof(*dev));
     dev->loop = loop;
     dev->kind = kind;
     dev->api = api;

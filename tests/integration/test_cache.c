@@ -124,6 +124,14 @@ static void test_reads_survive_outage_and_restart(void **state)
     r = redisCommand(c, "TTL product:P-1");
     assert_true(r->integer > 7100 && r->integer <= 7200);
     freeReplyObject(r);
+    /* AGE: how long ago Redis confirmed the copy (ms), -2 for none. */
+    r = redisCommand(c, "AGE product:P-1");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_in_range(r->integer, 0, 2000);
+    freeReplyObject(r);
+    r = redisCommand(c, "AGE product:NOPE");
+    assert_int_equal(r->integer, -2);
+    freeReplyObject(r);
     r = redisCommand(c, "GET terminal:" TID ":status"); /* not a cached family */
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
@@ -135,6 +143,15 @@ static void test_reads_survive_outage_and_restart(void **state)
     v = lget(f, "product:P-1");
     assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
     free(v);
+    /* ... and the caller can tell how old they are: the age keeps growing. */
+    pos_test_sleep_ms(1200);
+    c = local(f);
+    r = redisCommand(c, "AGE product:P-1");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_true(r->integer >= 1200);
+    long long age_offline = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
 
     /* The agent restarts with Redis still down: still served. */
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
@@ -152,7 +169,13 @@ static void test_reads_survive_outage_and_restart(void **state)
     const char *get[] = {bin, "--config", f->agent.conf, "cache", "get", "product:P-1", NULL};
     assert_int_equal(pos_test_run(get, NULL, &out, 10000), 0);
     assert_non_null(strstr(out, "Espresso"));
+    assert_non_null(strstr(out, "confirmed by Redis"));
     free(out);
+    c = local(f);
+    r = redisCommand(c, "AGE product:P-1");
+    assert_true(r->integer > age_offline); /* kept across the restart */
+    freeReplyObject(r);
+    redisFree(c);
     const char *status[] = {bin, "--config", f->agent.conf, "status", NULL};
     assert_int_equal(pos_test_run(status, NULL, &out, 10000), 0);
     assert_non_null(strstr(out, TID));

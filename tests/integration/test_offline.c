@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -30,6 +33,7 @@ typedef struct fixture {
     pos_test_agent_t agent;
     redisContext *cloud; /* commands, as user "cloud" */
     redisContext *sub;   /* subscriber, as user "cloud" */
+    char mnt[32];        /* a tmpfs mounted by the test, "" for none */
 } fixture_t;
 
 static void cmd(fixture_t *f, const char *fmt, ...)
@@ -70,6 +74,10 @@ static int teardown(void **state)
     redisFree(f->cloud);
     redisFree(f->sub);
     pos_test_agent_cleanup(&f->agent);
+    if (f->mnt[0] != '\0') {
+        umount(f->mnt);
+        rmdir(f->mnt);
+    }
     pos_test_redis_stop(&f->redis);
     free(f);
     return 0;
@@ -131,6 +139,20 @@ static double outbox_id(cJSON *j)
     return id->valuedouble;
 }
 
+/* The outcomes of an approved payment, in order, each after "last". */
+static void expect_outcomes(fixture_t *f, double last)
+{
+    const char *want[] = {"PAYMENT_APPROVED", "RECEIPT_PRINTED", "TRANSACTION_COMPLETED"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *j = next_msg(f);
+        assert_non_null(j);
+        assert_string_equal(type_of(j), want[i]);
+        assert_true(outbox_id(j) > last); /* in order */
+        last = outbox_id(j);
+        cJSON_Delete(j);
+    }
+}
+
 static void test_outcomes_wait_for_the_link(void **state)
 {
     fixture_t *f = *state;
@@ -152,15 +174,7 @@ static void test_outcomes_wait_for_the_link(void **state)
     pos_test_sleep_ms(300);
     reconnect(f);
 
-    const char *want[] = {"PAYMENT_APPROVED", "RECEIPT_PRINTED", "TRANSACTION_COMPLETED"};
-    for (int i = 0; i < 3; i++) {
-        j = next_msg(f);
-        assert_non_null(j);
-        assert_string_equal(type_of(j), want[i]);
-        assert_true(outbox_id(j) > last); /* in order */
-        last = outbox_id(j);
-        cJSON_Delete(j);
-    }
+    expect_outcomes(f, last);
     /* The counter increment waited too. */
     redisReply *r = redisCommand(f->cloud, "GET counter:terminal:" TID ":payments_approved");
     assert_int_equal(r->type, REDIS_REPLY_STRING);
@@ -187,13 +201,7 @@ static void test_outbox_survives_a_restart(void **state)
     start_agent(f, 1000); /* same directory: same store */
     assert_true(pos_test_agent_wait_log(&f->agent, "outbox entries waiting", 2, 5000));
     reconnect(f);
-    const char *want[] = {"PAYMENT_APPROVED", "RECEIPT_PRINTED", "TRANSACTION_COMPLETED"};
-    for (int i = 0; i < 3; i++) {
-        j = next_msg(f);
-        assert_non_null(j);
-        assert_string_equal(type_of(j), want[i]);
-        cJSON_Delete(j);
-    }
+    expect_outcomes(f, 0);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
@@ -262,12 +270,164 @@ static void test_kill9_mid_payment(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* ---- a store on a filesystem that fills up ---------------------------------- */
+
+#define FULL_FS_KIB   2048
+#define FULL_PRODUCTS 6000
+#define FULL_VALUE    400
+
+static long long info_field(redisContext *local, const char *section, const char *field)
+{
+    redisReply *r = redisCommand(local, "INFO %s", section);
+    long long v = -1;
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, field);
+    if (p != NULL && p[strlen(field)] == ':') {
+        v = strtoll(p + strlen(field) + 1, NULL, 10);
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+static void product_value(char *buf, unsigned i)
+{
+    int n = snprintf(buf, FULL_VALUE + 1, "{\"id\":\"P-%u\",\"name\":\"", i);
+    memset(buf + n, 'a' + (char)(i % 26), (size_t)(FULL_VALUE - n - 2));
+    memcpy(buf + FULL_VALUE - 2, "\"}", 3);
+}
+
+/*
+ * The store lives on a 2 MiB tmpfs and the map (16 MiB) is far larger,
+ * so the disk fills before LMDB's own limit: reads keep being answered
+ * from Redis, the cache stops growing (evicting to make room), the agent
+ * logs why, stays up, and a payment's outcomes are still queued and
+ * delivered while less important messages are dropped.
+ */
+static void test_store_full(void **state)
+{
+    fixture_t *f = *state;
+    char *mnt = f->mnt;
+    char ini[1024], value[FULL_VALUE + 1], sock[400];
+
+    snprintf(mnt, sizeof(f->mnt), "/tmp/posfull.XXXXXX");
+    assert_non_null(mkdtemp(mnt));
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=2048k,mode=0700") != 0) {
+        rmdir(mnt);
+        mnt[0] = '\0';
+        skip(); /* needs root (CI runs as root) */
+    }
+
+    for (unsigned i = 0; i < FULL_PRODUCTS; i++) {
+        product_value(value, i);
+        redisAppendCommand(f->cloud, "SET product:P-%u %s", i, value);
+    }
+    for (unsigned i = 0; i < FULL_PRODUCTS; i++) {
+        void *r = NULL;
+        assert_int_equal(redisGetReply(f->cloud, &r), REDIS_OK);
+        freeReplyObject(r);
+    }
+
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = redis://127.0.0.1:%u\n"
+             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
+             "[hal]\nsim_pinpad_delay_ms = 1500\n[log]\nlevel = info\n"
+             "[store]\npath = %s\nmap_size_mb = 16\n",
+             (unsigned)f->redis.port, mnt);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    snprintf(sock, sizeof(sock), "%s/agent.sock", f->agent.dir);
+    redisContext *local = redisConnectUnix(sock);
+    assert_true(local != NULL && local->err == 0);
+
+    /* Every read is answered (read-through) although most cannot be kept. */
+    for (unsigned i = 0; i < FULL_PRODUCTS; i++) {
+        redisAppendCommand(local, "GET product:P-%u", i);
+        if (i % 100 != 99) {
+            continue;
+        }
+        for (unsigned k = i - 99; k <= i; k++) {
+            redisReply *r = NULL;
+            assert_int_equal(redisGetReply(local, (void **)&r), REDIS_OK);
+            assert_int_equal(r->type, REDIS_REPLY_STRING);
+            product_value(value, k);
+            assert_string_equal(r->str, value);
+            freeReplyObject(r);
+        }
+    }
+    assert_true(pos_test_agent_wait_log(&f->agent, "No space left on device", 1, 5000));
+    assert_true(pos_test_agent_alive(&f->agent));
+    long long entries = info_field(local, "cache", "entries");
+    long long evictions = info_field(local, "cache", "evictions");
+    print_message("store full: %lld entries kept, %lld evicted\n", entries, evictions);
+    assert_true(entries > 0 && entries < FULL_PRODUCTS);
+    assert_true(evictions > 0);
+    assert_true(info_field(local, "cache", "store_disk_full") > 0);
+    /* It stopped growing: more reads do not add entries beyond the disk. */
+    for (unsigned i = 0; i < 300; i++) {
+        redisReply *r = redisCommand(local, "GET product:P-%u", i);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+    assert_true(info_field(local, "cache", "entries") < FULL_PRODUCTS);
+
+    /* A payment whose outcomes must wait: the uplink goes during the pinpad. */
+    cmd(f, "PUBLISH payment:" TID " %s",
+        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-full\",\"amount\":3.10,"
+        "\"currency\":\"EUR\"}");
+    cJSON *j = next_msg(f);
+    assert_non_null(j);
+    assert_string_equal(type_of(j), "PAYMENT_PROCESSING");
+    cJSON_Delete(j);
+    cut_off(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    /* Meanwhile the POS application queues far more than the disk holds. */
+    char big[4001];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    unsigned refused = 0;
+    for (unsigned i = 0; i < 600; i++) {
+        redisReply *r = redisCommand(local, "PUBLISH fill:" TID " %s", big);
+        assert_non_null(r);
+        refused += r->type == REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+    }
+    assert_true(pos_test_agent_wait_log(&f->agent, "TRANSACTION_COMPLETED tx-full", 1, 5000));
+    long long dropped = info_field(local, "outbox", "dropped");
+    print_message("store full: %u local publishes refused (of 600), %lld dropped\n", refused,
+                  dropped);
+    assert_true(pos_test_agent_alive(&f->agent));
+    /* Room was made by dropping the oldest ordinary messages, never the outcomes. */
+    assert_true(dropped > 0);
+    assert_true(info_field(local, "outbox", "payment_entries") >= 3);
+    char *log = pos_test_agent_log_read(&f->agent);
+    for (char *l = strtok(log, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+        if (strstr(l, "store") != NULL || strstr(l, "outbox") != NULL) {
+            print_message("  agent: %s\n", l);
+        }
+    }
+    free(log);
+
+    struct statvfs vfs;
+    assert_int_equal(statvfs(mnt, &vfs), 0);
+    assert_true((unsigned long long)vfs.f_blocks * vfs.f_frsize <= FULL_FS_KIB * 1024ull);
+
+    reconnect(f);
+    expect_outcomes(f, 0);
+    redisFree(local);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(umount(mnt), 0);
+    assert_int_equal(rmdir(mnt), 0);
+    mnt[0] = '\0';
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_outcomes_wait_for_the_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_survives_a_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_payment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_full, setup, teardown),
     };
     return cmocka_run_group_tests_name("offline", tests, NULL, NULL);
 }

@@ -22,8 +22,18 @@ typedef struct pos_test_redis {
     const char *extra[16];  /* extra "--option value" words, NULL-terminated */
 } pos_test_redis_t;
 
+/* A loopback TCP port free right now (e.g. for --tls-port), or 0. */
+uint16_t pos_test_free_port(void);
 /* Starts redis-server (port 0: pick a free one). Returns 0 or -1. */
 int pos_test_redis_start(pos_test_redis_t *r);
+/*
+ * Starts a Redis Sentinel ("redis-server CONF --sentinel"; port 0: pick a
+ * free one). "conf" holds the sentinel lines ("sentinel monitor ...");
+ * port, bind, dir and logfile are added, and requirepass when r->password
+ * is set. Stop it like a server.
+ * Returns 0 or -1.
+ */
+int pos_test_sentinel_start(pos_test_redis_t *r, const char *conf);
 /* Sends a signal to the server (SIGSTOP, SIGCONT, SIGKILL...). */
 void pos_test_redis_signal(pos_test_redis_t *r, int sig);
 /* SIGKILL and reap. */
@@ -46,7 +56,8 @@ typedef struct pos_test_agent {
 
 /*
  * Writes "ini" to a config file (adding [hal] sim_dir = DIR/sim unless the
- * text sets sim_dir) and starts $POSAGENT_BIN --config it, with
+ * text sets sim_dir, [store] path, [local] socket and [security]
+ * allow_root = true unless it has those sections) and starts $POSAGENT_BIN --config it, with
  * the test's environment minus REDIS_* / POSAGENT_* / NOTIFY_SOCKET, plus
  * "env" (NULL-terminated "NAME=value" strings, may be NULL). Output goes
  * to a log file. When a->wrapper is NULL and $POSAGENT_WRAPPER is set

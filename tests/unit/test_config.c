@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <mbedtls/version.h>
 
 #include <cmocka.h>
 
@@ -150,7 +153,7 @@ static void check_defaults_except_password_db(const pos_config_t *c)
     assert_int_equal(c->retry_delay_ms, 100);
     assert_int_equal(c->max_retry_delay_ms, 3000);
     assert_int_equal(c->connect_timeout_ms, 2000);
-    assert_int_equal(c->command_timeout_ms, 2000);
+    assert_int_equal(c->command_timeout_ms, 5000);
     assert_int_equal(c->heartbeat_interval_s, 20);
     assert_int_equal(c->heartbeat_ttl_s, 60);
     assert_int_equal(c->log_level, POS_LOG_INFO);
@@ -414,8 +417,8 @@ static void test_unknown_and_duplicate(void **state)
     expect_error(&r, ":5: [redis] URL: unknown key", NULL);
 
     load(&r, IDS "[hall]\n", no_env);
-    expect_error(&r, ":4: [hall]: unknown section", "terminal, redis, heartbeat, hal, payment, store, cache, local, log",
-                 NULL);
+    expect_error(&r, ":4: [hall]: unknown section",
+                 "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, log", NULL);
 
     load(&r, IDS "; comment\n[ redis ]\nurl = redis://h\n", no_env);
     expect_error(&r, ":5: [ redis ]: unknown section", NULL);
@@ -545,6 +548,7 @@ static void test_env_precedence(void **state)
     char *env[] = {"POSAGENT_TERMINAL_ID=T-env",
                    "POSAGENT_STORE_ID=S-env",
                    "REDIS_URL=rediss://env-host:2222/3",
+                   "POSAGENT_TLS_CA_FILE=" POS_SOURCE_DIR "/README.md", /* any readable file */
                    "REDIS_PASSWORD=env-pw",
                    "REDIS_DB=4",
                    "REDIS_RETRY_DELAY_ON_FAILURE_MS=300",
@@ -709,7 +713,7 @@ static void test_dump_masks_secrets(void **state)
     result_t r;
     must_load(&r,
               IDS "[redis]\nurl = rediss://alice:url-s3cr3t@cache:6380/3\n"
-                  "password = file-s3cr3t\n",
+                  "password = file-s3cr3t\n[tls]\nca_file = " POS_SOURCE_DIR "/README.md\n",
               no_env);
     char *d = dump_to_string(&r.cfg);
     assert_null(strstr(d, "s3cr3t"));
@@ -766,6 +770,71 @@ static void test_wipe(void **state)
 
 /* ---- cross-field checks --------------------------------------------------- */
 
+static void test_sentinels(void **state)
+{
+    (void)state;
+    result_t r;
+
+    /* No Sentinel by default. */
+    must_load(&r, IDS, no_env);
+    assert_int_equal(r.cfg.nsentinels, 0);
+
+    must_load(&r,
+              IDS "[redis]\nurl = redis://:url-pw@ignored:1/2\n"
+                  "sentinels = 10.0.0.5:26379, s-b ,[fd00::7]:1\n"
+                  "master_name = mymaster\nsentinel_password = sent-s3cr3t\n",
+              no_env);
+    assert_int_equal(r.cfg.nsentinels, 3);
+    assert_string_equal(r.cfg.sentinels[0].host, "10.0.0.5");
+    assert_int_equal(r.cfg.sentinels[0].port, 26379);
+    assert_string_equal(r.cfg.sentinels[1].host, "s-b");
+    assert_int_equal(r.cfg.sentinels[1].port, 26379);
+    assert_string_equal(r.cfg.sentinels[2].host, "fd00::7");
+    assert_int_equal(r.cfg.sentinels[2].port, 1);
+    assert_string_equal(r.cfg.redis_master_name, "mymaster");
+    /* The URL's password and db still apply. */
+    assert_string_equal(r.cfg.redis.password, "url-pw");
+    assert_int_equal(r.cfg.redis.db, 2);
+    char *d = dump_to_string(&r.cfg);
+    assert_null(strstr(d, "s3cr3t"));
+    assert_non_null(strstr(d, "\nsentinel_password = ****\n"));
+    assert_non_null(strstr(d, "\nmaster_name = mymaster\n"));
+    free(d);
+    pos_config_wipe(&r.cfg);
+    static const char zeros[POS_URL_PASS_MAX];
+    assert_memory_equal(r.cfg.redis_sentinel_password, zeros, sizeof(zeros));
+
+    /* From the environment. */
+    char *env[] = {"REDIS_SENTINELS=a:1,b:2", "REDIS_MASTER_NAME=m1",
+                   "REDIS_SENTINEL_PASSWORD=env-s3cr3t", NULL};
+    must_load(&r, IDS, env);
+    assert_int_equal(r.cfg.nsentinels, 2);
+    assert_string_equal(r.cfg.sentinels[1].host, "b");
+    assert_string_equal(r.cfg.redis_sentinel_password, "env-s3cr3t");
+
+    /* Bad lists, one line each, naming the entry. */
+    load(&r, IDS "[redis]\nsentinels = a:1,,b:2\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels", "entry 2 is empty", NULL);
+    load(&r, IDS "[redis]\nsentinels = a:99999\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels", "entry 1", NULL);
+    load(&r, IDS "[redis]\nsentinels = a,b,c,d,e,f,g,h,i\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels", "more than 8", NULL);
+    load(&r, IDS "[redis]\nsentinels = u:pw@a:1\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels", NULL);
+    assert_null(strstr(r.err.msg, "pw@")); /* never quoted */
+    load(&r, IDS "[redis]\nsentinels = a\nmaster_name = my master\n", no_env);
+    expect_error(&r, ":6: [redis] master_name", NULL);
+
+    /* One without the other. */
+    load(&r, IDS "[redis]\nsentinels = a\n", no_env);
+    expect_error(&r, ":5: [redis] sentinels: needs [redis] master_name", NULL);
+    load(&r, IDS "[redis]\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] master_name: needs [redis] sentinels", NULL);
+    /* Explicitly empty: no Sentinel. */
+    must_load(&r, IDS "[redis]\nsentinels =\nmaster_name =\n", no_env);
+    assert_int_equal(r.cfg.nsentinels, 0);
+}
+
 static void test_interval_vs_ttl(void **state)
 {
     (void)state;
@@ -811,6 +880,15 @@ static const char *const all_keys[][3] = {
     {"redis", "connect_timeout_ms", NULL},
     {"redis", "command_timeout_ms", NULL},
     {"redis", "probe_interval_ms", NULL},
+    {"redis", "sentinels", "REDIS_SENTINELS"},
+    {"redis", "master_name", "REDIS_MASTER_NAME"},
+    {"redis", "sentinel_password", "REDIS_SENTINEL_PASSWORD"},
+    {"redis", "password_file", NULL},
+    {"tls", "ca_file", "POSAGENT_TLS_CA_FILE"},
+    {"tls", "cert_file", NULL},
+    {"tls", "key_file", NULL},
+    {"tls", "server_name", NULL},
+    {"tls", "min_version", NULL},
     {"heartbeat", "interval_s", NULL},
     {"heartbeat", "ttl_s", NULL},
     {"hal", "display", NULL},
@@ -825,6 +903,8 @@ static const char *const all_keys[][3] = {
     {"hal", "codepage", NULL},
     {"payment", "max_amount", NULL},
     {"payment", "pinpad_timeout_s", NULL},
+    {"payment", "hmac_key_file", NULL},
+    {"payment", "signature_window_s", NULL},
     {"store", "path", NULL},
     {"store", "map_size_mb", NULL},
     {"store", "outbox_max_entries", NULL},
@@ -840,6 +920,8 @@ static const char *const all_keys[][3] = {
     {"local", "max_clients", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
+    {"security", "user", NULL},
+    {"security", "allow_root", "POSAGENT_ALLOW_ROOT"},
 };
 
 static void test_example_file_matches(void **state)
@@ -913,20 +995,31 @@ static void test_example_defaults_are_valid(void **state)
     FILE *m = open_memstream(&out, &len);
     assert_non_null(m);
     int uncommented = 0;
+    /* Keys whose example names a file that must exist, or that only go
+     * with rediss:// or instead of password, stay commented. */
+    static const char *const keep[] = {"password_file", "ca_file", "cert_file", "key_file",
+                                       "server_name"};
     for (char *line = strtok(ex, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         bool is_key = false;
         for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
             char prefix[64];
+            bool kept = false;
+            for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
+                kept = kept || strcmp(all_keys[i][1], keep[k]) == 0;
+            }
             snprintf(prefix, sizeof(prefix), "; %s = ", all_keys[i][1]);
-            is_key = is_key || strncmp(line, prefix, strlen(prefix)) == 0;
+            is_key = is_key || (!kept && strncmp(line, prefix, strlen(prefix)) == 0);
         }
         fprintf(m, "%s\n", is_key ? line + 2 : line);
         uncommented += is_key;
     }
     fclose(m);
-    assert_int_equal(uncommented, 37); /* every key but the two required ones */
+    /* every key but the two required ones and the five kept commented */
+    assert_int_equal(uncommented, 45);
     result_t r;
     must_load(&r, out, no_env);
+    assert_int_equal(r.cfg.nsentinels, 3);
+    assert_string_equal(r.cfg.redis_master_name, "mymaster");
     check_defaults_except_password_db(&r.cfg);
     assert_string_equal(r.cfg.redis_password, "change-me");
     assert_string_equal(r.cfg.redis.password, "change-me");
@@ -969,6 +1062,14 @@ static void test_hal_and_payment(void **state)
     expect_error(&r, ":5: [hal] paper_width", "20..48", NULL);
     load(&r, IDS "[payment]\nmax_amount = 0\n", no_env);
     expect_error(&r, ":5: [payment] max_amount", NULL);
+    load(&r, IDS "[payment]\nhmac_key_file = hmac.key\n", no_env);
+    expect_error(&r, ":5: [payment] hmac_key_file", "absolute", NULL);
+    load(&r, IDS "[payment]\nsignature_window_s = 0\n", no_env);
+    expect_error(&r, ":5: [payment] signature_window_s", "1..3600", NULL);
+    load(&r, IDS "[security]\nuser = -rf\n", no_env);
+    expect_error(&r, ":5: [security] user", NULL);
+    load(&r, IDS "[security]\nallow_root = maybe\n", no_env);
+    expect_error(&r, ":5: [security] allow_root", NULL);
     load(&r, IDS "[redis]\nprobe_interval_ms = 20000\n", no_env);
     expect_error(&r, ":5: [redis] probe_interval_ms", "1000..15000", NULL);
 }
@@ -1003,6 +1104,161 @@ static void test_reference(void **state)
     free(buf);
 }
 
+/* Writes text to a temp file with the given mode; returns the path (free it). */
+static char *write_tmp_mode(const char *text, mode_t mode)
+{
+    char *path = write_tmp(text, strlen(text));
+    assert_int_equal(chmod(path, mode), 0);
+    return path;
+}
+
+static void test_password_file(void **state)
+{
+    (void)state;
+    result_t r;
+    char text[512];
+    char *pw = write_tmp_mode("pf-s3cr3t\n", 0600);
+
+    /* A private file: its first line is the password, replacing the URL's. */
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = redis://bob:url-pw@h:6379\npassword_file = %s\n", pw);
+    must_load(&r, text, no_env);
+    assert_string_equal(r.cfg.redis.password, "pf-s3cr3t");
+    assert_string_equal(r.cfg.redis.user, "bob");
+    char *d = dump_to_string(&r.cfg);
+    assert_null(strstr(d, "s3cr3t"));
+    assert_non_null(strstr(d, pw));
+    free(d);
+    pos_config_wipe(&r.cfg);
+    assert_string_equal(r.cfg.redis.password, "");
+
+    /* CRLF is not part of it either; group-readable is fine. */
+    char *crlf = write_tmp_mode("pf-s3cr3t\r\n", 0640);
+    snprintf(text, sizeof(text), IDS "[redis]\npassword_file = %s\n", crlf);
+    must_load(&r, text, no_env);
+    assert_string_equal(r.cfg.redis.password, "pf-s3cr3t");
+
+    /* Readable by other users: refused, without quoting the password. */
+    assert_int_equal(chmod(pw, 0644), 0);
+    snprintf(text, sizeof(text), IDS "[redis]\npassword_file = %s\n", pw);
+    load(&r, text, no_env);
+    expect_error(&r, ":5: [redis] password_file: ", "open to other users", "0644", NULL);
+    assert_null(strstr(r.err.msg, "s3cr3t"));
+    assert_string_equal(r.cfg.redis.password, "");
+
+    /* Together with a password: ambiguous, refused. */
+    assert_int_equal(chmod(pw, 0600), 0);
+    char *env[] = {"REDIS_PASSWORD=env-pw", NULL};
+    load(&r, text, env);
+    expect_error(&r, ":5: [redis] password_file: ", "not together with a password",
+                 "environment REDIS_PASSWORD", NULL);
+
+    /* Missing, empty, or more than one line. */
+    snprintf(text, sizeof(text), IDS "[redis]\npassword_file = /nonexistent/pw\n");
+    load(&r, text, no_env);
+    expect_error(&r, ":5: [redis] password_file: ", "cannot read /nonexistent/pw", "No such file",
+                 NULL);
+    char *empty = write_tmp_mode("", 0600);
+    snprintf(text, sizeof(text), IDS "[redis]\npassword_file = %s\n", empty);
+    load(&r, text, no_env);
+    expect_error(&r, ":5: [redis] password_file: ", "one non-empty line", NULL);
+    char *two = write_tmp_mode("line1-s3cr3t\nline2\n", 0600);
+    snprintf(text, sizeof(text), IDS "[redis]\npassword_file = %s\n", two);
+    load(&r, text, no_env);
+    expect_error(&r, ":5: [redis] password_file: ", "one non-empty line", NULL);
+    assert_null(strstr(r.err.msg, "s3cr3t"));
+
+    unlink(pw);
+    unlink(crlf);
+    unlink(empty);
+    unlink(two);
+    free(pw);
+    free(crlf);
+    free(empty);
+    free(two);
+}
+
+static void test_tls_settings(void **state)
+{
+    (void)state;
+    result_t r;
+    char text[1024];
+    char *ca = write_tmp_mode("not parsed here\n", 0644);
+    char *key = write_tmp_mode("key\n", 0600);
+
+    /* rediss:// needs a CA; the message names the key. */
+    load(&r, IDS "[redis]\nurl = rediss://h:6380\n", no_env);
+    expect_error(&r, ":5: [tls] ca_file is required for a rediss:// URL", NULL);
+
+    /* With one: the server name defaults to the URL's host; 1.2 by default. */
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = rediss://cache.example:6380\n[tls]\nca_file = %s\n", ca);
+    must_load(&r, text, no_env);
+    assert_true(r.cfg.redis.tls);
+    assert_string_equal(r.cfg.tls_ca_file, ca);
+    assert_string_equal(r.cfg.tls_server_name, "cache.example");
+    assert_string_equal(r.cfg.tls_min_version, "1.2");
+
+    /* An explicit server name wins. */
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = rediss://10.0.0.5:6380\n[tls]\nca_file = %s\n"
+                 "server_name = redis.example\n",
+             ca);
+    must_load(&r, text, no_env);
+    assert_string_equal(r.cfg.tls_server_name, "redis.example");
+
+    /* cert_file without key_file, and the reverse. */
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\ncert_file = %s\n", ca, ca);
+    load(&r, text, no_env);
+    expect_error(&r, ":8: [tls] cert_file is set but key_file is not", NULL);
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\nkey_file = %s\n", ca, key);
+    load(&r, text, no_env);
+    expect_error(&r, ":8: [tls] key_file is set but cert_file is not", NULL);
+
+    /* Both: fine while the key is private, refused once others may read it. */
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\ncert_file = %s\n"
+                 "key_file = %s\n",
+             ca, ca, key);
+    must_load(&r, text, no_env);
+    assert_int_equal(chmod(key, 0604), 0);
+    load(&r, text, no_env);
+    expect_error(&r, ":9: [tls] key_file: ", "open to other users", NULL);
+
+    /* Unreadable files are errors at load, not at the first connection. */
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = /nonexistent/ca.pem\n");
+    load(&r, text, no_env);
+    expect_error(&r, ":7: [tls] ca_file: cannot read /nonexistent/ca.pem", NULL);
+
+    /* [tls] with a plain URL is a mistake, not silently ignored. */
+    snprintf(text, sizeof(text), IDS "[redis]\nurl = redis://h\n[tls]\nca_file = %s\n", ca);
+    load(&r, text, no_env);
+    expect_error(&r, ":7: [tls] ca_file is set but [redis] url is redis://", NULL);
+
+    /* Versions: 1.2; 1.3 only where mbedTLS has it; nothing else. */
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\nmin_version = 1.1\n", ca);
+    load(&r, text, no_env);
+    expect_error(&r, ":8: [tls] min_version: \"1.1\" is not a TLS version", NULL);
+#if MBEDTLS_VERSION_MAJOR < 3
+    snprintf(text, sizeof(text),
+             IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\nmin_version = 1.3\n", ca);
+    load(&r, text, no_env);
+    expect_error(&r, ":8: [tls] min_version: \"1.3\" is not supported: TLS 1.3 needs mbedTLS 3.x",
+                 NULL);
+#endif
+    load(&r, IDS "[tls]\nserver_name = bad name\n", no_env);
+    expect_error(&r, ":5: [tls] server_name: ", "not a host name", NULL);
+
+    unlink(ca);
+    unlink(key);
+    free(ca);
+    free(key);
+}
+
 static void test_load_stream(void **state)
 {
     (void)state;
@@ -1025,7 +1281,8 @@ static void test_load_stream(void **state)
     fclose(f);
     assert_string_equal(e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
                                "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
-                               "command_timeout_ms, probe_interval_ms)");
+                               "command_timeout_ms, probe_interval_ms, sentinels, master_name, "
+                               "sentinel_password, password_file)");
 }
 
 int main(void)
@@ -1058,7 +1315,10 @@ int main(void)
         cmocka_unit_test(test_example_defaults_are_valid),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_hal_and_payment),
+        cmocka_unit_test(test_sentinels),
         cmocka_unit_test(test_load_stream),
+        cmocka_unit_test(test_password_file),
+        cmocka_unit_test(test_tls_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -231,7 +231,7 @@ static void run(const step_t *steps, size_t n)
      "IDLE RECORD(DONE)",                                                                          \
      POS_PAY_IDLE}
 #define S_DECLINED(why, counter, text)                                                             \
-    "PAYMENT_DECLINED:" why "@tx-1 SREM TEXT(" text ") INCR(" counter ") IDLE RECORD("
+    "SREM PAYMENT_DECLINED:" why "@tx-1 TEXT(" text ") INCR(" counter ") IDLE RECORD("
 
 /* ---- the main paths ----------------------------------------------------- */
 
@@ -465,7 +465,7 @@ static void test_duplicate_while_cancelling(void **state)
         {"cancel tx-1", "ABORT", POS_PAY_CANCELLING},
         {"req tx-1 1234", "", POS_PAY_CANCELLING}, /* the outcome follows */
         {"pin tx-1 cancelled",
-         "PAYMENT_CANCELLED@tx-1 SREM TEXT(Cancelled) INCR(payments_cancelled) IDLE "
+         "SREM PAYMENT_CANCELLED@tx-1 TEXT(Cancelled) INCR(payments_cancelled) IDLE "
          "RECORD(CANCELLED)",
          POS_PAY_IDLE},
         {"req tx-1 1234", "PAYMENT_CANCELLED@tx-1", POS_PAY_IDLE},
@@ -477,7 +477,7 @@ static void test_duplicate_while_cancelling(void **state)
 /* ---- cancel in each state -------------------------------------------------- */
 
 #define S_CANCELLED                                                                                \
-    "PAYMENT_CANCELLED@tx-1 SREM TEXT(Cancelled) INCR(payments_cancelled) IDLE RECORD(CANCELLED)"
+    "SREM PAYMENT_CANCELLED@tx-1 TEXT(Cancelled) INCR(payments_cancelled) IDLE RECORD(CANCELLED)"
 
 static void test_cancel_starting(void **state)
 {
@@ -816,7 +816,7 @@ static void test_restore(void **state)
     r = rec_of("mid-1", POS_PAY_PROCESSING);
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), 0);
     render(&acts);
-    assert_string_equal(rendered, "PAYMENT_DECLINED:interrupted@mid-1 SREM "
+    assert_string_equal(rendered, "SREM PAYMENT_DECLINED:interrupted@mid-1 "
                                   "INCR(payments_interrupted) RECORD(UNKNOWN)");
     r = rec_of("mid-2", POS_PAY_STARTING);
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), 0);

@@ -1,0 +1,327 @@
+#define _GNU_SOURCE /* memmem */
+/*
+ * A device unplugged and replugged mid-receipt, through the agent
+ * (docs/faults.md): the agent drives a real ESC/POS printer driver
+ * (escpos-serial) whose far end is the printer emulator of
+ * tests/support/emulators.c on a pseudo-terminal, served by a libuv loop
+ * on a thread of this test. The printer takes the receipt's bytes and then
+ * hangs; the cable is pulled while the driver waits for it.
+ *
+ * Expectation (CONTRACT.md): the payment stands (approved, charged once),
+ * the cloud gets RECEIPT_FAILED (reason offline) and TRANSACTION_COMPLETED
+ * with receipt "failed", the printer shows as offline in the status key;
+ * after the replug it is ready again, a RECEIPT_REPRINT prints the
+ * receipt, and the next payment prints normally.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcntl.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "tests/faults/faultlib.h"
+#include "tests/support/emulators.h"
+
+enum { ACT_NONE, ACT_UNPLUG, ACT_REPLUG, ACT_QUIT };
+
+typedef struct fixture {
+    pos_test_redis_t redis;
+    pos_test_agent_t agent;
+    pos_test_sub_t sub;
+    uv_loop_t loop;
+    uv_async_t wake;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    int action;
+    unsigned done;
+    pos_emu_printer_t emu;
+} fixture_t;
+
+/* ---- the emulator's thread ---------------------------------------------------- */
+
+static void on_wake(uv_async_t *h)
+{
+    fixture_t *f = h->data;
+    pthread_mutex_lock(&f->mu);
+    int act = f->action;
+    f->action = ACT_NONE;
+    pthread_mutex_unlock(&f->mu);
+    switch (act) {
+    case ACT_UNPLUG:
+        pos_emu_port_unplug(&f->emu.port);
+        break;
+    case ACT_REPLUG:
+        f->emu.silent = false;
+        f->emu.silent_at_init = 0;
+        if (pos_emu_port_replug(&f->emu.port) != 0) {
+            fprintf(stderr, "replug failed\n");
+        }
+        break;
+    case ACT_QUIT:
+        pos_emu_port_close(&f->emu.port);
+        uv_close((uv_handle_t *)&f->wake, NULL);
+        break;
+    default:
+        break;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->done++;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void *emu_main(void *arg)
+{
+    fixture_t *f = arg;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* Runs an action on the emulator's loop and waits until it is done. */
+static void emu_do(fixture_t *f, int act)
+{
+    pthread_mutex_lock(&f->mu);
+    unsigned before = f->done;
+    f->action = act;
+    pthread_mutex_unlock(&f->mu);
+    uv_async_send(&f->wake);
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&f->mu);
+        unsigned now = f->done;
+        pthread_mutex_unlock(&f->mu);
+        if (now != before) {
+            return;
+        }
+        pos_test_sleep_ms(10);
+    }
+    fail_msg("emulator action %d not carried out", act);
+}
+
+/* Polls what the emulator recorded. The loop thread appends to these
+ * without taking the lock (emulators.c knows nothing of threads): the
+ * values only grow, and a poll that reads one a moment early just polls
+ * again. */
+static unsigned emu_cuts(fixture_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    unsigned n = f->emu.cuts;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static bool emu_text_has(fixture_t *f, const char *needle)
+{
+    pthread_mutex_lock(&f->mu);
+    bool has = memmem(f->emu.text, f->emu.text_len, needle, strlen(needle)) != NULL;
+    pthread_mutex_unlock(&f->mu);
+    return has;
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
+        free(f);
+        return -1;
+    }
+    pthread_mutex_init(&f->mu, NULL);
+    uv_loop_init(&f->loop);
+    uv_async_init(&f->loop, &f->wake, on_wake);
+    f->wake.data = f;
+    if (pos_emu_printer_start(&f->emu, &f->loop, false, 42, "cp858") != 0 ||
+        pthread_create(&f->thread, NULL, emu_main, f) != 0) {
+        return -1;
+    }
+    /* The agent is forked from this process: it must not inherit the pty,
+     * or closing the master here would not hang the line up. */
+    fcntl(f->emu.port.master, F_SETFD, FD_CLOEXEC);
+    fcntl(f->emu.port.slave, F_SETFD, FD_CLOEXEC);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (f->agent.pid > 0) {
+        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
+    }
+    emu_do(f, ACT_QUIT);
+    pthread_join(f->thread, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&f->loop);
+    pthread_mutex_destroy(&f->mu);
+    pos_test_sub_close(&f->sub);
+    pos_test_agent_cleanup(&f->agent);
+    pos_test_redis_stop(&f->redis);
+    free(f);
+    return 0;
+}
+
+static unsigned charges(fixture_t *f)
+{
+    char path[400];
+    unsigned n = 0;
+    snprintf(path, sizeof(path), "%s/sim/pinpad.charges", f->agent.dir);
+    FILE *fp = fopen(path, "r");
+    if (fp != NULL) {
+        if (fscanf(fp, "%u", &n) != 1) {
+            n = 0;
+        }
+        fclose(fp);
+    }
+    return n;
+}
+
+/* The next terminal message of this type for tx; NULL on timeout. */
+static cJSON *expect(fixture_t *f, const char *type, const char *tx, int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    while (pos_test_now_ms() < end) {
+        char *m = pos_test_sub_next(&f->sub, (int)(end - pos_test_now_ms()) + 1, NULL, 0);
+        if (m == NULL) {
+            break;
+        }
+        cJSON *j = cJSON_Parse(m);
+        free(m);
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
+            strcmp(t->valuestring, type) == 0 && cJSON_IsString(x) &&
+            strcmp(x->valuestring, tx) == 0) {
+            return j;
+        }
+        cJSON_Delete(j);
+    }
+    fl_dump_log(&f->agent);
+    fail_msg("no %s for %s within %d ms", type, tx, timeout_ms);
+    return NULL;
+}
+
+static const char *str(cJSON *j, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    assert_true(cJSON_IsString(v));
+    return v->valuestring;
+}
+
+/* The printer's state in the status key becomes want; ms or -1. */
+static long wait_printer(fixture_t *f, const char *want, int timeout_ms)
+{
+    char needle[64];
+    snprintf(needle, sizeof(needle), "\"printer\":\"%s\"", want);
+    uint64_t t0 = pos_test_now_ms(), end = t0 + (uint64_t)timeout_ms;
+    do {
+        char *v = pos_test_get(&f->redis, FL_STATUS_KEY);
+        bool ok = v != NULL && strstr(v, needle) != NULL;
+        free(v);
+        if (ok) {
+            return (long)(pos_test_now_ms() - t0);
+        }
+        pos_test_sleep_ms(20);
+    } while (pos_test_now_ms() < end);
+    return -1;
+}
+
+static void pay(fixture_t *f, const char *tx)
+{
+    char req[256];
+    snprintf(req, sizeof(req),
+             "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"%s\",\"amount\":4.20,"
+             "\"currency\":\"EUR\",\"lines\":[{\"name\":\"Tea\",\"qty\":1,\"amount\":4.20}]}",
+             tx);
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" FL_TID " %s", req), 2);
+}
+
+static void test_printer_unplug_mid_receipt(void **state)
+{
+    fixture_t *f = *state;
+    char ini[1024];
+
+    /* Its second ESC @ is the receipt's: it takes the job and goes quiet. */
+    pthread_mutex_lock(&f->mu);
+    f->emu.silent_at_init = 2;
+    pthread_mutex_unlock(&f->mu);
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " FL_TID "\nstore_id = " FL_SID "\n"
+             "[redis]\nurl = redis://127.0.0.1:%u\n"
+             "[hal]\nprinter = escpos-serial:%s?baud=115200\nsim_pinpad_delay_ms = 300\n"
+             "[heartbeat]\ninterval_s = 2\nttl_s = 6\n[log]\nlevel = debug\n",
+             (unsigned)f->redis.port, f->emu.port.path);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    fl_wait_online(&f->agent, 1, 10000);
+    assert_true(wait_printer(f, "ready", 5000) >= 0);
+    const char *ch[] = {"payment:" FL_TID, "transaction:" FL_SID, NULL};
+    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, ch), 0);
+
+    pay(f, "tx-plug-1");
+    cJSON_Delete(expect(f, "PAYMENT_APPROVED", "tx-plug-1", 5000));
+    /* The receipt went out and the printer hangs: pull the cable. */
+    uint64_t end = pos_test_now_ms() + 5000;
+    while (!emu_text_has(f, "tx-plug-1") && pos_test_now_ms() < end) {
+        pos_test_sleep_ms(5);
+    }
+    /* Now the driver waits for the status after the cut (500 ms). */
+    emu_do(f, ACT_UNPLUG);
+    uint64_t t0 = pos_test_now_ms();
+    cJSON *j = expect(f, "RECEIPT_FAILED", "tx-plug-1", 35000);
+    fprintf(stderr, "unplug: RECEIPT_FAILED (%s) %llu ms after the unplug\n", str(j, "reason"),
+            (unsigned long long)(pos_test_now_ms() - t0));
+    assert_string_equal(str(j, "reason"), "offline");
+    cJSON_Delete(j);
+    /* It failed because the cable went, not because the printer was quiet. */
+    char *log = pos_test_agent_log_read(&f->agent);
+    const char *down = strstr(log, "hal: printer: link down");
+    const char *failed = strstr(log, "payment: RECEIPT_FAILED tx-plug-1");
+    assert_non_null(down);
+    assert_non_null(failed);
+    assert_true(down < failed);
+    free(log);
+    j = expect(f, "TRANSACTION_COMPLETED", "tx-plug-1", 5000);
+    assert_string_equal(str(j, "receipt"), "failed");
+    cJSON_Delete(j);
+    assert_int_equal(charges(f), 1); /* the payment stands */
+    assert_true(wait_printer(f, "offline", 3000) >= 0);
+
+    /* Replugged: ready again, the receipt can be reprinted. */
+    unsigned cuts = emu_cuts(f);
+    emu_do(f, ACT_REPLUG);
+    long ms = wait_printer(f, "ready", 10000);
+    fprintf(stderr, "replug: printer ready in the status key after %ld ms\n", ms);
+    assert_true(ms >= 0);
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" FL_TID " %s",
+                                  "{\"type\":\"RECEIPT_REPRINT\",\"transactionId\":\"tx-plug-1\"}"),
+                     2);
+    cJSON_Delete(expect(f, "RECEIPT_PRINTED", "tx-plug-1", 10000));
+    assert_true(emu_cuts(f) > cuts);
+    cuts = emu_cuts(f);
+
+    pay(f, "tx-plug-2");
+    cJSON_Delete(expect(f, "RECEIPT_PRINTED", "tx-plug-2", 10000));
+    j = expect(f, "TRANSACTION_COMPLETED", "tx-plug-2", 5000);
+    assert_string_equal(str(j, "receipt"), "printed");
+    cJSON_Delete(j);
+    assert_true(emu_text_has(f, "tx-plug-2"));
+    assert_true(emu_cuts(f) > cuts);
+    assert_int_equal(charges(f), 2);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_printer_unplug_mid_receipt, setup, teardown),
+    };
+    fl_filter();
+    return cmocka_run_group_tests_name("faults_device", tests, NULL, NULL);
+}

@@ -1,0 +1,677 @@
+/*
+ * Redis Sentinel end to end: a master, a replica and three sentinels
+ * (redis-server --sentinel) on free loopback ports, the posagent binary
+ * configured with [redis] sentinels, and plain hiredis clients playing the
+ * cloud. The master is SIGKILLed; the agent must follow the failover to
+ * the promoted replica (heartbeat, payments, outbox) within the failover
+ * time plus the backoff cap.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+#define TID         "T-0001"
+#define SID         "S-042"
+#define STATUS_KEY  "terminal:" TID ":status"
+#define MASTER_NAME "mymaster"
+#define TEST_PAN    "4111111111111111"
+
+/* The agent's backoff cap in this test: the bound on how late it may
+ * follow a failover it was not told about. */
+#define CAP_MS 1000
+/* Slack for a loaded 2-core machine (sanitizers, parallel builds). */
+#define SLACK_MS 5000
+/* The sentinels' own failover (down-after 1000 ms, election, promotion)
+ * takes 2-3 s here; this bound is for a loaded machine. */
+#define FAILOVER_MAX_MS 30000
+
+typedef struct fixture {
+    pos_test_redis_t node[2]; /* node[0] the first master, node[1] its replica */
+    pos_test_redis_t sentinel[3];
+    pos_test_agent_t agent;
+    char sock[300];
+    char replicaof_port[2][8];
+} fixture_t;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+/* ROLE's first element is "role". */
+static bool role_is(const pos_test_redis_t *r, const char *role)
+{
+    redisReply *rep = pos_test_redis_cmd(r, "ROLE");
+    bool ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+              rep->element[0]->type == REDIS_REPLY_STRING &&
+              strcmp(rep->element[0]->str, role) == 0;
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return ok;
+}
+
+static bool replica_synced(const pos_test_redis_t *r)
+{
+    redisReply *rep = pos_test_redis_cmd(r, "INFO replication");
+    bool ok = rep != NULL && rep->type == REDIS_REPLY_STRING &&
+              strstr(rep->str, "master_link_status:up") != NULL;
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return ok;
+}
+
+/* The port a sentinel gives for our master, or 0. */
+static unsigned sentinel_master_port(const pos_test_redis_t *s)
+{
+    redisReply *rep = pos_test_redis_cmd(s, "SENTINEL get-master-addr-by-name " MASTER_NAME);
+    unsigned port = 0;
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING) {
+        port = (unsigned)strtoul(rep->element[1]->str, NULL, 10);
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return port;
+}
+
+/* In a flat [k, v, k, v...] array, the value of key k, or NULL. */
+static const char *kv(const redisReply *a, const char *k)
+{
+    if (a->type != REDIS_REPLY_ARRAY) {
+        return NULL;
+    }
+    for (size_t i = 0; i + 1 < a->elements; i += 2) {
+        if (a->element[i]->type == REDIS_REPLY_STRING && strcmp(a->element[i]->str, k) == 0 &&
+            a->element[i + 1]->type == REDIS_REPLY_STRING) {
+            return a->element[i + 1]->str;
+        }
+    }
+    return NULL;
+}
+
+/* The sentinel sees the master at master_port, the replica at replica_port
+ * as a healthy replica, and both other sentinels: a failover can happen. */
+static bool sentinel_ready(const pos_test_redis_t *s, unsigned master_port, unsigned replica_port)
+{
+    bool ok = sentinel_master_port(s) == master_port;
+    redisReply *rep;
+
+    rep = ok ? pos_test_redis_cmd(s, "SENTINEL replicas " MASTER_NAME) : NULL;
+    ok = false;
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < rep->elements; i++) {
+            const char *port = kv(rep->element[i], "port");
+            const char *flags = kv(rep->element[i], "flags");
+            const char *link = kv(rep->element[i], "master-link-status");
+            if (port != NULL && strtoul(port, NULL, 10) == replica_port && flags != NULL &&
+                strcmp(flags, "slave") == 0 && link != NULL && strcmp(link, "ok") == 0) {
+                ok = true;
+            }
+        }
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    if (!ok) {
+        return false;
+    }
+    rep = pos_test_redis_cmd(s, "SENTINEL sentinels " MASTER_NAME);
+    ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2;
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return ok;
+}
+
+static bool all_sentinels_ready(fixture_t *f, int master, int replica, int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    while (pos_test_now_ms() < end) {
+        int ok = 0;
+        for (int i = 0; i < 3; i++) {
+            ok += sentinel_ready(&f->sentinel[i], f->node[master].port, f->node[replica].port);
+        }
+        if (ok == 3 && replica_synced(&f->node[replica])) {
+            return true;
+        }
+        pos_test_sleep_ms(100);
+    }
+    return false;
+}
+
+/* Number of the agent's connections (client name posagent:T-0001). */
+static int agent_clients(const pos_test_redis_t *r)
+{
+    redisReply *rep = pos_test_redis_cmd(r, "CLIENT LIST");
+    int n = 0;
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        for (const char *p = rep->str; (p = strstr(p, "name=posagent:" TID " ")) != NULL; p++) {
+            n++;
+        }
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return n;
+}
+
+/* "ts" of the status key on r, or 0. */
+static uint64_t status_ts(const pos_test_redis_t *r)
+{
+    char *v = pos_test_get(r, STATUS_KEY);
+    uint64_t ts = 0;
+    if (v != NULL) {
+        cJSON *j = cJSON_Parse(v);
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "ts");
+        if (cJSON_IsNumber(t)) {
+            ts = (uint64_t)t->valuedouble;
+        }
+        cJSON_Delete(j);
+        free(v);
+    }
+    return ts;
+}
+
+static void start_node(pos_test_redis_t *r, const char *replicaof_port)
+{
+    int n = 0;
+    r->extra[n++] = "--repl-diskless-sync";
+    r->extra[n++] = "yes";
+    r->extra[n++] = "--repl-diskless-sync-delay";
+    r->extra[n++] = "0";
+    if (replicaof_port != NULL) {
+        r->extra[n++] = "--replicaof";
+        r->extra[n++] = "127.0.0.1";
+        r->extra[n++] = replicaof_port;
+    }
+    r->extra[n] = NULL;
+    assert_int_equal(pos_test_redis_start(r), 0);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    char conf[512];
+
+    assert_non_null(f);
+    start_node(&f->node[0], NULL);
+    snprintf(f->replicaof_port[1], sizeof(f->replicaof_port[1]), "%u", (unsigned)f->node[0].port);
+    start_node(&f->node[1], f->replicaof_port[1]);
+    /* Short timeouts so that a failover takes seconds: down after 1 s,
+     * quorum 2 of 3. */
+    snprintf(conf, sizeof(conf),
+             "sentinel monitor " MASTER_NAME " 127.0.0.1 %u 2\n"
+             "sentinel down-after-milliseconds " MASTER_NAME " 1000\n"
+             "sentinel failover-timeout " MASTER_NAME " 6000\n"
+             "sentinel parallel-syncs " MASTER_NAME " 1\n",
+             (unsigned)f->node[0].port);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pos_test_sentinel_start(&f->sentinel[i], conf), 0);
+    }
+    /* Sentinels find the replica and each other through the master (hello
+     * messages every 2 s). */
+    assert_true(all_sentinels_ready(f, 0, 1, 30000));
+    *state = f;
+    return 0;
+}
+
+/* Just a master: for tests that start their own sentinel. */
+static int setup_master(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    start_node(&f->node[0], NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (f->agent.pid > 0) {
+        kill(f->agent.pid, SIGCONT);
+        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
+    }
+    pos_test_agent_cleanup(&f->agent);
+    for (int i = 0; i < 3; i++) {
+        pos_test_redis_stop(&f->sentinel[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        pos_test_redis_stop(&f->node[i]);
+    }
+    free(f);
+    return 0;
+}
+
+static void start_agent(fixture_t *f, const char *sentinel_extra)
+{
+    char ini[2048];
+    /* The URL points at the replica: with sentinels its host and port must
+     * be ignored. The first sentinel is a port nobody listens on: the next
+     * ones must be asked. */
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
+             "[redis]\nurl = redis://127.0.0.1:%u\n"
+             "sentinels = 127.0.0.1:1, 127.0.0.1:%u,127.0.0.1:%u , 127.0.0.1:%u\n"
+             "master_name = " MASTER_NAME "\n%s"
+             "retry_delay_ms = 100\nmax_retry_delay_ms = %u\n"
+             "connect_timeout_ms = 1000\ncommand_timeout_ms = 1000\n"
+             "[heartbeat]\ninterval_s = 1\nttl_s = 10\n"
+             "[hal]\nsim_pinpad_delay_ms = 200\nsim_card_number = " TEST_PAN "\n"
+             "[log]\nlevel = debug\n",
+             (unsigned)(f->node[1].port != 0 ? f->node[1].port : f->node[0].port),
+             (unsigned)f->sentinel[0].port, (unsigned)f->sentinel[1].port,
+             (unsigned)f->sentinel[2].port, sentinel_extra != NULL ? sentinel_extra : "", CAP_MS);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->agent.dir);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 15000));
+}
+
+/* Milliseconds of the day of the first agent log line containing needle
+ * (lines start "2026-11-29T14:21:38.409Z"), or -1. */
+static long log_time_ms(fixture_t *f, const char *needle)
+{
+    char *log = pos_test_agent_log_read(&f->agent);
+    char *hit = log != NULL ? strstr(log, needle) : NULL;
+    long ms = -1;
+    unsigned h, m, sec, milli;
+
+    if (hit != NULL) {
+        while (hit > log && hit[-1] != '\n') {
+            hit--;
+        }
+        if (sscanf(hit, "%*10[0-9-]T%2u:%2u:%2u.%3uZ", &h, &m, &sec, &milli) == 4) {
+            ms = (long)(((h * 60u + m) * 60u + sec) * 1000u + milli);
+        }
+    }
+    free(log);
+    return ms;
+}
+
+static bool log_has(fixture_t *f, const char *needle)
+{
+    return pos_test_agent_log_count(&f->agent, needle) > 0;
+}
+
+/* The next message from the agent of the given type for tx, skipping
+ * others; NULL on timeout. */
+static cJSON *expect_msg(pos_test_sub_t *sub, const char *type, const char *tx, int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    while (pos_test_now_ms() < end) {
+        char *m = pos_test_sub_next(sub, (int)(end - pos_test_now_ms()) + 1, NULL, 0);
+        if (m == NULL) {
+            break;
+        }
+        cJSON *j = cJSON_Parse(m);
+        free(m);
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
+            strcmp(t->valuestring, type) == 0 && cJSON_IsString(x) &&
+            strcmp(x->valuestring, tx) == 0) {
+            return j;
+        }
+        cJSON_Delete(j);
+    }
+    return NULL;
+}
+
+#define REQ(tx)                                                                                    \
+    "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"" tx "\",\"amount\":4.20"                 \
+    ",\"currency\":\"EUR\",\"lines\":[{\"name\":\"Espresso\",\"qty\":2,\"amount\":2.10}]}"
+
+/* A payment on the given master, approved end to end. */
+static void pay(const pos_test_redis_t *master, const char *tx, const char *req)
+{
+    pos_test_sub_t sub = {0};
+    const char *channels[] = {"payment:" TID, "transaction:" SID, NULL};
+
+    assert_int_equal(pos_test_sub_open_many(&sub, master, channels), 0);
+    /* Two listeners: the agent, and this test's subscriber. */
+    assert_int_equal(pos_test_int(master, "PUBLISH payment:" TID " %s", req), 2);
+    cJSON *j = expect_msg(&sub, "PAYMENT_APPROVED", tx, 15000);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    j = expect_msg(&sub, "TRANSACTION_COMPLETED", tx, 15000);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    pos_test_sub_close(&sub);
+}
+
+/* One command through the agent's local socket. */
+static redisReply *local_cmd(fixture_t *f, const char *fmt, ...)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectUnixWithTimeout(f->sock, tv);
+    redisReply *rep;
+    va_list ap;
+
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    redisSetTimeout(c, tv);
+    va_start(ap, fmt);
+    rep = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    assert_non_null(rep);
+    return rep;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_failover(void **state)
+{
+    fixture_t *f = *state;
+    pos_test_redis_t *m = &f->node[0], *r = &f->node[1];
+    char want[128];
+
+    start_agent(f, NULL);
+    /* On the master (not the URL's replica), both connections. */
+    snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)m->port);
+    assert_true(log_has(f, want));
+    assert_int_equal(agent_clients(m), 2);
+    assert_int_equal(agent_clients(r), 0);
+    assert_true(status_ts(m) > 0);
+    pay(m, "tx-before", REQ("tx-before"));
+
+    /* Kill the master; time the agent until its heartbeat (a status write
+     * newer than the kill) is on the promoted replica. */
+    uint64_t kill_wall = wall_ms();
+    uint64_t t0 = pos_test_now_ms(), t_promoted = 0, t_agent = 0;
+    pos_test_redis_kill(m);
+    while (pos_test_now_ms() - t0 < FAILOVER_MAX_MS) {
+        if (t_promoted == 0 && role_is(r, "master")) {
+            t_promoted = pos_test_now_ms();
+        }
+        if (t_promoted != 0 && status_ts(r) >= kill_wall) {
+            t_agent = pos_test_now_ms();
+            break;
+        }
+        pos_test_sleep_ms(20);
+    }
+    assert_true(t_promoted != 0);
+    assert_true(t_agent != 0);
+    printf("[ MEASURED ] failover: replica promoted %u ms after the master was killed; "
+           "agent's heartbeat on the new master after %u ms (%u ms after the promotion)\n",
+           (unsigned)(t_promoted - t0), (unsigned)(t_agent - t0), (unsigned)(t_agent - t_promoted));
+    /* Promptly after the promotion: at worst one backoff delay. */
+    assert_true(t_agent - t_promoted <= CAP_MS + SLACK_MS);
+    /* It followed the announcement, and checked the new master's role. */
+    snprintf(want, sizeof(want), "failover: master '" MASTER_NAME "' is now 127.0.0.1:%u",
+             (unsigned)r->port);
+    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, 5000));
+    snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
+    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, 5000));
+    assert_int_equal(agent_clients(r), 2);
+    /* The agent's own part: from the announcement to online on the new
+     * master, without waiting for its backoff timer. */
+    long t_told = log_time_ms(f, "sentinel: failover: master");
+    long t_online = log_time_ms(f, want);
+    assert_true(t_told >= 0 && t_online >= 0);
+    if (t_online < t_told) {
+        t_online += 86400000L; /* across midnight */
+    }
+    printf("[ MEASURED ] agent online on the new master %ld ms after +switch-master reached it\n",
+           t_online - t_told);
+    assert_true(t_online - t_told <= SLACK_MS);
+
+    /* The local API says where the agent is, and that it followed one
+     * failover. */
+    redisReply *info = local_cmd(f, "INFO link");
+    assert_int_equal(info->type, REDIS_REPLY_STRING);
+    snprintf(want, sizeof(want), "redis:127.0.0.1:%u\r\n", (unsigned)r->port);
+    assert_non_null(strstr(info->str, want));
+    assert_non_null(strstr(info->str, "sentinel_master_name:" MASTER_NAME "\r\n"));
+    assert_non_null(strstr(info->str, "sentinel_failovers:1\r\n"));
+    freeReplyObject(info);
+
+    /* Payments work on the new master. */
+    pay(r, "tx-after", REQ("tx-after"));
+}
+
+/* A planned failover (SENTINEL FAILOVER): the old master stays up and is
+ * demoted to a replica; the agent must leave it for the promoted one and
+ * not linger on a server that now refuses writes. */
+static void test_planned_failover(void **state)
+{
+    fixture_t *f = *state;
+    pos_test_redis_t *m = &f->node[0], *r = &f->node[1];
+    char want[128];
+
+    start_agent(f, NULL);
+    assert_int_equal(agent_clients(m), 2);
+    redisReply *rep = pos_test_redis_cmd(&f->sentinel[1], "SENTINEL FAILOVER " MASTER_NAME);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+
+    snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
+    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, FAILOVER_MAX_MS));
+    assert_int_equal(agent_clients(r), 2);
+    /* The old master becomes a replica; the agent is not on it. */
+    uint64_t end = pos_test_now_ms() + FAILOVER_MAX_MS;
+    while (!role_is(m, "slave") && pos_test_now_ms() < end) {
+        pos_test_sleep_ms(50);
+    }
+    assert_true(role_is(m, "slave"));
+    assert_int_equal(agent_clients(m), 0);
+    /* Heartbeats go on on the new master. */
+    uint64_t ts = status_ts(r);
+    assert_true(ts > 0);
+    uint64_t t_ts = pos_test_now_ms();
+    while (status_ts(r) == ts && pos_test_now_ms() - t_ts < 5000) {
+        pos_test_sleep_ms(100);
+    }
+    assert_true(status_ts(r) > ts);
+    pay(r, "tx-planned", REQ("tx-planned"));
+}
+
+/* Failover and back: the old master returns as a replica, then the new
+ * master dies. What the agent queued while no master was reachable (its
+ * outbox) is delivered on the one promoted next. */
+static void test_outbox_across_failover(void **state)
+{
+    fixture_t *f = *state;
+    pos_test_redis_t *m = &f->node[0], *r = &f->node[1];
+    pos_test_sub_t sub = {0};
+    const char *channels[] = {"test:failover", NULL};
+    char want[128];
+    redisReply *rep;
+
+    start_agent(f, NULL);
+    /* First failover: node[1] becomes the master. */
+    pos_test_redis_kill(m);
+    snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
+    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, FAILOVER_MAX_MS));
+
+    /* node[0] back, as a replica of node[1], known to every sentinel. */
+    snprintf(f->replicaof_port[0], sizeof(f->replicaof_port[0]), "%u", (unsigned)r->port);
+    m->pid = 0;
+    start_node(m, f->replicaof_port[0]);
+    assert_true(all_sentinels_ready(f, 1, 0, 40000));
+
+    /* Second failover. While no master is reachable, queue a message and a
+     * counter increment through the local API. */
+    int offline = pos_test_agent_log_count(&f->agent, "link: offline");
+    pos_test_redis_kill(r);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", offline + 1, 10000));
+    rep = local_cmd(f, "PUBLISH test:failover queued-during-failover");
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(rep);
+    rep = local_cmd(f, "INCR counter:test:failover");
+    assert_int_not_equal(rep->type, REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+
+    /* Freeze the agent until the new master is in place and this test
+     * listens on it: Sentinel kills every client of a replica it promotes,
+     * so a subscriber opened earlier would not survive, and one opened
+     * later could miss the delivery. */
+    kill(f->agent.pid, SIGSTOP);
+    uint64_t end = pos_test_now_ms() + FAILOVER_MAX_MS;
+    bool moved = false;
+    while (!moved && pos_test_now_ms() < end) {
+        moved = role_is(m, "master");
+        for (int i = 0; i < 3 && moved; i++) {
+            moved = sentinel_master_port(&f->sentinel[i]) == m->port;
+        }
+        if (!moved) {
+            pos_test_sleep_ms(50);
+        }
+    }
+    assert_true(moved);
+    assert_int_equal(pos_test_sub_open_many(&sub, m, channels), 0);
+    uint64_t t_cont = pos_test_now_ms();
+    kill(f->agent.pid, SIGCONT);
+
+    char channel[64];
+    char *msg = pos_test_sub_next(&sub, CAP_MS + SLACK_MS, channel, sizeof(channel));
+    assert_non_null(msg);
+    assert_string_equal(channel, "test:failover");
+    assert_non_null(strstr(msg, "queued-during-failover"));
+    free(msg);
+    printf("[ MEASURED ] outbox delivered on the new master %u ms after the agent resumed\n",
+           (unsigned)(pos_test_now_ms() - t_cont));
+    pos_test_sub_close(&sub);
+    /* The increment was queued after the message, and follows it. */
+    char *v = NULL;
+    for (int i = 0; i < 100 && v == NULL; i++) {
+        v = pos_test_get(m, "counter:test:failover");
+        if (v == NULL) {
+            pos_test_sleep_ms(50);
+        }
+    }
+    assert_non_null(v);
+    assert_string_equal(v, "1");
+    free(v);
+    assert_true(status_ts(m) > 0);
+
+    /* A clean stop writes the offline status on the current master. */
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
+    f->agent.pid = 0;
+    char *st = pos_test_get(m, STATUS_KEY);
+    assert_non_null(st);
+    assert_non_null(strstr(st, "\"status\":\"offline\""));
+    free(st);
+}
+
+/* Sentinels with a password: the agent authenticates with
+ * sentinel_password, and never logs it. */
+static void test_sentinel_password(void **state)
+{
+    fixture_t *f = *state;
+    char conf[512];
+
+    /* One sentinel with a password; the other two entries refuse
+     * connections. */
+    f->sentinel[1].port = 2; /* nobody listens */
+    f->sentinel[2].port = 3;
+    snprintf(conf, sizeof(conf), "sentinel monitor " MASTER_NAME " 127.0.0.1 %u 2\n",
+             (unsigned)f->node[0].port);
+    snprintf(f->sentinel[0].password, sizeof(f->sentinel[0].password), "s3ntinel-pw");
+    assert_int_equal(pos_test_sentinel_start(&f->sentinel[0], conf), 0);
+    assert_true(sentinel_master_port(&f->sentinel[0]) == f->node[0].port);
+
+    start_agent(f, "sentinel_password = s3ntinel-pw\n");
+    assert_int_equal(agent_clients(&f->node[0]), 2);
+    assert_true(pos_test_agent_wait_log(&f->agent, "sentinel: watching", 1, 5000));
+    char *log = pos_test_agent_log_read(&f->agent);
+    assert_null(strstr(log, "s3ntinel-pw"));
+    free(log);
+}
+
+/* Without the sentinels' password the agent stays offline and says why. */
+static void test_sentinel_password_wrong(void **state)
+{
+    fixture_t *f = *state;
+    char conf[512];
+    char ini[1024];
+
+    f->sentinel[1].port = 2; /* nobody listens */
+    f->sentinel[2].port = 3;
+    snprintf(conf, sizeof(conf), "sentinel monitor " MASTER_NAME " 127.0.0.1 %u 2\n",
+             (unsigned)f->node[0].port);
+    snprintf(f->sentinel[0].password, sizeof(f->sentinel[0].password), "s3ntinel-pw");
+    assert_int_equal(pos_test_sentinel_start(&f->sentinel[0], conf), 0);
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
+             "[redis]\nsentinels = 127.0.0.1:%u\nmaster_name = " MASTER_NAME "\n"
+             "sentinel_password = wr0ng-pw\nretry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
+             "[log]\nlevel = debug\n",
+             (unsigned)f->sentinel[0].port);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    assert_true(pos_test_agent_wait_log(&f->agent, "AUTH refused", 2, 10000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "no sentinel gave the address", 2, 10000));
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    assert_int_equal(agent_clients(&f->node[0]), 0);
+    char *log = pos_test_agent_log_read(&f->agent);
+    assert_null(strstr(log, "wr0ng-pw"));
+    assert_null(strstr(log, "s3ntinel-pw"));
+    free(log);
+}
+
+/* A sentinel's answer is checked: here the only sentinel monitors a
+ * replica as if it were the master, and the agent must refuse it (ROLE)
+ * instead of going online on a read-only server. */
+static void test_role_check(void **state)
+{
+    fixture_t *f = *state;
+    char conf[512];
+
+    snprintf(f->replicaof_port[1], sizeof(f->replicaof_port[1]), "%u", (unsigned)f->node[0].port);
+    start_node(&f->node[1], f->replicaof_port[1]);
+    snprintf(conf, sizeof(conf), "sentinel monitor " MASTER_NAME " 127.0.0.1 %u 1\n",
+             (unsigned)f->node[1].port);
+    assert_int_equal(pos_test_sentinel_start(&f->sentinel[0], conf), 0);
+    assert_true(sentinel_master_port(&f->sentinel[0]) == f->node[1].port);
+    f->sentinel[1].port = 2; /* nobody listens */
+    f->sentinel[2].port = 3;
+
+    char ini[1024], want[96];
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
+             "[redis]\nsentinels = 127.0.0.1:%u\nmaster_name = " MASTER_NAME "\n"
+             "retry_delay_ms = 100\nmax_retry_delay_ms = 300\n"
+             "[log]\nlevel = debug\n",
+             (unsigned)f->sentinel[0].port);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    snprintf(want, sizeof(want), "127.0.0.1:%u is not a master (ROLE)", (unsigned)f->node[1].port);
+    assert_true(pos_test_agent_wait_log(&f->agent, want, 3, 15000));
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    /* Nothing was written to the replica through the agent (it is
+     * read-only anyway), and nothing reached the master either. */
+    assert_null(pos_test_get(&f->node[0], STATUS_KEY));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_planned_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_across_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sentinel_password, setup_master, teardown),
+        cmocka_unit_test_setup_teardown(test_sentinel_password_wrong, setup_master, teardown),
+        cmocka_unit_test_setup_teardown(test_role_check, setup_master, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,493 @@
+/*
+ * Signed payment messages end to end (docs/signing.md): with [payment]
+ * hmac_key_file set, a plain Redis client playing the cloud signs its
+ * messages (HMAC-SHA256 computed here with mbedTLS over a canonical form
+ * written by hand), and checks that unsigned, tampered and stale ones are
+ * refused without touching the card, that the second key of a rotation is
+ * accepted, and that what the agent publishes carries a signature that
+ * verifies.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <mbedtls/md.h>
+
+#include "tests/support/fs.h"
+#include "tests/support/harness.h"
+
+#define TID "T-0001"
+#define SID "S-042"
+
+/* 32-byte keys as in the key file (hex) and as bytes. */
+#define KEY1_HEX                                                                                   \
+    "4b31"                                                                                         \
+    "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e"
+#define KEY2_HEX                                                                                   \
+    "4b32"                                                                                         \
+    "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbe"
+
+typedef struct fixture {
+    pos_test_redis_t redis;
+    pos_test_agent_t agent;
+    pos_test_sub_t sub;
+    char dir[64];  /* the key file's directory */
+    char key[128]; /* the key file */
+    char sim[300];
+} fixture_t;
+
+static void key_bytes(const char *hex, unsigned char out[32])
+{
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (unsigned char)v;
+    }
+}
+
+static void hmac_hex(const char *key_hex, const char *data, char hex[65])
+{
+    unsigned char key[32], mac[32];
+    key_bytes(key_hex, key);
+    assert_int_equal(mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, 32,
+                                     (const unsigned char *)data, strlen(data), mac),
+                     0);
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    }
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A PAYMENT_REQUESTED in canonical form already (keys sorted, no spaces,
+ * the amount a string), so the signed bytes are the text itself. */
+static void request(char *out, size_t len, const char *tx, const char *amount, uint64_t ts)
+{
+    snprintf(out, len,
+             "{\"amount\":\"%s\",\"currency\":\"EUR\",\"transactionId\":\"%s\",\"ts\":%llu,"
+             "\"type\":\"PAYMENT_REQUESTED\"}",
+             amount, tx, (unsigned long long)ts);
+}
+
+/* Appends ,"sig":"<hmac of the text under key>" to the object in msg. */
+static void sign(char *msg, size_t len, const char *key_hex)
+{
+    char hex[65];
+    hmac_hex(key_hex, msg, hex);
+    size_t n = strlen(msg);
+    assert_true(n + 80 < len);
+    snprintf(msg + n - 1, len - (n - 1), ",\"sig\":\"%s\"}", hex);
+}
+
+static int child_cmp(const void *x, const void *y)
+{
+    return strcmp((*(cJSON *const *)x)->string, (*(cJSON *const *)y)->string);
+}
+
+/*
+ * The canonical form of an agent message, done independently of the
+ * agent's code: cJSON's unformatted output with the members sorted. That
+ * is RFC 8785's for what the agent sends (ASCII keys and strings without
+ * escapes, integers and short decimals).
+ */
+static void sort_members(cJSON *v)
+{
+    for (cJSON *c = v->child; c != NULL; c = c->next) {
+        sort_members(c);
+    }
+    if (!cJSON_IsObject(v)) {
+        return;
+    }
+    cJSON *items[64];
+    size_t n = 0;
+    while (v->child != NULL && n < 64) {
+        items[n++] = cJSON_DetachItemViaPointer(v, v->child);
+    }
+    qsort(items, n, sizeof(items[0]), child_cmp);
+    for (size_t i = 0; i < n; i++) {
+        cJSON_AddItemToObject(v, items[i]->string, items[i]);
+    }
+}
+
+static char *canonical(cJSON *obj)
+{
+    sort_members(obj);
+    return cJSON_PrintUnformatted(obj);
+}
+
+/* True when the agent's message text carries a "sig" that verifies under key. */
+static bool verifies(const char *text, const char *key_hex)
+{
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    cJSON *sig = cJSON_DetachItemFromObjectCaseSensitive(j, "sig");
+    if (!cJSON_IsString(sig)) {
+        cJSON_Delete(sig);
+        cJSON_Delete(j);
+        return false;
+    }
+    char *c = canonical(j);
+    char hex[65];
+    hmac_hex(key_hex, c, hex);
+    bool ok = strcmp(hex, sig->valuestring) == 0;
+    free(c);
+    cJSON_Delete(sig);
+    cJSON_Delete(j);
+    return ok;
+}
+
+static void write_key(fixture_t *f, const char *text, mode_t mode)
+{
+    FILE *fp = fopen(f->key, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(chmod(f->key, mode), 0);
+}
+
+static void start(fixture_t *f, const char *keys)
+{
+    char ini[2048];
+    write_key(f, keys, 0600);
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
+             "[redis]\nurl = redis://127.0.0.1:%u\n"
+             "[hal]\nsim_pinpad_delay_ms = 200\n"
+             "[payment]\nhmac_key_file = %s\nsignature_window_s = 30\n"
+             "[log]\nlevel = debug\n",
+             (unsigned)f->redis.port, f->key);
+    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    snprintf(f->sim, sizeof(f->sim), "%s/sim", f->agent.dir);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
+    const char *channels[] = {"payment:" TID, "transaction:" SID, "system:terminals", NULL};
+    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->dir, sizeof(f->dir), "/tmp/posagent-sign-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        return -1;
+    }
+    snprintf(f->key, sizeof(f->key), "%s/hmac.key", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (f->agent.pid > 0) {
+        /* Neither key ever reaches the log. */
+        char *log = pos_test_agent_log_read(&f->agent);
+        assert_null(strstr(log, KEY1_HEX));
+        assert_null(strstr(log, KEY2_HEX));
+        free(log);
+        pos_test_agent_stop(&f->agent, SIGTERM, 5000);
+    }
+    pos_test_sub_close(&f->sub);
+    pos_test_agent_cleanup(&f->agent);
+    pos_test_redis_stop(&f->redis);
+    pos_test_rm_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+static void publish(fixture_t *f, const char *json)
+{
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" TID " %s", json), 2);
+}
+
+/* The next agent message of "type" for tx; its text in *text (malloc'd). */
+static cJSON *expect_msg(fixture_t *f, const char *type, const char *tx, int timeout_ms,
+                         char **text)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    char channel[64];
+    while (pos_test_now_ms() < end) {
+        char *m = pos_test_sub_next(&f->sub, (int)(end - pos_test_now_ms()) + 1, channel,
+                                    sizeof(channel));
+        if (m == NULL) {
+            break;
+        }
+        cJSON *j = cJSON_Parse(m);
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
+            strcmp(t->valuestring, type) == 0 &&
+            (tx == NULL || (cJSON_IsString(x) && strcmp(x->valuestring, tx) == 0))) {
+            if (text != NULL) {
+                *text = m;
+            } else {
+                free(m);
+            }
+            return j;
+        }
+        free(m);
+        cJSON_Delete(j);
+    }
+    fail_msg("no %s for %s within %d ms", type, tx ? tx : "(any)", timeout_ms);
+    return NULL;
+}
+
+static unsigned charges(fixture_t *f)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/pinpad.charges", f->sim);
+    FILE *fp = fopen(path, "r");
+    unsigned n = 0;
+    if (fp != NULL) {
+        if (fscanf(fp, "%u", &n) != 1) {
+            n = 0;
+        }
+        fclose(fp);
+    }
+    return n;
+}
+
+/* The next answer for tx must be PAYMENT_REJECTED with "reason", signed. */
+static void expect_rejected(fixture_t *f, const char *tx, const char *reason)
+{
+    char *text = NULL;
+    cJSON *j = expect_msg(f, "PAYMENT_REJECTED", tx, 5000, &text);
+    cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
+    assert_true(cJSON_IsString(r));
+    assert_string_equal(r->valuestring, reason);
+    assert_true(verifies(text, KEY1_HEX));
+    free(text);
+    cJSON_Delete(j);
+}
+
+static void test_signed_payment_approved(void **state)
+{
+    fixture_t *f = *state;
+    char msg[512], *text = NULL;
+    start(f, KEY1_HEX "\n");
+
+    request(msg, sizeof(msg), "tx-s1", "12.34", wall_ms());
+    sign(msg, sizeof(msg), KEY1_HEX);
+    publish(f, msg);
+    cJSON *j = expect_msg(f, "PAYMENT_PROCESSING", "tx-s1", 5000, &text);
+    assert_true(verifies(text, KEY1_HEX));
+    assert_false(verifies(text, KEY2_HEX));
+    free(text);
+    cJSON_Delete(j);
+    j = expect_msg(f, "PAYMENT_APPROVED", "tx-s1", 10000, &text);
+    assert_true(verifies(text, KEY1_HEX));
+    /* The outbox id the agent stamps is covered too. */
+    assert_non_null(strstr(text, "\"outboxId\":"));
+    /* Changing any byte of what was signed breaks it. */
+    char *amt = strstr(text, "12.34");
+    assert_non_null(amt);
+    amt[0] = '9';
+    assert_false(verifies(text, KEY1_HEX));
+    free(text);
+    cJSON_Delete(j);
+    j = expect_msg(f, "TRANSACTION_COMPLETED", "tx-s1", 10000, &text);
+    assert_true(verifies(text, KEY1_HEX));
+    free(text);
+    cJSON_Delete(j);
+    assert_int_equal(charges(f), 1);
+
+    /* TERMINAL_STATUS and the status key are signed too. */
+    j = expect_msg(f, "TERMINAL_STATUS", NULL, 5000, &text);
+    assert_true(verifies(text, KEY1_HEX));
+    free(text);
+    cJSON_Delete(j);
+    char *st = pos_test_get(&f->redis, "terminal:" TID ":status");
+    assert_non_null(st);
+    assert_true(verifies(st, KEY1_HEX));
+    free(st);
+
+    /* A signed replay inside the window is a duplicate: no second charge. */
+    publish(f, msg);
+    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-s1", 5000, NULL));
+    pos_test_sleep_ms(400);
+    assert_int_equal(charges(f), 1);
+}
+
+static void test_refused_without_charge(void **state)
+{
+    fixture_t *f = *state;
+    char msg[512];
+    start(f, KEY1_HEX "\n");
+    unsigned before = charges(f);
+
+    /* No signature at all (the contract's own example). */
+    publish(f, "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-u1\",\"amount\":12.34,"
+               "\"currency\":\"EUR\"}");
+    expect_rejected(f, "tx-u1", "unsigned");
+
+    /* Signed, then the amount changed on the way. */
+    request(msg, sizeof(msg), "tx-b1", "12.34", wall_ms());
+    sign(msg, sizeof(msg), KEY1_HEX);
+    char *amt = strstr(msg, "12.34");
+    amt[0] = '9';
+    publish(f, msg);
+    expect_rejected(f, "tx-b1", "bad_signature");
+
+    /* Signed with a key the agent does not have. */
+    request(msg, sizeof(msg), "tx-b2", "1.00", wall_ms());
+    sign(msg, sizeof(msg), KEY2_HEX);
+    publish(f, msg);
+    expect_rejected(f, "tx-b2", "bad_signature");
+
+    /* A garbage signature. */
+    request(msg, sizeof(msg), "tx-b3", "1.00", wall_ms());
+    snprintf(msg + strlen(msg) - 1, 64, ",\"sig\":\"00ff\"}");
+    publish(f, msg);
+    expect_rejected(f, "tx-b3", "bad_signature");
+
+    /* Good signatures, but too old or too far ahead (window 30 s). */
+    request(msg, sizeof(msg), "tx-o1", "1.00", wall_ms() - 120000);
+    sign(msg, sizeof(msg), KEY1_HEX);
+    publish(f, msg);
+    expect_rejected(f, "tx-o1", "stale");
+    request(msg, sizeof(msg), "tx-o2", "1.00", wall_ms() + 120000);
+    sign(msg, sizeof(msg), KEY1_HEX);
+    publish(f, msg);
+    expect_rejected(f, "tx-o2", "stale");
+
+    /* A signed request without ts cannot be placed in time: stale. */
+    snprintf(msg, sizeof(msg),
+             "{\"amount\":\"1.00\",\"currency\":\"EUR\",\"transactionId\":\"tx-o3\","
+             "\"type\":\"PAYMENT_REQUESTED\"}");
+    sign(msg, sizeof(msg), KEY1_HEX);
+    publish(f, msg);
+    expect_rejected(f, "tx-o3", "stale");
+
+    /* Unsigned cancel and reprint are refused the same way. */
+    publish(f, "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-u2\"}");
+    expect_rejected(f, "tx-u2", "unsigned");
+    publish(f, "{\"type\":\"RECEIPT_REPRINT\",\"transactionId\":\"tx-u3\"}");
+    expect_rejected(f, "tx-u3", "unsigned");
+
+    /* An unsigned DISPLAY_MESSAGE names no transaction: logged, dropped,
+     * not shown. */
+    publish(f, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"FORGED\",\"x\"]}");
+    assert_true(pos_test_agent_wait_log(&f->agent, "DISPLAY_MESSAGE unsigned, refused", 1, 5000));
+    char path[400];
+    snprintf(path, sizeof(path), "%s/display.txt", f->sim);
+    FILE *fp = fopen(path, "r");
+    if (fp != NULL) {
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+        buf[n] = '\0';
+        fclose(fp);
+        assert_null(strstr(buf, "FORGED"));
+    }
+
+    /* None of it touched the card, and the log names reasons, not bytes. */
+    pos_test_sleep_ms(500);
+    assert_int_equal(charges(f), before);
+    assert_int_equal(pos_test_int(&f->redis, "SCARD active_transactions:" SID), 0);
+    assert_true(pos_test_agent_log_count(&f->agent, "bad_signature, refused") >= 3);
+    assert_true(pos_test_agent_log_count(&f->agent, "stale, refused") >= 3);
+
+    /* A refused id is not burnt: the genuine request still goes through. */
+    request(msg, sizeof(msg), "tx-u1", "12.34", wall_ms());
+    sign(msg, sizeof(msg), KEY1_HEX);
+    publish(f, msg);
+    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-u1", 10000, NULL));
+    assert_int_equal(charges(f), before + 1);
+}
+
+static void test_key_rotation(void **state)
+{
+    fixture_t *f = *state;
+    char msg[512], *text = NULL;
+    /* Rotating: the new key first (it signs), the old one still accepted. */
+    start(f, "# new\n" KEY2_HEX "\n# old\n" KEY1_HEX "\n");
+
+    request(msg, sizeof(msg), "tx-r1", "2.00", wall_ms());
+    sign(msg, sizeof(msg), KEY1_HEX);
+    publish(f, msg);
+    cJSON *j = expect_msg(f, "PAYMENT_APPROVED", "tx-r1", 10000, &text);
+    assert_true(verifies(text, KEY2_HEX));
+    assert_false(verifies(text, KEY1_HEX));
+    free(text);
+    cJSON_Delete(j);
+    cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", "tx-r1", 10000, NULL));
+
+    request(msg, sizeof(msg), "tx-r2", "3.00", wall_ms());
+    sign(msg, sizeof(msg), KEY2_HEX);
+    publish(f, msg);
+    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-r2", 10000, NULL));
+    assert_int_equal(charges(f), 2);
+}
+
+/* A key file others may read, or a malformed one: exit 78, key not shown. */
+static void test_bad_key_file(void **state)
+{
+    fixture_t *f = *state;
+    char ini[512], conf[128], *out = NULL;
+    const char *bin = getenv("POSAGENT_BIN");
+    assert_non_null(bin);
+
+    snprintf(conf, sizeof(conf), "%s/posagent.ini", f->dir);
+    snprintf(ini, sizeof(ini),
+             "[terminal]\nid = " TID "\nstore_id = " SID "\n[payment]\nhmac_key_file = %s\n"
+             "[store]\npath = %s/store\n[local]\nsocket = %s/agent.sock\n"
+             "[security]\nallow_root = true\n",
+             f->key, f->dir, f->dir);
+    FILE *fp = fopen(conf, "w");
+    assert_non_null(fp);
+    fputs(ini, fp);
+    fclose(fp);
+    const char *argv[] = {bin, "--config", conf, NULL};
+
+    write_key(f, KEY1_HEX "\n", 0644);
+    assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, "hmac_key_file"));
+    assert_non_null(strstr(out, "chmod 600"));
+    assert_null(strstr(out, KEY1_HEX));
+    free(out);
+
+    write_key(f, KEY1_HEX "\nnot-a-key\n", 0600);
+    assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, "hex"));
+    assert_null(strstr(out, KEY1_HEX));
+    free(out);
+
+    write_key(f, "0011\n", 0600);
+    assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
+    free(out);
+
+    unlink(f->key);
+    assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, f->key));
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_signed_payment_approved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_without_charge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_key_file, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
