@@ -150,22 +150,7 @@ static void agent_on_invalidate(pos_link_t *l, const redisReply *keys)
 {
     pos_agent_t *a = l->data;
 
-    if (!a->cache.open) {
-        return;
-    }
-    if (keys == NULL) {
-        size_t n = 0;
-        pos_cache_mark_all_stale(&a->cache.cache, &n); /* FLUSHALL / FLUSHDB */
-        POS_INFO("cache", "Redis flushed: %zu entries marked stale", n);
-        return;
-    }
-    for (size_t i = 0; i < keys->elements; i++) {
-        const redisReply *k = keys->element[i];
-        if (k->type == REDIS_REPLY_STRING) {
-            /* Refetched at the next read. */
-            pos_cache_mark_stale(&a->cache.cache, k->str, k->len);
-        }
-    }
+    pos_cachesvc_tracking(&a->cache, keys);
 }
 
 /* CLIENT TRACKINGINFO: the redirect must point at our subscriber; a broken

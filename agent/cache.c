@@ -241,6 +241,26 @@ void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, c
     cJSON_free(value);
 }
 
+void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
+{
+    if (!s->open) {
+        return;
+    }
+    if (keys == NULL) {
+        size_t n = 0;
+        pos_cache_mark_all_stale(&s->cache, &n); /* FLUSHALL / FLUSHDB */
+        POS_INFO("cache", "Redis flushed: %zu entries marked stale", n);
+        return;
+    }
+    for (size_t i = 0; i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+        if (k->type == REDIS_REPLY_STRING) {
+            /* Refetched at the next read. */
+            pos_cache_mark_stale(&s->cache, k->str, k->len);
+        }
+    }
+}
+
 typedef struct glob_ctx {
     const char *pattern;
     size_t len;

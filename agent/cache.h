@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hiredis/hiredis.h>
 #include <uv.h>
 
 #include "agent/cache_store.h"
@@ -76,6 +77,13 @@ void pos_cachesvc_warm(pos_cachesvc_t *s);
 /* An inventory message: the body minus "type" becomes the cached value. */
 void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv,
                             const char *json, size_t len);
+
+/*
+ * Server-assisted invalidation (a push on __redis__:invalidate): "keys" is
+ * the array of keys that changed, each marked stale (refetched at the next
+ * read), or NULL when Redis flushed everything (all marked stale).
+ */
+void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys);
 
 /* CACHE_INVALIDATE: drops the entries matching the glob. */
 void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern);

@@ -365,6 +365,17 @@ int pos_conn_connect(pos_conn_t *c, const char *host, uint16_t port)
         return -ENOMEM;
     }
     snprintf(c->port, sizeof(c->port), "%u", (unsigned)port);
+    if (c->opt.transport->connect != NULL) {
+        /* No socket: the transport brings the session up itself. */
+        c->state = POS_CONN_CONNECTING;
+        c->close_err = 0;
+        uv_timer_start(&c->timer, conn_timer_cb, c->opt.connect_timeout_ms, 0);
+        rc = c->opt.transport->connect(c, host, port);
+        if (rc != 0) {
+            pos_conn_abort(c, rc);
+        }
+        return 0; /* reported through on_open or on_closed */
+    }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -45,6 +45,13 @@ typedef struct pos_transport_ops {
      * starting. Returns the error to report instead (e.g. "TLS handshake
      * refused"); may log what it means. */
     int (*start_failed)(pos_conn_t *c, int err);
+    /* Optional, NULL for real transports. A transport without a socket
+     * (the fuzz targets' and tests' in-memory one) sets it: then
+     * pos_conn_connect() neither resolves nor connects but calls this in
+     * place of TCP connect + start; it calls pos_conn_transport_ready()
+     * (now or later) and returns 0, or returns a negative errno. Bytes then
+     * arrive only through pos_conn_feed(). */
+    int (*connect)(pos_conn_t *c, const char *host, uint16_t port);
 } pos_transport_ops_t;
 
 typedef enum pos_conn_state {

@@ -58,6 +58,9 @@ void pos_resp_free(pos_resp_parser_t *p)
 }
 
 static int resp_fail(pos_resp_parser_t *p, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int resp_fail(pos_resp_parser_t *p, int err, const char *fmt, ...)
 {
     va_list ap;
 

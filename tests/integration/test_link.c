@@ -430,8 +430,8 @@ static void test_bad_input(void **state)
         "{\"type\":\"PAYMENT_REQUESTED\",\"amount\":1,\"currency\":\"EUR\"}",
         "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":\"Hello\"}",
         "{\"type\":\"DISPLAY_MESSAGE\"}",
-        "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"S-042\",\"productId\":\"P-7\","
-        "\"quantity\":\"many\"}",
+        ("{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"S-042\",\"productId\":\"P-7\","
+         "\"quantity\":\"many\"}"),
         "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"loud\",\"message\":\"x\"}",
         "{\"type\":\"CACHE_INVALIDATE\"}",
     };
