@@ -186,6 +186,7 @@ if ! t_all=$(wait_dbsize "$n" 60); then
   echo "fleet: only $(rcli dbsize) of $n status keys 60 s after the restart" >&2
   t_all=$(bench_ms)
 fi
+echo "kill=$t_kill back_cmd=$t_back all=$t_all maxclients=$maxclients agents=$n" >"$run/times.txt"
 sleep 3
 kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
 alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
