@@ -12,6 +12,11 @@
       minute, spread evenly over the N terminals (T-F00001..), for SECONDS.
       Prints how many requests reached a subscribed agent.
 
+  fleet.py write PORT RATE SECONDS
+      Plays the cloud updating its catalog: RATE SETs of product:P-<i> per
+      second for SECONDS. Every agent tracks the product: prefix (CLIENT
+      TRACKING BCAST), so each write is an invalidation to every agent.
+
   fleet.py report --run DIR --agents N --kill MS --back-cmd MS --all MS [--png FILE]
       Reads the agents' logs (DIR/agents/*/agent.log, level debug), the
       sampler's CSV and the Redis log, and writes DIR/attempts.csv,
@@ -118,6 +123,22 @@ def pay(port, n, rate, seconds):
         sock.sendall(cmd)
         heard += 1 if resp_read(f) else 0
     print("%d payment requests sent, %d heard by an agent" % (total, heard))
+
+
+def write(port, rate, seconds):
+    sock = socket.create_connection(("127.0.0.1", port))
+    f = sock.makefile("rb")
+    total = int(rate * seconds)
+    start = time.monotonic()
+    for i in range(total):
+        d = start + i / rate - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+        key = b"product:P-%d" % (i % 1000)
+        val = b'{"id":"P-%d","name":"Product %d","price":"%d.99"}' % (i % 1000, i % 1000, i % 50)
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(val), val))
+        resp_read(f)
+    print("%d product writes" % total)
 
 
 # ---- report ----------------------------------------------------------------------------
@@ -324,6 +345,9 @@ def main(argv):
         return 0
     if len(argv) == 6 and argv[1] == "pay":
         pay(int(argv[2]), int(argv[3]), float(argv[4]), float(argv[5]))
+        return 0
+    if len(argv) == 5 and argv[1] == "write":
+        write(int(argv[2]), float(argv[3]), float(argv[4]))
         return 0
     if len(argv) >= 2 and argv[1] == "report":
         args, it = {}, iter(argv[2:])

@@ -29,6 +29,9 @@
 #   --pay-rate R     during the steady-state window, R payments per terminal
 #                    per minute (the cloud's PUBLISH PAYMENT_REQUESTED, the
 #                    simulated pinpad approves after 1.5 s); default 0
+#   --write-rate W   during the steady-state window, W writes per second of
+#                    product:<id> keys (the cloud updating its catalog; each
+#                    is an invalidation to every agent); default 0
 #   --out DIR        keep everything in DIR (agents' logs, samples.csv,
 #                    attempts.csv, attempts.png, summary.txt); default: a
 #                    temporary directory, removed at the end
@@ -40,7 +43,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../bench/lib.sh"
 
-n=500 hb=5 settle=15 steady=30 down=5 out="" png="" check=0 pay_rate=0
+n=500 hb=5 settle=15 steady=30 down=5 out="" png="" check=0 pay_rate=0 write_rate=0
 while [ $# -gt 0 ]; do
   case $1 in
     -n) n=$2; shift 2 ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
     --steady) steady=$2; shift 2 ;;
     --down) down=$2; shift 2 ;;
     --pay-rate) pay_rate=$2; shift 2 ;;
+    --write-rate) write_rate=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --png) png=$2; shift 2 ;;
     --check) check=1; shift ;;
@@ -140,8 +144,18 @@ r0=$(bench_ms)
 c0=$(cpu_ns "$BENCH_REDIS_PID") a0=$(cpu_ns "${pids[@]}")
 i0=$(info_field stats total_net_input_bytes) o0=$(info_field stats total_net_output_bytes)
 m0=$(bench_ms)
+rm -f "$run/payments.txt" "$run/writes.txt"
+load=()
 if [ "$pay_rate" != 0 ]; then
-  python3 "$here/fleet.py" pay "$port" "$n" "$pay_rate" "$steady" >"$run/payments.txt"
+  python3 "$here/fleet.py" pay "$port" "$n" "$pay_rate" "$steady" >"$run/payments.txt" &
+  load+=($!)
+fi
+if [ "$write_rate" != 0 ]; then
+  python3 "$here/fleet.py" write "$port" "$write_rate" "$steady" >"$run/writes.txt" &
+  load+=($!)
+fi
+if [ ${#load[@]} -gt 0 ]; then
+  wait "${load[@]}"
   sleep 2 # the last payments finish (pinpad 1.5 s)
 else
   sleep "$steady"
@@ -158,9 +172,9 @@ k=$(awk -F'[:=,]' '$1 != "cmdstat_info" && $1 !~ /^cmdstat_config/ {s += $3} END
   "$run/commandstats.txt")
 steady_txt=$(awk -v n="$n" -v ms=$((m1 - m0)) -v c=$((c1 - c0)) -v a=$((a1 - a0)) \
   -v k="$k" -v kms=$((r1 - r0)) -v in_b=$((i1 - i0)) -v out_b=$((o1 - o0)) -v mem="$mem" -v mem0="$mem_empty" -v cl="$clients" \
-  -v hb="$hb" -v pr="$pay_rate" 'BEGIN {
+  -v hb="$hb" -v pr="$pay_rate" -v wr="$write_rate" 'BEGIN {
     s = ms / 1000; cpu = c / 1e9 / s * 100; acpu = a / 1e9 / s * 100; cps = k / (kms / 1000)
-    printf "steady state: %d agents, heartbeat %d s, probe 10 s, %s payments per terminal per minute, over %.1f s\n", n, hb, pr, s
+    printf "steady state: %d agents, heartbeat %d s, probe 10 s, %s payments per terminal per minute, %s product writes/s, over %.1f s\n", n, hb, pr, wr, s
     printf "  redis CPU      %7.2f %% of one core   -> %6.2f %% per 1,000 terminals\n", cpu, cpu * 1000 / n
     printf "  commands/s     %7.1f                -> %6.1f per 1,000 terminals (%.3f per terminal)\n", cps, cps * 1000 / n, cps / n
     printf "  network in/out %7.1f / %.1f KiB/s -> %.1f / %.1f KiB/s per 1,000 terminals\n", in_b / s / 1024, out_b / s / 1024, in_b / s / 1024 * 1000 / n, out_b / s / 1024 * 1000 / n
@@ -168,7 +182,7 @@ steady_txt=$(awk -v n="$n" -v ms=$((m1 - m0)) -v c=$((c1 - c0)) -v a=$((a1 - a0)
     printf "  agents CPU     %7.2f %% of one core in all -> %.4f %% per agent\n", acpu, acpu / n
   }')
 echo "$steady_txt" | tee "$run/summary.txt"
-if [ -f "$run/payments.txt" ]; then sed 's/^/  /' "$run/payments.txt" | tee -a "$run/summary.txt"; fi
+cat "$run/payments.txt" "$run/writes.txt" 2>/dev/null | sed 's/^/  /' | tee -a "$run/summary.txt"
 echo "  commands by type (INFO commandstats over the window):" | tee -a "$run/summary.txt"
 awk -F'[:=,]' -v s="$(((r1 - r0)))" '{s1 = s / 1000; printf "    %-28s %8d calls %8.1f/s %6.2f us/call\n", substr($1, 9), $3, $3 / s1, $7}' \
   "$run/commandstats.txt" | sort -k2 -nr | head -8 | tee -a "$run/summary.txt"
