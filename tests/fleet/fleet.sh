@@ -182,10 +182,12 @@ steady_txt=$(awk -v n="$n" -v ms=$((m1 - m0)) -v c=$((c1 - c0)) -v a=$((a1 - a0)
     printf "  agents CPU     %7.2f %% of one core in all -> %.4f %% per agent\n", acpu, acpu / n
   }')
 echo "$steady_txt" | tee "$run/summary.txt"
-cat "$run/payments.txt" "$run/writes.txt" 2>/dev/null | sed 's/^/  /' | tee -a "$run/summary.txt"
+for f in "$run/payments.txt" "$run/writes.txt"; do
+  if [ -f "$f" ]; then sed 's/^/  /' "$f" | tee -a "$run/summary.txt"; fi
+done
 echo "  commands by type (INFO commandstats over the window):" | tee -a "$run/summary.txt"
 awk -F'[:=,]' -v s="$(((r1 - r0)))" '{s1 = s / 1000; printf "    %-28s %8d calls %8.1f/s %6.2f us/call\n", substr($1, 9), $3, $3 / s1, $7}' \
-  "$run/commandstats.txt" | sort -k2 -nr | head -8 | tee -a "$run/summary.txt"
+  "$run/commandstats.txt" | sort -k2 -nr | awk 'NR <= 8' | tee -a "$run/summary.txt"
 
 # ---- restart
 python3 "$here/fleet.py" sample "$port" "$run/samples.csv" &
