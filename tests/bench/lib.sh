@@ -6,11 +6,12 @@ bench_free_port() {
   while (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
   echo "$p"
 }
-bench_start_redis() { # port dir
-  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$2" \
-    --logfile "$2/redis-$1.log" &
+bench_start_redis() { # port dir [more redis-server options]
+  local port=$1 dir=$2; shift 2
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+    --logfile "$dir/redis-$port.log" "$@" &
   BENCH_REDIS_PID=$!
-  until redis-cli -p "$1" ping >/dev/null 2>&1; do sleep 0.05; done
+  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
 }
 bench_agent_bin() {
   local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
