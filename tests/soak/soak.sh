@@ -45,8 +45,8 @@
 # "After recovery": every forced disruption opens a window that starts when
 # it is induced and ends RECOVERY_GRACE_MS (2000) after the script saw the
 # link online again (INFO link: online:1 and a higher connects count). A
-# warn or error line the agent logs outside every such window is an error
-# after recovery; there must be none.
+# warn or error line the agent logs outside every such window, after it
+# first came online, is an error after recovery; there must be none.
 #
 # Exit status: 0 when every check passed, 1 otherwise (the reasons are listed
 # at the end of the summary).
@@ -119,6 +119,9 @@ late_errors() { # dir: warn/error lines outside the disruption windows (see the 
     return era * 146097 + yoe * 365 + int(yoe / 4) - int(yoe / 100) + doy - 719468 }
   FNR == NR { if (FNR > 1) { if ($2 == "disrupt") open[++nw] = $1; else if ($2 == "recovered" && nw > 0) shut[nw] = $1 + grace }
               next }
+  # Start-up (to the first "link: online") is not judged: a deliberate
+  # warning such as "running as root ([security] allow_root)" belongs there.
+  !online { if (/link: online/) online = 1; next }
   $2 == "warn" || $2 == "error" {
     ts = $1
     ms = (days(substr(ts, 1, 4) + 0, substr(ts, 6, 2) + 0, substr(ts, 9, 2) + 0) * 86400 \
