@@ -429,12 +429,22 @@ static void test_failover(void **state)
     long t_told = log_time_ms(f, "sentinel: failover: master");
     long t_online = log_time_ms(f, want);
     assert_true(t_told >= 0 && t_online >= 0);
-    if (t_online < t_told) {
-        t_online += 86400000L; /* across midnight */
+    long d = t_online - t_told;
+    if (d < -43200000L) {
+        d += 86400000L; /* across midnight */
     }
-    printf("[ MEASURED ] agent online on the new master %ld ms after +switch-master reached it\n",
-           t_online - t_told);
-    assert_true(t_online - t_told <= SLACK_MS);
+    if (d < 0) {
+        /* Online before the announcement arrived: the link's own retry
+         * asked the sentinels and already got the new master (seen under
+         * qemu, 14 ms ahead). The agent's share is then nothing. */
+        printf("[ MEASURED ] agent online on the new master %ld ms before +switch-master "
+               "reached it (its own re-resolution)\n", -d);
+        d = 0;
+    } else {
+        printf("[ MEASURED ] agent online on the new master %ld ms after +switch-master "
+               "reached it\n", d);
+    }
+    assert_true(d <= SLACK_MS);
 
     /* The local API says where the agent is, and that it followed one
      * failover. */
