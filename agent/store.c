@@ -13,6 +13,7 @@
 #include "agent/cache_store.h"
 #include "agent/journal.h"
 #include "agent/outbox.h"
+#include "platform/clock.h"
 #include "platform/log.h"
 
 /* open_once() result meaning "the file is damaged or not ours": move it aside. */
@@ -129,13 +130,6 @@ int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn)
     return pos_store_errno(mdb_txn_begin(st->env, NULL, flags, txn));
 }
 
-static uint64_t store_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The room pos_store_reserve_begin() lends a deletion: a sixteenth of the
  * map, at least 256 KiB. */
 static uint64_t store_reserve(const pos_store_t *st)
@@ -147,7 +141,7 @@ static uint64_t store_reserve(const pos_store_t *st)
 /* The file system refused room: say so (not only "the cache evicted"). */
 static void store_disk_full(pos_store_t *st, const char *what, int sys_err)
 {
-    uint64_t now = store_now_ms();
+    uint64_t now = pos_clock_mono_ms();
 
     st->disk_full++;
     if (st->disk_full > 1 && now - st->disk_full_log_ms < 60000u) {
@@ -183,7 +177,7 @@ static void store_keep_reserve(pos_store_t *st)
     if (!st->disk_low && size + reserve / 2 <= st->allocated_to) {
         return; /* the common case: one fstat */
     }
-    uint64_t now = store_now_ms();
+    uint64_t now = pos_clock_mono_ms();
     if (st->disk_low && now - st->disk_check_ms < 10000u) {
         return;
     }
