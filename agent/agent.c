@@ -7,7 +7,7 @@
 
 #include "hal/charset.h"
 
-#include "agent/api.h"
+#include "agent/api/api.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/mem.h"

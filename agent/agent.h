@@ -11,17 +11,17 @@
 
 #include <uv.h>
 
-#include "agent/cache.h"
-#include "agent/delivery.h"
-#include "agent/localapi.h"
-#include "agent/journal.h"
-#include "agent/link.h"
-#include "agent/outbox.h"
-#include "agent/store.h"
-#include "agent/payment.h"
-#include "agent/sign.h"
-#include "agent/status.h"
-#include "agent/tls.h"
+#include "agent/sync/cachesvc.h"
+#include "agent/sync/delivery.h"
+#include "agent/api/localapi.h"
+#include "agent/payment/journal.h"
+#include "agent/link/link.h"
+#include "agent/store/outbox.h"
+#include "agent/store/store.h"
+#include "agent/payment/payment.h"
+#include "agent/msg/sign.h"
+#include "agent/msg/status.h"
+#include "agent/link/tls.h"
 #include "conf/config.h"
 
 #define POS_MSG_MAX_BYTES (64u * 1024u) /* larger channel messages are dropped */

@@ -24,9 +24,9 @@
 #include <uv.h>
 
 #include "agent/agent.h"
-#include "agent/cli.h"
-#include "agent/sign.h"
-#include "agent/tls.h"
+#include "agent/api/cli.h"
+#include "agent/msg/sign.h"
+#include "agent/link/tls.h"
 #include "conf/config.h"
 #include "platform/log.h"
 #include "platform/priv.h"

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/cache_store.h"
-#include "agent/store.h"
+#include "agent/store/cache.h"
+#include "agent/store/store.h"
 #include "tests/support/fs.h"
 
 #define ITEMS     10000

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/cache.h"
-#include "agent/store.h"
+#include "agent/sync/cachesvc.h"
+#include "agent/store/store.h"
 #include "tests/support/fs.h"
 
 static pos_store_t fuzz_store;

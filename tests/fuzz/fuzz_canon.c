@@ -1,6 +1,6 @@
 /*
  * Fuzz target for the RFC 8785 canonicalizer and the signatures built on
- * it (agent/sign.c). Besides memory safety it checks:
+ * it (agent/msg/sign.c). Besides memory safety it checks:
  *   - canonicalizing is idempotent: the canonical form of a canonical form
  *     is itself;
  *   - an object that can be signed verifies under the same key (never
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/sign.h"
+#include "agent/msg/sign.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/glob.h"
+#include "agent/sync/glob.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

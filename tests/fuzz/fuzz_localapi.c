@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the local API server (agent/localapi.c) above its parser:
+ * Fuzz target: the local API server (agent/api/localapi.c) above its parser:
  * framing, dispatch by name and arity, built-in commands, deferred replies
  * kept in command order, the in-flight and output limits, protocol errors
  * and disconnects. The server runs for real on a Unix socket in a temporary
@@ -31,7 +31,7 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
-#include "agent/localapi.h"
+#include "agent/api/localapi.h"
 #include "platform/log.h"
 #include "tests/support/fs.h"
 

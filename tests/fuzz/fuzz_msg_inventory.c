@@ -1,7 +1,7 @@
 /*
  * Fuzz target: the inventory:{storeId} channel's message decoder
- * (agent/messages.c) and what the agent does with a decoded message: the
- * offline cache's local update (pos_cachesvc_inventory, agent/cache.c) on
+ * (agent/msg/messages.c) and what the agent does with a decoded message: the
+ * offline cache's local update (pos_cachesvc_inventory, agent/sync/cachesvc.c) on
  * a real LMDB store. Decoding uses the agent's limits for this channel.
  *
  * Invariants: only INVENTORY_UPDATED and LOW_STOCK_ALERT decode here, with
@@ -16,7 +16,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "agent/messages.h"
+#include "agent/msg/messages.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "tests/fuzz/fuzz_cache.h"

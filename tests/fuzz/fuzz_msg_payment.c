@@ -1,6 +1,6 @@
 /*
  * Fuzz target: the payment:{terminalId} channel's message decoder
- * (agent/messages.c) and what follows it (agent/payment_sm.c): the bytes
+ * (agent/msg/messages.c) and what follows it (agent/payment/payment_sm.c): the bytes
  * are decoded as a message on the payment channel; a decoded payment
  * request (or a rejectable one) then drives a state machine through a path
  * chosen by the input's own bytes, and every message the machine asks to
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/messages.h"
-#include "agent/payment_sm.h"
+#include "agent/msg/messages.h"
+#include "agent/payment/payment_sm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

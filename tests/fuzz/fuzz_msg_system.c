@@ -1,8 +1,8 @@
 /*
  * Fuzz target: the system:alerts channel's message decoder
- * (agent/messages.c) and, for CACHE_INVALIDATE, what the agent does with
+ * (agent/msg/messages.c) and, for CACHE_INVALIDATE, what the agent does with
  * it: the offline cache drops every entry matching the Redis glob
- * (pos_cachesvc_invalidate, agent/cache.c) on a real LMDB store that holds
+ * (pos_cachesvc_invalidate, agent/sync/cachesvc.c) on a real LMDB store that holds
  * a fixed set of keys. Decoding uses the agent's limits for this channel.
  *
  * Invariants: only SYSTEM_ALERT and CACHE_INVALIDATE decode here; an
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/glob.h"
-#include "agent/messages.h"
+#include "agent/sync/glob.h"
+#include "agent/msg/messages.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "tests/fuzz/fuzz_cache.h"

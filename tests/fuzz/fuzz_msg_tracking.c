@@ -5,7 +5,7 @@
  * array of keys, or nil when Redis flushed everything. The input is that
  * element as the server sends it; hiredis's redisReader parses it, the
  * link's rule picks the keys (an array, else "everything"), and the agent's
- * handler (pos_cachesvc_tracking, agent/cache.c) marks entries stale in a
+ * handler (pos_cachesvc_tracking, agent/sync/cachesvc.c) marks entries stale in a
  * real LMDB store holding a fixed set of keys.
  *
  * Invariants: every key the array names (as a string) is stale afterwards

@@ -1,14 +1,14 @@
 /*
  * Fuzz target: the RESP reply path as fed by the network. The agent's real
- * Redis link (agent/link.c) runs on a libuv loop with both connections on
+ * Redis link (agent/link/link.c) runs on a libuv loop with both connections on
  * an in-memory transport (pos_transport_ops_t.connect: no socket); the
  * input is what "the server" sends, cut into records that go to the
  * command or the subscriber connection through pos_conn_feed(), exactly
  * where a socket read would deliver them. So the fuzzed path is hiredis's
- * redisReader, the in-order reply queue (agent/cmdq.c), the subscriber's
- * push routing (agent/conn.c), the handshake callbacks, the pub/sub and
- * tracking-invalidation dispatch (agent/link.c), and then, as the agent
- * does, each channel's message decoder (agent/messages.c).
+ * redisReader, the in-order reply queue (agent/link/cmdq.c), the subscriber's
+ * push routing (agent/link/conn.c), the handshake callbacks, the pub/sub and
+ * tracking-invalidation dispatch (agent/link/link.c), and then, as the agent
+ * does, each channel's message decoder (agent/msg/messages.c).
  *
  * Input: byte 0 picks the endpoint (bit 0: password, bit 1: ACL user,
  * bit 2: a database > 0, so AUTH and SELECT are in the handshake). Then
@@ -31,8 +31,8 @@
 
 #include <uv.h>
 
-#include "agent/link.h"
-#include "agent/messages.h"
+#include "agent/link/link.h"
+#include "agent/msg/messages.h"
 #include "platform/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -14,7 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "agent/sentinel.h"
+#include "agent/link/sentinel.h"
 #include "conf/sentinel_list.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -28,8 +28,8 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
-#include "agent/cli.h"
-#include "agent/localapi.h"
+#include "agent/api/cli.h"
+#include "agent/api/localapi.h"
 
 /* ---- fixture ------------------------------------------------------------ */
 

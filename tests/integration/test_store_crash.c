@@ -25,9 +25,9 @@
 
 #include <cmocka.h>
 
-#include "agent/cache_store.h"
-#include "agent/outbox.h"
-#include "agent/store.h"
+#include "agent/store/cache.h"
+#include "agent/store/outbox.h"
+#include "agent/store/store.h"
 #include "tests/support/fs.h"
 
 #define MAP_SIZE  (16u * 1024u * 1024u)

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "agent/amount.h"
+#include "agent/msg/amount.h"
 
 #define NO_MAX INT64_MAX
 

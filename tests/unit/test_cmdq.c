@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "agent/cmdq.h"
+#include "agent/link/cmdq.h"
 
 typedef struct seen {
     int calls;

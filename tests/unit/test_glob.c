@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "agent/glob.h"
+#include "agent/sync/glob.h"
 
 typedef struct glob_case {
     const char *pat;

@@ -18,9 +18,9 @@
 
 #include <cmocka.h>
 
-#include "agent/journal.h"
-#include "agent/outbox.h"
-#include "agent/store.h"
+#include "agent/payment/journal.h"
+#include "agent/store/outbox.h"
+#include "agent/store/store.h"
 #include "tests/support/fs.h"
 
 #define MB (1024u * 1024u)

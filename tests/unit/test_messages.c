@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "agent/messages.h"
+#include "agent/msg/messages.h"
 
 #define MAX_MINOR 10000000 /* 100 000.00 in a two-digit currency */
 

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "agent/payment_sm.h"
+#include "agent/payment/payment_sm.h"
 
 #define T0 1764412800000ULL
 

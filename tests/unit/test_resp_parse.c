@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "agent/resp_parse.h"
+#include "agent/api/resp_parse.h"
 
 /* Collected commands, each flattened as "arg|arg|arg" with lengths kept. */
 typedef struct collected {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "agent/sentinel.h"
+#include "agent/link/sentinel.h"
 #include "conf/sentinel_list.h"
 
 static void test_list_ok(void **state)

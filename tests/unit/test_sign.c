@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "agent/sign.h"
+#include "agent/msg/sign.h"
 
 /* The worked example of docs/signing.md (checked against the file below). */
 #define EX_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"

@@ -7,8 +7,8 @@
 
 #include <cmocka.h>
 
-#include "agent/link.h"
-#include "agent/status.h"
+#include "agent/link/link.h"
+#include "agent/msg/status.h"
 
 static pos_status_report_t sample(void)
 {

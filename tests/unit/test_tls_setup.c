@@ -1,5 +1,5 @@
 /*
- * agent/tls.c without a network (the end-to-end tests are
+ * agent/link/tls.c without a network (the end-to-end tests are
  * tests/integration/test_tls.c): the verify-flag wording, and what
  * pos_tls_init() says about bad settings and files (no I/O beyond reading
  * the files it is given).
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "agent/tls.h"
+#include "agent/link/tls.h"
 
 static void test_verify_reason(void **state)
 {

@@ -1,0 +1,414 @@
+#include "agent/api/api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agent/agent.h"
+#include "agent/api/localapi.h"
+#include "platform/clock.h"
+#include "platform/log.h"
+
+#define API_COUNTER_TTL_S 86400u
+
+/* ---- reads through the cache --------------------------------------------- */
+
+/* One GET, MGET or EXISTS in progress: slots filled as the cache answers,
+ * the reply written once all are in. */
+typedef struct api_read {
+    pos_localapi_reply_t *r;
+    int kind; /* 0 GET, 1 MGET, 2 EXISTS */
+    size_t n;
+    size_t left;
+    bool in_handler; /* still inside the handler: answer synchronously */
+    bool answered;
+    struct {
+        char *value;
+        size_t len;
+        int status;
+    } slot[];
+} api_read_t;
+
+typedef struct api_slot_ctx {
+    api_read_t *rd;
+    size_t i;
+} api_slot_ctx_t;
+
+static void api_read_reply(api_read_t *rd)
+{
+    if (rd->kind == 2) {
+        long long found = 0;
+        for (size_t i = 0; i < rd->n; i++) {
+            found += rd->slot[i].status == 0;
+        }
+        pos_localapi_reply_int(rd->r, found);
+    } else {
+        if (rd->kind == 1) {
+            pos_localapi_reply_array_begin(rd->r, (long long)rd->n);
+        }
+        for (size_t i = 0; i < rd->n; i++) {
+            if (rd->slot[i].status == 0) {
+                pos_localapi_reply_bulk(rd->r, rd->slot[i].value, rd->slot[i].len);
+            } else if (rd->slot[i].status == -ENOENT || rd->kind == 1) {
+                pos_localapi_reply_nil(rd->r);
+            } else {
+                pos_localapi_reply_error(rd->r, "ERR cache unavailable and Redis unreachable");
+            }
+        }
+    }
+    rd->answered = true;
+}
+
+static void api_read_free(api_read_t *rd)
+{
+    for (size_t i = 0; i < rd->n; i++) {
+        free(rd->slot[i].value);
+    }
+    free(rd);
+}
+
+static void api_slot_done(void *ctx, int status, const char *value, size_t len, uint64_t age_ms,
+                          bool fresh)
+{
+    api_slot_ctx_t *sc = ctx;
+    api_read_t *rd = sc->rd;
+    size_t i = sc->i;
+
+    (void)age_ms;
+    (void)fresh;
+    free(sc);
+    rd->slot[i].status = status;
+    if (status == 0) {
+        rd->slot[i].value = malloc(len ? len : 1);
+        if (rd->slot[i].value == NULL) {
+            rd->slot[i].status = -ENOMEM;
+        } else {
+            memcpy(rd->slot[i].value, value, len);
+            rd->slot[i].len = len;
+        }
+    }
+    if (--rd->left > 0) {
+        return;
+    }
+    api_read_reply(rd);
+    if (!rd->in_handler) {
+        pos_localapi_reply_done(rd->r);
+        api_read_free(rd);
+    }
+}
+
+static int api_read(pos_agent_t *a, pos_localapi_reply_t *r, int kind, int argc,
+                    const char **argv, const size_t *lens)
+{
+    size_t n = (size_t)argc - 1;
+    api_read_t *rd;
+
+    for (size_t i = 1; i <= n; i++) {
+        if (!pos_cachesvc_cacheable(argv[i], lens[i])) {
+            pos_localapi_reply_error(r, "ERR only product:, inventory:, user: and session: keys "
+                                        "are served here");
+            return 0;
+        }
+    }
+    rd = calloc(1, sizeof(*rd) + n * sizeof(rd->slot[0]));
+    if (rd == NULL) {
+        return -ENOMEM;
+    }
+    rd->r = r;
+    rd->kind = kind;
+    rd->n = n;
+    rd->left = n;
+    rd->in_handler = true;
+    for (size_t i = 0; i < n; i++) {
+        api_slot_ctx_t *sc = malloc(sizeof(*sc));
+        if (sc == NULL) {
+            rd->slot[i].status = -ENOMEM;
+            rd->left--;
+            continue;
+        }
+        sc->rd = rd;
+        sc->i = i;
+        pos_cachesvc_read(&a->cache, argv[i + 1], lens[i + 1], api_slot_done, sc);
+    }
+    rd->in_handler = false;
+    if (rd->answered) {
+        api_read_free(rd);
+        return 0;
+    }
+    if (rd->left == 0) { /* only allocation failures */
+        api_read_reply(rd);
+        api_read_free(rd);
+        return 0;
+    }
+    return POS_LOCALAPI_PENDING;
+}
+
+static int api_get(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                   const size_t *lens)
+{
+    return api_read(owner, r, 0, argc, argv, lens);
+}
+
+static int api_mget(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                    const size_t *lens)
+{
+    return api_read(owner, r, 1, argc, argv, lens);
+}
+
+static int api_exists(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                      const size_t *lens)
+{
+    return api_read(owner, r, 2, argc, argv, lens);
+}
+
+/* The local entry's header (its age and freshness), without Redis.
+ * Returns 0, -ENOENT when there is none, or a negative errno. */
+static int api_entry_info(pos_agent_t *a, const char *key, size_t len, pos_cache_info_t *info)
+{
+    char one;
+    int rc;
+
+    if (!pos_cachesvc_cacheable(key, len) || !a->cache.open) {
+        return -ENOENT;
+    }
+    memset(info, 0, sizeof(*info));
+    rc = pos_cache_get(&a->cache.cache, key, len, pos_clock_wall_ms(), &one, 0, info);
+    if (rc == -ENOBUFS) {
+        /* Only the length came back: read the entry for its age. */
+        char *buf = malloc(info->meta.value_len ? info->meta.value_len : 1);
+        if (buf == NULL) {
+            return -ENOMEM;
+        }
+        rc = pos_cache_get(&a->cache.cache, key, len, pos_clock_wall_ms(), buf,
+                           info->meta.value_len, info);
+        free(buf);
+    }
+    return rc;
+}
+
+static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                   const size_t *lens)
+{
+    pos_agent_t *a = owner;
+    pos_cache_info_t info;
+    int rc;
+
+    (void)argc;
+    rc = api_entry_info(a, argv[1], lens[1], &info);
+    if (rc == -ENOENT) {
+        pos_localapi_reply_int(r, -2);
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    /* Seconds the local copy stays fresh (0: stale or expired, still served
+     * while offline). */
+    uint64_t ttl = a->cache.cache.cfg.ttl_ms[info.meta.family];
+    pos_localapi_reply_int(r, info.fresh && ttl > info.age_ms
+                                  ? (long long)((ttl - info.age_ms) / 1000u)
+                                  : 0);
+    return 0;
+}
+
+/* AGE key: milliseconds since Redis last confirmed the local copy (what an
+ * offline read is worth), or -2 when there is none. Not a Redis command:
+ * the agent's own, for the POS application and the CLI. */
+static int api_age(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                   const size_t *lens)
+{
+    pos_cache_info_t info;
+    int rc;
+
+    (void)argc;
+    rc = api_entry_info(owner, argv[1], lens[1], &info);
+    if (rc == -ENOENT) {
+        pos_localapi_reply_int(r, -2);
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    pos_localapi_reply_int(r, info.age_ms > (uint64_t)LLONG_MAX ? LLONG_MAX : (long long)info.age_ms);
+    return 0;
+}
+
+/* ---- writes through the outbox --------------------------------------------- */
+
+static long long api_queue_position(pos_agent_t *a)
+{
+    pos_outbox_stats_t st;
+
+    if (!a->store_ok) {
+        return 0;
+    }
+    pos_outbox_stats(&a->outbox, &st);
+    return (long long)st.entries;
+}
+
+static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                       const size_t *lens)
+{
+    pos_agent_t *a = owner;
+    int rc;
+
+    (void)argc;
+    if (lens[1] == 0 || lens[1] > 256 || memchr(argv[1], '\0', lens[1]) != NULL) {
+        pos_localapi_reply_error(r, "ERR bad channel name");
+        return 0;
+    }
+    /* Not signed: the agent does not vouch for what the application says. */
+    rc = pos_delivery_publish_ex(&a->delivery, argv[1], argv[2], lens[2], false, false);
+    if (rc != 0 && a->store_ok) {
+        return rc;
+    }
+    /* Redis answers PUBLISH with a receiver count; the agent cannot know it
+     * and answers with the message's place in the outbox instead. */
+    pos_localapi_reply_int(r, api_queue_position(a));
+    return 0;
+}
+
+static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                    const size_t *lens)
+{
+    pos_agent_t *a = owner;
+    long long by = 1;
+    char *end;
+    int rc;
+
+    if (lens[1] < 9 || strncmp(argv[1], "counter:", 8) != 0 ||
+        memchr(argv[1], '\0', lens[1]) != NULL) {
+        pos_localapi_reply_error(r, "ERR only counter:* keys can be incremented here");
+        return 0;
+    }
+    if (argc == 3) {
+        errno = 0;
+        by = strtoll(argv[2], &end, 10);
+        if (errno != 0 || end == argv[2] || *end != '\0') {
+            pos_localapi_reply_error(r, "ERR value is not an integer or out of range");
+            return 0;
+        }
+    }
+    rc = pos_delivery_incrby(&a->delivery, argv[1], by, API_COUNTER_TTL_S);
+    if (rc != 0 && a->store_ok) {
+        return rc;
+    }
+    /* The new value is Redis's to know: answer the queue position. */
+    pos_localapi_reply_int(r, api_queue_position(a));
+    return 0;
+}
+
+/* ---- INFO ----------------------------------------------------------------------- */
+
+static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                    const size_t *lens)
+{
+    pos_agent_t *a = owner;
+    static char buf[4096];
+    const char *want = argc > 1 ? argv[1] : "all";
+    size_t o = 0;
+
+    (void)lens;
+#define SECTION(name) (strcasecmp(want, "all") == 0 || strcasecmp(want, name) == 0)
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        int n_ = snprintf(buf + o, sizeof(buf) - o, __VA_ARGS__);                                  \
+        if (n_ > 0 && (size_t)n_ < sizeof(buf) - o) {                                             \
+            o += (size_t)n_;                                                                       \
+        }                                                                                          \
+    } while (0)
+    if (SECTION("server")) {
+        ADD("# server\r\nposagent_version:%s\r\nterminal_id:%s\r\nstore_id:%s\r\n"
+            "uptime_in_seconds:%" PRIu64 "\r\nstatus:%s\r\n\r\n",
+            POS_VERSION, a->cfg.terminal_id, a->cfg.store_id,
+            (pos_clock_mono_ms() - a->started_ms) / 1000u,
+            pos_term_status_name(pos_agent_status(a)));
+    }
+    if (SECTION("link")) {
+        uint16_t port;
+        const char *host = pos_link_server(&a->link, &port);
+        ADD("# link\r\nonline:%d\r\nredis:%s:%u\r\nconnects:%" PRIu64 "\r\n"
+            "reconnect_attempts:%u\r\nheartbeats_sent:%" PRIu64 "\r\n",
+            pos_link_is_online(&a->link), host, (unsigned)port, a->link.online_count,
+            a->link.backoff.attempts, a->heartbeats_sent);
+        if (a->link.use_sentinel) {
+            /* Where the master is comes from the sentinels. */
+            ADD("sentinel_master_name:%s\r\nsentinel_failovers:%" PRIu64 "\r\n",
+                a->cfg.redis_master_name, a->link.failovers);
+        }
+        ADD("\r\n");
+    }
+    if (SECTION("cache")) {
+        pos_cache_stats_t cs;
+        memset(&cs, 0, sizeof(cs));
+        if (a->cache.open) {
+            pos_cache_stats(&a->cache.cache, &cs);
+        }
+        ADD("# cache\r\ncache_open:%d\r\nhits:%" PRIu64 "\r\nstale_hits:%" PRIu64
+            "\r\nmisses:%" PRIu64 "\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
+            "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64
+            "\r\nstore_disk_full:%" PRIu64 "\r\n\r\n",
+            a->cache.open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
+            cs.evictions, a->cache.fetches_shared, a->store_ok ? a->store.disk_full : 0);
+    }
+    if (SECTION("outbox")) {
+        pos_outbox_stats_t os;
+        memset(&os, 0, sizeof(os));
+        if (a->store_ok) {
+            pos_outbox_stats(&a->outbox, &os);
+        }
+        ADD("# outbox\r\nstore_open:%d\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
+            "\r\npayment_entries:%" PRIu64 "\r\ndropped:%" PRIu64 "\r\ndelivered:%" PRIu64
+            "\r\nin_flight:%u\r\nlost_without_store:%" PRIu64 "\r\n\r\n",
+            a->store_ok, os.entries, os.bytes, os.payment, os.dropped, a->delivery.delivered,
+            a->delivery.inflight, a->delivery.lost);
+    }
+    if (SECTION("payment")) {
+        ADD("# payment\r\nstate:%s\r\nmessages_handled:%" PRIu64 "\r\nmessages_rejected:%" PRIu64
+            "\r\njournal_entries:%" PRIu64 "\r\n\r\n",
+            pos_payment_state_name(pos_payment_sm_state(&a->payment.sm)), a->payment.handled,
+            a->payment.rejected, a->store_ok ? pos_journal_count(&a->journal) : 0);
+    }
+    if (SECTION("devices")) {
+        ADD("# devices\r\ndisplay:%s\r\nprinter:%s\r\npinpad:%s\r\n\r\n",
+            pos_dev_state_name(a->devices[POS_DEV_DISPLAY]),
+            pos_dev_state_name(a->devices[POS_DEV_PRINTER]),
+            pos_dev_state_name(a->devices[POS_DEV_PINPAD]));
+    }
+#undef ADD
+#undef SECTION
+    pos_localapi_reply_bulk(r, buf, o);
+    return 0;
+}
+
+static const pos_localapi_command_t api_commands[] = {
+    {"GET", api_get, 2, 2},         {"MGET", api_mget, 2, -1},   {"EXISTS", api_exists, 2, -1},
+    {"TTL", api_ttl, 2, 2},         {"AGE", api_age, 2, 2},      {"PUBLISH", api_publish, 3, 3},
+    {"INCR", api_incr, 2, 2},       {"INCRBY", api_incr, 3, 3},  {"INFO", api_info, 1, 2},
+};
+
+int pos_api_start(pos_agent_t *a)
+{
+    pos_localapi_options_t o;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    o.path = a->cfg.local_socket;
+    o.group = a->cfg.local_socket_group;
+    o.max_clients = a->cfg.local_max_clients;
+    o.commands = api_commands;
+    o.ncommands = sizeof(api_commands) / sizeof(api_commands[0]);
+    o.owner = a;
+    rc = pos_localapi_start(a->loop, &o, &a->api);
+    if (rc != 0) {
+        POS_ERR("api", "local API not started on %s: %s", a->cfg.local_socket, strerror(-rc));
+        a->api = NULL;
+        return rc;
+    }
+    POS_INFO("api", "local API on %s", a->cfg.local_socket);
+    return 0;
+}

@@ -1,0 +1,33 @@
+#ifndef AGENT_API_CLI_H
+#define AGENT_API_CLI_H
+
+/*
+ * The technician's command line, a client of the local API socket:
+ *
+ *   posagent status           the agent's INFO (every section)
+ *   posagent cache get KEY    the cached value of KEY
+ *   posagent outbox           INFO outbox
+ *
+ * It runs as its own short-lived process, so it uses blocking I/O (with a
+ * 5 s timeout) and is not part of the agent's loop.
+ */
+
+#include <stdio.h>
+
+#define POS_CLI_EX_USAGE       64 /* sysexits.h EX_USAGE */
+#define POS_CLI_EX_UNAVAILABLE 69 /* sysexits.h EX_UNAVAILABLE: agent not running */
+#define POS_CLI_EX_NOTFOUND    1  /* cache get: the key is not cached */
+#define POS_CLI_EX_ERROR       1  /* the agent answered with an error */
+
+/*
+ * Runs one subcommand; argv[0] is its name ("status", "cache", "outbox").
+ * Prints the result on stdout and problems on stderr. Returns the exit code:
+ * 0, POS_CLI_EX_USAGE, POS_CLI_EX_UNAVAILABLE, or 1 (not cached, or the
+ * agent answered with an error).
+ */
+int pos_cli_main(int argc, char **argv, const char *socket_path);
+
+/* Same, printing to "out" and "err" (for tests). */
+int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE *err);
+
+#endif /* AGENT_API_CLI_H */

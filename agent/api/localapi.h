@@ -1,0 +1,133 @@
+#ifndef AGENT_API_LOCALAPI_H
+#define AGENT_API_LOCALAPI_H
+
+/*
+ * The local API: a Unix socket on the terminal that speaks RESP, so the POS
+ * application can use any Redis client (or redis-cli -s PATH) to read the
+ * agent's cache, queue messages and read its state.
+ *
+ * The server owns framing, ordering and limits; what each command does comes
+ * from a table supplied by the owner (the agent). Every command gets a reply
+ * slot, and replies leave in command order even when a handler answers later
+ * (deferred replies, e.g. a cache read-through waiting for Redis).
+ *
+ * Built in (the owner's table may override them): PING [msg], QUIT,
+ * COMMAND [...] (an empty array: enough for redis-cli's start-up
+ * "COMMAND DOCS"). Anything else unknown: "-ERR unknown command '<name>'".
+ *
+ * A client that sends garbage or breaks a parser limit gets
+ * "-ERR Protocol error: ..." after its earlier replies and is disconnected;
+ * a client whose unsent replies exceed max_output bytes is disconnected at
+ * once. A client with max_inflight replies outstanding is not read until
+ * they drain. Memory per client is therefore bounded by about
+ * max_output + the parser's max_pending.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "agent/api/resp_parse.h"
+
+/* Handler return value: the reply will come later (pos_localapi_reply_done). */
+#define POS_LOCALAPI_PENDING 1
+
+#define POS_LOCALAPI_DEFAULT_SOCKET  "/run/posagent/agent.sock"
+#define POS_LOCALAPI_MAX_OUTPUT      (1024u * 1024u)
+#define POS_LOCALAPI_MAX_INFLIGHT    1024u
+#define POS_LOCALAPI_DEFAULT_CLIENTS 64u
+
+typedef struct pos_localapi pos_localapi_t;
+typedef struct pos_localapi_client pos_localapi_client_t;
+typedef struct pos_localapi_reply pos_localapi_reply_t;
+
+/*
+ * A command handler. argv[0] is the command name as sent; every argv[i] is
+ * NUL-terminated but may contain NULs (lens[i] is its length). argv is valid
+ * only during the call: copy what a deferred reply needs.
+ *
+ * Answer synchronously with the pos_localapi_reply_*() helpers on "r" and
+ * return 0. Or keep "r", return POS_LOCALAPI_PENDING, answer later and call
+ * pos_localapi_reply_done(r) exactly once (also when the client has gone:
+ * "r" stays valid until then). A negative errno return without a reply
+ * answers "-ERR <strerror>".
+ */
+typedef int (*pos_localapi_handler)(void *owner, pos_localapi_reply_t *r, int argc,
+                                    const char **argv, const size_t *lens);
+
+typedef struct pos_localapi_command {
+    const char *name; /* matched case-insensitively */
+    pos_localapi_handler fn;
+    int min_argc; /* including the name; checked before the handler runs */
+    int max_argc; /* -1: no maximum */
+} pos_localapi_command_t;
+
+typedef struct pos_localapi_options {
+    const char *path;         /* socket path, < 108 bytes; NULL: the default */
+    const char *group;        /* group name for the socket; NULL or "": our own */
+    uint32_t max_clients;     /* 0: POS_LOCALAPI_DEFAULT_CLIENTS */
+    uint32_t max_output;      /* bytes of unsent replies per client; 0: default */
+    uint32_t max_inflight;    /* outstanding replies before reading pauses; 0: default */
+    pos_resp_limits_t limits; /* zero fields: the parser's defaults */
+    const pos_localapi_command_t *commands; /* owner's table, may be NULL */
+    size_t ncommands;
+    void *owner; /* first argument of every handler */
+} pos_localapi_options_t;
+
+typedef struct pos_localapi_stats {
+    uint64_t accepted;        /* connections accepted */
+    uint64_t rejected;        /* refused: too many clients */
+    uint64_t commands;        /* commands dispatched */
+    uint64_t protocol_errors; /* clients dropped for garbage or limits */
+    uint64_t output_drops;    /* clients dropped for not reading their replies */
+    uint32_t clients;         /* connected now */
+    size_t memory;            /* heap bytes held for clients now */
+    size_t memory_peak;       /* highest "memory" seen */
+} pos_localapi_stats_t;
+
+/*
+ * Creates the server on "loop" and starts listening. Creates the socket's
+ * parent directory if missing (0750, with the group), removes a stale socket
+ * file only when nothing answers on it, binds, sets mode 0660 and the group,
+ * then listens. Runs before the loop serves anything (it does blocking file
+ * system calls and a group lookup). Returns 0, -ENAMETOOLONG, -EADDRINUSE
+ * (an agent answers there), -EEXIST (the path is not a socket), -ENOENT (no
+ * such group) or another negative errno. On failure nothing is left open
+ * and *out is NULL.
+ */
+int pos_localapi_start(uv_loop_t *loop, const pos_localapi_options_t *opt, pos_localapi_t **out);
+
+/*
+ * Stops listening, disconnects every client and removes the socket file.
+ * "done" (may be NULL) runs once every handle has closed and every
+ * deferred reply has been completed by the owner; then the server is freed.
+ */
+void pos_localapi_close(pos_localapi_t *s, void (*done)(void *arg), void *arg);
+
+/* Counters and the memory held for clients. */
+void pos_localapi_get_stats(const pos_localapi_t *s, pos_localapi_stats_t *st);
+
+/* Reply helpers: append one RESP value to the reply in "r". A reply is one
+ * value (an array counts as one, followed by its "n" elements). On a client
+ * that has gone they do nothing. */
+void pos_localapi_reply_bulk(pos_localapi_reply_t *r, const char *data, size_t len);
+void pos_localapi_reply_nil(pos_localapi_reply_t *r);
+void pos_localapi_reply_int(pos_localapi_reply_t *r, long long v);
+/* "+<text>": CR and LF in text are replaced by spaces. */
+void pos_localapi_reply_status(pos_localapi_reply_t *r, const char *text);
+/* "-<text>": text should start with an error code ("ERR ..."); CR and LF
+ * are replaced by spaces. */
+void pos_localapi_reply_error(pos_localapi_reply_t *r, const char *text);
+/* "*<n>": n elements follow; n < 0 writes a nil array. */
+void pos_localapi_reply_array_begin(pos_localapi_reply_t *r, long long n);
+
+/* Completes a reply whose handler returned POS_LOCALAPI_PENDING; "r" is
+ * invalid afterwards. */
+void pos_localapi_reply_done(pos_localapi_reply_t *r);
+
+/* False when the client of "r" has disconnected (its reply goes nowhere:
+ * the owner may skip the work, but must still call done). */
+bool pos_localapi_reply_alive(const pos_localapi_reply_t *r);
+
+#endif /* AGENT_API_LOCALAPI_H */

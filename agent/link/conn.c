@@ -1,0 +1,534 @@
+#include "agent/link/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "platform/log.h"
+#include "platform/mem.h"
+
+/* TCP-level dead-peer detection: keepalive probes after 10 s idle, every
+ * 5 s, 3 of them; unacknowledged data gives up after 20 s. Together with the
+ * agent's end-to-end probe a dead link is found within 30 s. */
+#define CONN_KEEPIDLE_S      10
+#define CONN_KEEPINTVL_S     5
+#define CONN_KEEPCNT         3
+#define CONN_USER_TIMEOUT_MS 20000
+
+/* A writer that outruns the socket by this much is failed instead of
+ * growing memory without bound. */
+#define CONN_MAX_WRITE_QUEUE (1024u * 1024u)
+
+typedef struct conn_write_req {
+    uv_write_t req;
+    size_t len;
+    char data[]; /* the bytes being written */
+} conn_write_req_t;
+
+static const pos_transport_ops_t plain_transport;
+
+static void conn_arm_timer(pos_conn_t *c, uint64_t deadline_ms);
+
+/* A socket error: while the transport is still starting it may know better
+ * what the error means (a TLS server hanging up on a handshake). */
+static int conn_io_error(pos_conn_t *c, int err)
+{
+    if (c->state == POS_CONN_CONNECTING && c->opt.transport->start_failed != NULL) {
+        return c->opt.transport->start_failed(c, err);
+    }
+    return err;
+}
+
+static void conn_finish_close(pos_conn_t *c)
+{
+    if (c->gai_pending || c->tcp_open) {
+        return; /* wait for the remaining handle callbacks */
+    }
+    if (c->reader != NULL) {
+        redisReaderFree(c->reader);
+        c->reader = NULL;
+    }
+    if (c->state == POS_CONN_FINAL) {
+        if (c->timer_open) {
+            return; /* the timer's close callback completes the close */
+        }
+        if (c->final_cb != NULL) {
+            c->final_cb(c);
+        }
+        return;
+    }
+    c->state = POS_CONN_IDLE;
+    if (c->cb.on_closed != NULL) {
+        c->cb.on_closed(c, c->close_err);
+    }
+}
+
+static void conn_tcp_closed(uv_handle_t *h)
+{
+    pos_conn_t *c = h->data;
+    c->tcp_open = false;
+    conn_finish_close(c);
+}
+
+static void conn_timer_closed(uv_handle_t *h)
+{
+    pos_conn_t *c = h->data;
+    c->timer_open = false;
+    conn_finish_close(c);
+}
+
+void pos_conn_abort(pos_conn_t *c, int err)
+{
+    if (c->state != POS_CONN_RESOLVING && c->state != POS_CONN_CONNECTING &&
+        c->state != POS_CONN_OPEN) {
+        return;
+    }
+    c->state = POS_CONN_CLOSING;
+    c->close_err = err;
+    uv_timer_stop(&c->timer);
+    if (c->opt.transport->reset != NULL) {
+        c->opt.transport->reset(c);
+    }
+    if (c->gai_pending) {
+        /* May fail if the lookup is already running; its callback then sees
+         * the CLOSING state and finishes the close. */
+        uv_cancel((uv_req_t *)&c->gai);
+    }
+    if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        uv_close((uv_handle_t *)&c->tcp, conn_tcp_closed);
+    }
+    /* Every pending callback learns of the failure exactly once. */
+    pos_cmdq_fail_all(&c->q, err);
+    conn_finish_close(c);
+}
+
+static void conn_timer_cb(uv_timer_t *t)
+{
+    pos_conn_t *c = t->data;
+    uint64_t now = uv_now(c->loop);
+
+    if (c->state == POS_CONN_RESOLVING || c->state == POS_CONN_CONNECTING) {
+        POS_WARN("link", "%s: connect timed out after %u ms", c->opt.name,
+                 c->opt.connect_timeout_ms);
+        pos_conn_abort(c, conn_io_error(c, -ETIMEDOUT));
+        return;
+    }
+    if (c->state != POS_CONN_OPEN) {
+        return;
+    }
+    if (pos_cmdq_expired(&c->q, now)) {
+        POS_WARN("link", "%s: no reply within %u ms, dropping the connection", c->opt.name,
+                 c->opt.command_timeout_ms);
+        pos_conn_abort(c, -ETIMEDOUT);
+        return;
+    }
+    conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
+}
+
+static void conn_arm_timer(pos_conn_t *c, uint64_t deadline_ms)
+{
+    uint64_t now = uv_now(c->loop);
+
+    if (deadline_ms == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, conn_timer_cb, deadline_ms > now ? deadline_ms - now : 0, 0);
+}
+
+int pos_conn_init(uv_loop_t *loop, pos_conn_t *c, const pos_conn_options_t *opt,
+                  const pos_conn_callbacks_t *cb)
+{
+    int rc;
+
+    pos_mem_zero(c, sizeof(*c));
+    c->loop = loop;
+    c->opt = *opt;
+    if (c->opt.transport == NULL) {
+        c->opt.transport = &plain_transport;
+    }
+    if (c->opt.max_pending == 0) {
+        c->opt.max_pending = 1024;
+    }
+    c->cb = *cb;
+    pos_cmdq_init(&c->q, c->opt.max_pending);
+    rc = uv_timer_init(loop, &c->timer);
+    if (rc != 0) {
+        return pos_uv_errno(rc);
+    }
+    c->timer.data = c;
+    c->timer_open = true;
+    c->state = POS_CONN_IDLE;
+    return 0;
+}
+
+static void conn_set_socket_options(pos_conn_t *c)
+{
+    uv_os_fd_t fd;
+    int on = 1, idle = CONN_KEEPIDLE_S, intvl = CONN_KEEPINTVL_S, cnt = CONN_KEEPCNT;
+    unsigned int user_timeout = CONN_USER_TIMEOUT_MS;
+
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+        return;
+    }
+    /* Best effort: a kernel without one of these still works, just with
+     * slower dead-peer detection (the end-to-end probe still applies). */
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout)) !=
+            0) {
+        POS_WARN("link", "%s: could not set TCP keepalive options: %s", c->opt.name,
+                 strerror(errno));
+    }
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    pos_conn_t *c = h->data;
+    (void)suggested;
+    /* Reads are consumed synchronously in conn_read_cb, so one buffer per
+     * connection is enough. */
+    *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    pos_conn_t *c = s->data;
+    int rc;
+
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        int err = pos_uv_errno((int)nread);
+        if (nread == UV_EOF) {
+            POS_WARN("link", "%s: server closed the connection", c->opt.name);
+        } else {
+            POS_WARN("link", "%s: read failed: %s", c->opt.name, uv_strerror((int)nread));
+        }
+        pos_conn_abort(c, conn_io_error(c, err));
+        return;
+    }
+    rc = c->opt.transport->on_read(c, buf->base, (size_t)nread);
+    if (rc != 0) {
+        pos_conn_abort(c, rc);
+    }
+}
+
+static bool conn_is_push(const pos_conn_t *c, const redisReply *r)
+{
+    const redisReply *kind;
+
+    if (!c->opt.subscriber || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+        return false;
+    }
+    kind = r->element[0];
+    if (kind->type != REDIS_REPLY_STRING) {
+        return false;
+    }
+    return (kind->len == 7 && memcmp(kind->str, "message", 7) == 0) ||
+           (kind->len == 8 && memcmp(kind->str, "pmessage", 8) == 0);
+}
+
+int pos_conn_feed(pos_conn_t *c, const char *buf, size_t len)
+{
+    if (c->state != POS_CONN_OPEN || c->reader == NULL) {
+        return 0;
+    }
+    if (redisReaderFeed(c->reader, buf, len) != REDIS_OK) {
+        return -ENOMEM;
+    }
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+            POS_WARN("link", "%s: protocol error from server: %s", c->opt.name,
+                     c->reader->errstr);
+            pos_conn_abort(c, -EPROTO);
+            return 0;
+        }
+        if (reply == NULL) {
+            break;
+        }
+        redisReply *r = reply;
+        if (conn_is_push(c, r)) {
+            if (c->cb.on_push != NULL) {
+                c->cb.on_push(c, r);
+            }
+        } else if (pos_cmdq_deliver(&c->q, r) != 0) {
+            POS_WARN("link", "%s: reply with no command waiting for it", c->opt.name);
+            freeReplyObject(r);
+            pos_conn_abort(c, -EPROTO);
+            return 0;
+        } else if (c->state == POS_CONN_OPEN) {
+            conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
+        }
+        freeReplyObject(r);
+        /* A callback may have torn the connection down; the reader is still
+         * allocated (it is freed after the handles close) but must not be
+         * used for this connection any more. */
+        if (c->state != POS_CONN_OPEN) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+void pos_conn_transport_ready(pos_conn_t *c)
+{
+    if (c->state != POS_CONN_CONNECTING) {
+        return;
+    }
+    c->state = POS_CONN_OPEN;
+    uv_timer_stop(&c->timer);
+    if (c->cb.on_open != NULL) {
+        c->cb.on_open(c);
+    }
+}
+
+static void conn_connect_cb(uv_connect_t *req, int status)
+{
+    pos_conn_t *c = req->data;
+    int rc;
+
+    if (c->state != POS_CONN_CONNECTING) {
+        return; /* aborted meanwhile; the close is already under way */
+    }
+    if (status != 0) {
+        POS_DEBUG("link", "%s: connect failed: %s", c->opt.name, uv_strerror(status));
+        pos_conn_abort(c, pos_uv_errno(status));
+        return;
+    }
+    conn_set_socket_options(c);
+    rc = pos_uv_errno(uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb));
+    if (rc == 0) {
+        rc = c->opt.transport->start(c);
+    }
+    if (rc != 0) {
+        pos_conn_abort(c, rc);
+    }
+}
+
+static void conn_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    pos_conn_t *c = req->data;
+    int rc;
+
+    c->gai_pending = false;
+    if (c->state != POS_CONN_RESOLVING) {
+        uv_freeaddrinfo(res);
+        conn_finish_close(c);
+        return;
+    }
+    if (status != 0) {
+        POS_DEBUG("link", "%s: cannot resolve host: %s", c->opt.name, uv_strerror(status));
+        uv_freeaddrinfo(res);
+        pos_conn_abort(c, pos_uv_errno(status));
+        return;
+    }
+    rc = uv_tcp_init(c->loop, &c->tcp);
+    if (rc != 0) {
+        uv_freeaddrinfo(res);
+        pos_conn_abort(c, pos_uv_errno(rc));
+        return;
+    }
+    c->tcp.data = c;
+    c->tcp_open = true;
+    c->connect_req.data = c;
+    c->state = POS_CONN_CONNECTING;
+    /* The first address only: with a connect timeout per attempt, a second
+     * address would double the worst case; the reconnect loop retries. */
+    rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, conn_connect_cb);
+    uv_freeaddrinfo(res);
+    if (rc != 0) {
+        POS_DEBUG("link", "%s: connect failed: %s", c->opt.name, uv_strerror(rc));
+        pos_conn_abort(c, pos_uv_errno(rc));
+    }
+}
+
+int pos_conn_connect(pos_conn_t *c, const char *host, uint16_t port)
+{
+    struct addrinfo hints;
+    int rc;
+
+    if (c->state != POS_CONN_IDLE) {
+        return -EBUSY;
+    }
+    c->reader = redisReaderCreate();
+    if (c->reader == NULL) {
+        return -ENOMEM;
+    }
+    snprintf(c->port, sizeof(c->port), "%u", (unsigned)port);
+    if (c->opt.transport->connect != NULL) {
+        /* No socket: the transport brings the session up itself. */
+        c->state = POS_CONN_CONNECTING;
+        c->close_err = 0;
+        uv_timer_start(&c->timer, conn_timer_cb, c->opt.connect_timeout_ms, 0);
+        rc = c->opt.transport->connect(c, host, port);
+        if (rc != 0) {
+            pos_conn_abort(c, rc);
+        }
+        return 0; /* reported through on_open or on_closed */
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = AI_ADDRCONFIG;
+    c->gai.data = c;
+    c->state = POS_CONN_RESOLVING;
+    c->close_err = 0;
+    uv_timer_start(&c->timer, conn_timer_cb, c->opt.connect_timeout_ms, 0);
+    /* Resolution runs on libuv's thread pool: the loop never blocks on DNS. */
+    rc = uv_getaddrinfo(c->loop, &c->gai, conn_gai_cb, host, c->port, &hints);
+    if (rc != 0) {
+        POS_DEBUG("link", "%s: cannot resolve host: %s", c->opt.name, uv_strerror(rc));
+        pos_conn_abort(c, pos_uv_errno(rc));
+        return 0; /* reported through on_closed */
+    }
+    c->gai_pending = true;
+    return 0;
+}
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+    conn_write_req_t *w = (conn_write_req_t *)req;
+    pos_conn_t *c = req->data;
+
+    /* The bytes may have been an AUTH with the password in it. */
+    explicit_bzero(w->data, w->len);
+    free(w);
+    if (status != 0 && status != UV_ECANCELED) {
+        POS_WARN("link", "%s: write failed: %s", c->opt.name, uv_strerror(status));
+        pos_conn_abort(c, conn_io_error(c, pos_uv_errno(status)));
+    }
+}
+
+int pos_conn_raw_write(pos_conn_t *c, const char *buf, size_t len)
+{
+    conn_write_req_t *w;
+    uv_buf_t b;
+    int rc;
+
+    if (!c->tcp_open || uv_is_closing((uv_handle_t *)&c->tcp)) {
+        return -ENOTCONN;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > CONN_MAX_WRITE_QUEUE) {
+        return -ENOBUFS;
+    }
+    w = malloc(sizeof(*w) + len);
+    if (w == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(w->data, buf, len);
+    w->len = len;
+    w->req.data = c;
+    b = uv_buf_init(w->data, (unsigned int)len);
+    rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
+    if (rc != 0) {
+        explicit_bzero(w->data, len);
+        free(w);
+        return pos_uv_errno(rc);
+    }
+    return 0;
+}
+
+int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies, int argc,
+                     const char **argv, const size_t *argvlen)
+{
+    char *cmd = NULL;
+    int len, rc;
+    bool was_empty;
+
+    if (c->state != POS_CONN_OPEN) {
+        return -ENOTCONN;
+    }
+    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0 || cmd == NULL) {
+        return -ENOMEM;
+    }
+    was_empty = pos_cmdq_pending(&c->q) == 0;
+    rc = pos_cmdq_push(&c->q, cb, ctx, uv_now(c->loop) + c->opt.command_timeout_ms, replies);
+    if (rc == 0) {
+        rc = c->opt.transport->write(c, cmd, (size_t)len);
+        if (rc != 0) {
+            /* The command never left: the link is unusable. The pending
+             * callbacks (this one included) fail through the abort, so the
+             * caller is told by the callback, not by the return value. */
+            explicit_bzero(cmd, (size_t)len);
+            redisFreeCommand(cmd);
+            pos_conn_abort(c, rc);
+            return 0;
+        }
+        if (was_empty) {
+            conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
+        }
+    }
+    /* Wiped like every buffer that may have held a password (AUTH). */
+    explicit_bzero(cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+int pos_conn_commandv(pos_conn_t *c, pos_reply_cb cb, void *ctx, int argc, const char **argv)
+{
+    size_t lens[16];
+
+    if (argc < 1 || argc > 16) {
+        return -EINVAL;
+    }
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    return pos_conn_command(c, cb, ctx, 1, argc, argv, lens);
+}
+
+void pos_conn_close(pos_conn_t *c, void (*done)(pos_conn_t *c))
+{
+    if (c->state == POS_CONN_FINAL) {
+        return;
+    }
+    c->final_cb = done;
+    pos_conn_abort(c, -ECANCELED);
+    c->state = POS_CONN_FINAL;
+    if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->timer)) {
+        uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
+    }
+    pos_cmdq_free(&c->q);
+    conn_finish_close(c);
+}
+
+bool pos_conn_is_open(const pos_conn_t *c)
+{
+    return c->state == POS_CONN_OPEN;
+}
+
+/* The plain transport: bytes pass straight through. */
+static int plain_start(pos_conn_t *c)
+{
+    pos_conn_transport_ready(c);
+    return 0;
+}
+
+static int plain_write(pos_conn_t *c, const char *buf, size_t len)
+{
+    return pos_conn_raw_write(c, buf, len);
+}
+
+static int plain_on_read(pos_conn_t *c, const char *buf, size_t len)
+{
+    return pos_conn_feed(c, buf, len);
+}
+
+static const pos_transport_ops_t plain_transport = {
+    .start = plain_start,
+    .write = plain_write,
+    .on_read = plain_on_read,
+    .reset = NULL,
+};

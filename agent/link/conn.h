@@ -1,0 +1,161 @@
+#ifndef AGENT_LINK_CONN_H
+#define AGENT_LINK_CONN_H
+
+/*
+ * One Redis connection on the libuv loop, owned by the agent (not hiredis's
+ * async context): uv_getaddrinfo -> uv_tcp_t -> transport -> hiredis
+ * redisReader -> replies matched in order to per-command callbacks.
+ *
+ * The byte path has one seam, pos_transport_ops: the plain transport passes
+ * bytes straight through; a TLS transport slots in there without anything
+ * above it changing.
+ *
+ * Lifecycle: init once; connect; ...; abort (on any error) -> all pending
+ * callbacks fail exactly once -> handles closed -> on_closed; connect again;
+ * finally pos_conn_close() and wait for its callback before freeing.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "platform/uverr.h"
+
+#include "agent/link/cmdq.h"
+
+typedef struct pos_conn pos_conn_t;
+
+/* Transport between the TCP socket and the RESP reader. */
+typedef struct pos_transport_ops {
+    /* TCP is connected: start the session (e.g. a TLS handshake), then call
+     * pos_conn_transport_ready(). Returns 0 or a negative errno. */
+    int (*start)(pos_conn_t *c);
+    /* Sends application bytes; raw bytes go out with pos_conn_raw_write(). */
+    int (*write)(pos_conn_t *c, const char *buf, size_t len);
+    /* Raw bytes arrived from the socket; application bytes go up with
+     * pos_conn_feed(). Returns 0 or a negative errno (tears the link down). */
+    int (*on_read)(pos_conn_t *c, const char *buf, size_t len);
+    /* The connection is being torn down: forget per-session state. */
+    void (*reset)(pos_conn_t *c);
+    /* Optional: the socket failed (read error, EOF, write error) or the
+     * connect deadline passed (-ETIMEDOUT) while the transport was still
+     * starting. Returns the error to report instead (e.g. "TLS handshake
+     * refused"); may log what it means. */
+    int (*start_failed)(pos_conn_t *c, int err);
+    /* Optional, NULL for real transports. A transport without a socket
+     * (the fuzz targets' and tests' in-memory one) sets it: then
+     * pos_conn_connect() neither resolves nor connects but calls this in
+     * place of TCP connect + start; it calls pos_conn_transport_ready()
+     * (now or later) and returns 0, or returns a negative errno. Bytes then
+     * arrive only through pos_conn_feed(). */
+    int (*connect)(pos_conn_t *c, const char *host, uint16_t port);
+} pos_transport_ops_t;
+
+typedef enum pos_conn_state {
+    POS_CONN_IDLE = 0,  /* no socket */
+    POS_CONN_RESOLVING, /* uv_getaddrinfo in flight */
+    POS_CONN_CONNECTING,/* TCP connect or transport start in flight */
+    POS_CONN_OPEN,      /* commands may be sent */
+    POS_CONN_CLOSING,   /* handles closing; on_closed follows */
+    POS_CONN_FINAL,     /* pos_conn_close() called */
+} pos_conn_state_t;
+
+typedef struct pos_conn_callbacks {
+    /* The connection is open; commands may be sent. */
+    void (*on_open)(pos_conn_t *c);
+    /* A reply no command asked for: pub/sub "message" and "pmessage"
+     * arrays on a subscriber connection, and RESP3-style pushes. */
+    void (*on_push)(pos_conn_t *c, const redisReply *reply);
+    /* The connection is down and every handle is closed; "err" says why
+     * (a negative errno). pos_conn_connect() may be called from here. */
+    void (*on_closed)(pos_conn_t *c, int err);
+} pos_conn_callbacks_t;
+
+typedef struct pos_conn_options {
+    const char *name;            /* "cmd" or "sub", for logs */
+    uint32_t connect_timeout_ms; /* resolve + connect + transport start */
+    uint32_t command_timeout_ms; /* per command, from send to reply */
+    uint32_t max_pending;        /* pending commands allowed */
+    bool subscriber;             /* route message arrays to on_push */
+    const pos_transport_ops_t *transport; /* NULL: plain TCP */
+    void *transport_arg;                  /* shared transport context (e.g. the TLS config) */
+} pos_conn_options_t;
+
+struct pos_conn {
+    void *data; /* owner's pointer */
+
+    uv_loop_t *loop;
+    pos_conn_options_t opt;
+    pos_conn_callbacks_t cb;
+    pos_conn_state_t state;
+
+    uv_getaddrinfo_t gai;
+    uv_connect_t connect_req;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* connect deadline, then command deadlines */
+    bool gai_pending;
+    bool tcp_open;    /* tcp initialised and not yet closed */
+    bool timer_open;
+    int close_err;    /* reason handed to on_closed */
+    void (*final_cb)(pos_conn_t *c);
+
+    char port[8];
+    redisReader *reader;
+    pos_cmdq_t q;
+    void *transport_state; /* owned by the transport */
+    char rbuf[16384];      /* socket reads land here */
+};
+
+/* Initialises the connection (no I/O). Returns 0 or a negative errno. */
+int pos_conn_init(uv_loop_t *loop, pos_conn_t *c, const pos_conn_options_t *opt,
+                  const pos_conn_callbacks_t *cb);
+
+/*
+ * Starts resolving and connecting to host:port. on_open or on_closed
+ * follows. Returns 0, or -EBUSY when not idle.
+ */
+int pos_conn_connect(pos_conn_t *c, const char *host, uint16_t port);
+
+/*
+ * Sends one command (argv form, binary-safe) expecting "replies" replies.
+ * The callback is called once per reply, or once with an error.
+ * Returns 0, or -ENOTCONN / -ENOBUFS / -ENOMEM (the callback is then NOT
+ * called).
+ */
+int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies, int argc,
+                     const char **argv, const size_t *argvlen);
+
+/* Convenience: command from NUL-terminated strings. */
+int pos_conn_commandv(pos_conn_t *c, pos_reply_cb cb, void *ctx, int argc, const char **argv);
+
+/*
+ * Tears the connection down because of "err": pending callbacks fail with
+ * it, handles close, then on_closed(err). No-op unless resolving,
+ * connecting or open.
+ */
+void pos_conn_abort(pos_conn_t *c, int err);
+
+/*
+ * Final close: aborts with -ECANCELED if needed and closes every handle;
+ * "done" runs when the memory may be freed. on_closed is not called.
+ */
+void pos_conn_close(pos_conn_t *c, void (*done)(pos_conn_t *c));
+
+/* True when commands may be sent. */
+bool pos_conn_is_open(const pos_conn_t *c);
+
+/* For transports: TCP-level write of raw bytes. Returns 0 or -errno. */
+int pos_conn_raw_write(pos_conn_t *c, const char *buf, size_t len);
+
+/* For transports: application bytes for the RESP reader. Returns 0 or
+ * -errno; the connection may have been aborted on return. */
+int pos_conn_feed(pos_conn_t *c, const char *buf, size_t len);
+
+/* For transports: the session is established (plain: right after TCP). */
+void pos_conn_transport_ready(pos_conn_t *c);
+
+
+#endif /* AGENT_LINK_CONN_H */

@@ -1,0 +1,163 @@
+#ifndef AGENT_LINK_LINK_H
+#define AGENT_LINK_LINK_H
+
+/*
+ * The Redis link: two connections (commands, and subscriptions, since a
+ * RESP2 subscriber cannot send other commands), their handshake (AUTH,
+ * SELECT, CLIENT SETNAME, SUBSCRIBE), an end-to-end probe, and reconnection
+ * with exponential backoff and full jitter.
+ *
+ * "Online" means both connections are up, authenticated, on the right
+ * database, and every subscription is confirmed. Any failure of either
+ * connection takes the whole link down; it is rebuilt after a backoff
+ * delay. Fatal errors (wrong password, ACL denial, bad database) are retried
+ * at the backoff cap, never in a tight loop.
+ *
+ * With Redis Sentinel (opt.sentinel set) each attempt first asks the
+ * sentinels for the master's address, then checks with ROLE that the
+ * server is a master; a +switch-master for our master takes the link down
+ * and rebuilds it on the new master at once, without a backoff delay.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "platform/backoff.h"
+#include "agent/link/conn.h"
+#include "agent/link/sentinel.h"
+#include "conf/redis_url.h"
+
+#define POS_LINK_MAX_CHANNELS 8
+
+typedef struct pos_link pos_link_t;
+
+typedef struct pos_link_callbacks {
+    /* The link is online (first time or after a reconnect). */
+    void (*on_online)(pos_link_t *l);
+    /* The link left the online state; err is why (negative errno). */
+    void (*on_offline)(pos_link_t *l, int err);
+    /* A message arrived on a subscribed channel. Neither pointer outlives
+     * the call; payload is not NUL-terminated. */
+    void (*on_message)(pos_link_t *l, const char *channel, size_t chlen, const char *payload,
+                       size_t len);
+    /* Server-assisted cache invalidation (CLIENT TRACKING redirected to the
+     * subscriber): "keys" is an array of key strings, or NULL when Redis
+     * flushed everything. May be NULL. */
+    void (*on_invalidate)(pos_link_t *l, const redisReply *keys);
+} pos_link_callbacks_t;
+
+typedef struct pos_link_options {
+    const pos_redis_url_t *endpoint; /* host, port, user, password, db (>= 0) */
+    const char *client_name;         /* CLIENT SETNAME value */
+    const char *channels[POS_LINK_MAX_CHANNELS]; /* to subscribe to */
+    size_t nchannels;
+    const char *probe_channel;   /* published by cmd, heard by sub */
+    uint32_t connect_timeout_ms;
+    uint32_t command_timeout_ms;
+    uint32_t retry_delay_ms;     /* backoff base */
+    uint32_t max_retry_delay_ms; /* backoff cap */
+    uint32_t probe_interval_ms;  /* 0: 10000 */
+    uint32_t stable_after_ms;    /* 0: 10000; backoff resets after this online */
+    uint32_t random_seed;        /* 0: seeded from the OS */
+    const pos_transport_ops_t *transport; /* NULL: plain TCP */
+    void *transport_arg;                  /* handed to both connections (pos_conn_options_t) */
+    /* Redis Sentinel: NULL to connect to endpoint->host:port; else the
+     * master is resolved through the sentinels (endpoint's user, password
+     * and db still apply). Copied; its strings must outlive the link. */
+    const pos_sentinel_options_t *sentinel;
+} pos_link_options_t;
+
+typedef enum pos_link_state {
+    POS_LINK_DOWN = 0,   /* waiting for the retry timer */
+    POS_LINK_CONNECTING, /* connections and handshakes in flight */
+    POS_LINK_ONLINE,
+    POS_LINK_STOPPING,
+    POS_LINK_STOPPED,
+} pos_link_state_t;
+
+typedef struct pos_link_side {
+    pos_conn_t conn;
+    pos_link_t *link;
+    bool ready;          /* handshake (and subscriptions) complete */
+    uint32_t steps_left; /* handshake replies still expected */
+} pos_link_side_t;
+
+struct pos_link {
+    void *data; /* owner's pointer */
+
+    uv_loop_t *loop;
+    pos_link_options_t opt;
+    pos_link_callbacks_t cb;
+    pos_link_state_t state;
+
+    pos_link_side_t cmd;
+    pos_link_side_t sub;
+    uv_timer_t retry_timer;
+    uv_timer_t probe_timer;
+    uv_timer_t stable_timer;
+    unsigned open_handles;
+    void (*stopped_cb)(pos_link_t *l);
+
+    pos_backoff_t backoff;
+    uint32_t rng;
+    int down_err;       /* first error of the current failure */
+    bool fatal;         /* that error is a configuration/auth problem */
+    uint64_t probe_seq;
+    bool probe_pending; /* a probe was published and not yet heard back */
+    uint64_t online_count;
+    long long sub_client_id; /* CLIENT ID of the subscriber, for tracking redirects */
+    uint64_t went_down_ms;   /* loop time the link last failed, for stats */
+    uint64_t last_attempt_ms;
+
+    /* Redis Sentinel (use_sentinel): where the current attempt connects. */
+    bool use_sentinel;
+    pos_sentinel_t sentinel;
+    char master_host[POS_URL_HOST_MAX];
+    uint16_t master_port;
+    bool switch_pending; /* a failover was announced: retry at once */
+    bool have_hint;      /* hint_host:hint_port came with the announcement */
+    char hint_host[POS_URL_HOST_MAX];
+    uint16_t hint_port;
+    uint64_t failovers;  /* +switch-master announcements for our master received */
+};
+
+/* Initialises the link (no I/O). Strings in opt must outlive the link. */
+int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
+                  const pos_link_callbacks_t *cb);
+
+/* Starts connecting at once. */
+void pos_link_start(pos_link_t *l);
+
+/* Stops for good: closes both connections and every timer, then "done". */
+void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l));
+
+/* The server this link connects (or last connected) to: the sentinels'
+ * master when Sentinel is used ("" before the first answer), else the
+ * URL's host. *port receives its port. */
+const char *pos_link_server(const pos_link_t *l, uint16_t *port);
+
+/* True when online (see above). */
+bool pos_link_is_online(const pos_link_t *l);
+
+/*
+ * Sends a command on the command connection. Returns 0, or -ENOTCONN when
+ * the link is not online (nothing is queued: callers that must not lose
+ * data keep it themselves), or -ENOBUFS / -ENOMEM.
+ */
+int pos_link_command(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv,
+                     const size_t *argvlen);
+
+/* Same with NUL-terminated arguments. */
+int pos_link_commandv(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv);
+
+/*
+ * Classifies a Redis error reply: -EACCES (authentication or ACL: NOAUTH,
+ * WRONGPASS, NOPERM, invalid password), -EINVAL (bad database index),
+ * -EAGAIN (LOADING, BUSY, TRYAGAIN, MASTERDOWN) or -EPROTO (anything else).
+ */
+int pos_link_classify_error(const char *msg, size_t len);
+
+#endif /* AGENT_LINK_LINK_H */

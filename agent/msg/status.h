@@ -1,0 +1,66 @@
+#ifndef AGENT_MSG_STATUS_H
+#define AGENT_MSG_STATUS_H
+
+/*
+ * Terminal status (pure): the value of terminal:{id}:status and the
+ * TERMINAL_STATUS message, exactly as CONTRACT.md shows them, and the rule
+ * that derives the terminal's status from its parts.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hal/device.h"
+
+typedef enum pos_term_status {
+    POS_TERM_ONLINE = 0,
+    POS_TERM_BUSY,     /* a payment is in progress */
+    POS_TERM_DEGRADED, /* a peripheral reports an error */
+    POS_TERM_OFFLINE,  /* clean shutdown (or not yet connected) */
+} pos_term_status_t;
+
+/* pos_dev_state_t (device status) comes from the HAL. */
+
+enum { POS_DEV_DISPLAY = 0, POS_DEV_PRINTER, POS_DEV_PINPAD, POS_DEV_COUNT };
+
+typedef struct pos_status_report {
+    const char *terminal_id;
+    const char *store_id;
+    pos_term_status_t status;
+    uint64_t ts_ms;    /* Unix epoch milliseconds */
+    const char *version;
+    uint64_t uptime_s;
+    pos_dev_state_t devices[POS_DEV_COUNT];
+    uint32_t outbox;   /* entries waiting for delivery */
+} pos_status_report_t;
+
+/* Lower-case contract names. */
+const char *pos_term_status_name(pos_term_status_t s);
+const char *pos_dev_state_name(pos_dev_state_t s);
+
+/* True for device states that make the terminal "degraded". */
+bool pos_dev_state_is_fault(pos_dev_state_t s);
+
+/*
+ * The terminal's status from its parts: busy while a payment runs (it tells
+ * the cloud not to send another), else degraded while any device is faulty
+ * (error, offline, paper_out, cover_open; paper_low is only a warning), else
+ * online.
+ */
+pos_term_status_t pos_status_compute(bool payment_active,
+                                     const pos_dev_state_t devices[POS_DEV_COUNT]);
+
+/*
+ * Writes the status value JSON into buf. Identifiers must be plain
+ * ([A-Za-z0-9._-]); anything else is refused rather than escaped.
+ * Returns the length written (without the NUL), -EINVAL or -ENOSPC.
+ */
+int pos_status_json(const pos_status_report_t *r, char *buf, size_t len);
+
+/* Writes the TERMINAL_STATUS message. Same returns as pos_status_json(). */
+int pos_status_change_json(const char *terminal_id, const char *store_id,
+                           pos_term_status_t status, pos_term_status_t previous, uint64_t ts_ms,
+                           char *buf, size_t len);
+
+#endif /* AGENT_MSG_STATUS_H */

@@ -1,0 +1,626 @@
+#include "agent/payment/payment.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "hal/display.h"
+#include "hal/pinpad.h"
+#include "hal/printer.h"
+#include "hal/registry.h"
+#include "platform/clock.h"
+#include "platform/log.h"
+#include "platform/mem.h"
+
+#define ACTIVE_TX_TTL_S  1800u   /* active_transactions:{storeId} */
+
+static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev);
+
+/* ---- actions -------------------------------------------------------------- */
+
+static void payment_active_set(pos_payment_t *p, bool add, const char *tx)
+{
+    pos_agent_t *a = p->agent;
+    char key[128];
+
+    /* Through the outbox: an SREM lost with the link would leave the
+     * finished payment in the set until the key expires (30 min). */
+    snprintf(key, sizeof(key), "active_transactions:%s", a->cfg.store_id);
+    if (pos_delivery_set_member(&a->delivery, key, add, tx, ACTIVE_TX_TTL_S) != 0) {
+        POS_WARN("payment", "%s active_transactions not queued", add ? "SADD" : "SREM");
+    }
+}
+
+static void payment_counter(pos_payment_t *p, const char *name)
+{
+    pos_agent_t *a = p->agent;
+    char key[160];
+
+    snprintf(key, sizeof(key), "counter:terminal:%s:%s", a->cfg.terminal_id, name);
+    pos_delivery_incrby(&a->delivery, key, 1, 86400);
+}
+
+static void payment_publish(pos_payment_t *p, const pos_payment_action_t *act)
+{
+    pos_agent_t *a = p->agent;
+    char json[1024], channel[96];
+    int n = pos_msg_encode(&act->u.publish.msg, a->cfg.terminal_id, a->cfg.store_id,
+                           pos_clock_wall_ms(), json, sizeof(json));
+
+    if (n < 0) {
+        POS_ERR("payment", "cannot encode %s: %s", pos_msg_out_type_name(act->u.publish.msg.type),
+                strerror(-n));
+        return;
+    }
+    if (act->u.publish.transaction_channel) {
+        snprintf(channel, sizeof(channel), "transaction:%s", a->cfg.store_id);
+    } else {
+        snprintf(channel, sizeof(channel), "payment:%s", a->cfg.terminal_id);
+    }
+    POS_INFO("payment", "%s %s", pos_msg_out_type_name(act->u.publish.msg.type),
+             act->u.publish.msg.transaction_id);
+    pos_agent_publish(a, channel, json, (size_t)n, true);
+}
+
+/* Posts a device result on the device's own event queue, so that a
+ * synchronous failure reaches the state machine after the current list of
+ * actions, in order, like any other device event. */
+static void payment_post(pos_hal_device_t *dev, const pos_hal_event_t *ev)
+{
+    pos_hal_emit(dev, ev);
+}
+
+static void payment_display_amount(pos_payment_t *p, const pos_payment_action_t *act)
+{
+    char amount[40], line2[64];
+    int rc;
+
+    pos_amount_format(act->u.amount.amount_minor, act->u.amount.currency.digits, amount,
+                      sizeof(amount));
+    snprintf(line2, sizeof(line2), "%s %s", act->u.amount.currency.alpha, amount);
+    snprintf(p->display_tx, sizeof(p->display_tx), "%s", act->transaction_id);
+    rc = pos_display_show(&p->display, "Total", line2);
+    if (rc != 0) {
+        pos_hal_event_t ev = {.type = POS_HAL_EV_OUTPUT_COMPLETE, .error = rc};
+        payment_post(&p->display, &ev);
+    }
+}
+
+static void payment_pinpad_start(pos_payment_t *p, const pos_payment_action_t *act)
+{
+    pos_pinpad_request_t req;
+    int rc;
+
+    memset(&req, 0, sizeof(req));
+    snprintf(req.transaction_id, sizeof(req.transaction_id), "%s", act->transaction_id);
+    req.amount_minor = act->u.amount.amount_minor;
+    snprintf(req.currency, sizeof(req.currency), "%s", act->u.amount.currency.alpha);
+    req.currency_numeric = act->u.amount.currency.numeric;
+    req.digits = act->u.amount.currency.digits;
+    req.timeout_ms = p->agent->cfg.payment_pinpad_timeout_s * 1000u;
+    snprintf(p->pinpad_tx, sizeof(p->pinpad_tx), "%s", act->transaction_id);
+    if (strcmp(p->unrecorded_tx, act->transaction_id) == 0) {
+        /* Without a durable record a crash could charge it twice. */
+        rc = -EIO;
+        p->unrecorded_tx[0] = '\0';
+    } else {
+        rc = pos_pinpad_start(&p->pinpad, &req);
+    }
+    if (rc != 0) {
+        pos_hal_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.type = POS_HAL_EV_PINPAD_RESULT;
+        ev.pinpad.outcome = POS_PINPAD_ERROR;
+        snprintf(ev.pinpad.reason, sizeof(ev.pinpad.reason), "%s",
+                 rc == -ENODEV || rc == -EPERM ? "offline" : "device_error");
+        POS_WARN("payment", "pinpad did not start: %s", strerror(-rc));
+        payment_post(&p->pinpad, &ev);
+    }
+}
+
+static void payment_print(pos_payment_t *p, const pos_payment_action_t *act)
+{
+    pos_agent_t *a = p->agent;
+    pos_receipt_item_t items[POS_MSG_LINES_MAX];
+    pos_receipt_input_t in;
+    const pos_payment_record_t *rec = &act->u.receipt.payment;
+    int rc;
+
+    memset(&in, 0, sizeof(in));
+    for (size_t i = 0; i < act->u.receipt.line_count && i < POS_MSG_LINES_MAX; i++) {
+        const pos_msg_line_t *l = &act->u.receipt.lines[i];
+        items[i].name = l->name;
+        items[i].qty = l->qty;
+        /* The contract's line amount is a unit price (2 x 5.00 + 2.34 = 12.34);
+         * qty <= 9999 and the price <= max_amount cannot overflow. */
+        items[i].amount_minor = (int64_t)l->qty * l->unit_minor;
+    }
+    in.store_id = a->cfg.store_id;
+    in.terminal_id = a->cfg.terminal_id;
+    in.transaction_id = act->transaction_id;
+    in.items = act->u.receipt.lines ? items : NULL;
+    in.n_items = act->u.receipt.lines ? act->u.receipt.line_count : 0;
+    in.total_minor = rec->amount_minor;
+    in.currency = rec->currency.alpha;
+    in.minor_digits = rec->currency.digits;
+    in.masked_pan = rec->masked_pan;
+    in.card_brand = rec->card_brand;
+    in.auth_code = rec->auth_code;
+    in.time_s = (int64_t)(pos_clock_wall_ms() / 1000u);
+    in.width = a->cfg.hal_paper_width;
+
+    snprintf(p->print_tx, sizeof(p->print_tx), "%s", act->transaction_id);
+    p->print_job = ++p->next_job;
+    rc = pos_receipt_layout(&in, &p->doc);
+    if (rc == 0) {
+        rc = pos_printer_print(&p->printer, &p->doc, p->print_job);
+    } else {
+        POS_ERR("payment", "receipt layout failed: %s", strerror(-rc));
+    }
+    if (rc != 0) {
+        pos_hal_event_t ev = {.type = POS_HAL_EV_OUTPUT_COMPLETE, .job_id = p->print_job,
+                              .error = rc};
+        payment_post(&p->printer, &ev);
+    }
+}
+
+/* The record must be durable before the next action: the journal commit
+ * is synchronous. If it fails, the payment is never taken to the pinpad. */
+static void payment_record(pos_payment_t *p, const pos_payment_record_t *rec)
+{
+    pos_agent_t *a = p->agent;
+    int rc;
+
+    if (!a->store_ok) {
+        return; /* no store: the state machine's memory is all there is */
+    }
+    rc = pos_journal_put(&a->journal, rec);
+    if (rc != 0) {
+        POS_ERR("payment", "journal: cannot record %s: %s", rec->transaction_id, strerror(-rc));
+        if (rec->state == POS_PAY_STARTING) {
+            snprintf(p->unrecorded_tx, sizeof(p->unrecorded_tx), "%s", rec->transaction_id);
+        }
+    }
+}
+
+static void payment_deadline_cb(uv_timer_t *t)
+{
+    pos_payment_t *p = t->data;
+    pos_payment_event_t ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = POS_PAY_EV_DEADLINE;
+    payment_run(p, &ev);
+}
+
+static void payment_perform(pos_payment_t *p, const pos_payment_actions_t *out)
+{
+    for (size_t i = 0; i < out->count; i++) {
+        const pos_payment_action_t *act = &out->a[i];
+        switch (act->kind) {
+        case POS_PAY_ACT_RECORD:
+            payment_record(p, &act->u.record);
+            break;
+        case POS_PAY_ACT_SADD_ACTIVE:
+            payment_active_set(p, true, act->transaction_id);
+            break;
+        case POS_PAY_ACT_SREM_ACTIVE:
+            payment_active_set(p, false, act->transaction_id);
+            break;
+        case POS_PAY_ACT_DISPLAY_AMOUNT:
+            payment_display_amount(p, act);
+            break;
+        case POS_PAY_ACT_DISPLAY_TEXT:
+            if (pos_display_show(&p->display, act->u.text.lines[0],
+                                 act->u.text.line_count > 1 ? act->u.text.lines[1] : "") != 0) {
+                POS_WARN("payment", "display unavailable");
+            }
+            break;
+        case POS_PAY_ACT_PINPAD_START:
+            payment_pinpad_start(p, act);
+            break;
+        case POS_PAY_ACT_PINPAD_ABORT:
+            if (pos_pinpad_abort(&p->pinpad) != 0) {
+                POS_DEBUG("payment", "pinpad abort: nothing to abort");
+            }
+            break;
+        case POS_PAY_ACT_PRINT_RECEIPT:
+            payment_print(p, act);
+            break;
+        case POS_PAY_ACT_PUBLISH:
+            payment_publish(p, act);
+            break;
+        case POS_PAY_ACT_INCR_COUNTER:
+            payment_counter(p, act->u.counter);
+            break;
+        case POS_PAY_ACT_STATUS_CHANGED:
+            p->agent->payment_active = act->u.busy;
+            pos_agent_status_changed(p->agent);
+            break;
+        }
+    }
+    uv_timer_stop(&p->deadline_timer);
+    if (out->next_deadline_ms != 0) {
+        uint64_t now = pos_clock_wall_ms();
+        uv_timer_start(&p->deadline_timer, payment_deadline_cb,
+                       out->next_deadline_ms > now ? out->next_deadline_ms - now : 0, 0);
+    }
+}
+
+static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev)
+{
+    pos_payment_actions_t out;
+    int rc = pos_payment_sm_handle(&p->sm, ev, pos_clock_wall_ms(), &out);
+
+    if (rc != 0) {
+        POS_WARN("payment", "event refused by the state machine: %s", strerror(-rc));
+        return;
+    }
+    payment_perform(p, &out);
+    memset(&out, 0, sizeof(out)); /* held a masked PAN and auth code */
+}
+
+/* ---- device events ------------------------------------------------------------ */
+
+static pos_print_outcome_t payment_print_outcome(const pos_hal_device_t *printer, int error)
+{
+    if (error == 0) {
+        return POS_PRINT_OK;
+    }
+    if (error == -ENOSPC || printer->status == POS_DEV_PAPER_OUT) {
+        return POS_PRINT_PAPER_OUT;
+    }
+    if (printer->status == POS_DEV_COVER_OPEN) {
+        return POS_PRINT_COVER_OPEN;
+    }
+    if (error == -ENODEV || error == -EPERM || printer->status == POS_DEV_OFFLINE) {
+        return POS_PRINT_OFFLINE;
+    }
+    return POS_PRINT_ERROR;
+}
+
+static void payment_device_event(pos_hal_device_t *dev, const pos_hal_event_t *hev)
+{
+    pos_payment_t *p = dev->user;
+    pos_payment_event_t ev;
+    int which = dev == &p->display ? POS_DEV_DISPLAY
+                                   : (dev == &p->printer ? POS_DEV_PRINTER : POS_DEV_PINPAD);
+
+    memset(&ev, 0, sizeof(ev));
+    switch (hev->type) {
+    case POS_HAL_EV_STATUS:
+        POS_INFO("hal", "%s: %s", dev->kind, pos_dev_state_name(hev->status));
+        pos_agent_device_status(p->agent, which, hev->status);
+        return;
+    case POS_HAL_EV_ERROR:
+        POS_WARN("hal", "%s: %s", dev->kind, strerror(-hev->error));
+        return;
+    case POS_HAL_EV_OUTPUT_COMPLETE:
+        if (dev == &p->display) {
+            if (p->display_tx[0] == '\0') {
+                return;
+            }
+            ev.kind = POS_PAY_EV_DISPLAY_DONE;
+            ev.transaction_id = p->display_tx;
+            ev.display_ok = hev->error == 0;
+            payment_run(p, &ev);
+            p->display_tx[0] = '\0';
+        } else if (dev == &p->printer) {
+            if (hev->job_id != p->print_job || p->print_tx[0] == '\0') {
+                return;
+            }
+            ev.kind = POS_PAY_EV_PRINT_RESULT;
+            ev.transaction_id = p->print_tx;
+            ev.print = payment_print_outcome(dev, hev->error);
+            payment_run(p, &ev);
+            p->print_tx[0] = '\0';
+        }
+        return;
+    case POS_HAL_EV_PINPAD_RESULT:
+        if (p->pinpad_tx[0] == '\0') {
+            POS_WARN("payment", "pinpad result with no payment running, ignored");
+            return;
+        }
+        ev.kind = POS_PAY_EV_PINPAD_RESULT;
+        ev.transaction_id = p->pinpad_tx;
+        ev.pinpad = hev->pinpad.outcome;
+        ev.auth_code = hev->pinpad.auth_code;
+        ev.masked_pan = hev->pinpad.masked_pan;
+        ev.card_brand = hev->pinpad.card_brand;
+        ev.reason = hev->pinpad.reason[0] ? hev->pinpad.reason : NULL;
+        payment_run(p, &ev);
+        p->pinpad_tx[0] = '\0';
+        return;
+    }
+}
+
+/* ---- messages ------------------------------------------------------------------- */
+
+/* A transaction id the state machine's history has forgotten (it keeps 256)
+ * but the journal still holds: put its record back first, so that the
+ * request is answered from it and never charges the card again. */
+static void payment_recall(pos_payment_t *p, const char *tx)
+{
+    pos_payment_record_t rec;
+    pos_payment_actions_t out;
+    pos_payment_state_t st;
+
+    if (!p->agent->store_ok || pos_payment_sm_lookup(&p->sm, tx, &st) == 0 ||
+        pos_journal_get(&p->agent->journal, tx, &rec) != 0) {
+        return;
+    }
+    if (pos_payment_sm_restore(&p->sm, &rec, &out) == 0) {
+        POS_INFO("payment", "%s recalled from the journal", tx);
+        payment_perform(p, &out);
+    }
+    memset(&rec, 0, sizeof(rec));
+    memset(&out, 0, sizeof(out));
+}
+
+/* The transaction a payment-channel message names, for an answer; NULL
+ * when it names none that can be used (DISPLAY_MESSAGE, malformed). */
+static const char *payment_named_tx(const pos_msg_t *msg, int rc)
+{
+    if (rc != 0) {
+        return msg->reject_transaction_id[0] != '\0' ? msg->reject_transaction_id : NULL;
+    }
+    switch (msg->type) {
+    case POS_MSG_PAYMENT_REQUESTED:
+        return msg->u.payment.transaction_id;
+    case POS_MSG_PAYMENT_CANCELLED:
+    case POS_MSG_RECEIPT_REPRINT:
+        return msg->u.tx.transaction_id;
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * With a key set, a message from the cloud is only acted on once its
+ * signature and ts check out (docs/signing.md). Returns true when it may
+ * go on; otherwise it has been answered (PAYMENT_REJECTED with the
+ * reason) or, naming no transaction, logged and dropped.
+ */
+static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, const char *payload,
+                             size_t len)
+{
+    pos_agent_t *a = p->agent;
+    pos_payment_event_t ev;
+
+    if (a->sign.count == 0) {
+        return true;
+    }
+    const char *tx = payment_named_tx(msg, rc);
+    if (rc != 0 && tx == NULL) {
+        return true; /* dropped as malformed anyway, with the decoder's reason */
+    }
+    pos_sign_verdict_t v = pos_sign_verify(&a->sign, payload, len, pos_clock_wall_ms(),
+                                           (uint64_t)a->cfg.payment_signature_window_s * 1000u);
+    if (v == POS_SIGN_OK) {
+        return true;
+    }
+    p->unverified++;
+    const char *type = pos_msg_type_name(msg->type);
+    /* The reason only: never the signature, the key or the message. */
+    POS_WARN("msg", "payment:%s: %s %s, refused%s", a->cfg.terminal_id,
+             type[0] != '\0' ? type : "message", pos_sign_verdict_reason(v),
+             tx != NULL ? "" : " (no transactionId to answer)");
+    if (tx != NULL) {
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = POS_PAY_EV_REJECT;
+        ev.transaction_id = tx;
+        ev.reason = pos_sign_verdict_reason(v);
+        payment_run(p, &ev);
+    }
+    return false;
+}
+
+void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
+{
+    pos_agent_t *a = p->agent;
+    static pos_msg_t msg; /* large (a full request); the loop is single-threaded */
+    pos_msg_limits_t lim;
+    pos_payment_event_t ev;
+    char why[128];
+    int rc;
+
+    memset(&lim, 0, sizeof(lim));
+    lim.max_len = POS_MSG_MAX_BYTES;
+    /* The limit is in major units of any currency: decode with the widest
+     * (3 minor digits), then check against the request's own currency. */
+    lim.max_amount_minor = (int64_t)a->cfg.payment_max_amount * 1000;
+    rc = pos_msg_decode(POS_MSG_CH_PAYMENT, payload, len, &lim, &msg, why, sizeof(why));
+    if (rc == 0 && msg.type == POS_MSG_PAYMENT_REQUESTED) {
+        int64_t max = a->cfg.payment_max_amount;
+        for (unsigned i = 0; i < msg.u.payment.currency.digits; i++) {
+            max *= 10;
+        }
+        if (msg.u.payment.amount_minor > max) {
+            snprintf(why, sizeof(why), "PAYMENT_REQUESTED: amount over [payment] max_amount");
+            snprintf(msg.reject_transaction_id, sizeof(msg.reject_transaction_id), "%s",
+                     msg.u.payment.transaction_id);
+            rc = -EINVAL;
+        }
+    }
+    memset(&ev, 0, sizeof(ev));
+    if (rc == -EALREADY) {
+        POS_DEBUG("msg", "payment:%s: terminal-originated message ignored", a->cfg.terminal_id);
+        return;
+    }
+    if (!payment_verified(p, &msg, rc, payload, len)) {
+        memset(&msg, 0, sizeof(msg));
+        return;
+    }
+    if (rc != 0) {
+        p->rejected++;
+        POS_WARN("msg", "payment:%s: %s, dropped", a->cfg.terminal_id, why);
+        if (msg.type == POS_MSG_PAYMENT_REQUESTED && msg.reject_transaction_id[0] != '\0') {
+            /* A request we can name but not honour is answered, not ignored. */
+            ev.kind = POS_PAY_EV_REJECT;
+            ev.transaction_id = msg.reject_transaction_id;
+            ev.reason = "invalid";
+            payment_run(p, &ev);
+        }
+        return;
+    }
+    p->handled++;
+    POS_INFO("msg", "payment:%s: %s", a->cfg.terminal_id, pos_msg_type_name(msg.type));
+    switch (msg.type) {
+    case POS_MSG_PAYMENT_REQUESTED:
+        payment_recall(p, msg.u.payment.transaction_id);
+        ev.kind = POS_PAY_EV_REQUEST;
+        ev.request = &msg.u.payment;
+        payment_run(p, &ev);
+        break;
+    case POS_MSG_PAYMENT_CANCELLED:
+        ev.kind = POS_PAY_EV_CANCEL;
+        ev.transaction_id = msg.u.tx.transaction_id;
+        payment_run(p, &ev);
+        break;
+    case POS_MSG_RECEIPT_REPRINT:
+        ev.kind = POS_PAY_EV_REPRINT;
+        ev.transaction_id = msg.u.tx.transaction_id;
+        payment_run(p, &ev);
+        break;
+    case POS_MSG_DISPLAY_MESSAGE:
+        rc = pos_payment_show(p, msg.u.display.lines[0],
+                              msg.u.display.line_count > 1 ? msg.u.display.lines[1] : "");
+        if (rc == -EBUSY) {
+            POS_INFO("msg", "display message not shown: a payment owns the display");
+        }
+        break;
+    default:
+        break;
+    }
+    memset(&msg, 0, sizeof(msg));
+}
+
+int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)
+{
+    if (pos_payment_active(p)) {
+        return -EBUSY;
+    }
+    return pos_display_show(&p->display, line1, line2);
+}
+
+bool pos_payment_active(const pos_payment_t *p)
+{
+    return pos_payment_sm_state(&p->sm) != POS_PAY_IDLE;
+}
+
+static int payment_restore_one(void *ctx, const pos_payment_record_t *rec)
+{
+    pos_payment_t *p = ctx;
+    pos_payment_actions_t out;
+    int rc = pos_payment_sm_restore(&p->sm, rec, &out);
+
+    if (rc == 0) {
+        if (!pos_journal_state_final(rec->state)) {
+            POS_WARN("payment", "%s was interrupted in %s: settled without the card",
+                     rec->transaction_id, pos_payment_state_name(rec->state));
+        }
+        payment_perform(p, &out);
+    } else if (rc != -EEXIST) {
+        POS_WARN("payment", "journal record of %s not restored: %s", rec->transaction_id,
+                 strerror(-rc));
+    }
+    memset(&out, 0, sizeof(out));
+    return 0;
+}
+
+void pos_payment_restore(pos_payment_t *p)
+{
+    if (!p->agent->store_ok) {
+        return;
+    }
+    int rc = pos_journal_list(&p->agent->journal, payment_restore_one, p);
+    if (rc < 0) {
+        POS_ERR("payment", "cannot read the journal: %s", strerror(-rc));
+    }
+}
+
+/* ---- setup and teardown ----------------------------------------------------------- */
+
+int pos_payment_init(pos_payment_t *p, pos_agent_t *a, char *err, size_t errlen)
+{
+    const pos_config_t *c = &a->cfg;
+    pos_payment_sm_config_t smc;
+    pos_hal_options_t o;
+    int rc;
+
+    pos_mem_zero(p, sizeof(*p));
+    p->agent = a;
+    memset(&smc, 0, sizeof(smc));
+    smc.pinpad_timeout_ms = c->payment_pinpad_timeout_s * 1000u;
+    pos_payment_sm_init(&p->sm, &smc);
+
+    memset(&o, 0, sizeof(o));
+    o.sim_dir = c->hal_sim_dir;
+    o.sim_pinpad_delay_ms = c->hal_sim_pinpad_delay_ms;
+    o.sim_decline_ending = c->hal_sim_decline_ending;
+    o.sim_card_number = c->hal_sim_card_number;
+    o.reopen_base_ms = 500;
+    o.reopen_cap_ms = 10000;
+    o.paper_width = c->hal_paper_width;
+    o.printer_model = c->hal_printer_model;
+    o.codepage = c->hal_codepage;
+
+    rc = pos_hal_create(&p->display, a->loop, POS_HAL_DISPLAY, c->hal_display, &o,
+                        payment_device_event, p, err, errlen);
+    if (rc == 0) {
+        rc = pos_hal_create(&p->printer, a->loop, POS_HAL_PRINTER, c->hal_printer, &o,
+                            payment_device_event, p, err, errlen);
+    }
+    if (rc == 0) {
+        rc = pos_hal_create(&p->pinpad, a->loop, POS_HAL_PINPAD, c->hal_pinpad, &o,
+                            payment_device_event, p, err, errlen);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    uv_timer_init(a->loop, &p->deadline_timer);
+    p->deadline_timer.data = p;
+    return 0;
+}
+
+void pos_payment_start(pos_payment_t *p)
+{
+    pos_hal_device_t *devs[] = {&p->display, &p->printer, &p->pinpad};
+
+    for (size_t i = 0; i < 3; i++) {
+        int rc = pos_hal_start(devs[i]);
+        if (rc != 0) {
+            POS_ERR("hal", "%s: cannot start: %s", devs[i]->kind, strerror(-rc));
+            pos_hal_set_status(devs[i], POS_DEV_ERROR);
+        }
+    }
+}
+
+static void payment_part_closed(pos_payment_t *p)
+{
+    if (--p->open_handles == 0 && p->closed_cb != NULL) {
+        p->closed_cb(p);
+    }
+}
+
+static void payment_dev_closed(pos_hal_device_t *dev)
+{
+    payment_part_closed(dev->user);
+}
+
+static void payment_timer_closed(uv_handle_t *h)
+{
+    payment_part_closed(h->data);
+}
+
+void pos_payment_close(pos_payment_t *p, void (*done)(pos_payment_t *p))
+{
+    p->closed_cb = done;
+    p->open_handles = 4;
+    uv_close((uv_handle_t *)&p->deadline_timer, payment_timer_closed);
+    pos_hal_close(&p->display, payment_dev_closed);
+    pos_hal_close(&p->printer, payment_dev_closed);
+    pos_hal_close(&p->pinpad, payment_dev_closed);
+    memset(&p->doc, 0, sizeof(p->doc));
+}

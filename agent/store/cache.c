@@ -1,0 +1,1003 @@
+#include "agent/store/cache.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "platform/mem.h"
+
+/*
+ * Record layout (little-endian, 32-byte header, then the value):
+ *   0 version (1)  1 family  2 flags (bit 0: stale)  3 reserved
+ *   4 value length (u32)  8 fetched_at_ms  16 verified_at_ms  24 last_access
+ * The LRU index maps be64(last_access) -> key; each entry has exactly one.
+ */
+#define REC_VERSION 1u
+#define FLAG_STALE  1u
+
+/* Changes a write transaction makes, applied to the counters once it committed. */
+typedef struct delta {
+    long long bytes;
+    long long entries;
+    uint64_t evictions;
+} delta_t;
+
+/* ---- pure parts ------------------------------------------------------- */
+
+int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta,
+                           const void **value)
+{
+    const unsigned char *p = rec;
+    if (rec == NULL || len < POS_CACHE_HDR_SIZE || p[0] != REC_VERSION ||
+        p[1] >= POS_CACHE_FAMILY_COUNT || (p[2] & ~FLAG_STALE) != 0) {
+        return -EBADMSG;
+    }
+    uint32_t vlen = pos_store_get_le32(p + 4);
+    if ((size_t)vlen != len - POS_CACHE_HDR_SIZE) {
+        return -EBADMSG;
+    }
+    meta->family = (pos_cache_family_t)p[1];
+    meta->stale = (p[2] & FLAG_STALE) != 0;
+    meta->value_len = vlen;
+    meta->fetched_at_ms = pos_store_get_le64(p + 8);
+    meta->verified_at_ms = pos_store_get_le64(p + 16);
+    meta->last_access = pos_store_get_le64(p + 24);
+    if (value != NULL) {
+        *value = p + POS_CACHE_HDR_SIZE;
+    }
+    return 0;
+}
+
+static void encode_header(unsigned char *p, const pos_cache_meta_t *m)
+{
+    p[0] = REC_VERSION;
+    p[1] = (unsigned char)m->family;
+    p[2] = m->stale ? FLAG_STALE : 0;
+    p[3] = 0;
+    pos_store_put_le32(p + 4, m->value_len);
+    pos_store_put_le64(p + 8, m->fetched_at_ms);
+    pos_store_put_le64(p + 16, m->verified_at_ms);
+    pos_store_put_le64(p + 24, m->last_access);
+}
+
+bool pos_cache_expired(const pos_cache_meta_t *meta, uint64_t now_ms,
+                       const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT])
+{
+    uint64_t ttl = ttl_ms[meta->family < POS_CACHE_FAMILY_COUNT ? meta->family : 0];
+    if (now_ms < meta->verified_at_ms) {
+        return ttl == 0;
+    }
+    return now_ms - meta->verified_at_ms >= ttl;
+}
+
+int pos_cache_evict_cmp(const pos_cache_meta_t *a, const pos_cache_meta_t *b, uint64_t now_ms,
+                        const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT])
+{
+    bool ea = pos_cache_expired(a, now_ms, ttl_ms);
+    bool eb = pos_cache_expired(b, now_ms, ttl_ms);
+    if (ea != eb) {
+        return ea ? -1 : 1;
+    }
+    if (ea) {
+        /* Both expired: the one that expired earlier goes first. */
+        uint64_t xa = a->verified_at_ms + ttl_ms[a->family];
+        uint64_t xb = b->verified_at_ms + ttl_ms[b->family];
+        if (xa != xb) {
+            return xa < xb ? -1 : 1;
+        }
+    }
+    if (a->last_access != b->last_access) {
+        return a->last_access < b->last_access ? -1 : 1;
+    }
+    return 0;
+}
+
+pos_cache_family_t pos_cache_family_of(const char *key, size_t key_len)
+{
+    static const struct {
+        const char *prefix;
+        pos_cache_family_t family;
+    } map[] = {
+        {"product:", POS_CACHE_PRODUCT},
+        {"inventory:", POS_CACHE_INVENTORY},
+        {"user:", POS_CACHE_USER},
+        {"session:", POS_CACHE_SESSION},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        size_t n = strlen(map[i].prefix);
+        if (key != NULL && key_len > n && memcmp(key, map[i].prefix, n) == 0) {
+            return map[i].family;
+        }
+    }
+    return POS_CACHE_OTHER;
+}
+
+static uint64_t hash_key(const char *key, size_t len)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- record helpers inside a write transaction ------------------------ */
+
+static int lru_del(pos_cache_t *c, MDB_txn *txn, uint64_t counter)
+{
+    unsigned char kb[8];
+    pos_store_put_be64(kb, counter);
+    MDB_val k = {sizeof(kb), kb};
+    int rc = mdb_del(txn, c->st->dbi[POS_DB_CACHE_LRU], &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : pos_store_errno(rc);
+}
+
+static int lru_put(pos_cache_t *c, MDB_txn *txn, uint64_t counter, const char *key, size_t len)
+{
+    unsigned char kb[8];
+    pos_store_put_be64(kb, counter);
+    MDB_val k = {sizeof(kb), kb};
+    MDB_val v = {len, (void *)key};
+    return pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE_LRU], &k, &v, 0));
+}
+
+/* Reads a key's metadata inside txn. Returns 0, -ENOENT or a negative errno. */
+static int read_meta(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len,
+                     pos_cache_meta_t *m, MDB_val *raw)
+{
+    MDB_val k = {len, (void *)key};
+    int rc = mdb_get(txn, c->st->dbi[POS_DB_CACHE], &k, raw);
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    return pos_cache_record_parse(raw->mv_data, raw->mv_size, m, NULL) == 0 ? 0 : -EIO;
+}
+
+/* Deletes one entry and its LRU record; adds what it freed to *d. */
+static int del_entry(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len, delta_t *d)
+{
+    pos_cache_meta_t m;
+    MDB_val raw;
+    int rc = read_meta(c, txn, key, len, &m, &raw);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t size = len + raw.mv_size;
+    rc = lru_del(c, txn, m.last_access);
+    if (rc == 0) {
+        MDB_val k = {len, (void *)key};
+        rc = pos_store_errno(mdb_del(txn, c->st->dbi[POS_DB_CACHE], &k, NULL));
+    }
+    if (rc == 0) {
+        d->bytes -= (long long)size;
+        d->entries--;
+    }
+    return rc;
+}
+
+/*
+ * Rewrites an entry's header (stale flag, last_access) keeping its value.
+ * The value is copied out first: a pointer into the map is not valid
+ * across a write.
+ */
+static int rewrite_header(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len,
+                          const MDB_val *raw, const pos_cache_meta_t *m)
+{
+    unsigned char *copy = malloc(raw->mv_size);
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(copy, raw->mv_data, raw->mv_size);
+    encode_header(copy, m);
+    MDB_val k = {len, (void *)key};
+    MDB_val v = {raw->mv_size, copy};
+    int rc = pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE], &k, &v, 0));
+    free(copy);
+    return rc;
+}
+
+/* Writes the pending touches into txn (they are cleared once it commits). */
+static int apply_pending(pos_cache_t *c, MDB_txn *txn)
+{
+    for (size_t i = 0; i < c->pending_count; i++) {
+        pos_cache_pending_t *p = &c->pending[i];
+        pos_cache_meta_t m = {0};
+        MDB_val raw;
+        int rc = read_meta(c, txn, p->key, p->key_len, &m, &raw);
+        if (rc == -ENOENT || (rc == 0 && m.last_access >= p->counter)) {
+            continue; /* deleted or rewritten since the read */
+        }
+        uint64_t old_counter = m.last_access;
+        if (rc == 0) {
+            /* Rewrite first: raw points into the map and is only valid until a write. */
+            m.last_access = p->counter;
+            rc = rewrite_header(c, txn, p->key, p->key_len, &raw, &m);
+        }
+        if (rc == 0) {
+            rc = lru_del(c, txn, old_counter);
+        }
+        if (rc == 0) {
+            rc = lru_put(c, txn, p->counter, p->key, p->key_len);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void clear_pending(pos_cache_t *c)
+{
+    for (size_t i = 0; i < c->pending_count; i++) {
+        free(c->pending[i].key);
+    }
+    c->pending_count = 0;
+}
+
+/* Commits txn and applies d to the counters; drops the applied touches. */
+static int commit(pos_cache_t *c, MDB_txn *txn, const delta_t *d)
+{
+    int rc = pos_store_txn_commit(txn);
+    if (rc != 0) {
+        return rc;
+    }
+    clear_pending(c);
+    c->stats.bytes = (uint64_t)((long long)c->stats.bytes + d->bytes);
+    c->stats.entries = (uint64_t)((long long)c->stats.entries + d->entries);
+    c->stats.evictions += d->evictions;
+    return 0;
+}
+
+/* ---- eviction --------------------------------------------------------- */
+
+typedef struct victim {
+    pos_cache_meta_t meta;
+    size_t key_len;
+    char *key;
+} victim_t;
+
+/* Appends a copy of key k (and meta m, if given) to the growing array v.
+ * Returns 0 or ENOMEM (an LMDB-style positive code, like its callers). */
+static int victims_push(victim_t **v, size_t *n, size_t *cap, const MDB_val *k,
+                        const pos_cache_meta_t *m)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        victim_t *nv = realloc(*v, ncap * sizeof(**v));
+        if (nv == NULL) {
+            return ENOMEM;
+        }
+        *v = nv;
+        *cap = ncap;
+    }
+    victim_t *e = &(*v)[*n];
+    e->key = malloc(k->mv_size);
+    if (e->key == NULL) {
+        return ENOMEM;
+    }
+    memcpy(e->key, k->mv_data, k->mv_size);
+    e->key_len = k->mv_size;
+    if (m != NULL) {
+        e->meta = *m;
+    }
+    (*n)++;
+    return 0;
+}
+
+static uint64_t sort_now;
+static const uint64_t *sort_ttl;
+
+static int victim_cmp(const void *a, const void *b)
+{
+    const victim_t *va = a, *vb = b;
+    return pos_cache_evict_cmp(&va->meta, &vb->meta, sort_now, sort_ttl);
+}
+
+/* Evicts expired entries, longest-expired first, until need bytes went. */
+static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms,
+                         delta_t *d, size_t *freed)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur);
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    victim_t *v = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, val;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        pos_cache_meta_t m;
+        if (pos_cache_record_parse(val.mv_data, val.mv_size, &m, NULL) != 0 ||
+            !pos_cache_expired(&m, now_ms, c->cfg.ttl_ms)) {
+            continue;
+        }
+        rc = victims_push(&v, &n, &cap, &k, &m);
+        if (rc != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    int result = rc == MDB_NOTFOUND ? 0 : pos_store_errno(rc);
+    if (result == 0) {
+        sort_now = now_ms;
+        sort_ttl = c->cfg.ttl_ms;
+        if (n > 1) {
+            qsort(v, n, sizeof(*v), victim_cmp);
+        }
+        for (size_t i = 0; i < n && *freed < need; i++) {
+            long long before = d->bytes;
+            result = del_entry(c, txn, v[i].key, v[i].key_len, d);
+            if (result != 0) {
+                break;
+            }
+            *freed += (size_t)(before - d->bytes);
+            d->evictions++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+    }
+    free(v);
+    return result;
+}
+
+/* Evicts the least recently used entries until need bytes went. */
+static int evict_lru(pos_cache_t *c, MDB_txn *txn, size_t need, delta_t *d, size_t *freed)
+{
+    char key[POS_CACHE_KEY_MAX];
+    while (*freed < need) {
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE_LRU], &cur);
+        if (rc != 0) {
+            return pos_store_errno(rc);
+        }
+        MDB_val k, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == 0 && (v.mv_size == 0 || v.mv_size > sizeof(key))) {
+            rc = mdb_cursor_del(cur, 0); /* a record no entry can match */
+            mdb_cursor_close(cur);
+            if (rc != 0) {
+                return pos_store_errno(rc);
+            }
+            continue;
+        }
+        size_t len = v.mv_size;
+        if (rc == 0) {
+            memcpy(key, v.mv_data, len);
+        }
+        uint64_t counter = rc == 0 ? pos_store_get_be64(k.mv_data) : 0;
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND) {
+            return 0;
+        }
+        if (rc != 0) {
+            return pos_store_errno(rc);
+        }
+        long long before = d->bytes;
+        rc = del_entry(c, txn, key, len, d);
+        if (rc == -ENOENT) {
+            rc = lru_del(c, txn, counter); /* an orphan: drop it and go on */
+        } else if (rc == 0) {
+            *freed += (size_t)(before - d->bytes);
+            d->evictions++;
+            /* del_entry removed the LRU record of the entry's own counter. */
+            rc = lru_del(c, txn, counter);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int evict_txn(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms, delta_t *d,
+                     size_t *freed)
+{
+    *freed = 0;
+    int rc = evict_expired(c, txn, need, now_ms, d, freed);
+    if (rc == 0 && *freed < need) {
+        rc = evict_lru(c, txn, need, d, freed);
+    }
+    return rc;
+}
+
+static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted);
+
+long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
+{
+    if (c == NULL || c->st == NULL) {
+        return -EINVAL;
+    }
+    long long rc = evict_once(c, bytes, now_ms, evicted);
+    if (rc == -ENOSPC && c->stats.entries > 0 && pos_store_reserve_begin(c->st) == 0) {
+        /* A full map cannot even delete: borrow the reserve for it. */
+        rc = evict_once(c, bytes, now_ms, evicted);
+        pos_store_reserve_end(c->st);
+    }
+    return rc;
+}
+
+static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
+{
+    if (c == NULL || c->st == NULL) {
+        return -EINVAL;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(c->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    delta_t d = {0};
+    size_t freed = 0;
+    rc = apply_pending(c, txn);
+    if (rc == 0) {
+        rc = evict_txn(c, txn, bytes, now_ms, &d, &freed);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = commit(c, txn, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    if (evicted != NULL) {
+        *evicted = (size_t)d.evictions;
+    }
+    return (long long)freed;
+}
+
+static long long reclaim(void *ctx, size_t bytes)
+{
+    pos_cache_t *c = ctx;
+    /* Free more than asked: LMDB needs some spare pages for the retry itself. */
+    size_t want = bytes * 2 + 64u * 1024u;
+    return pos_cache_evict(c, want, wall_ms(), NULL);
+}
+
+/* ---- open / close ----------------------------------------------------- */
+
+int pos_cache_open(pos_cache_t *c, pos_store_t *st, const pos_cache_config_t *cfg)
+{
+    if (c == NULL || st == NULL || st->env == NULL || cfg == NULL) {
+        return -EINVAL;
+    }
+    pos_mem_zero(c, sizeof(*c));
+    c->st = st;
+    c->cfg = *cfg;
+    c->clock = st->census.cache_clock;
+    c->stats.entries = st->census.cache_entries;
+    c->stats.bytes = st->census.cache_bytes;
+    st->reclaim = reclaim;
+    st->reclaim_ctx = c;
+    return 0;
+}
+
+void pos_cache_close(pos_cache_t *c)
+{
+    if (c == NULL || c->st == NULL) {
+        return;
+    }
+    (void)pos_cache_flush(c);
+    clear_pending(c);
+    if (c->rtxn != NULL) {
+        mdb_txn_abort(c->rtxn);
+        c->rtxn = NULL;
+    }
+    if (c->st->reclaim_ctx == c) {
+        c->st->reclaim = NULL;
+        c->st->reclaim_ctx = NULL;
+    }
+    c->st = NULL;
+}
+
+int pos_cache_flush(pos_cache_t *c)
+{
+    if (c == NULL || c->st == NULL) {
+        return -EINVAL;
+    }
+    if (c->pending_count == 0) {
+        return 0;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(c->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = apply_pending(c, txn);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    delta_t d = {0};
+    return commit(c, txn, &d);
+}
+
+/* ---- put -------------------------------------------------------------- */
+
+static int check_key(const char *key, size_t len)
+{
+    if (key == NULL || len == 0) {
+        return -EINVAL;
+    }
+    return len > POS_CACHE_KEY_MAX ? -ENAMETOOLONG : 0;
+}
+
+static int check_item(const pos_cache_t *c, const pos_cache_item_t *it)
+{
+    int rc = check_key(it->key, it->key_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if ((unsigned)it->family >= POS_CACHE_FAMILY_COUNT ||
+        (it->value == NULL && it->value_len != 0)) {
+        return -EINVAL;
+    }
+    uint64_t size = (uint64_t)it->key_len + POS_CACHE_HDR_SIZE + it->value_len;
+    if (it->value_len > POS_CACHE_VALUE_MAX ||
+        (c->cfg.max_bytes != 0 && size > c->cfg.max_bytes)) {
+        return -EMSGSIZE;
+    }
+    return 0;
+}
+
+/* Stores one item inside txn, replacing any previous entry of the key. */
+static int put_one(pos_cache_t *c, MDB_txn *txn, const pos_cache_item_t *it, uint64_t now_ms,
+                   delta_t *d)
+{
+    pos_cache_meta_t old;
+    MDB_val raw;
+    int rc = read_meta(c, txn, it->key, it->key_len, &old, &raw);
+    if (rc != 0 && rc != -ENOENT) {
+        return rc;
+    }
+    pos_cache_meta_t m = {
+        .family = it->family,
+        .stale = false,
+        .fetched_at_ms = now_ms,
+        .verified_at_ms = now_ms,
+        .last_access = ++c->clock,
+        .value_len = (uint32_t)it->value_len,
+    };
+    if (rc == 0) {
+        if (old.value_len == it->value_len &&
+            memcmp((const unsigned char *)raw.mv_data + POS_CACHE_HDR_SIZE, it->value,
+                   it->value_len) == 0) {
+            m.fetched_at_ms = old.fetched_at_ms; /* the same value, verified again */
+        }
+        d->bytes -= (long long)(it->key_len + raw.mv_size);
+        d->entries--;
+        rc = lru_del(c, txn, old.last_access);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    MDB_val k = {it->key_len, (void *)it->key};
+    MDB_val v = {POS_CACHE_HDR_SIZE + it->value_len, NULL};
+    /* MDB_RESERVE: LMDB hands out the space and we fill it, saving a copy. */
+    rc = pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE], &k, &v, MDB_RESERVE));
+    if (rc != 0) {
+        return rc;
+    }
+    encode_header(v.mv_data, &m);
+    if (it->value_len != 0) {
+        memcpy((unsigned char *)v.mv_data + POS_CACHE_HDR_SIZE, it->value, it->value_len);
+    }
+    rc = lru_put(c, txn, m.last_access, it->key, it->key_len);
+    if (rc != 0) {
+        return rc;
+    }
+    d->bytes += (long long)(it->key_len + POS_CACHE_HDR_SIZE + it->value_len);
+    d->entries++;
+    return 0;
+}
+
+/* One attempt at storing the batch, evicting for the byte budget first. */
+static int put_attempt(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms)
+{
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(c->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    delta_t d = {0};
+    uint64_t clock = c->clock;
+    rc = apply_pending(c, txn);
+    if (rc == 0 && c->cfg.max_bytes != 0) {
+        uint64_t add = 0;
+        for (size_t i = 0; i < n; i++) {
+            add += items[i].key_len + POS_CACHE_HDR_SIZE + items[i].value_len;
+        }
+        if (c->stats.bytes + add > c->cfg.max_bytes) {
+            /* Evict a sixteenth more than needed so the next puts do not each evict. */
+            uint64_t need = c->stats.bytes + add - c->cfg.max_bytes + c->cfg.max_bytes / 16;
+            size_t freed;
+            rc = evict_txn(c, txn, (size_t)need, now_ms, &d, &freed);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = put_one(c, txn, &items[i], now_ms, &d);
+    }
+    if (rc == 0) {
+        rc = commit(c, txn, &d);
+    } else {
+        mdb_txn_abort(txn);
+    }
+    if (rc != 0) {
+        c->clock = clock;
+    }
+    return rc;
+}
+
+int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n,
+                        uint64_t now_ms)
+{
+    if (c == NULL || c->st == NULL || (items == NULL && n != 0)) {
+        return -EINVAL;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_item(c, &items[i]);
+        if (rc != 0) {
+            return rc;
+        }
+        total += items[i].key_len + POS_CACHE_HDR_SIZE + items[i].value_len;
+    }
+    int rc = put_attempt(c, items, n, now_ms);
+    /* Map (or disk) full: evict a growing amount and retry a few times. */
+    for (int tries = 0; rc == -ENOSPC && tries < 4; tries++) {
+        size_t want = (total + 64u * 1024u) << tries;
+        long long freed = pos_cache_evict(c, want, now_ms, NULL);
+        if (freed < 0) {
+            return freed == -ENOSPC ? -ENOSPC : (int)freed;
+        }
+        if (freed == 0) {
+            return -ENOSPC;
+        }
+        (void)pos_store_settle(c->st);
+        rc = put_attempt(c, items, n, now_ms);
+    }
+    return rc;
+}
+
+int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *value,
+                  size_t value_len, pos_cache_family_t family, uint64_t now_ms)
+{
+    pos_cache_item_t it = {key, key_len, value, value_len, family};
+    return pos_cache_put_batch(c, &it, 1, now_ms);
+}
+
+/* ---- get -------------------------------------------------------------- */
+
+/* Queues an LRU touch; flushes when the pending set is full. */
+static void touch(pos_cache_t *c, const char *key, size_t len)
+{
+    uint64_t h = hash_key(key, len);
+    uint64_t counter = ++c->clock;
+    for (size_t i = 0; i < c->pending_count; i++) {
+        pos_cache_pending_t *p = &c->pending[i];
+        if (p->hash == h && p->key_len == len && memcmp(p->key, key, len) == 0) {
+            p->counter = counter;
+            return;
+        }
+    }
+    if (c->pending_count == POS_CACHE_PENDING_MAX) {
+        /* Reads never write: past the bound a touch is dropped (counted) until the next
+         * write or pos_cache_flush(). A lost touch only makes the LRU order less exact. */
+        c->stats.touches_dropped++;
+        return;
+    }
+    char *copy = malloc(len);
+    if (copy == NULL) {
+        return;
+    }
+    memcpy(copy, key, len);
+    c->pending[c->pending_count++] = (pos_cache_pending_t){h, counter, len, copy};
+}
+
+int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_ms, void *buf,
+                  size_t buf_len, pos_cache_info_t *info)
+{
+    if (c == NULL || c->st == NULL || info == NULL || (buf == NULL && buf_len != 0)) {
+        return -EINVAL;
+    }
+    int rc = check_key(key, key_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if (c->rtxn == NULL) {
+        rc = pos_store_txn_begin(c->st, MDB_RDONLY, &c->rtxn);
+    } else {
+        rc = pos_store_errno(mdb_txn_renew(c->rtxn));
+    }
+    if (rc != 0) {
+        c->rtxn = NULL;
+        return rc;
+    }
+    MDB_val k = {key_len, (void *)key};
+    MDB_val v;
+    const void *value = NULL;
+    rc = mdb_get(c->rtxn, c->st->dbi[POS_DB_CACHE], &k, &v);
+    if (rc == 0) {
+        rc = pos_cache_record_parse(v.mv_data, v.mv_size, &info->meta, &value) == 0 ? 0 : -EIO;
+    } else {
+        rc = pos_store_errno(rc);
+    }
+    if (rc == 0) {
+        if (info->meta.value_len > buf_len) {
+            rc = -ENOBUFS;
+        } else if (info->meta.value_len != 0) {
+            memcpy(buf, value, info->meta.value_len);
+        }
+    }
+    mdb_txn_reset(c->rtxn);
+    if (rc == -ENOENT) {
+        c->stats.misses++;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    info->age_ms =
+        now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
+    info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, c->cfg.ttl_ms);
+    if (info->fresh) {
+        c->stats.hits++;
+    } else {
+        c->stats.stale_hits++;
+    }
+    touch(c, key, key_len);
+    return 0;
+}
+
+/* ---- stale marks and deletes ------------------------------------------ */
+
+/* One write transaction on one key: pending touches first, then op. */
+typedef int (*key_op_fn)(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len,
+                         delta_t *d);
+
+static int key_txn(pos_cache_t *c, const char *key, size_t key_len, key_op_fn op)
+{
+    if (c == NULL || c->st == NULL) {
+        return -EINVAL;
+    }
+    int rc = check_key(key, key_len);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_txn *txn;
+    rc = pos_store_txn_begin(c->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    delta_t d = {0};
+    rc = apply_pending(c, txn);
+    if (rc == 0) {
+        rc = op(c, txn, key, key_len, &d);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return commit(c, txn, &d);
+}
+
+static int mark_stale_op(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len,
+                         delta_t *d)
+{
+    pos_cache_meta_t m;
+    MDB_val raw;
+
+    (void)d;
+    int rc = read_meta(c, txn, key, key_len, &m, &raw);
+    if (rc == 0 && !m.stale) {
+        m.stale = true;
+        rc = rewrite_header(c, txn, key, key_len, &raw, &m);
+    }
+    return rc;
+}
+
+int pos_cache_mark_stale(pos_cache_t *c, const char *key, size_t key_len)
+{
+    return key_txn(c, key, key_len, mark_stale_op);
+}
+
+int pos_cache_mark_stale_before(pos_cache_t *c, uint64_t since_ms, size_t *count)
+{
+    if (c == NULL || c->st == NULL) {
+        return -EINVAL;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(c->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t changed = 0;
+    MDB_cursor *cur = NULL;
+    rc = apply_pending(c, txn);
+    if (rc == 0) {
+        rc = pos_store_errno(mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur));
+    }
+    if (rc == 0) {
+        MDB_val k, v;
+        int mrc;
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            pos_cache_meta_t m;
+            if (pos_cache_record_parse(v.mv_data, v.mv_size, &m, NULL) != 0 || m.stale ||
+                m.verified_at_ms >= since_ms) {
+                continue;
+            }
+            m.stale = true;
+            unsigned char *copy = malloc(v.mv_size);
+            if (copy == NULL) {
+                mrc = ENOMEM;
+                break;
+            }
+            memcpy(copy, v.mv_data, v.mv_size);
+            encode_header(copy, &m);
+            MDB_val nv = {v.mv_size, copy};
+            /* Same key, same size: replaced in place, the cursor keeps its position. */
+            mrc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+            free(copy);
+            if (mrc != 0) {
+                break;
+            }
+            changed++;
+        }
+        rc = mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
+        mdb_cursor_close(cur);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    delta_t d = {0};
+    rc = commit(c, txn, &d);
+    if (rc == 0 && count != NULL) {
+        *count = changed;
+    }
+    return rc;
+}
+
+int pos_cache_mark_all_stale(pos_cache_t *c, size_t *count)
+{
+    return pos_cache_mark_stale_before(c, UINT64_MAX, count);
+}
+
+int pos_cache_delete(pos_cache_t *c, const char *key, size_t key_len)
+{
+    return key_txn(c, key, key_len, del_entry);
+}
+
+int pos_cache_delete_if(pos_cache_t *c, pos_cache_match_fn match, void *ctx, size_t *count)
+{
+    if (c == NULL || c->st == NULL || match == NULL) {
+        return -EINVAL;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(c->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    delta_t d = {0};
+    size_t deleted = 0;
+    rc = apply_pending(c, txn);
+    /* Collect first, delete after: a write invalidates the cursor's data pointers. */
+    victim_t *v = NULL;
+    size_t n = 0, cap = 0;
+    MDB_cursor *cur = NULL;
+    if (rc == 0) {
+        rc = pos_store_errno(mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur));
+    }
+    if (rc == 0) {
+        MDB_val k, val;
+        int mrc;
+        for (mrc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
+             mrc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+            if (!match(ctx, k.mv_data, k.mv_size)) {
+                continue;
+            }
+            mrc = victims_push(&v, &n, &cap, &k, NULL);
+            if (mrc != 0) {
+                break;
+            }
+        }
+        rc = mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
+        mdb_cursor_close(cur);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = del_entry(c, txn, v[i].key, v[i].key_len, &d);
+        deleted++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+    }
+    free(v);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = commit(c, txn, &d);
+    if (rc == 0 && count != NULL) {
+        *count = deleted;
+    }
+    return rc;
+}
+
+/* ---- scan and stats --------------------------------------------------- */
+
+int pos_cache_scan(pos_cache_t *c, pos_cache_cursor_t *cur, size_t max, pos_cache_visit_fn visit,
+                   void *ctx)
+{
+    if (c == NULL || c->st == NULL || cur == NULL || visit == NULL) {
+        return -EINVAL;
+    }
+    if (cur->done || max == 0) {
+        return 0;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(c->st, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_cursor *mc;
+    rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &mc);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return pos_store_errno(rc);
+    }
+    MDB_val k, v;
+    if (!cur->started) {
+        rc = mdb_cursor_get(mc, &k, &v, MDB_FIRST);
+    } else {
+        k.mv_size = cur->last_len;
+        k.mv_data = cur->last_key;
+        rc = mdb_cursor_get(mc, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == cur->last_len &&
+            memcmp(k.mv_data, cur->last_key, cur->last_len) == 0) {
+            rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
+        }
+    }
+    int visited = 0;
+    bool stop = false;
+    while (rc == 0 && (size_t)visited < max && !stop) {
+        pos_cache_meta_t m;
+        if (pos_cache_record_parse(v.mv_data, v.mv_size, &m, NULL) == 0 &&
+            k.mv_size <= sizeof(cur->last_key)) {
+            memcpy(cur->last_key, k.mv_data, k.mv_size);
+            cur->last_len = k.mv_size;
+            cur->started = true;
+            visited++;
+            stop = visit(ctx, k.mv_data, k.mv_size, &m) != 0;
+        }
+        if (!stop && (size_t)visited < max) {
+            rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
+        }
+    }
+    if (rc == 0 && !stop) {
+        /* Peek whether anything follows, so the caller learns "done" without an empty batch. */
+        rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
+        rc = rc == MDB_NOTFOUND ? MDB_NOTFOUND : 0;
+    }
+    mdb_cursor_close(mc);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND) {
+        cur->done = true;
+        rc = 0;
+    }
+    return rc != 0 ? pos_store_errno(rc) : visited;
+}
+
+void pos_cache_stats(const pos_cache_t *c, pos_cache_stats_t *out)
+{
+    *out = c->stats;
+}

@@ -1,0 +1,511 @@
+#include "agent/store/outbox.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "platform/log.h"
+
+/*
+ * Record layout (little-endian, 24-byte header, then channel, then payload):
+ *   0 version (1)  1 kind  2 flags (bit 0: payment outcome, bit 1: sign when sent)  3 reserved
+ *   4 channel length (u32)  8 payload length (u32)  12 reserved (u32)
+ *   16 created_ms (u64)
+ * Keyed by be64(id), so LMDB's key order is FIFO order.
+ */
+#define REC_VERSION  1u
+#define FLAG_PAYMENT 1u
+#define FLAG_SIGN    2u
+
+#define META_NEXT    "outbox_next"
+#define META_DROPPED "outbox_dropped"
+
+/* ---- pure parts ------------------------------------------------------- */
+
+int pos_outbox_record_parse(const void *rec, size_t len, pos_outbox_entry_t *e)
+{
+    const unsigned char *p = rec;
+    if (rec == NULL || len < POS_OUTBOX_HDR_SIZE || p[0] != REC_VERSION ||
+        p[1] >= POS_OUTBOX_KIND_COUNT || (p[2] & ~(FLAG_PAYMENT | FLAG_SIGN)) != 0) {
+        return -EBADMSG;
+    }
+    uint32_t clen = pos_store_get_le32(p + 4);
+    uint32_t plen = pos_store_get_le32(p + 8);
+    if (clen == 0 || clen > POS_OUTBOX_CHANNEL_MAX || plen > POS_OUTBOX_PAYLOAD_MAX ||
+        (size_t)clen + plen != len - POS_OUTBOX_HDR_SIZE) {
+        return -EBADMSG;
+    }
+    memset(e, 0, sizeof(*e));
+    e->kind = (pos_outbox_kind_t)p[1];
+    e->is_payment = (p[2] & FLAG_PAYMENT) != 0;
+    e->sign = (p[2] & FLAG_SIGN) != 0;
+    e->created_ms = pos_store_get_le64(p + 16);
+    e->channel = (const char *)p + POS_OUTBOX_HDR_SIZE;
+    e->channel_len = clen;
+    e->payload = p + POS_OUTBOX_HDR_SIZE + clen;
+    e->payload_len = plen;
+    return 0;
+}
+
+int pos_outbox_stamp(const char *json, size_t len, uint64_t id, char *out, size_t out_len)
+{
+    if (json == NULL || out == NULL) {
+        return -EINVAL;
+    }
+    size_t b = 0;
+    while (b < len && (json[b] == ' ' || json[b] == '\t' || json[b] == '\r' || json[b] == '\n')) {
+        b++;
+    }
+    size_t e = len;
+    while (e > b && (json[e - 1] == ' ' || json[e - 1] == '\t' || json[e - 1] == '\r' ||
+                     json[e - 1] == '\n')) {
+        e--;
+    }
+    if (e - b < 2 || json[b] != '{' || json[e - 1] != '}') {
+        return -EINVAL;
+    }
+    /* Is the object empty ("{ }")? Then no comma before the new member. */
+    size_t i = b + 1;
+    while (i < e - 1 && (json[i] == ' ' || json[i] == '\t' || json[i] == '\r' || json[i] == '\n')) {
+        i++;
+    }
+    bool empty = i == e - 1;
+    char tail[48];
+    int n = snprintf(tail, sizeof(tail), "%s\"outboxId\":%" PRIu64 "}", empty ? "" : ",", id);
+    size_t need = (e - 1 - b) + (size_t)n;
+    if (need + 1 > out_len || need > INT32_MAX) {
+        return -ENOSPC;
+    }
+    memcpy(out, json + b, e - 1 - b);
+    memcpy(out + (e - 1 - b), tail, (size_t)n + 1);
+    return (int)need;
+}
+
+/* ---- open / stats ----------------------------------------------------- */
+
+int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t *cfg)
+{
+    if (ob == NULL || st == NULL || st->env == NULL) {
+        return -EINVAL;
+    }
+    memset(ob, 0, sizeof(*ob));
+    ob->st = st;
+    if (cfg != NULL) {
+        ob->cfg = *cfg;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(st, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t next = 0, dropped = 0;
+    rc = pos_store_meta_get(st, txn, META_NEXT, &next);
+    if (rc == 0) {
+        rc = pos_store_meta_get(st, txn, META_DROPPED, &dropped);
+    }
+    /* Recount: the census may be older than this call. */
+    MDB_cursor *cur = NULL;
+    if (rc == 0) {
+        rc = pos_store_errno(mdb_cursor_open(txn, st->dbi[POS_DB_OUTBOX], &cur));
+    }
+    if (rc == 0) {
+        MDB_val k, v;
+        int mrc;
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            pos_outbox_entry_t e;
+            if (k.mv_size != 8 || pos_outbox_record_parse(v.mv_data, v.mv_size, &e) != 0) {
+                continue;
+            }
+            ob->stats.entries++;
+            ob->stats.bytes += e.channel_len + e.payload_len;
+            ob->stats.payment += e.is_payment;
+            uint64_t id = pos_store_get_be64(k.mv_data);
+            if (id >= next) {
+                next = id + 1;
+            }
+        }
+        rc = mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    ob->stats.next_id = next == 0 ? 1 : next;
+    ob->stats.dropped = dropped;
+    if (rc != 0) {
+        ob->st = NULL;
+    }
+    return rc;
+}
+
+void pos_outbox_close(pos_outbox_t *ob)
+{
+    if (ob != NULL) {
+        ob->st = NULL;
+    }
+}
+
+void pos_outbox_stats(const pos_outbox_t *ob, pos_outbox_stats_t *out)
+{
+    *out = ob->stats;
+}
+
+/* ---- append ----------------------------------------------------------- */
+
+typedef struct drop {
+    uint64_t id;
+    size_t bytes;
+} drop_t;
+
+/*
+ * Deletes, inside txn, the oldest non-payment entries until the outbox
+ * holds at most max_entries - add_entries entries and max_bytes -
+ * add_bytes bytes (0 bounds: ignored), or at least min_drops went.
+ * Returns 0 with the counts in dropped and freed, -ENOSPC if only payment outcomes
+ * stand in the way, or a negative errno.
+ */
+static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uint64_t add_bytes,
+                       size_t min_drops, uint64_t *dropped, uint64_t *freed)
+{
+    uint64_t entries = ob->stats.entries, bytes = ob->stats.bytes;
+    *dropped = 0;
+    *freed = 0;
+    const pos_outbox_config_t *cfg = &ob->cfg;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, ob->st->dbi[POS_DB_OUTBOX], &cur);
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    drop_t ids[64];
+    size_t n = 0;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        bool over = (cfg->max_entries != 0 && entries + add_entries > cfg->max_entries) ||
+                    (cfg->max_bytes != 0 && bytes + add_bytes > cfg->max_bytes);
+        if ((!over && n >= min_drops) || n == sizeof(ids) / sizeof(ids[0])) {
+            break;
+        }
+        pos_outbox_entry_t e;
+        if (k.mv_size != 8 || pos_outbox_record_parse(v.mv_data, v.mv_size, &e) != 0 ||
+            e.is_payment) {
+            continue;
+        }
+        ids[n].id = pos_store_get_be64(k.mv_data);
+        ids[n].bytes = e.channel_len + e.payload_len;
+        entries--;
+        bytes -= ids[n].bytes;
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return pos_store_errno(rc);
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char kb[8];
+        pos_store_put_be64(kb, ids[i].id);
+        MDB_val key = {sizeof(kb), kb};
+        rc = mdb_del(txn, ob->st->dbi[POS_DB_OUTBOX], &key, NULL);
+        if (rc != 0) {
+            return pos_store_errno(rc);
+        }
+        *dropped += 1;
+        *freed += ids[i].bytes;
+    }
+    bool over = (cfg->max_entries != 0 && entries + add_entries > cfg->max_entries) ||
+                (cfg->max_bytes != 0 && bytes + add_bytes > cfg->max_bytes);
+    if (over) {
+        /* 64 drops per pass: go round again while it helps. */
+        if (n == sizeof(ids) / sizeof(ids[0])) {
+            uint64_t d2, f2;
+            pos_outbox_t view = *ob;
+            view.stats.entries = entries;
+            view.stats.bytes = bytes;
+            rc = drop_oldest(&view, txn, add_entries, add_bytes, 0, &d2, &f2);
+            *dropped += d2;
+            *freed += f2;
+            return rc;
+        }
+        return -ENOSPC;
+    }
+    return n < min_drops ? -ENOSPC : 0;
+}
+
+static int write_drops(pos_outbox_t *ob, MDB_txn *txn, uint64_t dropped)
+{
+    if (dropped == 0) {
+        return 0;
+    }
+    return pos_store_meta_put(ob->st, txn, META_DROPPED, ob->stats.dropped + dropped);
+}
+
+static void apply_drops(pos_outbox_t *ob, uint64_t dropped, uint64_t freed)
+{
+    ob->stats.entries -= dropped;
+    ob->stats.bytes -= freed;
+    ob->stats.dropped += dropped;
+}
+
+/* One attempt: drop for the bounds if needed, then append, in one transaction. */
+static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+{
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(ob->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t size = e->channel_len + e->payload_len;
+    uint64_t dropped = 0, freed = 0;
+    const pos_outbox_config_t *cfg = &ob->cfg;
+    if ((cfg->max_entries != 0 && ob->stats.entries + 1 > cfg->max_entries) ||
+        (cfg->max_bytes != 0 && ob->stats.bytes + size > cfg->max_bytes)) {
+        rc = drop_oldest(ob, txn, 1, size, 0, &dropped, &freed);
+        if (rc == -ENOSPC) {
+            rc = -EDQUOT; /* our bounds, not the map: the caller must not evict for it */
+            POS_ERR("outbox", "full of payment outcomes (%" PRIu64 " entries, %" PRIu64
+                    " bytes): a %s entry could not be queued",
+                    ob->stats.entries, ob->stats.bytes, e->is_payment ? "payment" : "non-payment");
+        }
+    }
+    uint64_t new_id = ob->stats.next_id;
+    unsigned char kb[8];
+    pos_store_put_be64(kb, new_id);
+    MDB_val k = {sizeof(kb), kb};
+    MDB_val v = {POS_OUTBOX_HDR_SIZE + size, NULL};
+    if (rc == 0) {
+        /* Ids only grow, so MDB_APPEND holds and keeps the pages full. */
+        rc = pos_store_errno(
+            mdb_put(txn, ob->st->dbi[POS_DB_OUTBOX], &k, &v, MDB_APPEND | MDB_RESERVE));
+    }
+    if (rc == 0) {
+        unsigned char *p = v.mv_data;
+        memset(p, 0, POS_OUTBOX_HDR_SIZE);
+        p[0] = REC_VERSION;
+        p[1] = (unsigned char)e->kind;
+        p[2] = (unsigned char)((e->is_payment ? FLAG_PAYMENT : 0) | (e->sign ? FLAG_SIGN : 0));
+        pos_store_put_le32(p + 4, (uint32_t)e->channel_len);
+        pos_store_put_le32(p + 8, (uint32_t)e->payload_len);
+        pos_store_put_le64(p + 16, e->created_ms);
+        memcpy(p + POS_OUTBOX_HDR_SIZE, e->channel, e->channel_len);
+        if (e->payload_len != 0) {
+            memcpy(p + POS_OUTBOX_HDR_SIZE + e->channel_len, e->payload, e->payload_len);
+        }
+        rc = pos_store_meta_put(ob->st, txn, META_NEXT, new_id + 1);
+    }
+    if (rc == 0) {
+        rc = write_drops(ob, txn, dropped);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = pos_store_txn_commit(txn);
+    if (rc != 0) {
+        return rc;
+    }
+    apply_drops(ob, dropped, freed);
+    ob->stats.next_id = new_id + 1;
+    ob->stats.entries++;
+    ob->stats.bytes += size;
+    ob->stats.payment += e->is_payment;
+    *id = new_id;
+    return 0;
+}
+
+/* Map full: drops a few of the oldest non-payment entries in their own transaction. */
+static int drop_for_map_once(pos_outbox_t *ob, size_t count)
+{
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(ob->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t dropped = 0, freed = 0;
+    pos_outbox_t unbounded = *ob;
+    unbounded.cfg.max_entries = 0;
+    unbounded.cfg.max_bytes = 0;
+    rc = drop_oldest(&unbounded, txn, 0, 0, count, &dropped, &freed);
+    if (rc == -ENOSPC && dropped > 0) {
+        rc = 0; /* fewer than asked, but some */
+    }
+    if (rc == 0) {
+        rc = write_drops(ob, txn, dropped);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = pos_store_txn_commit(txn);
+    if (rc == 0) {
+        apply_drops(ob, dropped, freed);
+    }
+    return rc;
+}
+
+static int drop_for_map(pos_outbox_t *ob, size_t count)
+{
+    int rc = drop_for_map_once(ob, count);
+    if (rc == -ENOSPC && ob->stats.entries > ob->stats.payment &&
+        pos_store_reserve_begin(ob->st) == 0) {
+        /* Even the delete needs pages: borrow the reserve for it. */
+        rc = drop_for_map_once(ob, count);
+        pos_store_reserve_end(ob->st);
+    }
+    return rc;
+}
+
+int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+{
+    if (ob == NULL || ob->st == NULL || e == NULL || id == NULL ||
+        (unsigned)e->kind >= POS_OUTBOX_KIND_COUNT || e->channel == NULL ||
+        e->channel_len == 0 || (e->payload == NULL && e->payload_len != 0)) {
+        return -EINVAL;
+    }
+    size_t size = e->channel_len + e->payload_len;
+    if (e->channel_len > POS_OUTBOX_CHANNEL_MAX || e->payload_len > POS_OUTBOX_PAYLOAD_MAX ||
+        (ob->cfg.max_bytes != 0 && size > ob->cfg.max_bytes)) {
+        return -EMSGSIZE;
+    }
+    int rc = append_attempt(ob, e, id);
+    bool reclaimed = false;
+    for (int tries = 0; rc == -ENOSPC && tries < 8; tries++) {
+        /* The map or the disk is full (the bounds report -EDQUOT): let the cache give
+         * up space first, then drop the oldest non-payment entries. */
+        if (!reclaimed) {
+            reclaimed = true;
+            if (pos_store_reclaim(ob->st, POS_OUTBOX_HDR_SIZE + size) > 0) {
+                rc = append_attempt(ob, e, id);
+                continue;
+            }
+        }
+        /* Drop generously: a delete needs free pages too, so leave some slack. */
+        int drc = drop_for_map(ob, (size_t)16 << tries);
+        if (drc != 0) {
+            POS_ERR("outbox", "store full (map or disk) and dropping older non-payment "
+                    "entries did not make room: a %s entry could not be queued",
+                    e->is_payment ? "payment" : "non-payment");
+            return drc == -ENOSPC ? -ENOSPC : drc;
+        }
+        (void)pos_store_settle(ob->st);
+        rc = append_attempt(ob, e, id);
+    }
+    return rc == -EDQUOT ? -ENOSPC : rc;
+}
+
+/* ---- peek / ack ------------------------------------------------------- */
+
+void pos_outbox_batch_free(pos_outbox_batch_t *batch)
+{
+    if (batch == NULL) {
+        return;
+    }
+    free(batch->entries);
+    free(batch->buf);
+    memset(batch, 0, sizeof(*batch));
+}
+
+int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
+{
+    if (ob == NULL || ob->st == NULL || batch == NULL) {
+        return -EINVAL;
+    }
+    memset(batch, 0, sizeof(*batch));
+    if (max == 0) {
+        return 0;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(ob->st, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, ob->st->dbi[POS_DB_OUTBOX], &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return pos_store_errno(rc);
+    }
+    /* Pass 1: how many and how many bytes; pass 2: copy. */
+    size_t n = 0, bytes = 0;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        n++;
+        bytes += v.mv_size;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        return pos_store_errno(rc);
+    }
+    if (n > 0) {
+        batch->entries = calloc(n, sizeof(*batch->entries));
+        batch->buf = malloc(bytes);
+        if (batch->entries == NULL || batch->buf == NULL) {
+            mdb_cursor_close(cur);
+            mdb_txn_abort(txn);
+            pos_outbox_batch_free(batch);
+            return -ENOMEM;
+        }
+    }
+    size_t off = 0, i = 0;
+    int result = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && i < n;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        memcpy(batch->buf + off, v.mv_data, v.mv_size);
+        if (k.mv_size != 8 ||
+            pos_outbox_record_parse(batch->buf + off, v.mv_size, &batch->entries[i]) != 0) {
+            result = -EIO;
+            break;
+        }
+        batch->entries[i].id = pos_store_get_be64(k.mv_data);
+        off += v.mv_size;
+        i++;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (result != 0) {
+        pos_outbox_batch_free(batch);
+        return result;
+    }
+    batch->count = i;
+    return (int)i;
+}
+
+int pos_outbox_ack(pos_outbox_t *ob, uint64_t id)
+{
+    if (ob == NULL || ob->st == NULL) {
+        return -EINVAL;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(ob->st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    unsigned char kb[8];
+    pos_store_put_be64(kb, id);
+    MDB_val k = {sizeof(kb), kb};
+    MDB_val v;
+    pos_outbox_entry_t e;
+    rc = pos_store_errno(mdb_get(txn, ob->st->dbi[POS_DB_OUTBOX], &k, &v));
+    if (rc == 0) {
+        rc = pos_outbox_record_parse(v.mv_data, v.mv_size, &e) == 0 ? 0 : -EIO;
+    }
+    if (rc == 0) {
+        rc = pos_store_errno(mdb_del(txn, ob->st->dbi[POS_DB_OUTBOX], &k, NULL));
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    size_t size = e.channel_len + e.payload_len;
+    bool payment = e.is_payment;
+    rc = pos_store_txn_commit(txn);
+    if (rc != 0) {
+        return rc;
+    }
+    ob->stats.entries--;
+    ob->stats.bytes -= size;
+    ob->stats.payment -= payment;
+    return 0;
+}

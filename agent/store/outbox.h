@@ -1,0 +1,130 @@
+#ifndef AGENT_STORE_OUTBOX_H
+#define AGENT_STORE_OUTBOX_H
+
+/*
+ * The outbox: a durable FIFO of everything the agent must deliver to Redis
+ * (publishes, counter increments). Store-and-forward, at least once:
+ * append before sending, ack (delete) only after Redis confirmed. Entries
+ * are keyed by a 64-bit id that grows monotonically across restarts (the
+ * counter is persisted in the same transaction as the entry) and is never
+ * reused, so the id the agent adds to a published message ("outboxId")
+ * lets the cloud drop a redelivery. See docs/offline.md.
+ *
+ * Bounds: at most max_entries entries and max_bytes of channel + payload.
+ * An append that would exceed them drops the oldest entries that are not
+ * payment outcomes (counted in dropped); payment outcomes are never
+ * dropped: if they alone fill the outbox the append fails with -ENOSPC.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/store/store.h"
+
+#define POS_OUTBOX_HDR_SIZE     24u             /* bytes of header before channel + payload */
+#define POS_OUTBOX_CHANNEL_MAX  511             /* channel or key bytes */
+#define POS_OUTBOX_PAYLOAD_MAX  (64u * 1024u)   /* payload bytes */
+
+typedef enum pos_outbox_kind {
+    POS_OUTBOX_PUBLISH = 0, /* PUBLISH channel payload */
+    POS_OUTBOX_INCRBY,      /* INCRBY key n (payload: the agent's encoding of n and the ttl) */
+    POS_OUTBOX_OTHER,       /* anything else the agent defines */
+    POS_OUTBOX_KIND_COUNT
+} pos_outbox_kind_t;
+
+typedef struct pos_outbox_config {
+    uint64_t max_entries; /* 0: unbounded */
+    uint64_t max_bytes;   /* channel + payload bytes; 0: unbounded */
+} pos_outbox_config_t;
+
+/* One entry as appended or peeked. */
+typedef struct pos_outbox_entry {
+    uint64_t id;
+    pos_outbox_kind_t kind;
+    bool is_payment;        /* a payment outcome: never dropped */
+    bool sign;              /* the agent's own message: "sig" added when it is sent */
+    uint64_t created_ms;    /* epoch ms passed to append */
+    const char *channel;    /* channel or key, channel_len bytes (not NUL-terminated) */
+    size_t channel_len;
+    const void *payload;
+    size_t payload_len;
+} pos_outbox_entry_t;
+
+typedef struct pos_outbox_stats {
+    uint64_t entries;
+    uint64_t bytes;          /* channel + payload bytes */
+    uint64_t payment;        /* entries that are payment outcomes */
+    uint64_t dropped;        /* non-payment entries dropped for room, ever (persisted) */
+    uint64_t next_id;        /* the id the next append gets */
+} pos_outbox_stats_t;
+
+/* The outbox; embed it in a long-lived struct. Fields are private. */
+typedef struct pos_outbox {
+    pos_store_t *st;
+    pos_outbox_config_t cfg;
+    pos_outbox_stats_t stats;
+} pos_outbox_t;
+
+/*
+ * A batch of peeked entries: the entries point into buf, which the batch
+ * owns (free it with pos_outbox_batch_free()).
+ */
+typedef struct pos_outbox_batch {
+    size_t count;
+    pos_outbox_entry_t *entries;
+    unsigned char *buf;
+} pos_outbox_batch_t;
+
+/* Opens the outbox on an open store. Returns 0 or a negative errno. */
+int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t *cfg);
+
+/* Forgets the store (nothing to write: every change is committed at once). */
+void pos_outbox_close(pos_outbox_t *ob);
+
+/*
+ * Appends one entry (e->id is ignored) and returns its id in *id. Durable
+ * on return. Drops the oldest non-payment entries if the bounds or the map
+ * would otherwise be exceeded (after asking the store's reclaimer, i.e.
+ * the cache, to free map space first).
+ * Returns 0; -EINVAL (bad kind, empty channel), -EMSGSIZE (channel or
+ * payload too long, or larger than the byte bound); -ENOSPC when only
+ * payment outcomes are left to drop (nothing appended; log it); another
+ * negative errno.
+ */
+int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id);
+
+/*
+ * Copies up to max of the oldest entries, in id order, into *batch.
+ * Returns the count (0 when empty) or a negative errno (-ENOMEM).
+ */
+int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch);
+
+/* Frees a batch filled by pos_outbox_peek(); safe on a zeroed batch. */
+void pos_outbox_batch_free(pos_outbox_batch_t *batch);
+
+/*
+ * Deletes the entry with this id once Redis confirmed it. Durable on
+ * return. Returns 0, -ENOENT if it is not there (acked or dropped before:
+ * harmless), or a negative errno.
+ */
+int pos_outbox_ack(pos_outbox_t *ob, uint64_t id);
+
+/* Copies the counters into *out. */
+void pos_outbox_stats(const pos_outbox_t *ob, pos_outbox_stats_t *out);
+
+/*
+ * Pure helper: copies the JSON object json (len bytes, ending in '}') into
+ * out with ,"outboxId":<id> inserted before the closing brace. Returns the
+ * length written (NUL-terminated), -EINVAL if json is not an object text,
+ * -ENOSPC if out is too small.
+ */
+int pos_outbox_stamp(const char *json, size_t len, uint64_t id, char *out, size_t out_len);
+
+/*
+ * Record codec (pure): parses a stored value of len bytes into *e (id
+ * left 0; pointers into rec). Returns 0 or -EBADMSG.
+ */
+int pos_outbox_record_parse(const void *rec, size_t len, pos_outbox_entry_t *e);
+
+#endif /* AGENT_STORE_OUTBOX_H */

@@ -1,0 +1,635 @@
+#define _GNU_SOURCE /* fallocate(), FALLOC_FL_KEEP_SIZE */
+#include "agent/store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/store/cache.h"
+#include "agent/payment/journal.h"
+#include "agent/store/outbox.h"
+#include "platform/clock.h"
+#include "platform/log.h"
+
+/* open_once() result meaning "the file is damaged or not ours": move it aside. */
+#define STORE_CORRUPT 1
+
+static const char *const db_names[POS_DB_COUNT] = {
+    "meta", "cache", "cache_lru", "outbox", "journal", "seen",
+};
+
+/* ---- byte order ------------------------------------------------------- */
+
+void pos_store_put_be64(unsigned char out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (unsigned char)(v & 0xffu);
+        v >>= 8;
+    }
+}
+
+uint64_t pos_store_get_be64(const unsigned char in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | in[i];
+    }
+    return v;
+}
+
+void pos_store_put_le32(unsigned char out[4], uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        out[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+uint32_t pos_store_get_le32(const unsigned char in[4])
+{
+    return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
+           (uint32_t)in[3] << 24;
+}
+
+void pos_store_put_le64(unsigned char out[8], uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+uint64_t pos_store_get_le64(const unsigned char in[8])
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | in[i];
+    }
+    return v;
+}
+
+/* ---- error codes ------------------------------------------------------ */
+
+bool pos_store_is_corruption(int mdb_rc)
+{
+    switch (mdb_rc) {
+    case MDB_INVALID:
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_VERSION_MISMATCH:
+    case MDB_INCOMPATIBLE:
+    case MDB_PANIC:
+    case MDB_BAD_DBI:
+        return true;
+    default:
+        return false;
+    }
+}
+
+int pos_store_errno(int mdb_rc)
+{
+    if (mdb_rc == 0) {
+        return 0;
+    }
+    if (mdb_rc == EDQUOT) {
+        return -ENOSPC; /* a quota is a full disk to us (-EDQUOT means the outbox bound) */
+    }
+    if (mdb_rc > 0) {
+        /* A system errno (LMDB passes those through as positive values). */
+        return -mdb_rc;
+    }
+    switch (mdb_rc) {
+    case MDB_MAP_FULL:
+        return -ENOSPC;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_BAD_VALSIZE:
+        return -EMSGSIZE;
+    case MDB_READERS_FULL:
+    case MDB_TXN_FULL:
+    case MDB_CURSOR_FULL:
+    case MDB_MAP_RESIZED:
+        return -EAGAIN;
+    default:
+        return -EIO;
+    }
+}
+
+/* ---- transactions and meta -------------------------------------------- */
+
+int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn)
+{
+    if (st == NULL || st->env == NULL || txn == NULL) {
+        return -EINVAL;
+    }
+    return pos_store_errno(mdb_txn_begin(st->env, NULL, flags, txn));
+}
+
+/* The room pos_store_reserve_begin() lends a deletion: a sixteenth of the
+ * map, at least 256 KiB. */
+static uint64_t store_reserve(const pos_store_t *st)
+{
+    uint64_t reserve = st->map_size / 16;
+    return reserve < 256u * 1024u ? 256u * 1024u : reserve;
+}
+
+/* The file system refused room: say so (not only "the cache evicted"). */
+static void store_disk_full(pos_store_t *st, const char *what, int sys_err)
+{
+    uint64_t now = pos_clock_mono_ms();
+
+    st->disk_full++;
+    if (st->disk_full > 1 && now - st->disk_full_log_ms < 60000u) {
+        return;
+    }
+    st->disk_full_log_ms = now;
+    POS_ERR("store", "the file system holding %s is full (%s, %s; %" PRIu64 " so far): "
+            "cached entries give up their room, payment outcomes keep theirs",
+            st->path, what, strerror(sys_err), st->disk_full);
+}
+
+/* Sets the map LMDB may use (it never goes below the pages in use). */
+static void store_set_limit(pos_store_t *st, uint64_t limit)
+{
+    if (limit > st->map_size) {
+        limit = st->map_size;
+    }
+    st->map_limit = limit;
+    (void)mdb_env_set_mapsize(st->env, (size_t)limit);
+}
+
+/* Keeps the reserve allocated beyond the end of data.mdb; see the header. */
+static void store_keep_reserve(pos_store_t *st)
+{
+    struct stat sb;
+    int fd;
+
+    if (st->no_fallocate || mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0) {
+        return;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    uint64_t reserve = store_reserve(st);
+    if (!st->disk_low && size + reserve / 2 <= st->allocated_to) {
+        return; /* the common case: one fstat */
+    }
+    uint64_t now = pos_clock_mono_ms();
+    if (st->disk_low && now - st->disk_check_ms < 10000u) {
+        return;
+    }
+    st->disk_check_ms = now;
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)size, (off_t)reserve) == 0) {
+        st->allocated_to = size + reserve;
+        if (st->disk_low) {
+            st->disk_low = false;
+            store_set_limit(st, st->map_size);
+            POS_INFO("store", "the file system holding %s has room again", st->path);
+        }
+        return;
+    }
+    int err = errno;
+    if (err == EOPNOTSUPP || err == ENOSYS) {
+        st->no_fallocate = true;
+        POS_INFO("store", "%s cannot allocate ahead (%s): no reserve against a full disk",
+                 st->path, strerror(err));
+        return;
+    }
+    if ((err == ENOSPC || err == EDQUOT) && !st->disk_low) {
+        /* Whatever is allocated beyond the end stays the reserve. */
+        st->disk_low = true;
+        if (st->allocated_to < size) {
+            st->allocated_to = size;
+        }
+        store_set_limit(st, size);
+        store_disk_full(st, "no room for the reserve", err);
+    }
+}
+
+int pos_store_txn_commit(MDB_txn *txn)
+{
+    MDB_env *env = mdb_txn_env(txn);
+    pos_store_t *st = mdb_env_get_userctx(env);
+    int rc = mdb_txn_commit(txn);
+
+    if (st == NULL) {
+        return pos_store_errno(rc);
+    }
+    if (rc == ENOSPC || rc == EDQUOT) {
+        store_disk_full(st, "a write failed", rc);
+    } else if (rc == 0) {
+        store_keep_reserve(st);
+    }
+    return pos_store_errno(rc);
+}
+
+int pos_store_meta_get(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t *value)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    MDB_val v;
+    int rc = mdb_get(txn, st->dbi[POS_DB_META], &k, &v);
+    *value = 0;
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    if (v.mv_size != 8) {
+        return -EBADMSG;
+    }
+    *value = pos_store_get_le64(v.mv_data);
+    return 0;
+}
+
+int pos_store_meta_put(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t value)
+{
+    unsigned char buf[8];
+    pos_store_put_le64(buf, value);
+    MDB_val k = {strlen(name), (void *)name};
+    MDB_val v = {sizeof(buf), buf};
+    return pos_store_errno(mdb_put(txn, st->dbi[POS_DB_META], &k, &v, 0));
+}
+
+int pos_store_settle(pos_store_t *st)
+{
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(st, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t n = 0;
+    rc = pos_store_meta_get(st, txn, "settle", &n);
+    if (rc == 0) {
+        rc = pos_store_meta_put(st, txn, "settle", n + 1);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return pos_store_txn_commit(txn);
+}
+
+int pos_store_reserve_begin(pos_store_t *st)
+{
+    uint64_t reserve = store_reserve(st);
+    if (st->disk_low) {
+        /* Only what is allocated: more would fail the write anyway. */
+        reserve = st->allocated_to > st->map_limit ? st->allocated_to - st->map_limit : 0;
+        if (reserve == 0) {
+            return -ENOSPC;
+        }
+    }
+    uint64_t size = st->map_limit + reserve;
+    if ((uint64_t)(size_t)size != size) {
+        return -ENOMEM;
+    }
+    return pos_store_errno(mdb_env_set_mapsize(st->env, (size_t)size));
+}
+
+void pos_store_reserve_end(pos_store_t *st)
+{
+    /* LMDB keeps the map at least as large as the pages in use. */
+    (void)mdb_env_set_mapsize(st->env, (size_t)st->map_limit);
+}
+
+long long pos_store_reclaim(pos_store_t *st, size_t bytes)
+{
+    if (st == NULL || st->reclaim == NULL) {
+        return 0;
+    }
+    long long freed = st->reclaim(st->reclaim_ctx, bytes);
+    if (freed > 0) {
+        (void)pos_store_settle(st);
+    }
+    return freed;
+}
+
+/* ---- open ------------------------------------------------------------- */
+
+/* mkdir -p with mode 0700 for the directories it creates. */
+static int make_dirs(const char *path)
+{
+    char buf[POS_STORE_PATH_MAX + 1];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+                return -errno;
+            }
+            *p = c;
+            if (c == '\0') {
+                break;
+            }
+        }
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        return -errno;
+    }
+    return S_ISDIR(sb.st_mode) ? 0 : -ENOTDIR;
+}
+
+static void close_env(pos_store_t *st)
+{
+    if (st->env != NULL) {
+        mdb_env_close(st->env);
+        st->env = NULL;
+    }
+}
+
+/* Walks every record of every database, checking that each parses. */
+static int walk(pos_store_t *st, MDB_txn *txn, char *why, size_t whylen)
+{
+    pos_store_census_t *cs = &st->census;
+    memset(cs, 0, sizeof(*cs));
+    for (int db = 0; db < POS_DB_COUNT; db++) {
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(txn, st->dbi[db], &cur);
+        if (rc != 0) {
+            snprintf(why, whylen, "cursor on %s: %s", db_names[db], mdb_strerror(rc));
+            return pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
+        }
+        MDB_val k, v;
+        int bad = 0;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (db == POS_DB_CACHE) {
+                pos_cache_meta_t m;
+                const void *val;
+                bad = k.mv_size == 0 || pos_cache_record_parse(v.mv_data, v.mv_size, &m, &val);
+                if (!bad) {
+                    cs->cache_entries++;
+                    cs->cache_bytes += k.mv_size + v.mv_size;
+                    if (m.last_access > cs->cache_clock) {
+                        cs->cache_clock = m.last_access;
+                    }
+                }
+            } else if (db == POS_DB_CACHE_LRU) {
+                bad = k.mv_size != 8 || v.mv_size == 0;
+                if (!bad && pos_store_get_be64(k.mv_data) > cs->cache_clock) {
+                    cs->cache_clock = pos_store_get_be64(k.mv_data);
+                }
+            } else if (db == POS_DB_OUTBOX) {
+                pos_outbox_entry_t e;
+                bad = k.mv_size != 8 || pos_outbox_record_parse(v.mv_data, v.mv_size, &e);
+                if (!bad) {
+                    cs->outbox_entries++;
+                    cs->outbox_bytes += e.channel_len + e.payload_len;
+                    cs->outbox_payment += e.is_payment;
+                    cs->outbox_last_id = pos_store_get_be64(k.mv_data);
+                }
+            } else if (db == POS_DB_JOURNAL) {
+                pos_payment_record_t r;
+                uint64_t seq;
+                bad = pos_journal_decode(v.mv_data, v.mv_size, &r, &seq) != 0 ||
+                      strlen(r.transaction_id) != k.mv_size ||
+                      memcmp(r.transaction_id, k.mv_data, k.mv_size) != 0;
+                cs->journal_records++;
+            } else if (db == POS_DB_SEEN) {
+                const unsigned char *kp = k.mv_data;
+                if (k.mv_size == 9 && kp[0] == 'o') {
+                    uint64_t seq = pos_store_get_be64(kp + 1);
+                    if (cs->seen_first_seq == 0) {
+                        cs->seen_first_seq = seq;
+                    }
+                    cs->seen_last_seq = seq;
+                    bad = v.mv_size == 0;
+                } else if (k.mv_size >= 2 && kp[0] == 'i') {
+                    cs->seen_ids++;
+                    bad = v.mv_size != 8;
+                } else {
+                    bad = 1;
+                }
+            }
+            if (bad) {
+                snprintf(why, whylen, "malformed record in %s", db_names[db]);
+                mdb_cursor_close(cur);
+                return STORE_CORRUPT;
+            }
+        }
+        mdb_cursor_close(cur);
+        if (rc != MDB_NOTFOUND) {
+            snprintf(why, whylen, "reading %s: %s", db_names[db], mdb_strerror(rc));
+            return pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
+        }
+    }
+    return 0;
+}
+
+/*
+ * One attempt: opens the environment, checks the file length against the
+ * meta page, opens (creating) the databases, checks or writes the format
+ * version and walks every record. Returns 0, STORE_CORRUPT with why set
+ * (the environment closed), or a negative errno (the environment closed).
+ */
+static int open_once(pos_store_t *st, char *why, size_t whylen)
+{
+    int rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        st->env = NULL;
+        return pos_store_errno(rc);
+    }
+    int result = 0;
+    MDB_txn *txn = NULL;
+    mdb_env_set_userctx(st->env, st); /* for pos_store_txn_commit() */
+    mdb_env_set_maxdbs(st->env, POS_DB_COUNT);
+    st->map_limit = st->map_size;
+    rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size);
+    if (rc != 0) {
+        result = pos_store_errno(rc);
+        goto fail;
+    }
+    /* Default durability: each commit is fsync'd (see store.h). */
+    rc = mdb_env_open(st->env, st->path, MDB_NOTLS, 0600);
+    if (rc != 0) {
+        snprintf(why, whylen, "open: %s", mdb_strerror(rc));
+        result = pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
+        goto fail;
+    }
+
+    /* A truncated file whose meta pages survived would fault on first touch (SIGBUS). */
+    MDB_envinfo info;
+    MDB_stat est;
+    char file[POS_STORE_PATH_MAX + 16];
+    struct stat sb;
+    snprintf(file, sizeof(file), "%s/data.mdb", st->path);
+    if (mdb_env_info(st->env, &info) == 0 && mdb_env_stat(st->env, &est) == 0 &&
+        stat(file, &sb) == 0) {
+        uint64_t need = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
+        if ((uint64_t)sb.st_size < need) {
+            snprintf(why, whylen, "file is %lld bytes, its meta page needs %" PRIu64,
+                     (long long)sb.st_size, need);
+            result = STORE_CORRUPT;
+            goto fail;
+        }
+    }
+
+    /* Readers of a process killed with -9 hold slots (and old pages) until cleared. */
+    int dead = 0;
+    mdb_reader_check(st->env, &dead);
+
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc != 0) {
+        snprintf(why, whylen, "begin: %s", mdb_strerror(rc));
+        txn = NULL;
+        result = pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
+        goto fail;
+    }
+    for (int db = 0; db < POS_DB_COUNT; db++) {
+        rc = mdb_dbi_open(txn, db_names[db], MDB_CREATE, &st->dbi[db]);
+        if (rc != 0) {
+            snprintf(why, whylen, "database %s: %s", db_names[db], mdb_strerror(rc));
+            result = pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
+            goto fail;
+        }
+    }
+    uint64_t format = 0;
+    rc = pos_store_meta_get(st, txn, "format", &format);
+    if (rc == -EBADMSG || (rc == 0 && format != 0 && format != POS_STORE_FORMAT)) {
+        snprintf(why, whylen, "format version %" PRIu64 ", expected %u", format,
+                 POS_STORE_FORMAT);
+        result = STORE_CORRUPT;
+        goto fail;
+    }
+    if (rc != 0) {
+        snprintf(why, whylen, "meta: %d", rc);
+        result = rc == -EIO ? STORE_CORRUPT : rc;
+        goto fail;
+    }
+    if (format == 0) {
+        /* A new store, or one whose first commit never happened: must be empty. */
+        for (int db = 0; db < POS_DB_COUNT; db++) {
+            MDB_stat ds;
+            rc = mdb_stat(txn, st->dbi[db], &ds);
+            if (rc != 0 || ds.ms_entries != 0) {
+                snprintf(why, whylen, "no format version in a non-empty store");
+                result = STORE_CORRUPT;
+                goto fail;
+            }
+        }
+        rc = pos_store_meta_put(st, txn, "format", POS_STORE_FORMAT);
+        if (rc != 0) {
+            result = rc;
+            goto fail;
+        }
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+        snprintf(why, whylen, "commit: %s", mdb_strerror(rc));
+        result = pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
+        goto fail;
+    }
+
+    rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        txn = NULL;
+        result = pos_store_errno(rc);
+        goto fail;
+    }
+    result = walk(st, txn, why, whylen);
+    mdb_txn_abort(txn);
+    txn = NULL;
+    if (result != 0) {
+        goto fail;
+    }
+    return 0;
+
+fail:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    close_env(st);
+    return result;
+}
+
+/* Renames data.mdb to data.mdb.corrupt-<epoch>[-n] and removes the lock file. */
+static int move_aside(pos_store_t *st, const char *why)
+{
+    char from[POS_STORE_PATH_MAX + 16];
+    snprintf(from, sizeof(from), "%s/data.mdb", st->path);
+    long long now = (long long)time(NULL);
+    for (int n = 0; n < 100; n++) {
+        if (n == 0) {
+            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld", st->path,
+                     now);
+        } else {
+            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld-%d",
+                     st->path, now, n);
+        }
+        if (access(st->moved_to, F_OK) != 0) {
+            break;
+        }
+    }
+    if (rename(from, st->moved_to) != 0) {
+        int err = errno;
+        POS_ERR("store", "%s is unusable (%s) and could not be moved aside: %s", from, why,
+                strerror(err));
+        st->moved_to[0] = '\0';
+        return -err;
+    }
+    char lock[POS_STORE_PATH_MAX + 16];
+    snprintf(lock, sizeof(lock), "%s/lock.mdb", st->path);
+    unlink(lock);
+    POS_ERR("store", "%s is unusable (%s): moved aside to %s, starting with an empty store", from,
+            why, st->moved_to);
+    return 0;
+}
+
+int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
+{
+    if (st == NULL) {
+        return -EINVAL;
+    }
+    memset(st, 0, sizeof(*st));
+    const char *path = cfg != NULL && cfg->path != NULL ? cfg->path : POS_STORE_DEFAULT_PATH;
+    if (path[0] == '\0' || strlen(path) > POS_STORE_PATH_MAX) {
+        return -EINVAL;
+    }
+    snprintf(st->path, sizeof(st->path), "%s", path);
+    st->map_size = cfg != NULL && cfg->map_size != 0 ? cfg->map_size : POS_STORE_DEFAULT_MAP;
+    if ((uint64_t)(size_t)st->map_size != st->map_size) {
+        return -EINVAL; /* larger than the address space of a 32-bit build */
+    }
+    int rc = make_dirs(st->path);
+    if (rc != 0) {
+        POS_ERR("store", "cannot create %s: %s", st->path, strerror(-rc));
+        return rc;
+    }
+    char why[160] = "";
+    rc = open_once(st, why, sizeof(why));
+    if (rc == STORE_CORRUPT) {
+        rc = move_aside(st, why);
+        if (rc != 0) {
+            return rc;
+        }
+        st->recovered = true;
+        why[0] = '\0';
+        rc = open_once(st, why, sizeof(why));
+        if (rc == STORE_CORRUPT) {
+            POS_ERR("store", "a fresh store in %s is unusable too (%s)", st->path, why);
+            rc = -EIO;
+        }
+    }
+    if (rc != 0) {
+        POS_ERR("store", "cannot open the store in %s: %s%s%s", st->path, strerror(-rc),
+                why[0] != '\0' ? ": " : "", why);
+        return rc;
+    }
+    store_keep_reserve(st);
+    return 0;
+}
+
+void pos_store_close(pos_store_t *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    close_env(st);
+}

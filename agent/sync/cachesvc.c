@@ -1,0 +1,667 @@
+#include "agent/sync/cachesvc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "agent/agent.h"
+#include "agent/sync/glob.h"
+#include "platform/clock.h"
+#include "platform/log.h"
+#include "platform/mem.h"
+
+#define CACHE_FLUSH_MS   5000u
+#define CACHE_VALUE_MAX  (512u * 1024u)
+#define WARM_PUT_CHUNK   50u /* entries per write transaction during warm-up */
+
+typedef struct cache_waiter {
+    pos_cachesvc_cb cb;
+    void *ctx;
+    struct cache_waiter *next;
+} cache_waiter_t;
+
+struct pos_cache_fetch {
+    pos_cachesvc_t *svc;
+    char *key;
+    size_t len;
+    cache_waiter_t *waiters;
+    pos_cache_fetch_t *next;
+};
+
+bool pos_cachesvc_cacheable(const char *key, size_t len)
+{
+    return len > 0 && len <= 511 && pos_cache_family_of(key, len) != POS_CACHE_OTHER;
+}
+
+static void warm_timer_cb(uv_timer_t *t);
+
+static void cache_flush_cb(uv_timer_t *t)
+{
+    pos_cachesvc_t *s = t->data;
+    if (s->open) {
+        pos_cache_flush(&s->cache);
+    }
+}
+
+void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a)
+{
+    pos_cache_config_t cc;
+    const pos_config_t *c = &a->cfg;
+
+    pos_mem_zero(s, sizeof(*s));
+    s->agent = a;
+    uv_timer_init(a->loop, &s->flush_timer);
+    s->flush_timer.data = s;
+    s->timer_open = true;
+    uv_timer_init(a->loop, &s->warm_timer);
+    s->warm_timer.data = s;
+    s->warm_timer_open = true;
+    if (!a->store_ok) {
+        return;
+    }
+    memset(&cc, 0, sizeof(cc));
+    cc.ttl_ms[POS_CACHE_PRODUCT] = (uint64_t)c->cache_product_ttl_s * 1000u;
+    cc.ttl_ms[POS_CACHE_INVENTORY] = (uint64_t)c->cache_inventory_ttl_s * 1000u;
+    cc.ttl_ms[POS_CACHE_USER] = (uint64_t)c->cache_user_ttl_s * 1000u;
+    cc.ttl_ms[POS_CACHE_SESSION] = (uint64_t)c->cache_session_ttl_s * 1000u;
+    cc.max_bytes = (uint64_t)c->store_cache_max_mb << 20;
+    if (pos_cache_open(&s->cache, &a->store, &cc) != 0) {
+        POS_ERR("cache", "cannot open the cache; reads go to Redis only");
+        return;
+    }
+    s->open = true;
+    /* LRU touches are batched by the store and written out 5 s after the
+     * first read that queued one: an idle agent does not wake for them. */
+    uv_timer_start(&s->warm_timer, warm_timer_cb, (uint64_t)c->cache_warm_interval_s * 1000u,
+                   (uint64_t)c->cache_warm_interval_s * 1000u);
+}
+
+/* The local copy, whatever its age. Returns 0, -ENOENT or an error. */
+static int cache_local(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
+                       void *ctx, bool only_fresh)
+{
+    static char buf[CACHE_VALUE_MAX];
+    pos_cache_info_t info;
+    int rc;
+
+    if (!s->open) {
+        return -ENOENT;
+    }
+    rc = pos_cache_get(&s->cache, key, len, pos_clock_wall_ms(), buf, sizeof(buf), &info);
+    if (rc < 0) {
+        return rc;
+    }
+    if (s->cache.pending_count > 0 && !uv_is_active((uv_handle_t *)&s->flush_timer)) {
+        uv_timer_start(&s->flush_timer, cache_flush_cb, CACHE_FLUSH_MS, 0);
+    }
+    if (only_fresh && !info.fresh) {
+        return -ESTALE;
+    }
+    cb(ctx, 0, buf, info.meta.value_len, info.age_ms, info.fresh);
+    return 0;
+}
+
+static void cache_fetch_done(void *ctx, const redisReply *r, int err)
+{
+    pos_cache_fetch_t *f = ctx;
+    pos_cachesvc_t *s = f->svc;
+    cache_waiter_t *w, *next;
+
+    /* Unlink first: callbacks may start new reads of the same key. */
+    for (pos_cache_fetch_t **pp = &s->fetches; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    if (err == 0 && r->type == REDIS_REPLY_STRING) {
+        if (s->open) {
+            pos_cache_put(&s->cache, f->key, f->len, r->str, r->len,
+                          pos_cache_family_of(f->key, f->len), pos_clock_wall_ms());
+        }
+        for (w = f->waiters; w != NULL; w = w->next) {
+            w->cb(w->ctx, 0, r->str, r->len, 0, true);
+        }
+    } else if (err == 0 && r->type == REDIS_REPLY_NIL) {
+        /* Gone from Redis: gone here too. */
+        if (s->open) {
+            pos_cache_delete(&s->cache, f->key, f->len);
+        }
+        for (w = f->waiters; w != NULL; w = w->next) {
+            w->cb(w->ctx, -ENOENT, NULL, 0, 0, true);
+        }
+    } else {
+        /* Redis did not answer (or refused): serve what we have. */
+        for (w = f->waiters; w != NULL; w = w->next) {
+            if (cache_local(s, f->key, f->len, w->cb, w->ctx, false) != 0) {
+                w->cb(w->ctx, err != 0 ? err : -EIO, NULL, 0, 0, false);
+            }
+        }
+    }
+    for (w = f->waiters; w != NULL; w = next) {
+        next = w->next;
+        free(w);
+    }
+    free(f->key);
+    free(f);
+}
+
+void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
+                       void *ctx)
+{
+    pos_cache_fetch_t *f;
+    cache_waiter_t *w;
+
+    if (cache_local(s, key, len, cb, ctx, true) == 0) {
+        return; /* fresh */
+    }
+    if (!pos_link_is_online(&s->agent->link)) {
+        if (cache_local(s, key, len, cb, ctx, false) != 0) {
+            cb(ctx, -ENOENT, NULL, 0, 0, false);
+        }
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        cb(ctx, -ENOMEM, NULL, 0, 0, false);
+        return;
+    }
+    w->cb = cb;
+    w->ctx = ctx;
+    for (f = s->fetches; f != NULL; f = f->next) {
+        if (f->len == len && memcmp(f->key, key, len) == 0) {
+            w->next = f->waiters; /* one GET serves every concurrent miss */
+            f->waiters = w;
+            s->fetches_shared++;
+            return;
+        }
+    }
+    f = calloc(1, sizeof(*f));
+    if (f == NULL || (f->key = malloc(len + 1)) == NULL) {
+        free(f);
+        free(w);
+        cb(ctx, -ENOMEM, NULL, 0, 0, false);
+        return;
+    }
+    memcpy(f->key, key, len);
+    f->key[len] = '\0';
+    f->len = len;
+    f->svc = s;
+    f->waiters = w;
+    const char *argv[] = {"GET", f->key};
+    size_t lens[] = {3, len};
+    if (pos_link_command(&s->agent->link, cache_fetch_done, f, 2, argv, lens) != 0) {
+        free(f->key);
+        free(f);
+        free(w);
+        if (cache_local(s, key, len, cb, ctx, false) != 0) {
+            cb(ctx, -ENOENT, NULL, 0, 0, false);
+        }
+        return;
+    }
+    f->next = s->fetches;
+    s->fetches = f;
+}
+
+void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, const char *json,
+                            size_t len)
+{
+    char key[160];
+    cJSON *root;
+    char *value;
+
+    if (!s->open) {
+        return;
+    }
+    snprintf(key, sizeof(key), "inventory:%s:%s", inv->store_id, inv->product_id);
+    /* The body minus "type" becomes the cached value (CONTRACT.md). The
+     * decoder validated it, so it parses. */
+    root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "type");
+    value = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (value == NULL) {
+        return;
+    }
+    int rc = pos_cache_put(&s->cache, key, strlen(key), value, strlen(value),
+                           POS_CACHE_INVENTORY, pos_clock_wall_ms());
+    if (rc != 0) {
+        POS_WARN("cache", "%s not updated: %s", key, strerror(-rc));
+    }
+    cJSON_free(value);
+}
+
+void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
+{
+    if (!s->open) {
+        return;
+    }
+    if (keys == NULL) {
+        size_t n = 0;
+        pos_cache_mark_all_stale(&s->cache, &n); /* FLUSHALL / FLUSHDB */
+        POS_INFO("cache", "Redis flushed: %zu entries marked stale", n);
+        return;
+    }
+    for (size_t i = 0; i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+        if (k->type == REDIS_REPLY_STRING) {
+            /* Refetched at the next read. */
+            pos_cache_mark_stale(&s->cache, k->str, k->len);
+        }
+    }
+}
+
+typedef struct glob_ctx {
+    const char *pattern;
+    size_t len;
+} glob_ctx_t;
+
+static bool cache_glob(void *ctx, const char *key, size_t key_len)
+{
+    const glob_ctx_t *g = ctx;
+    return pos_glob_match(g->pattern, g->len, key, key_len);
+}
+
+void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
+{
+    glob_ctx_t g = {pattern, strlen(pattern)};
+    size_t n = 0;
+
+    if (!s->open) {
+        return;
+    }
+    if (pos_cache_delete_if(&s->cache, cache_glob, &g, &n) == 0) {
+        POS_INFO("cache", "invalidated %zu entries", n);
+    }
+}
+
+#define REVAL_BATCH 100
+
+typedef struct reval_batch {
+    pos_cachesvc_t *svc;
+    uint64_t epoch;
+    size_t n;
+    char *keys[REVAL_BATCH];
+    size_t lens[REVAL_BATCH];
+} reval_batch_t;
+
+static void reval_next(pos_cachesvc_t *s);
+
+static int reval_visit(void *ctx, const char *key, size_t key_len, const pos_cache_meta_t *meta)
+{
+    reval_batch_t *b = ctx;
+
+    if (!meta->stale || b->n >= REVAL_BATCH) {
+        return 0; /* verified since the disconnect (or the batch is full) */
+    }
+    b->keys[b->n] = malloc(key_len + 1);
+    if (b->keys[b->n] == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(b->keys[b->n], key, key_len);
+    b->keys[b->n][key_len] = '\0';
+    b->lens[b->n] = key_len;
+    b->n++;
+    return 0;
+}
+
+static void reval_free(reval_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->keys[i]);
+    }
+    free(b);
+}
+
+static void reval_reply(void *ctx, const redisReply *r, int err)
+{
+    reval_batch_t *b = ctx;
+    pos_cachesvc_t *s = b->svc;
+    pos_cache_item_t items[REVAL_BATCH];
+    size_t n = 0;
+
+    if (err != 0 || b->epoch != s->reval_epoch || !s->open) {
+        reval_free(b); /* link gone: the next reconnect starts again */
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == b->n) {
+        for (size_t i = 0; i < b->n; i++) {
+            const redisReply *v = r->element[i];
+            if (v->type == REDIS_REPLY_STRING) {
+                items[n].key = b->keys[i];
+                items[n].key_len = b->lens[i];
+                items[n].value = v->str;
+                items[n].value_len = v->len;
+                items[n].family = pos_cache_family_of(b->keys[i], b->lens[i]);
+                n++;
+            } else if (v->type == REDIS_REPLY_NIL) {
+                pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
+            }
+        }
+        /* One durable commit for the whole batch. */
+        if (n > 0 && pos_cache_put_batch(&s->cache, items, n, pos_clock_wall_ms()) == 0) {
+            s->revalidated += n;
+        }
+    }
+    reval_free(b);
+    reval_next(s);
+}
+
+static void reval_next(pos_cachesvc_t *s)
+{
+    reval_batch_t *b;
+
+    while (!s->reval.done) {
+        b = calloc(1, sizeof(*b));
+        if (b == NULL) {
+            break;
+        }
+        b->svc = s;
+        b->epoch = s->reval_epoch;
+        if (pos_cache_scan(&s->cache, &s->reval, REVAL_BATCH, reval_visit, b) < 0) {
+            reval_free(b);
+            break;
+        }
+        if (b->n == 0) {
+            reval_free(b);
+            continue; /* nothing stale in this stretch of keys */
+        }
+        const char *argv[REVAL_BATCH + 1];
+        size_t lens[REVAL_BATCH + 1];
+        argv[0] = "MGET";
+        lens[0] = 4;
+        for (size_t i = 0; i < b->n; i++) {
+            argv[i + 1] = b->keys[i];
+            lens[i + 1] = b->lens[i];
+        }
+        if (pos_link_command(&s->agent->link, reval_reply, b, (int)b->n + 1, argv, lens) != 0) {
+            reval_free(b);
+            break;
+        }
+        return; /* one batch in flight at a time: the loop stays responsive */
+    }
+    if (s->reval.done && s->revalidating) {
+        s->revalidating = false;
+        POS_INFO("cache", "revalidated after reconnect: %" PRIu64 " entries refreshed",
+                 s->revalidated);
+    }
+}
+
+void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms)
+{
+    size_t stale = 0;
+
+    if (!s->open) {
+        return;
+    }
+    pos_cache_mark_stale_before(&s->cache, since_ms, &stale);
+    memset(&s->reval, 0, sizeof(s->reval));
+    s->reval_epoch++;
+    s->revalidating = true;
+    s->revalidated = 0;
+    POS_DEBUG("cache", "%zu entries to revalidate", stale);
+    reval_next(s);
+}
+
+typedef struct warm_step {
+    pos_cachesvc_t *svc;
+    uint64_t epoch;
+    char cursor[32];
+    size_t n;
+    char **keys; /* product keys of the batch, for the second MGET */
+} warm_step_t;
+
+static void warm_scan(pos_cachesvc_t *s, const char *cursor);
+
+static void warm_step_free(warm_step_t *w)
+{
+    for (size_t i = 0; w->keys != NULL && i < w->n; i++) {
+        free(w->keys[i]);
+    }
+    free(w->keys);
+    free(w);
+}
+
+static void warm_finish(pos_cachesvc_t *s)
+{
+    s->warming = false;
+#ifdef __GLIBC__
+    /* The replies of a big warm-up grew the heap; give it back, the agent
+     * spends most of its life idle. */
+    malloc_trim(0);
+#endif
+    POS_INFO("cache", "warm-up: %" PRIu64 " inventory and %" PRIu64 " product entries stored",
+             s->warmed_inventory, s->warmed_products);
+}
+
+/* Stores the values of an MGET whose keys are keys[0..n). */
+static size_t warm_store(pos_cachesvc_t *s, char **keys, size_t n, const redisReply *r)
+{
+    pos_cache_item_t *items;
+    size_t m = 0;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n || n == 0) {
+        return 0;
+    }
+    items = calloc(n, sizeof(*items));
+    if (items == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *v = r->element[i];
+        if (v->type == REDIS_REPLY_STRING) {
+            items[m].key = keys[i];
+            items[m].key_len = strlen(keys[i]);
+            items[m].value = v->str;
+            items[m].value_len = v->len;
+            items[m].family = pos_cache_family_of(keys[i], strlen(keys[i]));
+            m++;
+        }
+    }
+    /* In chunks: LMDB keeps the dirty pages of its largest write
+     * transaction allocated for reuse, so one 500-entry transaction would
+     * hold on to about a megabyte for the agent's whole life. */
+    size_t stored = 0;
+    for (size_t i = 0; i < m; i += WARM_PUT_CHUNK) {
+        size_t k = m - i < WARM_PUT_CHUNK ? m - i : WARM_PUT_CHUNK;
+        if (pos_cache_put_batch(&s->cache, items + i, k, pos_clock_wall_ms()) != 0) {
+            break;
+        }
+        stored += k;
+    }
+    free(items);
+    return stored;
+}
+
+static void warm_products_reply(void *ctx, const redisReply *r, int err)
+{
+    warm_step_t *w = ctx;
+    pos_cachesvc_t *s = w->svc;
+
+    if (err != 0 || w->epoch != s->warm_epoch || !s->open) {
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    s->warmed_products += warm_store(s, w->keys, w->n, r);
+    char cursor[32];
+    snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+    warm_step_free(w);
+    if (strcmp(cursor, "0") == 0) {
+        warm_finish(s);
+    } else {
+        warm_scan(s, cursor);
+    }
+}
+
+static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
+{
+    warm_step_t *w = ctx;
+    pos_cachesvc_t *s = w->svc;
+    size_t plen = strlen("inventory:") + strlen(s->agent->cfg.store_id) + 1;
+
+    if (err != 0 || w->epoch != s->warm_epoch || !s->open) {
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    s->warmed_inventory += warm_store(s, w->keys, w->n, r);
+    /* inventory:{storeId}:{productId} -> product:{productId} */
+    for (size_t i = 0; i < w->n; i++) {
+        const char *pid = strlen(w->keys[i]) > plen ? w->keys[i] + plen : "";
+        char *pk = malloc(strlen(pid) + 9);
+        if (pk == NULL) {
+            continue;
+        }
+        snprintf(pk, strlen(pid) + 9, "product:%s", pid);
+        free(w->keys[i]);
+        w->keys[i] = pk;
+    }
+    const char **argv = calloc(w->n + 1, sizeof(*argv));
+    if (argv == NULL) {
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    argv[0] = "MGET";
+    size_t *lens = calloc(w->n + 1, sizeof(*lens));
+    if (lens == NULL) {
+        free(argv);
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    lens[0] = 4;
+    for (size_t i = 0; i < w->n; i++) {
+        argv[i + 1] = w->keys[i];
+        lens[i + 1] = strlen(w->keys[i]);
+    }
+    if (pos_link_command(&s->agent->link, warm_products_reply, w, (int)w->n + 1, argv, lens) !=
+        0) {
+        s->warming = false;
+        warm_step_free(w);
+    }
+    free(argv);
+    free(lens);
+}
+
+static void warm_scan_reply(void *ctx, const redisReply *r, int err)
+{
+    warm_step_t *w = ctx;
+    pos_cachesvc_t *s = w->svc;
+
+    if (err != 0 || w->epoch != s->warm_epoch || !s->open || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        if (err == 0 && r->type == REDIS_REPLY_ERROR) {
+            POS_WARN("cache", "warm-up SCAN refused: %.*s", (int)(r->len > 200 ? 200 : r->len),
+                     r->str);
+        }
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    snprintf(w->cursor, sizeof(w->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
+    const redisReply *keys = r->element[1];
+    w->keys = calloc(keys->elements ? keys->elements : 1, sizeof(char *));
+    if (w->keys == NULL) {
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    for (size_t i = 0; i < keys->elements; i++) {
+        if (keys->element[i]->type == REDIS_REPLY_STRING &&
+            pos_cachesvc_cacheable(keys->element[i]->str, keys->element[i]->len)) {
+            w->keys[w->n] = strndup(keys->element[i]->str, keys->element[i]->len);
+            if (w->keys[w->n] != NULL) {
+                w->n++;
+            }
+        }
+    }
+    if (w->n == 0) {
+        char cursor[32];
+        snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+        warm_step_free(w);
+        if (strcmp(cursor, "0") == 0) {
+            warm_finish(s);
+        } else {
+            warm_scan(s, cursor);
+        }
+        return;
+    }
+    const char **argv = calloc(w->n + 1, sizeof(*argv));
+    size_t *lens = calloc(w->n + 1, sizeof(*lens));
+    if (argv == NULL || lens == NULL) {
+        free(argv);
+        free(lens);
+        s->warming = false;
+        warm_step_free(w);
+        return;
+    }
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (size_t i = 0; i < w->n; i++) {
+        argv[i + 1] = w->keys[i];
+        lens[i + 1] = strlen(w->keys[i]);
+    }
+    if (pos_link_command(&s->agent->link, warm_inventory_reply, w, (int)w->n + 1, argv, lens) !=
+        0) {
+        s->warming = false;
+        warm_step_free(w);
+    }
+    free(argv);
+    free(lens);
+}
+
+static void warm_scan(pos_cachesvc_t *s, const char *cursor)
+{
+    char match[96];
+    warm_step_t *w = calloc(1, sizeof(*w));
+
+    if (w == NULL) {
+        s->warming = false;
+        return;
+    }
+    w->svc = s;
+    w->epoch = s->warm_epoch;
+    snprintf(match, sizeof(match), "inventory:%s:*", s->agent->cfg.store_id);
+    const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "500"};
+    if (pos_link_commandv(&s->agent->link, warm_scan_reply, w, 6, argv) != 0) {
+        s->warming = false;
+        free(w);
+    }
+}
+
+void pos_cachesvc_warm(pos_cachesvc_t *s)
+{
+    if (!s->open || s->warming || !pos_link_is_online(&s->agent->link)) {
+        return;
+    }
+    s->warming = true;
+    s->warm_epoch++;
+    s->warmed_inventory = s->warmed_products = 0;
+    warm_scan(s, "0");
+}
+
+static void warm_timer_cb(uv_timer_t *t)
+{
+    pos_cachesvc_warm(t->data);
+}
+
+void pos_cachesvc_dispose(pos_cachesvc_t *s)
+{
+    if (s->open) {
+        pos_cache_close(&s->cache);
+        s->open = false;
+    }
+}

@@ -1,0 +1,377 @@
+#include "agent/sync/delivery.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "platform/clock.h"
+#include "platform/log.h"
+
+typedef struct delivery_ctx {
+    pos_delivery_t *d;
+    uint64_t id;
+    uint64_t epoch;
+    bool last; /* the reply that completes the entry (INCRBY sends two) */
+} delivery_ctx_t;
+
+void pos_delivery_init(pos_delivery_t *d, pos_agent_t *a, pos_outbox_t *ob)
+{
+    memset(d, 0, sizeof(*d));
+    d->agent = a;
+    d->ob = ob;
+}
+
+static void delivery_reply(void *ctx, const redisReply *r, int err)
+{
+    delivery_ctx_t *c = ctx;
+    pos_delivery_t *d = c->d;
+    bool current = c->epoch == d->epoch;
+
+    if (current && c->last && d->inflight > 0) {
+        d->inflight--;
+    }
+    if (err == 0 && r->type == REDIS_REPLY_ERROR) {
+        /* Kept: it is sent again at the next reconnect; say why now. */
+        POS_ERR("outbox", "entry %" PRIu64 " refused by Redis: %.*s", c->id,
+                (int)(r->len > 200 ? 200 : r->len), r->str);
+    } else if (err == 0 && c->last) {
+        if (d->ob != NULL) {
+            pos_outbox_ack(d->ob, c->id);
+        }
+        d->delivered++;
+    }
+    free(c);
+    if (current && err == 0) {
+        pos_delivery_pump(d);
+    }
+}
+
+/* Adds "sig" to the JSON object in buf (len bytes, cap the buffer's size)
+ * when the agent has a key. Returns the new length; on failure the message
+ * goes out unsigned (the cloud refuses it) rather than not at all. */
+static int delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap)
+{
+    const pos_sign_keys_t *k = &d->agent->sign;
+
+    if (k->count == 0) {
+        return (int)len;
+    }
+    int n = pos_sign_append(k, buf, len, buf, cap);
+    if (n < 0) {
+        POS_ERR("outbox", "cannot sign a message: %s; sent unsigned", strerror(-n));
+        return (int)len;
+    }
+    return n;
+}
+
+int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap)
+{
+    return delivery_sign(d, buf, len, cap);
+}
+
+static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
+{
+    pos_agent_t *a = d->agent;
+    char channel[POS_OUTBOX_CHANNEL_MAX + 1];
+    int rc;
+
+    snprintf(channel, sizeof(channel), "%.*s", (int)e->channel_len, e->channel);
+    if (e->kind == POS_OUTBOX_PUBLISH) {
+        size_t cap = e->payload_len + 48 + POS_SIGN_APPEND + 1;
+        char *json = malloc(cap);
+        delivery_ctx_t *c = malloc(sizeof(*c));
+        if (json == NULL || c == NULL) {
+            free(json);
+            free(c);
+            return -ENOMEM;
+        }
+        int n = pos_outbox_stamp(e->payload, e->payload_len, e->id, json, cap);
+        if (n < 0) {
+            /* Not an object: send it as it is rather than lose it. */
+            memcpy(json, e->payload, e->payload_len);
+            n = (int)e->payload_len;
+        } else if (e->sign) {
+            /* Signed last, so that "outboxId" is covered too. */
+            n = delivery_sign(d, json, (size_t)n, cap);
+        }
+        *c = (delivery_ctx_t){d, e->id, d->epoch, true};
+        const char *argv[] = {"PUBLISH", channel, json};
+        size_t lens[] = {7, strlen(channel), (size_t)n};
+        rc = pos_link_command(&a->link, delivery_reply, c, 3, argv, lens);
+        free(json);
+        if (rc != 0) {
+            free(c);
+        }
+        return rc;
+    }
+    if (e->kind == POS_OUTBOX_INCRBY) {
+        char text[64], n[24], ttl[16];
+        long long by = 0;
+        unsigned t = 0;
+        snprintf(text, sizeof(text), "%.*s", (int)(e->payload_len < 63 ? e->payload_len : 63),
+                 (const char *)e->payload);
+        if (sscanf(text, "%lld %u", &by, &t) != 2) {
+            POS_ERR("outbox", "entry %" PRIu64 ": bad increment, dropped", e->id);
+            if (d->ob != NULL) {
+                pos_outbox_ack(d->ob, e->id);
+            }
+            return 0;
+        }
+        snprintf(n, sizeof(n), "%lld", by);
+        snprintf(ttl, sizeof(ttl), "%u", t);
+        delivery_ctx_t *c1 = malloc(sizeof(*c1)), *c2 = malloc(sizeof(*c2));
+        if (c1 == NULL || c2 == NULL) {
+            free(c1);
+            free(c2);
+            return -ENOMEM;
+        }
+        *c1 = (delivery_ctx_t){d, e->id, d->epoch, false};
+        *c2 = (delivery_ctx_t){d, e->id, d->epoch, true};
+        const char *incr[] = {"INCRBY", channel, n};
+        const char *expire[] = {"EXPIRE", channel, ttl, "NX"};
+        rc = pos_link_commandv(&a->link, delivery_reply, c1, 3, incr);
+        if (rc != 0) {
+            free(c1);
+            free(c2);
+            return rc;
+        }
+        rc = pos_link_commandv(&a->link, delivery_reply, c2, 4, expire);
+        if (rc != 0) {
+            free(c2);
+        }
+        return rc;
+    }
+    if (e->kind == POS_OUTBOX_OTHER) {
+        /* Set membership: "SADD member ttl_s" or "SREM member" on the key. */
+        char text[POS_OUTBOX_CHANNEL_MAX + 32], op[8], member[POS_OUTBOX_CHANNEL_MAX + 1], ttl[16];
+        unsigned t = 0;
+        int k;
+        snprintf(text, sizeof(text), "%.*s",
+                 (int)(e->payload_len < sizeof(text) - 1 ? e->payload_len : sizeof(text) - 1),
+                 (const char *)e->payload);
+        k = sscanf(text, "%7s %511s %u", op, member, &t);
+        bool add = k == 3 && strcmp(op, "SADD") == 0;
+        if (!add && !(k == 2 && strcmp(op, "SREM") == 0)) {
+            POS_ERR("outbox", "entry %" PRIu64 ": bad set operation, dropped", e->id);
+            if (d->ob != NULL) {
+                pos_outbox_ack(d->ob, e->id);
+            }
+            return 0;
+        }
+        delivery_ctx_t *c1 = malloc(sizeof(*c1)), *c2 = malloc(sizeof(*c2));
+        if (c1 == NULL || c2 == NULL) {
+            free(c1);
+            free(c2);
+            return -ENOMEM;
+        }
+        *c1 = (delivery_ctx_t){d, e->id, d->epoch, !add};
+        *c2 = (delivery_ctx_t){d, e->id, d->epoch, true};
+        const char *argv[] = {add ? "SADD" : "SREM", channel, member};
+        rc = pos_link_commandv(&a->link, delivery_reply, c1, 3, argv);
+        if (rc != 0 || !add) {
+            free(c2);
+            if (rc != 0) {
+                free(c1);
+            }
+            return rc;
+        }
+        snprintf(ttl, sizeof(ttl), "%u", t);
+        const char *expire[] = {"EXPIRE", channel, ttl};
+        rc = pos_link_commandv(&a->link, delivery_reply, c2, 3, expire);
+        if (rc != 0) {
+            free(c2);
+        }
+        return rc;
+    }
+    POS_ERR("outbox", "entry %" PRIu64 ": unknown kind, dropped", e->id);
+    if (d->ob != NULL) {
+        pos_outbox_ack(d->ob, e->id);
+    }
+    return 0;
+}
+
+void pos_delivery_pump(pos_delivery_t *d)
+{
+    pos_outbox_batch_t batch;
+    int n;
+
+    if (d->ob == NULL || !pos_link_is_online(&d->agent->link) ||
+        d->inflight >= POS_DELIVERY_WINDOW) {
+        return;
+    }
+    memset(&batch, 0, sizeof(batch));
+    /* The oldest entries, in id order; those already sent on this
+     * connection are in flight and skipped. */
+    n = pos_outbox_peek(d->ob, POS_DELIVERY_WINDOW * 2, &batch);
+    for (int i = 0; i < n && d->inflight < POS_DELIVERY_WINDOW; i++) {
+        const pos_outbox_entry_t *e = &batch.entries[i];
+        if (e->id <= d->sent_upto) {
+            continue;
+        }
+        if (delivery_send(d, e) != 0) {
+            break; /* the link went down: the next online resends */
+        }
+        d->sent_upto = e->id;
+        d->inflight++;
+    }
+    pos_outbox_batch_free(&batch);
+}
+
+void pos_delivery_online(pos_delivery_t *d)
+{
+    d->epoch++;
+    d->sent_upto = 0;
+    d->inflight = 0;
+    pos_delivery_pump(d);
+}
+
+/* Without a store: straight to Redis, or lost (and counted) when offline. */
+static int delivery_direct(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                           bool sign)
+{
+    char *copy = NULL;
+    int rc;
+
+    if (sign && d->agent->sign.count > 0) {
+        size_t cap = len + POS_SIGN_APPEND + 1;
+        copy = malloc(cap);
+        if (copy == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(copy, json, len);
+        len = (size_t)delivery_sign(d, copy, len, cap);
+        json = copy;
+    }
+    const char *argv[] = {"PUBLISH", channel, json};
+    size_t lens[] = {7, strlen(channel), len};
+    rc = pos_link_command(&d->agent->link, NULL, NULL, 3, argv, lens);
+    free(copy);
+    if (rc != 0) {
+        d->lost++;
+        POS_WARN("outbox", "no store and no link: message on %s lost", channel);
+    }
+    return rc;
+}
+
+int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                         bool payment)
+{
+    return pos_delivery_publish_ex(d, channel, json, len, payment, true);
+}
+
+int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                            bool payment, bool sign)
+{
+    pos_outbox_entry_t e;
+    uint64_t id;
+    int rc;
+
+    if (d->ob == NULL) {
+        return delivery_direct(d, channel, json, len, sign);
+    }
+    memset(&e, 0, sizeof(e));
+    e.kind = POS_OUTBOX_PUBLISH;
+    e.is_payment = payment;
+    e.sign = sign;
+    e.created_ms = pos_clock_wall_ms();
+    e.channel = channel;
+    e.channel_len = strlen(channel);
+    e.payload = json;
+    e.payload_len = len;
+    rc = pos_outbox_append(d->ob, &e, &id);
+    if (rc != 0) {
+        POS_ERR("outbox", "cannot queue a message on %s: %s", channel, strerror(-rc));
+        /* Still try to send it now: better delivered without a copy. */
+        return delivery_direct(d, channel, json, len, sign);
+    }
+    pos_delivery_pump(d);
+    return 0;
+}
+
+int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s)
+{
+    pos_outbox_entry_t e;
+    char payload[48];
+    uint64_t id;
+    int rc;
+
+    int plen = snprintf(payload, sizeof(payload), "%lld %u", n, ttl_s);
+    if (d->ob == NULL) {
+        char by[24], ttl[16];
+        snprintf(by, sizeof(by), "%lld", n);
+        snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+        const char *incr[] = {"INCRBY", key, by};
+        const char *expire[] = {"EXPIRE", key, ttl, "NX"};
+        rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, incr);
+        if (rc == 0) {
+            rc = pos_link_commandv(&d->agent->link, NULL, NULL, 4, expire);
+        }
+        if (rc != 0) {
+            d->lost++;
+        }
+        return rc;
+    }
+    memset(&e, 0, sizeof(e));
+    e.kind = POS_OUTBOX_INCRBY;
+    e.created_ms = pos_clock_wall_ms();
+    e.channel = key;
+    e.channel_len = strlen(key);
+    e.payload = payload;
+    e.payload_len = (size_t)plen;
+    rc = pos_outbox_append(d->ob, &e, &id);
+    if (rc != 0) {
+        POS_ERR("outbox", "cannot queue an increment of %s: %s", key, strerror(-rc));
+        return rc;
+    }
+    pos_delivery_pump(d);
+    return 0;
+}
+
+int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const char *member,
+                            unsigned ttl_s)
+{
+    pos_outbox_entry_t e;
+    char payload[POS_OUTBOX_CHANNEL_MAX + 32];
+    uint64_t id;
+    int rc;
+
+    if (strlen(member) == 0 || strlen(member) > POS_OUTBOX_CHANNEL_MAX ||
+        strpbrk(member, " \t\r\n") != NULL) {
+        return -EINVAL;
+    }
+    if (d->ob == NULL) {
+        char ttl[16];
+        snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+        const char *argv[] = {add ? "SADD" : "SREM", key, member};
+        const char *expire[] = {"EXPIRE", key, ttl};
+        rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, argv);
+        if (rc == 0 && add) {
+            rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, expire);
+        }
+        if (rc != 0) {
+            d->lost++;
+        }
+        return rc;
+    }
+    int plen = add ? snprintf(payload, sizeof(payload), "SADD %s %u", member, ttl_s)
+                   : snprintf(payload, sizeof(payload), "SREM %s", member);
+    memset(&e, 0, sizeof(e));
+    e.kind = POS_OUTBOX_OTHER;
+    e.is_payment = true; /* payment bookkeeping: never dropped for room */
+    e.created_ms = pos_clock_wall_ms();
+    e.channel = key;
+    e.channel_len = strlen(key);
+    e.payload = payload;
+    e.payload_len = (size_t)plen;
+    rc = pos_outbox_append(d->ob, &e, &id);
+    if (rc != 0) {
+        POS_ERR("outbox", "cannot queue %s of %s: %s", add ? "SADD" : "SREM", key,
+                strerror(-rc));
+        return rc;
+    }
+    pos_delivery_pump(d);
+    return 0;
+}

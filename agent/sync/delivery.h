@@ -1,0 +1,71 @@
+#ifndef AGENT_SYNC_DELIVERY_H
+#define AGENT_SYNC_DELIVERY_H
+
+/*
+ * Store-and-forward delivery: what the agent publishes or increments (all
+ * but heartbeats and status announcements) goes into the durable outbox
+ * first and leaves it only when Redis has acknowledged it. Entries are
+ * sent in id order on the command connection; after a reconnect or a
+ * restart, everything not yet acknowledged is sent again from the oldest
+ * (at-least-once: each published message carries "outboxId" so the cloud
+ * can drop a redelivery).
+ *
+ * Without a store (it could not be opened) delivery degrades to sending at
+ * once while online and logging what is lost while offline.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/store/outbox.h"
+
+typedef struct pos_agent pos_agent_t;
+
+#define POS_DELIVERY_WINDOW 64 /* entries in flight at once */
+
+typedef struct pos_delivery {
+    pos_agent_t *agent;
+    pos_outbox_t *ob;   /* NULL: no store */
+    uint64_t sent_upto; /* highest id sent on the current connection */
+    unsigned inflight;
+    uint64_t epoch;     /* bumped at each reconnect: late replies are ignored */
+    uint64_t delivered;
+    uint64_t lost;      /* sent without a store while offline */
+} pos_delivery_t;
+
+void pos_delivery_init(pos_delivery_t *d, pos_agent_t *a, pos_outbox_t *ob);
+
+/* PUBLISH json on channel, durably. payment: a payment outcome (never
+ * dropped when the outbox is full). The agent's own message: signed when
+ * a key is set (docs/signing.md). Returns 0 or a negative errno. */
+int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                         bool payment);
+
+/* Same, choosing whether it is signed: sign false for what others hand
+ * the agent to publish (the local API), which the agent must not vouch for. */
+int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                            bool payment, bool sign);
+
+/* Adds "sig" to the JSON object in buf (len bytes; cap: the buffer's size,
+ * at least len + POS_SIGN_APPEND + 1) when a key is set. Returns the new
+ * length (len unchanged without a key or on failure, logged). */
+int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap);
+
+/* INCRBY key n, then EXPIRE key ttl_s NX, durably. */
+int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s);
+
+/* SADD key member then EXPIRE key ttl_s (add), or SREM key member,
+ * durably and in order with the messages around it (member: no blanks).
+ * For active_transactions: a membership change lost with the link would
+ * leave a finished payment listed as active. */
+int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const char *member,
+                            unsigned ttl_s);
+
+/* The link came online: resend from the oldest unacknowledged entry. */
+void pos_delivery_online(pos_delivery_t *d);
+
+/* Sends what the window allows (called after appends and replies). */
+void pos_delivery_pump(pos_delivery_t *d);
+
+#endif /* AGENT_SYNC_DELIVERY_H */
