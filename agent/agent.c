@@ -6,27 +6,17 @@
 #include <string.h>
 
 #include "hal/charset.h"
-
-#include "agent/api/api.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/mem.h"
 #include "platform/sdnotify.h"
+#include "platform/uverr.h"
 
 #define SHUTDOWN_WAIT_MS 2000u
 
-static void agent_handle_closed(uv_handle_t *h);
 static void agent_track(pos_agent_t *a);
 
 /* ---- status and heartbeat ---------------------------------------------- */
-
-pos_term_status_t pos_agent_status(const pos_agent_t *a)
-{
-    if (a->stopping) {
-        return POS_TERM_OFFLINE;
-    }
-    return pos_status_compute(a->payment_active, a->devices);
-}
 
 static void agent_reply_logged(void *ctx, const redisReply *r, int err)
 {
@@ -91,7 +81,12 @@ static int agent_publish_status_change(pos_agent_t *a, pos_term_status_t status,
                             3, argv, lens);
 }
 
-void pos_agent_status_changed(pos_agent_t *a)
+/*
+ * Re-evaluates the status and, when it changed, writes the status key and
+ * publishes TERMINAL_STATUS. Called after a device or the payment state
+ * changed.
+ */
+static void agent_status_changed(pos_agent_t *a)
 {
     pos_term_status_t now = pos_agent_status(a);
 
@@ -124,7 +119,7 @@ static void agent_on_online(pos_link_t *l)
     pos_agent_t *a = l->data;
 
     /* Status at once on every (re)connect, then every interval from now. */
-    pos_agent_status_changed(a);
+    agent_status_changed(a);
     uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, a->cfg.heartbeat_interval_s * 1000u,
                    a->cfg.heartbeat_interval_s * 1000u);
     if (!a->ready_notified) {
@@ -220,40 +215,44 @@ static void agent_on_offline(pos_link_t *l, int err)
     pos_sd_notifyf("STATUS=offline: %s, reconnecting", strerror(-err));
 }
 
-static void agent_reply_checked(void *ctx, const redisReply *r, int err)
-{
-    const char *what = ctx;
+/* ---- the payment flow's port ----------------------------------------------- */
 
-    if (err != 0) {
-        POS_WARN("agent", "%s not confirmed: %s", what, strerror(-err));
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        POS_WARN("agent", "%s refused: %.*s", what, (int)(r->len > 200 ? 200 : r->len), r->str);
-    }
+static int agent_port_publish(void *ctx, const char *channel, const char *json, size_t len)
+{
+    pos_agent_t *a = ctx;
+    return pos_delivery_publish(&a->delivery, channel, json, len, true);
 }
 
-int pos_agent_commandv(pos_agent_t *a, const char *what, int argc, const char **argv)
+static int agent_port_set_member(void *ctx, const char *key, bool add, const char *member,
+                                 unsigned ttl_s)
 {
-    int rc = pos_link_commandv(&a->link, agent_reply_checked, (void *)what, argc, argv);
-
-    if (rc != 0) {
-        POS_WARN("agent", "%s not sent: %s", what, strerror(-rc));
-    }
-    return rc;
+    pos_agent_t *a = ctx;
+    return pos_delivery_set_member(&a->delivery, key, add, member, ttl_s);
 }
 
-int pos_agent_publish(pos_agent_t *a, const char *channel, const char *json, size_t len,
-                      bool payment)
+static int agent_port_incrby(void *ctx, const char *key, long long n, unsigned ttl_s)
 {
-    return pos_delivery_publish(&a->delivery, channel, json, len, payment);
+    pos_agent_t *a = ctx;
+    return pos_delivery_incrby(&a->delivery, key, n, ttl_s);
 }
 
-void pos_agent_device_status(pos_agent_t *a, int which, pos_dev_state_t st)
+static void agent_port_device_status(void *ctx, pos_dev_slot_t which, pos_dev_state_t st)
 {
-    if (which < 0 || which >= POS_DEV_COUNT || a->devices[which] == st) {
+    pos_agent_t *a = ctx;
+
+    if (which >= POS_DEV_COUNT || a->devices[which] == st) {
         return;
     }
     a->devices[which] = st;
-    pos_agent_status_changed(a);
+    agent_status_changed(a);
+}
+
+static void agent_port_busy(void *ctx, bool busy)
+{
+    pos_agent_t *a = ctx;
+
+    a->payment_active = busy;
+    agent_status_changed(a);
 }
 
 /*
@@ -431,28 +430,33 @@ static void agent_shutdown_timer_cb(uv_timer_t *t)
     agent_close_all(a);
 }
 
-static void agent_link_stopped(pos_link_t *l)
+/* Each closed handle or subsystem counts down; uv_run() returns once the
+ * last is closed (nothing else keeps the loop alive). */
+static void agent_part_closed(pos_agent_t *a)
 {
-    agent_handle_closed((uv_handle_t *)&((pos_agent_t *)l->data)->heartbeat_timer);
-}
-
-static void agent_payment_closed(pos_payment_t *p)
-{
-    agent_handle_closed((uv_handle_t *)&p->agent->heartbeat_timer);
-}
-
-static void agent_api_closed(void *arg)
-{
-    pos_agent_t *a = arg;
-    agent_handle_closed((uv_handle_t *)&a->heartbeat_timer);
+    if (a->open_parts > 0 && --a->open_parts == 0) {
+        POS_DEBUG("agent", "everything closed");
+    }
 }
 
 static void agent_handle_closed(uv_handle_t *h)
 {
-    pos_agent_t *a = h->data;
-    if (a->open_handles > 0) {
-        a->open_handles--;
-    }
+    agent_part_closed(h->data);
+}
+
+static void agent_link_stopped(pos_link_t *l)
+{
+    agent_part_closed(l->data);
+}
+
+static void agent_payment_closed(pos_payment_t *p)
+{
+    agent_part_closed(p->opt.port.ctx);
+}
+
+static void agent_subsystem_closed(void *arg)
+{
+    agent_part_closed(arg);
 }
 
 static void agent_close_all(pos_agent_t *a)
@@ -461,21 +465,19 @@ static void agent_close_all(pos_agent_t *a)
         (uv_handle_t *)&a->heartbeat_timer, (uv_handle_t *)&a->watchdog_timer,
         (uv_handle_t *)&a->shutdown_timer,  (uv_handle_t *)&a->sig_term,
         (uv_handle_t *)&a->sig_int,         (uv_handle_t *)&a->sig_hup,
-        (uv_handle_t *)&a->cache.flush_timer, (uv_handle_t *)&a->cache.warm_timer,
     };
+    size_t n = sizeof(handles) / sizeof(handles[0]);
 
-    if (uv_is_closing((uv_handle_t *)&a->heartbeat_timer)) {
+    if (a->closing) {
         return;
     }
-    a->open_handles = sizeof(handles) / sizeof(handles[0]) + 2; /* + link, payment */
-    for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
+    a->closing = true;
+    a->open_parts = (unsigned)n + 4; /* + link, payment, cache service, local API */
+    for (size_t i = 0; i < n; i++) {
         uv_close(handles[i], agent_handle_closed);
     }
-    if (a->api != NULL) {
-        a->open_handles++;
-        pos_localapi_close(a->api, agent_api_closed, a);
-        a->api = NULL;
-    }
+    pos_api_close(&a->api, agent_subsystem_closed, a);
+    pos_cachesvc_close(&a->cache, agent_subsystem_closed, a);
     /* Stopping the link fails pending reads, which answers their clients. */
     pos_link_stop(&a->link, agent_link_stopped);
     pos_payment_close(&a->payment, agent_payment_closed);
@@ -483,7 +485,6 @@ static void agent_close_all(pos_agent_t *a)
 
 void pos_agent_shutdown(pos_agent_t *a)
 {
-    pos_term_status_t previous = pos_agent_status(a);
     bool online = pos_link_is_online(&a->link);
 
     if (a->stopping) {
@@ -510,7 +511,6 @@ void pos_agent_shutdown(pos_agent_t *a)
         a->shutdown_waits++;
         a->published = POS_TERM_OFFLINE;
     }
-    (void)previous;
     if (a->shutdown_waits == 0) {
         agent_close_all(a);
         return;
@@ -553,11 +553,9 @@ static void agent_store_open(pos_agent_t *a)
         POS_ERR("store", "cannot open the local store in %s: %s; running without it",
                 a->cfg.store_path, strerror(-rc));
         a->store_ok = false;
-        pos_delivery_init(&a->delivery, a, NULL);
         return;
     }
     a->store_ok = true;
-    pos_delivery_init(&a->delivery, a, &a->outbox);
     {
         pos_outbox_stats_t st;
         pos_outbox_stats(&a->outbox, &st);
@@ -567,32 +565,126 @@ static void agent_store_open(pos_agent_t *a)
     }
 }
 
-void pos_tls_options_from_config(const pos_config_t *cfg, pos_tls_options_t *opt)
+static size_t agent_info_cb(void *ctx, const char *section, char *buf, size_t cap)
 {
-    memset(opt, 0, sizeof(*opt));
-    opt->ca_file = cfg->tls_ca_file;
-    opt->cert_file = cfg->tls_cert_file;
-    opt->key_file = cfg->tls_key_file;
-    opt->server_name = cfg->tls_server_name[0] != '\0' ? cfg->tls_server_name : cfg->redis.host;
-    opt->min_version = cfg->tls_min_version;
+    return pos_agent_info(ctx, section, buf, cap);
+}
+
+static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)
+{
+    const pos_config_t *cfg = &a->cfg;
+
+    memset(lo, 0, sizeof(*lo));
+    lo->endpoint = &a->cfg.redis;
+    lo->client_name = a->client_name;
+    for (size_t i = 0; i < 3; i++) {
+        lo->channels[i] = a->channels[i].name;
+    }
+    lo->nchannels = 3;
+    lo->probe_channel = a->probe_channel;
+    lo->connect_timeout_ms = cfg->connect_timeout_ms;
+    lo->command_timeout_ms = cfg->command_timeout_ms;
+    lo->retry_delay_ms = cfg->retry_delay_ms;
+    lo->max_retry_delay_ms = cfg->max_retry_delay_ms;
+    lo->probe_interval_ms = cfg->probe_interval_ms;
+    if (cfg->nsentinels > 0) {
+        /* Strings from a->cfg, which outlives the link. */
+        memset(so, 0, sizeof(*so));
+        so->addrs = cfg->sentinels;
+        so->naddrs = cfg->nsentinels;
+        so->master_name = cfg->redis_master_name;
+        so->password = cfg->redis_sentinel_password;
+        so->client_name = a->client_name;
+        so->connect_timeout_ms = cfg->connect_timeout_ms;
+        so->command_timeout_ms = cfg->command_timeout_ms;
+        so->retry_delay_ms = cfg->retry_delay_ms;
+        so->max_retry_delay_ms = cfg->max_retry_delay_ms;
+        lo->sentinel = so;
+    }
+}
+
+static void agent_payment_options(pos_agent_t *a, pos_payment_options_t *po)
+{
+    const pos_config_t *c = &a->cfg;
+
+    memset(po, 0, sizeof(*po));
+    po->loop = a->loop;
+    po->terminal_id = c->terminal_id;
+    po->store_id = c->store_id;
+    po->max_amount = c->payment_max_amount;
+    po->pinpad_timeout_s = c->payment_pinpad_timeout_s;
+    po->journal = a->store_ok ? &a->journal : NULL;
+    po->keys = &a->sign;
+    po->signature_window_s = c->payment_signature_window_s;
+    po->display = c->hal_display;
+    po->printer = c->hal_printer;
+    po->pinpad = c->hal_pinpad;
+    po->hal.sim_dir = c->hal_sim_dir;
+    po->hal.sim_pinpad_delay_ms = c->hal_sim_pinpad_delay_ms;
+    po->hal.sim_decline_ending = c->hal_sim_decline_ending;
+    po->hal.sim_card_number = c->hal_sim_card_number;
+    po->hal.paper_width = c->hal_paper_width;
+    po->hal.printer_model = c->hal_printer_model;
+    po->hal.codepage = c->hal_codepage;
+    po->port.ctx = a;
+    po->port.publish = agent_port_publish;
+    po->port.set_member = agent_port_set_member;
+    po->port.incrby = agent_port_incrby;
+    po->port.device_status = agent_port_device_status;
+    po->port.busy = agent_port_busy;
+}
+
+static void agent_cache_options(pos_agent_t *a, pos_cachesvc_options_t *co)
+{
+    const pos_config_t *c = &a->cfg;
+
+    memset(co, 0, sizeof(*co));
+    co->loop = a->loop;
+    co->link = &a->link;
+    co->store = a->store_ok ? &a->store : NULL;
+    co->store_id = c->store_id;
+    co->cache.ttl_ms[POS_CACHE_PRODUCT] = (uint64_t)c->cache_product_ttl_s * 1000u;
+    co->cache.ttl_ms[POS_CACHE_INVENTORY] = (uint64_t)c->cache_inventory_ttl_s * 1000u;
+    co->cache.ttl_ms[POS_CACHE_USER] = (uint64_t)c->cache_user_ttl_s * 1000u;
+    co->cache.ttl_ms[POS_CACHE_SESSION] = (uint64_t)c->cache_session_ttl_s * 1000u;
+    co->cache.max_bytes = (uint64_t)c->store_cache_max_mb << 20;
+    co->warm_interval_s = c->cache_warm_interval_s;
+}
+
+static void agent_store_close(pos_agent_t *a)
+{
+    if (a->store_ok) {
+        pos_journal_close(&a->journal);
+        pos_outbox_close(&a->outbox);
+        pos_store_close(&a->store);
+        a->store_ok = false;
+    }
 }
 
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path, pos_tls_t *tls)
+                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls)
 {
     pos_link_options_t lo;
     pos_sentinel_options_t so;
+    pos_payment_options_t po;
+    pos_cachesvc_options_t co;
     static const pos_link_callbacks_t link_cb = {
         .on_online = agent_on_online,
         .on_offline = agent_on_offline,
         .on_message = agent_on_message,
         .on_invalidate = agent_on_invalidate,
     };
+    uv_handle_t *own[6];
+    size_t nown = 0;
+    char err[256];
     int rc;
 
     pos_mem_zero(a, sizeof(*a));
     a->loop = loop;
     a->cfg = *cfg;
+    if (keys != NULL) {
+        a->sign = *keys;
+    }
     a->config_path = config_path;
     a->published = POS_TERM_OFFLINE;
     a->started_ms = pos_clock_mono_ms();
@@ -611,66 +703,76 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     snprintf(a->client_name, sizeof(a->client_name), "posagent:%s", cfg->terminal_id);
     snprintf(a->status_key, sizeof(a->status_key), "terminal:%s:status", cfg->terminal_id);
 
-    memset(&lo, 0, sizeof(lo));
-    lo.endpoint = &a->cfg.redis;
-    lo.client_name = a->client_name;
-    for (size_t i = 0; i < 3; i++) {
-        lo.channels[i] = a->channels[i].name;
-    }
-    lo.nchannels = 3;
-    lo.probe_channel = a->probe_channel;
-    lo.connect_timeout_ms = cfg->connect_timeout_ms;
-    lo.command_timeout_ms = cfg->command_timeout_ms;
-    lo.retry_delay_ms = cfg->retry_delay_ms;
-    lo.max_retry_delay_ms = cfg->max_retry_delay_ms;
-    lo.probe_interval_ms = cfg->probe_interval_ms;
-    if (a->cfg.nsentinels > 0) {
-        /* Strings from a->cfg, which outlives the link. */
-        memset(&so, 0, sizeof(so));
-        so.addrs = a->cfg.sentinels;
-        so.naddrs = a->cfg.nsentinels;
-        so.master_name = a->cfg.redis_master_name;
-        so.password = a->cfg.redis_sentinel_password;
-        so.client_name = a->client_name;
-        so.connect_timeout_ms = cfg->connect_timeout_ms;
-        so.command_timeout_ms = cfg->command_timeout_ms;
-        so.retry_delay_ms = cfg->retry_delay_ms;
-        so.max_retry_delay_ms = cfg->max_retry_delay_ms;
-        lo.sentinel = &so;
-    }
+    agent_link_options(a, &lo, &so);
     if (cfg->redis.tls) {
         /* Never a plain connection for a rediss:// URL. */
         if (tls == NULL || !tls->ready) {
-            return -EINVAL;
+            rc = -EINVAL;
+            goto fail_link;
         }
         lo.transport = &pos_tls_transport;
         lo.transport_arg = tls;
     }
     rc = pos_link_init(loop, &a->link, &lo, &link_cb);
     if (rc != 0) {
-        return rc;
+        goto fail_link;
     }
     a->link.data = a;
-    agent_store_open(a);
-    pos_cachesvc_init(&a->cache, a);
-    {
-        char err[256];
-        rc = pos_payment_init(&a->payment, a, err, sizeof(err));
-        if (rc != 0) {
-            POS_ERR("hal", "cannot set up the devices: %s", err);
-            return rc;
-        }
+
+    agent_store_open(a); /* without a store the agent runs on, see there */
+    pos_delivery_init(&a->delivery, &a->link, a->store_ok ? &a->outbox : NULL, &a->sign);
+    agent_cache_options(a, &co);
+    rc = pos_cachesvc_init(&a->cache, &co);
+    if (rc != 0) {
+        POS_ERR("cache", "cannot set up the cache service: %s", strerror(-rc));
+        goto fail_cache;
+    }
+    agent_payment_options(a, &po);
+    rc = pos_payment_init(&a->payment, &po, err, sizeof(err));
+    if (rc != 0) {
+        POS_ERR("hal", "cannot set up the devices: %s", err);
+        goto fail_payment;
     }
 
-    uv_timer_init(loop, &a->heartbeat_timer);
-    uv_timer_init(loop, &a->watchdog_timer);
-    uv_timer_init(loop, &a->shutdown_timer);
-    uv_signal_init(loop, &a->sig_term);
-    uv_signal_init(loop, &a->sig_int);
-    uv_signal_init(loop, &a->sig_hup);
-    a->heartbeat_timer.data = a->watchdog_timer.data = a->shutdown_timer.data = a;
-    a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
+    own[nown++] = (uv_handle_t *)&a->heartbeat_timer;
+    own[nown++] = (uv_handle_t *)&a->watchdog_timer;
+    own[nown++] = (uv_handle_t *)&a->shutdown_timer;
+    rc = uv_timer_init(loop, &a->heartbeat_timer);
+    rc = rc ? rc : uv_timer_init(loop, &a->watchdog_timer);
+    rc = rc ? rc : uv_timer_init(loop, &a->shutdown_timer);
+    own[nown++] = (uv_handle_t *)&a->sig_term;
+    own[nown++] = (uv_handle_t *)&a->sig_int;
+    own[nown++] = (uv_handle_t *)&a->sig_hup;
+    rc = rc ? rc : uv_signal_init(loop, &a->sig_term);
+    rc = rc ? rc : uv_signal_init(loop, &a->sig_int);
+    rc = rc ? rc : uv_signal_init(loop, &a->sig_hup);
+    if (rc != 0) {
+        rc = pos_uv_errno(rc);
+        goto fail_handles;
+    }
+    for (size_t i = 0; i < nown; i++) {
+        own[i]->data = a;
+    }
     return 0;
+
+    /* Undone in reverse; handles close on the loop's next turn. */
+fail_handles:
+    for (size_t i = 0; i < nown; i++) {
+        if (own[i]->type != UV_UNKNOWN_HANDLE && !uv_is_closing(own[i])) {
+            uv_close(own[i], NULL);
+        }
+    }
+    pos_payment_close(&a->payment, NULL);
+fail_payment:
+    pos_cachesvc_close(&a->cache, NULL, NULL);
+    pos_cachesvc_dispose(&a->cache);
+fail_cache:
+    agent_store_close(a);
+    pos_link_stop(&a->link, NULL);
+fail_link:
+    pos_sign_keys_wipe(&a->sign);
+    pos_config_wipe(&a->cfg);
+    return rc;
 }
 
 void pos_agent_start(pos_agent_t *a)
@@ -688,7 +790,19 @@ void pos_agent_start(pos_agent_t *a)
     }
     pos_payment_start(&a->payment);
     pos_payment_restore(&a->payment);
-    pos_api_start(a);
+    {
+        pos_api_options_t ao;
+        memset(&ao, 0, sizeof(ao));
+        ao.loop = a->loop;
+        ao.socket_path = a->cfg.local_socket;
+        ao.socket_group = a->cfg.local_socket_group;
+        ao.max_clients = a->cfg.local_max_clients;
+        ao.cache = &a->cache;
+        ao.delivery = &a->delivery;
+        ao.info = agent_info_cb;
+        ao.info_ctx = a;
+        pos_api_start(&a->api, &ao); /* logged; the agent runs on without it */
+    }
     pos_sd_notify("STATUS=connecting");
     pos_link_start(&a->link);
 }
@@ -696,12 +810,7 @@ void pos_agent_start(pos_agent_t *a)
 void pos_agent_dispose(pos_agent_t *a)
 {
     pos_cachesvc_dispose(&a->cache);
-    if (a->store_ok) {
-        pos_journal_close(&a->journal);
-        pos_outbox_close(&a->outbox);
-        pos_store_close(&a->store);
-        a->store_ok = false;
-    }
+    agent_store_close(a);
     pos_config_wipe(&a->cfg);
     pos_sign_keys_wipe(&a->sign);
 }

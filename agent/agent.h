@@ -11,20 +11,18 @@
 
 #include <uv.h>
 
-#include "agent/sync/cachesvc.h"
-#include "agent/sync/delivery.h"
-#include "agent/api/localapi.h"
-#include "agent/payment/journal.h"
+#include "agent/api/api.h"
 #include "agent/link/link.h"
-#include "agent/store/outbox.h"
-#include "agent/store/store.h"
-#include "agent/payment/payment.h"
+#include "agent/link/tls.h"
 #include "agent/msg/sign.h"
 #include "agent/msg/status.h"
-#include "agent/link/tls.h"
+#include "agent/payment/journal.h"
+#include "agent/payment/payment.h"
+#include "agent/store/outbox.h"
+#include "agent/store/store.h"
+#include "agent/sync/cachesvc.h"
+#include "agent/sync/delivery.h"
 #include "conf/config.h"
-
-#define POS_MSG_MAX_BYTES (64u * 1024u) /* larger channel messages are dropped */
 
 typedef struct pos_agent pos_agent_t;
 
@@ -52,7 +50,7 @@ struct pos_agent {
     bool store_ok;
     pos_delivery_t delivery;
     pos_cachesvc_t cache;  /* offline reads */
-    pos_localapi_t *api;   /* the local socket; NULL if it could not start */
+    pos_api_t api;         /* the local socket */
     pos_channel_t channels[3]; /* payment, inventory, system */
     pos_sign_keys_t sign;      /* count 0: messages are not signed */
     char probe_channel[96];
@@ -73,23 +71,24 @@ struct pos_agent {
     uint64_t unverified_since_ms; /* wall clock: the start, then each disconnect */
     bool ready_notified;
     bool stopping;
+    bool closing;                 /* agent_close_all() ran */
     unsigned shutdown_waits;      /* offline-status replies still expected */
-    unsigned open_handles;
+    unsigned open_parts;          /* handles and subsystems still closing */
     uint64_t heartbeats_sent;
     uint64_t messages_dropped;
 };
 
 /*
- * Initialises the agent on "loop" with a validated configuration (copied).
- * "tls" is the initialised TLS context for a rediss:// URL (see
+ * Initialises the agent on "loop" with a validated configuration (copied)
+ * and the payment signing keys (copied; NULL: none). "tls" is the
+ * initialised TLS context for a rediss:// URL (see
  * pos_tls_options_from_config), NULL for redis://; it must outlive the
- * agent. Returns 0 or a negative errno.
+ * agent. Returns 0 or a negative errno; on failure what was set up is
+ * closed again (run the loop once to let its handles close) and the agent
+ * must not be started.
  */
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path, pos_tls_t *tls);
-
-/* The TLS settings of a loaded configuration (pointers into cfg). */
-void pos_tls_options_from_config(const pos_config_t *cfg, pos_tls_options_t *opt);
+                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls);
 
 /* Starts connecting, the heartbeat, the signal handlers and the watchdog. */
 void pos_agent_start(pos_agent_t *a);
@@ -102,28 +101,17 @@ void pos_agent_start(pos_agent_t *a);
 void pos_agent_shutdown(pos_agent_t *a);
 
 /* The terminal's current status. */
-pos_term_status_t pos_agent_status(const pos_agent_t *a);
+static inline pos_term_status_t pos_agent_status(const pos_agent_t *a)
+{
+    return a->stopping ? POS_TERM_OFFLINE : pos_status_compute(a->payment_active, a->devices);
+}
 
 /*
- * Re-evaluates the status and, when it changed, writes the status key and
- * publishes TERMINAL_STATUS. Call after changing devices or payment_active.
+ * Writes the INFO text of "section" ("all" or one of server, link, cache,
+ * outbox, payment, devices; case-insensitive) into buf (cap bytes).
+ * Returns its length. Defined in agent/info.c.
  */
-void pos_agent_status_changed(pos_agent_t *a);
-
-/*
- * Sends a command on the Redis link; "what" names it in logs. While the
- * link is down nothing is queued (the outbox will keep what must not be
- * lost): a warning is logged and -ENOTCONN returned.
- */
-int pos_agent_commandv(pos_agent_t *a, const char *what, int argc, const char **argv);
-
-/* PUBLISH json on channel through the outbox (durable, at-least-once);
- * payment marks payment outcomes, which are never dropped. */
-int pos_agent_publish(pos_agent_t *a, const char *channel, const char *json, size_t len,
-                      bool payment);
-
-/* A device reported a new status (which: POS_DEV_DISPLAY, ...). */
-void pos_agent_device_status(pos_agent_t *a, int which, pos_dev_state_t st);
+size_t pos_agent_info(pos_agent_t *a, const char *section, char *buf, size_t cap);
 
 /* Wipes secrets held by the agent. Call after uv_run() has returned. */
 void pos_agent_dispose(pos_agent_t *a);

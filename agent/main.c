@@ -266,16 +266,16 @@ int main(int argc, char **argv)
         pos_sign_keys_wipe(&keys);
         return 1;
     }
-    rc = pos_agent_init(&agent, &loop, &cfg, path, cfg.redis.tls ? &tls : NULL);
+    rc = pos_agent_init(&agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL);
     pos_config_wipe(&cfg); /* the agent keeps its own copy */
+    pos_sign_keys_wipe(&keys);
     if (rc != 0) {
         POS_ERR("agent", "cannot start: %s", strerror(-rc));
-        pos_sign_keys_wipe(&keys);
+        uv_run(&loop, UV_RUN_DEFAULT); /* lets what init had opened close */
+        uv_loop_close(&loop);
         pos_tls_dispose(&tls);
         return 1;
     }
-    agent.sign = keys;
-    pos_sign_keys_wipe(&keys);
     POS_INFO("agent", "posagent %s starting: terminal %s, store %s%s", POS_VERSION,
              agent.cfg.terminal_id, agent.cfg.store_id,
              agent.sign.count > 0 ? ", payment messages signed" : "");

@@ -93,6 +93,8 @@ int pos_hal_create(pos_hal_device_t *dev, uv_loop_t *loop, pos_hal_kind_t kind,
     rc = d->create(dev, args, opt);
     if (rc != 0) {
         snprintf(err, errlen, "driver %s: %s", d->name, strerror(-rc));
+        /* The event timer is open: closed on the loop's next turn. */
+        pos_hal_close(dev, NULL);
     }
     return rc;
 }

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agent/agent.h"
-#include "agent/api/localapi.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 
@@ -19,9 +17,15 @@
 
 /* One GET, MGET or EXISTS in progress: slots filled as the cache answers,
  * the reply written once all are in. */
+typedef enum api_read_kind {
+    API_READ_GET,    /* one bulk value, nil or an error */
+    API_READ_MGET,   /* an array of values, nil where absent */
+    API_READ_EXISTS, /* how many of the keys exist */
+} api_read_kind_t;
+
 typedef struct api_read {
     pos_localapi_reply_t *r;
-    int kind; /* 0 GET, 1 MGET, 2 EXISTS */
+    api_read_kind_t kind;
     size_t n;
     size_t left;
     bool in_handler; /* still inside the handler: answer synchronously */
@@ -40,20 +44,20 @@ typedef struct api_slot_ctx {
 
 static void api_read_reply(api_read_t *rd)
 {
-    if (rd->kind == 2) {
+    if (rd->kind == API_READ_EXISTS) {
         long long found = 0;
         for (size_t i = 0; i < rd->n; i++) {
             found += rd->slot[i].status == 0;
         }
         pos_localapi_reply_int(rd->r, found);
     } else {
-        if (rd->kind == 1) {
+        if (rd->kind == API_READ_MGET) {
             pos_localapi_reply_array_begin(rd->r, (long long)rd->n);
         }
         for (size_t i = 0; i < rd->n; i++) {
             if (rd->slot[i].status == 0) {
                 pos_localapi_reply_bulk(rd->r, rd->slot[i].value, rd->slot[i].len);
-            } else if (rd->slot[i].status == -ENOENT || rd->kind == 1) {
+            } else if (rd->slot[i].status == -ENOENT || rd->kind == API_READ_MGET) {
                 pos_localapi_reply_nil(rd->r);
             } else {
                 pos_localapi_reply_error(rd->r, "ERR cache unavailable and Redis unreachable");
@@ -101,7 +105,7 @@ static void api_slot_done(void *ctx, int status, const char *value, size_t len, 
     }
 }
 
-static int api_read(pos_agent_t *a, pos_localapi_reply_t *r, int kind, int argc,
+static int api_read(pos_api_t *api, pos_localapi_reply_t *r, api_read_kind_t kind, int argc,
                     const char **argv, const size_t *lens)
 {
     size_t n = (size_t)argc - 1;
@@ -132,7 +136,7 @@ static int api_read(pos_agent_t *a, pos_localapi_reply_t *r, int kind, int argc,
         }
         sc->rd = rd;
         sc->i = i;
-        pos_cachesvc_read(&a->cache, argv[i + 1], lens[i + 1], api_slot_done, sc);
+        pos_cachesvc_read(api->opt.cache, argv[i + 1], lens[i + 1], api_slot_done, sc);
     }
     rd->in_handler = false;
     if (rd->answered) {
@@ -150,40 +154,41 @@ static int api_read(pos_agent_t *a, pos_localapi_reply_t *r, int kind, int argc,
 static int api_get(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                    const size_t *lens)
 {
-    return api_read(owner, r, 0, argc, argv, lens);
+    return api_read(owner, r, API_READ_GET, argc, argv, lens);
 }
 
 static int api_mget(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                     const size_t *lens)
 {
-    return api_read(owner, r, 1, argc, argv, lens);
+    return api_read(owner, r, API_READ_MGET, argc, argv, lens);
 }
 
 static int api_exists(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                       const size_t *lens)
 {
-    return api_read(owner, r, 2, argc, argv, lens);
+    return api_read(owner, r, API_READ_EXISTS, argc, argv, lens);
 }
 
 /* The local entry's header (its age and freshness), without Redis.
  * Returns 0, -ENOENT when there is none, or a negative errno. */
-static int api_entry_info(pos_agent_t *a, const char *key, size_t len, pos_cache_info_t *info)
+static int api_entry_info(pos_api_t *api, const char *key, size_t len, pos_cache_info_t *info)
 {
+    pos_cachesvc_t *svc = api->opt.cache;
     char one;
     int rc;
 
-    if (!pos_cachesvc_cacheable(key, len) || !a->cache.open) {
+    if (!pos_cachesvc_cacheable(key, len) || !svc->open) {
         return -ENOENT;
     }
     memset(info, 0, sizeof(*info));
-    rc = pos_cache_get(&a->cache.cache, key, len, pos_clock_wall_ms(), &one, 0, info);
+    rc = pos_cache_get(&svc->cache, key, len, pos_clock_wall_ms(), &one, 0, info);
     if (rc == -ENOBUFS) {
         /* Only the length came back: read the entry for its age. */
         char *buf = malloc(info->meta.value_len ? info->meta.value_len : 1);
         if (buf == NULL) {
             return -ENOMEM;
         }
-        rc = pos_cache_get(&a->cache.cache, key, len, pos_clock_wall_ms(), buf,
+        rc = pos_cache_get(&svc->cache, key, len, pos_clock_wall_ms(), buf,
                            info->meta.value_len, info);
         free(buf);
     }
@@ -193,12 +198,12 @@ static int api_entry_info(pos_agent_t *a, const char *key, size_t len, pos_cache
 static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                    const size_t *lens)
 {
-    pos_agent_t *a = owner;
+    pos_api_t *api = owner;
     pos_cache_info_t info;
     int rc;
 
     (void)argc;
-    rc = api_entry_info(a, argv[1], lens[1], &info);
+    rc = api_entry_info(api, argv[1], lens[1], &info);
     if (rc == -ENOENT) {
         pos_localapi_reply_int(r, -2);
         return 0;
@@ -208,7 +213,7 @@ static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **
     }
     /* Seconds the local copy stays fresh (0: stale or expired, still served
      * while offline). */
-    uint64_t ttl = a->cache.cache.cfg.ttl_ms[info.meta.family];
+    uint64_t ttl = pos_cachesvc_ttl_ms(api->opt.cache, info.meta.family);
     pos_localapi_reply_int(r, info.fresh && ttl > info.age_ms
                                   ? (long long)((ttl - info.age_ms) / 1000u)
                                   : 0);
@@ -239,21 +244,21 @@ static int api_age(void *owner, pos_localapi_reply_t *r, int argc, const char **
 
 /* ---- writes through the outbox --------------------------------------------- */
 
-static long long api_queue_position(pos_agent_t *a)
+static long long api_queue_position(const pos_api_t *api)
 {
     pos_outbox_stats_t st;
 
-    if (!a->store_ok) {
+    if (api->opt.delivery->ob == NULL) {
         return 0;
     }
-    pos_outbox_stats(&a->outbox, &st);
+    pos_outbox_stats(api->opt.delivery->ob, &st);
     return (long long)st.entries;
 }
 
 static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                        const size_t *lens)
 {
-    pos_agent_t *a = owner;
+    pos_api_t *api = owner;
     int rc;
 
     (void)argc;
@@ -262,20 +267,20 @@ static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const cha
         return 0;
     }
     /* Not signed: the agent does not vouch for what the application says. */
-    rc = pos_delivery_publish_ex(&a->delivery, argv[1], argv[2], lens[2], false, false);
-    if (rc != 0 && a->store_ok) {
+    rc = pos_delivery_publish_ex(api->opt.delivery, argv[1], argv[2], lens[2], false, false);
+    if (rc != 0 && api->opt.delivery->ob != NULL) {
         return rc;
     }
     /* Redis answers PUBLISH with a receiver count; the agent cannot know it
      * and answers with the message's place in the outbox instead. */
-    pos_localapi_reply_int(r, api_queue_position(a));
+    pos_localapi_reply_int(r, api_queue_position(api));
     return 0;
 }
 
 static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                     const size_t *lens)
 {
-    pos_agent_t *a = owner;
+    pos_api_t *api = owner;
     long long by = 1;
     char *end;
     int rc;
@@ -293,12 +298,12 @@ static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char *
             return 0;
         }
     }
-    rc = pos_delivery_incrby(&a->delivery, argv[1], by, API_COUNTER_TTL_S);
-    if (rc != 0 && a->store_ok) {
+    rc = pos_delivery_incrby(api->opt.delivery, argv[1], by, API_COUNTER_TTL_S);
+    if (rc != 0 && api->opt.delivery->ob != NULL) {
         return rc;
     }
     /* The new value is Redis's to know: answer the queue position. */
-    pos_localapi_reply_int(r, api_queue_position(a));
+    pos_localapi_reply_int(r, api_queue_position(api));
     return 0;
 }
 
@@ -307,81 +312,13 @@ static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char *
 static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                     const size_t *lens)
 {
-    pos_agent_t *a = owner;
-    static char buf[4096];
-    const char *want = argc > 1 ? argv[1] : "all";
-    size_t o = 0;
+    pos_api_t *api = owner;
+    size_t n;
 
     (void)lens;
-#define SECTION(name) (strcasecmp(want, "all") == 0 || strcasecmp(want, name) == 0)
-#define ADD(...)                                                                                   \
-    do {                                                                                           \
-        int n_ = snprintf(buf + o, sizeof(buf) - o, __VA_ARGS__);                                  \
-        if (n_ > 0 && (size_t)n_ < sizeof(buf) - o) {                                             \
-            o += (size_t)n_;                                                                       \
-        }                                                                                          \
-    } while (0)
-    if (SECTION("server")) {
-        ADD("# server\r\nposagent_version:%s\r\nterminal_id:%s\r\nstore_id:%s\r\n"
-            "uptime_in_seconds:%" PRIu64 "\r\nstatus:%s\r\n\r\n",
-            POS_VERSION, a->cfg.terminal_id, a->cfg.store_id,
-            (pos_clock_mono_ms() - a->started_ms) / 1000u,
-            pos_term_status_name(pos_agent_status(a)));
-    }
-    if (SECTION("link")) {
-        uint16_t port;
-        const char *host = pos_link_server(&a->link, &port);
-        ADD("# link\r\nonline:%d\r\nredis:%s:%u\r\nconnects:%" PRIu64 "\r\n"
-            "reconnect_attempts:%u\r\nheartbeats_sent:%" PRIu64 "\r\n",
-            pos_link_is_online(&a->link), host, (unsigned)port, a->link.online_count,
-            a->link.backoff.attempts, a->heartbeats_sent);
-        if (a->link.use_sentinel) {
-            /* Where the master is comes from the sentinels. */
-            ADD("sentinel_master_name:%s\r\nsentinel_failovers:%" PRIu64 "\r\n",
-                a->cfg.redis_master_name, a->link.failovers);
-        }
-        ADD("\r\n");
-    }
-    if (SECTION("cache")) {
-        pos_cache_stats_t cs;
-        memset(&cs, 0, sizeof(cs));
-        if (a->cache.open) {
-            pos_cache_stats(&a->cache.cache, &cs);
-        }
-        ADD("# cache\r\ncache_open:%d\r\nhits:%" PRIu64 "\r\nstale_hits:%" PRIu64
-            "\r\nmisses:%" PRIu64 "\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
-            "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64
-            "\r\nstore_disk_full:%" PRIu64 "\r\n\r\n",
-            a->cache.open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
-            cs.evictions, a->cache.fetches_shared, a->store_ok ? a->store.disk_full : 0);
-    }
-    if (SECTION("outbox")) {
-        pos_outbox_stats_t os;
-        memset(&os, 0, sizeof(os));
-        if (a->store_ok) {
-            pos_outbox_stats(&a->outbox, &os);
-        }
-        ADD("# outbox\r\nstore_open:%d\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
-            "\r\npayment_entries:%" PRIu64 "\r\ndropped:%" PRIu64 "\r\ndelivered:%" PRIu64
-            "\r\nin_flight:%u\r\nlost_without_store:%" PRIu64 "\r\n\r\n",
-            a->store_ok, os.entries, os.bytes, os.payment, os.dropped, a->delivery.delivered,
-            a->delivery.inflight, a->delivery.lost);
-    }
-    if (SECTION("payment")) {
-        ADD("# payment\r\nstate:%s\r\nmessages_handled:%" PRIu64 "\r\nmessages_rejected:%" PRIu64
-            "\r\njournal_entries:%" PRIu64 "\r\n\r\n",
-            pos_payment_state_name(pos_payment_sm_state(&a->payment.sm)), a->payment.handled,
-            a->payment.rejected, a->store_ok ? pos_journal_count(&a->journal) : 0);
-    }
-    if (SECTION("devices")) {
-        ADD("# devices\r\ndisplay:%s\r\nprinter:%s\r\npinpad:%s\r\n\r\n",
-            pos_dev_state_name(a->devices[POS_DEV_DISPLAY]),
-            pos_dev_state_name(a->devices[POS_DEV_PRINTER]),
-            pos_dev_state_name(a->devices[POS_DEV_PINPAD]));
-    }
-#undef ADD
-#undef SECTION
-    pos_localapi_reply_bulk(r, buf, o);
+    n = api->opt.info(api->opt.info_ctx, argc > 1 ? argv[1] : "all", api->info_buf,
+                      sizeof(api->info_buf));
+    pos_localapi_reply_bulk(r, api->info_buf, n);
     return 0;
 }
 
@@ -391,24 +328,57 @@ static const pos_localapi_command_t api_commands[] = {
     {"INCR", api_incr, 2, 2},       {"INCRBY", api_incr, 3, 3},  {"INFO", api_info, 1, 2},
 };
 
-int pos_api_start(pos_agent_t *a)
+int pos_api_start(pos_api_t *api, const pos_api_options_t *opt)
 {
     pos_localapi_options_t o;
     int rc;
 
+    api->opt = *opt;
+    api->running = false;
     memset(&o, 0, sizeof(o));
-    o.path = a->cfg.local_socket;
-    o.group = a->cfg.local_socket_group;
-    o.max_clients = a->cfg.local_max_clients;
+    o.path = opt->socket_path;
+    o.group = opt->socket_group;
+    o.max_clients = opt->max_clients;
     o.commands = api_commands;
     o.ncommands = sizeof(api_commands) / sizeof(api_commands[0]);
-    o.owner = a;
-    rc = pos_localapi_start(a->loop, &o, &a->api);
+    o.owner = api;
+    rc = pos_localapi_start(&api->server, opt->loop, &o);
     if (rc != 0) {
-        POS_ERR("api", "local API not started on %s: %s", a->cfg.local_socket, strerror(-rc));
-        a->api = NULL;
+        POS_ERR("api", "local API not started on %s: %s", opt->socket_path, strerror(-rc));
         return rc;
     }
-    POS_INFO("api", "local API on %s", a->cfg.local_socket);
+    api->running = true;
+    POS_INFO("api", "local API on %s", opt->socket_path);
     return 0;
+}
+
+static void api_server_closed(void *arg)
+{
+    pos_api_t *api = arg;
+
+    if (api->closed_cb != NULL) {
+        api->closed_cb(api->closed_arg);
+    }
+}
+
+void pos_api_close(pos_api_t *api, void (*done)(void *arg), void *arg)
+{
+    api->closed_cb = done;
+    api->closed_arg = arg;
+    if (!api->running) {
+        if (done != NULL) {
+            done(arg);
+        }
+        return;
+    }
+    api->running = false;
+    pos_localapi_close(&api->server, api_server_closed, api);
+}
+
+void pos_api_stats(const pos_api_t *api, pos_localapi_stats_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (api->running) {
+        pos_localapi_get_stats(&api->server, st);
+    }
 }

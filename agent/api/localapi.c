@@ -13,11 +13,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "agent/link/conn.h"
 #include "platform/log.h"
+#include "platform/mem.h"
+#include "platform/uverr.h"
 
 #define LAPI_BACKLOG   128
-#define LAPI_READ_SIZE (64u * 1024u)
 #define LAPI_NAME_MAX  64 /* bytes of a command name quoted in an error */
 /* Output is handed to libuv in pieces of about this size, so a slow reader
  * costs exact-size write buffers, not one buffer doubling past the bound. */
@@ -67,22 +67,6 @@ struct pos_localapi_client {
     bool reading, closing, quitting, eof, in_process, resume;
 };
 
-struct pos_localapi {
-    uv_loop_t *loop;
-    uv_pipe_t listener;
-    uv_idle_t resume_idle; /* resumes clients whose replies drained */
-    pos_localapi_options_t opt;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    pos_localapi_client_t *clients;
-    size_t orphans; /* deferred replies of gone clients not yet done */
-    unsigned open_handles;
-    bool listening, closing;
-    void (*done)(void *arg);
-    void *done_arg;
-    pos_localapi_stats_t st;
-    uint64_t next_id;
-    char rbuf[LAPI_READ_SIZE]; /* reads are consumed at once, so one will do */
-};
 
 static void client_close(pos_localapi_client_t *c);
 static void client_flush(pos_localapi_client_t *c);
@@ -279,7 +263,6 @@ static void server_maybe_done(pos_localapi_t *s)
     if (s->done != NULL) {
         s->done(s->done_arg);
     }
-    free(s);
 }
 
 static void client_schedule_resume(pos_localapi_client_t *c)
@@ -686,8 +669,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     /* Never read more than the parser may hold: a zero-length buffer makes
      * libuv report UV_ENOBUFS, handled as "request too large". */
-    if (room > LAPI_READ_SIZE) {
-        room = LAPI_READ_SIZE;
+    if (room > POS_LOCALAPI_READ_SIZE) {
+        room = POS_LOCALAPI_READ_SIZE;
     }
     *buf = uv_buf_init(c->server->rbuf, (unsigned int)room);
 }
@@ -875,15 +858,14 @@ static void server_handle_closed(uv_handle_t *h)
     server_maybe_done(s);
 }
 
-int pos_localapi_start(uv_loop_t *loop, const pos_localapi_options_t *opt, pos_localapi_t **out)
+int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_options_t *opt)
 {
     const char *path = opt->path != NULL ? opt->path : POS_LOCALAPI_DEFAULT_SOCKET;
     bool set_gid = opt->group != NULL && opt->group[0] != '\0';
     gid_t gid = 0;
-    pos_localapi_t *s;
     int rc;
 
-    *out = NULL;
+    pos_mem_zero(s, sizeof(*s));
     if (strlen(path) >= sizeof(s->path)) {
         return -ENAMETOOLONG;
     }
@@ -907,10 +889,6 @@ int pos_localapi_start(uv_loop_t *loop, const pos_localapi_options_t *opt, pos_l
                                   : strerror(-rc));
         return rc;
     }
-    s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        return -ENOMEM;
-    }
     s->loop = loop;
     s->opt = *opt;
     s->opt.path = s->path;
@@ -928,7 +906,6 @@ int pos_localapi_start(uv_loop_t *loop, const pos_localapi_options_t *opt, pos_l
 
     rc = uv_idle_init(loop, &s->resume_idle);
     if (rc != 0) {
-        free(s);
         return pos_uv_errno(rc);
     }
     s->resume_idle.data = s;
@@ -955,7 +932,6 @@ int pos_localapi_start(uv_loop_t *loop, const pos_localapi_options_t *opt, pos_l
     }
     s->listening = true;
     POS_INFO("localapi", "listening on %s", s->path);
-    *out = s;
     return 0;
 
 fail_perm:
@@ -963,7 +939,7 @@ fail_perm:
 fail_bind:
     uv_close((uv_handle_t *)&s->listener, server_handle_closed);
 fail_pipe:
-    /* The memory is released by the close callbacks when the loop runs. */
+    /* The handles close when the loop runs; s stays the caller's till then. */
     s->closing = true;
     uv_close((uv_handle_t *)&s->resume_idle, server_handle_closed);
     POS_ERR("localapi", "cannot listen on %s: %s", path, strerror(-pos_uv_errno(rc)));

@@ -37,6 +37,7 @@
 #define POS_LOCALAPI_MAX_OUTPUT      (1024u * 1024u)
 #define POS_LOCALAPI_MAX_INFLIGHT    1024u
 #define POS_LOCALAPI_DEFAULT_CLIENTS 64u
+#define POS_LOCALAPI_READ_SIZE       (64u * 1024u) /* one read buffer for all clients */
 
 typedef struct pos_localapi pos_localapi_t;
 typedef struct pos_localapi_client pos_localapi_client_t;
@@ -86,6 +87,25 @@ typedef struct pos_localapi_stats {
     size_t memory_peak;       /* highest "memory" seen */
 } pos_localapi_stats_t;
 
+/* The server; the caller allocates it and keeps it until close's "done"
+ * (fields are private to agent/api/localapi.c). */
+struct pos_localapi {
+    uv_loop_t *loop;
+    uv_pipe_t listener;
+    uv_idle_t resume_idle; /* resumes clients whose replies drained */
+    pos_localapi_options_t opt;
+    char path[108];        /* sun_path */
+    pos_localapi_client_t *clients;
+    size_t orphans; /* deferred replies of gone clients not yet done */
+    unsigned open_handles;
+    bool listening, closing;
+    void (*done)(void *arg);
+    void *done_arg;
+    pos_localapi_stats_t st;
+    uint64_t next_id;
+    char rbuf[POS_LOCALAPI_READ_SIZE]; /* reads are consumed at once, so one will do */
+};
+
 /*
  * Creates the server on "loop" and starts listening. Creates the socket's
  * parent directory if missing (0750, with the group), removes a stale socket
@@ -93,15 +113,17 @@ typedef struct pos_localapi_stats {
  * then listens. Runs before the loop serves anything (it does blocking file
  * system calls and a group lookup). Returns 0, -ENAMETOOLONG, -EADDRINUSE
  * (an agent answers there), -EEXIST (the path is not a socket), -ENOENT (no
- * such group) or another negative errno. On failure nothing is left open
- * and *out is NULL.
+ * such group) or another negative errno. On failure the server is not
+ * listening; handles it had created close on the loop's next turn, so "s"
+ * stays the caller's until then.
  */
-int pos_localapi_start(uv_loop_t *loop, const pos_localapi_options_t *opt, pos_localapi_t **out);
+int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_options_t *opt);
 
 /*
  * Stops listening, disconnects every client and removes the socket file.
  * "done" (may be NULL) runs once every handle has closed and every
- * deferred reply has been completed by the owner; then the server is freed.
+ * deferred reply has been completed by the owner; the caller may free "s"
+ * from then on.
  */
 void pos_localapi_close(pos_localapi_t *s, void (*done)(void *arg), void *arg);
 

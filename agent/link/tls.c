@@ -572,3 +572,13 @@ const pos_transport_ops_t pos_tls_transport = {
     .reset = tls_reset,
     .start_failed = tls_start_failed,
 };
+
+void pos_tls_options_from_config(const pos_config_t *cfg, pos_tls_options_t *opt)
+{
+    memset(opt, 0, sizeof(*opt));
+    opt->ca_file = cfg->tls_ca_file;
+    opt->cert_file = cfg->tls_cert_file;
+    opt->key_file = cfg->tls_key_file;
+    opt->server_name = cfg->tls_server_name[0] != '\0' ? cfg->tls_server_name : cfg->redis.host;
+    opt->min_version = cfg->tls_min_version;
+}

@@ -33,6 +33,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "agent/link/conn.h"
+#include "conf/config.h"
 
 /* The server certificate was rejected (expired, unknown CA, name mismatch). */
 #define POS_TLS_EREJECTED (-EKEYREJECTED)
@@ -83,6 +84,9 @@ int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t w
 /* Frees everything init allocated and wipes the key material and session.
  * Every connection using t must be closed first. */
 void pos_tls_dispose(pos_tls_t *t);
+
+/* The TLS settings of a loaded configuration (pointers into cfg). */
+void pos_tls_options_from_config(const pos_config_t *cfg, pos_tls_options_t *opt);
 
 /* The transport for pos_conn_options_t.transport; transport_arg must point
  * at an initialised pos_tls_t. */

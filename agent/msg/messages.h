@@ -41,6 +41,8 @@
 #define POS_MSG_DEFAULT_MAX_LEN 65536
 
 /* The channel a message arrived on: each accepts its own types only. */
+#define POS_MSG_MAX_BYTES (64u * 1024u) /* larger channel messages are dropped */
+
 typedef enum pos_msg_channel {
     POS_MSG_CH_PAYMENT = 0, /* payment:{terminalId} */
     POS_MSG_CH_INVENTORY,   /* inventory:{storeId} */

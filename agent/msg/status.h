@@ -22,7 +22,12 @@ typedef enum pos_term_status {
 
 /* pos_dev_state_t (device status) comes from the HAL. */
 
-enum { POS_DEV_DISPLAY = 0, POS_DEV_PRINTER, POS_DEV_PINPAD, POS_DEV_COUNT };
+typedef enum pos_dev_slot {
+    POS_DEV_DISPLAY = 0,
+    POS_DEV_PRINTER,
+    POS_DEV_PINPAD,
+    POS_DEV_COUNT
+} pos_dev_slot_t;
 
 typedef struct pos_status_report {
     const char *terminal_id;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agent/agent.h"
 #include "hal/display.h"
 #include "hal/pinpad.h"
 #include "hal/printer.h"
@@ -12,6 +11,7 @@
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/mem.h"
+#include "platform/uverr.h"
 
 #define ACTIVE_TX_TTL_S  1800u   /* active_transactions:{storeId} */
 
@@ -21,31 +21,31 @@ static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev);
 
 static void payment_active_set(pos_payment_t *p, bool add, const char *tx)
 {
-    pos_agent_t *a = p->agent;
+    const pos_payment_port_t *port = &p->opt.port;
     char key[128];
 
     /* Through the outbox: an SREM lost with the link would leave the
      * finished payment in the set until the key expires (30 min). */
-    snprintf(key, sizeof(key), "active_transactions:%s", a->cfg.store_id);
-    if (pos_delivery_set_member(&a->delivery, key, add, tx, ACTIVE_TX_TTL_S) != 0) {
+    snprintf(key, sizeof(key), "active_transactions:%s", p->opt.store_id);
+    if (port->set_member(port->ctx, key, add, tx, ACTIVE_TX_TTL_S) != 0) {
         POS_WARN("payment", "%s active_transactions not queued", add ? "SADD" : "SREM");
     }
 }
 
 static void payment_counter(pos_payment_t *p, const char *name)
 {
-    pos_agent_t *a = p->agent;
+    const pos_payment_port_t *port = &p->opt.port;
     char key[160];
 
-    snprintf(key, sizeof(key), "counter:terminal:%s:%s", a->cfg.terminal_id, name);
-    pos_delivery_incrby(&a->delivery, key, 1, 86400);
+    snprintf(key, sizeof(key), "counter:terminal:%s:%s", p->opt.terminal_id, name);
+    port->incrby(port->ctx, key, 1, 86400);
 }
 
 static void payment_publish(pos_payment_t *p, const pos_payment_action_t *act)
 {
-    pos_agent_t *a = p->agent;
+    const pos_payment_port_t *port = &p->opt.port;
     char json[1024], channel[96];
-    int n = pos_msg_encode(&act->u.publish.msg, a->cfg.terminal_id, a->cfg.store_id,
+    int n = pos_msg_encode(&act->u.publish.msg, p->opt.terminal_id, p->opt.store_id,
                            pos_clock_wall_ms(), json, sizeof(json));
 
     if (n < 0) {
@@ -54,13 +54,16 @@ static void payment_publish(pos_payment_t *p, const pos_payment_action_t *act)
         return;
     }
     if (act->u.publish.transaction_channel) {
-        snprintf(channel, sizeof(channel), "transaction:%s", a->cfg.store_id);
+        snprintf(channel, sizeof(channel), "transaction:%s", p->opt.store_id);
     } else {
-        snprintf(channel, sizeof(channel), "payment:%s", a->cfg.terminal_id);
+        snprintf(channel, sizeof(channel), "payment:%s", p->opt.terminal_id);
     }
     POS_INFO("payment", "%s %s", pos_msg_out_type_name(act->u.publish.msg.type),
              act->u.publish.msg.transaction_id);
-    pos_agent_publish(a, channel, json, (size_t)n, true);
+    if (port->publish(port->ctx, channel, json, (size_t)n) != 0) {
+        POS_ERR("payment", "%s %s not queued", pos_msg_out_type_name(act->u.publish.msg.type),
+                act->u.publish.msg.transaction_id);
+    }
 }
 
 /* Posts a device result on the device's own event queue, so that a
@@ -98,7 +101,7 @@ static void payment_pinpad_start(pos_payment_t *p, const pos_payment_action_t *a
     snprintf(req.currency, sizeof(req.currency), "%s", act->u.amount.currency.alpha);
     req.currency_numeric = act->u.amount.currency.numeric;
     req.digits = act->u.amount.currency.digits;
-    req.timeout_ms = p->agent->cfg.payment_pinpad_timeout_s * 1000u;
+    req.timeout_ms = p->opt.pinpad_timeout_s * 1000u;
     snprintf(p->pinpad_tx, sizeof(p->pinpad_tx), "%s", act->transaction_id);
     if (strcmp(p->unrecorded_tx, act->transaction_id) == 0) {
         /* Without a durable record a crash could charge it twice. */
@@ -121,7 +124,6 @@ static void payment_pinpad_start(pos_payment_t *p, const pos_payment_action_t *a
 
 static void payment_print(pos_payment_t *p, const pos_payment_action_t *act)
 {
-    pos_agent_t *a = p->agent;
     pos_receipt_item_t items[POS_MSG_LINES_MAX];
     pos_receipt_input_t in;
     const pos_payment_record_t *rec = &act->u.receipt.payment;
@@ -136,8 +138,8 @@ static void payment_print(pos_payment_t *p, const pos_payment_action_t *act)
          * qty <= 9999 and the price <= max_amount cannot overflow. */
         items[i].amount_minor = (int64_t)l->qty * l->unit_minor;
     }
-    in.store_id = a->cfg.store_id;
-    in.terminal_id = a->cfg.terminal_id;
+    in.store_id = p->opt.store_id;
+    in.terminal_id = p->opt.terminal_id;
     in.transaction_id = act->transaction_id;
     in.items = act->u.receipt.lines ? items : NULL;
     in.n_items = act->u.receipt.lines ? act->u.receipt.line_count : 0;
@@ -148,7 +150,7 @@ static void payment_print(pos_payment_t *p, const pos_payment_action_t *act)
     in.card_brand = rec->card_brand;
     in.auth_code = rec->auth_code;
     in.time_s = (int64_t)(pos_clock_wall_ms() / 1000u);
-    in.width = a->cfg.hal_paper_width;
+    in.width = p->opt.hal.paper_width;
 
     snprintf(p->print_tx, sizeof(p->print_tx), "%s", act->transaction_id);
     p->print_job = ++p->next_job;
@@ -169,13 +171,12 @@ static void payment_print(pos_payment_t *p, const pos_payment_action_t *act)
  * is synchronous. If it fails, the payment is never taken to the pinpad. */
 static void payment_record(pos_payment_t *p, const pos_payment_record_t *rec)
 {
-    pos_agent_t *a = p->agent;
     int rc;
 
-    if (!a->store_ok) {
+    if (p->opt.journal == NULL) {
         return; /* no store: the state machine's memory is all there is */
     }
-    rc = pos_journal_put(&a->journal, rec);
+    rc = pos_journal_put(p->opt.journal, rec);
     if (rc != 0) {
         POS_ERR("payment", "journal: cannot record %s: %s", rec->transaction_id, strerror(-rc));
         if (rec->state == POS_PAY_STARTING) {
@@ -235,8 +236,7 @@ static void payment_perform(pos_payment_t *p, const pos_payment_actions_t *out)
             payment_counter(p, act->u.counter);
             break;
         case POS_PAY_ACT_STATUS_CHANGED:
-            p->agent->payment_active = act->u.busy;
-            pos_agent_status_changed(p->agent);
+            p->opt.port.busy(p->opt.port.ctx, act->u.busy);
             break;
         }
     }
@@ -284,14 +284,15 @@ static void payment_device_event(pos_hal_device_t *dev, const pos_hal_event_t *h
 {
     pos_payment_t *p = dev->user;
     pos_payment_event_t ev;
-    int which = dev == &p->display ? POS_DEV_DISPLAY
-                                   : (dev == &p->printer ? POS_DEV_PRINTER : POS_DEV_PINPAD);
+    pos_dev_slot_t which = dev == &p->display ? POS_DEV_DISPLAY
+                           : dev == &p->printer ? POS_DEV_PRINTER
+                                                : POS_DEV_PINPAD;
 
     memset(&ev, 0, sizeof(ev));
     switch (hev->type) {
     case POS_HAL_EV_STATUS:
         POS_INFO("hal", "%s: %s", dev->kind, pos_dev_state_name(hev->status));
-        pos_agent_device_status(p->agent, which, hev->status);
+        p->opt.port.device_status(p->opt.port.ctx, which, hev->status);
         return;
     case POS_HAL_EV_ERROR:
         POS_WARN("hal", "%s: %s", dev->kind, strerror(-hev->error));
@@ -346,8 +347,8 @@ static void payment_recall(pos_payment_t *p, const char *tx)
     pos_payment_actions_t out;
     pos_payment_state_t st;
 
-    if (!p->agent->store_ok || pos_payment_sm_lookup(&p->sm, tx, &st) == 0 ||
-        pos_journal_get(&p->agent->journal, tx, &rec) != 0) {
+    if (p->opt.journal == NULL || pos_payment_sm_lookup(&p->sm, tx, &st) == 0 ||
+        pos_journal_get(p->opt.journal, tx, &rec) != 0) {
         return;
     }
     if (pos_payment_sm_restore(&p->sm, &rec, &out) == 0) {
@@ -385,25 +386,25 @@ static const char *payment_named_tx(const pos_msg_t *msg, int rc)
 static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, const char *payload,
                              size_t len)
 {
-    pos_agent_t *a = p->agent;
+    const pos_sign_keys_t *keys = p->opt.keys;
     pos_payment_event_t ev;
 
-    if (a->sign.count == 0) {
+    if (keys == NULL || keys->count == 0) {
         return true;
     }
     const char *tx = payment_named_tx(msg, rc);
     if (rc != 0 && tx == NULL) {
         return true; /* dropped as malformed anyway, with the decoder's reason */
     }
-    pos_sign_verdict_t v = pos_sign_verify(&a->sign, payload, len, pos_clock_wall_ms(),
-                                           (uint64_t)a->cfg.payment_signature_window_s * 1000u);
+    pos_sign_verdict_t v = pos_sign_verify(keys, payload, len, pos_clock_wall_ms(),
+                                           (uint64_t)p->opt.signature_window_s * 1000u);
     if (v == POS_SIGN_OK) {
         return true;
     }
     p->unverified++;
     const char *type = pos_msg_type_name(msg->type);
     /* The reason only: never the signature, the key or the message. */
-    POS_WARN("msg", "payment:%s: %s %s, refused%s", a->cfg.terminal_id,
+    POS_WARN("msg", "payment:%s: %s %s, refused%s", p->opt.terminal_id,
              type[0] != '\0' ? type : "message", pos_sign_verdict_reason(v),
              tx != NULL ? "" : " (no transactionId to answer)");
     if (tx != NULL) {
@@ -418,8 +419,7 @@ static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, con
 
 void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
 {
-    pos_agent_t *a = p->agent;
-    static pos_msg_t msg; /* large (a full request); the loop is single-threaded */
+    pos_msg_t *msg = &p->msg;
     pos_msg_limits_t lim;
     pos_payment_event_t ev;
     char why[128];
@@ -429,63 +429,63 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     lim.max_len = POS_MSG_MAX_BYTES;
     /* The limit is in major units of any currency: decode with the widest
      * (3 minor digits), then check against the request's own currency. */
-    lim.max_amount_minor = (int64_t)a->cfg.payment_max_amount * 1000;
-    rc = pos_msg_decode(POS_MSG_CH_PAYMENT, payload, len, &lim, &msg, why, sizeof(why));
-    if (rc == 0 && msg.type == POS_MSG_PAYMENT_REQUESTED) {
-        int64_t max = a->cfg.payment_max_amount;
-        for (unsigned i = 0; i < msg.u.payment.currency.digits; i++) {
+    lim.max_amount_minor = (int64_t)p->opt.max_amount * 1000;
+    rc = pos_msg_decode(POS_MSG_CH_PAYMENT, payload, len, &lim, msg, why, sizeof(why));
+    if (rc == 0 && msg->type == POS_MSG_PAYMENT_REQUESTED) {
+        int64_t max = p->opt.max_amount;
+        for (unsigned i = 0; i < msg->u.payment.currency.digits; i++) {
             max *= 10;
         }
-        if (msg.u.payment.amount_minor > max) {
+        if (msg->u.payment.amount_minor > max) {
             snprintf(why, sizeof(why), "PAYMENT_REQUESTED: amount over [payment] max_amount");
-            snprintf(msg.reject_transaction_id, sizeof(msg.reject_transaction_id), "%s",
-                     msg.u.payment.transaction_id);
+            snprintf(msg->reject_transaction_id, sizeof(msg->reject_transaction_id), "%s",
+                     msg->u.payment.transaction_id);
             rc = -EINVAL;
         }
     }
     memset(&ev, 0, sizeof(ev));
     if (rc == -EALREADY) {
-        POS_DEBUG("msg", "payment:%s: terminal-originated message ignored", a->cfg.terminal_id);
+        POS_DEBUG("msg", "payment:%s: terminal-originated message ignored", p->opt.terminal_id);
         return;
     }
-    if (!payment_verified(p, &msg, rc, payload, len)) {
-        memset(&msg, 0, sizeof(msg));
+    if (!payment_verified(p, msg, rc, payload, len)) {
+        memset(msg, 0, sizeof(*msg));
         return;
     }
     if (rc != 0) {
         p->rejected++;
-        POS_WARN("msg", "payment:%s: %s, dropped", a->cfg.terminal_id, why);
-        if (msg.type == POS_MSG_PAYMENT_REQUESTED && msg.reject_transaction_id[0] != '\0') {
+        POS_WARN("msg", "payment:%s: %s, dropped", p->opt.terminal_id, why);
+        if (msg->type == POS_MSG_PAYMENT_REQUESTED && msg->reject_transaction_id[0] != '\0') {
             /* A request we can name but not honour is answered, not ignored. */
             ev.kind = POS_PAY_EV_REJECT;
-            ev.transaction_id = msg.reject_transaction_id;
+            ev.transaction_id = msg->reject_transaction_id;
             ev.reason = "invalid";
             payment_run(p, &ev);
         }
         return;
     }
     p->handled++;
-    POS_INFO("msg", "payment:%s: %s", a->cfg.terminal_id, pos_msg_type_name(msg.type));
-    switch (msg.type) {
+    POS_INFO("msg", "payment:%s: %s", p->opt.terminal_id, pos_msg_type_name(msg->type));
+    switch (msg->type) {
     case POS_MSG_PAYMENT_REQUESTED:
-        payment_recall(p, msg.u.payment.transaction_id);
+        payment_recall(p, msg->u.payment.transaction_id);
         ev.kind = POS_PAY_EV_REQUEST;
-        ev.request = &msg.u.payment;
+        ev.request = &msg->u.payment;
         payment_run(p, &ev);
         break;
     case POS_MSG_PAYMENT_CANCELLED:
         ev.kind = POS_PAY_EV_CANCEL;
-        ev.transaction_id = msg.u.tx.transaction_id;
+        ev.transaction_id = msg->u.tx.transaction_id;
         payment_run(p, &ev);
         break;
     case POS_MSG_RECEIPT_REPRINT:
         ev.kind = POS_PAY_EV_REPRINT;
-        ev.transaction_id = msg.u.tx.transaction_id;
+        ev.transaction_id = msg->u.tx.transaction_id;
         payment_run(p, &ev);
         break;
     case POS_MSG_DISPLAY_MESSAGE:
-        rc = pos_payment_show(p, msg.u.display.lines[0],
-                              msg.u.display.line_count > 1 ? msg.u.display.lines[1] : "");
+        rc = pos_payment_show(p, msg->u.display.lines[0],
+                              msg->u.display.line_count > 1 ? msg->u.display.lines[1] : "");
         if (rc == -EBUSY) {
             POS_INFO("msg", "display message not shown: a payment owns the display");
         }
@@ -493,7 +493,7 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     default:
         break;
     }
-    memset(&msg, 0, sizeof(msg));
+    memset(msg, 0, sizeof(*msg));
 }
 
 int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)
@@ -531,10 +531,10 @@ static int payment_restore_one(void *ctx, const pos_payment_record_t *rec)
 
 void pos_payment_restore(pos_payment_t *p)
 {
-    if (!p->agent->store_ok) {
+    if (p->opt.journal == NULL) {
         return;
     }
-    int rc = pos_journal_list(&p->agent->journal, payment_restore_one, p);
+    int rc = pos_journal_list(p->opt.journal, payment_restore_one, p);
     if (rc < 0) {
         POS_ERR("payment", "cannot read the journal: %s", strerror(-rc));
     }
@@ -542,46 +542,52 @@ void pos_payment_restore(pos_payment_t *p)
 
 /* ---- setup and teardown ----------------------------------------------------------- */
 
-int pos_payment_init(pos_payment_t *p, pos_agent_t *a, char *err, size_t errlen)
+int pos_payment_init(pos_payment_t *p, const pos_payment_options_t *opt, char *err,
+                     size_t errlen)
 {
-    const pos_config_t *c = &a->cfg;
     pos_payment_sm_config_t smc;
-    pos_hal_options_t o;
     int rc;
 
     pos_mem_zero(p, sizeof(*p));
-    p->agent = a;
+    p->opt = *opt;
+    p->opt.hal.reopen_base_ms = p->opt.hal.reopen_base_ms ? p->opt.hal.reopen_base_ms : 500;
+    p->opt.hal.reopen_cap_ms = p->opt.hal.reopen_cap_ms ? p->opt.hal.reopen_cap_ms : 10000;
     memset(&smc, 0, sizeof(smc));
-    smc.pinpad_timeout_ms = c->payment_pinpad_timeout_s * 1000u;
+    smc.pinpad_timeout_ms = opt->pinpad_timeout_s * 1000u;
     pos_payment_sm_init(&p->sm, &smc);
 
-    memset(&o, 0, sizeof(o));
-    o.sim_dir = c->hal_sim_dir;
-    o.sim_pinpad_delay_ms = c->hal_sim_pinpad_delay_ms;
-    o.sim_decline_ending = c->hal_sim_decline_ending;
-    o.sim_card_number = c->hal_sim_card_number;
-    o.reopen_base_ms = 500;
-    o.reopen_cap_ms = 10000;
-    o.paper_width = c->hal_paper_width;
-    o.printer_model = c->hal_printer_model;
-    o.codepage = c->hal_codepage;
-
-    rc = pos_hal_create(&p->display, a->loop, POS_HAL_DISPLAY, c->hal_display, &o,
+    rc = pos_hal_create(&p->display, opt->loop, POS_HAL_DISPLAY, opt->display, &p->opt.hal,
                         payment_device_event, p, err, errlen);
-    if (rc == 0) {
-        rc = pos_hal_create(&p->printer, a->loop, POS_HAL_PRINTER, c->hal_printer, &o,
-                            payment_device_event, p, err, errlen);
-    }
-    if (rc == 0) {
-        rc = pos_hal_create(&p->pinpad, a->loop, POS_HAL_PINPAD, c->hal_pinpad, &o,
-                            payment_device_event, p, err, errlen);
-    }
     if (rc != 0) {
         return rc;
     }
-    uv_timer_init(a->loop, &p->deadline_timer);
+    rc = pos_hal_create(&p->printer, opt->loop, POS_HAL_PRINTER, opt->printer, &p->opt.hal,
+                        payment_device_event, p, err, errlen);
+    if (rc != 0) {
+        goto fail_printer;
+    }
+    rc = pos_hal_create(&p->pinpad, opt->loop, POS_HAL_PINPAD, opt->pinpad, &p->opt.hal,
+                        payment_device_event, p, err, errlen);
+    if (rc != 0) {
+        goto fail_pinpad;
+    }
+    rc = uv_timer_init(opt->loop, &p->deadline_timer);
+    if (rc != 0) {
+        snprintf(err, errlen, "timer: %s", uv_strerror(rc));
+        rc = pos_uv_errno(rc);
+        goto fail_timer;
+    }
     p->deadline_timer.data = p;
     return 0;
+
+    /* Devices close on the loop's next turn; p stays the caller's till then. */
+fail_timer:
+    pos_hal_close(&p->pinpad, NULL);
+fail_pinpad:
+    pos_hal_close(&p->printer, NULL);
+fail_printer:
+    pos_hal_close(&p->display, NULL);
+    return rc;
 }
 
 void pos_payment_start(pos_payment_t *p)

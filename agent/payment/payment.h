@@ -14,15 +14,56 @@
 
 #include <uv.h>
 
+#include "agent/msg/messages.h"
+#include "agent/msg/sign.h"
+#include "agent/msg/status.h"
+#include "agent/payment/journal.h"
 #include "agent/payment/payment_sm.h"
 #include "hal/device.h"
 #include "hal/receipt.h"
+#include "hal/registry.h"
 
-typedef struct pos_agent pos_agent_t;
 typedef struct pos_payment pos_payment_t;
 
+/*
+ * What the payment flow asks of the rest of the agent, as functions of
+ * ctx. The first three queue work in the durable outbox (in order with
+ * each other) and return 0 or a negative errno.
+ */
+typedef struct pos_payment_port {
+    void *ctx;
+    /* PUBLISH json on channel: a payment outcome, never dropped for room. */
+    int (*publish)(void *ctx, const char *channel, const char *json, size_t len);
+    /* SADD key member + EXPIRE key ttl_s (add), or SREM key member. */
+    int (*set_member)(void *ctx, const char *key, bool add, const char *member, unsigned ttl_s);
+    /* INCRBY key n + EXPIRE key ttl_s NX. */
+    int (*incrby)(void *ctx, const char *key, long long n, unsigned ttl_s);
+    /* A device reported a new state. */
+    void (*device_status)(void *ctx, pos_dev_slot_t which, pos_dev_state_t state);
+    /* A payment started (busy) or ended. */
+    void (*busy)(void *ctx, bool busy);
+} pos_payment_port_t;
+
+/* What the payment flow is given at init; strings and pointers must
+ * outlive it. */
+typedef struct pos_payment_options {
+    uv_loop_t *loop;
+    const char *terminal_id;
+    const char *store_id;
+    uint32_t max_amount;          /* major units of any currency */
+    uint32_t pinpad_timeout_s;    /* the customer's time at the pinpad */
+    pos_journal_t *journal;       /* NULL: no store (nothing survives a restart) */
+    const pos_sign_keys_t *keys;  /* NULL or empty: cloud messages are not signed */
+    uint32_t signature_window_s;  /* |now - ts| allowed for a signed message */
+    const char *display;          /* driver specs ([hal] display, printer, pinpad) */
+    const char *printer;
+    const char *pinpad;
+    pos_hal_options_t hal;
+    pos_payment_port_t port;
+} pos_payment_options_t;
+
 struct pos_payment {
-    pos_agent_t *agent;
+    pos_payment_options_t opt;
     pos_payment_sm_t sm;
     pos_hal_device_t display;
     pos_hal_device_t printer;
@@ -37,15 +78,17 @@ struct pos_payment {
     uint32_t print_job;
     uint32_t next_job;
     pos_receipt_doc_t doc; /* scratch for laying out a receipt */
+    pos_msg_t msg;         /* scratch for decoding a message (large: a full request) */
     char unrecorded_tx[POS_MSG_ID_MAX + 1]; /* its journal record failed: never charge it */
     uint64_t handled;      /* payment-channel messages handled */
     uint64_t rejected;     /* dropped as malformed */
     uint64_t unverified;   /* refused: unsigned, bad signature or stale */
 };
 
-/* Creates the devices from the agent's [hal] settings (no I/O yet).
- * Returns 0, or a negative errno with err set. */
-int pos_payment_init(pos_payment_t *p, pos_agent_t *a, char *err, size_t errlen);
+/* Creates the devices (no I/O yet) and the deadline timer. Returns 0, or a
+ * negative errno with err set (nothing left to close). */
+int pos_payment_init(pos_payment_t *p, const pos_payment_options_t *opt, char *err,
+                     size_t errlen);
 
 /* Opens, claims and enables the devices. */
 void pos_payment_start(pos_payment_t *p);

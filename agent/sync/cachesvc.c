@@ -11,14 +11,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "agent/agent.h"
 #include "agent/sync/glob.h"
 #include "platform/clock.h"
+#include "platform/uverr.h"
 #include "platform/log.h"
 #include "platform/mem.h"
 
 #define CACHE_FLUSH_MS   5000u
-#define CACHE_VALUE_MAX  (512u * 1024u)
 #define WARM_PUT_CHUNK   50u /* entries per write transaction during warm-up */
 
 typedef struct cache_waiter {
@@ -50,51 +49,54 @@ static void cache_flush_cb(uv_timer_t *t)
     }
 }
 
-void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a)
+int pos_cachesvc_init(pos_cachesvc_t *s, const pos_cachesvc_options_t *opt)
 {
-    pos_cache_config_t cc;
-    const pos_config_t *c = &a->cfg;
+    int rc;
 
     pos_mem_zero(s, sizeof(*s));
-    s->agent = a;
-    uv_timer_init(a->loop, &s->flush_timer);
-    s->flush_timer.data = s;
-    s->timer_open = true;
-    uv_timer_init(a->loop, &s->warm_timer);
-    s->warm_timer.data = s;
-    s->warm_timer_open = true;
-    if (!a->store_ok) {
-        return;
+    s->link = opt->link;
+    snprintf(s->store_id, sizeof(s->store_id), "%s", opt->store_id);
+    rc = uv_timer_init(opt->loop, &s->flush_timer);
+    if (rc != 0) {
+        return pos_uv_errno(rc);
     }
-    memset(&cc, 0, sizeof(cc));
-    cc.ttl_ms[POS_CACHE_PRODUCT] = (uint64_t)c->cache_product_ttl_s * 1000u;
-    cc.ttl_ms[POS_CACHE_INVENTORY] = (uint64_t)c->cache_inventory_ttl_s * 1000u;
-    cc.ttl_ms[POS_CACHE_USER] = (uint64_t)c->cache_user_ttl_s * 1000u;
-    cc.ttl_ms[POS_CACHE_SESSION] = (uint64_t)c->cache_session_ttl_s * 1000u;
-    cc.max_bytes = (uint64_t)c->store_cache_max_mb << 20;
-    if (pos_cache_open(&s->cache, &a->store, &cc) != 0) {
+    s->flush_timer.data = s;
+    rc = uv_timer_init(opt->loop, &s->warm_timer);
+    if (rc != 0) {
+        goto fail_warm_timer;
+    }
+    s->warm_timer.data = s;
+    if (opt->store == NULL) {
+        return 0;
+    }
+    if (pos_cache_open(&s->cache, opt->store, &opt->cache) != 0) {
         POS_ERR("cache", "cannot open the cache; reads go to Redis only");
-        return;
+        return 0;
     }
     s->open = true;
-    /* LRU touches are batched by the store and written out 5 s after the
-     * first read that queued one: an idle agent does not wake for them. */
-    uv_timer_start(&s->warm_timer, warm_timer_cb, (uint64_t)c->cache_warm_interval_s * 1000u,
-                   (uint64_t)c->cache_warm_interval_s * 1000u);
+    uv_timer_start(&s->warm_timer, warm_timer_cb, (uint64_t)opt->warm_interval_s * 1000u,
+                   (uint64_t)opt->warm_interval_s * 1000u);
+    return 0;
+
+fail_warm_timer:
+    /* Not yet known to anyone: closed without a callback, the memory is
+     * the caller's and untouched by libuv once the loop has run. */
+    uv_close((uv_handle_t *)&s->flush_timer, NULL);
+    return pos_uv_errno(rc);
 }
 
 /* The local copy, whatever its age. Returns 0, -ENOENT or an error. */
 static int cache_local(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
                        void *ctx, bool only_fresh)
 {
-    static char buf[CACHE_VALUE_MAX];
     pos_cache_info_t info;
     int rc;
 
     if (!s->open) {
         return -ENOENT;
     }
-    rc = pos_cache_get(&s->cache, key, len, pos_clock_wall_ms(), buf, sizeof(buf), &info);
+    rc = pos_cache_get(&s->cache, key, len, pos_clock_wall_ms(), s->value_buf,
+                       sizeof(s->value_buf), &info);
     if (rc < 0) {
         return rc;
     }
@@ -104,7 +106,7 @@ static int cache_local(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     if (only_fresh && !info.fresh) {
         return -ESTALE;
     }
-    cb(ctx, 0, buf, info.meta.value_len, info.age_ms, info.fresh);
+    cb(ctx, 0, s->value_buf, info.meta.value_len, info.age_ms, info.fresh);
     return 0;
 }
 
@@ -162,7 +164,7 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     if (cache_local(s, key, len, cb, ctx, true) == 0) {
         return; /* fresh */
     }
-    if (!pos_link_is_online(&s->agent->link)) {
+    if (!pos_link_is_online(s->link)) {
         if (cache_local(s, key, len, cb, ctx, false) != 0) {
             cb(ctx, -ENOENT, NULL, 0, 0, false);
         }
@@ -197,7 +199,7 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     f->waiters = w;
     const char *argv[] = {"GET", f->key};
     size_t lens[] = {3, len};
-    if (pos_link_command(&s->agent->link, cache_fetch_done, f, 2, argv, lens) != 0) {
+    if (pos_link_command(s->link, cache_fetch_done, f, 2, argv, lens) != 0) {
         free(f->key);
         free(f);
         free(w);
@@ -283,6 +285,31 @@ void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
     if (pos_cache_delete_if(&s->cache, cache_glob, &g, &n) == 0) {
         POS_INFO("cache", "invalidated %zu entries", n);
     }
+}
+
+/*
+ * MGET keys[0..n) (lens[i] bytes each; NULL lens: NUL-terminated) with cb
+ * and ctx. Returns 0, or a negative errno (nothing sent, cb not called).
+ */
+static int cache_mget(pos_cachesvc_t *s, char *const *keys, const size_t *lens, size_t n,
+                      pos_reply_cb cb, void *ctx)
+{
+    const char **argv = calloc(n + 1, sizeof(*argv));
+    size_t *alens = calloc(n + 1, sizeof(*alens));
+    int rc = -ENOMEM;
+
+    if (argv != NULL && alens != NULL) {
+        argv[0] = "MGET";
+        alens[0] = 4;
+        for (size_t i = 0; i < n; i++) {
+            argv[i + 1] = keys[i];
+            alens[i + 1] = lens != NULL ? lens[i] : strlen(keys[i]);
+        }
+        rc = pos_link_command(s->link, cb, ctx, (int)n + 1, argv, alens);
+    }
+    free(argv);
+    free(alens);
+    return rc;
 }
 
 #define REVAL_BATCH 100
@@ -376,15 +403,7 @@ static void reval_next(pos_cachesvc_t *s)
             reval_free(b);
             continue; /* nothing stale in this stretch of keys */
         }
-        const char *argv[REVAL_BATCH + 1];
-        size_t lens[REVAL_BATCH + 1];
-        argv[0] = "MGET";
-        lens[0] = 4;
-        for (size_t i = 0; i < b->n; i++) {
-            argv[i + 1] = b->keys[i];
-            lens[i + 1] = b->lens[i];
-        }
-        if (pos_link_command(&s->agent->link, reval_reply, b, (int)b->n + 1, argv, lens) != 0) {
+        if (cache_mget(s, b->keys, b->lens, b->n, reval_reply, b) != 0) {
             reval_free(b);
             break;
         }
@@ -508,7 +527,7 @@ static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
 {
     warm_step_t *w = ctx;
     pos_cachesvc_t *s = w->svc;
-    size_t plen = strlen("inventory:") + strlen(s->agent->cfg.store_id) + 1;
+    size_t plen = strlen("inventory:") + strlen(s->store_id) + 1;
 
     if (err != 0 || w->epoch != s->warm_epoch || !s->open) {
         s->warming = false;
@@ -527,32 +546,10 @@ static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
         free(w->keys[i]);
         w->keys[i] = pk;
     }
-    const char **argv = calloc(w->n + 1, sizeof(*argv));
-    if (argv == NULL) {
-        s->warming = false;
-        warm_step_free(w);
-        return;
-    }
-    argv[0] = "MGET";
-    size_t *lens = calloc(w->n + 1, sizeof(*lens));
-    if (lens == NULL) {
-        free(argv);
-        s->warming = false;
-        warm_step_free(w);
-        return;
-    }
-    lens[0] = 4;
-    for (size_t i = 0; i < w->n; i++) {
-        argv[i + 1] = w->keys[i];
-        lens[i + 1] = strlen(w->keys[i]);
-    }
-    if (pos_link_command(&s->agent->link, warm_products_reply, w, (int)w->n + 1, argv, lens) !=
-        0) {
+    if (cache_mget(s, w->keys, NULL, w->n, warm_products_reply, w) != 0) {
         s->warming = false;
         warm_step_free(w);
     }
-    free(argv);
-    free(lens);
 }
 
 static void warm_scan_reply(void *ctx, const redisReply *r, int err)
@@ -599,28 +596,10 @@ static void warm_scan_reply(void *ctx, const redisReply *r, int err)
         }
         return;
     }
-    const char **argv = calloc(w->n + 1, sizeof(*argv));
-    size_t *lens = calloc(w->n + 1, sizeof(*lens));
-    if (argv == NULL || lens == NULL) {
-        free(argv);
-        free(lens);
-        s->warming = false;
-        warm_step_free(w);
-        return;
-    }
-    argv[0] = "MGET";
-    lens[0] = 4;
-    for (size_t i = 0; i < w->n; i++) {
-        argv[i + 1] = w->keys[i];
-        lens[i + 1] = strlen(w->keys[i]);
-    }
-    if (pos_link_command(&s->agent->link, warm_inventory_reply, w, (int)w->n + 1, argv, lens) !=
-        0) {
+    if (cache_mget(s, w->keys, NULL, w->n, warm_inventory_reply, w) != 0) {
         s->warming = false;
         warm_step_free(w);
     }
-    free(argv);
-    free(lens);
 }
 
 static void warm_scan(pos_cachesvc_t *s, const char *cursor)
@@ -634,9 +613,9 @@ static void warm_scan(pos_cachesvc_t *s, const char *cursor)
     }
     w->svc = s;
     w->epoch = s->warm_epoch;
-    snprintf(match, sizeof(match), "inventory:%s:*", s->agent->cfg.store_id);
+    snprintf(match, sizeof(match), "inventory:%s:*", s->store_id);
     const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "500"};
-    if (pos_link_commandv(&s->agent->link, warm_scan_reply, w, 6, argv) != 0) {
+    if (pos_link_commandv(s->link, warm_scan_reply, w, 6, argv) != 0) {
         s->warming = false;
         free(w);
     }
@@ -644,7 +623,7 @@ static void warm_scan(pos_cachesvc_t *s, const char *cursor)
 
 void pos_cachesvc_warm(pos_cachesvc_t *s)
 {
-    if (!s->open || s->warming || !pos_link_is_online(&s->agent->link)) {
+    if (!s->open || s->warming || !pos_link_is_online(s->link)) {
         return;
     }
     s->warming = true;
@@ -656,6 +635,29 @@ void pos_cachesvc_warm(pos_cachesvc_t *s)
 static void warm_timer_cb(uv_timer_t *t)
 {
     pos_cachesvc_warm(t->data);
+}
+
+uint64_t pos_cachesvc_ttl_ms(const pos_cachesvc_t *s, pos_cache_family_t family)
+{
+    return s->open && family < POS_CACHE_FAMILY_COUNT ? s->cache.cfg.ttl_ms[family] : 0;
+}
+
+static void cachesvc_timer_closed(uv_handle_t *h)
+{
+    pos_cachesvc_t *s = h->data;
+
+    if (--s->open_handles == 0 && s->closed_cb != NULL) {
+        s->closed_cb(s->closed_arg);
+    }
+}
+
+void pos_cachesvc_close(pos_cachesvc_t *s, void (*done)(void *arg), void *arg)
+{
+    s->closed_cb = done;
+    s->closed_arg = arg;
+    s->open_handles = 2;
+    uv_close((uv_handle_t *)&s->flush_timer, cachesvc_timer_closed);
+    uv_close((uv_handle_t *)&s->warm_timer, cachesvc_timer_closed);
 }
 
 void pos_cachesvc_dispose(pos_cachesvc_t *s)

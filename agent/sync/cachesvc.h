@@ -18,10 +18,9 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
-#include "agent/store/cache.h"
+#include "agent/link/link.h"
 #include "agent/msg/messages.h"
-
-typedef struct pos_agent pos_agent_t;
+#include "agent/store/cache.h"
 
 /* Result of a read. status: 0 found, -ENOENT not found, or an error.
  * value is only valid during the call. */
@@ -30,12 +29,22 @@ typedef void (*pos_cachesvc_cb)(void *ctx, int status, const char *value, size_t
 
 typedef struct pos_cache_fetch pos_cache_fetch_t;
 
+/* What the cache service is given at init. */
+typedef struct pos_cachesvc_options {
+    uv_loop_t *loop;
+    pos_link_t *link;      /* reads through it while online; must outlive the service */
+    pos_store_t *store;    /* NULL: no local store, every read goes to Redis */
+    const char *store_id;  /* the till's store: its inventory is warmed up (copied) */
+    pos_cache_config_t cache;
+    unsigned warm_interval_s; /* periodic warm-up, seconds */
+} pos_cachesvc_options_t;
+
 typedef struct pos_cachesvc {
-    pos_agent_t *agent;
+    pos_link_t *link;
+    char store_id[64];
     pos_cache_t cache;
     bool open;
     uv_timer_t flush_timer; /* writes LRU touches out now and then */
-    bool timer_open;
     pos_cache_fetch_t *fetches; /* GETs in flight, by key */
     uint64_t fetches_shared;    /* reads that joined a GET already in flight */
     pos_cache_cursor_t reval;   /* revalidation walk after a reconnect */
@@ -48,10 +57,18 @@ typedef struct pos_cachesvc {
     uint64_t warm_epoch;
     uint64_t warmed_inventory;  /* entries stored by the current warm-up */
     uint64_t warmed_products;
+    unsigned open_handles; /* while closing */
+    void (*closed_cb)(void *arg);
+    void *closed_arg;
+    char value_buf[POS_CACHE_VALUE_MAX]; /* a local read's value, during its callback */
 } pos_cachesvc_t;
 
-/* Opens the cache on the agent's store (if the store is open). */
-void pos_cachesvc_init(pos_cachesvc_t *s, pos_agent_t *a);
+/*
+ * Sets up the service's timers and opens the cache on opt->store (when
+ * there is one; a cache that cannot be opened is logged and reads go to
+ * Redis only). Returns 0 or a negative errno (nothing left to close).
+ */
+int pos_cachesvc_init(pos_cachesvc_t *s, const pos_cachesvc_options_t *opt);
 
 /* True for keys of a cached family. */
 bool pos_cachesvc_cacheable(const char *key, size_t len);
@@ -88,8 +105,14 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys);
 /* CACHE_INVALIDATE: drops the entries matching the glob. */
 void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern);
 
-/* Writes pending touches and closes the cache (after the loop ends; the
- * agent closes flush_timer with its other handles). */
+/* How long a local copy of "family" stays fresh, ms (0: no cache). */
+uint64_t pos_cachesvc_ttl_ms(const pos_cachesvc_t *s, pos_cache_family_t family);
+
+/* Closes the service's timers; done(arg) (done may be NULL) runs once both
+ * are closed. */
+void pos_cachesvc_close(pos_cachesvc_t *s, void (*done)(void *arg), void *arg);
+
+/* Writes pending touches and closes the cache, after the loop has ended. */
 void pos_cachesvc_dispose(pos_cachesvc_t *s);
 
 #endif /* AGENT_SYNC_CACHESVC_H */

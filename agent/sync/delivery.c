@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/agent.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 
@@ -17,11 +16,13 @@ typedef struct delivery_ctx {
     bool last; /* the reply that completes the entry (INCRBY sends two) */
 } delivery_ctx_t;
 
-void pos_delivery_init(pos_delivery_t *d, pos_agent_t *a, pos_outbox_t *ob)
+void pos_delivery_init(pos_delivery_t *d, pos_link_t *link, pos_outbox_t *ob,
+                       const pos_sign_keys_t *keys)
 {
     memset(d, 0, sizeof(*d));
-    d->agent = a;
+    d->link = link;
     d->ob = ob;
+    d->keys = keys;
 }
 
 static void delivery_reply(void *ctx, const redisReply *r, int err)
@@ -54,9 +55,9 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
  * goes out unsigned (the cloud refuses it) rather than not at all. */
 static int delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap)
 {
-    const pos_sign_keys_t *k = &d->agent->sign;
+    const pos_sign_keys_t *k = d->keys;
 
-    if (k->count == 0) {
+    if (k == NULL || k->count == 0) {
         return (int)len;
     }
     int n = pos_sign_append(k, buf, len, buf, cap);
@@ -74,7 +75,6 @@ int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap)
 
 static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
 {
-    pos_agent_t *a = d->agent;
     char channel[POS_OUTBOX_CHANNEL_MAX + 1];
     int rc;
 
@@ -100,7 +100,7 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         *c = (delivery_ctx_t){d, e->id, d->epoch, true};
         const char *argv[] = {"PUBLISH", channel, json};
         size_t lens[] = {7, strlen(channel), (size_t)n};
-        rc = pos_link_command(&a->link, delivery_reply, c, 3, argv, lens);
+        rc = pos_link_command(d->link, delivery_reply, c, 3, argv, lens);
         free(json);
         if (rc != 0) {
             free(c);
@@ -132,13 +132,13 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         *c2 = (delivery_ctx_t){d, e->id, d->epoch, true};
         const char *incr[] = {"INCRBY", channel, n};
         const char *expire[] = {"EXPIRE", channel, ttl, "NX"};
-        rc = pos_link_commandv(&a->link, delivery_reply, c1, 3, incr);
+        rc = pos_link_commandv(d->link, delivery_reply, c1, 3, incr);
         if (rc != 0) {
             free(c1);
             free(c2);
             return rc;
         }
-        rc = pos_link_commandv(&a->link, delivery_reply, c2, 4, expire);
+        rc = pos_link_commandv(d->link, delivery_reply, c2, 4, expire);
         if (rc != 0) {
             free(c2);
         }
@@ -170,7 +170,7 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         *c1 = (delivery_ctx_t){d, e->id, d->epoch, !add};
         *c2 = (delivery_ctx_t){d, e->id, d->epoch, true};
         const char *argv[] = {add ? "SADD" : "SREM", channel, member};
-        rc = pos_link_commandv(&a->link, delivery_reply, c1, 3, argv);
+        rc = pos_link_commandv(d->link, delivery_reply, c1, 3, argv);
         if (rc != 0 || !add) {
             free(c2);
             if (rc != 0) {
@@ -180,7 +180,7 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         }
         snprintf(ttl, sizeof(ttl), "%u", t);
         const char *expire[] = {"EXPIRE", channel, ttl};
-        rc = pos_link_commandv(&a->link, delivery_reply, c2, 3, expire);
+        rc = pos_link_commandv(d->link, delivery_reply, c2, 3, expire);
         if (rc != 0) {
             free(c2);
         }
@@ -198,7 +198,7 @@ void pos_delivery_pump(pos_delivery_t *d)
     pos_outbox_batch_t batch;
     int n;
 
-    if (d->ob == NULL || !pos_link_is_online(&d->agent->link) ||
+    if (d->ob == NULL || !pos_link_is_online(d->link) ||
         d->inflight >= POS_DELIVERY_WINDOW) {
         return;
     }
@@ -235,7 +235,7 @@ static int delivery_direct(pos_delivery_t *d, const char *channel, const char *j
     char *copy = NULL;
     int rc;
 
-    if (sign && d->agent->sign.count > 0) {
+    if (sign && d->keys != NULL && d->keys->count > 0) {
         size_t cap = len + POS_SIGN_APPEND + 1;
         copy = malloc(cap);
         if (copy == NULL) {
@@ -247,7 +247,7 @@ static int delivery_direct(pos_delivery_t *d, const char *channel, const char *j
     }
     const char *argv[] = {"PUBLISH", channel, json};
     size_t lens[] = {7, strlen(channel), len};
-    rc = pos_link_command(&d->agent->link, NULL, NULL, 3, argv, lens);
+    rc = pos_link_command(d->link, NULL, NULL, 3, argv, lens);
     free(copy);
     if (rc != 0) {
         d->lost++;
@@ -305,9 +305,9 @@ int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigne
         snprintf(ttl, sizeof(ttl), "%u", ttl_s);
         const char *incr[] = {"INCRBY", key, by};
         const char *expire[] = {"EXPIRE", key, ttl, "NX"};
-        rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, incr);
+        rc = pos_link_commandv(d->link, NULL, NULL, 3, incr);
         if (rc == 0) {
-            rc = pos_link_commandv(&d->agent->link, NULL, NULL, 4, expire);
+            rc = pos_link_commandv(d->link, NULL, NULL, 4, expire);
         }
         if (rc != 0) {
             d->lost++;
@@ -347,9 +347,9 @@ int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const 
         snprintf(ttl, sizeof(ttl), "%u", ttl_s);
         const char *argv[] = {add ? "SADD" : "SREM", key, member};
         const char *expire[] = {"EXPIRE", key, ttl};
-        rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, argv);
+        rc = pos_link_commandv(d->link, NULL, NULL, 3, argv);
         if (rc == 0 && add) {
-            rc = pos_link_commandv(&d->agent->link, NULL, NULL, 3, expire);
+            rc = pos_link_commandv(d->link, NULL, NULL, 3, expire);
         }
         if (rc != 0) {
             d->lost++;

@@ -18,15 +18,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/link/link.h"
+#include "agent/msg/sign.h"
 #include "agent/store/outbox.h"
-
-typedef struct pos_agent pos_agent_t;
 
 #define POS_DELIVERY_WINDOW 64 /* entries in flight at once */
 
 typedef struct pos_delivery {
-    pos_agent_t *agent;
+    pos_link_t *link;
     pos_outbox_t *ob;   /* NULL: no store */
+    const pos_sign_keys_t *keys; /* NULL or none: the agent's messages go unsigned */
     uint64_t sent_upto; /* highest id sent on the current connection */
     unsigned inflight;
     uint64_t epoch;     /* bumped at each reconnect: late replies are ignored */
@@ -34,7 +35,13 @@ typedef struct pos_delivery {
     uint64_t lost;      /* sent without a store while offline */
 } pos_delivery_t;
 
-void pos_delivery_init(pos_delivery_t *d, pos_agent_t *a, pos_outbox_t *ob);
+/*
+ * Delivers through "link" from "ob" (NULL: no store), signing the agent's
+ * own messages with "keys" (NULL or empty: unsigned). All three must
+ * outlive the delivery; nothing is acquired.
+ */
+void pos_delivery_init(pos_delivery_t *d, pos_link_t *link, pos_outbox_t *ob,
+                       const pos_sign_keys_t *keys);
 
 /* PUBLISH json on channel, durably. payment: a payment outcome (never
  * dropped when the outbox is full). The agent's own message: signed when

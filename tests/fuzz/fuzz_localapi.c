@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_DEFERRED 4096
 
 static uv_loop_t loop;
-static pos_localapi_t *srv;
+static pos_localapi_t srv;
 static char dir[64], path[96];
 static uv_timer_t defer_timer;
 static pos_localapi_reply_t *deferred[MAX_DEFERRED];
@@ -262,7 +262,7 @@ static void setup(void)
     opt.limits.max_pending = 8192;
     opt.commands = commands;
     opt.ncommands = sizeof(commands) / sizeof(commands[0]);
-    CHECK(pos_localapi_start(&loop, &opt, &srv) == 0);
+    CHECK(pos_localapi_start(&srv, &loop, &opt) == 0);
 }
 
 static void cleanup(void)
@@ -310,7 +310,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 64 * 1024) {
         return 0;
     }
-    pos_localapi_get_stats(srv, &before);
+    pos_localapi_get_stats(&srv, &before);
     memset(&c, 0, sizeof(c));
     c.in = uv_buf_init((char *)data, (unsigned)size);
     CHECK(uv_pipe_init(&loop, &c.pipe, 0) == 0);
@@ -322,7 +322,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * deferred reply is completed. */
     do {
         uv_run(&loop, UV_RUN_ONCE);
-        pos_localapi_get_stats(srv, &after);
+        pos_localapi_get_stats(&srv, &after);
     } while (!c.closed || after.clients > 0 || ndeferred > 0);
 
     CHECK(after.memory == 0);

@@ -36,7 +36,8 @@
 typedef struct fixture {
     uv_loop_t loop;
     uv_async_t wake;
-    pos_localapi_t *srv;
+    pos_localapi_t srv;
+    bool started;
     char dir[64];
     char path[128];
     int deferred_open; /* deferred requests not yet completed */
@@ -223,7 +224,8 @@ static int setup(void **state)
     fx->kv_n = 2;
     memset(big_value, 'v', sizeof(big_value));
     fx_options(fx, &opt);
-    assert_int_equal(pos_localapi_start(&fx->loop, &opt, &fx->srv), 0);
+    assert_int_equal(pos_localapi_start(&fx->srv, &fx->loop, &opt), 0);
+    fx->started = true;
     *state = fx;
     return 0;
 }
@@ -238,12 +240,12 @@ static int teardown(void **state)
     fixture_t *fx = *state;
     char cmd[160];
 
-    if (fx->srv != NULL) {
-        pos_localapi_close(fx->srv, on_server_closed, fx);
+    if (fx->started) {
+        pos_localapi_close(&fx->srv, on_server_closed, fx);
     }
     uv_close((uv_handle_t *)&fx->wake, NULL);
     assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(fx->closed, fx->srv != NULL ? 1 : 0);
+    assert_int_equal(fx->closed, fx->started ? 1 : 0);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
     assert_int_equal(system(cmd), 0);
@@ -421,15 +423,14 @@ static void test_stale_and_live_socket(void **state)
 {
     fixture_t *fx = *state;
     pos_localapi_options_t opt;
-    pos_localapi_t *second;
+    pos_localapi_t second;
     struct sockaddr_un sa;
     char path[160];
     int fd;
 
     /* A live agent on the path: refused, and its socket stays. */
     fx_options(fx, &opt);
-    assert_int_equal(pos_localapi_start(&fx->loop, &opt, &second), -EADDRINUSE);
-    assert_null(second);
+    assert_int_equal(pos_localapi_start(&second, &fx->loop, &opt), -EADDRINUSE);
     assert_int_equal(access(fx->path, F_OK), 0);
 
     /* A socket file nobody listens on: replaced. */
@@ -443,25 +444,25 @@ static void test_stale_and_live_socket(void **state)
     close(fd);
     assert_int_equal(access(path, F_OK), 0);
     opt.path = path;
-    assert_int_equal(pos_localapi_start(&fx->loop, &opt, &second), 0);
+    assert_int_equal(pos_localapi_start(&second, &fx->loop, &opt), 0);
     fd = raw_connect(path);
     assert_true(fd >= 0);
     close(fd);
-    pos_localapi_close(second, NULL, NULL);
+    pos_localapi_close(&second, NULL, NULL);
     uv_run(&fx->loop, UV_RUN_NOWAIT);
     assert_int_equal(access(path, F_OK), -1); /* removed at close */
 
     /* A regular file is never removed. */
     fd = open(path, O_CREAT | O_WRONLY, 0600);
     close(fd);
-    assert_int_equal(pos_localapi_start(&fx->loop, &opt, &second), -EEXIST);
+    assert_int_equal(pos_localapi_start(&second, &fx->loop, &opt), -EEXIST);
     assert_int_equal(access(path, F_OK), 0);
 
     /* Too long for sun_path. */
     memset(path, 'a', sizeof(path) - 1);
     path[0] = '/';
     path[sizeof(path) - 1] = '\0';
-    assert_int_equal(pos_localapi_start(&fx->loop, &opt, &second), -ENAMETOOLONG);
+    assert_int_equal(pos_localapi_start(&second, &fx->loop, &opt), -ENAMETOOLONG);
 }
 
 /* Garbage and an oversized bulk: "-ERR Protocol error" then EOF, while a
@@ -507,7 +508,7 @@ static void test_garbage_disconnects(void **state)
     pos_localapi_stats_t st;
 
     assert_int_equal((intptr_t)serve_while(fx, bad_client, &b), 0);
-    pos_localapi_get_stats(fx->srv, &st);
+    pos_localapi_get_stats(&fx->srv, &st);
     assert_int_equal(st.protocol_errors, 1);
 }
 
@@ -645,7 +646,7 @@ static void test_100_concurrent_clients(void **state)
 
     serve_while(fx, many_clients, &m);
     assert_int_equal(m.fails, 0);
-    pos_localapi_get_stats(fx->srv, &st);
+    pos_localapi_get_stats(&fx->srv, &st);
     assert_int_equal(st.accepted, 100);
     assert_int_equal(st.commands, 5000);
     print_message("100 clients: peak memory %zu bytes (%zu per client)\n", st.memory_peak,
@@ -708,7 +709,7 @@ static void test_client_that_never_reads(void **state)
 
     assert_int_equal((intptr_t)serve_while(fx, lazy_client, &l), 0);
     assert_true(l.got_eof);
-    pos_localapi_get_stats(fx->srv, &st);
+    pos_localapi_get_stats(&fx->srv, &st);
     assert_int_equal(st.output_drops, 1);
     print_message("never-reading client: peak memory %zu bytes\n", st.memory_peak);
     /* 1 MiB of replies plus one reply, write chunking and the parser. */
@@ -799,11 +800,12 @@ static void test_max_clients(void **state)
     fixture_t *fx = *state;
     pos_localapi_options_t opt;
 
-    pos_localapi_close(fx->srv, NULL, NULL);
-    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    pos_localapi_close(&fx->srv, NULL, NULL);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* its handles close in this turn */
     fx_options(fx, &opt);
     opt.max_clients = 2;
-    assert_int_equal(pos_localapi_start(&fx->loop, &opt, &fx->srv), 0);
+    assert_int_equal(pos_localapi_start(&fx->srv, &fx->loop, &opt), 0);
+    fx->started = true;
     assert_int_equal((intptr_t)serve_while(fx, rejected_client, fx), 0);
 }
 
