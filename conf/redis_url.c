@@ -1,4 +1,5 @@
 #include "conf/redis_url.h"
+#include "platform/hex.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,20 +40,6 @@ static void wipe(void *p, size_t n)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static bool is_ctl(unsigned char c)
 {
     return c < 0x20 || c == 0x7f;
@@ -72,12 +59,11 @@ static const char *pct_decode(const char *src, size_t n, char *dst, size_t cap)
             if (i + 2 >= n) {
                 return "bad percent escape (expected %XX)";
             }
-            int h = hexval(src[i + 1]);
-            int l = hexval(src[i + 2]);
-            if (h < 0 || l < 0) {
+            int v = pos_hex_byte(src[i + 1], src[i + 2]);
+            if (v < 0) {
                 return "bad percent escape (expected %XX)";
             }
-            c = (unsigned char)(h * 16 + l);
+            c = (unsigned char)v;
             i += 2;
         }
         if (is_ctl(c)) {
