@@ -1,8 +1,9 @@
 #include "conf/redis_url.h"
+#include "conf/reason.h"
+#include "platform/hex.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +17,6 @@
 
 #define QUOTE_HINT "percent-encode '/', '?', '#' and '@' in the user name and password"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
 /* A wipe the optimiser cannot drop: the stores go through a volatile pointer. */
 static void wipe(void *p, size_t n)
 {
@@ -37,20 +24,6 @@ static void wipe(void *p, size_t n)
     while (n-- > 0) {
         *v++ = 0;
     }
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 static bool is_ctl(unsigned char c)
@@ -72,12 +45,11 @@ static const char *pct_decode(const char *src, size_t n, char *dst, size_t cap)
             if (i + 2 >= n) {
                 return "bad percent escape (expected %XX)";
             }
-            int h = hexval(src[i + 1]);
-            int l = hexval(src[i + 2]);
-            if (h < 0 || l < 0) {
+            int v = pos_hex_byte(src[i + 1], src[i + 2]);
+            if (v < 0) {
                 return "bad percent escape (expected %XX)";
             }
-            c = (unsigned char)(h * 16 + l);
+            c = (unsigned char)v;
             i += 2;
         }
         if (is_ctl(c)) {
@@ -128,18 +100,18 @@ static int parse_userinfo(const char *s, size_t n, pos_redis_url_t *out, char *e
     if (colon == NULL) {
         /* A lone "secret@host" is ambiguous (user or password?); refusing it
          * keeps a password from being logged as a user name. */
-        return fail(err, errlen,
-                    "user info without ':' (write redis://:password@host or "
-                    "redis://user:password@host)");
+        return pos_reason_fail(err, errlen,
+                               "user info without ':' (write redis://:password@host or "
+                               "redis://user:password@host)");
     }
     size_t ulen = (size_t)(colon - s);
     const char *why = pct_decode(s, ulen, out->user, sizeof(out->user));
     if (why != NULL) {
-        return fail(err, errlen, "user name: %s", why);
+        return pos_reason_fail(err, errlen, "user name: %s", why);
     }
     why = pct_decode(colon + 1, n - ulen - 1, out->password, sizeof(out->password));
     if (why != NULL) {
-        return fail(err, errlen, "password: %s", why);
+        return pos_reason_fail(err, errlen, "password: %s", why);
     }
     return 0;
 }
@@ -153,22 +125,22 @@ static int parse_hostport(const char *s, size_t n, pos_redis_url_t *out, char *e
     if (n > 0 && s[0] == '[') {
         const char *close = memchr(s, ']', n);
         if (close == NULL) {
-            return fail(err, errlen, "IPv6 address without closing ']'");
+            return pos_reason_fail(err, errlen, "IPv6 address without closing ']'");
         }
         host = s + 1;
         hlen = (size_t)(close - host);
         rest = close + 1;
         if (hlen == 0) {
-            return fail(err, errlen, "empty host");
+            return pos_reason_fail(err, errlen, "empty host");
         }
         if (hlen >= sizeof(out->host)) {
-            return fail(err, errlen, "host too long");
+            return pos_reason_fail(err, errlen, "host too long");
         }
         memcpy(out->host, host, hlen);
         out->host[hlen] = '\0';
         unsigned char addr[16];
         if (inet_pton(AF_INET6, out->host, addr) != 1) {
-            return fail(err, errlen, "bad IPv6 address in brackets");
+            return pos_reason_fail(err, errlen, "bad IPv6 address in brackets");
         }
     } else {
         const char *colon = memchr(s, ':', n);
@@ -176,20 +148,22 @@ static int parse_hostport(const char *s, size_t n, pos_redis_url_t *out, char *e
         hlen = colon != NULL ? (size_t)(colon - s) : n;
         rest = s + hlen;
         if (hlen == 0) {
-            return fail(err, errlen, "empty host");
+            return pos_reason_fail(err, errlen, "empty host");
         }
         if (hlen >= sizeof(out->host)) {
-            return fail(err, errlen, "host too long (max %zu characters)", sizeof(out->host) - 1);
+            return pos_reason_fail(err, errlen, "host too long (max %zu characters)",
+                                   sizeof(out->host) - 1);
         }
         for (size_t i = 0; i < hlen; i++) {
             if (!host_char_ok(host[i])) {
-                return fail(err, errlen,
-                            "bad character in host (allowed: letters, digits, '.', '-', '_'; "
-                            "IPv6 in brackets)");
+                return pos_reason_fail(
+                    err, errlen,
+                    "bad character in host (allowed: letters, digits, '.', '-', '_'; "
+                    "IPv6 in brackets)");
             }
         }
         if (host[0] == '-' || host[0] == '.') {
-            return fail(err, errlen, "host must start with a letter or digit");
+            return pos_reason_fail(err, errlen, "host must start with a letter or digit");
         }
         memcpy(out->host, host, hlen);
         out->host[hlen] = '\0';
@@ -200,14 +174,14 @@ static int parse_hostport(const char *s, size_t n, pos_redis_url_t *out, char *e
         return 0;
     }
     if (rest[0] != ':') {
-        return fail(err, errlen, "unexpected characters after host");
+        return pos_reason_fail(err, errlen, "unexpected characters after host");
     }
     long port;
     if (rlen == 1) {
-        return fail(err, errlen, "empty port");
+        return pos_reason_fail(err, errlen, "empty port");
     }
     if (!parse_dec(rest + 1, rlen - 1, 1, 65535, &port)) {
-        return fail(err, errlen, "port is not a number in 1..65535");
+        return pos_reason_fail(err, errlen, "port is not a number in 1..65535");
     }
     out->port = (uint16_t)port;
     return 0;
@@ -219,10 +193,10 @@ static int parse(const char *url, pos_redis_url_t *out, char *err, size_t errlen
 
     for (p = url; *p != '\0'; p++) {
         if (is_ctl((unsigned char)*p)) {
-            return fail(err, errlen, "control character in URL");
+            return pos_reason_fail(err, errlen, "control character in URL");
         }
         if (*p == ' ') {
-            return fail(err, errlen, "space in URL (percent-encode it as %%20)");
+            return pos_reason_fail(err, errlen, "space in URL (percent-encode it as %%20)");
         }
     }
     if (strncasecmp(url, "redis://", 8) == 0) {
@@ -231,7 +205,7 @@ static int parse(const char *url, pos_redis_url_t *out, char *err, size_t errlen
         out->tls = true;
         p = url + 9;
     } else {
-        return fail(err, errlen, "scheme must be redis:// or rediss://");
+        return pos_reason_fail(err, errlen, "scheme must be redis:// or rediss://");
     }
 
     /* The authority ends at the first '/', '?' or '#' (RFC 3986). */
@@ -239,8 +213,8 @@ static int parse(const char *url, pos_redis_url_t *out, char *err, size_t errlen
     const char *tail = p + alen;
     const char *query = strpbrk(tail, "?#");
     if (query != NULL) {
-        return fail(err, errlen, "%s are not supported (%s)",
-                    *query == '?' ? "query strings" : "fragments", QUOTE_HINT);
+        return pos_reason_fail(err, errlen, "%s are not supported (%s)",
+                               *query == '?' ? "query strings" : "fragments", QUOTE_HINT);
     }
 
     /* The last '@' separates the user info, so an unencoded '@' in a
@@ -268,7 +242,8 @@ static int parse(const char *url, pos_redis_url_t *out, char *err, size_t errlen
     if (*tail == '/' && tail[1] != '\0') {
         long db;
         if (!parse_dec(tail + 1, strlen(tail + 1), 0, 1023, &db)) {
-            return fail(err, errlen, "database is not a number in 0..1023 (%s)", QUOTE_HINT);
+            return pos_reason_fail(err, errlen, "database is not a number in 0..1023 (%s)",
+                                   QUOTE_HINT);
         }
         out->db = (int)db;
     }
@@ -281,13 +256,13 @@ int pos_redis_url_parse(const char *url, pos_redis_url_t *out, char *err, size_t
         err[0] = '\0';
     }
     if (out == NULL) {
-        return fail(err, errlen, "no output");
+        return pos_reason_fail(err, errlen, "no output");
     }
     memset(out, 0, sizeof(*out));
     out->port = 6379;
     out->db = -1;
     if (url == NULL) {
-        return fail(err, errlen, "no URL");
+        return pos_reason_fail(err, errlen, "no URL");
     }
     int rc = parse(url, out, err, errlen);
     if (rc != 0) {

@@ -1,24 +1,8 @@
 #include "conf/sentinel_list.h"
+#include "conf/reason.h"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 static bool is_blank(char c)
 {
@@ -38,21 +22,22 @@ static int parse_entry(const char *s, size_t len, size_t index, pos_sentinel_add
     const char *close;
 
     if (len == 0) {
-        return fail(err, errlen, "entry %zu is empty", index + 1);
+        return pos_reason_fail(err, errlen, "entry %zu is empty", index + 1);
     }
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '@' || s[i] == '/' || s[i] == '?' || s[i] == '#' || is_blank(s[i])) {
-            return fail(err, errlen, "entry %zu: only host[:port] is allowed", index + 1);
+            return pos_reason_fail(err, errlen, "entry %zu: only host[:port] is allowed",
+                                   index + 1);
         }
     }
     if (len + 8 >= sizeof(url)) {
-        return fail(err, errlen, "entry %zu is too long", index + 1);
+        return pos_reason_fail(err, errlen, "entry %zu is too long", index + 1);
     }
     memcpy(url, "redis://", 8);
     memcpy(url + 8, s, len);
     url[8 + len] = '\0';
     if (pos_redis_url_parse(url, &u, why, sizeof(why)) != 0) {
-        return fail(err, errlen, "entry %zu: %s", index + 1, why);
+        return pos_reason_fail(err, errlen, "entry %zu: %s", index + 1, why);
     }
     /* The URL parser defaults to 6379; a sentinel listens on 26379. */
     if (s[0] == '[') {
@@ -75,7 +60,7 @@ int pos_sentinel_list_parse(const char *list, pos_sentinel_addr_t *out, size_t m
 
     *n = 0;
     if (list == NULL) {
-        return fail(err, errlen, "no sentinel given");
+        return pos_reason_fail(err, errlen, "no sentinel given");
     }
     for (;;) {
         const char *start, *end, *comma;
@@ -90,10 +75,10 @@ int pos_sentinel_list_parse(const char *list, pos_sentinel_addr_t *out, size_t m
             end--;
         }
         if (count == 0 && comma == NULL && end == start) {
-            return fail(err, errlen, "no sentinel given");
+            return pos_reason_fail(err, errlen, "no sentinel given");
         }
         if (count == max) {
-            return fail(err, errlen, "more than %zu sentinels", max);
+            return pos_reason_fail(err, errlen, "more than %zu sentinels", max);
         }
         rc = parse_entry(start, (size_t)(end - start), count, &out[count], err, errlen);
         if (rc != 0) {
@@ -101,7 +86,8 @@ int pos_sentinel_list_parse(const char *list, pos_sentinel_addr_t *out, size_t m
         }
         for (size_t i = 0; i < count; i++) {
             if (out[i].port == out[count].port && strcmp(out[i].host, out[count].host) == 0) {
-                return fail(err, errlen, "entry %zu repeats entry %zu", count + 1, i + 1);
+                return pos_reason_fail(err, errlen, "entry %zu repeats entry %zu", count + 1,
+                                       i + 1);
             }
         }
         count++;

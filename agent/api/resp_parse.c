@@ -1,4 +1,5 @@
 #include "agent/api/resp_parse.h"
+#include "platform/hex.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -235,20 +236,6 @@ static bool resp_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static int resp_hex(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /*
  * Splits the inline line buf[start, end) into arguments, decoding quotes and
  * escapes in place (the decoded form is never longer than the raw one) and
@@ -282,9 +269,9 @@ static int resp_split_inline(pos_resp_parser_t *p, size_t start, size_t end)
                 }
                 done = true;
             } else if (quote == '"') {
-                if (b[r] == '\\' && r + 3 < end && b[r + 1] == 'x' && resp_hex(b[r + 2]) >= 0 &&
-                    resp_hex(b[r + 3]) >= 0) {
-                    b[w++] = (char)(resp_hex(b[r + 2]) * 16 + resp_hex(b[r + 3]));
+                if (b[r] == '\\' && r + 3 < end && b[r + 1] == 'x' &&
+                    pos_hex_byte(b[r + 2], b[r + 3]) >= 0) {
+                    b[w++] = (char)pos_hex_byte(b[r + 2], b[r + 3]);
                     r += 4;
                 } else if (b[r] == '\\' && r + 1 < end) {
                     char c = b[r + 1];

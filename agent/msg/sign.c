@@ -13,6 +13,8 @@
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 
+#include "platform/hex.h"
+
 /* ---- output buffer ---------------------------------------------------------- */
 
 typedef struct canon_buf {
@@ -443,20 +445,6 @@ int pos_canon_json(const char *json, size_t len, const char *omit, char **out, s
 
 /* ---- keys -------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static void why_set(char *why, size_t whylen, const char *msg)
 {
     if (why != NULL && whylen > 0) {
@@ -500,12 +488,12 @@ int pos_sign_keys_parse(const char *text, size_t len, pos_sign_keys_t *keys, cha
         }
         pos_sign_key_t *k = &keys->key[keys->count];
         for (size_t j = 0; j < digits; j += 2) {
-            int hi = hexval(text[b + j]), lo = hexval(text[b + j + 1]);
-            if (hi < 0 || lo < 0) {
+            int v = pos_hex_byte(text[b + j], text[b + j + 1]);
+            if (v < 0) {
                 why_set(why, whylen, "a key line holds something other than hex digits");
                 goto fail;
             }
-            k->bytes[j / 2] = (unsigned char)(hi << 4 | lo);
+            k->bytes[j / 2] = (unsigned char)v;
         }
         k->len = digits / 2;
         keys->count++;
@@ -688,11 +676,11 @@ static bool hex_to_mac(const char *s, unsigned char mac[32])
         return false;
     }
     for (size_t i = 0; i < 32; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
+        int v = pos_hex_byte(s[2 * i], s[2 * i + 1]);
+        if (v < 0) {
             return false;
         }
-        mac[i] = (unsigned char)(hi << 4 | lo);
+        mac[i] = (unsigned char)v;
     }
     return true;
 }

@@ -1,0 +1,812 @@
+#include "conf/schema.h"
+#include "hal/charset.h"
+#include "hal/escpos.h"
+#include "hal/registry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mbedtls/version.h>
+#if MBEDTLS_VERSION_MAJOR >= 3
+#include <mbedtls/build_info.h>
+#else
+#include <mbedtls/config.h>
+#endif
+
+#include "platform/log.h"
+
+/*
+ * The configuration schema: the value checks that rows name, then the
+ * sections and their rows (see conf/schema.h), then lookups by name.
+ */
+
+/* ---- value checks ----------------------------------------------------- */
+
+static int check_id(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '.' || c == '_' || c == '-') {
+            continue;
+        }
+        if (c > 0x20 && c < 0x7f) {
+            snprintf(why, whylen, "invalid: character '%c' is not allowed", c);
+        } else {
+            snprintf(why, whylen, "invalid: byte 0x%02x is not allowed", c);
+        }
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_driver(pos_hal_kind_t kind, const char *value, char *why, size_t whylen)
+{
+    return pos_hal_spec_validate(kind, value, why, whylen) == 0 ? 0 : -EINVAL;
+}
+
+static int check_display(const char *value, char *why, size_t whylen)
+{
+    return check_driver(POS_HAL_DISPLAY, value, why, whylen);
+}
+
+static int check_printer(const char *value, char *why, size_t whylen)
+{
+    return check_driver(POS_HAL_PRINTER, value, why, whylen);
+}
+
+static int check_pinpad(const char *value, char *why, size_t whylen)
+{
+    return check_driver(POS_HAL_PINPAD, value, why, whylen);
+}
+
+static int check_abs_path(const char *value, char *why, size_t whylen)
+{
+    if (value[0] != '/' || strstr(value, "/../") != NULL ||
+        (strlen(value) >= 3 && strcmp(value + strlen(value) - 3, "/..") == 0)) {
+        snprintf(why, whylen, "must be an absolute path without '..'");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_opt_abs_path(const char *value, char *why, size_t whylen)
+{
+    return value[0] == '\0' ? 0 : check_abs_path(value, why, whylen);
+}
+
+static int check_user(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || (*p == '-' && p != value))) {
+            snprintf(why, whylen, "only [A-Za-z0-9._-] are allowed, not starting with '-'");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int check_decline_ending(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        if (!((*p >= '0' && *p <= '9') || *p == '.')) {
+            snprintf(why, whylen, "only digits and '.' are allowed");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int check_card_number(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9') {
+            snprintf(why, whylen, "only digits are allowed");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int check_printer_model(const char *value, char *why, size_t whylen)
+{
+    if (pos_escpos_model_find(value) == NULL) {
+        snprintf(why, whylen, "unknown printer model");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_codepage(const char *value, char *why, size_t whylen)
+{
+    if (pos_charset_parse(value) < 0) {
+        snprintf(why, whylen, "unknown code page");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_server_name(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '.' || c == '-' || c == ':' || c == '_') {
+            continue;
+        }
+        snprintf(why, whylen, "invalid: not a host name or IP address");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_tls_version(const char *value, char *why, size_t whylen)
+{
+    if (strcmp(value, "1.2") == 0) {
+        return 0;
+    }
+    if (strcmp(value, "1.3") == 0) {
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+        return 0;
+#else
+        snprintf(why, whylen,
+                 "not supported: TLS 1.3 needs mbedTLS 3.x; this build has mbedTLS %s "
+                 "(TLS 1.2 only)",
+                 MBEDTLS_VERSION_STRING);
+        return -ENOTSUP;
+#endif
+    }
+    snprintf(why, whylen, "not a TLS version");
+    return -EINVAL;
+}
+
+static int check_url(const char *value, char *why, size_t whylen)
+{
+    pos_redis_url_t url;
+    char reason[160];
+    int rc = pos_redis_url_parse(value, &url, reason, sizeof(reason));
+    explicit_bzero(&url, sizeof(url));
+    if (rc != 0) {
+        snprintf(why, whylen, "invalid: %s", reason);
+    }
+    return rc;
+}
+
+static int check_sentinels(const char *value, char *why, size_t whylen)
+{
+    pos_sentinel_addr_t addrs[POS_SENTINEL_MAX];
+    size_t n;
+    char reason[160];
+
+    if (value[0] == '\0') {
+        return 0; /* no Sentinel */
+    }
+    if (pos_sentinel_list_parse(value, addrs, POS_SENTINEL_MAX, &n, reason, sizeof(reason)) != 0) {
+        snprintf(why, whylen, "invalid: %s", reason);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const char *level_name(int level)
+{
+    return pos_log_level_name((pos_log_level_t)level);
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+#define FIELD(f) offsetof(pos_config_t, f), sizeof(((pos_config_t *)0)->f)
+
+#define ID_ALLOWED  "1..63 characters from [A-Za-z0-9._-]"
+#define URL_ALLOWED "redis://[[user]:pass@]host[:port][/db], or rediss:// for TLS"
+
+const pos_schema_section_t pos_schema_sections[] = {
+    {"terminal", "Identity of this terminal; both ids appear in Redis key and channel names."},
+    {"redis", "Connection to the store's Redis server (the cloud side)."},
+    {"tls", "TLS for a rediss:// URL (mbedTLS): the server certificate is always verified."},
+    {"heartbeat", "The status key terminal:{id}:status, refreshed with SET ... EX ttl_s."},
+    {"hal", "Peripherals: which driver runs each device, and the simulated devices' settings."},
+    {"payment", "Payments taken on this terminal's pinpad."},
+    {"store", "Local store (LMDB) for the offline cache, the outbox and the payment journal."},
+    {"cache", "The local copy of the cloud's keys: freshness per key family, and warm-up."},
+    {"local", "The local API: a Unix socket speaking RESP for the POS application and the CLI."},
+    {"log", "Logging."},
+    {"security", "Privileges: the user the agent runs as once its devices and sockets are open."},
+};
+
+const pos_schema_item_t pos_schema_items[] = {
+    {.section = "terminal",
+     .key = "id",
+     .type = CT_STR,
+     FIELD(terminal_id),
+     .min = 1,
+     .max = 63,
+     .env = "POSAGENT_TERMINAL_ID",
+     .flags = F_REQUIRED,
+     .check = check_id,
+     .allowed = ID_ALLOWED,
+     .def_doc = "(required)",
+     .example = "T-0001",
+     .desc = "Terminal identifier, as in terminal:{id}:status and payment:{id}."},
+    {.section = "terminal",
+     .key = "store_id",
+     .type = CT_STR,
+     FIELD(store_id),
+     .min = 1,
+     .max = 63,
+     .env = "POSAGENT_STORE_ID",
+     .flags = F_REQUIRED,
+     .check = check_id,
+     .allowed = ID_ALLOWED,
+     .def_doc = "(required)",
+     .example = "S-042",
+     .desc = "Store identifier, as in inventory:{storeId} and transaction:{storeId}."},
+
+    {.section = "redis",
+     .key = "url",
+     .type = CT_STR,
+     FIELD(redis_url),
+     .def = "redis://localhost:6379",
+     .min = 1,
+     .max = 511,
+     .env = "REDIS_URL",
+     .flags = F_NOECHO | F_URL,
+     .check = check_url,
+     .allowed = URL_ALLOWED,
+     .desc = "Redis server. User and password are percent-decoded (%40 is '@'). "
+             "Prefer the password key or REDIS_PASSWORD to a password in the URL."},
+    {.section = "redis",
+     .key = "password",
+     .type = CT_STR,
+     FIELD(redis_password),
+     .set_offset = offsetof(pos_config_t, redis_password_set),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_PASSWORD",
+     .flags = F_SECRET,
+     .allowed = "up to 255 bytes",
+     .def_doc = "(none)",
+     .example = "change-me",
+     .desc = "Password for Redis AUTH; when set (even empty) it replaces the URL's password."},
+    {.section = "redis",
+     .key = "db",
+     .type = CT_INT,
+     FIELD(redis_db),
+     .min = 0,
+     .max = 1023,
+     .env = "REDIS_DB",
+     .def_doc = "(the URL's /db, else 0)",
+     .example = "0",
+     .desc = "Database number for SELECT; when set it replaces the URL's /db."},
+    {.section = "redis",
+     .key = "retry_delay_ms",
+     .type = CT_U32,
+     FIELD(retry_delay_ms),
+     .def = "100",
+     .min = 1,
+     .max = 60000,
+     .env = "REDIS_RETRY_DELAY_ON_FAILURE_MS",
+     .desc = "First reconnect delay in milliseconds; later delays double, with jitter."},
+    {.section = "redis",
+     .key = "max_retry_delay_ms",
+     .type = CT_U32,
+     FIELD(max_retry_delay_ms),
+     .def = "3000",
+     .min = 1,
+     .max = 600000,
+     .env = "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS",
+     .desc = "Cap of the reconnect delay in milliseconds; must not be below retry_delay_ms."},
+    {.section = "redis",
+     .key = "connect_timeout_ms",
+     .type = CT_U32,
+     FIELD(connect_timeout_ms),
+     .def = "2000",
+     .min = 100,
+     .max = 60000,
+     .desc = "Time allowed for TCP (and TLS) connection setup, in milliseconds."},
+    {.section = "redis",
+     .key = "command_timeout_ms",
+     .type = CT_U32,
+     FIELD(command_timeout_ms),
+     .def = "5000",
+     .min = 100,
+     .max = 60000,
+     .desc = "Time allowed for a reply to a command, in milliseconds; must exceed the "
+             "worst round trip to Redis (a 2 s round trip with a 2 s limit never gets online)."},
+    {.section = "redis",
+     .key = "probe_interval_ms",
+     .type = CT_U32,
+     FIELD(probe_interval_ms),
+     .def = "10000",
+     .min = 1000,
+     .max = 15000,
+     .desc = "Period of the end-to-end probe (published on the command connection, heard "
+             "on the subscriber); a probe not heard back by the next one drops the link."},
+    {.section = "redis",
+     .key = "sentinels",
+     .type = CT_STR,
+     FIELD(redis_sentinels),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_SENTINELS",
+     .flags = F_NOECHO, /* a mistyped entry may hold a password */
+     .check = check_sentinels,
+     .allowed = "host[:port] list, comma-separated, up to 8; port 26379 by default",
+     .def_doc = "(none: connect to the URL's host)",
+     .example = "10.0.0.5:26379,10.0.0.6:26379,10.0.0.7:26379",
+     .desc = "Redis Sentinel instances to ask for the master named master_name. When set, "
+             "the URL's host and port are ignored (its user, password, db and TLS still "
+             "apply)."},
+    {.section = "redis",
+     .key = "master_name",
+     .type = CT_STR,
+     FIELD(redis_master_name),
+     .min = 0,
+     .max = 63,
+     .env = "REDIS_MASTER_NAME",
+     .check = check_id,
+     .allowed = ID_ALLOWED,
+     .def_doc = "(none; required with sentinels)",
+     .example = "mymaster",
+     .desc = "Name of the monitored master, as in the sentinels' 'sentinel monitor' line."},
+    {.section = "redis",
+     .key = "sentinel_password",
+     .type = CT_STR,
+     FIELD(redis_sentinel_password),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_SENTINEL_PASSWORD",
+     .flags = F_SECRET,
+     .allowed = "up to 255 bytes",
+     .def_doc = "(none)",
+     .example = "change-me",
+     .desc = "Password for AUTH on the sentinels (their requirepass), if they have one."},
+
+    {.section = "redis",
+     .key = "password_file",
+     .type = CT_STR,
+     FIELD(redis_password_file),
+     .min = 0,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path",
+     .def_doc = "(none)",
+     .example = "/etc/posagent/redis.password",
+     .desc = "File holding the password for Redis AUTH (one line); read at start, and "
+             "refused when other users may read it. Replaces the URL's password; not "
+             "together with password / REDIS_PASSWORD."},
+
+    {.section = "tls",
+     .key = "ca_file",
+     .type = CT_STR,
+     FIELD(tls_ca_file),
+     .min = 0,
+     .max = 200,
+     .env = "POSAGENT_TLS_CA_FILE",
+     .check = check_abs_path,
+     .allowed = "an absolute path (PEM or DER)",
+     .def_doc = "(none; required for rediss://)",
+     .example = "/etc/posagent/redis-ca.pem",
+     .desc = "CA certificate(s) the Redis server's certificate must chain to."},
+    {.section = "tls",
+     .key = "cert_file",
+     .type = CT_STR,
+     FIELD(tls_cert_file),
+     .min = 0,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path (PEM or DER)",
+     .def_doc = "(none)",
+     .example = "/etc/posagent/client.crt",
+     .desc = "Client certificate for mutual TLS (tls-auth-clients); needs key_file."},
+    {.section = "tls",
+     .key = "key_file",
+     .type = CT_STR,
+     FIELD(tls_key_file),
+     .min = 0,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path (unencrypted PEM or DER)",
+     .def_doc = "(none)",
+     .example = "/etc/posagent/client.key",
+     .desc = "Private key of cert_file; refused when other users may read it."},
+    {.section = "tls",
+     .key = "server_name",
+     .type = CT_STR,
+     FIELD(tls_server_name),
+     .min = 0,
+     .max = 253,
+     .check = check_server_name,
+     .allowed = "a host name or IP address",
+     .def_doc = "(the URL's host)",
+     .example = "redis.example.com",
+     .desc = "Name the server certificate must carry (always checked), also sent as SNI."},
+    {.section = "tls",
+     .key = "min_version",
+     .type = CT_STR,
+     FIELD(tls_min_version),
+     .def = "1.2",
+     .min = 1,
+     .max = 7,
+     .check = check_tls_version,
+     .allowed = "1.2, or 1.3 with mbedTLS 3.x",
+     .desc = "Oldest TLS version accepted. Debian 12's mbedTLS 2.28 speaks TLS 1.2 only."},
+
+    {.section = "heartbeat",
+     .key = "interval_s",
+     .type = CT_U32,
+     FIELD(heartbeat_interval_s),
+     .def = "20",
+     .min = 1,
+     .max = 3600,
+     .desc = "Seconds between status writes; must be less than ttl_s."},
+    {.section = "heartbeat",
+     .key = "ttl_s",
+     .type = CT_U32,
+     FIELD(heartbeat_ttl_s),
+     .def = "60",
+     .min = 2,
+     .max = 86400,
+     .desc = "Expiry of the status key in seconds: the cloud treats the terminal as gone "
+             "when it lapses."},
+
+    {.section = "hal",
+     .key = "display",
+     .type = CT_STR,
+     FIELD(hal_display),
+     .def = "sim",
+     .min = 1,
+     .max = 255,
+     .check = check_display,
+     .allowed = "sim, epson-display:/dev/ttyS1?baud=9600, cd5220:/dev/ttyS1?baud=9600",
+     .desc = "Customer display driver."},
+    {.section = "hal",
+     .key = "printer",
+     .type = CT_STR,
+     FIELD(hal_printer),
+     .def = "sim",
+     .min = 1,
+     .max = 255,
+     .check = check_printer,
+     .allowed = "sim, escpos:/dev/usb/lp0, escpos-serial:/dev/ttyUSB0?baud=19200, "
+                "escpos-tcp:127.0.0.1:9100",
+     .desc = "Receipt printer driver."},
+    {.section = "hal",
+     .key = "pinpad",
+     .type = CT_STR,
+     FIELD(hal_pinpad),
+     .def = "sim",
+     .min = 1,
+     .max = 255,
+     .check = check_pinpad,
+     .allowed = "sim, telium:/dev/ttyACM0?baud=9600",
+     .desc = "Card pinpad driver."},
+    {.section = "hal",
+     .key = "sim_dir",
+     .type = CT_STR,
+     FIELD(hal_sim_dir),
+     .def = "/var/lib/posagent/sim",
+     .min = 1,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path",
+     .desc = "Where the simulated devices keep their files (display.txt, receipts.txt, "
+             "pinpad.charges) and read injected faults (*.fault)."},
+    {.section = "hal",
+     .key = "sim_pinpad_delay_ms",
+     .type = CT_U32,
+     FIELD(hal_sim_pinpad_delay_ms),
+     .def = "1500",
+     .min = 0,
+     .max = 600000,
+     .desc = "Time the simulated customer takes at the pinpad, in milliseconds."},
+    {.section = "hal",
+     .key = "sim_decline_ending",
+     .type = CT_STR,
+     FIELD(hal_sim_decline_ending),
+     .def = "13",
+     .min = 0,
+     .max = 15,
+     .check = check_decline_ending,
+     .allowed = "digits and '.', or empty for never",
+     .desc = "The simulated pinpad declines amounts whose text ends so (12.13 with \"13\")."},
+    {.section = "hal",
+     .key = "sim_card_number",
+     .type = CT_STR,
+     FIELD(hal_sim_card_number),
+     .def = "4111111111111111",
+     .min = 12,
+     .max = 19,
+     .flags = F_NOECHO,
+     .check = check_card_number,
+     .allowed = "12..19 digits (a test card)",
+     .desc = "The test card the simulated customer presents (not a secret: a public test "
+             "number); only its masked form ever leaves the pinpad driver."},
+    {.section = "hal",
+     .key = "paper_width",
+     .type = CT_U32,
+     FIELD(hal_paper_width),
+     .def = "42",
+     .min = 20,
+     .max = 48,
+     .desc = "Receipt width in characters (32 for 58 mm paper, 42 or 48 for 80 mm)."},
+    {.section = "hal",
+     .key = "printer_model",
+     .type = CT_STR,
+     FIELD(hal_printer_model),
+     .def = "generic",
+     .min = 1,
+     .max = 31,
+     .check = check_printer_model,
+     .allowed = "generic, tm-t20, tm-t88, legacy, esc-i, no-cut",
+     .desc = "ESC/POS model: decides the cut command and QR support."},
+    {.section = "hal",
+     .key = "codepage",
+     .type = CT_STR,
+     FIELD(hal_codepage),
+     .def = "cp858",
+     .min = 1,
+     .max = 15,
+     .check = check_codepage,
+     .allowed = "ascii, cp437, cp858",
+     .desc = "Code page for printer and display text (UTF-8 is transcoded, unknown "
+             "characters become '?')."},
+
+    {.section = "payment",
+     .key = "max_amount",
+     .type = CT_U32,
+     FIELD(payment_max_amount),
+     .def = "10000",
+     .min = 1,
+     .max = 1000000,
+     .desc = "Largest payment accepted, in major units of its currency; larger requests are "
+             "rejected as invalid."},
+    {.section = "payment",
+     .key = "pinpad_timeout_s",
+     .type = CT_U32,
+     FIELD(payment_pinpad_timeout_s),
+     .def = "120",
+     .min = 10,
+     .max = 600,
+     .desc = "Time the customer has at the pinpad before the payment is abandoned as "
+             "declined (timeout)."},
+    {.section = "payment",
+     .key = "hmac_key_file",
+     .type = CT_STR,
+     FIELD(payment_hmac_key_file),
+     .min = 0,
+     .max = 200,
+     .check = check_opt_abs_path,
+     .allowed = "an absolute path to a file of mode 0600 or 0400",
+     .def_doc = "(none: messages are not signed)",
+     .example = "/etc/posagent/hmac.key",
+     .desc = "Key file for signed payment messages (docs/signing.md): one or two lines of "
+             "64..128 hex digits, the first signs what the agent sends, both are accepted. When "
+             "set, cloud payment messages without a valid sig and a fresh ts are refused."},
+    {.section = "payment",
+     .key = "signature_window_s",
+     .type = CT_U32,
+     FIELD(payment_signature_window_s),
+     .def = "60",
+     .min = 1,
+     .max = 3600,
+     .desc = "Largest difference between a signed message's ts and this terminal's clock, "
+             "either way; older or newer messages are refused as stale."},
+
+    {.section = "store",
+     .key = "path",
+     .type = CT_STR,
+     FIELD(store_path),
+     .def = "/var/lib/posagent",
+     .min = 1,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path",
+     .desc = "Directory of the store (data.mdb, lock.mdb); a corrupt data.mdb is moved aside "
+             "to data.mdb.corrupt-<epoch> here."},
+    {.section = "store",
+     .key = "map_size_mb",
+     .type = CT_U32,
+     FIELD(store_map_size_mb),
+     .def = "64",
+     .min = 1,
+     .max = 4096,
+     .desc = "Largest size of the store file in MiB (the LMDB map; the file grows as needed)."},
+    {.section = "store",
+     .key = "outbox_max_entries",
+     .type = CT_U32,
+     FIELD(store_outbox_max_entries),
+     .def = "10000",
+     .min = 1,
+     .max = 10000000,
+     .desc = "Most messages queued for Redis; beyond it the oldest non-payment ones are "
+             "dropped (payment outcomes never are)."},
+    {.section = "store",
+     .key = "outbox_max_mb",
+     .type = CT_U32,
+     FIELD(store_outbox_max_mb),
+     .def = "8",
+     .min = 1,
+     .max = 4096,
+     .desc = "Most MiB of messages queued for Redis; same drop rule as outbox_max_entries."},
+    {.section = "store",
+     .key = "cache_max_mb",
+     .type = CT_U32,
+     FIELD(store_cache_max_mb),
+     .def = "32",
+     .min = 1,
+     .max = 4096,
+     .desc = "Budget of the local cache in MiB; beyond it expired entries are evicted first, "
+             "then the least recently used."},
+
+    {.section = "cache",
+     .key = "product_ttl_s",
+     .type = CT_U32,
+     FIELD(cache_product_ttl_s),
+     .def = "7200",
+     .min = 1,
+     .max = 2592000,
+     .desc = "Seconds a product:{id} copy counts as fresh; older ones are refetched when "
+             "online and still served when offline."},
+    {.section = "cache",
+     .key = "inventory_ttl_s",
+     .type = CT_U32,
+     FIELD(cache_inventory_ttl_s),
+     .def = "300",
+     .min = 1,
+     .max = 2592000,
+     .desc = "Seconds an inventory:{storeId}:{productId} copy counts as fresh."},
+    {.section = "cache",
+     .key = "user_ttl_s",
+     .type = CT_U32,
+     FIELD(cache_user_ttl_s),
+     .def = "3600",
+     .min = 1,
+     .max = 2592000,
+     .desc = "Seconds a user:{id} copy counts as fresh."},
+    {.section = "cache",
+     .key = "session_ttl_s",
+     .type = CT_U32,
+     FIELD(cache_session_ttl_s),
+     .def = "86400",
+     .min = 1,
+     .max = 2592000,
+     .desc = "Seconds a session:{id} copy counts as fresh."},
+    {.section = "cache",
+     .key = "warm_interval_s",
+     .type = CT_U32,
+     FIELD(cache_warm_interval_s),
+     .def = "900",
+     .min = 10,
+     .max = 86400,
+     .desc = "Seconds between warm-ups of the store's inventory (SCAN, then MGET in batches)."},
+
+    {.section = "local",
+     .key = "socket",
+     .type = CT_STR,
+     FIELD(local_socket),
+     .def = "/run/posagent/agent.sock",
+     .min = 1,
+     .max = 107,
+     .check = check_abs_path,
+     .allowed = "an absolute path, at most 107 bytes",
+     .desc = "Unix socket of the local API (mode 0660); its directory is created if missing, "
+             "a stale socket file is replaced."},
+    {.section = "local",
+     .key = "socket_group",
+     .type = CT_STR,
+     FIELD(local_socket_group),
+     .min = 0,
+     .max = 31,
+     .allowed = "a group name",
+     .def_doc = "(the agent's own group)",
+     .example = "pos",
+     .desc = "Group owning the socket and its directory: the POS application's group."},
+    {.section = "local",
+     .key = "max_clients",
+     .type = CT_U32,
+     FIELD(local_max_clients),
+     .def = "64",
+     .min = 1,
+     .max = 1024,
+     .desc = "Most local API connections at once; one more is answered with an error and "
+             "closed."},
+
+    {.section = "log",
+     .key = "level",
+     .type = CT_ENUM,
+     FIELD(log_level),
+     .def = "info",
+     .enum_parse = pos_log_level_parse,
+     .enum_name = level_name,
+     .allowed = "error, warn, info, debug",
+     .desc = "Most verbose level that is logged."},
+    {.section = "log",
+     .key = "syslog",
+     .type = CT_BOOL,
+     FIELD(log_syslog),
+     .def = "false",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Log to syslog (facility daemon) instead of stderr."},
+
+    {.section = "security",
+     .key = "user",
+     .type = CT_STR,
+     FIELD(security_user),
+     .min = 0,
+     .max = 31,
+     .check = check_user,
+     .allowed = "a user name",
+     .def_doc = "(none: keep the user it was started as)",
+     .example = "posagent",
+     .desc = "Started as root, the agent switches to this user (and its groups) once the "
+             "store, the local socket and the devices are open, and cannot regain root."},
+    {.section = "security",
+     .key = "allow_root",
+     .type = CT_BOOL,
+     FIELD(security_allow_root),
+     .def = "false",
+     .env = "POSAGENT_ALLOW_ROOT",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Let the agent keep running as root when no user is set; without it, it refuses "
+             "to start as root (exit 78)."},
+};
+
+const size_t pos_schema_nsections = sizeof(pos_schema_sections) / sizeof(pos_schema_sections[0]);
+const size_t pos_schema_nitems = sizeof(pos_schema_items) / sizeof(pos_schema_items[0]);
+
+/* ---- lookups ---------------------------------------------------------- */
+
+const char *pos_schema_allowed(const pos_schema_item_t *it, char *buf, size_t len)
+{
+    if (it->allowed != NULL) {
+        return it->allowed;
+    }
+    snprintf(buf, len, "%lld..%lld", it->min, it->max);
+    return buf;
+}
+
+const pos_schema_section_t *pos_schema_find_section(const char *name)
+{
+    for (size_t i = 0; i < pos_schema_nsections; i++) {
+        if (strcmp(pos_schema_sections[i].name, name) == 0) {
+            return &pos_schema_sections[i];
+        }
+    }
+    return NULL;
+}
+
+int pos_schema_find_item(const char *section, const char *key)
+{
+    for (size_t i = 0; i < pos_schema_nitems; i++) {
+        if (strcmp(pos_schema_items[i].section, section) == 0 &&
+            strcmp(pos_schema_items[i].key, key) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+void pos_schema_list_sections(char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < pos_schema_nsections && o < len; i++) {
+        int n = snprintf(buf + o, len - o, "%s%s", i ? ", " : "", pos_schema_sections[i].name);
+        o += n > 0 ? (size_t)n : 0;
+    }
+}
+
+void pos_schema_list_keys(const char *section, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < pos_schema_nitems && o < len; i++) {
+        if (strcmp(pos_schema_items[i].section, section) == 0) {
+            int n = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", pos_schema_items[i].key);
+            o += n > 0 ? (size_t)n : 0;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+#ifndef CONF_SCHEMA_H
+#define CONF_SCHEMA_H
+
+/*
+ * Private to conf/: the configuration schema. One table of rows
+ * (pos_schema_items[], conf/schema.c) drives everything: the inih handler,
+ * the defaults, range and format checks, environment overrides, the dump
+ * (conf/config.c), the example file and the Markdown reference
+ * (conf/config_doc.c). A new section is a row in pos_schema_sections[]
+ * plus one row per key in pos_schema_items[]; conf/schema_value.c reads
+ * and writes a row's field in pos_config_t.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/config.h"
+
+typedef enum pos_schema_type {
+    CT_STR,  /* char[size]; length min..max; optional check callback */
+    CT_U32,  /* uint32_t; min..max */
+    CT_INT,  /* int; min..max; -1 when the row has no default ("not set") */
+    CT_BOOL, /* bool; true/false/yes/no/on/off/1/0 */
+    CT_ENUM, /* int; names through enum_parse/enum_name */
+} pos_schema_type_t;
+
+enum {
+    F_REQUIRED = 1u << 0, /* a string that must be non-empty after file and environment */
+    F_SECRET = 1u << 1,   /* masked in the dump, never quoted in errors */
+    F_NOECHO = 1u << 2,   /* never quoted in errors (may embed a secret) */
+    F_URL = 1u << 3,      /* dumped through pos_redis_url_format_masked() */
+};
+
+/* Checks a string value; writes the problem (without the value) into why. */
+typedef int (*pos_schema_check_fn)(const char *value, char *why, size_t whylen);
+
+typedef struct pos_schema_item {
+    const char *section;
+    const char *key;
+    pos_schema_type_t type;
+    size_t offset;             /* of the field in pos_config_t */
+    size_t size;               /* of the field */
+    size_t set_offset;         /* of a bool "was set" field, or 0 for none */
+    const char *def;           /* default, as it would be written in the file; NULL: none */
+    long long min, max;        /* numbers: range; strings: length in bytes */
+    const char *env;           /* environment variable, or NULL */
+    unsigned flags;            /* F_* */
+    pos_schema_check_fn check; /* CT_STR: extra validation, or NULL */
+    int (*enum_parse)(const char *name);
+    const char *(*enum_name)(int value);
+    const char *allowed; /* text for the docs and errors; NULL: "min..max" */
+    const char *def_doc; /* how to describe a NULL default */
+    const char *example; /* value shown in the example file when def is NULL */
+    const char *desc;    /* one sentence or two */
+} pos_schema_item_t;
+
+typedef struct pos_schema_section {
+    const char *name;
+    const char *desc;
+} pos_schema_section_t;
+
+/* The sections in file order, and the rows grouped by section in the same order. */
+extern const pos_schema_section_t pos_schema_sections[];
+extern const size_t pos_schema_nsections;
+extern const pos_schema_item_t pos_schema_items[];
+extern const size_t pos_schema_nitems;
+
+/* ---- lookups (conf/schema.c) ---- */
+
+/* The section called name, or NULL. */
+const pos_schema_section_t *pos_schema_find_section(const char *name);
+
+/* Index in pos_schema_items[] of [section] key, or -1. */
+int pos_schema_find_item(const char *section, const char *key);
+
+/* Writes "terminal, redis, ..." (all section names) into buf[0..len). */
+void pos_schema_list_sections(char *buf, size_t len);
+
+/* Writes the keys of section, comma-separated, into buf[0..len). */
+void pos_schema_list_keys(const char *section, char *buf, size_t len);
+
+/* The row's allowed values as text: its "allowed", else "min..max" written
+ * into buf[0..len). Returns one of the two. */
+const char *pos_schema_allowed(const pos_schema_item_t *it, char *buf, size_t len);
+
+/* ---- values (conf/schema_value.c) ---- */
+
+/*
+ * Validates "value" (file syntax) against the row and stores it in cfg,
+ * marking it set. Returns 0, or a negative errno with the problem (never
+ * the value) in why[0..whylen); cfg is then unchanged.
+ */
+int pos_schema_set(pos_config_t *cfg, const pos_schema_item_t *it, const char *value, char *why,
+                   size_t whylen);
+
+/* Stores the row's built-in default in cfg (-1 for a CT_INT row without
+ * one); cfg must have been zeroed. */
+void pos_schema_set_default(pos_config_t *cfg, const pos_schema_item_t *it);
+
+/* Formats the row's current value in cfg into buf[0..len) for the dump,
+ * secrets masked. Returns buf. */
+const char *pos_schema_format(const pos_config_t *cfg, const pos_schema_item_t *it, char *buf,
+                              size_t len);
+
+/* True when the row holds a value in cfg (a row without default may be
+ * "not set"). */
+bool pos_schema_is_set(const pos_config_t *cfg, const pos_schema_item_t *it);
+
+#endif /* CONF_SCHEMA_H */
