@@ -2,7 +2,7 @@
 #define CONF_CONFIG_H
 
 /*
- * posagent configuration. One schema table (config.c) drives the INI parser,
+ * posagent configuration. One schema table (schema.c) drives the INI parser,
  * the defaults, the range checks, the environment overrides, --check-config,
  * the example file conf/posagent.ini and the README reference.
  *

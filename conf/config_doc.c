@@ -42,7 +42,7 @@ void pos_config_write_example(FILE *out)
 
     fputs("; posagent configuration file (example)\n"
           ";\n"
-          "; Generated from the schema in conf/config.c by pos_config_write_example();\n"
+          "; Generated from the schema in conf/schema.c by pos_config_write_example();\n"
           "; do not edit by hand. Regenerate with:\n"
           ";   POS_REGENERATE=1 <build>/tests/test_config\n"
           ";\n"
