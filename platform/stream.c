@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/jitter.h"
 #include "platform/log.h"
 #include "platform/stream_impl.h"
 
@@ -408,17 +409,6 @@ static const char *stream_name(const pos_stream_t *s)
     return s->spec.kind == POS_STREAM_TCP ? s->spec.host : s->spec.path;
 }
 
-static uint32_t stream_random(pos_stream_t *s)
-{
-    /* xorshift32: jitter needs spread, not secrecy. */
-    uint32_t x = s->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    s->rng = x;
-    return x;
-}
-
 static void stream_maybe_finish(pos_stream_t *s)
 {
     if (s->state != POS_STREAM_ST_FINAL || s->finished || s->timer_open || s->wtimer_open ||
@@ -515,7 +505,7 @@ static void stream_schedule_retry(pos_stream_t *s)
     if (was_open && now - s->opened_at_ms >= STREAM_STABLE_MS) {
         pos_backoff_reset(&s->backoff);
     }
-    delay = pos_backoff_next(&s->backoff, stream_random(s));
+    delay = pos_backoff_next(&s->backoff, pos_jitter_next(&s->rng));
     s->state = POS_STREAM_ST_WAIT;
     s->was_open = false;
     s->pending_err = 0;

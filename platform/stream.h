@@ -112,7 +112,7 @@ struct pos_stream {
     void (*final_cb)(pos_stream_t *s);
 
     pos_backoff_t backoff; /* re-open delays */
-    uint32_t rng;          /* xorshift32 state for the jitter */
+    uint32_t rng;          /* jitter state (platform/jitter.h) */
     uint64_t opened_at_ms; /* uv_now() at the last on_open */
     uint32_t connect_timeout_ms;
 

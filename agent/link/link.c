@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agent/link/tls.h"
+#include "platform/jitter.h"
 #include "platform/log.h"
 #include "platform/mem.h"
 
@@ -16,17 +17,6 @@
 static void link_conn_open(pos_conn_t *c);
 static void link_conn_push(pos_conn_t *c, const redisReply *r);
 static void link_conn_closed(pos_conn_t *c, int err);
-
-static uint32_t link_random(pos_link_t *l)
-{
-    /* xorshift32: jitter needs spread, not secrecy. */
-    uint32_t x = l->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    l->rng = x;
-    return x;
-}
 
 static bool has_prefix(const char *s, size_t len, const char *prefix)
 {
@@ -540,7 +530,7 @@ static void link_schedule_retry(pos_link_t *l)
     } else if (l->fatal) {
         delay = pos_backoff_at_cap(&l->backoff);
     } else {
-        delay = pos_backoff_next(&l->backoff, link_random(l));
+        delay = pos_backoff_next(&l->backoff, pos_jitter_next(&l->rng));
     }
     l->state = POS_LINK_DOWN;
     /* One line per attempt early in an outage, then one in twenty, so that
@@ -724,7 +714,7 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
         };
         pos_sentinel_options_t so = *opt->sentinel;
         if (so.random_seed == 0) {
-            so.random_seed = link_random(l);
+            so.random_seed = pos_jitter_next(&l->rng);
         }
         if (so.transport == NULL) {
             so.transport = l->opt.transport;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "platform/jitter.h"
 #include "platform/log.h"
 #include "platform/mem.h"
 
@@ -135,16 +136,6 @@ bool pos_sentinel_role_is_master(const redisReply *r)
 }
 
 /* ---- client ------------------------------------------------------------ */
-
-static uint32_t sentinel_random(pos_sentinel_t *s)
-{
-    uint32_t x = s->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    s->rng = x;
-    return x;
-}
 
 static const char *addr_text(const pos_sentinel_addr_t *a, char *buf, size_t len)
 {
@@ -492,7 +483,7 @@ static void watch_closed(pos_conn_t *c, int err)
     /* The next sentinel, after a backoff delay: a dead sentinel must not be
      * hammered, and a failover is still caught by the link's own checks. */
     s->watch_index = (s->watch_index + 1) % s->naddrs;
-    delay = pos_backoff_next(&s->watch_backoff, sentinel_random(s));
+    delay = pos_backoff_next(&s->watch_backoff, pos_jitter_next(&s->rng));
     POS_INFO("sentinel", "watch connection lost (%s); next sentinel in %u ms", strerror(-err),
              delay);
     uv_timer_start(&s->watch_timer, watch_timer_cb, delay, 0);

@@ -4,8 +4,12 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "hal/buf.h"
+#include "platform/log.h"
 
 int pos_sim_check(const char *args, char *err, size_t errlen)
 {
@@ -14,6 +18,77 @@ int pos_sim_check(const char *args, char *err, size_t errlen)
         return -EINVAL;
     }
     return 0;
+}
+
+void *pos_sim_dev_create(pos_hal_device_t *dev, size_t size, const void *api,
+                         const pos_hal_options_t *o)
+{
+    pos_sim_dev_t *s = calloc(1, size);
+
+    if (s == NULL) {
+        return NULL;
+    }
+    snprintf(s->dir, sizeof(s->dir), "%s", o->sim_dir);
+    s->size = size;
+    s->watch.dev = dev; /* close may run without open */
+    dev->api = api;
+    dev->driver_data = s;
+    return s;
+}
+
+int pos_sim_dev_open(pos_hal_device_t *dev, void (*changed)(pos_sim_watch_t *w))
+{
+    pos_sim_dev_t *s = dev->driver_data;
+    char fault[32];
+    int rc;
+
+    rc = pos_sim_mkdirs(s->dir);
+    if (rc != 0) {
+        POS_ERR("hal", "%s: cannot create %s: %s", dev->kind, s->dir, strerror(-rc));
+        return rc;
+    }
+    snprintf(fault, sizeof(fault), "%s.fault", dev->kind);
+    rc = pos_sim_watch_start(&s->watch, dev, s->dir, fault, changed);
+    if (rc != 0) {
+        return rc;
+    }
+    changed(&s->watch);
+    return 0;
+}
+
+static void sim_dev_closed(pos_sim_watch_t *w)
+{
+    pos_hal_device_t *dev = w->dev;
+    pos_sim_dev_t *s = dev->driver_data;
+
+    if (s->release != NULL) {
+        s->release(s);
+    }
+    /* The pinpad's held a card number; the others' are wiped alike. */
+    pos_buf_wipe_mem(s, s->size);
+    free(s);
+    dev->driver_data = NULL;
+    pos_hal_driver_closed(dev);
+}
+
+void pos_sim_dev_close(pos_hal_device_t *dev)
+{
+    pos_sim_dev_t *s = dev->driver_data;
+    pos_sim_watch_close(&s->watch, sim_dev_closed);
+}
+
+int pos_sim_inject_fault(pos_hal_device_t *dev, const char *fault)
+{
+    const pos_sim_dev_t *s = dev->driver_data;
+    char name[48], data[40];
+    int n;
+
+    if (s == NULL) {
+        return -EINVAL;
+    }
+    snprintf(name, sizeof(name), "%s.fault", dev->kind);
+    n = snprintf(data, sizeof(data), "%s\n", fault);
+    return pos_sim_write_file(s->dir, name, data, (size_t)n, 0);
 }
 
 int pos_sim_mkdirs(const char *dir)
@@ -59,8 +134,7 @@ static int write_all(int fd, const char *data, size_t len)
 
 /* Small local files written synchronously: these are the simulator's
  * "devices", a few hundred bytes at a time. */
-int pos_sim_write_file(const char *dir, const char *name, const char *data, size_t len,
-                       int append)
+int pos_sim_write_file(const char *dir, const char *name, const char *data, size_t len, int append)
 {
     char path[512], tmp[520];
     int fd, rc;

@@ -1,23 +1,19 @@
 /* Simulated customer display: the screen is the file display.txt. */
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hal/charset.h"
 #include "hal/display.h"
 #include "hal/sim/sim.h"
 #include "hal/sim/sim_watch.h"
-#include "platform/log.h"
 
 #define SIM_DISPLAY_COLS 20
 
 typedef struct sim_display {
-    pos_sim_watch_t watch;
-    char dir[256];
+    pos_sim_dev_t sim; /* first */
     bool offline;
     int fd; /* display.txt, kept open: a screen update is one pwrite */
 } sim_display_t;
@@ -28,7 +24,7 @@ static void sim_display_fault(pos_sim_watch_t *w)
     sim_display_t *d = dev->driver_data;
     char word[32];
 
-    pos_sim_read_word(d->dir, "display.fault", word, sizeof(word));
+    pos_sim_read_word(d->sim.dir, "display.fault", word, sizeof(word));
     d->offline = strcmp(word, "offline") == 0;
     pos_hal_set_status(dev, d->offline ? POS_DEV_OFFLINE : POS_DEV_READY);
 }
@@ -51,7 +47,7 @@ static int sim_display_write(sim_display_t *d, const char *l1, const char *l2)
     }
     int n = snprintf(screen, sizeof(screen), "%s\n%s\n", a, b);
     if (d->fd < 0) {
-        return pos_sim_write_file(d->dir, "display.txt", screen, (size_t)n, 0);
+        return pos_sim_write_file(d->sim.dir, "display.txt", screen, (size_t)n, 0);
     }
     /* In place, like the glass: the payment path stays free of file
      * creation and renames. Readers may catch a half-written screen. */
@@ -66,17 +62,12 @@ static int sim_display_open(pos_hal_device_t *dev)
     sim_display_t *d = dev->driver_data;
     int rc;
 
-    if (pos_sim_mkdirs(d->dir) != 0) {
-        POS_ERR("hal", "display: cannot create %s: %s", d->dir, strerror(errno));
-        return -errno;
-    }
-    rc = pos_sim_watch_start(&d->watch, dev, d->dir, "display.fault", sim_display_fault);
+    rc = pos_sim_dev_open(dev, sim_display_fault);
     if (rc != 0) {
         return rc;
     }
-    sim_display_fault(&d->watch);
     char path[300];
-    snprintf(path, sizeof(path), "%s/display.txt", d->dir);
+    snprintf(path, sizeof(path), "%s/display.txt", d->sim.dir);
     d->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     return sim_display_write(d, "", "");
 }
@@ -94,26 +85,16 @@ static int sim_display_show(pos_hal_device_t *dev, const char *line1, const char
     return 0;
 }
 
-static void sim_display_closed(pos_sim_watch_t *w)
+static void sim_display_release(pos_sim_dev_t *s)
 {
-    pos_hal_device_t *dev = w->dev;
-    sim_display_t *d = dev->driver_data;
+    sim_display_t *d = (sim_display_t *)s;
     if (d->fd >= 0) {
         close(d->fd);
     }
-    free(dev->driver_data);
-    dev->driver_data = NULL;
-    pos_hal_driver_closed(dev);
-}
-
-static void sim_display_close(pos_hal_device_t *dev)
-{
-    sim_display_t *d = dev->driver_data;
-    pos_sim_watch_close(&d->watch, sim_display_closed);
 }
 
 static const struct pos_display_api sim_display_api = {
-    .lc = {.driver = "sim", .open = sim_display_open, .close = sim_display_close},
+    .lc = {.driver = "sim", .open = sim_display_open, .close = pos_sim_dev_close},
     .show = sim_display_show,
 };
 
@@ -122,14 +103,11 @@ int pos_sim_display_create(pos_hal_device_t *dev, const char *args, const pos_ha
     sim_display_t *d;
 
     (void)args;
-    d = calloc(1, sizeof(*d));
+    d = pos_sim_dev_create(dev, sizeof(*d), &sim_display_api, o);
     if (d == NULL) {
         return -ENOMEM;
     }
-    snprintf(d->dir, sizeof(d->dir), "%s", o->sim_dir);
     d->fd = -1;
-    d->watch.dev = dev; /* close may run without open */
-    dev->api = &sim_display_api;
-    dev->driver_data = d;
+    d->sim.release = sim_display_release;
     return 0;
 }

@@ -5,9 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "hal/buf.h"
 #include "hal/pinpad.h"
@@ -15,11 +13,9 @@
 #include "hal/sim/sim.h"
 #include "hal/sim/sim_watch.h"
 #include "hal/telium.h"
-#include "platform/log.h"
 
 typedef struct sim_pinpad {
-    pos_sim_watch_t watch;
-    char dir[256];
+    pos_sim_dev_t sim; /* first */
     char fault[32];
     char decline_ending[16];
     char card[24]; /* the test card the customer "presents" */
@@ -34,10 +30,10 @@ static void sim_pinpad_fault(pos_sim_watch_t *w)
 {
     sim_pinpad_t *p = w->dev->driver_data;
 
-    pos_sim_read_word(p->dir, "pinpad.fault", p->fault, sizeof(p->fault));
+    pos_sim_read_word(p->sim.dir, "pinpad.fault", p->fault, sizeof(p->fault));
     p->offline = strcmp(p->fault, "offline") == 0;
-    pos_hal_set_status(w->dev, p->offline ? POS_DEV_OFFLINE
-                                          : (p->running ? POS_DEV_BUSY : POS_DEV_READY));
+    pos_hal_set_status(w->dev,
+                       p->offline ? POS_DEV_OFFLINE : (p->running ? POS_DEV_BUSY : POS_DEV_READY));
 }
 
 static void sim_pinpad_load_charges(sim_pinpad_t *p)
@@ -46,7 +42,7 @@ static void sim_pinpad_load_charges(sim_pinpad_t *p)
     FILE *f;
     unsigned n = 0;
 
-    snprintf(path, sizeof(path), "%s/pinpad.charges", p->dir);
+    snprintf(path, sizeof(path), "%s/pinpad.charges", p->sim.dir);
     f = fopen(path, "r");
     if (f != NULL) {
         if (fscanf(f, "%u", &n) != 1) {
@@ -59,16 +55,12 @@ static void sim_pinpad_load_charges(sim_pinpad_t *p)
 
 static int sim_pinpad_open(pos_hal_device_t *dev)
 {
-    sim_pinpad_t *p = dev->driver_data;
+    int rc = pos_sim_dev_open(dev, sim_pinpad_fault);
 
-    if (pos_sim_mkdirs(p->dir) != 0) {
-        POS_ERR("hal", "pinpad: cannot create %s: %s", p->dir, strerror(errno));
-        return -errno;
+    if (rc == 0) {
+        sim_pinpad_load_charges(dev->driver_data);
     }
-    sim_pinpad_load_charges(p);
-    pos_sim_watch_start(&p->watch, dev, p->dir, "pinpad.fault", sim_pinpad_fault);
-    sim_pinpad_fault(&p->watch);
-    return 0;
+    return rc;
 }
 
 static void sim_pinpad_finish(pos_hal_device_t *dev, pos_hal_event_t *ev)
@@ -133,7 +125,7 @@ static void sim_pinpad_decide(uv_timer_t *t)
     {
         char n[16];
         int len = snprintf(n, sizeof(n), "%u\n", p->charges);
-        pos_sim_write_file(p->dir, "pinpad.charges", n, (size_t)len, 0);
+        pos_sim_write_file(p->sim.dir, "pinpad.charges", n, (size_t)len, 0);
     }
     ev.pinpad.outcome = POS_PINPAD_APPROVED;
     uint32_t h = 2166136261u;
@@ -165,7 +157,7 @@ static int sim_pinpad_start(pos_hal_device_t *dev, const pos_pinpad_request_t *r
     p->running = true;
     dev->state = POS_HAL_BUSY;
     pos_hal_set_status(dev, POS_DEV_BUSY);
-    uv_timer_start(&p->watch.timer, sim_pinpad_decide, p->delay_ms, 0);
+    uv_timer_start(&p->sim.watch.timer, sim_pinpad_decide, p->delay_ms, 0);
     return 0;
 }
 
@@ -177,7 +169,7 @@ static int sim_pinpad_abort(pos_hal_device_t *dev)
     if (!p->running) {
         return -EALREADY;
     }
-    uv_timer_stop(&p->watch.timer);
+    uv_timer_stop(&p->sim.watch.timer);
     memset(&ev, 0, sizeof(ev));
     ev.type = POS_HAL_EV_PINPAD_RESULT;
     ev.pinpad.outcome = POS_PINPAD_CANCELLED;
@@ -187,24 +179,8 @@ static int sim_pinpad_abort(pos_hal_device_t *dev)
     return 0;
 }
 
-static void sim_pinpad_closed(pos_sim_watch_t *w)
-{
-    pos_hal_device_t *dev = w->dev;
-    sim_pinpad_t *p = dev->driver_data;
-    pos_buf_wipe_mem(p, sizeof(*p));
-    free(p);
-    dev->driver_data = NULL;
-    pos_hal_driver_closed(dev);
-}
-
-static void sim_pinpad_close(pos_hal_device_t *dev)
-{
-    sim_pinpad_t *p = dev->driver_data;
-    pos_sim_watch_close(&p->watch, sim_pinpad_closed);
-}
-
 static const struct pos_pinpad_api sim_pinpad_api = {
-    .lc = {.driver = "sim", .open = sim_pinpad_open, .close = sim_pinpad_close},
+    .lc = {.driver = "sim", .open = sim_pinpad_open, .close = pos_sim_dev_close},
     .start = sim_pinpad_start,
     .abort = sim_pinpad_abort,
 };
@@ -214,19 +190,15 @@ int pos_sim_pinpad_create(pos_hal_device_t *dev, const char *args, const pos_hal
     sim_pinpad_t *p;
 
     (void)args;
-    p = calloc(1, sizeof(*p));
+    p = pos_sim_dev_create(dev, sizeof(*p), &sim_pinpad_api, o);
     if (p == NULL) {
         return -ENOMEM;
     }
-    snprintf(p->dir, sizeof(p->dir), "%s", o->sim_dir);
     snprintf(p->decline_ending, sizeof(p->decline_ending), "%s",
              o->sim_decline_ending ? o->sim_decline_ending : "");
     snprintf(p->card, sizeof(p->card), "%s",
              o->sim_card_number ? o->sim_card_number : "4111111111111111");
     p->delay_ms = o->sim_pinpad_delay_ms;
-    p->watch.dev = dev; /* close may run without open */
-    dev->api = &sim_pinpad_api;
-    dev->driver_data = p;
     return 0;
 }
 
@@ -234,20 +206,4 @@ unsigned pos_sim_pinpad_charges(const pos_hal_device_t *dev)
 {
     const sim_pinpad_t *p = dev->driver_data;
     return p != NULL ? p->charges : 0;
-}
-
-int pos_sim_inject_fault(pos_hal_device_t *dev, const char *fault)
-{
-    char name[48], data[40];
-    const char *dir;
-    int n;
-
-    if (dev->driver_data == NULL) {
-        return -EINVAL;
-    }
-    /* All simulated drivers keep the watch first, then the directory. */
-    dir = ((const char *)dev->driver_data) + sizeof(pos_sim_watch_t);
-    snprintf(name, sizeof(name), "%s.fault", dev->kind);
-    n = snprintf(data, sizeof(data), "%s\n", fault);
-    return pos_sim_write_file(dir, name, data, (size_t)n, 0);
 }

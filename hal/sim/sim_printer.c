@@ -1,21 +1,17 @@
 /* Simulated receipt printer: the paper is the file receipts.txt. */
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "hal/printer.h"
 #include "hal/sim/sim.h"
 #include "hal/sim/sim_watch.h"
-#include "platform/log.h"
 
 #define SIM_PRINT_MS 20 /* time the paper takes to come out */
 #define SIM_CUT_LINE "------------------------ cut ------------------------\n"
 
 typedef struct sim_printer {
-    pos_sim_watch_t watch;
-    char dir[256];
+    pos_sim_dev_t sim; /* first */
     char fault[32];
     bool busy;
     uint32_t job;
@@ -43,24 +39,11 @@ static void sim_printer_fault(pos_sim_watch_t *w)
 {
     sim_printer_t *p = w->dev->driver_data;
 
-    pos_sim_read_word(p->dir, "printer.fault", p->fault, sizeof(p->fault));
+    pos_sim_read_word(p->sim.dir, "printer.fault", p->fault, sizeof(p->fault));
     /* "paper_out_mid" runs out during the next job; until then all is well. */
     pos_hal_set_status(w->dev, strcmp(p->fault, "paper_out_mid") == 0
                                    ? (p->busy ? POS_DEV_BUSY : POS_DEV_READY)
                                    : sim_printer_state(p));
-}
-
-static int sim_printer_open(pos_hal_device_t *dev)
-{
-    sim_printer_t *p = dev->driver_data;
-
-    if (pos_sim_mkdirs(p->dir) != 0) {
-        POS_ERR("hal", "printer: cannot create %s: %s", p->dir, strerror(errno));
-        return -errno;
-    }
-    pos_sim_watch_start(&p->watch, dev, p->dir, "printer.fault", sim_printer_fault);
-    sim_printer_fault(&p->watch);
-    return 0;
 }
 
 static void sim_printer_done(uv_timer_t *t)
@@ -71,7 +54,7 @@ static void sim_printer_done(uv_timer_t *t)
 
     p->busy = false;
     if (p->result == -ENOSPC) {
-        pos_sim_write_file(p->dir, "printer.fault", "paper_out\n", 10, 0);
+        pos_sim_write_file(p->sim.dir, "printer.fault", "paper_out\n", 10, 0);
         snprintf(p->fault, sizeof(p->fault), "paper_out");
     }
     pos_hal_set_status(dev, sim_printer_state(p));
@@ -108,9 +91,9 @@ static int sim_printer_print(pos_hal_device_t *dev, const pos_receipt_doc_t *doc
             len /= 2;
             p->result = -ENOSPC;
         }
-        rc = pos_sim_write_file(p->dir, "receipts.txt", (const char *)text.data, len, 1);
+        rc = pos_sim_write_file(p->sim.dir, "receipts.txt", (const char *)text.data, len, 1);
         if (rc == 0 && p->result == 0) {
-            rc = pos_sim_write_file(p->dir, "receipts.txt", SIM_CUT_LINE, strlen(SIM_CUT_LINE),
+            rc = pos_sim_write_file(p->sim.dir, "receipts.txt", SIM_CUT_LINE, strlen(SIM_CUT_LINE),
                                     1);
         }
     }
@@ -122,41 +105,25 @@ static int sim_printer_print(pos_hal_device_t *dev, const pos_receipt_doc_t *doc
     p->job = job;
     dev->state = POS_HAL_BUSY;
     pos_hal_set_status(dev, POS_DEV_BUSY);
-    uv_timer_start(&p->watch.timer, sim_printer_done, SIM_PRINT_MS, 0);
+    uv_timer_start(&p->sim.watch.timer, sim_printer_done, SIM_PRINT_MS, 0);
     return 0;
 }
 
-static void sim_printer_closed(pos_sim_watch_t *w)
+static int sim_printer_open(pos_hal_device_t *dev)
 {
-    pos_hal_device_t *dev = w->dev;
-    free(dev->driver_data);
-    dev->driver_data = NULL;
-    pos_hal_driver_closed(dev);
-}
-
-static void sim_printer_close(pos_hal_device_t *dev)
-{
-    sim_printer_t *p = dev->driver_data;
-    pos_sim_watch_close(&p->watch, sim_printer_closed);
+    return pos_sim_dev_open(dev, sim_printer_fault);
 }
 
 static const struct pos_printer_api sim_printer_api = {
-    .lc = {.driver = "sim", .open = sim_printer_open, .close = sim_printer_close},
+    .lc = {.driver = "sim", .open = sim_printer_open, .close = pos_sim_dev_close},
     .print = sim_printer_print,
 };
 
 int pos_sim_printer_create(pos_hal_device_t *dev, const char *args, const pos_hal_options_t *o)
 {
-    sim_printer_t *p;
-
     (void)args;
-    p = calloc(1, sizeof(*p));
-    if (p == NULL) {
+    if (pos_sim_dev_create(dev, sizeof(sim_printer_t), &sim_printer_api, o) == NULL) {
         return -ENOMEM;
     }
-    snprintf(p->dir, sizeof(p->dir), "%s", o->sim_dir);
-    p->watch.dev = dev; /* close may run without open */
-    dev->api = &sim_printer_api;
-    dev->driver_data = p;
     return 0;
 }
