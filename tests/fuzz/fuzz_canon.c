@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/msg/canon.h"
 #include "agent/msg/sign.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

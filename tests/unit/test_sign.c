@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "agent/msg/canon.h"
 #include "agent/msg/sign.h"
 
 /* The worked example of docs/signing.md (checked against the file below). */
