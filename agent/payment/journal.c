@@ -74,12 +74,10 @@ int pos_journal_encode(const pos_payment_record_t *rec, uint64_t seq, unsigned c
     int rc = put_str(out, out_len, &off, rec->transaction_id, sizeof(rec->transaction_id),
                      POS_MSG_ID_MAX);
     if (rc == 0) {
-        rc = put_str(out, out_len, &off, rec->auth_code, sizeof(rec->auth_code),
-                     POS_MSG_AUTH_MAX);
+        rc = put_str(out, out_len, &off, rec->auth_code, sizeof(rec->auth_code), POS_MSG_AUTH_MAX);
     }
     if (rc == 0) {
-        rc = put_str(out, out_len, &off, rec->masked_pan, sizeof(rec->masked_pan),
-                     POS_MSG_PAN_MAX);
+        rc = put_str(out, out_len, &off, rec->masked_pan, sizeof(rec->masked_pan), POS_MSG_PAN_MAX);
     }
     if (rc == 0) {
         rc = put_str(out, out_len, &off, rec->card_brand, sizeof(rec->card_brand),
@@ -343,8 +341,7 @@ int pos_journal_seen_add(pos_journal_t *j, const char *transaction_id)
 
 bool pos_journal_seen_has(pos_journal_t *j, const char *transaction_id)
 {
-    if (j == NULL || j->st == NULL || transaction_id == NULL ||
-        !pos_msg_id_valid(transaction_id)) {
+    if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
         return false;
     }
     MDB_txn *txn;
@@ -576,8 +573,7 @@ int pos_journal_list(pos_journal_t *j, pos_journal_visit_fn visit, void *ctx)
 
 int pos_journal_delete(pos_journal_t *j, const char *transaction_id)
 {
-    if (j == NULL || j->st == NULL || transaction_id == NULL ||
-        !pos_msg_id_valid(transaction_id)) {
+    if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
         return -EINVAL;
     }
     MDB_txn *txn;

@@ -34,11 +34,11 @@ typedef struct pos_journal_config {
 typedef struct pos_journal {
     pos_store_t *st;
     pos_journal_config_t cfg;
-    uint64_t records;   /* records stored */
-    uint64_t seen;      /* ids remembered */
-    uint64_t seen_next; /* sequence number of the next new seen id */
+    uint64_t records;    /* records stored */
+    uint64_t seen;       /* ids remembered */
+    uint64_t seen_next;  /* sequence number of the next new seen id */
     uint64_t seen_first; /* oldest remembered sequence number */
-    uint64_t rec_next;  /* sequence number of the next new journal record */
+    uint64_t rec_next;   /* sequence number of the next new journal record */
 } pos_journal_t;
 
 /* Visits one record of pos_journal_list(); return nonzero to stop. */

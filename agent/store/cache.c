@@ -25,8 +25,7 @@ typedef struct delta {
 
 /* ---- pure parts ------------------------------------------------------- */
 
-int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta,
-                           const void **value)
+int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta, const void **value)
 {
     const unsigned char *p = rec;
     if (rec == NULL || len < POS_CACHE_HDR_SIZE || p[0] != REC_VERSION ||
@@ -150,8 +149,8 @@ static int lru_put(pos_cache_t *c, MDB_txn *txn, uint64_t counter, const char *k
 }
 
 /* Reads a key's metadata inside txn. Returns 0, -ENOENT or a negative errno. */
-static int read_meta(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len,
-                     pos_cache_meta_t *m, MDB_val *raw)
+static int read_meta(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len, pos_cache_meta_t *m,
+                     MDB_val *raw)
 {
     MDB_val k = {len, (void *)key};
     int rc = mdb_get(txn, c->st->dbi[POS_DB_CACHE], &k, raw);
@@ -302,8 +301,8 @@ static int victim_cmp(const void *a, const void *b)
 }
 
 /* Evicts expired entries, longest-expired first, until need bytes went. */
-static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms,
-                         delta_t *d, size_t *freed)
+static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms, delta_t *d,
+                         size_t *freed)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur);
@@ -543,8 +542,7 @@ static int check_item(const pos_cache_t *c, const pos_cache_item_t *it)
         return -EINVAL;
     }
     uint64_t size = (uint64_t)it->key_len + POS_CACHE_HDR_SIZE + it->value_len;
-    if (it->value_len > POS_CACHE_VALUE_MAX ||
-        (c->cfg.max_bytes != 0 && size > c->cfg.max_bytes)) {
+    if (it->value_len > POS_CACHE_VALUE_MAX || (c->cfg.max_bytes != 0 && size > c->cfg.max_bytes)) {
         return -EMSGSIZE;
     }
     return 0;
@@ -638,8 +636,7 @@ static int put_attempt(pos_cache_t *c, const pos_cache_item_t *items, size_t n, 
     return rc;
 }
 
-int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n,
-                        uint64_t now_ms)
+int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms)
 {
     if (c == NULL || c->st == NULL || (items == NULL && n != 0)) {
         return -EINVAL;
@@ -746,8 +743,7 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
     if (rc != 0) {
         return rc;
     }
-    info->age_ms =
-        now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
+    info->age_ms = now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
     info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, c->cfg.ttl_ms);
     if (info->fresh) {
         c->stats.hits++;
@@ -761,8 +757,7 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
 /* ---- stale marks and deletes ------------------------------------------ */
 
 /* One write transaction on one key: pending touches first, then op. */
-typedef int (*key_op_fn)(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len,
-                         delta_t *d);
+typedef int (*key_op_fn)(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len, delta_t *d);
 
 static int key_txn(pos_cache_t *c, const char *key, size_t key_len, key_op_fn op)
 {
@@ -790,8 +785,7 @@ static int key_txn(pos_cache_t *c, const char *key, size_t key_len, key_op_fn op
     return commit(c, txn, &d);
 }
 
-static int mark_stale_op(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len,
-                         delta_t *d)
+static int mark_stale_op(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len, delta_t *d)
 {
     pos_cache_meta_t m;
     MDB_val raw;

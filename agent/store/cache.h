@@ -26,10 +26,10 @@
 
 #include "agent/store/store.h"
 
-#define POS_CACHE_KEY_MAX       511          /* bytes; LMDB's MDB_MAXKEYSIZE */
-#define POS_CACHE_VALUE_MAX     (512u * 1024u) /* bytes */
-#define POS_CACHE_HDR_SIZE      32u          /* bytes of header before each value */
-#define POS_CACHE_PENDING_MAX   1024         /* distinct keys' touches held in memory */
+#define POS_CACHE_KEY_MAX     511            /* bytes; LMDB's MDB_MAXKEYSIZE */
+#define POS_CACHE_VALUE_MAX   (512u * 1024u) /* bytes */
+#define POS_CACHE_HDR_SIZE    32u            /* bytes of header before each value */
+#define POS_CACHE_PENDING_MAX 1024           /* distinct keys' touches held in memory */
 
 typedef enum pos_cache_family {
     POS_CACHE_PRODUCT = 0, /* product:{productId} */
@@ -63,12 +63,12 @@ typedef struct pos_cache_info {
 } pos_cache_info_t;
 
 typedef struct pos_cache_stats {
-    uint64_t hits;       /* gets that found a fresh entry (since open) */
-    uint64_t stale_hits; /* gets that found a stale or expired entry (since open) */
-    uint64_t misses;     /* gets that found nothing (since open) */
-    uint64_t entries;    /* entries stored now */
-    uint64_t bytes;      /* key + header + value bytes stored now */
-    uint64_t evictions;  /* entries evicted (since open) */
+    uint64_t hits;            /* gets that found a fresh entry (since open) */
+    uint64_t stale_hits;      /* gets that found a stale or expired entry (since open) */
+    uint64_t misses;          /* gets that found nothing (since open) */
+    uint64_t entries;         /* entries stored now */
+    uint64_t bytes;           /* key + header + value bytes stored now */
+    uint64_t evictions;       /* entries evicted (since open) */
     uint64_t touches_dropped; /* LRU touches lost to a full pending set (since open) */
 } pos_cache_stats_t;
 
@@ -143,8 +143,7 @@ int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *v
  * Stores n items in one transaction (one fsync), as pos_cache_put() does
  * each. Returns 0 or the first error (then nothing of the batch is stored).
  */
-int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n,
-                        uint64_t now_ms);
+int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms);
 
 /*
  * Looks key up at now_ms. On success copies the value into buf (buf_len
@@ -216,7 +215,6 @@ bool pos_cache_expired(const pos_cache_meta_t *meta, uint64_t now_ms,
  * points *value at its bytes. Returns 0 or -EBADMSG. Used by the read walk
  * at open.
  */
-int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta,
-                           const void **value);
+int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta, const void **value);
 
 #endif /* AGENT_STORE_CACHE_H */

@@ -263,7 +263,8 @@ static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_
         rc = drop_oldest(ob, txn, 1, size, 0, &dropped, &freed);
         if (rc == -ENOSPC) {
             rc = -EDQUOT; /* our bounds, not the map: the caller must not evict for it */
-            POS_ERR("outbox", "full of payment outcomes (%" PRIu64 " entries, %" PRIu64
+            POS_ERR("outbox",
+                    "full of payment outcomes (%" PRIu64 " entries, %" PRIu64
                     " bytes): a %s entry could not be queued",
                     ob->stats.entries, ob->stats.bytes, e->is_payment ? "payment" : "non-payment");
         }
@@ -358,8 +359,8 @@ static int drop_for_map(pos_outbox_t *ob, size_t count)
 int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
 {
     if (ob == NULL || ob->st == NULL || e == NULL || id == NULL ||
-        (unsigned)e->kind >= POS_OUTBOX_KIND_COUNT || e->channel == NULL ||
-        e->channel_len == 0 || (e->payload == NULL && e->payload_len != 0)) {
+        (unsigned)e->kind >= POS_OUTBOX_KIND_COUNT || e->channel == NULL || e->channel_len == 0 ||
+        (e->payload == NULL && e->payload_len != 0)) {
         return -EINVAL;
     }
     size_t size = e->channel_len + e->payload_len;
@@ -382,7 +383,8 @@ int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *i
         /* Drop generously: a delete needs free pages too, so leave some slack. */
         int drc = drop_for_map(ob, (size_t)16 << tries);
         if (drc != 0) {
-            POS_ERR("outbox", "store full (map or disk) and dropping older non-payment "
+            POS_ERR("outbox",
+                    "store full (map or disk) and dropping older non-payment "
                     "entries did not make room: a %s entry could not be queued",
                     e->is_payment ? "payment" : "non-payment");
             return drc == -ENOSPC ? -ENOSPC : drc;

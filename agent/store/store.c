@@ -51,8 +51,7 @@ void pos_store_put_le32(unsigned char out[4], uint32_t v)
 
 uint32_t pos_store_get_le32(const unsigned char in[4])
 {
-    return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
-           (uint32_t)in[3] << 24;
+    return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
 }
 
 void pos_store_put_le64(unsigned char out[8], uint64_t v)
@@ -148,7 +147,8 @@ static void store_disk_full(pos_store_t *st, const char *what, int sys_err)
         return;
     }
     st->disk_full_log_ms = now;
-    POS_ERR("store", "the file system holding %s is full (%s, %s; %" PRIu64 " so far): "
+    POS_ERR("store",
+            "the file system holding %s is full (%s, %s; %" PRIu64 " so far): "
             "cached entries give up their room, payment outcomes keep theirs",
             st->path, what, strerror(sys_err), st->disk_full);
 }
@@ -194,8 +194,8 @@ static void store_keep_reserve(pos_store_t *st)
     int err = errno;
     if (err == EOPNOTSUPP || err == ENOSYS) {
         st->no_fallocate = true;
-        POS_INFO("store", "%s cannot allocate ahead (%s): no reserve against a full disk",
-                 st->path, strerror(err));
+        POS_INFO("store", "%s cannot allocate ahead (%s): no reserve against a full disk", st->path,
+                 strerror(err));
         return;
     }
     if ((err == ENOSPC || err == EDQUOT) && !st->disk_low) {
@@ -492,8 +492,7 @@ static int open_once(pos_store_t *st, char *why, size_t whylen)
     uint64_t format = 0;
     rc = pos_store_meta_get(st, txn, "format", &format);
     if (rc == -EBADMSG || (rc == 0 && format != 0 && format != POS_STORE_FORMAT)) {
-        snprintf(why, whylen, "format version %" PRIu64 ", expected %u", format,
-                 POS_STORE_FORMAT);
+        snprintf(why, whylen, "format version %" PRIu64 ", expected %u", format, POS_STORE_FORMAT);
         result = STORE_CORRUPT;
         goto fail;
     }
@@ -557,11 +556,10 @@ static int move_aside(pos_store_t *st, const char *why)
     long long now = (long long)time(NULL);
     for (int n = 0; n < 100; n++) {
         if (n == 0) {
-            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld", st->path,
-                     now);
+            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld", st->path, now);
         } else {
-            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld-%d",
-                     st->path, now, n);
+            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld-%d", st->path,
+                     now, n);
         }
         if (access(st->moved_to, F_OK) != 0) {
             break;

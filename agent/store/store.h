@@ -30,8 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POS_STORE_FORMAT       1u       /* format version written in the meta database */
-#define POS_STORE_PATH_MAX     200      /* directory path bytes */
+#define POS_STORE_FORMAT       1u  /* format version written in the meta database */
+#define POS_STORE_PATH_MAX     200 /* directory path bytes */
 #define POS_STORE_DEFAULT_PATH "/var/lib/posagent"
 #define POS_STORE_DEFAULT_MAP  (64u * 1024u * 1024u) /* bytes */
 
@@ -54,23 +54,23 @@ typedef enum pos_store_db {
 typedef long long (*pos_store_reclaim_fn)(void *ctx, size_t bytes);
 
 typedef struct pos_store_config {
-    const char *path; /* directory, created if missing (mode 0700); NULL: the default */
+    const char *path;  /* directory, created if missing (mode 0700); NULL: the default */
     uint64_t map_size; /* bytes; 0: POS_STORE_DEFAULT_MAP */
 } pos_store_config_t;
 
 /* What the read walk at open found. */
 typedef struct pos_store_census {
     uint64_t cache_entries;
-    uint64_t cache_bytes;      /* key + header + value bytes */
-    uint64_t cache_clock;      /* highest access counter in use */
+    uint64_t cache_bytes; /* key + header + value bytes */
+    uint64_t cache_clock; /* highest access counter in use */
     uint64_t outbox_entries;
-    uint64_t outbox_bytes;     /* channel + payload bytes */
-    uint64_t outbox_payment;   /* entries flagged as payment outcomes */
-    uint64_t outbox_last_id;   /* highest id present, 0: empty */
+    uint64_t outbox_bytes;   /* channel + payload bytes */
+    uint64_t outbox_payment; /* entries flagged as payment outcomes */
+    uint64_t outbox_last_id; /* highest id present, 0: empty */
     uint64_t journal_records;
     uint64_t seen_ids;
-    uint64_t seen_first_seq;   /* oldest remembered sequence number, 0: none */
-    uint64_t seen_last_seq;    /* newest, 0: none */
+    uint64_t seen_first_seq; /* oldest remembered sequence number, 0: none */
+    uint64_t seen_last_seq;  /* newest, 0: none */
 } pos_store_census_t;
 
 typedef struct pos_store {
@@ -78,19 +78,19 @@ typedef struct pos_store {
     MDB_dbi dbi[POS_DB_COUNT];
     char path[POS_STORE_PATH_MAX + 1];
     uint64_t map_size;
-    bool recovered;           /* the store was found corrupt at open and rebuilt */
+    bool recovered;                         /* the store was found corrupt at open and rebuilt */
     char moved_to[POS_STORE_PATH_MAX + 64]; /* where the corrupt file went, or "" */
     pos_store_census_t census;
     pos_store_reclaim_fn reclaim;
     void *reclaim_ctx;
     /* Room on the file system (see pos_store_txn_commit()). */
-    uint64_t map_limit;       /* the map LMDB may use now: map_size, or less when the disk is low */
-    uint64_t allocated_to;    /* data.mdb blocks are allocated up to here (beyond its end) */
-    uint64_t disk_check_ms;   /* monotonic ms of the last reserve attempt while low */
-    bool disk_low;            /* the file system could not give the reserve */
-    bool no_fallocate;        /* the file system cannot allocate ahead */
-    uint64_t disk_full;       /* commits refused by the file system (ENOSPC, EDQUOT) */
-    uint64_t disk_full_log_ms;/* monotonic ms of the last "disk full" log line */
+    uint64_t map_limit;     /* the map LMDB may use now: map_size, or less when the disk is low */
+    uint64_t allocated_to;  /* data.mdb blocks are allocated up to here (beyond its end) */
+    uint64_t disk_check_ms; /* monotonic ms of the last reserve attempt while low */
+    bool disk_low;          /* the file system could not give the reserve */
+    bool no_fallocate;      /* the file system cannot allocate ahead */
+    uint64_t disk_full;     /* commits refused by the file system (ENOSPC, EDQUOT) */
+    uint64_t disk_full_log_ms; /* monotonic ms of the last "disk full" log line */
 } pos_store_t;
 
 /*
