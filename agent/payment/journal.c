@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/endian.h"
+
 /*
  * Record layout (little-endian):
  *   0 version (1)  1 state  2 receipt_printed  3 currency digits
@@ -65,11 +67,10 @@ int pos_journal_encode(const pos_payment_record_t *rec, uint64_t seq, unsigned c
     out[1] = (unsigned char)rec->state;
     out[2] = rec->receipt_printed ? 1 : 0;
     out[3] = rec->currency.digits;
-    out[4] = (unsigned char)(rec->currency.numeric & 0xffu);
-    out[5] = (unsigned char)(rec->currency.numeric >> 8);
+    pos_endian_put_le16(out + 4, rec->currency.numeric);
     memcpy(out + 6, rec->currency.alpha, strnlen(rec->currency.alpha, 3));
-    pos_store_put_le64(out + 10, seq);
-    pos_store_put_le64(out + 18, (uint64_t)rec->amount_minor);
+    pos_endian_put_le64(out + 10, seq);
+    pos_endian_put_le64(out + 18, (uint64_t)rec->amount_minor);
     size_t off = REC_FIXED;
     int rc = put_str(out, out_len, &off, rec->transaction_id, sizeof(rec->transaction_id),
                      POS_MSG_ID_MAX);
@@ -115,7 +116,7 @@ int pos_journal_decode(const void *buf, size_t len, pos_payment_record_t *rec, u
     rec->state = (pos_payment_state_t)in[1];
     rec->receipt_printed = in[2] != 0;
     rec->currency.digits = in[3];
-    rec->currency.numeric = (uint16_t)(in[4] | in[5] << 8);
+    rec->currency.numeric = pos_endian_get_le16(in + 4);
     for (int i = 0; i < 3; i++) {
         if (in[6 + i] != 0 && (in[6 + i] < 'A' || in[6 + i] > 'Z')) {
             return -EBADMSG;
@@ -123,9 +124,9 @@ int pos_journal_decode(const void *buf, size_t len, pos_payment_record_t *rec, u
         rec->currency.alpha[i] = (char)in[6 + i];
     }
     if (seq != NULL) {
-        *seq = pos_store_get_le64(in + 10);
+        *seq = pos_endian_get_le64(in + 10);
     }
-    rec->amount_minor = (int64_t)pos_store_get_le64(in + 18);
+    rec->amount_minor = (int64_t)pos_endian_get_le64(in + 18);
     size_t off = REC_FIXED;
     int rc = get_str(in, len, &off, rec->transaction_id, POS_MSG_ID_MAX);
     if (rc == 0) {
@@ -196,7 +197,7 @@ int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config
              mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             const unsigned char *kp = k.mv_data;
             if (k.mv_size == 9 && kp[0] == 'o') {
-                uint64_t seq = pos_store_get_be64(kp + 1);
+                uint64_t seq = pos_endian_get_be64(kp + 1);
                 if (j->seen_first == 0) {
                     j->seen_first = seq;
                 }
@@ -259,7 +260,7 @@ static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t
         return pos_store_errno(rc);
     }
     unsigned char sb[8], ok[9];
-    pos_store_put_be64(sb, *next);
+    pos_endian_put_be64(sb, *next);
     ok[0] = 'o';
     memcpy(ok + 1, sb, 8);
     v = (MDB_val){8, sb};
@@ -295,7 +296,7 @@ static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t
         ik[0] = 'i';
         memcpy(ik + 1, v.mv_data, v.mv_size);
         size_t ilen = 1 + v.mv_size;
-        *first = pos_store_get_be64((unsigned char *)okey.mv_data + 1) + 1;
+        *first = pos_endian_get_be64((unsigned char *)okey.mv_data + 1) + 1;
         rc = mdb_cursor_del(cur, 0);
         mdb_cursor_close(cur);
         if (rc == 0) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "platform/endian.h"
 #include "platform/mem.h"
 
 /*
@@ -32,16 +33,16 @@ int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta, 
         p[1] >= POS_CACHE_FAMILY_COUNT || (p[2] & ~FLAG_STALE) != 0) {
         return -EBADMSG;
     }
-    uint32_t vlen = pos_store_get_le32(p + 4);
+    uint32_t vlen = pos_endian_get_le32(p + 4);
     if ((size_t)vlen != len - POS_CACHE_HDR_SIZE) {
         return -EBADMSG;
     }
     meta->family = (pos_cache_family_t)p[1];
     meta->stale = (p[2] & FLAG_STALE) != 0;
     meta->value_len = vlen;
-    meta->fetched_at_ms = pos_store_get_le64(p + 8);
-    meta->verified_at_ms = pos_store_get_le64(p + 16);
-    meta->last_access = pos_store_get_le64(p + 24);
+    meta->fetched_at_ms = pos_endian_get_le64(p + 8);
+    meta->verified_at_ms = pos_endian_get_le64(p + 16);
+    meta->last_access = pos_endian_get_le64(p + 24);
     if (value != NULL) {
         *value = p + POS_CACHE_HDR_SIZE;
     }
@@ -54,10 +55,10 @@ static void encode_header(unsigned char *p, const pos_cache_meta_t *m)
     p[1] = (unsigned char)m->family;
     p[2] = m->stale ? FLAG_STALE : 0;
     p[3] = 0;
-    pos_store_put_le32(p + 4, m->value_len);
-    pos_store_put_le64(p + 8, m->fetched_at_ms);
-    pos_store_put_le64(p + 16, m->verified_at_ms);
-    pos_store_put_le64(p + 24, m->last_access);
+    pos_endian_put_le32(p + 4, m->value_len);
+    pos_endian_put_le64(p + 8, m->fetched_at_ms);
+    pos_endian_put_le64(p + 16, m->verified_at_ms);
+    pos_endian_put_le64(p + 24, m->last_access);
 }
 
 bool pos_cache_expired(const pos_cache_meta_t *meta, uint64_t now_ms,
@@ -133,7 +134,7 @@ static uint64_t wall_ms(void)
 static int lru_del(pos_cache_t *c, MDB_txn *txn, uint64_t counter)
 {
     unsigned char kb[8];
-    pos_store_put_be64(kb, counter);
+    pos_endian_put_be64(kb, counter);
     MDB_val k = {sizeof(kb), kb};
     int rc = mdb_del(txn, c->st->dbi[POS_DB_CACHE_LRU], &k, NULL);
     return rc == MDB_NOTFOUND ? 0 : pos_store_errno(rc);
@@ -142,7 +143,7 @@ static int lru_del(pos_cache_t *c, MDB_txn *txn, uint64_t counter)
 static int lru_put(pos_cache_t *c, MDB_txn *txn, uint64_t counter, const char *key, size_t len)
 {
     unsigned char kb[8];
-    pos_store_put_be64(kb, counter);
+    pos_endian_put_be64(kb, counter);
     MDB_val k = {sizeof(kb), kb};
     MDB_val v = {len, (void *)key};
     return pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE_LRU], &k, &v, 0));
@@ -373,7 +374,7 @@ static int evict_lru(pos_cache_t *c, MDB_txn *txn, size_t need, delta_t *d, size
         if (rc == 0) {
             memcpy(key, v.mv_data, len);
         }
-        uint64_t counter = rc == 0 ? pos_store_get_be64(k.mv_data) : 0;
+        uint64_t counter = rc == 0 ? pos_endian_get_be64(k.mv_data) : 0;
         mdb_cursor_close(cur);
         if (rc == MDB_NOTFOUND) {
             return 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/endian.h"
 #include "platform/log.h"
 
 /*
@@ -31,8 +32,8 @@ int pos_outbox_record_parse(const void *rec, size_t len, pos_outbox_entry_t *e)
         p[1] >= POS_OUTBOX_KIND_COUNT || (p[2] & ~(FLAG_PAYMENT | FLAG_SIGN)) != 0) {
         return -EBADMSG;
     }
-    uint32_t clen = pos_store_get_le32(p + 4);
-    uint32_t plen = pos_store_get_le32(p + 8);
+    uint32_t clen = pos_endian_get_le32(p + 4);
+    uint32_t plen = pos_endian_get_le32(p + 8);
     if (clen == 0 || clen > POS_OUTBOX_CHANNEL_MAX || plen > POS_OUTBOX_PAYLOAD_MAX ||
         (size_t)clen + plen != len - POS_OUTBOX_HDR_SIZE) {
         return -EBADMSG;
@@ -41,7 +42,7 @@ int pos_outbox_record_parse(const void *rec, size_t len, pos_outbox_entry_t *e)
     e->kind = (pos_outbox_kind_t)p[1];
     e->is_payment = (p[2] & FLAG_PAYMENT) != 0;
     e->sign = (p[2] & FLAG_SIGN) != 0;
-    e->created_ms = pos_store_get_le64(p + 16);
+    e->created_ms = pos_endian_get_le64(p + 16);
     e->channel = (const char *)p + POS_OUTBOX_HDR_SIZE;
     e->channel_len = clen;
     e->payload = p + POS_OUTBOX_HDR_SIZE + clen;
@@ -122,7 +123,7 @@ int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t
             ob->stats.entries++;
             ob->stats.bytes += e.channel_len + e.payload_len;
             ob->stats.payment += e.is_payment;
-            uint64_t id = pos_store_get_be64(k.mv_data);
+            uint64_t id = pos_endian_get_be64(k.mv_data);
             if (id >= next) {
                 next = id + 1;
             }
@@ -192,7 +193,7 @@ static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uin
             e.is_payment) {
             continue;
         }
-        ids[n].id = pos_store_get_be64(k.mv_data);
+        ids[n].id = pos_endian_get_be64(k.mv_data);
         ids[n].bytes = e.channel_len + e.payload_len;
         entries--;
         bytes -= ids[n].bytes;
@@ -204,7 +205,7 @@ static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uin
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char kb[8];
-        pos_store_put_be64(kb, ids[i].id);
+        pos_endian_put_be64(kb, ids[i].id);
         MDB_val key = {sizeof(kb), kb};
         rc = mdb_del(txn, ob->st->dbi[POS_DB_OUTBOX], &key, NULL);
         if (rc != 0) {
@@ -271,7 +272,7 @@ static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_
     }
     uint64_t new_id = ob->stats.next_id;
     unsigned char kb[8];
-    pos_store_put_be64(kb, new_id);
+    pos_endian_put_be64(kb, new_id);
     MDB_val k = {sizeof(kb), kb};
     MDB_val v = {POS_OUTBOX_HDR_SIZE + size, NULL};
     if (rc == 0) {
@@ -285,9 +286,9 @@ static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_
         p[0] = REC_VERSION;
         p[1] = (unsigned char)e->kind;
         p[2] = (unsigned char)((e->is_payment ? FLAG_PAYMENT : 0) | (e->sign ? FLAG_SIGN : 0));
-        pos_store_put_le32(p + 4, (uint32_t)e->channel_len);
-        pos_store_put_le32(p + 8, (uint32_t)e->payload_len);
-        pos_store_put_le64(p + 16, e->created_ms);
+        pos_endian_put_le32(p + 4, (uint32_t)e->channel_len);
+        pos_endian_put_le32(p + 8, (uint32_t)e->payload_len);
+        pos_endian_put_le64(p + 16, e->created_ms);
         memcpy(p + POS_OUTBOX_HDR_SIZE, e->channel, e->channel_len);
         if (e->payload_len != 0) {
             memcpy(p + POS_OUTBOX_HDR_SIZE + e->channel_len, e->payload, e->payload_len);
@@ -460,7 +461,7 @@ int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
             result = -EIO;
             break;
         }
-        batch->entries[i].id = pos_store_get_be64(k.mv_data);
+        batch->entries[i].id = pos_endian_get_be64(k.mv_data);
         off += v.mv_size;
         i++;
     }
@@ -485,7 +486,7 @@ int pos_outbox_ack(pos_outbox_t *ob, uint64_t id)
         return rc;
     }
     unsigned char kb[8];
-    pos_store_put_be64(kb, id);
+    pos_endian_put_be64(kb, id);
     MDB_val k = {sizeof(kb), kb};
     MDB_val v;
     pos_outbox_entry_t e;

@@ -14,6 +14,7 @@
 #include "agent/payment/journal.h"
 #include "agent/store/outbox.h"
 #include "platform/clock.h"
+#include "platform/endian.h"
 #include "platform/log.h"
 
 /* open_once() result meaning "the file is damaged or not ours": move it aside. */
@@ -22,53 +23,6 @@
 static const char *const db_names[POS_DB_COUNT] = {
     "meta", "cache", "cache_lru", "outbox", "journal", "seen",
 };
-
-/* ---- byte order ------------------------------------------------------- */
-
-void pos_store_put_be64(unsigned char out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        out[i] = (unsigned char)(v & 0xffu);
-        v >>= 8;
-    }
-}
-
-uint64_t pos_store_get_be64(const unsigned char in[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v = (v << 8) | in[i];
-    }
-    return v;
-}
-
-void pos_store_put_le32(unsigned char out[4], uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        out[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-uint32_t pos_store_get_le32(const unsigned char in[4])
-{
-    return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
-}
-
-void pos_store_put_le64(unsigned char out[8], uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        out[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-uint64_t pos_store_get_le64(const unsigned char in[8])
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | in[i];
-    }
-    return v;
-}
 
 /* ---- error codes ------------------------------------------------------ */
 
@@ -241,14 +195,14 @@ int pos_store_meta_get(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t
     if (v.mv_size != 8) {
         return -EBADMSG;
     }
-    *value = pos_store_get_le64(v.mv_data);
+    *value = pos_endian_get_le64(v.mv_data);
     return 0;
 }
 
 int pos_store_meta_put(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t value)
 {
     unsigned char buf[8];
-    pos_store_put_le64(buf, value);
+    pos_endian_put_le64(buf, value);
     MDB_val k = {strlen(name), (void *)name};
     MDB_val v = {sizeof(buf), buf};
     return pos_store_errno(mdb_put(txn, st->dbi[POS_DB_META], &k, &v, 0));
@@ -372,8 +326,8 @@ static int walk(pos_store_t *st, MDB_txn *txn, char *why, size_t whylen)
                 }
             } else if (db == POS_DB_CACHE_LRU) {
                 bad = k.mv_size != 8 || v.mv_size == 0;
-                if (!bad && pos_store_get_be64(k.mv_data) > cs->cache_clock) {
-                    cs->cache_clock = pos_store_get_be64(k.mv_data);
+                if (!bad && pos_endian_get_be64(k.mv_data) > cs->cache_clock) {
+                    cs->cache_clock = pos_endian_get_be64(k.mv_data);
                 }
             } else if (db == POS_DB_OUTBOX) {
                 pos_outbox_entry_t e;
@@ -382,7 +336,7 @@ static int walk(pos_store_t *st, MDB_txn *txn, char *why, size_t whylen)
                     cs->outbox_entries++;
                     cs->outbox_bytes += e.channel_len + e.payload_len;
                     cs->outbox_payment += e.is_payment;
-                    cs->outbox_last_id = pos_store_get_be64(k.mv_data);
+                    cs->outbox_last_id = pos_endian_get_be64(k.mv_data);
                 }
             } else if (db == POS_DB_JOURNAL) {
                 pos_payment_record_t r;
@@ -394,7 +348,7 @@ static int walk(pos_store_t *st, MDB_txn *txn, char *why, size_t whylen)
             } else if (db == POS_DB_SEEN) {
                 const unsigned char *kp = k.mv_data;
                 if (k.mv_size == 9 && kp[0] == 'o') {
-                    uint64_t seq = pos_store_get_be64(kp + 1);
+                    uint64_t seq = pos_endian_get_be64(kp + 1);
                     if (cs->seen_first_seq == 0) {
                         cs->seen_first_seq = seq;
                     }

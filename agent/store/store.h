@@ -167,16 +167,6 @@ int pos_store_settle(pos_store_t *st);
 int pos_store_reserve_begin(pos_store_t *st);
 void pos_store_reserve_end(pos_store_t *st);
 
-/* Big-endian 64-bit keys, so LMDB's byte order is numeric order. */
-void pos_store_put_be64(unsigned char out[8], uint64_t v);
-uint64_t pos_store_get_be64(const unsigned char in[8]);
-
-/* Little-endian fields inside records (records are not aligned in the map). */
-void pos_store_put_le32(unsigned char out[4], uint32_t v);
-uint32_t pos_store_get_le32(const unsigned char in[4]);
-void pos_store_put_le64(unsigned char out[8], uint64_t v);
-uint64_t pos_store_get_le64(const unsigned char in[8]);
-
 /* Reads a u64 from the meta database (0 when absent). Returns 0 or a negative errno. */
 int pos_store_meta_get(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t *value);
 

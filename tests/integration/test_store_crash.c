@@ -28,6 +28,7 @@
 #include "agent/store/cache.h"
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
+#include "platform/endian.h"
 #include "tests/support/fs.h"
 
 #define MAP_SIZE  (16u * 1024u * 1024u)
@@ -52,7 +53,7 @@ static void report(int fd, char kind, uint64_t id)
 {
     unsigned char rec[9];
     rec[0] = (unsigned char)kind;
-    pos_store_put_be64(rec + 1, id);
+    pos_endian_put_be64(rec + 1, id);
     ssize_t n;
     do {
         n = write(fd, rec, sizeof(rec));
@@ -239,7 +240,7 @@ static void test_kill_loop(void **state)
                 continue;
             }
             have = 0;
-            uint64_t id = pos_store_get_be64(rec + 1);
+            uint64_t id = pos_endian_get_be64(rec + 1);
             assert_true(id > 0 && id < MAX_IDS);
             if (rec[0] == REC_COMMITTED) {
                 assert_true(id > t.max_id); /* a new id is above every earlier one */

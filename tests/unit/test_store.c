@@ -224,27 +224,6 @@ static void test_errno_translation(void **state)
     assert_false(pos_store_is_corruption(EACCES));
 }
 
-static void test_byte_order(void **state)
-{
-    (void)state;
-    unsigned char b[8];
-    pos_store_put_be64(b, 0x0102030405060708ull);
-    assert_int_equal(b[0], 1);
-    assert_int_equal(b[7], 8);
-    assert_true(pos_store_get_be64(b) == 0x0102030405060708ull);
-    pos_store_put_le64(b, 0x0102030405060708ull);
-    assert_int_equal(b[0], 8);
-    assert_true(pos_store_get_le64(b) == 0x0102030405060708ull);
-    pos_store_put_le32(b, 0xa1b2c3d4u);
-    assert_int_equal(b[0], 0xd4);
-    assert_int_equal(pos_store_get_le32(b), 0xa1b2c3d4u);
-    /* be64 keys sort numerically under memcmp. */
-    unsigned char x[8], y[8];
-    pos_store_put_be64(x, 255);
-    pos_store_put_be64(y, 256);
-    assert_true(memcmp(x, y, 8) < 0);
-}
-
 static void data_path(char *out, size_t len)
 {
     snprintf(out, len, "%s/data.mdb", dir);
@@ -368,7 +347,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_fresh_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test(test_errno_translation),
-        cmocka_unit_test(test_byte_order),
         cmocka_unit_test_setup_teardown(test_corrupt_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_truncated_after_meta, setup, teardown),
