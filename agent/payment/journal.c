@@ -159,6 +159,56 @@ static size_t max_seen(const pos_journal_t *j)
     return j->cfg.max_seen != 0 ? j->cfg.max_seen : POS_JOURNAL_DEFAULT_SEEN;
 }
 
+/* Judges and counts one record of journal or seen (pos_store_check_fn). */
+static int journal_check(void *census, pos_store_db_t db, const MDB_val *k, const MDB_val *v)
+{
+    pos_journal_census_t *cs = census;
+    if (db == POS_DB_JOURNAL) {
+        pos_payment_record_t r;
+        uint64_t seq;
+        bool ok = pos_journal_decode(v->mv_data, v->mv_size, &r, &seq) == 0;
+        if (cs != NULL) {
+            cs->records++;
+            if (ok && seq >= cs->rec_next) {
+                cs->rec_next = seq + 1;
+            }
+        }
+        /* Keyed by its own transaction id. */
+        if (!ok || strlen(r.transaction_id) != k->mv_size ||
+            memcmp(r.transaction_id, k->mv_data, k->mv_size) != 0) {
+            return -EBADMSG;
+        }
+        return 0;
+    }
+    /* seen: 'o' + be64 seq -> id (oldest first in key order), 'i' + id -> be64 seq */
+    const unsigned char *kp = k->mv_data;
+    if (k->mv_size == 9 && kp[0] == 'o') {
+        uint64_t seq = pos_endian_get_be64(kp + 1);
+        if (cs != NULL) {
+            if (cs->seen_first == 0) {
+                cs->seen_first = seq;
+            }
+            cs->seen_next = seq + 1;
+        }
+        return v->mv_size == 0 ? -EBADMSG : 0;
+    }
+    if (k->mv_size > 1 && kp[0] == 'i') {
+        if (cs != NULL) {
+            cs->seen_ids++;
+        }
+        return v->mv_size != 8 ? -EBADMSG : 0;
+    }
+    return -EBADMSG;
+}
+
+void pos_journal_tenant(pos_store_tenant_t *t, pos_journal_census_t *census)
+{
+    t->dbs = POS_STORE_DB_BIT(POS_DB_JOURNAL) | POS_STORE_DB_BIT(POS_DB_SEEN);
+    t->check = journal_check;
+    t->census = census;
+    t->census_size = census != NULL ? sizeof(*census) : 0;
+}
+
 int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config_t *cfg)
 {
     if (j == NULL || st == NULL || st->env == NULL) {
@@ -169,56 +219,19 @@ int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config
     if (cfg != NULL) {
         j->cfg = *cfg;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, MDB_RDONLY, &txn);
+    pos_journal_census_t cs;
+    pos_store_tenant_t t;
+    pos_journal_tenant(&t, &cs);
+    int rc = pos_store_count(st, &t);
     if (rc != 0) {
+        j->st = NULL;
         return rc;
     }
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int mrc = mdb_cursor_open(txn, st->dbi[POS_DB_JOURNAL], &cur);
-    if (mrc == 0) {
-        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            pos_payment_record_t r;
-            uint64_t seq;
-            j->records++;
-            if (pos_journal_decode(v.mv_data, v.mv_size, &r, &seq) == 0 && seq >= j->rec_next) {
-                j->rec_next = seq + 1;
-            }
-        }
-        mdb_cursor_close(cur);
-    }
-    if (mrc == MDB_NOTFOUND) {
-        mrc = mdb_cursor_open(txn, st->dbi[POS_DB_SEEN], &cur);
-    }
-    if (mrc == 0) {
-        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            const unsigned char *kp = k.mv_data;
-            if (k.mv_size == 9 && kp[0] == 'o') {
-                uint64_t seq = pos_endian_get_be64(kp + 1);
-                if (j->seen_first == 0) {
-                    j->seen_first = seq;
-                }
-                j->seen_next = seq + 1;
-            } else if (k.mv_size > 1 && kp[0] == 'i') {
-                j->seen++;
-            }
-        }
-        mdb_cursor_close(cur);
-    }
-    mdb_txn_abort(txn);
-    if (j->rec_next == 0) {
-        j->rec_next = 1;
-    }
-    if (j->seen_next == 0) {
-        j->seen_next = 1;
-    }
-    if (mrc != MDB_NOTFOUND) {
-        j->st = NULL;
-        return pos_store_errno(mrc);
-    }
+    j->records = cs.records;
+    j->rec_next = cs.rec_next != 0 ? cs.rec_next : 1;
+    j->seen = cs.seen_ids;
+    j->seen_first = cs.seen_first;
+    j->seen_next = cs.seen_next != 0 ? cs.seen_next : 1;
     return 0;
 }
 

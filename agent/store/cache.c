@@ -456,7 +456,7 @@ static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_
     return (long long)freed;
 }
 
-static long long reclaim(void *ctx, size_t bytes)
+static long long cache_reclaim(void *ctx, size_t bytes)
 {
     pos_cache_t *c = ctx;
     /* Free more than asked: LMDB needs some spare pages for the retry itself. */
@@ -464,20 +464,69 @@ static long long reclaim(void *ctx, size_t bytes)
     return pos_cache_evict(c, want, wall_ms(), NULL);
 }
 
-/* ---- open / close ----------------------------------------------------- */
+/* ---- tenant, open / close ---------------------------------------------- */
+
+/* Judges and counts one record of cache or cache_lru (pos_store_check_fn). */
+static int cache_check(void *census, pos_store_db_t db, const MDB_val *k, const MDB_val *v)
+{
+    pos_cache_census_t *cs = census;
+    if (db == POS_DB_CACHE) {
+        pos_cache_meta_t m;
+        if (k->mv_size == 0 || pos_cache_record_parse(v->mv_data, v->mv_size, &m, NULL) != 0) {
+            return -EBADMSG;
+        }
+        if (cs != NULL) {
+            cs->entries++;
+            cs->bytes += k->mv_size + v->mv_size;
+            if (m.last_access > cs->clock) {
+                cs->clock = m.last_access;
+            }
+        }
+        return 0;
+    }
+    /* cache_lru: be64 counter -> key */
+    if (k->mv_size != 8 || v->mv_size == 0) {
+        return -EBADMSG;
+    }
+    uint64_t counter = pos_endian_get_be64(k->mv_data);
+    if (cs != NULL && counter > cs->clock) {
+        cs->clock = counter;
+    }
+    return 0;
+}
+
+void pos_cache_tenant(pos_store_tenant_t *t, pos_cache_census_t *census)
+{
+    t->dbs = POS_STORE_DB_BIT(POS_DB_CACHE) | POS_STORE_DB_BIT(POS_DB_CACHE_LRU);
+    t->check = cache_check;
+    t->census = census;
+    t->census_size = census != NULL ? sizeof(*census) : 0;
+}
 
 int pos_cache_open(pos_cache_t *c, pos_store_t *st, const pos_cache_config_t *cfg)
 {
     if (c == NULL || st == NULL || st->env == NULL || cfg == NULL) {
         return -EINVAL;
     }
+    pos_cache_census_t counted;
+    const pos_cache_census_t *cs = cfg->census;
+    if (cs == NULL) {
+        pos_store_tenant_t t;
+        pos_cache_tenant(&t, &counted);
+        int rc = pos_store_count(st, &t);
+        if (rc != 0) {
+            return rc;
+        }
+        cs = &counted;
+    }
     pos_mem_zero(c, sizeof(*c));
     c->st = st;
     c->cfg = *cfg;
-    c->clock = st->census.cache_clock;
-    c->stats.entries = st->census.cache_entries;
-    c->stats.bytes = st->census.cache_bytes;
-    st->reclaim = reclaim;
+    c->cfg.census = NULL;
+    c->clock = cs->clock;
+    c->stats.entries = cs->entries;
+    c->stats.bytes = cs->bytes;
+    st->reclaim = cache_reclaim;
     st->reclaim_ctx = c;
     return 0;
 }

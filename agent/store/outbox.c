@@ -84,7 +84,50 @@ int pos_outbox_stamp(const char *json, size_t len, uint64_t id, char *out, size_
     return (int)need;
 }
 
-/* ---- open / stats ----------------------------------------------------- */
+/* ---- tenant, open / stats ---------------------------------------------- */
+
+/* Judges and counts one record of the outbox (pos_store_check_fn). */
+static int outbox_check(void *census, pos_store_db_t db, const MDB_val *k, const MDB_val *v)
+{
+    pos_outbox_census_t *cs = census;
+    pos_outbox_entry_t e;
+
+    (void)db;
+    if (k->mv_size != 8 || pos_outbox_record_parse(v->mv_data, v->mv_size, &e) != 0) {
+        return -EBADMSG;
+    }
+    if (cs != NULL) {
+        cs->entries++;
+        cs->bytes += e.channel_len + e.payload_len;
+        cs->payment += e.is_payment;
+        cs->last_id = pos_endian_get_be64(k->mv_data); /* key order is id order */
+    }
+    return 0;
+}
+
+void pos_outbox_tenant(pos_store_tenant_t *t, pos_outbox_census_t *census)
+{
+    t->dbs = POS_STORE_DB_BIT(POS_DB_OUTBOX);
+    t->check = outbox_check;
+    t->census = census;
+    t->census_size = census != NULL ? sizeof(*census) : 0;
+}
+
+/* Reads the persisted id counter and drop counter. */
+static int read_counters(pos_store_t *st, uint64_t *next, uint64_t *dropped)
+{
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(st, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = pos_store_meta_get(st, txn, META_NEXT, next);
+    if (rc == 0) {
+        rc = pos_store_meta_get(st, txn, META_DROPPED, dropped);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
 
 int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t *cfg)
 {
@@ -96,42 +139,23 @@ int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t
     if (cfg != NULL) {
         ob->cfg = *cfg;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, MDB_RDONLY, &txn);
-    if (rc != 0) {
-        return rc;
-    }
     uint64_t next = 0, dropped = 0;
-    rc = pos_store_meta_get(st, txn, META_NEXT, &next);
+    pos_outbox_census_t cs;
+    pos_store_tenant_t t;
+    pos_outbox_tenant(&t, &cs);
+    int rc = read_counters(st, &next, &dropped);
+    /* Recount: a census of the walk at open may be older than this call. */
     if (rc == 0) {
-        rc = pos_store_meta_get(st, txn, META_DROPPED, &dropped);
+        rc = pos_store_count(st, &t);
     }
-    /* Recount: the census may be older than this call. */
-    MDB_cursor *cur = NULL;
     if (rc == 0) {
-        rc = pos_store_errno(mdb_cursor_open(txn, st->dbi[POS_DB_OUTBOX], &cur));
-    }
-    if (rc == 0) {
-        MDB_val k, v;
-        int mrc;
-        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            pos_outbox_entry_t e;
-            if (k.mv_size != 8 || pos_outbox_record_parse(v.mv_data, v.mv_size, &e) != 0) {
-                continue;
-            }
-            ob->stats.entries++;
-            ob->stats.bytes += e.channel_len + e.payload_len;
-            ob->stats.payment += e.is_payment;
-            uint64_t id = pos_endian_get_be64(k.mv_data);
-            if (id >= next) {
-                next = id + 1;
-            }
+        ob->stats.entries = cs.entries;
+        ob->stats.bytes = cs.bytes;
+        ob->stats.payment = cs.payment;
+        if (cs.entries > 0 && cs.last_id >= next) {
+            next = cs.last_id + 1;
         }
-        rc = mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
-        mdb_cursor_close(cur);
     }
-    mdb_txn_abort(txn);
     ob->stats.next_id = next == 0 ? 1 : next;
     ob->stats.dropped = dropped;
     if (rc != 0) {

@@ -59,6 +59,14 @@ typedef struct pos_outbox_stats {
     uint64_t next_id; /* the id the next append gets */
 } pos_outbox_stats_t;
 
+/* What a walk counted in the outbox database (see pos_outbox_tenant()). */
+typedef struct pos_outbox_census {
+    uint64_t entries;
+    uint64_t bytes;   /* channel + payload bytes */
+    uint64_t payment; /* entries flagged as payment outcomes */
+    uint64_t last_id; /* highest id present, 0: empty */
+} pos_outbox_census_t;
+
 /* The outbox; embed it in a long-lived struct. Fields are private. */
 typedef struct pos_outbox {
     pos_store_t *st;
@@ -76,7 +84,19 @@ typedef struct pos_outbox_batch {
     unsigned char *buf;
 } pos_outbox_batch_t;
 
-/* Opens the outbox on an open store. Returns 0 or a negative errno. */
+/*
+ * Describes the outbox as a tenant of the store (database outbox) into *t,
+ * counting into *census (NULL: judge only). For pos_store_config_t.tenants,
+ * so that the walk at open judges the outbox's records (a malformed one
+ * moves the store aside); census must then live until pos_store_open()
+ * returns.
+ */
+void pos_outbox_tenant(pos_store_tenant_t *t, pos_outbox_census_t *census);
+
+/*
+ * Opens the outbox on an open store, counting its entries now (the store
+ * may have been written since it opened). Returns 0 or a negative errno.
+ */
 int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t *cfg);
 
 /* Forgets the store (nothing to write: every change is committed at once). */

@@ -20,9 +20,16 @@
  * "data.mdb.corrupt-<epoch>" with one log line, and an empty store is
  * created in its place.
  *
- * The struct is visible so the sibling modules can reach the environment
- * and the database handles; callers outside agent/{store,cache_store,
- * outbox,journal}.c use the functions only.
+ * Tenants: the store never decodes a record. Each module that keeps
+ * records here (the cache, the outbox, the journal) is a tenant: it owns
+ * some of the databases and hands the store a pos_store_tenant_t whose
+ * check callback judges, and counts, one record of them. The read walk at
+ * open runs every record of a tenant's databases through that callback;
+ * the records of a database no tenant owns are read but not judged.
+ *
+ * The struct is visible so the tenants can reach the environment and the
+ * database handles; callers outside agent/store/{store,cache,outbox}.c and
+ * agent/payment/journal.c use the functions only.
  */
 
 #include <lmdb.h>
@@ -53,25 +60,36 @@ typedef enum pos_store_db {
  */
 typedef long long (*pos_store_reclaim_fn)(void *ctx, size_t bytes);
 
+/* The bit of database db in pos_store_tenant_t.dbs. */
+#define POS_STORE_DB_BIT(db) (1u << (unsigned)(db))
+
+/*
+ * Judges one record of a tenant's database db (key and value as LMDB holds
+ * them, valid during the call only) and counts it into census, the
+ * tenant's own counters (NULL: judge only). Returns 0 for a well-formed
+ * record, a negative errno (-EBADMSG) for one that does not parse. It may
+ * count a record it refuses: the census of a refused walk is not used.
+ */
+typedef int (*pos_store_check_fn)(void *census, pos_store_db_t db, const MDB_val *key,
+                                  const MDB_val *value);
+
+/*
+ * A tenant of the store, as its module describes itself (pos_cache_tenant(),
+ * pos_outbox_tenant(), pos_journal_tenant()). The store only reads it.
+ */
+typedef struct pos_store_tenant {
+    uint32_t dbs;             /* POS_STORE_DB_BIT() of each database it owns; never META */
+    pos_store_check_fn check; /* called on every record of those databases */
+    void *census;             /* handed to check; zeroed before each walk; may be NULL */
+    size_t census_size;       /* bytes of *census */
+} pos_store_tenant_t;
+
 typedef struct pos_store_config {
     const char *path;  /* directory, created if missing (mode 0700); NULL: the default */
     uint64_t map_size; /* bytes; 0: POS_STORE_DEFAULT_MAP */
+    const pos_store_tenant_t *tenants; /* whose records the walk at open judges and counts */
+    size_t tenant_count;               /* entries of tenants; no two may own the same database */
 } pos_store_config_t;
-
-/* What the read walk at open found. */
-typedef struct pos_store_census {
-    uint64_t cache_entries;
-    uint64_t cache_bytes; /* key + header + value bytes */
-    uint64_t cache_clock; /* highest access counter in use */
-    uint64_t outbox_entries;
-    uint64_t outbox_bytes;   /* channel + payload bytes */
-    uint64_t outbox_payment; /* entries flagged as payment outcomes */
-    uint64_t outbox_last_id; /* highest id present, 0: empty */
-    uint64_t journal_records;
-    uint64_t seen_ids;
-    uint64_t seen_first_seq; /* oldest remembered sequence number, 0: none */
-    uint64_t seen_last_seq;  /* newest, 0: none */
-} pos_store_census_t;
 
 typedef struct pos_store {
     MDB_env *env;
@@ -80,7 +98,6 @@ typedef struct pos_store {
     uint64_t map_size;
     bool recovered;                         /* the store was found corrupt at open and rebuilt */
     char moved_to[POS_STORE_PATH_MAX + 64]; /* where the corrupt file went, or "" */
-    pos_store_census_t census;
     pos_store_reclaim_fn reclaim;
     void *reclaim_ctx;
     /* Room on the file system (see pos_store_txn_commit()). */
@@ -94,13 +111,26 @@ typedef struct pos_store {
 } pos_store_t;
 
 /*
- * Opens (creating if needed) the store in cfg->path. A corrupt store is
- * moved aside and replaced by an empty one (st->recovered, st->moved_to).
- * Returns 0, or a negative errno: -EINVAL (bad argument or path too long),
- * -EACCES/-EROFS/... from the file system, -EIO when even a fresh store
- * cannot be opened.
+ * Opens (creating if needed) the store in cfg->path and walks every record
+ * of every database; each record of a database in cfg->tenants goes
+ * through its tenant's check, and the tenant's census holds, on return,
+ * what the store holds. A corrupt store (a record refused included) is
+ * moved aside and replaced by an empty one (st->recovered, st->moved_to),
+ * whose walk leaves the censuses at zero. Returns 0, or a negative errno:
+ * -EINVAL (bad argument, path too long, a tenant without check, owning
+ * META or a database another owns), -EACCES/-EROFS/... from the file
+ * system, -EIO when even a fresh store cannot be opened.
  */
 int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg);
+
+/*
+ * Counts a tenant's records as they are now, e.g. when the tenant opens
+ * some time after the store: zeroes t->census, then runs t->check over
+ * every record of t->dbs in one read transaction. A record the check
+ * refuses is passed over, not an error (the walk at open moved any store
+ * holding one aside). Returns 0, -EINVAL, or a negative errno from LMDB.
+ */
+int pos_store_count(pos_store_t *st, const pos_store_tenant_t *t);
 
 /* Closes the environment (all sibling modules must be closed first). Safe on a closed store. */
 void pos_store_close(pos_store_t *st);

@@ -70,12 +70,22 @@ static pos_cache_config_t cache_cfg(void)
     return cc;
 }
 
+/* Opens the store in dir; the walk at open judges every cache and outbox record. */
+static int open_store(pos_store_t *st)
+{
+    pos_store_tenant_t tenants[2];
+    pos_cache_tenant(&tenants[0], NULL);
+    pos_outbox_tenant(&tenants[1], NULL);
+    pos_store_config_t sc = {
+        .path = dir, .map_size = MAP_SIZE, .tenants = tenants, .tenant_count = 2};
+    return pos_store_open(st, &sc);
+}
+
 /* The child: never returns. */
 static void child(int fd, unsigned seed)
 {
     pos_store_t st;
-    pos_store_config_t sc = {.path = dir, .map_size = MAP_SIZE};
-    if (pos_store_open(&st, &sc) != 0 || st.recovered) {
+    if (open_store(&st) != 0 || st.recovered) {
         _exit(2);
     }
     pos_cache_t cache;
@@ -143,8 +153,7 @@ typedef struct totals {
 static void verify(totals_t *t)
 {
     pos_store_t st;
-    pos_store_config_t sc = {.path = dir, .map_size = MAP_SIZE};
-    assert_int_equal(pos_store_open(&st, &sc), 0);
+    assert_int_equal(open_store(&st), 0);
     assert_false(st.recovered);
     t->opens++;
     pos_cache_t cache;
