@@ -203,10 +203,8 @@ static int journal_check(void *census, pos_store_db_t db, const MDB_val *k, cons
 
 void pos_journal_tenant(pos_store_tenant_t *t, pos_journal_census_t *census)
 {
-    t->dbs = POS_STORE_DB_BIT(POS_DB_JOURNAL) | POS_STORE_DB_BIT(POS_DB_SEEN);
-    t->check = journal_check;
-    t->census = census;
-    t->census_size = census != NULL ? sizeof(*census) : 0;
+    *t = (pos_store_tenant_t){POS_STORE_DB_BIT(POS_DB_JOURNAL) | POS_STORE_DB_BIT(POS_DB_SEEN),
+                              journal_check, census, sizeof(*census)};
 }
 
 int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config_t *cfg)
@@ -254,7 +252,7 @@ uint64_t pos_journal_count(const pos_journal_t *j)
 
 /* ---- seen ids ----------------------------------------------------------- */
 
-/* Adds id inside txn; *added and *forgot report the change to the count. */
+/* Adds id inside txn, updating the seen counters *next, *count and *first. */
 static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t *next,
                         uint64_t *count, uint64_t *first)
 {
@@ -325,6 +323,39 @@ static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t
     return 0;
 }
 
+/* A write of the journal, with its counters as they will be once it committed. */
+typedef struct journal_write {
+    pos_journal_t *j;
+    const char *id;                  /* the transaction id */
+    const pos_payment_record_t *rec; /* the record to put, or NULL */
+    uint64_t records, rec_next, seen, seen_next, seen_first;
+} journal_write_t;
+
+/*
+ * Runs fn in one write transaction on a copy of j's counters, which
+ * replace j's once it committed. Returns 0 or a negative errno.
+ */
+static int journal_write(pos_journal_t *j, pos_store_txn_fn fn, const char *id,
+                         const pos_payment_record_t *rec)
+{
+    journal_write_t w = {j, id, rec, j->records, j->rec_next, j->seen, j->seen_next, j->seen_first};
+    int rc = pos_store_txn_run(j->st, 0, fn, &w);
+    if (rc == 0) {
+        j->records = w.records;
+        j->rec_next = w.rec_next;
+        j->seen = w.seen;
+        j->seen_next = w.seen_next;
+        j->seen_first = w.seen_first;
+    }
+    return rc;
+}
+
+static int seen_add_write(void *ctx, MDB_txn *txn)
+{
+    journal_write_t *w = ctx;
+    return seen_add_txn(w->j, txn, w->id, &w->seen_next, &w->seen, &w->seen_first);
+}
+
 int pos_journal_seen_add(pos_journal_t *j, const char *transaction_id)
 {
     if (j == NULL || j->st == NULL || transaction_id == NULL) {
@@ -333,24 +364,7 @@ int pos_journal_seen_add(pos_journal_t *j, const char *transaction_id)
     if (!pos_msg_id_valid(transaction_id)) {
         return -EINVAL;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(j->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    uint64_t next = j->seen_next, count = j->seen, first = j->seen_first;
-    rc = seen_add_txn(j, txn, transaction_id, &next, &count, &first);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = pos_store_txn_commit(txn);
-    if (rc == 0) {
-        j->seen_next = next;
-        j->seen = count;
-        j->seen_first = first;
-    }
-    return rc;
+    return journal_write(j, seen_add_write, transaction_id, NULL);
 }
 
 bool pos_journal_seen_has(pos_journal_t *j, const char *transaction_id)
@@ -463,60 +477,49 @@ static int prune(pos_journal_t *j, MDB_txn *txn, uint64_t *removed)
     return rc;
 }
 
-static int put_attempt(pos_journal_t *j, const pos_payment_record_t *rec)
+/* Stores w->rec, remembers its id as seen, and prunes if needed. */
+static int put_write(void *ctx, MDB_txn *txn)
 {
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(j->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_dbi dbi = j->st->dbi[POS_DB_JOURNAL];
+    journal_write_t *w = ctx;
+    const pos_payment_record_t *rec = w->rec;
+    MDB_dbi dbi = w->j->st->dbi[POS_DB_JOURNAL];
     MDB_val k = {strlen(rec->transaction_id), (void *)rec->transaction_id};
     MDB_val v;
-    uint64_t seq = j->rec_next, rec_next = j->rec_next, records = j->records;
+    uint64_t seq = w->rec_next;
     int mrc = mdb_get(txn, dbi, &k, &v);
     if (mrc == 0) {
         pos_payment_record_t old;
         /* A replacement keeps the transaction's place in the order. */
         if (pos_journal_decode(v.mv_data, v.mv_size, &old, &seq) != 0) {
-            seq = rec_next++;
+            seq = w->rec_next++;
         }
     } else if (mrc == MDB_NOTFOUND) {
-        rec_next++;
-        records++;
+        w->rec_next++;
+        w->records++;
     } else {
-        mdb_txn_abort(txn);
         return pos_store_errno(mrc);
     }
     unsigned char buf[POS_JOURNAL_RECORD_MAX];
     int len = pos_journal_encode(rec, seq, buf, sizeof(buf));
-    rc = len < 0 ? len : 0;
+    int rc = len < 0 ? len : 0;
     if (rc == 0) {
         MDB_val val = {(size_t)len, buf};
         rc = pos_store_errno(mdb_put(txn, dbi, &k, &val, 0));
     }
-    uint64_t next = j->seen_next, count = j->seen, first = j->seen_first;
     if (rc == 0) {
-        rc = seen_add_txn(j, txn, rec->transaction_id, &next, &count, &first);
+        rc = seen_add_txn(w->j, txn, rec->transaction_id, &w->seen_next, &w->seen, &w->seen_first);
     }
     uint64_t removed = 0;
-    if (rc == 0 && records > max_final(j) + PRUNE_SLACK) {
-        rc = prune(j, txn, &removed);
+    if (rc == 0 && w->records > max_final(w->j) + PRUNE_SLACK) {
+        rc = prune(w->j, txn, &removed);
     }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = pos_store_txn_commit(txn);
-    if (rc != 0) {
-        return rc;
-    }
-    j->rec_next = rec_next;
-    j->records = records - removed;
-    j->seen_next = next;
-    j->seen = count;
-    j->seen_first = first;
-    return 0;
+    w->records -= removed;
+    return rc;
+}
+
+static int put_attempt(pos_journal_t *j, const pos_payment_record_t *rec)
+{
+    return journal_write(j, put_write, rec->transaction_id, rec);
 }
 
 int pos_journal_put(pos_journal_t *j, const pos_payment_record_t *rec)
@@ -585,25 +588,21 @@ int pos_journal_list(pos_journal_t *j, pos_journal_visit_fn visit, void *ctx)
     return (int)visited;
 }
 
+static int delete_write(void *ctx, MDB_txn *txn)
+{
+    journal_write_t *w = ctx;
+    MDB_val k = {strlen(w->id), (void *)w->id};
+    int rc = pos_store_errno(mdb_del(txn, w->j->st->dbi[POS_DB_JOURNAL], &k, NULL));
+    if (rc == 0) {
+        w->records--;
+    }
+    return rc;
+}
+
 int pos_journal_delete(pos_journal_t *j, const char *transaction_id)
 {
     if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
         return -EINVAL;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(j->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_val k = {strlen(transaction_id), (void *)transaction_id};
-    rc = pos_store_errno(mdb_del(txn, j->st->dbi[POS_DB_JOURNAL], &k, NULL));
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = pos_store_txn_commit(txn);
-    if (rc == 0) {
-        j->records--;
-    }
-    return rc;
+    return journal_write(j, delete_write, transaction_id, NULL);
 }

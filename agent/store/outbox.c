@@ -107,25 +107,18 @@ static int outbox_check(void *census, pos_store_db_t db, const MDB_val *k, const
 
 void pos_outbox_tenant(pos_store_tenant_t *t, pos_outbox_census_t *census)
 {
-    t->dbs = POS_STORE_DB_BIT(POS_DB_OUTBOX);
-    t->check = outbox_check;
-    t->census = census;
-    t->census_size = census != NULL ? sizeof(*census) : 0;
+    *t = (pos_store_tenant_t){POS_STORE_DB_BIT(POS_DB_OUTBOX), outbox_check, census,
+                              sizeof(*census)};
 }
 
-/* Reads the persisted id counter and drop counter. */
-static int read_counters(pos_store_t *st, uint64_t *next, uint64_t *dropped)
+/* Reads the persisted id counter and drop counter into ob->stats. */
+static int read_counters(void *ctx, MDB_txn *txn)
 {
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, MDB_RDONLY, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = pos_store_meta_get(st, txn, META_NEXT, next);
+    pos_outbox_t *ob = ctx;
+    int rc = pos_store_meta_get(ob->st, txn, META_NEXT, &ob->stats.next_id);
     if (rc == 0) {
-        rc = pos_store_meta_get(st, txn, META_DROPPED, dropped);
+        rc = pos_store_meta_get(ob->st, txn, META_DROPPED, &ob->stats.dropped);
     }
-    mdb_txn_abort(txn);
     return rc;
 }
 
@@ -139,11 +132,10 @@ int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t
     if (cfg != NULL) {
         ob->cfg = *cfg;
     }
-    uint64_t next = 0, dropped = 0;
     pos_outbox_census_t cs;
     pos_store_tenant_t t;
     pos_outbox_tenant(&t, &cs);
-    int rc = read_counters(st, &next, &dropped);
+    int rc = pos_store_txn_run(st, MDB_RDONLY, read_counters, ob);
     /* Recount: a census of the walk at open may be older than this call. */
     if (rc == 0) {
         rc = pos_store_count(st, &t);
@@ -152,12 +144,13 @@ int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t
         ob->stats.entries = cs.entries;
         ob->stats.bytes = cs.bytes;
         ob->stats.payment = cs.payment;
-        if (cs.entries > 0 && cs.last_id >= next) {
-            next = cs.last_id + 1;
+        if (cs.entries > 0 && cs.last_id >= ob->stats.next_id) {
+            ob->stats.next_id = cs.last_id + 1;
         }
     }
-    ob->stats.next_id = next == 0 ? 1 : next;
-    ob->stats.dropped = dropped;
+    if (ob->stats.next_id == 0) {
+        ob->stats.next_id = 1;
+    }
     if (rc != 0) {
         ob->st = NULL;
     }
@@ -272,20 +265,25 @@ static void apply_drops(pos_outbox_t *ob, uint64_t dropped, uint64_t freed)
     ob->stats.dropped += dropped;
 }
 
-/* One attempt: drop for the bounds if needed, then append, in one transaction. */
-static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+typedef struct append_args {
+    pos_outbox_t *ob;
+    const pos_outbox_entry_t *e;
+    uint64_t dropped; /* entries dropped for the bounds */
+    uint64_t freed;   /* their bytes */
+} append_args_t;
+
+/* Drops for the bounds if needed, then appends with the next id. */
+static int append_txn(void *ctx, MDB_txn *txn)
 {
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(ob->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
+    append_args_t *a = ctx;
+    pos_outbox_t *ob = a->ob;
+    const pos_outbox_entry_t *e = a->e;
+    int rc = 0;
     size_t size = e->channel_len + e->payload_len;
-    uint64_t dropped = 0, freed = 0;
     const pos_outbox_config_t *cfg = &ob->cfg;
     if ((cfg->max_entries != 0 && ob->stats.entries + 1 > cfg->max_entries) ||
         (cfg->max_bytes != 0 && ob->stats.bytes + size > cfg->max_bytes)) {
-        rc = drop_oldest(ob, txn, 1, size, 0, &dropped, &freed);
+        rc = drop_oldest(ob, txn, 1, size, 0, &a->dropped, &a->freed);
         if (rc == -ENOSPC) {
             rc = -EDQUOT; /* our bounds, not the map: the caller must not evict for it */
             POS_ERR("outbox",
@@ -320,51 +318,59 @@ static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_
         rc = pos_store_meta_put(ob->st, txn, META_NEXT, new_id + 1);
     }
     if (rc == 0) {
-        rc = write_drops(ob, txn, dropped);
+        rc = write_drops(ob, txn, a->dropped);
     }
+    return rc;
+}
+
+/* One attempt: drop for the bounds if needed, then append, in one transaction. */
+static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+{
+    append_args_t a = {ob, e, 0, 0};
+    int rc = pos_store_txn_run(ob->st, 0, append_txn, &a);
     if (rc != 0) {
-        mdb_txn_abort(txn);
         return rc;
     }
-    rc = pos_store_txn_commit(txn);
-    if (rc != 0) {
-        return rc;
-    }
-    apply_drops(ob, dropped, freed);
+    uint64_t new_id = ob->stats.next_id;
+    apply_drops(ob, a.dropped, a.freed);
     ob->stats.next_id = new_id + 1;
     ob->stats.entries++;
-    ob->stats.bytes += size;
+    ob->stats.bytes += e->channel_len + e->payload_len;
     ob->stats.payment += e->is_payment;
     *id = new_id;
     return 0;
 }
 
-/* Map full: drops a few of the oldest non-payment entries in their own transaction. */
-static int drop_for_map_once(pos_outbox_t *ob, size_t count)
+typedef struct drop_args {
+    pos_outbox_t *ob;
+    size_t count;     /* entries to drop, at least */
+    uint64_t dropped; /* entries dropped */
+    uint64_t freed;   /* their bytes */
+} drop_args_t;
+
+static int drop_txn(void *ctx, MDB_txn *txn)
 {
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(ob->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    uint64_t dropped = 0, freed = 0;
-    pos_outbox_t unbounded = *ob;
+    drop_args_t *a = ctx;
+    pos_outbox_t unbounded = *a->ob;
     unbounded.cfg.max_entries = 0;
     unbounded.cfg.max_bytes = 0;
-    rc = drop_oldest(&unbounded, txn, 0, 0, count, &dropped, &freed);
-    if (rc == -ENOSPC && dropped > 0) {
+    int rc = drop_oldest(&unbounded, txn, 0, 0, a->count, &a->dropped, &a->freed);
+    if (rc == -ENOSPC && a->dropped > 0) {
         rc = 0; /* fewer than asked, but some */
     }
     if (rc == 0) {
-        rc = write_drops(ob, txn, dropped);
+        rc = write_drops(a->ob, txn, a->dropped);
     }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = pos_store_txn_commit(txn);
+    return rc;
+}
+
+/* Map full: drops a few of the oldest non-payment entries in their own transaction. */
+static int drop_for_map_once(pos_outbox_t *ob, size_t count)
+{
+    drop_args_t a = {ob, count, 0, 0};
+    int rc = pos_store_txn_run(ob->st, 0, drop_txn, &a);
     if (rc == 0) {
-        apply_drops(ob, dropped, freed);
+        apply_drops(ob, a.dropped, a.freed);
     }
     return rc;
 }
@@ -499,40 +505,42 @@ int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
     return (int)i;
 }
 
+typedef struct ack_args {
+    pos_outbox_t *ob;
+    uint64_t id;
+    pos_outbox_entry_t e; /* the entry deleted (its pointers die with the transaction) */
+} ack_args_t;
+
+static int ack_txn(void *ctx, MDB_txn *txn)
+{
+    ack_args_t *a = ctx;
+    MDB_dbi dbi = a->ob->st->dbi[POS_DB_OUTBOX];
+    unsigned char kb[8];
+    pos_endian_put_be64(kb, a->id);
+    MDB_val k = {sizeof(kb), kb};
+    MDB_val v;
+    int rc = pos_store_errno(mdb_get(txn, dbi, &k, &v));
+    if (rc == 0) {
+        rc = pos_outbox_record_parse(v.mv_data, v.mv_size, &a->e) == 0 ? 0 : -EIO;
+    }
+    if (rc == 0) {
+        rc = pos_store_errno(mdb_del(txn, dbi, &k, NULL));
+    }
+    return rc;
+}
+
 int pos_outbox_ack(pos_outbox_t *ob, uint64_t id)
 {
     if (ob == NULL || ob->st == NULL) {
         return -EINVAL;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(ob->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    unsigned char kb[8];
-    pos_endian_put_be64(kb, id);
-    MDB_val k = {sizeof(kb), kb};
-    MDB_val v;
-    pos_outbox_entry_t e;
-    rc = pos_store_errno(mdb_get(txn, ob->st->dbi[POS_DB_OUTBOX], &k, &v));
-    if (rc == 0) {
-        rc = pos_outbox_record_parse(v.mv_data, v.mv_size, &e) == 0 ? 0 : -EIO;
-    }
-    if (rc == 0) {
-        rc = pos_store_errno(mdb_del(txn, ob->st->dbi[POS_DB_OUTBOX], &k, NULL));
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    size_t size = e.channel_len + e.payload_len;
-    bool payment = e.is_payment;
-    rc = pos_store_txn_commit(txn);
+    ack_args_t a = {.ob = ob, .id = id};
+    int rc = pos_store_txn_run(ob->st, 0, ack_txn, &a);
     if (rc != 0) {
         return rc;
     }
     ob->stats.entries--;
-    ob->stats.bytes -= size;
-    ob->stats.payment -= payment;
+    ob->stats.bytes -= a.e.channel_len + a.e.payload_len;
+    ob->stats.payment -= a.e.is_payment;
     return 0;
 }

@@ -205,23 +205,36 @@ int pos_store_meta_put(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t
     return pos_store_errno(mdb_put(txn, st->dbi[POS_DB_META], &k, &v, 0));
 }
 
-int pos_store_settle(pos_store_t *st)
+int pos_store_txn_run(pos_store_t *st, unsigned flags, pos_store_txn_fn fn, void *ctx)
 {
     MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, 0, &txn);
+    int rc = pos_store_txn_begin(st, flags, &txn);
     if (rc != 0) {
         return rc;
     }
-    uint64_t n = 0;
-    rc = pos_store_meta_get(st, txn, "settle", &n);
-    if (rc == 0) {
-        rc = pos_store_meta_put(st, txn, "settle", n + 1);
-    }
-    if (rc != 0) {
+    rc = fn(ctx, txn);
+    if (rc != 0 || (flags & MDB_RDONLY) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
     return pos_store_txn_commit(txn);
+}
+
+/* Bumps the "settle" counter: a commit that carries (almost) nothing. */
+static int settle_txn(void *ctx, MDB_txn *txn)
+{
+    pos_store_t *st = ctx;
+    uint64_t n = 0;
+    int rc = pos_store_meta_get(st, txn, "settle", &n);
+    if (rc == 0) {
+        rc = pos_store_meta_put(st, txn, "settle", n + 1);
+    }
+    return rc;
+}
+
+int pos_store_settle(pos_store_t *st)
+{
+    return pos_store_txn_run(st, 0, settle_txn, st);
 }
 
 int pos_store_reserve_begin(pos_store_t *st)
@@ -310,7 +323,7 @@ static int tenants_valid(const tenants_t *ts)
     for (size_t i = 0; i < ts->count; i++) {
         const pos_store_tenant_t *t = &ts->t[i];
         if (t->check == NULL || t->dbs == 0 || (t->dbs >> POS_DB_COUNT) != 0 ||
-            (t->dbs & owned) != 0 || (t->census == NULL && t->census_size != 0)) {
+            (t->dbs & owned) != 0) {
             return -EINVAL;
         }
         owned |= t->dbs;
@@ -388,27 +401,35 @@ static int walk(pos_store_t *st, MDB_txn *txn, const tenants_t *ts, char *why, s
     return 0;
 }
 
+typedef struct count_args {
+    pos_store_t *st;
+    const pos_store_tenant_t *t;
+} count_args_t;
+
+static int count_txn(void *ctx, MDB_txn *txn)
+{
+    count_args_t *a = ctx;
+    int rc = 0;
+    census_zero(a->t);
+    for (int db = 0; db < POS_DB_COUNT && rc == 0; db++) {
+        if ((a->t->dbs & POS_STORE_DB_BIT(db)) != 0) {
+            bool refused;
+            const char *step;
+            rc = pos_store_errno(
+                walk_db(a->st, txn, (pos_store_db_t)db, a->t, false, &refused, &step));
+        }
+    }
+    return rc;
+}
+
 int pos_store_count(pos_store_t *st, const pos_store_tenant_t *t)
 {
     tenants_t one = {t, 1};
     if (t == NULL || tenants_valid(&one) != 0) {
         return -EINVAL;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, MDB_RDONLY, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    census_zero(t);
-    for (int db = 0; db < POS_DB_COUNT && rc == 0; db++) {
-        if ((t->dbs & POS_STORE_DB_BIT(db)) != 0) {
-            bool refused;
-            const char *step;
-            rc = pos_store_errno(walk_db(st, txn, (pos_store_db_t)db, t, false, &refused, &step));
-        }
-    }
-    mdb_txn_abort(txn);
-    return rc;
+    count_args_t a = {st, t};
+    return pos_store_txn_run(st, MDB_RDONLY, count_txn, &a);
 }
 
 /*

@@ -81,7 +81,7 @@ typedef struct pos_store_tenant {
     uint32_t dbs;             /* POS_STORE_DB_BIT() of each database it owns; never META */
     pos_store_check_fn check; /* called on every record of those databases */
     void *census;             /* handed to check; zeroed before each walk; may be NULL */
-    size_t census_size;       /* bytes of *census */
+    size_t census_size;       /* bytes of *census (ignored without one) */
 } pos_store_tenant_t;
 
 typedef struct pos_store_config {
@@ -159,6 +159,19 @@ int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn);
  * disk is only as recoverable as LMDB's free pages make it.
  */
 int pos_store_txn_commit(MDB_txn *txn);
+
+/* The work of one transaction: returns 0 to commit it, a negative errno to abort it. */
+typedef int (*pos_store_txn_fn)(void *ctx, MDB_txn *txn);
+
+/*
+ * Runs fn(ctx, txn) in a transaction of its own, begun with flags (0: a
+ * write, MDB_RDONLY: a read). A write is committed with
+ * pos_store_txn_commit() (durable on return) when fn returned 0, and
+ * aborted otherwise; a read is always aborted (ended). The tenants write
+ * through it and change their in-memory counters only after it returned 0.
+ * Returns 0, the begin's error, fn's, or the commit's (-ENOSPC: full).
+ */
+int pos_store_txn_run(pos_store_t *st, unsigned flags, pos_store_txn_fn fn, void *ctx);
 
 /*
  * Translates an LMDB or system return code into 0 or a negative errno:
