@@ -75,7 +75,9 @@ typedef int (*pos_store_check_fn)(void *census, pos_store_db_t db, const MDB_val
 
 /*
  * A tenant of the store, as its module describes itself (pos_cache_tenant(),
- * pos_outbox_tenant(), pos_journal_tenant()). The store only reads it.
+ * pos_outbox_tenant(), pos_journal_tenant()). The store keeps no copy: it
+ * uses it during pos_store_open() or pos_store_count() only, writing
+ * nothing but *census.
  */
 typedef struct pos_store_tenant {
     uint32_t dbs;             /* POS_STORE_DB_BIT() of each database it owns; never META */
