@@ -236,6 +236,17 @@ static void test_errno_translation(void **state)
     assert_false(pos_store_is_corruption(EACCES));
 }
 
+/* Writes key -> "short" into db of an open store, in a transaction of its own. */
+static void put_short(pos_store_t *st, pos_store_db_t db, const char *key)
+{
+    MDB_txn *txn;
+    assert_int_equal(pos_store_txn_begin(st, 0, &txn), 0);
+    MDB_val k = {strlen(key), (void *)key};
+    MDB_val v = {5, "short"};
+    assert_int_equal(mdb_put(txn, st->dbi[db], &k, &v, 0), 0);
+    assert_int_equal(pos_store_txn_commit(txn), 0);
+}
+
 static void data_path(char *out, size_t len)
 {
     snprintf(out, len, "%s/data.mdb", dir);
@@ -301,12 +312,7 @@ static void test_malformed_record(void **state)
     populate();
     pos_store_t st;
     assert_int_equal(open_store(&st), 0);
-    MDB_txn *txn;
-    assert_int_equal(pos_store_txn_begin(&st, 0, &txn), 0);
-    MDB_val k = {9, "product:1"};
-    MDB_val v = {5, "short"};
-    assert_int_equal(mdb_put(txn, st.dbi[POS_DB_CACHE], &k, &v, 0), 0);
-    assert_int_equal(pos_store_txn_commit(txn), 0);
+    put_short(&st, POS_DB_CACHE, "product:1");
     pos_store_close(&st);
     expect_rebuilt("malformed record in cache");
 }
@@ -331,12 +337,7 @@ static void test_tenants(void **state)
     /* Counting later passes over a record its tenant refuses. */
     populate();
     assert_int_equal(open_store(&st), 0);
-    MDB_txn *txn;
-    assert_int_equal(pos_store_txn_begin(&st, 0, &txn), 0);
-    MDB_val k = {9, "product:x"};
-    MDB_val v = {5, "short"};
-    assert_int_equal(mdb_put(txn, st.dbi[POS_DB_CACHE], &k, &v, 0), 0);
-    assert_int_equal(pos_store_txn_commit(txn), 0);
+    put_short(&st, POS_DB_CACHE, "product:x");
     pos_cache_census_t cs;
     pos_cache_tenant(&t[0], &cs);
     assert_int_equal(pos_store_count(&st, &t[0]), 0);
@@ -353,12 +354,7 @@ static void test_malformed_journal_record(void **state)
     pos_journal_tenant(&t, NULL);
     pos_store_config_t cfg = {.path = dir, .tenants = &t, .tenant_count = 1};
     assert_int_equal(pos_store_open(&st, &cfg), 0);
-    MDB_txn *txn;
-    assert_int_equal(pos_store_txn_begin(&st, 0, &txn), 0);
-    MDB_val k = {5, "T-001"};
-    MDB_val v = {5, "short"};
-    assert_int_equal(mdb_put(txn, st.dbi[POS_DB_JOURNAL], &k, &v, 0), 0);
-    assert_int_equal(pos_store_txn_commit(txn), 0);
+    put_short(&st, POS_DB_JOURNAL, "T-001");
     pos_store_close(&st);
     /* Without the journal as a tenant its records are read, not judged. */
     assert_int_equal(open_store(&st), 0);
