@@ -523,13 +523,21 @@ void pos_agent_shutdown(pos_agent_t *a)
 static void agent_store_open(pos_agent_t *a)
 {
     pos_store_config_t sc;
+    pos_store_tenant_t tenants[3];
     pos_outbox_config_t oc;
     pos_journal_config_t jc;
     int rc;
 
+    /* The walk at open judges each record through its owner; the cache,
+     * the outbox and the journal count theirs when they open. */
+    pos_cache_tenant(&tenants[0], NULL);
+    pos_outbox_tenant(&tenants[1], NULL);
+    pos_journal_tenant(&tenants[2], NULL);
     memset(&sc, 0, sizeof(sc));
     sc.path = a->cfg.store_path;
     sc.map_size = (uint64_t)a->cfg.store_map_size_mb << 20;
+    sc.tenants = tenants;
+    sc.tenant_count = 3;
     rc = pos_store_open(&a->store, &sc);
     if (rc == 0) {
         memset(&oc, 0, sizeof(oc));

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/endian.h"
+
 /*
  * Record layout (little-endian):
  *   0 version (1)  1 state  2 receipt_printed  3 currency digits
@@ -65,21 +67,18 @@ int pos_journal_encode(const pos_payment_record_t *rec, uint64_t seq, unsigned c
     out[1] = (unsigned char)rec->state;
     out[2] = rec->receipt_printed ? 1 : 0;
     out[3] = rec->currency.digits;
-    out[4] = (unsigned char)(rec->currency.numeric & 0xffu);
-    out[5] = (unsigned char)(rec->currency.numeric >> 8);
+    pos_endian_put_le16(out + 4, rec->currency.numeric);
     memcpy(out + 6, rec->currency.alpha, strnlen(rec->currency.alpha, 3));
-    pos_store_put_le64(out + 10, seq);
-    pos_store_put_le64(out + 18, (uint64_t)rec->amount_minor);
+    pos_endian_put_le64(out + 10, seq);
+    pos_endian_put_le64(out + 18, (uint64_t)rec->amount_minor);
     size_t off = REC_FIXED;
     int rc = put_str(out, out_len, &off, rec->transaction_id, sizeof(rec->transaction_id),
                      POS_MSG_ID_MAX);
     if (rc == 0) {
-        rc = put_str(out, out_len, &off, rec->auth_code, sizeof(rec->auth_code),
-                     POS_MSG_AUTH_MAX);
+        rc = put_str(out, out_len, &off, rec->auth_code, sizeof(rec->auth_code), POS_MSG_AUTH_MAX);
     }
     if (rc == 0) {
-        rc = put_str(out, out_len, &off, rec->masked_pan, sizeof(rec->masked_pan),
-                     POS_MSG_PAN_MAX);
+        rc = put_str(out, out_len, &off, rec->masked_pan, sizeof(rec->masked_pan), POS_MSG_PAN_MAX);
     }
     if (rc == 0) {
         rc = put_str(out, out_len, &off, rec->card_brand, sizeof(rec->card_brand),
@@ -117,7 +116,7 @@ int pos_journal_decode(const void *buf, size_t len, pos_payment_record_t *rec, u
     rec->state = (pos_payment_state_t)in[1];
     rec->receipt_printed = in[2] != 0;
     rec->currency.digits = in[3];
-    rec->currency.numeric = (uint16_t)(in[4] | in[5] << 8);
+    rec->currency.numeric = pos_endian_get_le16(in + 4);
     for (int i = 0; i < 3; i++) {
         if (in[6 + i] != 0 && (in[6 + i] < 'A' || in[6 + i] > 'Z')) {
             return -EBADMSG;
@@ -125,9 +124,9 @@ int pos_journal_decode(const void *buf, size_t len, pos_payment_record_t *rec, u
         rec->currency.alpha[i] = (char)in[6 + i];
     }
     if (seq != NULL) {
-        *seq = pos_store_get_le64(in + 10);
+        *seq = pos_endian_get_le64(in + 10);
     }
-    rec->amount_minor = (int64_t)pos_store_get_le64(in + 18);
+    rec->amount_minor = (int64_t)pos_endian_get_le64(in + 18);
     size_t off = REC_FIXED;
     int rc = get_str(in, len, &off, rec->transaction_id, POS_MSG_ID_MAX);
     if (rc == 0) {
@@ -160,6 +159,54 @@ static size_t max_seen(const pos_journal_t *j)
     return j->cfg.max_seen != 0 ? j->cfg.max_seen : POS_JOURNAL_DEFAULT_SEEN;
 }
 
+/* Judges and counts one record of journal or seen (pos_store_check_fn). */
+static int journal_check(void *census, pos_store_db_t db, const MDB_val *k, const MDB_val *v)
+{
+    pos_journal_census_t *cs = census;
+    if (db == POS_DB_JOURNAL) {
+        pos_payment_record_t r;
+        uint64_t seq;
+        bool ok = pos_journal_decode(v->mv_data, v->mv_size, &r, &seq) == 0;
+        if (cs != NULL) {
+            cs->records++;
+            if (ok && seq >= cs->rec_next) {
+                cs->rec_next = seq + 1;
+            }
+        }
+        /* Keyed by its own transaction id. */
+        if (!ok || strlen(r.transaction_id) != k->mv_size ||
+            memcmp(r.transaction_id, k->mv_data, k->mv_size) != 0) {
+            return -EBADMSG;
+        }
+        return 0;
+    }
+    /* seen: 'o' + be64 seq -> id (oldest first in key order), 'i' + id -> be64 seq */
+    const unsigned char *kp = k->mv_data;
+    if (k->mv_size == 9 && kp[0] == 'o') {
+        uint64_t seq = pos_endian_get_be64(kp + 1);
+        if (cs != NULL) {
+            if (cs->seen_first == 0) {
+                cs->seen_first = seq;
+            }
+            cs->seen_next = seq + 1;
+        }
+        return v->mv_size == 0 ? -EBADMSG : 0;
+    }
+    if (k->mv_size > 1 && kp[0] == 'i') {
+        if (cs != NULL) {
+            cs->seen_ids++;
+        }
+        return v->mv_size != 8 ? -EBADMSG : 0;
+    }
+    return -EBADMSG;
+}
+
+void pos_journal_tenant(pos_store_tenant_t *t, pos_journal_census_t *census)
+{
+    *t = (pos_store_tenant_t){POS_STORE_DB_BIT(POS_DB_JOURNAL) | POS_STORE_DB_BIT(POS_DB_SEEN),
+                              journal_check, census, sizeof(*census)};
+}
+
 int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config_t *cfg)
 {
     if (j == NULL || st == NULL || st->env == NULL) {
@@ -170,56 +217,19 @@ int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config
     if (cfg != NULL) {
         j->cfg = *cfg;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, MDB_RDONLY, &txn);
+    pos_journal_census_t cs;
+    pos_store_tenant_t t;
+    pos_journal_tenant(&t, &cs);
+    int rc = pos_store_count(st, &t);
     if (rc != 0) {
+        j->st = NULL;
         return rc;
     }
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int mrc = mdb_cursor_open(txn, st->dbi[POS_DB_JOURNAL], &cur);
-    if (mrc == 0) {
-        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            pos_payment_record_t r;
-            uint64_t seq;
-            j->records++;
-            if (pos_journal_decode(v.mv_data, v.mv_size, &r, &seq) == 0 && seq >= j->rec_next) {
-                j->rec_next = seq + 1;
-            }
-        }
-        mdb_cursor_close(cur);
-    }
-    if (mrc == MDB_NOTFOUND) {
-        mrc = mdb_cursor_open(txn, st->dbi[POS_DB_SEEN], &cur);
-    }
-    if (mrc == 0) {
-        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            const unsigned char *kp = k.mv_data;
-            if (k.mv_size == 9 && kp[0] == 'o') {
-                uint64_t seq = pos_store_get_be64(kp + 1);
-                if (j->seen_first == 0) {
-                    j->seen_first = seq;
-                }
-                j->seen_next = seq + 1;
-            } else if (k.mv_size > 1 && kp[0] == 'i') {
-                j->seen++;
-            }
-        }
-        mdb_cursor_close(cur);
-    }
-    mdb_txn_abort(txn);
-    if (j->rec_next == 0) {
-        j->rec_next = 1;
-    }
-    if (j->seen_next == 0) {
-        j->seen_next = 1;
-    }
-    if (mrc != MDB_NOTFOUND) {
-        j->st = NULL;
-        return pos_store_errno(mrc);
-    }
+    j->records = cs.records;
+    j->rec_next = cs.rec_next != 0 ? cs.rec_next : 1;
+    j->seen = cs.seen_ids;
+    j->seen_first = cs.seen_first;
+    j->seen_next = cs.seen_next != 0 ? cs.seen_next : 1;
     return 0;
 }
 
@@ -242,7 +252,7 @@ uint64_t pos_journal_count(const pos_journal_t *j)
 
 /* ---- seen ids ----------------------------------------------------------- */
 
-/* Adds id inside txn; *added and *forgot report the change to the count. */
+/* Adds id inside txn, updating the seen counters *next, *count and *first. */
 static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t *next,
                         uint64_t *count, uint64_t *first)
 {
@@ -261,7 +271,7 @@ static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t
         return pos_store_errno(rc);
     }
     unsigned char sb[8], ok[9];
-    pos_store_put_be64(sb, *next);
+    pos_endian_put_be64(sb, *next);
     ok[0] = 'o';
     memcpy(ok + 1, sb, 8);
     v = (MDB_val){8, sb};
@@ -297,7 +307,7 @@ static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t
         ik[0] = 'i';
         memcpy(ik + 1, v.mv_data, v.mv_size);
         size_t ilen = 1 + v.mv_size;
-        *first = pos_store_get_be64((unsigned char *)okey.mv_data + 1) + 1;
+        *first = pos_endian_get_be64((unsigned char *)okey.mv_data + 1) + 1;
         rc = mdb_cursor_del(cur, 0);
         mdb_cursor_close(cur);
         if (rc == 0) {
@@ -313,6 +323,39 @@ static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t
     return 0;
 }
 
+/* A write of the journal, with its counters as they will be once it committed. */
+typedef struct journal_write {
+    pos_journal_t *j;
+    const char *id;                  /* the transaction id */
+    const pos_payment_record_t *rec; /* the record to put, or NULL */
+    uint64_t records, rec_next, seen, seen_next, seen_first;
+} journal_write_t;
+
+/*
+ * Runs fn in one write transaction on a copy of j's counters, which
+ * replace j's once it committed. Returns 0 or a negative errno.
+ */
+static int journal_write(pos_journal_t *j, pos_store_txn_fn fn, const char *id,
+                         const pos_payment_record_t *rec)
+{
+    journal_write_t w = {j, id, rec, j->records, j->rec_next, j->seen, j->seen_next, j->seen_first};
+    int rc = pos_store_txn_run(j->st, 0, fn, &w);
+    if (rc == 0) {
+        j->records = w.records;
+        j->rec_next = w.rec_next;
+        j->seen = w.seen;
+        j->seen_next = w.seen_next;
+        j->seen_first = w.seen_first;
+    }
+    return rc;
+}
+
+static int seen_add_write(void *ctx, MDB_txn *txn)
+{
+    journal_write_t *w = ctx;
+    return seen_add_txn(w->j, txn, w->id, &w->seen_next, &w->seen, &w->seen_first);
+}
+
 int pos_journal_seen_add(pos_journal_t *j, const char *transaction_id)
 {
     if (j == NULL || j->st == NULL || transaction_id == NULL) {
@@ -321,30 +364,12 @@ int pos_journal_seen_add(pos_journal_t *j, const char *transaction_id)
     if (!pos_msg_id_valid(transaction_id)) {
         return -EINVAL;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(j->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    uint64_t next = j->seen_next, count = j->seen, first = j->seen_first;
-    rc = seen_add_txn(j, txn, transaction_id, &next, &count, &first);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = pos_store_txn_commit(txn);
-    if (rc == 0) {
-        j->seen_next = next;
-        j->seen = count;
-        j->seen_first = first;
-    }
-    return rc;
+    return journal_write(j, seen_add_write, transaction_id, NULL);
 }
 
 bool pos_journal_seen_has(pos_journal_t *j, const char *transaction_id)
 {
-    if (j == NULL || j->st == NULL || transaction_id == NULL ||
-        !pos_msg_id_valid(transaction_id)) {
+    if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
         return false;
     }
     MDB_txn *txn;
@@ -452,60 +477,49 @@ static int prune(pos_journal_t *j, MDB_txn *txn, uint64_t *removed)
     return rc;
 }
 
-static int put_attempt(pos_journal_t *j, const pos_payment_record_t *rec)
+/* Stores w->rec, remembers its id as seen, and prunes if needed. */
+static int put_write(void *ctx, MDB_txn *txn)
 {
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(j->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_dbi dbi = j->st->dbi[POS_DB_JOURNAL];
+    journal_write_t *w = ctx;
+    const pos_payment_record_t *rec = w->rec;
+    MDB_dbi dbi = w->j->st->dbi[POS_DB_JOURNAL];
     MDB_val k = {strlen(rec->transaction_id), (void *)rec->transaction_id};
     MDB_val v;
-    uint64_t seq = j->rec_next, rec_next = j->rec_next, records = j->records;
+    uint64_t seq = w->rec_next;
     int mrc = mdb_get(txn, dbi, &k, &v);
     if (mrc == 0) {
         pos_payment_record_t old;
         /* A replacement keeps the transaction's place in the order. */
         if (pos_journal_decode(v.mv_data, v.mv_size, &old, &seq) != 0) {
-            seq = rec_next++;
+            seq = w->rec_next++;
         }
     } else if (mrc == MDB_NOTFOUND) {
-        rec_next++;
-        records++;
+        w->rec_next++;
+        w->records++;
     } else {
-        mdb_txn_abort(txn);
         return pos_store_errno(mrc);
     }
     unsigned char buf[POS_JOURNAL_RECORD_MAX];
     int len = pos_journal_encode(rec, seq, buf, sizeof(buf));
-    rc = len < 0 ? len : 0;
+    int rc = len < 0 ? len : 0;
     if (rc == 0) {
         MDB_val val = {(size_t)len, buf};
         rc = pos_store_errno(mdb_put(txn, dbi, &k, &val, 0));
     }
-    uint64_t next = j->seen_next, count = j->seen, first = j->seen_first;
     if (rc == 0) {
-        rc = seen_add_txn(j, txn, rec->transaction_id, &next, &count, &first);
+        rc = seen_add_txn(w->j, txn, rec->transaction_id, &w->seen_next, &w->seen, &w->seen_first);
     }
     uint64_t removed = 0;
-    if (rc == 0 && records > max_final(j) + PRUNE_SLACK) {
-        rc = prune(j, txn, &removed);
+    if (rc == 0 && w->records > max_final(w->j) + PRUNE_SLACK) {
+        rc = prune(w->j, txn, &removed);
     }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = pos_store_txn_commit(txn);
-    if (rc != 0) {
-        return rc;
-    }
-    j->rec_next = rec_next;
-    j->records = records - removed;
-    j->seen_next = next;
-    j->seen = count;
-    j->seen_first = first;
-    return 0;
+    w->records -= removed;
+    return rc;
+}
+
+static int put_attempt(pos_journal_t *j, const pos_payment_record_t *rec)
+{
+    return journal_write(j, put_write, rec->transaction_id, rec);
 }
 
 int pos_journal_put(pos_journal_t *j, const pos_payment_record_t *rec)
@@ -574,26 +588,21 @@ int pos_journal_list(pos_journal_t *j, pos_journal_visit_fn visit, void *ctx)
     return (int)visited;
 }
 
-int pos_journal_delete(pos_journal_t *j, const char *transaction_id)
+static int delete_write(void *ctx, MDB_txn *txn)
 {
-    if (j == NULL || j->st == NULL || transaction_id == NULL ||
-        !pos_msg_id_valid(transaction_id)) {
-        return -EINVAL;
-    }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(j->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_val k = {strlen(transaction_id), (void *)transaction_id};
-    rc = pos_store_errno(mdb_del(txn, j->st->dbi[POS_DB_JOURNAL], &k, NULL));
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = pos_store_txn_commit(txn);
+    journal_write_t *w = ctx;
+    MDB_val k = {strlen(w->id), (void *)w->id};
+    int rc = pos_store_errno(mdb_del(txn, w->j->st->dbi[POS_DB_JOURNAL], &k, NULL));
     if (rc == 0) {
-        j->records--;
+        w->records--;
     }
     return rc;
+}
+
+int pos_journal_delete(pos_journal_t *j, const char *transaction_id)
+{
+    if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
+        return -EINVAL;
+    }
+    return journal_write(j, delete_write, transaction_id, NULL);
 }

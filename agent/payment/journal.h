@@ -30,21 +30,42 @@ typedef struct pos_journal_config {
     size_t max_seen;  /* 0: POS_JOURNAL_DEFAULT_SEEN */
 } pos_journal_config_t;
 
+/* What a walk counted in the journal's databases (see pos_journal_tenant()). */
+typedef struct pos_journal_census {
+    uint64_t records;    /* journal records */
+    uint64_t rec_next;   /* one past the highest record sequence number, 0: none */
+    uint64_t seen_ids;   /* transaction ids remembered */
+    uint64_t seen_first; /* oldest remembered sequence number, 0: none */
+    uint64_t seen_next;  /* one past the newest, 0: none */
+} pos_journal_census_t;
+
 /* The journal; embed it in a long-lived struct. Fields are private. */
 typedef struct pos_journal {
     pos_store_t *st;
     pos_journal_config_t cfg;
-    uint64_t records;   /* records stored */
-    uint64_t seen;      /* ids remembered */
-    uint64_t seen_next; /* sequence number of the next new seen id */
+    uint64_t records;    /* records stored */
+    uint64_t seen;       /* ids remembered */
+    uint64_t seen_next;  /* sequence number of the next new seen id */
     uint64_t seen_first; /* oldest remembered sequence number */
-    uint64_t rec_next;  /* sequence number of the next new journal record */
+    uint64_t rec_next;   /* sequence number of the next new journal record */
 } pos_journal_t;
 
 /* Visits one record of pos_journal_list(); return nonzero to stop. */
 typedef int (*pos_journal_visit_fn)(void *ctx, const pos_payment_record_t *rec);
 
-/* Opens the journal on an open store. Returns 0 or a negative errno. */
+/*
+ * Describes the journal as a tenant of the store (databases journal and
+ * seen) into *t, counting into *census (NULL: judge only). For
+ * pos_store_config_t.tenants, so that the walk at open judges the
+ * journal's records (a malformed one moves the store aside); census must
+ * then live until pos_store_open() returns.
+ */
+void pos_journal_tenant(pos_store_tenant_t *t, pos_journal_census_t *census);
+
+/*
+ * Opens the journal on an open store, counting its records and seen ids
+ * now. Returns 0 or a negative errno.
+ */
 int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config_t *cfg);
 
 /* Forgets the store. */

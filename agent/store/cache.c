@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "platform/endian.h"
 #include "platform/mem.h"
 
 /*
@@ -25,24 +26,23 @@ typedef struct delta {
 
 /* ---- pure parts ------------------------------------------------------- */
 
-int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta,
-                           const void **value)
+int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta, const void **value)
 {
     const unsigned char *p = rec;
     if (rec == NULL || len < POS_CACHE_HDR_SIZE || p[0] != REC_VERSION ||
         p[1] >= POS_CACHE_FAMILY_COUNT || (p[2] & ~FLAG_STALE) != 0) {
         return -EBADMSG;
     }
-    uint32_t vlen = pos_store_get_le32(p + 4);
+    uint32_t vlen = pos_endian_get_le32(p + 4);
     if ((size_t)vlen != len - POS_CACHE_HDR_SIZE) {
         return -EBADMSG;
     }
     meta->family = (pos_cache_family_t)p[1];
     meta->stale = (p[2] & FLAG_STALE) != 0;
     meta->value_len = vlen;
-    meta->fetched_at_ms = pos_store_get_le64(p + 8);
-    meta->verified_at_ms = pos_store_get_le64(p + 16);
-    meta->last_access = pos_store_get_le64(p + 24);
+    meta->fetched_at_ms = pos_endian_get_le64(p + 8);
+    meta->verified_at_ms = pos_endian_get_le64(p + 16);
+    meta->last_access = pos_endian_get_le64(p + 24);
     if (value != NULL) {
         *value = p + POS_CACHE_HDR_SIZE;
     }
@@ -55,10 +55,10 @@ static void encode_header(unsigned char *p, const pos_cache_meta_t *m)
     p[1] = (unsigned char)m->family;
     p[2] = m->stale ? FLAG_STALE : 0;
     p[3] = 0;
-    pos_store_put_le32(p + 4, m->value_len);
-    pos_store_put_le64(p + 8, m->fetched_at_ms);
-    pos_store_put_le64(p + 16, m->verified_at_ms);
-    pos_store_put_le64(p + 24, m->last_access);
+    pos_endian_put_le32(p + 4, m->value_len);
+    pos_endian_put_le64(p + 8, m->fetched_at_ms);
+    pos_endian_put_le64(p + 16, m->verified_at_ms);
+    pos_endian_put_le64(p + 24, m->last_access);
 }
 
 bool pos_cache_expired(const pos_cache_meta_t *meta, uint64_t now_ms,
@@ -134,7 +134,7 @@ static uint64_t wall_ms(void)
 static int lru_del(pos_cache_t *c, MDB_txn *txn, uint64_t counter)
 {
     unsigned char kb[8];
-    pos_store_put_be64(kb, counter);
+    pos_endian_put_be64(kb, counter);
     MDB_val k = {sizeof(kb), kb};
     int rc = mdb_del(txn, c->st->dbi[POS_DB_CACHE_LRU], &k, NULL);
     return rc == MDB_NOTFOUND ? 0 : pos_store_errno(rc);
@@ -143,15 +143,15 @@ static int lru_del(pos_cache_t *c, MDB_txn *txn, uint64_t counter)
 static int lru_put(pos_cache_t *c, MDB_txn *txn, uint64_t counter, const char *key, size_t len)
 {
     unsigned char kb[8];
-    pos_store_put_be64(kb, counter);
+    pos_endian_put_be64(kb, counter);
     MDB_val k = {sizeof(kb), kb};
     MDB_val v = {len, (void *)key};
     return pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE_LRU], &k, &v, 0));
 }
 
 /* Reads a key's metadata inside txn. Returns 0, -ENOENT or a negative errno. */
-static int read_meta(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len,
-                     pos_cache_meta_t *m, MDB_val *raw)
+static int read_meta(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len, pos_cache_meta_t *m,
+                     MDB_val *raw)
 {
     MDB_val k = {len, (void *)key};
     int rc = mdb_get(txn, c->st->dbi[POS_DB_CACHE], &k, raw);
@@ -242,17 +242,45 @@ static void clear_pending(pos_cache_t *c)
     c->pending_count = 0;
 }
 
-/* Commits txn and applies d to the counters; drops the applied touches. */
-static int commit(pos_cache_t *c, MDB_txn *txn, const delta_t *d)
+/* What one cache write does inside its transaction, after the pending touches. */
+typedef int (*cache_op_fn)(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d);
+
+typedef struct cache_write {
+    pos_cache_t *c;
+    cache_op_fn op; /* NULL: the pending touches only */
+    void *arg;
+    delta_t d;
+} cache_write_t;
+
+static int cache_write_txn(void *ctx, MDB_txn *txn)
 {
-    int rc = pos_store_txn_commit(txn);
+    cache_write_t *w = ctx;
+    int rc = apply_pending(w->c, txn);
+    if (rc == 0 && w->op != NULL) {
+        rc = w->op(w->c, txn, w->arg, &w->d);
+    }
+    return rc;
+}
+
+/*
+ * One write transaction: the pending touches, then op(c, txn, arg, d).
+ * Once it committed, drops the applied touches and applies the delta to
+ * the counters (and copies it into *d, may be NULL).
+ */
+static int cache_write(pos_cache_t *c, cache_op_fn op, void *arg, delta_t *d)
+{
+    cache_write_t w = {c, op, arg, {0}};
+    int rc = pos_store_txn_run(c->st, 0, cache_write_txn, &w);
     if (rc != 0) {
         return rc;
     }
     clear_pending(c);
-    c->stats.bytes = (uint64_t)((long long)c->stats.bytes + d->bytes);
-    c->stats.entries = (uint64_t)((long long)c->stats.entries + d->entries);
-    c->stats.evictions += d->evictions;
+    c->stats.bytes = (uint64_t)((long long)c->stats.bytes + w.d.bytes);
+    c->stats.entries = (uint64_t)((long long)c->stats.entries + w.d.entries);
+    c->stats.evictions += w.d.evictions;
+    if (d != NULL) {
+        *d = w.d;
+    }
     return 0;
 }
 
@@ -302,8 +330,8 @@ static int victim_cmp(const void *a, const void *b)
 }
 
 /* Evicts expired entries, longest-expired first, until need bytes went. */
-static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms,
-                         delta_t *d, size_t *freed)
+static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms, delta_t *d,
+                         size_t *freed)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur);
@@ -374,7 +402,7 @@ static int evict_lru(pos_cache_t *c, MDB_txn *txn, size_t need, delta_t *d, size
         if (rc == 0) {
             memcpy(key, v.mv_data, len);
         }
-        uint64_t counter = rc == 0 ? pos_store_get_be64(k.mv_data) : 0;
+        uint64_t counter = rc == 0 ? pos_endian_get_be64(k.mv_data) : 0;
         mdb_cursor_close(cur);
         if (rc == MDB_NOTFOUND) {
             return 0;
@@ -426,37 +454,36 @@ long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t 
     return rc;
 }
 
+typedef struct evict_args {
+    size_t need; /* bytes */
+    uint64_t now_ms;
+    size_t freed; /* bytes */
+} evict_args_t;
+
+static int evict_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
+{
+    evict_args_t *a = arg;
+    return evict_txn(c, txn, a->need, a->now_ms, d, &a->freed);
+}
+
 static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
 {
     if (c == NULL || c->st == NULL) {
         return -EINVAL;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(c->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    delta_t d = {0};
-    size_t freed = 0;
-    rc = apply_pending(c, txn);
-    if (rc == 0) {
-        rc = evict_txn(c, txn, bytes, now_ms, &d, &freed);
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = commit(c, txn, &d);
+    evict_args_t a = {bytes, now_ms, 0};
+    delta_t d;
+    int rc = cache_write(c, evict_op, &a, &d);
     if (rc != 0) {
         return rc;
     }
     if (evicted != NULL) {
         *evicted = (size_t)d.evictions;
     }
-    return (long long)freed;
+    return (long long)a.freed;
 }
 
-static long long reclaim(void *ctx, size_t bytes)
+static long long cache_reclaim(void *ctx, size_t bytes)
 {
     pos_cache_t *c = ctx;
     /* Free more than asked: LMDB needs some spare pages for the retry itself. */
@@ -464,20 +491,67 @@ static long long reclaim(void *ctx, size_t bytes)
     return pos_cache_evict(c, want, wall_ms(), NULL);
 }
 
-/* ---- open / close ----------------------------------------------------- */
+/* ---- tenant, open / close ---------------------------------------------- */
+
+/* Judges and counts one record of cache or cache_lru (pos_store_check_fn). */
+static int cache_check(void *census, pos_store_db_t db, const MDB_val *k, const MDB_val *v)
+{
+    pos_cache_census_t *cs = census;
+    if (db == POS_DB_CACHE) {
+        pos_cache_meta_t m;
+        if (k->mv_size == 0 || pos_cache_record_parse(v->mv_data, v->mv_size, &m, NULL) != 0) {
+            return -EBADMSG;
+        }
+        if (cs != NULL) {
+            cs->entries++;
+            cs->bytes += k->mv_size + v->mv_size;
+            if (m.last_access > cs->clock) {
+                cs->clock = m.last_access;
+            }
+        }
+        return 0;
+    }
+    /* cache_lru: be64 counter -> key */
+    if (k->mv_size != 8 || v->mv_size == 0) {
+        return -EBADMSG;
+    }
+    uint64_t counter = pos_endian_get_be64(k->mv_data);
+    if (cs != NULL && counter > cs->clock) {
+        cs->clock = counter;
+    }
+    return 0;
+}
+
+void pos_cache_tenant(pos_store_tenant_t *t, pos_cache_census_t *census)
+{
+    *t = (pos_store_tenant_t){POS_STORE_DB_BIT(POS_DB_CACHE) | POS_STORE_DB_BIT(POS_DB_CACHE_LRU),
+                              cache_check, census, sizeof(*census)};
+}
 
 int pos_cache_open(pos_cache_t *c, pos_store_t *st, const pos_cache_config_t *cfg)
 {
     if (c == NULL || st == NULL || st->env == NULL || cfg == NULL) {
         return -EINVAL;
     }
+    pos_cache_census_t counted;
+    const pos_cache_census_t *cs = cfg->census;
+    if (cs == NULL) {
+        pos_store_tenant_t t;
+        pos_cache_tenant(&t, &counted);
+        int rc = pos_store_count(st, &t);
+        if (rc != 0) {
+            return rc;
+        }
+        cs = &counted;
+    }
     pos_mem_zero(c, sizeof(*c));
     c->st = st;
     c->cfg = *cfg;
-    c->clock = st->census.cache_clock;
-    c->stats.entries = st->census.cache_entries;
-    c->stats.bytes = st->census.cache_bytes;
-    st->reclaim = reclaim;
+    c->cfg.census = NULL;
+    c->clock = cs->clock;
+    c->stats.entries = cs->entries;
+    c->stats.bytes = cs->bytes;
+    st->reclaim = cache_reclaim;
     st->reclaim_ctx = c;
     return 0;
 }
@@ -508,18 +582,7 @@ int pos_cache_flush(pos_cache_t *c)
     if (c->pending_count == 0) {
         return 0;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(c->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = apply_pending(c, txn);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    delta_t d = {0};
-    return commit(c, txn, &d);
+    return cache_write(c, NULL, NULL, NULL);
 }
 
 /* ---- put -------------------------------------------------------------- */
@@ -543,8 +606,7 @@ static int check_item(const pos_cache_t *c, const pos_cache_item_t *it)
         return -EINVAL;
     }
     uint64_t size = (uint64_t)it->key_len + POS_CACHE_HDR_SIZE + it->value_len;
-    if (it->value_len > POS_CACHE_VALUE_MAX ||
-        (c->cfg.max_bytes != 0 && size > c->cfg.max_bytes)) {
+    if (it->value_len > POS_CACHE_VALUE_MAX || (c->cfg.max_bytes != 0 && size > c->cfg.max_bytes)) {
         return -EMSGSIZE;
     }
     return 0;
@@ -601,45 +663,48 @@ static int put_one(pos_cache_t *c, MDB_txn *txn, const pos_cache_item_t *it, uin
     return 0;
 }
 
-/* One attempt at storing the batch, evicting for the byte budget first. */
-static int put_attempt(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms)
+typedef struct put_args {
+    const pos_cache_item_t *items;
+    size_t n;
+    uint64_t now_ms;
+} put_args_t;
+
+/* Evicts for the byte budget if the batch needs it, then stores the batch. */
+static int put_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
 {
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(c->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    delta_t d = {0};
-    uint64_t clock = c->clock;
-    rc = apply_pending(c, txn);
-    if (rc == 0 && c->cfg.max_bytes != 0) {
+    put_args_t *a = arg;
+    int rc = 0;
+    if (c->cfg.max_bytes != 0) {
         uint64_t add = 0;
-        for (size_t i = 0; i < n; i++) {
-            add += items[i].key_len + POS_CACHE_HDR_SIZE + items[i].value_len;
+        for (size_t i = 0; i < a->n; i++) {
+            add += a->items[i].key_len + POS_CACHE_HDR_SIZE + a->items[i].value_len;
         }
         if (c->stats.bytes + add > c->cfg.max_bytes) {
             /* Evict a sixteenth more than needed so the next puts do not each evict. */
             uint64_t need = c->stats.bytes + add - c->cfg.max_bytes + c->cfg.max_bytes / 16;
             size_t freed;
-            rc = evict_txn(c, txn, (size_t)need, now_ms, &d, &freed);
+            rc = evict_txn(c, txn, (size_t)need, a->now_ms, d, &freed);
         }
     }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = put_one(c, txn, &items[i], now_ms, &d);
-    }
-    if (rc == 0) {
-        rc = commit(c, txn, &d);
-    } else {
-        mdb_txn_abort(txn);
-    }
-    if (rc != 0) {
-        c->clock = clock;
+    for (size_t i = 0; rc == 0 && i < a->n; i++) {
+        rc = put_one(c, txn, &a->items[i], a->now_ms, d);
     }
     return rc;
 }
 
-int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n,
-                        uint64_t now_ms)
+/* One attempt at storing the batch, evicting for the byte budget first. */
+static int put_attempt(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms)
+{
+    put_args_t a = {items, n, now_ms};
+    uint64_t clock = c->clock;
+    int rc = cache_write(c, put_op, &a, NULL);
+    if (rc != 0) {
+        c->clock = clock; /* the counters handed out went with the transaction */
+    }
+    return rc;
+}
+
+int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms)
 {
     if (c == NULL || c->st == NULL || (items == NULL && n != 0)) {
         return -EINVAL;
@@ -746,8 +811,7 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
     if (rc != 0) {
         return rc;
     }
-    info->age_ms =
-        now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
+    info->age_ms = now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
     info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, c->cfg.ttl_ms);
     if (info->fresh) {
         c->stats.hits++;
@@ -760,10 +824,22 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
 
 /* ---- stale marks and deletes ------------------------------------------ */
 
-/* One write transaction on one key: pending touches first, then op. */
-typedef int (*key_op_fn)(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len,
-                         delta_t *d);
+/* What a write on one key does (del_entry(), mark_stale_op()). */
+typedef int (*key_op_fn)(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len, delta_t *d);
 
+typedef struct key_args {
+    const char *key;
+    size_t key_len;
+    key_op_fn op;
+} key_args_t;
+
+static int key_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
+{
+    key_args_t *a = arg;
+    return a->op(c, txn, a->key, a->key_len, d);
+}
+
+/* One write transaction on one key: pending touches first, then op. */
 static int key_txn(pos_cache_t *c, const char *key, size_t key_len, key_op_fn op)
 {
     if (c == NULL || c->st == NULL) {
@@ -773,25 +849,11 @@ static int key_txn(pos_cache_t *c, const char *key, size_t key_len, key_op_fn op
     if (rc != 0) {
         return rc;
     }
-    MDB_txn *txn;
-    rc = pos_store_txn_begin(c->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    delta_t d = {0};
-    rc = apply_pending(c, txn);
-    if (rc == 0) {
-        rc = op(c, txn, key, key_len, &d);
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return commit(c, txn, &d);
+    key_args_t a = {key, key_len, op};
+    return cache_write(c, key_op, &a, NULL);
 }
 
-static int mark_stale_op(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len,
-                         delta_t *d)
+static int mark_stale_op(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len, delta_t *d)
 {
     pos_cache_meta_t m;
     MDB_val raw;
@@ -810,60 +872,61 @@ int pos_cache_mark_stale(pos_cache_t *c, const char *key, size_t key_len)
     return key_txn(c, key, key_len, mark_stale_op);
 }
 
+typedef struct stale_args {
+    uint64_t since_ms;
+    size_t changed;
+} stale_args_t;
+
+/* Marks stale every entry not verified since a->since_ms. */
+static int mark_stale_before_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
+{
+    stale_args_t *a = arg;
+    MDB_cursor *cur;
+
+    (void)d;
+    int rc = pos_store_errno(mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur));
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k, v;
+    int mrc;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        pos_cache_meta_t m;
+        if (pos_cache_record_parse(v.mv_data, v.mv_size, &m, NULL) != 0 || m.stale ||
+            m.verified_at_ms >= a->since_ms) {
+            continue;
+        }
+        m.stale = true;
+        unsigned char *copy = malloc(v.mv_size);
+        if (copy == NULL) {
+            mrc = ENOMEM;
+            break;
+        }
+        memcpy(copy, v.mv_data, v.mv_size);
+        encode_header(copy, &m);
+        MDB_val nv = {v.mv_size, copy};
+        /* Same key, same size: replaced in place, the cursor keeps its position. */
+        mrc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+        free(copy);
+        if (mrc != 0) {
+            break;
+        }
+        a->changed++;
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
+}
+
 int pos_cache_mark_stale_before(pos_cache_t *c, uint64_t since_ms, size_t *count)
 {
     if (c == NULL || c->st == NULL) {
         return -EINVAL;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(c->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    size_t changed = 0;
-    MDB_cursor *cur = NULL;
-    rc = apply_pending(c, txn);
-    if (rc == 0) {
-        rc = pos_store_errno(mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur));
-    }
-    if (rc == 0) {
-        MDB_val k, v;
-        int mrc;
-        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            pos_cache_meta_t m;
-            if (pos_cache_record_parse(v.mv_data, v.mv_size, &m, NULL) != 0 || m.stale ||
-                m.verified_at_ms >= since_ms) {
-                continue;
-            }
-            m.stale = true;
-            unsigned char *copy = malloc(v.mv_size);
-            if (copy == NULL) {
-                mrc = ENOMEM;
-                break;
-            }
-            memcpy(copy, v.mv_data, v.mv_size);
-            encode_header(copy, &m);
-            MDB_val nv = {v.mv_size, copy};
-            /* Same key, same size: replaced in place, the cursor keeps its position. */
-            mrc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
-            free(copy);
-            if (mrc != 0) {
-                break;
-            }
-            changed++;
-        }
-        rc = mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
-        mdb_cursor_close(cur);
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    delta_t d = {0};
-    rc = commit(c, txn, &d);
+    stale_args_t a = {since_ms, 0};
+    int rc = cache_write(c, mark_stale_before_op, &a, NULL);
     if (rc == 0 && count != NULL) {
-        *count = changed;
+        *count = a.changed;
     }
     return rc;
 }
@@ -878,32 +941,27 @@ int pos_cache_delete(pos_cache_t *c, const char *key, size_t key_len)
     return key_txn(c, key, key_len, del_entry);
 }
 
-int pos_cache_delete_if(pos_cache_t *c, pos_cache_match_fn match, void *ctx, size_t *count)
+typedef struct delete_args {
+    pos_cache_match_fn match;
+    void *ctx;
+    size_t deleted;
+} delete_args_t;
+
+/* Deletes every entry whose key a->match accepts. */
+static int delete_if_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
 {
-    if (c == NULL || c->st == NULL || match == NULL) {
-        return -EINVAL;
-    }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(c->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    delta_t d = {0};
-    size_t deleted = 0;
-    rc = apply_pending(c, txn);
+    delete_args_t *a = arg;
     /* Collect first, delete after: a write invalidates the cursor's data pointers. */
     victim_t *v = NULL;
     size_t n = 0, cap = 0;
     MDB_cursor *cur = NULL;
-    if (rc == 0) {
-        rc = pos_store_errno(mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur));
-    }
+    int rc = pos_store_errno(mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur));
     if (rc == 0) {
         MDB_val k, val;
         int mrc;
         for (mrc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
              mrc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-            if (!match(ctx, k.mv_data, k.mv_size)) {
+            if (!a->match(a->ctx, k.mv_data, k.mv_size)) {
                 continue;
             }
             mrc = victims_push(&v, &n, &cap, &k, NULL);
@@ -915,20 +973,25 @@ int pos_cache_delete_if(pos_cache_t *c, pos_cache_match_fn match, void *ctx, siz
         mdb_cursor_close(cur);
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = del_entry(c, txn, v[i].key, v[i].key_len, &d);
-        deleted++;
+        rc = del_entry(c, txn, v[i].key, v[i].key_len, d);
+        a->deleted++;
     }
     for (size_t i = 0; i < n; i++) {
         free(v[i].key);
     }
     free(v);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
+    return rc;
+}
+
+int pos_cache_delete_if(pos_cache_t *c, pos_cache_match_fn match, void *ctx, size_t *count)
+{
+    if (c == NULL || c->st == NULL || match == NULL) {
+        return -EINVAL;
     }
-    rc = commit(c, txn, &d);
+    delete_args_t a = {match, ctx, 0};
+    int rc = cache_write(c, delete_if_op, &a, NULL);
     if (rc == 0 && count != NULL) {
-        *count = deleted;
+        *count = a.deleted;
     }
     return rc;
 }

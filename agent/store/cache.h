@@ -26,10 +26,10 @@
 
 #include "agent/store/store.h"
 
-#define POS_CACHE_KEY_MAX       511          /* bytes; LMDB's MDB_MAXKEYSIZE */
-#define POS_CACHE_VALUE_MAX     (512u * 1024u) /* bytes */
-#define POS_CACHE_HDR_SIZE      32u          /* bytes of header before each value */
-#define POS_CACHE_PENDING_MAX   1024         /* distinct keys' touches held in memory */
+#define POS_CACHE_KEY_MAX     511            /* bytes; LMDB's MDB_MAXKEYSIZE */
+#define POS_CACHE_VALUE_MAX   (512u * 1024u) /* bytes */
+#define POS_CACHE_HDR_SIZE    32u            /* bytes of header before each value */
+#define POS_CACHE_PENDING_MAX 1024           /* distinct keys' touches held in memory */
 
 typedef enum pos_cache_family {
     POS_CACHE_PRODUCT = 0, /* product:{productId} */
@@ -40,9 +40,19 @@ typedef enum pos_cache_family {
     POS_CACHE_FAMILY_COUNT
 } pos_cache_family_t;
 
+/* What a walk counted in the cache's databases (see pos_cache_tenant()). */
+typedef struct pos_cache_census {
+    uint64_t entries;
+    uint64_t bytes; /* key + header + value bytes */
+    uint64_t clock; /* highest access counter in use */
+} pos_cache_census_t;
+
 typedef struct pos_cache_config {
     uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT]; /* freshness per family, ms; 0: never fresh */
     uint64_t max_bytes; /* budget for key + header + value bytes; 0: only the map bounds it */
+    /* What the walk at pos_store_open() counted, if nothing wrote the cache since; NULL: the
+     * cache counts at pos_cache_open() (one more walk of its databases). Not kept. */
+    const pos_cache_census_t *census;
 } pos_cache_config_t;
 
 /* Entry metadata, as stored. */
@@ -63,12 +73,12 @@ typedef struct pos_cache_info {
 } pos_cache_info_t;
 
 typedef struct pos_cache_stats {
-    uint64_t hits;       /* gets that found a fresh entry (since open) */
-    uint64_t stale_hits; /* gets that found a stale or expired entry (since open) */
-    uint64_t misses;     /* gets that found nothing (since open) */
-    uint64_t entries;    /* entries stored now */
-    uint64_t bytes;      /* key + header + value bytes stored now */
-    uint64_t evictions;  /* entries evicted (since open) */
+    uint64_t hits;            /* gets that found a fresh entry (since open) */
+    uint64_t stale_hits;      /* gets that found a stale or expired entry (since open) */
+    uint64_t misses;          /* gets that found nothing (since open) */
+    uint64_t entries;         /* entries stored now */
+    uint64_t bytes;           /* key + header + value bytes stored now */
+    uint64_t evictions;       /* entries evicted (since open) */
     uint64_t touches_dropped; /* LRU touches lost to a full pending set (since open) */
 } pos_cache_stats_t;
 
@@ -115,9 +125,19 @@ typedef int (*pos_cache_visit_fn)(void *ctx, const char *key, size_t key_len,
 typedef bool (*pos_cache_match_fn)(void *ctx, const char *key, size_t key_len);
 
 /*
+ * Describes the cache as a tenant of the store (databases cache and
+ * cache_lru) into *t, counting into *census (NULL: judge only). For
+ * pos_store_config_t.tenants, so that the walk at open judges the cache's
+ * records (a malformed one moves the store aside) and counts them; census
+ * must then live until pos_store_open() returns.
+ */
+void pos_cache_tenant(pos_store_tenant_t *t, pos_cache_census_t *census);
+
+/*
  * Opens the cache on an open store and registers it as the store's
  * reclaimer (MDB_MAP_FULL in the outbox or journal evicts cache entries
- * first). Returns 0 or -EINVAL.
+ * first). Takes its counts from cfg->census, or counts them now.
+ * Returns 0, -EINVAL, or a negative errno from the count.
  */
 int pos_cache_open(pos_cache_t *c, pos_store_t *st, const pos_cache_config_t *cfg);
 
@@ -143,8 +163,7 @@ int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *v
  * Stores n items in one transaction (one fsync), as pos_cache_put() does
  * each. Returns 0 or the first error (then nothing of the batch is stored).
  */
-int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n,
-                        uint64_t now_ms);
+int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms);
 
 /*
  * Looks key up at now_ms. On success copies the value into buf (buf_len
@@ -213,10 +232,8 @@ bool pos_cache_expired(const pos_cache_meta_t *meta, uint64_t now_ms,
 
 /*
  * Record codec (pure): parses a stored value of len bytes into *meta and
- * points *value at its bytes. Returns 0 or -EBADMSG. Used by the read walk
- * at open.
+ * points *value (may be NULL) at its bytes. Returns 0 or -EBADMSG.
  */
-int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta,
-                           const void **value);
+int pos_cache_record_parse(const void *rec, size_t len, pos_cache_meta_t *meta, const void **value);
 
 #endif /* AGENT_STORE_CACHE_H */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/endian.h"
 #include "platform/log.h"
 
 /*
@@ -31,8 +32,8 @@ int pos_outbox_record_parse(const void *rec, size_t len, pos_outbox_entry_t *e)
         p[1] >= POS_OUTBOX_KIND_COUNT || (p[2] & ~(FLAG_PAYMENT | FLAG_SIGN)) != 0) {
         return -EBADMSG;
     }
-    uint32_t clen = pos_store_get_le32(p + 4);
-    uint32_t plen = pos_store_get_le32(p + 8);
+    uint32_t clen = pos_endian_get_le32(p + 4);
+    uint32_t plen = pos_endian_get_le32(p + 8);
     if (clen == 0 || clen > POS_OUTBOX_CHANNEL_MAX || plen > POS_OUTBOX_PAYLOAD_MAX ||
         (size_t)clen + plen != len - POS_OUTBOX_HDR_SIZE) {
         return -EBADMSG;
@@ -41,7 +42,7 @@ int pos_outbox_record_parse(const void *rec, size_t len, pos_outbox_entry_t *e)
     e->kind = (pos_outbox_kind_t)p[1];
     e->is_payment = (p[2] & FLAG_PAYMENT) != 0;
     e->sign = (p[2] & FLAG_SIGN) != 0;
-    e->created_ms = pos_store_get_le64(p + 16);
+    e->created_ms = pos_endian_get_le64(p + 16);
     e->channel = (const char *)p + POS_OUTBOX_HDR_SIZE;
     e->channel_len = clen;
     e->payload = p + POS_OUTBOX_HDR_SIZE + clen;
@@ -83,7 +84,43 @@ int pos_outbox_stamp(const char *json, size_t len, uint64_t id, char *out, size_
     return (int)need;
 }
 
-/* ---- open / stats ----------------------------------------------------- */
+/* ---- tenant, open / stats ---------------------------------------------- */
+
+/* Judges and counts one record of the outbox (pos_store_check_fn). */
+static int outbox_check(void *census, pos_store_db_t db, const MDB_val *k, const MDB_val *v)
+{
+    pos_outbox_census_t *cs = census;
+    pos_outbox_entry_t e;
+
+    (void)db;
+    if (k->mv_size != 8 || pos_outbox_record_parse(v->mv_data, v->mv_size, &e) != 0) {
+        return -EBADMSG;
+    }
+    if (cs != NULL) {
+        cs->entries++;
+        cs->bytes += e.channel_len + e.payload_len;
+        cs->payment += e.is_payment;
+        cs->last_id = pos_endian_get_be64(k->mv_data); /* key order is id order */
+    }
+    return 0;
+}
+
+void pos_outbox_tenant(pos_store_tenant_t *t, pos_outbox_census_t *census)
+{
+    *t = (pos_store_tenant_t){POS_STORE_DB_BIT(POS_DB_OUTBOX), outbox_check, census,
+                              sizeof(*census)};
+}
+
+/* Reads the persisted id counter and drop counter into ob->stats. */
+static int read_counters(void *ctx, MDB_txn *txn)
+{
+    pos_outbox_t *ob = ctx;
+    int rc = pos_store_meta_get(ob->st, txn, META_NEXT, &ob->stats.next_id);
+    if (rc == 0) {
+        rc = pos_store_meta_get(ob->st, txn, META_DROPPED, &ob->stats.dropped);
+    }
+    return rc;
+}
 
 int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t *cfg)
 {
@@ -95,44 +132,25 @@ int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t
     if (cfg != NULL) {
         ob->cfg = *cfg;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, MDB_RDONLY, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    uint64_t next = 0, dropped = 0;
-    rc = pos_store_meta_get(st, txn, META_NEXT, &next);
+    pos_outbox_census_t cs;
+    pos_store_tenant_t t;
+    pos_outbox_tenant(&t, &cs);
+    int rc = pos_store_txn_run(st, MDB_RDONLY, read_counters, ob);
+    /* Recount: a census of the walk at open may be older than this call. */
     if (rc == 0) {
-        rc = pos_store_meta_get(st, txn, META_DROPPED, &dropped);
-    }
-    /* Recount: the census may be older than this call. */
-    MDB_cursor *cur = NULL;
-    if (rc == 0) {
-        rc = pos_store_errno(mdb_cursor_open(txn, st->dbi[POS_DB_OUTBOX], &cur));
+        rc = pos_store_count(st, &t);
     }
     if (rc == 0) {
-        MDB_val k, v;
-        int mrc;
-        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            pos_outbox_entry_t e;
-            if (k.mv_size != 8 || pos_outbox_record_parse(v.mv_data, v.mv_size, &e) != 0) {
-                continue;
-            }
-            ob->stats.entries++;
-            ob->stats.bytes += e.channel_len + e.payload_len;
-            ob->stats.payment += e.is_payment;
-            uint64_t id = pos_store_get_be64(k.mv_data);
-            if (id >= next) {
-                next = id + 1;
-            }
+        ob->stats.entries = cs.entries;
+        ob->stats.bytes = cs.bytes;
+        ob->stats.payment = cs.payment;
+        if (cs.entries > 0 && cs.last_id >= ob->stats.next_id) {
+            ob->stats.next_id = cs.last_id + 1;
         }
-        rc = mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
-        mdb_cursor_close(cur);
     }
-    mdb_txn_abort(txn);
-    ob->stats.next_id = next == 0 ? 1 : next;
-    ob->stats.dropped = dropped;
+    if (ob->stats.next_id == 0) {
+        ob->stats.next_id = 1;
+    }
     if (rc != 0) {
         ob->st = NULL;
     }
@@ -192,7 +210,7 @@ static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uin
             e.is_payment) {
             continue;
         }
-        ids[n].id = pos_store_get_be64(k.mv_data);
+        ids[n].id = pos_endian_get_be64(k.mv_data);
         ids[n].bytes = e.channel_len + e.payload_len;
         entries--;
         bytes -= ids[n].bytes;
@@ -204,7 +222,7 @@ static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uin
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char kb[8];
-        pos_store_put_be64(kb, ids[i].id);
+        pos_endian_put_be64(kb, ids[i].id);
         MDB_val key = {sizeof(kb), kb};
         rc = mdb_del(txn, ob->st->dbi[POS_DB_OUTBOX], &key, NULL);
         if (rc != 0) {
@@ -247,30 +265,36 @@ static void apply_drops(pos_outbox_t *ob, uint64_t dropped, uint64_t freed)
     ob->stats.dropped += dropped;
 }
 
-/* One attempt: drop for the bounds if needed, then append, in one transaction. */
-static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+typedef struct append_args {
+    pos_outbox_t *ob;
+    const pos_outbox_entry_t *e;
+    uint64_t dropped; /* entries dropped for the bounds */
+    uint64_t freed;   /* their bytes */
+} append_args_t;
+
+/* Drops for the bounds if needed, then appends with the next id. */
+static int append_txn(void *ctx, MDB_txn *txn)
 {
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(ob->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
+    append_args_t *a = ctx;
+    pos_outbox_t *ob = a->ob;
+    const pos_outbox_entry_t *e = a->e;
+    int rc = 0;
     size_t size = e->channel_len + e->payload_len;
-    uint64_t dropped = 0, freed = 0;
     const pos_outbox_config_t *cfg = &ob->cfg;
     if ((cfg->max_entries != 0 && ob->stats.entries + 1 > cfg->max_entries) ||
         (cfg->max_bytes != 0 && ob->stats.bytes + size > cfg->max_bytes)) {
-        rc = drop_oldest(ob, txn, 1, size, 0, &dropped, &freed);
+        rc = drop_oldest(ob, txn, 1, size, 0, &a->dropped, &a->freed);
         if (rc == -ENOSPC) {
             rc = -EDQUOT; /* our bounds, not the map: the caller must not evict for it */
-            POS_ERR("outbox", "full of payment outcomes (%" PRIu64 " entries, %" PRIu64
+            POS_ERR("outbox",
+                    "full of payment outcomes (%" PRIu64 " entries, %" PRIu64
                     " bytes): a %s entry could not be queued",
                     ob->stats.entries, ob->stats.bytes, e->is_payment ? "payment" : "non-payment");
         }
     }
     uint64_t new_id = ob->stats.next_id;
     unsigned char kb[8];
-    pos_store_put_be64(kb, new_id);
+    pos_endian_put_be64(kb, new_id);
     MDB_val k = {sizeof(kb), kb};
     MDB_val v = {POS_OUTBOX_HDR_SIZE + size, NULL};
     if (rc == 0) {
@@ -284,9 +308,9 @@ static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_
         p[0] = REC_VERSION;
         p[1] = (unsigned char)e->kind;
         p[2] = (unsigned char)((e->is_payment ? FLAG_PAYMENT : 0) | (e->sign ? FLAG_SIGN : 0));
-        pos_store_put_le32(p + 4, (uint32_t)e->channel_len);
-        pos_store_put_le32(p + 8, (uint32_t)e->payload_len);
-        pos_store_put_le64(p + 16, e->created_ms);
+        pos_endian_put_le32(p + 4, (uint32_t)e->channel_len);
+        pos_endian_put_le32(p + 8, (uint32_t)e->payload_len);
+        pos_endian_put_le64(p + 16, e->created_ms);
         memcpy(p + POS_OUTBOX_HDR_SIZE, e->channel, e->channel_len);
         if (e->payload_len != 0) {
             memcpy(p + POS_OUTBOX_HDR_SIZE + e->channel_len, e->payload, e->payload_len);
@@ -294,51 +318,59 @@ static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_
         rc = pos_store_meta_put(ob->st, txn, META_NEXT, new_id + 1);
     }
     if (rc == 0) {
-        rc = write_drops(ob, txn, dropped);
+        rc = write_drops(ob, txn, a->dropped);
     }
+    return rc;
+}
+
+/* One attempt: drop for the bounds if needed, then append, in one transaction. */
+static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+{
+    append_args_t a = {ob, e, 0, 0};
+    int rc = pos_store_txn_run(ob->st, 0, append_txn, &a);
     if (rc != 0) {
-        mdb_txn_abort(txn);
         return rc;
     }
-    rc = pos_store_txn_commit(txn);
-    if (rc != 0) {
-        return rc;
-    }
-    apply_drops(ob, dropped, freed);
+    uint64_t new_id = ob->stats.next_id;
+    apply_drops(ob, a.dropped, a.freed);
     ob->stats.next_id = new_id + 1;
     ob->stats.entries++;
-    ob->stats.bytes += size;
+    ob->stats.bytes += e->channel_len + e->payload_len;
     ob->stats.payment += e->is_payment;
     *id = new_id;
     return 0;
 }
 
-/* Map full: drops a few of the oldest non-payment entries in their own transaction. */
-static int drop_for_map_once(pos_outbox_t *ob, size_t count)
+typedef struct drop_args {
+    pos_outbox_t *ob;
+    size_t count;     /* entries to drop, at least */
+    uint64_t dropped; /* entries dropped */
+    uint64_t freed;   /* their bytes */
+} drop_args_t;
+
+static int drop_txn(void *ctx, MDB_txn *txn)
 {
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(ob->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    uint64_t dropped = 0, freed = 0;
-    pos_outbox_t unbounded = *ob;
+    drop_args_t *a = ctx;
+    pos_outbox_t unbounded = *a->ob;
     unbounded.cfg.max_entries = 0;
     unbounded.cfg.max_bytes = 0;
-    rc = drop_oldest(&unbounded, txn, 0, 0, count, &dropped, &freed);
-    if (rc == -ENOSPC && dropped > 0) {
+    int rc = drop_oldest(&unbounded, txn, 0, 0, a->count, &a->dropped, &a->freed);
+    if (rc == -ENOSPC && a->dropped > 0) {
         rc = 0; /* fewer than asked, but some */
     }
     if (rc == 0) {
-        rc = write_drops(ob, txn, dropped);
+        rc = write_drops(a->ob, txn, a->dropped);
     }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = pos_store_txn_commit(txn);
+    return rc;
+}
+
+/* Map full: drops a few of the oldest non-payment entries in their own transaction. */
+static int drop_for_map_once(pos_outbox_t *ob, size_t count)
+{
+    drop_args_t a = {ob, count, 0, 0};
+    int rc = pos_store_txn_run(ob->st, 0, drop_txn, &a);
     if (rc == 0) {
-        apply_drops(ob, dropped, freed);
+        apply_drops(ob, a.dropped, a.freed);
     }
     return rc;
 }
@@ -358,8 +390,8 @@ static int drop_for_map(pos_outbox_t *ob, size_t count)
 int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
 {
     if (ob == NULL || ob->st == NULL || e == NULL || id == NULL ||
-        (unsigned)e->kind >= POS_OUTBOX_KIND_COUNT || e->channel == NULL ||
-        e->channel_len == 0 || (e->payload == NULL && e->payload_len != 0)) {
+        (unsigned)e->kind >= POS_OUTBOX_KIND_COUNT || e->channel == NULL || e->channel_len == 0 ||
+        (e->payload == NULL && e->payload_len != 0)) {
         return -EINVAL;
     }
     size_t size = e->channel_len + e->payload_len;
@@ -382,7 +414,8 @@ int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *i
         /* Drop generously: a delete needs free pages too, so leave some slack. */
         int drc = drop_for_map(ob, (size_t)16 << tries);
         if (drc != 0) {
-            POS_ERR("outbox", "store full (map or disk) and dropping older non-payment "
+            POS_ERR("outbox",
+                    "store full (map or disk) and dropping older non-payment "
                     "entries did not make room: a %s entry could not be queued",
                     e->is_payment ? "payment" : "non-payment");
             return drc == -ENOSPC ? -ENOSPC : drc;
@@ -458,7 +491,7 @@ int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
             result = -EIO;
             break;
         }
-        batch->entries[i].id = pos_store_get_be64(k.mv_data);
+        batch->entries[i].id = pos_endian_get_be64(k.mv_data);
         off += v.mv_size;
         i++;
     }
@@ -472,40 +505,42 @@ int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
     return (int)i;
 }
 
+typedef struct ack_args {
+    pos_outbox_t *ob;
+    uint64_t id;
+    pos_outbox_entry_t e; /* the entry deleted (its pointers die with the transaction) */
+} ack_args_t;
+
+static int ack_txn(void *ctx, MDB_txn *txn)
+{
+    ack_args_t *a = ctx;
+    MDB_dbi dbi = a->ob->st->dbi[POS_DB_OUTBOX];
+    unsigned char kb[8];
+    pos_endian_put_be64(kb, a->id);
+    MDB_val k = {sizeof(kb), kb};
+    MDB_val v;
+    int rc = pos_store_errno(mdb_get(txn, dbi, &k, &v));
+    if (rc == 0) {
+        rc = pos_outbox_record_parse(v.mv_data, v.mv_size, &a->e) == 0 ? 0 : -EIO;
+    }
+    if (rc == 0) {
+        rc = pos_store_errno(mdb_del(txn, dbi, &k, NULL));
+    }
+    return rc;
+}
+
 int pos_outbox_ack(pos_outbox_t *ob, uint64_t id)
 {
     if (ob == NULL || ob->st == NULL) {
         return -EINVAL;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(ob->st, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    unsigned char kb[8];
-    pos_store_put_be64(kb, id);
-    MDB_val k = {sizeof(kb), kb};
-    MDB_val v;
-    pos_outbox_entry_t e;
-    rc = pos_store_errno(mdb_get(txn, ob->st->dbi[POS_DB_OUTBOX], &k, &v));
-    if (rc == 0) {
-        rc = pos_outbox_record_parse(v.mv_data, v.mv_size, &e) == 0 ? 0 : -EIO;
-    }
-    if (rc == 0) {
-        rc = pos_store_errno(mdb_del(txn, ob->st->dbi[POS_DB_OUTBOX], &k, NULL));
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    size_t size = e.channel_len + e.payload_len;
-    bool payment = e.is_payment;
-    rc = pos_store_txn_commit(txn);
+    ack_args_t a = {.ob = ob, .id = id};
+    int rc = pos_store_txn_run(ob->st, 0, ack_txn, &a);
     if (rc != 0) {
         return rc;
     }
     ob->stats.entries--;
-    ob->stats.bytes -= size;
-    ob->stats.payment -= payment;
+    ob->stats.bytes -= a.e.channel_len + a.e.payload_len;
+    ob->stats.payment -= a.e.is_payment;
     return 0;
 }

@@ -22,9 +22,9 @@
 
 #include "agent/store/store.h"
 
-#define POS_OUTBOX_HDR_SIZE     24u             /* bytes of header before channel + payload */
-#define POS_OUTBOX_CHANNEL_MAX  511             /* channel or key bytes */
-#define POS_OUTBOX_PAYLOAD_MAX  (64u * 1024u)   /* payload bytes */
+#define POS_OUTBOX_HDR_SIZE    24u           /* bytes of header before channel + payload */
+#define POS_OUTBOX_CHANNEL_MAX 511           /* channel or key bytes */
+#define POS_OUTBOX_PAYLOAD_MAX (64u * 1024u) /* payload bytes */
 
 typedef enum pos_outbox_kind {
     POS_OUTBOX_PUBLISH = 0, /* PUBLISH channel payload */
@@ -42,10 +42,10 @@ typedef struct pos_outbox_config {
 typedef struct pos_outbox_entry {
     uint64_t id;
     pos_outbox_kind_t kind;
-    bool is_payment;        /* a payment outcome: never dropped */
-    bool sign;              /* the agent's own message: "sig" added when it is sent */
-    uint64_t created_ms;    /* epoch ms passed to append */
-    const char *channel;    /* channel or key, channel_len bytes (not NUL-terminated) */
+    bool is_payment;     /* a payment outcome: never dropped */
+    bool sign;           /* the agent's own message: "sig" added when it is sent */
+    uint64_t created_ms; /* epoch ms passed to append */
+    const char *channel; /* channel or key, channel_len bytes (not NUL-terminated) */
     size_t channel_len;
     const void *payload;
     size_t payload_len;
@@ -53,11 +53,19 @@ typedef struct pos_outbox_entry {
 
 typedef struct pos_outbox_stats {
     uint64_t entries;
-    uint64_t bytes;          /* channel + payload bytes */
-    uint64_t payment;        /* entries that are payment outcomes */
-    uint64_t dropped;        /* non-payment entries dropped for room, ever (persisted) */
-    uint64_t next_id;        /* the id the next append gets */
+    uint64_t bytes;   /* channel + payload bytes */
+    uint64_t payment; /* entries that are payment outcomes */
+    uint64_t dropped; /* non-payment entries dropped for room, ever (persisted) */
+    uint64_t next_id; /* the id the next append gets */
 } pos_outbox_stats_t;
+
+/* What a walk counted in the outbox database (see pos_outbox_tenant()). */
+typedef struct pos_outbox_census {
+    uint64_t entries;
+    uint64_t bytes;   /* channel + payload bytes */
+    uint64_t payment; /* entries flagged as payment outcomes */
+    uint64_t last_id; /* highest id present, 0: empty */
+} pos_outbox_census_t;
 
 /* The outbox; embed it in a long-lived struct. Fields are private. */
 typedef struct pos_outbox {
@@ -76,7 +84,19 @@ typedef struct pos_outbox_batch {
     unsigned char *buf;
 } pos_outbox_batch_t;
 
-/* Opens the outbox on an open store. Returns 0 or a negative errno. */
+/*
+ * Describes the outbox as a tenant of the store (database outbox) into *t,
+ * counting into *census (NULL: judge only). For pos_store_config_t.tenants,
+ * so that the walk at open judges the outbox's records (a malformed one
+ * moves the store aside); census must then live until pos_store_open()
+ * returns.
+ */
+void pos_outbox_tenant(pos_store_tenant_t *t, pos_outbox_census_t *census);
+
+/*
+ * Opens the outbox on an open store, counting its entries now (the store
+ * may have been written since it opened). Returns 0 or a negative errno.
+ */
 int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t *cfg);
 
 /* Forgets the store (nothing to write: every change is committed at once). */

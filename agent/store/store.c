@@ -10,10 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/store/cache.h"
-#include "agent/payment/journal.h"
-#include "agent/store/outbox.h"
 #include "platform/clock.h"
+#include "platform/endian.h"
 #include "platform/log.h"
 
 /* open_once() result meaning "the file is damaged or not ours": move it aside. */
@@ -22,54 +20,6 @@
 static const char *const db_names[POS_DB_COUNT] = {
     "meta", "cache", "cache_lru", "outbox", "journal", "seen",
 };
-
-/* ---- byte order ------------------------------------------------------- */
-
-void pos_store_put_be64(unsigned char out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        out[i] = (unsigned char)(v & 0xffu);
-        v >>= 8;
-    }
-}
-
-uint64_t pos_store_get_be64(const unsigned char in[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v = (v << 8) | in[i];
-    }
-    return v;
-}
-
-void pos_store_put_le32(unsigned char out[4], uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        out[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-uint32_t pos_store_get_le32(const unsigned char in[4])
-{
-    return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
-           (uint32_t)in[3] << 24;
-}
-
-void pos_store_put_le64(unsigned char out[8], uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        out[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-uint64_t pos_store_get_le64(const unsigned char in[8])
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | in[i];
-    }
-    return v;
-}
 
 /* ---- error codes ------------------------------------------------------ */
 
@@ -148,7 +98,8 @@ static void store_disk_full(pos_store_t *st, const char *what, int sys_err)
         return;
     }
     st->disk_full_log_ms = now;
-    POS_ERR("store", "the file system holding %s is full (%s, %s; %" PRIu64 " so far): "
+    POS_ERR("store",
+            "the file system holding %s is full (%s, %s; %" PRIu64 " so far): "
             "cached entries give up their room, payment outcomes keep theirs",
             st->path, what, strerror(sys_err), st->disk_full);
 }
@@ -194,8 +145,8 @@ static void store_keep_reserve(pos_store_t *st)
     int err = errno;
     if (err == EOPNOTSUPP || err == ENOSYS) {
         st->no_fallocate = true;
-        POS_INFO("store", "%s cannot allocate ahead (%s): no reserve against a full disk",
-                 st->path, strerror(err));
+        POS_INFO("store", "%s cannot allocate ahead (%s): no reserve against a full disk", st->path,
+                 strerror(err));
         return;
     }
     if ((err == ENOSPC || err == EDQUOT) && !st->disk_low) {
@@ -241,36 +192,49 @@ int pos_store_meta_get(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t
     if (v.mv_size != 8) {
         return -EBADMSG;
     }
-    *value = pos_store_get_le64(v.mv_data);
+    *value = pos_endian_get_le64(v.mv_data);
     return 0;
 }
 
 int pos_store_meta_put(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t value)
 {
     unsigned char buf[8];
-    pos_store_put_le64(buf, value);
+    pos_endian_put_le64(buf, value);
     MDB_val k = {strlen(name), (void *)name};
     MDB_val v = {sizeof(buf), buf};
     return pos_store_errno(mdb_put(txn, st->dbi[POS_DB_META], &k, &v, 0));
 }
 
-int pos_store_settle(pos_store_t *st)
+int pos_store_txn_run(pos_store_t *st, unsigned flags, pos_store_txn_fn fn, void *ctx)
 {
     MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, 0, &txn);
+    int rc = pos_store_txn_begin(st, flags, &txn);
     if (rc != 0) {
         return rc;
     }
-    uint64_t n = 0;
-    rc = pos_store_meta_get(st, txn, "settle", &n);
-    if (rc == 0) {
-        rc = pos_store_meta_put(st, txn, "settle", n + 1);
-    }
-    if (rc != 0) {
+    rc = fn(ctx, txn);
+    if (rc != 0 || (flags & MDB_RDONLY) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
     return pos_store_txn_commit(txn);
+}
+
+/* Bumps the "settle" counter: a commit that carries (almost) nothing. */
+static int settle_txn(void *ctx, MDB_txn *txn)
+{
+    pos_store_t *st = ctx;
+    uint64_t n = 0;
+    int rc = pos_store_meta_get(st, txn, "settle", &n);
+    if (rc == 0) {
+        rc = pos_store_meta_put(st, txn, "settle", n + 1);
+    }
+    return rc;
+}
+
+int pos_store_settle(pos_store_t *st)
+{
+    return pos_store_txn_run(st, 0, settle_txn, st);
 }
 
 int pos_store_reserve_begin(pos_store_t *st)
@@ -343,83 +307,129 @@ static void close_env(pos_store_t *st)
     }
 }
 
-/* Walks every record of every database, checking that each parses. */
-static int walk(pos_store_t *st, MDB_txn *txn, char *why, size_t whylen)
+/* The tenants of one pos_store_open() call. */
+typedef struct tenants {
+    const pos_store_tenant_t *t;
+    size_t count;
+} tenants_t;
+
+/* A tenant's databases must exist, must not be META, and must be its own. */
+static int tenants_valid(const tenants_t *ts)
 {
-    pos_store_census_t *cs = &st->census;
-    memset(cs, 0, sizeof(*cs));
+    uint32_t owned = POS_STORE_DB_BIT(POS_DB_META);
+    if (ts->count != 0 && ts->t == NULL) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < ts->count; i++) {
+        const pos_store_tenant_t *t = &ts->t[i];
+        if (t->check == NULL || t->dbs == 0 || (t->dbs >> POS_DB_COUNT) != 0 ||
+            (t->dbs & owned) != 0) {
+            return -EINVAL;
+        }
+        owned |= t->dbs;
+    }
+    return 0;
+}
+
+/* The tenant that owns db, or NULL. */
+static const pos_store_tenant_t *owner_of(const tenants_t *ts, pos_store_db_t db)
+{
+    for (size_t i = 0; i < ts->count; i++) {
+        if ((ts->t[i].dbs & POS_STORE_DB_BIT(db)) != 0) {
+            return &ts->t[i];
+        }
+    }
+    return NULL;
+}
+
+static void census_zero(const pos_store_tenant_t *t)
+{
+    if (t->census != NULL) {
+        memset(t->census, 0, t->census_size);
+    }
+}
+
+/*
+ * Reads every record of db in key order, handing each to t's check (t may
+ * be NULL: read only). A refused record stops the walk when strict (with
+ * *refused set) and is passed over otherwise. Returns 0 at the end of the
+ * database or the LMDB code that stopped it, *step saying where.
+ */
+static int walk_db(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, const pos_store_tenant_t *t,
+                   bool strict, bool *refused, const char **step)
+{
+    MDB_cursor *cur;
+    *refused = false;
+    *step = "cursor on";
+    int rc = mdb_cursor_open(txn, st->dbi[db], &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    *step = "reading";
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (t != NULL && t->check(t->census, db, &k, &v) != 0 && strict) {
+            *refused = true;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Walks every record of every database; the tenants judge and count theirs. */
+static int walk(pos_store_t *st, MDB_txn *txn, const tenants_t *ts, char *why, size_t whylen)
+{
+    for (size_t i = 0; i < ts->count; i++) {
+        census_zero(&ts->t[i]);
+    }
     for (int db = 0; db < POS_DB_COUNT; db++) {
-        MDB_cursor *cur;
-        int rc = mdb_cursor_open(txn, st->dbi[db], &cur);
+        bool refused;
+        const char *step;
+        int rc = walk_db(st, txn, (pos_store_db_t)db, owner_of(ts, (pos_store_db_t)db), true,
+                         &refused, &step);
+        if (refused) {
+            snprintf(why, whylen, "malformed record in %s", db_names[db]);
+            return STORE_CORRUPT;
+        }
         if (rc != 0) {
-            snprintf(why, whylen, "cursor on %s: %s", db_names[db], mdb_strerror(rc));
-            return pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
-        }
-        MDB_val k, v;
-        int bad = 0;
-        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            if (db == POS_DB_CACHE) {
-                pos_cache_meta_t m;
-                const void *val;
-                bad = k.mv_size == 0 || pos_cache_record_parse(v.mv_data, v.mv_size, &m, &val);
-                if (!bad) {
-                    cs->cache_entries++;
-                    cs->cache_bytes += k.mv_size + v.mv_size;
-                    if (m.last_access > cs->cache_clock) {
-                        cs->cache_clock = m.last_access;
-                    }
-                }
-            } else if (db == POS_DB_CACHE_LRU) {
-                bad = k.mv_size != 8 || v.mv_size == 0;
-                if (!bad && pos_store_get_be64(k.mv_data) > cs->cache_clock) {
-                    cs->cache_clock = pos_store_get_be64(k.mv_data);
-                }
-            } else if (db == POS_DB_OUTBOX) {
-                pos_outbox_entry_t e;
-                bad = k.mv_size != 8 || pos_outbox_record_parse(v.mv_data, v.mv_size, &e);
-                if (!bad) {
-                    cs->outbox_entries++;
-                    cs->outbox_bytes += e.channel_len + e.payload_len;
-                    cs->outbox_payment += e.is_payment;
-                    cs->outbox_last_id = pos_store_get_be64(k.mv_data);
-                }
-            } else if (db == POS_DB_JOURNAL) {
-                pos_payment_record_t r;
-                uint64_t seq;
-                bad = pos_journal_decode(v.mv_data, v.mv_size, &r, &seq) != 0 ||
-                      strlen(r.transaction_id) != k.mv_size ||
-                      memcmp(r.transaction_id, k.mv_data, k.mv_size) != 0;
-                cs->journal_records++;
-            } else if (db == POS_DB_SEEN) {
-                const unsigned char *kp = k.mv_data;
-                if (k.mv_size == 9 && kp[0] == 'o') {
-                    uint64_t seq = pos_store_get_be64(kp + 1);
-                    if (cs->seen_first_seq == 0) {
-                        cs->seen_first_seq = seq;
-                    }
-                    cs->seen_last_seq = seq;
-                    bad = v.mv_size == 0;
-                } else if (k.mv_size >= 2 && kp[0] == 'i') {
-                    cs->seen_ids++;
-                    bad = v.mv_size != 8;
-                } else {
-                    bad = 1;
-                }
-            }
-            if (bad) {
-                snprintf(why, whylen, "malformed record in %s", db_names[db]);
-                mdb_cursor_close(cur);
-                return STORE_CORRUPT;
-            }
-        }
-        mdb_cursor_close(cur);
-        if (rc != MDB_NOTFOUND) {
-            snprintf(why, whylen, "reading %s: %s", db_names[db], mdb_strerror(rc));
+            snprintf(why, whylen, "%s %s: %s", step, db_names[db], mdb_strerror(rc));
             return pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
         }
     }
     return 0;
+}
+
+typedef struct count_args {
+    pos_store_t *st;
+    const pos_store_tenant_t *t;
+} count_args_t;
+
+static int count_txn(void *ctx, MDB_txn *txn)
+{
+    count_args_t *a = ctx;
+    int rc = 0;
+    census_zero(a->t);
+    for (int db = 0; db < POS_DB_COUNT && rc == 0; db++) {
+        if ((a->t->dbs & POS_STORE_DB_BIT(db)) != 0) {
+            bool refused;
+            const char *step;
+            rc = pos_store_errno(
+                walk_db(a->st, txn, (pos_store_db_t)db, a->t, false, &refused, &step));
+        }
+    }
+    return rc;
+}
+
+int pos_store_count(pos_store_t *st, const pos_store_tenant_t *t)
+{
+    tenants_t one = {t, 1};
+    if (t == NULL || tenants_valid(&one) != 0) {
+        return -EINVAL;
+    }
+    count_args_t a = {st, t};
+    return pos_store_txn_run(st, MDB_RDONLY, count_txn, &a);
 }
 
 /*
@@ -428,7 +438,7 @@ static int walk(pos_store_t *st, MDB_txn *txn, char *why, size_t whylen)
  * version and walks every record. Returns 0, STORE_CORRUPT with why set
  * (the environment closed), or a negative errno (the environment closed).
  */
-static int open_once(pos_store_t *st, char *why, size_t whylen)
+static int open_once(pos_store_t *st, const tenants_t *ts, char *why, size_t whylen)
 {
     int rc = mdb_env_create(&st->env);
     if (rc != 0) {
@@ -492,8 +502,7 @@ static int open_once(pos_store_t *st, char *why, size_t whylen)
     uint64_t format = 0;
     rc = pos_store_meta_get(st, txn, "format", &format);
     if (rc == -EBADMSG || (rc == 0 && format != 0 && format != POS_STORE_FORMAT)) {
-        snprintf(why, whylen, "format version %" PRIu64 ", expected %u", format,
-                 POS_STORE_FORMAT);
+        snprintf(why, whylen, "format version %" PRIu64 ", expected %u", format, POS_STORE_FORMAT);
         result = STORE_CORRUPT;
         goto fail;
     }
@@ -533,7 +542,7 @@ static int open_once(pos_store_t *st, char *why, size_t whylen)
         result = pos_store_errno(rc);
         goto fail;
     }
-    result = walk(st, txn, why, whylen);
+    result = walk(st, txn, ts, why, whylen);
     mdb_txn_abort(txn);
     txn = NULL;
     if (result != 0) {
@@ -557,11 +566,10 @@ static int move_aside(pos_store_t *st, const char *why)
     long long now = (long long)time(NULL);
     for (int n = 0; n < 100; n++) {
         if (n == 0) {
-            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld", st->path,
-                     now);
+            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld", st->path, now);
         } else {
-            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld-%d",
-                     st->path, now, n);
+            snprintf(st->moved_to, sizeof(st->moved_to), "%s/data.mdb.corrupt-%lld-%d", st->path,
+                     now, n);
         }
         if (access(st->moved_to, F_OK) != 0) {
             break;
@@ -589,7 +597,8 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
     }
     memset(st, 0, sizeof(*st));
     const char *path = cfg != NULL && cfg->path != NULL ? cfg->path : POS_STORE_DEFAULT_PATH;
-    if (path[0] == '\0' || strlen(path) > POS_STORE_PATH_MAX) {
+    tenants_t ts = {cfg != NULL ? cfg->tenants : NULL, cfg != NULL ? cfg->tenant_count : 0};
+    if (path[0] == '\0' || strlen(path) > POS_STORE_PATH_MAX || tenants_valid(&ts) != 0) {
         return -EINVAL;
     }
     snprintf(st->path, sizeof(st->path), "%s", path);
@@ -603,7 +612,7 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
         return rc;
     }
     char why[160] = "";
-    rc = open_once(st, why, sizeof(why));
+    rc = open_once(st, &ts, why, sizeof(why));
     if (rc == STORE_CORRUPT) {
         rc = move_aside(st, why);
         if (rc != 0) {
@@ -611,7 +620,7 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
         }
         st->recovered = true;
         why[0] = '\0';
-        rc = open_once(st, why, sizeof(why));
+        rc = open_once(st, &ts, why, sizeof(why));
         if (rc == STORE_CORRUPT) {
             POS_ERR("store", "a fresh store in %s is unusable too (%s)", st->path, why);
             rc = -EIO;

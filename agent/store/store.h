@@ -20,9 +20,16 @@
  * "data.mdb.corrupt-<epoch>" with one log line, and an empty store is
  * created in its place.
  *
- * The struct is visible so the sibling modules can reach the environment
- * and the database handles; callers outside agent/{store,cache_store,
- * outbox,journal}.c use the functions only.
+ * Tenants: the store never decodes a record. Each module that keeps
+ * records here (the cache, the outbox, the journal) is a tenant: it owns
+ * some of the databases and hands the store a pos_store_tenant_t whose
+ * check callback judges, and counts, one record of them. The read walk at
+ * open runs every record of a tenant's databases through that callback;
+ * the records of a database no tenant owns are read but not judged.
+ *
+ * The struct is visible so the tenants can reach the environment and the
+ * database handles; callers outside agent/store/{store,cache,outbox}.c and
+ * agent/payment/journal.c use the functions only.
  */
 
 #include <lmdb.h>
@@ -30,8 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POS_STORE_FORMAT       1u       /* format version written in the meta database */
-#define POS_STORE_PATH_MAX     200      /* directory path bytes */
+#define POS_STORE_FORMAT       1u  /* format version written in the meta database */
+#define POS_STORE_PATH_MAX     200 /* directory path bytes */
 #define POS_STORE_DEFAULT_PATH "/var/lib/posagent"
 #define POS_STORE_DEFAULT_MAP  (64u * 1024u * 1024u) /* bytes */
 
@@ -53,54 +60,79 @@ typedef enum pos_store_db {
  */
 typedef long long (*pos_store_reclaim_fn)(void *ctx, size_t bytes);
 
-typedef struct pos_store_config {
-    const char *path; /* directory, created if missing (mode 0700); NULL: the default */
-    uint64_t map_size; /* bytes; 0: POS_STORE_DEFAULT_MAP */
-} pos_store_config_t;
+/* The bit of database db in pos_store_tenant_t.dbs. */
+#define POS_STORE_DB_BIT(db) (1u << (unsigned)(db))
 
-/* What the read walk at open found. */
-typedef struct pos_store_census {
-    uint64_t cache_entries;
-    uint64_t cache_bytes;      /* key + header + value bytes */
-    uint64_t cache_clock;      /* highest access counter in use */
-    uint64_t outbox_entries;
-    uint64_t outbox_bytes;     /* channel + payload bytes */
-    uint64_t outbox_payment;   /* entries flagged as payment outcomes */
-    uint64_t outbox_last_id;   /* highest id present, 0: empty */
-    uint64_t journal_records;
-    uint64_t seen_ids;
-    uint64_t seen_first_seq;   /* oldest remembered sequence number, 0: none */
-    uint64_t seen_last_seq;    /* newest, 0: none */
-} pos_store_census_t;
+/*
+ * Judges one record of a tenant's database db (key and value as LMDB holds
+ * them, valid during the call only) and counts it into census, the
+ * tenant's own counters (NULL: judge only). Returns 0 for a well-formed
+ * record, a negative errno (-EBADMSG) for one that does not parse. It may
+ * count a record it refuses: the census of a refused walk is not used.
+ */
+typedef int (*pos_store_check_fn)(void *census, pos_store_db_t db, const MDB_val *key,
+                                  const MDB_val *value);
+
+/*
+ * A tenant of the store, as its module describes itself (pos_cache_tenant(),
+ * pos_outbox_tenant(), pos_journal_tenant()). The store keeps no copy: it
+ * uses it during pos_store_open() or pos_store_count() only, writing
+ * nothing but *census.
+ */
+typedef struct pos_store_tenant {
+    uint32_t dbs;             /* POS_STORE_DB_BIT() of each database it owns; never META */
+    pos_store_check_fn check; /* called on every record of those databases */
+    void *census;             /* handed to check; zeroed before each walk; may be NULL */
+    size_t census_size;       /* bytes of *census (ignored without one) */
+} pos_store_tenant_t;
+
+typedef struct pos_store_config {
+    const char *path;  /* directory, created if missing (mode 0700); NULL: the default */
+    uint64_t map_size; /* bytes; 0: POS_STORE_DEFAULT_MAP */
+    const pos_store_tenant_t *tenants; /* whose records the walk at open judges and counts */
+    size_t tenant_count;               /* entries of tenants; no two may own the same database */
+} pos_store_config_t;
 
 typedef struct pos_store {
     MDB_env *env;
     MDB_dbi dbi[POS_DB_COUNT];
     char path[POS_STORE_PATH_MAX + 1];
     uint64_t map_size;
-    bool recovered;           /* the store was found corrupt at open and rebuilt */
+    bool recovered;                         /* the store was found corrupt at open and rebuilt */
     char moved_to[POS_STORE_PATH_MAX + 64]; /* where the corrupt file went, or "" */
-    pos_store_census_t census;
     pos_store_reclaim_fn reclaim;
     void *reclaim_ctx;
     /* Room on the file system (see pos_store_txn_commit()). */
-    uint64_t map_limit;       /* the map LMDB may use now: map_size, or less when the disk is low */
-    uint64_t allocated_to;    /* data.mdb blocks are allocated up to here (beyond its end) */
-    uint64_t disk_check_ms;   /* monotonic ms of the last reserve attempt while low */
-    bool disk_low;            /* the file system could not give the reserve */
-    bool no_fallocate;        /* the file system cannot allocate ahead */
-    uint64_t disk_full;       /* commits refused by the file system (ENOSPC, EDQUOT) */
-    uint64_t disk_full_log_ms;/* monotonic ms of the last "disk full" log line */
+    uint64_t map_limit;     /* the map LMDB may use now: map_size, or less when the disk is low */
+    uint64_t allocated_to;  /* data.mdb blocks are allocated up to here (beyond its end) */
+    uint64_t disk_check_ms; /* monotonic ms of the last reserve attempt while low */
+    bool disk_low;          /* the file system could not give the reserve */
+    bool no_fallocate;      /* the file system cannot allocate ahead */
+    uint64_t disk_full;     /* commits refused by the file system (ENOSPC, EDQUOT) */
+    uint64_t disk_full_log_ms; /* monotonic ms of the last "disk full" log line */
 } pos_store_t;
 
 /*
- * Opens (creating if needed) the store in cfg->path. A corrupt store is
- * moved aside and replaced by an empty one (st->recovered, st->moved_to).
- * Returns 0, or a negative errno: -EINVAL (bad argument or path too long),
- * -EACCES/-EROFS/... from the file system, -EIO when even a fresh store
- * cannot be opened.
+ * Opens (creating if needed) the store in cfg->path and walks every record
+ * of every database; each record of a database in cfg->tenants goes
+ * through its tenant's check, and the tenant's census holds, on return,
+ * what the store holds. A corrupt store (a record refused included) is
+ * moved aside and replaced by an empty one (st->recovered, st->moved_to),
+ * whose walk leaves the censuses at zero. Returns 0, or a negative errno:
+ * -EINVAL (bad argument, path too long, a tenant without check, owning
+ * META or a database another owns), -EACCES/-EROFS/... from the file
+ * system, -EIO when even a fresh store cannot be opened.
  */
 int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg);
+
+/*
+ * Counts a tenant's records as they are now, e.g. when the tenant opens
+ * some time after the store: zeroes t->census, then runs t->check over
+ * every record of t->dbs in one read transaction. A record the check
+ * refuses is passed over, not an error (the walk at open moved any store
+ * holding one aside). Returns 0, -EINVAL, or a negative errno from LMDB.
+ */
+int pos_store_count(pos_store_t *st, const pos_store_tenant_t *t);
 
 /* Closes the environment (all sibling modules must be closed first). Safe on a closed store. */
 void pos_store_close(pos_store_t *st);
@@ -129,6 +161,19 @@ int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn);
  * disk is only as recoverable as LMDB's free pages make it.
  */
 int pos_store_txn_commit(MDB_txn *txn);
+
+/* The work of one transaction: returns 0 to commit it, a negative errno to abort it. */
+typedef int (*pos_store_txn_fn)(void *ctx, MDB_txn *txn);
+
+/*
+ * Runs fn(ctx, txn) in a transaction of its own, begun with flags (0: a
+ * write, MDB_RDONLY: a read). A write is committed with
+ * pos_store_txn_commit() (durable on return) when fn returned 0, and
+ * aborted otherwise; a read is always aborted (ended). The tenants write
+ * through it and change their in-memory counters only after it returned 0.
+ * Returns 0, the begin's error, fn's, or the commit's (-ENOSPC: full).
+ */
+int pos_store_txn_run(pos_store_t *st, unsigned flags, pos_store_txn_fn fn, void *ctx);
 
 /*
  * Translates an LMDB or system return code into 0 or a negative errno:
@@ -166,16 +211,6 @@ int pos_store_settle(pos_store_t *st);
  */
 int pos_store_reserve_begin(pos_store_t *st);
 void pos_store_reserve_end(pos_store_t *st);
-
-/* Big-endian 64-bit keys, so LMDB's byte order is numeric order. */
-void pos_store_put_be64(unsigned char out[8], uint64_t v);
-uint64_t pos_store_get_be64(const unsigned char in[8]);
-
-/* Little-endian fields inside records (records are not aligned in the map). */
-void pos_store_put_le32(unsigned char out[4], uint32_t v);
-uint32_t pos_store_get_le32(const unsigned char in[4]);
-void pos_store_put_le64(unsigned char out[8], uint64_t v);
-uint64_t pos_store_get_le64(const unsigned char in[8]);
 
 /* Reads a u64 from the meta database (0 when absent). Returns 0 or a negative errno. */
 int pos_store_meta_get(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t *value);

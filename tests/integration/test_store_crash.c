@@ -28,6 +28,7 @@
 #include "agent/store/cache.h"
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
+#include "platform/endian.h"
 #include "tests/support/fs.h"
 
 #define MAP_SIZE  (16u * 1024u * 1024u)
@@ -52,7 +53,7 @@ static void report(int fd, char kind, uint64_t id)
 {
     unsigned char rec[9];
     rec[0] = (unsigned char)kind;
-    pos_store_put_be64(rec + 1, id);
+    pos_endian_put_be64(rec + 1, id);
     ssize_t n;
     do {
         n = write(fd, rec, sizeof(rec));
@@ -69,12 +70,22 @@ static pos_cache_config_t cache_cfg(void)
     return cc;
 }
 
+/* Opens the store in dir; the walk at open judges every cache and outbox record. */
+static int open_store(pos_store_t *st)
+{
+    pos_store_tenant_t tenants[2];
+    pos_cache_tenant(&tenants[0], NULL);
+    pos_outbox_tenant(&tenants[1], NULL);
+    pos_store_config_t sc = {
+        .path = dir, .map_size = MAP_SIZE, .tenants = tenants, .tenant_count = 2};
+    return pos_store_open(st, &sc);
+}
+
 /* The child: never returns. */
 static void child(int fd, unsigned seed)
 {
     pos_store_t st;
-    pos_store_config_t sc = {.path = dir, .map_size = MAP_SIZE};
-    if (pos_store_open(&st, &sc) != 0 || st.recovered) {
+    if (open_store(&st) != 0 || st.recovered) {
         _exit(2);
     }
     pos_cache_t cache;
@@ -142,8 +153,7 @@ typedef struct totals {
 static void verify(totals_t *t)
 {
     pos_store_t st;
-    pos_store_config_t sc = {.path = dir, .map_size = MAP_SIZE};
-    assert_int_equal(pos_store_open(&st, &sc), 0);
+    assert_int_equal(open_store(&st), 0);
     assert_false(st.recovered);
     t->opens++;
     pos_cache_t cache;
@@ -239,7 +249,7 @@ static void test_kill_loop(void **state)
                 continue;
             }
             have = 0;
-            uint64_t id = pos_store_get_be64(rec + 1);
+            uint64_t id = pos_endian_get_be64(rec + 1);
             assert_true(id > 0 && id < MAX_IDS);
             if (rec[0] == REC_COMMITTED) {
                 assert_true(id > t.max_id); /* a new id is above every earlier one */

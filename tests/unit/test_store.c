@@ -19,12 +19,17 @@
 
 #include <cmocka.h>
 
+#include "agent/payment/journal.h"
 #include "agent/store/cache.h"
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
 #include "tests/support/fs.h"
 
 static char dir[64];
+
+/* What the walk at the last open_store() counted for the cache and the outbox. */
+static pos_cache_census_t cache_census;
+static pos_outbox_census_t outbox_census;
 
 static int setup(void **state)
 {
@@ -41,9 +46,16 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Opens the store in dir with the cache and the outbox as its tenants. */
 static int open_store(pos_store_t *st)
 {
-    pos_store_config_t cfg = {.path = dir, .map_size = 4u * 1024u * 1024u};
+    pos_store_tenant_t tenants[2];
+    pos_cache_tenant(&tenants[0], &cache_census);
+    pos_outbox_tenant(&tenants[1], &outbox_census);
+    pos_store_config_t cfg = {.path = dir,
+                              .map_size = 4u * 1024u * 1024u,
+                              .tenants = tenants,
+                              .tenant_count = 2};
     return pos_store_open(st, &cfg);
 }
 
@@ -138,8 +150,8 @@ static void expect_rebuilt(const char *what)
         assert_non_null(strstr(log, what));
     }
     fprintf(stdout, "    log: %s", log);
-    assert_int_equal(st.census.cache_entries, 0);
-    assert_int_equal(st.census.outbox_entries, 0);
+    assert_int_equal(cache_census.entries, 0);
+    assert_int_equal(outbox_census.entries, 0);
     pos_store_close(&st);
     /* And it stays good: the next open is clean. */
     assert_int_equal(open_store(&st), 0);
@@ -171,10 +183,10 @@ static void test_open_fresh_and_reopen(void **state)
     populate();
     assert_int_equal(open_store(&st), 0);
     assert_false(st.recovered);
-    assert_int_equal(st.census.cache_entries, 50);
-    assert_int_equal(st.census.outbox_entries, 1);
-    assert_int_equal(st.census.outbox_last_id, 1);
-    assert_true(st.census.cache_bytes > 50 * 3000);
+    assert_int_equal(cache_census.entries, 50);
+    assert_int_equal(outbox_census.entries, 1);
+    assert_int_equal(outbox_census.last_id, 1);
+    assert_true(cache_census.bytes > 50 * 3000);
     assert_int_equal(corrupt_files(), 0);
     pos_store_close(&st);
 }
@@ -224,25 +236,15 @@ static void test_errno_translation(void **state)
     assert_false(pos_store_is_corruption(EACCES));
 }
 
-static void test_byte_order(void **state)
+/* Writes key -> "short" into db of an open store, in a transaction of its own. */
+static void put_short(pos_store_t *st, pos_store_db_t db, const char *key)
 {
-    (void)state;
-    unsigned char b[8];
-    pos_store_put_be64(b, 0x0102030405060708ull);
-    assert_int_equal(b[0], 1);
-    assert_int_equal(b[7], 8);
-    assert_true(pos_store_get_be64(b) == 0x0102030405060708ull);
-    pos_store_put_le64(b, 0x0102030405060708ull);
-    assert_int_equal(b[0], 8);
-    assert_true(pos_store_get_le64(b) == 0x0102030405060708ull);
-    pos_store_put_le32(b, 0xa1b2c3d4u);
-    assert_int_equal(b[0], 0xd4);
-    assert_int_equal(pos_store_get_le32(b), 0xa1b2c3d4u);
-    /* be64 keys sort numerically under memcmp. */
-    unsigned char x[8], y[8];
-    pos_store_put_be64(x, 255);
-    pos_store_put_be64(y, 256);
-    assert_true(memcmp(x, y, 8) < 0);
+    MDB_txn *txn;
+    assert_int_equal(pos_store_txn_begin(st, 0, &txn), 0);
+    MDB_val k = {strlen(key), (void *)key};
+    MDB_val v = {5, "short"};
+    assert_int_equal(mdb_put(txn, st->dbi[db], &k, &v, 0), 0);
+    assert_int_equal(pos_store_txn_commit(txn), 0);
 }
 
 static void data_path(char *out, size_t len)
@@ -310,14 +312,58 @@ static void test_malformed_record(void **state)
     populate();
     pos_store_t st;
     assert_int_equal(open_store(&st), 0);
-    MDB_txn *txn;
-    assert_int_equal(pos_store_txn_begin(&st, 0, &txn), 0);
-    MDB_val k = {9, "product:1"};
-    MDB_val v = {5, "short"};
-    assert_int_equal(mdb_put(txn, st.dbi[POS_DB_CACHE], &k, &v, 0), 0);
-    assert_int_equal(pos_store_txn_commit(txn), 0);
+    put_short(&st, POS_DB_CACHE, "product:1");
     pos_store_close(&st);
     expect_rebuilt("malformed record in cache");
+}
+
+static void test_tenants(void **state)
+{
+    (void)state;
+    pos_store_t st;
+    pos_store_tenant_t t[2];
+    pos_store_config_t cfg = {.path = dir, .tenants = t, .tenant_count = 2};
+    /* Two owners of one database, a tenant of META, one without a check. */
+    pos_cache_tenant(&t[0], NULL);
+    pos_cache_tenant(&t[1], NULL);
+    assert_int_equal(pos_store_open(&st, &cfg), -EINVAL);
+    pos_outbox_tenant(&t[1], NULL);
+    t[1].dbs |= POS_STORE_DB_BIT(POS_DB_META);
+    assert_int_equal(pos_store_open(&st, &cfg), -EINVAL);
+    pos_outbox_tenant(&t[1], NULL);
+    t[1].check = NULL;
+    assert_int_equal(pos_store_open(&st, &cfg), -EINVAL);
+
+    /* Counting later passes over a record its tenant refuses. */
+    populate();
+    assert_int_equal(open_store(&st), 0);
+    put_short(&st, POS_DB_CACHE, "product:x");
+    pos_cache_census_t cs;
+    pos_cache_tenant(&t[0], &cs);
+    assert_int_equal(pos_store_count(&st, &t[0]), 0);
+    assert_int_equal(cs.entries, 50);
+    assert_int_equal(pos_store_count(&st, NULL), -EINVAL);
+    pos_store_close(&st);
+}
+
+static void test_malformed_journal_record(void **state)
+{
+    (void)state;
+    pos_store_t st;
+    pos_store_tenant_t t;
+    pos_journal_tenant(&t, NULL);
+    pos_store_config_t cfg = {.path = dir, .tenants = &t, .tenant_count = 1};
+    assert_int_equal(pos_store_open(&st, &cfg), 0);
+    put_short(&st, POS_DB_JOURNAL, "T-001");
+    pos_store_close(&st);
+    /* Without the journal as a tenant its records are read, not judged. */
+    assert_int_equal(open_store(&st), 0);
+    assert_false(st.recovered);
+    pos_store_close(&st);
+    assert_int_equal(pos_store_open(&st, &cfg), 0);
+    assert_true(st.recovered);
+    assert_int_equal(corrupt_files(), 1);
+    pos_store_close(&st);
 }
 
 static void test_missing_format_in_non_empty_store(void **state)
@@ -368,12 +414,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_fresh_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test(test_errno_translation),
-        cmocka_unit_test(test_byte_order),
         cmocka_unit_test_setup_teardown(test_corrupt_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_truncated_after_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_journal_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_format_in_non_empty_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_corruptions_keep_both_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reclaim_hook, setup, teardown),
