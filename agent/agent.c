@@ -575,7 +575,33 @@ static void agent_store_open(pos_agent_t *a)
 
 static size_t agent_info_cb(void *ctx, const char *section, char *buf, size_t cap)
 {
-    return pos_agent_info(ctx, section, buf, cap);
+    return pos_info_write(ctx, section, buf, cap);
+}
+
+static pos_term_status_t agent_status_cb(void *ctx)
+{
+    return pos_agent_status(ctx);
+}
+
+static void agent_info_sources(pos_agent_t *a)
+{
+    pos_info_sources_t *i = &a->info;
+
+    i->terminal_id = a->cfg.terminal_id;
+    i->store_id = a->cfg.store_id;
+    i->master_name = a->cfg.redis_master_name;
+    i->started_ms = &a->started_ms;
+    i->heartbeats_sent = &a->heartbeats_sent;
+    i->devices = a->devices;
+    i->status = agent_status_cb;
+    i->ctx = a;
+    i->link = &a->link;
+    i->cache = &a->cache;
+    i->delivery = &a->delivery;
+    i->payment = &a->payment;
+    i->store = a->store_ok ? &a->store : NULL;
+    i->outbox = a->store_ok ? &a->outbox : NULL;
+    i->journal = a->store_ok ? &a->journal : NULL;
 }
 
 static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)
@@ -807,8 +833,9 @@ void pos_agent_start(pos_agent_t *a)
         ao.max_clients = a->cfg.local_max_clients;
         ao.cache = &a->cache;
         ao.delivery = &a->delivery;
+        agent_info_sources(a);
         ao.info = agent_info_cb;
-        ao.info_ctx = a;
+        ao.info_ctx = &a->info;
         pos_api_start(&a->api, &ao); /* logged; the agent runs on without it */
     }
     pos_sd_notify("STATUS=connecting");

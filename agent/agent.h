@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "agent/api/api.h"
+#include "agent/info.h"
 #include "agent/link/link.h"
 #include "agent/link/tls.h"
 #include "agent/msg/sign.h"
@@ -51,6 +52,7 @@ struct pos_agent {
     pos_delivery_t delivery;
     pos_cachesvc_t cache;  /* offline reads */
     pos_api_t api;         /* the local socket */
+    pos_info_sources_t info; /* what INFO reads */
     pos_channel_t channels[3]; /* payment, inventory, system */
     pos_sign_keys_t sign;      /* count 0: messages are not signed */
     char probe_channel[96];
@@ -105,13 +107,6 @@ static inline pos_term_status_t pos_agent_status(const pos_agent_t *a)
 {
     return a->stopping ? POS_TERM_OFFLINE : pos_status_compute(a->payment_active, a->devices);
 }
-
-/*
- * Writes the INFO text of "section" ("all" or one of server, link, cache,
- * outbox, payment, devices; case-insensitive) into buf (cap bytes).
- * Returns its length. Defined in agent/info.c.
- */
-size_t pos_agent_info(pos_agent_t *a, const char *section, char *buf, size_t cap);
 
 /* Wipes secrets held by the agent. Call after uv_run() has returned. */
 void pos_agent_dispose(pos_agent_t *a);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agent/agent.h"
+#include "agent/info.h"
 #include "platform/clock.h"
 
 typedef struct info_buf {
@@ -39,7 +39,7 @@ static bool info_want(const char *want, const char *name)
     return strcasecmp(want, "all") == 0 || strcasecmp(want, name) == 0;
 }
 
-size_t pos_agent_info(pos_agent_t *a, const char *want, char *buf, size_t cap)
+size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, size_t cap)
 {
     info_buf_t b = {buf, cap, 0};
 
@@ -51,58 +51,59 @@ size_t pos_agent_info(pos_agent_t *a, const char *want, char *buf, size_t cap)
         info_add(&b,
                  "# server\r\nposagent_version:%s\r\nterminal_id:%s\r\nstore_id:%s\r\n"
                  "uptime_in_seconds:%" PRIu64 "\r\nstatus:%s\r\n\r\n",
-                 POS_VERSION, a->cfg.terminal_id, a->cfg.store_id,
-                 (pos_clock_mono_ms() - a->started_ms) / 1000u,
-                 pos_term_status_name(pos_agent_status(a)));
+                 POS_VERSION, a->terminal_id, a->store_id,
+                 (pos_clock_mono_ms() - *a->started_ms) / 1000u,
+                 pos_term_status_name(a->status(a->ctx)));
     }
     if (info_want(want, "link")) {
         uint16_t port;
-        const char *host = pos_link_server(&a->link, &port);
+        const char *host = pos_link_server(a->link, &port);
         info_add(&b,
                  "# link\r\nonline:%d\r\nredis:%s:%u\r\nconnects:%" PRIu64 "\r\n"
                  "reconnect_attempts:%u\r\nheartbeats_sent:%" PRIu64 "\r\n",
-                 pos_link_is_online(&a->link), host, (unsigned)port, a->link.online_count,
-                 a->link.backoff.attempts, a->heartbeats_sent);
-        if (a->link.use_sentinel) {
+                 pos_link_is_online(a->link), host, (unsigned)port, a->link->online_count,
+                 a->link->backoff.attempts, *a->heartbeats_sent);
+        if (a->link->use_sentinel) {
             /* Where the master is comes from the sentinels. */
             info_add(&b, "sentinel_master_name:%s\r\nsentinel_failovers:%" PRIu64 "\r\n",
-                     a->cfg.redis_master_name, a->link.failovers);
+                     a->master_name, a->link->failovers);
         }
         info_add(&b, "\r\n");
     }
     if (info_want(want, "cache")) {
         pos_cache_stats_t cs;
         memset(&cs, 0, sizeof(cs));
-        if (a->cache.open) {
-            pos_cache_stats(&a->cache.cache, &cs);
+        if (a->cache->open) {
+            pos_cache_stats(&a->cache->cache, &cs);
         }
         info_add(&b,
                  "# cache\r\ncache_open:%d\r\nhits:%" PRIu64 "\r\nstale_hits:%" PRIu64
                  "\r\nmisses:%" PRIu64 "\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
                  "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64
                  "\r\nstore_disk_full:%" PRIu64 "\r\n\r\n",
-                 a->cache.open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
-                 cs.evictions, a->cache.fetches_shared, a->store_ok ? a->store.disk_full : 0);
+                 a->cache->open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
+                 cs.evictions, a->cache->fetches_shared,
+                 a->store != NULL ? a->store->disk_full : 0);
     }
     if (info_want(want, "outbox")) {
         pos_outbox_stats_t os;
         memset(&os, 0, sizeof(os));
-        if (a->store_ok) {
-            pos_outbox_stats(&a->outbox, &os);
+        if (a->outbox != NULL) {
+            pos_outbox_stats(a->outbox, &os);
         }
         info_add(&b,
                  "# outbox\r\nstore_open:%d\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
                  "\r\npayment_entries:%" PRIu64 "\r\ndropped:%" PRIu64 "\r\ndelivered:%" PRIu64
                  "\r\nin_flight:%u\r\nlost_without_store:%" PRIu64 "\r\n\r\n",
-                 a->store_ok, os.entries, os.bytes, os.payment, os.dropped, a->delivery.delivered,
-                 a->delivery.inflight, a->delivery.lost);
+                 a->outbox != NULL, os.entries, os.bytes, os.payment, os.dropped,
+                 a->delivery->delivered, a->delivery->inflight, a->delivery->lost);
     }
     if (info_want(want, "payment")) {
         info_add(&b,
                  "# payment\r\nstate:%s\r\nmessages_handled:%" PRIu64
                  "\r\nmessages_rejected:%" PRIu64 "\r\njournal_entries:%" PRIu64 "\r\n\r\n",
-                 pos_payment_state_name(pos_payment_sm_state(&a->payment.sm)), a->payment.handled,
-                 a->payment.rejected, a->store_ok ? pos_journal_count(&a->journal) : 0);
+                 pos_payment_state_name(pos_payment_sm_state(&a->payment->sm)), a->payment->handled,
+                 a->payment->rejected, a->journal != NULL ? pos_journal_count(a->journal) : 0);
     }
     if (info_want(want, "devices")) {
         info_add(&b, "# devices\r\ndisplay:%s\r\nprinter:%s\r\npinpad:%s\r\n\r\n",

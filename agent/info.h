@@ -1,0 +1,47 @@
+#ifndef AGENT_INFO_H
+#define AGENT_INFO_H
+
+/*
+ * INFO: what the agent tells about itself on the local API, read from the
+ * subsystems' own counters. The wiring fills in where to look; this module
+ * only reads (pointers must outlive it, NULL where a part is absent).
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/link/link.h"
+#include "agent/msg/status.h"
+#include "agent/payment/journal.h"
+#include "agent/payment/payment.h"
+#include "agent/store/outbox.h"
+#include "agent/store/store.h"
+#include "agent/sync/cachesvc.h"
+#include "agent/sync/delivery.h"
+
+typedef struct pos_info_sources {
+    const char *terminal_id;
+    const char *store_id;
+    const char *master_name;    /* Sentinel master name */
+    const uint64_t *started_ms; /* monotonic ms at start */
+    const uint64_t *heartbeats_sent;
+    const pos_dev_state_t *devices;         /* POS_DEV_COUNT states */
+    pos_term_status_t (*status)(void *ctx); /* the terminal's status now */
+    void *ctx;
+    const pos_link_t *link;
+    const pos_cachesvc_t *cache;
+    const pos_delivery_t *delivery;
+    const pos_payment_t *payment;
+    pos_store_t *store;     /* NULL: no store */
+    pos_outbox_t *outbox;   /* NULL: no store */
+    pos_journal_t *journal; /* NULL: no store */
+} pos_info_sources_t;
+
+/*
+ * Writes the INFO text of "section" ("all" or one of server, link, cache,
+ * outbox, payment, devices; case-insensitive) into buf (cap bytes; what
+ * does not fit is left out). Returns its length.
+ */
+size_t pos_info_write(const pos_info_sources_t *src, const char *section, char *buf, size_t cap);
+
+#endif /* AGENT_INFO_H */
