@@ -516,19 +516,9 @@ static int plain_start(pos_conn_t *c)
     return 0;
 }
 
-static int plain_write(pos_conn_t *c, const char *buf, size_t len)
-{
-    return pos_conn_raw_write(c, buf, len);
-}
-
-static int plain_on_read(pos_conn_t *c, const char *buf, size_t len)
-{
-    return pos_conn_feed(c, buf, len);
-}
-
 static const pos_transport_ops_t plain_transport = {
     .start = plain_start,
-    .write = plain_write,
-    .on_read = plain_on_read,
+    .write = pos_conn_raw_write,
+    .on_read = pos_conn_feed,
     .reset = NULL,
 };

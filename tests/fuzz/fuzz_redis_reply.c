@@ -90,15 +90,10 @@ static int mem_write(pos_conn_t *c, const char *buf, size_t len)
     return 0;
 }
 
-static int mem_on_read(pos_conn_t *c, const char *buf, size_t len)
-{
-    return pos_conn_feed(c, buf, len);
-}
-
 static const pos_transport_ops_t mem_transport = {
     .start = mem_start,
     .write = mem_write,
-    .on_read = mem_on_read,
+    .on_read = pos_conn_feed,
     .reset = NULL,
     .connect = mem_connect,
 };
