@@ -237,6 +237,38 @@ static bool resp_space(char c)
 }
 
 /*
+ * Decodes the escape at s (avail bytes) inside a quoted argument: \xHH,
+ * \n, \r, \t, \b, \a or \<any> between double quotes, \' between
+ * single ones. Returns the bytes it consumed, with the decoded byte in
+ * *out, or 0 when s holds no escape (then *out is untouched).
+ */
+static size_t resp_unescape(const char *s, size_t avail, int quote, char *out)
+{
+    if (avail < 2 || s[0] != '\\') {
+        return 0;
+    }
+    if (quote == '\'') {
+        if (s[1] != '\'') {
+            return 0;
+        }
+        *out = '\'';
+        return 2;
+    }
+    if (s[1] == 'x' && avail > 3 && pos_hex_byte(s[2], s[3]) >= 0) {
+        *out = (char)pos_hex_byte(s[2], s[3]);
+        return 4;
+    }
+    char c = s[1];
+    *out = c == 'n'   ? '\n'
+           : c == 'r' ? '\r'
+           : c == 't' ? '\t'
+           : c == 'b' ? '\b'
+           : c == 'a' ? '\a'
+                      : c;
+    return 2;
+}
+
+/*
  * Splits the inline line buf[start, end) into arguments, decoding quotes and
  * escapes in place (the decoded form is never longer than the raw one) and
  * NUL-terminating each. Returns 0 with p->argc set, or an error.
@@ -268,39 +300,15 @@ static int resp_split_inline(pos_resp_parser_t *p, size_t start, size_t end)
                     return resp_fail(p, -EPROTO, "Protocol error: unbalanced quotes in request");
                 }
                 done = true;
-            } else if (quote == '"') {
-                if (b[r] == '\\' && r + 3 < end && b[r + 1] == 'x' &&
-                    pos_hex_byte(b[r + 2], b[r + 3]) >= 0) {
-                    b[w++] = (char)pos_hex_byte(b[r + 2], b[r + 3]);
-                    r += 4;
-                } else if (b[r] == '\\' && r + 1 < end) {
-                    char c = b[r + 1];
-                    b[w++] = c == 'n'   ? '\n'
-                             : c == 'r' ? '\r'
-                             : c == 't' ? '\t'
-                             : c == 'b' ? '\b'
-                             : c == 'a' ? '\a'
-                                        : c;
-                    r += 2;
-                } else if (b[r] == '"') {
+            } else if (quote != 0) {
+                size_t used = resp_unescape(b + r, end - r, quote, &b[w]);
+                if (used > 0) {
+                    w++;
+                    r += used;
+                } else if (b[r] == quote) {
                     r++;
                     quote = 0;
                     /* A closing quote must end the argument. */
-                    if (r < end && !resp_space(b[r])) {
-                        return resp_fail(p, -EPROTO,
-                                         "Protocol error: unbalanced quotes in request");
-                    }
-                    done = true;
-                } else {
-                    b[w++] = b[r++];
-                }
-            } else if (quote == '\'') {
-                if (b[r] == '\\' && r + 1 < end && b[r + 1] == '\'') {
-                    b[w++] = '\'';
-                    r += 2;
-                } else if (b[r] == '\'') {
-                    r++;
-                    quote = 0;
                     if (r < end && !resp_space(b[r])) {
                         return resp_fail(p, -EPROTO,
                                          "Protocol error: unbalanced quotes in request");
