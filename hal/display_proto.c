@@ -164,6 +164,18 @@ static void scroll_up(pos_display_decoder_t *d)
     memset(d->text[1], ' ', POS_DISPLAY_COLS);
 }
 
+/* Cursor one line down, scrolling in vertical scroll mode (mode 2). */
+static void line_down(pos_display_decoder_t *d)
+{
+    if (d->row == 0) {
+        d->row = 1;
+    } else if (d->mode == 2) {
+        scroll_up(d);
+    } else {
+        d->row = 0;
+    }
+}
+
 /* Cursor one step right, wrapping per display mode (no writing). */
 static void step_right(pos_display_decoder_t *d)
 {
@@ -178,13 +190,7 @@ static void step_right(pos_display_decoder_t *d)
         return;
     }
     d->col = 0;
-    if (d->row == 0) {
-        d->row = 1;
-    } else if (d->mode == 2) {
-        scroll_up(d);
-    } else {
-        d->row = 0;
-    }
+    line_down(d);
 }
 
 static void step_left(pos_display_decoder_t *d)
@@ -195,17 +201,6 @@ static void step_left(pos_display_decoder_t *d)
     }
     d->col = POS_DISPLAY_COLS - 1;
     d->row ^= 1;
-}
-
-static void line_down(pos_display_decoder_t *d)
-{
-    if (d->row == 0) {
-        d->row = 1;
-    } else if (d->mode == 2) {
-        scroll_up(d);
-    } else {
-        d->row = 0;
-    }
 }
 
 static void put_char(pos_display_decoder_t *d, uint8_t c)
@@ -272,6 +267,34 @@ static void reset_device(pos_display_decoder_t *d)
     d->cursor_on = true;
 }
 
+/* ESC sequences common to both sets (the byte after ESC). Returns false if not one. */
+static bool common_escape(pos_display_decoder_t *d, uint8_t c)
+{
+    switch (c) {
+    case '@':
+        reset_device(d);
+        return true;
+    case 't': /* character table */
+    case '=': /* peripheral select */
+        want_args(d, CMD(ESC, c), 1);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A byte outside any sequence: ESC, a printable character or a control. */
+static void ground_byte(pos_display_decoder_t *d, uint8_t c)
+{
+    if (c == ESC) {
+        d->state = ST_ESC;
+    } else if (c >= 0x20) {
+        put_char(d, c);
+    } else if (!common_control(d, c)) {
+        d->unknown++;
+    }
+}
+
 static void run_args(pos_display_decoder_t *d)
 {
     const uint8_t *a = d->args;
@@ -301,17 +324,8 @@ static void feed_dmd(pos_display_decoder_t *d, uint8_t c)
     switch (d->state) {
     case ST_ESC:
         d->state = ST_GROUND;
-        switch (c) {
-        case '@':
-            reset_device(d);
-            break;
-        case 't':
-        case '=':
-            want_args(d, CMD(ESC, c), 1);
-            break;
-        default:
+        if (!common_escape(d, c)) {
             d->unknown++;
-            break;
         }
         return;
     case ST_US:
@@ -350,14 +364,10 @@ static void feed_dmd(pos_display_decoder_t *d, uint8_t c)
     default:
         break;
     }
-    if (c == ESC) {
-        d->state = ST_ESC;
-    } else if (c == US) {
+    if (c == US) {
         d->state = ST_US;
-    } else if (c >= 0x20) {
-        put_char(d, c);
-    } else if (!common_control(d, c)) {
-        d->unknown++;
+    } else {
+        ground_byte(d, c);
     }
 }
 
@@ -374,10 +384,10 @@ static void feed_cd5220(pos_display_decoder_t *d, uint8_t c)
     switch (d->state) {
     case ST_ESC:
         d->state = ST_GROUND;
+        if (common_escape(d, c)) {
+            return;
+        }
         switch (c) {
-        case '@':
-            reset_device(d);
-            break;
         case 0x11:
         case 0x12:
         case 0x13:
@@ -399,8 +409,6 @@ static void feed_cd5220(pos_display_decoder_t *d, uint8_t c)
         case '_':
         case 'f':
         case 'c':
-        case '=':
-        case 't':
         case '%':
         case '?':
             want_args(d, CMD(ESC, c), 1);
@@ -477,13 +485,7 @@ static void feed_cd5220(pos_display_decoder_t *d, uint8_t c)
     default:
         break;
     }
-    if (c == ESC) {
-        d->state = ST_ESC;
-    } else if (c >= 0x20) {
-        put_char(d, c);
-    } else if (!common_control(d, c)) {
-        d->unknown++;
-    }
+    ground_byte(d, c);
 }
 
 static int decode(pos_display_decoder_t *d, const uint8_t *data, size_t len,
