@@ -400,51 +400,50 @@ static int listed_cmp(const void *a, const void *b)
     return la->seq < lb->seq ? -1 : la->seq > lb->seq;
 }
 
+/* The records read_all() gathers. */
+typedef struct gather {
+    listed_t *v;
+    size_t n, cap;
+} gather_t;
+
+static int gather_one(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *val)
+{
+    gather_t *g = ctx;
+
+    (void)cur;
+    (void)k;
+    if (g->n == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 32;
+        listed_t *nv = realloc(g->v, ncap * sizeof(*g->v));
+        if (nv == NULL) {
+            return -ENOMEM;
+        }
+        g->v = nv;
+        g->cap = ncap;
+    }
+    if (pos_journal_decode(val->mv_data, val->mv_size, &g->v[g->n].rec, &g->v[g->n].seq) != 0) {
+        return -EIO;
+    }
+    g->n++;
+    return 0;
+}
+
 /* Reads every record of txn into a malloc'd array sorted by seq. */
 static int read_all(pos_journal_t *j, MDB_txn *txn, listed_t **out, size_t *count)
 {
+    gather_t g = {NULL, 0, 0};
     *out = NULL;
     *count = 0;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, j->st->dbi[POS_DB_JOURNAL], &cur);
+    int rc = pos_store_each(j->st, txn, POS_DB_JOURNAL, gather_one, &g);
     if (rc != 0) {
-        return pos_store_errno(rc);
+        free(g.v);
+        return rc;
     }
-    listed_t *v = NULL;
-    size_t n = 0, cap = 0;
-    MDB_val k, val;
-    int result = 0;
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            listed_t *nv = realloc(v, ncap * sizeof(*v));
-            if (nv == NULL) {
-                result = -ENOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if (pos_journal_decode(val.mv_data, val.mv_size, &v[n].rec, &v[n].seq) != 0) {
-            result = -EIO;
-            break;
-        }
-        n++;
+    if (g.n > 1) {
+        qsort(g.v, g.n, sizeof(*g.v), listed_cmp);
     }
-    mdb_cursor_close(cur);
-    if (result == 0 && rc != MDB_NOTFOUND) {
-        result = pos_store_errno(rc);
-    }
-    if (result != 0) {
-        free(v);
-        return result;
-    }
-    if (n > 1) {
-        qsort(v, n, sizeof(*v), listed_cmp);
-    }
-    *out = v;
-    *count = n;
+    *out = g.v;
+    *count = g.n;
     return 0;
 }
 

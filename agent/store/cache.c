@@ -184,19 +184,28 @@ static int del_entry(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len, 
 }
 
 /*
- * Rewrites an entry's header (stale flag, last_access) keeping its value.
- * The value is copied out first: a pointer into the map is not valid
- * across a write.
+ * A malloc'd copy of the record raw with its header encoded from m (stale
+ * flag, last_access), or NULL. The record is copied out first: a pointer
+ * into the map is not valid across a write.
  */
+static unsigned char *copy_with_header(const MDB_val *raw, const pos_cache_meta_t *m)
+{
+    unsigned char *copy = malloc(raw->mv_size);
+    if (copy != NULL) {
+        memcpy(copy, raw->mv_data, raw->mv_size);
+        encode_header(copy, m);
+    }
+    return copy;
+}
+
+/* Rewrites an entry's header (stale flag, last_access) keeping its value. */
 static int rewrite_header(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len,
                           const MDB_val *raw, const pos_cache_meta_t *m)
 {
-    unsigned char *copy = malloc(raw->mv_size);
+    unsigned char *copy = copy_with_header(raw, m);
     if (copy == NULL) {
         return -ENOMEM;
     }
-    memcpy(copy, raw->mv_data, raw->mv_size);
-    encode_header(copy, m);
     MDB_val k = {len, (void *)key};
     MDB_val v = {raw->mv_size, copy};
     int rc = pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE], &k, &v, 0));
@@ -292,32 +301,73 @@ typedef struct victim {
     char *key;
 } victim_t;
 
-/* Appends a copy of key k (and meta m, if given) to the growing array v.
- * Returns 0 or ENOMEM (an LMDB-style positive code, like its callers). */
-static int victims_push(victim_t **v, size_t *n, size_t *cap, const MDB_val *k,
-                        const pos_cache_meta_t *m)
+/* Keys a walk of the cache collects, to delete once the walk is over. */
+typedef struct collect {
+    const pos_cache_t *c;
+    uint64_t now_ms;          /* collect_expired(): expired at this time */
+    pos_cache_match_fn match; /* collect_matching(): the keys it accepts */
+    void *match_ctx;
+    victim_t *v; /* growing array */
+    size_t n, cap;
+} collect_t;
+
+/* Appends a copy of key k (and meta m, if given) to a->v. Returns 0 or -ENOMEM. */
+static int victims_push(collect_t *a, const MDB_val *k, const pos_cache_meta_t *m)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        victim_t *nv = realloc(*v, ncap * sizeof(**v));
+    if (a->n == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 64;
+        victim_t *nv = realloc(a->v, ncap * sizeof(*a->v));
         if (nv == NULL) {
-            return ENOMEM;
+            return -ENOMEM;
         }
-        *v = nv;
-        *cap = ncap;
+        a->v = nv;
+        a->cap = ncap;
     }
-    victim_t *e = &(*v)[*n];
+    victim_t *e = &a->v[a->n];
     e->key = malloc(k->mv_size);
     if (e->key == NULL) {
-        return ENOMEM;
+        return -ENOMEM;
     }
     memcpy(e->key, k->mv_data, k->mv_size);
     e->key_len = k->mv_size;
     if (m != NULL) {
         e->meta = *m;
     }
-    (*n)++;
+    a->n++;
     return 0;
+}
+
+static void victims_free(collect_t *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->v[i].key);
+    }
+    free(a->v);
+}
+
+static int collect_expired(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *val)
+{
+    collect_t *a = ctx;
+    pos_cache_meta_t m;
+
+    (void)cur;
+    if (pos_cache_record_parse(val->mv_data, val->mv_size, &m, NULL) != 0 ||
+        !pos_cache_expired(&m, a->now_ms, a->c->cfg.ttl_ms)) {
+        return 0;
+    }
+    return victims_push(a, k, &m);
+}
+
+static int collect_matching(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *val)
+{
+    collect_t *a = ctx;
+
+    (void)cur;
+    (void)val;
+    if (!a->match(a->match_ctx, k->mv_data, k->mv_size)) {
+        return 0;
+    }
+    return victims_push(a, k, NULL);
 }
 
 static uint64_t sort_now;
@@ -333,28 +383,10 @@ static int victim_cmp(const void *a, const void *b)
 static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms, delta_t *d,
                          size_t *freed)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur);
-    if (rc != 0) {
-        return pos_store_errno(rc);
-    }
-    victim_t *v = NULL;
-    size_t n = 0, cap = 0;
-    MDB_val k, val;
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-        pos_cache_meta_t m;
-        if (pos_cache_record_parse(val.mv_data, val.mv_size, &m, NULL) != 0 ||
-            !pos_cache_expired(&m, now_ms, c->cfg.ttl_ms)) {
-            continue;
-        }
-        rc = victims_push(&v, &n, &cap, &k, &m);
-        if (rc != 0) {
-            break;
-        }
-    }
-    mdb_cursor_close(cur);
-    int result = rc == MDB_NOTFOUND ? 0 : pos_store_errno(rc);
+    collect_t a = {.c = c, .now_ms = now_ms};
+    int result = pos_store_each(c->st, txn, POS_DB_CACHE, collect_expired, &a);
+    victim_t *v = a.v;
+    size_t n = a.n;
     if (result == 0) {
         sort_now = now_ms;
         sort_ttl = c->cfg.ttl_ms;
@@ -371,10 +403,7 @@ static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now
             d->evictions++;
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].key);
-    }
-    free(v);
+    victims_free(&a);
     return result;
 }
 
@@ -877,45 +906,35 @@ typedef struct stale_args {
     size_t changed;
 } stale_args_t;
 
+static int mark_stale_record(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    stale_args_t *a = ctx;
+    pos_cache_meta_t m;
+
+    if (pos_cache_record_parse(v->mv_data, v->mv_size, &m, NULL) != 0 || m.stale ||
+        m.verified_at_ms >= a->since_ms) {
+        return 0;
+    }
+    m.stale = true;
+    unsigned char *copy = copy_with_header(v, &m);
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    MDB_val nv = {v->mv_size, copy};
+    /* Same key, same size: replaced in place, the cursor keeps its position. */
+    int rc = pos_store_errno(mdb_cursor_put(cur, k, &nv, MDB_CURRENT));
+    free(copy);
+    if (rc == 0) {
+        a->changed++;
+    }
+    return rc;
+}
+
 /* Marks stale every entry not verified since a->since_ms. */
 static int mark_stale_before_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
 {
-    stale_args_t *a = arg;
-    MDB_cursor *cur;
-
     (void)d;
-    int rc = pos_store_errno(mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur));
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_val k, v;
-    int mrc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        pos_cache_meta_t m;
-        if (pos_cache_record_parse(v.mv_data, v.mv_size, &m, NULL) != 0 || m.stale ||
-            m.verified_at_ms >= a->since_ms) {
-            continue;
-        }
-        m.stale = true;
-        unsigned char *copy = malloc(v.mv_size);
-        if (copy == NULL) {
-            mrc = ENOMEM;
-            break;
-        }
-        memcpy(copy, v.mv_data, v.mv_size);
-        encode_header(copy, &m);
-        MDB_val nv = {v.mv_size, copy};
-        /* Same key, same size: replaced in place, the cursor keeps its position. */
-        mrc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
-        free(copy);
-        if (mrc != 0) {
-            break;
-        }
-        a->changed++;
-    }
-    mdb_cursor_close(cur);
-    return mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
+    return pos_store_each(c->st, txn, POS_DB_CACHE, mark_stale_record, arg);
 }
 
 int pos_cache_mark_stale_before(pos_cache_t *c, uint64_t since_ms, size_t *count)
@@ -952,34 +971,13 @@ static int delete_if_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
 {
     delete_args_t *a = arg;
     /* Collect first, delete after: a write invalidates the cursor's data pointers. */
-    victim_t *v = NULL;
-    size_t n = 0, cap = 0;
-    MDB_cursor *cur = NULL;
-    int rc = pos_store_errno(mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur));
-    if (rc == 0) {
-        MDB_val k, val;
-        int mrc;
-        for (mrc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
-             mrc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-            if (!a->match(a->ctx, k.mv_data, k.mv_size)) {
-                continue;
-            }
-            mrc = victims_push(&v, &n, &cap, &k, NULL);
-            if (mrc != 0) {
-                break;
-            }
-        }
-        rc = mrc == MDB_NOTFOUND ? 0 : pos_store_errno(mrc);
-        mdb_cursor_close(cur);
-    }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = del_entry(c, txn, v[i].key, v[i].key_len, d);
+    collect_t found = {.c = c, .match = a->match, .match_ctx = a->ctx};
+    int rc = pos_store_each(c->st, txn, POS_DB_CACHE, collect_matching, &found);
+    for (size_t i = 0; rc == 0 && i < found.n; i++) {
+        rc = del_entry(c, txn, found.v[i].key, found.v[i].key_len, d);
         a->deleted++;
     }
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].key);
-    }
-    free(v);
+    victims_free(&found);
     return rc;
 }
 

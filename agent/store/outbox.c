@@ -176,6 +176,48 @@ typedef struct drop {
     size_t bytes;
 } drop_t;
 
+#define DROP_BATCH 64 /* entries drop_oldest() deletes per pass */
+
+/* True when entries and bytes break the configured bounds (0: no bound). */
+static bool over_bounds(const pos_outbox_config_t *cfg, uint64_t entries, uint64_t bytes)
+{
+    return (cfg->max_entries != 0 && entries > cfg->max_entries) ||
+           (cfg->max_bytes != 0 && bytes > cfg->max_bytes);
+}
+
+/* One pass of drop_oldest(): the entries it picks, oldest first. */
+typedef struct drop_pass {
+    const pos_outbox_config_t *cfg;
+    uint64_t entries, bytes; /* what the outbox holds once the picked ones went */
+    uint64_t add_entries, add_bytes;
+    size_t min_drops;
+    drop_t ids[DROP_BATCH];
+    size_t n;
+} drop_pass_t;
+
+static int drop_pick(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    drop_pass_t *p = ctx;
+    pos_outbox_entry_t e;
+
+    (void)cur;
+    if ((!over_bounds(p->cfg, p->entries + p->add_entries, p->bytes + p->add_bytes) &&
+         p->n >= p->min_drops) ||
+        p->n == DROP_BATCH) {
+        return 1; /* enough for this pass */
+    }
+    if (k->mv_size != 8 || pos_outbox_record_parse(v->mv_data, v->mv_size, &e) != 0 ||
+        e.is_payment) {
+        return 0;
+    }
+    p->ids[p->n].id = pos_endian_get_be64(k->mv_data);
+    p->ids[p->n].bytes = e.channel_len + e.payload_len;
+    p->entries--;
+    p->bytes -= p->ids[p->n].bytes;
+    p->n++;
+    return 0;
+}
+
 /*
  * Deletes, inside txn, the oldest non-payment entries until the outbox
  * holds at most max_entries - add_entries entries and max_bytes -
@@ -186,60 +228,36 @@ typedef struct drop {
 static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uint64_t add_bytes,
                        size_t min_drops, uint64_t *dropped, uint64_t *freed)
 {
-    uint64_t entries = ob->stats.entries, bytes = ob->stats.bytes;
+    drop_pass_t p = {.cfg = &ob->cfg,
+                     .entries = ob->stats.entries,
+                     .bytes = ob->stats.bytes,
+                     .add_entries = add_entries,
+                     .add_bytes = add_bytes,
+                     .min_drops = min_drops};
     *dropped = 0;
     *freed = 0;
-    const pos_outbox_config_t *cfg = &ob->cfg;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, ob->st->dbi[POS_DB_OUTBOX], &cur);
-    if (rc != 0) {
-        return pos_store_errno(rc);
+    int rc = pos_store_each(ob->st, txn, POS_DB_OUTBOX, drop_pick, &p);
+    if (rc < 0) {
+        return rc;
     }
-    drop_t ids[64];
-    size_t n = 0;
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        bool over = (cfg->max_entries != 0 && entries + add_entries > cfg->max_entries) ||
-                    (cfg->max_bytes != 0 && bytes + add_bytes > cfg->max_bytes);
-        if ((!over && n >= min_drops) || n == sizeof(ids) / sizeof(ids[0])) {
-            break;
-        }
-        pos_outbox_entry_t e;
-        if (k.mv_size != 8 || pos_outbox_record_parse(v.mv_data, v.mv_size, &e) != 0 ||
-            e.is_payment) {
-            continue;
-        }
-        ids[n].id = pos_endian_get_be64(k.mv_data);
-        ids[n].bytes = e.channel_len + e.payload_len;
-        entries--;
-        bytes -= ids[n].bytes;
-        n++;
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        return pos_store_errno(rc);
-    }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < p.n; i++) {
         unsigned char kb[8];
-        pos_endian_put_be64(kb, ids[i].id);
+        pos_endian_put_be64(kb, p.ids[i].id);
         MDB_val key = {sizeof(kb), kb};
         rc = mdb_del(txn, ob->st->dbi[POS_DB_OUTBOX], &key, NULL);
         if (rc != 0) {
             return pos_store_errno(rc);
         }
         *dropped += 1;
-        *freed += ids[i].bytes;
+        *freed += p.ids[i].bytes;
     }
-    bool over = (cfg->max_entries != 0 && entries + add_entries > cfg->max_entries) ||
-                (cfg->max_bytes != 0 && bytes + add_bytes > cfg->max_bytes);
-    if (over) {
-        /* 64 drops per pass: go round again while it helps. */
-        if (n == sizeof(ids) / sizeof(ids[0])) {
+    if (over_bounds(&ob->cfg, p.entries + add_entries, p.bytes + add_bytes)) {
+        /* DROP_BATCH drops per pass: go round again while it helps. */
+        if (p.n == DROP_BATCH) {
             uint64_t d2, f2;
             pos_outbox_t view = *ob;
-            view.stats.entries = entries;
-            view.stats.bytes = bytes;
+            view.stats.entries = p.entries;
+            view.stats.bytes = p.bytes;
             rc = drop_oldest(&view, txn, add_entries, add_bytes, 0, &d2, &f2);
             *dropped += d2;
             *freed += f2;
@@ -247,7 +265,7 @@ static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uin
         }
         return -ENOSPC;
     }
-    return n < min_drops ? -ENOSPC : 0;
+    return p.n < min_drops ? -ENOSPC : 0;
 }
 
 static int write_drops(pos_outbox_t *ob, MDB_txn *txn, uint64_t dropped)
@@ -280,9 +298,7 @@ static int append_txn(void *ctx, MDB_txn *txn)
     const pos_outbox_entry_t *e = a->e;
     int rc = 0;
     size_t size = e->channel_len + e->payload_len;
-    const pos_outbox_config_t *cfg = &ob->cfg;
-    if ((cfg->max_entries != 0 && ob->stats.entries + 1 > cfg->max_entries) ||
-        (cfg->max_bytes != 0 && ob->stats.bytes + size > cfg->max_bytes)) {
+    if (over_bounds(&ob->cfg, ob->stats.entries + 1, ob->stats.bytes + size)) {
         rc = drop_oldest(ob, txn, 1, size, 0, &a->dropped, &a->freed);
         if (rc == -ENOSPC) {
             rc = -EDQUOT; /* our bounds, not the map: the caller must not evict for it */
@@ -438,6 +454,68 @@ void pos_outbox_batch_free(pos_outbox_batch_t *batch)
     memset(batch, 0, sizeof(*batch));
 }
 
+/* pos_outbox_peek() reads in two passes: how many and how many bytes, then the copy. */
+typedef struct peek_walk {
+    pos_outbox_t *ob;
+    pos_outbox_batch_t *batch;
+    size_t max;   /* entries at most */
+    size_t n;     /* pass 1: entries counted; pass 2: entries copied */
+    size_t bytes; /* pass 1: their bytes; pass 2: bytes copied */
+} peek_walk_t;
+
+static int peek_count(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    peek_walk_t *w = ctx;
+
+    (void)cur;
+    (void)k;
+    w->n++;
+    w->bytes += v->mv_size;
+    return w->n < w->max ? 0 : 1;
+}
+
+static int peek_copy(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    peek_walk_t *w = ctx;
+    pos_outbox_batch_t *batch = w->batch;
+
+    (void)cur;
+    if (w->n == w->max) {
+        return 1;
+    }
+    memcpy(batch->buf + w->bytes, v->mv_data, v->mv_size);
+    if (k->mv_size != 8 ||
+        pos_outbox_record_parse(batch->buf + w->bytes, v->mv_size, &batch->entries[w->n]) != 0) {
+        return -EIO;
+    }
+    batch->entries[w->n].id = pos_endian_get_be64(k->mv_data);
+    w->bytes += v->mv_size;
+    w->n++;
+    return 0;
+}
+
+static int peek_txn(void *ctx, MDB_txn *txn)
+{
+    peek_walk_t *w = ctx;
+    int rc = pos_store_each(w->ob->st, txn, POS_DB_OUTBOX, peek_count, w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (w->n == 0) {
+        return 0;
+    }
+    w->batch->entries = calloc(w->n, sizeof(*w->batch->entries));
+    w->batch->buf = malloc(w->bytes);
+    if (w->batch->entries == NULL || w->batch->buf == NULL) {
+        return -ENOMEM;
+    }
+    w->max = w->n;
+    w->n = 0;
+    w->bytes = 0;
+    rc = pos_store_each(w->ob->st, txn, POS_DB_OUTBOX, peek_copy, w);
+    return rc < 0 ? rc : 0;
+}
+
 int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
 {
     if (ob == NULL || ob->st == NULL || batch == NULL) {
@@ -447,62 +525,14 @@ int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
     if (max == 0) {
         return 0;
     }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(ob->st, MDB_RDONLY, &txn);
+    peek_walk_t w = {ob, batch, max, 0, 0};
+    int rc = pos_store_txn_run(ob->st, MDB_RDONLY, peek_txn, &w);
     if (rc != 0) {
+        pos_outbox_batch_free(batch);
         return rc;
     }
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(txn, ob->st->dbi[POS_DB_OUTBOX], &cur);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return pos_store_errno(rc);
-    }
-    /* Pass 1: how many and how many bytes; pass 2: copy. */
-    size_t n = 0, bytes = 0;
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && n < max;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        n++;
-        bytes += v.mv_size;
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        return pos_store_errno(rc);
-    }
-    if (n > 0) {
-        batch->entries = calloc(n, sizeof(*batch->entries));
-        batch->buf = malloc(bytes);
-        if (batch->entries == NULL || batch->buf == NULL) {
-            mdb_cursor_close(cur);
-            mdb_txn_abort(txn);
-            pos_outbox_batch_free(batch);
-            return -ENOMEM;
-        }
-    }
-    size_t off = 0, i = 0;
-    int result = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && i < n;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        memcpy(batch->buf + off, v.mv_data, v.mv_size);
-        if (k.mv_size != 8 ||
-            pos_outbox_record_parse(batch->buf + off, v.mv_size, &batch->entries[i]) != 0) {
-            result = -EIO;
-            break;
-        }
-        batch->entries[i].id = pos_endian_get_be64(k.mv_data);
-        off += v.mv_size;
-        i++;
-    }
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    if (result != 0) {
-        pos_outbox_batch_free(batch);
-        return result;
-    }
-    batch->count = i;
-    return (int)i;
+    batch->count = w.n;
+    return (int)w.n;
 }
 
 typedef struct ack_args {

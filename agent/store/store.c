@@ -350,6 +350,63 @@ static void census_zero(const pos_store_tenant_t *t)
 }
 
 /*
+ * The walk under pos_store_each(). Returns 0 at the end of the database,
+ * fn's value when fn stopped the walk (*by_fn set), or the LMDB code that
+ * ended it, untranslated, *step saying where.
+ */
+static int each_record(MDB_txn *txn, MDB_dbi dbi, pos_store_each_fn fn, void *ctx, bool *by_fn,
+                       const char **step)
+{
+    MDB_cursor *cur;
+    *by_fn = false;
+    *step = "cursor on";
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    *step = "reading";
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        rc = fn(ctx, cur, &k, &v);
+        if (rc != 0) {
+            *by_fn = true;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int pos_store_each(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, pos_store_each_fn fn,
+                   void *ctx)
+{
+    bool by_fn;
+    const char *step;
+    int rc = each_record(txn, st->dbi[db], fn, ctx, &by_fn, &step);
+    return by_fn ? rc : pos_store_errno(rc);
+}
+
+/* One walk_db() of one database: the owner's check, strict or not. */
+typedef struct walk_args {
+    pos_store_db_t db;
+    const pos_store_tenant_t *t; /* NULL: read only */
+    bool strict;
+    bool refused;
+} walk_args_t;
+
+static int walk_record(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    walk_args_t *a = ctx;
+    (void)cur;
+    if (a->t != NULL && a->t->check(a->t->census, a->db, k, v) != 0 && a->strict) {
+        a->refused = true;
+        return 1;
+    }
+    return 0;
+}
+
+/*
  * Reads every record of db in key order, handing each to t's check (t may
  * be NULL: read only). A refused record stops the walk when strict (with
  * *refused set) and is passed over otherwise. Returns 0 at the end of the
@@ -358,24 +415,11 @@ static void census_zero(const pos_store_tenant_t *t)
 static int walk_db(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, const pos_store_tenant_t *t,
                    bool strict, bool *refused, const char **step)
 {
-    MDB_cursor *cur;
-    *refused = false;
-    *step = "cursor on";
-    int rc = mdb_cursor_open(txn, st->dbi[db], &cur);
-    if (rc != 0) {
-        return rc;
-    }
-    *step = "reading";
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (t != NULL && t->check(t->census, db, &k, &v) != 0 && strict) {
-            *refused = true;
-            break;
-        }
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    walk_args_t a = {db, t, strict, false};
+    bool by_fn;
+    int rc = each_record(txn, st->dbi[db], walk_record, &a, &by_fn, step);
+    *refused = a.refused;
+    return by_fn ? 0 : rc;
 }
 
 /* Walks every record of every database; the tenants judge and count theirs. */

@@ -176,6 +176,23 @@ typedef int (*pos_store_txn_fn)(void *ctx, MDB_txn *txn);
 int pos_store_txn_run(pos_store_t *st, unsigned flags, pos_store_txn_fn fn, void *ctx);
 
 /*
+ * What pos_store_each() does with one record: key and value as LMDB holds
+ * them (valid until the next write), cur positioned on the record (for
+ * mdb_cursor_put() with MDB_CURRENT, or mdb_cursor_del()). Returns 0 to go
+ * on to the next record, anything else to stop the walk there.
+ */
+typedef int (*pos_store_each_fn)(void *ctx, MDB_cursor *cur, MDB_val *key, MDB_val *value);
+
+/*
+ * Hands every record of database db to fn(ctx, ...), in key order, inside
+ * txn. Returns 0 at the end of the database, fn's value when fn stopped the
+ * walk (a positive value thus stops it without an error), or a negative
+ * errno when LMDB failed (pos_store_errno()).
+ */
+int pos_store_each(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, pos_store_each_fn fn,
+                   void *ctx);
+
+/*
  * Translates an LMDB or system return code into 0 or a negative errno:
  * MDB_MAP_FULL and ENOSPC -> -ENOSPC, MDB_NOTFOUND -> -ENOENT, MDB_KEYEXIST
  * -> -EEXIST, MDB_BAD_VALSIZE -> -EMSGSIZE, corruption codes -> -EIO,
