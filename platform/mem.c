@@ -1,6 +1,7 @@
 #include "platform/mem.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MEM_PAGE 4096u /* the smallest page size of our targets */
@@ -30,4 +31,20 @@ void pos_mem_zero(void *p, size_t n)
         b += chunk;
         n -= chunk;
     }
+}
+
+void *pos_mem_grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap) {
+        return v;
+    }
+    size_t ncap = *cap != 0 ? *cap * 2 : first;
+    if (ncap < *cap || ncap > SIZE_MAX / size) {
+        return NULL;
+    }
+    void *nv = realloc(v, ncap * size);
+    if (nv != NULL) {
+        *cap = ncap;
+    }
+    return nv;
 }

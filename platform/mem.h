@@ -14,4 +14,13 @@
  */
 void pos_mem_zero(void *p, size_t n);
 
+/*
+ * Room for one more element in the array v, which holds n elements of size
+ * bytes in *cap slots: returns v itself while n < *cap; otherwise v
+ * reallocated to twice *cap slots (first slots when *cap is 0), *cap
+ * updated, or NULL when out of memory (v and *cap then left as they were,
+ * v still the caller's to free).
+ */
+void *pos_mem_grow(void *v, size_t n, size_t *cap, size_t size, size_t first);
+
 #endif /* PLATFORM_MEM_H */

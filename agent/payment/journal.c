@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "platform/endian.h"
+#include "platform/mem.h"
 
 /*
  * Record layout (little-endian):
@@ -412,15 +413,11 @@ static int gather_one(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *val)
 
     (void)cur;
     (void)k;
-    if (g->n == g->cap) {
-        size_t ncap = g->cap ? g->cap * 2 : 32;
-        listed_t *nv = realloc(g->v, ncap * sizeof(*g->v));
-        if (nv == NULL) {
-            return -ENOMEM;
-        }
-        g->v = nv;
-        g->cap = ncap;
+    listed_t *nv = pos_mem_grow(g->v, g->n, &g->cap, sizeof(*g->v), 32);
+    if (nv == NULL) {
+        return -ENOMEM;
     }
+    g->v = nv;
     if (pos_journal_decode(val->mv_data, val->mv_size, &g->v[g->n].rec, &g->v[g->n].seq) != 0) {
         return -EIO;
     }

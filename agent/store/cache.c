@@ -314,15 +314,11 @@ typedef struct collect {
 /* Appends a copy of key k (and meta m, if given) to a->v. Returns 0 or -ENOMEM. */
 static int victims_push(collect_t *a, const MDB_val *k, const pos_cache_meta_t *m)
 {
-    if (a->n == a->cap) {
-        size_t ncap = a->cap ? a->cap * 2 : 64;
-        victim_t *nv = realloc(a->v, ncap * sizeof(*a->v));
-        if (nv == NULL) {
-            return -ENOMEM;
-        }
-        a->v = nv;
-        a->cap = ncap;
+    victim_t *nv = pos_mem_grow(a->v, a->n, &a->cap, sizeof(*a->v), 64);
+    if (nv == NULL) {
+        return -ENOMEM;
     }
+    a->v = nv;
     victim_t *e = &a->v[a->n];
     e->key = malloc(k->mv_size);
     if (e->key == NULL) {

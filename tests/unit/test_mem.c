@@ -1,6 +1,7 @@
 /*
  * pos_mem_zero(): zeroes like memset, and leaves untouched pages of static
  * storage unbacked (which is why it exists: see platform/mem.h).
+ * pos_mem_grow(): room for one more element, doubling.
  */
 #include <setjmp.h>
 #include <stdbool.h>
@@ -71,11 +72,41 @@ static void test_untouched_pages_stay_unbacked(void **state)
     assert_true(rss_anon_kib() - before < 512);
 }
 
+static void test_grow_doubles_when_full(void **state)
+{
+    (void)state;
+    int *v = NULL;
+    size_t cap = 0;
+
+    for (size_t n = 0; n < 40; n++) {
+        int *nv = pos_mem_grow(v, n, &cap, sizeof(*v), 4);
+        assert_non_null(nv);
+        v = nv;
+        v[n] = (int)n; /* the slot is there */
+        assert_true(cap > n);
+        /* 4, then doubled only when full: 8, 16, 32, 64. */
+        assert_int_equal(cap, n < 4 ? 4 : n < 8 ? 8 : n < 16 ? 16 : n < 32 ? 32 : 64);
+    }
+    for (size_t n = 0; n < 40; n++) {
+        assert_int_equal(v[n], (int)n); /* kept across the reallocations */
+    }
+    /* Room left: the same array back, cap untouched. */
+    assert_ptr_equal(pos_mem_grow(v, 40, &cap, sizeof(*v), 4), v);
+    assert_int_equal(cap, 64);
+    /* No size that fits: NULL, and v and cap as they were. */
+    size_t huge = SIZE_MAX / 2 + 1;
+    assert_null(pos_mem_grow(v, 64, &cap, huge, 4));
+    assert_int_equal(cap, 64);
+    assert_int_equal(v[39], 39);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zeroes_like_memset),
         cmocka_unit_test(test_untouched_pages_stay_unbacked),
+        cmocka_unit_test(test_grow_doubles_when_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
