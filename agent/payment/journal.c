@@ -253,6 +253,14 @@ uint64_t pos_journal_count(const pos_journal_t *j)
 
 /* ---- seen ids ----------------------------------------------------------- */
 
+/* The seen database's key for the id of n bytes: 'i' + id, built in buf. */
+static MDB_val seen_id_key(unsigned char buf[1 + POS_MSG_ID_MAX], const void *id, size_t n)
+{
+    buf[0] = 'i';
+    memcpy(buf + 1, id, n);
+    return (MDB_val){1 + n, buf};
+}
+
 /* Adds id inside txn, updating the seen counters *next, *count and *first. */
 static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t *next,
                         uint64_t *count, uint64_t *first)
@@ -260,9 +268,7 @@ static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t
     MDB_dbi dbi = j->st->dbi[POS_DB_SEEN];
     unsigned char ik[1 + POS_MSG_ID_MAX];
     size_t n = strlen(id);
-    ik[0] = 'i';
-    memcpy(ik + 1, id, n);
-    MDB_val k = {1 + n, ik};
+    MDB_val k = seen_id_key(ik, id, n);
     MDB_val v;
     int rc = mdb_get(txn, dbi, &k, &v);
     if (rc == 0) {
@@ -305,14 +311,11 @@ static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t
             mdb_cursor_close(cur);
             return rc != 0 ? pos_store_errno(rc) : -EIO;
         }
-        ik[0] = 'i';
-        memcpy(ik + 1, v.mv_data, v.mv_size);
-        size_t ilen = 1 + v.mv_size;
+        MDB_val ikey = seen_id_key(ik, v.mv_data, v.mv_size);
         *first = pos_endian_get_be64((unsigned char *)okey.mv_data + 1) + 1;
         rc = mdb_cursor_del(cur, 0);
         mdb_cursor_close(cur);
         if (rc == 0) {
-            MDB_val ikey = {ilen, ik};
             rc = mdb_del(txn, dbi, &ikey, NULL);
             rc = rc == MDB_NOTFOUND ? 0 : rc;
         }
@@ -378,10 +381,7 @@ bool pos_journal_seen_has(pos_journal_t *j, const char *transaction_id)
         return false;
     }
     unsigned char ik[1 + POS_MSG_ID_MAX];
-    size_t n = strlen(transaction_id);
-    ik[0] = 'i';
-    memcpy(ik + 1, transaction_id, n);
-    MDB_val k = {1 + n, ik};
+    MDB_val k = seen_id_key(ik, transaction_id, strlen(transaction_id));
     MDB_val v;
     bool found = mdb_get(txn, j->st->dbi[POS_DB_SEEN], &k, &v) == 0;
     mdb_txn_abort(txn);
