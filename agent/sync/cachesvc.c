@@ -110,6 +110,15 @@ static int cache_local(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     return 0;
 }
 
+/* The local copy whatever its age, or -ENOENT, to cb. */
+static void cache_local_or_miss(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
+                                void *ctx)
+{
+    if (cache_local(s, key, len, cb, ctx, false) != 0) {
+        cb(ctx, -ENOENT, NULL, 0, 0, false);
+    }
+}
+
 static void cache_fetch_done(void *ctx, const redisReply *r, int err)
 {
     pos_cache_fetch_t *f = ctx;
@@ -165,9 +174,7 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
         return; /* fresh */
     }
     if (!pos_link_is_online(s->link)) {
-        if (cache_local(s, key, len, cb, ctx, false) != 0) {
-            cb(ctx, -ENOENT, NULL, 0, 0, false);
-        }
+        cache_local_or_miss(s, key, len, cb, ctx);
         return;
     }
     w = calloc(1, sizeof(*w));
@@ -203,9 +210,7 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
         free(f->key);
         free(f);
         free(w);
-        if (cache_local(s, key, len, cb, ctx, false) != 0) {
-            cb(ctx, -ENOENT, NULL, 0, 0, false);
-        }
+        cache_local_or_miss(s, key, len, cb, ctx);
         return;
     }
     f->next = s->fetches;
@@ -312,6 +317,18 @@ static int cache_mget(pos_cachesvc_t *s, char *const *keys, const size_t *lens, 
     return rc;
 }
 
+/* The cache item for key (len bytes) holding v, a string element of an MGET reply. */
+static pos_cache_item_t mget_item(const char *key, size_t len, const redisReply *v)
+{
+    return (pos_cache_item_t){
+        .key = key,
+        .key_len = len,
+        .value = v->str,
+        .value_len = v->len,
+        .family = pos_cache_family_of(key, len),
+    };
+}
+
 #define REVAL_BATCH 100
 
 typedef struct reval_batch {
@@ -365,12 +382,7 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
         for (size_t i = 0; i < b->n; i++) {
             const redisReply *v = r->element[i];
             if (v->type == REDIS_REPLY_STRING) {
-                items[n].key = b->keys[i];
-                items[n].key_len = b->lens[i];
-                items[n].value = v->str;
-                items[n].value_len = v->len;
-                items[n].family = pos_cache_family_of(b->keys[i], b->lens[i]);
-                n++;
+                items[n++] = mget_item(b->keys[i], b->lens[i], v);
             } else if (v->type == REDIS_REPLY_NIL) {
                 pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
             }
@@ -451,6 +463,19 @@ static void warm_step_free(warm_step_t *w)
     free(w);
 }
 
+/* The warm-up stops here: nothing more is asked. */
+static void warm_abort(warm_step_t *w)
+{
+    w->svc->warming = false;
+    warm_step_free(w);
+}
+
+/* True when the reply to w came with an error or for a warm-up that is over. */
+static bool warm_gone(const warm_step_t *w, int err)
+{
+    return err != 0 || w->epoch != w->svc->warm_epoch || !w->svc->open;
+}
+
 static void warm_finish(pos_cachesvc_t *s)
 {
     s->warming = false;
@@ -461,6 +486,21 @@ static void warm_finish(pos_cachesvc_t *s)
 #endif
     POS_INFO("cache", "warm-up: %" PRIu64 " inventory and %" PRIu64 " product entries stored",
              s->warmed_inventory, s->warmed_products);
+}
+
+/* The step is done: the next SCAN page, or the end when SCAN said cursor 0. */
+static void warm_next(warm_step_t *w)
+{
+    pos_cachesvc_t *s = w->svc;
+    char cursor[32];
+
+    snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+    warm_step_free(w);
+    if (strcmp(cursor, "0") == 0) {
+        warm_finish(s);
+    } else {
+        warm_scan(s, cursor);
+    }
 }
 
 /* Stores the values of an MGET whose keys are keys[0..n). */
@@ -479,12 +519,7 @@ static size_t warm_store(pos_cachesvc_t *s, char **keys, size_t n, const redisRe
     for (size_t i = 0; i < n; i++) {
         const redisReply *v = r->element[i];
         if (v->type == REDIS_REPLY_STRING) {
-            items[m].key = keys[i];
-            items[m].key_len = strlen(keys[i]);
-            items[m].value = v->str;
-            items[m].value_len = v->len;
-            items[m].family = pos_cache_family_of(keys[i], strlen(keys[i]));
-            m++;
+            items[m++] = mget_item(keys[i], strlen(keys[i]), v);
         }
     }
     /* In chunks: LMDB keeps the dirty pages of its largest write
@@ -507,20 +542,12 @@ static void warm_products_reply(void *ctx, const redisReply *r, int err)
     warm_step_t *w = ctx;
     pos_cachesvc_t *s = w->svc;
 
-    if (err != 0 || w->epoch != s->warm_epoch || !s->open) {
-        s->warming = false;
-        warm_step_free(w);
+    if (warm_gone(w, err)) {
+        warm_abort(w);
         return;
     }
     s->warmed_products += warm_store(s, w->keys, w->n, r);
-    char cursor[32];
-    snprintf(cursor, sizeof(cursor), "%s", w->cursor);
-    warm_step_free(w);
-    if (strcmp(cursor, "0") == 0) {
-        warm_finish(s);
-    } else {
-        warm_scan(s, cursor);
-    }
+    warm_next(w);
 }
 
 static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
@@ -529,9 +556,8 @@ static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
     pos_cachesvc_t *s = w->svc;
     size_t plen = strlen("inventory:") + strlen(s->store_id) + 1;
 
-    if (err != 0 || w->epoch != s->warm_epoch || !s->open) {
-        s->warming = false;
-        warm_step_free(w);
+    if (warm_gone(w, err)) {
+        warm_abort(w);
         return;
     }
     s->warmed_inventory += warm_store(s, w->keys, w->n, r);
@@ -547,8 +573,7 @@ static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
         w->keys[i] = pk;
     }
     if (cache_mget(s, w->keys, NULL, w->n, warm_products_reply, w) != 0) {
-        s->warming = false;
-        warm_step_free(w);
+        warm_abort(w);
     }
 }
 
@@ -557,23 +582,20 @@ static void warm_scan_reply(void *ctx, const redisReply *r, int err)
     warm_step_t *w = ctx;
     pos_cachesvc_t *s = w->svc;
 
-    if (err != 0 || w->epoch != s->warm_epoch || !s->open || r->type != REDIS_REPLY_ARRAY ||
-        r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[1]->type != REDIS_REPLY_ARRAY) {
+    if (warm_gone(w, err) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
         if (err == 0 && r->type == REDIS_REPLY_ERROR) {
             POS_WARN("cache", "warm-up SCAN refused: %.*s", (int)(r->len > 200 ? 200 : r->len),
                      r->str);
         }
-        s->warming = false;
-        warm_step_free(w);
+        warm_abort(w);
         return;
     }
     snprintf(w->cursor, sizeof(w->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
     const redisReply *keys = r->element[1];
     w->keys = calloc(keys->elements ? keys->elements : 1, sizeof(char *));
     if (w->keys == NULL) {
-        s->warming = false;
-        warm_step_free(w);
+        warm_abort(w);
         return;
     }
     for (size_t i = 0; i < keys->elements; i++) {
@@ -586,19 +608,11 @@ static void warm_scan_reply(void *ctx, const redisReply *r, int err)
         }
     }
     if (w->n == 0) {
-        char cursor[32];
-        snprintf(cursor, sizeof(cursor), "%s", w->cursor);
-        warm_step_free(w);
-        if (strcmp(cursor, "0") == 0) {
-            warm_finish(s);
-        } else {
-            warm_scan(s, cursor);
-        }
+        warm_next(w); /* nothing cacheable on this page */
         return;
     }
     if (cache_mget(s, w->keys, NULL, w->n, warm_inventory_reply, w) != 0) {
-        s->warming = false;
-        warm_step_free(w);
+        warm_abort(w);
     }
 }
 
