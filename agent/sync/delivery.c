@@ -73,6 +73,83 @@ int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap)
     return delivery_sign(d, buf, len, cap);
 }
 
+/*
+ * Sends first (argc1 arguments), then, unless NULL, second (argc2). With an
+ * id, the reply to the last one sent completes outbox entry *id; without,
+ * nobody waits for the replies. Returns 0 or a negative errno.
+ */
+static int delivery_commands(pos_delivery_t *d, const uint64_t *id, int argc1, const char **first,
+                             int argc2, const char **second)
+{
+    pos_reply_cb cb = NULL;
+    delivery_ctx_t *c1 = NULL, *c2 = NULL;
+    int rc;
+
+    if (id != NULL) {
+        cb = delivery_reply;
+        c1 = malloc(sizeof(*c1));
+        c2 = second != NULL ? malloc(sizeof(*c2)) : NULL;
+        if (c1 == NULL || (second != NULL && c2 == NULL)) {
+            free(c1);
+            free(c2);
+            return -ENOMEM;
+        }
+        *c1 = (delivery_ctx_t){d, *id, d->epoch, second == NULL};
+        if (c2 != NULL) {
+            *c2 = (delivery_ctx_t){d, *id, d->epoch, true};
+        }
+    }
+    rc = pos_link_commandv(d->link, cb, c1, argc1, first);
+    if (rc != 0) {
+        free(c1);
+        free(c2);
+        return rc;
+    }
+    if (second == NULL) {
+        return 0;
+    }
+    rc = pos_link_commandv(d->link, cb, c2, argc2, second);
+    if (rc != 0) {
+        free(c2);
+    }
+    return rc;
+}
+
+/* INCRBY key by, then EXPIRE key ttl_s NX: the counter keeps its first expiry. */
+static int send_incrby(pos_delivery_t *d, const uint64_t *id, const char *key, long long by,
+                       unsigned ttl_s)
+{
+    char n[24], ttl[16];
+
+    snprintf(n, sizeof(n), "%lld", by);
+    snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+    const char *incr[] = {"INCRBY", key, n};
+    const char *expire[] = {"EXPIRE", key, ttl, "NX"};
+    return delivery_commands(d, id, 3, incr, 4, expire);
+}
+
+/* SADD key member, then EXPIRE key ttl_s; or SREM key member alone. */
+static int send_set_member(pos_delivery_t *d, const uint64_t *id, const char *key, bool add,
+                           const char *member, unsigned ttl_s)
+{
+    char ttl[16];
+
+    snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+    const char *argv[] = {add ? "SADD" : "SREM", key, member};
+    const char *expire[] = {"EXPIRE", key, ttl};
+    return delivery_commands(d, id, 3, argv, 3, add ? expire : NULL);
+}
+
+/* An entry that cannot be sent: logged and acknowledged, so that it goes. */
+static int delivery_drop(pos_delivery_t *d, uint64_t id, const char *why)
+{
+    POS_ERR("outbox", "entry %" PRIu64 ": %s, dropped", id, why);
+    if (d->ob != NULL) {
+        pos_outbox_ack(d->ob, id);
+    }
+    return 0;
+}
+
 static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
 {
     char channel[POS_OUTBOX_CHANNEL_MAX + 1];
@@ -108,45 +185,19 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         return rc;
     }
     if (e->kind == POS_OUTBOX_INCRBY) {
-        char text[64], n[24], ttl[16];
+        char text[64];
         long long by = 0;
         unsigned t = 0;
         snprintf(text, sizeof(text), "%.*s", (int)(e->payload_len < 63 ? e->payload_len : 63),
                  (const char *)e->payload);
         if (sscanf(text, "%lld %u", &by, &t) != 2) {
-            POS_ERR("outbox", "entry %" PRIu64 ": bad increment, dropped", e->id);
-            if (d->ob != NULL) {
-                pos_outbox_ack(d->ob, e->id);
-            }
-            return 0;
+            return delivery_drop(d, e->id, "bad increment");
         }
-        snprintf(n, sizeof(n), "%lld", by);
-        snprintf(ttl, sizeof(ttl), "%u", t);
-        delivery_ctx_t *c1 = malloc(sizeof(*c1)), *c2 = malloc(sizeof(*c2));
-        if (c1 == NULL || c2 == NULL) {
-            free(c1);
-            free(c2);
-            return -ENOMEM;
-        }
-        *c1 = (delivery_ctx_t){d, e->id, d->epoch, false};
-        *c2 = (delivery_ctx_t){d, e->id, d->epoch, true};
-        const char *incr[] = {"INCRBY", channel, n};
-        const char *expire[] = {"EXPIRE", channel, ttl, "NX"};
-        rc = pos_link_commandv(d->link, delivery_reply, c1, 3, incr);
-        if (rc != 0) {
-            free(c1);
-            free(c2);
-            return rc;
-        }
-        rc = pos_link_commandv(d->link, delivery_reply, c2, 4, expire);
-        if (rc != 0) {
-            free(c2);
-        }
-        return rc;
+        return send_incrby(d, &e->id, channel, by, t);
     }
     if (e->kind == POS_OUTBOX_OTHER) {
         /* Set membership: "SADD member ttl_s" or "SREM member" on the key. */
-        char text[POS_OUTBOX_CHANNEL_MAX + 32], op[8], member[POS_OUTBOX_CHANNEL_MAX + 1], ttl[16];
+        char text[POS_OUTBOX_CHANNEL_MAX + 32], op[8], member[POS_OUTBOX_CHANNEL_MAX + 1];
         unsigned t = 0;
         int k;
         snprintf(text, sizeof(text), "%.*s",
@@ -155,42 +206,11 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         k = sscanf(text, "%7s %511s %u", op, member, &t);
         bool add = k == 3 && strcmp(op, "SADD") == 0;
         if (!add && !(k == 2 && strcmp(op, "SREM") == 0)) {
-            POS_ERR("outbox", "entry %" PRIu64 ": bad set operation, dropped", e->id);
-            if (d->ob != NULL) {
-                pos_outbox_ack(d->ob, e->id);
-            }
-            return 0;
+            return delivery_drop(d, e->id, "bad set operation");
         }
-        delivery_ctx_t *c1 = malloc(sizeof(*c1)), *c2 = malloc(sizeof(*c2));
-        if (c1 == NULL || c2 == NULL) {
-            free(c1);
-            free(c2);
-            return -ENOMEM;
-        }
-        *c1 = (delivery_ctx_t){d, e->id, d->epoch, !add};
-        *c2 = (delivery_ctx_t){d, e->id, d->epoch, true};
-        const char *argv[] = {add ? "SADD" : "SREM", channel, member};
-        rc = pos_link_commandv(d->link, delivery_reply, c1, 3, argv);
-        if (rc != 0 || !add) {
-            free(c2);
-            if (rc != 0) {
-                free(c1);
-            }
-            return rc;
-        }
-        snprintf(ttl, sizeof(ttl), "%u", t);
-        const char *expire[] = {"EXPIRE", channel, ttl};
-        rc = pos_link_commandv(d->link, delivery_reply, c2, 3, expire);
-        if (rc != 0) {
-            free(c2);
-        }
-        return rc;
+        return send_set_member(d, &e->id, channel, add, member, t);
     }
-    POS_ERR("outbox", "entry %" PRIu64 ": unknown kind, dropped", e->id);
-    if (d->ob != NULL) {
-        pos_outbox_ack(d->ob, e->id);
-    }
-    return 0;
+    return delivery_drop(d, e->id, "unknown kind");
 }
 
 void pos_delivery_pump(pos_delivery_t *d)
@@ -256,6 +276,32 @@ static int delivery_direct(pos_delivery_t *d, const char *channel, const char *j
     return rc;
 }
 
+/*
+ * Appends an entry of kind to the outbox (the payload len bytes) and pumps.
+ * Returns 0 or pos_outbox_append()'s error.
+ */
+static int delivery_queue(pos_delivery_t *d, pos_outbox_kind_t kind, bool payment, bool sign,
+                          const char *channel, const void *payload, size_t len)
+{
+    pos_outbox_entry_t e;
+    uint64_t id;
+
+    memset(&e, 0, sizeof(e));
+    e.kind = kind;
+    e.is_payment = payment;
+    e.sign = sign;
+    e.created_ms = pos_clock_wall_ms();
+    e.channel = channel;
+    e.channel_len = strlen(channel);
+    e.payload = payload;
+    e.payload_len = len;
+    int rc = pos_outbox_append(d->ob, &e, &id);
+    if (rc == 0) {
+        pos_delivery_pump(d);
+    }
+    return rc;
+}
+
 int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,
                          bool payment)
 {
@@ -265,77 +311,42 @@ int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *jso
 int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *json, size_t len,
                             bool payment, bool sign)
 {
-    pos_outbox_entry_t e;
-    uint64_t id;
-    int rc;
-
     if (d->ob == NULL) {
         return delivery_direct(d, channel, json, len, sign);
     }
-    memset(&e, 0, sizeof(e));
-    e.kind = POS_OUTBOX_PUBLISH;
-    e.is_payment = payment;
-    e.sign = sign;
-    e.created_ms = pos_clock_wall_ms();
-    e.channel = channel;
-    e.channel_len = strlen(channel);
-    e.payload = json;
-    e.payload_len = len;
-    rc = pos_outbox_append(d->ob, &e, &id);
+    int rc = delivery_queue(d, POS_OUTBOX_PUBLISH, payment, sign, channel, json, len);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue a message on %s: %s", channel, strerror(-rc));
         /* Still try to send it now: better delivered without a copy. */
         return delivery_direct(d, channel, json, len, sign);
     }
-    pos_delivery_pump(d);
     return 0;
 }
 
 int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s)
 {
-    pos_outbox_entry_t e;
     char payload[48];
-    uint64_t id;
     int rc;
 
     int plen = snprintf(payload, sizeof(payload), "%lld %u", n, ttl_s);
     if (d->ob == NULL) {
-        char by[24], ttl[16];
-        snprintf(by, sizeof(by), "%lld", n);
-        snprintf(ttl, sizeof(ttl), "%u", ttl_s);
-        const char *incr[] = {"INCRBY", key, by};
-        const char *expire[] = {"EXPIRE", key, ttl, "NX"};
-        rc = pos_link_commandv(d->link, NULL, NULL, 3, incr);
-        if (rc == 0) {
-            rc = pos_link_commandv(d->link, NULL, NULL, 4, expire);
-        }
+        rc = send_incrby(d, NULL, key, n, ttl_s);
         if (rc != 0) {
             d->lost++;
         }
         return rc;
     }
-    memset(&e, 0, sizeof(e));
-    e.kind = POS_OUTBOX_INCRBY;
-    e.created_ms = pos_clock_wall_ms();
-    e.channel = key;
-    e.channel_len = strlen(key);
-    e.payload = payload;
-    e.payload_len = (size_t)plen;
-    rc = pos_outbox_append(d->ob, &e, &id);
+    rc = delivery_queue(d, POS_OUTBOX_INCRBY, false, false, key, payload, (size_t)plen);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue an increment of %s: %s", key, strerror(-rc));
-        return rc;
     }
-    pos_delivery_pump(d);
-    return 0;
+    return rc;
 }
 
 int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const char *member,
                             unsigned ttl_s)
 {
-    pos_outbox_entry_t e;
     char payload[POS_OUTBOX_CHANNEL_MAX + 32];
-    uint64_t id;
     int rc;
 
     if (strlen(member) == 0 || strlen(member) > POS_OUTBOX_CHANNEL_MAX ||
@@ -343,14 +354,7 @@ int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const 
         return -EINVAL;
     }
     if (d->ob == NULL) {
-        char ttl[16];
-        snprintf(ttl, sizeof(ttl), "%u", ttl_s);
-        const char *argv[] = {add ? "SADD" : "SREM", key, member};
-        const char *expire[] = {"EXPIRE", key, ttl};
-        rc = pos_link_commandv(d->link, NULL, NULL, 3, argv);
-        if (rc == 0 && add) {
-            rc = pos_link_commandv(d->link, NULL, NULL, 3, expire);
-        }
+        rc = send_set_member(d, NULL, key, add, member, ttl_s);
         if (rc != 0) {
             d->lost++;
         }
@@ -358,20 +362,10 @@ int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const 
     }
     int plen = add ? snprintf(payload, sizeof(payload), "SADD %s %u", member, ttl_s)
                    : snprintf(payload, sizeof(payload), "SREM %s", member);
-    memset(&e, 0, sizeof(e));
-    e.kind = POS_OUTBOX_OTHER;
-    e.is_payment = true; /* payment bookkeeping: never dropped for room */
-    e.created_ms = pos_clock_wall_ms();
-    e.channel = key;
-    e.channel_len = strlen(key);
-    e.payload = payload;
-    e.payload_len = (size_t)plen;
-    rc = pos_outbox_append(d->ob, &e, &id);
+    /* Payment bookkeeping: never dropped for room. */
+    rc = delivery_queue(d, POS_OUTBOX_OTHER, true, false, key, payload, (size_t)plen);
     if (rc != 0) {
-        POS_ERR("outbox", "cannot queue %s of %s: %s", add ? "SADD" : "SREM", key,
-                strerror(-rc));
-        return rc;
+        POS_ERR("outbox", "cannot queue %s of %s: %s", add ? "SADD" : "SREM", key, strerror(-rc));
     }
-    pos_delivery_pump(d);
-    return 0;
+    return rc;
 }
