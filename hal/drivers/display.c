@@ -23,13 +23,10 @@
 #define DSP_LINE_MAX (POS_DISPLAY_COLS * 4 + 1)
 
 typedef struct drv_display {
-    pos_hal_device_t *dev;
-    pos_stream_t stream;
-    pos_stream_spec_t spec;
-    uint32_t reopen_base_ms, reopen_cap_ms;
+    pos_drv_port_t port;
     pos_display_fb_t fb;
     char line[POS_DISPLAY_ROWS][DSP_LINE_MAX]; /* what should be on the glass */
-    bool stream_inited, closed, up;
+    bool up;
     int show_tag;   /* its address tags a write answering show() */
     int resend_tag; /* ... and one re-sending the lines after a re-open */
 } drv_display_t;
@@ -58,7 +55,7 @@ static int dsp_flush(drv_display_t *d, void *tag, bool *wrote)
     pos_buf_init_fixed(&b, storage, sizeof(storage));
     rc = pos_display_fb_update(&d->fb, d->line[0], d->line[1], &b);
     if (rc == 0 && b.len > 0) {
-        rc = pos_stream_write(&d->stream, b.data, b.len, DSP_WRITE_DEADLINE_MS, tag);
+        rc = pos_stream_write(&d->port.stream, b.data, b.len, DSP_WRITE_DEADLINE_MS, tag);
         if (rc == 0) {
             *wrote = true;
         }
@@ -80,7 +77,7 @@ static void dsp_on_open(pos_stream_t *s)
     if (dsp_flush(d, &d->resend_tag, &wrote) != 0) {
         return;
     }
-    pos_hal_set_status(d->dev, POS_DEV_READY);
+    pos_hal_set_status(d->port.dev, POS_DEV_READY);
 }
 
 static void dsp_on_down(pos_stream_t *s, int err)
@@ -90,23 +87,24 @@ static void dsp_on_down(pos_stream_t *s, int err)
     POS_WARN("hal", "display: link down: %s", strerror(-err));
     d->up = false;
     pos_display_fb_invalidate(&d->fb);
-    pos_hal_set_status(d->dev, POS_DEV_OFFLINE);
+    pos_hal_set_status(d->port.dev, POS_DEV_OFFLINE);
 }
 
 static void dsp_on_write_done(pos_stream_t *s, void *ctx, int status)
 {
     drv_display_t *d = s->data;
 
-    if (d->closed) {
+    if (d->port.closed) {
         return;
     }
     if (status != 0) {
         pos_display_fb_invalidate(&d->fb);
     }
     if (ctx == &d->show_tag) {
-        pos_hal_output_complete(d->dev, 0, status == -ETIMEDOUT ? -ETIMEDOUT
-                                           : status != 0        ? -ENODEV
-                                                                : 0);
+        pos_hal_output_complete(d->port.dev, 0,
+                                status == -ETIMEDOUT ? -ETIMEDOUT
+                                : status != 0        ? -ENODEV
+                                                     : 0);
     }
 }
 
@@ -119,17 +117,8 @@ static const pos_stream_callbacks_t dsp_stream_cb = {
 static int dsp_open(pos_hal_device_t *dev)
 {
     drv_display_t *d = dev->driver_data;
-    int rc;
 
-    rc = pos_stream_init(dev->loop, &d->stream, &d->spec, &dsp_stream_cb, d->reopen_base_ms,
-                         d->reopen_cap_ms);
-    if (rc != 0) {
-        return rc;
-    }
-    d->stream.data = d;
-    d->stream_inited = true;
-    pos_hal_set_status(dev, POS_DEV_OFFLINE);
-    return pos_stream_start(&d->stream);
+    return pos_drv_port_open(&d->port, &dsp_stream_cb, false);
 }
 
 static int dsp_show(pos_hal_device_t *dev, const char *line1, const char *line2)
@@ -153,28 +142,11 @@ static int dsp_show(pos_hal_device_t *dev, const char *line1, const char *line2)
     return rc;
 }
 
-static void dsp_stream_closed(pos_stream_t *s)
-{
-    drv_display_t *d = s->data;
-    pos_hal_device_t *dev = d->dev;
-
-    free(d);
-    dev->driver_data = NULL;
-    pos_hal_driver_closed(dev);
-}
-
 static void dsp_close(pos_hal_device_t *dev)
 {
     drv_display_t *d = dev->driver_data;
 
-    d->closed = true;
-    if (d->stream_inited) {
-        pos_stream_close(&d->stream, dsp_stream_closed);
-        return;
-    }
-    free(d);
-    dev->driver_data = NULL;
-    pos_hal_driver_closed(dev);
+    pos_drv_port_close(&d->port, free);
 }
 
 static const struct pos_display_api dmd_display_api = {
@@ -191,11 +163,8 @@ static int dsp_create(pos_hal_device_t *dev, pos_display_cmdset_t set, const cha
                       const pos_hal_options_t *o)
 {
     drv_display_t *d;
-    int cp;
+    int cp = pos_drv_codepage(o);
 
-    cp = pos_charset_parse(o != NULL && o->codepage != NULL && o->codepage[0] != '\0'
-                               ? o->codepage
-                               : "cp858");
     if (cp < 0) {
         return -EINVAL;
     }
@@ -203,13 +172,11 @@ static int dsp_create(pos_hal_device_t *dev, pos_display_cmdset_t set, const cha
     if (d == NULL) {
         return -ENOMEM;
     }
-    if (pos_stream_spec_parse_kind(POS_STREAM_SERIAL, args, &d->spec, NULL, 0) != 0 ||
+    if (pos_drv_port_init(&d->port, d, dev, POS_STREAM_SERIAL, args, o) != 0 ||
         pos_display_fb_init(&d->fb, set, (pos_codepage_t)cp) != 0) {
         free(d);
         return -EINVAL;
     }
-    pos_drv_backoff(o, &d->reopen_base_ms, &d->reopen_cap_ms);
-    d->dev = dev;
     dev->api = set == POS_DISPLAY_CD5220 ? (const void *)&cd5220_display_api
                                          : (const void *)&dmd_display_api;
     dev->driver_data = d;

@@ -51,18 +51,10 @@ typedef enum prn_job_phase {
 } prn_job_phase_t;
 
 typedef struct escpos_printer {
-    pos_hal_device_t *dev;
-    pos_stream_t stream;
-    uv_timer_t timer; /* status reply deadline, or the poll interval */
-    pos_stream_spec_t spec;
-    uint32_t reopen_base_ms, reopen_cap_ms;
+    pos_drv_port_t port; /* its timer: status reply deadline, or the poll interval */
     const pos_escpos_model_t *model;
     pos_codepage_t cp;
-
-    bool stream_inited, timer_inited;
-    unsigned closing; /* handles whose close callback is pending */
-    bool closed;      /* close() called */
-    bool up;          /* stream open */
+    bool up; /* stream open */
 
     prn_bidi_t bidi;
     pos_printer_status_t cyc; /* being assembled */
@@ -127,7 +119,7 @@ static void prn_job_finish(escpos_printer_t *p, int result)
 
     p->phase = PRN_JOB_NONE;
     pos_buf_free(&p->job);
-    pos_hal_output_complete(p->dev, job, result);
+    pos_hal_output_complete(p->port.dev, job, result);
 }
 
 static void prn_poll_cb(uv_timer_t *t)
@@ -140,7 +132,7 @@ static void prn_schedule_poll(escpos_printer_t *p)
 {
     if (p->up && p->bidi == PRN_BIDI_YES && p->query_n == 0 && p->phase == PRN_JOB_NONE &&
         prn_is_fault(p->state)) {
-        uv_timer_start(&p->timer, prn_poll_cb, PRN_POLL_MS, 0);
+        uv_timer_start(&p->port.timer, prn_poll_cb, PRN_POLL_MS, 0);
     }
 }
 
@@ -149,24 +141,24 @@ static void prn_write_job(escpos_printer_t *p)
     uint32_t deadline = PRN_JOB_DEADLINE_MS;
     int rc;
 
-    if (p->spec.kind == POS_STREAM_SERIAL && p->spec.baud > 0) {
+    if (p->port.spec.kind == POS_STREAM_SERIAL && p->port.spec.baud > 0) {
         /* 10 bits a byte on the line, twice that for slack. */
-        deadline += (uint32_t)(((uint64_t)p->job.len * 20u * 1000u) / p->spec.baud);
+        deadline += (uint32_t)(((uint64_t)p->job.len * 20u * 1000u) / p->port.spec.baud);
     }
-    rc = pos_stream_write(&p->stream, p->job.data, p->job.len, deadline, &p->job_tag);
+    rc = pos_stream_write(&p->port.stream, p->job.data, p->job.len, deadline, &p->job_tag);
     if (rc != 0) {
         prn_job_finish(p, rc == -ENOTCONN ? -ENODEV : rc);
         return;
     }
     p->phase = PRN_JOB_WRITING;
-    pos_hal_set_status(p->dev, POS_DEV_BUSY);
+    pos_hal_set_status(p->port.dev, POS_DEV_BUSY);
 }
 
 /* A status cycle ended: ok when all four replies came. */
 static void prn_cycle_done(escpos_printer_t *p, bool ok)
 {
     p->query_n = 0;
-    uv_timer_stop(&p->timer);
+    uv_timer_stop(&p->port.timer);
     if (ok) {
         p->bidi = PRN_BIDI_YES;
         p->state = prn_map(&p->cyc);
@@ -187,7 +179,7 @@ static void prn_cycle_done(escpos_printer_t *p, bool ok)
         int err = prn_state_error(p->state);
         if (err != 0) {
             /* Refused before a single byte of the receipt left. */
-            pos_hal_set_status(p->dev, p->state);
+            pos_hal_set_status(p->port.dev, p->state);
             prn_job_finish(p, err);
         } else {
             prn_write_job(p);
@@ -196,7 +188,7 @@ static void prn_cycle_done(escpos_printer_t *p, bool ok)
     }
     case PRN_JOB_POSTCHECK: {
         int err = prn_state_error(p->state);
-        pos_hal_set_status(p->dev, p->state);
+        pos_hal_set_status(p->port.dev, p->state);
         /* Silent after the job: the bytes left, whether they printed is unknown. */
         prn_job_finish(p, err == -ENODEV ? -ETIMEDOUT : err);
         break;
@@ -204,7 +196,7 @@ static void prn_cycle_done(escpos_printer_t *p, bool ok)
     case PRN_JOB_WRITING:
         break; /* not reached: no query runs during a write */
     case PRN_JOB_NONE:
-        pos_hal_set_status(p->dev, p->state);
+        pos_hal_set_status(p->port.dev, p->state);
         break;
     }
     prn_schedule_poll(p);
@@ -223,12 +215,12 @@ static void prn_query(escpos_printer_t *p)
 
     pos_buf_init_fixed(&b, q, sizeof(q));
     pos_escpos_status_query(&b, p->query_n);
-    rc = pos_stream_write(&p->stream, q, b.len, PRN_QUERY_DEADLINE_MS, NULL);
+    rc = pos_stream_write(&p->port.stream, q, b.len, PRN_QUERY_DEADLINE_MS, NULL);
     if (rc != 0) {
         prn_cycle_done(p, false);
         return;
     }
-    uv_timer_start(&p->timer, prn_reply_timeout, PRN_STATUS_REPLY_MS, 0);
+    uv_timer_start(&p->port.timer, prn_reply_timeout, PRN_STATUS_REPLY_MS, 0);
 }
 
 /* Starts DLE EOT 1..4 unless a cycle already runs (its end serves). */
@@ -237,7 +229,7 @@ static void prn_cycle_start(escpos_printer_t *p)
     if (!p->up || p->query_n != 0) {
         return;
     }
-    uv_timer_stop(&p->timer);
+    uv_timer_stop(&p->port.timer);
     pos_escpos_status_clear(&p->cyc);
     p->query_n = 1;
     prn_query(p);
@@ -271,7 +263,7 @@ static void prn_on_open(pos_stream_t *s)
 
     p->up = true;
     p->bidi = PRN_BIDI_UNKNOWN;
-    if (pos_stream_write(&p->stream, init, sizeof(init), PRN_QUERY_DEADLINE_MS, NULL) != 0) {
+    if (pos_stream_write(&p->port.stream, init, sizeof(init), PRN_QUERY_DEADLINE_MS, NULL) != 0) {
         return; /* the stream is going down again; on_down follows */
     }
     prn_cycle_start(p);
@@ -284,9 +276,9 @@ static void prn_on_down(pos_stream_t *s, int err)
     POS_WARN("hal", "printer: link down: %s", strerror(-err));
     p->up = false;
     p->query_n = 0;
-    uv_timer_stop(&p->timer);
+    uv_timer_stop(&p->port.timer);
     p->state = POS_DEV_OFFLINE;
-    pos_hal_set_status(p->dev, POS_DEV_OFFLINE);
+    pos_hal_set_status(p->port.dev, POS_DEV_OFFLINE);
     if (p->phase != PRN_JOB_NONE) {
         /* Part of the receipt may be on the paper: fail it, never resend. */
         prn_job_finish(p, err == -ETIMEDOUT ? -ETIMEDOUT : -ENODEV);
@@ -297,7 +289,7 @@ static void prn_on_write_done(pos_stream_t *s, void *ctx, int status)
 {
     escpos_printer_t *p = s->data;
 
-    if (p->closed || ctx != &p->job_tag || p->phase != PRN_JOB_WRITING) {
+    if (p->port.closed || ctx != &p->job_tag || p->phase != PRN_JOB_WRITING) {
         return;
     }
     if (status != 0) {
@@ -311,7 +303,7 @@ static void prn_on_write_done(pos_stream_t *s, void *ctx, int status)
         return;
     }
     p->state = POS_DEV_READY;
-    pos_hal_set_status(p->dev, POS_DEV_READY);
+    pos_hal_set_status(p->port.dev, POS_DEV_READY);
     prn_job_finish(p, 0);
 }
 
@@ -325,23 +317,8 @@ static const pos_stream_callbacks_t prn_stream_cb = {
 static int prn_open(pos_hal_device_t *dev)
 {
     escpos_printer_t *p = dev->driver_data;
-    int rc;
 
-    rc = uv_timer_init(dev->loop, &p->timer);
-    if (rc != 0) {
-        return pos_uv_errno(rc);
-    }
-    p->timer.data = p;
-    p->timer_inited = true;
-    rc = pos_stream_init(dev->loop, &p->stream, &p->spec, &prn_stream_cb, p->reopen_base_ms,
-                         p->reopen_cap_ms);
-    if (rc != 0) {
-        return rc;
-    }
-    p->stream.data = p;
-    p->stream_inited = true;
-    pos_hal_set_status(dev, POS_DEV_OFFLINE);
-    return pos_stream_start(&p->stream);
+    return pos_drv_port_open(&p->port, &prn_stream_cb, true);
 }
 
 static int prn_print(pos_hal_device_t *dev, const pos_receipt_doc_t *doc, uint32_t job)
@@ -381,49 +358,19 @@ static int prn_print(pos_hal_device_t *dev, const pos_receipt_doc_t *doc, uint32
     return 0;
 }
 
-static void prn_free_if_done(escpos_printer_t *p)
+static void prn_release(void *owner)
 {
-    pos_hal_device_t *dev = p->dev;
+    escpos_printer_t *p = owner;
 
-    if (p->closing > 0) {
-        return;
-    }
     pos_buf_free(&p->job);
     free(p);
-    dev->driver_data = NULL;
-    pos_hal_driver_closed(dev);
-}
-
-static void prn_timer_closed(uv_handle_t *h)
-{
-    escpos_printer_t *p = h->data;
-    p->closing--;
-    prn_free_if_done(p);
-}
-
-static void prn_stream_closed(pos_stream_t *s)
-{
-    escpos_printer_t *p = s->data;
-    p->closing--;
-    prn_free_if_done(p);
 }
 
 static void prn_close(pos_hal_device_t *dev)
 {
     escpos_printer_t *p = dev->driver_data;
 
-    p->closed = true;
-    p->closing = 1; /* held until both closes are issued */
-    if (p->timer_inited) {
-        p->closing++;
-        uv_close((uv_handle_t *)&p->timer, prn_timer_closed);
-    }
-    if (p->stream_inited) {
-        p->closing++;
-        pos_stream_close(&p->stream, prn_stream_closed);
-    }
-    p->closing--;
-    prn_free_if_done(p);
+    pos_drv_port_close(&p->port, prn_release);
 }
 
 static const struct pos_printer_api escpos_printer_api = {
@@ -461,9 +408,7 @@ static int prn_create(pos_hal_device_t *dev, pos_stream_kind_t kind, const char 
     int cp;
 
     model = pos_escpos_model_find(o != NULL ? o->printer_model : NULL);
-    cp = pos_charset_parse(o != NULL && o->codepage != NULL && o->codepage[0] != '\0'
-                               ? o->codepage
-                               : "cp858");
+    cp = pos_drv_codepage(o);
     if (model == NULL || cp < 0) {
         return -EINVAL;
     }
@@ -471,12 +416,10 @@ static int prn_create(pos_hal_device_t *dev, pos_stream_kind_t kind, const char 
     if (p == NULL) {
         return -ENOMEM;
     }
-    if (pos_stream_spec_parse_kind(kind, args, &p->spec, NULL, 0) != 0) {
+    if (pos_drv_port_init(&p->port, p, dev, kind, args, o) != 0) {
         free(p);
         return -EINVAL;
     }
-    pos_drv_backoff(o, &p->reopen_base_ms, &p->reopen_cap_ms);
-    p->dev = dev;
     p->model = model;
     p->cp = (pos_codepage_t)cp;
     p->state = POS_DEV_OFFLINE;

@@ -39,13 +39,8 @@ typedef enum tel_phase {
 } tel_phase_t;
 
 typedef struct telium_pinpad {
-    pos_hal_device_t *dev;
-    pos_stream_t stream;
-    uv_timer_t timer;
-    pos_stream_spec_t spec;
-    uint32_t reopen_base_ms, reopen_cap_ms;
-    bool stream_inited, timer_inited, closed, up;
-    unsigned closing;
+    pos_drv_port_t port; /* its timer: the protocol's deadlines */
+    bool up;
 
     tel_phase_t phase;
     bool req_written;   /* some attempt of the request frame reached the stream */
@@ -63,19 +58,19 @@ typedef struct telium_pinpad {
 static void tel_send_byte(telium_pinpad_t *t, uint8_t byte)
 {
     /* A failed write takes the stream down; on_down settles the payment. */
-    (void)pos_stream_write(&t->stream, &byte, 1, TEL_WRITE_DEADLINE_MS, NULL);
+    (void)pos_stream_write(&t->port.stream, &byte, 1, TEL_WRITE_DEADLINE_MS, NULL);
 }
 
 static void tel_finish(telium_pinpad_t *t, pos_hal_event_t *ev)
 {
     t->phase = TEL_IDLE;
     t->abort_pending = false;
-    uv_timer_stop(&t->timer);
+    uv_timer_stop(&t->port.timer);
     pos_telium_decoder_init(&t->dec);
     pos_buf_wipe_mem(t->frame, sizeof(t->frame));
-    t->dev->state = POS_HAL_IDLE;
-    pos_hal_set_status(t->dev, t->up ? POS_DEV_READY : POS_DEV_OFFLINE);
-    pos_hal_emit(t->dev, ev);
+    t->port.dev->state = POS_HAL_IDLE;
+    pos_hal_set_status(t->port.dev, t->up ? POS_DEV_READY : POS_DEV_OFFLINE);
+    pos_hal_emit(t->port.dev, ev);
     pos_buf_wipe_mem(ev, sizeof(*ev));
 }
 
@@ -95,7 +90,7 @@ static void tel_timeout(uv_timer_t *h);
 
 static void tel_arm(telium_pinpad_t *t, uint32_t ms)
 {
-    uv_timer_start(&t->timer, tel_timeout, ms, 0);
+    uv_timer_start(&t->port.timer, tel_timeout, ms, 0);
 }
 
 static void tel_send_enq(telium_pinpad_t *t)
@@ -110,7 +105,8 @@ static void tel_send_request(telium_pinpad_t *t)
 {
     t->tries++;
     t->phase = TEL_REQ_SENT;
-    if (pos_stream_write(&t->stream, t->frame, t->frame_len, TEL_WRITE_DEADLINE_MS, NULL) == 0) {
+    if (pos_stream_write(&t->port.stream, t->frame, t->frame_len, TEL_WRITE_DEADLINE_MS, NULL) ==
+        0) {
         t->req_written = true;
     }
     tel_arm(t, POS_TELIUM_ACK_TIMEOUT_MS);
@@ -335,7 +331,7 @@ static void tel_on_open(pos_stream_t *s)
     t->up = true;
     pos_telium_decoder_init(&t->dec);
     if (t->phase == TEL_IDLE) {
-        pos_hal_set_status(t->dev, POS_DEV_READY);
+        pos_hal_set_status(t->port.dev, POS_DEV_READY);
     }
 }
 
@@ -348,7 +344,7 @@ static void tel_on_down(pos_stream_t *s, int err)
     pos_telium_decoder_init(&t->dec);
     switch (t->phase) {
     case TEL_IDLE:
-        pos_hal_set_status(t->dev, POS_DEV_OFFLINE);
+        pos_hal_set_status(t->port.dev, POS_DEV_OFFLINE);
         return;
     case TEL_ENQ_SENT:
         tel_fail(t, POS_PINPAD_ERROR, "offline");
@@ -379,23 +375,8 @@ static const pos_stream_callbacks_t tel_stream_cb = {
 static int tel_open(pos_hal_device_t *dev)
 {
     telium_pinpad_t *t = dev->driver_data;
-    int rc;
 
-    rc = uv_timer_init(dev->loop, &t->timer);
-    if (rc != 0) {
-        return pos_uv_errno(rc);
-    }
-    t->timer.data = t;
-    t->timer_inited = true;
-    rc = pos_stream_init(dev->loop, &t->stream, &t->spec, &tel_stream_cb, t->reopen_base_ms,
-                         t->reopen_cap_ms);
-    if (rc != 0) {
-        return rc;
-    }
-    t->stream.data = t;
-    t->stream_inited = true;
-    pos_hal_set_status(dev, POS_DEV_OFFLINE);
-    return pos_stream_start(&t->stream);
+    return pos_drv_port_open(&t->port, &tel_stream_cb, true);
 }
 
 /* The last 10 printable characters of the transaction id: our reference,
@@ -482,49 +463,19 @@ static int tel_abort(pos_hal_device_t *dev)
     }
 }
 
-static void tel_free_if_done(telium_pinpad_t *t)
+static void tel_release(void *owner)
 {
-    pos_hal_device_t *dev = t->dev;
+    telium_pinpad_t *t = owner;
 
-    if (t->closing > 0) {
-        return;
-    }
     pos_buf_wipe_mem(t, sizeof(*t));
     free(t);
-    dev->driver_data = NULL;
-    pos_hal_driver_closed(dev);
-}
-
-static void tel_timer_closed(uv_handle_t *h)
-{
-    telium_pinpad_t *t = h->data;
-    t->closing--;
-    tel_free_if_done(t);
-}
-
-static void tel_stream_closed(pos_stream_t *s)
-{
-    telium_pinpad_t *t = s->data;
-    t->closing--;
-    tel_free_if_done(t);
 }
 
 static void tel_close(pos_hal_device_t *dev)
 {
     telium_pinpad_t *t = dev->driver_data;
 
-    t->closed = true;
-    t->closing = 1;
-    if (t->timer_inited) {
-        t->closing++;
-        uv_close((uv_handle_t *)&t->timer, tel_timer_closed);
-    }
-    if (t->stream_inited) {
-        t->closing++;
-        pos_stream_close(&t->stream, tel_stream_closed);
-    }
-    t->closing--;
-    tel_free_if_done(t);
+    pos_drv_port_close(&t->port, tel_release);
 }
 
 static const struct pos_pinpad_api telium_pinpad_api = {
@@ -540,12 +491,10 @@ int pos_telium_pinpad_create(pos_hal_device_t *dev, const char *args, const pos_
     if (t == NULL) {
         return -ENOMEM;
     }
-    if (pos_stream_spec_parse_kind(POS_STREAM_SERIAL, args, &t->spec, NULL, 0) != 0) {
+    if (pos_drv_port_init(&t->port, t, dev, POS_STREAM_SERIAL, args, o) != 0) {
         free(t);
         return -EINVAL;
     }
-    pos_drv_backoff(o, &t->reopen_base_ms, &t->reopen_cap_ms);
-    t->dev = dev;
     pos_telium_decoder_init(&t->dec);
     dev->api = &telium_pinpad_api;
     dev->driver_data = t;
