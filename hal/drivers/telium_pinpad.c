@@ -86,6 +86,30 @@ static void tel_fail(telium_pinpad_t *t, pos_pinpad_outcome_t outcome, const cha
     tel_finish(t, &ev);
 }
 
+/* Ends the session with EOT, then fails the payment. */
+static void tel_end(telium_pinpad_t *t, pos_pinpad_outcome_t outcome, const char *reason)
+{
+    tel_send_byte(t, POS_TELIUM_EOT);
+    tel_fail(t, outcome, reason);
+}
+
+/* The reply held until the terminal's EOT is the result: settle with it. */
+static void tel_finish_reply(telium_pinpad_t *t)
+{
+    pos_hal_event_t ev = t->result;
+
+    pos_buf_wipe_mem(&t->result, sizeof(t->result));
+    tel_finish(t, &ev);
+}
+
+/* Wipes a frame nobody waits for (a repeated or unexpected reply). */
+static void tel_drop_frame(telium_pinpad_t *t)
+{
+    size_t len;
+
+    pos_buf_wipe_mem(pos_telium_decoder_payload(&t->dec, &len), POS_TELIUM_MAX_PAYLOAD);
+}
+
 static void tel_timeout(uv_timer_t *h);
 
 static void tel_arm(telium_pinpad_t *t, uint32_t ms)
@@ -105,11 +129,29 @@ static void tel_send_request(telium_pinpad_t *t)
 {
     t->tries++;
     t->phase = TEL_REQ_SENT;
-    if (pos_stream_write(&t->port.stream, t->frame, t->frame_len, TEL_WRITE_DEADLINE_MS, NULL) ==
-        0) {
+    int rc = pos_stream_write(&t->port.stream, t->frame, t->frame_len, TEL_WRITE_DEADLINE_MS, NULL);
+    if (rc == 0) {
         t->req_written = true;
     }
     tel_arm(t, POS_TELIUM_ACK_TIMEOUT_MS);
+}
+
+/*
+ * The request went unacknowledged (silence or NAK): send it again, unless
+ * an abort waits (not acknowledged, so not running: it can stop here) or
+ * the tries are used up ("gave_up": the terminal never accepted the
+ * request, so it never ran it).
+ */
+static void tel_retry_request(telium_pinpad_t *t, const char *gave_up)
+{
+    if (t->abort_pending) {
+        tel_end(t, POS_PINPAD_CANCELLED, "aborted");
+    } else if (t->tries > POS_TELIUM_MAX_RETRIES) {
+        POS_WARN("hal", "pinpad: request not acknowledged (%s)", gave_up);
+        tel_end(t, POS_PINPAD_ERROR, gave_up);
+    } else {
+        tel_send_request(t);
+    }
 }
 
 static void tel_timeout(uv_timer_t *h)
@@ -118,28 +160,16 @@ static void tel_timeout(uv_timer_t *h)
 
     switch (t->phase) {
     case TEL_ENQ_SENT:
-        tel_send_byte(t, POS_TELIUM_EOT);
         if (t->tries > POS_TELIUM_MAX_RETRIES) {
             POS_WARN("hal", "pinpad: no answer to ENQ");
-            tel_fail(t, POS_PINPAD_ERROR, "offline");
+            tel_end(t, POS_PINPAD_ERROR, "offline");
             return;
         }
+        tel_send_byte(t, POS_TELIUM_EOT);
         tel_send_enq(t);
         return;
     case TEL_REQ_SENT:
-        if (t->abort_pending) {
-            tel_send_byte(t, POS_TELIUM_EOT);
-            tel_fail(t, POS_PINPAD_CANCELLED, "aborted");
-            return;
-        }
-        if (t->tries > POS_TELIUM_MAX_RETRIES) {
-            /* The terminal never accepted the request, so it never ran it. */
-            tel_send_byte(t, POS_TELIUM_EOT);
-            POS_WARN("hal", "pinpad: request not acknowledged");
-            tel_fail(t, POS_PINPAD_ERROR, "no_ack");
-            return;
-        }
-        tel_send_request(t);
+        tel_retry_request(t, "no_ack");
         return;
     case TEL_WAIT_ENQ:
     case TEL_RECV:
@@ -147,11 +177,9 @@ static void tel_timeout(uv_timer_t *h)
         POS_WARN("hal", "pinpad: no reply; outcome unknown");
         tel_fail(t, POS_PINPAD_UNKNOWN, "no_reply");
         return;
-    case TEL_WAIT_EOT: {
-        pos_hal_event_t ev = t->result;
-        tel_finish(t, &ev); /* the reply is known: EOT is a formality */
+    case TEL_WAIT_EOT:
+        tel_finish_reply(t); /* the reply is known: EOT is a formality */
         return;
-    }
     case TEL_IDLE:
         return;
     }
@@ -243,18 +271,7 @@ static void tel_on_event(telium_pinpad_t *t, pos_telium_event_t e)
             t->phase = TEL_WAIT_ENQ;
             tel_arm(t, t->customer_ms);
         } else if (e == POS_TELIUM_EV_NAK) {
-            if (t->abort_pending) {
-                /* Rejected, so not running: the abort can stop here. */
-                tel_send_byte(t, POS_TELIUM_EOT);
-                tel_fail(t, POS_PINPAD_CANCELLED, "aborted");
-                return;
-            }
-            if (t->tries > POS_TELIUM_MAX_RETRIES) {
-                tel_send_byte(t, POS_TELIUM_EOT);
-                tel_fail(t, POS_PINPAD_ERROR, "nak");
-                return;
-            }
-            tel_send_request(t);
+            tel_retry_request(t, "nak");
         }
         return;
     case TEL_WAIT_ENQ:
@@ -271,8 +288,7 @@ static void tel_on_event(telium_pinpad_t *t, pos_telium_event_t e)
             tel_on_reply(t);
         } else if (e == POS_TELIUM_EV_BAD_LRC || e == POS_TELIUM_EV_OVERSIZE) {
             if (++t->bad_frames > POS_TELIUM_MAX_RETRIES) {
-                tel_send_byte(t, POS_TELIUM_EOT);
-                tel_fail(t, POS_PINPAD_UNKNOWN, "bad_reply");
+                tel_end(t, POS_PINPAD_UNKNOWN, "bad_reply");
                 return;
             }
             tel_send_byte(t, POS_TELIUM_NAK);
@@ -285,20 +301,16 @@ static void tel_on_event(telium_pinpad_t *t, pos_telium_event_t e)
         return;
     case TEL_WAIT_EOT:
         if (e == POS_TELIUM_EV_EOT) {
-            pos_hal_event_t ev = t->result;
-            pos_buf_wipe_mem(&t->result, sizeof(t->result));
-            tel_finish(t, &ev);
+            tel_finish_reply(t);
         } else if (e == POS_TELIUM_EV_FRAME) {
             /* Our ACK was lost and the same reply came again. */
-            size_t len;
-            pos_buf_wipe_mem(pos_telium_decoder_payload(&t->dec, &len), POS_TELIUM_MAX_PAYLOAD);
+            tel_drop_frame(t);
             tel_send_byte(t, POS_TELIUM_ACK);
         }
         return;
     case TEL_IDLE:
         if (e == POS_TELIUM_EV_FRAME) {
-            size_t len;
-            pos_buf_wipe_mem(pos_telium_decoder_payload(&t->dec, &len), POS_TELIUM_MAX_PAYLOAD);
+            tel_drop_frame(t);
         }
         return; /* nothing runs: ignore the terminal */
     }
@@ -358,11 +370,9 @@ static void tel_on_down(pos_stream_t *s, int err)
         }
         tel_fail(t, POS_PINPAD_UNKNOWN, "link_lost");
         return;
-    case TEL_WAIT_EOT: {
-        pos_hal_event_t ev = t->result;
-        tel_finish(t, &ev); /* the reply was received: it stands */
+    case TEL_WAIT_EOT:
+        tel_finish_reply(t); /* the reply was received: it stands */
         return;
-    }
     }
 }
 
@@ -447,8 +457,7 @@ static int tel_abort(pos_hal_device_t *dev)
         return -EALREADY;
     case TEL_ENQ_SENT:
         /* Nothing was sent yet: end the session and stop. */
-        tel_send_byte(t, POS_TELIUM_EOT);
-        tel_fail(t, POS_PINPAD_CANCELLED, "aborted");
+        tel_end(t, POS_PINPAD_CANCELLED, "aborted");
         return 0;
     case TEL_REQ_SENT:
         /* The frame may be in the terminal already: only its answer can
