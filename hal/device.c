@@ -110,73 +110,65 @@ int pos_hal_open(pos_hal_device_t *dev)
     return rc;
 }
 
-int pos_hal_claim(pos_hal_device_t *dev)
+/* Sets *flag through the driver's optional step, unless already set. */
+static int hal_switch_on(pos_hal_device_t *dev, bool *flag, int (*step)(pos_hal_device_t *dev))
 {
     int rc = 0;
 
+    if (*flag) {
+        return 0;
+    }
+    if (step != NULL) {
+        rc = step(dev);
+    }
+    if (rc == 0) {
+        *flag = true;
+    }
+    return rc;
+}
+
+/* Clears *flag through the driver's optional step; cleared even if it fails. */
+static int hal_switch_off(pos_hal_device_t *dev, bool *flag, int (*step)(pos_hal_device_t *dev))
+{
+    int rc = 0;
+
+    if (!*flag) {
+        return 0;
+    }
+    if (step != NULL) {
+        rc = step(dev);
+    }
+    *flag = false;
+    return rc;
+}
+
+int pos_hal_claim(pos_hal_device_t *dev)
+{
     if (dev->state == POS_HAL_CLOSED) {
         return -EPERM;
     }
-    if (dev->claimed) {
-        return 0;
-    }
-    if (pos_hal_lc(dev)->claim != NULL) {
-        rc = pos_hal_lc(dev)->claim(dev);
-    }
-    if (rc == 0) {
-        dev->claimed = true;
-    }
-    return rc;
+    return hal_switch_on(dev, &dev->claimed, pos_hal_lc(dev)->claim);
 }
 
 int pos_hal_enable(pos_hal_device_t *dev)
 {
-    int rc = 0;
-
     if (!dev->claimed) {
         return -EPERM;
     }
-    if (dev->enabled) {
-        return 0;
-    }
-    if (pos_hal_lc(dev)->enable != NULL) {
-        rc = pos_hal_lc(dev)->enable(dev);
-    }
-    if (rc == 0) {
-        dev->enabled = true;
-    }
-    return rc;
+    return hal_switch_on(dev, &dev->enabled, pos_hal_lc(dev)->enable);
 }
 
 int pos_hal_disable(pos_hal_device_t *dev)
 {
-    int rc = 0;
-
-    if (!dev->enabled) {
-        return 0;
-    }
-    if (pos_hal_lc(dev)->disable != NULL) {
-        rc = pos_hal_lc(dev)->disable(dev);
-    }
-    dev->enabled = false;
-    return rc;
+    return hal_switch_off(dev, &dev->enabled, pos_hal_lc(dev)->disable);
 }
 
 int pos_hal_release(pos_hal_device_t *dev)
 {
-    int rc = 0;
-
     if (dev->enabled) {
         return -EBUSY;
     }
-    if (!dev->claimed) {
-        return 0;
-    }
-    if (pos_hal_lc(dev)->release != NULL) {
-        rc = pos_hal_lc(dev)->release(dev);
-    }
-    dev->claimed = false;
-    return rc;
+    return hal_switch_off(dev, &dev->claimed, pos_hal_lc(dev)->release);
 }
 
 int pos_hal_start(pos_hal_device_t *dev)
