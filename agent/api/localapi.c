@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "platform/dirs.h"
 #include "platform/log.h"
 #include "platform/mem.h"
 #include "platform/uverr.h"
@@ -775,19 +776,11 @@ static int make_parent(const char *path, bool set_gid, gid_t gid)
     if (stat(dir, &st) == 0) {
         return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
     }
-    for (char *q = dir + 1; *q != '\0'; q++) {
-        if (*q == '/') {
-            *q = '\0';
-            if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-                return -errno;
-            }
-            *q = '/';
-        }
-    }
     /* Clients need search permission on the directory: the socket's group
      * gets it, others do not. */
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-        return -errno;
+    int rc = pos_dirs_make(dir, 0755, 0750);
+    if (rc != 0) {
+        return rc;
     }
     if (set_gid && chown(dir, (uid_t)-1, gid) != 0) {
         return -errno;

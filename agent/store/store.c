@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "platform/clock.h"
+#include "platform/dirs.h"
 #include "platform/endian.h"
 #include "platform/log.h"
 
@@ -277,20 +278,9 @@ long long pos_store_reclaim(pos_store_t *st, size_t bytes)
 /* mkdir -p with mode 0700 for the directories it creates. */
 static int make_dirs(const char *path)
 {
-    char buf[POS_STORE_PATH_MAX + 1];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
-                return -errno;
-            }
-            *p = c;
-            if (c == '\0') {
-                break;
-            }
-        }
+    int rc = pos_dirs_make(path, 0700, 0700);
+    if (rc != 0) {
+        return rc;
     }
     struct stat sb;
     if (stat(path, &sb) != 0) {

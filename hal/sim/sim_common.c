@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "hal/buf.h"
+#include "platform/dirs.h"
 #include "platform/log.h"
 
 int pos_sim_check(const char *args, char *err, size_t errlen)
@@ -93,27 +94,12 @@ int pos_sim_inject_fault(pos_hal_device_t *dev, const char *fault)
 
 int pos_sim_mkdirs(const char *dir)
 {
-    char path[512];
-    size_t len = strlen(dir);
-
-    if (len == 0 || len >= sizeof(path)) {
+    /* The simulator's file names are made below dir in 512-byte buffers. */
+    if (strlen(dir) == 0 || strlen(dir) >= 512) {
         errno = EINVAL;
         return -EINVAL;
     }
-    memcpy(path, dir, len + 1);
-    for (char *p = path + 1; *p != '\0'; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(path, 0750) != 0 && errno != EEXIST) {
-                return -errno;
-            }
-            *p = '/';
-        }
-    }
-    if (mkdir(path, 0750) != 0 && errno != EEXIST) {
-        return -errno;
-    }
-    return 0;
+    return pos_dirs_make(dir, 0750, 0750);
 }
 
 static int write_all(int fd, const char *data, size_t len)
