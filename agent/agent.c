@@ -25,7 +25,7 @@ static void agent_reply_logged(void *ctx, const redisReply *r, int err)
     if (err != 0) {
         POS_WARN("status", "%s not confirmed: %s", what, strerror(-err));
     } else if (r->type == REDIS_REPLY_ERROR) {
-        POS_WARN("status", "%s refused: %.*s", what, (int)(r->len > 200 ? 200 : r->len), r->str);
+        POS_WARN("status", "%s refused: %.*s", what, pos_conn_log_len(r), r->str);
     }
 }
 
@@ -179,9 +179,10 @@ static void agent_track_reply(void *ctx, const redisReply *r, int err)
     pos_agent_t *a = ctx;
 
     if (err == 0 && r->type == REDIS_REPLY_ERROR) {
-        POS_WARN("cache", "CLIENT TRACKING refused (%.*s): cached entries rely on their TTL "
-                          "and the reconnect revalidation",
-                 (int)(r->len > 200 ? 200 : r->len), r->str);
+        POS_WARN("cache",
+                 "CLIENT TRACKING refused (%.*s): cached entries rely on their TTL "
+                 "and the reconnect revalidation",
+                 pos_conn_log_len(r), r->str);
     } else if (err == 0) {
         const char *argv[] = {"CLIENT", "TRACKINGINFO"};
         pos_link_commandv(&a->link, agent_trackinfo_reply, a, 2, argv);
@@ -411,8 +412,7 @@ static void agent_shutdown_reply(void *ctx, const redisReply *r, int err)
     if (err != 0) {
         POS_WARN("agent", "offline status not confirmed: %s", strerror(-err));
     } else if (r->type == REDIS_REPLY_ERROR) {
-        POS_WARN("agent", "offline status refused: %.*s", (int)(r->len > 200 ? 200 : r->len),
-                 r->str);
+        POS_WARN("agent", "offline status refused: %.*s", pos_conn_log_len(r), r->str);
     }
     if (a->shutdown_waits > 0 && --a->shutdown_waits == 0) {
         POS_INFO("agent", "offline status written and published");

@@ -509,6 +509,11 @@ bool pos_conn_is_open(const pos_conn_t *c)
     return c->state == POS_CONN_OPEN;
 }
 
+int pos_conn_log_len(const redisReply *r)
+{
+    return (int)(r->len > POS_CONN_LOG_REPLY_MAX ? POS_CONN_LOG_REPLY_MAX : r->len);
+}
+
 /* The plain transport: bytes pass straight through. */
 static int plain_start(pos_conn_t *c)
 {

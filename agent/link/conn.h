@@ -147,6 +147,16 @@ void pos_conn_close(pos_conn_t *c, void (*done)(pos_conn_t *c));
 /* True when commands may be sent. */
 bool pos_conn_is_open(const pos_conn_t *c);
 
+/* The most bytes of a reply's text (an error, say) that a log line shows. */
+#define POS_CONN_LOG_REPLY_MAX 200
+
+/*
+ * How many bytes of r->str a log line shows, for "%.*s": r->len, at most
+ * POS_CONN_LOG_REPLY_MAX. Redis does not echo secrets in its errors, but
+ * an error may quote a long argument.
+ */
+int pos_conn_log_len(const redisReply *r);
+
 /* For transports: TCP-level write of raw bytes. Returns 0 or -errno. */
 int pos_conn_raw_write(pos_conn_t *c, const char *buf, size_t len);
 

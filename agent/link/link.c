@@ -56,8 +56,7 @@ int pos_link_classify_error(const char *msg, size_t len)
  * secret: Redis does not echo passwords back. */
 static void link_log_reply_error(const pos_link_side_t *s, const char *what, const redisReply *r)
 {
-    int n = (int)(r->len > 200 ? 200 : r->len);
-    POS_ERR("link", "%s: %s refused: %.*s", s->conn.opt.name, what, n, r->str);
+    POS_ERR("link", "%s: %s refused: %.*s", s->conn.opt.name, what, pos_conn_log_len(r), r->str);
 }
 
 /* Where this attempt connects: the sentinels' answer, or the URL's host. */
@@ -142,8 +141,8 @@ static void link_setname_cb(void *ctx, const redisReply *r, int err)
             return;
         }
         /* A server with CLIENT renamed or restricted still works. */
-        POS_WARN("link", "%s: CLIENT SETNAME refused: %.*s", s->conn.opt.name,
-                 (int)(r->len > 200 ? 200 : r->len), r->str);
+        POS_WARN("link", "%s: CLIENT SETNAME refused: %.*s", s->conn.opt.name, pos_conn_log_len(r),
+                 r->str);
     }
     link_step_done(s);
 }
@@ -194,7 +193,7 @@ static void link_role_cb(void *ctx, const redisReply *r, int err)
         /* ROLE denied by an ACL: the role cannot be checked, but the
          * server still works; +switch-master is followed regardless. */
         POS_WARN("link", "%s: ROLE refused (%.*s); the master's role is not verified",
-                 s->conn.opt.name, (int)(r->len > 200 ? 200 : r->len), r->str);
+                 s->conn.opt.name, pos_conn_log_len(r), r->str);
         link_step_done(s);
         return;
     }

@@ -210,7 +210,7 @@ static void auth_cb(void *ctx, const redisReply *r, int err)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         POS_ERR("sentinel", "%s: AUTH refused: %.*s (check [redis] sentinel_password)", c->opt.name,
-                (int)(r->len > 200 ? 200 : r->len), r->str);
+                pos_conn_log_len(r), r->str);
         pos_conn_abort(c, -EACCES);
     }
 }
@@ -302,7 +302,7 @@ static void master_reply_cb(void *ctx, const redisReply *r, int err)
         POS_WARN("sentinel", "%s does not know master '%s'", where, s->opt.master_name);
     } else if (r->type == REDIS_REPLY_ERROR) {
         POS_WARN("sentinel", "%s: SENTINEL get-master-addr-by-name refused: %.*s", where,
-                 (int)(r->len > 200 ? 200 : r->len), r->str);
+                 pos_conn_log_len(r), r->str);
     } else {
         POS_WARN("sentinel", "%s: malformed reply to SENTINEL get-master-addr-by-name", where);
     }

@@ -585,8 +585,7 @@ static void warm_scan_reply(void *ctx, const redisReply *r, int err)
     if (warm_gone(w, err) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
         if (err == 0 && r->type == REDIS_REPLY_ERROR) {
-            POS_WARN("cache", "warm-up SCAN refused: %.*s", (int)(r->len > 200 ? 200 : r->len),
-                     r->str);
+            POS_WARN("cache", "warm-up SCAN refused: %.*s", pos_conn_log_len(r), r->str);
         }
         warm_abort(w);
         return;

@@ -36,8 +36,8 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
     }
     if (err == 0 && r->type == REDIS_REPLY_ERROR) {
         /* Kept: it is sent again at the next reconnect; say why now. */
-        POS_ERR("outbox", "entry %" PRIu64 " refused by Redis: %.*s", c->id,
-                (int)(r->len > 200 ? 200 : r->len), r->str);
+        POS_ERR("outbox", "entry %" PRIu64 " refused by Redis: %.*s", c->id, pos_conn_log_len(r),
+                r->str);
     } else if (err == 0 && c->last) {
         if (d->ob != NULL) {
             pos_outbox_ack(d->ob, c->id);
