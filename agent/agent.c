@@ -610,29 +610,26 @@ static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_senti
 
     memset(lo, 0, sizeof(*lo));
     lo->endpoint = &a->cfg.redis;
-    lo->client_name = a->client_name;
+    lo->reach.client_name = a->client_name;
+    lo->reach.connect_timeout_ms = cfg->connect_timeout_ms;
+    lo->reach.command_timeout_ms = cfg->command_timeout_ms;
+    lo->reach.retry_delay_ms = cfg->retry_delay_ms;
+    lo->reach.max_retry_delay_ms = cfg->max_retry_delay_ms;
     for (size_t i = 0; i < 3; i++) {
         lo->channels[i] = a->channels[i].name;
     }
     lo->nchannels = 3;
     lo->probe_channel = a->probe_channel;
-    lo->connect_timeout_ms = cfg->connect_timeout_ms;
-    lo->command_timeout_ms = cfg->command_timeout_ms;
-    lo->retry_delay_ms = cfg->retry_delay_ms;
-    lo->max_retry_delay_ms = cfg->max_retry_delay_ms;
     lo->probe_interval_ms = cfg->probe_interval_ms;
     if (cfg->nsentinels > 0) {
-        /* Strings from a->cfg, which outlives the link. */
+        /* Strings from a->cfg, which outlives the link. The sentinels are
+         * reached as Redis is (the transport is added by the link). */
         memset(so, 0, sizeof(*so));
         so->addrs = cfg->sentinels;
         so->naddrs = cfg->nsentinels;
         so->master_name = cfg->redis_master_name;
         so->password = cfg->redis_sentinel_password;
-        so->client_name = a->client_name;
-        so->connect_timeout_ms = cfg->connect_timeout_ms;
-        so->command_timeout_ms = cfg->command_timeout_ms;
-        so->retry_delay_ms = cfg->retry_delay_ms;
-        so->max_retry_delay_ms = cfg->max_retry_delay_ms;
+        so->reach = lo->reach;
         lo->sentinel = so;
     }
 }
@@ -744,8 +741,8 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
             rc = -EINVAL;
             goto fail_link;
         }
-        lo.transport = &pos_tls_transport;
-        lo.transport_arg = tls;
+        lo.reach.transport = &pos_tls_transport;
+        lo.reach.transport_arg = tls;
     }
     rc = pos_link_init(loop, &a->link, &lo, &link_cb);
     if (rc != 0) {

@@ -509,6 +509,16 @@ bool pos_conn_is_open(const pos_conn_t *c)
     return c->state == POS_CONN_OPEN;
 }
 
+void pos_conn_options_for(pos_conn_options_t *co, const pos_conn_reach_t *r, const char *name)
+{
+    memset(co, 0, sizeof(*co));
+    co->name = name;
+    co->connect_timeout_ms = r->connect_timeout_ms;
+    co->command_timeout_ms = r->command_timeout_ms;
+    co->transport = r->transport;
+    co->transport_arg = r->transport_arg;
+}
+
 int pos_conn_log_len(const redisReply *r)
 {
     return (int)(r->len > POS_CONN_LOG_REPLY_MAX ? POS_CONN_LOG_REPLY_MAX : r->len);

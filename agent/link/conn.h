@@ -84,6 +84,27 @@ typedef struct pos_conn_options {
     void *transport_arg;                  /* shared transport context (e.g. the TLS config) */
 } pos_conn_options_t;
 
+/*
+ * How a client reaches its servers: what the link (to Redis) and the
+ * Sentinel client (to the sentinels) share, filled from the configuration.
+ */
+typedef struct pos_conn_reach {
+    const char *client_name;              /* CLIENT SETNAME value; NULL: none */
+    uint32_t connect_timeout_ms;          /* resolve + connect + transport start */
+    uint32_t command_timeout_ms;          /* per command, from send to reply */
+    uint32_t retry_delay_ms;              /* reconnect backoff base */
+    uint32_t max_retry_delay_ms;          /* and cap */
+    const pos_transport_ops_t *transport; /* NULL: plain TCP */
+    void *transport_arg;                  /* handed to the transport (the TLS context) */
+} pos_conn_reach_t;
+
+/*
+ * Fills *co (zeroed first) for connection "name" of a client that reaches
+ * its servers as r: the timeouts and the transport. The caller sets
+ * max_pending and subscriber.
+ */
+void pos_conn_options_for(pos_conn_options_t *co, const pos_conn_reach_t *r, const char *name);
+
 struct pos_conn {
     void *data; /* owner's pointer */
 

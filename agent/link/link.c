@@ -97,9 +97,10 @@ static void link_auth_cb(void *ctx, const redisReply *r, int err)
             return;
         }
         link_log_reply_error(s, "AUTH", r);
-        POS_ERR("link", "authentication failed: check the password and ACL user "
-                        "(REDIS_URL, REDIS_PASSWORD); retrying every %u ms",
-                l->opt.max_retry_delay_ms);
+        POS_ERR("link",
+                "authentication failed: check the password and ACL user "
+                "(REDIS_URL, REDIS_PASSWORD); retrying every %u ms",
+                l->opt.reach.max_retry_delay_ms);
         l->fatal = true;
         pos_conn_abort(&s->conn, -EACCES);
         return;
@@ -288,7 +289,7 @@ static int link_send_handshake(pos_link_side_t *s, bool subscriber)
         s->steps_left++;
     }
     {
-        const char *argv[] = {"CLIENT", "SETNAME", l->opt.client_name};
+        const char *argv[] = {"CLIENT", "SETNAME", l->opt.reach.client_name};
         rc = pos_conn_commandv(&s->conn, link_setname_cb, s, 3, argv);
         if (rc != 0) {
             return rc;
@@ -667,14 +668,14 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
     if (l->opt.nchannels > POS_LINK_MAX_CHANNELS - 1) {
         return -EINVAL;
     }
-    pos_backoff_init(&l->backoff, l->opt.retry_delay_ms, l->opt.max_retry_delay_ms);
+    pos_backoff_init(&l->backoff, l->opt.reach.retry_delay_ms, l->opt.reach.max_retry_delay_ms);
     l->rng = l->opt.random_seed;
     if (l->rng == 0) {
         /* Distinct per terminal and per start, without getrandom(), which
          * can block early at boot: the client name (has the terminal id),
          * the high-resolution clock and the pid. */
         uint32_t h = 2166136261u;
-        for (const char *p = l->opt.client_name; p != NULL && *p != '\0'; p++) {
+        for (const char *p = l->opt.reach.client_name; p != NULL && *p != '\0'; p++) {
             h = (h ^ (uint8_t)*p) * 16777619u;
         }
         uint64_t t = uv_hrtime();
@@ -684,12 +685,7 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
         l->rng = 0x9e3779b9u;
     }
 
-    memset(&co, 0, sizeof(co));
-    co.connect_timeout_ms = l->opt.connect_timeout_ms;
-    co.command_timeout_ms = l->opt.command_timeout_ms;
-    co.transport = l->opt.transport;
-    co.transport_arg = l->opt.transport_arg;
-    co.name = "cmd";
+    pos_conn_options_for(&co, &l->opt.reach, "cmd");
     co.max_pending = 4096;
     rc = pos_conn_init(loop, &l->cmd.conn, &co, &conn_cb);
     if (rc != 0) {
@@ -715,9 +711,9 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
         if (so.random_seed == 0) {
             so.random_seed = pos_jitter_next(&l->rng);
         }
-        if (so.transport == NULL) {
-            so.transport = l->opt.transport;
-            so.transport_arg = l->opt.transport_arg;
+        if (so.reach.transport == NULL) {
+            so.reach.transport = l->opt.reach.transport;
+            so.reach.transport_arg = l->opt.reach.transport_arg;
         }
         rc = pos_sentinel_init(loop, &l->sentinel, &so, &sentinel_cb);
         if (rc != 0) {

@@ -51,22 +51,19 @@ typedef struct pos_link_callbacks {
 
 typedef struct pos_link_options {
     const pos_redis_url_t *endpoint; /* host, port, user, password, db (>= 0) */
-    const char *client_name;         /* CLIENT SETNAME value */
+    /* Client name (required here), timeouts, backoff and transport of both
+     * connections. */
+    pos_conn_reach_t reach;
     const char *channels[POS_LINK_MAX_CHANNELS]; /* to subscribe to */
     size_t nchannels;
-    const char *probe_channel;   /* published by cmd, heard by sub */
-    uint32_t connect_timeout_ms;
-    uint32_t command_timeout_ms;
-    uint32_t retry_delay_ms;     /* backoff base */
-    uint32_t max_retry_delay_ms; /* backoff cap */
-    uint32_t probe_interval_ms;  /* 0: 10000 */
-    uint32_t stable_after_ms;    /* 0: 10000; backoff resets after this online */
-    uint32_t random_seed;        /* 0: seeded from the OS */
-    const pos_transport_ops_t *transport; /* NULL: plain TCP */
-    void *transport_arg;                  /* handed to both connections (pos_conn_options_t) */
+    const char *probe_channel;  /* published by cmd, heard by sub */
+    uint32_t probe_interval_ms; /* 0: 10000 */
+    uint32_t stable_after_ms;   /* 0: 10000; backoff resets after this online */
+    uint32_t random_seed;       /* 0: seeded from the OS */
     /* Redis Sentinel: NULL to connect to endpoint->host:port; else the
      * master is resolved through the sentinels (endpoint's user, password
-     * and db still apply). Copied; its strings must outlive the link. */
+     * and db still apply). Copied; its strings must outlive the link. A
+     * sentinel reach without a transport takes the link's. */
     const pos_sentinel_options_t *sentinel;
 } pos_link_options_t;
 

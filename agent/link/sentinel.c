@@ -171,15 +171,10 @@ int pos_sentinel_init(uv_loop_t *loop, pos_sentinel_t *s, const pos_sentinel_opt
     s->naddrs = opt->naddrs;
     s->opt.addrs = s->addrs;
     s->rng = opt->random_seed != 0 ? opt->random_seed : 0x2545f491u;
-    pos_backoff_init(&s->watch_backoff, opt->retry_delay_ms, opt->max_retry_delay_ms);
+    pos_backoff_init(&s->watch_backoff, opt->reach.retry_delay_ms, opt->reach.max_retry_delay_ms);
 
-    memset(&co, 0, sizeof(co));
-    co.connect_timeout_ms = opt->connect_timeout_ms;
-    co.command_timeout_ms = opt->command_timeout_ms;
-    co.transport = opt->transport;
-    co.transport_arg = opt->transport_arg;
+    pos_conn_options_for(&co, &opt->reach, "sentinel");
     co.max_pending = 8;
-    co.name = "sentinel";
     rc = pos_conn_init(loop, &s->query, &co, &query_cb);
     if (rc != 0) {
         return rc;
@@ -233,9 +228,9 @@ static int send_preamble(pos_sentinel_t *s, pos_conn_t *c)
             return rc;
         }
     }
-    if (s->opt.client_name != NULL) {
+    if (s->opt.reach.client_name != NULL) {
         /* Best effort: it only helps whoever reads CLIENT LIST. */
-        const char *argv[] = {"CLIENT", "SETNAME", s->opt.client_name};
+        const char *argv[] = {"CLIENT", "SETNAME", s->opt.reach.client_name};
         rc = pos_conn_commandv(c, ignore_cb, NULL, 3, argv);
         if (rc != 0) {
             return rc;

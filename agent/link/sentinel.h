@@ -51,14 +51,10 @@ typedef struct pos_sentinel_options {
     size_t naddrs;                        /* 1..POS_SENTINEL_MAX */
     const char *master_name;              /* must outlive the client */
     const char *password;                 /* sentinel AUTH, NULL or "" for none; must outlive */
-    const char *client_name;              /* CLIENT SETNAME on the sentinels; NULL: none */
-    uint32_t connect_timeout_ms;          /* per sentinel */
-    uint32_t command_timeout_ms;          /* per command */
-    uint32_t retry_delay_ms;              /* watcher reconnect backoff base */
-    uint32_t max_retry_delay_ms;          /* and cap */
-    uint32_t random_seed;                 /* jitter; 0 is replaced by a constant */
-    const pos_transport_ops_t *transport; /* NULL: plain TCP */
-    void *transport_arg;                  /* handed to the transport (the TLS context) */
+    /* CLIENT SETNAME on the sentinels (NULL: none), the connect timeout per
+     * sentinel, the watcher's reconnect backoff, the transport. */
+    pos_conn_reach_t reach;
+    uint32_t random_seed; /* jitter; 0 is replaced by a constant */
 } pos_sentinel_options_t;
 
 struct pos_sentinel {

@@ -292,18 +292,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&lo, 0, sizeof(lo));
     lo.endpoint = &ep;
-    lo.client_name = "posagent:T-0001";
+    lo.reach.client_name = "posagent:T-0001";
     lo.channels[0] = CH_PAYMENT;
     lo.channels[1] = CH_INVENTORY;
     lo.channels[2] = CH_SYSTEM;
     lo.nchannels = 3;
     lo.probe_channel = CH_PROBE;
-    lo.connect_timeout_ms = 5000;
-    lo.command_timeout_ms = 5000;
-    lo.retry_delay_ms = 100;
-    lo.max_retry_delay_ms = 1000;
+    lo.reach.connect_timeout_ms = 5000;
+    lo.reach.command_timeout_ms = 5000;
+    lo.reach.retry_delay_ms = 100;
+    lo.reach.max_retry_delay_ms = 1000;
     lo.random_seed = 1;
-    lo.transport = &mem_transport;
+    lo.reach.transport = &mem_transport;
 
     fs = calloc(1, sizeof(*fs));
     CHECK(fs != NULL);
