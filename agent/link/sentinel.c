@@ -239,6 +239,20 @@ static int send_preamble(pos_sentinel_t *s, pos_conn_t *c)
     return 0;
 }
 
+/* A connection opened: the preamble, then the command it is for; a
+ * failure to send takes the connection down. */
+static void send_opening(pos_sentinel_t *s, pos_conn_t *c, pos_reply_cb cb, int argc,
+                         const char **argv)
+{
+    int rc = send_preamble(s, c);
+    if (rc == 0) {
+        rc = pos_conn_commandv(c, cb, s, argc, argv);
+    }
+    if (rc != 0) {
+        pos_conn_abort(c, rc);
+    }
+}
+
 /* -- resolution -- */
 
 static void resolve_finish(pos_sentinel_t *s, int err)
@@ -308,15 +322,8 @@ static void query_open(pos_conn_t *c)
 {
     pos_sentinel_t *s = c->data;
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", s->opt.master_name};
-    int rc;
 
-    rc = send_preamble(s, c);
-    if (rc == 0) {
-        rc = pos_conn_commandv(c, master_reply_cb, s, 3, argv);
-    }
-    if (rc != 0) {
-        pos_conn_abort(c, rc);
-    }
+    send_opening(s, c, master_reply_cb, 3, argv);
 }
 
 static void query_closed(pos_conn_t *c, int err)
@@ -422,15 +429,8 @@ static void watch_open(pos_conn_t *c)
 {
     pos_sentinel_t *s = c->data;
     const char *argv[] = {"SUBSCRIBE", SENTINEL_SWITCH_CHANNEL};
-    int rc;
 
-    rc = send_preamble(s, c);
-    if (rc == 0) {
-        rc = pos_conn_commandv(c, watch_subscribed_cb, s, 2, argv);
-    }
-    if (rc != 0) {
-        pos_conn_abort(c, rc);
-    }
+    send_opening(s, c, watch_subscribed_cb, 2, argv);
 }
 
 static void watch_push(pos_conn_t *c, const redisReply *r)
