@@ -179,6 +179,26 @@ bool pos_msg_id_valid(const char *s)
     return true;
 }
 
+bool pos_msg_reason_valid(const char *s)
+{
+    size_t n;
+
+    if (s == NULL) {
+        return false;
+    }
+    /* strnlen: a reason array without its NUL is refused, not over-read. */
+    n = strnlen(s, POS_MSG_REASON_MAX + 1);
+    if (n == 0 || n > POS_MSG_REASON_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool pos_msg_pan_is_masked(const char *pan)
 {
     size_t len, i = 0, lead = 0, mask = 0, trail = 0;
@@ -842,25 +862,6 @@ static bool terminated(const char *s, size_t size)
     return memchr(s, '\0', size) != NULL;
 }
 
-static bool reason_valid(const char *s, size_t size)
-{
-    size_t len;
-
-    if (!terminated(s, size)) {
-        return false;
-    }
-    len = strlen(s);
-    if (len == 0 || len > POS_MSG_REASON_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool money_valid(const pos_msg_out_t *m)
 {
     pos_currency_t c;
@@ -895,7 +896,7 @@ static int out_validate(const pos_msg_out_t *m, const char *terminal_id, const c
     }
     if (m->type == POS_MSG_OUT_PAYMENT_DECLINED || m->type == POS_MSG_OUT_PAYMENT_REJECTED ||
         m->type == POS_MSG_OUT_RECEIPT_FAILED) {
-        if (!reason_valid(m->reason, sizeof(m->reason))) {
+        if (!pos_msg_reason_valid(m->reason)) {
             return -EINVAL;
         }
     }

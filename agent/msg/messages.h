@@ -176,6 +176,9 @@ const char *pos_msg_type_name(pos_msg_type_t type);
  */
 bool pos_msg_id_valid(const char *s);
 
+/* True when "s" is a reason code as the contract uses them: 1..32 bytes of [a-z0-9_]. */
+bool pos_msg_reason_valid(const char *s);
+
 /*
  * True when "pan" is a masked card number safe to publish: only digits
  * and '*' (or 'X'), shaped as at most 6 leading digits, at least 6 mask

@@ -63,25 +63,6 @@ static bool ascii_ok(const char *s, size_t max, bool space)
     return true;
 }
 
-static bool reason_ok(const char *s)
-{
-    size_t n;
-
-    if (s == NULL) {
-        return false;
-    }
-    n = strnlen(s, POS_MSG_REASON_MAX + 1);
-    if (n == 0 || n > POS_MSG_REASON_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- actions ------------------------------------------------------------ */
 
 static pos_payment_action_t *push(pos_payment_actions_t *out, pos_payment_action_kind_t kind,
@@ -499,7 +480,7 @@ static void on_reprint(pos_payment_sm_t *sm, const char *tx, uint64_t now_ms,
 
 static const char *decline_reason(const pos_payment_event_t *ev)
 {
-    return reason_ok(ev->reason) ? ev->reason : "declined";
+    return pos_msg_reason_valid(ev->reason) ? ev->reason : "declined";
 }
 
 static void on_pinpad(pos_payment_sm_t *sm, const pos_payment_event_t *ev, uint64_t now_ms,
@@ -671,7 +652,8 @@ int pos_payment_sm_handle(pos_payment_sm_t *sm, const pos_payment_event_t *ev, u
         rc = on_request(sm, ev->request, now_ms, out);
         break;
     case POS_PAY_EV_REJECT:
-        act_reject(out, ev->transaction_id, reason_ok(ev->reason) ? ev->reason : "invalid");
+        act_reject(out, ev->transaction_id,
+                   pos_msg_reason_valid(ev->reason) ? ev->reason : "invalid");
         break;
     case POS_PAY_EV_CANCEL:
         on_cancel(sm, ev->transaction_id, now_ms, out);
@@ -774,7 +756,8 @@ int pos_payment_sm_restore(pos_payment_sm_t *sm, const pos_payment_record_t *rec
         act_counter(out, "payments_interrupted");
         r.state = POS_PAY_UNKNOWN;
         act_record(out, &r);
-    } else if (r.state != POS_PAY_DONE && r.state != POS_PAY_CANCELLED && !reason_ok(r.reason)) {
+    } else if (r.state != POS_PAY_DONE && r.state != POS_PAY_CANCELLED &&
+               !pos_msg_reason_valid(r.reason)) {
         copy_str(r.reason, sizeof(r.reason), "declined");
     }
     history_add(sm, &r);
