@@ -27,21 +27,6 @@
 
 /* ---- pure parts ------------------------------------------------------- */
 
-bool pos_journal_state_final(pos_payment_state_t state)
-{
-    switch (state) {
-    case POS_PAY_DONE:
-    case POS_PAY_DECLINED:
-    case POS_PAY_CANCELLED:
-    case POS_PAY_TIMED_OUT:
-    case POS_PAY_FAILED:
-    case POS_PAY_UNKNOWN:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static int put_str(unsigned char *out, size_t out_len, size_t *off, const char *s, size_t cap,
                    size_t max)
 {
@@ -455,10 +440,10 @@ static int prune(pos_journal_t *j, MDB_txn *txn, uint64_t *removed)
     }
     size_t finals = 0;
     for (size_t i = 0; i < n; i++) {
-        finals += pos_journal_state_final(all[i].rec.state);
+        finals += pos_payment_state_final(all[i].rec.state);
     }
     for (size_t i = 0; i < n && finals > max_final(j); i++) {
-        if (!pos_journal_state_final(all[i].rec.state)) {
+        if (!pos_payment_state_final(all[i].rec.state)) {
             continue; /* a live payment's record is never dropped */
         }
         MDB_val k = {strlen(all[i].rec.transaction_id), all[i].rec.transaction_id};

@@ -111,9 +111,6 @@ uint64_t pos_journal_seen_count(const pos_journal_t *j);
 /* Records stored now. */
 uint64_t pos_journal_count(const pos_journal_t *j);
 
-/* True for a final state (DONE, DECLINED, CANCELLED, TIMED_OUT, FAILED, UNKNOWN). */
-bool pos_journal_state_final(pos_payment_state_t state);
-
 /*
  * Record codec (pure). Encodes rec with sequence number seq into out
  * (POS_JOURNAL_RECORD_MAX bytes); returns the length or -EINVAL. Decodes

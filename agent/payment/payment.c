@@ -516,7 +516,7 @@ static int payment_restore_one(void *ctx, const pos_payment_record_t *rec)
     int rc = pos_payment_sm_restore(&p->sm, rec, &out);
 
     if (rc == 0) {
-        if (!pos_journal_state_final(rec->state)) {
+        if (!pos_payment_state_final(rec->state)) {
             POS_WARN("payment", "%s was interrupted in %s: settled without the card",
                      rec->transaction_id, pos_payment_state_name(rec->state));
         }

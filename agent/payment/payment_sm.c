@@ -28,10 +28,19 @@ static bool is_live(pos_payment_state_t s)
            s == POS_PAY_PRINTING;
 }
 
-static bool is_final(pos_payment_state_t s)
+bool pos_payment_state_final(pos_payment_state_t state)
 {
-    return s == POS_PAY_DONE || s == POS_PAY_DECLINED || s == POS_PAY_CANCELLED ||
-           s == POS_PAY_TIMED_OUT || s == POS_PAY_FAILED || s == POS_PAY_UNKNOWN;
+    switch (state) {
+    case POS_PAY_DONE:
+    case POS_PAY_DECLINED:
+    case POS_PAY_CANCELLED:
+    case POS_PAY_TIMED_OUT:
+    case POS_PAY_FAILED:
+    case POS_PAY_UNKNOWN:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* Copies a C string known to fit (checked by the caller) into a fixed array. */
@@ -746,7 +755,7 @@ int pos_payment_sm_restore(pos_payment_sm_t *sm, const pos_payment_record_t *rec
         act_counter(out, "receipts_failed");
         r.state = POS_PAY_DONE;
         act_record(out, &r);
-    } else if (!is_final(r.state)) {
+    } else if (!pos_payment_state_final(r.state)) {
         /* Started, outcome never seen: the card may or may not have been
          * charged. Never retried; reported as declined "interrupted" and
          * counted in payments_interrupted, the reconciliation list. */

@@ -220,4 +220,7 @@ uint64_t pos_payment_sm_deadline(const pos_payment_sm_t *sm);
 /* A state's name in upper case ("PROCESSING"), "?" if out of range. */
 const char *pos_payment_state_name(pos_payment_state_t state);
 
+/* True for a final state (DONE, DECLINED, CANCELLED, TIMED_OUT, FAILED, UNKNOWN). */
+bool pos_payment_state_final(pos_payment_state_t state);
+
 #endif /* AGENT_PAYMENT_PAYMENT_SM_H */

@@ -326,8 +326,8 @@ static void test_codec(void **state)
     assert_true(n > 0);
     assert_int_equal(pos_journal_decode(buf, (size_t)n, &back, NULL), 0);
     assert_string_equal(back.currency.alpha, "");
-    assert_true(pos_journal_state_final(POS_PAY_CANCELLED));
-    assert_false(pos_journal_state_final(POS_PAY_PRINTING));
+    assert_true(pos_payment_state_final(POS_PAY_CANCELLED));
+    assert_false(pos_payment_state_final(POS_PAY_PRINTING));
 }
 
 static void test_full_store_is_enospc(void **state)
