@@ -195,15 +195,16 @@ static int api_entry_info(pos_api_t *api, const char *key, size_t len, pos_cache
     return rc;
 }
 
-static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
-                   const size_t *lens)
+/*
+ * Answers with what value() makes of key's local entry, or -2 when there
+ * is none (Redis's answer for a missing key). Returns 0 or a negative errno.
+ */
+static int api_entry_reply(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len,
+                           long long (*value)(const pos_api_t *api, const pos_cache_info_t *info))
 {
-    pos_api_t *api = owner;
     pos_cache_info_t info;
-    int rc;
+    int rc = api_entry_info(api, key, len, &info);
 
-    (void)argc;
-    rc = api_entry_info(api, argv[1], lens[1], &info);
     if (rc == -ENOENT) {
         pos_localapi_reply_int(r, -2);
         return 0;
@@ -211,13 +212,29 @@ static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **
     if (rc != 0) {
         return rc;
     }
-    /* Seconds the local copy stays fresh (0: stale or expired, still served
-     * while offline). */
-    uint64_t ttl = pos_cachesvc_ttl_ms(api->opt.cache, info.meta.family);
-    pos_localapi_reply_int(r, info.fresh && ttl > info.age_ms
-                                  ? (long long)((ttl - info.age_ms) / 1000u)
-                                  : 0);
+    pos_localapi_reply_int(r, value(api, &info));
     return 0;
+}
+
+/* Seconds the local copy stays fresh (0: stale or expired, still served
+ * while offline). */
+static long long api_ttl_s(const pos_api_t *api, const pos_cache_info_t *info)
+{
+    uint64_t ttl = pos_cachesvc_ttl_ms(api->opt.cache, info->meta.family);
+    return info->fresh && ttl > info->age_ms ? (long long)((ttl - info->age_ms) / 1000u) : 0;
+}
+
+static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                   const size_t *lens)
+{
+    (void)argc;
+    return api_entry_reply(owner, r, argv[1], lens[1], api_ttl_s);
+}
+
+static long long api_age_ms(const pos_api_t *api, const pos_cache_info_t *info)
+{
+    (void)api;
+    return info->age_ms > (uint64_t)LLONG_MAX ? LLONG_MAX : (long long)info->age_ms;
 }
 
 /* AGE key: milliseconds since Redis last confirmed the local copy (what an
@@ -226,20 +243,8 @@ static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **
 static int api_age(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                    const size_t *lens)
 {
-    pos_cache_info_t info;
-    int rc;
-
     (void)argc;
-    rc = api_entry_info(owner, argv[1], lens[1], &info);
-    if (rc == -ENOENT) {
-        pos_localapi_reply_int(r, -2);
-        return 0;
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    pos_localapi_reply_int(r, info.age_ms > (uint64_t)LLONG_MAX ? LLONG_MAX : (long long)info.age_ms);
-    return 0;
+    return api_entry_reply(owner, r, argv[1], lens[1], api_age_ms);
 }
 
 /* ---- writes through the outbox --------------------------------------------- */
@@ -255,6 +260,21 @@ static long long api_queue_position(const pos_api_t *api)
     return (long long)st.entries;
 }
 
+/*
+ * Answers a write handed to the delivery (rc its result) with the
+ * write's place in the outbox. Without a store the write was sent at once
+ * or counted as lost, which the client is not told either: only an
+ * outbox that refused it is an error.
+ */
+static int api_reply_queued(pos_api_t *api, pos_localapi_reply_t *r, int rc)
+{
+    if (rc != 0 && api->opt.delivery->ob != NULL) {
+        return rc;
+    }
+    pos_localapi_reply_int(r, api_queue_position(api));
+    return 0;
+}
+
 static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                        const size_t *lens)
 {
@@ -268,13 +288,9 @@ static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const cha
     }
     /* Not signed: the agent does not vouch for what the application says. */
     rc = pos_delivery_publish_ex(api->opt.delivery, argv[1], argv[2], lens[2], false, false);
-    if (rc != 0 && api->opt.delivery->ob != NULL) {
-        return rc;
-    }
     /* Redis answers PUBLISH with a receiver count; the agent cannot know it
      * and answers with the message's place in the outbox instead. */
-    pos_localapi_reply_int(r, api_queue_position(api));
-    return 0;
+    return api_reply_queued(api, r, rc);
 }
 
 static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
@@ -299,12 +315,8 @@ static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char *
         }
     }
     rc = pos_delivery_incrby(api->opt.delivery, argv[1], by, API_COUNTER_TTL_S);
-    if (rc != 0 && api->opt.delivery->ob != NULL) {
-        return rc;
-    }
     /* The new value is Redis's to know: answer the queue position. */
-    pos_localapi_reply_int(r, api_queue_position(api));
-    return 0;
+    return api_reply_queued(api, r, rc);
 }
 
 /* ---- INFO ----------------------------------------------------------------------- */
