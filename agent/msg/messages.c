@@ -157,46 +157,46 @@ static bool printable_ascii(const char *s, size_t min_len, size_t max_len)
     return true;
 }
 
-bool pos_msg_id_valid(const char *s)
-{
-    size_t len;
-
-    if (s == NULL) {
-        return false;
-    }
-    len = strlen(s);
-    if (len == 0 || len > POS_MSG_ID_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == ':' || c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool pos_msg_reason_valid(const char *s)
+/* 1..max bytes, each one ok() accepts; the NUL must come within max + 1 bytes. */
+static bool token_valid(const char *s, size_t max, bool (*ok)(char c))
 {
     size_t n;
 
     if (s == NULL) {
         return false;
     }
-    /* strnlen: a reason array without its NUL is refused, not over-read. */
-    n = strnlen(s, POS_MSG_REASON_MAX + 1);
-    if (n == 0 || n > POS_MSG_REASON_MAX) {
+    /* strnlen: an array without its NUL is refused, not over-read. */
+    n = strnlen(s, max + 1);
+    if (n == 0 || n > max) {
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) {
+        if (!ok(s[i])) {
             return false;
         }
     }
     return true;
+}
+
+static bool id_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '-';
+}
+
+static bool reason_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+bool pos_msg_id_valid(const char *s)
+{
+    return token_valid(s, POS_MSG_ID_MAX, id_char);
+}
+
+bool pos_msg_reason_valid(const char *s)
+{
+    return token_valid(s, POS_MSG_REASON_MAX, reason_char);
 }
 
 bool pos_msg_pan_is_masked(const char *pan)
