@@ -369,7 +369,7 @@ bool pos_journal_seen_has(pos_journal_t *j, const char *transaction_id)
     MDB_val k = seen_id_key(ik, transaction_id, strlen(transaction_id));
     MDB_val v;
     bool found = mdb_get(txn, j->st->dbi[POS_DB_SEEN], &k, &v) == 0;
-    mdb_txn_abort(txn);
+    pos_store_read_end(j->st, txn);
     return found;
 }
 
@@ -537,7 +537,7 @@ int pos_journal_get(pos_journal_t *j, const char *transaction_id, pos_payment_re
     if (rc == 0) {
         rc = pos_journal_decode(v.mv_data, v.mv_size, rec, NULL) == 0 ? 0 : -EIO;
     }
-    mdb_txn_abort(txn);
+    pos_store_read_end(j->st, txn);
     return rc;
 }
 
@@ -554,7 +554,7 @@ int pos_journal_list(pos_journal_t *j, pos_journal_visit_fn visit, void *ctx)
     listed_t *all;
     size_t n;
     rc = read_all(j, txn, &all, &n);
-    mdb_txn_abort(txn);
+    pos_store_read_end(j->st, txn);
     if (rc != 0) {
         return rc;
     }

@@ -589,7 +589,7 @@ void pos_cache_close(pos_cache_t *c)
     (void)pos_cache_flush(c);
     clear_pending(c);
     if (c->rtxn != NULL) {
-        mdb_txn_abort(c->rtxn);
+        mdb_txn_abort(c->rtxn); /* reset: it holds neither a snapshot nor the map */
         c->rtxn = NULL;
     }
     if (c->st->reclaim_ctx == c) {
@@ -807,7 +807,7 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
     if (c->rtxn == NULL) {
         rc = pos_store_txn_begin(c->st, MDB_RDONLY, &c->rtxn);
     } else {
-        rc = pos_store_errno(mdb_txn_renew(c->rtxn));
+        rc = pos_store_read_renew(c->st, c->rtxn);
     }
     if (rc != 0) {
         c->rtxn = NULL;
@@ -829,7 +829,7 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
             memcpy(buf, value, info->meta.value_len);
         }
     }
-    mdb_txn_reset(c->rtxn);
+    pos_store_read_reset(c->st, c->rtxn);
     if (rc == -ENOENT) {
         c->stats.misses++;
     }
@@ -1009,7 +1009,7 @@ int pos_cache_scan(pos_cache_t *c, pos_cache_cursor_t *cur, size_t max, pos_cach
     MDB_cursor *mc;
     rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &mc);
     if (rc != 0) {
-        mdb_txn_abort(txn);
+        pos_store_read_end(c->st, txn);
         return pos_store_errno(rc);
     }
     MDB_val k, v;
@@ -1046,7 +1046,7 @@ int pos_cache_scan(pos_cache_t *c, pos_cache_cursor_t *cur, size_t max, pos_cach
         rc = rc == MDB_NOTFOUND ? MDB_NOTFOUND : 0;
     }
     mdb_cursor_close(mc);
-    mdb_txn_abort(txn);
+    pos_store_read_end(c->st, txn);
     if (rc == MDB_NOTFOUND) {
         cur->done = true;
         rc = 0;

@@ -14,6 +14,7 @@
 #include "platform/dirs.h"
 #include "platform/endian.h"
 #include "platform/log.h"
+#include "platform/uverr.h"
 
 /* open_once() result meaning "the file is damaged or not ours": move it aside. */
 #define STORE_CORRUPT 1
@@ -73,12 +74,79 @@ int pos_store_errno(int mdb_rc)
 
 /* ---- transactions and meta -------------------------------------------- */
 
+static bool store_reader(const pos_store_t *st, unsigned flags)
+{
+    return st->map_lock_ok && (flags & MDB_RDONLY) != 0;
+}
+
 int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn)
 {
+    int rc;
+
     if (st == NULL || st->env == NULL || txn == NULL) {
         return -EINVAL;
     }
-    return pos_store_errno(mdb_txn_begin(st->env, NULL, flags, txn));
+    if ((flags & MDB_RDONLY) == 0 && st->writer != NULL) {
+        uv_thread_t self = uv_thread_self();
+        if (!uv_thread_equal(&self, st->writer)) {
+            POS_ERR("store", "a write outside the writer thread, refused");
+            return -EDEADLK;
+        }
+    }
+    if (store_reader(st, flags)) {
+        uv_rwlock_rdlock(&st->map_lock);
+    }
+    rc = mdb_txn_begin(st->env, NULL, flags, txn);
+    if (rc != 0 && store_reader(st, flags)) {
+        uv_rwlock_rdunlock(&st->map_lock);
+    }
+    return pos_store_errno(rc);
+}
+
+void pos_store_read_end(pos_store_t *st, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    if (st->map_lock_ok) {
+        uv_rwlock_rdunlock(&st->map_lock);
+    }
+}
+
+void pos_store_read_reset(pos_store_t *st, MDB_txn *txn)
+{
+    mdb_txn_reset(txn);
+    if (st->map_lock_ok) {
+        uv_rwlock_rdunlock(&st->map_lock);
+    }
+}
+
+int pos_store_read_renew(pos_store_t *st, MDB_txn *txn)
+{
+    if (st->map_lock_ok) {
+        uv_rwlock_rdlock(&st->map_lock);
+    }
+    int rc = mdb_txn_renew(txn);
+    if (rc != 0 && st->map_lock_ok) {
+        uv_rwlock_rdunlock(&st->map_lock);
+    }
+    return pos_store_errno(rc);
+}
+
+void pos_store_set_writer_thread(pos_store_t *st, const uv_thread_t *writer)
+{
+    st->writer = writer;
+}
+
+/* Resizes the map; excludes readers of other threads while it moves. */
+static int store_set_mapsize(pos_store_t *st, uint64_t size)
+{
+    if (st->map_lock_ok) {
+        uv_rwlock_wrlock(&st->map_lock);
+    }
+    int rc = mdb_env_set_mapsize(st->env, (size_t)size);
+    if (st->map_lock_ok) {
+        uv_rwlock_wrunlock(&st->map_lock);
+    }
+    return rc;
 }
 
 /* The room pos_store_reserve_begin() lends a deletion: a sixteenth of the
@@ -112,7 +180,7 @@ static void store_set_limit(pos_store_t *st, uint64_t limit)
         limit = st->map_size;
     }
     st->map_limit = limit;
-    (void)mdb_env_set_mapsize(st->env, (size_t)limit);
+    (void)store_set_mapsize(st, limit);
 }
 
 /* Keeps the reserve allocated beyond the end of data.mdb; see the header. */
@@ -214,7 +282,11 @@ int pos_store_txn_run(pos_store_t *st, unsigned flags, pos_store_txn_fn fn, void
         return rc;
     }
     rc = fn(ctx, txn);
-    if (rc != 0 || (flags & MDB_RDONLY) != 0) {
+    if ((flags & MDB_RDONLY) != 0) {
+        pos_store_read_end(st, txn);
+        return rc;
+    }
+    if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
@@ -252,13 +324,13 @@ int pos_store_reserve_begin(pos_store_t *st)
     if ((uint64_t)(size_t)size != size) {
         return -ENOMEM;
     }
-    return pos_store_errno(mdb_env_set_mapsize(st->env, (size_t)size));
+    return pos_store_errno(store_set_mapsize(st, size));
 }
 
 void pos_store_reserve_end(pos_store_t *st)
 {
     /* LMDB keeps the map at least as large as the pages in use. */
-    (void)mdb_env_set_mapsize(st->env, (size_t)st->map_limit);
+    (void)store_set_mapsize(st, st->map_limit);
 }
 
 long long pos_store_reclaim(pos_store_t *st, size_t bytes)
@@ -666,6 +738,13 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
         return rc;
     }
     store_keep_reserve(st);
+    /* Taken only once a writer thread serves the store; cheap meanwhile. */
+    rc = uv_rwlock_init(&st->map_lock);
+    if (rc != 0) {
+        close_env(st);
+        return pos_uv_errno(rc);
+    }
+    st->map_lock_ok = true;
     return 0;
 }
 
@@ -675,4 +754,8 @@ void pos_store_close(pos_store_t *st)
         return;
     }
     close_env(st);
+    if (st->map_lock_ok) {
+        uv_rwlock_destroy(&st->map_lock);
+        st->map_lock_ok = false;
+    }
 }

@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #define POS_STORE_FORMAT       1u  /* format version written in the meta database */
 #define POS_STORE_PATH_MAX     200 /* directory path bytes */
 #define POS_STORE_DEFAULT_PATH "/var/lib/posagent"
@@ -102,6 +104,12 @@ typedef struct pos_store {
     char moved_to[POS_STORE_PATH_MAX + 64]; /* where the corrupt file went, or "" */
     pos_store_reclaim_fn reclaim;
     void *reclaim_ctx;
+    /* Threads: once a writer thread serves the store (pos_store_set_writer_thread()),
+     * only it may begin a write transaction, and the map is resized only while
+     * no read transaction of another thread is in progress. */
+    uv_rwlock_t map_lock;       /* held shared by readers, exclusive to resize */
+    bool map_lock_ok;
+    const uv_thread_t *writer;  /* the writer thread, or NULL */
     /* Room on the file system (see pos_store_txn_commit()). */
     uint64_t map_limit;     /* the map LMDB may use now: map_size, or less when the disk is low */
     uint64_t allocated_to;  /* data.mdb blocks are allocated up to here (beyond its end) */
@@ -139,9 +147,28 @@ void pos_store_close(pos_store_t *st);
 
 /*
  * Begins a transaction (flags 0 or MDB_RDONLY). Returns 0 or a negative
- * errno (LMDB codes translated with pos_store_errno()).
+ * errno (LMDB codes translated with pos_store_errno()); -EDEADLK for a
+ * write begun outside the writer thread while one serves the store (the
+ * loop must never wait on the disk). A read transaction holds the map:
+ * end it with pos_store_txn_end() (or reset it with pos_store_txn_reset()).
  */
 int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn);
+
+/* Ends a read transaction begun with pos_store_txn_begin(st, MDB_RDONLY, ...). */
+void pos_store_read_end(pos_store_t *st, MDB_txn *txn);
+
+/* Resets a read transaction for a later pos_store_read_renew() (it then
+ * holds no snapshot, and does not hold the map). */
+void pos_store_read_reset(pos_store_t *st, MDB_txn *txn);
+
+/* Renews a reset read transaction. Returns 0 or a negative errno. */
+int pos_store_read_renew(pos_store_t *st, MDB_txn *txn);
+
+/*
+ * Declares the thread that alone writes from now on (NULL: the calling
+ * thread again, e.g. after the writer stopped). See pos_store_t.
+ */
+void pos_store_set_writer_thread(pos_store_t *st, const uv_thread_t *writer);
 
 /*
  * Commits a write transaction (durable on return). Returns 0, -ENOSPC when

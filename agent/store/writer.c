@@ -1,0 +1,314 @@
+#include "agent/store/writer.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "platform/clock.h"
+#include "platform/log.h"
+#include "platform/uverr.h"
+
+#define WRITER_RECLAIM_HINT (64u * 1024u) /* bytes asked of the cache when the map is full */
+
+static void list_append(pos_store_op_t **head, pos_store_op_t **tail, pos_store_op_t *op,
+                        size_t link)
+{
+    pos_store_op_t **next = (pos_store_op_t **)((char *)op + link);
+
+    *next = NULL;
+    if (*tail != NULL) {
+        *(pos_store_op_t **)((char *)*tail + link) = op;
+    } else {
+        *head = op;
+    }
+    *tail = op;
+}
+
+#define LINK_NEXT    offsetof(pos_store_op_t, next)
+#define LINK_DONE    offsetof(pos_store_op_t, done_next)
+#define LINK_APPLIED offsetof(pos_store_op_t, applied_next)
+
+/* Runs one operation in a nested transaction of txn: its changes stay only
+ * when it succeeds. */
+static void writer_apply(pos_store_t *st, MDB_txn *txn, pos_store_op_t *op)
+{
+    MDB_txn *nested;
+    int rc = mdb_txn_begin(st->env, txn, 0, &nested);
+
+    if (rc != 0) {
+        op->status = pos_store_errno(rc);
+        return;
+    }
+    rc = op->apply(op, nested);
+    if (rc != 0) {
+        mdb_txn_abort(nested);
+        op->status = rc;
+        return;
+    }
+    op->status = pos_store_errno(mdb_txn_commit(nested));
+}
+
+/*
+ * Runs ops (linked by next) as one write transaction and splits them, in
+ * order, into *kept (final status) and *retry (refused for room on their
+ * first try: status cleared, to run again once room was made).
+ */
+static void writer_group(pos_store_t *st, pos_store_op_t *ops, pos_store_op_t **kept,
+                         pos_store_op_t **retry)
+{
+    pos_store_op_t *khead = NULL, *ktail = NULL, *rhead = NULL, *rtail = NULL;
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(st, 0, &txn);
+
+    for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
+        op->status = rc;
+        if (rc == 0) {
+            writer_apply(st, txn, op);
+        }
+    }
+    if (rc == 0) {
+        rc = pos_store_txn_commit(txn);
+    }
+    for (pos_store_op_t *op = ops, *next; op != NULL; op = next) {
+        next = op->next;
+        if (op->status == 0 && rc != 0) {
+            op->status = rc; /* the commit failed: nothing of the group is written */
+        }
+        if (op->status == -ENOSPC && !op->retried) {
+            op->retried = true;
+            op->status = 0;
+            list_append(&rhead, &rtail, op, LINK_NEXT);
+        } else {
+            list_append(&khead, &ktail, op, LINK_NEXT);
+        }
+    }
+    *kept = khead;
+    *retry = rhead;
+}
+
+/* Hands ops (linked by next) back to the loop. */
+static void writer_hand_back(pos_store_writer_t *w, pos_store_op_t *ops, uint64_t commit_us)
+{
+    uint64_t n = 0;
+
+    uv_mutex_lock(&w->lock);
+    for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
+        list_append(&w->done_head, &w->done_tail, op, LINK_DONE);
+        list_append(&w->applied_head, &w->applied_tail, op, LINK_APPLIED);
+        w->stats.ops++;
+        w->stats.failed += op->status != 0;
+        w->stats.queued--;
+        n++;
+    }
+    w->stats.groups++;
+    if (n > w->stats.largest) {
+        w->stats.largest = n;
+    }
+    if (commit_us > w->stats.commit_us_max) {
+        w->stats.commit_us_max = commit_us;
+    }
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->async);
+}
+
+static void writer_run(pos_store_writer_t *w, pos_store_op_t *group)
+{
+    pos_store_op_t *kept, *retry;
+    uint64_t t0 = pos_clock_mono_us();
+
+    writer_group(w->st, group, &kept, &retry);
+    if (kept != NULL) {
+        writer_hand_back(w, kept, pos_clock_mono_us() - t0);
+    }
+    if (retry == NULL) {
+        return;
+    }
+    /* The map or the disk was full: let the cache give room back (its own
+     * commits, then the freed pages settle), and try once more. */
+    if (pos_store_reclaim(w->st, WRITER_RECLAIM_HINT) <= 0) {
+        POS_WARN("store", "the store is full and the cache has nothing left to give");
+    }
+    t0 = pos_clock_mono_us();
+    writer_group(w->st, retry, &kept, &retry);
+    writer_hand_back(w, kept, pos_clock_mono_us() - t0);
+}
+
+static void writer_thread(void *arg)
+{
+    pos_store_writer_t *w = arg;
+
+    for (;;) {
+        uv_mutex_lock(&w->lock);
+        while ((w->head == NULL || w->plugged > 0) && !w->stop) {
+            uv_cond_wait(&w->cond, &w->lock);
+        }
+        pos_store_op_t *group = w->head;
+        w->head = w->tail = NULL;
+        bool stop = w->stop && group == NULL;
+        uv_mutex_unlock(&w->lock);
+        if (stop) {
+            break;
+        }
+        writer_run(w, group);
+    }
+}
+
+/* On the loop: the operations the writer handed back, in order. */
+static void writer_async_cb(uv_async_t *h)
+{
+    pos_store_writer_t *w = h->data;
+    pos_store_op_t *done, *applied;
+
+    uv_mutex_lock(&w->lock);
+    done = w->done_head;
+    applied = w->applied_head;
+    w->done_head = w->done_tail = NULL;
+    w->applied_head = w->applied_tail = NULL;
+    uv_mutex_unlock(&w->lock);
+    for (pos_store_op_t *op = done, *next; op != NULL; op = next) {
+        next = op->done_next;
+        if (op->done != NULL) {
+            op->done(op);
+        }
+    }
+    for (pos_store_op_t *op = applied, *next; op != NULL; op = next) {
+        next = op->applied_next;
+        w->outstanding--;
+        if (op->applied != NULL) {
+            op->applied(op);
+        }
+    }
+}
+
+int pos_store_writer_start(pos_store_writer_t *w, uv_loop_t *loop, pos_store_t *st)
+{
+    int rc;
+
+    memset(w, 0, sizeof(*w));
+    w->st = st;
+    w->loop = loop;
+    rc = uv_mutex_init(&w->lock);
+    if (rc != 0) {
+        return pos_uv_errno(rc);
+    }
+    rc = uv_cond_init(&w->cond);
+    if (rc != 0) {
+        goto fail_cond;
+    }
+    rc = uv_async_init(loop, &w->async, writer_async_cb);
+    if (rc != 0) {
+        goto fail_async;
+    }
+    w->async.data = w;
+    rc = uv_thread_create(&w->thread, writer_thread, w);
+    if (rc != 0) {
+        goto fail_thread;
+    }
+    w->running = true;
+    pos_store_set_writer_thread(st, &w->thread);
+    return 0;
+
+fail_thread:
+    uv_close((uv_handle_t *)&w->async, NULL);
+fail_async:
+    uv_cond_destroy(&w->cond);
+fail_cond:
+    uv_mutex_destroy(&w->lock);
+    return pos_uv_errno(rc);
+}
+
+void pos_store_writer_submit(pos_store_writer_t *w, pos_store_op_t *op)
+{
+    op->status = 0;
+    op->retried = false;
+    w->outstanding++;
+    uv_mutex_lock(&w->lock);
+    list_append(&w->head, &w->tail, op, LINK_NEXT);
+    w->stats.queued++;
+    if (w->plugged == 0) {
+        uv_cond_signal(&w->cond);
+    }
+    uv_mutex_unlock(&w->lock);
+}
+
+void pos_store_writer_plug(pos_store_writer_t *w)
+{
+    uv_mutex_lock(&w->lock);
+    w->plugged++;
+    uv_mutex_unlock(&w->lock);
+}
+
+void pos_store_writer_unplug(pos_store_writer_t *w)
+{
+    uv_mutex_lock(&w->lock);
+    if (w->plugged > 0 && --w->plugged == 0 && w->head != NULL) {
+        uv_cond_signal(&w->cond);
+    }
+    uv_mutex_unlock(&w->lock);
+}
+
+uint64_t pos_store_writer_outstanding(const pos_store_writer_t *w)
+{
+    return w->outstanding;
+}
+
+void pos_store_writer_stats(pos_store_writer_t *w, pos_store_writer_stats_t *out)
+{
+    uv_mutex_lock(&w->lock);
+    *out = w->stats;
+    uv_mutex_unlock(&w->lock);
+}
+
+static void writer_closed(uv_handle_t *h)
+{
+    pos_store_writer_t *w = h->data;
+
+    uv_cond_destroy(&w->cond);
+    uv_mutex_destroy(&w->lock);
+    if (w->closed_cb != NULL) {
+        w->closed_cb(w->closed_arg);
+    }
+}
+
+void pos_store_writer_close(pos_store_writer_t *w, void (*done)(void *arg), void *arg)
+{
+    w->closed_cb = done;
+    w->closed_arg = arg;
+    if (!w->running) {
+        if (done != NULL) {
+            done(arg);
+        }
+        return;
+    }
+    uv_mutex_lock(&w->lock);
+    w->stop = true;
+    w->plugged = 0;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->lock);
+    /* The queue is finished first: a shutdown loses nothing it accepted. */
+    uv_thread_join(&w->thread);
+    w->running = false;
+    pos_store_set_writer_thread(w->st, NULL);
+    writer_async_cb(&w->async); /* what the thread handed back last */
+    uv_close((uv_handle_t *)&w->async, writer_closed);
+}
+
+int pos_store_op_run_now(pos_store_t *st, pos_store_op_t *op)
+{
+    pos_store_op_t *kept, *retry;
+
+    op->next = NULL;
+    op->retried = false;
+    writer_group(st, op, &kept, &retry);
+    if (retry != NULL) {
+        (void)pos_store_reclaim(st, WRITER_RECLAIM_HINT);
+        writer_group(st, op, &kept, &retry);
+    }
+    if (op->done != NULL) {
+        op->done(op);
+    }
+    int status = op->status;
+    if (op->applied != NULL) {
+        op->applied(op);
+    }
+    return status;
+}

@@ -1,0 +1,130 @@
+#ifndef AGENT_STORE_WRITER_H
+#define AGENT_STORE_WRITER_H
+
+/*
+ * The store writer: every write to the store while the agent runs goes
+ * through one thread, so the event loop never waits on the disk (no write
+ * transaction, no fsync on the loop thread).
+ *
+ * The loop submits operations; the writer takes everything queued since
+ * its last commit as one group, runs each operation in a nested
+ * transaction of one write transaction (an operation that fails is undone
+ * alone), commits the group once, and hands the operations back to the
+ * loop, in submission order, with their status:
+ *
+ *   done(op)     once the group is durable (or failed); for the caller's
+ *                answer (a client's reply, the pinpad, an outbox entry
+ *                that may now be sent)
+ *   applied(op)  once the group is committed to the store and visible to
+ *                readers on the loop; the last call, op may be freed here
+ *
+ * Both run on the loop thread, done before applied, in submission order
+ * across operations. Submissions between pos_store_writer_plug() and
+ * pos_store_writer_unplug() go into one group (one commit), e.g. a
+ * payment's journal record and the outbox entries that go with it.
+ *
+ * What an operation's apply() runs in the writer thread must touch only the
+ * store and the operation itself: everything it reports back goes in the
+ * operation and is read in done()/applied() on the loop.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+#include <uv.h>
+
+#include "agent/store/store.h"
+
+typedef struct pos_store_op pos_store_op_t;
+
+/* The operation's work, in the writer thread, in txn; 0 or a negative errno
+ * (the operation's changes are then undone). */
+typedef int (*pos_store_apply_fn)(pos_store_op_t *op, MDB_txn *txn);
+/* A stage of the operation reached, on the loop thread; op->status holds the result. */
+typedef void (*pos_store_op_cb)(pos_store_op_t *op);
+
+struct pos_store_op {
+    pos_store_apply_fn apply;
+    pos_store_op_cb done;    /* may be NULL */
+    pos_store_op_cb applied; /* may be NULL; the last call */
+    void *ctx;               /* the submitter's */
+    int status;              /* 0, or the apply's or the commit's error */
+    /* The writer's: links in its queue, the group, and the two hand-backs. */
+    pos_store_op_t *next;
+    pos_store_op_t *done_next;
+    pos_store_op_t *applied_next;
+    bool retried;
+};
+
+typedef struct pos_store_writer_stats {
+    uint64_t ops;         /* operations completed */
+    uint64_t groups;      /* commits */
+    uint64_t failed;      /* operations that failed */
+    uint64_t largest;     /* most operations in one group */
+    uint64_t queued;      /* operations waiting now (submitted, not yet done) */
+    uint64_t commit_us_max; /* slowest commit, microseconds */
+} pos_store_writer_stats_t;
+
+typedef struct pos_store_writer {
+    pos_store_t *st;
+    uv_loop_t *loop;
+    uv_thread_t thread;
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    uv_async_t async;
+    bool running;     /* the thread was started */
+    bool stop;        /* under lock: the thread finishes the queue and ends */
+    unsigned plugged; /* under lock: > 0 keeps the writer from taking the queue */
+    pos_store_op_t *head, *tail;                 /* under lock: submitted */
+    pos_store_op_t *done_head, *done_tail;       /* under lock: durable */
+    pos_store_op_t *applied_head, *applied_tail; /* under lock: committed */
+    pos_store_writer_stats_t stats;              /* under lock */
+    uint64_t outstanding;                        /* loop thread: submitted, not yet applied */
+    void (*closed_cb)(void *arg);
+    void *closed_arg;
+} pos_store_writer_t;
+
+/*
+ * Starts the writer thread for the open store "st", handing results back
+ * on "loop". From then on, only the writer writes to the store.
+ * Returns 0 or a negative errno (nothing left to close).
+ */
+int pos_store_writer_start(pos_store_writer_t *w, uv_loop_t *loop, pos_store_t *st);
+
+/*
+ * Queues an operation (op->apply set; the other fields but ctx and the
+ * callbacks are the writer's). It joins the next group. The operation must
+ * stay valid until its applied() call (or its done() call when it has no
+ * applied()).
+ */
+void pos_store_writer_submit(pos_store_writer_t *w, pos_store_op_t *op);
+
+/* Holds submissions back until the matching unplug, so they share one
+ * group. Calls nest. */
+void pos_store_writer_plug(pos_store_writer_t *w);
+void pos_store_writer_unplug(pos_store_writer_t *w);
+
+/* Operations submitted and not yet applied (loop thread). */
+uint64_t pos_store_writer_outstanding(const pos_store_writer_t *w);
+
+/* A copy of the counters. */
+void pos_store_writer_stats(pos_store_writer_t *w, pos_store_writer_stats_t *out);
+
+/*
+ * Lets the writer finish what is queued (every operation still gets its
+ * callbacks, on the loop), ends the thread and closes the handle; done(arg)
+ * (may be NULL) runs when all is closed. Nothing may be submitted after.
+ */
+void pos_store_writer_close(pos_store_writer_t *w, void (*done)(void *arg), void *arg);
+
+/*
+ * Runs one operation in the calling thread now, as the writer would (its
+ * own transaction, committed; done then applied are called before return).
+ * For start-up, shutdown and tests, never on a loop the writer serves.
+ * Returns op->status.
+ */
+int pos_store_op_run_now(pos_store_t *st, pos_store_op_t *op);
+
+#endif /* AGENT_STORE_WRITER_H */
