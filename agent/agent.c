@@ -218,10 +218,36 @@ static void agent_on_offline(pos_link_t *l, int err)
 
 /* ---- the payment flow's port ----------------------------------------------- */
 
-static int agent_port_publish(void *ctx, const char *channel, const char *json, size_t len)
+static void agent_port_batch(void *ctx, bool begin)
 {
     pos_agent_t *a = ctx;
-    return pos_delivery_publish(&a->delivery, channel, json, len, true);
+
+    if (!a->writer_ok) {
+        return;
+    }
+    if (begin) {
+        pos_store_writer_plug(&a->writer);
+    } else {
+        pos_store_writer_unplug(&a->writer);
+    }
+}
+
+static int agent_port_publish(void *ctx, const char *channel, const char *json, size_t len,
+                              bool held, uint64_t *id)
+{
+    pos_agent_t *a = ctx;
+    int rc = pos_delivery_publish(&a->delivery, channel, json, len, true, id);
+
+    if (rc == 0 && held && *id != 0) {
+        pos_delivery_hold(&a->delivery, *id);
+    }
+    return rc;
+}
+
+static void agent_port_release(void *ctx, uint64_t id, bool discard)
+{
+    pos_agent_t *a = ctx;
+    pos_delivery_release(&a->delivery, id, discard);
 }
 
 static int agent_port_set_member(void *ctx, const char *key, bool add, const char *member,
@@ -234,7 +260,7 @@ static int agent_port_set_member(void *ctx, const char *key, bool add, const cha
 static int agent_port_incrby(void *ctx, const char *key, long long n, unsigned ttl_s)
 {
     pos_agent_t *a = ctx;
-    return pos_delivery_incrby(&a->delivery, key, n, ttl_s);
+    return pos_delivery_incrby(&a->delivery, key, n, ttl_s, NULL, NULL);
 }
 
 static void agent_port_device_status(void *ctx, pos_dev_slot_t which, pos_dev_state_t st)
@@ -404,6 +430,7 @@ static void agent_signal_cb(uv_signal_t *s, int signum)
 }
 
 static void agent_close_all(pos_agent_t *a);
+static void agent_writer_close(pos_agent_t *a);
 
 static void agent_shutdown_reply(void *ctx, const redisReply *r, int err)
 {
@@ -472,6 +499,9 @@ static void agent_close_all(pos_agent_t *a)
         return;
     }
     a->closing = true;
+    /* What the store writer holds is finished first, while everything its
+     * callbacks may reach is still open. */
+    agent_writer_close(a);
     a->open_parts = (unsigned)n + 4; /* + link, payment, cache service, local API */
     for (size_t i = 0; i < n; i++) {
         uv_close(handles[i], agent_handle_closed);
@@ -546,6 +576,8 @@ static void agent_store_open(pos_agent_t *a)
         rc = pos_outbox_open(&a->outbox, &a->store, &oc);
         if (rc == 0) {
             memset(&jc, 0, sizeof(jc));
+            jc.window_ms = (uint64_t)a->cfg.payment_dedup_window_h * 3600u * 1000u;
+            jc.max_seen = a->cfg.payment_dedup_max_ids;
             rc = pos_journal_open(&a->journal, &a->store, &jc);
             if (rc != 0) {
                 pos_outbox_close(&a->outbox);
@@ -658,7 +690,9 @@ static void agent_payment_options(pos_agent_t *a, pos_payment_options_t *po)
     po->hal.printer_model = c->hal_printer_model;
     po->hal.codepage = c->hal_codepage;
     po->port.ctx = a;
+    po->port.batch = agent_port_batch;
     po->port.publish = agent_port_publish;
+    po->port.release = agent_port_release;
     po->port.set_member = agent_port_set_member;
     po->port.incrby = agent_port_incrby;
     po->port.device_status = agent_port_device_status;
@@ -680,6 +714,17 @@ static void agent_cache_options(pos_agent_t *a, pos_cachesvc_options_t *co)
     co->cache.ttl_ms[POS_CACHE_SESSION] = (uint64_t)c->cache_session_ttl_s * 1000u;
     co->cache.max_bytes = (uint64_t)c->store_cache_max_mb << 20;
     co->warm_interval_s = c->cache_warm_interval_s;
+}
+
+/* Finishes what the writer holds (its callbacks run now), then stops it. */
+static void agent_writer_close(pos_agent_t *a)
+{
+    if (a->writer_ok) {
+        a->writer_ok = false;
+        pos_outbox_set_writer(&a->outbox, NULL);
+        pos_journal_set_writer(&a->journal, NULL);
+        pos_store_writer_close(&a->writer, NULL, NULL);
+    }
 }
 
 static void agent_store_close(pos_agent_t *a)
@@ -751,6 +796,18 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     a->link.data = a;
 
     agent_store_open(a); /* without a store the agent runs on, see there */
+    if (a->store_ok) {
+        rc = pos_store_writer_start(&a->writer, loop, &a->store);
+        if (rc != 0) {
+            POS_ERR("store", "cannot start the store writer: %s", strerror(-rc));
+            goto fail_writer;
+        }
+        a->writer_ok = true;
+        pos_outbox_set_writer(&a->outbox, &a->writer);
+        pos_journal_set_writer(&a->journal, &a->writer);
+        /* The cache still writes on the loop until it moves onto the writer. */
+        pos_store_set_writer_thread(&a->store, NULL);
+    }
     pos_delivery_init(&a->delivery, &a->link, a->store_ok ? &a->outbox : NULL, &a->sign);
     agent_cache_options(a, &co);
     rc = pos_cachesvc_init(&a->cache, &co);
@@ -798,6 +855,8 @@ fail_payment:
     pos_cachesvc_close(&a->cache, NULL, NULL);
     pos_cachesvc_dispose(&a->cache);
 fail_cache:
+    agent_writer_close(a);
+fail_writer:
     agent_store_close(a);
     pos_link_stop(&a->link, NULL);
 fail_link:

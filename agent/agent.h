@@ -21,6 +21,7 @@
 #include "agent/payment/payment.h"
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
+#include "agent/store/writer.h"
 #include "agent/sync/cachesvc.h"
 #include "agent/sync/delivery.h"
 #include "conf/config.h"
@@ -46,6 +47,8 @@ struct pos_agent {
     /* The local store (LMDB): outbox and payment journal. store_ok is false
      * when it could not be opened; the agent then runs without them. */
     pos_store_t store;
+    pos_store_writer_t writer; /* every write to the store, off the loop */
+    bool writer_ok;
     pos_outbox_t outbox;
     pos_journal_t journal;
     bool store_ok;

@@ -594,6 +594,26 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 3600,
      .desc = "Largest difference between a signed message's ts and this terminal's clock, "
              "either way; older or newer messages are refused as stale."},
+    {.section = "payment",
+     .key = "dedup_window_h",
+     .type = CT_U32,
+     FIELD(payment_dedup_window_h),
+     .def = "168",
+     .min = 1,
+     .max = 8760,
+     .desc = "Hours a transaction id is remembered after its first request: within them a "
+             "repeated PAYMENT_REQUESTED never charges the card again, whatever came in "
+             "between and across restarts."},
+    {.section = "payment",
+     .key = "dedup_max_ids",
+     .type = CT_U32,
+     FIELD(payment_dedup_max_ids),
+     .def = "100000",
+     .min = 1000,
+     .max = 10000000,
+     .desc = "Most transaction ids remembered (about 150 bytes of store each). An id is never "
+             "forgotten inside the window: when all are, new payments are refused "
+             "(PAYMENT_REJECTED unavailable) until the oldest age out."},
 
     {.section = "store",
      .key = "path",

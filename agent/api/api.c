@@ -260,37 +260,75 @@ static long long api_queue_position(const pos_api_t *api)
     return (long long)st.entries;
 }
 
+/* A write handed to the delivery: answered once it is durable. */
+typedef struct api_write {
+    pos_api_t *api;
+    pos_localapi_reply_t *r;
+} api_write_t;
+
 /*
- * Answers a write handed to the delivery (rc its result) with the
- * write's place in the outbox. Without a store the write was sent at once
- * or counted as lost, which the client is not told either: only an
- * outbox that refused it is an error.
+ * The write is durable (or refused): answer with its place in the outbox.
+ * Without a store the write was sent at once or counted as lost, which the
+ * client is not told either: only an outbox that refused it is an error.
  */
-static int api_reply_queued(pos_api_t *api, pos_localapi_reply_t *r, int rc)
+static void api_write_done(void *ctx, int status, uint64_t id)
 {
-    if (rc != 0 && api->opt.delivery->ob != NULL) {
+    api_write_t *w = ctx;
+    pos_api_t *api = w->api;
+
+    (void)id;
+    if (status != 0 && api->opt.delivery->ob != NULL) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "ERR not queued: %s", strerror(-status));
+        pos_localapi_reply_error(w->r, msg);
+    } else {
+        pos_localapi_reply_int(w->r, api_queue_position(api));
+    }
+    pos_localapi_reply_done(w->r);
+    free(w);
+}
+
+/* Starts a write: w for the callback, or an error answered now. */
+static api_write_t *api_write_new(pos_api_t *api, pos_localapi_reply_t *r)
+{
+    api_write_t *w = malloc(sizeof(*w));
+
+    if (w != NULL) {
+        *w = (api_write_t){api, r};
+    }
+    return w;
+}
+
+/* The result of handing w to the delivery (rc): pending until durable. */
+static int api_write_queued(api_write_t *w, int rc)
+{
+    if (rc != 0) {
+        free(w);
         return rc;
     }
-    pos_localapi_reply_int(r, api_queue_position(api));
-    return 0;
+    return POS_LOCALAPI_PENDING;
 }
 
 static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                        const size_t *lens)
 {
     pos_api_t *api = owner;
-    int rc;
+    api_write_t *w;
 
     (void)argc;
     if (lens[1] == 0 || lens[1] > 256 || memchr(argv[1], '\0', lens[1]) != NULL) {
         pos_localapi_reply_error(r, "ERR bad channel name");
         return 0;
     }
-    /* Not signed: the agent does not vouch for what the application says. */
-    rc = pos_delivery_publish_ex(api->opt.delivery, argv[1], argv[2], lens[2], false, false);
-    /* Redis answers PUBLISH with a receiver count; the agent cannot know it
+    if ((w = api_write_new(api, r)) == NULL) {
+        return -ENOMEM;
+    }
+    /* Not signed: the agent does not vouch for what the application says.
+     * Redis answers PUBLISH with a receiver count; the agent cannot know it
      * and answers with the message's place in the outbox instead. */
-    return api_reply_queued(api, r, rc);
+    return api_write_queued(w, pos_delivery_publish_ex(api->opt.delivery, argv[1], argv[2],
+                                                       lens[2], false, false, api_write_done, w,
+                                                       NULL));
 }
 
 static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
@@ -299,7 +337,7 @@ static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char *
     pos_api_t *api = owner;
     long long by = 1;
     char *end;
-    int rc;
+    api_write_t *w;
 
     if (lens[1] < 9 || strncmp(argv[1], "counter:", 8) != 0 ||
         memchr(argv[1], '\0', lens[1]) != NULL) {
@@ -314,9 +352,12 @@ static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char *
             return 0;
         }
     }
-    rc = pos_delivery_incrby(api->opt.delivery, argv[1], by, API_COUNTER_TTL_S);
+    if ((w = api_write_new(api, r)) == NULL) {
+        return -ENOMEM;
+    }
     /* The new value is Redis's to know: answer the queue position. */
-    return api_reply_queued(api, r, rc);
+    return api_write_queued(
+        w, pos_delivery_incrby(api->opt.delivery, argv[1], by, API_COUNTER_TTL_S, api_write_done, w));
 }
 
 /* ---- INFO ----------------------------------------------------------------------- */

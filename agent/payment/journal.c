@@ -1,10 +1,14 @@
 #include "agent/payment/journal.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/clock.h"
 #include "platform/endian.h"
+#include "platform/log.h"
 #include "platform/mem.h"
 
 /*
@@ -18,12 +22,19 @@
  * pos_payment_record_t may change between versions or ABIs, the journal
  * must still read.
  *
- * Seen ids (database "seen"): 'i' + id -> be64(seq) and 'o' + be64(seq) ->
- * id; the 'o' records in key order are the ids from oldest to newest.
+ * Seen ids (database "seen"), by when they were first seen:
+ *   'I' + id -> be64(seq) be64(first seen, epoch ms)
+ *   'T' + be64(seq) -> be64(first seen, epoch ms) id
+ * The 'T' records in key order are the ids from oldest to newest, so the
+ * ones past the window are forgotten from the front. Stores written before
+ * the window existed hold 'i' + id -> be64(seq) and 'o' + be64(seq) -> id:
+ * pos_journal_open() converts them, counting them as seen at that moment
+ * (they are then kept a whole window, never less).
  */
 #define REC_VERSION 1u
 #define REC_FIXED   26u
 #define PRUNE_SLACK 64u /* finished records allowed over max_final before a prune */
+#define SEEN_PRUNE_STEP 256u /* expired ids forgotten per write at most */
 
 /* ---- pure parts ------------------------------------------------------- */
 
@@ -133,22 +144,54 @@ int pos_journal_decode(const void *buf, size_t len, pos_payment_record_t *rec, u
     return rc;
 }
 
-/* ---- open ------------------------------------------------------------- */
+/* ---- configuration ----------------------------------------------------- */
 
 static size_t max_final(const pos_journal_t *j)
 {
     return j->cfg.max_final != 0 ? j->cfg.max_final : POS_JOURNAL_DEFAULT_FINAL;
 }
 
-static size_t max_seen(const pos_journal_t *j)
+static uint64_t max_seen(const pos_journal_t *j)
 {
     return j->cfg.max_seen != 0 ? j->cfg.max_seen : POS_JOURNAL_DEFAULT_SEEN;
+}
+
+static uint64_t window_ms(const pos_journal_t *j)
+{
+    return j->cfg.window_ms != 0 ? j->cfg.window_ms : POS_JOURNAL_DEFAULT_WINDOW_MS;
+}
+
+static uint64_t journal_now(const pos_journal_t *j)
+{
+    return j->cfg.now_ms != NULL ? j->cfg.now_ms() : pos_clock_wall_ms();
+}
+
+/* ---- the seen database's keys --------------------------------------------- */
+
+enum { SEEN_ID = 'I', SEEN_TIME = 'T', OLD_ID = 'i', OLD_ORDER = 'o' };
+
+/* 'I' + id, built in buf. */
+static MDB_val seen_id_key(unsigned char buf[1 + POS_MSG_ID_MAX], const void *id, size_t n)
+{
+    buf[0] = SEEN_ID;
+    memcpy(buf + 1, id, n);
+    return (MDB_val){1 + n, buf};
+}
+
+/* 'T' + be64(seq), built in buf. */
+static MDB_val seen_time_key(unsigned char buf[9], uint64_t seq)
+{
+    buf[0] = SEEN_TIME;
+    pos_endian_put_be64(buf + 1, seq);
+    return (MDB_val){9, buf};
 }
 
 /* Judges and counts one record of journal or seen (pos_store_check_fn). */
 static int journal_check(void *census, pos_store_db_t db, const MDB_val *k, const MDB_val *v)
 {
     pos_journal_census_t *cs = census;
+    const unsigned char *kp = k->mv_data;
+
     if (db == POS_DB_JOURNAL) {
         pos_payment_record_t r;
         uint64_t seq;
@@ -166,22 +209,34 @@ static int journal_check(void *census, pos_store_db_t db, const MDB_val *k, cons
         }
         return 0;
     }
-    /* seen: 'o' + be64 seq -> id (oldest first in key order), 'i' + id -> be64 seq */
-    const unsigned char *kp = k->mv_data;
-    if (k->mv_size == 9 && kp[0] == 'o') {
-        uint64_t seq = pos_endian_get_be64(kp + 1);
+    if (k->mv_size == 9 && kp[0] == SEEN_TIME) {
+        if (v->mv_size <= 8 || v->mv_size > 8 + POS_MSG_ID_MAX) {
+            return -EBADMSG;
+        }
         if (cs != NULL) {
+            uint64_t seq = pos_endian_get_be64(kp + 1);
             if (cs->seen_first == 0) {
                 cs->seen_first = seq;
+                cs->seen_oldest_ms = pos_endian_get_be64(v->mv_data);
             }
             cs->seen_next = seq + 1;
         }
-        return v->mv_size == 0 ? -EBADMSG : 0;
+        return 0;
     }
-    if (k->mv_size > 1 && kp[0] == 'i') {
+    if (k->mv_size > 1 && kp[0] == SEEN_ID) {
         if (cs != NULL) {
             cs->seen_ids++;
         }
+        return v->mv_size != 16 ? -EBADMSG : 0;
+    }
+    /* The layout before the window (converted at open). */
+    if (k->mv_size == 9 && kp[0] == OLD_ORDER) {
+        if (cs != NULL) {
+            cs->old_seen++;
+        }
+        return v->mv_size == 0 ? -EBADMSG : 0;
+    }
+    if (k->mv_size > 1 && kp[0] == OLD_ID) {
         return v->mv_size != 8 ? -EBADMSG : 0;
     }
     return -EBADMSG;
@@ -193,184 +248,142 @@ void pos_journal_tenant(pos_store_tenant_t *t, pos_journal_census_t *census)
                               journal_check, census, sizeof(*census)};
 }
 
-int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config_t *cfg)
+/* ---- the writes, as the writer runs them ------------------------------------ */
+
+typedef enum journal_op_kind {
+    JOP_PUT,    /* rec as the transaction's last record; its id seen */
+    JOP_SEEN,   /* only the id seen */
+    JOP_DELETE, /* the transaction's record deleted */
+    JOP_PRUNE,  /* ids past the window forgotten */
+} journal_op_kind_t;
+
+struct pos_journal_op {
+    pos_store_op_t op;
+    pos_journal_t *j;
+    journal_op_kind_t kind;
+    pos_payment_record_t rec; /* PUT: the record; SEEN, DELETE: rec.transaction_id */
+    uint64_t now_ms;          /* when it was submitted: the id's first-seen time */
+    pos_journal_cb cb;
+    void *ctx;
+    /* The journal's counters once this write is applied, and before it. */
+    uint64_t records, seen, oldest_ms;
+    pos_journal_counters_t before;
+    uint64_t forgotten; /* ids past the window forgotten by this write */
+    pos_journal_op_t *pending_next;
+};
+
+/* The writer's view of the counters: changed only by the writes themselves. */
+static void counters_out(const pos_journal_t *j, pos_journal_op_t *o)
 {
-    if (j == NULL || st == NULL || st->env == NULL) {
-        return -EINVAL;
-    }
-    memset(j, 0, sizeof(*j));
-    j->st = st;
-    if (cfg != NULL) {
-        j->cfg = *cfg;
-    }
-    pos_journal_census_t cs;
-    pos_store_tenant_t t;
-    pos_journal_tenant(&t, &cs);
-    int rc = pos_store_count(st, &t);
-    if (rc != 0) {
-        j->st = NULL;
-        return rc;
-    }
-    j->records = cs.records;
-    j->rec_next = cs.rec_next != 0 ? cs.rec_next : 1;
-    j->seen = cs.seen_ids;
-    j->seen_first = cs.seen_first;
-    j->seen_next = cs.seen_next != 0 ? cs.seen_next : 1;
-    return 0;
+    o->records = j->w.records;
+    o->seen = j->w.seen;
+    o->oldest_ms = j->w.oldest_ms;
 }
 
-void pos_journal_close(pos_journal_t *j)
-{
-    if (j != NULL) {
-        j->st = NULL;
-    }
-}
-
-uint64_t pos_journal_seen_count(const pos_journal_t *j)
-{
-    return j->seen;
-}
-
-uint64_t pos_journal_count(const pos_journal_t *j)
-{
-    return j->records;
-}
-
-/* ---- seen ids ----------------------------------------------------------- */
-
-/* The seen database's key for the id of n bytes: 'i' + id, built in buf. */
-static MDB_val seen_id_key(unsigned char buf[1 + POS_MSG_ID_MAX], const void *id, size_t n)
-{
-    buf[0] = 'i';
-    memcpy(buf + 1, id, n);
-    return (MDB_val){1 + n, buf};
-}
-
-/* Adds id inside txn, updating the seen counters *next, *count and *first. */
-static int seen_add_txn(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t *next,
-                        uint64_t *count, uint64_t *first)
+/* Forgets the oldest id (which must be past the window when "expired_only").
+ * Returns 1 when one went, 0 when none may, or a negative errno. */
+static int seen_forget_oldest(pos_journal_t *j, MDB_txn *txn, uint64_t now_ms, bool expired_only)
 {
     MDB_dbi dbi = j->st->dbi[POS_DB_SEEN];
-    unsigned char ik[1 + POS_MSG_ID_MAX];
-    size_t n = strlen(id);
-    MDB_val k = seen_id_key(ik, id, n);
-    MDB_val v;
-    int rc = mdb_get(txn, dbi, &k, &v);
+    unsigned char tk[9] = {SEEN_TIME}, ik[1 + POS_MSG_ID_MAX];
+    MDB_val key = {9, tk}, val;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND || (rc == 0 && ((unsigned char *)key.mv_data)[0] != SEEN_TIME)) {
+        mdb_cursor_close(cur);
+        j->w.oldest_ms = 0;
+        return 0;
+    }
+    if (rc != 0 || key.mv_size != 9 || val.mv_size <= 8 || val.mv_size > 8 + POS_MSG_ID_MAX) {
+        mdb_cursor_close(cur);
+        return rc != 0 ? pos_store_errno(rc) : -EIO;
+    }
+    uint64_t first = pos_endian_get_be64(val.mv_data);
+    if (expired_only && first + window_ms(j) > now_ms) {
+        mdb_cursor_close(cur);
+        j->w.oldest_ms = first;
+        return 0; /* inside the window: never forgotten */
+    }
+    MDB_val idk = seen_id_key(ik, (const char *)val.mv_data + 8, val.mv_size - 8);
+    rc = mdb_cursor_del(cur, 0);
+    mdb_cursor_close(cur);
     if (rc == 0) {
-        return 0; /* known: keeps its place */
+        rc = mdb_del(txn, dbi, &idk, NULL);
+        rc = rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    j->w.seen--;
+    return 1;
+}
+
+/* Forgets ids past the window, at most "step" of them; *n counts them. */
+static int seen_prune(pos_journal_t *j, MDB_txn *txn, uint64_t now_ms, size_t step, uint64_t *n)
+{
+    for (size_t i = 0; i < step; i++) {
+        int rc = seen_forget_oldest(j, txn, now_ms, true);
+        if (rc <= 0) {
+            return rc;
+        }
+        (*n)++;
+    }
+    /* Where the oldest now stands (for pos_journal_seen_room()). */
+    return seen_forget_oldest(j, txn, 0, true) < 0 ? -EIO : 0;
+}
+
+/*
+ * Remembers id as seen at now_ms (a known id keeps its first time). An id
+ * past the window is forgotten first when room is short; one inside it
+ * never is: then -EOVERFLOW (nothing written).
+ */
+static int seen_add(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t now_ms, uint64_t *n)
+{
+    MDB_dbi dbi = j->st->dbi[POS_DB_SEEN];
+    unsigned char ik[1 + POS_MSG_ID_MAX], tk[9], tv[8 + POS_MSG_ID_MAX], iv[16];
+    size_t len = strlen(id);
+    MDB_val k = seen_id_key(ik, id, len), v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+
+    if (rc == 0) {
+        return 0; /* known: keeps its place and its time */
     }
     if (rc != MDB_NOTFOUND) {
         return pos_store_errno(rc);
     }
-    unsigned char sb[8], ok[9];
-    pos_endian_put_be64(sb, *next);
-    ok[0] = 'o';
-    memcpy(ok + 1, sb, 8);
-    v = (MDB_val){8, sb};
+    rc = seen_prune(j, txn, now_ms, SEEN_PRUNE_STEP, n);
+    if (rc != 0) {
+        return rc;
+    }
+    if (j->w.seen >= max_seen(j)) {
+        return -EOVERFLOW; /* every id remembered is inside the window */
+    }
+    uint64_t seq = j->w.seen_next;
+    pos_endian_put_be64(iv, seq);
+    pos_endian_put_be64(iv + 8, now_ms);
+    v = (MDB_val){16, iv};
     rc = mdb_put(txn, dbi, &k, &v, 0);
     if (rc == 0) {
-        MDB_val okey = {9, ok};
-        MDB_val oval = {n, (void *)id};
-        rc = mdb_put(txn, dbi, &okey, &oval, 0);
+        MDB_val tkey = seen_time_key(tk, seq);
+        pos_endian_put_be64(tv, now_ms);
+        memcpy(tv + 8, id, len);
+        MDB_val tval = {8 + len, tv};
+        rc = mdb_put(txn, dbi, &tkey, &tval, 0);
     }
     if (rc != 0) {
         return pos_store_errno(rc);
     }
-    if (*first == 0) {
-        *first = *next;
+    if (j->w.seen == 0) {
+        j->w.oldest_ms = now_ms;
     }
-    (*next)++;
-    (*count)++;
-    /* Forget the oldest while over the bound. */
-    while (*count > max_seen(j)) {
-        unsigned char lo[9] = {'o'};
-        MDB_val okey = {9, lo};
-        MDB_cursor *cur;
-        rc = mdb_cursor_open(txn, dbi, &cur);
-        if (rc != 0) {
-            return pos_store_errno(rc);
-        }
-        rc = mdb_cursor_get(cur, &okey, &v, MDB_SET_RANGE);
-        if (rc != 0 || okey.mv_size != 9 || ((unsigned char *)okey.mv_data)[0] != 'o' ||
-            v.mv_size > POS_MSG_ID_MAX) {
-            mdb_cursor_close(cur);
-            return rc != 0 ? pos_store_errno(rc) : -EIO;
-        }
-        MDB_val ikey = seen_id_key(ik, v.mv_data, v.mv_size);
-        *first = pos_endian_get_be64((unsigned char *)okey.mv_data + 1) + 1;
-        rc = mdb_cursor_del(cur, 0);
-        mdb_cursor_close(cur);
-        if (rc == 0) {
-            rc = mdb_del(txn, dbi, &ikey, NULL);
-            rc = rc == MDB_NOTFOUND ? 0 : rc;
-        }
-        if (rc != 0) {
-            return pos_store_errno(rc);
-        }
-        (*count)--;
-    }
+    j->w.seen_next++;
+    j->w.seen++;
     return 0;
-}
-
-/* A write of the journal, with its counters as they will be once it committed. */
-typedef struct journal_write {
-    pos_journal_t *j;
-    const char *id;                  /* the transaction id */
-    const pos_payment_record_t *rec; /* the record to put, or NULL */
-    uint64_t records, rec_next, seen, seen_next, seen_first;
-} journal_write_t;
-
-/*
- * Runs fn in one write transaction on a copy of j's counters, which
- * replace j's once it committed. Returns 0 or a negative errno.
- */
-static int journal_write(pos_journal_t *j, pos_store_txn_fn fn, const char *id,
-                         const pos_payment_record_t *rec)
-{
-    journal_write_t w = {j, id, rec, j->records, j->rec_next, j->seen, j->seen_next, j->seen_first};
-    int rc = pos_store_txn_run(j->st, 0, fn, &w);
-    if (rc == 0) {
-        j->records = w.records;
-        j->rec_next = w.rec_next;
-        j->seen = w.seen;
-        j->seen_next = w.seen_next;
-        j->seen_first = w.seen_first;
-    }
-    return rc;
-}
-
-static int seen_add_write(void *ctx, MDB_txn *txn)
-{
-    journal_write_t *w = ctx;
-    return seen_add_txn(w->j, txn, w->id, &w->seen_next, &w->seen, &w->seen_first);
-}
-
-int pos_journal_seen_add(pos_journal_t *j, const char *transaction_id)
-{
-    if (j == NULL || j->st == NULL || transaction_id == NULL) {
-        return -EINVAL;
-    }
-    if (!pos_msg_id_valid(transaction_id)) {
-        return -EINVAL;
-    }
-    return journal_write(j, seen_add_write, transaction_id, NULL);
-}
-
-bool pos_journal_seen_has(pos_journal_t *j, const char *transaction_id)
-{
-    if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
-        return false;
-    }
-    MDB_txn *txn;
-    if (pos_store_txn_begin(j->st, MDB_RDONLY, &txn) != 0) {
-        return false;
-    }
-    unsigned char ik[1 + POS_MSG_ID_MAX];
-    MDB_val k = seen_id_key(ik, transaction_id, strlen(transaction_id));
-    MDB_val v;
-    bool found = mdb_get(txn, j->st->dbi[POS_DB_SEEN], &k, &v) == 0;
-    pos_store_read_end(j->st, txn);
-    return found;
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -429,8 +442,8 @@ static int read_all(pos_journal_t *j, MDB_txn *txn, listed_t **out, size_t *coun
     return 0;
 }
 
-/* Deletes the oldest finished records beyond max_final; *removed counts them. */
-static int prune(pos_journal_t *j, MDB_txn *txn, uint64_t *removed)
+/* Deletes the oldest finished records beyond max_final. */
+static int prune_records(pos_journal_t *j, MDB_txn *txn)
 {
     listed_t *all;
     size_t n;
@@ -452,72 +465,471 @@ static int prune(pos_journal_t *j, MDB_txn *txn, uint64_t *removed)
             break;
         }
         finals--;
-        (*removed)++;
+        j->w.records--;
     }
     free(all);
     return rc;
 }
 
-/* Stores w->rec, remembers its id as seen, and prunes if needed. */
-static int put_write(void *ctx, MDB_txn *txn)
+/* Stores o->rec, remembers its id as seen, and prunes if needed. */
+static int put_apply(pos_journal_op_t *o, MDB_txn *txn)
 {
-    journal_write_t *w = ctx;
-    const pos_payment_record_t *rec = w->rec;
-    MDB_dbi dbi = w->j->st->dbi[POS_DB_JOURNAL];
+    pos_journal_t *j = o->j;
+    const pos_payment_record_t *rec = &o->rec;
+    MDB_dbi dbi = j->st->dbi[POS_DB_JOURNAL];
     MDB_val k = {strlen(rec->transaction_id), (void *)rec->transaction_id};
     MDB_val v;
-    uint64_t seq = w->rec_next;
-    int mrc = mdb_get(txn, dbi, &k, &v);
-    if (mrc == 0) {
+    uint64_t seq = j->w.rec_next;
+    bool added = false;
+    int rc = seen_add(j, txn, rec->transaction_id, o->now_ms, &o->forgotten);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0) {
         pos_payment_record_t old;
         /* A replacement keeps the transaction's place in the order. */
         if (pos_journal_decode(v.mv_data, v.mv_size, &old, &seq) != 0) {
-            seq = w->rec_next++;
+            seq = j->w.rec_next++;
         }
-    } else if (mrc == MDB_NOTFOUND) {
-        w->rec_next++;
-        w->records++;
+    } else if (rc == MDB_NOTFOUND) {
+        j->w.rec_next++;
+        added = true;
     } else {
-        return pos_store_errno(mrc);
+        return pos_store_errno(rc);
     }
     unsigned char buf[POS_JOURNAL_RECORD_MAX];
     int len = pos_journal_encode(rec, seq, buf, sizeof(buf));
-    int rc = len < 0 ? len : 0;
-    if (rc == 0) {
-        MDB_val val = {(size_t)len, buf};
-        rc = pos_store_errno(mdb_put(txn, dbi, &k, &val, 0));
+    if (len < 0) {
+        return len;
     }
-    if (rc == 0) {
-        rc = seen_add_txn(w->j, txn, rec->transaction_id, &w->seen_next, &w->seen, &w->seen_first);
+    MDB_val val = {(size_t)len, buf};
+    rc = pos_store_errno(mdb_put(txn, dbi, &k, &val, 0));
+    if (rc != 0) {
+        return rc;
     }
-    uint64_t removed = 0;
-    if (rc == 0 && w->records > max_final(w->j) + PRUNE_SLACK) {
-        rc = prune(w->j, txn, &removed);
+    j->w.records += added;
+    if (j->w.records > max_final(j) + PRUNE_SLACK) {
+        rc = prune_records(j, txn);
     }
-    w->records -= removed;
     return rc;
 }
 
-static int put_attempt(pos_journal_t *j, const pos_payment_record_t *rec)
+static int delete_apply(pos_journal_op_t *o, MDB_txn *txn)
 {
-    return journal_write(j, put_write, rec->transaction_id, rec);
+    MDB_val k = {strlen(o->rec.transaction_id), o->rec.transaction_id};
+    int rc = pos_store_errno(mdb_del(txn, o->j->st->dbi[POS_DB_JOURNAL], &k, NULL));
+    if (rc == 0) {
+        o->j->w.records--;
+    }
+    return rc;
+}
+
+/*
+ * The writer's entry. Its counters change only when the write commits:
+ * they are copied first and put back when the write fails, since the
+ * nested transaction undoes the store's side then.
+ */
+static int journal_apply(pos_store_op_t *op, MDB_txn *txn)
+{
+    pos_journal_op_t *o = op->ctx;
+    pos_journal_t *j = o->j;
+    int rc;
+
+    o->before = j->w;
+    switch (o->kind) {
+    case JOP_PUT:
+        rc = put_apply(o, txn);
+        break;
+    case JOP_SEEN:
+        rc = seen_add(j, txn, o->rec.transaction_id, o->now_ms, &o->forgotten);
+        break;
+    case JOP_DELETE:
+        rc = delete_apply(o, txn);
+        break;
+    case JOP_PRUNE:
+        rc = seen_prune(j, txn, o->now_ms, SEEN_PRUNE_STEP * 4u, &o->forgotten);
+        break;
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    if (rc != 0) {
+        j->w = o->before;
+        o->forgotten = 0;
+    }
+    counters_out(j, o);
+    return rc;
+}
+
+static void journal_undo(pos_store_op_t *op)
+{
+    pos_journal_op_t *o = op->ctx;
+
+    o->j->w = o->before;
+}
+
+/* ---- on the loop ------------------------------------------------------------- */
+
+static void pending_remove(pos_journal_t *j, pos_journal_op_t *o)
+{
+    for (pos_journal_op_t **pp = &j->pending; *pp != NULL; pp = &(*pp)->pending_next) {
+        if (*pp == o) {
+            *pp = o->pending_next;
+            break;
+        }
+    }
+}
+
+static void journal_done(pos_store_op_t *op)
+{
+    pos_journal_op_t *o = op->ctx;
+
+    if (o->cb != NULL) {
+        o->cb(o->ctx, op->status);
+    }
+}
+
+static void journal_applied(pos_store_op_t *op)
+{
+    pos_journal_op_t *o = op->ctx;
+    pos_journal_t *j = o->j;
+
+    pending_remove(j, o);
+    if (op->status == 0) {
+        j->records = o->records;
+        j->seen = o->seen;
+        j->oldest_ms = o->oldest_ms;
+        if (o->forgotten > 0) {
+            POS_DEBUG("journal", "%" PRIu64 " transaction ids past the window forgotten",
+                      o->forgotten);
+        }
+    }
+    memset(&o->rec, 0, sizeof(o->rec)); /* held a masked PAN and an auth code */
+    free(o);
+}
+
+/* Queues (or, without a writer, runs) one write. Returns 0 (cb will be or
+ * was called), or a negative errno with nothing queued and cb not called. */
+static int journal_submit(pos_journal_t *j, journal_op_kind_t kind, const pos_payment_record_t *rec,
+                          const char *id, pos_journal_cb cb, void *ctx)
+{
+    pos_journal_op_t *o = calloc(1, sizeof(*o));
+
+    if (o == NULL) {
+        return -ENOMEM;
+    }
+    o->j = j;
+    o->kind = kind;
+    if (rec != NULL) {
+        o->rec = *rec;
+    } else if (id != NULL) {
+        snprintf(o->rec.transaction_id, sizeof(o->rec.transaction_id), "%s", id);
+    }
+    o->now_ms = journal_now(j);
+    o->cb = cb;
+    o->ctx = ctx;
+    o->op.apply = journal_apply;
+    o->op.undo = journal_undo;
+    o->op.done = journal_done;
+    o->op.applied = journal_applied;
+    o->op.ctx = o;
+    if (j->writer == NULL) {
+        (void)pos_store_op_run_now(j->st, &o->op); /* o is freed by now, cb has run */
+        return 0;
+    }
+    /* Newest first: lookups find the latest write of an id first. */
+    o->pending_next = j->pending;
+    j->pending = o;
+    pos_store_writer_submit(j->writer, &o->op);
+    return 0;
+}
+
+/* ---- open: counts, and the layout before the window converted -------------------- */
+
+typedef struct convert {
+    pos_journal_t *j;
+    uint64_t now_ms;
+    uint64_t converted;
+} convert_t;
+
+/* Collects the old 'o' records (seq order) to rewrite them. */
+typedef struct old_seen {
+    uint64_t seq;
+    char id[POS_MSG_ID_MAX + 1];
+} old_seen_t;
+
+typedef struct old_list {
+    old_seen_t *v;
+    size_t n, cap;
+} old_list_t;
+
+static int old_collect(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    old_list_t *l = ctx;
+    const unsigned char *kp = k->mv_data;
+
+    (void)cur;
+    if (k->mv_size != 9 || kp[0] != OLD_ORDER || v->mv_size == 0 || v->mv_size > POS_MSG_ID_MAX) {
+        return 0;
+    }
+    old_seen_t *nv = pos_mem_grow(l->v, l->n, &l->cap, sizeof(*l->v), 64);
+    if (nv == NULL) {
+        return -ENOMEM;
+    }
+    l->v = nv;
+    l->v[l->n].seq = pos_endian_get_be64(kp + 1);
+    memcpy(l->v[l->n].id, v->mv_data, v->mv_size);
+    l->v[l->n].id[v->mv_size] = '\0';
+    l->n++;
+    return 0;
+}
+
+static int convert_txn(void *ctx, MDB_txn *txn)
+{
+    convert_t *c = ctx;
+    pos_journal_t *j = c->j;
+    MDB_dbi dbi = j->st->dbi[POS_DB_SEEN];
+    old_list_t l = {NULL, 0, 0};
+    int rc = pos_store_each(j->st, txn, POS_DB_SEEN, old_collect, &l);
+
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        unsigned char ok[9] = {OLD_ORDER}, oi[1 + POS_MSG_ID_MAX];
+        pos_endian_put_be64(ok + 1, l.v[i].seq);
+        MDB_val okey = {9, ok};
+        oi[0] = OLD_ID;
+        memcpy(oi + 1, l.v[i].id, strlen(l.v[i].id));
+        MDB_val ikey = {1 + strlen(l.v[i].id), oi};
+        rc = pos_store_errno(mdb_del(txn, dbi, &okey, NULL));
+        if (rc == 0) {
+            int r2 = mdb_del(txn, dbi, &ikey, NULL);
+            rc = r2 == MDB_NOTFOUND ? 0 : pos_store_errno(r2);
+        }
+        if (rc == 0) {
+            uint64_t forgotten = 0;
+            /* Seen "now": kept a whole window from the conversion on. */
+            rc = seen_add(j, txn, l.v[i].id, c->now_ms, &forgotten);
+            rc = rc == -EOVERFLOW ? 0 : rc; /* over the bound: the oldest stay old-only */
+        }
+        c->converted += rc == 0;
+    }
+    free(l.v);
+    return rc;
+}
+
+int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config_t *cfg)
+{
+    if (j == NULL || st == NULL || st->env == NULL) {
+        return -EINVAL;
+    }
+    memset(j, 0, sizeof(*j));
+    j->st = st;
+    if (cfg != NULL) {
+        j->cfg = *cfg;
+    }
+    pos_journal_census_t cs;
+    pos_store_tenant_t t;
+    pos_journal_tenant(&t, &cs);
+    int rc = pos_store_count(st, &t);
+    if (rc != 0) {
+        j->st = NULL;
+        return rc;
+    }
+    j->w.records = cs.records;
+    j->w.rec_next = cs.rec_next != 0 ? cs.rec_next : 1;
+    j->w.seen = cs.seen_ids;
+    j->w.seen_next = cs.seen_next != 0 ? cs.seen_next : 1;
+    j->w.oldest_ms = cs.seen_oldest_ms;
+    if (cs.old_seen > 0) {
+        convert_t c = {j, journal_now(j), 0};
+        pos_journal_counters_t saved = j->w;
+        rc = pos_store_txn_run(st, 0, convert_txn, &c);
+        if (rc != 0) {
+            j->w = saved;
+            POS_ERR("journal", "cannot convert %" PRIu64 " seen transaction ids: %s", cs.old_seen,
+                    strerror(-rc));
+            j->st = NULL;
+            return rc;
+        }
+        POS_INFO("journal", "%" PRIu64 " seen transaction ids converted to the time window",
+                 c.converted);
+    }
+    j->records = j->w.records;
+    j->seen = j->w.seen;
+    j->oldest_ms = j->w.oldest_ms;
+    return 0;
+}
+
+void pos_journal_set_writer(pos_journal_t *j, pos_store_writer_t *w)
+{
+    j->writer = w;
+}
+
+void pos_journal_close(pos_journal_t *j)
+{
+    if (j != NULL) {
+        j->st = NULL;
+        j->writer = NULL;
+    }
+}
+
+uint64_t pos_journal_seen_count(const pos_journal_t *j)
+{
+    return j->seen;
+}
+
+uint64_t pos_journal_count(const pos_journal_t *j)
+{
+    return j->records;
+}
+
+/* ---- writes ------------------------------------------------------------------- */
+
+int pos_journal_put_async(pos_journal_t *j, const pos_payment_record_t *rec, pos_journal_cb cb,
+                          void *ctx)
+{
+    unsigned char probe[POS_JOURNAL_RECORD_MAX];
+
+    if (j == NULL || j->st == NULL || rec == NULL ||
+        pos_journal_encode(rec, 0, probe, sizeof(probe)) < 0) {
+        return -EINVAL;
+    }
+    return journal_submit(j, JOP_PUT, rec, NULL, cb, ctx);
+}
+
+static void journal_capture(void *ctx, int status)
+{
+    *(int *)ctx = status;
+}
+
+/* A write whose outcome the caller learns: at once without a writer. */
+static int journal_write(pos_journal_t *j, journal_op_kind_t kind, const pos_payment_record_t *rec,
+                         const char *id)
+{
+    int status = 0;
+    int rc = journal_submit(j, kind, rec, id, j->writer == NULL ? journal_capture : NULL,
+                            j->writer == NULL ? &status : NULL);
+    return rc != 0 ? rc : status;
 }
 
 int pos_journal_put(pos_journal_t *j, const pos_payment_record_t *rec)
 {
-    if (j == NULL || j->st == NULL || rec == NULL) {
-        return -EINVAL;
-    }
     unsigned char probe[POS_JOURNAL_RECORD_MAX];
-    if (pos_journal_encode(rec, 0, probe, sizeof(probe)) < 0) {
+
+    if (j != NULL && j->writer != NULL) {
+        return -EDEADLK; /* the loop never waits on the disk: use pos_journal_put_async() */
+    }
+    if (j == NULL || j->st == NULL || rec == NULL ||
+        pos_journal_encode(rec, 0, probe, sizeof(probe)) < 0) {
         return -EINVAL;
     }
-    int rc = put_attempt(j, rec);
-    if (rc == -ENOSPC && pos_store_reclaim(j->st, 64u * 1024u) > 0) {
-        /* The map was full: the cache gave up space, try once more. */
-        rc = put_attempt(j, rec);
+    return journal_write(j, JOP_PUT, rec, NULL);
+}
+
+int pos_journal_seen_add(pos_journal_t *j, const char *transaction_id)
+{
+    if (j == NULL || j->st == NULL || transaction_id == NULL ||
+        !pos_msg_id_valid(transaction_id)) {
+        return -EINVAL;
+    }
+    return journal_write(j, JOP_SEEN, NULL, transaction_id);
+}
+
+int pos_journal_delete(pos_journal_t *j, const char *transaction_id)
+{
+    if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
+        return -EINVAL;
+    }
+    return journal_write(j, JOP_DELETE, NULL, transaction_id);
+}
+
+int pos_journal_prune(pos_journal_t *j)
+{
+    if (j == NULL || j->st == NULL) {
+        return -EINVAL;
+    }
+    return journal_write(j, JOP_PRUNE, NULL, NULL);
+}
+
+/* ---- reads --------------------------------------------------------------------- */
+
+/* The newest write of id not yet applied, or NULL. */
+static const pos_journal_op_t *pending_find(const pos_journal_t *j, const char *id,
+                                            bool records_only)
+{
+    for (const pos_journal_op_t *o = j->pending; o != NULL; o = o->pending_next) {
+        if (o->kind == JOP_PRUNE || (records_only && o->kind == JOP_SEEN)) {
+            continue;
+        }
+        if (strcmp(o->rec.transaction_id, id) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+int pos_journal_seen_at(pos_journal_t *j, const char *transaction_id, uint64_t *first_ms)
+{
+    if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
+        return -EINVAL;
+    }
+    /* A write not yet applied already counts: it will be, in order. The
+     * oldest such write gives the first-seen time. */
+    const pos_journal_op_t *found = NULL;
+    for (const pos_journal_op_t *o = j->pending; o != NULL; o = o->pending_next) {
+        if ((o->kind == JOP_PUT || o->kind == JOP_SEEN) &&
+            strcmp(o->rec.transaction_id, transaction_id) == 0) {
+            found = o;
+        }
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(j->st, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    unsigned char ik[1 + POS_MSG_ID_MAX];
+    MDB_val k = seen_id_key(ik, transaction_id, strlen(transaction_id));
+    MDB_val v;
+    rc = mdb_get(txn, j->st->dbi[POS_DB_SEEN], &k, &v);
+    if (rc == 0 && v.mv_size == 16) {
+        if (first_ms != NULL) {
+            *first_ms = pos_endian_get_be64((const unsigned char *)v.mv_data + 8);
+        }
+        rc = 0;
+    } else if (rc == MDB_NOTFOUND || rc == 0) {
+        /* Not yet converted (never: the conversion runs at open) or absent. */
+        rc = -ENOENT;
+    } else {
+        rc = pos_store_errno(rc);
+    }
+    pos_store_read_end(j->st, txn);
+    if (rc == -ENOENT && found != NULL) {
+        if (first_ms != NULL) {
+            *first_ms = found->now_ms;
+        }
+        rc = 0;
     }
     return rc;
+}
+
+bool pos_journal_seen_has(pos_journal_t *j, const char *transaction_id)
+{
+    return pos_journal_seen_at(j, transaction_id, NULL) == 0;
+}
+
+bool pos_journal_seen_room(const pos_journal_t *j, uint64_t now_ms)
+{
+    uint64_t pending = 0;
+
+    for (const pos_journal_op_t *o = j->pending; o != NULL; o = o->pending_next) {
+        pending += o->kind == JOP_PUT || o->kind == JOP_SEEN;
+    }
+    if (j->seen + pending < max_seen(j)) {
+        return true;
+    }
+    /* Full: only an id past the window may make room. */
+    return j->oldest_ms != 0 && j->oldest_ms + window_ms(j) <= now_ms;
 }
 
 int pos_journal_get(pos_journal_t *j, const char *transaction_id, pos_payment_record_t *rec)
@@ -525,6 +937,14 @@ int pos_journal_get(pos_journal_t *j, const char *transaction_id, pos_payment_re
     if (j == NULL || j->st == NULL || transaction_id == NULL || rec == NULL ||
         !pos_msg_id_valid(transaction_id)) {
         return -EINVAL;
+    }
+    const pos_journal_op_t *p = pending_find(j, transaction_id, true);
+    if (p != NULL) {
+        if (p->kind == JOP_DELETE) {
+            return -ENOENT;
+        }
+        *rec = p->rec;
+        return 0;
     }
     MDB_txn *txn;
     int rc = pos_store_txn_begin(j->st, MDB_RDONLY, &txn);
@@ -565,25 +985,9 @@ int pos_journal_list(pos_journal_t *j, pos_journal_visit_fn visit, void *ctx)
             break;
         }
     }
+    if (all != NULL) {
+        memset(all, 0, n * sizeof(*all)); /* held masked PANs and auth codes */
+    }
     free(all);
     return (int)visited;
-}
-
-static int delete_write(void *ctx, MDB_txn *txn)
-{
-    journal_write_t *w = ctx;
-    MDB_val k = {strlen(w->id), (void *)w->id};
-    int rc = pos_store_errno(mdb_del(txn, w->j->st->dbi[POS_DB_JOURNAL], &k, NULL));
-    if (rc == 0) {
-        w->records--;
-    }
-    return rc;
-}
-
-int pos_journal_delete(pos_journal_t *j, const char *transaction_id)
-{
-    if (j == NULL || j->st == NULL || transaction_id == NULL || !pos_msg_id_valid(transaction_id)) {
-        return -EINVAL;
-    }
-    return journal_write(j, delete_write, transaction_id, NULL);
 }

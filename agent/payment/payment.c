@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hal/display.h"
@@ -60,9 +61,13 @@ static void payment_publish(pos_payment_t *p, const pos_payment_action_t *act)
     }
     POS_INFO("payment", "%s %s", pos_msg_out_type_name(act->u.publish.msg.type),
              act->u.publish.msg.transaction_id);
-    if (port->publish(port->ctx, channel, json, (size_t)n) != 0) {
+    uint64_t id = 0;
+    if (port->publish(port->ctx, channel, json, (size_t)n, act->u.publish.held, &id) != 0) {
         POS_ERR("payment", "%s %s not queued", pos_msg_out_type_name(act->u.publish.msg.type),
                 act->u.publish.msg.transaction_id);
+    } else if (act->u.publish.held) {
+        p->held_id = id;
+        snprintf(p->held_tx, sizeof(p->held_tx), "%s", act->transaction_id);
     }
 }
 
@@ -103,13 +108,7 @@ static void payment_pinpad_start(pos_payment_t *p, const pos_payment_action_t *a
     req.digits = act->u.amount.currency.digits;
     req.timeout_ms = p->opt.pinpad_timeout_s * 1000u;
     snprintf(p->pinpad_tx, sizeof(p->pinpad_tx), "%s", act->transaction_id);
-    if (strcmp(p->unrecorded_tx, act->transaction_id) == 0) {
-        /* Without a durable record a crash could charge it twice. */
-        rc = -EIO;
-        p->unrecorded_tx[0] = '\0';
-    } else {
-        rc = pos_pinpad_start(&p->pinpad, &req);
-    }
+    rc = pos_pinpad_start(&p->pinpad, &req);
     if (rc != 0) {
         pos_hal_event_t ev;
         memset(&ev, 0, sizeof(ev));
@@ -167,22 +166,91 @@ static void payment_print(pos_payment_t *p, const pos_payment_action_t *act)
     }
 }
 
-/* The record must be durable before the next action: the journal commit
- * is synchronous. If it fails, the payment is never taken to the pinpad. */
+/* An event that arrived while payment_run() was running (a record made
+ * durable at once, without a writer): run after it, in order. */
+typedef struct pos_payment_later {
+    struct pos_payment_later *next;
+    pos_payment_event_kind_t kind;
+    char tx[POS_MSG_ID_MAX + 1];
+} payment_later_t;
+
+/* A RECORD's outcome comes back as an event for the state machine. */
+typedef struct payment_recording {
+    pos_payment_t *p;
+    char tx[POS_MSG_ID_MAX + 1];
+} payment_recording_t;
+
+static void payment_event_tx(pos_payment_t *p, pos_payment_event_kind_t kind, const char *tx)
+{
+    pos_payment_event_t ev;
+
+    if (p->running) {
+        payment_later_t *l = calloc(1, sizeof(*l)), **pp = &p->later;
+        if (l == NULL) {
+            POS_ERR("payment", "out of memory: an event for %s is lost", tx);
+            return;
+        }
+        l->kind = kind;
+        snprintf(l->tx, sizeof(l->tx), "%s", tx);
+        while (*pp != NULL) {
+            pp = &(*pp)->next;
+        }
+        *pp = l;
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = kind;
+    ev.transaction_id = tx;
+    payment_run(p, &ev);
+}
+
+static void payment_recorded(void *ctx, int status)
+{
+    payment_recording_t *r = ctx;
+
+    if (status != 0) {
+        POS_ERR("payment", "journal: cannot record %s: %s", r->tx, strerror(-status));
+    }
+    payment_event_tx(r->p, status == 0 ? POS_PAY_EV_RECORDED : POS_PAY_EV_RECORD_FAILED, r->tx);
+    free(r);
+}
+
+/*
+ * Queues the record; the state machine hears when it is durable (it asks
+ * the pinpad only then). Without a journal nothing can be recorded: the
+ * payment is refused ("no journal, no payment").
+ */
 static void payment_record(pos_payment_t *p, const pos_payment_record_t *rec)
 {
-    int rc;
+    payment_recording_t *r = malloc(sizeof(*r));
+    int rc = -ENOMEM;
 
-    if (p->opt.journal == NULL) {
-        return; /* no store: the state machine's memory is all there is */
-    }
-    rc = pos_journal_put(p->opt.journal, rec);
-    if (rc != 0) {
-        POS_ERR("payment", "journal: cannot record %s: %s", rec->transaction_id, strerror(-rc));
-        if (rec->state == POS_PAY_STARTING) {
-            snprintf(p->unrecorded_tx, sizeof(p->unrecorded_tx), "%s", rec->transaction_id);
+    if (r != NULL && p->opt.journal != NULL) {
+        r->p = p;
+        snprintf(r->tx, sizeof(r->tx), "%s", rec->transaction_id);
+        rc = pos_journal_put_async(p->opt.journal, rec, payment_recorded, r);
+        if (rc == 0) {
+            return;
         }
     }
+    free(r);
+    if (p->opt.journal == NULL) {
+        rc = -ENODEV;
+        POS_WARN("payment", "no journal: %s cannot be recorded", rec->transaction_id);
+    } else {
+        POS_ERR("payment", "journal: cannot record %s: %s", rec->transaction_id, strerror(-rc));
+    }
+    payment_event_tx(p, POS_PAY_EV_RECORD_FAILED, rec->transaction_id);
+}
+
+static void payment_held(pos_payment_t *p, const char *tx, bool discard)
+{
+    if (p->held_id == 0 || strcmp(p->held_tx, tx) != 0) {
+        return;
+    }
+    p->opt.port.release(p->opt.port.ctx, p->held_id, discard);
+    p->held_id = 0;
+    p->held_tx[0] = '\0';
 }
 
 static void payment_deadline_cb(uv_timer_t *t)
@@ -238,6 +306,12 @@ static void payment_perform(pos_payment_t *p, const pos_payment_actions_t *out)
         case POS_PAY_ACT_STATUS_CHANGED:
             p->opt.port.busy(p->opt.port.ctx, act->u.busy);
             break;
+        case POS_PAY_ACT_RELEASE_HELD:
+            payment_held(p, act->transaction_id, false);
+            break;
+        case POS_PAY_ACT_DISCARD_HELD:
+            payment_held(p, act->transaction_id, true);
+            break;
         }
     }
     uv_timer_stop(&p->deadline_timer);
@@ -248,7 +322,8 @@ static void payment_perform(pos_payment_t *p, const pos_payment_actions_t *out)
     }
 }
 
-static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev)
+/* One event through the state machine. */
+static void payment_run_one(pos_payment_t *p, const pos_payment_event_t *ev)
 {
     pos_payment_actions_t out;
     int rc = pos_payment_sm_handle(&p->sm, ev, pos_clock_wall_ms(), &out);
@@ -259,6 +334,47 @@ static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev)
     }
     payment_perform(p, &out);
     memset(&out, 0, sizeof(out)); /* held a masked PAN and auth code */
+}
+
+/*
+ * Performs a list of actions (one commit for what they queue), then the
+ * events that came back meanwhile, each as its own list. Events never run
+ * inside another's actions.
+ */
+static void payment_act(pos_payment_t *p, const pos_payment_actions_t *out,
+                        const pos_payment_event_t *ev)
+{
+    bool outer = !p->running;
+
+    p->running = true;
+    p->opt.port.batch(p->opt.port.ctx, true);
+    if (out != NULL) {
+        payment_perform(p, out);
+    } else {
+        payment_run_one(p, ev);
+    }
+    p->opt.port.batch(p->opt.port.ctx, false);
+    if (!outer) {
+        return;
+    }
+    while (p->later != NULL) {
+        payment_later_t *l = p->later;
+        pos_payment_event_t lev;
+        p->later = l->next;
+        memset(&lev, 0, sizeof(lev));
+        lev.kind = l->kind;
+        lev.transaction_id = l->tx;
+        p->opt.port.batch(p->opt.port.ctx, true);
+        payment_run_one(p, &lev);
+        p->opt.port.batch(p->opt.port.ctx, false);
+        free(l);
+    }
+    p->running = false;
+}
+
+static void payment_run(pos_payment_t *p, const pos_payment_event_t *ev)
+{
+    payment_act(p, NULL, ev);
 }
 
 /* ---- device events ------------------------------------------------------------ */
@@ -353,10 +469,54 @@ static void payment_recall(pos_payment_t *p, const char *tx)
     }
     if (pos_payment_sm_restore(&p->sm, &rec, &out) == 0) {
         POS_INFO("payment", "%s recalled from the journal", tx);
-        payment_perform(p, &out);
+        payment_act(p, &out, NULL);
     }
     memset(&rec, 0, sizeof(rec));
     memset(&out, 0, sizeof(out));
+}
+
+static void payment_reject(pos_payment_t *p, const char *tx, const char *reason)
+{
+    pos_payment_event_t ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = POS_PAY_EV_REJECT;
+    ev.transaction_id = tx;
+    ev.reason = reason;
+    payment_run(p, &ev);
+}
+
+/*
+ * Before a request reaches the state machine: an id it does not know but
+ * the journal does is brought back (answered from its record), or, when
+ * the record is gone but the id was seen within the window, refused as a
+ * duplicate; a new id the seen set has no room for is refused. Returns true
+ * when the state machine should take the request.
+ */
+static bool payment_known(pos_payment_t *p, const char *tx)
+{
+    pos_payment_state_t st;
+    pos_journal_t *j = p->opt.journal;
+
+    if (j == NULL || pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
+        return true; /* the state machine answers (or, without a journal, refuses) */
+    }
+    payment_recall(p, tx);
+    if (pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
+        return true;
+    }
+    if (pos_journal_seen_has(j, tx)) {
+        POS_WARN("payment", "%s was requested before (within the window): never charged again",
+                 tx);
+        payment_reject(p, tx, "duplicate");
+        return false;
+    }
+    if (!pos_journal_seen_room(j, pos_clock_wall_ms())) {
+        POS_ERR("payment", "the seen-id set is full of ids inside the window: %s refused", tx);
+        payment_reject(p, tx, "unavailable");
+        return false;
+    }
+    return true;
 }
 
 /* The transaction a payment-channel message names, for an answer; NULL
@@ -468,10 +628,11 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     POS_INFO("msg", "payment:%s: %s", p->opt.terminal_id, pos_msg_type_name(msg->type));
     switch (msg->type) {
     case POS_MSG_PAYMENT_REQUESTED:
-        payment_recall(p, msg->u.payment.transaction_id);
-        ev.kind = POS_PAY_EV_REQUEST;
-        ev.request = &msg->u.payment;
-        payment_run(p, &ev);
+        if (payment_known(p, msg->u.payment.transaction_id)) {
+            ev.kind = POS_PAY_EV_REQUEST;
+            ev.request = &msg->u.payment;
+            payment_run(p, &ev);
+        }
         break;
     case POS_MSG_PAYMENT_CANCELLED:
         ev.kind = POS_PAY_EV_CANCEL;
@@ -520,7 +681,7 @@ static int payment_restore_one(void *ctx, const pos_payment_record_t *rec)
             POS_WARN("payment", "%s was interrupted in %s: settled without the card",
                      rec->transaction_id, pos_payment_state_name(rec->state));
         }
-        payment_perform(p, &out);
+        payment_act(p, &out, NULL);
     } else if (rc != -EEXIST) {
         POS_WARN("payment", "journal record of %s not restored: %s", rec->transaction_id,
                  strerror(-rc));

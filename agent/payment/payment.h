@@ -32,8 +32,15 @@ typedef struct pos_payment pos_payment_t;
  */
 typedef struct pos_payment_port {
     void *ctx;
-    /* PUBLISH json on channel: a payment outcome, never dropped for room. */
-    int (*publish)(void *ctx, const char *channel, const char *json, size_t len);
+    /* Everything queued between batch(ctx, true) and batch(ctx, false) is
+     * one durable commit (the actions of one event). */
+    void (*batch)(void *ctx, bool begin);
+    /* PUBLISH json on channel: a payment outcome, never dropped for room.
+     * held: not sent before release(ctx, *id, ...). *id: the outbox id. */
+    int (*publish)(void *ctx, const char *channel, const char *json, size_t len, bool held,
+                   uint64_t *id);
+    /* Lets the held entry id go out, or never (discard). */
+    void (*release)(void *ctx, uint64_t id, bool discard);
     /* SADD key member + EXPIRE key ttl_s (add), or SREM key member. */
     int (*set_member)(void *ctx, const char *key, bool add, const char *member, unsigned ttl_s);
     /* INCRBY key n + EXPIRE key ttl_s NX. */
@@ -79,7 +86,10 @@ struct pos_payment {
     uint32_t next_job;
     pos_receipt_doc_t doc; /* scratch for laying out a receipt */
     pos_msg_t msg;         /* scratch for decoding a message (large: a full request) */
-    char unrecorded_tx[POS_MSG_ID_MAX + 1]; /* its journal record failed: never charge it */
+    uint64_t held_id;      /* the outbox entry held back (PAYMENT_PROCESSING), 0: none */
+    char held_tx[POS_MSG_ID_MAX + 1];
+    bool running;          /* inside payment_run(): further events wait in "later" */
+    struct pos_payment_later *later; /* events that arrived while running, oldest first */
     uint64_t handled;      /* payment-channel messages handled */
     uint64_t rejected;     /* dropped as malformed */
     uint64_t unverified;   /* refused: unsigned, bad signature or stale */

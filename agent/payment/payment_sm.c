@@ -254,6 +254,10 @@ static void finish_declined(pos_payment_sm_t *sm, pos_payment_state_t final, con
 
 static void finish_cancelled(pos_payment_sm_t *sm, pos_payment_actions_t *out)
 {
+    if (sm->state == POS_PAY_STARTING) {
+        /* The pinpad was never asked: PAYMENT_PROCESSING is never sent. */
+        push(out, POS_PAY_ACT_DISCARD_HELD, sm->cur.transaction_id);
+    }
     push(out, POS_PAY_ACT_SREM_ACTIVE, sm->cur.transaction_id);
     act_publish(out, POS_MSG_OUT_PAYMENT_CANCELLED, &sm->cur, NULL);
     act_text(out, sm->cur.transaction_id, "Cancelled");
@@ -269,7 +273,8 @@ static void start_pinpad(pos_payment_sm_t *sm, uint64_t now_ms, pos_payment_acti
     a->u.amount.currency = sm->cur.currency;
     a->u.amount.lines = sm->req.lines;
     a->u.amount.line_count = sm->req.line_count;
-    act_publish(out, POS_MSG_OUT_PAYMENT_PROCESSING, &sm->cur, NULL);
+    /* PAYMENT_PROCESSING was queued with the record; it goes out now. */
+    push(out, POS_PAY_ACT_RELEASE_HELD, sm->cur.transaction_id);
     sm->state = POS_PAY_PROCESSING;
     sm->cur.state = POS_PAY_PROCESSING;
     set_deadline(sm, now_ms, sm->cfg.pinpad_timeout_ms);
@@ -383,9 +388,15 @@ static int on_request(pos_payment_sm_t *sm, const pos_msg_payment_t *req, uint64
     sm->cur.currency = cur;
     sm->cur.state = POS_PAY_STARTING;
     sm->state = POS_PAY_STARTING;
+    sm->recorded = false;
+    sm->displayed = false;
 
+    /* One durable commit before PAYMENT_PROCESSING: the record, SADD and
+     * the message itself, held until the pinpad has been asked. */
     act_record(out, &sm->cur);
     push(out, POS_PAY_ACT_SADD_ACTIVE, sm->cur.transaction_id);
+    act_publish(out, POS_MSG_OUT_PAYMENT_PROCESSING, &sm->cur, NULL);
+    out->a[out->count - 1].u.publish.held = true;
     act_status(out, true);
     {
         pos_payment_action_t *a = push(out, POS_PAY_ACT_DISPLAY_AMOUNT, sm->cur.transaction_id);
@@ -570,7 +581,47 @@ static void on_display(pos_payment_sm_t *sm, const pos_payment_event_t *ev, uint
          * the payment; the status module reports the display's state. */
         act_counter(out, "display_errors");
     }
-    start_pinpad(sm, now_ms, out);
+    sm->displayed = true;
+    if (sm->recorded) {
+        start_pinpad(sm, now_ms, out);
+    }
+}
+
+/* The record of the payment being started is durable: the pinpad may be
+ * asked (once the display has shown the amount). */
+static void on_recorded(pos_payment_sm_t *sm, const char *tx, uint64_t now_ms,
+                        pos_payment_actions_t *out)
+{
+    if (sm->state != POS_PAY_STARTING || strcmp(sm->cur.transaction_id, tx) != 0) {
+        return; /* later records gate nothing */
+    }
+    sm->recorded = true;
+    if (sm->displayed) {
+        start_pinpad(sm, now_ms, out);
+    }
+}
+
+/*
+ * Without a durable record a crash could charge the card again: the
+ * payment is refused before the pinpad is asked (PAYMENT_PROCESSING was
+ * never sent, so this is its one first answer), and not remembered.
+ */
+static void abandon_unrecorded(pos_payment_sm_t *sm, pos_payment_actions_t *out)
+{
+    push(out, POS_PAY_ACT_DISCARD_HELD, sm->cur.transaction_id);
+    push(out, POS_PAY_ACT_SREM_ACTIVE, sm->cur.transaction_id);
+    act_reject(out, sm->cur.transaction_id, "unavailable");
+    act_text(out, sm->cur.transaction_id, "Not completed");
+    act_status(out, false);
+    sm->state = POS_PAY_IDLE;
+    sm->deadline_ms = 0;
+}
+
+static void on_record_failed(pos_payment_sm_t *sm, const char *tx, pos_payment_actions_t *out)
+{
+    if (sm->state == POS_PAY_STARTING && strcmp(sm->cur.transaction_id, tx) == 0) {
+        abandon_unrecorded(sm, out);
+    }
 }
 
 static void on_deadline(pos_payment_sm_t *sm, uint64_t now_ms, pos_payment_actions_t *out)
@@ -585,6 +636,10 @@ static void on_deadline(pos_payment_sm_t *sm, uint64_t now_ms, pos_payment_actio
     }
     switch (sm->state) {
     case POS_PAY_STARTING:
+        if (!sm->recorded) {
+            abandon_unrecorded(sm, out); /* the store did not answer in time */
+            break;
+        }
         act_counter(out, "display_errors");
         start_pinpad(sm, now_ms, out);
         break;
@@ -681,6 +736,12 @@ int pos_payment_sm_handle(pos_payment_sm_t *sm, const pos_payment_event_t *ev, u
         break;
     case POS_PAY_EV_DEADLINE:
         on_deadline(sm, now_ms, out);
+        break;
+    case POS_PAY_EV_RECORDED:
+        on_recorded(sm, ev->transaction_id, now_ms, out);
+        break;
+    case POS_PAY_EV_RECORD_FAILED:
+        on_record_failed(sm, ev->transaction_id, out);
         break;
     default:
         rc = -EINVAL;

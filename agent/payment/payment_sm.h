@@ -71,7 +71,9 @@ typedef enum pos_payment_event_kind {
                                  reason */
     POS_PAY_EV_PRINT_RESULT,  /* transaction_id, print */
     POS_PAY_EV_DISPLAY_DONE,  /* transaction_id, display_ok */
-    POS_PAY_EV_DEADLINE       /* the timer armed from next_deadline_ms fired */
+    POS_PAY_EV_DEADLINE,      /* the timer armed from next_deadline_ms fired */
+    POS_PAY_EV_RECORDED,      /* transaction_id: its RECORD is durable */
+    POS_PAY_EV_RECORD_FAILED  /* transaction_id: its RECORD could not be made durable */
 } pos_payment_event_kind_t;
 
 /*
@@ -118,7 +120,9 @@ typedef enum pos_payment_action_kind {
     POS_PAY_ACT_PRINT_RECEIPT,  /* print u.receipt */
     POS_PAY_ACT_PUBLISH,        /* encode u.publish.msg and publish it */
     POS_PAY_ACT_INCR_COUNTER,   /* INCRBY counter:terminal:{terminalId}:{u.counter} 1 */
-    POS_PAY_ACT_STATUS_CHANGED  /* the terminal became busy or idle: u.busy */
+    POS_PAY_ACT_STATUS_CHANGED, /* the terminal became busy or idle: u.busy */
+    POS_PAY_ACT_RELEASE_HELD,   /* send the held PUBLISH of transaction_id now */
+    POS_PAY_ACT_DISCARD_HELD    /* never send the held PUBLISH of transaction_id */
 } pos_payment_action_kind_t;
 
 typedef struct pos_payment_action {
@@ -145,6 +149,8 @@ typedef struct pos_payment_action {
         } receipt; /* PRINT_RECEIPT */
         struct {
             bool transaction_channel; /* transaction:{storeId}, else payment:{terminalId} */
+            bool held; /* queued now (with the RECORD before it: one commit), sent only at
+                          RELEASE_HELD, never after DISCARD_HELD */
             pos_msg_out_t msg;
         } publish; /* PUBLISH */
         const char *counter; /* INCR_COUNTER: a static name, e.g. "payments_approved" */
@@ -170,6 +176,8 @@ typedef struct pos_payment_sm {
     pos_payment_sm_config_t cfg;
     pos_payment_state_t state; /* IDLE or a live state */
     pos_payment_record_t cur;  /* the live payment (or the last one when IDLE) */
+    bool recorded;             /* STARTING: cur's record is durable */
+    bool displayed;            /* STARTING: the display showed the amount (or gave up) */
     pos_msg_payment_t req;     /* the request of cur: lines for display and receipt */
     uint64_t deadline_ms;      /* of the live payment; 0: none */
     char reprint_tx[POS_MSG_ID_MAX + 1]; /* a copy receipt in flight, or "" */

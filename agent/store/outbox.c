@@ -8,6 +8,7 @@
 
 #include "platform/endian.h"
 #include "platform/log.h"
+#include "agent/store/writer.h"
 
 /*
  * Record layout (little-endian, 24-byte header, then channel, then payload):
@@ -154,7 +155,14 @@ int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t
     if (rc != 0) {
         ob->st = NULL;
     }
+    ob->w = ob->stats;
+    ob->next_id = ob->stats.next_id;
     return rc;
+}
+
+void pos_outbox_set_writer(pos_outbox_t *ob, pos_store_writer_t *w)
+{
+    ob->writer = w;
 }
 
 void pos_outbox_close(pos_outbox_t *ob)
@@ -164,10 +172,6 @@ void pos_outbox_close(pos_outbox_t *ob)
     }
 }
 
-void pos_outbox_stats(const pos_outbox_t *ob, pos_outbox_stats_t *out)
-{
-    *out = ob->stats;
-}
 
 /* ---- append ----------------------------------------------------------- */
 
@@ -229,8 +233,8 @@ static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uin
                        size_t min_drops, uint64_t *dropped, uint64_t *freed)
 {
     drop_pass_t p = {.cfg = &ob->cfg,
-                     .entries = ob->stats.entries,
-                     .bytes = ob->stats.bytes,
+                     .entries = ob->w.entries,
+                     .bytes = ob->w.bytes,
                      .add_entries = add_entries,
                      .add_bytes = add_bytes,
                      .min_drops = min_drops};
@@ -256,8 +260,8 @@ static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uin
         if (p.n == DROP_BATCH) {
             uint64_t d2, f2;
             pos_outbox_t view = *ob;
-            view.stats.entries = p.entries;
-            view.stats.bytes = p.bytes;
+            view.w.entries = p.entries;
+            view.w.bytes = p.bytes;
             rc = drop_oldest(&view, txn, add_entries, add_bytes, 0, &d2, &f2);
             *dropped += d2;
             *freed += f2;
@@ -273,44 +277,58 @@ static int write_drops(pos_outbox_t *ob, MDB_txn *txn, uint64_t dropped)
     if (dropped == 0) {
         return 0;
     }
-    return pos_store_meta_put(ob->st, txn, META_DROPPED, ob->stats.dropped + dropped);
+    return pos_store_meta_put(ob->st, txn, META_DROPPED, ob->w.dropped + dropped);
 }
 
 static void apply_drops(pos_outbox_t *ob, uint64_t dropped, uint64_t freed)
 {
-    ob->stats.entries -= dropped;
-    ob->stats.bytes -= freed;
-    ob->stats.dropped += dropped;
+    ob->w.entries -= dropped;
+    ob->w.bytes -= freed;
+    ob->w.dropped += dropped;
 }
 
-typedef struct append_args {
-    pos_outbox_t *ob;
-    const pos_outbox_entry_t *e;
-    uint64_t dropped; /* entries dropped for the bounds */
-    uint64_t freed;   /* their bytes */
-} append_args_t;
+/* ---- the writes, as the writer runs them ------------------------------------ */
 
-/* Drops for the bounds if needed, then appends with the next id. */
-static int append_txn(void *ctx, MDB_txn *txn)
+typedef enum outbox_op_kind {
+    OOP_APPEND, /* e under id */
+    OOP_ACK,    /* id deleted */
+} outbox_op_kind_t;
+
+struct pos_outbox_op {
+    pos_store_op_t op;
+    pos_outbox_t *ob;
+    outbox_op_kind_t kind;
+    uint64_t id;
+    pos_outbox_entry_t e; /* APPEND: channel and payload point into data */
+    pos_outbox_cb cb;
+    void *ctx;
+    unsigned drop_rounds;  /* map-full recoveries so far */
+    pos_outbox_stats_t w;      /* the writer's counters once this write is applied */
+    pos_outbox_stats_t before; /* and before it (for an undo) */
+    pos_outbox_op_t *pending_next;
+    unsigned char data[];  /* APPEND: channel then payload */
+};
+
+/* Drops for the bounds if needed, then appends under o->id. */
+static int append_apply(pos_outbox_op_t *o, MDB_txn *txn)
 {
-    append_args_t *a = ctx;
-    pos_outbox_t *ob = a->ob;
-    const pos_outbox_entry_t *e = a->e;
+    pos_outbox_t *ob = o->ob;
+    const pos_outbox_entry_t *e = &o->e;
+    uint64_t dropped = 0, freed = 0;
     int rc = 0;
     size_t size = e->channel_len + e->payload_len;
-    if (over_bounds(&ob->cfg, ob->stats.entries + 1, ob->stats.bytes + size)) {
-        rc = drop_oldest(ob, txn, 1, size, 0, &a->dropped, &a->freed);
+    if (over_bounds(&ob->cfg, ob->w.entries + 1, ob->w.bytes + size)) {
+        rc = drop_oldest(ob, txn, 1, size, 0, &dropped, &freed);
         if (rc == -ENOSPC) {
-            rc = -EDQUOT; /* our bounds, not the map: the caller must not evict for it */
             POS_ERR("outbox",
                     "full of payment outcomes (%" PRIu64 " entries, %" PRIu64
                     " bytes): a %s entry could not be queued",
-                    ob->stats.entries, ob->stats.bytes, e->is_payment ? "payment" : "non-payment");
+                    ob->w.entries, ob->w.bytes, e->is_payment ? "payment" : "non-payment");
+            return -EDQUOT; /* our bounds, not the map: the writer must not evict for it */
         }
     }
-    uint64_t new_id = ob->stats.next_id;
     unsigned char kb[8];
-    pos_endian_put_be64(kb, new_id);
+    pos_endian_put_be64(kb, o->id);
     MDB_val k = {sizeof(kb), kb};
     MDB_val v = {POS_OUTBOX_HDR_SIZE + size, NULL};
     if (rc == 0) {
@@ -331,30 +349,65 @@ static int append_txn(void *ctx, MDB_txn *txn)
         if (e->payload_len != 0) {
             memcpy(p + POS_OUTBOX_HDR_SIZE + e->channel_len, e->payload, e->payload_len);
         }
-        rc = pos_store_meta_put(ob->st, txn, META_NEXT, new_id + 1);
+        rc = pos_store_meta_put(ob->st, txn, META_NEXT, o->id + 1);
     }
     if (rc == 0) {
-        rc = write_drops(ob, txn, a->dropped);
+        rc = write_drops(ob, txn, dropped);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    apply_drops(ob, dropped, freed);
+    ob->w.entries++;
+    ob->w.bytes += size;
+    ob->w.payment += e->is_payment;
+    ob->w.next_id = o->id + 1;
+    return 0;
+}
+
+static int ack_apply(pos_outbox_op_t *o, MDB_txn *txn)
+{
+    pos_outbox_t *ob = o->ob;
+    MDB_dbi dbi = ob->st->dbi[POS_DB_OUTBOX];
+    unsigned char kb[8];
+    pos_outbox_entry_t e;
+    pos_endian_put_be64(kb, o->id);
+    MDB_val k = {sizeof(kb), kb};
+    MDB_val v;
+    int rc = pos_store_errno(mdb_get(txn, dbi, &k, &v));
+    if (rc == 0) {
+        rc = pos_outbox_record_parse(v.mv_data, v.mv_size, &e) == 0 ? 0 : -EIO;
+    }
+    if (rc == 0) {
+        rc = pos_store_errno(mdb_del(txn, dbi, &k, NULL));
+    }
+    if (rc == 0) {
+        ob->w.entries--;
+        ob->w.bytes -= e.channel_len + e.payload_len;
+        ob->w.payment -= e.is_payment;
     }
     return rc;
 }
 
-/* One attempt: drop for the bounds if needed, then append, in one transaction. */
-static int append_attempt(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+static int outbox_apply(pos_store_op_t *op, MDB_txn *txn)
 {
-    append_args_t a = {ob, e, 0, 0};
-    int rc = pos_store_txn_run(ob->st, 0, append_txn, &a);
+    pos_outbox_op_t *o = op->ctx;
+    int rc;
+
+    o->before = o->ob->w;
+    rc = o->kind == OOP_APPEND ? append_apply(o, txn) : ack_apply(o, txn);
     if (rc != 0) {
-        return rc;
+        o->ob->w = o->before; /* the nested transaction undid the store's side */
     }
-    uint64_t new_id = ob->stats.next_id;
-    apply_drops(ob, a.dropped, a.freed);
-    ob->stats.next_id = new_id + 1;
-    ob->stats.entries++;
-    ob->stats.bytes += e->channel_len + e->payload_len;
-    ob->stats.payment += e->is_payment;
-    *id = new_id;
-    return 0;
+    o->w = o->ob->w;
+    return rc;
+}
+
+static void outbox_undo(pos_store_op_t *op)
+{
+    pos_outbox_op_t *o = op->ctx;
+
+    o->ob->w = o->before;
 }
 
 typedef struct drop_args {
@@ -394,8 +447,7 @@ static int drop_for_map_once(pos_outbox_t *ob, size_t count)
 static int drop_for_map(pos_outbox_t *ob, size_t count)
 {
     int rc = drop_for_map_once(ob, count);
-    if (rc == -ENOSPC && ob->stats.entries > ob->stats.payment &&
-        pos_store_reserve_begin(ob->st) == 0) {
+    if (rc == -ENOSPC && ob->w.entries > ob->w.payment && pos_store_reserve_begin(ob->st) == 0) {
         /* Even the delete needs pages: borrow the reserve for it. */
         rc = drop_for_map_once(ob, count);
         pos_store_reserve_end(ob->st);
@@ -403,9 +455,102 @@ static int drop_for_map(pos_outbox_t *ob, size_t count)
     return rc;
 }
 
-int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+/*
+ * The map or the disk is full (the bounds report -EDQUOT, never retried):
+ * the cache gives up space first, then the oldest non-payment entries go,
+ * more each round (a delete needs free pages too, so leave some slack).
+ */
+static int outbox_recover(pos_store_op_t *op)
 {
-    if (ob == NULL || ob->st == NULL || e == NULL || id == NULL ||
+    pos_outbox_op_t *o = op->ctx;
+    pos_outbox_t *ob = o->ob;
+    size_t size = o->e.channel_len + o->e.payload_len;
+
+    if (o->drop_rounds == 0 && pos_store_reclaim(ob->st, POS_OUTBOX_HDR_SIZE + size) > 0) {
+        o->drop_rounds++;
+        return 1;
+    }
+    int rc = drop_for_map(ob, (size_t)16 << (o->drop_rounds < 6 ? o->drop_rounds : 6));
+    o->drop_rounds++;
+    if (rc != 0) {
+        POS_ERR("outbox",
+                "store full (map or disk) and dropping older non-payment entries did not make "
+                "room: a %s entry could not be queued",
+                o->e.is_payment ? "payment" : "non-payment");
+        return 0;
+    }
+    (void)pos_store_settle(ob->st);
+    o->w = ob->w;
+    return 1;
+}
+
+/* ---- on the loop ------------------------------------------------------------- */
+
+static void outbox_done(pos_store_op_t *op)
+{
+    pos_outbox_op_t *o = op->ctx;
+    int status = op->status == -EDQUOT ? -ENOSPC : op->status;
+
+    if (status != 0 && o->kind == OOP_APPEND && o->id + 1 == o->ob->next_id) {
+        o->ob->next_id = o->id; /* nothing took an id since: a refused append takes none */
+    }
+    if (o->cb != NULL) {
+        o->cb(o->ctx, status, &o->e);
+    }
+}
+
+static void outbox_applied(pos_store_op_t *op)
+{
+    pos_outbox_op_t *o = op->ctx;
+    pos_outbox_t *ob = o->ob;
+
+    for (pos_outbox_op_t **pp = &ob->pending; *pp != NULL; pp = &(*pp)->pending_next) {
+        if (*pp == o) {
+            *pp = o->pending_next;
+            break;
+        }
+    }
+    /* The writer's counters as of this write (later writes update them again). */
+    uint64_t next = ob->stats.next_id;
+    ob->stats = o->w;
+    ob->stats.next_id = next > o->w.next_id ? next : o->w.next_id;
+    free(o);
+}
+
+static pos_outbox_op_t *outbox_op_new(pos_outbox_t *ob, outbox_op_kind_t kind, size_t extra)
+{
+    pos_outbox_op_t *o = calloc(1, sizeof(*o) + extra);
+
+    if (o != NULL) {
+        o->ob = ob;
+        o->kind = kind;
+        o->op.apply = outbox_apply;
+        o->op.recover = kind == OOP_APPEND ? outbox_recover : NULL;
+        o->op.undo = outbox_undo;
+        o->op.done = outbox_done;
+        o->op.applied = outbox_applied;
+        o->op.ctx = o;
+    }
+    return o;
+}
+
+/* Queues o (or runs it now without a writer: its callback has then run). */
+static int outbox_submit(pos_outbox_t *ob, pos_outbox_op_t *o)
+{
+    if (ob->writer == NULL) {
+        (void)pos_store_op_run_now(ob->st, &o->op); /* o is freed by now */
+        return 0;
+    }
+    o->pending_next = ob->pending;
+    ob->pending = o;
+    pos_store_writer_submit(ob->writer, &o->op);
+    return 0;
+}
+
+int pos_outbox_append_async(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id,
+                            pos_outbox_cb cb, void *ctx)
+{
+    if (ob == NULL || ob->st == NULL || e == NULL ||
         (unsigned)e->kind >= POS_OUTBOX_KIND_COUNT || e->channel == NULL || e->channel_len == 0 ||
         (e->payload == NULL && e->payload_len != 0)) {
         return -EINVAL;
@@ -415,31 +560,46 @@ int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *i
         (ob->cfg.max_bytes != 0 && size > ob->cfg.max_bytes)) {
         return -EMSGSIZE;
     }
-    int rc = append_attempt(ob, e, id);
-    bool reclaimed = false;
-    for (int tries = 0; rc == -ENOSPC && tries < 8; tries++) {
-        /* The map or the disk is full (the bounds report -EDQUOT): let the cache give
-         * up space first, then drop the oldest non-payment entries. */
-        if (!reclaimed) {
-            reclaimed = true;
-            if (pos_store_reclaim(ob->st, POS_OUTBOX_HDR_SIZE + size) > 0) {
-                rc = append_attempt(ob, e, id);
-                continue;
-            }
-        }
-        /* Drop generously: a delete needs free pages too, so leave some slack. */
-        int drc = drop_for_map(ob, (size_t)16 << tries);
-        if (drc != 0) {
-            POS_ERR("outbox",
-                    "store full (map or disk) and dropping older non-payment "
-                    "entries did not make room: a %s entry could not be queued",
-                    e->is_payment ? "payment" : "non-payment");
-            return drc == -ENOSPC ? -ENOSPC : drc;
-        }
-        (void)pos_store_settle(ob->st);
-        rc = append_attempt(ob, e, id);
+    pos_outbox_op_t *o = outbox_op_new(ob, OOP_APPEND, size);
+    if (o == NULL) {
+        return -ENOMEM;
     }
-    return rc == -EDQUOT ? -ENOSPC : rc;
+    o->e = *e;
+    memcpy(o->data, e->channel, e->channel_len);
+    if (e->payload_len != 0) {
+        memcpy(o->data + e->channel_len, e->payload, e->payload_len);
+    }
+    o->e.channel = (const char *)o->data;
+    o->e.payload = o->data + e->channel_len;
+    /* The id is the caller's at once: ids only grow, in submission order. */
+    o->id = ob->next_id++;
+    o->e.id = o->id;
+    o->cb = cb;
+    o->ctx = ctx;
+    if (id != NULL) {
+        *id = o->id;
+    }
+    return outbox_submit(ob, o);
+}
+
+static void outbox_capture(void *ctx, int status, const pos_outbox_entry_t *e)
+{
+    (void)e;
+    *(int *)ctx = status;
+}
+
+int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id)
+{
+    int status = -EIO;
+
+    if (id == NULL) {
+        return -EINVAL;
+    }
+    if (ob != NULL && ob->writer != NULL) {
+        return -EDEADLK; /* the loop never waits on the disk: pos_outbox_append_async() */
+    }
+    int rc = pos_outbox_append_async(ob, e, id, outbox_capture, &status);
+    return rc != 0 ? rc : status;
 }
 
 /* ---- peek / ack ------------------------------------------------------- */
@@ -531,46 +691,51 @@ int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
         pos_outbox_batch_free(batch);
         return rc;
     }
-    batch->count = w.n;
-    return (int)w.n;
-}
-
-typedef struct ack_args {
-    pos_outbox_t *ob;
-    uint64_t id;
-    pos_outbox_entry_t e; /* the entry deleted (its pointers die with the transaction) */
-} ack_args_t;
-
-static int ack_txn(void *ctx, MDB_txn *txn)
-{
-    ack_args_t *a = ctx;
-    MDB_dbi dbi = a->ob->st->dbi[POS_DB_OUTBOX];
-    unsigned char kb[8];
-    pos_endian_put_be64(kb, a->id);
-    MDB_val k = {sizeof(kb), kb};
-    MDB_val v;
-    int rc = pos_store_errno(mdb_get(txn, dbi, &k, &v));
-    if (rc == 0) {
-        rc = pos_outbox_record_parse(v.mv_data, v.mv_size, &a->e) == 0 ? 0 : -EIO;
+    /* An entry whose ack is queued is as good as gone. */
+    size_t kept = 0;
+    for (size_t i = 0; i < w.n; i++) {
+        bool acked = false;
+        for (const pos_outbox_op_t *o = ob->pending; o != NULL && !acked; o = o->pending_next) {
+            acked = o->kind == OOP_ACK && o->id == batch->entries[i].id;
+        }
+        if (!acked) {
+            batch->entries[kept++] = batch->entries[i];
+        }
     }
-    if (rc == 0) {
-        rc = pos_store_errno(mdb_del(txn, dbi, &k, NULL));
-    }
-    return rc;
+    batch->count = kept;
+    return (int)kept;
 }
 
 int pos_outbox_ack(pos_outbox_t *ob, uint64_t id)
 {
+    int status = 0;
+
     if (ob == NULL || ob->st == NULL) {
         return -EINVAL;
     }
-    ack_args_t a = {.ob = ob, .id = id};
-    int rc = pos_store_txn_run(ob->st, 0, ack_txn, &a);
-    if (rc != 0) {
-        return rc;
+    pos_outbox_op_t *o = outbox_op_new(ob, OOP_ACK, 0);
+    if (o == NULL) {
+        return -ENOMEM;
     }
-    ob->stats.entries--;
-    ob->stats.bytes -= a.e.channel_len + a.e.payload_len;
-    ob->stats.payment -= a.e.is_payment;
-    return 0;
+    o->id = id;
+    if (ob->writer == NULL) {
+        o->cb = outbox_capture; /* without a writer the caller learns the outcome */
+        o->ctx = &status;
+    }
+    int rc = outbox_submit(ob, o);
+    return rc != 0 ? rc : status;
+}
+
+void pos_outbox_stats(const pos_outbox_t *ob, pos_outbox_stats_t *out)
+{
+    *out = ob->stats;
+    /* Queued appends count as held: they are, once durable. */
+    for (const pos_outbox_op_t *o = ob->pending; o != NULL; o = o->pending_next) {
+        if (o->kind == OOP_APPEND) {
+            out->entries++;
+            out->bytes += o->e.channel_len + o->e.payload_len;
+            out->payment += o->e.is_payment;
+        }
+    }
+    out->next_id = ob->next_id;
 }

@@ -67,11 +67,23 @@ typedef struct pos_outbox_census {
     uint64_t last_id; /* highest id present, 0: empty */
 } pos_outbox_census_t;
 
+typedef struct pos_store_writer pos_store_writer_t;
+typedef struct pos_outbox_op pos_outbox_op_t;
+
+/* An append's outcome, on the loop: status 0 once the entry is durable (it
+ * may be sent), or a negative errno (-ENOSPC: no room, nothing kept). e is
+ * the entry (its id set), valid during the call only. */
+typedef void (*pos_outbox_cb)(void *ctx, int status, const pos_outbox_entry_t *e);
+
 /* The outbox; embed it in a long-lived struct. Fields are private. */
 typedef struct pos_outbox {
     pos_store_t *st;
+    pos_store_writer_t *writer; /* NULL: writes run at once in the caller's thread */
     pos_outbox_config_t cfg;
-    pos_outbox_stats_t stats;
+    pos_outbox_stats_t stats;   /* as of the last applied write (loop thread) */
+    pos_outbox_stats_t w;       /* the writes' own counters (writer thread) */
+    uint64_t next_id;           /* the id the next append gets (loop thread) */
+    pos_outbox_op_t *pending;   /* queued, not yet applied; newest first */
 } pos_outbox_t;
 
 /*
@@ -99,19 +111,32 @@ void pos_outbox_tenant(pos_store_tenant_t *t, pos_outbox_census_t *census);
  */
 int pos_outbox_open(pos_outbox_t *ob, pos_store_t *st, const pos_outbox_config_t *cfg);
 
-/* Forgets the store (nothing to write: every change is committed at once). */
+/* Forgets the store (after the writer has finished). */
 void pos_outbox_close(pos_outbox_t *ob);
 
+/* From now on writes go through w (NULL: at once, in the caller's thread). */
+void pos_outbox_set_writer(pos_outbox_t *ob, pos_store_writer_t *w);
+
 /*
- * Appends one entry (e->id is ignored) and returns its id in *id. Durable
- * on return. Drops the oldest non-payment entries if the bounds or the map
- * would otherwise be exceeded (after asking the store's reclaimer, i.e.
- * the cache, to free map space first).
- * Returns 0; -EINVAL (bad kind, empty channel), -EMSGSIZE (channel or
- * payload too long, or larger than the byte bound); -ENOSPC when only
- * payment outcomes are left to drop (nothing appended; log it); another
- * negative errno.
+ * Queues one entry (e->id is ignored; channel and payload are copied) and
+ * gives its id in *id (may be NULL) at once: ids grow in the order of
+ * these calls. The write drops the oldest non-payment entries if the
+ * bounds or the map would otherwise be exceeded (after asking the store's
+ * reclaimer, i.e. the cache, to free map space first). cb(ctx, status, id)
+ * (may be NULL) runs on the loop once the entry is durable, or with
+ * -ENOSPC when only payment outcomes are left to drop (nothing appended;
+ * logged) or another negative errno. Without a writer it runs now and cb
+ * is called before return.
+ * Returns 0 (cb will be or was called), or -EINVAL (bad kind, empty
+ * channel), -EMSGSIZE (channel or payload too long, or larger than the
+ * byte bound) or -ENOMEM with nothing queued and cb not called.
  */
+int pos_outbox_append_async(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id,
+                            pos_outbox_cb cb, void *ctx);
+
+/* pos_outbox_append_async() without a callback, for when no writer serves
+ * the store (start-up, tests): durable on return, the write's status;
+ * -EDEADLK when a writer serves it. */
 int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id);
 
 /*
@@ -124,9 +149,10 @@ int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch);
 void pos_outbox_batch_free(pos_outbox_batch_t *batch);
 
 /*
- * Deletes the entry with this id once Redis confirmed it. Durable on
- * return. Returns 0, -ENOENT if it is not there (acked or dropped before:
- * harmless), or a negative errno.
+ * Deletes the entry with this id once Redis confirmed it (queued on the
+ * writer: from now on pos_outbox_peek() leaves it out). Without a writer
+ * it is durable on return, and -ENOENT says it was not there (acked or
+ * dropped before: harmless). Returns 0 or a negative errno.
  */
 int pos_outbox_ack(pos_outbox_t *ob, uint64_t id);
 

@@ -8,6 +8,7 @@
 #include "platform/uverr.h"
 
 #define WRITER_RECLAIM_HINT (64u * 1024u) /* bytes asked of the cache when the map is full */
+#define WRITER_TRIES        4u          /* retries of an operation refused for room */
 
 static void list_append(pos_store_op_t **head, pos_store_op_t **tail, pos_store_op_t *op,
                         size_t link)
@@ -59,22 +60,32 @@ static void writer_group(pos_store_t *st, pos_store_op_t *ops, pos_store_op_t **
     MDB_txn *txn;
     int rc = pos_store_txn_begin(st, 0, &txn);
 
+    pos_store_op_t *undo = NULL;
     for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
         op->status = rc;
         if (rc == 0) {
             writer_apply(st, txn, op);
+            if (op->status == 0) {
+                op->undo_prev = undo;
+                undo = op;
+            }
         }
     }
     if (rc == 0) {
         rc = pos_store_txn_commit(txn);
+        for (pos_store_op_t *op = undo; rc != 0 && op != NULL; op = op->undo_prev) {
+            if (op->undo != NULL) {
+                op->undo(op); /* nothing of the group was written */
+            }
+        }
     }
     for (pos_store_op_t *op = ops, *next; op != NULL; op = next) {
         next = op->next;
         if (op->status == 0 && rc != 0) {
             op->status = rc; /* the commit failed: nothing of the group is written */
         }
-        if (op->status == -ENOSPC && !op->retried) {
-            op->retried = true;
+        if (op->status == -ENOSPC && op->tries < WRITER_TRIES) {
+            op->tries++;
             op->status = 0;
             list_append(&rhead, &rtail, op, LINK_NEXT);
         } else {
@@ -110,26 +121,58 @@ static void writer_hand_back(pos_store_writer_t *w, pos_store_op_t *ops, uint64_
     uv_async_send(&w->async);
 }
 
-static void writer_run(pos_store_writer_t *w, pos_store_op_t *group)
+/*
+ * The map or the disk was full: each refused operation may make room its
+ * own way; otherwise the cache gives room back (its own commits, then the
+ * freed pages settle). Returns true when some room was made.
+ */
+static bool writer_recover(pos_store_t *st, pos_store_op_t *retry)
+{
+    bool reclaimed = false, made = false;
+
+    for (pos_store_op_t *op = retry; op != NULL; op = op->next) {
+        if (op->recover != NULL) {
+            made |= op->recover(op) > 0;
+        } else if (!reclaimed) {
+            reclaimed = true;
+            made |= pos_store_reclaim(st, WRITER_RECLAIM_HINT) > 0;
+        }
+    }
+    return made;
+}
+
+/* Runs group; operations refused for room are retried while room is made. */
+static void writer_run_group(pos_store_t *st, pos_store_op_t *group,
+                             void (*hand_back)(void *arg, pos_store_op_t *ops, uint64_t us),
+                             void *arg)
 {
     pos_store_op_t *kept, *retry;
     uint64_t t0 = pos_clock_mono_us();
 
-    writer_group(w->st, group, &kept, &retry);
+    writer_group(st, group, &kept, &retry);
     if (kept != NULL) {
-        writer_hand_back(w, kept, pos_clock_mono_us() - t0);
+        hand_back(arg, kept, pos_clock_mono_us() - t0);
     }
-    if (retry == NULL) {
-        return;
+    while (retry != NULL) {
+        if (!writer_recover(st, retry)) {
+            POS_WARN("store", "the store is full and nothing more could be freed");
+            for (pos_store_op_t *op = retry; op != NULL; op = op->next) {
+                op->status = -ENOSPC;
+            }
+            hand_back(arg, retry, 0);
+            return;
+        }
+        t0 = pos_clock_mono_us();
+        writer_group(st, retry, &kept, &retry);
+        if (kept != NULL) {
+            hand_back(arg, kept, pos_clock_mono_us() - t0);
+        }
     }
-    /* The map or the disk was full: let the cache give room back (its own
-     * commits, then the freed pages settle), and try once more. */
-    if (pos_store_reclaim(w->st, WRITER_RECLAIM_HINT) <= 0) {
-        POS_WARN("store", "the store is full and the cache has nothing left to give");
-    }
-    t0 = pos_clock_mono_us();
-    writer_group(w->st, retry, &kept, &retry);
-    writer_hand_back(w, kept, pos_clock_mono_us() - t0);
+}
+
+static void writer_hand_back_cb(void *arg, pos_store_op_t *ops, uint64_t us)
+{
+    writer_hand_back(arg, ops, us);
 }
 
 static void writer_thread(void *arg)
@@ -148,7 +191,7 @@ static void writer_thread(void *arg)
         if (stop) {
             break;
         }
-        writer_run(w, group);
+        writer_run_group(w->st, group, writer_hand_back_cb, w);
     }
 }
 
@@ -219,7 +262,12 @@ fail_cond:
 void pos_store_writer_submit(pos_store_writer_t *w, pos_store_op_t *op)
 {
     op->status = 0;
-    op->retried = false;
+    op->tries = 0;
+    if (!w->running) {
+        /* Closed (a callback of the last group queued more): run it here. */
+        (void)pos_store_op_run_now(w->st, op);
+        return;
+    }
     w->outstanding++;
     uv_mutex_lock(&w->lock);
     list_append(&w->head, &w->tail, op, LINK_NEXT);
@@ -288,21 +336,23 @@ void pos_store_writer_close(pos_store_writer_t *w, void (*done)(void *arg), void
     uv_thread_join(&w->thread);
     w->running = false;
     pos_store_set_writer_thread(w->st, NULL);
-    writer_async_cb(&w->async); /* what the thread handed back last */
+    /* What the thread handed back last; what its callbacks queue runs now. */
+    writer_async_cb(&w->async);
     uv_close((uv_handle_t *)&w->async, writer_closed);
+}
+
+static void run_now_hand_back(void *arg, pos_store_op_t *ops, uint64_t us)
+{
+    (void)arg;
+    (void)ops;
+    (void)us;
 }
 
 int pos_store_op_run_now(pos_store_t *st, pos_store_op_t *op)
 {
-    pos_store_op_t *kept, *retry;
-
     op->next = NULL;
-    op->retried = false;
-    writer_group(st, op, &kept, &retry);
-    if (retry != NULL) {
-        (void)pos_store_reclaim(st, WRITER_RECLAIM_HINT);
-        writer_group(st, op, &kept, &retry);
-    }
+    op->tries = 0;
+    writer_run_group(st, op, run_now_hand_back, NULL);
     if (op->done != NULL) {
         op->done(op);
     }

@@ -45,8 +45,21 @@ typedef int (*pos_store_apply_fn)(pos_store_op_t *op, MDB_txn *txn);
 /* A stage of the operation reached, on the loop thread; op->status holds the result. */
 typedef void (*pos_store_op_cb)(pos_store_op_t *op);
 
+/* Makes room after the operation was refused for it (-ENOSPC), in the
+ * writer thread with no transaction open (it may run its own with
+ * pos_store_txn_run()); a retry follows when it returns > 0 (room made),
+ * up to a few times. */
+typedef int (*pos_store_recover_fn)(pos_store_op_t *op);
+
+/* Takes back what a successful apply() changed outside the store (its
+ * counters) when the group's commit then failed; writer thread, in reverse
+ * order of the group. */
+typedef void (*pos_store_undo_fn)(pos_store_op_t *op);
+
 struct pos_store_op {
     pos_store_apply_fn apply;
+    pos_store_recover_fn recover; /* may be NULL: the store's reclaimer (the cache) is asked */
+    pos_store_undo_fn undo;       /* may be NULL: apply() changes nothing outside the store */
     pos_store_op_cb done;    /* may be NULL */
     pos_store_op_cb applied; /* may be NULL; the last call */
     void *ctx;               /* the submitter's */
@@ -55,7 +68,8 @@ struct pos_store_op {
     pos_store_op_t *next;
     pos_store_op_t *done_next;
     pos_store_op_t *applied_next;
-    bool retried;
+    pos_store_op_t *undo_prev; /* the group's successful operations, newest first */
+    unsigned tries; /* retries for room so far */
 };
 
 typedef struct pos_store_writer_stats {
@@ -115,7 +129,9 @@ void pos_store_writer_stats(pos_store_writer_t *w, pos_store_writer_stats_t *out
 /*
  * Lets the writer finish what is queued (every operation still gets its
  * callbacks, on the loop), ends the thread and closes the handle; done(arg)
- * (may be NULL) runs when all is closed. Nothing may be submitted after.
+ * (may be NULL) runs when all is closed. Operations submitted after (e.g.
+ * by those callbacks) run at once in the calling thread. Blocks while the
+ * last group commits: for shutdown.
  */
 void pos_store_writer_close(pos_store_writer_t *w, void (*done)(void *arg), void *arg);
 

@@ -231,6 +231,9 @@ void pos_delivery_pump(pos_delivery_t *d)
         if (e->id <= d->sent_upto) {
             continue;
         }
+        if (d->hold_id != 0 && e->id >= d->hold_id) {
+            break; /* held back until the payment releases it, and what follows too */
+        }
         if (delivery_send(d, e) != 0) {
             break; /* the link went down: the next online resends */
         }
@@ -238,6 +241,23 @@ void pos_delivery_pump(pos_delivery_t *d)
         d->inflight++;
     }
     pos_outbox_batch_free(&batch);
+}
+
+void pos_delivery_hold(pos_delivery_t *d, uint64_t id)
+{
+    d->hold_id = id;
+}
+
+void pos_delivery_release(pos_delivery_t *d, uint64_t id, bool discard)
+{
+    if (d->hold_id != id || id == 0) {
+        return;
+    }
+    d->hold_id = 0;
+    if (discard && d->ob != NULL) {
+        (void)pos_outbox_ack(d->ob, id); /* never sent: as if delivered */
+    }
+    pos_delivery_pump(d);
 }
 
 void pos_delivery_online(pos_delivery_t *d)
@@ -276,16 +296,55 @@ static int delivery_direct(pos_delivery_t *d, const char *channel, const char *j
     return rc;
 }
 
+/* What an append hands back to its caller. */
+typedef struct delivery_queued {
+    pos_delivery_t *d;
+    pos_delivery_cb cb;
+    void *ctx;
+} delivery_queued_t;
+
+/* The entry is durable (or could not be kept): send what may go now. */
+static void delivery_appended(void *ctx, int status, const pos_outbox_entry_t *e)
+{
+    delivery_queued_t *q = ctx;
+    pos_delivery_t *d = q->d;
+
+    if (status != 0) {
+        char channel[POS_OUTBOX_CHANNEL_MAX + 1];
+        snprintf(channel, sizeof(channel), "%.*s", (int)e->channel_len, e->channel);
+        POS_ERR("outbox", "cannot queue %s of %s: %s",
+                e->kind == POS_OUTBOX_PUBLISH ? "a message" : "a command", channel,
+                strerror(-status));
+        if (e->kind == POS_OUTBOX_PUBLISH) {
+            /* Still try to send it now: better delivered without a copy. */
+            (void)delivery_direct(d, channel, (const char *)e->payload, e->payload_len, e->sign);
+        }
+    }
+    if (q->cb != NULL) {
+        q->cb(q->ctx, status, e->id);
+    }
+    free(q);
+    if (status == 0) {
+        pos_delivery_pump(d);
+    }
+}
+
 /*
- * Appends an entry of kind to the outbox (the payload len bytes) and pumps.
- * Returns 0 or pos_outbox_append()'s error.
+ * Queues an entry of kind in the outbox (the payload len bytes); cb(ctx,
+ * status, id) (may be NULL) once it is durable or failed. Returns 0, or
+ * an error with nothing queued (cb not called).
  */
 static int delivery_queue(pos_delivery_t *d, pos_outbox_kind_t kind, bool payment, bool sign,
-                          const char *channel, const void *payload, size_t len)
+                          const char *channel, const void *payload, size_t len,
+                          pos_delivery_cb cb, void *ctx, uint64_t *id)
 {
     pos_outbox_entry_t e;
-    uint64_t id;
+    delivery_queued_t *q = malloc(sizeof(*q));
 
+    if (q == NULL) {
+        return -ENOMEM;
+    }
+    *q = (delivery_queued_t){d, cb, ctx};
     memset(&e, 0, sizeof(e));
     e.kind = kind;
     e.is_payment = payment;
@@ -295,26 +354,34 @@ static int delivery_queue(pos_delivery_t *d, pos_outbox_kind_t kind, bool paymen
     e.channel_len = strlen(channel);
     e.payload = payload;
     e.payload_len = len;
-    int rc = pos_outbox_append(d->ob, &e, &id);
-    if (rc == 0) {
-        pos_delivery_pump(d);
+    int rc = pos_outbox_append_async(d->ob, &e, id, delivery_appended, q);
+    if (rc != 0) {
+        free(q); /* nothing queued: the callback does not run */
     }
     return rc;
 }
 
 int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,
-                         bool payment)
+                         bool payment, uint64_t *id)
 {
-    return pos_delivery_publish_ex(d, channel, json, len, payment, true);
+    return pos_delivery_publish_ex(d, channel, json, len, payment, true, NULL, NULL, id);
 }
 
 int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *json, size_t len,
-                            bool payment, bool sign)
+                            bool payment, bool sign, pos_delivery_cb cb, void *ctx, uint64_t *id)
 {
-    if (d->ob == NULL) {
-        return delivery_direct(d, channel, json, len, sign);
+    if (id != NULL) {
+        *id = 0;
     }
-    int rc = delivery_queue(d, POS_OUTBOX_PUBLISH, payment, sign, channel, json, len);
+    if (d->ob == NULL) {
+        int rc = delivery_direct(d, channel, json, len, sign);
+        if (cb != NULL) {
+            cb(ctx, rc, 0);
+        }
+        return 0;
+    }
+    int rc = delivery_queue(d, POS_OUTBOX_PUBLISH, payment, sign, channel, json, len, cb, ctx,
+                            id);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue a message on %s: %s", channel, strerror(-rc));
         /* Still try to send it now: better delivered without a copy. */
@@ -323,7 +390,8 @@ int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *
     return 0;
 }
 
-int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s)
+int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s,
+                        pos_delivery_cb cb, void *ctx)
 {
     char payload[48];
     int rc;
@@ -334,9 +402,13 @@ int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigne
         if (rc != 0) {
             d->lost++;
         }
-        return rc;
+        if (cb != NULL) {
+            cb(ctx, rc, 0);
+        }
+        return 0;
     }
-    rc = delivery_queue(d, POS_OUTBOX_INCRBY, false, false, key, payload, (size_t)plen);
+    rc = delivery_queue(d, POS_OUTBOX_INCRBY, false, false, key, payload, (size_t)plen, cb, ctx,
+                        NULL);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue an increment of %s: %s", key, strerror(-rc));
     }
@@ -363,7 +435,8 @@ int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const 
     int plen = add ? snprintf(payload, sizeof(payload), "SADD %s %u", member, ttl_s)
                    : snprintf(payload, sizeof(payload), "SREM %s", member);
     /* Payment bookkeeping: never dropped for room. */
-    rc = delivery_queue(d, POS_OUTBOX_OTHER, true, false, key, payload, (size_t)plen);
+    rc = delivery_queue(d, POS_OUTBOX_OTHER, true, false, key, payload, (size_t)plen, NULL, NULL,
+                        NULL);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue %s of %s: %s", add ? "SADD" : "SREM", key, strerror(-rc));
     }

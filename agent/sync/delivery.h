@@ -33,6 +33,7 @@ typedef struct pos_delivery {
     uint64_t epoch;     /* bumped at each reconnect: late replies are ignored */
     uint64_t delivered;
     uint64_t lost;      /* sent without a store while offline */
+    uint64_t hold_id;   /* entries from this id on wait for pos_delivery_release(); 0: none */
 } pos_delivery_t;
 
 /*
@@ -43,24 +44,45 @@ typedef struct pos_delivery {
 void pos_delivery_init(pos_delivery_t *d, pos_link_t *link, pos_outbox_t *ob,
                        const pos_sign_keys_t *keys);
 
-/* PUBLISH json on channel, durably. payment: a payment outcome (never
- * dropped when the outbox is full). The agent's own message: signed when
- * a key is set (docs/signing.md). Returns 0 or a negative errno. */
-int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,
-                         bool payment);
+/* A queued entry's outcome, on the loop: 0 once durable, or a negative
+ * errno (nothing kept); id is the outbox id (0 without a store). */
+typedef void (*pos_delivery_cb)(void *ctx, int status, uint64_t id);
 
-/* Same, choosing whether it is signed: sign false for what others hand
- * the agent to publish (the local API), which the agent must not vouch for. */
+/* PUBLISH json on channel, durably (queued on the store writer; sent once
+ * durable). payment: a payment outcome (never dropped when the outbox is
+ * full). The agent's own message: signed when a key is set
+ * (docs/signing.md). *id (may be NULL) gets the outbox id (0 without a
+ * store). Returns 0 or a negative errno. */
+int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                         bool payment, uint64_t *id);
+
+/* Same, choosing whether it is signed (sign false for what others hand the
+ * agent to publish: the local API, which the agent must not vouch for), and
+ * with cb(ctx, status, id) (may be NULL) once it is durable or failed. */
 int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *json, size_t len,
-                            bool payment, bool sign);
+                            bool payment, bool sign, pos_delivery_cb cb, void *ctx,
+                            uint64_t *id);
+
+/*
+ * Holds back the entry "id" and everything after it until
+ * pos_delivery_release(d, id, discard): a payment queues PAYMENT_PROCESSING
+ * with its journal record (one commit) and lets it go once the pinpad has
+ * been asked. discard: it is never sent (acked as if delivered). One hold
+ * at a time; a restart forgets it (the entry is then sent).
+ */
+void pos_delivery_hold(pos_delivery_t *d, uint64_t id);
+void pos_delivery_release(pos_delivery_t *d, uint64_t id, bool discard);
 
 /* Adds "sig" to the JSON object in buf (len bytes; cap: the buffer's size,
  * at least len + POS_SIGN_APPEND + 1) when a key is set. Returns the new
  * length (len unchanged without a key or on failure, logged). */
 int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap);
 
-/* INCRBY key n, then EXPIRE key ttl_s NX, durably. */
-int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s);
+/* INCRBY key n, then EXPIRE key ttl_s NX, durably; cb as for
+ * pos_delivery_publish_ex() (may be NULL). Returns 0 or a negative errno
+ * (nothing queued, cb not called). */
+int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s,
+                        pos_delivery_cb cb, void *ctx);
 
 /* SADD key member then EXPIRE key ttl_s (add), or SREM key member,
  * durably and in order with the messages around it (member: no blanks).

@@ -905,6 +905,8 @@ static const char *const all_keys[][3] = {
     {"payment", "pinpad_timeout_s", NULL},
     {"payment", "hmac_key_file", NULL},
     {"payment", "signature_window_s", NULL},
+    {"payment", "dedup_window_h", NULL},
+    {"payment", "dedup_max_ids", NULL},
     {"store", "path", NULL},
     {"store", "map_size_mb", NULL},
     {"store", "outbox_max_entries", NULL},
@@ -1015,7 +1017,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 45);
+    assert_int_equal(uncommented, 47);
     result_t r;
     must_load(&r, out, no_env);
     assert_int_equal(r.cfg.nsentinels, 3);

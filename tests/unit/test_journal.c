@@ -248,45 +248,142 @@ static void test_prune_keeps_live(void **state)
     assert_int_equal(pos_journal_count(&jn), (uint64_t)l.count);
 }
 
-static void test_seen_bounded_oldest_forgotten(void **state)
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+#define HOUR_MS (3600ull * 1000u)
+#define DAY_MS  (24u * HOUR_MS)
+
+static void open_clocked(size_t max_seen)
+{
+    close_all();
+    pos_store_config_t sc = {.path = dir, .map_size = 8 * MB};
+    assert_int_equal(pos_store_open(&st, &sc), 0);
+    pos_journal_config_t jc = {.max_seen = max_seen, .now_ms = fake_clock};
+    assert_int_equal(pos_journal_open(&jn, &st, &jc), 0);
+}
+
+static void add_ids(const char *prefix, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%s%02d", prefix, i);
+        assert_int_equal(pos_journal_seen_add(&jn, id), 0);
+    }
+}
+
+static void expect_ids(const char *prefix, int from, int to, bool seen)
+{
+    for (int i = from; i < to; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%s%02d", prefix, i);
+        assert_int_equal(pos_journal_seen_has(&jn, id), seen);
+    }
+}
+
+/* Within the window an id is never forgotten, whatever comes after it:
+ * a full set refuses a new id instead. */
+static void test_seen_window_never_forgets_inside(void **state)
+{
+    uint64_t first;
+
+    (void)state;
+    fake_now = 1764412800000ull;
+    open_clocked(10);
+    add_ids("tx-", 0, 10);
+    /* A known id keeps its first time. */
+    fake_now += HOUR_MS;
+    assert_int_equal(pos_journal_seen_add(&jn, "tx-00"), 0);
+    assert_int_equal(pos_journal_seen_at(&jn, "tx-00", &first), 0);
+    assert_true(first == fake_now - HOUR_MS);
+    /* Full of ids inside the window: a new one is refused, none forgotten. */
+    assert_false(pos_journal_seen_room(&jn, fake_now));
+    assert_int_equal(pos_journal_seen_add(&jn, "tx-new"), -EOVERFLOW);
+    assert_false(pos_journal_seen_has(&jn, "tx-new"));
+    expect_ids("tx-", 0, 10, true);
+    assert_int_equal(pos_journal_seen_count(&jn), 10);
+    /* Still so a minute before the window ends, and across a reopen. */
+    fake_now += POS_JOURNAL_DEFAULT_WINDOW_MS - HOUR_MS - 60000u;
+    open_clocked(10);
+    assert_false(pos_journal_seen_room(&jn, fake_now));
+    assert_int_equal(pos_journal_seen_add(&jn, "tx-new"), -EOVERFLOW);
+    expect_ids("tx-", 0, 10, true);
+    /* Past the window: room again, and only the expired go. */
+    fake_now += 60001u;
+    assert_true(pos_journal_seen_room(&jn, fake_now));
+    assert_int_equal(pos_journal_seen_add(&jn, "tx-new"), 0);
+    expect_ids("tx-", 0, 10, false);
+    assert_true(pos_journal_seen_has(&jn, "tx-new"));
+    assert_int_equal(pos_journal_seen_count(&jn), 1);
+}
+
+/* Ids of different ages: a prune forgets exactly those past the window. */
+static void test_seen_window_prune_by_age(void **state)
 {
     (void)state;
-    close_all();
-    open_all(8 * MB, 0, 10);
-    for (int i = 0; i < 15; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "tx-%02d", i);
-        assert_int_equal(pos_journal_seen_add(&jn, id), 0);
-        if (i == 3) {
-            /* A known id keeps its place (it is not refreshed). */
-            assert_int_equal(pos_journal_seen_add(&jn, "tx-00"), 0);
-        }
+    fake_now = 1764412800000ull;
+    open_clocked(0);
+    add_ids("old-", 0, 5);
+    fake_now += 3 * DAY_MS;
+    add_ids("mid-", 0, 5);
+    fake_now += 4 * DAY_MS + 1; /* the "old-" ids are now 7 days and 1 ms old */
+    assert_int_equal(pos_journal_prune(&jn), 0);
+    expect_ids("old-", 0, 5, false);
+    expect_ids("mid-", 0, 5, true);
+    assert_int_equal(pos_journal_seen_count(&jn), 5);
+    /* A payment's record keeps its id seen as well (put = record + seen). */
+    pos_payment_record_t r = record("tx-pay", POS_PAY_DONE);
+    assert_int_equal(pos_journal_put(&jn, &r), 0);
+    assert_true(pos_journal_seen_has(&jn, "tx-pay"));
+    /* The defaults: a busy till's week (10,000 payments a day) fits. */
+    assert_true(POS_JOURNAL_DEFAULT_SEEN >= 70000u);
+    assert_true(POS_JOURNAL_DEFAULT_WINDOW_MS == 168u * HOUR_MS);
+}
+
+/* A store written before the window (seen ids without a time) is
+ * converted at open: every id is kept a whole window from then. */
+static void test_seen_old_layout_converted(void **state)
+{
+    MDB_txn *txn;
+
+    (void)state;
+    fake_now = 1764412800000ull;
+    open_clocked(0);
+    assert_int_equal(pos_store_txn_begin(&st, 0, &txn), 0);
+    for (int i = 0; i < 3; i++) {
+        unsigned char ik[32] = "i", ok[9] = "o", seq[8] = {0};
+        char id[24];
+        snprintf(id, sizeof(id), "tx-o%d", i);
+        memcpy(ik + 1, id, strlen(id));
+        seq[7] = (unsigned char)(i + 1);
+        memcpy(ok + 1, seq, 8);
+        MDB_val k1 = {1 + strlen(id), ik}, v1 = {8, seq};
+        MDB_val k2 = {9, ok}, v2 = {strlen(id), id};
+        assert_int_equal(mdb_put(txn, st.dbi[POS_DB_SEEN], &k1, &v1, 0), 0);
+        assert_int_equal(mdb_put(txn, st.dbi[POS_DB_SEEN], &k2, &v2, 0), 0);
     }
-    assert_int_equal(pos_journal_seen_count(&jn), 10);
-    for (int i = 0; i < 5; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "tx-%02d", i);
-        assert_false(pos_journal_seen_has(&jn, id));
+    assert_int_equal(pos_store_txn_commit(txn), 0);
+    fake_now += DAY_MS;
+    open_clocked(0);
+    assert_int_equal(pos_journal_seen_count(&jn), 3);
+    for (int i = 0; i < 3; i++) {
+        char id[24];
+        uint64_t first = 0;
+        snprintf(id, sizeof(id), "tx-o%d", i);
+        assert_int_equal(pos_journal_seen_at(&jn, id, &first), 0);
+        assert_true(first == fake_now);
     }
-    for (int i = 5; i < 15; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "tx-%02d", i);
-        assert_true(pos_journal_seen_has(&jn, id));
-    }
-    /* Across reopen, and the bound keeps holding. */
-    close_all();
-    open_all(8 * MB, 0, 10);
-    assert_int_equal(pos_journal_seen_count(&jn), 10);
-    assert_true(pos_journal_seen_has(&jn, "tx-05"));
-    assert_int_equal(pos_journal_seen_add(&jn, "tx-new"), 0);
-    assert_false(pos_journal_seen_has(&jn, "tx-05"));
-    assert_true(pos_journal_seen_has(&jn, "tx-06"));
-    assert_true(pos_journal_seen_has(&jn, "tx-new"));
-    assert_int_equal(pos_journal_seen_count(&jn), 10);
-    /* The default bound is 10,000. */
-    close_all();
-    open_all(8 * MB, 0, 0);
-    assert_int_equal(POS_JOURNAL_DEFAULT_SEEN, 10000);
+    /* Kept a whole window from the conversion, gone after it. */
+    fake_now += POS_JOURNAL_DEFAULT_WINDOW_MS - 1;
+    assert_int_equal(pos_journal_prune(&jn), 0);
+    assert_true(pos_journal_seen_has(&jn, "tx-o0"));
+    fake_now += 2;
+    assert_int_equal(pos_journal_prune(&jn), 0);
+    assert_false(pos_journal_seen_has(&jn, "tx-o0"));
 }
 
 static void test_codec(void **state)
@@ -374,7 +471,9 @@ int main(void)
         T(test_list_order_across_reopen),
         T(test_restore_into_state_machine),
         T(test_prune_keeps_live),
-        T(test_seen_bounded_oldest_forgotten),
+        T(test_seen_window_never_forgets_inside),
+        T(test_seen_window_prune_by_age),
+        T(test_seen_old_layout_converted),
         cmocka_unit_test(test_codec),
         T(test_full_store_is_enospc),
     };

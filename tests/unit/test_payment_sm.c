@@ -115,7 +115,7 @@ static void render(const pos_payment_actions_t *a)
             bool has_reason = m->type == POS_MSG_OUT_PAYMENT_DECLINED ||
                               m->type == POS_MSG_OUT_PAYMENT_REJECTED ||
                               m->type == POS_MSG_OUT_RECEIPT_FAILED;
-            snprintf(one, sizeof(one), "%s%s%s%s%s@%s",
+            snprintf(one, sizeof(one), "%s%s%s%s%s%s@%s", x->u.publish.held ? "held:" : "",
                      x->u.publish.transaction_channel ? "tx:" : "", pos_msg_out_type_name(m->type),
                      has_reason ? ":" : "", has_reason ? m->reason : "",
                      m->type == POS_MSG_OUT_TRANSACTION_COMPLETED
@@ -138,6 +138,12 @@ static void render(const pos_payment_actions_t *a)
         case POS_PAY_ACT_STATUS_CHANGED:
             snprintf(one, sizeof(one), "%s", x->u.busy ? "BUSY" : "IDLE");
             break;
+        case POS_PAY_ACT_RELEASE_HELD:
+            snprintf(one, sizeof(one), "RELEASE@%s", x->transaction_id);
+            break;
+        case POS_PAY_ACT_DISCARD_HELD:
+            snprintf(one, sizeof(one), "DISCARD@%s", x->transaction_id);
+            break;
         default:
             fail_msg("action kind %d", (int)x->kind);
         }
@@ -150,6 +156,7 @@ static void render(const pos_payment_actions_t *a)
  *   req TX MINOR [CUR]       cancel TX       reprint TX      reject TX [REASON]
  *   pin TX OUTCOME [ARG]     (ARG: masked PAN when approved, reason when declined)
  *   print TX OUTCOME         disp TX ok|fail tick MS (advance and fire the deadline)
+ *   rec TX                   recfail TX      (its RECORD durable, or not)
  */
 static int send_event(const char *text)
 {
@@ -186,6 +193,10 @@ static int send_event(const char *text)
     } else if (strcmp(verb, "disp") == 0) {
         ev.kind = POS_PAY_EV_DISPLAY_DONE;
         ev.display_ok = strcmp(a1, "ok") == 0;
+    } else if (strcmp(verb, "rec") == 0) {
+        ev.kind = POS_PAY_EV_RECORDED;
+    } else if (strcmp(verb, "recfail") == 0) {
+        ev.kind = POS_PAY_EV_RECORD_FAILED;
     } else if (strcmp(verb, "tick") == 0) {
         ev.kind = POS_PAY_EV_DEADLINE;
         ev.transaction_id = NULL;
@@ -217,10 +228,14 @@ static void run(const step_t *steps, size_t n)
 #define RUN(steps) run(steps, sizeof(steps) / sizeof(steps[0]))
 
 /* Common prefixes. */
+/* The request queues its record, SADD and PAYMENT_PROCESSING (held) in one
+ * commit; the pinpad is asked once the record is durable and the amount shown. */
 #define S_REQ                                                                                      \
-    {"req tx-1 1234", "RECORD(STARTING) SADD BUSY DISPLAY(1234)", POS_PAY_STARTING}
+    {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",     \
+     POS_PAY_STARTING},                                                                            \
+    {"rec tx-1", "", POS_PAY_STARTING}
 #define S_DISP                                                                                     \
-    {"disp tx-1 ok", "PINPAD(1234/978) PAYMENT_PROCESSING@tx-1", POS_PAY_PROCESSING}
+    {"disp tx-1 ok", "PINPAD(1234/978) RELEASE@tx-1", POS_PAY_PROCESSING}
 #define S_APPROVE                                                                                  \
     {"pin tx-1 approved",                                                                          \
      "RECORD(APPROVED) PAYMENT_APPROVED@tx-1 INCR(payments_approved) TEXT(Approved) PRINT",        \
@@ -270,6 +285,8 @@ static void test_print_outcomes(void **state)
         char tx[16], ev[64], want[256];
         snprintf(tx, sizeof(tx), "p-%zu", i);
         snprintf(ev, sizeof(ev), "req %s 100", tx);
+        assert_int_equal(send_event(ev), 0);
+        snprintf(ev, sizeof(ev), "rec %s", tx);
         assert_int_equal(send_event(ev), 0);
         snprintf(ev, sizeof(ev), "disp %s ok", tx);
         assert_int_equal(send_event(ev), 0);
@@ -371,6 +388,7 @@ static void test_configurable_timeouts(void **state)
     pos_payment_sm_init(sm, &cfg);
     assert_int_equal(send_event("req tx-1 1234"), 0);
     assert_true(acts.next_deadline_ms == now + 1000);
+    assert_int_equal(send_event("rec tx-1"), 0);
     assert_int_equal(send_event("disp tx-1 ok"), 0);
     assert_true(acts.next_deadline_ms == now + 30000);
     assert_int_equal(send_event("tick 30000"), 0);
@@ -381,6 +399,7 @@ static void test_configurable_timeouts(void **state)
     pos_payment_sm_init(sm, NULL);
     assert_int_equal(send_event("req tx-2 1234"), 0);
     assert_true(acts.next_deadline_ms == now + 5000);
+    assert_int_equal(send_event("rec tx-2"), 0);
     assert_int_equal(send_event("disp tx-2 ok"), 0);
     assert_true(acts.next_deadline_ms == now + 120000);
     assert_int_equal(send_event("cancel tx-2"), 0);
@@ -393,15 +412,16 @@ static void test_display_problems_do_not_block(void **state)
 {
     static const step_t steps[] = {
         S_REQ,
-        {"disp tx-1 fail", "INCR(display_errors) PINPAD(1234/978) PAYMENT_PROCESSING@tx-1",
+        {"disp tx-1 fail", "INCR(display_errors) PINPAD(1234/978) RELEASE@tx-1",
          POS_PAY_PROCESSING},
         {"disp tx-1 ok", "", POS_PAY_PROCESSING}, /* late, ignored */
         {"pin tx-1 declined", S_DECLINED("declined", "payments_declined", "Declined") "DECLINED)",
          POS_PAY_IDLE},
-        {"req tx-2 500", "RECORD(STARTING) SADD BUSY DISPLAY(500)", POS_PAY_STARTING},
+        {"req tx-2 500", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-2 BUSY DISPLAY(500)", POS_PAY_STARTING},
+        {"rec tx-2", "", POS_PAY_STARTING},
         {"disp tx-1 ok", "", POS_PAY_STARTING}, /* another payment's display */
         {"tick 4999", "", POS_PAY_STARTING},
-        {"tick 1", "INCR(display_errors) PINPAD(500/978) PAYMENT_PROCESSING@tx-2",
+        {"tick 1", "INCR(display_errors) PINPAD(500/978) RELEASE@tx-2",
          POS_PAY_PROCESSING},
     };
     (void)state;
@@ -421,7 +441,7 @@ static void test_busy(void **state)
         {"req tx-2 999", "PAYMENT_REJECTED:busy@tx-2 INCR(payments_rejected)", POS_PAY_PRINTING},
         S_PRINTED,
         /* A busy rejection is not remembered: the cloud may send it again. */
-        {"req tx-2 999", "RECORD(STARTING) SADD BUSY DISPLAY(999)", POS_PAY_STARTING},
+        {"req tx-2 999", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-2 BUSY DISPLAY(999)", POS_PAY_STARTING},
     };
     (void)state;
     RUN(steps);
@@ -479,11 +499,67 @@ static void test_duplicate_while_cancelling(void **state)
 #define S_CANCELLED                                                                                \
     "SREM PAYMENT_CANCELLED@tx-1 TEXT(Cancelled) INCR(payments_cancelled) IDLE RECORD(CANCELLED)"
 
+/* ---- the record gate: never the pinpad before the record is durable ------------ */
+
+/* The display may finish first: the pinpad still waits for the record. */
+static void test_pinpad_waits_for_record(void **state)
+{
+    static const step_t steps[] = {
+        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
+         POS_PAY_STARTING},
+        {"disp tx-1 ok", "", POS_PAY_STARTING},
+        {"rec tx-2", "", POS_PAY_STARTING}, /* another transaction's record gates nothing */
+        {"rec tx-1", "PINPAD(1234/978) RELEASE@tx-1", POS_PAY_PROCESSING},
+        {"rec tx-1", "", POS_PAY_PROCESSING}, /* a later record gates nothing either */
+    };
+    (void)state;
+    RUN(steps);
+}
+
+/* No durable record: PAYMENT_PROCESSING is never sent, the pinpad never
+ * asked, and the refusal is the request's one first answer. */
+static void test_record_failed_refuses(void **state)
+{
+    static const step_t steps[] = {
+        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
+         POS_PAY_STARTING},
+        {"disp tx-1 ok", "", POS_PAY_STARTING},
+        {"recfail tx-1",
+         "DISCARD@tx-1 SREM PAYMENT_REJECTED:unavailable@tx-1 INCR(payments_rejected) "
+         "TEXT(Not completed) IDLE",
+         POS_PAY_IDLE},
+        {"rec tx-1", "", POS_PAY_IDLE},
+        /* Not remembered: the cloud may ask again once the store works. */
+        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
+         POS_PAY_STARTING},
+    };
+    (void)state;
+    RUN(steps);
+}
+
+/* The store does not answer within the display's time: refused, not charged. */
+static void test_record_late_refuses(void **state)
+{
+    static const step_t steps[] = {
+        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
+         POS_PAY_STARTING},
+        {"disp tx-1 ok", "", POS_PAY_STARTING},
+        {"tick 5000",
+         "DISCARD@tx-1 SREM PAYMENT_REJECTED:unavailable@tx-1 INCR(payments_rejected) "
+         "TEXT(Not completed) IDLE",
+         POS_PAY_IDLE},
+        {"rec tx-1", "", POS_PAY_IDLE}, /* too late: nothing starts */
+    };
+    (void)state;
+    RUN(steps);
+}
+
 static void test_cancel_starting(void **state)
 {
     static const step_t steps[] = {
         S_REQ,
-        {"cancel tx-1", S_CANCELLED, POS_PAY_IDLE}, /* pinpad never asked: no abort */
+        /* Pinpad never asked: no abort, and PAYMENT_PROCESSING is never sent. */
+        {"cancel tx-1", "DISCARD@tx-1 " S_CANCELLED, POS_PAY_IDLE},
         {"disp tx-1 ok", "", POS_PAY_IDLE},
         {"tick 600000", "", POS_PAY_IDLE},
         {"cancel tx-1", "PAYMENT_CANCELLED@tx-1", POS_PAY_IDLE},
@@ -602,7 +678,7 @@ static void test_reprint(void **state)
     assert_string_equal(rendered, "INCR(print_stale_results)");
     /* A payment is live: no copy now. */
     static const step_t busy[] = {
-        {"req tx-2 200", "RECORD(STARTING) SADD BUSY DISPLAY(200)", POS_PAY_STARTING},
+        {"req tx-2 200", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-2 BUSY DISPLAY(200)", POS_PAY_STARTING},
         {"reprint tx-1", "RECEIPT_FAILED:busy@tx-1", POS_PAY_STARTING},
     };
     RUN(busy);
@@ -625,10 +701,11 @@ static void test_receipt_content(void **state)
 {
     (void)state;
     assert_int_equal(send_event("req tx-1 1234"), 0);
-    assert_int_equal(acts.a[3].kind, POS_PAY_ACT_DISPLAY_AMOUNT);
-    assert_int_equal(acts.a[3].u.amount.line_count, 1);
-    assert_string_equal(acts.a[3].u.amount.lines[0].name, "Espresso");
-    assert_string_equal(acts.a[3].u.amount.currency.alpha, "EUR");
+    assert_int_equal(acts.a[4].kind, POS_PAY_ACT_DISPLAY_AMOUNT);
+    assert_int_equal(acts.a[4].u.amount.line_count, 1);
+    assert_string_equal(acts.a[4].u.amount.lines[0].name, "Espresso");
+    assert_string_equal(acts.a[4].u.amount.currency.alpha, "EUR");
+    assert_int_equal(send_event("rec tx-1"), 0);
     assert_int_equal(send_event("disp tx-1 ok"), 0);
     assert_int_equal(send_event("pin tx-1 approved"), 0);
     const pos_payment_action_t *p = &acts.a[4];
@@ -664,6 +741,7 @@ static void test_pinpad_data_vetted(void **state)
     pos_payment_event_t ev;
     (void)state;
     assert_int_equal(send_event("req tx-1 1234"), 0);
+    assert_int_equal(send_event("rec tx-1"), 0);
     assert_int_equal(send_event("disp tx-1 ok"), 0);
     memset(&ev, 0, sizeof(ev));
     ev.kind = POS_PAY_EV_PINPAD_RESULT;
@@ -772,7 +850,7 @@ static void test_history_eviction(void **state)
     /* Forgotten: the window of protection is POS_PAY_HISTORY ids. */
     assert_int_equal(send_event("req tx-1 1234"), 0);
     render(&acts);
-    assert_string_equal(rendered, "RECORD(STARTING) SADD BUSY DISPLAY(1234)");
+    assert_string_equal(rendered, "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)");
     /* old-2 is still protected. */
     assert_int_equal(send_event("req old-2 1"), 0);
     render(&acts);
@@ -897,6 +975,9 @@ int main(void)
         T(test_busy),
         T(test_duplicates_in_each_state),
         T(test_duplicate_while_cancelling),
+        T(test_pinpad_waits_for_record),
+        T(test_record_failed_refuses),
+        T(test_record_late_refuses),
         T(test_cancel_starting),
         T(test_cancel_processing_each_pinpad_answer),
         T(test_cancel_loses_race_with_approval),
