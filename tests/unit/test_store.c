@@ -34,8 +34,7 @@ static pos_outbox_census_t outbox_census;
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_store-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(pos_test_mkdtemp(dir, sizeof(dir), "test_store"), 0);
     return 0;
 }
 
@@ -52,10 +51,8 @@ static int open_store(pos_store_t *st)
     pos_store_tenant_t tenants[2];
     pos_cache_tenant(&tenants[0], &cache_census);
     pos_outbox_tenant(&tenants[1], &outbox_census);
-    pos_store_config_t cfg = {.path = dir,
-                              .map_size = 4u * 1024u * 1024u,
-                              .tenants = tenants,
-                              .tenant_count = 2};
+    pos_store_config_t cfg = {
+        .path = dir, .map_size = 4u * 1024u * 1024u, .tenants = tenants, .tenant_count = 2};
     return pos_store_open(st, &cfg);
 }
 
@@ -86,15 +83,17 @@ static void populate(void)
     for (int i = 0; i < 50; i++) {
         char key[32];
         int n = snprintf(key, sizeof(key), "product:%d", i);
-        assert_int_equal(pos_cache_put(&c, key, (size_t)n, value, sizeof(value),
-                                       POS_CACHE_PRODUCT, 1000),
-                         0);
+        assert_int_equal(
+            pos_cache_put(&c, key, (size_t)n, value, sizeof(value), POS_CACHE_PRODUCT, 1000), 0);
     }
     pos_cache_close(&c);
     pos_outbox_t ob;
     assert_int_equal(pos_outbox_open(&ob, &st, NULL), 0);
-    pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH, .channel = "ch", .channel_len = 2,
-                            .payload = "{}", .payload_len = 2};
+    pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH,
+                            .channel = "ch",
+                            .channel_len = 2,
+                            .payload = "{}",
+                            .payload_len = 2};
     uint64_t id;
     assert_int_equal(pos_outbox_append(&ob, &e, &id), 0);
     pos_outbox_close(&ob);
@@ -292,28 +291,50 @@ static void test_corrupt_truncated_after_meta(void **state)
     expect_rebuilt("meta page needs");
 }
 
-static void test_wrong_version(void **state)
+/* Populates the store, then lets change() alter it as a bug or a bad disk
+ * could, and closes it. */
+static void populate_then(void (*change)(pos_store_t *st))
 {
-    (void)state;
     populate();
     pos_store_t st;
     assert_int_equal(open_store(&st), 0);
-    MDB_txn *txn;
-    assert_int_equal(pos_store_txn_begin(&st, 0, &txn), 0);
-    assert_int_equal(pos_store_meta_put(&st, txn, "format", POS_STORE_FORMAT + 1), 0);
-    assert_int_equal(pos_store_txn_commit(txn), 0);
+    change(&st);
     pos_store_close(&st);
+}
+
+static void next_format(pos_store_t *st)
+{
+    MDB_txn *txn;
+    assert_int_equal(pos_store_txn_begin(st, 0, &txn), 0);
+    assert_int_equal(pos_store_meta_put(st, txn, "format", POS_STORE_FORMAT + 1), 0);
+    assert_int_equal(pos_store_txn_commit(txn), 0);
+}
+
+static void short_product(pos_store_t *st)
+{
+    put_short(st, POS_DB_CACHE, "product:1");
+}
+
+static void no_format(pos_store_t *st)
+{
+    MDB_txn *txn;
+    assert_int_equal(pos_store_txn_begin(st, 0, &txn), 0);
+    MDB_val k = {6, "format"};
+    assert_int_equal(mdb_del(txn, st->dbi[POS_DB_META], &k, NULL), 0);
+    assert_int_equal(pos_store_txn_commit(txn), 0);
+}
+
+static void test_wrong_version(void **state)
+{
+    (void)state;
+    populate_then(next_format);
     expect_rebuilt("format version 2, expected 1");
 }
 
 static void test_malformed_record(void **state)
 {
     (void)state;
-    populate();
-    pos_store_t st;
-    assert_int_equal(open_store(&st), 0);
-    put_short(&st, POS_DB_CACHE, "product:1");
-    pos_store_close(&st);
+    populate_then(short_product);
     expect_rebuilt("malformed record in cache");
 }
 
@@ -369,15 +390,7 @@ static void test_malformed_journal_record(void **state)
 static void test_missing_format_in_non_empty_store(void **state)
 {
     (void)state;
-    populate();
-    pos_store_t st;
-    assert_int_equal(open_store(&st), 0);
-    MDB_txn *txn;
-    assert_int_equal(pos_store_txn_begin(&st, 0, &txn), 0);
-    MDB_val k = {6, "format"};
-    assert_int_equal(mdb_del(txn, st.dbi[POS_DB_META], &k, NULL), 0);
-    assert_int_equal(pos_store_txn_commit(txn), 0);
-    pos_store_close(&st);
+    populate_then(no_format);
     expect_rebuilt("no format version");
 }
 
