@@ -48,6 +48,10 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
     r.outbox = 0;
+    if (status != POS_TERM_OFFLINE) {
+        a->written_status = status;
+        memcpy(a->written_devices, a->devices, sizeof(a->written_devices));
+    }
     n = pos_status_json(&r, json, sizeof(json) - POS_SIGN_APPEND);
     if (n < 0) {
         POS_ERR("status", "cannot encode status: %s", strerror(-n));
@@ -81,17 +85,42 @@ static int agent_publish_status_change(pos_agent_t *a, pos_term_status_t status,
                             3, argv, lens);
 }
 
+/* A device's state as far as a status write goes: busy and back is no
+ * change worth a write (it is shown when the key is written anyway). */
+static pos_dev_state_t agent_settled(pos_dev_state_t s)
+{
+    return s == POS_DEV_BUSY ? POS_DEV_READY : s;
+}
+
+/* True when the status value differs from the one last written in more
+ * than its time, uptime and busy devices. */
+static bool agent_status_differs(const pos_agent_t *a, pos_term_status_t now)
+{
+    if (now != a->written_status) {
+        return true;
+    }
+    for (int i = 0; i < POS_DEV_COUNT; i++) {
+        if (agent_settled(a->devices[i]) != agent_settled(a->written_devices[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
- * Re-evaluates the status and, when it changed, writes the status key and
- * publishes TERMINAL_STATUS. Called after a device or the payment state
- * changed.
+ * Writes the status key (and TERMINAL_STATUS when the terminal's status
+ * changed) if the value changed: "force" at a connect, where it is always
+ * written.
  */
-static void agent_status_changed(pos_agent_t *a)
+static void agent_status_write(pos_agent_t *a, bool force)
 {
     pos_term_status_t now = pos_agent_status(a);
 
     if (!pos_link_is_online(&a->link) || a->stopping) {
         return; /* announced at the next connect */
+    }
+    if (!force && !agent_status_differs(a, now)) {
+        return;
     }
     agent_write_status(a, now, agent_reply_logged);
     if (now != a->published) {
@@ -100,6 +129,49 @@ static void agent_status_changed(pos_agent_t *a)
         if (agent_publish_status_change(a, now, a->published, agent_reply_logged) == 0) {
             a->published = now;
         }
+    }
+}
+
+static int agent_barrier_apply(pos_store_op_t *op, MDB_txn *txn)
+{
+    (void)op;
+    (void)txn;
+    return 0;
+}
+
+static void agent_barrier_done(pos_store_op_t *op)
+{
+    pos_agent_t *a = op->ctx;
+
+    a->status_barrier = false;
+    agent_status_write(a, false);
+}
+
+/*
+ * A device or the payment state changed; the status key and
+ * TERMINAL_STATUS follow, and only if the value really changed (a device
+ * busy and back is none). A payment starting is announced at once, before
+ * its PAYMENT_PROCESSING. Anything else waits for what came with it to be
+ * durable and on its way (a payment's TRANSACTION_COMPLETED goes out before
+ * the terminal says it is online again): the writer hands operations back
+ * in order, so an empty one queued now comes back after them. Changes
+ * made meanwhile are announced together.
+ */
+static void agent_status_changed(pos_agent_t *a)
+{
+    if (a->closing) {
+        return;
+    }
+    if (!a->writer_ok || pos_agent_status(a) == POS_TERM_BUSY) {
+        agent_status_write(a, false);
+        return;
+    }
+    if (!a->status_barrier) {
+        a->status_barrier = true;
+        a->barrier_op = (pos_store_op_t){.apply = agent_barrier_apply,
+                                         .done = agent_barrier_done,
+                                         .ctx = a};
+        pos_store_writer_submit(&a->writer, &a->barrier_op);
     }
 }
 
@@ -119,7 +191,7 @@ static void agent_on_online(pos_link_t *l)
     pos_agent_t *a = l->data;
 
     /* Status at once on every (re)connect, then every interval from now. */
-    agent_status_changed(a);
+    agent_status_write(a, true);
     uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, a->cfg.heartbeat_interval_s * 1000u,
                    a->cfg.heartbeat_interval_s * 1000u);
     if (!a->ready_notified) {
@@ -141,10 +213,44 @@ static void agent_on_online(pos_link_t *l)
     }
 }
 
+/* Is one more unit of src within its budget now? */
+static bool agent_admit(pos_agent_t *a, pos_inbound_t src)
+{
+    if (pos_bucket_take(&a->inbound[src], pos_clock_mono_ms()) == 0) {
+        a->admitted[src]++;
+        return true;
+    }
+    a->over_budget[src]++;
+    return false;
+}
+
+/*
+ * What changes the cache came faster than its budget: rather than apply
+ * it item by item (and fall behind), every cached entry is marked stale,
+ * at most once a second, so reads ask Redis again. Nothing stale is
+ * served as fresh; only the offline copy's age says "not verified".
+ */
+static void agent_cache_over_budget(pos_agent_t *a, const char *what)
+{
+    uint64_t now = pos_clock_mono_ms();
+
+    if (a->last_all_stale_ms != 0 && now - a->last_all_stale_ms < 1000u) {
+        return;
+    }
+    a->last_all_stale_ms = now;
+    a->degraded_to_stale++;
+    POS_WARN("cache", "%s over its budget: every cached entry marked stale instead", what);
+    pos_cachesvc_tracking(&a->cache, NULL);
+}
+
 static void agent_on_invalidate(pos_link_t *l, const redisReply *keys)
 {
     pos_agent_t *a = l->data;
 
+    if (!agent_admit(a, POS_IN_INVALIDATION)) {
+        agent_cache_over_budget(a, "tracking invalidations");
+        return;
+    }
     pos_cachesvc_tracking(&a->cache, keys);
 }
 
@@ -248,6 +354,12 @@ static void agent_port_release(void *ctx, uint64_t id, bool discard)
 {
     pos_agent_t *a = ctx;
     pos_delivery_release(&a->delivery, id, discard);
+}
+
+static int agent_port_publish_now(void *ctx, const char *channel, const char *json, size_t len)
+{
+    pos_agent_t *a = ctx;
+    return pos_delivery_publish_now(&a->delivery, channel, json, len);
 }
 
 static int agent_port_set_member(void *ctx, const char *key, bool add, const char *member,
@@ -367,6 +479,38 @@ static void agent_on_system(pos_agent_t *a, const char *payload, size_t len)
     }
 }
 
+static bool agent_mentions(const char *payload, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (size_t i = 0; i + n <= len; i++) {
+        if (payload[i] == word[0] && memcmp(payload + i, word, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A message over its channel's budget: answered or handled cheaply. */
+static void agent_over_budget(pos_agent_t *a, pos_inbound_t src, const char *payload, size_t len)
+{
+    switch (src) {
+    case POS_IN_PAYMENT:
+        pos_payment_refuse_busy(&a->payment, payload, len);
+        break;
+    case POS_IN_INVENTORY:
+        agent_cache_over_budget(a, "inventory updates");
+        break;
+    default:
+        /* An alert is dropped; an invalidation among them costs the whole cache. */
+        a->messages_dropped++;
+        if (agent_mentions(payload, len, "CACHE_INVALIDATE")) {
+            agent_cache_over_budget(a, "cache invalidations");
+        }
+        break;
+    }
+}
+
 static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, const char *payload,
                              size_t len)
 {
@@ -375,7 +519,11 @@ static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, c
     for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
         pos_channel_t *ch = &a->channels[i];
         if (strlen(ch->name) == chlen && memcmp(ch->name, channel, chlen) == 0) {
-            ch->handler(a, payload, len);
+            if (agent_admit(a, ch->source)) {
+                ch->handler(a, payload, len);
+            } else {
+                agent_over_budget(a, ch->source, payload, len);
+            }
             return;
         }
     }
@@ -634,6 +782,10 @@ static void agent_info_sources(pos_agent_t *a)
     i->store = a->store_ok ? &a->store : NULL;
     i->outbox = a->store_ok ? &a->outbox : NULL;
     i->journal = a->store_ok ? &a->journal : NULL;
+    i->writer = a->writer_ok ? &a->writer : NULL;
+    i->admitted = a->admitted;
+    i->over_budget = a->over_budget;
+    i->degraded_to_stale = &a->degraded_to_stale;
 }
 
 static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)
@@ -693,6 +845,7 @@ static void agent_payment_options(pos_agent_t *a, pos_payment_options_t *po)
     po->port.batch = agent_port_batch;
     po->port.publish = agent_port_publish;
     po->port.release = agent_port_release;
+    po->port.publish_now = agent_port_publish_now;
     po->port.set_member = agent_port_set_member;
     po->port.incrby = agent_port_incrby;
     po->port.device_status = agent_port_device_status;
@@ -723,6 +876,7 @@ static void agent_writer_close(pos_agent_t *a)
         a->writer_ok = false;
         pos_outbox_set_writer(&a->outbox, NULL);
         pos_journal_set_writer(&a->journal, NULL);
+        a->info.writer = NULL;
         pos_store_writer_close(&a->writer, NULL, NULL);
     }
 }
@@ -771,10 +925,24 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
 
     snprintf(a->channels[0].name, sizeof(a->channels[0].name), "payment:%s", cfg->terminal_id);
     a->channels[0].handler = agent_on_payment;
+    a->channels[0].source = POS_IN_PAYMENT;
     snprintf(a->channels[1].name, sizeof(a->channels[1].name), "inventory:%s", cfg->store_id);
     a->channels[1].handler = agent_on_inventory;
+    a->channels[1].source = POS_IN_INVENTORY;
     snprintf(a->channels[2].name, sizeof(a->channels[2].name), "system:alerts");
     a->channels[2].handler = agent_on_system;
+    a->channels[2].source = POS_IN_SYSTEM;
+    {
+        uint64_t now = pos_clock_mono_ms();
+        pos_bucket_init(&a->inbound[POS_IN_PAYMENT], cfg->inbound_payment_rate,
+                        cfg->inbound_payment_burst, now);
+        pos_bucket_init(&a->inbound[POS_IN_INVENTORY], cfg->inbound_inventory_rate,
+                        cfg->inbound_inventory_burst, now);
+        pos_bucket_init(&a->inbound[POS_IN_SYSTEM], cfg->inbound_system_rate,
+                        cfg->inbound_system_burst, now);
+        pos_bucket_init(&a->inbound[POS_IN_INVALIDATION], cfg->inbound_invalidation_rate,
+                        cfg->inbound_invalidation_burst, now);
+    }
     snprintf(a->probe_channel, sizeof(a->probe_channel), "posagent:probe:%s", cfg->terminal_id);
     snprintf(a->client_name, sizeof(a->client_name), "posagent:%s", cfg->terminal_id);
     snprintf(a->status_key, sizeof(a->status_key), "terminal:%s:status", cfg->terminal_id);

@@ -25,15 +25,26 @@
 #include "agent/sync/cachesvc.h"
 #include "agent/sync/delivery.h"
 #include "conf/config.h"
+#include "platform/bucket.h"
 
 typedef struct pos_agent pos_agent_t;
 
 /* A channel handler: payload is the message body (not NUL-terminated). */
 typedef void (*pos_channel_handler_t)(pos_agent_t *a, const char *payload, size_t len);
 
+/* The inbound sources with a budget ([inbound]). */
+typedef enum pos_inbound {
+    POS_IN_PAYMENT = 0, /* payment:{terminalId} */
+    POS_IN_INVENTORY,   /* inventory:{storeId} */
+    POS_IN_SYSTEM,      /* system:alerts */
+    POS_IN_INVALIDATION,/* keys Redis reports changed */
+    POS_IN_COUNT
+} pos_inbound_t;
+
 typedef struct pos_channel {
     char name[96];
     pos_channel_handler_t handler;
+    pos_inbound_t source;
 } pos_channel_t;
 
 struct pos_agent {
@@ -65,11 +76,15 @@ struct pos_agent {
     uv_timer_t heartbeat_timer;
     uv_timer_t watchdog_timer;
     uv_timer_t shutdown_timer;
+    pos_store_op_t barrier_op;    /* orders a status write after what came with it */
+    bool status_barrier;          /* barrier_op is with the writer */
     uv_signal_t sig_term;
     uv_signal_t sig_int;
     uv_signal_t sig_hup;
 
     pos_term_status_t published;  /* last status announced on system:terminals */
+    pos_term_status_t written_status;             /* in the status key's last write */
+    pos_dev_state_t written_devices[POS_DEV_COUNT];
     pos_dev_state_t devices[POS_DEV_COUNT];
     bool payment_active;
     uint64_t started_ms;          /* monotonic */
@@ -81,6 +96,11 @@ struct pos_agent {
     unsigned open_parts;          /* handles and subsystems still closing */
     uint64_t heartbeats_sent;
     uint64_t messages_dropped;
+    pos_bucket_t inbound[POS_IN_COUNT]; /* admission per source */
+    uint64_t admitted[POS_IN_COUNT];    /* let in */
+    uint64_t over_budget[POS_IN_COUNT]; /* turned away (answered or handled cheaply) */
+    uint64_t degraded_to_stale;         /* over-budget invalidations: all marked stale */
+    uint64_t last_all_stale_ms;         /* monotonic ms of the last of those */
 };
 
 /*

@@ -98,12 +98,38 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  a->outbox != NULL, os.entries, os.bytes, os.payment, os.dropped,
                  a->delivery->delivered, a->delivery->inflight, a->delivery->lost);
     }
+    if (info_want(want, "store")) {
+        pos_store_writer_stats_t ws;
+        memset(&ws, 0, sizeof(ws));
+        if (a->writer != NULL) {
+            pos_store_writer_stats(a->writer, &ws);
+        }
+        /* Every write goes through the writer: commits are its groups. */
+        info_add(&b,
+                 "# store\r\nstore_commits:%" PRIu64 "\r\nstore_writes:%" PRIu64
+                 "\r\nstore_writes_failed:%" PRIu64 "\r\nstore_writes_queued:%" PRIu64
+                 "\r\nstore_largest_commit:%" PRIu64 "\r\nstore_slowest_commit_us:%" PRIu64
+                 "\r\n\r\n",
+                 ws.groups, ws.ops, ws.failed, ws.queued, ws.largest, ws.commit_us_max);
+    }
     if (info_want(want, "payment")) {
         info_add(&b,
                  "# payment\r\nstate:%s\r\nmessages_handled:%" PRIu64
                  "\r\nmessages_rejected:%" PRIu64 "\r\njournal_entries:%" PRIu64 "\r\n\r\n",
                  pos_payment_state_name(pos_payment_sm_state(&a->payment->sm)), a->payment->handled,
                  a->payment->rejected, a->journal != NULL ? pos_journal_count(a->journal) : 0);
+    }
+    if (info_want(want, "inbound") && a->admitted != NULL) {
+        static const char *const names[] = {"payment", "inventory", "system", "invalidation"};
+        info_add(&b, "# inbound\r\n");
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            info_add(&b, "%s_admitted:%" PRIu64 "\r\n%s_over_budget:%" PRIu64 "\r\n", names[i],
+                     a->admitted[i], names[i], a->over_budget[i]);
+        }
+        info_add(&b,
+                 "payment_refused_busy:%" PRIu64 "\r\npayment_dropped_over_budget:%" PRIu64
+                 "\r\ncache_marked_stale_over_budget:%" PRIu64 "\r\n\r\n",
+                 a->payment->over_budget, a->payment->dropped, *a->degraded_to_stale);
     }
     if (info_want(want, "devices")) {
         info_add(&b, "# devices\r\ndisplay:%s\r\nprinter:%s\r\npinpad:%s\r\n\r\n",

@@ -16,6 +16,7 @@
 #include "agent/payment/payment.h"
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
+#include "agent/store/writer.h"
 #include "agent/sync/cachesvc.h"
 #include "agent/sync/delivery.h"
 
@@ -35,11 +36,15 @@ typedef struct pos_info_sources {
     pos_store_t *store;     /* NULL: no store */
     pos_outbox_t *outbox;   /* NULL: no store */
     pos_journal_t *journal; /* NULL: no store */
+    pos_store_writer_t *writer; /* NULL: no store */
+    const uint64_t *admitted;    /* per inbound source (pos_inbound_t order), or NULL */
+    const uint64_t *over_budget;
+    const uint64_t *degraded_to_stale;
 } pos_info_sources_t;
 
 /*
  * Writes the INFO text of "section" ("all" or one of server, link, cache,
- * outbox, payment, devices; case-insensitive) into buf (cap bytes; what
+ * outbox, store, payment, inbound, devices; case-insensitive) into buf (cap bytes; what
  * does not fit is left out). Returns its length.
  */
 size_t pos_info_write(const pos_info_sources_t *src, const char *section, char *buf, size_t cap);

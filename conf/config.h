@@ -98,6 +98,12 @@ typedef struct pos_config {
     uint32_t payment_dedup_window_h;     /* a transaction id is remembered this long */
     uint32_t payment_dedup_max_ids;      /* ids remembered at most */
 
+    /* [inbound]: token buckets per source, a second and burst */
+    uint32_t inbound_payment_rate, inbound_payment_burst;
+    uint32_t inbound_inventory_rate, inbound_inventory_burst;
+    uint32_t inbound_system_rate, inbound_system_burst;
+    uint32_t inbound_invalidation_rate, inbound_invalidation_burst;
+
     /* [store] local LMDB store: cache, outbox, payment journal */
     char store_path[201];              /* directory, absolute */
     uint32_t store_map_size_mb;        /* LMDB map size, MiB */

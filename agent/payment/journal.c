@@ -267,6 +267,7 @@ struct pos_journal_op {
     void *ctx;
     /* The journal's counters once this write is applied, and before it. */
     uint64_t records, seen, oldest_ms;
+    uint64_t w_seq; /* their age: later writes' counters replace them */
     pos_journal_counters_t before;
     uint64_t forgotten; /* ids past the window forgotten by this write */
     pos_journal_op_t *pending_next;
@@ -560,6 +561,7 @@ static int journal_apply(pos_store_op_t *op, MDB_txn *txn)
         o->forgotten = 0;
     }
     counters_out(j, o);
+    o->w_seq = ++j->w_seq;
     return rc;
 }
 
@@ -597,7 +599,8 @@ static void journal_applied(pos_store_op_t *op)
     pos_journal_t *j = o->j;
 
     pending_remove(j, o);
-    if (op->status == 0) {
+    if (op->status == 0 && o->w_seq > j->counters_seq) {
+        j->counters_seq = o->w_seq;
         j->records = o->records;
         j->seen = o->seen;
         j->oldest_ms = o->oldest_ms;

@@ -73,6 +73,8 @@ typedef struct pos_journal {
     pos_store_writer_t *writer; /* NULL: writes run at once in the caller's thread */
     pos_journal_config_t cfg;
     pos_journal_counters_t w;   /* the writes' own (writer thread) */
+    uint64_t w_seq;             /* writes applied (writer thread) */
+    uint64_t counters_seq;      /* the write the counters below are as of (loop thread) */
     uint64_t records;           /* as of the last applied write (loop thread) */
     uint64_t seen;
     uint64_t oldest_ms;

@@ -657,6 +657,44 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     memset(msg, 0, sizeof(*msg));
 }
 
+void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
+{
+    pos_msg_t *msg = &p->msg;
+    pos_msg_limits_t lim;
+    pos_msg_out_t out;
+    char why[128], json[512], channel[96];
+    int rc;
+
+    memset(&lim, 0, sizeof(lim));
+    lim.max_len = POS_MSG_MAX_BYTES;
+    lim.max_amount_minor = (int64_t)p->opt.max_amount * 1000;
+    rc = pos_msg_decode(POS_MSG_CH_PAYMENT, payload, len, &lim, msg, why, sizeof(why));
+    const char *tx = rc == 0 && msg->type == POS_MSG_PAYMENT_REQUESTED
+                         ? msg->u.payment.transaction_id
+                         : (rc != 0 && rc != -EALREADY && msg->type == POS_MSG_PAYMENT_REQUESTED &&
+                                    msg->reject_transaction_id[0] != '\0'
+                                ? msg->reject_transaction_id
+                                : NULL);
+    if (tx == NULL) {
+        p->dropped++;
+        memset(msg, 0, sizeof(*msg));
+        return;
+    }
+    memset(&out, 0, sizeof(out));
+    out.type = POS_MSG_OUT_PAYMENT_REJECTED;
+    snprintf(out.transaction_id, sizeof(out.transaction_id), "%s", tx);
+    snprintf(out.reason, sizeof(out.reason), "busy");
+    memset(msg, 0, sizeof(*msg));
+    int n = pos_msg_encode(&out, p->opt.terminal_id, p->opt.store_id, pos_clock_wall_ms(), json,
+                           sizeof(json));
+    snprintf(channel, sizeof(channel), "payment:%s", p->opt.terminal_id);
+    if (n < 0 || p->opt.port.publish_now(p->opt.port.ctx, channel, json, (size_t)n) != 0) {
+        p->dropped++;
+        return;
+    }
+    p->over_budget++;
+}
+
 int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)
 {
     if (pos_payment_active(p)) {

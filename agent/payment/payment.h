@@ -41,6 +41,9 @@ typedef struct pos_payment_port {
                    uint64_t *id);
     /* Lets the held entry id go out, or never (discard). */
     void (*release)(void *ctx, uint64_t id, bool discard);
+    /* PUBLISH json on channel now, not through the outbox: for refusals
+     * that touched nothing (a request over the channel's budget). */
+    int (*publish_now)(void *ctx, const char *channel, const char *json, size_t len);
     /* SADD key member + EXPIRE key ttl_s (add), or SREM key member. */
     int (*set_member)(void *ctx, const char *key, bool add, const char *member, unsigned ttl_s);
     /* INCRBY key n + EXPIRE key ttl_s NX. */
@@ -93,6 +96,8 @@ struct pos_payment {
     uint64_t handled;      /* payment-channel messages handled */
     uint64_t rejected;     /* dropped as malformed */
     uint64_t unverified;   /* refused: unsigned, bad signature or stale */
+    uint64_t over_budget;  /* requests refused "busy" over the channel's budget */
+    uint64_t dropped;      /* other messages dropped over the budget */
 };
 
 /* Creates the devices (no I/O yet) and the deadline timer. Returns 0, or a
@@ -112,6 +117,14 @@ void pos_payment_restore(pos_payment_t *p);
 
 /* A message on payment:{terminalId}. */
 void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len);
+
+/*
+ * A message on payment:{terminalId} over the channel's budget: a
+ * PAYMENT_REQUESTED is answered PAYMENT_REJECTED busy at once (nothing
+ * recorded, no state machine, no card); anything else is dropped. Either
+ * way it is counted.
+ */
+void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len);
 
 /* Shows two lines on the customer display unless a payment owns it.
  * Returns 0, -EBUSY during a payment, or the device's error. */

@@ -304,6 +304,7 @@ struct pos_outbox_op {
     void *ctx;
     unsigned drop_rounds;  /* map-full recoveries so far */
     pos_outbox_stats_t w;      /* the writer's counters once this write is applied */
+    uint64_t w_seq;            /* their age: later writes' counters replace them */
     pos_outbox_stats_t before; /* and before it (for an undo) */
     pos_outbox_op_t *pending_next;
     unsigned char data[];  /* APPEND: channel then payload */
@@ -400,6 +401,7 @@ static int outbox_apply(pos_store_op_t *op, MDB_txn *txn)
         o->ob->w = o->before; /* the nested transaction undid the store's side */
     }
     o->w = o->ob->w;
+    o->w_seq = ++o->ob->w_seq;
     return rc;
 }
 
@@ -480,7 +482,6 @@ static int outbox_recover(pos_store_op_t *op)
         return 0;
     }
     (void)pos_store_settle(ob->st);
-    o->w = ob->w;
     return 1;
 }
 
@@ -510,10 +511,14 @@ static void outbox_applied(pos_store_op_t *op)
             break;
         }
     }
-    /* The writer's counters as of this write (later writes update them again). */
-    uint64_t next = ob->stats.next_id;
-    ob->stats = o->w;
-    ob->stats.next_id = next > o->w.next_id ? next : o->w.next_id;
+    /* The writer's counters as of this write, unless a later write's came
+     * first (a write run at once while the writer closes). */
+    if (o->w_seq > ob->stats_seq) {
+        uint64_t next = ob->stats.next_id;
+        ob->stats = o->w;
+        ob->stats.next_id = next > o->w.next_id ? next : o->w.next_id;
+        ob->stats_seq = o->w_seq;
+    }
     free(o);
 }
 
@@ -617,6 +622,7 @@ void pos_outbox_batch_free(pos_outbox_batch_t *batch)
 /* pos_outbox_peek() reads in two passes: how many and how many bytes, then the copy. */
 typedef struct peek_walk {
     pos_outbox_t *ob;
+    uint64_t from; /* the first id wanted */
     pos_outbox_batch_t *batch;
     size_t max;   /* entries at most */
     size_t n;     /* pass 1: entries counted; pass 2: entries copied */
@@ -657,7 +663,9 @@ static int peek_copy(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *v)
 static int peek_txn(void *ctx, MDB_txn *txn)
 {
     peek_walk_t *w = ctx;
-    int rc = pos_store_each(w->ob->st, txn, POS_DB_OUTBOX, peek_count, w);
+    unsigned char from[8];
+    pos_endian_put_be64(from, w->from);
+    int rc = pos_store_each_from(w->ob->st, txn, POS_DB_OUTBOX, from, sizeof(from), peek_count, w);
     if (rc < 0) {
         return rc;
     }
@@ -672,11 +680,16 @@ static int peek_txn(void *ctx, MDB_txn *txn)
     w->max = w->n;
     w->n = 0;
     w->bytes = 0;
-    rc = pos_store_each(w->ob->st, txn, POS_DB_OUTBOX, peek_copy, w);
+    rc = pos_store_each_from(w->ob->st, txn, POS_DB_OUTBOX, from, sizeof(from), peek_copy, w);
     return rc < 0 ? rc : 0;
 }
 
 int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
+{
+    return pos_outbox_peek_from(ob, 0, max, batch);
+}
+
+int pos_outbox_peek_from(pos_outbox_t *ob, uint64_t from, size_t max, pos_outbox_batch_t *batch)
 {
     if (ob == NULL || ob->st == NULL || batch == NULL) {
         return -EINVAL;
@@ -685,7 +698,7 @@ int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
     if (max == 0) {
         return 0;
     }
-    peek_walk_t w = {ob, batch, max, 0, 0};
+    peek_walk_t w = {ob, from, batch, max, 0, 0};
     int rc = pos_store_txn_run(ob->st, MDB_RDONLY, peek_txn, &w);
     if (rc != 0) {
         pos_outbox_batch_free(batch);

@@ -83,6 +83,8 @@ typedef struct pos_outbox {
     pos_outbox_stats_t stats;   /* as of the last applied write (loop thread) */
     pos_outbox_stats_t w;       /* the writes' own counters (writer thread) */
     uint64_t next_id;           /* the id the next append gets (loop thread) */
+    uint64_t w_seq;             /* writes applied by the writer (writer thread) */
+    uint64_t stats_seq;         /* the write "stats" are as of (loop thread) */
     pos_outbox_op_t *pending;   /* queued, not yet applied; newest first */
 } pos_outbox_t;
 
@@ -144,6 +146,9 @@ int pos_outbox_append(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *i
  * Returns the count (0 when empty) or a negative errno (-ENOMEM).
  */
 int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch);
+
+/* Same, from the entry with id "from" (or the next one there is) on. */
+int pos_outbox_peek_from(pos_outbox_t *ob, uint64_t from, size_t max, pos_outbox_batch_t *batch);
 
 /* Frees a batch filled by pos_outbox_peek(); safe on a zeroed batch. */
 void pos_outbox_batch_free(pos_outbox_batch_t *batch);

@@ -416,8 +416,8 @@ static void census_zero(const pos_store_tenant_t *t)
  * fn's value when fn stopped the walk (*by_fn set), or the LMDB code that
  * ended it, untranslated, *step saying where.
  */
-static int each_record(MDB_txn *txn, MDB_dbi dbi, pos_store_each_fn fn, void *ctx, bool *by_fn,
-                       const char **step)
+static int each_record(MDB_txn *txn, MDB_dbi dbi, const MDB_val *from, pos_store_each_fn fn,
+                       void *ctx, bool *by_fn, const char **step)
 {
     MDB_cursor *cur;
     *by_fn = false;
@@ -428,7 +428,10 @@ static int each_record(MDB_txn *txn, MDB_dbi dbi, pos_store_each_fn fn, void *ct
     }
     *step = "reading";
     MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+    if (from != NULL) {
+        k = *from;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, from != NULL ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         rc = fn(ctx, cur, &k, &v);
         if (rc != 0) {
@@ -445,7 +448,17 @@ int pos_store_each(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, pos_store_e
 {
     bool by_fn;
     const char *step;
-    int rc = each_record(txn, st->dbi[db], fn, ctx, &by_fn, &step);
+    int rc = each_record(txn, st->dbi[db], NULL, fn, ctx, &by_fn, &step);
+    return by_fn ? rc : pos_store_errno(rc);
+}
+
+int pos_store_each_from(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, const void *from,
+                        size_t from_len, pos_store_each_fn fn, void *ctx)
+{
+    MDB_val k = {from_len, (void *)from};
+    bool by_fn;
+    const char *step;
+    int rc = each_record(txn, st->dbi[db], &k, fn, ctx, &by_fn, &step);
     return by_fn ? rc : pos_store_errno(rc);
 }
 
@@ -479,7 +492,7 @@ static int walk_db(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, const pos_s
 {
     walk_args_t a = {db, t, strict, false};
     bool by_fn;
-    int rc = each_record(txn, st->dbi[db], walk_record, &a, &by_fn, step);
+    int rc = each_record(txn, st->dbi[db], NULL, walk_record, &a, &by_fn, step);
     *refused = a.refused;
     return by_fn ? 0 : rc;
 }

@@ -219,6 +219,10 @@ typedef int (*pos_store_each_fn)(void *ctx, MDB_cursor *cur, MDB_val *key, MDB_v
 int pos_store_each(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, pos_store_each_fn fn,
                    void *ctx);
 
+/* pos_store_each() from the first key >= from (from_len bytes) on. */
+int pos_store_each_from(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, const void *from,
+                        size_t from_len, pos_store_each_fn fn, void *ctx);
+
 /*
  * Translates an LMDB or system return code into 0 or a negative errno:
  * MDB_MAP_FULL and ENOSPC -> -ENOSPC, MDB_NOTFOUND -> -ENOENT, MDB_KEYEXIST

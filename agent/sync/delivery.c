@@ -223,9 +223,9 @@ void pos_delivery_pump(pos_delivery_t *d)
         return;
     }
     memset(&batch, 0, sizeof(batch));
-    /* The oldest entries, in id order; those already sent on this
-     * connection are in flight and skipped. */
-    n = pos_outbox_peek(d->ob, POS_DELIVERY_WINDOW * 2, &batch);
+    /* The oldest entries not yet sent on this connection, in id order
+     * (those sent are in flight: their acks come as Redis answers). */
+    n = pos_outbox_peek_from(d->ob, d->sent_upto + 1, POS_DELIVERY_WINDOW, &batch);
     for (int i = 0; i < n && d->inflight < POS_DELIVERY_WINDOW; i++) {
         const pos_outbox_entry_t *e = &batch.entries[i];
         if (e->id <= d->sent_upto) {
@@ -359,6 +359,11 @@ static int delivery_queue(pos_delivery_t *d, pos_outbox_kind_t kind, bool paymen
         free(q); /* nothing queued: the callback does not run */
     }
     return rc;
+}
+
+int pos_delivery_publish_now(pos_delivery_t *d, const char *channel, const char *json, size_t len)
+{
+    return delivery_direct(d, channel, json, len, true);
 }
 
 int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *json, size_t len,

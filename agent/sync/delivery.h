@@ -91,6 +91,11 @@ int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigne
 int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const char *member,
                             unsigned ttl_s);
 
+/* PUBLISH json on channel now (signed when a key is set), not through the
+ * outbox: for answers that may be lost with the link (nothing was done).
+ * Returns 0, or a negative errno (counted as lost). */
+int pos_delivery_publish_now(pos_delivery_t *d, const char *channel, const char *json, size_t len);
+
 /* The link came online: resend from the oldest unacknowledged entry. */
 void pos_delivery_online(pos_delivery_t *d);
 

@@ -418,7 +418,7 @@ static void test_unknown_and_duplicate(void **state)
 
     load(&r, IDS "[hall]\n", no_env);
     expect_error(&r, ":4: [hall]: unknown section",
-                 "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, log", NULL);
+                 "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, inbound, log", NULL);
 
     load(&r, IDS "; comment\n[ redis ]\nurl = redis://h\n", no_env);
     expect_error(&r, ":5: [ redis ]: unknown section", NULL);
@@ -907,6 +907,14 @@ static const char *const all_keys[][3] = {
     {"payment", "signature_window_s", NULL},
     {"payment", "dedup_window_h", NULL},
     {"payment", "dedup_max_ids", NULL},
+    {"inbound", "payment_rate", NULL},
+    {"inbound", "payment_burst", NULL},
+    {"inbound", "inventory_rate", NULL},
+    {"inbound", "inventory_burst", NULL},
+    {"inbound", "system_rate", NULL},
+    {"inbound", "system_burst", NULL},
+    {"inbound", "invalidation_rate", NULL},
+    {"inbound", "invalidation_burst", NULL},
     {"store", "path", NULL},
     {"store", "map_size_mb", NULL},
     {"store", "outbox_max_entries", NULL},
@@ -1017,7 +1025,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 47);
+    assert_int_equal(uncommented, 55);
     result_t r;
     must_load(&r, out, no_env);
     assert_int_equal(r.cfg.nsentinels, 3);

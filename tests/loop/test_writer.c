@@ -1,0 +1,267 @@
+/*
+ * The store writer (agent/store/writer.c) with the outbox and the payment
+ * journal on a real LMDB store and a real libuv loop: results come back in
+ * submission order, plugged submissions share one commit, reads on the
+ * loop see what is queued, the loop cannot write itself, one failing
+ * write leaves the rest of its group alone, and closing loses nothing.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "agent/payment/journal.h"
+#include "agent/store/outbox.h"
+#include "agent/store/store.h"
+#include "agent/store/writer.h"
+#include "tests/support/fs.h"
+#include "tests/support/loop.h"
+#include "tests/support/store.h"
+
+#define MB (1024u * 1024u)
+
+static pos_store_t st;
+static pos_outbox_t ob;
+static pos_journal_t jn;
+static pos_store_writer_t w;
+static uv_loop_t loop;
+static bool writer_on;
+
+static void open_all(void);
+static void close_all(void);
+static pos_test_store_fixture_t fx = {"test_writer", open_all, close_all, ""};
+
+static void open_all(void)
+{
+    pos_test_store_open(&st, fx.dir, 16 * MB);
+}
+
+/* The outbox and the journal on a started writer, with outbox bounds. */
+static void start(uint64_t max_entries)
+{
+    pos_outbox_config_t oc = {.max_entries = max_entries};
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(pos_outbox_open(&ob, &st, &oc), 0);
+    assert_int_equal(pos_journal_open(&jn, &st, NULL), 0);
+    assert_int_equal(pos_store_writer_start(&w, &loop, &st), 0);
+    pos_outbox_set_writer(&ob, &w);
+    pos_journal_set_writer(&jn, &w);
+    writer_on = true;
+}
+
+static void stop(void)
+{
+    if (!writer_on) {
+        return;
+    }
+    writer_on = false;
+    pos_outbox_set_writer(&ob, NULL);
+    pos_journal_set_writer(&jn, NULL);
+    pos_store_writer_close(&w, NULL, NULL);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    pos_journal_close(&jn);
+    pos_outbox_close(&ob);
+}
+
+static void close_all(void)
+{
+    stop();
+    pos_store_close(&st);
+}
+
+/* What the callbacks saw. */
+typedef struct seen {
+    int calls;
+    int failed;
+    uint64_t ids[4096];
+    int status[4096];
+} seen_t;
+
+static seen_t seen;
+
+static void on_appended(void *ctx, int status, const pos_outbox_entry_t *e)
+{
+    seen_t *s = ctx;
+    if (s->calls < 4096) {
+        s->ids[s->calls] = e->id;
+        s->status[s->calls] = status;
+    }
+    s->calls++;
+    s->failed += status != 0;
+}
+
+static uint64_t append(const char *payload, bool payment)
+{
+    pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH,
+                            .is_payment = payment,
+                            .channel = "ch",
+                            .channel_len = 2,
+                            .payload = payload,
+                            .payload_len = strlen(payload)};
+    uint64_t id = 0;
+    assert_int_equal(pos_outbox_append_async(&ob, &e, &id, on_appended, &seen), 0);
+    return id;
+}
+
+static void test_order_and_grouping(void **state)
+{
+    pos_store_writer_stats_t ws;
+
+    (void)state;
+    memset(&seen, 0, sizeof(seen));
+    start(0);
+    /* The loop may not write on its own once the writer serves the store. */
+    MDB_txn *txn;
+    assert_int_equal(pos_store_txn_begin(&st, 0, &txn), -EDEADLK);
+    uint64_t first = append("m0", false);
+    for (int i = 1; i < 1000; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "m%d", i);
+        assert_true(append(p, false) == first + (uint64_t)i); /* ids at once, in order */
+    }
+    assert_true(pos_test_loop_until_int(&loop, &seen.calls, 1000, 10000));
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(seen.status[i], 0);
+        assert_true(seen.ids[i] == first + (uint64_t)i);
+    }
+    pos_store_writer_stats(&w, &ws);
+    printf("    1,000 appends: %llu commits, largest %llu\n", (unsigned long long)ws.groups,
+           (unsigned long long)ws.largest);
+    assert_true(ws.groups < 1000); /* grouped while a commit ran */
+    /* Plugged: one commit for the lot. */
+    uint64_t groups = ws.groups;
+    pos_store_writer_plug(&w);
+    for (int i = 0; i < 50; i++) {
+        append("plugged", false);
+    }
+    pos_store_writer_unplug(&w);
+    assert_true(pos_test_loop_until_int(&loop, &seen.calls, 1050, 10000));
+    pos_store_writer_stats(&w, &ws);
+    assert_true(ws.groups == groups + 1);
+    assert_true(ws.largest >= 50);
+    /* Everything is there, in order. */
+    pos_outbox_batch_t b;
+    assert_int_equal(pos_outbox_peek(&ob, 2000, &b), 1050);
+    assert_int_equal(b.entries[999].payload_len, 4);
+    assert_memory_equal(b.entries[999].payload, "m999", 4);
+    assert_memory_equal(b.entries[1000].payload, "plugged", 7);
+    pos_outbox_batch_free(&b);
+}
+
+/* Writes queued and not yet applied already count for reads on the loop. */
+static bool journal_applied(const void *arg)
+{
+    return pos_journal_count(arg) == 1;
+}
+
+static void test_reads_see_queued_writes(void **state)
+{
+    pos_payment_record_t r, got;
+
+    (void)state;
+    start(0);
+    memset(&r, 0, sizeof(r));
+    snprintf(r.transaction_id, sizeof(r.transaction_id), "tx-q");
+    r.state = POS_PAY_STARTING;
+    r.amount_minor = 100;
+    memcpy(r.currency.alpha, "EUR", 4);
+    r.currency.digits = 2;
+    r.currency.numeric = 978;
+    pos_store_writer_plug(&w); /* held back: nothing is applied yet */
+    assert_int_equal(pos_journal_put_async(&jn, &r, NULL, NULL), 0);
+    assert_true(pos_journal_seen_has(&jn, "tx-q"));
+    assert_int_equal(pos_journal_get(&jn, "tx-q", &got), 0);
+    assert_int_equal(got.state, POS_PAY_STARTING);
+    assert_int_equal(pos_journal_count(&jn), 0); /* counted once applied */
+    pos_store_writer_unplug(&w);
+    assert_true(pos_test_loop_until(&loop, journal_applied, &jn, 10000));
+    assert_true(pos_journal_seen_has(&jn, "tx-q"));
+}
+
+/* One write refused (the outbox's bound is all payment outcomes) fails
+ * alone: the rest of its commit stands. */
+static void test_one_failure_in_a_group(void **state)
+{
+    (void)state;
+    memset(&seen, 0, sizeof(seen));
+    start(2);
+    pos_store_writer_plug(&w);
+    append("P1", true);
+    append("P2", true);
+    append("P3", true); /* over the bound, nothing to drop */
+    pos_store_writer_unplug(&w);
+    assert_true(pos_test_loop_until_int(&loop, &seen.calls, 3, 10000));
+    assert_int_equal(seen.status[0], 0);
+    assert_int_equal(seen.status[1], 0);
+    assert_int_equal(seen.status[2], -ENOSPC);
+    pos_outbox_stats_t s;
+    pos_outbox_stats(&ob, &s);
+    assert_int_equal(s.entries, 2); /* the refused one is not counted, applied or not */
+}
+
+/* Closing finishes what is queued; what its callbacks queue runs at once. */
+static int requeued;
+
+static void on_appended_requeue(void *ctx, int status, const pos_outbox_entry_t *e)
+{
+    (void)e;
+    on_appended(ctx, status, e);
+    if (requeued == 0) {
+        requeued = 1;
+        pos_outbox_entry_t more = {.kind = POS_OUTBOX_PUBLISH,
+                                   .channel = "ch",
+                                   .channel_len = 2,
+                                   .payload = "late",
+                                   .payload_len = 4};
+        uint64_t id;
+        assert_int_equal(pos_outbox_append_async(&ob, &more, &id, on_appended, ctx), 0);
+    }
+}
+
+static void test_close_loses_nothing(void **state)
+{
+    (void)state;
+    memset(&seen, 0, sizeof(seen));
+    requeued = 0;
+    start(0);
+    for (int i = 0; i < 200; i++) {
+        pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH,
+                                .channel = "ch",
+                                .channel_len = 2,
+                                .payload = "x",
+                                .payload_len = 1};
+        uint64_t id;
+        assert_int_equal(
+            pos_outbox_append_async(&ob, &e, &id, i == 199 ? on_appended_requeue : on_appended,
+                                    &seen),
+            0);
+    }
+    stop(); /* without running the loop first */
+    assert_int_equal(seen.calls, 201);
+    assert_int_equal(seen.failed, 0);
+    pos_outbox_stats_t s;
+    pos_outbox_stats(&ob, &s);
+    assert_int_equal(s.entries, 201);
+}
+
+int main(void)
+{
+#define T(f)                                                                                       \
+    cmocka_unit_test_prestate_setup_teardown(f, pos_test_store_setup, pos_test_store_teardown, &fx)
+    const struct CMUnitTest tests[] = {
+        T(test_order_and_grouping),
+        T(test_reads_see_queued_writes),
+        T(test_one_failure_in_a_group),
+        T(test_close_loses_nothing),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
