@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 
 #include "tests/support/harness.h"
+#include "tests/support/ini.h"
 
 static uint64_t now_us(void)
 {
@@ -71,7 +72,8 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 1000;
     pos_test_redis_t redis;
     pos_test_agent_t agent;
-    char ini[1536], tx[32], msg[512];
+    static pos_ini_t ini;
+    char tx[32], msg[512];
 
     if (n < 10 || n > 1000000) {
         fprintf(stderr, "usage: bench_payment [N >= 10]\n");
@@ -86,15 +88,17 @@ int main(int argc, char **argv)
      * agent's temporary directory, on disk). A tmpfs path shows the agent's
      * own cost without the disk's fsync. */
     const char *store = getenv("POS_BENCH_STORE");
-    char store_ini[300] = "";
+    pos_ini_init(&ini);
+    pos_ini_set(&ini, "terminal", "id", "T-B");
+    pos_ini_set(&ini, "terminal", "store_id", "S-B");
+    pos_ini_set(&ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)redis.port);
+    pos_ini_set(&ini, "hal", "sim_pinpad_delay_ms", "0");
+    pos_ini_set(&ini, "hal", "sim_decline_ending", "%s", "");
     if (store != NULL) {
-        snprintf(store_ini, sizeof(store_ini), "[store]\npath = %s\n", store);
+        pos_ini_set(&ini, "store", "path", "%s", store);
     }
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = T-B\nstore_id = S-B\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[hal]\nsim_pinpad_delay_ms = 0\nsim_decline_ending =\n%s[log]\nlevel = warn\n",
-             (unsigned)redis.port, store_ini);
-    if (pos_test_agent_start(&agent, ini, NULL) != 0) {
+    pos_ini_set(&ini, "log", "level", "warn");
+    if (pos_test_agent_start(&agent, pos_ini_text(&ini), NULL) != 0) {
         return 1;
     }
     redisContext *pub = pos_test_redis_connect(&redis);
@@ -143,7 +147,8 @@ int main(int argc, char **argv)
     }
     double secs = (double)(now_us() - start) / 1e6;
     printf("payment round trips through redis-server on loopback, simulated devices, "
-           "%d payments in %.1f s:\n", n, secs);
+           "%d payments in %.1f s:\n",
+           n, secs);
     report("request -> PAYMENT_PROCESSING", processing, n);
     report("request -> TRANSACTION_COMPLETED", completed, n);
 

@@ -46,24 +46,9 @@ if [ -n "$qemu_bin" ]; then
 else
   bin=$(bench_agent_bin)
 fi
-work=$(mktemp -d /tmp/posagent-bench-XXXXXX)
-port=$(bench_free_port 17100)
-agent_pid=""
-trap 'kill $agent_pid $BENCH_REDIS_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+bench_workspace 17100
 bench_start_redis "$port" "$work"
-cat >"$work/posagent.ini" <<INI
-[terminal]
-id = T-BENCH
-store_id = S-BENCH
-[redis]
-url = redis://127.0.0.1:$port
-[hal]
-sim_dir = $work/sim
-[store]
-path = $work/store
-[local]
-socket = $work/agent.sock
-INI
+bench_ini T-BENCH S-BENCH "redis://127.0.0.1:$port" >"$work/posagent.ini"
 if [ "$items" -gt 0 ]; then
   half=$((items / 2))
   awk -v n="$half" 'BEGIN {

@@ -8,30 +8,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 n=${1:-200000}
 bin=$(bench_agent_bin)
-work=$(mktemp -d /tmp/posagent-bench-XXXXXX)
-port=$(bench_free_port 17300)
-trap 'kill $agent_pid $BENCH_REDIS_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+bench_workspace 17300
 bench_start_redis "$port" "$work"
 val=$(printf '{"productId":"P-%%d","quantity":%%d,"lowStockThreshold":5,"note":"%0150d"}' 0)
 for i in $(seq 0 9999); do
   printf "SET inventory:S-BENCH:P-%d '%s'\n" "$i" "$(printf "$val" "$i" "$i")"
 done | redis-cli -p "$port" >/dev/null
 redis-cli -p "$port" set product:P-1 "$(printf "$val" 1 1)" >/dev/null
-cat >"$work/posagent.ini" <<INI
-[terminal]
-id = T-BENCH
-store_id = S-BENCH
-[redis]
-url = redis://127.0.0.1:$port
-[hal]
-sim_dir = $work/sim
-[store]
-path = $work/store
-[local]
-socket = $work/agent.sock
-[log]
-level = info
-INI
+{ bench_ini T-BENCH S-BENCH "redis://127.0.0.1:$port"; printf '[log]\nlevel = info\n'; } \
+  >"$work/posagent.ini"
 "$bin" --config "$work/posagent.ini" 2>"$work/agent.log" &
 agent_pid=$!
 until grep -q "warm-up:" "$work/agent.log"; do sleep 0.1; done

@@ -8,17 +8,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 n=${1:-10}; down=${2:-5}
 bin=$(bench_agent_bin)
-work=$(mktemp -d /tmp/posagent-bench-XXXXXX)
-port=$(bench_free_port 17200)
-trap 'kill $agent_pid $BENCH_REDIS_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+bench_workspace 17200
 bench_start_redis "$port" "$work"
-cat >"$work/posagent.ini" <<INI
-[terminal]
-id = T-BENCH
-store_id = S-BENCH
-[redis]
-url = redis://127.0.0.1:$port
-INI
+bench_ini T-BENCH S-BENCH "redis://127.0.0.1:$port" >"$work/posagent.ini"
 "$bin" --config "$work/posagent.ini" 2>"$work/agent.log" &
 agent_pid=$!
 until [ -n "$(redis-cli -p "$port" get terminal:T-BENCH:status)" ]; do sleep 0.05; done

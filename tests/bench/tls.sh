@@ -20,11 +20,8 @@ root=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 n=${1:-10}; down=${2:-1}
 bin=$(bench_agent_bin)
-work=$(mktemp -d /tmp/posagent-bench-XXXXXX)
-port=$(bench_free_port 17300)
+bench_workspace 17300
 tport=$(bench_free_port $((port + 1)))
-agent_pid=""
-trap 'kill $agent_pid $BENCH_REDIS_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 bash "$root/tests/support/tls_certs.sh" "$work/certs" >/dev/null
 
 start_redis() {
@@ -63,22 +60,9 @@ ca_file = $work/certs/ca.crt"
   else
     url="redis://127.0.0.1:$port"
   fi
-  cat >"$work/$1.ini" <<INI
-[terminal]
-id = T-BENCH
-store_id = S-BENCH
-[redis]
-url = $url
-retry_delay_ms = 100
-max_retry_delay_ms = 500
-$tlsconf
-[hal]
-sim_dir = $work/sim-$1
-[store]
-path = $work/store-$1
-[local]
-socket = $work/agent-$1.sock
-INI
+  { bench_ini T-BENCH S-BENCH "$url" "-$1"
+    printf '[redis]\nretry_delay_ms = 100\nmax_retry_delay_ms = 500\n%s\n' "$tlsconf"
+  } >"$work/$1.ini"
   "$bin" --config "$work/$1.ini" 2>"$work/$1.log" &
   agent_pid=$!
   wait_online "$work/$1.log" 1

@@ -25,28 +25,6 @@ void fl_filter(void)
     }
 }
 
-void fl_dump_log(const pos_test_agent_t *a)
-{
-    char *log = pos_test_agent_log_read(a);
-    size_t n = log != NULL ? strlen(log) : 0;
-    /* The tail is what matters; a long run's whole log is noise. */
-    fprintf(stderr, "---- agent log (last 8 KiB) ----\n%s\n----\n",
-            log == NULL ? "" : log + (n > 8192 ? n - 8192 : 0));
-    free(log);
-}
-
-void fl_wait_online(const pos_test_agent_t *a, int n, int timeout_ms)
-{
-    if (!pos_test_agent_wait_log(a, "link: online", n, timeout_ms)) {
-        pos_test_agent_t *m = (pos_test_agent_t *)a;
-        bool alive = pos_test_agent_alive(m);
-        fprintf(stderr, "agent pid %d %s (exit status %d)\n", (int)a->pid,
-                alive ? "still running" : "has exited", a->exit_status);
-        fl_dump_log(a);
-        fail_msg("agent did not come online (%d) within %d ms", n, timeout_ms);
-    }
-}
-
 long fl_wait_log_ms(const pos_test_agent_t *a, const char *needle, int n, int timeout_ms)
 {
     uint64_t t0 = pos_test_now_ms();
@@ -54,27 +32,6 @@ long fl_wait_log_ms(const pos_test_agent_t *a, const char *needle, int n, int ti
         return -1;
     }
     return (long)(pos_test_now_ms() - t0);
-}
-
-long fl_wait_status(const pos_test_redis_t *r, const char *want, int timeout_ms)
-{
-    uint64_t t0 = pos_test_now_ms(), end = t0 + (uint64_t)timeout_ms;
-    do {
-        char *v = pos_test_get(r, FL_STATUS_KEY);
-        bool ok = false;
-        if (v != NULL) {
-            cJSON *j = cJSON_Parse(v);
-            cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "status");
-            ok = want == NULL || (cJSON_IsString(s) && strcmp(s->valuestring, want) == 0);
-            cJSON_Delete(j);
-            free(v);
-        }
-        if (ok) {
-            return (long)(pos_test_now_ms() - t0);
-        }
-        pos_test_sleep_ms(10);
-    } while (pos_test_now_ms() < end);
-    return -1;
 }
 
 int fl_agent_clients(const pos_test_redis_t *r, long long *cmd_id, long long *sub_id)
@@ -104,8 +61,8 @@ int fl_agent_clients(const pos_test_redis_t *r, long long *cmd_id, long long *su
         long long id = 0;
         sscanf(l, "id=%lld", &id);
         const char *fl = strstr(l, " flags=");
-        bool pubsub = fl != NULL && strchr(fl + 7, 'P') != NULL &&
-                      strchr(fl + 7, 'P') < strchr(fl + 7, ' ');
+        bool pubsub =
+            fl != NULL && strchr(fl + 7, 'P') != NULL && strchr(fl + 7, 'P') < strchr(fl + 7, ' ');
         n++;
         if (pubsub && sub_id != NULL) {
             *sub_id = id;
@@ -115,25 +72,6 @@ int fl_agent_clients(const pos_test_redis_t *r, long long *cmd_id, long long *su
     }
     free(copy);
     return n;
-}
-
-redisContext *fl_local_connect(const pos_test_agent_t *a)
-{
-    char path[400];
-    struct timeval tv = {5, 0};
-    snprintf(path, sizeof(path), "%s/agent.sock", a->dir);
-    for (int i = 0; i < 100; i++) {
-        redisContext *c = redisConnectUnixWithTimeout(path, tv);
-        if (c != NULL && c->err == 0) {
-            redisSetTimeout(c, tv);
-            return c;
-        }
-        if (c != NULL) {
-            redisFree(c);
-        }
-        pos_test_sleep_ms(50);
-    }
-    return NULL;
 }
 
 bool fl_local_publish_seq(redisContext *c, const char *channel, int seq)

@@ -2,9 +2,10 @@
 #define TESTS_FAULTS_FAULTLIB_H
 
 /*
- * Helpers shared by the fault-injection tests (tests/faults): what the
- * cloud sees (status key, messages on channels, the agent's Redis
- * clients) and what a till sends (the local API socket).
+ * Helpers shared by the fault-injection tests (tests/faults), on top of
+ * the shared fixture (tests/support/fixture.h): what the cloud sees
+ * (status key, messages on channels, the agent's Redis clients) and what a
+ * till sends (the local API socket).
  */
 
 #include <stdbool.h>
@@ -14,11 +15,11 @@
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/fixture.h"
 
-#define FL_TID        "T-0001"
-#define FL_SID        "S-042"
-#define FL_STATUS_KEY "terminal:" FL_TID ":status"
+#define FL_TID        POS_FIX_TID
+#define FL_SID        POS_FIX_SID
+#define FL_STATUS_KEY POS_FIX_STATUS_KEY
 #define FL_CHANNEL    "faults:" FL_TID /* what the outbox tests publish on */
 
 /* True when POS_FAULTS_LONG=1: long variants (minutes) run. */
@@ -27,25 +28,13 @@ bool fl_long(void);
 /* POS_FAULTS_FILTER=pattern runs only the matching tests (cmocka filter). */
 void fl_filter(void);
 
-/* Dumps the agent's log to stderr (on a failure). */
-void fl_dump_log(const pos_test_agent_t *a);
-
-/* Waits for the n-th "link: online"; dumps the log and fails otherwise. */
-void fl_wait_online(const pos_test_agent_t *a, int n, int timeout_ms);
-
 /* Milliseconds until the log holds n lines with needle, or -1. */
 long fl_wait_log_ms(const pos_test_agent_t *a, const char *needle, int n, int timeout_ms);
-
-/* The status key's "status" field once it equals want (NULL: any);
- * milliseconds waited, or -1 on timeout. */
-long fl_wait_status(const pos_test_redis_t *r, const char *want, int timeout_ms);
 
 /* The agent's Redis clients (name posagent:<id>): how many, and the ids of
  * the command and subscriber connections (0 when absent). */
 int fl_agent_clients(const pos_test_redis_t *r, long long *cmd_id, long long *sub_id);
 
-/* A connection to the agent's local API socket (hiredis over Unix). */
-redisContext *fl_local_connect(const pos_test_agent_t *a);
 /* PUBLISH channel {"type":"FAULT_SEQ","seq":seq} through the local API;
  * true when the agent accepted it into the outbox. */
 bool fl_local_publish_seq(redisContext *c, const char *channel, int seq);

@@ -35,9 +35,7 @@
 enum { ACT_NONE, ACT_UNPLUG, ACT_REPLUG, ACT_QUIT };
 
 typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-    pos_test_sub_t sub;
+    pos_fix_t fx;
     uv_loop_t loop;
     uv_async_t wake;
     pthread_t thread;
@@ -129,7 +127,7 @@ static bool emu_text_has(fixture_t *f, const char *needle)
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
+    if (f == NULL || pos_fix_start(&f->fx) != 0) {
         free(f);
         return -1;
     }
@@ -152,60 +150,31 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
-    }
+    pos_fix_stop(&f->fx); /* the agent first: it holds the printer's pty */
     emu_do(f, ACT_QUIT);
     pthread_join(f->thread, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     uv_loop_close(&f->loop);
     pthread_mutex_destroy(&f->mu);
-    pos_test_sub_close(&f->sub);
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
     free(f);
     return 0;
 }
 
 static unsigned charges(fixture_t *f)
 {
-    char path[400];
-    unsigned n = 0;
-    snprintf(path, sizeof(path), "%s/sim/pinpad.charges", f->agent.dir);
-    FILE *fp = fopen(path, "r");
-    if (fp != NULL) {
-        if (fscanf(fp, "%u", &n) != 1) {
-            n = 0;
-        }
-        fclose(fp);
-    }
-    return n;
+    return pos_fix_charges(&f->fx);
 }
 
-/* The next terminal message of this type for tx; NULL on timeout. */
+/* The next terminal message of this type for tx; fails the test after
+ * timeout_ms without one. */
 static cJSON *expect(fixture_t *f, const char *type, const char *tx, int timeout_ms)
 {
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
-    while (pos_test_now_ms() < end) {
-        char *m = pos_test_sub_next(&f->sub, (int)(end - pos_test_now_ms()) + 1, NULL, 0);
-        if (m == NULL) {
-            break;
-        }
-        cJSON *j = cJSON_Parse(m);
-        free(m);
-        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
-        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
-            strcmp(t->valuestring, type) == 0 && cJSON_IsString(x) &&
-            strcmp(x->valuestring, tx) == 0) {
-            return j;
-        }
-        cJSON_Delete(j);
+    cJSON *j = pos_test_sub_expect(&f->fx.sub, type, tx, timeout_ms, NULL);
+    if (j == NULL) {
+        pos_fix_dump_log(&f->fx);
+        fail_msg("no %s for %s within %d ms", type, tx, timeout_ms);
     }
-    fl_dump_log(&f->agent);
-    fail_msg("no %s for %s within %d ms", type, tx, timeout_ms);
-    return NULL;
+    return j;
 }
 
 static const char *str(cJSON *j, const char *k)
@@ -215,22 +184,26 @@ static const char *str(cJSON *j, const char *k)
     return v->valuestring;
 }
 
+typedef struct printer_wait {
+    const pos_test_redis_t *r;
+    char needle[64];
+} printer_wait_t;
+
+static bool printer_is(void *arg)
+{
+    const printer_wait_t *w = arg;
+    char *v = pos_test_get(w->r, FL_STATUS_KEY);
+    bool ok = v != NULL && strstr(v, w->needle) != NULL;
+    free(v);
+    return ok;
+}
+
 /* The printer's state in the status key becomes want; ms or -1. */
 static long wait_printer(fixture_t *f, const char *want, int timeout_ms)
 {
-    char needle[64];
-    snprintf(needle, sizeof(needle), "\"printer\":\"%s\"", want);
-    uint64_t t0 = pos_test_now_ms(), end = t0 + (uint64_t)timeout_ms;
-    do {
-        char *v = pos_test_get(&f->redis, FL_STATUS_KEY);
-        bool ok = v != NULL && strstr(v, needle) != NULL;
-        free(v);
-        if (ok) {
-            return (long)(pos_test_now_ms() - t0);
-        }
-        pos_test_sleep_ms(20);
-    } while (pos_test_now_ms() < end);
-    return -1;
+    printer_wait_t w = {.r = &f->fx.redis};
+    snprintf(w.needle, sizeof(w.needle), "\"printer\":\"%s\"", want);
+    return pos_test_poll(printer_is, &w, 20, timeout_ms);
 }
 
 static void pay(fixture_t *f, const char *tx)
@@ -240,29 +213,26 @@ static void pay(fixture_t *f, const char *tx)
              "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"%s\",\"amount\":4.20,"
              "\"currency\":\"EUR\",\"lines\":[{\"name\":\"Tea\",\"qty\":1,\"amount\":4.20}]}",
              tx);
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" FL_TID " %s", req), 2);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH payment:" FL_TID " %s", req), 2);
 }
 
 static void test_printer_unplug_mid_receipt(void **state)
 {
     fixture_t *f = *state;
-    char ini[1024];
+    pos_ini_t *ini = &f->fx.ini;
 
     /* Its second ESC @ is the receipt's: it takes the job and goes quiet. */
     pthread_mutex_lock(&f->mu);
     f->emu.silent_at_init = 2;
     pthread_mutex_unlock(&f->mu);
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " FL_TID "\nstore_id = " FL_SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[hal]\nprinter = escpos-serial:%s?baud=115200\nsim_pinpad_delay_ms = 300\n"
-             "[heartbeat]\ninterval_s = 2\nttl_s = 6\n[log]\nlevel = debug\n",
-             (unsigned)f->redis.port, f->emu.port.path);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    fl_wait_online(&f->agent, 1, 10000);
+    pos_ini_set(ini, "hal", "printer", "escpos-serial:%s?baud=115200", f->emu.port.path);
+    pos_ini_set(ini, "hal", "sim_pinpad_delay_ms", "300");
+    pos_fix_set_heartbeat(&f->fx, 2, 6);
+    pos_fix_agent_start(&f->fx, NULL);
+    pos_fix_wait_online(&f->fx, 1, 10000);
     assert_true(wait_printer(f, "ready", 5000) >= 0);
     const char *ch[] = {"payment:" FL_TID, "transaction:" FL_SID, NULL};
-    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, ch), 0);
+    assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, ch), 0);
 
     pay(f, "tx-plug-1");
     cJSON_Delete(expect(f, "PAYMENT_APPROVED", "tx-plug-1", 5000));
@@ -280,7 +250,7 @@ static void test_printer_unplug_mid_receipt(void **state)
     assert_string_equal(str(j, "reason"), "offline");
     cJSON_Delete(j);
     /* It failed because the cable went, not because the printer was quiet. */
-    char *log = pos_test_agent_log_read(&f->agent);
+    char *log = pos_test_agent_log_read(&f->fx.agent);
     const char *down = strstr(log, "hal: printer: link down");
     const char *failed = strstr(log, "payment: RECEIPT_FAILED tx-plug-1");
     assert_non_null(down);
@@ -299,7 +269,7 @@ static void test_printer_unplug_mid_receipt(void **state)
     long ms = wait_printer(f, "ready", 10000);
     fprintf(stderr, "replug: printer ready in the status key after %ld ms\n", ms);
     assert_true(ms >= 0);
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" FL_TID " %s",
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH payment:" FL_TID " %s",
                                   "{\"type\":\"RECEIPT_REPRINT\",\"transactionId\":\"tx-plug-1\"}"),
                      2);
     cJSON_Delete(expect(f, "RECEIPT_PRINTED", "tx-plug-1", 10000));
@@ -314,7 +284,7 @@ static void test_printer_unplug_mid_receipt(void **state)
     assert_true(emu_text_has(f, "tx-plug-2"));
     assert_true(emu_cuts(f) > cuts);
     assert_int_equal(charges(f), 2);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 int main(void)

@@ -20,57 +20,21 @@
 
 #include "tests/faults/faultlib.h"
 
-typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-    pos_test_sub_t sub;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        kill(f->agent.pid, SIGCONT);
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
-    }
-    pos_test_sub_close(&f->sub);
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
-    free(f);
-    return 0;
-}
-
 static void test_sigstop_sigcont(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     static fl_seen_t seen;
-    char ini[1024];
     const int stop_ms = fl_long() ? 120000 : 8000;
 
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " FL_TID "\nstore_id = " FL_SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\nretry_delay_ms = 100\n"
-             "max_retry_delay_ms = 1000\n"
-             "[heartbeat]\ninterval_s = 2\nttl_s = 4\n"
-             "[hal]\nsim_pinpad_delay_ms = 300\n[log]\nlevel = debug\n",
-             (unsigned)f->redis.port);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    fl_wait_online(&f->agent, 1, 10000);
-    assert_true(fl_wait_status(&f->redis, "online", 3000) >= 0);
+    pos_fix_set_retry(f, 100, 1000);
+    pos_fix_set_heartbeat(f, 2, 4);
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "300");
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 1, 10000);
+    assert_true(pos_fix_wait_status(&f->redis, "online", 3000, NULL) >= 0);
     const char *ch[] = {FL_CHANNEL, "payment:" FL_TID, NULL};
     assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, ch), 0);
-    redisContext *local = fl_local_connect(&f->agent);
+    redisContext *local = pos_fix_local(f);
     assert_non_null(local);
 
     assert_int_equal(kill(f->agent.pid, SIGSTOP), 0);
@@ -87,10 +51,10 @@ static void test_sigstop_sigcont(void **state)
     /* Longer than the TTL: the key lapsed, as the cloud should see. */
     assert_int_equal(pos_test_int(&f->redis, "EXISTS %s", FL_STATUS_KEY), 0);
     assert_int_equal(kill(f->agent.pid, SIGCONT), 0);
-    long ms = fl_wait_status(&f->redis, "online", 3000);
+    long ms = pos_fix_wait_status(&f->redis, "online", 3000, NULL);
     fprintf(stderr, "sigstop %d ms: status key back %ld ms after SIGCONT\n", stop_ms, ms);
     if (ms < 0) {
-        fl_dump_log(&f->agent);
+        pos_fix_dump_log(f);
     }
     assert_true(ms >= 0 && ms <= 1000);
 
@@ -129,7 +93,7 @@ static void test_sigstop_sigcont(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sigstop_sigcont, setup, teardown),
+        POS_FIX_TEST(test_sigstop_sigcont),
     };
     fl_filter();
     return cmocka_run_group_tests_name("faults_local", tests, NULL, NULL);

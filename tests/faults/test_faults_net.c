@@ -28,11 +28,8 @@
 static pos_nf_t nf;
 
 typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-    pos_test_sub_t sub;
+    pos_fix_t fx;
     pos_nf_proxy_t *proxy;
-    char sim[300];
 } fixture_t;
 
 static fixture_t *current;
@@ -41,11 +38,11 @@ static fixture_t *current;
 static void kill_children(void)
 {
     if (current != NULL) {
-        if (current->agent.pid > 0) {
-            kill(current->agent.pid, SIGKILL);
+        if (current->fx.agent.pid > 0) {
+            kill(current->fx.agent.pid, SIGKILL);
         }
-        if (current->redis.pid > 0) {
-            kill(current->redis.pid, SIGKILL);
+        if (current->fx.redis.pid > 0) {
+            kill(current->fx.redis.pid, SIGKILL);
         }
     }
 }
@@ -57,8 +54,10 @@ static int setup(void **state)
         return -1;
     }
     current = f;
-    pos_nf_redis_extra(&nf, &f->redis);
-    if (pos_test_redis_start(&f->redis) != 0) {
+    pos_fix_init(&f->fx);
+    pos_nf_redis_extra(&nf, &f->fx.redis);
+    if (pos_fix_redis_start(&f->fx) != 0) {
+        current = NULL;
         free(f);
         return -1;
     }
@@ -70,47 +69,32 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     pos_nf_set(&nf, POS_NF_NONE, 0);
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
+    if (f->fx.agent.pid > 0) {
+        pos_test_agent_stop(&f->fx.agent, SIGKILL, 2000);
     }
     pos_nf_proxy_stop(f->proxy);
-    pos_test_sub_close(&f->sub);
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
+    pos_fix_stop(&f->fx);
     current = NULL;
     free(f);
     return 0;
 }
 
 /* The agent in its namespace, talking to Redis at port (Redis's own, or
- * the proxy's) on the veth; "extra" holds further sections. Defaults for
- * the link's timeouts (command 2 s, probe 10 s) unless extra sets them. */
-static void start_agent(fixture_t *f, uint16_t port, unsigned pinpad_ms, const char *extra)
+ * the proxy's) on the veth; further settings are in f->fx.ini already.
+ * Defaults for the link's timeouts (command 2 s, probe 10 s) unless those
+ * set them. */
+static void start_agent(fixture_t *f, uint16_t port, unsigned pinpad_ms)
 {
-    char ini[2048];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " FL_TID "\nstore_id = " FL_SID "\n"
-             "[redis]\nurl = redis://%s:%u\nretry_delay_ms = 100\nmax_retry_delay_ms = 1000\n"
-             "%s\n[hal]\nsim_pinpad_delay_ms = %u\n[log]\nlevel = debug\n",
-             nf.root_ip, (unsigned)port, extra ? extra : "", pinpad_ms);
-    f->agent.wrapper = pos_nf_wrapper(&nf);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    snprintf(f->sim, sizeof(f->sim), "%s/sim", f->agent.dir);
+    pos_ini_set(&f->fx.ini, "redis", "url", "redis://%s:%u", nf.root_ip, (unsigned)port);
+    pos_fix_set_retry(&f->fx, 100, 1000);
+    pos_ini_set(&f->fx.ini, "hal", "sim_pinpad_delay_ms", "%u", pinpad_ms);
+    f->fx.agent.wrapper = pos_nf_wrapper(&nf);
+    pos_fix_agent_start(&f->fx, NULL);
 }
 
 static unsigned charges(fixture_t *f)
 {
-    char path[400];
-    unsigned n = 0;
-    snprintf(path, sizeof(path), "%s/pinpad.charges", f->sim);
-    FILE *fp = fopen(path, "r");
-    if (fp != NULL) {
-        if (fscanf(fp, "%u", &n) != 1) {
-            n = 0;
-        }
-        fclose(fp);
-    }
-    return n;
+    return pos_fix_charges(&f->fx);
 }
 
 /* The next message from the agent with an outboxId above *last (repeats,
@@ -119,7 +103,7 @@ static cJSON *next_new(fixture_t *f, long long *last, int *dups, int timeout_ms)
 {
     uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
     while (pos_test_now_ms() < end) {
-        char *m = pos_test_sub_next(&f->sub, (int)(end - pos_test_now_ms()) + 1, NULL, 0);
+        char *m = pos_test_sub_next(&f->fx.sub, (int)(end - pos_test_now_ms()) + 1, NULL, 0);
         if (m == NULL) {
             return NULL;
         }
@@ -155,39 +139,41 @@ static void test_blackhole_detected(void **state)
 {
     fixture_t *f = *state;
 
-    start_agent(f, f->redis.port, 300, NULL);
-    fl_wait_online(&f->agent, 1, 10000);
-    assert_true(fl_wait_status(&f->redis, "online", 5000) >= 0);
+    start_agent(f, f->fx.redis.port, 300);
+    pos_fix_wait_online(&f->fx, 1, 10000);
+    assert_true(pos_fix_wait_status(&f->fx.redis, "online", 5000, NULL) >= 0);
     pos_test_sleep_ms(500);
 
     assert_int_equal(pos_nf_set(&nf, POS_NF_BLACKHOLE, 0), 0);
     uint64_t t0 = pos_test_now_ms();
-    long detect = fl_wait_log_ms(&f->agent, "link: offline", 1, 30000);
+    long detect = fl_wait_log_ms(&f->fx.agent, "link: offline", 1, 30000);
     if (detect < 0) {
-        fl_dump_log(&f->agent);
+        pos_fix_dump_log(&f->fx);
     }
     assert_true(detect >= 0);
     detect = (long)(pos_test_now_ms() - t0);
     /* Half-open: nothing reached Redis, which still holds both clients. */
     long long cmd_id, sub_id;
-    assert_int_equal(fl_agent_clients(&f->redis, &cmd_id, &sub_id), 2);
+    assert_int_equal(fl_agent_clients(&f->fx.redis, &cmd_id, &sub_id), 2);
     assert_true(cmd_id > 0 && sub_id > 0);
-    fprintf(stderr, "blackhole: dead link detected after %ld ms (limit 30000); "
-                    "Redis still lists both half-open clients\n", detect);
+    fprintf(stderr,
+            "blackhole: dead link detected after %ld ms (limit 30000); "
+            "Redis still lists both half-open clients\n",
+            detect);
     pos_test_sleep_ms(3000); /* reconnect attempts fail meanwhile */
-    assert_true(pos_test_agent_log_count(&f->agent, "reconnecting in") >= 2);
+    assert_true(pos_test_agent_log_count(&f->fx.agent, "reconnecting in") >= 2);
 
-    redisReply *r = pos_test_redis_cmd(&f->redis, "DEL %s", FL_STATUS_KEY);
+    redisReply *r = pos_test_redis_cmd(&f->fx.redis, "DEL %s", FL_STATUS_KEY);
     freeReplyObject(r);
     assert_int_equal(pos_nf_set(&nf, POS_NF_NONE, 0), 0);
     uint64_t t1 = pos_test_now_ms();
-    fl_wait_online(&f->agent, 2, 10000);
-    long back = fl_wait_status(&f->redis, "online", 5000);
+    pos_fix_wait_online(&f->fx, 2, 10000);
+    long back = pos_fix_wait_status(&f->fx.redis, "online", 5000, NULL);
     assert_true(back >= 0);
     fprintf(stderr, "blackhole: online and status rewritten %llu ms after the link returned\n",
             (unsigned long long)(pos_test_now_ms() - t1));
     assert_true(pos_test_now_ms() - t1 <= 5000);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 /* A payment in flight when the link goes black: the customer pays, the
@@ -201,12 +187,12 @@ static void test_blackhole_payment_in_flight(void **state)
     long long last = 0;
     int dups = 0;
 
-    start_agent(f, f->redis.port, 2500, NULL);
-    fl_wait_online(&f->agent, 1, 10000);
-    assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
+    start_agent(f, f->fx.redis.port, 2500);
+    pos_fix_wait_online(&f->fx, 1, 10000);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "hal: pinpad: ready", 1, 5000));
     const char *ch[] = {"payment:" FL_TID, "transaction:" FL_SID, NULL};
-    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, ch), 0);
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" FL_TID " %s",
+    assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, ch), 0);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH payment:" FL_TID " %s",
                                   "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-bh-1\","
                                   "\"amount\":9.90,\"currency\":\"EUR\"}"),
                      2);
@@ -217,9 +203,9 @@ static void test_blackhole_payment_in_flight(void **state)
 
     assert_int_equal(pos_nf_set(&nf, POS_NF_BLACKHOLE, 0), 0);
     uint64_t t0 = pos_test_now_ms();
-    assert_true(fl_wait_log_ms(&f->agent, "link: offline", 1, 30000) >= 0);
+    assert_true(fl_wait_log_ms(&f->fx.agent, "link: offline", 1, 30000) >= 0);
     assert_true(pos_test_now_ms() - t0 <= 30000);
-    assert_true(pos_test_agent_wait_log(&f->agent, "TRANSACTION_COMPLETED tx-bh-1", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "TRANSACTION_COMPLETED tx-bh-1", 1, 10000));
     assert_int_equal(pos_nf_set(&nf, POS_NF_NONE, 0), 0);
     uint64_t t1 = pos_test_now_ms();
 
@@ -227,24 +213,25 @@ static void test_blackhole_payment_in_flight(void **state)
     for (int i = 0; i < 3; i++) {
         j = next_new(f, &last, &dups, 15000);
         if (j == NULL) {
-            fl_dump_log(&f->agent);
+            pos_fix_dump_log(&f->fx);
         }
         assert_non_null(j);
         assert_string_equal(type_of(j), want[i]);
         cJSON_Delete(j);
     }
-    fprintf(stderr, "blackhole+payment: outcome delivered %llu ms after the link returned, "
-                    "%d duplicate(s)\n",
+    fprintf(stderr,
+            "blackhole+payment: outcome delivered %llu ms after the link returned, "
+            "%d duplicate(s)\n",
             (unsigned long long)(pos_test_now_ms() - t1), dups);
     assert_int_equal(charges(f), 1);
     uint64_t end = pos_test_now_ms() + 5000;
-    while (pos_test_int(&f->redis, "SISMEMBER active_transactions:" FL_SID " tx-bh-1") != 0 &&
+    while (pos_test_int(&f->fx.redis, "SISMEMBER active_transactions:" FL_SID " tx-bh-1") != 0 &&
            pos_test_now_ms() < end) {
         pos_test_sleep_ms(50);
     }
-    assert_int_equal(pos_test_int(&f->redis, "SISMEMBER active_transactions:" FL_SID " tx-bh-1"),
+    assert_int_equal(pos_test_int(&f->fx.redis, "SISMEMBER active_transactions:" FL_SID " tx-bh-1"),
                      0);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 /* ---- loss -------------------------------------------------------------------- */
@@ -258,10 +245,10 @@ static void test_loss_outbox_in_order(void **state)
     static fl_seen_t seen;
     const int k = 40;
 
-    start_agent(f, f->redis.port, 300, NULL);
-    fl_wait_online(&f->agent, 1, 10000);
-    assert_int_equal(pos_test_sub_open(&f->sub, &f->redis, FL_CHANNEL), 0);
-    redisContext *local = fl_local_connect(&f->agent);
+    start_agent(f, f->fx.redis.port, 300);
+    pos_fix_wait_online(&f->fx, 1, 10000);
+    assert_int_equal(pos_test_sub_open(&f->fx.sub, &f->fx.redis, FL_CHANNEL), 0);
+    redisContext *local = pos_fix_local(&f->fx);
     assert_non_null(local);
 
     assert_int_equal(pos_nf_set(&nf, POS_NF_LOSS, 30), 0);
@@ -271,25 +258,26 @@ static void test_loss_outbox_in_order(void **state)
         pos_test_sleep_ms(200);
     }
     memset(&seen, 0, sizeof(seen));
-    int during = fl_collect(&f->sub, &seen, k, 4000);
+    int during = fl_collect(&f->fx.sub, &seen, k, 4000);
     long dropped = pos_nf_dropped(&nf);
     assert_true(dropped > 0); /* the fault was real */
     assert_int_equal(pos_nf_set(&nf, POS_NF_NONE, 0), 0);
-    int got = fl_collect(&f->sub, &seen, k, 30000);
-    int offline = pos_test_agent_log_count(&f->agent, "link: offline");
-    fprintf(stderr, "loss 30%%: %ld packets dropped; %d/%d delivered during the loss, %d/%d in "
-                    "the end after %llu ms; link dropped %d time(s)\n",
+    int got = fl_collect(&f->fx.sub, &seen, k, 30000);
+    int offline = pos_test_agent_log_count(&f->fx.agent, "link: offline");
+    fprintf(stderr,
+            "loss 30%%: %ld packets dropped; %d/%d delivered during the loss, %d/%d in "
+            "the end after %llu ms; link dropped %d time(s)\n",
             dropped, during, k, got, k, (unsigned long long)(pos_test_now_ms() - t0), offline);
     if (got != k) {
-        fl_dump_log(&f->agent);
+        pos_fix_dump_log(&f->fx);
     }
     assert_int_equal(got, k);
     int dups = fl_check_order(&seen, k);
     assert_true(dups >= 0);
     fprintf(stderr, "loss 30%%: in order, %d duplicate(s)\n", dups);
-    assert_true(pos_test_agent_alive(&f->agent));
+    assert_true(pos_test_agent_alive(&f->fx.agent));
     redisFree(local);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 /* ---- delay (userspace proxy; see docs/faults.md for why not netem) ---------- */
@@ -304,26 +292,26 @@ static void test_delay_500ms(void **state)
     long long last = 0;
     int dups = 0;
 
-    f->proxy = pos_nf_proxy_start(nf.root_ip, f->redis.port, 500, 0);
+    f->proxy = pos_nf_proxy_start(nf.root_ip, f->fx.redis.port, 500, 0);
     assert_non_null(f->proxy);
-    start_agent(f, pos_nf_proxy_port(f->proxy), 300, NULL);
-    fl_wait_online(&f->agent, 1, 15000);
-    assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
+    start_agent(f, pos_nf_proxy_port(f->proxy), 300);
+    pos_fix_wait_online(&f->fx, 1, 15000);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "hal: pinpad: ready", 1, 5000));
     const char *ch[] = {FL_CHANNEL, "payment:" FL_TID, NULL};
-    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, ch), 0);
-    redisContext *local = fl_local_connect(&f->agent);
+    assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, ch), 0);
+    redisContext *local = pos_fix_local(&f->fx);
     assert_non_null(local);
     uint64_t t0 = pos_test_now_ms();
     for (int i = 1; i <= k; i++) {
         assert_true(fl_local_publish_seq(local, FL_CHANNEL, i));
     }
     memset(&seen, 0, sizeof(seen));
-    assert_int_equal(fl_collect(&f->sub, &seen, k, 15000), k);
+    assert_int_equal(fl_collect(&f->fx.sub, &seen, k, 15000), k);
     fprintf(stderr, "delay 500 ms: %d messages delivered in %llu ms\n", k,
             (unsigned long long)(pos_test_now_ms() - t0));
     assert_int_equal(fl_check_order(&seen, k), 0);
 
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" FL_TID " %s",
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH payment:" FL_TID " %s",
                                   "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-d-1\","
                                   "\"amount\":1.50,\"currency\":\"EUR\"}"),
                      2);
@@ -339,10 +327,10 @@ static void test_delay_500ms(void **state)
     cJSON_Delete(j);
     assert_int_equal(charges(f), 1);
     /* The link never dropped under 500 ms. */
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: offline"), 0);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: offline"), 0);
     assert_int_equal(pos_nf_proxy_accepted(f->proxy), 2);
     redisFree(local);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 /* 2 s added to everything the agent sends (2 s round trip): the status key
@@ -352,14 +340,18 @@ static void test_latency_2s_heartbeat(void **state)
     fixture_t *f = *state;
     const char *cfg = getenv("POS_FAULTS_LATENCY_CFG");
 
-    f->proxy = pos_nf_proxy_start(nf.root_ip, f->redis.port, 2000, 0);
+    f->proxy = pos_nf_proxy_start(nf.root_ip, f->fx.redis.port, 2000, 0);
     assert_non_null(f->proxy);
-    start_agent(f, pos_nf_proxy_port(f->proxy), 300,
-                cfg != NULL ? cfg : "[heartbeat]\ninterval_s = 2\nttl_s = 6");
-    fl_wait_online(&f->agent, 1, 30000);
-    assert_true(fl_wait_status(&f->redis, "online", 10000) >= 0);
+    if (cfg != NULL) {
+        assert_int_equal(pos_ini_merge(&f->fx.ini, cfg), 0);
+    } else {
+        pos_fix_set_heartbeat(&f->fx, 2, 6);
+    }
+    start_agent(f, pos_nf_proxy_port(f->proxy), 300);
+    pos_fix_wait_online(&f->fx, 1, 30000);
+    assert_true(pos_fix_wait_status(&f->fx.redis, "online", 10000, NULL) >= 0);
 
-    redisContext *c = pos_test_redis_connect(&f->redis);
+    redisContext *c = pos_test_redis_connect(&f->fx.redis);
     assert_non_null(c);
     long long min_pttl = 1LL << 40;
     int missing = 0, samples = 0;
@@ -377,16 +369,17 @@ static void test_latency_2s_heartbeat(void **state)
         pos_test_sleep_ms(50);
     }
     redisFree(c);
-    int drops = pos_test_agent_log_count(&f->agent, "link: offline");
-    fprintf(stderr, "latency 2 s: %d samples, key missing in %d, lowest PTTL %lld ms, "
-                    "link dropped %d time(s)\n",
+    int drops = pos_test_agent_log_count(&f->fx.agent, "link: offline");
+    fprintf(stderr,
+            "latency 2 s: %d samples, key missing in %d, lowest PTTL %lld ms, "
+            "link dropped %d time(s)\n",
             samples, missing, min_pttl, drops);
     if (missing > 0) {
-        fl_dump_log(&f->agent);
+        pos_fix_dump_log(&f->fx);
     }
     assert_int_equal(missing, 0);
-    assert_true(pos_test_agent_alive(&f->agent));
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
+    assert_true(pos_test_agent_alive(&f->fx.agent));
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 10000), 0);
 }
 
 /* ---- flapping ---------------------------------------------------------------- */
@@ -404,13 +397,14 @@ static void test_flapping(void **state)
     uint32_t rng = 12345;
     int seq = 0;
 
-    start_agent(f, f->redis.port, 300, "[heartbeat]\ninterval_s = 5\nttl_s = 30");
-    fl_wait_online(&f->agent, 1, 10000);
+    pos_fix_set_heartbeat(&f->fx, 5, 30);
+    start_agent(f, f->fx.redis.port, 300);
+    pos_fix_wait_online(&f->fx, 1, 10000);
     pos_test_sleep_ms(1000);
-    int fds0 = fl_fd_count(f->agent.pid);
+    int fds0 = fl_fd_count(f->fx.agent.pid);
     assert_true(fds0 > 0);
-    assert_int_equal(pos_test_sub_open(&f->sub, &f->redis, FL_CHANNEL), 0);
-    redisContext *local = fl_local_connect(&f->agent);
+    assert_int_equal(pos_test_sub_open(&f->fx.sub, &f->fx.redis, FL_CHANNEL), 0);
+    redisContext *local = pos_fix_local(&f->fx);
     assert_non_null(local);
 
     uint64_t t_end = pos_test_now_ms() + (fl_long() ? 600000 : 0);
@@ -442,18 +436,19 @@ static void test_flapping(void **state)
             }
         }
         cycles++;
-        assert_true(pos_test_agent_alive(&f->agent));
+        assert_true(pos_test_agent_alive(&f->fx.agent));
     }
     assert_int_equal(pos_nf_set(&nf, POS_NF_NONE, 0), 0);
     memset(&seen, 0, sizeof(seen));
-    int got = fl_collect(&f->sub, &seen, seq, 30000);
-    int drops = pos_test_agent_log_count(&f->agent, "link: offline");
-    int onl = pos_test_agent_log_count(&f->agent, "link: online");
-    fprintf(stderr, "flapping: %d cycles, %d messages, %d delivered, link dropped %d time(s), "
-                    "online %d time(s)\n",
+    int got = fl_collect(&f->fx.sub, &seen, seq, 30000);
+    int drops = pos_test_agent_log_count(&f->fx.agent, "link: offline");
+    int onl = pos_test_agent_log_count(&f->fx.agent, "link: online");
+    fprintf(stderr,
+            "flapping: %d cycles, %d messages, %d delivered, link dropped %d time(s), "
+            "online %d time(s)\n",
             cycles, seq, got, drops, onl);
     if (got != seq) {
-        fl_dump_log(&f->agent);
+        pos_fix_dump_log(&f->fx);
     }
     assert_int_equal(got, seq);
     int dups = fl_check_order(&seen, seq);
@@ -461,15 +456,14 @@ static void test_flapping(void **state)
     assert_true(drops >= 2); /* the 12 s blackouts were noticed */
     assert_true(onl == drops + 1);
     /* Back to normal: online, status written, no descriptor leak. */
-    redisReply *r = pos_test_redis_cmd(&f->redis, "DEL %s", FL_STATUS_KEY);
+    redisReply *r = pos_test_redis_cmd(&f->fx.redis, "DEL %s", FL_STATUS_KEY);
     freeReplyObject(r);
-    assert_true(fl_wait_status(&f->redis, "online", 7000) >= 0);
-    int fds1 = fl_fd_count(f->agent.pid);
-    fprintf(stderr, "flapping: %d duplicate(s); agent fds %d before, %d after\n", dups, fds0,
-            fds1);
+    assert_true(pos_fix_wait_status(&f->fx.redis, "online", 7000, NULL) >= 0);
+    int fds1 = fl_fd_count(f->fx.agent.pid);
+    fprintf(stderr, "flapping: %d duplicate(s); agent fds %d before, %d after\n", dups, fds0, fds1);
     assert_true(fds1 <= fds0 + 1); /* +1: the test's local API connection */
     redisFree(local);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 int main(void)

@@ -20,21 +20,17 @@
 
 #include "tests/faults/faultlib.h"
 
-typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-    pos_test_sub_t sub;
-} fixture_t;
-
+/* The fixture, with DEBUG allowed on its Redis (DEBUG SLEEP). */
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
+    pos_fix_t *f = calloc(1, sizeof(*f));
     if (f == NULL) {
         return -1;
     }
+    pos_fix_init(f);
     f->redis.extra[0] = "--enable-debug-command";
     f->redis.extra[1] = "yes";
-    if (pos_test_redis_start(&f->redis) != 0) {
+    if (pos_fix_redis_start(f) != 0) {
         free(f);
         return -1;
     }
@@ -42,36 +38,19 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
-    }
-    pos_test_sub_close(&f->sub);
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
-    free(f);
-    return 0;
-}
-
 /* Heartbeat every 2 s (ttl 6 s), command timeout 1 s, backoff 100 ms to
- * 1 s; "extra" holds further keys or sections. */
-static void start_agent(fixture_t *f, const char *extra)
+ * 1 s. */
+static void start_agent(pos_fix_t *f)
 {
-    char ini[2048];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " FL_TID "\nstore_id = " FL_SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\nretry_delay_ms = 100\n"
-             "max_retry_delay_ms = 1000\ncommand_timeout_ms = 1000\n"
-             "[heartbeat]\ninterval_s = 2\nttl_s = 6\n"
-             "[hal]\nsim_pinpad_delay_ms = 300\n%s\n[log]\nlevel = debug\n",
-             (unsigned)f->redis.port, extra ? extra : "");
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    fl_wait_online(&f->agent, 1, 10000);
+    pos_fix_set_retry(f, 100, 1000);
+    pos_ini_set(&f->ini, "redis", "command_timeout_ms", "1000");
+    pos_fix_set_heartbeat(f, 2, 6);
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "300");
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 1, 10000);
 }
 
-static void del_status(fixture_t *f)
+static void del_status(pos_fix_t *f)
 {
     redisReply *r = pos_test_redis_cmd(&f->redis, "DEL %s", FL_STATUS_KEY);
     assert_non_null(r);
@@ -80,18 +59,18 @@ static void del_status(fixture_t *f)
 
 /* The status key is written again within one heartbeat interval (2 s)
  * plus scheduling slack. */
-static void assert_status_rewritten(fixture_t *f, const char *what)
+static void assert_status_rewritten(pos_fix_t *f, const char *what)
 {
-    long ms = fl_wait_status(&f->redis, "online", 2500);
+    long ms = pos_fix_wait_status(&f->redis, "online", 2500, NULL);
     fprintf(stderr, "%s: status key rewritten after %ld ms (interval 2000)\n", what, ms);
     if (ms < 0) {
-        fl_dump_log(&f->agent);
+        pos_fix_dump_log(f);
     }
     assert_true(ms >= 0);
 }
 
 /* A payment request reaches the agent and is approved. */
-static void assert_payment_works(fixture_t *f, const char *tx)
+static void assert_payment_works(pos_fix_t *f, const char *tx)
 {
     char req[256], want[64];
     pos_test_sub_t s = {0};
@@ -113,42 +92,25 @@ static void assert_payment_works(fixture_t *f, const char *tx)
     assert_true(approved);
 }
 
-/* A read through the local API (malloc'd value, or NULL for nil). */
-static char *lget(fixture_t *f, const char *key)
+typedef struct read_wait {
+    pos_fix_t *f;
+    const char *key, *want;
+} read_wait_t;
+
+static bool read_is(void *arg)
 {
-    redisContext *c = fl_local_connect(&f->agent);
-    assert_non_null(c);
-    redisReply *r = redisCommand(c, "GET %s", key);
-    assert_non_null(r);
-    assert_true(r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL);
-    char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
+    const read_wait_t *w = arg;
+    char *v = pos_fix_local_get(w->f, w->key);
+    bool ok = w->want == NULL ? v == NULL : (v != NULL && strcmp(v, w->want) == 0);
+    free(v);
+    return ok;
 }
 
 /* Polls a local read until it returns want (NULL: nil); ms or -1. */
-static long lget_until(fixture_t *f, const char *key, const char *want, int timeout_ms)
+static long lget_until(pos_fix_t *f, const char *key, const char *want, int timeout_ms)
 {
-    uint64_t t0 = pos_test_now_ms(), end = t0 + (uint64_t)timeout_ms;
-    do {
-        char *v = lget(f, key);
-        bool ok = want == NULL ? v == NULL : (v != NULL && strcmp(v, want) == 0);
-        free(v);
-        if (ok) {
-            return (long)(pos_test_now_ms() - t0);
-        }
-        pos_test_sleep_ms(20);
-    } while (pos_test_now_ms() < end);
-    return -1;
-}
-
-static void redis_set(fixture_t *f, const char *key, const char *value)
-{
-    redisReply *r = pos_test_redis_cmd(&f->redis, "SET %s %s", key, value);
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STATUS);
-    freeReplyObject(r);
+    read_wait_t w = {f, key, want};
+    return pos_test_poll(read_is, &w, 20, timeout_ms);
 }
 
 /* DEBUG SLEEP 4 with a 1 s command timeout: the agent gives up on the
@@ -157,10 +119,10 @@ static void redis_set(fixture_t *f, const char *key, const char *value)
  * Redis wakes. */
 static void test_debug_sleep(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     struct timeval tv = {10, 0};
 
-    start_agent(f, NULL);
+    start_agent(f);
     redisContext *c = pos_test_redis_connect(&f->redis);
     assert_non_null(c);
     redisSetTimeout(c, tv);
@@ -171,11 +133,11 @@ static void test_debug_sleep(void **state)
     freeReplyObject(r);
     redisFree(c);
     if (!pos_test_agent_wait_log(&f->agent, "no reply within 1000 ms", 1, 1000)) {
-        fl_dump_log(&f->agent);
+        pos_fix_dump_log(f);
         fail_msg("no command timeout logged");
     }
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 1000));
-    fl_wait_online(&f->agent, 2, 5000);
+    pos_fix_wait_online(f, 2, 5000);
     fprintf(stderr, "debug sleep: online again %llu ms after DEBUG SLEEP 4 began\n",
             (unsigned long long)(pos_test_now_ms() - t0));
     del_status(f);
@@ -189,19 +151,19 @@ static void test_debug_sleep(void **state)
  * goes on and messages reach the agent. */
 static void test_client_kill_each(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     const char *which[] = {"cmd", "sub"};
 
-    start_agent(f, NULL);
+    start_agent(f);
     for (int i = 0; i < 2; i++) {
         long long cmd_id, sub_id, cmd2, sub2;
         assert_int_equal(fl_agent_clients(&f->redis, &cmd_id, &sub_id), 2);
         assert_true(cmd_id > 0 && sub_id > 0);
-        assert_int_equal(
-            pos_test_int(&f->redis, "CLIENT KILL ID %lld", i == 0 ? cmd_id : sub_id), 1);
+        assert_int_equal(pos_test_int(&f->redis, "CLIENT KILL ID %lld", i == 0 ? cmd_id : sub_id),
+                         1);
         uint64_t t0 = pos_test_now_ms();
         assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", i + 1, 3000));
-        fl_wait_online(&f->agent, i + 2, 5000);
+        pos_fix_wait_online(f, i + 2, 5000);
         fprintf(stderr, "client kill %s: online again after %llu ms\n", which[i],
                 (unsigned long long)(pos_test_now_ms() - t0));
         assert_int_equal(fl_agent_clients(&f->redis, &cmd2, &sub2), 2);
@@ -226,10 +188,10 @@ static void test_client_kill_each(void **state)
  */
 static void test_pubsub_buffer_limit(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     static char big[4097];
 
-    start_agent(f, NULL);
+    start_agent(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
     redisReply *r = pos_test_redis_cmd(&f->redis, "CONFIG SET client-output-buffer-limit %s",
                                        "pubsub 1024 0 0");
@@ -289,22 +251,23 @@ static void test_pubsub_buffer_limit(void **state)
     end = pos_test_now_ms() + 5000;
     while (!answered && pos_test_now_ms() < end) {
         char *m = pos_test_sub_next(&s, 1000, NULL, 0);
-        answered = m != NULL && strstr(m, "PAYMENT_APPROVED") != NULL &&
-                   strstr(m, "tx-obl-1") != NULL;
+        answered =
+            m != NULL && strstr(m, "PAYMENT_APPROVED") != NULL && strstr(m, "tx-obl-1") != NULL;
         free(m);
     }
     pos_test_sub_close(&s);
     if (!answered) {
-        fl_dump_log(&f->agent);
+        pos_fix_dump_log(f);
     }
     assert_true(answered);
-    fprintf(stderr, "pubsub limit: subscriber closed by Redis, request published on "
-                    "resubscription approved %llu ms after the flood\n",
+    fprintf(stderr,
+            "pubsub limit: subscriber closed by Redis, request published on "
+            "resubscription approved %llu ms after the flood\n",
             (unsigned long long)(pos_test_now_ms() - t0));
-    fl_wait_online(&f->agent, 2, 5000);
+    pos_fix_wait_online(f, 2, 5000);
     /* One payment at a time: the next once the first is complete. */
     assert_true(pos_test_agent_wait_log(&f->agent, "TRANSACTION_COMPLETED tx-obl-1", 1, 5000));
-    assert_true(fl_wait_status(&f->redis, "online", 3000) >= 0);
+    assert_true(pos_fix_wait_status(&f->redis, "online", 3000, NULL) >= 0);
     assert_payment_works(f, "tx-obl-2");
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
@@ -314,12 +277,12 @@ static void test_pubsub_buffer_limit(void **state)
  * gone) and a new value is seen at once. */
 static void test_flushall(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
 
-    redis_set(f, "product:P-1", "v1");
-    start_agent(f, NULL);
+    pos_fix_redis_set(f, "product:P-1", "v1");
+    start_agent(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 5000));
-    char *v = lget(f, "product:P-1");
+    char *v = pos_fix_local_get(f, "product:P-1");
     assert_non_null(v);
     assert_string_equal(v, "v1");
     free(v);
@@ -329,7 +292,7 @@ static void test_flushall(void **state)
     assert_status_rewritten(f, "flushall");
     assert_true(pos_test_agent_wait_log(&f->agent, "Redis flushed", 1, 2000));
     assert_true(lget_until(f, "product:P-1", NULL, 1000) >= 0);
-    redis_set(f, "product:P-1", "v2");
+    pos_fix_redis_set(f, "product:P-1", "v2");
     assert_true(lget_until(f, "product:P-1", "v2", 1000) >= 0);
     assert_int_equal(pos_test_int(&f->redis, "EXISTS %s", FL_STATUS_KEY), 1);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
@@ -341,24 +304,24 @@ static void test_flushall(void **state)
  * although the product TTL is 2 h). */
 static void test_restart_empty(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
 
-    redis_set(f, "product:P-1", "v1");
-    start_agent(f, NULL);
+    pos_fix_redis_set(f, "product:P-1", "v1");
+    start_agent(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 5000));
-    char *v = lget(f, "product:P-1");
+    char *v = pos_fix_local_get(f, "product:P-1");
     assert_string_equal(v, "v1");
     free(v);
     pos_test_redis_kill(&f->redis);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 3000));
     assert_int_equal(pos_test_redis_start(&f->redis), 0);
     assert_int_equal(pos_test_int(&f->redis, "EXISTS product:P-1"), 0); /* empty */
-    redis_set(f, "product:P-1", "v2");
-    fl_wait_online(&f->agent, 2, 5000);
+    pos_fix_redis_set(f, "product:P-1", "v2");
+    pos_fix_wait_online(f, 2, 5000);
     assert_status_rewritten(f, "restart");
     assert_true(lget_until(f, "product:P-1", "v2", 3000) >= 0);
     assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 2, 5000));
-    redis_set(f, "product:P-1", "v3");
+    pos_fix_redis_set(f, "product:P-1", "v3");
     long ms = lget_until(f, "product:P-1", "v3", 3000);
     fprintf(stderr, "restart: tracking back, change seen after %ld ms\n", ms);
     assert_true(ms >= 0);
@@ -370,10 +333,10 @@ static void test_restart_empty(void **state)
  * the limit is raised. */
 static void test_maxclients(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     long long cmd_id, sub_id;
 
-    start_agent(f, NULL);
+    start_agent(f);
     redisContext *adm = pos_test_redis_connect(&f->redis);
     assert_non_null(adm);
     redisReply *r = redisCommand(adm, "CONFIG SET maxclients 1");
@@ -390,8 +353,7 @@ static void test_maxclients(void **state)
     int a0 = pos_test_agent_log_count(&f->agent, "reconnecting in");
     pos_test_sleep_ms(5000);
     int attempts = pos_test_agent_log_count(&f->agent, "reconnecting in") - a0;
-    fprintf(stderr, "maxclients: %d reconnect attempts in 5 s (backoff 100 ms..1 s)\n",
-            attempts);
+    fprintf(stderr, "maxclients: %d reconnect attempts in 5 s (backoff 100 ms..1 s)\n", attempts);
     /* Full jitter: delays are uniform in [0, backoff], 1 s at the cap, so
      * about 10 attempts in 5 s; a tight loop would make thousands. */
     assert_true(attempts >= 3 && attempts <= 25);
@@ -401,7 +363,7 @@ static void test_maxclients(void **state)
     freeReplyObject(r);
     redisFree(adm);
     uint64_t t0 = pos_test_now_ms();
-    fl_wait_online(&f->agent, 2, 3000);
+    pos_fix_wait_online(f, 2, 3000);
     fprintf(stderr, "maxclients: online %llu ms after the limit was raised\n",
             (unsigned long long)(pos_test_now_ms() - t0));
     del_status(f);
@@ -412,12 +374,12 @@ static void test_maxclients(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_debug_sleep, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_kill_each, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pubsub_buffer_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flushall, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maxclients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_debug_sleep, setup, pos_fix_teardown),
+        cmocka_unit_test_setup_teardown(test_client_kill_each, setup, pos_fix_teardown),
+        cmocka_unit_test_setup_teardown(test_pubsub_buffer_limit, setup, pos_fix_teardown),
+        cmocka_unit_test_setup_teardown(test_flushall, setup, pos_fix_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_empty, setup, pos_fix_teardown),
+        cmocka_unit_test_setup_teardown(test_maxclients, setup, pos_fix_teardown),
     };
     fl_filter();
     return cmocka_run_group_tests_name("faults_server", tests, NULL, NULL);

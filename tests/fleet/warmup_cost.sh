@@ -13,10 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../bench/lib.sh"
 stores=${1:-1000}; products=${2:-1000}
 bin=$(bench_agent_bin)
-work=$(mktemp -d /tmp/posagent-warmcost-XXXXXX)
-port=$(bench_free_port 17450)
-agent_pid=""
-trap 'kill $agent_pid $BENCH_REDIS_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+bench_workspace 17450 posagent-warmcost
 bench_start_redis "$port" "$work"
 python3 -c '
 import sys
@@ -28,19 +25,7 @@ for s in range(int(sys.argv[1])):
         out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
 ' "$stores" "$products" | redis-cli -p "$port" --pipe >/dev/null
 keys=$(redis-cli -p "$port" dbsize)
-cat >"$work/posagent.ini" <<INI
-[terminal]
-id = T-WARM
-store_id = S-0042
-[redis]
-url = redis://127.0.0.1:$port
-[hal]
-sim_dir = $work/sim
-[store]
-path = $work/store
-[local]
-socket = $work/agent.sock
-INI
+bench_ini T-WARM S-0042 "redis://127.0.0.1:$port" >"$work/posagent.ini"
 cpu_ns() { cat /proc/"$BENCH_REDIS_PID"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
 redis-cli -p "$port" config resetstat >/dev/null
 c0=$(cpu_ns)

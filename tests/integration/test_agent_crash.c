@@ -31,18 +31,17 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/fixture.h"
 
-#define TID      "T-0001"
-#define SID      "S-042"
+#define TID      POS_FIX_TID
+#define SID      POS_FIX_SID
 #define CHANNEL  "crash:" TID
 #define PRODUCTS 2000
 #define MAX_SEQ  (1u << 20)
 #define BATCH    20 /* PUBLISH + GET pairs per pipelined batch */
 
 typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
+    pos_fix_t fx;
     redisContext *cloud; /* as user "cloud": unaffected by the cut-off */
     redisContext *sub;
     char sock[400];
@@ -62,14 +61,14 @@ static unsigned rand_below(unsigned n)
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
+    if (f == NULL || pos_fix_start(&f->fx) != 0) {
         free(f);
         return -1;
     }
     f->acked = calloc(MAX_SEQ, 1);
     f->received = calloc(MAX_SEQ, 1);
-    f->cloud = pos_test_cloud_connect(&f->redis);
-    f->sub = pos_test_cloud_connect(&f->redis);
+    f->cloud = pos_test_cloud_connect(&f->fx.redis);
+    f->sub = pos_test_cloud_connect(&f->fx.redis);
     assert_non_null(f->acked);
     assert_non_null(f->received);
     assert_non_null(f->cloud);
@@ -85,13 +84,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
-    }
     redisFree(f->cloud);
     redisFree(f->sub);
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
+    pos_fix_stop(&f->fx);
     free(f->acked);
     free(f->received);
     free(f);
@@ -132,16 +127,17 @@ static unsigned drain(fixture_t *f, int wait_ms)
     }
 }
 
-static void start_agent(fixture_t *f)
+/* Fast retries, a store big enough for every round's outbox, and only
+ * info lines: the agent is started 200 times. */
+static void configure(fixture_t *f)
 {
-    char ini[1024];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "retry_delay_ms = 20\nmax_retry_delay_ms = 100\n"
-             "[store]\npath = %s/store\nmap_size_mb = 256\noutbox_max_entries = 1000000\n"
-             "outbox_max_mb = 128\n[log]\nlevel = info\n",
-             (unsigned)f->redis.port, f->agent.dir);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    pos_ini_t *ini = &f->fx.ini;
+    pos_fix_set_retry(&f->fx, 20, 100);
+    pos_ini_set(ini, "store", "path", "%s/store", f->fx.agent.dir);
+    pos_ini_set(ini, "store", "map_size_mb", "256");
+    pos_ini_set(ini, "store", "outbox_max_entries", "1000000");
+    pos_ini_set(ini, "store", "outbox_max_mb", "128");
+    pos_ini_set(ini, "log", "level", "info");
 }
 
 /* Connects to the local API, retrying until the agent listens. */
@@ -210,8 +206,9 @@ static void cloud_inventory_updates(fixture_t *f, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         unsigned p = rand_below(PRODUCTS);
         redisAppendCommand(f->cloud,
-                           "PUBLISH inventory:" SID " {\"type\":\"INVENTORY_UPDATED\",\"storeId\":\""
-                           SID "\",\"productId\":\"P-%u\",\"quantity\":%u,\"lowStockThreshold\":5}",
+                           "PUBLISH inventory:" SID
+                           " {\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID
+                           "\",\"productId\":\"P-%u\",\"quantity\":%u,\"lowStockThreshold\":5}",
                            p, rand_below(100));
     }
     for (unsigned i = 0; i < n; i++) {
@@ -219,20 +216,6 @@ static void cloud_inventory_updates(fixture_t *f, unsigned n)
         assert_int_equal(redisGetReply(f->cloud, &r), REDIS_OK);
         freeReplyObject(r);
     }
-}
-
-static long long local_info(redisContext *c, const char *section, const char *field)
-{
-    redisReply *r = redisCommand(c, "INFO %s", section);
-    long long v = -1;
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    const char *p = strstr(r->str, field);
-    if (p != NULL && p[strlen(field)] == ':') {
-        v = strtoll(p + strlen(field) + 1, NULL, 10);
-    }
-    freeReplyObject(r);
-    return v;
 }
 
 static void test_kill9_loop(void **state)
@@ -257,14 +240,15 @@ static void test_kill9_loop(void **state)
 
     /* The agent's directory exists before its first start: the ini names
      * the store in it (the harness keeps a directory it is given). */
-    snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-crash.XXXXXX");
-    assert_non_null(mkdtemp(f->agent.dir));
-    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->agent.dir);
+    snprintf(f->fx.agent.dir, sizeof(f->fx.agent.dir), "/tmp/posagent-crash.XXXXXX");
+    assert_non_null(mkdtemp(f->fx.agent.dir));
+    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->fx.agent.dir);
+    configure(f);
 
     for (unsigned round = 0; round < rounds; round++) {
         bool offline = round % 2 == 1;
         pos_test_cut_off(f->cloud, offline);
-        start_agent(f);
+        pos_fix_agent_start(&f->fx, NULL);
         redisContext *c = local_connect(f);
         if (!offline) {
             cloud_inventory_updates(f, 20);
@@ -279,7 +263,7 @@ static void test_kill9_loop(void **state)
         uint32_t first = send_batch(f, c);
         struct timespec ts = {0, (long)rand_below(40000) * 1000};
         nanosleep(&ts, NULL);
-        assert_int_equal(pos_test_agent_stop(&f->agent, SIGKILL, 2000), 128 + SIGKILL);
+        assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGKILL, 2000), 128 + SIGKILL);
         unsigned got = read_batch(f, c, first);
         acked += got;
         kills_unanswered += got < BATCH; /* killed while (or before) writing it */
@@ -289,32 +273,33 @@ static void test_kill9_loop(void **state)
 
     /* Undisturbed now: everything acknowledged must come out, in order. */
     pos_test_cut_off(f->cloud, false);
-    start_agent(f);
+    pos_fix_agent_start(&f->fx, NULL);
     redisContext *c = local_connect(f);
     uint64_t until = pos_test_now_ms() + 120000;
     long long left;
-    while ((left = local_info(c, "outbox", "entries")) != 0) {
+    while ((left = pos_fix_local_info(c, "outbox", "entries")) != 0) {
         assert_true(pos_test_now_ms() < until);
         drain(f, 100);
     }
     redisFree(c);
     while (drain(f, 1000) > 0) {
     }
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 
     unsigned lost = 0, delivered = 0;
     for (uint32_t s = 1; s < f->next_seq; s++) {
         lost += f->acked[s] && !f->received[s];
         delivered += f->received[s];
     }
-    char *log = pos_test_agent_log_read(&f->agent);
+    char *log = pos_test_agent_log_read(&f->fx.agent);
     assert_non_null(log);
     bool corrupt = strstr(log, "unusable") != NULL || strstr(log, "moved aside") != NULL;
     free(log);
-    print_message("agent crash loop: %u published, %u acknowledged, %u delivered "
-                  "(%u redelivered), %u kills before a batch was answered, %u lost, %u out of order\n",
-                  (unsigned)(f->next_seq - 1), acked, delivered, (unsigned)f->repeats,
-                  kills_unanswered, lost, (unsigned)f->out_of_order);
+    print_message(
+        "agent crash loop: %u published, %u acknowledged, %u delivered "
+        "(%u redelivered), %u kills before a batch was answered, %u lost, %u out of order\n",
+        (unsigned)(f->next_seq - 1), acked, delivered, (unsigned)f->repeats, kills_unanswered, lost,
+        (unsigned)f->out_of_order);
     assert_false(corrupt);
     assert_int_equal(lost, 0);
     assert_int_equal(f->out_of_order, 0);

@@ -16,100 +16,45 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/fixture.h"
 
-#define TID "T-0001"
-#define SID "S-042"
+#define TID POS_FIX_TID
+#define SID POS_FIX_SID
 
-typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-    char sock[400];
-    int starts; /* the log accumulates across restarts of the agent */
-} fixture_t;
-
-static int setup(void **state)
+/* Starts (or restarts: same store) the agent with fast retries, and waits
+ * for its local API; the log accumulates across restarts. */
+static void start_agent(pos_fix_t *f)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
-    }
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
-    free(f);
-    return 0;
-}
-
-static void start_agent(fixture_t *f)
-{
-    char ini[1024];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n[log]\nlevel = debug\n",
-             (unsigned)f->redis.port);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->agent.dir);
-    f->starts++;
+    pos_fix_set_retry(f, 100, 500);
+    pos_fix_agent_start(f, NULL);
     assert_true(pos_test_agent_wait_log(&f->agent, "local API on", f->starts, 5000));
 }
 
-static redisContext *local(fixture_t *f)
+/* The first start, waited until online. */
+static void start_online(pos_fix_t *f)
 {
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectUnixWithTimeout(f->sock, tv);
+    start_agent(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+}
+
+static redisContext *local(pos_fix_t *f)
+{
+    redisContext *c = pos_fix_local(f);
     assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    redisSetTimeout(c, tv);
     return c;
-}
-
-/* GET through the local API: the value (malloc'd) or NULL for nil. */
-static char *lget(fixture_t *f, const char *key)
-{
-    redisContext *c = local(f);
-    redisReply *r = redisCommand(c, "GET %s", key);
-    assert_non_null(r);
-    char *v = NULL;
-    if (r->type == REDIS_REPLY_STRING) {
-        v = strndup(r->str, r->len);
-    } else {
-        assert_int_equal(r->type, REDIS_REPLY_NIL);
-    }
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
-}
-
-static void redis_set(fixture_t *f, const char *key, const char *value)
-{
-    redisReply *r = pos_test_redis_cmd(&f->redis, "SET %s %s", key, value);
-    assert_non_null(r);
-    freeReplyObject(r);
 }
 
 static void test_reads_survive_outage_and_restart(void **state)
 {
-    fixture_t *f = *state;
-    redis_set(f, "product:P-1", "{\"name\":\"Espresso\",\"price\":2.50}");
-    redis_set(f, "user:U-9", "{\"name\":\"Ann\"}");
-    start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    pos_fix_t *f = *state;
+    pos_fix_redis_set(f, "product:P-1", "{\"name\":\"Espresso\",\"price\":2.50}");
+    pos_fix_redis_set(f, "user:U-9", "{\"name\":\"Ann\"}");
+    start_online(f);
 
-    char *v = lget(f, "product:P-1");
+    char *v = pos_fix_local_get(f, "product:P-1");
     assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
     free(v);
-    assert_null(lget(f, "product:NOPE"));
+    assert_null(pos_fix_local_get(f, "product:NOPE"));
     /* MGET, EXISTS, TTL */
     redisContext *c = local(f);
     redisReply *r = redisCommand(c, "MGET product:P-1 user:U-9 product:NOPE");
@@ -140,7 +85,7 @@ static void test_reads_survive_outage_and_restart(void **state)
     /* Redis down: the same values. */
     pos_test_redis_kill(&f->redis);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
-    v = lget(f, "product:P-1");
+    v = pos_fix_local_get(f, "product:P-1");
     assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
     free(v);
     /* ... and the caller can tell how old they are: the age keeps growing. */
@@ -156,10 +101,10 @@ static void test_reads_survive_outage_and_restart(void **state)
     /* The agent restarts with Redis still down: still served. */
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
     start_agent(f);
-    v = lget(f, "product:P-1");
+    v = pos_fix_local_get(f, "product:P-1");
     assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
     free(v);
-    v = lget(f, "user:U-9");
+    v = pos_fix_local_get(f, "user:U-9");
     assert_string_equal(v, "{\"name\":\"Ann\"}");
     free(v);
 
@@ -190,9 +135,8 @@ static void test_reads_survive_outage_and_restart(void **state)
 
 static void test_inventory_messages_and_invalidation(void **state)
 {
-    fixture_t *f = *state;
-    start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    pos_fix_t *f = *state;
+    start_online(f);
     assert_int_equal(pos_test_int(&f->redis, "PUBLISH inventory:" SID " %s",
                                   "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID "\","
                                   "\"productId\":\"P-7\",\"quantity\":41,"
@@ -203,7 +147,7 @@ static void test_inventory_messages_and_invalidation(void **state)
     /* Offline right after: the new quantity, from the message itself. */
     pos_test_redis_kill(&f->redis);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
-    char *v = lget(f, "inventory:" SID ":P-7");
+    char *v = pos_fix_local_get(f, "inventory:" SID ":P-7");
     assert_non_null(v);
     assert_non_null(strstr(v, "\"quantity\":41"));
     assert_null(strstr(v, "\"type\""));
@@ -230,8 +174,8 @@ static void test_inventory_messages_and_invalidation(void **state)
     assert_true(pos_test_agent_wait_log(&f->agent, "invalidated 1 entries", 1, 3000));
     pos_test_redis_kill(&f->redis);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 2, 5000));
-    assert_null(lget(f, "inventory:" SID ":P-7")); /* dropped */
-    v = lget(f, "inventory:" SID ":P-8");          /* kept */
+    assert_null(pos_fix_local_get(f, "inventory:" SID ":P-7")); /* dropped */
+    v = pos_fix_local_get(f, "inventory:" SID ":P-8");          /* kept */
     assert_non_null(strstr(v, "\"quantity\":3"));
     free(v);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
@@ -239,10 +183,9 @@ static void test_inventory_messages_and_invalidation(void **state)
 
 static void test_publish_while_offline_across_restart(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     redisReply *r;
-    start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    start_online(f);
     /* The cloud listens as its own user; the agent is cut off. */
     redisContext *sub = pos_test_cloud_connect(&f->redis);
     assert_non_null(sub);
@@ -288,8 +231,8 @@ static void test_publish_while_offline_across_restart(void **state)
     /* INFO sections */
     c = local(f);
     r = redisCommand(c, "INFO");
-    const char *sections[] = {"# server", "# link", "# cache", "# outbox", "# payment",
-                              "# devices"};
+    const char *sections[] = {"# server", "# link",    "# cache",
+                              "# outbox", "# payment", "# devices"};
     for (int i = 0; i < 6; i++) {
         assert_non_null(strstr(r->str, sections[i]));
     }
@@ -303,12 +246,11 @@ static void test_publish_while_offline_across_restart(void **state)
  * disconnect are revalidated with MGET. */
 static void test_revalidation_after_reconnect(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     redisReply *r;
-    redis_set(f, "product:P-2", "old");
-    start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-    char *v = lget(f, "product:P-2");
+    pos_fix_redis_set(f, "product:P-2", "old");
+    start_online(f);
+    char *v = pos_fix_local_get(f, "product:P-2");
     assert_string_equal(v, "old");
     free(v);
 
@@ -318,14 +260,14 @@ static void test_revalidation_after_reconnect(void **state)
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
     r = redisCommand(adm, "SET product:P-2 new");
     freeReplyObject(r);
-    v = lget(f, "product:P-2"); /* offline: the last known value */
+    v = pos_fix_local_get(f, "product:P-2"); /* offline: the last known value */
     assert_string_equal(v, "old");
     free(v);
     pos_test_cut_off(adm, false);
     redisFree(adm);
     /* the first line comes from the first connect */
     assert_true(pos_test_agent_wait_log(&f->agent, "revalidated after reconnect", 2, 5000));
-    v = lget(f, "product:P-2");
+    v = pos_fix_local_get(f, "product:P-2");
     assert_string_equal(v, "new");
     free(v);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
@@ -335,17 +277,17 @@ static void test_revalidation_after_reconnect(void **state)
  * agent, and the next read returns the new value. */
 static void test_tracking_invalidates(void **state)
 {
-    fixture_t *f = *state;
-    redis_set(f, "session:S-1", "v1");
+    pos_fix_t *f = *state;
+    pos_fix_redis_set(f, "session:S-1", "v1");
     start_agent(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 10000));
-    char *v = lget(f, "session:S-1");
+    char *v = pos_fix_local_get(f, "session:S-1");
     assert_string_equal(v, "v1");
     free(v);
-    redis_set(f, "session:S-1", "v2"); /* session TTL is 24 h: only tracking explains v2 */
+    pos_fix_redis_set(f, "session:S-1", "v2"); /* session TTL is 24 h: only tracking explains v2 */
     uint64_t end = pos_test_now_ms() + 3000;
     for (;;) {
-        v = lget(f, "session:S-1");
+        v = pos_fix_local_get(f, "session:S-1");
         if (strcmp(v, "v2") == 0 || pos_test_now_ms() > end) {
             break;
         }
@@ -358,7 +300,7 @@ static void test_tracking_invalidates(void **state)
     redisReply *r = pos_test_redis_cmd(&f->redis, "FLUSHALL");
     freeReplyObject(r);
     assert_true(pos_test_agent_wait_log(&f->agent, "Redis flushed", 1, 3000));
-    assert_null(lget(f, "session:S-1"));
+    assert_null(pos_fix_local_get(f, "session:S-1"));
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
@@ -366,46 +308,43 @@ static void test_tracking_invalidates(void **state)
  * and the products it references are cached before anyone reads them. */
 static void test_warm_up(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     char key[64], val[64];
     for (int i = 0; i < 1200; i++) { /* more than one SCAN page */
         snprintf(key, sizeof(key), "inventory:" SID ":P-%d", i);
         snprintf(val, sizeof(val), "{\"quantity\":%d}", i);
-        redis_set(f, key, val);
+        pos_fix_redis_set(f, key, val);
         if (i % 100 == 0) {
             snprintf(key, sizeof(key), "product:P-%d", i);
             snprintf(val, sizeof(val), "{\"name\":\"Item %d\"}", i);
-            redis_set(f, key, val);
+            pos_fix_redis_set(f, key, val);
         }
     }
-    redis_set(f, "inventory:S-999:P-1", "{\"other\":\"store\"}");
+    pos_fix_redis_set(f, "inventory:S-999:P-1", "{\"other\":\"store\"}");
     start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent,
-                                        "warm-up: 1200 inventory and 12 product entries stored", 1,
-                                        20000));
+    assert_true(pos_test_agent_wait_log(
+        &f->agent, "warm-up: 1200 inventory and 12 product entries stored", 1, 20000));
     pos_test_redis_kill(&f->redis);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
-    char *v = lget(f, "inventory:" SID ":P-1199");
+    char *v = pos_fix_local_get(f, "inventory:" SID ":P-1199");
     assert_string_equal(v, "{\"quantity\":1199}");
     free(v);
-    v = lget(f, "product:P-700");
+    v = pos_fix_local_get(f, "product:P-700");
     assert_string_equal(v, "{\"name\":\"Item 700\"}");
     free(v);
-    assert_null(lget(f, "inventory:S-999:P-1")); /* another store's: not warmed */
+    assert_null(pos_fix_local_get(f, "inventory:S-999:P-1")); /* another store's: not warmed */
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reads_survive_outage_and_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inventory_messages_and_invalidation, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_publish_while_offline_across_restart, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_revalidation_after_reconnect, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tracking_invalidates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_warm_up, setup, teardown),
+        POS_FIX_TEST(test_reads_survive_outage_and_restart),
+        POS_FIX_TEST(test_inventory_messages_and_invalidation),
+        POS_FIX_TEST(test_publish_while_offline_across_restart),
+        POS_FIX_TEST(test_revalidation_after_reconnect),
+        POS_FIX_TEST(test_tracking_invalidates),
+        POS_FIX_TEST(test_warm_up),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }

@@ -17,16 +17,14 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/fixture.h"
 
-static char *ini(uint16_t port, const char *level)
+/* Terminal T-D of store S-D, logging at "level". */
+static void configure(pos_fix_t *f, const char *level)
 {
-    static char buf[512];
-    snprintf(buf, sizeof(buf),
-             "[terminal]\nid = T-D\nstore_id = S-D\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[log]\nlevel = %s\n",
-             (unsigned)port, level);
-    return buf;
+    pos_ini_set(&f->ini, "terminal", "id", "T-D");
+    pos_ini_set(&f->ini, "terminal", "store_id", "S-D");
+    pos_ini_set(&f->ini, "log", "level", "%s", level);
 }
 
 /* Reads datagrams until one contains "want" or the time is up. */
@@ -52,13 +50,10 @@ static bool wait_datagram(int fd, const char *want, int timeout_ms, char *all, s
 
 static void test_sd_notify(void **state)
 {
-    (void)state;
-    pos_test_redis_t redis = {0};
-    pos_test_agent_t agent = {0};
+    pos_fix_t *f = *state;
     struct sockaddr_un sa;
     char path[108], env_sock[160], seen[4096] = "";
 
-    assert_int_equal(pos_test_redis_start(&redis), 0);
     snprintf(path, sizeof(path), "/tmp/posagent-notify-%d", (int)getpid());
     unlink(path);
     int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -70,69 +65,63 @@ static void test_sd_notify(void **state)
     snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", path);
     const char *env[] = {env_sock, "WATCHDOG_USEC=200000", NULL};
 
-    assert_int_equal(pos_test_agent_start(&agent, ini(redis.port, "info"), env), 0);
+    configure(f, "info");
+    pos_fix_agent_start(f, env);
     assert_true(wait_datagram(fd, "READY=1", 10000, seen, sizeof(seen)));
-    assert_true(pos_test_agent_log_count(&agent, "link: online") == 1);
+    assert_true(pos_test_agent_log_count(&f->agent, "link: online") == 1);
     assert_true(wait_datagram(fd, "WATCHDOG=1", 2000, seen, sizeof(seen)));
     assert_non_null(strstr(seen, "STATUS=")); /* connecting, then online */
 
     /* READY=1 only once: not again after a reconnect. */
-    pos_test_int(&redis, "CLIENT KILL TYPE pubsub");
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 2, 10000));
+    pos_test_int(&f->redis, "CLIENT KILL TYPE pubsub");
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
     assert_true(wait_datagram(fd, "STATUS=online", 2000, seen, sizeof(seen)));
     const char *first = strstr(seen, "READY=1");
     assert_null(strstr(first + 1, "READY=1"));
 
-    assert_int_equal(pos_test_agent_stop(&agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
     assert_true(wait_datagram(fd, "STOPPING=1", 1000, seen, sizeof(seen)));
     close(fd);
     unlink(path);
-    pos_test_agent_cleanup(&agent);
-    pos_test_redis_stop(&redis);
 }
 
 static void test_sighup_reload(void **state)
 {
-    (void)state;
-    pos_test_redis_t redis = {0};
-    pos_test_agent_t agent = {0};
+    pos_fix_t *f = *state;
     const char *echo = "{\"type\":\"PAYMENT_APPROVED\",\"origin\":\"terminal\"}";
 
-    assert_int_equal(pos_test_redis_start(&redis), 0);
-    assert_int_equal(pos_test_agent_start(&agent, ini(redis.port, "info"), NULL), 0);
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 1, 10000));
+    configure(f, "info");
+    pos_fix_agent_start(f, NULL);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
 
     /* Debug lines are not logged at level info. */
-    pos_test_int(&redis, "PUBLISH payment:T-D %s", echo);
+    pos_test_int(&f->redis, "PUBLISH payment:T-D %s", echo);
     pos_test_sleep_ms(300);
-    assert_int_equal(pos_test_agent_log_count(&agent, "terminal-originated"), 0);
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "terminal-originated"), 0);
 
     /* A broken file is refused and the agent keeps running as it was. */
-    FILE *f = fopen(agent.conf, "w");
-    fputs("[log]\nlevel = chatty\n", f);
-    fclose(f);
-    kill(agent.pid, SIGHUP);
-    assert_true(pos_test_agent_wait_log(&agent, "reload failed", 1, 3000));
-    assert_true(pos_test_agent_alive(&agent));
+    FILE *fp = fopen(f->agent.conf, "w");
+    fputs("[log]\nlevel = chatty\n", fp);
+    fclose(fp);
+    kill(f->agent.pid, SIGHUP);
+    assert_true(pos_test_agent_wait_log(&f->agent, "reload failed", 1, 3000));
+    assert_true(pos_test_agent_alive(&f->agent));
 
-    f = fopen(agent.conf, "w");
-    fputs(ini(redis.port, "debug"), f);
-    fclose(f);
-    kill(agent.pid, SIGHUP);
-    assert_true(pos_test_agent_wait_log(&agent, "reloaded: log level debug", 1, 3000));
-    pos_test_int(&redis, "PUBLISH payment:T-D %s", echo);
-    assert_true(pos_test_agent_wait_log(&agent, "terminal-originated", 1, 3000));
+    configure(f, "debug");
+    assert_int_equal(pos_ini_write(&f->ini, f->agent.conf), 0);
+    kill(f->agent.pid, SIGHUP);
+    assert_true(pos_test_agent_wait_log(&f->agent, "reloaded: log level debug", 1, 3000));
+    pos_test_int(&f->redis, "PUBLISH payment:T-D %s", echo);
+    assert_true(pos_test_agent_wait_log(&f->agent, "terminal-originated", 1, 3000));
 
-    assert_int_equal(pos_test_agent_stop(&agent, SIGTERM, 5000), 0);
-    pos_test_agent_cleanup(&agent);
-    pos_test_redis_stop(&redis);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sd_notify),
-        cmocka_unit_test(test_sighup_reload),
+        POS_FIX_TEST(test_sd_notify),
+        POS_FIX_TEST(test_sighup_reload),
     };
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

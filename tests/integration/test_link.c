@@ -16,94 +16,39 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/fixture.h"
 
-#define TID "T-0001"
-#define SID "S-042"
-#define STATUS_KEY "terminal:" TID ":status"
+#define TID        POS_FIX_TID
+#define SID        POS_FIX_SID
+#define STATUS_KEY POS_FIX_STATUS_KEY
 
-typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-} fixture_t;
-
-/* A configuration for the test server; "extra" is appended after the
- * [redis] section (more [redis] keys, or further sections). */
-static char *ini_timeout(const pos_test_redis_t *r, unsigned command_timeout_ms, const char *extra)
+/* Starts the agent on the fixture's server with fast retries (100 ms to
+ * 1 s), a 1 s connect timeout and the given command timeout; further
+ * settings are in f->ini already. */
+static void start_agent_timeout(pos_fix_t *f, unsigned command_timeout_ms, const char *const *env)
 {
-    static char ini[2048];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 1000\n"
-             "connect_timeout_ms = 1000\ncommand_timeout_ms = %u\n"
-             "%s\n"
-             "[log]\nlevel = debug\n",
-             (unsigned)r->port, command_timeout_ms, extra ? extra : "");
-    return ini;
+    pos_fix_set_retry(f, 100, 1000);
+    pos_ini_set(&f->ini, "redis", "connect_timeout_ms", "1000");
+    pos_ini_set(&f->ini, "redis", "command_timeout_ms", "%u", command_timeout_ms);
+    pos_fix_agent_start(f, env);
 }
 
-static char *ini_for(const pos_test_redis_t *r, const char *extra)
+static void start_agent(pos_fix_t *f, const char *const *env)
 {
-    return ini_timeout(r, 1000, extra);
+    start_agent_timeout(f, 1000, env);
 }
 
-static int setup(void **state)
+static void wait_online(pos_fix_t *f, int n)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    pos_fix_wait_online(f, n, 10000);
 }
 
-static int teardown(void **state)
+/* The status key once it holds the given status (NULL on timeout). */
+static cJSON *wait_status(pos_fix_t *f, const char *status, int timeout_ms)
 {
-    fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
-    }
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
-    free(f);
-    return 0;
-}
-
-static void start_agent(fixture_t *f, const char *ini, const char *const *env)
-{
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, env), 0);
-}
-
-static void wait_online(fixture_t *f, int n)
-{
-    if (!pos_test_agent_wait_log(&f->agent, "link: online", n, 10000)) {
-        char *log = pos_test_agent_log_read(&f->agent);
-        fprintf(stderr, "agent log:\n%s\n", log);
-        free(log);
-        fail_msg("agent did not come online (%d)", n);
-    }
-}
-
-/* Waits until the status key holds a value with the given status. */
-static cJSON *wait_status(fixture_t *f, const char *status, int timeout_ms)
-{
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
-    do {
-        char *v = pos_test_get(&f->redis, STATUS_KEY);
-        if (v != NULL) {
-            cJSON *j = cJSON_Parse(v);
-            free(v);
-            cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "status");
-            if (cJSON_IsString(s) && strcmp(s->valuestring, status) == 0) {
-                return j;
-            }
-            cJSON_Delete(j);
-        }
-        pos_test_sleep_ms(10);
-    } while (pos_test_now_ms() < end);
-    return NULL;
+    cJSON *j = NULL;
+    pos_fix_wait_status(&f->redis, status, timeout_ms, &j);
+    return j;
 }
 
 static uint64_t wall_ms(void)
@@ -115,7 +60,7 @@ static uint64_t wall_ms(void)
 
 static void assert_status_json(cJSON *j, const char *status)
 {
-    static const char *const dev_states[] = {"ready",     "busy",      "offline",   "error",
+    static const char *const dev_states[] = {"ready",     "busy",      "offline",    "error",
                                              "paper_low", "paper_out", "cover_open", NULL};
     assert_non_null(j);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "terminalId")->valuestring, TID);
@@ -147,12 +92,13 @@ static void assert_status_json(cJSON *j, const char *status)
  * both connections named. */
 static void test_heartbeat(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     pos_test_sub_t sub = {0};
     char channel[64];
 
     assert_int_equal(pos_test_sub_open(&sub, &f->redis, "system:terminals"), 0);
-    start_agent(f, ini_for(&f->redis, "[heartbeat]\ninterval_s = 2\nttl_s = 6"), NULL);
+    pos_fix_set_heartbeat(f, 2, 6);
+    start_agent(f, NULL);
     wait_online(f, 1);
 
     char *msg = pos_test_sub_next(&sub, 5000, channel, sizeof(channel));
@@ -166,8 +112,7 @@ static void test_heartbeat(void **state)
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "terminalId")->valuestring, TID);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "storeId")->valuestring, SID);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring, "online");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "previous")->valuestring,
-                        "offline");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "previous")->valuestring, "offline");
     assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(m, "ts")));
     cJSON_Delete(m);
     pos_test_sub_close(&sub);
@@ -187,8 +132,7 @@ static void test_heartbeat(void **state)
         hi = pttl > hi ? pttl : hi;
         pos_test_sleep_ms(100);
     }
-    fprintf(stderr, "heartbeat: PTTL between %lld and %lld ms (ttl 6000, interval 2000)\n", lo,
-            hi);
+    fprintf(stderr, "heartbeat: PTTL between %lld and %lld ms (ttl 6000, interval 2000)\n", lo, hi);
     assert_true(lo > 4000 - 100);
     assert_true(hi <= 6000);
     j = wait_status(f, "online", 100);
@@ -212,9 +156,9 @@ static void test_heartbeat(void **state)
  * published message reaches the handler again within cap + 1 s. */
 static void test_redis_restart(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
 
-    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    start_agent(f, NULL);
     wait_online(f, 1);
     cJSON_Delete(wait_status(f, "online", 5000));
 
@@ -251,9 +195,10 @@ static void test_redis_restart(void **state)
  * SIGCONT. */
 static void test_redis_frozen(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
 
-    start_agent(f, ini_timeout(&f->redis, 300, "[heartbeat]\ninterval_s = 1\nttl_s = 10"), NULL);
+    pos_fix_set_heartbeat(f, 1, 10);
+    start_agent_timeout(f, 300, NULL);
     wait_online(f, 1);
     pos_test_redis_signal(&f->redis, SIGSTOP);
     assert_true(pos_test_agent_wait_log(&f->agent, "no reply within 300 ms", 1, 5000));
@@ -272,9 +217,9 @@ static void test_redis_frozen(void **state)
 /* The subscriber connection killed: detected, resubscribed. */
 static void test_subscriber_killed(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
 
-    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    start_agent(f, NULL);
     wait_online(f, 1);
     long long killed = pos_test_int(&f->redis, "CLIENT KILL TYPE pubsub");
     assert_int_equal(killed, 1);
@@ -299,9 +244,9 @@ static void test_subscriber_killed(void **state)
 /* The end-to-end probe channel is subscribed by the agent's subscriber. */
 static void test_probe_traffic(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
 
-    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    start_agent(f, NULL);
     wait_online(f, 1);
     redisReply *r = pos_test_redis_cmd(&f->redis, "PUBSUB NUMSUB posagent:probe:" TID);
     assert_non_null(r);
@@ -314,14 +259,14 @@ static void test_probe_traffic(void **state)
  * password never reaches the log. */
 static void test_wrong_password(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     pos_test_redis_stop(&f->redis);
     memset(&f->redis, 0, sizeof(f->redis));
     snprintf(f->redis.password, sizeof(f->redis.password), "right-horse-battery");
-    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    assert_int_equal(pos_fix_redis_start(f), 0);
 
     const char *env[] = {"REDIS_PASSWORD=Wr0ngPassw0rd!", NULL};
-    start_agent(f, ini_for(&f->redis, NULL), env);
+    start_agent(f, env);
     assert_true(pos_test_agent_wait_log(&f->agent, "authentication failed", 1, 5000));
     uint64_t t0 = pos_test_now_ms();
     pos_test_sleep_ms(3500);
@@ -341,8 +286,7 @@ static void test_wrong_password(void **state)
 /* The right password, from the URL with an ACL user, and a database. */
 static void test_acl_user_and_db(void **state)
 {
-    fixture_t *f = *state;
-    char ini[2048], url[256];
+    pos_fix_t *f = *state;
 
     redisReply *r = pos_test_redis_cmd(&f->redis, "ACL SETUSER till on >p@ss%%w0rd ~* &* +@all");
     assert_non_null(r);
@@ -350,13 +294,9 @@ static void test_acl_user_and_db(void **state)
     freeReplyObject(r);
     r = pos_test_redis_cmd(&f->redis, "ACL SETUSER default off");
     freeReplyObject(r);
-    snprintf(url, sizeof(url), "redis://till:p%%40ss%%25w0rd@127.0.0.1:%u/3",
-             (unsigned)f->redis.port);
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = %s\n"
-             "[log]\nlevel = debug\n",
-             url);
-    start_agent(f, ini, NULL);
+    pos_ini_set(&f->ini, "redis", "url", "redis://till:p%%40ss%%25w0rd@127.0.0.1:%u/3",
+                (unsigned)f->redis.port);
+    pos_fix_agent_start(f, NULL);
     wait_online(f, 1);
     redisContext *c = redisConnect("127.0.0.1", f->redis.port);
     assert_non_null(c);
@@ -378,11 +318,11 @@ static void test_acl_user_and_db(void **state)
 /* SIGTERM: status offline written and published, exit 0. */
 static void test_sigterm_offline(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     pos_test_sub_t sub = {0};
     char channel[64];
 
-    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    start_agent(f, NULL);
     wait_online(f, 1);
     cJSON_Delete(wait_status(f, "online", 5000));
     assert_int_equal(pos_test_sub_open(&sub, &f->redis, "system:terminals"), 0);
@@ -407,9 +347,9 @@ static void test_sigterm_offline(void **state)
 /* SIGTERM while Redis is unreachable: no wait, exit 0. */
 static void test_sigterm_while_down(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
 
-    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    start_agent(f, NULL);
     wait_online(f, 1);
     pos_test_redis_kill(&f->redis);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
@@ -421,10 +361,16 @@ static void test_sigterm_while_down(void **state)
 /* Bad input on every channel: dropped with a warning, the agent lives. */
 static void test_bad_input(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     static const char *const bad[] = {
-        "not json", "[1,2,3]", "{\"type\":42}", "{\"no\":\"type\"}",
-        "{\"type\":\"NO_SUCH_TYPE\"}", "{\"type\":\"PAYMENT_REQUESTED\"", "", "\xff\xfe",
+        "not json",
+        "[1,2,3]",
+        "{\"type\":42}",
+        "{\"no\":\"type\"}",
+        "{\"type\":\"NO_SUCH_TYPE\"}",
+        "{\"type\":\"PAYMENT_REQUESTED\"",
+        "",
+        "\xff\xfe",
         /* wrong types and missing fields of real message types */
         "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":7,\"amount\":1,\"currency\":\"EUR\"}",
         "{\"type\":\"PAYMENT_REQUESTED\",\"amount\":1,\"currency\":\"EUR\"}",
@@ -437,7 +383,7 @@ static void test_bad_input(void **state)
     };
     const char *channels[] = {"payment:" TID, "inventory:" SID, "system:alerts"};
 
-    start_agent(f, ini_for(&f->redis, NULL), NULL);
+    start_agent(f, NULL);
     wait_online(f, 1);
     int dropped = 0;
     for (size_t c = 0; c < 3; c++) {
@@ -462,8 +408,7 @@ static void test_bad_input(void **state)
     assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" TID " %s",
                                   "{\"type\":\"PAYMENT_APPROVED\",\"origin\":\"terminal\"}"),
                      1);
-    assert_true(pos_test_agent_wait_log(&f->agent, "terminal-originated message ignored", 1,
-                                        2000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "terminal-originated message ignored", 1, 2000));
     assert_true(pos_test_agent_alive(&f->agent));
     cJSON *j = wait_status(f, "online", 1000);
     assert_non_null(j);
@@ -489,16 +434,11 @@ static void test_bad_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_redis_frozen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_subscriber_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_probe_traffic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_password, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_acl_user_and_db, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_offline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_while_down, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        POS_FIX_TEST(test_heartbeat),          POS_FIX_TEST(test_redis_restart),
+        POS_FIX_TEST(test_redis_frozen),       POS_FIX_TEST(test_subscriber_killed),
+        POS_FIX_TEST(test_probe_traffic),      POS_FIX_TEST(test_wrong_password),
+        POS_FIX_TEST(test_acl_user_and_db),    POS_FIX_TEST(test_sigterm_offline),
+        POS_FIX_TEST(test_sigterm_while_down), POS_FIX_TEST(test_bad_input),
     };
     return cmocka_run_group_tests_name("link", tests, NULL, NULL);
 }

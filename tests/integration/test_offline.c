@@ -23,14 +23,13 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/fixture.h"
 
-#define TID "T-0001"
-#define SID "S-042"
+#define TID POS_FIX_TID
+#define SID POS_FIX_SID
 
 typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
+    pos_fix_t fx;
     redisContext *cloud; /* commands, as user "cloud" */
     redisContext *sub;   /* subscriber, as user "cloud" */
     char mnt[32];        /* a tmpfs mounted by the test, "" for none */
@@ -49,12 +48,12 @@ static void cmd(fixture_t *f, const char *fmt, ...)
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
+    if (f == NULL || pos_fix_start(&f->fx) != 0) {
         free(f);
         return -1;
     }
-    f->cloud = pos_test_cloud_connect(&f->redis);
-    f->sub = pos_test_cloud_connect(&f->redis);
+    f->cloud = pos_test_cloud_connect(&f->fx.redis);
+    f->sub = pos_test_cloud_connect(&f->fx.redis);
     assert_non_null(f->cloud);
     assert_non_null(f->sub);
     redisReply *r = redisCommand(f->sub, "SUBSCRIBE payment:" TID);
@@ -68,30 +67,35 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
-    }
     redisFree(f->cloud);
     redisFree(f->sub);
-    pos_test_agent_cleanup(&f->agent);
+    pos_fix_stop(&f->fx); /* the agent first: it holds the store on the tmpfs */
     if (f->mnt[0] != '\0') {
         umount(f->mnt);
         rmdir(f->mnt);
     }
-    pos_test_redis_stop(&f->redis);
     free(f);
     return 0;
 }
 
+/* Fast retries (100 ms to 500 ms); the simulated customer takes pinpad_ms. */
+static void link_and_pinpad(fixture_t *f, unsigned pinpad_ms)
+{
+    pos_fix_set_retry(&f->fx, 100, 500);
+    pos_ini_set(&f->fx.ini, "hal", "sim_pinpad_delay_ms", "%u", pinpad_ms);
+}
+
 static void start_agent(fixture_t *f, unsigned pinpad_ms)
 {
-    char ini[1024];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
-             "[hal]\nsim_pinpad_delay_ms = %u\n[log]\nlevel = debug\n",
-             (unsigned)f->redis.port, pinpad_ms);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    link_and_pinpad(f, pinpad_ms);
+    pos_fix_agent_start(&f->fx, NULL);
+}
+
+/* The first start, waited until online. */
+static void start_online(fixture_t *f, unsigned pinpad_ms)
+{
+    start_agent(f, pinpad_ms);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 10000));
 }
 
 static void cut_off(fixture_t *f)
@@ -153,24 +157,32 @@ static void expect_outcomes(fixture_t *f, double last)
     }
 }
 
-static void test_outcomes_wait_for_the_link(void **state)
+/* The cloud asks for a payment (tx of amount EUR); the agent's first
+ * answer is PAYMENT_PROCESSING: its outboxId. */
+static double request_payment(fixture_t *f, const char *tx, const char *amount)
 {
-    fixture_t *f = *state;
-    start_agent(f, 1500);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-    cmd(f, "PUBLISH payment:" TID " %s",
-        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-off-1\",\"amount\":4.20,"
-        "\"currency\":\"EUR\"}");
+    cmd(f,
+        "PUBLISH payment:" TID " {\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"%s\","
+        "\"amount\":%s,\"currency\":\"EUR\"}",
+        tx, amount);
     cJSON *j = next_msg(f);
     assert_non_null(j);
     assert_string_equal(type_of(j), "PAYMENT_PROCESSING");
-    double last = outbox_id(j);
+    double id = outbox_id(j);
     cJSON_Delete(j);
+    return id;
+}
+
+static void test_outcomes_wait_for_the_link(void **state)
+{
+    fixture_t *f = *state;
+    start_online(f, 1500);
+    double last = request_payment(f, "tx-off-1", "4.20");
 
     /* The customer pays while the uplink is gone. */
     cut_off(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
-    assert_true(pos_test_agent_wait_log(&f->agent, "TRANSACTION_COMPLETED tx-off-1", 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: offline", 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "TRANSACTION_COMPLETED tx-off-1", 1, 5000));
     pos_test_sleep_ms(300);
     reconnect(f);
 
@@ -180,44 +192,28 @@ static void test_outcomes_wait_for_the_link(void **state)
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "1");
     freeReplyObject(r);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 static void test_outbox_survives_a_restart(void **state)
 {
     fixture_t *f = *state;
-    start_agent(f, 1000);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-    cmd(f, "PUBLISH payment:" TID " %s",
-        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-off-2\",\"amount\":1.00,"
-        "\"currency\":\"EUR\"}");
-    cJSON *j = next_msg(f);
-    assert_string_equal(type_of(j), "PAYMENT_PROCESSING");
-    cJSON_Delete(j);
+    start_online(f, 1000);
+    request_payment(f, "tx-off-2", "1.00");
     cut_off(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "TRANSACTION_COMPLETED tx-off-2", 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "TRANSACTION_COMPLETED tx-off-2", 1, 5000));
     /* Stopped while offline, started again: the outbox is on disk. */
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
     start_agent(f, 1000); /* same directory: same store */
-    assert_true(pos_test_agent_wait_log(&f->agent, "outbox entries waiting", 2, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "outbox entries waiting", 2, 5000));
     reconnect(f);
     expect_outcomes(f, 0);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 static unsigned charges(const fixture_t *f)
 {
-    char path[400];
-    snprintf(path, sizeof(path), "%s/sim/pinpad.charges", f->agent.dir);
-    FILE *fp = fopen(path, "r");
-    unsigned n = 0;
-    if (fp != NULL) {
-        if (fscanf(fp, "%u", &n) != 1) {
-            n = 0;
-        }
-        fclose(fp);
-    }
-    return n;
+    return pos_fix_charges(&f->fx);
 }
 
 /* The next message not seen before: at-least-once delivery may repeat one
@@ -241,8 +237,7 @@ static void test_kill9_mid_payment(void **state)
 {
     fixture_t *f = *state;
     double seen = 0;
-    start_agent(f, 3000);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    start_online(f, 3000);
     const char *req = "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-crash\","
                       "\"amount\":9.99,\"currency\":\"EUR\"}";
     cmd(f, "PUBLISH payment:" TID " %s", req);
@@ -250,14 +245,13 @@ static void test_kill9_mid_payment(void **state)
     assert_string_equal(type_of(j), "PAYMENT_PROCESSING");
     cJSON_Delete(j);
     /* Power lost while the customer is at the pinpad. */
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGKILL, 2000), 128 + SIGKILL);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGKILL, 2000), 128 + SIGKILL);
     start_agent(f, 3000);
-    assert_true(pos_test_agent_wait_log(&f->agent, "was interrupted", 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "was interrupted", 1, 5000));
     j = next_new_msg(f, &seen);
     assert_non_null(j);
     assert_string_equal(type_of(j), "PAYMENT_DECLINED");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "reason")->valuestring,
-                        "interrupted");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "reason")->valuestring, "interrupted");
     cJSON_Delete(j);
     /* The cloud asks again: answered from the journal, never charged. */
     cmd(f, "PUBLISH payment:" TID " %s", req);
@@ -267,7 +261,7 @@ static void test_kill9_mid_payment(void **state)
     cJSON_Delete(j);
     pos_test_sleep_ms(3500);
     assert_int_equal(charges(f), 0);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
 /* ---- a store on a filesystem that fills up ---------------------------------- */
@@ -275,20 +269,6 @@ static void test_kill9_mid_payment(void **state)
 #define FULL_FS_KIB   2048
 #define FULL_PRODUCTS 6000
 #define FULL_VALUE    400
-
-static long long info_field(redisContext *local, const char *section, const char *field)
-{
-    redisReply *r = redisCommand(local, "INFO %s", section);
-    long long v = -1;
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    const char *p = strstr(r->str, field);
-    if (p != NULL && p[strlen(field)] == ':') {
-        v = strtoll(p + strlen(field) + 1, NULL, 10);
-    }
-    freeReplyObject(r);
-    return v;
-}
 
 static void product_value(char *buf, unsigned i)
 {
@@ -308,7 +288,7 @@ static void test_store_full(void **state)
 {
     fixture_t *f = *state;
     char *mnt = f->mnt;
-    char ini[1024], value[FULL_VALUE + 1], sock[400];
+    char value[FULL_VALUE + 1], sock[400];
 
     snprintf(mnt, sizeof(f->mnt), "/tmp/posfull.XXXXXX");
     assert_non_null(mkdtemp(mnt));
@@ -328,15 +308,13 @@ static void test_store_full(void **state)
         freeReplyObject(r);
     }
 
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
-             "[hal]\nsim_pinpad_delay_ms = 1500\n[log]\nlevel = info\n"
-             "[store]\npath = %s\nmap_size_mb = 16\n",
-             (unsigned)f->redis.port, mnt);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-    snprintf(sock, sizeof(sock), "%s/agent.sock", f->agent.dir);
+    link_and_pinpad(f, 1500);
+    pos_ini_set(&f->fx.ini, "log", "level", "info");
+    pos_ini_set(&f->fx.ini, "store", "path", "%s", mnt);
+    pos_ini_set(&f->fx.ini, "store", "map_size_mb", "16");
+    pos_fix_agent_start(&f->fx, NULL);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 10000));
+    snprintf(sock, sizeof(sock), "%s/agent.sock", f->fx.agent.dir);
     redisContext *local = redisConnectUnix(sock);
     assert_true(local != NULL && local->err == 0);
 
@@ -355,32 +333,26 @@ static void test_store_full(void **state)
             freeReplyObject(r);
         }
     }
-    assert_true(pos_test_agent_wait_log(&f->agent, "No space left on device", 1, 5000));
-    assert_true(pos_test_agent_alive(&f->agent));
-    long long entries = info_field(local, "cache", "entries");
-    long long evictions = info_field(local, "cache", "evictions");
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "No space left on device", 1, 5000));
+    assert_true(pos_test_agent_alive(&f->fx.agent));
+    long long entries = pos_fix_local_info(local, "cache", "entries");
+    long long evictions = pos_fix_local_info(local, "cache", "evictions");
     print_message("store full: %lld entries kept, %lld evicted\n", entries, evictions);
     assert_true(entries > 0 && entries < FULL_PRODUCTS);
     assert_true(evictions > 0);
-    assert_true(info_field(local, "cache", "store_disk_full") > 0);
+    assert_true(pos_fix_local_info(local, "cache", "store_disk_full") > 0);
     /* It stopped growing: more reads do not add entries beyond the disk. */
     for (unsigned i = 0; i < 300; i++) {
         redisReply *r = redisCommand(local, "GET product:P-%u", i);
         assert_int_equal(r->type, REDIS_REPLY_STRING);
         freeReplyObject(r);
     }
-    assert_true(info_field(local, "cache", "entries") < FULL_PRODUCTS);
+    assert_true(pos_fix_local_info(local, "cache", "entries") < FULL_PRODUCTS);
 
     /* A payment whose outcomes must wait: the uplink goes during the pinpad. */
-    cmd(f, "PUBLISH payment:" TID " %s",
-        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-full\",\"amount\":3.10,"
-        "\"currency\":\"EUR\"}");
-    cJSON *j = next_msg(f);
-    assert_non_null(j);
-    assert_string_equal(type_of(j), "PAYMENT_PROCESSING");
-    cJSON_Delete(j);
+    request_payment(f, "tx-full", "3.10");
     cut_off(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: offline", 1, 5000));
     /* Meanwhile the POS application queues far more than the disk holds. */
     char big[4001];
     memset(big, 'x', sizeof(big) - 1);
@@ -392,15 +364,15 @@ static void test_store_full(void **state)
         refused += r->type == REDIS_REPLY_ERROR;
         freeReplyObject(r);
     }
-    assert_true(pos_test_agent_wait_log(&f->agent, "TRANSACTION_COMPLETED tx-full", 1, 5000));
-    long long dropped = info_field(local, "outbox", "dropped");
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "TRANSACTION_COMPLETED tx-full", 1, 5000));
+    long long dropped = pos_fix_local_info(local, "outbox", "dropped");
     print_message("store full: %u local publishes refused (of 600), %lld dropped\n", refused,
                   dropped);
-    assert_true(pos_test_agent_alive(&f->agent));
+    assert_true(pos_test_agent_alive(&f->fx.agent));
     /* Room was made by dropping the oldest ordinary messages, never the outcomes. */
     assert_true(dropped > 0);
-    assert_true(info_field(local, "outbox", "payment_entries") >= 3);
-    char *log = pos_test_agent_log_read(&f->agent);
+    assert_true(pos_fix_local_info(local, "outbox", "payment_entries") >= 3);
+    char *log = pos_test_agent_log_read(&f->fx.agent);
     for (char *l = strtok(log, "\n"); l != NULL; l = strtok(NULL, "\n")) {
         if (strstr(l, "store") != NULL || strstr(l, "outbox") != NULL) {
             print_message("  agent: %s\n", l);
@@ -415,7 +387,7 @@ static void test_store_full(void **state)
     reconnect(f);
     expect_outcomes(f, 0);
     redisFree(local);
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
     assert_int_equal(umount(mnt), 0);
     assert_int_equal(rmdir(mnt), 0);
     mnt[0] = '\0';

@@ -16,58 +16,35 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/fixture.h"
 
-#define TID "T-0001"
-#define SID "S-042"
+#define TID      POS_FIX_TID
+#define SID      POS_FIX_SID
 #define TEST_PAN "4111111111111111"
 
-typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-    pos_test_sub_t sub;
-    char sim[300];
-} fixture_t;
-
 /* Starts the agent; the simulated customer takes delay_ms at the pinpad;
- * "extra" holds further sections. */
-static void start_delay(fixture_t *f, unsigned delay_ms, const char *extra)
+ * further settings are in f->ini already. */
+static void start_delay(pos_fix_t *f, unsigned delay_ms)
 {
-    char ini[2048];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[hal]\nsim_pinpad_delay_ms = %u\nsim_card_number = " TEST_PAN "\n"
-             "%s\n[log]\nlevel = debug\n",
-             (unsigned)f->redis.port, delay_ms, extra ? extra : "");
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    snprintf(f->sim, sizeof(f->sim), "%s/sim", f->agent.dir);
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "%u", delay_ms);
+    pos_ini_set(&f->ini, "hal", "sim_card_number", TEST_PAN);
+    pos_fix_agent_start(f, NULL);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
     assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
     const char *channels[] = {"payment:" TID, "transaction:" SID, "system:terminals", NULL};
     assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
 }
 
-static void start(fixture_t *f, const char *extra)
+static void start(pos_fix_t *f)
 {
-    start_delay(f, 300, extra);
+    start_delay(f, 300);
 }
 
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static char *read_file(const char *dir, const char *name)
+/* A file of the simulated devices (malloc'd; empty when there is none). */
+static char *read_file(const pos_fix_t *f, const char *name)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(path, sizeof(path), "%s/sim/%s", f->agent.dir, name);
     FILE *fp = fopen(path, "r");
     if (fp == NULL) {
         return calloc(1, 1);
@@ -80,14 +57,14 @@ static char *read_file(const char *dir, const char *name)
 }
 
 /* No file the agent wrote and no log line holds the full card number. */
-static void assert_no_pan(fixture_t *f)
+static void assert_no_pan(pos_fix_t *f)
 {
     const char *files[] = {"display.txt", "receipts.txt", "pinpad.charges", NULL};
     char *log = pos_test_agent_log_read(&f->agent);
     assert_null(strstr(log, TEST_PAN));
     free(log);
     for (int i = 0; files[i] != NULL; i++) {
-        char *c = read_file(f->sim, files[i]);
+        char *c = read_file(f, files[i]);
         assert_null(strstr(c, TEST_PAN));
         free(c);
     }
@@ -95,19 +72,15 @@ static void assert_no_pan(fixture_t *f)
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
+    pos_fix_t *f = *state;
     if (f->agent.pid > 0) {
         assert_no_pan(f);
         pos_test_agent_stop(&f->agent, SIGTERM, 5000);
     }
-    pos_test_sub_close(&f->sub);
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
-    free(f);
-    return 0;
+    return pos_fix_teardown(state);
 }
 
-static void publish(fixture_t *f, const char *json)
+static void publish(pos_fix_t *f, const char *json)
 {
     /* two listeners: the agent, and this test's own subscriber */
     assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" TID " %s", json), 2);
@@ -115,30 +88,13 @@ static void publish(fixture_t *f, const char *json)
 
 /* The next message from the agent (origin terminal) of the given type for
  * tx (NULL: any), skipping others; NULL on timeout. */
-static cJSON *expect_msg(fixture_t *f, const char *type, const char *tx, int timeout_ms)
+static cJSON *expect_msg(pos_fix_t *f, const char *type, const char *tx, int timeout_ms)
 {
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
-    char channel[64];
-    while (pos_test_now_ms() < end) {
-        char *m = pos_test_sub_next(&f->sub, (int)(end - pos_test_now_ms()) + 1, channel,
-                                    sizeof(channel));
-        if (m == NULL) {
-            break;
-        }
-        cJSON *j = cJSON_Parse(m);
-        free(m);
-        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
-        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
-            strcmp(t->valuestring, type) == 0 &&
-            (tx == NULL || (cJSON_IsString(x) && strcmp(x->valuestring, tx) == 0))) {
-            return j;
-        }
-        cJSON_Delete(j);
+    cJSON *j = pos_test_sub_expect(&f->sub, type, tx, timeout_ms, NULL);
+    if (j == NULL) {
+        fail_msg("no %s for %s within %d ms", type, tx ? tx : "(any)", timeout_ms);
     }
-    fail_msg("no %s for %s within %d ms", type, tx ? tx : "(any)", timeout_ms);
-    return NULL;
+    return j;
 }
 
 static const char *str(cJSON *j, const char *k)
@@ -148,23 +104,15 @@ static const char *str(cJSON *j, const char *k)
     return v->valuestring;
 }
 
-static unsigned charges(fixture_t *f)
-{
-    char *c = read_file(f->sim, "pinpad.charges");
-    unsigned n = (unsigned)strtoul(c, NULL, 10);
-    free(c);
-    return n;
-}
-
-#define REQ(tx, amount)                                                                          \
-    "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"" tx "\",\"amount\":" amount            \
-    ",\"currency\":\"EUR\",\"lines\":[{\"name\":\"Espresso\",\"qty\":2,\"amount\":5.00},"     \
+#define REQ(tx, amount)                                                                            \
+    "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"" tx "\",\"amount\":" amount              \
+    ",\"currency\":\"EUR\",\"lines\":[{\"name\":\"Espresso\",\"qty\":2,\"amount\":5.00},"          \
     "{\"name\":\"Croissant\",\"qty\":1,\"amount\":2.34}]}"
 
 static void test_approved_payment(void **state)
 {
-    fixture_t *f = *state;
-    start(f, NULL);
+    pos_fix_t *f = *state;
+    start(f);
     publish(f, REQ("tx-1001", "12.34"));
 
     cJSON *j = expect_msg(f, "PAYMENT_PROCESSING", "tx-1001", 10000);
@@ -180,7 +128,7 @@ static void test_approved_payment(void **state)
     char *st = pos_test_get(&f->redis, "terminal:" TID ":status");
     assert_non_null(strstr(st, "\"status\":\"busy\""));
     free(st);
-    char *disp = read_file(f->sim, "display.txt");
+    char *disp = read_file(f, "display.txt");
     assert_non_null(strstr(disp, "Total"));
     assert_non_null(strstr(disp, "EUR 12.34"));
     free(disp);
@@ -205,14 +153,14 @@ static void test_approved_payment(void **state)
     cJSON_Delete(j);
 
     assert_int_equal(pos_test_int(&f->redis, "SISMEMBER active_transactions:" SID " tx-1001"), 0);
-    assert_int_equal(charges(f), 1);
+    assert_int_equal(pos_fix_charges(f), 1);
     char *rc = pos_test_get(&f->redis, "counter:terminal:" TID ":payments_approved");
     assert_string_equal(rc, "1");
     free(rc);
     ttl = pos_test_int(&f->redis, "TTL counter:terminal:" TID ":payments_approved");
     assert_true(ttl > 86300 && ttl <= 86400);
 
-    char *receipt = read_file(f->sim, "receipts.txt");
+    char *receipt = read_file(f, "receipts.txt");
     assert_non_null(strstr(receipt, "Espresso"));
     assert_non_null(strstr(receipt, "Croissant"));
     assert_non_null(strstr(receipt, "12.34"));
@@ -222,7 +170,7 @@ static void test_approved_payment(void **state)
     assert_non_null(strstr(receipt, "tx-1001"));
     assert_non_null(strstr(receipt, "cut"));
     free(receipt);
-    disp = read_file(f->sim, "display.txt");
+    disp = read_file(f, "display.txt");
     assert_non_null(strstr(disp, "Approved"));
     free(disp);
 
@@ -237,22 +185,22 @@ static void test_approved_payment(void **state)
     publish(f, REQ("tx-1001", "12.34"));
     cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-1001", 3000));
     pos_test_sleep_ms(500);
-    assert_int_equal(charges(f), 1);
+    assert_int_equal(pos_fix_charges(f), 1);
 
     /* A reprint prints a second copy. */
     publish(f, "{\"type\":\"RECEIPT_REPRINT\",\"transactionId\":\"tx-1001\"}");
     cJSON_Delete(expect_msg(f, "RECEIPT_PRINTED", "tx-1001", 3000));
-    receipt = read_file(f->sim, "receipts.txt");
+    receipt = read_file(f, "receipts.txt");
     const char *second = strstr(strstr(receipt, "tx-1001") + 1, "tx-1001");
     assert_non_null(second);
     free(receipt);
-    assert_int_equal(charges(f), 1);
+    assert_int_equal(pos_fix_charges(f), 1);
 }
 
 static void test_declined_and_rejected(void **state)
 {
-    fixture_t *f = *state;
-    start(f, NULL);
+    pos_fix_t *f = *state;
+    start(f);
 
     publish(f, REQ("tx-2001", "12.13"));
     cJSON_Delete(expect_msg(f, "PAYMENT_PROCESSING", "tx-2001", 3000));
@@ -261,13 +209,14 @@ static void test_declined_and_rejected(void **state)
     cJSON_Delete(j);
     pos_test_sleep_ms(200);
     assert_int_equal(pos_test_int(&f->redis, "SISMEMBER active_transactions:" SID " tx-2001"), 0);
-    assert_int_equal(charges(f), 0);
-    char *receipt = read_file(f->sim, "receipts.txt");
+    assert_int_equal(pos_fix_charges(f), 0);
+    char *receipt = read_file(f, "receipts.txt");
     assert_null(strstr(receipt, "tx-2001"));
     free(receipt);
 
     /* Amounts that cannot be honoured: rejected, nothing driven. */
-    static const char *const bad[] = {"-5.00", "0", "0.00", "\"abc\"", "12.345", "1e2",
+    static const char *const bad[] = {"-5.00",     "0",        "0.00",
+                                      "\"abc\"",   "12.345",   "1e2",
                                       "\"12,34\"", "10000.01", "99999999999999999999"};
     char msg[512], tx[32];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -281,8 +230,8 @@ static void test_declined_and_rejected(void **state)
         assert_string_equal(str(j, "reason"), "invalid");
         cJSON_Delete(j);
     }
-    assert_int_equal(charges(f), 0);
-    char *disp = read_file(f->sim, "display.txt");
+    assert_int_equal(pos_fix_charges(f), 0);
+    char *disp = read_file(f, "display.txt");
     assert_null(strstr(disp, "Total"));
     free(disp);
     assert_true(pos_test_agent_alive(&f->agent));
@@ -290,8 +239,8 @@ static void test_declined_and_rejected(void **state)
 
 static void test_busy_and_cancel(void **state)
 {
-    fixture_t *f = *state;
-    start_delay(f, 3000, NULL);
+    pos_fix_t *f = *state;
+    start_delay(f, 3000);
 
     publish(f, REQ("tx-3001", "20.00"));
     cJSON_Delete(expect_msg(f, "PAYMENT_PROCESSING", "tx-3001", 3000));
@@ -303,21 +252,21 @@ static void test_busy_and_cancel(void **state)
     publish(f, "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-3001\"}");
     cJSON_Delete(expect_msg(f, "PAYMENT_CANCELLED", "tx-3001", 3000));
     pos_test_sleep_ms(3500); /* past the simulated customer's delay */
-    assert_int_equal(charges(f), 0);
+    assert_int_equal(pos_fix_charges(f), 0);
     assert_int_equal(pos_test_int(&f->redis, "SISMEMBER active_transactions:" SID " tx-3001"), 0);
 
     /* The terminal takes the next payment. */
     publish(f, REQ("tx-3002", "5.00"));
     cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-3002", 6000));
-    assert_int_equal(charges(f), 1);
+    assert_int_equal(pos_fix_charges(f), 1);
 }
 
 static void test_paper_out_after_approval(void **state)
 {
-    fixture_t *f = *state;
-    start(f, NULL);
+    pos_fix_t *f = *state;
+    start(f);
     char path[400];
-    snprintf(path, sizeof(path), "%s/printer.fault", f->sim);
+    snprintf(path, sizeof(path), "%s/sim/printer.fault", f->agent.dir);
     FILE *fp = fopen(path, "w");
     fputs("paper_out\n", fp);
     fclose(fp);
@@ -342,18 +291,19 @@ static void test_paper_out_after_approval(void **state)
     j = expect_msg(f, "TRANSACTION_COMPLETED", "tx-4001", 10000);
     assert_string_equal(str(j, "receipt"), "failed");
     cJSON_Delete(j);
-    assert_int_equal(charges(f), 1); /* the payment stands */
-    char *receipt = read_file(f->sim, "receipts.txt");
+    assert_int_equal(pos_fix_charges(f), 1); /* the payment stands */
+    char *receipt = read_file(f, "receipts.txt");
     assert_null(strstr(receipt, "tx-4001")); /* nothing was sent to a printer without paper */
     free(receipt);
 }
 
 static void test_pinpad_timeout(void **state)
 {
-    fixture_t *f = *state;
-    start(f, "[payment]\npinpad_timeout_s = 10");
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "payment", "pinpad_timeout_s", "10");
+    start(f);
     char path[400];
-    snprintf(path, sizeof(path), "%s/pinpad.fault", f->sim);
+    snprintf(path, sizeof(path), "%s/sim/pinpad.fault", f->agent.dir);
     FILE *fp = fopen(path, "w");
     fputs("timeout\n", fp);
     fclose(fp);
@@ -364,49 +314,49 @@ static void test_pinpad_timeout(void **state)
     cJSON *j = expect_msg(f, "PAYMENT_DECLINED", "tx-5001", 13000);
     assert_string_equal(str(j, "reason"), "timeout");
     cJSON_Delete(j);
-    assert_int_equal(charges(f), 0);
+    assert_int_equal(pos_fix_charges(f), 0);
     assert_int_equal(pos_test_int(&f->redis, "SISMEMBER active_transactions:" SID " tx-5001"), 0);
+}
+
+/* Publishes a SYSTEM_ALERT on system:alerts (the agent listens), waits for
+ * the n-th one in the log, and returns the display then (malloc'd). */
+static char *alert_then_display(pos_fix_t *f, const char *json, int n)
+{
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH system:alerts %s", json), 1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "SYSTEM_ALERT", n, 3000));
+    pos_test_sleep_ms(100);
+    return read_file(f, "display.txt");
 }
 
 static void test_display_and_alerts(void **state)
 {
-    fixture_t *f = *state;
-    start(f, NULL);
+    pos_fix_t *f = *state;
+    start(f);
     publish(f, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"Welcome\",\"Next customer please\"]}");
     assert_true(pos_test_agent_wait_log(&f->agent, "DISPLAY_MESSAGE", 1, 3000));
     pos_test_sleep_ms(100);
-    char *disp = read_file(f->sim, "display.txt");
+    char *disp = read_file(f, "display.txt");
     assert_string_equal(disp, "Welcome             \nNext customer please\n");
     free(disp);
 
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH system:alerts %s",
-                                  "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"warning\","
-                                  "\"message\":\"Store closes in 10 minutes\",\"storeId\":\"" SID
-                                  "\"}"),
-                     1);
-    assert_true(pos_test_agent_wait_log(&f->agent, "SYSTEM_ALERT", 1, 3000));
-    pos_test_sleep_ms(100);
-    disp = read_file(f->sim, "display.txt");
+    disp = alert_then_display(f,
+                              "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"warning\","
+                              "\"message\":\"Store closes in 10 minutes\",\"storeId\":\"" SID "\"}",
+                              1);
     assert_string_equal(disp, "Store closes in 10  \nminutes             \n");
     free(disp);
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH system:alerts %s",
-                                  "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"info\","
-                                  "\"message\":\"Lane 4 closes now, please use lane 5\"}"),
-                     1);
-    assert_true(pos_test_agent_wait_log(&f->agent, "SYSTEM_ALERT", 2, 3000));
-    pos_test_sleep_ms(100);
-    disp = read_file(f->sim, "display.txt");
+    disp = alert_then_display(f,
+                              "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"info\","
+                              "\"message\":\"Lane 4 closes now, please use lane 5\"}",
+                              2);
     assert_string_equal(disp, "Lane 4 closes now,  \nplease use lane 5   \n");
     free(disp);
 
     /* For another store: not shown. */
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH system:alerts %s",
-                                  "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"info\","
-                                  "\"message\":\"Elsewhere\",\"storeId\":\"S-999\"}"),
-                     1);
-    assert_true(pos_test_agent_wait_log(&f->agent, "SYSTEM_ALERT", 3, 3000));
-    pos_test_sleep_ms(100);
-    disp = read_file(f->sim, "display.txt");
+    disp = alert_then_display(f,
+                              "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"info\","
+                              "\"message\":\"Elsewhere\",\"storeId\":\"S-999\"}",
+                              3);
     assert_null(strstr(disp, "Elsewhere"));
     free(disp);
 }
@@ -414,12 +364,12 @@ static void test_display_and_alerts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_approved_payment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_declined_and_rejected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_busy_and_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_paper_out_after_approval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pinpad_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_display_and_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approved_payment, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_declined_and_rejected, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_and_cancel, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paper_out_after_approval, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pinpad_timeout, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_display_and_alerts, pos_fix_setup, teardown),
     };
     return cmocka_run_group_tests_name("payment", tests, NULL, NULL);
 }

@@ -23,15 +23,14 @@
 
 #include <cmocka.h>
 
+#include "tests/support/fixture.h"
 #include "tests/support/fs.h"
-#include "tests/support/harness.h"
 
 #define TID "T-PRIV"
 #define SID "S-PRIV"
 
 typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
+    pos_fix_t fx;
     char dir[64]; /* owned by the user the agent becomes */
 } fixture_t;
 
@@ -42,11 +41,13 @@ static int setup(void **state)
         return -1;
     }
     snprintf(f->dir, sizeof(f->dir), "/tmp/posagent-priv-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || chmod(f->dir, 0755) != 0 ||
-        pos_test_redis_start(&f->redis) != 0) {
+    if (mkdtemp(f->dir) == NULL || chmod(f->dir, 0755) != 0 || pos_fix_start(&f->fx) != 0) {
         free(f);
         return -1;
     }
+    pos_ini_set(&f->fx.ini, "terminal", "id", TID);
+    pos_ini_set(&f->fx.ini, "terminal", "store_id", SID);
+    f->fx.stop_signal = SIGTERM;
     *state = f;
     return 0;
 }
@@ -54,14 +55,19 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    }
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
+    pos_fix_stop(&f->fx);
     pos_test_rm_tree(f->dir);
     free(f);
     return 0;
+}
+
+/* Simulated devices' files, store and socket in f->dir (which the user
+ * the agent becomes can write to). */
+static void in_dir(const fixture_t *f, pos_ini_t *ini)
+{
+    pos_ini_set(ini, "hal", "sim_dir", "%s/sim", f->dir);
+    pos_ini_set(ini, "store", "path", "%s/store", f->dir);
+    pos_ini_set(ini, "local", "socket", "%s/agent.sock", f->dir);
 }
 
 static void need_root(void)
@@ -79,19 +85,23 @@ static const char *bin(void)
     return b;
 }
 
-static const char *write_conf(fixture_t *f, const char *security)
+/* f->dir/posagent.ini, for posagent run by hand: everything in f->dir, no
+ * [log] section, and [security] key = value (no [security] section at all
+ * when key is NULL). */
+static const char *write_conf(fixture_t *f, const char *key, const char *value)
 {
     static char path[128];
+    static pos_ini_t ini;
     snprintf(path, sizeof(path), "%s/posagent.ini", f->dir);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fprintf(fp,
-            "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-            "[redis]\nurl = redis://127.0.0.1:%u\n"
-            "[hal]\nsim_dir = %s/sim\n[store]\npath = %s/store\n"
-            "[local]\nsocket = %s/agent.sock\n%s",
-            (unsigned)f->redis.port, f->dir, f->dir, f->dir, security);
-    fclose(fp);
+    pos_ini_init(&ini);
+    pos_ini_set(&ini, "terminal", "id", TID);
+    pos_ini_set(&ini, "terminal", "store_id", SID);
+    pos_ini_set(&ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)f->fx.redis.port);
+    in_dir(f, &ini);
+    if (key != NULL) {
+        pos_ini_set(&ini, "security", key, "%s", value);
+    }
+    assert_int_equal(pos_ini_write(&ini, path), 0);
     return path;
 }
 
@@ -101,7 +111,7 @@ static void test_root_refused_without_override(void **state)
     char *out = NULL;
     need_root();
 
-    const char *conf = write_conf(f, "");
+    const char *conf = write_conf(f, NULL, NULL);
     const char *argv[] = {bin(), "--config", conf, NULL};
     assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
     assert_non_null(strstr(out, "refusing to run as root"));
@@ -112,27 +122,25 @@ static void test_root_refused_without_override(void **state)
     snprintf(p, sizeof(p), "%s/agent.sock", f->dir);
     assert_int_not_equal(access(p, F_OK), 0);
 
-    conf = write_conf(f, "[security]\nallow_root = false\n");
+    conf = write_conf(f, "allow_root", "false");
     assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
     free(out);
 
     /* An unknown user is a configuration error too. */
-    conf = write_conf(f, "[security]\nuser = no-such-user-posagent\n");
+    conf = write_conf(f, "user", "no-such-user-posagent");
     assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
     assert_non_null(strstr(out, "no such user"));
     free(out);
 
     /* The override, from the environment: it runs (check it is up, then stop). */
-    conf = write_conf(f, "");
+    conf = write_conf(f, NULL, NULL);
     const char *env[] = {"POSAGENT_ALLOW_ROOT=1", NULL};
-    char ini[1024];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[security]\n",
-             (unsigned)f->redis.port);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, env), 0);
-    assert_true(pos_test_agent_wait_log(&f->agent, "running as root", 1, 10000));
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    /* In the agent's own directory; an empty [security]: no allow_root. */
+    pos_ini_unset(&f->fx.ini, "log", NULL);
+    pos_ini_section(&f->fx.ini, "security");
+    pos_fix_agent_start(&f->fx, env);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "running as root", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 10000));
 }
 
 /* Uid:/Gid:/Groups: lines of /proc/<pid>/status. */
@@ -159,7 +167,7 @@ static void proc_ids(pid_t pid, char *uid, char *gid, char *groups, size_t len)
 static void test_drops_to_user(void **state)
 {
     fixture_t *f = *state;
-    char ini[1024], path[128], want[64], uid[128], gid[128], groups[128];
+    char path[128], want[64], uid[128], gid[128], groups[128];
     struct passwd *pw;
     struct group *gr;
     struct stat st;
@@ -175,21 +183,19 @@ static void test_drops_to_user(void **state)
     assert_int_equal(mkdir(path, 0750), 0);
     assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
 
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[heartbeat]\ninterval_s = 1\nttl_s = 10\n"
-             "[hal]\nsim_dir = %s/sim\nsim_pinpad_delay_ms = 100\n[store]\npath = %s/store\n"
-             "[local]\nsocket = %s/agent.sock\nsocket_group = daemon\n"
-             "[security]\nuser = nobody\n[log]\nlevel = debug\n",
-             (unsigned)f->redis.port, f->dir, f->dir, f->dir);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    assert_true(pos_test_agent_wait_log(&f->agent, "running as nobody", 1, 10000));
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+    pos_ini_t *ini = &f->fx.ini;
+    pos_fix_set_heartbeat(&f->fx, 1, 10);
+    in_dir(f, ini);
+    pos_ini_set(ini, "hal", "sim_pinpad_delay_ms", "100");
+    pos_ini_set(ini, "local", "socket_group", "daemon");
+    pos_ini_set(ini, "security", "user", "nobody");
+    pos_fix_agent_start(&f->fx, NULL);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "running as nobody", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 10000));
 
     /* All four ids (real, effective, saved, filesystem) are nobody's, and
      * root's groups are gone. */
-    proc_ids(f->agent.pid, uid, gid, groups, sizeof(uid));
+    proc_ids(f->fx.agent.pid, uid, gid, groups, sizeof(uid));
     snprintf(want, sizeof(want), "\t%u\t%u\t%u\t%u", (unsigned)pw->pw_uid, (unsigned)pw->pw_uid,
              (unsigned)pw->pw_uid, (unsigned)pw->pw_uid);
     assert_string_equal(uid, want);
@@ -211,10 +217,10 @@ static void test_drops_to_user(void **state)
     assert_int_equal(st.st_uid, pw->pw_uid);
 
     /* Heartbeats go on after the switch: the status key is rewritten. */
-    char *s1 = pos_test_get(&f->redis, "terminal:" TID ":status");
+    char *s1 = pos_test_get(&f->fx.redis, "terminal:" TID ":status");
     assert_non_null(s1);
     pos_test_sleep_ms(2500);
-    char *s2 = pos_test_get(&f->redis, "terminal:" TID ":status");
+    char *s2 = pos_test_get(&f->fx.redis, "terminal:" TID ":status");
     assert_non_null(s2);
     assert_string_not_equal(s1, s2);
     free(s1);
@@ -222,8 +228,8 @@ static void test_drops_to_user(void **state)
 
     /* The devices opened as root still work: a payment goes through. */
     pos_test_sub_t sub;
-    assert_int_equal(pos_test_sub_open(&sub, &f->redis, "payment:" TID), 0);
-    assert_int_equal(pos_test_int(&f->redis,
+    assert_int_equal(pos_test_sub_open(&sub, &f->fx.redis, "payment:" TID), 0);
+    assert_int_equal(pos_test_int(&f->fx.redis,
                                   "PUBLISH payment:" TID " {\"type\":\"PAYMENT_REQUESTED\","
                                   "\"transactionId\":\"tx-p1\",\"amount\":1.50,"
                                   "\"currency\":\"EUR\"}"),
@@ -244,8 +250,8 @@ static void test_drops_to_user(void **state)
     assert_true(printed);
 
     /* A clean stop as nobody. */
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
-    f->agent.pid = 0;
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 10000), 0);
+    f->fx.agent.pid = 0;
 }
 
 /*
@@ -256,7 +262,7 @@ static void test_drops_to_user(void **state)
 static void test_devices_opened_before_drop(void **state)
 {
     fixture_t *f = *state;
-    char ini[1024], path[128];
+    char path[128];
     struct passwd *pw;
     need_root();
 
@@ -278,19 +284,16 @@ static void test_devices_opened_before_drop(void **state)
     snprintf(path, sizeof(path), "%s/sim", f->dir);
     assert_int_equal(mkdir(path, 0750), 0);
     assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[hal]\ndisplay = cd5220:%s?baud=9600\nsim_dir = %s/sim\n"
-             "[store]\npath = %s/store\n[local]\nsocket = %s/agent.sock\n"
-             "[security]\nuser = nobody\n[log]\nlevel = debug\n",
-             (unsigned)f->redis.port, ttypath, f->dir, f->dir, f->dir);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    assert_true(pos_test_agent_wait_log(&f->agent, "running as nobody", 1, 10000));
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-    assert_true(pos_test_agent_wait_log(&f->agent, "hal: display: ready", 1, 5000));
+    pos_ini_t *ini = &f->fx.ini;
+    pos_ini_set(ini, "hal", "display", "cd5220:%s?baud=9600", ttypath);
+    in_dir(f, ini);
+    pos_ini_set(ini, "security", "user", "nobody");
+    pos_fix_agent_start(&f->fx, NULL);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "running as nobody", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "hal: display: ready", 1, 5000));
 
-    assert_int_equal(pos_test_int(&f->redis,
+    assert_int_equal(pos_test_int(&f->fx.redis,
                                   "PUBLISH payment:" TID " {\"type\":\"DISPLAY_MESSAGE\",\"lines\":"
                                   "[\"HELLO-NOBODY\",\"x\"]}"),
                      1);
@@ -316,7 +319,7 @@ static void test_devices_opened_before_drop(void **state)
         }
     }
     assert_non_null(strstr(seen, "HELLO-NOBODY"));
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "hal: display: offline"), 0);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "hal: display: offline"), 0);
     close(master);
 }
 

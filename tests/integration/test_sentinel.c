@@ -19,10 +19,10 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/fixture.h"
 
-#define TID         "T-0001"
-#define SID         "S-042"
+#define TID         POS_FIX_TID
+#define SID         POS_FIX_SID
 #define STATUS_KEY  "terminal:" TID ":status"
 #define MASTER_NAME "mymaster"
 #define TEST_PAN    "4111111111111111"
@@ -37,9 +37,9 @@
 #define FAILOVER_MAX_MS 30000
 
 typedef struct fixture {
+    pos_fix_t fx;             /* the agent and its configuration (fx.redis unused) */
     pos_test_redis_t node[2]; /* node[0] the first master, node[1] its replica */
     pos_test_redis_t sentinel[3];
-    pos_test_agent_t agent;
     char sock[300];
     char replicaof_port[2][8];
 } fixture_t;
@@ -212,6 +212,7 @@ static int setup(void **state)
     char conf[512];
 
     assert_non_null(f);
+    pos_fix_init(&f->fx);
     start_node(&f->node[0], NULL);
     snprintf(f->replicaof_port[1], sizeof(f->replicaof_port[1]), "%u", (unsigned)f->node[0].port);
     start_node(&f->node[1], f->replicaof_port[1]);
@@ -239,6 +240,7 @@ static int setup_master(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
 
     assert_non_null(f);
+    pos_fix_init(&f->fx);
     start_node(&f->node[0], NULL);
     *state = f;
     return 0;
@@ -247,11 +249,7 @@ static int setup_master(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        kill(f->agent.pid, SIGCONT);
-        pos_test_agent_stop(&f->agent, SIGKILL, 2000);
-    }
-    pos_test_agent_cleanup(&f->agent);
+    pos_fix_stop(&f->fx);
     for (int i = 0; i < 3; i++) {
         pos_test_redis_stop(&f->sentinel[i]);
     }
@@ -262,35 +260,52 @@ static int teardown(void **state)
     return 0;
 }
 
-static void start_agent(fixture_t *f, const char *sentinel_extra)
+/* The agent with the three sentinels (and sentinel_password, unless NULL). */
+static void start_agent(fixture_t *f, const char *sentinel_password)
 {
-    char ini[2048];
+    pos_ini_t *ini = &f->fx.ini;
     /* The URL points at the replica: with sentinels its host and port must
      * be ignored. The first sentinel is a port nobody listens on: the next
-     * ones must be asked. */
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\n"
-             "sentinels = 127.0.0.1:1, 127.0.0.1:%u,127.0.0.1:%u , 127.0.0.1:%u\n"
-             "master_name = " MASTER_NAME "\n%s"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = %u\n"
-             "connect_timeout_ms = 1000\ncommand_timeout_ms = 1000\n"
-             "[heartbeat]\ninterval_s = 1\nttl_s = 10\n"
-             "[hal]\nsim_pinpad_delay_ms = 200\nsim_card_number = " TEST_PAN "\n"
-             "[log]\nlevel = debug\n",
-             (unsigned)(f->node[1].port != 0 ? f->node[1].port : f->node[0].port),
-             (unsigned)f->sentinel[0].port, (unsigned)f->sentinel[1].port,
-             (unsigned)f->sentinel[2].port, sentinel_extra != NULL ? sentinel_extra : "", CAP_MS);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->agent.dir);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 15000));
+     * ones must be asked (the list's odd spacing is on purpose). */
+    pos_ini_set(ini, "redis", "url", "redis://127.0.0.1:%u",
+                (unsigned)(f->node[1].port != 0 ? f->node[1].port : f->node[0].port));
+    pos_ini_set(ini, "redis", "sentinels", "127.0.0.1:1, 127.0.0.1:%u,127.0.0.1:%u , 127.0.0.1:%u",
+                (unsigned)f->sentinel[0].port, (unsigned)f->sentinel[1].port,
+                (unsigned)f->sentinel[2].port);
+    pos_ini_set(ini, "redis", "master_name", MASTER_NAME);
+    if (sentinel_password != NULL) {
+        pos_ini_set(ini, "redis", "sentinel_password", "%s", sentinel_password);
+    }
+    pos_fix_set_retry(&f->fx, 100, CAP_MS);
+    pos_ini_set(ini, "redis", "connect_timeout_ms", "1000");
+    pos_ini_set(ini, "redis", "command_timeout_ms", "1000");
+    pos_fix_set_heartbeat(&f->fx, 1, 10);
+    pos_ini_set(ini, "hal", "sim_pinpad_delay_ms", "200");
+    pos_ini_set(ini, "hal", "sim_card_number", TEST_PAN);
+    pos_fix_agent_start(&f->fx, NULL);
+    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->fx.agent.dir);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 15000));
+}
+
+/* The agent with only the given sentinel, fast retries up to cap_ms, and
+ * sentinel_password unless NULL. */
+static void start_agent_one(fixture_t *f, unsigned cap_ms, const char *sentinel_password)
+{
+    pos_ini_t *ini = &f->fx.ini;
+    pos_ini_set(ini, "redis", "sentinels", "127.0.0.1:%u", (unsigned)f->sentinel[0].port);
+    pos_ini_set(ini, "redis", "master_name", MASTER_NAME);
+    if (sentinel_password != NULL) {
+        pos_ini_set(ini, "redis", "sentinel_password", "%s", sentinel_password);
+    }
+    pos_fix_set_retry(&f->fx, 100, cap_ms);
+    pos_fix_agent_start(&f->fx, NULL);
 }
 
 /* Milliseconds of the day of the first agent log line containing needle
  * (lines start "2026-11-29T14:21:38.409Z"), or -1. */
 static long log_time_ms(fixture_t *f, const char *needle)
 {
-    char *log = pos_test_agent_log_read(&f->agent);
+    char *log = pos_test_agent_log_read(&f->fx.agent);
     char *hit = log != NULL ? strstr(log, needle) : NULL;
     long ms = -1;
     unsigned h, m, sec, milli;
@@ -309,32 +324,7 @@ static long log_time_ms(fixture_t *f, const char *needle)
 
 static bool log_has(fixture_t *f, const char *needle)
 {
-    return pos_test_agent_log_count(&f->agent, needle) > 0;
-}
-
-/* The next message from the agent of the given type for tx, skipping
- * others; NULL on timeout. */
-static cJSON *expect_msg(pos_test_sub_t *sub, const char *type, const char *tx, int timeout_ms)
-{
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
-    while (pos_test_now_ms() < end) {
-        char *m = pos_test_sub_next(sub, (int)(end - pos_test_now_ms()) + 1, NULL, 0);
-        if (m == NULL) {
-            break;
-        }
-        cJSON *j = cJSON_Parse(m);
-        free(m);
-        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
-        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
-            strcmp(t->valuestring, type) == 0 && cJSON_IsString(x) &&
-            strcmp(x->valuestring, tx) == 0) {
-            return j;
-        }
-        cJSON_Delete(j);
-    }
-    return NULL;
+    return pos_test_agent_log_count(&f->fx.agent, needle) > 0;
 }
 
 #define REQ(tx)                                                                                    \
@@ -350,10 +340,10 @@ static void pay(const pos_test_redis_t *master, const char *tx, const char *req)
     assert_int_equal(pos_test_sub_open_many(&sub, master, channels), 0);
     /* Two listeners: the agent, and this test's subscriber. */
     assert_int_equal(pos_test_int(master, "PUBLISH payment:" TID " %s", req), 2);
-    cJSON *j = expect_msg(&sub, "PAYMENT_APPROVED", tx, 15000);
+    cJSON *j = pos_test_sub_expect(&sub, "PAYMENT_APPROVED", tx, 15000, NULL);
     assert_non_null(j);
     cJSON_Delete(j);
-    j = expect_msg(&sub, "TRANSACTION_COMPLETED", tx, 15000);
+    j = pos_test_sub_expect(&sub, "TRANSACTION_COMPLETED", tx, 15000, NULL);
     assert_non_null(j);
     cJSON_Delete(j);
     pos_test_sub_close(&sub);
@@ -420,9 +410,9 @@ static void test_failover(void **state)
     /* It followed the announcement, and checked the new master's role. */
     snprintf(want, sizeof(want), "failover: master '" MASTER_NAME "' is now 127.0.0.1:%u",
              (unsigned)r->port);
-    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, want, 1, 5000));
     snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
-    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, want, 1, 5000));
     assert_int_equal(agent_clients(r), 2);
     /* The agent's own part: from the announcement to online on the new
      * master, without waiting for its backoff timer. */
@@ -438,11 +428,13 @@ static void test_failover(void **state)
          * asked the sentinels and already got the new master (seen under
          * qemu, 14 ms ahead). The agent's share is then nothing. */
         printf("[ MEASURED ] agent online on the new master %ld ms before +switch-master "
-               "reached it (its own re-resolution)\n", -d);
+               "reached it (its own re-resolution)\n",
+               -d);
         d = 0;
     } else {
         printf("[ MEASURED ] agent online on the new master %ld ms after +switch-master "
-               "reached it\n", d);
+               "reached it\n",
+               d);
     }
     assert_true(d <= SLACK_MS);
 
@@ -477,7 +469,7 @@ static void test_planned_failover(void **state)
     freeReplyObject(rep);
 
     snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
-    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, FAILOVER_MAX_MS));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, want, 1, FAILOVER_MAX_MS));
     assert_int_equal(agent_clients(r), 2);
     /* The old master becomes a replica; the agent is not on it. */
     uint64_t end = pos_test_now_ms() + FAILOVER_MAX_MS;
@@ -513,7 +505,7 @@ static void test_outbox_across_failover(void **state)
     /* First failover: node[1] becomes the master. */
     pos_test_redis_kill(m);
     snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
-    assert_true(pos_test_agent_wait_log(&f->agent, want, 1, FAILOVER_MAX_MS));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, want, 1, FAILOVER_MAX_MS));
 
     /* node[0] back, as a replica of node[1], known to every sentinel. */
     snprintf(f->replicaof_port[0], sizeof(f->replicaof_port[0]), "%u", (unsigned)r->port);
@@ -523,9 +515,9 @@ static void test_outbox_across_failover(void **state)
 
     /* Second failover. While no master is reachable, queue a message and a
      * counter increment through the local API. */
-    int offline = pos_test_agent_log_count(&f->agent, "link: offline");
+    int offline = pos_test_agent_log_count(&f->fx.agent, "link: offline");
     pos_test_redis_kill(r);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", offline + 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: offline", offline + 1, 10000));
     rep = local_cmd(f, "PUBLISH test:failover queued-during-failover");
     assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
     freeReplyObject(rep);
@@ -537,7 +529,7 @@ static void test_outbox_across_failover(void **state)
      * listens on it: Sentinel kills every client of a replica it promotes,
      * so a subscriber opened earlier would not survive, and one opened
      * later could miss the delivery. */
-    kill(f->agent.pid, SIGSTOP);
+    kill(f->fx.agent.pid, SIGSTOP);
     uint64_t end = pos_test_now_ms() + FAILOVER_MAX_MS;
     bool moved = false;
     while (!moved && pos_test_now_ms() < end) {
@@ -552,7 +544,7 @@ static void test_outbox_across_failover(void **state)
     assert_true(moved);
     assert_int_equal(pos_test_sub_open_many(&sub, m, channels), 0);
     uint64_t t_cont = pos_test_now_ms();
-    kill(f->agent.pid, SIGCONT);
+    kill(f->fx.agent.pid, SIGCONT);
 
     char channel[64];
     char *msg = pos_test_sub_next(&sub, CAP_MS + SLACK_MS, channel, sizeof(channel));
@@ -577,12 +569,26 @@ static void test_outbox_across_failover(void **state)
     assert_true(status_ts(m) > 0);
 
     /* A clean stop writes the offline status on the current master. */
-    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
-    f->agent.pid = 0;
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 10000), 0);
+    f->fx.agent.pid = 0;
     char *st = pos_test_get(m, STATUS_KEY);
     assert_non_null(st);
     assert_non_null(strstr(st, "\"status\":\"offline\""));
     free(st);
+}
+
+/* One sentinel, with the password "s3ntinel-pw", watching node[0]; the
+ * other two entries refuse connections. */
+static void start_sentinel_with_password(fixture_t *f)
+{
+    char conf[512];
+
+    f->sentinel[1].port = 2; /* nobody listens */
+    f->sentinel[2].port = 3;
+    snprintf(conf, sizeof(conf), "sentinel monitor " MASTER_NAME " 127.0.0.1 %u 2\n",
+             (unsigned)f->node[0].port);
+    snprintf(f->sentinel[0].password, sizeof(f->sentinel[0].password), "s3ntinel-pw");
+    assert_int_equal(pos_test_sentinel_start(&f->sentinel[0], conf), 0);
 }
 
 /* Sentinels with a password: the agent authenticates with
@@ -590,22 +596,14 @@ static void test_outbox_across_failover(void **state)
 static void test_sentinel_password(void **state)
 {
     fixture_t *f = *state;
-    char conf[512];
 
-    /* One sentinel with a password; the other two entries refuse
-     * connections. */
-    f->sentinel[1].port = 2; /* nobody listens */
-    f->sentinel[2].port = 3;
-    snprintf(conf, sizeof(conf), "sentinel monitor " MASTER_NAME " 127.0.0.1 %u 2\n",
-             (unsigned)f->node[0].port);
-    snprintf(f->sentinel[0].password, sizeof(f->sentinel[0].password), "s3ntinel-pw");
-    assert_int_equal(pos_test_sentinel_start(&f->sentinel[0], conf), 0);
+    start_sentinel_with_password(f);
     assert_true(sentinel_master_port(&f->sentinel[0]) == f->node[0].port);
 
-    start_agent(f, "sentinel_password = s3ntinel-pw\n");
+    start_agent(f, "s3ntinel-pw");
     assert_int_equal(agent_clients(&f->node[0]), 2);
-    assert_true(pos_test_agent_wait_log(&f->agent, "sentinel: watching", 1, 5000));
-    char *log = pos_test_agent_log_read(&f->agent);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "sentinel: watching", 1, 5000));
+    char *log = pos_test_agent_log_read(&f->fx.agent);
     assert_null(strstr(log, "s3ntinel-pw"));
     free(log);
 }
@@ -614,27 +612,14 @@ static void test_sentinel_password(void **state)
 static void test_sentinel_password_wrong(void **state)
 {
     fixture_t *f = *state;
-    char conf[512];
-    char ini[1024];
 
-    f->sentinel[1].port = 2; /* nobody listens */
-    f->sentinel[2].port = 3;
-    snprintf(conf, sizeof(conf), "sentinel monitor " MASTER_NAME " 127.0.0.1 %u 2\n",
-             (unsigned)f->node[0].port);
-    snprintf(f->sentinel[0].password, sizeof(f->sentinel[0].password), "s3ntinel-pw");
-    assert_int_equal(pos_test_sentinel_start(&f->sentinel[0], conf), 0);
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nsentinels = 127.0.0.1:%u\nmaster_name = " MASTER_NAME "\n"
-             "sentinel_password = wr0ng-pw\nretry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
-             "[log]\nlevel = debug\n",
-             (unsigned)f->sentinel[0].port);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    assert_true(pos_test_agent_wait_log(&f->agent, "AUTH refused", 2, 10000));
-    assert_true(pos_test_agent_wait_log(&f->agent, "no sentinel gave the address", 2, 10000));
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    start_sentinel_with_password(f);
+    start_agent_one(f, 500, "wr0ng-pw");
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "AUTH refused", 2, 10000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "no sentinel gave the address", 2, 10000));
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 0);
     assert_int_equal(agent_clients(&f->node[0]), 0);
-    char *log = pos_test_agent_log_read(&f->agent);
+    char *log = pos_test_agent_log_read(&f->fx.agent);
     assert_null(strstr(log, "wr0ng-pw"));
     assert_null(strstr(log, "s3ntinel-pw"));
     free(log);
@@ -657,17 +642,11 @@ static void test_role_check(void **state)
     f->sentinel[1].port = 2; /* nobody listens */
     f->sentinel[2].port = 3;
 
-    char ini[1024], want[96];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nsentinels = 127.0.0.1:%u\nmaster_name = " MASTER_NAME "\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 300\n"
-             "[log]\nlevel = debug\n",
-             (unsigned)f->sentinel[0].port);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    char want[96];
+    start_agent_one(f, 300, NULL);
     snprintf(want, sizeof(want), "127.0.0.1:%u is not a master (ROLE)", (unsigned)f->node[1].port);
-    assert_true(pos_test_agent_wait_log(&f->agent, want, 3, 15000));
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, want, 3, 15000));
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 0);
     /* Nothing was written to the replica through the agent (it is
      * read-only anyway), and nothing reached the master either. */
     assert_null(pos_test_get(&f->node[0], STATUS_KEY));

@@ -23,11 +23,11 @@
 #include <cmocka.h>
 #include <mbedtls/md.h>
 
+#include "tests/support/fixture.h"
 #include "tests/support/fs.h"
-#include "tests/support/harness.h"
 
-#define TID "T-0001"
-#define SID "S-042"
+#define TID POS_FIX_TID
+#define SID POS_FIX_SID
 
 /* 32-byte keys as in the key file (hex) and as bytes. */
 #define KEY1_HEX                                                                                   \
@@ -38,12 +38,9 @@
     "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbe"
 
 typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-    pos_test_sub_t sub;
+    pos_fix_t fx;
     char dir[64];  /* the key file's directory */
     char key[128]; /* the key file */
-    char sim[300];
 } fixture_t;
 
 static void key_bytes(const char *hex, unsigned char out[32])
@@ -162,27 +159,22 @@ static void write_key(fixture_t *f, const char *text, mode_t mode)
 
 static void start(fixture_t *f, const char *keys)
 {
-    char ini[2048];
+    pos_fix_t *fx = &f->fx;
     write_key(f, keys, 0600);
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nurl = redis://127.0.0.1:%u\n"
-             "[hal]\nsim_pinpad_delay_ms = 200\n"
-             "[payment]\nhmac_key_file = %s\nsignature_window_s = 30\n"
-             "[log]\nlevel = debug\n",
-             (unsigned)f->redis.port, f->key);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
-    snprintf(f->sim, sizeof(f->sim), "%s/sim", f->agent.dir);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-    assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
+    pos_ini_set(&fx->ini, "hal", "sim_pinpad_delay_ms", "200");
+    pos_ini_set(&fx->ini, "payment", "hmac_key_file", "%s", f->key);
+    pos_ini_set(&fx->ini, "payment", "signature_window_s", "30");
+    pos_fix_agent_start(fx, NULL);
+    assert_true(pos_test_agent_wait_log(&fx->agent, "link: online", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&fx->agent, "hal: pinpad: ready", 1, 5000));
     const char *channels[] = {"payment:" TID, "transaction:" SID, "system:terminals", NULL};
-    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
+    assert_int_equal(pos_test_sub_open_many(&fx->sub, &fx->redis, channels), 0);
 }
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_test_redis_start(&f->redis) != 0) {
+    if (f == NULL || pos_fix_start(&f->fx) != 0) {
         free(f);
         return -1;
     }
@@ -198,17 +190,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->agent.pid > 0) {
+    if (f->fx.agent.pid > 0) {
         /* Neither key ever reaches the log. */
-        char *log = pos_test_agent_log_read(&f->agent);
+        char *log = pos_test_agent_log_read(&f->fx.agent);
         assert_null(strstr(log, KEY1_HEX));
         assert_null(strstr(log, KEY2_HEX));
         free(log);
-        pos_test_agent_stop(&f->agent, SIGTERM, 5000);
+        pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000);
     }
-    pos_test_sub_close(&f->sub);
-    pos_test_agent_cleanup(&f->agent);
-    pos_test_redis_stop(&f->redis);
+    pos_fix_stop(&f->fx);
     pos_test_rm_tree(f->dir);
     free(f);
     return 0;
@@ -216,55 +206,33 @@ static int teardown(void **state)
 
 static void publish(fixture_t *f, const char *json)
 {
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" TID " %s", json), 2);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH payment:" TID " %s", json), 2);
+}
+
+/* A PAYMENT_REQUESTED for tx (amount EUR, timestamp ts) signed with
+ * key_hex, published; its text stays in msg (to be sent again). */
+static void publish_signed(fixture_t *f, char *msg, size_t len, const char *tx, const char *amount,
+                           uint64_t ts, const char *key_hex)
+{
+    request(msg, len, tx, amount, ts);
+    sign(msg, len, key_hex);
+    publish(f, msg);
 }
 
 /* The next agent message of "type" for tx; its text in *text (malloc'd). */
 static cJSON *expect_msg(fixture_t *f, const char *type, const char *tx, int timeout_ms,
                          char **text)
 {
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
-    char channel[64];
-    while (pos_test_now_ms() < end) {
-        char *m = pos_test_sub_next(&f->sub, (int)(end - pos_test_now_ms()) + 1, channel,
-                                    sizeof(channel));
-        if (m == NULL) {
-            break;
-        }
-        cJSON *j = cJSON_Parse(m);
-        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
-        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
-            strcmp(t->valuestring, type) == 0 &&
-            (tx == NULL || (cJSON_IsString(x) && strcmp(x->valuestring, tx) == 0))) {
-            if (text != NULL) {
-                *text = m;
-            } else {
-                free(m);
-            }
-            return j;
-        }
-        free(m);
-        cJSON_Delete(j);
+    cJSON *j = pos_test_sub_expect(&f->fx.sub, type, tx, timeout_ms, text);
+    if (j == NULL) {
+        fail_msg("no %s for %s within %d ms", type, tx ? tx : "(any)", timeout_ms);
     }
-    fail_msg("no %s for %s within %d ms", type, tx ? tx : "(any)", timeout_ms);
-    return NULL;
+    return j;
 }
 
 static unsigned charges(fixture_t *f)
 {
-    char path[400];
-    snprintf(path, sizeof(path), "%s/pinpad.charges", f->sim);
-    FILE *fp = fopen(path, "r");
-    unsigned n = 0;
-    if (fp != NULL) {
-        if (fscanf(fp, "%u", &n) != 1) {
-            n = 0;
-        }
-        fclose(fp);
-    }
-    return n;
+    return pos_fix_charges(&f->fx);
 }
 
 /* The next answer for tx must be PAYMENT_REJECTED with "reason", signed. */
@@ -286,9 +254,7 @@ static void test_signed_payment_approved(void **state)
     char msg[512], *text = NULL;
     start(f, KEY1_HEX "\n");
 
-    request(msg, sizeof(msg), "tx-s1", "12.34", wall_ms());
-    sign(msg, sizeof(msg), KEY1_HEX);
-    publish(f, msg);
+    publish_signed(f, msg, sizeof(msg), "tx-s1", "12.34", wall_ms(), KEY1_HEX);
     cJSON *j = expect_msg(f, "PAYMENT_PROCESSING", "tx-s1", 5000, &text);
     assert_true(verifies(text, KEY1_HEX));
     assert_false(verifies(text, KEY2_HEX));
@@ -316,7 +282,7 @@ static void test_signed_payment_approved(void **state)
     assert_true(verifies(text, KEY1_HEX));
     free(text);
     cJSON_Delete(j);
-    char *st = pos_test_get(&f->redis, "terminal:" TID ":status");
+    char *st = pos_test_get(&f->fx.redis, "terminal:" TID ":status");
     assert_non_null(st);
     assert_true(verifies(st, KEY1_HEX));
     free(st);
@@ -349,9 +315,7 @@ static void test_refused_without_charge(void **state)
     expect_rejected(f, "tx-b1", "bad_signature");
 
     /* Signed with a key the agent does not have. */
-    request(msg, sizeof(msg), "tx-b2", "1.00", wall_ms());
-    sign(msg, sizeof(msg), KEY2_HEX);
-    publish(f, msg);
+    publish_signed(f, msg, sizeof(msg), "tx-b2", "1.00", wall_ms(), KEY2_HEX);
     expect_rejected(f, "tx-b2", "bad_signature");
 
     /* A garbage signature. */
@@ -361,13 +325,9 @@ static void test_refused_without_charge(void **state)
     expect_rejected(f, "tx-b3", "bad_signature");
 
     /* Good signatures, but too old or too far ahead (window 30 s). */
-    request(msg, sizeof(msg), "tx-o1", "1.00", wall_ms() - 120000);
-    sign(msg, sizeof(msg), KEY1_HEX);
-    publish(f, msg);
+    publish_signed(f, msg, sizeof(msg), "tx-o1", "1.00", wall_ms() - 120000, KEY1_HEX);
     expect_rejected(f, "tx-o1", "stale");
-    request(msg, sizeof(msg), "tx-o2", "1.00", wall_ms() + 120000);
-    sign(msg, sizeof(msg), KEY1_HEX);
-    publish(f, msg);
+    publish_signed(f, msg, sizeof(msg), "tx-o2", "1.00", wall_ms() + 120000, KEY1_HEX);
     expect_rejected(f, "tx-o2", "stale");
 
     /* A signed request without ts cannot be placed in time: stale. */
@@ -387,9 +347,10 @@ static void test_refused_without_charge(void **state)
     /* An unsigned DISPLAY_MESSAGE names no transaction: logged, dropped,
      * not shown. */
     publish(f, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"FORGED\",\"x\"]}");
-    assert_true(pos_test_agent_wait_log(&f->agent, "DISPLAY_MESSAGE unsigned, refused", 1, 5000));
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "DISPLAY_MESSAGE unsigned, refused", 1, 5000));
     char path[400];
-    snprintf(path, sizeof(path), "%s/display.txt", f->sim);
+    snprintf(path, sizeof(path), "%s/sim/display.txt", f->fx.agent.dir);
     FILE *fp = fopen(path, "r");
     if (fp != NULL) {
         char buf[4096];
@@ -402,14 +363,12 @@ static void test_refused_without_charge(void **state)
     /* None of it touched the card, and the log names reasons, not bytes. */
     pos_test_sleep_ms(500);
     assert_int_equal(charges(f), before);
-    assert_int_equal(pos_test_int(&f->redis, "SCARD active_transactions:" SID), 0);
-    assert_true(pos_test_agent_log_count(&f->agent, "bad_signature, refused") >= 3);
-    assert_true(pos_test_agent_log_count(&f->agent, "stale, refused") >= 3);
+    assert_int_equal(pos_test_int(&f->fx.redis, "SCARD active_transactions:" SID), 0);
+    assert_true(pos_test_agent_log_count(&f->fx.agent, "bad_signature, refused") >= 3);
+    assert_true(pos_test_agent_log_count(&f->fx.agent, "stale, refused") >= 3);
 
     /* A refused id is not burnt: the genuine request still goes through. */
-    request(msg, sizeof(msg), "tx-u1", "12.34", wall_ms());
-    sign(msg, sizeof(msg), KEY1_HEX);
-    publish(f, msg);
+    publish_signed(f, msg, sizeof(msg), "tx-u1", "12.34", wall_ms(), KEY1_HEX);
     cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-u1", 10000, NULL));
     assert_int_equal(charges(f), before + 1);
 }
@@ -421,9 +380,7 @@ static void test_key_rotation(void **state)
     /* Rotating: the new key first (it signs), the old one still accepted. */
     start(f, "# new\n" KEY2_HEX "\n# old\n" KEY1_HEX "\n");
 
-    request(msg, sizeof(msg), "tx-r1", "2.00", wall_ms());
-    sign(msg, sizeof(msg), KEY1_HEX);
-    publish(f, msg);
+    publish_signed(f, msg, sizeof(msg), "tx-r1", "2.00", wall_ms(), KEY1_HEX);
     cJSON *j = expect_msg(f, "PAYMENT_APPROVED", "tx-r1", 10000, &text);
     assert_true(verifies(text, KEY2_HEX));
     assert_false(verifies(text, KEY1_HEX));
@@ -431,9 +388,7 @@ static void test_key_rotation(void **state)
     cJSON_Delete(j);
     cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", "tx-r1", 10000, NULL));
 
-    request(msg, sizeof(msg), "tx-r2", "3.00", wall_ms());
-    sign(msg, sizeof(msg), KEY2_HEX);
-    publish(f, msg);
+    publish_signed(f, msg, sizeof(msg), "tx-r2", "3.00", wall_ms(), KEY2_HEX);
     cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-r2", 10000, NULL));
     assert_int_equal(charges(f), 2);
 }
@@ -442,20 +397,21 @@ static void test_key_rotation(void **state)
 static void test_bad_key_file(void **state)
 {
     fixture_t *f = *state;
-    char ini[512], conf[128], *out = NULL;
+    static pos_ini_t ini;
+    char conf[128], *out = NULL;
     const char *bin = getenv("POSAGENT_BIN");
     assert_non_null(bin);
 
+    /* No Redis needed: the key file is checked when the configuration is. */
     snprintf(conf, sizeof(conf), "%s/posagent.ini", f->dir);
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n[payment]\nhmac_key_file = %s\n"
-             "[store]\npath = %s/store\n[local]\nsocket = %s/agent.sock\n"
-             "[security]\nallow_root = true\n",
-             f->key, f->dir, f->dir);
-    FILE *fp = fopen(conf, "w");
-    assert_non_null(fp);
-    fputs(ini, fp);
-    fclose(fp);
+    pos_ini_init(&ini);
+    pos_ini_set(&ini, "terminal", "id", TID);
+    pos_ini_set(&ini, "terminal", "store_id", SID);
+    pos_ini_set(&ini, "payment", "hmac_key_file", "%s", f->key);
+    pos_ini_set(&ini, "store", "path", "%s/store", f->dir);
+    pos_ini_set(&ini, "local", "socket", "%s/agent.sock", f->dir);
+    pos_ini_set(&ini, "security", "allow_root", "true");
+    assert_int_equal(pos_ini_write(&ini, conf), 0);
     const char *argv[] = {bin, "--config", conf, NULL};
 
     write_key(f, KEY1_HEX "\n", 0644);

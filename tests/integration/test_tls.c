@@ -20,19 +20,18 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "tests/support/fixture.h"
 #include "tests/support/fs.h"
-#include "tests/support/harness.h"
 
-#define TID        "T-0001"
-#define SID        "S-042"
-#define STATUS_KEY "terminal:" TID ":status"
+#define TID        POS_FIX_TID
+#define SID        POS_FIX_SID
+#define STATUS_KEY POS_FIX_STATUS_KEY
 #define PASSWORD   "tls-s3cr3t-pw"
 
 static char certs[256]; /* generated once for the whole file */
 
 typedef struct fixture {
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
+    pos_fix_t fx;
     uint16_t tls_port;
     char tls_port_s[8];
     char cert[300], key[300], ca[300];
@@ -89,8 +88,8 @@ static void redis_start(fixture_t *f, const char *server, bool auth)
                            "--tls-auth-clients",
                            auth ? "yes" : "no",
                            NULL};
-    memcpy(f->redis.extra, extra, sizeof(extra));
-    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    memcpy(f->fx.redis.extra, extra, sizeof(extra));
+    assert_int_equal(pos_fix_redis_start(&f->fx), 0);
 }
 
 static int setup(void **state)
@@ -99,6 +98,8 @@ static int setup(void **state)
     if (f == NULL) {
         return -1;
     }
+    pos_fix_init(&f->fx);
+    f->fx.stop_signal = SIGTERM;
     *state = f;
     return 0;
 }
@@ -106,58 +107,40 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->agent.pid > 0) {
-        pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    }
-    pos_test_agent_cleanup(&f->agent);
-    if (f->redis.pid > 0) {
-        pos_test_redis_stop(&f->redis);
-    }
+    pos_fix_stop(&f->fx);
     free(f);
     return 0;
 }
 
-/* The agent's configuration for the TLS port; "host" is the URL's host,
- * "tls" more [tls] keys, "extra" further sections. */
-static char *ini_for(const fixture_t *f, const char *host, const char *ca, const char *tls,
-                     const char *extra)
+/* Starts the agent on the TLS port: "host" is the URL's host, DIR/<ca>.crt
+ * the CA file; more [tls] or [redis] keys are in f->fx.ini already. */
+static void start_agent(fixture_t *f, const char *host, const char *ca)
 {
-    static char ini[4096];
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-             "[redis]\nurl = rediss://%s:%u\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 1000\n"
-             "connect_timeout_ms = 2000\ncommand_timeout_ms = 2000\n"
-             "%s\n"
-             "[tls]\nca_file = %s/%s.crt\n%s\n"
-             "[heartbeat]\ninterval_s = 1\nttl_s = 5\n"
-             "[hal]\nsim_pinpad_delay_ms = 200\n"
-             "[log]\nlevel = debug\n",
-             host, (unsigned)f->tls_port, extra ? extra : "", certs, ca, tls ? tls : "");
-    return ini;
+    pos_ini_t *ini = &f->fx.ini;
+    pos_ini_set(ini, "redis", "url", "rediss://%s:%u", host, (unsigned)f->tls_port);
+    pos_fix_set_retry(&f->fx, 100, 1000);
+    pos_ini_set(ini, "redis", "connect_timeout_ms", "2000");
+    pos_ini_set(ini, "redis", "command_timeout_ms", "2000");
+    pos_ini_set(ini, "tls", "ca_file", "%s/%s.crt", certs, ca);
+    pos_fix_set_heartbeat(&f->fx, 1, 5);
+    pos_ini_set(ini, "hal", "sim_pinpad_delay_ms", "200");
+    pos_fix_agent_start(&f->fx, NULL);
 }
 
 static void dump_log(const fixture_t *f)
 {
-    char *log = pos_test_agent_log_read(&f->agent);
-    fprintf(stderr, "agent log:\n%s\n", log ? log : "(none)");
-    free(log);
+    pos_fix_dump_log(&f->fx);
 }
 
 static void wait_log(fixture_t *f, const char *needle, int n, int timeout_ms)
 {
-    if (!pos_test_agent_wait_log(&f->agent, needle, n, timeout_ms)) {
-        bool alive = pos_test_agent_alive(&f->agent);
-        dump_log(f);
-        fail_msg("no %d× \"%s\" in the agent log (agent %s, exit status %d)", n, needle,
-                 alive ? "running" : "gone", f->agent.exit_status);
-    }
+    pos_fix_wait_log(&f->fx, needle, n, timeout_ms);
 }
 
 /* Ids of the clients connected to the TLS port, i.e. the agent's. */
 static int tls_clients(const fixture_t *f, bool named_only)
 {
-    redisReply *r = pos_test_redis_cmd(&f->redis, "CLIENT LIST");
+    redisReply *r = pos_test_redis_cmd(&f->fx.redis, "CLIENT LIST");
     char needle[64];
     int n = 0;
 
@@ -177,10 +160,10 @@ static int tls_clients(const fixture_t *f, bool named_only)
 static void assert_no_plain_fallback(const fixture_t *f)
 {
     char needle[64];
-    redisReply *r = pos_test_redis_cmd(&f->redis, "CLIENT LIST");
+    redisReply *r = pos_test_redis_cmd(&f->fx.redis, "CLIENT LIST");
     assert_non_null(r);
     /* Nothing of the agent's on the plain port, ever. */
-    snprintf(needle, sizeof(needle), "laddr=127.0.0.1:%u ", (unsigned)f->redis.port);
+    snprintf(needle, sizeof(needle), "laddr=127.0.0.1:%u ", (unsigned)f->fx.redis.port);
     for (char *line = strtok(r->str, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         if (strstr(line, needle) != NULL) {
             assert_null(strstr(line, "name=posagent:"));
@@ -189,23 +172,12 @@ static void assert_no_plain_fallback(const fixture_t *f)
     freeReplyObject(r);
 }
 
+/* The status key once it holds the given status (NULL on timeout). */
 static cJSON *wait_status(const fixture_t *f, const char *status, int timeout_ms)
 {
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
-    while (pos_test_now_ms() < end) {
-        char *v = pos_test_get(&f->redis, STATUS_KEY);
-        if (v != NULL) {
-            cJSON *j = cJSON_Parse(v);
-            free(v);
-            cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "status");
-            if (cJSON_IsString(s) && strcmp(s->valuestring, status) == 0) {
-                return j;
-            }
-            cJSON_Delete(j);
-        }
-        pos_test_sleep_ms(50);
-    }
-    return NULL;
+    cJSON *j = NULL;
+    pos_fix_wait_status(&f->fx.redis, status, timeout_ms, &j);
+    return j;
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -217,11 +189,10 @@ static void test_connect_heartbeat_payment(void **state)
     pos_test_sub_t sub = {0};
 
     redis_start(f, "server", false);
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "ca", NULL, NULL), NULL), 0);
+    start_agent(f, "localhost", "ca");
     wait_log(f, "link: online", 1, 15000);
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "TLS full handshake"), 2);
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "(TLSv1.2, "), 2);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "TLS full handshake"), 2);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "(TLSv1.2, "), 2);
     assert_int_equal(tls_clients(f, true), 2);
     assert_no_plain_fallback(f);
 
@@ -239,8 +210,8 @@ static void test_connect_heartbeat_payment(void **state)
     /* A payment, requested and answered over the TLS link. */
     wait_log(f, "hal: pinpad: ready", 1, 5000);
     const char *channels[] = {"payment:" TID, NULL};
-    assert_int_equal(pos_test_sub_open_many(&sub, &f->redis, channels), 0);
-    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" TID " %s",
+    assert_int_equal(pos_test_sub_open_many(&sub, &f->fx.redis, channels), 0);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH payment:" TID " %s",
                                   "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-tls-1\","
                                   "\"amount\":12.34,\"currency\":\"EUR\",\"lines\":[{\"name\":"
                                   "\"Espresso\",\"qty\":2,\"amount\":5.00},{\"name\":"
@@ -261,7 +232,7 @@ static void test_connect_heartbeat_payment(void **state)
         dump_log(f);
     }
     assert_true(approved);
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: offline"), 0);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: offline"), 0);
 }
 
 /* A dropped link comes back with an abbreviated handshake (the session is
@@ -271,11 +242,10 @@ static void test_session_resumption(void **state)
     fixture_t *f = *state;
 
     redis_start(f, "server", false);
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "ca", NULL, NULL), NULL), 0);
+    start_agent(f, "localhost", "ca");
     wait_log(f, "link: online", 1, 15000);
-    int full = pos_test_agent_log_count(&f->agent, "TLS full handshake");
-    int resumed = pos_test_agent_log_count(&f->agent, "TLS resumed handshake");
+    int full = pos_test_agent_log_count(&f->fx.agent, "TLS full handshake");
+    int resumed = pos_test_agent_log_count(&f->fx.agent, "TLS resumed handshake");
     assert_int_equal(full + resumed, 2);
     assert_true(full >= 1);
 
@@ -283,11 +253,11 @@ static void test_session_resumption(void **state)
         /* Kill the agent's connections (only its are on the TLS port). */
         char laddr[32];
         snprintf(laddr, sizeof(laddr), "127.0.0.1:%u", (unsigned)f->tls_port);
-        assert_int_equal(pos_test_int(&f->redis, "CLIENT KILL LADDR %s", laddr), 2);
+        assert_int_equal(pos_test_int(&f->fx.redis, "CLIENT KILL LADDR %s", laddr), 2);
         wait_log(f, "link: online", 1 + round, 15000);
         /* Both connections resumed: no new full handshake. */
         wait_log(f, "TLS resumed handshake", resumed + 2 * round, 5000);
-        assert_int_equal(pos_test_agent_log_count(&f->agent, "TLS full handshake"), full);
+        assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "TLS full handshake"), full);
     }
     assert_int_equal(tls_clients(f, true), 2);
 }
@@ -296,22 +266,17 @@ static void test_session_resumption(void **state)
 static void test_mutual_tls(void **state)
 {
     fixture_t *f = *state;
-    char tls[700];
 
     redis_start(f, "server", true);
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "ca", NULL, NULL), NULL), 0);
+    start_agent(f, "localhost", "ca");
     wait_log(f, "TLS handshake refused by the server", 1, 15000);
     pos_test_sleep_ms(1500);
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
-    pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    pos_test_agent_cleanup(&f->agent);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 0);
+    pos_fix_agent_forget(&f->fx);
 
-    snprintf(tls, sizeof(tls), "cert_file = %s/client.crt\nkey_file = %s/client.key\n", certs,
-             certs);
-    memset(&f->agent, 0, sizeof(f->agent));
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "ca", tls, NULL), NULL), 0);
+    pos_ini_set(&f->fx.ini, "tls", "cert_file", "%s/client.crt", certs);
+    pos_ini_set(&f->fx.ini, "tls", "key_file", "%s/client.key", certs);
+    start_agent(f, "localhost", "ca");
     wait_log(f, "link: online", 1, 15000);
     assert_int_equal(tls_clients(f, true), 2);
 }
@@ -326,12 +291,12 @@ static void expect_rejected(fixture_t *f, const char *reason)
     uint64_t t0 = pos_test_now_ms();
     wait_log(f, "reconnecting in 1000 ms (attempt 2)", 1, 5000);
     assert_true(pos_test_now_ms() - t0 >= 800);
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "reconnecting in"),
-                     pos_test_agent_log_count(&f->agent, "reconnecting in 1000 ms"));
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "reconnecting in"),
+                     pos_test_agent_log_count(&f->fx.agent, "reconnecting in 1000 ms"));
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 0);
     assert_int_equal(tls_clients(f, true), 0);
     assert_no_plain_fallback(f);
-    assert_true(pos_test_agent_alive(&f->agent));
+    assert_true(pos_test_agent_alive(&f->fx.agent));
     cJSON *j = wait_status(f, "online", 10);
     assert_null(j);
 }
@@ -340,8 +305,7 @@ static void test_wrong_ca(void **state)
 {
     fixture_t *f = *state;
     redis_start(f, "server", false);
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "other-ca", NULL, NULL), NULL), 0);
+    start_agent(f, "localhost", "other-ca");
     expect_rejected(f, "rejected: unknown CA");
 }
 
@@ -349,8 +313,7 @@ static void test_expired_certificate(void **state)
 {
     fixture_t *f = *state;
     redis_start(f, "expired", false);
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "ca", NULL, NULL), NULL), 0);
+    start_agent(f, "localhost", "ca");
     expect_rejected(f, "rejected: certificate expired");
 }
 
@@ -359,13 +322,10 @@ static void test_wrong_hostname(void **state)
     fixture_t *f = *state;
     redis_start(f, "server", false);
     /* Connect to 127.0.0.1 (in the certificate) but expect another name. */
-    assert_int_equal(pos_test_agent_start(
-                         &f->agent,
-                         ini_for(f, "127.0.0.1", "ca", "server_name = redis.example.com\n", NULL),
-                         NULL),
-                     0);
+    pos_ini_set(&f->fx.ini, "tls", "server_name", "redis.example.com");
+    start_agent(f, "127.0.0.1", "ca");
     expect_rejected(f, "rejected: name mismatch");
-    assert_true(pos_test_agent_wait_log(&f->agent, "(server_name redis.example.com)", 1, 10));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "(server_name redis.example.com)", 1, 10));
 }
 
 /* Connecting by IP address: mbedTLS 2.28 matches DNS names only (not the
@@ -375,21 +335,16 @@ static void test_ip_address_name(void **state)
 {
     fixture_t *f = *state;
     redis_start(f, "server", false);
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "127.0.0.1", "ca", NULL, NULL), NULL), 0);
-    if (pos_test_agent_wait_log(&f->agent, "link: online", 1, 3000)) {
+    start_agent(f, "127.0.0.1", "ca");
+    if (pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 3000)) {
         /* An mbedTLS that matches IP SANs (3.5 and later). */
         return;
     }
     wait_log(f, "rejected: name mismatch", 1, 5000);
     wait_log(f, "cannot match IP addresses: set [tls] server_name", 1, 10);
-    pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    pos_test_agent_cleanup(&f->agent);
-    memset(&f->agent, 0, sizeof(f->agent));
-    assert_int_equal(
-        pos_test_agent_start(
-            &f->agent, ini_for(f, "127.0.0.1", "ca", "server_name = localhost\n", NULL), NULL),
-        0);
+    pos_fix_agent_forget(&f->fx);
+    pos_ini_set(&f->fx.ini, "tls", "server_name", "localhost");
+    start_agent(f, "127.0.0.1", "ca");
     wait_log(f, "link: online", 1, 15000);
 }
 
@@ -401,14 +356,13 @@ static void test_plain_port(void **state)
     fixture_t *f = *state;
     redis_start(f, "server", false);
     uint16_t tls_port = f->tls_port;
-    f->tls_port = f->redis.port;
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "ca", NULL, NULL), NULL), 0);
+    f->tls_port = f->fx.redis.port;
+    start_agent(f, "localhost", "ca");
     f->tls_port = tls_port;
     wait_log(f, "no TLS handshake within the connect timeout: is the port a TLS port", 2, 15000);
-    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 0);
     /* The agent's half-open connections never named themselves. */
-    redisReply *r = pos_test_redis_cmd(&f->redis, "CLIENT LIST");
+    redisReply *r = pos_test_redis_cmd(&f->fx.redis, "CLIENT LIST");
     assert_non_null(r);
     assert_null(strstr(r->str, "name=posagent:"));
     freeReplyObject(r);
@@ -421,21 +375,20 @@ static void test_reconnect_after_restart(void **state)
     fixture_t *f = *state;
 
     redis_start(f, "server", false);
-    assert_int_equal(
-        pos_test_agent_start(&f->agent, ini_for(f, "localhost", "ca", NULL, NULL), NULL), 0);
+    start_agent(f, "localhost", "ca");
     wait_log(f, "link: online", 1, 15000);
-    int full = pos_test_agent_log_count(&f->agent, "TLS full handshake");
+    int full = pos_test_agent_log_count(&f->fx.agent, "TLS full handshake");
 
-    pos_test_redis_kill(&f->redis);
+    pos_test_redis_kill(&f->fx.redis);
     wait_log(f, "link: offline", 1, 10000);
     uint64_t t0 = pos_test_now_ms();
-    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    assert_int_equal(pos_test_redis_start(&f->fx.redis), 0);
     wait_log(f, "link: online", 2, 15000);
     uint64_t ms = pos_test_now_ms() - t0;
     fprintf(stderr, "reconnected over TLS %llu ms after the restart began\n",
             (unsigned long long)ms);
     assert_true(ms < 5000);
-    assert_true(pos_test_agent_log_count(&f->agent, "TLS full handshake") >= full + 1);
+    assert_true(pos_test_agent_log_count(&f->fx.agent, "TLS full handshake") >= full + 1);
     assert_int_equal(tls_clients(f, true), 2);
     cJSON *j = wait_status(f, "online", 5000);
     assert_non_null(j);
@@ -447,12 +400,12 @@ static void test_reconnect_after_restart(void **state)
 static void test_password_file(void **state)
 {
     fixture_t *f = *state;
-    char pwfile[300], extra[400], conf[300];
+    char pwfile[300], conf[300];
 
-    snprintf(f->redis.password, sizeof(f->redis.password), "%s", PASSWORD);
+    snprintf(f->fx.redis.password, sizeof(f->fx.redis.password), "%s", PASSWORD);
     redis_start(f, "server", false);
     redisReply *r =
-        pos_test_redis_cmd(&f->redis, "ACL SETUSER term on >%s ~* &* +@all", PASSWORD "-acl");
+        pos_test_redis_cmd(&f->fx.redis, "ACL SETUSER term on >%s ~* &* +@all", PASSWORD "-acl");
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
@@ -465,24 +418,17 @@ static void test_password_file(void **state)
     assert_int_equal(chmod(pwfile, 0600), 0);
 
     /* The URL names the ACL user; the password comes from the file. */
-    static char ini[4096];
-    snprintf(extra, sizeof(extra), "password_file = %s\n", pwfile);
-    snprintf(ini, sizeof(ini), "%s", ini_for(f, "localhost", "ca", NULL, extra));
-    char *u = strstr(ini, "rediss://");
-    assert_non_null(u);
-    char rest[4096];
-    snprintf(rest, sizeof(rest), "%s", u + strlen("rediss://"));
-    snprintf(u, sizeof(ini) - (size_t)(u - ini), "rediss://term:@%s", rest);
-    assert_int_equal(pos_test_agent_start(&f->agent, ini, NULL), 0);
+    pos_ini_set(&f->fx.ini, "redis", "password_file", "%s", pwfile);
+    start_agent(f, "term:@localhost", "ca");
     wait_log(f, "link: online", 1, 15000);
-    r = pos_test_redis_cmd(&f->redis, "CLIENT LIST");
+    r = pos_test_redis_cmd(&f->fx.redis, "CLIENT LIST");
     assert_non_null(r);
     assert_non_null(strstr(r->str, "name=posagent:" TID " "));
     assert_non_null(strstr(r->str, "user=term"));
     freeReplyObject(r);
 
     /* --check-config: the file is named, the password is not there. */
-    snprintf(conf, sizeof(conf), "%s", f->agent.conf);
+    snprintf(conf, sizeof(conf), "%s", f->fx.agent.conf);
     const char *argv[] = {getenv("POSAGENT_BIN"), "--check-config", "--config", conf, NULL};
     char *out = NULL;
     assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 0);
@@ -499,8 +445,8 @@ static void test_password_file(void **state)
     assert_null(strstr(out, PASSWORD));
     free(out);
 
-    pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    char *log = pos_test_agent_log_read(&f->agent);
+    pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000);
+    char *log = pos_test_agent_log_read(&f->fx.agent);
     assert_non_null(log);
     assert_null(strstr(log, PASSWORD));
     free(log);
@@ -511,55 +457,47 @@ static void test_password_file(void **state)
 static void test_config_errors(void **state)
 {
     fixture_t *f = *state;
-    char ini[1024], path[300], bad[300];
+    static pos_ini_t ini;
+    char path[300], bad[300], ca[300], client[300];
     char *out = NULL;
 
     f->tls_port = 6390; /* not used: nothing connects */
     snprintf(path, sizeof(path), "%s/bad.ini", certs);
     snprintf(bad, sizeof(bad), "%s/garbage.pem", certs);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", certs);
+    snprintf(client, sizeof(client), "%s/client.crt", certs);
     FILE *fp = fopen(bad, "w");
     assert_non_null(fp);
     fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", fp);
     fclose(fp);
     const char *argv[] = {getenv("POSAGENT_BIN"), "--check-config", "--config", path, NULL};
+    /* [tls] keys (NULL: not set), and what the error must say. */
     const struct {
-        const char *tls;
+        const char *ca_file, *cert_file, *min_version;
         const char *want;
     } cases[] = {
-        {"", "[tls] ca_file is required for a rediss:// URL"},
-        {"ca_file = /nonexistent/ca.pem\n", "[tls] ca_file: cannot read /nonexistent/ca.pem"},
-        {"ca_file = BAD\n", "[tls] ca_file: cannot load"},
-        {"ca_file = CA\ncert_file = CLIENT\n", "[tls] cert_file is set but key_file is not"},
-        {"ca_file = CA\nmin_version = 1.3\n", "TLS 1.3 needs mbedTLS 3.x"},
+        {NULL, NULL, NULL, "[tls] ca_file is required for a rediss:// URL"},
+        {"/nonexistent/ca.pem", NULL, NULL, "[tls] ca_file: cannot read /nonexistent/ca.pem"},
+        {bad, NULL, NULL, "[tls] ca_file: cannot load"},
+        {ca, client, NULL, "[tls] cert_file is set but key_file is not"},
+        {ca, NULL, "1.3", "TLS 1.3 needs mbedTLS 3.x"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char tls[600];
-        const char *s = cases[i].tls;
-        size_t o = 0;
-        /* Expand the placeholders into paths under the certificate dir. */
-        while (*s != '\0' && o + 300 < sizeof(tls)) {
-            if (strncmp(s, "BAD", 3) == 0) {
-                o += (size_t)snprintf(tls + o, sizeof(tls) - o, "%s", bad);
-                s += 3;
-            } else if (strncmp(s, "CA", 2) == 0 && s[2] == '\n') {
-                o += (size_t)snprintf(tls + o, sizeof(tls) - o, "%s/ca.crt", certs);
-                s += 2;
-            } else if (strncmp(s, "CLIENT", 6) == 0) {
-                o += (size_t)snprintf(tls + o, sizeof(tls) - o, "%s/client.crt", certs);
-                s += 6;
-            } else {
-                tls[o++] = *s++;
-            }
+        pos_ini_init(&ini);
+        pos_ini_set(&ini, "terminal", "id", TID);
+        pos_ini_set(&ini, "terminal", "store_id", SID);
+        pos_ini_set(&ini, "redis", "url", "rediss://localhost:6390");
+        pos_ini_section(&ini, "tls");
+        if (cases[i].ca_file != NULL) {
+            pos_ini_set(&ini, "tls", "ca_file", "%s", cases[i].ca_file);
         }
-        tls[o] = '\0';
-        snprintf(ini, sizeof(ini),
-                 "[terminal]\nid = " TID "\nstore_id = " SID "\n"
-                 "[redis]\nurl = rediss://localhost:6390\n[tls]\n%s",
-                 tls);
-        fp = fopen(path, "w");
-        assert_non_null(fp);
-        fputs(ini, fp);
-        fclose(fp);
+        if (cases[i].cert_file != NULL) {
+            pos_ini_set(&ini, "tls", "cert_file", "%s", cases[i].cert_file);
+        }
+        if (cases[i].min_version != NULL) {
+            pos_ini_set(&ini, "tls", "min_version", "%s", cases[i].min_version);
+        }
+        assert_int_equal(pos_ini_write(&ini, path), 0);
         out = NULL;
         int rc = pos_test_run(argv, NULL, &out, 10000);
         if (rc != 78 || strstr(out, cases[i].want) == NULL) {

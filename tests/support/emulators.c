@@ -4,7 +4,7 @@
  */
 #define _GNU_SOURCE /* openpty, cfmakeraw */
 
-#include "emulators.h"
+#include "tests/support/emulators.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,10 +1,22 @@
 #include "tests/support/fs.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+int pos_test_mkdtemp(char *dir, size_t len, const char *name)
+{
+    int n = snprintf(dir, len, "/tmp/%s-XXXXXX", name);
+
+    if (n < 0 || (size_t)n >= len) {
+        return -ENAMETOOLONG;
+    }
+    return mkdtemp(dir) != NULL ? 0 : -errno;
+}
 
 void pos_test_rm_tree(const char *path)
 {

@@ -33,6 +33,19 @@ void pos_test_sleep_ms(int ms)
     }
 }
 
+long pos_test_poll(bool (*done)(void *arg), void *arg, int interval_ms, int timeout_ms)
+{
+    uint64_t t0 = pos_test_now_ms(), end = t0 + (uint64_t)timeout_ms;
+
+    do {
+        if (done(arg)) {
+            return (long)(pos_test_now_ms() - t0);
+        }
+        pos_test_sleep_ms(interval_ms);
+    } while (pos_test_now_ms() < end);
+    return -1;
+}
+
 static uint16_t free_port(void)
 {
     struct sockaddr_in sa;
@@ -58,10 +71,13 @@ uint16_t pos_test_free_port(void)
     return free_port();
 }
 
-redisContext *pos_test_redis_connect(const pos_test_redis_t *r)
+/* A connection to 127.0.0.1:port, connect and command timeouts tv, logged
+ * in with "AUTH [user] password" unless password is empty; NULL when
+ * either fails. */
+static redisContext *connect_as(uint16_t port, struct timeval tv, const char *user,
+                                const char *password)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
 
     if (c == NULL || c->err) {
         if (c != NULL) {
@@ -70,8 +86,9 @@ redisContext *pos_test_redis_connect(const pos_test_redis_t *r)
         return NULL;
     }
     redisSetTimeout(c, tv);
-    if (r->password[0] != '\0') {
-        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
+    if (password[0] != '\0') {
+        redisReply *rep = user != NULL ? redisCommand(c, "AUTH %s %s", user, password)
+                                       : redisCommand(c, "AUTH %s", password);
         bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
         if (rep != NULL) {
             freeReplyObject(rep);
@@ -84,30 +101,85 @@ redisContext *pos_test_redis_connect(const pos_test_redis_t *r)
     return c;
 }
 
-redisReply *pos_test_redis_cmd(const pos_test_redis_t *r, const char *fmt, ...)
+redisContext *pos_test_redis_connect(const pos_test_redis_t *r)
+{
+    struct timeval tv = {2, 0};
+    return connect_as(r->port, tv, NULL, r->password);
+}
+
+/* One command on a fresh connection, closed again; NULL without one. */
+static redisReply *redis_vcmd(const pos_test_redis_t *r, const char *fmt, va_list ap)
 {
     redisContext *c = pos_test_redis_connect(r);
     redisReply *rep;
-    va_list ap;
 
     if (c == NULL) {
         return NULL;
     }
-    va_start(ap, fmt);
     rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
     redisFree(c);
     return rep;
 }
 
-static bool redis_ready(const pos_test_redis_t *r)
+redisReply *pos_test_redis_cmd(const pos_test_redis_t *r, const char *fmt, ...)
 {
-    redisReply *rep = pos_test_redis_cmd(r, "PING");
+    redisReply *rep;
+    va_list ap;
+
+    va_start(ap, fmt);
+    rep = redis_vcmd(r, fmt, ap);
+    va_end(ap);
+    return rep;
+}
+
+static bool redis_ready(void *arg)
+{
+    redisReply *rep = pos_test_redis_cmd(arg, "PING");
     bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
     if (rep != NULL) {
         freeReplyObject(rep);
     }
     return ok;
+}
+
+/* A free port unless one was chosen, and a fresh directory unless one was
+ * given ("kind": redis, sentinel). Returns 0 or -1. */
+static int redis_prepare(pos_test_redis_t *r, const char *kind)
+{
+    if (r->port == 0) {
+        r->port = free_port();
+        if (r->port == 0) {
+            return -1;
+        }
+    }
+    if (r->dir[0] == '\0') {
+        snprintf(r->dir, sizeof(r->dir), "/tmp/posagent-%s-XXXXXX", kind);
+        if (mkdtemp(r->dir) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Forks a redis-server with argv (in its own process group) and waits up
+ * to 5 s for it to answer PING. Returns 0 or -1 (the process may still
+ * run: the caller decides). */
+static int redis_spawn(pos_test_redis_t *r, const char *const *argv, const char *what)
+{
+    r->pid = fork();
+    if (r->pid < 0) {
+        return -1;
+    }
+    if (r->pid == 0) {
+        setpgid(0, 0);
+        execvp("redis-server", (char *const *)argv);
+        _exit(127);
+    }
+    if (pos_test_poll(redis_ready, r, 50, 5000) >= 0) {
+        return 0;
+    }
+    fprintf(stderr, "%s on port %u did not come up\n", what, (unsigned)r->port);
+    return -1;
 }
 
 int pos_test_redis_start(pos_test_redis_t *r)
@@ -116,17 +188,8 @@ int pos_test_redis_start(pos_test_redis_t *r)
     const char *argv[64];
     int argc = 0;
 
-    if (r->port == 0) {
-        r->port = free_port();
-        if (r->port == 0) {
-            return -1;
-        }
-    }
-    if (r->dir[0] == '\0') {
-        snprintf(r->dir, sizeof(r->dir), "/tmp/posagent-redis-XXXXXX");
-        if (mkdtemp(r->dir) == NULL) {
-            return -1;
-        }
+    if (redis_prepare(r, "redis") != 0) {
+        return -1;
     }
     snprintf(port, sizeof(port), "%u", (unsigned)r->port);
     snprintf(logfile, sizeof(logfile), "%s/redis.log", r->dir);
@@ -151,24 +214,7 @@ int pos_test_redis_start(pos_test_redis_t *r)
         argv[argc++] = r->extra[i];
     }
     argv[argc] = NULL;
-
-    r->pid = fork();
-    if (r->pid < 0) {
-        return -1;
-    }
-    if (r->pid == 0) {
-        setpgid(0, 0);
-        execvp("redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {
-        if (redis_ready(r)) {
-            return 0;
-        }
-        pos_test_sleep_ms(50);
-    }
-    fprintf(stderr, "redis-server on port %u did not come up\n", (unsigned)r->port);
-    return -1;
+    return redis_spawn(r, argv, "redis-server");
 }
 
 int pos_test_sentinel_start(pos_test_redis_t *r, const char *conf)
@@ -176,17 +222,8 @@ int pos_test_sentinel_start(pos_test_redis_t *r, const char *conf)
     char path[300];
     FILE *fp;
 
-    if (r->port == 0) {
-        r->port = free_port();
-        if (r->port == 0) {
-            return -1;
-        }
-    }
-    if (r->dir[0] == '\0') {
-        snprintf(r->dir, sizeof(r->dir), "/tmp/posagent-sentinel-XXXXXX");
-        if (mkdtemp(r->dir) == NULL) {
-            return -1;
-        }
+    if (redis_prepare(r, "sentinel") != 0) {
+        return -1;
     }
     /* Sentinel rewrites its configuration file, so it must be a file of
      * its own in a writable directory. */
@@ -203,24 +240,12 @@ int pos_test_sentinel_start(pos_test_redis_t *r, const char *conf)
     if (fclose(fp) != 0) {
         return -1;
     }
-    r->pid = fork();
-    if (r->pid < 0) {
+    const char *argv[] = {"redis-server", path, "--sentinel", NULL};
+    if (redis_spawn(r, argv, "sentinel") != 0) {
+        pos_test_redis_kill(r); /* a stray child would hold ctest's output open */
         return -1;
     }
-    if (r->pid == 0) {
-        setpgid(0, 0);
-        execlp("redis-server", "redis-server", path, "--sentinel", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {
-        if (redis_ready(r)) {
-            return 0;
-        }
-        pos_test_sleep_ms(50);
-    }
-    fprintf(stderr, "sentinel on port %u did not come up\n", (unsigned)r->port);
-    pos_test_redis_kill(r); /* a stray child would hold ctest's output open */
-    return -1;
+    return 0;
 }
 
 void pos_test_redis_signal(pos_test_redis_t *r, int sig)
@@ -266,8 +291,8 @@ void pos_test_redis_stop(pos_test_redis_t *r)
 
 static bool env_skipped(const char *e)
 {
-    static const char *const prefixes[] = {"REDIS_", "POSAGENT_", "NOTIFY_SOCKET=",
-                                           "WATCHDOG_", NULL};
+    static const char *const prefixes[] = {"REDIS_", "POSAGENT_", "NOTIFY_SOCKET=", "WATCHDOG_",
+                                           NULL};
     for (int i = 0; prefixes[i] != NULL; i++) {
         if (strncmp(e, prefixes[i], strlen(prefixes[i])) == 0) {
             return true;
@@ -503,17 +528,22 @@ int pos_test_agent_log_count(const pos_test_agent_t *a, const char *needle)
     return count;
 }
 
-bool pos_test_agent_wait_log(const pos_test_agent_t *a, const char *needle, int n,
-                             int timeout_ms)
+typedef struct log_wait {
+    const pos_test_agent_t *a;
+    const char *needle;
+    int n;
+} log_wait_t;
+
+static bool log_has(void *arg)
 {
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
-    do {
-        if (pos_test_agent_log_count(a, needle) >= n) {
-            return true;
-        }
-        pos_test_sleep_ms(20);
-    } while (pos_test_now_ms() < end);
-    return false;
+    const log_wait_t *w = arg;
+    return pos_test_agent_log_count(w->a, w->needle) >= w->n;
+}
+
+bool pos_test_agent_wait_log(const pos_test_agent_t *a, const char *needle, int n, int timeout_ms)
+{
+    log_wait_t w = {a, needle, n};
+    return pos_test_poll(log_has, &w, 20, timeout_ms) >= 0;
 }
 
 void pos_test_agent_cleanup(pos_test_agent_t *a)
@@ -647,6 +677,38 @@ char *pos_test_sub_next(pos_test_sub_t *s, int timeout_ms, char *channel, size_t
     return payload;
 }
 
+static bool json_str_is(const cJSON *j, const char *key, const char *want)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) && strcmp(v->valuestring, want) == 0;
+}
+
+cJSON *pos_test_sub_expect(pos_test_sub_t *s, const char *type, const char *tx, int timeout_ms,
+                           char **text)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+
+    while (pos_test_now_ms() < end) {
+        char *m = pos_test_sub_next(s, (int)(end - pos_test_now_ms()) + 1, NULL, 0);
+        if (m == NULL) {
+            break;
+        }
+        cJSON *j = cJSON_Parse(m);
+        if (json_str_is(j, "origin", "terminal") && json_str_is(j, "type", type) &&
+            (tx == NULL || json_str_is(j, "transactionId", tx))) {
+            if (text != NULL) {
+                *text = m;
+            } else {
+                free(m);
+            }
+            return j;
+        }
+        free(m);
+        cJSON_Delete(j);
+    }
+    return NULL;
+}
+
 void pos_test_sub_close(pos_test_sub_t *s)
 {
     if (s->c != NULL) {
@@ -659,34 +721,17 @@ redisContext *pos_test_cloud_connect(const pos_test_redis_t *r)
 {
     struct timeval tv = {15, 0}; /* waits for arrivals, does not time them */
     redisReply *rep = pos_test_redis_cmd(r, "ACL SETUSER cloud on >cloud-pw ~* &* +@all");
-    redisContext *c;
 
     if (rep != NULL) {
         freeReplyObject(rep);
     }
-    c = redisConnect("127.0.0.1", r->port);
-    if (c == NULL || c->err) {
-        if (c != NULL) {
-            redisFree(c);
-        }
-        return NULL;
-    }
-    rep = redisCommand(c, "AUTH cloud cloud-pw");
-    bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
-    if (rep != NULL) {
-        freeReplyObject(rep);
-    }
-    if (!ok) {
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    return c;
+    return connect_as(r->port, tv, "cloud", "cloud-pw");
 }
 
 void pos_test_cut_off(redisContext *cloud, bool off)
 {
-    redisReply *rep = redisCommand(cloud, off ? "ACL SETUSER default off" : "ACL SETUSER default on");
+    redisReply *rep =
+        redisCommand(cloud, off ? "ACL SETUSER default off" : "ACL SETUSER default on");
     if (rep != NULL) {
         freeReplyObject(rep);
     }
@@ -714,16 +759,12 @@ char *pos_test_get(const pos_test_redis_t *r, const char *key)
 
 long long pos_test_int(const pos_test_redis_t *r, const char *fmt, ...)
 {
-    redisContext *c = pos_test_redis_connect(r);
     redisReply *rep;
     long long v = LLONG_MIN;
     va_list ap;
 
-    if (c == NULL) {
-        return v;
-    }
     va_start(ap, fmt);
-    rep = redisvCommand(c, fmt, ap);
+    rep = redis_vcmd(r, fmt, ap);
     va_end(ap);
     if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
         v = rep->integer;
@@ -731,6 +772,5 @@ long long pos_test_int(const pos_test_redis_t *r, const char *fmt, ...)
     if (rep != NULL) {
         freeReplyObject(rep);
     }
-    redisFree(c);
     return v;
 }

@@ -12,14 +12,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
 typedef struct pos_test_redis {
     pid_t pid;
     uint16_t port;
-    char dir[256];          /* working directory and log */
-    char password[64];      /* requirepass, "" for none */
-    const char *extra[16];  /* extra "--option value" words, NULL-terminated */
+    char dir[256];         /* working directory and log */
+    char password[64];     /* requirepass, "" for none */
+    const char *extra[16]; /* extra "--option value" words, NULL-terminated */
 } pos_test_redis_t;
 
 /* A loopback TCP port free right now (e.g. for --tls-port), or 0. */
@@ -50,7 +51,7 @@ typedef struct pos_test_agent {
     char dir[256];
     char conf[300];
     char log[300];
-    int exit_status; /* after stop: exit code, or 128+signal */
+    int exit_status;            /* after stop: exit code, or 128+signal */
     const char *const *wrapper; /* e.g. {"valgrind", "--leak-check=full", NULL} */
 } pos_test_agent_t;
 
@@ -74,8 +75,7 @@ bool pos_test_agent_alive(pos_test_agent_t *a);
 /* Number of log lines containing needle. */
 int pos_test_agent_log_count(const pos_test_agent_t *a, const char *needle);
 /* Waits until the log holds at least n lines containing needle. */
-bool pos_test_agent_wait_log(const pos_test_agent_t *a, const char *needle, int n,
-                             int timeout_ms);
+bool pos_test_agent_wait_log(const pos_test_agent_t *a, const char *needle, int n, int timeout_ms);
 /* The whole log (malloc'd, NUL-terminated) for scanning. */
 char *pos_test_agent_log_read(const pos_test_agent_t *a);
 /* Removes the agent's directory. */
@@ -89,6 +89,12 @@ int pos_test_run(const char *const *argv, const char *const *env, char **out, in
 uint64_t pos_test_now_ms(void);
 /* Sleeps. */
 void pos_test_sleep_ms(int ms);
+/*
+ * Calls done(arg) every interval_ms until it returns true or timeout_ms
+ * have passed (it is called at least once). Returns the milliseconds it
+ * took, or -1 on timeout.
+ */
+long pos_test_poll(bool (*done)(void *arg), void *arg, int interval_ms, int timeout_ms);
 
 /* A subscriber connection for watching what the agent publishes. */
 typedef struct pos_test_sub {
@@ -102,6 +108,14 @@ int pos_test_sub_open_many(pos_test_sub_t *s, const pos_test_redis_t *r,
 /* Next message payload on any subscribed channel (malloc'd) or NULL. */
 char *pos_test_sub_next(pos_test_sub_t *s, int timeout_ms, char *channel, size_t chlen);
 void pos_test_sub_close(pos_test_sub_t *s);
+/*
+ * The next message from the agent (origin "terminal") of the given type for
+ * transaction tx (NULL: any), skipping all others, within timeout_ms. The
+ * parsed message (cJSON_Delete it), its text in *text when text is not NULL
+ * (malloc'd); NULL on timeout.
+ */
+cJSON *pos_test_sub_expect(pos_test_sub_t *s, const char *type, const char *tx, int timeout_ms,
+                           char **text);
 
 /*
  * Cutting the agent off while the test's own clients stay connected: the

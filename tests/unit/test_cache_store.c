@@ -22,11 +22,11 @@
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
 #include "tests/support/fs.h"
+#include "tests/support/store.h"
 
 #define S  1000ull
 #define MB (1024u * 1024u)
 
-static char dir[64];
 static pos_store_t st;
 static pos_cache_t cache;
 static const pos_cache_config_t default_cfg = {
@@ -34,10 +34,13 @@ static const pos_cache_config_t default_cfg = {
     .max_bytes = 0,
 };
 
+static void open_default(void);
+static void close_all(void);
+static pos_test_store_fixture_t fx = {"test_cache", open_default, close_all, ""};
+
 static void open_all(uint64_t map_size, const pos_cache_config_t *cfg)
 {
-    pos_store_config_t sc = {.path = dir, .map_size = map_size};
-    assert_int_equal(pos_store_open(&st, &sc), 0);
+    pos_test_store_open(&st, fx.dir, map_size);
     assert_int_equal(pos_cache_open(&cache, &st, cfg), 0);
 }
 
@@ -47,21 +50,10 @@ static void close_all(void)
     pos_store_close(&st);
 }
 
-static int setup(void **state)
+/* The store and the module at their default sizes, for each test. */
+static void open_default(void)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_cache-XXXXXX");
-    assert_non_null(mkdtemp(dir));
     open_all(8 * MB, &default_cfg);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    close_all();
-    pos_test_rm_tree(dir);
-    return 0;
 }
 
 static int put(const char *key, const char *value, uint64_t now)
@@ -151,11 +143,9 @@ static void test_arguments(void **state)
     (void)state;
     char key[POS_CACHE_KEY_MAX + 2];
     memset(key, 'k', sizeof(key));
-    assert_int_equal(pos_cache_put(&cache, key, POS_CACHE_KEY_MAX, "v", 1, POS_CACHE_OTHER, 1),
-                     0);
-    assert_int_equal(
-        pos_cache_put(&cache, key, POS_CACHE_KEY_MAX + 1, "v", 1, POS_CACHE_OTHER, 1),
-        -ENAMETOOLONG);
+    assert_int_equal(pos_cache_put(&cache, key, POS_CACHE_KEY_MAX, "v", 1, POS_CACHE_OTHER, 1), 0);
+    assert_int_equal(pos_cache_put(&cache, key, POS_CACHE_KEY_MAX + 1, "v", 1, POS_CACHE_OTHER, 1),
+                     -ENAMETOOLONG);
     assert_int_equal(pos_cache_put(&cache, key, 0, "v", 1, POS_CACHE_OTHER, 1), -EINVAL);
     assert_int_equal(pos_cache_put(&cache, "k", 1, "v", 1, POS_CACHE_FAMILY_COUNT, 1), -EINVAL);
     assert_int_equal(pos_cache_put(&cache, "k", 1, NULL, 3, POS_CACHE_OTHER, 1), -EINVAL);
@@ -222,8 +212,7 @@ static void test_mark_stale(void **state)
 
     assert_int_equal(pos_cache_mark_all_stale(&cache, &n), 0);
     assert_int_equal(n, 2); /* b and c */
-    for (const char *const *k = (const char *const[]){"product:a", "product:b", "product:c",
-                                                        NULL};
+    for (const char *const *k = (const char *const[]){"product:a", "product:b", "product:c", NULL};
          *k != NULL; k++) {
         assert_int_equal(get(*k, 4000), 0);
         assert_true(info.meta.stale);
@@ -324,14 +313,15 @@ static void test_evict_cmp_pure(void **state)
 {
     (void)state;
     const uint64_t ttl[POS_CACHE_FAMILY_COUNT] = {100, 10, 100, 100, 100};
-    pos_cache_meta_t fresh_old = {.family = POS_CACHE_PRODUCT, .verified_at_ms = 950,
-                                  .last_access = 1};
-    pos_cache_meta_t fresh_new = {.family = POS_CACHE_PRODUCT, .verified_at_ms = 950,
-                                  .last_access = 9};
-    pos_cache_meta_t exp_recent = {.family = POS_CACHE_INVENTORY, .verified_at_ms = 980,
+    pos_cache_meta_t fresh_old = {
+        .family = POS_CACHE_PRODUCT, .verified_at_ms = 950, .last_access = 1};
+    pos_cache_meta_t fresh_new = {
+        .family = POS_CACHE_PRODUCT, .verified_at_ms = 950, .last_access = 9};
+    pos_cache_meta_t exp_recent = {.family = POS_CACHE_INVENTORY,
+                                   .verified_at_ms = 980,
                                    .last_access = 50}; /* expired at 990 */
-    pos_cache_meta_t exp_long = {.family = POS_CACHE_PRODUCT, .verified_at_ms = 100,
-                                 .last_access = 99}; /* expired at 200 */
+    pos_cache_meta_t exp_long = {
+        .family = POS_CACHE_PRODUCT, .verified_at_ms = 100, .last_access = 99}; /* expired at 200 */
     uint64_t now = 1000;
     assert_true(pos_cache_expired(&exp_recent, now, ttl));
     assert_false(pos_cache_expired(&fresh_old, now, ttl));
@@ -478,8 +468,8 @@ static void test_put_batch(void **state)
     char keys[100][32];
     for (int i = 0; i < 100; i++) {
         int n = snprintf(keys[i], sizeof(keys[i]), "inventory:S:P-%d", i);
-        items[i] = (pos_cache_item_t){keys[i], (size_t)n, "{\"quantity\":1}", 14,
-                                      POS_CACHE_INVENTORY};
+        items[i] =
+            (pos_cache_item_t){keys[i], (size_t)n, "{\"quantity\":1}", 14, POS_CACHE_INVENTORY};
     }
     MDB_envinfo before, after;
     mdb_env_info(st.env, &before);
@@ -554,20 +544,11 @@ static void test_map_full_of_other_data_is_enospc(void **state)
     /* Fill the map with payment outcomes in the outbox: nothing the cache may evict. */
     pos_outbox_t ob;
     assert_int_equal(pos_outbox_open(&ob, &st, NULL), 0);
-    static char payload[4000];
-    memset(payload, 'p', sizeof(payload));
-    pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH, .is_payment = true, .channel = "ch",
-                            .channel_len = 2, .payload = payload, .payload_len = sizeof(payload)};
-    uint64_t id;
-    int rc = 0;
-    for (int i = 0; i < 1000 && rc == 0; i++) {
-        rc = pos_outbox_append(&ob, &e, &id);
-    }
-    assert_int_equal(rc, -ENOSPC);
+    pos_test_store_fill(&ob);
     /* 64 KiB cannot fit, and the cache has (next to) nothing to evict. */
     static char big[64 * 1024];
-    assert_int_equal(
-        pos_cache_put(&cache, "product:1", 9, big, sizeof(big), POS_CACHE_PRODUCT, 1), -ENOSPC);
+    assert_int_equal(pos_cache_put(&cache, "product:1", 9, big, sizeof(big), POS_CACHE_PRODUCT, 1),
+                     -ENOSPC);
     /* Space comes back once the outbox drains; then the cache works again. */
     pos_outbox_batch_t b;
     assert_true(pos_outbox_peek(&ob, 100, &b) > 0);
@@ -575,15 +556,17 @@ static void test_map_full_of_other_data_is_enospc(void **state)
         assert_int_equal(pos_outbox_ack(&ob, b.entries[i].id), 0);
     }
     pos_outbox_batch_free(&b);
-    assert_int_equal(pos_cache_put(&cache, "product:1", 9, payload, sizeof(payload),
-                                   POS_CACHE_PRODUCT, 1),
-                     0);
+    static char payload[4000];
+    memset(payload, 'p', sizeof(payload));
+    assert_int_equal(
+        pos_cache_put(&cache, "product:1", 9, payload, sizeof(payload), POS_CACHE_PRODUCT, 1), 0);
     pos_outbox_close(&ob);
 }
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f)                                                                                       \
+    cmocka_unit_test_prestate_setup_teardown(f, pos_test_store_setup, pos_test_store_teardown, &fx)
     const struct CMUnitTest tests[] = {
         T(test_put_get_fresh_and_age),
         T(test_replace_and_reverify),

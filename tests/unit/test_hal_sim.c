@@ -22,6 +22,7 @@
 #include "hal/printer.h"
 #include "hal/registry.h"
 #include "hal/sim/sim.h"
+#include "tests/support/loop.h"
 
 typedef struct rec {
     int n;
@@ -95,21 +96,49 @@ static void create(pos_hal_device_t *d, pos_hal_kind_t kind)
                      0);
 }
 
-/* Runs the loop without blocking until cond holds or 3 s pass: an active
- * inotify watch would make a blocking run wait forever. */
-#define SPIN(cond)                                                                                 \
-    do {                                                                                           \
-        for (int spin_i = 0; spin_i < 3000 && !(cond); spin_i++) {                                \
-            uv_run(&loop, UV_RUN_NOWAIT);                                                          \
-            if (!(cond)) {                                                                         \
-                usleep(1000);                                                                      \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
+/* The waits below run the loop until their condition holds or 3 s pass
+ * (pos_test_loop_until: never a blocking run, which an active inotify
+ * watch would make wait forever). */
+#define WAIT_MS 3000
+
+static bool events_reached(const void *arg)
+{
+    return rec.n >= *(const int *)arg;
+}
 
 static void run_until(int events)
 {
-    SPIN(rec.n >= events);
+    pos_test_loop_until(&loop, events_reached, &events, WAIT_MS);
+}
+
+typedef struct status_arg {
+    const pos_hal_device_t *d;
+    pos_dev_state_t want;
+} status_arg_t;
+
+static bool status_reached(const void *arg)
+{
+    const status_arg_t *a = arg;
+    return a->d->status == a->want;
+}
+
+static void run_until_status(const pos_hal_device_t *d, pos_dev_state_t want)
+{
+    status_arg_t a = {d, want};
+    pos_test_loop_until(&loop, status_reached, &a, WAIT_MS);
+}
+
+/* The last event is an output completion, of job (0: of any job). */
+static bool completed(const void *arg)
+{
+    uint32_t job = *(const uint32_t *)arg;
+    return rec.n > 0 && rec.ev[rec.n - 1].type == POS_HAL_EV_OUTPUT_COMPLETE &&
+           (job == 0 || rec.ev[rec.n - 1].job_id == job);
+}
+
+static void run_until_complete(uint32_t job)
+{
+    pos_test_loop_until(&loop, completed, &job, WAIT_MS);
 }
 
 static void close_and_drain(pos_hal_device_t *d, int expect_closed)
@@ -184,13 +213,17 @@ static void test_display_fits_and_faults(void **state)
     pos_hal_device_t d;
     create(&d, POS_HAL_DISPLAY);
     assert_int_equal(pos_hal_start(&d), 0);
-    assert_int_equal(pos_display_show(&d, "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbb" "l\xc3\xa9" "e extra long",
+    assert_int_equal(pos_display_show(&d,
+                                      "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbb"
+                                      "l\xc3\xa9"
+                                      "e extra long",
                                       "tab\there"),
                      0);
     run_until(2);
     /* cut at 20 columns on a character boundary; control characters replaced */
-    assert_string_equal(slurp("display.txt"),
-                        "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbb" "l\xc3\xa9" "e ex\ntab?here            \n");
+    assert_string_equal(slurp("display.txt"), "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbb"
+                                              "l\xc3\xa9"
+                                              "e ex\ntab?here            \n");
     put("display.fault", "offline\n");
     run_until(3);
     assert_int_equal(rec.ev[2].type, POS_HAL_EV_STATUS);
@@ -250,7 +283,7 @@ static void test_pinpad_outcomes(void **state)
     assert_int_equal(pos_sim_pinpad_charges(&d), 1);
 
     assert_int_equal(pos_sim_inject_fault(&d, "offline"), 0);
-    SPIN(!(d.status != POS_DEV_OFFLINE));
+    run_until_status(&d, POS_DEV_OFFLINE);
     assert_int_equal(d.status, POS_DEV_OFFLINE);
     assert_int_equal(pos_pinpad_start(&d, &req), -ENODEV);
     close_and_drain(&d, 1);
@@ -278,7 +311,7 @@ static void test_printer_faults(void **state)
     assert_int_equal(pos_receipt_layout(&in, &doc), 0);
     assert_int_equal(pos_printer_print(&d, &doc, 7), 0);
     assert_int_equal(pos_printer_print(&d, &doc, 8), -EBUSY);
-    SPIN(rec.n > 0 && rec.ev[rec.n - 1].type == POS_HAL_EV_OUTPUT_COMPLETE);
+    run_until_complete(0);
     assert_int_equal(rec.ev[rec.n - 1].type, POS_HAL_EV_OUTPUT_COMPLETE);
     assert_int_equal(rec.ev[rec.n - 1].job_id, 7);
     assert_int_equal(rec.ev[rec.n - 1].error, 0);
@@ -286,25 +319,25 @@ static void test_printer_faults(void **state)
     assert_non_null(strstr(slurp("receipts.txt"), "cut"));
 
     put("printer.fault", "paper_out\n");
-    SPIN(!(d.status != POS_DEV_PAPER_OUT));
+    run_until_status(&d, POS_DEV_PAPER_OUT);
     assert_int_equal(d.status, POS_DEV_PAPER_OUT);
     assert_int_equal(pos_printer_print(&d, &doc, 9), -ENOSPC);
     put("printer.fault", "cover_open\n");
-    SPIN(!(d.status != POS_DEV_COVER_OPEN));
+    run_until_status(&d, POS_DEV_COVER_OPEN);
     assert_int_equal(pos_printer_print(&d, &doc, 9), -EIO);
 
     /* Paper runs out half way: what came out stays, the job fails, the
      * printer reports paper_out and the job is not resent. */
     put("printer.fault", "paper_out_mid\n");
-    SPIN(!(d.status != POS_DEV_READY));
+    run_until_status(&d, POS_DEV_READY);
     size_t before = strlen(slurp("receipts.txt"));
     assert_int_equal(pos_printer_print(&d, &doc, 10), 0);
-    SPIN(rec.ev[rec.n - 1].type == POS_HAL_EV_OUTPUT_COMPLETE && rec.ev[rec.n - 1].job_id == 10);
+    run_until_complete(10);
     assert_int_equal(rec.ev[rec.n - 1].error, -ENOSPC);
     size_t after = strlen(slurp("receipts.txt"));
     assert_true(after > before);
     assert_null(strstr(slurp("receipts.txt") + before, "cut"));
-    SPIN(!(d.status != POS_DEV_PAPER_OUT));
+    run_until_status(&d, POS_DEV_PAPER_OUT);
     assert_int_equal(d.status, POS_DEV_PAPER_OUT);
     close_and_drain(&d, 1);
 }
@@ -318,9 +351,8 @@ static void test_close_without_open(void **state)
     char err[128];
     pos_hal_options_t o = opts();
     o.sim_dir = "/proc/posagent-cannot-exist/sim";
-    assert_int_equal(pos_hal_create(&a, &loop, POS_HAL_PINPAD, "sim", &o, on_event, NULL, err,
-                                    sizeof(err)),
-                     0);
+    assert_int_equal(
+        pos_hal_create(&a, &loop, POS_HAL_PINPAD, "sim", &o, on_event, NULL, err, sizeof(err)), 0);
     assert_true(pos_hal_start(&a) < 0);
     create(&b, POS_HAL_PRINTER);
     pos_hal_close(&a, on_closed);
@@ -339,12 +371,11 @@ static void test_bad_driver_strings(void **state)
     assert_non_null(strstr(err, "unknown printer driver"));
     assert_non_null(strstr(err, "escpos"));
     assert_int_equal(pos_hal_spec_validate(POS_HAL_DISPLAY, "sim:x", err, sizeof(err)), -EINVAL);
-    assert_int_equal(pos_hal_spec_validate(POS_HAL_PINPAD, "escpos:/dev/usb/lp0", err,
-                                           sizeof(err)),
+    assert_int_equal(pos_hal_spec_validate(POS_HAL_PINPAD, "escpos:/dev/usb/lp0", err, sizeof(err)),
                      -EINVAL); /* a printer driver is not a pinpad */
-    assert_int_equal(pos_hal_create(&d, &loop, POS_HAL_PINPAD, "nope", &o, on_event, NULL, err,
-                                    sizeof(err)),
-                     -EINVAL);
+    assert_int_equal(
+        pos_hal_create(&d, &loop, POS_HAL_PINPAD, "nope", &o, on_event, NULL, err, sizeof(err)),
+        -EINVAL);
 }
 
 int main(void)

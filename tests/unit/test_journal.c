@@ -22,17 +22,20 @@
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
 #include "tests/support/fs.h"
+#include "tests/support/store.h"
 
 #define MB (1024u * 1024u)
 
-static char dir[64];
 static pos_store_t st;
 static pos_journal_t jn;
 
+static void open_default(void);
+static void close_all(void);
+static pos_test_store_fixture_t fx = {"test_journal", open_default, close_all, ""};
+
 static void open_all(uint64_t map, size_t max_final, size_t max_seen)
 {
-    pos_store_config_t sc = {.path = dir, .map_size = map};
-    assert_int_equal(pos_store_open(&st, &sc), 0);
+    pos_test_store_open(&st, fx.dir, map);
     pos_journal_config_t jc = {.max_final = max_final, .max_seen = max_seen};
     assert_int_equal(pos_journal_open(&jn, &st, &jc), 0);
 }
@@ -43,21 +46,10 @@ static void close_all(void)
     pos_store_close(&st);
 }
 
-static int setup(void **state)
+/* The store and the module at their default sizes, for each test. */
+static void open_default(void)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_journal-XXXXXX");
-    assert_non_null(mkdtemp(dir));
     open_all(8 * MB, 0, 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    close_all();
-    pos_test_rm_tree(dir);
-    return 0;
 }
 
 static pos_payment_record_t record(const char *tx, pos_payment_state_t state)
@@ -338,18 +330,9 @@ static void test_full_store_is_enospc(void **state)
     /* Payment outcomes in the outbox fill the map; nothing may give way. */
     pos_outbox_t ob;
     assert_int_equal(pos_outbox_open(&ob, &st, NULL), 0);
-    static char payload[4000];
-    memset(payload, 'p', sizeof(payload));
-    pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH, .is_payment = true, .channel = "ch",
-                            .channel_len = 2, .payload = payload, .payload_len = sizeof(payload)};
-    uint64_t id;
-    int rc = 0;
-    for (int i = 0; i < 1000 && rc == 0; i++) {
-        rc = pos_outbox_append(&ob, &e, &id);
-    }
-    assert_int_equal(rc, -ENOSPC);
+    pos_test_store_fill(&ob);
     /* Small records still fit in partly filled pages for a while; then -ENOSPC. */
-    rc = 0;
+    int rc = 0;
     int stored = 0;
     for (int i = 0; i < 10000 && rc == 0; i++) {
         char tx[32];
@@ -367,16 +350,13 @@ static void test_full_store_is_enospc(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f)                                                                                       \
+    cmocka_unit_test_prestate_setup_teardown(f, pos_test_store_setup, pos_test_store_teardown, &fx)
     const struct CMUnitTest tests[] = {
-        T(test_put_replace_get),
-        T(test_invalid_records),
-        T(test_list_order_across_reopen),
-        T(test_restore_into_state_machine),
-        T(test_prune_keeps_live),
-        T(test_seen_bounded_oldest_forgotten),
-        cmocka_unit_test(test_codec),
-        T(test_full_store_is_enospc),
+        T(test_put_replace_get),          T(test_invalid_records),
+        T(test_list_order_across_reopen), T(test_restore_into_state_machine),
+        T(test_prune_keeps_live),         T(test_seen_bounded_oldest_forgotten),
+        cmocka_unit_test(test_codec),     T(test_full_store_is_enospc),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,17 +21,20 @@
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
 #include "tests/support/fs.h"
+#include "tests/support/store.h"
 
 #define MB (1024u * 1024u)
 
-static char dir[64];
 static pos_store_t st;
 static pos_outbox_t ob;
 
+static void open_default(void);
+static void close_all(void);
+static pos_test_store_fixture_t fx = {"test_outbox", open_default, close_all, ""};
+
 static void open_all(uint64_t map, uint64_t max_entries, uint64_t max_bytes)
 {
-    pos_store_config_t sc = {.path = dir, .map_size = map};
-    assert_int_equal(pos_store_open(&st, &sc), 0);
+    pos_test_store_open(&st, fx.dir, map);
     pos_outbox_config_t oc = {.max_entries = max_entries, .max_bytes = max_bytes};
     assert_int_equal(pos_outbox_open(&ob, &st, &oc), 0);
 }
@@ -42,21 +45,10 @@ static void close_all(void)
     pos_store_close(&st);
 }
 
-static int setup(void **state)
+/* The store and the module at their default sizes, for each test. */
+static void open_default(void)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_outbox-XXXXXX");
-    assert_non_null(mkdtemp(dir));
     open_all(8 * MB, 0, 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    close_all();
-    pos_test_rm_tree(dir);
-    return 0;
 }
 
 static uint64_t append(const char *channel, const char *payload, bool payment, int want_rc)
@@ -102,8 +94,11 @@ static void test_fifo_peek_ack(void **state)
     (void)state;
     uint64_t a = append("payment:T-0001", "m1", true, 0);
     uint64_t b = append("transaction:S-042", "m2", false, 0);
-    pos_outbox_entry_t inc = {.kind = POS_OUTBOX_INCRBY, .channel = "counter:x",
-                              .channel_len = 9, .payload = "1", .payload_len = 1};
+    pos_outbox_entry_t inc = {.kind = POS_OUTBOX_INCRBY,
+                              .channel = "counter:x",
+                              .channel_len = 9,
+                              .payload = "1",
+                              .payload_len = 1};
     uint64_t c;
     assert_int_equal(pos_outbox_append(&ob, &inc, &c), 0);
     assert_int_equal(a, 1);
@@ -303,8 +298,11 @@ static void test_map_full_drops_then_enospc(void **state)
     int appended = 0;
     for (int i = 0; i < 600; i++) {
         payload[0] = i % 10 == 0 ? 'P' : 'n';
-        pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH, .is_payment = i % 10 == 0,
-                                .channel = "ch", .channel_len = 2, .payload = payload,
+        pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH,
+                                .is_payment = i % 10 == 0,
+                                .channel = "ch",
+                                .channel_len = 2,
+                                .payload = payload,
                                 .payload_len = strlen(payload)};
         uint64_t id;
         int rc = pos_outbox_append(&ob, &e, &id);
@@ -398,8 +396,8 @@ static void test_record_parse(void **state)
 {
     (void)state;
     pos_outbox_entry_t e;
-    unsigned char rec[POS_OUTBOX_HDR_SIZE + 4] = {1, POS_OUTBOX_PUBLISH, 1, 0, 2, 0, 0, 0,
-                                                  2, 0, 0, 0};
+    unsigned char rec[POS_OUTBOX_HDR_SIZE + 4] = {1, POS_OUTBOX_PUBLISH, 1, 0, 2, 0, 0, 0, 2, 0, 0,
+                                                  0};
     memcpy(rec + POS_OUTBOX_HDR_SIZE, "chPL", 4);
     assert_int_equal(pos_outbox_record_parse(rec, sizeof(rec), &e), 0);
     assert_true(e.is_payment);
@@ -417,7 +415,8 @@ static void test_record_parse(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f)                                                                                       \
+    cmocka_unit_test_prestate_setup_teardown(f, pos_test_store_setup, pos_test_store_teardown, &fx)
     const struct CMUnitTest tests[] = {
         T(test_fifo_peek_ack),
         T(test_arguments),

@@ -34,8 +34,7 @@ static pos_outbox_census_t outbox_census;
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_store-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(pos_test_mkdtemp(dir, sizeof(dir), "test_store"), 0);
     return 0;
 }
 

@@ -17,17 +17,75 @@
 
 #include <cmocka.h>
 
+#include "tests/support/fixture.h"
 #include "tests/support/fs.h"
-#include "tests/support/harness.h"
+
+/* The agent under memcheck, and what some tests add around it. */
+typedef struct vg {
+    pos_fix_t fx;
+    char vglog[400];  /* memcheck's report, in the agent's directory */
+    char logopt[420]; /* --log-file=<vglog> */
+    const char *wrapper[8];
+    pos_test_redis_t sentinel; /* test_cycle_sentinel */
+    char certs[64];            /* test_cycle_tls: generated certificates */
+} vg_t;
 
 static void assert_memcheck_clean(const char *vglog, int st);
 
+/* The agent (T-VG of S-VG, fast retries, a heartbeat every second) runs
+ * under valgrind, its report kept with its files; nothing runs yet. */
+static int setup(void **state)
+{
+    vg_t *v = calloc(1, sizeof(*v));
+    pos_fix_t *f;
+
+    if (v == NULL) {
+        return -1;
+    }
+    f = &v->fx;
+    pos_fix_init(f);
+    snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-vg-XXXXXX");
+    if (mkdtemp(f->agent.dir) == NULL) {
+        free(v);
+        return -1;
+    }
+    snprintf(v->vglog, sizeof(v->vglog), "%s/valgrind.log", f->agent.dir);
+    snprintf(v->logopt, sizeof(v->logopt), "--log-file=%s", v->vglog);
+    const char *wrapper[] = {"valgrind",
+                             "--leak-check=full",
+                             "--show-leak-kinds=all",
+                             "--errors-for-leak-kinds=all",
+                             "--error-exitcode=99",
+                             "--track-fds=no",
+                             v->logopt,
+                             NULL};
+    memcpy(v->wrapper, wrapper, sizeof(wrapper));
+    f->agent.wrapper = v->wrapper;
+    pos_ini_set(&f->ini, "terminal", "id", "T-VG");
+    pos_ini_set(&f->ini, "terminal", "store_id", "S-VG");
+    pos_fix_set_retry(f, 100, 500);
+    pos_fix_set_heartbeat(f, 1, 5);
+    *state = v;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    vg_t *v = *state;
+
+    pos_fix_stop(&v->fx);
+    pos_test_redis_stop(&v->sentinel);
+    if (v->certs[0] != '\0') {
+        pos_test_rm_tree(v->certs);
+    }
+    free(v);
+    return 0;
+}
+
 static void test_cycle(void **state)
 {
-    (void)state;
-    pos_test_redis_t redis = {0};
-    pos_test_agent_t agent = {0};
-    char ini[1024], vglog[400], logopt[420];
+    vg_t *v = *state;
+    pos_fix_t *f = &v->fx;
     static const char *const payloads[] = {
         "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"Hello\"]}",
         "garbage",
@@ -35,47 +93,27 @@ static void test_cycle(void **state)
         "{\"type\":\"PAYMENT_APPROVED\",\"origin\":\"terminal\"}",
     };
 
-    assert_int_equal(pos_test_redis_start(&redis), 0);
-    snprintf(agent.dir, sizeof(agent.dir), "/tmp/posagent-vg-XXXXXX");
-    assert_non_null(mkdtemp(agent.dir));
-    snprintf(vglog, sizeof(vglog), "%s/valgrind.log", agent.dir);
-    snprintf(logopt, sizeof(logopt), "--log-file=%s", vglog);
-    const char *wrapper[] = {"valgrind",
-                             "--leak-check=full",
-                             "--show-leak-kinds=all",
-                             "--errors-for-leak-kinds=all",
-                             "--error-exitcode=99",
-                             "--track-fds=no",
-                             logopt,
-                             NULL};
-    agent.wrapper = wrapper;
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = T-VG\nstore_id = S-VG\n[redis]\nurl = redis://127.0.0.1:%u\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
-             "[heartbeat]\ninterval_s = 1\nttl_s = 5\n[hal]\nsim_pinpad_delay_ms = 100\n"
-             "[log]\nlevel = debug\n",
-             (unsigned)redis.port);
-    assert_int_equal(pos_test_agent_start(&agent, ini, NULL), 0);
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 1, 30000));
+    assert_int_equal(pos_fix_redis_start(f), 0);
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "100");
+    pos_fix_agent_start(f, NULL);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 30000));
     for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
-        pos_test_int(&redis, "PUBLISH payment:T-VG %s", payloads[i]);
-        pos_test_int(&redis, "PUBLISH system:alerts %s", payloads[i]);
+        pos_test_int(&f->redis, "PUBLISH payment:T-VG %s", payloads[i]);
+        pos_test_int(&f->redis, "PUBLISH system:alerts %s", payloads[i]);
     }
     /* A whole payment: display, pinpad, printer, publishes, counters. */
-    pos_test_int(&redis, "PUBLISH payment:T-VG %s",
+    pos_test_int(&f->redis, "PUBLISH payment:T-VG %s",
                  "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-vg\",\"amount\":1.50,"
                  "\"currency\":\"EUR\",\"lines\":[{\"name\":\"Tea\",\"qty\":1,\"amount\":1.50}]}");
-    assert_true(pos_test_agent_wait_log(&agent, "TRANSACTION_COMPLETED tx-vg", 1, 30000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "TRANSACTION_COMPLETED tx-vg", 1, 30000));
     pos_test_sleep_ms(1500);
-    pos_test_redis_kill(&redis);
-    assert_true(pos_test_agent_wait_log(&agent, "link: offline", 1, 10000));
-    assert_int_equal(pos_test_redis_start(&redis), 0);
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 2, 30000));
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 10000));
+    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 30000));
     pos_test_sleep_ms(1500);
-    int st = pos_test_agent_stop(&agent, SIGTERM, 30000);
-    assert_memcheck_clean(vglog, st);
-    pos_test_agent_cleanup(&agent);
-    pos_test_redis_stop(&redis);
+    int st = pos_test_agent_stop(&f->agent, SIGTERM, 30000);
+    assert_memcheck_clean(v->vglog, st);
 }
 
 /*
@@ -85,25 +123,23 @@ static void test_cycle(void **state)
  */
 static void test_cycle_tls(void **state)
 {
-    (void)state;
-    pos_test_redis_t redis = {0};
-    pos_test_agent_t agent = {0};
-    char ini[2048], vglog[400], logopt[420], certs[64], script[512];
-    char port_s[8], cert[128], key[128], ca[128];
+    vg_t *v = *state;
+    pos_fix_t *f = &v->fx;
+    char script[512], port_s[8], cert[128], key[128], ca[128];
     const char *src = getenv("POS_SOURCE_DIR");
 
     assert_non_null(src);
-    snprintf(certs, sizeof(certs), "/tmp/posagent-vgtls-XXXXXX");
-    assert_non_null(mkdtemp(certs));
+    snprintf(v->certs, sizeof(v->certs), "/tmp/posagent-vgtls-XXXXXX");
+    assert_non_null(mkdtemp(v->certs));
     snprintf(script, sizeof(script), "%s/tests/support/tls_certs.sh", src);
-    const char *gen[] = {"/bin/bash", script, certs, NULL};
+    const char *gen[] = {"/bin/bash", script, v->certs, NULL};
     char *out = NULL;
     assert_int_equal(pos_test_run(gen, NULL, &out, 60000), 0);
     free(out);
 
-    snprintf(cert, sizeof(cert), "%s/server.crt", certs);
-    snprintf(key, sizeof(key), "%s/server.key", certs);
-    snprintf(ca, sizeof(ca), "%s/ca.crt", certs);
+    snprintf(cert, sizeof(cert), "%s/server.crt", v->certs);
+    snprintf(key, sizeof(key), "%s/server.key", v->certs);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", v->certs);
     snprintf(port_s, sizeof(port_s), "%u", (unsigned)pos_test_free_port());
     const char *extra[] = {"--tls-port",
                            port_s,
@@ -116,47 +152,30 @@ static void test_cycle_tls(void **state)
                            "--tls-auth-clients",
                            "yes",
                            NULL};
-    memcpy(redis.extra, extra, sizeof(extra));
-    assert_int_equal(pos_test_redis_start(&redis), 0);
-    assert_true(redis.pid > 0);
+    memcpy(f->redis.extra, extra, sizeof(extra));
+    assert_int_equal(pos_fix_redis_start(f), 0);
+    assert_true(f->redis.pid > 0);
 
-    snprintf(agent.dir, sizeof(agent.dir), "/tmp/posagent-vg-XXXXXX");
-    assert_non_null(mkdtemp(agent.dir));
-    snprintf(vglog, sizeof(vglog), "%s/valgrind.log", agent.dir);
-    snprintf(logopt, sizeof(logopt), "--log-file=%s", vglog);
-    const char *wrapper[] = {"valgrind",
-                             "--leak-check=full",
-                             "--show-leak-kinds=all",
-                             "--errors-for-leak-kinds=all",
-                             "--error-exitcode=99",
-                             "--track-fds=no",
-                             logopt,
-                             NULL};
-    agent.wrapper = wrapper;
     /* Handshakes are slow under valgrind: a long connect timeout. */
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = T-VG\nstore_id = S-VG\n[redis]\nurl = rediss://localhost:%s\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\nconnect_timeout_ms = 20000\n"
-             "[tls]\nca_file = %s\ncert_file = %s/client.crt\nkey_file = %s/client.key\n"
-             "[heartbeat]\ninterval_s = 1\nttl_s = 5\n[log]\nlevel = debug\n",
-             port_s, ca, certs, certs);
-    assert_int_equal(pos_test_agent_start(&agent, ini, NULL), 0);
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 1, 60000));
+    pos_ini_set(&f->ini, "redis", "url", "rediss://localhost:%s", port_s);
+    pos_ini_set(&f->ini, "redis", "connect_timeout_ms", "20000");
+    pos_ini_set(&f->ini, "tls", "ca_file", "%s", ca);
+    pos_ini_set(&f->ini, "tls", "cert_file", "%s/client.crt", v->certs);
+    pos_ini_set(&f->ini, "tls", "key_file", "%s/client.key", v->certs);
+    pos_fix_agent_start(f, NULL);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 60000));
     char laddr[32];
     snprintf(laddr, sizeof(laddr), "127.0.0.1:%s", port_s);
-    assert_int_equal(pos_test_int(&redis, "CLIENT KILL LADDR %s", laddr), 2);
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 2, 60000));
-    assert_true(pos_test_agent_wait_log(&agent, "TLS resumed handshake", 2, 1000));
-    pos_test_redis_kill(&redis);
-    assert_true(pos_test_agent_wait_log(&agent, "link: offline", 2, 10000));
-    assert_int_equal(pos_test_redis_start(&redis), 0);
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 3, 60000));
+    assert_int_equal(pos_test_int(&f->redis, "CLIENT KILL LADDR %s", laddr), 2);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 60000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "TLS resumed handshake", 2, 1000));
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 2, 10000));
+    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 3, 60000));
     pos_test_sleep_ms(1500);
-    int st = pos_test_agent_stop(&agent, SIGTERM, 30000);
-    assert_memcheck_clean(vglog, st);
-    pos_test_agent_cleanup(&agent);
-    pos_test_redis_stop(&redis);
-    pos_test_rm_tree(certs);
+    int st = pos_test_agent_stop(&f->agent, SIGTERM, 30000);
+    assert_memcheck_clean(v->vglog, st);
 }
 
 static void assert_memcheck_clean(const char *vglog, int st)
@@ -185,57 +204,45 @@ static void assert_memcheck_clean(const char *vglog, int st)
  * restarts, re-resolution after the master restarts, then SIGTERM. */
 static void test_cycle_sentinel(void **state)
 {
-    (void)state;
-    pos_test_redis_t redis = {0}, sentinel = {0};
-    pos_test_agent_t agent = {0};
-    char ini[1024], conf[256], vglog[400], logopt[420];
+    vg_t *v = *state;
+    pos_fix_t *f = &v->fx;
+    char conf[256];
 
-    assert_int_equal(pos_test_redis_start(&redis), 0);
+    assert_int_equal(pos_fix_redis_start(f), 0);
     snprintf(conf, sizeof(conf), "sentinel monitor vgmaster 127.0.0.1 %u 1\n",
-             (unsigned)redis.port);
-    assert_int_equal(pos_test_sentinel_start(&sentinel, conf), 0);
-    snprintf(agent.dir, sizeof(agent.dir), "/tmp/posagent-vg-XXXXXX");
-    assert_non_null(mkdtemp(agent.dir));
-    snprintf(vglog, sizeof(vglog), "%s/valgrind.log", agent.dir);
-    snprintf(logopt, sizeof(logopt), "--log-file=%s", vglog);
-    const char *wrapper[] = {"valgrind", "--leak-check=full", "--show-leak-kinds=all",
-                             "--errors-for-leak-kinds=all", "--error-exitcode=99",
-                             "--track-fds=no", logopt, NULL};
-    agent.wrapper = wrapper;
-    snprintf(ini, sizeof(ini),
-             "[terminal]\nid = T-VG\nstore_id = S-VG\n[redis]\n"
-             "sentinels = 127.0.0.1:1,127.0.0.1:%u\nmaster_name = vgmaster\n"
-             "retry_delay_ms = 100\nmax_retry_delay_ms = 500\n"
-             "[heartbeat]\ninterval_s = 1\nttl_s = 5\n[log]\nlevel = debug\n",
-             (unsigned)sentinel.port);
-    assert_int_equal(pos_test_agent_start(&agent, ini, NULL), 0);
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 1, 30000));
-    assert_true(pos_test_agent_wait_log(&agent, "sentinel: watching", 1, 30000));
+             (unsigned)f->redis.port);
+    assert_int_equal(pos_test_sentinel_start(&v->sentinel, conf), 0);
+    pos_ini_unset(&f->ini, "redis", "url"); /* the sentinels say where the master is */
+    pos_ini_set(&f->ini, "redis", "sentinels", "127.0.0.1:1,127.0.0.1:%u",
+                (unsigned)v->sentinel.port);
+    pos_ini_set(&f->ini, "redis", "master_name", "vgmaster");
+    pos_fix_agent_start(f, NULL);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 30000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "sentinel: watching", 1, 30000));
 
     /* The watched sentinel goes away and comes back on the same port. */
-    pos_test_redis_stop(&sentinel);
-    sentinel.dir[0] = '\0';
-    assert_true(pos_test_agent_wait_log(&agent, "watch connection lost", 2, 10000));
-    assert_int_equal(pos_test_sentinel_start(&sentinel, conf), 0);
-    assert_true(pos_test_agent_wait_log(&agent, "sentinel: watching", 2, 30000));
+    pos_test_redis_stop(&v->sentinel);
+    v->sentinel.dir[0] = '\0';
+    assert_true(pos_test_agent_wait_log(&f->agent, "watch connection lost", 2, 10000));
+    assert_int_equal(pos_test_sentinel_start(&v->sentinel, conf), 0);
+    assert_true(pos_test_agent_wait_log(&f->agent, "sentinel: watching", 2, 30000));
 
     /* The master restarts: offline, resolved again, online. */
-    pos_test_redis_kill(&redis);
-    assert_true(pos_test_agent_wait_log(&agent, "link: offline", 1, 10000));
-    assert_int_equal(pos_test_redis_start(&redis), 0);
-    assert_true(pos_test_agent_wait_log(&agent, "link: online", 2, 30000));
+    pos_test_redis_kill(&f->redis);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 10000));
+    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 30000));
     pos_test_sleep_ms(1000);
-    int st = pos_test_agent_stop(&agent, SIGTERM, 30000);
-    assert_memcheck_clean(vglog, st);
-    pos_test_agent_cleanup(&agent);
-    pos_test_redis_stop(&sentinel);
-    pos_test_redis_stop(&redis);
+    int st = pos_test_agent_stop(&f->agent, SIGTERM, 30000);
+    assert_memcheck_clean(v->vglog, st);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cycle),
-                                       cmocka_unit_test(test_cycle_tls),
-                                       cmocka_unit_test(test_cycle_sentinel)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cycle_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cycle_sentinel, setup, teardown),
+    };
     return cmocka_run_group_tests_name("valgrind", tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "platform/stream.h"
+#include "tests/support/loop.h"
 
 #define MAX_RETRIES_KEPT 16
 
@@ -50,9 +51,7 @@ typedef struct fx {
     size_t rxlen;
 
     /* A 10 ms ticker: the loop must keep serving it whatever a device does. */
-    uv_timer_t tick;
-    uint64_t last_tick_ns, max_gap_ns;
-    int ticks;
+    pos_test_ticker_t tick;
 
     /* Slow reader on a pty master. */
     uv_timer_t reader;
@@ -174,68 +173,32 @@ static void stream_setup(fx_t *f, const char *spec, uint32_t base_ms, uint32_t c
 
 /* ---- loop driving ---- */
 
-static void pump_cb(uv_timer_t *t)
-{
-    (void)t; /* only there so that UV_RUN_ONCE returns regularly */
-}
-
-typedef bool (*fx_pred_t)(fx_t *f, const void *arg);
-
-/* Runs the loop until pred() holds or timeout_ms pass. Returns pred(). */
-static bool run_until(fx_t *f, fx_pred_t pred, const void *arg, uint32_t timeout_ms)
-{
-    uv_timer_t pump;
-    uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-    bool ok;
-
-    uv_timer_init(&f->loop, &pump);
-    uv_timer_start(&pump, pump_cb, 2, 2);
-    while (!(ok = pred(f, arg)) && uv_hrtime() < end) {
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
-    uv_close((uv_handle_t *)&pump, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT); /* lets the pump's close complete */
-    return ok;
-}
-
-static bool pred_never(fx_t *f, const void *arg)
-{
-    (void)f;
-    (void)arg;
-    return false;
-}
-
 static void run_for(fx_t *f, uint32_t ms)
 {
-    run_until(f, pred_never, NULL, ms);
-}
-
-typedef struct count_arg {
-    const int *counter;
-    int at_least;
-} count_arg_t;
-
-static bool pred_count(fx_t *f, const void *arg)
-{
-    const count_arg_t *a = arg;
-    (void)f;
-    return *a->counter >= a->at_least;
+    pos_test_loop_for(&f->loop, ms);
 }
 
 static bool wait_count(fx_t *f, const int *counter, int at_least, uint32_t ms)
 {
-    count_arg_t a = {counter, at_least};
-    return run_until(f, pred_count, &a, ms);
+    return pos_test_loop_until_int(&f->loop, counter, at_least, ms);
 }
 
-static bool pred_rx(fx_t *f, const void *arg)
+/* A byte count reaching a mark. */
+typedef struct size_arg {
+    const size_t *len;
+    size_t at_least;
+} size_arg_t;
+
+static bool pred_size(const void *arg)
 {
-    return f->rxlen >= *(const size_t *)arg;
+    const size_arg_t *a = arg;
+    return *a->len >= a->at_least;
 }
 
 static bool wait_rx(fx_t *f, size_t n, uint32_t ms)
 {
-    return run_until(f, pred_rx, &n, ms);
+    size_arg_t a = {&f->rxlen, n};
+    return pos_test_loop_until(&f->loop, pred_size, &a, ms);
 }
 
 static void close_stream(fx_t *f)
@@ -292,10 +255,9 @@ typedef struct master_arg {
     size_t want, *got;
 } master_arg_t;
 
-static bool pred_master(fx_t *f, const void *arg)
+static bool pred_master(const void *arg)
 {
     const master_arg_t *a = arg;
-    (void)f;
     while (*a->got < a->want) {
         ssize_t n = read(a->fd, a->buf + *a->got, a->want - *a->got);
         if (n <= 0) {
@@ -310,7 +272,7 @@ static size_t read_master(fx_t *f, int fd, uint8_t *buf, size_t want, uint32_t m
 {
     size_t got = 0;
     master_arg_t a = {fd, buf, want, &got};
-    run_until(f, pred_master, &a, ms);
+    pos_test_loop_until(&f->loop, pred_master, &a, ms);
     return got;
 }
 
@@ -319,24 +281,6 @@ static void drain_fd(int fd)
     uint8_t junk[4096];
     while (read(fd, junk, sizeof(junk)) > 0) {
     }
-}
-
-static void tick_cb(uv_timer_t *t)
-{
-    fx_t *f = t->data;
-    uint64_t now = uv_hrtime();
-    if (f->ticks > 0 && now - f->last_tick_ns > f->max_gap_ns) {
-        f->max_gap_ns = now - f->last_tick_ns;
-    }
-    f->last_tick_ns = now;
-    f->ticks++;
-}
-
-static void tick_start(fx_t *f)
-{
-    uv_timer_init(&f->loop, &f->tick);
-    f->tick.data = f;
-    uv_timer_start(&f->tick, tick_cb, 10, 10);
 }
 
 /* ---- serial over a pty ---- */
@@ -412,8 +356,7 @@ static void test_serial_pty_roundtrip(void **state)
     assert_int_equal(pos_stream_write(&f->s, big, 4 * 1024, 5000, NULL), 0);
     assert_int_equal(pos_stream_queued(&f->s), 64 * 1024);
     assert_int_equal(pos_stream_write(&f->s, big, 1, 5000, NULL), -ENOBUFS);
-    assert_int_equal(read_master(f, p.master, big_back, sizeof(big_back), 5000),
-                     sizeof(big_back));
+    assert_int_equal(read_master(f, p.master, big_back, sizeof(big_back), 5000), sizeof(big_back));
     assert_int_equal(read_master(f, p.master, big_back, 4 * 1024, 5000), 4 * 1024);
     assert_true(wait_count(f, &f->wdone_ok, 3, 2000));
 
@@ -436,11 +379,6 @@ static void reader_cb(uv_timer_t *t)
     if (n > 0) {
         f->mrxlen += (size_t)n;
     }
-}
-
-static bool pred_mrx(fx_t *f, const void *arg)
-{
-    return f->mrxlen >= *(const size_t *)arg;
 }
 
 static void test_serial_large_write_slow_reader(void **state)
@@ -472,7 +410,8 @@ static void test_serial_large_write_slow_reader(void **state)
 
     uint64_t t0 = uv_hrtime();
     assert_int_equal(pos_stream_write(&f->s, data, len, 20000, data), 0);
-    assert_true(run_until(f, pred_mrx, &len, 20000));
+    size_arg_t mrx = {&f->mrxlen, len};
+    assert_true(pos_test_loop_until(&f->loop, pred_size, &mrx, 20000));
     uint64_t ms = (uv_hrtime() - t0) / 1000000u;
     assert_true(wait_count(f, &f->wdone_ok, 1, 2000));
     assert_memory_equal(f->mrx, data, len);
@@ -505,7 +444,7 @@ static void test_serial_write_deadline(void **state)
     stream_setup(f, spec, 20, 200);
     assert_true(wait_count(f, &f->opens, 1, 2000));
     assert_int_equal(pos_stream_set_queue_limit(&f->s, 256 * 1024), 0);
-    tick_start(f);
+    pos_test_ticker_start(&f->tick, &f->loop);
     run_for(f, 50);
 
     /* Nobody reads the master: the pty fills up and the write sticks. */
@@ -537,15 +476,15 @@ static void test_serial_write_deadline(void **state)
     assert_int_equal(read_master(f, p.master, got, 2, 2000), 2);
     assert_memory_equal(got, "ok", 2);
 
-    uv_timer_stop(&f->tick);
+    pos_test_ticker_stop(&f->tick);
     print_message("    write deadline: down after %u ms, re-open after %u ms, "
                   "max loop gap %.1f ms over %d ticks\n",
-                  (unsigned)down_ms, (unsigned)reopen_ms, (double)f->max_gap_ns / 1e6, f->ticks);
+                  (unsigned)down_ms, (unsigned)reopen_ms, (double)f->tick.max_gap_ns / 1e6,
+                  f->tick.ticks);
     /* The 10 ms ticker never waited for the stuck device. */
-    assert_true(f->ticks >= 30);
-    assert_true(f->max_gap_ns < 100u * 1000000u);
+    assert_true(f->tick.ticks >= 30);
+    assert_true(f->tick.max_gap_ns < 100u * 1000000u);
 
-    uv_close((uv_handle_t *)&f->tick, NULL);
     close_stream(f);
     assert_int_equal(f->downs, 1);
     assert_int_equal(f->opens, 2);
@@ -735,10 +674,10 @@ static void test_refused_devices(void **state)
         const char *path;
         int err;
     } cases[] = {
-        {"serial", true, "/missing", -ENOENT}, /* not plugged in */
+        {"serial", true, "/missing", -ENOENT},   /* not plugged in */
         {"serial", false, "/dev/null", -ENOTTY}, /* not a tty */
-        {"usblp", true, "/regular", -ENODEV},  /* not a character device */
-        {"usblp", false, "/dev/null", -EPERM}, /* a character device epoll cannot watch */
+        {"usblp", true, "/regular", -ENODEV},    /* not a character device */
+        {"usblp", false, "/dev/null", -EPERM},   /* a character device epoll cannot watch */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fx_t *f = fx_new();
@@ -1006,7 +945,7 @@ static void test_tcp_connect_timeout(void **state)
     f->s.data = f;
     assert_int_equal(pos_stream_set_connect_timeout(&f->s, 0), -EINVAL);
     assert_int_equal(pos_stream_set_connect_timeout(&f->s, 200), 0);
-    tick_start(f);
+    pos_test_ticker_start(&f->tick, &f->loop);
     uint64_t t0 = uv_hrtime();
     assert_int_equal(pos_stream_start(&f->s), 0);
     assert_true(wait_count(f, &f->open_fails, 2, 3000));
@@ -1015,11 +954,11 @@ static void test_tcp_connect_timeout(void **state)
     assert_true(f->fail_errs_same);
     assert_int_equal(f->opens, 0);
     assert_true(first_ms >= 190 && first_ms <= 400);
-    assert_true(f->max_gap_ns < 100u * 1000000u);
+    assert_true(f->tick.max_gap_ns < 100u * 1000000u);
     print_message("    connect timeout: first attempt gave up after %u ms, max loop gap %.1f ms\n",
-                  (unsigned)first_ms, (double)f->max_gap_ns / 1e6);
+                  (unsigned)first_ms, (double)f->tick.max_gap_ns / 1e6);
 
-    uv_close((uv_handle_t *)&f->tick, NULL);
+    pos_test_ticker_stop(&f->tick);
     close_stream(f);
     close(fill[0]);
     close(fill[1]);

@@ -110,9 +110,12 @@ static void child(int fd, unsigned seed)
 
         char payload[96];
         int pn = snprintf(payload, sizeof(payload), "{\"type\":\"COUNTER\",\"n\":%" PRIu64 "}", i);
-        pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH, .is_payment = i % 5 == 0,
-                                .created_ms = now_ms(), .channel = "transaction:S-042",
-                                .channel_len = 17, .payload = payload,
+        pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH,
+                                .is_payment = i % 5 == 0,
+                                .created_ms = now_ms(),
+                                .channel = "transaction:S-042",
+                                .channel_len = 17,
+                                .payload = payload,
                                 .payload_len = (size_t)pn};
         uint64_t id;
         if (pos_outbox_append(&ob, &e, &id) != 0) {
@@ -199,8 +202,7 @@ static void verify(totals_t *t)
 static void test_kill_loop(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_store_crash-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(pos_test_mkdtemp(dir, sizeof(dir), "test_store_crash"), 0);
     id_state = calloc(MAX_IDS, 1);
     assert_non_null(id_state);
     unsigned rounds = 200;
@@ -276,9 +278,9 @@ static void test_kill_loop(void **state)
     }
     uint64_t ms = now_ms() - t0;
     printf("crash loop result: %u kill -9 rounds, store opened %u/%u times (never rebuilt), "
-           "%u rounds committed ids, %" PRIu64 " outbox ids committed, %" PRIu64
-           " acked, %" PRIu64 " committed-and-unacked id checks passed, highest id %" PRIu64
-           ", 0 lost, %" PRIu64 " ms\n",
+           "%u rounds committed ids, %" PRIu64 " outbox ids committed, %" PRIu64 " acked, %" PRIu64
+           " committed-and-unacked id checks passed, highest id %" PRIu64 ", 0 lost, %" PRIu64
+           " ms\n",
            rounds, t.opens, rounds, t.rounds_with_commits, t.committed, t.acked, t.verified,
            t.max_id, ms);
     assert_int_equal(t.opens, rounds);

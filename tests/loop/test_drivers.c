@@ -5,6 +5,10 @@
  * loopback TCP port, and the emulator on the far side sees only bytes.
  * A 10 ms ticker runs through every test: no device may hold up the loop.
  * Every test closes everything and ends with uv_loop_close() == 0.
+ *
+ * The device tests are a table (main): each names its device, driver
+ * string and emulator behaviour (drv_case_t), and drv_setup and
+ * drv_teardown start and close them around the test's body.
  */
 #define _GNU_SOURCE /* memmem */
 
@@ -21,15 +25,16 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "emulators.h"
 #include "hal/display.h"
 #include "hal/pinpad.h"
 #include "hal/printer.h"
 #include "hal/receipt.h"
 #include "hal/registry.h"
 #include "platform/stream.h"
+#include "tests/support/emulators.h"
+#include "tests/support/loop.h"
 
-#define TEST_PAN "4970101234561234"
+#define TEST_PAN        "4970101234561234"
 #define TEST_PAN_MASKED "497010XXXXXX1234"
 
 typedef struct fx {
@@ -47,22 +52,8 @@ typedef struct fx {
     pos_pinpad_result_t pinpad;
     bool pan_leaked;
 
-    uv_timer_t tick;
-    uint64_t last_tick_ns, max_gap_ns;
-    int ticks;
+    pos_test_ticker_t tick;
 } fx_t;
-
-static void tick_cb(uv_timer_t *t)
-{
-    fx_t *f = t->data;
-    uint64_t now = uv_hrtime();
-
-    if (f->ticks > 0 && now - f->last_tick_ns > f->max_gap_ns) {
-        f->max_gap_ns = now - f->last_tick_ns;
-    }
-    f->last_tick_ns = now;
-    f->ticks++;
-}
 
 static fx_t *fx_new(void)
 {
@@ -76,9 +67,7 @@ static fx_t *fx_new(void)
     f->opt.printer_model = "tm-t88";
     f->opt.codepage = "cp858";
     f->status = POS_DEV_OFFLINE;
-    uv_timer_init(&f->loop, &f->tick);
-    f->tick.data = f;
-    uv_timer_start(&f->tick, tick_cb, 10, 10);
+    pos_test_ticker_start(&f->tick, &f->loop);
     return f;
 }
 
@@ -109,75 +98,36 @@ static void on_event(pos_hal_device_t *dev, const pos_hal_event_t *ev)
     }
 }
 
-static void pump_cb(uv_timer_t *t)
-{
-    (void)t;
-}
-
-typedef bool (*pred_t)(fx_t *f, const void *arg);
-
-static bool run_until(fx_t *f, pred_t pred, const void *arg, uint32_t ms)
-{
-    uv_timer_t pump;
-    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
-    bool ok;
-
-    uv_timer_init(&f->loop, &pump);
-    uv_timer_start(&pump, pump_cb, 2, 2);
-    while (!(ok = pred(f, arg)) && uv_hrtime() < end) {
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
-    uv_close((uv_handle_t *)&pump, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    return ok;
-}
-
-static bool pred_never(fx_t *f, const void *arg)
-{
-    (void)f;
-    (void)arg;
-    return false;
-}
-
 static void run_for(fx_t *f, uint32_t ms)
 {
-    run_until(f, pred_never, NULL, ms);
-}
-
-static bool pred_int(fx_t *f, const void *arg)
-{
-    const int *const *a = arg;
-    (void)f;
-    return *a[0] >= *a[1];
+    pos_test_loop_for(&f->loop, ms);
 }
 
 static bool wait_int(fx_t *f, const int *counter, int at_least, uint32_t ms)
 {
-    const int *a[2] = {counter, &at_least};
-    return run_until(f, pred_int, a, ms);
-}
-
-static bool pred_unsigned(fx_t *f, const void *arg)
-{
-    const unsigned *const *a = arg;
-    (void)f;
-    return *a[0] >= *a[1];
+    return pos_test_loop_until_int(&f->loop, counter, at_least, ms);
 }
 
 static bool wait_unsigned(fx_t *f, const unsigned *counter, unsigned at_least, uint32_t ms)
 {
-    const unsigned *a[2] = {counter, &at_least};
-    return run_until(f, pred_unsigned, a, ms);
+    return pos_test_loop_until_unsigned(&f->loop, counter, at_least, ms);
 }
 
-static bool pred_status(fx_t *f, const void *arg)
+typedef struct status_arg {
+    const fx_t *f;
+    pos_dev_state_t want;
+} status_arg_t;
+
+static bool pred_status(const void *arg)
 {
-    return f->status == *(const pos_dev_state_t *)arg;
+    const status_arg_t *a = arg;
+    return a->f->status == a->want;
 }
 
 static bool wait_status(fx_t *f, pos_dev_state_t st, uint32_t ms)
 {
-    return run_until(f, pred_status, &st, ms);
+    status_arg_t a = {f, st};
+    return pos_test_loop_until(&f->loop, pred_status, &a, ms);
 }
 
 static void dev_create(fx_t *f, pos_hal_kind_t kind, const char *spec)
@@ -206,15 +156,14 @@ static void fx_close_dev(fx_t *f)
         pos_hal_close(&f->dev, dev_closed);
         assert_true(wait_int(f, &f->closed, 1, 2000));
     }
-    uv_timer_stop(&f->tick);
-    print_message("    loop: %d ticks of 10 ms, largest gap %.1f ms\n", f->ticks,
-                  (double)f->max_gap_ns / 1e6);
+    pos_test_ticker_stop(&f->tick);
+    print_message("    loop: %d ticks of 10 ms, largest gap %.1f ms\n", f->tick.ticks,
+                  (double)f->tick.max_gap_ns / 1e6);
     /* A blocking call in a driver (a write waiting on a stalled line, a
      * sleep between retries) would stall the loop for its timeout, a
      * second or more. 250 ms leaves room for a loaded 2-core machine to
      * deschedule the test (105 ms was seen under load average 5). */
-    assert_true(f->max_gap_ns < 250u * 1000000u);
-    uv_close((uv_handle_t *)&f->tick, NULL);
+    assert_true(f->tick.max_gap_ns < 250u * 1000000u);
 }
 
 static void fx_free(fx_t *f)
@@ -222,6 +171,103 @@ static void fx_free(fx_t *f)
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     free(f);
+}
+
+/* ---- one device on its emulator: what a table entry starts with ---- */
+
+typedef struct drv_case {
+    pos_hal_kind_t kind;
+    const char *driver;          /* the driver string up to the device path */
+    const char *query;           /* and after it ("" for none) */
+    pos_dev_state_t ready;       /* the status to wait for once started */
+    bool tcp;                    /* printer: a loopback TCP listener, not a pty */
+    const char *model;           /* printer model (NULL: fx_new's tm-t88) */
+    bool silent;                 /* printer: answers no status query */
+    pos_emu_prn_state_t paper;   /* printer: its state when the driver opens it */
+    pos_display_cmdset_t cmdset; /* display: the command set it decodes */
+    pos_emu_telium_mode_t mode;  /* pinpad: how the terminal behaves */
+    uint32_t delay_ms;           /* pinpad: the customer's time */
+} drv_case_t;
+
+typedef struct drv {
+    const drv_case_t *c;
+    fx_t *f;
+    pos_emu_printer_t *prn;
+    pos_emu_display_t *dsp;
+    pos_emu_telium_t *tel;
+    uint32_t ready_ms; /* from pos_hal_start to c->ready */
+} drv_t;
+
+/* cmocka setup: the case's emulator, the driver on it, waited until ready. */
+static int drv_setup(void **state)
+{
+    const drv_case_t *c = *state;
+    drv_t *d = calloc(1, sizeof(*d));
+    const char *path = NULL;
+    char spec[256];
+
+    assert_non_null(d);
+    d->c = c;
+    d->f = fx_new();
+    switch (c->kind) {
+    case POS_HAL_PRINTER:
+        d->prn = calloc(1, sizeof(*d->prn));
+        assert_non_null(d->prn);
+        assert_int_equal(pos_emu_printer_start(d->prn, &d->f->loop, c->tcp, 42, "cp858"), 0);
+        d->prn->state = c->paper;
+        d->prn->silent = c->silent;
+        path = d->prn->port.path;
+        break;
+    case POS_HAL_DISPLAY:
+        d->dsp = calloc(1, sizeof(*d->dsp));
+        assert_non_null(d->dsp);
+        assert_int_equal(pos_emu_display_start(d->dsp, &d->f->loop, c->cmdset), 0);
+        path = d->dsp->port.path;
+        break;
+    case POS_HAL_PINPAD:
+        d->tel = calloc(1, sizeof(*d->tel));
+        assert_non_null(d->tel);
+        assert_int_equal(pos_emu_telium_start(d->tel, &d->f->loop, c->mode, TEST_PAN, c->delay_ms),
+                         0);
+        path = d->tel->port.path;
+        break;
+    }
+    assert_non_null(path);
+    if (c->model != NULL) {
+        d->f->opt.printer_model = c->model;
+    }
+    snprintf(spec, sizeof(spec), "%s%s%s", c->driver, path, c->query);
+    dev_create(d->f, c->kind, spec);
+    uint64_t t0 = uv_hrtime();
+    assert_true(wait_status(d->f, c->ready, 3000));
+    d->ready_ms = (uint32_t)((uv_hrtime() - t0) / 1000000u);
+    *state = d;
+    return 0;
+}
+
+/* cmocka teardown: no card number in any event, the device and the ticker
+ * closed (the loop never held up), the emulator closed, the loop empty. */
+static int drv_teardown(void **state)
+{
+    drv_t *d = *state;
+
+    assert_false(d->f->pan_leaked);
+    fx_close_dev(d->f);
+    if (d->prn != NULL) {
+        pos_emu_port_close(&d->prn->port);
+    }
+    if (d->dsp != NULL) {
+        pos_emu_port_close(&d->dsp->port);
+    }
+    if (d->tel != NULL) {
+        pos_emu_telium_close(d->tel);
+    }
+    fx_free(d->f);
+    free(d->prn);
+    free(d->dsp);
+    free(d->tel);
+    free(d);
+    return 0;
 }
 
 /* ---- receipts ---- */
@@ -291,16 +337,11 @@ static void check_paper(const pos_emu_printer_t *e, const pos_receipt_doc_t *doc
 
 static void test_printer_receipt(void **state)
 {
-    (void)state;
-    fx_t *f = fx_new();
-    pos_emu_printer_t *e = calloc(1, sizeof(*e));
+    drv_t *d = *state;
+    fx_t *f = d->f;
+    pos_emu_printer_t *e = d->prn;
     static pos_receipt_doc_t doc;
-    char spec[256];
 
-    assert_int_equal(pos_emu_printer_start(e, &f->loop, false, 42, "cp858"), 0);
-    snprintf(spec, sizeof(spec), "escpos-serial:%s?baud=115200", e->port.path);
-    dev_create(f, POS_HAL_PRINTER, spec);
-    assert_true(wait_status(f, POS_DEV_READY, 3000));
     /* ESC @ and one status cycle at open. */
     assert_int_equal(e->inits, 1);
     assert_int_equal(e->queries, 4);
@@ -324,25 +365,15 @@ static void test_printer_receipt(void **state)
     run_for(f, 2500);
     assert_int_equal(e->queries, 12);
     assert_int_equal(f->completes, 1);
-
-    fx_close_dev(f);
-    pos_emu_port_close(&e->port);
-    fx_free(f);
-    free(e);
 }
 
 static void test_printer_paper_out(void **state)
 {
-    (void)state;
-    fx_t *f = fx_new();
-    pos_emu_printer_t *e = calloc(1, sizeof(*e));
+    drv_t *d = *state;
+    fx_t *f = d->f;
+    pos_emu_printer_t *e = d->prn;
     static pos_receipt_doc_t doc;
-    char spec[256];
 
-    assert_int_equal(pos_emu_printer_start(e, &f->loop, false, 42, "cp858"), 0);
-    snprintf(spec, sizeof(spec), "escpos-serial:%s?baud=19200", e->port.path);
-    dev_create(f, POS_HAL_PRINTER, spec);
-    assert_true(wait_status(f, POS_DEV_READY, 3000));
     make_doc(&doc, 42);
 
     /* The roll runs out while idle: the driver does not poll, so it learns
@@ -380,26 +411,16 @@ static void test_printer_paper_out(void **state)
     assert_int_equal(f->last_result, 0);
     assert_int_equal(e->cuts, 1);
     assert_int_equal(f->status, POS_DEV_PAPER_LOW);
-
-    fx_close_dev(f);
-    pos_emu_port_close(&e->port);
-    fx_free(f);
-    free(e);
 }
 
 static void test_printer_cover_open(void **state)
 {
-    (void)state;
-    fx_t *f = fx_new();
-    pos_emu_printer_t *e = calloc(1, sizeof(*e));
+    /* Opened with the cover open: drv_setup waited for POS_DEV_COVER_OPEN. */
+    drv_t *d = *state;
+    fx_t *f = d->f;
+    pos_emu_printer_t *e = d->prn;
     static pos_receipt_doc_t doc;
-    char spec[256];
 
-    assert_int_equal(pos_emu_printer_start(e, &f->loop, false, 42, "cp858"), 0);
-    e->state = POS_EMU_PRN_COVER_OPEN;
-    snprintf(spec, sizeof(spec), "escpos-serial:%s", e->port.path);
-    dev_create(f, POS_HAL_PRINTER, spec);
-    assert_true(wait_status(f, POS_DEV_COVER_OPEN, 3000));
     make_doc(&doc, 42);
     uint64_t before = e->print_bytes;
     assert_int_equal(pos_printer_print(&f->dev, &doc, 1), -EIO);
@@ -407,39 +428,28 @@ static void test_printer_cover_open(void **state)
     assert_true(wait_status(f, POS_DEV_READY, 3000));
     assert_int_equal(e->print_bytes, before);
     assert_int_equal(f->completes, 0);
-
-    fx_close_dev(f);
-    pos_emu_port_close(&e->port);
-    fx_free(f);
-    free(e);
 }
 
-static bool pred_bytes(fx_t *f, const void *arg)
+static bool pred_bytes(const void *arg)
 {
     const pos_emu_printer_t *e = arg;
-    (void)f;
     return e->cuts > 0;
 }
 
 static void test_printer_unplug_mid_job(void **state)
 {
-    (void)state;
-    fx_t *f = fx_new();
-    pos_emu_printer_t *e = calloc(1, sizeof(*e));
+    drv_t *d = *state;
+    fx_t *f = d->f;
+    pos_emu_printer_t *e = d->prn;
     static pos_receipt_doc_t doc;
-    char spec[256];
 
-    assert_int_equal(pos_emu_printer_start(e, &f->loop, false, 42, "cp858"), 0);
-    snprintf(spec, sizeof(spec), "escpos-serial:%s?baud=115200", e->port.path);
-    dev_create(f, POS_HAL_PRINTER, spec);
-    assert_true(wait_status(f, POS_DEV_READY, 3000));
     make_doc(&doc, 42);
 
     /* The printer takes the job (its ESC @ is the second) and then hangs:
      * no status after the cut; the cable is pulled while the driver waits. */
     e->silent_at_init = 2;
     assert_int_equal(pos_printer_print(&f->dev, &doc, 5), 0);
-    assert_true(run_until(f, pred_bytes, e, 3000));
+    assert_true(pos_test_loop_until(&f->loop, pred_bytes, e, 3000));
     assert_int_equal(f->completes, 0);
     pos_emu_port_unplug(&e->port);
     assert_true(wait_int(f, &f->completes, 1, 3000));
@@ -461,30 +471,17 @@ static void test_printer_unplug_mid_job(void **state)
     assert_int_equal(e->cuts, 1);
     assert_int_equal(e->inits, 3);
     assert_int_equal(e->print_bytes - bytes, 2); /* ESC @ only */
-
-    fx_close_dev(f);
-    pos_emu_port_close(&e->port);
-    fx_free(f);
-    free(e);
 }
 
 static void test_printer_tcp_without_status(void **state)
 {
-    (void)state;
-    fx_t *f = fx_new();
-    pos_emu_printer_t *e = calloc(1, sizeof(*e));
+    /* A network printer (model generic) that never answers DLE EOT. */
+    drv_t *d = *state;
+    fx_t *f = d->f;
+    pos_emu_printer_t *e = d->prn;
     static pos_receipt_doc_t doc;
-    char spec[256];
 
-    f->opt.printer_model = "generic";
-    assert_int_equal(pos_emu_printer_start(e, &f->loop, true, 42, "cp858"), 0);
-    e->silent = true; /* a network printer that never answers DLE EOT */
-    snprintf(spec, sizeof(spec), "escpos-tcp:%s", e->port.path);
-    dev_create(f, POS_HAL_PRINTER, spec);
-    uint64_t t0 = uv_hrtime();
-    assert_true(wait_status(f, POS_DEV_READY, 3000));
-    uint64_t ready_ms = (uv_hrtime() - t0) / 1000000u;
-    print_message("    silent tcp printer ready after %u ms\n", (unsigned)ready_ms);
+    print_message("    silent tcp printer ready after %u ms\n", (unsigned)d->ready_ms);
     assert_int_equal(e->queries, 1); /* the first query went unanswered */
 
     make_doc(&doc, 42);
@@ -497,11 +494,6 @@ static void test_printer_tcp_without_status(void **state)
     run_for(f, 1500);
     assert_int_equal(e->queries, 1); /* no polling without status */
     assert_int_equal(e->port.connections, 1);
-
-    fx_close_dev(f);
-    pos_emu_port_close(&e->port);
-    fx_free(f);
-    free(e);
 }
 
 /* ---- display ---- */
@@ -518,25 +510,21 @@ static void check_glass(const pos_emu_display_t *e, const char *l1, const char *
     assert_string_equal(got, want);
 }
 
-static bool pred_rx(fx_t *f, const void *arg)
+static bool pred_rx(const void *arg)
 {
     const uint64_t *const *a = arg;
-    (void)f;
     return *a[0] >= *a[1];
 }
 
-static void display_case(pos_display_cmdset_t set, const char *name)
+/* Both command sets (table entries test_display_dmd, test_display_cd5220). */
+static void test_display(void **state)
 {
-    fx_t *f = fx_new();
-    pos_emu_display_t *e = calloc(1, sizeof(*e));
-    char spec[256];
+    drv_t *d = *state;
+    fx_t *f = d->f;
+    pos_emu_display_t *e = d->dsp;
     /* one line rewritten: DM-D US $ 1 m + 20; CD5220 ESC Q A/B + 20 + CR */
     const uint64_t line_bytes = 24;
 
-    assert_int_equal(pos_emu_display_start(e, &f->loop, set), 0);
-    snprintf(spec, sizeof(spec), "%s:%s?baud=9600", name, e->port.path);
-    dev_create(f, POS_HAL_DISPLAY, spec);
-    assert_true(wait_status(f, POS_DEV_READY, 3000));
     run_for(f, 50);
     check_glass(e, "", "");
 
@@ -546,14 +534,14 @@ static void display_case(pos_display_cmdset_t set, const char *name)
     assert_int_equal(f->last_result, 0);
     uint64_t want = b0 + 2 * line_bytes;
     const uint64_t *a[2] = {&e->port.rx_total, &want};
-    assert_true(run_until(f, pred_rx, a, 2000));
+    assert_true(pos_test_loop_until(&f->loop, pred_rx, a, 2000));
     check_glass(e, "Welcome", "Next customer");
 
     /* Only the second line changed: only it is sent. */
     assert_int_equal(pos_display_show(&f->dev, "Welcome", "EUR 12.34"), 0);
     assert_true(wait_int(f, &f->completes, 2, 2000));
     want += line_bytes;
-    assert_true(run_until(f, pred_rx, a, 2000));
+    assert_true(pos_test_loop_until(&f->loop, pred_rx, a, 2000));
     run_for(f, 50);
     assert_int_equal(e->port.rx_total, want);
     check_glass(e, "Welcome", "EUR 12.34");
@@ -571,29 +559,12 @@ static void display_case(pos_display_cmdset_t set, const char *name)
     assert_int_equal(pos_display_show(&f->dev, "Thank you", "Goodbye"), -ENODEV);
 
     /* Replugged (a fresh display, blank glass): the whole screen is sent. */
-    pos_display_decoder_init(&e->dec, set);
+    pos_display_decoder_init(&e->dec, d->c->cmdset);
     assert_int_equal(pos_emu_port_replug(&e->port), 0);
     assert_true(wait_status(f, POS_DEV_READY, 3000));
     run_for(f, 100);
     check_glass(e, "Thank you", "Goodbye");
     assert_int_equal(e->dec.unknown, 0);
-
-    fx_close_dev(f);
-    pos_emu_port_close(&e->port);
-    fx_free(f);
-    free(e);
-}
-
-static void test_display_dmd(void **state)
-{
-    (void)state;
-    display_case(POS_DISPLAY_EPSON_DMD, "epson-display");
-}
-
-static void test_display_cd5220(void **state)
-{
-    (void)state;
-    display_case(POS_DISPLAY_CD5220, "cd5220");
 }
 
 /* ---- Telium ---- */
@@ -612,36 +583,7 @@ static pos_pinpad_request_t tel_request(uint32_t timeout_ms)
     return r;
 }
 
-typedef struct tel_fx {
-    fx_t *f;
-    pos_emu_telium_t *e;
-} tel_fx_t;
-
-static tel_fx_t tel_setup(pos_emu_telium_mode_t mode, uint32_t delay_ms)
-{
-    tel_fx_t t;
-    char spec[256];
-
-    t.f = fx_new();
-    t.e = calloc(1, sizeof(*t.e));
-    assert_non_null(t.e);
-    assert_int_equal(pos_emu_telium_start(t.e, &t.f->loop, mode, TEST_PAN, delay_ms), 0);
-    snprintf(spec, sizeof(spec), "telium:%s?baud=9600", t.e->port.path);
-    dev_create(t.f, POS_HAL_PINPAD, spec);
-    assert_true(wait_status(t.f, POS_DEV_READY, 3000));
-    return t;
-}
-
-static void tel_teardown(tel_fx_t *t)
-{
-    assert_false(t->f->pan_leaked);
-    fx_close_dev(t->f);
-    pos_emu_telium_close(t->e);
-    fx_free(t->f);
-    free(t->e);
-}
-
-static void tel_pay(tel_fx_t *t, uint32_t timeout_ms, uint32_t wait_ms)
+static void tel_pay(drv_t *t, uint32_t timeout_ms, uint32_t wait_ms)
 {
     pos_pinpad_request_t r = tel_request(timeout_ms);
 
@@ -654,159 +596,141 @@ static void tel_pay(tel_fx_t *t, uint32_t timeout_ms, uint32_t wait_ms)
 
 static void test_telium_approve(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_APPROVE, 50);
+    drv_t *t = *state;
 
-    tel_pay(&t, 5000, 5000);
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_APPROVED);
-    assert_int_equal(t.f->pinpad.amount_minor, 1234);
-    assert_string_equal(t.f->pinpad.masked_pan, TEST_PAN_MASKED);
-    assert_string_equal(t.f->pinpad.card_brand, "VISA");
-    assert_string_equal(t.f->pinpad.auth_code, "tx-1001");
-    assert_false(t.f->pan_leaked);
-    assert_int_equal(t.e->requests, 1);
-    assert_int_equal(t.e->req.amount_minor, 1234);
-    assert_int_equal(t.e->req.currency_numeric, 978);
-    assert_int_equal(t.e->replies_acked, 1);
-    assert_int_equal(t.e->charges, 1);
-    assert_int_equal(t.f->status, POS_DEV_READY);
-    tel_teardown(&t);
+    tel_pay(t, 5000, 5000);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_APPROVED);
+    assert_int_equal(t->f->pinpad.amount_minor, 1234);
+    assert_string_equal(t->f->pinpad.masked_pan, TEST_PAN_MASKED);
+    assert_string_equal(t->f->pinpad.card_brand, "VISA");
+    assert_string_equal(t->f->pinpad.auth_code, "tx-1001");
+    assert_false(t->f->pan_leaked);
+    assert_int_equal(t->tel->requests, 1);
+    assert_int_equal(t->tel->req.amount_minor, 1234);
+    assert_int_equal(t->tel->req.currency_numeric, 978);
+    assert_int_equal(t->tel->replies_acked, 1);
+    assert_int_equal(t->tel->charges, 1);
+    assert_int_equal(t->f->status, POS_DEV_READY);
 }
 
 static void test_telium_decline(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_DECLINE, 50);
+    drv_t *t = *state;
 
-    tel_pay(&t, 5000, 5000);
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_DECLINED);
-    assert_string_equal(t.f->pinpad.reason, "declined");
-    assert_string_equal(t.f->pinpad.masked_pan, "");
-    assert_int_equal(t.e->charges, 0);
-    tel_teardown(&t);
+    tel_pay(t, 5000, 5000);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_DECLINED);
+    assert_string_equal(t->f->pinpad.reason, "declined");
+    assert_string_equal(t->f->pinpad.masked_pan, "");
+    assert_int_equal(t->tel->charges, 0);
 }
 
 static void test_telium_nak_once(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_NAK_ONCE, 50);
+    drv_t *t = *state;
 
-    tel_pay(&t, 5000, 5000);
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_APPROVED);
-    assert_int_equal(t.e->naks_sent, 1);
-    assert_int_equal(t.e->requests, 2); /* the same frame, resent once */
-    assert_int_equal(t.e->enqs, 1);
-    assert_int_equal(t.e->charges, 1);
-    tel_teardown(&t);
+    tel_pay(t, 5000, 5000);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_APPROVED);
+    assert_int_equal(t->tel->naks_sent, 1);
+    assert_int_equal(t->tel->requests, 2); /* the same frame, resent once */
+    assert_int_equal(t->tel->enqs, 1);
+    assert_int_equal(t->tel->charges, 1);
 }
 
 static void test_telium_bad_lrc(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_BAD_LRC, 50);
+    drv_t *t = *state;
 
-    tel_pay(&t, 5000, 5000);
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_APPROVED);
-    assert_string_equal(t.f->pinpad.masked_pan, TEST_PAN_MASKED);
-    assert_int_equal(t.e->naks_received, 1); /* the driver NAKed the bad frame */
-    assert_int_equal(t.e->replies_acked, 1);
-    assert_int_equal(t.e->charges, 1);
-    tel_teardown(&t);
+    tel_pay(t, 5000, 5000);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_APPROVED);
+    assert_string_equal(t->f->pinpad.masked_pan, TEST_PAN_MASKED);
+    assert_int_equal(t->tel->naks_received, 1); /* the driver NAKed the bad frame */
+    assert_int_equal(t->tel->replies_acked, 1);
+    assert_int_equal(t->tel->charges, 1);
 }
 
 static void test_telium_silence_unknown(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_SILENT, 50);
+    drv_t *t = *state;
 
     uint64_t t0 = uv_hrtime();
-    tel_pay(&t, 400, 3000);
+    tel_pay(t, 400, 3000);
     uint64_t ms = (uv_hrtime() - t0) / 1000000u;
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_UNKNOWN);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_UNKNOWN);
     assert_true(ms >= 400);
     /* The card was charged on the terminal; the driver must not retry. */
-    run_for(t.f, 1000);
-    assert_int_equal(t.e->requests, 1);
-    assert_int_equal(t.e->enqs, 1);
-    assert_int_equal(t.e->charges, 1);
-    tel_teardown(&t);
+    run_for(t->f, 1000);
+    assert_int_equal(t->tel->requests, 1);
+    assert_int_equal(t->tel->enqs, 1);
+    assert_int_equal(t->tel->charges, 1);
 }
 
 static void test_telium_no_ack_error(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_NO_ACK, 50);
+    drv_t *t = *state;
 
     uint64_t t0 = uv_hrtime();
-    tel_pay(&t, 5000, 20000);
+    tel_pay(t, 5000, 20000);
     uint64_t ms = (uv_hrtime() - t0) / 1000000u;
-    print_message("    no ACK to ENQ: ERROR after %u ms, %u ENQs\n", (unsigned)ms, t.e->enqs);
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_ERROR);
-    assert_int_equal(t.e->enqs, 1 + POS_TELIUM_MAX_RETRIES);
-    assert_int_equal(t.e->requests, 0);
+    print_message("    no ACK to ENQ: ERROR after %u ms, %u ENQs\n", (unsigned)ms, t->tel->enqs);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_ERROR);
+    assert_int_equal(t->tel->enqs, 1 + POS_TELIUM_MAX_RETRIES);
+    assert_int_equal(t->tel->requests, 0);
     assert_true(ms >= (1 + POS_TELIUM_MAX_RETRIES) * POS_TELIUM_ACK_TIMEOUT_MS - 50);
-    tel_teardown(&t);
 }
 
 static void test_telium_abort_before_ack(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_NO_ACK, 50);
+    drv_t *t = *state;
     pos_pinpad_request_t r = tel_request(5000);
 
-    assert_int_equal(pos_pinpad_abort(&t.f->dev), -EALREADY);
-    assert_int_equal(pos_pinpad_start(&t.f->dev, &r), 0);
-    run_for(t.f, 100);
-    assert_int_equal(pos_pinpad_abort(&t.f->dev), 0);
-    assert_true(wait_int(t.f, &t.f->results, 1, 1000));
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_CANCELLED);
-    run_for(t.f, 3500);
-    assert_int_equal(t.f->results, 1);
-    assert_int_equal(t.e->enqs, 1);
-    assert_int_equal(t.e->requests, 0);
-    tel_teardown(&t);
+    assert_int_equal(pos_pinpad_abort(&t->f->dev), -EALREADY);
+    assert_int_equal(pos_pinpad_start(&t->f->dev, &r), 0);
+    run_for(t->f, 100);
+    assert_int_equal(pos_pinpad_abort(&t->f->dev), 0);
+    assert_true(wait_int(t->f, &t->f->results, 1, 1000));
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_CANCELLED);
+    run_for(t->f, 3500);
+    assert_int_equal(t->f->results, 1);
+    assert_int_equal(t->tel->enqs, 1);
+    assert_int_equal(t->tel->requests, 0);
 }
 
 static void test_telium_abort_after_ack(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_APPROVE, 500);
+    drv_t *t = *state;
     pos_pinpad_request_t r = tel_request(5000);
 
-    assert_int_equal(pos_pinpad_start(&t.f->dev, &r), 0);
-    assert_true(wait_unsigned(t.f, &t.e->requests, 1, 2000));
-    run_for(t.f, 100);
+    assert_int_equal(pos_pinpad_start(&t->f->dev, &r), 0);
+    assert_true(wait_unsigned(t->f, &t->tel->requests, 1, 2000));
+    run_for(t->f, 100);
     /* The terminal runs the payment: the abort cannot stop it, the real
      * result arrives. */
-    assert_int_equal(pos_pinpad_abort(&t.f->dev), 0);
-    assert_true(wait_int(t.f, &t.f->results, 1, 3000));
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_APPROVED);
-    assert_int_equal(t.e->charges, 1);
-    tel_teardown(&t);
+    assert_int_equal(pos_pinpad_abort(&t->f->dev), 0);
+    assert_true(wait_int(t->f, &t->f->results, 1, 3000));
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_APPROVED);
+    assert_int_equal(t->tel->charges, 1);
 }
 
 static void test_telium_unplug_mid_payment(void **state)
 {
-    (void)state;
-    tel_fx_t t = tel_setup(POS_EMU_TEL_APPROVE, 1000);
+    drv_t *t = *state;
     pos_pinpad_request_t r = tel_request(5000);
 
-    assert_int_equal(pos_pinpad_start(&t.f->dev, &r), 0);
-    assert_true(wait_unsigned(t.f, &t.e->requests, 1, 2000));
-    run_for(t.f, 100);
-    pos_emu_port_unplug(&t.e->port);
-    assert_true(wait_int(t.f, &t.f->results, 1, 2000));
-    assert_int_equal(t.f->pinpad.outcome, POS_PINPAD_UNKNOWN);
-    assert_true(wait_status(t.f, POS_DEV_OFFLINE, 1000));
-    assert_int_equal(pos_pinpad_start(&t.f->dev, &r), -ENODEV);
+    assert_int_equal(pos_pinpad_start(&t->f->dev, &r), 0);
+    assert_true(wait_unsigned(t->f, &t->tel->requests, 1, 2000));
+    run_for(t->f, 100);
+    pos_emu_port_unplug(&t->tel->port);
+    assert_true(wait_int(t->f, &t->f->results, 1, 2000));
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_UNKNOWN);
+    assert_true(wait_status(t->f, POS_DEV_OFFLINE, 1000));
+    assert_int_equal(pos_pinpad_start(&t->f->dev, &r), -ENODEV);
 
     /* Back again: ready, and nothing was resent on its own. */
-    assert_int_equal(pos_emu_port_replug(&t.e->port), 0);
-    assert_true(wait_status(t.f, POS_DEV_READY, 3000));
-    run_for(t.f, 1500);
-    assert_int_equal(t.e->requests, 1);
-    assert_int_equal(t.f->results, 1);
-    tel_teardown(&t);
+    assert_int_equal(pos_emu_port_replug(&t->tel->port), 0);
+    assert_true(wait_status(t->f, POS_DEV_READY, 3000));
+    run_for(t->f, 1500);
+    assert_int_equal(t->tel->requests, 1);
+    assert_int_equal(t->f->results, 1);
 }
 
 /* ---- the stream's read buffer ---- */
@@ -831,9 +755,8 @@ static void probe_data(pos_stream_t *s, const uint8_t *buf, size_t len)
     r->got += len;
 }
 
-static bool pred_probe(fx_t *f, const void *arg)
+static bool pred_probe(const void *arg)
 {
-    (void)f;
     return ((const rx_probe_t *)arg)->got >= strlen(TEST_PAN) + 2;
 }
 
@@ -862,7 +785,7 @@ static void test_stream_wipes_read_buffer(void **state)
     assert_int_equal(pos_stream_start(s), 0);
     run_for(f, 100);
     assert_int_equal(pos_emu_port_send(port, "\x02" TEST_PAN "\x03", strlen(TEST_PAN) + 2), 0);
-    assert_true(run_until(f, pred_probe, &r, 2000));
+    assert_true(pos_test_loop_until(&f->loop, pred_probe, &r, 2000));
     assert_true(r.seen_pan);
     assert_null(memmem(s->rbuf, sizeof(s->rbuf), TEST_PAN, strlen(TEST_PAN)));
     assert_null(memmem(s->rbuf, sizeof(s->rbuf), "1234", 4));
@@ -919,27 +842,78 @@ static void test_driver_strings(void **state)
     }
 }
 
+/* ---- the table ---- */
+
+#define DISPLAY(drv, set)                                                                          \
+    {                                                                                              \
+        .kind = POS_HAL_DISPLAY, .driver = (drv), .query = "?baud=9600", .ready = POS_DEV_READY,   \
+        .cmdset = (set)                                                                            \
+    }
+#define TELIUM(m, ms)                                                                              \
+    {                                                                                              \
+        .kind = POS_HAL_PINPAD, .driver = "telium:", .query = "?baud=9600",                        \
+        .ready = POS_DEV_READY, .mode = (m), .delay_ms = (ms)                                      \
+    }
+
+static const drv_case_t printer_115200 = {.kind = POS_HAL_PRINTER,
+                                          .driver = "escpos-serial:",
+                                          .query = "?baud=115200",
+                                          .ready = POS_DEV_READY};
+static const drv_case_t printer_19200 = {.kind = POS_HAL_PRINTER,
+                                         .driver = "escpos-serial:",
+                                         .query = "?baud=19200",
+                                         .ready = POS_DEV_READY};
+static const drv_case_t printer_cover_open = {.kind = POS_HAL_PRINTER,
+                                              .driver = "escpos-serial:",
+                                              .query = "",
+                                              .ready = POS_DEV_COVER_OPEN,
+                                              .paper = POS_EMU_PRN_COVER_OPEN};
+static const drv_case_t printer_tcp_silent = {.kind = POS_HAL_PRINTER,
+                                              .driver = "escpos-tcp:",
+                                              .query = "",
+                                              .ready = POS_DEV_READY,
+                                              .tcp = true,
+                                              .model = "generic",
+                                              .silent = true};
+static const drv_case_t display_dmd = DISPLAY("epson-display:", POS_DISPLAY_EPSON_DMD);
+static const drv_case_t display_cd5220 = DISPLAY("cd5220:", POS_DISPLAY_CD5220);
+static const drv_case_t telium_approve = TELIUM(POS_EMU_TEL_APPROVE, 50);
+static const drv_case_t telium_decline = TELIUM(POS_EMU_TEL_DECLINE, 50);
+static const drv_case_t telium_nak_once = TELIUM(POS_EMU_TEL_NAK_ONCE, 50);
+static const drv_case_t telium_bad_lrc = TELIUM(POS_EMU_TEL_BAD_LRC, 50);
+static const drv_case_t telium_silent = TELIUM(POS_EMU_TEL_SILENT, 50);
+static const drv_case_t telium_no_ack = TELIUM(POS_EMU_TEL_NO_ACK, 50);
+static const drv_case_t telium_slow = TELIUM(POS_EMU_TEL_APPROVE, 500);
+static const drv_case_t telium_slower = TELIUM(POS_EMU_TEL_APPROVE, 1000);
+
+/* A test body run on one device, started and closed around it. */
+#define ON_DEVICE(name, body, c)                                                                   \
+    {                                                                                              \
+        name, body, drv_setup, drv_teardown, (void *)&(c)                                          \
+    }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_driver_strings),
         cmocka_unit_test(test_stream_wipes_read_buffer),
-        cmocka_unit_test(test_printer_receipt),
-        cmocka_unit_test(test_printer_paper_out),
-        cmocka_unit_test(test_printer_cover_open),
-        cmocka_unit_test(test_printer_unplug_mid_job),
-        cmocka_unit_test(test_printer_tcp_without_status),
-        cmocka_unit_test(test_display_dmd),
-        cmocka_unit_test(test_display_cd5220),
-        cmocka_unit_test(test_telium_approve),
-        cmocka_unit_test(test_telium_decline),
-        cmocka_unit_test(test_telium_nak_once),
-        cmocka_unit_test(test_telium_bad_lrc),
-        cmocka_unit_test(test_telium_silence_unknown),
-        cmocka_unit_test(test_telium_no_ack_error),
-        cmocka_unit_test(test_telium_abort_before_ack),
-        cmocka_unit_test(test_telium_abort_after_ack),
-        cmocka_unit_test(test_telium_unplug_mid_payment),
+        ON_DEVICE("test_printer_receipt", test_printer_receipt, printer_115200),
+        ON_DEVICE("test_printer_paper_out", test_printer_paper_out, printer_19200),
+        ON_DEVICE("test_printer_cover_open", test_printer_cover_open, printer_cover_open),
+        ON_DEVICE("test_printer_unplug_mid_job", test_printer_unplug_mid_job, printer_115200),
+        ON_DEVICE("test_printer_tcp_without_status", test_printer_tcp_without_status,
+                  printer_tcp_silent),
+        ON_DEVICE("test_display_dmd", test_display, display_dmd),
+        ON_DEVICE("test_display_cd5220", test_display, display_cd5220),
+        ON_DEVICE("test_telium_approve", test_telium_approve, telium_approve),
+        ON_DEVICE("test_telium_decline", test_telium_decline, telium_decline),
+        ON_DEVICE("test_telium_nak_once", test_telium_nak_once, telium_nak_once),
+        ON_DEVICE("test_telium_bad_lrc", test_telium_bad_lrc, telium_bad_lrc),
+        ON_DEVICE("test_telium_silence_unknown", test_telium_silence_unknown, telium_silent),
+        ON_DEVICE("test_telium_no_ack_error", test_telium_no_ack_error, telium_no_ack),
+        ON_DEVICE("test_telium_abort_before_ack", test_telium_abort_before_ack, telium_no_ack),
+        ON_DEVICE("test_telium_abort_after_ack", test_telium_abort_after_ack, telium_slow),
+        ON_DEVICE("test_telium_unplug_mid_payment", test_telium_unplug_mid_payment, telium_slower),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,277 @@
+#include "tests/support/fixture.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <cmocka.h>
+
+#define LOG_TAIL (16 * 1024)
+
+void pos_fix_init(pos_fix_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    pos_ini_init(&f->ini);
+    pos_ini_set(&f->ini, "terminal", "id", "%s", POS_FIX_TID);
+    pos_ini_set(&f->ini, "terminal", "store_id", "%s", POS_FIX_SID);
+    pos_ini_section(&f->ini, "redis"); /* the url once Redis runs */
+    pos_ini_set(&f->ini, "log", "level", "debug");
+}
+
+/* Prints a file of the fixture's (a log) to stderr, its last LOG_TAIL bytes. */
+static void dump_tail(const char *what, const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    static char buf[LOG_TAIL + 1];
+    bool readable = fp != NULL;
+    size_t n = 0;
+
+    if (readable) {
+        if (fseek(fp, 0, SEEK_END) == 0 && ftell(fp) > LOG_TAIL) {
+            fseek(fp, -LOG_TAIL, SEEK_END);
+        } else {
+            fseek(fp, 0, SEEK_SET);
+        }
+        n = fread(buf, 1, LOG_TAIL, fp);
+        fclose(fp);
+    }
+    buf[n] = '\0';
+    fprintf(stderr, "---- %s (%s) ----\n%s\n----\n", what, path,
+            readable ? buf : "(cannot be read)");
+}
+
+void pos_fix_set_retry(pos_fix_t *f, unsigned base_ms, unsigned cap_ms)
+{
+    pos_ini_set(&f->ini, "redis", "retry_delay_ms", "%u", base_ms);
+    pos_ini_set(&f->ini, "redis", "max_retry_delay_ms", "%u", cap_ms);
+}
+
+void pos_fix_set_heartbeat(pos_fix_t *f, unsigned interval_s, unsigned ttl_s)
+{
+    pos_ini_set(&f->ini, "heartbeat", "interval_s", "%u", interval_s);
+    pos_ini_set(&f->ini, "heartbeat", "ttl_s", "%u", ttl_s);
+}
+
+int pos_fix_redis_start(pos_fix_t *f)
+{
+    char log[300];
+
+    if (pos_test_redis_start(&f->redis) != 0) {
+        fprintf(stderr, "fixture: redis-server did not start (port %u)\n", (unsigned)f->redis.port);
+        snprintf(log, sizeof(log), "%s/redis.log", f->redis.dir);
+        dump_tail("redis-server log", log);
+        pos_test_redis_kill(&f->redis);
+        pos_test_redis_stop(&f->redis);
+        return -1;
+    }
+    pos_ini_set(&f->ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)f->redis.port);
+    return 0;
+}
+
+int pos_fix_start(pos_fix_t *f)
+{
+    pos_fix_init(f);
+    return pos_fix_redis_start(f);
+}
+
+void pos_fix_agent_start_at(pos_fix_t *f, const char *const *env, const char *file, int line)
+{
+    const char *text = pos_ini_text(&f->ini);
+    const char *bin = getenv("POSAGENT_BIN");
+
+    errno = 0;
+    if (pos_test_agent_start(&f->agent, text, env) != 0) {
+        int err = errno;
+        fprintf(stderr, "fixture: configuration:\n%s\n", text);
+        print_error("ERROR: the agent could not be started ($POSAGENT_BIN %s)%s%s\n",
+                    bin != NULL ? bin : "not set", err != 0 ? ": " : "",
+                    err != 0 ? strerror(err) : "");
+        _fail(file, line);
+    }
+    f->starts++;
+}
+
+void pos_fix_dump_log(const pos_fix_t *f)
+{
+    dump_tail("agent log", f->agent.log);
+}
+
+void pos_fix_wait_log_at(pos_fix_t *f, const char *needle, int n, int timeout_ms, const char *file,
+                         int line)
+{
+    if (!pos_test_agent_wait_log(&f->agent, needle, n, timeout_ms)) {
+        bool alive = pos_test_agent_alive(&f->agent);
+        fprintf(stderr, "fixture: agent %s (exit status %d)\n",
+                alive ? "still running" : "has exited", f->agent.exit_status);
+        pos_fix_dump_log(f);
+        print_error("ERROR: no %d \"%s\" in the agent's log within %d ms\n", n, needle, timeout_ms);
+        _fail(file, line);
+    }
+}
+
+void pos_fix_agent_forget(pos_fix_t *f)
+{
+    pos_test_agent_stop(&f->agent, SIGTERM, 5000);
+    pos_test_agent_cleanup(&f->agent);
+    memset(&f->agent, 0, sizeof(f->agent));
+    f->starts = 0;
+}
+
+void pos_fix_stop(pos_fix_t *f)
+{
+    if (f->agent.pid > 0) {
+        kill(f->agent.pid, SIGCONT);
+        if (f->stop_signal != 0) {
+            pos_test_agent_stop(&f->agent, f->stop_signal, 5000);
+        } else {
+            pos_test_agent_stop(&f->agent, SIGKILL, 2000);
+        }
+    }
+    pos_test_sub_close(&f->sub);
+    pos_test_agent_cleanup(&f->agent);
+    pos_test_redis_stop(&f->redis);
+}
+
+int pos_fix_setup(void **state)
+{
+    pos_fix_t *f = calloc(1, sizeof(*f));
+
+    if (f == NULL || pos_fix_start(f) != 0) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+int pos_fix_teardown(void **state)
+{
+    pos_fix_t *f = *state;
+
+    pos_fix_stop(f);
+    free(f);
+    return 0;
+}
+
+redisContext *pos_fix_local(const pos_fix_t *f)
+{
+    char path[400];
+    struct timeval tv = {5, 0};
+
+    snprintf(path, sizeof(path), "%s/agent.sock", f->agent.dir);
+    for (int i = 0; i < 100; i++) {
+        redisContext *c = redisConnectUnixWithTimeout(path, tv);
+        if (c != NULL && c->err == 0) {
+            redisSetTimeout(c, tv);
+            return c;
+        }
+        if (c != NULL) {
+            redisFree(c);
+        }
+        pos_test_sleep_ms(50);
+    }
+    return NULL;
+}
+
+typedef struct status_wait {
+    const pos_test_redis_t *r;
+    const char *want;
+    cJSON *found;
+} status_wait_t;
+
+static bool status_is(void *arg)
+{
+    status_wait_t *w = arg;
+    char *v = pos_test_get(w->r, POS_FIX_STATUS_KEY);
+    cJSON *j = v != NULL ? cJSON_Parse(v) : NULL;
+    cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "status");
+    bool ok = j != NULL &&
+              (w->want == NULL || (cJSON_IsString(s) && strcmp(s->valuestring, w->want) == 0));
+
+    free(v);
+    if (ok) {
+        w->found = j;
+    } else {
+        cJSON_Delete(j);
+    }
+    return ok;
+}
+
+long pos_fix_wait_status(const pos_test_redis_t *r, const char *want, int timeout_ms,
+                         cJSON **status)
+{
+    status_wait_t w = {r, want, NULL};
+    long ms = pos_test_poll(status_is, &w, 10, timeout_ms);
+
+    if (status != NULL) {
+        *status = w.found;
+    } else {
+        cJSON_Delete(w.found);
+    }
+    return ms;
+}
+
+void pos_fix_redis_set(pos_fix_t *f, const char *key, const char *value)
+{
+    redisReply *r = pos_test_redis_cmd(&f->redis, "SET %s %s", key, value);
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+}
+
+char *pos_fix_local_get(const pos_fix_t *f, const char *key)
+{
+    redisContext *c = pos_fix_local(f);
+    char *v = NULL;
+
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_STRING) {
+        v = strndup(r->str, r->len);
+    } else {
+        assert_int_equal(r->type, REDIS_REPLY_NIL);
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+long long pos_fix_local_info(redisContext *local, const char *section, const char *field)
+{
+    redisReply *r = redisCommand(local, "INFO %s", section);
+    long long v = -1;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, field);
+    if (p != NULL && p[strlen(field)] == ':') {
+        v = strtoll(p + strlen(field) + 1, NULL, 10);
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+unsigned pos_fix_charges(const pos_fix_t *f)
+{
+    char path[400];
+    unsigned n = 0;
+
+    snprintf(path, sizeof(path), "%s/sim/pinpad.charges", f->agent.dir);
+    FILE *fp = fopen(path, "r");
+    if (fp != NULL) {
+        if (fscanf(fp, "%u", &n) != 1) {
+            n = 0;
+        }
+        fclose(fp);
+    }
+    return n;
+}

@@ -1,0 +1,150 @@
+#ifndef TESTS_SUPPORT_FIXTURE_H
+#define TESTS_SUPPORT_FIXTURE_H
+
+/*
+ * The fixture shared by the integration and fault tests: one redis-server
+ * on a free loopback port, one agent process started from a configuration
+ * built in code (tests/support/ini.h), a subscriber for the test's use,
+ * and the teardown of all of them.
+ *
+ *     pos_fix_start(f);                            redis-server, default ini
+ *     pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "%u", 300);
+ *     pos_fix_agent_start(f, NULL);                the agent, from f->ini
+ *     pos_fix_wait_online(f, 1, 10000);
+ *     ...
+ *     pos_fix_stop(f);                             whatever still runs
+ *
+ * Failures are loud: a Redis that does not start makes pos_fix_start
+ * return -1 after printing its log (a cmocka setup then fails the test);
+ * an agent that cannot be started, or a log line that does not come,
+ * fails the running test with the reason and the agent's log.
+ *
+ * A test with more state embeds a pos_fix_t in its own fixture.
+ */
+
+#include <stdbool.h>
+
+#include "tests/support/harness.h"
+#include "tests/support/ini.h"
+
+/* The terminal and store of the default configuration, and its status key. */
+#define POS_FIX_TID        "T-0001"
+#define POS_FIX_SID        "S-042"
+#define POS_FIX_STATUS_KEY "terminal:" POS_FIX_TID ":status"
+
+typedef struct pos_fix {
+    pos_test_redis_t redis;
+    pos_test_agent_t agent;
+    pos_ini_t ini;      /* what the next pos_fix_agent_start starts from */
+    pos_test_sub_t sub; /* the test's subscriber, if it opens one */
+    int starts;         /* agent starts so far (its log accumulates across them) */
+    int stop_signal;    /* what pos_fix_stop sends a running agent: 0 is SIGKILL;
+                         * SIGTERM for a clean stop (SIGKILL after 5 s) */
+} pos_fix_t;
+
+/*
+ * Clears f and fills f->ini with the defaults: [terminal] id POS_FIX_TID,
+ * store_id POS_FIX_SID, [redis] (its url once Redis runs), [log] level
+ * debug. Starts nothing.
+ */
+void pos_fix_init(pos_fix_t *f);
+
+/*
+ * Starts f->redis (its password and extra words, set before, are used)
+ * and points [redis] url at it. Returns 0, or -1 after printing why and
+ * redis-server's log (nothing is left running).
+ */
+int pos_fix_redis_start(pos_fix_t *f);
+
+/* pos_fix_init, then pos_fix_redis_start. Returns 0 or -1. */
+int pos_fix_start(pos_fix_t *f);
+
+/* [redis] retry_delay_ms and max_retry_delay_ms: reconnects back off from
+ * base_ms to cap_ms. */
+void pos_fix_set_retry(pos_fix_t *f, unsigned base_ms, unsigned cap_ms);
+
+/* [heartbeat] interval_s and ttl_s: the status key's refresh and lifetime. */
+void pos_fix_set_heartbeat(pos_fix_t *f, unsigned interval_s, unsigned ttl_s);
+
+/*
+ * Starts the agent from f->ini with "env" (NULL-terminated "NAME=value"
+ * strings, may be NULL) added to its environment. A later start, after a
+ * stop, uses the same directory (same store, log appended). Fails the
+ * running test, with the configuration, when the process cannot be started.
+ * (A macro, like the waits below: a failure is reported at the caller's
+ * line, the _at function does the work.)
+ */
+#define pos_fix_agent_start(f, env) pos_fix_agent_start_at((f), (env), __FILE__, __LINE__)
+void pos_fix_agent_start_at(pos_fix_t *f, const char *const *env, const char *file, int line);
+
+/* Prints the last 16 KiB of the agent's log to stderr. */
+void pos_fix_dump_log(const pos_fix_t *f);
+
+/*
+ * Waits up to timeout_ms for the log to hold n lines containing needle;
+ * otherwise fails the running test, saying whether the agent still runs,
+ * with the tail of its log.
+ */
+#define pos_fix_wait_log(f, needle, n, timeout_ms)                                                 \
+    pos_fix_wait_log_at((f), (needle), (n), (timeout_ms), __FILE__, __LINE__)
+void pos_fix_wait_log_at(pos_fix_t *f, const char *needle, int n, int timeout_ms, const char *file,
+                         int line);
+
+/* pos_fix_wait_log for the n-th "link: online". */
+#define pos_fix_wait_online(f, n, timeout_ms)                                                      \
+    pos_fix_wait_log_at((f), "link: online", (n), (timeout_ms), __FILE__, __LINE__)
+
+/*
+ * Stops the agent (SIGTERM, up to 5 s, then SIGKILL), removes its files and
+ * forgets it: the next start is a fresh agent (new directory and store).
+ */
+void pos_fix_agent_forget(pos_fix_t *f);
+
+/*
+ * Tears down what still runs: the subscriber, the agent (SIGCONT in case
+ * it was stopped, then f->stop_signal) and its files, redis-server and its
+ * files. Safe on a fixture where nothing was started.
+ */
+void pos_fix_stop(pos_fix_t *f);
+
+/* cmocka setup and teardown for a test whose state is a bare pos_fix_t
+ * (allocated, pos_fix_start; pos_fix_stop, freed). */
+int pos_fix_setup(void **state);
+int pos_fix_teardown(void **state);
+/* A cmocka test entry with them. */
+#define POS_FIX_TEST(fn) cmocka_unit_test_setup_teardown(fn, pos_fix_setup, pos_fix_teardown)
+
+/*
+ * A connection to the agent's local API socket (DIR/agent.sock), with 5 s
+ * timeouts, retried for up to 5 s while the agent starts; NULL when none.
+ */
+redisContext *pos_fix_local(const pos_fix_t *f);
+
+/*
+ * Waits until POS_FIX_STATUS_KEY on r holds a status "want" (NULL: any).
+ * Returns the milliseconds waited, or -1 on timeout; when status is not
+ * NULL, *status is the parsed key (cJSON_Delete it), or NULL on timeout.
+ */
+long pos_fix_wait_status(const pos_test_redis_t *r, const char *want, int timeout_ms,
+                         cJSON **status);
+
+/* SET key value on the fixture's Redis (a cloud write); fails the running
+ * test unless Redis says OK. */
+void pos_fix_redis_set(pos_fix_t *f, const char *key, const char *value);
+
+/* GET key through the agent's local API: the value (malloc'd) or NULL
+ * for nil; fails the running test on any other answer. */
+char *pos_fix_local_get(const pos_fix_t *f, const char *key);
+
+/*
+ * The integer "field" of INFO "section" through a local API connection
+ * (the agent's INFO lines are "field:value"), or -1 when it is not there.
+ * Fails the running test when INFO itself fails.
+ */
+long long pos_fix_local_info(redisContext *local, const char *section, const char *field);
+
+/* The simulated pinpad's charge count (DIR/sim/pinpad.charges), 0 when
+ * nothing was charged yet. */
+unsigned pos_fix_charges(const pos_fix_t *f);
+
+#endif /* TESTS_SUPPORT_FIXTURE_H */
