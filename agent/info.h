@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/api/api.h"
 #include "agent/link/link.h"
 #include "agent/msg/status.h"
 #include "agent/payment/journal.h"
@@ -35,11 +36,12 @@ typedef struct pos_info_sources {
     pos_store_t *store;     /* NULL: no store */
     pos_outbox_t *outbox;   /* NULL: no store */
     pos_journal_t *journal; /* NULL: no store */
+    const pos_api_t *api;   /* the local API (its counters are zero when it is not running) */
 } pos_info_sources_t;
 
 /*
  * Writes the INFO text of "section" ("all" or one of server, link, cache,
- * outbox, payment, devices; case-insensitive) into buf (cap bytes; what
+ * outbox, payment, devices, clients; case-insensitive) into buf (cap bytes; what
  * does not fit is left out). Returns its length.
  */
 size_t pos_info_write(const pos_info_sources_t *src, const char *section, char *buf, size_t cap);
