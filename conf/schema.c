@@ -692,8 +692,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 107,
      .check = check_abs_path,
      .allowed = "an absolute path, at most 107 bytes",
-     .desc = "Unix socket of the local API (mode 0660); its directory is created if missing, "
-             "a stale socket file is replaced."},
+     .desc = "Unix socket of the local API (mode 0660 with socket_group, else 0600); its "
+             "directory is created if missing, a stale socket file is replaced."},
     {.section = "local",
      .key = "socket_group",
      .type = CT_STR,
@@ -701,9 +701,11 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 0,
      .max = 31,
      .allowed = "a group name",
-     .def_doc = "(the agent's own group)",
+     .def_doc = "(none: only the agent's user and root may connect)",
      .example = "pos",
-     .desc = "Group owning the socket and its directory: the POS application's group."},
+     .desc = "Group that may use the socket: the POS application's, never one that may read "
+             "this file (the agent refuses to start then). The socket and its directory are "
+             "given to it, also a directory systemd made (RuntimeDirectory=)."},
     {.section = "local",
      .key = "max_clients",
      .type = CT_U32,

@@ -2,6 +2,7 @@
 #include "agent/api/localapi.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1056,11 +1057,54 @@ static void connection_cb(uv_stream_t *listener, int status)
 
 /* ---- socket file -------------------------------------------------------- */
 
-static int make_parent(const char *path, bool set_gid, gid_t gid)
+/* Whether members of group gid may pass through the directory st. */
+static bool dir_lets_through(const struct stat *st, gid_t gid)
+{
+    return (st->st_mode & S_IXOTH) != 0 || (st->st_gid == gid && (st->st_mode & S_IXGRP) != 0);
+}
+
+/* Whether the directory open as dfd (st) is the agent's own, made for the
+ * socket: owned by our user, writable by nobody else, not sticky, and
+ * holding nothing but a file named "name" (a stale socket). systemd's
+ * RuntimeDirectory= is such a one; /run or /tmp never are. */
+static bool dir_is_ours(int dfd, const struct stat *st, const char *name)
+{
+    struct dirent *e;
+    bool only = true;
+    int fd;
+    DIR *d;
+
+    if (st->st_uid != geteuid() || (st->st_mode & (S_IWGRP | S_IWOTH | S_ISVTX)) != 0) {
+        return false;
+    }
+    fd = dup(dfd);
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    while (only && (e = readdir(d)) != NULL) {
+        only = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+               strcmp(e->d_name, name) == 0;
+    }
+    closedir(d);
+    return only;
+}
+
+/*
+ * The socket's directory must let the socket's group through (docs/
+ * hardening.md): created if missing, 0750 with the group; an existing one
+ * of the agent's own (systemd creates /run/posagent 0750 posagent:posagent
+ * before the agent starts) is given to the group; any other is left as it
+ * is, with a warning naming what to change.
+ */
+static int socket_dir(const char *path, const char *group, gid_t gid)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct stat st;
     char *slash;
+    int dfd, rc = 0;
 
     snprintf(dir, sizeof(dir), "%s", path);
     slash = strrchr(dir, '/');
@@ -1068,20 +1112,57 @@ static int make_parent(const char *path, bool set_gid, gid_t gid)
         return 0;
     }
     *slash = '\0';
-    if (stat(dir, &st) == 0) {
-        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT) {
+            return -errno;
+        }
+        /* Clients need search permission on the directory: the socket's
+         * group gets it, others do not. */
+        rc = pos_dirs_make(dir, 0755, 0750);
+        if (rc != 0) {
+            return rc;
+        }
+        if (group != NULL && chown(dir, (uid_t)-1, gid) != 0) {
+            return -errno;
+        }
+        POS_INFO("localapi", "created %s", dir);
+        return 0;
     }
-    /* Clients need search permission on the directory: the socket's group
-     * gets it, others do not. */
-    int rc = pos_dirs_make(dir, 0755, 0750);
-    if (rc != 0) {
-        return rc;
+    if (!S_ISDIR(st.st_mode)) {
+        return -ENOTDIR;
     }
-    if (set_gid && chown(dir, (uid_t)-1, gid) != 0) {
-        return -errno;
+    if (group == NULL || dir_lets_through(&st, gid)) {
+        return 0;
     }
-    POS_INFO("localapi", "created %s", dir);
-    return 0;
+    /* Opened without following a link, so what is checked is what is
+     * changed. */
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 || fstat(dfd, &st) != 0 || !dir_is_ours(dfd, &st, slash + 1)) {
+        POS_WARN("localapi",
+                 "%s (uid %u, gid %u, mode %04o) does not let group %s through, so its members "
+                 "cannot reach the socket: give the directory to the group (chgrp %s; chmod "
+                 "g+x) or leave it to the agent to create",
+                 dir, (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777),
+                 group, group);
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return 0;
+    }
+    /* Owner's bits as they were; the group may list and pass; others
+     * nothing. */
+    if (fchown(dfd, (uid_t)-1, gid) != 0 ||
+        fchmod(dfd, (st.st_mode & S_IRWXU) | S_IRGRP | S_IXGRP) != 0) {
+        rc = -errno;
+        POS_ERR("localapi",
+                "cannot give %s to group %s: %s (the agent's user must be a member of the "
+                "group)",
+                dir, group, strerror(-rc));
+    } else {
+        POS_INFO("localapi", "%s: group %s may now pass (it was created without it)", dir, group);
+    }
+    close(dfd);
+    return rc;
 }
 
 /* Removes a socket file left by an agent that died, never a live one. */
@@ -1199,7 +1280,7 @@ static void server_close_handles(pos_localapi_t *s)
 int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_options_t *opt)
 {
     const char *path = opt->path != NULL ? opt->path : POS_LOCALAPI_DEFAULT_SOCKET;
-    bool set_gid = opt->group != NULL && opt->group[0] != '\0';
+    const char *group = opt->group != NULL && opt->group[0] != '\0' ? opt->group : NULL;
     gid_t gid = 0;
     int rc;
 
@@ -1210,13 +1291,13 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     if (path[0] == '\0') {
         return -EINVAL;
     }
-    if (set_gid && (rc = lookup_group(opt->group, &gid)) != 0) {
-        POS_ERR("localapi", "socket group %s: %s", opt->group, strerror(-rc));
+    if (group != NULL && (rc = lookup_group(group, &gid)) != 0) {
+        POS_ERR("localapi", "socket group %s: %s", group, strerror(-rc));
         return rc;
     }
-    rc = make_parent(path, set_gid, gid);
+    rc = socket_dir(path, group, gid);
     if (rc != 0) {
-        POS_ERR("localapi", "cannot create the directory of %s: %s", path, strerror(-rc));
+        POS_ERR("localapi", "the directory of %s: %s", path, strerror(-rc));
         return rc;
     }
     rc = clear_stale(path);
@@ -1255,8 +1336,11 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
         goto fail_handles;
     }
     /* Nobody can connect before listen(), so the mode and group are right
-     * before the first client arrives. */
-    if (chmod(s->path, 0660) != 0 || (set_gid && chown(s->path, (uid_t)-1, gid) != 0)) {
+     * before the first client arrives. Without a group, only the agent's
+     * user (and root) may connect: the agent's own group is the one that
+     * may read its configuration. */
+    if (chmod(s->path, group != NULL ? 0660 : 0600) != 0 ||
+        (group != NULL && chown(s->path, (uid_t)-1, gid) != 0)) {
         rc = -errno;
         goto fail_perm;
     }
@@ -1293,4 +1377,31 @@ void pos_localapi_close(pos_localapi_t *s, void (*done)(void *arg), void *arg)
     for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
         client_close(c);
     }
+}
+
+int pos_localapi_check_private(const char *group, const char *path, char *why, size_t len)
+{
+    struct stat st;
+    gid_t gid;
+
+    if (group == NULL || group[0] == '\0' || path == NULL || lookup_group(group, &gid) != 0 ||
+        stat(path, &st) != 0) {
+        return 0;
+    }
+    if (st.st_gid == gid && (st.st_mode & S_IRGRP) != 0) {
+        snprintf(why, len,
+                 "%s belongs to group %s, the [local] socket_group, and the group may read it: "
+                 "the POS application could read the configuration; give the socket a group "
+                 "of its own, or the file another group (root:posagent 0640 as packaged)",
+                 path, group);
+        return -EACCES;
+    }
+    if ((st.st_mode & S_IROTH) != 0) {
+        snprintf(why, len,
+                 "%s may be read by everybody, the [local] socket_group %s too: chmod o-r it "
+                 "(root:posagent 0640 as packaged)",
+                 path, group);
+        return -EACCES;
+    }
+    return 0;
 }

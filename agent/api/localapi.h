@@ -86,7 +86,7 @@ typedef struct pos_localapi_admission {
 
 typedef struct pos_localapi_options {
     const char *path;         /* socket path, < 108 bytes; NULL: the default */
-    const char *group;        /* group name for the socket; NULL or "": our own */
+    const char *group;        /* group that may connect; NULL or "": nobody but our user */
     uint32_t max_clients;     /* 0: POS_LOCALAPI_DEFAULT_CLIENTS */
     uint32_t max_output;      /* bytes of unsent replies per client; 0: default */
     uint32_t max_inflight;    /* outstanding replies before reading pauses; 0: default */
@@ -143,16 +143,30 @@ struct pos_localapi {
 
 /*
  * Creates the server on "loop" and starts listening. Creates the socket's
- * parent directory if missing (0750, with the group), removes a stale socket
- * file only when nothing answers on it, binds, sets mode 0660 and the group,
- * then listens. Runs before the loop serves anything (it does blocking file
- * system calls and a group lookup). Returns 0, -ENAMETOOLONG, -EADDRINUSE
- * (an agent answers there), -EEXIST (the path is not a socket), -ENOENT (no
- * such group) or another negative errno. On failure the server is not
- * listening; handles it had created close on the loop's next turn, so "s"
- * stays the caller's until then.
+ * parent directory if missing (0750, with the group); gives an existing one
+ * that the group cannot pass through to the group when it is the agent's
+ * own (owned by its user, writable by nobody else, holding nothing but the
+ * socket: systemd's RuntimeDirectory=), and warns about any other. Removes
+ * a stale socket file only when nothing answers on it, binds, sets mode
+ * 0660 and the group (0600 without a group), then listens. Runs before the
+ * loop serves anything (it does blocking file system calls and a group
+ * lookup). Returns 0, -ENAMETOOLONG, -EADDRINUSE (an agent answers there),
+ * -EEXIST (the path is not a socket), -ENOENT (no such group), -EPERM (the
+ * group cannot be set: the agent's user is not a member) or another
+ * negative errno. On failure the server is not listening; handles it had
+ * created close on the loop's next turn, so "s" stays the caller's until
+ * then.
  */
 int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_options_t *opt);
+
+/*
+ * Checks that members of "group" (the socket's group; NULL or "": none)
+ * cannot read the file at "path" (the configuration, which may hold the
+ * Redis password): neither through the file's group nor as others.
+ * Returns 0, or -EACCES with the reason and the fix in why (len bytes).
+ * A group or file that does not exist is not this check's error: 0.
+ */
+int pos_localapi_check_private(const char *group, const char *path, char *why, size_t len);
 
 /*
  * Stops listening, disconnects every client and removes the socket file.

@@ -7,8 +7,10 @@
  * Admission is tested as the attacks it stops: a pipelining flood beside a
  * well-behaved client (its PING p99 is printed), a client over its budget,
  * a slowloris and idle clients, a flood of idle and half-sent connections
- * before the POS application connects, and (as root, with another user
- * id in a child process) a peer that churns connections.
+ * before the POS application connects, and (as root, with other user ids
+ * in child processes) a peer that churns connections, the socket's group
+ * with the directory made by the agent or beforehand (systemd's
+ * RuntimeDirectory=).
  */
 #define _GNU_SOURCE /* setresuid, setresgid */
 #include <errno.h>
@@ -39,6 +41,7 @@
 #include "agent/api/cli.h"
 #include "agent/api/localapi.h"
 #include "tests/support/loop.h"
+#include "tests/support/users.h"
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -450,9 +453,10 @@ static void test_socket_mode_and_dir(void **state)
     struct stat st;
     char dir[160];
 
+    /* No socket group: nobody but the agent's user (and root). */
     assert_int_equal(stat(fx->path, &st), 0);
     assert_true(S_ISSOCK(st.st_mode));
-    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(st.st_mode & 0777, 0600);
     snprintf(dir, sizeof(dir), "%s/run", fx->dir);
     assert_int_equal(stat(dir, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
@@ -1447,7 +1451,9 @@ static void test_idle_flood_cannot_lock_out_pos_app(void **state)
 
 /* ---- other users (root only): child processes with their own ids -------- */
 
-#define OTHER_UID 40001u /* a member of the socket's group */
+#define OTHER_UID   40001u /* a member of the socket's group */
+#define STRANGER    40002u /* not a member */
+#define RUNTIME_GID 40000u /* stands for the group systemd gave /run/posagent */
 
 static bool need_root(void)
 {
@@ -1468,6 +1474,30 @@ static bool daemon_gid(gid_t *gid)
     }
     *gid = gr->gr_gid;
     return true;
+}
+
+/* pos_test_ping_as from a client thread, while the loop serves. */
+typedef struct as_user {
+    const char *path;
+    uid_t uid;
+    gid_t gid;
+    int rc;
+} as_user_t;
+
+static void *ping_as(void *arg)
+{
+    as_user_t *u = arg;
+
+    u->rc = pos_test_ping_as(u->path, u->uid, u->gid);
+    return NULL;
+}
+
+static int ping_as_user(fixture_t *fx, const char *path, uid_t uid, gid_t gid)
+{
+    as_user_t u = {path, uid, gid, -1};
+
+    serve_while(fx, ping_as, &u);
+    return u.rc;
 }
 
 /* A peer that holds 80 connections and then opens 200 more cannot close
@@ -1572,6 +1602,129 @@ static void test_connection_churn_recycles_its_own(void **state)
     assert_int_equal(st.evicted, 80 - 63 + 200);
 }
 
+/* The socket's group, with the directory made by the agent: members
+ * connect, others cannot. */
+static void test_socket_group_new_dir(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    struct stat st;
+    char path[200], dir[160];
+    gid_t gid;
+
+    if (!need_root() || !daemon_gid(&gid)) {
+        skip();
+    }
+    assert_int_equal(chmod(fx->dir, 0711), 0);
+    snprintf(dir, sizeof(dir), "%s/made", fx->dir);
+    snprintf(path, sizeof(path), "%s/agent.sock", dir);
+    fx_options(fx, &opt);
+    opt.path = path;
+    opt.group = "daemon";
+    fx_restart(fx, &opt);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0750);
+    assert_int_equal(st.st_gid, gid);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(st.st_gid, gid);
+    assert_int_equal(ping_as_user(fx, path, OTHER_UID, gid), 0);
+    assert_int_equal(ping_as_user(fx, path, STRANGER, RUNTIME_GID), POS_TEST_PING_EACCES);
+}
+
+/* The directory exists beforehand, as systemd's RuntimeDirectory= makes it
+ * (0750, the agent's user, the agent's own group): the agent gives it to
+ * the socket's group. Members of the agent's own group (the old
+ * workaround) are not let in. */
+static void test_socket_group_runtime_dir(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    struct stat st;
+    char path[200], dir[160], stale[200];
+    gid_t gid;
+    int fd;
+
+    if (!need_root() || !daemon_gid(&gid)) {
+        skip();
+    }
+    assert_int_equal(chmod(fx->dir, 0711), 0);
+    snprintf(dir, sizeof(dir), "%s/runtime", fx->dir);
+    snprintf(path, sizeof(path), "%s/agent.sock", dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    assert_int_equal(chown(dir, 0, RUNTIME_GID), 0);
+    assert_int_equal(chmod(dir, 0750), 0);
+    /* The fixture's socket has no group: nobody else may use it. */
+    assert_int_equal(ping_as_user(fx, fx->path, OTHER_UID, gid), POS_TEST_PING_EACCES);
+    fx_options(fx, &opt);
+    opt.path = path;
+    opt.group = "daemon";
+    fx_restart(fx, &opt);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_gid, gid);
+    assert_int_equal(st.st_mode & 07777, 0750);
+    assert_int_equal(ping_as_user(fx, path, OTHER_UID, gid), 0);
+    assert_int_equal(ping_as_user(fx, path, STRANGER, RUNTIME_GID), POS_TEST_PING_EACCES);
+
+    /* A directory that is not the agent's own alone (it holds another
+     * file) is left as it is: a warning, and the group cannot pass. */
+    snprintf(dir, sizeof(dir), "%s/shared", fx->dir);
+    snprintf(path, sizeof(path), "%s/agent.sock", dir);
+    snprintf(stale, sizeof(stale), "%s/other-file", dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    assert_int_equal(chown(dir, 0, RUNTIME_GID), 0);
+    fd = open(stale, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    opt.path = path;
+    fx_restart(fx, &opt);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_gid, RUNTIME_GID);
+    assert_int_equal(ping_as_user(fx, path, OTHER_UID, gid), POS_TEST_PING_EACCES);
+
+    /* Nor one owned by another user. */
+    assert_int_equal(unlink(stale), 0);
+    assert_int_equal(chown(dir, STRANGER, RUNTIME_GID), 0);
+    fx_restart(fx, &opt);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_gid, RUNTIME_GID);
+}
+
+/* The configuration must not be readable by the socket's group. */
+static void test_config_private_from_socket_group(void **state)
+{
+    fixture_t *fx = *state;
+    struct group *own = getgrgid(getegid());
+    char conf[160], why[512];
+    gid_t gid;
+    int fd;
+
+    assert_non_null(own);
+    snprintf(conf, sizeof(conf), "%s/posagent.ini", fx->dir);
+    fd = open(conf, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(chmod(conf, 0600), 0);
+    assert_int_equal(pos_localapi_check_private(own->gr_name, conf, why, sizeof(why)), 0);
+    assert_int_equal(pos_localapi_check_private(NULL, conf, why, sizeof(why)), 0);
+    assert_int_equal(pos_localapi_check_private("", conf, why, sizeof(why)), 0);
+    assert_int_equal(chmod(conf, 0640), 0); /* its group is the socket's */
+    assert_int_equal(pos_localapi_check_private(own->gr_name, conf, why, sizeof(why)), -EACCES);
+    assert_non_null(strstr(why, "socket_group"));
+    assert_int_equal(pos_localapi_check_private(NULL, conf, why, sizeof(why)), 0);
+    assert_int_equal(chmod(conf, 0604), 0); /* everybody's */
+    assert_int_equal(pos_localapi_check_private(own->gr_name, conf, why, sizeof(why)), -EACCES);
+    assert_non_null(strstr(why, "everybody"));
+    if (geteuid() == 0 && daemon_gid(&gid)) {
+        /* As packaged: root:posagent 0640, the socket's group another. */
+        assert_int_equal(chmod(conf, 0640), 0);
+        assert_int_equal(chown(conf, 0, RUNTIME_GID), 0);
+        assert_int_equal(pos_localapi_check_private("daemon", conf, why, sizeof(why)), 0);
+        assert_int_equal(chown(conf, 0, gid), 0);
+        assert_int_equal(pos_localapi_check_private("daemon", conf, why, sizeof(why)), -EACCES);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1593,6 +1746,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_and_slowloris_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_flood_cannot_lock_out_pos_app, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_churn_recycles_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_group_new_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_group_runtime_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_private_from_socket_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_cli, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
     };
