@@ -92,6 +92,7 @@ static void client_flush(pos_localapi_client_t *c);
 static void client_start_write(pos_localapi_client_t *c);
 static void client_account(pos_localapi_client_t *c);
 static void client_process(pos_localapi_client_t *c, uint32_t allow);
+static bool turn_spent(pos_localapi_t *s);
 static void client_queue(pos_localapi_client_t *c, bool front);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -637,7 +638,7 @@ static void client_process(pos_localapi_client_t *c, uint32_t allow)
                 break; /* queued again when deferred replies complete */
             }
         }
-        if (allow == 0 || s->turn_left == 0) {
+        if (allow == 0 || turn_spent(s)) {
             more = true;
             cut = allow != 0 && ran > 0; /* its round had begun */
             break;
@@ -750,17 +751,38 @@ static void turn_start_cb(uv_prepare_t *h)
 
     s->turn++;
     s->turn_left = s->opt.admit.turn_budget;
+    s->turn_t0 = 0;
     s->turn_full = false;
 }
 
+/* Whether this turn's budget is used up: its commands, or its time. The
+ * time counts from the turn's first command (poll may have waited long
+ * before it), so one command always runs. */
+static bool turn_spent(pos_localapi_t *s)
+{
+    uint64_t now;
+
+    if (s->turn_left == 0) {
+        return true;
+    }
+    now = uv_hrtime();
+    if (s->turn_t0 == 0) {
+        s->turn_t0 = now;
+    } else if (now - s->turn_t0 >= (uint64_t)s->opt.admit.turn_slice_us * 1000u) {
+        s->turn_left = 0; /* spent: the cheap test above from now on */
+        return true;
+    }
+    return false;
+}
+
 /* After this turn's I/O: the queued clients, LAPI_QUANTUM commands each in
- * turn, while the turn budget lasts. What is left waits for the next turn,
+ * turn, while the turn budget (commands and time) lasts. What is left waits for the next turn,
  * after the timers and everybody else's I/O. */
 static void turn_end_cb(uv_check_t *h)
 {
     pos_localapi_t *s = h->data;
 
-    while (s->turn_left > 0 && s->ready_head != NULL) {
+    while (s->ready_head != NULL && !turn_spent(s)) {
         pos_localapi_client_t *c = s->ready_head;
         client_unqueue(c);
         client_process(c, LAPI_QUANTUM);
@@ -1323,6 +1345,9 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     }
     if (s->opt.admit.turn_budget == 0) {
         s->opt.admit.turn_budget = POS_LOCALAPI_TURN_BUDGET;
+    }
+    if (s->opt.admit.turn_slice_us == 0) {
+        s->opt.admit.turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
     }
     s->turn_left = s->opt.admit.turn_budget;
     snprintf(s->path, sizeof(s->path), "%s", path);

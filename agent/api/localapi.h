@@ -24,9 +24,10 @@
  *
  * Admission (pos_localapi_admission_t): each client has a token bucket, and
  * a command over it is answered "-BUSY ..., retry in N ms" instead of run;
- * at most turn_budget commands run per loop turn, all clients together,
- * taken round-robin a few at a time, so a pipelining client cannot hold
- * the loop. A client without a complete command for idle_timeout_ms is
+ * at most turn_budget commands, and no more than turn_slice_us of loop
+ * time, per loop turn, all clients together, taken round-robin a few at a
+ * time, so a pipelining client cannot hold the loop, however much each of
+ * its commands costs. A client without a complete command for idle_timeout_ms is
  * closed. When max_clients are connected, a new connection is let in by
  * closing the least recently active connection of the peer (user id) that
  * holds the most connections: a flood of connections only recycles its
@@ -50,6 +51,8 @@
 #define POS_LOCALAPI_READ_SIZE       (64u * 1024u) /* one read buffer for all clients */
 /* Commands run per loop turn, all clients together, by default. */
 #define POS_LOCALAPI_TURN_BUDGET 256u
+/* Loop time the local API may use per turn by default, microseconds. */
+#define POS_LOCALAPI_TURN_SLICE_US 2000u
 
 typedef struct pos_localapi pos_localapi_t;
 typedef struct pos_localapi_client pos_localapi_client_t;
@@ -81,6 +84,7 @@ typedef struct pos_localapi_admission {
     uint32_t client_rate;     /* commands a second one client may sustain; 0: no limit */
     uint32_t client_burst;    /* commands it may send at once on top; 0: client_rate */
     uint32_t turn_budget;     /* commands run per loop turn, all clients; 0: the default */
+    uint32_t turn_slice_us;   /* loop time they may take per turn, us; 0: the default */
     uint32_t idle_timeout_ms; /* close a client without a command this long; 0: never */
 } pos_localapi_admission_t;
 
@@ -127,6 +131,7 @@ struct pos_localapi {
     pos_localapi_client_t *ready_head, *ready_tail;
     uint32_t live;         /* clients connected and not closing */
     uint32_t turn_left;    /* commands this loop turn may still run */
+    uint64_t turn_t0;      /* uv_hrtime() of its first command, ns; 0: none yet */
     uint64_t turn;         /* loop turns seen */
     bool turn_full;        /* this turn's budget has run out */
     uint64_t evict_log_ms; /* uv_now() when an eviction was last logged; 0: never */

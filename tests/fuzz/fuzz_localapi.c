@@ -16,8 +16,9 @@
  *
  * Admission is on and tight, so its paths are fuzzed too: a budget of 64
  * commands (then 1 a second) answers the rest -BUSY, and a turn budget of
- * 5 commands queues the client across loop turns (QUANTUM-sized rounds
- * cut short, deferred replies resuming a queued client).
+ * 5 commands (or 50 us) queues the client across loop turns
+ * (QUANTUM-sized rounds cut short, deferred replies resuming a queued
+ * client).
  *
  * Invariants: the output is well-formed RESP; one reply per dispatched
  * command, per command answered -BUSY and per protocol error (fewer only
@@ -293,6 +294,7 @@ static void setup(void)
     opt.admit.client_rate = 1;
     opt.admit.client_burst = 64;
     opt.admit.turn_budget = 5;
+    opt.admit.turn_slice_us = 50;
     opt.commands = commands;
     opt.ncommands = sizeof(commands) / sizeof(commands[0]);
     CHECK(pos_localapi_start(&srv, &loop, &opt) == 0);
