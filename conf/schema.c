@@ -728,7 +728,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "client_burst",
      .type = CT_U32,
      FIELD(local_client_burst),
-     .def = "2000",
+     .def = "10000",
      .min = 1,
      .max = 1000000,
      .desc = "Commands a local API client may send at once on top of client_rate (its "

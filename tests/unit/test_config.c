@@ -185,7 +185,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.store_id, "");
     /* The local API's admission: a busy POS application never meets it. */
     assert_int_equal(c.local_client_rate, 1000);
-    assert_int_equal(c.local_client_burst, 2000);
+    assert_int_equal(c.local_client_burst, 10000);
     assert_int_equal(c.local_commands_per_turn, 256);
     assert_int_equal(c.local_idle_timeout_s, 300);
 }
