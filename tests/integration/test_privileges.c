@@ -177,6 +177,24 @@ static void proc_ids(pid_t pid, char *uid, char *gid, char *groups, size_t len)
     fclose(fp);
 }
 
+/* For the agent to become nobody with a socket of group daemon: root,
+ * both names (skipped otherwise), and the simulated devices' directory
+ * handed to nobody, who writes their files after the switch. */
+static void prepare_nobody(fixture_t *f, struct passwd **pw, struct group **gr)
+{
+    char path[128];
+
+    need_root();
+    *pw = getpwnam("nobody");
+    *gr = getgrnam("daemon");
+    if (*pw == NULL || *gr == NULL) {
+        skip();
+    }
+    snprintf(path, sizeof(path), "%s/sim", f->dir);
+    assert_int_equal(mkdir(path, 0750), 0);
+    assert_int_equal(chown(path, (*pw)->pw_uid, (*pw)->pw_gid), 0);
+}
+
 static void test_drops_to_user(void **state)
 {
     fixture_t *f = *state;
@@ -184,17 +202,8 @@ static void test_drops_to_user(void **state)
     struct passwd *pw;
     struct group *gr;
     struct stat st;
-    need_root();
 
-    pw = getpwnam("nobody");
-    gr = getgrnam("daemon");
-    if (pw == NULL || gr == NULL) {
-        skip();
-    }
-    /* The simulated devices write their files as the new user. */
-    snprintf(path, sizeof(path), "%s/sim", f->dir);
-    assert_int_equal(mkdir(path, 0750), 0);
-    assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
+    prepare_nobody(f, &pw, &gr);
 
     pos_ini_t *ini = &f->fx.ini;
     pos_fix_set_heartbeat(&f->fx, 1, 10);
@@ -357,16 +366,8 @@ static void test_socket_group_in_runtime_dir(void **state)
     struct passwd *pw;
     struct group *gr;
     struct stat st;
-    need_root();
 
-    pw = getpwnam("nobody");
-    gr = getgrnam("daemon");
-    if (pw == NULL || gr == NULL) {
-        skip();
-    }
-    snprintf(dir, sizeof(dir), "%s/sim", f->dir);
-    assert_int_equal(mkdir(dir, 0750), 0);
-    assert_int_equal(chown(dir, pw->pw_uid, pw->pw_gid), 0);
+    prepare_nobody(f, &pw, &gr);
     /* What systemd makes for the user the agent binds its socket as. */
     snprintf(dir, sizeof(dir), "%s/run", f->dir);
     snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
