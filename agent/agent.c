@@ -786,6 +786,7 @@ static void agent_info_sources(pos_agent_t *a)
     i->admitted = a->admitted;
     i->over_budget = a->over_budget;
     i->degraded_to_stale = &a->degraded_to_stale;
+    i->api = &a->api;
 }
 
 static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)
@@ -1055,6 +1056,10 @@ void pos_agent_start(pos_agent_t *a)
         ao.socket_path = a->cfg.local_socket;
         ao.socket_group = a->cfg.local_socket_group;
         ao.max_clients = a->cfg.local_max_clients;
+        ao.admit.client_rate = a->cfg.local_client_rate;
+        ao.admit.client_burst = a->cfg.local_client_burst;
+        ao.admit.turn_budget = a->cfg.local_commands_per_turn;
+        ao.admit.idle_timeout_ms = a->cfg.local_idle_timeout_s * 1000u;
         ao.cache = &a->cache;
         ao.delivery = &a->delivery;
         agent_info_sources(a);

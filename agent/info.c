@@ -137,5 +137,17 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  pos_dev_state_name(a->devices[POS_DEV_PRINTER]),
                  pos_dev_state_name(a->devices[POS_DEV_PINPAD]));
     }
+    if (info_want(want, "clients") && a->api != NULL) {
+        pos_localapi_stats_t ls;
+        pos_api_stats(a->api, &ls);
+        info_add(&b,
+                 "# clients\r\nconnected_clients:%u\r\nclients_accepted:%" PRIu64
+                 "\r\nclients_evicted:%" PRIu64 "\r\nclients_idle_closed:%" PRIu64
+                 "\r\ncommands_processed:%" PRIu64 "\r\ncommands_busy:%" PRIu64
+                 "\r\nturns_full:%" PRIu64 "\r\nprotocol_errors:%" PRIu64
+                 "\r\noutput_drops:%" PRIu64 "\r\nclients_memory:%zu\r\n\r\n",
+                 ls.clients, ls.accepted, ls.evicted, ls.idle_closed, ls.commands, ls.busy,
+                 ls.turns_full, ls.protocol_errors, ls.output_drops, ls.memory);
+    }
     return b.len;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/api/api.h"
 #include "agent/link/link.h"
 #include "agent/msg/status.h"
 #include "agent/payment/journal.h"
@@ -40,11 +41,12 @@ typedef struct pos_info_sources {
     const uint64_t *admitted;    /* per inbound source (pos_inbound_t order), or NULL */
     const uint64_t *over_budget;
     const uint64_t *degraded_to_stale;
+    const pos_api_t *api;   /* the local API (its counters are zero when it is not running) */
 } pos_info_sources_t;
 
 /*
  * Writes the INFO text of "section" ("all" or one of server, link, cache,
- * outbox, store, payment, inbound, devices; case-insensitive) into buf (cap bytes; what
+ * outbox, store, payment, inbound, devices, clients; case-insensitive) into buf (cap bytes; what
  * does not fit is left out). Returns its length.
  */
 size_t pos_info_write(const pos_info_sources_t *src, const char *section, char *buf, size_t cap);

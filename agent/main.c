@@ -25,6 +25,7 @@
 
 #include "agent/agent.h"
 #include "agent/api/cli.h"
+#include "agent/api/localapi.h"
 #include "agent/msg/sign.h"
 #include "agent/link/tls.h"
 #include "conf/config.h"
@@ -203,6 +204,14 @@ int main(int argc, char **argv)
             pos_config_wipe(&cfg);
             return POS_EX_CONFIG;
         }
+    }
+    /* The socket's group is the POS application's: it must not be able to
+     * read what may hold the Redis password. */
+    if (pos_localapi_check_private(cfg.local_socket_group, path, why, sizeof(why)) != 0) {
+        fprintf(stderr, "posagent: configuration error: %s\n", why);
+        pos_tls_dispose(&tls);
+        pos_config_wipe(&cfg);
+        return POS_EX_CONFIG;
     }
     if (check) {
         pos_tls_dispose(&tls);

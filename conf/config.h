@@ -122,6 +122,10 @@ typedef struct pos_config {
     char local_socket[108];      /* absolute path, fits sun_path */
     char local_socket_group[32]; /* "": the agent's own group */
     uint32_t local_max_clients;
+    uint32_t local_client_rate;       /* commands/s per client; 0: no limit */
+    uint32_t local_client_burst;      /* commands at once on top of the rate */
+    uint32_t local_commands_per_turn; /* commands per loop turn, all clients */
+    uint32_t local_idle_timeout_s;    /* 0: idle clients are never closed */
 
     /* [log] */
     int log_level; /* pos_log_level_t */

@@ -715,8 +715,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 107,
      .check = check_abs_path,
      .allowed = "an absolute path, at most 107 bytes",
-     .desc = "Unix socket of the local API (mode 0660); its directory is created if missing, "
-             "a stale socket file is replaced."},
+     .desc = "Unix socket of the local API (mode 0660 with socket_group, else 0600); its "
+             "directory is created if missing, a stale socket file is replaced."},
     {.section = "local",
      .key = "socket_group",
      .type = CT_STR,
@@ -724,9 +724,11 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 0,
      .max = 31,
      .allowed = "a group name",
-     .def_doc = "(the agent's own group)",
+     .def_doc = "(none: only the agent's user and root may connect)",
      .example = "pos",
-     .desc = "Group owning the socket and its directory: the POS application's group."},
+     .desc = "Group that may use the socket: the POS application's, never one that may read "
+             "this file (the agent refuses to start then). The socket and its directory are "
+             "given to it, also a directory systemd made (RuntimeDirectory=)."},
     {.section = "local",
      .key = "max_clients",
      .type = CT_U32,
@@ -734,8 +736,44 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "64",
      .min = 1,
      .max = 1024,
-     .desc = "Most local API connections at once; one more is answered with an error and "
-             "closed."},
+     .desc = "Most local API connections at once. One more is let in by closing the least "
+             "recently active connection of the user holding the most (docs/local-api.md)."},
+    {.section = "local",
+     .key = "client_rate",
+     .type = CT_U32,
+     FIELD(local_client_rate),
+     .def = "1000",
+     .min = 0,
+     .max = 1000000,
+     .desc = "Commands a second one local API client may sustain; over it, commands are "
+             "answered -BUSY with the time to wait. 0: no limit."},
+    {.section = "local",
+     .key = "client_burst",
+     .type = CT_U32,
+     FIELD(local_client_burst),
+     .def = "10000",
+     .min = 1,
+     .max = 1000000,
+     .desc = "Commands a local API client may send at once on top of client_rate (its "
+             "bucket's size)."},
+    {.section = "local",
+     .key = "commands_per_turn",
+     .type = CT_U32,
+     FIELD(local_commands_per_turn),
+     .def = "256",
+     .min = 1,
+     .max = 65536,
+     .desc = "Most local API commands run per event loop turn, all clients together, taken "
+             "round-robin; the rest wait for the next turn, after timers and other I/O."},
+    {.section = "local",
+     .key = "idle_timeout_s",
+     .type = CT_U32,
+     FIELD(local_idle_timeout_s),
+     .def = "300",
+     .min = 0,
+     .max = 86400,
+     .desc = "Seconds a local API client may go without a complete command before it is "
+             "closed (one waiting for a reply is not idle). 0: never."},
 
     {.section = "inbound",
      .key = "payment_rate",

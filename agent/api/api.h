@@ -27,6 +27,7 @@ typedef struct pos_api_options {
     const char *socket_path;  /* [local] socket */
     const char *socket_group; /* [local] socket_group; "" or NULL: our own */
     uint32_t max_clients;     /* [local] max_clients; 0: the default */
+    pos_localapi_admission_t admit; /* [local] client_rate, ..., idle_timeout_s */
     pos_cachesvc_t *cache;    /* reads */
     pos_delivery_t *delivery; /* writes (the outbox) */
     /*

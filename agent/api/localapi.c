@@ -1,6 +1,8 @@
+#define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 #include "agent/api/localapi.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -8,21 +10,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "platform/bucket.h"
 #include "platform/dirs.h"
 #include "platform/log.h"
 #include "platform/mem.h"
 #include "platform/uverr.h"
 
-#define LAPI_BACKLOG   128
-#define LAPI_NAME_MAX  64 /* bytes of a command name quoted in an error */
+#define LAPI_BACKLOG  128
+#define LAPI_NAME_MAX 64 /* bytes of a command name quoted in an error */
 /* Output is handed to libuv in pieces of about this size, so a slow reader
  * costs exact-size write buffers, not one buffer doubling past the bound. */
 #define LAPI_WRITE_CHUNK (64u * 1024u)
+/* Commands one client runs before the next queued client gets its turn. */
+#define LAPI_QUANTUM 32u
+/* A client over its budget, or connections closed to make room, are
+ * logged at most this often. */
+#define LAPI_LOG_EVERY_MS 60000u
 
 enum {
     SLOT_DISPATCH, /* its handler is running */
@@ -55,7 +64,17 @@ struct pos_localapi_client {
     uv_pipe_t pipe; /* data points back here */
     pos_localapi_t *server;
     pos_localapi_client_t *prev, *next;
+    pos_localapi_client_t *ready_next; /* the server's queue of clients with commands left */
     uint64_t id;
+    uid_t uid;            /* the peer's, from SO_PEERCRED; (uid_t)-1 when unknown */
+    pid_t pid;            /* the peer's at connect time; 0 when unknown */
+    pos_bucket_t bucket;  /* its budget, when the server has a client_rate */
+    uint64_t last_active; /* uv_now() of its last command, or of its connect */
+    uint64_t turn;        /* the loop turn turn_used counts in */
+    uint32_t turn_used;   /* commands it ran in that turn as its input arrived */
+    uint64_t busy_count;  /* its commands answered -BUSY */
+    uint64_t busy_logged; /* busy_count when last logged */
+    uint64_t busy_log_ms; /* uv_now() when last logged; 0: never */
     pos_resp_parser_t parser;
     lapi_buf_t out;         /* replies, in order, not yet handed to libuv */
     size_t inflight;        /* bytes in writes libuv has not finished */
@@ -65,16 +84,16 @@ struct pos_localapi_client {
     size_t queued;   /* reply bytes not yet written: out, in flight and slots */
     size_t slot_mem; /* heap bytes of the slots */
     size_t mem_seen; /* this client's share of server->memory */
-    bool reading, closing, quitting, eof, in_process, resume;
+    bool reading, closing, quitting, eof, in_process, ready;
 };
-
 
 static void client_close(pos_localapi_client_t *c);
 static void client_flush(pos_localapi_client_t *c);
 static void client_start_write(pos_localapi_client_t *c);
 static void client_account(pos_localapi_client_t *c);
-static void client_process(pos_localapi_client_t *c);
-static void resume_cb(uv_idle_t *h);
+static void client_process(pos_localapi_client_t *c, uint32_t allow);
+static bool turn_spent(pos_localapi_t *s);
+static void client_queue(pos_localapi_client_t *c, bool front);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
@@ -266,17 +285,6 @@ static void server_maybe_done(pos_localapi_t *s)
     }
 }
 
-static void client_schedule_resume(pos_localapi_client_t *c)
-{
-    pos_localapi_t *s = c->server;
-
-    if (c->resume || c->closing || s->closing) {
-        return;
-    }
-    c->resume = true;
-    uv_idle_start(&s->resume_idle, resume_cb);
-}
-
 void pos_localapi_reply_done(pos_localapi_reply_t *r)
 {
     pos_localapi_client_t *c = r->client;
@@ -299,9 +307,9 @@ void pos_localapi_reply_done(pos_localapi_reply_t *r)
     }
     r->state = SLOT_DONE;
     client_flush(c);
-    /* New commands run on the next loop turn, never inside the owner's own
-     * callback that completed this reply. */
-    client_schedule_resume(c);
+    /* New commands run in the queued clients' turn, never inside the
+     * owner's own callback that completed this reply. */
+    client_queue(c, false);
     client_account(c);
 }
 
@@ -486,23 +494,65 @@ static const pos_localapi_command_t *lookup(const pos_localapi_command_t *table,
     return NULL;
 }
 
+/* Takes one command from the client's budget. Returns 0, or the ms until
+ * it may send another (it is answered -BUSY then). */
+static uint32_t client_over_budget(pos_localapi_client_t *c)
+{
+    pos_localapi_t *s = c->server;
+    uint64_t now = uv_now(s->loop);
+    uint32_t wait;
+
+    if (s->opt.admit.client_rate == 0) {
+        return 0;
+    }
+    wait = pos_bucket_take(&c->bucket, now);
+    if (wait == 0) {
+        return 0;
+    }
+    s->st.busy++;
+    c->busy_count++;
+    /* Named once, then at most once a minute with what it was refused
+     * since: a runaway client must not flood the log as well. */
+    if (c->busy_log_ms == 0 || now - c->busy_log_ms >= LAPI_LOG_EVERY_MS) {
+        POS_WARN("localapi",
+                 "client %llu (uid %d, pid %d) over its budget (%u commands/s, burst %u): "
+                 "%llu command(s) answered BUSY",
+                 (unsigned long long)c->id, (int)c->uid, (int)c->pid, s->opt.admit.client_rate,
+                 c->bucket.burst, (unsigned long long)(c->busy_count - c->busy_logged));
+        c->busy_log_ms = now;
+        c->busy_logged = c->busy_count;
+    }
+    return wait;
+}
+
 static void client_dispatch(pos_localapi_client_t *c, const pos_resp_cmd_t *cmd)
 {
     pos_localapi_t *s = c->server;
     const pos_localapi_command_t *def;
     pos_localapi_reply_t *r = slot_new(c);
     char name[LAPI_NAME_MAX + 8], msg[LAPI_NAME_MAX + 96];
+    uint32_t wait;
     int rc = 0;
 
     if (r == NULL) {
         client_close(c);
         return;
     }
-    s->st.commands++;
+    c->last_active = uv_now(s->loop);
     def = lookup(s->opt.commands, s->opt.ncommands, cmd->argv[0], cmd->lens[0]);
     if (def == NULL) {
         def = lookup(builtins, sizeof(builtins) / sizeof(builtins[0]), cmd->argv[0], cmd->lens[0]);
     }
+    /* Every command costs one token but QUIT: a client told to slow down
+     * may always leave. */
+    if ((def == NULL || def->fn != builtin_quit) && (wait = client_over_budget(c)) != 0) {
+        snprintf(msg, sizeof(msg), "BUSY posagent: over the local request budget, retry in %u ms",
+                 wait);
+        pos_localapi_reply_error(r, msg);
+        r->state = SLOT_DONE;
+        return;
+    }
+    s->st.commands++;
     if (def == NULL) {
         sanitize_name(name, sizeof(name), cmd->argv[0], cmd->lens[0], false);
         snprintf(msg, sizeof(msg), "ERR unknown command '%s'", name);
@@ -529,7 +579,10 @@ static void client_dispatch(pos_localapi_client_t *c, const pos_resp_cmd_t *cmd)
 
 static void client_update_reading(pos_localapi_client_t *c)
 {
-    bool want = !c->closing && !c->quitting && !c->eof && c->nslots < c->server->opt.max_inflight;
+    /* A queued client has commands left in its parser: more input waits in
+     * the socket until they have run, so the parser never fills up. */
+    bool want = !c->closing && !c->quitting && !c->eof && !c->ready &&
+                c->nslots < c->server->opt.max_inflight;
 
     if (want && !c->reading) {
         c->reading = true;
@@ -561,30 +614,56 @@ static void client_protocol_error(pos_localapi_client_t *c, const char *why)
     r->state = SLOT_DONE;
 }
 
-static void client_process(pos_localapi_client_t *c)
+/*
+ * Runs the client's complete commands: at most "allow", and no more than
+ * the loop turn has left. With commands possibly left over, the client is
+ * queued for the next round (client_queue).
+ */
+static void client_process(pos_localapi_client_t *c, uint32_t allow)
 {
+    pos_localapi_t *s = c->server;
     pos_resp_cmd_t cmd;
     int rc = 1; /* 0 below means: every complete command has been taken */
+    bool more = false, cut = false;
+    uint32_t ran = 0;
 
     if (c->in_process) {
         return; /* the outer call carries on */
     }
     c->in_process = true;
     while (!c->closing && !c->quitting) {
-        if (c->nslots >= c->server->opt.max_inflight) {
+        if (c->nslots >= s->opt.max_inflight) {
             client_pop_done(c);
-            if (c->nslots >= c->server->opt.max_inflight) {
-                break; /* resumed when deferred replies complete */
+            if (c->nslots >= s->opt.max_inflight) {
+                break; /* queued again when deferred replies complete */
             }
+        }
+        if (allow == 0 || turn_spent(s)) {
+            more = true;
+            cut = allow != 0 && ran > 0; /* its round had begun */
+            break;
         }
         rc = pos_resp_next(&c->parser, &cmd);
         if (rc <= 0) {
             break;
         }
+        allow--;
+        ran++;
+        s->turn_left--;
+        c->turn_used++;
         client_dispatch(c, &cmd);
         /* A synchronous reply at the head leaves the queue now, so the next
          * one writes straight to the output instead of into its slot. */
         client_pop_done(c);
+    }
+    if (more && !c->closing && !c->quitting) {
+        /* A round cut short by the turn's end is first in line in the
+         * next one; otherwise the client waits behind the others. */
+        client_queue(c, cut);
+        if (s->turn_left == 0 && !s->turn_full) {
+            s->turn_full = true;
+            s->st.turns_full++;
+        }
     }
     if (rc < 0 && !c->closing && !c->quitting) {
         client_protocol_error(c, pos_resp_error(&c->parser));
@@ -598,18 +677,118 @@ static void client_process(pos_localapi_client_t *c)
     client_account(c);
 }
 
-static void resume_cb(uv_idle_t *h)
+/* ---- turns: the per-turn budget and the queue of clients ------------------ */
+
+/* What the client may still run in this loop turn as its input arrives. */
+static uint32_t client_turn_allow(pos_localapi_client_t *c)
+{
+    pos_localapi_t *s = c->server;
+
+    if (c->turn != s->turn) {
+        c->turn = s->turn;
+        c->turn_used = 0;
+    }
+    return c->turn_used < LAPI_QUANTUM ? LAPI_QUANTUM - c->turn_used : 0;
+}
+
+static void keep_turning_cb(uv_idle_t *h)
+{
+    (void)h; /* only there so that poll does not wait while clients are queued */
+}
+
+/* Queues the client for a round of its commands after this turn's I/O: at
+ * the back (round-robin), or at the front. A queued client is not read
+ * meanwhile. */
+static void client_queue(pos_localapi_client_t *c, bool front)
+{
+    pos_localapi_t *s = c->server;
+
+    if (c->ready || c->closing || s->closing) {
+        return;
+    }
+    c->ready = true;
+    if (front) {
+        c->ready_next = s->ready_head;
+        s->ready_head = c;
+        if (s->ready_tail == NULL) {
+            s->ready_tail = c;
+        }
+    } else {
+        c->ready_next = NULL;
+        if (s->ready_tail != NULL) {
+            s->ready_tail->ready_next = c;
+        } else {
+            s->ready_head = c;
+        }
+        s->ready_tail = c;
+    }
+    client_update_reading(c);
+    uv_idle_start(&s->keep_turning, keep_turning_cb);
+}
+
+static void client_unqueue(pos_localapi_client_t *c)
+{
+    pos_localapi_t *s = c->server;
+    pos_localapi_client_t **p = &s->ready_head, *prev = NULL;
+
+    if (!c->ready) {
+        return;
+    }
+    while (*p != c) {
+        prev = *p;
+        p = &(*p)->ready_next;
+    }
+    *p = c->ready_next;
+    if (s->ready_tail == c) {
+        s->ready_tail = prev;
+    }
+    c->ready = false;
+}
+
+static void turn_start_cb(uv_prepare_t *h)
 {
     pos_localapi_t *s = h->data;
 
-    uv_idle_stop(h);
-    for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
-        if (c->resume) {
-            c->resume = false;
-            if (!c->closing) {
-                client_process(c);
-            }
-        }
+    s->turn++;
+    s->turn_left = s->opt.admit.turn_budget;
+    s->turn_t0 = 0;
+    s->turn_full = false;
+}
+
+/* Whether this turn's budget is used up: its commands, or its time. The
+ * time counts from the turn's first command (poll may have waited long
+ * before it), so one command always runs. */
+static bool turn_spent(pos_localapi_t *s)
+{
+    uint64_t now;
+
+    if (s->turn_left == 0) {
+        return true;
+    }
+    now = uv_hrtime();
+    if (s->turn_t0 == 0) {
+        s->turn_t0 = now;
+    } else if (now - s->turn_t0 >= (uint64_t)s->opt.admit.turn_slice_us * 1000u) {
+        s->turn_left = 0; /* spent: the cheap test above from now on */
+        return true;
+    }
+    return false;
+}
+
+/* After this turn's I/O: the queued clients, LAPI_QUANTUM commands each in
+ * turn, while the turn budget (commands and time) lasts. What is left waits for the next turn,
+ * after the timers and everybody else's I/O. */
+static void turn_end_cb(uv_check_t *h)
+{
+    pos_localapi_t *s = h->data;
+
+    while (s->ready_head != NULL && !turn_spent(s)) {
+        pos_localapi_client_t *c = s->ready_head;
+        client_unqueue(c);
+        client_process(c, LAPI_QUANTUM);
+    }
+    if (s->ready_head == NULL) {
+        uv_idle_stop(&s->keep_turning);
     }
 }
 
@@ -658,7 +837,9 @@ static void client_close(pos_localapi_client_t *c)
         uv_read_stop((uv_stream_t *)&c->pipe);
         c->reading = false;
     }
+    client_unqueue(c);
     c->closing = true;
+    c->server->live--;
     uv_close((uv_handle_t *)&c->pipe, client_closed_cb);
 }
 
@@ -685,7 +866,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == UV_EOF) {
         c->eof = true;
-        client_process(c);
+        client_process(c, client_turn_allow(c));
         return;
     }
     if (nread == UV_ENOBUFS) {
@@ -704,14 +885,133 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* Cannot exceed the room offered in alloc_cb; an error is sticky and
      * reported by the parse below. */
     (void)pos_resp_feed(&c->parser, buf->base, (size_t)nread);
-    client_process(c);
+    client_process(c, client_turn_allow(c));
+}
+
+/* ---- idle clients and the room for new ones ----------------------------- */
+
+/* True while the client has work in progress: replies it waits for or
+ * commands not yet run, or bytes sent that the server has not read yet
+ * (the loop itself was held up: the client is not the one idling). */
+static bool client_working(const pos_localapi_client_t *c)
+{
+    uv_os_fd_t fd;
+    int unread = 0;
+
+    if (c->nslots > 0 || c->ready) {
+        return true;
+    }
+    return uv_fileno((const uv_handle_t *)&c->pipe, &fd) == 0 &&
+           ioctl(fd, FIONREAD, &unread) == 0 && unread > 0;
+}
+
+static void idle_timer_cb(uv_timer_t *t)
+{
+    pos_localapi_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+
+    if (s->live == 0) {
+        uv_timer_stop(t); /* started again by the next connection */
+        return;
+    }
+    for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
+        if (c->closing || now - c->last_active < s->opt.admit.idle_timeout_ms ||
+            client_working(c)) {
+            continue;
+        }
+        s->st.idle_closed++;
+        POS_INFO("localapi", "client %llu (uid %d, pid %d): no command for %llu s, closed",
+                 (unsigned long long)c->id, (int)c->uid, (int)c->pid,
+                 (unsigned long long)((now - c->last_active) / 1000u));
+        client_close(c);
+    }
+}
+
+static int uid_cmp(const void *a, const void *b)
+{
+    uid_t x = *(const uid_t *)a, y = *(const uid_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The connection to close so that "newc" may stay: among the peers (user
+ * ids) holding the most connections, counting newc, the one that has gone
+ * longest without a command, idle ones first. A peer that floods the
+ * socket with connections therefore only ever recycles its own, while a
+ * peer with fewer connections (the POS application) keeps them. NULL when
+ * there is nobody else to close, or no memory to count with.
+ */
+static pos_localapi_client_t *pick_victim(pos_localapi_t *s, pos_localapi_client_t *newc)
+{
+    pos_localapi_client_t *best = NULL;
+    uid_t *uids = malloc(sizeof(uid_t) * (s->live + 1u));
+    uid_t *heavy;
+    size_t n = 0, nheavy = 0, most = 0;
+    bool best_working = true;
+
+    if (uids == NULL) {
+        return NULL;
+    }
+    for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
+        if (!c->closing && n <= s->live) {
+            uids[n++] = c->uid;
+        }
+    }
+    qsort(uids, n, sizeof(uids[0]), uid_cmp);
+    /* The heaviest peers: compacted to the front of the same array. */
+    heavy = uids;
+    for (size_t i = 0, run; i < n; i += run) {
+        for (run = 1; i + run < n && uids[i + run] == uids[i]; run++) {
+        }
+        if (run > most) {
+            most = run;
+            nheavy = 0;
+        }
+        if (run == most) {
+            heavy[nheavy++] = uids[i];
+        }
+    }
+    for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
+        bool working;
+        if (c == newc || c->closing ||
+            bsearch(&c->uid, heavy, nheavy, sizeof(heavy[0]), uid_cmp) == NULL) {
+            continue;
+        }
+        working = client_working(c);
+        /* Idle first, then the least recent; the first connected of those
+         * accepted in the same millisecond. */
+        if (best == NULL || (best_working && !working) ||
+            (best_working == working &&
+             (c->last_active < best->last_active ||
+              (c->last_active == best->last_active && c->id < best->id)))) {
+            best = c;
+            best_working = working;
+        }
+    }
+    free(uids);
+    return best;
+}
+
+/* Who is at the other end (for the room-keeping and the log). */
+static void client_peer(pos_localapi_client_t *c)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    uv_os_fd_t fd;
+
+    c->uid = (uid_t)-1;
+    if (uv_fileno((const uv_handle_t *)&c->pipe, &fd) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        c->uid = cred.uid;
+        c->pid = cred.pid;
+    }
 }
 
 static void connection_cb(uv_stream_t *listener, int status)
 {
     pos_localapi_t *s = listener->data;
-    pos_localapi_client_t *c;
-    pos_localapi_reply_t *r;
+    pos_localapi_client_t *c, *victim;
 
     if (status != 0) {
         POS_WARN("localapi", "accept failed: %s", uv_strerror(status));
@@ -724,6 +1024,7 @@ static void connection_cb(uv_stream_t *listener, int status)
     }
     c->server = s;
     c->id = ++s->next_id;
+    c->last_active = uv_now(s->loop);
     pos_resp_init(&c->parser, &s->opt.limits);
     if (uv_pipe_init(s->loop, &c->pipe, 0) != 0) {
         free(c);
@@ -736,24 +1037,41 @@ static void connection_cb(uv_stream_t *listener, int status)
     }
     s->clients = c;
     s->st.clients++;
+    s->live++;
     if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
         client_close(c);
         return;
     }
     s->st.accepted++;
-    if (s->st.clients > s->opt.max_clients) {
-        s->st.rejected++;
-        POS_WARN("localapi", "%u clients connected already, refusing another", s->opt.max_clients);
-        c->quitting = true;
-        r = slot_new(c);
-        if (r == NULL) {
-            client_close(c);
-            return;
+    client_peer(c);
+    if (s->opt.admit.client_rate != 0) {
+        pos_bucket_init(&c->bucket, s->opt.admit.client_rate, s->opt.admit.client_burst,
+                        c->last_active);
+    }
+    if (s->live > s->opt.max_clients && (victim = pick_victim(s, c)) != NULL) {
+        s->st.evicted++;
+        /* The first, then at most one line a minute: a peer churning
+         * connections must not flood the log as well. */
+        if (s->evict_log_ms == 0 || c->last_active - s->evict_log_ms >= LAPI_LOG_EVERY_MS) {
+            POS_WARN("localapi",
+                     "%u clients connected: closed client %llu (uid %d, pid %d, no command for "
+                     "%llu ms) to let client %llu (uid %d, pid %d) in (%llu closed this way "
+                     "since the last such line)",
+                     s->opt.max_clients, (unsigned long long)victim->id, (int)victim->uid,
+                     (int)victim->pid, (unsigned long long)(c->last_active - victim->last_active),
+                     (unsigned long long)c->id, (int)c->uid, (int)c->pid,
+                     (unsigned long long)(s->st.evicted - s->evict_logged));
+            s->evict_log_ms = c->last_active;
+            s->evict_logged = s->st.evicted;
         }
-        pos_localapi_reply_error(r, "ERR max number of clients reached");
-        r->state = SLOT_DONE;
-        client_flush(c);
-        return;
+        client_close(victim);
+    }
+    if (s->opt.admit.idle_timeout_ms != 0 && !uv_is_active((uv_handle_t *)&s->idle_timer)) {
+        /* A tenth of the timeout (10 ms to 5 s): a client is closed at most
+         * that late. */
+        uint64_t every = s->opt.admit.idle_timeout_ms / 10u;
+        every = every < 10 ? 10 : every > 5000 ? 5000 : every;
+        uv_timer_start(&s->idle_timer, idle_timer_cb, every, every);
     }
     client_update_reading(c);
     client_account(c);
@@ -761,11 +1079,54 @@ static void connection_cb(uv_stream_t *listener, int status)
 
 /* ---- socket file -------------------------------------------------------- */
 
-static int make_parent(const char *path, bool set_gid, gid_t gid)
+/* Whether members of group gid may pass through the directory st. */
+static bool dir_lets_through(const struct stat *st, gid_t gid)
+{
+    return (st->st_mode & S_IXOTH) != 0 || (st->st_gid == gid && (st->st_mode & S_IXGRP) != 0);
+}
+
+/* Whether the directory open as dfd (st) is the agent's own, made for the
+ * socket: owned by our user, writable by nobody else, not sticky, and
+ * holding nothing but a file named "name" (a stale socket). systemd's
+ * RuntimeDirectory= is such a one; /run or /tmp never are. */
+static bool dir_is_ours(int dfd, const struct stat *st, const char *name)
+{
+    struct dirent *e;
+    bool only = true;
+    int fd;
+    DIR *d;
+
+    if (st->st_uid != geteuid() || (st->st_mode & (S_IWGRP | S_IWOTH | S_ISVTX)) != 0) {
+        return false;
+    }
+    fd = dup(dfd);
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    while (only && (e = readdir(d)) != NULL) {
+        only = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+               strcmp(e->d_name, name) == 0;
+    }
+    closedir(d);
+    return only;
+}
+
+/*
+ * The socket's directory must let the socket's group through (docs/
+ * hardening.md): created if missing, 0750 with the group; an existing one
+ * of the agent's own (systemd creates /run/posagent 0750 posagent:posagent
+ * before the agent starts) is given to the group; any other is left as it
+ * is, with a warning naming what to change.
+ */
+static int socket_dir(const char *path, const char *group, gid_t gid)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct stat st;
     char *slash;
+    int dfd, rc = 0;
 
     snprintf(dir, sizeof(dir), "%s", path);
     slash = strrchr(dir, '/');
@@ -773,20 +1134,57 @@ static int make_parent(const char *path, bool set_gid, gid_t gid)
         return 0;
     }
     *slash = '\0';
-    if (stat(dir, &st) == 0) {
-        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT) {
+            return -errno;
+        }
+        /* Clients need search permission on the directory: the socket's
+         * group gets it, others do not. */
+        rc = pos_dirs_make(dir, 0755, 0750);
+        if (rc != 0) {
+            return rc;
+        }
+        if (group != NULL && chown(dir, (uid_t)-1, gid) != 0) {
+            return -errno;
+        }
+        POS_INFO("localapi", "created %s", dir);
+        return 0;
     }
-    /* Clients need search permission on the directory: the socket's group
-     * gets it, others do not. */
-    int rc = pos_dirs_make(dir, 0755, 0750);
-    if (rc != 0) {
-        return rc;
+    if (!S_ISDIR(st.st_mode)) {
+        return -ENOTDIR;
     }
-    if (set_gid && chown(dir, (uid_t)-1, gid) != 0) {
-        return -errno;
+    if (group == NULL || dir_lets_through(&st, gid)) {
+        return 0;
     }
-    POS_INFO("localapi", "created %s", dir);
-    return 0;
+    /* Opened without following a link, so what is checked is what is
+     * changed. */
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 || fstat(dfd, &st) != 0 || !dir_is_ours(dfd, &st, slash + 1)) {
+        POS_WARN("localapi",
+                 "%s (uid %u, gid %u, mode %04o) does not let group %s through, so its members "
+                 "cannot reach the socket: give the directory to the group (chgrp %s; chmod "
+                 "g+x) or leave it to the agent to create",
+                 dir, (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777),
+                 group, group);
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return 0;
+    }
+    /* Owner's bits as they were; the group may list and pass; others
+     * nothing. */
+    if (fchown(dfd, (uid_t)-1, gid) != 0 ||
+        fchmod(dfd, (st.st_mode & S_IRWXU) | S_IRGRP | S_IXGRP) != 0) {
+        rc = -errno;
+        POS_ERR("localapi",
+                "cannot give %s to group %s: %s (the agent's user must be a member of the "
+                "group)",
+                dir, group, strerror(-rc));
+    } else {
+        POS_INFO("localapi", "%s: group %s may now pass (it was created without it)", dir, group);
+    }
+    close(dfd);
+    return rc;
 }
 
 /* Removes a socket file left by an agent that died, never a live one. */
@@ -851,10 +1249,60 @@ static void server_handle_closed(uv_handle_t *h)
     server_maybe_done(s);
 }
 
+/* A handle's init returned rc: when it is made, it points back at the
+ * server and counts among the handles to close. */
+static int server_adopt(pos_localapi_t *s, void *handle, int rc)
+{
+    uv_handle_t *h = handle;
+
+    if (rc == 0) {
+        h->data = s;
+        s->open_handles++;
+    }
+    return rc;
+}
+
+/* The server's own handles. Closed by server_close_handles also when only
+ * some of them were made. */
+static int server_init_handles(pos_localapi_t *s)
+{
+    uv_loop_t *loop = s->loop;
+    int rc;
+
+    if ((rc = server_adopt(s, &s->keep_turning, uv_idle_init(loop, &s->keep_turning))) != 0 ||
+        (rc = server_adopt(s, &s->idle_timer, uv_timer_init(loop, &s->idle_timer))) != 0 ||
+        (rc = server_adopt(s, &s->turn_start, uv_prepare_init(loop, &s->turn_start))) != 0 ||
+        (rc = server_adopt(s, &s->turn_end, uv_check_init(loop, &s->turn_end))) != 0 ||
+        (rc = server_adopt(s, &s->listener, uv_pipe_init(loop, &s->listener, 0))) != 0) {
+        return rc;
+    }
+    /* Every loop turn, but they alone do not keep the loop alive. */
+    uv_prepare_start(&s->turn_start, turn_start_cb);
+    uv_unref((uv_handle_t *)&s->turn_start);
+    uv_check_start(&s->turn_end, turn_end_cb);
+    uv_unref((uv_handle_t *)&s->turn_end);
+    return 0;
+}
+
+static void server_close_handles(pos_localapi_t *s)
+{
+    uv_handle_t *h[] = {
+        (uv_handle_t *)&s->keep_turning, (uv_handle_t *)&s->idle_timer,
+        (uv_handle_t *)&s->turn_start,   (uv_handle_t *)&s->turn_end,
+        (uv_handle_t *)&s->listener,
+    };
+
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
+        if (h[i]->data == s && !uv_is_closing(h[i])) { /* made: server_adopt */
+            uv_close(h[i], server_handle_closed);
+        }
+    }
+}
+
 int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_options_t *opt)
 {
     const char *path = opt->path != NULL ? opt->path : POS_LOCALAPI_DEFAULT_SOCKET;
-    bool set_gid = opt->group != NULL && opt->group[0] != '\0';
+    const char *group = opt->group != NULL && opt->group[0] != '\0' ? opt->group : NULL;
     gid_t gid = 0;
     int rc;
 
@@ -865,13 +1313,13 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     if (path[0] == '\0') {
         return -EINVAL;
     }
-    if (set_gid && (rc = lookup_group(opt->group, &gid)) != 0) {
-        POS_ERR("localapi", "socket group %s: %s", opt->group, strerror(-rc));
+    if (group != NULL && (rc = lookup_group(group, &gid)) != 0) {
+        POS_ERR("localapi", "socket group %s: %s", group, strerror(-rc));
         return rc;
     }
-    rc = make_parent(path, set_gid, gid);
+    rc = socket_dir(path, group, gid);
     if (rc != 0) {
-        POS_ERR("localapi", "cannot create the directory of %s: %s", path, strerror(-rc));
+        POS_ERR("localapi", "the directory of %s: %s", path, strerror(-rc));
         return rc;
     }
     rc = clear_stale(path);
@@ -895,27 +1343,29 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     if (s->opt.max_inflight == 0) {
         s->opt.max_inflight = POS_LOCALAPI_MAX_INFLIGHT;
     }
+    if (s->opt.admit.turn_budget == 0) {
+        s->opt.admit.turn_budget = POS_LOCALAPI_TURN_BUDGET;
+    }
+    if (s->opt.admit.turn_slice_us == 0) {
+        s->opt.admit.turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
+    }
+    s->turn_left = s->opt.admit.turn_budget;
     snprintf(s->path, sizeof(s->path), "%s", path);
 
-    rc = uv_idle_init(loop, &s->resume_idle);
+    rc = server_init_handles(s);
     if (rc != 0) {
-        return pos_uv_errno(rc);
+        goto fail_handles;
     }
-    s->resume_idle.data = s;
-    s->open_handles++;
-    rc = uv_pipe_init(loop, &s->listener, 0);
-    if (rc != 0) {
-        goto fail_pipe;
-    }
-    s->listener.data = s;
-    s->open_handles++;
     rc = uv_pipe_bind(&s->listener, s->path);
     if (rc != 0) {
-        goto fail_bind;
+        goto fail_handles;
     }
     /* Nobody can connect before listen(), so the mode and group are right
-     * before the first client arrives. */
-    if (chmod(s->path, 0660) != 0 || (set_gid && chown(s->path, (uid_t)-1, gid) != 0)) {
+     * before the first client arrives. Without a group, only the agent's
+     * user (and root) may connect: the agent's own group is the one that
+     * may read its configuration. */
+    if (chmod(s->path, group != NULL ? 0660 : 0600) != 0 ||
+        (group != NULL && chown(s->path, (uid_t)-1, gid) != 0)) {
         rc = -errno;
         goto fail_perm;
     }
@@ -929,12 +1379,10 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
 
 fail_perm:
     unlink(s->path);
-fail_bind:
-    uv_close((uv_handle_t *)&s->listener, server_handle_closed);
-fail_pipe:
+fail_handles:
     /* The handles close when the loop runs; s stays the caller's till then. */
     s->closing = true;
-    uv_close((uv_handle_t *)&s->resume_idle, server_handle_closed);
+    server_close_handles(s);
     POS_ERR("localapi", "cannot listen on %s: %s", path, strerror(-pos_uv_errno(rc)));
     return pos_uv_errno(rc);
 }
@@ -950,9 +1398,35 @@ void pos_localapi_close(pos_localapi_t *s, void (*done)(void *arg), void *arg)
     if (s->listening) {
         unlink(s->path);
     }
-    uv_close((uv_handle_t *)&s->listener, server_handle_closed);
-    uv_close((uv_handle_t *)&s->resume_idle, server_handle_closed);
+    server_close_handles(s);
     for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
         client_close(c);
     }
+}
+
+int pos_localapi_check_private(const char *group, const char *path, char *why, size_t len)
+{
+    struct stat st;
+    gid_t gid;
+
+    if (group == NULL || group[0] == '\0' || path == NULL || lookup_group(group, &gid) != 0 ||
+        stat(path, &st) != 0) {
+        return 0;
+    }
+    if (st.st_gid == gid && (st.st_mode & S_IRGRP) != 0) {
+        snprintf(why, len,
+                 "%s belongs to group %s, the [local] socket_group, and the group may read it: "
+                 "the POS application could read the configuration; give the socket a group "
+                 "of its own, or the file another group (root:posagent 0640 as packaged)",
+                 path, group);
+        return -EACCES;
+    }
+    if ((st.st_mode & S_IROTH) != 0) {
+        snprintf(why, len,
+                 "%s may be read by everybody, the [local] socket_group %s too: chmod o-r it "
+                 "(root:posagent 0640 as packaged)",
+                 path, group);
+        return -EACCES;
+    }
+    return 0;
 }

@@ -21,6 +21,17 @@
  * once. A client with max_inflight replies outstanding is not read until
  * they drain. Memory per client is therefore bounded by about
  * max_output + the parser's max_pending.
+ *
+ * Admission (pos_localapi_admission_t): each client has a token bucket, and
+ * a command over it is answered "-BUSY ..., retry in N ms" instead of run;
+ * at most turn_budget commands, and no more than turn_slice_us of loop
+ * time, per loop turn, all clients together, taken round-robin a few at a
+ * time, so a pipelining client cannot hold the loop, however much each of
+ * its commands costs. A client without a complete command for idle_timeout_ms is
+ * closed. When max_clients are connected, a new connection is let in by
+ * closing the least recently active connection of the peer (user id) that
+ * holds the most connections: a flood of connections only recycles its
+ * own, and the POS application is never locked out.
  */
 
 #include <stdbool.h>
@@ -38,6 +49,10 @@
 #define POS_LOCALAPI_MAX_INFLIGHT    1024u
 #define POS_LOCALAPI_DEFAULT_CLIENTS 64u
 #define POS_LOCALAPI_READ_SIZE       (64u * 1024u) /* one read buffer for all clients */
+/* Commands run per loop turn, all clients together, by default. */
+#define POS_LOCALAPI_TURN_BUDGET 256u
+/* Loop time the local API may use per turn by default, microseconds. */
+#define POS_LOCALAPI_TURN_SLICE_US 2000u
 
 typedef struct pos_localapi pos_localapi_t;
 typedef struct pos_localapi_client pos_localapi_client_t;
@@ -64,13 +79,23 @@ typedef struct pos_localapi_command {
     int max_argc; /* -1: no maximum */
 } pos_localapi_command_t;
 
+/* How much each client may ask, and the loop may do, at once. */
+typedef struct pos_localapi_admission {
+    uint32_t client_rate;     /* commands a second one client may sustain; 0: no limit */
+    uint32_t client_burst;    /* commands it may send at once on top; 0: client_rate */
+    uint32_t turn_budget;     /* commands run per loop turn, all clients; 0: the default */
+    uint32_t turn_slice_us;   /* loop time they may take per turn, us; 0: the default */
+    uint32_t idle_timeout_ms; /* close a client without a command this long; 0: never */
+} pos_localapi_admission_t;
+
 typedef struct pos_localapi_options {
     const char *path;         /* socket path, < 108 bytes; NULL: the default */
-    const char *group;        /* group name for the socket; NULL or "": our own */
+    const char *group;        /* group that may connect; NULL or "": nobody but our user */
     uint32_t max_clients;     /* 0: POS_LOCALAPI_DEFAULT_CLIENTS */
     uint32_t max_output;      /* bytes of unsent replies per client; 0: default */
     uint32_t max_inflight;    /* outstanding replies before reading pauses; 0: default */
     pos_resp_limits_t limits; /* zero fields: the parser's defaults */
+    pos_localapi_admission_t admit;
     const pos_localapi_command_t *commands; /* owner's table, may be NULL */
     size_t ncommands;
     void *owner; /* first argument of every handler */
@@ -78,8 +103,11 @@ typedef struct pos_localapi_options {
 
 typedef struct pos_localapi_stats {
     uint64_t accepted;        /* connections accepted */
-    uint64_t rejected;        /* refused: too many clients */
-    uint64_t commands;        /* commands dispatched */
+    uint64_t evicted;         /* closed to let a new connection in (max_clients) */
+    uint64_t idle_closed;     /* closed after idle_timeout_ms without a command */
+    uint64_t commands;        /* commands dispatched to a handler (built-ins too) */
+    uint64_t busy;            /* commands answered -BUSY: over the client's budget */
+    uint64_t turns_full;      /* loop turns that used the whole turn budget */
     uint64_t protocol_errors; /* clients dropped for garbage or limits */
     uint64_t output_drops;    /* clients dropped for not reading their replies */
     uint32_t clients;         /* connected now */
@@ -92,11 +120,23 @@ typedef struct pos_localapi_stats {
 struct pos_localapi {
     uv_loop_t *loop;
     uv_pipe_t listener;
-    uv_idle_t resume_idle; /* resumes clients whose replies drained */
+    uv_prepare_t turn_start; /* a new loop turn: a fresh turn budget */
+    uv_check_t turn_end;     /* after I/O: the queued clients' turn */
+    uv_idle_t keep_turning;  /* while clients are queued, poll does not block */
+    uv_timer_t idle_timer;   /* closes idle clients */
     pos_localapi_options_t opt;
-    char path[108];        /* sun_path */
+    char path[108]; /* sun_path */
     pos_localapi_client_t *clients;
-    size_t orphans; /* deferred replies of gone clients not yet done */
+    /* Clients with commands left, in the order they are served. */
+    pos_localapi_client_t *ready_head, *ready_tail;
+    uint32_t live;         /* clients connected and not closing */
+    uint32_t turn_left;    /* commands this loop turn may still run */
+    uint64_t turn_t0;      /* uv_hrtime() of its first command, ns; 0: none yet */
+    uint64_t turn;         /* loop turns seen */
+    bool turn_full;        /* this turn's budget has run out */
+    uint64_t evict_log_ms; /* uv_now() when an eviction was last logged; 0: never */
+    uint64_t evict_logged; /* st.evicted then */
+    size_t orphans;        /* deferred replies of gone clients not yet done */
     unsigned open_handles;
     bool listening, closing;
     void (*done)(void *arg);
@@ -108,16 +148,30 @@ struct pos_localapi {
 
 /*
  * Creates the server on "loop" and starts listening. Creates the socket's
- * parent directory if missing (0750, with the group), removes a stale socket
- * file only when nothing answers on it, binds, sets mode 0660 and the group,
- * then listens. Runs before the loop serves anything (it does blocking file
- * system calls and a group lookup). Returns 0, -ENAMETOOLONG, -EADDRINUSE
- * (an agent answers there), -EEXIST (the path is not a socket), -ENOENT (no
- * such group) or another negative errno. On failure the server is not
- * listening; handles it had created close on the loop's next turn, so "s"
- * stays the caller's until then.
+ * parent directory if missing (0750, with the group); gives an existing one
+ * that the group cannot pass through to the group when it is the agent's
+ * own (owned by its user, writable by nobody else, holding nothing but the
+ * socket: systemd's RuntimeDirectory=), and warns about any other. Removes
+ * a stale socket file only when nothing answers on it, binds, sets mode
+ * 0660 and the group (0600 without a group), then listens. Runs before the
+ * loop serves anything (it does blocking file system calls and a group
+ * lookup). Returns 0, -ENAMETOOLONG, -EADDRINUSE (an agent answers there),
+ * -EEXIST (the path is not a socket), -ENOENT (no such group), -EPERM (the
+ * group cannot be set: the agent's user is not a member) or another
+ * negative errno. On failure the server is not listening; handles it had
+ * created close on the loop's next turn, so "s" stays the caller's until
+ * then.
  */
 int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_options_t *opt);
+
+/*
+ * Checks that members of "group" (the socket's group; NULL or "": none)
+ * cannot read the file at "path" (the configuration, which may hold the
+ * Redis password): neither through the file's group nor as others.
+ * Returns 0, or -EACCES with the reason and the fix in why (len bytes).
+ * A group or file that does not exist is not this check's error: 0.
+ */
+int pos_localapi_check_private(const char *group, const char *path, char *why, size_t len);
 
 /*
  * Stops listening, disconnects every client and removes the socket file.

@@ -14,10 +14,17 @@
  * without a reply), NOREPLY (returns 0 without a reply), STATUS text (CR/LF
  * inside), INT.
  *
+ * Admission is on and tight, so its paths are fuzzed too: a budget of 64
+ * commands (then 1 a second) answers the rest -BUSY, and a turn budget of
+ * 5 commands (or 50 us) queues the client across loop turns
+ * (QUANTUM-sized rounds cut short, deferred replies resuming a queued
+ * client).
+ *
  * Invariants: the output is well-formed RESP; one reply per dispatched
- * command plus one per protocol error (fewer only when the client was
- * dropped for its output); once the client is gone the server holds no
- * memory for it and every deferred reply was completed.
+ * command, per command answered -BUSY and per protocol error (fewer only
+ * when the client was dropped for its output); once the client is gone
+ * the server holds no memory for it and every deferred reply was
+ * completed; no loop turn ran more commands than the turn budget.
  */
 #include <errno.h>
 #include <signal.h>
@@ -74,10 +81,27 @@ static void defer_cb(uv_timer_t *t)
     }
 }
 
+/* Commands run in the current loop turn, and the most in any turn. */
+static uint64_t turn_seen;
+static uint32_t turn_count, turn_most;
+
+static void count_turn(void)
+{
+    if (srv.turn != turn_seen) {
+        turn_seen = srv.turn;
+        turn_count = 0;
+    }
+    turn_count++;
+    if (turn_count > turn_most) {
+        turn_most = turn_count;
+    }
+}
+
 static int cmd_echo(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                     const size_t *lens)
 {
     (void)owner;
+    count_turn();
     (void)argc;
     pos_localapi_reply_bulk(r, argv[1], lens[1]);
     return 0;
@@ -88,6 +112,7 @@ static int cmd_defer(void *owner, pos_localapi_reply_t *r, int argc, const char 
 {
     (void)owner;
     (void)lens;
+    count_turn();
     if (ndeferred >= MAX_DEFERRED) {
         return -ENOBUFS;
     }
@@ -106,6 +131,7 @@ static int cmd_big(void *owner, pos_localapi_reply_t *r, int argc, const char **
     (void)owner;
     (void)argc;
     (void)lens;
+    count_turn();
     if (n > sizeof(big)) {
         n = sizeof(big);
     }
@@ -118,6 +144,7 @@ static int cmd_arr(void *owner, pos_localapi_reply_t *r, int argc, const char **
                    const size_t *lens)
 {
     (void)owner;
+    count_turn();
     pos_localapi_reply_array_begin(r, argc - 1);
     for (int i = 1; i < argc; i++) {
         pos_localapi_reply_bulk(r, argv[i], lens[i]);
@@ -133,6 +160,7 @@ static int cmd_errno(void *owner, pos_localapi_reply_t *r, int argc, const char 
     (void)argc;
     (void)argv;
     (void)lens;
+    count_turn();
     return -EINVAL;
 }
 
@@ -144,6 +172,7 @@ static int cmd_noreply(void *owner, pos_localapi_reply_t *r, int argc, const cha
     (void)argc;
     (void)argv;
     (void)lens;
+    count_turn();
     return 0;
 }
 
@@ -153,6 +182,7 @@ static int cmd_status(void *owner, pos_localapi_reply_t *r, int argc, const char
     (void)owner;
     (void)argc;
     (void)lens;
+    count_turn();
     pos_localapi_reply_status(r, argv[1]);
     return 0;
 }
@@ -163,6 +193,7 @@ static int cmd_int(void *owner, pos_localapi_reply_t *r, int argc, const char **
     (void)owner;
     (void)argv;
     (void)lens;
+    count_turn();
     pos_localapi_reply_int(r, -(long long)argc);
     return 0;
 }
@@ -260,6 +291,10 @@ static void setup(void)
     opt.limits.max_bulk = 4096;
     opt.limits.max_inline = 1024;
     opt.limits.max_pending = 8192;
+    opt.admit.client_rate = 1;
+    opt.admit.client_burst = 64;
+    opt.admit.turn_budget = 5;
+    opt.admit.turn_slice_us = 50;
     opt.commands = commands;
     opt.ncommands = sizeof(commands) / sizeof(commands[0]);
     CHECK(pos_localapi_start(&srv, &loop, &opt) == 0);
@@ -327,16 +362,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     CHECK(after.memory == 0);
     uint64_t cmds = after.commands - before.commands;
+    uint64_t busy = after.busy - before.busy;
     uint64_t perr = after.protocol_errors - before.protocol_errors;
     uint64_t drops = after.output_drops - before.output_drops;
     CHECK(perr <= 1 && drops <= 1);
+    CHECK(turn_most <= 5);
     if (getenv("POS_FUZZ_DEBUG") != NULL) {
-        fprintf(stderr, "commands %llu, protocol errors %llu, output drops %llu, %zu bytes:\n%.*s\n",
-                (unsigned long long)cmds, (unsigned long long)perr, (unsigned long long)drops,
-                c.len, (int)(c.len > 400 ? 400 : c.len), c.out);
+        fprintf(stderr,
+                "commands %llu, busy %llu, protocol errors %llu, output drops %llu, %zu "
+                "bytes:\n%.*s\n",
+                (unsigned long long)cmds, (unsigned long long)busy, (unsigned long long)perr,
+                (unsigned long long)drops, c.len, (int)(c.len > 400 ? 400 : c.len), c.out);
     }
     if (drops == 0) {
-        CHECK(count_replies(c.out, c.len) == cmds + perr);
+        CHECK(count_replies(c.out, c.len) == cmds + busy + perr);
     }
     free(c.out);
     return 0;

@@ -3,7 +3,10 @@
  * on as root unless told to; with [security] user it opens store, socket
  * and devices, then runs as that user for good, and still works: heartbeat,
  * payments on the simulated devices, the local socket (mode 0660, the
- * configured group). Needs root (CI runs as root); skipped otherwise.
+ * configured group, also in a directory made beforehand as systemd's
+ * RuntimeDirectory= does, tried by processes of other user ids); and it
+ * refuses a configuration its socket's group could read. Needs root (CI
+ * runs as root); skipped otherwise.
  */
 #define _GNU_SOURCE /* posix_openpt, grantpt, unlockpt, ptsname */
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 
 #include "tests/support/fixture.h"
 #include "tests/support/fs.h"
+#include "tests/support/users.h"
 
 #define TID "T-PRIV"
 #define SID "S-PRIV"
@@ -86,9 +90,10 @@ static const char *bin(void)
 }
 
 /* f->dir/posagent.ini, for posagent run by hand: everything in f->dir, no
- * [log] section, and [security] key = value (no [security] section at all
- * when key is NULL). */
-static const char *write_conf(fixture_t *f, const char *key, const char *value)
+ * [log] section, [security] key = value (no [security] section at all
+ * when key is NULL) and [local] socket_group (none when NULL). */
+static const char *write_conf_group(fixture_t *f, const char *key, const char *value,
+                                    const char *group)
 {
     static char path[128];
     static pos_ini_t ini;
@@ -101,8 +106,16 @@ static const char *write_conf(fixture_t *f, const char *key, const char *value)
     if (key != NULL) {
         pos_ini_set(&ini, "security", key, "%s", value);
     }
+    if (group != NULL) {
+        pos_ini_set(&ini, "local", "socket_group", "%s", group);
+    }
     assert_int_equal(pos_ini_write(&ini, path), 0);
     return path;
+}
+
+static const char *write_conf(fixture_t *f, const char *key, const char *value)
+{
+    return write_conf_group(f, key, value, NULL);
 }
 
 static void test_root_refused_without_override(void **state)
@@ -164,6 +177,24 @@ static void proc_ids(pid_t pid, char *uid, char *gid, char *groups, size_t len)
     fclose(fp);
 }
 
+/* For the agent to become nobody with a socket of group daemon: root,
+ * both names (skipped otherwise), and the simulated devices' directory
+ * handed to nobody, who writes their files after the switch. */
+static void prepare_nobody(fixture_t *f, struct passwd **pw, struct group **gr)
+{
+    char path[128];
+
+    need_root();
+    *pw = getpwnam("nobody");
+    *gr = getgrnam("daemon");
+    if (*pw == NULL || *gr == NULL) {
+        skip();
+    }
+    snprintf(path, sizeof(path), "%s/sim", f->dir);
+    assert_int_equal(mkdir(path, 0750), 0);
+    assert_int_equal(chown(path, (*pw)->pw_uid, (*pw)->pw_gid), 0);
+}
+
 static void test_drops_to_user(void **state)
 {
     fixture_t *f = *state;
@@ -171,17 +202,8 @@ static void test_drops_to_user(void **state)
     struct passwd *pw;
     struct group *gr;
     struct stat st;
-    need_root();
 
-    pw = getpwnam("nobody");
-    gr = getgrnam("daemon");
-    if (pw == NULL || gr == NULL) {
-        skip();
-    }
-    /* The simulated devices write their files as the new user. */
-    snprintf(path, sizeof(path), "%s/sim", f->dir);
-    assert_int_equal(mkdir(path, 0750), 0);
-    assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
+    prepare_nobody(f, &pw, &gr);
 
     pos_ini_t *ini = &f->fx.ini;
     pos_fix_set_heartbeat(&f->fx, 1, 10);
@@ -323,12 +345,111 @@ static void test_devices_opened_before_drop(void **state)
     close(master);
 }
 
+/* Ids that need no /etc/passwd entry: a member of the socket's group, a
+ * stranger, and the group systemd gives the runtime directory (posagent's
+ * own, which may read the configuration). */
+#define MEMBER_UID  40001u
+#define STRANGER    40002u
+#define RUNTIME_GID 40000u
+
+/*
+ * The packaged layout: the socket's directory exists before the agent
+ * starts (RuntimeDirectory=, 0750, the agent's user, the agent's own
+ * group), and [local] socket_group names the POS application's group. A
+ * member of that group reaches the agent; a member of the agent's own
+ * group only (the old workaround, which also reads posagent.ini) does not.
+ */
+static void test_socket_group_in_runtime_dir(void **state)
+{
+    fixture_t *f = *state;
+    char dir[128], sock[160];
+    struct passwd *pw;
+    struct group *gr;
+    struct stat st;
+
+    prepare_nobody(f, &pw, &gr);
+    /* What systemd makes for the user the agent binds its socket as. */
+    snprintf(dir, sizeof(dir), "%s/run", f->dir);
+    snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    assert_int_equal(chown(dir, 0, RUNTIME_GID), 0);
+    assert_int_equal(chmod(dir, 0750), 0);
+
+    pos_ini_t *ini = &f->fx.ini;
+    in_dir(f, ini);
+    pos_ini_set(ini, "local", "socket", "%s", sock);
+    pos_ini_set(ini, "local", "socket_group", "daemon");
+    pos_ini_set(ini, "security", "user", "nobody");
+    pos_fix_agent_start(&f->fx, NULL);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "running as nobody", 1, 10000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 10000));
+
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_gid, gr->gr_gid);
+    assert_int_equal(st.st_mode & 07777, 0750);
+    assert_int_equal(stat(sock, &st), 0);
+    assert_int_equal(st.st_gid, gr->gr_gid);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(pos_test_ping_as(sock, MEMBER_UID, gr->gr_gid), 0);
+    assert_int_equal(pos_test_ping_as(sock, STRANGER, RUNTIME_GID), POS_TEST_PING_EACCES);
+
+    /* INFO says who came. */
+    redisContext *c = redisConnectUnix(sock);
+    assert_true(c != NULL && c->err == 0);
+    assert_int_equal(pos_fix_local_info(c, "clients", "clients_accepted"), 2);
+    assert_int_equal(pos_fix_local_info(c, "clients", "connected_clients"), 1);
+    redisFree(c);
+}
+
+/* The socket's group must not read the configuration: refused (exit 78,
+ * also by --check-config) through the file's group or as everybody's; the
+ * packaged root:<agent's group> 0640 with another socket group is fine. */
+static void test_config_readable_by_socket_group_refused(void **state)
+{
+    fixture_t *f = *state;
+    char *out = NULL;
+    struct group *gr;
+    need_root();
+
+    gr = getgrnam("daemon");
+    if (gr == NULL) {
+        skip();
+    }
+    const char *conf = write_conf_group(f, "allow_root", "true", "daemon");
+    const char *check[] = {bin(), "--config", conf, "--check-config", NULL};
+    const char *run[] = {bin(), "--config", conf, NULL};
+
+    assert_int_equal(chown(conf, 0, gr->gr_gid), 0);
+    assert_int_equal(chmod(conf, 0640), 0);
+    assert_int_equal(pos_test_run(check, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, "socket_group"));
+    free(out);
+    assert_int_equal(pos_test_run(run, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, "could read the configuration"));
+    free(out);
+
+    assert_int_equal(chown(conf, 0, 0), 0);
+    assert_int_equal(chmod(conf, 0644), 0);
+    assert_int_equal(pos_test_run(check, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, "everybody"));
+    free(out);
+
+    assert_int_equal(chown(conf, 0, RUNTIME_GID), 0);
+    assert_int_equal(chmod(conf, 0640), 0);
+    assert_int_equal(pos_test_run(check, NULL, &out, 10000), 0);
+    assert_non_null(strstr(out, "configuration OK"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_root_refused_without_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drops_to_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_devices_opened_before_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_group_in_runtime_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_readable_by_socket_group_refused, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

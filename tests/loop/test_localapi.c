@@ -3,9 +3,19 @@
  * test's main thread; clients (hiredis, raw sockets, redis-cli) run on
  * other threads and wake the loop with a uv_async when they are done.
  * Every test closes everything and ends with uv_loop_close() == 0.
+ *
+ * Admission is tested as the attacks it stops: a pipelining flood beside a
+ * well-behaved client (its PING p99 is printed), a client over its budget,
+ * a slowloris and idle clients, a flood of idle and half-sent connections
+ * before the POS application connects, and (as root, with other user ids
+ * in child processes) a peer that churns connections, the socket's group
+ * with the directory made by the agent or beforehand (systemd's
+ * RuntimeDirectory=).
  */
+#define _GNU_SOURCE /* setresuid, setresgid */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -30,6 +40,8 @@
 
 #include "agent/api/cli.h"
 #include "agent/api/localapi.h"
+#include "tests/support/loop.h"
+#include "tests/support/users.h"
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -42,6 +54,10 @@ typedef struct fixture {
     char path[128];
     int deferred_open; /* deferred requests not yet completed */
     int closed;
+    /* TAG x: the order commands ran in, and the loop turn of each */
+    char *tags;
+    uint64_t *tag_turns;
+    int ntags, tags_cap;
     /* the example "cache" */
     char kv_key[8][32];
     char kv_val[8][64];
@@ -189,11 +205,45 @@ static int h_incrby(void *owner, pos_localapi_reply_t *r, int argc, const char *
     return 0;
 }
 
+/* TAG x: +OK, and x and the loop turn noted in the fixture. */
+static int h_tag(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                 const size_t *lens)
+{
+    fixture_t *fx = owner;
+
+    (void)argc;
+    (void)lens;
+    if (fx->ntags < fx->tags_cap) {
+        fx->tags[fx->ntags] = argv[1][0];
+        fx->tag_turns[fx->ntags] = fx->srv.turn;
+        fx->ntags++;
+    }
+    pos_localapi_reply_status(r, "OK");
+    return 0;
+}
+
+/* WORK us: +OK after us microseconds of the loop's time, as a costly
+ * command (a synchronous store write) would take. */
+static int h_work(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                  const size_t *lens)
+{
+    uint64_t end = uv_hrtime() + strtoull(argv[1], NULL, 10) * 1000u;
+
+    (void)owner;
+    (void)argc;
+    (void)lens;
+    while (uv_hrtime() < end) {
+    }
+    pos_localapi_reply_status(r, "OK");
+    return 0;
+}
+
 /* How the agent registers its commands: one table, names, arity, handlers. */
 static const pos_localapi_command_t commands[] = {
     {"GET", h_get, 2, 2},     {"MGET", h_mget, 2, -1},    {"ECHO", h_echo, 2, 2},
     {"SLOW", h_slow, 3, 3},   {"BIG", h_big, 2, 2},       {"INFO", h_info, 1, 2},
-    {"INCR", h_incrby, 2, 2}, {"INCRBY", h_incrby, 3, 3},
+    {"INCR", h_incrby, 2, 2}, {"INCRBY", h_incrby, 3, 3}, {"TAG", h_tag, 2, 2},
+    {"WORK", h_work, 2, 2},
 };
 
 static void fx_options(fixture_t *fx, pos_localapi_options_t *opt)
@@ -249,8 +299,18 @@ static int teardown(void **state)
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
     assert_int_equal(system(cmd), 0);
+    free(fx->tags);
+    free(fx->tag_turns);
     free(fx);
     return 0;
+}
+
+/* Closes the fixture's server and starts it again with "opt". */
+static void fx_restart(fixture_t *fx, const pos_localapi_options_t *opt)
+{
+    pos_localapi_close(&fx->srv, NULL, NULL);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* its handles close in this turn */
+    assert_int_equal(pos_localapi_start(&fx->srv, &fx->loop, opt), 0);
 }
 
 /* Runs fn(arg) on a thread while the loop serves; returns when it is done. */
@@ -410,9 +470,10 @@ static void test_socket_mode_and_dir(void **state)
     struct stat st;
     char dir[160];
 
+    /* No socket group: nobody but the agent's user (and root). */
     assert_int_equal(stat(fx->path, &st), 0);
     assert_true(S_ISSOCK(st.st_mode));
-    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(st.st_mode & 0777, 0600);
     snprintf(dir, sizeof(dir), "%s/run", fx->dir);
     assert_int_equal(stat(dir, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
@@ -773,40 +834,44 @@ static void test_deferred_reply_for_gone_client(void **state)
     /* teardown closes the server: done only after the timer completes it */
 }
 
-static void *rejected_client(void *arg)
+/* Full: the connection that has gone longest without a command makes room
+ * (all three are the same user here). */
+static void *crowded_clients(void *arg)
 {
     fixture_t *fx = arg;
     redisContext *a = redisConnectUnix(fx->path);
     redisContext *b = redisConnectUnix(fx->path);
-    int fd;
-    char buf[256];
-    ssize_t n;
+    redisContext *c;
+    char buf[64];
     intptr_t fails = 0;
 
-    fails += expect_status(a, "PING", "PONG") != 0;
     fails += expect_status(b, "PING", "PONG") != 0;
-    fd = raw_connect(fx->path);
-    n = raw_read_to_eof(fd, buf, sizeof(buf));
-    fails += n < 0 || strcmp(buf, "-ERR max number of clients reached\r\n") != 0;
-    close(fd);
+    usleep(20000); /* a is now the more recent */
+    fails += expect_status(a, "PING", "PONG") != 0;
+    c = redisConnectUnix(fx->path);
+    fails += c == NULL || c->err || expect_status(c, "PING", "PONG") != 0;
+    /* b was closed to let c in: EOF, no reply. */
+    fails += raw_send(b->fd, "PING\r\n", 6) == 0 && recv(b->fd, buf, sizeof(buf), 0) > 0;
     fails += expect_status(a, "PING", "PONG") != 0;
     redisFree(a);
     redisFree(b);
+    redisFree(c);
     return (void *)fails;
 }
 
-static void test_max_clients(void **state)
+static void test_full_closes_least_recent(void **state)
 {
     fixture_t *fx = *state;
     pos_localapi_options_t opt;
+    pos_localapi_stats_t st;
 
-    pos_localapi_close(&fx->srv, NULL, NULL);
-    uv_run(&fx->loop, UV_RUN_NOWAIT); /* its handles close in this turn */
     fx_options(fx, &opt);
     opt.max_clients = 2;
-    assert_int_equal(pos_localapi_start(&fx->srv, &fx->loop, &opt), 0);
-    fx->started = true;
-    assert_int_equal((intptr_t)serve_while(fx, rejected_client, fx), 0);
+    fx_restart(fx, &opt);
+    assert_int_equal((intptr_t)serve_while(fx, crowded_clients, fx), 0);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_int_equal(st.evicted, 1);
+    assert_int_equal(st.accepted, 3);
 }
 
 /* redis-cli itself, as the POS application's developers would use it. */
@@ -900,6 +965,794 @@ static void test_cli(void **state)
     fclose(null);
 }
 
+/* ---- admission: budgets, turns, idle clients, room for new ones -------- */
+
+static double percentile(double *v, size_t n, double p)
+{
+    size_t i;
+
+    if (n == 0) {
+        return 0;
+    }
+    /* Insertion sort: a few thousand samples at most. */
+    for (i = 1; i < n; i++) {
+        double x = v[i];
+        size_t j = i;
+        for (; j > 0 && v[j - 1] > x; j--) {
+            v[j] = v[j - 1];
+        }
+        v[j] = x;
+    }
+    i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
+/* Over its budget: -BUSY with the wait, never silence, never a disconnect;
+ * other clients keep their own budget; QUIT always works. */
+static void *budget_client(void *arg)
+{
+    fixture_t *fx = arg;
+    int fd = raw_connect(fx->path);
+    redisContext *other;
+    char buf[4096], *p;
+    intptr_t fails = 0;
+    int pongs = 0, busy = 0;
+    size_t len = 0;
+
+    if (fd < 0) {
+        return (void *)1;
+    }
+    for (int i = 0; i < 20; i++) {
+        fails += raw_send(fd, "PING\r\n", 6) != 0;
+    }
+    /* 20 replies, in order: the 5 of the burst, then 15 refusals. */
+    while (pongs + busy < 20) {
+        ssize_t n = recv(fd, buf + len, sizeof(buf) - len - 1, 0);
+        if (n <= 0) {
+            return (void *)100;
+        }
+        len += (size_t)n;
+        buf[len] = '\0';
+        pongs = busy = 0;
+        for (p = buf; (p = strstr(p, "+PONG\r\n")) != NULL; p++) {
+            pongs++;
+        }
+        for (p = buf; (p = strstr(p, "-BUSY posagent: over the local request budget, retry in "));
+             p++) {
+            unsigned ms = 0;
+            busy++;
+            fails += sscanf(p, "-BUSY posagent: over the local request budget, retry in %u ms",
+                            &ms) != 1 ||
+                     ms < 1 || ms > 1000;
+        }
+    }
+    fails += pongs != 5 || busy != 15 ||
+             strncmp(buf, "+PONG\r\n+PONG\r\n+PONG\r\n+PONG\r\n+PONG\r\n-BUSY", 40) != 0;
+    /* Another client has a budget of its own. */
+    other = redisConnectUnix(fx->path);
+    fails += other == NULL || other->err || expect_status(other, "PING", "PONG") != 0;
+    redisFree(other);
+    /* A token comes back within a second (1 a second). */
+    usleep(1100 * 1000);
+    fails += raw_send(fd, "PING\r\nPING\r\nQUIT\r\n", 18) != 0;
+    len = (size_t)raw_read_to_eof(fd, buf, sizeof(buf));
+    fails += strncmp(buf, "+PONG\r\n-BUSY ", 13) != 0 || strstr(buf, "+OK\r\n") == NULL;
+    if (fails != 0) {
+        fprintf(stderr, "budget client: %d PONG, %d BUSY, \"%s\"\n", pongs, busy, buf);
+    }
+    close(fd);
+    return (void *)fails;
+}
+
+static void test_client_over_budget_is_told(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    pos_localapi_stats_t st;
+
+    fx_options(fx, &opt);
+    opt.admit.client_rate = 1;
+    opt.admit.client_burst = 5;
+    fx_restart(fx, &opt);
+    assert_int_equal((intptr_t)serve_while(fx, budget_client, fx), 0);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_int_equal(st.busy, 16);
+    assert_int_equal(st.commands, 5 + 1 + 1 + 1); /* PINGs, the other's PING, QUIT */
+    assert_int_equal(st.protocol_errors + st.output_drops + st.evicted, 0);
+}
+
+/* Two clients pipeline 1,000 commands each, all there in one loop turn:
+ * they take turns a few commands at a time, and no turn runs more than the
+ * turn budget. */
+static void test_round_robin_within_turn_budget(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    pos_localapi_stats_t st;
+    char *in = malloc(1000 * 7);
+    int fd[2], run = 1, longest = 1, per_turn = 1, busiest = 1, turns = 1, done[2] = {0, 0};
+
+    assert_non_null(in);
+    fx->tags_cap = 2000;
+    fx->tags = calloc(2000, 1);
+    fx->tag_turns = calloc(2000, sizeof(uint64_t));
+    assert_non_null(fx->tags);
+    assert_non_null(fx->tag_turns);
+    fx_options(fx, &opt);
+    opt.admit.turn_budget = 100;
+    fx_restart(fx, &opt);
+    for (int c = 0; c < 2; c++) {
+        fd[c] = raw_connect(fx->path);
+        assert_true(fd[c] >= 0);
+        for (int i = 0; i < 1000; i++) {
+            memcpy(in + i * 7, c == 0 ? "TAG a\r\n" : "TAG b\r\n", 7);
+        }
+        assert_int_equal(raw_send(fd[c], in, 1000 * 7), 0);
+    }
+    free(in);
+    assert_true(pos_test_loop_until_int(&fx->loop, &fx->ntags, 2000, 10000));
+    for (int i = 1; i < fx->ntags; i++) {
+        done[fx->tags[i - 1] == 'b']++;
+        if (done[0] == 1000 || done[1] == 1000) {
+            break; /* one is through: the other runs alone from here */
+        }
+        run = fx->tags[i] == fx->tags[i - 1] ? run + 1 : 1;
+        longest = run > longest ? run : longest;
+    }
+    for (int i = 1; i < fx->ntags; i++) {
+        if (fx->tag_turns[i] == fx->tag_turns[i - 1]) {
+            per_turn++;
+        } else {
+            per_turn = 1;
+            turns++;
+        }
+        busiest = per_turn > busiest ? per_turn : busiest;
+    }
+    print_message("round robin: longest run of one client %d; when one was through, the other "
+                  "had run %d; busiest turn %d commands, %d turns\n",
+                  longest, done[0] < done[1] ? done[0] : done[1], busiest, turns);
+    assert_true(longest <= 64); /* two quanta of 32 at most */
+    assert_true(done[0] >= 900 && done[1] >= 900);
+    assert_true(busiest <= 100);
+    assert_true(turns >= 20);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_true(st.turns_full >= 19);
+    close(fd[0]);
+    close(fd[1]);
+}
+
+/* A flood client pipelines 100,000 PINGs (reading its replies as
+ * redis-cli --pipe does) while a well-behaved client PINGs once a
+ * millisecond: its round trips, and the loop's timers, stay short. So they
+ * do when each command of the flood is costly. */
+typedef struct flood {
+    fixture_t *fx;
+    const char *cmd;      /* what the flood sends, an inline command */
+    int n;                /* commands the flood sends */
+    atomic_int done;      /* the flood has all its replies */
+    int pongs, busy;      /* flood replies by kind */
+    double flood_s;       /* the flood's duration */
+    double lat_ms[20000]; /* the well-behaved client's round trips */
+    size_t nlat;
+    int fails;
+} flood_t;
+
+typedef struct flood_run {
+    flood_t f;
+    int fd; /* the flood's connection */
+} flood_run_t;
+
+static void *flood_sender(void *arg)
+{
+    flood_run_t *fr = arg;
+    flood_t *f = &fr->f;
+    size_t len = strlen(f->cmd) + 2;
+    char *chunk = malloc(len * 1000);
+
+    for (int i = 0; chunk != NULL && i < 1000; i++) {
+        memcpy(chunk + i * len, f->cmd, len - 2);
+        memcpy(chunk + i * len + len - 2, "\r\n", 2);
+    }
+    for (int sent = 0; sent < f->n; sent += 1000) {
+        if (chunk == NULL || raw_send(fr->fd, chunk, len * 1000) != 0) {
+            f->fails++;
+            break;
+        }
+    }
+    free(chunk);
+    return NULL;
+}
+
+static void *flood_reader(void *arg)
+{
+    flood_run_t *fr = arg;
+    flood_t *f = &fr->f;
+    static char buf[65536 + 128];
+    size_t keep = 0;
+    int lines = 0;
+    double t0 = now_s();
+
+    while (lines < f->n) {
+        ssize_t n = recv(fr->fd, buf + keep, sizeof(buf) - keep - 1, 0);
+        char *p = buf, *eol;
+        if (n <= 0) {
+            f->fails++;
+            break;
+        }
+        keep += (size_t)n;
+        buf[keep] = '\0';
+        while ((eol = memchr(p, '\n', keep - (size_t)(p - buf))) != NULL) {
+            f->pongs += p[0] == '+';
+            f->busy += strncmp(p, "-BUSY ", 6) == 0;
+            lines++;
+            p = eol + 1;
+        }
+        keep -= (size_t)(p - buf);
+        memmove(buf, p, keep);
+    }
+    f->flood_s = now_s() - t0;
+    atomic_store(&f->done, 1);
+    return NULL;
+}
+
+static void *well_behaved(void *arg)
+{
+    flood_t *f = arg;
+    redisContext *c = redisConnectUnix(f->fx->path);
+
+    if (c == NULL || c->err) {
+        f->fails++;
+        atomic_store(&f->done, 1);
+        return NULL;
+    }
+    while (!atomic_load(&f->done) && f->nlat < sizeof(f->lat_ms) / sizeof(f->lat_ms[0])) {
+        double t0 = now_s();
+        if (expect_status(c, "PING", "PONG") != 0) {
+            f->fails++;
+            break;
+        }
+        f->lat_ms[f->nlat++] = (now_s() - t0) * 1000.0;
+        usleep(1000);
+    }
+    redisFree(c);
+    return NULL;
+}
+
+static void *flood_all(void *arg)
+{
+    flood_run_t *fr = arg;
+    pthread_t good, send, read;
+
+    fr->fd = raw_connect(fr->f.fx->path);
+    if (fr->fd < 0) {
+        fr->f.fails++;
+        return NULL;
+    }
+    pthread_create(&good, NULL, well_behaved, &fr->f);
+    usleep(20000); /* connected and PINGing before the flood starts */
+    pthread_create(&read, NULL, flood_reader, fr);
+    pthread_create(&send, NULL, flood_sender, fr);
+    pthread_join(send, NULL);
+    pthread_join(read, NULL);
+    pthread_join(good, NULL);
+    close(fr->fd);
+    return NULL;
+}
+
+static void flood_measure(fixture_t *fx, const char *label, flood_run_t *fr, const char *cmd, int n)
+{
+    pos_test_ticker_t tick;
+    double p50, p99, max;
+
+    memset(fr, 0, sizeof(*fr));
+    fr->f.fx = fx;
+    fr->f.cmd = cmd;
+    fr->f.n = n;
+    pos_test_ticker_start(&tick, &fx->loop);
+    serve_while(fx, flood_all, fr);
+    pos_test_ticker_stop(&tick);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    p50 = percentile(fr->f.lat_ms, fr->f.nlat, 0.50);
+    p99 = percentile(fr->f.lat_ms, fr->f.nlat, 0.99);
+    max = fr->f.nlat > 0 ? fr->f.lat_ms[fr->f.nlat - 1] : 0;
+    print_message("flood of %s (%s): %d commands in %.3f s (%d answered, %d BUSY); beside it %zu "
+                  "PINGs: p50 %.3f ms, p99 %.3f ms, max %.3f ms; 10 ms timer late by at most "
+                  "%.1f ms\n",
+                  cmd, label, fr->f.n, fr->f.flood_s, fr->f.pongs, fr->f.busy, fr->f.nlat, p50, p99,
+                  max, tick.max_gap_ns / 1e6 - 10.0);
+    assert_int_equal(fr->f.fails, 0);
+    assert_int_equal(fr->f.pongs + fr->f.busy, fr->f.n);
+    assert_true(fr->f.nlat >= 10);
+    /* Generous for a loaded 2-core machine under ASan; typical figures are
+     * far lower (printed above). */
+    assert_true(p99 < 50.0);
+    assert_true(tick.max_gap_ns < 200u * 1000u * 1000u);
+}
+
+static void test_flood_beside_well_behaved_client(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    flood_run_t *fr = calloc(1, sizeof(*fr));
+    pos_localapi_stats_t st;
+
+    assert_non_null(fr);
+    /* The agent's defaults: 1,000 a second and a burst of 10,000 per client. */
+    fx_options(fx, &opt);
+    opt.admit.client_rate = 1000;
+    opt.admit.client_burst = 10000;
+    fx_restart(fx, &opt);
+    flood_measure(fx, "client_rate 1000, burst 10000", fr, "PING", 100000);
+    assert_true(fr->f.busy > 0);
+    assert_true(fr->f.pongs >= 10000);
+    assert_true(fr->f.pongs <= 10000 + (int)(fr->f.flood_s * 1000.0) + 100);
+    /* No budget per client: only the turn budget keeps the loop fair. */
+    opt.admit.client_rate = 0;
+    fx_restart(fx, &opt);
+    flood_measure(fx, "no client_rate", fr, "PING", 100000);
+    assert_int_equal(fr->f.pongs, fr->f.n);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_true(st.turns_full > 0);
+    /* Costly commands (0.5 ms each, 1 s in all): the turn's time slice,
+     * not the count, ends each turn. */
+    flood_measure(fx, "no client_rate", fr, "WORK 500", 2000);
+    assert_int_equal(fr->f.pongs, fr->f.n);
+    free(fr);
+}
+
+/* Idle clients are closed; trickling bytes of a command that never ends is
+ * idle too; a client that sends commands, or waits for a reply, is not. */
+typedef struct idlers {
+    fixture_t *fx;
+    double idle_closed_s, slow_closed_s;
+    int active_fails, waiting_fails;
+} idlers_t;
+
+static double wait_eof(int fd, double t0, double limit_s, const char *trickle)
+{
+    char buf[256];
+    size_t i = 0;
+    struct timeval tv = {0, 50 * 1000};
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (now_s() - t0 < limit_s) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            return now_s() - t0;
+        }
+        if (trickle != NULL && send(fd, &trickle[i++ % strlen(trickle)], 1, MSG_NOSIGNAL) != 1) {
+            return now_s() - t0;
+        }
+    }
+    return -1;
+}
+
+static void *idle_one(void *arg)
+{
+    idlers_t *d = arg;
+    double t0 = now_s();
+    int fd = raw_connect(d->fx->path);
+
+    d->idle_closed_s = fd < 0 ? -1 : wait_eof(fd, t0, 5.0, NULL);
+    close(fd);
+    return NULL;
+}
+
+static void *slowloris(void *arg)
+{
+    idlers_t *d = arg;
+    double t0 = now_s();
+    int fd = raw_connect(d->fx->path);
+
+    /* A bulk of 100,000 bytes announced, then one byte every 50 ms. */
+    if (fd < 0 || raw_send(fd, "*2\r\n$4\r\nECHO\r\n$100000\r\n", 23) != 0) {
+        d->slow_closed_s = -1;
+    } else {
+        d->slow_closed_s = wait_eof(fd, t0, 5.0, "slow");
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *active_one(void *arg)
+{
+    idlers_t *d = arg;
+    redisContext *c = redisConnectUnix(d->fx->path);
+
+    for (int i = 0; i < 15; i++) {
+        d->active_fails += c == NULL || c->err || expect_status(c, "PING", "PONG") != 0;
+        usleep(100 * 1000);
+    }
+    redisFree(c);
+    return NULL;
+}
+
+static void *waiting_one(void *arg)
+{
+    idlers_t *d = arg;
+    redisContext *c = redisConnectUnix(d->fx->path);
+
+    d->waiting_fails = c == NULL || c->err || expect_status(c, "SLOW 1200 late", "late") != 0;
+    redisFree(c);
+    return NULL;
+}
+
+static void *idlers_all(void *arg)
+{
+    pthread_t t[4];
+    void *(*fn[4])(void *) = {idle_one, slowloris, active_one, waiting_one};
+
+    for (int i = 0; i < 4; i++) {
+        pthread_create(&t[i], NULL, fn[i], arg);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+    }
+    return NULL;
+}
+
+static void test_idle_and_slowloris_closed(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    pos_localapi_stats_t st;
+    idlers_t d = {.fx = fx};
+
+    fx_options(fx, &opt);
+    opt.admit.idle_timeout_ms = 500;
+    fx_restart(fx, &opt);
+    serve_while(fx, idlers_all, &d);
+    print_message("idle timeout 500 ms: idle client closed after %.3f s, slowloris after %.3f s\n",
+                  d.idle_closed_s, d.slow_closed_s);
+    assert_true(d.idle_closed_s >= 0.45 && d.idle_closed_s < 2.5);
+    assert_true(d.slow_closed_s >= 0.45 && d.slow_closed_s < 2.5);
+    assert_int_equal(d.active_fails, 0);
+    assert_int_equal(d.waiting_fails, 0);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_int_equal(st.idle_closed, 2);
+}
+
+/* The attack of issue 13: max_clients idle connections (and some with half
+ * a command) taken before the POS application connects. It is served at
+ * once; the connections that made room were the idle flood's. */
+typedef struct crowd {
+    fixture_t *fx;
+    int fds[80];
+    double pos_ms;
+    int closed; /* flood connections the server closed */
+    int fails;
+} crowd_t;
+
+static void *crowd_then_pos(void *arg)
+{
+    crowd_t *cr = arg;
+    redisContext *pos;
+    double t0;
+
+    for (int i = 0; i < 80; i++) {
+        cr->fds[i] = raw_connect(cr->fx->path);
+        if (cr->fds[i] < 0 ||
+            (i >= 70 && raw_send(cr->fds[i], "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nab", 27) != 0)) {
+            cr->fails++;
+        }
+    }
+    usleep(50 * 1000); /* all accepted */
+    t0 = now_s();
+    pos = redisConnectUnix(cr->fx->path);
+    cr->fails += pos == NULL || pos->err || expect_status(pos, "PING", "PONG") != 0;
+    cr->fails += expect_status(pos, "GET greeting", "hello") != 0;
+    cr->pos_ms = (now_s() - t0) * 1000.0;
+    for (int i = 0; i < 80; i++) {
+        char b;
+        struct timeval tv = {0, 1000};
+        setsockopt(cr->fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        cr->closed += recv(cr->fds[i], &b, 1, 0) == 0;
+        close(cr->fds[i]);
+    }
+    cr->fails += expect_status(pos, "PING", "PONG") != 0;
+    redisFree(pos);
+    return NULL;
+}
+
+static void test_idle_flood_cannot_lock_out_pos_app(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    pos_localapi_stats_t st;
+    crowd_t cr = {.fx = fx};
+
+    fx_options(fx, &opt);
+    opt.max_clients = POS_LOCALAPI_DEFAULT_CLIENTS;
+    fx_restart(fx, &opt);
+    serve_while(fx, crowd_then_pos, &cr);
+    print_message("80 idle and half-sent connections, max_clients 64: the POS application "
+                  "answered in %.2f ms; %d flood connections closed to make room\n",
+                  cr.pos_ms, cr.closed);
+    assert_int_equal(cr.fails, 0);
+    assert_true(cr.pos_ms < 1000.0);
+    /* 16 made room for flood connections 65 to 80, one for the POS app;
+     * the half-sent ones are the most recent, the first ones went first. */
+    assert_int_equal(cr.closed, 17);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_int_equal(st.evicted, 17);
+}
+
+/* ---- other users (root only): child processes with their own ids -------- */
+
+#define OTHER_UID   40001u /* a member of the socket's group */
+#define STRANGER    40002u /* not a member */
+#define RUNTIME_GID 40000u /* stands for the group systemd gave /run/posagent */
+
+static bool need_root(void)
+{
+    if (geteuid() != 0) {
+        print_message("not root: tests with other user ids skipped\n");
+        return false;
+    }
+    return true;
+}
+
+static bool daemon_gid(gid_t *gid)
+{
+    struct group *gr = getgrnam("daemon");
+
+    if (gr == NULL) {
+        print_message("no group \"daemon\": socket group tests skipped\n");
+        return false;
+    }
+    *gid = gr->gr_gid;
+    return true;
+}
+
+/* pos_test_ping_as from a client thread, while the loop serves. */
+typedef struct as_user {
+    const char *path;
+    uid_t uid;
+    gid_t gid;
+    int rc;
+} as_user_t;
+
+static void *ping_as(void *arg)
+{
+    as_user_t *u = arg;
+
+    u->rc = pos_test_ping_as(u->path, u->uid, u->gid);
+    return NULL;
+}
+
+static int ping_as_user(fixture_t *fx, const char *path, uid_t uid, gid_t gid)
+{
+    as_user_t u = {path, uid, gid, -1};
+
+    serve_while(fx, ping_as, &u);
+    return u.rc;
+}
+
+/* A peer that holds 80 connections and then opens 200 more cannot close
+ * the POS application's one connection (another user): it only ever
+ * recycles its own. */
+typedef struct churn {
+    fixture_t *fx;
+    char path[200]; /* a socket of group daemon */
+    gid_t gid;
+    int fails;
+    int evicted_pos;
+} churn_t;
+
+static void churn_child(const char *path, gid_t gid, int ready, int go)
+{
+    int fd;
+    char b = 0;
+
+    if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(OTHER_UID, OTHER_UID, OTHER_UID) != 0) {
+        _exit(4);
+    }
+    /* Connections are never closed here (the process's exit does): each
+     * one past the limit makes the server close one. */
+    for (int i = 0; i < 80; i++) {
+        if ((fd = raw_connect(path)) < 0) {
+            _exit(3);
+        }
+    }
+    if (write(ready, &b, 1) != 1 || read(go, &b, 1) != 1) {
+        _exit(5);
+    }
+    for (int i = 0; i < 200; i++) {
+        if ((fd = raw_connect(path)) < 0) {
+            _exit(3);
+        }
+    }
+    if (write(ready, &b, 1) != 1 || read(go, &b, 1) != 1) {
+        _exit(5);
+    }
+    _exit(0);
+}
+
+static void *churn_run(void *arg)
+{
+    churn_t *ch = arg;
+    int up[2], down[2], status = 0;
+    redisContext *pos;
+    char b = 0;
+    pid_t pid;
+
+    if (pipe(up) != 0 || pipe(down) != 0) {
+        ch->fails++;
+        return NULL;
+    }
+    pos = redisConnectUnix(ch->path);
+    ch->fails += pos == NULL || pos->err || expect_status(pos, "PING", "PONG") != 0;
+    pid = fork();
+    if (pid == 0) {
+        churn_child(ch->path, ch->gid, up[1], down[0]);
+    }
+    /* Only the child writes up and reads down: a child that fails is EOF. */
+    close(up[1]);
+    close(down[0]);
+    ch->fails += pid < 0 || read(up[0], &b, 1) != 1;
+    ch->fails += write(down[1], &b, 1) != 1 || read(up[0], &b, 1) != 1;
+    usleep(50 * 1000); /* the last connections accepted */
+    /* Idle all along, the oldest connection there: still served. */
+    ch->evicted_pos = expect_status(pos, "PING", "PONG") != 0;
+    ch->fails += write(down[1], &b, 1) != 1;
+    ch->fails += waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    redisFree(pos);
+    close(up[0]);
+    close(down[1]);
+    return NULL;
+}
+
+static void test_connection_churn_recycles_its_own(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    pos_localapi_stats_t st;
+    churn_t ch = {.fx = fx};
+
+    if (!need_root() || !daemon_gid(&ch.gid)) {
+        skip();
+    }
+    assert_int_equal(chmod(fx->dir, 0711), 0);
+    snprintf(ch.path, sizeof(ch.path), "%s/churn/agent.sock", fx->dir);
+    fx_options(fx, &opt);
+    opt.path = ch.path;
+    opt.group = "daemon";
+    opt.max_clients = POS_LOCALAPI_DEFAULT_CLIENTS;
+    fx_restart(fx, &opt);
+    serve_while(fx, churn_run, &ch);
+    assert_int_equal(ch.fails, 0);
+    assert_int_equal(ch.evicted_pos, 0);
+    pos_localapi_get_stats(&fx->srv, &st);
+    print_message("another user: 80 connections then 200 more: %llu closed to make room, "
+                  "none of them the POS application's\n",
+                  (unsigned long long)st.evicted);
+    assert_int_equal(st.evicted, 80 - 63 + 200);
+}
+
+/* The socket's group, with the directory made by the agent: members
+ * connect, others cannot. */
+static void test_socket_group_new_dir(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    struct stat st;
+    char path[200], dir[160];
+    gid_t gid;
+
+    if (!need_root() || !daemon_gid(&gid)) {
+        skip();
+    }
+    assert_int_equal(chmod(fx->dir, 0711), 0);
+    snprintf(dir, sizeof(dir), "%s/made", fx->dir);
+    snprintf(path, sizeof(path), "%s/agent.sock", dir);
+    fx_options(fx, &opt);
+    opt.path = path;
+    opt.group = "daemon";
+    fx_restart(fx, &opt);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0750);
+    assert_int_equal(st.st_gid, gid);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(st.st_gid, gid);
+    assert_int_equal(ping_as_user(fx, path, OTHER_UID, gid), 0);
+    assert_int_equal(ping_as_user(fx, path, STRANGER, RUNTIME_GID), POS_TEST_PING_EACCES);
+}
+
+/* The directory exists beforehand, as systemd's RuntimeDirectory= makes it
+ * (0750, the agent's user, the agent's own group): the agent gives it to
+ * the socket's group. Members of the agent's own group (the old
+ * workaround) are not let in. */
+static void test_socket_group_runtime_dir(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    struct stat st;
+    char path[200], dir[160], stale[200];
+    gid_t gid;
+    int fd;
+
+    if (!need_root() || !daemon_gid(&gid)) {
+        skip();
+    }
+    assert_int_equal(chmod(fx->dir, 0711), 0);
+    snprintf(dir, sizeof(dir), "%s/runtime", fx->dir);
+    snprintf(path, sizeof(path), "%s/agent.sock", dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    assert_int_equal(chown(dir, 0, RUNTIME_GID), 0);
+    assert_int_equal(chmod(dir, 0750), 0);
+    /* The fixture's socket has no group: nobody else may use it. */
+    assert_int_equal(ping_as_user(fx, fx->path, OTHER_UID, gid), POS_TEST_PING_EACCES);
+    fx_options(fx, &opt);
+    opt.path = path;
+    opt.group = "daemon";
+    fx_restart(fx, &opt);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_gid, gid);
+    assert_int_equal(st.st_mode & 07777, 0750);
+    assert_int_equal(ping_as_user(fx, path, OTHER_UID, gid), 0);
+    assert_int_equal(ping_as_user(fx, path, STRANGER, RUNTIME_GID), POS_TEST_PING_EACCES);
+
+    /* A directory that is not the agent's own alone (it holds another
+     * file) is left as it is: a warning, and the group cannot pass. */
+    snprintf(dir, sizeof(dir), "%s/shared", fx->dir);
+    snprintf(path, sizeof(path), "%s/agent.sock", dir);
+    snprintf(stale, sizeof(stale), "%s/other-file", dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    assert_int_equal(chown(dir, 0, RUNTIME_GID), 0);
+    fd = open(stale, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    opt.path = path;
+    fx_restart(fx, &opt);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_gid, RUNTIME_GID);
+    assert_int_equal(ping_as_user(fx, path, OTHER_UID, gid), POS_TEST_PING_EACCES);
+
+    /* Nor one owned by another user. */
+    assert_int_equal(unlink(stale), 0);
+    assert_int_equal(chown(dir, STRANGER, RUNTIME_GID), 0);
+    fx_restart(fx, &opt);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_gid, RUNTIME_GID);
+}
+
+/* The configuration must not be readable by the socket's group. */
+static void test_config_private_from_socket_group(void **state)
+{
+    fixture_t *fx = *state;
+    struct group *own = getgrgid(getegid());
+    char conf[160], why[512];
+    gid_t gid;
+    int fd;
+
+    assert_non_null(own);
+    snprintf(conf, sizeof(conf), "%s/posagent.ini", fx->dir);
+    fd = open(conf, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(chmod(conf, 0600), 0);
+    assert_int_equal(pos_localapi_check_private(own->gr_name, conf, why, sizeof(why)), 0);
+    assert_int_equal(pos_localapi_check_private(NULL, conf, why, sizeof(why)), 0);
+    assert_int_equal(pos_localapi_check_private("", conf, why, sizeof(why)), 0);
+    assert_int_equal(chmod(conf, 0640), 0); /* its group is the socket's */
+    assert_int_equal(pos_localapi_check_private(own->gr_name, conf, why, sizeof(why)), -EACCES);
+    assert_non_null(strstr(why, "socket_group"));
+    assert_int_equal(pos_localapi_check_private(NULL, conf, why, sizeof(why)), 0);
+    assert_int_equal(chmod(conf, 0604), 0); /* everybody's */
+    assert_int_equal(pos_localapi_check_private(own->gr_name, conf, why, sizeof(why)), -EACCES);
+    assert_non_null(strstr(why, "everybody"));
+    if (geteuid() == 0 && daemon_gid(&gid)) {
+        /* As packaged: root:posagent 0640, the socket's group another. */
+        assert_int_equal(chmod(conf, 0640), 0);
+        assert_int_equal(chown(conf, 0, RUNTIME_GID), 0);
+        assert_int_equal(pos_localapi_check_private("daemon", conf, why, sizeof(why)), 0);
+        assert_int_equal(chown(conf, 0, gid), 0);
+        assert_int_equal(pos_localapi_check_private("daemon", conf, why, sizeof(why)), -EACCES);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -914,7 +1767,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_that_never_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_replies_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_reply_for_gone_client, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_closes_least_recent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_over_budget_is_told, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_robin_within_turn_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flood_beside_well_behaved_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_and_slowloris_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_flood_cannot_lock_out_pos_app, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_churn_recycles_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_group_new_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_group_runtime_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_private_from_socket_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_cli, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
     };

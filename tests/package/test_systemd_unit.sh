@@ -22,6 +22,10 @@ has "DeviceAllow=char-usb rw"
 has "ReadWritePaths=/var/lib/posagent /run/posagent"
 has "StateDirectory=posagent"
 has "RuntimeDirectory=posagent"
+# The agent gives this directory to [local] socket_group; posagent's own
+# group (which reads posagent.ini) gets no more than 0750 on it.
+has "RuntimeDirectoryMode=0750"
+has "Group=posagent"
 has "CapabilityBoundingSet="
 has "RestrictSUIDSGID=yes"
 has "UMask=0027"

@@ -355,6 +355,7 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
     const char *bin = getenv("POSAGENT_BIN");
     char **envp;
     FILE *f;
+    int cfd;
 
     if (bin == NULL) {
         fprintf(stderr, "POSAGENT_BIN is not set\n");
@@ -368,8 +369,13 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
     }
     snprintf(a->conf, sizeof(a->conf), "%s/posagent.ini", a->dir);
     snprintf(a->log, sizeof(a->log), "%s/agent.log", a->dir);
-    f = fopen(a->conf, "w");
-    if (f == NULL) {
+    /* Owner-only, as a configuration holding a password should be (the
+     * agent refuses one its socket's group could read). */
+    cfd = open(a->conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (cfd < 0 || fchmod(cfd, 0600) != 0 || (f = fdopen(cfd, "w")) == NULL) {
+        if (cfd >= 0) {
+            close(cfd);
+        }
         return -1;
     }
     fputs(ini, f);

@@ -2,11 +2,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* A test asked for more than the fixed sizes hold: stop, say what. */
 static void too_big(const char *what, const char *section, const char *key)
@@ -192,11 +195,18 @@ const char *pos_ini_text(pos_ini_t *ini)
 int pos_ini_write(pos_ini_t *ini, const char *path)
 {
     const char *text = pos_ini_text(ini);
-    FILE *f = fopen(path, "w");
+    /* Readable by its owner only, as a configuration holding a password
+     * should be (the agent refuses one its socket's group could read). */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f;
     int rc = 0;
 
-    if (f == NULL) {
-        return -errno;
+    if (fd < 0 || fchmod(fd, 0600) != 0 || (f = fdopen(fd, "w")) == NULL) {
+        rc = -errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return rc;
     }
     if (fputs(text, f) == EOF) {
         rc = -EIO;

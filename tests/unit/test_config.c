@@ -183,6 +183,11 @@ static void test_defaults(void **state)
     check_defaults(&c);
     assert_string_equal(c.terminal_id, "");
     assert_string_equal(c.store_id, "");
+    /* The local API's admission: a busy POS application never meets it. */
+    assert_int_equal(c.local_client_rate, 1000);
+    assert_int_equal(c.local_client_burst, 10000);
+    assert_int_equal(c.local_commands_per_turn, 256);
+    assert_int_equal(c.local_idle_timeout_s, 300);
 }
 
 static void test_minimal_file(void **state)
@@ -928,6 +933,10 @@ static const char *const all_keys[][3] = {
     {"local", "socket", NULL},
     {"local", "socket_group", NULL},
     {"local", "max_clients", NULL},
+    {"local", "client_rate", NULL},
+    {"local", "client_burst", NULL},
+    {"local", "commands_per_turn", NULL},
+    {"local", "idle_timeout_s", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
     {"security", "user", NULL},
@@ -1025,7 +1034,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 55);
+    assert_int_equal(uncommented, 59);
     result_t r;
     must_load(&r, out, no_env);
     assert_int_equal(r.cfg.nsentinels, 3);
