@@ -341,30 +341,30 @@ static void check(const char *what, const char *log, const double *took, const b
     assert_int_equal(pos_slowfs_log_count(log, NULL, NULL), delayed);
 }
 
-static void test_prefix(void **state)
+/* Runs the child with the delay, with or without the in/ prefix, and
+ * checks each operation against its column of the table. */
+static void run_and_check(const char *what, bool prefix)
 {
     double took[NOPS];
     bool slow[NOPS];
 
-    (void)state;
-    const char *log = run_child(DELAY_MS, true, took);
+    const char *log = run_child(DELAY_MS, prefix, took);
     for (size_t i = 0; i < NOPS; i++) {
-        slow[i] = ops[i].slow_in;
+        slow[i] = prefix ? ops[i].slow_in : ops[i].slow_all;
     }
-    check("prefix", log, took, slow);
+    check(what, log, took, slow);
+}
+
+static void test_prefix(void **state)
+{
+    (void)state;
+    run_and_check("prefix", true);
 }
 
 static void test_every_file(void **state)
 {
-    double took[NOPS];
-    bool slow[NOPS];
-
     (void)state;
-    const char *log = run_child(DELAY_MS, false, took);
-    for (size_t i = 0; i < NOPS; i++) {
-        slow[i] = ops[i].slow_all;
-    }
-    check("all", log, took, slow);
+    run_and_check("all", false);
 }
 
 /* Preloaded with no delay, the shim changes nothing and writes no log. */
