@@ -35,6 +35,10 @@
  * (tests/support/slowfs_env.c does; docs/faults.md).
  */
 #define _GNU_SOURCE
+/* Both the off_t and the off64_t entry points are defined below: on a
+ * 32-bit target the headers must not redirect one to the other. */
+#undef _FILE_OFFSET_BITS
+#undef _TIME_BITS
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
