@@ -288,6 +288,7 @@ static void test_payment_burst(void **state)
 
     burst_config(f);
     pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "%u", pinpad_ms);
+    pos_ini_set(&f->ini, "hal", "sim_decline_ending", "%s", ""); /* the one accepted is charged */
     start_agent(f);
     assert_int_equal(pos_answers_start(&ans, f, (size_t)sz.payments), 0);
     for (int i = 0; i < sz.payments; i++) {
