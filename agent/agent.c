@@ -837,6 +837,7 @@ static void agent_payment_options(pos_agent_t *a, pos_payment_options_t *po)
     po->pinpad = c->hal_pinpad;
     po->hal.sim_dir = c->hal_sim_dir;
     po->hal.sim_pinpad_delay_ms = c->hal_sim_pinpad_delay_ms;
+    po->hal.sim_printer_delay_ms = c->hal_sim_printer_delay_ms;
     po->hal.sim_decline_ending = c->hal_sim_decline_ending;
     po->hal.sim_card_number = c->hal_sim_card_number;
     po->hal.paper_width = c->hal_paper_width;

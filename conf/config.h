@@ -84,6 +84,7 @@ typedef struct pos_config {
     char hal_pinpad[256];
     char hal_sim_dir[256];
     uint32_t hal_sim_pinpad_delay_ms;
+    uint32_t hal_sim_printer_delay_ms;
     char hal_sim_decline_ending[16];
     char hal_sim_card_number[20]; /* a test card; masked like a secret */
     uint32_t hal_paper_width;

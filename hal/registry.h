@@ -25,6 +25,7 @@ typedef enum pos_hal_kind {
 typedef struct pos_hal_options {
     const char *sim_dir;            /* simulated devices' files */
     uint32_t sim_pinpad_delay_ms;   /* time the simulated customer takes */
+    uint32_t sim_printer_delay_ms;  /* time a simulated receipt takes to print, 0 allowed */
     const char *sim_decline_ending; /* amounts whose text ends so are declined */
     const char *sim_card_number;    /* the test card the simulated pinpad reads */
     uint32_t reopen_base_ms;        /* device re-open backoff */

@@ -7,13 +7,13 @@
 #include "hal/sim/sim.h"
 #include "hal/sim/sim_watch.h"
 
-#define SIM_PRINT_MS 20 /* time the paper takes to come out */
 #define SIM_CUT_LINE "------------------------ cut ------------------------\n"
 
 typedef struct sim_printer {
     pos_sim_dev_t sim; /* first */
     char fault[32];
     bool busy;
+    uint32_t delay_ms; /* [hal] sim_printer_delay_ms: time the paper takes to come out */
     uint32_t job;
     int result;
 } sim_printer_t;
@@ -105,7 +105,8 @@ static int sim_printer_print(pos_hal_device_t *dev, const pos_receipt_doc_t *doc
     p->job = job;
     dev->state = POS_HAL_BUSY;
     pos_hal_set_status(dev, POS_DEV_BUSY);
-    uv_timer_start(&p->sim.watch.timer, sim_printer_done, SIM_PRINT_MS, 0);
+    /* Even with no delay the job completes from the loop, never inside print. */
+    uv_timer_start(&p->sim.watch.timer, sim_printer_done, p->delay_ms, 0);
     return 0;
 }
 
@@ -121,9 +122,13 @@ static const struct pos_printer_api sim_printer_api = {
 
 int pos_sim_printer_create(pos_hal_device_t *dev, const char *args, const pos_hal_options_t *o)
 {
+    sim_printer_t *p;
+
     (void)args;
-    if (pos_sim_dev_create(dev, sizeof(sim_printer_t), &sim_printer_api, o) == NULL) {
+    p = pos_sim_dev_create(dev, sizeof(sim_printer_t), &sim_printer_api, o);
+    if (p == NULL) {
         return -ENOMEM;
     }
+    p->delay_ms = o->sim_printer_delay_ms;
     return 0;
 }

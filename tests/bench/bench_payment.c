@@ -1,18 +1,43 @@
 /*
- * Payment round-trip latency through a real redis-server with simulated
- * devices: PAYMENT_REQUESTED published -> PAYMENT_PROCESSING received, and
- * -> TRANSACTION_COMPLETED received, p50/p90/p99/max over N payments
- * (default 1000). The simulated pinpad answers at once; the simulated
- * printer takes 20 ms per receipt, which bounds the second figure.
+ * Payment latency as the cloud sees it, in one run on one redis-server
+ * (issue 12, "Fast as the wire allows"; docs/latency.md):
  *
- * Usage: POSAGENT_BIN=build/release/agent/posagent bench_payment [N]
+ *   floor   a minimal hiredis echo through the same server: a process that
+ *           subscribes to payment:<tid> and answers each request with a
+ *           PUBLISH of PAYMENT_PROCESSING (and TRANSACTION_COMPLETED), as
+ *           the agent would, without durability
+ *   tmpfs   the agent with its store (and simulated devices' files) on tmpfs
+ *   disk    the same on a disk file system (never tmpfs: checked)
+ *   fsync   that disk's one-block durability: 4 KiB pwrite + fdatasync
+ *
+ * Each of floor, tmpfs and disk runs N payments one after the other
+ * (after W unmeasured warm-up payments) with simulated devices that take
+ * no time ([hal] sim_pinpad_delay_ms = 0, sim_printer_delay_ms = 0) and
+ * reports p50/p90/p99/max from the request published to PAYMENT_PROCESSING
+ * received and to TRANSACTION_COMPLETED received; then the issue's budgets
+ * beside the figures, the durable commits per payment when the agent's INFO
+ * has store_commits, and the status key writes and agent publishes per
+ * payment (Redis's command statistics).
+ *
+ * Usage: POSAGENT_BIN=build/release/agent/posagent bench_payment
+ *            [-n N] [-w W] [--disk-dir DIR] [--shm-dir DIR] [--check]
+ * --check exits 1 when a budget is missed. tests/bench/payment_latency.sh
+ * builds the release binaries and runs this.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
@@ -20,144 +45,616 @@
 #include "tests/support/harness.h"
 #include "tests/support/ini.h"
 
-static uint64_t now_us(void)
+typedef struct stats {
+    double p50, p90, p99, max; /* ms */
+} stats_t;
+
+typedef struct run {
+    const char *name;
+    bool ran;
+    stats_t processing, completed;
+    int retries;          /* requests answered busy and sent again */
+    double commits;       /* INFO store_commits per payment, -1 when absent */
+    double status_writes; /* SETs (the status key) per payment */
+    double publishes;     /* the agent's PUBLISHes per payment */
+} run_t;
+
+static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int cmp(const void *a, const void *b)
+static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-static void report(const char *what, uint64_t *v, int n)
+static stats_t stats_of(uint64_t *ns, int n)
 {
-    qsort(v, (size_t)n, sizeof(*v), cmp);
-    printf("  %-34s p50 %7.3f ms  p90 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n", what,
-           (double)v[n / 2] / 1000.0, (double)v[n * 90 / 100] / 1000.0,
-           (double)v[n * 99 / 100] / 1000.0, (double)v[n - 1] / 1000.0);
+    stats_t s;
+    qsort(ns, (size_t)n, sizeof(*ns), cmp_u64);
+    s.p50 = (double)ns[n / 2] / 1e6;
+    s.p90 = (double)ns[n * 90 / 100] / 1e6;
+    s.p99 = (double)ns[n * 99 / 100] / 1e6;
+    s.max = (double)ns[n - 1] / 1e6;
+    return s;
 }
 
-/* Reads messages until one of "type" for "tx" (origin terminal). */
-static int wait_for(redisContext *sub, const char *type, const char *tx)
+/* ---- the floor: a hiredis echo ------------------------------------------------------- */
+
+/* Subscribes to payment:<tid> and answers each PAYMENT_REQUESTED at once,
+ * both messages in one write. Runs until killed. */
+static void echo_main(const pos_test_redis_t *r, const char *tid, const char *sid)
 {
+    redisContext *sub = pos_test_redis_connect(r), *pub = pos_test_redis_connect(r);
+    char msg[256];
+
+    if (sub == NULL || pub == NULL) {
+        _exit(1);
+    }
+    freeReplyObject(redisCommand(sub, "SUBSCRIBE payment:%s", tid));
     for (;;) {
         void *reply = NULL;
+        if (redisGetReply(sub, &reply) != REDIS_OK) {
+            _exit(1);
+        }
+        redisReply *m = reply;
+        cJSON *j = NULL;
+        if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+            m->element[2]->type == REDIS_REPLY_STRING) {
+            j = cJSON_Parse(m->element[2]->str);
+        }
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+        const cJSON *tx = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+        if (cJSON_IsString(type) && strcmp(type->valuestring, "PAYMENT_REQUESTED") == 0 &&
+            cJSON_IsString(tx) && cJSON_GetObjectItemCaseSensitive(j, "origin") == NULL) {
+            snprintf(msg, sizeof(msg),
+                     "{\"type\":\"PAYMENT_PROCESSING\",\"origin\":\"terminal\",\"terminalId\":"
+                     "\"%s\",\"transactionId\":\"%s\"}",
+                     tid, tx->valuestring);
+            redisAppendCommand(pub, "PUBLISH payment:%s %s", tid, msg);
+            snprintf(msg, sizeof(msg),
+                     "{\"type\":\"TRANSACTION_COMPLETED\",\"origin\":\"terminal\",\"terminalId\":"
+                     "\"%s\",\"transactionId\":\"%s\"}",
+                     tid, tx->valuestring);
+            redisAppendCommand(pub, "PUBLISH transaction:%s %s", sid, msg);
+            for (int i = 0; i < 2; i++) {
+                void *ack = NULL;
+                if (redisGetReply(pub, &ack) != REDIS_OK) {
+                    _exit(1);
+                }
+                freeReplyObject(ack);
+            }
+        }
+        cJSON_Delete(j);
+        freeReplyObject(m);
+    }
+}
+
+/* ---- measuring ------------------------------------------------------------------------ */
+
+/* Reads messages until one of "type" (or PAYMENT_REJECTED) for tx from the
+ * terminal. Returns 0 found, 1 rejected, -1 lost or timed out. */
+static int wait_for(redisContext *sub, const char *type, const char *tx)
+{
+    char want_type[64], want_tx[64];
+
+    snprintf(want_type, sizeof(want_type), "\"type\":\"%s\"", type);
+    snprintf(want_tx, sizeof(want_tx), "\"transactionId\":\"%s\"", tx);
+    for (;;) {
+        void *reply = NULL;
+        int found = -1;
         if (redisGetReply(sub, &reply) != REDIS_OK || reply == NULL) {
             return -1;
         }
         redisReply *r = reply;
-        int found = 0;
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
             r->element[2]->type == REDIS_REPLY_STRING) {
             const char *p = r->element[2]->str;
-            char want_type[64], want_tx[64];
-            snprintf(want_type, sizeof(want_type), "\"type\":\"%s\"", type);
-            snprintf(want_tx, sizeof(want_tx), "\"transactionId\":\"%s\"", tx);
-            found = strstr(p, want_type) != NULL && strstr(p, want_tx) != NULL &&
-                    strstr(p, "\"origin\":\"terminal\"") != NULL;
+            if (strstr(p, want_tx) != NULL && strstr(p, "\"origin\":\"terminal\"") != NULL) {
+                found = strstr(p, want_type) != NULL                         ? 0
+                        : strstr(p, "\"type\":\"PAYMENT_REJECTED\"") != NULL ? 1
+                                                                             : -1;
+            }
         }
         freeReplyObject(r);
-        if (found) {
-            return 0;
+        if (found >= 0) {
+            return found;
         }
     }
 }
 
-int main(int argc, char **argv)
+/* An integer field of a Redis-style INFO text ("name:value" or, for
+ * commandstats, "cmdstat_x:calls=N,..."), -1 when absent. */
+static long long info_field(const char *info, const char *name)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 1000;
-    pos_test_redis_t redis;
-    pos_test_agent_t agent;
-    static pos_ini_t ini;
-    char tx[32], msg[512];
+    char key[96];
+    const char *p;
 
-    if (n < 10 || n > 1000000) {
-        fprintf(stderr, "usage: bench_payment [N >= 10]\n");
-        return 64;
+    snprintf(key, sizeof(key), "\n%s:", name);
+    p = strstr(info, key);
+    if (p == NULL) {
+        return -1;
     }
-    memset(&redis, 0, sizeof(redis));
-    memset(&agent, 0, sizeof(agent));
-    if (pos_test_redis_start(&redis) != 0) {
-        return 1;
+    p += strlen(key);
+    if (strncmp(p, "calls=", 6) == 0) {
+        p += 6;
     }
-    /* POS_BENCH_STORE: where the journal and outbox live (default: the
-     * agent's temporary directory, on disk). A tmpfs path shows the agent's
-     * own cost without the disk's fsync. */
-    const char *store = getenv("POS_BENCH_STORE");
-    pos_ini_init(&ini);
-    pos_ini_set(&ini, "terminal", "id", "T-B");
-    pos_ini_set(&ini, "terminal", "store_id", "S-B");
-    pos_ini_set(&ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)redis.port);
-    pos_ini_set(&ini, "hal", "sim_pinpad_delay_ms", "0");
-    pos_ini_set(&ini, "hal", "sim_decline_ending", "%s", "");
-    if (store != NULL) {
-        pos_ini_set(&ini, "store", "path", "%s", store);
+    return strtoll(p, NULL, 10);
+}
+
+static long long redis_calls(redisContext *c, const char *cmd)
+{
+    char name[64];
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    long long v = 0;
+
+    snprintf(name, sizeof(name), "cmdstat_%s", cmd);
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        v = info_field(r->str, name);
     }
-    pos_ini_set(&ini, "log", "level", "warn");
-    if (pos_test_agent_start(&agent, pos_ini_text(&ini), NULL) != 0) {
-        return 1;
-    }
-    redisContext *pub = pos_test_redis_connect(&redis);
-    pos_test_sub_t s;
-    const char *channels[] = {"payment:T-B", "transaction:S-B", NULL};
-    if (pub == NULL || pos_test_sub_open_many(&s, &redis, channels) != 0) {
-        return 1;
-    }
-    redisContext *sub = s.c;
-    /* Wait until the agent listens. */
-    for (int i = 0; i < 500; i++) {
-        redisReply *r = redisCommand(pub, "PUBSUB NUMSUB payment:T-B");
-        long long subs = r && r->elements == 2 ? r->element[1]->integer : 0;
-        /* the agent and this benchmark */
-        freeReplyObject(r);
-        if (subs == 2) {
-            break;
+    freeReplyObject(r);
+    return v < 0 ? 0 : v;
+}
+
+/* INFO store_commits through the agent's local socket, -1 when absent. */
+static long long agent_commits(const char *socket_path)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectUnixWithTimeout(socket_path, tv);
+    long long v = -1;
+
+    if (c != NULL && c->err == 0) {
+        redisReply *r = redisCommand(c, "INFO");
+        if (r != NULL && r->type == REDIS_REPLY_STRING) {
+            char *text = malloc(r->len + 2);
+            if (text != NULL) {
+                text[0] = '\n'; /* so the first line matches too */
+                memcpy(text + 1, r->str, r->len + 1);
+                v = info_field(text, "store_commits");
+                free(text);
+            }
         }
-        pos_test_sleep_ms(20);
+        freeReplyObject(r);
     }
-    redisReply *r;
+    if (c != NULL) {
+        redisFree(c);
+    }
+    return v;
+}
 
+/*
+ * Runs warmup + n payments on terminal tid: each request published, then
+ * PAYMENT_PROCESSING and TRANSACTION_COMPLETED awaited. Returns 0 or -1.
+ */
+static int measure(const pos_test_redis_t *redis, const char *tid, const char *sid, int n,
+                   int warmup, const char *local_socket, run_t *out)
+{
+    redisContext *pub = pos_test_redis_connect(redis), *ctl = pos_test_redis_connect(redis);
+    pos_test_sub_t s = {0};
+    char pch[64], tch[64], tx[48], msg[512];
+    const char *channels[] = {pch, tch, NULL};
+    struct timeval tv = {10, 0};
+    long long subs = 0, commits0 = -1, sets0 = 0, pubs0 = 0;
     uint64_t *processing = calloc((size_t)n, sizeof(uint64_t));
     uint64_t *completed = calloc((size_t)n, sizeof(uint64_t));
-    uint64_t start = now_us();
-    for (int i = 0; i < n; i++) {
-        snprintf(tx, sizeof(tx), "bench-%d", i);
-        snprintf(msg, sizeof(msg),
-                 "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"%s\",\"amount\":%d.%02d,"
-                 "\"currency\":\"EUR\",\"lines\":[{\"name\":\"Coffee\",\"qty\":1,"
-                 "\"amount\":%d.%02d}]}",
-                 tx, 1 + i % 50, i % 100, 1 + i % 50, i % 100);
-        uint64_t t0 = now_us();
-        r = redisCommand(pub, "PUBLISH payment:T-B %s", msg);
-        freeReplyObject(r);
-        if (wait_for(sub, "PAYMENT_PROCESSING", tx) != 0) {
-            fprintf(stderr, "lost the subscriber at payment %d\n", i);
-            return 1;
-        }
-        processing[i] = now_us() - t0;
-        if (wait_for(sub, "TRANSACTION_COMPLETED", tx) != 0) {
-            fprintf(stderr, "lost the subscriber at payment %d\n", i);
-            return 1;
-        }
-        completed[i] = now_us() - t0;
-    }
-    double secs = (double)(now_us() - start) / 1e6;
-    printf("payment round trips through redis-server on loopback, simulated devices, "
-           "%d payments in %.1f s:\n",
-           n, secs);
-    report("request -> PAYMENT_PROCESSING", processing, n);
-    report("request -> TRANSACTION_COMPLETED", completed, n);
+    int rc = -1;
 
+    snprintf(pch, sizeof(pch), "payment:%s", tid);
+    snprintf(tch, sizeof(tch), "transaction:%s", sid);
+    if (pub == NULL || ctl == NULL || processing == NULL || completed == NULL ||
+        pos_test_sub_open_many(&s, redis, channels) != 0) {
+        fprintf(stderr, "%s: cannot connect to Redis\n", out->name);
+        goto done;
+    }
+    redisSetTimeout(s.c, tv);
+    /* Until the answering side listens: it and this benchmark. */
+    for (int i = 0; i < 1000 && subs < 2; i++) {
+        redisReply *r = redisCommand(ctl, "PUBSUB NUMSUB %s", pch);
+        subs = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+                   ? r->element[1]->integer
+                   : 0;
+        freeReplyObject(r);
+        if (subs < 2) {
+            pos_test_sleep_ms(20);
+        }
+    }
+    if (subs < 2) {
+        fprintf(stderr, "%s: nobody answers on %s\n", out->name, pch);
+        goto done;
+    }
+    for (int i = -warmup; i < n; i++) {
+        int got;
+        uint64_t t0;
+        if (i == 0) {
+            commits0 = local_socket != NULL ? agent_commits(local_socket) : -1;
+            sets0 = redis_calls(ctl, "set");
+            pubs0 = redis_calls(ctl, "publish");
+        }
+        do {
+            /* A fresh id for a request sent again: the first one was seen. */
+            snprintf(tx, sizeof(tx), "%s-%d-%d", out->name, i + warmup, out->retries);
+            snprintf(msg, sizeof(msg),
+                     "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"%s\","
+                     "\"amount\":%d.%02d,\"currency\":\"EUR\",\"lines\":[{\"name\":"
+                     "\"Coffee\",\"qty\":1,\"amount\":%d.%02d}]}",
+                     tx, 1 + (i + warmup) % 50, (i + warmup) % 100, 1 + (i + warmup) % 50,
+                     (i + warmup) % 100);
+            t0 = now_ns();
+            freeReplyObject(redisCommand(pub, "PUBLISH %s %s", pch, msg));
+            got = wait_for(s.c, "PAYMENT_PROCESSING", tx);
+            if (got == 1) {
+                /* Still busy with the previous payment: not a figure. */
+                out->retries++;
+                pos_test_sleep_ms(1);
+            }
+        } while (got == 1 && out->retries < 1000);
+        if (got != 0) {
+            fprintf(stderr, "%s: no PAYMENT_PROCESSING for %s\n", out->name, tx);
+            goto done;
+        }
+        uint64_t t1 = now_ns();
+        if (wait_for(s.c, "TRANSACTION_COMPLETED", tx) != 0) {
+            fprintf(stderr, "%s: no TRANSACTION_COMPLETED for %s\n", out->name, tx);
+            goto done;
+        }
+        if (i >= 0) {
+            processing[i] = t1 - t0;
+            completed[i] = now_ns() - t0;
+        }
+    }
+    long long commits1 = local_socket != NULL ? agent_commits(local_socket) : -1;
+    out->commits = commits0 >= 0 && commits1 >= 0 ? (double)(commits1 - commits0) / n : -1;
+    out->status_writes = (double)(redis_calls(ctl, "set") - sets0) / n;
+    /* Less the benchmark's own requests (and retries). */
+    out->publishes = (double)(redis_calls(ctl, "publish") - pubs0 - n - out->retries) / n;
+    out->processing = stats_of(processing, n);
+    out->completed = stats_of(completed, n);
+    out->ran = true;
+    rc = 0;
+done:
     free(processing);
     free(completed);
-    redisFree(pub);
+    if (pub != NULL) {
+        redisFree(pub);
+    }
+    if (ctl != NULL) {
+        redisFree(ctl);
+    }
     pos_test_sub_close(&s);
+    return rc;
+}
+
+/* ---- where the store lives ------------------------------------------------------------- */
+
+typedef struct fs_info {
+    char type[128];
+    char source[1024];
+    char mnt[1024];
+} fs_info_t;
+
+/* The file system holding dir, from /proc/self/mountinfo: its type, source
+ * and mount point (the longest mount point that contains dir). */
+static void fs_of(const char *dir, fs_info_t *fs)
+{
+    char real[PATH_MAX], line[4096];
+    size_t best = 0;
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+
+    snprintf(fs->type, sizeof(fs->type), "?");
+    snprintf(fs->source, sizeof(fs->source), "?");
+    snprintf(fs->mnt, sizeof(fs->mnt), "?");
+    if (f == NULL || realpath(dir, real) == NULL) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        fs_info_t m;
+        const char *dash = strstr(line, " - ");
+        if (dash == NULL || sscanf(line, "%*s %*s %*s %*s %1023s", m.mnt) != 1 ||
+            sscanf(dash + 3, "%127s %1023s", m.type, m.source) != 2) {
+            continue;
+        }
+        size_t len = strlen(m.mnt);
+        bool contains = strcmp(m.mnt, "/") == 0 ||
+                        (strncmp(real, m.mnt, len) == 0 && (real[len] == '/' || real[len] == 0));
+        if (contains && len >= best) {
+            best = len;
+            *fs = m;
+        }
+    }
+    fclose(f);
+}
+
+static bool is_tmpfs(const char *dir)
+{
+    struct statfs st;
+    return statfs(dir, &st) == 0 &&
+           ((unsigned long)st.f_type == TMPFS_MAGIC || (unsigned long)st.f_type == RAMFS_MAGIC);
+}
+
+/* A fresh directory under base (base/posagent-bench-XXXXXX), or NULL. */
+static char *fresh_dir(const char *base)
+{
+    static char dirs[2][PATH_MAX];
+    static int next;
+    char *d = dirs[next++ % 2];
+
+    snprintf(d, PATH_MAX, "%s/posagent-bench-XXXXXX", base);
+    return mkdtemp(d);
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", dir);
+    }
+}
+
+/* 4 KiB pwrite + fdatasync of one block, n times: p50/p99 in *out. */
+static int fsync_time(const char *dir, int n, stats_t *out)
+{
+    char path[PATH_MAX + 16];
+    static char block[4096];
+    uint64_t *ns = calloc((size_t)n, sizeof(uint64_t));
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/fdatasync.bin", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || ns == NULL) {
+        free(ns);
+        return -1;
+    }
+    /* The block exists and its size is on disk: each sync below is the
+     * data of one block, as a store's commit of one page would be. */
+    if (pwrite(fd, block, sizeof(block), 0) != (ssize_t)sizeof(block) || fsync(fd) != 0) {
+        close(fd);
+        free(ns);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        block[i % sizeof(block)] = (char)i;
+        uint64_t t0 = now_ns();
+        if (pwrite(fd, block, sizeof(block), 0) != (ssize_t)sizeof(block) || fdatasync(fd) != 0) {
+            close(fd);
+            free(ns);
+            return -1;
+        }
+        ns[i] = now_ns() - t0;
+    }
+    close(fd);
+    unlink(path);
+    *out = stats_of(ns, n);
+    free(ns);
+    return 0;
+}
+
+/* ---- the agent ------------------------------------------------------------------------- */
+
+static int agent_run(const pos_test_redis_t *redis, const char *name, const char *base, int n,
+                     int warmup, run_t *out)
+{
+    static pos_ini_t ini;
+    pos_test_agent_t agent;
+    char tid[32], sid[32], path[PATH_MAX + 32];
+    char *dir = fresh_dir(base);
+    int rc;
+
+    if (dir == NULL) {
+        fprintf(stderr, "%s: cannot create a directory under %s: %s\n", name, base,
+                strerror(errno));
+        return -1;
+    }
+    memset(&agent, 0, sizeof(agent));
+    snprintf(tid, sizeof(tid), "T-%s", name);
+    snprintf(sid, sizeof(sid), "S-%s", name);
+    pos_ini_init(&ini);
+    pos_ini_set(&ini, "terminal", "id", "%s", tid);
+    pos_ini_set(&ini, "terminal", "store_id", "%s", sid);
+    pos_ini_set(&ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)redis->port);
+    /* Devices that take no time, and never decline. */
+    pos_ini_set(&ini, "hal", "sim_dir", "%s/sim", dir);
+    pos_ini_set(&ini, "hal", "sim_pinpad_delay_ms", "0");
+    pos_ini_set(&ini, "hal", "sim_printer_delay_ms", "0");
+    pos_ini_set(&ini, "hal", "sim_decline_ending", "%s", "");
+    pos_ini_set(&ini, "store", "path", "%s/store", dir);
+    pos_ini_set(&ini, "local", "socket", "%s/agent.sock", dir);
+    pos_ini_set(&ini, "log", "level", "warn");
+    if (pos_test_agent_start(&agent, pos_ini_text(&ini), NULL) != 0) {
+        fprintf(stderr, "%s: the agent did not start ($POSAGENT_BIN)\n", name);
+        remove_tree(dir);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/agent.sock", dir);
+    out->name = name;
+    rc = measure(redis, tid, sid, n, warmup, path, out);
     int st = pos_test_agent_stop(&agent, SIGTERM, 5000);
-    pos_test_agent_cleanup(&agent);
+    if (rc != 0 || st != 0) {
+        fprintf(stderr, "%s: agent log %s (kept), exit status %d\n", name, agent.log, st);
+    } else {
+        pos_test_agent_cleanup(&agent);
+    }
+    remove_tree(dir);
+    return rc == 0 && st == 0 ? 0 : -1;
+}
+
+/* ---- report ---------------------------------------------------------------------------- */
+
+static void print_run(const run_t *r, const char *label)
+{
+    if (!r->ran) {
+        printf("  %-34s (not measured)\n", label);
+        return;
+    }
+    printf("  %-34s %7.3f %7.3f %7.3f %8.3f | %7.3f %7.3f %7.3f %8.3f\n", label, r->processing.p50,
+           r->processing.p90, r->processing.p99, r->processing.max, r->completed.p50,
+           r->completed.p90, r->completed.p99, r->completed.max);
+}
+
+static int budget(const char *what, double value, double limit, bool known)
+{
+    if (!known) {
+        printf("  %-58s (not measured)\n", what);
+        return 0;
+    }
+    bool ok = value <= limit;
+    printf("  %-58s %8.3f <= %8.3f  %s\n", what, value, limit, ok ? "ok" : "MISSED");
+    return ok ? 0 : 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bench_payment [-n N (>= 10)] [-w WARMUP] [--disk-dir DIR] "
+                    "[--shm-dir DIR] [--check]\n");
+    exit(64);
+}
+
+int main(int argc, char **argv)
+{
+    int n = 500, warmup = 20;
+    bool check = false;
+    const char *disk_base = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+    const char *shm_base = "/dev/shm";
+    pos_test_redis_t redis;
+    run_t floor = {.name = "floor"}, shm = {.name = "tmpfs"}, disk = {.name = "disk"};
+    stats_t sync;
+    bool sync_ok = false;
+    fs_info_t dfs, sfs;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+            n = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc) {
+            warmup = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--disk-dir") == 0 && i + 1 < argc) {
+            disk_base = argv[++i];
+        } else if (strcmp(argv[i], "--shm-dir") == 0 && i + 1 < argc) {
+            shm_base = argv[++i];
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = true;
+        } else {
+            usage();
+        }
+    }
+    if (n < 10 || n > 1000000 || warmup < 0) {
+        usage();
+    }
+    /* The agent wants absolute paths. */
+    static char disk_real[PATH_MAX], shm_real[PATH_MAX];
+    if (realpath(disk_base, disk_real) == NULL || realpath(shm_base, shm_real) == NULL) {
+        fprintf(stderr, "%s or %s: %s\n", disk_base, shm_base, strerror(errno));
+        return 64;
+    }
+    disk_base = disk_real;
+    shm_base = shm_real;
+    if (getenv("POSAGENT_BIN") == NULL) {
+        fprintf(stderr, "POSAGENT_BIN is not set\n");
+        return 64;
+    }
+    if (is_tmpfs(disk_base)) {
+        fprintf(stderr, "%s is on tmpfs: the disk run needs a disk (--disk-dir DIR)\n", disk_base);
+        return 64;
+    }
+    if (!is_tmpfs(shm_base)) {
+        fprintf(stderr, "%s is not tmpfs (--shm-dir DIR)\n", shm_base);
+        return 64;
+    }
+    fs_of(disk_base, &dfs);
+    fs_of(shm_base, &sfs);
+
+    memset(&redis, 0, sizeof(redis));
+    if (pos_test_redis_start(&redis) != 0) {
+        fprintf(stderr, "redis-server did not start\n");
+        return 1;
+    }
+    redisReply *ver = pos_test_redis_cmd(&redis, "INFO server");
+    char version[32] = "?";
+    if (ver != NULL && ver->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(ver->str, "redis_version:");
+        if (p != NULL) {
+            sscanf(p + 14, "%31[^\r\n]", version);
+        }
+    }
+    freeReplyObject(ver);
+
+    /* (a) the floor */
+    fflush(NULL);
+    pid_t echo = fork();
+    if (echo == 0) {
+        echo_main(&redis, "T-floor", "S-floor");
+    }
+    if (echo > 0) {
+        measure(&redis, "T-floor", "S-floor", n, warmup, NULL, &floor);
+        kill(echo, SIGTERM);
+        waitpid(echo, NULL, 0);
+    }
+    /* (b) tmpfs, (c) disk */
+    agent_run(&redis, "tmpfs", shm_base, n, warmup, &shm);
+    agent_run(&redis, "disk", disk_base, n, warmup, &disk);
+    /* (d) the disk's one-block fdatasync, in the same place */
+    char *sdir = fresh_dir(disk_base);
+    if (sdir != NULL) {
+        sync_ok = fsync_time(sdir, n, &sync) == 0;
+        remove_tree(sdir);
+    }
     pos_test_redis_stop(&redis);
-    return st == 0 ? 0 : 1;
+
+    printf("posagent payment latency: %d payments per row (after %d unmeasured), one after the "
+           "other,\nthrough one redis-server %s on loopback, simulated devices taking no time\n",
+           n, warmup, version);
+    printf("  tmpfs: %s (%s, mounted at %s)\n", shm_base, sfs.type, sfs.mnt);
+    printf("  disk:  %s (%s on %s, mounted at %s)\n\n", disk_base, dfs.type, dfs.source, dfs.mnt);
+    printf("  %-34s %-35s | %s\n", "ms", "request -> PAYMENT_PROCESSING",
+           "request -> TRANSACTION_COMPLETED");
+    printf("  %-34s %7s %7s %7s %8s | %7s %7s %7s %8s\n", "", "p50", "p90", "p99", "max", "p50",
+           "p90", "p99", "max");
+    print_run(&floor, "floor: hiredis echo, no store");
+    print_run(&shm, "agent, store on tmpfs");
+    char label[200];
+    snprintf(label, sizeof(label), "agent, store on disk (%s)", dfs.type);
+    print_run(&disk, label);
+    if (sync_ok) {
+        printf("  %-34s %7.3f %7.3f %7.3f %8.3f\n", "disk: 4 KiB pwrite + fdatasync", sync.p50,
+               sync.p90, sync.p99, sync.max);
+    } else {
+        printf("  %-34s (not measured)\n", "disk: 4 KiB pwrite + fdatasync");
+    }
+    printf("\n  per payment                         tmpfs    disk\n");
+    if (shm.ran && shm.commits >= 0) {
+        printf("  durable commits (INFO store_commits) %6.2f  %6.2f\n", shm.commits, disk.commits);
+    } else {
+        printf("  durable commits                      (the agent's INFO has no store_commits)\n");
+    }
+    printf("  status key writes (Redis SET)        %6.2f  %6.2f\n", shm.status_writes,
+           disk.status_writes);
+    printf("  agent PUBLISHes                      %6.2f  %6.2f\n", shm.publishes, disk.publishes);
+    if (shm.retries + disk.retries + floor.retries > 0) {
+        printf("  requests answered busy and resent: floor %d, tmpfs %d, disk %d\n", floor.retries,
+               shm.retries, disk.retries);
+    }
+
+    int missed = 0;
+    printf("\nbudgets (issue 12):\n");
+    missed += budget("tmpfs: to PROCESSING p50 <= floor p50 + 0.1 ms", shm.processing.p50,
+                     floor.processing.p50 + 0.1, shm.ran && floor.ran);
+    missed += budget("tmpfs: to PROCESSING p99 <= 0.5 ms", shm.processing.p99, 0.5, shm.ran);
+    missed +=
+        budget("tmpfs: to TRANSACTION_COMPLETED p50 <= 0.5 ms", shm.completed.p50, 0.5, shm.ran);
+    missed += budget("disk: to PROCESSING p50 <= floor p50 + fdatasync p50 + 0.1 ms",
+                     disk.processing.p50, floor.processing.p50 + (sync_ok ? sync.p50 : 0) + 0.1,
+                     disk.ran && floor.ran && sync_ok);
+    missed += budget("durable commits per payment <= 2 (one to PROCESSING, one after)",
+                     disk.commits, 2.0, disk.ran && disk.commits >= 0);
+    bool all_ran = floor.ran && shm.ran && disk.ran && sync_ok;
+    if (!all_ran) {
+        printf("(some rows were not measured: see the messages above)\n");
+    }
+    return check && (missed > 0 || !all_ran) ? 1 : (all_ran ? 0 : 1);
 }

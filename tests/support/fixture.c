@@ -98,6 +98,30 @@ void pos_fix_agent_start_at(pos_fix_t *f, const char *const *env, const char *fi
     f->starts++;
 }
 
+const char *const *pos_fix_slowfs(pos_fix_t *f, unsigned delay_ms, const char *prefix)
+{
+    const char *const *env;
+
+    if (f->agent.dir[0] == '\0') {
+        snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-agent-XXXXXX");
+        if (mkdtemp(f->agent.dir) == NULL) {
+            fail_msg("fixture: cannot create the agent's directory: %s", strerror(errno));
+        }
+    }
+    snprintf(f->slowfs_log, sizeof(f->slowfs_log), "%s/slowfs.log", f->agent.dir);
+    env = pos_slowfs_env(&f->slowfs, delay_ms, prefix, f->slowfs_log);
+    if (env == NULL) {
+        fail_msg("fixture: the slow-disk shim is not built (POS_SLOWFS_LIB %s)",
+                 getenv("POS_SLOWFS_LIB") != NULL ? getenv("POS_SLOWFS_LIB") : "not set");
+    }
+    return env;
+}
+
+int pos_fix_slowfs_delays(const pos_fix_t *f, const char *call)
+{
+    return f->slowfs_log[0] != '\0' ? pos_slowfs_log_count(f->slowfs_log, call, NULL) : 0;
+}
+
 void pos_fix_dump_log(const pos_fix_t *f)
 {
     dump_tail("agent log", f->agent.log);

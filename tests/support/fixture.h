@@ -26,6 +26,7 @@
 
 #include "tests/support/harness.h"
 #include "tests/support/ini.h"
+#include "tests/support/slowfs_env.h"
 
 /* The terminal and store of the default configuration, and its status key. */
 #define POS_FIX_TID        "T-0001"
@@ -40,6 +41,8 @@ typedef struct pos_fix {
     int starts;         /* agent starts so far (its log accumulates across them) */
     int stop_signal;    /* what pos_fix_stop sends a running agent: 0 is SIGKILL;
                          * SIGTERM for a clean stop (SIGKILL after 5 s) */
+    pos_slowfs_env_t slowfs; /* pos_fix_slowfs's environment */
+    char slowfs_log[300];    /* and the log of the calls it delayed */
 } pos_fix_t;
 
 /*
@@ -76,6 +79,22 @@ void pos_fix_set_heartbeat(pos_fix_t *f, unsigned interval_s, unsigned ttl_s);
  */
 #define pos_fix_agent_start(f, env) pos_fix_agent_start_at((f), (env), __FILE__, __LINE__)
 void pos_fix_agent_start_at(pos_fix_t *f, const char *const *env, const char *file, int line);
+
+/*
+ * The slow-disk fault (tests/support/slowfs.c) for the next agent start:
+ * returns the environment to pass to pos_fix_agent_start, under which every
+ * fsync, fdatasync, syncfs, msync(MS_SYNC), waiting sync_file_range and
+ * write through an O_DSYNC/O_SYNC descriptor of the agent returns delay_ms
+ * later, for files under prefix (NULL: every file). Works for a release
+ * and an ASan agent (tests/support/slowfs_env.h). Each delayed call is
+ * logged in the agent's directory (pos_fix_slowfs_delays); the directory
+ * is created now if the agent has none yet. Fails the running test when
+ * the shim was not built.
+ */
+const char *const *pos_fix_slowfs(pos_fix_t *f, unsigned delay_ms, const char *prefix);
+
+/* How many calls named call (NULL: any) the slow-disk fault has delayed. */
+int pos_fix_slowfs_delays(const pos_fix_t *f, const char *call);
 
 /* Prints the last 16 KiB of the agent's log to stderr. */
 void pos_fix_dump_log(const pos_fix_t *f);

@@ -301,6 +301,23 @@ static bool env_skipped(const char *e)
     return false;
 }
 
+/* One of the "NAME=value" strings in extra sets the same NAME as e. */
+static bool env_replaced(const char *e, const char *const *extra)
+{
+    const char *eq = strchr(e, '=');
+    size_t len = eq != NULL ? (size_t)(eq - e) + 1 : strlen(e);
+
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        if (strncmp(extra[i], e, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The test's environment for a child, without what env_skipped names and
+ * with extra added; an extra variable replaces an inherited one of the
+ * same name (getenv would see only the first of two). */
 static char **build_env(const char *const *extra)
 {
     size_t n = 0, m = 0, k = 0;
@@ -317,7 +334,7 @@ static char **build_env(const char *const *extra)
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!env_skipped(environ[i])) {
+        if (!env_skipped(environ[i]) && !env_replaced(environ[i], extra)) {
             env[k++] = environ[i];
         }
     }

@@ -60,7 +60,8 @@ typedef struct pos_test_agent {
  * text sets sim_dir, [store] path, [local] socket and [security]
  * allow_root = true unless it has those sections) and starts $POSAGENT_BIN --config it, with
  * the test's environment minus REDIS_* / POSAGENT_* / NOTIFY_SOCKET, plus
- * "env" (NULL-terminated "NAME=value" strings, may be NULL). Output goes
+ * "env" (NULL-terminated "NAME=value" strings, may be NULL; each replaces
+ * an inherited variable of the same name). Output goes
  * to a log file. When a->wrapper is NULL and $POSAGENT_WRAPPER is set
  * (space-separated words, e.g. "qemu-aarch64 -L /"
  * for a cross-built agent), those words are put before the binary (and

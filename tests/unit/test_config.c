@@ -901,6 +901,7 @@ static const char *const all_keys[][3] = {
     {"hal", "pinpad", NULL},
     {"hal", "sim_dir", NULL},
     {"hal", "sim_pinpad_delay_ms", NULL},
+    {"hal", "sim_printer_delay_ms", NULL},
     {"hal", "sim_decline_ending", NULL},
     {"hal", "sim_card_number", NULL},
     {"hal", "paper_width", NULL},
@@ -1034,7 +1035,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 59);
+    assert_int_equal(uncommented, 60);
     result_t r;
     must_load(&r, out, no_env);
     assert_int_equal(r.cfg.nsentinels, 3);
@@ -1060,6 +1061,17 @@ static void test_hal_and_payment(void **state)
     assert_int_equal(r.cfg.payment_max_amount, 10000);
     assert_int_equal(r.cfg.payment_pinpad_timeout_s, 120);
     assert_int_equal(r.cfg.probe_interval_ms, 10000);
+
+    /* The simulated devices' delays: defaults, and 0 (benchmarks) allowed. */
+    assert_int_equal(r.cfg.hal_sim_pinpad_delay_ms, 1500);
+    assert_int_equal(r.cfg.hal_sim_printer_delay_ms, 20);
+    must_load(&r, IDS "[hal]\nsim_pinpad_delay_ms = 0\nsim_printer_delay_ms = 0\n", no_env);
+    assert_int_equal(r.cfg.hal_sim_pinpad_delay_ms, 0);
+    assert_int_equal(r.cfg.hal_sim_printer_delay_ms, 0);
+    load(&r, IDS "[hal]\nsim_printer_delay_ms = -1\n", no_env);
+    expect_error(&r, ":5: [hal] sim_printer_delay_ms", NULL);
+    load(&r, IDS "[hal]\nsim_printer_delay_ms = 60001\n", no_env);
+    expect_error(&r, ":5: [hal] sim_printer_delay_ms", "0..60000", NULL);
 
     load(&r, IDS "[hal]\nprinter = laser:/dev/lp9\n", no_env);
     expect_error(&r, ":5: [hal] printer", "unknown printer driver", "sim", NULL);

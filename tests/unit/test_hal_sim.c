@@ -80,6 +80,7 @@ static pos_hal_options_t opts(void)
     memset(&o, 0, sizeof(o));
     o.sim_dir = dir;
     o.sim_pinpad_delay_ms = 10;
+    o.sim_printer_delay_ms = 20;
     o.sim_decline_ending = "13";
     o.sim_card_number = "4111111111111111";
     o.paper_width = 32;
@@ -291,14 +292,11 @@ static void test_pinpad_outcomes(void **state)
     assert_null(strstr(slurp("pinpad.charges"), "4111111111111111"));
 }
 
-static void test_printer_faults(void **state)
+/* A receipt for the printer tests. */
+static void receipt_doc(pos_receipt_doc_t *doc)
 {
-    (void)state;
-    pos_hal_device_t d;
-    static pos_receipt_doc_t doc;
     pos_receipt_input_t in;
-    create(&d, POS_HAL_PRINTER);
-    assert_int_equal(pos_hal_start(&d), 0);
+
     memset(&in, 0, sizeof(in));
     in.store_id = "S-1";
     in.terminal_id = "T-1";
@@ -308,7 +306,17 @@ static void test_printer_faults(void **state)
     in.minor_digits = 2;
     in.time_s = 1764412800;
     in.width = 32;
-    assert_int_equal(pos_receipt_layout(&in, &doc), 0);
+    assert_int_equal(pos_receipt_layout(&in, doc), 0);
+}
+
+static void test_printer_faults(void **state)
+{
+    (void)state;
+    pos_hal_device_t d;
+    static pos_receipt_doc_t doc;
+    create(&d, POS_HAL_PRINTER);
+    assert_int_equal(pos_hal_start(&d), 0);
+    receipt_doc(&doc);
     assert_int_equal(pos_printer_print(&d, &doc, 7), 0);
     assert_int_equal(pos_printer_print(&d, &doc, 8), -EBUSY);
     run_until_complete(0);
@@ -340,6 +348,58 @@ static void test_printer_faults(void **state)
     run_until_status(&d, POS_DEV_PAPER_OUT);
     assert_int_equal(d.status, POS_DEV_PAPER_OUT);
     close_and_drain(&d, 1);
+}
+
+/* Prints job 1 on a simulated printer taking delay_ms per receipt; returns
+ * the milliseconds from print to its completion. */
+static uint64_t print_took_ms(uint32_t delay_ms)
+{
+    pos_hal_device_t d;
+    static pos_receipt_doc_t doc;
+    char err[128];
+    pos_hal_options_t o = opts();
+
+    o.sim_printer_delay_ms = delay_ms;
+    assert_int_equal(
+        pos_hal_create(&d, &loop, POS_HAL_PRINTER, "sim", &o, on_event, NULL, err, sizeof(err)), 0);
+    assert_int_equal(pos_hal_start(&d), 0);
+    receipt_doc(&doc);
+    run_until_status(&d, POS_DEV_READY);
+    int before = rec.n;
+    /* The driver's timer counts from the loop's time: make it now. */
+    uv_update_time(&loop);
+    uint64_t t0 = uv_hrtime();
+    rec.in_call = 1;
+    assert_int_equal(pos_printer_print(&d, &doc, 1), 0);
+    rec.in_call = 0;
+    /* Never completed inside the call, whatever the delay. */
+    for (int i = before; i < rec.n; i++) {
+        assert_int_not_equal(rec.ev[i].type, POS_HAL_EV_OUTPUT_COMPLETE);
+    }
+    assert_int_equal(pos_printer_print(&d, &doc, 2), -EBUSY);
+    run_until_complete(1);
+    uint64_t took = (uv_hrtime() - t0) / 1000000u; /* whole ms, rounded down */
+    assert_int_equal(rec.ev[rec.n - 1].error, 0);
+    assert_int_equal(d.status, POS_DEV_READY);
+    int expect = closed + 1;
+    close_and_drain(&d, expect);
+    return took;
+}
+
+/* [hal] sim_printer_delay_ms: the time a receipt takes, 0 included. */
+static void test_printer_delay(void **state)
+{
+    (void)state;
+    /* A lower bound only: a timer never fires early (libuv counts whole
+     * milliseconds: up to 1 ms less by a finer clock); how late it fires
+     * depends on the machine. */
+    uint64_t slow = print_took_ms(300);
+    print_message("printer delay 300: completed after %llu ms\n", (unsigned long long)slow);
+    assert_true(slow >= 299);
+    uint64_t zero = print_took_ms(0);
+    print_message("printer delay 0: completed after %llu ms\n", (unsigned long long)zero);
+    /* Well under the old fixed 20 ms unless the machine stalls the test. */
+    assert_true(zero < 300);
 }
 
 /* Closing a device that never opened (its directory cannot be created)
@@ -385,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_display_fits_and_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pinpad_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_printer_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_printer_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_driver_strings, setup, teardown),
     };

@@ -1,0 +1,190 @@
+/*
+ * The slow-disk fault (issue 12): every durable write of the agent takes
+ * 200 ms longer (tests/support/slowfs.c: fsync, fdatasync, msync, writes
+ * through O_DSYNC descriptors, which is how LMDB commits). During
+ * continuous payments and local writes the event loop must not wait on
+ * the disk:
+ *
+ *   - the heartbeat is never more than 100 ms late: the status key is
+ *     rewritten at least every interval + 100 ms, on Redis's clock
+ *     (MONITOR; tests/support/watch.h says why that is a sound measure);
+ *   - a local GET of a cached key answers within 2 ms (p99);
+ *   - the link never drops;
+ *   - payments stay correct: each gets one PAYMENT_PROCESSING, is approved,
+ *     completed and charged once; every local write is queued or refused.
+ *
+ * CI runs 20 s of load; POS_BURST_FULL=1 runs 60 s (docs/latency.md).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/support/fixture.h"
+#include "tests/support/watch.h"
+
+#define DISK_DELAY_MS 200
+#define HB_INTERVAL_S 1
+#define HB_TTL_S      10
+#define LATE_MS       100 /* the issue's budget for a late heartbeat */
+#define GET_P99_MS    2.0 /* the issue's budget for a cached local GET */
+#define CACHED_KEY    "product:P-slow"
+
+typedef struct writer {
+    pos_fix_t *f;
+    int stop;
+    int queued, refused, failed;
+} writer_t;
+
+/* The POS application: a PUBLISH and an INCR through the local API every
+ * 20 ms, each answered with its place in the outbox or an error. */
+static void *local_writes(void *arg)
+{
+    writer_t *w = arg;
+    redisContext *c = pos_fix_local(w->f);
+
+    for (int i = 0; c != NULL && __atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) == 0; i++) {
+        redisReply *r = i % 2 == 0 ? redisCommand(c,
+                                                  "PUBLISH transaction:%s "
+                                                  "{\"type\":\"SALE\",\"seq\":%d}",
+                                                  POS_FIX_SID, i)
+                                   : redisCommand(c, "INCR counter:slowdisk");
+        if (r == NULL) {
+            w->failed++;
+            redisFree(c);
+            c = pos_fix_local(w->f);
+        } else {
+            w->queued += r->type == REDIS_REPLY_INTEGER;
+            w->refused += r->type == REDIS_REPLY_ERROR;
+            w->failed += r->type != REDIS_REPLY_INTEGER && r->type != REDIS_REPLY_ERROR;
+            freeReplyObject(r);
+        }
+        pos_test_sleep_ms(20);
+    }
+    if (c != NULL) {
+        redisFree(c);
+    }
+    return NULL;
+}
+
+static void test_slow_disk(void **state)
+{
+    pos_fix_t *f = *state;
+    int load_ms = pos_watch_full() ? 60000 : 20000;
+    pos_answers_t ans;
+    pos_watch_t w;
+    pos_watch_checks_t c = {0};
+    writer_t wr = {f, 0, 0, 0, 0};
+    pthread_t th;
+    pos_watch_opts_t wo = {.local_key = CACHED_KEY, .local_interval_ms = 10, .status_writes = true};
+    char tx[32], msg[256];
+    int started = 0, completed = 0;
+
+    if (getenv("POSAGENT_WRAPPER") != NULL) {
+        skip(); /* the shim is preloaded into a native agent only */
+    }
+    pos_fix_set_heartbeat(f, HB_INTERVAL_S, HB_TTL_S);
+    pos_ini_set(&f->ini, "log", "level", "info");
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
+    pos_fix_agent_start(f, pos_fix_slowfs(f, DISK_DELAY_MS, NULL));
+    pos_fix_wait_online(f, 1, 60000);
+    assert_true(pos_fix_wait_status(&f->redis, NULL, 10000, NULL) >= 0);
+
+    /* A cached key for the reads. */
+    pos_fix_redis_set(f, CACHED_KEY, "{\"name\":\"Espresso\",\"price\":2.5}");
+    for (int i = 0; i < 2; i++) {
+        char *v = pos_fix_local_get(f, CACHED_KEY);
+        assert_non_null(v);
+        free(v);
+    }
+    assert_int_equal(pos_answers_start(&ans, f, 1024), 0);
+    redisContext *local = pos_fix_local(f);
+    assert_non_null(local);
+    long long connects = pos_fix_local_info(local, "link", "connects");
+    redisFree(local);
+    int delays_before = pos_fix_slowfs_delays(f, NULL);
+    assert_int_equal(pos_watch_start(&w, f, &wo), 0);
+    assert_int_equal(pthread_create(&th, NULL, local_writes, &wr), 0);
+
+    /* Payments one after another for load_ms. */
+    uint64_t end = pos_test_now_ms() + (uint64_t)load_ms;
+    while (pos_test_now_ms() < end) {
+        snprintf(tx, sizeof(tx), "s-%d", started);
+        snprintf(msg, sizeof(msg),
+                 "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"%s\",\"amount\":%d.50,"
+                 "\"currency\":\"EUR\"}",
+                 tx, 1 + started % 40);
+        pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID, msg);
+        started++;
+        if (!pos_answers_wait(&ans, tx, POS_ANS_COMPLETED, 1, 30000)) {
+            break;
+        }
+        completed++;
+    }
+    __atomic_store_n(&wr.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    pos_test_sleep_ms(500); /* a second answer to the last payment would show now */
+    pos_watch_stop(&w);
+    int delays = pos_fix_slowfs_delays(f, NULL) - delays_before;
+    local = pos_fix_local(f);
+    long long connects_after = local != NULL ? pos_fix_local_info(local, "link", "connects") : -1;
+    if (local != NULL) {
+        redisFree(local);
+    }
+
+    int once = 0;
+    for (int i = 0; i < started; i++) {
+        snprintf(tx, sizeof(tx), "s-%d", i);
+        once += pos_answers_count(&ans, tx, POS_ANS_PROCESSING) == 1 &&
+                pos_answers_count(&ans, tx, POS_ANS_APPROVED) == 1 &&
+                pos_answers_count(&ans, tx, POS_ANS_COMPLETED) == 1;
+    }
+    double gap = pos_watch_status_gap_ms(&w);
+    double p99 = pos_watch_local_pct(&w, 99);
+    int offline = pos_test_agent_log_count(&f->agent, "link: offline");
+    pos_watch_print(&w, "slow disk");
+    printf("slow disk: %d durable calls delayed by %d ms during %d ms of load: %d payments "
+           "completed of %d started, %d local writes queued, %d refused, %d failed\n",
+           delays, DISK_DELAY_MS, load_ms, completed, started, wr.queued, wr.refused, wr.failed);
+
+    pos_watch_check(&c, delays > 0, "the fault was applied: %d calls delayed", delays);
+    pos_watch_check(&c, gap >= 0 && gap <= HB_INTERVAL_S * 1000 + LATE_MS,
+                    "heartbeat never more than %d ms late: status key rewritten %zu times, "
+                    "longest gap %.1f ms (budget %d ms)",
+                    LATE_MS, w.set_s.n, gap, HB_INTERVAL_S * 1000 + LATE_MS);
+    pos_watch_check(&c, p99 >= 0 && p99 <= GET_P99_MS && w.local_errors == 0,
+                    "local GET of a cached key: %zu answers, p99 %.3f ms, max %.3f ms, %d failed "
+                    "(budget p99 %.0f ms)",
+                    w.local_ms.n, p99, pos_watch_local_pct(&w, 100), w.local_errors, GET_P99_MS);
+    pos_watch_check(&c, connects_after == connects && offline == 0,
+                    "link never dropped: INFO connects %lld -> %lld, %d \"link: offline\"",
+                    connects, connects_after, offline);
+    pos_watch_check(&c, started > 0 && completed == started && once == started,
+                    "payments correct: %d started, %d completed, %d answered exactly once each "
+                    "(PROCESSING, APPROVED, TRANSACTION_COMPLETED)",
+                    started, completed, once);
+    pos_watch_check(&c, pos_fix_charges(f) == (unsigned)completed,
+                    "each payment charged once: %u charges for %d payments", pos_fix_charges(f),
+                    completed);
+    pos_watch_check(&c, wr.failed == 0 && wr.queued + wr.refused > 0,
+                    "local writes queued or refused, none lost: %d, %d, %d failed", wr.queued,
+                    wr.refused, wr.failed);
+    pos_watch_free(&w);
+    pos_answers_stop(&ans);
+    pos_watch_verdict(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        POS_FIX_TEST(test_slow_disk),
+    };
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    return cmocka_run_group_tests_name("slowdisk", tests, NULL, NULL);
+}

@@ -1,0 +1,356 @@
+/*
+ * slowfs: the slow-disk fault, an LD_PRELOAD shim. Every call that waits
+ * for the disk returns POS_SLOWFS_DELAY_MS later than it would:
+ *
+ *   fsync, fdatasync, syncfs         always
+ *   msync                            with MS_SYNC (MS_ASYNC waits for nothing)
+ *   sync_file_range                  with a SYNC_FILE_RANGE_WAIT_* flag
+ *   write, pwrite, pwrite64,         on a descriptor opened with O_DSYNC or
+ *   writev, pwritev, pwritev64       O_SYNC (LMDB writes its meta page so)
+ *
+ * and nothing else: reads, sockets, pipes, ordinary writes pass untouched.
+ * Whether a descriptor is synchronous is asked of the kernel at each write
+ * (fcntl F_GETFL), so it holds however the descriptor was opened (open,
+ * open64, openat, the fortified __open_2, dup) without tracking them.
+ *
+ * Environment, read once at load:
+ *   POS_SLOWFS_DELAY_MS  the delay in milliseconds (unset or 0: no delay)
+ *   POS_SLOWFS_PREFIX    only files at or under this directory (resolved
+ *                        with realpath when it exists); unset: every file
+ *   POS_SLOWFS_LOG       a file to which each delayed call appends one
+ *                        line, "<call> <path>", so a test can tell the
+ *                        fault was really applied (pwrite64 and pwritev64
+ *                        are logged as pwrite and pwritev: ASan's
+ *                        interceptor for one may call the other)
+ *
+ * The delay is slept in the calling thread after the real call, so a
+ * program that syncs on its event loop stalls its loop, and one that syncs
+ * on a writer thread stalls only that thread: which is what a slow disk
+ * does. Calls glibc makes internally (stdio's own writes) do not pass
+ * through here; the agent's store (LMDB) calls these functions directly.
+ *
+ * Built without sanitizers (tests/CMakeLists.txt), so the same shim loads
+ * into a release and an ASan binary. An ASan binary wants its runtime first
+ * in the initial library list: put it before the shim in LD_PRELOAD
+ * (tests/support/slowfs_env.c does; docs/faults.md).
+ */
+#define _GNU_SOURCE
+/* Both the off_t and the off64_t entry points are defined below: on a
+ * 32-bit target the headers must not redirect one to the other. */
+#undef _FILE_OFFSET_BITS
+#undef _TIME_BITS
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int (*fd_fn)(int);
+typedef int (*msync_fn)(void *, size_t, int);
+typedef int (*sfr_fn)(int, off64_t, off64_t, unsigned int);
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
+typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
+typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
+typedef ssize_t (*pwritev_fn)(int, const struct iovec *, int, off_t);
+typedef ssize_t (*pwritev64_fn)(int, const struct iovec *, int, off64_t);
+
+static unsigned slowfs_delay_ms;
+static char slowfs_prefix[PATH_MAX];
+static size_t slowfs_prefix_len;
+static int slowfs_log_fd = -1;
+
+/* The next definition of name after this library (libc's, or a runtime's
+ * interceptor loaded before us); looked up once, on first use. */
+static void *slowfs_next(void **slot, const char *name)
+{
+    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+    if (fn == NULL) {
+        fn = dlsym(RTLD_NEXT, name);
+        if (fn == NULL) {
+            abort(); /* no libc function by that name: nothing sane to do */
+        }
+        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+    }
+    return fn;
+}
+
+#define NEXT(type, name)                                                                           \
+    static void *next_##name;                                                                      \
+    type real_##name = (type)slowfs_next(&next_##name, #name)
+
+/* path is at or under the prefix (always true without one). */
+static int slowfs_under_prefix(const char *path)
+{
+    if (slowfs_prefix_len == 0) {
+        return 1;
+    }
+    return strncmp(path, slowfs_prefix, slowfs_prefix_len) == 0 &&
+           (path[slowfs_prefix_len] == '/' || path[slowfs_prefix_len] == '\0');
+}
+
+/* The file behind a descriptor, "?" when it cannot be named. */
+static void slowfs_fd_path(int fd, char *out, size_t cap)
+{
+    char link[64];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, out, cap - 1);
+    if (n < 0) {
+        n = 0;
+        out[n++] = '?';
+    }
+    out[n] = '\0';
+}
+
+/*
+ * The file mapped at addr, from /proc/self/maps ("?" for an anonymous or
+ * unknown mapping). Reads with open/read, which this shim leaves alone.
+ */
+static void slowfs_map_path(const void *addr, char *out, size_t cap)
+{
+    static const char *const maps = "/proc/self/maps";
+    char buf[8192];
+    size_t have = 0;
+    uintptr_t a = (uintptr_t)addr;
+    int fd = open(maps, O_RDONLY | O_CLOEXEC);
+
+    snprintf(out, cap, "?");
+    if (fd < 0) {
+        return;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+        if (n <= 0) {
+            break;
+        }
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            unsigned long lo, hi;
+            int path_at = 0;
+            *nl = '\0';
+            if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &path_at) >= 2 && a >= lo &&
+                a < hi) {
+                if (path_at > 0 && line[path_at] == '/') {
+                    snprintf(out, cap, "%s", line + path_at);
+                }
+                close(fd);
+                return;
+            }
+            line = nl + 1;
+        }
+        /* Keep the unfinished line; a line longer than the buffer is dropped. */
+        have = strlen(line);
+        memmove(buf, line, have);
+        if (have == sizeof(buf) - 1) {
+            have = 0;
+        }
+    }
+    close(fd);
+}
+
+/* Sleeps the configured delay, whatever signals arrive meanwhile. */
+static void slowfs_sleep(void)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(slowfs_delay_ms / 1000u);
+    until.tv_nsec += (long)(slowfs_delay_ms % 1000u) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
+    }
+}
+
+/* Delays a call on path when it is under the prefix, and logs it. */
+static void slowfs_apply(const char *call, const char *path)
+{
+    if (!slowfs_under_prefix(path)) {
+        return;
+    }
+    if (slowfs_log_fd >= 0) {
+        NEXT(write_fn, write);
+        char line[PATH_MAX + 64];
+        int n = snprintf(line, sizeof(line), "%s %s\n", call, path);
+        if (n > 0 && (size_t)n < sizeof(line)) {
+            /* O_APPEND: whole lines, also from several threads. */
+            if (real_write(slowfs_log_fd, line, (size_t)n) < 0) {
+                /* nothing to report it to */
+            }
+        }
+    }
+    slowfs_sleep();
+}
+
+/* After a call on fd that waited for the disk. */
+static void slowfs_after_fd(const char *call, int fd)
+{
+    char path[PATH_MAX];
+    int saved = errno;
+
+    if (slowfs_delay_ms == 0) {
+        return;
+    }
+    slowfs_fd_path(fd, path, sizeof(path));
+    slowfs_apply(call, path);
+    errno = saved;
+}
+
+/* After a write on fd: delayed only when fd is synchronous. */
+static void slowfs_after_write(const char *call, int fd)
+{
+    int saved = errno;
+    int fl;
+
+    if (slowfs_delay_ms == 0) {
+        return;
+    }
+    fl = fcntl(fd, F_GETFL);
+    /* O_SYNC is O_DSYNC plus a bit on Linux: one test covers both. */
+    if (fl >= 0 && (fl & O_DSYNC) == O_DSYNC) {
+        slowfs_after_fd(call, fd);
+    }
+    errno = saved;
+}
+
+__attribute__((constructor)) static void slowfs_init(void)
+{
+    const char *d = getenv("POS_SLOWFS_DELAY_MS");
+    const char *p = getenv("POS_SLOWFS_PREFIX");
+    const char *log = getenv("POS_SLOWFS_LOG");
+    char *end = NULL;
+
+    if (d != NULL) {
+        unsigned long v = strtoul(d, &end, 10);
+        if (end != d && *end == '\0' && v <= 600000u) {
+            slowfs_delay_ms = (unsigned)v;
+        }
+    }
+    if (p != NULL && p[0] != '\0') {
+        if (realpath(p, slowfs_prefix) == NULL) {
+            snprintf(slowfs_prefix, sizeof(slowfs_prefix), "%s", p);
+        }
+        slowfs_prefix_len = strlen(slowfs_prefix);
+        while (slowfs_prefix_len > 1 && slowfs_prefix[slowfs_prefix_len - 1] == '/') {
+            slowfs_prefix[--slowfs_prefix_len] = '\0';
+        }
+    }
+    if (log != NULL && log[0] != '\0' && slowfs_delay_ms > 0) {
+        slowfs_log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    }
+}
+
+/* ---- the calls that wait for the disk ------------------------------------------------ */
+
+int fsync(int fd)
+{
+    NEXT(fd_fn, fsync);
+    int rc = real_fsync(fd);
+    slowfs_after_fd("fsync", fd);
+    return rc;
+}
+
+int fdatasync(int fd)
+{
+    NEXT(fd_fn, fdatasync);
+    int rc = real_fdatasync(fd);
+    slowfs_after_fd("fdatasync", fd);
+    return rc;
+}
+
+int syncfs(int fd)
+{
+    NEXT(fd_fn, syncfs);
+    int rc = real_syncfs(fd);
+    slowfs_after_fd("syncfs", fd);
+    return rc;
+}
+
+int msync(void *addr, size_t len, int flags)
+{
+    NEXT(msync_fn, msync);
+    int rc = real_msync(addr, len, flags);
+    if (slowfs_delay_ms > 0 && (flags & MS_SYNC) != 0) {
+        int saved = errno;
+        char path[PATH_MAX];
+        slowfs_map_path(addr, path, sizeof(path));
+        slowfs_apply("msync", path);
+        errno = saved;
+    }
+    return rc;
+}
+
+int sync_file_range(int fd, off64_t offset, off64_t nbytes, unsigned int flags)
+{
+    NEXT(sfr_fn, sync_file_range);
+    int rc = real_sync_file_range(fd, offset, nbytes, flags);
+    /* SYNC_FILE_RANGE_WRITE alone only starts the write-back. */
+    if ((flags & (SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER)) != 0) {
+        slowfs_after_fd("sync_file_range", fd);
+    }
+    return rc;
+}
+
+/* ---- writes, slow only on synchronous descriptors ------------------------------------ */
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    NEXT(write_fn, write);
+    ssize_t rc = real_write(fd, buf, n);
+    slowfs_after_write("write", fd);
+    return rc;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    NEXT(pwrite_fn, pwrite);
+    ssize_t rc = real_pwrite(fd, buf, n, off);
+    slowfs_after_write("pwrite", fd);
+    return rc;
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
+{
+    NEXT(pwrite64_fn, pwrite64);
+    ssize_t rc = real_pwrite64(fd, buf, n, off);
+    slowfs_after_write("pwrite", fd); /* one name: which one is reached depends on the runtime */
+    return rc;
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    NEXT(writev_fn, writev);
+    ssize_t rc = real_writev(fd, iov, cnt);
+    slowfs_after_write("writev", fd);
+    return rc;
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    NEXT(pwritev_fn, pwritev);
+    ssize_t rc = real_pwritev(fd, iov, cnt, off);
+    slowfs_after_write("pwritev", fd);
+    return rc;
+}
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off)
+{
+    NEXT(pwritev64_fn, pwritev64);
+    ssize_t rc = real_pwritev64(fd, iov, cnt, off);
+    slowfs_after_write("pwritev", fd);
+    return rc;
+}

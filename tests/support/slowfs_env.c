@@ -1,0 +1,97 @@
+#define _GNU_SOURCE /* dl_iterate_phdr */
+#include "tests/support/slowfs_env.h"
+
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef POS_SLOWFS_DEFAULT_LIB
+#define POS_SLOWFS_DEFAULT_LIB ""
+#endif
+
+const char *pos_slowfs_lib(void)
+{
+    const char *lib = getenv("POS_SLOWFS_LIB");
+
+    if (lib == NULL || lib[0] == '\0') {
+        lib = POS_SLOWFS_DEFAULT_LIB;
+    }
+    return lib[0] != '\0' && access(lib, R_OK) == 0 ? lib : NULL;
+}
+
+typedef struct runtime_find {
+    char path[512];
+} runtime_find_t;
+
+/* dl_iterate_phdr callback: remembers the ASan runtime among the loaded
+ * objects (gcc's libasan.so.N or clang's shared libclang_rt.asan). */
+static int find_asan_runtime(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    runtime_find_t *f = arg;
+    const char *name = info->dlpi_name;
+
+    (void)size;
+    if (name != NULL &&
+        (strstr(name, "/libasan.so") != NULL || strstr(name, "/libclang_rt.asan") != NULL)) {
+        snprintf(f->path, sizeof(f->path), "%s", name);
+        return 1;
+    }
+    return 0;
+}
+
+const char *const *pos_slowfs_env(pos_slowfs_env_t *e, unsigned delay_ms, const char *prefix,
+                                  const char *log)
+{
+    const char *lib = pos_slowfs_lib();
+    runtime_find_t rt;
+    size_t n = 0;
+
+    memset(e, 0, sizeof(*e));
+    if (lib == NULL) {
+        return NULL;
+    }
+    memset(&rt, 0, sizeof(rt));
+    dl_iterate_phdr(find_asan_runtime, &rt);
+    snprintf(e->preload, sizeof(e->preload), "LD_PRELOAD=%s%s%s", rt.path,
+             rt.path[0] != '\0' ? " " : "", lib);
+    snprintf(e->delay, sizeof(e->delay), "POS_SLOWFS_DELAY_MS=%u", delay_ms);
+    e->env[n++] = e->preload;
+    e->env[n++] = e->delay;
+    if (prefix != NULL) {
+        snprintf(e->prefix, sizeof(e->prefix), "POS_SLOWFS_PREFIX=%s", prefix);
+        e->env[n++] = e->prefix;
+    }
+    if (log != NULL) {
+        snprintf(e->log, sizeof(e->log), "POS_SLOWFS_LOG=%s", log);
+        e->env[n++] = e->log;
+    }
+    e->env[n] = NULL;
+    return e->env;
+}
+
+int pos_slowfs_log_count(const char *log, const char *call, const char *path)
+{
+    FILE *f = fopen(log, "r");
+    char line[1200];
+    int n = 0;
+
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *sp = strchr(line, ' ');
+        line[strcspn(line, "\n")] = '\0';
+        if (sp == NULL) {
+            continue;
+        }
+        *sp = '\0';
+        if ((call == NULL || strcmp(line, call) == 0) &&
+            (path == NULL || strcmp(sp + 1, path) == 0)) {
+            n++;
+        }
+    }
+    fclose(f);
+    return n;
+}

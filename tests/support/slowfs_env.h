@@ -1,0 +1,50 @@
+#ifndef TESTS_SUPPORT_SLOWFS_ENV_H
+#define TESTS_SUPPORT_SLOWFS_ENV_H
+
+/*
+ * Starting a process under the slow-disk fault (tests/support/slowfs.c):
+ * the environment that preloads the shim with its settings.
+ *
+ * An ASan binary refuses to start when another library comes before its
+ * runtime in the initial library list ("ASan runtime does not come first"),
+ * and LD_PRELOAD puts the shim there. So when this test process itself runs
+ * under ASan (the tests and the agent come from the same build), the
+ * runtime it uses is put first: LD_PRELOAD="<libasan> <slowfs.so>". Calls
+ * then go through ASan's interceptor, then the shim, then libc. The shim
+ * is built without sanitizers, so it loads into either kind of binary.
+ */
+
+#include <stddef.h>
+
+typedef struct pos_slowfs_env {
+    char preload[1200]; /* LD_PRELOAD=... */
+    char delay[48];     /* POS_SLOWFS_DELAY_MS=... */
+    char prefix[320];   /* POS_SLOWFS_PREFIX=... */
+    char log[320];      /* POS_SLOWFS_LOG=... */
+    const char *env[5]; /* the list, NULL-terminated */
+} pos_slowfs_env_t;
+
+/*
+ * The shim's path: $POS_SLOWFS_LIB when set, else the one built with the
+ * tests. NULL when the file is not there.
+ */
+const char *pos_slowfs_lib(void);
+
+/*
+ * Fills e for a process whose durable writes take delay_ms longer, for
+ * files under prefix (NULL: every file), each delayed call logged to log
+ * (NULL: not logged). Returns e->env (NULL-terminated "NAME=value"
+ * strings, for pos_test_agent_start or pos_test_run), or NULL when the
+ * shim is not built.
+ */
+const char *const *pos_slowfs_env(pos_slowfs_env_t *e, unsigned delay_ms, const char *prefix,
+                                  const char *log);
+
+/*
+ * Lines of a shim log naming call ("fsync", "pwrite", ...; NULL: any) on
+ * path (NULL: any): how many such calls were delayed. 0 when the log does
+ * not exist.
+ */
+int pos_slowfs_log_count(const char *log, const char *call, const char *path);
+
+#endif /* TESTS_SUPPORT_SLOWFS_ENV_H */
