@@ -650,12 +650,13 @@ static void agent_close_all(pos_agent_t *a)
     /* What the store writer holds is finished first, while everything its
      * callbacks may reach is still open. */
     agent_writer_close(a);
-    a->open_parts = (unsigned)n + 4; /* + link, payment, cache service, local API */
+    a->open_parts = (unsigned)n + 5; /* + link, payment, cache service, local API, delivery */
     for (size_t i = 0; i < n; i++) {
         uv_close(handles[i], agent_handle_closed);
     }
     pos_api_close(&a->api, agent_subsystem_closed, a);
     pos_cachesvc_close(&a->cache, agent_subsystem_closed, a);
+    pos_delivery_close(&a->delivery, agent_subsystem_closed, a);
     /* Stopping the link fails pending reads, which answers their clients. */
     pos_link_stop(&a->link, agent_link_stopped);
     pos_payment_close(&a->payment, agent_payment_closed);
@@ -978,7 +979,11 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         /* The cache still writes on the loop until it moves onto the writer. */
         pos_store_set_writer_thread(&a->store, NULL);
     }
-    pos_delivery_init(&a->delivery, &a->link, a->store_ok ? &a->outbox : NULL, &a->sign);
+    rc = pos_delivery_init(&a->delivery, loop, &a->link, a->store_ok ? &a->outbox : NULL,
+                           &a->sign);
+    if (rc != 0) {
+        goto fail_delivery;
+    }
     agent_cache_options(a, &co);
     rc = pos_cachesvc_init(&a->cache, &co);
     if (rc != 0) {
@@ -1025,6 +1030,8 @@ fail_payment:
     pos_cachesvc_close(&a->cache, NULL, NULL);
     pos_cachesvc_dispose(&a->cache);
 fail_cache:
+    pos_delivery_close(&a->delivery, NULL, NULL);
+fail_delivery:
     agent_writer_close(a);
 fail_writer:
     agent_store_close(a);

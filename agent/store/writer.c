@@ -195,17 +195,50 @@ static void writer_thread(void *arg)
     }
 }
 
-/* On the loop: the operations the writer handed back, in order. */
+/*
+ * Takes up to max operations off the front of a hand-back list (under the
+ * lock), keeping their order. Returns the first; *n gets how many.
+ */
+static pos_store_op_t *writer_take(pos_store_op_t **head, pos_store_op_t **tail, size_t link,
+                                   size_t max, size_t *n)
+{
+    pos_store_op_t *first = *head, *last = NULL, *op = *head;
+
+    *n = 0;
+    while (op != NULL && *n < max) {
+        last = op;
+        op = *(pos_store_op_t **)((char *)op + link);
+        (*n)++;
+    }
+    *head = op;
+    if (op == NULL) {
+        *tail = NULL;
+    }
+    if (last != NULL) {
+        *(pos_store_op_t **)((char *)last + link) = NULL;
+    }
+    return first;
+}
+
+/*
+ * On the loop: the operations the writer handed back, in order, at most
+ * POS_STORE_WRITER_TURN of each kind a loop turn (a burst of writes must
+ * not hold the loop: the rest come back on the next turns).
+ */
 static void writer_async_cb(uv_async_t *h)
 {
     pos_store_writer_t *w = h->data;
     pos_store_op_t *done, *applied;
+    size_t ndone, napplied;
+    bool more;
 
     uv_mutex_lock(&w->lock);
-    done = w->done_head;
-    applied = w->applied_head;
-    w->done_head = w->done_tail = NULL;
-    w->applied_head = w->applied_tail = NULL;
+    done = writer_take(&w->done_head, &w->done_tail, LINK_DONE, POS_STORE_WRITER_TURN, &ndone);
+    /* Both lists get every operation in the same order, so the same count
+     * off each keeps an operation's applied() after its done(). */
+    applied = writer_take(&w->applied_head, &w->applied_tail, LINK_APPLIED, POS_STORE_WRITER_TURN,
+                          &napplied);
+    more = w->done_head != NULL || w->applied_head != NULL;
     uv_mutex_unlock(&w->lock);
     for (pos_store_op_t *op = done, *next; op != NULL; op = next) {
         next = op->done_next;
@@ -219,6 +252,9 @@ static void writer_async_cb(uv_async_t *h)
         if (op->applied != NULL) {
             op->applied(op);
         }
+    }
+    if (more) {
+        uv_async_send(&w->async); /* the rest on the next turn */
     }
 }
 
@@ -337,7 +373,13 @@ void pos_store_writer_close(pos_store_writer_t *w, void (*done)(void *arg), void
     w->running = false;
     pos_store_set_writer_thread(w->st, NULL);
     /* What the thread handed back last; what its callbacks queue runs now. */
-    writer_async_cb(&w->async);
+    bool left;
+    do {
+        writer_async_cb(&w->async);
+        uv_mutex_lock(&w->lock);
+        left = w->done_head != NULL || w->applied_head != NULL;
+        uv_mutex_unlock(&w->lock);
+    } while (left);
     uv_close((uv_handle_t *)&w->async, writer_closed);
 }
 

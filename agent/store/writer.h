@@ -37,6 +37,8 @@
 
 #include "agent/store/store.h"
 
+#define POS_STORE_WRITER_TURN 256 /* results handed back per loop turn, of each kind */
+
 typedef struct pos_store_op pos_store_op_t;
 
 /* The operation's work, in the writer thread, in txn; 0 or a negative errno

@@ -8,6 +8,7 @@
 
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/uverr.h"
 
 typedef struct delivery_ctx {
     pos_delivery_t *d;
@@ -16,13 +17,53 @@ typedef struct delivery_ctx {
     bool last; /* the reply that completes the entry (INCRBY sends two) */
 } delivery_ctx_t;
 
-void pos_delivery_init(pos_delivery_t *d, pos_link_t *link, pos_outbox_t *ob,
-                       const pos_sign_keys_t *keys)
+static void delivery_idle_cb(uv_idle_t *h)
+{
+    pos_delivery_t *d = h->data;
+
+    uv_idle_stop(h);
+    pos_delivery_pump(d);
+}
+
+int pos_delivery_init(pos_delivery_t *d, uv_loop_t *loop, pos_link_t *link, pos_outbox_t *ob,
+                      const pos_sign_keys_t *keys)
 {
     memset(d, 0, sizeof(*d));
     d->link = link;
     d->ob = ob;
     d->keys = keys;
+    int rc = uv_idle_init(loop, &d->pump_idle);
+    if (rc != 0) {
+        return pos_uv_errno(rc);
+    }
+    d->pump_idle.data = d;
+    return 0;
+}
+
+/* Sends what may go once this loop turn's replies and appends are in:
+ * one outbox read for a burst of them, not one each. */
+static void delivery_pump_soon(pos_delivery_t *d)
+{
+    if (!d->closing && !uv_is_active((uv_handle_t *)&d->pump_idle)) {
+        uv_idle_start(&d->pump_idle, delivery_idle_cb);
+    }
+}
+
+static void delivery_closed(uv_handle_t *h)
+{
+    pos_delivery_t *d = h->data;
+
+    if (d->closed_cb != NULL) {
+        d->closed_cb(d->closed_arg);
+    }
+}
+
+void pos_delivery_close(pos_delivery_t *d, void (*done)(void *arg), void *arg)
+{
+    d->closing = true;
+    d->closed_cb = done;
+    d->closed_arg = arg;
+    uv_close((uv_handle_t *)&d->pump_idle, delivery_closed);
 }
 
 static void delivery_reply(void *ctx, const redisReply *r, int err)
@@ -46,7 +87,7 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
     }
     free(c);
     if (current && err == 0) {
-        pos_delivery_pump(d);
+        delivery_pump_soon(d);
     }
 }
 
@@ -325,7 +366,7 @@ static void delivery_appended(void *ctx, int status, const pos_outbox_entry_t *e
     }
     free(q);
     if (status == 0) {
-        pos_delivery_pump(d);
+        delivery_pump_soon(d);
     }
 }
 

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "agent/link/link.h"
 #include "agent/msg/sign.h"
 #include "agent/store/outbox.h"
@@ -34,15 +36,22 @@ typedef struct pos_delivery {
     uint64_t delivered;
     uint64_t lost;      /* sent without a store while offline */
     uint64_t hold_id;   /* entries from this id on wait for pos_delivery_release(); 0: none */
+    uv_idle_t pump_idle; /* one send pass per loop turn for a burst of appends and acks */
+    bool closing;
+    void (*closed_cb)(void *arg);
+    void *closed_arg;
 } pos_delivery_t;
 
 /*
  * Delivers through "link" from "ob" (NULL: no store), signing the agent's
  * own messages with "keys" (NULL or empty: unsigned). All three must
- * outlive the delivery; nothing is acquired.
+ * outlive the delivery. Returns 0 or a negative errno (nothing to close).
  */
-void pos_delivery_init(pos_delivery_t *d, pos_link_t *link, pos_outbox_t *ob,
-                       const pos_sign_keys_t *keys);
+int pos_delivery_init(pos_delivery_t *d, uv_loop_t *loop, pos_link_t *link, pos_outbox_t *ob,
+                      const pos_sign_keys_t *keys);
+
+/* Closes its handle; done(arg) (may be NULL) once closed. */
+void pos_delivery_close(pos_delivery_t *d, void (*done)(void *arg), void *arg);
 
 /* A queued entry's outcome, on the loop: 0 once durable, or a negative
  * errno (nothing kept); id is the outbox id (0 without a store). */
