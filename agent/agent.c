@@ -144,6 +144,9 @@ static void agent_barrier_done(pos_store_op_t *op)
     pos_agent_t *a = op->ctx;
 
     a->status_barrier = false;
+    /* What came with the change goes out first (delivery would otherwise
+     * send it later this turn). */
+    pos_delivery_pump(&a->delivery);
     agent_status_write(a, false);
 }
 

@@ -539,7 +539,8 @@ static pos_outbox_op_t *outbox_op_new(pos_outbox_t *ob, outbox_op_kind_t kind, s
     return o;
 }
 
-/* Queues o (or runs it now without a writer: its callback has then run). */
+/* Queues o (or runs it now without a writer: its callback has then run).
+ * An ack may wait for company: lost in a crash, the entry is sent again. */
 static int outbox_submit(pos_outbox_t *ob, pos_outbox_op_t *o)
 {
     if (ob->writer == NULL) {
@@ -548,7 +549,7 @@ static int outbox_submit(pos_outbox_t *ob, pos_outbox_op_t *o)
     }
     o->pending_next = ob->pending;
     ob->pending = o;
-    pos_store_writer_submit(ob->writer, &o->op);
+    pos_store_writer_submit_ex(ob->writer, &o->op, o->kind == OOP_ACK);
     return 0;
 }
 

@@ -175,15 +175,40 @@ static void writer_hand_back_cb(void *arg, pos_store_op_t *ops, uint64_t us)
     writer_hand_back(arg, ops, us);
 }
 
+/* True when the queue holds work to commit now: anything not lazy, or a
+ * lazy operation that has waited long enough (under the lock). */
+static bool writer_due(const pos_store_writer_t *w, uint64_t now_ms, uint64_t *wait_ms)
+{
+    *wait_ms = 0;
+    if (w->head == NULL || w->plugged > 0) {
+        return false;
+    }
+    if (w->eager > 0) {
+        return true;
+    }
+    uint64_t due = w->lazy_since_ms + POS_STORE_LAZY_MS;
+    if (now_ms >= due) {
+        return true;
+    }
+    *wait_ms = due - now_ms;
+    return false;
+}
+
 static void writer_thread(void *arg)
 {
     pos_store_writer_t *w = arg;
 
     for (;;) {
+        uint64_t wait_ms;
         uv_mutex_lock(&w->lock);
-        while ((w->head == NULL || w->plugged > 0) && !w->stop) {
-            uv_cond_wait(&w->cond, &w->lock);
+        while (!writer_due(w, pos_clock_mono_ms(), &wait_ms) && !w->stop) {
+            if (wait_ms > 0) {
+                (void)uv_cond_timedwait(&w->cond, &w->lock, wait_ms * 1000000u);
+            } else {
+                uv_cond_wait(&w->cond, &w->lock);
+            }
         }
+        w->eager = 0;
         pos_store_op_t *group = w->head;
         w->head = w->tail = NULL;
         bool stop = w->stop && group == NULL;
@@ -297,6 +322,11 @@ fail_cond:
 
 void pos_store_writer_submit(pos_store_writer_t *w, pos_store_op_t *op)
 {
+    pos_store_writer_submit_ex(w, op, false);
+}
+
+void pos_store_writer_submit_ex(pos_store_writer_t *w, pos_store_op_t *op, bool lazy)
+{
     op->status = 0;
     op->tries = 0;
     if (!w->running) {
@@ -306,9 +336,13 @@ void pos_store_writer_submit(pos_store_writer_t *w, pos_store_op_t *op)
     }
     w->outstanding++;
     uv_mutex_lock(&w->lock);
+    if (w->head == NULL) {
+        w->lazy_since_ms = pos_clock_mono_ms();
+    }
     list_append(&w->head, &w->tail, op, LINK_NEXT);
     w->stats.queued++;
-    if (w->plugged == 0) {
+    w->eager += !lazy;
+    if (w->plugged == 0 && !lazy) {
         uv_cond_signal(&w->cond);
     }
     uv_mutex_unlock(&w->lock);

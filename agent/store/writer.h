@@ -38,6 +38,7 @@
 #include "agent/store/store.h"
 
 #define POS_STORE_WRITER_TURN 256 /* results handed back per loop turn, of each kind */
+#define POS_STORE_LAZY_MS     250 /* a lazy operation waits at most this for company, ms */
 
 typedef struct pos_store_op pos_store_op_t;
 
@@ -93,6 +94,8 @@ typedef struct pos_store_writer {
     bool running;     /* the thread was started */
     bool stop;        /* under lock: the thread finishes the queue and ends */
     unsigned plugged; /* under lock: > 0 keeps the writer from taking the queue */
+    unsigned eager;   /* under lock: queued operations that are not lazy */
+    uint64_t lazy_since_ms; /* under lock: when the oldest queued operation came */
     pos_store_op_t *head, *tail;                 /* under lock: submitted */
     pos_store_op_t *done_head, *done_tail;       /* under lock: durable */
     pos_store_op_t *applied_head, *applied_tail; /* under lock: committed */
@@ -116,6 +119,14 @@ int pos_store_writer_start(pos_store_writer_t *w, uv_loop_t *loop, pos_store_t *
  * applied()).
  */
 void pos_store_writer_submit(pos_store_writer_t *w, pos_store_op_t *op);
+
+/*
+ * Same, for an operation that may wait: it is committed with the next
+ * operation that may not, or after POS_STORE_LAZY_MS, whichever comes
+ * first (an outbox entry's deletion once Redis confirmed it: lost in a
+ * crash it is only sent again). Saves a commit each.
+ */
+void pos_store_writer_submit_ex(pos_store_writer_t *w, pos_store_op_t *op, bool lazy);
 
 /* Holds submissions back until the matching unplug, so they share one
  * group. Calls nest. */

@@ -467,6 +467,10 @@ static int agent_run(const pos_test_redis_t *redis, const char *name, const char
     pos_ini_set(&ini, "store", "path", "%s/store", dir);
     pos_ini_set(&ini, "local", "socket", "%s/agent.sock", dir);
     pos_ini_set(&ini, "log", "level", "warn");
+    /* Payments one after the other as fast as they go: far over a till's
+     * real traffic, so the channel's budget must not turn them away. */
+    pos_ini_set(&ini, "inbound", "payment_rate", "1000000");
+    pos_ini_set(&ini, "inbound", "payment_burst", "1000000");
     if (pos_test_agent_start(&agent, pos_ini_text(&ini), NULL) != 0) {
         fprintf(stderr, "%s: the agent did not start ($POSAGENT_BIN)\n", name);
         remove_tree(dir);
