@@ -112,9 +112,15 @@ static int guard_type(pos_resp_guard_t *g, char c)
     case '-':
         g->state = GUARD_TEXT;
         break;
+    case '*':
+        /* hiredis refuses an array 8 deep at its type byte, whatever
+         * follows ("*0" and "*-1" too); so does the guard at its limit. */
+        if (g->depth >= g->lim.depth) {
+            return guard_fail(g, -EMSGSIZE, POS_RESP_GUARD_LIMIT_DEPTH, g->depth + 1u);
+        }
+        /* fall through */
     case ':':
     case '$':
-    case '*':
         g->state = GUARD_NUMBER;
         g->neg = false;
         g->ndigits = 0;
@@ -176,9 +182,6 @@ static int guard_header(pos_resp_guard_t *g)
         if (n != 1) {
             return guard_fail(g, -EPROTO, POS_RESP_GUARD_BAD_NUMBER, n);
         }
-        if (g->type == '*' && g->depth >= g->lim.depth) {
-            return guard_fail(g, -EMSGSIZE, POS_RESP_GUARD_LIMIT_DEPTH, g->depth + 1u);
-        }
         guard_item_done(g);
         return 0;
     }
@@ -190,12 +193,9 @@ static int guard_header(pos_resp_guard_t *g)
         g->state = n > 0 ? GUARD_PAYLOAD : GUARD_PAYLOAD_CR;
         return guard_charge(g, n + 1u); /* hiredis adds a NUL */
     }
-    /* '*': hiredis refuses any array header, even "*0", 8 deep. */
+    /* '*' (its depth was checked at its type byte) */
     if (n > g->lim.elements) {
         return guard_fail(g, -EMSGSIZE, POS_RESP_GUARD_LIMIT_ELEMENTS, n);
-    }
-    if (g->depth >= g->lim.depth) {
-        return guard_fail(g, -EMSGSIZE, POS_RESP_GUARD_LIMIT_DEPTH, g->depth + 1u);
     }
     if (n == 0) {
         guard_item_done(g);
