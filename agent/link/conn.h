@@ -38,8 +38,11 @@
 #include "agent/link/cmdq.h"
 #include "agent/link/resp_guard.h"
 
-/* Replies (pushes included) handed out per connection per loop turn. */
-#define POS_CONN_TURN_REPLIES 256u
+/* Replies (pushes included) handed out per connection per loop turn. 64:
+ * a flood of 50,000 small messages is handled as fast as with 256 or with
+ * no bound (about 0.55 s, ASan build), and a local PING waits behind at
+ * most 64 handlers (p99 2-4 ms against 5-7 ms with 256). */
+#define POS_CONN_TURN_REPLIES 64u
 
 typedef struct pos_conn pos_conn_t;
 
