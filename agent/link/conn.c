@@ -19,6 +19,10 @@
 #define CONN_KEEPCNT         3
 #define CONN_USER_TIMEOUT_MS 20000
 
+/* A command past its deadline while the connection's replies wait for a
+ * later turn is looked at again this much later. */
+#define CONN_PAUSED_RECHECK_MS 50u
+
 /* A writer that outruns the socket by this much is failed instead of
  * growing memory without bound. */
 #define CONN_MAX_WRITE_QUEUE (1024u * 1024u)
@@ -136,6 +140,12 @@ static void conn_timer_cb(uv_timer_t *t)
         return;
     }
     if (c->state != POS_CONN_OPEN) {
+        return;
+    }
+    if (pos_cmdq_expired(&c->q, now) && c->paused) {
+        /* Replies have come in and wait for a turn of their own: the
+         * delay is ours, not the server's. Judged once they are out. */
+        uv_timer_start(&c->timer, conn_timer_cb, CONN_PAUSED_RECHECK_MS, 0);
         return;
     }
     if (pos_cmdq_expired(&c->q, now)) {
@@ -657,6 +667,11 @@ void pos_conn_close(pos_conn_t *c, void (*done)(pos_conn_t *c))
 bool pos_conn_is_open(const pos_conn_t *c)
 {
     return c->state == POS_CONN_OPEN;
+}
+
+bool pos_conn_busy(const pos_conn_t *c)
+{
+    return c->state == POS_CONN_OPEN && c->paused;
 }
 
 void pos_conn_options_for(pos_conn_options_t *co, const pos_conn_reach_t *r, const char *name)

@@ -205,6 +205,14 @@ void pos_conn_close(pos_conn_t *c, void (*done)(pos_conn_t *c));
 /* True when commands may be sent. */
 bool pos_conn_is_open(const pos_conn_t *c);
 
+/*
+ * True while replies that have arrived wait for a later loop turn (the
+ * turn's budget is spent): the server has answered, the agent is behind.
+ * A command's deadline is not judged meanwhile, and neither should a
+ * caller's own liveness check be.
+ */
+bool pos_conn_busy(const pos_conn_t *c);
+
 /* The most bytes of a reply's text (an error, say) that a log line shows. */
 #define POS_CONN_LOG_REPLY_MAX 200
 

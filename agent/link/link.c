@@ -372,6 +372,11 @@ static void link_probe_timer_cb(uv_timer_t *t)
     if (l->state != POS_LINK_ONLINE) {
         return;
     }
+    if (l->probe_pending && pos_conn_busy(&l->sub.conn)) {
+        /* Messages are coming in faster than they are handled: the
+         * subscriber is alive, the probe is queued behind them. */
+        return;
+    }
     if (l->probe_pending) {
         POS_WARN("link", "probe %" PRIu64 " not heard back within %u ms, reconnecting",
                  l->probe_seq, l->opt.probe_interval_ms);

@@ -123,7 +123,8 @@ static const pos_transport_ops_t mem_transport = {
     .connect = mem_connect,
 };
 
-static void fx_init(fx_t *f, bool subscriber, const pos_transport_ops_t *transport)
+static void fx_init_timeout(fx_t *f, bool subscriber, const pos_transport_ops_t *transport,
+                            uint32_t command_timeout_ms)
 {
     static const pos_conn_callbacks_t cb = {
         .on_open = on_open,
@@ -133,7 +134,7 @@ static void fx_init(fx_t *f, bool subscriber, const pos_transport_ops_t *transpo
     pos_conn_options_t o = {
         .name = subscriber ? "sub" : "cmd",
         .connect_timeout_ms = 2000,
-        .command_timeout_ms = 5000,
+        .command_timeout_ms = command_timeout_ms,
         .subscriber = subscriber,
         .transport = transport,
     };
@@ -145,6 +146,11 @@ static void fx_init(fx_t *f, bool subscriber, const pos_transport_ops_t *transpo
     assert_int_equal(uv_check_init(&f->loop, &f->turn), 0);
     f->turn.data = f;
     assert_int_equal(uv_check_start(&f->turn, turn_cb), 0);
+}
+
+static void fx_init(fx_t *f, bool subscriber, const pos_transport_ops_t *transport)
+{
+    fx_init_timeout(f, subscriber, transport, 5000);
 }
 
 static void conn_final(pos_conn_t *c)
@@ -289,6 +295,41 @@ static void test_turn_budget_lets_timers_run(void **state)
     free(f);
 }
 
+/* A command's reply that has arrived but waits behind a flood for its turn
+ * is not a timeout: the server answered in time, the agent is behind. */
+static void test_deadline_not_judged_while_behind(void **state)
+{
+    fx_t *f = malloc(sizeof(*f));
+    const char *argv[] = {"CLIENT", "ID"};
+    int n = 2000;
+
+    (void)state;
+    assert_non_null(f);
+    fx_init_timeout(f, true, &mem_transport, 20);
+    assert_int_equal(pos_conn_connect(&f->c, "mem", 0), 0);
+    assert_int_equal(pos_conn_commandv(&f->c, cmd_cb, &f->cmds[0], 2, argv), 0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(pos_conn_feed(&f->c, MSG, strlen(MSG)), 0);
+    }
+    assert_int_equal(pos_conn_feed(&f->c, ":7\r\n", 4), 0);
+    assert_true(pos_conn_busy(&f->c));
+    usleep(40 * 1000); /* the deadline passes while the replies wait */
+    f->want = n;
+    assert_true(pos_test_loop_until(&f->loop, pushes_reached, f, 5000));
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->cmds[0].replies, 1);
+    assert_int_equal(f->cmds[0].err, 0);
+    assert_false(f->closed);
+    assert_false(pos_conn_busy(&f->c));
+
+    /* Once nothing waits, a late reply is a timeout again. */
+    assert_int_equal(pos_conn_commandv(&f->c, cmd_cb, &f->cmds[1], 2, argv), 0);
+    assert_true(pos_test_loop_until(&f->loop, is_closed, f, 2000));
+    assert_int_equal(f->cmds[1].err, -ETIMEDOUT);
+    fx_close(f);
+    free(f);
+}
+
 /* The guard refuses the third reply: the first two are answered, the
  * third command fails with -EMSGSIZE, the fourth with -ECONNRESET. */
 static void test_refused_reply_blames_its_command(void **state)
@@ -371,6 +412,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_turn_budget_on_a_socket),
         cmocka_unit_test(test_turn_budget_lets_timers_run),
+        cmocka_unit_test(test_deadline_not_judged_while_behind),
         cmocka_unit_test(test_refused_reply_blames_its_command),
         cmocka_unit_test(test_malformed_reply_fails_all),
         cmocka_unit_test(test_subscriber_pmessage_and_oversize),
