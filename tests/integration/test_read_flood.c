@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -130,6 +131,31 @@ static void *ttl_main(void *arg)
     return NULL;
 }
 
+/* CPU time the process has used, ms (user + system), or -1. */
+static long cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long ut = 0, st = 0;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fp = fopen(path, "r");
+    if (fp == NULL) {
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    /* Past the command name's closing parenthesis: utime and stime are the
+     * 12th and 13th fields after it. */
+    const char *p = strrchr(buf, ')');
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
+        return -1;
+    }
+    return (long)((ut + st) * 1000u / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -198,6 +224,7 @@ static void run_flood(pos_fix_t *f, const char *channel)
 
     atomic_store(&tw.min_ms, TTL_S * 1000);
     assert_int_equal(pthread_create(&tw.thread, NULL, ttl_main, &tw), 0);
+    long cpu0 = cpu_ms(f->agent.pid);
     uint64_t t0 = pos_test_now_ms(), next_check = t0;
     assert_int_equal(pthread_create(&pub, NULL, publisher, &fl), 0);
     bool done = false;
@@ -222,6 +249,7 @@ static void run_flood(pos_fix_t *f, const char *channel)
         pos_test_sleep_ms(2);
     }
     uint64_t handled_ms = pos_test_now_ms() - t0;
+    long cpu = cpu_ms(f->agent.pid) - cpu0;
     pthread_join(pub, NULL);
     atomic_store(&tw.stop, true);
     pthread_join(tw.thread, NULL);
@@ -238,12 +266,13 @@ static void run_flood(pos_fix_t *f, const char *channel)
     int drops = pos_test_agent_log_count(&f->agent, "link: offline");
     int handled = pos_test_agent_log_count(&f->agent, ", dropped");
     fprintf(stderr,
-            "flood: %d %s messages on %s: published in %ld ms, all handled after %" PRIu64 " ms\n"
+            "flood: %d %s messages on %s: published in %ld ms, all handled after %" PRIu64
+            " ms (agent CPU %ld ms)\n"
             "flood: local PING n=%d p50 %.2f ms p99 %.2f ms max %.2f ms; status PTTL min %ld ms "
             "(ttl %d s, interval %d s); read pauses %lld; link drops %d; dropped as invalid %d\n",
             fl.count, fl.requests ? "PAYMENT_REQUESTED" : "invalid", channel,
-            atomic_load(&fl.publish_ms), handled_ms, npings, p50, p99, max, atomic_load(&tw.min_ms),
-            TTL_S, HEARTBEAT_S, pauses, drops, handled);
+            atomic_load(&fl.publish_ms), handled_ms, cpu, npings, p50, p99, max,
+            atomic_load(&tw.min_ms), TTL_S, HEARTBEAT_S, pauses, drops, handled);
     redisFree(c);
     free(ping);
 
