@@ -804,6 +804,10 @@ static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_senti
     lo->reach.command_timeout_ms = cfg->command_timeout_ms;
     lo->reach.retry_delay_ms = cfg->retry_delay_ms;
     lo->reach.max_retry_delay_ms = cfg->max_retry_delay_ms;
+    /* No server may send a longer bulk string than the largest value or
+     * channel message the agent accepts (the sentinels included). */
+    lo->reach.max_bulk_bytes =
+        pos_resp_guard_bulk_limit(cfg->cache_max_value_bytes, POS_MSG_MAX_BYTES);
     for (size_t i = 0; i < 3; i++) {
         lo->channels[i] = a->channels[i].name;
     }
@@ -873,6 +877,7 @@ static void agent_cache_options(pos_agent_t *a, pos_cachesvc_options_t *co)
     co->cache.ttl_ms[POS_CACHE_SESSION] = (uint64_t)c->cache_session_ttl_s * 1000u;
     co->cache.max_bytes = (uint64_t)c->store_cache_max_mb << 20;
     co->warm_interval_s = c->cache_warm_interval_s;
+    co->max_value_bytes = c->cache_max_value_bytes;
 }
 
 /* Finishes what the writer holds (its callbacks run now), then stops it. */

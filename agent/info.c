@@ -63,6 +63,15 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  "reconnect_attempts:%u\r\nheartbeats_sent:%" PRIu64 "\r\n",
                  pos_link_is_online(a->link), host, (unsigned)port, a->link->online_count,
                  a->link->backoff.attempts, *a->heartbeats_sent);
+        {
+            /* What the servers sent that the agent would not take. */
+            pos_conn_stats_t ls;
+            pos_link_stats(a->link, &ls);
+            info_add(&b,
+                     "replies_refused:%" PRIu64 "\r\nread_pauses:%" PRIu64
+                     "\r\npmessages_dropped:%" PRIu64 "\r\n",
+                     ls.refused, ls.pauses, ls.pushes_dropped);
+        }
         if (a->link->use_sentinel) {
             /* Where the master is comes from the sentinels. */
             info_add(&b, "sentinel_master_name:%s\r\nsentinel_failovers:%" PRIu64 "\r\n",
@@ -80,10 +89,10 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  "# cache\r\ncache_open:%d\r\nhits:%" PRIu64 "\r\nstale_hits:%" PRIu64
                  "\r\nmisses:%" PRIu64 "\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
                  "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64
-                 "\r\nstore_disk_full:%" PRIu64 "\r\n\r\n",
+                 "\r\nstore_disk_full:%" PRIu64 "\r\noversize_refused:%" PRIu64 "\r\n\r\n",
                  a->cache->open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
-                 cs.evictions, a->cache->fetches_shared,
-                 a->store != NULL ? a->store->disk_full : 0);
+                 cs.evictions, a->cache->fetches_shared, a->store != NULL ? a->store->disk_full : 0,
+                 a->cache->oversize_refused);
     }
     if (info_want(want, "outbox")) {
         pos_outbox_stats_t os;

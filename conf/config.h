@@ -118,6 +118,7 @@ typedef struct pos_config {
     uint32_t cache_user_ttl_s;
     uint32_t cache_session_ttl_s;
     uint32_t cache_warm_interval_s; /* period of the inventory warm-up */
+    uint32_t cache_max_value_bytes; /* largest value read from Redis, bytes */
 
     /* [local] the local API socket */
     char local_socket[108];      /* absolute path, fits sun_path */

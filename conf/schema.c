@@ -714,6 +714,18 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 10,
      .max = 86400,
      .desc = "Seconds between warm-ups of the store's inventory (SCAN, then MGET in batches)."},
+    {.section = "cache",
+     .key = "max_value_bytes",
+     .type = CT_U32,
+     FIELD(cache_max_value_bytes),
+     .def = "262144",
+     .min = 1024,
+     .max = 524288, /* the store's own limit, POS_CACHE_VALUE_MAX */
+     .env = "POSAGENT_CACHE_MAX_VALUE_BYTES",
+     .desc = "Largest value the agent reads from Redis, in bytes: a larger one is refused "
+             "(the local API answers an error naming this key) and never cached. It also "
+             "bounds what any Redis server may send: a longer bulk string drops the connection "
+             "before it is read."},
 
     {.section = "local",
      .key = "socket",

@@ -47,7 +47,8 @@ static void api_read_reply(api_read_t *rd)
     if (rd->kind == API_READ_EXISTS) {
         long long found = 0;
         for (size_t i = 0; i < rd->n; i++) {
-            found += rd->slot[i].status == 0;
+            /* A value too large to serve exists all the same. */
+            found += rd->slot[i].status == 0 || rd->slot[i].status == -EMSGSIZE;
         }
         pos_localapi_reply_int(rd->r, found);
     } else {
@@ -57,6 +58,12 @@ static void api_read_reply(api_read_t *rd)
         for (size_t i = 0; i < rd->n; i++) {
             if (rd->slot[i].status == 0) {
                 pos_localapi_reply_bulk(rd->r, rd->slot[i].value, rd->slot[i].len);
+            } else if (rd->slot[i].status == -EMSGSIZE) {
+                /* Said plainly, in MGET's array too: nil would claim the
+                 * key does not exist. */
+                char msg[600];
+                snprintf(msg, sizeof(msg), "ERR %s", rd->slot[i].value);
+                pos_localapi_reply_error(rd->r, msg);
             } else if (rd->slot[i].status == -ENOENT || rd->kind == API_READ_MGET) {
                 pos_localapi_reply_nil(rd->r);
             } else {
@@ -86,12 +93,14 @@ static void api_slot_done(void *ctx, int status, const char *value, size_t len, 
     (void)fresh;
     free(sc);
     rd->slot[i].status = status;
-    if (status == 0) {
-        rd->slot[i].value = malloc(len ? len : 1);
+    /* A value, or the message saying why it is not served. */
+    if (status == 0 || status == -EMSGSIZE) {
+        rd->slot[i].value = malloc(len + 1);
         if (rd->slot[i].value == NULL) {
             rd->slot[i].status = -ENOMEM;
         } else {
             memcpy(rd->slot[i].value, value, len);
+            rd->slot[i].value[len] = '\0';
             rd->slot[i].len = len;
         }
     }

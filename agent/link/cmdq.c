@@ -90,6 +90,11 @@ bool pos_cmdq_expired(const pos_cmdq_t *q, uint64_t now_ms)
 
 void pos_cmdq_fail_all(pos_cmdq_t *q, int err)
 {
+    pos_cmdq_fail_all_head(q, err, err);
+}
+
+void pos_cmdq_fail_all_head(pos_cmdq_t *q, int head_err, int err)
+{
     pos_cmdq_t old = *q;
 
     /* Detach the entries first: a callback may push onto the fresh queue. */
@@ -98,7 +103,7 @@ void pos_cmdq_fail_all(pos_cmdq_t *q, int err)
     for (uint32_t i = 0; i < old.count; i++) {
         pos_cmdq_entry_t *e = &old.ring[(old.head + i) & (old.cap - 1)];
         if (e->cb != NULL) {
-            e->cb(e->ctx, NULL, err);
+            e->cb(e->ctx, NULL, i == 0 ? head_err : err);
         }
     }
     free(old.ring);

@@ -70,6 +70,12 @@ bool pos_cmdq_expired(const pos_cmdq_t *q, uint64_t now_ms);
  */
 void pos_cmdq_fail_all(pos_cmdq_t *q, int err);
 
+/*
+ * The same, but the oldest command gets head_err and the others err: the
+ * reply being read when the connection was refused was the oldest one's.
+ */
+void pos_cmdq_fail_all_head(pos_cmdq_t *q, int head_err, int err);
+
 /* Number of commands waiting for replies. */
 uint32_t pos_cmdq_pending(const pos_cmdq_t *q);
 

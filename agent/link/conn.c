@@ -19,6 +19,10 @@
 #define CONN_KEEPCNT         3
 #define CONN_USER_TIMEOUT_MS 20000
 
+/* A command past its deadline while the connection's replies wait for a
+ * later turn is looked at again this much later. */
+#define CONN_PAUSED_RECHECK_MS 50u
+
 /* A writer that outruns the socket by this much is failed instead of
  * growing memory without bound. */
 #define CONN_MAX_WRITE_QUEUE (1024u * 1024u)
@@ -53,8 +57,8 @@ static void conn_finish_close(pos_conn_t *c)
         c->reader = NULL;
     }
     if (c->state == POS_CONN_FINAL) {
-        if (c->timer_open) {
-            return; /* the timer's close callback completes the close */
+        if (c->timer_open || c->resume_open) {
+            return; /* their close callbacks complete the close */
         }
         if (c->final_cb != NULL) {
             c->final_cb(c);
@@ -81,7 +85,16 @@ static void conn_timer_closed(uv_handle_t *h)
     conn_finish_close(c);
 }
 
-void pos_conn_abort(pos_conn_t *c, int err)
+static void conn_resume_closed(uv_handle_t *h)
+{
+    pos_conn_t *c = h->data;
+    c->resume_open = false;
+    conn_finish_close(c);
+}
+
+/* Tears down because of err (on_closed gets it); the oldest pending
+ * command's callback gets head_err, the others err_rest. */
+static void conn_teardown(pos_conn_t *c, int err, int head_err, int err_rest)
 {
     if (c->state != POS_CONN_RESOLVING && c->state != POS_CONN_CONNECTING &&
         c->state != POS_CONN_OPEN) {
@@ -90,6 +103,10 @@ void pos_conn_abort(pos_conn_t *c, int err)
     c->state = POS_CONN_CLOSING;
     c->close_err = err;
     uv_timer_stop(&c->timer);
+    if (c->paused) {
+        uv_idle_stop(&c->resume);
+        c->paused = false;
+    }
     if (c->opt.transport->reset != NULL) {
         c->opt.transport->reset(c);
     }
@@ -102,8 +119,13 @@ void pos_conn_abort(pos_conn_t *c, int err)
         uv_close((uv_handle_t *)&c->tcp, conn_tcp_closed);
     }
     /* Every pending callback learns of the failure exactly once. */
-    pos_cmdq_fail_all(&c->q, err);
+    pos_cmdq_fail_all_head(&c->q, head_err, err_rest);
     conn_finish_close(c);
+}
+
+void pos_conn_abort(pos_conn_t *c, int err)
+{
+    conn_teardown(c, err, err, err);
 }
 
 static void conn_timer_cb(uv_timer_t *t)
@@ -118,6 +140,12 @@ static void conn_timer_cb(uv_timer_t *t)
         return;
     }
     if (c->state != POS_CONN_OPEN) {
+        return;
+    }
+    if (pos_cmdq_expired(&c->q, now) && c->paused) {
+        /* Replies have come in and wait for a turn of their own: the
+         * delay is ours, not the server's. Judged once they are out. */
+        uv_timer_start(&c->timer, conn_timer_cb, CONN_PAUSED_RECHECK_MS, 0);
         return;
     }
     if (pos_cmdq_expired(&c->q, now)) {
@@ -156,14 +184,26 @@ int pos_conn_init(uv_loop_t *loop, pos_conn_t *c, const pos_conn_options_t *opt,
     }
     c->cb = *cb;
     pos_cmdq_init(&c->q, c->opt.max_pending);
+    pos_resp_guard_init(&c->guard, &c->opt.limits);
     rc = uv_timer_init(loop, &c->timer);
     if (rc != 0) {
         return pos_uv_errno(rc);
     }
     c->timer.data = c;
+    rc = uv_idle_init(loop, &c->resume);
+    if (rc != 0) {
+        goto fail_resume;
+    }
+    c->resume.data = c;
     c->timer_open = true;
+    c->resume_open = true;
     c->state = POS_CONN_IDLE;
     return 0;
+
+fail_resume:
+    /* Known to no one yet: closed without a callback. */
+    uv_close((uv_handle_t *)&c->timer, NULL);
+    return pos_uv_errno(rc);
 }
 
 static void conn_set_socket_options(pos_conn_t *c)
@@ -222,60 +262,174 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static bool conn_is_push(const pos_conn_t *c, const redisReply *r)
+/* What a reply is: for a command, a channel message, or a push nothing
+ * asked for. */
+typedef enum conn_reply_kind {
+    CONN_REPLY = 0,
+    CONN_MESSAGE,
+    CONN_UNASKED,
+} conn_reply_kind_t;
+
+static conn_reply_kind_t conn_reply_kind(const pos_conn_t *c, const redisReply *r)
 {
     const redisReply *kind;
 
     if (!c->opt.subscriber || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
-        return false;
+        return CONN_REPLY;
     }
     kind = r->element[0];
     if (kind->type != REDIS_REPLY_STRING) {
-        return false;
+        return CONN_REPLY;
     }
-    return (kind->len == 7 && memcmp(kind->str, "message", 7) == 0) ||
-           (kind->len == 8 && memcmp(kind->str, "pmessage", 8) == 0);
+    if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0) {
+        return CONN_MESSAGE;
+    }
+    if (kind->len == 8 && memcmp(kind->str, "pmessage", 8) == 0) {
+        return CONN_UNASKED; /* the agent never PSUBSCRIBEs */
+    }
+    return CONN_REPLY;
 }
 
-int pos_conn_feed(pos_conn_t *c, const char *buf, size_t len)
+static void conn_stop_reading(pos_conn_t *c)
 {
-    if (c->state != POS_CONN_OPEN || c->reader == NULL) {
-        return 0;
+    if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
     }
-    if (redisReaderFeed(c->reader, buf, len) != REDIS_OK) {
-        return -ENOMEM;
+}
+
+static void conn_dispatch(pos_conn_t *c);
+
+static void conn_resume_cb(uv_idle_t *h)
+{
+    pos_conn_t *c = h->data;
+
+    /* A new turn: timers and the other handles have had theirs. */
+    c->turn_replies = 0;
+    conn_dispatch(c);
+}
+
+/* The turn's budget is spent: stop reading, go on at a later turn. */
+static void conn_pause(pos_conn_t *c)
+{
+    c->stats.pauses++;
+    if (!c->paused) {
+        c->paused = true;
+        conn_stop_reading(c);
+        uv_idle_start(&c->resume, conn_resume_cb);
     }
-    for (;;) {
+}
+
+/* Every complete reply is out. */
+static void conn_drained(pos_conn_t *c)
+{
+    int rc;
+
+    if (c->guard_err == -EMSGSIZE) {
+        /* Replies come in order and every one before the refused one has
+         * been handed out: on a command connection the refused reply is
+         * the oldest command's. A subscriber's may be a message: nobody
+         * to blame there. */
+        conn_teardown(c, -EMSGSIZE, c->opt.subscriber ? -ECONNRESET : -EMSGSIZE, -ECONNRESET);
+        return;
+    }
+    if (c->guard_err != 0) {
+        pos_conn_abort(c, c->guard_err);
+        return;
+    }
+    if (!c->paused) {
+        return;
+    }
+    c->paused = false;
+    uv_idle_stop(&c->resume);
+    if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+        if (rc != 0) {
+            pos_conn_abort(c, pos_uv_errno(rc));
+        }
+    }
+}
+
+/* Hands one reply to its command or to on_push; frees it. Returns 0, or
+ * -EPROTO when it had nowhere to go (the connection is aborted). */
+static int conn_deliver(pos_conn_t *c, redisReply *r)
+{
+    switch (conn_reply_kind(c, r)) {
+    case CONN_MESSAGE:
+        if (c->cb.on_push != NULL) {
+            c->cb.on_push(c, r);
+        }
+        break;
+    case CONN_UNASKED:
+        c->stats.pushes_dropped++;
+        POS_DEBUG("link", "%s: pmessage dropped: nothing was PSUBSCRIBEd", c->opt.name);
+        break;
+    case CONN_REPLY:
+        if (pos_cmdq_deliver(&c->q, r) != 0) {
+            POS_WARN("link", "%s: reply with no command waiting for it", c->opt.name);
+            freeReplyObject(r);
+            pos_conn_abort(c, -EPROTO);
+            return -EPROTO;
+        }
+        if (c->state == POS_CONN_OPEN) {
+            conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
+        }
+        break;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Hands out complete replies, at most the turn's budget. */
+static void conn_dispatch(pos_conn_t *c)
+{
+    /* A callback may tear the connection down; the reader is still
+     * allocated (it is freed after the handles close) but must not be used
+     * for this connection any more. */
+    while (c->state == POS_CONN_OPEN) {
         void *reply = NULL;
+
+        if (c->turn_replies >= POS_CONN_TURN_REPLIES) {
+            conn_pause(c);
+            return;
+        }
         if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
             POS_WARN("link", "%s: protocol error from server: %s", c->opt.name,
                      c->reader->errstr);
             pos_conn_abort(c, -EPROTO);
-            return 0;
+            return;
         }
         if (reply == NULL) {
-            break;
+            conn_drained(c);
+            return;
         }
-        redisReply *r = reply;
-        if (conn_is_push(c, r)) {
-            if (c->cb.on_push != NULL) {
-                c->cb.on_push(c, r);
-            }
-        } else if (pos_cmdq_deliver(&c->q, r) != 0) {
-            POS_WARN("link", "%s: reply with no command waiting for it", c->opt.name);
-            freeReplyObject(r);
-            pos_conn_abort(c, -EPROTO);
-            return 0;
-        } else if (c->state == POS_CONN_OPEN) {
-            conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
+        c->turn_replies++;
+        if (conn_deliver(c, reply) != 0) {
+            return;
         }
-        freeReplyObject(r);
-        /* A callback may have torn the connection down; the reader is still
-         * allocated (it is freed after the handles close) but must not be
-         * used for this connection any more. */
-        if (c->state != POS_CONN_OPEN) {
-            return 0;
-        }
+    }
+}
+
+int pos_conn_feed(pos_conn_t *c, const char *buf, size_t len)
+{
+    size_t used;
+
+    if (c->state != POS_CONN_OPEN || c->reader == NULL || c->guard_err != 0) {
+        return 0;
+    }
+    /* The guard first: hiredis buffers only what it accepts. */
+    if (pos_resp_guard_feed(&c->guard, buf, len, &used) != 0) {
+        char why[160];
+        pos_resp_guard_describe(&c->guard, why, sizeof(why));
+        POS_WARN("link", "%s: %s; dropping the connection", c->opt.name, why);
+        c->guard_err = c->guard.err;
+        c->stats.refused++;
+        conn_stop_reading(c); /* not one byte more */
+    }
+    if (used > 0 && redisReaderFeed(c->reader, buf, used) != REDIS_OK) {
+        return -ENOMEM;
+    }
+    if (!c->paused) {
+        conn_dispatch(c);
     }
     return 0;
 }
@@ -364,6 +518,9 @@ int pos_conn_connect(pos_conn_t *c, const char *host, uint16_t port)
     if (c->reader == NULL) {
         return -ENOMEM;
     }
+    pos_resp_guard_reset(&c->guard);
+    c->guard_err = 0;
+    c->turn_replies = 0;
     snprintf(c->port, sizeof(c->port), "%u", (unsigned)port);
     if (c->opt.transport->connect != NULL) {
         /* No socket: the transport brings the session up itself. */
@@ -500,6 +657,9 @@ void pos_conn_close(pos_conn_t *c, void (*done)(pos_conn_t *c))
     if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->timer)) {
         uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
     }
+    if (c->resume_open && !uv_is_closing((uv_handle_t *)&c->resume)) {
+        uv_close((uv_handle_t *)&c->resume, conn_resume_closed);
+    }
     pos_cmdq_free(&c->q);
     conn_finish_close(c);
 }
@@ -507,6 +667,11 @@ void pos_conn_close(pos_conn_t *c, void (*done)(pos_conn_t *c))
 bool pos_conn_is_open(const pos_conn_t *c)
 {
     return c->state == POS_CONN_OPEN;
+}
+
+bool pos_conn_busy(const pos_conn_t *c)
+{
+    return c->state == POS_CONN_OPEN && c->paused;
 }
 
 void pos_conn_options_for(pos_conn_options_t *co, const pos_conn_reach_t *r, const char *name)
@@ -517,6 +682,7 @@ void pos_conn_options_for(pos_conn_options_t *co, const pos_conn_reach_t *r, con
     co->command_timeout_ms = r->command_timeout_ms;
     co->transport = r->transport;
     co->transport_arg = r->transport_arg;
+    co->limits.bulk_bytes = r->max_bulk_bytes;
 }
 
 int pos_conn_log_len(const redisReply *r)

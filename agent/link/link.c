@@ -372,6 +372,11 @@ static void link_probe_timer_cb(uv_timer_t *t)
     if (l->state != POS_LINK_ONLINE) {
         return;
     }
+    if (l->probe_pending && pos_conn_busy(&l->sub.conn)) {
+        /* Messages are coming in faster than they are handled: the
+         * subscriber is alive, the probe is queued behind them. */
+        return;
+    }
     if (l->probe_pending) {
         POS_WARN("link", "probe %" PRIu64 " not heard back within %u ms, reconnecting",
                  l->probe_seq, l->opt.probe_interval_ms);
@@ -404,17 +409,9 @@ static void link_conn_push(pos_conn_t *c, const redisReply *r)
     pos_link_t *l = s->link;
     const redisReply *ch, *payload;
 
-    /* ["message", channel, payload] or ["pmessage", pattern, channel, payload] */
-    if (r->element[0]->len == 8) {
-        if (r->elements != 4) {
-            return;
-        }
-        ch = r->element[2];
-        payload = r->element[3];
-    } else {
-        ch = r->element[1];
-        payload = r->element[2];
-    }
+    /* ["message", channel, payload]: the connection drops "pmessage". */
+    ch = r->element[1];
+    payload = r->element[2];
     if (ch->type == REDIS_REPLY_STRING && ch->len == strlen(LINK_INVALIDATE_CHANNEL) &&
         memcmp(ch->str, LINK_INVALIDATE_CHANNEL, ch->len) == 0) {
         if (l->state == POS_LINK_ONLINE && l->cb.on_invalidate != NULL) {
@@ -790,6 +787,15 @@ const char *pos_link_server(const pos_link_t *l, uint16_t *port)
 {
     *port = link_port(l);
     return link_host(l);
+}
+
+void pos_link_stats(const pos_link_t *l, pos_conn_stats_t *st)
+{
+    const pos_conn_stats_t *a = &l->cmd.conn.stats, *b = &l->sub.conn.stats;
+
+    st->refused = a->refused + b->refused;
+    st->pauses = a->pauses + b->pauses;
+    st->pushes_dropped = a->pushes_dropped + b->pushes_dropped;
 }
 
 bool pos_link_is_online(const pos_link_t *l)

@@ -136,6 +136,9 @@ void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l));
  * URL's host. *port receives its port. */
 const char *pos_link_server(const pos_link_t *l, uint16_t *port);
 
+/* The counters of both connections, added up. */
+void pos_link_stats(const pos_link_t *l, pos_conn_stats_t *st);
+
 /* True when online (see above). */
 bool pos_link_is_online(const pos_link_t *l);
 

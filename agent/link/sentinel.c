@@ -442,7 +442,7 @@ static void watch_push(pos_conn_t *c, const redisReply *r)
     int rc;
 
     if (r->elements != 3) {
-        return; /* a pmessage: we never PSUBSCRIBE */
+        return; /* not the ["message", channel, payload] Sentinel sends */
     }
     ch = r->element[1];
     payload = r->element[2];

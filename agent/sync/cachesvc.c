@@ -55,6 +55,10 @@ int pos_cachesvc_init(pos_cachesvc_t *s, const pos_cachesvc_options_t *opt)
 
     pos_mem_zero(s, sizeof(*s));
     s->link = opt->link;
+    s->max_value_bytes = opt->max_value_bytes;
+    if (s->max_value_bytes == 0 || s->max_value_bytes > POS_CACHE_VALUE_MAX) {
+        s->max_value_bytes = POS_CACHE_VALUE_MAX;
+    }
     snprintf(s->store_id, sizeof(s->store_id), "%s", opt->store_id);
     rc = uv_timer_init(opt->loop, &s->flush_timer);
     if (rc != 0) {
@@ -119,6 +123,109 @@ static void cache_local_or_miss(pos_cachesvc_t *s, const char *key, size_t len, 
     }
 }
 
+/* ---- keys whose value is over max_value_bytes ---------------------------- */
+
+/* The slot remembering key, or NULL. */
+static pos_cache_oversize_t *oversize_find(pos_cachesvc_t *s, const char *key, size_t len)
+{
+    uint64_t now = pos_clock_mono_ms();
+
+    for (size_t i = 0; i < POS_CACHESVC_OVERSIZE_MAX; i++) {
+        pos_cache_oversize_t *o = &s->oversize[i];
+        if (o->until_ms > now && o->len == len && memcmp(o->key, key, len) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static void oversize_add(pos_cachesvc_t *s, const char *key, size_t len)
+{
+    pos_cache_oversize_t *o = oversize_find(s, key, len);
+
+    if (len > POS_CACHE_KEY_MAX) {
+        return; /* not a cached key: never asked for */
+    }
+    if (o == NULL) {
+        /* A free or expired slot, else the one that expires first. */
+        o = &s->oversize[0];
+        for (size_t i = 1; i < POS_CACHESVC_OVERSIZE_MAX; i++) {
+            if (s->oversize[i].until_ms < o->until_ms) {
+                o = &s->oversize[i];
+            }
+        }
+        memcpy(o->key, key, len);
+        o->len = len;
+    }
+    o->until_ms = pos_clock_mono_ms() + POS_CACHESVC_OVERSIZE_MS;
+}
+
+typedef struct glob_ctx {
+    const char *pattern;
+    size_t len;
+} glob_ctx_t;
+
+/* Forgets the keys match() accepts (all when match is NULL): their value
+ * may have changed. */
+static void oversize_forget(pos_cachesvc_t *s,
+                            bool (*match)(void *ctx, const char *key, size_t len), void *ctx)
+{
+    for (size_t i = 0; i < POS_CACHESVC_OVERSIZE_MAX; i++) {
+        pos_cache_oversize_t *o = &s->oversize[i];
+        if (o->until_ms != 0 && (match == NULL || match(ctx, o->key, o->len))) {
+            o->until_ms = 0;
+        }
+    }
+}
+
+static bool oversize_is(void *ctx, const char *key, size_t len)
+{
+    const glob_ctx_t *k = ctx;
+    return k->len == len && memcmp(k->pattern, key, len) == 0;
+}
+
+/* Answers cb that key's value is over the limit. */
+static void oversize_answer(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
+                            void *ctx)
+{
+    char msg[POS_CACHE_KEY_MAX + 80];
+    int n = snprintf(msg, sizeof(msg), "value of %.*s exceeds [cache] max_value_bytes (%u bytes)",
+                     (int)len, key, (unsigned)s->max_value_bytes);
+
+    s->oversize_refused++;
+    cb(ctx, -EMSGSIZE, msg, n > 0 ? strnlen(msg, sizeof(msg)) : 0, 0, false);
+}
+
+/* The value of f's key is too large: refused, never cached, remembered. */
+static void cache_fetch_oversize(pos_cache_fetch_t *f)
+{
+    pos_cachesvc_t *s = f->svc;
+    char shown[POS_CACHE_KEY_MAX + 1];
+
+    /* A session id may be a credential: its key is not logged. A key is
+     * the till's to choose: no control bytes reach the log. */
+    if (pos_cache_family_of(f->key, f->len) == POS_CACHE_SESSION) {
+        snprintf(shown, sizeof(shown), "a session: key");
+    } else {
+        size_t n = f->len < sizeof(shown) - 1 ? f->len : sizeof(shown) - 1;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)f->key[i];
+            shown[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+        }
+        shown[n] = '\0';
+    }
+    POS_WARN("cache", "%s: value over [cache] max_value_bytes (%u bytes): refused, not cached",
+             shown, (unsigned)s->max_value_bytes);
+    oversize_add(s, f->key, f->len);
+    if (s->open) {
+        /* Redis holds something else now: the older copy is no answer. */
+        pos_cache_delete(&s->cache, f->key, f->len);
+    }
+    for (cache_waiter_t *w = f->waiters; w != NULL; w = w->next) {
+        oversize_answer(s, f->key, f->len, w->cb, w->ctx);
+    }
+}
+
 static void cache_fetch_done(void *ctx, const redisReply *r, int err)
 {
     pos_cache_fetch_t *f = ctx;
@@ -132,7 +239,12 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
             break;
         }
     }
-    if (err == 0 && r->type == REDIS_REPLY_STRING) {
+    if (err == -EMSGSIZE ||
+        (err == 0 && r->type == REDIS_REPLY_STRING && r->len > s->max_value_bytes)) {
+        /* Over the limit: the link dropped the connection on it, or it
+         * came in under the link's headroom. */
+        cache_fetch_oversize(f);
+    } else if (err == 0 && r->type == REDIS_REPLY_STRING) {
         if (s->open) {
             pos_cache_put(&s->cache, f->key, f->len, r->str, r->len,
                           pos_cache_family_of(f->key, f->len), pos_clock_wall_ms());
@@ -172,6 +284,10 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
 
     if (cache_local(s, key, len, cb, ctx, true) == 0) {
         return; /* fresh */
+    }
+    if (oversize_find(s, key, len) != NULL) {
+        oversize_answer(s, key, len, cb, ctx); /* not asked again so soon */
+        return;
     }
     if (!pos_link_is_online(s->link)) {
         cache_local_or_miss(s, key, len, cb, ctx);
@@ -250,6 +366,15 @@ void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, c
 
 void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 {
+    if (keys == NULL) {
+        oversize_forget(s, NULL, NULL);
+    }
+    for (size_t i = 0; keys != NULL && i < keys->elements; i++) {
+        if (keys->element[i]->type == REDIS_REPLY_STRING) {
+            glob_ctx_t k = {keys->element[i]->str, keys->element[i]->len};
+            oversize_forget(s, oversize_is, &k);
+        }
+    }
     if (!s->open) {
         return;
     }
@@ -268,11 +393,6 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
     }
 }
 
-typedef struct glob_ctx {
-    const char *pattern;
-    size_t len;
-} glob_ctx_t;
-
 static bool cache_glob(void *ctx, const char *key, size_t key_len)
 {
     const glob_ctx_t *g = ctx;
@@ -284,6 +404,7 @@ void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
     glob_ctx_t g = {pattern, strlen(pattern)};
     size_t n = 0;
 
+    oversize_forget(s, cache_glob, &g);
     if (!s->open) {
         return;
     }
@@ -330,11 +451,15 @@ static pos_cache_item_t mget_item(const char *key, size_t len, const redisReply 
 }
 
 #define REVAL_BATCH 100
+/* Bytes of local values per batch: the MGET's reply stays far below what
+ * the link accepts in one reply (POS_RESP_GUARD_REPLY_BYTES). */
+#define REVAL_BATCH_BYTES (1024u * 1024u)
 
 typedef struct reval_batch {
     pos_cachesvc_t *svc;
     uint64_t epoch;
     size_t n;
+    uint64_t bytes; /* of the local copies of keys[0..n) */
     char *keys[REVAL_BATCH];
     size_t lens[REVAL_BATCH];
 } reval_batch_t;
@@ -356,7 +481,8 @@ static int reval_visit(void *ctx, const char *key, size_t key_len, const pos_cac
     b->keys[b->n][key_len] = '\0';
     b->lens[b->n] = key_len;
     b->n++;
-    return 0;
+    b->bytes += meta->value_len;
+    return b->bytes >= REVAL_BATCH_BYTES; /* full: the rest in the next batch */
 }
 
 static void reval_free(reval_batch_t *b)
@@ -374,6 +500,16 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
     pos_cache_item_t items[REVAL_BATCH];
     size_t n = 0;
 
+    if (err == -EMSGSIZE && s->open) {
+        /* One of the values grew past the limit and the link dropped the
+         * connection on it. Which one is unknown; were the batch kept, the
+         * next reconnect would ask for it again and drop again. Its local
+         * copies go: read-through fetches the others again one by one. */
+        for (size_t i = 0; i < b->n; i++) {
+            pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
+        }
+        POS_WARN("cache", "revalidation: a value over the limit; %zu entries dropped", b->n);
+    }
     if (err != 0 || b->epoch != s->reval_epoch || !s->open) {
         reval_free(b); /* link gone: the next reconnect starts again */
         return;
@@ -381,9 +517,10 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
     if (r->type == REDIS_REPLY_ARRAY && r->elements == b->n) {
         for (size_t i = 0; i < b->n; i++) {
             const redisReply *v = r->element[i];
-            if (v->type == REDIS_REPLY_STRING) {
+            if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
                 items[n++] = mget_item(b->keys[i], b->lens[i], v);
-            } else if (v->type == REDIS_REPLY_NIL) {
+            } else if (v->type == REDIS_REPLY_NIL || v->type == REDIS_REPLY_STRING) {
+                /* Gone, or grown past the limit: either way not kept. */
                 pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
             }
         }
@@ -518,7 +655,7 @@ static size_t warm_store(pos_cachesvc_t *s, char **keys, size_t n, const redisRe
     }
     for (size_t i = 0; i < n; i++) {
         const redisReply *v = r->element[i];
-        if (v->type == REDIS_REPLY_STRING) {
+        if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
             items[m++] = mget_item(keys[i], strlen(keys[i]), v);
         }
     }

@@ -9,6 +9,14 @@
  * updates from INVENTORY_UPDATED / LOW_STOCK_ALERT, and CACHE_INVALIDATE by
  * Redis glob. Only the contract's families are cached: product:,
  * inventory:, user:, session:.
+ *
+ * A value over max_value_bytes ([cache] max_value_bytes) is never cached:
+ * the read fails with -EMSGSIZE, whether the value reached the agent or the
+ * link dropped the connection on it (agent/link/resp_guard.h), and any
+ * older local copy is dropped. The key is remembered for
+ * POS_CACHESVC_OVERSIZE_MS (at most POS_CACHESVC_OVERSIZE_MAX keys) and
+ * refused at once meanwhile, unless an invalidation names it, so a till
+ * asking again and again does not make the link reconnect again and again.
  */
 
 #include <stdbool.h>
@@ -22,12 +30,24 @@
 #include "agent/msg/messages.h"
 #include "agent/store/cache.h"
 
-/* Result of a read. status: 0 found, -ENOENT not found, or an error.
+/* Result of a read. status: 0 found, -ENOENT not found, -EMSGSIZE the value
+ * is over max_value_bytes (value then holds the message to show, "value of
+ * <key> exceeds [cache] max_value_bytes (<n> bytes)"), or an error.
  * value is only valid during the call. */
 typedef void (*pos_cachesvc_cb)(void *ctx, int status, const char *value, size_t len,
                                 uint64_t age_ms, bool fresh);
 
 typedef struct pos_cache_fetch pos_cache_fetch_t;
+
+#define POS_CACHESVC_OVERSIZE_MAX 16     /* oversized keys remembered */
+#define POS_CACHESVC_OVERSIZE_MS  60000u /* for how long, ms */
+
+/* A key whose value was over max_value_bytes. */
+typedef struct pos_cache_oversize {
+    uint64_t until_ms; /* monotonic; 0: a free slot */
+    size_t len;
+    char key[POS_CACHE_KEY_MAX];
+} pos_cache_oversize_t;
 
 /* What the cache service is given at init. */
 typedef struct pos_cachesvc_options {
@@ -37,6 +57,7 @@ typedef struct pos_cachesvc_options {
     const char *store_id;  /* the till's store: its inventory is warmed up (copied) */
     pos_cache_config_t cache;
     unsigned warm_interval_s; /* periodic warm-up, seconds */
+    uint32_t max_value_bytes; /* largest value accepted, bytes; 0: POS_CACHE_VALUE_MAX */
 } pos_cachesvc_options_t;
 
 typedef struct pos_cachesvc {
@@ -57,6 +78,9 @@ typedef struct pos_cachesvc {
     uint64_t warm_epoch;
     uint64_t warmed_inventory;  /* entries stored by the current warm-up */
     uint64_t warmed_products;
+    uint32_t max_value_bytes;
+    pos_cache_oversize_t oversize[POS_CACHESVC_OVERSIZE_MAX];
+    uint64_t oversize_refused; /* reads refused as over max_value_bytes */
     unsigned open_handles; /* while closing */
     void (*closed_cb)(void *arg);
     void *closed_arg;

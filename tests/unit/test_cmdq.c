@@ -149,6 +149,41 @@ static void test_fail_all_exactly_once(void **state)
     pos_cmdq_free(&q);
 }
 
+/* The oldest command alone gets the head error (the reply being read was
+ * its own); the others get the other one, in order. */
+static int errs[8];
+
+static void record_err(void *ctx, const redisReply *r, int err)
+{
+    (void)r;
+    errs[(intptr_t)ctx] = err;
+    log_.order[log_.n++] = (int)(intptr_t)ctx;
+}
+
+static void test_fail_all_head(void **state)
+{
+    (void)state;
+    pos_cmdq_t q;
+    pos_cmdq_init(&q, 16);
+    memset(errs, 0, sizeof(errs));
+    for (intptr_t i = 1; i <= 3; i++) {
+        pos_cmdq_push(&q, record_err, (void *)i, 1, 1);
+    }
+    redisReply r = int_reply(1);
+    pos_cmdq_deliver(&q, &r); /* #1 answered: #2 is the oldest now */
+    pos_cmdq_fail_all_head(&q, -EMSGSIZE, -ECONNRESET);
+    assert_int_equal(errs[1], 0);
+    assert_int_equal(errs[2], -EMSGSIZE);
+    assert_int_equal(errs[3], -ECONNRESET);
+    assert_int_equal(log_.n, 3);
+    assert_int_equal(log_.order[1], 2);
+    assert_int_equal(log_.order[2], 3);
+    assert_int_equal(pos_cmdq_pending(&q), 0);
+    pos_cmdq_fail_all_head(&q, -EMSGSIZE, -ECONNRESET); /* empty: nothing */
+    assert_int_equal(log_.n, 3);
+    pos_cmdq_free(&q);
+}
+
 static pos_cmdq_t *reentrant_q;
 
 static void push_again(void *ctx, const redisReply *r, int err)
@@ -200,6 +235,7 @@ int main(void)
         cmocka_unit_test_setup(test_multi_reply, reset),
         cmocka_unit_test_setup(test_deadlines, reset),
         cmocka_unit_test_setup(test_fail_all_exactly_once, reset),
+        cmocka_unit_test_setup(test_fail_all_head, reset),
         cmocka_unit_test_setup(test_fail_all_reentrant, reset),
         cmocka_unit_test_setup(test_limit, reset),
     };

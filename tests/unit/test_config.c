@@ -579,6 +579,26 @@ static void test_env_precedence(void **state)
     assert_int_equal(r.cfg.redis.db, 2);
 }
 
+/* [cache] max_value_bytes: the default, the file, the environment, the range. */
+static void test_max_value_bytes(void **state)
+{
+    (void)state;
+    result_t r;
+    char *env[] = {"POSAGENT_CACHE_MAX_VALUE_BYTES=65536", NULL};
+    char *env_big[] = {"POSAGENT_CACHE_MAX_VALUE_BYTES=524289", NULL};
+
+    must_load(&r, IDS, no_env);
+    assert_int_equal(r.cfg.cache_max_value_bytes, 262144);
+    must_load(&r, IDS "[cache]\nmax_value_bytes = 100000\n", no_env);
+    assert_int_equal(r.cfg.cache_max_value_bytes, 100000);
+    must_load(&r, IDS "[cache]\nmax_value_bytes = 100000\n", env);
+    assert_int_equal(r.cfg.cache_max_value_bytes, 65536);
+    load(&r, IDS "[cache]\nmax_value_bytes = 1023\n", no_env);
+    expect_error(&r, NULL, "max_value_bytes", "1024..524288", NULL);
+    load(&r, IDS, env_big);
+    expect_error(&r, NULL, "POSAGENT_CACHE_MAX_VALUE_BYTES", NULL);
+}
+
 static void test_url_password_db_overrides(void **state)
 {
     (void)state;
@@ -931,6 +951,7 @@ static const char *const all_keys[][3] = {
     {"cache", "user_ttl_s", NULL},
     {"cache", "session_ttl_s", NULL},
     {"cache", "warm_interval_s", NULL},
+    {"cache", "max_value_bytes", "POSAGENT_CACHE_MAX_VALUE_BYTES"},
     {"local", "socket", NULL},
     {"local", "socket_group", NULL},
     {"local", "max_clients", NULL},
@@ -1035,7 +1056,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 60);
+    assert_int_equal(uncommented, 61);
     result_t r;
     must_load(&r, out, no_env);
     assert_int_equal(r.cfg.nsentinels, 3);
@@ -1350,6 +1371,7 @@ int main(void)
         cmocka_unit_test(test_load_stream),
         cmocka_unit_test(test_password_file),
         cmocka_unit_test(test_tls_settings),
+        cmocka_unit_test(test_max_value_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

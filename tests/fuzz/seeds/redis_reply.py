@@ -109,6 +109,16 @@ seeds = {
                                ("sub", b"-NOPERM no permission\r\n")]),
     "19-trackinginfo-wrong": (0, online(0)[:2] + [("cmd", bulk("x") + arr(bulk("redirect"),
                                                                           b":7\r\n"))]),
+    # The RESP guard (agent/link/resp_guard.c): refused at the header.
+    "20-oversize-message": (0, online(0) + [("sub", b"*3\r\n" + bulk("message") +
+                                             bulk(CHANNELS[0]) + b"$2147483648\r\n" +
+                                             b"x" * 200)]),
+    "21-oversize-reply": (0, online(0)[:2] + [("cmd", b"$300000\r\n" + b"x" * 100)]),
+    "22-endless-array": (0, online(0) + [("cmd", b"*2147483647\r\n" + b":1\r\n" * 50)]),
+    "23-resp3-push": (0, online(0) + [("sub", b">3\r\n" + bulk("message") + bulk("x") +
+                                       bulk("y"))]),
+    # More messages than one loop turn hands out.
+    "24-flood": (0, online(0) + [("sub", message(CHANNELS[1], "not json") * 200)]),
 }
 
 os.makedirs(OUT, exist_ok=True)
