@@ -388,7 +388,8 @@ static void conn_dispatch(pos_conn_t *c)
     while (c->state == POS_CONN_OPEN) {
         void *reply = NULL;
 
-        if (c->turn_replies >= POS_CONN_TURN_REPLIES) {
+        if (c->turn_replies >= POS_CONN_TURN_REPLIES ||
+            (c->turn_replies > 0 && uv_hrtime() - c->turn_start_ns > POS_CONN_TURN_NS)) {
             conn_pause(c);
             return;
         }
@@ -402,7 +403,9 @@ static void conn_dispatch(pos_conn_t *c)
             conn_drained(c);
             return;
         }
-        c->turn_replies++;
+        if (c->turn_replies++ == 0) {
+            c->turn_start_ns = uv_hrtime();
+        }
         if (conn_deliver(c, reply) != 0) {
             return;
         }

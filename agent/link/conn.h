@@ -16,7 +16,8 @@
  * others with -ECONNRESET, and on_closed gets -EMSGSIZE (-EPROTO for a
  * malformed one, for every command).
  *
- * At most POS_CONN_TURN_REPLIES replies are handed out per loop turn: then
+ * At most POS_CONN_TURN_REPLIES replies, or POS_CONN_TURN_NS of their
+ * handlers' time, are handed out per loop turn: then
  * reading stops and resumes on a later turn (a uv_idle_t), once timers and
  * other handles have had theirs, so a flood on one connection cannot hold
  * the loop.
@@ -43,6 +44,9 @@
  * no bound (about 0.55 s, ASan build), and a local PING waits behind at
  * most 64 handlers (p99 2-4 ms against 5-7 ms with 256). */
 #define POS_CONN_TURN_REPLIES 64u
+/* ... and at most 2 ms of their handlers' time, whatever each costs (a
+ * payment request refused over budget is decoded and answered). */
+#define POS_CONN_TURN_NS 2000000u
 
 typedef struct pos_conn pos_conn_t;
 
@@ -154,6 +158,7 @@ struct pos_conn {
     bool resume_open;
     bool paused;           /* the turn's budget is spent: not reading, resume is active */
     uint32_t turn_replies; /* replies handed out since reading last resumed */
+    uint64_t turn_start_ns; /* uv_hrtime() of this turn's first reply */
     int close_err;    /* reason handed to on_closed */
     void (*final_cb)(pos_conn_t *c);
 

@@ -505,9 +505,19 @@ static void outbox_applied(pos_store_op_t *op)
     pos_outbox_op_t *o = op->ctx;
     pos_outbox_t *ob = o->ob;
 
-    for (pos_outbox_op_t **pp = &ob->pending; *pp != NULL; pp = &(*pp)->pending_next) {
+    /* Oldest first, and applied in order: o is nearly always the first. */
+    pos_outbox_op_t *prev = NULL;
+    for (pos_outbox_op_t **pp = &ob->pending; *pp != NULL; prev = *pp, pp = &(*pp)->pending_next) {
         if (*pp == o) {
             *pp = o->pending_next;
+            if (ob->pending_tail == o) {
+                ob->pending_tail = prev;
+            }
+            if (o->kind == OOP_APPEND) {
+                ob->queued.entries--;
+                ob->queued.bytes -= o->e.channel_len + o->e.payload_len;
+                ob->queued.payment -= o->e.is_payment;
+            }
             break;
         }
     }
@@ -547,8 +557,18 @@ static int outbox_submit(pos_outbox_t *ob, pos_outbox_op_t *o)
         (void)pos_store_op_run_now(ob->st, &o->op); /* o is freed by now */
         return 0;
     }
-    o->pending_next = ob->pending;
-    ob->pending = o;
+    o->pending_next = NULL;
+    if (ob->pending_tail != NULL) {
+        ob->pending_tail->pending_next = o;
+    } else {
+        ob->pending = o;
+    }
+    ob->pending_tail = o;
+    if (o->kind == OOP_APPEND) {
+        ob->queued.entries++;
+        ob->queued.bytes += o->e.channel_len + o->e.payload_len;
+        ob->queued.payment += o->e.is_payment;
+    }
     pos_store_writer_submit_ex(ob->writer, &o->op, o->kind == OOP_ACK);
     return 0;
 }
@@ -744,12 +764,8 @@ void pos_outbox_stats(const pos_outbox_t *ob, pos_outbox_stats_t *out)
 {
     *out = ob->stats;
     /* Queued appends count as held: they are, once durable. */
-    for (const pos_outbox_op_t *o = ob->pending; o != NULL; o = o->pending_next) {
-        if (o->kind == OOP_APPEND) {
-            out->entries++;
-            out->bytes += o->e.channel_len + o->e.payload_len;
-            out->payment += o->e.is_payment;
-        }
-    }
+    out->entries += ob->queued.entries;
+    out->bytes += ob->queued.bytes;
+    out->payment += ob->queued.payment;
     out->next_id = ob->next_id;
 }

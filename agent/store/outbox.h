@@ -85,7 +85,9 @@ typedef struct pos_outbox {
     uint64_t next_id;           /* the id the next append gets (loop thread) */
     uint64_t w_seq;             /* writes applied by the writer (writer thread) */
     uint64_t stats_seq;         /* the write "stats" are as of (loop thread) */
-    pos_outbox_op_t *pending;   /* queued, not yet applied; newest first */
+    pos_outbox_op_t *pending;   /* queued, not yet applied; oldest first */
+    pos_outbox_op_t *pending_tail;
+    pos_outbox_stats_t queued;  /* the appends among them (loop thread) */
 } pos_outbox_t;
 
 /*
