@@ -10,6 +10,7 @@
 #include "platform/log.h"
 #include "platform/mem.h"
 #include "platform/sdnotify.h"
+#include "platform/version.h"
 #include "platform/uverr.h"
 
 #define SHUTDOWN_WAIT_MS 2000u
@@ -45,6 +46,7 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.status = status;
     r.ts_ms = pos_clock_wall_ms();
     r.version = POS_VERSION;
+    r.build = POS_BUILD_ID;
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
     r.outbox = 0;

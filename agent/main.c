@@ -30,6 +30,7 @@
 #include "conf/config.h"
 #include "platform/log.h"
 #include "platform/priv.h"
+#include "platform/version.h"
 
 #define EX_USAGE_CODE 64
 #define DEFAULT_CONFIG "/etc/posagent/posagent.ini"
@@ -71,7 +72,7 @@ static void print_version(void)
 {
     const char *arch;
 
-    printf("posagent %s (git %s)\n", POS_VERSION, POS_GIT_REV);
+    printf("posagent %s (build %s)\n", POS_VERSION, POS_BUILD_ID);
 #if defined(__aarch64__)
     arch = "aarch64";
 #elif defined(__arm__) && defined(__ARM_PCS_VFP)

@@ -1,8 +1,12 @@
 # Install layout and the Debian package (CPack DEB).
 #
 #   cmake --install build/release            (prefix /usr unless one is given)
-#   cd build/release && cpack -G DEB         -> posagent_<version>-1_amd64.deb
-#   cd build/aarch64 && cpack -G DEB         -> posagent_<version>-1_arm64.deb
+#   cd build/release && cpack -G DEB         -> posagent_<version>-<revision>_amd64.deb
+#   cd build/aarch64 && cpack -G DEB         -> posagent_<version>-<revision>_arm64.deb
+#
+# Version and revision are those of the build (packaging/version.cmake:
+# packaging/debian/changelog, and git between releases), read by cpack from
+# what the last build generated: build first.
 #
 # Layout (prefix /usr, as packaged):
 #   /usr/bin/posagent                         (agent/CMakeLists.txt installs it)
@@ -68,9 +72,11 @@ endif()
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME posagent)
+# Replaced at packaging time by the built version (posagent-cpack.cmake.in).
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "posagent")
-set(CPACK_PACKAGE_CONTACT "posagent maintainers <posagent@localhost>")
+# The maintainer of the latest changelog entry.
+set(CPACK_PACKAGE_CONTACT "${POS_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "point-of-sale terminal agent")
 set(CPACK_PACKAGE_DESCRIPTION
     "Runs on each till of the cloud POS system: heartbeat and status in Redis, \
@@ -78,7 +84,7 @@ payment, inventory and alert channels, and the customer display, receipt \
 printer and card pinpad through a hardware abstraction layer.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_STRIP_FILES ON)
-set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(CPACK_DEBIAN_PACKAGE_RELEASE ${POS_DEBIAN_REVISION})
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${POS_DEBIAN_ARCH})
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
@@ -104,6 +110,7 @@ set(POS_DEB_HOST_ARCH "")
 if(CMAKE_CROSSCOMPILING)
   set(POS_DEB_HOST_ARCH ${POS_DEBIAN_ARCH})
 endif()
+set(POS_VERSION_FILE ${POS_GENERATED}/version.cmake)
 configure_file(${CMAKE_SOURCE_DIR}/packaging/posagent-cpack.cmake.in
                ${CMAKE_BINARY_DIR}/posagent-cpack.cmake @ONLY)
 set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_BINARY_DIR}/posagent-cpack.cmake)
