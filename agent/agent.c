@@ -124,10 +124,6 @@ static void agent_on_online(pos_link_t *l)
     agent_status_changed(a);
     uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, a->cfg.heartbeat_interval_s * 1000u,
                    a->cfg.heartbeat_interval_s * 1000u);
-    if (!a->ready_notified) {
-        pos_sd_notify("READY=1");
-        a->ready_notified = true;
-    }
     {
         uint16_t port;
         const char *host = pos_link_server(&a->link, &port);
@@ -837,7 +833,9 @@ void pos_agent_start(pos_agent_t *a)
         ao.info_ctx = &a->info;
         pos_api_start(&a->api, &ao); /* logged; the agent runs on without it */
     }
-    pos_sd_notify("STATUS=connecting");
+    /* Serving locally (devices opened, local API listening): ready, also on
+     * a till that starts offline. The link's state goes in STATUS=. */
+    pos_sd_notify("READY=1\nSTATUS=serving locally; connecting to Redis");
     pos_link_start(&a->link);
 }
 

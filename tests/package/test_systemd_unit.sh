@@ -25,6 +25,26 @@ has "RuntimeDirectory=posagent"
 has "CapabilityBoundingSet="
 has "RestrictSUIDSGID=yes"
 has "UMask=0027"
+# Start-up semantics: ready when serving locally (READY=1 from the agent),
+# a finite start timeout, no restart loop on a bad configuration (exit 78),
+# the watchdog, and no wait for network-online.target (an offline till).
+has "Type=notify"
+has "NotifyAccess=main"
+has "RestartPreventExitStatus=78"
+has "Restart=always"
+has "WatchdogSec=30"
+timeout=$(sed -n 's/^TimeoutStartSec=\([0-9]*\)$/\1/p' "$unit")
+if [ -n "$timeout" ] && [ "$timeout" -ge 5 ] && [ "$timeout" -le 90 ]; then
+  echo "ok   TimeoutStartSec=$timeout (5..90 s)"
+else
+  echo "FAIL TimeoutStartSec must be 5..90 s: $(grep '^TimeoutStartSec' "$unit" || echo unset)"
+  fails=$((fails + 1))
+fi
+if grep -Eq "^(Wants|Requires|After)=.*network-online" "$unit"; then
+  echo "FAIL the unit waits for network-online.target"; fails=$((fails + 1))
+else
+  echo "ok   no network-online.target dependency"
+fi
 
 if command -v systemd-analyze >/dev/null; then
   work=$(mktemp -d /tmp/posagent-unit-XXXXXX)
