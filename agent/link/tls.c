@@ -167,9 +167,8 @@ static int tls_ca_parse(mbedtls_x509_crt *chain, const char *path)
     close(fd);
     if (got == len) {
         /* DER has no NUL; PEM is parsed with it (mmap zeroed it). */
-        ret = mbedtls_x509_crt_parse(chain, buf, strstr((const char *)buf, "-----BEGIN ") != NULL
-                                                     ? len + 1
-                                                     : len);
+        ret = mbedtls_x509_crt_parse(
+            chain, buf, strstr((const char *)buf, "-----BEGIN ") != NULL ? len + 1 : len);
     }
     munmap(buf, len + 1);
     return ret;

@@ -81,17 +81,17 @@ int pos_status_json(const pos_status_report_t *r, char *buf, size_t len)
         (r->build != NULL && !plain_version(r->build))) {
         return -EINVAL;
     }
-    int n = snprintf(buf, len,
-                     "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
-                     "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
-                     "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
-                     "\"outbox\":%" PRIu32 "}",
-                     r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms,
-                     r->version, r->build ? ",\"build\":\"" : "", r->build ? r->build : "",
-                     r->build ? "\"" : "", r->uptime_s,
-                     pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
-                     pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
-                     pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox);
+    int n =
+        snprintf(buf, len,
+                 "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
+                 "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
+                 "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
+                 "\"outbox\":%" PRIu32 "}",
+                 r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms, r->version,
+                 r->build ? ",\"build\":\"" : "", r->build ? r->build : "", r->build ? "\"" : "",
+                 r->uptime_s, pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
+                 pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
+                 pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox);
     return finish(n, len);
 }
 
