@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The sample systemd unit (platform/systemd/posagent.service) carries the
 # hardening docs/hardening.md promises, and systemd-analyze accepts it.
-# Usage: test_systemd_unit.sh SOURCE_DIR POSAGENT_BINARY
+# Usage: test_systemd_unit.sh SOURCE_DIR POSAGENT_BINARY [GENERATED_DIR]
+# GENERATED_DIR holds the built manual pages (posagent.8.gz,
+# posagent.ini.5.gz), which the unit's Documentation= names and
+# systemd-analyze verify looks up.
 set -uo pipefail
-src=$1 bin=$2
+src=$1 bin=$2 gen=${3:-}
 unit="$src/platform/systemd/posagent.service"
 fails=0
 has() { # directive=value (exact line)
@@ -49,8 +52,14 @@ fi
 if command -v systemd-analyze >/dev/null; then
   work=$(mktemp -d /tmp/posagent-unit-XXXXXX)
   trap 'rm -rf "$work"' EXIT
-  # verify wants the ExecStart binary to exist: point it at this build's.
+  # verify wants the ExecStart binary to exist: point it at this build's;
+  # and the manual pages: this build's.
   sed "s#/usr/bin/posagent#$bin#" "$unit" >"$work/posagent.service"
+  if [ -n "$gen" ]; then
+    mkdir -p "$work/man/man5" "$work/man/man8"
+    cp "$gen/posagent.8.gz" "$work/man/man8/" && cp "$gen/posagent.ini.5.gz" "$work/man/man5/"
+    export MANPATH="$work/man:"
+  fi
   if out=$(systemd-analyze verify "$work/posagent.service" 2>&1) && [ -z "$out" ]; then
     echo "ok   systemd-analyze verify"
   else
