@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mbedtls/entropy.h> /* MBEDTLS_ERR_ENTROPY_SOURCE_FAILED only */
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h> /* MBEDTLS_ERR_NET_SEND_FAILED only */
 #include <mbedtls/version.h>
@@ -125,6 +127,28 @@ static int tls_set_min_version(pos_tls_t *t, const char *v, char *why, size_t wh
 }
 
 /*
+ * The DRBG's seed and reseeds: the kernel's CSPRNG, which is also what
+ * mbedtls_entropy_func would read. Its context is not needed: 37 KiB in
+ * Debian's build (which gathers HAVEGE too), all of it written at init.
+ */
+static int tls_entropy(void *ctx, unsigned char *buf, size_t len)
+{
+    (void)ctx;
+    while (len > 0) {
+        ssize_t n = getrandom(buf, len, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return MBEDTLS_ERR_ENTROPY_SOURCE_FAILED;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
  * Parses the CA file into chain. The file is read into pages of its own
  * (mbedtls_x509_crt_parse_file would malloc its size: a whole bundle is
  * over glibc's mmap threshold, and freeing it raises that threshold for
@@ -218,7 +242,6 @@ int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t w
     bool with_key = opt->key_file != NULL && opt->key_file[0] != '\0';
 
     pos_mem_zero(t, sizeof(*t));
-    mbedtls_entropy_init(&t->entropy);
     mbedtls_ctr_drbg_init(&t->drbg);
     mbedtls_ssl_config_init(&t->conf);
     mbedtls_x509_crt_init(&t->ca);
@@ -251,8 +274,7 @@ int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t w
     }
     snprintf(t->server_name, sizeof(t->server_name), "%s", opt->server_name);
 
-    ret =
-        mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy, pers, sizeof(pers) - 1);
+    ret = mbedtls_ctr_drbg_seed(&t->drbg, tls_entropy, NULL, pers, sizeof(pers) - 1);
     if (ret != 0) {
         tls_strerror(ret, err, sizeof(err));
         snprintf(why, whylen, "TLS: cannot seed the random generator: %s", err);
@@ -339,7 +361,6 @@ void pos_tls_dispose(pos_tls_t *t)
     mbedtls_x509_crt_free(&t->ca);
     mbedtls_ssl_config_free(&t->conf);
     mbedtls_ctr_drbg_free(&t->drbg);
-    mbedtls_entropy_free(&t->entropy);
     t->have_session = false;
     t->ready = false;
 }

@@ -8,7 +8,7 @@
  * driven without blocking from the connection's read callback.
  *
  * One pos_tls_t per process holds what both connections share: the RNG
- * (CTR_DRBG seeded from the entropy pool), the CA chain, the client
+ * (CTR_DRBG seeded from the kernel's, getrandom(2)), the CA chain, the client
  * certificate and key, one mbedtls_ssl_config, and the last session, which
  * the next handshake offers for resumption. Each connection has only its
  * mbedtls_ssl_context, created at connect and freed at disconnect.
@@ -35,7 +35,6 @@
 #include <errno.h>
 
 #include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -67,7 +66,6 @@ typedef struct pos_tls_stats {
 } pos_tls_stats_t;
 
 typedef struct pos_tls {
-    mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_ssl_config conf;
     mbedtls_x509_crt ca; /* parsed from ca_file while ca_users > 0 */
