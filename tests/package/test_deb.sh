@@ -162,7 +162,7 @@ if [ "$(id -u)" -ne 0 ]; then
 elif ! command -v unshare >/dev/null || ! grep -qw overlay /proc/filesystems; then
   skip="no unshare or no overlayfs"
 elif [ "$arch" != "$(dpkg --print-architecture)" ] &&
-  ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+  ! grep -qx "$arch" <<<"$(dpkg --print-foreign-architectures)"; then
   skip="dpkg does not know architecture $arch here"
 fi
 if [ -n "$skip" ]; then
