@@ -2,7 +2,7 @@
 # Footprint of an idle agent: stripped binary size, and after SECONDS (default
 # 60) online: RSS, private and anonymous memory (from /proc/PID/smaps_rollup),
 # and wake-ups per minute (context switches of the agent's threads).
-# Usage: tests/bench/footprint.sh [--tls] [--map] [--items N] [seconds]
+# Usage: tests/bench/footprint.sh [--tls [--ca-bundle]] [--unit-env] [--map] [--items N] [seconds]
 #        tests/bench/footprint.sh [--items N] --qemu-aarch64 BUILD/agent/posagent [seconds]
 #
 # --tls links over rediss:// (redis-server's TLS port, test certificates
@@ -11,6 +11,8 @@
 # (/etc/ssl/certs/ca-certificates.crt, about 140 CAs) with the test CA
 # appended, as a till talking to a managed Redis with a public certificate
 # would, instead of the test CA alone.
+# --unit-env runs the agent with the environment the shipped unit sets
+# (its Environment= lines: glibc's tcache off), as systemd would.
 # --map adds the RSS and private memory of each mapping group (the binary,
 # each shared library, heap, stack, anonymous), largest first: where the
 # memory is.
@@ -42,6 +44,7 @@ items=0
 tls=0
 map=0
 bundle=0
+unit_env=0
 while [ $# -gt 0 ]; do
   case $1 in
     --qemu-aarch64)
@@ -52,6 +55,7 @@ while [ $# -gt 0 ]; do
     --tls) tls=1; shift ;;
     --map) map=1; shift ;;
     --ca-bundle) bundle=1; shift ;;
+    --unit-env) unit_env=1; shift ;;
     *) break ;;
   esac
 done
@@ -91,6 +95,12 @@ if [ "$items" -gt 0 ]; then
       printf "SET product:P-%d \"{\\\"id\\\":\\\"P-%d\\\",\\\"name\\\":\\\"Product %d\\\",\\\"price\\\":\\\"%d.99\\\",\\\"vat\\\":\\\"20\\\",\\\"barcode\\\":\\\"40063813%05d\\\"}\"\n", i, i, i, i % 50, i
     }
   }' | redis-cli -p "$port" >/dev/null
+fi
+if [ "$unit_env" = 1 ]; then
+  while IFS= read -r kv; do
+    export "${kv?}"
+    echo "environment from the unit: $kv"
+  done < <(sed -n 's/^Environment=//p' "$here/../../platform/systemd/posagent.service")
 fi
 if [ -n "$qemu_bin" ]; then
   # -L /: the multiarch loader and libc (see toolchains/debian-multiarch.cmake).
