@@ -247,11 +247,13 @@ void pos_config_write_man(FILE *out, const char *version)
           ".SH EXAMPLE\n"
           ".nf\n",
           out);
+    const char *shown = NULL; /* the section whose header is out */
     for (size_t i = 0; i < pos_schema_nitems; i++) {
         const pos_schema_item_t *it = &pos_schema_items[i];
         if (it->flags & F_REQUIRED) {
-            if (i == 0 || strcmp(pos_schema_items[i - 1].section, it->section) != 0) {
+            if (shown == NULL || strcmp(shown, it->section) != 0) {
                 fprintf(out, "[%s]\n", it->section);
+                shown = it->section;
             }
             snprintf(line, sizeof(line), "%s = %s", it->key, it->example);
             man_line(out, NULL, line);
