@@ -4,10 +4,11 @@
 # must ship anyway; a git tag can be missing from a clone, the changelog
 # cannot. Git adds what a changelog cannot know:
 #
-#   HEAD is tag v<upstream>, clean   <upstream>                  a release
-#   changelog entry UNRELEASED       <upstream>~git<N>.<commit>  before that release
-#   changelog entry released         <upstream>+git<N>.<commit>  after it
-#   no git checkout (a tarball)      <upstream>
+#   HEAD is tag v<upstream>, clean           <upstream>                  a release
+#   tag v<upstream> in HEAD's history, or
+#     the changelog entry is released        <upstream>+git<N>.<commit>  after it
+#   otherwise (the entry is UNRELEASED)      <upstream>~git<N>.<commit>  before it
+#   no git checkout (a tarball)              <upstream>
 #
 # N is the number of commits in HEAD's history (git rev-list --count), so a
 # later commit gets a higher version and apt sees an upgrade; "~" sorts
@@ -90,9 +91,9 @@ if(GIT)
 endif()
 # Only this project's own checkout: a tarball unpacked inside some other
 # repository must not take that one's commits.
-if(top AND EXISTS "${top}" AND EXISTS "${SRC}")
-  file(REAL_PATH "${top}" top)
-  file(REAL_PATH "${SRC}" src_real)
+if(top)
+  get_filename_component(top "${top}" REALPATH)
+  get_filename_component(src_real "${SRC}" REALPATH)
   if(NOT top STREQUAL src_real)
     set(top "")
   endif()
@@ -108,12 +109,14 @@ if(top)
   execute_process(COMMAND ${GIT} -C ${SRC} describe --tags --exact-match --match v${cl_UPSTREAM}
                           HEAD
                   RESULT_VARIABLE not_release OUTPUT_QUIET ERROR_QUIET)
+  execute_process(COMMAND ${GIT} -C ${SRC} describe --tags --match v${cl_UPSTREAM} HEAD
+                  RESULT_VARIABLE not_released_yet OUTPUT_QUIET ERROR_QUIET)
   set(build ${hash})
   if(NOT dirty EQUAL 0)
     string(APPEND build "-dirty")
   endif()
   if(NOT not_release EQUAL 0 OR NOT dirty EQUAL 0)
-    if(cl_DIST STREQUAL "UNRELEASED")
+    if(cl_DIST STREQUAL "UNRELEASED" AND NOT not_released_yet EQUAL 0)
       set(version "${cl_UPSTREAM}~git${count}.${hash}")
     else()
       set(version "${cl_UPSTREAM}+git${count}.${hash}")
