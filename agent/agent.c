@@ -10,8 +10,8 @@
 #include "platform/log.h"
 #include "platform/mem.h"
 #include "platform/sdnotify.h"
-#include "platform/version.h"
 #include "platform/uverr.h"
+#include "platform/version.h"
 
 #define SHUTDOWN_WAIT_MS 2000u
 
