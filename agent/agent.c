@@ -11,6 +11,7 @@
 #include "platform/mem.h"
 #include "platform/sdnotify.h"
 #include "platform/uverr.h"
+#include "platform/version.h"
 
 #define SHUTDOWN_WAIT_MS 2000u
 
@@ -45,6 +46,7 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.status = status;
     r.ts_ms = pos_clock_wall_ms();
     r.version = POS_VERSION;
+    r.build = POS_BUILD_ID;
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
     r.outbox = 0;
@@ -197,10 +199,6 @@ static void agent_on_online(pos_link_t *l)
     agent_status_write(a, true);
     uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, a->cfg.heartbeat_interval_s * 1000u,
                    a->cfg.heartbeat_interval_s * 1000u);
-    if (!a->ready_notified) {
-        pos_sd_notify("READY=1");
-        a->ready_notified = true;
-    }
     {
         uint16_t port;
         const char *host = pos_link_server(&a->link, &port);
@@ -1083,7 +1081,9 @@ void pos_agent_start(pos_agent_t *a)
         ao.info_ctx = &a->info;
         pos_api_start(&a->api, &ao); /* logged; the agent runs on without it */
     }
-    pos_sd_notify("STATUS=connecting");
+    /* Serving locally (devices opened, local API listening): ready, also on
+     * a till that starts offline. The link's state goes in STATUS=. */
+    pos_sd_notify("READY=1\nSTATUS=serving locally; connecting to Redis");
     pos_link_start(&a->link);
 }
 

@@ -89,7 +89,6 @@ struct pos_agent {
     bool payment_active;
     uint64_t started_ms;          /* monotonic */
     uint64_t unverified_since_ms; /* wall clock: the start, then each disconnect */
-    bool ready_notified;
     bool stopping;
     bool closing;                 /* agent_close_all() ran */
     unsigned shutdown_waits;      /* offline-status replies still expected */

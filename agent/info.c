@@ -11,6 +11,7 @@
 
 #include "agent/info.h"
 #include "platform/clock.h"
+#include "platform/version.h"
 
 typedef struct info_buf {
     char *buf;
@@ -49,9 +50,10 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
     buf[0] = '\0';
     if (info_want(want, "server")) {
         info_add(&b,
-                 "# server\r\nposagent_version:%s\r\nterminal_id:%s\r\nstore_id:%s\r\n"
+                 "# server\r\nposagent_version:%s\r\nposagent_build:%s\r\n"
+                 "terminal_id:%s\r\nstore_id:%s\r\n"
                  "uptime_in_seconds:%" PRIu64 "\r\nstatus:%s\r\n\r\n",
-                 POS_VERSION, a->terminal_id, a->store_id,
+                 POS_VERSION, POS_BUILD_ID, a->terminal_id, a->store_id,
                  (pos_clock_mono_ms() - *a->started_ms) / 1000u,
                  pos_term_status_name(a->status(a->ctx)));
     }

@@ -31,6 +31,7 @@
 #include "conf/config.h"
 #include "platform/log.h"
 #include "platform/priv.h"
+#include "platform/version.h"
 
 #define EX_USAGE_CODE 64
 #define DEFAULT_CONFIG "/etc/posagent/posagent.ini"
@@ -51,6 +52,7 @@ static void usage(FILE *out)
             "                           settings (secrets masked) and exit\n"
             "      --print-example-config   print the commented example configuration\n"
             "      --print-config-reference print the configuration reference (Markdown)\n"
+            "      --print-config-man   print the manual page posagent.ini(5) (roff)\n"
             "  -V, --version            print version information and exit\n"
             "  -h, --help               print this help and exit\n"
             "\n"
@@ -72,7 +74,7 @@ static void print_version(void)
 {
     const char *arch;
 
-    printf("posagent %s (git %s)\n", POS_VERSION, POS_GIT_REV);
+    printf("posagent %s (build %s)\n", POS_VERSION, POS_BUILD_ID);
 #if defined(__aarch64__)
     arch = "aarch64";
 #elif defined(__arm__) && defined(__ARM_PCS_VFP)
@@ -117,12 +119,13 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_EXAMPLE = 256, OPT_REFERENCE };
+    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_MAN };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 't'},
         {"print-example-config", no_argument, NULL, OPT_EXAMPLE},
         {"print-config-reference", no_argument, NULL, OPT_REFERENCE},
+        {"print-config-man", no_argument, NULL, OPT_MAN},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -154,6 +157,9 @@ int main(int argc, char **argv)
             return 0;
         case OPT_REFERENCE:
             pos_config_write_reference(stdout);
+            return 0;
+        case OPT_MAN:
+            pos_config_write_man(stdout, POS_VERSION);
             return 0;
         case 'V':
             print_version();

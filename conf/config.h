@@ -180,6 +180,9 @@ void pos_config_write_example(FILE *out);
 /* Prints the Markdown reference table used in README.md. */
 void pos_config_write_reference(FILE *out);
 
+/* Prints the manual page posagent.ini(5) (roff), for the given version. */
+void pos_config_write_man(FILE *out, const char *version);
+
 /*
  * Overwrites secrets in cfg with zeros (call before freeing or exiting):
  * redis_password, the URL text (it may embed a password) and

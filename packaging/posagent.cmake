@@ -1,15 +1,24 @@
 # Install layout and the Debian package (CPack DEB).
 #
 #   cmake --install build/release            (prefix /usr unless one is given)
-#   cd build/release && cpack -G DEB         -> posagent_<version>-1_amd64.deb
-#   cd build/aarch64 && cpack -G DEB         -> posagent_<version>-1_arm64.deb
+#   cd build/release && cpack -G DEB         -> posagent_<version>-<revision>_amd64.deb
+#   cd build/aarch64 && cpack -G DEB         -> posagent_<version>-<revision>_arm64.deb
+#
+# Version and revision are those of the build (packaging/version.cmake:
+# packaging/debian/changelog, and git between releases), read by cpack from
+# what the last build generated: build first.
 #
 # Layout (prefix /usr, as packaged):
 #   /usr/bin/posagent                         (agent/CMakeLists.txt installs it)
 #   /etc/posagent/posagent.ini                conffile, from conf/posagent.ini
 #   /lib/systemd/system/posagent.service      from platform/systemd/
 #   /var/lib/posagent                         state directory (owner set by postinst)
-#   /usr/share/doc/posagent/                  README and the design notes
+#   /usr/share/doc/posagent/                  README, the design notes, copyright,
+#                                             changelog.Debian.gz
+#   /usr/share/man/man8/posagent.8.gz         packaging/man/posagent.8
+#   /usr/share/man/man5/posagent.ini.5.gz     posagent --print-config-man, at build time
+#   /usr/share/bash-completion/completions/posagent
+#   /usr/share/lintian/overrides/posagent     each override says why
 # Stage an install elsewhere with DESTDIR (DESTDIR=/tmp/root cmake --install
 # build/release).
 
@@ -48,6 +57,34 @@ install(CODE "
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 file(GLOB _pos_docs ${CMAKE_SOURCE_DIR}/docs/*.md)
 install(FILES ${_pos_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/debian/copyright DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/bash-completion/posagent
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/debian/posagent.lintian-overrides
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME posagent)
+
+# Generated at every build (packaging/docs.cmake): posagent.ini(5) from the
+# schema, by the binary just built (under the cross build's emulator), and
+# the compressed manual pages and changelog. Not in the compile-only cross
+# check, whose "binary" cannot run.
+if(NOT POS_CROSS_COMPILE_ONLY)
+  string(REPLACE ";" "|" _pos_emulator "${CMAKE_CROSSCOMPILING_EMULATOR}")
+  set(_pos_docs_out ${POS_GENERATED}/posagent.ini.5.gz ${POS_GENERATED}/posagent.8.gz
+      ${POS_GENERATED}/changelog.Debian.gz)
+  add_custom_command(OUTPUT ${_pos_docs_out}
+    COMMAND ${CMAKE_COMMAND} -DBIN=$<TARGET_FILE:posagent> -DEMULATOR=${_pos_emulator}
+            -DSRC=${CMAKE_SOURCE_DIR} -DOUT=${POS_GENERATED}
+            -P ${CMAKE_SOURCE_DIR}/packaging/docs.cmake
+    DEPENDS posagent ${CMAKE_SOURCE_DIR}/packaging/man/posagent.8
+            ${CMAKE_SOURCE_DIR}/packaging/docs.cmake ${POS_GENERATED}/changelog.Debian
+    COMMENT "Manual pages and changelog for the package"
+    VERBATIM)
+  add_custom_target(pos_docs ALL DEPENDS ${_pos_docs_out})
+  add_dependencies(pos_docs pos_version)
+  install(FILES ${POS_GENERATED}/changelog.Debian.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
+  install(FILES ${POS_GENERATED}/posagent.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+  install(FILES ${POS_GENERATED}/posagent.ini.5.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
+endif()
 
 # ---- CPack: one .deb for the architecture being built ----
 # The Debian architecture comes from the toolchain file (POS_DEBIAN_ARCH),
@@ -68,17 +105,30 @@ endif()
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME posagent)
+# Replaced at packaging time by the built version (posagent-cpack.cmake.in).
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "posagent")
-set(CPACK_PACKAGE_CONTACT "posagent maintainers <posagent@localhost>")
+# The maintainer of the latest changelog entry.
+set(CPACK_PACKAGE_CONTACT "${POS_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "point-of-sale terminal agent")
+# Lines of at most 80 columns (lintian): cpack indents each by one space.
 set(CPACK_PACKAGE_DESCRIPTION
-    "Runs on each till of the cloud POS system: heartbeat and status in Redis, \
-payment, inventory and alert channels, and the customer display, receipt \
-printer and card pinpad through a hardware abstraction layer.")
+    "Runs on each till of the cloud POS system, whose state lives in Redis:
+the terminal's heartbeat and status, the payment, inventory and alert
+channels, and the customer display, receipt printer and card pinpad
+(ESC/POS, Epson and CD5220 displays, Ingenico Telium pinpads) through a
+hardware abstraction layer.
+
+A local store keeps cached products, inventory, users and sessions, an
+outbox of what is to be delivered and a journal of payments, so that the
+till keeps working while Redis cannot be reached. The POS application
+talks to the agent through a local socket in the Redis protocol.
+
+Runs as its own user under a hardened systemd unit; TLS to Redis with
+mbedTLS; signed payment messages.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_STRIP_FILES ON)
-set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(CPACK_DEBIAN_PACKAGE_RELEASE ${POS_DEBIAN_REVISION})
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${POS_DEBIAN_ARCH})
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
@@ -104,6 +154,7 @@ set(POS_DEB_HOST_ARCH "")
 if(CMAKE_CROSSCOMPILING)
   set(POS_DEB_HOST_ARCH ${POS_DEBIAN_ARCH})
 endif()
+set(POS_VERSION_FILE ${POS_GENERATED}/version.cmake)
 configure_file(${CMAKE_SOURCE_DIR}/packaging/posagent-cpack.cmake.in
                ${CMAKE_BINARY_DIR}/posagent-cpack.cmake @ONLY)
 set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_BINARY_DIR}/posagent-cpack.cmake)

@@ -1,10 +1,18 @@
 #include "agent/link/tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <mbedtls/entropy.h> /* MBEDTLS_ERR_ENTROPY_SOURCE_FAILED only */
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h> /* MBEDTLS_ERR_NET_SEND_FAILED only */
 #include <mbedtls/version.h>
@@ -14,6 +22,8 @@
 
 /* Decrypted bytes are handed to the RESP reader in pieces of this size. */
 #define TLS_PLAIN_CHUNK 4096
+/* A CA file larger than this is refused (Debian's whole bundle is 220 KB). */
+#define TLS_CA_FILE_MAX (8u << 20)
 
 /* Per connection: the mbedTLS context and the bytes of the read in progress. */
 typedef struct tls_conn {
@@ -24,6 +34,7 @@ typedef struct tls_conn {
     int send_err; /* why the last raw write failed (negative errno) */
     bool handshake_done;
     bool cert_seen; /* a certificate came: a full handshake */
+    bool ca_held;   /* counted in tls->ca_users */
     uint64_t started_ns;
     unsigned char plain[TLS_PLAIN_CHUNK];
 } tls_conn_t;
@@ -115,6 +126,113 @@ static int tls_set_min_version(pos_tls_t *t, const char *v, char *why, size_t wh
     return -EINVAL;
 }
 
+/*
+ * The DRBG's seed and reseeds: the kernel's CSPRNG, which is also what
+ * mbedtls_entropy_func would read. Its context is not needed: 37 KiB in
+ * Debian's build (which gathers HAVEGE too), all of it written at init.
+ */
+static int tls_entropy(void *ctx, unsigned char *buf, size_t len)
+{
+    (void)ctx;
+    while (len > 0) {
+        ssize_t n = getrandom(buf, len, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return MBEDTLS_ERR_ENTROPY_SOURCE_FAILED;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Parses the CA file into chain. The file is read into pages of its own
+ * (mbedtls_x509_crt_parse_file would malloc its size: a whole bundle is
+ * over glibc's mmap threshold, and freeing it raises that threshold for
+ * good, so that later large blocks stay on the heap). Returns what
+ * mbedtls_x509_crt_parse returns, or an MBEDTLS_ERR_X509_FILE_IO_ERROR.
+ */
+static int tls_ca_parse(mbedtls_x509_crt *chain, const char *path)
+{
+    struct stat st;
+    unsigned char *buf;
+    size_t len, got = 0;
+    int fd, ret = MBEDTLS_ERR_X509_FILE_IO_ERROR;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return ret;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        st.st_size > TLS_CA_FILE_MAX) {
+        close(fd);
+        return ret;
+    }
+    len = (size_t)st.st_size;
+    /* One byte more: a PEM buffer is parsed up to its final NUL. */
+    buf = mmap(NULL, len + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) {
+        close(fd);
+        return MBEDTLS_ERR_X509_ALLOC_FAILED;
+    }
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    if (got == len) {
+        /* DER has no NUL; PEM is parsed with it (mmap zeroed it). */
+        ret = mbedtls_x509_crt_parse(
+            chain, buf, strstr((const char *)buf, "-----BEGIN ") != NULL ? len + 1 : len);
+    }
+    munmap(buf, len + 1);
+    return ret;
+}
+
+/* Parses t->ca_file into t->ca. Returns 0, or writes why and returns
+ * -EINVAL. */
+static int tls_ca_load(pos_tls_t *t, char *why, size_t whylen)
+{
+    char err[160];
+    int ret = tls_ca_parse(&t->ca, t->ca_file);
+
+    if (ret == 0) {
+        return 0;
+    }
+    /* > 0: that many certificates in the file could not be parsed. */
+    if (ret > 0) {
+        snprintf(err, sizeof(err), "%d certificate(s) in it could not be parsed", ret);
+    } else {
+        tls_strerror(ret, err, sizeof(err));
+    }
+    snprintf(why, whylen, "[tls] ca_file: cannot load %s: %s", t->ca_file, err);
+    mbedtls_x509_crt_free(&t->ca);
+    mbedtls_x509_crt_init(&t->ca);
+    return -EINVAL;
+}
+
+/* Frees the parsed CA chain, and gives the heap pages it held back. */
+static void tls_ca_drop(pos_tls_t *t)
+{
+    mbedtls_ssl_conf_ca_chain(&t->conf, NULL, NULL);
+    mbedtls_x509_crt_free(&t->ca);
+    mbedtls_x509_crt_init(&t->ca);
+#if defined(__GLIBC__)
+    /* The chain's many small blocks sit in the middle of the heap, where
+     * free() alone returns nothing to the system. */
+    malloc_trim(0);
+#endif
+}
+
 int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t whylen)
 {
     static const unsigned char pers[] = "posagent-tls";
@@ -124,7 +242,6 @@ int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t w
     bool with_key = opt->key_file != NULL && opt->key_file[0] != '\0';
 
     pos_mem_zero(t, sizeof(*t));
-    mbedtls_entropy_init(&t->entropy);
     mbedtls_ctr_drbg_init(&t->drbg);
     mbedtls_ssl_config_init(&t->conf);
     mbedtls_x509_crt_init(&t->ca);
@@ -137,6 +254,12 @@ int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t w
         rc = -EINVAL;
         goto fail;
     }
+    if (strlen(opt->ca_file) >= sizeof(t->ca_file)) {
+        snprintf(why, whylen, "[tls] ca_file: path too long");
+        rc = -EINVAL;
+        goto fail;
+    }
+    snprintf(t->ca_file, sizeof(t->ca_file), "%s", opt->ca_file);
     if (opt->server_name == NULL || opt->server_name[0] == '\0' ||
         strlen(opt->server_name) >= sizeof(t->server_name)) {
         snprintf(why, whylen, "[tls] server_name: missing or too long");
@@ -151,26 +274,20 @@ int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t w
     }
     snprintf(t->server_name, sizeof(t->server_name), "%s", opt->server_name);
 
-    ret =
-        mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy, pers, sizeof(pers) - 1);
+    ret = mbedtls_ctr_drbg_seed(&t->drbg, tls_entropy, NULL, pers, sizeof(pers) - 1);
     if (ret != 0) {
         tls_strerror(ret, err, sizeof(err));
         snprintf(why, whylen, "TLS: cannot seed the random generator: %s", err);
         rc = -EIO;
         goto fail;
     }
-    ret = mbedtls_x509_crt_parse_file(&t->ca, opt->ca_file);
-    if (ret != 0) {
-        /* > 0: that many certificates in the file could not be parsed. */
-        if (ret > 0) {
-            snprintf(err, sizeof(err), "%d certificate(s) in it could not be parsed", ret);
-        } else {
-            tls_strerror(ret, err, sizeof(err));
-        }
-        snprintf(why, whylen, "[tls] ca_file: cannot load %s: %s", opt->ca_file, err);
-        rc = -EINVAL;
+    /* Checked now, so that a bad file is a configuration error; loaded
+     * again when a handshake needs it. */
+    rc = tls_ca_load(t, why, whylen);
+    if (rc != 0) {
         goto fail;
     }
+    tls_ca_drop(t);
     if (with_cert) {
         ret = mbedtls_x509_crt_parse_file(&t->cert, opt->cert_file);
         if (ret != 0) {
@@ -204,7 +321,6 @@ int pos_tls_init(pos_tls_t *t, const pos_tls_options_t *opt, char *why, size_t w
     }
     /* Never optional: an unverified server could be anyone. */
     mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-    mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
     mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
     if (with_cert) {
         ret = mbedtls_ssl_conf_own_cert(&t->conf, &t->cert, &t->key);
@@ -245,7 +361,6 @@ void pos_tls_dispose(pos_tls_t *t)
     mbedtls_x509_crt_free(&t->ca);
     mbedtls_ssl_config_free(&t->conf);
     mbedtls_ctr_drbg_free(&t->drbg);
-    mbedtls_entropy_free(&t->entropy);
     t->have_session = false;
     t->ready = false;
 }
@@ -308,6 +423,71 @@ static void tls_save_session(tls_conn_t *t)
     tls->have_session = mbedtls_ssl_get_session(&t->ssl, &tls->session) == 0;
 }
 
+/* Makes the CA chain available to t's handshake, loading it when no other
+ * connection holds it. Returns 0, or POS_TLS_EHANDSHAKE when ca_file can no
+ * longer be read (logged). */
+static int tls_ca_hold(pos_conn_t *c, tls_conn_t *t)
+{
+    pos_tls_t *tls = t->tls;
+    char why[320];
+
+    if (t->ca_held) {
+        return 0;
+    }
+    if (tls->ca_users == 0) {
+        if (tls_ca_load(tls, why, sizeof(why)) != 0) {
+            tls->stats.failed++;
+            POS_ERR("link", "%s: TLS: cannot verify the server: %s", c->opt.name, why);
+            return POS_TLS_EHANDSHAKE;
+        }
+        mbedtls_ssl_conf_ca_chain(&tls->conf, &tls->ca, NULL);
+    }
+    tls->ca_users++;
+    t->ca_held = true;
+    return 0;
+}
+
+static void tls_ca_release(tls_conn_t *t)
+{
+    pos_tls_t *tls = t->tls;
+
+    if (!t->ca_held) {
+        return;
+    }
+    t->ca_held = false;
+    if (--tls->ca_users == 0) {
+        tls_ca_drop(tls);
+    }
+}
+
+/* mbedtls_ssl_handshake(), step by step: with mbedTLS 2.x the CA chain is
+ * loaded only when the server's certificate is next, which a resumed
+ * handshake skips. Returns what mbedTLS returned; *rc is nonzero when the
+ * CA chain could not be loaded. */
+static int tls_handshake_steps(pos_conn_t *c, tls_conn_t *t, int *rc)
+{
+    *rc = 0;
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+    while (t->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+        if (t->ssl.state == MBEDTLS_SSL_SERVER_CERTIFICATE) {
+            *rc = tls_ca_hold(c, t);
+            if (*rc != 0) {
+                return 0;
+            }
+        }
+        int ret = mbedtls_ssl_handshake_step(&t->ssl);
+        if (ret != 0) {
+            return ret;
+        }
+    }
+    return 0;
+#else
+    /* No public view of the handshake's state: hold it throughout. */
+    *rc = tls_ca_hold(c, t);
+    return *rc != 0 ? 0 : mbedtls_ssl_handshake(&t->ssl);
+#endif
+}
+
 static bool is_ip_literal(const char *s)
 {
     unsigned char addr[16];
@@ -367,9 +547,13 @@ static int tls_handshake_failed(pos_conn_t *c, tls_conn_t *t, int ret)
 static int tls_handshake(pos_conn_t *c, tls_conn_t *t)
 {
     pos_tls_t *tls = t->tls;
-    int ret = mbedtls_ssl_handshake(&t->ssl);
+    int rc;
+    int ret = tls_handshake_steps(c, t, &rc);
     uint64_t us;
 
+    if (rc != 0) {
+        return rc; /* ca_file unreadable: said so */
+    }
     if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
         return 0;
     }
@@ -377,6 +561,7 @@ static int tls_handshake(pos_conn_t *c, tls_conn_t *t)
         return tls_handshake_failed(c, t, ret);
     }
     t->handshake_done = true;
+    tls_ca_release(t);
     us = (uv_hrtime() - t->started_ns) / 1000u;
     tls->stats.last_us = us;
     tls->stats.last_resumed = !t->cert_seen;
@@ -402,6 +587,7 @@ static void tls_reset(pos_conn_t *c)
         return;
     }
     c->transport_state = NULL;
+    tls_ca_release(t);
     /* mbedtls_ssl_free zeroises its record buffers (they held AUTH). */
     mbedtls_ssl_free(&t->ssl);
     explicit_bzero(t->plain, sizeof(t->plain));

@@ -8,10 +8,18 @@
  * driven without blocking from the connection's read callback.
  *
  * One pos_tls_t per process holds what both connections share: the RNG
- * (CTR_DRBG seeded from the entropy pool), the CA chain, the client
+ * (CTR_DRBG seeded from the kernel's, getrandom(2)), the CA chain, the client
  * certificate and key, one mbedtls_ssl_config, and the last session, which
  * the next handshake offers for resumption. Each connection has only its
  * mbedtls_ssl_context, created at connect and freed at disconnect.
+ *
+ * The CA chain is in memory only while a server certificate is being
+ * verified: ca_file is parsed when a full handshake reaches the server's
+ * certificate and freed when no handshake needs it any more (with mbedTLS
+ * 3.x, for the whole of every handshake). An idle agent thus holds no
+ * parsed CA, which matters with a whole CA bundle (about 460 KiB for
+ * Debian's 140 CAs); the price is a parse per full handshake, and a
+ * resumed handshake needs none.
  *
  * Verification is always on: the server certificate must chain to ca_file
  * and carry server_name (default: the URL's host). A rejected certificate
@@ -27,7 +35,6 @@
 #include <errno.h>
 
 #include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -59,10 +66,11 @@ typedef struct pos_tls_stats {
 } pos_tls_stats_t;
 
 typedef struct pos_tls {
-    mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_ssl_config conf;
-    mbedtls_x509_crt ca;
+    mbedtls_x509_crt ca; /* parsed from ca_file while ca_users > 0 */
+    unsigned ca_users;   /* connections verifying a certificate now */
+    char ca_file[256];
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
     mbedtls_ssl_session session; /* last established session */

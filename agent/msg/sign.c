@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,7 +296,8 @@ pos_sign_verdict_t pos_sign_verify(const pos_sign_keys_t *keys, const char *json
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "ts");
     v = POS_SIGN_STALE;
     if (ts != NULL && cJSON_IsNumber(ts) && ts->valuedouble >= 0 &&
-        ts->valuedouble < 9007199254740992.0 && ts->valuedouble == floor(ts->valuedouble)) {
+        ts->valuedouble < 9007199254740992.0 &&
+        ts->valuedouble == (double)(uint64_t)ts->valuedouble) {
         uint64_t t = (uint64_t)ts->valuedouble;
         uint64_t age = now_ms > t ? now_ms - t : t - now_ms;
         if (age <= window_ms) {

@@ -39,7 +39,9 @@ pos_term_status_t pos_status_compute(bool payment_active,
     return POS_TERM_ONLINE;
 }
 
-static bool plain_id(const char *s)
+/* Non-empty, and only letters, digits, '.', '_', '-' and the characters of
+ * extra: nothing JSON would need escaped. */
+static bool plain_chars(const char *s, const char *extra)
 {
     if (s == NULL || *s == '\0') {
         return false;
@@ -47,11 +49,22 @@ static bool plain_id(const char *s)
     for (; *s != '\0'; s++) {
         char c = *s;
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
+              c == '.' || c == '_' || c == '-' || strchr(extra, c) != NULL)) {
             return false;
         }
     }
     return true;
+}
+
+static bool plain_id(const char *s)
+{
+    return plain_chars(s, "");
+}
+
+/* Versions such as 0.2.0~git231.1a2b3c4d5e6f or 0.2.0+git240.1a2b3c4d5e6f. */
+static bool plain_version(const char *s)
+{
+    return plain_chars(s, "+~");
 }
 
 static int finish(int n, size_t len)
@@ -64,18 +77,21 @@ static int finish(int n, size_t len)
 
 int pos_status_json(const pos_status_report_t *r, char *buf, size_t len)
 {
-    if (!plain_id(r->terminal_id) || !plain_id(r->store_id) || !plain_id(r->version)) {
+    if (!plain_id(r->terminal_id) || !plain_id(r->store_id) || !plain_version(r->version) ||
+        (r->build != NULL && !plain_version(r->build))) {
         return -EINVAL;
     }
-    int n = snprintf(buf, len,
-                     "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
-                     "\"ts\":%" PRIu64 ",\"version\":\"%s\",\"uptimeS\":%" PRIu64 ","
-                     "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
-                     "\"outbox\":%" PRIu32 "}",
-                     r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms,
-                     r->version, r->uptime_s, pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
-                     pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
-                     pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox);
+    int n =
+        snprintf(buf, len,
+                 "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
+                 "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
+                 "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
+                 "\"outbox\":%" PRIu32 "}",
+                 r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms, r->version,
+                 r->build ? ",\"build\":\"" : "", r->build ? r->build : "", r->build ? "\"" : "",
+                 r->uptime_s, pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
+                 pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
+                 pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox);
     return finish(n, len);
 }
 

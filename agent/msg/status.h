@@ -35,6 +35,7 @@ typedef struct pos_status_report {
     pos_term_status_t status;
     uint64_t ts_ms;    /* Unix epoch milliseconds */
     const char *version;
+    const char *build; /* build id; NULL: no "build" field */
     uint64_t uptime_s;
     pos_dev_state_t devices[POS_DEV_COUNT];
     uint32_t outbox;   /* entries waiting for delivery */
@@ -58,8 +59,10 @@ pos_term_status_t pos_status_compute(bool payment_active,
 
 /*
  * Writes the status value JSON into buf. Identifiers must be plain
- * ([A-Za-z0-9._-]); anything else is refused rather than escaped.
- * Returns the length written (without the NUL), -EINVAL or -ENOSPC.
+ * ([A-Za-z0-9._-], and also '+' and '~' in version and build); anything
+ * else is refused rather than escaped. "build" follows "version" when
+ * r->build is set. Returns the length written (without the NUL), -EINVAL or
+ * -ENOSPC.
  */
 int pos_status_json(const pos_status_report_t *r, char *buf, size_t len);
 

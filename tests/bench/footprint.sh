@@ -2,8 +2,20 @@
 # Footprint of an idle agent: stripped binary size, and after SECONDS (default
 # 60) online: RSS, private and anonymous memory (from /proc/PID/smaps_rollup),
 # and wake-ups per minute (context switches of the agent's threads).
-# Usage: tests/bench/footprint.sh [--items N] [seconds]
+# Usage: tests/bench/footprint.sh [--tls [--ca-bundle]] [--unit-env] [--map] [--items N] [seconds]
 #        tests/bench/footprint.sh [--items N] --qemu-aarch64 BUILD/agent/posagent [seconds]
+#
+# --tls links over rediss:// (redis-server's TLS port, test certificates
+# from tests/support/tls_certs.sh, RSA 2048) instead of redis://.
+# --ca-bundle (with --tls) verifies against Debian's whole CA bundle
+# (/etc/ssl/certs/ca-certificates.crt, about 140 CAs) with the test CA
+# appended, as a till talking to a managed Redis with a public certificate
+# would, instead of the test CA alone.
+# --unit-env runs the agent with the environment the shipped unit sets
+# (its Environment= lines: glibc's tcache off), as systemd would.
+# --map adds the RSS and private memory of each mapping group (the binary,
+# each shared library, heap, stack, anonymous), largest first: where the
+# memory is.
 #
 # --items N loads N cache entries into redis before the agent starts (N/2
 # inventory:S-BENCH:P-i keys with N/2 product:P-i keys they reference,
@@ -29,6 +41,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 qemu_bin=""
 items=0
+tls=0
+map=0
+bundle=0
+unit_env=0
 while [ $# -gt 0 ]; do
   case $1 in
     --qemu-aarch64)
@@ -36,6 +52,10 @@ while [ $# -gt 0 ]; do
       qemu_bin=$(cd "$(dirname "$qemu_bin")" && pwd)/$(basename "$qemu_bin")
       shift 2 ;;
     --items) items=${2:?usage: footprint.sh --items N}; shift 2 ;;
+    --tls) tls=1; shift ;;
+    --map) map=1; shift ;;
+    --ca-bundle) bundle=1; shift ;;
+    --unit-env) unit_env=1; shift ;;
     *) break ;;
   esac
 done
@@ -47,8 +67,26 @@ else
   bin=$(bench_agent_bin)
 fi
 bench_workspace 17100
-bench_start_redis "$port" "$work"
-bench_ini T-BENCH S-BENCH "redis://127.0.0.1:$port" >"$work/posagent.ini"
+if [ "$tls" = 1 ]; then
+  tport=$(bench_free_port $((port + 1)))
+  bash "$here/../support/tls_certs.sh" "$work/certs" >/dev/null
+  ca=$work/certs/ca.crt
+  if [ "$bundle" = 1 ]; then
+    cat /etc/ssl/certs/ca-certificates.crt "$ca" >"$work/certs/bundle.crt"
+    ca=$work/certs/bundle.crt
+  fi
+  bench_start_redis "$port" "$work" --tls-port "$tport" \
+    --tls-cert-file "$work/certs/server.crt" --tls-key-file "$work/certs/server.key" \
+    --tls-ca-cert-file "$work/certs/ca.crt" --tls-auth-clients no
+  # By address, as the plain link is: a host name would add the resolver's
+  # threads and memory to the difference. The certificate names localhost.
+  { bench_ini T-BENCH S-BENCH "rediss://127.0.0.1:$tport"
+    printf '[tls]\nca_file = %s\nserver_name = localhost\n' "$ca"
+  } >"$work/posagent.ini"
+else
+  bench_start_redis "$port" "$work"
+  bench_ini T-BENCH S-BENCH "redis://127.0.0.1:$port" >"$work/posagent.ini"
+fi
 if [ "$items" -gt 0 ]; then
   half=$((items / 2))
   awk -v n="$half" 'BEGIN {
@@ -57,6 +95,12 @@ if [ "$items" -gt 0 ]; then
       printf "SET product:P-%d \"{\\\"id\\\":\\\"P-%d\\\",\\\"name\\\":\\\"Product %d\\\",\\\"price\\\":\\\"%d.99\\\",\\\"vat\\\":\\\"20\\\",\\\"barcode\\\":\\\"40063813%05d\\\"}\"\n", i, i, i, i % 50, i
     }
   }' | redis-cli -p "$port" >/dev/null
+fi
+if [ "$unit_env" = 1 ]; then
+  while IFS= read -r kv; do
+    export "${kv?}"
+    echo "environment from the unit: $kv"
+  done < <(sed -n 's/^Environment=//p' "$here/../../platform/systemd/posagent.service")
 fi
 if [ -n "$qemu_bin" ]; then
   # -L /: the multiarch loader and libc (see toolchains/debian-multiarch.cmake).
@@ -101,8 +145,19 @@ read -r mdb_rss mdb_dirty < <(awk -v f="$work/store/data.mdb" '
   /^[0-9a-f]+-[0-9a-f]+ / {m = ($6 == f); next}
   m && /^Rss:/ {r += $2} m && /^Private_Dirty:/ {d += $2}
   END {print r + 0, d + 0}' /proc/"$agent_pid"/smaps)
+# RSS and private memory by mapping group (file name, or [heap], [stack],
+# anonymous), largest RSS first.
+by_mapping() {
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {n = ($6 == "") ? "[anonymous]" : $6; next}
+    /^Rss:/ {r[n] += $2} /^Private_(Clean|Dirty):/ {p[n] += $2}
+    END {for (k in r) if (r[k] > 0) printf "%8d %8d  %s\n", r[k], p[k], k}' \
+    /proc/"$agent_pid"/smaps | sort -rn
+}
+link="redis://"
+[ "$tls" = 1 ] && link="rediss://"
+[ "$bundle" = 1 ] && link="rediss:// (CA bundle of $(grep -c BEGIN "$ca") certificates)"
 if [ -z "$qemu_bin" ]; then
-  echo "posagent footprint after ${secs}s online (idle, default heartbeat 20 s):"
+  echo "posagent footprint after ${secs}s online over $link (idle, default heartbeat 20 s):"
   printf '  %-28s %8d bytes (%d KiB)\n' "stripped binary" "$size" $((size / 1024))
   printf '  %-28s %8d KiB\n' "RSS" "$rss" "PSS" "$pss" "private (clean+dirty)" "$priv" \
     "anonymous" "$anon"
@@ -111,6 +166,10 @@ if [ -z "$qemu_bin" ]; then
     printf '  %-28s %8d KiB (%d KiB dirty), in RSS and private\n' "store mapping (data.mdb)" \
       "$mdb_rss" "$mdb_dirty"
     printf '  %-28s %8d KiB\n' "private less data.mdb" $((priv - mdb_rss))
+  fi
+  if [ "$map" = 1 ]; then
+    echo "  by mapping:  RSS KiB, private KiB"
+    by_mapping | sed 's/^/  /'
   fi
   exit 0
 fi

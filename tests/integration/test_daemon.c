@@ -1,7 +1,8 @@
 /*
  * Daemon conventions: systemd notification over $NOTIFY_SOCKET (READY=1
- * once online, STATUS=, WATCHDOG=1, STOPPING=1) and SIGHUP reloading the
- * log level.
+ * once the agent serves locally, whether or not Redis answers; the link's
+ * state in STATUS=; WATCHDOG=1, STOPPING=1) and SIGHUP reloading the log
+ * level.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -65,15 +66,34 @@ static void test_sd_notify(void **state)
     snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", path);
     const char *env[] = {env_sock, "WATCHDOG_USEC=200000", NULL};
 
+    /* An offline till: Redis is down when the agent starts. It is ready
+     * all the same (a unit ordered after it starts, systemctl start
+     * returns), says in STATUS= that it is connecting, and serves. */
+    pos_test_redis_kill(&f->redis);
     configure(f, "info");
+    pos_fix_set_retry(f, 100, 500);
     pos_fix_agent_start(f, env);
     assert_true(wait_datagram(fd, "READY=1", 10000, seen, sizeof(seen)));
-    assert_true(pos_test_agent_log_count(&f->agent, "link: online") == 1);
+    assert_non_null(strstr(seen, "READY=1\nSTATUS=serving locally; connecting to Redis"));
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "link: online"), 0);
+    redisContext *local = pos_fix_local(f);
+    assert_non_null(local);
+    redisReply *r = redisCommand(local, "PING");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    redisFree(local);
     assert_true(wait_datagram(fd, "WATCHDOG=1", 2000, seen, sizeof(seen)));
-    assert_non_null(strstr(seen, "STATUS=")); /* connecting, then online */
+
+    /* Redis back: the link's state changes STATUS=, nothing else. */
+    assert_int_equal(pos_test_redis_start(&f->redis), 0);
+    assert_true(wait_datagram(fd, "STATUS=online", 15000, seen, sizeof(seen)));
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 1000));
 
     /* READY=1 only once: not again after a reconnect. */
     pos_test_int(&f->redis, "CLIENT KILL TYPE pubsub");
+    assert_true(wait_datagram(fd, "STATUS=offline", 10000, seen, sizeof(seen)));
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
     assert_true(wait_datagram(fd, "STATUS=online", 2000, seen, sizeof(seen)));
     const char *first = strstr(seen, "READY=1");

@@ -87,6 +87,33 @@ static void assert_status_json(cJSON *j, const char *status)
     }
 }
 
+/*
+ * The heartbeat's "version" and "build", INFO's posagent_version and
+ * posagent_build and the first line of posagent --version ("posagent
+ * VERSION (build BUILD)") are the same two strings.
+ */
+static void assert_version_agrees(pos_fix_t *f, cJSON *status)
+{
+    const char *argv[] = {getenv("POSAGENT_BIN"), "--version", NULL};
+    char *out = NULL, version[96], build[64], want[200];
+
+    assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 0);
+    assert_int_equal(sscanf(out, "posagent %95s (build %63[^)])", version, build), 2);
+    free(out);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(status, "version")->valuestring, version);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(status, "build")->valuestring, build);
+
+    redisContext *local = pos_fix_local(f);
+    assert_non_null(local);
+    redisReply *r = redisCommand(local, "INFO server");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    snprintf(want, sizeof(want), "posagent_version:%s\r\nposagent_build:%s\r\n", version, build);
+    assert_non_null(strstr(r->str, want));
+    freeReplyObject(r);
+    redisFree(local);
+}
+
 /* Heartbeat: key present, JSON as CONTRACT.md, TTL within (ttl - interval,
  * ttl], refreshed every interval; TERMINAL_STATUS on the first connect;
  * both connections named. */
@@ -119,6 +146,7 @@ static void test_heartbeat(void **state)
 
     cJSON *j = wait_status(f, "online", 5000);
     assert_status_json(j, "online");
+    assert_version_agrees(f, j);
     double ts1 = cJSON_GetObjectItemCaseSensitive(j, "ts")->valuedouble;
     cJSON_Delete(j);
 

@@ -395,6 +395,44 @@ static void test_reconnect_after_restart(void **state)
     cJSON_Delete(j);
 }
 
+/*
+ * The CA file is read when a server certificate must be verified, not kept:
+ * with it gone, resumed handshakes (Redis up, connections dropped) still
+ * work, a full one (a new Redis process has no session cache) fails saying
+ * why, and the file back lets the link come back without a restart.
+ */
+static void test_ca_file_read_per_full_handshake(void **state)
+{
+    fixture_t *f = *state;
+    char ca[300], away[300], laddr[32];
+
+    redis_start(f, "server", false);
+    snprintf(ca, sizeof(ca), "%s/ca-copy.crt", certs);
+    snprintf(away, sizeof(away), "%s/ca-copy.away", certs);
+    unlink(ca);
+    assert_int_equal(link(f->ca, ca), 0);
+    start_agent(f, "localhost", "ca-copy");
+    wait_log(f, "link: online", 1, 15000);
+    assert_int_equal(rename(ca, away), 0);
+
+    snprintf(laddr, sizeof(laddr), "127.0.0.1:%u", (unsigned)f->tls_port);
+    assert_int_equal(pos_test_int(&f->fx.redis, "CLIENT KILL LADDR %s", laddr), 2);
+    wait_log(f, "link: online", 2, 15000);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "cannot verify the server"), 0);
+
+    pos_test_redis_kill(&f->fx.redis);
+    wait_log(f, "link: offline", 2, 10000);
+    assert_int_equal(pos_test_redis_start(&f->fx.redis), 0);
+    wait_log(f, "TLS: cannot verify the server: [tls] ca_file: cannot load", 1, 15000);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 2);
+    assert_true(pos_test_agent_alive(&f->fx.agent));
+
+    assert_int_equal(rename(away, ca), 0);
+    wait_log(f, "link: online", 3, 15000);
+    assert_int_equal(tls_clients(f, true), 2);
+    unlink(ca);
+}
+
 /* ACL user and a password from a private file, over TLS; never logged,
  * never in --check-config. A world-readable file: refused at start. */
 static void test_password_file(void **state)
@@ -521,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ip_address_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_port, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ca_file_read_per_full_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
     };

@@ -7,7 +7,10 @@
 # 2. The package as a file: dpkg-deb -f (Package, Architecture, Depends),
 #    dpkg-deb -c (the file list and modes), the control archive (conffiles,
 #    maintainer scripts that parse), and the binary itself (its ELF machine
-#    matches the architecture, it is stripped).
+#    matches the architecture, it is stripped), the documents (copyright,
+#    changelog, manual pages, bash completion), the version against the
+#    changelog, and lintian: no error and no warning (the package's
+#    overrides each say why).
 # 3. A real install, with the real dpkg, adduser and maintainer scripts,
 #    into a throwaway root: an overlay of this machine's / (so dpkg checks
 #    Depends against real installed libraries, and postinst finds adduser
@@ -18,9 +21,13 @@
 #    vanish with the namespace. Checked: install, the posagent user and the
 #    state directory's owner, conffiles registered, the installed binary
 #    runs (under qemu-user for a foreign architecture, via
-#    $POSAGENT_WRAPPER), a reinstall (upgrade path), remove (conffile kept)
-#    and purge (configuration and state gone; the user is kept on purpose,
-#    see packaging/debian/postrm).
+#    $POSAGENT_WRAPPER) and says the package's version, the unit enabled
+#    by deb-systemd-helper, the configuration's owner and mode registered
+#    with dpkg-statoverride and kept through an upgrade that replaces the
+#    file, an administrator's owner and mode kept through a reinstall, a
+#    reinstall (upgrade path), remove (conffile kept, unit still enabled)
+#    and purge (configuration, state, override and enablement gone; the
+#    user is kept on purpose, see packaging/debian/postrm).
 #    Why not the alternatives: `dpkg --root=DIR` runs maintainer scripts in
 #    a chroot of DIR, which would need a whole Debian system there
 #    (debootstrap: minutes and the network), and --force-script-chrootless
@@ -78,6 +85,16 @@ check "/etc/posagent/posagent.ini, 0640" has_entry -rw-r----- ./etc/posagent/pos
 check "/lib/systemd/system/posagent.service" has_entry -rw-r--r-- ./lib/systemd/system/posagent.service
 check "/var/lib/posagent/, 0750" has_entry drwxr-x--- ./var/lib/posagent/
 check "/usr/share/doc/posagent/README.md" has_entry -rw-r--r-- ./usr/share/doc/posagent/README.md
+check "/usr/share/doc/posagent/copyright" has_entry -rw-r--r-- ./usr/share/doc/posagent/copyright
+check "/usr/share/doc/posagent/changelog.Debian.gz" \
+  has_entry -rw-r--r-- ./usr/share/doc/posagent/changelog.Debian.gz
+check "/usr/share/man/man8/posagent.8.gz" has_entry -rw-r--r-- ./usr/share/man/man8/posagent.8.gz
+check "/usr/share/man/man5/posagent.ini.5.gz" \
+  has_entry -rw-r--r-- ./usr/share/man/man5/posagent.ini.5.gz
+check "/usr/share/bash-completion/completions/posagent" \
+  has_entry -rw-r--r-- ./usr/share/bash-completion/completions/posagent
+check "/usr/share/lintian/overrides/posagent" \
+  has_entry -rw-r--r-- ./usr/share/lintian/overrides/posagent
 
 mkdir -p "$work/control" "$work/x"
 dpkg-deb -e "$deb" "$work/control"
@@ -89,6 +106,43 @@ for s in postinst prerm postrm; do
 done
 
 dpkg-deb -x "$deb" "$work/x"
+version=$(field Version)
+maintainer=$(field Maintainer)
+echo "Version: $version; Maintainer: $maintainer"
+check "Maintainer is a real address (not @localhost)" \
+  sh -c 'echo "$1" | grep -Eq "^[^<]+ <[^@<>]+@[^@<>.]+\.[^@<>]+>$" && ! echo "$1" | grep -q localhost' \
+  _ "$maintainer"
+cl_head=$(zcat "$work/x/usr/share/doc/posagent/changelog.Debian.gz" | head -1)
+check "changelog.Debian.gz's latest entry is this version ($cl_head)" \
+  test "$cl_head" != "${cl_head#"posagent ($version) "}"
+check "copyright is machine-readable (DEP-5)" \
+  grep -qx "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/" \
+  "$work/x/usr/share/doc/posagent/copyright"
+for page in man8/posagent.8.gz man5/posagent.ini.5.gz; do
+  check "$page renders without a warning" sh -c \
+    '! LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$1" 2>&1 >/dev/null | grep -q .' \
+    _ "$work/x/usr/share/man/$page"
+done
+check "posagent.ini(5) documents every key of the example file" sh -c '
+  zcat "$1" >"$1.txt"
+  for k in $(sed -n "s/^;* *\([a-z_]*\) = .*/\1/p" "$2" | sort -u); do
+    grep -qx ".B $k" "$1.txt" || { echo "  missing: $k"; exit 1; }
+  done' _ "$work/x/usr/share/man/man5/posagent.ini.5.gz" "$work/x/etc/posagent/posagent.ini"
+check "lintian-overrides: each override has a comment saying why" awk '
+  /^#/ {c = 1; next} /^posagent:/ {if (!c) exit 1; c = 0; next} {c = 0}
+' "$work/x/usr/share/lintian/overrides/posagent"
+
+if command -v lintian >/dev/null; then
+  # All tags shown (info and pedantic too, for the record); errors and
+  # warnings fail.
+  lint_rc=0
+  lintian --display-info --pedantic --fail-on error,warning --tag-display-limit 0 \
+    "$deb" >"$work/lintian.out" 2>&1 || lint_rc=$?
+  sed 's/^/  lintian: /' "$work/lintian.out"
+  check "lintian: no error, no warning" test "$lint_rc" -eq 0
+else
+  echo "skip lintian not installed (.ci/deps installs it)"
+fi
 machine=$(readelf -h "$work/x/usr/bin/posagent" | awk -F: '/Machine:/ {gsub(/^ +/, "", $2); print $2}')
 case $arch in
   amd64) want="Advanced Micro Devices X86-64" ;;
@@ -108,7 +162,7 @@ if [ "$(id -u)" -ne 0 ]; then
 elif ! command -v unshare >/dev/null || ! grep -qw overlay /proc/filesystems; then
   skip="no unshare or no overlayfs"
 elif [ "$arch" != "$(dpkg --print-architecture)" ] &&
-  ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+  ! grep -qx "$arch" <<<"$(dpkg --print-foreign-architectures)"; then
   skip="dpkg does not know architecture $arch here"
 fi
 if [ -n "$skip" ]; then
@@ -119,6 +173,14 @@ fi
 
 mkdir -p "$work/upper" "$work/ovl" "$work/root"
 cp "$deb" "$work/posagent.deb"
+# The next version, as far as dpkg can tell: the same package with a
+# higher version and a changed configuration file.
+dpkg-deb -R "$deb" "$work/next"
+sed -i "s/^Version: .*/Version: ${version}+next/" "$work/next/DEBIAN/control"
+echo "; next version" >>"$work/next/etc/posagent/posagent.ini"
+(cd "$work/next" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | xargs -0 md5sum \
+  >DEBIAN/md5sums)
+dpkg-deb --root-owner-group -b "$work/next" "$work/posagent-next.deb" >/dev/null
 cat >"$work/inroot.sh" <<'EOS'
 # Runs inside the throwaway root (chroot), as root.
 set -u
@@ -149,14 +211,50 @@ out=$(${WRAP:-} /usr/bin/posagent --version 2>&1) && ok "installed binary runs: 
 check "installed config checks with the ids set" \
   env POSAGENT_TERMINAL_ID=T-PKG POSAGENT_STORE_ID=S-PKG ${WRAP:-} /usr/bin/posagent \
   --check-config --config /etc/posagent/posagent.ini
+# shellcheck disable=SC2086
+v=$(${WRAP:-} /usr/bin/posagent --version 2>/dev/null | sed -n '1s/^posagent \([^ ]*\) (build .*)$/\1/p')
+pkgv=$(dpkg-query -W -f='${Version}' posagent)
+check "posagent --version ($v) is the package's version ($pkgv)" \
+  test -n "$v" -a "${pkgv%-*}" = "$v"
+wants=/etc/systemd/system/multi-user.target.wants/posagent.service
+check "unit enabled on install (deb-systemd-helper)" test -L "$wants"
+override() { dpkg-statoverride --list /etc/posagent/posagent.ini; }
+check "config's owner and mode registered (dpkg-statoverride)" \
+  test "$(override)" = "root posagent 640 /etc/posagent/posagent.ini"
+
+# An upgrade whose package brings a new version of the configuration (not
+# edited here): dpkg installs the new file, with the registered owner and
+# mode, not the package's root:root.
+check "upgrade with a new configuration file" dpkg -i /posagent-next.deb
+check "upgrade: new configuration installed" grep -q "^; next version" /etc/posagent/posagent.ini
+check "upgrade: config still root:posagent 0640" \
+  test "$(stat -c %U:%G:%a /etc/posagent/posagent.ini)" = root:posagent:640
+check "downgrade back to this package" dpkg -i /posagent.deb
+
+# An administrator's owner and mode: set with chmod, or with
+# dpkg-statoverride; a reinstall (the upgrade path) leaves both alone.
+chmod 0600 /etc/posagent/posagent.ini
 check "reinstall (upgrade path) keeps working" dpkg -i /posagent.deb
+check "reinstall: administrator's chmod 0600 kept" \
+  test "$(stat -c %U:%G:%a /etc/posagent/posagent.ini)" = root:posagent:600
+dpkg-statoverride --remove /etc/posagent/posagent.ini
+dpkg-statoverride --update --add root adm 0640 /etc/posagent/posagent.ini
+check "reinstall with an administrator's dpkg-statoverride" dpkg -i /posagent.deb
+check "reinstall: administrator's override kept" \
+  test "$(override)" = "root adm 640 /etc/posagent/posagent.ini"
+check "reinstall: administrator's owner kept" \
+  test "$(stat -c %U:%G:%a /etc/posagent/posagent.ini)" = root:adm:640
+
 echo "# local edit" >>/etc/posagent/posagent.ini
 check "dpkg -r" dpkg -r posagent
 check "remove: binary gone" test ! -e /usr/bin/posagent
 check "remove: edited conffile kept" grep -q "# local edit" /etc/posagent/posagent.ini
+check "remove: unit still enabled (disabled only on purge)" test -L "$wants"
 check "dpkg -P" dpkg -P posagent
 check "purge: /etc/posagent gone" test ! -e /etc/posagent
 check "purge: /var/lib/posagent gone" test ! -e /var/lib/posagent
+check "purge: dpkg-statoverride gone" sh -c '! dpkg-statoverride --list /etc/posagent/posagent.ini'
+check "purge: unit no longer enabled" test ! -e "$wants"
 check "purge: posagent user kept (postrm's choice)" getent passwd posagent
 exit $fails
 EOS
@@ -174,7 +272,7 @@ unshare -m --propagation private bash -c '
   mount -t proc proc "$w/root/proc"
   mount -t tmpfs tmpfs "$w/root/run"
   mount -t tmpfs tmpfs "$w/root/tmp"
-  cp "$w/posagent.deb" "$w/inroot.sh" "$w/root/"
+  cp "$w/posagent.deb" "$w/posagent-next.deb" "$w/inroot.sh" "$w/root/"
   WRAP=$wrap chroot "$w/root" /bin/bash /inroot.sh
 ' _ "$work" "$wrap" || rc=$?
 if [ $rc -gt 100 ] || { [ $rc -ne 0 ] && [ ! -d "$work/upper/var" ]; }; then

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The sample systemd unit (platform/systemd/posagent.service) carries the
 # hardening docs/hardening.md promises, and systemd-analyze accepts it.
-# Usage: test_systemd_unit.sh SOURCE_DIR POSAGENT_BINARY
+# Usage: test_systemd_unit.sh SOURCE_DIR POSAGENT_BINARY [GENERATED_DIR]
+# GENERATED_DIR holds the built manual pages (posagent.8.gz,
+# posagent.ini.5.gz), which the unit's Documentation= names and
+# systemd-analyze verify looks up.
 set -uo pipefail
-src=$1 bin=$2
+src=$1 bin=$2 gen=${3:-}
 unit="$src/platform/systemd/posagent.service"
 fails=0
 has() { # directive=value (exact line)
@@ -29,12 +32,38 @@ has "Group=posagent"
 has "CapabilityBoundingSet="
 has "RestrictSUIDSGID=yes"
 has "UMask=0027"
+# Start-up semantics: ready when serving locally (READY=1 from the agent),
+# a finite start timeout, no restart loop on a bad configuration (exit 78),
+# the watchdog, and no wait for network-online.target (an offline till).
+has "Type=notify"
+has "NotifyAccess=main"
+has "RestartPreventExitStatus=78"
+has "Restart=always"
+has "WatchdogSec=30"
+timeout=$(sed -n 's/^TimeoutStartSec=\([0-9]*\)$/\1/p' "$unit")
+if [ -n "$timeout" ] && [ "$timeout" -ge 5 ] && [ "$timeout" -le 90 ]; then
+  echo "ok   TimeoutStartSec=$timeout (5..90 s)"
+else
+  echo "FAIL TimeoutStartSec must be 5..90 s: $(grep '^TimeoutStartSec' "$unit" || echo unset)"
+  fails=$((fails + 1))
+fi
+if grep -Eq "^(Wants|Requires|After)=.*network-online" "$unit"; then
+  echo "FAIL the unit waits for network-online.target"; fails=$((fails + 1))
+else
+  echo "ok   no network-online.target dependency"
+fi
 
 if command -v systemd-analyze >/dev/null; then
   work=$(mktemp -d /tmp/posagent-unit-XXXXXX)
   trap 'rm -rf "$work"' EXIT
-  # verify wants the ExecStart binary to exist: point it at this build's.
+  # verify wants the ExecStart binary to exist: point it at this build's;
+  # and the manual pages: this build's.
   sed "s#/usr/bin/posagent#$bin#" "$unit" >"$work/posagent.service"
+  if [ -n "$gen" ]; then
+    mkdir -p "$work/man/man5" "$work/man/man8"
+    cp "$gen/posagent.8.gz" "$work/man/man8/" && cp "$gen/posagent.ini.5.gz" "$work/man/man5/"
+    export MANPATH="$work/man:"
+  fi
   if out=$(systemd-analyze verify "$work/posagent.service" 2>&1) && [ -z "$out" ]; then
     echo "ok   systemd-analyze verify"
   else

@@ -1156,6 +1156,53 @@ static void test_reference(void **state)
     free(buf);
 }
 
+/* posagent.ini(5): every key and environment variable, hyphens and
+ * backslashes escaped for roff, no text line read as a roff request. */
+static void test_man_page(void **state)
+{
+    (void)state;
+    char *buf = NULL, needle[128];
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    pos_config_write_man(f, "0.2.0~git7.abc-dirty");
+    fclose(f);
+    assert_non_null(strstr(buf, "\n.TH POSAGENT.INI 5 \"\" \"posagent 0.2.0~git7.abc\\-dirty\""));
+    for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
+        snprintf(needle, sizeof(needle), "\n.TP\n.B %s\n", all_keys[i][1]);
+        assert_non_null(strstr(buf, needle));
+        if (all_keys[i][2] != NULL) {
+            snprintf(needle, sizeof(needle), "\n.B %s\n", all_keys[i][2]);
+            assert_non_null(strstr(buf, needle));
+        }
+    }
+    /* A value with hyphens, as the reader must type it. */
+    assert_non_null(strstr(buf, "epson\\-display:/dev/ttyS1?baud=9600"));
+    const char *known[] = {".TH", ".SH", ".SS", ".TP", ".B",  ".BR", ".RB", ".IR",
+                           ".I",  ".br", ".PP", ".nf", ".fi", ".nh", ".ad", ".\\\""};
+    for (const char *line = buf; *line != '\0'; line = strchr(line, '\n') + 1) {
+        size_t n = strcspn(line, " \n");
+        bool ok = line[0] != '.' && line[0] != '\'';
+        for (size_t k = 0; !ok && k < sizeof(known) / sizeof(known[0]); k++) {
+            ok = n == strlen(known[k]) && strncmp(line, known[k], n) == 0;
+        }
+        if (!ok) {
+            fail_msg("unexpected request: %.*s", (int)strcspn(line, "\n"), line);
+        }
+        /* Every '-' and '\\' in text is escaped: no bare '-' follows
+         * anything but a backslash. */
+        for (const char *p = line; strncmp(line, ".\\\"", 3) != 0 && *p != '\n'; p++) {
+            if (*p == '-' && (p == line || p[-1] != '\\')) {
+                fail_msg("bare '-': %.*s", (int)strcspn(line, "\n"), line);
+            }
+        }
+        if (strchr(line, '\n') == NULL) {
+            break;
+        }
+    }
+    free(buf);
+}
+
 /* Writes text to a temp file with the given mode; returns the path (free it). */
 static char *write_tmp_mode(const char *text, mode_t mode)
 {
@@ -1366,6 +1413,7 @@ int main(void)
         cmocka_unit_test(test_example_loads),
         cmocka_unit_test(test_example_defaults_are_valid),
         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_man_page),
         cmocka_unit_test(test_hal_and_payment),
         cmocka_unit_test(test_sentinels),
         cmocka_unit_test(test_load_stream),

@@ -55,6 +55,34 @@ static void test_status_json_limits(void **state)
     assert_int_equal(pos_status_json(&r, buf, sizeof(buf)), -EINVAL);
 }
 
+/* The build id follows the version; both may carry '~' and '+' (Debian
+ * version syntax), nothing that JSON would need escaped. */
+static void test_status_json_version_and_build(void **state)
+{
+    (void)state;
+    char buf[512];
+    pos_status_report_t r = sample();
+    r.version = "0.2.0~git231.1a2b3c4d5e6f";
+    r.build = "1a2b3c4d5e6f-dirty";
+    assert_true(pos_status_json(&r, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, ",\"version\":\"0.2.0~git231.1a2b3c4d5e6f\","
+                                "\"build\":\"1a2b3c4d5e6f-dirty\",\"uptimeS\":3600,"));
+    r.version = "0.2.0+git240.1a2b3c4d5e6f";
+    assert_true(pos_status_json(&r, buf, sizeof(buf)) > 0);
+    const char *bad[] = {"1.0\"", "1.0\\", "1.0 x", "", "1.0\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r.version = bad[i];
+        r.build = "1a2b";
+        assert_int_equal(pos_status_json(&r, buf, sizeof(buf)), -EINVAL);
+        r.version = "0.2.0";
+        r.build = bad[i];
+        assert_int_equal(pos_status_json(&r, buf, sizeof(buf)), -EINVAL);
+    }
+    r.terminal_id = "T~1"; /* ids stay [A-Za-z0-9._-] */
+    r.build = NULL;
+    assert_int_equal(pos_status_json(&r, buf, sizeof(buf)), -EINVAL);
+}
+
 static void test_status_change_json(void **state)
 {
     (void)state;
@@ -122,6 +150,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_json_contract_example),
         cmocka_unit_test(test_status_json_limits),
+        cmocka_unit_test(test_status_json_version_and_build),
         cmocka_unit_test(test_status_change_json),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_compute),
