@@ -336,13 +336,16 @@ void pos_store_writer_submit_ex(pos_store_writer_t *w, pos_store_op_t *op, bool 
     }
     w->outstanding++;
     uv_mutex_lock(&w->lock);
-    if (w->head == NULL) {
+    bool first = w->head == NULL;
+    if (first) {
         w->lazy_since_ms = pos_clock_mono_ms();
     }
     list_append(&w->head, &w->tail, op, LINK_NEXT);
     w->stats.queued++;
     w->eager += !lazy;
-    if (w->plugged == 0 && !lazy) {
+    /* A lazy operation first in line wakes the writer too: it then waits
+     * POS_STORE_LAZY_MS for company instead of for ever. */
+    if (w->plugged == 0 && (!lazy || first)) {
         uv_cond_signal(&w->cond);
     }
     uv_mutex_unlock(&w->lock);
