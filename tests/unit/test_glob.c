@@ -802,92 +802,20 @@ static double ms_since(const struct timespec *t0)
  * In the agent this work runs on the store writer in slices
  * (agent/store/cache.c); the loop only tests the keys it reads.
  */
-#define WORST_KEYS 20000
-#define WORST_LEN  500
+#define WORST_KEYS POS_TEST_GLOB_KEYS
+#define WORST_LEN  POS_TEST_GLOB_KEY_LEN
 
 static void test_worst_patterns_timing(void **state)
 {
-    enum { NPAT = 9 };
-    char *pats[NPAT];
-    size_t plens[NPAT];
-    const char *names[NPAT] = {
-        "issue: prefix * 238 a b", "128 stars: *a*a*...*b",       "one 254-element run: *a..ab*",
-        "sets: *[a-c]?[^b]...*",   "escapes and ? run: *\\a?..*", "no star, 256 ?",
-        "254 ? between stars",     "*[^b] x 50 then b*",          "252 ? then ba between stars"};
+    enum { NPAT = POS_TEST_GLOB_WORST };
+    pos_test_glob_case_t worst[NPAT];
     char *keys = malloc((size_t)WORST_KEYS * WORST_LEN);
 
     (void)state;
     assert_non_null(keys);
-    for (int i = 0; i < NPAT; i++) {
-        pats[i] = malloc(260);
-        assert_non_null(pats[i]);
-    }
-    /* The issue's pattern. */
-    plens[0] = (size_t)sprintf(pats[0], "inventory:S-042:*");
-    memset(pats[0] + plens[0], 'a', 238);
-    pats[0][plens[0] + 238] = 'b';
-    plens[0] += 239;
-    /* "*a" 127 times then "*b": 128 '*' runs. */
-    for (plens[1] = 0; plens[1] < 254; plens[1] += 2) {
-        memcpy(pats[1] + plens[1], "*a", 2);
-    }
-    memcpy(pats[1] + 254, "*b", 2);
-    plens[1] = 256;
-    /* One run of 254 elements between two stars, failing only at its end. */
-    pats[2][0] = '*';
-    memset(pats[2] + 1, 'a', 253);
-    pats[2][254] = 'b';
-    pats[2][255] = '*';
-    plens[2] = 256;
-    /* Sets and '?' that every 'a' satisfies, in runs between stars. */
-    plens[3] = 0;
-    while (plens[3] + 16 <= 256) {
-        memcpy(pats[3] + plens[3], "*[a-c]?[^b]?[!a]", 16);
-        plens[3] += 16;
-    }
-    /* Escaped literals and '?' between two stars, failing at the end. */
-    plens[4] = 0;
-    pats[4][plens[4]++] = '*';
-    while (plens[4] + 3 <= 254) {
-        memcpy(pats[4] + plens[4], "\\a?", 3);
-        plens[4] += 3;
-    }
-    pats[4][plens[4]++] = 'b';
-    pats[4][plens[4]++] = '*';
-    /* No star at all: anchored both ways, the length decides at once. */
-    memset(pats[5], '?', 256);
-    plens[5] = 256;
-    /* A run of '?' between stars: no byte to search for, every state alive. */
-    pats[6][0] = '*';
-    memset(pats[6] + 1, '?', 254);
-    pats[6][255] = '*';
-    plens[6] = 256;
-    /* Sets of 255 bytes, the rarest element last: little to skip. */
-    plens[7] = 0;
-    pats[7][plens[7]++] = '*';
-    for (int k = 0; k < 50; k++) {
-        memcpy(pats[7] + plens[7], "[^b]", 4);
-        plens[7] += 4;
-    }
-    memcpy(pats[7] + plens[7], "b*", 2);
-    plens[7] += 2;
-    /* The worst we found: nothing to skip (the anchor 'a' is everywhere),
-     * every state alive, the run failing only at its next-to-last element. */
-    pats[8][0] = '*';
-    memset(pats[8] + 1, '?', 252);
-    memcpy(pats[8] + 253, "ba*", 3);
-    plens[8] = 256;
-
-    /* Keys: the issue's store prefix, then 'a's (what the runs want) with a
-     * varying byte near the end so that nothing is uniform. */
+    pos_test_glob_worst(worst);
     for (int k = 0; k < WORST_KEYS; k++) {
-        char *key = keys + (size_t)k * WORST_LEN;
-        int n = sprintf(key, "inventory:S-042:");
-        memset(key + n, 'a', WORST_LEN - (size_t)n);
-        key[WORST_LEN - 1 - k % 7] = (char)('a' + k % 3);
-        if (k % 2 == 0) {
-            key[100 + k % 300] = 'b'; /* a mismatch somewhere in the middle */
-        }
+        pos_test_glob_key(keys + (size_t)k * WORST_LEN, k);
     }
     for (int i = 0; i < NPAT; i++) {
         pos_glob_t *g;
@@ -895,7 +823,7 @@ static void test_worst_patterns_timing(void **state)
         size_t matched = 0;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        assert_int_equal(pos_glob_compile(pats[i], plens[i], &g), 0);
+        assert_int_equal(pos_glob_compile(worst[i].pattern, worst[i].len, &g), 0);
         for (int k = 0; k < WORST_KEYS; k++) {
             matched += pos_glob_test(g, keys + (size_t)k * WORST_LEN, WORST_LEN);
         }
@@ -903,15 +831,14 @@ static void test_worst_patterns_timing(void **state)
         double ms = ms_since(&t0);
         print_message("glob worst case %-32s %zu bytes: %7.1f ms for %d keys of %d bytes "
                       "(%zu match)\n",
-                      names[i], plens[i], ms, WORST_KEYS, WORST_LEN, matched);
+                      worst[i].name, worst[i].len, ms, WORST_KEYS, WORST_LEN, matched);
         assert_true(ms < 2000.0);
         /* Same answers as the oracle on a sample. */
         for (int k = 0; k < WORST_KEYS; k += 997) {
             const char *key = keys + (size_t)k * WORST_LEN;
-            assert_int_equal(pos_glob_match(pats[i], plens[i], key, WORST_LEN),
-                             pos_test_glob_oracle(pats[i], plens[i], key, WORST_LEN));
+            assert_int_equal(pos_glob_match(worst[i].pattern, worst[i].len, key, WORST_LEN),
+                             pos_test_glob_oracle(worst[i].pattern, worst[i].len, key, WORST_LEN));
         }
-        free(pats[i]);
     }
     free(keys);
 }
