@@ -799,14 +799,16 @@ static int req_apply(pos_store_op_t *op, MDB_txn *txn)
 
 /*
  * The requests the cache has with the writer: one operation at a time,
- * carrying every request that waited meanwhile (up to CARRIER_REQS or
- * CARRIER_BYTES) in one nested transaction. The writer groups operations
- * anyway; this spares one nested transaction per request (LMDB allocates
- * about 2.5 MiB of lists for each) and bounds the writer's queue for the
- * cache to one operation. A bulk request's slices go alone.
+ * carrying every request that waited meanwhile (up to CARRIER_NODES keys'
+ * changes or CARRIER_BYTES, and at least one request) in one nested
+ * transaction. The writer groups operations anyway; this spares one nested
+ * transaction per request (LMDB allocates about 2.5 MiB of lists for each)
+ * and bounds the writer's queue for the cache to one operation. Small, as
+ * LMDB keeps the dirty pages of its largest write transaction for reuse. A
+ * bulk request's slices go alone.
  */
-#define CARRIER_REQS  256
-#define CARRIER_BYTES (1u << 20)
+#define CARRIER_NODES 64
+#define CARRIER_BYTES (256u * 1024u)
 
 struct pos_cache_carrier {
     pos_store_op_t op;
@@ -1083,19 +1085,22 @@ static void req_submit(pos_cache_t *c, pos_cache_req_t *r)
 }
 
 /* Hands the waiting requests from c->unsubmitted to the writer as one
- * carrier: up to the first bulk request, CARRIER_REQS or CARRIER_BYTES. */
+ * carrier: up to the first bulk request, CARRIER_NODES or CARRIER_BYTES. */
 static void carrier_submit(pos_cache_t *c)
 {
     pos_cache_carrier_t *k = c->carrier;
     pos_cache_req_t *r = c->unsubmitted;
     uint64_t bytes = 0;
+    size_t nodes = 0;
 
     k->first = r;
     k->n = 0;
-    while (r != NULL && r->kind != REQ_BULK && k->n < CARRIER_REQS &&
-           (k->n == 0 || bytes + r->node_bytes <= CARRIER_BYTES)) {
+    while (r != NULL && r->kind != REQ_BULK &&
+           (k->n == 0 ||
+            (nodes + r->nnodes <= CARRIER_NODES && bytes + r->node_bytes <= CARRIER_BYTES))) {
         r->submitted = true;
         bytes += r->node_bytes;
+        nodes += r->nnodes;
         k->n++;
         r = r->next;
     }
