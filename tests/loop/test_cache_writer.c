@@ -855,11 +855,53 @@ static void refill(const pos_glob_t *g)
     drain();
 }
 
+/* What one invalidation cost. */
+typedef struct inval_cost {
+    size_t gone;     /* entries it deleted */
+    uint64_t cpu_ns; /* the loop thread's CPU time meanwhile */
+    uint64_t wall_ns;
+    double stall_ms;        /* the loop's slowest 10 ms tick, beyond 10 ms */
+    uint64_t probe_wait_ns; /* the longest a small writer request waited (with_probe) */
+} inval_cost_t;
+
+/*
+ * CACHE_INVALIDATE of pattern through the cache service, the loop run
+ * until the overlay is empty. Without the probe nothing but the cache and
+ * a 10 ms ticker wakes the loop, so its CPU time is the cache's work.
+ */
+static void invalidate_once(const char *pattern, bool with_probe, inval_cost_t *cost)
+{
+    pos_test_ticker_t ticker;
+    pos_cache_stats_t before, after;
+
+    pos_cache_stats(cache, &before);
+    pos_test_ticker_start(&ticker, &loop);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    probe.max_wait_ns = 0;
+    if (with_probe) {
+        uv_timer_start(&probe.timer, probe_tick, 2, 2);
+    }
+    uint64_t cpu0 = thread_cpu_ns(), start = uv_hrtime();
+    pos_cachesvc_invalidate(&svc, pattern);
+    while (!overlay_empty(cache) && uv_hrtime() - start < 60000000000ull) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cost->wall_ns = uv_hrtime() - start;
+    cost->cpu_ns = thread_cpu_ns() - cpu0;
+    assert_true(overlay_empty(cache));
+    uv_timer_stop(&probe.timer);
+    pos_test_ticker_stop(&ticker);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cost->stall_ms = stall_ms(&ticker);
+    cost->probe_wait_ns = probe.max_wait_ns;
+    pos_cache_stats(cache, &after);
+    cost->gone = (size_t)(before.entries - after.entries);
+}
+
 static void test_invalidate_worst_patterns(void **state)
 {
     pos_cache_config_t cc = {.ttl_ms = {60000, 60000, 60000, 60000, 60000}};
     pos_test_glob_case_t cases[POS_TEST_GLOB_WORST];
-    pos_test_ticker_t ticker;
 
     (void)state;
     pos_log_set_level(POS_LOG_WARN);
@@ -878,37 +920,29 @@ static void test_invalidate_worst_patterns(void **state)
     probe.timer.data = &probe;
     uv_timer_init(&loop, &probe.timer);
     for (int p = 0; p < POS_TEST_GLOB_WORST; p++) {
+        inval_cost_t alone, probed;
         pos_glob_t *g;
-        pos_cache_stats_t before, after;
         size_t expect = 0;
 
         assert_int_equal(pos_glob_compile(cases[p].pattern, cases[p].len, &g), 0);
         for (int i = 0; i < BIG_KEYS; i++) {
             expect += pos_glob_test(g, big_key(i), BIG_LEN);
         }
-        pos_cache_stats(cache, &before);
-        pos_test_ticker_start(&ticker, &loop);
-        uv_run(&loop, UV_RUN_NOWAIT);
-        probe.max_wait_ns = 0;
-        uv_timer_start(&probe.timer, probe_tick, 2, 2);
-        uint64_t cpu0 = thread_cpu_ns(), start = uv_hrtime();
-        pos_cachesvc_invalidate(&svc, cases[p].pattern);
-        assert_true(pos_test_loop_until(&loop, overlay_empty, cache, 60000));
-        uint64_t wall = uv_hrtime() - start;
-        uint64_t busy = thread_cpu_ns() - cpu0;
-        uv_timer_stop(&probe.timer);
-        pos_test_ticker_stop(&ticker);
-        pos_cache_stats(cache, &after);
-        print_message("invalidate %-28s: %zu keys gone; loop thread CPU %.1f ms (longest stall "
-                      "%.1f ms), %.0f ms in all; a writer request waited at most %.1f ms\n",
-                      cases[p].name, (size_t)(before.entries - after.entries), (double)busy / 1e6,
-                      stall_ms(&ticker), (double)wall / 1e6, (double)probe.max_wait_ns / 1e6);
-        assert_int_equal(before.entries - after.entries, expect);
-        /* The requirement: at most 50 ms of loop time in total (the loop's
-         * CPU time meanwhile, timers and the probe's callbacks included). */
-        assert_true(busy < 50u * 1000000u);
+        /* Once for the loop's time, once more with the probe for the writer's. */
+        invalidate_once(cases[p].pattern, false, &alone);
+        assert_int_equal(alone.gone, expect);
+        refill(g);
+        invalidate_once(cases[p].pattern, true, &probed);
+        assert_int_equal(probed.gone, expect);
         refill(g);
         pos_glob_free(g);
+        print_message("invalidate %-30s: %5zu keys gone in %4.0f ms; loop thread CPU %4.1f ms, "
+                      "longest stall %.1f ms; a writer request waited at most %.1f ms\n",
+                      cases[p].name, alone.gone, (double)alone.wall_ns / 1e6,
+                      (double)alone.cpu_ns / 1e6, alone.stall_ms,
+                      (double)probed.probe_wait_ns / 1e6);
+        /* The requirement: at most 50 ms of loop time in total. */
+        assert_true(alone.cpu_ns < 50u * 1000000u);
     }
     uv_close((uv_handle_t *)&probe.timer, NULL);
     free(big_keys);
