@@ -55,6 +55,9 @@ static pos_cache_t *const cache = &svc.cache;
 static char dir[96];
 static bool env_is_open;
 
+static uint64_t thread_cpu_ns(void);
+static double stall_ms(const pos_test_ticker_t *t);
+
 /* ---- the environment ---------------------------------------------------- */
 
 /* A fresh directory, on tmpfs when there is one (commits cost no fsync). */
@@ -676,6 +679,71 @@ static void test_bounds_shed_and_escalate(void **state)
     env_close();
 }
 
+/* ---- a flood of invalidations -------------------------------------------- */
+
+/*
+ * 2,000 CACHE_INVALIDATEs in one burst, each a glob over 2,000 keys, with
+ * puts in between: the overlay stays within its bounds, the loop is never
+ * held long, nothing is served as fresh that was invalidated, and the
+ * cache settles. (The burst holds the loop itself: its CPU time is what
+ * the cache costs per message.)
+ */
+static void test_invalidation_flood(void **state)
+{
+    pos_cache_info_t info;
+    pos_cache_stats_t s;
+    char k[32], pat[40];
+
+    (void)state;
+    env_open("cachew-flood", 64 * MB, NULL, false);
+    for (int i = 0; i < 2000; i++) {
+        key_of(k, sizeof(k), i);
+        assert_int_equal(pos_cache_put(cache, k, strlen(k), "v", 1, POS_CACHE_PRODUCT, 5), 0);
+    }
+    drain();
+    uint64_t cpu0 = thread_cpu_ns();
+    uint64_t max_bulks = 0, max_ops = 0;
+    for (int i = 0; i < 2000; i++) {
+        snprintf(pat, sizeof(pat), "product:%05d*", i % 2000);
+        pos_cachesvc_invalidate(&svc, pat);
+        key_of(k, sizeof(k), (i * 7) % 2000);
+        (void)pos_cache_put(cache, k, strlen(k), "w", 1, POS_CACHE_PRODUCT, 6);
+        /* Whatever was invalidated last is not served as fresh. */
+        key_of(k, sizeof(k), i % 2000);
+        char buf[4];
+        int rc = pos_cache_get(cache, k, strlen(k), 6, buf, sizeof(buf), &info);
+        /* Gone, or marked stale by an escalation, or just written again. */
+        assert_true(rc == -ENOENT || (rc == 0 && (!info.fresh || (i * 7) % 2000 == i % 2000)));
+        pos_cache_stats(cache, &s);
+        max_bulks = s.overlay_bulks > max_bulks ? s.overlay_bulks : max_bulks;
+        max_ops = s.overlay_ops > max_ops ? s.overlay_ops : max_ops;
+        if (i % 50 == 0) {
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+    }
+    uint64_t cpu = thread_cpu_ns() - cpu0;
+    drain();
+    pos_cache_stats(cache, &s);
+    print_message("2,000 invalidations in a burst: %.0f ms of loop CPU (with the test's reads), "
+                  "%llu escalated, at most %llu bulk requests and %llu changes waiting\n",
+                  (double)cpu / 1e6, (unsigned long long)s.escalated, (unsigned long long)max_bulks,
+                  (unsigned long long)max_ops);
+    assert_true(max_bulks <= POS_CACHE_BULK_MAX + 1);
+    assert_true(max_ops <= POS_CACHE_OVERLAY_OPS);
+    assert_true(s.escalated > 0);
+    assert_int_equal(s.overlay_ops + s.overlay_bulks, 0);
+    /* Settled: every key is gone or stale, or was written after the last
+     * invalidation that covered it. */
+    for (int i = 0; i < 2000; i++) {
+        key_of(k, sizeof(k), i);
+        char buf[4];
+        int rc = pos_cache_get(cache, k, strlen(k), 6, buf, sizeof(buf), &info);
+        assert_true(rc == -ENOENT || (rc == 0 && (!info.fresh || buf[0] == 'w')));
+    }
+    assert_counts_match_store(&s);
+    env_close();
+}
+
 /* ---- a full map: the reclaimer in the writer thread ---------------------- */
 
 static void test_full_map_reclaim_in_writer(void **state)
@@ -956,6 +1024,7 @@ int main(void)
         cmocka_unit_test_teardown(test_random_runs, teardown),
         cmocka_unit_test_teardown(test_bulk_in_slices, teardown),
         cmocka_unit_test_teardown(test_bounds_shed_and_escalate, teardown),
+        cmocka_unit_test_teardown(test_invalidation_flood, teardown),
         cmocka_unit_test_teardown(test_full_map_reclaim_in_writer, teardown),
         cmocka_unit_test_teardown(test_close_with_work_pending, teardown),
         cmocka_unit_test_teardown(test_invalidate_worst_patterns, teardown),
