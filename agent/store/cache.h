@@ -21,8 +21,10 @@
  * writer runs in slices of at most POS_CACHE_SLICE_KEYS keys (so other
  * work, payments' journal commits included, goes in between), holds the
  * cache's later requests back until its last slice is applied.
- * Without a writer (unit tests, tools) each write runs and commits in the
- * calling thread before it returns, through the same code.
+ * The cache has one operation with the writer at a time, carrying the
+ * requests that waited meanwhile (a few dozen keys' changes) in one nested
+ * transaction. Without a writer (unit tests, tools) each write runs and
+ * commits in the calling thread before it returns, through the same code.
  *
  * The overlay is bounded (overlay_max_ops changes, overlay_max_bytes of
  * records, POS_CACHE_BULK_MAX bulk requests). The cache is best effort:
@@ -152,7 +154,8 @@ typedef struct pos_cache_pending {
  * What a write request reports, on the loop thread, once the store holds
  * it (or refused it): status 0 or a negative errno, and count, the entries
  * it changed (stored, deleted, marked stale). Called only when the call
- * that submitted the request returned 0.
+ * that submitted the request returned 0; without a writer, before that
+ * call returns.
  */
 typedef void (*pos_cache_done_fn)(void *arg, int status, size_t count);
 
@@ -273,8 +276,8 @@ int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *v
                   size_t value_len, pos_cache_family_t family, uint64_t now_ms);
 
 /*
- * Stores n items in one request (one transaction), as pos_cache_put() does
- * each; all or nothing. done(arg, status, n) (done may be NULL) follows
+ * Stores n items in one request, as pos_cache_put() does each; all or
+ * nothing. done(arg, status, n) (done may be NULL) follows
  * once applied. Returns as pos_cache_put() (the first invalid item's error,
  * nothing submitted).
  */
