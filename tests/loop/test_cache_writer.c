@@ -58,6 +58,17 @@ static bool env_is_open;
 static uint64_t thread_cpu_ns(void);
 static double stall_ms(const pos_test_ticker_t *t);
 
+/*
+ * Under qemu-user (cross builds: tests/CMakeLists.txt sets
+ * POS_TEST_EMULATED) every step is ten to twenty times slower: the runs
+ * are shortened and the time limits only printed, the semantics checked
+ * all the same.
+ */
+static bool emulated(void)
+{
+    return getenv("POS_TEST_EMULATED") != NULL;
+}
+
 /* ---- the environment ---------------------------------------------------- */
 
 /* A fresh directory, on tmpfs when there is one (commits cost no fsync). */
@@ -314,7 +325,8 @@ static void test_every_interleaving(void **state)
     env_open("cachew-seq", 8 * MB, NULL, false);
     nkeys = 2;
     unsigned runs = 0;
-    for (int seq = 0; seq < OP_COUNT * OP_COUNT * OP_COUNT; seq++) {
+    int stride = emulated() ? 7 : 1; /* under emulation a seventh of them */
+    for (int seq = 0; seq < OP_COUNT * OP_COUNT * OP_COUNT; seq += stride) {
         op_t ops[3] = {seq % OP_COUNT, seq / OP_COUNT % OP_COUNT, seq / OP_COUNT / OP_COUNT};
         /* applied: the ops before it are applied when the rest is submitted */
         for (int applied = 0; applied <= 3; applied++) {
@@ -364,7 +376,7 @@ static void test_random_runs(void **state)
 {
     static const char *const values[] = {"A", "B", "CC", ""};
     static const char *const prefixes[] = {"product:", "user:", "product:c", "zzz", "s"};
-    const int steps = 4000;
+    const int steps = emulated() ? 1000 : 4000;
     uint64_t t = 1000;
     bool plugged = false;
     unsigned busy = 0;
@@ -826,7 +838,8 @@ static void test_close_with_work_pending(void **state)
 
 /* ---- CACHE_INVALIDATE's worst patterns: loop and writer time -------------- */
 
-#define BIG_KEYS POS_TEST_GLOB_KEYS
+/* All 20,000 keys natively; a tenth under an emulator (cross builds). */
+#define BIG_KEYS (emulated() ? POS_TEST_GLOB_KEYS / 10 : POS_TEST_GLOB_KEYS)
 #define BIG_LEN  POS_TEST_GLOB_KEY_LEN
 
 static char *big_keys;
@@ -984,7 +997,8 @@ static void test_invalidate_worst_patterns(void **state)
 
     uint64_t t0 = uv_hrtime();
     refill(NULL);
-    print_message("20,000 keys of 500 bytes stored in %.0f ms\n", (double)(uv_hrtime() - t0) / 1e6);
+    print_message("%d keys of 500 bytes stored in %.0f ms\n", BIG_KEYS,
+                  (double)(uv_hrtime() - t0) / 1e6);
     probe.timer.data = &probe;
     uv_timer_init(&loop, &probe.timer);
     for (int p = 0; p < POS_TEST_GLOB_WORST; p++) {
@@ -1009,8 +1023,9 @@ static void test_invalidate_worst_patterns(void **state)
                       cases[p].name, alone.gone, (double)alone.wall_ns / 1e6,
                       (double)alone.cpu_ns / 1e6, alone.stall_ms,
                       (double)probed.probe_wait_ns / 1e6);
-        /* The requirement: at most 50 ms of loop time in total. */
-        assert_true(alone.cpu_ns < 50u * 1000000u);
+        /* The requirement: at most 50 ms of loop time in total (not under
+         * an emulator, whose time says nothing of a terminal's). */
+        assert_true(alone.cpu_ns < 50u * 1000000u || emulated());
     }
     uv_close((uv_handle_t *)&probe.timer, NULL);
     free(big_keys);
