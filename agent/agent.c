@@ -648,15 +648,16 @@ static void agent_close_all(pos_agent_t *a)
         return;
     }
     a->closing = true;
-    /* What the store writer holds is finished first, while everything its
-     * callbacks may reach is still open. */
-    agent_writer_close(a);
     a->open_parts = (unsigned)n + 5; /* + link, payment, cache service, local API, delivery */
+    /* The cache stops submitting (what it still holds is written at
+     * dispose); then what the store writer holds is finished, while
+     * everything its callbacks may reach is still open. */
+    pos_cachesvc_close(&a->cache, agent_subsystem_closed, a);
+    agent_writer_close(a);
     for (size_t i = 0; i < n; i++) {
         uv_close(handles[i], agent_handle_closed);
     }
     pos_api_close(&a->api, agent_subsystem_closed, a);
-    pos_cachesvc_close(&a->cache, agent_subsystem_closed, a);
     pos_delivery_close(&a->delivery, agent_subsystem_closed, a);
     /* Stopping the link fails pending reads, which answers their clients. */
     pos_link_stop(&a->link, agent_link_stopped);
@@ -876,6 +877,7 @@ static void agent_cache_options(pos_agent_t *a, pos_cachesvc_options_t *co)
     co->cache.max_bytes = (uint64_t)c->store_cache_max_mb << 20;
     co->warm_interval_s = c->cache_warm_interval_s;
     co->max_value_bytes = c->cache_max_value_bytes;
+    co->writer = a->writer_ok ? &a->writer : NULL;
 }
 
 /* Finishes what the writer holds (its callbacks run now), then stops it. */
@@ -982,8 +984,6 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         a->writer_ok = true;
         pos_outbox_set_writer(&a->outbox, &a->writer);
         pos_journal_set_writer(&a->journal, &a->writer);
-        /* The cache still writes on the loop until it moves onto the writer. */
-        pos_store_set_writer_thread(&a->store, NULL);
     }
     rc = pos_delivery_init(&a->delivery, loop, &a->link, a->store_ok ? &a->outbox : NULL,
                            &a->sign);

@@ -91,10 +91,17 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  "# cache\r\ncache_open:%d\r\nhits:%" PRIu64 "\r\nstale_hits:%" PRIu64
                  "\r\nmisses:%" PRIu64 "\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
                  "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64
-                 "\r\nstore_disk_full:%" PRIu64 "\r\noversize_refused:%" PRIu64 "\r\n\r\n",
+                 "\r\nstore_disk_full:%" PRIu64 "\r\noversize_refused:%" PRIu64 "\r\n",
                  a->cache->open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
                  cs.evictions, a->cache->fetches_shared, a->store != NULL ? a->store->disk_full : 0,
                  a->cache->oversize_refused);
+        /* The cache's writes waiting for the store writer, and what pressure cost. */
+        info_add(&b,
+                 "pending_writes:%" PRIu64 "\r\npending_bulk:%" PRIu64
+                 "\r\nwrites_shed:%" PRIu64 "\r\ninvalidations_escalated:%" PRIu64
+                 "\r\nwrites_refused:%" PRIu64 "\r\ninvalidate_messages:%" PRIu64 "\r\n\r\n",
+                 cs.overlay_ops, cs.overlay_bulks, cs.shed, cs.escalated, cs.write_errors,
+                 a->cache->invalidations);
     }
     if (info_want(want, "outbox")) {
         pos_outbox_stats_t os;

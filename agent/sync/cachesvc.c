@@ -70,10 +70,17 @@ int pos_cachesvc_init(pos_cachesvc_t *s, const pos_cachesvc_options_t *opt)
         goto fail_warm_timer;
     }
     s->warm_timer.data = s;
+    rc = uv_timer_init(opt->loop, &s->reval_timer);
+    if (rc != 0) {
+        goto fail_reval_timer;
+    }
+    s->reval_timer.data = s;
     if (opt->store == NULL) {
         return 0;
     }
-    if (pos_cache_open(&s->cache, opt->store, &opt->cache) != 0) {
+    pos_cache_config_t cc = opt->cache;
+    cc.writer = opt->writer;
+    if (pos_cache_open(&s->cache, opt->store, &cc) != 0) {
         POS_ERR("cache", "cannot open the cache; reads go to Redis only");
         return 0;
     }
@@ -82,9 +89,11 @@ int pos_cachesvc_init(pos_cachesvc_t *s, const pos_cachesvc_options_t *opt)
                    (uint64_t)opt->warm_interval_s * 1000u);
     return 0;
 
-fail_warm_timer:
     /* Not yet known to anyone: closed without a callback, the memory is
      * the caller's and untouched by libuv once the loop has run. */
+fail_reval_timer:
+    uv_close((uv_handle_t *)&s->warm_timer, NULL);
+fail_warm_timer:
     uv_close((uv_handle_t *)&s->flush_timer, NULL);
     return pos_uv_errno(rc);
 }
@@ -364,6 +373,14 @@ void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, c
     cJSON_free(value);
 }
 
+static void tracking_flushed(void *arg, int status, size_t n)
+{
+    (void)arg;
+    if (status == 0) {
+        POS_INFO("cache", "Redis flushed: %zu entries marked stale", n);
+    }
+}
+
 void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 {
     if (keys == NULL) {
@@ -379,9 +396,10 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
         return;
     }
     if (keys == NULL) {
-        size_t n = 0;
-        pos_cache_mark_all_stale(&s->cache, &n); /* FLUSHALL / FLUSHDB */
-        POS_INFO("cache", "Redis flushed: %zu entries marked stale", n);
+        /* FLUSHALL / FLUSHDB */
+        if (pos_cache_mark_all_stale(&s->cache, tracking_flushed, NULL) != 0) {
+            POS_INFO("cache", "Redis flushed: every entry marked stale");
+        }
         return;
     }
     for (size_t i = 0; i < keys->elements; i++) {
@@ -395,21 +413,41 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 
 static bool cache_glob(void *ctx, const char *key, size_t key_len)
 {
-    const glob_ctx_t *g = ctx;
-    return pos_glob_match(g->pattern, g->len, key, key_len);
+    return pos_glob_test(ctx, key, key_len);
+}
+
+static void cache_glob_free(void *ctx)
+{
+    pos_glob_free(ctx);
+}
+
+static void invalidate_done(void *arg, int status, size_t n)
+{
+    (void)arg;
+    if (status == 0) {
+        POS_INFO("cache", "invalidated %zu entries", n);
+    }
 }
 
 void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
 {
-    glob_ctx_t g = {pattern, strlen(pattern)};
-    size_t n = 0;
+    pos_cache_match_t m = {cache_glob, cache_glob_free, NULL};
+    pos_glob_t *g;
 
     oversize_forget(s, cache_glob, &g);
     if (!s->open) {
         return;
     }
-    if (pos_cache_delete_if(&s->cache, cache_glob, &g, &n) == 0) {
-        POS_INFO("cache", "invalidated %zu entries", n);
+    if (pos_glob_compile(pattern, strlen(pattern), &g) != 0) {
+        /* Out of memory: at least nothing matching is served as fresh. */
+        POS_ERR("cache", "cannot compile an invalidation pattern: marking every entry stale");
+        (void)pos_cache_mark_all_stale(&s->cache, NULL, NULL);
+        return;
+    }
+    m.ctx = g;
+    s->invalidations++;
+    if (pos_cache_delete_if(&s->cache, &m, invalidate_done, NULL) == -EBUSY) {
+        POS_INFO("cache", "invalidation turned into marking every entry stale (cache busy)");
     }
 }
 
@@ -493,6 +531,23 @@ static void reval_free(reval_batch_t *b)
     free(b);
 }
 
+/* The batch's values are applied (or were refused): the walk goes on. */
+static void reval_stored(void *arg, int status, size_t n)
+{
+    reval_batch_t *b = arg;
+    pos_cachesvc_t *s = b->svc;
+    bool current = b->epoch == s->reval_epoch && s->open;
+
+    reval_free(b);
+    if (!current) {
+        return; /* a newer reconnect walks again */
+    }
+    if (status == 0) {
+        s->revalidated += n;
+    }
+    reval_next(s);
+}
+
 static void reval_reply(void *ctx, const redisReply *r, int err)
 {
     reval_batch_t *b = ctx;
@@ -524,20 +579,41 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
                 pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
             }
         }
-        /* One durable commit for the whole batch. */
-        if (n > 0 && pos_cache_put_batch(&s->cache, items, n, pos_clock_wall_ms()) == 0) {
-            s->revalidated += n;
-        }
     }
-    reval_free(b);
-    reval_next(s);
+    if (n == 0) {
+        reval_free(b);
+        reval_next(s);
+        return;
+    }
+    /* One request for the whole batch; the next MGET once it is applied, so
+     * the walk goes at the writer's pace. */
+    int rc = pos_cache_put_batch(&s->cache, items, n, pos_clock_wall_ms(), reval_stored, b);
+    if (rc != 0) {
+        reval_free(b);
+        /* The entries stay stale: a read refetches them. */
+        POS_WARN("cache", "revalidation stopped: %s", strerror(-rc));
+        s->revalidating = false;
+    }
+}
+
+/* Scan calls per loop turn: the walk yields to the loop in between. */
+#define REVAL_SCANS_PER_TURN 4
+
+static void reval_timer_cb(uv_timer_t *t)
+{
+    reval_next(t->data);
 }
 
 static void reval_next(pos_cachesvc_t *s)
 {
     reval_batch_t *b;
+    int scans = 0;
 
-    while (!s->reval.done) {
+    while (!s->reval.done && s->revalidating) {
+        if (scans++ == REVAL_SCANS_PER_TURN) {
+            uv_timer_start(&s->reval_timer, reval_timer_cb, 0, 0);
+            return;
+        }
         b = calloc(1, sizeof(*b));
         if (b == NULL) {
             break;
@@ -565,19 +641,27 @@ static void reval_next(pos_cachesvc_t *s)
     }
 }
 
+static void online_marked(void *arg, int status, size_t n)
+{
+    (void)arg;
+    if (status == 0) {
+        POS_DEBUG("cache", "%zu entries marked stale for revalidation", n);
+    }
+}
+
 void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms)
 {
-    size_t stale = 0;
-
     if (!s->open) {
         return;
     }
-    pos_cache_mark_stale_before(&s->cache, since_ms, &stale);
+    /* Submitted, not yet applied: the walk below sees the marks through the
+     * cache's overlay all the same. */
+    (void)pos_cache_mark_stale_before(&s->cache, since_ms, online_marked, NULL);
     memset(&s->reval, 0, sizeof(s->reval));
     s->reval_epoch++;
     s->revalidating = true;
     s->revalidated = 0;
-    POS_DEBUG("cache", "%zu entries to revalidate", stale);
+    uv_timer_stop(&s->reval_timer);
     reval_next(s);
 }
 
@@ -586,7 +670,10 @@ typedef struct warm_step {
     uint64_t epoch;
     char cursor[32];
     size_t n;
-    char **keys; /* product keys of the batch, for the second MGET */
+    char **keys;      /* product keys of the batch, for the second MGET */
+    unsigned storing; /* put requests of this step not yet applied */
+    bool replied;     /* the products' MGET came back: the step waits only for its puts */
+    bool refused;     /* the cache shed a put: the warm-up stops after this step */
 } warm_step_t;
 
 static void warm_scan(pos_cachesvc_t *s, const char *cursor);
@@ -597,13 +684,19 @@ static void warm_step_free(warm_step_t *w)
         free(w->keys[i]);
     }
     free(w->keys);
-    free(w);
+    w->keys = NULL;
+    w->n = 0;
+    if (w->storing == 0) {
+        free(w);
+    }
+    /* else the last put's completion frees it */
 }
 
 /* The warm-up stops here: nothing more is asked. */
 static void warm_abort(warm_step_t *w)
 {
     w->svc->warming = false;
+    w->replied = false; /* its puts' completions must not go on */
     warm_step_free(w);
 }
 
@@ -630,28 +723,67 @@ static void warm_next(warm_step_t *w)
 {
     pos_cachesvc_t *s = w->svc;
     char cursor[32];
+    bool refused = w->refused;
 
     snprintf(cursor, sizeof(cursor), "%s", w->cursor);
     warm_step_free(w);
-    if (strcmp(cursor, "0") == 0) {
+    if (refused) {
+        s->warming = false;
+        POS_WARN("cache", "warm-up stopped: the cache is busy");
+    } else if (strcmp(cursor, "0") == 0) {
         warm_finish(s);
     } else {
         warm_scan(s, cursor);
     }
 }
 
-/* Stores the values of an MGET whose keys are keys[0..n). */
-static size_t warm_store(pos_cachesvc_t *s, char **keys, size_t n, const redisReply *r)
+/* One of the step's puts is applied: once all are and the products came
+ * back, the next page. */
+static void warm_stored(warm_step_t *w, int status, size_t n, uint64_t *counter)
 {
+    bool current = !warm_gone(w, 0);
+
+    if (status == 0 && current) {
+        *counter += n;
+    }
+    w->storing--;
+    if (w->storing > 0) {
+        return;
+    }
+    if (w->replied && current) {
+        warm_next(w);
+    } else if (w->replied || w->keys == NULL) {
+        warm_step_free(w); /* a warm-up abandoned while its puts were in the writer */
+    }
+    /* else the products' MGET is still to come back */
+}
+
+static void warm_inventory_stored(void *arg, int status, size_t n)
+{
+    warm_step_t *w = arg;
+    warm_stored(w, status, n, &w->svc->warmed_inventory);
+}
+
+static void warm_products_stored(void *arg, int status, size_t n)
+{
+    warm_step_t *w = arg;
+    warm_stored(w, status, n, &w->svc->warmed_products);
+}
+
+/* Submits the values of an MGET whose keys are keys[0..n), in chunks. */
+static void warm_store(warm_step_t *w, char **keys, size_t n, const redisReply *r,
+                       pos_cache_done_fn done)
+{
+    pos_cachesvc_t *s = w->svc;
     pos_cache_item_t *items;
     size_t m = 0;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n || n == 0) {
-        return 0;
+        return;
     }
     items = calloc(n, sizeof(*items));
     if (items == NULL) {
-        return 0;
+        return;
     }
     for (size_t i = 0; i < n; i++) {
         const redisReply *v = r->element[i];
@@ -662,29 +794,31 @@ static size_t warm_store(pos_cachesvc_t *s, char **keys, size_t n, const redisRe
     /* In chunks: LMDB keeps the dirty pages of its largest write
      * transaction allocated for reuse, so one 500-entry transaction would
      * hold on to about a megabyte for the agent's whole life. */
-    size_t stored = 0;
-    for (size_t i = 0; i < m; i += WARM_PUT_CHUNK) {
+    for (size_t i = 0; i < m && !w->refused; i += WARM_PUT_CHUNK) {
         size_t k = m - i < WARM_PUT_CHUNK ? m - i : WARM_PUT_CHUNK;
-        if (pos_cache_put_batch(&s->cache, items + i, k, pos_clock_wall_ms()) != 0) {
-            break;
+        w->storing++;
+        int rc = pos_cache_put_batch(&s->cache, items + i, k, pos_clock_wall_ms(), done, w);
+        if (rc != 0) {
+            w->storing--;
+            w->refused = rc == -EBUSY;
         }
-        stored += k;
     }
     free(items);
-    return stored;
 }
 
 static void warm_products_reply(void *ctx, const redisReply *r, int err)
 {
     warm_step_t *w = ctx;
-    pos_cachesvc_t *s = w->svc;
 
     if (warm_gone(w, err)) {
         warm_abort(w);
         return;
     }
-    s->warmed_products += warm_store(s, w->keys, w->n, r);
-    warm_next(w);
+    warm_store(w, w->keys, w->n, r, warm_products_stored);
+    w->replied = true;
+    if (w->storing == 0) {
+        warm_next(w);
+    }
 }
 
 static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
@@ -697,7 +831,7 @@ static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
         warm_abort(w);
         return;
     }
-    s->warmed_inventory += warm_store(s, w->keys, w->n, r);
+    warm_store(w, w->keys, w->n, r, warm_inventory_stored);
     /* inventory:{storeId}:{productId} -> product:{productId} */
     for (size_t i = 0; i < w->n; i++) {
         const char *pid = strlen(w->keys[i]) > plen ? w->keys[i] + plen : "";
@@ -744,6 +878,7 @@ static void warm_scan_reply(void *ctx, const redisReply *r, int err)
         }
     }
     if (w->n == 0) {
+        w->replied = true;
         warm_next(w); /* nothing cacheable on this page */
         return;
     }
@@ -805,15 +940,20 @@ void pos_cachesvc_close(pos_cachesvc_t *s, void (*done)(void *arg), void *arg)
 {
     s->closed_cb = done;
     s->closed_arg = arg;
-    s->open_handles = 2;
+    s->open_handles = 3;
+    if (s->open) {
+        pos_cache_detach(&s->cache); /* the writer closes next: what waits is for dispose */
+    }
     uv_close((uv_handle_t *)&s->flush_timer, cachesvc_timer_closed);
     uv_close((uv_handle_t *)&s->warm_timer, cachesvc_timer_closed);
+    uv_close((uv_handle_t *)&s->reval_timer, cachesvc_timer_closed);
 }
 
 void pos_cachesvc_dispose(pos_cachesvc_t *s)
 {
     if (s->open) {
-        pos_cache_close(&s->cache);
+        /* Closed first: the completions of what still runs now ask Redis nothing. */
         s->open = false;
+        pos_cache_close(&s->cache);
     }
 }
