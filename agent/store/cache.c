@@ -1106,6 +1106,7 @@ static void carrier_submit(pos_cache_t *c)
     }
     c->unsubmitted = r;
     c->inflight++;
+    k->op.weight = (size_t)bytes;
     pos_store_writer_submit(c->cfg.writer, &k->op);
 }
 
