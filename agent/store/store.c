@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,6 +230,24 @@ static void store_keep_reserve(pos_store_t *st)
     }
 }
 
+/*
+ * LMDB reports a write that came back short as EIO (mdb_page_flush), which
+ * is what a file system out of room does to a multi-page write. EIO from a
+ * commit while the file system has less room than the map could still grow
+ * into is a full disk, not a broken one.
+ */
+static bool store_eio_is_full(const pos_store_t *st)
+{
+    struct statvfs vfs;
+    int fd;
+
+    if (mdb_env_get_fd(st->env, &fd) != 0 || fstatvfs(fd, &vfs) != 0) {
+        return false;
+    }
+    uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    return avail < store_reserve(st);
+}
+
 int pos_store_txn_commit(MDB_txn *txn)
 {
     MDB_env *env = mdb_txn_env(txn);
@@ -237,6 +256,9 @@ int pos_store_txn_commit(MDB_txn *txn)
 
     if (st == NULL) {
         return pos_store_errno(rc);
+    }
+    if (rc == EIO && store_eio_is_full(st)) {
+        rc = ENOSPC;
     }
     if (rc == ENOSPC || rc == EDQUOT) {
         store_disk_full(st, "a write failed", rc);
