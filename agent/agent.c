@@ -395,9 +395,10 @@ static void agent_port_busy(void *ctx, bool busy)
 }
 
 /*
- * Decodes a message on an inventory or system channel. Returns 0 with *msg
- * filled, or a negative errno after logging why (never the content, which
- * is not ours to log).
+ * Decodes a message on an inventory or system channel and checks its
+ * scope (an inventory message must be about this store). Returns 0 with
+ * *msg filled, or a negative errno after logging why (never the content,
+ * which is not ours to log).
  */
 static int agent_decode(pos_agent_t *a, pos_msg_channel_t ch, const char *channel,
                         const char *payload, size_t len, pos_msg_t *msg)
@@ -409,12 +410,30 @@ static int agent_decode(pos_agent_t *a, pos_msg_channel_t ch, const char *channe
     memset(&lim, 0, sizeof(lim));
     lim.max_len = POS_MSG_MAX_BYTES;
     lim.max_amount_minor = 1;
+    /* On system:alerts, storeId and terminalId say whom an alert is for. */
+    lim.store_id = ch == POS_MSG_CH_INVENTORY ? a->cfg.store_id : NULL;
     rc = pos_msg_decode(ch, payload, len, &lim, msg, why, sizeof(why));
     if (rc == -EALREADY) {
-        POS_DEBUG("msg", "%s: terminal-originated message ignored", channel);
+        if (msg->origin == POS_MSG_FROM_POS_APP) {
+            a->trust.pos_app_ignored++;
+            POS_DEBUG("msg", "%s: a POS application's message ignored (not the cloud's channel)",
+                      channel);
+        } else {
+            POS_DEBUG("msg", "%s: terminal-originated message ignored", channel);
+        }
+        return rc;
+    }
+    if (rc == -EPERM) {
+        a->trust.other_scope++;
+        a->messages_dropped++;
+        POS_WARN("msg", "%s: %s, refused", channel, why);
     } else if (rc != 0) {
         a->messages_dropped++;
         POS_WARN("msg", "%s: %s, dropped", channel, why);
+    } else if (msg->origin == POS_MSG_FROM_POS_APP) {
+        a->trust.pos_app_applied++;
+        POS_INFO("msg", "%s: %s from the POS application of %s", channel,
+                 pos_msg_type_name(msg->type), msg->origin_terminal);
     } else {
         POS_INFO("msg", "%s: %s", channel, pos_msg_type_name(msg->type));
     }
@@ -788,6 +807,8 @@ static void agent_info_sources(pos_agent_t *a)
     i->over_budget = a->over_budget;
     i->degraded_to_stale = &a->degraded_to_stale;
     i->api = &a->api;
+    i->trust = &a->trust;
+    i->signing = a->sign.count > 0;
 }
 
 static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)

@@ -131,6 +131,22 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  "\r\ncache_marked_stale_over_budget:%" PRIu64 "\r\n\r\n",
                  a->payment->over_budget, a->payment->dropped, *a->degraded_to_stale);
     }
+    if (info_want(want, "security") && a->trust != NULL) {
+        const pos_info_trust_t *t = a->trust;
+        const pos_payment_t *p = a->payment;
+        /* Refused on every channel: the payment module's and the others'. */
+        info_add(&b,
+                 "# security\r\nsigning:%s\r\nrefused_unsigned:%" PRIu64
+                 "\r\nrefused_bad_signature:%" PRIu64 "\r\nrefused_stale:%" PRIu64
+                 "\r\nrefused_payment_unverified:%" PRIu64 "\r\nrefused_other_scope:%" PRIu64
+                 "\r\npos_app_applied:%" PRIu64 "\r\npos_app_ignored:%" PRIu64 "\r\n\r\n",
+                 a->signing ? "on" : "off",
+                 t->unverified[POS_SIGN_UNSIGNED] + p->unverified_by[POS_SIGN_UNSIGNED],
+                 t->unverified[POS_SIGN_BAD] + p->unverified_by[POS_SIGN_BAD],
+                 t->unverified[POS_SIGN_STALE] + p->unverified_by[POS_SIGN_STALE], p->unverified,
+                 t->other_scope + p->other_scope, t->pos_app_applied,
+                 t->pos_app_ignored + p->pos_app_ignored);
+    }
     if (info_want(want, "devices")) {
         info_add(&b, "# devices\r\ndisplay:%s\r\nprinter:%s\r\npinpad:%s\r\n\r\n",
                  pos_dev_state_name(a->devices[POS_DEV_DISPLAY]),

@@ -562,6 +562,7 @@ static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, con
         return true;
     }
     p->unverified++;
+    p->unverified_by[v]++;
     const char *type = pos_msg_type_name(msg->type);
     /* The reason only: never the signature, the key or the message. */
     POS_WARN("msg", "payment:%s: %s %s, refused%s", p->opt.terminal_id,
@@ -590,6 +591,9 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     /* The limit is in major units of any currency: decode with the widest
      * (3 minor digits), then check against the request's own currency. */
     lim.max_amount_minor = (int64_t)p->opt.max_amount * 1000;
+    /* The channel is this terminal's: a message naming another is refused. */
+    lim.store_id = p->opt.store_id;
+    lim.terminal_id = p->opt.terminal_id;
     rc = pos_msg_decode(POS_MSG_CH_PAYMENT, payload, len, &lim, msg, why, sizeof(why));
     if (rc == 0 && msg->type == POS_MSG_PAYMENT_REQUESTED) {
         int64_t max = p->opt.max_amount;
@@ -605,7 +609,11 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     }
     memset(&ev, 0, sizeof(ev));
     if (rc == -EALREADY) {
-        POS_DEBUG("msg", "payment:%s: terminal-originated message ignored", p->opt.terminal_id);
+        if (msg->origin == POS_MSG_FROM_POS_APP) {
+            p->pos_app_ignored++;
+        }
+        POS_DEBUG("msg", "payment:%s: %s message ignored", p->opt.terminal_id,
+                  msg->origin == POS_MSG_FROM_POS_APP ? "a POS application's" : "a terminal's");
         return;
     }
     if (!payment_verified(p, msg, rc, payload, len)) {
@@ -614,7 +622,11 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     }
     if (rc != 0) {
         p->rejected++;
-        POS_WARN("msg", "payment:%s: %s, dropped", p->opt.terminal_id, why);
+        if (rc == -EPERM) {
+            p->other_scope++;
+        }
+        POS_WARN("msg", "payment:%s: %s, %s", p->opt.terminal_id, why,
+                 rc == -EPERM ? "refused" : "dropped");
         if (msg->type == POS_MSG_PAYMENT_REQUESTED && msg->reject_transaction_id[0] != '\0') {
             /* A request we can name but not honour is answered, not ignored. */
             ev.kind = POS_PAY_EV_REJECT;

@@ -96,6 +96,9 @@ struct pos_payment {
     uint64_t handled;      /* payment-channel messages handled */
     uint64_t rejected;     /* dropped as malformed */
     uint64_t unverified;   /* refused: unsigned, bad signature or stale */
+    uint64_t unverified_by[4]; /* the same by pos_sign_verdict_t */
+    uint64_t other_scope;  /* refused: naming another terminal or store */
+    uint64_t pos_app_ignored; /* "origin":"pos-app" here: no POS application publishes here */
     uint64_t over_budget;  /* requests refused "busy" over the channel's budget */
     uint64_t dropped;      /* other messages dropped over the budget */
 };
