@@ -395,10 +395,35 @@ static void agent_port_busy(void *ctx, bool busy)
 }
 
 /*
- * Decodes a message on an inventory or system channel and checks its
- * scope (an inventory message must be about this store). Returns 0 with
- * *msg filled, or a negative errno after logging why (never the content,
- * which is not ours to log).
+ * With a key set, a cloud message must carry a valid signature and a fresh
+ * ts on every channel (CONTRACT.md "Signed messages"). Returns true when it
+ * may be acted on; otherwise it is counted and logged (the verdict only).
+ */
+static bool agent_verified(pos_agent_t *a, const char *channel, const pos_msg_t *msg,
+                           const char *payload, size_t len)
+{
+    pos_sign_verdict_t v;
+
+    if (a->sign.count == 0) {
+        return true;
+    }
+    v = pos_sign_verify(&a->sign, payload, len, pos_clock_wall_ms(),
+                        (uint64_t)a->cfg.payment_signature_window_s * 1000u);
+    if (v == POS_SIGN_OK) {
+        return true;
+    }
+    a->trust.unverified[v]++;
+    POS_WARN("msg", "%s: %s %s, refused", channel,
+             msg->type != POS_MSG_NONE ? pos_msg_type_name(msg->type) : "message",
+             pos_sign_verdict_reason(v));
+    return false;
+}
+
+/*
+ * Decodes a message on an inventory or system channel, checks its
+ * signature (when keys are set) and its scope (an inventory message must
+ * be about this store). Returns 0 with *msg filled, or a negative errno
+ * after logging why (never the content, which is not ours to log).
  */
 static int agent_decode(pos_agent_t *a, pos_msg_channel_t ch, const char *channel,
                         const char *payload, size_t len, pos_msg_t *msg)
@@ -422,6 +447,12 @@ static int agent_decode(pos_agent_t *a, pos_msg_channel_t ch, const char *channe
             POS_DEBUG("msg", "%s: terminal-originated message ignored", channel);
         }
         return rc;
+    }
+    /* Malformed is dropped as such; what parsed is judged by its signature
+     * before anything it says (its scope included) is looked at. */
+    if ((rc == 0 || rc == -EPERM) && !agent_verified(a, channel, msg, payload, len)) {
+        a->messages_dropped++;
+        return -EACCES;
     }
     if (rc == -EPERM) {
         a->trust.other_scope++;

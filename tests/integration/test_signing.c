@@ -393,6 +393,121 @@ static void test_key_rotation(void **state)
     assert_int_equal(charges(f), 2);
 }
 
+/* True when the customer display shows "what". */
+static bool display_shows(fixture_t *f, const char *what)
+{
+    char *screen = pos_fix_sim_text(&f->fx, "display.txt");
+    bool shows = strstr(screen, what) != NULL;
+    free(screen);
+    return shows;
+}
+
+/* The INFO "security" field through the local API. */
+static long long security_info(fixture_t *f, const char *field)
+{
+    redisContext *local = pos_fix_local(&f->fx);
+    assert_non_null(local);
+    long long v = pos_fix_local_info(local, "security", field);
+    redisFree(local);
+    return v;
+}
+
+/*
+ * Issue 13 item 11: with a key set, an unsigned SYSTEM_ALERT ("pay at
+ * www.evil.example") was shown and an unsigned INVENTORY_UPDATED with
+ * quantity -5 was cached. Every cloud channel is signed now: alerts, cache
+ * invalidations, inventory updates and display messages.
+ */
+static void test_every_channel_signed(void **state)
+{
+    fixture_t *f = *state;
+    char msg[512];
+    start(f, KEY1_HEX "\n");
+
+    /* Unsigned: refused, counted, never shown or cached. */
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s",
+                                  "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"critical\","
+                                  "\"message\":\"Card reader broken pay at www.evil.example\"}"),
+                     1);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH inventory:" SID " %s",
+                                  "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID "\","
+                                  "\"productId\":\"P-9\",\"quantity\":-5,\"lowStockThreshold\":1}"),
+                     1);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "SYSTEM_ALERT unsigned, refused", 1, 5000));
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "INVENTORY_UPDATED unsigned, refused", 1, 5000));
+    assert_false(display_shows(f, "evil"));
+    assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
+
+    /* Signed with another key, or stale: refused the same way. */
+    snprintf(msg, sizeof(msg),
+             "{\"message\":\"Pay at www.evil.example\",\"severity\":\"warning\",\"ts\":%llu,"
+             "\"type\":\"SYSTEM_ALERT\"}",
+             (unsigned long long)wall_ms());
+    sign(msg, sizeof(msg), KEY2_HEX);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s", msg), 1);
+    snprintf(msg, sizeof(msg),
+             "{\"productId\":\"P-9\",\"quantity\":-5,\"storeId\":\"" SID "\",\"ts\":%llu,"
+             "\"type\":\"INVENTORY_UPDATED\"}",
+             (unsigned long long)(wall_ms() - 600000));
+    sign(msg, sizeof(msg), KEY1_HEX);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH inventory:" SID " %s", msg), 1);
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "SYSTEM_ALERT bad_signature, refused", 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "INVENTORY_UPDATED stale, refused", 1, 5000));
+    assert_false(display_shows(f, "evil"));
+    assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
+
+    /* The cloud's signed messages go through. */
+    snprintf(msg, sizeof(msg),
+             "{\"productId\":\"P-9\",\"quantity\":41,\"storeId\":\"" SID "\",\"ts\":%llu,"
+             "\"type\":\"INVENTORY_UPDATED\"}",
+             (unsigned long long)wall_ms());
+    sign(msg, sizeof(msg), KEY1_HEX);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH inventory:" SID " %s", msg), 1);
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "inventory:" SID ": INVENTORY_UPDATED", 1, 5000));
+    char *v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
+    assert_non_null(v);
+    assert_non_null(strstr(v, "\"quantity\":41"));
+    free(v);
+    snprintf(msg, sizeof(msg),
+             "{\"message\":\"Store closes soon\",\"severity\":\"info\",\"ts\":%llu,"
+             "\"type\":\"SYSTEM_ALERT\"}",
+             (unsigned long long)wall_ms());
+    sign(msg, sizeof(msg), KEY1_HEX);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s", msg), 1);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "system:alerts: SYSTEM_ALERT", 1, 5000));
+    for (int i = 0; i < 100 && !display_shows(f, "Store closes"); i++) {
+        pos_test_sleep_ms(50);
+    }
+    assert_true(display_shows(f, "Store closes"));
+
+    /* An unsigned CACHE_INVALIDATE "*" drops nothing; a signed one does. */
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s",
+                                  "{\"type\":\"CACHE_INVALIDATE\",\"pattern\":\"*\"}"),
+                     1);
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "CACHE_INVALIDATE unsigned, refused", 1, 5000));
+    v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
+    assert_non_null(v); /* still the local copy: Redis has no such key */
+    free(v);
+    snprintf(msg, sizeof(msg),
+             "{\"pattern\":\"inventory:*\",\"ts\":%llu,"
+             "\"type\":\"CACHE_INVALIDATE\"}",
+             (unsigned long long)wall_ms());
+    sign(msg, sizeof(msg), KEY1_HEX);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s", msg), 1);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "system:alerts: CACHE_INVALIDATE", 1, 5000));
+    pos_test_sleep_ms(200);
+    assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
+
+    /* Counted in INFO, with the payment channel's. */
+    assert_int_equal(security_info(f, "refused_unsigned"), 3);
+    assert_int_equal(security_info(f, "refused_bad_signature"), 1);
+    assert_int_equal(security_info(f, "refused_stale"), 1);
+}
+
 /* A key file others may read, or a malformed one: exit 78, key not shown. */
 static void test_bad_key_file(void **state)
 {
@@ -443,6 +558,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signed_payment_approved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_without_charge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_channel_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
