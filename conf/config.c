@@ -264,7 +264,9 @@ static void value_error(load_ctx_t *c, const pos_schema_item_t *it, const char *
         set_msg(c->err, "%s:%d: [%s] %s: %s (allowed: %s)", c->name, c->line, it->section, it->key,
                 why, al);
     } else {
-        set_msg(c->err, "%s:%d: [%s] %s: \"%s\" is %s (allowed: %s)", c->name, c->line, it->section,
+        /* "value": problem, as for the environment: a check's reason need
+         * not read after "is" ("must be an absolute path"). */
+        set_msg(c->err, "%s:%d: [%s] %s: \"%s\": %s (allowed: %s)", c->name, c->line, it->section,
                 it->key, excerpt(value, ex, sizeof(ex)), why, al);
     }
 }
@@ -675,6 +677,48 @@ int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *
     return rc;
 }
 
+/*
+ * Opens a configuration file for reading: a regular file only. Opened
+ * without blocking first, so that a FIFO with no writer (or a device) is
+ * refused at once instead of hanging the agent. Returns 0 with *in set, or
+ * a negative errno with err set.
+ */
+static int open_config(const char *path, FILE **in, pos_config_error_t *err)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int e;
+
+    if (fd < 0) {
+        e = errno;
+        set_msg(err, "%s: cannot open: %s", path, strerror(e));
+        return -e;
+    }
+    if (fstat(fd, &st) != 0) {
+        e = errno;
+        set_msg(err, "%s: cannot open: %s", path, strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        set_msg(err, "%s: not a regular file (%s): a configuration file must be one", path,
+                S_ISFIFO(st.st_mode)   ? "a FIFO"
+                : S_ISDIR(st.st_mode)  ? "a directory"
+                : S_ISSOCK(st.st_mode) ? "a socket"
+                                       : "a device");
+        close(fd);
+        return -EINVAL;
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 ||
+        (*in = fdopen(fd, "r")) == NULL) {
+        e = errno;
+        set_msg(err, "%s: cannot open: %s", path, strerror(e));
+        close(fd);
+        return -e;
+    }
+    return 0;
+}
+
 int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp, pos_config_error_t *err)
 {
     pos_config_error_t scratch;
@@ -685,13 +729,11 @@ int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp, pos_
         err = &scratch;
     }
     if (path != NULL) {
-        in = fopen(path, "r");
-        if (in == NULL) {
-            int e = errno;
+        rc = open_config(path, &in, err);
+        if (rc != 0) {
             pos_config_defaults(cfg);
             pos_config_wipe(cfg);
-            set_msg(err, "%s: cannot open: %s", path, strerror(e));
-            return -e;
+            return rc;
         }
     }
     rc = pos_config_load_stream(cfg, in, path, envp, err);

@@ -63,9 +63,13 @@ static int check_pinpad(const char *value, char *why, size_t whylen)
 
 static int check_abs_path(const char *value, char *why, size_t whylen)
 {
-    if (value[0] != '/' || strstr(value, "/../") != NULL ||
+    if (value[0] != '/') {
+        snprintf(why, whylen, "a relative path: it must start with '/'");
+        return -EINVAL;
+    }
+    if (strstr(value, "/../") != NULL ||
         (strlen(value) >= 3 && strcmp(value + strlen(value) - 3, "/..") == 0)) {
-        snprintf(why, whylen, "must be an absolute path without '..'");
+        snprintf(why, whylen, "a path with '..' in it: name the directory itself");
         return -EINVAL;
     }
     return 0;

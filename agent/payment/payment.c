@@ -430,6 +430,11 @@ static void payment_device_event(pos_hal_device_t *dev, const pos_hal_event_t *h
             ev.kind = POS_PAY_EV_PRINT_RESULT;
             ev.transaction_id = p->print_tx;
             ev.print = payment_print_outcome(dev, hev->error);
+            if (hev->error != 0) {
+                /* Every failed receipt says why, whatever the driver told. */
+                POS_WARN("payment", "receipt for %s not printed: %s (printer %s)", p->print_tx,
+                         strerror(-hev->error), pos_dev_state_name(dev->status));
+            }
             payment_run(p, &ev);
             p->print_tx[0] = '\0';
         }

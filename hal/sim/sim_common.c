@@ -118,6 +118,38 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
+int pos_sim_check_regular(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) != 0) {
+        return -errno;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return -EINVAL;
+    }
+    /* Written without waiting, but written whole. */
+    return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 ? 0 : -errno;
+}
+
+int pos_sim_open_read(const char *dir, const char *name)
+{
+    char path[512];
+    int fd, rc;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        return -errno;
+    }
+    rc = pos_sim_check_regular(fd);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 /* Small local files written synchronously: these are the simulator's
  * "devices", a few hundred bytes at a time. */
 int pos_sim_write_file(const char *dir, const char *name, const char *data, size_t len, int append)
@@ -126,19 +158,30 @@ int pos_sim_write_file(const char *dir, const char *name, const char *data, size
     int fd, rc;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
+    /* Never through a link planted in the directory (an agent started as
+     * root would write cloud-supplied text wherever it points), never into
+     * a FIFO or a device. */
     if (append) {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
         if (fd < 0) {
             return -errno;
         }
-        rc = write_all(fd, data, len);
+        rc = pos_sim_check_regular(fd);
+        if (rc == 0) {
+            rc = write_all(fd, data, len);
+        }
         close(fd);
         return rc;
     }
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
     if (fd < 0) {
         return -errno;
+    }
+    rc = pos_sim_check_regular(fd);
+    if (rc != 0) {
+        close(fd);
+        return rc;
     }
     rc = write_all(fd, data, len);
     if (close(fd) != 0 && rc == 0) {
@@ -155,14 +198,13 @@ int pos_sim_write_file(const char *dir, const char *name, const char *data, size
 
 void pos_sim_read_word(const char *dir, const char *name, char *out, size_t cap)
 {
-    char path[512], buf[64];
+    char buf[64];
     ssize_t n;
     size_t i = 0;
     int fd;
 
     out[0] = '\0';
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = pos_sim_open_read(dir, name);
     if (fd < 0) {
         return;
     }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -103,6 +104,28 @@ static void test_config_errors_exit_78(void **state)
     const char *c[] = {bin(), "--config", path, NULL};
     assert_int_equal(run(c, NULL, &out), 78);
     assert_non_null(strstr(out, "POSAGENT_TERMINAL_ID"));
+    free(out);
+
+    /* Issue 13 item 13: a FIFO with no writer hung the agent for ever. */
+    char fifo[160];
+    snprintf(fifo, sizeof(fifo), "%s/fifo.ini", tmpdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *ff[] = {bin(), "--config", fifo, NULL};
+    assert_int_equal(run(ff, NULL, &out), 78);
+    assert_non_null(strstr(out, "not a regular file (a FIFO)"));
+    free(out);
+    const char *fc[] = {bin(), "--check-config", "--config", fifo, NULL};
+    assert_int_equal(run(fc, NULL, &out), 78);
+    free(out);
+
+    /* ... and a relative store path said "is must be an absolute path". */
+    path = write_conf("rel.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                 "[store]\npath = relative/store\n");
+    const char *rl[] = {bin(), "--config", path, NULL};
+    assert_int_equal(run(rl, NULL, &out), 78);
+    assert_non_null(strstr(out, ":5: [store] path: \"relative/store\": a relative path: it must "
+                                "start with '/'"));
+    assert_null(strstr(out, "is must"));
     free(out);
 
     const char *d[] = {bin(), "--config", "/nonexistent/posagent.ini", NULL};

@@ -298,7 +298,7 @@ static void test_number_edges(void **state)
 
         for (size_t j = 0; j < sizeof(not_numbers) / sizeof(not_numbers[0]); j++) {
             load_num(&r, k, not_numbers[j]);
-            expect_error(&r, head, "is not a number", allowed, NULL);
+            expect_error(&r, head, "\": not a number", allowed, NULL);
         }
         load_num(&r, k, "");
         expect_error(&r, head, "not a number", NULL);
@@ -324,7 +324,7 @@ static void test_bool_values(void **state)
     }
     result_t r;
     load(&r, IDS "[log]\nsyslog = maybe\n", no_env);
-    expect_error(&r, ":5: [log] syslog: ", "\"maybe\" is not a boolean", "true, false", NULL);
+    expect_error(&r, ":5: [log] syslog: ", "\"maybe\": not a boolean", "true, false", NULL);
     load(&r, IDS "[log]\nsyslog = 2\n", no_env);
     expect_error(&r, ":5: [log] syslog: ", NULL);
 }
@@ -374,7 +374,7 @@ static void test_ids(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(text, sizeof(text), "[terminal]\nid = T\nstore_id = %s\n", bad[i]);
         load(&r, text, no_env);
-        expect_error(&r, ":3: [terminal] store_id: ", "is invalid", "(allowed: 1..63", NULL);
+        expect_error(&r, ":3: [terminal] store_id: ", "\": invalid", "(allowed: 1..63", NULL);
     }
 
     load(&r, "[terminal]\nid =\nstore_id = S\n", no_env);
@@ -523,10 +523,46 @@ static void test_unreadable(void **state)
     assert_non_null(strstr(e.msg, path));
     assert_non_null(strstr(e.msg, "No such file"));
 
-    /* A directory opens but cannot be read. */
+    /* A directory is not a configuration file. */
     int rc = pos_config_load(&c, "/tmp", no_env, &e);
-    assert_int_equal(rc, -EISDIR);
-    assert_non_null(strstr(e.msg, "/tmp"));
+    assert_int_equal(rc, -EINVAL);
+    assert_non_null(strstr(e.msg, "/tmp: not a regular file (a directory)"));
+}
+
+/* Issue 13 item 13: a configuration file that was a FIFO with no writer
+ * hung the agent for ever. It is refused at once, as any file that is not
+ * a regular one. */
+static void test_fifo_refused_at_once(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_config-XXXXXX", path[64];
+    pos_config_t c;
+    pos_config_error_t e;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/posagent.ini", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(pos_config_load(&c, path, no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "not a regular file (a FIFO)"));
+    unlink(path);
+    rmdir(dir);
+    /* A device too. */
+    assert_int_equal(pos_config_load(&c, "/dev/null", no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "/dev/null: not a regular file (a device)"));
+}
+
+/* Issue 13 item 13: "\"relative/store\" is must be an absolute path". */
+static void test_relative_path_message(void **state)
+{
+    (void)state;
+    result_t r;
+    load(&r, IDS "[store]\npath = relative/store\n", no_env);
+    expect_error(&r, ":5: [store] path: ",
+                 "\"relative/store\": a relative path: it must start with '/' (allowed: an "
+                 "absolute path)",
+                 NULL);
+    load(&r, IDS "[store]\npath = /var/lib/../tmp\n", no_env);
+    expect_error(&r, ":5: [store] path: ", "a path with '..' in it", NULL);
 }
 
 /* ---- environment ---------------------------------------------------------- */
@@ -1273,12 +1309,12 @@ static void test_tls_settings(void **state)
     snprintf(text, sizeof(text),
              IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\nmin_version = 1.1\n", ca);
     load(&r, text, no_env);
-    expect_error(&r, ":8: [tls] min_version: \"1.1\" is not a TLS version", NULL);
+    expect_error(&r, ":8: [tls] min_version: \"1.1\": not a TLS version", NULL);
 #if MBEDTLS_VERSION_MAJOR < 3
     snprintf(text, sizeof(text),
              IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\nmin_version = 1.3\n", ca);
     load(&r, text, no_env);
-    expect_error(&r, ":8: [tls] min_version: \"1.3\" is not supported: TLS 1.3 needs mbedTLS 3.x",
+    expect_error(&r, ":8: [tls] min_version: \"1.3\": not supported: TLS 1.3 needs mbedTLS 3.x",
                  NULL);
 #endif
     load(&r, IDS "[tls]\nserver_name = bad name\n", no_env);
@@ -1331,6 +1367,8 @@ int main(void)
         cmocka_unit_test(test_file_syntax),
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_fifo_refused_at_once),
+        cmocka_unit_test(test_relative_path_message),
         cmocka_unit_test(test_env_precedence),
         cmocka_unit_test(test_url_password_db_overrides),
         cmocka_unit_test(test_env_bad_values),

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -398,6 +399,60 @@ static void test_invisible_text_never_shown(void **state)
     close_and_drain(&p, 2);
 }
 
+/*
+ * Issue 13 item 13: the simulated devices followed symbolic links planted
+ * in their directory, so an agent running as root appended a receipt
+ * (with a cloud-supplied line) to a root-only file. They never write
+ * through a link, a FIFO or a device now.
+ */
+static void test_planted_links_not_followed(void **state)
+{
+    (void)state;
+    pos_hal_device_t d, p;
+    static pos_receipt_doc_t doc;
+    char target[128], link[128];
+
+    snprintf(target, sizeof(target), "%s/secret", dir);
+    put("secret", "root only\n");
+    snprintf(link, sizeof(link), "%s/receipts.txt", dir);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(link, sizeof(link), "%s/display.txt", dir);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(link, sizeof(link), "%s/display.txt.tmp", dir);
+    assert_int_equal(symlink(target, link), 0);
+
+    create(&p, POS_HAL_PRINTER);
+    assert_int_equal(pos_hal_start(&p), 0);
+    run_until_status(&p, POS_DEV_READY);
+    receipt_doc(&doc);
+    assert_int_equal(pos_printer_print(&p, &doc, 1), -ELOOP);
+    assert_string_equal(slurp("secret"), "root only\n");
+
+    /* The screen cannot be written through either link: not shown. */
+    create(&d, POS_HAL_DISPLAY);
+    assert_int_equal(pos_hal_start(&d), 0);
+    assert_int_equal(pos_display_show(&d, "cloud text", ""), 0);
+    run_until_complete(0);
+    assert_int_equal(rec.ev[rec.n - 1].error, -ELOOP);
+    assert_string_equal(slurp("secret"), "root only\n");
+    /* Once the planted temporary link is gone, the screen replaces the
+     * link at display.txt (rename), still without writing through it. */
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(pos_display_show(&d, "cloud text", ""), 0);
+    run_until_complete(0);
+    assert_int_equal(rec.ev[rec.n - 1].error, 0);
+    assert_string_equal(slurp("secret"), "root only\n");
+    assert_non_null(strstr(slurp("display.txt"), "cloud text"));
+
+    /* A FIFO in a fault file's place does not hang the loop. */
+    snprintf(link, sizeof(link), "%s/printer.fault", dir);
+    assert_int_equal(mkfifo(link, 0600), 0);
+    put("pinpad.fault", "\n"); /* any event: the loop goes on */
+    pos_test_loop_until(&loop, events_reached, &(int){rec.n + 1}, 300);
+    pos_hal_close(&p, on_closed);
+    close_and_drain(&d, 2);
+}
+
 /* Prints job 1 on a simulated printer taking delay_ms per receipt; returns
  * the milliseconds from print to its completion. */
 static uint64_t print_took_ms(uint32_t delay_ms)
@@ -494,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pinpad_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_printer_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invisible_text_never_shown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_planted_links_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_printer_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_driver_strings, setup, teardown),
