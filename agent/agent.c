@@ -48,6 +48,7 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
     r.outbox = 0;
+    r.signing = a->sign.count > 0;
     if (status != POS_TERM_OFFLINE) {
         a->written_status = status;
         memcpy(a->written_devices, a->devices, sizeof(a->written_devices));

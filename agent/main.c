@@ -57,7 +57,7 @@ static void usage(FILE *out)
             "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
             "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
             "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
-            "POSAGENT_ALLOW_ROOT.\n");
+            "POSAGENT_ALLOW_ROOT, POSAGENT_ALLOW_UNSIGNED.\n");
 }
 
 /*
@@ -205,6 +205,20 @@ int main(int argc, char **argv)
             return POS_EX_CONFIG;
         }
     }
+    /* Signed messages are the default posture: running without a key is a
+     * decision written down, never an omission. */
+    if (cfg.payment_hmac_key_file[0] == '\0' && !cfg.payment_allow_unsigned) {
+        fprintf(stderr,
+                "posagent: configuration error: [payment] hmac_key_file is not set: cloud "
+                "messages could not be checked, so anyone who can publish on payment:%s could "
+                "make this till charge a card. Set hmac_key_file (docs/signing.md), or "
+                "[payment] allow_unsigned = true (POSAGENT_ALLOW_UNSIGNED=1) for a demo or a "
+                "test\n",
+                cfg.terminal_id);
+        pos_tls_dispose(&tls);
+        pos_config_wipe(&cfg);
+        return POS_EX_CONFIG;
+    }
     /* The socket's group is the POS application's: it must not be able to
      * read what may hold the Redis password. */
     if (pos_localapi_check_private(cfg.local_socket_group, path, why, sizeof(why)) != 0) {
@@ -285,9 +299,13 @@ int main(int argc, char **argv)
         pos_tls_dispose(&tls);
         return 1;
     }
-    POS_INFO("agent", "posagent %s starting: terminal %s, store %s%s", POS_VERSION,
+    POS_INFO("agent", "posagent %s starting: terminal %s, store %s, %s", POS_VERSION,
              agent.cfg.terminal_id, agent.cfg.store_id,
-             agent.sign.count > 0 ? ", payment messages signed" : "");
+             agent.sign.count > 0 ? "messages signed"
+                                  : "UNSIGNED messages accepted ([payment] allow_unsigned)");
+    if (agent.sign.count > 0 && agent.cfg.payment_allow_unsigned) {
+        POS_WARN("agent", "[payment] allow_unsigned is ignored: hmac_key_file is set");
+    }
     pos_agent_start(&agent);
     if (drop) {
         /* Devices are first opened from the loop (a zero timer): one turn

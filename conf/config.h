@@ -95,6 +95,7 @@ typedef struct pos_config {
     uint32_t payment_max_amount;       /* major units of any currency */
     uint32_t payment_pinpad_timeout_s; /* customer timeout at the pinpad */
     char payment_hmac_key_file[201];   /* "": messages are not signed */
+    bool payment_allow_unsigned;       /* may run without hmac_key_file */
     uint32_t payment_signature_window_s; /* |now - ts| allowed for a signed message */
     uint32_t payment_dedup_window_h;     /* a transaction id is remembered this long */
     uint32_t payment_dedup_max_ids;      /* ids remembered at most */

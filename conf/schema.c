@@ -596,11 +596,21 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_opt_abs_path,
      .allowed = "an absolute path to a file of mode 0600 or 0400",
-     .def_doc = "(none: messages are not signed)",
+     .def_doc = "(none: the agent refuses to start unless allow_unsigned = true)",
      .example = "/etc/posagent/hmac.key",
-     .desc = "Key file for signed payment messages (docs/signing.md): one or two lines of "
-             "64..128 hex digits, the first signs what the agent sends, both are accepted. When "
-             "set, cloud payment messages without a valid sig and a fresh ts are refused."},
+     .desc = "Key file for signed messages (docs/signing.md): one or two lines of 64..128 hex "
+             "digits, the first signs what the agent sends, both are accepted. Cloud messages "
+             "on every channel without a valid sig and a fresh ts are then refused."},
+    {.section = "payment",
+     .key = "allow_unsigned",
+     .type = CT_BOOL,
+     FIELD(payment_allow_unsigned),
+     .def = "false",
+     .env = "POSAGENT_ALLOW_UNSIGNED",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Run without hmac_key_file, taking unsigned cloud messages (anyone who can "
+             "publish on payment:{id} can then make the till charge a card). Without it and "
+             "without a key file the agent refuses to start (exit 78). For a demo or a test."},
     {.section = "payment",
      .key = "signature_window_s",
      .type = CT_U32,

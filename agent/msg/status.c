@@ -71,11 +71,12 @@ int pos_status_json(const pos_status_report_t *r, char *buf, size_t len)
                      "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
                      "\"ts\":%" PRIu64 ",\"version\":\"%s\",\"uptimeS\":%" PRIu64 ","
                      "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
-                     "\"outbox\":%" PRIu32 "}",
+                     "\"outbox\":%" PRIu32 ",\"signed\":%s}",
                      r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms,
                      r->version, r->uptime_s, pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
                      pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
-                     pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox);
+                     pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox,
+                     r->signing ? "true" : "false");
     return finish(n, len);
 }
 

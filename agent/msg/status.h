@@ -38,6 +38,7 @@ typedef struct pos_status_report {
     uint64_t uptime_s;
     pos_dev_state_t devices[POS_DEV_COUNT];
     uint32_t outbox;   /* entries waiting for delivery */
+    bool signing;      /* cloud messages must be signed, and ours are ("signed") */
 } pos_status_report_t;
 
 /* Lower-case contract names. */
@@ -57,7 +58,9 @@ pos_term_status_t pos_status_compute(bool payment_active,
                                      const pos_dev_state_t devices[POS_DEV_COUNT]);
 
 /*
- * Writes the status value JSON into buf. Identifiers must be plain
+ * Writes the status value JSON into buf: CONTRACT.md's fields in its
+ * order, then this agent's own (docs/offline.md, docs/signing.md):
+ * "signed" (true when cloud messages must be signed). Identifiers must be plain
  * ([A-Za-z0-9._-]); anything else is refused rather than escaped.
  * Returns the length written (without the NUL), -EINVAL or -ENOSPC.
  */

@@ -161,13 +161,50 @@ static void test_config_errors_exit_78(void **state)
     free(out);
 }
 
+/*
+ * Issue 13 item 4: unsigned payment commands were accepted by default (a
+ * till installed and left as it was took a card for anyone who could
+ * publish on its channel). Without a key file the agent now refuses to
+ * start unless allow_unsigned says so on purpose.
+ */
+static void test_unsigned_refused_by_default(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *path = write_conf("nokey.ini", "[terminal]\nid = T-1\nstore_id = S-1\n");
+    const char *a[] = {bin(), "--config", path, NULL};
+    const char *c[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(a, NULL, &out), 78);
+    assert_non_null(strstr(out, "[payment] hmac_key_file is not set"));
+    assert_non_null(strstr(out, "payment:T-1"));
+    assert_non_null(strstr(out, "allow_unsigned = true"));
+    free(out);
+    assert_int_equal(run(c, NULL, &out), 78);
+    free(out);
+    const char *no[] = {"POSAGENT_ALLOW_UNSIGNED=false", NULL};
+    assert_int_equal(run(c, no, &out), 78);
+    free(out);
+
+    /* Said on purpose, in the file or the environment. */
+    const char *yes[] = {"POSAGENT_ALLOW_UNSIGNED=1", NULL};
+    assert_int_equal(run(c, yes, &out), 0);
+    assert_non_null(strstr(out, "allow_unsigned = true"));
+    free(out);
+    path = write_conf("unsigned.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                      "[payment]\nallow_unsigned = true\n");
+    const char *u[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(u, NULL, &out), 0);
+    free(out);
+}
+
 /* --check-config prints the effective settings with secrets masked. */
 static void test_check_config_masks_secrets(void **state)
 {
     (void)state;
     char *out = NULL;
     const char *path = write_conf("check.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
-                                               "[redis]\nurl = redis://till:UrlS3cret@db:6380/2\n");
+                                               "[redis]\nurl = redis://till:UrlS3cret@db:6380/2\n"
+                                               "[payment]\nallow_unsigned = true\n");
     const char *a[] = {bin(), "--check-config", "--config", path, NULL};
     const char *env[] = {"REDIS_PASSWORD=EnvS3cret", "POSAGENT_STORE_ID=S-9", NULL};
     assert_int_equal(run(a, env, &out), 0);
@@ -188,7 +225,8 @@ static void test_environment_only(void **state)
     const char *env[] = {"POSAGENT_TERMINAL_ID=T-7", "POSAGENT_STORE_ID=S-7",
                          "REDIS_URL=redis://127.0.0.1:6399", "REDIS_DB=4",
                          "REDIS_RETRY_DELAY_ON_FAILURE_MS=50",
-                         "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=2000", NULL};
+                         "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=2000", "POSAGENT_ALLOW_UNSIGNED=1",
+                         NULL};
     if (access("/etc/posagent/posagent.ini", F_OK) == 0) {
         skip(); /* an installed default file would be read first */
     }
@@ -231,6 +269,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_config_errors_exit_78),
+        cmocka_unit_test(test_unsigned_refused_by_default),
         cmocka_unit_test(test_check_config_masks_secrets),
         cmocka_unit_test(test_environment_only),
         cmocka_unit_test(test_docs_match_schema),

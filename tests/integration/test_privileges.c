@@ -102,6 +102,7 @@ static const char *write_conf_group(fixture_t *f, const char *key, const char *v
     pos_ini_set(&ini, "terminal", "id", TID);
     pos_ini_set(&ini, "terminal", "store_id", SID);
     pos_ini_set(&ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)f->fx.redis.port);
+    pos_ini_set(&ini, "payment", "allow_unsigned", "true");
     in_dir(f, &ini);
     if (key != NULL) {
         pos_ini_set(&ini, "security", key, "%s", value);

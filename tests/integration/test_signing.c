@@ -502,6 +502,12 @@ static void test_every_channel_signed(void **state)
     pos_test_sleep_ms(200);
     assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
 
+    /* The cloud can see signing is on. */
+    char *st = pos_test_get(&f->fx.redis, "terminal:" TID ":status");
+    assert_non_null(st);
+    assert_non_null(strstr(st, "\"signed\":true"));
+    free(st);
+
     /* Counted in INFO, with the payment channel's. */
     assert_int_equal(security_info(f, "refused_unsigned"), 3);
     assert_int_equal(security_info(f, "refused_bad_signature"), 1);

@@ -80,6 +80,11 @@ static void test_other_store_refused(void **state)
     free(screen);
 
     assert_int_equal(info(f, "security", "refused_other_scope"), 3);
+    /* Run with allow_unsigned (the harness's): the status value says so. */
+    char *st = pos_test_get(&f->redis, POS_FIX_STATUS_KEY);
+    assert_non_null(st);
+    assert_non_null(strstr(st, "\"signed\":false"));
+    free(st);
     assert_int_equal(pos_fix_charges(f), 0);
 
     /* Our own store's update, named or implied, still applies. */

@@ -147,7 +147,7 @@ check "unit installed" test -f /lib/systemd/system/posagent.service
 out=$(${WRAP:-} /usr/bin/posagent --version 2>&1) && ok "installed binary runs: $(echo "$out" | head -1)" ||
   bad "installed binary runs: $out"
 check "installed config checks with the ids set" \
-  env POSAGENT_TERMINAL_ID=T-PKG POSAGENT_STORE_ID=S-PKG ${WRAP:-} /usr/bin/posagent \
+  env POSAGENT_TERMINAL_ID=T-PKG POSAGENT_STORE_ID=S-PKG POSAGENT_ALLOW_UNSIGNED=1 ${WRAP:-} /usr/bin/posagent \
   --check-config --config /etc/posagent/posagent.ini
 check "reinstall (upgrade path) keeps working" dpkg -i /posagent.deb
 echo "# local edit" >>/etc/posagent/posagent.ini

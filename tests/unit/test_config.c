@@ -946,6 +946,7 @@ static const char *const all_keys[][3] = {
     {"payment", "max_amount", NULL},
     {"payment", "pinpad_timeout_s", NULL},
     {"payment", "hmac_key_file", NULL},
+    {"payment", "allow_unsigned", "POSAGENT_ALLOW_UNSIGNED"},
     {"payment", "signature_window_s", NULL},
     {"payment", "dedup_window_h", NULL},
     {"payment", "dedup_max_ids", NULL},
@@ -1071,7 +1072,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 60);
+    assert_int_equal(uncommented, 61);
     result_t r;
     must_load(&r, out, no_env);
     assert_int_equal(r.cfg.nsentinels, 3);

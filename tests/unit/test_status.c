@@ -27,20 +27,27 @@ static pos_status_report_t sample(void)
     return r;
 }
 
-/* Byte for byte the example in CONTRACT.md. */
+/* Byte for byte the example in CONTRACT.md, then the agent's own fields. */
 static void test_status_json_contract_example(void **state)
 {
     (void)state;
     char buf[512];
     pos_status_report_t r = sample();
     int n = pos_status_json(&r, buf, sizeof(buf));
-    const char *expect =
+    const char *contract =
         "{\"terminalId\":\"T-0001\",\"storeId\":\"S-042\",\"status\":\"online\","
         "\"ts\":1764412800000,\"version\":\"0.1.0\",\"uptimeS\":3600,"
         "\"devices\":{\"display\":\"ready\",\"printer\":\"paper_low\",\"pinpad\":\"ready\"},"
-        "\"outbox\":0}";
-    assert_int_equal(n, (int)strlen(expect));
-    assert_string_equal(buf, expect);
+        "\"outbox\":0";
+    const char *expect = ",\"signed\":false}";
+    assert_int_equal(n, (int)(strlen(contract) + strlen(expect)));
+    assert_memory_equal(buf, contract, strlen(contract));
+    assert_string_equal(buf + strlen(contract), expect);
+    /* Whether the cloud's messages must be signed, and ours are. */
+    r.signing = true;
+    n = pos_status_json(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_string_equal(buf + strlen(contract), ",\"signed\":true}");
 }
 
 static void test_status_json_limits(void **state)
