@@ -597,7 +597,7 @@ static void agent_reload(pos_agent_t *a)
 
     /* Parse into a scratch copy; only the log level is applied at run time,
      * and only when the whole file is valid. */
-    if (pos_config_load(&scratch, a->config_path, environ, &err) != 0) {
+    if (pos_config_load_dir(&scratch, a->config_path, a->config_dir, environ, &err) != 0) {
         POS_ERR("config", "reload failed, keeping the running settings: %s", err.msg);
         pos_config_wipe(&scratch);
         return;

@@ -51,6 +51,7 @@ struct pos_agent {
     uv_loop_t *loop;
     pos_config_t cfg;
     const char *config_path; /* for SIGHUP; may be NULL */
+    const char *config_dir;  /* its drop-in directory: NULL beside it, "" none */
 
     pos_link_t link;
     pos_payment_t payment; /* the devices and the payment flow */

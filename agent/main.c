@@ -47,6 +47,10 @@ static void usage(FILE *out)
             "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG
             " if it exists;\n"
             "                           environment variables override it)\n"
+            "      --config-dir DIR     drop-in directory, its *.ini read after FILE in name\n"
+            "                           order (default: FILE without .ini, plus .d:\n"
+            "                           /etc/posagent/posagent.d; \"\" for none;\n"
+            "                           environment POSAGENT_CONFIG_DIR)\n"
             "  -t, --check-config       validate the configuration, print the effective\n"
             "                           settings (secrets masked) and exit\n"
             "      --print-example-config   print the commented example configuration\n"
@@ -57,7 +61,7 @@ static void usage(FILE *out)
             "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
             "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
             "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
-            "POSAGENT_ALLOW_ROOT, POSAGENT_ALLOW_UNSIGNED.\n");
+            "POSAGENT_ALLOW_ROOT, POSAGENT_ALLOW_UNSIGNED, POSAGENT_CONFIG_DIR.\n");
 }
 
 /*
@@ -117,9 +121,10 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_EXAMPLE = 256, OPT_REFERENCE };
+    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_CONFIG_DIR };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
         {"check-config", no_argument, NULL, 't'},
         {"print-example-config", no_argument, NULL, OPT_EXAMPLE},
         {"print-config-reference", no_argument, NULL, OPT_REFERENCE},
@@ -137,6 +142,7 @@ int main(int argc, char **argv)
     bool drop = false;
     pos_config_error_t err;
     const char *path = NULL;
+    const char *dir = getenv("POSAGENT_CONFIG_DIR"); /* NULL: beside the file */
     bool check = false;
     uv_loop_t loop;
     int opt, rc;
@@ -145,6 +151,9 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'c':
             path = optarg;
+            break;
+        case OPT_CONFIG_DIR:
+            dir = optarg;
             break;
         case 't':
             check = true;
@@ -169,12 +178,12 @@ int main(int argc, char **argv)
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
         path = DEFAULT_CONFIG;
     }
-    if (optind < argc && (strcmp(argv[optind], "status") == 0 ||
-                          strcmp(argv[optind], "cache") == 0 ||
-                          strcmp(argv[optind], "outbox") == 0)) {
+    if (optind < argc &&
+        (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "cache") == 0 ||
+         strcmp(argv[optind], "outbox") == 0)) {
         /* The technician's CLI: talk to the running agent on its socket. */
         const char *sock = "/run/posagent/agent.sock";
-        if (pos_config_load(&cfg, path, environ, &err) == 0) {
+        if (pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
             sock = cfg.local_socket;
         }
         rc = pos_cli_main(argc - optind, argv + optind, sock);
@@ -187,7 +196,7 @@ int main(int argc, char **argv)
         return EX_USAGE_CODE;
     }
 
-    rc = pos_config_load(&cfg, path, environ, &err);
+    rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
     if (rc != 0) {
         fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
         pos_config_wipe(&cfg);
@@ -220,17 +229,25 @@ int main(int argc, char **argv)
         return POS_EX_CONFIG;
     }
     /* The socket's group is the POS application's: it must not be able to
-     * read what may hold the Redis password. */
-    if (pos_localapi_check_private(cfg.local_socket_group, path, why, sizeof(why)) != 0) {
-        fprintf(stderr, "posagent: configuration error: %s\n", why);
-        pos_tls_dispose(&tls);
-        pos_config_wipe(&cfg);
-        return POS_EX_CONFIG;
+     * read what may hold the Redis password, nor a drop-in holding a secret. */
+    for (size_t i = 0; i < cfg.nfiles; i++) {
+        const pos_config_file_t *f = &cfg.files[i];
+        if ((!f->dropin || f->secrets) &&
+            pos_localapi_check_private(cfg.local_socket_group, f->path, why, sizeof(why)) != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", why);
+            pos_tls_dispose(&tls);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
     }
     if (check) {
         pos_tls_dispose(&tls);
-        printf("# configuration OK%s%s\n", path ? ": " : " (no file, defaults and environment)",
+        printf("# configuration OK%s%s", path ? ": " : " (no file, defaults and environment)",
                path ? path : "");
+        for (size_t i = 1; i < cfg.nfiles; i++) {
+            printf("%s%s", i == 1 ? " and drop-ins " : ", ", cfg.files[i].path);
+        }
+        printf("\n");
         pos_config_dump(&cfg, stdout);
         pos_config_wipe(&cfg);
         return 0;
@@ -290,7 +307,8 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = pos_agent_init(&agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL);
-    pos_config_wipe(&cfg); /* the agent keeps its own copy */
+    agent.config_dir = dir; /* for SIGHUP: the same files again */
+    pos_config_wipe(&cfg);  /* the agent keeps its own copy */
     pos_sign_keys_wipe(&keys);
     if (rc != 0) {
         POS_ERR("agent", "cannot start: %s", strerror(-rc));

@@ -235,8 +235,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .check = check_id,
      .allowed = ID_ALLOWED,
      .def_doc = "(required)",
-     .example = "T-0001",
-     .desc = "Terminal identifier, as in terminal:{id}:status and payment:{id}."},
+     .example = "this till's terminal id",
+     .desc = "Terminal identifier, as in terminal:{id}:status and payment:{id}. This till's "
+             "own, never shared: provision it in a drop-in (posagent.d/10-identity.ini) or "
+             "POSAGENT_TERMINAL_ID; the agent does not start without it (exit 78)."},
     {.section = "terminal",
      .key = "store_id",
      .type = CT_STR,
@@ -248,8 +250,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .check = check_id,
      .allowed = ID_ALLOWED,
      .def_doc = "(required)",
-     .example = "S-042",
-     .desc = "Store identifier, as in inventory:{storeId} and transaction:{storeId}."},
+     .example = "this till's store id",
+     .desc = "Store identifier, as in inventory:{storeId} and transaction:{storeId}; "
+             "provisioned with the terminal id."},
 
     {.section = "redis",
      .key = "url",
@@ -906,6 +909,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = "Let the agent keep running as root when no user is set; without it, it refuses "
              "to start as root (exit 78)."},
 };
+
+_Static_assert(sizeof(pos_schema_items) / sizeof(pos_schema_items[0]) <= POS_CONFIG_ITEMS_MAX,
+               "pos_config_t.origin has a slot per row");
 
 const size_t pos_schema_nsections = sizeof(pos_schema_sections) / sizeof(pos_schema_sections[0]);
 const size_t pos_schema_nitems = sizeof(pos_schema_items) / sizeof(pos_schema_items[0]);

@@ -197,6 +197,67 @@ static void test_unsigned_refused_by_default(void **state)
     free(out);
 }
 
+/*
+ * Issue 13 item 3: the shipped example set id = T-0001 and store_id = S-042
+ * and --check-config said "configuration OK", so every till installed from
+ * the package and left so spoke for one terminal. The shipped file has no
+ * ids now; each till's own come from a drop-in, and --check-config names
+ * the file and line that set each value.
+ */
+static void test_identity_from_dropins(void **state)
+{
+    (void)state;
+    char *out = NULL, conf[160], dir[160], want[512];
+    const char *src = getenv("POS_SOURCE_DIR");
+    assert_non_null(src);
+
+    snprintf(conf, sizeof(conf), "%s/posagent.ini", tmpdir);
+    snprintf(dir, sizeof(dir), "%s/posagent.d", tmpdir);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp '%s/conf/posagent.ini' '%s'", src, conf);
+    assert_int_equal(system(cmd), 0);
+    const char *check[] = {bin(), "--check-config", "--config", conf, NULL};
+    assert_int_equal(run(check, NULL, &out), 78);
+    assert_non_null(strstr(out, "this till's identity is not set"));
+    assert_non_null(strstr(out, "posagent.d/10-identity.ini"));
+    assert_non_null(strstr(out, "POSAGENT_TERMINAL_ID"));
+    free(out);
+
+    assert_int_equal(mkdir(dir, 0755), 0);
+    write_conf("posagent.d/10-identity.ini", "[terminal]\nid = T-42\nstore_id = S-7\n");
+    write_conf("posagent.d/20-payment.ini", "[payment]\nallow_unsigned = true\n");
+    assert_int_equal(run(check, NULL, &out), 0);
+    snprintf(want, sizeof(want), "\nid = T-42  ; %s/10-identity.ini:2\n", dir);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "\nallow_unsigned = true  ; %s/20-payment.ini:2\n", dir);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "and drop-ins %s/10-identity.ini, %s/20-payment.ini", dir, dir);
+    assert_non_null(strstr(out, want));
+    free(out);
+
+    /* Named on the command line or in the environment; "" for none. */
+    const char *none[] = {bin(), "--check-config", "--config", conf, "--config-dir", "", NULL};
+    assert_int_equal(run(none, NULL, &out), 78);
+    free(out);
+    const char *named[] = {bin(), "--check-config", "--config-dir", dir, NULL};
+    assert_int_equal(run(named, NULL, &out), 0);
+    assert_non_null(strstr(out, "T-42"));
+    free(out);
+    const char *env[] = {"POSAGENT_CONFIG_DIR=", NULL};
+    assert_int_equal(run(check, env, &out), 78);
+    free(out);
+
+    /* A drop-in anybody may change is refused. */
+    char open_one[200];
+    snprintf(open_one, sizeof(open_one), "%s/30-open.ini", dir);
+    write_conf("posagent.d/30-open.ini", "[log]\nlevel = debug\n");
+    assert_int_equal(chmod(open_one, 0666), 0);
+    assert_int_equal(run(check, NULL, &out), 78);
+    assert_non_null(strstr(out, "30-open.ini: writable by everybody"));
+    free(out);
+    unlink(open_one);
+}
+
 /* --check-config prints the effective settings with secrets masked. */
 static void test_check_config_masks_secrets(void **state)
 {
@@ -270,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_config_errors_exit_78),
         cmocka_unit_test(test_unsigned_refused_by_default),
+        cmocka_unit_test(test_identity_from_dropins),
         cmocka_unit_test(test_check_config_masks_secrets),
         cmocka_unit_test(test_environment_only),
         cmocka_unit_test(test_docs_match_schema),

@@ -440,6 +440,36 @@ static void test_config_readable_by_socket_group_refused(void **state)
     assert_int_equal(pos_test_run(check, NULL, &out, 10000), 0);
     assert_non_null(strstr(out, "configuration OK"));
     free(out);
+
+    /* Drop-ins: one holding a secret must not be readable by the socket's
+     * group either; one holding none (the identity) may be. */
+    char dir[160], secret[200], ident[200];
+    snprintf(dir, sizeof(dir), "%s/posagent.d", f->dir);
+    snprintf(secret, sizeof(secret), "%s/20-secrets.ini", dir);
+    snprintf(ident, sizeof(ident), "%s/10-identity.ini", dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    FILE *fp = fopen(ident, "w");
+    assert_non_null(fp);
+    fputs("[terminal]\nid = T-DROP\n", fp);
+    fclose(fp);
+    assert_int_equal(chown(ident, 0, gr->gr_gid), 0);
+    assert_int_equal(chmod(ident, 0640), 0);
+    fp = fopen(secret, "w");
+    assert_non_null(fp);
+    fputs("[redis]\npassword = dropin-s3cret\n", fp);
+    fclose(fp);
+    assert_int_equal(chown(secret, 0, gr->gr_gid), 0);
+    assert_int_equal(chmod(secret, 0640), 0);
+    assert_int_equal(pos_test_run(check, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, secret));
+    assert_non_null(strstr(out, "socket_group"));
+    assert_null(strstr(out, "dropin-s3cret"));
+    free(out);
+    assert_int_equal(chown(secret, 0, 0), 0);
+    assert_int_equal(chmod(secret, 0600), 0);
+    assert_int_equal(pos_test_run(check, NULL, &out, 10000), 0);
+    assert_non_null(strstr(out, "T-DROP"));
+    free(out);
 }
 
 int main(void)
