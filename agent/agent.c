@@ -117,7 +117,7 @@ static void agent_status_write(pos_agent_t *a, bool force)
 {
     pos_term_status_t now = pos_agent_status(a);
 
-    if (!pos_link_is_online(&a->link) || a->stopping) {
+    if (!pos_link_is_online(&a->link) || a->stopping || a->exit_code == POS_EX_ANOTHER) {
         return; /* announced at the next connect */
     }
     if (!force && !agent_status_differs(a, now)) {
@@ -176,12 +176,72 @@ static void agent_status_changed(pos_agent_t *a)
     }
 }
 
+/* ---- the lease: one agent per terminal id (agent/instance.h) ---------------- */
+
+static void agent_refuse_timer_cb(uv_timer_t *t)
+{
+    pos_agent_t *a = t->data;
+
+    pos_agent_shutdown(a);
+}
+
+/* Another till holds this terminal's lease: stop, without subscribing
+ * (the gate) or after the link went down (a renewal). */
+static void agent_lease_lost(void *ctx, const char *holder)
+{
+    pos_agent_t *a = ctx;
+
+    if (a->exit_code == POS_EX_ANOTHER) {
+        return;
+    }
+    a->exit_code = POS_EX_ANOTHER;
+    POS_ERR("agent",
+            "terminal %s is held by another agent (%s holds %s): two tills configured with one "
+            "id? This one stops without taking payments (exit %d)",
+            a->cfg.terminal_id, holder[0] != '\0' ? holder : "someone", a->instance->key,
+            POS_EX_ANOTHER);
+    pos_sd_notifyf("STATUS=refused: terminal %s is held by another agent", a->cfg.terminal_id);
+    /* Not from inside the link's callback. */
+    uv_timer_start(&a->refuse_timer, agent_refuse_timer_cb, 0, 0);
+}
+
+static void agent_lease_reply(void *ctx, const redisReply *r, int err)
+{
+    pos_agent_t *a = ctx;
+    char holder[sizeof(a->instance->value)];
+    int rc;
+
+    if (err != 0) {
+        return; /* taken again at the next connect, before subscribing */
+    }
+    rc = pos_instance_lease_reply(r, holder, sizeof(holder));
+    if (rc == -EPERM) {
+        /* Only when ours lapsed (this till cut off longer than its TTL):
+         * from now on nothing that arrives is acted on. */
+        agent_lease_lost(a, holder);
+    } else if (rc != 0) {
+        POS_WARN("agent", "lease %s not renewed: %.*s", a->instance->key,
+                 r->type == REDIS_REPLY_ERROR ? pos_conn_log_len(r) : 0,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    }
+}
+
+/* Renews the lease with the heartbeat: its TTL is the status key's. */
+static void agent_lease_renew(pos_agent_t *a)
+{
+    if (a->instance == NULL || a->exit_code != 0) {
+        return;
+    }
+    pos_link_commandv(&a->link, agent_lease_reply, a, 7, a->instance->acquire);
+}
+
 static void agent_heartbeat_cb(uv_timer_t *t)
 {
     pos_agent_t *a = t->data;
 
-    if (pos_link_is_online(&a->link)) {
+    if (pos_link_is_online(&a->link) && a->exit_code == 0) {
         agent_write_status(a, pos_agent_status(a), agent_reply_logged);
+        agent_lease_renew(a);
     }
 }
 
@@ -567,6 +627,10 @@ static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, c
 {
     pos_agent_t *a = l->data;
 
+    if (a->exit_code == POS_EX_ANOTHER) {
+        return; /* another till holds this terminal: it is theirs to answer */
+    }
+
     for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
         pos_channel_t *ch = &a->channels[i];
         if (strlen(ch->name) == chlen && memcmp(ch->name, channel, chlen) == 0) {
@@ -689,8 +753,9 @@ static void agent_close_all(pos_agent_t *a)
 {
     uv_handle_t *handles[] = {
         (uv_handle_t *)&a->heartbeat_timer, (uv_handle_t *)&a->watchdog_timer,
-        (uv_handle_t *)&a->shutdown_timer,  (uv_handle_t *)&a->sig_term,
-        (uv_handle_t *)&a->sig_int,         (uv_handle_t *)&a->sig_hup,
+        (uv_handle_t *)&a->shutdown_timer,  (uv_handle_t *)&a->refuse_timer,
+        (uv_handle_t *)&a->sig_term,        (uv_handle_t *)&a->sig_int,
+        (uv_handle_t *)&a->sig_hup,
     };
     size_t n = sizeof(handles) / sizeof(handles[0]);
 
@@ -731,6 +796,11 @@ void pos_agent_shutdown(pos_agent_t *a)
         agent_close_all(a);
         return;
     }
+    if (a->exit_code == POS_EX_ANOTHER) {
+        /* The status key is the other till's now: not ours to write. */
+        agent_close_all(a);
+        return;
+    }
     /* Status "offline" and TERMINAL_STATUS, then close; bounded wait. */
     a->shutdown_waits = 0;
     if (agent_write_status(a, POS_TERM_OFFLINE, agent_shutdown_reply) == 0) {
@@ -740,6 +810,11 @@ void pos_agent_shutdown(pos_agent_t *a)
         0) {
         a->shutdown_waits++;
         a->published = POS_TERM_OFFLINE;
+    }
+    /* The lease goes too, so a replacement till may start at once. */
+    if (a->instance != NULL && a->exit_code == 0 &&
+        pos_link_commandv(&a->link, agent_shutdown_reply, a, 5, a->instance->release) == 0) {
+        a->shutdown_waits++;
     }
     if (a->shutdown_waits == 0) {
         agent_close_all(a);
@@ -860,6 +935,8 @@ static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_senti
     lo->nchannels = 3;
     lo->probe_channel = a->probe_channel;
     lo->probe_interval_ms = cfg->probe_interval_ms;
+    /* No subscription before the terminal's lease is ours (instance.h). */
+    lo->gate = a->instance != NULL ? &a->instance->gate : NULL;
     if (cfg->nsentinels > 0) {
         /* Strings from a->cfg, which outlives the link. The sentinels are
          * reached as Redis is (the transport is added by the link). */
@@ -948,7 +1025,8 @@ static void agent_store_close(pos_agent_t *a)
 }
 
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls)
+                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls,
+                   pos_instance_t *instance)
 {
     pos_link_options_t lo;
     pos_sentinel_options_t so;
@@ -960,7 +1038,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         .on_message = agent_on_message,
         .on_invalidate = agent_on_invalidate,
     };
-    uv_handle_t *own[6];
+    uv_handle_t *own[7];
     size_t nown = 0;
     char err[256];
     int rc;
@@ -972,6 +1050,11 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         a->sign = *keys;
     }
     a->config_path = config_path;
+    a->instance = instance;
+    if (instance != NULL) {
+        instance->on_lost = agent_lease_lost;
+        instance->ctx = a;
+    }
     a->published = POS_TERM_OFFLINE;
     a->started_ms = pos_clock_mono_ms();
     a->unverified_since_ms = pos_clock_wall_ms();
@@ -1053,9 +1136,11 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     own[nown++] = (uv_handle_t *)&a->heartbeat_timer;
     own[nown++] = (uv_handle_t *)&a->watchdog_timer;
     own[nown++] = (uv_handle_t *)&a->shutdown_timer;
+    own[nown++] = (uv_handle_t *)&a->refuse_timer;
     rc = uv_timer_init(loop, &a->heartbeat_timer);
     rc = rc ? rc : uv_timer_init(loop, &a->watchdog_timer);
     rc = rc ? rc : uv_timer_init(loop, &a->shutdown_timer);
+    rc = rc ? rc : uv_timer_init(loop, &a->refuse_timer);
     own[nown++] = (uv_handle_t *)&a->sig_term;
     own[nown++] = (uv_handle_t *)&a->sig_int;
     own[nown++] = (uv_handle_t *)&a->sig_hup;

@@ -13,6 +13,7 @@
 
 #include "agent/api/api.h"
 #include "agent/info.h"
+#include "agent/instance.h"
 #include "agent/link/link.h"
 #include "agent/link/tls.h"
 #include "agent/msg/sign.h"
@@ -50,6 +51,9 @@ typedef struct pos_channel {
 struct pos_agent {
     uv_loop_t *loop;
     pos_config_t cfg;
+    pos_instance_t *instance; /* the till's locks and Redis lease; NULL: no lease */
+    int exit_code;            /* what main returns: 0, or POS_EX_ANOTHER */
+    uv_timer_t refuse_timer;  /* stops the agent outside the link's callback */
     const char *config_path; /* for SIGHUP; may be NULL */
     const char *config_dir;  /* its drop-in directory: NULL beside it, "" none */
 
@@ -110,12 +114,15 @@ struct pos_agent {
  * and the payment signing keys (copied; NULL: none). "tls" is the
  * initialised TLS context for a rediss:// URL (see
  * pos_tls_options_from_config), NULL for redis://; it must outlive the
- * agent. Returns 0 or a negative errno; on failure what was set up is
+ * agent. "instance" is the till's claim (pos_instance_claim(): its locks
+ * held, the lease to take before subscribing), or NULL; it must outlive
+ * the agent. Returns 0 or a negative errno; on failure what was set up is
  * closed again (run the loop once to let its handles close) and the agent
  * must not be started.
  */
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls);
+                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls,
+                   pos_instance_t *instance);
 
 /* Starts connecting, the heartbeat, the signal handlers and the watchdog. */
 void pos_agent_start(pos_agent_t *a);

@@ -6,7 +6,8 @@
  *   posagent --version | --help
  *
  * Exit codes: 0 clean stop, 64 usage error, 78 configuration error,
- * 1 any other failure.
+ * 75 another agent runs for this till (its store, its socket or its
+ * terminal id: agent/instance.h), 1 any other failure.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +27,7 @@
 #include "agent/agent.h"
 #include "agent/api/cli.h"
 #include "agent/api/localapi.h"
+#include "agent/instance.h"
 #include "agent/msg/sign.h"
 #include "agent/link/tls.h"
 #include "conf/config.h"
@@ -135,6 +137,7 @@ int main(int argc, char **argv)
     static pos_agent_t agent;
     static pos_sign_keys_t keys;
     static pos_tls_t tls; /* used only with rediss:// */
+    static pos_instance_t instance; /* this till's locks and lease */
     pos_config_t cfg;
     char why[512];
     uid_t run_uid = 0;
@@ -298,6 +301,25 @@ int main(int argc, char **argv)
     /* A peer closing a socket must be an error return, not a signal. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* One agent per till: its store and its socket locked, before anything
+     * is opened, connected or subscribed (agent/instance.h). */
+    {
+        pos_instance_options_t io = {
+            .store_path = cfg.store_path,
+            .socket_path = cfg.local_socket,
+            .socket_group = cfg.local_socket_group,
+            .terminal_id = cfg.terminal_id,
+            .lease_ttl_s = cfg.heartbeat_ttl_s,
+        };
+        rc = pos_instance_claim(&instance, &io, why, sizeof(why));
+        if (rc != 0) {
+            POS_ERR("agent", "cannot start: %s", why);
+            pos_sign_keys_wipe(&keys);
+            pos_tls_dispose(&tls);
+            pos_config_wipe(&cfg);
+            return rc == -EBUSY || rc == -EADDRINUSE ? POS_EX_ANOTHER : 1;
+        }
+    }
     rc = uv_loop_init(&loop);
     if (rc != 0) {
         POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
@@ -306,7 +328,7 @@ int main(int argc, char **argv)
         pos_sign_keys_wipe(&keys);
         return 1;
     }
-    rc = pos_agent_init(&agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL);
+    rc = pos_agent_init(&agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL, &instance);
     agent.config_dir = dir; /* for SIGHUP: the same files again */
     pos_config_wipe(&cfg);  /* the agent keeps its own copy */
     pos_sign_keys_wipe(&keys);
@@ -338,6 +360,11 @@ int main(int argc, char **argv)
             POS_WARN("agent", "cannot hand %s to %s: %s", agent.cfg.store_path,
                      agent.cfg.security_user, strerror(-rc));
         }
+        /* The socket's lock file too, for a next start as the user. */
+        if (instance.socket_fd >= 0 && fchown(instance.socket_fd, run_uid, run_gid) != 0) {
+            POS_WARN("agent", "cannot hand the socket's lock file to %s: %s",
+                     agent.cfg.security_user, strerror(errno));
+        }
         rc = pos_priv_drop(agent.cfg.security_user, run_uid, run_gid, why, sizeof(why));
         if (rc != 0) {
             /* Never go on as root by accident. */
@@ -352,15 +379,18 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     rc = uv_loop_close(&loop);
+    int status = agent.exit_code;
     pos_agent_dispose(&agent);
     pos_tls_dispose(&tls); /* after both connections are closed */
+    pos_instance_release(&instance);
     if (rc != 0) {
         POS_ERR("agent", "event loop closed with handles still open");
         return 1;
     }
-    POS_INFO("agent", "stopped");
+    POS_INFO("agent", "stopped%s",
+             status == POS_EX_ANOTHER ? ": another agent holds this till" : "");
     pos_log_use_syslog(false);
-    return 0;
+    return status;
 
 fail_config:
     pos_sign_keys_wipe(&keys);
