@@ -15,6 +15,7 @@
 #define SHUTDOWN_WAIT_MS 2000u
 
 static void agent_track(pos_agent_t *a);
+static void agent_recovered_log(const pos_agent_t *a);
 
 /* ---- status and heartbeat ---------------------------------------------- */
 
@@ -49,6 +50,9 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     memcpy(r.devices, a->devices, sizeof(r.devices));
     r.outbox = 0;
     r.signing = a->sign.count > 0;
+    r.journal_reason = pos_agent_journal_reason(a);
+    r.journal_ok = r.journal_reason == NULL;
+    r.recovered = a->recovered > 0 ? (uint32_t)a->recovered : 0;
     if (status != POS_TERM_OFFLINE) {
         a->written_status = status;
         memcpy(a->written_devices, a->devices, sizeof(a->written_devices));
@@ -265,6 +269,7 @@ static void agent_on_online(pos_link_t *l)
         pos_sd_notifyf("STATUS=online: %s:%u", host, (unsigned)port);
     }
     agent_track(a);
+    agent_recovered_log(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
      * not verified since the link went down are checked against Redis. */
     pos_delivery_online(&a->delivery);
@@ -453,6 +458,92 @@ static void agent_port_busy(void *ctx, bool busy)
 
     a->payment_active = busy;
     agent_status_changed(a);
+}
+
+/* A journal write's outcome: the terminal is degraded while they fail, and
+ * well again at the first that is durable. */
+static void agent_port_journal(void *ctx, int status)
+{
+    pos_agent_t *a = ctx;
+
+    if (status == a->journal_err) {
+        return;
+    }
+    if (status != 0) {
+        POS_ERR("store",
+                "the payment journal cannot be written (%s): payments are refused until "
+                "it can (status degraded)",
+                strerror(-status));
+    } else {
+        POS_INFO("store", "the payment journal is written again");
+    }
+    a->journal_err = status;
+    agent_status_changed(a);
+}
+
+const char *pos_agent_journal_reason(const pos_agent_t *a)
+{
+    if (!a->store_ok) {
+        return "store_unavailable";
+    }
+    if (!a->writer_ok && !a->closing) {
+        return "writer_unavailable";
+    }
+    if (a->recovered > 0) {
+        return "store_recovered";
+    }
+    if (a->journal_err == -ENOSPC) {
+        return "store_full";
+    }
+    if (a->journal_err != 0) {
+        return "journal_write_failed";
+    }
+    return NULL;
+}
+
+/*
+ * Stores moved aside (found corrupt at some start) wait for the operator:
+ * their journal may hold transactions this store does not know, so no
+ * payment is taken until each is salvaged or cleared (docs/offline.md).
+ * Returns true when that changed.
+ */
+static bool agent_recovered_scan(pos_agent_t *a)
+{
+    char names[1][POS_STORE_NAME_MAX];
+    int n = pos_store_moved_aside(a->cfg.store_path, names, 1);
+    int before = a->recovered;
+
+    if (n < 0) {
+        POS_WARN("store", "cannot look for stores moved aside in %s: %s", a->cfg.store_path,
+                 strerror(-n));
+        return false;
+    }
+    a->recovered = n;
+    snprintf(a->recovered_name, sizeof(a->recovered_name), "%s", n > 0 ? names[0] : "");
+    return (before > 0) != (n > 0) || before != n;
+}
+
+/* Says, in the log, what waits for the operator (at start, at every
+ * connect, at every reload, until it is dealt with). */
+static void agent_recovered_log(const pos_agent_t *a)
+{
+    if (a->recovered == 0) {
+        return;
+    }
+    POS_ERR("store",
+            "%d store(s) moved aside in %s wait for the operator (first: %s): payments are "
+            "refused until each is salvaged (posagent store salvage %s/%s, with the agent "
+            "stopped) or cleared (posagent store clear-recovered)",
+            a->recovered, a->cfg.store_path, a->recovered_name, a->cfg.store_path,
+            a->recovered_name);
+}
+
+/* Hands the payment flow the journal, or takes it away, as the store's
+ * health says (no journal, no payment). */
+static void agent_journal_gate(pos_agent_t *a)
+{
+    bool usable = a->store_ok && a->writer_ok && a->recovered == 0;
+    pos_payment_set_journal(&a->payment, usable ? &a->journal : NULL);
 }
 
 /*
@@ -675,12 +766,26 @@ static void agent_reload(pos_agent_t *a)
     pos_config_wipe(&scratch);
 }
 
+/* What an operator cleared (posagent store clear-recovered signals us). */
+static void agent_recovered_rescan(pos_agent_t *a)
+{
+    if (a->store_ok && agent_recovered_scan(a)) {
+        if (a->recovered == 0) {
+            POS_INFO("store", "no store moved aside waits any more: payments are taken again");
+        }
+        agent_recovered_log(a);
+        agent_journal_gate(a);
+        agent_status_changed(a);
+    }
+}
+
 static void agent_signal_cb(uv_signal_t *s, int signum)
 {
     pos_agent_t *a = s->data;
 
     if (signum == SIGHUP) {
         agent_reload(a);
+        agent_recovered_rescan(a);
         return;
     }
     if (a->stopping) {
@@ -825,7 +930,7 @@ void pos_agent_shutdown(pos_agent_t *a)
 
 /* ---- setup ------------------------------------------------------------------ */
 
-static void agent_store_open(pos_agent_t *a)
+static int agent_store_open(pos_agent_t *a)
 {
     pos_store_config_t sc;
     pos_store_tenant_t tenants[3];
@@ -862,15 +967,28 @@ static void agent_store_open(pos_agent_t *a)
             pos_store_close(&a->store);
         }
     }
+    if (rc == -EPROTONOSUPPORT) {
+        /* A store of a format this agent cannot use is left as it is: the
+         * agent does not start rather than run beside it (docs/offline.md). */
+        snprintf(a->store_error, sizeof(a->store_error), "%s", a->store.error);
+        return rc;
+    }
     if (rc != 0) {
-        /* Payments and messages still work online; nothing survives a
-         * restart, and what is sent while offline is lost (and counted). */
-        POS_ERR("store", "cannot open the local store in %s: %s; running without it",
-                a->cfg.store_path, strerror(-rc));
+        /* Messages still work online; nothing survives a restart, what is
+         * sent while offline is lost (and counted), and no payment is
+         * taken: there is no journal to record it in. */
+        snprintf(a->store_error, sizeof(a->store_error), "%s",
+                 a->store.error[0] != '\0' ? a->store.error : strerror(-rc));
+        POS_ERR("store",
+                "cannot open the local store in %s: %s; running without it: payments are "
+                "refused (status degraded, store_unavailable)",
+                a->cfg.store_path, a->store_error);
         a->store_ok = false;
-        return;
+        return 0;
     }
     a->store_ok = true;
+    agent_recovered_scan(a);
+    agent_recovered_log(a);
     {
         pos_outbox_stats_t st;
         pos_outbox_stats(&a->outbox, &st);
@@ -878,6 +996,7 @@ static void agent_store_open(pos_agent_t *a)
                           " payments in the journal",
                  a->cfg.store_path, st.entries, pos_journal_count(&a->journal));
     }
+    return 0;
 }
 
 static size_t agent_info_cb(void *ctx, const char *section, char *buf, size_t cap)
@@ -888,6 +1007,11 @@ static size_t agent_info_cb(void *ctx, const char *section, char *buf, size_t ca
 static pos_term_status_t agent_status_cb(void *ctx)
 {
     return pos_agent_status(ctx);
+}
+
+static const char *agent_journal_reason_cb(void *ctx)
+{
+    return pos_agent_journal_reason(ctx);
 }
 
 static void agent_info_sources(pos_agent_t *a)
@@ -916,6 +1040,10 @@ static void agent_info_sources(pos_agent_t *a)
     i->api = &a->api;
     i->trust = &a->trust;
     i->signing = a->sign.count > 0;
+    i->journal_reason = agent_journal_reason_cb;
+    i->store_error = a->store_error;
+    i->recovered = &a->recovered;
+    i->recovered_name = a->recovered_name;
 }
 
 static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)
@@ -983,6 +1111,7 @@ static void agent_payment_options(pos_agent_t *a, pos_payment_options_t *po)
     po->port.incrby = agent_port_incrby;
     po->port.device_status = agent_port_device_status;
     po->port.busy = agent_port_busy;
+    po->port.journal = agent_port_journal;
 }
 
 static void agent_cache_options(pos_agent_t *a, pos_cachesvc_options_t *co)
@@ -1102,7 +1231,11 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     }
     a->link.data = a;
 
-    agent_store_open(a); /* without a store the agent runs on, see there */
+    rc = agent_store_open(a); /* without a store the agent runs on, see there */
+    if (rc != 0) {
+        POS_ERR("store", "cannot start: %s", a->store_error);
+        goto fail_writer;
+    }
     if (a->store_ok) {
         rc = pos_store_writer_start(&a->writer, loop, &a->store);
         if (rc != 0) {
@@ -1132,6 +1265,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         POS_ERR("hal", "cannot set up the devices: %s", err);
         goto fail_payment;
     }
+    agent_journal_gate(a);
 
     own[nown++] = (uv_handle_t *)&a->heartbeat_timer;
     own[nown++] = (uv_handle_t *)&a->watchdog_timer;

@@ -68,6 +68,12 @@ struct pos_agent {
     pos_outbox_t outbox;
     pos_journal_t journal;
     bool store_ok;
+    /* No journal, no payment (docs/offline.md): why payments cannot be
+     * recorded now, if they cannot. */
+    char store_error[320];         /* why the store could not be opened, "" */
+    int journal_err;               /* the last journal write's status (0: durable) */
+    int recovered;                 /* stores moved aside, waiting for the operator */
+    char recovered_name[POS_STORE_NAME_MAX]; /* the first of them */
     pos_delivery_t delivery;
     pos_cachesvc_t cache;  /* offline reads */
     pos_api_t api;         /* the local socket */
@@ -134,10 +140,19 @@ void pos_agent_start(pos_agent_t *a);
  */
 void pos_agent_shutdown(pos_agent_t *a);
 
+/*
+ * Why payments cannot be recorded durably now: a [a-z_] code
+ * ("store_unavailable", "writer_unavailable", "store_recovered",
+ * "store_full", "journal_write_failed"), or NULL when they can.
+ */
+const char *pos_agent_journal_reason(const pos_agent_t *a);
+
 /* The terminal's current status. */
 static inline pos_term_status_t pos_agent_status(const pos_agent_t *a)
 {
-    return a->stopping ? POS_TERM_OFFLINE : pos_status_compute(a->payment_active, a->devices);
+    return a->stopping ? POS_TERM_OFFLINE
+                       : pos_status_compute(a->payment_active, pos_agent_journal_reason(a) == NULL,
+                                            a->devices);
 }
 
 /* Wipes secrets held by the agent. Call after uv_run() has returned. */

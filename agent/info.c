@@ -104,9 +104,24 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
         if (a->writer != NULL) {
             pos_store_writer_stats(a->writer, &ws);
         }
+        /* No journal, no payment: whether payments can be recorded, and why not. */
+        const char *why = a->journal_reason != NULL ? a->journal_reason(a->ctx) : NULL;
+        info_add(&b, "# store\r\njournal:%s\r\n", why == NULL ? "ok" : "unavailable");
+        if (why != NULL) {
+            info_add(&b, "journal_reason:%s\r\n", why);
+        }
+        if (a->store_error != NULL && a->store_error[0] != '\0') {
+            info_add(&b, "store_error:%s\r\n", a->store_error);
+        }
+        if (a->recovered != NULL) {
+            info_add(&b, "recovered_stores:%d\r\n", *a->recovered);
+            if (*a->recovered > 0) {
+                info_add(&b, "recovered_store:%s\r\n", a->recovered_name);
+            }
+        }
         /* Every write goes through the writer: commits are its groups. */
         info_add(&b,
-                 "# store\r\nstore_commits:%" PRIu64 "\r\nstore_writes:%" PRIu64
+                 "store_commits:%" PRIu64 "\r\nstore_writes:%" PRIu64
                  "\r\nstore_writes_failed:%" PRIu64 "\r\nstore_writes_queued:%" PRIu64
                  "\r\nstore_largest_commit:%" PRIu64 "\r\nstore_slowest_commit_us:%" PRIu64
                  "\r\n\r\n",

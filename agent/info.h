@@ -53,6 +53,12 @@ typedef struct pos_info_sources {
     const uint64_t *degraded_to_stale;
     const pos_api_t *api;   /* the local API (its counters are zero when it is not running) */
     const pos_info_trust_t *trust; /* or NULL */
+    /* Why payments cannot be recorded durably now ([a-z_] code), NULL when
+     * they can; may be NULL itself. */
+    const char *(*journal_reason)(void *ctx);
+    const char *store_error;    /* why the store could not be opened, or "" */
+    const int *recovered;       /* stores moved aside waiting for the operator, or NULL */
+    const char *recovered_name; /* the first of them */
     bool signing;                  /* cloud messages must be signed ([payment] hmac_key_file) */
 } pos_info_sources_t;
 

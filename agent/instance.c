@@ -12,6 +12,7 @@
 #include "platform/dirs.h"
 #include "platform/hex.h"
 #include "platform/lockfile.h"
+#include "platform/log.h"
 
 /*
  * Takes the lease when it is free or already this till's (its value starts
@@ -157,16 +158,16 @@ int pos_instance_claim(pos_instance_t *in, const pos_instance_options_t *o, char
 
     memset(in, 0, sizeof(*in));
     in->store_fd = in->socket_fd = -1;
+    /* A store directory that cannot even be made or locked is a store that
+     * cannot be opened: the agent runs on without it (no payment then) and
+     * says so; the socket and the lease still keep a second agent out. */
     rc = pos_dirs_make(o->store_path, 0700, 0700);
-    if (rc != 0) {
-        snprintf(why, whylen, "cannot create %s: %s", o->store_path, strerror(-rc));
-        return rc;
-    }
     if ((size_t)snprintf(lock, sizeof(lock), "%s/posagent.lock", o->store_path) >= sizeof(lock)) {
-        snprintf(why, whylen, "%s: path too long", o->store_path);
-        return -ENAMETOOLONG;
+        rc = -ENAMETOOLONG;
     }
-    rc = pos_lockfile_take(lock, &in->store_fd, &holder);
+    if (rc == 0) {
+        rc = pos_lockfile_take(lock, &in->store_fd, &holder);
+    }
     if (rc == -EBUSY) {
         snprintf(why, whylen,
                  "another agent runs on the store %s (it holds %s, pid %ld): one agent per till",
@@ -174,18 +175,29 @@ int pos_instance_claim(pos_instance_t *in, const pos_instance_options_t *o, char
         return rc;
     }
     if (rc != 0) {
-        snprintf(why, whylen, "cannot lock %s: %s", lock, strerror(-rc));
-        return rc;
+        POS_WARN("agent", "cannot lock the store directory %s: %s", o->store_path, strerror(-rc));
     }
     rc = pos_localapi_lock(o->socket_path, o->socket_group, &in->socket_fd, why, whylen);
     if (rc != 0) {
         goto fail_socket;
     }
-    rc = pos_instance_token(o->store_path, in->token);
+    rc = in->store_fd >= 0 ? pos_instance_token(o->store_path, in->token) : -ENOENT;
     if (rc != 0) {
-        snprintf(why, whylen, "cannot keep the instance token in %s/instance.id: %s", o->store_path,
-                 strerror(-rc));
-        goto fail_token;
+        /* A token for this run only: the lease still works, but a restart
+         * waits for it to lapse. */
+        unsigned char raw[POS_INSTANCE_TOKEN_HEX / 2];
+        POS_WARN("agent",
+                 "cannot keep the instance token in %s/instance.id (%s): a restart waits for the "
+                 "lease to lapse",
+                 o->store_path, strerror(-rc));
+        if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+            snprintf(why, whylen, "no random bytes for an instance token");
+            rc = -EIO;
+            goto fail_token;
+        }
+        for (size_t i = 0; i < sizeof(raw); i++) {
+            snprintf(in->token + 2 * i, 3, "%02x", raw[i]);
+        }
     }
     if (gethostname(host, sizeof(host)) != 0) {
         snprintf(host, sizeof(host), "?");
@@ -216,8 +228,10 @@ fail_token:
     close(in->socket_fd);
     in->socket_fd = -1;
 fail_socket:
-    close(in->store_fd);
-    in->store_fd = -1;
+    if (in->store_fd >= 0) {
+        close(in->store_fd);
+        in->store_fd = -1;
+    }
     return rc;
 }
 

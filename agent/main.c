@@ -28,6 +28,7 @@
 #include "agent/api/cli.h"
 #include "agent/api/localapi.h"
 #include "agent/instance.h"
+#include "agent/salvage.h"
 #include "agent/msg/sign.h"
 #include "agent/link/tls.h"
 #include "conf/config.h"
@@ -44,6 +45,8 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: posagent [--config FILE] [--check-config]\n"
             "       posagent [--config FILE] status | cache get KEY | outbox\n"
+            "       posagent [--config FILE] store salvage [--dry-run] PATH | store "
+            "clear-recovered\n"
             "       posagent --version | --help\n"
             "\n"
             "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG
@@ -150,7 +153,7 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     int opt, rc;
 
-    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+c:tVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -180,6 +183,18 @@ int main(int argc, char **argv)
     }
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
         path = DEFAULT_CONFIG;
+    }
+    if (optind < argc && strcmp(argv[optind], "store") == 0) {
+        /* The operator's commands on the store (agent/salvage.h). */
+        rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
+        rc = pos_salvage_main(argc - optind, argv + optind, &cfg);
+        pos_config_wipe(&cfg);
+        return rc;
     }
     if (optind < argc &&
         (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "cache") == 0 ||

@@ -653,8 +653,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_abs_path,
      .allowed = "an absolute path",
-     .desc = "Directory of the store (data.mdb, lock.mdb); a corrupt data.mdb is moved aside "
-             "to data.mdb.corrupt-<epoch> here."},
+     .desc = "Directory of the store (data.mdb, lock.mdb, posagent.lock, instance.id); a "
+             "corrupt data.mdb is moved aside to data.mdb.corrupt-<epoch> here, and payments "
+             "wait until it is salvaged or cleared (posagent store ...; docs/offline.md)."},
     {.section = "store",
      .key = "map_size_mb",
      .type = CT_U32,

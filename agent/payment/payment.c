@@ -211,6 +211,9 @@ static void payment_recorded(void *ctx, int status)
     if (status != 0) {
         POS_ERR("payment", "journal: cannot record %s: %s", r->tx, strerror(-status));
     }
+    if (r->p->opt.port.journal != NULL) {
+        r->p->opt.port.journal(r->p->opt.port.ctx, status);
+    }
     payment_event_tx(r->p, status == 0 ? POS_PAY_EV_RECORDED : POS_PAY_EV_RECORD_FAILED, r->tx);
     free(r);
 }
@@ -503,8 +506,16 @@ static bool payment_known(pos_payment_t *p, const char *tx)
     pos_payment_state_t st;
     pos_journal_t *j = p->opt.journal;
 
-    if (j == NULL || pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
-        return true; /* the state machine answers (or, without a journal, refuses) */
+    if (pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
+        return true; /* the state machine answers from what it remembers */
+    }
+    if (j == NULL) {
+        /* No journal, no payment: refused before anything is queued, so
+         * the request gets this one answer (nothing held can leak out
+         * without an outbox to hold it in). */
+        POS_WARN("payment", "no journal: %s refused (unavailable)", tx);
+        payment_reject(p, tx, "unavailable");
+        return false;
     }
     payment_recall(p, tx);
     if (pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
@@ -718,6 +729,11 @@ int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)
         return -EBUSY;
     }
     return pos_display_show(&p->display, line1, line2);
+}
+
+void pos_payment_set_journal(pos_payment_t *p, pos_journal_t *j)
+{
+    p->opt.journal = j;
 }
 
 bool pos_payment_active(const pos_payment_t *p)
