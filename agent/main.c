@@ -26,6 +26,7 @@
 
 #include "agent/agent.h"
 #include "agent/api/cli.h"
+#include "agent/acl.h"
 #include "agent/api/localapi.h"
 #include "agent/instance.h"
 #include "agent/salvage.h"
@@ -47,6 +48,7 @@ static void usage(FILE *out)
             "       posagent [--config FILE] status | cache get KEY | outbox\n"
             "       posagent [--config FILE] store salvage [--dry-run] PATH | store "
             "clear-recovered\n"
+            "       posagent [--config FILE] acl       print this till's Redis ACL rule\n"
             "       posagent --version | --help\n"
             "\n"
             "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG
@@ -183,6 +185,34 @@ int main(int argc, char **argv)
     }
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
         path = DEFAULT_CONFIG;
+    }
+    if (optind < argc && strcmp(argv[optind], "acl") == 0 && optind + 1 == argc) {
+        /* Least privilege on Redis (docs/acl.md): the rule for this till. */
+        char rule[4096];
+        rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
+        printf("# The Redis ACL rule for terminal %s of store %s (docs/acl.md): exactly what\n"
+               "# the agent uses. Run it on the master (kept by ACL SAVE or the aclfile, and on\n"
+               "# each replica that may be promoted).%s\n",
+               cfg.terminal_id, cfg.store_id,
+               cfg.redis.user[0] == '\0'
+                   ? " Then put the user in [redis] url: redis://posagent-<id>@host."
+                   : "");
+        if (pos_acl_rule(&cfg, rule, sizeof(rule)) < 0) {
+            pos_config_wipe(&cfg);
+            return 1;
+        }
+        printf("%s\n", rule);
+        if (pos_acl_sentinel_rule(&cfg, rule, sizeof(rule)) > 0) {
+            printf("# On each sentinel, where its default user serves the agents only:\n# %s\n",
+                   rule);
+        }
+        pos_config_wipe(&cfg);
+        return 0;
     }
     if (optind < argc && strcmp(argv[optind], "store") == 0) {
         /* The operator's commands on the store (agent/salvage.h). */
