@@ -629,7 +629,8 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
             p->pos_app_ignored++;
         }
         POS_DEBUG("msg", "payment:%s: %s message ignored", p->opt.terminal_id,
-                  msg->origin == POS_MSG_FROM_POS_APP ? "a POS application's" : "a terminal's");
+                  msg->origin == POS_MSG_FROM_POS_APP ? "a POS application's"
+                                                      : "terminal-originated");
         return;
     }
     if (!payment_verified(p, msg, rc, payload, len)) {
