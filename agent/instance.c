@@ -10,6 +10,7 @@
 
 #include "agent/api/localapi.h"
 #include "platform/dirs.h"
+#include "platform/files.h"
 #include "platform/hex.h"
 #include "platform/lockfile.h"
 #include "platform/log.h"
@@ -50,16 +51,11 @@ static bool token_valid(const char *t, size_t n)
 static int token_read(const char *path, char token[POS_INSTANCE_TOKEN_HEX + 1])
 {
     char buf[POS_INSTANCE_TOKEN_HEX + 2];
-    struct stat st;
     ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    int fd = pos_file_open(path, O_RDONLY, 0);
 
     if (fd < 0) {
-        return -errno;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return -EINVAL;
+        return fd;
     }
     n = read(fd, buf, sizeof(buf));
     close(fd);
@@ -71,42 +67,6 @@ static int token_read(const char *path, char token[POS_INSTANCE_TOKEN_HEX + 1])
     }
     memcpy(token, buf, POS_INSTANCE_TOKEN_HEX);
     token[POS_INSTANCE_TOKEN_HEX] = '\0';
-    return 0;
-}
-
-/* Writes the token durably: a temporary file, fsync, rename, fsync of the
- * directory; a crash leaves either no token or the whole one. */
-static int token_write(const char *dir, const char *path, const char *token)
-{
-    char tmp[POS_INSTANCE_TOKEN_HEX + 300];
-    char line[POS_INSTANCE_TOKEN_HEX + 2];
-    int fd, rc = 0;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    snprintf(line, sizeof(line), "%s\n", token);
-    unlink(tmp);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        return -errno;
-    }
-    if (write(fd, line, strlen(line)) != (ssize_t)strlen(line) || fsync(fd) != 0) {
-        rc = errno != 0 ? -errno : -EIO;
-    }
-    if (close(fd) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = -errno;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-        return rc;
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
     return 0;
 }
 
@@ -130,7 +90,10 @@ int pos_instance_token(const char *dir, char token[POS_INSTANCE_TOKEN_HEX + 1])
         token[2 * i + 1] = hex[raw[i] & 15];
     }
     token[POS_INSTANCE_TOKEN_HEX] = '\0';
-    return token_write(dir, path, token);
+    /* Durable: a crash leaves no token or the whole one. */
+    char line[POS_INSTANCE_TOKEN_HEX + 2];
+    snprintf(line, sizeof(line), "%s\n", token);
+    return pos_file_replace(path, line, strlen(line), 0600, true);
 }
 
 static int instance_gate(void *ctx, const redisReply *r)

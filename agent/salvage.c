@@ -15,6 +15,7 @@
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
 #include "platform/endian.h"
+#include "platform/files.h"
 #include "platform/lockfile.h"
 #include "platform/log.h"
 
@@ -42,23 +43,6 @@ typedef struct frame {
 
 /* ---- the reader (child process) -------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int send_frame(int fd, char kind, const void *a, size_t alen, const void *b, size_t blen)
 {
     unsigned char hdr[5];
@@ -66,8 +50,9 @@ static int send_frame(int fd, char kind, const void *a, size_t alen, const void 
 
     hdr[0] = (unsigned char)kind;
     pos_endian_put_le32(hdr + 1, len);
-    if (write_all(fd, hdr, sizeof(hdr)) != 0 || (alen > 0 && write_all(fd, a, alen) != 0) ||
-        (blen > 0 && write_all(fd, b, blen) != 0)) {
+    if (pos_file_write_all(fd, hdr, sizeof(hdr)) != 0 ||
+        (alen > 0 && pos_file_write_all(fd, a, alen) != 0) ||
+        (blen > 0 && pos_file_write_all(fd, b, blen) != 0)) {
         return -1;
     }
     return 0;
@@ -172,30 +157,13 @@ static void reader_main(const char *file, int fd)
 
 /* ---- the command -------------------------------------------------------------- */
 
-static int read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Everything the reader sent, in order, until it ended (however). */
 static frame_t *read_frames(int fd)
 {
     frame_t *head = NULL, **tail = &head;
     unsigned char hdr[5];
 
-    while (read_all(fd, hdr, sizeof(hdr)) == 0) {
+    while (pos_file_read_all(fd, hdr, sizeof(hdr)) == 0) {
         uint32_t len = pos_endian_get_le32(hdr + 1);
         frame_t *f;
         if (len > FRAME_MAX || (f = malloc(sizeof(*f) + len + 1)) == NULL) {
@@ -204,7 +172,7 @@ static frame_t *read_frames(int fd)
         f->next = NULL;
         f->kind = (char)hdr[0];
         f->len = len;
-        if (read_all(fd, f->data, len) != 0) {
+        if (pos_file_read_all(fd, f->data, len) != 0) {
             free(f);
             break;
         }
@@ -461,8 +429,9 @@ static int clear_recovered(const pos_config_t *cfg)
         return 0;
     }
     for (int i = 0; i < n && i < 64; i++) {
-        char from[400], to[420];
-        snprintf(from, sizeof(from), "%s/%s", cfg->store_path, names[i]);
+        char from[sizeof(cfg->store_path) + POS_STORE_NAME_MAX + 1];
+        char to[sizeof(from) + 8];
+        snprintf(from, sizeof(from), "%.200s/%.63s", cfg->store_path, names[i]);
         snprintf(to, sizeof(to), "%s.cleared", from);
         if (rename(from, to) != 0) {
             fprintf(stderr, "posagent: cannot rename %s: %s\n", from, strerror(errno));

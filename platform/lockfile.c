@@ -1,4 +1,5 @@
 #include "platform/lockfile.h"
+#include "platform/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,31 +26,10 @@ static pid_t lockfile_holder(int fd)
     return v > 0 && (end == buf + n || *end == '\n') ? (pid_t)v : 0;
 }
 
-/* Opens path for locking: created 0600, not through a link, regular only. */
-static int lockfile_open(const char *path, int flags)
-{
-    struct stat st;
-    int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
-
-    if (fd < 0) {
-        return -errno;
-    }
-    if (fstat(fd, &st) != 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return -EINVAL;
-    }
-    return fd;
-}
-
 int pos_lockfile_take(const char *path, int *fd, pid_t *holder)
 {
     char pid[24];
-    int n, lfd = lockfile_open(path, O_RDWR | O_CREAT);
+    int n, lfd = pos_file_open(path, O_RDWR | O_CREAT, 0600);
 
     if (holder != NULL) {
         *holder = 0;
@@ -76,7 +56,7 @@ int pos_lockfile_take(const char *path, int *fd, pid_t *holder)
 
 int pos_lockfile_probe(const char *path, pid_t *holder)
 {
-    int rc = 0, lfd = lockfile_open(path, O_RDONLY);
+    int rc = 0, lfd = pos_file_open(path, O_RDONLY, 0);
 
     if (holder != NULL) {
         *holder = 0;

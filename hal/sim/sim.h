@@ -82,10 +82,6 @@ int pos_sim_mkdirs(const char *dir);
  * link, without blocking. Returns the descriptor or -errno. */
 int pos_sim_open_read(const char *dir, const char *name);
 
-/* 0 when fd is a regular file (then made blocking again), -EINVAL when it
- * is not, or -errno. */
-int pos_sim_check_regular(int fd);
-
 /* Reads the first word of dir/name into out ("" when absent or not a
  * regular file). */
 void pos_sim_read_word(const char *dir, const char *name, char *out, size_t cap);

@@ -10,6 +10,7 @@
 
 #include "hal/buf.h"
 #include "platform/dirs.h"
+#include "platform/files.h"
 #include "platform/log.h"
 
 int pos_sim_check(const char *args, char *err, size_t errlen)
@@ -102,97 +103,33 @@ int pos_sim_mkdirs(const char *dir)
     return pos_dirs_make(dir, 0750, 0750);
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int pos_sim_check_regular(int fd)
-{
-    struct stat st;
-
-    if (fstat(fd, &st) != 0) {
-        return -errno;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        return -EINVAL;
-    }
-    /* Written without waiting, but written whole. */
-    return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 ? 0 : -errno;
-}
-
 int pos_sim_open_read(const char *dir, const char *name)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return pos_file_open(path, O_RDONLY, 0);
+}
+
+/* Small local files written synchronously: these are the simulator's
+ * "devices", a few hundred bytes at a time. Never through a link planted in
+ * the directory (an agent started as root would write cloud-supplied text
+ * wherever it points), never into a FIFO or a device. */
+int pos_sim_write_file(const char *dir, const char *name, const char *data, size_t len, int append)
 {
     char path[512];
     int fd, rc;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (!append) {
+        return pos_file_replace(path, data, len, 0640, false);
+    }
+    fd = pos_file_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
     if (fd < 0) {
-        return -errno;
+        return fd;
     }
-    rc = pos_sim_check_regular(fd);
-    if (rc != 0) {
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
-
-/* Small local files written synchronously: these are the simulator's
- * "devices", a few hundred bytes at a time. */
-int pos_sim_write_file(const char *dir, const char *name, const char *data, size_t len, int append)
-{
-    char path[512], tmp[520];
-    int fd, rc;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    /* Never through a link planted in the directory (an agent started as
-     * root would write cloud-supplied text wherever it points), never into
-     * a FIFO or a device. */
-    if (append) {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
-        if (fd < 0) {
-            return -errno;
-        }
-        rc = pos_sim_check_regular(fd);
-        if (rc == 0) {
-            rc = write_all(fd, data, len);
-        }
-        close(fd);
-        return rc;
-    }
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
-    if (fd < 0) {
-        return -errno;
-    }
-    rc = pos_sim_check_regular(fd);
-    if (rc != 0) {
-        close(fd);
-        return rc;
-    }
-    rc = write_all(fd, data, len);
-    if (close(fd) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = -errno;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-    }
+    rc = pos_file_write_all(fd, data, len);
+    close(fd);
     return rc;
 }
 
