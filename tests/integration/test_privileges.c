@@ -402,6 +402,17 @@ static void test_socket_group_in_runtime_dir(void **state)
     redisFree(c);
 }
 
+/* Writes text to path, owned by root and group gid, with mode. */
+static void write_owned(const char *path, const char *text, gid_t gid, mode_t mode)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(chown(path, 0, gid), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
 /* The socket's group must not read the configuration: refused (exit 78,
  * also by --check-config) through the file's group or as everybody's; the
  * packaged root:<agent's group> 0640 with another socket group is fine. */
@@ -448,18 +459,8 @@ static void test_config_readable_by_socket_group_refused(void **state)
     snprintf(secret, sizeof(secret), "%s/20-secrets.ini", dir);
     snprintf(ident, sizeof(ident), "%s/10-identity.ini", dir);
     assert_int_equal(mkdir(dir, 0755), 0);
-    FILE *fp = fopen(ident, "w");
-    assert_non_null(fp);
-    fputs("[terminal]\nid = T-DROP\n", fp);
-    fclose(fp);
-    assert_int_equal(chown(ident, 0, gr->gr_gid), 0);
-    assert_int_equal(chmod(ident, 0640), 0);
-    fp = fopen(secret, "w");
-    assert_non_null(fp);
-    fputs("[redis]\npassword = dropin-s3cret\n", fp);
-    fclose(fp);
-    assert_int_equal(chown(secret, 0, gr->gr_gid), 0);
-    assert_int_equal(chmod(secret, 0640), 0);
+    write_owned(ident, "[terminal]\nid = T-DROP\n", gr->gr_gid, 0640);
+    write_owned(secret, "[redis]\npassword = dropin-s3cret\n", gr->gr_gid, 0640);
     assert_int_equal(pos_test_run(check, NULL, &out, 10000), 78);
     assert_non_null(strstr(out, secret));
     assert_non_null(strstr(out, "socket_group"));

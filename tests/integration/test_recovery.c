@@ -128,14 +128,6 @@ static void expect_status(pos_fix_t *f, const char *status, const char *journal,
     cJSON_Delete(st);
 }
 
-static long long info(pos_fix_t *f, const char *section, const char *field)
-{
-    redisContext *c = pos_fix_local(f);
-    assert_non_null(c);
-    long long v = pos_fix_local_info(c, section, field);
-    redisFree(c);
-    return v;
-}
 
 /* The first store moved aside in the agent's store directory (static). */
 static const char *moved_aside(pos_fix_t *f)
@@ -183,7 +175,7 @@ static void test_moved_aside_salvaged(void **state)
         freeReplyObject(r);
     }
     redisFree(local);
-    assert_true(info(f, "outbox", "entries") >= 3);
+    assert_true(pos_fix_info(f, "outbox", "entries") >= 3);
     stop(f);
     pos_test_cut_off(cloud, false);
 
@@ -200,8 +192,8 @@ static void test_moved_aside_salvaged(void **state)
     pos_fix_wait_log(f, "moved aside to", 1, 5000);
     pos_fix_wait_log(f, "wait for the operator", 1, 5000);
     expect_status(f, "degraded", "unavailable", "store_recovered");
-    assert_int_equal(info(f, "store", "recovered_stores"), 1);
-    assert_int_equal(info(f, "outbox", "entries"), 0);
+    assert_int_equal(pos_fix_info(f, "store", "recovered_stores"), 1);
+    assert_int_equal(pos_fix_info(f, "outbox", "entries"), 0);
     /* Neither the replay nor a new payment touches the card. */
     expect_rejected_unavailable(f, REQ("tx-r1"), "tx-r1");
     expect_rejected_unavailable(f, REQ("tx-r2"), "tx-r2");
@@ -296,7 +288,7 @@ static void test_zero_length_and_garbage(void **state)
         assert_non_null(strstr(out, "told the running agent"));
         free(out);
         expect_status(f, "online", "ok", NULL);
-        assert_int_equal(info(f, "store", "recovered_stores"), 0);
+        assert_int_equal(pos_fix_info(f, "store", "recovered_stores"), 0);
         snprintf(tx, sizeof(tx), "tx-y%d", round);
         snprintf(req, sizeof(req),
                  "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"%s\",\"amount\":2.50,"

@@ -402,14 +402,19 @@ static bool display_shows(fixture_t *f, const char *what)
     return shows;
 }
 
-/* The INFO "security" field through the local API. */
-static long long security_info(fixture_t *f, const char *field)
+/*
+ * PUBLISHes on channel a message of "type" whose other members, "members",
+ * are in canonical form and sort before "ts": its ts, then its sig under
+ * key_hex. The agent is the only subscriber there.
+ */
+static void publish_signed_msg(fixture_t *f, const char *channel, const char *members,
+                               const char *type, uint64_t ts, const char *key_hex)
 {
-    redisContext *local = pos_fix_local(&f->fx);
-    assert_non_null(local);
-    long long v = pos_fix_local_info(local, "security", field);
-    redisFree(local);
-    return v;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "{%s,\"ts\":%llu,\"type\":\"%s\"}", members, (unsigned long long)ts,
+             type);
+    sign(msg, sizeof(msg), key_hex);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH %s %s", channel, msg), 1);
 }
 
 /*
@@ -421,7 +426,6 @@ static long long security_info(fixture_t *f, const char *field)
 static void test_every_channel_signed(void **state)
 {
     fixture_t *f = *state;
-    char msg[512];
     start(f, KEY1_HEX "\n");
 
     /* Unsigned: refused, counted, never shown or cached. */
@@ -440,18 +444,12 @@ static void test_every_channel_signed(void **state)
     assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
 
     /* Signed with another key, or stale: refused the same way. */
-    snprintf(msg, sizeof(msg),
-             "{\"message\":\"Pay at www.evil.example\",\"severity\":\"warning\",\"ts\":%llu,"
-             "\"type\":\"SYSTEM_ALERT\"}",
-             (unsigned long long)wall_ms());
-    sign(msg, sizeof(msg), KEY2_HEX);
-    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s", msg), 1);
-    snprintf(msg, sizeof(msg),
-             "{\"productId\":\"P-9\",\"quantity\":-5,\"storeId\":\"" SID "\",\"ts\":%llu,"
-             "\"type\":\"INVENTORY_UPDATED\"}",
-             (unsigned long long)(wall_ms() - 600000));
-    sign(msg, sizeof(msg), KEY1_HEX);
-    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH inventory:" SID " %s", msg), 1);
+    publish_signed_msg(f, "system:alerts",
+                       "\"message\":\"Pay at www.evil.example\",\"severity\":\"warning\"",
+                       "SYSTEM_ALERT", wall_ms(), KEY2_HEX);
+    publish_signed_msg(f, "inventory:" SID,
+                       "\"productId\":\"P-9\",\"quantity\":-5,\"storeId\":\"" SID "\"",
+                       "INVENTORY_UPDATED", wall_ms() - 600000, KEY1_HEX);
     assert_true(
         pos_test_agent_wait_log(&f->fx.agent, "SYSTEM_ALERT bad_signature, refused", 1, 5000));
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "INVENTORY_UPDATED stale, refused", 1, 5000));
@@ -459,24 +457,18 @@ static void test_every_channel_signed(void **state)
     assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
 
     /* The cloud's signed messages go through. */
-    snprintf(msg, sizeof(msg),
-             "{\"productId\":\"P-9\",\"quantity\":41,\"storeId\":\"" SID "\",\"ts\":%llu,"
-             "\"type\":\"INVENTORY_UPDATED\"}",
-             (unsigned long long)wall_ms());
-    sign(msg, sizeof(msg), KEY1_HEX);
-    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH inventory:" SID " %s", msg), 1);
+    publish_signed_msg(f, "inventory:" SID,
+                       "\"productId\":\"P-9\",\"quantity\":41,\"storeId\":\"" SID "\"",
+                       "INVENTORY_UPDATED", wall_ms(), KEY1_HEX);
     assert_true(
         pos_test_agent_wait_log(&f->fx.agent, "inventory:" SID ": INVENTORY_UPDATED", 1, 5000));
     char *v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
     assert_non_null(v);
     assert_non_null(strstr(v, "\"quantity\":41"));
     free(v);
-    snprintf(msg, sizeof(msg),
-             "{\"message\":\"Store closes soon\",\"severity\":\"info\",\"ts\":%llu,"
-             "\"type\":\"SYSTEM_ALERT\"}",
-             (unsigned long long)wall_ms());
-    sign(msg, sizeof(msg), KEY1_HEX);
-    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s", msg), 1);
+    publish_signed_msg(f, "system:alerts",
+                       "\"message\":\"Store closes soon\",\"severity\":\"info\"", "SYSTEM_ALERT",
+                       wall_ms(), KEY1_HEX);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "system:alerts: SYSTEM_ALERT", 1, 5000));
     for (int i = 0; i < 100 && !display_shows(f, "Store closes"); i++) {
         pos_test_sleep_ms(50);
@@ -492,12 +484,8 @@ static void test_every_channel_signed(void **state)
     v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
     assert_non_null(v); /* still the local copy: Redis has no such key */
     free(v);
-    snprintf(msg, sizeof(msg),
-             "{\"pattern\":\"inventory:*\",\"ts\":%llu,"
-             "\"type\":\"CACHE_INVALIDATE\"}",
-             (unsigned long long)wall_ms());
-    sign(msg, sizeof(msg), KEY1_HEX);
-    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s", msg), 1);
+    publish_signed_msg(f, "system:alerts", "\"pattern\":\"inventory:*\"", "CACHE_INVALIDATE",
+                       wall_ms(), KEY1_HEX);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "system:alerts: CACHE_INVALIDATE", 1, 5000));
     pos_test_sleep_ms(200);
     assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
@@ -509,9 +497,9 @@ static void test_every_channel_signed(void **state)
     free(st);
 
     /* Counted in INFO, with the payment channel's. */
-    assert_int_equal(security_info(f, "refused_unsigned"), 3);
-    assert_int_equal(security_info(f, "refused_bad_signature"), 1);
-    assert_int_equal(security_info(f, "refused_stale"), 1);
+    assert_int_equal(pos_fix_info(&f->fx, "security", "refused_unsigned"), 3);
+    assert_int_equal(pos_fix_info(&f->fx, "security", "refused_bad_signature"), 1);
+    assert_int_equal(pos_fix_info(&f->fx, "security", "refused_stale"), 1);
 }
 
 /* A key file others may read, or a malformed one: exit 78, key not shown. */

@@ -36,14 +36,6 @@ static void publish(pos_fix_t *f, const char *channel, const char *json)
     assert_true(pos_test_int(&f->redis, "PUBLISH %s %s", channel, json) >= 1);
 }
 
-static long long info(pos_fix_t *f, const char *section, const char *field)
-{
-    redisContext *local = pos_fix_local(f);
-    assert_non_null(local);
-    long long v = pos_fix_local_info(local, section, field);
-    redisFree(local);
-    return v;
-}
 
 /*
  * Issue 13 item 2: an INVENTORY_UPDATED on inventory:S-042 whose body said
@@ -79,7 +71,7 @@ static void test_other_store_refused(void **state)
     assert_null(strstr(screen, "OTHER STORE"));
     free(screen);
 
-    assert_int_equal(info(f, "security", "refused_other_scope"), 3);
+    assert_int_equal(pos_fix_info(f, "security", "refused_other_scope"), 3);
     /* Run with allow_unsigned (the harness's): the status value says so. */
     char *st = pos_test_get(&f->redis, POS_FIX_STATUS_KEY);
     assert_non_null(st);
@@ -167,8 +159,8 @@ static void test_pos_app_messages_of_other_tills(void **state)
     /* A marker after them: when it is handled, so were they. */
     publish(f, "payment:" TID, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"marker\"]}");
     pos_fix_wait_log(f, "payment:" TID ": DISPLAY_MESSAGE", 1, 5000);
-    assert_int_equal(info(f, "security", "pos_app_ignored"), 3);
-    assert_int_equal(info(f, "security", "pos_app_applied"), 1);
+    assert_int_equal(pos_fix_info(f, "security", "pos_app_ignored"), 3);
+    assert_int_equal(pos_fix_info(f, "security", "pos_app_applied"), 1);
     char *screen = pos_fix_sim_text(f, "display.txt");
     assert_null(strstr(screen, "Card reader"));
     free(screen);

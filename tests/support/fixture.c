@@ -284,6 +284,15 @@ long long pos_fix_local_info(redisContext *local, const char *section, const cha
     return v;
 }
 
+long long pos_fix_info(const pos_fix_t *f, const char *section, const char *field)
+{
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    long long v = pos_fix_local_info(c, section, field);
+    redisFree(c);
+    return v;
+}
+
 char *pos_fix_sim_text(const pos_fix_t *f, const char *name)
 {
     char path[400];
