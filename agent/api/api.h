@@ -16,6 +16,8 @@
 #include <uv.h>
 
 #include "agent/api/localapi.h"
+#include "agent/api/ratelimit.h"
+#include "agent/link/link.h"
 #include "agent/sync/cachesvc.h"
 #include "agent/sync/delivery.h"
 
@@ -37,7 +39,25 @@ typedef struct pos_api_options {
      */
     size_t (*info)(void *ctx, const char *section, char *buf, size_t cap);
     void *info_ctx;
+    /* RATELIMIT, SMEMBERS, TERMINALS, CACHE.CLEAR (agent/api/api_shared.c). */
+    pos_link_t *link;        /* shared decisions and reads while online; NULL: never */
+    const char *terminal_id; /* this till */
+    const char *store_id;    /* and its store: the only one SMEMBERS serves */
+    /* This till's payment in progress (its transaction id), or NULL. */
+    const char *(*own_active)(void *ctx);
+    /* True when tx is a payment of this till that has ended. */
+    bool (*own_ended)(void *ctx, const char *tx);
+    void *own_ctx;
 } pos_api_options_t;
+
+/* What the shared-state commands counted (INFO). */
+typedef struct pos_api_shared_stats {
+    uint64_t ratelimit_redis;    /* RATELIMIT decided by Redis */
+    uint64_t ratelimit_local;    /* decided by the till's own window */
+    uint64_t ratelimit_fallback; /* of those: online, but Redis did not answer */
+    uint64_t snapshots_served;   /* SMEMBERS / TERMINALS answered from the last known copy */
+    uint64_t cache_cleared;      /* entries dropped by CACHE.CLEAR */
+} pos_api_shared_stats_t;
 
 typedef struct pos_api {
     pos_api_options_t opt;
@@ -46,6 +66,10 @@ typedef struct pos_api {
     void (*closed_cb)(void *arg);
     void *closed_arg;
     char info_buf[POS_API_INFO_MAX];
+    pos_ratelimit_t ratelimit; /* RATELIMIT's local window */
+    uint64_t ratelimit_nonce;  /* makes this run's request ids unique */
+    uint64_t ratelimit_seq;
+    pos_api_shared_stats_t shared;
 } pos_api_t;
 
 /* Starts the server on opt->socket_path. Returns 0 or -errno (the agent
