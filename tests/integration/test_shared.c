@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -270,6 +271,49 @@ static void test_ratelimit_flood_of_identifiers(void **state)
     /* The table is bounded (above); RSS is a gross check: under ASan its
      * quarantine of freed memory (replies, requests) counts too. */
     assert_true(rss1 - rss0 < 64ll * 1024 * 1024);
+    redisFree(c);
+    redisFree(cloud);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One RATELIMIT at a time, as a till does: its round trip through the
+ * socket, online (one EVAL in Redis) and offline (the local window).
+ * Prints p50/p99; fails only when the p99 is absurd for a till. */
+static void test_ratelimit_latency(void **state)
+{
+    pos_fix_t *f = *state;
+    enum { N = 2000 };
+    static uint64_t us[N];
+
+    start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = local(f);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            cut_off(f, cloud, 1);
+        }
+        for (int i = 0; i < N; i++) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            redisReply *r = redisCommand(c, "RATELIMIT user:%d 60000 100", i % 50);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+            assert_string_equal(r->element[3]->str, round == 0 ? "redis" : "local");
+            freeReplyObject(r);
+            us[i] = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
+                    (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
+        }
+        qsort(us, N, sizeof(us[0]), cmp_u64);
+        print_message("RATELIMIT %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%d sequential calls)\n",
+                      round == 0 ? "online (redis)" : "offline (local)", us[N / 2] / 1000.0,
+                      us[N * 99 / 100] / 1000.0, us[N - 1] / 1000.0, N);
+        assert_true(us[N * 99 / 100] < 100000);
+    }
     redisFree(c);
     redisFree(cloud);
 }
@@ -645,6 +689,7 @@ int main(void)
         POS_FIX_TEST(test_ratelimit_offline_local_window),
         POS_FIX_TEST(test_ratelimit_malformed_and_abuse),
         POS_FIX_TEST(test_ratelimit_flood_of_identifiers),
+        POS_FIX_TEST(test_ratelimit_latency),
         POS_FIX_TEST(test_active_transactions),
         POS_FIX_TEST(test_active_transactions_own_payment_offline),
         POS_FIX_TEST(test_terminals),
