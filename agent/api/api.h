@@ -5,8 +5,9 @@
  * The agent's commands on the local API socket (agent/api/localapi.c speaks the
  * protocol): GET, MGET, EXISTS, TTL from the offline cache (read-through
  * while online), PUBLISH and INCR/INCRBY (counter:* only) through the
- * outbox, and INFO with sections server, link, cache, outbox, payment,
- * devices. See docs/local-api.md.
+ * outbox, INFO, and on shared state RATELIMIT, SMEMBERS
+ * active_transactions:{storeId}, TERMINALS and CACHE.CLEAR
+ * (agent/api/api_shared.c). See docs/local-api.md.
  */
 
 #include <stdbool.h>
