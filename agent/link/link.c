@@ -249,6 +249,8 @@ static void link_clientid_cb(void *ctx, const redisReply *r, int err)
 static void link_probe_timer_cb(uv_timer_t *t);
 static void link_stable_timer_cb(uv_timer_t *t);
 
+#define LINK_MEMORY_EVERY 6u /* probes per INFO memory */
+
 static void link_go_online(pos_link_t *l)
 {
     uint64_t now = uv_now(l->loop);
@@ -256,6 +258,7 @@ static void link_go_online(pos_link_t *l)
     l->state = POS_LINK_ONLINE;
     l->online_count++;
     l->probe_pending = false;
+    l->probes_online = 0;
     l->down_err = 0;
     l->fatal = false;
     POS_INFO("link", "online (%s:%u db %d%s) after %" PRIu64 " ms", link_host(l),
@@ -458,7 +461,9 @@ static void link_probe_timer_cb(uv_timer_t *t)
     }
     l->probe_pending = true;
     l->probe_sent_us = pos_clock_mono_us();
-    {
+    if (l->probes_online++ % LINK_MEMORY_EVERY == 0) {
+        /* Redis's memory with the first probe of a connect, then with every
+         * LINK_MEMORY_EVERY-th: a fleet pays one INFO per till a minute. */
         const char *info[] = {"INFO", "memory"};
         (void)pos_conn_commandv(&l->cmd.conn, link_memory_reply_cb, l, 2, info);
     }
