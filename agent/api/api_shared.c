@@ -78,6 +78,7 @@ int pos_api_shared_init(pos_api_t *api)
 {
     api->ratelimit_nonce = pos_clock_wall_ms() ^ ((uint64_t)uv_hrtime() << 20);
     api->ratelimit_seq = 0;
+    api->terminals_inflight = NULL;
     memset(&api->shared, 0, sizeof(api->shared));
     return pos_ratelimit_init(&api->ratelimit, 0);
 }
@@ -421,9 +422,15 @@ int pos_api_cmd_smembers(void *owner, pos_localapi_reply_t *r, int argc, const c
 
 /* ---- TERMINALS ------------------------------------------------------------------------ */
 
+/* Replies waiting on one listing in flight at most: a pipelined flood of
+ * TERMINALS costs Redis one SMEMBERS and one GET per terminal, not that
+ * many times over. */
+#define API_TERMINALS_WAITERS 1024u
+
 typedef struct api_term_req {
     pos_api_t *api;
-    pos_localapi_reply_t *r;
+    pos_localapi_reply_t **waiters; /* every reply this listing answers */
+    size_t nwait;
     char key[160];
     size_t n;      /* terminals listed */
     size_t left;   /* status reads still out */
@@ -445,6 +452,7 @@ static void api_term_free(api_term_req_t *q)
     }
     free(q->ids);
     free(q->status);
+    free(q->waiters);
     free(q);
 }
 
@@ -481,28 +489,37 @@ static void api_terminals_offline(pos_api_t *api, pos_localapi_reply_t *r, const
 
 static void api_terminals_finish(api_term_req_t *q)
 {
+    if (q->api->terminals_inflight == q) {
+        q->api->terminals_inflight = NULL; /* later requests ask Redis afresh */
+    }
     if (q->failed) {
-        api_terminals_offline(q->api, q->r, q->key);
+        for (size_t w = 0; w < q->nwait; w++) {
+            api_terminals_offline(q->api, q->waiters[w], q->key);
+        }
     } else {
         cJSON *arr = cJSON_CreateArray();
-        pos_localapi_reply_array_begin(q->r, (long long)q->n);
-        for (size_t i = 0; i < q->n; i++) {
+        for (size_t w = 0; w < q->nwait; w++) {
+            pos_localapi_reply_t *r = q->waiters[w];
+            pos_localapi_reply_array_begin(r, (long long)q->n);
+            for (size_t i = 0; i < q->n; i++) {
+                pos_localapi_reply_array_begin(r, 2);
+                pos_localapi_reply_bulk(r, q->ids[i], strlen(q->ids[i]));
+                if (q->status[i] != NULL) {
+                    pos_localapi_reply_bulk(r, q->status[i], strlen(q->status[i]));
+                } else {
+                    pos_localapi_reply_nil(r);
+                }
+            }
+        }
+        for (size_t i = 0; arr != NULL && i < q->n; i++) {
             cJSON *pair = cJSON_CreateArray();
-            pos_localapi_reply_array_begin(q->r, 2);
-            pos_localapi_reply_bulk(q->r, q->ids[i], strlen(q->ids[i]));
-            if (q->status[i] != NULL) {
-                pos_localapi_reply_bulk(q->r, q->status[i], strlen(q->status[i]));
-            } else {
-                pos_localapi_reply_nil(q->r);
+            if (pair == NULL) {
+                break;
             }
-            if (arr != NULL && pair != NULL) {
-                cJSON_AddItemToArray(pair, cJSON_CreateString(q->ids[i]));
-                cJSON_AddItemToArray(pair, q->status[i] != NULL ? cJSON_CreateString(q->status[i])
-                                                                : cJSON_CreateNull());
-                cJSON_AddItemToArray(arr, pair);
-            } else {
-                cJSON_Delete(pair);
-            }
+            cJSON_AddItemToArray(pair, cJSON_CreateString(q->ids[i]));
+            cJSON_AddItemToArray(pair, q->status[i] != NULL ? cJSON_CreateString(q->status[i])
+                                                            : cJSON_CreateNull());
+            cJSON_AddItemToArray(arr, pair);
         }
         char *text = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
         if (text != NULL) {
@@ -511,7 +528,9 @@ static void api_terminals_finish(api_term_req_t *q)
         free(text);
         cJSON_Delete(arr);
     }
-    pos_localapi_reply_done(q->r);
+    for (size_t w = 0; w < q->nwait; w++) {
+        pos_localapi_reply_done(q->waiters[w]);
+    }
     api_term_free(q);
 }
 
@@ -598,30 +617,41 @@ int pos_api_cmd_terminals(void *owner, pos_localapi_reply_t *r, int argc, const 
                           const size_t *lens)
 {
     pos_api_t *api = owner;
-    api_term_req_t *q;
+    api_term_req_t *q = api->terminals_inflight;
+    char key[160];
 
     (void)argc;
     (void)argv;
     (void)lens;
+    snprintf(key, sizeof(key), "terminals:%s", api->opt.store_id != NULL ? api->opt.store_id : "");
+    if (!api_online(api)) {
+        api_terminals_offline(api, r, key);
+        return 0;
+    }
+    if (q != NULL) {
+        /* A listing is in flight: its answer is this one's too. */
+        if (q->nwait >= API_TERMINALS_WAITERS) {
+            api_terminals_offline(api, r, key);
+            return 0;
+        }
+        q->waiters[q->nwait++] = r;
+        return POS_LOCALAPI_PENDING;
+    }
     q = calloc(1, sizeof(*q));
-    if (q == NULL) {
+    if (q == NULL || (q->waiters = calloc(API_TERMINALS_WAITERS, sizeof(*q->waiters))) == NULL) {
+        free(q);
         return -ENOMEM;
     }
     q->api = api;
-    q->r = r;
-    snprintf(q->key, sizeof(q->key), "terminals:%s",
-             api->opt.store_id != NULL ? api->opt.store_id : "");
-    if (!api_online(api)) {
-        api_terminals_offline(api, r, q->key);
-        free(q);
-        return 0;
-    }
+    q->waiters[q->nwait++] = r;
+    memcpy(q->key, key, sizeof(key));
     const char *cargv[] = {"SMEMBERS", q->key};
     if (pos_link_commandv(api->opt.link, api_members_reply, q, 2, cargv) != 0) {
-        api_terminals_offline(api, r, q->key);
-        free(q);
+        api_terminals_offline(api, r, key);
+        api_term_free(q);
         return 0;
     }
+    api->terminals_inflight = q;
     return POS_LOCALAPI_PENDING;
 }
 
