@@ -342,6 +342,21 @@ static void expect_members(redisContext *c, const char *key, const char *const *
     freeReplyObject(r);
 }
 
+/* Pipelined SMEMBERS by the thousand: every one answered in full. */
+static void smembers_flood(redisContext *c, const char *key, size_t n)
+{
+    for (int i = 0; i < 2000; i++) {
+        redisAppendCommand(c, "SMEMBERS %s", key);
+    }
+    for (int i = 0; i < 2000; i++) {
+        redisReply *r = NULL;
+        assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->elements, n);
+        freeReplyObject(r);
+    }
+}
+
 static void test_active_transactions(void **state)
 {
     pos_fix_t *f = *state;
@@ -374,11 +389,13 @@ static void test_active_transactions(void **state)
     start_agent(f);
     c = local(f);
     expect_members(c, key, abc, 3);
+    smembers_flood(c, key, 3);
     /* Online again: Redis's members. */
     pos_test_cut_off(cloud, false);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
     const char *const abz[] = {"tx-a", "tx-b", "tx-z"};
     expect_members(c, key, abz, 3);
+    smembers_flood(c, key, 3);
     redisFree(c);
     redisFree(cloud);
 }
