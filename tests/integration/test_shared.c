@@ -224,6 +224,12 @@ static void test_ratelimit_malformed_and_abuse(void **state)
     expect_rl(c, "session:S1", 1000, 5, 1, 4, "redis");
     assert_int_equal(pos_test_int(&f->redis, "EXISTS session:S1"), 0);
     assert_int_equal(pos_test_int(&f->redis, "EXISTS rate_limit:session:S1:1000"), 1);
+    /* A window key poisoned with another type: Redis refuses the script,
+     * the till still answers, on its own window, and says so. */
+    pos_fix_redis_set(f, "rate_limit:poisoned:1000", "not a sorted set");
+    expect_rl(c, "poisoned", 1000, 5, 1, 4, "local");
+    assert_int_equal(pos_fix_local_info(c, "shared", "ratelimit_fallback"), 1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "WRONGTYPE", 1, 2000));
     r = redisCommand(c, "PING");
     assert_string_equal(r->str, "PONG");
     freeReplyObject(r);
