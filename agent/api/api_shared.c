@@ -79,6 +79,7 @@ int pos_api_shared_init(pos_api_t *api)
     api->ratelimit_nonce = pos_clock_wall_ms() ^ ((uint64_t)uv_hrtime() << 20);
     api->ratelimit_seq = 0;
     api->terminals_inflight = NULL;
+    api->ratelimit_warned_ms = 0;
     memset(&api->shared, 0, sizeof(api->shared));
     return pos_ratelimit_init(&api->ratelimit, 0);
 }
@@ -155,11 +156,17 @@ static void api_rl_reply(void *ctx, const redisReply *rep, int err)
                       (uint64_t)rep->element[2]->integer, "redis");
     } else {
         /* Redis did not decide (the link went, a timeout, a refusal): the
-         * application still gets an answer, and is told whose. */
-        if (err != 0) {
+         * application still gets an answer, and is told whose. Logged at
+         * most once a minute: a refusal repeats with every check. */
+        uint64_t now = pos_clock_mono_ms();
+        bool quiet = api->ratelimit_warned_ms != 0 && now - api->ratelimit_warned_ms < 60000u;
+        if (!quiet) {
+            api->ratelimit_warned_ms = now;
+        }
+        if (!quiet && err != 0) {
             POS_WARN("api", "RATELIMIT: Redis did not answer (%s); decided locally",
                      strerror(-err));
-        } else {
+        } else if (!quiet) {
             POS_WARN("api", "RATELIMIT: unexpected answer from Redis%s%.*s; decided locally",
                      rep->type == REDIS_REPLY_ERROR ? ": " : "",
                      rep->type == REDIS_REPLY_ERROR ? pos_conn_log_len(rep) : 0,

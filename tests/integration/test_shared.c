@@ -230,6 +230,17 @@ static void test_ratelimit_malformed_and_abuse(void **state)
     expect_rl(c, "poisoned", 1000, 5, 1, 4, "local");
     assert_int_equal(pos_fix_local_info(c, "shared", "ratelimit_fallback"), 1);
     assert_true(pos_test_agent_wait_log(&f->agent, "WRONGTYPE", 1, 2000));
+    for (int i = 0; i < 50; i++) {
+        redisAppendCommand(c, "RATELIMIT poisoned 1000 1000");
+    }
+    for (int i = 0; i < 50; i++) {
+        redisReply *p = NULL;
+        assert_int_equal(redisGetReply(c, (void **)&p), REDIS_OK);
+        assert_string_equal(p->element[3]->str, "local");
+        freeReplyObject(p);
+    }
+    assert_int_equal(pos_fix_local_info(c, "shared", "ratelimit_fallback"), 51);
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "WRONGTYPE"), 1); /* not 51 lines */
     r = redisCommand(c, "PING");
     assert_string_equal(r->str, "PONG");
     freeReplyObject(r);
