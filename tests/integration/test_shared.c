@@ -180,10 +180,18 @@ static void test_ratelimit_offline_local_window(void **state)
     pos_test_sleep_ms(300);
     expect_rl(c, "short", 200, 1, 1, 0, "local");
     assert_true(pos_fix_local_info(c, "shared", "ratelimit_local") >= 6);
+    /* A restart offline starts the local window afresh (docs/local-api.md:
+     * it is kept in memory only). */
+    redisFree(c);
+    pos_test_agent_stop(&f->agent, SIGTERM, 5000);
+    start_agent(f);
+    c = local(f);
+    expect_rl(c, "pin:till", 60000, 3, 1, 2, "local");
     /* Online again: Redis decides (it saw only the two online requests). */
     pos_test_cut_off(cloud, false);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
     expect_rl(c, "pin:till", 60000, 3, 1, 0, "redis");
+    expect_rl(c, "pin:till", 60000, 3, 0, 0, "redis");
     redisFree(c);
     redisFree(cloud);
 }
