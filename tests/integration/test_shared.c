@@ -434,7 +434,7 @@ static void test_active_transactions_own_payment_offline(void **state)
     const char *const a[] = {"tx-a"};
     const char *const a_own[] = {"tx-a", "tx-own-1"};
 
-    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "%u", 2500);
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "%u", 4000); /* room for the cut-off */
     start_online(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
