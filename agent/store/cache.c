@@ -433,6 +433,9 @@ static int evict_fn(void *ctx, MDB_txn *txn)
     return evict_txn(a->c, txn, a->need, a->now_ms, &a->d, &a->freed);
 }
 
+/* The smallest step of an eviction on a full map, bytes: a few entries. */
+#define EVICT_STEP_MIN 4096u
+
 /* One eviction transaction of its own; what it freed goes to the writing
  * side's counts and to the reclaimed ones the loop adds to its own. */
 static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
@@ -460,9 +463,33 @@ long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t 
     }
     long long rc = evict_once(c, bytes, now_ms, evicted);
     if (rc == -ENOSPC && atomic_load(&c->wentries) > 0 && pos_store_reserve_begin(c->st) == 0) {
-        /* A full map cannot even delete: borrow the reserve for it. */
-        rc = evict_once(c, bytes, now_ms, evicted);
+        /* A full map cannot even delete: borrow the reserve for it, and
+         * delete in steps that fit in it. The oldest entries lie all over
+         * the tree and each leaf a deletion touches needs a new page, so
+         * one large eviction can need more room than the reserve holds; a
+         * committed step frees the pages the next one reuses. */
+        long long total = 0;
+        size_t count = 0, step = bytes;
+        while (total < (long long)bytes) {
+            size_t n = 0;
+            rc = evict_once(c, step, now_ms, &n);
+            if (rc == -ENOSPC && step > EVICT_STEP_MIN) {
+                step = step / 4 > EVICT_STEP_MIN ? step / 4 : EVICT_STEP_MIN;
+                continue;
+            }
+            if (rc <= 0) {
+                break;
+            }
+            total += rc;
+            count += n;
+        }
         pos_store_reserve_end(c->st);
+        if (total > 0) {
+            rc = total;
+            if (evicted != NULL) {
+                *evicted = count;
+            }
+        }
     }
     return rc;
 }
