@@ -17,6 +17,11 @@
  * sentinels for the master's address, then checks with ROLE that the
  * server is a master; a +switch-master for our master takes the link down
  * and rebuilds it on the new master at once, without a backoff delay.
+ *
+ * With Redis Cluster (opt.cluster set) the connections are the cluster
+ * client's (agent/link/cluster.h): commands are routed by key slot
+ * underneath pos_link_command(), "online" means every subscription is in
+ * place, and any connection lost takes the link down as with one server.
  */
 
 #include <stdbool.h>
@@ -26,6 +31,7 @@
 #include <uv.h>
 
 #include "platform/backoff.h"
+#include "agent/link/cluster.h"
 #include "agent/link/conn.h"
 #include "agent/link/sentinel.h"
 #include "conf/redis_url.h"
@@ -65,6 +71,10 @@ typedef struct pos_link_options {
      * and db still apply). Copied; its strings must outlive the link. A
      * sentinel reach without a transport takes the link's. */
     const pos_sentinel_options_t *sentinel;
+    /* Redis Cluster: NULL for one server (or Sentinel); else its seeds and
+     * pub/sub mode (copied; its endpoint, reach, channels and
+     * probe are taken from here). Exclusive with sentinel. */
+    const pos_cluster_options_t *cluster;
 } pos_link_options_t;
 
 typedef enum pos_link_state {
@@ -119,6 +129,8 @@ struct pos_link {
     char hint_host[POS_URL_HOST_MAX];
     uint16_t hint_port;
     uint64_t failovers;  /* +switch-master announcements for our master received */
+
+    pos_cluster_t *cluster; /* Redis Cluster: the connections are its; else NULL */
 };
 
 /* Initialises the link (no I/O). Strings in opt must outlive the link. */
@@ -136,8 +148,18 @@ void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l));
  * URL's host. *port receives its port. */
 const char *pos_link_server(const pos_link_t *l, uint16_t *port);
 
-/* The counters of both connections, added up. */
+/* The counters of both connections (every connection of a cluster),
+ * added up. */
 void pos_link_stats(const pos_link_t *l, pos_conn_stats_t *st);
+
+/*
+ * Redis Cluster only: the key prefixes to track (CLIENT TRACKING BCAST) on
+ * every primary, with each node's invalidations redirected to a
+ * subscriber on that node (copied; call before pos_link_start). Returns
+ * true when the link tracks them itself (a cluster), false when the
+ * caller sets tracking up on the command connection as with one server.
+ */
+bool pos_link_track_prefixes(pos_link_t *l, const char *const *prefixes, size_t n);
 
 /* True when online (see above). */
 bool pos_link_is_online(const pos_link_t *l);
@@ -159,5 +181,12 @@ int pos_link_commandv(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const
  * -EAGAIN (LOADING, BUSY, TRYAGAIN, MASTERDOWN) or -EPROTO (anything else).
  */
 int pos_link_classify_error(const char *msg, size_t len);
+
+/*
+ * The verdict on a reply to AUTH on connection "name": 0 when accepted (or
+ * refused only because the server has no password, which is logged), else
+ * -EACCES (the caller logs the refusal).
+ */
+int pos_link_auth_check(const char *name, const redisReply *r);
 
 #endif /* AGENT_LINK_LINK_H */

@@ -40,6 +40,7 @@ typedef void (*pos_cachesvc_cb)(void *ctx, int status, const char *value, size_t
 typedef struct pos_cache_fetch pos_cache_fetch_t;
 
 #define POS_CACHESVC_OVERSIZE_MAX 16     /* oversized keys remembered */
+#define POS_CACHESVC_VERSION_MAX  32     /* bytes of an index set's version kept */
 #define POS_CACHESVC_OVERSIZE_MS  60000u /* for how long, ms */
 
 /* A key whose value was over max_value_bytes. */
@@ -78,6 +79,16 @@ typedef struct pos_cachesvc {
     uint64_t warm_epoch;
     uint64_t warmed_inventory;  /* entries stored by the current warm-up */
     uint64_t warmed_products;
+    /* Warm-up by index sets: each set's version at its last complete
+     * warm-up through its index ("": none), how each set was last warmed
+     * ("index", "scan", "unchanged"; NULL before the first), the sets
+     * that fell back to SCAN, those skipped as unchanged, and index
+     * members refused as malformed. */
+    char warm_version[2][POS_CACHESVC_VERSION_MAX];
+    const char *warm_source[2];
+    uint64_t warm_scans;
+    uint64_t warm_skipped;
+    uint64_t warm_members_refused;
     uint32_t max_value_bytes;
     pos_cache_oversize_t oversize[POS_CACHESVC_OVERSIZE_MAX];
     uint64_t oversize_refused; /* reads refused as over max_value_bytes */
@@ -109,8 +120,13 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
 void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms);
 
 /*
- * Warm-up: SCAN MATCH inventory:{storeId}:* COUNT 500, MGET each batch,
- * then MGET the product: keys they reference; one command in flight at a
+ * Warm-up (CONTRACT.md "Indexes for warm-up"): the store's inventory
+ * (index:inventory:{storeId}), then the products (index:products). Each
+ * set's version (<set>:version) is read first and the set skipped when
+ * it is the version of its last complete warm-up; else SSCAN ... COUNT 500
+ * of the set and MGET of the values (128 keys at a time). A set that does
+ * not exist falls back to SCAN MATCH inventory:{storeId}:* (product:*)
+ * COUNT 500, logged and counted (INFO cache). One command in flight at a
  * time, never KEYS. Runs at the first connect and every warm_interval_s.
  */
 void pos_cachesvc_warm(pos_cachesvc_t *s);
