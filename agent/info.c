@@ -114,8 +114,8 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  "warm_inventory:%s\r\nwarm_products:%s\r\nwarm_scan_fallbacks:%" PRIu64
                  "\r\nwarm_skipped_unchanged:%" PRIu64 "\r\nwarm_members_refused:%" PRIu64
                  "\r\n\r\n",
-                 a->cache->warm_source[0] != NULL ? a->cache->warm_source[0] : "none",
                  a->cache->warm_source[1] != NULL ? a->cache->warm_source[1] : "none",
+                 a->cache->warm_source[0] != NULL ? a->cache->warm_source[0] : "none",
                  a->cache->warm_scans, a->cache->warm_skipped, a->cache->warm_members_refused);
     }
     if (info_want(want, "outbox")) {

@@ -582,29 +582,35 @@ void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms)
 }
 
 /*
- * Warm-up (CONTRACT.md "Indexes for warm-up"): for the store's inventory,
- * then the products, read the set's version, skip the set when it equals
- * the version of its last complete warm-up, else SSCAN the index set and
- * MGET the values; where the index set does not exist, SCAN MATCH the
- * keyspace instead (said in the log and INFO). One command in flight at a
- * time.
+ * Warm-up (CONTRACT.md "Indexes for warm-up"): the products, then the
+ * store's inventory. Each set's version is read first and the set skipped
+ * when it is the version of its last complete warm-up; else SSCAN of the
+ * index set and MGET of the values. Without index:inventory:{storeId} the
+ * inventory falls back to SCAN MATCH (the whole keyspace); without
+ * index:products the products are those the store's inventory names
+ * (MGET with each inventory page, as before the index sets existed), not
+ * a second walk of the keyspace. Either is logged and shown in INFO.
+ * One command in flight at a time.
  */
 #define WARM_COUNT    "500" /* SSCAN / SCAN COUNT */
 #define WARM_MGET_MAX 128u  /* keys per MGET */
 
-enum { WARM_INVENTORY = 0, WARM_PRODUCTS = 1, WARM_SETS = 2 };
+enum { WARM_PRODUCTS = 0, WARM_INVENTORY = 1, WARM_SETS = 2 };
 
 typedef struct warm_step {
     pos_cachesvc_t *svc;
     uint64_t epoch;
-    int set;    /* WARM_INVENTORY, WARM_PRODUCTS */
-    bool scan;  /* this set by SCAN MATCH: its index set does not exist */
-    bool first; /* the set's first page */
+    int set;              /* WARM_PRODUCTS, then WARM_INVENTORY */
+    bool scan;            /* this set by SCAN MATCH: its index set does not exist */
+    bool first;           /* the set's first page */
+    bool named_products;  /* no index:products: the inventory's products instead */
+    bool chunk_products;  /* the current chunk's product keys are being read */
     char cursor[32];
     char version[WARM_SETS][POS_CACHESVC_VERSION_MAX]; /* read at the start; "": none */
-    char **keys; /* this page's keys */
-    size_t n;    /* keys */
-    size_t done; /* keys asked for so far */
+    char **keys;  /* this page's keys */
+    char **pkeys; /* with named_products: product:{id} of each inventory key */
+    size_t n;     /* keys */
+    size_t done;  /* keys read so far */
 } warm_step_t;
 
 static void warm_page(warm_step_t *w);
@@ -633,12 +639,17 @@ static void warm_key_prefix(const pos_cachesvc_t *s, int set, char *buf, size_t 
 
 static void warm_keys_free(warm_step_t *w)
 {
-    for (size_t i = 0; w->keys != NULL && i < w->n; i++) {
+    for (size_t i = 0; i < w->n; i++) {
         free(w->keys[i]);
+        if (w->pkeys != NULL) {
+            free(w->pkeys[i]);
+        }
     }
     free(w->keys);
-    w->keys = NULL;
+    free(w->pkeys);
+    w->keys = w->pkeys = NULL;
     w->n = w->done = 0;
+    w->chunk_products = false;
 }
 
 /* The warm-up stops here: nothing more is asked. */
@@ -715,19 +726,24 @@ static void warm_values_reply(void *ctx, const redisReply *r, int err)
     warm_step_t *w = ctx;
     pos_cachesvc_t *s = w->svc;
     size_t k = w->n - w->done < WARM_MGET_MAX ? w->n - w->done : WARM_MGET_MAX;
-    size_t stored;
 
     if (warm_gone(w, err)) {
         warm_abort(w);
         return;
     }
-    stored = warm_store(s, w->keys + w->done, k, r);
-    if (w->set == WARM_INVENTORY) {
-        s->warmed_inventory += stored;
+    if (w->chunk_products) {
+        s->warmed_products += warm_store(s, w->pkeys + w->done, k, r);
+        w->chunk_products = false;
+        w->done += k;
+    } else if (w->set == WARM_INVENTORY) {
+        s->warmed_inventory += warm_store(s, w->keys + w->done, k, r);
+        /* The products this chunk names, when there is no index of them. */
+        w->chunk_products = w->pkeys != NULL;
+        w->done += w->chunk_products ? 0 : k;
     } else {
-        s->warmed_products += stored;
+        s->warmed_products += warm_store(s, w->keys + w->done, k, r);
+        w->done += k;
     }
-    w->done += k;
     warm_mget_next(w);
 }
 
@@ -739,7 +755,8 @@ static void warm_mget_next(warm_step_t *w)
 
     if (w->done < w->n) {
         size_t k = w->n - w->done < WARM_MGET_MAX ? w->n - w->done : WARM_MGET_MAX;
-        if (cache_mget(s, w->keys + w->done, NULL, k, warm_values_reply, w) != 0) {
+        char **keys = w->chunk_products ? w->pkeys : w->keys;
+        if (cache_mget(s, keys + w->done, NULL, k, warm_values_reply, w) != 0) {
             warm_abort(w);
         }
         return;
@@ -773,12 +790,56 @@ static bool warm_member_ok(const redisReply *m, size_t prefix_len)
     return true;
 }
 
+/* prefix + id[0..len), malloc'd. */
+static char *warm_join(const char *prefix, const char *id, size_t len)
+{
+    size_t plen = strlen(prefix);
+    char *k = malloc(plen + len + 1);
+
+    if (k != NULL) {
+        memcpy(k, prefix, plen);
+        memcpy(k + plen, id, len);
+        k[plen + len] = '\0';
+    }
+    return k;
+}
+
+/* The first page of an index set came back empty: Redis keeps no empty
+ * set, so there is no index. */
+static void warm_no_index(warm_step_t *w)
+{
+    pos_cachesvc_t *s = w->svc;
+    char prefix[96], index[128];
+
+    warm_index_key(s, w->set, "", index, sizeof(index));
+    if (w->set == WARM_PRODUCTS) {
+        POS_WARN("cache",
+                 "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): warming the products "
+                 "the store's inventory names",
+                 index);
+        w->named_products = true;
+        s->warm_source[WARM_PRODUCTS] = "inventory";
+        s->warm_version[WARM_PRODUCTS][0] = '\0';
+        w->set++;
+        warm_set_begin(w);
+        return;
+    }
+    warm_key_prefix(s, w->set, prefix, sizeof(prefix));
+    POS_WARN("cache",
+             "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): falling back to SCAN MATCH "
+             "%s*, which walks the whole keyspace",
+             index, prefix);
+    s->warm_scans++;
+    w->scan = true;
+    warm_page(w);
+}
+
 static void warm_page_reply(void *ctx, const redisReply *r, int err)
 {
     warm_step_t *w = ctx;
     pos_cachesvc_t *s = w->svc;
-    char prefix[96], index[128];
-    size_t plen;
+    char prefix[96];
+    size_t plen, ilen = strlen("inventory:") + strlen(s->store_id) + 1;
 
     if (warm_gone(w, err) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof(w->cursor) ||
@@ -794,21 +855,15 @@ static void warm_page_reply(void *ctx, const redisReply *r, int err)
     const redisReply *items = r->element[1];
     snprintf(w->cursor, sizeof(w->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
     if (!w->scan && w->first && strcmp(w->cursor, "0") == 0 && items->elements == 0) {
-        /* Redis removes an empty set: no index set. */
-        warm_index_key(s, w->set, "", index, sizeof(index));
-        warm_key_prefix(s, w->set, prefix, sizeof(prefix));
-        POS_WARN("cache",
-                 "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): falling back to SCAN "
-                 "MATCH %s*, which walks the whole keyspace",
-                 index, prefix);
-        s->warm_scans++;
-        w->scan = true;
-        warm_page(w);
+        warm_no_index(w);
         return;
     }
     w->first = false;
     w->keys = calloc(items->elements ? items->elements : 1, sizeof(char *));
-    if (w->keys == NULL) {
+    if (w->named_products && w->set == WARM_INVENTORY) {
+        w->pkeys = calloc(items->elements ? items->elements : 1, sizeof(char *));
+    }
+    if (w->keys == NULL || (w->named_products && w->set == WARM_INVENTORY && w->pkeys == NULL)) {
         warm_abort(w);
         return;
     }
@@ -819,16 +874,24 @@ static void warm_page_reply(void *ctx, const redisReply *r, int err)
         char *key = NULL;
         if (w->scan && m->type == REDIS_REPLY_STRING && pos_cachesvc_cacheable(m->str, m->len)) {
             key = strndup(m->str, m->len);
-        } else if (!w->scan && warm_member_ok(m, plen) && (key = malloc(plen + m->len + 1))) {
-            memcpy(key, prefix, plen);
-            memcpy(key + plen, m->str, m->len);
-            key[plen + m->len] = '\0';
+        } else if (!w->scan && warm_member_ok(m, plen)) {
+            key = warm_join(prefix, m->str, m->len);
         } else if (!w->scan) {
             s->warm_members_refused++;
         }
-        if (key != NULL) {
-            w->keys[w->n++] = key;
+        if (key == NULL) {
+            continue;
         }
+        if (w->pkeys != NULL) {
+            /* inventory:{storeId}:{productId} -> product:{productId} */
+            const char *id = strlen(key) > ilen ? key + ilen : "";
+            w->pkeys[w->n] = warm_join("product:", id, strlen(id));
+            if (w->pkeys[w->n] == NULL) {
+                free(key);
+                continue;
+            }
+        }
+        w->keys[w->n++] = key;
     }
     warm_mget_next(w);
 }
@@ -900,8 +963,8 @@ static void warm_versions_reply(void *ctx, const redisReply *r, int err)
 
 void pos_cachesvc_warm(pos_cachesvc_t *s)
 {
-    char inv[128], prod[128];
-    char *keys[] = {inv, prod};
+    char prod[128], inv[128];
+    char *keys[WARM_SETS] = {prod, inv};
     warm_step_t *w;
 
     if (!s->open || s->warming || !pos_link_is_online(s->link)) {
@@ -916,8 +979,8 @@ void pos_cachesvc_warm(pos_cachesvc_t *s)
     s->warmed_inventory = s->warmed_products = 0;
     w->svc = s;
     w->epoch = s->warm_epoch;
-    warm_index_key(s, WARM_INVENTORY, ":version", inv, sizeof(inv));
     warm_index_key(s, WARM_PRODUCTS, ":version", prod, sizeof(prod));
+    warm_index_key(s, WARM_INVENTORY, ":version", inv, sizeof(inv));
     if (cache_mget(s, keys, NULL, WARM_SETS, warm_versions_reply, w) != 0) {
         warm_abort(w);
     }

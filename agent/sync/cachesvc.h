@@ -79,11 +79,12 @@ typedef struct pos_cachesvc {
     uint64_t warm_epoch;
     uint64_t warmed_inventory;  /* entries stored by the current warm-up */
     uint64_t warmed_products;
-    /* Warm-up by index sets: each set's version at its last complete
-     * warm-up through its index ("": none), how each set was last warmed
-     * ("index", "scan", "unchanged"; NULL before the first), the sets
-     * that fell back to SCAN, those skipped as unchanged, and index
-     * members refused as malformed. */
+    /* Warm-up by index sets, [0] products and [1] inventory: each set's
+     * version at its last complete warm-up through its index ("": none),
+     * how it was last warmed ("index", "unchanged", "scan" for the
+     * inventory, "inventory" for products named by it; NULL before the
+     * first), the inventory warm-ups that fell back to SCAN, the sets
+     * skipped as unchanged, and index members refused as malformed. */
     char warm_version[2][POS_CACHESVC_VERSION_MAX];
     const char *warm_source[2];
     uint64_t warm_scans;
@@ -120,14 +121,16 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
 void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms);
 
 /*
- * Warm-up (CONTRACT.md "Indexes for warm-up"): the store's inventory
- * (index:inventory:{storeId}), then the products (index:products). Each
- * set's version (<set>:version) is read first and the set skipped when
- * it is the version of its last complete warm-up; else SSCAN ... COUNT 500
- * of the set and MGET of the values (128 keys at a time). A set that does
- * not exist falls back to SCAN MATCH inventory:{storeId}:* (product:*)
- * COUNT 500, logged and counted (INFO cache). One command in flight at a
- * time, never KEYS. Runs at the first connect and every warm_interval_s.
+ * Warm-up (CONTRACT.md "Indexes for warm-up"): the products
+ * (index:products), then the store's inventory (index:inventory:{storeId}).
+ * Each set's version (<set>:version) is read first and the set skipped
+ * when it is the version of its last complete warm-up; else SSCAN ...
+ * COUNT 500 of the set and MGET of the values (128 keys at a time).
+ * Without the inventory's index set the inventory falls back to SCAN MATCH
+ * inventory:{storeId}:* COUNT 500; without index:products the products
+ * are those the inventory names. Both are logged and shown in INFO cache.
+ * One command in flight at a time, never KEYS. Runs at the first connect
+ * and every warm_interval_s.
  */
 void pos_cachesvc_warm(pos_cachesvc_t *s);
 
