@@ -312,7 +312,8 @@ static void agent_track(pos_agent_t *a)
 {
     char id[24], inventory[96];
 
-    if (!a->cache.open || a->link.sub_client_id <= 0 || a->link.cluster != NULL) {
+    if (!a->cache.open || !a->cfg.cache_tracking || a->link.sub_client_id <= 0 ||
+        a->link.cluster != NULL) {
         return; /* a cluster link tracks on every node itself (agent_track_cluster) */
     }
     snprintf(id, sizeof(id), "%lld", a->link.sub_client_id);
@@ -331,7 +332,7 @@ static void agent_track_cluster(pos_agent_t *a)
     const char *prefixes[] = {"product:", inventory, "user:", "session:"};
 
     snprintf(inventory, sizeof(inventory), "inventory:%s:", a->cfg.store_id);
-    if (a->cache.open) {
+    if (a->cache.open && a->cfg.cache_tracking) {
         pos_link_track_prefixes(&a->link, prefixes, 4); /* copied */
     }
 }

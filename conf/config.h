@@ -122,6 +122,7 @@ typedef struct pos_config {
     uint32_t cache_user_ttl_s;
     uint32_t cache_session_ttl_s;
     uint32_t cache_warm_interval_s; /* period of the inventory warm-up */
+    bool cache_tracking;            /* CLIENT TRACKING of the cached families */
     uint32_t cache_max_value_bytes; /* largest value read from Redis, bytes */
 
     /* [local] the local API socket */

@@ -770,7 +770,18 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "900",
      .min = 10,
      .max = 86400,
-     .desc = "Seconds between warm-ups of the store's inventory (SCAN, then MGET in batches)."},
+     .desc = "Seconds between warm-ups of the products and the store's inventory (their index "
+             "sets, SSCAN then MGET in batches; a set whose version is unchanged is skipped)."},
+    {.section = "cache",
+     .key = "tracking",
+     .type = CT_BOOL,
+     FIELD(cache_tracking),
+     .def = "true",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Server-assisted invalidation (CLIENT TRACKING BCAST of the cached families): "
+             "a cached entry goes stale as soon as Redis reports its key changed. Off, an "
+             "entry stays fresh for its TTL unless a message names it; on a Redis Cluster "
+             "that saves a subscriber per terminal on every primary (docs/cluster.md)."},
     {.section = "cache",
      .key = "max_value_bytes",
      .type = CT_U32,

@@ -1602,7 +1602,7 @@ static void cl_side_push(pos_conn_t *c, const redisReply *r)
     if (kind->len == 12 && memcmp(kind->str, "sunsubscribe", 12) == 0) {
         /* The slot of a sharded channel moved. */
         int i = cl_chan_index(cl, ch);
-        if (i >= 0 && cl->chan[i].at == n) {
+        if (i >= 0 && cl->chan[i].sharded && cl->chan[i].at == n) {
             POS_INFO("link", "%s: %s no longer owns its slot; subscribing on the new owner",
                      cl->opt.channels[i], c->opt.name);
             cl->chan[i].at = NULL;
@@ -1633,9 +1633,19 @@ void pos_cluster_probe(pos_cluster_t *cl)
         return;
     }
     /* An unanswered PING fails at the command timeout: the connection and
-     * with it the session go down. */
+     * with it the session go down. Subscribers that carry channels are
+     * asked every probe; those that only carry a node's invalidations
+     * every POS_CLUSTER_REFRESH_TICKS probes (TCP keepalive watches them
+     * meanwhile): at 100,000 terminals each PING is 10,000 a second on
+     * every primary. */
+    ++cl->ticks;
     for (cl_node_t *n = cl->nodes; n != NULL; n = n->next) {
-        if (n->sub.ready && !pos_conn_busy(&n->sub.conn)) {
+        bool channels = n == cl->home;
+        for (size_t i = 0; i < cl->opt.nchannels; i++) {
+            channels = channels || cl->chan[i].at == n;
+        }
+        if (n->sub.ready && !pos_conn_busy(&n->sub.conn) &&
+            (channels || cl->ticks % POS_CLUSTER_REFRESH_TICKS == 0)) {
             pos_conn_commandv(&n->sub.conn, NULL, NULL, 1, ping);
         }
     }
@@ -1654,7 +1664,7 @@ void pos_cluster_probe(pos_cluster_t *cl)
     }
     cl_sync_shards(cl);
     cl_retire(cl);
-    if (++cl->ticks % POS_CLUSTER_REFRESH_TICKS == 0) {
+    if (cl->ticks % POS_CLUSTER_REFRESH_TICKS == 0) {
         cl_refresh(cl);
     }
 }

@@ -81,7 +81,7 @@ if [ -n "$out" ]; then
 else
   run=$(mktemp -d /tmp/posagent-fleet-XXXXXX); keep=0
 fi
-rm -rf "$run/agents"; mkdir -p "$run/agents"; rm -f "$run"/redis-*.log
+rm -rf "$run/agents" "$run"/node*; mkdir -p "$run/agents"; rm -f "$run"/redis-*.log
 # Connections per agent: 2 on one Redis; on the cluster up to 2 per
 # primary (a subscriber on each, commands where used), all on the primaries.
 maxclients=$((cluster ? 6 * n + 64 : 2 * n + 64))
@@ -152,12 +152,6 @@ cluster_ok() {
     redis-cli -p "$p" cluster info 2>/dev/null | grep -q cluster_state:ok || return 1
   done
 }
-primary_ports() {
-  local p
-  for p in "${node_ports[@]}"; do
-    [ "$(redis-cli -p "$p" role 2>/dev/null | head -1)" = master ] && echo "$p"
-  done
-}
 
 if [ "$cluster" = 1 ]; then
   bus_ports=()
@@ -168,7 +162,8 @@ if [ "$cluster" = 1 ]; then
     start_node "$i"
   done
   addrs=(); for p in "${node_ports[@]}"; do addrs+=("127.0.0.1:$p"); done
-  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$run/create.log" 2>&1
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$run/create.log" 2>&1 ||
+    { cat "$run/create.log" >&2; exit 1; }
   until cluster_ok; do sleep 0.2; done
   sleep 2 # replicas in sync
   port=${node_ports[0]}
@@ -270,7 +265,7 @@ if [ "$cluster" = 1 ]; then
     done
     echo "  the agents' commands by type on the primaries (INFO commandstats over the window):"
     for p in "${node_ports[@]}"; do
-      [ "$(redis-cli -p "$p" role | head -1)" = master ] && cat "$run/commandstats-$p.txt"
+      if [ "$(redis-cli -p "$p" role | head -1)" = master ]; then cat "$run/commandstats-$p.txt"; fi
     done | awk -F'[:=,]' -v s=$((m1 - m0)) '
       $1 == "cmdstat_info" || $1 ~ /^cmdstat_(config|role|dbsize)/ {next}
       {calls[$1] += $3; usec[$1] += $5}
@@ -291,7 +286,7 @@ if [ "$cluster" = 1 ]; then
   while [ -z "$t_promoted" ] && [ $(($(bench_ms) - t_kill)) -lt 120000 ]; do
     masters=0
     for p in "${live[@]}"; do
-      [ "$(redis-cli -p "$p" role 2>/dev/null | head -1)" = master ] && masters=$((masters + 1))
+      if [ "$(redis-cli -p "$p" role 2>/dev/null | head -1)" = master ]; then masters=$((masters + 1)); fi
     done
     ok=1; for p in "${live[@]}"; do redis-cli -p "$p" cluster info 2>/dev/null | grep -q cluster_state:ok || ok=0; done
     if [ "$masters" = 3 ] && [ "$ok" = 1 ]; then t_promoted=$(bench_ms); else sleep 0.05; fi
@@ -302,7 +297,7 @@ if [ "$cluster" = 1 ]; then
   case $t_all in timeout*) echo "fleet: status keys after the failover: $t_all" >&2; t_all=$(bench_ms) ;; esac
   echo "kill=$t_kill promoted=$t_promoted all=$t_all maxclients=$maxclients agents=$n" >"$run/times.txt"
   sleep 3
-  alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  alive=0; for p in "${pids[@]}"; do if kill -0 "$p" 2>/dev/null; then alive=$((alive + 1)); fi; done
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   pids=()
@@ -390,7 +385,7 @@ fi
 echo "kill=$t_kill back_cmd=$t_back all=$t_all maxclients=$maxclients agents=$n" >"$run/times.txt"
 sleep 3
 kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
-alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+alive=0; for p in "${pids[@]}"; do if kill -0 "$p" 2>/dev/null; then alive=$((alive + 1)); fi; done
 kill -TERM "${pids[@]}" 2>/dev/null || true
 wait "${pids[@]}" 2>/dev/null || true
 pids=()

@@ -1016,6 +1016,7 @@ static const char *const all_keys[][3] = {
     {"cache", "user_ttl_s", NULL},
     {"cache", "session_ttl_s", NULL},
     {"cache", "warm_interval_s", NULL},
+    {"cache", "tracking", NULL},
     {"cache", "max_value_bytes", "POSAGENT_CACHE_MAX_VALUE_BYTES"},
     {"local", "socket", NULL},
     {"local", "socket_group", NULL},
@@ -1122,7 +1123,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the six kept commented */
-    assert_int_equal(uncommented, 62);
+    assert_int_equal(uncommented, 63);
     result_t r;
     must_load(&r, out, no_env);
     assert_int_equal(r.cfg.nsentinels, 3);
