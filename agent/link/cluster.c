@@ -11,12 +11,12 @@
 #include "agent/link/slot.h"
 #include "platform/log.h"
 
-#define CL_INVALIDATE     "__redis__:invalidate"
-#define CL_NODES_MAX      (2 * POS_TOPOLOGY_NODES_MAX) /* node records, primaries or not */
-#define CL_PREFIX_MAX     96
-#define CL_RESUB_TRIES    5 /* SSUBSCRIBE redirected this often: give up until the next probe */
-#define CL_UNSUB_TICKS    3 /* probes a sharded channel may stay unsubscribed */
-#define CL_ASKING         "*1\r\n$6\r\nASKING\r\n"
+#define CL_INVALIDATE  "__redis__:invalidate"
+#define CL_NODES_MAX   (2 * POS_TOPOLOGY_NODES_MAX) /* node records, primaries or not */
+#define CL_PREFIX_MAX  96
+#define CL_RESUB_TRIES 5 /* SSUBSCRIBE redirected this often: give up until the next probe */
+#define CL_UNSUB_TICKS 3 /* probes a sharded channel may stay unsubscribed */
+#define CL_ASKING      "*1\r\n$6\r\nASKING\r\n"
 
 typedef struct cl_node cl_node_t;
 typedef struct cl_cmd cl_cmd_t;
@@ -162,8 +162,8 @@ static void cmd_free(cl_cmd_t *m)
     free(m);
 }
 
-static cl_cmd_t *cmd_new(pos_cluster_t *cl, pos_reply_cb cb, void *ctx, int argc,
-                         const char **argv, const size_t *lens)
+static cl_cmd_t *cmd_new(pos_cluster_t *cl, pos_reply_cb cb, void *ctx, int argc, const char **argv,
+                         const size_t *lens)
 {
     cl_cmd_t *m = calloc(1, sizeof(*m));
     int n;
@@ -298,7 +298,7 @@ static void node_final(pos_conn_t *c)
     free(n);
     cl->dying--;
     if (cl->phase == CL_CLOSED && cl->dying == 0 && !cl->timer_open && cl->closed_cb != NULL) {
-        void (*done)(pos_cluster_t *c) = cl->closed_cb;
+        void (*done)(pos_cluster_t * c) = cl->closed_cb;
         cl->closed_cb = NULL;
         done(cl);
         free(cl);
@@ -1140,8 +1140,10 @@ static void cl_auth_cb(void *ctx, const redisReply *r, int err)
         side_step(s);
         return;
     }
-    POS_ERR("link", "%s: AUTH refused: %.*s; check the password and ACL user (REDIS_URL, "
-            "REDIS_PASSWORD)", s->conn.opt.name, pos_conn_log_len(r), r->str);
+    POS_ERR("link",
+            "%s: AUTH refused: %.*s; check the password and ACL user (REDIS_URL, "
+            "REDIS_PASSWORD)",
+            s->conn.opt.name, pos_conn_log_len(r), r->str);
     s->node->cl->fatal = true;
     pos_conn_abort(&s->conn, -EACCES);
 }
@@ -1767,7 +1769,7 @@ static void cl_timer_closed(uv_handle_t *h)
 
     cl->timer_open = false;
     if (cl->dying == 0 && cl->closed_cb != NULL) {
-        void (*done)(pos_cluster_t *c) = cl->closed_cb;
+        void (*done)(pos_cluster_t * c) = cl->closed_cb;
         cl->closed_cb = NULL;
         done(cl);
         free(cl);

@@ -62,8 +62,8 @@
 typedef struct pos_cluster pos_cluster_t;
 
 typedef struct pos_cluster_options {
-    const pos_redis_url_t *endpoint; /* user and password (the database is 0) */
-    pos_conn_reach_t reach;          /* client name, timeouts, transport, bulk limit */
+    const pos_redis_url_t *endpoint;  /* user and password (the database is 0) */
+    pos_conn_reach_t reach;           /* client name, timeouts, transport, bulk limit */
     const pos_sentinel_addr_t *seeds; /* host:port of seed nodes, copied */
     size_t nseeds;                    /* 1..POS_CLUSTER_SEEDS_MAX */
     /* Channels to subscribe to (the strings must outlive the cluster); the

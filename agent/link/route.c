@@ -7,18 +7,18 @@
 
 /* Commands without a key: they go to whichever node. */
 static const char *const keyless[] = {
-    "PING",  "ECHO",   "INFO",   "CLIENT", "CLUSTER",  "COMMAND", "CONFIG", "TIME",
-    "ROLE",  "ASKING", "HELLO",  "WAIT",   "SCRIPT",   "FUNCTION", "LATENCY", "MEMORY",
-    "SLOWLOG", "DBSIZE", "LASTSAVE", "READONLY", "READWRITE", "RESET", "QUIT",
+    "PING",    "ECHO",   "INFO",     "CLIENT",   "CLUSTER",   "COMMAND",  "CONFIG",  "TIME",
+    "ROLE",    "ASKING", "HELLO",    "WAIT",     "SCRIPT",    "FUNCTION", "LATENCY", "MEMORY",
+    "SLOWLOG", "DBSIZE", "LASTSAVE", "READONLY", "READWRITE", "RESET",    "QUIT",
 };
 
 /* Commands that make no sense through a router: connection state (SELECT,
  * a MULTI block, a subscription) or the whole keyspace (KEYS). */
 static const char *const refused[] = {
-    "SELECT",    "MULTI",       "EXEC",        "DISCARD",      "WATCH",    "UNWATCH",
-    "SUBSCRIBE", "PSUBSCRIBE",  "SSUBSCRIBE",  "UNSUBSCRIBE",  "PUNSUBSCRIBE",
-    "SUNSUBSCRIBE", "KEYS",     "MONITOR",     "SWAPDB",       "MOVE",     "FLUSHALL",
-    "FLUSHDB",   "AUTH",        "SHUTDOWN",    "SYNC",         "PSYNC",
+    "SELECT",    "MULTI",      "EXEC",       "DISCARD",     "WATCH",        "UNWATCH",
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+    "KEYS",      "MONITOR",    "SWAPDB",     "MOVE",        "FLUSHALL",     "FLUSHDB",
+    "AUTH",      "SHUTDOWN",   "SYNC",       "PSYNC",
 };
 
 static bool is(const char *name, size_t len, const char *word)
@@ -76,8 +76,7 @@ pos_route_t pos_route_classify(int argc, const char **argv, const size_t *lens)
     } else if (is(name, len, "PUBLISH")) {
         r.kind = POS_ROUTE_PUBLISH;
     } else if (is(name, len, "EVAL") || is(name, len, "EVALSHA") || is(name, len, "EVAL_RO") ||
-               is(name, len, "EVALSHA_RO") || is(name, len, "FCALL") ||
-               is(name, len, "FCALL_RO")) {
+               is(name, len, "EVALSHA_RO") || is(name, len, "FCALL") || is(name, len, "FCALL_RO")) {
         long n = argc >= 3 ? numkeys(argv[2], lens[2]) : -1;
         if (n < 0 || 3 + n > argc) {
             r.kind = POS_ROUTE_REFUSED; /* Redis would refuse it too */

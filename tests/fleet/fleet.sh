@@ -31,6 +31,8 @@
 #   --cluster        3 primaries + 3 replicas (Redis Cluster) instead of one Redis
 #   --pubsub MODE    with --cluster: classic (default) or sharded
 #   --node-timeout MS  with --cluster: cluster-node-timeout (default 5000)
+#   --no-tracking    [cache] tracking = false (no server-assisted invalidation;
+#                    on the cluster no subscriber on every primary)
 #   --heartbeat S    [heartbeat] interval_s of the agents (default 5; ttl_s is
 #                    three times it). The product default is 20 s.
 #   --settle S       seconds between "all online" and the steady-state
@@ -55,13 +57,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../bench/lib.sh"
 
 n=500 hb=5 settle=15 steady=30 down=5 out="" png="" check=0 pay_rate=0 write_rate=0
-cluster=0 pubsub=classic node_timeout=5000
+cluster=0 pubsub=classic node_timeout=5000 tracking=true
 while [ $# -gt 0 ]; do
   case $1 in
     -n) n=$2; shift 2 ;;
     --cluster) cluster=1; shift ;;
     --pubsub) pubsub=$2; shift 2 ;;
     --node-timeout) node_timeout=$2; shift 2 ;;
+    --no-tracking) tracking=false; shift ;;
     --heartbeat) hb=$2; shift 2 ;;
     --settle) settle=$2; shift 2 ;;
     --steady) steady=$2; shift 2 ;;
@@ -201,6 +204,8 @@ path = $d/store
 map_size_mb = 2
 cache_max_mb = 1
 outbox_max_mb = 1
+[cache]
+tracking = $tracking
 [local]
 socket = $d/agent.sock
 [log]

@@ -66,8 +66,8 @@ static void fuzz_redirect(const uint8_t *data, size_t size)
     CHECK(rc == 0 || rc == -ENOENT || rc == -EPROTO);
     if (rc == 0) {
         CHECK(rd.slot < POS_SLOT_COUNT && rd.port != 0 && strlen(rd.host) < sizeof(rd.host));
-        CHECK(pos_topology_set(&map, rd.slot, rd.host, rd.port) >= 0 || map.nnodes ==
-                                                                            POS_TOPOLOGY_NODES_MAX);
+        CHECK(pos_topology_set(&map, rd.slot, rd.host, rd.port) >= 0 ||
+              map.nnodes == POS_TOPOLOGY_NODES_MAX);
     }
 }
 

@@ -28,13 +28,13 @@
 #include "tests/support/cluster.h"
 #include "tests/support/fixture.h"
 
-#define TID        POS_FIX_TID
-#define SID        POS_FIX_SID
-#define STATUS_KEY POS_FIX_STATUS_KEY
-#define CAP_MS     1000 /* the agent's backoff cap here */
-#define SLACK_MS   5000 /* a loaded 2-core machine under ASan */
+#define TID             POS_FIX_TID
+#define SID             POS_FIX_SID
+#define STATUS_KEY      POS_FIX_STATUS_KEY
+#define CAP_MS          1000 /* the agent's backoff cap here */
+#define SLACK_MS        5000 /* a loaded 2-core machine under ASan */
 #define NODE_TIMEOUT_MS 1500
-#define WAIT_MS    15000
+#define WAIT_MS         15000
 
 static pos_test_cluster_t cluster;
 
@@ -79,9 +79,8 @@ static void cset(const char *key, const char *value)
 /* The agent's connections on node i (client name posagent:T-0001). */
 static int agent_clients(int i)
 {
-    redisReply *rep = cluster.node[i].pid > 0
-                          ? pos_test_redis_cmd(&cluster.node[i], "CLIENT LIST")
-                          : NULL;
+    redisReply *rep =
+        cluster.node[i].pid > 0 ? pos_test_redis_cmd(&cluster.node[i], "CLIENT LIST") : NULL;
     int n = 0;
     if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
         for (const char *p = rep->str; (p = strstr(p, "name=posagent:" TID " ")) != NULL; p++) {
@@ -358,7 +357,10 @@ static void test_basics(void **state)
     cset("inventory:" SID ":P-301", "{\"productId\":\"P-301\",\"quantity\":301}");
     assert_true(cint("SADD %s %s", "index:inventory:" SID, "P-301") == 1);
     assert_true(cint("INCR %s%s", "index:inventory:" SID ":version", "") == 2);
-    pos_fix_wait_log(&f->fx, "warm-up: 301 inventory and 0 product entries stored (inventory: index, products: unchanged)", 1, 15000);
+    pos_fix_wait_log(&f->fx,
+                     "warm-up: 301 inventory and 0 product entries stored (inventory: index, "
+                     "products: unchanged)",
+                     1, 15000);
 }
 
 /* ---- payments ------------------------------------------------------------ */
@@ -374,8 +376,8 @@ static void sub_open(pos_test_sub_t *sub, int node, bool sharded, const char *co
     sub->c = pos_test_redis_connect(&cluster.node[node]);
     assert_non_null(sub->c);
     for (int i = 0; channels[i] != NULL; i++) {
-        redisReply *r = redisCommand(sub->c, "%s %s", sharded ? "SSUBSCRIBE" : "SUBSCRIBE",
-                                     channels[i]);
+        redisReply *r =
+            redisCommand(sub->c, "%s %s", sharded ? "SSUBSCRIBE" : "SUBSCRIBE", channels[i]);
         assert_non_null(r);
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         freeReplyObject(r);
@@ -607,7 +609,8 @@ static void test_sharded(void **state)
     const char *tx_ch[] = {"transaction:" SID, NULL};
     int pslot = pos_test_cluster_slot(&cluster, "payment:" TID);
     int powner = pos_test_cluster_owner(&cluster, pslot);
-    int towner = pos_test_cluster_owner(&cluster, pos_test_cluster_slot(&cluster, "transaction:" SID));
+    int towner =
+        pos_test_cluster_owner(&cluster, pos_test_cluster_slot(&cluster, "transaction:" SID));
 
     reset_stats();
     start_agent(f, "sharded");
@@ -683,8 +686,7 @@ static void test_failover(void **state)
     assert_true(t_agent != 0);
     printf("[ MEASURED ] cluster failover: replica promoted %u ms after the primary was killed; "
            "status key rewritten on it after %u ms (%u ms after the promotion)\n",
-           (unsigned)(t_promoted - t0), (unsigned)(t_agent - t0),
-           (unsigned)(t_agent - t_promoted));
+           (unsigned)(t_promoted - t0), (unsigned)(t_agent - t0), (unsigned)(t_agent - t_promoted));
     assert_true(t_agent - t_promoted <= CAP_MS + SLACK_MS);
     expect_paid(&sub, "tx-f1", WAIT_MS);
     for (int i = 2; i <= n; i++) {

@@ -55,10 +55,12 @@ static void node_cmd(pos_fake_redis_t *fk, int c, const redisReply *cmd, void *a
     if (pos_fake_redis_arg_is(cmd, 0, "CLUSTER")) {
         atomic_fetch_add(&n->slots, 1);
         if (mode == MODE_BAD_SLOTS) {
-            pos_fake_redis_sendf(fk, c, "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$9\r\n127.0.0.1\r\n:%u\r\n",
+            pos_fake_redis_sendf(fk, c,
+                                 "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$9\r\n127.0.0.1\r\n:%u\r\n",
                                  (unsigned)port);
         } else {
-            pos_fake_redis_sendf(fk, c, "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%u\r\n",
+            pos_fake_redis_sendf(fk, c,
+                                 "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%u\r\n",
                                  (unsigned)port);
         }
     } else if (pos_fake_redis_arg_is(cmd, 0, "CLIENT") && pos_fake_redis_arg_is(cmd, 1, "ID")) {
@@ -72,8 +74,8 @@ static void node_cmd(pos_fake_redis_t *fk, int c, const redisReply *cmd, void *a
                                  kind, cmd->element[i]->len, cmd->element[i]->str, i);
         }
     } else if (pos_fake_redis_arg_is(cmd, 0, "PING")) {
-        pos_fake_redis_sendf(fk, c, atomic_load(&n->sub) == c ? "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
-                                                              : "+PONG\r\n");
+        pos_fake_redis_sendf(
+            fk, c, atomic_load(&n->sub) == c ? "*2\r\n$4\r\npong\r\n$0\r\n\r\n" : "+PONG\r\n");
     } else if (pos_fake_redis_arg_is(cmd, 0, "AUTH") || pos_fake_redis_arg_is(cmd, 0, "CLIENT")) {
         pos_fake_redis_sendf(fk, c, "+OK\r\n");
     } else if (mode == MODE_LOOP) {
@@ -229,8 +231,9 @@ static void test_push_flood(void **state)
                                     "\r\n:0\r\n");
             break;
         case 1: /* a channel never subscribed */
-            len += (size_t)snprintf(flood + len, sizeof(flood) - len,
-                                    "*3\r\n$12\r\nsunsubscribe\r\n$6\r\nx:%04d\r\n:0\r\n", i % 10000);
+            len +=
+                (size_t)snprintf(flood + len, sizeof(flood) - len,
+                                 "*3\r\n$12\r\nsunsubscribe\r\n$6\r\nx:%04d\r\n:0\r\n", i % 10000);
             break;
         case 2: /* malformed: not a string */
             len += (size_t)snprintf(flood + len, sizeof(flood) - len,

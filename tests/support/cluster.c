@@ -299,10 +299,10 @@ bool pos_test_cluster_is_primary(const pos_test_cluster_t *c, int i)
     return ok;
 }
 
-int pos_test_cluster_other_primary(const pos_test_cluster_t *c, int not)
+int pos_test_cluster_other_primary(const pos_test_cluster_t *c, int not )
 {
     for (int i = 0; i < c->n; i++) {
-        if (i != not && pos_test_cluster_is_primary(c, i)) {
+        if (i != not &&pos_test_cluster_is_primary(c, i)) {
             return i;
         }
     }

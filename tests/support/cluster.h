@@ -27,7 +27,7 @@
 typedef struct pos_test_cluster {
     pos_test_redis_t node[POS_TEST_CLUSTER_MAX];
     int n;
-    char timeout[16]; /* cluster-node-timeout, ms */
+    char timeout[16];                       /* cluster-node-timeout, ms */
     char bus_port[POS_TEST_CLUSTER_MAX][8]; /* cluster-port of each node (not port + 10000,
                                              * which may be taken or past 65535) */
 } pos_test_cluster_t;
@@ -64,7 +64,7 @@ int pos_test_cluster_owner(const pos_test_cluster_t *c, int slot);
 bool pos_test_cluster_is_primary(const pos_test_cluster_t *c, int i);
 
 /* A primary other than node "not" (-1: any), or -1. */
-int pos_test_cluster_other_primary(const pos_test_cluster_t *c, int not);
+int pos_test_cluster_other_primary(const pos_test_cluster_t *c, int not );
 
 /*
  * One command routed like a cluster client (by asking a running node and

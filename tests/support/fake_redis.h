@@ -21,8 +21,7 @@ typedef struct pos_fake_redis pos_fake_redis_t;
 
 /* A command arrived on connection "conn" (0..POS_FAKE_REDIS_CONNS-1); runs
  * on the server's thread. */
-typedef void (*pos_fake_redis_fn)(pos_fake_redis_t *fk, int conn, const redisReply *cmd,
-                                  void *arg);
+typedef void (*pos_fake_redis_fn)(pos_fake_redis_t *fk, int conn, const redisReply *cmd, void *arg);
 
 /* Starts the server. Returns it, or NULL. */
 pos_fake_redis_t *pos_fake_redis_start(pos_fake_redis_fn fn, void *arg);

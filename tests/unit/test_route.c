@@ -27,8 +27,8 @@ static void test_keys(void **state)
 {
     (void)state;
     /* What the agent sends: the key is argv[1]. */
-    static const char *const keyed[] = {"GET", "SET",  "set", "INCRBY", "EXPIRE", "SADD",
-                                        "SREM", "SSCAN", "DEL", "ZADD",  "PEXPIRE", "SPUBLISH"};
+    static const char *const keyed[] = {"GET",  "SET",   "set", "INCRBY", "EXPIRE",  "SADD",
+                                        "SREM", "SSCAN", "DEL", "ZADD",   "PEXPIRE", "SPUBLISH"};
     for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++) {
         pos_route_t r = ROUTE(keyed[i], "k", "v");
         assert_int_equal(r.kind, POS_ROUTE_KEY);
@@ -63,8 +63,8 @@ static void test_keyless_and_scripts(void **state)
 static void test_refused(void **state)
 {
     (void)state;
-    static const char *const no[] = {"SELECT", "MULTI", "exec", "WATCH", "SUBSCRIBE",
-                                     "SSUBSCRIBE", "KEYS", "FLUSHALL", "MONITOR", "AUTH"};
+    static const char *const no[] = {"SELECT",     "MULTI", "exec",     "WATCH",   "SUBSCRIBE",
+                                     "SSUBSCRIBE", "KEYS",  "FLUSHALL", "MONITOR", "AUTH"};
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
         assert_int_equal(ROUTE(no[i], "x").kind, POS_ROUTE_REFUSED);
     }

@@ -167,8 +167,9 @@ static void test_flood(void **state)
 
     len = (size_t)snprintf(resp, cap, "*%d\r\n", POS_TOPOLOGY_NODES_MAX + 1);
     for (int s = 0; s <= POS_TOPOLOGY_NODES_MAX; s++) {
-        len += (size_t)snprintf(resp + len, cap - len,
-                                "*3\r\n:%d\r\n:%d\r\n*2\r\n$8\r\n10.0.0.1\r\n:%d\r\n", s, s, 7000 + s);
+        len +=
+            (size_t)snprintf(resp + len, cap - len,
+                             "*3\r\n:%d\r\n:%d\r\n*2\r\n$8\r\n10.0.0.1\r\n:%d\r\n", s, s, 7000 + s);
     }
     r = parse(resp, len);
     assert_int_equal(pos_topology_from_slots(t, r, "x", why, sizeof(why)), -ENOSPC);
@@ -220,10 +221,11 @@ static void test_redirects(void **state)
     assert_int_equal(redirect("MOVEDX 1 h:1", &rd), -ENOENT);
     /* Malformed ones. */
     static const char *const bad[] = {
-        "MOVED ",        "MOVED 1",          "MOVED 1 ",          "MOVED x h:1",
-        "MOVED 16384 h:1", "MOVED 99999999999999999 h:1", "MOVED 1 h",   "MOVED 1 h:",
-        "MOVED 1 h:0",   "MOVED 1 h:65536",  "MOVED 1 h:12a",     "ASK 1 h\x01:1",
-        "MOVED -1 h:1",  "MOVED 1  h:1",
+        "MOVED ",          "MOVED 1",         "MOVED 1 ",
+        "MOVED x h:1",     "MOVED 16384 h:1", "MOVED 99999999999999999 h:1",
+        "MOVED 1 h",       "MOVED 1 h:",      "MOVED 1 h:0",
+        "MOVED 1 h:65536", "MOVED 1 h:12a",   "ASK 1 h\x01:1",
+        "MOVED -1 h:1",    "MOVED 1  h:1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(redirect(bad[i], &rd), -EPROTO);
