@@ -40,7 +40,6 @@ static pos_test_cluster_t cluster;
 
 typedef struct fixture {
     pos_fix_t fx;
-    char sock[300];
 } fixture_t;
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -110,16 +109,14 @@ static uint64_t status_ts(void)
     return ts;
 }
 
+/* One command through the agent's local API (the fixture's connection). */
 static redisReply *local_cmd(fixture_t *f, const char *fmt, ...)
 {
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectUnixWithTimeout(f->sock, tv);
+    redisContext *c = pos_fix_local(&f->fx);
     redisReply *rep;
     va_list ap;
 
     assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    redisSetTimeout(c, tv);
     va_start(ap, fmt);
     rep = redisvCommand(c, fmt, ap);
     va_end(ap);
@@ -230,7 +227,6 @@ static void start_agent(fixture_t *f, const char *pubsub)
     pos_ini_set(ini, "hal", "sim_pinpad_delay_ms", "100");
     pos_ini_set(ini, "hal", "sim_printer_delay_ms", "50");
     pos_fix_agent_start(&f->fx, NULL);
-    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->fx.agent.dir);
     pos_fix_wait_online(&f->fx, 1, WAIT_MS);
 }
 

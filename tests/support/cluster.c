@@ -375,14 +375,9 @@ redisReply *pos_test_cluster_cmd(const pos_test_cluster_t *c, const char *fmt, .
 char *pos_test_cluster_get(const pos_test_cluster_t *c, const char *key)
 {
     redisReply *rep = pos_test_cluster_cmd(c, "GET %s", key);
-    char *v = NULL;
+    char *v = rep != NULL && rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : NULL;
 
-    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
-        v = strndup(rep->str, rep->len);
-    }
-    if (rep != NULL) {
-        freeReplyObject(rep);
-    }
+    freeReplyObject(rep); /* NULL is fine */
     return v;
 }
 
