@@ -16,6 +16,7 @@
 #define SHUTDOWN_WAIT_MS 2000u
 
 static void agent_track(pos_agent_t *a);
+static void agent_recovered_log(const pos_agent_t *a);
 
 /* ---- status and heartbeat ---------------------------------------------- */
 
@@ -50,6 +51,10 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
     r.outbox = 0;
+    r.signing = a->sign.count > 0;
+    r.journal_reason = pos_agent_journal_reason(a);
+    r.journal_ok = r.journal_reason == NULL;
+    r.recovered = a->recovered > 0 ? (uint32_t)a->recovered : 0;
     if (status != POS_TERM_OFFLINE) {
         a->written_status = status;
         memcpy(a->written_devices, a->devices, sizeof(a->written_devices));
@@ -118,7 +123,7 @@ static void agent_status_write(pos_agent_t *a, bool force)
 {
     pos_term_status_t now = pos_agent_status(a);
 
-    if (!pos_link_is_online(&a->link) || a->stopping) {
+    if (!pos_link_is_online(&a->link) || a->stopping || a->exit_code == POS_EX_ANOTHER) {
         return; /* announced at the next connect */
     }
     if (!force && !agent_status_differs(a, now)) {
@@ -180,12 +185,72 @@ static void agent_status_changed(pos_agent_t *a)
     }
 }
 
+/* ---- the lease: one agent per terminal id (agent/instance.h) ---------------- */
+
+static void agent_refuse_timer_cb(uv_timer_t *t)
+{
+    pos_agent_t *a = t->data;
+
+    pos_agent_shutdown(a);
+}
+
+/* Another till holds this terminal's lease: stop, without subscribing
+ * (the gate) or after the link went down (a renewal). */
+static void agent_lease_lost(void *ctx, const char *holder)
+{
+    pos_agent_t *a = ctx;
+
+    if (a->exit_code == POS_EX_ANOTHER) {
+        return;
+    }
+    a->exit_code = POS_EX_ANOTHER;
+    POS_ERR("agent",
+            "terminal %s is held by another agent (%s holds %s): two tills configured with one "
+            "id? This one stops without taking payments (exit %d)",
+            a->cfg.terminal_id, holder[0] != '\0' ? holder : "someone", a->instance->key,
+            POS_EX_ANOTHER);
+    pos_sd_notifyf("STATUS=refused: terminal %s is held by another agent", a->cfg.terminal_id);
+    /* Not from inside the link's callback. */
+    uv_timer_start(&a->refuse_timer, agent_refuse_timer_cb, 0, 0);
+}
+
+static void agent_lease_reply(void *ctx, const redisReply *r, int err)
+{
+    pos_agent_t *a = ctx;
+    char holder[sizeof(a->instance->value)];
+    int rc;
+
+    if (err != 0) {
+        return; /* taken again at the next connect, before subscribing */
+    }
+    rc = pos_instance_lease_reply(r, holder, sizeof(holder));
+    if (rc == -EPERM) {
+        /* Only when ours lapsed (this till cut off longer than its TTL):
+         * from now on nothing that arrives is acted on. */
+        agent_lease_lost(a, holder);
+    } else if (rc != 0) {
+        POS_WARN("agent", "lease %s not renewed: %.*s", a->instance->key,
+                 r->type == REDIS_REPLY_ERROR ? pos_conn_log_len(r) : 0,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    }
+}
+
+/* Renews the lease with the heartbeat: its TTL is the status key's. */
+static void agent_lease_renew(pos_agent_t *a)
+{
+    if (a->instance == NULL || a->exit_code != 0) {
+        return;
+    }
+    pos_link_commandv(&a->link, agent_lease_reply, a, 7, a->instance->acquire);
+}
+
 static void agent_heartbeat_cb(uv_timer_t *t)
 {
     pos_agent_t *a = t->data;
 
-    if (pos_link_is_online(&a->link)) {
+    if (pos_link_is_online(&a->link) && a->exit_code == 0) {
         agent_write_status(a, pos_agent_status(a), agent_reply_logged);
+        agent_lease_renew(a);
     }
 }
 
@@ -214,6 +279,7 @@ static void agent_on_online(pos_link_t *l)
         const char *argv[] = {"SADD", a->terminals_key, a->cfg.terminal_id};
         pos_link_commandv(&a->link, agent_reply_logged, "terminals SADD", 3, argv);
     }
+    agent_recovered_log(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
      * not verified since the link went down are checked against Redis. */
     pos_delivery_online(&a->delivery);
@@ -418,10 +484,122 @@ static void agent_port_busy(void *ctx, bool busy)
     agent_status_changed(a);
 }
 
+/* A journal write's outcome: the terminal is degraded while they fail, and
+ * well again at the first that is durable. */
+static void agent_port_journal(void *ctx, int status)
+{
+    pos_agent_t *a = ctx;
+
+    if (status == a->journal_err) {
+        return;
+    }
+    if (status != 0) {
+        POS_ERR("store",
+                "the payment journal cannot be written (%s): payments are refused until "
+                "it can (status degraded)",
+                strerror(-status));
+    } else {
+        POS_INFO("store", "the payment journal is written again");
+    }
+    a->journal_err = status;
+    agent_status_changed(a);
+}
+
+const char *pos_agent_journal_reason(const pos_agent_t *a)
+{
+    if (!a->store_ok) {
+        return "store_unavailable";
+    }
+    if (!a->writer_ok && !a->closing) {
+        return "writer_unavailable";
+    }
+    if (a->recovered > 0) {
+        return "store_recovered";
+    }
+    if (a->journal_err == -ENOSPC) {
+        return "store_full";
+    }
+    if (a->journal_err != 0) {
+        return "journal_write_failed";
+    }
+    return NULL;
+}
+
 /*
- * Decodes a message on an inventory or system channel. Returns 0 with *msg
- * filled, or a negative errno after logging why (never the content, which
- * is not ours to log).
+ * Stores moved aside (found corrupt at some start) wait for the operator:
+ * their journal may hold transactions this store does not know, so no
+ * payment is taken until each is salvaged or cleared (docs/offline.md).
+ * Returns true when that changed.
+ */
+static bool agent_recovered_scan(pos_agent_t *a)
+{
+    char names[1][POS_STORE_NAME_MAX];
+    int n = pos_store_moved_aside(a->cfg.store_path, names, 1);
+    int before = a->recovered;
+
+    if (n < 0) {
+        POS_WARN("store", "cannot look for stores moved aside in %s: %s", a->cfg.store_path,
+                 strerror(-n));
+        return false;
+    }
+    a->recovered = n;
+    snprintf(a->recovered_name, sizeof(a->recovered_name), "%s", n > 0 ? names[0] : "");
+    return (before > 0) != (n > 0) || before != n;
+}
+
+/* Says, in the log, what waits for the operator (at start, at every
+ * connect, at every reload, until it is dealt with). */
+static void agent_recovered_log(const pos_agent_t *a)
+{
+    if (a->recovered == 0) {
+        return;
+    }
+    POS_ERR("store",
+            "%d store(s) moved aside in %s wait for the operator (first: %s): payments are "
+            "refused until each is salvaged (posagent store salvage %s/%s, with the agent "
+            "stopped) or cleared (posagent store clear-recovered)",
+            a->recovered, a->cfg.store_path, a->recovered_name, a->cfg.store_path,
+            a->recovered_name);
+}
+
+/* Hands the payment flow the journal, or takes it away, as the store's
+ * health says (no journal, no payment). */
+static void agent_journal_gate(pos_agent_t *a)
+{
+    bool usable = a->store_ok && a->writer_ok && a->recovered == 0;
+    pos_payment_set_journal(&a->payment, usable ? &a->journal : NULL);
+}
+
+/*
+ * With a key set, a cloud message must carry a valid signature and a fresh
+ * ts on every channel (CONTRACT.md "Signed messages"). Returns true when it
+ * may be acted on; otherwise it is counted and logged (the verdict only).
+ */
+static bool agent_verified(pos_agent_t *a, const char *channel, const pos_msg_t *msg,
+                           const char *payload, size_t len)
+{
+    pos_sign_verdict_t v;
+
+    if (a->sign.count == 0) {
+        return true;
+    }
+    v = pos_sign_verify(&a->sign, payload, len, pos_clock_wall_ms(),
+                        (uint64_t)a->cfg.payment_signature_window_s * 1000u);
+    if (v == POS_SIGN_OK) {
+        return true;
+    }
+    a->trust.unverified[v]++;
+    POS_WARN("msg", "%s: %s %s, refused", channel,
+             msg->type != POS_MSG_NONE ? pos_msg_type_name(msg->type) : "message",
+             pos_sign_verdict_reason(v));
+    return false;
+}
+
+/*
+ * Decodes a message on an inventory or system channel, checks its
+ * signature (when keys are set) and its scope (an inventory message must
+ * be about this store). Returns 0 with *msg filled, or a negative errno
+ * after logging why (never the content, which is not ours to log).
  */
 static int agent_decode(pos_agent_t *a, pos_msg_channel_t ch, const char *channel,
                         const char *payload, size_t len, pos_msg_t *msg)
@@ -433,12 +611,36 @@ static int agent_decode(pos_agent_t *a, pos_msg_channel_t ch, const char *channe
     memset(&lim, 0, sizeof(lim));
     lim.max_len = POS_MSG_MAX_BYTES;
     lim.max_amount_minor = 1;
+    /* On system:alerts, storeId and terminalId say whom an alert is for. */
+    lim.store_id = ch == POS_MSG_CH_INVENTORY ? a->cfg.store_id : NULL;
     rc = pos_msg_decode(ch, payload, len, &lim, msg, why, sizeof(why));
     if (rc == -EALREADY) {
-        POS_DEBUG("msg", "%s: terminal-originated message ignored", channel);
+        if (msg->origin == POS_MSG_FROM_POS_APP) {
+            a->trust.pos_app_ignored++;
+            POS_DEBUG("msg", "%s: a POS application's message ignored (not the cloud's channel)",
+                      channel);
+        } else {
+            POS_DEBUG("msg", "%s: terminal-originated message ignored", channel);
+        }
+        return rc;
+    }
+    /* Malformed is dropped as such; what parsed is judged by its signature
+     * before anything it says (its scope included) is looked at. */
+    if ((rc == 0 || rc == -EPERM) && !agent_verified(a, channel, msg, payload, len)) {
+        a->messages_dropped++;
+        return -EACCES;
+    }
+    if (rc == -EPERM) {
+        a->trust.other_scope++;
+        a->messages_dropped++;
+        POS_WARN("msg", "%s: %s, refused", channel, why);
     } else if (rc != 0) {
         a->messages_dropped++;
         POS_WARN("msg", "%s: %s, dropped", channel, why);
+    } else if (msg->origin == POS_MSG_FROM_POS_APP) {
+        a->trust.pos_app_applied++;
+        POS_INFO("msg", "%s: %s from the POS application of %s", channel,
+                 pos_msg_type_name(msg->type), msg->origin_terminal);
     } else {
         POS_INFO("msg", "%s: %s", channel, pos_msg_type_name(msg->type));
     }
@@ -540,6 +742,10 @@ static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, c
 {
     pos_agent_t *a = l->data;
 
+    if (a->exit_code == POS_EX_ANOTHER) {
+        return; /* another till holds this terminal: it is theirs to answer */
+    }
+
     for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
         pos_channel_t *ch = &a->channels[i];
         if (strlen(ch->name) == chlen && memcmp(ch->name, channel, chlen) == 0) {
@@ -570,7 +776,7 @@ static void agent_reload(pos_agent_t *a)
 
     /* Parse into a scratch copy; only the log level is applied at run time,
      * and only when the whole file is valid. */
-    if (pos_config_load(&scratch, a->config_path, environ, &err) != 0) {
+    if (pos_config_load_dir(&scratch, a->config_path, a->config_dir, environ, &err) != 0) {
         POS_ERR("config", "reload failed, keeping the running settings: %s", err.msg);
         pos_config_wipe(&scratch);
         return;
@@ -584,12 +790,26 @@ static void agent_reload(pos_agent_t *a)
     pos_config_wipe(&scratch);
 }
 
+/* What an operator cleared (posagent store clear-recovered signals us). */
+static void agent_recovered_rescan(pos_agent_t *a)
+{
+    if (a->store_ok && agent_recovered_scan(a)) {
+        if (a->recovered == 0) {
+            POS_INFO("store", "no store moved aside waits any more: payments are taken again");
+        }
+        agent_recovered_log(a);
+        agent_journal_gate(a);
+        agent_status_changed(a);
+    }
+}
+
 static void agent_signal_cb(uv_signal_t *s, int signum)
 {
     pos_agent_t *a = s->data;
 
     if (signum == SIGHUP) {
         agent_reload(a);
+        agent_recovered_rescan(a);
         return;
     }
     if (a->stopping) {
@@ -662,8 +882,9 @@ static void agent_close_all(pos_agent_t *a)
 {
     uv_handle_t *handles[] = {
         (uv_handle_t *)&a->heartbeat_timer, (uv_handle_t *)&a->watchdog_timer,
-        (uv_handle_t *)&a->shutdown_timer,  (uv_handle_t *)&a->sig_term,
-        (uv_handle_t *)&a->sig_int,         (uv_handle_t *)&a->sig_hup,
+        (uv_handle_t *)&a->shutdown_timer,  (uv_handle_t *)&a->refuse_timer,
+        (uv_handle_t *)&a->sig_term,        (uv_handle_t *)&a->sig_int,
+        (uv_handle_t *)&a->sig_hup,
     };
     size_t n = sizeof(handles) / sizeof(handles[0]);
 
@@ -671,15 +892,16 @@ static void agent_close_all(pos_agent_t *a)
         return;
     }
     a->closing = true;
-    /* What the store writer holds is finished first, while everything its
-     * callbacks may reach is still open. */
-    agent_writer_close(a);
     a->open_parts = (unsigned)n + 5; /* + link, payment, cache service, local API, delivery */
+    /* The cache stops submitting (what it still holds is written at
+     * dispose); then what the store writer holds is finished, while
+     * everything its callbacks may reach is still open. */
+    pos_cachesvc_close(&a->cache, agent_subsystem_closed, a);
+    agent_writer_close(a);
     for (size_t i = 0; i < n; i++) {
         uv_close(handles[i], agent_handle_closed);
     }
     pos_api_close(&a->api, agent_subsystem_closed, a);
-    pos_cachesvc_close(&a->cache, agent_subsystem_closed, a);
     pos_delivery_close(&a->delivery, agent_subsystem_closed, a);
     /* Stopping the link fails pending reads, which answers their clients. */
     pos_link_stop(&a->link, agent_link_stopped);
@@ -704,6 +926,11 @@ void pos_agent_shutdown(pos_agent_t *a)
         agent_close_all(a);
         return;
     }
+    if (a->exit_code == POS_EX_ANOTHER) {
+        /* The status key is the other till's now: not ours to write. */
+        agent_close_all(a);
+        return;
+    }
     /* Status "offline" and TERMINAL_STATUS, then close; bounded wait. */
     a->shutdown_waits = 0;
     if (agent_write_status(a, POS_TERM_OFFLINE, agent_shutdown_reply) == 0) {
@@ -714,6 +941,11 @@ void pos_agent_shutdown(pos_agent_t *a)
         a->shutdown_waits++;
         a->published = POS_TERM_OFFLINE;
     }
+    /* The lease goes too, so a replacement till may start at once. */
+    if (a->instance != NULL && a->exit_code == 0 &&
+        pos_link_commandv(&a->link, agent_shutdown_reply, a, 5, a->instance->release) == 0) {
+        a->shutdown_waits++;
+    }
     if (a->shutdown_waits == 0) {
         agent_close_all(a);
         return;
@@ -723,7 +955,7 @@ void pos_agent_shutdown(pos_agent_t *a)
 
 /* ---- setup ------------------------------------------------------------------ */
 
-static void agent_store_open(pos_agent_t *a)
+static int agent_store_open(pos_agent_t *a)
 {
     pos_store_config_t sc;
     pos_store_tenant_t tenants[3];
@@ -760,15 +992,28 @@ static void agent_store_open(pos_agent_t *a)
             pos_store_close(&a->store);
         }
     }
+    if (rc == -EPROTONOSUPPORT) {
+        /* A store of a format this agent cannot use is left as it is: the
+         * agent does not start rather than run beside it (docs/offline.md). */
+        snprintf(a->store_error, sizeof(a->store_error), "%s", a->store.error);
+        return rc;
+    }
     if (rc != 0) {
-        /* Payments and messages still work online; nothing survives a
-         * restart, and what is sent while offline is lost (and counted). */
-        POS_ERR("store", "cannot open the local store in %s: %s; running without it",
-                a->cfg.store_path, strerror(-rc));
+        /* Messages still work online; nothing survives a restart, what is
+         * sent while offline is lost (and counted), and no payment is
+         * taken: there is no journal to record it in. */
+        snprintf(a->store_error, sizeof(a->store_error), "%s",
+                 a->store.error[0] != '\0' ? a->store.error : strerror(-rc));
+        POS_ERR("store",
+                "cannot open the local store in %s: %s; running without it: payments are "
+                "refused (status degraded, store_unavailable)",
+                a->cfg.store_path, a->store_error);
         a->store_ok = false;
-        return;
+        return 0;
     }
     a->store_ok = true;
+    agent_recovered_scan(a);
+    agent_recovered_log(a);
     {
         pos_outbox_stats_t st;
         pos_outbox_stats(&a->outbox, &st);
@@ -776,6 +1021,7 @@ static void agent_store_open(pos_agent_t *a)
                           " payments in the journal",
                  a->cfg.store_path, st.entries, pos_journal_count(&a->journal));
     }
+    return 0;
 }
 
 static size_t agent_info_cb(void *ctx, const char *section, char *buf, size_t cap)
@@ -786,6 +1032,11 @@ static size_t agent_info_cb(void *ctx, const char *section, char *buf, size_t ca
 static pos_term_status_t agent_status_cb(void *ctx)
 {
     return pos_agent_status(ctx);
+}
+
+static const char *agent_journal_reason_cb(void *ctx)
+{
+    return pos_agent_journal_reason(ctx);
 }
 
 static void agent_info_sources(pos_agent_t *a)
@@ -813,6 +1064,12 @@ static void agent_info_sources(pos_agent_t *a)
     i->over_budget = a->over_budget;
     i->degraded_to_stale = &a->degraded_to_stale;
     i->api = &a->api;
+    i->trust = &a->trust;
+    i->signing = a->sign.count > 0;
+    i->journal_reason = agent_journal_reason_cb;
+    i->store_error = a->store_error;
+    i->recovered = &a->recovered;
+    i->recovered_name = a->recovered_name;
 }
 
 static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so,
@@ -839,6 +1096,8 @@ static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_senti
     lo->nchannels = 3;
     lo->probe_channel = a->probe_channel;
     lo->probe_interval_ms = cfg->probe_interval_ms;
+    /* No subscription before the terminal's lease is ours (instance.h). */
+    lo->gate = a->instance != NULL ? &a->instance->gate : NULL;
     if (cfg->nsentinels > 0) {
         /* Strings from a->cfg, which outlives the link. The sentinels are
          * reached as Redis is (the transport is added by the link). */
@@ -895,6 +1154,7 @@ static void agent_payment_options(pos_agent_t *a, pos_payment_options_t *po)
     po->port.incrby = agent_port_incrby;
     po->port.device_status = agent_port_device_status;
     po->port.busy = agent_port_busy;
+    po->port.journal = agent_port_journal;
 }
 
 static void agent_cache_options(pos_agent_t *a, pos_cachesvc_options_t *co)
@@ -913,6 +1173,7 @@ static void agent_cache_options(pos_agent_t *a, pos_cachesvc_options_t *co)
     co->cache.max_bytes = (uint64_t)c->store_cache_max_mb << 20;
     co->warm_interval_s = c->cache_warm_interval_s;
     co->max_value_bytes = c->cache_max_value_bytes;
+    co->writer = a->writer_ok ? &a->writer : NULL;
 }
 
 /* Finishes what the writer holds (its callbacks run now), then stops it. */
@@ -938,7 +1199,8 @@ static void agent_store_close(pos_agent_t *a)
 }
 
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls)
+                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls,
+                   pos_instance_t *instance)
 {
     pos_link_options_t lo;
     pos_sentinel_options_t so;
@@ -951,7 +1213,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         .on_message = agent_on_message,
         .on_invalidate = agent_on_invalidate,
     };
-    uv_handle_t *own[6];
+    uv_handle_t *own[7];
     size_t nown = 0;
     char err[256];
     int rc;
@@ -963,6 +1225,11 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         a->sign = *keys;
     }
     a->config_path = config_path;
+    a->instance = instance;
+    if (instance != NULL) {
+        instance->on_lost = agent_lease_lost;
+        instance->ctx = a;
+    }
     a->published = POS_TERM_OFFLINE;
     a->started_ms = pos_clock_mono_ms();
     a->unverified_since_ms = pos_clock_wall_ms();
@@ -1011,7 +1278,11 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     }
     a->link.data = a;
 
-    agent_store_open(a); /* without a store the agent runs on, see there */
+    rc = agent_store_open(a); /* without a store the agent runs on, see there */
+    if (rc != 0) {
+        POS_ERR("store", "cannot start: %s", a->store_error);
+        goto fail_writer;
+    }
     if (a->store_ok) {
         rc = pos_store_writer_start(&a->writer, loop, &a->store);
         if (rc != 0) {
@@ -1021,8 +1292,6 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         a->writer_ok = true;
         pos_outbox_set_writer(&a->outbox, &a->writer);
         pos_journal_set_writer(&a->journal, &a->writer);
-        /* The cache still writes on the loop until it moves onto the writer. */
-        pos_store_set_writer_thread(&a->store, NULL);
     }
     rc = pos_delivery_init(&a->delivery, loop, &a->link, a->store_ok ? &a->outbox : NULL,
                            &a->sign);
@@ -1042,13 +1311,16 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         POS_ERR("hal", "cannot set up the devices: %s", err);
         goto fail_payment;
     }
+    agent_journal_gate(a);
 
     own[nown++] = (uv_handle_t *)&a->heartbeat_timer;
     own[nown++] = (uv_handle_t *)&a->watchdog_timer;
     own[nown++] = (uv_handle_t *)&a->shutdown_timer;
+    own[nown++] = (uv_handle_t *)&a->refuse_timer;
     rc = uv_timer_init(loop, &a->heartbeat_timer);
     rc = rc ? rc : uv_timer_init(loop, &a->watchdog_timer);
     rc = rc ? rc : uv_timer_init(loop, &a->shutdown_timer);
+    rc = rc ? rc : uv_timer_init(loop, &a->refuse_timer);
     own[nown++] = (uv_handle_t *)&a->sig_term;
     own[nown++] = (uv_handle_t *)&a->sig_int;
     own[nown++] = (uv_handle_t *)&a->sig_hup;

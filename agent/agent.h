@@ -13,6 +13,7 @@
 
 #include "agent/api/api.h"
 #include "agent/info.h"
+#include "agent/instance.h"
 #include "agent/link/link.h"
 #include "agent/link/tls.h"
 #include "agent/msg/sign.h"
@@ -50,7 +51,11 @@ typedef struct pos_channel {
 struct pos_agent {
     uv_loop_t *loop;
     pos_config_t cfg;
+    pos_instance_t *instance; /* the till's locks and Redis lease; NULL: no lease */
+    int exit_code;            /* what main returns: 0, or POS_EX_ANOTHER */
+    uv_timer_t refuse_timer;  /* stops the agent outside the link's callback */
     const char *config_path; /* for SIGHUP; may be NULL */
+    const char *config_dir;  /* its drop-in directory: NULL beside it, "" none */
 
     pos_link_t link;
     pos_payment_t payment; /* the devices and the payment flow */
@@ -63,6 +68,12 @@ struct pos_agent {
     pos_outbox_t outbox;
     pos_journal_t journal;
     bool store_ok;
+    /* No journal, no payment (docs/offline.md): why payments cannot be
+     * recorded now, if they cannot. */
+    char store_error[320];         /* why the store could not be opened, "" */
+    int journal_err;               /* the last journal write's status (0: durable) */
+    int recovered;                 /* stores moved aside, waiting for the operator */
+    char recovered_name[POS_STORE_NAME_MAX]; /* the first of them */
     pos_delivery_t delivery;
     pos_cachesvc_t cache;  /* offline reads */
     pos_api_t api;         /* the local socket */
@@ -96,6 +107,7 @@ struct pos_agent {
     unsigned open_parts;          /* handles and subsystems still closing */
     uint64_t heartbeats_sent;
     uint64_t messages_dropped;
+    pos_info_trust_t trust;             /* inventory and system messages refused or ignored */
     pos_bucket_t inbound[POS_IN_COUNT]; /* admission per source */
     uint64_t admitted[POS_IN_COUNT];    /* let in */
     uint64_t over_budget[POS_IN_COUNT]; /* turned away (answered or handled cheaply) */
@@ -108,12 +120,15 @@ struct pos_agent {
  * and the payment signing keys (copied; NULL: none). "tls" is the
  * initialised TLS context for a rediss:// URL (see
  * pos_tls_options_from_config), NULL for redis://; it must outlive the
- * agent. Returns 0 or a negative errno; on failure what was set up is
+ * agent. "instance" is the till's claim (pos_instance_claim(): its locks
+ * held, the lease to take before subscribing), or NULL; it must outlive
+ * the agent. Returns 0 or a negative errno; on failure what was set up is
  * closed again (run the loop once to let its handles close) and the agent
  * must not be started.
  */
 int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
-                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls);
+                   const char *config_path, const pos_sign_keys_t *keys, pos_tls_t *tls,
+                   pos_instance_t *instance);
 
 /* Starts connecting, the heartbeat, the signal handlers and the watchdog. */
 void pos_agent_start(pos_agent_t *a);
@@ -125,10 +140,19 @@ void pos_agent_start(pos_agent_t *a);
  */
 void pos_agent_shutdown(pos_agent_t *a);
 
+/*
+ * Why payments cannot be recorded durably now: a [a-z_] code
+ * ("store_unavailable", "writer_unavailable", "store_recovered",
+ * "store_full", "journal_write_failed"), or NULL when they can.
+ */
+const char *pos_agent_journal_reason(const pos_agent_t *a);
+
 /* The terminal's current status. */
 static inline pos_term_status_t pos_agent_status(const pos_agent_t *a)
 {
-    return a->stopping ? POS_TERM_OFFLINE : pos_status_compute(a->payment_active, a->devices);
+    return a->stopping ? POS_TERM_OFFLINE
+                       : pos_status_compute(a->payment_active, pos_agent_journal_reason(a) == NULL,
+                                            a->devices);
 }
 
 /* Wipes secrets held by the agent. Call after uv_run() has returned. */

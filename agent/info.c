@@ -113,10 +113,17 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
         info_add(&b,
                  "warm_inventory:%s\r\nwarm_products:%s\r\nwarm_scan_fallbacks:%" PRIu64
                  "\r\nwarm_skipped_unchanged:%" PRIu64 "\r\nwarm_members_refused:%" PRIu64
-                 "\r\n\r\n",
+                 "\r\n",
                  a->cache->warm_source[1] != NULL ? a->cache->warm_source[1] : "none",
                  a->cache->warm_source[0] != NULL ? a->cache->warm_source[0] : "none",
                  a->cache->warm_scans, a->cache->warm_skipped, a->cache->warm_members_refused);
+        /* The cache's writes waiting for the store writer, and what pressure cost. */
+        info_add(&b,
+                 "pending_writes:%" PRIu64 "\r\npending_bulk:%" PRIu64
+                 "\r\nwrites_shed:%" PRIu64 "\r\ninvalidations_escalated:%" PRIu64
+                 "\r\nwrites_refused:%" PRIu64 "\r\ninvalidate_messages:%" PRIu64 "\r\n\r\n",
+                 cs.overlay_ops, cs.overlay_bulks, cs.shed, cs.escalated, cs.write_errors,
+                 a->cache->invalidations);
     }
     if (info_want(want, "outbox")) {
         pos_outbox_stats_t os;
@@ -137,9 +144,24 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
         if (a->writer != NULL) {
             pos_store_writer_stats(a->writer, &ws);
         }
+        /* No journal, no payment: whether payments can be recorded, and why not. */
+        const char *why = a->journal_reason != NULL ? a->journal_reason(a->ctx) : NULL;
+        info_add(&b, "# store\r\njournal:%s\r\n", why == NULL ? "ok" : "unavailable");
+        if (why != NULL) {
+            info_add(&b, "journal_reason:%s\r\n", why);
+        }
+        if (a->store_error != NULL && a->store_error[0] != '\0') {
+            info_add(&b, "store_error:%s\r\n", a->store_error);
+        }
+        if (a->recovered != NULL) {
+            info_add(&b, "recovered_stores:%d\r\n", *a->recovered);
+            if (*a->recovered > 0) {
+                info_add(&b, "recovered_store:%s\r\n", a->recovered_name);
+            }
+        }
         /* Every write goes through the writer: commits are its groups. */
         info_add(&b,
-                 "# store\r\nstore_commits:%" PRIu64 "\r\nstore_writes:%" PRIu64
+                 "store_commits:%" PRIu64 "\r\nstore_writes:%" PRIu64
                  "\r\nstore_writes_failed:%" PRIu64 "\r\nstore_writes_queued:%" PRIu64
                  "\r\nstore_largest_commit:%" PRIu64 "\r\nstore_slowest_commit_us:%" PRIu64
                  "\r\n\r\n",
@@ -163,6 +185,22 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  "payment_refused_busy:%" PRIu64 "\r\npayment_dropped_over_budget:%" PRIu64
                  "\r\ncache_marked_stale_over_budget:%" PRIu64 "\r\n\r\n",
                  a->payment->over_budget, a->payment->dropped, *a->degraded_to_stale);
+    }
+    if (info_want(want, "security") && a->trust != NULL) {
+        const pos_info_trust_t *t = a->trust;
+        const pos_payment_t *p = a->payment;
+        /* Refused on every channel: the payment module's and the others'. */
+        info_add(&b,
+                 "# security\r\nsigning:%s\r\nrefused_unsigned:%" PRIu64
+                 "\r\nrefused_bad_signature:%" PRIu64 "\r\nrefused_stale:%" PRIu64
+                 "\r\nrefused_payment_unverified:%" PRIu64 "\r\nrefused_other_scope:%" PRIu64
+                 "\r\npos_app_applied:%" PRIu64 "\r\npos_app_ignored:%" PRIu64 "\r\n\r\n",
+                 a->signing ? "on" : "off",
+                 t->unverified[POS_SIGN_UNSIGNED] + p->unverified_by[POS_SIGN_UNSIGNED],
+                 t->unverified[POS_SIGN_BAD] + p->unverified_by[POS_SIGN_BAD],
+                 t->unverified[POS_SIGN_STALE] + p->unverified_by[POS_SIGN_STALE], p->unverified,
+                 t->other_scope + p->other_scope, t->pos_app_applied,
+                 t->pos_app_ignored + p->pos_app_ignored);
     }
     if (info_want(want, "devices")) {
         info_add(&b, "# devices\r\ndisplay:%s\r\nprinter:%s\r\npinpad:%s\r\n\r\n",

@@ -7,6 +7,7 @@
  * only reads (pointers must outlive it, NULL where a part is absent).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,15 @@
 #include "agent/store/writer.h"
 #include "agent/sync/cachesvc.h"
 #include "agent/sync/delivery.h"
+
+/* What the trust checks turned away on the inventory and system channels
+ * (the payment channel's are the payment module's own). */
+typedef struct pos_info_trust {
+    uint64_t unverified[4];   /* by pos_sign_verdict_t: unsigned, bad signature, stale */
+    uint64_t other_scope;     /* naming another store than the channel's */
+    uint64_t pos_app_applied; /* other tills' applications' inventory updates applied */
+    uint64_t pos_app_ignored; /* POS applications' messages where none publishes */
+} pos_info_trust_t;
 
 typedef struct pos_info_sources {
     const char *terminal_id;
@@ -43,11 +53,19 @@ typedef struct pos_info_sources {
     const uint64_t *over_budget;
     const uint64_t *degraded_to_stale;
     const pos_api_t *api;   /* the local API (its counters are zero when it is not running) */
+    const pos_info_trust_t *trust; /* or NULL */
+    /* Why payments cannot be recorded durably now ([a-z_] code), NULL when
+     * they can; may be NULL itself. */
+    const char *(*journal_reason)(void *ctx);
+    const char *store_error;    /* why the store could not be opened, or "" */
+    const int *recovered;       /* stores moved aside waiting for the operator, or NULL */
+    const char *recovered_name; /* the first of them */
+    bool signing;                  /* cloud messages must be signed ([payment] hmac_key_file) */
 } pos_info_sources_t;
 
 /*
  * Writes the INFO text of "section" ("all" or one of server, link, cache,
- * outbox, store, payment, inbound, devices, clients; case-insensitive) into buf (cap bytes; what
+ * outbox, store, payment, inbound, security, devices, clients; case-insensitive) into buf (cap bytes; what
  * does not fit is left out). Returns its length.
  */
 size_t pos_info_write(const pos_info_sources_t *src, const char *section, char *buf, size_t cap);

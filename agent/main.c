@@ -6,7 +6,8 @@
  *   posagent --version | --help
  *
  * Exit codes: 0 clean stop, 64 usage error, 78 configuration error,
- * 1 any other failure.
+ * 75 another agent runs for this till (its store, its socket or its
+ * terminal id: agent/instance.h), 1 any other failure.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,7 +26,10 @@
 
 #include "agent/agent.h"
 #include "agent/api/cli.h"
+#include "agent/acl.h"
 #include "agent/api/localapi.h"
+#include "agent/instance.h"
+#include "agent/salvage.h"
 #include "agent/msg/sign.h"
 #include "agent/link/tls.h"
 #include "conf/config.h"
@@ -43,11 +47,18 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: posagent [--config FILE] [--check-config]\n"
             "       posagent [--config FILE] status | cache get KEY | outbox\n"
+            "       posagent [--config FILE] store salvage [--dry-run] PATH | store "
+            "clear-recovered\n"
+            "       posagent [--config FILE] acl       print this till's Redis ACL rule\n"
             "       posagent --version | --help\n"
             "\n"
             "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG
             " if it exists;\n"
             "                           environment variables override it)\n"
+            "      --config-dir DIR     drop-in directory, its *.ini read after FILE in name\n"
+            "                           order (default: FILE without .ini, plus .d:\n"
+            "                           /etc/posagent/posagent.d; \"\" for none;\n"
+            "                           environment POSAGENT_CONFIG_DIR)\n"
             "  -t, --check-config       validate the configuration, print the effective\n"
             "                           settings (secrets masked) and exit\n"
             "      --print-example-config   print the commented example configuration\n"
@@ -59,7 +70,7 @@ static void usage(FILE *out)
             "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
             "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
             "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
-            "POSAGENT_ALLOW_ROOT.\n");
+            "POSAGENT_ALLOW_ROOT, POSAGENT_ALLOW_UNSIGNED, POSAGENT_CONFIG_DIR.\n");
 }
 
 /*
@@ -119,9 +130,10 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_MAN };
+    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_MAN, OPT_CONFIG_DIR };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
         {"check-config", no_argument, NULL, 't'},
         {"print-example-config", no_argument, NULL, OPT_EXAMPLE},
         {"print-config-reference", no_argument, NULL, OPT_REFERENCE},
@@ -133,6 +145,7 @@ int main(int argc, char **argv)
     static pos_agent_t agent;
     static pos_sign_keys_t keys;
     static pos_tls_t tls; /* used only with rediss:// */
+    static pos_instance_t instance; /* this till's locks and lease */
     pos_config_t cfg;
     char why[512];
     uid_t run_uid = 0;
@@ -140,14 +153,18 @@ int main(int argc, char **argv)
     bool drop = false;
     pos_config_error_t err;
     const char *path = NULL;
+    const char *dir = getenv("POSAGENT_CONFIG_DIR"); /* NULL: beside the file */
     bool check = false;
     uv_loop_t loop;
     int opt, rc;
 
-    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+c:tVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
+            break;
+        case OPT_CONFIG_DIR:
+            dir = optarg;
             break;
         case 't':
             check = true;
@@ -175,12 +192,52 @@ int main(int argc, char **argv)
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
         path = DEFAULT_CONFIG;
     }
-    if (optind < argc && (strcmp(argv[optind], "status") == 0 ||
-                          strcmp(argv[optind], "cache") == 0 ||
-                          strcmp(argv[optind], "outbox") == 0)) {
+    if (optind < argc && strcmp(argv[optind], "acl") == 0 && optind + 1 == argc) {
+        /* Least privilege on Redis (docs/acl.md): the rule for this till. */
+        char rule[4096];
+        rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
+        printf("# The Redis ACL rule for terminal %s of store %s (docs/acl.md): exactly what\n"
+               "# the agent uses. Run it on the master (kept by ACL SAVE or the aclfile, and on\n"
+               "# each replica that may be promoted).%s\n",
+               cfg.terminal_id, cfg.store_id,
+               cfg.redis.user[0] == '\0'
+                   ? " Then put the user in [redis] url: redis://posagent-<id>@host."
+                   : "");
+        if (pos_acl_rule(&cfg, rule, sizeof(rule)) < 0) {
+            pos_config_wipe(&cfg);
+            return 1;
+        }
+        printf("%s\n", rule);
+        if (pos_acl_sentinel_rule(&cfg, rule, sizeof(rule)) > 0) {
+            printf("# On each sentinel, where its default user serves the agents only:\n# %s\n",
+                   rule);
+        }
+        pos_config_wipe(&cfg);
+        return 0;
+    }
+    if (optind < argc && strcmp(argv[optind], "store") == 0) {
+        /* The operator's commands on the store (agent/salvage.h). */
+        rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
+        rc = pos_salvage_main(argc - optind, argv + optind, &cfg);
+        pos_config_wipe(&cfg);
+        return rc;
+    }
+    if (optind < argc &&
+        (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "cache") == 0 ||
+         strcmp(argv[optind], "outbox") == 0)) {
         /* The technician's CLI: talk to the running agent on its socket. */
         const char *sock = "/run/posagent/agent.sock";
-        if (pos_config_load(&cfg, path, environ, &err) == 0) {
+        if (pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
             sock = cfg.local_socket;
         }
         rc = pos_cli_main(argc - optind, argv + optind, sock);
@@ -193,7 +250,7 @@ int main(int argc, char **argv)
         return EX_USAGE_CODE;
     }
 
-    rc = pos_config_load(&cfg, path, environ, &err);
+    rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
     if (rc != 0) {
         fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
         pos_config_wipe(&cfg);
@@ -211,18 +268,40 @@ int main(int argc, char **argv)
             return POS_EX_CONFIG;
         }
     }
-    /* The socket's group is the POS application's: it must not be able to
-     * read what may hold the Redis password. */
-    if (pos_localapi_check_private(cfg.local_socket_group, path, why, sizeof(why)) != 0) {
-        fprintf(stderr, "posagent: configuration error: %s\n", why);
+    /* Signed messages are the default posture: running without a key is a
+     * decision written down, never an omission. */
+    if (cfg.payment_hmac_key_file[0] == '\0' && !cfg.payment_allow_unsigned) {
+        fprintf(stderr,
+                "posagent: configuration error: [payment] hmac_key_file is not set: cloud "
+                "messages could not be checked, so anyone who can publish on payment:%s could "
+                "make this till charge a card. Set hmac_key_file (docs/signing.md), or "
+                "[payment] allow_unsigned = true (POSAGENT_ALLOW_UNSIGNED=1) for a demo or a "
+                "test\n",
+                cfg.terminal_id);
         pos_tls_dispose(&tls);
         pos_config_wipe(&cfg);
         return POS_EX_CONFIG;
     }
+    /* The socket's group is the POS application's: it must not be able to
+     * read what may hold the Redis password, nor a drop-in holding a secret. */
+    for (size_t i = 0; i < cfg.nfiles; i++) {
+        const pos_config_file_t *f = &cfg.files[i];
+        if ((!f->dropin || f->secrets) &&
+            pos_localapi_check_private(cfg.local_socket_group, f->path, why, sizeof(why)) != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", why);
+            pos_tls_dispose(&tls);
+            pos_config_wipe(&cfg);
+            return POS_EX_CONFIG;
+        }
+    }
     if (check) {
         pos_tls_dispose(&tls);
-        printf("# configuration OK%s%s\n", path ? ": " : " (no file, defaults and environment)",
+        printf("# configuration OK%s%s", path ? ": " : " (no file, defaults and environment)",
                path ? path : "");
+        for (size_t i = 1; i < cfg.nfiles; i++) {
+            printf("%s%s", i == 1 ? " and drop-ins " : ", ", cfg.files[i].path);
+        }
+        printf("\n");
         pos_config_dump(&cfg, stdout);
         pos_config_wipe(&cfg);
         return 0;
@@ -273,6 +352,25 @@ int main(int argc, char **argv)
     /* A peer closing a socket must be an error return, not a signal. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* One agent per till: its store and its socket locked, before anything
+     * is opened, connected or subscribed (agent/instance.h). */
+    {
+        pos_instance_options_t io = {
+            .store_path = cfg.store_path,
+            .socket_path = cfg.local_socket,
+            .socket_group = cfg.local_socket_group,
+            .terminal_id = cfg.terminal_id,
+            .lease_ttl_s = cfg.heartbeat_ttl_s,
+        };
+        rc = pos_instance_claim(&instance, &io, why, sizeof(why));
+        if (rc != 0) {
+            POS_ERR("agent", "cannot start: %s", why);
+            pos_sign_keys_wipe(&keys);
+            pos_tls_dispose(&tls);
+            pos_config_wipe(&cfg);
+            return rc == -EBUSY || rc == -EADDRINUSE ? POS_EX_ANOTHER : 1;
+        }
+    }
     rc = uv_loop_init(&loop);
     if (rc != 0) {
         POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
@@ -281,8 +379,9 @@ int main(int argc, char **argv)
         pos_sign_keys_wipe(&keys);
         return 1;
     }
-    rc = pos_agent_init(&agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL);
-    pos_config_wipe(&cfg); /* the agent keeps its own copy */
+    rc = pos_agent_init(&agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL, &instance);
+    agent.config_dir = dir; /* for SIGHUP: the same files again */
+    pos_config_wipe(&cfg);  /* the agent keeps its own copy */
     pos_sign_keys_wipe(&keys);
     if (rc != 0) {
         POS_ERR("agent", "cannot start: %s", strerror(-rc));
@@ -291,9 +390,13 @@ int main(int argc, char **argv)
         pos_tls_dispose(&tls);
         return 1;
     }
-    POS_INFO("agent", "posagent %s starting: terminal %s, store %s%s", POS_VERSION,
+    POS_INFO("agent", "posagent %s starting: terminal %s, store %s, %s", POS_VERSION,
              agent.cfg.terminal_id, agent.cfg.store_id,
-             agent.sign.count > 0 ? ", payment messages signed" : "");
+             agent.sign.count > 0 ? "messages signed"
+                                  : "UNSIGNED messages accepted ([payment] allow_unsigned)");
+    if (agent.sign.count > 0 && agent.cfg.payment_allow_unsigned) {
+        POS_WARN("agent", "[payment] allow_unsigned is ignored: hmac_key_file is set");
+    }
     pos_agent_start(&agent);
     if (drop) {
         /* Devices are first opened from the loop (a zero timer): one turn
@@ -307,6 +410,11 @@ int main(int argc, char **argv)
         if (rc != 0 && agent.store_ok) {
             POS_WARN("agent", "cannot hand %s to %s: %s", agent.cfg.store_path,
                      agent.cfg.security_user, strerror(-rc));
+        }
+        /* The socket's lock file too, for a next start as the user. */
+        if (instance.socket_fd >= 0 && fchown(instance.socket_fd, run_uid, run_gid) != 0) {
+            POS_WARN("agent", "cannot hand the socket's lock file to %s: %s",
+                     agent.cfg.security_user, strerror(errno));
         }
         rc = pos_priv_drop(agent.cfg.security_user, run_uid, run_gid, why, sizeof(why));
         if (rc != 0) {
@@ -322,15 +430,18 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     rc = uv_loop_close(&loop);
+    int status = agent.exit_code;
     pos_agent_dispose(&agent);
     pos_tls_dispose(&tls); /* after both connections are closed */
+    pos_instance_release(&instance);
     if (rc != 0) {
         POS_ERR("agent", "event loop closed with handles still open");
         return 1;
     }
-    POS_INFO("agent", "stopped");
+    POS_INFO("agent", "stopped%s",
+             status == POS_EX_ANOTHER ? ": another agent holds this till" : "");
     pos_log_use_syslog(false);
-    return 0;
+    return status;
 
 fail_config:
     pos_sign_keys_wipe(&keys);

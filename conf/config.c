@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "platform/priv.h"
 
 /*
  * The loader: defaults, then the INI file through inih, then the
@@ -76,21 +79,26 @@ void pos_config_defaults(pos_config_t *cfg)
 
 /* ---- loading ---------------------------------------------------------- */
 
-/* Where a row's value was set: a line of the file, or the environment. */
+/* Where a row's value was set: a line of a file, or the environment. */
 typedef struct load_seen {
-    int line; /* 0: not in the file */
+    int line; /* 0: not in a file */
+    int file; /* the file's index in cfg->files (with line > 0) */
     bool env;
 } load_seen_t;
 
 typedef struct load_ctx {
     pos_config_t *cfg;
     pos_config_error_t *err;
-    const char *name; /* file name for messages */
+    const char *name;      /* file name for messages (the one being read) */
+    const char *main_name; /* the main file's, for messages about the whole */
+    int file;              /* index of the file being read in cfg->files, -1: a stream */
     FILE *in;
     int line; /* number of the line last handed to inih */
     bool eof;
-    int rc;             /* first error, 0 while none */
-    load_seen_t seen[]; /* one per row of pos_schema_items[] */
+    int rc;                                 /* first error, 0 while none */
+    uid_t dropin_uid[POS_CONFIG_FILES_MAX]; /* owners, checked once the user is known */
+    const char *dropin_dir;                 /* where drop-ins were looked for, NULL: nowhere */
+    load_seen_t seen[];                     /* one per row of pos_schema_items[] */
 } load_ctx_t;
 
 /* Where a row's current value comes from, for cross-field messages. */
@@ -98,10 +106,12 @@ static const char *origin(const load_ctx_t *c, size_t i, char *buf, size_t len)
 {
     if (c->seen[i].env) {
         snprintf(buf, len, "environment %s", pos_schema_items[i].env);
+    } else if (c->seen[i].line > 0 && c->seen[i].file >= 0) {
+        snprintf(buf, len, "%s:%d", c->cfg->files[c->seen[i].file].path, c->seen[i].line);
     } else if (c->seen[i].line > 0) {
-        snprintf(buf, len, "%s:%d", c->name, c->seen[i].line);
+        snprintf(buf, len, "%s:%d", c->main_name, c->seen[i].line);
     } else {
-        snprintf(buf, len, "%s", c->name);
+        snprintf(buf, len, "%s", c->main_name);
     }
     return buf;
 }
@@ -264,7 +274,9 @@ static void value_error(load_ctx_t *c, const pos_schema_item_t *it, const char *
         set_msg(c->err, "%s:%d: [%s] %s: %s (allowed: %s)", c->name, c->line, it->section, it->key,
                 why, al);
     } else {
-        set_msg(c->err, "%s:%d: [%s] %s: \"%s\" is %s (allowed: %s)", c->name, c->line, it->section,
+        /* "value": problem, as for the environment: a check's reason need
+         * not read after "is" ("must be an absolute path"). */
+        set_msg(c->err, "%s:%d: [%s] %s: \"%s\": %s (allowed: %s)", c->name, c->line, it->section,
                 it->key, excerpt(value, ex, sizeof(ex)), why, al);
     }
 }
@@ -297,7 +309,8 @@ static int handler(void *user, const char *section, const char *name, const char
         return 0;
     }
     const pos_schema_item_t *it = &pos_schema_items[i];
-    if (c->seen[i].line != 0) {
+    /* Twice in one file is a mistake; again in a later drop-in replaces. */
+    if (c->seen[i].line != 0 && c->seen[i].file == c->file) {
         set_msg(c->err, "%s:%d: [%s] %s: duplicate key (first set on line %d)", c->name, c->line,
                 it->section, it->key, c->seen[i].line);
         return 0;
@@ -307,6 +320,10 @@ static int handler(void *user, const char *section, const char *name, const char
         return 0;
     }
     c->seen[i].line = c->line;
+    c->seen[i].file = c->file;
+    if (c->file >= 0 && (it->flags & (F_SECRET | F_NOECHO)) != 0) {
+        c->cfg->files[c->file].secrets = true;
+    }
     c->rc = 0;
     return 1;
 }
@@ -373,11 +390,21 @@ static int check_required(load_ctx_t *c)
     for (size_t i = 0; i < pos_schema_nitems; i++) {
         const pos_schema_item_t *it = &pos_schema_items[i];
         if ((it->flags & F_REQUIRED) && !pos_schema_is_set(c->cfg, it)) {
-            if (it->env != NULL) {
-                set_msg(c->err, "%s: [%s] %s is required (or set %s)", c->name, it->section,
+            if (strcmp(it->section, "terminal") == 0) {
+                /* The identity is this till's alone: never a shipped default. */
+                set_msg(c->err,
+                        "%s: this till's identity is not set ([terminal] %s is required): give "
+                        "each till its own ids in a drop-in, %s/10-identity.ini holding "
+                        "\"[terminal]\" \"id = <terminal id>\" \"store_id = <store id>\" (root "
+                        "0644 or 0640), or in the environment (POSAGENT_TERMINAL_ID, "
+                        "POSAGENT_STORE_ID); see README.md \"Provisioning a till\"",
+                        c->main_name, it->key,
+                        c->dropin_dir != NULL ? c->dropin_dir : "/etc/posagent/posagent.d");
+            } else if (it->env != NULL) {
+                set_msg(c->err, "%s: [%s] %s is required (or set %s)", c->main_name, it->section,
                         it->key, it->env);
             } else {
-                set_msg(c->err, "%s: [%s] %s is required", c->name, it->section, it->key);
+                set_msg(c->err, "%s: [%s] %s is required", c->main_name, it->section, it->key);
             }
             return -EINVAL;
         }
@@ -657,31 +684,226 @@ static int check_tls(load_ctx_t *c)
     return 0;
 }
 
-int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *const *envp,
-                           pos_config_error_t *err)
+/*
+ * Opens a configuration file for reading: a regular file only (with
+ * "nofollow", not a symbolic link either). Opened without blocking first, so
+ * that a FIFO with no writer (or a device) is refused at once instead of
+ * hanging the agent. Returns 0 with *in and *st set, or a negative errno
+ * with err set.
+ */
+static int open_config(const char *path, bool nofollow, FILE **in, struct stat *st,
+                       pos_config_error_t *err)
 {
-    pos_config_error_t scratch;
-    load_ctx_t *c;
-    int rc;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
+    int e;
 
-    if (err == NULL) {
-        err = &scratch;
+    if (fd < 0) {
+        e = errno;
+        if (e == ELOOP && nofollow) {
+            set_msg(err, "%s: a symbolic link: a drop-in must be a regular file", path);
+            return -EINVAL;
+        }
+        set_msg(err, "%s: cannot open: %s", path, strerror(e));
+        return -e;
     }
-    err->msg[0] = '\0';
-    c = calloc(1, sizeof(*c) + pos_schema_nitems * sizeof(c->seen[0]));
-    if (c == NULL) {
-        set_msg(err, "out of memory");
-        return -ENOMEM;
+    if (fstat(fd, st) != 0) {
+        e = errno;
+        set_msg(err, "%s: cannot open: %s", path, strerror(e));
+        close(fd);
+        return -e;
     }
-    c->cfg = cfg;
-    c->err = err;
-    c->name = name != NULL ? name : "(no configuration file)";
+    if (!S_ISREG(st->st_mode)) {
+        set_msg(err, "%s: not a regular file (%s): a configuration file must be one", path,
+                S_ISFIFO(st->st_mode)   ? "a FIFO"
+                : S_ISDIR(st->st_mode)  ? "a directory"
+                : S_ISSOCK(st->st_mode) ? "a socket"
+                                        : "a device");
+        close(fd);
+        return -EINVAL;
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 ||
+        (*in = fdopen(fd, "r")) == NULL) {
+        e = errno;
+        set_msg(err, "%s: cannot open: %s", path, strerror(e));
+        close(fd);
+        return -e;
+    }
+    return 0;
+}
+
+/* Adds path to cfg->files; returns its index, or -ENOSPC. */
+static int add_file(pos_config_t *cfg, const char *path, bool dropin)
+{
+    if (cfg->nfiles == POS_CONFIG_FILES_MAX || strlen(path) >= POS_CONFIG_PATH_MAX) {
+        return -ENOSPC;
+    }
+    pos_config_file_t *f = &cfg->files[cfg->nfiles];
+    memset(f, 0, sizeof(*f));
+    snprintf(f->path, sizeof(f->path), "%s", path);
+    f->dropin = dropin;
+    return (int)cfg->nfiles++;
+}
+
+/* Reads one more file (a drop-in): its own line numbers and duplicates. */
+static int load_one(load_ctx_t *c, FILE *in, int file)
+{
     c->in = in;
+    c->file = file;
+    c->name = c->cfg->files[file].path;
+    c->line = 0;
+    c->eof = false;
+    return load_file(c);
+}
 
-    pos_config_defaults(cfg);
-    rc = load_file(c);
-    if (rc == 0 && envp != NULL) {
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A drop-in's name: "*.ini", not hidden. */
+static bool dropin_name(const char *n)
+{
+    size_t len = strlen(n);
+    return n[0] != '.' && len > 4 && strcmp(n + len - 4, ".ini") == 0;
+}
+
+/*
+ * Reads the drop-ins of dir in name order (see pos_config_load_dir()):
+ * 0 when there are none or all loaded, or the first error.
+ */
+static int load_dropins(load_ctx_t *c, const char *dir)
+{
+    char *names[POS_CONFIG_FILES_MAX];
+    size_t n = 0;
+    struct dirent *de;
+    int rc = 0;
+    DIR *d = opendir(dir);
+
+    if (d == NULL) {
+        if (errno == ENOENT) {
+            return 0; /* no drop-ins */
+        }
+        int e = errno;
+        set_msg(c->err, "%s: cannot read the drop-in directory: %s", dir, strerror(e));
+        return -e;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (!dropin_name(de->d_name)) {
+            continue;
+        }
+        if (n == POS_CONFIG_FILES_MAX - 1) {
+            set_msg(c->err, "%s: more than %d drop-ins", dir, POS_CONFIG_FILES_MAX - 1);
+            rc = -E2BIG;
+            break;
+        }
+        if ((names[n] = strdup(de->d_name)) == NULL) {
+            set_msg(c->err, "%s: out of memory", dir);
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    /* Byte order, whatever the locale: 10-identity.ini before 20-secrets.ini. */
+    qsort(names, n, sizeof(names[0]), name_cmp);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char path[POS_CONFIG_PATH_MAX];
+        struct stat st;
+        FILE *in = NULL;
+        int file;
+
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >= sizeof(path) ||
+            (file = add_file(c->cfg, path, true)) < 0) {
+            set_msg(c->err, "%s/%s: path too long", dir, names[i]);
+            rc = -ENAMETOOLONG;
+            break;
+        }
+        rc = open_config(path, true, &in, &st, c->err);
+        if (rc != 0) {
+            break;
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+            set_msg(c->err,
+                    "%s: writable by %s (mode %04o): a drop-in may set this till's identity and "
+                    "secrets; chmod go-w it",
+                    path, (st.st_mode & S_IWOTH) ? "everybody" : "its group",
+                    (unsigned)(st.st_mode & 07777));
+            fclose(in);
+            rc = -EPERM;
+            break;
+        }
+        c->dropin_uid[file] = st.st_uid;
+        rc = load_one(c, in, file);
+        fclose(in);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+    }
+    return rc;
+}
+
+/* A drop-in's owner: root, the user running now, or [security] user. */
+static int check_dropin_owners(load_ctx_t *c)
+{
+    uid_t user = (uid_t)-1;
+    gid_t gid;
+
+    if (c->cfg->security_user[0] != '\0' &&
+        pos_priv_lookup(c->cfg->security_user, &user, &gid) != 0) {
+        user = (uid_t)-1; /* reported by whoever switches to it */
+    }
+    for (size_t i = 0; i < c->cfg->nfiles; i++) {
+        uid_t uid = c->dropin_uid[i];
+        if (!c->cfg->files[i].dropin || uid == 0 || uid == geteuid() || uid == user) {
+            continue;
+        }
+        set_msg(c->err,
+                "%s: owned by uid %u: a drop-in must belong to root or to the user the agent "
+                "runs as",
+                c->cfg->files[i].path, (unsigned)uid);
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* The drop-in directory of a main file, beside it and named after it:
+ * /etc/posagent/posagent.ini -> /etc/posagent/posagent.d. */
+static void dropin_dir_of(const char *path, char *out, size_t len)
+{
+    size_t n = strlen(path);
+
+    if (n > 4 && strcmp(path + n - 4, ".ini") == 0) {
+        n -= 4;
+    }
+    snprintf(out, len, "%.*s.d", (int)n, path);
+}
+
+/* Keeps in cfg where each row's value came from. */
+static void keep_origins(load_ctx_t *c)
+{
+    for (size_t i = 0; i < pos_schema_nitems && i < POS_CONFIG_ITEMS_MAX; i++) {
+        pos_config_origin_t *o = &c->cfg->origin[i];
+        memset(o, 0, sizeof(*o));
+        if (c->seen[i].env) {
+            o->from = POS_CONFIG_FROM_ENV;
+        } else if (c->seen[i].line > 0 && c->seen[i].file >= 0) {
+            o->from = POS_CONFIG_FROM_FILE;
+            o->file = (uint8_t)c->seen[i].file;
+            o->line = c->seen[i].line > UINT16_MAX ? UINT16_MAX : (uint16_t)c->seen[i].line;
+        }
+    }
+}
+
+/* Everything after the file(s): the environment, then the checks. */
+static int load_rest(load_ctx_t *c, char *const *envp)
+{
+    int rc = 0;
+
+    if (envp != NULL) {
         rc = load_env(c, envp);
+    }
+    if (rc == 0) {
+        rc = check_dropin_owners(c);
     }
     if (rc == 0) {
         rc = check_required(c);
@@ -698,6 +920,100 @@ int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *
     if (rc == 0) {
         rc = check_tls(c);
     }
+    if (rc == 0) {
+        keep_origins(c);
+    }
+    return rc;
+}
+
+static load_ctx_t *ctx_new(pos_config_t *cfg, pos_config_error_t *err, const char *name)
+{
+    load_ctx_t *c = calloc(1, sizeof(*c) + pos_schema_nitems * sizeof(c->seen[0]));
+
+    if (c == NULL) {
+        set_msg(err, "out of memory");
+        return NULL;
+    }
+    c->cfg = cfg;
+    c->err = err;
+    c->name = name != NULL ? name : "(no configuration file)";
+    c->main_name = c->name;
+    c->file = -1;
+    for (size_t i = 0; i < pos_schema_nitems; i++) {
+        c->seen[i].file = -1;
+    }
+    return c;
+}
+
+int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *const *envp,
+                           pos_config_error_t *err)
+{
+    pos_config_error_t scratch;
+    load_ctx_t *c;
+    int rc;
+
+    if (err == NULL) {
+        err = &scratch;
+    }
+    err->msg[0] = '\0';
+    c = ctx_new(cfg, err, name);
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    pos_config_defaults(cfg);
+    c->in = in;
+    rc = load_file(c);
+    if (rc == 0) {
+        rc = load_rest(c, envp);
+    }
+    free(c);
+    if (rc != 0) {
+        pos_config_wipe(cfg);
+    }
+    return rc;
+}
+
+int pos_config_load_dir(pos_config_t *cfg, const char *path, const char *dropin_dir,
+                        char *const *envp, pos_config_error_t *err)
+{
+    pos_config_error_t scratch;
+    char derived[POS_CONFIG_PATH_MAX];
+    struct stat st;
+    load_ctx_t *c;
+    FILE *in = NULL;
+    int rc = 0;
+
+    if (err == NULL) {
+        err = &scratch;
+    }
+    err->msg[0] = '\0';
+    pos_config_defaults(cfg);
+    c = ctx_new(cfg, err, path);
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    if (dropin_dir == NULL && path != NULL) {
+        dropin_dir_of(path, derived, sizeof(derived));
+        dropin_dir = derived;
+    }
+    c->dropin_dir = dropin_dir != NULL && dropin_dir[0] != '\0' ? dropin_dir : NULL;
+    if (path != NULL) {
+        int file = add_file(cfg, path, false);
+        rc = file < 0 ? -ENAMETOOLONG : open_config(path, false, &in, &st, err);
+        if (file < 0) {
+            set_msg(err, "%s: path too long", path);
+        }
+        if (rc == 0) {
+            rc = load_one(c, in, file);
+            fclose(in);
+        }
+    }
+    if (rc == 0 && c->dropin_dir != NULL) {
+        rc = load_dropins(c, c->dropin_dir);
+    }
+    if (rc == 0) {
+        rc = load_rest(c, envp);
+    }
     free(c);
     if (rc != 0) {
         pos_config_wipe(cfg);
@@ -707,28 +1023,7 @@ int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *
 
 int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp, pos_config_error_t *err)
 {
-    pos_config_error_t scratch;
-    FILE *in = NULL;
-    int rc;
-
-    if (err == NULL) {
-        err = &scratch;
-    }
-    if (path != NULL) {
-        in = fopen(path, "r");
-        if (in == NULL) {
-            int e = errno;
-            pos_config_defaults(cfg);
-            pos_config_wipe(cfg);
-            set_msg(err, "%s: cannot open: %s", path, strerror(e));
-            return -e;
-        }
-    }
-    rc = pos_config_load_stream(cfg, in, path, envp, err);
-    if (in != NULL) {
-        fclose(in);
-    }
-    return rc;
+    return pos_config_load_dir(cfg, path, NULL, envp, err);
 }
 
 void pos_config_wipe(pos_config_t *cfg)
@@ -747,8 +1042,13 @@ void pos_config_dump(const pos_config_t *cfg, FILE *out)
     const char *cur = NULL;
 
     fprintf(out, "; posagent effective configuration (secrets masked)\n");
+    for (size_t i = 0; i < cfg->nfiles; i++) {
+        fprintf(out, "; read %s%s\n", cfg->files[i].path, cfg->files[i].dropin ? " (drop-in)" : "");
+    }
     for (size_t i = 0; i < pos_schema_nitems; i++) {
         const pos_schema_item_t *it = &pos_schema_items[i];
+        const pos_config_origin_t *o = i < POS_CONFIG_ITEMS_MAX ? &cfg->origin[i] : NULL;
+        char from[POS_CONFIG_PATH_MAX + 32] = "";
         if (cur == NULL || strcmp(cur, it->section) != 0) {
             cur = it->section;
             fprintf(out, "\n[%s]\n", cur);
@@ -757,7 +1057,21 @@ void pos_config_dump(const pos_config_t *cfg, FILE *out)
             fprintf(out, "; %s = (not set)\n", it->key);
             continue;
         }
-        fprintf(out, "%s = %s\n", it->key, pos_schema_format(cfg, it, buf, sizeof(buf)));
+        /* Which file and line set it (the last one, drop-ins included). */
+        if (o != NULL && o->from == POS_CONFIG_FROM_FILE && o->file < cfg->nfiles) {
+            snprintf(from, sizeof(from), "%s:%u", cfg->files[o->file].path, (unsigned)o->line);
+        } else if (o != NULL && o->from == POS_CONFIG_FROM_ENV && it->env != NULL) {
+            snprintf(from, sizeof(from), "environment %s", it->env);
+        }
+        pos_schema_format(cfg, it, buf, sizeof(buf));
+        if (from[0] == '\0') {
+            fprintf(out, "%s = %s\n", it->key, buf);
+        } else if (strlen(it->key) + strlen(buf) + strlen(from) + 8 < INI_MAX_LINE) {
+            /* " ;" starts a comment after a value: the dump loads again. */
+            fprintf(out, "%s = %s  ; %s\n", it->key, buf, from);
+        } else {
+            fprintf(out, "; %s\n%s = %s\n", from, it->key, buf);
+        }
     }
     pos_redis_url_format_masked(&cfg->redis, buf, sizeof(buf));
     fprintf(out, "\n; effective Redis endpoint: %s\n", buf);

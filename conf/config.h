@@ -45,6 +45,30 @@
 
 #define POS_ID_MAX 64
 
+#define POS_CONFIG_FILES_MAX  17  /* the main file and up to 16 drop-ins */
+#define POS_CONFIG_PATH_MAX   256 /* bytes of a file's path */
+#define POS_CONFIG_ITEMS_MAX  128 /* rows of the schema, at most */
+
+/* Where a setting's value came from (see pos_config_t.origin). */
+enum {
+    POS_CONFIG_FROM_DEFAULT = 0, /* the built-in default (or not set) */
+    POS_CONFIG_FROM_FILE,        /* files[file], line "line" */
+    POS_CONFIG_FROM_ENV,         /* the row's environment variable */
+};
+
+typedef struct pos_config_origin {
+    uint8_t from; /* POS_CONFIG_FROM_* */
+    uint8_t file; /* index in pos_config_t.files */
+    uint16_t line;
+} pos_config_origin_t;
+
+/* A file the configuration was read from, in reading order. */
+typedef struct pos_config_file {
+    char path[POS_CONFIG_PATH_MAX];
+    bool dropin;  /* from the drop-in directory, not the main file */
+    bool secrets; /* it set a secret (password, a URL that may hold one) */
+} pos_config_file_t;
+
 typedef struct pos_config {
     /* [terminal] */
     char terminal_id[POS_ID_MAX]; /* required; [A-Za-z0-9._-], 1..63 */
@@ -99,6 +123,7 @@ typedef struct pos_config {
     uint32_t payment_max_amount;       /* major units of any currency */
     uint32_t payment_pinpad_timeout_s; /* customer timeout at the pinpad */
     char payment_hmac_key_file[201];   /* "": messages are not signed */
+    bool payment_allow_unsigned;       /* may run without hmac_key_file */
     uint32_t payment_signature_window_s; /* |now - ts| allowed for a signed message */
     uint32_t payment_dedup_window_h;     /* a transaction id is remembered this long */
     uint32_t payment_dedup_max_ids;      /* ids remembered at most */
@@ -153,6 +178,12 @@ typedef struct pos_config {
      * cluster). */
     pos_sentinel_addr_t cluster_nodes[POS_CLUSTER_NODES_MAX];
     size_t ncluster_nodes;
+
+    /* Where it came from: the files read (the main file first, then the
+     * drop-ins in order) and, per row of the schema, what set its value. */
+    pos_config_file_t files[POS_CONFIG_FILES_MAX];
+    size_t nfiles;
+    pos_config_origin_t origin[POS_CONFIG_ITEMS_MAX];
 } pos_config_t;
 
 /* [redis] pubsub */
@@ -168,13 +199,33 @@ void pos_config_defaults(pos_config_t *cfg);
 
 /*
  * Loads the configuration: defaults, then the INI file at "path" (NULL for
- * none), then the environment "envp" (a NULL-terminated "NAME=value" array
- * such as environ; NULL for none), then cross-field checks.
+ * none), then the drop-in directory beside it, named after it
+ * (/etc/posagent/posagent.ini: /etc/posagent/posagent.d; see
+ * pos_config_load_dir()), then the environment
+ * "envp" (a NULL-terminated "NAME=value" array such as environ; NULL for
+ * none), then cross-field checks.
  * Returns 0, or -EINVAL / -ENOENT / -errno with err->msg set. cfg is only
  * meaningful on success.
  */
 int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp,
                     pos_config_error_t *err);
+
+/*
+ * pos_config_load() with the drop-in directory named: NULL for the one
+ * beside the main file (none without a main file), "" for none.
+ *
+ * Drop-ins are the directory's "*.ini" files (not starting with '.'), read
+ * after the main file in byte order of their names (10-identity.ini before
+ * 20-secrets.ini), at most 16: an image ships one posagent.ini and each
+ * till carries its identity and secrets in a small file of its own. A key
+ * set again in a later file replaces the earlier value (twice in one file
+ * is an error); the environment still wins over them all. A drop-in must be
+ * a regular file (not a link), owned by root, by the user the agent runs
+ * as or by [security] user, and writable by its owner only; a missing
+ * directory means none. The main file is read as before.
+ */
+int pos_config_load_dir(pos_config_t *cfg, const char *path, const char *dropin_dir,
+                        char *const *envp, pos_config_error_t *err);
 
 /*
  * Same as pos_config_load() but reads the INI text from "in" (NULL for
@@ -184,7 +235,10 @@ int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp,
 int pos_config_load_stream(pos_config_t *cfg, FILE *in, const char *name, char *const *envp,
                            pos_config_error_t *err);
 
-/* Prints the effective settings as INI, secrets masked as "****". */
+/* Prints the effective settings as INI, secrets masked as "****", each
+ * value followed by where it was set ("; FILE:LINE" or "; environment
+ * NAME"; nothing for a built-in default), the files read listed first.
+ * The output loads again as a configuration. */
 void pos_config_dump(const pos_config_t *cfg, FILE *out);
 
 /* Prints the commented example file (the content of conf/posagent.ini). */

@@ -47,7 +47,8 @@ void pos_config_write_example(FILE *out)
           "; do not edit by hand. Regenerate with:\n"
           ";   POS_REGENERATE=1 <build>/tests/test_config\n"
           ";\n"
-          "; Precedence, lowest to highest: built-in default, this file, environment.\n"
+          "; Precedence, lowest to highest: built-in default, this file, its drop-ins,\n"
+          "; environment.\n"
           "; Syntax: \"[section]\" headers and \"key = value\" lines. Lines starting with\n"
           "; ';' or '#' are comments; \" ;\" starts a comment after a value, so a value\n"
           "; cannot contain \" ;\". Quotes are kept literally. A line may hold at most\n",
@@ -56,7 +57,18 @@ void pos_config_write_example(FILE *out)
             INI_MAX_LINE - 1);
     fputs("; and keys, duplicate keys and bad values are errors.\n"
           "; A commented-out \"; key = value\" line shows the built-in default.\n"
-          "; An environment variable set to \"\" counts as set.\n",
+          "; An environment variable set to \"\" counts as set.\n"
+          ";\n"
+          "; Drop-ins: the *.ini files of posagent.d/ beside this file\n"
+          "; (/etc/posagent/posagent.d/) are read after it in name order, a later\n"
+          "; file replacing an earlier value; the environment still wins. Keep each\n"
+          "; till's identity and secrets there, e.g. 10-identity.ini:\n"
+          ";   [terminal]\n"
+          ";   id = <this till's terminal id>\n"
+          ";   store_id = <its store id>\n"
+          "; Drop-ins must be regular files owned by root (or the agent's user),\n"
+          "; writable by their owner only. --check-config names the file and line\n"
+          "; that set each value.\n",
           out);
     for (size_t s = 0; s < pos_schema_nsections; s++) {
         fprintf(out, "\n[%s]\n", pos_schema_sections[s].name);
@@ -80,7 +92,9 @@ void pos_config_write_example(FILE *out)
                 fprintf(out, "; Environment: %s (overrides this file).\n", it->env);
             }
             if (it->flags & F_REQUIRED) {
-                fprintf(out, "%s = %s\n", it->key, it->example);
+                /* No value that works: a till left with the shipped file
+                 * must not start as somebody else. */
+                fprintf(out, "; %s = <%s>\n", it->key, it->example);
             } else {
                 fprintf(out, "; %s = %s\n", it->key, it->def ? it->def : it->example);
             }

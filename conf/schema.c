@@ -63,9 +63,13 @@ static int check_pinpad(const char *value, char *why, size_t whylen)
 
 static int check_abs_path(const char *value, char *why, size_t whylen)
 {
-    if (value[0] != '/' || strstr(value, "/../") != NULL ||
+    if (value[0] != '/') {
+        snprintf(why, whylen, "a relative path: it must start with '/'");
+        return -EINVAL;
+    }
+    if (strstr(value, "/../") != NULL ||
         (strlen(value) >= 3 && strcmp(value + strlen(value) - 3, "/..") == 0)) {
-        snprintf(why, whylen, "must be an absolute path without '..'");
+        snprintf(why, whylen, "a path with '..' in it: name the directory itself");
         return -EINVAL;
     }
     return 0;
@@ -261,8 +265,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .check = check_id,
      .allowed = ID_ALLOWED,
      .def_doc = "(required)",
-     .example = "T-0001",
-     .desc = "Terminal identifier, as in terminal:{id}:status and payment:{id}."},
+     .example = "this till's terminal id",
+     .desc = "Terminal identifier, as in terminal:{id}:status and payment:{id}. This till's "
+             "own, never shared: provision it in a drop-in (posagent.d/10-identity.ini) or "
+             "POSAGENT_TERMINAL_ID; the agent does not start without it (exit 78)."},
     {.section = "terminal",
      .key = "store_id",
      .type = CT_STR,
@@ -274,8 +280,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .check = check_id,
      .allowed = ID_ALLOWED,
      .def_doc = "(required)",
-     .example = "S-042",
-     .desc = "Store identifier, as in inventory:{storeId} and transaction:{storeId}."},
+     .example = "this till's store id",
+     .desc = "Store identifier, as in inventory:{storeId} and transaction:{storeId}; "
+             "provisioned with the terminal id."},
 
     {.section = "redis",
      .key = "url",
@@ -649,11 +656,21 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_opt_abs_path,
      .allowed = "an absolute path to a file of mode 0600 or 0400",
-     .def_doc = "(none: messages are not signed)",
+     .def_doc = "(none: the agent refuses to start unless allow_unsigned = true)",
      .example = "/etc/posagent/hmac.key",
-     .desc = "Key file for signed payment messages (docs/signing.md): one or two lines of "
-             "64..128 hex digits, the first signs what the agent sends, both are accepted. When "
-             "set, cloud payment messages without a valid sig and a fresh ts are refused."},
+     .desc = "Key file for signed messages (docs/signing.md): one or two lines of 64..128 hex "
+             "digits, the first signs what the agent sends, both are accepted. Cloud messages "
+             "on every channel without a valid sig and a fresh ts are then refused."},
+    {.section = "payment",
+     .key = "allow_unsigned",
+     .type = CT_BOOL,
+     FIELD(payment_allow_unsigned),
+     .def = "false",
+     .env = "POSAGENT_ALLOW_UNSIGNED",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Run without hmac_key_file, taking unsigned cloud messages (anyone who can "
+             "publish on payment:{id} can then make the till charge a card). Without it and "
+             "without a key file the agent refuses to start (exit 78). For a demo or a test."},
     {.section = "payment",
      .key = "signature_window_s",
      .type = CT_U32,
@@ -693,8 +710,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_abs_path,
      .allowed = "an absolute path",
-     .desc = "Directory of the store (data.mdb, lock.mdb); a corrupt data.mdb is moved aside "
-             "to data.mdb.corrupt-<epoch> here."},
+     .desc = "Directory of the store (data.mdb, lock.mdb, posagent.lock, instance.id); a "
+             "corrupt data.mdb is moved aside to data.mdb.corrupt-<epoch> here, and payments "
+             "wait until it is salvaged or cleared (posagent store ...; docs/offline.md)."},
     {.section = "store",
      .key = "map_size_mb",
      .type = CT_U32,
@@ -972,6 +990,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = "Let the agent keep running as root when no user is set; without it, it refuses "
              "to start as root (exit 78)."},
 };
+
+_Static_assert(sizeof(pos_schema_items) / sizeof(pos_schema_items[0]) <= POS_CONFIG_ITEMS_MAX,
+               "pos_config_t.origin has a slot per row");
 
 const size_t pos_schema_nsections = sizeof(pos_schema_sections) / sizeof(pos_schema_sections[0]);
 const size_t pos_schema_nitems = sizeof(pos_schema_items) / sizeof(pos_schema_items[0]);

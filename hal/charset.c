@@ -1,6 +1,7 @@
 #include "hal/charset.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* Unicode code points of bytes 0x80..0xFF, generated from the IBM code page
@@ -42,6 +43,28 @@ static const uint16_t cp858_high[128] = {
     0x00AD, 0x00B1, 0x2017, 0x00BE, 0x00B6, 0x00A7, 0x00F7, 0x00B8, /* 0xF0 */
     0x00B0, 0x00A8, 0x00B7, 0x00B9, 0x00B3, 0x00B2, 0x25A0, 0x00A0, /* 0xF8 */
 };
+
+bool pos_charset_invisible(uint32_t codepoint)
+{
+    switch (codepoint) {
+    case 0x061C: /* ARABIC LETTER MARK */
+    case 0x200B: /* ZERO WIDTH SPACE */
+    case 0x200C: /* ZERO WIDTH NON-JOINER */
+    case 0x200D: /* ZERO WIDTH JOINER */
+    case 0x200E: /* LEFT-TO-RIGHT MARK */
+    case 0x200F: /* RIGHT-TO-LEFT MARK */
+    case 0x2028: /* LINE SEPARATOR */
+    case 0x2029: /* PARAGRAPH SEPARATOR */
+    case 0x2060: /* WORD JOINER */
+    case 0xFEFF: /* ZERO WIDTH NO-BREAK SPACE (byte order mark) */
+        return true;
+    default:
+        /* Embeddings and overrides (LRE, RLE, PDF, LRO, RLO), isolates
+         * (LRI, RLI, FSI, PDI). */
+        return (codepoint >= 0x202A && codepoint <= 0x202E) ||
+               (codepoint >= 0x2066 && codepoint <= 0x2069);
+    }
+}
 
 int pos_charset_parse(const char *name)
 {
@@ -187,6 +210,11 @@ int pos_charset_transcode(pos_codepage_t cp, const char *utf8, size_t len, uint8
     while (len) {
         uint32_t c;
         size_t used = pos_charset_utf8_next(utf8, len, &c);
+        if (c != UINT32_MAX && pos_charset_invisible(c)) {
+            utf8 += used; /* never reaches the device, not even as '?' */
+            len -= used;
+            continue;
+        }
         if (n == cap) {
             rc = -ENOSPC;
             break;
@@ -211,7 +239,7 @@ size_t pos_charset_columns(const char *utf8, size_t len)
         size_t used = pos_charset_utf8_next(utf8, len, &c);
         utf8 += used;
         len -= used;
-        cols++;
+        cols += c == UINT32_MAX || !pos_charset_invisible(c);
     }
     return cols;
 }
@@ -223,7 +251,7 @@ size_t pos_charset_prefix(const char *utf8, size_t len, size_t columns)
     while (off < len && columns && utf8) {
         uint32_t c;
         off += pos_charset_utf8_next(utf8 + off, len - off, &c);
-        columns--;
+        columns -= c == UINT32_MAX || !pos_charset_invisible(c);
     }
     return off;
 }
@@ -279,6 +307,11 @@ int pos_charset_sanitize(const char *utf8, size_t len, uint8_t replacement, char
         uint32_t c;
         size_t used = pos_charset_utf8_next(utf8, len, &c);
         int bad = c == UINT32_MAX || c < 0x20 || (c >= 0x7F && c < 0xA0);
+        if (!bad && pos_charset_invisible(c)) {
+            utf8 += used; /* removed: it would reorder or hide what is shown */
+            len -= used;
+            continue;
+        }
         size_t need = bad ? 1 : used;
         if (need >= cap - n) {
             rc = -ENOSPC;

@@ -12,8 +12,17 @@
  * through, since on the wire they are device commands; they too become the
  * replacement byte. The output therefore only ever holds 0x20..0x7E and,
  * for CP437/CP858, the glyphs at 0x80..0xFF.
+ *
+ * Invisible formatting characters (pos_charset_invisible(): bidirectional
+ * embeddings, overrides, isolates and marks, zero-width characters, line
+ * and paragraph separators) are removed: they take no column, never reach
+ * a device, and are dropped by pos_charset_sanitize(). A receipt line
+ * holding U+202E would otherwise read differently from what it holds on a
+ * renderer that honours it, and a zero-width space makes two different
+ * texts look the same.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +33,14 @@ typedef enum pos_codepage {
 } pos_codepage_t;
 
 #define POS_CHARSET_REPLACEMENT '?'
+
+/*
+ * True for the characters removed from every text to a device: U+202A..
+ * U+202E (embeddings, overrides), U+2066..U+2069 (isolates), U+200E,
+ * U+200F, U+061C (marks), U+200B..U+200D, U+2060, U+FEFF (zero-width),
+ * U+2028, U+2029 (separators).
+ */
+bool pos_charset_invisible(uint32_t codepoint);
 
 /* Parses "ascii", "cp437" or "cp858" (also "437", "858"). Returns the code page or -EINVAL. */
 int pos_charset_parse(const char *name);
@@ -61,7 +78,8 @@ size_t pos_charset_utf8_next(const char *s, size_t len, uint32_t *codepoint);
 int pos_charset_transcode(pos_codepage_t cp, const char *utf8, size_t len, uint8_t replacement,
                           uint8_t *out, size_t cap, size_t *out_len);
 
-/* Returns the number of display columns (decoded units) of len bytes of UTF-8. */
+/* Returns the number of display columns (decoded units, invisible
+ * characters not counted) of len bytes of UTF-8. */
 size_t pos_charset_columns(const char *utf8, size_t len);
 
 /*
@@ -89,8 +107,9 @@ int pos_charset_fit(const char *utf8, size_t len, size_t width, pos_charset_alig
 /*
  * Copies utf8[0..len) into out (cap bytes, NUL-terminated) as valid UTF-8
  * with every invalid unit and every control character replaced by
- * "replacement" (printable ASCII), so that the text has the same number of
- * columns and can be stored, logged or transcoded safely. Stores the byte
+ * "replacement" (printable ASCII) and every invisible character removed,
+ * so that the text has the same number of columns and can be stored,
+ * logged or transcoded safely. Stores the byte
  * length in *out_len (may be NULL). Returns 0, -ENOSPC (out holds what
  * fitted, cut on a unit boundary), or -EINVAL.
  */

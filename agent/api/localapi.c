@@ -18,6 +18,7 @@
 
 #include "platform/bucket.h"
 #include "platform/dirs.h"
+#include "platform/lockfile.h"
 #include "platform/log.h"
 #include "platform/mem.h"
 #include "platform/uverr.h"
@@ -1107,8 +1108,11 @@ static bool dir_is_ours(int dfd, const struct stat *st, const char *name)
         return false;
     }
     while (only && (e = readdir(d)) != NULL) {
+        size_t n = strlen(name);
+        /* The socket and its own lock file (pos_localapi_lock()). */
         only = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-               strcmp(e->d_name, name) == 0;
+               strcmp(e->d_name, name) == 0 ||
+               (strncmp(e->d_name, name, n) == 0 && strcmp(e->d_name + n, ".lock") == 0);
     }
     closedir(d);
     return only;
@@ -1402,6 +1406,41 @@ void pos_localapi_close(pos_localapi_t *s, void (*done)(void *arg), void *arg)
     for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
         client_close(c);
     }
+}
+
+int pos_localapi_lock(const char *path, const char *group, int *fd, char *why, size_t len)
+{
+    char lock[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+    gid_t gid = 0;
+    pid_t holder = 0;
+    int rc;
+
+    group = group != NULL && group[0] != '\0' ? group : NULL;
+    if (group != NULL && (rc = lookup_group(group, &gid)) != 0) {
+        snprintf(why, len, "socket group %s: %s", group, strerror(-rc));
+        return rc;
+    }
+    rc = socket_dir(path, group, gid);
+    if (rc != 0) {
+        snprintf(why, len, "the directory of %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if ((size_t)snprintf(lock, sizeof(lock), "%s.lock", path) >= sizeof(lock)) {
+        snprintf(why, len, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    rc = pos_lockfile_take(lock, fd, &holder);
+    if (rc == -EBUSY) {
+        snprintf(why, len,
+                 "another agent serves the local socket %s (it holds %s, pid %ld): one agent "
+                 "per till",
+                 path, lock, (long)holder);
+        return -EADDRINUSE;
+    }
+    if (rc != 0) {
+        snprintf(why, len, "cannot lock %s: %s", lock, strerror(-rc));
+    }
+    return rc;
 }
 
 int pos_localapi_check_private(const char *group, const char *path, char *why, size_t len)

@@ -165,6 +165,16 @@ struct pos_localapi {
 int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_options_t *opt);
 
 /*
+ * Takes the socket's own lock file, "<path>.lock" beside it (the directory
+ * made ready for "group" as pos_localapi_start() would, if missing), so
+ * that one agent at a time serves a socket whatever its store: the lock
+ * holds while *fd stays open and goes with the process however it ends.
+ * Returns 0, -EADDRINUSE when another process holds it (why says which
+ * pid), or a negative errno with why set.
+ */
+int pos_localapi_lock(const char *path, const char *group, int *fd, char *why, size_t len);
+
+/*
  * Checks that members of "group" (the socket's group; NULL or "": none)
  * cannot read the file at "path" (the configuration, which may hold the
  * Redis password): neither through the file's group nor as others.

@@ -224,6 +224,31 @@ static void link_role_cb(void *ctx, const redisReply *r, int err)
     link_step_done(s);
 }
 
+static int link_send_subscribe(pos_link_side_t *s);
+
+/* The gate's reply: SUBSCRIBE only once it passed (link.h). */
+static void link_gate_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_side_t *s = ctx;
+    pos_link_t *l = s->link;
+    int rc;
+
+    if (err != 0) {
+        return;
+    }
+    rc = l->opt.gate->check(l->opt.gate->ctx, r);
+    if (rc == 0) {
+        /* Its steps join before this one is counted done. */
+        rc = link_send_subscribe(s);
+    }
+    if (rc != 0) {
+        l->fatal = rc == -EPERM || rc == -EACCES;
+        pos_conn_abort(&s->conn, rc);
+        return;
+    }
+    link_step_done(s);
+}
+
 static void link_clientid_cb(void *ctx, const redisReply *r, int err)
 {
     pos_link_side_t *s = ctx;
@@ -322,10 +347,6 @@ static int link_send_handshake(pos_link_side_t *s, bool subscriber)
         s->steps_left++;
     }
     if (subscriber) {
-        const char *argv[POS_LINK_MAX_CHANNELS + 3];
-        size_t lens[POS_LINK_MAX_CHANNELS + 3];
-        int argc = 0;
-
         {
             const char *id[] = {"CLIENT", "ID"};
             rc = pos_conn_commandv(&s->conn, link_clientid_cb, s, 2, id);
@@ -334,22 +355,42 @@ static int link_send_handshake(pos_link_side_t *s, bool subscriber)
             }
             s->steps_left++;
         }
-        argv[argc++] = "SUBSCRIBE";
-        for (size_t i = 0; i < l->opt.nchannels; i++) {
-            argv[argc++] = l->opt.channels[i];
+        if (l->opt.gate != NULL) {
+            /* SUBSCRIBE waits for the gate's answer (link_gate_cb). */
+            rc = pos_conn_commandv(&s->conn, link_gate_cb, s, l->opt.gate->argc,
+                                   (const char **)l->opt.gate->argv);
+            if (rc != 0) {
+                return rc;
+            }
+            s->steps_left++;
+            return 0;
         }
-        argv[argc++] = l->opt.probe_channel;
-        argv[argc++] = LINK_INVALIDATE_CHANNEL;
-        for (int i = 0; i < argc; i++) {
-            lens[i] = strlen(argv[i]);
-        }
-        rc = pos_conn_command(&s->conn, link_subscribe_cb, s, (uint32_t)(argc - 1), argc, argv,
-                              lens);
-        if (rc != 0) {
-            return rc;
-        }
-        s->steps_left += (uint32_t)(argc - 1);
+        return link_send_subscribe(s);
     }
+    return 0;
+}
+
+static int link_send_subscribe(pos_link_side_t *s)
+{
+    pos_link_t *l = s->link;
+    const char *argv[POS_LINK_MAX_CHANNELS + 3];
+    size_t lens[POS_LINK_MAX_CHANNELS + 3];
+    int argc = 0, rc;
+
+    argv[argc++] = "SUBSCRIBE";
+    for (size_t i = 0; i < l->opt.nchannels; i++) {
+        argv[argc++] = l->opt.channels[i];
+    }
+    argv[argc++] = l->opt.probe_channel;
+    argv[argc++] = LINK_INVALIDATE_CHANNEL;
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    rc = pos_conn_command(&s->conn, link_subscribe_cb, s, (uint32_t)(argc - 1), argc, argv, lens);
+    if (rc != 0) {
+        return rc;
+    }
+    s->steps_left += (uint32_t)(argc - 1);
     return 0;
 }
 

@@ -55,6 +55,21 @@ typedef struct pos_link_callbacks {
     void (*on_invalidate)(pos_link_t *l, const redisReply *keys);
 } pos_link_callbacks_t;
 
+/*
+ * A check made on every connect before subscribing (e.g. that no other
+ * agent holds this terminal's id): "argv" is sent on the subscriber
+ * connection once its handshake is through, and SUBSCRIBE only after
+ * check() accepted the reply. check() returns 0 to go on, or a negative
+ * errno that takes the connection down (-EPERM is retried at the backoff
+ * cap, like a refused password): a refused gate never subscribes.
+ */
+typedef struct pos_link_gate {
+    int argc;
+    const char *const *argv; /* must outlive the link (the values may change between connects) */
+    int (*check)(void *ctx, const redisReply *r);
+    void *ctx;
+} pos_link_gate_t;
+
 typedef struct pos_link_options {
     const pos_redis_url_t *endpoint; /* host, port, user, password, db (>= 0) */
     /* Client name (required here), timeouts, backoff and transport of both
@@ -75,6 +90,9 @@ typedef struct pos_link_options {
      * pub/sub mode (copied; its endpoint, reach, channels and
      * probe are taken from here). Exclusive with sentinel. */
     const pos_cluster_options_t *cluster;
+    /* Checked before subscribing (see pos_link_gate_t); NULL: none. Must
+     * outlive the link. */
+    const pos_link_gate_t *gate;
 } pos_link_options_t;
 
 typedef enum pos_link_state {

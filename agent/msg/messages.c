@@ -637,8 +637,11 @@ static int decode_inventory(msg_ctx_t *ctx, const cJSON *root, pos_msg_t *out)
     pos_msg_inventory_t *inv = &out->u.inventory;
     int rc;
 
-    rc = get_string(ctx, root, "storeId", true, check_id, POS_MSG_ID_MAX, inv->store_id,
+    /* Required: productId and quantity; storeId (the channel's, checked by
+     * the scope) and lowStockThreshold may be left out (CONTRACT.md). */
+    rc = get_string(ctx, root, "storeId", false, check_id, POS_MSG_ID_MAX, inv->store_id,
                     sizeof(inv->store_id));
+    rc = rc == -ENOENT ? 0 : rc;
     if (rc == 0) {
         rc = get_string(ctx, root, "productId", true, check_id, POS_MSG_ID_MAX, inv->product_id,
                         sizeof(inv->product_id));
@@ -647,8 +650,10 @@ static int decode_inventory(msg_ctx_t *ctx, const cJSON *root, pos_msg_t *out)
         rc = get_int(ctx, root, "quantity", true, -MSG_INT_MAX, MSG_INT_MAX, &inv->quantity);
     }
     if (rc == 0) {
-        rc = get_int(ctx, root, "lowStockThreshold", true, 0, MSG_INT_MAX,
+        rc = get_int(ctx, root, "lowStockThreshold", false, 0, MSG_INT_MAX,
                      &inv->low_stock_threshold);
+        inv->has_threshold = rc == 0;
+        rc = rc == -ENOENT ? 0 : rc;
     }
     return rc;
 }
@@ -718,6 +723,32 @@ const char *pos_msg_type_name(pos_msg_type_t type)
 
 /* ---- decode entry point ------------------------------------------------ */
 
+/*
+ * A message belongs to the channel it came on: a top-level "storeId" or
+ * "terminalId" (when present, and when the caller gave the channel's) must
+ * name the channel's own. Returns 0, -EINVAL (not an id) or -EPERM.
+ */
+static int check_scope(msg_ctx_t *ctx, const cJSON *root, const char *name, const char *want)
+{
+    char have[POS_MSG_ID_MAX + 1];
+    int rc;
+
+    if (want == NULL) {
+        return 0;
+    }
+    rc = get_string(ctx, root, name, false, check_id, POS_MSG_ID_MAX, have, sizeof(have));
+    if (rc == -ENOENT) {
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (strcmp(have, want) != 0) {
+        return fail(ctx, -EPERM, name, "names another than the channel's");
+    }
+    return 0;
+}
+
 static int decode_root(msg_ctx_t *ctx, pos_msg_channel_t channel, const cJSON *root,
                        pos_msg_t *out)
 {
@@ -735,6 +766,15 @@ static int decode_root(msg_ctx_t *ctx, pos_msg_channel_t channel, const cJSON *r
     if (rc == 0 && cJSON_IsString(item) && item->valuestring != NULL &&
         strcmp(item->valuestring, "terminal") == 0) {
         return fail(ctx, -EALREADY, NULL, "echo of a terminal message");
+    }
+    if (rc == 0 && cJSON_IsString(item) && item->valuestring != NULL &&
+        strcmp(item->valuestring, "pos-app") == 0) {
+        out->origin = POS_MSG_FROM_POS_APP;
+        /* A POS application publishes on its store's transaction and
+         * inventory channels only: elsewhere it is nobody's message. */
+        if (channel != POS_MSG_CH_INVENTORY) {
+            return fail(ctx, -EALREADY, NULL, "a POS application's message on a cloud channel");
+        }
     }
     rc = field_or_fail(ctx, root, "type", false, &item);
     if (rc == -EBADMSG) {
@@ -763,13 +803,42 @@ static int decode_root(msg_ctx_t *ctx, pos_msg_channel_t channel, const cJSON *r
     if (map_numbers(ctx, root->child, 1) != 0) {
         return fail(ctx, -EBADMSG, NULL, "number tokens do not match");
     }
-    return info->decode(ctx, root, out);
+    if (out->origin == POS_MSG_FROM_POS_APP) {
+        /* Stamped by the publishing till's agent: which till it was. */
+        rc = get_string(ctx, root, "terminalId", true, check_id, POS_MSG_ID_MAX,
+                        out->origin_terminal, sizeof(out->origin_terminal));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    rc = info->decode(ctx, root, out);
+    if (rc == 0) {
+        rc = check_scope(ctx, root, "storeId", ctx->limits->store_id);
+    }
+    if (rc == 0) {
+        rc = check_scope(ctx, root, "terminalId", ctx->limits->terminal_id);
+    }
+    if (rc == 0 && (out->type == POS_MSG_INVENTORY_UPDATED || out->type == POS_MSG_LOW_STOCK_ALERT) &&
+        out->u.inventory.store_id[0] == '\0' && ctx->limits->store_id != NULL) {
+        /* Left out: the channel's store is the one meant. */
+        if (!check_id(ctx->limits->store_id, POS_MSG_ID_MAX)) {
+            return fail(ctx, -EINVAL, "storeId", "channel's store invalid");
+        }
+        memcpy(out->u.inventory.store_id, ctx->limits->store_id,
+               strlen(ctx->limits->store_id) + 1);
+    }
+    if (rc == -EPERM && out->type == POS_MSG_PAYMENT_REQUESTED) {
+        /* Answered PAYMENT_REJECTED: every request gets a first answer. */
+        memcpy(out->reject_transaction_id, out->u.payment.transaction_id,
+               sizeof(out->reject_transaction_id));
+    }
+    return rc;
 }
 
 int pos_msg_decode(pos_msg_channel_t channel, const char *json, size_t len,
                    const pos_msg_limits_t *limits, pos_msg_t *out, char *why, size_t whylen)
 {
-    static const pos_msg_limits_t defaults = {POS_MSG_DEFAULT_MAX_LEN, INT64_MAX};
+    static const pos_msg_limits_t defaults = {POS_MSG_DEFAULT_MAX_LEN, INT64_MAX, NULL, NULL};
     msg_ctx_t *ctx;
     const char *end = NULL;
     cJSON *root;
@@ -829,12 +898,14 @@ int pos_msg_decode(pos_msg_channel_t channel, const char *json, size_t len,
 
 done:
     if (rc != 0) {
-        /* Only the type and the rejectable id survive a failure. */
+        /* Only the type, the origin and the rejectable id survive a failure. */
         pos_msg_type_t type = out->type;
+        pos_msg_origin_t origin = out->origin;
         char reject[POS_MSG_ID_MAX + 1];
         memcpy(reject, out->reject_transaction_id, sizeof(reject));
         memset(out, 0, sizeof(*out));
         out->type = type;
+        out->origin = origin;
         memcpy(out->reject_transaction_id, reject, sizeof(reject));
     }
     free(ctx);

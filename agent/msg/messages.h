@@ -93,12 +93,16 @@ typedef struct pos_msg_display {
     char lines[POS_MSG_DISPLAY_LINES_MAX][POS_MSG_DISPLAY_LINE_MAX + 1];
 } pos_msg_display_t;
 
-/* INVENTORY_UPDATED and LOW_STOCK_ALERT. */
+/* INVENTORY_UPDATED and LOW_STOCK_ALERT: productId and quantity are
+ * required, the rest optional (CONTRACT.md "Inventory"); fields the
+ * contract does not name are kept in the message body, not here. */
 typedef struct pos_msg_inventory {
+    /* When absent: the channel's store (limits->store_id), or "" without one. */
     char store_id[POS_MSG_ID_MAX + 1];
     char product_id[POS_MSG_ID_MAX + 1];
     int64_t quantity;            /* may be negative (oversold); |q| <= 2^53 */
-    int64_t low_stock_threshold; /* >= 0 */
+    bool has_threshold;          /* lowStockThreshold was given */
+    int64_t low_stock_threshold; /* >= 0 when has_threshold, else 0 */
 } pos_msg_inventory_t;
 
 typedef enum pos_msg_severity {
@@ -118,9 +122,19 @@ typedef struct pos_msg_invalidate {
     char pattern[POS_MSG_PATTERN_MAX + 1]; /* Redis glob, 1..256 bytes */
 } pos_msg_invalidate_t;
 
+/* Who published a message, as its "origin" says (the signature, when keys
+ * are set, is what vouches for it). */
+typedef enum pos_msg_origin {
+    POS_MSG_FROM_CLOUD = 0, /* no "origin", or one the contract does not name */
+    POS_MSG_FROM_POS_APP,   /* "origin":"pos-app": a till's POS application, via its agent */
+} pos_msg_origin_t;
+
 /* A decoded message. */
 typedef struct pos_msg {
     pos_msg_type_t type;
+    pos_msg_origin_t origin;
+    /* POS_MSG_FROM_POS_APP: the "terminalId" the publishing agent stamped. */
+    char origin_terminal[POS_MSG_ID_MAX + 1];
     /*
      * Set when decoding failed on a PAYMENT_REQUESTED whose transactionId
      * itself is valid: the agent answers PAYMENT_REJECTED "invalid" for
@@ -137,16 +151,25 @@ typedef struct pos_msg {
     } u;
 } pos_msg_t;
 
-/* Decoder limits. */
+/* Decoder limits, and the scope of the channel the message came on. */
 typedef struct pos_msg_limits {
     size_t max_len;           /* bytes; 0 means POS_MSG_DEFAULT_MAX_LEN */
     int64_t max_amount_minor; /* largest payment or line amount, minor units (> 0) */
+    /* The channel's store and terminal: a message whose top-level
+     * "storeId" / "terminalId" names another is refused (-EPERM). NULL:
+     * not checked (system:alerts, where those fields say whom an alert is
+     * for; inventory:{storeId} for "terminalId", which there names the
+     * till whose application published). */
+    const char *store_id;
+    const char *terminal_id;
 } pos_msg_limits_t;
 
 /*
  * Decodes one message of "len" bytes (no NUL needed) that arrived on
  * "channel". Fields the contract does not name are ignored; a field it
- * names must appear at most once.
+ * names must appear at most once. "origin":"pos-app" (CONTRACT.md
+ * "Messages from the POS application") is decoded on the inventory
+ * channel only, and must carry the publishing till's "terminalId".
  *
  * Returns 0 with *out filled, or:
  *   -EMSGSIZE  longer than limits->max_len (checked before parsing);
@@ -154,7 +177,12 @@ typedef struct pos_msg_limits {
  *              not an object, a duplicated field (out->type is the type
  *              once it is known; see reject_transaction_id);
  *   -EALREADY  "origin":"terminal": an echo of an agent's own message,
- *              to be dropped silently (out->type is POS_MSG_NONE);
+ *              to be dropped silently (out->type is POS_MSG_NONE); also
+ *              "origin":"pos-app" on the payment and system channels,
+ *              where no POS application publishes (out->origin says so);
+ *   -EPERM     the message names another store or terminal than the
+ *              channel's (limits->store_id, limits->terminal_id): out->type
+ *              is the type, reject_transaction_id set for a request;
  *   -ENOMSG    missing or unknown "type", or a type not carried by this
  *              channel;
  *   -EINVAL    a missing, mistyped or out-of-range field (out->type is the

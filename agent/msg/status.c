@@ -25,11 +25,14 @@ bool pos_dev_state_is_fault(pos_dev_state_t s)
            s == POS_DEV_COVER_OPEN;
 }
 
-pos_term_status_t pos_status_compute(bool payment_active,
+pos_term_status_t pos_status_compute(bool payment_active, bool journal_ok,
                                      const pos_dev_state_t devices[POS_DEV_COUNT])
 {
     if (payment_active) {
         return POS_TERM_BUSY;
+    }
+    if (!journal_ok) {
+        return POS_TERM_DEGRADED;
     }
     for (int i = 0; i < POS_DEV_COUNT; i++) {
         if (pos_dev_state_is_fault(devices[i])) {
@@ -77,35 +80,45 @@ static int finish(int n, size_t len)
 
 int pos_status_json(const pos_status_report_t *r, char *buf, size_t len)
 {
+    char store[128];
+
     if (!plain_id(r->terminal_id) || !plain_id(r->store_id) || !plain_version(r->version) ||
-        (r->build != NULL && !plain_version(r->build))) {
+        (r->build != NULL && !plain_version(r->build)) ||
+        (!r->journal_ok && !plain_id(r->journal_reason))) {
         return -EINVAL;
     }
-    int n =
-        snprintf(buf, len,
-                 "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
-                 "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
-                 "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
-                 "\"outbox\":%" PRIu32 "}",
-                 r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms, r->version,
-                 r->build ? ",\"build\":\"" : "", r->build ? r->build : "", r->build ? "\"" : "",
-                 r->uptime_s, pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
-                 pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
-                 pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox);
+    if (r->journal_ok) {
+        snprintf(store, sizeof(store), "{\"journal\":\"ok\",\"recovered\":%" PRIu32 "}",
+                 r->recovered);
+    } else {
+        snprintf(store, sizeof(store),
+                 "{\"journal\":\"unavailable\",\"reason\":\"%.40s\",\"recovered\":%" PRIu32 "}",
+                 r->journal_reason, r->recovered);
+    }
+    int n = snprintf(buf, len,
+                     "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
+                     "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
+                     "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
+                     "\"outbox\":%" PRIu32 ",\"signed\":%s,\"store\":%s}",
+                     r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms,
+                     r->version, r->build ? ",\"build\":\"" : "", r->build ? r->build : "",
+                     r->build ? "\"" : "", r->uptime_s,
+                     pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
+                     pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
+                     pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox,
+                     r->signing ? "true" : "false", store);
     return finish(n, len);
 }
 
-int pos_status_change_json(const char *terminal_id, const char *store_id,
-                           pos_term_status_t status, pos_term_status_t previous, uint64_t ts_ms,
-                           char *buf, size_t len)
+int pos_status_change_json(const char *terminal_id, const char *store_id, pos_term_status_t status,
+                           pos_term_status_t previous, uint64_t ts_ms, char *buf, size_t len)
 {
     if (!plain_id(terminal_id) || !plain_id(store_id)) {
         return -EINVAL;
     }
     int n = snprintf(buf, len,
                      "{\"type\":\"TERMINAL_STATUS\",\"origin\":\"terminal\",\"terminalId\":\"%s\","
-                     "\"storeId\":\"%s\",\"status\":\"%s\",\"previous\":\"%s\",\"ts\":%" PRIu64
-                     "}",
+                     "\"storeId\":\"%s\",\"status\":\"%s\",\"previous\":\"%s\",\"ts\":%" PRIu64 "}",
                      terminal_id, store_id, pos_term_status_name(status),
                      pos_term_status_name(previous), ts_ms);
     return finish(n, len);

@@ -39,6 +39,10 @@ typedef struct pos_status_report {
     uint64_t uptime_s;
     pos_dev_state_t devices[POS_DEV_COUNT];
     uint32_t outbox;   /* entries waiting for delivery */
+    bool signing;      /* cloud messages must be signed, and ours are ("signed") */
+    bool journal_ok;   /* payments can be recorded durably ("store":{"journal":"ok"}) */
+    const char *journal_reason; /* [a-z_] code when not ok ("reason"), else NULL */
+    uint32_t recovered; /* stores moved aside that wait for the operator */
 } pos_status_report_t;
 
 /* Lower-case contract names. */
@@ -50,19 +54,22 @@ bool pos_dev_state_is_fault(pos_dev_state_t s);
 
 /*
  * The terminal's status from its parts: busy while a payment runs (it tells
- * the cloud not to send another), else degraded while any device is faulty
- * (error, offline, paper_out, cover_open; paper_low is only a warning), else
- * online.
+ * the cloud not to send another), else degraded while payments cannot be
+ * recorded durably (!journal_ok: none is taken then) or any device is
+ * faulty (error, offline, paper_out, cover_open; paper_low is only a
+ * warning), else online.
  */
-pos_term_status_t pos_status_compute(bool payment_active,
+pos_term_status_t pos_status_compute(bool payment_active, bool journal_ok,
                                      const pos_dev_state_t devices[POS_DEV_COUNT]);
 
 /*
- * Writes the status value JSON into buf. Identifiers must be plain
- * ([A-Za-z0-9._-], and also '+' and '~' in version and build); anything
- * else is refused rather than escaped. "build" follows "version" when
- * r->build is set. Returns the length written (without the NUL), -EINVAL or
- * -ENOSPC.
+ * Writes the status value JSON into buf: CONTRACT.md's fields in its
+ * order, then this agent's own (docs/redis-link.md "Status"): "signed"
+ * (true when cloud messages must be signed) and "store": {"journal": "ok"
+ * or "unavailable", "reason" when unavailable, "recovered": the count of
+ * stores moved aside}. Identifiers and the reason must be plain
+ * ([A-Za-z0-9._-]); anything else is refused rather than escaped.
+ * Returns the length written (without the NUL), -EINVAL or -ENOSPC.
  */
 int pos_status_json(const pos_status_report_t *r, char *buf, size_t len);
 

@@ -211,6 +211,9 @@ static void payment_recorded(void *ctx, int status)
     if (status != 0) {
         POS_ERR("payment", "journal: cannot record %s: %s", r->tx, strerror(-status));
     }
+    if (r->p->opt.port.journal != NULL) {
+        r->p->opt.port.journal(r->p->opt.port.ctx, status);
+    }
     payment_event_tx(r->p, status == 0 ? POS_PAY_EV_RECORDED : POS_PAY_EV_RECORD_FAILED, r->tx);
     free(r);
 }
@@ -430,6 +433,11 @@ static void payment_device_event(pos_hal_device_t *dev, const pos_hal_event_t *h
             ev.kind = POS_PAY_EV_PRINT_RESULT;
             ev.transaction_id = p->print_tx;
             ev.print = payment_print_outcome(dev, hev->error);
+            if (hev->error != 0) {
+                /* Every failed receipt says why, whatever the driver told. */
+                POS_WARN("payment", "receipt for %s not printed: %s (printer %s)", p->print_tx,
+                         strerror(-hev->error), pos_dev_state_name(dev->status));
+            }
             payment_run(p, &ev);
             p->print_tx[0] = '\0';
         }
@@ -498,8 +506,16 @@ static bool payment_known(pos_payment_t *p, const char *tx)
     pos_payment_state_t st;
     pos_journal_t *j = p->opt.journal;
 
-    if (j == NULL || pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
-        return true; /* the state machine answers (or, without a journal, refuses) */
+    if (pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
+        return true; /* the state machine answers from what it remembers */
+    }
+    if (j == NULL) {
+        /* No journal, no payment: refused before anything is queued, so
+         * the request gets this one answer (nothing held can leak out
+         * without an outbox to hold it in). */
+        POS_WARN("payment", "no journal: %s refused (unavailable)", tx);
+        payment_reject(p, tx, "unavailable");
+        return false;
     }
     payment_recall(p, tx);
     if (pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
@@ -562,6 +578,7 @@ static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, con
         return true;
     }
     p->unverified++;
+    p->unverified_by[v]++;
     const char *type = pos_msg_type_name(msg->type);
     /* The reason only: never the signature, the key or the message. */
     POS_WARN("msg", "payment:%s: %s %s, refused%s", p->opt.terminal_id,
@@ -590,6 +607,9 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     /* The limit is in major units of any currency: decode with the widest
      * (3 minor digits), then check against the request's own currency. */
     lim.max_amount_minor = (int64_t)p->opt.max_amount * 1000;
+    /* The channel is this terminal's: a message naming another is refused. */
+    lim.store_id = p->opt.store_id;
+    lim.terminal_id = p->opt.terminal_id;
     rc = pos_msg_decode(POS_MSG_CH_PAYMENT, payload, len, &lim, msg, why, sizeof(why));
     if (rc == 0 && msg->type == POS_MSG_PAYMENT_REQUESTED) {
         int64_t max = p->opt.max_amount;
@@ -605,7 +625,12 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     }
     memset(&ev, 0, sizeof(ev));
     if (rc == -EALREADY) {
-        POS_DEBUG("msg", "payment:%s: terminal-originated message ignored", p->opt.terminal_id);
+        if (msg->origin == POS_MSG_FROM_POS_APP) {
+            p->pos_app_ignored++;
+        }
+        POS_DEBUG("msg", "payment:%s: %s message ignored", p->opt.terminal_id,
+                  msg->origin == POS_MSG_FROM_POS_APP ? "a POS application's"
+                                                      : "terminal-originated");
         return;
     }
     if (!payment_verified(p, msg, rc, payload, len)) {
@@ -614,7 +639,11 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     }
     if (rc != 0) {
         p->rejected++;
-        POS_WARN("msg", "payment:%s: %s, dropped", p->opt.terminal_id, why);
+        if (rc == -EPERM) {
+            p->other_scope++;
+        }
+        POS_WARN("msg", "payment:%s: %s, %s", p->opt.terminal_id, why,
+                 rc == -EPERM ? "refused" : "dropped");
         if (msg->type == POS_MSG_PAYMENT_REQUESTED && msg->reject_transaction_id[0] != '\0') {
             /* A request we can name but not honour is answered, not ignored. */
             ev.kind = POS_PAY_EV_REJECT;
@@ -701,6 +730,11 @@ int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)
         return -EBUSY;
     }
     return pos_display_show(&p->display, line1, line2);
+}
+
+void pos_payment_set_journal(pos_payment_t *p, pos_journal_t *j)
+{
+    p->opt.journal = j;
 }
 
 bool pos_payment_active(const pos_payment_t *p)

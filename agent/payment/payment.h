@@ -52,6 +52,9 @@ typedef struct pos_payment_port {
     void (*device_status)(void *ctx, pos_dev_slot_t which, pos_dev_state_t state);
     /* A payment started (busy) or ended. */
     void (*busy)(void *ctx, bool busy);
+    /* A journal record was made durable (0) or not (a negative errno):
+     * the terminal's "no journal, no payment" health. May be NULL. */
+    void (*journal)(void *ctx, int status);
 } pos_payment_port_t;
 
 /* What the payment flow is given at init; strings and pointers must
@@ -96,6 +99,9 @@ struct pos_payment {
     uint64_t handled;      /* payment-channel messages handled */
     uint64_t rejected;     /* dropped as malformed */
     uint64_t unverified;   /* refused: unsigned, bad signature or stale */
+    uint64_t unverified_by[4]; /* the same by pos_sign_verdict_t */
+    uint64_t other_scope;  /* refused: naming another terminal or store */
+    uint64_t pos_app_ignored; /* "origin":"pos-app" here: no POS application publishes here */
     uint64_t over_budget;  /* requests refused "busy" over the channel's budget */
     uint64_t dropped;      /* other messages dropped over the budget */
 };
@@ -114,6 +120,10 @@ void pos_payment_start(pos_payment_t *p);
  * remembered for duplicate requests. Call once, after pos_payment_start().
  */
 void pos_payment_restore(pos_payment_t *p);
+
+/* From now on payments are recorded in j, or refused (PAYMENT_REJECTED
+ * unavailable) with j NULL: while the journal cannot be trusted. */
+void pos_payment_set_journal(pos_payment_t *p, pos_journal_t *j);
 
 /* A message on payment:{terminalId}. */
 void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len);

@@ -1,11 +1,14 @@
 #include "agent/store/cache.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "platform/clock.h"
 #include "platform/endian.h"
+#include "platform/log.h"
 #include "platform/mem.h"
 
 /*
@@ -129,6 +132,14 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static int check_key(const char *key, size_t len)
+{
+    if (key == NULL || len == 0) {
+        return -EINVAL;
+    }
+    return len > POS_CACHE_KEY_MAX ? -ENAMETOOLONG : 0;
+}
+
 /* ---- record helpers inside a write transaction ------------------------ */
 
 static int lru_del(pos_cache_t *c, MDB_txn *txn, uint64_t counter)
@@ -213,11 +224,11 @@ static int rewrite_header(pos_cache_t *c, MDB_txn *txn, const char *key, size_t 
     return rc;
 }
 
-/* Writes the pending touches into txn (they are cleared once it commits). */
-static int apply_pending(pos_cache_t *c, MDB_txn *txn)
+/* Writes LRU touches into txn (a touch older than the entry's counter is passed over). */
+static int apply_touches(pos_cache_t *c, MDB_txn *txn, const pos_cache_pending_t *t, size_t n)
 {
-    for (size_t i = 0; i < c->pending_count; i++) {
-        pos_cache_pending_t *p = &c->pending[i];
+    for (size_t i = 0; i < n; i++) {
+        const pos_cache_pending_t *p = &t[i];
         pos_cache_meta_t m = {0};
         MDB_val raw;
         int rc = read_meta(c, txn, p->key, p->key_len, &m, &raw);
@@ -243,54 +254,11 @@ static int apply_pending(pos_cache_t *c, MDB_txn *txn)
     return 0;
 }
 
-static void clear_pending(pos_cache_t *c)
+static void free_touches(pos_cache_pending_t *t, size_t n)
 {
-    for (size_t i = 0; i < c->pending_count; i++) {
-        free(c->pending[i].key);
+    for (size_t i = 0; i < n; i++) {
+        free(t[i].key);
     }
-    c->pending_count = 0;
-}
-
-/* What one cache write does inside its transaction, after the pending touches. */
-typedef int (*cache_op_fn)(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d);
-
-typedef struct cache_write {
-    pos_cache_t *c;
-    cache_op_fn op; /* NULL: the pending touches only */
-    void *arg;
-    delta_t d;
-} cache_write_t;
-
-static int cache_write_txn(void *ctx, MDB_txn *txn)
-{
-    cache_write_t *w = ctx;
-    int rc = apply_pending(w->c, txn);
-    if (rc == 0 && w->op != NULL) {
-        rc = w->op(w->c, txn, w->arg, &w->d);
-    }
-    return rc;
-}
-
-/*
- * One write transaction: the pending touches, then op(c, txn, arg, d).
- * Once it committed, drops the applied touches and applies the delta to
- * the counters (and copies it into *d, may be NULL).
- */
-static int cache_write(pos_cache_t *c, cache_op_fn op, void *arg, delta_t *d)
-{
-    cache_write_t w = {c, op, arg, {0}};
-    int rc = pos_store_txn_run(c->st, 0, cache_write_txn, &w);
-    if (rc != 0) {
-        return rc;
-    }
-    clear_pending(c);
-    c->stats.bytes = (uint64_t)((long long)c->stats.bytes + w.d.bytes);
-    c->stats.entries = (uint64_t)((long long)c->stats.entries + w.d.entries);
-    c->stats.evictions += w.d.evictions;
-    if (d != NULL) {
-        *d = w.d;
-    }
-    return 0;
 }
 
 /* ---- eviction --------------------------------------------------------- */
@@ -304,10 +272,8 @@ typedef struct victim {
 /* Keys a walk of the cache collects, to delete once the walk is over. */
 typedef struct collect {
     const pos_cache_t *c;
-    uint64_t now_ms;          /* collect_expired(): expired at this time */
-    pos_cache_match_fn match; /* collect_matching(): the keys it accepts */
-    void *match_ctx;
-    victim_t *v; /* growing array */
+    uint64_t now_ms; /* collect_expired(): expired at this time */
+    victim_t *v;     /* growing array */
     size_t n, cap;
 } collect_t;
 
@@ -354,20 +320,10 @@ static int collect_expired(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *val)
     return victims_push(a, k, &m);
 }
 
-static int collect_matching(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *val)
-{
-    collect_t *a = ctx;
-
-    (void)cur;
-    (void)val;
-    if (!a->match(a->match_ctx, k->mv_data, k->mv_size)) {
-        return 0;
-    }
-    return victims_push(a, k, NULL);
-}
-
-static uint64_t sort_now;
-static const uint64_t *sort_ttl;
+/* qsort() has no context argument; evictions run in the writer thread and,
+ * without one, in the caller's, so the comparison's is per thread. */
+static _Thread_local uint64_t sort_now;
+static _Thread_local const uint64_t *sort_ttl;
 
 static int victim_cmp(const void *a, const void *b)
 {
@@ -463,7 +419,39 @@ static int evict_txn(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now_ms,
     return rc;
 }
 
-static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted);
+typedef struct evict_args {
+    pos_cache_t *c;
+    size_t need; /* bytes */
+    uint64_t now_ms;
+    size_t freed; /* bytes */
+    delta_t d;
+} evict_args_t;
+
+static int evict_fn(void *ctx, MDB_txn *txn)
+{
+    evict_args_t *a = ctx;
+    return evict_txn(a->c, txn, a->need, a->now_ms, &a->d, &a->freed);
+}
+
+/* One eviction transaction of its own; what it freed goes to the writing
+ * side's counts and to the reclaimed ones the loop adds to its own. */
+static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
+{
+    evict_args_t a = {c, bytes, now_ms, 0, {0}};
+    int rc = pos_store_txn_run(c->st, 0, evict_fn, &a);
+    if (rc != 0) {
+        return rc;
+    }
+    atomic_fetch_add(&c->wbytes, a.d.bytes);
+    atomic_fetch_add(&c->wentries, a.d.entries);
+    atomic_fetch_add(&c->reclaimed_bytes, a.d.bytes);
+    atomic_fetch_add(&c->reclaimed_entries, a.d.entries);
+    atomic_fetch_add(&c->reclaimed_evictions, a.d.evictions);
+    if (evicted != NULL) {
+        *evicted = (size_t)a.d.evictions;
+    }
+    return (long long)a.freed;
+}
 
 long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
 {
@@ -471,7 +459,7 @@ long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t 
         return -EINVAL;
     }
     long long rc = evict_once(c, bytes, now_ms, evicted);
-    if (rc == -ENOSPC && c->stats.entries > 0 && pos_store_reserve_begin(c->st) == 0) {
+    if (rc == -ENOSPC && atomic_load(&c->wentries) > 0 && pos_store_reserve_begin(c->st) == 0) {
         /* A full map cannot even delete: borrow the reserve for it. */
         rc = evict_once(c, bytes, now_ms, evicted);
         pos_store_reserve_end(c->st);
@@ -479,41 +467,1292 @@ long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t 
     return rc;
 }
 
-typedef struct evict_args {
-    size_t need; /* bytes */
-    uint64_t now_ms;
-    size_t freed; /* bytes */
-} evict_args_t;
-
-static int evict_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
+/* The store's reclaimer: in the writer thread (or the caller's, without
+ * one). Touches only the store and the atomic counters. */
+static long long cache_reclaim(void *ctx, size_t bytes)
 {
-    evict_args_t *a = arg;
-    return evict_txn(c, txn, a->need, a->now_ms, d, &a->freed);
+    pos_cache_t *c = ctx;
+    /* Free more than asked: LMDB needs some spare pages for the retry itself;
+     * and enough for the puts that were refused for room. */
+    size_t want = bytes * 2 + 64u * 1024u;
+    uint64_t refused = atomic_exchange(&c->want_room, 0);
+    if (refused * 2 > want) {
+        want = (size_t)refused * 2;
+    }
+    return pos_cache_evict(c, want, wall_ms(), NULL);
 }
 
-static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
+/* ---- requests: what the writer applies --------------------------------- */
+
+typedef enum req_kind {
+    REQ_PUT = 0, /* nodes: the items */
+    REQ_DEL,     /* one node */
+    REQ_STALE,   /* one node */
+    REQ_BULK,    /* bulk: in slices */
+    REQ_TOUCH,   /* the touches only */
+} req_kind_t;
+
+typedef enum bulk_kind {
+    BULK_DELETE_IF = 0,
+    BULK_MARK_BEFORE, /* since_ms UINT64_MAX: everything */
+} bulk_kind_t;
+
+/* One key's change in the overlay. */
+struct pos_cache_node {
+    pos_cache_node_t *next; /* in its bucket, oldest first */
+    pos_cache_req_t *req;
+    uint64_t seq;
+    uint64_t hash;
+    const char *key;
+    size_t key_len;
+    pos_cache_meta_t meta;      /* REQ_PUT: the record as submitted */
+    const unsigned char *value; /* REQ_PUT */
+};
+
+/* A bulk request: the loop owns the cursor, a slice reports where it stopped. */
+typedef struct cache_bulk {
+    bulk_kind_t kind;
+    pos_cache_match_t match; /* BULK_DELETE_IF */
+    uint64_t since_ms;       /* BULK_MARK_BEFORE */
+    bool escalated;
+    bool paused;  /* loop: a slice came back while the writer was going away */
+    bool started; /* loop: cursor holds the last key visited */
+    size_t total; /* loop: entries changed by the slices so far */
+    size_t cursor_len;
+    char cursor[POS_CACHE_KEY_MAX];
+    /* A slice's results (the writer's, read on the loop after hand-back). */
+    bool finished;
+    bool visited;
+    size_t next_len;
+    char next[POS_CACHE_KEY_MAX];
+} cache_bulk_t;
+
+struct pos_cache_req {
+    pos_store_op_t op; /* first: the writer hands back &op */
+    pos_cache_t *c;
+    pos_cache_req_t *next;      /* c->head list */
+    pos_cache_req_t *bulk_next; /* c->bulks list */
+    req_kind_t kind;
+    uint64_t seq; /* REQ_BULK: its place among the changes */
+    uint64_t now_ms;
+    bool submitted, applied;
+    bool failed; /* applied with an error: the overlay no longer counts it */
+    pos_cache_done_fn done;
+    void *done_arg;
+    /* Synchronous callers: where the result goes, while they wait. */
+    int *sync_status;
+    size_t *sync_count;
+    bool *sync_completed;
+    bool *more; /* a synchronous bulk: set when another slice is due */
+    /* The writer's results. */
+    delta_t delta;
+    size_t count;
+    bool counted;       /* delta went into the writing side's counts */
+    uint64_t put_bytes; /* REQ_PUT: key + header + value bytes of the items */
+    size_t nnodes;
+    pos_cache_node_t *nodes;
+    uint64_t node_bytes; /* what the nodes hold, for the overlay's bound */
+    cache_bulk_t *bulk;
+    size_t ntouches;
+    pos_cache_pending_t *touches; /* carried along: written before the request's work */
+};
+
+static bool req_sync(const pos_cache_t *c)
+{
+    return c->cfg.writer == NULL;
+}
+
+/* Stores one item (a put node) inside txn, replacing any previous entry of the key. */
+static int put_one(pos_cache_t *c, MDB_txn *txn, const pos_cache_node_t *it, delta_t *d)
+{
+    pos_cache_meta_t old;
+    MDB_val raw;
+    int rc = read_meta(c, txn, it->key, it->key_len, &old, &raw);
+    if (rc != 0 && rc != -ENOENT) {
+        return rc;
+    }
+    pos_cache_meta_t m = it->meta;
+    if (rc == 0) {
+        if (old.value_len == m.value_len &&
+            memcmp((const unsigned char *)raw.mv_data + POS_CACHE_HDR_SIZE, it->value,
+                   m.value_len) == 0) {
+            m.fetched_at_ms = old.fetched_at_ms; /* the same value, verified again */
+        }
+        d->bytes -= (long long)(it->key_len + raw.mv_size);
+        d->entries--;
+        rc = lru_del(c, txn, old.last_access);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    MDB_val k = {it->key_len, (void *)it->key};
+    MDB_val v = {POS_CACHE_HDR_SIZE + m.value_len, NULL};
+    /* MDB_RESERVE: LMDB hands out the space and we fill it, saving a copy. */
+    rc = pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE], &k, &v, MDB_RESERVE));
+    if (rc != 0) {
+        return rc;
+    }
+    encode_header(v.mv_data, &m);
+    if (m.value_len != 0) {
+        memcpy((unsigned char *)v.mv_data + POS_CACHE_HDR_SIZE, it->value, m.value_len);
+    }
+    rc = lru_put(c, txn, m.last_access, it->key, it->key_len);
+    if (rc != 0) {
+        return rc;
+    }
+    d->bytes += (long long)(it->key_len + POS_CACHE_HDR_SIZE + m.value_len);
+    d->entries++;
+    return 0;
+}
+
+/* Evicts for the byte budget if the batch needs it, then stores the batch. */
+static int apply_put(pos_cache_t *c, MDB_txn *txn, pos_cache_req_t *r)
+{
+    int rc = 0;
+    if (c->cfg.max_bytes != 0) {
+        long long now_bytes = atomic_load(&c->wbytes) + r->delta.bytes;
+        uint64_t held = now_bytes > 0 ? (uint64_t)now_bytes : 0;
+        if (held + r->put_bytes > c->cfg.max_bytes) {
+            /* Evict a sixteenth more than needed so the next puts do not each evict. */
+            uint64_t need = held + r->put_bytes - c->cfg.max_bytes + c->cfg.max_bytes / 16;
+            size_t freed;
+            rc = evict_txn(c, txn, (size_t)need, r->now_ms, &r->delta, &freed);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < r->nnodes; i++) {
+        rc = put_one(c, txn, &r->nodes[i], &r->delta);
+    }
+    if (rc == 0) {
+        r->count = r->nnodes;
+    }
+    return rc;
+}
+
+static int apply_del(pos_cache_t *c, MDB_txn *txn, pos_cache_req_t *r)
+{
+    const pos_cache_node_t *n = &r->nodes[0];
+    int rc = del_entry(c, txn, n->key, n->key_len, &r->delta);
+    if (rc == -ENOENT) {
+        return 0; /* count 0: it was not there */
+    }
+    r->count = rc == 0;
+    return rc;
+}
+
+static int apply_stale(pos_cache_t *c, MDB_txn *txn, pos_cache_req_t *r)
+{
+    const pos_cache_node_t *n = &r->nodes[0];
+    pos_cache_meta_t m;
+    MDB_val raw;
+    int rc = read_meta(c, txn, n->key, n->key_len, &m, &raw);
+    if (rc == -ENOENT) {
+        return 0;
+    }
+    if (rc == 0 && !m.stale) {
+        m.stale = true;
+        rc = rewrite_header(c, txn, n->key, n->key_len, &raw, &m);
+    }
+    r->count = rc == 0;
+    return rc;
+}
+
+/* Positions cur on the first key after the bulk's cursor (or the first key). */
+static int slice_start(const cache_bulk_t *b, MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    if (!b->started) {
+        return mdb_cursor_get(cur, k, v, MDB_FIRST);
+    }
+    k->mv_size = b->cursor_len;
+    k->mv_data = (void *)b->cursor;
+    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (rc == 0 && k->mv_size == b->cursor_len &&
+        memcmp(k->mv_data, b->cursor, b->cursor_len) == 0) {
+        rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+    }
+    return rc;
+}
+
+/* Marks the record under cur stale if the bulk wants it; counts it. */
+static int slice_mark(const cache_bulk_t *b, MDB_cursor *cur, MDB_val *k, MDB_val *v, size_t *n)
+{
+    pos_cache_meta_t m;
+
+    if (pos_cache_record_parse(v->mv_data, v->mv_size, &m, NULL) != 0 || m.stale ||
+        m.verified_at_ms >= b->since_ms) {
+        return 0;
+    }
+    m.stale = true;
+    unsigned char *copy = copy_with_header(v, &m);
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    MDB_val nv = {v->mv_size, copy};
+    /* Same key, same size: replaced in place, the cursor keeps its position. */
+    int rc = pos_store_errno(mdb_cursor_put(cur, k, &nv, MDB_CURRENT));
+    free(copy);
+    *n += rc == 0;
+    return rc;
+}
+
+/*
+ * One slice of a bulk request: up to POS_CACHE_SLICE_KEYS keys after the
+ * cursor, or POS_CACHE_SLICE_US of work, whichever comes first. Reads the
+ * cursor, writes only its results: a retried slice starts over.
+ */
+static int apply_slice(pos_cache_t *c, MDB_txn *txn, pos_cache_req_t *r)
+{
+    cache_bulk_t *b = r->bulk;
+    collect_t found = {.c = c};
+    uint64_t t0 = pos_clock_mono_us();
+    size_t seen = 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
+
+    b->finished = false;
+    b->visited = false;
+    int mrc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &cur);
+    if (mrc != 0) {
+        return pos_store_errno(mrc);
+    }
+    int rc = 0; /* a negative errno; mrc: LMDB's walk */
+    for (mrc = slice_start(b, cur, &k, &v); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        memcpy(b->next, k.mv_data, k.mv_size); /* before any write moves it */
+        b->next_len = k.mv_size;
+        b->visited = true;
+        if (b->kind == BULK_DELETE_IF) {
+            if (b->match.match(b->match.ctx, k.mv_data, k.mv_size)) {
+                rc = victims_push(&found, &k, NULL);
+            }
+        } else {
+            rc = slice_mark(b, cur, &k, &v, &r->count);
+        }
+        if (rc != 0) {
+            break;
+        }
+        if (++seen >= POS_CACHE_SLICE_KEYS ||
+            (seen % 32 == 0 && pos_clock_mono_us() - t0 >= POS_CACHE_SLICE_US)) {
+            break; /* mrc 0: more to come */
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc == MDB_NOTFOUND) {
+        b->finished = true;
+    } else if (rc == 0 && mrc != 0) {
+        rc = pos_store_errno(mrc);
+    }
+    /* Collected first, deleted after: a write invalidates the cursor's data pointers. */
+    for (size_t i = 0; rc == 0 && i < found.n; i++) {
+        rc = del_entry(c, txn, found.v[i].key, found.v[i].key_len, &r->delta);
+        r->count += rc == 0;
+    }
+    victims_free(&found);
+    return rc;
+}
+
+/* The writer's side of every request: its touches, then its work, in txn. */
+static int req_apply(pos_store_op_t *op, MDB_txn *txn)
+{
+    pos_cache_req_t *r = (pos_cache_req_t *)op;
+    pos_cache_t *c = r->c;
+    int rc = 0;
+
+    if (r->counted) {
+        /* Applied before and then undone (the group's commit was refused): start over. */
+        atomic_fetch_sub(&c->wbytes, r->delta.bytes);
+        atomic_fetch_sub(&c->wentries, r->delta.entries);
+        r->counted = false;
+    }
+    memset(&r->delta, 0, sizeof(r->delta));
+    r->count = 0;
+    if (r->ntouches > 0) {
+        rc = apply_touches(c, txn, r->touches, r->ntouches);
+    }
+    if (rc == 0) {
+        switch (r->kind) {
+        case REQ_PUT:
+            rc = apply_put(c, txn, r);
+            break;
+        case REQ_DEL:
+            rc = apply_del(c, txn, r);
+            break;
+        case REQ_STALE:
+            rc = apply_stale(c, txn, r);
+            break;
+        case REQ_BULK:
+            rc = apply_slice(c, txn, r);
+            break;
+        case REQ_TOUCH:
+            break;
+        }
+    }
+    if (rc == 0) {
+        atomic_fetch_add(&c->wbytes, r->delta.bytes);
+        atomic_fetch_add(&c->wentries, r->delta.entries);
+        r->counted = true;
+    } else if (rc == -ENOSPC && r->kind == REQ_PUT) {
+        /* The writer asks the reclaimer once for every put of its group that
+         * was refused for room: it must free what they all need. */
+        atomic_fetch_add(&c->want_room, r->put_bytes);
+    }
+    return rc;
+}
+
+/*
+ * The requests the cache has with the writer: one operation at a time,
+ * carrying every request that waited meanwhile (up to CARRIER_NODES keys'
+ * changes or CARRIER_BYTES, and at least one request) in one nested
+ * transaction. The writer groups operations anyway; this spares one nested
+ * transaction per request (LMDB allocates about 2.5 MiB of lists for each)
+ * and bounds the writer's queue for the cache to one operation. Small, as
+ * LMDB keeps the dirty pages of its largest write transaction for reuse. A
+ * bulk request's slices go alone.
+ */
+#define CARRIER_NODES 64
+#define CARRIER_BYTES (256u * 1024u)
+
+struct pos_cache_carrier {
+    pos_store_op_t op;
+    pos_cache_t *c;
+    pos_cache_req_t *first; /* n requests in order from here (their next links) */
+    size_t n;
+};
+
+static int carrier_apply(pos_store_op_t *op, MDB_txn *txn)
+{
+    pos_cache_carrier_t *k = op->ctx;
+    pos_cache_req_t *r = k->first;
+    int rc = 0;
+
+    for (size_t i = 0; i < k->n && rc == 0; i++) {
+        rc = req_apply(&r->op, txn);
+        if (i + 1 < k->n) {
+            r = r->next; /* never past the last: the loop may be appending there */
+        }
+    }
+    if (rc == -ENOSPC) {
+        /* All of them go again after the reclaimer made room: ask for theirs. */
+        r = k->first;
+        for (size_t i = 0; i < k->n; i++) {
+            atomic_fetch_add(&k->c->want_room, r->put_bytes);
+            if (i + 1 < k->n) {
+                r = r->next;
+            }
+        }
+    }
+    return rc;
+}
+
+/* ---- the overlay (loop thread) ----------------------------------------- */
+
+static pos_cache_node_t **bucket_of(const pos_cache_t *c, uint64_t hash)
+{
+    return &c->buckets[hash & (POS_CACHE_BUCKETS - 1)];
+}
+
+/* The last node of each bucket, for appending in order. */
+static pos_cache_node_t **bucket_tail_of(const pos_cache_t *c, uint64_t hash)
+{
+    return &c->buckets[POS_CACHE_BUCKETS + (hash & (POS_CACHE_BUCKETS - 1))];
+}
+
+static bool node_is(const pos_cache_node_t *n, uint64_t hash, const char *key, size_t len)
+{
+    return n->hash == hash && n->key_len == len && memcmp(n->key, key, len) == 0;
+}
+
+/* The first node of key at or after n in its bucket, or NULL. */
+static const pos_cache_node_t *node_next(const pos_cache_node_t *n, uint64_t hash, const char *key,
+                                         size_t len)
+{
+    while (n != NULL && !node_is(n, hash, key, len)) {
+        n = n->next;
+    }
+    return n;
+}
+
+/* A key's state as the replay carries it along. */
+typedef struct replay {
+    bool present;
+    pos_cache_meta_t meta;
+    const void *value;
+} replay_t;
+
+static void replay_node(replay_t *st, const pos_cache_node_t *n)
+{
+    switch (n->req->kind) {
+    case REQ_PUT: {
+        /* As put_one() will: the same bytes again keep fetched_at. */
+        bool same = st->present && st->meta.value_len == n->meta.value_len &&
+                    (n->meta.value_len == 0 || memcmp(st->value, n->value, n->meta.value_len) == 0);
+        uint64_t fetched = same ? st->meta.fetched_at_ms : n->meta.fetched_at_ms;
+        st->meta = n->meta;
+        st->meta.fetched_at_ms = fetched;
+        st->value = n->value;
+        st->present = true;
+        break;
+    }
+    case REQ_DEL:
+        st->present = false;
+        break;
+    default:
+        if (st->present) {
+            st->meta.stale = true;
+        }
+        break;
+    }
+}
+
+static void replay_bulk(replay_t *st, const cache_bulk_t *b, const char *key, size_t len)
+{
+    if (!st->present) {
+        return;
+    }
+    if (b->kind == BULK_DELETE_IF) {
+        if (b->match.match(b->match.ctx, key, len)) {
+            st->present = false;
+        }
+    } else if (!st->meta.stale && st->meta.verified_at_ms < b->since_ms) {
+        st->meta.stale = true;
+    }
+}
+
+/*
+ * Replays every change and bulk request of the overlay that concerns key,
+ * in order, over *st (what the store holds now). The store may hold some
+ * of them already (applied, not yet retired): a change either sets the key
+ * (put, delete, a matching delete_if) or marks it stale, so replaying one
+ * the store holds changes nothing. And since the cache's requests reach
+ * the store in order, a bulk one holding the later ones back, what the
+ * store holds is always a prefix of the overlay's order.
+ */
+static void overlay_replay(const pos_cache_t *c, const char *key, size_t len, replay_t *st)
+{
+    if (c->head == NULL) {
+        return;
+    }
+    uint64_t hash = hash_key(key, len);
+    const pos_cache_node_t *n = node_next(*bucket_of(c, hash), hash, key, len);
+    const pos_cache_req_t *b = c->bulks;
+
+    while (n != NULL || b != NULL) {
+        if (b == NULL || (n != NULL && n->seq < b->seq)) {
+            if (!n->req->failed) {
+                replay_node(st, n);
+            }
+            n = node_next(n->next, hash, key, len);
+        } else {
+            if (!b->failed) {
+                replay_bulk(st, b->bulk, key, len);
+            }
+            b = b->bulk_next;
+        }
+    }
+}
+
+static void overlay_add(pos_cache_t *c, pos_cache_req_t *r)
+{
+    for (size_t i = 0; i < r->nnodes; i++) {
+        pos_cache_node_t *n = &r->nodes[i];
+        pos_cache_node_t **tail = bucket_tail_of(c, n->hash);
+        n->req = r;
+        n->seq = ++c->seq;
+        n->next = NULL;
+        if (*tail != NULL) {
+            (*tail)->next = n;
+        } else {
+            *bucket_of(c, n->hash) = n;
+        }
+        *tail = n;
+    }
+    if (r->bulk != NULL) {
+        r->seq = ++c->seq;
+        r->bulk_next = NULL;
+        if (c->bulks_tail != NULL) {
+            c->bulks_tail->bulk_next = r;
+        } else {
+            c->bulks = r;
+        }
+        c->bulks_tail = r;
+        c->stats.overlay_bulks++;
+    }
+    c->stats.overlay_ops += r->nnodes;
+    c->stats.overlay_bytes += r->node_bytes;
+}
+
+static void overlay_remove(pos_cache_t *c, pos_cache_req_t *r)
+{
+    for (size_t i = 0; i < r->nnodes; i++) {
+        pos_cache_node_t *n = &r->nodes[i];
+        pos_cache_node_t **pp = bucket_of(c, n->hash), *prev = NULL;
+        /* Retired in order: the oldest node of its bucket, so the first. */
+        while (*pp != n) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        *pp = n->next;
+        if (*bucket_tail_of(c, n->hash) == n) {
+            *bucket_tail_of(c, n->hash) = prev;
+        }
+    }
+    if (r->bulk != NULL) {
+        pos_cache_req_t **pp = &c->bulks, *prev = NULL;
+        while (*pp != r) {
+            prev = *pp;
+            pp = &(*pp)->bulk_next;
+        }
+        *pp = r->bulk_next;
+        if (c->bulks_tail == r) {
+            c->bulks_tail = prev;
+        }
+        c->stats.overlay_bulks--;
+    }
+    c->stats.overlay_ops -= r->nnodes;
+    c->stats.overlay_bytes -= r->node_bytes;
+}
+
+/* ---- requests (loop thread) -------------------------------------------- */
+
+static void req_applied(pos_store_op_t *op);
+static void carrier_applied(pos_store_op_t *op);
+
+/*
+ * A request of kind with room for nnodes nodes, a bulk part if bulk, and
+ * extra bytes (returned in *storage) for the nodes' keys and values.
+ */
+static pos_cache_req_t *req_new(pos_cache_t *c, req_kind_t kind, size_t nnodes, bool bulk,
+                                size_t extra, unsigned char **storage)
+{
+    size_t size = sizeof(pos_cache_req_t) + nnodes * sizeof(pos_cache_node_t) +
+                  (bulk ? sizeof(cache_bulk_t) : 0) + extra;
+    pos_cache_req_t *r = calloc(1, size);
+    if (r == NULL) {
+        return NULL;
+    }
+    r->c = c;
+    r->kind = kind;
+    r->op.apply = req_apply;
+    r->op.applied = req_applied;
+    r->op.ctx = r;
+    r->nodes = (pos_cache_node_t *)(r + 1);
+    r->nnodes = nnodes;
+    unsigned char *p = (unsigned char *)(r->nodes + nnodes);
+    if (bulk) {
+        r->bulk = (cache_bulk_t *)p;
+        p += sizeof(cache_bulk_t);
+    }
+    if (storage != NULL) {
+        *storage = p;
+    }
+    r->node_bytes = nnodes * sizeof(pos_cache_node_t) + extra;
+    return r;
+}
+
+static void req_free(pos_cache_req_t *r)
+{
+    if (r->bulk != NULL && r->bulk->match.release != NULL) {
+        r->bulk->match.release(r->bulk->match.ctx);
+    }
+    if (r->touches != NULL) {
+        free_touches(r->touches, r->ntouches);
+        free(r->touches);
+    }
+    free(r);
+}
+
+/* The writer is closing or closed: requests wait for pos_cache_close(). */
+static bool writer_gone(const pos_cache_t *c)
+{
+    return c->detached || (c->cfg.writer != NULL && !c->cfg.writer->running);
+}
+
+/*
+ * Hands r to the writer, or without one runs it here and now: every slice
+ * of a bulk request, and then its callbacks, which free r.
+ */
+static void req_submit(pos_cache_t *c, pos_cache_req_t *r)
+{
+    if (!req_sync(c)) {
+        c->inflight++;
+        pos_store_writer_submit(c->cfg.writer, &r->op);
+        return;
+    }
+    bool more;
+    do {
+        more = false;
+        r->more = &more;
+        (void)pos_store_op_run_now(c->st, &r->op);
+    } while (more);
+}
+
+/* Hands the waiting requests from c->unsubmitted to the writer as one
+ * carrier: up to the first bulk request, CARRIER_NODES or CARRIER_BYTES. */
+static void carrier_submit(pos_cache_t *c)
+{
+    pos_cache_carrier_t *k = c->carrier;
+    pos_cache_req_t *r = c->unsubmitted;
+    uint64_t bytes = 0;
+    size_t nodes = 0;
+
+    k->first = r;
+    k->n = 0;
+    while (r != NULL && r->kind != REQ_BULK &&
+           (k->n == 0 ||
+            (nodes + r->nnodes <= CARRIER_NODES && bytes + r->node_bytes <= CARRIER_BYTES))) {
+        r->submitted = true;
+        bytes += r->node_bytes;
+        nodes += r->nnodes;
+        k->n++;
+        r = r->next;
+    }
+    c->unsubmitted = r;
+    c->inflight++;
+    k->op.weight = (size_t)bytes;
+    pos_store_writer_submit(c->cfg.writer, &k->op);
+}
+
+/*
+ * Submits the waiting requests in order: without a writer each at once;
+ * with one, a carrier when nothing of the cache is with the writer. A bulk
+ * request goes alone and holds the rest back until its last slice.
+ */
+static void cache_pump(pos_cache_t *c)
+{
+    if (c->pumping) {
+        return; /* a synchronous run further up the stack goes on with the rest */
+    }
+    c->pumping = true;
+    while (c->unsubmitted != NULL && c->bulk_running == NULL && !writer_gone(c) &&
+           (req_sync(c) || c->inflight == 0)) {
+        pos_cache_req_t *r = c->unsubmitted;
+        if (r->kind != REQ_BULK && !req_sync(c)) {
+            carrier_submit(c);
+            continue;
+        }
+        c->unsubmitted = r->next;
+        r->submitted = true;
+        if (r->kind == REQ_BULK) {
+            c->bulk_running = r;
+        }
+        req_submit(c, r);
+    }
+    c->pumping = false;
+}
+
+/* Frees the applied requests at the head, in order. */
+static void cache_retire(pos_cache_t *c)
+{
+    while (c->head != NULL && c->head->applied) {
+        pos_cache_req_t *r = c->head;
+        c->head = r->next;
+        if (c->head == NULL) {
+            c->tail = NULL;
+        }
+        overlay_remove(c, r);
+        req_free(r);
+    }
+}
+
+/* The pending touches go with r (the next write carries them). */
+static void req_take_touches(pos_cache_t *c, pos_cache_req_t *r)
+{
+    if (c->pending_count == 0) {
+        return;
+    }
+    r->touches = malloc(c->pending_count * sizeof(*r->touches));
+    if (r->touches == NULL) {
+        return; /* they wait for the next one */
+    }
+    memcpy(r->touches, c->pending, c->pending_count * sizeof(*r->touches));
+    r->ntouches = c->pending_count;
+    c->pending_count = 0;
+}
+
+/* Appends r to the requests and the overlay, and submits what may go. */
+static void cache_issue(pos_cache_t *c, pos_cache_req_t *r)
+{
+    req_take_touches(c, r);
+    overlay_add(c, r);
+    r->next = NULL;
+    if (c->tail != NULL) {
+        c->tail->next = r;
+    } else {
+        c->head = r;
+    }
+    c->tail = r;
+    if (c->unsubmitted == NULL) {
+        c->unsubmitted = r;
+    }
+    if (r->kind == REQ_TOUCH) {
+        c->touching = true;
+    }
+    cache_pump(c);
+}
+
+/*
+ * Issues r and, without a writer, waits for it: returns its status and
+ * *count; with one (or when a synchronous run further up the stack will
+ * carry it out) returns 0 at once, *completed telling which.
+ */
+static int req_run(pos_cache_t *c, pos_cache_req_t *r, size_t *count, bool *completed)
+{
+    int status = 0;
+    size_t n = 0;
+    bool done = false;
+
+    r->sync_status = &status;
+    r->sync_count = &n;
+    r->sync_completed = &done;
+    cache_issue(c, r);
+    if (!done) {
+        /* r lives on until it is applied: forget the caller's stack. */
+        r->sync_status = NULL;
+        r->sync_count = NULL;
+        r->sync_completed = NULL;
+    }
+    if (count != NULL) {
+        *count = n;
+    }
+    if (completed != NULL) {
+        *completed = done;
+    }
+    return status;
+}
+
+/* A request the store refused: counted, and logged at most once a minute. */
+static void req_refused(pos_cache_t *c, const pos_cache_req_t *r, int status)
+{
+    static const char *const what[] = {"put", "delete", "stale mark", "bulk", "touch"};
+    uint64_t now = pos_clock_mono_ms();
+
+    c->stats.write_errors++;
+    if (c->stats.write_errors > 1 && now - c->err_log_ms < 60000u) {
+        return;
+    }
+    c->err_log_ms = now;
+    POS_WARN("cache", "a cache %s was refused by the store: %s (%llu refused so far)",
+             what[r->kind], strerror(-status), (unsigned long long)c->stats.write_errors);
+}
+
+/* r is over: its result to whoever waits, then retired in order. */
+static void req_finish(pos_cache_t *c, pos_cache_req_t *r, int status)
+{
+    size_t count = r->kind == REQ_BULK ? r->bulk->total : r->count;
+
+    if (status != 0) {
+        r->failed = true;
+        req_refused(c, r, status);
+    }
+    if (r->kind == REQ_BULK) {
+        c->bulk_running = NULL;
+    }
+    if (r->kind == REQ_TOUCH) {
+        c->touching = false;
+    }
+    r->applied = true;
+    if (r->sync_completed != NULL) {
+        *r->sync_completed = true;
+        *r->sync_status = status;
+        *r->sync_count = count;
+    }
+    if (r->done != NULL) {
+        r->done(r->done_arg, status, count);
+    }
+    cache_retire(c);
+    cache_pump(c);
+}
+
+/* A bulk request's slice came back applied: the next one, or the end. */
+static bool bulk_next_slice(pos_cache_t *c, pos_cache_req_t *r)
+{
+    cache_bulk_t *b = r->bulk;
+
+    b->total += r->count;
+    if (b->visited) {
+        memcpy(b->cursor, b->next, b->next_len);
+        b->cursor_len = b->next_len;
+        b->started = true;
+    }
+    if (b->finished) {
+        return false;
+    }
+    if (req_sync(c)) {
+        *r->more = true; /* req_submit() runs the next one */
+    } else if (writer_gone(c)) {
+        b->paused = true; /* pos_cache_close() goes on with it */
+    } else {
+        c->inflight++;
+        pos_store_writer_submit(c->cfg.writer, &r->op);
+    }
+    return true;
+}
+
+/* The writer's hand-back (or pos_store_op_run_now()'s), on the loop thread. */
+static void req_handback(pos_cache_t *c, pos_cache_req_t *r, int status)
+{
+    if (r->counted && status != 0) {
+        /* Undone by the group's commit: the writing side's counts go back too. */
+        atomic_fetch_sub(&c->wbytes, r->delta.bytes);
+        atomic_fetch_sub(&c->wentries, r->delta.entries);
+    }
+    r->counted = false; /* final: a next slice starts its own counts */
+    if (r->touches != NULL) {
+        /* Written (or lost with a failed request: recency hints only). */
+        free_touches(r->touches, r->ntouches);
+        free(r->touches);
+        r->touches = NULL;
+        r->ntouches = 0;
+    }
+    if (status == 0) {
+        c->stats.bytes = (uint64_t)((long long)c->stats.bytes + r->delta.bytes);
+        c->stats.entries = (uint64_t)((long long)c->stats.entries + r->delta.entries);
+        c->stats.evictions += r->delta.evictions;
+        if (r->kind == REQ_BULK && bulk_next_slice(c, r)) {
+            return;
+        }
+    }
+    req_finish(c, r, status);
+}
+
+/* A request's own operation back (a bulk request's slice, or any request
+ * without a writer). */
+static void req_applied(pos_store_op_t *op)
+{
+    pos_cache_req_t *r = op->ctx;
+    pos_cache_t *c = r->c;
+
+    if (!req_sync(c)) {
+        c->inflight--;
+    }
+    req_handback(c, r, op->status);
+}
+
+/* The carrier back: each request it carried, in order, with its status. */
+static void carrier_applied(pos_store_op_t *op)
+{
+    pos_cache_carrier_t *k = op->ctx;
+    pos_cache_t *c = k->c;
+    pos_cache_req_t *r = k->first;
+    size_t n = k->n;
+    int status = op->status;
+
+    /* The next carrier may leave while these are handed back (a done() that
+     * writes again): it takes the requests after them. */
+    c->inflight--;
+    for (size_t i = 0; i < n; i++) {
+        pos_cache_req_t *next = i + 1 < n ? r->next : NULL;
+        req_handback(c, r, status);
+        r = next;
+    }
+}
+
+/* ---- bounds ------------------------------------------------------------ */
+
+/* Would nodes more changes of bytes bytes take the overlay past a bound? */
+static bool overlay_full(const pos_cache_t *c, size_t nodes, uint64_t bytes)
+{
+    return c->stats.overlay_ops + nodes > c->cfg.overlay_max_ops ||
+           c->stats.overlay_bytes + bytes > c->cfg.overlay_max_bytes ||
+           c->stats.overlay_bulks >= POS_CACHE_BULK_MAX;
+}
+
+static bool is_mark_all(const pos_cache_req_t *r)
+{
+    return r != NULL && r->kind == REQ_BULK && r->bulk->kind == BULK_MARK_BEFORE &&
+           r->bulk->since_ms == UINT64_MAX;
+}
+
+/*
+ * An invalidation the overlay cannot take as asked: everything is marked
+ * stale instead (still served offline, refetched online), unless the last
+ * request does that already: nothing else is appended while the overlay
+ * is full, so bulk requests stay within POS_CACHE_BULK_MAX + 1.
+ */
+static void cache_escalate(pos_cache_t *c)
+{
+    c->stats.escalated++;
+    if (is_mark_all(c->tail)) {
+        return;
+    }
+    if (c->stats.escalated == 1 || c->stats.escalated % 1000 == 0) {
+        POS_WARN("cache",
+                 "too many cache writes waiting for the store: marking every entry "
+                 "stale instead of the invalidation asked (%llu so far)",
+                 (unsigned long long)c->stats.escalated);
+    }
+    pos_cache_req_t *r = req_new(c, REQ_BULK, 0, true, 0, NULL);
+    if (r == NULL) {
+        POS_ERR("cache", "out of memory: an invalidation is lost");
+        return;
+    }
+    r->bulk->kind = BULK_MARK_BEFORE;
+    r->bulk->since_ms = UINT64_MAX;
+    r->bulk->escalated = true;
+    (void)req_run(c, r, NULL, NULL);
+}
+
+/* ---- the calls --------------------------------------------------------- */
+
+static int check_item(const pos_cache_t *c, const pos_cache_item_t *it)
+{
+    int rc = check_key(it->key, it->key_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if ((unsigned)it->family >= POS_CACHE_FAMILY_COUNT ||
+        (it->value == NULL && it->value_len != 0)) {
+        return -EINVAL;
+    }
+    uint64_t size = (uint64_t)it->key_len + POS_CACHE_HDR_SIZE + it->value_len;
+    if (it->value_len > POS_CACHE_VALUE_MAX || (c->cfg.max_bytes != 0 && size > c->cfg.max_bytes)) {
+        return -EMSGSIZE;
+    }
+    return 0;
+}
+
+int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms,
+                        pos_cache_done_fn done, void *arg)
+{
+    if (c == NULL || c->st == NULL || (items == NULL && n != 0)) {
+        return -EINVAL;
+    }
+    size_t extra = 0;
+    uint64_t put_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_item(c, &items[i]);
+        if (rc != 0) {
+            return rc;
+        }
+        extra += items[i].key_len + items[i].value_len;
+        put_bytes += items[i].key_len + POS_CACHE_HDR_SIZE + items[i].value_len;
+    }
+    if (overlay_full(c, n, extra + n * sizeof(pos_cache_node_t))) {
+        c->stats.shed += n;
+        return -EBUSY;
+    }
+    unsigned char *p;
+    pos_cache_req_t *r = req_new(c, REQ_PUT, n, false, extra, &p);
+    if (r == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const pos_cache_item_t *it = &items[i];
+        pos_cache_node_t *node = &r->nodes[i];
+        memcpy(p, it->key, it->key_len);
+        node->key = (const char *)p;
+        node->key_len = it->key_len;
+        p += it->key_len;
+        if (it->value_len != 0) {
+            memcpy(p, it->value, it->value_len);
+        }
+        node->value = p;
+        p += it->value_len;
+        node->hash = hash_key(it->key, it->key_len);
+        node->meta = (pos_cache_meta_t){
+            .family = it->family,
+            .stale = false,
+            .fetched_at_ms = now_ms,
+            .verified_at_ms = now_ms,
+            .last_access = atomic_fetch_add(&c->clock, 1) + 1,
+            .value_len = (uint32_t)it->value_len,
+        };
+    }
+    r->put_bytes = put_bytes;
+    r->now_ms = now_ms;
+    r->done = done;
+    r->done_arg = arg;
+    return req_run(c, r, NULL, NULL);
+}
+
+int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *value,
+                  size_t value_len, pos_cache_family_t family, uint64_t now_ms)
+{
+    pos_cache_item_t it = {key, key_len, value, value_len, family};
+    return pos_cache_put_batch(c, &it, 1, now_ms, NULL, NULL);
+}
+
+/* A delete or a stale mark of one key. */
+static int key_request(pos_cache_t *c, req_kind_t kind, const char *key, size_t key_len)
 {
     if (c == NULL || c->st == NULL) {
         return -EINVAL;
     }
-    evict_args_t a = {bytes, now_ms, 0};
-    delta_t d;
-    int rc = cache_write(c, evict_op, &a, &d);
+    int rc = check_key(key, key_len);
     if (rc != 0) {
         return rc;
     }
-    if (evicted != NULL) {
-        *evicted = (size_t)d.evictions;
+    if (overlay_full(c, 1, key_len + sizeof(pos_cache_node_t))) {
+        cache_escalate(c);
+        return -EBUSY;
     }
-    return (long long)a.freed;
+    unsigned char *p;
+    pos_cache_req_t *r = req_new(c, kind, 1, false, key_len, &p);
+    if (r == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(p, key, key_len);
+    r->nodes[0].key = (const char *)p;
+    r->nodes[0].key_len = key_len;
+    r->nodes[0].hash = hash_key(key, key_len);
+    size_t count;
+    bool completed;
+    rc = req_run(c, r, &count, &completed);
+    return rc == 0 && completed && count == 0 ? -ENOENT : rc;
 }
 
-static long long cache_reclaim(void *ctx, size_t bytes)
+int pos_cache_mark_stale(pos_cache_t *c, const char *key, size_t key_len)
 {
-    pos_cache_t *c = ctx;
-    /* Free more than asked: LMDB needs some spare pages for the retry itself. */
-    size_t want = bytes * 2 + 64u * 1024u;
-    return pos_cache_evict(c, want, wall_ms(), NULL);
+    return key_request(c, REQ_STALE, key, key_len);
+}
+
+int pos_cache_delete(pos_cache_t *c, const char *key, size_t key_len)
+{
+    return key_request(c, REQ_DEL, key, key_len);
+}
+
+/* A bulk request; m (delete_if only) is owned from here on. */
+static int bulk_request(pos_cache_t *c, bulk_kind_t kind, const pos_cache_match_t *m,
+                        uint64_t since_ms, pos_cache_done_fn done, void *arg)
+{
+    if (c->stats.overlay_bulks >= POS_CACHE_BULK_MAX) {
+        if (m != NULL && m->release != NULL) {
+            m->release(m->ctx);
+        }
+        cache_escalate(c);
+        return -EBUSY;
+    }
+    pos_cache_req_t *r = req_new(c, REQ_BULK, 0, true, 0, NULL);
+    if (r == NULL) {
+        if (m != NULL && m->release != NULL) {
+            m->release(m->ctx);
+        }
+        return -ENOMEM;
+    }
+    r->bulk->kind = kind;
+    if (m != NULL) {
+        r->bulk->match = *m;
+    }
+    r->bulk->since_ms = since_ms;
+    r->done = done;
+    r->done_arg = arg;
+    return req_run(c, r, NULL, NULL);
+}
+
+int pos_cache_mark_stale_before(pos_cache_t *c, uint64_t since_ms, pos_cache_done_fn done,
+                                void *arg)
+{
+    if (c == NULL || c->st == NULL) {
+        return -EINVAL;
+    }
+    return bulk_request(c, BULK_MARK_BEFORE, NULL, since_ms, done, arg);
+}
+
+int pos_cache_mark_all_stale(pos_cache_t *c, pos_cache_done_fn done, void *arg)
+{
+    return pos_cache_mark_stale_before(c, UINT64_MAX, done, arg);
+}
+
+int pos_cache_delete_if(pos_cache_t *c, const pos_cache_match_t *m, pos_cache_done_fn done,
+                        void *arg)
+{
+    if (m == NULL || m->match == NULL) {
+        return -EINVAL;
+    }
+    if (c == NULL || c->st == NULL) {
+        if (m->release != NULL) {
+            m->release(m->ctx);
+        }
+        return -EINVAL;
+    }
+    return bulk_request(c, BULK_DELETE_IF, m, 0, done, arg);
+}
+
+int pos_cache_flush(pos_cache_t *c)
+{
+    if (c == NULL || c->st == NULL) {
+        return -EINVAL;
+    }
+    if (c->pending_count == 0 || c->touching) {
+        return 0; /* nothing to write, or a flush under way (the next one takes the rest) */
+    }
+    if (overlay_full(c, 1, 0)) {
+        return -EBUSY; /* as if it were one more change: nothing is appended to a full overlay */
+    }
+    pos_cache_req_t *r = req_new(c, REQ_TOUCH, 0, false, 0, NULL);
+    if (r == NULL) {
+        return -ENOMEM;
+    }
+    return req_run(c, r, NULL, NULL);
+}
+
+/* ---- get -------------------------------------------------------------- */
+
+/* Queues an LRU touch; past the bound, a touch of a new key is dropped. */
+static void touch(pos_cache_t *c, const char *key, size_t len)
+{
+    uint64_t h = hash_key(key, len);
+    uint64_t counter = atomic_fetch_add(&c->clock, 1) + 1;
+    for (size_t i = 0; i < c->pending_count; i++) {
+        pos_cache_pending_t *p = &c->pending[i];
+        if (p->hash == h && p->key_len == len && memcmp(p->key, key, len) == 0) {
+            p->counter = counter;
+            return;
+        }
+    }
+    if (c->pending_count == POS_CACHE_PENDING_MAX) {
+        /* Reads never write: past the bound a touch is dropped (counted) until the next
+         * write or pos_cache_flush(). A lost touch only makes the LRU order less exact. */
+        c->stats.touches_dropped++;
+        return;
+    }
+    char *copy = malloc(len);
+    if (copy == NULL) {
+        return;
+    }
+    memcpy(copy, key, len);
+    c->pending[c->pending_count++] = (pos_cache_pending_t){h, counter, len, copy};
+}
+
+int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_ms, void *buf,
+                  size_t buf_len, pos_cache_info_t *info)
+{
+    if (c == NULL || c->st == NULL || info == NULL || (buf == NULL && buf_len != 0)) {
+        return -EINVAL;
+    }
+    int rc = check_key(key, key_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if (c->rtxn == NULL) {
+        rc = pos_store_txn_begin(c->st, MDB_RDONLY, &c->rtxn);
+    } else {
+        rc = pos_store_read_renew(c->st, c->rtxn);
+    }
+    if (rc != 0) {
+        c->rtxn = NULL;
+        return rc;
+    }
+    MDB_val k = {key_len, (void *)key};
+    MDB_val v;
+    replay_t st = {false, {0}, NULL};
+    rc = mdb_get(c->rtxn, c->st->dbi[POS_DB_CACHE], &k, &v);
+    if (rc == 0) {
+        st.present = true;
+        rc = pos_cache_record_parse(v.mv_data, v.mv_size, &st.meta, &st.value) == 0 ? 0 : -EIO;
+    } else if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    } else {
+        rc = pos_store_errno(rc);
+    }
+    if (rc == 0) {
+        /* What the store will hold once what was submitted is applied. */
+        overlay_replay(c, key, key_len, &st);
+        if (!st.present) {
+            rc = -ENOENT;
+        }
+    }
+    if (rc == 0) {
+        info->meta = st.meta;
+        if (st.meta.value_len > buf_len) {
+            rc = -ENOBUFS;
+        } else if (st.meta.value_len != 0) {
+            memcpy(buf, st.value, st.meta.value_len);
+        }
+    }
+    pos_store_read_reset(c->st, c->rtxn);
+    if (rc == -ENOENT) {
+        c->stats.misses++;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    info->age_ms = now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
+    info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, c->cfg.ttl_ms);
+    if (info->fresh) {
+        c->stats.hits++;
+    } else {
+        c->stats.stale_hits++;
+    }
+    touch(c, key, key_len);
+    return 0;
+}
+
+/* ---- scan and stats --------------------------------------------------- */
+
+int pos_cache_scan(pos_cache_t *c, pos_cache_cursor_t *cur, size_t max, pos_cache_visit_fn visit,
+                   void *ctx)
+{
+    if (c == NULL || c->st == NULL || cur == NULL || visit == NULL) {
+        return -EINVAL;
+    }
+    if (cur->done || max == 0) {
+        return 0;
+    }
+    MDB_txn *txn;
+    int rc = pos_store_txn_begin(c->st, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_cursor *mc;
+    rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &mc);
+    if (rc != 0) {
+        pos_store_read_end(c->st, txn);
+        return pos_store_errno(rc);
+    }
+    MDB_val k, v;
+    if (!cur->started) {
+        rc = mdb_cursor_get(mc, &k, &v, MDB_FIRST);
+    } else {
+        k.mv_size = cur->last_len;
+        k.mv_data = cur->last_key;
+        rc = mdb_cursor_get(mc, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == cur->last_len &&
+            memcmp(k.mv_data, cur->last_key, cur->last_len) == 0) {
+            rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
+        }
+    }
+    size_t visited = 0, examined = 0;
+    bool stop = false;
+    while (rc == 0 && visited < max && !stop) {
+        replay_t st = {true, {0}, NULL};
+        if (pos_cache_record_parse(v.mv_data, v.mv_size, &st.meta, &st.value) == 0 &&
+            k.mv_size <= sizeof(cur->last_key)) {
+            memcpy(cur->last_key, k.mv_data, k.mv_size);
+            cur->last_len = k.mv_size;
+            cur->started = true;
+            overlay_replay(c, k.mv_data, k.mv_size, &st);
+            if (st.present) {
+                visited++;
+                stop = visit(ctx, k.mv_data, k.mv_size, &st.meta) != 0;
+            }
+        }
+        /* Bounded work per call, even when the overlay deletes every key it meets. */
+        if (!stop && visited < max && ++examined < 4 * max) {
+            rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
+        } else {
+            stop = true;
+        }
+    }
+    if (rc == 0 && !stop) {
+        /* Peek whether anything follows, so the caller learns "done" without an empty batch. */
+        rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
+        rc = rc == MDB_NOTFOUND ? MDB_NOTFOUND : 0;
+    }
+    mdb_cursor_close(mc);
+    pos_store_read_end(c->st, txn);
+    if (rc == MDB_NOTFOUND) {
+        cur->done = true;
+        rc = 0;
+    }
+    return rc != 0 ? pos_store_errno(rc) : (int)visited;
+}
+
+void pos_cache_stats(const pos_cache_t *c, pos_cache_stats_t *out)
+{
+    *out = c->stats;
+    /* What the store's reclaimer evicted in the writer thread. */
+    out->bytes = (uint64_t)((long long)out->bytes + atomic_load(&c->reclaimed_bytes));
+    out->entries = (uint64_t)((long long)out->entries + atomic_load(&c->reclaimed_entries));
+    out->evictions += atomic_load(&c->reclaimed_evictions);
 }
 
 /* ---- tenant, open / close ---------------------------------------------- */
@@ -569,11 +1808,36 @@ int pos_cache_open(pos_cache_t *c, pos_store_t *st, const pos_cache_config_t *cf
         }
         cs = &counted;
     }
+    pos_cache_node_t **buckets = calloc(2 * POS_CACHE_BUCKETS, sizeof(*buckets));
+    pos_cache_carrier_t *carrier = calloc(1, sizeof(*carrier));
+    if (buckets == NULL || carrier == NULL) {
+        free(buckets);
+        free(carrier);
+        return -ENOMEM;
+    }
     pos_mem_zero(c, sizeof(*c));
     c->st = st;
     c->cfg = *cfg;
     c->cfg.census = NULL;
-    c->clock = cs->clock;
+    if (c->cfg.overlay_max_ops == 0) {
+        c->cfg.overlay_max_ops = POS_CACHE_OVERLAY_OPS;
+    }
+    if (c->cfg.overlay_max_bytes == 0) {
+        c->cfg.overlay_max_bytes = POS_CACHE_OVERLAY_BYTES;
+    }
+    c->buckets = buckets;
+    c->carrier = carrier;
+    carrier->c = c;
+    carrier->op.apply = carrier_apply;
+    carrier->op.applied = carrier_applied;
+    carrier->op.ctx = carrier;
+    atomic_init(&c->clock, cs->clock);
+    atomic_init(&c->wbytes, (long long)cs->bytes);
+    atomic_init(&c->wentries, (long long)cs->entries);
+    atomic_init(&c->want_room, 0);
+    atomic_init(&c->reclaimed_bytes, 0);
+    atomic_init(&c->reclaimed_entries, 0);
+    atomic_init(&c->reclaimed_evictions, 0);
     c->stats.entries = cs->entries;
     c->stats.bytes = cs->bytes;
     st->reclaim = cache_reclaim;
@@ -581,13 +1845,48 @@ int pos_cache_open(pos_cache_t *c, pos_store_t *st, const pos_cache_config_t *cf
     return 0;
 }
 
+void pos_cache_detach(pos_cache_t *c)
+{
+    if (c != NULL) {
+        c->detached = true;
+    }
+}
+
 void pos_cache_close(pos_cache_t *c)
 {
     if (c == NULL || c->st == NULL) {
         return;
     }
+    if (c->inflight > 0) {
+        /* The writer still holds requests that point here: freeing would be worse. */
+        POS_ERR("cache", "closed with %zu requests still with the store writer; left as they are",
+                c->inflight);
+        return;
+    }
+    /* From here on synchronous: the rest of a bulk request, what waits, the touches. */
+    c->cfg.writer = NULL;
+    c->detached = false;
+    if (c->bulk_running != NULL && c->bulk_running->bulk->paused) {
+        c->bulk_running->bulk->paused = false;
+        c->pumping = true;
+        req_submit(c, c->bulk_running);
+        c->pumping = false;
+    }
+    cache_pump(c);
     (void)pos_cache_flush(c);
-    clear_pending(c);
+    free_touches(c->pending, c->pending_count);
+    c->pending_count = 0;
+    while (c->head != NULL) {
+        /* Only what could not run (a bulk request still with a writer): dropped. */
+        pos_cache_req_t *r = c->head;
+        c->head = r->next;
+        req_free(r);
+    }
+    c->tail = c->unsubmitted = c->bulk_running = c->bulks = c->bulks_tail = NULL;
+    free(c->buckets);
+    c->buckets = NULL;
+    free(c->carrier);
+    c->carrier = NULL;
     if (c->rtxn != NULL) {
         mdb_txn_abort(c->rtxn); /* reset: it holds neither a snapshot nor the map */
         c->rtxn = NULL;
@@ -597,464 +1896,4 @@ void pos_cache_close(pos_cache_t *c)
         c->st->reclaim_ctx = NULL;
     }
     c->st = NULL;
-}
-
-int pos_cache_flush(pos_cache_t *c)
-{
-    if (c == NULL || c->st == NULL) {
-        return -EINVAL;
-    }
-    if (c->pending_count == 0) {
-        return 0;
-    }
-    return cache_write(c, NULL, NULL, NULL);
-}
-
-/* ---- put -------------------------------------------------------------- */
-
-static int check_key(const char *key, size_t len)
-{
-    if (key == NULL || len == 0) {
-        return -EINVAL;
-    }
-    return len > POS_CACHE_KEY_MAX ? -ENAMETOOLONG : 0;
-}
-
-static int check_item(const pos_cache_t *c, const pos_cache_item_t *it)
-{
-    int rc = check_key(it->key, it->key_len);
-    if (rc != 0) {
-        return rc;
-    }
-    if ((unsigned)it->family >= POS_CACHE_FAMILY_COUNT ||
-        (it->value == NULL && it->value_len != 0)) {
-        return -EINVAL;
-    }
-    uint64_t size = (uint64_t)it->key_len + POS_CACHE_HDR_SIZE + it->value_len;
-    if (it->value_len > POS_CACHE_VALUE_MAX || (c->cfg.max_bytes != 0 && size > c->cfg.max_bytes)) {
-        return -EMSGSIZE;
-    }
-    return 0;
-}
-
-/* Stores one item inside txn, replacing any previous entry of the key. */
-static int put_one(pos_cache_t *c, MDB_txn *txn, const pos_cache_item_t *it, uint64_t now_ms,
-                   delta_t *d)
-{
-    pos_cache_meta_t old;
-    MDB_val raw;
-    int rc = read_meta(c, txn, it->key, it->key_len, &old, &raw);
-    if (rc != 0 && rc != -ENOENT) {
-        return rc;
-    }
-    pos_cache_meta_t m = {
-        .family = it->family,
-        .stale = false,
-        .fetched_at_ms = now_ms,
-        .verified_at_ms = now_ms,
-        .last_access = ++c->clock,
-        .value_len = (uint32_t)it->value_len,
-    };
-    if (rc == 0) {
-        if (old.value_len == it->value_len &&
-            memcmp((const unsigned char *)raw.mv_data + POS_CACHE_HDR_SIZE, it->value,
-                   it->value_len) == 0) {
-            m.fetched_at_ms = old.fetched_at_ms; /* the same value, verified again */
-        }
-        d->bytes -= (long long)(it->key_len + raw.mv_size);
-        d->entries--;
-        rc = lru_del(c, txn, old.last_access);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    MDB_val k = {it->key_len, (void *)it->key};
-    MDB_val v = {POS_CACHE_HDR_SIZE + it->value_len, NULL};
-    /* MDB_RESERVE: LMDB hands out the space and we fill it, saving a copy. */
-    rc = pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE], &k, &v, MDB_RESERVE));
-    if (rc != 0) {
-        return rc;
-    }
-    encode_header(v.mv_data, &m);
-    if (it->value_len != 0) {
-        memcpy((unsigned char *)v.mv_data + POS_CACHE_HDR_SIZE, it->value, it->value_len);
-    }
-    rc = lru_put(c, txn, m.last_access, it->key, it->key_len);
-    if (rc != 0) {
-        return rc;
-    }
-    d->bytes += (long long)(it->key_len + POS_CACHE_HDR_SIZE + it->value_len);
-    d->entries++;
-    return 0;
-}
-
-typedef struct put_args {
-    const pos_cache_item_t *items;
-    size_t n;
-    uint64_t now_ms;
-} put_args_t;
-
-/* Evicts for the byte budget if the batch needs it, then stores the batch. */
-static int put_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
-{
-    put_args_t *a = arg;
-    int rc = 0;
-    if (c->cfg.max_bytes != 0) {
-        uint64_t add = 0;
-        for (size_t i = 0; i < a->n; i++) {
-            add += a->items[i].key_len + POS_CACHE_HDR_SIZE + a->items[i].value_len;
-        }
-        if (c->stats.bytes + add > c->cfg.max_bytes) {
-            /* Evict a sixteenth more than needed so the next puts do not each evict. */
-            uint64_t need = c->stats.bytes + add - c->cfg.max_bytes + c->cfg.max_bytes / 16;
-            size_t freed;
-            rc = evict_txn(c, txn, (size_t)need, a->now_ms, d, &freed);
-        }
-    }
-    for (size_t i = 0; rc == 0 && i < a->n; i++) {
-        rc = put_one(c, txn, &a->items[i], a->now_ms, d);
-    }
-    return rc;
-}
-
-/* One attempt at storing the batch, evicting for the byte budget first. */
-static int put_attempt(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms)
-{
-    put_args_t a = {items, n, now_ms};
-    uint64_t clock = c->clock;
-    int rc = cache_write(c, put_op, &a, NULL);
-    if (rc != 0) {
-        c->clock = clock; /* the counters handed out went with the transaction */
-    }
-    return rc;
-}
-
-int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms)
-{
-    if (c == NULL || c->st == NULL || (items == NULL && n != 0)) {
-        return -EINVAL;
-    }
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        int rc = check_item(c, &items[i]);
-        if (rc != 0) {
-            return rc;
-        }
-        total += items[i].key_len + POS_CACHE_HDR_SIZE + items[i].value_len;
-    }
-    int rc = put_attempt(c, items, n, now_ms);
-    /* Map (or disk) full: evict a growing amount and retry a few times. */
-    for (int tries = 0; rc == -ENOSPC && tries < 4; tries++) {
-        size_t want = (total + 64u * 1024u) << tries;
-        long long freed = pos_cache_evict(c, want, now_ms, NULL);
-        if (freed < 0) {
-            return freed == -ENOSPC ? -ENOSPC : (int)freed;
-        }
-        if (freed == 0) {
-            return -ENOSPC;
-        }
-        (void)pos_store_settle(c->st);
-        rc = put_attempt(c, items, n, now_ms);
-    }
-    return rc;
-}
-
-int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *value,
-                  size_t value_len, pos_cache_family_t family, uint64_t now_ms)
-{
-    pos_cache_item_t it = {key, key_len, value, value_len, family};
-    return pos_cache_put_batch(c, &it, 1, now_ms);
-}
-
-/* ---- get -------------------------------------------------------------- */
-
-/* Queues an LRU touch; flushes when the pending set is full. */
-static void touch(pos_cache_t *c, const char *key, size_t len)
-{
-    uint64_t h = hash_key(key, len);
-    uint64_t counter = ++c->clock;
-    for (size_t i = 0; i < c->pending_count; i++) {
-        pos_cache_pending_t *p = &c->pending[i];
-        if (p->hash == h && p->key_len == len && memcmp(p->key, key, len) == 0) {
-            p->counter = counter;
-            return;
-        }
-    }
-    if (c->pending_count == POS_CACHE_PENDING_MAX) {
-        /* Reads never write: past the bound a touch is dropped (counted) until the next
-         * write or pos_cache_flush(). A lost touch only makes the LRU order less exact. */
-        c->stats.touches_dropped++;
-        return;
-    }
-    char *copy = malloc(len);
-    if (copy == NULL) {
-        return;
-    }
-    memcpy(copy, key, len);
-    c->pending[c->pending_count++] = (pos_cache_pending_t){h, counter, len, copy};
-}
-
-int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_ms, void *buf,
-                  size_t buf_len, pos_cache_info_t *info)
-{
-    if (c == NULL || c->st == NULL || info == NULL || (buf == NULL && buf_len != 0)) {
-        return -EINVAL;
-    }
-    int rc = check_key(key, key_len);
-    if (rc != 0) {
-        return rc;
-    }
-    if (c->rtxn == NULL) {
-        rc = pos_store_txn_begin(c->st, MDB_RDONLY, &c->rtxn);
-    } else {
-        rc = pos_store_read_renew(c->st, c->rtxn);
-    }
-    if (rc != 0) {
-        c->rtxn = NULL;
-        return rc;
-    }
-    MDB_val k = {key_len, (void *)key};
-    MDB_val v;
-    const void *value = NULL;
-    rc = mdb_get(c->rtxn, c->st->dbi[POS_DB_CACHE], &k, &v);
-    if (rc == 0) {
-        rc = pos_cache_record_parse(v.mv_data, v.mv_size, &info->meta, &value) == 0 ? 0 : -EIO;
-    } else {
-        rc = pos_store_errno(rc);
-    }
-    if (rc == 0) {
-        if (info->meta.value_len > buf_len) {
-            rc = -ENOBUFS;
-        } else if (info->meta.value_len != 0) {
-            memcpy(buf, value, info->meta.value_len);
-        }
-    }
-    pos_store_read_reset(c->st, c->rtxn);
-    if (rc == -ENOENT) {
-        c->stats.misses++;
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    info->age_ms = now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
-    info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, c->cfg.ttl_ms);
-    if (info->fresh) {
-        c->stats.hits++;
-    } else {
-        c->stats.stale_hits++;
-    }
-    touch(c, key, key_len);
-    return 0;
-}
-
-/* ---- stale marks and deletes ------------------------------------------ */
-
-/* What a write on one key does (del_entry(), mark_stale_op()). */
-typedef int (*key_op_fn)(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len, delta_t *d);
-
-typedef struct key_args {
-    const char *key;
-    size_t key_len;
-    key_op_fn op;
-} key_args_t;
-
-static int key_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
-{
-    key_args_t *a = arg;
-    return a->op(c, txn, a->key, a->key_len, d);
-}
-
-/* One write transaction on one key: pending touches first, then op. */
-static int key_txn(pos_cache_t *c, const char *key, size_t key_len, key_op_fn op)
-{
-    if (c == NULL || c->st == NULL) {
-        return -EINVAL;
-    }
-    int rc = check_key(key, key_len);
-    if (rc != 0) {
-        return rc;
-    }
-    key_args_t a = {key, key_len, op};
-    return cache_write(c, key_op, &a, NULL);
-}
-
-static int mark_stale_op(pos_cache_t *c, MDB_txn *txn, const char *key, size_t key_len, delta_t *d)
-{
-    pos_cache_meta_t m;
-    MDB_val raw;
-
-    (void)d;
-    int rc = read_meta(c, txn, key, key_len, &m, &raw);
-    if (rc == 0 && !m.stale) {
-        m.stale = true;
-        rc = rewrite_header(c, txn, key, key_len, &raw, &m);
-    }
-    return rc;
-}
-
-int pos_cache_mark_stale(pos_cache_t *c, const char *key, size_t key_len)
-{
-    return key_txn(c, key, key_len, mark_stale_op);
-}
-
-typedef struct stale_args {
-    uint64_t since_ms;
-    size_t changed;
-} stale_args_t;
-
-static int mark_stale_record(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *v)
-{
-    stale_args_t *a = ctx;
-    pos_cache_meta_t m;
-
-    if (pos_cache_record_parse(v->mv_data, v->mv_size, &m, NULL) != 0 || m.stale ||
-        m.verified_at_ms >= a->since_ms) {
-        return 0;
-    }
-    m.stale = true;
-    unsigned char *copy = copy_with_header(v, &m);
-    if (copy == NULL) {
-        return -ENOMEM;
-    }
-    MDB_val nv = {v->mv_size, copy};
-    /* Same key, same size: replaced in place, the cursor keeps its position. */
-    int rc = pos_store_errno(mdb_cursor_put(cur, k, &nv, MDB_CURRENT));
-    free(copy);
-    if (rc == 0) {
-        a->changed++;
-    }
-    return rc;
-}
-
-/* Marks stale every entry not verified since a->since_ms. */
-static int mark_stale_before_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
-{
-    (void)d;
-    return pos_store_each(c->st, txn, POS_DB_CACHE, mark_stale_record, arg);
-}
-
-int pos_cache_mark_stale_before(pos_cache_t *c, uint64_t since_ms, size_t *count)
-{
-    if (c == NULL || c->st == NULL) {
-        return -EINVAL;
-    }
-    stale_args_t a = {since_ms, 0};
-    int rc = cache_write(c, mark_stale_before_op, &a, NULL);
-    if (rc == 0 && count != NULL) {
-        *count = a.changed;
-    }
-    return rc;
-}
-
-int pos_cache_mark_all_stale(pos_cache_t *c, size_t *count)
-{
-    return pos_cache_mark_stale_before(c, UINT64_MAX, count);
-}
-
-int pos_cache_delete(pos_cache_t *c, const char *key, size_t key_len)
-{
-    return key_txn(c, key, key_len, del_entry);
-}
-
-typedef struct delete_args {
-    pos_cache_match_fn match;
-    void *ctx;
-    size_t deleted;
-} delete_args_t;
-
-/* Deletes every entry whose key a->match accepts. */
-static int delete_if_op(pos_cache_t *c, MDB_txn *txn, void *arg, delta_t *d)
-{
-    delete_args_t *a = arg;
-    /* Collect first, delete after: a write invalidates the cursor's data pointers. */
-    collect_t found = {.c = c, .match = a->match, .match_ctx = a->ctx};
-    int rc = pos_store_each(c->st, txn, POS_DB_CACHE, collect_matching, &found);
-    for (size_t i = 0; rc == 0 && i < found.n; i++) {
-        rc = del_entry(c, txn, found.v[i].key, found.v[i].key_len, d);
-        a->deleted++;
-    }
-    victims_free(&found);
-    return rc;
-}
-
-int pos_cache_delete_if(pos_cache_t *c, pos_cache_match_fn match, void *ctx, size_t *count)
-{
-    if (c == NULL || c->st == NULL || match == NULL) {
-        return -EINVAL;
-    }
-    delete_args_t a = {match, ctx, 0};
-    int rc = cache_write(c, delete_if_op, &a, NULL);
-    if (rc == 0 && count != NULL) {
-        *count = a.deleted;
-    }
-    return rc;
-}
-
-/* ---- scan and stats --------------------------------------------------- */
-
-int pos_cache_scan(pos_cache_t *c, pos_cache_cursor_t *cur, size_t max, pos_cache_visit_fn visit,
-                   void *ctx)
-{
-    if (c == NULL || c->st == NULL || cur == NULL || visit == NULL) {
-        return -EINVAL;
-    }
-    if (cur->done || max == 0) {
-        return 0;
-    }
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(c->st, MDB_RDONLY, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_cursor *mc;
-    rc = mdb_cursor_open(txn, c->st->dbi[POS_DB_CACHE], &mc);
-    if (rc != 0) {
-        pos_store_read_end(c->st, txn);
-        return pos_store_errno(rc);
-    }
-    MDB_val k, v;
-    if (!cur->started) {
-        rc = mdb_cursor_get(mc, &k, &v, MDB_FIRST);
-    } else {
-        k.mv_size = cur->last_len;
-        k.mv_data = cur->last_key;
-        rc = mdb_cursor_get(mc, &k, &v, MDB_SET_RANGE);
-        if (rc == 0 && k.mv_size == cur->last_len &&
-            memcmp(k.mv_data, cur->last_key, cur->last_len) == 0) {
-            rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
-        }
-    }
-    int visited = 0;
-    bool stop = false;
-    while (rc == 0 && (size_t)visited < max && !stop) {
-        pos_cache_meta_t m;
-        if (pos_cache_record_parse(v.mv_data, v.mv_size, &m, NULL) == 0 &&
-            k.mv_size <= sizeof(cur->last_key)) {
-            memcpy(cur->last_key, k.mv_data, k.mv_size);
-            cur->last_len = k.mv_size;
-            cur->started = true;
-            visited++;
-            stop = visit(ctx, k.mv_data, k.mv_size, &m) != 0;
-        }
-        if (!stop && (size_t)visited < max) {
-            rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
-        }
-    }
-    if (rc == 0 && !stop) {
-        /* Peek whether anything follows, so the caller learns "done" without an empty batch. */
-        rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
-        rc = rc == MDB_NOTFOUND ? MDB_NOTFOUND : 0;
-    }
-    mdb_cursor_close(mc);
-    pos_store_read_end(c->st, txn);
-    if (rc == MDB_NOTFOUND) {
-        cur->done = true;
-        rc = 0;
-    }
-    return rc != 0 ? pos_store_errno(rc) : visited;
-}
-
-void pos_cache_stats(const pos_cache_t *c, pos_cache_stats_t *out)
-{
-    *out = c->stats;
 }

@@ -600,6 +600,7 @@ int pos_outbox_append_async(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint6
     /* The id is the caller's at once: ids only grow, in submission order. */
     o->id = ob->next_id++;
     o->e.id = o->id;
+    o->op.weight = POS_OUTBOX_HDR_SIZE + size + 64u;
     o->cb = cb;
     o->ctx = ctx;
     if (id != NULL) {

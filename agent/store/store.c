@@ -1,12 +1,15 @@
 #define _GNU_SOURCE /* fallocate(), FALLOC_FL_KEEP_SIZE */
 #include "agent/store/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,6 +232,24 @@ static void store_keep_reserve(pos_store_t *st)
     }
 }
 
+/*
+ * LMDB reports a write that came back short as EIO (mdb_page_flush), which
+ * is what a file system out of room does to a multi-page write. EIO from a
+ * commit while the file system has less room than the map could still grow
+ * into is a full disk, not a broken one.
+ */
+static bool store_eio_is_full(const pos_store_t *st)
+{
+    struct statvfs vfs;
+    int fd;
+
+    if (mdb_env_get_fd(st->env, &fd) != 0 || fstatvfs(fd, &vfs) != 0) {
+        return false;
+    }
+    uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    return avail < store_reserve(st);
+}
+
 int pos_store_txn_commit(MDB_txn *txn)
 {
     MDB_env *env = mdb_txn_env(txn);
@@ -237,6 +258,9 @@ int pos_store_txn_commit(MDB_txn *txn)
 
     if (st == NULL) {
         return pos_store_errno(rc);
+    }
+    if (rc == EIO && store_eio_is_full(st)) {
+        rc = ENOSPC;
     }
     if (rc == ENOSPC || rc == EDQUOT) {
         store_disk_full(st, "a write failed", rc);
@@ -552,6 +576,94 @@ int pos_store_count(pos_store_t *st, const pos_store_tenant_t *t)
 }
 
 /*
+ * data.mdb and lock.mdb, where they exist: regular files (not links), and
+ * data.mdb not empty. Returns 0, STORE_CORRUPT (empty: moved aside and
+ * shown like any corruption) or -ELOOP / -EINVAL with why set.
+ */
+static int store_files_check(const pos_store_t *st, char *why, size_t whylen)
+{
+    static const char *const names[] = {"data.mdb", "lock.mdb"};
+
+    for (size_t i = 0; i < 2; i++) {
+        char file[POS_STORE_PATH_MAX + 16];
+        struct stat sb;
+        snprintf(file, sizeof(file), "%s/%s", st->path, names[i]);
+        if (lstat(file, &sb) != 0) {
+            continue; /* made by LMDB */
+        }
+        if (S_ISLNK(sb.st_mode) || !S_ISREG(sb.st_mode)) {
+            snprintf(why, whylen, "%s is %s, not the store's own file", file,
+                     S_ISLNK(sb.st_mode) ? "a symbolic link" : "not a regular file");
+            return S_ISLNK(sb.st_mode) ? -ELOOP : -EINVAL;
+        }
+        if (i == 0 && sb.st_size == 0) {
+            snprintf(why, whylen, "file is empty (0 bytes): what it held is gone");
+            return STORE_CORRUPT;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Format migrations, oldest first: each turns a store of format "from" into
+ * one of format "from + 1" inside txn. None yet: format 1 is the first.
+ */
+typedef struct store_migration {
+    uint64_t from;
+    int (*migrate)(pos_store_t *st, MDB_txn *txn);
+} store_migration_t;
+
+static const store_migration_t store_migrations[] = {
+    {0, NULL}, /* placeholder: a store of format 0 with data is corrupt */
+};
+
+/*
+ * A store of another format than POS_STORE_FORMAT: migrated step by step
+ * to ours in txn (then 0), or -EPROTONOSUPPORT with why set when it is
+ * newer than this agent (written by a later version) or no migration
+ * leads from it. Never moved aside: what it holds is intact.
+ */
+static int store_migrate(pos_store_t *st, MDB_txn *txn, uint64_t format, char *why, size_t whylen)
+{
+    if (format > POS_STORE_FORMAT) {
+        snprintf(why, whylen,
+                 "the store is of format %" PRIu64 ", written by a newer posagent (this one "
+                 "knows up to %u): run that version again, or move the store aside yourself; "
+                 "nothing was changed",
+                 format, POS_STORE_FORMAT);
+        return -EPROTONOSUPPORT;
+    }
+    while (format < POS_STORE_FORMAT) {
+        const store_migration_t *m = NULL;
+        for (size_t i = 0; i < sizeof(store_migrations) / sizeof(store_migrations[0]); i++) {
+            if (store_migrations[i].from == format && store_migrations[i].migrate != NULL) {
+                m = &store_migrations[i];
+            }
+        }
+        if (m == NULL) {
+            snprintf(why, whylen,
+                     "the store is of format %" PRIu64 " and no migration leads from it to %u; "
+                     "nothing was changed",
+                     format, POS_STORE_FORMAT);
+            return -EPROTONOSUPPORT;
+        }
+        int rc = m->migrate(st, txn);
+        if (rc == 0) {
+            rc = pos_store_meta_put(st, txn, "format", format + 1);
+        }
+        if (rc != 0) {
+            snprintf(why, whylen, "migrating the store from format %" PRIu64 ": %s", format,
+                     strerror(-rc));
+            return rc;
+        }
+        POS_INFO("store", "%s: migrated from format %" PRIu64 " to %" PRIu64, st->path, format,
+                 format + 1);
+        format++;
+    }
+    return 0;
+}
+
+/*
  * One attempt: opens the environment, checks the file length against the
  * meta page, opens (creating) the databases, checks or writes the format
  * version and walks every record. Returns 0, STORE_CORRUPT with why set
@@ -572,6 +684,14 @@ static int open_once(pos_store_t *st, const tenants_t *ts, char *why, size_t why
     rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size);
     if (rc != 0) {
         result = pos_store_errno(rc);
+        goto fail;
+    }
+    /* Its files must be the store's own: a link planted in the directory
+     * would have LMDB write through it. And an empty data.mdb is a store
+     * whose content is gone (LMDB would take it for a new one, silently). */
+    rc = store_files_check(st, why, whylen);
+    if (rc != 0) {
+        result = rc;
         goto fail;
     }
     /* Default durability: each commit is fsync'd (see store.h). */
@@ -620,10 +740,20 @@ static int open_once(pos_store_t *st, const tenants_t *ts, char *why, size_t why
     }
     uint64_t format = 0;
     rc = pos_store_meta_get(st, txn, "format", &format);
-    if (rc == -EBADMSG || (rc == 0 && format != 0 && format != POS_STORE_FORMAT)) {
-        snprintf(why, whylen, "format version %" PRIu64 ", expected %u", format, POS_STORE_FORMAT);
+    if (rc == -EBADMSG) {
+        snprintf(why, whylen, "format version unreadable");
         result = STORE_CORRUPT;
         goto fail;
+    }
+    if (rc == 0 && format != 0 && format != POS_STORE_FORMAT) {
+        /* Another format is a store in good order, not a corrupt one: what
+         * it holds is migrated, or the agent refuses to touch it. */
+        rc = store_migrate(st, txn, format, why, whylen);
+        if (rc != 0) {
+            result = rc;
+            goto fail;
+        }
+        format = POS_STORE_FORMAT;
     }
     if (rc != 0) {
         snprintf(why, whylen, "meta: %d", rc);
@@ -730,7 +860,7 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
         POS_ERR("store", "cannot create %s: %s", st->path, strerror(-rc));
         return rc;
     }
-    char why[160] = "";
+    char why[320] = "";
     rc = open_once(st, &ts, why, sizeof(why));
     if (rc == STORE_CORRUPT) {
         rc = move_aside(st, why);
@@ -748,6 +878,7 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
     if (rc != 0) {
         POS_ERR("store", "cannot open the store in %s: %s%s%s", st->path, strerror(-rc),
                 why[0] != '\0' ? ": " : "", why);
+        snprintf(st->error, sizeof(st->error), "%s", why[0] != '\0' ? why : strerror(-rc));
         return rc;
     }
     store_keep_reserve(st);
@@ -771,4 +902,119 @@ void pos_store_close(pos_store_t *st)
         uv_rwlock_destroy(&st->map_lock);
         st->map_lock_ok = false;
     }
+}
+
+/* ---- stores moved aside -------------------------------------------------- */
+
+/* "data.mdb.corrupt-<digits>" or "...-<digits>-<digits>": one moved aside
+ * and not yet dealt with (salvaged or cleared ones carry a suffix). */
+bool pos_store_is_moved_aside(const char *name)
+{
+    static const char prefix[] = "data.mdb.corrupt-";
+    const char *p = name;
+    int groups = 0;
+
+    if (strncmp(name, prefix, sizeof(prefix) - 1) != 0) {
+        return false;
+    }
+    p += sizeof(prefix) - 1;
+    while (groups < 2) {
+        const char *start = p;
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+        if (p == start) {
+            return false;
+        }
+        groups++;
+        if (*p == '\0') {
+            return true;
+        }
+        if (*p != '-') {
+            return false;
+        }
+        p++;
+    }
+    return false;
+}
+
+int pos_store_moved_aside(const char *dir, char (*names)[POS_STORE_NAME_MAX], size_t max)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t n = 0;
+    int total = 0;
+
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (!pos_store_is_moved_aside(e->d_name) || strlen(e->d_name) >= POS_STORE_NAME_MAX) {
+            continue;
+        }
+        total++;
+        /* Keep the max first by name: insert in order, the last falls off. */
+        size_t at = n;
+        while (at > 0 && strcmp(names[at - 1], e->d_name) > 0) {
+            at--;
+        }
+        if (at >= max) {
+            continue;
+        }
+        if (n < max) {
+            n++;
+        }
+        memmove(names[at + 1], names[at], (n - 1 - at) * POS_STORE_NAME_MAX);
+        memcpy(names[at], e->d_name, strlen(e->d_name) + 1);
+    }
+    closedir(d);
+    return total;
+}
+
+int pos_store_open_file_readonly(pos_store_t *st, const char *file)
+{
+    MDB_txn *txn = NULL;
+    struct stat sb;
+    int rc;
+
+    if (st == NULL || file == NULL) {
+        return -EINVAL;
+    }
+    memset(st, 0, sizeof(*st));
+    snprintf(st->path, sizeof(st->path), "%s", file);
+    if (stat(file, &sb) != 0) {
+        return -errno;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        return -EINVAL;
+    }
+    if (sb.st_size == 0) {
+        return -ENODATA;
+    }
+    rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        st->env = NULL;
+        return pos_store_errno(rc);
+    }
+    mdb_env_set_maxdbs(st->env, POS_DB_COUNT);
+    /* The map as large as the file, whatever the store's setting was. */
+    st->map_size = st->map_limit = (uint64_t)sb.st_size;
+    mdb_env_set_mapsize(st->env, (size_t)sb.st_size);
+    rc = mdb_env_open(st->env, file, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOTLS, 0600);
+    if (rc == 0) {
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    }
+    for (int db = 0; rc == 0 && db < POS_DB_COUNT; db++) {
+        rc = mdb_dbi_open(txn, db_names[db], 0, &st->dbi[db]);
+    }
+    if (txn != NULL) {
+        /* Committed, not aborted: the handles live on only then. */
+        int crc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), 0);
+        rc = rc != 0 ? rc : crc;
+    }
+    if (rc != 0) {
+        close_env(st);
+        return rc == MDB_NOTFOUND ? -ENOENT : pos_store_errno(rc);
+    }
+    return 0;
 }

@@ -14,11 +14,17 @@
  * deliberately not used (see docs/offline.md).
  *
  * Corruption: a store that LMDB refuses (MDB_INVALID, MDB_CORRUPTED,
- * MDB_PAGE_NOTFOUND, MDB_VERSION_MISMATCH, ...), whose file is shorter than
- * its meta page says, whose format version is not ours, or whose records
- * do not parse during the read walk at open, is moved aside to
- * "data.mdb.corrupt-<epoch>" with one log line, and an empty store is
- * created in its place.
+ * MDB_PAGE_NOTFOUND, MDB_VERSION_MISMATCH, ...), whose file is empty or
+ * shorter than its meta page says, or whose records do not parse during
+ * the read walk at open, is moved aside to "data.mdb.corrupt-<epoch>" with
+ * one log line, and an empty store is created in its place. The file
+ * stays there until an operator salvages or clears it
+ * (pos_store_moved_aside() finds it; docs/offline.md).
+ *
+ * Format: a store of another format version is no corrupt store. One of
+ * an older format is migrated at open; one of a newer format (a later
+ * posagent wrote it), or an older one no migration leads from, is
+ * refused (-EPROTONOSUPPORT) and left as it is.
  *
  * Tenants: the store never decodes a record. Each module that keeps
  * records here (the cache, the outbox, the journal) is a tenant: it owns
@@ -40,6 +46,7 @@
 #include <uv.h>
 
 #define POS_STORE_FORMAT       1u  /* format version written in the meta database */
+#define POS_STORE_NAME_MAX     64  /* bytes of a moved-aside file's name */
 #define POS_STORE_PATH_MAX     200 /* directory path bytes */
 #define POS_STORE_DEFAULT_PATH "/var/lib/posagent"
 #define POS_STORE_DEFAULT_MAP  (64u * 1024u * 1024u) /* bytes */
@@ -102,6 +109,7 @@ typedef struct pos_store {
     uint64_t map_size;
     bool recovered;                         /* the store was found corrupt at open and rebuilt */
     char moved_to[POS_STORE_PATH_MAX + 64]; /* where the corrupt file went, or "" */
+    char error[320];                        /* why the last pos_store_open() failed */
     pos_store_reclaim_fn reclaim;
     void *reclaim_ctx;
     /* Threads: once a writer thread serves the store (pos_store_set_writer_thread()),
@@ -129,9 +137,32 @@ typedef struct pos_store {
  * whose walk leaves the censuses at zero. Returns 0, or a negative errno:
  * -EINVAL (bad argument, path too long, a tenant without check, owning
  * META or a database another owns), -EACCES/-EROFS/... from the file
- * system, -EIO when even a fresh store cannot be opened.
+ * system, -EIO when even a fresh store cannot be opened,
+ * -EPROTONOSUPPORT for a store of a format this agent cannot use (left as
+ * it is), -ELOOP when data.mdb or lock.mdb is a symbolic link. On failure
+ * st->error says why in a sentence.
  */
 int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg);
+
+/*
+ * The stores moved aside in dir and not yet dealt with: the names
+ * ("data.mdb.corrupt-<epoch>[-<n>]") of at most max of them, in name
+ * order, into names. Returns how many there are (all of them, even past
+ * max), or a negative errno.
+ */
+int pos_store_moved_aside(const char *dir, char (*names)[POS_STORE_NAME_MAX], size_t max);
+
+/* True when name is that of a store moved aside and not yet dealt with. */
+bool pos_store_is_moved_aside(const char *name);
+
+/*
+ * Opens an LMDB file (a store moved aside) read only, without its lock
+ * file and without changing it: for salvage, in a process of its own (a
+ * damaged file may crash its reader). The databases must all be there.
+ * Returns 0 (close with pos_store_close()), -ENODATA for an empty file,
+ * -ENOENT when a database is missing, or a negative errno.
+ */
+int pos_store_open_file_readonly(pos_store_t *st, const char *file);
 
 /*
  * Counts a tenant's records as they are now, e.g. when the tenant opens

@@ -194,6 +194,35 @@ static bool writer_due(const pos_store_writer_t *w, uint64_t now_ms, uint64_t *w
     return false;
 }
 
+/*
+ * Takes the next group off the queue (under the lock): operations in order
+ * until their weight passes POS_STORE_GROUP_BYTES, at least one.
+ */
+static pos_store_op_t *writer_take_group(pos_store_writer_t *w)
+{
+    pos_store_op_t *first = w->head, *last = NULL, *op = w->head;
+    size_t bytes = 0;
+    unsigned eager = 0;
+
+    while (op != NULL && (last == NULL || bytes < POS_STORE_GROUP_BYTES)) {
+        bytes += op->weight != 0 ? op->weight : 64u;
+        eager += !op->lazy;
+        last = op;
+        op = op->next;
+    }
+    w->head = op;
+    if (op == NULL) {
+        w->tail = NULL;
+    } else {
+        w->lazy_since_ms = pos_clock_mono_ms(); /* the rest waits its turn afresh */
+    }
+    if (last != NULL) {
+        last->next = NULL;
+    }
+    w->eager -= eager < w->eager ? eager : w->eager;
+    return first;
+}
+
 static void writer_thread(void *arg)
 {
     pos_store_writer_t *w = arg;
@@ -208,9 +237,7 @@ static void writer_thread(void *arg)
                 uv_cond_wait(&w->cond, &w->lock);
             }
         }
-        w->eager = 0;
-        pos_store_op_t *group = w->head;
-        w->head = w->tail = NULL;
+        pos_store_op_t *group = writer_take_group(w);
         bool stop = w->stop && group == NULL;
         uv_mutex_unlock(&w->lock);
         if (stop) {
@@ -336,13 +363,17 @@ void pos_store_writer_submit_ex(pos_store_writer_t *w, pos_store_op_t *op, bool 
     }
     w->outstanding++;
     uv_mutex_lock(&w->lock);
-    if (w->head == NULL) {
+    bool first = w->head == NULL;
+    if (first) {
         w->lazy_since_ms = pos_clock_mono_ms();
     }
     list_append(&w->head, &w->tail, op, LINK_NEXT);
     w->stats.queued++;
+    op->lazy = lazy;
     w->eager += !lazy;
-    if (w->plugged == 0 && !lazy) {
+    /* A lazy operation first in line wakes the writer too: it then waits
+     * POS_STORE_LAZY_MS for company instead of for ever. */
+    if (w->plugged == 0 && (!lazy || first)) {
         uv_cond_signal(&w->cond);
     }
     uv_mutex_unlock(&w->lock);

@@ -39,6 +39,10 @@
 
 #define POS_STORE_WRITER_TURN 256 /* results handed back per loop turn, of each kind */
 #define POS_STORE_LAZY_MS     250 /* a lazy operation waits at most this for company, ms */
+/* A group takes operations until their weight passes this, bytes: one
+ * commit never grows the file past the reserve the store keeps allocated
+ * beyond its end (docs/offline.md, "A full file system"). */
+#define POS_STORE_GROUP_BYTES (256u * 1024u)
 
 typedef struct pos_store_op pos_store_op_t;
 
@@ -66,6 +70,7 @@ struct pos_store_op {
     pos_store_op_cb done;    /* may be NULL */
     pos_store_op_cb applied; /* may be NULL; the last call */
     void *ctx;               /* the submitter's */
+    size_t weight;           /* bytes it may write, about (0: a small record) */
     int status;              /* 0, or the apply's or the commit's error */
     /* The writer's: links in its queue, the group, and the two hand-backs. */
     pos_store_op_t *next;
@@ -73,6 +78,7 @@ struct pos_store_op {
     pos_store_op_t *applied_next;
     pos_store_op_t *undo_prev; /* the group's successful operations, newest first */
     unsigned tries; /* retries for room so far */
+    bool lazy;      /* may wait for company (pos_store_writer_submit_ex) */
 };
 
 typedef struct pos_store_writer_stats {

@@ -70,10 +70,17 @@ int pos_cachesvc_init(pos_cachesvc_t *s, const pos_cachesvc_options_t *opt)
         goto fail_warm_timer;
     }
     s->warm_timer.data = s;
+    rc = uv_timer_init(opt->loop, &s->reval_timer);
+    if (rc != 0) {
+        goto fail_reval_timer;
+    }
+    s->reval_timer.data = s;
     if (opt->store == NULL) {
         return 0;
     }
-    if (pos_cache_open(&s->cache, opt->store, &opt->cache) != 0) {
+    pos_cache_config_t cc = opt->cache;
+    cc.writer = opt->writer;
+    if (pos_cache_open(&s->cache, opt->store, &cc) != 0) {
         POS_ERR("cache", "cannot open the cache; reads go to Redis only");
         return 0;
     }
@@ -82,9 +89,11 @@ int pos_cachesvc_init(pos_cachesvc_t *s, const pos_cachesvc_options_t *opt)
                    (uint64_t)opt->warm_interval_s * 1000u);
     return 0;
 
-fail_warm_timer:
     /* Not yet known to anyone: closed without a callback, the memory is
      * the caller's and untouched by libuv once the loop has run. */
+fail_reval_timer:
+    uv_close((uv_handle_t *)&s->warm_timer, NULL);
+fail_warm_timer:
     uv_close((uv_handle_t *)&s->flush_timer, NULL);
     return pos_uv_errno(rc);
 }
@@ -364,6 +373,14 @@ void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, c
     cJSON_free(value);
 }
 
+static void tracking_flushed(void *arg, int status, size_t n)
+{
+    (void)arg;
+    if (status == 0) {
+        POS_INFO("cache", "Redis flushed: %zu entries marked stale", n);
+    }
+}
+
 void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 {
     if (keys == NULL) {
@@ -379,9 +396,10 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
         return;
     }
     if (keys == NULL) {
-        size_t n = 0;
-        pos_cache_mark_all_stale(&s->cache, &n); /* FLUSHALL / FLUSHDB */
-        POS_INFO("cache", "Redis flushed: %zu entries marked stale", n);
+        /* FLUSHALL / FLUSHDB */
+        if (pos_cache_mark_all_stale(&s->cache, tracking_flushed, NULL) != 0) {
+            POS_INFO("cache", "Redis flushed: every entry marked stale");
+        }
         return;
     }
     for (size_t i = 0; i < keys->elements; i++) {
@@ -395,21 +413,41 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 
 static bool cache_glob(void *ctx, const char *key, size_t key_len)
 {
-    const glob_ctx_t *g = ctx;
-    return pos_glob_match(g->pattern, g->len, key, key_len);
+    return pos_glob_test(ctx, key, key_len);
+}
+
+static void cache_glob_free(void *ctx)
+{
+    pos_glob_free(ctx);
+}
+
+static void invalidate_done(void *arg, int status, size_t n)
+{
+    (void)arg;
+    if (status == 0) {
+        POS_INFO("cache", "invalidated %zu entries", n);
+    }
 }
 
 void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
 {
-    glob_ctx_t g = {pattern, strlen(pattern)};
-    size_t n = 0;
+    pos_cache_match_t m = {cache_glob, cache_glob_free, NULL};
+    pos_glob_t *g;
 
     oversize_forget(s, cache_glob, &g);
     if (!s->open) {
         return;
     }
-    if (pos_cache_delete_if(&s->cache, cache_glob, &g, &n) == 0) {
-        POS_INFO("cache", "invalidated %zu entries", n);
+    if (pos_glob_compile(pattern, strlen(pattern), &g) != 0) {
+        /* Out of memory: at least nothing matching is served as fresh. */
+        POS_ERR("cache", "cannot compile an invalidation pattern: marking every entry stale");
+        (void)pos_cache_mark_all_stale(&s->cache, NULL, NULL);
+        return;
+    }
+    m.ctx = g;
+    s->invalidations++;
+    if (pos_cache_delete_if(&s->cache, &m, invalidate_done, NULL) == -EBUSY) {
+        POS_INFO("cache", "invalidation turned into marking every entry stale (cache busy)");
     }
 }
 
@@ -493,6 +531,23 @@ static void reval_free(reval_batch_t *b)
     free(b);
 }
 
+/* The batch's values are applied (or were refused): the walk goes on. */
+static void reval_stored(void *arg, int status, size_t n)
+{
+    reval_batch_t *b = arg;
+    pos_cachesvc_t *s = b->svc;
+    bool current = b->epoch == s->reval_epoch && s->open;
+
+    reval_free(b);
+    if (!current) {
+        return; /* a newer reconnect walks again */
+    }
+    if (status == 0) {
+        s->revalidated += n;
+    }
+    reval_next(s);
+}
+
 static void reval_reply(void *ctx, const redisReply *r, int err)
 {
     reval_batch_t *b = ctx;
@@ -524,20 +579,41 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
                 pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
             }
         }
-        /* One durable commit for the whole batch. */
-        if (n > 0 && pos_cache_put_batch(&s->cache, items, n, pos_clock_wall_ms()) == 0) {
-            s->revalidated += n;
-        }
     }
-    reval_free(b);
-    reval_next(s);
+    if (n == 0) {
+        reval_free(b);
+        reval_next(s);
+        return;
+    }
+    /* One request for the whole batch; the next MGET once it is applied, so
+     * the walk goes at the writer's pace. */
+    int rc = pos_cache_put_batch(&s->cache, items, n, pos_clock_wall_ms(), reval_stored, b);
+    if (rc != 0) {
+        reval_free(b);
+        /* The entries stay stale: a read refetches them. */
+        POS_WARN("cache", "revalidation stopped: %s", strerror(-rc));
+        s->revalidating = false;
+    }
+}
+
+/* Scan calls per loop turn: the walk yields to the loop in between. */
+#define REVAL_SCANS_PER_TURN 4
+
+static void reval_timer_cb(uv_timer_t *t)
+{
+    reval_next(t->data);
 }
 
 static void reval_next(pos_cachesvc_t *s)
 {
     reval_batch_t *b;
+    int scans = 0;
 
-    while (!s->reval.done) {
+    while (!s->reval.done && s->revalidating) {
+        if (scans++ == REVAL_SCANS_PER_TURN) {
+            uv_timer_start(&s->reval_timer, reval_timer_cb, 0, 0);
+            return;
+        }
         b = calloc(1, sizeof(*b));
         if (b == NULL) {
             break;
@@ -565,19 +641,27 @@ static void reval_next(pos_cachesvc_t *s)
     }
 }
 
+static void online_marked(void *arg, int status, size_t n)
+{
+    (void)arg;
+    if (status == 0) {
+        POS_DEBUG("cache", "%zu entries marked stale for revalidation", n);
+    }
+}
+
 void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms)
 {
-    size_t stale = 0;
-
     if (!s->open) {
         return;
     }
-    pos_cache_mark_stale_before(&s->cache, since_ms, &stale);
+    /* Submitted, not yet applied: the walk below sees the marks through the
+     * cache's overlay all the same. */
+    (void)pos_cache_mark_stale_before(&s->cache, since_ms, online_marked, NULL);
     memset(&s->reval, 0, sizeof(s->reval));
     s->reval_epoch++;
     s->revalidating = true;
     s->revalidated = 0;
-    POS_DEBUG("cache", "%zu entries to revalidate", stale);
+    uv_timer_stop(&s->reval_timer);
     reval_next(s);
 }
 
@@ -600,11 +684,15 @@ enum { WARM_PRODUCTS = 0, WARM_INVENTORY = 1, WARM_SETS = 2 };
 typedef struct warm_step {
     pos_cachesvc_t *svc;
     uint64_t epoch;
-    int set;              /* WARM_PRODUCTS, then WARM_INVENTORY */
-    bool scan;            /* this set by SCAN MATCH: its index set does not exist */
-    bool first;           /* the set's first page */
-    bool named_products;  /* no index:products: the inventory's products instead */
-    bool chunk_products;  /* the current chunk's product keys are being read */
+    int set;             /* WARM_PRODUCTS, then WARM_INVENTORY */
+    bool scan;           /* this set by SCAN MATCH: its index set does not exist */
+    bool first;          /* the set's first page */
+    bool named_products; /* no index:products: the inventory's products instead */
+    bool chunk_products; /* the current chunk's product keys are being read */
+    bool waiting;        /* the page's values are all asked: it waits for its puts */
+    bool refused;        /* the cache shed a put: the warm-up stops after this page */
+    bool aborted;        /* over; the last put's completion frees it */
+    unsigned storing;    /* put requests of this step not yet applied */
     char cursor[32];
     char version[WARM_SETS][POS_CACHESVC_VERSION_MAX]; /* read at the start; "": none */
     char **keys;  /* this page's keys */
@@ -652,12 +740,22 @@ static void warm_keys_free(warm_step_t *w)
     w->chunk_products = false;
 }
 
+/* Frees w now, or marks it for the last of its puts still in the writer. */
+static void warm_release(warm_step_t *w)
+{
+    warm_keys_free(w);
+    if (w->storing == 0) {
+        free(w);
+    } else {
+        w->aborted = true;
+    }
+}
+
 /* The warm-up stops here: nothing more is asked. */
 static void warm_abort(warm_step_t *w)
 {
     w->svc->warming = false;
-    warm_keys_free(w);
-    free(w);
+    warm_release(w);
 }
 
 /* True when the reply to w came with an error or for a warm-up that is over. */
@@ -670,8 +768,7 @@ static void warm_finish(warm_step_t *w)
 {
     pos_cachesvc_t *s = w->svc;
 
-    warm_keys_free(w);
-    free(w);
+    warm_release(w);
     s->warming = false;
 #ifdef __GLIBC__
     /* The replies of a big warm-up grew the heap; give it back, the agent
@@ -685,80 +782,15 @@ static void warm_finish(warm_step_t *w)
              s->warm_source[WARM_PRODUCTS]);
 }
 
-/* Stores the values of an MGET whose keys are keys[0..n). */
-static size_t warm_store(pos_cachesvc_t *s, char **keys, size_t n, const redisReply *r)
+/* The page's values are applied: the next page, the next set, or the end. */
+static void warm_page_done(warm_step_t *w)
 {
-    pos_cache_item_t *items;
-    size_t m = 0;
-
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != n || n == 0) {
-        return 0;
-    }
-    items = calloc(n, sizeof(*items));
-    if (items == NULL) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *v = r->element[i];
-        if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
-            items[m++] = mget_item(keys[i], strlen(keys[i]), v);
-        }
-    }
-    /* In chunks: LMDB keeps the dirty pages of its largest write
-     * transaction allocated for reuse, so one 500-entry transaction would
-     * hold on to about a megabyte for the agent's whole life. */
-    size_t stored = 0;
-    for (size_t i = 0; i < m; i += WARM_PUT_CHUNK) {
-        size_t k = m - i < WARM_PUT_CHUNK ? m - i : WARM_PUT_CHUNK;
-        if (pos_cache_put_batch(&s->cache, items + i, k, pos_clock_wall_ms()) != 0) {
-            break;
-        }
-        stored += k;
-    }
-    free(items);
-    return stored;
-}
-
-static void warm_mget_next(warm_step_t *w);
-
-static void warm_values_reply(void *ctx, const redisReply *r, int err)
-{
-    warm_step_t *w = ctx;
     pos_cachesvc_t *s = w->svc;
-    size_t k = w->n - w->done < WARM_MGET_MAX ? w->n - w->done : WARM_MGET_MAX;
 
-    if (warm_gone(w, err)) {
+    w->waiting = false;
+    if (w->refused) {
+        POS_WARN("cache", "warm-up stopped: the cache is busy");
         warm_abort(w);
-        return;
-    }
-    if (w->chunk_products) {
-        s->warmed_products += warm_store(s, w->pkeys + w->done, k, r);
-        w->chunk_products = false;
-        w->done += k;
-    } else if (w->set == WARM_INVENTORY) {
-        s->warmed_inventory += warm_store(s, w->keys + w->done, k, r);
-        /* The products this chunk names, when there is no index of them. */
-        w->chunk_products = w->pkeys != NULL;
-        w->done += w->chunk_products ? 0 : k;
-    } else {
-        s->warmed_products += warm_store(s, w->keys + w->done, k, r);
-        w->done += k;
-    }
-    warm_mget_next(w);
-}
-
-/* The page's values, WARM_MGET_MAX keys at a time; then the next page,
- * or the next set once the cursor is back at 0. */
-static void warm_mget_next(warm_step_t *w)
-{
-    pos_cachesvc_t *s = w->svc;
-
-    if (w->done < w->n) {
-        size_t k = w->n - w->done < WARM_MGET_MAX ? w->n - w->done : WARM_MGET_MAX;
-        char **keys = w->chunk_products ? w->pkeys : w->keys;
-        if (cache_mget(s, keys + w->done, NULL, k, warm_values_reply, w) != 0) {
-            warm_abort(w);
-        }
         return;
     }
     warm_keys_free(w);
@@ -773,6 +805,126 @@ static void warm_mget_next(warm_step_t *w)
     s->warm_source[w->set] = w->scan ? "scan" : "index";
     w->set++;
     warm_set_begin(w);
+}
+
+/* One of the step's puts is applied: once all of the page's are, the next
+ * page (the store writer sets the pace, not Redis). */
+static void warm_stored(warm_step_t *w, int status, size_t n, uint64_t *counter)
+{
+    bool current = !w->aborted && !warm_gone(w, 0);
+
+    if (status == 0 && current) {
+        *counter += n;
+    }
+    w->storing--;
+    if (w->storing > 0) {
+        return;
+    }
+    if (w->aborted) {
+        free(w); /* abandoned while its puts were in the writer */
+    } else if (w->waiting && current) {
+        warm_page_done(w);
+    } else if (w->waiting) {
+        warm_keys_free(w); /* a warm-up that is over (a newer one, or closed) */
+        free(w);
+    }
+    /* else an MGET of the page is still to come back */
+}
+
+static void warm_inventory_stored(void *arg, int status, size_t n)
+{
+    warm_step_t *w = arg;
+    warm_stored(w, status, n, &w->svc->warmed_inventory);
+}
+
+static void warm_products_stored(void *arg, int status, size_t n)
+{
+    warm_step_t *w = arg;
+    warm_stored(w, status, n, &w->svc->warmed_products);
+}
+
+/* Submits the values of an MGET whose keys are keys[0..n), in chunks. */
+static void warm_store(warm_step_t *w, char **keys, size_t n, const redisReply *r,
+                       pos_cache_done_fn done)
+{
+    pos_cachesvc_t *s = w->svc;
+    pos_cache_item_t *items;
+    size_t m = 0;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n || n == 0) {
+        return;
+    }
+    items = calloc(n, sizeof(*items));
+    if (items == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *v = r->element[i];
+        if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
+            items[m++] = mget_item(keys[i], strlen(keys[i]), v);
+        }
+    }
+    /* In chunks: LMDB keeps the dirty pages of its largest write
+     * transaction allocated for reuse, so one 500-entry transaction would
+     * hold on to about a megabyte for the agent's whole life. */
+    for (size_t i = 0; i < m && !w->refused; i += WARM_PUT_CHUNK) {
+        size_t k = m - i < WARM_PUT_CHUNK ? m - i : WARM_PUT_CHUNK;
+        w->storing++;
+        int rc = pos_cache_put_batch(&s->cache, items + i, k, pos_clock_wall_ms(), done, w);
+        if (rc != 0) {
+            w->storing--;
+            w->refused = rc == -EBUSY;
+        }
+    }
+    free(items);
+}
+
+static void warm_mget_next(warm_step_t *w);
+
+static void warm_values_reply(void *ctx, const redisReply *r, int err)
+{
+    warm_step_t *w = ctx;
+    size_t k = w->n - w->done < WARM_MGET_MAX ? w->n - w->done : WARM_MGET_MAX;
+
+    if (warm_gone(w, err)) {
+        warm_abort(w);
+        return;
+    }
+    if (w->chunk_products) {
+        warm_store(w, w->pkeys + w->done, k, r, warm_products_stored);
+        w->chunk_products = false;
+        w->done += k;
+    } else if (w->set == WARM_INVENTORY) {
+        warm_store(w, w->keys + w->done, k, r, warm_inventory_stored);
+        /* The products this chunk names, when there is no index of them. */
+        w->chunk_products = w->pkeys != NULL;
+        w->done += w->chunk_products ? 0 : k;
+    } else {
+        warm_store(w, w->keys + w->done, k, r, warm_products_stored);
+        w->done += k;
+    }
+    warm_mget_next(w);
+}
+
+/* The page's values, WARM_MGET_MAX keys at a time (not waiting for their
+ * puts); then, once they are applied, the next page or set. A shed put
+ * stops the page's reads. */
+static void warm_mget_next(warm_step_t *w)
+{
+    pos_cachesvc_t *s = w->svc;
+
+    if (w->done < w->n && !w->refused) {
+        size_t k = w->n - w->done < WARM_MGET_MAX ? w->n - w->done : WARM_MGET_MAX;
+        char **keys = w->chunk_products ? w->pkeys : w->keys;
+        if (cache_mget(s, keys + w->done, NULL, k, warm_values_reply, w) != 0) {
+            warm_abort(w);
+        }
+        return;
+    }
+    w->waiting = true;
+    if (w->storing == 0) {
+        warm_page_done(w);
+    }
 }
 
 /* A member of an index set: a product id (no blanks nor control bytes)
@@ -1009,15 +1161,20 @@ void pos_cachesvc_close(pos_cachesvc_t *s, void (*done)(void *arg), void *arg)
 {
     s->closed_cb = done;
     s->closed_arg = arg;
-    s->open_handles = 2;
+    s->open_handles = 3;
+    if (s->open) {
+        pos_cache_detach(&s->cache); /* the writer closes next: what waits is for dispose */
+    }
     uv_close((uv_handle_t *)&s->flush_timer, cachesvc_timer_closed);
     uv_close((uv_handle_t *)&s->warm_timer, cachesvc_timer_closed);
+    uv_close((uv_handle_t *)&s->reval_timer, cachesvc_timer_closed);
 }
 
 void pos_cachesvc_dispose(pos_cachesvc_t *s)
 {
     if (s->open) {
-        pos_cache_close(&s->cache);
+        /* Closed first: the completions of what still runs now ask Redis nothing. */
         s->open = false;
+        pos_cache_close(&s->cache);
     }
 }

@@ -55,6 +55,9 @@ typedef struct pos_cachesvc_options {
     uv_loop_t *loop;
     pos_link_t *link;      /* reads through it while online; must outlive the service */
     pos_store_t *store;    /* NULL: no local store, every read goes to Redis */
+    /* The store's writer, started on loop: every cache write goes through it (the loop
+     * never waits on the disk). NULL: writes run and commit on the loop (tests, tools). */
+    pos_store_writer_t *writer;
     const char *store_id;  /* the till's store: its inventory is warmed up (copied) */
     pos_cache_config_t cache;
     unsigned warm_interval_s; /* periodic warm-up, seconds */
@@ -67,6 +70,7 @@ typedef struct pos_cachesvc {
     pos_cache_t cache;
     bool open;
     uv_timer_t flush_timer; /* writes LRU touches out now and then */
+    uv_timer_t reval_timer; /* the revalidation walk goes on at the next loop turn */
     pos_cache_fetch_t *fetches; /* GETs in flight, by key */
     uint64_t fetches_shared;    /* reads that joined a GET already in flight */
     pos_cache_cursor_t reval;   /* revalidation walk after a reconnect */
@@ -93,6 +97,7 @@ typedef struct pos_cachesvc {
     uint32_t max_value_bytes;
     pos_cache_oversize_t oversize[POS_CACHESVC_OVERSIZE_MAX];
     uint64_t oversize_refused; /* reads refused as over max_value_bytes */
+    uint64_t invalidations;     /* CACHE_INVALIDATE requests taken (since start) */
     unsigned open_handles; /* while closing */
     void (*closed_cb)(void *arg);
     void *closed_arg;
@@ -102,7 +107,8 @@ typedef struct pos_cachesvc {
 /*
  * Sets up the service's timers and opens the cache on opt->store (when
  * there is one; a cache that cannot be opened is logged and reads go to
- * Redis only). Returns 0 or a negative errno (nothing left to close).
+ * Redis only), writing through opt->writer. Returns 0 or a negative errno
+ * (nothing left to close).
  */
 int pos_cachesvc_init(pos_cachesvc_t *s, const pos_cachesvc_options_t *opt);
 
@@ -116,7 +122,8 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
 /*
  * The link is online again: entries not verified since since_ms (epoch ms;
  * the disconnect, or the agent's start) are marked stale and revalidated
- * with MGET in batches, never dropped while the link is down.
+ * with MGET in batches (one in flight, the next once the previous one's
+ * values are applied), never dropped while the link is down.
  */
 void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms);
 
@@ -129,8 +136,9 @@ void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms);
  * Without the inventory's index set the inventory falls back to SCAN MATCH
  * inventory:{storeId}:* COUNT 500; without index:products the products
  * are those the inventory names. Both are logged and shown in INFO cache.
- * One command in flight at a time, never KEYS. Runs at the first connect
- * and every warm_interval_s.
+ * One command in flight at a time, never KEYS, and the next page only
+ * once the last chunk's values are applied (the store writer sets the
+ * pace). Runs at the first connect and every warm_interval_s.
  */
 void pos_cachesvc_warm(pos_cachesvc_t *s);
 
@@ -145,17 +153,25 @@ void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv,
  */
 void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys);
 
-/* CACHE_INVALIDATE: drops the entries matching the glob. */
+/*
+ * CACHE_INVALIDATE: drops the entries matching the glob (compiled once;
+ * the writer tests the keys in slices, reads on the loop see them gone at
+ * once). Logs how many went once done.
+ */
 void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern);
 
 /* How long a local copy of "family" stays fresh, ms (0: no cache). */
 uint64_t pos_cachesvc_ttl_ms(const pos_cachesvc_t *s, pos_cache_family_t family);
 
-/* Closes the service's timers; done(arg) (done may be NULL) runs once both
- * are closed. */
+/*
+ * Closes the service's timers and stops the cache from handing requests
+ * to the writer (pos_cache_detach()): call it before the writer is
+ * closed. done(arg) (done may be NULL) runs once the timers are closed.
+ */
 void pos_cachesvc_close(pos_cachesvc_t *s, void (*done)(void *arg), void *arg);
 
-/* Writes pending touches and closes the cache, after the loop has ended. */
+/* Carries out what is still waiting, writes pending touches and closes the
+ * cache: after the loop has ended and the writer is closed. */
 void pos_cachesvc_dispose(pos_cachesvc_t *s);
 
 #endif /* AGENT_SYNC_CACHESVC_H */

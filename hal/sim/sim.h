@@ -71,12 +71,19 @@ int pos_sim_dev_open(pos_hal_device_t *dev, void (*changed)(pos_sim_watch_t *w))
 void pos_sim_dev_close(pos_hal_device_t *dev);
 
 /* Shared by the simulated drivers: writes "len" bytes to dir/name
- * atomically (temporary file + rename) or appends them. */
+ * atomically (temporary file + rename) or appends them. A symbolic link,
+ * FIFO or device in their place is refused (-ELOOP, -EINVAL), never
+ * written through. Returns 0 or -errno. */
 int pos_sim_write_file(const char *dir, const char *name, const char *data, size_t len, int append);
 /* Creates dir and its missing parents (mode 0750). Returns 0 or -errno. */
 int pos_sim_mkdirs(const char *dir);
 
-/* Reads the first word of dir/name into out ("" when absent). */
+/* Opens dir/name for reading: a regular file, not through a symbolic
+ * link, without blocking. Returns the descriptor or -errno. */
+int pos_sim_open_read(const char *dir, const char *name);
+
+/* Reads the first word of dir/name into out ("" when absent or not a
+ * regular file). */
 void pos_sim_read_word(const char *dir, const char *name, char *out, size_t cap);
 
 #endif /* HAL_SIM_SIM_H */

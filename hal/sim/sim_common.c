@@ -10,6 +10,7 @@
 
 #include "hal/buf.h"
 #include "platform/dirs.h"
+#include "platform/files.h"
 #include "platform/log.h"
 
 int pos_sim_check(const char *args, char *err, size_t errlen)
@@ -102,67 +103,45 @@ int pos_sim_mkdirs(const char *dir)
     return pos_dirs_make(dir, 0750, 0750);
 }
 
-static int write_all(int fd, const char *data, size_t len)
+int pos_sim_open_read(const char *dir, const char *name)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return pos_file_open(path, O_RDONLY, 0);
 }
 
 /* Small local files written synchronously: these are the simulator's
- * "devices", a few hundred bytes at a time. */
+ * "devices", a few hundred bytes at a time. Never through a link planted in
+ * the directory (an agent started as root would write cloud-supplied text
+ * wherever it points), never into a FIFO or a device. */
 int pos_sim_write_file(const char *dir, const char *name, const char *data, size_t len, int append)
 {
-    char path[512], tmp[520];
+    char path[512];
     int fd, rc;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (append) {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (fd < 0) {
-            return -errno;
-        }
-        rc = write_all(fd, data, len);
-        close(fd);
-        return rc;
+    if (!append) {
+        return pos_file_replace(path, data, len, 0640, false);
     }
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    fd = pos_file_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
     if (fd < 0) {
-        return -errno;
+        return fd;
     }
-    rc = write_all(fd, data, len);
-    if (close(fd) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = -errno;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-    }
+    rc = pos_file_write_all(fd, data, len);
+    close(fd);
     return rc;
 }
 
 void pos_sim_read_word(const char *dir, const char *name, char *out, size_t cap)
 {
-    char path[512], buf[64];
+    char buf[64];
     ssize_t n;
     size_t i = 0;
     int fd;
 
     out[0] = '\0';
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = pos_sim_open_read(dir, name);
     if (fd < 0) {
         return;
     }

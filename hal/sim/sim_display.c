@@ -9,6 +9,8 @@
 #include "hal/display.h"
 #include "hal/sim/sim.h"
 #include "hal/sim/sim_watch.h"
+#include "platform/files.h"
+#include "platform/log.h"
 
 #define SIM_DISPLAY_COLS 20
 
@@ -68,8 +70,22 @@ static int sim_display_open(pos_hal_device_t *dev)
     }
     char path[300];
     snprintf(path, sizeof(path), "%s/display.txt", d->sim.dir);
-    d->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    return sim_display_write(d, "", "");
+    /* Not through a link planted there, not into a FIFO or a device. */
+    d->fd = pos_file_open(path, O_RDWR | O_CREAT, 0640);
+    if (d->fd < 0) {
+        /* Each screen is then written whole and renamed into place, which
+         * replaces what is there and never writes through it. */
+        POS_WARN("hal", "display: cannot open %s (%s): the screen replaces it instead", path,
+                 strerror(-d->fd));
+        d->fd = -1;
+    }
+    /* A blank screen to start with; a failure here fails each show too,
+     * where it is reported. */
+    rc = sim_display_write(d, "", "");
+    if (rc != 0) {
+        POS_WARN("hal", "display: cannot write %s: %s", path, strerror(-rc));
+    }
+    return 0;
 }
 
 static int sim_display_show(pos_hal_device_t *dev, const char *line1, const char *line2)

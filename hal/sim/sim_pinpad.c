@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hal/buf.h"
 #include "hal/pinpad.h"
@@ -38,17 +39,17 @@ static void sim_pinpad_fault(pos_sim_watch_t *w)
 
 static void sim_pinpad_load_charges(sim_pinpad_t *p)
 {
-    char path[512];
-    FILE *f;
+    int fd = pos_sim_open_read(p->sim.dir, "pinpad.charges");
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     unsigned n = 0;
 
-    snprintf(path, sizeof(path), "%s/pinpad.charges", p->sim.dir);
-    f = fopen(path, "r");
     if (f != NULL) {
         if (fscanf(f, "%u", &n) != 1) {
             n = 0;
         }
         fclose(f);
+    } else if (fd >= 0) {
+        close(fd);
     }
     p->charges = n;
 }

@@ -6,6 +6,7 @@
 #include "hal/printer.h"
 #include "hal/sim/sim.h"
 #include "hal/sim/sim_watch.h"
+#include "platform/log.h"
 
 #define SIM_CUT_LINE "------------------------ cut ------------------------\n"
 
@@ -99,6 +100,7 @@ static int sim_printer_print(pos_hal_device_t *dev, const pos_receipt_doc_t *doc
     }
     pos_buf_free(&text);
     if (rc != 0) {
+        POS_WARN("hal", "printer: cannot write %s/receipts.txt: %s", p->sim.dir, strerror(-rc));
         return rc;
     }
     p->busy = true;

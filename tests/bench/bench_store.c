@@ -115,7 +115,7 @@ int main(int argc, char **argv)
                                           POS_CACHE_INVENTORY};
         }
         uint64_t t = now_ns();
-        if (pos_cache_put_batch(&c, items, 100, 1764412800000ull) != 0) {
+        if (pos_cache_put_batch(&c, items, 100, 1764412800000ull, NULL, NULL) != 0) {
             fprintf(stderr, "put_batch failed\n");
             return 1;
         }

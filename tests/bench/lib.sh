@@ -1,6 +1,7 @@
 # Shared helpers for the benchmark scripts (sourced).
-# Benchmarks run as whoever starts them (root in CI): let the agent run so.
-export POSAGENT_ALLOW_ROOT=1
+# Benchmarks run as whoever starts them (root in CI): let the agent run so,
+# and take the unsigned messages the scripts publish.
+export POSAGENT_ALLOW_ROOT=1 POSAGENT_ALLOW_UNSIGNED=1
 bench_free_port() {
   local p=${1:-17000}
   while (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done

@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* As agent_decode() in agent/agent.c: 64 KiB, no amounts on this channel. */
-    static const pos_msg_limits_t lim = {64u * 1024u, 1};
+    static const pos_msg_limits_t lim = {64u * 1024u, 1, "S-042", NULL};
     static pos_msg_t msg;
     static char value[POS_MSG_DEFAULT_MAX_LEN + 1];
     char why[128], key[160];
@@ -48,8 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     CHECK(msg.type == POS_MSG_INVENTORY_UPDATED || msg.type == POS_MSG_LOW_STOCK_ALERT);
     const pos_msg_inventory_t *inv = &msg.u.inventory;
-    CHECK(pos_msg_id_valid(inv->store_id) && pos_msg_id_valid(inv->product_id));
-    CHECK(inv->low_stock_threshold >= 0);
+    /* Only the channel's store, named or implied. */
+    CHECK(strcmp(inv->store_id, "S-042") == 0 && pos_msg_id_valid(inv->product_id));
+    CHECK(inv->low_stock_threshold >= 0 && (inv->has_threshold || inv->low_stock_threshold == 0));
 
     pos_cachesvc_t *cs = fuzz_cache();
     pos_cachesvc_inventory(cs, inv, (const char *)data, size);

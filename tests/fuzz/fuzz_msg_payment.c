@@ -98,7 +98,7 @@ static void drive(pos_payment_sm_t *sm, const pos_msg_t *msg, const uint8_t *dat
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static pos_payment_sm_t *sm;
-    static const pos_msg_limits_t limits = {65536, 100000000};
+    static const pos_msg_limits_t limits = {65536, 100000000, "S-042", "T-0001"};
     pos_msg_t *msg;
     char why[96];
 

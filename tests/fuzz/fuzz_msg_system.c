@@ -53,7 +53,7 @@ static void fill(pos_cachesvc_t *cs)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* As agent_decode() in agent/agent.c: 64 KiB, no amounts on this channel. */
-    static const pos_msg_limits_t lim = {64u * 1024u, 1};
+    static const pos_msg_limits_t lim = {64u * 1024u, 1, NULL, NULL};
     static pos_msg_t msg;
     char why[128];
     pos_cache_info_t info;

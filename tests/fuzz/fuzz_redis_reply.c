@@ -180,7 +180,7 @@ static void check_str(const char *s, size_t cap)
 
 static void decode(pos_msg_channel_t ch, const char *payload, size_t len)
 {
-    static const pos_msg_limits_t lim = {64 * 1024, 100000000};
+    static const pos_msg_limits_t lim = {64 * 1024, 100000000, NULL, NULL};
     char why[128];
 
     int rc = pos_msg_decode(ch, payload, len, &lim, &msg, why, sizeof(why));
@@ -204,7 +204,8 @@ static void decode(pos_msg_channel_t ch, const char *payload, size_t len)
     case POS_MSG_INVENTORY_UPDATED:
     case POS_MSG_LOW_STOCK_ALERT:
         CHECK(ch == POS_MSG_CH_INVENTORY);
-        CHECK(pos_msg_id_valid(msg.u.inventory.store_id));
+        /* storeId is optional: without a scope, "" when left out. */
+        CHECK(msg.u.inventory.store_id[0] == '\0' || pos_msg_id_valid(msg.u.inventory.store_id));
         CHECK(pos_msg_id_valid(msg.u.inventory.product_id));
         break;
     case POS_MSG_SYSTEM_ALERT:

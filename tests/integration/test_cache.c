@@ -172,6 +172,12 @@ static void test_inventory_messages_and_invalidation(void **state)
                                   ":P-[7]\"}"),
                      1);
     assert_true(pos_test_agent_wait_log(&f->agent, "invalidated 1 entries", 1, 3000));
+    /* Counted, nothing left waiting for the store, nothing shed. */
+    redisContext *local = pos_fix_local(f);
+    assert_int_equal(pos_fix_local_info(local, "cache", "invalidate_messages"), 1);
+    assert_int_equal(pos_fix_local_info(local, "cache", "pending_writes"), 0);
+    assert_int_equal(pos_fix_local_info(local, "cache", "writes_shed"), 0);
+    redisFree(local);
     pos_test_redis_kill(&f->redis);
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 2, 5000));
     assert_null(pos_fix_local_get(f, "inventory:" SID ":P-7")); /* dropped */

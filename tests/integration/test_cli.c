@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -107,6 +108,28 @@ static void test_config_errors_exit_78(void **state)
     assert_non_null(strstr(out, "POSAGENT_TERMINAL_ID"));
     free(out);
 
+    /* Issue 13 item 13: a FIFO with no writer hung the agent for ever. */
+    char fifo[160];
+    snprintf(fifo, sizeof(fifo), "%s/fifo.ini", tmpdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *ff[] = {bin(), "--config", fifo, NULL};
+    assert_int_equal(run(ff, NULL, &out), 78);
+    assert_non_null(strstr(out, "not a regular file (a FIFO)"));
+    free(out);
+    const char *fc[] = {bin(), "--check-config", "--config", fifo, NULL};
+    assert_int_equal(run(fc, NULL, &out), 78);
+    free(out);
+
+    /* ... and a relative store path said "is must be an absolute path". */
+    path = write_conf("rel.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                 "[store]\npath = relative/store\n");
+    const char *rl[] = {bin(), "--config", path, NULL};
+    assert_int_equal(run(rl, NULL, &out), 78);
+    assert_non_null(strstr(out, ":5: [store] path: \"relative/store\": a relative path: it must "
+                                "start with '/'"));
+    assert_null(strstr(out, "is must"));
+    free(out);
+
     const char *d[] = {bin(), "--config", "/nonexistent/posagent.ini", NULL};
     assert_int_equal(run(d, NULL, &out), 78);
     assert_non_null(strstr(out, "/nonexistent/posagent.ini"));
@@ -140,13 +163,111 @@ static void test_config_errors_exit_78(void **state)
     free(out);
 }
 
+/*
+ * Issue 13 item 4: unsigned payment commands were accepted by default (a
+ * till installed and left as it was took a card for anyone who could
+ * publish on its channel). Without a key file the agent now refuses to
+ * start unless allow_unsigned says so on purpose.
+ */
+static void test_unsigned_refused_by_default(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *path = write_conf("nokey.ini", "[terminal]\nid = T-1\nstore_id = S-1\n");
+    const char *a[] = {bin(), "--config", path, NULL};
+    const char *c[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(a, NULL, &out), 78);
+    assert_non_null(strstr(out, "[payment] hmac_key_file is not set"));
+    assert_non_null(strstr(out, "payment:T-1"));
+    assert_non_null(strstr(out, "allow_unsigned = true"));
+    free(out);
+    assert_int_equal(run(c, NULL, &out), 78);
+    free(out);
+    const char *no[] = {"POSAGENT_ALLOW_UNSIGNED=false", NULL};
+    assert_int_equal(run(c, no, &out), 78);
+    free(out);
+
+    /* Said on purpose, in the file or the environment. */
+    const char *yes[] = {"POSAGENT_ALLOW_UNSIGNED=1", NULL};
+    assert_int_equal(run(c, yes, &out), 0);
+    assert_non_null(strstr(out, "allow_unsigned = true"));
+    free(out);
+    path = write_conf("unsigned.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                      "[payment]\nallow_unsigned = true\n");
+    const char *u[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(u, NULL, &out), 0);
+    free(out);
+}
+
+/*
+ * Issue 13 item 3: the shipped example set id = T-0001 and store_id = S-042
+ * and --check-config said "configuration OK", so every till installed from
+ * the package and left so spoke for one terminal. The shipped file has no
+ * ids now; each till's own come from a drop-in, and --check-config names
+ * the file and line that set each value.
+ */
+static void test_identity_from_dropins(void **state)
+{
+    (void)state;
+    char *out = NULL, conf[160], dir[160], want[512];
+    const char *src = getenv("POS_SOURCE_DIR");
+    assert_non_null(src);
+
+    snprintf(conf, sizeof(conf), "%s/posagent.ini", tmpdir);
+    snprintf(dir, sizeof(dir), "%s/posagent.d", tmpdir);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp '%s/conf/posagent.ini' '%s'", src, conf);
+    assert_int_equal(system(cmd), 0);
+    const char *check[] = {bin(), "--check-config", "--config", conf, NULL};
+    assert_int_equal(run(check, NULL, &out), 78);
+    assert_non_null(strstr(out, "this till's identity is not set"));
+    assert_non_null(strstr(out, "posagent.d/10-identity.ini"));
+    assert_non_null(strstr(out, "POSAGENT_TERMINAL_ID"));
+    free(out);
+
+    assert_int_equal(mkdir(dir, 0755), 0);
+    write_conf("posagent.d/10-identity.ini", "[terminal]\nid = T-42\nstore_id = S-7\n");
+    write_conf("posagent.d/20-payment.ini", "[payment]\nallow_unsigned = true\n");
+    assert_int_equal(run(check, NULL, &out), 0);
+    snprintf(want, sizeof(want), "\nid = T-42  ; %s/10-identity.ini:2\n", dir);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "\nallow_unsigned = true  ; %s/20-payment.ini:2\n", dir);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "and drop-ins %s/10-identity.ini, %s/20-payment.ini", dir, dir);
+    assert_non_null(strstr(out, want));
+    free(out);
+
+    /* Named on the command line or in the environment; "" for none. */
+    const char *none[] = {bin(), "--check-config", "--config", conf, "--config-dir", "", NULL};
+    assert_int_equal(run(none, NULL, &out), 78);
+    free(out);
+    const char *named[] = {bin(), "--check-config", "--config-dir", dir, NULL};
+    assert_int_equal(run(named, NULL, &out), 0);
+    assert_non_null(strstr(out, "T-42"));
+    free(out);
+    const char *env[] = {"POSAGENT_CONFIG_DIR=", NULL};
+    assert_int_equal(run(check, env, &out), 78);
+    free(out);
+
+    /* A drop-in anybody may change is refused. */
+    char open_one[200];
+    snprintf(open_one, sizeof(open_one), "%s/30-open.ini", dir);
+    write_conf("posagent.d/30-open.ini", "[log]\nlevel = debug\n");
+    assert_int_equal(chmod(open_one, 0666), 0);
+    assert_int_equal(run(check, NULL, &out), 78);
+    assert_non_null(strstr(out, "30-open.ini: writable by everybody"));
+    free(out);
+    unlink(open_one);
+}
+
 /* --check-config prints the effective settings with secrets masked. */
 static void test_check_config_masks_secrets(void **state)
 {
     (void)state;
     char *out = NULL;
     const char *path = write_conf("check.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
-                                               "[redis]\nurl = redis://till:UrlS3cret@db:6380/2\n");
+                                               "[redis]\nurl = redis://till:UrlS3cret@db:6380/2\n"
+                                               "[payment]\nallow_unsigned = true\n");
     const char *a[] = {bin(), "--check-config", "--config", path, NULL};
     const char *env[] = {"REDIS_PASSWORD=EnvS3cret", "POSAGENT_STORE_ID=S-9", NULL};
     assert_int_equal(run(a, env, &out), 0);
@@ -167,7 +288,8 @@ static void test_environment_only(void **state)
     const char *env[] = {"POSAGENT_TERMINAL_ID=T-7", "POSAGENT_STORE_ID=S-7",
                          "REDIS_URL=redis://127.0.0.1:6399", "REDIS_DB=4",
                          "REDIS_RETRY_DELAY_ON_FAILURE_MS=50",
-                         "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=2000", NULL};
+                         "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=2000", "POSAGENT_ALLOW_UNSIGNED=1",
+                         NULL};
     if (access("/etc/posagent/posagent.ini", F_OK) == 0) {
         skip(); /* an installed default file would be read first */
     }
@@ -210,6 +332,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_config_errors_exit_78),
+        cmocka_unit_test(test_unsigned_refused_by_default),
+        cmocka_unit_test(test_identity_from_dropins),
         cmocka_unit_test(test_check_config_masks_secrets),
         cmocka_unit_test(test_environment_only),
         cmocka_unit_test(test_docs_match_schema),

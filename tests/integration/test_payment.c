@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -295,6 +297,47 @@ static void test_paper_out_after_approval(void **state)
     char *receipt = read_file(f, "receipts.txt");
     assert_null(strstr(receipt, "tx-4001")); /* nothing was sent to a printer without paper */
     free(receipt);
+    /* The log says why. */
+    pos_fix_wait_log(f, "receipt for tx-4001 not printed: ", 1, 1000);
+}
+
+/*
+ * Issue 13 item 13: a link planted where the simulated printer writes made
+ * an agent running as root append a receipt (with cloud-supplied lines) to
+ * whatever it pointed at, and a receipt that failed said nothing of why.
+ */
+static void test_receipt_not_written_through_a_link(void **state)
+{
+    pos_fix_t *f = *state;
+    char sim[300], link[340], target[340];
+
+    snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-agent-XXXXXX");
+    assert_non_null(mkdtemp(f->agent.dir));
+    snprintf(sim, sizeof(sim), "%s/sim", f->agent.dir);
+    assert_int_equal(mkdir(sim, 0750), 0);
+    snprintf(target, sizeof(target), "%s/root-only", f->agent.dir);
+    FILE *fp = fopen(target, "w");
+    assert_non_null(fp);
+    fputs("root only\n", fp);
+    fclose(fp);
+    snprintf(link, sizeof(link), "%s/receipts.txt", sim);
+    assert_int_equal(symlink(target, link), 0);
+    start(f);
+
+    publish(f, REQ("tx-4002", "7.50"));
+    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-4002", 5000));
+    cJSON *j = expect_msg(f, "RECEIPT_FAILED", "tx-4002", 10000);
+    cJSON_Delete(j);
+    pos_fix_wait_log(f, "receipt for tx-4002 not printed: Too many levels of symbolic links", 1,
+                     1000);
+    pos_fix_wait_log(f, "printer: cannot write", 1, 1000);
+    fp = fopen(target, "r");
+    assert_non_null(fp);
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    assert_string_equal(buf, "root only\n");
 }
 
 static void test_pinpad_timeout(void **state)
@@ -368,6 +411,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_declined_and_rejected, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_and_cancel, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_paper_out_after_approval, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_not_written_through_a_link, pos_fix_setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pinpad_timeout, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_display_and_alerts, pos_fix_setup, teardown),
     };

@@ -102,6 +102,7 @@ static const char *write_conf_group(fixture_t *f, const char *key, const char *v
     pos_ini_set(&ini, "terminal", "id", TID);
     pos_ini_set(&ini, "terminal", "store_id", SID);
     pos_ini_set(&ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)f->fx.redis.port);
+    pos_ini_set(&ini, "payment", "allow_unsigned", "true");
     in_dir(f, &ini);
     if (key != NULL) {
         pos_ini_set(&ini, "security", key, "%s", value);
@@ -401,6 +402,17 @@ static void test_socket_group_in_runtime_dir(void **state)
     redisFree(c);
 }
 
+/* Writes text to path, owned by root and group gid, with mode. */
+static void write_owned(const char *path, const char *text, gid_t gid, mode_t mode)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(chown(path, 0, gid), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
 /* The socket's group must not read the configuration: refused (exit 78,
  * also by --check-config) through the file's group or as everybody's; the
  * packaged root:<agent's group> 0640 with another socket group is fine. */
@@ -438,6 +450,26 @@ static void test_config_readable_by_socket_group_refused(void **state)
     assert_int_equal(chmod(conf, 0640), 0);
     assert_int_equal(pos_test_run(check, NULL, &out, 10000), 0);
     assert_non_null(strstr(out, "configuration OK"));
+    free(out);
+
+    /* Drop-ins: one holding a secret must not be readable by the socket's
+     * group either; one holding none (the identity) may be. */
+    char dir[160], secret[200], ident[200];
+    snprintf(dir, sizeof(dir), "%s/posagent.d", f->dir);
+    snprintf(secret, sizeof(secret), "%s/20-secrets.ini", dir);
+    snprintf(ident, sizeof(ident), "%s/10-identity.ini", dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    write_owned(ident, "[terminal]\nid = T-DROP\n", gr->gr_gid, 0640);
+    write_owned(secret, "[redis]\npassword = dropin-s3cret\n", gr->gr_gid, 0640);
+    assert_int_equal(pos_test_run(check, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, secret));
+    assert_non_null(strstr(out, "socket_group"));
+    assert_null(strstr(out, "dropin-s3cret"));
+    free(out);
+    assert_int_equal(chown(secret, 0, 0), 0);
+    assert_int_equal(chmod(secret, 0600), 0);
+    assert_int_equal(pos_test_run(check, NULL, &out, 10000), 0);
+    assert_non_null(strstr(out, "T-DROP"));
     free(out);
 }
 

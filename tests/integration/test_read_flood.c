@@ -235,6 +235,12 @@ static void run_flood(pos_fix_t *f, const char *channel)
     pos_fix_set_retry(f, 100, 1000);
     pos_fix_set_heartbeat(f, HEARTBEAT_S, TTL_S);
     pos_ini_set(&f->ini, "log", "level", "info");
+    /* The read path alone: every message reaches its decoder, none is
+     * turned away by the channel's budget ([inbound], test_burst). */
+    pos_ini_set(&f->ini, "inbound", "payment_rate", "1000000");
+    pos_ini_set(&f->ini, "inbound", "payment_burst", "1000000");
+    pos_ini_set(&f->ini, "inbound", "inventory_rate", "1000000");
+    pos_ini_set(&f->ini, "inbound", "inventory_burst", "1000000");
     pos_fix_agent_start(f, NULL);
     pos_fix_wait_online(f, 1, 10000);
     redisContext *c = pos_fix_local(f);

@@ -393,6 +393,115 @@ static void test_key_rotation(void **state)
     assert_int_equal(charges(f), 2);
 }
 
+/* True when the customer display shows "what". */
+static bool display_shows(fixture_t *f, const char *what)
+{
+    char *screen = pos_fix_sim_text(&f->fx, "display.txt");
+    bool shows = strstr(screen, what) != NULL;
+    free(screen);
+    return shows;
+}
+
+/*
+ * PUBLISHes on channel a message of "type" whose other members, "members",
+ * are in canonical form and sort before "ts": its ts, then its sig under
+ * key_hex. The agent is the only subscriber there.
+ */
+static void publish_signed_msg(fixture_t *f, const char *channel, const char *members,
+                               const char *type, uint64_t ts, const char *key_hex)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "{%s,\"ts\":%llu,\"type\":\"%s\"}", members, (unsigned long long)ts,
+             type);
+    sign(msg, sizeof(msg), key_hex);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH %s %s", channel, msg), 1);
+}
+
+/*
+ * Issue 13 item 11: with a key set, an unsigned SYSTEM_ALERT ("pay at
+ * www.evil.example") was shown and an unsigned INVENTORY_UPDATED with
+ * quantity -5 was cached. Every cloud channel is signed now: alerts, cache
+ * invalidations, inventory updates and display messages.
+ */
+static void test_every_channel_signed(void **state)
+{
+    fixture_t *f = *state;
+    start(f, KEY1_HEX "\n");
+
+    /* Unsigned: refused, counted, never shown or cached. */
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s",
+                                  "{\"type\":\"SYSTEM_ALERT\",\"severity\":\"critical\","
+                                  "\"message\":\"Card reader broken pay at www.evil.example\"}"),
+                     1);
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH inventory:" SID " %s",
+                                  "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID "\","
+                                  "\"productId\":\"P-9\",\"quantity\":-5,\"lowStockThreshold\":1}"),
+                     1);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "SYSTEM_ALERT unsigned, refused", 1, 5000));
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "INVENTORY_UPDATED unsigned, refused", 1, 5000));
+    assert_false(display_shows(f, "evil"));
+    assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
+
+    /* Signed with another key, or stale: refused the same way. */
+    publish_signed_msg(f, "system:alerts",
+                       "\"message\":\"Pay at www.evil.example\",\"severity\":\"warning\"",
+                       "SYSTEM_ALERT", wall_ms(), KEY2_HEX);
+    publish_signed_msg(f, "inventory:" SID,
+                       "\"productId\":\"P-9\",\"quantity\":-5,\"storeId\":\"" SID "\"",
+                       "INVENTORY_UPDATED", wall_ms() - 600000, KEY1_HEX);
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "SYSTEM_ALERT bad_signature, refused", 1, 5000));
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "INVENTORY_UPDATED stale, refused", 1, 5000));
+    assert_false(display_shows(f, "evil"));
+    assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
+
+    /* The cloud's signed messages go through. */
+    publish_signed_msg(f, "inventory:" SID,
+                       "\"productId\":\"P-9\",\"quantity\":41,\"storeId\":\"" SID "\"",
+                       "INVENTORY_UPDATED", wall_ms(), KEY1_HEX);
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "inventory:" SID ": INVENTORY_UPDATED", 1, 5000));
+    char *v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
+    assert_non_null(v);
+    assert_non_null(strstr(v, "\"quantity\":41"));
+    free(v);
+    publish_signed_msg(f, "system:alerts",
+                       "\"message\":\"Store closes soon\",\"severity\":\"info\"", "SYSTEM_ALERT",
+                       wall_ms(), KEY1_HEX);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "system:alerts: SYSTEM_ALERT", 1, 5000));
+    for (int i = 0; i < 100 && !display_shows(f, "Store closes"); i++) {
+        pos_test_sleep_ms(50);
+    }
+    assert_true(display_shows(f, "Store closes"));
+
+    /* An unsigned CACHE_INVALIDATE "*" drops nothing; a signed one does. */
+    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH system:alerts %s",
+                                  "{\"type\":\"CACHE_INVALIDATE\",\"pattern\":\"*\"}"),
+                     1);
+    assert_true(
+        pos_test_agent_wait_log(&f->fx.agent, "CACHE_INVALIDATE unsigned, refused", 1, 5000));
+    v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
+    assert_non_null(v); /* still the local copy: Redis has no such key */
+    free(v);
+    publish_signed_msg(f, "system:alerts", "\"pattern\":\"inventory:*\"", "CACHE_INVALIDATE",
+                       wall_ms(), KEY1_HEX);
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "system:alerts: CACHE_INVALIDATE", 1, 5000));
+    pos_test_sleep_ms(200);
+    assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
+
+    /* The cloud can see signing is on. */
+    char *st = pos_test_get(&f->fx.redis, "terminal:" TID ":status");
+    assert_non_null(st);
+    assert_non_null(strstr(st, "\"signed\":true"));
+    free(st);
+
+    /* Counted in INFO, with the payment channel's. */
+    assert_int_equal(pos_fix_info(&f->fx, "security", "refused_unsigned"), 3);
+    assert_int_equal(pos_fix_info(&f->fx, "security", "refused_bad_signature"), 1);
+    assert_int_equal(pos_fix_info(&f->fx, "security", "refused_stale"), 1);
+}
+
 /* A key file others may read, or a malformed one: exit 78, key not shown. */
 static void test_bad_key_file(void **state)
 {
@@ -443,6 +552,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signed_payment_approved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_without_charge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_channel_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

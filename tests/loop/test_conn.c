@@ -268,26 +268,28 @@ static void test_turn_budget_lets_timers_run(void **state)
     for (int i = 0; i < n; i++) {
         assert_int_equal(pos_conn_feed(&f->c, MSG, strlen(MSG)), 0);
     }
-    /* The first budget went out within the feeds; the rest waits. */
-    assert_int_equal(f->pushes, (int)POS_CONN_TURN_REPLIES);
+    /* The first budget went out within the feeds (its count, or less if
+     * its time ran out first); the rest waits. */
+    int first = f->pushes;
+    assert_true(first > 0 && first <= (int)POS_CONN_TURN_REPLIES);
     assert_true(f->c.paused);
     uv_timer_init(&f->loop, &timer);
     timer.data = f;
     uv_timer_start(&timer, timer_cb, 0, 0);
     uv_run(&f->loop, UV_RUN_NOWAIT);
     /* The timer ran before the next budget was handed out. */
-    assert_int_equal(timer_seen_at, (int)POS_CONN_TURN_REPLIES);
-    assert_int_equal(f->pushes, 2 * (int)POS_CONN_TURN_REPLIES);
-    /* Then a budget per turn until none is left. */
-    int runs = 0;
+    assert_int_equal(timer_seen_at, first);
+    assert_true(f->pushes > first && f->pushes <= first + (int)POS_CONN_TURN_REPLIES);
+    /* Then at most a budget per turn until none is left. */
+    int runs = 0, left = n - f->pushes;
     while (f->pushes < n && runs < n) {
         int before = f->pushes;
         uv_run(&f->loop, UV_RUN_NOWAIT);
-        assert_true(f->pushes - before <= (int)POS_CONN_TURN_REPLIES);
+        assert_true(f->pushes - before > 0 && f->pushes - before <= (int)POS_CONN_TURN_REPLIES);
         runs++;
     }
     assert_int_equal(f->pushes, n);
-    assert_int_equal(runs, (n + (int)POS_CONN_TURN_REPLIES - 1) / (int)POS_CONN_TURN_REPLIES - 2);
+    assert_true(runs >= (left + (int)POS_CONN_TURN_REPLIES - 1) / (int)POS_CONN_TURN_REPLIES);
     uv_run(&f->loop, UV_RUN_NOWAIT); /* drained: reading again */
     assert_false(f->c.paused);
     uv_close((uv_handle_t *)&timer, NULL);

@@ -209,7 +209,7 @@ check "unit installed" test -f /lib/systemd/system/posagent.service
 out=$(${WRAP:-} /usr/bin/posagent --version 2>&1) && ok "installed binary runs: $(echo "$out" | head -1)" ||
   bad "installed binary runs: $out"
 check "installed config checks with the ids set" \
-  env POSAGENT_TERMINAL_ID=T-PKG POSAGENT_STORE_ID=S-PKG ${WRAP:-} /usr/bin/posagent \
+  env POSAGENT_TERMINAL_ID=T-PKG POSAGENT_STORE_ID=S-PKG POSAGENT_ALLOW_UNSIGNED=1 ${WRAP:-} /usr/bin/posagent \
   --check-config --config /etc/posagent/posagent.ini
 # shellcheck disable=SC2086
 v=$(${WRAP:-} /usr/bin/posagent --version 2>/dev/null | sed -n '1s/^posagent \([^ ]*\) (build .*)$/\1/p')

@@ -284,6 +284,38 @@ long long pos_fix_local_info(redisContext *local, const char *section, const cha
     return v;
 }
 
+long long pos_fix_info(const pos_fix_t *f, const char *section, const char *field)
+{
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    long long v = pos_fix_local_info(c, section, field);
+    redisFree(c);
+    return v;
+}
+
+char *pos_fix_sim_text(const pos_fix_t *f, const char *name)
+{
+    char path[400];
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    FILE *fp;
+
+    assert_non_null(out);
+    snprintf(path, sizeof(path), "%s/sim/%s", f->agent.dir, name);
+    fp = fopen(path, "r");
+    if (fp != NULL) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+            fwrite(buf, 1, n, out);
+        }
+        fclose(fp);
+    }
+    fclose(out);
+    return text;
+}
+
 unsigned pos_fix_charges(const pos_fix_t *f)
 {
     char path[400];

@@ -162,6 +162,13 @@ char *pos_fix_local_get(const pos_fix_t *f, const char *key);
  */
 long long pos_fix_local_info(redisContext *local, const char *section, const char *field);
 
+/* pos_fix_local_info() on a connection of its own. */
+long long pos_fix_info(const pos_fix_t *f, const char *section, const char *field);
+
+/* The text of a simulated device's file (DIR/sim/NAME: "display.txt",
+ * "receipts.txt"), malloc'd; "" when it does not exist yet. */
+char *pos_fix_sim_text(const pos_fix_t *f, const char *name);
+
 /* The simulated pinpad's charge count (DIR/sim/pinpad.charges), 0 when
  * nothing was charged yet. */
 unsigned pos_fix_charges(const pos_fix_t *f);

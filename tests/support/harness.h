@@ -57,8 +57,9 @@ typedef struct pos_test_agent {
 
 /*
  * Writes "ini" to a config file (adding [hal] sim_dir = DIR/sim unless the
- * text sets sim_dir, [store] path, [local] socket and [security]
- * allow_root = true unless it has those sections) and starts $POSAGENT_BIN --config it, with
+ * text sets sim_dir, [store] path, [local] socket, [payment]
+ * allow_unsigned = true unless it names hmac_key_file or allow_unsigned,
+ * and [security] allow_root = true unless it has those sections) and starts $POSAGENT_BIN --config it, with
  * the test's environment minus REDIS_* / POSAGENT_* / NOTIFY_SOCKET, plus
  * "env" (NULL-terminated "NAME=value" strings, may be NULL; each replaces
  * an inherited variable of the same name). Output goes

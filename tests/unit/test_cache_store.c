@@ -181,6 +181,16 @@ static void test_family_of(void **state)
     assert_int_equal(pos_cache_family_of("prod", 4), POS_CACHE_OTHER);
 }
 
+/* A request's completion, as the last one reported it. */
+static size_t done_count;
+static int done_status;
+static void record_done(void *arg, int status, size_t n)
+{
+    (void)arg;
+    done_status = status;
+    done_count = n;
+}
+
 static void test_mark_stale(void **state)
 {
     (void)state;
@@ -195,9 +205,10 @@ static void test_mark_stale(void **state)
     assert_false(info.fresh);
     assert_string_equal(got, "A"); /* the value stays for offline reads */
 
-    size_t n = 99;
-    assert_int_equal(pos_cache_mark_stale_before(&cache, 2500, &n), 0);
-    assert_int_equal(n, 1); /* b; a was stale already, c verified at 3000 */
+    done_count = 99;
+    assert_int_equal(pos_cache_mark_stale_before(&cache, 2500, record_done, NULL), 0);
+    assert_int_equal(done_status, 0);
+    assert_int_equal(done_count, 1); /* b; a was stale already, c verified at 3000 */
     assert_int_equal(get("product:b", 2500), 0);
     assert_true(info.meta.stale);
     assert_int_equal(get("product:c", 3000), 0);
@@ -210,8 +221,8 @@ static void test_mark_stale(void **state)
     assert_true(info.fresh);
     assert_int_equal(info.meta.fetched_at_ms, 2000);
 
-    assert_int_equal(pos_cache_mark_all_stale(&cache, &n), 0);
-    assert_int_equal(n, 2); /* b and c */
+    assert_int_equal(pos_cache_mark_all_stale(&cache, record_done, NULL), 0);
+    assert_int_equal(done_count, 2); /* b and c */
     for (const char *const *k = (const char *const[]){"product:a", "product:b", "product:c", NULL};
          *k != NULL; k++) {
         assert_int_equal(get(*k, 4000), 0);
@@ -242,13 +253,14 @@ static void test_delete_and_delete_if(void **state)
     }
     assert_int_equal(pos_cache_delete(&cache, "product:P-0", 11), 0);
     assert_int_equal(pos_cache_delete(&cache, "product:P-0", 11), -ENOENT);
-    size_t n = 0;
-    assert_int_equal(pos_cache_delete_if(&cache, starts_with, "inventory:S-042:", &n), 0);
-    assert_int_equal(n, 20);
+    pos_cache_match_t m = {starts_with, NULL, (void *)"inventory:S-042:"};
+    assert_int_equal(pos_cache_delete_if(&cache, &m, record_done, NULL), 0);
+    assert_int_equal(done_count, 20);
     assert_int_equal(get("inventory:S-042:P-3", 1), -ENOENT);
     assert_int_equal(get("product:P-3", 1), 0);
-    assert_int_equal(pos_cache_delete_if(&cache, starts_with, "nothing:", &n), 0);
-    assert_int_equal(n, 0);
+    m.ctx = (void *)"nothing:";
+    assert_int_equal(pos_cache_delete_if(&cache, &m, record_done, NULL), 0);
+    assert_int_equal(done_count, 0);
     pos_cache_stats_t s;
     pos_cache_stats(&cache, &s);
     assert_int_equal(s.entries, 19);
@@ -441,7 +453,8 @@ static void test_touches_are_batched(void **state)
         int n = snprintf(keys[i], 32, "user:%d", i);
         items[i] = (pos_cache_item_t){keys[i], (size_t)n, "u", 1, POS_CACHE_USER};
     }
-    assert_int_equal(pos_cache_put_batch(&cache, items, POS_CACHE_PENDING_MAX + 5, 1), 0);
+    assert_int_equal(pos_cache_put_batch(&cache, items, POS_CACHE_PENDING_MAX + 5, 1, NULL, NULL),
+                     0);
     mdb_env_info(st.env, &before);
     for (int i = 0; i < POS_CACHE_PENDING_MAX + 5; i++) {
         assert_int_equal(get(keys[i], 1), 0);
@@ -473,7 +486,7 @@ static void test_put_batch(void **state)
     }
     MDB_envinfo before, after;
     mdb_env_info(st.env, &before);
-    assert_int_equal(pos_cache_put_batch(&cache, items, 100, 5000), 0);
+    assert_int_equal(pos_cache_put_batch(&cache, items, 100, 5000, NULL, NULL), 0);
     mdb_env_info(st.env, &after);
     assert_int_equal(after.me_last_txnid, before.me_last_txnid + 1);
     pos_cache_stats_t s;
@@ -483,7 +496,7 @@ static void test_put_batch(void **state)
     assert_string_equal(got, "{\"quantity\":1}");
     /* One bad item: nothing of the batch is stored. */
     items[50].key_len = POS_CACHE_KEY_MAX + 1;
-    assert_int_equal(pos_cache_put_batch(&cache, items, 100, 6000), -ENAMETOOLONG);
+    assert_int_equal(pos_cache_put_batch(&cache, items, 100, 6000, NULL, NULL), -ENAMETOOLONG);
     assert_int_equal(get("inventory:S:P-42", 6000), 0);
     assert_int_equal(info.meta.verified_at_ms, 5000);
 }

@@ -184,6 +184,79 @@ static void test_sanitize(void **state)
     assert_string_equal(out, "abc");
 }
 
+/* UTF-8 of a code point below U+10000 (the invisible ones all are). */
+static size_t utf8_of(uint32_t cp, char out[4])
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    out[0] = (char)(0xE0 | (cp >> 12));
+    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+}
+
+/*
+ * Issue 13 item 9: U+202E (RIGHT-TO-LEFT OVERRIDE) and U+200B (ZERO WIDTH
+ * SPACE) reached the display and the receipt, so a line could read
+ * differently from what it holds ("Total 12.00" reversed after the
+ * override, or two look-alike texts). Every such character is removed
+ * before anything reaches a device: transcoded, sanitized, fitted.
+ */
+static void test_invisible_removed(void **state)
+{
+    static const uint32_t invisible[] = {
+        0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E,
+        0x200F, 0x061C, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x2028, 0x2029,
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(invisible) / sizeof(invisible[0]); i++) {
+        char text[16], out[16];
+        uint8_t bytes[16];
+        size_t n = 0, k = 0;
+        assert_true(pos_charset_invisible(invisible[i]));
+        /* "a<X>b<X>": the characters around it stay, it goes. */
+        text[k++] = 'a';
+        k += utf8_of(invisible[i], text + k);
+        text[k++] = 'b';
+        k += utf8_of(invisible[i], text + k);
+        text[k] = '\0';
+        for (int cp = POS_CP_ASCII; cp <= POS_CP_858; cp++) {
+            assert_int_equal(
+                pos_charset_transcode((pos_codepage_t)cp, text, k, '?', bytes, sizeof(bytes), &n),
+                0);
+            assert_int_equal(n, 2);
+            assert_memory_equal(bytes, "ab", 2);
+        }
+        assert_int_equal(pos_charset_sanitize(text, k, '?', out, sizeof(out), &n), 0);
+        assert_string_equal(out, "ab");
+        assert_int_equal(pos_charset_columns(text, k), 2);
+        assert_int_equal(pos_charset_fit(text, k, 3, POS_ALIGN_LEFT, out, sizeof(out), &n), 0);
+        assert_int_equal(pos_charset_columns(out, n), 3);
+        assert_int_equal(pos_charset_sanitize(out, n, '?', out, sizeof(out), &n), 0);
+        assert_string_equal(out, "ab ");
+    }
+    /* Their neighbours are ordinary text. */
+    static const uint32_t visible[] = {0x2027, 0x202F, 0x2065, 0x206A, 0x2061, 0x200A,
+                                       0x2010, 0x00AD, 0xFEFE, 0x0620, 0x061D};
+    for (size_t i = 0; i < sizeof(visible) / sizeof(visible[0]); i++) {
+        assert_false(pos_charset_invisible(visible[i]));
+    }
+    /* The attack as sent: an override in the middle of an item name. */
+    const char *line = "Coffee \xe2\x80\xae"
+                       "00.21 RUE\xe2\x80\x8b";
+    char out[64];
+    size_t n = 0;
+    assert_int_equal(pos_charset_sanitize(line, strlen(line), '?', out, sizeof(out), &n), 0);
+    assert_string_equal(out, "Coffee 00.21 RUE");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_columns_and_prefix),
         cmocka_unit_test(test_fit),
         cmocka_unit_test(test_sanitize),
+        cmocka_unit_test(test_invisible_removed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -298,7 +298,7 @@ static void test_number_edges(void **state)
 
         for (size_t j = 0; j < sizeof(not_numbers) / sizeof(not_numbers[0]); j++) {
             load_num(&r, k, not_numbers[j]);
-            expect_error(&r, head, "is not a number", allowed, NULL);
+            expect_error(&r, head, "\": not a number", allowed, NULL);
         }
         load_num(&r, k, "");
         expect_error(&r, head, "not a number", NULL);
@@ -324,7 +324,7 @@ static void test_bool_values(void **state)
     }
     result_t r;
     load(&r, IDS "[log]\nsyslog = maybe\n", no_env);
-    expect_error(&r, ":5: [log] syslog: ", "\"maybe\" is not a boolean", "true, false", NULL);
+    expect_error(&r, ":5: [log] syslog: ", "\"maybe\": not a boolean", "true, false", NULL);
     load(&r, IDS "[log]\nsyslog = 2\n", no_env);
     expect_error(&r, ":5: [log] syslog: ", NULL);
 }
@@ -374,7 +374,7 @@ static void test_ids(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(text, sizeof(text), "[terminal]\nid = T\nstore_id = %s\n", bad[i]);
         load(&r, text, no_env);
-        expect_error(&r, ":3: [terminal] store_id: ", "is invalid", "(allowed: 1..63", NULL);
+        expect_error(&r, ":3: [terminal] store_id: ", "\": invalid", "(allowed: 1..63", NULL);
     }
 
     load(&r, "[terminal]\nid =\nstore_id = S\n", no_env);
@@ -385,22 +385,24 @@ static void test_missing_required(void **state)
 {
     (void)state;
     result_t r;
+    /* Issue 13 item 3: the message says how to provision the ids. */
     load(&r, "[terminal]\nstore_id = S-1\n", no_env);
-    expect_error(&r, ": [terminal] id is required (or set POSAGENT_TERMINAL_ID)", NULL);
-    assert_string_equal(r.err.msg + strlen(r.path),
-                        ": [terminal] id is required (or set POSAGENT_TERMINAL_ID)");
+    expect_error(&r, ": this till's identity is not set ([terminal] id is required): give each till "
+                     "its own ids in a drop-in, ",
+                 r.path, ".d/10-identity.ini", "POSAGENT_TERMINAL_ID", NULL);
 
     load(&r, "[terminal]\nid = T-1\n", no_env);
-    expect_error(&r, ": [terminal] store_id is required (or set POSAGENT_STORE_ID)", NULL);
+    expect_error(&r, ": this till's identity is not set ([terminal] store_id is required)",
+                 "POSAGENT_STORE_ID", NULL);
 
     load(&r, "", no_env);
-    expect_error(&r, ": [terminal] id is required", NULL);
+    expect_error(&r, ": this till's identity is not set ([terminal] id is required)", NULL);
 
     pos_config_t c;
     pos_config_error_t e;
     assert_int_equal(pos_config_load(&c, NULL, NULL, &e), -EINVAL);
-    assert_string_equal(e.msg, "(no configuration file): [terminal] id is required "
-                               "(or set POSAGENT_TERMINAL_ID)");
+    assert_non_null(strstr(e.msg, "(no configuration file): this till's identity is not set"));
+    assert_non_null(strstr(e.msg, "/etc/posagent/posagent.d/10-identity.ini"));
 
     /* The environment satisfies the requirement. */
     char *env[] = {"POSAGENT_TERMINAL_ID=T-7", NULL};
@@ -523,10 +525,182 @@ static void test_unreadable(void **state)
     assert_non_null(strstr(e.msg, path));
     assert_non_null(strstr(e.msg, "No such file"));
 
-    /* A directory opens but cannot be read. */
+    /* A directory is not a configuration file. */
     int rc = pos_config_load(&c, "/tmp", no_env, &e);
-    assert_int_equal(rc, -EISDIR);
-    assert_non_null(strstr(e.msg, "/tmp"));
+    assert_int_equal(rc, -EINVAL);
+    assert_non_null(strstr(e.msg, "/tmp: not a regular file (a directory)"));
+}
+
+/* Issue 13 item 13: a configuration file that was a FIFO with no writer
+ * hung the agent for ever. It is refused at once, as any file that is not
+ * a regular one. */
+static void test_fifo_refused_at_once(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_config-XXXXXX", path[64];
+    pos_config_t c;
+    pos_config_error_t e;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/posagent.ini", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(pos_config_load(&c, path, no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "not a regular file (a FIFO)"));
+    unlink(path);
+    rmdir(dir);
+    /* A device too. */
+    assert_int_equal(pos_config_load(&c, "/dev/null", no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "/dev/null: not a regular file (a device)"));
+}
+
+/* Issue 13 item 13: "\"relative/store\" is must be an absolute path". */
+static void test_relative_path_message(void **state)
+{
+    (void)state;
+    result_t r;
+    load(&r, IDS "[store]\npath = relative/store\n", no_env);
+    expect_error(&r, ":5: [store] path: ",
+                 "\"relative/store\": a relative path: it must start with '/' (allowed: an "
+                 "absolute path)",
+                 NULL);
+    load(&r, IDS "[store]\npath = /var/lib/../tmp\n", no_env);
+    expect_error(&r, ":5: [store] path: ", "a path with '..' in it", NULL);
+}
+
+/* ---- drop-ins ----------------------------------------------------------- */
+
+static void put_file(const char *dir, const char *name, const char *text, mode_t mode)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * Issue 13 item 3: an image ships one posagent.ini without ids; each till
+ * carries its identity and secrets in small files of its own beside it,
+ * read in name order after it, and --check-config says which file and
+ * line set each value.
+ */
+static void test_dropins(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_config-dropin-XXXXXX", main_path[128], dropins[128], out[8192];
+    pos_config_t c;
+    pos_config_error_t e;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(main_path, sizeof(main_path), "%s/posagent.ini", dir);
+    snprintf(dropins, sizeof(dropins), "%s/posagent.d", dir);
+    put_file(dir, "posagent.ini", "[redis]\nurl = redis://cache:6379\n[log]\nlevel = warn\n", 0640);
+    /* Without its drop-ins, the image's file alone is no till. */
+    assert_int_equal(pos_config_load(&c, main_path, no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "this till's identity is not set"));
+    assert_non_null(strstr(e.msg, dropins));
+
+    assert_int_equal(mkdir(dropins, 0755), 0);
+    put_file(dropins, "10-identity.ini", "[terminal]\nid = T-9\nstore_id = S-0\n", 0644);
+    put_file(dropins, "20-secrets.ini", "[redis]\npassword = dropin-s3cr3t\n", 0600);
+    put_file(dropins, "30-store.ini", "[terminal]\nstore_id = S-9\n", 0644);
+    put_file(dropins, "README", "not ini at all\n", 0644);
+    put_file(dropins, ".hidden.ini", "not ini at all\n", 0644);
+    assert_int_equal(pos_config_load(&c, main_path, no_env, &e), 0);
+    assert_string_equal(c.terminal_id, "T-9");
+    assert_string_equal(c.store_id, "S-9"); /* the later drop-in wins */
+    assert_string_equal(c.redis.password, "dropin-s3cr3t");
+    assert_int_equal(c.log_level, POS_LOG_WARN); /* the main file's still */
+    assert_int_equal(c.nfiles, 4);
+    assert_string_equal(c.files[0].path, main_path);
+    assert_false(c.files[0].dropin);
+    assert_true(c.files[1].dropin);
+    assert_false(c.files[1].secrets);
+    assert_true(c.files[2].secrets);
+    assert_non_null(strstr(c.files[3].path, "/30-store.ini"));
+
+    /* Which file and line set each value; secrets still masked. */
+    FILE *m = fmemopen(out, sizeof(out), "w");
+    assert_non_null(m);
+    pos_config_dump(&c, m);
+    fclose(m);
+    char want[256];
+    snprintf(want, sizeof(want), "\nid = T-9  ; %s/10-identity.ini:2\n", dropins);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "\nstore_id = S-9  ; %s/30-store.ini:2\n", dropins);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "\nlevel = warn  ; %s:4\n", main_path);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\nttl_s = 60\n")); /* a default: no origin */
+    snprintf(want, sizeof(want), "; read %s/20-secrets.ini (drop-in)\n", dropins);
+    assert_non_null(strstr(out, want));
+    assert_null(strstr(out, "s3cr3t"));
+    pos_config_wipe(&c);
+    /* The environment still wins, and says so. */
+    char *env[] = {"POSAGENT_STORE_ID=S-E", NULL};
+    assert_int_equal(pos_config_load(&c, main_path, env, &e), 0);
+    assert_string_equal(c.store_id, "S-E");
+    m = fmemopen(out, sizeof(out), "w");
+    pos_config_dump(&c, m);
+    fclose(m);
+    assert_non_null(strstr(out, "\nstore_id = S-E  ; environment POSAGENT_STORE_ID\n"));
+
+    /* Named elsewhere, or none at all. */
+    assert_int_equal(pos_config_load_dir(&c, main_path, "", no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "identity is not set"));
+    assert_int_equal(pos_config_load_dir(&c, main_path, dropins, no_env, &e), 0);
+    assert_int_equal(pos_config_load_dir(&c, NULL, dropins, no_env, &e), 0);
+    assert_string_equal(c.terminal_id, "T-9");
+
+    /* Twice in one drop-in is a mistake, named with its file and line. */
+    put_file(dropins, "40-twice.ini", "[log]\nlevel = info\nlevel = debug\n", 0644);
+    assert_int_equal(pos_config_load(&c, main_path, no_env, &e), -EINVAL);
+    snprintf(want, sizeof(want), "%s/40-twice.ini:3: [log] level: duplicate key", dropins);
+    assert_non_null(strstr(e.msg, want));
+    put_file(dropins, "40-twice.ini", "[log]\nlevel = debug\n", 0644);
+
+    /* Writable by others than its owner: refused. */
+    put_file(dropins, "50-open.ini", "[log]\nlevel = debug\n", 0664);
+    assert_int_equal(pos_config_load(&c, main_path, no_env, &e), -EPERM);
+    assert_non_null(strstr(e.msg, "50-open.ini: writable by its group"));
+    put_file(dropins, "50-open.ini", "[log]\nlevel = debug\n", 0646);
+    assert_int_equal(pos_config_load(&c, main_path, no_env, &e), -EPERM);
+    assert_non_null(strstr(e.msg, "writable by everybody"));
+    put_file(dropins, "50-open.ini", "[log]\nlevel = debug\n", 0644);
+
+    /* A link or a FIFO is not a drop-in (and a FIFO never hangs the load). */
+    char link[256], fifo[256];
+    snprintf(link, sizeof(link), "%s/60-link.ini", dropins);
+    assert_int_equal(symlink(main_path, link), 0);
+    assert_int_equal(pos_config_load(&c, main_path, no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "60-link.ini: a symbolic link"));
+    unlink(link);
+    snprintf(fifo, sizeof(fifo), "%s/70-fifo.ini", dropins);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(pos_config_load(&c, main_path, no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "70-fifo.ini: not a regular file (a FIFO)"));
+    unlink(fifo);
+
+    /* Someone else's file: refused (root can give it away to check). */
+    if (geteuid() == 0) {
+        char other[256];
+        snprintf(other, sizeof(other), "%s/80-other.ini", dropins);
+        put_file(dropins, "80-other.ini", "[log]\nlevel = debug\n", 0644);
+        assert_int_equal(chown(other, 4242, 4242), 0);
+        assert_int_equal(pos_config_load(&c, main_path, no_env, &e), -EPERM);
+        assert_non_null(strstr(e.msg, "80-other.ini: owned by uid 4242"));
+    }
+    pos_config_wipe(&c);
+    rm_rf(dir);
 }
 
 /* ---- environment ---------------------------------------------------------- */
@@ -742,10 +916,10 @@ static void test_dump_masks_secrets(void **state)
               no_env);
     char *d = dump_to_string(&r.cfg);
     assert_null(strstr(d, "s3cr3t"));
-    assert_non_null(strstr(d, "\nid = T-1\n"));
-    assert_non_null(strstr(d, "\nstore_id = S-1\n"));
-    assert_non_null(strstr(d, "\nurl = rediss://alice:****@cache:6380/3\n"));
-    assert_non_null(strstr(d, "\npassword = ****\n"));
+    assert_non_null(strstr(d, "\nid = T-1  ; "));
+    assert_non_null(strstr(d, "\nstore_id = S-1  ; "));
+    assert_non_null(strstr(d, "\nurl = rediss://alice:****@cache:6380/3  ; "));
+    assert_non_null(strstr(d, "\npassword = ****  ; "));
     assert_non_null(strstr(d, "\n; db = (not set)\n"));
     assert_non_null(strstr(d, "\nlevel = info\n"));
     assert_non_null(strstr(d, "\nsyslog = false\n"));
@@ -822,8 +996,8 @@ static void test_sentinels(void **state)
     assert_int_equal(r.cfg.redis.db, 2);
     char *d = dump_to_string(&r.cfg);
     assert_null(strstr(d, "s3cr3t"));
-    assert_non_null(strstr(d, "\nsentinel_password = ****\n"));
-    assert_non_null(strstr(d, "\nmaster_name = mymaster\n"));
+    assert_non_null(strstr(d, "\nsentinel_password = ****  ; "));
+    assert_non_null(strstr(d, "\nmaster_name = mymaster  ; "));
     free(d);
     pos_config_wipe(&r.cfg);
     static const char zeros[POS_URL_PASS_MAX];
@@ -885,7 +1059,7 @@ static void test_cluster_nodes(void **state)
     assert_int_equal(r.cfg.redis_pubsub, POS_PUBSUB_SHARDED);
     assert_string_equal(r.cfg.redis.password, "url-pw");
     char *d = dump_to_string(&r.cfg);
-    assert_non_null(strstr(d, "\npubsub = sharded\n"));
+    assert_non_null(strstr(d, "\npubsub = sharded  ; "));
     free(d);
 
     /* From the environment. */
@@ -995,6 +1169,7 @@ static const char *const all_keys[][3] = {
     {"payment", "max_amount", NULL},
     {"payment", "pinpad_timeout_s", NULL},
     {"payment", "hmac_key_file", NULL},
+    {"payment", "allow_unsigned", "POSAGENT_ALLOW_UNSIGNED"},
     {"payment", "signature_window_s", NULL},
     {"payment", "dedup_window_h", NULL},
     {"payment", "dedup_max_ids", NULL},
@@ -1083,7 +1258,13 @@ static void test_example_loads(void **state)
     (void)state;
     pos_config_t c;
     pos_config_error_t e;
-    int rc = pos_config_load(&c, EXAMPLE_PATH, no_env, &e);
+    /* Issue 13 item 3: the shipped file sets no working ids, so a till
+     * left with it does not start as every other till. */
+    assert_int_equal(pos_config_load(&c, EXAMPLE_PATH, no_env, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "this till's identity is not set"));
+    /* Provisioned (here from the environment), it loads with the defaults. */
+    char *ids[] = {"POSAGENT_TERMINAL_ID=T-0001", "POSAGENT_STORE_ID=S-042", NULL};
+    int rc = pos_config_load(&c, EXAMPLE_PATH, ids, &e);
     if (rc != 0) {
         fail_msg("%s", e.msg);
     }
@@ -1105,8 +1286,9 @@ static void test_example_defaults_are_valid(void **state)
     /* Keys whose example names a file that must exist, or that only go
      * with rediss:// or instead of password, or that excludes the
      * sentinels (cluster_nodes), stay commented. */
-    static const char *const keep[] = {"password_file", "ca_file",     "cert_file",
-                                       "key_file",      "server_name", "cluster_nodes"};
+    static const char *const keep[] = {"password_file", "ca_file",  "cert_file",
+                                       "key_file",      "server_name", "id",
+                                       "store_id",      "cluster_nodes"};
     for (char *line = strtok(ex, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         bool is_key = false;
         for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
@@ -1123,9 +1305,17 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the six kept commented */
-    assert_int_equal(uncommented, 63);
+    assert_int_equal(uncommented, 64);
     result_t r;
-    must_load(&r, out, no_env);
+    /* Uncommented, the ids' example lines are no ids: refused. */
+    char *again = example_to_string();
+    assert_non_null(strstr(again, "\n; id = <this till's terminal id>\n"));
+    assert_non_null(strstr(again, "\n; store_id = <this till's store id>\n"));
+    free(again);
+    load(&r, "[terminal]\nid = <this till's terminal id>\nstore_id = S-1\n", no_env);
+    expect_error(&r, ":2: [terminal] id: ", "invalid", NULL);
+    char *ids[] = {"POSAGENT_TERMINAL_ID=T-0001", "POSAGENT_STORE_ID=S-042", NULL};
+    must_load(&r, out, ids);
     assert_int_equal(r.cfg.nsentinels, 3);
     assert_string_equal(r.cfg.redis_master_name, "mymaster");
     check_defaults_except_password_db(&r.cfg);
@@ -1408,12 +1598,12 @@ static void test_tls_settings(void **state)
     snprintf(text, sizeof(text),
              IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\nmin_version = 1.1\n", ca);
     load(&r, text, no_env);
-    expect_error(&r, ":8: [tls] min_version: \"1.1\" is not a TLS version", NULL);
+    expect_error(&r, ":8: [tls] min_version: \"1.1\": not a TLS version", NULL);
 #if MBEDTLS_VERSION_MAJOR < 3
     snprintf(text, sizeof(text),
              IDS "[redis]\nurl = rediss://h\n[tls]\nca_file = %s\nmin_version = 1.3\n", ca);
     load(&r, text, no_env);
-    expect_error(&r, ":8: [tls] min_version: \"1.3\" is not supported: TLS 1.3 needs mbedTLS 3.x",
+    expect_error(&r, ":8: [tls] min_version: \"1.3\": not supported: TLS 1.3 needs mbedTLS 3.x",
                  NULL);
 #endif
     load(&r, IDS "[tls]\nserver_name = bad name\n", no_env);
@@ -1466,6 +1656,9 @@ int main(void)
         cmocka_unit_test(test_file_syntax),
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_fifo_refused_at_once),
+        cmocka_unit_test(test_relative_path_message),
+        cmocka_unit_test(test_dropins),
         cmocka_unit_test(test_env_precedence),
         cmocka_unit_test(test_url_password_db_overrides),
         cmocka_unit_test(test_env_bad_values),

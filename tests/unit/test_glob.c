@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "agent/sync/glob.h"
+#include "tests/support/glob_oracle.h"
 
 typedef struct glob_case {
     const char *pat;
@@ -690,6 +692,157 @@ static void test_against_reference(void **state)
     }
 }
 
+/* A tiny deterministic generator (the tests must repeat exactly). */
+static uint32_t rnd(uint32_t *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return *seed >> 8;
+}
+
+/* n bytes drawn from alpha into buf. */
+static void rnd_bytes(uint32_t *seed, const char *alpha, size_t na, char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = alpha[rnd(seed) % na];
+    }
+}
+
+/* One pattern against strings: compiled once, as the cache uses it, and
+ * through pos_glob_match(), both as the oracle says. */
+static void check_against_oracle(const char *p, size_t plen, const char *const *strs,
+                                 const size_t *lens, size_t n)
+{
+    pos_glob_t *g;
+
+    assert_int_equal(pos_glob_compile(p, plen, &g), 0);
+    for (size_t i = 0; i < n; i++) {
+        bool want = pos_test_glob_oracle(p, plen, strs[i], lens[i]);
+        if (pos_glob_test(g, strs[i], lens[i]) != want ||
+            pos_glob_match(p, plen, strs[i], lens[i]) != want) {
+            print_error("pattern \"%.*s\" (%zu) string \"%.*s\" (%zu): oracle %d\n", (int)plen, p,
+                        plen, (int)lens[i], strs[i], lens[i], want);
+            fail();
+        }
+    }
+    pos_glob_free(g);
+}
+
+/*
+ * Differential check against the first matcher (tests/support/glob_oracle.c):
+ * short patterns over the special bytes (every malformed form comes up),
+ * and long ones (up to 256 bytes, the CACHE_INVALIDATE limit, with many
+ * '*' runs and sets) against strings up to 600 bytes made to nearly match.
+ */
+static void test_against_oracle(void **state)
+{
+    static const char special[] = "ab*?[]^-\\";
+    static const char keyish[] = "aab:*?[]^-\\";
+    uint32_t seed = 20240611;
+    char p[300], sbuf[8][640];
+    const char *strs[8];
+    size_t lens[8];
+
+    (void)state;
+    for (int i = 0; i < 8; i++) {
+        strs[i] = sbuf[i];
+    }
+    /* Short: every pattern against 8 strings of 0..12 bytes. */
+    for (int round = 0; round < 40000; round++) {
+        size_t plen = rnd(&seed) % 13;
+        rnd_bytes(&seed, special, sizeof(special) - 1, p, plen);
+        for (int i = 0; i < 8; i++) {
+            lens[i] = rnd(&seed) % 13;
+            rnd_bytes(&seed, special, sizeof(special) - 1, sbuf[i], lens[i]);
+        }
+        check_against_oracle(p, plen, strs, lens, 8);
+    }
+    /* Long: patterns of up to 256 bytes; the strings are the pattern's
+     * literal bytes with the specials replaced, stretched or cut, so that
+     * most nearly match and the automaton goes deep. */
+    for (int round = 0; round < 3000; round++) {
+        size_t plen = 1 + rnd(&seed) % 256;
+        rnd_bytes(&seed, keyish, sizeof(keyish) - 1, p, plen);
+        for (int i = 0; i < 8; i++) {
+            size_t n = 0;
+            for (size_t k = 0; k < plen && n < 600; k++) {
+                char c = p[k];
+                if (c == '*') {
+                    size_t run = rnd(&seed) % 5;
+                    for (size_t r = 0; r < run && n < 600; r++) {
+                        sbuf[i][n++] = keyish[rnd(&seed) % 3];
+                    }
+                } else if (strchr("?[]^-\\", c) != NULL) {
+                    sbuf[i][n++] = keyish[rnd(&seed) % (sizeof(keyish) - 1)];
+                } else {
+                    sbuf[i][n++] = rnd(&seed) % 50 == 0 ? 'b' : c;
+                }
+            }
+            if (i >= 6) {
+                n = rnd(&seed) % (n + 1); /* cut short */
+            }
+            lens[i] = n;
+        }
+        check_against_oracle(p, plen, strs, lens, 8);
+    }
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * The matcher's own cost for CACHE_INVALIDATE's worst case: each of the
+ * worst patterns we could think of (256 bytes) against 20,000 keys of 500
+ * bytes, all built to keep the automaton as busy as possible. Prints the
+ * figures; the bound is loose (sanitizer builds on a loaded 2-core
+ * machine): 2.4 s per pattern was the old matcher on the first one alone.
+ * In the agent this work runs on the store writer in slices
+ * (agent/store/cache.c); the loop only tests the keys it reads.
+ */
+#define WORST_KEYS POS_TEST_GLOB_KEYS
+#define WORST_LEN  POS_TEST_GLOB_KEY_LEN
+
+static void test_worst_patterns_timing(void **state)
+{
+    enum { NPAT = POS_TEST_GLOB_WORST };
+    pos_test_glob_case_t worst[NPAT];
+    char *keys = malloc((size_t)WORST_KEYS * WORST_LEN);
+
+    (void)state;
+    assert_non_null(keys);
+    pos_test_glob_worst(worst);
+    for (int k = 0; k < WORST_KEYS; k++) {
+        pos_test_glob_key(keys + (size_t)k * WORST_LEN, k);
+    }
+    for (int i = 0; i < NPAT; i++) {
+        pos_glob_t *g;
+        struct timespec t0;
+        size_t matched = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(pos_glob_compile(worst[i].pattern, worst[i].len, &g), 0);
+        for (int k = 0; k < WORST_KEYS; k++) {
+            matched += pos_glob_test(g, keys + (size_t)k * WORST_LEN, WORST_LEN);
+        }
+        pos_glob_free(g);
+        double ms = ms_since(&t0);
+        print_message("glob worst case %-32s %zu bytes: %7.1f ms for %d keys of %d bytes "
+                      "(%zu match)\n",
+                      worst[i].name, worst[i].len, ms, WORST_KEYS, WORST_LEN, matched);
+        assert_true(ms < 2000.0);
+        /* Same answers as the oracle on a sample. */
+        for (int k = 0; k < WORST_KEYS; k += 997) {
+            const char *key = keys + (size_t)k * WORST_LEN;
+            assert_int_equal(pos_glob_match(worst[i].pattern, worst[i].len, key, WORST_LEN),
+                             pos_test_glob_oracle(worst[i].pattern, worst[i].len, key, WORST_LEN));
+        }
+    }
+    free(keys);
+}
+
 static void test_high_bytes(void **state)
 {
     (void)state;
@@ -706,6 +859,8 @@ int main(void)
         cmocka_unit_test(test_nesting_limit),
         cmocka_unit_test(test_hostile_pattern_is_fast),
         cmocka_unit_test(test_against_reference),
+        cmocka_unit_test(test_against_oracle),
+        cmocka_unit_test(test_worst_patterns_timing),
         cmocka_unit_test(test_high_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -350,6 +351,108 @@ static void test_printer_faults(void **state)
     close_and_drain(&d, 1);
 }
 
+/*
+ * Issue 13 item 9: a U+202E (RIGHT-TO-LEFT OVERRIDE) or U+200B (ZERO WIDTH
+ * SPACE) in a cloud-supplied text reached the display and the paper, so a
+ * line could read differently from what it holds. Neither device shows
+ * them now; the text around them is kept.
+ */
+static void test_invisible_text_never_shown(void **state)
+{
+    (void)state;
+    pos_hal_device_t d, p;
+    static pos_receipt_doc_t doc;
+    pos_receipt_item_t item = {"Tea\xe2\x80\xae"
+                               "00.99\xe2\x80\x8b",
+                               1, 250};
+    pos_receipt_input_t in;
+
+    create(&d, POS_HAL_DISPLAY);
+    assert_int_equal(pos_hal_start(&d), 0);
+    assert_int_equal(
+        pos_display_show(&d, "Pay\xe2\x81\xa6 here\xe2\x81\xa9", "\xef\xbb\xbfnow\xe2\x80\x8f"), 0);
+    run_until(2);
+    assert_string_equal(slurp("display.txt"), "Pay here            \nnow                 \n");
+    close_and_drain(&d, 1);
+
+    memset(&in, 0, sizeof(in));
+    in.store_id = "S-1";
+    in.terminal_id = "T-1";
+    in.transaction_id = "tx-9";
+    in.items = &item;
+    in.n_items = 1;
+    in.total_minor = 250;
+    in.currency = "EUR";
+    in.minor_digits = 2;
+    in.time_s = 1764412800;
+    in.width = 32;
+    assert_int_equal(pos_receipt_layout(&in, &doc), 0);
+    create(&p, POS_HAL_PRINTER);
+    assert_int_equal(pos_hal_start(&p), 0);
+    assert_int_equal(pos_printer_print(&p, &doc, 1), 0);
+    run_until_complete(1);
+    assert_int_equal(rec.ev[rec.n - 1].error, 0);
+    const char *paper = slurp("receipts.txt");
+    assert_non_null(strstr(paper, "Tea00.99"));
+    assert_null(strstr(paper, "\xe2\x80\xae"));
+    assert_null(strstr(paper, "\xe2\x80\x8b"));
+    close_and_drain(&p, 2);
+}
+
+/*
+ * Issue 13 item 13: the simulated devices followed symbolic links planted
+ * in their directory, so an agent running as root appended a receipt
+ * (with a cloud-supplied line) to a root-only file. They never write
+ * through a link, a FIFO or a device now.
+ */
+static void test_planted_links_not_followed(void **state)
+{
+    (void)state;
+    pos_hal_device_t d, p;
+    static pos_receipt_doc_t doc;
+    char target[128], link[128];
+
+    snprintf(target, sizeof(target), "%s/secret", dir);
+    put("secret", "root only\n");
+    snprintf(link, sizeof(link), "%s/receipts.txt", dir);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(link, sizeof(link), "%s/display.txt", dir);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(link, sizeof(link), "%s/display.txt.tmp", dir);
+    assert_int_equal(symlink(target, link), 0);
+
+    create(&p, POS_HAL_PRINTER);
+    assert_int_equal(pos_hal_start(&p), 0);
+    run_until_status(&p, POS_DEV_READY);
+    receipt_doc(&doc);
+    assert_int_equal(pos_printer_print(&p, &doc, 1), -ELOOP);
+    assert_string_equal(slurp("secret"), "root only\n");
+
+    /* The screen cannot be written through either link: not shown. */
+    create(&d, POS_HAL_DISPLAY);
+    assert_int_equal(pos_hal_start(&d), 0);
+    assert_int_equal(pos_display_show(&d, "cloud text", ""), 0);
+    run_until_complete(0);
+    assert_int_equal(rec.ev[rec.n - 1].error, -ELOOP);
+    assert_string_equal(slurp("secret"), "root only\n");
+    /* Once the planted temporary link is gone, the screen replaces the
+     * link at display.txt (rename), still without writing through it. */
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(pos_display_show(&d, "cloud text", ""), 0);
+    run_until_complete(0);
+    assert_int_equal(rec.ev[rec.n - 1].error, 0);
+    assert_string_equal(slurp("secret"), "root only\n");
+    assert_non_null(strstr(slurp("display.txt"), "cloud text"));
+
+    /* A FIFO in a fault file's place does not hang the loop. */
+    snprintf(link, sizeof(link), "%s/printer.fault", dir);
+    assert_int_equal(mkfifo(link, 0600), 0);
+    put("pinpad.fault", "\n"); /* any event: the loop goes on */
+    pos_test_loop_until(&loop, events_reached, &(int){rec.n + 1}, 300);
+    pos_hal_close(&p, on_closed);
+    close_and_drain(&d, 2);
+}
+
 /* Prints job 1 on a simulated printer taking delay_ms per receipt; returns
  * the milliseconds from print to its completion. */
 static uint64_t print_took_ms(uint32_t delay_ms)
@@ -445,6 +548,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_display_fits_and_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pinpad_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_printer_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invisible_text_never_shown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_planted_links_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_printer_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_driver_strings, setup, teardown),

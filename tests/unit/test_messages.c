@@ -14,7 +14,7 @@
 
 #define MAX_MINOR 10000000 /* 100 000.00 in a two-digit currency */
 
-static const pos_msg_limits_t limits = {65536, MAX_MINOR};
+static const pos_msg_limits_t limits = {65536, MAX_MINOR, NULL, NULL};
 
 static pos_msg_t msg;
 static char why[128];
@@ -374,10 +374,8 @@ static void test_inventory(void **state)
     assert_true(msg.u.inventory.quantity == -2);
 
     static const char *const bad[] = {
-        "\"productId\":\"P\",\"quantity\":1,\"lowStockThreshold\":1",
         "\"storeId\":\"S\",\"quantity\":1,\"lowStockThreshold\":1",
         "\"storeId\":\"S\",\"productId\":\"P\",\"lowStockThreshold\":1",
-        "\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":1",
         "\"storeId\":\"S\",\"productId\":\"P 7\",\"quantity\":1,\"lowStockThreshold\":1",
         "\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":3.5,\"lowStockThreshold\":1",
         "\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":\"3\",\"lowStockThreshold\":1",
@@ -386,6 +384,7 @@ static void test_inventory(void **state)
         ("\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":99999999999999999,"
          "\"lowStockThreshold\":1"),
         "\"storeId\":7,\"productId\":\"P\",\"quantity\":1,\"lowStockThreshold\":1",
+        "\"storeId\":\"S\",\"productId\":\"P\",\"quantity\":1,\"lowStockThreshold\":\"1\"",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char json[256];
@@ -393,6 +392,161 @@ static void test_inventory(void **state)
         assert_int_equal(dec(POS_MSG_CH_INVENTORY, json), -EINVAL);
         assert_int_equal(msg.type, POS_MSG_LOW_STOCK_ALERT);
     }
+}
+
+/* Issue 13 item 8: a valid update without lowStockThreshold (or storeId)
+ * was dropped. Required are productId and quantity; the rest is optional. */
+static void test_inventory_required_fields_only(void **state)
+{
+    static const pos_msg_limits_t scoped = {65536, 1, "S-042", NULL};
+    (void)state;
+    assert_int_equal(dec(POS_MSG_CH_INVENTORY,
+                         "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"S-042\","
+                         "\"productId\":\"P-7\",\"quantity\":41}"),
+                     0);
+    assert_true(msg.u.inventory.quantity == 41);
+    assert_false(msg.u.inventory.has_threshold);
+    assert_true(msg.u.inventory.low_stock_threshold == 0);
+    /* No storeId: the channel's store is the one meant. */
+    const char *bare = "{\"type\":\"INVENTORY_UPDATED\",\"productId\":\"P-7\",\"quantity\":3,"
+                       "\"unit\":\"pcs\",\"location\":{\"aisle\":4}}";
+    assert_int_equal(pos_msg_decode(POS_MSG_CH_INVENTORY, bare, strlen(bare), &scoped, &msg, why,
+                                    sizeof(why)),
+                     0);
+    assert_string_equal(msg.u.inventory.store_id, "S-042");
+    assert_string_equal(msg.u.inventory.product_id, "P-7");
+    assert_true(msg.u.inventory.quantity == 3);
+    /* Without a scope, nothing to fill in. */
+    assert_int_equal(dec(POS_MSG_CH_INVENTORY, bare), 0);
+    assert_string_equal(msg.u.inventory.store_id, "");
+    /* The threshold, when given, is kept. */
+    assert_int_equal(dec(POS_MSG_CH_INVENTORY,
+                         "{\"type\":\"LOW_STOCK_ALERT\",\"productId\":\"P-7\",\"quantity\":3,"
+                         "\"lowStockThreshold\":5}"),
+                     0);
+    assert_true(msg.u.inventory.has_threshold);
+    assert_true(msg.u.inventory.low_stock_threshold == 5);
+}
+
+/* Issue 13 item 2: an INVENTORY_UPDATED on inventory:S-042 whose body
+ * said "storeId":"S-999" was cached as inventory:S-999:P-9. */
+static void test_scope_other_store_refused(void **state)
+{
+    static const pos_msg_limits_t inv = {65536, 1, "S-042", NULL};
+    static const pos_msg_limits_t pay_scope = {65536, MAX_MINOR, "S-042", "T-0001"};
+    static const struct {
+        pos_msg_channel_t ch;
+        const pos_msg_limits_t *lim;
+        const char *json;
+        int rc;
+    } cases[] = {
+        {POS_MSG_CH_INVENTORY, &inv,
+         "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"S-999\",\"productId\":\"P-9\","
+         "\"quantity\":0}",
+         -EPERM},
+        {POS_MSG_CH_INVENTORY, &inv,
+         "{\"type\":\"LOW_STOCK_ALERT\",\"storeId\":\"S-0420\",\"productId\":\"P-9\","
+         "\"quantity\":0}",
+         -EPERM},
+        {POS_MSG_CH_INVENTORY, &inv,
+         "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"S-042\",\"productId\":\"P-9\","
+         "\"quantity\":0}",
+         0},
+        /* The payment channel belongs to one terminal of one store. */
+        {POS_MSG_CH_PAYMENT, &pay_scope,
+         "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-9\",\"amount\":1,"
+         "\"currency\":\"EUR\",\"terminalId\":\"T-0002\"}",
+         -EPERM},
+        {POS_MSG_CH_PAYMENT, &pay_scope,
+         "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-9\",\"amount\":1,"
+         "\"currency\":\"EUR\",\"storeId\":\"S-999\"}",
+         -EPERM},
+        {POS_MSG_CH_PAYMENT, &pay_scope,
+         "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-9\",\"terminalId\":\"T-0002\"}",
+         -EPERM},
+        {POS_MSG_CH_PAYMENT, &pay_scope,
+         "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"x\"],\"storeId\":\"S-999\"}", -EPERM},
+        {POS_MSG_CH_PAYMENT, &pay_scope,
+         "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-9\",\"amount\":1,"
+         "\"currency\":\"EUR\",\"terminalId\":\"T-0001\",\"storeId\":\"S-042\"}",
+         0},
+        /* Not an id at all: malformed. */
+        {POS_MSG_CH_PAYMENT, &pay_scope,
+         "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-9\",\"terminalId\":7}",
+         -EINVAL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(why, 'Z', sizeof(why));
+        int rc = pos_msg_decode(cases[i].ch, cases[i].json, strlen(cases[i].json), cases[i].lim,
+                                &msg, why, sizeof(why));
+        if (rc != cases[i].rc) {
+            print_error("case %zu: rc %d, want %d (%s)\n", i, rc, cases[i].rc, why);
+        }
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == -EPERM) {
+            /* The reason names the field, never the value. */
+            assert_null(strstr(why, "S-999"));
+            assert_null(strstr(why, "T-0002"));
+            assert_non_null(strstr(why, "another"));
+        }
+    }
+    /* A refused request can still be answered. */
+    const char *req = cases[3].json;
+    assert_int_equal(
+        pos_msg_decode(POS_MSG_CH_PAYMENT, req, strlen(req), &pay_scope, &msg, why, sizeof(why)),
+        -EPERM);
+    assert_int_equal(msg.type, POS_MSG_PAYMENT_REQUESTED);
+    assert_string_equal(msg.reject_transaction_id, "tx-9");
+}
+
+/* CONTRACT.md: what a POS application publishes carries "origin":"pos-app";
+ * an agent takes inventory updates from other tills' applications and
+ * nothing of theirs on the payment or system channels. */
+static void test_pos_app_origin(void **state)
+{
+    static const pos_msg_limits_t inv = {65536, 1, "S-042", NULL};
+    const char *update = "{\"type\":\"INVENTORY_UPDATED\",\"origin\":\"pos-app\","
+                         "\"terminalId\":\"T-0002\",\"storeId\":\"S-042\",\"productId\":\"P-7\","
+                         "\"quantity\":40,\"ts\":1764412800000}";
+    (void)state;
+    assert_int_equal(pos_msg_decode(POS_MSG_CH_INVENTORY, update, strlen(update), &inv, &msg, why,
+                                    sizeof(why)),
+                     0);
+    assert_int_equal(msg.origin, POS_MSG_FROM_POS_APP);
+    assert_string_equal(msg.origin_terminal, "T-0002");
+    assert_true(msg.u.inventory.quantity == 40);
+    /* The cloud's own messages say nothing of an origin. */
+    assert_int_equal(dec(POS_MSG_CH_INVENTORY,
+                         "{\"type\":\"INVENTORY_UPDATED\",\"productId\":\"P-7\",\"quantity\":4}"),
+                     0);
+    assert_int_equal(msg.origin, POS_MSG_FROM_CLOUD);
+    /* Stamped by an agent: the till's id is always there. */
+    assert_int_equal(dec(POS_MSG_CH_INVENTORY,
+                         "{\"type\":\"INVENTORY_UPDATED\",\"origin\":\"pos-app\","
+                         "\"productId\":\"P-7\",\"quantity\":4}"),
+                     -EINVAL);
+    /* Another store's application, on our channel: refused like the cloud's. */
+    const char *other = "{\"type\":\"INVENTORY_UPDATED\",\"origin\":\"pos-app\","
+                        "\"terminalId\":\"T-0002\",\"storeId\":\"S-999\",\"productId\":\"P-7\","
+                        "\"quantity\":40}";
+    assert_int_equal(pos_msg_decode(POS_MSG_CH_INVENTORY, other, strlen(other), &inv, &msg, why,
+                                    sizeof(why)),
+                     -EPERM);
+    /* Payment and system channels: never a POS application's. */
+    assert_int_equal(pay("{\"type\":\"PAYMENT_REQUESTED\",\"origin\":\"pos-app\","
+                         "\"terminalId\":\"T-0002\",\"transactionId\":\"tx\",\"amount\":1,"
+                         "\"currency\":\"EUR\"}"),
+                     -EALREADY);
+    assert_int_equal(msg.origin, POS_MSG_FROM_POS_APP);
+    assert_string_equal(msg.reject_transaction_id, "");
+    assert_int_equal(dec(POS_MSG_CH_SYSTEM, "{\"type\":\"SYSTEM_ALERT\",\"origin\":\"pos-app\","
+                                            "\"terminalId\":\"T-0002\",\"severity\":\"info\","
+                                            "\"message\":\"Card reader broken - pay cash\"}"),
+                     -EALREADY);
+    assert_int_equal(dec(POS_MSG_CH_SYSTEM, "{\"type\":\"CACHE_INVALIDATE\",\"origin\":"
+                                            "\"pos-app\",\"terminalId\":\"T-0002\",\"pattern\":\"*\"}"),
+                     -EALREADY);
 }
 
 /* ---- system ---------------------------------------------------------------- */
@@ -615,8 +769,8 @@ static void test_oversized(void **state)
 {
     const size_t mib = 1024 * 1024;
     char *big = padded_request(mib);
-    pos_msg_limits_t roomy = {2 * mib, MAX_MINOR};
-    pos_msg_limits_t exact = {mib, MAX_MINOR};
+    pos_msg_limits_t roomy = {2 * mib, MAX_MINOR, NULL, NULL};
+    pos_msg_limits_t exact = {mib, MAX_MINOR, NULL, NULL};
     (void)state;
 
     assert_int_equal(strlen(big), mib);
@@ -901,6 +1055,9 @@ int main(void)
         cmocka_unit_test(test_cancel_and_reprint),
         cmocka_unit_test(test_display_message),
         cmocka_unit_test(test_inventory),
+        cmocka_unit_test(test_inventory_required_fields_only),
+        cmocka_unit_test(test_scope_other_store_refused),
+        cmocka_unit_test(test_pos_app_origin),
         cmocka_unit_test(test_system_alert),
         cmocka_unit_test(test_cache_invalidate),
         cmocka_unit_test(test_echoes),

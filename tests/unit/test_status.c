@@ -24,23 +24,43 @@ static pos_status_report_t sample(void)
     r.devices[POS_DEV_PRINTER] = POS_DEV_PAPER_LOW;
     r.devices[POS_DEV_PINPAD] = POS_DEV_READY;
     r.outbox = 0;
+    r.journal_ok = true;
     return r;
 }
 
-/* Byte for byte the example in CONTRACT.md. */
+/* Byte for byte the example in CONTRACT.md, then the agent's own fields. */
 static void test_status_json_contract_example(void **state)
 {
     (void)state;
     char buf[512];
     pos_status_report_t r = sample();
     int n = pos_status_json(&r, buf, sizeof(buf));
-    const char *expect =
+    const char *contract =
         "{\"terminalId\":\"T-0001\",\"storeId\":\"S-042\",\"status\":\"online\","
         "\"ts\":1764412800000,\"version\":\"0.1.0\",\"uptimeS\":3600,"
         "\"devices\":{\"display\":\"ready\",\"printer\":\"paper_low\",\"pinpad\":\"ready\"},"
-        "\"outbox\":0}";
-    assert_int_equal(n, (int)strlen(expect));
-    assert_string_equal(buf, expect);
+        "\"outbox\":0";
+    const char *expect = ",\"signed\":false,\"store\":{\"journal\":\"ok\",\"recovered\":0}}";
+    assert_int_equal(n, (int)(strlen(contract) + strlen(expect)));
+    assert_memory_equal(buf, contract, strlen(contract));
+    assert_string_equal(buf + strlen(contract), expect);
+    /* Whether the cloud's messages must be signed, and ours are. */
+    r.signing = true;
+    n = pos_status_json(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_string_equal(buf + strlen(contract),
+                        ",\"signed\":true,\"store\":{\"journal\":\"ok\",\"recovered\":0}}");
+    /* No journal, no payment: the cloud sees why. */
+    r.journal_ok = false;
+    r.journal_reason = "store_recovered";
+    r.recovered = 1;
+    n = pos_status_json(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_string_equal(buf + strlen(contract),
+                        ",\"signed\":true,\"store\":{\"journal\":\"unavailable\",\"reason\":"
+                        "\"store_recovered\",\"recovered\":1}}");
+    r.journal_reason = "bad\"reason";
+    assert_int_equal(pos_status_json(&r, buf, sizeof(buf)), -EINVAL);
 }
 
 static void test_status_json_limits(void **state)
@@ -112,19 +132,21 @@ static void test_compute(void **state)
 {
     (void)state;
     pos_dev_state_t d[POS_DEV_COUNT] = {POS_DEV_READY, POS_DEV_READY, POS_DEV_READY};
-    assert_int_equal(pos_status_compute(false, d), POS_TERM_ONLINE);
-    assert_int_equal(pos_status_compute(true, d), POS_TERM_BUSY);
+    assert_int_equal(pos_status_compute(false, true, d), POS_TERM_ONLINE);
+    assert_int_equal(pos_status_compute(true, true, d), POS_TERM_BUSY);
     d[POS_DEV_PRINTER] = POS_DEV_PAPER_LOW; /* a warning, not a fault */
-    assert_int_equal(pos_status_compute(false, d), POS_TERM_ONLINE);
+    assert_int_equal(pos_status_compute(false, true, d), POS_TERM_ONLINE);
     const pos_dev_state_t faults[] = {POS_DEV_ERROR, POS_DEV_OFFLINE, POS_DEV_PAPER_OUT,
                                       POS_DEV_COVER_OPEN};
     for (size_t i = 0; i < 4; i++) {
         d[POS_DEV_PRINTER] = faults[i];
-        assert_int_equal(pos_status_compute(false, d), POS_TERM_DEGRADED);
-        assert_int_equal(pos_status_compute(true, d), POS_TERM_BUSY);
+        assert_int_equal(pos_status_compute(false, true, d), POS_TERM_DEGRADED);
+        assert_int_equal(pos_status_compute(true, true, d), POS_TERM_BUSY);
     }
     d[POS_DEV_PRINTER] = POS_DEV_BUSY;
-    assert_int_equal(pos_status_compute(false, d), POS_TERM_ONLINE);
+    assert_int_equal(pos_status_compute(false, true, d), POS_TERM_ONLINE);
+    /* No journal, no payment: degraded, whatever the devices say. */
+    assert_int_equal(pos_status_compute(false, false, d), POS_TERM_DEGRADED);
 }
 
 static void test_classify_error(void **state)

@@ -324,11 +324,97 @@ static void no_format(pos_store_t *st)
     assert_int_equal(pos_store_txn_commit(txn), 0);
 }
 
+/*
+ * Issue 13 item 7: after a format change the agent moved data.mdb aside
+ * and started empty while three messages were queued. A store of a newer
+ * format is refused now, with a clear message, and left as it was.
+ */
 static void test_wrong_version(void **state)
 {
     (void)state;
     populate_then(next_format);
-    expect_rebuilt("format version 2, expected 1");
+    pos_store_t st;
+    char log[2048];
+    assert_int_equal(open_capturing(&st, log, sizeof(log)), -EPROTONOSUPPORT);
+    assert_non_null(strstr(log, "format 2, written by a newer posagent (this one knows up to 1)"));
+    assert_non_null(strstr(st.error, "written by a newer posagent"));
+    assert_int_equal(corrupt_files(), 0);
+    /* What it holds is still there, for the version that wrote it. */
+    char p[128];
+    data_path(p, sizeof(p));
+    pos_store_t ro;
+    assert_int_equal(pos_store_open_file_readonly(&ro, p), 0);
+    pos_outbox_t ob;
+    assert_int_equal(pos_outbox_open(&ob, &ro, NULL), 0);
+    pos_outbox_stats_t os;
+    pos_outbox_stats(&ob, &os);
+    assert_int_equal(os.entries, 1);
+    pos_outbox_close(&ob);
+    pos_store_close(&ro);
+}
+
+/* Issue 13 item 12: a zero-length data.mdb started empty without a log
+ * line. It is a store whose content is gone: moved aside and shown. */
+static void test_empty_file_is_a_recovery(void **state)
+{
+    (void)state;
+    populate();
+    char p[128];
+    data_path(p, sizeof(p));
+    assert_int_equal(truncate(p, 0), 0);
+    expect_rebuilt("file is empty (0 bytes)");
+    char names[4][POS_STORE_NAME_MAX];
+    assert_int_equal(pos_store_moved_aside(dir, names, 4), 1);
+    assert_true(pos_store_is_moved_aside(names[0]));
+}
+
+/* A link planted as data.mdb is never written through. */
+static void test_linked_file_refused(void **state)
+{
+    (void)state;
+    char p[128], target[128];
+    data_path(p, sizeof(p));
+    snprintf(target, sizeof(target), "%s/elsewhere", dir);
+    FILE *f = fopen(target, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(symlink(target, p), 0);
+    pos_store_t st;
+    assert_int_equal(open_store(&st), -ELOOP);
+    assert_non_null(strstr(st.error, "symbolic link"));
+    struct stat sb;
+    assert_int_equal(stat(target, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+}
+
+/* The names of stores moved aside, and only those not dealt with. */
+static void test_moved_aside_names(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"data.mdb.corrupt-1764412800",
+                                      "data.mdb.corrupt-1764412800-3"};
+    static const char *const no[] = {"data.mdb", "data.mdb.corrupt-", "data.mdb.corrupt-12.cleared",
+                                     "data.mdb.corrupt-12.salvaged", "data.mdb.corrupt-1-2-3",
+                                     "data.mdb.corrupt-x", "lock.mdb"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(pos_store_is_moved_aside(yes[i]));
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        assert_false(pos_store_is_moved_aside(no[i]));
+    }
+    char names[1][POS_STORE_NAME_MAX];
+    assert_int_equal(pos_store_moved_aside(dir, names, 1), 0);
+    for (size_t i = 0; i < 2; i++) {
+        char path[200];
+        snprintf(path, sizeof(path), "%s/%s", dir, yes[i]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    /* Both counted, the first by name kept. */
+    assert_int_equal(pos_store_moved_aside(dir, names, 1), 2);
+    assert_string_equal(names[0], yes[0]);
+    assert_int_equal(pos_store_moved_aside("/nonexistent/posagent", names, 1), 0);
 }
 
 static void test_malformed_record(void **state)
@@ -431,6 +517,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_truncated_after_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_file_is_a_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_linked_file_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_aside_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_journal_record, setup, teardown),
