@@ -17,6 +17,7 @@
 #define CL_RESUB_TRIES 5 /* SSUBSCRIBE redirected this often: give up until the next probe */
 #define CL_UNSUB_TICKS 3 /* probes a sharded channel may stay unsubscribed */
 #define CL_ASKING      "*1\r\n$6\r\nASKING\r\n"
+#define CL_GATE_ARGS   16 /* arguments of the gate's command */
 
 typedef struct cl_node cl_node_t;
 typedef struct cl_cmd cl_cmd_t;
@@ -77,6 +78,7 @@ typedef struct cl_chan {
 typedef enum cl_phase {
     CL_IDLE = 0,    /* between attempts */
     CL_BOOT,        /* asking a seed for the map */
+    CL_GATE,        /* the map is known; the gate is being checked */
     CL_SUBSCRIBING, /* the map is known; subscribers are coming up */
     CL_READY,
     CL_FAILING, /* everything is closing after a failure */
@@ -102,6 +104,7 @@ struct pos_cluster {
     unsigned dying; /* node records still closing */
     cl_node_t *home;
     cl_node_t *boot;
+    cl_node_t *gate;   /* where the gate's command went (CL_GATE) */
     size_t seed_first; /* the seed asked first (the last one that answered) */
     size_t tried;      /* addresses asked in this attempt */
     int fail_err;
@@ -127,6 +130,7 @@ static void cl_sync_shards(pos_cluster_t *cl);
 static void cl_refresh(pos_cluster_t *cl);
 static void cl_maybe_down(pos_cluster_t *cl);
 static void cl_boot_next(pos_cluster_t *cl);
+static void cl_gate_begin(pos_cluster_t *cl);
 
 static bool has_prefix(const char *s, size_t len, const char *prefix)
 {
@@ -331,6 +335,9 @@ static void node_free(pos_cluster_t *cl, cl_node_t *n, int err)
     }
     if (cl->boot == n) {
         cl->boot = NULL;
+    }
+    if (cl->gate == n) {
+        cl->gate = NULL;
     }
     n->dying = true;
     n->finals = 2;
@@ -1290,6 +1297,7 @@ static void cl_id_cb(void *ctx, const redisReply *r, int err)
 }
 
 static void cl_boot_slots_cb(void *ctx, const redisReply *r, int err);
+static void cl_gate_send(pos_cluster_t *cl);
 
 /* A handshake reply is in; the last one makes the connection ready. */
 static void side_step(cl_side_t *s)
@@ -1306,6 +1314,10 @@ static void side_step(cl_side_t *s)
         if (pos_conn_commandv(&s->conn, cl_boot_slots_cb, n, 2, argv) != 0) {
             pos_conn_abort(&s->conn, -ENOMEM);
         }
+        return;
+    }
+    if (!s->sub && cl->phase == CL_GATE && n == cl->gate) {
+        cl_gate_send(cl);
         return;
     }
     if (s->sub) {
@@ -1388,6 +1400,7 @@ static void cl_down(pos_cluster_t *cl)
     bool fatal = cl->fatal;
 
     cl->phase = CL_IDLE;
+    cl->gate = NULL;
     while (cl->nodes != NULL) {
         node_free(cl, cl->nodes, err);
     }
@@ -1415,7 +1428,8 @@ static void cl_maybe_down(pos_cluster_t *cl)
 
 void pos_cluster_fail(pos_cluster_t *cl, int err)
 {
-    if (cl->phase != CL_BOOT && cl->phase != CL_SUBSCRIBING && cl->phase != CL_READY) {
+    if (cl->phase != CL_BOOT && cl->phase != CL_GATE && cl->phase != CL_SUBSCRIBING &&
+        cl->phase != CL_READY) {
         return;
     }
     cl->phase = CL_FAILING;
@@ -1482,9 +1496,92 @@ static void cl_boot_slots_cb(void *ctx, const redisReply *r, int err)
             cl->seed_first = i; /* asked first next time */
         }
     }
+    if (cl->opt.gate_argc > 0) {
+        cl_gate_begin(cl);
+        return;
+    }
     cl->phase = CL_SUBSCRIBING;
     cl_apply_map(cl);
     cl_check_ready(cl);
+}
+
+/* ---- the gate ---------------------------------------------------------------- */
+
+/* The gate's answer: the subscribers come up only when it passed. */
+static void cl_gate_cb(void *ctx, const redisReply *r, int err)
+{
+    cl_node_t *n = ctx;
+    pos_cluster_t *cl = n->cl;
+    pos_topology_redirect_t rd;
+    int rc;
+
+    if (err != 0 || cl->phase != CL_GATE || n != cl->gate) {
+        return; /* going down: cl_side_closed decides */
+    }
+    if (r->type == REDIS_REPLY_ERROR &&
+        (pos_topology_parse_redirect(r->str, r->len, &rd) == 0 ||
+         has_prefix(r->str, r->len, "TRYAGAIN") || has_prefix(r->str, r->len, "CLUSTERDOWN"))) {
+        /* The slot is moving or has no primary: the next attempt's map. */
+        POS_WARN("link", "%s: the check before subscribing was answered %.*s; trying again",
+                 n->name[0], pos_conn_log_len(r), r->str);
+        pos_cluster_fail(cl, -EAGAIN);
+        return;
+    }
+    rc = cl->opt.gate_check(cl->opt.gate_ctx, r);
+    if (rc != 0) {
+        cl->fatal = rc == -EPERM || rc == -EACCES;
+        pos_cluster_fail(cl, rc);
+        return;
+    }
+    cl->gate = NULL;
+    cl->phase = CL_SUBSCRIBING;
+    cl_apply_map(cl);
+    cl_check_ready(cl);
+}
+
+/* Sends the gate's command on its node's command connection (ready). */
+static void cl_gate_send(pos_cluster_t *cl)
+{
+    cl_node_t *n = cl->gate;
+    int rc = pos_conn_commandv(&n->cmd.conn, cl_gate_cb, n, cl->opt.gate_argc,
+                               (const char **)cl->opt.gate_argv);
+
+    if (rc != 0) {
+        pos_conn_abort(&n->cmd.conn, rc);
+    }
+}
+
+/* The map is in: the gate's command goes to the owner of its key's slot
+ * (home's for a command without a key). */
+static void cl_gate_begin(pos_cluster_t *cl)
+{
+    size_t lens[CL_GATE_ARGS];
+    int argc = cl->opt.gate_argc;
+    uint16_t slot = cl_chan_slot(cl, 0);
+    pos_route_t rt;
+    cl_node_t *n;
+
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(cl->opt.gate_argv[i]);
+    }
+    rt = pos_route_classify(argc, (const char **)cl->opt.gate_argv, lens);
+    if (rt.kind == POS_ROUTE_KEY) {
+        slot = pos_slot_of(cl->opt.gate_argv[rt.key], lens[rt.key]);
+    }
+    cl->phase = CL_GATE;
+    n = cl->map->owner[slot] != 0 ? node_of_index(cl, (int)cl->map->owner[slot] - 1) : NULL;
+    if (n == NULL) {
+        POS_WARN("link", "cluster: no primary owns slot %u yet (the check before subscribing)",
+                 (unsigned)slot);
+        pos_cluster_fail(cl, -EAGAIN);
+        return;
+    }
+    cl->gate = n;
+    if (n->cmd.ready) {
+        cl_gate_send(cl);
+    } else {
+        side_connect(&n->cmd);
+    }
 }
 
 /* Asks the next address (seeds first, then the last map's primaries). */
@@ -1564,6 +1661,7 @@ static void cl_side_closed(pos_conn_t *c, int err)
             }
         }
         return;
+    case CL_GATE:
     case CL_SUBSCRIBING:
     case CL_READY:
         POS_WARN("link", "%s: connection lost (%s)", c->opt.name, strerror(-err));
@@ -1681,7 +1779,9 @@ int pos_cluster_init(uv_loop_t *loop, pos_cluster_t **out, const pos_cluster_opt
 
     if (opt->nseeds < 1 || opt->nseeds > POS_CLUSTER_SEEDS_MAX || opt->nchannels < 1 ||
         opt->nchannels > POS_CLUSTER_CHANNELS_MAX ||
-        opt->nsharded_prefixes > POS_CLUSTER_PREFIXES_MAX) {
+        opt->nsharded_prefixes > POS_CLUSTER_PREFIXES_MAX || opt->gate_argc < 0 ||
+        opt->gate_argc > CL_GATE_ARGS ||
+        (opt->gate_argc > 0 && (opt->gate_argv == NULL || opt->gate_check == NULL))) {
         return -EINVAL;
     }
     cl = calloc(1, sizeof(*cl));

@@ -14,7 +14,8 @@
  *   tracked, every primary: that subscriber turns CLIENT TRACKING on with
  *   its own id as the redirect, so each node tells about its own keys on
  *   one connection. The attempt succeeds (on_ready) once all of them are
- *   subscribed.
+ *   subscribed. With a gate (below) nothing is subscribed before the gate
+ *   passed.
  * - Command connections open when a command is routed to a node, and a
  *   node's command connection idle for POS_CLUSTER_IDLE_MS closes (a node
  *   with neither subscriber nor traffic keeps no connection at all).
@@ -75,6 +76,17 @@ typedef struct pos_cluster_options {
     bool sharded;
     const char *const *sharded_prefixes; /* must outlive the cluster */
     size_t nsharded_prefixes;
+    /* A check made at every attempt before any channel is subscribed
+     * (pos_link_gate_t, link.h): gate_argv (gate_argc strings, read anew at
+     * each attempt) is sent to the owner of its key's slot once the map is
+     * known, and the subscribers come up only after gate_check() returned
+     * 0; anything else ends the attempt (fatal for -EPERM and -EACCES). A
+     * redirection ends it too: the next attempt's map is fresher.
+     * gate_argc 0: none. */
+    int gate_argc;
+    const char *const *gate_argv;
+    int (*gate_check)(void *ctx, const redisReply *r);
+    void *gate_ctx;
 } pos_cluster_options_t;
 
 typedef struct pos_cluster_callbacks {

@@ -779,6 +779,13 @@ static int link_cluster_init(uv_loop_t *loop, pos_link_t *l, const pos_cluster_o
     co.reach = l->opt.reach;
     co.channels = l->opt.channels;
     co.nchannels = l->opt.nchannels;
+    if (l->opt.gate != NULL) {
+        /* No subscription before the gate passed, as with one server. */
+        co.gate_argc = l->opt.gate->argc;
+        co.gate_argv = l->opt.gate->argv;
+        co.gate_check = l->opt.gate->check;
+        co.gate_ctx = l->opt.gate->ctx;
+    }
     l->opt.cluster = NULL; /* the copy lives in the cluster client */
     return pos_cluster_init(loop, &l->cluster, &co, &ccb, l);
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -206,7 +207,7 @@ static void reset_stats(void)
 }
 
 /* The configuration: seeds (a dead one first), fast retries, heartbeat 1 s. */
-static void start_agent(fixture_t *f, const char *pubsub)
+static void configure_agent(fixture_t *f, const char *pubsub)
 {
     pos_ini_t *ini = &f->fx.ini;
     char seeds[256], list[300];
@@ -226,6 +227,11 @@ static void start_agent(fixture_t *f, const char *pubsub)
     pos_fix_set_heartbeat(&f->fx, 1, 10);
     pos_ini_set(ini, "hal", "sim_pinpad_delay_ms", "100");
     pos_ini_set(ini, "hal", "sim_printer_delay_ms", "50");
+}
+
+static void start_agent(fixture_t *f, const char *pubsub)
+{
+    configure_agent(f, pubsub);
     pos_fix_agent_start(&f->fx, NULL);
     pos_fix_wait_online(&f->fx, 1, WAIT_MS);
 }
@@ -640,6 +646,83 @@ static void test_sharded(void **state)
     pos_test_sub_close(&tsub);
 }
 
+/* ---- one agent per terminal ----------------------------------------------- */
+
+/* Subscribers of payment:{id} on every node (classic or sharded). */
+static long long pay_subscribers(void)
+{
+    long long n = 0;
+    for (int i = 0; i < cluster.n; i++) {
+        for (int k = 0; k < 2 && cluster.node[i].pid > 0; k++) {
+            redisReply *r =
+                pos_test_redis_cmd(&cluster.node[i], k == 0 ? "PUBSUB NUMSUB payment:" TID
+                                                            : "PUBSUB SHARDNUMSUB payment:" TID);
+            if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                r->element[1]->type == REDIS_REPLY_INTEGER) {
+                n += r->element[1]->integer;
+            }
+            if (r != NULL) {
+                freeReplyObject(r);
+            }
+        }
+    }
+    return n;
+}
+
+/*
+ * Two tills configured with one terminal id on the cluster: the lease
+ * (posagent:lease:{id}, on its slot's owner, which is not home's here) is
+ * taken before anything is subscribed, so the second agent refuses to
+ * start and never subscribes; a payment is charged once, by the first.
+ */
+static void test_one_agent_per_terminal(void **state)
+{
+    fixture_t *f = *state;
+    static char ini[POS_INI_TEXT_MAX + 512];
+    pos_test_agent_t second = {0};
+    pos_test_sub_t sub = {0};
+    const char *channels[] = {"payment:" TID, NULL};
+    int lease_owner =
+        pos_test_cluster_owner(&cluster, pos_test_cluster_slot(&cluster, "posagent:lease:" TID));
+
+    start_agent(f, "sharded");
+    /* The lease lives on its own slot's owner, not necessarily home. */
+    print_message(
+        "lease on node %d, payment channel on node %d\n", lease_owner,
+        pos_test_cluster_owner(&cluster, pos_test_cluster_slot(&cluster, "payment:" TID)));
+    char *lease = pos_test_cluster_get(&cluster, "posagent:lease:" TID);
+    assert_non_null(lease);
+    free(lease);
+    assert_int_equal(pay_subscribers(), 1);
+
+    snprintf(ini, sizeof(ini), "%s\n", pos_ini_text(&f->fx.ini));
+    assert_int_equal(pos_test_agent_start(&second, ini, NULL), 0);
+    uint64_t end = pos_test_now_ms() + WAIT_MS;
+    while (pos_test_agent_alive(&second)) {
+        assert_true(pay_subscribers() <= 1);
+        assert_true(pos_test_now_ms() < end);
+        pos_test_sleep_ms(5);
+    }
+    assert_int_equal(second.exit_status, 75);
+    if (pos_test_agent_log_count(&second, "terminal " TID " is held by another agent") == 0) {
+        char *log = pos_test_agent_log_read(&second);
+        fail_msg("the second agent's log:\n%s", log);
+    }
+    assert_int_equal(pos_test_agent_log_count(&second, "link: online"), 0);
+    assert_int_equal(pay_subscribers(), 1);
+    pos_test_agent_cleanup(&second);
+
+    /* The first one goes on: a request is charged once. */
+    int powner = pos_test_cluster_owner(&cluster, pos_test_cluster_slot(&cluster, "payment:" TID));
+    sub_open(&sub, powner, true, channels);
+    request_payment("tx-one", powner);
+    cJSON *j = pos_test_sub_expect(&sub, "PAYMENT_APPROVED", "tx-one", WAIT_MS, NULL);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    assert_int_equal(pos_fix_charges(&f->fx), 1);
+    pos_test_sub_close(&sub);
+}
+
 /* ---- failover -------------------------------------------------------------- */
 
 /* The primary owning the status key is killed while a payment is at the
@@ -716,6 +799,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_payments_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_agent_per_terminal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, group_setup, group_teardown);

@@ -6,6 +6,9 @@
  *   at the backoff pace, not in a loop;
  * - -MOVED to itself forever: each command gives up after 5 redirections
  *   with the error, and the agent stays online;
+ * - the lease script (taken before subscribing) answered with -MOVED or
+ *   a malformed reply: never online, nothing subscribed, retried at the
+ *   backoff pace;
  * - -CLUSTERDOWN: the link goes down and comes back at the backoff pace;
  * - a flood of "sunsubscribe" pushes (for channels it never had, for a
  *   classic channel) and of malformed "smessage" pushes: ignored, the
@@ -32,6 +35,8 @@ typedef enum mode {
     MODE_BAD_SLOTS, /* CLUSTER SLOTS malformed */
     MODE_LOOP,      /* keyed commands: -MOVED to itself */
     MODE_DOWN,      /* keyed commands: -CLUSTERDOWN */
+    MODE_GATE_LOOP, /* the lease script: -MOVED to itself */
+    MODE_GATE_JUNK, /* the lease script: an array */
 } mode_t_;
 
 typedef struct node {
@@ -40,6 +45,7 @@ typedef struct node {
     atomic_int sets;  /* SET commands seen */
     atomic_int slots; /* CLUSTER SLOTS asked */
     atomic_int sub;   /* the connection that subscribed, or -1 */
+    atomic_int evals; /* EVAL commands seen (the lease) */
 } node_t;
 
 /* The fake node's answers. */
@@ -78,6 +84,16 @@ static void node_cmd(pos_fake_redis_t *fk, int c, const redisReply *cmd, void *a
             fk, c, atomic_load(&n->sub) == c ? "*2\r\n$4\r\npong\r\n$0\r\n\r\n" : "+PONG\r\n");
     } else if (pos_fake_redis_arg_is(cmd, 0, "AUTH") || pos_fake_redis_arg_is(cmd, 0, "CLIENT")) {
         pos_fake_redis_sendf(fk, c, "+OK\r\n");
+    } else if (pos_fake_redis_arg_is(cmd, 0, "EVAL")) {
+        /* The lease on the terminal id, taken before subscribing. */
+        atomic_fetch_add(&n->evals, 1);
+        if (mode == MODE_GATE_LOOP) {
+            pos_fake_redis_sendf(fk, c, "-MOVED 7 127.0.0.1:%u\r\n", (unsigned)port);
+        } else if (mode == MODE_GATE_JUNK) {
+            pos_fake_redis_sendf(fk, c, "*2\r\n:1\r\n$1\r\nx\r\n");
+        } else {
+            pos_fake_redis_sendf(fk, c, ":1\r\n");
+        }
     } else if (mode == MODE_LOOP) {
         atomic_fetch_add(&n->sets, pos_fake_redis_arg_is(cmd, 0, "SET"));
         pos_fake_redis_sendf(fk, c, "-MOVED 7 127.0.0.1:%u\r\n", (unsigned)port);
@@ -189,6 +205,42 @@ static void test_redirect_loop(void **state)
     redisFree(c);
 }
 
+/*
+ * The lease script (the check before subscribing) answered with -MOVED to
+ * the node itself, then with a malformed reply: never online, nothing
+ * subscribed, retried at the backoff pace (not in a loop), one line per
+ * attempt; a good answer later brings the link up.
+ */
+static void test_gate_abuse(void **state)
+{
+    fixture_t *f = *state;
+
+    start_agent(f, MODE_GATE_LOOP);
+    pos_fix_wait_log(&f->fx, "the check before subscribing was answered MOVED 7", 3, 10000);
+    int evals = atomic_load(&f->node.evals);
+    pos_test_sleep_ms(2000);
+    evals = atomic_load(&f->node.evals) - evals;
+    fprintf(stderr, "lease answered -MOVED: asked %d times in 2 s\n", evals);
+    /* Full jitter up to the 500 ms cap: about 8 in 2 s, never hundreds. */
+    assert_true(evals >= 1 && evals <= 40);
+    assert_int_equal(atomic_load(&f->node.sub), -1);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 0);
+
+    atomic_store(&f->node.mode, MODE_GATE_JUNK);
+    evals = atomic_load(&f->node.evals);
+    pos_test_sleep_ms(2000);
+    evals = atomic_load(&f->node.evals) - evals;
+    fprintf(stderr, "lease answered with an array: asked %d times in 2 s\n", evals);
+    assert_true(evals >= 1 && evals <= 40);
+    assert_int_equal(atomic_load(&f->node.sub), -1);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 0);
+    assert_true(pos_test_agent_alive(&f->fx.agent));
+
+    atomic_store(&f->node.mode, MODE_OK);
+    pos_fix_wait_online(&f->fx, 1, 5000);
+    assert_true(atomic_load(&f->node.sub) >= 0);
+}
+
 /* -CLUSTERDOWN: down, back at the backoff pace, then up for good once the
  * node answers again. */
 static void test_clusterdown(void **state)
@@ -261,6 +313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redirect_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gate_abuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clusterdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_flood, setup, teardown),
     };
