@@ -723,6 +723,128 @@ static void test_one_agent_per_terminal(void **state)
     pos_test_sub_close(&sub);
 }
 
+/* ---- least privilege ------------------------------------------------------ */
+
+#define ACL_USER "posagent-" TID
+#define ACL_PASS "till-s3cret"
+
+/* Runs "posagent --config <the agent's ini> acl" and applies its rule on
+ * every node, replicas included (a cluster keeps its ACLs per node). */
+static void apply_rule(fixture_t *f)
+{
+    char dir[] = "/tmp/posagent-acl-XXXXXX", conf[64], *out = NULL;
+    assert_non_null(mkdtemp(dir));
+    snprintf(conf, sizeof(conf), "%s/posagent.ini", dir);
+    assert_int_equal(pos_ini_write(&f->fx.ini, conf), 0);
+    const char *argv[] = {getenv("POSAGENT_BIN"), "--config", conf, "acl", NULL};
+    assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 0);
+    unlink(conf);
+    rmdir(dir);
+    assert_null(strstr(out, ACL_PASS));
+    char *line = strstr(out, "ACL SETUSER ");
+    assert_non_null(line);
+    line[strcspn(line, "\n")] = '\0';
+    print_message("%s\n", line);
+    assert_non_null(strstr(line, " +cluster|slots "));
+    assert_non_null(strstr(line, " +ssubscribe "));
+    const char *words[128];
+    size_t n = 0;
+    for (char *w = strtok(line, " "); w != NULL && n < 128; w = strtok(NULL, " ")) {
+        words[n++] = w;
+    }
+    for (int i = 0; i < cluster.n; i++) {
+        redisContext *c = pos_test_redis_connect(&cluster.node[i]);
+        assert_non_null(c);
+        redisReply *r = redisCommandArgv(c, (int)n, words, NULL);
+        assert_non_null(r);
+        if (r->type == REDIS_REPLY_ERROR) {
+            fail_msg("ACL SETUSER refused on node %d: %s", i, r->str);
+        }
+        freeReplyObject(r);
+        redisFree(c);
+    }
+    free(out);
+}
+
+/* Errors the ACL counted on every node for the till's user. */
+/* What node i's ACL LOG entry e says, field name, or "". */
+static const char *acl_field(const redisReply *e, const char *name)
+{
+    for (size_t j = 0; e->type == REDIS_REPLY_ARRAY && j + 1 < e->elements; j += 2) {
+        if (e->element[j]->type == REDIS_REPLY_STRING && strcmp(e->element[j]->str, name) == 0 &&
+            e->element[j + 1]->type == REDIS_REPLY_STRING) {
+            return e->element[j + 1]->str;
+        }
+    }
+    return "";
+}
+
+/* What the ACL refused the till's user, on every node (printed). */
+static long long acl_denials(void)
+{
+    long long n = 0;
+    for (int i = 0; i < cluster.n; i++) {
+        redisReply *r =
+            cluster.node[i].pid > 0 ? pos_test_redis_cmd(&cluster.node[i], "ACL LOG") : NULL;
+        for (size_t k = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++) {
+            const redisReply *e = r->element[k];
+            if (strcmp(acl_field(e, "username"), ACL_USER) == 0) {
+                print_message("node %d refused the till: %s %s\n", i, acl_field(e, "reason"),
+                              acl_field(e, "object"));
+                n++;
+            }
+        }
+        if (r != NULL) {
+            freeReplyObject(r);
+        }
+    }
+    return n;
+}
+
+/*
+ * The whole flow on the cluster under the rule "posagent acl" prints
+ * (sharded pub/sub, tracking on): the map, the lease, subscriptions on
+ * several nodes, warm-up by the index sets, read-through, a payment and
+ * its outbox, with no command refused on any node.
+ */
+static void test_under_the_acl_rule(void **state)
+{
+    fixture_t *f = *state;
+    pos_test_sub_t sub = {0};
+    const char *pay_ch[] = {"payment:" TID, NULL};
+
+    for (int i = 0; i < cluster.n; i++) {
+        redisReply *r =
+            cluster.node[i].pid > 0 ? pos_test_redis_cmd(&cluster.node[i], "ACL LOG RESET") : NULL;
+        if (r != NULL) {
+            freeReplyObject(r);
+        }
+    }
+    seed_catalog(20);
+    configure_agent(f, "sharded");
+    pos_ini_set(&f->fx.ini, "redis", "url", "redis://%s:%s@127.0.0.1:2", ACL_USER, ACL_PASS);
+    apply_rule(f);
+    pos_fix_agent_start(&f->fx, NULL);
+    pos_fix_wait_online(&f->fx, 1, WAIT_MS);
+    pos_fix_wait_log(&f->fx, "warm-up: 20 inventory and 20 product entries stored", 1, WAIT_MS);
+    char *v = local_get(f, "product:P-7");
+    assert_non_null(v);
+    assert_non_null(strstr(v, "Item-7"));
+    free(v);
+
+    int powner = pos_test_cluster_owner(&cluster, pos_test_cluster_slot(&cluster, "payment:" TID));
+    sub_open(&sub, powner, true, pay_ch);
+    request_payment("tx-acl", powner);
+    cJSON *j = pos_test_sub_expect(&sub, "PAYMENT_APPROVED", "tx-acl", WAIT_MS, NULL);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    assert_true(outbox_settled(f, WAIT_MS));
+    pos_test_sub_close(&sub);
+    assert_int_equal(acl_denials(), 0);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "NOPERM"), 0);
+    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: offline"), 0);
+}
+
 /* ---- failover -------------------------------------------------------------- */
 
 /* The primary owning the status key is killed while a payment is at the
@@ -800,6 +922,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_agent_per_terminal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_under_the_acl_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, group_setup, group_teardown);
