@@ -1641,6 +1641,10 @@ static void cl_side_closed(pos_conn_t *c, int err)
     s->ready = false;
     if (s->quiet) {
         s->quiet = false;
+        if (cl->phase == CL_GATE && n == cl->gate && !s->sub && !n->dying) {
+            /* A seed closed after a refused map, now the gate's node. */
+            side_connect(s);
+        }
         cl_maybe_down(cl);
         return;
     }
