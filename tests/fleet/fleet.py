@@ -340,13 +340,16 @@ def log_ms(m):
 
 
 def agent_attempts(path, t_kill):
-    """(failed attempt start times, successful attempt start time, online time) after t_kill.
+    """(failed attempt start times, successful attempt start time, online time, went down)
+    after t_kill.
 
     An attempt starts when the retry timer fires: the previous "reconnecting
     in N ms" line's time plus N. (Its failure is logged later, up to a
     second later when a SYN is retransmitted, so the failure line's own time
-    is not used.)"""
-    failed, ok_at, online_at, prev = [], None, None, None
+    is not used.) "went down": the link said offline or retried after t_kill; on a
+    cluster without tracking, an agent with no connection to the killed primary
+    stays online."""
+    failed, ok_at, online_at, prev, down = [], None, None, None, False
     with open(path, errors="replace") as fh:
         for line in fh:
             m = LOG_RE.match(line)
@@ -356,8 +359,10 @@ def agent_attempts(path, t_kill):
             if t < t_kill:
                 continue
             msg = m.group(9)
+            down = down or msg.startswith("offline")
             r = RETRY_RE.search(msg)
             if r:
+                down = True
                 if prev is not None:
                     failed.append(prev)
                 prev = t + int(r.group(1))
@@ -366,7 +371,7 @@ def agent_attempts(path, t_kill):
             if o and prev is not None:
                 ok_at, online_at = t - int(o.group(1)), t
                 break
-    return failed, ok_at, online_at
+    return failed, ok_at, online_at, down
 
 
 def redis_ready_ms(path):
@@ -408,11 +413,13 @@ def report(args):
                          % (t_back, t_kill))
         return 1
     logs = sorted(glob.glob(os.path.join(run, "agents", "*", "agent.log")))
-    failed, ok, online, missing = [], [], [], 0
+    failed, ok, online, missing, stayed = [], [], [], 0, 0
     for p in logs:
-        f, a, o = agent_attempts(p, t_kill)
+        f, a, o, down = agent_attempts(p, t_kill)
         failed += f
-        if a is None:
+        if a is None and not down:
+            stayed += 1  # never lost its link: nothing of it was on the killed node
+        elif a is None:
             missing += 1
         else:
             ok.append(a)
@@ -487,8 +494,10 @@ def report(args):
         w("    connections redis accepted (INFO stats every 100 ms): %d, peak %d in the window "
           "at t=%+d ms" % (acc_total, bins[acc_peak_bin][3] if bins else 0,
                            acc_peak_bin * BIN_MS))
-    w("  all %d agents online again %d ms after %s (budget 5000 ms)%s"
-      % (n - missing, back_all, back, "; %d agents never came back" % missing if missing else ""))
+    w("  all %d agents online again %d ms after %s (budget 5000 ms)%s%s"
+      % (n - missing - stayed, back_all, back,
+         "; %d stayed online (no connection to the killed node)" % stayed if stayed else "",
+         "; %d agents never came back" % missing if missing else ""))
     w("    (status keys: all %d %s %d ms after %s, script's poll)"
       % (n, "rewritten" if cluster else "present", t_all_cmd - t_back, back))
     if not cluster:
