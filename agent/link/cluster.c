@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/link/link.h"
+#include "agent/link/errors.h"
 #include "agent/link/route.h"
 #include "agent/link/slot.h"
 #include "platform/log.h"

@@ -33,6 +33,7 @@
 #include "platform/backoff.h"
 #include "agent/link/cluster.h"
 #include "agent/link/conn.h"
+#include "agent/link/errors.h"
 #include "agent/link/sentinel.h"
 #include "conf/redis_url.h"
 
@@ -192,19 +193,5 @@ int pos_link_command(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const 
 
 /* Same with NUL-terminated arguments. */
 int pos_link_commandv(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv);
-
-/*
- * Classifies a Redis error reply: -EACCES (authentication or ACL: NOAUTH,
- * WRONGPASS, NOPERM, invalid password), -EINVAL (bad database index),
- * -EAGAIN (LOADING, BUSY, TRYAGAIN, MASTERDOWN) or -EPROTO (anything else).
- */
-int pos_link_classify_error(const char *msg, size_t len);
-
-/*
- * The verdict on a reply to AUTH on connection "name": 0 when accepted (or
- * refused only because the server has no password, which is logged), else
- * -EACCES (the caller logs the refusal).
- */
-int pos_link_auth_check(const char *name, const redisReply *r);
 
 #endif /* AGENT_LINK_LINK_H */
