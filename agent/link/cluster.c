@@ -9,6 +9,7 @@
 #include "agent/link/errors.h"
 #include "agent/link/route.h"
 #include "agent/link/slot.h"
+#include "platform/clock.h"
 #include "platform/log.h"
 
 #define CL_INVALIDATE  "__redis__:invalidate"
@@ -118,6 +119,7 @@ struct pos_cluster {
     bool timer_open;
     cl_cmd_t *retry_head, *retry_tail;
     bool tracking_warned;
+    uint64_t ping_sent_us; /* monotonic us home's last PING left; 0: none pending */
     pos_cluster_stats_t stats;
     void (*closed_cb)(pos_cluster_t *c);
 };
@@ -1729,6 +1731,18 @@ static void cl_side_push(pos_conn_t *c, const redisReply *r)
     }
 }
 
+/* Home's PING came back: the probe's round trip (INFO health). */
+static void cl_home_ping_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_cluster_t *cl = ctx;
+
+    (void)r;
+    if (err == 0 && cl->ping_sent_us != 0) {
+        cl->stats.probe_rtt_us = pos_clock_mono_us() - cl->ping_sent_us;
+    }
+    cl->ping_sent_us = 0;
+}
+
 void pos_cluster_probe(pos_cluster_t *cl)
 {
     const char *ping[] = {"PING"};
@@ -1750,7 +1764,12 @@ void pos_cluster_probe(pos_cluster_t *cl)
         }
         if (n->sub.ready && !pos_conn_busy(&n->sub.conn) &&
             (channels || cl->ticks % POS_CLUSTER_REFRESH_TICKS == 0)) {
-            pos_conn_commandv(&n->sub.conn, NULL, NULL, 1, ping);
+            bool home = n == cl->home && cl->ping_sent_us == 0;
+            if (pos_conn_commandv(&n->sub.conn, home ? cl_home_ping_cb : NULL, home ? cl : NULL, 1,
+                                  ping) == 0 &&
+                home) {
+                cl->ping_sent_us = pos_clock_mono_us();
+            }
         }
     }
     for (size_t i = 0; i < cl->opt.nchannels; i++) {

@@ -116,6 +116,7 @@ typedef struct pos_cluster_stats {
     unsigned primaries;    /* in the current map */
     unsigned connections;  /* open or opening now */
     unsigned subscribers;  /* of those, subscriber connections */
+    uint64_t probe_rtt_us; /* the home subscriber's last PING round trip; 0: none yet */
 } pos_cluster_stats_t;
 
 /*
@@ -141,8 +142,9 @@ void pos_cluster_connect(pos_cluster_t *c);
  * an attempt is under way or it is ready. */
 void pos_cluster_fail(pos_cluster_t *c, int err);
 
-/* Called every probe interval: PINGs each subscriber, closes idle command
- * connections, refreshes the map now and then. */
+/* Called every probe interval: PINGs each subscriber (home's answer times
+ * probe_rtt_us), closes idle command connections, refreshes the map now
+ * and then. */
 void pos_cluster_probe(pos_cluster_t *c);
 
 /*

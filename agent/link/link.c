@@ -410,7 +410,16 @@ static void link_probe_timer_cb(uv_timer_t *t)
         return;
     }
     if (l->cluster != NULL) {
+        pos_cluster_stats_t cs;
         pos_cluster_probe(l->cluster);
+        /* Health: home's PING round trip, and home's INFO memory as often
+         * as with one server. */
+        pos_cluster_stats(l->cluster, &cs, NULL);
+        l->probe_rtt_us = cs.probe_rtt_us;
+        if (l->state == POS_LINK_ONLINE && l->probes_online++ % LINK_MEMORY_EVERY == 0) {
+            const char *info[] = {"INFO", "memory"};
+            (void)pos_link_commandv(l, link_memory_reply_cb, l, 2, info);
+        }
         return;
     }
     if (l->probe_pending && pos_conn_busy(&l->sub.conn)) {

@@ -363,6 +363,28 @@ static void test_basics(void **state)
                      "warm-up: 301 inventory and 0 product entries stored (inventory: index, "
                      "products: unchanged)",
                      1, 15000);
+    /* INFO health on a cluster: home's memory and its PING's round trip
+     * (the probe every 2 s here). */
+    uint64_t end = pos_test_now_ms() + WAIT_MS;
+    char *health = NULL;
+    while (pos_test_now_ms() < end) {
+        redisReply *r = local_cmd(f, "INFO health");
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        free(health);
+        health = strndup(r->str, r->len);
+        freeReplyObject(r);
+        const char *lat = strstr(health, "latency_ms:");
+        if (agent_info(f, "health", "redis_used_memory") > 0 && lat != NULL &&
+            strtod(lat + 11, NULL) > 0) {
+            break;
+        }
+        pos_test_sleep_ms(200);
+    }
+    print_message("%s", health);
+    assert_true(agent_info(f, "health", "redis_used_memory") > 100000);
+    assert_true(strtod(strstr(health, "latency_ms:") + 11, NULL) > 0);
+    assert_true(agent_info(f, "health", "redis_memory_age_s") >= 0);
+    free(health);
 }
 
 /* ---- payments ------------------------------------------------------------ */
