@@ -668,6 +668,62 @@ static void test_sharded(void **state)
     pos_test_sub_close(&tsub);
 }
 
+/* ---- the local API's shared state ----------------------------------------- */
+
+/* RATELIMIT decided in the cluster (the script on its key's primary,
+ * shared with the cloud), TERMINALS reading status keys that live on
+ * different primaries, SMEMBERS of the store's active transactions. */
+static void test_local_api_shared(void **state)
+{
+    fixture_t *f = *state;
+    char key[64];
+
+    start_agent(f, NULL);
+    for (int i = 1; i <= 3; i++) {
+        redisReply *r = local_cmd(f, "RATELIMIT %s %u %u", "login:cashier-7", 60000u, 2u);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->elements, 4);
+        assert_int_equal(r->element[0]->integer, i <= 2);
+        assert_string_equal(r->element[3]->str, "redis");
+        freeReplyObject(r);
+    }
+    assert_int_equal(cint("ZCARD %s%s", "rate_limit:login:cashier-7:60000", ""), 2);
+
+    /* Other terminals of the store, their status keys on every primary
+     * (slots 13908, 10024, 4817, 16106, 8443). */
+    static const int ids[] = {2, 8, 10, 7, 9};
+    int owners = 0, seen[POS_TEST_CLUSTER_MAX] = {0};
+    for (size_t k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+        int i = ids[k];
+        snprintf(key, sizeof(key), "terminal:T-%04d:status", i);
+        cset(key, "{\"status\":\"busy\"}");
+        int o = pos_test_cluster_owner(&cluster, pos_test_cluster_slot(&cluster, key));
+        owners += o >= 0 && !seen[o];
+        seen[o >= 0 ? o : 0] = 1;
+        snprintf(key, sizeof(key), "T-%04d", i);
+        assert_true(cint("SADD %s %s", "terminals:" SID, key) == 1);
+    }
+    assert_int_equal(owners, 3);
+    redisReply *r = local_cmd(f, "TERMINALS");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 6);
+    int busy = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *p = r->element[i];
+        assert_int_equal(p->elements, 2);
+        busy += p->element[1]->type == REDIS_REPLY_STRING && strstr(p->element[1]->str, "busy");
+    }
+    assert_int_equal(busy, 5);
+    freeReplyObject(r);
+
+    assert_true(cint("SADD %s %s", "active_transactions:" SID, "tx-a") == 1);
+    r = local_cmd(f, "SMEMBERS active_transactions:" SID);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, "tx-a");
+    freeReplyObject(r);
+}
+
 /* ---- one agent per terminal ----------------------------------------------- */
 
 /* Subscribers of payment:{id} on every node (classic or sharded). */
@@ -943,6 +999,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_payments_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_api_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_agent_per_terminal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_under_the_acl_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
