@@ -40,6 +40,15 @@ static const char *const acl_commands[] = {
     "+info",
 };
 
+/* With [redis] cluster_nodes (docs/cluster.md): the map, the -ASK
+ * redirections, the subscribers' probe. */
+static const char *const acl_cluster_commands[] = {"+cluster|slots", "+asking", "+ping"};
+
+/* With pubsub = sharded: payment:{t} and inventory:{s} subscribed, and
+ * the outbox's payment:, inventory: and transaction: messages published,
+ * on their slot's owner. The channel patterns are the same. */
+static const char *const acl_sharded_commands[] = {"+ssubscribe", "+spublish"};
+
 typedef struct acl_key {
     const char *perm;    /* "%R", "%W", "%RW" */
     const char *pattern; /* with {t}, {s} */
@@ -150,6 +159,16 @@ int pos_acl_rule(const pos_config_t *cfg, char *buf, size_t len)
     acl_add(&b, " resetkeys resetchannels nocommands");
     for (size_t i = 0; i < sizeof(acl_commands) / sizeof(acl_commands[0]); i++) {
         acl_add(&b, " %s", acl_commands[i]);
+    }
+    for (size_t i = 0; cfg->ncluster_nodes > 0 &&
+                       i < sizeof(acl_cluster_commands) / sizeof(acl_cluster_commands[0]);
+         i++) {
+        acl_add(&b, " %s", acl_cluster_commands[i]);
+    }
+    for (size_t i = 0; cfg->redis_pubsub == POS_PUBSUB_SHARDED &&
+                       i < sizeof(acl_sharded_commands) / sizeof(acl_sharded_commands[0]);
+         i++) {
+        acl_add(&b, " %s", acl_sharded_commands[i]);
     }
     for (size_t i = 0; i < sizeof(acl_keys) / sizeof(acl_keys[0]); i++) {
         char prefix[8];

@@ -278,6 +278,15 @@ static void agent_on_online(pos_link_t *l)
         pos_sd_notifyf("STATUS=online: %s:%u", host, (unsigned)port);
     }
     agent_track(a);
+    {
+        /* The store's list of terminals (CONTRACT.md), at every connect.
+         * Sent directly, not through the outbox: it is idempotent and
+         * repeated at each connect, so one lost with the link is sent
+         * again by the next, and a durable copy would cost a store commit
+         * per connect for nothing. */
+        const char *argv[] = {"SADD", a->terminals_key, a->cfg.terminal_id};
+        pos_link_commandv(&a->link, agent_reply_logged, "terminals SADD", 3, argv);
+    }
     agent_recovered_log(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
      * not verified since the link went down are checked against Redis. */
@@ -377,8 +386,9 @@ static void agent_track(pos_agent_t *a)
 {
     char id[24], inventory[96];
 
-    if (!a->cache.open || a->link.sub_client_id <= 0) {
-        return;
+    if (!a->cache.open || !a->cfg.cache_tracking || a->link.sub_client_id <= 0 ||
+        a->link.cluster != NULL) {
+        return; /* a cluster link tracks on every node itself (agent_track_cluster) */
     }
     snprintf(id, sizeof(id), "%lld", a->link.sub_client_id);
     snprintf(inventory, sizeof(inventory), "inventory:%s:", a->cfg.store_id);
@@ -386,6 +396,19 @@ static void agent_track(pos_agent_t *a)
                           "PREFIX", "product:", "PREFIX",   inventory,  "PREFIX", "user:",
                           "PREFIX", "session:"};
     pos_link_commandv(&a->link, agent_track_reply, a, 14, argv);
+}
+
+/* With Redis Cluster the link tracks the same prefixes on every primary,
+ * each node's invalidations going to a subscriber on that node. */
+static void agent_track_cluster(pos_agent_t *a)
+{
+    char inventory[96];
+    const char *prefixes[] = {"product:", inventory, "user:", "session:"};
+
+    snprintf(inventory, sizeof(inventory), "inventory:%s:", a->cfg.store_id);
+    if (a->cache.open && a->cfg.cache_tracking) {
+        pos_link_track_prefixes(&a->link, prefixes, 4); /* copied */
+    }
 }
 
 static void agent_on_offline(pos_link_t *l, int err)
@@ -1031,6 +1054,7 @@ static void agent_info_sources(pos_agent_t *a)
     i->terminal_id = a->cfg.terminal_id;
     i->store_id = a->cfg.store_id;
     i->master_name = a->cfg.redis_master_name;
+    i->sharded = a->cfg.redis_pubsub == POS_PUBSUB_SHARDED;
     i->started_ms = &a->started_ms;
     i->heartbeats_sent = &a->heartbeats_sent;
     i->devices = a->devices;
@@ -1056,8 +1080,11 @@ static void agent_info_sources(pos_agent_t *a)
     i->recovered_name = a->recovered_name;
 }
 
-static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)
+static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so,
+                               pos_cluster_options_t *clo)
 {
+    /* The contract's sharded channels (CONTRACT.md "Redis Cluster"). */
+    static const char *const sharded[] = {"payment:", "inventory:", "transaction:"};
     const pos_config_t *cfg = &a->cfg;
 
     memset(lo, 0, sizeof(*lo));
@@ -1089,6 +1116,16 @@ static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_senti
         so->password = cfg->redis_sentinel_password;
         so->reach = lo->reach;
         lo->sentinel = so;
+    }
+    if (cfg->ncluster_nodes > 0) {
+        /* Endpoint, reach and channels are the link's. */
+        memset(clo, 0, sizeof(*clo));
+        clo->seeds = cfg->cluster_nodes;
+        clo->nseeds = cfg->ncluster_nodes;
+        clo->sharded = cfg->redis_pubsub == POS_PUBSUB_SHARDED;
+        clo->sharded_prefixes = sharded;
+        clo->nsharded_prefixes = sizeof(sharded) / sizeof(sharded[0]);
+        lo->cluster = clo;
     }
 }
 
@@ -1175,6 +1212,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
 {
     pos_link_options_t lo;
     pos_sentinel_options_t so;
+    pos_cluster_options_t clo;
     pos_payment_options_t po;
     pos_cachesvc_options_t co;
     static const pos_link_callbacks_t link_cb = {
@@ -1230,8 +1268,9 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     snprintf(a->probe_channel, sizeof(a->probe_channel), "posagent:probe:%s", cfg->terminal_id);
     snprintf(a->client_name, sizeof(a->client_name), "posagent:%s", cfg->terminal_id);
     snprintf(a->status_key, sizeof(a->status_key), "terminal:%s:status", cfg->terminal_id);
+    snprintf(a->terminals_key, sizeof(a->terminals_key), "terminals:%s", cfg->store_id);
 
-    agent_link_options(a, &lo, &so);
+    agent_link_options(a, &lo, &so, &clo);
     if (cfg->redis.tls) {
         /* Never a plain connection for a rediss:// URL. */
         if (tls == NULL || !tls->ready) {
@@ -1273,6 +1312,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         POS_ERR("cache", "cannot set up the cache service: %s", strerror(-rc));
         goto fail_cache;
     }
+    agent_track_cluster(a);
     agent_payment_options(a, &po);
     rc = pos_payment_init(&a->payment, &po, err, sizeof(err));
     if (rc != 0) {

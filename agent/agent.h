@@ -83,6 +83,7 @@ struct pos_agent {
     char probe_channel[96];
     char client_name[96];
     char status_key[96];
+    char terminals_key[96]; /* terminals:{storeId} */
 
     uv_timer_t heartbeat_timer;
     uv_timer_t watchdog_timer;

@@ -93,6 +93,20 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                      "\r\npmessages_dropped:%" PRIu64 "\r\n",
                      ls.refused, ls.pauses, ls.pushes_dropped);
         }
+        if (a->link->cluster != NULL) {
+            /* Redis Cluster: the map, the connections, the redirections. */
+            pos_cluster_stats_t cs;
+            pos_cluster_stats(a->link->cluster, &cs, NULL);
+            info_add(&b,
+                     "cluster_primaries:%u\r\ncluster_connections:%u\r\n"
+                     "cluster_subscribers:%u\r\ncluster_pubsub:%s\r\ncluster_moved:%" PRIu64
+                     "\r\ncluster_asked:%" PRIu64 "\r\ncluster_tryagain:%" PRIu64
+                     "\r\ncluster_refreshes:%" PRIu64 "\r\ncluster_resubscribed:%" PRIu64
+                     "\r\ncluster_idle_closed:%" PRIu64 "\r\ncluster_mget_split:%" PRIu64 "\r\n",
+                     cs.primaries, cs.connections, cs.subscribers,
+                     a->sharded ? "sharded" : "classic", cs.moved, cs.asked, cs.tryagain,
+                     cs.refreshes, cs.resubscribed, cs.idle_closed, cs.split);
+        }
         if (a->link->use_sentinel) {
             /* Where the master is comes from the sentinels. */
             info_add(&b, "sentinel_master_name:%s\r\nsentinel_failovers:%" PRIu64 "\r\n",
@@ -114,6 +128,14 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  a->cache->open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
                  cs.evictions, a->cache->fetches_shared, a->store != NULL ? a->store->disk_full : 0,
                  a->cache->oversize_refused);
+        /* How the warm-up found the keys: index sets, or a SCAN fallback. */
+        info_add(&b,
+                 "warm_inventory:%s\r\nwarm_products:%s\r\nwarm_scan_fallbacks:%" PRIu64
+                 "\r\nwarm_skipped_unchanged:%" PRIu64 "\r\nwarm_members_refused:%" PRIu64
+                 "\r\n",
+                 a->cache->warm_source[1] != NULL ? a->cache->warm_source[1] : "none",
+                 a->cache->warm_source[0] != NULL ? a->cache->warm_source[0] : "none",
+                 a->cache->warm_scans, a->cache->warm_skipped, a->cache->warm_members_refused);
         /* The cache's writes waiting for the store writer, and what pressure cost. */
         info_add(&b,
                  "pending_writes:%" PRIu64 "\r\npending_bulk:%" PRIu64

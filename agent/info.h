@@ -35,6 +35,7 @@ typedef struct pos_info_sources {
     const char *terminal_id;
     const char *store_id;
     const char *master_name;    /* Sentinel master name */
+    bool sharded;               /* Redis Cluster with sharded pub/sub */
     const uint64_t *started_ms; /* monotonic ms at start */
     const uint64_t *heartbeats_sent;
     const pos_dev_state_t *devices;         /* POS_DEV_COUNT states */

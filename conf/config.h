@@ -90,6 +90,10 @@ typedef struct pos_config {
     char redis_sentinels[256];
     char redis_master_name[64];
     char redis_sentinel_password[POS_URL_PASS_MAX];
+    /* Redis Cluster: seed nodes "host:port,..." ("" for none), and the
+     * pub/sub mode (POS_PUBSUB_CLASSIC or POS_PUBSUB_SHARDED). */
+    char redis_cluster_nodes[256];
+    int redis_pubsub;
 
     /* [tls] used with rediss:// only */
     char tls_ca_file[201];     /* required with rediss:// */
@@ -143,6 +147,7 @@ typedef struct pos_config {
     uint32_t cache_user_ttl_s;
     uint32_t cache_session_ttl_s;
     uint32_t cache_warm_interval_s; /* period of the inventory warm-up */
+    bool cache_tracking;            /* CLIENT TRACKING of the cached families */
     uint32_t cache_max_value_bytes; /* largest value read from Redis, bytes */
 
     /* [local] the local API socket */
@@ -169,6 +174,10 @@ typedef struct pos_config {
      * the link connects to redis.host:port). */
     pos_sentinel_addr_t sentinels[POS_SENTINEL_MAX];
     size_t nsentinels;
+    /* Derived: the parsed [redis] cluster_nodes (ncluster_nodes 0: not a
+     * cluster). */
+    pos_sentinel_addr_t cluster_nodes[POS_CLUSTER_NODES_MAX];
+    size_t ncluster_nodes;
 
     /* Where it came from: the files read (the main file first, then the
      * drop-ins in order) and, per row of the schema, what set its value. */
@@ -176,6 +185,10 @@ typedef struct pos_config {
     size_t nfiles;
     pos_config_origin_t origin[POS_CONFIG_ITEMS_MAX];
 } pos_config_t;
+
+/* [redis] pubsub */
+#define POS_PUBSUB_CLASSIC 0 /* SUBSCRIBE / PUBLISH everywhere */
+#define POS_PUBSUB_SHARDED 1 /* SSUBSCRIBE / SPUBLISH for per-terminal and per-store channels */
 
 typedef struct pos_config_error {
     char msg[512]; /* "FILE:LINE: [section] key: problem (allowed: ...)" */

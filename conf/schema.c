@@ -194,6 +194,36 @@ static int check_sentinels(const char *value, char *why, size_t whylen)
     return 0;
 }
 
+static int check_cluster_nodes(const char *value, char *why, size_t whylen)
+{
+    pos_sentinel_addr_t addrs[POS_CLUSTER_NODES_MAX];
+    size_t n;
+    char reason[160];
+
+    if (value[0] == '\0') {
+        return 0; /* not a cluster */
+    }
+    if (pos_addr_list_parse(value, 6379, "cluster node", addrs, POS_CLUSTER_NODES_MAX, &n, reason,
+                            sizeof(reason)) != 0) {
+        snprintf(why, whylen, "invalid: %s", reason);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int pubsub_parse(const char *name)
+{
+    if (strcmp(name, "classic") == 0) {
+        return POS_PUBSUB_CLASSIC;
+    }
+    return strcmp(name, "sharded") == 0 ? POS_PUBSUB_SHARDED : -1;
+}
+
+static const char *pubsub_name(int v)
+{
+    return v == POS_PUBSUB_SHARDED ? "sharded" : "classic";
+}
+
 static const char *level_name(int level)
 {
     return pos_log_level_name((pos_log_level_t)level);
@@ -373,6 +403,33 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = "(none)",
      .example = "change-me",
      .desc = "Password for AUTH on the sentinels (their requirepass), if they have one."},
+    {.section = "redis",
+     .key = "cluster_nodes",
+     .type = CT_STR,
+     FIELD(redis_cluster_nodes),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_CLUSTER_NODES",
+     .flags = F_NOECHO, /* a mistyped entry may hold a password */
+     .check = check_cluster_nodes,
+     .allowed = "host[:port] list, comma-separated, up to 16; port 6379 by default",
+     .def_doc = "(none: not a cluster)",
+     .example = "10.0.1.1:6379,10.0.1.2:6379,10.0.1.3:6379",
+     .desc = "Redis Cluster seed nodes: the map of slots is asked from them, commands go to "
+             "the primary owning each key's slot (docs/cluster.md). The URL's host and port are "
+             "then ignored (its user, password and TLS still apply; db must be 0). Not with "
+             "sentinels."},
+    {.section = "redis",
+     .key = "pubsub",
+     .type = CT_ENUM,
+     FIELD(redis_pubsub),
+     .def = "classic",
+     .enum_parse = pubsub_parse,
+     .enum_name = pubsub_name,
+     .allowed = "classic, sharded",
+     .desc = "With cluster_nodes: 'sharded' uses SSUBSCRIBE and SPUBLISH for payment:{id}, "
+             "inventory:{store} and transaction:{store} on the node owning each channel's "
+             "slot; system:alerts and system:terminals stay classic."},
 
     {.section = "redis",
      .key = "password_file",
@@ -731,7 +788,18 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "900",
      .min = 10,
      .max = 86400,
-     .desc = "Seconds between warm-ups of the store's inventory (SCAN, then MGET in batches)."},
+     .desc = "Seconds between warm-ups of the products and the store's inventory (their index "
+             "sets, SSCAN then MGET in batches; a set whose version is unchanged is skipped)."},
+    {.section = "cache",
+     .key = "tracking",
+     .type = CT_BOOL,
+     FIELD(cache_tracking),
+     .def = "true",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Server-assisted invalidation (CLIENT TRACKING BCAST of the cached families): "
+             "a cached entry goes stale as soon as Redis reports its key changed. Off, an "
+             "entry stays fresh for its TTL unless a message names it; on a Redis Cluster "
+             "that saves a subscriber per terminal on every primary (docs/cluster.md)."},
     {.section = "cache",
      .key = "max_value_bytes",
      .type = CT_U32,

@@ -1034,6 +1034,69 @@ static void test_sentinels(void **state)
     assert_int_equal(r.cfg.nsentinels, 0);
 }
 
+static void test_cluster_nodes(void **state)
+{
+    (void)state;
+    result_t r;
+
+    /* Not a cluster by default; classic pub/sub. */
+    must_load(&r, IDS, no_env);
+    assert_int_equal(r.cfg.ncluster_nodes, 0);
+    assert_int_equal(r.cfg.redis_pubsub, POS_PUBSUB_CLASSIC);
+
+    /* Seeds with and without ports (6379 by default); the URL's password
+     * still applies. */
+    must_load(&r,
+              IDS "[redis]\nurl = redis://:url-pw@ignored:1\n"
+                  "cluster_nodes = 10.0.1.1:7000, node-b ,[fd00::7]:7002\npubsub = sharded\n",
+              no_env);
+    assert_int_equal(r.cfg.ncluster_nodes, 3);
+    assert_string_equal(r.cfg.cluster_nodes[0].host, "10.0.1.1");
+    assert_int_equal(r.cfg.cluster_nodes[0].port, 7000);
+    assert_string_equal(r.cfg.cluster_nodes[1].host, "node-b");
+    assert_int_equal(r.cfg.cluster_nodes[1].port, 6379);
+    assert_string_equal(r.cfg.cluster_nodes[2].host, "fd00::7");
+    assert_int_equal(r.cfg.redis_pubsub, POS_PUBSUB_SHARDED);
+    assert_string_equal(r.cfg.redis.password, "url-pw");
+    char *d = dump_to_string(&r.cfg);
+    assert_non_null(strstr(d, "\npubsub = sharded  ; "));
+    free(d);
+
+    /* From the environment. */
+    char *env[] = {"REDIS_CLUSTER_NODES=a:1,b:2", NULL};
+    must_load(&r, IDS, env);
+    assert_int_equal(r.cfg.ncluster_nodes, 2);
+    assert_string_equal(r.cfg.cluster_nodes[1].host, "b");
+
+    /* Bad lists, one line each, naming the entry. */
+    load(&r, IDS "[redis]\ncluster_nodes = a:1,,b:2\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes", "entry 2 is empty", NULL);
+    load(&r, IDS "[redis]\ncluster_nodes = a:0\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes", "entry 1", NULL);
+    load(&r, IDS "[redis]\ncluster_nodes = a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes", "more than 16 cluster nodes", NULL);
+    load(&r, IDS "[redis]\ncluster_nodes = u:pw@a:1\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes", NULL);
+    assert_null(strstr(r.err.msg, "pw@")); /* never quoted */
+    load(&r, IDS "[redis]\npubsub = fanout\n", no_env);
+    expect_error(&r, ":5: [redis] pubsub", NULL);
+
+    /* What a cluster cannot be: with Sentinel, on a database other than 0,
+     * sharded pub/sub without it. */
+    load(&r, IDS "[redis]\ncluster_nodes = a\nsentinels = s\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes: not with [redis] sentinels", NULL);
+    load(&r, IDS "[redis]\ncluster_nodes = a\ndb = 3\n", no_env);
+    expect_error(&r, ":6: [redis] db: database 3, but a Redis Cluster has database 0 only",
+                 NULL);
+    load(&r, IDS "[redis]\nurl = redis://h/2\ncluster_nodes = a\n", no_env);
+    expect_error(&r, ":5: [redis] url: database 2", NULL);
+    load(&r, IDS "[redis]\npubsub = sharded\n", no_env);
+    expect_error(&r, ":5: [redis] pubsub: sharded needs [redis] cluster_nodes", NULL);
+    /* Explicitly empty: not a cluster. */
+    must_load(&r, IDS "[redis]\ncluster_nodes =\n", no_env);
+    assert_int_equal(r.cfg.ncluster_nodes, 0);
+}
+
 static void test_interval_vs_ttl(void **state)
 {
     (void)state;
@@ -1082,6 +1145,8 @@ static const char *const all_keys[][3] = {
     {"redis", "sentinels", "REDIS_SENTINELS"},
     {"redis", "master_name", "REDIS_MASTER_NAME"},
     {"redis", "sentinel_password", "REDIS_SENTINEL_PASSWORD"},
+    {"redis", "cluster_nodes", "REDIS_CLUSTER_NODES"},
+    {"redis", "pubsub", NULL},
     {"redis", "password_file", NULL},
     {"tls", "ca_file", "POSAGENT_TLS_CA_FILE"},
     {"tls", "cert_file", NULL},
@@ -1126,6 +1191,7 @@ static const char *const all_keys[][3] = {
     {"cache", "user_ttl_s", NULL},
     {"cache", "session_ttl_s", NULL},
     {"cache", "warm_interval_s", NULL},
+    {"cache", "tracking", NULL},
     {"cache", "max_value_bytes", "POSAGENT_CACHE_MAX_VALUE_BYTES"},
     {"local", "socket", NULL},
     {"local", "socket_group", NULL},
@@ -1218,9 +1284,11 @@ static void test_example_defaults_are_valid(void **state)
     assert_non_null(m);
     int uncommented = 0;
     /* Keys whose example names a file that must exist, or that only go
-     * with rediss:// or instead of password, stay commented. */
-    static const char *const keep[] = {"password_file", "ca_file", "cert_file", "key_file",
-                                       "server_name", "id", "store_id"};
+     * with rediss:// or instead of password, or that excludes the
+     * sentinels (cluster_nodes), stay commented. */
+    static const char *const keep[] = {"password_file", "ca_file",  "cert_file",
+                                       "key_file",      "server_name", "id",
+                                       "store_id",      "cluster_nodes"};
     for (char *line = strtok(ex, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         bool is_key = false;
         for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
@@ -1236,8 +1304,8 @@ static void test_example_defaults_are_valid(void **state)
         uncommented += is_key;
     }
     fclose(m);
-    /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 62);
+    /* every key but the two required ones and the six kept commented */
+    assert_int_equal(uncommented, 64);
     result_t r;
     /* Uncommented, the ids' example lines are no ids: refused. */
     char *again = example_to_string();
@@ -1570,7 +1638,7 @@ static void test_load_stream(void **state)
     assert_string_equal(e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
                                "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
                                "command_timeout_ms, probe_interval_ms, sentinels, master_name, "
-                               "sentinel_password, password_file)");
+                               "sentinel_password, cluster_nodes, pubsub, password_file)");
 }
 
 int main(void)
@@ -1608,6 +1676,7 @@ int main(void)
         cmocka_unit_test(test_man_page),
         cmocka_unit_test(test_hal_and_payment),
         cmocka_unit_test(test_sentinels),
+        cmocka_unit_test(test_cluster_nodes),
         cmocka_unit_test(test_load_stream),
         cmocka_unit_test(test_password_file),
         cmocka_unit_test(test_tls_settings),
