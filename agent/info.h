@@ -31,6 +31,8 @@ typedef struct pos_info_trust {
     uint64_t pos_app_ignored; /* POS applications' messages where none publishes */
 } pos_info_trust_t;
 
+struct pos_fleet; /* agent/fleet.h: the metrics table */
+
 typedef struct pos_info_sources {
     const char *terminal_id;
     const char *store_id;
@@ -60,12 +62,13 @@ typedef struct pos_info_sources {
     const int *recovered;       /* stores moved aside waiting for the operator, or NULL */
     const char *recovered_name; /* the first of them */
     bool signing;                  /* cloud messages must be signed ([payment] hmac_key_file) */
+    const struct pos_fleet *fleet; /* the "metrics" section, or NULL */
 } pos_info_sources_t;
 
 /*
  * Writes the INFO text of "section" ("all" or one of server, link, cache,
- * outbox, store, payment, inbound, security, devices, clients; case-insensitive) into buf (cap bytes; what
- * does not fit is left out). Returns its length.
+ * outbox, store, payment, inbound, security, devices, clients, metrics; case-insensitive) into buf
+ * (cap bytes; what does not fit is left out). Returns its length.
  */
 size_t pos_info_write(const pos_info_sources_t *src, const char *section, char *buf, size_t cap);
 

@@ -71,12 +71,14 @@ int pos_diag_decode(const char *json, size_t len, const char *terminal_id, pos_d
         snprintf(why, whylen, "field replyTo: missing or not a string");
         goto out;
     }
-    if (strncmp(reply, POS_DIAG_PREFIX, sizeof(POS_DIAG_PREFIX) - 1) != 0 ||
-        !plain(reply + sizeof(POS_DIAG_PREFIX) - 1, POS_DIAG_SUFFIX_MAX, ":")) {
+    size_t plen = sizeof(POS_DIAG_PREFIX) - 1, tlen = strlen(terminal_id);
+    if (tlen == 0 || tlen > POS_DIAG_TID_MAX || strncmp(reply, POS_DIAG_PREFIX, plen) != 0 ||
+        strncmp(reply + plen, terminal_id, tlen) != 0 || reply[plen + tlen] != ':' ||
+        !plain(reply + plen + tlen + 1, POS_DIAG_SUFFIX_MAX, ":")) {
         snprintf(why, whylen,
-                 "field replyTo: not a channel " POS_DIAG_PREFIX "<1..%d of "
+                 "field replyTo: not a channel " POS_DIAG_PREFIX "%.63s:<1..%d of "
                  "[A-Za-z0-9._:-]>",
-                 POS_DIAG_SUFFIX_MAX);
+                 terminal_id, POS_DIAG_SUFFIX_MAX);
         rc = -EPERM;
         goto out;
     }

@@ -424,8 +424,10 @@ static void test_unknown_and_duplicate(void **state)
     expect_error(&r, ":5: [redis] URL: unknown key", NULL);
 
     load(&r, IDS "[hall]\n", no_env);
-    expect_error(&r, ":4: [hall]: unknown section",
-                 "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, inbound, log", NULL);
+    expect_error(
+        &r, ":4: [hall]: unknown section",
+        "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, inbound, metrics, log",
+        NULL);
 
     load(&r, IDS "; comment\n[ redis ]\nurl = redis://h\n", no_env);
     expect_error(&r, ":5: [ redis ]: unknown section", NULL);
@@ -1079,6 +1081,7 @@ static const char *const all_keys[][3] = {
     {"redis", "connect_timeout_ms", NULL},
     {"redis", "command_timeout_ms", NULL},
     {"redis", "probe_interval_ms", NULL},
+    {"redis", "clock_check_s", NULL},
     {"redis", "sentinels", "REDIS_SENTINELS"},
     {"redis", "master_name", "REDIS_MASTER_NAME"},
     {"redis", "sentinel_password", "REDIS_SENTINEL_PASSWORD"},
@@ -1134,6 +1137,10 @@ static const char *const all_keys[][3] = {
     {"local", "client_burst", NULL},
     {"local", "commands_per_turn", NULL},
     {"local", "idle_timeout_s", NULL},
+    {"metrics", "textfile", NULL},
+    {"metrics", "interval_s", NULL},
+    {"metrics", "redis_interval_s", NULL},
+    {"metrics", "diagnostics", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
     {"security", "user", NULL},
@@ -1237,7 +1244,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 62);
+    assert_int_equal(uncommented, 67);
     result_t r;
     /* Uncommented, the ids' example lines are no ids: refused. */
     char *again = example_to_string();
@@ -1567,10 +1574,11 @@ static void test_load_stream(void **state)
     f = fmemopen(bad, strlen(bad), "r");
     assert_int_equal(pos_config_load_stream(&c, f, "mem", no_env, &e), -EINVAL);
     fclose(f);
-    assert_string_equal(e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
-                               "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
-                               "command_timeout_ms, probe_interval_ms, sentinels, master_name, "
-                               "sentinel_password, password_file)");
+    assert_string_equal(
+        e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
+               "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
+               "command_timeout_ms, probe_interval_ms, clock_check_s, sentinels, master_name, "
+               "sentinel_password, password_file)");
 }
 
 int main(void)

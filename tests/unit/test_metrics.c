@@ -252,13 +252,13 @@ static void test_diag_decode(void **state)
     pos_diag_request_t req;
 
     assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r-1\","
-                            "\"replyTo\":\"diag:reply:ops:7\",\"ts\":1,\"sig\":\"00\"}",
+                            "\"replyTo\":\"diag:reply:T-0001:ops:7\",\"ts\":1,\"sig\":\"00\"}",
                             &req),
                      0);
     assert_string_equal(req.request_id, "r-1");
-    assert_string_equal(req.reply_to, "diag:reply:ops:7");
+    assert_string_equal(req.reply_to, "diag:reply:T-0001:ops:7");
     assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r-1\","
-                            "\"replyTo\":\"diag:reply:x\",\"terminalId\":\"T-0001\"}",
+                            "\"replyTo\":\"diag:reply:T-0001:x\",\"terminalId\":\"T-0001\"}",
                             &req),
                      0);
     /* Malformed. */
@@ -266,25 +266,27 @@ static void test_diag_decode(void **state)
     assert_int_equal(decode("[1]", &req), -EINVAL);
     assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\"", &req), -EINVAL);
     assert_int_equal(decode("{\"type\":\"SYSTEM_ALERT\",\"requestId\":\"r\","
-                            "\"replyTo\":\"diag:reply:x\"}",
+                            "\"replyTo\":\"diag:reply:T-0001:x\"}",
                             &req),
                      -EINVAL);
-    assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\",\"replyTo\":\"diag:reply:x\"}", &req),
-                     -EINVAL);
+    assert_int_equal(
+        decode("{\"type\":\"DIAG_REQUEST\",\"replyTo\":\"diag:reply:T-0001:x\"}", &req), -EINVAL);
     assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\",\"requestId\":7,"
-                            "\"replyTo\":\"diag:reply:x\"}",
+                            "\"replyTo\":\"diag:reply:T-0001:x\"}",
                             &req),
                      -EINVAL);
     assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\",\"requestId\":\"a b\","
-                            "\"replyTo\":\"diag:reply:x\"}",
+                            "\"replyTo\":\"diag:reply:T-0001:x\"}",
                             &req),
                      -EINVAL);
     assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r\"}", &req), -EINVAL);
     /* Abuse: a reply channel outside diag:reply:*, or a pattern. */
     static const char *const bad_reply[] = {
-        "payment:T-0001",  "transaction:S-042", "system:terminals", "diag:reply:",
-        "diag:reply:*",    "diag:reply:a b",    "diag:replyx",      "DIAG:REPLY:x",
-        "xdiag:reply:abc", "diag:reply:a\\nb",
+        "payment:T-0001",     "transaction:S-042",  "system:terminals",    "diag:reply:",
+        "diag:reply:*",       "diag:reply:a b",     "diag:replyx",         "DIAG:REPLY:x",
+        "xdiag:reply:abc",    "diag:reply:a\\nb",   "diag:reply:x",        "diag:reply:T-0002:x",
+        "diag:reply:T-0001",  "diag:reply:T-0001:", "diag:reply:T-0001:*", "diag:reply:T-00011:x",
+        "diag:reply:T-0001x",
     };
     for (size_t i = 0; i < sizeof(bad_reply) / sizeof(bad_reply[0]); i++) {
         char json[256];
@@ -297,21 +299,21 @@ static void test_diag_decode(void **state)
     memset(suffix, 'a', 65);
     suffix[65] = '\0';
     snprintf(json, sizeof(json),
-             "{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r\",\"replyTo\":\"diag:reply:%s\"}",
+             "{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r\",\"replyTo\":\"diag:reply:T-0001:%s\"}",
              suffix);
     assert_int_equal(decode(json, &req), -EPERM);
     suffix[64] = '\0';
     snprintf(json, sizeof(json),
-             "{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r\",\"replyTo\":\"diag:reply:%s\"}",
+             "{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r\",\"replyTo\":\"diag:reply:T-0001:%s\"}",
              suffix);
     assert_int_equal(decode(json, &req), 0);
     /* Another terminal's, or a terminal's own echo. */
     assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r\","
-                            "\"replyTo\":\"diag:reply:x\",\"terminalId\":\"T-0002\"}",
+                            "\"replyTo\":\"diag:reply:T-0001:x\",\"terminalId\":\"T-0002\"}",
                             &req),
                      -EPERM);
     assert_int_equal(decode("{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r\","
-                            "\"replyTo\":\"diag:reply:x\",\"terminalId\":5}",
+                            "\"replyTo\":\"diag:reply:T-0001:x\",\"terminalId\":5}",
                             &req),
                      -EPERM);
     assert_int_equal(decode("{\"type\":\"DIAG_REPORT\",\"origin\":\"terminal\"}", &req),
