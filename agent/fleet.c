@@ -386,6 +386,13 @@ static void fleet_time_reply(void *ctx, const redisReply *r, int err)
     bool cleared;
 
     f->time_pending = false;
+    if (f->snapshot_after_clock) {
+        /* The connect's snapshot waited for this, so that it carries the
+         * clock offset and the round trip (also when TIME failed). */
+        f->snapshot_after_clock = false;
+        uint64_t snap_ms = (uint64_t)f->opt.cfg->metrics_redis_interval_s * 1000u;
+        uv_timer_start(&f->snapshot_timer, fleet_snapshot_cb, 0, snap_ms);
+    }
     if (err != 0) {
         return;
     }
@@ -613,10 +620,13 @@ void pos_fleet_online(pos_fleet_t *f)
     uv_timer_start(&f->clock_timer, fleet_clock_cb, clock_ms, clock_ms);
     /* At every connect, but at most once an interval: a link that flaps
      * must not write the hash more often (the timer keeps running while
-     * offline and skips its rounds then). */
+     * offline and skips its rounds then). It goes out once TIME answered. */
     if (f->snapshot_ms == 0 || now - f->snapshot_ms >= snap_ms) {
-        fleet_snapshot(f);
-        uv_timer_start(&f->snapshot_timer, fleet_snapshot_cb, snap_ms, snap_ms);
+        if (f->time_pending) {
+            f->snapshot_after_clock = true;
+        } else {
+            uv_timer_start(&f->snapshot_timer, fleet_snapshot_cb, 0, snap_ms);
+        }
     }
 }
 
@@ -624,6 +634,7 @@ void pos_fleet_offline(pos_fleet_t *f)
 {
     f->link_downs++;
     f->time_pending = false;
+    f->snapshot_after_clock = false;
     uv_timer_stop(&f->clock_timer);
 }
 

@@ -74,6 +74,7 @@ typedef struct pos_fleet {
     uint64_t device_errors[POS_DEV_COUNT];
     uint64_t snapshots;   /* hashes written */
     uint64_t snapshot_ms; /* monotonic ms of the last one sent, 0: none */
+    bool snapshot_after_clock; /* the connect's snapshot waits for TIME's answer */
 
     /* Diagnostics. */
     pos_bucket_t diag_bucket; /* what diag:{id} may bring before it is dropped unread */

@@ -921,7 +921,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = "(none: no file)",
      .example = "/var/lib/prometheus/node-exporter/posagent.prom",
      .desc = "Prometheus text file for node_exporter's textfile collector, replaced "
-             "atomically (a temporary file beside it, then rename) every interval_s."},
+             "atomically (a temporary file beside it, then rename) every interval_s. The "
+             "unit lets the agent write only its own directories: add this one with a "
+             "drop-in (ReadWritePaths=, docs/contract.md \"Metrics\")."},
     {.section = "metrics",
      .key = "interval_s",
      .type = CT_U32,

@@ -285,6 +285,15 @@ static void test_metrics_three_ways(void **state)
     assert_non_null(ts);
     assert_true(strtoull(ts, NULL, 10) > 1700000000000ull);
     free(ts);
+    /* The connect's snapshot waited for the clock check. */
+    char *checks = hget(f, "clock_checks");
+    assert_non_null(checks);
+    assert_string_equal(checks, "1");
+    free(checks);
+    char *hrtt = hget(f, "link_rtt_ms");
+    assert_non_null(hrtt);
+    assert_true(strtoll(hrtt, NULL, 10) >= 0);
+    free(hrtt);
     char *approved = hget(f, "payments_approved");
     assert_non_null(approved);
     assert_string_equal(approved, "0");
