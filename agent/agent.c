@@ -1038,6 +1038,11 @@ static const char *agent_journal_reason_cb(void *ctx)
     return pos_agent_journal_reason(ctx);
 }
 
+static size_t agent_metrics_cb(const void *ctx, char *buf, size_t cap)
+{
+    return pos_fleet_info(ctx, buf, cap);
+}
+
 static void agent_info_sources(pos_agent_t *a)
 {
     pos_info_sources_t *i = &a->info;
@@ -1068,7 +1073,8 @@ static void agent_info_sources(pos_agent_t *a)
     i->store_error = a->store_error;
     i->recovered = &a->recovered;
     i->recovered_name = a->recovered_name;
-    i->fleet = &a->fleet;
+    i->metrics = agent_metrics_cb;
+    i->metrics_ctx = &a->fleet;
 }
 
 static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)

@@ -1,3 +1,10 @@
+/*
+ * Fleet visibility (agent/fleet.h): the metrics table, read through INFO's
+ * sources and written to INFO, the Prometheus text file and the Redis
+ * hash; the clock check; remote diagnostics. The pure parts are in
+ * agent/metrics/.
+ */
+
 #include "agent/fleet.h"
 
 #include <errno.h>

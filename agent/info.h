@@ -31,8 +31,6 @@ typedef struct pos_info_trust {
     uint64_t pos_app_ignored; /* POS applications' messages where none publishes */
 } pos_info_trust_t;
 
-struct pos_fleet; /* agent/fleet.h: the metrics table */
-
 typedef struct pos_info_sources {
     const char *terminal_id;
     const char *store_id;
@@ -62,7 +60,10 @@ typedef struct pos_info_sources {
     const int *recovered;       /* stores moved aside waiting for the operator, or NULL */
     const char *recovered_name; /* the first of them */
     bool signing;                  /* cloud messages must be signed ([payment] hmac_key_file) */
-    const struct pos_fleet *fleet; /* the "metrics" section, or NULL */
+    /* The "metrics" section (the fleet's table, agent/fleet.c), written
+     * into buf; NULL: none. */
+    size_t (*metrics)(const void *ctx, char *buf, size_t cap);
+    const void *metrics_ctx;
 } pos_info_sources_t;
 
 /*
