@@ -97,8 +97,12 @@ void pos_ring_scrub(char *s)
             }
             if (hex - i >= 32) {
                 mask(s, i, hex);
+                i = hex;
+                continue;
             }
-            i = hex > i ? hex : i + 1;
+            /* One step only: a digit run may start inside a shorter hex
+             * run ("x" then a card number). Lines are short. */
+            i++;
             continue;
         }
         i++;

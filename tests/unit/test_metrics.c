@@ -190,6 +190,7 @@ static void test_scrub(void **state)
              "key **************************************************************** bad");
     scrubbed("AUTH password=hunter2 refused", "AUTH password=******* refused");
     scrubbed("token: abc, next", "token: ***, next");
+    scrubbed("ref=a4111111111111111", "ref=a****************");
     scrubbed("", "");
 }
 
