@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "platform/files.h"
 #include "platform/log.h"
 #include "platform/uverr.h"
 
@@ -60,16 +61,8 @@ int pos_textfile_write_now(const char *path, const char *tmp, const char *buf, s
     if (fchmod(fd, 0644) != 0) {
         rc = -errno;
     }
-    for (size_t off = 0; rc == 0 && off < len;) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-            break;
-        }
-        off += (size_t)w;
+    if (rc == 0) {
+        rc = pos_file_write_all(fd, buf, len);
     }
     if (close(fd) != 0 && rc == 0) {
         rc = -errno;

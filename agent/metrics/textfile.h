@@ -8,7 +8,9 @@
  * ignores: it reads only *.prom), opened with O_NOFOLLOW|O_EXCL after any
  * old one is removed, then rename() replaces the file in one step, so
  * the collector reads either the previous document or the new one, never
- * half of one.
+ * half of one. (Not platform/files.h's pos_file_replace(): its temporary
+ * is refused, not replaced, when something sits there, and its file takes
+ * the umask, 0027 under the unit, which the collector could not read.)
  *
  * No fsync: the file holds values of this moment and is rewritten every
  * interval; it usually lives on a tmpfs or a collector directory nobody
