@@ -185,93 +185,116 @@ static int64_t get_agent(const void *src, unsigned arg)
     }
 }
 
+/* A row's id: which reader (below) and its argument. */
+enum {
+    G_LINK_UP = 0,
+    G_LINK,
+    G_CLOCK,
+    G_CACHE,
+    G_OUTBOX,
+    G_PAYMENTS,
+    G_REJECTIONS,
+    G_REFUSED,
+    G_DEVICE_ERRORS,
+    G_STORE,
+    G_AGENT,
+};
+#define ID(group, arg) (((unsigned)(group) << 8) | (unsigned)(arg))
+
+static int64_t fleet_get(const void *src, unsigned id)
+{
+    static int64_t (*const readers[])(const void *src, unsigned arg) = {
+        get_link_up,    get_link,    get_clock,         get_cache, get_outbox, get_payments,
+        get_rejections, get_refused, get_device_errors, get_store, get_agent,
+    };
+    unsigned group = id >> 8;
+    return group < sizeof(readers) / sizeof(readers[0]) ? readers[group](src, id & 0xffu) : 0;
+}
+
 #define C POS_METRIC_COUNTER
 #define G POS_METRIC_GAUGE
 
 /* The one table: INFO, the text file and the Redis hash all come from it.
  * Keys are unique here and unlike every other INFO section's. */
 static const pos_metric_t fleet_metrics[] = {
-    {"link_up", "link_up", NULL, G, "1 when the link to Redis is online", get_link_up, 0},
-    {"link_connects", "link_connects", NULL, C, "Times the link came online", get_link, 0},
-    {"link_downs", "link_downs", NULL, C, "Times the link went down", get_link, 1},
+    {"link_up", "link_up", NULL, G, "1 when the link to Redis is online", ID(G_LINK_UP, 0)},
+    {"link_connects", "link_connects", NULL, C, "Times the link came online", ID(G_LINK, 0)},
+    {"link_downs", "link_downs", NULL, C, "Times the link went down", ID(G_LINK, 1)},
     {"link_reconnect_attempts", "link_reconnect_attempts", NULL, G,
-     "Connection attempts that failed since the link was last stable", get_link, 2},
+     "Connection attempts that failed since the link was last stable", ID(G_LINK, 2)},
     {"link_rtt_ms", "link_rtt_ms", NULL, G,
-     "Round trip of the last TIME command to Redis in ms (-1: none yet)", get_link, 3},
+     "Round trip of the last TIME command to Redis in ms (-1: none yet)", ID(G_LINK, 3)},
     {"clock_offset_ms", "clock_offset_ms", NULL, G,
-     "Redis's clock minus this till's in ms at the last check (0 before the first)", get_clock, 0},
-    {"clock_checks", "clock_checks", NULL, C, "Clock checks against Redis TIME", get_clock, 1},
+     "Redis's clock minus this till's in ms at the last check (0 before the first)",
+     ID(G_CLOCK, 0)},
+    {"clock_checks", "clock_checks", NULL, C, "Clock checks against Redis TIME", ID(G_CLOCK, 1)},
     {"cache_lookups", "cache_hits", "result=\"hit\"", C, "Cache reads by what they found",
-     get_cache, 0},
-    {"cache_lookups", "cache_stale_hits", "result=\"stale\"", C, "Cache reads by what they found",
-     get_cache, 1},
-    {"cache_lookups", "cache_misses", "result=\"miss\"", C, "Cache reads by what they found",
-     get_cache, 2},
-    {"cache_evictions", "cache_evictions", NULL, C, "Cache entries evicted for room", get_cache, 3},
-    {"cache_entries", "cache_entries", NULL, G, "Entries in the local cache", get_cache, 4},
-    {"cache_bytes", "cache_bytes", NULL, G, "Bytes of the local cache", get_cache, 5},
-    {"outbox_depth", "outbox_depth", NULL, G, "Entries waiting in the outbox", get_outbox, 0},
+     ID(G_CACHE, 0)},
+    {NULL, "cache_stale_hits", "result=\"stale\"", C, NULL, ID(G_CACHE, 1)},
+    {NULL, "cache_misses", "result=\"miss\"", C, NULL, ID(G_CACHE, 2)},
+    {"cache_evictions", "cache_evictions", NULL, C, "Cache entries evicted for room",
+     ID(G_CACHE, 3)},
+    {"cache_entries", "cache_entries", NULL, G, "Entries in the local cache", ID(G_CACHE, 4)},
+    {"cache_bytes", "cache_bytes", NULL, G, "Bytes of the local cache", ID(G_CACHE, 5)},
+    {"outbox_depth", "outbox_depth", NULL, G, "Entries waiting in the outbox", ID(G_OUTBOX, 0)},
     {"outbox_oldest_age_seconds", "outbox_oldest_age_s", NULL, G,
-     "Age of the oldest entry waiting in the outbox in seconds (0: empty)", get_outbox, 1},
-    {"outbox_delivered", "outbox_delivered", NULL, C, "Outbox entries delivered", get_outbox, 2},
+     "Age of the oldest entry waiting in the outbox in seconds (0: empty)", ID(G_OUTBOX, 1)},
+    {"outbox_delivered", "outbox_delivered", NULL, C, "Outbox entries delivered", ID(G_OUTBOX, 2)},
     {"outbox_dropped", "outbox_dropped", NULL, C,
-     "Outbox entries dropped for room (never payment outcomes)", get_outbox, 3},
-    {"outbox_lost", "outbox_lost", NULL, C, "Messages lost with no store and no link", get_outbox,
-     4},
+     "Outbox entries dropped for room (never payment outcomes)", ID(G_OUTBOX, 3)},
+    {"outbox_lost", "outbox_lost", NULL, C, "Messages lost with no store and no link",
+     ID(G_OUTBOX, 4)},
     {"payments", "payments_approved", "outcome=\"approved\"", C,
-     "Payment outcome messages published, by outcome", get_payments, POS_MSG_OUT_PAYMENT_APPROVED},
-    {"payments", "payments_declined", "outcome=\"declined\"", C,
-     "Payment outcome messages published, by outcome", get_payments, POS_MSG_OUT_PAYMENT_DECLINED},
-    {"payments", "payments_cancelled", "outcome=\"cancelled\"", C,
-     "Payment outcome messages published, by outcome", get_payments, POS_MSG_OUT_PAYMENT_CANCELLED},
-    {"payments", "payments_rejected", "outcome=\"rejected\"", C,
-     "Payment outcome messages published, by outcome", get_payments, POS_MSG_OUT_PAYMENT_REJECTED},
+     "Payment outcome messages published, by outcome",
+     ID(G_PAYMENTS, POS_MSG_OUT_PAYMENT_APPROVED)},
+    {NULL, "payments_declined", "outcome=\"declined\"", C, NULL,
+     ID(G_PAYMENTS, POS_MSG_OUT_PAYMENT_DECLINED)},
+    {NULL, "payments_cancelled", "outcome=\"cancelled\"", C, NULL,
+     ID(G_PAYMENTS, POS_MSG_OUT_PAYMENT_CANCELLED)},
+    {NULL, "payments_rejected", "outcome=\"rejected\"", C, NULL,
+     ID(G_PAYMENTS, POS_MSG_OUT_PAYMENT_REJECTED)},
     {"payment_rejections", "rejected_busy", "reason=\"busy\"", C,
-     "Payment requests rejected, by reason", get_rejections, POS_PAY_REJ_BUSY},
-    {"payment_rejections", "rejected_invalid", "reason=\"invalid\"", C,
-     "Payment requests rejected, by reason", get_rejections, POS_PAY_REJ_INVALID},
-    {"payment_rejections", "rejected_duplicate", "reason=\"duplicate\"", C,
-     "Payment requests rejected, by reason", get_rejections, POS_PAY_REJ_DUPLICATE},
-    {"payment_rejections", "rejected_unsigned", "reason=\"unsigned\"", C,
-     "Payment requests rejected, by reason", get_rejections, POS_PAY_REJ_UNSIGNED},
-    {"payment_rejections", "rejected_bad_signature", "reason=\"bad_signature\"", C,
-     "Payment requests rejected, by reason", get_rejections, POS_PAY_REJ_BAD_SIGNATURE},
-    {"payment_rejections", "rejected_stale", "reason=\"stale\"", C,
-     "Payment requests rejected, by reason", get_rejections, POS_PAY_REJ_STALE},
-    {"payment_rejections", "rejected_unavailable", "reason=\"unavailable\"", C,
-     "Payment requests rejected, by reason", get_rejections, POS_PAY_REJ_UNAVAILABLE},
-    {"payment_rejections", "rejected_other", "reason=\"other\"", C,
-     "Payment requests rejected, by reason", get_rejections, POS_PAY_REJ_OTHER},
+     "Payment requests rejected, by reason", ID(G_REJECTIONS, POS_PAY_REJ_BUSY)},
+    {NULL, "rejected_invalid", "reason=\"invalid\"", C, NULL,
+     ID(G_REJECTIONS, POS_PAY_REJ_INVALID)},
+    {NULL, "rejected_duplicate", "reason=\"duplicate\"", C, NULL,
+     ID(G_REJECTIONS, POS_PAY_REJ_DUPLICATE)},
+    {NULL, "rejected_unsigned", "reason=\"unsigned\"", C, NULL,
+     ID(G_REJECTIONS, POS_PAY_REJ_UNSIGNED)},
+    {NULL, "rejected_bad_signature", "reason=\"bad_signature\"", C, NULL,
+     ID(G_REJECTIONS, POS_PAY_REJ_BAD_SIGNATURE)},
+    {NULL, "rejected_stale", "reason=\"stale\"", C, NULL, ID(G_REJECTIONS, POS_PAY_REJ_STALE)},
+    {NULL, "rejected_unavailable", "reason=\"unavailable\"", C, NULL,
+     ID(G_REJECTIONS, POS_PAY_REJ_UNAVAILABLE)},
+    {NULL, "rejected_other", "reason=\"other\"", C, NULL, ID(G_REJECTIONS, POS_PAY_REJ_OTHER)},
     {"messages_refused", "msg_refused_unsigned", "reason=\"unsigned\"", C,
-     "Cloud messages refused on every channel, by reason", get_refused, POS_SIGN_UNSIGNED},
-    {"messages_refused", "msg_refused_bad_signature", "reason=\"bad_signature\"", C,
-     "Cloud messages refused on every channel, by reason", get_refused, POS_SIGN_BAD},
-    {"messages_refused", "msg_refused_stale", "reason=\"stale\"", C,
-     "Cloud messages refused on every channel, by reason", get_refused, POS_SIGN_STALE},
-    {"messages_refused", "msg_refused_other_scope", "reason=\"other_scope\"", C,
-     "Cloud messages refused on every channel, by reason", get_refused, 0},
+     "Cloud messages refused on every channel, by reason", ID(G_REFUSED, POS_SIGN_UNSIGNED)},
+    {NULL, "msg_refused_bad_signature", "reason=\"bad_signature\"", C, NULL,
+     ID(G_REFUSED, POS_SIGN_BAD)},
+    {NULL, "msg_refused_stale", "reason=\"stale\"", C, NULL, ID(G_REFUSED, POS_SIGN_STALE)},
+    {NULL, "msg_refused_other_scope", "reason=\"other_scope\"", C, NULL, ID(G_REFUSED, 0)},
     {"device_errors", "device_errors_display", "device=\"display\"", C,
-     "Times a device went into a fault state", get_device_errors, POS_DEV_DISPLAY},
-    {"device_errors", "device_errors_printer", "device=\"printer\"", C,
-     "Times a device went into a fault state", get_device_errors, POS_DEV_PRINTER},
-    {"device_errors", "device_errors_pinpad", "device=\"pinpad\"", C,
-     "Times a device went into a fault state", get_device_errors, POS_DEV_PINPAD},
+     "Times a device went into a fault state", ID(G_DEVICE_ERRORS, POS_DEV_DISPLAY)},
+    {NULL, "device_errors_printer", "device=\"printer\"", C, NULL,
+     ID(G_DEVICE_ERRORS, POS_DEV_PRINTER)},
+    {NULL, "device_errors_pinpad", "device=\"pinpad\"", C, NULL,
+     ID(G_DEVICE_ERRORS, POS_DEV_PINPAD)},
     {"store_used_bytes", "store_used_bytes", NULL, G,
-     "Bytes of the local store in use (LMDB's high-water mark)", get_store, 0},
-    {"store_size_bytes", "store_size_bytes", NULL, G, "Bytes the local store may use", get_store,
-     1},
+     "Bytes of the local store in use (LMDB's high-water mark)", ID(G_STORE, 0)},
+    {"store_size_bytes", "store_size_bytes", NULL, G, "Bytes the local store may use",
+     ID(G_STORE, 1)},
     {"store_disk_full", "store_full_refusals", NULL, C,
-     "Store commits refused by a full file system", get_store, 2},
-    {"uptime_seconds", "uptime_s", NULL, G, "Seconds since the agent started", get_agent, 0},
-    {"status_writes", "status_writes", NULL, C, "Status key writes (heartbeats)", get_agent, 1},
+     "Store commits refused by a full file system", ID(G_STORE, 2)},
+    {"uptime_seconds", "uptime_s", NULL, G, "Seconds since the agent started", ID(G_AGENT, 0)},
+    {"status_writes", "status_writes", NULL, C, "Status key writes (heartbeats)", ID(G_AGENT, 1)},
     {"diag_requests", "diag_answered", "result=\"answered\"", C,
-     "Diagnostics requests, by what became of them", get_agent, 2},
-    {"diag_requests", "diag_refused", "result=\"refused\"", C,
-     "Diagnostics requests, by what became of them", get_agent, 3},
+     "Diagnostics requests, by what became of them", ID(G_AGENT, 2)},
+    {NULL, "diag_refused", "result=\"refused\"", C, NULL, ID(G_AGENT, 3)},
 };
 
 #undef C
 #undef G
+#undef ID
 
 #define FLEET_NMETRICS (sizeof(fleet_metrics) / sizeof(fleet_metrics[0]))
 
@@ -279,7 +302,7 @@ size_t pos_fleet_info(const pos_fleet_t *f, char *buf, size_t cap)
 {
     int64_t vals[FLEET_NMETRICS];
 
-    pos_metrics_read(fleet_metrics, FLEET_NMETRICS, f, vals);
+    pos_metrics_read(fleet_metrics, FLEET_NMETRICS, fleet_get, f, vals);
     return pos_metrics_info(fleet_metrics, FLEET_NMETRICS, vals, buf, cap);
 }
 
@@ -287,7 +310,7 @@ int pos_fleet_prom(const pos_fleet_t *f, char *buf, size_t cap)
 {
     int64_t vals[FLEET_NMETRICS];
 
-    pos_metrics_read(fleet_metrics, FLEET_NMETRICS, f, vals);
+    pos_metrics_read(fleet_metrics, FLEET_NMETRICS, fleet_get, f, vals);
     return pos_metrics_prom(fleet_metrics, FLEET_NMETRICS, vals, f->opt.cfg->terminal_id,
                             f->opt.cfg->store_id, buf, cap);
 }
@@ -352,7 +375,7 @@ static void fleet_snapshot(pos_fleet_t *f)
         return;
     }
     f->snapshot_ms = pos_clock_mono_ms();
-    pos_metrics_read(fleet_metrics, FLEET_NMETRICS, f, vals);
+    pos_metrics_read(fleet_metrics, FLEET_NMETRICS, fleet_get, f, vals);
     argv[0] = "HSET";
     lens[0] = 4;
     argv[1] = f->metrics_key;

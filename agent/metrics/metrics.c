@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-void pos_metrics_read(const pos_metric_t *t, size_t n, const void *src, int64_t *vals)
+void pos_metrics_read(const pos_metric_t *t, size_t n, pos_metric_get_fn get, const void *src,
+                      int64_t *vals)
 {
     for (size_t i = 0; i < n; i++) {
-        vals[i] = t[i].get(src, t[i].arg);
+        vals[i] = get(src, t[i].id);
     }
 }
 
@@ -72,12 +73,14 @@ int pos_metrics_prom(const pos_metric_t *t, size_t n, const int64_t *vals, const
         return -ENOSPC;
     }
     buf[0] = '\0';
+    const char *family = NULL;
     for (size_t i = 0; i < n; i++) {
         const pos_metric_t *m = &t[i];
         const char *suffix = m->type == POS_METRIC_COUNTER ? "_total" : "";
-        if (i == 0 || strcmp(t[i - 1].family, m->family) != 0) {
+        if (m->family != NULL || family == NULL) {
+            family = m->family != NULL ? m->family : "unnamed";
             w = snprintf(buf + len, cap - len, "# HELP posagent_%s%s %s\n# TYPE posagent_%s%s %s\n",
-                         m->family, suffix, m->help, m->family, suffix,
+                         family, suffix, m->help != NULL ? m->help : "", family, suffix,
                          m->type == POS_METRIC_COUNTER ? "counter" : "gauge");
             if (w < 0 || (size_t)w >= cap - len) {
                 return -ENOSPC;
@@ -85,7 +88,7 @@ int pos_metrics_prom(const pos_metric_t *t, size_t n, const int64_t *vals, const
             len += (size_t)w;
         }
         w = snprintf(buf + len, cap - len,
-                     "posagent_%s%s{terminal=\"%s\",store=\"%s\"%s%s} %" PRId64 "\n", m->family,
+                     "posagent_%s%s{terminal=\"%s\",store=\"%s\"%s%s} %" PRId64 "\n", family,
                      suffix, terminal_id, store_id, m->label != NULL ? "," : "",
                      m->label != NULL ? m->label : "", vals[i]);
         if (w < 0 || (size_t)w >= cap - len) {

@@ -3,7 +3,7 @@
 
 /*
  * Metrics (pure): one table of rows {family, key, label, type, help,
- * getter} is read once into an array of values, and that array is written
+ * id} is read once, through one getter, into an array of values, and that array is written
  * three ways: INFO lines ("key:value"), the Prometheus text exposition
  * format for node_exporter's textfile collector, and the field/value pairs
  * of the Redis hash terminal:{terminalId}:metrics (docs/contract.md
@@ -19,21 +19,27 @@ typedef enum pos_metric_type {
 } pos_metric_type_t;
 
 /*
- * One row. Rows of one Prometheus family (same "family", each with its own
- * "label") must be adjacent; HELP and TYPE are written once for them.
+ * One row. Rows of one Prometheus family are adjacent: the first names the
+ * family and its help, the others leave both NULL ("as above") and differ
+ * in their label. No function pointer per row: the table stays free of
+ * relocations but for its strings.
  */
 typedef struct pos_metric {
-    const char *family; /* Prometheus name without "posagent_" and "_total": [a-z_] */
+    const char
+        *family; /* Prometheus name without "posagent_" and "_total": [a-z_]; NULL: as above */
     const char *key;    /* INFO key and hash field: [a-z_], unique in the table */
     const char *label;  /* one extra Prometheus label, e.g. "outcome=\"approved\"", or NULL */
-    pos_metric_type_t type;
-    const char *help;                              /* one line, no backslash or newline */
-    int64_t (*get)(const void *src, unsigned arg); /* reads the value now */
-    unsigned arg;                                  /* passed to get */
+    pos_metric_type_t type; /* the same for a family's rows */
+    const char *help;       /* one line, no backslash or newline; NULL: as above */
+    unsigned id;            /* what the reader's getter is asked for */
 } pos_metric_t;
 
-/* Reads every row's value from src into vals[0..n). */
-void pos_metrics_read(const pos_metric_t *t, size_t n, const void *src, int64_t *vals);
+/* Reads one metric's value now. */
+typedef int64_t (*pos_metric_get_fn)(const void *src, unsigned id);
+
+/* Reads every row's value, get(src, row.id), into vals[0..n). */
+void pos_metrics_read(const pos_metric_t *t, size_t n, pos_metric_get_fn get, const void *src,
+                      int64_t *vals);
 
 /*
  * INFO text: "# metrics\r\n", then "key:value\r\n" per row and a blank
