@@ -29,13 +29,18 @@ static const char *const acl_commands[] = {
     "+client|tracking", "+client|trackinginfo",
     /* With Sentinel: the master is checked with ROLE. */
     "+role",
-    /* Fleet visibility (agent/fleet.c): the clock check, and the metrics
-     * hash written as one transaction with its TTL. */
-    "+time", "+hset", "+multi", "+exec",
+    /* Fleet visibility (agent/fleet.c): the metrics hash written as one
+     * transaction with its TTL; the clock check's TIME is below. */
+    "+hset", "+multi", "+exec",
     /* ---- Local API writes (issue 14): sessions, temporary values, rate
      * limits. Their commands (SET/EXPIRE/DEL on session:, temp:; EVALSHA
      * or MULTI/EXEC and ZADD/ZREMRANGEBYSCORE/ZCARD/PEXPIRE on
      * rate_limit:) are added here with them. ---- */
+    /* RATELIMIT: one script (TIME, ZREMRANGEBYSCORE, ZCARD, ZADD, PEXPIRE,
+     * ZRANGE on rate_limit:*); SMEMBERS of the store's sets; the probe's
+     * INFO memory (INFO health). */
+    "+zremrangebyscore", "+zcard", "+zadd", "+pexpire", "+zrange", "+time", "+smembers",
+    "+info",
 };
 
 typedef struct acl_key {
@@ -47,8 +52,8 @@ static const acl_key_t acl_keys[] = {
     {"%W", "terminal:{t}:status"},     /* SET ... EX: the heartbeat */
     {"%W", "terminal:{t}:metrics"},    /* HSET, EXPIRE: the metrics snapshot */
     {"%RW", "posagent:lease:{t}"},     /* the lease script's GET, SET, DEL */
-    {"%W", "active_transactions:{s}"}, /* SADD, EXPIRE, SREM */
-    {"%W", "terminals:{s}"},           /* SADD at connect (CONTRACT.md) */
+    {"%RW", "active_transactions:{s}"}, /* SADD, EXPIRE, SREM; SMEMBERS (local API) */
+    {"%RW", "terminals:{s}"},           /* SADD at connect (CONTRACT.md); TERMINALS */
     {"%RW", "counter:*"},              /* INCRBY, EXPIRE NX: the agent's and the app's */
     {"%R", "product:*"},               /* read-through, warm-up, tracking */
     {"%R", "inventory:{s}:*"},         /* this store's only */
@@ -60,6 +65,8 @@ static const acl_key_t acl_keys[] = {
     {"%R", "index:inventory:{s}:version"},
     /* ---- Local API writes (issue 14): session:*, temp:*, rate_limit:*
      * with write permission, added here with them. ---- */
+    {"%RW", "rate_limit:*"},     /* RATELIMIT's script: every till and the cloud share them */
+    {"%R", "terminal:*:status"}, /* TERMINALS: the store's terminals' heartbeats */
 };
 
 static const char *const acl_channels[] = {

@@ -267,6 +267,14 @@ static void agent_on_online(pos_link_t *l)
 
     /* Status at once on every (re)connect, then every interval from now. */
     agent_status_write(a, true);
+    {
+        /* The store's list of terminals (CONTRACT.md "Keys the agent
+         * writes"): so the store's terminals are found without a scan. */
+        char key[96];
+        snprintf(key, sizeof(key), "terminals:%s", a->cfg.store_id);
+        const char *argv[] = {"SADD", key, a->cfg.terminal_id};
+        (void)pos_link_commandv(&a->link, agent_reply_logged, "terminals SADD", 3, argv);
+    }
     uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, a->cfg.heartbeat_interval_s * 1000u,
                    a->cfg.heartbeat_interval_s * 1000u);
     {
@@ -1372,6 +1380,26 @@ fail_link:
     return rc;
 }
 
+/* The local API's SMEMBERS active_transactions offline: this till's
+ * payment in progress, and whether a transaction of its own has ended. */
+static const char *agent_own_active(void *ctx)
+{
+    pos_agent_t *a = ctx;
+
+    return pos_payment_sm_state(&a->payment.sm) != POS_PAY_IDLE ? a->payment.sm.cur.transaction_id
+                                                                : NULL;
+}
+
+static bool agent_own_ended(void *ctx, const char *tx)
+{
+    pos_agent_t *a = ctx;
+    pos_payment_state_t st;
+
+    return pos_payment_sm_lookup(&a->payment.sm, tx, &st) == 0 &&
+           !(pos_payment_sm_state(&a->payment.sm) != POS_PAY_IDLE &&
+             strcmp(a->payment.sm.cur.transaction_id, tx) == 0);
+}
+
 void pos_agent_start(pos_agent_t *a)
 {
     uint64_t wd_usec = pos_sd_watchdog_usec();
@@ -1405,6 +1433,12 @@ void pos_agent_start(pos_agent_t *a)
         agent_info_sources(a);
         ao.info = agent_info_cb;
         ao.info_ctx = &a->info;
+        ao.link = &a->link;
+        ao.terminal_id = a->cfg.terminal_id;
+        ao.store_id = a->cfg.store_id;
+        ao.own_active = agent_own_active;
+        ao.own_ended = agent_own_ended;
+        ao.own_ctx = a;
         pos_api_start(&a->api, &ao); /* logged; the agent runs on without it */
     }
     /* Serving locally (devices opened, local API listening): ready, also on

@@ -68,8 +68,8 @@ typedef struct pos_info_sources {
 
 /*
  * Writes the INFO text of "section" ("all" or one of server, link, cache,
- * outbox, store, payment, inbound, security, devices, clients, metrics; case-insensitive) into buf
- * (cap bytes; what does not fit is left out). Returns its length.
+ * outbox, store, payment, inbound, security, devices, health, shared, clients, metrics;
+ * case-insensitive) into buf (cap bytes; what does not fit is left out). Returns its length.
  */
 size_t pos_info_write(const pos_info_sources_t *src, const char *section, char *buf, size_t cap);
 

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/link/tls.h"
+#include "platform/clock.h"
 #include "platform/jitter.h"
 #include "platform/log.h"
 #include "platform/mem.h"
@@ -247,6 +249,8 @@ static void link_clientid_cb(void *ctx, const redisReply *r, int err)
 static void link_probe_timer_cb(uv_timer_t *t);
 static void link_stable_timer_cb(uv_timer_t *t);
 
+#define LINK_MEMORY_EVERY 6u /* probes per INFO memory */
+
 static void link_go_online(pos_link_t *l)
 {
     uint64_t now = uv_now(l->loop);
@@ -254,6 +258,7 @@ static void link_go_online(pos_link_t *l)
     l->state = POS_LINK_ONLINE;
     l->online_count++;
     l->probe_pending = false;
+    l->probes_online = 0;
     l->down_err = 0;
     l->fatal = false;
     POS_INFO("link", "online (%s:%u db %d%s) after %" PRIu64 " ms", link_host(l),
@@ -404,6 +409,28 @@ static void link_probe_reply_cb(void *ctx, const redisReply *r, int err)
     }
 }
 
+/* INFO memory, read with every probe: used_memory is what the health
+ * check reports as Redis's memory. A refusal (an ACL without +info) only
+ * leaves it unknown; the link's health is the probe's business. */
+static void link_memory_reply_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_t *l = ctx;
+    const char *p;
+
+    if (err != 0 || r->type != REDIS_REPLY_STRING) {
+        return;
+    }
+    p = strstr(r->str, "used_memory:");
+    if (p != NULL) {
+        char *end;
+        unsigned long long v = strtoull(p + 12, &end, 10);
+        if (end != p + 12) {
+            l->redis_used_memory = v;
+            l->redis_memory_at_ms = pos_clock_wall_ms();
+        }
+    }
+}
+
 static void link_probe_timer_cb(uv_timer_t *t)
 {
     pos_link_t *l = t->data;
@@ -433,6 +460,13 @@ static void link_probe_timer_cb(uv_timer_t *t)
         return;
     }
     l->probe_pending = true;
+    l->probe_sent_us = pos_clock_mono_us();
+    if (l->probes_online++ % LINK_MEMORY_EVERY == 0) {
+        /* Redis's memory with the first probe of a connect, then with every
+         * LINK_MEMORY_EVERY-th: a fleet pays one INFO per till a minute. */
+        const char *info[] = {"INFO", "memory"};
+        (void)pos_conn_commandv(&l->cmd.conn, link_memory_reply_cb, l, 2, info);
+    }
 }
 
 static void link_stable_timer_cb(uv_timer_t *t)
@@ -470,6 +504,7 @@ static void link_conn_push(pos_conn_t *c, const redisReply *r)
         int n = snprintf(seq, sizeof(seq), "%" PRIu64, l->probe_seq);
         if (n > 0 && (size_t)n == payload->len && memcmp(seq, payload->str, payload->len) == 0) {
             l->probe_pending = false;
+            l->probe_rtt_us = pos_clock_mono_us() - l->probe_sent_us;
         }
         return;
     }

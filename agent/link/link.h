@@ -137,6 +137,13 @@ struct pos_link {
     char hint_host[POS_URL_HOST_MAX];
     uint16_t hint_port;
     uint64_t failovers;  /* +switch-master announcements for our master received */
+
+    /* Health (INFO): the probe's round trip and Redis's memory, as last seen. */
+    uint64_t probe_sent_us;      /* monotonic us the pending probe was published */
+    uint64_t probes_online;      /* probes sent since the link came online */
+    uint64_t probe_rtt_us;       /* the last probe's round trip, us; 0: none yet */
+    uint64_t redis_used_memory;  /* INFO memory used_memory, bytes; 0: not read yet */
+    uint64_t redis_memory_at_ms; /* wall clock ms it was read; 0: never */
 };
 
 /* Initialises the link (no I/O). Strings in opt must outlive the link. */

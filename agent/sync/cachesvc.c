@@ -429,25 +429,40 @@ static void invalidate_done(void *arg, int status, size_t n)
     }
 }
 
-void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
+int pos_cachesvc_clear(pos_cachesvc_t *s, const char *pattern, size_t plen, pos_cache_done_fn done,
+                       void *arg)
 {
     pos_cache_match_t m = {cache_glob, cache_glob_free, NULL};
     pos_glob_t *g;
+    int rc;
 
-    oversize_forget(s, cache_glob, &g);
-    if (!s->open) {
-        return;
-    }
-    if (pos_glob_compile(pattern, strlen(pattern), &g) != 0) {
+    if (pos_glob_compile(pattern, plen, &g) != 0) {
         /* Out of memory: at least nothing matching is served as fresh. */
-        POS_ERR("cache", "cannot compile an invalidation pattern: marking every entry stale");
-        (void)pos_cache_mark_all_stale(&s->cache, NULL, NULL);
-        return;
+        oversize_forget(s, NULL, NULL);
+        if (s->open) {
+            POS_ERR("cache", "cannot compile an invalidation pattern: marking every entry stale");
+            (void)pos_cache_mark_all_stale(&s->cache, NULL, NULL);
+        }
+        return -ENOMEM;
+    }
+    /* Compiled first: the oversized keys are matched with the same glob. */
+    oversize_forget(s, cache_glob, g);
+    if (!s->open) {
+        pos_glob_free(g);
+        return -ENODEV;
     }
     m.ctx = g;
-    s->invalidations++;
-    if (pos_cache_delete_if(&s->cache, &m, invalidate_done, NULL) == -EBUSY) {
+    rc = pos_cache_delete_if(&s->cache, &m, done, arg);
+    if (rc == -EBUSY) {
         POS_INFO("cache", "invalidation turned into marking every entry stale (cache busy)");
+    }
+    return rc;
+}
+
+void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
+{
+    if (pos_cachesvc_clear(s, pattern, strlen(pattern), invalidate_done, NULL) != -ENODEV) {
+        s->invalidations++;
     }
 }
 
@@ -510,6 +525,11 @@ static int reval_visit(void *ctx, const char *key, size_t key_len, const pos_cac
 
     if (!meta->stale || b->n >= REVAL_BATCH) {
         return 0; /* verified since the disconnect (or the batch is full) */
+    }
+    if (meta->family == POS_CACHE_OTHER) {
+        /* The local API's last known sets (SMEMBERS, TERMINALS): not string
+         * values MGET could confirm; refreshed by their next online read. */
+        return 0;
     }
     b->keys[b->n] = malloc(key_len + 1);
     if (b->keys[b->n] == NULL) {

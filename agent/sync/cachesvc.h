@@ -142,6 +142,15 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys);
  */
 void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern);
 
+/*
+ * The same for the plen bytes of pattern, with done(arg, status, count
+ * dropped) once the last slice is applied (the local API's CACHE.CLEAR).
+ * Returns 0 (done follows), -EBUSY (escalated: every entry marked stale
+ * instead, done not called), -ENODEV (no local cache) or -ENOMEM.
+ */
+int pos_cachesvc_clear(pos_cachesvc_t *s, const char *pattern, size_t plen, pos_cache_done_fn done,
+                       void *arg);
+
 /* How long a local copy of "family" stays fresh, ms (0: no cache). */
 uint64_t pos_cachesvc_ttl_ms(const pos_cachesvc_t *s, pos_cache_family_t family);
 
