@@ -324,9 +324,13 @@ static void test_refused_without_charge(void **state)
     publish(f, msg);
     expect_rejected(f, "tx-b3", "bad_signature");
 
-    /* Good signatures, but too old or too far ahead (window 30 s). */
+    /* Good signatures, but too old or too far ahead (window 30 s); the
+     * refusal says where the till's clock stands against Redis's. */
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "clock: offset", 1, 5000));
     publish_signed(f, msg, sizeof(msg), "tx-o1", "1.00", wall_ms() - 120000, KEY1_HEX);
     expect_rejected(f, "tx-o1", "stale");
+    assert_true(pos_test_agent_wait_log(
+        &f->fx.agent, "PAYMENT_REQUESTED stale, refused (this till's clock: ", 1, 5000));
     publish_signed(f, msg, sizeof(msg), "tx-o2", "1.00", wall_ms() + 120000, KEY1_HEX);
     expect_rejected(f, "tx-o2", "stale");
 
@@ -452,7 +456,8 @@ static void test_every_channel_signed(void **state)
                        "INVENTORY_UPDATED", wall_ms() - 600000, KEY1_HEX);
     assert_true(
         pos_test_agent_wait_log(&f->fx.agent, "SYSTEM_ALERT bad_signature, refused", 1, 5000));
-    assert_true(pos_test_agent_wait_log(&f->fx.agent, "INVENTORY_UPDATED stale, refused", 1, 5000));
+    assert_true(pos_test_agent_wait_log(
+        &f->fx.agent, "INVENTORY_UPDATED stale, refused (this till's clock: ", 1, 5000));
     assert_false(display_shows(f, "evil"));
     assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
 
