@@ -15,7 +15,7 @@
  *    a warning once per crossing of half the signature window;
  *  - remote diagnostics: a DIAG_REQUEST on diag:{terminalId} (signed when
  *    a key is set, one every 10 s) is answered with a DIAG_REPORT (the
- *    INFO text and the last warnings) on the diag:reply:* channel it names.
+ *    INFO text and the last warnings) on the diag:reply:{terminalId}:* channel it names.
  *
  * It lives with the wiring because it reads every subsystem's counters;
  * the pure parts are in agent/metrics/.
