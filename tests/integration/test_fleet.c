@@ -18,10 +18,10 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
-#include <mbedtls/md.h>
 
 #include "tests/support/fixture.h"
 #include "tests/support/fs.h"
+#include "tests/support/sign.h"
 
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
@@ -389,13 +389,6 @@ static void request(char *out, size_t len, const char *id, const char *reply_to,
              reply_to, id, (unsigned long long)ts);
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /*
  * A request is answered with INFO and the last warnings on the reply
  * channel it names; malformed ones, a reply channel outside
@@ -431,18 +424,18 @@ static void test_diag_unsigned(void **state)
     publish(f, "diag:" TID, big);
     free(big);
     /* Abuse: the reply channel is another (a payment channel, a glob). */
-    request(msg, sizeof(msg), "r-abuse", "payment:" TID, wall_ms());
+    request(msg, sizeof(msg), "r-abuse", "payment:" TID, pos_test_wall_ms());
     publish(f, "diag:" TID, msg);
-    request(msg, sizeof(msg), "r-abuse2", "diag:reply:" TID ":*", wall_ms());
+    request(msg, sizeof(msg), "r-abuse2", "diag:reply:" TID ":*", pos_test_wall_ms());
     publish(f, "diag:" TID, msg);
-    request(msg, sizeof(msg), "r-abuse3", "diag:reply:T-0002:ops-1", wall_ms());
+    request(msg, sizeof(msg), "r-abuse3", "diag:reply:T-0002:ops-1", pos_test_wall_ms());
     publish(f, "diag:" TID, msg);
     publish(f, "diag:" TID,
             "{\"type\":\"DIAG_REQUEST\",\"requestId\":\"r-x\",\"replyTo\":\"diag:reply:" TID
             ":ops-1\","
             "\"terminalId\":\"T-0002\"}");
     /* Then a good one: the first thing on either channel is its answer. */
-    request(msg, sizeof(msg), "r-1", "diag:reply:" TID ":ops-1", wall_ms());
+    request(msg, sizeof(msg), "r-1", "diag:reply:" TID ":ops-1", pos_test_wall_ms());
     publish(f, "diag:" TID, msg);
     cJSON *j = expect_report(f, "diag:reply:" TID ":ops-1", "r-1", 5000);
     assert_non_null(j);
@@ -466,10 +459,10 @@ static void test_diag_unsigned(void **state)
     assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "diagnostics request refused"), 1);
 
     /* A second within 10 s: refused. Then a flood: dropped, mostly unread. */
-    request(msg, sizeof(msg), "r-2", "diag:reply:" TID ":ops-1", wall_ms());
+    request(msg, sizeof(msg), "r-2", "diag:reply:" TID ":ops-1", pos_test_wall_ms());
     publish(f, "diag:" TID, msg);
     for (int i = 0; i < 500; i++) {
-        request(msg, sizeof(msg), "r-flood", "diag:reply:" TID ":ops-1", wall_ms());
+        request(msg, sizeof(msg), "r-flood", "diag:reply:" TID ":ops-1", pos_test_wall_ms());
         publish(f, "diag:" TID, msg);
     }
     /* The agent still works and answers nothing more. */
@@ -480,7 +473,7 @@ static void test_diag_unsigned(void **state)
     assert_int_equal(pos_fix_info(&f->fx, "metrics", "link_up"), 1);
     /* After 10 s one is answered again. */
     pos_test_sleep_ms(10100);
-    request(msg, sizeof(msg), "r-3", "diag:reply:" TID ":ops-1", wall_ms());
+    request(msg, sizeof(msg), "r-3", "diag:reply:" TID ":ops-1", pos_test_wall_ms());
     publish(f, "diag:" TID, msg);
     j = expect_report(f, "diag:reply:" TID ":ops-1", "r-3", 5000);
     assert_non_null(j);
@@ -494,32 +487,6 @@ static void test_diag_off(void **state)
     pos_ini_set(&f->fx.ini, "metrics", "diagnostics", "off");
     start(f);
     assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH diag:" TID " x"), 0);
-}
-
-static void key_bytes(const char *hex, unsigned char out[32])
-{
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-        out[i] = (unsigned char)v;
-    }
-}
-
-/* Appends ,"sig":"<HMAC-SHA256 of the text>" to the object in msg. */
-static void sign(char *msg, size_t len)
-{
-    unsigned char key[32], mac[32];
-    char hex[65];
-    key_bytes(KEY_HEX, key);
-    assert_int_equal(mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, 32,
-                                     (const unsigned char *)msg, strlen(msg), mac),
-                     0);
-    for (int i = 0; i < 32; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    }
-    size_t n = strlen(msg);
-    assert_true(n + 80 < len);
-    snprintf(msg + n - 1, len - (n - 1), ",\"sig\":\"%s\"}", hex);
 }
 
 /*
@@ -543,17 +510,17 @@ static void test_diag_signed(void **state)
     assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, channels), 0);
     char msg[512];
 
-    request(msg, sizeof(msg), "s-unsigned", "diag:reply:" TID ":ops-2", wall_ms());
+    request(msg, sizeof(msg), "s-unsigned", "diag:reply:" TID ":ops-2", pos_test_wall_ms());
     publish(f, "diag:" TID, msg);
-    request(msg, sizeof(msg), "s-tampered", "diag:reply:" TID ":ops-2", wall_ms());
-    sign(msg, sizeof(msg));
+    request(msg, sizeof(msg), "s-tampered", "diag:reply:" TID ":ops-2", pos_test_wall_ms());
+    pos_test_sign(msg, sizeof(msg), KEY_HEX);
     msg[strlen("{\"replyTo\":\"diag:reply:" TID ":ops-")] = '3';
     publish(f, "diag:" TID, msg);
-    request(msg, sizeof(msg), "s-stale", "diag:reply:" TID ":ops-2", wall_ms() - 120000);
-    sign(msg, sizeof(msg));
+    request(msg, sizeof(msg), "s-stale", "diag:reply:" TID ":ops-2", pos_test_wall_ms() - 120000);
+    pos_test_sign(msg, sizeof(msg), KEY_HEX);
     publish(f, "diag:" TID, msg);
-    request(msg, sizeof(msg), "s-1", "diag:reply:" TID ":ops-2", wall_ms());
-    sign(msg, sizeof(msg));
+    request(msg, sizeof(msg), "s-1", "diag:reply:" TID ":ops-2", pos_test_wall_ms());
+    pos_test_sign(msg, sizeof(msg), KEY_HEX);
     publish(f, "diag:" TID, msg);
 
     char *text = NULL;
