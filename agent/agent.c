@@ -50,7 +50,12 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.build = POS_BUILD_ID;
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
-    r.outbox = 0;
+    if (a->store_ok) {
+        pos_outbox_stats_t os;
+        pos_outbox_stats(&a->outbox, &os);
+        r.outbox = os.entries > UINT32_MAX ? UINT32_MAX : (uint32_t)os.entries;
+    }
+    r.clock_known = pos_fleet_clock(&a->fleet, &r.clock_offset_ms);
     r.signing = a->sign.count > 0;
     r.journal_reason = pos_agent_journal_reason(a);
     r.journal_ok = r.journal_reason == NULL;
@@ -295,6 +300,7 @@ static void agent_on_online(pos_link_t *l)
     if (a->link.online_count == 1) {
         pos_cachesvc_warm(&a->cache); /* then every [cache] warm_interval_s */
     }
+    pos_fleet_online(&a->fleet); /* clock check, metrics snapshot */
 }
 
 /* Is one more unit of src within its budget now? */
@@ -416,6 +422,7 @@ static void agent_on_offline(pos_link_t *l, int err)
     pos_agent_t *a = l->data;
 
     uv_timer_stop(&a->heartbeat_timer);
+    pos_fleet_offline(&a->fleet);
     a->unverified_since_ms = pos_clock_wall_ms();
     pos_sd_notifyf("STATUS=offline: %s, reconnecting", strerror(-err));
 }
@@ -480,6 +487,7 @@ static void agent_port_device_status(void *ctx, pos_dev_slot_t which, pos_dev_st
     if (which >= POS_DEV_COUNT || a->devices[which] == st) {
         return;
     }
+    pos_fleet_device(&a->fleet, which, a->devices[which], st);
     a->devices[which] = st;
     agent_status_changed(a);
 }
@@ -597,6 +605,14 @@ static bool agent_verified(pos_agent_t *a, const char *channel, const pos_msg_t 
         return true;
     }
     a->trust.unverified[v]++;
+    int64_t offset;
+    if (v == POS_SIGN_STALE && pos_fleet_clock(&a->fleet, &offset)) {
+        /* Whose clock is off: the offset against Redis says. */
+        POS_WARN("msg", "%s: %s stale, refused (this till's clock: %" PRId64 " ms against Redis's)",
+                 channel, msg->type != POS_MSG_NONE ? pos_msg_type_name(msg->type) : "message",
+                 -offset);
+        return false;
+    }
     POS_WARN("msg", "%s: %s %s, refused", channel,
              msg->type != POS_MSG_NONE ? pos_msg_type_name(msg->type) : "message",
              pos_sign_verdict_reason(v));
@@ -753,6 +769,10 @@ static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, c
     if (a->exit_code == POS_EX_ANOTHER) {
         return; /* another till holds this terminal: it is theirs to answer */
     }
+    if (strlen(a->diag_channel) == chlen && memcmp(a->diag_channel, channel, chlen) == 0) {
+        pos_fleet_on_diag(&a->fleet, payload, len); /* its own budget */
+        return;
+    }
 
     for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
         pos_channel_t *ch = &a->channels[i];
@@ -900,7 +920,9 @@ static void agent_close_all(pos_agent_t *a)
         return;
     }
     a->closing = true;
-    a->open_parts = (unsigned)n + 5; /* + link, payment, cache service, local API, delivery */
+    /* + link, payment, cache service, local API, delivery, fleet */
+    a->open_parts = (unsigned)n + 6;
+    pos_fleet_close(&a->fleet, agent_subsystem_closed, a);
     /* The cache stops submitting (what it still holds is written at
      * dispose); then what the store writer holds is finished, while
      * everything its callbacks may reach is still open. */
@@ -1047,6 +1069,11 @@ static const char *agent_journal_reason_cb(void *ctx)
     return pos_agent_journal_reason(ctx);
 }
 
+static size_t agent_metrics_cb(const void *ctx, char *buf, size_t cap)
+{
+    return pos_fleet_info(ctx, buf, cap);
+}
+
 static void agent_info_sources(pos_agent_t *a)
 {
     pos_info_sources_t *i = &a->info;
@@ -1078,6 +1105,8 @@ static void agent_info_sources(pos_agent_t *a)
     i->store_error = a->store_error;
     i->recovered = &a->recovered;
     i->recovered_name = a->recovered_name;
+    i->metrics = agent_metrics_cb;
+    i->metrics_ctx = &a->fleet;
 }
 
 static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so,
@@ -1102,6 +1131,9 @@ static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_senti
         lo->channels[i] = a->channels[i].name;
     }
     lo->nchannels = 3;
+    if (cfg->metrics_diagnostics) {
+        lo->channels[lo->nchannels++] = a->diag_channel;
+    }
     lo->probe_channel = a->probe_channel;
     lo->probe_interval_ms = cfg->probe_interval_ms;
     /* No subscription before the terminal's lease is ours (instance.h). */
@@ -1269,6 +1301,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     snprintf(a->client_name, sizeof(a->client_name), "posagent:%s", cfg->terminal_id);
     snprintf(a->status_key, sizeof(a->status_key), "terminal:%s:status", cfg->terminal_id);
     snprintf(a->terminals_key, sizeof(a->terminals_key), "terminals:%s", cfg->store_id);
+    snprintf(a->diag_channel, sizeof(a->diag_channel), "diag:%s", cfg->terminal_id);
 
     agent_link_options(a, &lo, &so, &clo);
     if (cfg->redis.tls) {
@@ -1320,6 +1353,22 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         goto fail_payment;
     }
     agent_journal_gate(a);
+    {
+        pos_fleet_options_t fo;
+        memset(&fo, 0, sizeof(fo));
+        fo.loop = loop;
+        fo.cfg = &a->cfg;
+        fo.link = &a->link;
+        fo.delivery = &a->delivery;
+        fo.keys = &a->sign;
+        fo.info = &a->info;
+        rc = pos_fleet_init(&a->fleet, &fo);
+        if (rc != 0) {
+            POS_ERR("metrics", "cannot set up the metrics: %s", strerror(-rc));
+            goto fail_fleet;
+        }
+        a->payment.clock_offset_ms = &a->fleet.clock_offset_ms;
+    }
 
     own[nown++] = (uv_handle_t *)&a->heartbeat_timer;
     own[nown++] = (uv_handle_t *)&a->watchdog_timer;
@@ -1351,6 +1400,9 @@ fail_handles:
             uv_close(own[i], NULL);
         }
     }
+    pos_fleet_close(&a->fleet, NULL, NULL);
+    pos_fleet_dispose(&a->fleet);
+fail_fleet:
     pos_payment_close(&a->payment, NULL);
 fail_payment:
     pos_cachesvc_close(&a->cache, NULL, NULL);
@@ -1403,6 +1455,8 @@ void pos_agent_start(pos_agent_t *a)
     }
     pos_payment_start(&a->payment);
     pos_payment_restore(&a->payment);
+    agent_info_sources(a);
+    pos_fleet_start(&a->fleet); /* the metrics text file, when configured */
     {
         pos_api_options_t ao;
         memset(&ao, 0, sizeof(ao));
@@ -1435,6 +1489,7 @@ void pos_agent_start(pos_agent_t *a)
 
 void pos_agent_dispose(pos_agent_t *a)
 {
+    pos_fleet_dispose(&a->fleet);
     pos_cachesvc_dispose(&a->cache);
     agent_store_close(a);
     pos_config_wipe(&a->cfg);

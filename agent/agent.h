@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "agent/api/api.h"
+#include "agent/fleet.h"
 #include "agent/info.h"
 #include "agent/instance.h"
 #include "agent/link/link.h"
@@ -79,6 +80,8 @@ struct pos_agent {
     pos_api_t api;         /* the local socket */
     pos_info_sources_t info; /* what INFO reads */
     pos_channel_t channels[3]; /* payment, inventory, system */
+    pos_fleet_t fleet;         /* metrics, clock check, remote diagnostics */
+    char diag_channel[96];     /* diag:{terminalId}: diagnostics requests */
     pos_sign_keys_t sign;      /* count 0: messages are not signed */
     char probe_channel[96];
     char client_name[96];

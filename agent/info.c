@@ -264,5 +264,10 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  ls.clients, ls.accepted, ls.evicted, ls.idle_closed, ls.commands, ls.busy,
                  ls.turns_full, ls.protocol_errors, ls.output_drops, ls.memory);
     }
+    if (info_want(want, "metrics") && a->metrics != NULL && b.len < b.cap) {
+        /* The fleet's metrics table (agent/fleet.c): the same values as the
+         * Prometheus text file and the terminal:{id}:metrics hash. */
+        b.len += a->metrics(a->metrics_ctx, b.buf + b.len, b.cap - b.len);
+    }
     return b.len;
 }

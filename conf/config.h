@@ -85,6 +85,7 @@ typedef struct pos_config {
     uint32_t connect_timeout_ms;
     uint32_t command_timeout_ms;
     uint32_t probe_interval_ms; /* end-to-end probe period */
+    uint32_t redis_clock_check_s; /* period of the TIME clock check */
     /* Redis Sentinel: "host:port,host:port" ("" for none), the master's
      * name, and the sentinels' password (secret; "" for none). */
     char redis_sentinels[256];
@@ -158,6 +159,12 @@ typedef struct pos_config {
     uint32_t local_client_burst;      /* commands at once on top of the rate */
     uint32_t local_commands_per_turn; /* commands per loop turn, all clients */
     uint32_t local_idle_timeout_s;    /* 0: idle clients are never closed */
+
+    /* [metrics] */
+    char metrics_textfile[201];        /* Prometheus text file; "": none */
+    uint32_t metrics_interval_s;       /* its refresh */
+    uint32_t metrics_redis_interval_s; /* terminal:{id}:metrics refresh (>= 60) */
+    bool metrics_diagnostics;          /* answer DIAG_REQUEST on diag:{id} */
 
     /* [log] */
     int log_level; /* pos_log_level_t */

@@ -80,6 +80,21 @@ static int check_opt_abs_path(const char *value, char *why, size_t whylen)
     return value[0] == '\0' ? 0 : check_abs_path(value, why, whylen);
 }
 
+/* node_exporter's textfile collector reads only *.prom files. */
+static int check_prom_path(const char *value, char *why, size_t whylen)
+{
+    size_t n = strlen(value);
+
+    if (n == 0) {
+        return 0;
+    }
+    if (n < 6 || strcmp(value + n - 5, ".prom") != 0 || value[n - 6] == '/') {
+        snprintf(why, whylen, "not a file name ending in .prom (the collector reads no other)");
+        return -EINVAL;
+    }
+    return check_abs_path(value, why, whylen);
+}
+
 static int check_user(const char *value, char *why, size_t whylen)
 {
     for (const char *p = value; *p != '\0'; p++) {
@@ -249,6 +264,8 @@ const pos_schema_section_t pos_schema_sections[] = {
     {"inbound", "Budgets of what the cloud sends, per channel (token buckets: a rate a second "
                 "and a burst): what is over is answered or handled cheaply, never left to "
                 "starve the rest (docs/load.md)."},
+    {"metrics", "Metrics for the fleet (docs/contract.md \"Metrics\"): a Prometheus text file for "
+                "node_exporter, a snapshot hash in Redis, and remote diagnostics."},
     {"log", "Logging."},
     {"security", "Privileges: the user the agent runs as once its devices and sockets are open."},
 };
@@ -364,6 +381,16 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 15000,
      .desc = "Period of the end-to-end probe (published on the command connection, heard "
              "on the subscriber); a probe not heard back by the next one drops the link."},
+    {.section = "redis",
+     .key = "clock_check_s",
+     .type = CT_U32,
+     FIELD(redis_clock_check_s),
+     .def = "300",
+     .min = 10,
+     .max = 86400,
+     .desc = "Seconds between checks of the till's clock against Redis TIME (also at every "
+             "connect); an offset over half [payment] signature_window_s is logged as a "
+             "warning, since signed messages would soon be refused as stale."},
     {.section = "redis",
      .key = "sentinels",
      .type = CT_STR,
@@ -890,8 +917,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 1000000,
      .desc = "Per second: payment:{terminalId} messages. A PAYMENT_REQUESTED over it is answered "
-              "PAYMENT_REJECTED busy at once, without the state machine, the journal or the card; "
-              "other messages over it are dropped and counted."},
+             "PAYMENT_REJECTED busy at once, without the state machine, the journal or the card; "
+             "other messages over it are dropped and counted."},
     {.section = "inbound",
      .key = "payment_burst",
      .type = CT_U32,
@@ -908,7 +935,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 1000000,
      .desc = "Per second: inventory:{storeId} messages. One over it is not applied: its key is "
-              "marked stale instead, so the next read asks Redis."},
+             "marked stale instead, so the next read asks Redis."},
     {.section = "inbound",
      .key = "inventory_burst",
      .type = CT_U32,
@@ -925,7 +952,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 1000000,
      .desc = "Per second: system:alerts messages. A CACHE_INVALIDATE over it marks every cached "
-              "entry stale (at most once a second); an alert over it is dropped and counted."},
+             "entry stale (at most once a second); an alert over it is dropped and counted."},
     {.section = "inbound",
      .key = "system_burst",
      .type = CT_U32,
@@ -942,7 +969,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 1000000,
      .desc = "Per second: keys Redis reports changed (client-side tracking). Past it every cached"
-              " entry is marked stale once, and further reports wait for the bucket to refill."},
+             " entry is marked stale once, and further reports wait for the bucket to refill."},
     {.section = "inbound",
      .key = "invalidation_burst",
      .type = CT_U32,
@@ -951,6 +978,46 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 10000000,
      .desc = "Burst of invalidation_rate: how many may come at once before the rate applies."},
+    {.section = "metrics",
+     .key = "textfile",
+     .type = CT_STR,
+     FIELD(metrics_textfile),
+     .min = 0,
+     .max = 200,
+     .check = check_prom_path,
+     .allowed = "an absolute path ending in .prom, or empty",
+     .def_doc = "(none: no file)",
+     .example = "/var/lib/prometheus/node-exporter/posagent.prom",
+     .desc = "Prometheus text file for node_exporter's textfile collector, replaced "
+             "atomically (a temporary file beside it, then rename) every interval_s. The "
+             "unit lets the agent write only its own directories: add this one with a "
+             "drop-in (ReadWritePaths=, docs/contract.md \"Metrics\")."},
+    {.section = "metrics",
+     .key = "interval_s",
+     .type = CT_U32,
+     FIELD(metrics_interval_s),
+     .def = "15",
+     .min = 1,
+     .max = 3600,
+     .desc = "Seconds between writes of the text file."},
+    {.section = "metrics",
+     .key = "redis_interval_s",
+     .type = CT_U32,
+     FIELD(metrics_redis_interval_s),
+     .def = "60",
+     .min = 60,
+     .max = 86400,
+     .desc = "Seconds between snapshots of the metrics in the hash terminal:{id}:metrics "
+             "(HSET, with a TTL of three intervals), and at every connect."},
+    {.section = "metrics",
+     .key = "diagnostics",
+     .type = CT_BOOL,
+     FIELD(metrics_diagnostics),
+     .def = "true",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Answer DIAG_REQUEST messages on diag:{id} (signed ones when a key is set; one "
+             "every 10 s at most) with the INFO text and the last warnings."},
+
     {.section = "log",
      .key = "level",
      .type = CT_ENUM,

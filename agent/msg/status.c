@@ -95,18 +95,22 @@ int pos_status_json(const pos_status_report_t *r, char *buf, size_t len)
                  "{\"journal\":\"unavailable\",\"reason\":\"%.40s\",\"recovered\":%" PRIu32 "}",
                  r->journal_reason, r->recovered);
     }
-    int n = snprintf(buf, len,
-                     "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
-                     "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
-                     "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
-                     "\"outbox\":%" PRIu32 ",\"signed\":%s,\"store\":%s}",
-                     r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms,
-                     r->version, r->build ? ",\"build\":\"" : "", r->build ? r->build : "",
-                     r->build ? "\"" : "", r->uptime_s,
-                     pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
-                     pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
-                     pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox,
-                     r->signing ? "true" : "false", store);
+    char clock[40] = "";
+    if (r->clock_known) {
+        snprintf(clock, sizeof(clock), ",\"clockOffsetMs\":%" PRId64, r->clock_offset_ms);
+    }
+    int n =
+        snprintf(buf, len,
+                 "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
+                 "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
+                 "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
+                 "\"outbox\":%" PRIu32 ",\"signed\":%s,\"store\":%s%s}",
+                 r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms, r->version,
+                 r->build ? ",\"build\":\"" : "", r->build ? r->build : "", r->build ? "\"" : "",
+                 r->uptime_s, pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
+                 pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
+                 pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox,
+                 r->signing ? "true" : "false", store, clock);
     return finish(n, len);
 }
 

@@ -211,6 +211,21 @@ static void test_flow_under_the_rule(void **state)
     assert_true(used > 0);
     redisFree(local);
 
+    /* Fleet visibility: the clock check, the metrics hash with its TTL,
+     * and a diagnostics report on this terminal's reply channel. */
+    pos_fix_wait_log(f, "clock: offset", 1, 5000);
+    assert_true(pos_test_int(&f->redis, "TTL terminal:" TID ":metrics") > 0);
+    pos_test_sub_close(&f->sub);
+    const char *diag[] = {"diag:reply:" TID ":acl", NULL};
+    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, diag), 0);
+    assert_true(pos_test_int(&f->redis, "PUBLISH diag:" TID " %s",
+                             "{\"type\":\"DIAG_REQUEST\",\"requestId\":\"acl-1\","
+                             "\"replyTo\":\"diag:reply:" TID ":acl\"}") >= 1);
+    char *report = pos_test_sub_next(&f->sub, 5000, NULL, 0);
+    assert_non_null(report);
+    assert_non_null(strstr(report, "\"DIAG_REPORT\""));
+    free(report);
+
     /* Nothing the agent does was refused. */
     assert_int_equal(pos_test_agent_log_count(&f->agent, "NOPERM"), 0);
     assert_int_equal(pos_test_agent_log_count(&f->agent, "refused by Redis"), 0);
@@ -234,6 +249,9 @@ static void test_credentials_cannot(void **state)
     pos_fix_redis_set(f, "product:P-1", "{\"name\":\"Espresso\"}");
     redisContext *c = as_till(f);
 
+    /* Another terminal's diagnostics: neither its requests nor its replies. */
+    expect_noperm(c, "SUBSCRIBE diag:reply:T-0002:x");
+    expect_noperm(c, "HSET terminal:T-0002:metrics link_up 1");
     expect_noperm(c, "PUBLISH payment:T-0002 %s",
                   "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-x\",\"amount\":9,"
                   "\"currency\":\"EUR\"}");

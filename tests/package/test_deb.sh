@@ -85,6 +85,8 @@ check "/etc/posagent/posagent.ini, 0640" has_entry -rw-r----- ./etc/posagent/pos
 check "/lib/systemd/system/posagent.service" has_entry -rw-r--r-- ./lib/systemd/system/posagent.service
 check "/var/lib/posagent/, 0750" has_entry drwxr-x--- ./var/lib/posagent/
 check "/usr/share/doc/posagent/README.md" has_entry -rw-r--r-- ./usr/share/doc/posagent/README.md
+check "/usr/share/doc/posagent/contract.md (the cloud contract)" \
+  has_entry -rw-r--r-- ./usr/share/doc/posagent/contract.md
 check "/usr/share/doc/posagent/copyright" has_entry -rw-r--r-- ./usr/share/doc/posagent/copyright
 check "/usr/share/doc/posagent/changelog.Debian.gz" \
   has_entry -rw-r--r-- ./usr/share/doc/posagent/changelog.Debian.gz

@@ -78,6 +78,13 @@ static void test_rule_is_this_tills_only(void **state)
         "&system:terminals",
         "&posagent:probe:T-7",
         "&__redis__:invalidate",
+        "+time",
+        "+hset",
+        "+multi",
+        "+exec",
+        "%W~terminal:T-7:metrics",
+        "&diag:T-7",
+        "&diag:reply:T-7:*",
     };
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++) {
         if (!has_word(rule, must[i])) {
@@ -86,8 +93,10 @@ static void test_rule_is_this_tills_only(void **state)
     }
     /* Nothing of everyone's, nothing dangerous. */
     static const char *const never[] = {
-        "~*",    "&*",   "+@all", "allkeys", "allchannels",    "+flushall", "+config",
-        "+keys", "+del", "+acl",  "nopass",  "%R~inventory:*", "&payment:*"};
+        "~*",          "&*",        "+@all",         "allkeys",
+        "allchannels", "+flushall", "+config",       "+keys",
+        "+del",        "+acl",      "nopass",        "%R~inventory:*",
+        "&payment:*",  "&diag:*",   "&diag:reply:*", "%W~terminal:*:metrics"};
     for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
         if (has_word(rule, never[i])) {
             fail_msg("the rule holds %s: %s", never[i], rule);

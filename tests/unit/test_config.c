@@ -424,8 +424,10 @@ static void test_unknown_and_duplicate(void **state)
     expect_error(&r, ":5: [redis] URL: unknown key", NULL);
 
     load(&r, IDS "[hall]\n", no_env);
-    expect_error(&r, ":4: [hall]: unknown section",
-                 "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, inbound, log", NULL);
+    expect_error(
+        &r, ":4: [hall]: unknown section",
+        "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, inbound, metrics, log",
+        NULL);
 
     load(&r, IDS "; comment\n[ redis ]\nurl = redis://h\n", no_env);
     expect_error(&r, ":5: [ redis ]: unknown section", NULL);
@@ -1142,6 +1144,7 @@ static const char *const all_keys[][3] = {
     {"redis", "connect_timeout_ms", NULL},
     {"redis", "command_timeout_ms", NULL},
     {"redis", "probe_interval_ms", NULL},
+    {"redis", "clock_check_s", NULL},
     {"redis", "sentinels", "REDIS_SENTINELS"},
     {"redis", "master_name", "REDIS_MASTER_NAME"},
     {"redis", "sentinel_password", "REDIS_SENTINEL_PASSWORD"},
@@ -1200,6 +1203,10 @@ static const char *const all_keys[][3] = {
     {"local", "client_burst", NULL},
     {"local", "commands_per_turn", NULL},
     {"local", "idle_timeout_s", NULL},
+    {"metrics", "textfile", NULL},
+    {"metrics", "interval_s", NULL},
+    {"metrics", "redis_interval_s", NULL},
+    {"metrics", "diagnostics", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
     {"security", "user", NULL},
@@ -1304,8 +1311,8 @@ static void test_example_defaults_are_valid(void **state)
         uncommented += is_key;
     }
     fclose(m);
-    /* every key but the two required ones and the six kept commented */
-    assert_int_equal(uncommented, 64);
+    /* every key but the ones kept commented */
+    assert_int_equal(uncommented, 69);
     result_t r;
     /* Uncommented, the ids' example lines are no ids: refused. */
     char *again = example_to_string();
@@ -1635,10 +1642,11 @@ static void test_load_stream(void **state)
     f = fmemopen(bad, strlen(bad), "r");
     assert_int_equal(pos_config_load_stream(&c, f, "mem", no_env, &e), -EINVAL);
     fclose(f);
-    assert_string_equal(e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
-                               "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
-                               "command_timeout_ms, probe_interval_ms, sentinels, master_name, "
-                               "sentinel_password, cluster_nodes, pubsub, password_file)");
+    assert_string_equal(
+        e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
+               "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
+               "command_timeout_ms, probe_interval_ms, clock_check_s, sentinels, master_name, "
+               "sentinel_password, cluster_nodes, pubsub, password_file)");
 }
 
 int main(void)
