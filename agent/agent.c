@@ -1320,6 +1320,30 @@ fail_link:
     return rc;
 }
 
+/* ---- the operator's commands (agent/api/admin.h) ----------------------------- */
+
+static pos_journal_t *agent_admin_journal(void *ctx)
+{
+    pos_agent_t *a = ctx;
+    return a->store_ok ? &a->journal : NULL;
+}
+
+static void agent_admin_devices(void *ctx, pos_dev_state_t *states)
+{
+    pos_agent_t *a = ctx;
+    memcpy(states, a->devices, sizeof(a->devices));
+}
+
+static int agent_admin_device_test(void *ctx, pos_dev_slot_t which)
+{
+    pos_agent_t *a = ctx;
+
+    if (which == POS_DEV_PRINTER) {
+        return pos_payment_test_print(&a->payment);
+    }
+    return pos_payment_show(&a->payment, "posagent", "test display");
+}
+
 void pos_agent_start(pos_agent_t *a)
 {
     uint64_t wd_usec = pos_sd_watchdog_usec();
@@ -1351,7 +1375,16 @@ void pos_agent_start(pos_agent_t *a)
         agent_info_sources(a);
         ao.info = agent_info_cb;
         ao.info_ctx = &a->info;
-        pos_api_start(&a->api, &ao); /* logged; the agent runs on without it */
+        if (pos_api_start(&a->api, &ao) == 0) { /* logged; the agent runs on without it */
+            pos_admin_options_t adm = {
+                .socket_path = a->cfg.local_socket,
+                .journal = agent_admin_journal,
+                .devices = agent_admin_devices,
+                .device_test = agent_admin_device_test,
+                .ctx = a,
+            };
+            pos_admin_attach(&a->admin, &a->api.server, &adm);
+        }
     }
     /* Serving locally (devices opened, local API listening): ready, also on
      * a till that starts offline. The link's state goes in STATUS=. */
