@@ -123,6 +123,40 @@ void pos_localapi_get_stats(const pos_localapi_t *s, pos_localapi_stats_t *st)
     *st = s->st;
 }
 
+static void idle_timer_cb(uv_timer_t *t);
+
+void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
+                                const pos_localapi_admission_t *admit)
+{
+    uint64_t now = uv_now(s->loop);
+    uint32_t old_idle = s->opt.admit.idle_timeout_ms;
+
+    s->opt.max_clients = max_clients != 0 ? max_clients : POS_LOCALAPI_DEFAULT_CLIENTS;
+    s->opt.admit = *admit;
+    if (s->opt.admit.turn_budget == 0) {
+        s->opt.admit.turn_budget = POS_LOCALAPI_TURN_BUDGET;
+    }
+    if (s->opt.admit.turn_slice_us == 0) {
+        s->opt.admit.turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
+    }
+    /* Connected clients get the new budget too, full. */
+    for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
+        if (s->opt.admit.client_rate != 0) {
+            pos_bucket_init(&c->bucket, s->opt.admit.client_rate, s->opt.admit.client_burst, now);
+        }
+    }
+    /* The idle sweep follows the new timeout (restarted by the next
+     * connection when none is connected now). */
+    if (s->listening && old_idle != s->opt.admit.idle_timeout_ms) {
+        uv_timer_stop(&s->idle_timer);
+        if (s->opt.admit.idle_timeout_ms != 0 && s->live > 0) {
+            uint64_t every = s->opt.admit.idle_timeout_ms / 10u;
+            every = every < 10 ? 10 : every > 5000 ? 5000 : every;
+            uv_timer_start(&s->idle_timer, idle_timer_cb, every, every);
+        }
+    }
+}
+
 void pos_localapi_add_commands(pos_localapi_t *s, const pos_localapi_command_t *cmds, size_t n,
                                void *owner)
 {

@@ -199,6 +199,15 @@ int pos_localapi_check_private(const char *group, const char *path, char *why, s
 void pos_localapi_close(pos_localapi_t *s, void (*done)(void *arg), void *arg);
 
 /*
+ * New limits for a running server (a configuration reload): max_clients
+ * and the admission as pos_localapi_options_t has them (0: the defaults).
+ * Connected clients get the new per-client budget at once (full); fewer
+ * max_clients closes nobody now, only when the next one connects.
+ */
+void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
+                                const pos_localapi_admission_t *admit);
+
+/*
  * Adds a second command table, looked up after the owner's and before the
  * built-ins, whose handlers get "owner" as their first argument: commands
  * of another part of the agent (the operator's, agent/api/admin.h) on the
