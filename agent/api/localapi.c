@@ -125,6 +125,16 @@ void pos_localapi_get_stats(const pos_localapi_t *s, pos_localapi_stats_t *st)
 
 static void idle_timer_cb(uv_timer_t *t);
 
+/* Sweeps for idle clients every tenth of the timeout (10 ms to 5 s): a
+ * client is closed at most that late. */
+static void idle_timer_arm(pos_localapi_t *s)
+{
+    uint64_t every = s->opt.admit.idle_timeout_ms / 10u;
+
+    every = every < 10 ? 10 : every > 5000 ? 5000 : every;
+    uv_timer_start(&s->idle_timer, idle_timer_cb, every, every);
+}
+
 void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
                                 const pos_localapi_admission_t *admit)
 {
@@ -150,9 +160,7 @@ void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
     if (s->listening && old_idle != s->opt.admit.idle_timeout_ms) {
         uv_timer_stop(&s->idle_timer);
         if (s->opt.admit.idle_timeout_ms != 0 && s->live > 0) {
-            uint64_t every = s->opt.admit.idle_timeout_ms / 10u;
-            every = every < 10 ? 10 : every > 5000 ? 5000 : every;
-            uv_timer_start(&s->idle_timer, idle_timer_cb, every, every);
+            idle_timer_arm(s);
         }
     }
 }
@@ -1175,11 +1183,7 @@ static void connection_cb(uv_stream_t *listener, int status)
         client_close(victim);
     }
     if (s->opt.admit.idle_timeout_ms != 0 && !uv_is_active((uv_handle_t *)&s->idle_timer)) {
-        /* A tenth of the timeout (10 ms to 5 s): a client is closed at most
-         * that late. */
-        uint64_t every = s->opt.admit.idle_timeout_ms / 10u;
-        every = every < 10 ? 10 : every > 5000 ? 5000 : every;
-        uv_timer_start(&s->idle_timer, idle_timer_cb, every, every);
+        idle_timer_arm(s);
     }
     client_update_reading(c);
     client_account(c);

@@ -195,6 +195,12 @@ static void test_sighup_applies_reloadable(void **state)
     pos_fix_set_heartbeat(f, 1, 30);
     pos_ini_set(&f->ini, "redis", "connect_timeout_ms", "2000");
     pos_ini_set(&f->ini, "cache", "product_ttl_s", "300");
+    /* [local] by hand (the harness writes it only when absent), in the
+     * agent's directory made now: idle clients are never closed. */
+    snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-agent-XXXXXX");
+    assert_non_null(mkdtemp(f->agent.dir));
+    pos_ini_set(&f->ini, "local", "socket", "%s/agent.sock", f->agent.dir);
+    pos_ini_set(&f->ini, "local", "idle_timeout_s", "0");
     pos_fix_agent_start(f, NULL);
     pos_fix_wait_online(f, 1, 10000);
     long long ttl = pos_test_int(&f->redis, "TTL %s", POS_FIX_STATUS_KEY);
@@ -206,11 +212,14 @@ static void test_sighup_applies_reloadable(void **state)
     ttl = local_ttl(f, "product:reload");
     assert_true(ttl > 250 && ttl <= 300);
 
+    redisContext *idle = pos_fix_local(f); /* connected before the reload */
+    assert_non_null(idle);
+    conf_replace(f, "idle_timeout_s = 0", "idle_timeout_s = 1");
     conf_replace(f, "ttl_s = 30", "ttl_s = 90");
     conf_replace(f, "product_ttl_s = 300", "product_ttl_s = 900");
     conf_replace(f, "connect_timeout_ms = 2000", "connect_timeout_ms = 3000");
     kill(f->agent.pid, SIGHUP);
-    pos_fix_wait_log(f, "reloaded: log level debug; 2 setting(s) applied, 1 need a restart", 1,
+    pos_fix_wait_log(f, "reloaded: log level debug; 3 setting(s) applied, 1 need a restart", 1,
                      5000);
     assert_int_equal(pos_test_agent_log_count(&f->agent, "reload: [heartbeat] ttl_s changed: "
                                                          "applied"),
@@ -230,6 +239,12 @@ static void test_sighup_applies_reloadable(void **state)
     assert_true(ttl > 30 && ttl <= 90);
     ttl = local_ttl(f, "product:reload");
     assert_true(ttl > 800 && ttl <= 900);
+    /* The connected client now counts as idle after 1 s: closed. */
+    pos_fix_wait_log(f, "no command for 1 s, closed", 1, 5000);
+    signal(SIGPIPE, SIG_IGN); /* writing to the closed connection */
+    redisReply *gone = redisCommand(idle, "PING");
+    assert_null(gone);
+    redisFree(idle);
 
     /* An invalid file: refused with the reason, the running values stay. */
     conf_replace(f, "ttl_s = 90", "ttl_s = 1");
