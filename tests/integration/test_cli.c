@@ -522,6 +522,28 @@ static void test_cli_not_running_vs_permission(void **state)
     free(out);
 }
 
+/* What a simulated device's file must come to show. */
+typedef struct sim_wait {
+    pos_fix_t *f;
+    const char *file, *needle;
+} sim_wait_t;
+
+static bool sim_has(void *arg)
+{
+    sim_wait_t *w = arg;
+    char *text = pos_fix_sim_text(w->f, w->file);
+    bool found = strstr(text, w->needle) != NULL;
+    free(text);
+    return found;
+}
+
+/* True once the simulated device's file holds needle (within 5 s). */
+static bool sim_shows(pos_fix_t *f, const char *file, const char *needle)
+{
+    sim_wait_t w = {f, file, needle};
+    return pos_test_poll(sim_has, &w, 50, 5000) >= 0;
+}
+
 static void test_cli_devices(void **state)
 {
     pos_fix_t *f = *state;
@@ -568,30 +590,12 @@ static void test_cli_devices(void **state)
     cJSON_Delete(j);
     free(out);
     pos_fix_wait_log(f, "a test print on the printer", 1, 5000);
-    for (int i = 0; i < 100; i++) {
-        char *paper = pos_fix_sim_text(f, "receipts.txt");
-        bool printed = strstr(paper, "posagent test print") != NULL &&
-                       strstr(paper, "terminal " POS_FIX_TID) != NULL;
-        free(paper);
-        if (printed) {
-            break;
-        }
-        assert_true(i < 99);
-        pos_test_sleep_ms(50);
-    }
+    assert_true(sim_shows(f, "receipts.txt", "posagent test print"));
+    assert_true(sim_shows(f, "receipts.txt", "terminal " POS_FIX_TID));
     assert_int_equal(cli(&out, "devices", "test-display", NULL, NULL), 0);
     assert_non_null(strstr(out, "test sent to the display"));
     free(out);
-    for (int i = 0; i < 100; i++) {
-        char *screen = pos_fix_sim_text(f, "display.txt");
-        bool shown = strstr(screen, "test display") != NULL;
-        free(screen);
-        if (shown) {
-            break;
-        }
-        assert_true(i < 99);
-        pos_test_sleep_ms(50);
-    }
+    assert_true(sim_shows(f, "display.txt", "test display"));
     assert_int_equal(cli(&out, "devices", "test-scan", NULL, NULL), 64);
     free(out);
 }
