@@ -796,25 +796,92 @@ static void agent_watchdog_cb(uv_timer_t *t)
     pos_sd_notify("WATCHDOG=1");
 }
 
+/* What a reload found changed: each setting named, none of its values
+ * (the file holds secrets). */
+typedef struct agent_reload_count {
+    size_t applied, restart;
+} agent_reload_count_t;
+
+static void agent_reload_change(void *ctx, const char *section, const char *key, bool reloadable)
+{
+    agent_reload_count_t *n = ctx;
+
+    if (reloadable) {
+        n->applied++;
+        POS_INFO("config", "reload: [%s] %s changed: applied", section, key);
+    } else {
+        n->restart++;
+        POS_WARN("config",
+                 "reload: [%s] %s changed: needs a restart (systemctl restart posagent); "
+                 "the running value stays until then",
+                 section, key);
+    }
+}
+
+/* Hands the reloadable settings now in a->cfg to what uses them. */
+static void agent_apply_settings(pos_agent_t *a)
+{
+    const pos_config_t *c = &a->cfg;
+    uint64_t now = pos_clock_mono_ms();
+    uint64_t ttl[POS_CACHE_FAMILY_COUNT];
+
+    pos_log_set_level((pos_log_level_t)c->log_level);
+    /* Heartbeat: the next write carries the new TTL; the timer, when it
+     * runs (online), ticks at the new interval from now. */
+    if (uv_is_active((uv_handle_t *)&a->heartbeat_timer)) {
+        uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, c->heartbeat_interval_s * 1000u,
+                       c->heartbeat_interval_s * 1000u);
+    }
+    a->payment.opt.max_amount = c->payment_max_amount;
+    a->payment.opt.signature_window_s = c->payment_signature_window_s;
+    for (size_t i = 0; i < POS_CACHE_FAMILY_COUNT; i++) {
+        ttl[i] = pos_cachesvc_ttl_ms(&a->cache, (pos_cache_family_t)i);
+    }
+    ttl[POS_CACHE_PRODUCT] = (uint64_t)c->cache_product_ttl_s * 1000u;
+    ttl[POS_CACHE_INVENTORY] = (uint64_t)c->cache_inventory_ttl_s * 1000u;
+    ttl[POS_CACHE_USER] = (uint64_t)c->cache_user_ttl_s * 1000u;
+    ttl[POS_CACHE_SESSION] = (uint64_t)c->cache_session_ttl_s * 1000u;
+    pos_cachesvc_set_freshness(&a->cache, ttl, c->cache_warm_interval_s);
+    if (a->api.running) {
+        pos_localapi_admission_t admit = {
+            .client_rate = c->local_client_rate,
+            .client_burst = c->local_client_burst,
+            .turn_budget = c->local_commands_per_turn,
+            .idle_timeout_ms = c->local_idle_timeout_s * 1000u,
+        };
+        pos_localapi_set_admission(&a->api.server, c->local_max_clients, &admit);
+    }
+    /* Inbound budgets start full at the new rates. */
+    pos_bucket_init(&a->inbound[POS_IN_PAYMENT], c->inbound_payment_rate, c->inbound_payment_burst,
+                    now);
+    pos_bucket_init(&a->inbound[POS_IN_INVENTORY], c->inbound_inventory_rate,
+                    c->inbound_inventory_burst, now);
+    pos_bucket_init(&a->inbound[POS_IN_SYSTEM], c->inbound_system_rate, c->inbound_system_burst,
+                    now);
+    pos_bucket_init(&a->inbound[POS_IN_INVALIDATION], c->inbound_invalidation_rate,
+                    c->inbound_invalidation_burst, now);
+}
+
 static void agent_reload(pos_agent_t *a)
 {
     pos_config_t scratch;
     pos_config_error_t err;
+    agent_reload_count_t n = {0, 0};
     extern char **environ;
 
-    /* Parse into a scratch copy; only the log level is applied at run time,
-     * and only when the whole file is valid. */
+    /* Parse into a scratch copy; apply only when the whole file is valid,
+     * and only what can change while running (conf/schema.c's F_RELOAD
+     * rows). The rest is named and waits for a restart. */
     if (pos_config_load_dir(&scratch, a->config_path, a->config_dir, environ, &err) != 0) {
         POS_ERR("config", "reload failed, keeping the running settings: %s", err.msg);
         pos_config_wipe(&scratch);
         return;
     }
-    if (scratch.log_level != a->cfg.log_level) {
-        a->cfg.log_level = scratch.log_level;
-        pos_log_set_level((pos_log_level_t)scratch.log_level);
-    }
-    POS_INFO("config", "reloaded: log level %s (other settings apply at restart)",
-             pos_log_level_name((pos_log_level_t)a->cfg.log_level));
+    pos_config_changes(&a->cfg, &scratch, agent_reload_change, &n);
+    pos_config_apply_reloadable(&a->cfg, &scratch);
+    agent_apply_settings(a);
+    POS_INFO("config", "reloaded: log level %s; %zu setting(s) applied, %zu need a restart",
+             pos_log_level_name((pos_log_level_t)a->cfg.log_level), n.applied, n.restart);
     pos_config_wipe(&scratch);
 }
 
@@ -1440,6 +1507,30 @@ static bool agent_own_ended(void *ctx, const char *tx)
              strcmp(a->payment.sm.cur.transaction_id, tx) == 0);
 }
 
+/* ---- the operator's commands (agent/api/admin.h) ----------------------------- */
+
+static pos_journal_t *agent_admin_journal(void *ctx)
+{
+    pos_agent_t *a = ctx;
+    return a->store_ok ? &a->journal : NULL;
+}
+
+static void agent_admin_devices(void *ctx, pos_dev_state_t *states)
+{
+    pos_agent_t *a = ctx;
+    memcpy(states, a->devices, sizeof(a->devices));
+}
+
+static int agent_admin_device_test(void *ctx, pos_dev_slot_t which)
+{
+    pos_agent_t *a = ctx;
+
+    if (which == POS_DEV_PRINTER) {
+        return pos_payment_test_print(&a->payment);
+    }
+    return pos_payment_show(&a->payment, "posagent", "test display");
+}
+
 void pos_agent_start(pos_agent_t *a)
 {
     uint64_t wd_usec = pos_sd_watchdog_usec();
@@ -1479,7 +1570,16 @@ void pos_agent_start(pos_agent_t *a)
         ao.own_active = agent_own_active;
         ao.own_ended = agent_own_ended;
         ao.own_ctx = a;
-        pos_api_start(&a->api, &ao); /* logged; the agent runs on without it */
+        if (pos_api_start(&a->api, &ao) == 0) { /* logged; the agent runs on without it */
+            pos_admin_options_t adm = {
+                .socket_path = a->cfg.local_socket,
+                .journal = agent_admin_journal,
+                .devices = agent_admin_devices,
+                .device_test = agent_admin_device_test,
+                .ctx = a,
+            };
+            pos_admin_attach(&a->admin, &a->api.server, &adm);
+        }
     }
     /* Serving locally (devices opened, local API listening): ready, also on
      * a till that starts offline. The link's state goes in STATUS=. */

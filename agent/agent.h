@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "agent/api/admin.h"
 #include "agent/api/api.h"
 #include "agent/fleet.h"
 #include "agent/info.h"
@@ -78,6 +79,7 @@ struct pos_agent {
     pos_delivery_t delivery;
     pos_cachesvc_t cache;  /* offline reads */
     pos_api_t api;         /* the local socket */
+    pos_admin_t admin;     /* the operator's commands on it */
     pos_info_sources_t info; /* what INFO reads */
     pos_channel_t channels[3]; /* payment, inventory, system */
     pos_fleet_t fleet;         /* metrics, clock check, remote diagnostics */

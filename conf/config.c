@@ -1026,6 +1026,41 @@ int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp, pos_
     return pos_config_load_dir(cfg, path, NULL, envp, err);
 }
 
+size_t pos_config_changes(const pos_config_t *running, const pos_config_t *next,
+                          pos_config_change_fn fn, void *ctx)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < pos_schema_nitems; i++) {
+        const pos_schema_item_t *it = &pos_schema_items[i];
+        if (pos_schema_differs(running, next, it)) {
+            n++;
+            if (fn != NULL) {
+                fn(ctx, it->section, it->key, (it->flags & F_RELOAD) != 0);
+            }
+        }
+    }
+    return n;
+}
+
+void pos_config_apply_reloadable(pos_config_t *running, const pos_config_t *next)
+{
+    for (size_t i = 0; i < pos_schema_nitems; i++) {
+        const pos_schema_item_t *it = &pos_schema_items[i];
+        /* Strings are pointed at by the subsystems that use them: none is
+         * reloadable (the schema test holds that). */
+        if ((it->flags & F_RELOAD) != 0 && it->type != CT_STR) {
+            pos_schema_copy(running, next, it);
+        }
+    }
+}
+
+bool pos_config_reloadable(const char *section, const char *key)
+{
+    int i = pos_schema_find_item(section, key);
+    return i >= 0 && (pos_schema_items[i].flags & F_RELOAD) != 0;
+}
+
 void pos_config_wipe(pos_config_t *cfg)
 {
     explicit_bzero(cfg->redis_password, sizeof(cfg->redis_password));

@@ -258,6 +258,24 @@ void pos_config_write_reference(FILE *out);
 void pos_config_write_man(FILE *out, const char *version);
 
 /*
+ * A configuration read again (SIGHUP): calls fn(ctx, section, key,
+ * reloadable) for each setting whose value differs between the running
+ * one and next, reloadable saying whether a running agent applies it
+ * (otherwise it takes effect at the next start). fn may be NULL. Returns
+ * how many differ.
+ */
+typedef void (*pos_config_change_fn)(void *ctx, const char *section, const char *key,
+                                     bool reloadable);
+size_t pos_config_changes(const pos_config_t *running, const pos_config_t *next,
+                          pos_config_change_fn fn, void *ctx);
+
+/* Copies every reloadable setting of next into running (the others stay). */
+void pos_config_apply_reloadable(pos_config_t *running, const pos_config_t *next);
+
+/* True when [section] key is applied by a running agent on SIGHUP. */
+bool pos_config_reloadable(const char *section, const char *key);
+
+/*
  * Overwrites secrets in cfg with zeros (call before freeing or exiting):
  * redis_password, the URL text (it may embed a password) and
  * redis.password. Other fields stay usable. The stores cannot be optimised

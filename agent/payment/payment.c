@@ -775,6 +775,42 @@ int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)
     return pos_display_show(&p->display, line1, line2);
 }
 
+/* One line of the test receipt. */
+static void payment_test_line(pos_receipt_doc_t *doc, pos_charset_align_t align, bool bold,
+                              const char *text)
+{
+    pos_receipt_line_t *l = &doc->lines[doc->n_lines++];
+
+    snprintf(l->text, sizeof(l->text), "%.*s", (int)doc->width, text);
+    l->align = align;
+    l->bold = bold;
+}
+
+int pos_payment_test_print(pos_payment_t *p)
+{
+    pos_receipt_doc_t *doc = &p->doc;
+    char line[POS_RECEIPT_TEXT_MAX], when[32];
+    unsigned width = p->opt.hal.paper_width;
+
+    if (pos_payment_active(p) || p->print_tx[0] != '\0') {
+        return -EBUSY;
+    }
+    memset(doc, 0, sizeof(*doc));
+    doc->width = width >= 20 && width <= 48 ? width : 32;
+    payment_test_line(doc, POS_ALIGN_CENTER, true, "posagent test print");
+    snprintf(line, sizeof(line), "terminal %s", p->opt.terminal_id);
+    payment_test_line(doc, POS_ALIGN_LEFT, false, line);
+    snprintf(line, sizeof(line), "store %s", p->opt.store_id);
+    payment_test_line(doc, POS_ALIGN_LEFT, false, line);
+    if (pos_receipt_format_time((int64_t)(pos_clock_wall_ms() / 1000u), when, sizeof(when)) == 0) {
+        payment_test_line(doc, POS_ALIGN_LEFT, false, when);
+    }
+    payment_test_line(doc, POS_ALIGN_CENTER, false, "no payment");
+    /* A job id of its own, print_tx empty: its completion is not taken for
+     * a receipt's. */
+    return pos_printer_print(&p->printer, doc, ++p->next_job);
+}
+
 void pos_payment_set_journal(pos_payment_t *p, pos_journal_t *j)
 {
     p->opt.journal = j;

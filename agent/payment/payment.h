@@ -164,6 +164,14 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len);
  * Returns 0, -EBUSY during a payment, or the device's error. */
 int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2);
 
+/*
+ * A test receipt (terminal, store, time) on the printer, for a technician
+ * checking the till, unless a payment or a receipt is under way. Returns 0
+ * once the driver took the job (its outcome shows in the printer's state),
+ * -EBUSY, or the device's error (-EPERM: not usable now).
+ */
+int pos_payment_test_print(pos_payment_t *p);
+
 /* True while a payment is live. */
 bool pos_payment_active(const pos_payment_t *p);
 

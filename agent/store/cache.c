@@ -272,7 +272,8 @@ typedef struct victim {
 /* Keys a walk of the cache collects, to delete once the walk is over. */
 typedef struct collect {
     const pos_cache_t *c;
-    uint64_t now_ms; /* collect_expired(): expired at this time */
+    uint64_t now_ms;                         /* collect_expired(): expired at this time */
+    uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT]; /* and with these TTLs */
     victim_t *v;     /* growing array */
     size_t n, cap;
 } collect_t;
@@ -314,10 +315,33 @@ static int collect_expired(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *val)
 
     (void)cur;
     if (pos_cache_record_parse(val->mv_data, val->mv_size, &m, NULL) != 0 ||
-        !pos_cache_expired(&m, a->now_ms, a->c->cfg.ttl_ms)) {
+        !pos_cache_expired(&m, a->now_ms, a->ttl_ms)) {
         return 0;
     }
     return victims_push(a, k, &m);
+}
+
+/* The TTLs now: pos_cache_set_ttl() changes them on the loop while the
+ * writer thread evicts, so each reads them whole, atomically per family. */
+static void ttl_snapshot(const pos_cache_t *c, uint64_t out[POS_CACHE_FAMILY_COUNT])
+{
+    for (size_t i = 0; i < POS_CACHE_FAMILY_COUNT; i++) {
+        out[i] = __atomic_load_n(&c->cfg.ttl_ms[i], __ATOMIC_RELAXED);
+    }
+}
+
+void pos_cache_set_ttl(pos_cache_t *c, const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT])
+{
+    for (size_t i = 0; i < POS_CACHE_FAMILY_COUNT; i++) {
+        __atomic_store_n(&c->cfg.ttl_ms[i], ttl_ms[i], __ATOMIC_RELAXED);
+    }
+}
+
+uint64_t pos_cache_ttl_ms(const pos_cache_t *c, pos_cache_family_t family)
+{
+    return family < POS_CACHE_FAMILY_COUNT
+               ? __atomic_load_n(&c->cfg.ttl_ms[family], __ATOMIC_RELAXED)
+               : 0;
 }
 
 /* qsort() has no context argument; evictions run in the writer thread and,
@@ -336,12 +360,13 @@ static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now
                          size_t *freed)
 {
     collect_t a = {.c = c, .now_ms = now_ms};
+    ttl_snapshot(c, a.ttl_ms);
     int result = pos_store_each(c->st, txn, POS_DB_CACHE, collect_expired, &a);
     victim_t *v = a.v;
     size_t n = a.n;
     if (result == 0) {
         sort_now = now_ms;
-        sort_ttl = c->cfg.ttl_ms;
+        sort_ttl = a.ttl_ms;
         if (n > 1) {
             qsort(v, n, sizeof(*v), victim_cmp);
         }
@@ -1693,7 +1718,9 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
         return rc;
     }
     info->age_ms = now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
-    info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, c->cfg.ttl_ms);
+    uint64_t ttl[POS_CACHE_FAMILY_COUNT];
+    ttl_snapshot(c, ttl);
+    info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, ttl);
     if (info->fresh) {
         c->stats.hits++;
     } else {

@@ -1165,7 +1165,21 @@ static void warm_timer_cb(uv_timer_t *t)
 
 uint64_t pos_cachesvc_ttl_ms(const pos_cachesvc_t *s, pos_cache_family_t family)
 {
-    return s->open && family < POS_CACHE_FAMILY_COUNT ? s->cache.cfg.ttl_ms[family] : 0;
+    return s->open ? pos_cache_ttl_ms(&s->cache, family) : 0;
+}
+
+void pos_cachesvc_set_freshness(pos_cachesvc_t *s, const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT],
+                                unsigned warm_interval_s)
+{
+    if (!s->open) {
+        return;
+    }
+    pos_cache_set_ttl(&s->cache, ttl_ms);
+    if (uv_timer_get_repeat(&s->warm_timer) != (uint64_t)warm_interval_s * 1000u) {
+        /* The next warm-up one new interval from now. */
+        uv_timer_start(&s->warm_timer, warm_timer_cb, (uint64_t)warm_interval_s * 1000u,
+                       (uint64_t)warm_interval_s * 1000u);
+    }
 }
 
 static void cachesvc_timer_closed(uv_handle_t *h)

@@ -172,6 +172,11 @@ int pos_cachesvc_clear(pos_cachesvc_t *s, const char *pattern, size_t plen, pos_
 /* How long a local copy of "family" stays fresh, ms (0: no cache). */
 uint64_t pos_cachesvc_ttl_ms(const pos_cachesvc_t *s, pos_cache_family_t family);
 
+/* Applies new freshness per family (ms) and a new warm-up interval (s), as
+ * a configuration reload asks; nothing without an open cache. */
+void pos_cachesvc_set_freshness(pos_cachesvc_t *s, const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT],
+                                unsigned warm_interval_s);
+
 /*
  * Closes the service's timers and stops the cache from handing requests
  * to the writer (pos_cache_detach()): call it before the writer is

@@ -74,6 +74,11 @@ echo "Depends: $depends"
 for lib in libc6 libuv1 libhiredis0.14 libinih1 libcjson1 adduser; do
   check "Depends names $lib" grep -Eq "(^|, )$lib( |,|$)" <<<"$depends"
 done
+# The README states the Depends line (section Packages): it must be this one.
+src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+readme_depends=$(grep -o '^  `adduser, [^`]*`' "$src/README.md" | tr -d '`' | sed 's/^ *//')
+check "README's Depends line is the package's" test "$readme_depends" = "$depends"
+[ "$readme_depends" = "$depends" ] || echo "  README says: $readme_depends (update section Packages)"
 
 dpkg-deb -c "$deb" >"$work/contents"
 sed 's/^/  /' "$work/contents"

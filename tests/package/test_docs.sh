@@ -54,8 +54,10 @@ expect "" posagent cache get ""
 expect "" posagent status ""
 expect "--check-config --config --config-dir" posagent --c
 expect "status store" posagent --config /etc/posagent/posagent.ini st
-expect "clear-recovered salvage" posagent store ""
-expect "--dry-run" posagent store salvage --d
+expect "test-display test-print" posagent devices ""
+expect "--all --json --socket" posagent journal --
+expect "--json --socket" posagent status --
+expect "devices" posagent --socket /run/x.sock dev
 expect "$want_cmds" posagent -c x.ini ""
 expect "--version" posagent --vers
 [ $fails -eq 0 ] && echo "docs checks passed"

@@ -955,6 +955,67 @@ static void test_dump_reloads(void **state)
     assert_int_equal(again.cfg.log_level, POS_LOG_ERROR);
 }
 
+/* A reload's comparison: what changed, and whether a running agent applies it. */
+typedef struct change_log {
+    char text[512];
+    size_t reloadable;
+} change_log_t;
+
+static void note_change(void *ctx, const char *section, const char *key, bool reloadable)
+{
+    change_log_t *l = ctx;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof(l->text) - n, "[%s] %s %s\n", section, key,
+             reloadable ? "reload" : "restart");
+    l->reloadable += reloadable;
+}
+
+static void test_reload_changes(void **state)
+{
+    (void)state;
+    result_t a, b;
+    change_log_t l = {"", 0};
+    must_load(&a, IDS "[heartbeat]\nttl_s = 30\n[redis]\npassword = one\n", no_env);
+    must_load(&b,
+              IDS "[heartbeat]\nttl_s = 90\n[redis]\npassword = two\nconnect_timeout_ms = 2000\n"
+                  "[local]\nidle_timeout_s = 7\n[log]\nlevel = error\n",
+              no_env);
+    /* connect_timeout_ms = its default: set, but not a change. */
+    assert_int_equal(pos_config_changes(&a.cfg, &b.cfg, note_change, &l), 4);
+    assert_string_equal(l.text, "[redis] password restart\n"
+                                "[heartbeat] ttl_s reload\n"
+                                "[local] idle_timeout_s reload\n"
+                                "[log] level reload\n");
+    assert_null(strstr(l.text, "one")); /* names only, never values */
+    pos_config_apply_reloadable(&a.cfg, &b.cfg);
+    assert_int_equal(a.cfg.heartbeat_ttl_s, 90);
+    assert_int_equal(a.cfg.local_idle_timeout_s, 7);
+    assert_int_equal(a.cfg.log_level, POS_LOG_ERROR);
+    assert_string_equal(a.cfg.redis_password, "one"); /* waits for a restart */
+    l = (change_log_t){"", 0};
+    assert_int_equal(pos_config_changes(&a.cfg, &b.cfg, note_change, &l), 1);
+    assert_int_equal(l.reloadable, 0);
+
+    /* Which keys apply at once: the documented ones, and no string (the
+     * subsystems keep pointers to those). */
+    assert_true(pos_config_reloadable("heartbeat", "interval_s"));
+    assert_true(pos_config_reloadable("inbound", "payment_rate"));
+    assert_true(pos_config_reloadable("cache", "product_ttl_s"));
+    assert_false(pos_config_reloadable("redis", "url"));
+    assert_false(pos_config_reloadable("local", "socket"));
+    assert_false(pos_config_reloadable("store", "path"));
+    assert_false(pos_config_reloadable("terminal", "id"));
+    assert_false(pos_config_reloadable("no", "such"));
+    char *ex = NULL;
+    size_t exlen = 0;
+    FILE *f = open_memstream(&ex, &exlen);
+    pos_config_write_example(f);
+    fclose(f);
+    assert_non_null(strstr(ex, "; Applied on reload (SIGHUP).\n; interval_s = 20\n"));
+    assert_null(strstr(ex, "; Applied on reload (SIGHUP).\n; url = "));
+    free(ex);
+}
+
 static void test_wipe(void **state)
 {
     (void)state;
@@ -1674,6 +1735,7 @@ int main(void)
         cmocka_unit_test(test_password_errors_hide_password),
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_dump_reloads),
+        cmocka_unit_test(test_reload_changes),
         cmocka_unit_test(test_wipe),
         cmocka_unit_test(test_interval_vs_ttl),
         cmocka_unit_test(test_retry_vs_max),
