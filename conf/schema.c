@@ -14,6 +14,7 @@
 #include <mbedtls/config.h>
 #endif
 
+#include "platform/ident.h"
 #include "platform/log.h"
 
 /*
@@ -27,8 +28,7 @@ static int check_id(const char *value, char *why, size_t whylen)
 {
     for (const char *p = value; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '.' || c == '_' || c == '-') {
+        if (pos_ident_char((char)c)) {
             continue;
         }
         if (c > 0x20 && c < 0x7f) {

@@ -8,22 +8,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "platform/ident.h"
+
 /* 1..max bytes of [A-Za-z0-9._-] and of extra. */
 static bool plain(const char *s, size_t max, const char *extra)
 {
-    size_t n = strlen(s);
-
-    if (n == 0 || n > max) {
-        return false;
-    }
-    for (; *s != '\0'; s++) {
-        char c = *s;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || strchr(extra, c) != NULL)) {
-            return false;
-        }
-    }
-    return true;
+    return strlen(s) <= max && pos_ident_plain(s, extra);
 }
 
 static const char *str_field(const cJSON *o, const char *name)

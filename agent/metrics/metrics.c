@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "platform/ident.h"
+
 void pos_metrics_read(const pos_metric_t *t, size_t n, pos_metric_get_fn get, const void *src,
                       int64_t *vals)
 {
@@ -47,17 +49,7 @@ size_t pos_metrics_info(const pos_metric_t *t, size_t n, const int64_t *vals, ch
 /* Nothing a Prometheus label value would need escaped. */
 static bool plain(const char *s)
 {
-    if (s == NULL || *s == '\0') {
-        return false;
-    }
-    for (; *s != '\0'; s++) {
-        char c = *s;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return false;
-        }
-    }
-    return true;
+    return pos_ident_plain(s, NULL);
 }
 
 int pos_metrics_prom(const pos_metric_t *t, size_t n, const int64_t *vals, const char *terminal_id,

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "platform/ident.h"
+
 static const char *const term_names[] = {"online", "busy", "degraded", "offline"};
 static const char *const dev_names[] = {"ready",     "busy",      "offline",   "error",
                                         "paper_low", "paper_out", "cover_open"};
@@ -46,17 +48,7 @@ pos_term_status_t pos_status_compute(bool payment_active, bool journal_ok,
  * extra: nothing JSON would need escaped. */
 static bool plain_chars(const char *s, const char *extra)
 {
-    if (s == NULL || *s == '\0') {
-        return false;
-    }
-    for (; *s != '\0'; s++) {
-        char c = *s;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || strchr(extra, c) != NULL)) {
-            return false;
-        }
-    }
-    return true;
+    return pos_ident_plain(s, extra);
 }
 
 static bool plain_id(const char *s)
