@@ -89,11 +89,32 @@ void pos_api_shared_free(pos_api_t *api)
     pos_ratelimit_free(&api->ratelimit);
 }
 
+/* ---- requests waiting for Redis ------------------------------------------------- */
+
+/* What each pending request of RATELIMIT, SMEMBERS and CACHE.CLEAR holds
+ * first: the API and the client's reply. */
+typedef struct api_req {
+    pos_api_t *api;
+    pos_localapi_reply_t *r;
+} api_req_t;
+
+/* A zeroed request of size bytes (a struct whose first member is an
+ * api_req_t) for r, or NULL. */
+static void *api_req_new(size_t size, pos_api_t *api, pos_localapi_reply_t *r)
+{
+    api_req_t *q = calloc(1, size);
+
+    if (q != NULL) {
+        q->api = api;
+        q->r = r;
+    }
+    return q;
+}
+
 /* ---- RATELIMIT ------------------------------------------------------------------ */
 
 typedef struct api_rl_req {
-    pos_api_t *api;
-    pos_localapi_reply_t *r;
+    api_req_t req; /* first */
     uint32_t window_ms;
     uint32_t max;
     size_t len;
@@ -142,7 +163,7 @@ static bool api_rl_reply_ok(const redisReply *rep)
 static void api_rl_reply(void *ctx, const redisReply *rep, int err)
 {
     api_rl_req_t *q = ctx;
-    pos_api_t *api = q->api;
+    pos_api_t *api = q->req.api;
 
     if (err == 0 && api_rl_reply_ok(rep)) {
         bool allowed = rep->element[0]->integer == 1;
@@ -152,7 +173,7 @@ static void api_rl_reply(void *ctx, const redisReply *rep, int err)
                                        pos_clock_mono_ms());
         }
         api->shared.ratelimit_redis++;
-        api_rl_answer(q->r, allowed, (uint64_t)rep->element[1]->integer,
+        api_rl_answer(q->req.r, allowed, (uint64_t)rep->element[1]->integer,
                       (uint64_t)rep->element[2]->integer, "redis");
     } else {
         /* Redis did not decide (the link went, a timeout, a refusal): the
@@ -173,9 +194,9 @@ static void api_rl_reply(void *ctx, const redisReply *rep, int err)
                      rep->type == REDIS_REPLY_ERROR ? rep->str : "");
         }
         api->shared.ratelimit_fallback++;
-        api_rl_local(api, q->r, q->id, q->len, q->window_ms, q->max);
+        api_rl_local(api, q->req.r, q->id, q->len, q->window_ms, q->max);
     }
-    pos_localapi_reply_done(q->r);
+    pos_localapi_reply_done(q->req.r);
     free(q);
 }
 
@@ -204,12 +225,10 @@ int pos_api_cmd_ratelimit(void *owner, pos_localapi_reply_t *r, int argc, const 
         api_rl_local(api, r, argv[1], lens[1], window_ms, max);
         return 0;
     }
-    q = malloc(sizeof(*q));
+    q = api_req_new(sizeof(*q), api, r);
     if (q == NULL) {
         return -ENOMEM;
     }
-    q->api = api;
-    q->r = r;
     q->window_ms = window_ms;
     q->max = max;
     q->len = lens[1];
@@ -299,8 +318,7 @@ static bool api_printable(const char *s, size_t len)
 /* ---- SMEMBERS active_transactions:{storeId} ------------------------------------------- */
 
 typedef struct api_set_req {
-    pos_api_t *api;
-    pos_localapi_reply_t *r;
+    api_req_t req; /* first */
     char key[160];
 } api_set_req_t;
 
@@ -356,31 +374,31 @@ static void api_active_reply(void *ctx, const redisReply *rep, int err)
 
     if (err == 0 && rep->type == REDIS_REPLY_ARRAY) {
         cJSON *arr = cJSON_CreateArray();
-        pos_localapi_reply_array_begin(q->r, (long long)rep->elements);
+        pos_localapi_reply_array_begin(q->req.r, (long long)rep->elements);
         for (size_t i = 0; i < rep->elements; i++) {
             const redisReply *m = rep->element[i];
             if (m->type != REDIS_REPLY_STRING) {
-                pos_localapi_reply_nil(q->r);
+                pos_localapi_reply_nil(q->req.r);
                 continue;
             }
-            pos_localapi_reply_bulk(q->r, m->str, m->len);
+            pos_localapi_reply_bulk(q->req.r, m->str, m->len);
             if (arr != NULL && i < API_SET_MEMBERS_MAX && memchr(m->str, '\0', m->len) == NULL) {
                 cJSON_AddItemToArray(arr, cJSON_CreateString(m->str));
             }
         }
         char *text = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
         if (text != NULL) {
-            api_snapshot_put(q->api, q->key, text);
+            api_snapshot_put(q->req.api, q->key, text);
         }
         free(text);
         cJSON_Delete(arr);
     } else if (err == 0 && rep->type == REDIS_REPLY_ERROR && rep->len >= 9 &&
                memcmp(rep->str, "WRONGTYPE", 9) == 0) {
-        pos_localapi_reply_error(q->r, rep->str); /* Redis's own answer */
+        pos_localapi_reply_error(q->req.r, rep->str); /* Redis's own answer */
     } else {
-        api_active_offline(q->api, q->r, q->key);
+        api_active_offline(q->req.api, q->req.r, q->key);
     }
-    pos_localapi_reply_done(q->r);
+    pos_localapi_reply_done(q->req.r);
     free(q);
 }
 
@@ -411,12 +429,10 @@ int pos_api_cmd_smembers(void *owner, pos_localapi_reply_t *r, int argc, const c
         api_active_offline(api, r, want);
         return 0;
     }
-    q = malloc(sizeof(*q));
+    q = api_req_new(sizeof(*q), api, r);
     if (q == NULL) {
         return -ENOMEM;
     }
-    q->api = api;
-    q->r = r;
     memcpy(q->key, want, (size_t)n + 1);
     const char *cargv[] = {"SMEMBERS", q->key};
     if (pos_link_commandv(api->opt.link, api_active_reply, q, 2, cargv) != 0) {
@@ -665,8 +681,7 @@ int pos_api_cmd_terminals(void *owner, pos_localapi_reply_t *r, int argc, const 
 /* ---- CACHE.CLEAR pattern ---------------------------------------------------------------- */
 
 typedef struct api_clear_req {
-    pos_api_t *api;
-    pos_localapi_reply_t *r;
+    api_req_t req;   /* first */
     bool in_handler; /* a cache without a writer answers before the handler returns */
     bool answered;
 } api_clear_req_t;
@@ -678,17 +693,17 @@ static void api_clear_done(void *arg, int status, size_t count)
     if (status != 0) {
         char msg[128];
         snprintf(msg, sizeof(msg), "ERR cache not cleared: %s", strerror(-status));
-        pos_localapi_reply_error(q->r, msg);
+        pos_localapi_reply_error(q->req.r, msg);
     } else {
-        q->api->shared.cache_cleared += count;
+        q->req.api->shared.cache_cleared += count;
         POS_INFO("api", "CACHE.CLEAR dropped %zu entries", count);
-        pos_localapi_reply_int(q->r, (long long)count);
+        pos_localapi_reply_int(q->req.r, (long long)count);
     }
     if (q->in_handler) {
         q->answered = true;
         return;
     }
-    pos_localapi_reply_done(q->r);
+    pos_localapi_reply_done(q->req.r);
     free(q);
 }
 
@@ -708,12 +723,10 @@ int pos_api_cmd_cache_clear(void *owner, pos_localapi_reply_t *r, int argc, cons
         pos_localapi_reply_int(r, 0); /* no local cache: nothing to drop */
         return 0;
     }
-    q = malloc(sizeof(*q));
+    q = api_req_new(sizeof(*q), api, r);
     if (q == NULL) {
         return -ENOMEM;
     }
-    q->api = api;
-    q->r = r;
     q->in_handler = true;
     q->answered = false;
     rc = pos_cachesvc_clear(api->opt.cache, argv[1], lens[1], api_clear_done, q);
