@@ -46,34 +46,12 @@ char *pos_textfile_buffer(pos_textfile_t *t, size_t *cap)
 
 int pos_textfile_write_now(const char *path, const char *tmp, const char *buf, size_t len)
 {
-    int fd, rc = 0;
-
-    /* A leftover (or something planted) is removed, never written through:
-     * O_EXCL|O_NOFOLLOW refuse a symlink or a file created meanwhile. */
+    /* A leftover (or something planted) is removed, never written through;
+     * 0644: node_exporter runs as another user; no fsync (textfile.h). */
     if (unlink(tmp) != 0 && errno != ENOENT) {
         return -errno;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return -errno;
-    }
-    /* 0644 whatever the umask: node_exporter runs as another user. */
-    if (fchmod(fd, 0644) != 0) {
-        rc = -errno;
-    }
-    if (rc == 0) {
-        rc = pos_file_write_all(fd, buf, len);
-    }
-    if (close(fd) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = -errno;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-    }
-    return rc;
+    return pos_file_replace_via(path, tmp, buf, len, 0644, false);
 }
 
 static void textfile_work(uv_work_t *w)

@@ -5,12 +5,11 @@
  * The Prometheus text file for node_exporter's textfile collector, written
  * atomically off the loop (libuv's thread pool): the text goes into a
  * temporary file in the same directory (".<name>.tmp", which the collector
- * ignores: it reads only *.prom), opened with O_NOFOLLOW|O_EXCL after any
- * old one is removed, then rename() replaces the file in one step, so
+ * ignores: it reads only *.prom), opened with O_NOFOLLOW after any old one
+ * is removed, then rename() replaces the file in one step, so
  * the collector reads either the previous document or the new one, never
- * half of one. (Not platform/files.h's pos_file_replace(): its temporary
- * is refused, not replaced, when something sits there, and its file takes
- * the umask, 0027 under the unit, which the collector could not read.)
+ * half of one (platform/files.h's pos_file_replace_via(), mode 0644
+ * whatever the umask: 0027 under the unit would keep the collector out).
  *
  * No fsync: the file holds values of this moment and is rewritten every
  * interval; it usually lives on a tmpfs or a collector directory nobody
