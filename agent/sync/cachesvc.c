@@ -17,8 +17,8 @@
 #include "platform/log.h"
 #include "platform/mem.h"
 
-#define CACHE_FLUSH_MS   5000u
-#define WARM_PUT_CHUNK   50u /* entries per write transaction during warm-up */
+#define CACHE_FLUSH_MS 5000u
+#define WARM_PUT_CHUNK 50u /* entries per write transaction during warm-up */
 
 typedef struct cache_waiter {
     pos_cachesvc_cb cb;
@@ -108,8 +108,8 @@ static int cache_local(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     if (!s->open) {
         return -ENOENT;
     }
-    rc = pos_cache_get(&s->cache, key, len, pos_clock_wall_ms(), s->value_buf,
-                       sizeof(s->value_buf), &info);
+    rc = pos_cache_get(&s->cache, key, len, pos_clock_wall_ms(), s->value_buf, sizeof(s->value_buf),
+                       &info);
     if (rc < 0) {
         return rc;
     }
@@ -365,8 +365,8 @@ void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, c
     if (value == NULL) {
         return;
     }
-    int rc = pos_cache_put(&s->cache, key, strlen(key), value, strlen(value),
-                           POS_CACHE_INVENTORY, pos_clock_wall_ms());
+    int rc = pos_cache_put(&s->cache, key, strlen(key), value, strlen(value), POS_CACHE_INVENTORY,
+                           pos_clock_wall_ms());
     if (rc != 0) {
         POS_WARN("cache", "%s not updated: %s", key, strerror(-rc));
     }
@@ -715,7 +715,7 @@ typedef struct warm_step {
     unsigned storing;    /* put requests of this step not yet applied */
     char cursor[32];
     char version[WARM_SETS][POS_CACHESVC_VERSION_MAX]; /* read at the start; "": none */
-    char **keys;  /* this page's keys */
+    char **keys;                                       /* this page's keys */
     char **pkeys; /* with named_products: product:{id} of each inventory key */
     size_t n;     /* keys */
     size_t done;  /* keys read so far */
@@ -984,11 +984,15 @@ static void warm_no_index(warm_step_t *w)
     char prefix[96], index[128];
 
     warm_index_key(s, w->set, "", index, sizeof(index));
+    /* Warned once a run; every later warm-up finds the same (INFO cache
+     * warm_products / warm_inventory say it all along). */
+    pos_log_level_t level = s->warm_told[w->set] ? POS_LOG_DEBUG : POS_LOG_WARN;
+    s->warm_told[w->set] = true;
     if (w->set == WARM_PRODUCTS) {
-        POS_WARN("cache",
-                 "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): warming the products "
-                 "the store's inventory names",
-                 index);
+        pos_log(level, "cache",
+                "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): warming the products "
+                "the store's inventory names",
+                index);
         w->named_products = true;
         s->warm_source[WARM_PRODUCTS] = "inventory";
         s->warm_version[WARM_PRODUCTS][0] = '\0';
@@ -997,10 +1001,10 @@ static void warm_no_index(warm_step_t *w)
         return;
     }
     warm_key_prefix(s, w->set, prefix, sizeof(prefix));
-    POS_WARN("cache",
-             "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): falling back to SCAN MATCH "
-             "%s*, which walks the whole keyspace",
-             index, prefix);
+    pos_log(level, "cache",
+            "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): falling back to SCAN MATCH "
+            "%s*, which walks the whole keyspace",
+            index, prefix);
     s->warm_scans++;
     w->scan = true;
     warm_page(w);

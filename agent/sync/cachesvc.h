@@ -53,12 +53,12 @@ typedef struct pos_cache_oversize {
 /* What the cache service is given at init. */
 typedef struct pos_cachesvc_options {
     uv_loop_t *loop;
-    pos_link_t *link;      /* reads through it while online; must outlive the service */
-    pos_store_t *store;    /* NULL: no local store, every read goes to Redis */
+    pos_link_t *link;   /* reads through it while online; must outlive the service */
+    pos_store_t *store; /* NULL: no local store, every read goes to Redis */
     /* The store's writer, started on loop: every cache write goes through it (the loop
      * never waits on the disk). NULL: writes run and commit on the loop (tests, tools). */
     pos_store_writer_t *writer;
-    const char *store_id;  /* the till's store: its inventory is warmed up (copied) */
+    const char *store_id; /* the till's store: its inventory is warmed up (copied) */
     pos_cache_config_t cache;
     unsigned warm_interval_s; /* periodic warm-up, seconds */
     uint32_t max_value_bytes; /* largest value accepted, bytes; 0: POS_CACHE_VALUE_MAX */
@@ -69,19 +69,19 @@ typedef struct pos_cachesvc {
     char store_id[64];
     pos_cache_t cache;
     bool open;
-    uv_timer_t flush_timer; /* writes LRU touches out now and then */
-    uv_timer_t reval_timer; /* the revalidation walk goes on at the next loop turn */
+    uv_timer_t flush_timer;     /* writes LRU touches out now and then */
+    uv_timer_t reval_timer;     /* the revalidation walk goes on at the next loop turn */
     pos_cache_fetch_t *fetches; /* GETs in flight, by key */
     uint64_t fetches_shared;    /* reads that joined a GET already in flight */
     pos_cache_cursor_t reval;   /* revalidation walk after a reconnect */
     bool revalidating;
-    uint64_t reval_epoch;       /* bumped per reconnect: stale batches stop */
-    uint64_t revalidated;       /* entries confirmed or refreshed by MGET */
-    uv_timer_t warm_timer;      /* periodic warm-up ([cache] warm_interval_s) */
+    uint64_t reval_epoch;  /* bumped per reconnect: stale batches stop */
+    uint64_t revalidated;  /* entries confirmed or refreshed by MGET */
+    uv_timer_t warm_timer; /* periodic warm-up ([cache] warm_interval_s) */
     bool warm_timer_open;
     bool warming;
     uint64_t warm_epoch;
-    uint64_t warmed_inventory;  /* entries stored by the current warm-up */
+    uint64_t warmed_inventory; /* entries stored by the current warm-up */
     uint64_t warmed_products;
     /* Warm-up by index sets, [0] products and [1] inventory: each set's
      * version at its last complete warm-up through its index ("": none),
@@ -92,13 +92,14 @@ typedef struct pos_cachesvc {
     char warm_version[2][POS_CACHESVC_VERSION_MAX];
     const char *warm_source[2];
     uint64_t warm_scans;
+    bool warm_told[2]; /* a missing index set was logged as a warning (once) */
     uint64_t warm_skipped;
     uint64_t warm_members_refused;
     uint32_t max_value_bytes;
     pos_cache_oversize_t oversize[POS_CACHESVC_OVERSIZE_MAX];
     uint64_t oversize_refused; /* reads refused as over max_value_bytes */
-    uint64_t invalidations;     /* CACHE_INVALIDATE requests taken (since start) */
-    unsigned open_handles; /* while closing */
+    uint64_t invalidations;    /* CACHE_INVALIDATE requests taken (since start) */
+    unsigned open_handles;     /* while closing */
     void (*closed_cb)(void *arg);
     void *closed_arg;
     char value_buf[POS_CACHE_VALUE_MAX]; /* a local read's value, during its callback */
@@ -143,8 +144,8 @@ void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms);
 void pos_cachesvc_warm(pos_cachesvc_t *s);
 
 /* An inventory message: the body minus "type" becomes the cached value. */
-void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv,
-                            const char *json, size_t len);
+void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, const char *json,
+                            size_t len);
 
 /*
  * Server-assisted invalidation (a push on __redis__:invalidate): "keys" is
