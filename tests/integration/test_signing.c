@@ -429,7 +429,13 @@ static void test_every_channel_signed(void **state)
                        "INVENTORY_UPDATED", pos_test_wall_ms(), KEY1_HEX);
     assert_true(
         pos_test_agent_wait_log(&f->fx.agent, "inventory:" SID ": INVENTORY_UPDATED", 1, 5000));
+    /* The log line comes as the message is taken; the cache has it a
+     * moment later. */
     char *v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
+    for (int i = 0; i < 100 && v == NULL; i++) {
+        pos_test_sleep_ms(20);
+        v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
+    }
     assert_non_null(v);
     assert_non_null(strstr(v, "\"quantity\":41"));
     free(v);
