@@ -237,10 +237,12 @@ int main(int argc, char **argv)
          strcmp(argv[optind], "outbox") == 0)) {
         /* The technician's CLI: talk to the running agent on its socket. */
         const char *sock = "/run/posagent/agent.sock";
+        const char *pw = NULL;
         if (pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
             sock = cfg.local_socket;
+            pw = cfg.local_password_set ? cfg.local_password : NULL;
         }
-        rc = pos_cli_main(argc - optind, argv + optind, sock);
+        rc = pos_cli_main(argc - optind, argv + optind, sock, pw);
         pos_config_wipe(&cfg);
         return rc;
     }

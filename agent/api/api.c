@@ -402,6 +402,7 @@ int pos_api_start(pos_api_t *api, const pos_api_options_t *opt)
     o.group = opt->socket_group;
     o.max_clients = opt->max_clients;
     o.admit = opt->admit;
+    o.password = opt->password;
     o.commands = api_commands;
     o.ncommands = sizeof(api_commands) / sizeof(api_commands[0]);
     o.owner = api;

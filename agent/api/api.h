@@ -24,12 +24,13 @@
 /* What the command handlers are given; pointers must outlive the API. */
 typedef struct pos_api_options {
     uv_loop_t *loop;
-    const char *socket_path;  /* [local] socket */
-    const char *socket_group; /* [local] socket_group; "" or NULL: our own */
-    uint32_t max_clients;     /* [local] max_clients; 0: the default */
+    const char *socket_path;        /* [local] socket */
+    const char *socket_group;       /* [local] socket_group; "" or NULL: our own */
+    uint32_t max_clients;           /* [local] max_clients; 0: the default */
     pos_localapi_admission_t admit; /* [local] client_rate, ..., idle_timeout_s */
-    pos_cachesvc_t *cache;    /* reads */
-    pos_delivery_t *delivery; /* writes (the outbox) */
+    const char *password;           /* [local] password / password_file; NULL: none */
+    pos_cachesvc_t *cache;          /* reads */
+    pos_delivery_t *delivery;       /* writes (the outbox) */
     /*
      * Writes the INFO text for "section" ("all", "server", ...: matched
      * case-insensitively by the writer) into buf, at most cap bytes, and

@@ -61,7 +61,31 @@ static void cli_print_age(redisContext *c, const char *key, FILE *err)
     freeReplyObject(r);
 }
 
-int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE *err)
+/* AUTH with password (NULL or "": none asked). Returns 0, or the exit code
+ * after saying why (never the password). */
+static int cli_auth(redisContext *c, const char *password, const char *socket_path, FILE *err)
+{
+    redisReply *r;
+    int rc = 0;
+
+    if (password == NULL || password[0] == '\0') {
+        return 0;
+    }
+    r = redisCommand(c, "AUTH %s", password);
+    if (r == NULL) {
+        fprintf(err, "no answer from posagent at %s: %s\n", socket_path, c->errstr);
+        return POS_CLI_EX_UNAVAILABLE;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(err, "posagent: AUTH refused: %s\n", r->str);
+        rc = POS_CLI_EX_ERROR;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int cli_run(int argc, char **argv, const char *socket_path, const char *password, FILE *out,
+                   FILE *err)
 {
     const char *cargv[3];
     size_t clens[3];
@@ -104,6 +128,10 @@ int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE 
         return POS_CLI_EX_UNAVAILABLE;
     }
     redisSetTimeout(c, tv);
+    if ((rc = cli_auth(c, password, socket_path, err)) != 0) {
+        redisFree(c);
+        return rc;
+    }
     r = redisCommandArgv(c, cargc, cargv, clens);
     if (r == NULL) {
         fprintf(err, "no answer from posagent at %s: %s\n", socket_path, c->errstr);
@@ -142,7 +170,12 @@ int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE 
     return rc;
 }
 
-int pos_cli_main(int argc, char **argv, const char *socket_path)
+int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE *err)
 {
-    return pos_cli_run(argc, argv, socket_path, stdout, stderr);
+    return cli_run(argc, argv, socket_path, NULL, out, err);
+}
+
+int pos_cli_main(int argc, char **argv, const char *socket_path, const char *password)
+{
+    return cli_run(argc, argv, socket_path, password, stdout, stderr);
 }

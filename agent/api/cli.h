@@ -23,11 +23,12 @@
  * Runs one subcommand; argv[0] is its name ("status", "cache", "outbox").
  * Prints the result on stdout and problems on stderr. Returns the exit code:
  * 0, POS_CLI_EX_USAGE, POS_CLI_EX_UNAVAILABLE, or 1 (not cached, or the
- * agent answered with an error).
+ * agent answered with an error). With a password (NULL or "": none), it
+ * authenticates first ([local] password).
  */
-int pos_cli_main(int argc, char **argv, const char *socket_path);
+int pos_cli_main(int argc, char **argv, const char *socket_path, const char *password);
 
-/* Same, printing to "out" and "err" (for tests). */
+/* Same, printing to "out" and "err", without a password (for tests). */
 int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE *err);
 
 #endif /* AGENT_API_CLI_H */

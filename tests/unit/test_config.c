@@ -1134,6 +1134,8 @@ static const char *const all_keys[][3] = {
     {"local", "client_burst", NULL},
     {"local", "commands_per_turn", NULL},
     {"local", "idle_timeout_s", NULL},
+    {"local", "password", "POSAGENT_LOCAL_PASSWORD"},
+    {"local", "password_file", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
     {"security", "user", NULL},
@@ -1237,7 +1239,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 62);
+    assert_int_equal(uncommented, 63);
     result_t r;
     /* Uncommented, the ids' example lines are no ids: refused. */
     char *again = example_to_string();
