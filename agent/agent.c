@@ -1347,6 +1347,8 @@ void pos_agent_start(pos_agent_t *a)
         ao.admit.turn_budget = a->cfg.local_commands_per_turn;
         ao.admit.idle_timeout_ms = a->cfg.local_idle_timeout_s * 1000u;
         ao.password = a->cfg.local_password_set ? a->cfg.local_password : NULL;
+        ao.terminal_id = a->cfg.terminal_id;
+        ao.store_id = a->cfg.store_id;
         ao.cache = &a->cache;
         ao.delivery = &a->delivery;
         agent_info_sources(a);

@@ -29,6 +29,8 @@ typedef struct pos_api_options {
     uint32_t max_clients;           /* [local] max_clients; 0: the default */
     pos_localapi_admission_t admit; /* [local] client_rate, ..., idle_timeout_s */
     const char *password;           /* [local] password / password_file; NULL: none */
+    const char *terminal_id;        /* stamped on what the application publishes */
+    const char *store_id;           /* its store: the only channels it may publish on */
     pos_cachesvc_t *cache;          /* reads */
     pos_delivery_t *delivery;       /* writes (the outbox) */
     /*
