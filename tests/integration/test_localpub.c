@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -273,6 +276,69 @@ static void test_flood_of_refused_publishes(void **state)
     redisFree(c);
 }
 
+/*
+ * The chain the contract allows, end to end: the application on T-0001
+ * publishes an inventory update; its agent stamps and signs it; T-0002 of
+ * the same store (same key) verifies it and applies it like the cloud's,
+ * so an offline read there sees the new quantity.
+ */
+static void test_signed_update_applied_by_other_till(void **state)
+{
+    pos_fix_t *f = *state;
+    char key[400], sock2[400];
+    pos_test_agent_t second;
+
+    memset(&second, 0, sizeof(second));
+    snprintf(key, sizeof(key), "%s.hmac", f->redis.dir);
+    FILE *fp = fopen(key, "w");
+    assert_non_null(fp);
+    fputs("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", fp);
+    fclose(fp);
+    assert_int_equal(chmod(key, 0600), 0);
+    pos_ini_set(&f->ini, "payment", "hmac_key_file", "%s", key);
+    start(f);
+    static pos_ini_t ini2;
+    ini2 = f->ini;
+    pos_ini_set(&ini2, "terminal", "id", "T-0002");
+    assert_int_equal(pos_test_agent_start(&second, pos_ini_text(&ini2), NULL), 0);
+    assert_true(pos_test_agent_wait_log(&second, "link: online", 1, 10000));
+
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    accepted(c, "inventory:" SID,
+             "{\"type\":\"INVENTORY_UPDATED\",\"productId\":\"P-5\",\"quantity\":7}");
+    char channel[128];
+    char *m = pos_test_sub_next(&f->sub, 5000, channel, sizeof(channel));
+    assert_non_null(m);
+    assert_non_null(strstr(m, "\"origin\":\"pos-app\""));
+    assert_non_null(strstr(m, "\"sig\":\""));
+    free(m);
+    redisFree(c);
+
+    bool applied = pos_test_agent_wait_log(
+        &second, "INVENTORY_UPDATED from the POS application of " TID, 1, 5000);
+    if (!applied) {
+        char *log = pos_test_agent_log_read(&second);
+        fprintf(stderr, "second agent:\n%s\n", log != NULL ? log : "");
+        free(log);
+    }
+    assert_true(applied);
+    snprintf(sock2, sizeof(sock2), "%s/agent.sock", second.dir);
+    struct timeval tv = {5, 0};
+    redisContext *c2 = redisConnectUnixWithTimeout(sock2, tv);
+    assert_non_null(c2);
+    assert_int_equal(c2->err, 0);
+    redisReply *r = redisCommand(c2, "GET inventory:" SID ":P-5");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, "\"quantity\":7"));
+    freeReplyObject(r);
+    redisFree(c2);
+    pos_test_agent_stop(&second, SIGKILL, 2000);
+    pos_test_agent_cleanup(&second);
+    unlink(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +347,7 @@ int main(void)
         POS_FIX_TEST(test_system_and_other_store_refused),
         POS_FIX_TEST(test_inventory_poisoning),
         POS_FIX_TEST(test_flood_of_refused_publishes),
+        POS_FIX_TEST(test_signed_update_applied_by_other_till),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
