@@ -633,19 +633,21 @@ static int builtin_hello(void *owner, pos_localapi_reply_t *r, int argc, const c
         }
         client_set_name(r, argv[setname], lens[setname]);
     }
-    pos_localapi_reply_array_begin(r, 14);
-    pos_localapi_reply_bulk(r, "server", 6);
-    pos_localapi_reply_bulk(r, "redis", 5);
-    pos_localapi_reply_bulk(r, "version", 7);
-    pos_localapi_reply_bulk(r, "7.0.0", 5);
-    pos_localapi_reply_bulk(r, "proto", 5);
-    pos_localapi_reply_int(r, 2);
-    pos_localapi_reply_bulk(r, "id", 2);
-    pos_localapi_reply_int(r, r->client != NULL ? (long long)r->client->id : 0);
-    pos_localapi_reply_bulk(r, "mode", 4);
-    pos_localapi_reply_bulk(r, "standalone", 10);
-    pos_localapi_reply_bulk(r, "role", 4);
-    pos_localapi_reply_bulk(r, "master", 6);
+    /* Field, then its text; NULL text: the integer below. */
+    static const char *const map[][2] = {{"server", "redis"},    {"version", "7.0.0"},
+                                         {"proto", NULL},        {"id", NULL},
+                                         {"mode", "standalone"}, {"role", "master"}};
+    pos_localapi_reply_array_begin(r, 2 * (long long)(sizeof(map) / sizeof(map[0])) + 2);
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        pos_localapi_reply_bulk(r, map[i][0], strlen(map[i][0]));
+        if (map[i][1] != NULL) {
+            pos_localapi_reply_bulk(r, map[i][1], strlen(map[i][1]));
+        } else {
+            pos_localapi_reply_int(r, i == 2              ? 2
+                                      : r->client != NULL ? (long long)r->client->id
+                                                          : 0);
+        }
+    }
     pos_localapi_reply_bulk(r, "modules", 7);
     pos_localapi_reply_array_begin(r, 0);
     return 0;

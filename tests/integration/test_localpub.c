@@ -290,11 +290,7 @@ static void test_signed_update_applied_by_other_till(void **state)
 
     memset(&second, 0, sizeof(second));
     snprintf(key, sizeof(key), "%s.hmac", f->redis.dir);
-    FILE *fp = fopen(key, "w");
-    assert_non_null(fp);
-    fputs("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", fp);
-    fclose(fp);
-    assert_int_equal(chmod(key, 0600), 0);
+    pos_fix_private_file(key, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
     pos_ini_set(&f->ini, "payment", "hmac_key_file", "%s", key);
     start(f);
     static pos_ini_t ini2;
