@@ -29,11 +29,28 @@ static const char *const acl_commands[] = {
     "+client|tracking", "+client|trackinginfo",
     /* With Sentinel: the master is checked with ROLE. */
     "+role",
+    /* Fleet visibility (agent/fleet.c): the metrics hash written as one
+     * transaction with its TTL; the clock check's TIME is below. */
+    "+hset", "+multi", "+exec",
     /* ---- Local API writes (issue 14): sessions, temporary values, rate
      * limits. Their commands (SET/EXPIRE/DEL on session:, temp:; EVALSHA
      * or MULTI/EXEC and ZADD/ZREMRANGEBYSCORE/ZCARD/PEXPIRE on
      * rate_limit:) are added here with them. ---- */
+    /* RATELIMIT: one script (TIME, ZREMRANGEBYSCORE, ZCARD, ZADD, PEXPIRE,
+     * ZRANGE on rate_limit:*); SMEMBERS of the store's sets; the probe's
+     * INFO memory (INFO health). */
+    "+zremrangebyscore", "+zcard", "+zadd", "+pexpire", "+zrange", "+time", "+smembers",
+    "+info",
 };
+
+/* With [redis] cluster_nodes (docs/cluster.md): the map, the -ASK
+ * redirections, the subscribers' probe. */
+static const char *const acl_cluster_commands[] = {"+cluster|slots", "+asking", "+ping"};
+
+/* With pubsub = sharded: payment:{t} and inventory:{s} subscribed, and
+ * the outbox's payment:, inventory: and transaction: messages published,
+ * on their slot's owner. The channel patterns are the same. */
+static const char *const acl_sharded_commands[] = {"+ssubscribe", "+spublish"};
 
 typedef struct acl_key {
     const char *perm;    /* "%R", "%W", "%RW" */
@@ -42,9 +59,10 @@ typedef struct acl_key {
 
 static const acl_key_t acl_keys[] = {
     {"%W", "terminal:{t}:status"},     /* SET ... EX: the heartbeat */
+    {"%W", "terminal:{t}:metrics"},    /* HSET, EXPIRE: the metrics snapshot */
     {"%RW", "posagent:lease:{t}"},     /* the lease script's GET, SET, DEL */
-    {"%W", "active_transactions:{s}"}, /* SADD, EXPIRE, SREM */
-    {"%W", "terminals:{s}"},           /* SADD at connect (CONTRACT.md) */
+    {"%RW", "active_transactions:{s}"}, /* SADD, EXPIRE, SREM; SMEMBERS (local API) */
+    {"%RW", "terminals:{s}"},           /* SADD at connect (CONTRACT.md); TERMINALS */
     {"%RW", "counter:*"},              /* INCRBY, EXPIRE NX: the agent's and the app's */
     {"%R", "product:*"},               /* read-through, warm-up, tracking */
     {"%R", "inventory:{s}:*"},         /* this store's only */
@@ -56,6 +74,8 @@ static const acl_key_t acl_keys[] = {
     {"%R", "index:inventory:{s}:version"},
     /* ---- Local API writes (issue 14): session:*, temp:*, rate_limit:*
      * with write permission, added here with them. ---- */
+    {"%RW", "rate_limit:*"},     /* RATELIMIT's script: every till and the cloud share them */
+    {"%R", "terminal:*:status"}, /* TERMINALS: the store's terminals' heartbeats */
 };
 
 static const char *const acl_channels[] = {
@@ -66,6 +86,8 @@ static const char *const acl_channels[] = {
     "transaction:{s}",      /* TRANSACTION_COMPLETED and the app's out */
     "posagent:probe:{t}",   /* the end-to-end probe, out and in */
     "__redis__:invalidate", /* tracking's invalidations, in */
+    "diag:{t}",             /* diagnostics requests, in */
+    "diag:reply:{t}:*",     /* diagnostics reports, out */
 };
 
 typedef struct acl_buf {
@@ -143,6 +165,16 @@ int pos_acl_rule(const pos_config_t *cfg, char *buf, size_t len)
     acl_add(&b, " resetkeys resetchannels nocommands");
     for (size_t i = 0; i < sizeof(acl_commands) / sizeof(acl_commands[0]); i++) {
         acl_add(&b, " %s", acl_commands[i]);
+    }
+    for (size_t i = 0; cfg->ncluster_nodes > 0 &&
+                       i < sizeof(acl_cluster_commands) / sizeof(acl_cluster_commands[0]);
+         i++) {
+        acl_add(&b, " %s", acl_cluster_commands[i]);
+    }
+    for (size_t i = 0; cfg->redis_pubsub == POS_PUBSUB_SHARDED &&
+                       i < sizeof(acl_sharded_commands) / sizeof(acl_sharded_commands[0]);
+         i++) {
+        acl_add(&b, " %s", acl_sharded_commands[i]);
     }
     for (size_t i = 0; i < sizeof(acl_keys) / sizeof(acl_keys[0]); i++) {
         char prefix[8];

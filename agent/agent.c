@@ -50,7 +50,12 @@ static int agent_write_status(pos_agent_t *a, pos_term_status_t status, pos_repl
     r.build = POS_BUILD_ID;
     r.uptime_s = (pos_clock_mono_ms() - a->started_ms) / 1000u;
     memcpy(r.devices, a->devices, sizeof(r.devices));
-    r.outbox = 0;
+    if (a->store_ok) {
+        pos_outbox_stats_t os;
+        pos_outbox_stats(&a->outbox, &os);
+        r.outbox = os.entries > UINT32_MAX ? UINT32_MAX : (uint32_t)os.entries;
+    }
+    r.clock_known = pos_fleet_clock(&a->fleet, &r.clock_offset_ms);
     r.signing = a->sign.count > 0;
     r.journal_reason = pos_agent_journal_reason(a);
     r.journal_ok = r.journal_reason == NULL;
@@ -262,6 +267,14 @@ static void agent_on_online(pos_link_t *l)
 
     /* Status at once on every (re)connect, then every interval from now. */
     agent_status_write(a, true);
+    {
+        /* The store's list of terminals (CONTRACT.md "Keys the agent
+         * writes"): so the store's terminals are found without a scan. */
+        char key[96];
+        snprintf(key, sizeof(key), "terminals:%s", a->cfg.store_id);
+        const char *argv[] = {"SADD", key, a->cfg.terminal_id};
+        (void)pos_link_commandv(&a->link, agent_reply_logged, "terminals SADD", 3, argv);
+    }
     uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, a->cfg.heartbeat_interval_s * 1000u,
                    a->cfg.heartbeat_interval_s * 1000u);
     {
@@ -270,6 +283,15 @@ static void agent_on_online(pos_link_t *l)
         pos_sd_notifyf("STATUS=online: %s:%u", host, (unsigned)port);
     }
     agent_track(a);
+    {
+        /* The store's list of terminals (CONTRACT.md), at every connect.
+         * Sent directly, not through the outbox: it is idempotent and
+         * repeated at each connect, so one lost with the link is sent
+         * again by the next, and a durable copy would cost a store commit
+         * per connect for nothing. */
+        const char *argv[] = {"SADD", a->terminals_key, a->cfg.terminal_id};
+        pos_link_commandv(&a->link, agent_reply_logged, "terminals SADD", 3, argv);
+    }
     agent_recovered_log(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
      * not verified since the link went down are checked against Redis. */
@@ -278,6 +300,7 @@ static void agent_on_online(pos_link_t *l)
     if (a->link.online_count == 1) {
         pos_cachesvc_warm(&a->cache); /* then every [cache] warm_interval_s */
     }
+    pos_fleet_online(&a->fleet); /* clock check, metrics snapshot */
 }
 
 /* Is one more unit of src within its budget now? */
@@ -369,8 +392,9 @@ static void agent_track(pos_agent_t *a)
 {
     char id[24], inventory[96];
 
-    if (!a->cache.open || a->link.sub_client_id <= 0) {
-        return;
+    if (!a->cache.open || !a->cfg.cache_tracking || a->link.sub_client_id <= 0 ||
+        a->link.cluster != NULL) {
+        return; /* a cluster link tracks on every node itself (agent_track_cluster) */
     }
     snprintf(id, sizeof(id), "%lld", a->link.sub_client_id);
     snprintf(inventory, sizeof(inventory), "inventory:%s:", a->cfg.store_id);
@@ -380,11 +404,25 @@ static void agent_track(pos_agent_t *a)
     pos_link_commandv(&a->link, agent_track_reply, a, 14, argv);
 }
 
+/* With Redis Cluster the link tracks the same prefixes on every primary,
+ * each node's invalidations going to a subscriber on that node. */
+static void agent_track_cluster(pos_agent_t *a)
+{
+    char inventory[96];
+    const char *prefixes[] = {"product:", inventory, "user:", "session:"};
+
+    snprintf(inventory, sizeof(inventory), "inventory:%s:", a->cfg.store_id);
+    if (a->cache.open && a->cfg.cache_tracking) {
+        pos_link_track_prefixes(&a->link, prefixes, 4); /* copied */
+    }
+}
+
 static void agent_on_offline(pos_link_t *l, int err)
 {
     pos_agent_t *a = l->data;
 
     uv_timer_stop(&a->heartbeat_timer);
+    pos_fleet_offline(&a->fleet);
     a->unverified_since_ms = pos_clock_wall_ms();
     pos_sd_notifyf("STATUS=offline: %s, reconnecting", strerror(-err));
 }
@@ -449,6 +487,7 @@ static void agent_port_device_status(void *ctx, pos_dev_slot_t which, pos_dev_st
     if (which >= POS_DEV_COUNT || a->devices[which] == st) {
         return;
     }
+    pos_fleet_device(&a->fleet, which, a->devices[which], st);
     a->devices[which] = st;
     agent_status_changed(a);
 }
@@ -566,6 +605,14 @@ static bool agent_verified(pos_agent_t *a, const char *channel, const pos_msg_t 
         return true;
     }
     a->trust.unverified[v]++;
+    int64_t offset;
+    if (v == POS_SIGN_STALE && pos_fleet_clock(&a->fleet, &offset)) {
+        /* Whose clock is off: the offset against Redis says. */
+        POS_WARN("msg", "%s: %s stale, refused (this till's clock: %" PRId64 " ms against Redis's)",
+                 channel, msg->type != POS_MSG_NONE ? pos_msg_type_name(msg->type) : "message",
+                 -offset);
+        return false;
+    }
     POS_WARN("msg", "%s: %s %s, refused", channel,
              msg->type != POS_MSG_NONE ? pos_msg_type_name(msg->type) : "message",
              pos_sign_verdict_reason(v));
@@ -722,6 +769,10 @@ static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, c
     if (a->exit_code == POS_EX_ANOTHER) {
         return; /* another till holds this terminal: it is theirs to answer */
     }
+    if (strlen(a->diag_channel) == chlen && memcmp(a->diag_channel, channel, chlen) == 0) {
+        pos_fleet_on_diag(&a->fleet, payload, len); /* its own budget */
+        return;
+    }
 
     for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
         pos_channel_t *ch = &a->channels[i];
@@ -745,25 +796,92 @@ static void agent_watchdog_cb(uv_timer_t *t)
     pos_sd_notify("WATCHDOG=1");
 }
 
+/* What a reload found changed: each setting named, none of its values
+ * (the file holds secrets). */
+typedef struct agent_reload_count {
+    size_t applied, restart;
+} agent_reload_count_t;
+
+static void agent_reload_change(void *ctx, const char *section, const char *key, bool reloadable)
+{
+    agent_reload_count_t *n = ctx;
+
+    if (reloadable) {
+        n->applied++;
+        POS_INFO("config", "reload: [%s] %s changed: applied", section, key);
+    } else {
+        n->restart++;
+        POS_WARN("config",
+                 "reload: [%s] %s changed: needs a restart (systemctl restart posagent); "
+                 "the running value stays until then",
+                 section, key);
+    }
+}
+
+/* Hands the reloadable settings now in a->cfg to what uses them. */
+static void agent_apply_settings(pos_agent_t *a)
+{
+    const pos_config_t *c = &a->cfg;
+    uint64_t now = pos_clock_mono_ms();
+    uint64_t ttl[POS_CACHE_FAMILY_COUNT];
+
+    pos_log_set_level((pos_log_level_t)c->log_level);
+    /* Heartbeat: the next write carries the new TTL; the timer, when it
+     * runs (online), ticks at the new interval from now. */
+    if (uv_is_active((uv_handle_t *)&a->heartbeat_timer)) {
+        uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, c->heartbeat_interval_s * 1000u,
+                       c->heartbeat_interval_s * 1000u);
+    }
+    a->payment.opt.max_amount = c->payment_max_amount;
+    a->payment.opt.signature_window_s = c->payment_signature_window_s;
+    for (size_t i = 0; i < POS_CACHE_FAMILY_COUNT; i++) {
+        ttl[i] = pos_cachesvc_ttl_ms(&a->cache, (pos_cache_family_t)i);
+    }
+    ttl[POS_CACHE_PRODUCT] = (uint64_t)c->cache_product_ttl_s * 1000u;
+    ttl[POS_CACHE_INVENTORY] = (uint64_t)c->cache_inventory_ttl_s * 1000u;
+    ttl[POS_CACHE_USER] = (uint64_t)c->cache_user_ttl_s * 1000u;
+    ttl[POS_CACHE_SESSION] = (uint64_t)c->cache_session_ttl_s * 1000u;
+    pos_cachesvc_set_freshness(&a->cache, ttl, c->cache_warm_interval_s);
+    if (a->api.running) {
+        pos_localapi_admission_t admit = {
+            .client_rate = c->local_client_rate,
+            .client_burst = c->local_client_burst,
+            .turn_budget = c->local_commands_per_turn,
+            .idle_timeout_ms = c->local_idle_timeout_s * 1000u,
+        };
+        pos_localapi_set_admission(&a->api.server, c->local_max_clients, &admit);
+    }
+    /* Inbound budgets start full at the new rates. */
+    pos_bucket_init(&a->inbound[POS_IN_PAYMENT], c->inbound_payment_rate, c->inbound_payment_burst,
+                    now);
+    pos_bucket_init(&a->inbound[POS_IN_INVENTORY], c->inbound_inventory_rate,
+                    c->inbound_inventory_burst, now);
+    pos_bucket_init(&a->inbound[POS_IN_SYSTEM], c->inbound_system_rate, c->inbound_system_burst,
+                    now);
+    pos_bucket_init(&a->inbound[POS_IN_INVALIDATION], c->inbound_invalidation_rate,
+                    c->inbound_invalidation_burst, now);
+}
+
 static void agent_reload(pos_agent_t *a)
 {
     pos_config_t scratch;
     pos_config_error_t err;
+    agent_reload_count_t n = {0, 0};
     extern char **environ;
 
-    /* Parse into a scratch copy; only the log level is applied at run time,
-     * and only when the whole file is valid. */
+    /* Parse into a scratch copy; apply only when the whole file is valid,
+     * and only what can change while running (conf/schema.c's F_RELOAD
+     * rows). The rest is named and waits for a restart. */
     if (pos_config_load_dir(&scratch, a->config_path, a->config_dir, environ, &err) != 0) {
         POS_ERR("config", "reload failed, keeping the running settings: %s", err.msg);
         pos_config_wipe(&scratch);
         return;
     }
-    if (scratch.log_level != a->cfg.log_level) {
-        a->cfg.log_level = scratch.log_level;
-        pos_log_set_level((pos_log_level_t)scratch.log_level);
-    }
-    POS_INFO("config", "reloaded: log level %s (other settings apply at restart)",
-             pos_log_level_name((pos_log_level_t)a->cfg.log_level));
+    pos_config_changes(&a->cfg, &scratch, agent_reload_change, &n);
+    pos_config_apply_reloadable(&a->cfg, &scratch);
+    agent_apply_settings(a);
+    POS_INFO("config", "reloaded: log level %s; %zu setting(s) applied, %zu need a restart",
+             pos_log_level_name((pos_log_level_t)a->cfg.log_level), n.applied, n.restart);
     pos_config_wipe(&scratch);
 }
 
@@ -869,7 +987,9 @@ static void agent_close_all(pos_agent_t *a)
         return;
     }
     a->closing = true;
-    a->open_parts = (unsigned)n + 5; /* + link, payment, cache service, local API, delivery */
+    /* + link, payment, cache service, local API, delivery, fleet */
+    a->open_parts = (unsigned)n + 6;
+    pos_fleet_close(&a->fleet, agent_subsystem_closed, a);
     /* The cache stops submitting (what it still holds is written at
      * dispose); then what the store writer holds is finished, while
      * everything its callbacks may reach is still open. */
@@ -1016,6 +1136,11 @@ static const char *agent_journal_reason_cb(void *ctx)
     return pos_agent_journal_reason(ctx);
 }
 
+static size_t agent_metrics_cb(const void *ctx, char *buf, size_t cap)
+{
+    return pos_fleet_info(ctx, buf, cap);
+}
+
 static void agent_info_sources(pos_agent_t *a)
 {
     pos_info_sources_t *i = &a->info;
@@ -1023,6 +1148,7 @@ static void agent_info_sources(pos_agent_t *a)
     i->terminal_id = a->cfg.terminal_id;
     i->store_id = a->cfg.store_id;
     i->master_name = a->cfg.redis_master_name;
+    i->sharded = a->cfg.redis_pubsub == POS_PUBSUB_SHARDED;
     i->started_ms = &a->started_ms;
     i->heartbeats_sent = &a->heartbeats_sent;
     i->devices = a->devices;
@@ -1046,10 +1172,15 @@ static void agent_info_sources(pos_agent_t *a)
     i->store_error = a->store_error;
     i->recovered = &a->recovered;
     i->recovered_name = a->recovered_name;
+    i->metrics = agent_metrics_cb;
+    i->metrics_ctx = &a->fleet;
 }
 
-static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so)
+static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_sentinel_options_t *so,
+                               pos_cluster_options_t *clo)
 {
+    /* The contract's sharded channels (CONTRACT.md "Redis Cluster"). */
+    static const char *const sharded[] = {"payment:", "inventory:", "transaction:"};
     const pos_config_t *cfg = &a->cfg;
 
     memset(lo, 0, sizeof(*lo));
@@ -1067,6 +1198,9 @@ static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_senti
         lo->channels[i] = a->channels[i].name;
     }
     lo->nchannels = 3;
+    if (cfg->metrics_diagnostics) {
+        lo->channels[lo->nchannels++] = a->diag_channel;
+    }
     lo->probe_channel = a->probe_channel;
     lo->probe_interval_ms = cfg->probe_interval_ms;
     /* No subscription before the terminal's lease is ours (instance.h). */
@@ -1081,6 +1215,16 @@ static void agent_link_options(pos_agent_t *a, pos_link_options_t *lo, pos_senti
         so->password = cfg->redis_sentinel_password;
         so->reach = lo->reach;
         lo->sentinel = so;
+    }
+    if (cfg->ncluster_nodes > 0) {
+        /* Endpoint, reach and channels are the link's. */
+        memset(clo, 0, sizeof(*clo));
+        clo->seeds = cfg->cluster_nodes;
+        clo->nseeds = cfg->ncluster_nodes;
+        clo->sharded = cfg->redis_pubsub == POS_PUBSUB_SHARDED;
+        clo->sharded_prefixes = sharded;
+        clo->nsharded_prefixes = sizeof(sharded) / sizeof(sharded[0]);
+        lo->cluster = clo;
     }
 }
 
@@ -1167,6 +1311,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
 {
     pos_link_options_t lo;
     pos_sentinel_options_t so;
+    pos_cluster_options_t clo;
     pos_payment_options_t po;
     pos_cachesvc_options_t co;
     static const pos_link_callbacks_t link_cb = {
@@ -1222,8 +1367,10 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     snprintf(a->probe_channel, sizeof(a->probe_channel), "posagent:probe:%s", cfg->terminal_id);
     snprintf(a->client_name, sizeof(a->client_name), "posagent:%s", cfg->terminal_id);
     snprintf(a->status_key, sizeof(a->status_key), "terminal:%s:status", cfg->terminal_id);
+    snprintf(a->terminals_key, sizeof(a->terminals_key), "terminals:%s", cfg->store_id);
+    snprintf(a->diag_channel, sizeof(a->diag_channel), "diag:%s", cfg->terminal_id);
 
-    agent_link_options(a, &lo, &so);
+    agent_link_options(a, &lo, &so, &clo);
     if (cfg->redis.tls) {
         /* Never a plain connection for a rediss:// URL. */
         if (tls == NULL || !tls->ready) {
@@ -1265,6 +1412,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         POS_ERR("cache", "cannot set up the cache service: %s", strerror(-rc));
         goto fail_cache;
     }
+    agent_track_cluster(a);
     agent_payment_options(a, &po);
     rc = pos_payment_init(&a->payment, &po, err, sizeof(err));
     if (rc != 0) {
@@ -1272,6 +1420,22 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         goto fail_payment;
     }
     agent_journal_gate(a);
+    {
+        pos_fleet_options_t fo;
+        memset(&fo, 0, sizeof(fo));
+        fo.loop = loop;
+        fo.cfg = &a->cfg;
+        fo.link = &a->link;
+        fo.delivery = &a->delivery;
+        fo.keys = &a->sign;
+        fo.info = &a->info;
+        rc = pos_fleet_init(&a->fleet, &fo);
+        if (rc != 0) {
+            POS_ERR("metrics", "cannot set up the metrics: %s", strerror(-rc));
+            goto fail_fleet;
+        }
+        a->payment.clock_offset_ms = &a->fleet.clock_offset_ms;
+    }
 
     own[nown++] = (uv_handle_t *)&a->heartbeat_timer;
     own[nown++] = (uv_handle_t *)&a->watchdog_timer;
@@ -1303,6 +1467,9 @@ fail_handles:
             uv_close(own[i], NULL);
         }
     }
+    pos_fleet_close(&a->fleet, NULL, NULL);
+    pos_fleet_dispose(&a->fleet);
+fail_fleet:
     pos_payment_close(&a->payment, NULL);
 fail_payment:
     pos_cachesvc_close(&a->cache, NULL, NULL);
@@ -1320,6 +1487,50 @@ fail_link:
     return rc;
 }
 
+/* The local API's SMEMBERS active_transactions offline: this till's
+ * payment in progress, and whether a transaction of its own has ended. */
+static const char *agent_own_active(void *ctx)
+{
+    pos_agent_t *a = ctx;
+
+    return pos_payment_sm_state(&a->payment.sm) != POS_PAY_IDLE ? a->payment.sm.cur.transaction_id
+                                                                : NULL;
+}
+
+static bool agent_own_ended(void *ctx, const char *tx)
+{
+    pos_agent_t *a = ctx;
+    pos_payment_state_t st;
+
+    return pos_payment_sm_lookup(&a->payment.sm, tx, &st) == 0 &&
+           !(pos_payment_sm_state(&a->payment.sm) != POS_PAY_IDLE &&
+             strcmp(a->payment.sm.cur.transaction_id, tx) == 0);
+}
+
+/* ---- the operator's commands (agent/api/admin.h) ----------------------------- */
+
+static pos_journal_t *agent_admin_journal(void *ctx)
+{
+    pos_agent_t *a = ctx;
+    return a->store_ok ? &a->journal : NULL;
+}
+
+static void agent_admin_devices(void *ctx, pos_dev_state_t *states)
+{
+    pos_agent_t *a = ctx;
+    memcpy(states, a->devices, sizeof(a->devices));
+}
+
+static int agent_admin_device_test(void *ctx, pos_dev_slot_t which)
+{
+    pos_agent_t *a = ctx;
+
+    if (which == POS_DEV_PRINTER) {
+        return pos_payment_test_print(&a->payment);
+    }
+    return pos_payment_show(&a->payment, "posagent", "test display");
+}
+
 void pos_agent_start(pos_agent_t *a)
 {
     uint64_t wd_usec = pos_sd_watchdog_usec();
@@ -1335,6 +1546,8 @@ void pos_agent_start(pos_agent_t *a)
     }
     pos_payment_start(&a->payment);
     pos_payment_restore(&a->payment);
+    agent_info_sources(a);
+    pos_fleet_start(&a->fleet); /* the metrics text file, when configured */
     {
         pos_api_options_t ao;
         memset(&ao, 0, sizeof(ao));
@@ -1347,14 +1560,27 @@ void pos_agent_start(pos_agent_t *a)
         ao.admit.turn_budget = a->cfg.local_commands_per_turn;
         ao.admit.idle_timeout_ms = a->cfg.local_idle_timeout_s * 1000u;
         ao.password = a->cfg.local_password_set ? a->cfg.local_password : NULL;
-        ao.terminal_id = a->cfg.terminal_id;
-        ao.store_id = a->cfg.store_id;
         ao.cache = &a->cache;
         ao.delivery = &a->delivery;
         agent_info_sources(a);
         ao.info = agent_info_cb;
         ao.info_ctx = &a->info;
-        pos_api_start(&a->api, &ao); /* logged; the agent runs on without it */
+        ao.link = &a->link;
+        ao.terminal_id = a->cfg.terminal_id;
+        ao.store_id = a->cfg.store_id;
+        ao.own_active = agent_own_active;
+        ao.own_ended = agent_own_ended;
+        ao.own_ctx = a;
+        if (pos_api_start(&a->api, &ao) == 0) { /* logged; the agent runs on without it */
+            pos_admin_options_t adm = {
+                .socket_path = a->cfg.local_socket,
+                .journal = agent_admin_journal,
+                .devices = agent_admin_devices,
+                .device_test = agent_admin_device_test,
+                .ctx = a,
+            };
+            pos_admin_attach(&a->admin, &a->api.server, &adm);
+        }
     }
     /* Serving locally (devices opened, local API listening): ready, also on
      * a till that starts offline. The link's state goes in STATUS=. */
@@ -1364,6 +1590,7 @@ void pos_agent_start(pos_agent_t *a)
 
 void pos_agent_dispose(pos_agent_t *a)
 {
+    pos_fleet_dispose(&a->fleet);
     pos_cachesvc_dispose(&a->cache);
     agent_store_close(a);
     pos_config_wipe(&a->cfg);

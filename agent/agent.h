@@ -11,7 +11,9 @@
 
 #include <uv.h>
 
+#include "agent/api/admin.h"
 #include "agent/api/api.h"
+#include "agent/fleet.h"
 #include "agent/info.h"
 #include "agent/instance.h"
 #include "agent/link/link.h"
@@ -77,12 +79,16 @@ struct pos_agent {
     pos_delivery_t delivery;
     pos_cachesvc_t cache;  /* offline reads */
     pos_api_t api;         /* the local socket */
+    pos_admin_t admin;     /* the operator's commands on it */
     pos_info_sources_t info; /* what INFO reads */
     pos_channel_t channels[3]; /* payment, inventory, system */
+    pos_fleet_t fleet;         /* metrics, clock check, remote diagnostics */
+    char diag_channel[96];     /* diag:{terminalId}: diagnostics requests */
     pos_sign_keys_t sign;      /* count 0: messages are not signed */
     char probe_channel[96];
     char client_name[96];
     char status_key[96];
+    char terminals_key[96]; /* terminals:{storeId} */
 
     uv_timer_t heartbeat_timer;
     uv_timer_t watchdog_timer;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "agent/info.h"
 #include "platform/clock.h"
@@ -35,6 +36,23 @@ __attribute__((format(printf, 2, 3))) static void info_add(info_buf_t *b, const 
     }
 }
 
+/* The agent's resident memory, bytes (/proc/self/statm: procfs, never blocks); 0 unknown. */
+static uint64_t info_rss(void)
+{
+    unsigned long long pages_total = 0, pages_rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (f == NULL) {
+        return 0;
+    }
+    if (fscanf(f, "%llu %llu", &pages_total, &pages_rss) != 2) {
+        pages_rss = 0;
+    }
+    fclose(f);
+    return (uint64_t)pages_rss * (uint64_t)(page > 0 ? page : 4096);
+}
+
 static bool info_want(const char *want, const char *name)
 {
     return strcasecmp(want, "all") == 0 || strcasecmp(want, name) == 0;
@@ -55,7 +73,8 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  "uptime_in_seconds:%" PRIu64 "\r\nstatus:%s\r\n\r\n",
                  POS_VERSION, POS_BUILD_ID, a->terminal_id, a->store_id,
                  (pos_clock_mono_ms() - *a->started_ms) / 1000u,
-                 pos_term_status_name(a->status(a->ctx)));
+                 pos_term_status_name(pos_link_is_online(a->link) ? a->status(a->ctx)
+                                                                  : POS_TERM_OFFLINE));
     }
     if (info_want(want, "link")) {
         uint16_t port;
@@ -73,6 +92,20 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                      "replies_refused:%" PRIu64 "\r\nread_pauses:%" PRIu64
                      "\r\npmessages_dropped:%" PRIu64 "\r\n",
                      ls.refused, ls.pauses, ls.pushes_dropped);
+        }
+        if (a->link->cluster != NULL) {
+            /* Redis Cluster: the map, the connections, the redirections. */
+            pos_cluster_stats_t cs;
+            pos_cluster_stats(a->link->cluster, &cs, NULL);
+            info_add(&b,
+                     "cluster_primaries:%u\r\ncluster_connections:%u\r\n"
+                     "cluster_subscribers:%u\r\ncluster_pubsub:%s\r\ncluster_moved:%" PRIu64
+                     "\r\ncluster_asked:%" PRIu64 "\r\ncluster_tryagain:%" PRIu64
+                     "\r\ncluster_refreshes:%" PRIu64 "\r\ncluster_resubscribed:%" PRIu64
+                     "\r\ncluster_idle_closed:%" PRIu64 "\r\ncluster_mget_split:%" PRIu64 "\r\n",
+                     cs.primaries, cs.connections, cs.subscribers,
+                     a->sharded ? "sharded" : "classic", cs.moved, cs.asked, cs.tryagain,
+                     cs.refreshes, cs.resubscribed, cs.idle_closed, cs.split);
         }
         if (a->link->use_sentinel) {
             /* Where the master is comes from the sentinels. */
@@ -95,6 +128,14 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  a->cache->open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
                  cs.evictions, a->cache->fetches_shared, a->store != NULL ? a->store->disk_full : 0,
                  a->cache->oversize_refused);
+        /* How the warm-up found the keys: index sets, or a SCAN fallback. */
+        info_add(&b,
+                 "warm_inventory:%s\r\nwarm_products:%s\r\nwarm_scan_fallbacks:%" PRIu64
+                 "\r\nwarm_skipped_unchanged:%" PRIu64 "\r\nwarm_members_refused:%" PRIu64
+                 "\r\n",
+                 a->cache->warm_source[1] != NULL ? a->cache->warm_source[1] : "none",
+                 a->cache->warm_source[0] != NULL ? a->cache->warm_source[0] : "none",
+                 a->cache->warm_scans, a->cache->warm_skipped, a->cache->warm_members_refused);
         /* The cache's writes waiting for the store writer, and what pressure cost. */
         info_add(&b,
                  "pending_writes:%" PRIu64 "\r\npending_bulk:%" PRIu64
@@ -110,7 +151,7 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
             pos_outbox_stats(a->outbox, &os);
         }
         info_add(&b,
-                 "# outbox\r\nstore_open:%d\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
+                 "# outbox\r\noutbox_open:%d\r\noutbox_entries:%" PRIu64 "\r\noutbox_bytes:%" PRIu64
                  "\r\npayment_entries:%" PRIu64 "\r\ndropped:%" PRIu64 "\r\ndelivered:%" PRIu64
                  "\r\nin_flight:%u\r\nlost_without_store:%" PRIu64 "\r\n\r\n",
                  a->outbox != NULL, os.entries, os.bytes, os.payment, os.dropped,
@@ -186,6 +227,31 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  pos_dev_state_name(a->devices[POS_DEV_PRINTER]),
                  pos_dev_state_name(a->devices[POS_DEV_PINPAD]));
     }
+    /* ---- health (the seed's healthCheck) and the shared-state commands ---- */
+    if (info_want(want, "health")) {
+        const pos_link_t *l = a->link;
+        uint64_t now = pos_clock_wall_ms();
+        info_add(&b,
+                 "# health\r\nconnected:%d\r\nterminal_status:%s\r\n"
+                 "latency_ms:%" PRIu64 ".%03" PRIu64 "\r\nagent_memory_rss:%" PRIu64
+                 "\r\nredis_used_memory:%" PRIu64 "\r\nredis_memory_age_s:%" PRId64 "\r\n\r\n",
+                 pos_link_is_online(l), pos_term_status_name(a->status(a->ctx)),
+                 l->probe_rtt_us / 1000u, l->probe_rtt_us % 1000u, info_rss(), l->redis_used_memory,
+                 l->redis_memory_at_ms != 0 && now >= l->redis_memory_at_ms
+                     ? (int64_t)((now - l->redis_memory_at_ms) / 1000u)
+                     : (int64_t)-1);
+    }
+    if (info_want(want, "shared") && a->api != NULL) {
+        const pos_api_shared_stats_t *sh = &a->api->shared;
+        info_add(&b,
+                 "# shared\r\nratelimit_redis:%" PRIu64 "\r\nratelimit_local:%" PRIu64
+                 "\r\nratelimit_fallback:%" PRIu64 "\r\nratelimit_identifiers:%zu"
+                 "\r\nratelimit_evicted:%" PRIu64 "\r\nsnapshots_served:%" PRIu64
+                 "\r\ncache_cleared:%" PRIu64 "\r\n\r\n",
+                 sh->ratelimit_redis, sh->ratelimit_local, sh->ratelimit_fallback,
+                 a->api->ratelimit.used, a->api->ratelimit.evicted, sh->snapshots_served,
+                 sh->cache_cleared);
+    }
     if (info_want(want, "clients") && a->api != NULL) {
         pos_localapi_stats_t ls;
         pos_api_stats(a->api, &ls);
@@ -199,6 +265,11 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  ls.clients, ls.accepted, ls.evicted, ls.idle_closed, ls.commands, ls.busy,
                  ls.turns_full, ls.protocol_errors, ls.output_drops, ls.auth_failures, ls.noauth,
                  ls.memory);
+    }
+    if (info_want(want, "metrics") && a->metrics != NULL && b.len < b.cap) {
+        /* The fleet's metrics table (agent/fleet.c): the same values as the
+         * Prometheus text file and the terminal:{id}:metrics hash. */
+        b.len += a->metrics(a->metrics_ctx, b.buf + b.len, b.cap - b.len);
     }
     return b.len;
 }

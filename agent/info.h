@@ -35,6 +35,7 @@ typedef struct pos_info_sources {
     const char *terminal_id;
     const char *store_id;
     const char *master_name;    /* Sentinel master name */
+    bool sharded;               /* Redis Cluster with sharded pub/sub */
     const uint64_t *started_ms; /* monotonic ms at start */
     const uint64_t *heartbeats_sent;
     const pos_dev_state_t *devices;         /* POS_DEV_COUNT states */
@@ -60,12 +61,16 @@ typedef struct pos_info_sources {
     const int *recovered;       /* stores moved aside waiting for the operator, or NULL */
     const char *recovered_name; /* the first of them */
     bool signing;                  /* cloud messages must be signed ([payment] hmac_key_file) */
+    /* The "metrics" section (the fleet's table, agent/fleet.c), written
+     * into buf; NULL: none. */
+    size_t (*metrics)(const void *ctx, char *buf, size_t cap);
+    const void *metrics_ctx;
 } pos_info_sources_t;
 
 /*
  * Writes the INFO text of "section" ("all" or one of server, link, cache,
- * outbox, store, payment, inbound, security, devices, clients; case-insensitive) into buf (cap bytes; what
- * does not fit is left out). Returns its length.
+ * outbox, store, payment, inbound, security, devices, health, shared, clients, metrics;
+ * case-insensitive) into buf (cap bytes; what does not fit is left out). Returns its length.
  */
 size_t pos_info_write(const pos_info_sources_t *src, const char *section, char *buf, size_t cap);
 

@@ -3,11 +3,14 @@
  *
  *   posagent [--config FILE]          run
  *   posagent --check-config [...]     validate, print effective settings, exit
+ *   posagent [--socket PATH] [--json] status | cache get KEY | outbox |
+ *            journal [--all] | devices [test-print | test-display]
  *   posagent --version | --help
  *
  * Exit codes: 0 clean stop, 64 usage error, 78 configuration error,
  * 75 another agent runs for this till (its store, its socket or its
- * terminal id: agent/instance.h), 1 any other failure.
+ * terminal id: agent/instance.h), 1 any other failure. The technician's
+ * commands exit as agent/api/cli.h says (69 not running, 77 permission).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -47,6 +50,8 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: posagent [--config FILE] [--check-config]\n"
             "       posagent [--config FILE] status | cache get KEY | outbox\n"
+            "       posagent [--config FILE] journal [--all] | devices\n"
+            "       posagent [--config FILE] devices test-print | devices test-display\n"
             "       posagent [--config FILE] store salvage [--dry-run] PATH | store "
             "clear-recovered\n"
             "       posagent [--config FILE] acl       print this till's Redis ACL rule\n"
@@ -61,6 +66,9 @@ static void usage(FILE *out)
             "                           environment POSAGENT_CONFIG_DIR)\n"
             "  -t, --check-config       validate the configuration, print the effective\n"
             "                           settings (secrets masked) and exit\n"
+            "      --socket PATH        the agent's socket, for the commands that ask it\n"
+            "                           (default: [local] socket)\n"
+            "      --json               their answer as one JSON document\n"
             "      --print-example-config   print the commented example configuration\n"
             "      --print-config-reference print the configuration reference (Markdown)\n"
             "      --print-config-man   print the manual page posagent.ini(5) (roff)\n"
@@ -130,11 +138,13 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_MAN, OPT_CONFIG_DIR };
+    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_MAN, OPT_CONFIG_DIR, OPT_SOCKET, OPT_JSON };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
         {"check-config", no_argument, NULL, 't'},
+        {"socket", required_argument, NULL, OPT_SOCKET},
+        {"json", no_argument, NULL, OPT_JSON},
         {"print-example-config", no_argument, NULL, OPT_EXAMPLE},
         {"print-config-reference", no_argument, NULL, OPT_REFERENCE},
         {"print-config-man", no_argument, NULL, OPT_MAN},
@@ -155,6 +165,8 @@ int main(int argc, char **argv)
     const char *path = NULL;
     const char *dir = getenv("POSAGENT_CONFIG_DIR"); /* NULL: beside the file */
     bool check = false;
+    const char *cli_socket = NULL; /* --socket: the technician's commands ask there */
+    bool cli_json = false;
     uv_loop_t loop;
     int opt, rc;
 
@@ -168,6 +180,12 @@ int main(int argc, char **argv)
             break;
         case 't':
             check = true;
+            break;
+        case OPT_SOCKET:
+            cli_socket = optarg;
+            break;
+        case OPT_JSON:
+            cli_json = true;
             break;
         case OPT_EXAMPLE:
             pos_config_write_example(stdout);
@@ -234,17 +252,35 @@ int main(int argc, char **argv)
     }
     if (optind < argc &&
         (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "cache") == 0 ||
-         strcmp(argv[optind], "outbox") == 0)) {
-        /* The technician's CLI: talk to the running agent on its socket. */
-        const char *sock = "/run/posagent/agent.sock";
+         strcmp(argv[optind], "outbox") == 0 || strcmp(argv[optind], "journal") == 0 ||
+         strcmp(argv[optind], "devices") == 0)) {
+        /* The technician's CLI: talk to the running agent on its socket,
+         * the one --socket names or the configuration's (which a technician
+         * may not be allowed to read: then the default). */
+        char *cargv[16];
+        int cargc = 0;
+        const char *sock = cli_socket;
         const char *pw = NULL;
         if (pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
-            sock = cfg.local_socket;
+            sock = sock != NULL ? sock : cfg.local_socket;
             pw = cfg.local_password_set ? cfg.local_password : NULL;
         }
-        rc = pos_cli_main(argc - optind, argv + optind, sock, pw);
+        for (int i = optind; i < argc && cargc < 15; i++) {
+            cargv[cargc++] = argv[i];
+        }
+        if (cli_json && cargc < 15) {
+            cargv[cargc++] = "--json";
+        }
+        cargv[cargc] = NULL;
+        rc = pos_cli_main(cargc, cargv, sock, pw);
         pos_config_wipe(&cfg);
         return rc;
+    }
+    if (cli_socket != NULL || cli_json) {
+        fprintf(stderr, "posagent: --socket and --json go with status, cache, outbox, journal "
+                        "or devices\n");
+        usage(stderr);
+        return EX_USAGE_CODE;
     }
     if (optind != argc) {
         fprintf(stderr, "posagent: unexpected argument '%s'\n", argv[optind]);

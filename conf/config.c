@@ -440,6 +440,17 @@ static int check_cross(load_ctx_t *c)
                 have_list ? "master_name" : "sentinels");
         return -EINVAL;
     }
+    if (cfg->redis_cluster_nodes[0] != '\0' && cfg->redis_sentinels[0] != '\0') {
+        set_msg(c->err, "%s: [redis] cluster_nodes: not with [redis] sentinels (a cluster fails "
+                        "over by itself)",
+                origin(c, index_of("redis", "cluster_nodes"), where, sizeof(where)));
+        return -EINVAL;
+    }
+    if (cfg->redis_cluster_nodes[0] == '\0' && cfg->redis_pubsub == POS_PUBSUB_SHARDED) {
+        set_msg(c->err, "%s: [redis] pubsub: sharded needs [redis] cluster_nodes",
+                origin(c, index_of("redis", "pubsub"), where, sizeof(where)));
+        return -EINVAL;
+    }
     if (cfg->max_retry_delay_ms < cfg->retry_delay_ms) {
         size_t im = index_of("redis", "max_retry_delay_ms");
         size_t ir = index_of("redis", "retry_delay_ms");
@@ -482,6 +493,25 @@ static int derive_redis(load_ctx_t *c)
         set_msg(c->err, "%s: [redis] sentinels: invalid: %s",
                 origin(c, index_of("redis", "sentinels"), where, sizeof(where)), why);
         return -EINVAL;
+    }
+    cfg->ncluster_nodes = 0;
+    if (cfg->redis_cluster_nodes[0] != '\0') {
+        if (pos_addr_list_parse(cfg->redis_cluster_nodes, 6379, "cluster node", cfg->cluster_nodes,
+                                POS_CLUSTER_NODES_MAX, &cfg->ncluster_nodes, why,
+                                sizeof(why)) != 0) {
+            /* Unreachable: the list was checked when it was set. */
+            set_msg(c->err, "%s: [redis] cluster_nodes: invalid: %s",
+                    origin(c, index_of("redis", "cluster_nodes"), where, sizeof(where)), why);
+            return -EINVAL;
+        }
+        if (cfg->redis.db != 0) {
+            /* A cluster has database 0 only. */
+            size_t id = index_of("redis", cfg->redis_db >= 0 ? "db" : "url");
+            set_msg(c->err, "%s: [redis] %s: database %d, but a Redis Cluster has database 0 only",
+                    origin(c, id, where, sizeof(where)), cfg->redis_db >= 0 ? "db" : "url",
+                    cfg->redis.db);
+            return -EINVAL;
+        }
     }
     return 0;
 }
@@ -1020,6 +1050,41 @@ int pos_config_load_dir(pos_config_t *cfg, const char *path, const char *dropin_
 int pos_config_load(pos_config_t *cfg, const char *path, char *const *envp, pos_config_error_t *err)
 {
     return pos_config_load_dir(cfg, path, NULL, envp, err);
+}
+
+size_t pos_config_changes(const pos_config_t *running, const pos_config_t *next,
+                          pos_config_change_fn fn, void *ctx)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < pos_schema_nitems; i++) {
+        const pos_schema_item_t *it = &pos_schema_items[i];
+        if (pos_schema_differs(running, next, it)) {
+            n++;
+            if (fn != NULL) {
+                fn(ctx, it->section, it->key, (it->flags & F_RELOAD) != 0);
+            }
+        }
+    }
+    return n;
+}
+
+void pos_config_apply_reloadable(pos_config_t *running, const pos_config_t *next)
+{
+    for (size_t i = 0; i < pos_schema_nitems; i++) {
+        const pos_schema_item_t *it = &pos_schema_items[i];
+        /* Strings are pointed at by the subsystems that use them: none is
+         * reloadable (the schema test holds that). */
+        if ((it->flags & F_RELOAD) != 0 && it->type != CT_STR) {
+            pos_schema_copy(running, next, it);
+        }
+    }
+}
+
+bool pos_config_reloadable(const char *section, const char *key)
+{
+    int i = pos_schema_find_item(section, key);
+    return i >= 0 && (pos_schema_items[i].flags & F_RELOAD) != 0;
 }
 
 void pos_config_wipe(pos_config_t *cfg)

@@ -85,11 +85,16 @@ typedef struct pos_config {
     uint32_t connect_timeout_ms;
     uint32_t command_timeout_ms;
     uint32_t probe_interval_ms; /* end-to-end probe period */
+    uint32_t redis_clock_check_s; /* period of the TIME clock check */
     /* Redis Sentinel: "host:port,host:port" ("" for none), the master's
      * name, and the sentinels' password (secret; "" for none). */
     char redis_sentinels[256];
     char redis_master_name[64];
     char redis_sentinel_password[POS_URL_PASS_MAX];
+    /* Redis Cluster: seed nodes "host:port,..." ("" for none), and the
+     * pub/sub mode (POS_PUBSUB_CLASSIC or POS_PUBSUB_SHARDED). */
+    char redis_cluster_nodes[256];
+    int redis_pubsub;
 
     /* [tls] used with rediss:// only */
     char tls_ca_file[201];     /* required with rediss:// */
@@ -143,6 +148,7 @@ typedef struct pos_config {
     uint32_t cache_user_ttl_s;
     uint32_t cache_session_ttl_s;
     uint32_t cache_warm_interval_s; /* period of the inventory warm-up */
+    bool cache_tracking;            /* CLIENT TRACKING of the cached families */
     uint32_t cache_max_value_bytes; /* largest value read from Redis, bytes */
 
     /* [local] the local API socket */
@@ -159,6 +165,12 @@ typedef struct pos_config {
     bool local_password_set;
     char local_password_file[201]; /* "" none; absolute path, not world-readable */
 
+    /* [metrics] */
+    char metrics_textfile[201];        /* Prometheus text file; "": none */
+    uint32_t metrics_interval_s;       /* its refresh */
+    uint32_t metrics_redis_interval_s; /* terminal:{id}:metrics refresh (>= 60) */
+    bool metrics_diagnostics;          /* answer DIAG_REQUEST on diag:{id} */
+
     /* [log] */
     int log_level; /* pos_log_level_t */
     bool log_syslog;
@@ -174,6 +186,10 @@ typedef struct pos_config {
      * the link connects to redis.host:port). */
     pos_sentinel_addr_t sentinels[POS_SENTINEL_MAX];
     size_t nsentinels;
+    /* Derived: the parsed [redis] cluster_nodes (ncluster_nodes 0: not a
+     * cluster). */
+    pos_sentinel_addr_t cluster_nodes[POS_CLUSTER_NODES_MAX];
+    size_t ncluster_nodes;
 
     /* Where it came from: the files read (the main file first, then the
      * drop-ins in order) and, per row of the schema, what set its value. */
@@ -181,6 +197,10 @@ typedef struct pos_config {
     size_t nfiles;
     pos_config_origin_t origin[POS_CONFIG_ITEMS_MAX];
 } pos_config_t;
+
+/* [redis] pubsub */
+#define POS_PUBSUB_CLASSIC 0 /* SUBSCRIBE / PUBLISH everywhere */
+#define POS_PUBSUB_SHARDED 1 /* SSUBSCRIBE / SPUBLISH for per-terminal and per-store channels */
 
 typedef struct pos_config_error {
     char msg[512]; /* "FILE:LINE: [section] key: problem (allowed: ...)" */
@@ -241,6 +261,24 @@ void pos_config_write_reference(FILE *out);
 
 /* Prints the manual page posagent.ini(5) (roff), for the given version. */
 void pos_config_write_man(FILE *out, const char *version);
+
+/*
+ * A configuration read again (SIGHUP): calls fn(ctx, section, key,
+ * reloadable) for each setting whose value differs between the running
+ * one and next, reloadable saying whether a running agent applies it
+ * (otherwise it takes effect at the next start). fn may be NULL. Returns
+ * how many differ.
+ */
+typedef void (*pos_config_change_fn)(void *ctx, const char *section, const char *key,
+                                     bool reloadable);
+size_t pos_config_changes(const pos_config_t *running, const pos_config_t *next,
+                          pos_config_change_fn fn, void *ctx);
+
+/* Copies every reloadable setting of next into running (the others stay). */
+void pos_config_apply_reloadable(pos_config_t *running, const pos_config_t *next);
+
+/* True when [section] key is applied by a running agent on SIGHUP. */
+bool pos_config_reloadable(const char *section, const char *key);
 
 /*
  * Overwrites secrets in cfg with zeros (call before freeing or exiting):

@@ -68,7 +68,12 @@ void pos_config_write_example(FILE *out)
           ";   store_id = <its store id>\n"
           "; Drop-ins must be regular files owned by root (or the agent's user),\n"
           "; writable by their owner only. --check-config names the file and line\n"
-          "; that set each value.\n",
+          "; that set each value.\n"
+          ";\n"
+          "; Keys marked \"Applied on reload\" take effect when the running agent\n"
+          "; gets SIGHUP (systemctl reload posagent); the others at the next start\n"
+          "; (systemctl restart posagent). A file that does not load is refused and\n"
+          "; the running settings kept.\n",
           out);
     for (size_t s = 0; s < pos_schema_nsections; s++) {
         fprintf(out, "\n[%s]\n", pos_schema_sections[s].name);
@@ -90,6 +95,9 @@ void pos_config_write_example(FILE *out)
             write_wrapped(out, line);
             if (it->env != NULL) {
                 fprintf(out, "; Environment: %s (overrides this file).\n", it->env);
+            }
+            if (it->flags & F_RELOAD) {
+                fputs("; Applied on reload (SIGHUP).\n", out);
             }
             if (it->flags & F_REQUIRED) {
                 /* No value that works: a till left with the shipped file
@@ -126,8 +134,8 @@ void pos_config_write_reference(FILE *out)
 {
     char buf[64];
 
-    fputs("| section | key | env var | default | allowed | meaning |\n"
-          "|---|---|---|---|---|---|\n",
+    fputs("| section | key | env var | default | allowed | meaning | applied |\n"
+          "|---|---|---|---|---|---|---|\n",
           out);
     for (size_t i = 0; i < pos_schema_nitems; i++) {
         const pos_schema_item_t *it = &pos_schema_items[i];
@@ -138,6 +146,7 @@ void pos_config_write_reference(FILE *out)
         md_cell(out, it->def ? it->def : it->def_doc, it->def != NULL);
         md_cell(out, pos_schema_allowed(it, buf, sizeof(buf)), false);
         md_cell(out, it->desc, false);
+        md_cell(out, it->flags & F_RELOAD ? "on reload" : "restart", false);
         fputs("\n", out);
     }
 }
@@ -213,6 +222,14 @@ void pos_config_write_man(FILE *out, const char *version)
           "with status 78.\n"
           ".B posagent \\-\\-check\\-config\n"
           "checks a file and prints the settings in effect.\n"
+          ".PP\n"
+          "Keys marked \"Applied on reload\" take effect when the running agent gets\n"
+          ".B SIGHUP\n"
+          ".RB ( \"systemctl reload posagent\" ),\n"
+          "which logs each changed key and whether it was applied; the others take effect\n"
+          "at the next start.\n"
+          "A file that does not load is refused with the reason, and the running settings\n"
+          "are kept.\n"
           ".SH \"SECTIONS AND KEYS\"\n",
           out);
     for (size_t sec = 0; sec < pos_schema_nsections; sec++) {
@@ -238,6 +255,9 @@ void pos_config_write_man(FILE *out, const char *version)
             if (it->env != NULL) {
                 fputs(".br\nEnvironment:\n", out);
                 man_line(out, ".B", it->env);
+            }
+            if (it->flags & F_RELOAD) {
+                fputs(".br\nApplied on reload\n.RB ( SIGHUP ).\n", out);
             }
         }
     }

@@ -14,6 +14,7 @@
 #include <mbedtls/config.h>
 #endif
 
+#include "platform/ident.h"
 #include "platform/log.h"
 
 /*
@@ -27,8 +28,7 @@ static int check_id(const char *value, char *why, size_t whylen)
 {
     for (const char *p = value; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '.' || c == '_' || c == '-') {
+        if (pos_ident_char((char)c)) {
             continue;
         }
         if (c > 0x20 && c < 0x7f) {
@@ -78,6 +78,21 @@ static int check_abs_path(const char *value, char *why, size_t whylen)
 static int check_opt_abs_path(const char *value, char *why, size_t whylen)
 {
     return value[0] == '\0' ? 0 : check_abs_path(value, why, whylen);
+}
+
+/* node_exporter's textfile collector reads only *.prom files. */
+static int check_prom_path(const char *value, char *why, size_t whylen)
+{
+    size_t n = strlen(value);
+
+    if (n == 0) {
+        return 0;
+    }
+    if (n < 6 || strcmp(value + n - 5, ".prom") != 0 || value[n - 6] == '/') {
+        snprintf(why, whylen, "not a file name ending in .prom (the collector reads no other)");
+        return -EINVAL;
+    }
+    return check_abs_path(value, why, whylen);
 }
 
 static int check_user(const char *value, char *why, size_t whylen)
@@ -194,6 +209,36 @@ static int check_sentinels(const char *value, char *why, size_t whylen)
     return 0;
 }
 
+static int check_cluster_nodes(const char *value, char *why, size_t whylen)
+{
+    pos_sentinel_addr_t addrs[POS_CLUSTER_NODES_MAX];
+    size_t n;
+    char reason[160];
+
+    if (value[0] == '\0') {
+        return 0; /* not a cluster */
+    }
+    if (pos_addr_list_parse(value, 6379, "cluster node", addrs, POS_CLUSTER_NODES_MAX, &n, reason,
+                            sizeof(reason)) != 0) {
+        snprintf(why, whylen, "invalid: %s", reason);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int pubsub_parse(const char *name)
+{
+    if (strcmp(name, "classic") == 0) {
+        return POS_PUBSUB_CLASSIC;
+    }
+    return strcmp(name, "sharded") == 0 ? POS_PUBSUB_SHARDED : -1;
+}
+
+static const char *pubsub_name(int v)
+{
+    return v == POS_PUBSUB_SHARDED ? "sharded" : "classic";
+}
+
 static const char *level_name(int level)
 {
     return pos_log_level_name((pos_log_level_t)level);
@@ -219,6 +264,8 @@ const pos_schema_section_t pos_schema_sections[] = {
     {"inbound", "Budgets of what the cloud sends, per channel (token buckets: a rate a second "
                 "and a burst): what is over is answered or handled cheaply, never left to "
                 "starve the rest (docs/load.md)."},
+    {"metrics", "Metrics for the fleet (docs/contract.md \"Metrics\"): a Prometheus text file for "
+                "node_exporter, a snapshot hash in Redis, and remote diagnostics."},
     {"log", "Logging."},
     {"security", "Privileges: the user the agent runs as once its devices and sockets are open."},
 };
@@ -335,6 +382,16 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = "Period of the end-to-end probe (published on the command connection, heard "
              "on the subscriber); a probe not heard back by the next one drops the link."},
     {.section = "redis",
+     .key = "clock_check_s",
+     .type = CT_U32,
+     FIELD(redis_clock_check_s),
+     .def = "300",
+     .min = 10,
+     .max = 86400,
+     .desc = "Seconds between checks of the till's clock against Redis TIME (also at every "
+             "connect); an offset over half [payment] signature_window_s is logged as a "
+             "warning, since signed messages would soon be refused as stale."},
+    {.section = "redis",
      .key = "sentinels",
      .type = CT_STR,
      FIELD(redis_sentinels),
@@ -373,6 +430,33 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = "(none)",
      .example = "change-me",
      .desc = "Password for AUTH on the sentinels (their requirepass), if they have one."},
+    {.section = "redis",
+     .key = "cluster_nodes",
+     .type = CT_STR,
+     FIELD(redis_cluster_nodes),
+     .min = 0,
+     .max = 255,
+     .env = "REDIS_CLUSTER_NODES",
+     .flags = F_NOECHO, /* a mistyped entry may hold a password */
+     .check = check_cluster_nodes,
+     .allowed = "host[:port] list, comma-separated, up to 16; port 6379 by default",
+     .def_doc = "(none: not a cluster)",
+     .example = "10.0.1.1:6379,10.0.1.2:6379,10.0.1.3:6379",
+     .desc = "Redis Cluster seed nodes: the map of slots is asked from them, commands go to "
+             "the primary owning each key's slot (docs/cluster.md). The URL's host and port are "
+             "then ignored (its user, password and TLS still apply; db must be 0). Not with "
+             "sentinels."},
+    {.section = "redis",
+     .key = "pubsub",
+     .type = CT_ENUM,
+     FIELD(redis_pubsub),
+     .def = "classic",
+     .enum_parse = pubsub_parse,
+     .enum_name = pubsub_name,
+     .allowed = "classic, sharded",
+     .desc = "With cluster_nodes: 'sharded' uses SSUBSCRIBE and SPUBLISH for payment:{id}, "
+             "inventory:{store} and transaction:{store} on the node owning each channel's "
+             "slot; system:alerts and system:terminals stay classic."},
 
     {.section = "redis",
      .key = "password_file",
@@ -448,6 +532,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "interval_s",
      .type = CT_U32,
      FIELD(heartbeat_interval_s),
+     .flags = F_RELOAD,
      .def = "20",
      .min = 1,
      .max = 3600,
@@ -456,6 +541,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "ttl_s",
      .type = CT_U32,
      FIELD(heartbeat_ttl_s),
+     .flags = F_RELOAD,
      .def = "60",
      .min = 2,
      .max = 86400,
@@ -577,6 +663,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "max_amount",
      .type = CT_U32,
      FIELD(payment_max_amount),
+     .flags = F_RELOAD,
      .def = "10000",
      .min = 1,
      .max = 1000000,
@@ -618,6 +705,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "signature_window_s",
      .type = CT_U32,
      FIELD(payment_signature_window_s),
+     .flags = F_RELOAD,
      .def = "60",
      .min = 1,
      .max = 3600,
@@ -695,6 +783,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "product_ttl_s",
      .type = CT_U32,
      FIELD(cache_product_ttl_s),
+     .flags = F_RELOAD,
      .def = "7200",
      .min = 1,
      .max = 2592000,
@@ -704,6 +793,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "inventory_ttl_s",
      .type = CT_U32,
      FIELD(cache_inventory_ttl_s),
+     .flags = F_RELOAD,
      .def = "300",
      .min = 1,
      .max = 2592000,
@@ -712,6 +802,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "user_ttl_s",
      .type = CT_U32,
      FIELD(cache_user_ttl_s),
+     .flags = F_RELOAD,
      .def = "3600",
      .min = 1,
      .max = 2592000,
@@ -720,6 +811,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "session_ttl_s",
      .type = CT_U32,
      FIELD(cache_session_ttl_s),
+     .flags = F_RELOAD,
      .def = "86400",
      .min = 1,
      .max = 2592000,
@@ -728,10 +820,22 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "warm_interval_s",
      .type = CT_U32,
      FIELD(cache_warm_interval_s),
+     .flags = F_RELOAD,
      .def = "900",
      .min = 10,
      .max = 86400,
-     .desc = "Seconds between warm-ups of the store's inventory (SCAN, then MGET in batches)."},
+     .desc = "Seconds between warm-ups of the products and the store's inventory (their index "
+             "sets, SSCAN then MGET in batches; a set whose version is unchanged is skipped)."},
+    {.section = "cache",
+     .key = "tracking",
+     .type = CT_BOOL,
+     FIELD(cache_tracking),
+     .def = "true",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Server-assisted invalidation (CLIENT TRACKING BCAST of the cached families): "
+             "a cached entry goes stale as soon as Redis reports its key changed. Off, an "
+             "entry stays fresh for its TTL unless a message names it; on a Redis Cluster "
+             "that saves a subscriber per terminal on every primary (docs/cluster.md)."},
     {.section = "cache",
      .key = "max_value_bytes",
      .type = CT_U32,
@@ -772,6 +876,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "max_clients",
      .type = CT_U32,
      FIELD(local_max_clients),
+     .flags = F_RELOAD,
      .def = "64",
      .min = 1,
      .max = 1024,
@@ -781,6 +886,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "client_rate",
      .type = CT_U32,
      FIELD(local_client_rate),
+     .flags = F_RELOAD,
      .def = "1000",
      .min = 0,
      .max = 1000000,
@@ -790,6 +896,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "client_burst",
      .type = CT_U32,
      FIELD(local_client_burst),
+     .flags = F_RELOAD,
      .def = "10000",
      .min = 1,
      .max = 1000000,
@@ -799,6 +906,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "commands_per_turn",
      .type = CT_U32,
      FIELD(local_commands_per_turn),
+     .flags = F_RELOAD,
      .def = "256",
      .min = 1,
      .max = 65536,
@@ -808,6 +916,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "idle_timeout_s",
      .type = CT_U32,
      FIELD(local_idle_timeout_s),
+     .flags = F_RELOAD,
      .def = "300",
      .min = 0,
      .max = 86400,
@@ -845,16 +954,18 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "payment_rate",
      .type = CT_U32,
      FIELD(inbound_payment_rate),
+     .flags = F_RELOAD,
      .def = "20",
      .min = 1,
      .max = 1000000,
      .desc = "Per second: payment:{terminalId} messages. A PAYMENT_REQUESTED over it is answered "
-              "PAYMENT_REJECTED busy at once, without the state machine, the journal or the card; "
-              "other messages over it are dropped and counted."},
+             "PAYMENT_REJECTED busy at once, without the state machine, the journal or the card; "
+             "other messages over it are dropped and counted."},
     {.section = "inbound",
      .key = "payment_burst",
      .type = CT_U32,
      FIELD(inbound_payment_burst),
+     .flags = F_RELOAD,
      .def = "100",
      .min = 1,
      .max = 10000000,
@@ -863,15 +974,17 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "inventory_rate",
      .type = CT_U32,
      FIELD(inbound_inventory_rate),
+     .flags = F_RELOAD,
      .def = "200",
      .min = 1,
      .max = 1000000,
      .desc = "Per second: inventory:{storeId} messages. One over it is not applied: its key is "
-              "marked stale instead, so the next read asks Redis."},
+             "marked stale instead, so the next read asks Redis."},
     {.section = "inbound",
      .key = "inventory_burst",
      .type = CT_U32,
      FIELD(inbound_inventory_burst),
+     .flags = F_RELOAD,
      .def = "2000",
      .min = 1,
      .max = 10000000,
@@ -880,15 +993,17 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "system_rate",
      .type = CT_U32,
      FIELD(inbound_system_rate),
+     .flags = F_RELOAD,
      .def = "20",
      .min = 1,
      .max = 1000000,
      .desc = "Per second: system:alerts messages. A CACHE_INVALIDATE over it marks every cached "
-              "entry stale (at most once a second); an alert over it is dropped and counted."},
+             "entry stale (at most once a second); an alert over it is dropped and counted."},
     {.section = "inbound",
      .key = "system_burst",
      .type = CT_U32,
      FIELD(inbound_system_burst),
+     .flags = F_RELOAD,
      .def = "100",
      .min = 1,
      .max = 10000000,
@@ -897,23 +1012,66 @@ const pos_schema_item_t pos_schema_items[] = {
      .key = "invalidation_rate",
      .type = CT_U32,
      FIELD(inbound_invalidation_rate),
+     .flags = F_RELOAD,
      .def = "2000",
      .min = 1,
      .max = 1000000,
      .desc = "Per second: keys Redis reports changed (client-side tracking). Past it every cached"
-              " entry is marked stale once, and further reports wait for the bucket to refill."},
+             " entry is marked stale once, and further reports wait for the bucket to refill."},
     {.section = "inbound",
      .key = "invalidation_burst",
      .type = CT_U32,
      FIELD(inbound_invalidation_burst),
+     .flags = F_RELOAD,
      .def = "20000",
      .min = 1,
      .max = 10000000,
      .desc = "Burst of invalidation_rate: how many may come at once before the rate applies."},
+    {.section = "metrics",
+     .key = "textfile",
+     .type = CT_STR,
+     FIELD(metrics_textfile),
+     .min = 0,
+     .max = 200,
+     .check = check_prom_path,
+     .allowed = "an absolute path ending in .prom, or empty",
+     .def_doc = "(none: no file)",
+     .example = "/var/lib/prometheus/node-exporter/posagent.prom",
+     .desc = "Prometheus text file for node_exporter's textfile collector, replaced "
+             "atomically (a temporary file beside it, then rename) every interval_s. The "
+             "unit lets the agent write only its own directories: add this one with a "
+             "drop-in (ReadWritePaths=, docs/contract.md \"Metrics\")."},
+    {.section = "metrics",
+     .key = "interval_s",
+     .type = CT_U32,
+     FIELD(metrics_interval_s),
+     .def = "15",
+     .min = 1,
+     .max = 3600,
+     .desc = "Seconds between writes of the text file."},
+    {.section = "metrics",
+     .key = "redis_interval_s",
+     .type = CT_U32,
+     FIELD(metrics_redis_interval_s),
+     .def = "60",
+     .min = 60,
+     .max = 86400,
+     .desc = "Seconds between snapshots of the metrics in the hash terminal:{id}:metrics "
+             "(HSET, with a TTL of three intervals), and at every connect."},
+    {.section = "metrics",
+     .key = "diagnostics",
+     .type = CT_BOOL,
+     FIELD(metrics_diagnostics),
+     .def = "true",
+     .allowed = "true, false, yes, no, on, off, 1, 0",
+     .desc = "Answer DIAG_REQUEST messages on diag:{id} (signed ones when a key is set; one "
+             "every 10 s at most) with the INFO text and the last warnings."},
+
     {.section = "log",
      .key = "level",
      .type = CT_ENUM,
      FIELD(log_level),
+     .flags = F_RELOAD,
      .def = "info",
      .enum_parse = pos_log_level_parse,
      .enum_name = level_name,

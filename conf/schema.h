@@ -29,6 +29,7 @@ enum {
     F_SECRET = 1u << 1,   /* masked in the dump, never quoted in errors */
     F_NOECHO = 1u << 2,   /* never quoted in errors (may embed a secret) */
     F_URL = 1u << 3,      /* dumped through pos_redis_url_format_masked() */
+    F_RELOAD = 1u << 4,   /* applied by a running agent on SIGHUP; else at the next start */
 };
 
 /* Checks a string value; writes the problem (without the value) into why. */
@@ -105,5 +106,13 @@ const char *pos_schema_format(const pos_config_t *cfg, const pos_schema_item_t *
 /* True when the row holds a value in cfg (a row without default may be
  * "not set"). */
 bool pos_schema_is_set(const pos_config_t *cfg, const pos_schema_item_t *it);
+
+/* ---- comparing rows (conf/schema_value.c) ---- */
+
+/* True when the row's value (or its "was set") differs between a and b. */
+bool pos_schema_differs(const pos_config_t *a, const pos_config_t *b, const pos_schema_item_t *it);
+
+/* Copies the row's value (and its "was set") from src into dst. */
+void pos_schema_copy(pos_config_t *dst, const pos_config_t *src, const pos_schema_item_t *it);
 
 #endif /* CONF_SCHEMA_H */

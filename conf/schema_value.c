@@ -224,3 +224,24 @@ bool pos_schema_is_set(const pos_config_t *cfg, const pos_schema_item_t *it)
     }
     return true;
 }
+
+bool pos_schema_differs(const pos_config_t *a, const pos_config_t *b, const pos_schema_item_t *it)
+{
+    if (it->set_offset != 0 && *(const bool *)((const char *)a + it->set_offset) !=
+                                   *(const bool *)((const char *)b + it->set_offset)) {
+        return true;
+    }
+    if (it->type == CT_STR) {
+        return strncmp(cfield(a, it), cfield(b, it), it->size) != 0;
+    }
+    return memcmp(cfield(a, it), cfield(b, it), it->size) != 0;
+}
+
+void pos_schema_copy(pos_config_t *dst, const pos_config_t *src, const pos_schema_item_t *it)
+{
+    memcpy(field(dst, it), cfield(src, it), it->size);
+    if (it->set_offset != 0) {
+        *(bool *)((char *)dst + it->set_offset) =
+            *(const bool *)((const char *)src + it->set_offset);
+    }
+}

@@ -12,8 +12,8 @@ static bool is_blank(char c)
 /* One entry, s[0..len) without surrounding blanks. The host rules are the
  * URL parser's: the entry is checked as "redis://<entry>", after refusing
  * what a URL may hold but a sentinel address may not. */
-static int parse_entry(const char *s, size_t len, size_t index, pos_sentinel_addr_t *out, char *err,
-                       size_t errlen)
+static int parse_entry(const char *s, size_t len, size_t index, uint16_t default_port,
+                       pos_sentinel_addr_t *out, char *err, size_t errlen)
 {
     char url[8 + POS_URL_HOST_MAX + 16];
     char why[160];
@@ -47,12 +47,19 @@ static int parse_entry(const char *s, size_t len, size_t index, pos_sentinel_add
         has_port = memchr(s, ':', len) != NULL;
     }
     memcpy(out->host, u.host, sizeof(out->host));
-    out->port = has_port ? u.port : POS_SENTINEL_DEFAULT_PORT;
+    out->port = has_port ? u.port : default_port;
     return 0;
 }
 
 int pos_sentinel_list_parse(const char *list, pos_sentinel_addr_t *out, size_t max, size_t *n,
                             char *err, size_t errlen)
+{
+    return pos_addr_list_parse(list, POS_SENTINEL_DEFAULT_PORT, "sentinel", out, max, n, err,
+                               errlen);
+}
+
+int pos_addr_list_parse(const char *list, uint16_t default_port, const char *what,
+                        pos_sentinel_addr_t *out, size_t max, size_t *n, char *err, size_t errlen)
 {
     const char *p = list;
     size_t count = 0;
@@ -60,7 +67,7 @@ int pos_sentinel_list_parse(const char *list, pos_sentinel_addr_t *out, size_t m
 
     *n = 0;
     if (list == NULL) {
-        return pos_reason_fail(err, errlen, "no sentinel given");
+        return pos_reason_fail(err, errlen, "no %s given", what);
     }
     for (;;) {
         const char *start, *end, *comma;
@@ -75,12 +82,13 @@ int pos_sentinel_list_parse(const char *list, pos_sentinel_addr_t *out, size_t m
             end--;
         }
         if (count == 0 && comma == NULL && end == start) {
-            return pos_reason_fail(err, errlen, "no sentinel given");
+            return pos_reason_fail(err, errlen, "no %s given", what);
         }
         if (count == max) {
-            return pos_reason_fail(err, errlen, "more than %zu sentinels", max);
+            return pos_reason_fail(err, errlen, "more than %zu %ss", max, what);
         }
-        rc = parse_entry(start, (size_t)(end - start), count, &out[count], err, errlen);
+        rc = parse_entry(start, (size_t)(end - start), count, default_port, &out[count], err,
+                         errlen);
         if (rc != 0) {
             return rc;
         }

@@ -3,7 +3,8 @@
 
 /*
  * Parser (pure) for the [redis] sentinels value: a comma-separated list of
- * host[:port] entries, e.g. "10.0.0.5:26379, sentinel-b:26379, [fd00::7]".
+ * host[:port] entries, e.g. "10.0.0.5:26379, sentinel-b:26379, [fd00::7]";
+ * and for [redis] cluster_nodes, the same with 6379 as the default port.
  */
 
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #define POS_SENTINEL_MAX          8     /* entries in the list */
 #define POS_SENTINEL_DEFAULT_PORT 26379 /* when an entry has no :port */
+#define POS_CLUSTER_NODES_MAX     16    /* [redis] cluster_nodes entries */
 
 typedef struct pos_sentinel_addr {
     char host[POS_URL_HOST_MAX]; /* without brackets */
@@ -30,5 +32,13 @@ typedef struct pos_sentinel_addr {
  */
 int pos_sentinel_list_parse(const char *list, pos_sentinel_addr_t *out, size_t max, size_t *n,
                             char *err, size_t errlen);
+
+/*
+ * The same rules for any list of servers: entries without a port get
+ * default_port, and errors name them as "what" ("cluster node"):
+ * [redis] cluster_nodes uses it with 6379.
+ */
+int pos_addr_list_parse(const char *list, uint16_t default_port, const char *what,
+                        pos_sentinel_addr_t *out, size_t max, size_t *n, char *err, size_t errlen);
 
 #endif /* CONF_SENTINEL_LIST_H */

@@ -81,19 +81,20 @@ static void sync_dir_of(const char *path)
     }
 }
 
-int pos_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable)
+int pos_file_replace_via(const char *path, const char *tmp, const void *data, size_t len,
+                         mode_t mode, bool durable)
 {
-    char tmp[4096];
     int fd, rc;
 
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-        return -ENAMETOOLONG;
-    }
     fd = pos_file_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (fd < 0) {
         return fd;
     }
-    rc = pos_file_write_all(fd, data, len);
+    /* The mode asked for, whatever the umask. */
+    rc = fchmod(fd, mode) != 0 ? -errno : 0;
+    if (rc == 0) {
+        rc = pos_file_write_all(fd, data, len);
+    }
     if (rc == 0 && durable && fsync(fd) != 0) {
         rc = -errno;
     }
@@ -111,4 +112,14 @@ int pos_file_replace(const char *path, const void *data, size_t len, mode_t mode
         sync_dir_of(path);
     }
     return 0;
+}
+
+int pos_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable)
+{
+    char tmp[4096];
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+        return -ENAMETOOLONG;
+    }
+    return pos_file_replace_via(path, tmp, data, len, mode, durable);
 }

@@ -22,12 +22,17 @@ int pos_file_open(const char *path, int flags, mode_t mode);
 
 /*
  * Replaces path with len bytes of data as a whole: written to
- * "<path>.tmp" (opened as pos_file_open() does), then renamed over path;
+ * "<path>.tmp" (opened as pos_file_open() does; exactly mode, whatever the
+ * umask), then renamed over path;
  * with "durable", the file and then its directory are fsync'd, so a crash
  * leaves the old content or the new, never a part. Returns 0 or a negative
  * errno (the temporary file removed).
  */
 int pos_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable);
+
+/* pos_file_replace() through the temporary file tmp (in path's directory). */
+int pos_file_replace_via(const char *path, const char *tmp, const void *data, size_t len,
+                         mode_t mode, bool durable);
 
 /* Writes or reads exactly len bytes (retried on EINTR). Returns 0 or a
  * negative errno (-EIO when the file or pipe ended first). */

@@ -15,6 +15,8 @@
 static pos_log_level_t log_level = POS_LOG_INFO;
 static bool log_syslog;
 static int log_journal = -1; /* -1: not looked at yet */
+static pos_log_tap_fn log_tap; /* errors and warnings also go here */
+static void *log_tap_ctx;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
@@ -140,17 +142,30 @@ size_t pos_log_format(char *buf, size_t len, bool journal, long long sec, long u
     return (size_t)n;
 }
 
+void pos_log_set_tap(pos_log_tap_fn fn, void *ctx)
+{
+    log_tap_ctx = ctx;
+    log_tap = fn;
+}
+
 void pos_log(pos_log_level_t level, const char *module, const char *fmt, ...)
 {
     char msg[1024], line[1024 + 128];
     va_list ap;
+    pos_log_tap_fn tap = log_tap;
 
-    if (level > log_level) {
+    if (level > log_level && (tap == NULL || level > POS_LOG_WARN)) {
         return;
     }
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (tap != NULL && level <= POS_LOG_WARN) {
+        tap(log_tap_ctx, level, module, msg);
+    }
+    if (level > log_level) {
+        return;
+    }
 
     if (log_syslog) {
         syslog(syslog_prio[level], "%s: %s", module, msg);

@@ -57,6 +57,16 @@ bool pos_log_is_journal_stream(const char *journal_stream, dev_t dev, ino_t ino)
 size_t pos_log_format(char *buf, size_t len, bool journal, long long sec, long usec,
                       pos_log_level_t level, const char *module, const char *msg);
 
+/*
+ * A tap: fn gets every error and warning (whatever the level threshold),
+ * from whichever thread logs it, after the line was formatted (module and
+ * message separately, no timestamp). One tap; NULL removes it. Set it
+ * before other threads log, remove it after they stopped.
+ */
+typedef void (*pos_log_tap_fn)(void *ctx, pos_log_level_t level, const char *module,
+                               const char *msg);
+void pos_log_set_tap(pos_log_tap_fn fn, void *ctx);
+
 /* Emits one log line. "module" is a short tag such as "link". */
 void pos_log(pos_log_level_t level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

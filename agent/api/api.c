@@ -1,4 +1,5 @@
 #include "agent/api/api.h"
+#include "agent/api/api_shared.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -582,9 +583,13 @@ static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char *
 }
 
 static const pos_localapi_command_t api_commands[] = {
-    {"GET", api_get, 2, 2},   {"MGET", api_mget, 2, -1},  {"EXISTS", api_exists, 2, -1},
-    {"TTL", api_ttl, 2, 2},   {"AGE", api_age, 2, 2},     {"PUBLISH", api_publish, 3, 3},
-    {"INCR", api_incr, 2, 2}, {"INCRBY", api_incr, 3, 3}, {"INFO", api_info, 1, 2},
+    {"GET", api_get, 2, 2},         {"MGET", api_mget, 2, -1},   {"EXISTS", api_exists, 2, -1},
+    {"TTL", api_ttl, 2, 2},         {"AGE", api_age, 2, 2},      {"PUBLISH", api_publish, 3, 3},
+    {"INCR", api_incr, 2, 2},       {"INCRBY", api_incr, 3, 3},  {"INFO", api_info, 1, 2},
+    {"RATELIMIT", pos_api_cmd_ratelimit, 4, 4},
+    {"SMEMBERS", pos_api_cmd_smembers, 2, 2},
+    {"TERMINALS", pos_api_cmd_terminals, 1, 1},
+    {"CACHE.CLEAR", pos_api_cmd_cache_clear, 2, 2},
 };
 
 int pos_api_start(pos_api_t *api, const pos_api_options_t *opt)
@@ -594,6 +599,10 @@ int pos_api_start(pos_api_t *api, const pos_api_options_t *opt)
 
     api->opt = *opt;
     api->running = false;
+    rc = pos_api_shared_init(api);
+    if (rc != 0) {
+        return rc;
+    }
     memset(&o, 0, sizeof(o));
     o.path = opt->socket_path;
     o.group = opt->socket_group;
@@ -606,6 +615,7 @@ int pos_api_start(pos_api_t *api, const pos_api_options_t *opt)
     rc = pos_localapi_start(&api->server, opt->loop, &o);
     if (rc != 0) {
         POS_ERR("api", "local API not started on %s: %s", opt->socket_path, strerror(-rc));
+        pos_api_shared_free(api);
         return rc;
     }
     api->running = true;
@@ -617,6 +627,7 @@ static void api_server_closed(void *arg)
 {
     pos_api_t *api = arg;
 
+    pos_api_shared_free(api);
     if (api->closed_cb != NULL) {
         api->closed_cb(api->closed_arg);
     }

@@ -5,8 +5,9 @@
  * The agent's commands on the local API socket (agent/api/localapi.c speaks the
  * protocol): GET, MGET, EXISTS, TTL from the offline cache (read-through
  * while online), PUBLISH and INCR/INCRBY (counter:* only) through the
- * outbox, and INFO with sections server, link, cache, outbox, payment,
- * devices. See docs/local-api.md.
+ * outbox, INFO, and on shared state RATELIMIT, SMEMBERS
+ * active_transactions:{storeId}, TERMINALS and CACHE.CLEAR
+ * (agent/api/api_shared.c). See docs/local-api.md.
  */
 
 #include <stdbool.h>
@@ -16,6 +17,8 @@
 #include <uv.h>
 
 #include "agent/api/localapi.h"
+#include "agent/api/ratelimit.h"
+#include "agent/link/link.h"
 #include "agent/sync/cachesvc.h"
 #include "agent/sync/delivery.h"
 
@@ -29,8 +32,6 @@ typedef struct pos_api_options {
     uint32_t max_clients;           /* [local] max_clients; 0: the default */
     pos_localapi_admission_t admit; /* [local] client_rate, ..., idle_timeout_s */
     const char *password;           /* [local] password / password_file; NULL: none */
-    const char *terminal_id;        /* stamped on what the application publishes */
-    const char *store_id;           /* its store: the only channels it may publish on */
     pos_cachesvc_t *cache;          /* reads */
     pos_delivery_t *delivery;       /* writes (the outbox) */
     /*
@@ -40,7 +41,26 @@ typedef struct pos_api_options {
      */
     size_t (*info)(void *ctx, const char *section, char *buf, size_t cap);
     void *info_ctx;
+    /* RATELIMIT, SMEMBERS, TERMINALS, CACHE.CLEAR (agent/api/api_shared.c). */
+    pos_link_t *link;        /* shared decisions and reads while online; NULL: never */
+    const char *terminal_id; /* this till (stamped on what the application publishes) */
+    const char *store_id;    /* and its store: the only one SMEMBERS serves, and the only
+                              * channels the application may publish on */
+    /* This till's payment in progress (its transaction id), or NULL. */
+    const char *(*own_active)(void *ctx);
+    /* True when tx is a payment of this till that has ended. */
+    bool (*own_ended)(void *ctx, const char *tx);
+    void *own_ctx;
 } pos_api_options_t;
+
+/* What the shared-state commands counted (INFO). */
+typedef struct pos_api_shared_stats {
+    uint64_t ratelimit_redis;    /* RATELIMIT decided by Redis */
+    uint64_t ratelimit_local;    /* decided by the till's own window */
+    uint64_t ratelimit_fallback; /* of those: online, but Redis did not answer */
+    uint64_t snapshots_served;   /* SMEMBERS / TERMINALS answered from the last known copy */
+    uint64_t cache_cleared;      /* entries dropped by CACHE.CLEAR */
+} pos_api_shared_stats_t;
 
 typedef struct pos_api {
     pos_api_options_t opt;
@@ -49,6 +69,12 @@ typedef struct pos_api {
     void (*closed_cb)(void *arg);
     void *closed_arg;
     char info_buf[POS_API_INFO_MAX];
+    pos_ratelimit_t ratelimit; /* RATELIMIT's local window */
+    uint64_t ratelimit_nonce;  /* makes this run's request ids unique */
+    uint64_t ratelimit_seq;
+    uint64_t ratelimit_warned_ms; /* monotonic ms of the last "decided locally" warning */
+    void *terminals_inflight; /* the TERMINALS listing waiting for Redis, or NULL */
+    pos_api_shared_stats_t shared;
 } pos_api_t;
 
 /* Starts the server on opt->socket_path. Returns 0 or -errno (the agent

@@ -127,6 +127,65 @@ void pos_localapi_get_stats(const pos_localapi_t *s, pos_localapi_stats_t *st)
     *st = s->st;
 }
 
+static void idle_timer_cb(uv_timer_t *t);
+
+/* Sweeps for idle clients every tenth of the timeout (10 ms to 5 s): a
+ * client is closed at most that late. */
+static void idle_timer_arm(pos_localapi_t *s)
+{
+    uint64_t every = s->opt.admit.idle_timeout_ms / 10u;
+
+    every = every < 10 ? 10 : every > 5000 ? 5000 : every;
+    uv_timer_start(&s->idle_timer, idle_timer_cb, every, every);
+}
+
+void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
+                                const pos_localapi_admission_t *admit)
+{
+    uint64_t now = uv_now(s->loop);
+    uint32_t old_idle = s->opt.admit.idle_timeout_ms;
+
+    s->opt.max_clients = max_clients != 0 ? max_clients : POS_LOCALAPI_DEFAULT_CLIENTS;
+    s->opt.admit = *admit;
+    if (s->opt.admit.turn_budget == 0) {
+        s->opt.admit.turn_budget = POS_LOCALAPI_TURN_BUDGET;
+    }
+    if (s->opt.admit.turn_slice_us == 0) {
+        s->opt.admit.turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
+    }
+    /* Connected clients get the new budget too, full. */
+    for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
+        if (s->opt.admit.client_rate != 0) {
+            pos_bucket_init(&c->bucket, s->opt.admit.client_rate, s->opt.admit.client_burst, now);
+        }
+    }
+    /* The idle sweep follows the new timeout (restarted by the next
+     * connection when none is connected now). */
+    if (s->listening && old_idle != s->opt.admit.idle_timeout_ms) {
+        uv_timer_stop(&s->idle_timer);
+        if (s->opt.admit.idle_timeout_ms != 0 && s->live > 0) {
+            idle_timer_arm(s);
+        }
+    }
+}
+
+void pos_localapi_add_commands(pos_localapi_t *s, const pos_localapi_command_t *cmds, size_t n,
+                               void *owner)
+{
+    s->extra = cmds;
+    s->nextra = n;
+    s->extra_owner = owner;
+}
+
+int pos_localapi_reply_peer_uid(const pos_localapi_reply_t *r, uid_t *uid)
+{
+    if (r->client == NULL || r->client->uid == (uid_t)-1) {
+        return -ENOTCONN;
+    }
+    *uid = r->client->uid;
+    return 0;
+}
+
 /* ---- buffers and reply encoding ----------------------------------------- */
 
 static int buf_append(lapi_buf_t *b, const char *data, size_t len)
@@ -468,6 +527,53 @@ static int builtin_quit(void *owner, pos_localapi_reply_t *r, int argc, const ch
     return 0;
 }
 
+#define LAPI_BUILTINS 9 /* entries of builtins[], below */
+static const pos_localapi_command_t builtins[LAPI_BUILTINS];
+
+/* A table's entry that an earlier table does not shadow. */
+static bool command_shadowed(const pos_localapi_command_t *const *tables, const size_t *sizes,
+                             size_t t, const char *name)
+{
+    for (size_t u = 0; u < t; u++) {
+        for (size_t i = 0; i < sizes[u]; i++) {
+            if (strcasecmp(tables[u][i].name, name) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Counts the commands served (each name once), answering each name in
+ * lower case on r unless r is NULL. */
+static size_t command_list(const pos_localapi_t *s, pos_localapi_reply_t *r)
+{
+    const pos_localapi_command_t *tables[3] = {s->opt.commands, s->extra, builtins};
+    const size_t sizes[3] = {s->opt.commands != NULL ? s->opt.ncommands : 0,
+                             s->extra != NULL ? s->nextra : 0,
+                             sizeof(builtins) / sizeof(builtins[0])};
+    size_t n = 0;
+
+    for (size_t t = 0; t < 3; t++) {
+        for (size_t i = 0; i < sizes[t]; i++) {
+            char name[LAPI_NAME_MAX + 1];
+            size_t len = 0;
+            if (command_shadowed(tables, sizes, t, tables[t][i].name)) {
+                continue;
+            }
+            n++;
+            if (r == NULL) {
+                continue;
+            }
+            for (const char *p = tables[t][i].name; *p != '\0' && len < LAPI_NAME_MAX; p++) {
+                name[len++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+            }
+            pos_localapi_reply_bulk(r, name, len);
+        }
+    }
+    return n;
+}
+
 /* redis-cli 7 asks "COMMAND DOCS" when it starts interactively, for its
  * hints; an empty answer makes it fall back to its built-in help. */
 static int builtin_command(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
@@ -475,7 +581,12 @@ static int builtin_command(void *owner, pos_localapi_reply_t *r, int argc, const
 {
     (void)owner;
     if (argc == 2 && lens[1] == 5 && strncasecmp(argv[1], "COUNT", 5) == 0) {
-        pos_localapi_reply_int(r, 0);
+        pos_localapi_reply_int(r, (long long)command_list(r->server, NULL));
+    } else if (argc == 2 && lens[1] == 4 && strncasecmp(argv[1], "LIST", 4) == 0) {
+        /* What this agent serves, from its tables: the README's list is
+         * checked against it (tests/package/test_readme.sh). */
+        pos_localapi_reply_array_begin(r, (long long)command_list(r->server, NULL));
+        command_list(r->server, r);
     } else {
         pos_localapi_reply_array_begin(r, 0);
     }
@@ -748,7 +859,7 @@ static int builtin_reset(void *owner, pos_localapi_reply_t *r, int argc, const c
     return 0;
 }
 
-static const pos_localapi_command_t builtins[] = {
+static const pos_localapi_command_t builtins[LAPI_BUILTINS] = {
     {"PING", builtin_ping, 1, 2},        {"QUIT", builtin_quit, 1, -1},
     {"COMMAND", builtin_command, 1, -1}, {"AUTH", builtin_auth, 2, 3},
     {"HELLO", builtin_hello, 1, 7},      {"SELECT", builtin_select, 2, 2},
@@ -819,7 +930,12 @@ static void client_dispatch(pos_localapi_client_t *c, const pos_resp_cmd_t *cmd)
         return;
     }
     c->last_active = uv_now(s->loop);
+    void *owner = s->opt.owner;
     def = lookup(s->opt.commands, s->opt.ncommands, cmd->argv[0], cmd->lens[0]);
+    if (def == NULL && s->extra != NULL &&
+        (def = lookup(s->extra, s->nextra, cmd->argv[0], cmd->lens[0])) != NULL) {
+        owner = s->extra_owner;
+    }
     if (def == NULL) {
         def = lookup(builtins, sizeof(builtins) / sizeof(builtins[0]), cmd->argv[0], cmd->lens[0]);
     }
@@ -846,7 +962,7 @@ static void client_dispatch(pos_localapi_client_t *c, const pos_resp_cmd_t *cmd)
         snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", name);
         pos_localapi_reply_error(r, msg);
     } else {
-        rc = def->fn(s->opt.owner, r, cmd->argc, cmd->argv, cmd->lens);
+        rc = def->fn(owner, r, cmd->argc, cmd->argv, cmd->lens);
     }
     if (rc == POS_LOCALAPI_PENDING && !r->done_called) {
         r->state = SLOT_PENDING;
@@ -1352,11 +1468,7 @@ static void connection_cb(uv_stream_t *listener, int status)
         client_close(victim);
     }
     if (s->opt.admit.idle_timeout_ms != 0 && !uv_is_active((uv_handle_t *)&s->idle_timer)) {
-        /* A tenth of the timeout (10 ms to 5 s): a client is closed at most
-         * that late. */
-        uint64_t every = s->opt.admit.idle_timeout_ms / 10u;
-        every = every < 10 ? 10 : every > 5000 ? 5000 : every;
-        uv_timer_start(&s->idle_timer, idle_timer_cb, every, every);
+        idle_timer_arm(s);
     }
     client_update_reading(c);
     client_account(c);

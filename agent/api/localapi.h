@@ -12,11 +12,12 @@
  * (deferred replies, e.g. a cache read-through waiting for Redis).
  *
  * Built in (the owner's table may override them): PING [msg], QUIT,
- * COMMAND [...] (an empty array: enough for redis-cli's start-up
- * "COMMAND DOCS"), and what any Redis client sends while connecting:
- * AUTH [user] password, HELLO [2 [AUTH user password] [SETNAME name]]
- * (3 is answered -NOPROTO), SELECT 0 (no other database), CLIENT
- * SETNAME/GETNAME/ID/SETINFO, ECHO, RESET. Anything else unknown:
+ * COMMAND LIST (every command's name, lower case, as Redis 7 answers it),
+ * COMMAND COUNT, and COMMAND [...] otherwise (an empty array: enough for
+ * redis-cli's start-up "COMMAND DOCS"), and what any Redis client sends
+ * while connecting: AUTH [user] password, HELLO [2 [AUTH user password]
+ * [SETNAME name]] (3 is answered -NOPROTO), SELECT 0 (no other database),
+ * CLIENT SETNAME/GETNAME/ID/SETINFO, ECHO, RESET. Anything else unknown:
  * "-ERR unknown command '<name>'".
  *
  * With a password (options.password), a client's commands but AUTH,
@@ -48,6 +49,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "agent/api/resp_parse.h"
@@ -163,6 +165,10 @@ struct pos_localapi {
     void (*done)(void *arg);
     void *done_arg;
     pos_localapi_stats_t st;
+    /* A second table (pos_localapi_add_commands): the operator's commands. */
+    const pos_localapi_command_t *extra;
+    size_t nextra;
+    void *extra_owner;
     uint64_t next_id;
     bool auth_required;                     /* a password is set */
     pos_sign_key_t auth_key;                /* random, drawn at start: digests of passwords */
@@ -216,6 +222,32 @@ int pos_localapi_check_private(const char *group, const char *path, char *why, s
  * from then on.
  */
 void pos_localapi_close(pos_localapi_t *s, void (*done)(void *arg), void *arg);
+
+/*
+ * New limits for a running server (a configuration reload): max_clients
+ * and the admission as pos_localapi_options_t has them (0: the defaults).
+ * Connected clients get the new per-client budget at once (full); fewer
+ * max_clients closes nobody now, only when the next one connects.
+ */
+void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
+                                const pos_localapi_admission_t *admit);
+
+/*
+ * Adds a second command table, looked up after the owner's and before the
+ * built-ins, whose handlers get "owner" as their first argument: commands
+ * of another part of the agent (the operator's, agent/api/admin.h) on the
+ * same socket. One such table; a later call replaces it. "cmds" must
+ * outlive the server.
+ */
+void pos_localapi_add_commands(pos_localapi_t *s, const pos_localapi_command_t *cmds, size_t n,
+                               void *owner);
+
+/*
+ * The user id of the process at the other end of r's connection, from
+ * SO_PEERCRED when it connected. Returns 0, or -ENOTCONN when the client
+ * has gone or its credentials are unknown.
+ */
+int pos_localapi_reply_peer_uid(const pos_localapi_reply_t *r, uid_t *uid);
 
 /* Counters and the memory held for clients. */
 void pos_localapi_get_stats(const pos_localapi_t *s, pos_localapi_stats_t *st);

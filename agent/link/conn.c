@@ -281,7 +281,12 @@ static conn_reply_kind_t conn_reply_kind(const pos_conn_t *c, const redisReply *
     if (kind->type != REDIS_REPLY_STRING) {
         return CONN_REPLY;
     }
-    if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0) {
+    if ((kind->len == 7 && memcmp(kind->str, "message", 7) == 0) ||
+        (kind->len == 8 && memcmp(kind->str, "smessage", 8) == 0) ||
+        (kind->len == 12 && memcmp(kind->str, "sunsubscribe", 12) == 0)) {
+        /* A sharded channel's message, and the server ending a sharded
+         * subscription because its slot moved (never asked for: nothing
+         * here sends SUNSUBSCRIBE). */
         return CONN_MESSAGE;
     }
     if (kind->len == 8 && memcmp(kind->str, "pmessage", 8) == 0) {
@@ -599,12 +604,39 @@ int pos_conn_raw_write(pos_conn_t *c, const char *buf, size_t len)
     return 0;
 }
 
+int pos_conn_send(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies, const char *cmd,
+                  size_t len)
+{
+    bool was_empty;
+    int rc;
+
+    if (c->state != POS_CONN_OPEN) {
+        return -ENOTCONN;
+    }
+    was_empty = pos_cmdq_pending(&c->q) == 0;
+    rc = pos_cmdq_push(&c->q, cb, ctx, uv_now(c->loop) + c->opt.command_timeout_ms, replies);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = c->opt.transport->write(c, cmd, len);
+    if (rc != 0) {
+        /* The command never left: the link is unusable. The pending
+         * callbacks (this one included) fail through the abort, so the
+         * caller is told by the callback, not by the return value. */
+        pos_conn_abort(c, rc);
+        return 0;
+    }
+    if (was_empty) {
+        conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
+    }
+    return 0;
+}
+
 int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies, int argc,
                      const char **argv, const size_t *argvlen)
 {
     char *cmd = NULL;
     int len, rc;
-    bool was_empty;
 
     if (c->state != POS_CONN_OPEN) {
         return -ENOTCONN;
@@ -613,23 +645,7 @@ int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies
     if (len < 0 || cmd == NULL) {
         return -ENOMEM;
     }
-    was_empty = pos_cmdq_pending(&c->q) == 0;
-    rc = pos_cmdq_push(&c->q, cb, ctx, uv_now(c->loop) + c->opt.command_timeout_ms, replies);
-    if (rc == 0) {
-        rc = c->opt.transport->write(c, cmd, (size_t)len);
-        if (rc != 0) {
-            /* The command never left: the link is unusable. The pending
-             * callbacks (this one included) fail through the abort, so the
-             * caller is told by the callback, not by the return value. */
-            explicit_bzero(cmd, (size_t)len);
-            redisFreeCommand(cmd);
-            pos_conn_abort(c, rc);
-            return 0;
-        }
-        if (was_empty) {
-            conn_arm_timer(c, pos_cmdq_next_deadline(&c->q));
-        }
-    }
+    rc = pos_conn_send(c, cb, ctx, replies, cmd, (size_t)len);
     /* Wiped like every buffer that may have held a password (AUTH). */
     explicit_bzero(cmd, (size_t)len);
     redisFreeCommand(cmd);

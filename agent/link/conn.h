@@ -88,8 +88,9 @@ typedef enum pos_conn_state {
 typedef struct pos_conn_callbacks {
     /* The connection is open; commands may be sent. */
     void (*on_open)(pos_conn_t *c);
-    /* A reply no command asked for: a pub/sub "message" array on a
-     * subscriber connection (element 0 is "message", at least 3 elements).
+    /* A reply no command asked for, on a subscriber connection: a pub/sub
+     * "message" or "smessage" array, or a "sunsubscribe" (the server ended
+     * a sharded subscription); at least 3 elements, element 0 a string.
      * "pmessage" arrays are dropped and counted: nothing here PSUBSCRIBEs. */
     void (*on_push)(pos_conn_t *c, const redisReply *reply);
     /* The connection is down and every handle is closed; "err" says why
@@ -190,6 +191,14 @@ int pos_conn_connect(pos_conn_t *c, const char *host, uint16_t port);
  */
 int pos_conn_command(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies, int argc,
                      const char **argv, const size_t *argvlen);
+
+/*
+ * Sends a command already in RESP form (cmd[0..len), e.g. from
+ * redisFormatCommandArgv; copied) expecting "replies" replies, as
+ * pos_conn_command() does.
+ */
+int pos_conn_send(pos_conn_t *c, pos_reply_cb cb, void *ctx, uint32_t replies, const char *cmd,
+                  size_t len);
 
 /* Convenience: command from NUL-terminated strings. */
 int pos_conn_commandv(pos_conn_t *c, pos_reply_cb cb, void *ctx, int argc, const char **argv);

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/link/tls.h"
+#include "platform/clock.h"
 #include "platform/jitter.h"
 #include "platform/log.h"
 #include "platform/mem.h"
@@ -18,40 +20,6 @@ static void link_conn_open(pos_conn_t *c);
 static void link_conn_push(pos_conn_t *c, const redisReply *r);
 static void link_conn_closed(pos_conn_t *c, int err);
 
-static bool has_prefix(const char *s, size_t len, const char *prefix)
-{
-    size_t plen = strlen(prefix);
-    return len >= plen && memcmp(s, prefix, plen) == 0;
-}
-
-static bool contains(const char *s, size_t len, const char *needle)
-{
-    size_t nlen = strlen(needle);
-    for (size_t i = 0; i + nlen <= len; i++) {
-        if (memcmp(s + i, needle, nlen) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-int pos_link_classify_error(const char *msg, size_t len)
-{
-    if (has_prefix(msg, len, "NOAUTH") || has_prefix(msg, len, "WRONGPASS") ||
-        has_prefix(msg, len, "NOPERM") || contains(msg, len, "invalid password") ||
-        contains(msg, len, "invalid username-password")) {
-        return -EACCES;
-    }
-    if (contains(msg, len, "DB index is out of range") || contains(msg, len, "invalid DB index")) {
-        return -EINVAL;
-    }
-    if (has_prefix(msg, len, "LOADING") || has_prefix(msg, len, "BUSY") ||
-        has_prefix(msg, len, "TRYAGAIN") || has_prefix(msg, len, "MASTERDOWN")) {
-        return -EAGAIN;
-    }
-    return -EPROTO;
-}
-
 /* Error replies are logged with their first line, which never holds a
  * secret: Redis does not echo passwords back. */
 static void link_log_reply_error(const pos_link_side_t *s, const char *what, const redisReply *r)
@@ -62,11 +30,22 @@ static void link_log_reply_error(const pos_link_side_t *s, const char *what, con
 /* Where this attempt connects: the sentinels' answer, or the URL's host. */
 static const char *link_host(const pos_link_t *l)
 {
+    uint16_t port;
+
+    if (l->cluster != NULL) {
+        return pos_cluster_home(l->cluster, &port);
+    }
     return l->use_sentinel ? l->master_host : l->opt.endpoint->host;
 }
 
 static uint16_t link_port(const pos_link_t *l)
 {
+    uint16_t port = 0;
+
+    if (l->cluster != NULL) {
+        pos_cluster_home(l->cluster, &port);
+        return port;
+    }
     return l->use_sentinel ? l->master_port : l->opt.endpoint->port;
 }
 
@@ -87,25 +66,17 @@ static void link_auth_cb(void *ctx, const redisReply *r, int err)
     if (err != 0) {
         return; /* the connection is going down; link_conn_closed handles it */
     }
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (contains(r->str, r->len, "without any password configured") ||
-            contains(r->str, r->len, "no password is set")) {
-            /* The server needs no password: go on, but say so once. */
-            POS_WARN("link", "%s: a password is configured but the server has none",
-                     s->conn.opt.name);
-            link_step_done(s);
-            return;
-        }
-        link_log_reply_error(s, "AUTH", r);
-        POS_ERR("link",
-                "authentication failed: check the password and ACL user "
-                "(REDIS_URL, REDIS_PASSWORD); retrying every %u ms",
-                l->opt.reach.max_retry_delay_ms);
-        l->fatal = true;
-        pos_conn_abort(&s->conn, -EACCES);
+    if (pos_link_auth_check(s->conn.opt.name, r) == 0) {
+        link_step_done(s);
         return;
     }
-    link_step_done(s);
+    link_log_reply_error(s, "AUTH", r);
+    POS_ERR("link",
+            "authentication failed: check the password and ACL user "
+            "(REDIS_URL, REDIS_PASSWORD); retrying every %u ms",
+            l->opt.reach.max_retry_delay_ms);
+    l->fatal = true;
+    pos_conn_abort(&s->conn, -EACCES);
 }
 
 static void link_select_cb(void *ctx, const redisReply *r, int err)
@@ -247,6 +218,8 @@ static void link_clientid_cb(void *ctx, const redisReply *r, int err)
 static void link_probe_timer_cb(uv_timer_t *t);
 static void link_stable_timer_cb(uv_timer_t *t);
 
+#define LINK_MEMORY_EVERY 6u /* probes per INFO memory */
+
 static void link_go_online(pos_link_t *l)
 {
     uint64_t now = uv_now(l->loop);
@@ -254,6 +227,7 @@ static void link_go_online(pos_link_t *l)
     l->state = POS_LINK_ONLINE;
     l->online_count++;
     l->probe_pending = false;
+    l->probes_online = 0;
     l->down_err = 0;
     l->fatal = false;
     POS_INFO("link", "online (%s:%u db %d%s) after %" PRIu64 " ms", link_host(l),
@@ -404,6 +378,28 @@ static void link_probe_reply_cb(void *ctx, const redisReply *r, int err)
     }
 }
 
+/* INFO memory, read with every probe: used_memory is what the health
+ * check reports as Redis's memory. A refusal (an ACL without +info) only
+ * leaves it unknown; the link's health is the probe's business. */
+static void link_memory_reply_cb(void *ctx, const redisReply *r, int err)
+{
+    pos_link_t *l = ctx;
+    const char *p;
+
+    if (err != 0 || r->type != REDIS_REPLY_STRING) {
+        return;
+    }
+    p = strstr(r->str, "used_memory:");
+    if (p != NULL) {
+        char *end;
+        unsigned long long v = strtoull(p + 12, &end, 10);
+        if (end != p + 12) {
+            l->redis_used_memory = v;
+            l->redis_memory_at_ms = pos_clock_wall_ms();
+        }
+    }
+}
+
 static void link_probe_timer_cb(uv_timer_t *t)
 {
     pos_link_t *l = t->data;
@@ -411,6 +407,19 @@ static void link_probe_timer_cb(uv_timer_t *t)
     int rc;
 
     if (l->state != POS_LINK_ONLINE) {
+        return;
+    }
+    if (l->cluster != NULL) {
+        pos_cluster_stats_t cs;
+        pos_cluster_probe(l->cluster);
+        /* Health: home's PING round trip, and home's INFO memory as often
+         * as with one server. */
+        pos_cluster_stats(l->cluster, &cs, NULL);
+        l->probe_rtt_us = cs.probe_rtt_us;
+        if (l->state == POS_LINK_ONLINE && l->probes_online++ % LINK_MEMORY_EVERY == 0) {
+            const char *info[] = {"INFO", "memory"};
+            (void)pos_link_commandv(l, link_memory_reply_cb, l, 2, info);
+        }
         return;
     }
     if (l->probe_pending && pos_conn_busy(&l->sub.conn)) {
@@ -433,6 +442,13 @@ static void link_probe_timer_cb(uv_timer_t *t)
         return;
     }
     l->probe_pending = true;
+    l->probe_sent_us = pos_clock_mono_us();
+    if (l->probes_online++ % LINK_MEMORY_EVERY == 0) {
+        /* Redis's memory with the first probe of a connect, then with every
+         * LINK_MEMORY_EVERY-th: a fleet pays one INFO per till a minute. */
+        const char *info[] = {"INFO", "memory"};
+        (void)pos_conn_commandv(&l->cmd.conn, link_memory_reply_cb, l, 2, info);
+    }
 }
 
 static void link_stable_timer_cb(uv_timer_t *t)
@@ -470,6 +486,7 @@ static void link_conn_push(pos_conn_t *c, const redisReply *r)
         int n = snprintf(seq, sizeof(seq), "%" PRIu64, l->probe_seq);
         if (n > 0 && (size_t)n == payload->len && memcmp(seq, payload->str, payload->len) == 0) {
             l->probe_pending = false;
+            l->probe_rtt_us = pos_clock_mono_us() - l->probe_sent_us;
         }
         return;
     }
@@ -540,6 +557,10 @@ static void link_retry_timer_cb(uv_timer_t *t)
     l->cmd.ready = l->sub.ready = false;
     l->down_err = 0;
     l->fatal = false;
+    if (l->cluster != NULL) {
+        pos_cluster_connect(l->cluster);
+        return;
+    }
     if (!l->use_sentinel) {
         link_connect_both(l);
         return;
@@ -585,16 +606,10 @@ static void link_schedule_retry(pos_link_t *l)
     uv_timer_start(&l->retry_timer, link_retry_timer_cb, delay, 0);
 }
 
-static void link_conn_closed(pos_conn_t *c, int err)
+/* The first error of a failure is why the link is down; an online link
+ * goes offline. */
+static void link_going_down(pos_link_t *l, int err)
 {
-    pos_link_side_t *s = c->data;
-    pos_link_t *l = s->link;
-    bool was_online = l->state == POS_LINK_ONLINE;
-
-    s->ready = false;
-    if (l->state == POS_LINK_STOPPING || l->state == POS_LINK_STOPPED) {
-        return;
-    }
     if (l->down_err == 0) {
         l->down_err = err;
         /* A rejected certificate or a refused TLS handshake will not fix
@@ -604,7 +619,7 @@ static void link_conn_closed(pos_conn_t *c, int err)
             l->fatal = true;
         }
     }
-    if (was_online) {
+    if (l->state == POS_LINK_ONLINE) {
         l->state = POS_LINK_CONNECTING; /* neither online nor yet waiting */
         l->went_down_ms = uv_now(l->loop);
         uv_timer_stop(&l->probe_timer);
@@ -614,6 +629,18 @@ static void link_conn_closed(pos_conn_t *c, int err)
             l->cb.on_offline(l, err);
         }
     }
+}
+
+static void link_conn_closed(pos_conn_t *c, int err)
+{
+    pos_link_side_t *s = c->data;
+    pos_link_t *l = s->link;
+
+    s->ready = false;
+    if (l->state == POS_LINK_STOPPING || l->state == POS_LINK_STOPPED || l->cluster != NULL) {
+        return;
+    }
+    link_going_down(l, err);
     /* Bring the other connection down too; the retry waits for both. */
     pos_conn_abort(&l->cmd.conn, err);
     pos_conn_abort(&l->sub.conn, err);
@@ -682,6 +709,92 @@ static void link_on_watch(pos_sentinel_t *st, bool again)
     }
 }
 
+/* ---- Redis Cluster: the cluster client's events ---------------------------- */
+
+static void link_cluster_ready(pos_cluster_t *c)
+{
+    pos_link_t *l = pos_cluster_data(c);
+
+    if (l->state == POS_LINK_CONNECTING) {
+        link_go_online(l);
+    }
+}
+
+static void link_cluster_failing(pos_cluster_t *c, int err)
+{
+    pos_link_t *l = pos_cluster_data(c);
+
+    if (l->state == POS_LINK_ONLINE || l->state == POS_LINK_CONNECTING) {
+        link_going_down(l, err);
+    }
+}
+
+static void link_cluster_down(pos_cluster_t *c, int err, bool fatal)
+{
+    pos_link_t *l = pos_cluster_data(c);
+
+    if (l->state != POS_LINK_ONLINE && l->state != POS_LINK_CONNECTING) {
+        return;
+    }
+    link_going_down(l, err);
+    l->fatal = l->fatal || fatal;
+    link_schedule_retry(l);
+}
+
+static void link_cluster_message(pos_cluster_t *c, const char *channel, size_t chlen,
+                                 const char *payload, size_t len)
+{
+    pos_link_t *l = pos_cluster_data(c);
+
+    if (l->state == POS_LINK_ONLINE && l->cb.on_message != NULL) {
+        l->cb.on_message(l, channel, chlen, payload, len);
+    }
+}
+
+static void link_cluster_invalidate(pos_cluster_t *c, const redisReply *keys)
+{
+    pos_link_t *l = pos_cluster_data(c);
+
+    if (l->state == POS_LINK_ONLINE && l->cb.on_invalidate != NULL) {
+        l->cb.on_invalidate(l, keys);
+    }
+}
+
+static int link_cluster_init(uv_loop_t *loop, pos_link_t *l, const pos_cluster_options_t *copt)
+{
+    static const pos_cluster_callbacks_t ccb = {
+        .on_ready = link_cluster_ready,
+        .on_failing = link_cluster_failing,
+        .on_down = link_cluster_down,
+        .on_message = link_cluster_message,
+        .on_invalidate = link_cluster_invalidate,
+    };
+    pos_cluster_options_t co = *copt;
+
+    co.endpoint = l->opt.endpoint;
+    co.reach = l->opt.reach;
+    co.channels = l->opt.channels;
+    co.nchannels = l->opt.nchannels;
+    if (l->opt.gate != NULL) {
+        /* No subscription before the gate passed, as with one server. */
+        co.gate_argc = l->opt.gate->argc;
+        co.gate_argv = l->opt.gate->argv;
+        co.gate_check = l->opt.gate->check;
+        co.gate_ctx = l->opt.gate->ctx;
+    }
+    l->opt.cluster = NULL; /* the copy lives in the cluster client */
+    return pos_cluster_init(loop, &l->cluster, &co, &ccb, l);
+}
+
+bool pos_link_track_prefixes(pos_link_t *l, const char *const *prefixes, size_t n)
+{
+    if (l->cluster == NULL) {
+        return false;
+    }
+    pos_cluster_track(l->cluster, prefixes, n);
+    return true;
+}
+
 int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
                   const pos_link_callbacks_t *cb)
 {
@@ -740,6 +853,15 @@ int pos_link_init(uv_loop_t *loop, pos_link_t *l, const pos_link_options_t *opt,
     l->cmd.conn.data = &l->cmd;
     l->sub.conn.data = &l->sub;
 
+    if (opt->cluster != NULL) {
+        if (opt->sentinel != NULL) {
+            return -EINVAL;
+        }
+        rc = link_cluster_init(loop, l, opt->cluster);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     if (opt->sentinel != NULL) {
         static const pos_sentinel_callbacks_t sentinel_cb = {
             .on_switch = link_on_switch,
@@ -805,6 +927,14 @@ static void link_sentinel_closed(pos_sentinel_t *st)
     link_handle_closed((uv_handle_t *)&l->retry_timer);
 }
 
+static void link_cluster_closed(pos_cluster_t *c)
+{
+    pos_link_t *l = pos_cluster_data(c);
+
+    l->cluster = NULL; /* freed once this returns */
+    link_handle_closed((uv_handle_t *)&l->retry_timer);
+}
+
 void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l))
 {
     if (l->state == POS_LINK_STOPPING || l->state == POS_LINK_STOPPED) {
@@ -816,6 +946,10 @@ void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l))
     if (l->use_sentinel) {
         l->open_handles++;
         pos_sentinel_close(&l->sentinel, link_sentinel_closed);
+    }
+    if (l->cluster != NULL) {
+        l->open_handles++;
+        pos_cluster_close(l->cluster, link_cluster_closed);
     }
     uv_close((uv_handle_t *)&l->retry_timer, link_handle_closed);
     uv_close((uv_handle_t *)&l->probe_timer, link_handle_closed);
@@ -834,6 +968,12 @@ void pos_link_stats(const pos_link_t *l, pos_conn_stats_t *st)
 {
     const pos_conn_stats_t *a = &l->cmd.conn.stats, *b = &l->sub.conn.stats;
 
+    if (l->cluster != NULL) {
+        pos_cluster_stats_t cs;
+        pos_cluster_stats(l->cluster, &cs, st);
+        return;
+    }
+
     st->refused = a->refused + b->refused;
     st->pauses = a->pauses + b->pauses;
     st->pushes_dropped = a->pushes_dropped + b->pushes_dropped;
@@ -850,13 +990,27 @@ int pos_link_command(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const 
     if (l->state != POS_LINK_ONLINE) {
         return -ENOTCONN;
     }
+    if (l->cluster != NULL) {
+        return pos_cluster_command(l->cluster, cb, ctx, argc, argv, argvlen);
+    }
     return pos_conn_command(&l->cmd.conn, cb, ctx, 1, argc, argv, argvlen);
 }
 
 int pos_link_commandv(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv)
 {
+    size_t lens[16];
+
     if (l->state != POS_LINK_ONLINE) {
         return -ENOTCONN;
+    }
+    if (l->cluster != NULL) {
+        if (argc < 1 || argc > 16) {
+            return -EINVAL;
+        }
+        for (int i = 0; i < argc; i++) {
+            lens[i] = strlen(argv[i]);
+        }
+        return pos_cluster_command(l->cluster, cb, ctx, argc, argv, lens);
     }
     return pos_conn_commandv(&l->cmd.conn, cb, ctx, argc, argv);
 }

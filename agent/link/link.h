@@ -17,6 +17,11 @@
  * sentinels for the master's address, then checks with ROLE that the
  * server is a master; a +switch-master for our master takes the link down
  * and rebuilds it on the new master at once, without a backoff delay.
+ *
+ * With Redis Cluster (opt.cluster set) the connections are the cluster
+ * client's (agent/link/cluster.h): commands are routed by key slot
+ * underneath pos_link_command(), "online" means every subscription is in
+ * place, and any connection lost takes the link down as with one server.
  */
 
 #include <stdbool.h>
@@ -26,7 +31,9 @@
 #include <uv.h>
 
 #include "platform/backoff.h"
+#include "agent/link/cluster.h"
 #include "agent/link/conn.h"
+#include "agent/link/errors.h"
 #include "agent/link/sentinel.h"
 #include "conf/redis_url.h"
 
@@ -80,6 +87,10 @@ typedef struct pos_link_options {
      * and db still apply). Copied; its strings must outlive the link. A
      * sentinel reach without a transport takes the link's. */
     const pos_sentinel_options_t *sentinel;
+    /* Redis Cluster: NULL for one server (or Sentinel); else its seeds and
+     * pub/sub mode (copied; its endpoint, reach, channels and
+     * probe are taken from here). Exclusive with sentinel. */
+    const pos_cluster_options_t *cluster;
     /* Checked before subscribing (see pos_link_gate_t); NULL: none. Must
      * outlive the link. */
     const pos_link_gate_t *gate;
@@ -137,6 +148,15 @@ struct pos_link {
     char hint_host[POS_URL_HOST_MAX];
     uint16_t hint_port;
     uint64_t failovers;  /* +switch-master announcements for our master received */
+
+    pos_cluster_t *cluster; /* Redis Cluster: the connections are its; else NULL */
+
+    /* Health (INFO): the probe's round trip and Redis's memory, as last seen. */
+    uint64_t probe_sent_us;      /* monotonic us the pending probe was published */
+    uint64_t probes_online;      /* probes sent since the link came online */
+    uint64_t probe_rtt_us;       /* the last probe's round trip, us; 0: none yet */
+    uint64_t redis_used_memory;  /* INFO memory used_memory, bytes; 0: not read yet */
+    uint64_t redis_memory_at_ms; /* wall clock ms it was read; 0: never */
 };
 
 /* Initialises the link (no I/O). Strings in opt must outlive the link. */
@@ -154,8 +174,18 @@ void pos_link_stop(pos_link_t *l, void (*done)(pos_link_t *l));
  * URL's host. *port receives its port. */
 const char *pos_link_server(const pos_link_t *l, uint16_t *port);
 
-/* The counters of both connections, added up. */
+/* The counters of both connections (every connection of a cluster),
+ * added up. */
 void pos_link_stats(const pos_link_t *l, pos_conn_stats_t *st);
+
+/*
+ * Redis Cluster only: the key prefixes to track (CLIENT TRACKING BCAST) on
+ * every primary, with each node's invalidations redirected to a
+ * subscriber on that node (copied; call before pos_link_start). Returns
+ * true when the link tracks them itself (a cluster), false when the
+ * caller sets tracking up on the command connection as with one server.
+ */
+bool pos_link_track_prefixes(pos_link_t *l, const char *const *prefixes, size_t n);
 
 /* True when online (see above). */
 bool pos_link_is_online(const pos_link_t *l);
@@ -170,12 +200,5 @@ int pos_link_command(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const 
 
 /* Same with NUL-terminated arguments. */
 int pos_link_commandv(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv);
-
-/*
- * Classifies a Redis error reply: -EACCES (authentication or ACL: NOAUTH,
- * WRONGPASS, NOPERM, invalid password), -EINVAL (bad database index),
- * -EAGAIN (LOADING, BUSY, TRYAGAIN, MASTERDOWN) or -EPROTO (anything else).
- */
-int pos_link_classify_error(const char *msg, size_t len);
 
 #endif /* AGENT_LINK_LINK_H */

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "platform/ident.h"
+
 static const char *const term_names[] = {"online", "busy", "degraded", "offline"};
 static const char *const dev_names[] = {"ready",     "busy",      "offline",   "error",
                                         "paper_low", "paper_out", "cover_open"};
@@ -46,17 +48,7 @@ pos_term_status_t pos_status_compute(bool payment_active, bool journal_ok,
  * extra: nothing JSON would need escaped. */
 static bool plain_chars(const char *s, const char *extra)
 {
-    if (s == NULL || *s == '\0') {
-        return false;
-    }
-    for (; *s != '\0'; s++) {
-        char c = *s;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || strchr(extra, c) != NULL)) {
-            return false;
-        }
-    }
-    return true;
+    return pos_ident_plain(s, extra);
 }
 
 static bool plain_id(const char *s)
@@ -95,18 +87,22 @@ int pos_status_json(const pos_status_report_t *r, char *buf, size_t len)
                  "{\"journal\":\"unavailable\",\"reason\":\"%.40s\",\"recovered\":%" PRIu32 "}",
                  r->journal_reason, r->recovered);
     }
-    int n = snprintf(buf, len,
-                     "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
-                     "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
-                     "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
-                     "\"outbox\":%" PRIu32 ",\"signed\":%s,\"store\":%s}",
-                     r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms,
-                     r->version, r->build ? ",\"build\":\"" : "", r->build ? r->build : "",
-                     r->build ? "\"" : "", r->uptime_s,
-                     pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
-                     pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
-                     pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox,
-                     r->signing ? "true" : "false", store);
+    char clock[40] = "";
+    if (r->clock_known) {
+        snprintf(clock, sizeof(clock), ",\"clockOffsetMs\":%" PRId64, r->clock_offset_ms);
+    }
+    int n =
+        snprintf(buf, len,
+                 "{\"terminalId\":\"%s\",\"storeId\":\"%s\",\"status\":\"%s\","
+                 "\"ts\":%" PRIu64 ",\"version\":\"%s\"%s%s%s,\"uptimeS\":%" PRIu64 ","
+                 "\"devices\":{\"display\":\"%s\",\"printer\":\"%s\",\"pinpad\":\"%s\"},"
+                 "\"outbox\":%" PRIu32 ",\"signed\":%s,\"store\":%s%s}",
+                 r->terminal_id, r->store_id, pos_term_status_name(r->status), r->ts_ms, r->version,
+                 r->build ? ",\"build\":\"" : "", r->build ? r->build : "", r->build ? "\"" : "",
+                 r->uptime_s, pos_dev_state_name(r->devices[POS_DEV_DISPLAY]),
+                 pos_dev_state_name(r->devices[POS_DEV_PRINTER]),
+                 pos_dev_state_name(r->devices[POS_DEV_PINPAD]), r->outbox,
+                 r->signing ? "true" : "false", store, clock);
     return finish(n, len);
 }
 

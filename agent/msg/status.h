@@ -43,6 +43,8 @@ typedef struct pos_status_report {
     bool journal_ok;   /* payments can be recorded durably ("store":{"journal":"ok"}) */
     const char *journal_reason; /* [a-z_] code when not ok ("reason"), else NULL */
     uint32_t recovered; /* stores moved aside that wait for the operator */
+    bool clock_known;   /* clock_offset_ms was measured ("clockOffsetMs") */
+    int64_t clock_offset_ms; /* Redis's TIME minus the till's clock, ms */
 } pos_status_report_t;
 
 /* Lower-case contract names. */
@@ -67,7 +69,8 @@ pos_term_status_t pos_status_compute(bool payment_active, bool journal_ok,
  * order, then this agent's own (docs/redis-link.md "Status"): "signed"
  * (true when cloud messages must be signed) and "store": {"journal": "ok"
  * or "unavailable", "reason" when unavailable, "recovered": the count of
- * stores moved aside}. Identifiers and the reason must be plain
+ * stores moved aside}, and "clockOffsetMs" (Redis's clock minus the
+ * till's, ms) once measured. Identifiers and the reason must be plain
  * ([A-Za-z0-9._-]); anything else is refused rather than escaped.
  * Returns the length written (without the NUL), -EINVAL or -ENOSPC.
  */

@@ -1,6 +1,7 @@
 #include "agent/payment/payment.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,35 @@ static void payment_counter(pos_payment_t *p, const char *name)
     port->incrby(port->ctx, key, 1, 86400);
 }
 
+static const char *const reject_names[POS_PAY_REJ_COUNT] = {
+    "busy", "invalid", "duplicate", "unsigned", "bad_signature", "stale", "unavailable", "other"};
+
+pos_payment_reject_t pos_payment_reject_index(const char *reason)
+{
+    for (int i = 0; i < POS_PAY_REJ_OTHER; i++) {
+        if (strcmp(reason, reject_names[i]) == 0) {
+            return (pos_payment_reject_t)i;
+        }
+    }
+    return POS_PAY_REJ_OTHER;
+}
+
+const char *pos_payment_reject_name(pos_payment_reject_t r)
+{
+    return (unsigned)r < POS_PAY_REJ_COUNT ? reject_names[r] : "other";
+}
+
+/* Counts an outcome message on its way (the fleet metrics). */
+static void payment_count(pos_payment_t *p, const pos_msg_out_t *m)
+{
+    if ((unsigned)m->type < POS_MSG_OUT_COUNT) {
+        p->published[m->type]++;
+    }
+    if (m->type == POS_MSG_OUT_PAYMENT_REJECTED) {
+        p->rejections[pos_payment_reject_index(m->reason)]++;
+    }
+}
+
 static void payment_publish(pos_payment_t *p, const pos_payment_action_t *act)
 {
     const pos_payment_port_t *port = &p->opt.port;
@@ -65,7 +95,10 @@ static void payment_publish(pos_payment_t *p, const pos_payment_action_t *act)
     if (port->publish(port->ctx, channel, json, (size_t)n, act->u.publish.held, &id) != 0) {
         POS_ERR("payment", "%s %s not queued", pos_msg_out_type_name(act->u.publish.msg.type),
                 act->u.publish.msg.transaction_id);
-    } else if (act->u.publish.held) {
+        return;
+    }
+    payment_count(p, &act->u.publish.msg);
+    if (act->u.publish.held) {
         p->held_id = id;
         snprintf(p->held_tx, sizeof(p->held_tx), "%s", act->transaction_id);
     }
@@ -581,9 +614,18 @@ static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, con
     p->unverified_by[v]++;
     const char *type = pos_msg_type_name(msg->type);
     /* The reason only: never the signature, the key or the message. */
-    POS_WARN("msg", "payment:%s: %s %s, refused%s", p->opt.terminal_id,
-             type[0] != '\0' ? type : "message", pos_sign_verdict_reason(v),
-             tx != NULL ? "" : " (no transactionId to answer)");
+    if (v == POS_SIGN_STALE && p->clock_offset_ms != NULL && *p->clock_offset_ms != INT64_MIN) {
+        /* Whose clock is off: the offset against Redis says. */
+        POS_WARN("msg",
+                 "payment:%s: %s stale, refused%s (this till's clock: %" PRId64
+                 " ms against Redis's)",
+                 p->opt.terminal_id, type[0] != '\0' ? type : "message",
+                 tx != NULL ? "" : " (no transactionId to answer)", -*p->clock_offset_ms);
+    } else {
+        POS_WARN("msg", "payment:%s: %s %s, refused%s", p->opt.terminal_id,
+                 type[0] != '\0' ? type : "message", pos_sign_verdict_reason(v),
+                 tx != NULL ? "" : " (no transactionId to answer)");
+    }
     if (tx != NULL) {
         memset(&ev, 0, sizeof(ev));
         ev.kind = POS_PAY_EV_REJECT;
@@ -721,6 +763,7 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
         p->dropped++;
         return;
     }
+    payment_count(p, &out);
     p->over_budget++;
 }
 
@@ -730,6 +773,42 @@ int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)
         return -EBUSY;
     }
     return pos_display_show(&p->display, line1, line2);
+}
+
+/* One line of the test receipt. */
+static void payment_test_line(pos_receipt_doc_t *doc, pos_charset_align_t align, bool bold,
+                              const char *text)
+{
+    pos_receipt_line_t *l = &doc->lines[doc->n_lines++];
+
+    snprintf(l->text, sizeof(l->text), "%.*s", (int)doc->width, text);
+    l->align = align;
+    l->bold = bold;
+}
+
+int pos_payment_test_print(pos_payment_t *p)
+{
+    pos_receipt_doc_t *doc = &p->doc;
+    char line[POS_RECEIPT_TEXT_MAX], when[32];
+    unsigned width = p->opt.hal.paper_width;
+
+    if (pos_payment_active(p) || p->print_tx[0] != '\0') {
+        return -EBUSY;
+    }
+    memset(doc, 0, sizeof(*doc));
+    doc->width = width >= 20 && width <= 48 ? width : 32;
+    payment_test_line(doc, POS_ALIGN_CENTER, true, "posagent test print");
+    snprintf(line, sizeof(line), "terminal %s", p->opt.terminal_id);
+    payment_test_line(doc, POS_ALIGN_LEFT, false, line);
+    snprintf(line, sizeof(line), "store %s", p->opt.store_id);
+    payment_test_line(doc, POS_ALIGN_LEFT, false, line);
+    if (pos_receipt_format_time((int64_t)(pos_clock_wall_ms() / 1000u), when, sizeof(when)) == 0) {
+        payment_test_line(doc, POS_ALIGN_LEFT, false, when);
+    }
+    payment_test_line(doc, POS_ALIGN_CENTER, false, "no payment");
+    /* A job id of its own, print_tx empty: its completion is not taken for
+     * a receipt's. */
+    return pos_printer_print(&p->printer, doc, ++p->next_job);
 }
 
 void pos_payment_set_journal(pos_payment_t *p, pos_journal_t *j)

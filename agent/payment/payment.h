@@ -25,6 +25,25 @@
 
 typedef struct pos_payment pos_payment_t;
 
+/* PAYMENT_REJECTED reasons as counted (CONTRACT.md's, and "other"). */
+typedef enum pos_payment_reject {
+    POS_PAY_REJ_BUSY = 0,
+    POS_PAY_REJ_INVALID,
+    POS_PAY_REJ_DUPLICATE,
+    POS_PAY_REJ_UNSIGNED,
+    POS_PAY_REJ_BAD_SIGNATURE,
+    POS_PAY_REJ_STALE,
+    POS_PAY_REJ_UNAVAILABLE,
+    POS_PAY_REJ_OTHER,
+    POS_PAY_REJ_COUNT
+} pos_payment_reject_t;
+
+/* The reject reason's index; POS_PAY_REJ_OTHER for any other text. */
+pos_payment_reject_t pos_payment_reject_index(const char *reason);
+
+/* Its contract name ("busy", ...; "other"). */
+const char *pos_payment_reject_name(pos_payment_reject_t r);
+
 /*
  * What the payment flow asks of the rest of the agent, as functions of
  * ctx. The first three queue work in the durable outbox (in order with
@@ -104,6 +123,11 @@ struct pos_payment {
     uint64_t pos_app_ignored; /* "origin":"pos-app" here: no POS application publishes here */
     uint64_t over_budget;  /* requests refused "busy" over the channel's budget */
     uint64_t dropped;      /* other messages dropped over the budget */
+    uint64_t published[POS_MSG_OUT_COUNT];  /* outcome messages queued, by type */
+    uint64_t rejections[POS_PAY_REJ_COUNT]; /* PAYMENT_REJECTED queued or sent, by reason */
+    /* Redis's clock minus ours in ms (INT64_MIN: not measured), logged with
+     * a stale refusal; NULL: not known. Set by the wiring. */
+    const int64_t *clock_offset_ms;
 };
 
 /* Creates the devices (no I/O yet) and the deadline timer. Returns 0, or a
@@ -139,6 +163,14 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len);
 /* Shows two lines on the customer display unless a payment owns it.
  * Returns 0, -EBUSY during a payment, or the device's error. */
 int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2);
+
+/*
+ * A test receipt (terminal, store, time) on the printer, for a technician
+ * checking the till, unless a payment or a receipt is under way. Returns 0
+ * once the driver took the job (its outcome shows in the printer's state),
+ * -EBUSY, or the device's error (-EPERM: not usable now).
+ */
+int pos_payment_test_print(pos_payment_t *p);
 
 /* True while a payment is live. */
 bool pos_payment_active(const pos_payment_t *p);

@@ -272,7 +272,8 @@ typedef struct victim {
 /* Keys a walk of the cache collects, to delete once the walk is over. */
 typedef struct collect {
     const pos_cache_t *c;
-    uint64_t now_ms; /* collect_expired(): expired at this time */
+    uint64_t now_ms;                         /* collect_expired(): expired at this time */
+    uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT]; /* and with these TTLs */
     victim_t *v;     /* growing array */
     size_t n, cap;
 } collect_t;
@@ -314,10 +315,33 @@ static int collect_expired(void *ctx, MDB_cursor *cur, MDB_val *k, MDB_val *val)
 
     (void)cur;
     if (pos_cache_record_parse(val->mv_data, val->mv_size, &m, NULL) != 0 ||
-        !pos_cache_expired(&m, a->now_ms, a->c->cfg.ttl_ms)) {
+        !pos_cache_expired(&m, a->now_ms, a->ttl_ms)) {
         return 0;
     }
     return victims_push(a, k, &m);
+}
+
+/* The TTLs now: pos_cache_set_ttl() changes them on the loop while the
+ * writer thread evicts, so each reads them whole, atomically per family. */
+static void ttl_snapshot(const pos_cache_t *c, uint64_t out[POS_CACHE_FAMILY_COUNT])
+{
+    for (size_t i = 0; i < POS_CACHE_FAMILY_COUNT; i++) {
+        out[i] = __atomic_load_n(&c->cfg.ttl_ms[i], __ATOMIC_RELAXED);
+    }
+}
+
+void pos_cache_set_ttl(pos_cache_t *c, const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT])
+{
+    for (size_t i = 0; i < POS_CACHE_FAMILY_COUNT; i++) {
+        __atomic_store_n(&c->cfg.ttl_ms[i], ttl_ms[i], __ATOMIC_RELAXED);
+    }
+}
+
+uint64_t pos_cache_ttl_ms(const pos_cache_t *c, pos_cache_family_t family)
+{
+    return family < POS_CACHE_FAMILY_COUNT
+               ? __atomic_load_n(&c->cfg.ttl_ms[family], __ATOMIC_RELAXED)
+               : 0;
 }
 
 /* qsort() has no context argument; evictions run in the writer thread and,
@@ -336,12 +360,13 @@ static int evict_expired(pos_cache_t *c, MDB_txn *txn, size_t need, uint64_t now
                          size_t *freed)
 {
     collect_t a = {.c = c, .now_ms = now_ms};
+    ttl_snapshot(c, a.ttl_ms);
     int result = pos_store_each(c->st, txn, POS_DB_CACHE, collect_expired, &a);
     victim_t *v = a.v;
     size_t n = a.n;
     if (result == 0) {
         sort_now = now_ms;
-        sort_ttl = c->cfg.ttl_ms;
+        sort_ttl = a.ttl_ms;
         if (n > 1) {
             qsort(v, n, sizeof(*v), victim_cmp);
         }
@@ -433,6 +458,9 @@ static int evict_fn(void *ctx, MDB_txn *txn)
     return evict_txn(a->c, txn, a->need, a->now_ms, &a->d, &a->freed);
 }
 
+/* The smallest step of an eviction on a full map, bytes: a few entries. */
+#define EVICT_STEP_MIN 4096u
+
 /* One eviction transaction of its own; what it freed goes to the writing
  * side's counts and to the reclaimed ones the loop adds to its own. */
 static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
@@ -460,9 +488,33 @@ long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t 
     }
     long long rc = evict_once(c, bytes, now_ms, evicted);
     if (rc == -ENOSPC && atomic_load(&c->wentries) > 0 && pos_store_reserve_begin(c->st) == 0) {
-        /* A full map cannot even delete: borrow the reserve for it. */
-        rc = evict_once(c, bytes, now_ms, evicted);
+        /* A full map cannot even delete: borrow the reserve for it, and
+         * delete in steps that fit in it. The oldest entries lie all over
+         * the tree and each leaf a deletion touches needs a new page, so
+         * one large eviction can need more room than the reserve holds; a
+         * committed step frees the pages the next one reuses. */
+        long long total = 0;
+        size_t count = 0, step = bytes;
+        while (total < (long long)bytes) {
+            size_t n = 0;
+            rc = evict_once(c, step, now_ms, &n);
+            if (rc == -ENOSPC && step > EVICT_STEP_MIN) {
+                step = step / 4 > EVICT_STEP_MIN ? step / 4 : EVICT_STEP_MIN;
+                continue;
+            }
+            if (rc <= 0) {
+                break;
+            }
+            total += rc;
+            count += n;
+        }
         pos_store_reserve_end(c->st);
+        if (total > 0) {
+            rc = total;
+            if (evicted != NULL) {
+                *evicted = count;
+            }
+        }
     }
     return rc;
 }
@@ -1666,7 +1718,9 @@ int pos_cache_get(pos_cache_t *c, const char *key, size_t key_len, uint64_t now_
         return rc;
     }
     info->age_ms = now_ms > info->meta.verified_at_ms ? now_ms - info->meta.verified_at_ms : 0;
-    info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, c->cfg.ttl_ms);
+    uint64_t ttl[POS_CACHE_FAMILY_COUNT];
+    ttl_snapshot(c, ttl);
+    info->fresh = !info->meta.stale && !pos_cache_expired(&info->meta, now_ms, ttl);
     if (info->fresh) {
         c->stats.hits++;
     } else {

@@ -361,6 +361,13 @@ int pos_cache_flush(pos_cache_t *c);
 /* Copies the counters into *out. */
 void pos_cache_stats(const pos_cache_t *c, pos_cache_stats_t *out);
 
+/* Sets the freshness per family (ms), e.g. at a configuration reload: the
+ * next read and eviction use them (safe while the writer thread runs). */
+void pos_cache_set_ttl(pos_cache_t *c, const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT]);
+
+/* A family's freshness now, ms (0 for an unknown family). */
+uint64_t pos_cache_ttl_ms(const pos_cache_t *c, pos_cache_family_t family);
+
 /*
  * Pure eviction order: negative if entry a should go before b at now_ms
  * with the given TTLs (ms per family). Expired entries come first, the

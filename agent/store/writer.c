@@ -122,20 +122,19 @@ static void writer_hand_back(pos_store_writer_t *w, pos_store_op_t *ops, uint64_
 }
 
 /*
- * The map or the disk was full: each refused operation may make room its
- * own way; otherwise the cache gives room back (its own commits, then the
- * freed pages settle). Returns true when some room was made.
+ * The map or the disk was full. Cached entries give up their room first
+ * (they can be fetched again); only when that frees nothing may each
+ * refused operation make room its own way (the outbox drops its oldest
+ * ordinary messages, never payment outcomes). Returns true when some room
+ * was made.
  */
 static bool writer_recover(pos_store_t *st, pos_store_op_t *retry)
 {
-    bool reclaimed = false, made = false;
+    bool made = pos_store_reclaim(st, WRITER_RECLAIM_HINT) > 0;
 
-    for (pos_store_op_t *op = retry; op != NULL; op = op->next) {
+    for (pos_store_op_t *op = retry; !made && op != NULL; op = op->next) {
         if (op->recover != NULL) {
             made |= op->recover(op) > 0;
-        } else if (!reclaimed) {
-            reclaimed = true;
-            made |= pos_store_reclaim(st, WRITER_RECLAIM_HINT) > 0;
         }
     }
     return made;

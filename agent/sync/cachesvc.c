@@ -429,25 +429,40 @@ static void invalidate_done(void *arg, int status, size_t n)
     }
 }
 
-void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
+int pos_cachesvc_clear(pos_cachesvc_t *s, const char *pattern, size_t plen, pos_cache_done_fn done,
+                       void *arg)
 {
     pos_cache_match_t m = {cache_glob, cache_glob_free, NULL};
     pos_glob_t *g;
+    int rc;
 
-    oversize_forget(s, cache_glob, &g);
-    if (!s->open) {
-        return;
-    }
-    if (pos_glob_compile(pattern, strlen(pattern), &g) != 0) {
+    if (pos_glob_compile(pattern, plen, &g) != 0) {
         /* Out of memory: at least nothing matching is served as fresh. */
-        POS_ERR("cache", "cannot compile an invalidation pattern: marking every entry stale");
-        (void)pos_cache_mark_all_stale(&s->cache, NULL, NULL);
-        return;
+        oversize_forget(s, NULL, NULL);
+        if (s->open) {
+            POS_ERR("cache", "cannot compile an invalidation pattern: marking every entry stale");
+            (void)pos_cache_mark_all_stale(&s->cache, NULL, NULL);
+        }
+        return -ENOMEM;
+    }
+    /* Compiled first: the oversized keys are matched with the same glob. */
+    oversize_forget(s, cache_glob, g);
+    if (!s->open) {
+        pos_glob_free(g);
+        return -ENODEV;
     }
     m.ctx = g;
-    s->invalidations++;
-    if (pos_cache_delete_if(&s->cache, &m, invalidate_done, NULL) == -EBUSY) {
+    rc = pos_cache_delete_if(&s->cache, &m, done, arg);
+    if (rc == -EBUSY) {
         POS_INFO("cache", "invalidation turned into marking every entry stale (cache busy)");
+    }
+    return rc;
+}
+
+void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
+{
+    if (pos_cachesvc_clear(s, pattern, strlen(pattern), invalidate_done, NULL) != -ENODEV) {
+        s->invalidations++;
     }
 }
 
@@ -510,6 +525,11 @@ static int reval_visit(void *ctx, const char *key, size_t key_len, const pos_cac
 
     if (!meta->stale || b->n >= REVAL_BATCH) {
         return 0; /* verified since the disconnect (or the batch is full) */
+    }
+    if (meta->family == POS_CACHE_OTHER) {
+        /* The local API's last known sets (SMEMBERS, TERMINALS): not string
+         * values MGET could confirm; refreshed by their next online read. */
+        return 0;
     }
     b->keys[b->n] = malloc(key_len + 1);
     if (b->keys[b->n] == NULL) {
@@ -665,39 +685,97 @@ void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms)
     reval_next(s);
 }
 
+/*
+ * Warm-up (CONTRACT.md "Indexes for warm-up"): the products, then the
+ * store's inventory. Each set's version is read first and the set skipped
+ * when it is the version of its last complete warm-up; else SSCAN of the
+ * index set and MGET of the values. Without index:inventory:{storeId} the
+ * inventory falls back to SCAN MATCH (the whole keyspace); without
+ * index:products the products are those the store's inventory names
+ * (MGET with each inventory page, as before the index sets existed), not
+ * a second walk of the keyspace. Either is logged and shown in INFO.
+ * One command in flight at a time.
+ */
+#define WARM_COUNT    "500" /* SSCAN / SCAN COUNT */
+#define WARM_MGET_MAX 128u  /* keys per MGET */
+
+enum { WARM_PRODUCTS = 0, WARM_INVENTORY = 1, WARM_SETS = 2 };
+
 typedef struct warm_step {
     pos_cachesvc_t *svc;
     uint64_t epoch;
+    int set;             /* WARM_PRODUCTS, then WARM_INVENTORY */
+    bool scan;           /* this set by SCAN MATCH: its index set does not exist */
+    bool first;          /* the set's first page */
+    bool named_products; /* no index:products: the inventory's products instead */
+    bool chunk_products; /* the current chunk's product keys are being read */
+    bool waiting;        /* the page's values are all asked: it waits for its puts */
+    bool refused;        /* the cache shed a put: the warm-up stops after this page */
+    bool aborted;        /* over; the last put's completion frees it */
+    unsigned storing;    /* put requests of this step not yet applied */
     char cursor[32];
-    size_t n;
-    char **keys;      /* product keys of the batch, for the second MGET */
-    unsigned storing; /* put requests of this step not yet applied */
-    bool replied;     /* the products' MGET came back: the step waits only for its puts */
-    bool refused;     /* the cache shed a put: the warm-up stops after this step */
+    char version[WARM_SETS][POS_CACHESVC_VERSION_MAX]; /* read at the start; "": none */
+    char **keys;  /* this page's keys */
+    char **pkeys; /* with named_products: product:{id} of each inventory key */
+    size_t n;     /* keys */
+    size_t done;  /* keys read so far */
 } warm_step_t;
 
-static void warm_scan(pos_cachesvc_t *s, const char *cursor);
+static void warm_page(warm_step_t *w);
+static void warm_set_begin(warm_step_t *w);
 
-static void warm_step_free(warm_step_t *w)
+/* index:inventory:{storeId} or index:products, then suffix. */
+static void warm_index_key(const pos_cachesvc_t *s, int set, const char *suffix, char *buf,
+                           size_t cap)
 {
-    for (size_t i = 0; w->keys != NULL && i < w->n; i++) {
+    if (set == WARM_INVENTORY) {
+        snprintf(buf, cap, "index:inventory:%s%s", s->store_id, suffix);
+    } else {
+        snprintf(buf, cap, "index:products%s", suffix);
+    }
+}
+
+/* The prefix of the set's keys: inventory:{storeId}: or product:. */
+static void warm_key_prefix(const pos_cachesvc_t *s, int set, char *buf, size_t cap)
+{
+    if (set == WARM_INVENTORY) {
+        snprintf(buf, cap, "inventory:%s:", s->store_id);
+    } else {
+        snprintf(buf, cap, "product:");
+    }
+}
+
+static void warm_keys_free(warm_step_t *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
         free(w->keys[i]);
+        if (w->pkeys != NULL) {
+            free(w->pkeys[i]);
+        }
     }
     free(w->keys);
-    w->keys = NULL;
-    w->n = 0;
+    free(w->pkeys);
+    w->keys = w->pkeys = NULL;
+    w->n = w->done = 0;
+    w->chunk_products = false;
+}
+
+/* Frees w now, or marks it for the last of its puts still in the writer. */
+static void warm_release(warm_step_t *w)
+{
+    warm_keys_free(w);
     if (w->storing == 0) {
         free(w);
+    } else {
+        w->aborted = true;
     }
-    /* else the last put's completion frees it */
 }
 
 /* The warm-up stops here: nothing more is asked. */
 static void warm_abort(warm_step_t *w)
 {
     w->svc->warming = false;
-    w->replied = false; /* its puts' completions must not go on */
-    warm_step_free(w);
+    warm_release(w);
 }
 
 /* True when the reply to w came with an error or for a warm-up that is over. */
@@ -706,42 +784,54 @@ static bool warm_gone(const warm_step_t *w, int err)
     return err != 0 || w->epoch != w->svc->warm_epoch || !w->svc->open;
 }
 
-static void warm_finish(pos_cachesvc_t *s)
+static void warm_finish(warm_step_t *w)
 {
+    pos_cachesvc_t *s = w->svc;
+
+    warm_release(w);
     s->warming = false;
 #ifdef __GLIBC__
     /* The replies of a big warm-up grew the heap; give it back, the agent
      * spends most of its life idle. */
     malloc_trim(0);
 #endif
-    POS_INFO("cache", "warm-up: %" PRIu64 " inventory and %" PRIu64 " product entries stored",
-             s->warmed_inventory, s->warmed_products);
+    POS_INFO("cache",
+             "warm-up: %" PRIu64 " inventory and %" PRIu64
+             " product entries stored (inventory: %s, products: %s)",
+             s->warmed_inventory, s->warmed_products, s->warm_source[WARM_INVENTORY],
+             s->warm_source[WARM_PRODUCTS]);
 }
 
-/* The step is done: the next SCAN page, or the end when SCAN said cursor 0. */
-static void warm_next(warm_step_t *w)
+/* The page's values are applied: the next page, the next set, or the end. */
+static void warm_page_done(warm_step_t *w)
 {
     pos_cachesvc_t *s = w->svc;
-    char cursor[32];
-    bool refused = w->refused;
 
-    snprintf(cursor, sizeof(cursor), "%s", w->cursor);
-    warm_step_free(w);
-    if (refused) {
-        s->warming = false;
+    w->waiting = false;
+    if (w->refused) {
         POS_WARN("cache", "warm-up stopped: the cache is busy");
-    } else if (strcmp(cursor, "0") == 0) {
-        warm_finish(s);
-    } else {
-        warm_scan(s, cursor);
+        warm_abort(w);
+        return;
     }
+    warm_keys_free(w);
+    if (strcmp(w->cursor, "0") != 0) {
+        warm_page(w);
+        return;
+    }
+    /* The set is complete: its version is the one to compare next time,
+     * if it came through its index. */
+    snprintf(s->warm_version[w->set], sizeof(s->warm_version[0]), "%s",
+             w->scan ? "" : w->version[w->set]);
+    s->warm_source[w->set] = w->scan ? "scan" : "index";
+    w->set++;
+    warm_set_begin(w);
 }
 
-/* One of the step's puts is applied: once all are and the products came
- * back, the next page. */
+/* One of the step's puts is applied: once all of the page's are, the next
+ * page (the store writer sets the pace, not Redis). */
 static void warm_stored(warm_step_t *w, int status, size_t n, uint64_t *counter)
 {
-    bool current = !warm_gone(w, 0);
+    bool current = !w->aborted && !warm_gone(w, 0);
 
     if (status == 0 && current) {
         *counter += n;
@@ -750,12 +840,15 @@ static void warm_stored(warm_step_t *w, int status, size_t n, uint64_t *counter)
     if (w->storing > 0) {
         return;
     }
-    if (w->replied && current) {
-        warm_next(w);
-    } else if (w->replied || w->keys == NULL) {
-        warm_step_free(w); /* a warm-up abandoned while its puts were in the writer */
+    if (w->aborted) {
+        free(w); /* abandoned while its puts were in the writer */
+    } else if (w->waiting && current) {
+        warm_page_done(w);
+    } else if (w->waiting) {
+        warm_keys_free(w); /* a warm-up that is over (a newer one, or closed) */
+        free(w);
     }
-    /* else the products' MGET is still to come back */
+    /* else an MGET of the page is still to come back */
 }
 
 static void warm_inventory_stored(void *arg, int status, size_t n)
@@ -806,115 +899,263 @@ static void warm_store(warm_step_t *w, char **keys, size_t n, const redisReply *
     free(items);
 }
 
-static void warm_products_reply(void *ctx, const redisReply *r, int err)
+static void warm_mget_next(warm_step_t *w);
+
+static void warm_values_reply(void *ctx, const redisReply *r, int err)
 {
     warm_step_t *w = ctx;
+    size_t k = w->n - w->done < WARM_MGET_MAX ? w->n - w->done : WARM_MGET_MAX;
 
     if (warm_gone(w, err)) {
         warm_abort(w);
         return;
     }
-    warm_store(w, w->keys, w->n, r, warm_products_stored);
-    w->replied = true;
-    if (w->storing == 0) {
-        warm_next(w);
+    if (w->chunk_products) {
+        warm_store(w, w->pkeys + w->done, k, r, warm_products_stored);
+        w->chunk_products = false;
+        w->done += k;
+    } else if (w->set == WARM_INVENTORY) {
+        warm_store(w, w->keys + w->done, k, r, warm_inventory_stored);
+        /* The products this chunk names, when there is no index of them. */
+        w->chunk_products = w->pkeys != NULL;
+        w->done += w->chunk_products ? 0 : k;
+    } else {
+        warm_store(w, w->keys + w->done, k, r, warm_products_stored);
+        w->done += k;
     }
+    warm_mget_next(w);
 }
 
-static void warm_inventory_reply(void *ctx, const redisReply *r, int err)
+/* The page's values, WARM_MGET_MAX keys at a time (not waiting for their
+ * puts); then, once they are applied, the next page or set. A shed put
+ * stops the page's reads. */
+static void warm_mget_next(warm_step_t *w)
 {
-    warm_step_t *w = ctx;
     pos_cachesvc_t *s = w->svc;
-    size_t plen = strlen("inventory:") + strlen(s->store_id) + 1;
 
-    if (warm_gone(w, err)) {
-        warm_abort(w);
-        return;
-    }
-    warm_store(w, w->keys, w->n, r, warm_inventory_stored);
-    /* inventory:{storeId}:{productId} -> product:{productId} */
-    for (size_t i = 0; i < w->n; i++) {
-        const char *pid = strlen(w->keys[i]) > plen ? w->keys[i] + plen : "";
-        char *pk = malloc(strlen(pid) + 9);
-        if (pk == NULL) {
-            continue;
+    if (w->done < w->n && !w->refused) {
+        size_t k = w->n - w->done < WARM_MGET_MAX ? w->n - w->done : WARM_MGET_MAX;
+        char **keys = w->chunk_products ? w->pkeys : w->keys;
+        if (cache_mget(s, keys + w->done, NULL, k, warm_values_reply, w) != 0) {
+            warm_abort(w);
         }
-        snprintf(pk, strlen(pid) + 9, "product:%s", pid);
-        free(w->keys[i]);
-        w->keys[i] = pk;
+        return;
     }
-    if (cache_mget(s, w->keys, NULL, w->n, warm_products_reply, w) != 0) {
-        warm_abort(w);
+    w->waiting = true;
+    if (w->storing == 0) {
+        warm_page_done(w);
     }
 }
 
-static void warm_scan_reply(void *ctx, const redisReply *r, int err)
+/* A member of an index set: a product id (no blanks nor control bytes)
+ * that makes a key of at most POS_CACHE_KEY_MAX bytes with its prefix. */
+static bool warm_member_ok(const redisReply *m, size_t prefix_len)
+{
+    if (m->type != REDIS_REPLY_STRING || m->len == 0 || prefix_len + m->len > POS_CACHE_KEY_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < m->len; i++) {
+        if ((unsigned char)m->str[i] <= ' ' || (unsigned char)m->str[i] == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* prefix + id[0..len), malloc'd. */
+static char *warm_join(const char *prefix, const char *id, size_t len)
+{
+    size_t plen = strlen(prefix);
+    char *k = malloc(plen + len + 1);
+
+    if (k != NULL) {
+        memcpy(k, prefix, plen);
+        memcpy(k + plen, id, len);
+        k[plen + len] = '\0';
+    }
+    return k;
+}
+
+/* The first page of an index set came back empty: Redis keeps no empty
+ * set, so there is no index. */
+static void warm_no_index(warm_step_t *w)
+{
+    pos_cachesvc_t *s = w->svc;
+    char prefix[96], index[128];
+
+    warm_index_key(s, w->set, "", index, sizeof(index));
+    if (w->set == WARM_PRODUCTS) {
+        POS_WARN("cache",
+                 "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): warming the products "
+                 "the store's inventory names",
+                 index);
+        w->named_products = true;
+        s->warm_source[WARM_PRODUCTS] = "inventory";
+        s->warm_version[WARM_PRODUCTS][0] = '\0';
+        w->set++;
+        warm_set_begin(w);
+        return;
+    }
+    warm_key_prefix(s, w->set, prefix, sizeof(prefix));
+    POS_WARN("cache",
+             "warm-up: no %s (CONTRACT.md \"Indexes for warm-up\"): falling back to SCAN MATCH "
+             "%s*, which walks the whole keyspace",
+             index, prefix);
+    s->warm_scans++;
+    w->scan = true;
+    warm_page(w);
+}
+
+static void warm_page_reply(void *ctx, const redisReply *r, int err)
 {
     warm_step_t *w = ctx;
     pos_cachesvc_t *s = w->svc;
+    char prefix[96];
+    size_t plen, ilen = strlen("inventory:") + strlen(s->store_id) + 1;
 
     if (warm_gone(w, err) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-        if (err == 0 && r->type == REDIS_REPLY_ERROR) {
-            POS_WARN("cache", "warm-up SCAN refused: %.*s", pos_conn_log_len(r), r->str);
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof(w->cursor) ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        if (err == 0 && !warm_gone(w, 0)) {
+            POS_WARN("cache", "warm-up %s refused or malformed: %.*s", w->scan ? "SCAN" : "SSCAN",
+                     r->type == REDIS_REPLY_ERROR ? pos_conn_log_len(r) : 0,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "");
         }
         warm_abort(w);
         return;
     }
+    const redisReply *items = r->element[1];
     snprintf(w->cursor, sizeof(w->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
-    const redisReply *keys = r->element[1];
-    w->keys = calloc(keys->elements ? keys->elements : 1, sizeof(char *));
-    if (w->keys == NULL) {
+    if (!w->scan && w->first && strcmp(w->cursor, "0") == 0 && items->elements == 0) {
+        warm_no_index(w);
+        return;
+    }
+    w->first = false;
+    w->keys = calloc(items->elements ? items->elements : 1, sizeof(char *));
+    if (w->named_products && w->set == WARM_INVENTORY) {
+        w->pkeys = calloc(items->elements ? items->elements : 1, sizeof(char *));
+    }
+    if (w->keys == NULL || (w->named_products && w->set == WARM_INVENTORY && w->pkeys == NULL)) {
         warm_abort(w);
         return;
     }
-    for (size_t i = 0; i < keys->elements; i++) {
-        if (keys->element[i]->type == REDIS_REPLY_STRING &&
-            pos_cachesvc_cacheable(keys->element[i]->str, keys->element[i]->len)) {
-            w->keys[w->n] = strndup(keys->element[i]->str, keys->element[i]->len);
-            if (w->keys[w->n] != NULL) {
-                w->n++;
+    warm_key_prefix(s, w->set, prefix, sizeof(prefix));
+    plen = strlen(prefix);
+    for (size_t i = 0; i < items->elements; i++) {
+        const redisReply *m = items->element[i];
+        char *key = NULL;
+        if (w->scan && m->type == REDIS_REPLY_STRING && pos_cachesvc_cacheable(m->str, m->len)) {
+            key = strndup(m->str, m->len);
+        } else if (!w->scan && warm_member_ok(m, plen)) {
+            key = warm_join(prefix, m->str, m->len);
+        } else if (!w->scan) {
+            s->warm_members_refused++;
+        }
+        if (key == NULL) {
+            continue;
+        }
+        if (w->pkeys != NULL) {
+            /* inventory:{storeId}:{productId} -> product:{productId} */
+            const char *id = strlen(key) > ilen ? key + ilen : "";
+            w->pkeys[w->n] = warm_join("product:", id, strlen(id));
+            if (w->pkeys[w->n] == NULL) {
+                free(key);
+                continue;
             }
         }
+        w->keys[w->n++] = key;
     }
-    if (w->n == 0) {
-        w->replied = true;
-        warm_next(w); /* nothing cacheable on this page */
-        return;
+    warm_mget_next(w);
+}
+
+/* The next page of the current set (from w->cursor). */
+static void warm_page(warm_step_t *w)
+{
+    pos_cachesvc_t *s = w->svc;
+    char name[128];
+    int rc;
+
+    if (w->scan) {
+        warm_key_prefix(s, w->set, name, sizeof(name) - 1);
+        strcat(name, "*");
+        const char *argv[] = {"SCAN", w->cursor, "MATCH", name, "COUNT", WARM_COUNT};
+        rc = pos_link_commandv(s->link, warm_page_reply, w, 6, argv);
+    } else {
+        warm_index_key(s, w->set, "", name, sizeof(name));
+        const char *argv[] = {"SSCAN", name, w->cursor, "COUNT", WARM_COUNT};
+        rc = pos_link_commandv(s->link, warm_page_reply, w, 5, argv);
     }
-    if (cache_mget(s, w->keys, NULL, w->n, warm_inventory_reply, w) != 0) {
+    if (rc != 0) {
         warm_abort(w);
     }
 }
 
-static void warm_scan(pos_cachesvc_t *s, const char *cursor)
+/* The next set not skipped as unchanged, from its first page; or the end. */
+static void warm_set_begin(warm_step_t *w)
 {
-    char match[96];
-    warm_step_t *w = calloc(1, sizeof(*w));
+    pos_cachesvc_t *s = w->svc;
 
-    if (w == NULL) {
-        s->warming = false;
+    while (w->set < WARM_SETS && w->version[w->set][0] != '\0' &&
+           strcmp(w->version[w->set], s->warm_version[w->set]) == 0) {
+        /* Unchanged since its last complete warm-up: invalidations have
+         * kept its values fresh meanwhile. */
+        s->warm_source[w->set] = "unchanged";
+        s->warm_skipped++;
+        w->set++;
+    }
+    if (w->set == WARM_SETS) {
+        warm_finish(w);
         return;
     }
-    w->svc = s;
-    w->epoch = s->warm_epoch;
-    snprintf(match, sizeof(match), "inventory:%s:*", s->store_id);
-    const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "500"};
-    if (pos_link_commandv(s->link, warm_scan_reply, w, 6, argv) != 0) {
-        s->warming = false;
-        free(w);
+    w->scan = false;
+    w->first = true;
+    snprintf(w->cursor, sizeof(w->cursor), "0");
+    warm_page(w);
+}
+
+static void warm_versions_reply(void *ctx, const redisReply *r, int err)
+{
+    warm_step_t *w = ctx;
+
+    if (warm_gone(w, err)) {
+        warm_abort(w);
+        return;
     }
+    /* Without versions (nil, or a server that refused) every set is read. */
+    for (int i = 0; r->type == REDIS_REPLY_ARRAY && r->elements == WARM_SETS && i < WARM_SETS;
+         i++) {
+        const redisReply *v = r->element[i];
+        if (v->type == REDIS_REPLY_STRING && v->len > 0 && v->len < sizeof(w->version[0])) {
+            memcpy(w->version[i], v->str, v->len);
+            w->version[i][v->len] = '\0';
+        }
+    }
+    warm_set_begin(w);
 }
 
 void pos_cachesvc_warm(pos_cachesvc_t *s)
 {
+    char prod[128], inv[128];
+    char *keys[WARM_SETS] = {prod, inv};
+    warm_step_t *w;
+
     if (!s->open || s->warming || !pos_link_is_online(s->link)) {
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
         return;
     }
     s->warming = true;
     s->warm_epoch++;
     s->warmed_inventory = s->warmed_products = 0;
-    warm_scan(s, "0");
+    w->svc = s;
+    w->epoch = s->warm_epoch;
+    warm_index_key(s, WARM_PRODUCTS, ":version", prod, sizeof(prod));
+    warm_index_key(s, WARM_INVENTORY, ":version", inv, sizeof(inv));
+    if (cache_mget(s, keys, NULL, WARM_SETS, warm_versions_reply, w) != 0) {
+        warm_abort(w);
+    }
 }
 
 static void warm_timer_cb(uv_timer_t *t)
@@ -924,7 +1165,21 @@ static void warm_timer_cb(uv_timer_t *t)
 
 uint64_t pos_cachesvc_ttl_ms(const pos_cachesvc_t *s, pos_cache_family_t family)
 {
-    return s->open && family < POS_CACHE_FAMILY_COUNT ? s->cache.cfg.ttl_ms[family] : 0;
+    return s->open ? pos_cache_ttl_ms(&s->cache, family) : 0;
+}
+
+void pos_cachesvc_set_freshness(pos_cachesvc_t *s, const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT],
+                                unsigned warm_interval_s)
+{
+    if (!s->open) {
+        return;
+    }
+    pos_cache_set_ttl(&s->cache, ttl_ms);
+    if (uv_timer_get_repeat(&s->warm_timer) != (uint64_t)warm_interval_s * 1000u) {
+        /* The next warm-up one new interval from now. */
+        uv_timer_start(&s->warm_timer, warm_timer_cb, (uint64_t)warm_interval_s * 1000u,
+                       (uint64_t)warm_interval_s * 1000u);
+    }
 }
 
 static void cachesvc_timer_closed(uv_handle_t *h)

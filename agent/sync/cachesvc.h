@@ -40,6 +40,7 @@ typedef void (*pos_cachesvc_cb)(void *ctx, int status, const char *value, size_t
 typedef struct pos_cache_fetch pos_cache_fetch_t;
 
 #define POS_CACHESVC_OVERSIZE_MAX 16     /* oversized keys remembered */
+#define POS_CACHESVC_VERSION_MAX  32     /* bytes of an index set's version kept */
 #define POS_CACHESVC_OVERSIZE_MS  60000u /* for how long, ms */
 
 /* A key whose value was over max_value_bytes. */
@@ -82,6 +83,17 @@ typedef struct pos_cachesvc {
     uint64_t warm_epoch;
     uint64_t warmed_inventory;  /* entries stored by the current warm-up */
     uint64_t warmed_products;
+    /* Warm-up by index sets, [0] products and [1] inventory: each set's
+     * version at its last complete warm-up through its index ("": none),
+     * how it was last warmed ("index", "unchanged", "scan" for the
+     * inventory, "inventory" for products named by it; NULL before the
+     * first), the inventory warm-ups that fell back to SCAN, the sets
+     * skipped as unchanged, and index members refused as malformed. */
+    char warm_version[2][POS_CACHESVC_VERSION_MAX];
+    const char *warm_source[2];
+    uint64_t warm_scans;
+    uint64_t warm_skipped;
+    uint64_t warm_members_refused;
     uint32_t max_value_bytes;
     pos_cache_oversize_t oversize[POS_CACHESVC_OVERSIZE_MAX];
     uint64_t oversize_refused; /* reads refused as over max_value_bytes */
@@ -116,11 +128,17 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
 void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms);
 
 /*
- * Warm-up: SCAN MATCH inventory:{storeId}:* COUNT 500, MGET each batch,
- * then MGET the product: keys they reference; one command in flight at a
- * time, never KEYS, and the next SCAN only once the page's values are
- * applied (the writer sets the pace). Runs at the first connect and every
- * warm_interval_s.
+ * Warm-up (CONTRACT.md "Indexes for warm-up"): the products
+ * (index:products), then the store's inventory (index:inventory:{storeId}).
+ * Each set's version (<set>:version) is read first and the set skipped
+ * when it is the version of its last complete warm-up; else SSCAN ...
+ * COUNT 500 of the set and MGET of the values (128 keys at a time).
+ * Without the inventory's index set the inventory falls back to SCAN MATCH
+ * inventory:{storeId}:* COUNT 500; without index:products the products
+ * are those the inventory names. Both are logged and shown in INFO cache.
+ * One command in flight at a time, never KEYS, and the next page only
+ * once the last chunk's values are applied (the store writer sets the
+ * pace). Runs at the first connect and every warm_interval_s.
  */
 void pos_cachesvc_warm(pos_cachesvc_t *s);
 
@@ -142,8 +160,22 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys);
  */
 void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern);
 
+/*
+ * The same for the plen bytes of pattern, with done(arg, status, count
+ * dropped) once the last slice is applied (the local API's CACHE.CLEAR).
+ * Returns 0 (done follows), -EBUSY (escalated: every entry marked stale
+ * instead, done not called), -ENODEV (no local cache) or -ENOMEM.
+ */
+int pos_cachesvc_clear(pos_cachesvc_t *s, const char *pattern, size_t plen, pos_cache_done_fn done,
+                       void *arg);
+
 /* How long a local copy of "family" stays fresh, ms (0: no cache). */
 uint64_t pos_cachesvc_ttl_ms(const pos_cachesvc_t *s, pos_cache_family_t family);
+
+/* Applies new freshness per family (ms) and a new warm-up interval (s), as
+ * a configuration reload asks; nothing without an open cache. */
+void pos_cachesvc_set_freshness(pos_cachesvc_t *s, const uint64_t ttl_ms[POS_CACHE_FAMILY_COUNT],
+                                unsigned warm_interval_s);
 
 /*
  * Closes the service's timers and stops the cache from handing requests

@@ -109,6 +109,7 @@ static void test_flow_under_the_rule(void **state)
     pos_ini_set(&f->ini, "redis", "url", "redis://%s:%s@127.0.0.1:%u", USER, PASS,
                 (unsigned)f->redis.port);
     pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "100");
+    pos_ini_set(&f->ini, "redis", "probe_interval_ms", "1000");
     pos_fix_set_heartbeat(f, 1, 10);
     apply_rule(f);
     /* What the warm-up finds, written before the agent starts. */
@@ -185,6 +186,46 @@ static void test_flow_under_the_rule(void **state)
     assert_true(sale);
     assert_int_equal(counter(f, "counter:terminal:" TID ":sales", 2), 2);
 
+    /* The local API's shared-state commands: Redis decides under the rule. */
+    local = pos_fix_local(f);
+    r = redisCommand(local, "RATELIMIT acl-check 60000 5");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_string_equal(r->element[3]->str, "redis");
+    freeReplyObject(r);
+    assert_int_equal(pos_test_int(&f->redis, "ZCARD rate_limit:acl-check:60000"), 1);
+    r = redisCommand(local, "SMEMBERS active_transactions:" SID);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    r = redisCommand(local, "TERMINALS");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 1);
+    assert_int_equal(r->element[0]->element[1]->type, REDIS_REPLY_STRING); /* its status */
+    freeReplyObject(r);
+    /* INFO memory with the probe (+info). */
+    long long used = -1;
+    for (int i = 0; i < 30 && used <= 0; i++) {
+        used = pos_fix_local_info(local, "health", "redis_used_memory");
+        pos_test_sleep_ms(100);
+    }
+    assert_true(used > 0);
+    redisFree(local);
+
+    /* Fleet visibility: the clock check, the metrics hash with its TTL,
+     * and a diagnostics report on this terminal's reply channel. */
+    pos_fix_wait_log(f, "clock: offset", 1, 5000);
+    assert_true(pos_test_int(&f->redis, "TTL terminal:" TID ":metrics") > 0);
+    pos_test_sub_close(&f->sub);
+    const char *diag[] = {"diag:reply:" TID ":acl", NULL};
+    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, diag), 0);
+    assert_true(pos_test_int(&f->redis, "PUBLISH diag:" TID " %s",
+                             "{\"type\":\"DIAG_REQUEST\",\"requestId\":\"acl-1\","
+                             "\"replyTo\":\"diag:reply:" TID ":acl\"}") >= 1);
+    char *report = pos_test_sub_next(&f->sub, 5000, NULL, 0);
+    assert_non_null(report);
+    assert_non_null(strstr(report, "\"DIAG_REPORT\""));
+    free(report);
+
     /* Nothing the agent does was refused. */
     assert_int_equal(pos_test_agent_log_count(&f->agent, "NOPERM"), 0);
     assert_int_equal(pos_test_agent_log_count(&f->agent, "refused by Redis"), 0);
@@ -208,6 +249,9 @@ static void test_credentials_cannot(void **state)
     pos_fix_redis_set(f, "product:P-1", "{\"name\":\"Espresso\"}");
     redisContext *c = as_till(f);
 
+    /* Another terminal's diagnostics: neither its requests nor its replies. */
+    expect_noperm(c, "SUBSCRIBE diag:reply:T-0002:x");
+    expect_noperm(c, "HSET terminal:T-0002:metrics link_up 1");
     expect_noperm(c, "PUBLISH payment:T-0002 %s",
                   "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-x\",\"amount\":9,"
                   "\"currency\":\"EUR\"}");

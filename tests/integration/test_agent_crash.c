@@ -277,7 +277,7 @@ static void test_kill9_loop(void **state)
     redisContext *c = local_connect(f);
     uint64_t until = pos_test_now_ms() + 120000;
     long long left;
-    while ((left = pos_fix_local_info(c, "outbox", "entries")) != 0) {
+    while ((left = pos_fix_local_info(c, "outbox", "outbox_entries")) != 0) {
         assert_true(pos_test_now_ms() < until);
         drain(f, 100);
     }

@@ -3,17 +3,21 @@
  * run as a user or a deployment script would.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "tests/support/fixture.h"
 #include "tests/support/harness.h"
 
 static const char *bin(void)
@@ -285,11 +289,11 @@ static void test_environment_only(void **state)
     (void)state;
     char *out = NULL;
     const char *a[] = {bin(), "--check-config", NULL};
-    const char *env[] = {"POSAGENT_TERMINAL_ID=T-7", "POSAGENT_STORE_ID=S-7",
-                         "REDIS_URL=redis://127.0.0.1:6399", "REDIS_DB=4",
-                         "REDIS_RETRY_DELAY_ON_FAILURE_MS=50",
-                         "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=2000", "POSAGENT_ALLOW_UNSIGNED=1",
-                         NULL};
+    const char *env[] = {
+        "POSAGENT_TERMINAL_ID=T-7",           "POSAGENT_STORE_ID=S-7",
+        "REDIS_URL=redis://127.0.0.1:6399",   "REDIS_DB=4",
+        "REDIS_RETRY_DELAY_ON_FAILURE_MS=50", "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS=2000",
+        "POSAGENT_ALLOW_UNSIGNED=1",          NULL};
     if (access("/etc/posagent/posagent.ini", F_OK) == 0) {
         skip(); /* an installed default file would be read first */
     }
@@ -327,6 +331,362 @@ static void test_docs_match_schema(void **state)
     }
 }
 
+/* ---- the technician's commands against a running agent ---------------------- */
+
+#define SETPRIV "/usr/bin/setpriv"
+#define NOBODY  "65534"
+
+static char sock_path[400];
+
+/* Starts Redis and the agent (simulated devices, a pinpad that takes
+ * pinpad_ms to answer) and waits until it serves locally. */
+static void cli_agent_start(pos_fix_t *f, unsigned pinpad_ms)
+{
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "%u", pinpad_ms);
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 1, 10000);
+    snprintf(sock_path, sizeof(sock_path), "%s/agent.sock", f->agent.dir);
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    redisFree(c);
+}
+
+/* posagent WORDS... --socket SOCK; its stdout and stderr in *out. */
+static int cli(char **out, const char *w1, const char *w2, const char *w3, const char *w4)
+{
+    const char *argv[10] = {bin()};
+    int n = 1;
+    const char *w[] = {w1, w2, w3, w4};
+    for (size_t i = 0; i < 4 && w[i] != NULL; i++) {
+        argv[n++] = w[i];
+    }
+    argv[n++] = "--socket";
+    argv[n++] = sock_path;
+    argv[n] = NULL;
+    return run(argv, NULL, out);
+}
+
+/* The same as user nobody (setpriv), for what only the socket's owner may
+ * do: root passes every permission check. */
+static int cli_as_nobody(char **out, const char *w1, const char *w2)
+{
+    const char *argv[] = {SETPRIV,
+                          "--reuid=" NOBODY,
+                          "--regid=" NOBODY,
+                          "--clear-groups",
+                          "--",
+                          bin(),
+                          w1,
+                          w2,
+                          "--socket",
+                          sock_path,
+                          NULL};
+    if (w2 == NULL) {
+        argv[7] = "--socket";
+        argv[8] = sock_path;
+        argv[9] = NULL;
+    }
+    return run(argv, NULL, out);
+}
+
+/* Root, with setpriv, and the binary reachable by nobody (a build under
+ * a private home is not): the steps as another user can run. */
+static bool as_nobody_works(void)
+{
+    static int works = -1;
+    if (works < 0) {
+        char *out = NULL;
+        const char *argv[] = {SETPRIV,
+                              "--reuid=" NOBODY,
+                              "--regid=" NOBODY,
+                              "--clear-groups",
+                              "--",
+                              bin(),
+                              "--version",
+                              NULL};
+        works = geteuid() == 0 && access(SETPRIV, X_OK) == 0 && run(argv, NULL, &out) == 0;
+        free(out);
+        if (!works) {
+            fprintf(stderr, "cannot run %s as uid " NOBODY ": those steps are skipped\n", bin());
+        }
+    }
+    return works;
+}
+
+/* out parsed as one JSON document (the whole output: nothing else may be
+ * printed with --json); fails the test otherwise. */
+static cJSON *json_of(char *out)
+{
+    cJSON *j = cJSON_Parse(out);
+    if (j == NULL) {
+        fprintf(stderr, "not one JSON document: \"%s\"\n", out);
+    }
+    assert_non_null(j);
+    return j;
+}
+
+static const char *jstr(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    assert_true(cJSON_IsString(v));
+    return v->valuestring;
+}
+
+static void test_cli_status_outbox_cache_json(void **state)
+{
+    pos_fix_t *f = *state;
+    char *out = NULL;
+
+    cli_agent_start(f, 100);
+    /* Text: sections as headers, fields indented. */
+    assert_int_equal(cli(&out, "status", NULL, NULL, NULL), 0);
+    assert_true(strncmp(out, "server\n  posagent_version: ", 27) == 0);
+    free(out);
+
+    /* JSON: {"section": {"field": value}}, numbers as numbers; the option
+     * before the command works as after it. */
+    for (int before = 0; before < 2; before++) {
+        const char *b[] = {bin(), "--json", "--socket", sock_path, "status", NULL};
+        assert_int_equal(before ? run(b, NULL, &out) : cli(&out, "status", "--json", NULL, NULL),
+                         0);
+        cJSON *j = json_of(out);
+        const cJSON *server = cJSON_GetObjectItemCaseSensitive(j, "server");
+        assert_true(cJSON_IsObject(server));
+        assert_true(strlen(jstr(server, "posagent_version")) > 0);
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(server, "uptime_in_seconds")));
+        assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "link")));
+        cJSON_Delete(j);
+        free(out);
+    }
+
+    assert_int_equal(cli(&out, "outbox", "--json", NULL, NULL), 0);
+    cJSON *j = json_of(out);
+    const cJSON *ob = cJSON_GetObjectItemCaseSensitive(j, "outbox");
+    assert_true(cJSON_IsObject(ob));
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "server")); /* that section only */
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(ob, "outbox_entries")));
+    cJSON_Delete(j);
+    free(out);
+
+    /* cache get: the value, null (exit 1) when not cached. */
+    assert_int_equal(cli(&out, "cache", "get", "product:cli-none", "--json"), 1);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "key"), "product:cli-none");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "value")));
+    cJSON_Delete(j);
+    free(out);
+    pos_fix_redis_set(f, "product:cli-1", "{\"name\":\"tea\"}");
+    assert_int_equal(cli(&out, "cache", "get", "product:cli-1", "--json"), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "value"), "{\"name\":\"tea\"}");
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "age_ms")));
+    cJSON_Delete(j);
+    free(out);
+    assert_int_equal(cli(&out, "cache", "get", "product:cli-1", NULL), 0);
+    /* The value on stdout, its age on stderr (both land in out here). */
+    assert_non_null(strstr(out, "{\"name\":\"tea\"}\n"));
+    assert_non_null(strstr(out, "(local copy, confirmed by Redis "));
+    free(out);
+
+    /* Options the command does not know are a usage error. */
+    assert_int_equal(cli(&out, "status", "--bogus", NULL, NULL), 64);
+    free(out);
+    assert_int_equal(cli(&out, "outbox", "--all", NULL, NULL), 64);
+    free(out);
+}
+
+/* "Permission denied" said as such, apart from "not running". */
+static void test_cli_not_running_vs_permission(void **state)
+{
+    pos_fix_t *f = *state;
+    char *out = NULL, want[600];
+
+    /* No socket at all. */
+    snprintf(sock_path, sizeof(sock_path), "%s/posagent-none.sock", tmpdir);
+    assert_int_equal(cli(&out, "status", NULL, NULL, NULL), 69);
+    snprintf(want, sizeof(want), "posagent is not running (no socket at %s)", sock_path);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* A socket file nobody listens on (an agent that crashed). */
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(sock_path) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(fd);
+    assert_int_equal(cli(&out, "journal", "--json", NULL, NULL), 69);
+    assert_non_null(strstr(out, "posagent is not running (no socket at"));
+    free(out);
+
+    /* The agent runs, but the socket is not for this user. */
+    cli_agent_start(f, 100);
+    assert_int_equal(chmod(f->agent.dir, 0711), 0);
+    assert_int_equal(chmod(sock_path, 0600), 0);
+    snprintf(want, sizeof(want), "permission denied on %s (is your user in [local] socket_group?)",
+             sock_path);
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(sock_path, 0), 0); /* the owner needs write permission too */
+        assert_int_equal(cli(&out, "status", NULL, NULL, NULL), 77);
+    } else if (as_nobody_works()) {
+        assert_int_equal(cli_as_nobody(&out, "status", NULL), 77);
+    } else {
+        skip(); /* root passes every permission check, and nobody cannot run the binary */
+    }
+    assert_non_null(strstr(out, want));
+    assert_null(strstr(out, "not running"));
+    free(out);
+    /* ... nor is its directory. */
+    if (as_nobody_works()) {
+        assert_int_equal(chmod(f->agent.dir, 0700), 0);
+        assert_int_equal(cli_as_nobody(&out, "devices", NULL), 77);
+        assert_non_null(strstr(out, want));
+        free(out);
+    }
+    assert_int_equal(chmod(sock_path, 0600), 0);
+    assert_int_equal(chmod(f->agent.dir, 0700), 0);
+    assert_int_equal(cli(&out, "status", NULL, NULL, NULL), 0);
+    free(out);
+}
+
+/* What a simulated device's file must come to show. */
+typedef struct sim_wait {
+    pos_fix_t *f;
+    const char *file, *needle;
+} sim_wait_t;
+
+static bool sim_has(void *arg)
+{
+    sim_wait_t *w = arg;
+    char *text = pos_fix_sim_text(w->f, w->file);
+    bool found = strstr(text, w->needle) != NULL;
+    free(text);
+    return found;
+}
+
+/* True once the simulated device's file holds needle (within 5 s). */
+static bool sim_shows(pos_fix_t *f, const char *file, const char *needle)
+{
+    sim_wait_t w = {f, file, needle};
+    return pos_test_poll(sim_has, &w, 50, 5000) >= 0;
+}
+
+static void test_cli_devices(void **state)
+{
+    pos_fix_t *f = *state;
+    char *out = NULL;
+
+    cli_agent_start(f, 100);
+    assert_int_equal(cli(&out, "devices", "--json", NULL, NULL), 0);
+    cJSON *j = json_of(out);
+    assert_string_equal(jstr(j, "display"), "ready");
+    assert_string_equal(jstr(j, "printer"), "ready");
+    assert_string_equal(jstr(j, "pinpad"), "ready");
+    cJSON_Delete(j);
+    free(out);
+    assert_int_equal(cli(&out, "devices", NULL, NULL, NULL), 0);
+    assert_string_equal(out, "display: ready\nprinter: ready\npinpad: ready\n");
+    free(out);
+
+    /* The tests make the till act: somebody else on the socket (the POS
+     * application's group) is refused, and nothing is printed. */
+    if (as_nobody_works()) {
+        assert_int_equal(chmod(f->agent.dir, 0711), 0);
+        assert_int_equal(chmod(sock_path, 0666), 0);
+        assert_int_equal(cli_as_nobody(&out, "devices", "test-print"), 77);
+        assert_non_null(strstr(out, "permission denied: a test print makes the till act"));
+        free(out);
+        assert_int_equal(cli_as_nobody(&out, "devices", "test-display"), 77);
+        free(out);
+        assert_int_equal(cli_as_nobody(&out, "devices", NULL), 0); /* reading is allowed */
+        free(out);
+        pos_fix_wait_log(f, "a test print refused: the peer (uid 65534)", 1, 5000);
+        char *paper = pos_fix_sim_text(f, "receipts.txt");
+        assert_null(strstr(paper, "posagent test print"));
+        free(paper);
+        assert_int_equal(chmod(sock_path, 0600), 0);
+        assert_int_equal(chmod(f->agent.dir, 0700), 0);
+    } else {
+        fprintf(stderr, "not root, or nobody cannot run the binary: the refusal of another "
+                        "user is not tried\n");
+    }
+
+    /* The owner may: a receipt and a message come out. */
+    assert_int_equal(cli(&out, "devices", "test-print", "--json", NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "device"), "printer");
+    cJSON_Delete(j);
+    free(out);
+    pos_fix_wait_log(f, "a test print on the printer", 1, 5000);
+    assert_true(sim_shows(f, "receipts.txt", "posagent test print"));
+    assert_true(sim_shows(f, "receipts.txt", "terminal " POS_FIX_TID));
+    assert_int_equal(cli(&out, "devices", "test-display", NULL, NULL), 0);
+    assert_non_null(strstr(out, "test sent to the display"));
+    free(out);
+    assert_true(sim_shows(f, "display.txt", "test display"));
+    assert_int_equal(cli(&out, "devices", "test-scan", NULL, NULL), 64);
+    free(out);
+}
+
+static bool journal_has_tx(void *arg)
+{
+    (void)arg;
+    char *out = NULL;
+    cli(&out, "journal", "--all", "--json", NULL);
+    bool found = out != NULL && strstr(out, "\"transaction_id\":\"tx-cli\"") != NULL;
+    free(out);
+    return found;
+}
+
+/* Payments to reconcile: what a crash mid-payment leaves. */
+static void test_cli_journal(void **state)
+{
+    pos_fix_t *f = *state;
+    char *out = NULL;
+
+    cli_agent_start(f, 60000); /* the customer takes their time at the pinpad */
+    assert_int_equal(cli(&out, "journal", NULL, NULL, NULL), 0);
+    assert_string_equal(out, "no payment needs reconciliation\n");
+    free(out);
+    assert_int_equal(cli(&out, "journal", "--json", NULL, NULL), 0);
+    assert_string_equal(out, "[]\n");
+    free(out);
+
+    redisReply *r = pos_test_redis_cmd(&f->redis, "PUBLISH payment:" POS_FIX_TID " %s",
+                                       "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":"
+                                       "\"tx-cli\",\"amount\":9.99,\"currency\":\"EUR\"}");
+    assert_non_null(r);
+    freeReplyObject(r);
+    /* Live: in the journal, not (yet) to reconcile. */
+    assert_true(pos_test_poll(journal_has_tx, NULL, 50, 10000) >= 0);
+    assert_int_equal(cli(&out, "journal", "--json", NULL, NULL), 0);
+    assert_string_equal(out, "[]\n");
+    free(out);
+
+    /* Power lost while the customer is at the pinpad. */
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGKILL, 2000), 128 + SIGKILL);
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_log(f, "was interrupted", 1, 10000);
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    redisFree(c);
+
+    assert_int_equal(cli(&out, "journal", "--json", NULL, NULL), 0);
+    cJSON *j = json_of(out);
+    assert_int_equal(cJSON_GetArraySize(j), 1);
+    const cJSON *rec = cJSON_GetArrayItem(j, 0);
+    assert_string_equal(jstr(rec, "transaction_id"), "tx-cli");
+    assert_string_equal(jstr(rec, "state"), "UNKNOWN");
+    assert_string_equal(jstr(rec, "amount"), "9.99");
+    assert_string_equal(jstr(rec, "currency"), "EUR");
+    assert_non_null(strstr(jstr(rec, "reconcile"), "ask the acquirer"));
+    cJSON_Delete(j);
+    free(out);
+    assert_int_equal(cli(&out, "journal", NULL, NULL, NULL), 0);
+    assert_non_null(strstr(out, "tx-cli  UNKNOWN  EUR 9.99\n"));
+    assert_non_null(strstr(out, "  reconcile: outcome unknown"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +697,10 @@ int main(void)
         cmocka_unit_test(test_check_config_masks_secrets),
         cmocka_unit_test(test_environment_only),
         cmocka_unit_test(test_docs_match_schema),
+        POS_FIX_TEST(test_cli_status_outbox_cache_json),
+        POS_FIX_TEST(test_cli_not_running_vs_permission),
+        POS_FIX_TEST(test_cli_devices),
+        POS_FIX_TEST(test_cli_journal),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

@@ -1,9 +1,10 @@
 /*
  * Daemon conventions: systemd notification over $NOTIFY_SOCKET (READY=1
  * once the agent serves locally, whether or not Redis answers; the link's
- * state in STATUS=; WATCHDOG=1, STOPPING=1) and SIGHUP reloading the log
- * level.
+ * state in STATUS=; WATCHDOG=1, STOPPING=1) and SIGHUP applying what can
+ * change while running, naming what needs a restart.
  */
+#define _GNU_SOURCE /* strchrnul */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -137,11 +138,137 @@ static void test_sighup_reload(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* Replaces the first "from" in the agent's configuration file with "to". */
+static void conf_replace(pos_fix_t *f, const char *from, const char *to)
+{
+    static char text[64 * 1024];
+    FILE *fp = fopen(f->agent.conf, "r");
+    assert_non_null(fp);
+    size_t n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    char *at = strstr(text, from);
+    assert_non_null(at);
+    fp = fopen(f->agent.conf, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    fclose(fp);
+}
+
+/* TTL of the status key, once it is at least "above" (the next heartbeat
+ * after a reload), or what it last was after 5 s. */
+static long long status_ttl_above(pos_fix_t *f, long long above)
+{
+    long long ttl = -1;
+    for (int i = 0; i < 100 && ttl <= above; i++) {
+        ttl = pos_test_int(&f->redis, "TTL %s", POS_FIX_STATUS_KEY);
+        if (ttl <= above) {
+            pos_test_sleep_ms(50);
+        }
+    }
+    return ttl;
+}
+
+/* The local API's TTL of a cached key: what [cache] *_ttl_s leaves of it. */
+static long long local_ttl(pos_fix_t *f, const char *key)
+{
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "TTL %s", key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/*
+ * SIGHUP applies a reloadable setting at once (heartbeat TTL, cache
+ * freshness), names a changed one that needs a restart and keeps its
+ * running value, and refuses an invalid file with the reason.
+ */
+static void test_sighup_applies_reloadable(void **state)
+{
+    pos_fix_t *f = *state;
+
+    pos_fix_set_heartbeat(f, 1, 30);
+    pos_ini_set(&f->ini, "redis", "connect_timeout_ms", "2000");
+    pos_ini_set(&f->ini, "cache", "product_ttl_s", "300");
+    /* [local] by hand (the harness writes it only when absent), in the
+     * agent's directory made now: idle clients are never closed. */
+    snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-agent-XXXXXX");
+    assert_non_null(mkdtemp(f->agent.dir));
+    pos_ini_set(&f->ini, "local", "socket", "%s/agent.sock", f->agent.dir);
+    pos_ini_set(&f->ini, "local", "idle_timeout_s", "0");
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 1, 10000);
+    long long ttl = pos_test_int(&f->redis, "TTL %s", POS_FIX_STATUS_KEY);
+    assert_true(ttl > 0 && ttl <= 30);
+    pos_fix_redis_set(f, "product:reload", "{\"name\":\"tea\"}");
+    char *v = pos_fix_local_get(f, "product:reload");
+    assert_non_null(v);
+    free(v);
+    ttl = local_ttl(f, "product:reload");
+    assert_true(ttl > 250 && ttl <= 300);
+
+    redisContext *idle = pos_fix_local(f); /* connected before the reload */
+    assert_non_null(idle);
+    conf_replace(f, "idle_timeout_s = 0", "idle_timeout_s = 1");
+    conf_replace(f, "ttl_s = 30", "ttl_s = 90");
+    conf_replace(f, "product_ttl_s = 300", "product_ttl_s = 900");
+    conf_replace(f, "connect_timeout_ms = 2000", "connect_timeout_ms = 3000");
+    kill(f->agent.pid, SIGHUP);
+    pos_fix_wait_log(f, "reloaded: log level debug; 3 setting(s) applied, 1 need a restart", 1,
+                     5000);
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "reload: [heartbeat] ttl_s changed: "
+                                                         "applied"),
+                     1);
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "reload: [cache] product_ttl_s "
+                                                         "changed: applied"),
+                     1);
+    assert_int_equal(pos_test_agent_log_count(&f->agent,
+                                              "reload: [redis] connect_timeout_ms changed: needs "
+                                              "a restart (systemctl restart posagent)"),
+                     1);
+    /* Unchanged settings are not named. */
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "reload: [heartbeat] interval_s"), 0);
+    /* In effect: the next heartbeat carries the new TTL, the cached copy
+     * is fresh for the new time. */
+    ttl = status_ttl_above(f, 30);
+    assert_true(ttl > 30 && ttl <= 90);
+    ttl = local_ttl(f, "product:reload");
+    assert_true(ttl > 800 && ttl <= 900);
+    /* The connected client now counts as idle after 1 s: closed. */
+    pos_fix_wait_log(f, "no command for 1 s, closed", 1, 5000);
+    signal(SIGPIPE, SIG_IGN); /* writing to the closed connection */
+    redisReply *gone = redisCommand(idle, "PING");
+    assert_null(gone);
+    redisFree(idle);
+
+    /* An invalid file: refused with the reason, the running values stay. */
+    conf_replace(f, "ttl_s = 90", "ttl_s = 1");
+    kill(f->agent.pid, SIGHUP);
+    pos_fix_wait_log(f, "reload failed, keeping the running settings:", 1, 5000);
+    char *log = pos_test_agent_log_read(&f->agent);
+    assert_non_null(log);
+    char *line = strstr(log, "reload failed, keeping the running settings:");
+    assert_non_null(line);
+    *strchrnul(line, '\n') = '\0';
+    assert_non_null(strstr(line, "ttl_s")); /* the reason names the key */
+    free(log);
+    pos_test_sleep_ms(1500); /* a heartbeat or more */
+    ttl = pos_test_int(&f->redis, "TTL %s", POS_FIX_STATUS_KEY);
+    assert_true(ttl > 30 && ttl <= 90);
+    assert_true(pos_test_agent_alive(&f->agent));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         POS_FIX_TEST(test_sd_notify),
         POS_FIX_TEST(test_sighup_reload),
+        POS_FIX_TEST(test_sighup_applies_reloadable),
     };
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

@@ -139,19 +139,31 @@ static const char *type_of(cJSON *j)
 static double outbox_id(cJSON *j)
 {
     cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "outboxId");
+    if (!cJSON_IsNumber(id)) {
+        char *text = cJSON_PrintUnformatted(j);
+        print_error("no outboxId in %s\n", text != NULL ? text : "?");
+        free(text);
+    }
     assert_true(cJSON_IsNumber(id));
     return id->valuedouble;
 }
 
-/* The outcomes of an approved payment, in order, each after "last". */
+/* The outcomes of an approved payment, in order, each after "last". A
+ * message whose outboxId is not above the last one seen is a redelivery
+ * (at least once: its PUBLISH was sent, its reply lost with the link), which
+ * the cloud drops by outboxId, and so does this. */
 static void expect_outcomes(fixture_t *f, double last)
 {
     const char *want[] = {"PAYMENT_APPROVED", "RECEIPT_PRINTED", "TRANSACTION_COMPLETED"};
     for (int i = 0; i < 3; i++) {
         cJSON *j = next_msg(f);
         assert_non_null(j);
+        if (outbox_id(j) <= last) {
+            cJSON_Delete(j);
+            i--;
+            continue;
+        }
         assert_string_equal(type_of(j), want[i]);
-        assert_true(outbox_id(j) > last); /* in order */
         last = outbox_id(j);
         cJSON_Delete(j);
     }
@@ -199,7 +211,7 @@ static void test_outbox_survives_a_restart(void **state)
 {
     fixture_t *f = *state;
     start_online(f, 1000);
-    request_payment(f, "tx-off-2", "1.00");
+    double processing = request_payment(f, "tx-off-2", "1.00");
     cut_off(f);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "TRANSACTION_COMPLETED tx-off-2", 1, 5000));
     /* Stopped while offline, started again: the outbox is on disk. */
@@ -207,7 +219,7 @@ static void test_outbox_survives_a_restart(void **state)
     start_agent(f, 1000); /* same directory: same store */
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "outbox entries waiting", 2, 5000));
     reconnect(f);
-    expect_outcomes(f, 0);
+    expect_outcomes(f, processing);
     assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
@@ -350,7 +362,7 @@ static void test_store_full(void **state)
     assert_true(pos_fix_local_info(local, "cache", "entries") < FULL_PRODUCTS);
 
     /* A payment whose outcomes must wait: the uplink goes during the pinpad. */
-    request_payment(f, "tx-full", "3.10");
+    double processing = request_payment(f, "tx-full", "3.10");
     cut_off(f);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: offline", 1, 5000));
     /* Meanwhile the POS application queues far more than the disk holds. */
@@ -372,8 +384,10 @@ static void test_store_full(void **state)
     print_message("store full: %u local publishes refused (of 600), %lld dropped\n", refused,
                   dropped);
     assert_true(pos_test_agent_alive(&f->fx.agent));
-    /* Room was made by dropping the oldest ordinary messages, never the outcomes. */
-    assert_true(dropped > 0);
+    /* More than the disk holds was never taken in silently: refused at the
+     * door (an error the application sees), or room made by dropping the
+     * oldest ordinary messages (counted); never the payment's outcomes. */
+    assert_true(dropped > 0 || refused > 0);
     assert_true(pos_fix_local_info(local, "outbox", "payment_entries") >= 3);
     char *log = pos_test_agent_log_read(&f->fx.agent);
     for (char *l = strtok(log, "\n"); l != NULL; l = strtok(NULL, "\n")) {
@@ -388,7 +402,7 @@ static void test_store_full(void **state)
     assert_true((unsigned long long)vfs.f_blocks * vfs.f_frsize <= FULL_FS_KIB * 1024ull);
 
     reconnect(f);
-    expect_outcomes(f, 0);
+    expect_outcomes(f, processing);
     redisFree(local);
     assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
     assert_int_equal(umount(mnt), 0);

@@ -175,7 +175,7 @@ static void test_moved_aside_salvaged(void **state)
         freeReplyObject(r);
     }
     redisFree(local);
-    assert_true(pos_fix_info(f, "outbox", "entries") >= 3);
+    assert_true(pos_fix_info(f, "outbox", "outbox_entries") >= 3);
     stop(f);
     pos_test_cut_off(cloud, false);
 
@@ -193,7 +193,7 @@ static void test_moved_aside_salvaged(void **state)
     pos_fix_wait_log(f, "wait for the operator", 1, 5000);
     expect_status(f, "degraded", "unavailable", "store_recovered");
     assert_int_equal(pos_fix_info(f, "store", "recovered_stores"), 1);
-    assert_int_equal(pos_fix_info(f, "outbox", "entries"), 0);
+    assert_int_equal(pos_fix_info(f, "outbox", "outbox_entries"), 0);
     /* Neither the replay nor a new payment touches the card. */
     expect_rejected_unavailable(f, REQ("tx-r1"), "tx-r1");
     expect_rejected_unavailable(f, REQ("tx-r2"), "tx-r2");

@@ -21,10 +21,10 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
-#include <mbedtls/md.h>
 
 #include "tests/support/fixture.h"
 #include "tests/support/fs.h"
+#include "tests/support/sign.h"
 
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
@@ -43,34 +43,6 @@ typedef struct fixture {
     char key[128]; /* the key file */
 } fixture_t;
 
-static void key_bytes(const char *hex, unsigned char out[32])
-{
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-        out[i] = (unsigned char)v;
-    }
-}
-
-static void hmac_hex(const char *key_hex, const char *data, char hex[65])
-{
-    unsigned char key[32], mac[32];
-    key_bytes(key_hex, key);
-    assert_int_equal(mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, 32,
-                                     (const unsigned char *)data, strlen(data), mac),
-                     0);
-    for (int i = 0; i < 32; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    }
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* A PAYMENT_REQUESTED in canonical form already (keys sorted, no spaces,
  * the amount a string), so the signed bytes are the text itself. */
 static void request(char *out, size_t len, const char *tx, const char *amount, uint64_t ts)
@@ -79,16 +51,6 @@ static void request(char *out, size_t len, const char *tx, const char *amount, u
              "{\"amount\":\"%s\",\"currency\":\"EUR\",\"transactionId\":\"%s\",\"ts\":%llu,"
              "\"type\":\"PAYMENT_REQUESTED\"}",
              amount, tx, (unsigned long long)ts);
-}
-
-/* Appends ,"sig":"<hmac of the text under key>" to the object in msg. */
-static void sign(char *msg, size_t len, const char *key_hex)
-{
-    char hex[65];
-    hmac_hex(key_hex, msg, hex);
-    size_t n = strlen(msg);
-    assert_true(n + 80 < len);
-    snprintf(msg + n - 1, len - (n - 1), ",\"sig\":\"%s\"}", hex);
 }
 
 static int child_cmp(const void *x, const void *y)
@@ -140,7 +102,7 @@ static bool verifies(const char *text, const char *key_hex)
     }
     char *c = canonical(j);
     char hex[65];
-    hmac_hex(key_hex, c, hex);
+    pos_test_hmac_hex(key_hex, c, hex);
     bool ok = strcmp(hex, sig->valuestring) == 0;
     free(c);
     cJSON_Delete(sig);
@@ -215,7 +177,7 @@ static void publish_signed(fixture_t *f, char *msg, size_t len, const char *tx, 
                            uint64_t ts, const char *key_hex)
 {
     request(msg, len, tx, amount, ts);
-    sign(msg, len, key_hex);
+    pos_test_sign(msg, len, key_hex);
     publish(f, msg);
 }
 
@@ -254,7 +216,7 @@ static void test_signed_payment_approved(void **state)
     char msg[512], *text = NULL;
     start(f, KEY1_HEX "\n");
 
-    publish_signed(f, msg, sizeof(msg), "tx-s1", "12.34", wall_ms(), KEY1_HEX);
+    publish_signed(f, msg, sizeof(msg), "tx-s1", "12.34", pos_test_wall_ms(), KEY1_HEX);
     cJSON *j = expect_msg(f, "PAYMENT_PROCESSING", "tx-s1", 5000, &text);
     assert_true(verifies(text, KEY1_HEX));
     assert_false(verifies(text, KEY2_HEX));
@@ -307,34 +269,38 @@ static void test_refused_without_charge(void **state)
     expect_rejected(f, "tx-u1", "unsigned");
 
     /* Signed, then the amount changed on the way. */
-    request(msg, sizeof(msg), "tx-b1", "12.34", wall_ms());
-    sign(msg, sizeof(msg), KEY1_HEX);
+    request(msg, sizeof(msg), "tx-b1", "12.34", pos_test_wall_ms());
+    pos_test_sign(msg, sizeof(msg), KEY1_HEX);
     char *amt = strstr(msg, "12.34");
     amt[0] = '9';
     publish(f, msg);
     expect_rejected(f, "tx-b1", "bad_signature");
 
     /* Signed with a key the agent does not have. */
-    publish_signed(f, msg, sizeof(msg), "tx-b2", "1.00", wall_ms(), KEY2_HEX);
+    publish_signed(f, msg, sizeof(msg), "tx-b2", "1.00", pos_test_wall_ms(), KEY2_HEX);
     expect_rejected(f, "tx-b2", "bad_signature");
 
     /* A garbage signature. */
-    request(msg, sizeof(msg), "tx-b3", "1.00", wall_ms());
+    request(msg, sizeof(msg), "tx-b3", "1.00", pos_test_wall_ms());
     snprintf(msg + strlen(msg) - 1, 64, ",\"sig\":\"00ff\"}");
     publish(f, msg);
     expect_rejected(f, "tx-b3", "bad_signature");
 
-    /* Good signatures, but too old or too far ahead (window 30 s). */
-    publish_signed(f, msg, sizeof(msg), "tx-o1", "1.00", wall_ms() - 120000, KEY1_HEX);
+    /* Good signatures, but too old or too far ahead (window 30 s); the
+     * refusal says where the till's clock stands against Redis's. */
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "clock: offset", 1, 5000));
+    publish_signed(f, msg, sizeof(msg), "tx-o1", "1.00", pos_test_wall_ms() - 120000, KEY1_HEX);
     expect_rejected(f, "tx-o1", "stale");
-    publish_signed(f, msg, sizeof(msg), "tx-o2", "1.00", wall_ms() + 120000, KEY1_HEX);
+    assert_true(pos_test_agent_wait_log(
+        &f->fx.agent, "PAYMENT_REQUESTED stale, refused (this till's clock: ", 1, 5000));
+    publish_signed(f, msg, sizeof(msg), "tx-o2", "1.00", pos_test_wall_ms() + 120000, KEY1_HEX);
     expect_rejected(f, "tx-o2", "stale");
 
     /* A signed request without ts cannot be placed in time: stale. */
     snprintf(msg, sizeof(msg),
              "{\"amount\":\"1.00\",\"currency\":\"EUR\",\"transactionId\":\"tx-o3\","
              "\"type\":\"PAYMENT_REQUESTED\"}");
-    sign(msg, sizeof(msg), KEY1_HEX);
+    pos_test_sign(msg, sizeof(msg), KEY1_HEX);
     publish(f, msg);
     expect_rejected(f, "tx-o3", "stale");
 
@@ -368,7 +334,7 @@ static void test_refused_without_charge(void **state)
     assert_true(pos_test_agent_log_count(&f->fx.agent, "stale, refused") >= 3);
 
     /* A refused id is not burnt: the genuine request still goes through. */
-    publish_signed(f, msg, sizeof(msg), "tx-u1", "12.34", wall_ms(), KEY1_HEX);
+    publish_signed(f, msg, sizeof(msg), "tx-u1", "12.34", pos_test_wall_ms(), KEY1_HEX);
     cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-u1", 10000, NULL));
     assert_int_equal(charges(f), before + 1);
 }
@@ -380,7 +346,7 @@ static void test_key_rotation(void **state)
     /* Rotating: the new key first (it signs), the old one still accepted. */
     start(f, "# new\n" KEY2_HEX "\n# old\n" KEY1_HEX "\n");
 
-    publish_signed(f, msg, sizeof(msg), "tx-r1", "2.00", wall_ms(), KEY1_HEX);
+    publish_signed(f, msg, sizeof(msg), "tx-r1", "2.00", pos_test_wall_ms(), KEY1_HEX);
     cJSON *j = expect_msg(f, "PAYMENT_APPROVED", "tx-r1", 10000, &text);
     assert_true(verifies(text, KEY2_HEX));
     assert_false(verifies(text, KEY1_HEX));
@@ -388,7 +354,7 @@ static void test_key_rotation(void **state)
     cJSON_Delete(j);
     cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", "tx-r1", 10000, NULL));
 
-    publish_signed(f, msg, sizeof(msg), "tx-r2", "3.00", wall_ms(), KEY2_HEX);
+    publish_signed(f, msg, sizeof(msg), "tx-r2", "3.00", pos_test_wall_ms(), KEY2_HEX);
     cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-r2", 10000, NULL));
     assert_int_equal(charges(f), 2);
 }
@@ -413,7 +379,7 @@ static void publish_signed_msg(fixture_t *f, const char *channel, const char *me
     char msg[512];
     snprintf(msg, sizeof(msg), "{%s,\"ts\":%llu,\"type\":\"%s\"}", members, (unsigned long long)ts,
              type);
-    sign(msg, sizeof(msg), key_hex);
+    pos_test_sign(msg, sizeof(msg), key_hex);
     assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH %s %s", channel, msg), 1);
 }
 
@@ -446,20 +412,21 @@ static void test_every_channel_signed(void **state)
     /* Signed with another key, or stale: refused the same way. */
     publish_signed_msg(f, "system:alerts",
                        "\"message\":\"Pay at www.evil.example\",\"severity\":\"warning\"",
-                       "SYSTEM_ALERT", wall_ms(), KEY2_HEX);
+                       "SYSTEM_ALERT", pos_test_wall_ms(), KEY2_HEX);
     publish_signed_msg(f, "inventory:" SID,
                        "\"productId\":\"P-9\",\"quantity\":-5,\"storeId\":\"" SID "\"",
-                       "INVENTORY_UPDATED", wall_ms() - 600000, KEY1_HEX);
+                       "INVENTORY_UPDATED", pos_test_wall_ms() - 600000, KEY1_HEX);
     assert_true(
         pos_test_agent_wait_log(&f->fx.agent, "SYSTEM_ALERT bad_signature, refused", 1, 5000));
-    assert_true(pos_test_agent_wait_log(&f->fx.agent, "INVENTORY_UPDATED stale, refused", 1, 5000));
+    assert_true(pos_test_agent_wait_log(
+        &f->fx.agent, "INVENTORY_UPDATED stale, refused (this till's clock: ", 1, 5000));
     assert_false(display_shows(f, "evil"));
     assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));
 
     /* The cloud's signed messages go through. */
     publish_signed_msg(f, "inventory:" SID,
                        "\"productId\":\"P-9\",\"quantity\":41,\"storeId\":\"" SID "\"",
-                       "INVENTORY_UPDATED", wall_ms(), KEY1_HEX);
+                       "INVENTORY_UPDATED", pos_test_wall_ms(), KEY1_HEX);
     assert_true(
         pos_test_agent_wait_log(&f->fx.agent, "inventory:" SID ": INVENTORY_UPDATED", 1, 5000));
     char *v = pos_fix_local_get(&f->fx, "inventory:" SID ":P-9");
@@ -468,7 +435,7 @@ static void test_every_channel_signed(void **state)
     free(v);
     publish_signed_msg(f, "system:alerts",
                        "\"message\":\"Store closes soon\",\"severity\":\"info\"", "SYSTEM_ALERT",
-                       wall_ms(), KEY1_HEX);
+                       pos_test_wall_ms(), KEY1_HEX);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "system:alerts: SYSTEM_ALERT", 1, 5000));
     for (int i = 0; i < 100 && !display_shows(f, "Store closes"); i++) {
         pos_test_sleep_ms(50);
@@ -485,7 +452,7 @@ static void test_every_channel_signed(void **state)
     assert_non_null(v); /* still the local copy: Redis has no such key */
     free(v);
     publish_signed_msg(f, "system:alerts", "\"pattern\":\"inventory:*\"", "CACHE_INVALIDATE",
-                       wall_ms(), KEY1_HEX);
+                       pos_test_wall_ms(), KEY1_HEX);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "system:alerts: CACHE_INVALIDATE", 1, 5000));
     pos_test_sleep_ms(200);
     assert_null(pos_fix_local_get(&f->fx, "inventory:" SID ":P-9"));

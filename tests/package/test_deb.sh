@@ -74,6 +74,11 @@ echo "Depends: $depends"
 for lib in libc6 libuv1 libhiredis0.14 libinih1 libcjson1 adduser; do
   check "Depends names $lib" grep -Eq "(^|, )$lib( |,|$)" <<<"$depends"
 done
+# The README states the Depends line (section Packages): it must be this one.
+src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+readme_depends=$(grep -o '^  `adduser, [^`]*`' "$src/README.md" | tr -d '`' | sed 's/^ *//')
+check "README's Depends line is the package's" test "$readme_depends" = "$depends"
+[ "$readme_depends" = "$depends" ] || echo "  README says: $readme_depends (update section Packages)"
 
 dpkg-deb -c "$deb" >"$work/contents"
 sed 's/^/  /' "$work/contents"
@@ -85,6 +90,8 @@ check "/etc/posagent/posagent.ini, 0640" has_entry -rw-r----- ./etc/posagent/pos
 check "/lib/systemd/system/posagent.service" has_entry -rw-r--r-- ./lib/systemd/system/posagent.service
 check "/var/lib/posagent/, 0750" has_entry drwxr-x--- ./var/lib/posagent/
 check "/usr/share/doc/posagent/README.md" has_entry -rw-r--r-- ./usr/share/doc/posagent/README.md
+check "/usr/share/doc/posagent/contract.md (the cloud contract)" \
+  has_entry -rw-r--r-- ./usr/share/doc/posagent/contract.md
 check "/usr/share/doc/posagent/copyright" has_entry -rw-r--r-- ./usr/share/doc/posagent/copyright
 check "/usr/share/doc/posagent/changelog.Debian.gz" \
   has_entry -rw-r--r-- ./usr/share/doc/posagent/changelog.Debian.gz

@@ -52,8 +52,12 @@ expect "cache" posagent ca
 expect "get" posagent cache ""
 expect "" posagent cache get ""
 expect "" posagent status ""
-expect "--check-config --config" posagent --c
-expect "status" posagent --config /etc/posagent/posagent.ini st
+expect "--check-config --config --config-dir" posagent --c
+expect "status store" posagent --config /etc/posagent/posagent.ini st
+expect "test-display test-print" posagent devices ""
+expect "--all --json --socket" posagent journal --
+expect "--json --socket" posagent status --
+expect "devices" posagent --socket /run/x.sock dev
 expect "$want_cmds" posagent -c x.ini ""
 expect "--version" posagent --vers
 [ $fails -eq 0 ] && echo "docs checks passed"

@@ -65,7 +65,12 @@ static void test_rule_is_this_tills_only(void **state)
         "%W~terminal:T-7:status",
         "%RW~posagent:lease:T-7",
         "%R~inventory:S-3:*",
-        "%W~active_transactions:S-3",
+        "%RW~active_transactions:S-3",
+        "%RW~terminals:S-3",
+        "%RW~rate_limit:*",
+        "%R~terminal:*:status",
+        "+smembers",
+        "+zadd",
         "&payment:T-7",
         "&inventory:S-3",
         "&transaction:S-3",
@@ -73,6 +78,13 @@ static void test_rule_is_this_tills_only(void **state)
         "&system:terminals",
         "&posagent:probe:T-7",
         "&__redis__:invalidate",
+        "+time",
+        "+hset",
+        "+multi",
+        "+exec",
+        "%W~terminal:T-7:metrics",
+        "&diag:T-7",
+        "&diag:reply:T-7:*",
     };
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++) {
         if (!has_word(rule, must[i])) {
@@ -81,8 +93,10 @@ static void test_rule_is_this_tills_only(void **state)
     }
     /* Nothing of everyone's, nothing dangerous. */
     static const char *const never[] = {
-        "~*",    "&*",   "+@all", "allkeys", "allchannels",    "+flushall", "+config",
-        "+keys", "+del", "+acl",  "nopass",  "%R~inventory:*", "&payment:*"};
+        "~*",          "&*",        "+@all",         "allkeys",
+        "allchannels", "+flushall", "+config",       "+keys",
+        "+del",        "+acl",      "nopass",        "%R~inventory:*",
+        "&payment:*",  "&diag:*",   "&diag:reply:*", "%W~terminal:*:metrics"};
     for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
         if (has_word(rule, never[i])) {
             fail_msg("the rule holds %s: %s", never[i], rule);
@@ -112,11 +126,60 @@ static void test_rule_without_user_or_password(void **state)
     pos_config_wipe(&cfg);
 }
 
+/* On a cluster the rule adds the map, -ASK and the subscribers' PING;
+ * with sharded pub/sub the sharded commands (docs/cluster.md). */
+static void test_rule_on_a_cluster(void **state)
+{
+    (void)state;
+    pos_config_t cfg;
+    char rule[4096];
+    static const char *const cluster[] = {"+cluster|slots", "+asking", "+ping"};
+    static const char *const sharded[] = {"+ssubscribe", "+spublish"};
+
+    load(&cfg, "[terminal]\nid = T-9\nstore_id = S-3\n[redis]\nurl = redis://till-9:pw@x:6379\n");
+    assert_true(pos_acl_rule(&cfg, rule, sizeof(rule)) > 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_false(has_word(rule, cluster[i]));
+    }
+    for (size_t i = 0; i < 2; i++) {
+        assert_false(has_word(rule, sharded[i]));
+    }
+    pos_config_wipe(&cfg);
+
+    load(&cfg, "[terminal]\nid = T-9\nstore_id = S-3\n[redis]\nurl = redis://till-9:pw@x:6379\n"
+               "cluster_nodes = n1:7000,n2:7001\n");
+    assert_true(pos_acl_rule(&cfg, rule, sizeof(rule)) > 0);
+    for (size_t i = 0; i < 3; i++) {
+        if (!has_word(rule, cluster[i])) {
+            fail_msg("the rule lacks %s: %s", cluster[i], rule);
+        }
+    }
+    for (size_t i = 0; i < 2; i++) {
+        assert_false(has_word(rule, sharded[i]));
+    }
+    assert_true(has_word(rule, "%RW~posagent:lease:T-9"));
+    assert_false(has_word(rule, "+cluster"));
+    pos_config_wipe(&cfg);
+
+    load(&cfg, "[terminal]\nid = T-9\nstore_id = S-3\n[redis]\nurl = redis://till-9:pw@x:6379\n"
+               "cluster_nodes = n1:7000\npubsub = sharded\n");
+    assert_true(pos_acl_rule(&cfg, rule, sizeof(rule)) > 0);
+    for (size_t i = 0; i < 2; i++) {
+        if (!has_word(rule, sharded[i])) {
+            fail_msg("the rule lacks %s: %s", sharded[i], rule);
+        }
+    }
+    assert_true(has_word(rule, "&payment:T-9") && has_word(rule, "&inventory:S-3"));
+    assert_false(has_word(rule, "&payment:*"));
+    pos_config_wipe(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_is_this_tills_only),
         cmocka_unit_test(test_rule_without_user_or_password),
+        cmocka_unit_test(test_rule_on_a_cluster),
     };
     return cmocka_run_group_tests_name("acl", tests, NULL, NULL);
 }

@@ -424,8 +424,10 @@ static void test_unknown_and_duplicate(void **state)
     expect_error(&r, ":5: [redis] URL: unknown key", NULL);
 
     load(&r, IDS "[hall]\n", no_env);
-    expect_error(&r, ":4: [hall]: unknown section",
-                 "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, inbound, log", NULL);
+    expect_error(
+        &r, ":4: [hall]: unknown section",
+        "terminal, redis, tls, heartbeat, hal, payment, store, cache, local, inbound, metrics, log",
+        NULL);
 
     load(&r, IDS "; comment\n[ redis ]\nurl = redis://h\n", no_env);
     expect_error(&r, ":5: [ redis ]: unknown section", NULL);
@@ -953,6 +955,67 @@ static void test_dump_reloads(void **state)
     assert_int_equal(again.cfg.log_level, POS_LOG_ERROR);
 }
 
+/* A reload's comparison: what changed, and whether a running agent applies it. */
+typedef struct change_log {
+    char text[512];
+    size_t reloadable;
+} change_log_t;
+
+static void note_change(void *ctx, const char *section, const char *key, bool reloadable)
+{
+    change_log_t *l = ctx;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof(l->text) - n, "[%s] %s %s\n", section, key,
+             reloadable ? "reload" : "restart");
+    l->reloadable += reloadable;
+}
+
+static void test_reload_changes(void **state)
+{
+    (void)state;
+    result_t a, b;
+    change_log_t l = {"", 0};
+    must_load(&a, IDS "[heartbeat]\nttl_s = 30\n[redis]\npassword = one\n", no_env);
+    must_load(&b,
+              IDS "[heartbeat]\nttl_s = 90\n[redis]\npassword = two\nconnect_timeout_ms = 2000\n"
+                  "[local]\nidle_timeout_s = 7\n[log]\nlevel = error\n",
+              no_env);
+    /* connect_timeout_ms = its default: set, but not a change. */
+    assert_int_equal(pos_config_changes(&a.cfg, &b.cfg, note_change, &l), 4);
+    assert_string_equal(l.text, "[redis] password restart\n"
+                                "[heartbeat] ttl_s reload\n"
+                                "[local] idle_timeout_s reload\n"
+                                "[log] level reload\n");
+    assert_null(strstr(l.text, "one")); /* names only, never values */
+    pos_config_apply_reloadable(&a.cfg, &b.cfg);
+    assert_int_equal(a.cfg.heartbeat_ttl_s, 90);
+    assert_int_equal(a.cfg.local_idle_timeout_s, 7);
+    assert_int_equal(a.cfg.log_level, POS_LOG_ERROR);
+    assert_string_equal(a.cfg.redis_password, "one"); /* waits for a restart */
+    l = (change_log_t){"", 0};
+    assert_int_equal(pos_config_changes(&a.cfg, &b.cfg, note_change, &l), 1);
+    assert_int_equal(l.reloadable, 0);
+
+    /* Which keys apply at once: the documented ones, and no string (the
+     * subsystems keep pointers to those). */
+    assert_true(pos_config_reloadable("heartbeat", "interval_s"));
+    assert_true(pos_config_reloadable("inbound", "payment_rate"));
+    assert_true(pos_config_reloadable("cache", "product_ttl_s"));
+    assert_false(pos_config_reloadable("redis", "url"));
+    assert_false(pos_config_reloadable("local", "socket"));
+    assert_false(pos_config_reloadable("store", "path"));
+    assert_false(pos_config_reloadable("terminal", "id"));
+    assert_false(pos_config_reloadable("no", "such"));
+    char *ex = NULL;
+    size_t exlen = 0;
+    FILE *f = open_memstream(&ex, &exlen);
+    pos_config_write_example(f);
+    fclose(f);
+    assert_non_null(strstr(ex, "; Applied on reload (SIGHUP).\n; interval_s = 20\n"));
+    assert_null(strstr(ex, "; Applied on reload (SIGHUP).\n; url = "));
+    free(ex);
+}
+
 static void test_wipe(void **state)
 {
     (void)state;
@@ -1034,6 +1097,69 @@ static void test_sentinels(void **state)
     assert_int_equal(r.cfg.nsentinels, 0);
 }
 
+static void test_cluster_nodes(void **state)
+{
+    (void)state;
+    result_t r;
+
+    /* Not a cluster by default; classic pub/sub. */
+    must_load(&r, IDS, no_env);
+    assert_int_equal(r.cfg.ncluster_nodes, 0);
+    assert_int_equal(r.cfg.redis_pubsub, POS_PUBSUB_CLASSIC);
+
+    /* Seeds with and without ports (6379 by default); the URL's password
+     * still applies. */
+    must_load(&r,
+              IDS "[redis]\nurl = redis://:url-pw@ignored:1\n"
+                  "cluster_nodes = 10.0.1.1:7000, node-b ,[fd00::7]:7002\npubsub = sharded\n",
+              no_env);
+    assert_int_equal(r.cfg.ncluster_nodes, 3);
+    assert_string_equal(r.cfg.cluster_nodes[0].host, "10.0.1.1");
+    assert_int_equal(r.cfg.cluster_nodes[0].port, 7000);
+    assert_string_equal(r.cfg.cluster_nodes[1].host, "node-b");
+    assert_int_equal(r.cfg.cluster_nodes[1].port, 6379);
+    assert_string_equal(r.cfg.cluster_nodes[2].host, "fd00::7");
+    assert_int_equal(r.cfg.redis_pubsub, POS_PUBSUB_SHARDED);
+    assert_string_equal(r.cfg.redis.password, "url-pw");
+    char *d = dump_to_string(&r.cfg);
+    assert_non_null(strstr(d, "\npubsub = sharded  ; "));
+    free(d);
+
+    /* From the environment. */
+    char *env[] = {"REDIS_CLUSTER_NODES=a:1,b:2", NULL};
+    must_load(&r, IDS, env);
+    assert_int_equal(r.cfg.ncluster_nodes, 2);
+    assert_string_equal(r.cfg.cluster_nodes[1].host, "b");
+
+    /* Bad lists, one line each, naming the entry. */
+    load(&r, IDS "[redis]\ncluster_nodes = a:1,,b:2\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes", "entry 2 is empty", NULL);
+    load(&r, IDS "[redis]\ncluster_nodes = a:0\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes", "entry 1", NULL);
+    load(&r, IDS "[redis]\ncluster_nodes = a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes", "more than 16 cluster nodes", NULL);
+    load(&r, IDS "[redis]\ncluster_nodes = u:pw@a:1\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes", NULL);
+    assert_null(strstr(r.err.msg, "pw@")); /* never quoted */
+    load(&r, IDS "[redis]\npubsub = fanout\n", no_env);
+    expect_error(&r, ":5: [redis] pubsub", NULL);
+
+    /* What a cluster cannot be: with Sentinel, on a database other than 0,
+     * sharded pub/sub without it. */
+    load(&r, IDS "[redis]\ncluster_nodes = a\nsentinels = s\nmaster_name = m\n", no_env);
+    expect_error(&r, ":5: [redis] cluster_nodes: not with [redis] sentinels", NULL);
+    load(&r, IDS "[redis]\ncluster_nodes = a\ndb = 3\n", no_env);
+    expect_error(&r, ":6: [redis] db: database 3, but a Redis Cluster has database 0 only",
+                 NULL);
+    load(&r, IDS "[redis]\nurl = redis://h/2\ncluster_nodes = a\n", no_env);
+    expect_error(&r, ":5: [redis] url: database 2", NULL);
+    load(&r, IDS "[redis]\npubsub = sharded\n", no_env);
+    expect_error(&r, ":5: [redis] pubsub: sharded needs [redis] cluster_nodes", NULL);
+    /* Explicitly empty: not a cluster. */
+    must_load(&r, IDS "[redis]\ncluster_nodes =\n", no_env);
+    assert_int_equal(r.cfg.ncluster_nodes, 0);
+}
+
 static void test_interval_vs_ttl(void **state)
 {
     (void)state;
@@ -1079,9 +1205,12 @@ static const char *const all_keys[][3] = {
     {"redis", "connect_timeout_ms", NULL},
     {"redis", "command_timeout_ms", NULL},
     {"redis", "probe_interval_ms", NULL},
+    {"redis", "clock_check_s", NULL},
     {"redis", "sentinels", "REDIS_SENTINELS"},
     {"redis", "master_name", "REDIS_MASTER_NAME"},
     {"redis", "sentinel_password", "REDIS_SENTINEL_PASSWORD"},
+    {"redis", "cluster_nodes", "REDIS_CLUSTER_NODES"},
+    {"redis", "pubsub", NULL},
     {"redis", "password_file", NULL},
     {"tls", "ca_file", "POSAGENT_TLS_CA_FILE"},
     {"tls", "cert_file", NULL},
@@ -1126,6 +1255,7 @@ static const char *const all_keys[][3] = {
     {"cache", "user_ttl_s", NULL},
     {"cache", "session_ttl_s", NULL},
     {"cache", "warm_interval_s", NULL},
+    {"cache", "tracking", NULL},
     {"cache", "max_value_bytes", "POSAGENT_CACHE_MAX_VALUE_BYTES"},
     {"local", "socket", NULL},
     {"local", "socket_group", NULL},
@@ -1136,6 +1266,10 @@ static const char *const all_keys[][3] = {
     {"local", "idle_timeout_s", NULL},
     {"local", "password", "POSAGENT_LOCAL_PASSWORD"},
     {"local", "password_file", NULL},
+    {"metrics", "textfile", NULL},
+    {"metrics", "interval_s", NULL},
+    {"metrics", "redis_interval_s", NULL},
+    {"metrics", "diagnostics", NULL},
     {"log", "level", NULL},
     {"log", "syslog", NULL},
     {"security", "user", NULL},
@@ -1220,9 +1354,11 @@ static void test_example_defaults_are_valid(void **state)
     assert_non_null(m);
     int uncommented = 0;
     /* Keys whose example names a file that must exist, or that only go
-     * with rediss:// or instead of password, stay commented. */
-    static const char *const keep[] = {"password_file", "ca_file", "cert_file", "key_file",
-                                       "server_name", "id", "store_id"};
+     * with rediss:// or instead of password, or that excludes the
+     * sentinels (cluster_nodes), stay commented. */
+    static const char *const keep[] = {"password_file", "ca_file",  "cert_file",
+                                       "key_file",      "server_name", "id",
+                                       "store_id",      "cluster_nodes"};
     for (char *line = strtok(ex, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         bool is_key = false;
         for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
@@ -1238,8 +1374,8 @@ static void test_example_defaults_are_valid(void **state)
         uncommented += is_key;
     }
     fclose(m);
-    /* every key but the two required ones and the five kept commented */
-    assert_int_equal(uncommented, 63);
+    /* every key but the ones kept commented */
+    assert_int_equal(uncommented, 70);
     result_t r;
     /* Uncommented, the ids' example lines are no ids: refused. */
     char *again = example_to_string();
@@ -1569,10 +1705,11 @@ static void test_load_stream(void **state)
     f = fmemopen(bad, strlen(bad), "r");
     assert_int_equal(pos_config_load_stream(&c, f, "mem", no_env, &e), -EINVAL);
     fclose(f);
-    assert_string_equal(e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
-                               "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
-                               "command_timeout_ms, probe_interval_ms, sentinels, master_name, "
-                               "sentinel_password, password_file)");
+    assert_string_equal(
+        e.msg, "mem:5: [redis] port: unknown key (allowed: url, password, db, "
+               "retry_delay_ms, max_retry_delay_ms, connect_timeout_ms, "
+               "command_timeout_ms, probe_interval_ms, clock_check_s, sentinels, master_name, "
+               "sentinel_password, cluster_nodes, pubsub, password_file)");
 }
 
 int main(void)
@@ -1600,6 +1737,7 @@ int main(void)
         cmocka_unit_test(test_password_errors_hide_password),
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_dump_reloads),
+        cmocka_unit_test(test_reload_changes),
         cmocka_unit_test(test_wipe),
         cmocka_unit_test(test_interval_vs_ttl),
         cmocka_unit_test(test_retry_vs_max),
@@ -1610,6 +1748,7 @@ int main(void)
         cmocka_unit_test(test_man_page),
         cmocka_unit_test(test_hal_and_payment),
         cmocka_unit_test(test_sentinels),
+        cmocka_unit_test(test_cluster_nodes),
         cmocka_unit_test(test_load_stream),
         cmocka_unit_test(test_password_file),
         cmocka_unit_test(test_tls_settings),

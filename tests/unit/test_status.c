@@ -63,6 +63,27 @@ static void test_status_json_contract_example(void **state)
     assert_int_equal(pos_status_json(&r, buf, sizeof(buf)), -EINVAL);
 }
 
+/* The clock offset against Redis, once measured, after the contract's fields. */
+static void test_status_json_clock_offset(void **state)
+{
+    (void)state;
+    char buf[512];
+    pos_status_report_t r = sample();
+    int n = pos_status_json(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_null(strstr(buf, "clockOffsetMs"));
+    r.clock_known = true;
+    r.clock_offset_ms = -1234;
+    n = pos_status_json(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, "\"outbox\":0,"));
+    assert_non_null(strstr(buf, ",\"recovered\":0},\"clockOffsetMs\":-1234}"));
+    r.clock_offset_ms = 0;
+    n = pos_status_json(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, ",\"clockOffsetMs\":0}"));
+}
+
 static void test_status_json_limits(void **state)
 {
     (void)state;
@@ -171,6 +192,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_json_contract_example),
+        cmocka_unit_test(test_status_json_clock_offset),
         cmocka_unit_test(test_status_json_limits),
         cmocka_unit_test(test_status_json_version_and_build),
         cmocka_unit_test(test_status_change_json),
