@@ -73,7 +73,7 @@ typedef struct pos_api {
     uint64_t ratelimit_nonce;  /* makes this run's request ids unique */
     uint64_t ratelimit_seq;
     uint64_t ratelimit_warned_ms; /* monotonic ms of the last "decided locally" warning */
-    void *terminals_inflight; /* the TERMINALS listing waiting for Redis, or NULL */
+    void *terminals_inflight;     /* the TERMINALS listing waiting for Redis, or NULL */
     pos_api_shared_stats_t shared;
 } pos_api_t;
 
