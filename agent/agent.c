@@ -1559,6 +1559,7 @@ void pos_agent_start(pos_agent_t *a)
         ao.admit.client_burst = a->cfg.local_client_burst;
         ao.admit.turn_budget = a->cfg.local_commands_per_turn;
         ao.admit.idle_timeout_ms = a->cfg.local_idle_timeout_s * 1000u;
+        ao.password = a->cfg.local_password_set ? a->cfg.local_password : NULL;
         ao.cache = &a->cache;
         ao.delivery = &a->delivery;
         agent_info_sources(a);

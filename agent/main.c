@@ -260,8 +260,10 @@ int main(int argc, char **argv)
         char *cargv[16];
         int cargc = 0;
         const char *sock = cli_socket;
-        if (sock == NULL && pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
-            sock = cfg.local_socket;
+        const char *pw = NULL;
+        if (pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
+            sock = sock != NULL ? sock : cfg.local_socket;
+            pw = cfg.local_password_set ? cfg.local_password : NULL;
         }
         for (int i = optind; i < argc && cargc < 15; i++) {
             cargv[cargc++] = argv[i];
@@ -270,7 +272,7 @@ int main(int argc, char **argv)
             cargv[cargc++] = "--json";
         }
         cargv[cargc] = NULL;
-        rc = pos_cli_main(cargc, cargv, sock);
+        rc = pos_cli_main(cargc, cargv, sock, pw);
         pos_config_wipe(&cfg);
         return rc;
     }

@@ -554,29 +554,30 @@ static int open_checked(const char *path, bool private_file, char *why, size_t w
     return fd;
 }
 
-/* [redis] password_file: one line, read into the effective endpoint. The
- * buffer is wiped; the password is never quoted in a message. */
-static int load_password_file(load_ctx_t *c)
+/* A password_file: one line, read into out (cap bytes). The buffer is
+ * wiped; the password is never quoted in a message. "section" names the
+ * key in messages; "password" is the key it may not be combined with. */
+static int load_secret_file(load_ctx_t *c, const char *section, const char *path, bool pw_set,
+                            char *out, size_t cap)
 {
-    pos_config_t *cfg = c->cfg;
     char buf[POS_URL_PASS_MAX + 2];
     char why[400], where[300], other[300];
     size_t n = 0;
     int fd, rc = 0;
-    size_t ip = index_of("redis", "password_file");
+    size_t ip = index_of(section, "password_file");
 
-    if (cfg->redis_password_file[0] == '\0') {
+    if (path[0] == '\0') {
         return 0;
     }
     origin(c, ip, where, sizeof(where));
-    if (cfg->redis_password_set) {
-        set_msg(c->err, "%s: [redis] password_file: not together with a password (set in %s)",
-                where, origin(c, index_of("redis", "password"), other, sizeof(other)));
+    if (pw_set) {
+        set_msg(c->err, "%s: [%s] password_file: not together with a password (set in %s)", where,
+                section, origin(c, index_of(section, "password"), other, sizeof(other)));
         return -EINVAL;
     }
-    fd = open_checked(cfg->redis_password_file, true, why, sizeof(why));
+    fd = open_checked(path, true, why, sizeof(why));
     if (fd < 0) {
-        set_msg(c->err, "%s: [redis] password_file: %s", where, why);
+        set_msg(c->err, "%s: [%s] password_file: %s", where, section, why);
         return -EINVAL;
     }
     for (;;) {
@@ -586,8 +587,8 @@ static int load_password_file(load_ctx_t *c)
         }
         if (r < 0) {
             int e = errno;
-            set_msg(c->err, "%s: [redis] password_file: cannot read %s: %s", where,
-                    cfg->redis_password_file, strerror(e));
+            set_msg(c->err, "%s: [%s] password_file: cannot read %s: %s", where, section, path,
+                    strerror(e));
             rc = -EINVAL;
             goto out;
         }
@@ -600,7 +601,7 @@ static int load_password_file(load_ctx_t *c)
         }
     }
     if (n == sizeof(buf)) {
-        set_msg(c->err, "%s: [redis] password_file: too long (max %d bytes)", where,
+        set_msg(c->err, "%s: [%s] password_file: too long (max %d bytes)", where, section,
                 POS_URL_PASS_MAX - 1);
         rc = -EINVAL;
         goto out;
@@ -612,21 +613,43 @@ static int load_password_file(load_ctx_t *c)
             n--;
         }
     }
-    if (n == 0 || n > POS_URL_PASS_MAX - 1 || memchr(buf, '\n', n) != NULL ||
+    if (n == 0 || n > POS_URL_PASS_MAX - 1 || n >= cap || memchr(buf, '\n', n) != NULL ||
         memchr(buf, '\0', n) != NULL) {
         set_msg(c->err,
-                "%s: [redis] password_file: must hold one non-empty line of at most %d "
+                "%s: [%s] password_file: must hold one non-empty line of at most %d "
                 "bytes",
-                where, POS_URL_PASS_MAX - 1);
+                where, section, POS_URL_PASS_MAX - 1);
         rc = -EINVAL;
         goto out;
     }
-    explicit_bzero(cfg->redis.password, sizeof(cfg->redis.password));
-    memcpy(cfg->redis.password, buf, n);
-    cfg->redis.password[n] = '\0';
+    explicit_bzero(out, cap);
+    memcpy(out, buf, n);
+    out[n] = '\0';
 out:
     explicit_bzero(buf, sizeof(buf));
     close(fd);
+    return rc;
+}
+
+/* [redis] password_file, into the effective endpoint. */
+static int load_password_file(load_ctx_t *c)
+{
+    pos_config_t *cfg = c->cfg;
+
+    return load_secret_file(c, "redis", cfg->redis_password_file, cfg->redis_password_set,
+                            cfg->redis.password, sizeof(cfg->redis.password));
+}
+
+/* [local] password_file, into local_password (which then counts as set). */
+static int load_local_password_file(load_ctx_t *c)
+{
+    pos_config_t *cfg = c->cfg;
+    int rc = load_secret_file(c, "local", cfg->local_password_file, cfg->local_password_set,
+                              cfg->local_password, sizeof(cfg->local_password));
+
+    if (rc == 0 && cfg->local_password_file[0] != '\0') {
+        cfg->local_password_set = true;
+    }
     return rc;
 }
 
@@ -918,6 +941,9 @@ static int load_rest(load_ctx_t *c, char *const *envp)
         rc = load_password_file(c);
     }
     if (rc == 0) {
+        rc = load_local_password_file(c);
+    }
+    if (rc == 0) {
         rc = check_tls(c);
     }
     if (rc == 0) {
@@ -1067,6 +1093,7 @@ void pos_config_wipe(pos_config_t *cfg)
     explicit_bzero(cfg->redis_url, sizeof(cfg->redis_url));
     explicit_bzero(cfg->redis.password, sizeof(cfg->redis.password));
     explicit_bzero(cfg->redis_sentinel_password, sizeof(cfg->redis_sentinel_password));
+    explicit_bzero(cfg->local_password, sizeof(cfg->local_password));
 }
 
 /* ---- output ----------------------------------------------------------- */

@@ -922,6 +922,33 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 86400,
      .desc = "Seconds a local API client may go without a complete command before it is "
              "closed (one waiting for a reply is not idle). 0: never."},
+    {.section = "local",
+     .key = "password",
+     .type = CT_STR,
+     FIELD(local_password),
+     .set_offset = offsetof(pos_config_t, local_password_set),
+     .min = 1,
+     .max = 255,
+     .env = "POSAGENT_LOCAL_PASSWORD",
+     .flags = F_SECRET,
+     .allowed = "1 to 255 bytes",
+     .def_doc = "(none: AUTH accepts any password)",
+     .example = "change-me",
+     .desc = "Password local API clients must give with AUTH (or HELLO ... AUTH) before any "
+             "other command; they are answered -NOAUTH until then. Compared in constant time, "
+             "never logged. Without it the socket's mode and group are the only gate."},
+    {.section = "local",
+     .key = "password_file",
+     .type = CT_STR,
+     FIELD(local_password_file),
+     .min = 0,
+     .max = 200,
+     .check = check_abs_path,
+     .allowed = "an absolute path",
+     .def_doc = "(none)",
+     .example = "/etc/posagent/local.password",
+     .desc = "File holding the local API password (one line); read at start, and refused "
+             "when other users may read it. Not together with password."},
 
     {.section = "inbound",
      .key = "payment_rate",

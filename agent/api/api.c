@@ -9,6 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cjson/cJSON.h>
+
+#include "agent/msg/messages.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 
@@ -198,8 +201,8 @@ static int api_entry_info(pos_api_t *api, const char *key, size_t len, pos_cache
         if (buf == NULL) {
             return -ENOMEM;
         }
-        rc = pos_cache_get(&svc->cache, key, len, pos_clock_wall_ms(), buf,
-                           info->meta.value_len, info);
+        rc = pos_cache_get(&svc->cache, key, len, pos_clock_wall_ms(), buf, info->meta.value_len,
+                           info);
         free(buf);
     }
     return rc;
@@ -319,26 +322,220 @@ static int api_write_queued(api_write_t *w, int rc)
     return POS_LOCALAPI_PENDING;
 }
 
+/* ---- PUBLISH (CONTRACT.md "Messages from the POS application") ---------- */
+
+#define API_PUB_MEMBERS_MAX 256 /* top-level members of a published message */
+
+/* Types the POS application may not publish: the cloud's and the agent's
+ * own (payment, system and status messages), whatever the channel. */
+static bool api_pub_type_reserved(const char *type)
+{
+    static const char *const prefixes[] = {"PAYMENT_", "RECEIPT_"};
+    static const char *const names[] = {"DISPLAY_MESSAGE", "SYSTEM_ALERT", "CACHE_INVALIDATE",
+                                        "TERMINAL_STATUS"};
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(type, prefixes[i], strlen(prefixes[i])) == 0) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(type, names[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A type as the contract spells them: A-Z, 0-9 and '_', 1..64 bytes. */
+static bool api_pub_type_ok(const char *type)
+{
+    size_t n = strlen(type);
+
+    if (n == 0 || n > 64) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = type[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Whether the object has a member name twice (receivers refuse that). */
+static bool api_pub_duplicates(const cJSON *root, size_t *members)
+{
+    size_t n = 0;
+
+    for (const cJSON *a = root->child; a != NULL; a = a->next, n++) {
+        for (const cJSON *b = a->next; b != NULL; b = b->next) {
+            if (a->string != NULL && b->string != NULL && strcmp(a->string, b->string) == 0) {
+                return true;
+            }
+        }
+        if (n > API_PUB_MEMBERS_MAX) {
+            break;
+        }
+    }
+    *members = n;
+    return false;
+}
+
+/* Replaces every member "name" with the agent's value. */
+static bool api_pub_stamp(cJSON *root, const char *name, cJSON *value)
+{
+    if (value == NULL) {
+        return false;
+    }
+    while (cJSON_GetObjectItemCaseSensitive(root, name) != NULL) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, name);
+    }
+    return cJSON_AddItemToObject(root, name, value) != 0;
+}
+
+/*
+ * Checks and stamps what the application publishes: the channel must be
+ * its own store's transaction or inventory channel, the message a JSON
+ * object with a type the application may publish there; "origin",
+ * "terminalId", "storeId" and "ts" are the agent's (overwriting the
+ * application's), "sig" and "outboxId" are dropped (the agent adds its
+ * own when it sends). Returns the stamped text (malloc'd) or NULL with
+ * the error for the client in err.
+ */
+static char *api_pub_check(const pos_api_t *api, const char *channel, size_t chlen,
+                           const char *json, size_t len, char *err, size_t errlen)
+{
+    const char *sid = api->opt.store_id != NULL ? api->opt.store_id : "";
+    const char *tid = api->opt.terminal_id != NULL ? api->opt.terminal_id : "";
+    char own_tx[96], own_inv[96], why[128];
+    bool inventory;
+    cJSON *root, *type;
+    char *out = NULL;
+    size_t members = 0;
+
+    snprintf(own_tx, sizeof(own_tx), "transaction:%s", sid);
+    snprintf(own_inv, sizeof(own_inv), "inventory:%s", sid);
+    if (chlen == strlen(own_tx) && memcmp(channel, own_tx, chlen) == 0) {
+        inventory = false;
+    } else if (chlen == strlen(own_inv) && memcmp(channel, own_inv, chlen) == 0) {
+        inventory = true;
+    } else {
+        bool cloud = (chlen >= 8 && memcmp(channel, "payment:", 8) == 0) ||
+                     (chlen >= 7 && memcmp(channel, "system:", 7) == 0);
+        snprintf(err, errlen,
+                 "ERR PUBLISH refused: %sthe local API publishes only on this till's store "
+                 "channels %s and %s (CONTRACT.md \"Messages from the POS application\")",
+                 cloud ? "payment:* and system:* are never published from the till; " : "", own_tx,
+                 own_inv);
+        return NULL;
+    }
+    if (len > POS_MSG_MAX_BYTES) {
+        snprintf(err, errlen, "ERR PUBLISH refused: message over %u bytes", POS_MSG_MAX_BYTES);
+        return NULL;
+    }
+    root = cJSON_ParseWithLength(json, len);
+    if (root == NULL || !cJSON_IsObject(root)) {
+        snprintf(err, errlen, "ERR PUBLISH refused: the message must be a JSON object");
+        goto done;
+    }
+    if (api_pub_duplicates(root, &members) || members > API_PUB_MEMBERS_MAX) {
+        snprintf(err, errlen, "ERR PUBLISH refused: a member named twice, or over %d members",
+                 API_PUB_MEMBERS_MAX);
+        goto done;
+    }
+    type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!cJSON_IsString(type) || type->valuestring == NULL || !api_pub_type_ok(type->valuestring)) {
+        snprintf(err, errlen,
+                 "ERR PUBLISH refused: the message needs a string \"type\" of "
+                 "A-Z, 0-9 and _ (1..64)");
+        goto done;
+    }
+    if (api_pub_type_reserved(type->valuestring) ||
+        (inventory && strcmp(type->valuestring, "INVENTORY_UPDATED") != 0 &&
+         strcmp(type->valuestring, "LOW_STOCK_ALERT") != 0) ||
+        (!inventory && (strcmp(type->valuestring, "INVENTORY_UPDATED") == 0 ||
+                        strcmp(type->valuestring, "LOW_STOCK_ALERT") == 0))) {
+        snprintf(err, errlen,
+                 "ERR PUBLISH refused: type %s is not the POS application's to publish on %.*s "
+                 "(inventory: INVENTORY_UPDATED, LOW_STOCK_ALERT; transaction: its own events, "
+                 "never payment, receipt, display, system or status messages)",
+                 type->valuestring, (int)chlen, channel);
+        goto done;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "sig");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "outboxId");
+    if (!api_pub_stamp(root, "origin", cJSON_CreateString("pos-app")) ||
+        !api_pub_stamp(root, "terminalId", cJSON_CreateString(tid)) ||
+        !api_pub_stamp(root, "storeId", cJSON_CreateString(sid)) ||
+        !api_pub_stamp(root, "ts", cJSON_CreateNumber((double)pos_clock_wall_ms()))) {
+        snprintf(err, errlen, "ERR out of memory");
+        goto done;
+    }
+    out = cJSON_PrintUnformatted(root);
+    if (out == NULL) {
+        snprintf(err, errlen, "ERR out of memory");
+        goto done;
+    }
+    if (inventory) {
+        /* What the other tills of the store will make of it: refused here
+         * rather than dropped by each of them. */
+        pos_msg_limits_t lim;
+        pos_msg_t msg;
+        memset(&lim, 0, sizeof(lim));
+        lim.max_len = POS_MSG_MAX_BYTES;
+        lim.max_amount_minor = 1;
+        lim.store_id = sid;
+        if (pos_msg_decode(POS_MSG_CH_INVENTORY, out, strlen(out), &lim, &msg, why, sizeof(why)) !=
+            0) {
+            snprintf(err, errlen, "ERR PUBLISH refused: %s", why);
+            free(out);
+            out = NULL;
+        }
+    } else if (strlen(out) > POS_MSG_MAX_BYTES) {
+        snprintf(err, errlen, "ERR PUBLISH refused: message over %u bytes once stamped",
+                 POS_MSG_MAX_BYTES);
+        free(out);
+        out = NULL;
+    }
+done:
+    cJSON_Delete(root);
+    return out;
+}
+
 static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                        const size_t *lens)
 {
     pos_api_t *api = owner;
     api_write_t *w;
+    char err[512];
+    char *json;
+    int rc;
 
     (void)argc;
     if (lens[1] == 0 || lens[1] > 256 || memchr(argv[1], '\0', lens[1]) != NULL) {
         pos_localapi_reply_error(r, "ERR bad channel name");
         return 0;
     }
+    json = api_pub_check(api, argv[1], lens[1], argv[2], lens[2], err, sizeof(err));
+    if (json == NULL) {
+        pos_localapi_reply_error(r, err);
+        return 0;
+    }
     if ((w = api_write_new(api, r)) == NULL) {
+        free(json);
         return -ENOMEM;
     }
-    /* Not signed: the agent does not vouch for what the application says.
+    /* Signed when a key is set (CONTRACT.md "Signed messages": what the
+     * agent publishes is signed): the signature vouches that this till's
+     * application said it ("origin":"pos-app"), not that the cloud did.
      * Redis answers PUBLISH with a receiver count; the agent cannot know it
      * and answers with the message's place in the outbox instead. */
-    return api_write_queued(w, pos_delivery_publish_ex(api->opt.delivery, argv[1], argv[2],
-                                                       lens[2], false, false, api_write_done, w,
-                                                       NULL));
+    rc = api_write_queued(w, pos_delivery_publish_ex(api->opt.delivery, argv[1], json, strlen(json),
+                                                     false, true, api_write_done, w, NULL));
+    free(json);
+    return rc;
 }
 
 static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
@@ -366,8 +563,8 @@ static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char *
         return -ENOMEM;
     }
     /* The new value is Redis's to know: answer the queue position. */
-    return api_write_queued(
-        w, pos_delivery_incrby(api->opt.delivery, argv[1], by, API_COUNTER_TTL_S, api_write_done, w));
+    return api_write_queued(w, pos_delivery_incrby(api->opt.delivery, argv[1], by,
+                                                   API_COUNTER_TTL_S, api_write_done, w));
 }
 
 /* ---- INFO ----------------------------------------------------------------------- */
@@ -411,6 +608,7 @@ int pos_api_start(pos_api_t *api, const pos_api_options_t *opt)
     o.group = opt->socket_group;
     o.max_clients = opt->max_clients;
     o.admit = opt->admit;
+    o.password = opt->password;
     o.commands = api_commands;
     o.ncommands = sizeof(api_commands) / sizeof(api_commands[0]);
     o.owner = api;

@@ -27,12 +27,13 @@
 /* What the command handlers are given; pointers must outlive the API. */
 typedef struct pos_api_options {
     uv_loop_t *loop;
-    const char *socket_path;  /* [local] socket */
-    const char *socket_group; /* [local] socket_group; "" or NULL: our own */
-    uint32_t max_clients;     /* [local] max_clients; 0: the default */
+    const char *socket_path;        /* [local] socket */
+    const char *socket_group;       /* [local] socket_group; "" or NULL: our own */
+    uint32_t max_clients;           /* [local] max_clients; 0: the default */
     pos_localapi_admission_t admit; /* [local] client_rate, ..., idle_timeout_s */
-    pos_cachesvc_t *cache;    /* reads */
-    pos_delivery_t *delivery; /* writes (the outbox) */
+    const char *password;           /* [local] password / password_file; NULL: none */
+    pos_cachesvc_t *cache;          /* reads */
+    pos_delivery_t *delivery;       /* writes (the outbox) */
     /*
      * Writes the INFO text for "section" ("all", "server", ...: matched
      * case-insensitively by the writer) into buf, at most cap bytes, and
@@ -42,8 +43,9 @@ typedef struct pos_api_options {
     void *info_ctx;
     /* RATELIMIT, SMEMBERS, TERMINALS, CACHE.CLEAR (agent/api/api_shared.c). */
     pos_link_t *link;        /* shared decisions and reads while online; NULL: never */
-    const char *terminal_id; /* this till */
-    const char *store_id;    /* and its store: the only one SMEMBERS serves */
+    const char *terminal_id; /* this till (stamped on what the application publishes) */
+    const char *store_id;    /* and its store: the only one SMEMBERS serves, and the only
+                              * channels the application may publish on */
     /* This till's payment in progress (its transaction id), or NULL. */
     const char *(*own_active)(void *ctx);
     /* True when tx is a payment of this till that has ended. */
@@ -71,7 +73,7 @@ typedef struct pos_api {
     uint64_t ratelimit_nonce;  /* makes this run's request ids unique */
     uint64_t ratelimit_seq;
     uint64_t ratelimit_warned_ms; /* monotonic ms of the last "decided locally" warning */
-    void *terminals_inflight; /* the TERMINALS listing waiting for Redis, or NULL */
+    void *terminals_inflight;     /* the TERMINALS listing waiting for Redis, or NULL */
     pos_api_shared_stats_t shared;
 } pos_api_t;
 

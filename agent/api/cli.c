@@ -408,7 +408,31 @@ static int cli_parse(cli_req_t *q, int argc, char **argv)
     return 0;
 }
 
-int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE *err)
+/* AUTH with password (NULL or "": none asked). Returns 0, or the exit code
+ * after saying why (never the password). */
+static int cli_auth(redisContext *c, const char *password, const char *socket_path, FILE *err)
+{
+    redisReply *r;
+    int rc = 0;
+
+    if (password == NULL || password[0] == '\0') {
+        return 0;
+    }
+    r = redisCommand(c, "AUTH %s", password);
+    if (r == NULL) {
+        fprintf(err, "no answer from posagent at %s: %s\n", socket_path, c->errstr);
+        return POS_CLI_EX_UNAVAILABLE;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(err, "posagent: AUTH refused: %s\n", r->str);
+        rc = POS_CLI_EX_ERROR;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int cli_run(int argc, char **argv, const char *socket_path, const char *password, FILE *out,
+                   FILE *err)
 {
     cli_req_t q = {.socket_path = socket_path, .out = out, .err = err};
     const char *cargv[CLI_ARGS_MAX];
@@ -458,6 +482,10 @@ int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE 
     if ((c = cli_connect(&q, &rc)) == NULL) {
         return rc;
     }
+    if ((rc = cli_auth(c, password, q.socket_path, err)) != 0) {
+        redisFree(c);
+        return rc;
+    }
     if (kind == CLI_CACHE_GET) {
         rc = cli_cache_get(&q, c, q.argv[2]);
         redisFree(c);
@@ -495,7 +523,12 @@ int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE 
     return rc;
 }
 
-int pos_cli_main(int argc, char **argv, const char *socket_path)
+int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE *err)
 {
-    return pos_cli_run(argc, argv, socket_path, stdout, stderr);
+    return cli_run(argc, argv, socket_path, NULL, out, err);
+}
+
+int pos_cli_main(int argc, char **argv, const char *socket_path, const char *password)
+{
+    return cli_run(argc, argv, socket_path, password, stdout, stderr);
 }

@@ -36,10 +36,12 @@
  * running), POS_CLI_EX_NOPERM (the socket, or a device test, is not for
  * this user), POS_CLI_EX_TEMPFAIL (a payment holds the devices), or 1 (not
  * cached, or the agent answered with an error).
+ * With a password (NULL or "": none), it authenticates first ([local]
+ * password).
  */
-int pos_cli_main(int argc, char **argv, const char *socket_path);
+int pos_cli_main(int argc, char **argv, const char *socket_path, const char *password);
 
-/* Same, printing to "out" and "err" (for tests). */
+/* Same, printing to "out" and "err", without a password (for tests). */
 int pos_cli_run(int argc, char **argv, const char *socket_path, FILE *out, FILE *err);
 
 #endif /* AGENT_API_CLI_H */

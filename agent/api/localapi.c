@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -86,6 +87,9 @@ struct pos_localapi_client {
     size_t slot_mem; /* heap bytes of the slots */
     size_t mem_seen; /* this client's share of server->memory */
     bool reading, closing, quitting, eof, in_process, ready;
+    bool authed;                          /* AUTH succeeded (or no password is set) */
+    uint8_t auth_fails;                   /* wrong passwords on this connection */
+    char name[POS_LOCALAPI_NAME_MAX + 1]; /* CLIENT SETNAME; "" none */
 };
 
 static void client_close(pos_localapi_client_t *c);
@@ -523,7 +527,8 @@ static int builtin_quit(void *owner, pos_localapi_reply_t *r, int argc, const ch
     return 0;
 }
 
-static const pos_localapi_command_t builtins[3];
+#define LAPI_BUILTINS 9 /* entries of builtins[], below */
+static const pos_localapi_command_t builtins[LAPI_BUILTINS];
 
 /* A table's entry that an earlier table does not shadow. */
 static bool command_shadowed(const pos_localapi_command_t *const *tables, const size_t *sizes,
@@ -588,11 +593,286 @@ static int builtin_command(void *owner, pos_localapi_reply_t *r, int argc, const
     return 0;
 }
 
-static const pos_localapi_command_t builtins[3] = {
-    {"PING", builtin_ping, 1, 2},
-    {"QUIT", builtin_quit, 1, -1},
-    {"COMMAND", builtin_command, 1, -1},
+/* ---- connecting like to any Redis -------------------------------------- */
+
+static bool arg_is(const char *arg, size_t len, const char *word)
+{
+    return strlen(word) == len && strncasecmp(arg, word, len) == 0;
+}
+
+/* Whether "password" (len bytes) is the configured one: digests under a
+ * random key compared in constant time, so neither its bytes nor its
+ * length show in the time taken. */
+static bool auth_check(const pos_localapi_t *s, const char *password, size_t len)
+{
+    char hex[POS_SIGN_HEX_LEN + 1];
+    bool ok;
+
+    if (pos_sign_hmac_hex(&s->auth_key, password, len, hex) != 0) {
+        return false;
+    }
+    ok = pos_sign_ct_equal(hex, s->auth_digest, POS_SIGN_HEX_LEN);
+    pos_mem_zero(hex, sizeof(hex));
+    return ok;
+}
+
+/* AUTH or HELLO ... AUTH: user (NULL: none given) and password. Answers
+ * nothing on success (the caller does); an error and true-for-failed
+ * otherwise. Without a password set, anything is accepted. */
+static bool auth_try(pos_localapi_reply_t *r, const char *user, size_t ulen, const char *pw,
+                     size_t pwlen)
+{
+    pos_localapi_client_t *c = r->client;
+    pos_localapi_t *s = r->server;
+
+    if (!s->auth_required) {
+        if (c != NULL) {
+            c->authed = true;
+        }
+        return true;
+    }
+    /* Only the default user: the agent has no others. */
+    bool ok = (user == NULL || arg_is(user, ulen, "default")) && auth_check(s, pw, pwlen);
+    if (c == NULL) {
+        return ok;
+    }
+    if (ok) {
+        c->authed = true;
+        return true;
+    }
+    s->st.auth_failures++;
+    uint64_t now = uv_now(s->loop);
+    /* Never the password; a guessing client must not flood the log. */
+    if (s->auth_log_ms == 0 || now - s->auth_log_ms >= LAPI_LOG_EVERY_MS) {
+        POS_WARN("localapi",
+                 "client %llu (uid %d, pid %d): wrong password (%llu since the last "
+                 "such line)",
+                 (unsigned long long)c->id, (int)c->uid, (int)c->pid,
+                 (unsigned long long)(s->st.auth_failures - s->auth_logged));
+        s->auth_log_ms = now;
+        s->auth_logged = s->st.auth_failures;
+    }
+    pos_localapi_reply_error(r, "WRONGPASS invalid username-password pair or user is disabled.");
+    if (++c->auth_fails >= POS_LOCALAPI_AUTH_TRIES) {
+        c->quitting = true; /* disconnected once the reply is out */
+    }
+    return false;
+}
+
+static int builtin_auth(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                        const size_t *lens)
+{
+    (void)owner;
+    if (argc == 2 ? auth_try(r, NULL, 0, argv[1], lens[1])
+                  : auth_try(r, argv[1], lens[1], argv[2], lens[2])) {
+        pos_localapi_reply_status(r, "OK");
+    }
+    return 0;
+}
+
+/* A name as Redis allows it: printable ASCII without spaces. */
+static bool name_ok(const char *name, size_t len)
+{
+    if (len > POS_LOCALAPI_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] <= ' ' || name[i] > '~') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void client_set_name(pos_localapi_reply_t *r, const char *name, size_t len)
+{
+    if (r->client != NULL) {
+        memcpy(r->client->name, name, len);
+        r->client->name[len] = '\0';
+    }
+}
+
+/* HELLO [protover [AUTH user password] [SETNAME name]]: RESP2 only; the
+ * answer is Redis's map, as the flat array RESP2 gives it. */
+static int builtin_hello(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                         const size_t *lens)
+{
+    int setname = 0;
+
+    (void)owner;
+    if (argc >= 2) {
+        char *end;
+        errno = 0;
+        long v = strtol(argv[1], &end, 10);
+        if (errno != 0 || end == argv[1] || *end != '\0' || v < 1 || v > 1000) {
+            pos_localapi_reply_error(r, "ERR Protocol version is not an integer or out of range");
+            return 0;
+        }
+        if (v != 2) {
+            pos_localapi_reply_error(r, "NOPROTO sorry, this protocol version is not supported.");
+            return 0;
+        }
+    }
+    for (int i = 2; i < argc; i++) {
+        if (arg_is(argv[i], lens[i], "AUTH") && i + 2 < argc) {
+            if (!auth_try(r, argv[i + 1], lens[i + 1], argv[i + 2], lens[i + 2])) {
+                return 0;
+            }
+            i += 2;
+        } else if (arg_is(argv[i], lens[i], "SETNAME") && i + 1 < argc) {
+            setname = ++i;
+        } else {
+            char opt[LAPI_NAME_MAX + 8], msg[LAPI_NAME_MAX + 64];
+            sanitize_name(opt, sizeof(opt), argv[i], lens[i], false);
+            snprintf(msg, sizeof(msg), "ERR Syntax error in HELLO option '%s'", opt);
+            pos_localapi_reply_error(r, msg);
+            return 0;
+        }
+    }
+    if (r->server->auth_required && (r->client == NULL || !r->client->authed)) {
+        pos_localapi_reply_error(r, "NOAUTH HELLO must be called with the client already "
+                                    "authenticated, otherwise the HELLO <proto> AUTH <user> "
+                                    "<pass> option can be used to authenticate the client and "
+                                    "select the RESP protocol version at the same time");
+        return 0;
+    }
+    if (setname != 0) {
+        if (!name_ok(argv[setname], lens[setname])) {
+            pos_localapi_reply_error(r, "ERR Client names cannot contain spaces, newlines or "
+                                        "special characters.");
+            return 0;
+        }
+        client_set_name(r, argv[setname], lens[setname]);
+    }
+    /* Field, then its text; NULL text: the integer below. */
+    static const char *const map[][2] = {{"server", "redis"},    {"version", "7.0.0"},
+                                         {"proto", NULL},        {"id", NULL},
+                                         {"mode", "standalone"}, {"role", "master"}};
+    pos_localapi_reply_array_begin(r, 2 * (long long)(sizeof(map) / sizeof(map[0])) + 2);
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        pos_localapi_reply_bulk(r, map[i][0], strlen(map[i][0]));
+        if (map[i][1] != NULL) {
+            pos_localapi_reply_bulk(r, map[i][1], strlen(map[i][1]));
+        } else {
+            pos_localapi_reply_int(r, i == 2              ? 2
+                                      : r->client != NULL ? (long long)r->client->id
+                                                          : 0);
+        }
+    }
+    pos_localapi_reply_bulk(r, "modules", 7);
+    pos_localapi_reply_array_begin(r, 0);
+    return 0;
+}
+
+/* SELECT 0: the agent has one keyspace. */
+static int builtin_select(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                          const size_t *lens)
+{
+    char *end;
+
+    (void)owner;
+    (void)argc;
+    (void)lens;
+    errno = 0;
+    long long db = strtoll(argv[1], &end, 10);
+    if (errno != 0 || end == argv[1] || *end != '\0' || (size_t)(end - argv[1]) != lens[1]) {
+        pos_localapi_reply_error(r, "ERR value is not an integer or out of range");
+    } else if (db != 0) {
+        pos_localapi_reply_error(r, "ERR DB index is out of range");
+    } else {
+        pos_localapi_reply_status(r, "OK");
+    }
+    return 0;
+}
+
+/* CLIENT SETNAME name | GETNAME | ID | SETINFO LIB-NAME|LIB-VER value. */
+static int builtin_client(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                          const size_t *lens)
+{
+    pos_localapi_client_t *c = r->client;
+    char sub[LAPI_NAME_MAX + 8], msg[LAPI_NAME_MAX + 96];
+
+    (void)owner;
+    if (arg_is(argv[1], lens[1], "SETNAME") && argc == 3) {
+        if (!name_ok(argv[2], lens[2])) {
+            pos_localapi_reply_error(r, "ERR Client names cannot contain spaces, newlines or "
+                                        "special characters.");
+        } else {
+            client_set_name(r, argv[2], lens[2]);
+            pos_localapi_reply_status(r, "OK");
+        }
+    } else if (arg_is(argv[1], lens[1], "GETNAME") && argc == 2) {
+        if (c == NULL || c->name[0] == '\0') {
+            pos_localapi_reply_nil(r);
+        } else {
+            pos_localapi_reply_bulk(r, c->name, strlen(c->name));
+        }
+    } else if (arg_is(argv[1], lens[1], "ID") && argc == 2) {
+        pos_localapi_reply_int(r, c != NULL ? (long long)c->id : 0);
+    } else if (arg_is(argv[1], lens[1], "SETINFO") && argc == 4) {
+        /* What redis-py and ioredis send about themselves: nothing to keep. */
+        if (!arg_is(argv[2], lens[2], "LIB-NAME") && !arg_is(argv[2], lens[2], "LIB-VER")) {
+            sanitize_name(sub, sizeof(sub), argv[2], lens[2], false);
+            snprintf(msg, sizeof(msg), "ERR Unrecognized option '%s'", sub);
+            pos_localapi_reply_error(r, msg);
+        } else if (!name_ok(argv[3], lens[3])) {
+            pos_localapi_reply_error(r, "ERR LIB-NAME or LIB-VER cannot contain spaces, "
+                                        "newlines or special characters.");
+        } else {
+            pos_localapi_reply_status(r, "OK");
+        }
+    } else {
+        sanitize_name(sub, sizeof(sub), argv[1], lens[1], false);
+        snprintf(msg, sizeof(msg),
+                 "ERR unknown subcommand or wrong number of arguments for '%s'. Try CLIENT HELP.",
+                 sub);
+        pos_localapi_reply_error(r, msg);
+    }
+    return 0;
+}
+
+static int builtin_echo(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                        const size_t *lens)
+{
+    (void)owner;
+    (void)argc;
+    pos_localapi_reply_bulk(r, argv[1], lens[1]);
+    return 0;
+}
+
+/* RESET: the connection as it was at connect (name gone, and no longer
+ * authenticated when a password is set). */
+static int builtin_reset(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                         const size_t *lens)
+{
+    pos_localapi_client_t *c = r->client;
+
+    (void)owner;
+    (void)argc;
+    (void)argv;
+    (void)lens;
+    if (c != NULL) {
+        c->name[0] = '\0';
+        c->authed = !r->server->auth_required;
+    }
+    pos_localapi_reply_status(r, "RESET");
+    return 0;
+}
+
+static const pos_localapi_command_t builtins[LAPI_BUILTINS] = {
+    {"PING", builtin_ping, 1, 2},        {"QUIT", builtin_quit, 1, -1},
+    {"COMMAND", builtin_command, 1, -1}, {"AUTH", builtin_auth, 2, 3},
+    {"HELLO", builtin_hello, 1, 7},      {"SELECT", builtin_select, 2, 2},
+    {"CLIENT", builtin_client, 2, 4},    {"ECHO", builtin_echo, 2, 2},
+    {"RESET", builtin_reset, 1, 1},
 };
+
+/* What a client may send before it has authenticated. */
+static bool noauth_allowed(const pos_localapi_command_t *def)
+{
+    return def != NULL && (def->fn == builtin_auth || def->fn == builtin_hello ||
+                           def->fn == builtin_quit || def->fn == builtin_reset);
+}
 
 static const pos_localapi_command_t *lookup(const pos_localapi_command_t *table, size_t n,
                                             const char *name, size_t len)
@@ -669,7 +949,11 @@ static void client_dispatch(pos_localapi_client_t *c, const pos_resp_cmd_t *cmd)
         return;
     }
     s->st.commands++;
-    if (def == NULL) {
+    if (!c->authed && !noauth_allowed(def)) {
+        /* Unknown commands too: nothing is told before the password. */
+        s->st.noauth++;
+        pos_localapi_reply_error(r, "NOAUTH Authentication required.");
+    } else if (def == NULL) {
         sanitize_name(name, sizeof(name), cmd->argv[0], cmd->lens[0], false);
         snprintf(msg, sizeof(msg), "ERR unknown command '%s'", name);
         pos_localapi_reply_error(r, msg);
@@ -1140,6 +1424,7 @@ static void connection_cb(uv_stream_t *listener, int status)
     }
     c->server = s;
     c->id = ++s->next_id;
+    c->authed = !s->auth_required;
     c->last_active = uv_now(s->loop);
     pos_resp_init(&c->parser, &s->opt.limits);
     if (uv_pipe_init(s->loop, &c->pipe, 0) != 0) {
@@ -1448,7 +1733,18 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     s->loop = loop;
     s->opt = *opt;
     s->opt.path = s->path;
-    s->opt.group = NULL; /* not kept: the caller's string */
+    s->opt.group = NULL;    /* not kept: the caller's string */
+    s->opt.password = NULL; /* only its digest is kept */
+    if (opt->password != NULL && opt->password[0] != '\0') {
+        s->auth_key.len = POS_SIGN_KEY_MIN;
+        if (getrandom(s->auth_key.bytes, s->auth_key.len, 0) != (ssize_t)s->auth_key.len ||
+            pos_sign_hmac_hex(&s->auth_key, opt->password, strlen(opt->password), s->auth_digest) !=
+                0) {
+            POS_ERR("localapi", "cannot prepare the password check");
+            return -EIO;
+        }
+        s->auth_required = true;
+    }
     if (s->opt.max_clients == 0) {
         s->opt.max_clients = POS_LOCALAPI_DEFAULT_CLIENTS;
     }

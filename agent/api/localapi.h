@@ -14,8 +14,18 @@
  * Built in (the owner's table may override them): PING [msg], QUIT,
  * COMMAND LIST (every command's name, lower case, as Redis 7 answers it),
  * COMMAND COUNT, and COMMAND [...] otherwise (an empty array: enough for
- * redis-cli's start-up "COMMAND DOCS"). Anything else unknown:
+ * redis-cli's start-up "COMMAND DOCS"), and what any Redis client sends
+ * while connecting: AUTH [user] password, HELLO [2 [AUTH user password]
+ * [SETNAME name]] (3 is answered -NOPROTO), SELECT 0 (no other database),
+ * CLIENT SETNAME/GETNAME/ID/SETINFO, ECHO, RESET. Anything else unknown:
  * "-ERR unknown command '<name>'".
+ *
+ * With a password (options.password), a client's commands but AUTH,
+ * HELLO, QUIT and RESET are answered "-NOAUTH Authentication required."
+ * until it has authenticated; a wrong password is "-WRONGPASS ...", and a
+ * client is disconnected after POS_LOCALAPI_AUTH_TRIES of them. The
+ * password is compared in constant time (HMAC digests under a key drawn
+ * at start) and is never logged or kept in the server.
  *
  * A client that sends garbage or breaks a parser limit gets
  * "-ERR Protocol error: ..." after its earlier replies and is disconnected;
@@ -43,6 +53,7 @@
 #include <uv.h>
 
 #include "agent/api/resp_parse.h"
+#include "agent/msg/sign.h"
 
 /* Handler return value: the reply will come later (pos_localapi_reply_done). */
 #define POS_LOCALAPI_PENDING 1
@@ -54,6 +65,10 @@
 #define POS_LOCALAPI_READ_SIZE       (64u * 1024u) /* one read buffer for all clients */
 /* Commands run per loop turn, all clients together, by default. */
 #define POS_LOCALAPI_TURN_BUDGET 256u
+/* Failed AUTH attempts after which a client is disconnected. */
+#define POS_LOCALAPI_AUTH_TRIES 5u
+/* Bytes of a client name (CLIENT SETNAME). */
+#define POS_LOCALAPI_NAME_MAX 64u
 /* Loop time the local API may use per turn by default, microseconds. */
 #define POS_LOCALAPI_TURN_SLICE_US 2000u
 
@@ -102,6 +117,9 @@ typedef struct pos_localapi_options {
     const pos_localapi_command_t *commands; /* owner's table, may be NULL */
     size_t ncommands;
     void *owner; /* first argument of every handler */
+    /* The password clients must AUTH with, NUL-terminated; NULL or "": none
+     * (AUTH then accepts any). Only its digest is kept. */
+    const char *password;
 } pos_localapi_options_t;
 
 typedef struct pos_localapi_stats {
@@ -113,6 +131,8 @@ typedef struct pos_localapi_stats {
     uint64_t turns_full;      /* loop turns that used the whole turn budget */
     uint64_t protocol_errors; /* clients dropped for garbage or limits */
     uint64_t output_drops;    /* clients dropped for not reading their replies */
+    uint64_t auth_failures;   /* AUTH (or HELLO ... AUTH) with a wrong password */
+    uint64_t noauth;          /* commands refused -NOAUTH */
     uint32_t clients;         /* connected now */
     size_t memory;            /* heap bytes held for clients now */
     size_t memory_peak;       /* highest "memory" seen */
@@ -150,7 +170,12 @@ struct pos_localapi {
     size_t nextra;
     void *extra_owner;
     uint64_t next_id;
-    char rbuf[POS_LOCALAPI_READ_SIZE]; /* reads are consumed at once, so one will do */
+    bool auth_required;                     /* a password is set */
+    pos_sign_key_t auth_key;                /* random, drawn at start: digests of passwords */
+    char auth_digest[POS_SIGN_HEX_LEN + 1]; /* HMAC of the password under auth_key */
+    uint64_t auth_log_ms;                   /* uv_now() when a failure was last logged; 0: never */
+    uint64_t auth_logged;                   /* st.auth_failures then */
+    char rbuf[POS_LOCALAPI_READ_SIZE];      /* reads are consumed at once, so one will do */
 };
 
 /*

@@ -20,7 +20,9 @@
 #define FL_TID        POS_FIX_TID
 #define FL_SID        POS_FIX_SID
 #define FL_STATUS_KEY POS_FIX_STATUS_KEY
-#define FL_CHANNEL    "faults:" FL_TID /* what the outbox tests publish on */
+#define FL_CHANNEL                                                                                 \
+    "transaction:" FL_SID /* what the outbox tests publish on (the local API                       \
+                           * publishes on its store's channels only) */
 
 /* True when POS_FAULTS_LONG=1: long variants (minutes) run. */
 bool fl_long(void);

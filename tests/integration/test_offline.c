@@ -371,9 +371,12 @@ static void test_store_full(void **state)
     big[sizeof(big) - 1] = '\0';
     unsigned refused = 0;
     for (unsigned i = 0; i < 600; i++) {
-        redisReply *r = redisCommand(local, "PUBLISH fill:" TID " %s", big);
+        redisReply *r = redisCommand(
+            local, "PUBLISH transaction:" SID " {\"type\":\"FILL\",\"pad\":\"%s\"}", big);
         assert_non_null(r);
-        refused += r->type == REDIS_REPLY_ERROR;
+        if (r->type == REDIS_REPLY_ERROR && refused++ == 0) {
+            print_message("store full: first refusal: %s\n", r->str);
+        }
         freeReplyObject(r);
     }
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "TRANSACTION_COMPLETED tx-full", 1, 5000));

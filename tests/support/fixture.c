@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <cmocka.h>
@@ -330,4 +331,14 @@ unsigned pos_fix_charges(const pos_fix_t *f)
         fclose(fp);
     }
     return n;
+}
+
+void pos_fix_private_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(chmod(path, 0600), 0);
 }

@@ -165,6 +165,11 @@ long long pos_fix_local_info(redisContext *local, const char *section, const cha
 /* pos_fix_local_info() on a connection of its own. */
 long long pos_fix_info(const pos_fix_t *f, const char *section, const char *field);
 
+/* Writes text to path with mode 0600 (a password or key file, which the
+ * agent refuses when others may read it); fails the running test if it
+ * cannot. */
+void pos_fix_private_file(const char *path, const char *text);
+
 /* The text of a simulated device's file (DIR/sim/NAME: "display.txt",
  * "receipts.txt"), malloc'd; "" when it does not exist yet. */
 char *pos_fix_sim_text(const pos_fix_t *f, const char *name);

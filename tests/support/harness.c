@@ -404,7 +404,9 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
     if (strstr(ini, "[store]") == NULL) {
         fprintf(f, "\n[store]\npath = %s/store\n", a->dir);
     }
-    if (strstr(ini, "[local]") == NULL) {
+    /* Also when [local] sets something else (a password): a repeated
+     * section is allowed, and the agent must never fall back to /run. */
+    if (strstr(ini, "[local]") == NULL || strstr(ini, "\nsocket =") == NULL) {
         fprintf(f, "\n[local]\nsocket = %s/agent.sock\n", a->dir);
     }
     /* Unsigned messages are refused by default: tests that are about

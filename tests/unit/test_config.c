@@ -1264,6 +1264,8 @@ static const char *const all_keys[][3] = {
     {"local", "client_burst", NULL},
     {"local", "commands_per_turn", NULL},
     {"local", "idle_timeout_s", NULL},
+    {"local", "password", "POSAGENT_LOCAL_PASSWORD"},
+    {"local", "password_file", NULL},
     {"metrics", "textfile", NULL},
     {"metrics", "interval_s", NULL},
     {"metrics", "redis_interval_s", NULL},
@@ -1373,7 +1375,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the ones kept commented */
-    assert_int_equal(uncommented, 69);
+    assert_int_equal(uncommented, 70);
     result_t r;
     /* Uncommented, the ids' example lines are no ids: refused. */
     char *again = example_to_string();
