@@ -99,8 +99,20 @@ static void test_examples_against_a_live_agent(void **state)
     snprintf(py, sizeof(py), "%s/docs/examples/cashier.py", src);
     snprintf(js, sizeof(js), "%s/docs/examples/cashier.js", src);
 
-    const char *c_argv[] = {cbin, sock, NULL};
+    /* Cross builds: the example is a target binary, run under the same
+     * emulator as the agent ($POSAGENT_WRAPPER, words split on spaces). */
+    const char *c_argv[16];
+    size_t c_n = 0;
+    char *wrap = getenv("POSAGENT_WRAPPER") != NULL ? strdup(getenv("POSAGENT_WRAPPER")) : NULL;
+    for (char *w = wrap != NULL ? strtok(wrap, " ") : NULL; w != NULL && c_n < 13;
+         w = strtok(NULL, " ")) {
+        c_argv[c_n++] = w;
+    }
+    c_argv[c_n++] = cbin;
+    c_argv[c_n++] = sock;
+    c_argv[c_n] = NULL;
     run_example(f, "cashier.c (hiredis)", c_argv, 4);
+    free(wrap);
 
     /* Debian's interpreter, where python3-redis is (.ci/deps). */
     const char *py_argv[] = {"/usr/bin/python3", py, sock, NULL};
