@@ -26,7 +26,7 @@
 #include "conf/config.h"
 #include "platform/version.h"
 
-#define EX_USAGE_CODE 64
+#define EX_USAGE_CODE  64
 #define DEFAULT_CONFIG "/etc/posagent/posagent.ini"
 
 extern char **environ;
