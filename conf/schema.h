@@ -35,6 +35,19 @@ enum {
 /* Checks a string value; writes the problem (without the value) into why. */
 typedef int (*pos_schema_check_fn)(const char *value, char *why, size_t whylen);
 
+/*
+ * The documents' text (descriptions, examples, how a missing default reads):
+ * only the writers in conf/config_doc.c read it, in posagent-tools. The
+ * daemon compiles this table with POS_SCHEMA_NO_DOCS (agent/CMakeLists.txt),
+ * where it is NULL: 10 KB it never shows (docs/footprint.md). What errors
+ * and --check-config print (key, allowed, def) stays.
+ */
+#ifdef POS_SCHEMA_NO_DOCS
+#define POS_DOC(text) NULL
+#else
+#define POS_DOC(text) text
+#endif
+
 typedef struct pos_schema_item {
     const char *section;
     const char *key;
@@ -50,14 +63,14 @@ typedef struct pos_schema_item {
     int (*enum_parse)(const char *name);
     const char *(*enum_name)(int value);
     const char *allowed; /* text for the docs and errors; NULL: "min..max" */
-    const char *def_doc; /* how to describe a NULL default */
-    const char *example; /* value shown in the example file when def is NULL */
-    const char *desc;    /* one sentence or two */
+    const char *def_doc; /* how to describe a NULL default; POS_DOC */
+    const char *example; /* value shown in the example file when def is NULL; POS_DOC */
+    const char *desc;    /* one sentence or two; POS_DOC */
 } pos_schema_item_t;
 
 typedef struct pos_schema_section {
     const char *name;
-    const char *desc;
+    const char *desc; /* POS_DOC */
 } pos_schema_section_t;
 
 /* The sections in file order, and the rows grouped by section in the same order. */
