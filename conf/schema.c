@@ -246,7 +246,7 @@ static const char *level_name(int level)
 
 /* ---- the table -------------------------------------------------------- */
 
-#define FIELD(f) offsetof(pos_config_t, f), sizeof(((pos_config_t *)0)->f)
+#define FIELD(f) .offset = offsetof(pos_config_t, f), .size = sizeof(((pos_config_t *)0)->f)
 
 #define ID_ALLOWED  "1..63 characters from [A-Za-z0-9._-]"
 #define URL_ALLOWED "redis://[[user]:pass@]host[:port][/db], or rediss:// for TLS"
