@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <gnu/libc-version.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,11 +29,8 @@
 #include <uv.h>
 
 #include "agent/agent.h"
-#include "agent/api/cli.h"
-#include "agent/acl.h"
 #include "agent/api/localapi.h"
 #include "agent/instance.h"
-#include "agent/salvage.h"
 #include "agent/msg/sign.h"
 #include "agent/link/tls.h"
 #include "conf/config.h"
@@ -79,6 +77,44 @@ static void usage(FILE *out)
             "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
             "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
             "POSAGENT_ALLOW_ROOT, POSAGENT_ALLOW_UNSIGNED, POSAGENT_CONFIG_DIR.\n");
+}
+
+/*
+ * The commands the running daemon never needs (the configuration documents,
+ * acl, store, the technician's CLI) are in posagent-tools, so that the
+ * daemon stays within the embedded size budgets (docs/footprint.md). It is
+ * run with the same arguments, from beside this binary (a build tree) or
+ * from ../lib/posagent/ (installed: /usr/bin -> /usr/lib/posagent).
+ */
+static int exec_tools(char **argv)
+{
+    static const char *const where[] = {"/posagent-tools", "/../lib/posagent/posagent-tools"};
+    char self[PATH_MAX];
+    char tool[PATH_MAX + 40];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    char *slash;
+
+    if (n <= 0) {
+        fprintf(stderr, "posagent: cannot find posagent-tools: /proc/self/exe: %s\n",
+                n < 0 ? strerror(errno) : "empty");
+        return 1;
+    }
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+    }
+    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+        snprintf(tool, sizeof(tool), "%s%s", self, where[i]);
+        if (access(tool, X_OK) == 0) {
+            fflush(stdout);
+            execv(tool, argv);
+            fprintf(stderr, "posagent: cannot run %s: %s\n", tool, strerror(errno));
+            return 1;
+        }
+    }
+    fprintf(stderr, "posagent: %s/../lib/posagent/posagent-tools is missing\n", self);
+    return 1;
 }
 
 /*
@@ -188,14 +224,9 @@ int main(int argc, char **argv)
             cli_json = true;
             break;
         case OPT_EXAMPLE:
-            pos_config_write_example(stdout);
-            return 0;
         case OPT_REFERENCE:
-            pos_config_write_reference(stdout);
-            return 0;
         case OPT_MAN:
-            pos_config_write_man(stdout, POS_VERSION);
-            return 0;
+            return exec_tools(argv);
         case 'V':
             print_version();
             return 0;
@@ -210,71 +241,13 @@ int main(int argc, char **argv)
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
         path = DEFAULT_CONFIG;
     }
-    if (optind < argc && strcmp(argv[optind], "acl") == 0 && optind + 1 == argc) {
-        /* Least privilege on Redis (docs/acl.md): the rule for this till. */
-        char rule[4096];
-        rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
-        if (rc != 0) {
-            fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
-            pos_config_wipe(&cfg);
-            return POS_EX_CONFIG;
-        }
-        printf("# The Redis ACL rule for terminal %s of store %s (docs/acl.md): exactly what\n"
-               "# the agent uses. Run it on the master (kept by ACL SAVE or the aclfile, and on\n"
-               "# each replica that may be promoted).%s\n",
-               cfg.terminal_id, cfg.store_id,
-               cfg.redis.user[0] == '\0'
-                   ? " Then put the user in [redis] url: redis://posagent-<id>@host."
-                   : "");
-        if (pos_acl_rule(&cfg, rule, sizeof(rule)) < 0) {
-            pos_config_wipe(&cfg);
-            return 1;
-        }
-        printf("%s\n", rule);
-        if (pos_acl_sentinel_rule(&cfg, rule, sizeof(rule)) > 0) {
-            printf("# On each sentinel, where its default user serves the agents only:\n# %s\n",
-                   rule);
-        }
-        pos_config_wipe(&cfg);
-        return 0;
-    }
-    if (optind < argc && strcmp(argv[optind], "store") == 0) {
-        /* The operator's commands on the store (agent/salvage.h). */
-        rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
-        if (rc != 0) {
-            fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
-            pos_config_wipe(&cfg);
-            return POS_EX_CONFIG;
-        }
-        rc = pos_salvage_main(argc - optind, argv + optind, &cfg);
-        pos_config_wipe(&cfg);
-        return rc;
-    }
     if (optind < argc &&
-        (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "cache") == 0 ||
-         strcmp(argv[optind], "outbox") == 0 || strcmp(argv[optind], "journal") == 0 ||
-         strcmp(argv[optind], "devices") == 0)) {
-        /* The technician's CLI: talk to the running agent on its socket,
-         * the one --socket names or the configuration's (which a technician
-         * may not be allowed to read: then the default). */
-        char *cargv[16];
-        int cargc = 0;
-        const char *sock = cli_socket;
-        const char *pw = NULL;
-        if (pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
-            sock = sock != NULL ? sock : cfg.local_socket;
-            pw = cfg.local_password_set ? cfg.local_password : NULL;
-        }
-        for (int i = optind; i < argc && cargc < 15; i++) {
-            cargv[cargc++] = argv[i];
-        }
-        if (cli_json && cargc < 15) {
-            cargv[cargc++] = "--json";
-        }
-        cargv[cargc] = NULL;
-        rc = pos_cli_main(cargc, cargv, sock, pw);
-        pos_config_wipe(&cfg);
-        return rc;
+        ((strcmp(argv[optind], "acl") == 0 && optind + 1 == argc) ||
+         strcmp(argv[optind], "store") == 0 || strcmp(argv[optind], "status") == 0 ||
+         strcmp(argv[optind], "cache") == 0 || strcmp(argv[optind], "outbox") == 0 ||
+         strcmp(argv[optind], "journal") == 0 || strcmp(argv[optind], "devices") == 0)) {
+        /* The operator's (acl, store) and the technician's commands. */
+        return exec_tools(argv);
     }
     if (cli_socket != NULL || cli_json) {
         fprintf(stderr, "posagent: --socket and --json go with status, cache, outbox, journal "

@@ -246,28 +246,37 @@ static const char *level_name(int level)
 
 /* ---- the table -------------------------------------------------------- */
 
-#define FIELD(f) offsetof(pos_config_t, f), sizeof(((pos_config_t *)0)->f)
+#define FIELD(f) .offset = offsetof(pos_config_t, f), .size = sizeof(((pos_config_t *)0)->f)
 
 #define ID_ALLOWED  "1..63 characters from [A-Za-z0-9._-]"
 #define URL_ALLOWED "redis://[[user]:pass@]host[:port][/db], or rediss:// for TLS"
 
 const pos_schema_section_t pos_schema_sections[] = {
-    {"terminal", "Identity of this terminal; both ids appear in Redis key and channel names."},
-    {"redis", "Connection to the store's Redis server (the cloud side)."},
-    {"tls", "TLS for a rediss:// URL (mbedTLS): the server certificate is always verified."},
-    {"heartbeat", "The status key terminal:{id}:status, refreshed with SET ... EX ttl_s."},
-    {"hal", "Peripherals: which driver runs each device, and the simulated devices' settings."},
-    {"payment", "Payments taken on this terminal's pinpad."},
-    {"store", "Local store (LMDB) for the offline cache, the outbox and the payment journal."},
-    {"cache", "The local copy of the cloud's keys: freshness per key family, and warm-up."},
-    {"local", "The local API: a Unix socket speaking RESP for the POS application and the CLI."},
-    {"inbound", "Budgets of what the cloud sends, per channel (token buckets: a rate a second "
-                "and a burst): what is over is answered or handled cheaply, never left to "
-                "starve the rest (docs/load.md)."},
-    {"metrics", "Metrics for the fleet (docs/contract.md \"Metrics\"): a Prometheus text file for "
-                "node_exporter, a snapshot hash in Redis, and remote diagnostics."},
-    {"log", "Logging."},
-    {"security", "Privileges: the user the agent runs as once its devices and sockets are open."},
+    {"terminal",
+     POS_DOC("Identity of this terminal; both ids appear in Redis key and channel names.")},
+    {"redis", POS_DOC("Connection to the store's Redis server (the cloud side).")},
+    {"tls",
+     POS_DOC("TLS for a rediss:// URL (mbedTLS): the server certificate is always verified.")},
+    {"heartbeat", POS_DOC("The status key terminal:{id}:status, refreshed with SET ... EX ttl_s.")},
+    {"hal",
+     POS_DOC("Peripherals: which driver runs each device, and the simulated devices' settings.")},
+    {"payment", POS_DOC("Payments taken on this terminal's pinpad.")},
+    {"store",
+     POS_DOC("Local store (LMDB) for the offline cache, the outbox and the payment journal.")},
+    {"cache",
+     POS_DOC("The local copy of the cloud's keys: freshness per key family, and warm-up.")},
+    {"local",
+     POS_DOC("The local API: a Unix socket speaking RESP for the POS application and the CLI.")},
+    {"inbound",
+     POS_DOC("Budgets of what the cloud sends, per channel (token buckets: a rate a second "
+             "and a burst): what is over is answered or handled cheaply, never left to "
+             "starve the rest (docs/load.md).")},
+    {"metrics",
+     POS_DOC("Metrics for the fleet (docs/contract.md \"Metrics\"): a Prometheus text file for "
+             "node_exporter, a snapshot hash in Redis, and remote diagnostics.")},
+    {"log", POS_DOC("Logging.")},
+    {"security",
+     POS_DOC("Privileges: the user the agent runs as once its devices and sockets are open.")},
 };
 
 const pos_schema_item_t pos_schema_items[] = {
@@ -281,11 +290,12 @@ const pos_schema_item_t pos_schema_items[] = {
      .flags = F_REQUIRED,
      .check = check_id,
      .allowed = ID_ALLOWED,
-     .def_doc = "(required)",
-     .example = "this till's terminal id",
-     .desc = "Terminal identifier, as in terminal:{id}:status and payment:{id}. This till's "
-             "own, never shared: provision it in a drop-in (posagent.d/10-identity.ini) or "
-             "POSAGENT_TERMINAL_ID; the agent does not start without it (exit 78)."},
+     .def_doc = POS_DOC("(required)"),
+     .example = POS_DOC("this till's terminal id"),
+     .desc =
+         POS_DOC("Terminal identifier, as in terminal:{id}:status and payment:{id}. This till's "
+                 "own, never shared: provision it in a drop-in (posagent.d/10-identity.ini) or "
+                 "POSAGENT_TERMINAL_ID; the agent does not start without it (exit 78).")},
     {.section = "terminal",
      .key = "store_id",
      .type = CT_STR,
@@ -296,10 +306,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .flags = F_REQUIRED,
      .check = check_id,
      .allowed = ID_ALLOWED,
-     .def_doc = "(required)",
-     .example = "this till's store id",
-     .desc = "Store identifier, as in inventory:{storeId} and transaction:{storeId}; "
-             "provisioned with the terminal id."},
+     .def_doc = POS_DOC("(required)"),
+     .example = POS_DOC("this till's store id"),
+     .desc = POS_DOC("Store identifier, as in inventory:{storeId} and transaction:{storeId}; "
+                     "provisioned with the terminal id.")},
 
     {.section = "redis",
      .key = "url",
@@ -312,8 +322,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .flags = F_NOECHO | F_URL,
      .check = check_url,
      .allowed = URL_ALLOWED,
-     .desc = "Redis server. User and password are percent-decoded (%40 is '@'). "
-             "Prefer the password key or REDIS_PASSWORD to a password in the URL."},
+     .desc = POS_DOC("Redis server. User and password are percent-decoded (%40 is '@'). "
+                     "Prefer the password key or REDIS_PASSWORD to a password in the URL.")},
     {.section = "redis",
      .key = "password",
      .type = CT_STR,
@@ -324,9 +334,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .env = "REDIS_PASSWORD",
      .flags = F_SECRET,
      .allowed = "up to 255 bytes",
-     .def_doc = "(none)",
-     .example = "change-me",
-     .desc = "Password for Redis AUTH; when set (even empty) it replaces the URL's password."},
+     .def_doc = POS_DOC("(none)"),
+     .example = POS_DOC("change-me"),
+     .desc =
+         POS_DOC("Password for Redis AUTH; when set (even empty) it replaces the URL's password.")},
     {.section = "redis",
      .key = "db",
      .type = CT_INT,
@@ -334,9 +345,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 0,
      .max = 1023,
      .env = "REDIS_DB",
-     .def_doc = "(the URL's /db, else 0)",
-     .example = "0",
-     .desc = "Database number for SELECT; when set it replaces the URL's /db."},
+     .def_doc = POS_DOC("(the URL's /db, else 0)"),
+     .example = POS_DOC("0"),
+     .desc = POS_DOC("Database number for SELECT; when set it replaces the URL's /db.")},
     {.section = "redis",
      .key = "retry_delay_ms",
      .type = CT_U32,
@@ -345,7 +356,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 60000,
      .env = "REDIS_RETRY_DELAY_ON_FAILURE_MS",
-     .desc = "First reconnect delay in milliseconds; later delays double, with jitter."},
+     .desc = POS_DOC("First reconnect delay in milliseconds; later delays double, with jitter.")},
     {.section = "redis",
      .key = "max_retry_delay_ms",
      .type = CT_U32,
@@ -354,7 +365,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 600000,
      .env = "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS",
-     .desc = "Cap of the reconnect delay in milliseconds; must not be below retry_delay_ms."},
+     .desc =
+         POS_DOC("Cap of the reconnect delay in milliseconds; must not be below retry_delay_ms.")},
     {.section = "redis",
      .key = "connect_timeout_ms",
      .type = CT_U32,
@@ -362,7 +374,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "2000",
      .min = 100,
      .max = 60000,
-     .desc = "Time allowed for TCP (and TLS) connection setup, in milliseconds."},
+     .desc = POS_DOC("Time allowed for TCP (and TLS) connection setup, in milliseconds.")},
     {.section = "redis",
      .key = "command_timeout_ms",
      .type = CT_U32,
@@ -370,8 +382,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "5000",
      .min = 100,
      .max = 60000,
-     .desc = "Time allowed for a reply to a command, in milliseconds; must exceed the "
-             "worst round trip to Redis (a 2 s round trip with a 2 s limit never gets online)."},
+     .desc = POS_DOC(
+         "Time allowed for a reply to a command, in milliseconds; must exceed the "
+         "worst round trip to Redis (a 2 s round trip with a 2 s limit never gets online).")},
     {.section = "redis",
      .key = "probe_interval_ms",
      .type = CT_U32,
@@ -379,8 +392,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "10000",
      .min = 1000,
      .max = 15000,
-     .desc = "Period of the end-to-end probe (published on the command connection, heard "
-             "on the subscriber); a probe not heard back by the next one drops the link."},
+     .desc = POS_DOC("Period of the end-to-end probe (published on the command connection, heard "
+                     "on the subscriber); a probe not heard back by the next one drops the link.")},
     {.section = "redis",
      .key = "clock_check_s",
      .type = CT_U32,
@@ -388,9 +401,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "300",
      .min = 10,
      .max = 86400,
-     .desc = "Seconds between checks of the till's clock against Redis TIME (also at every "
-             "connect); an offset over half [payment] signature_window_s is logged as a "
-             "warning, since signed messages would soon be refused as stale."},
+     .desc = POS_DOC("Seconds between checks of the till's clock against Redis TIME (also at every "
+                     "connect); an offset over half [payment] signature_window_s is logged as a "
+                     "warning, since signed messages would soon be refused as stale.")},
     {.section = "redis",
      .key = "sentinels",
      .type = CT_STR,
@@ -401,11 +414,11 @@ const pos_schema_item_t pos_schema_items[] = {
      .flags = F_NOECHO, /* a mistyped entry may hold a password */
      .check = check_sentinels,
      .allowed = "host[:port] list, comma-separated, up to 8; port 26379 by default",
-     .def_doc = "(none: connect to the URL's host)",
-     .example = "10.0.0.5:26379,10.0.0.6:26379,10.0.0.7:26379",
-     .desc = "Redis Sentinel instances to ask for the master named master_name. When set, "
-             "the URL's host and port are ignored (its user, password, db and TLS still "
-             "apply)."},
+     .def_doc = POS_DOC("(none: connect to the URL's host)"),
+     .example = POS_DOC("10.0.0.5:26379,10.0.0.6:26379,10.0.0.7:26379"),
+     .desc = POS_DOC("Redis Sentinel instances to ask for the master named master_name. When set, "
+                     "the URL's host and port are ignored (its user, password, db and TLS still "
+                     "apply).")},
     {.section = "redis",
      .key = "master_name",
      .type = CT_STR,
@@ -415,9 +428,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .env = "REDIS_MASTER_NAME",
      .check = check_id,
      .allowed = ID_ALLOWED,
-     .def_doc = "(none; required with sentinels)",
-     .example = "mymaster",
-     .desc = "Name of the monitored master, as in the sentinels' 'sentinel monitor' line."},
+     .def_doc = POS_DOC("(none; required with sentinels)"),
+     .example = POS_DOC("mymaster"),
+     .desc =
+         POS_DOC("Name of the monitored master, as in the sentinels' 'sentinel monitor' line.")},
     {.section = "redis",
      .key = "sentinel_password",
      .type = CT_STR,
@@ -427,9 +441,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .env = "REDIS_SENTINEL_PASSWORD",
      .flags = F_SECRET,
      .allowed = "up to 255 bytes",
-     .def_doc = "(none)",
-     .example = "change-me",
-     .desc = "Password for AUTH on the sentinels (their requirepass), if they have one."},
+     .def_doc = POS_DOC("(none)"),
+     .example = POS_DOC("change-me"),
+     .desc = POS_DOC("Password for AUTH on the sentinels (their requirepass), if they have one.")},
     {.section = "redis",
      .key = "cluster_nodes",
      .type = CT_STR,
@@ -440,12 +454,13 @@ const pos_schema_item_t pos_schema_items[] = {
      .flags = F_NOECHO, /* a mistyped entry may hold a password */
      .check = check_cluster_nodes,
      .allowed = "host[:port] list, comma-separated, up to 16; port 6379 by default",
-     .def_doc = "(none: not a cluster)",
-     .example = "10.0.1.1:6379,10.0.1.2:6379,10.0.1.3:6379",
-     .desc = "Redis Cluster seed nodes: the map of slots is asked from them, commands go to "
-             "the primary owning each key's slot (docs/cluster.md). The URL's host and port are "
-             "then ignored (its user, password and TLS still apply; db must be 0). Not with "
-             "sentinels."},
+     .def_doc = POS_DOC("(none: not a cluster)"),
+     .example = POS_DOC("10.0.1.1:6379,10.0.1.2:6379,10.0.1.3:6379"),
+     .desc = POS_DOC(
+         "Redis Cluster seed nodes: the map of slots is asked from them, commands go to "
+         "the primary owning each key's slot (docs/cluster.md). The URL's host and port are "
+         "then ignored (its user, password and TLS still apply; db must be 0). Not with "
+         "sentinels.")},
     {.section = "redis",
      .key = "pubsub",
      .type = CT_ENUM,
@@ -454,9 +469,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .enum_parse = pubsub_parse,
      .enum_name = pubsub_name,
      .allowed = "classic, sharded",
-     .desc = "With cluster_nodes: 'sharded' uses SSUBSCRIBE and SPUBLISH for payment:{id}, "
-             "inventory:{store} and transaction:{store} on the node owning each channel's "
-             "slot; system:alerts and system:terminals stay classic."},
+     .desc = POS_DOC("With cluster_nodes: 'sharded' uses SSUBSCRIBE and SPUBLISH for payment:{id}, "
+                     "inventory:{store} and transaction:{store} on the node owning each channel's "
+                     "slot; system:alerts and system:terminals stay classic.")},
 
     {.section = "redis",
      .key = "password_file",
@@ -466,11 +481,11 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_abs_path,
      .allowed = "an absolute path",
-     .def_doc = "(none)",
-     .example = "/etc/posagent/redis.password",
-     .desc = "File holding the password for Redis AUTH (one line); read at start, and "
-             "refused when other users may read it. Replaces the URL's password; not "
-             "together with password / REDIS_PASSWORD."},
+     .def_doc = POS_DOC("(none)"),
+     .example = POS_DOC("/etc/posagent/redis.password"),
+     .desc = POS_DOC("File holding the password for Redis AUTH (one line); read at start, and "
+                     "refused when other users may read it. Replaces the URL's password; not "
+                     "together with password / REDIS_PASSWORD.")},
 
     {.section = "tls",
      .key = "ca_file",
@@ -481,9 +496,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .env = "POSAGENT_TLS_CA_FILE",
      .check = check_abs_path,
      .allowed = "an absolute path (PEM or DER)",
-     .def_doc = "(none; required for rediss://)",
-     .example = "/etc/posagent/redis-ca.pem",
-     .desc = "CA certificate(s) the Redis server's certificate must chain to."},
+     .def_doc = POS_DOC("(none; required for rediss://)"),
+     .example = POS_DOC("/etc/posagent/redis-ca.pem"),
+     .desc = POS_DOC("CA certificate(s) the Redis server's certificate must chain to.")},
     {.section = "tls",
      .key = "cert_file",
      .type = CT_STR,
@@ -492,9 +507,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_abs_path,
      .allowed = "an absolute path (PEM or DER)",
-     .def_doc = "(none)",
-     .example = "/etc/posagent/client.crt",
-     .desc = "Client certificate for mutual TLS (tls-auth-clients); needs key_file."},
+     .def_doc = POS_DOC("(none)"),
+     .example = POS_DOC("/etc/posagent/client.crt"),
+     .desc = POS_DOC("Client certificate for mutual TLS (tls-auth-clients); needs key_file.")},
     {.section = "tls",
      .key = "key_file",
      .type = CT_STR,
@@ -503,9 +518,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_abs_path,
      .allowed = "an absolute path (unencrypted PEM or DER)",
-     .def_doc = "(none)",
-     .example = "/etc/posagent/client.key",
-     .desc = "Private key of cert_file; refused when other users may read it."},
+     .def_doc = POS_DOC("(none)"),
+     .example = POS_DOC("/etc/posagent/client.key"),
+     .desc = POS_DOC("Private key of cert_file; refused when other users may read it.")},
     {.section = "tls",
      .key = "server_name",
      .type = CT_STR,
@@ -514,9 +529,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 253,
      .check = check_server_name,
      .allowed = "a host name or IP address",
-     .def_doc = "(the URL's host)",
-     .example = "redis.example.com",
-     .desc = "Name the server certificate must carry (always checked), also sent as SNI."},
+     .def_doc = POS_DOC("(the URL's host)"),
+     .example = POS_DOC("redis.example.com"),
+     .desc = POS_DOC("Name the server certificate must carry (always checked), also sent as SNI.")},
     {.section = "tls",
      .key = "min_version",
      .type = CT_STR,
@@ -526,7 +541,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 7,
      .check = check_tls_version,
      .allowed = "1.2, or 1.3 with mbedTLS 3.x",
-     .desc = "Oldest TLS version accepted. Debian 12's mbedTLS 2.28 speaks TLS 1.2 only."},
+     .desc = POS_DOC("Oldest TLS version accepted. Debian 12's mbedTLS 2.28 speaks TLS 1.2 only.")},
 
     {.section = "heartbeat",
      .key = "interval_s",
@@ -536,7 +551,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "20",
      .min = 1,
      .max = 3600,
-     .desc = "Seconds between status writes; must be less than ttl_s."},
+     .desc = POS_DOC("Seconds between status writes; must be less than ttl_s.")},
     {.section = "heartbeat",
      .key = "ttl_s",
      .type = CT_U32,
@@ -545,8 +560,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "60",
      .min = 2,
      .max = 86400,
-     .desc = "Expiry of the status key in seconds: the cloud treats the terminal as gone "
-             "when it lapses."},
+     .desc = POS_DOC("Expiry of the status key in seconds: the cloud treats the terminal as gone "
+                     "when it lapses.")},
 
     {.section = "hal",
      .key = "display",
@@ -557,7 +572,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 255,
      .check = check_display,
      .allowed = "sim, epson-display:/dev/ttyS1?baud=9600, cd5220:/dev/ttyS1?baud=9600",
-     .desc = "Customer display driver."},
+     .desc = POS_DOC("Customer display driver.")},
     {.section = "hal",
      .key = "printer",
      .type = CT_STR,
@@ -568,7 +583,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .check = check_printer,
      .allowed = "sim, escpos:/dev/usb/lp0, escpos-serial:/dev/ttyUSB0?baud=19200, "
                 "escpos-tcp:127.0.0.1:9100",
-     .desc = "Receipt printer driver."},
+     .desc = POS_DOC("Receipt printer driver.")},
     {.section = "hal",
      .key = "pinpad",
      .type = CT_STR,
@@ -578,7 +593,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 255,
      .check = check_pinpad,
      .allowed = "sim, telium:/dev/ttyACM0?baud=9600",
-     .desc = "Card pinpad driver."},
+     .desc = POS_DOC("Card pinpad driver.")},
     {.section = "hal",
      .key = "sim_dir",
      .type = CT_STR,
@@ -588,8 +603,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_abs_path,
      .allowed = "an absolute path",
-     .desc = "Where the simulated devices keep their files (display.txt, receipts.txt, "
-             "pinpad.charges) and read injected faults (*.fault)."},
+     .desc = POS_DOC("Where the simulated devices keep their files (display.txt, receipts.txt, "
+                     "pinpad.charges) and read injected faults (*.fault).")},
     {.section = "hal",
      .key = "sim_pinpad_delay_ms",
      .type = CT_U32,
@@ -597,7 +612,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "1500",
      .min = 0,
      .max = 600000,
-     .desc = "Time the simulated customer takes at the pinpad, in milliseconds."},
+     .desc = POS_DOC("Time the simulated customer takes at the pinpad, in milliseconds.")},
     {.section = "hal",
      .key = "sim_printer_delay_ms",
      .type = CT_U32,
@@ -605,8 +620,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "20",
      .min = 0,
      .max = 60000,
-     .desc = "Time the simulated printer takes per receipt, in milliseconds (0: at once, "
-             "for benchmarks)."},
+     .desc = POS_DOC("Time the simulated printer takes per receipt, in milliseconds (0: at once, "
+                     "for benchmarks).")},
     {.section = "hal",
      .key = "sim_decline_ending",
      .type = CT_STR,
@@ -616,7 +631,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 15,
      .check = check_decline_ending,
      .allowed = "digits and '.', or empty for never",
-     .desc = "The simulated pinpad declines amounts whose text ends so (12.13 with \"13\")."},
+     .desc =
+         POS_DOC("The simulated pinpad declines amounts whose text ends so (12.13 with \"13\").")},
     {.section = "hal",
      .key = "sim_card_number",
      .type = CT_STR,
@@ -627,8 +643,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .flags = F_NOECHO,
      .check = check_card_number,
      .allowed = "12..19 digits (a test card)",
-     .desc = "The test card the simulated customer presents (not a secret: a public test "
-             "number); only its masked form ever leaves the pinpad driver."},
+     .desc = POS_DOC("The test card the simulated customer presents (not a secret: a public test "
+                     "number); only its masked form ever leaves the pinpad driver.")},
     {.section = "hal",
      .key = "paper_width",
      .type = CT_U32,
@@ -636,7 +652,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "42",
      .min = 20,
      .max = 48,
-     .desc = "Receipt width in characters (32 for 58 mm paper, 42 or 48 for 80 mm)."},
+     .desc = POS_DOC("Receipt width in characters (32 for 58 mm paper, 42 or 48 for 80 mm).")},
     {.section = "hal",
      .key = "printer_model",
      .type = CT_STR,
@@ -646,7 +662,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 31,
      .check = check_printer_model,
      .allowed = "generic, tm-t20, tm-t88, legacy, esc-i, no-cut",
-     .desc = "ESC/POS model: decides the cut command and QR support."},
+     .desc = POS_DOC("ESC/POS model: decides the cut command and QR support.")},
     {.section = "hal",
      .key = "codepage",
      .type = CT_STR,
@@ -656,8 +672,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 15,
      .check = check_codepage,
      .allowed = "ascii, cp437, cp858",
-     .desc = "Code page for printer and display text (UTF-8 is transcoded, unknown "
-             "characters become '?')."},
+     .desc = POS_DOC("Code page for printer and display text (UTF-8 is transcoded, unknown "
+                     "characters become '?').")},
 
     {.section = "payment",
      .key = "max_amount",
@@ -667,8 +683,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "10000",
      .min = 1,
      .max = 1000000,
-     .desc = "Largest payment accepted, in major units of its currency; larger requests are "
-             "rejected as invalid."},
+     .desc =
+         POS_DOC("Largest payment accepted, in major units of its currency; larger requests are "
+                 "rejected as invalid.")},
     {.section = "payment",
      .key = "pinpad_timeout_s",
      .type = CT_U32,
@@ -676,8 +693,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "120",
      .min = 10,
      .max = 600,
-     .desc = "Time the customer has at the pinpad before the payment is abandoned as "
-             "declined (timeout)."},
+     .desc = POS_DOC("Time the customer has at the pinpad before the payment is abandoned as "
+                     "declined (timeout).")},
     {.section = "payment",
      .key = "hmac_key_file",
      .type = CT_STR,
@@ -686,11 +703,12 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_opt_abs_path,
      .allowed = "an absolute path to a file of mode 0600 or 0400",
-     .def_doc = "(none: the agent refuses to start unless allow_unsigned = true)",
-     .example = "/etc/posagent/hmac.key",
-     .desc = "Key file for signed messages (docs/signing.md): one or two lines of 64..128 hex "
-             "digits, the first signs what the agent sends, both are accepted. Cloud messages "
-             "on every channel without a valid sig and a fresh ts are then refused."},
+     .def_doc = POS_DOC("(none: the agent refuses to start unless allow_unsigned = true)"),
+     .example = POS_DOC("/etc/posagent/hmac.key"),
+     .desc =
+         POS_DOC("Key file for signed messages (docs/signing.md): one or two lines of 64..128 hex "
+                 "digits, the first signs what the agent sends, both are accepted. Cloud messages "
+                 "on every channel without a valid sig and a fresh ts are then refused.")},
     {.section = "payment",
      .key = "allow_unsigned",
      .type = CT_BOOL,
@@ -698,9 +716,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "false",
      .env = "POSAGENT_ALLOW_UNSIGNED",
      .allowed = "true, false, yes, no, on, off, 1, 0",
-     .desc = "Run without hmac_key_file, taking unsigned cloud messages (anyone who can "
-             "publish on payment:{id} can then make the till charge a card). Without it and "
-             "without a key file the agent refuses to start (exit 78). For a demo or a test."},
+     .desc =
+         POS_DOC("Run without hmac_key_file, taking unsigned cloud messages (anyone who can "
+                 "publish on payment:{id} can then make the till charge a card). Without it and "
+                 "without a key file the agent refuses to start (exit 78). For a demo or a test.")},
     {.section = "payment",
      .key = "signature_window_s",
      .type = CT_U32,
@@ -709,8 +728,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "60",
      .min = 1,
      .max = 3600,
-     .desc = "Largest difference between a signed message's ts and this terminal's clock, "
-             "either way; older or newer messages are refused as stale."},
+     .desc = POS_DOC("Largest difference between a signed message's ts and this terminal's clock, "
+                     "either way; older or newer messages are refused as stale.")},
     {.section = "payment",
      .key = "dedup_window_h",
      .type = CT_U32,
@@ -718,9 +737,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "168",
      .min = 1,
      .max = 8760,
-     .desc = "Hours a transaction id is remembered after its first request: within them a "
-             "repeated PAYMENT_REQUESTED never charges the card again, whatever came in "
-             "between and across restarts."},
+     .desc = POS_DOC("Hours a transaction id is remembered after its first request: within them a "
+                     "repeated PAYMENT_REQUESTED never charges the card again, whatever came in "
+                     "between and across restarts.")},
     {.section = "payment",
      .key = "dedup_max_ids",
      .type = CT_U32,
@@ -728,9 +747,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "100000",
      .min = 1000,
      .max = 10000000,
-     .desc = "Most transaction ids remembered (about 150 bytes of store each). An id is never "
-             "forgotten inside the window: when all are, new payments are refused "
-             "(PAYMENT_REJECTED unavailable) until the oldest age out."},
+     .desc =
+         POS_DOC("Most transaction ids remembered (about 150 bytes of store each). An id is never "
+                 "forgotten inside the window: when all are, new payments are refused "
+                 "(PAYMENT_REJECTED unavailable) until the oldest age out.")},
 
     {.section = "store",
      .key = "path",
@@ -741,9 +761,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_abs_path,
      .allowed = "an absolute path",
-     .desc = "Directory of the store (data.mdb, lock.mdb, posagent.lock, instance.id); a "
-             "corrupt data.mdb is moved aside to data.mdb.corrupt-<epoch> here, and payments "
-             "wait until it is salvaged or cleared (posagent store ...; docs/offline.md)."},
+     .desc =
+         POS_DOC("Directory of the store (data.mdb, lock.mdb, posagent.lock, instance.id); a "
+                 "corrupt data.mdb is moved aside to data.mdb.corrupt-<epoch> here, and payments "
+                 "wait until it is salvaged or cleared (posagent store ...; docs/offline.md).")},
     {.section = "store",
      .key = "map_size_mb",
      .type = CT_U32,
@@ -751,7 +772,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "64",
      .min = 1,
      .max = 4096,
-     .desc = "Largest size of the store file in MiB (the LMDB map; the file grows as needed)."},
+     .desc = POS_DOC(
+         "Largest size of the store file in MiB (the LMDB map; the file grows as needed).")},
     {.section = "store",
      .key = "outbox_max_entries",
      .type = CT_U32,
@@ -759,8 +781,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "10000",
      .min = 1,
      .max = 10000000,
-     .desc = "Most messages queued for Redis; beyond it the oldest non-payment ones are "
-             "dropped (payment outcomes never are)."},
+     .desc = POS_DOC("Most messages queued for Redis; beyond it the oldest non-payment ones are "
+                     "dropped (payment outcomes never are).")},
     {.section = "store",
      .key = "outbox_max_mb",
      .type = CT_U32,
@@ -768,7 +790,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "8",
      .min = 1,
      .max = 4096,
-     .desc = "Most MiB of messages queued for Redis; same drop rule as outbox_max_entries."},
+     .desc =
+         POS_DOC("Most MiB of messages queued for Redis; same drop rule as outbox_max_entries.")},
     {.section = "store",
      .key = "cache_max_mb",
      .type = CT_U32,
@@ -776,8 +799,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "32",
      .min = 1,
      .max = 4096,
-     .desc = "Budget of the local cache in MiB; beyond it expired entries are evicted first, "
-             "then the least recently used."},
+     .desc =
+         POS_DOC("Budget of the local cache in MiB; beyond it expired entries are evicted first, "
+                 "then the least recently used.")},
 
     {.section = "cache",
      .key = "product_ttl_s",
@@ -787,8 +811,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "7200",
      .min = 1,
      .max = 2592000,
-     .desc = "Seconds a product:{id} copy counts as fresh; older ones are refetched when "
-             "online and still served when offline."},
+     .desc = POS_DOC("Seconds a product:{id} copy counts as fresh; older ones are refetched when "
+                     "online and still served when offline.")},
     {.section = "cache",
      .key = "inventory_ttl_s",
      .type = CT_U32,
@@ -797,7 +821,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "300",
      .min = 1,
      .max = 2592000,
-     .desc = "Seconds an inventory:{storeId}:{productId} copy counts as fresh."},
+     .desc = POS_DOC("Seconds an inventory:{storeId}:{productId} copy counts as fresh.")},
     {.section = "cache",
      .key = "user_ttl_s",
      .type = CT_U32,
@@ -806,7 +830,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "3600",
      .min = 1,
      .max = 2592000,
-     .desc = "Seconds a user:{id} copy counts as fresh."},
+     .desc = POS_DOC("Seconds a user:{id} copy counts as fresh.")},
     {.section = "cache",
      .key = "session_ttl_s",
      .type = CT_U32,
@@ -815,7 +839,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "86400",
      .min = 1,
      .max = 2592000,
-     .desc = "Seconds a session:{id} copy counts as fresh."},
+     .desc = POS_DOC("Seconds a session:{id} copy counts as fresh.")},
     {.section = "cache",
      .key = "warm_interval_s",
      .type = CT_U32,
@@ -824,18 +848,19 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "900",
      .min = 10,
      .max = 86400,
-     .desc = "Seconds between warm-ups of the products and the store's inventory (their index "
-             "sets, SSCAN then MGET in batches; a set whose version is unchanged is skipped)."},
+     .desc = POS_DOC(
+         "Seconds between warm-ups of the products and the store's inventory (their index "
+         "sets, SSCAN then MGET in batches; a set whose version is unchanged is skipped).")},
     {.section = "cache",
      .key = "tracking",
      .type = CT_BOOL,
      FIELD(cache_tracking),
      .def = "true",
      .allowed = "true, false, yes, no, on, off, 1, 0",
-     .desc = "Server-assisted invalidation (CLIENT TRACKING BCAST of the cached families): "
-             "a cached entry goes stale as soon as Redis reports its key changed. Off, an "
-             "entry stays fresh for its TTL unless a message names it; on a Redis Cluster "
-             "that saves a subscriber per terminal on every primary (docs/cluster.md)."},
+     .desc = POS_DOC("Server-assisted invalidation (CLIENT TRACKING BCAST of the cached families): "
+                     "a cached entry goes stale as soon as Redis reports its key changed. Off, an "
+                     "entry stays fresh for its TTL unless a message names it; on a Redis Cluster "
+                     "that saves a subscriber per terminal on every primary (docs/cluster.md).")},
     {.section = "cache",
      .key = "max_value_bytes",
      .type = CT_U32,
@@ -844,10 +869,11 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1024,
      .max = 524288, /* the store's own limit, POS_CACHE_VALUE_MAX */
      .env = "POSAGENT_CACHE_MAX_VALUE_BYTES",
-     .desc = "Largest value the agent reads from Redis, in bytes: a larger one is refused "
-             "(the local API answers an error naming this key) and never cached. It also "
-             "bounds what any Redis server may send: a longer bulk string drops the connection "
-             "before it is read."},
+     .desc =
+         POS_DOC("Largest value the agent reads from Redis, in bytes: a larger one is refused "
+                 "(the local API answers an error naming this key) and never cached. It also "
+                 "bounds what any Redis server may send: a longer bulk string drops the connection "
+                 "before it is read.")},
 
     {.section = "local",
      .key = "socket",
@@ -858,8 +884,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 107,
      .check = check_abs_path,
      .allowed = "an absolute path, at most 107 bytes",
-     .desc = "Unix socket of the local API (mode 0660 with socket_group, else 0600); its "
-             "directory is created if missing, a stale socket file is replaced."},
+     .desc = POS_DOC("Unix socket of the local API (mode 0660 with socket_group, else 0600); its "
+                     "directory is created if missing, a stale socket file is replaced.")},
     {.section = "local",
      .key = "socket_group",
      .type = CT_STR,
@@ -867,11 +893,12 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 0,
      .max = 31,
      .allowed = "a group name",
-     .def_doc = "(none: only the agent's user and root may connect)",
-     .example = "pos",
-     .desc = "Group that may use the socket: the POS application's, never one that may read "
-             "this file (the agent refuses to start then). The socket and its directory are "
-             "given to it, also a directory systemd made (RuntimeDirectory=)."},
+     .def_doc = POS_DOC("(none: only the agent's user and root may connect)"),
+     .example = POS_DOC("pos"),
+     .desc =
+         POS_DOC("Group that may use the socket: the POS application's, never one that may read "
+                 "this file (the agent refuses to start then). The socket and its directory are "
+                 "given to it, also a directory systemd made (RuntimeDirectory=).")},
     {.section = "local",
      .key = "max_clients",
      .type = CT_U32,
@@ -880,8 +907,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "64",
      .min = 1,
      .max = 1024,
-     .desc = "Most local API connections at once. One more is let in by closing the least "
-             "recently active connection of the user holding the most (docs/local-api.md)."},
+     .desc =
+         POS_DOC("Most local API connections at once. One more is let in by closing the least "
+                 "recently active connection of the user holding the most (docs/local-api.md).")},
     {.section = "local",
      .key = "client_rate",
      .type = CT_U32,
@@ -890,8 +918,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "1000",
      .min = 0,
      .max = 1000000,
-     .desc = "Commands a second one local API client may sustain; over it, commands are "
-             "answered -BUSY with the time to wait. 0: no limit."},
+     .desc = POS_DOC("Commands a second one local API client may sustain; over it, commands are "
+                     "answered -BUSY with the time to wait. 0: no limit.")},
     {.section = "local",
      .key = "client_burst",
      .type = CT_U32,
@@ -900,8 +928,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "10000",
      .min = 1,
      .max = 1000000,
-     .desc = "Commands a local API client may send at once on top of client_rate (its "
-             "bucket's size)."},
+     .desc = POS_DOC("Commands a local API client may send at once on top of client_rate (its "
+                     "bucket's size).")},
     {.section = "local",
      .key = "commands_per_turn",
      .type = CT_U32,
@@ -910,8 +938,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "256",
      .min = 1,
      .max = 65536,
-     .desc = "Most local API commands run per event loop turn, all clients together, taken "
-             "round-robin; the rest wait for the next turn, after timers and other I/O."},
+     .desc = POS_DOC("Most local API commands run per event loop turn, all clients together, taken "
+                     "round-robin; the rest wait for the next turn, after timers and other I/O.")},
     {.section = "local",
      .key = "idle_timeout_s",
      .type = CT_U32,
@@ -920,8 +948,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "300",
      .min = 0,
      .max = 86400,
-     .desc = "Seconds a local API client may go without a complete command before it is "
-             "closed (one waiting for a reply is not idle). 0: never."},
+     .desc = POS_DOC("Seconds a local API client may go without a complete command before it is "
+                     "closed (one waiting for a reply is not idle). 0: never.")},
     {.section = "local",
      .key = "password",
      .type = CT_STR,
@@ -932,11 +960,12 @@ const pos_schema_item_t pos_schema_items[] = {
      .env = "POSAGENT_LOCAL_PASSWORD",
      .flags = F_SECRET,
      .allowed = "1 to 255 bytes",
-     .def_doc = "(none: AUTH accepts any password)",
-     .example = "change-me",
-     .desc = "Password local API clients must give with AUTH (or HELLO ... AUTH) before any "
-             "other command; they are answered -NOAUTH until then. Compared in constant time, "
-             "never logged. Without it the socket's mode and group are the only gate."},
+     .def_doc = POS_DOC("(none: AUTH accepts any password)"),
+     .example = POS_DOC("change-me"),
+     .desc = POS_DOC("Password local API clients must give with AUTH (or HELLO ... AUTH) before "
+                     "any other command; they are answered -NOAUTH until then. Compared in "
+                     "constant time, never logged. Without it the socket's mode and group are "
+                     "the only gate.")},
     {.section = "local",
      .key = "password_file",
      .type = CT_STR,
@@ -945,10 +974,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_abs_path,
      .allowed = "an absolute path",
-     .def_doc = "(none)",
-     .example = "/etc/posagent/local.password",
-     .desc = "File holding the local API password (one line); read at start, and refused "
-             "when other users may read it. Not together with password."},
+     .def_doc = POS_DOC("(none)"),
+     .example = POS_DOC("/etc/posagent/local.password"),
+     .desc = POS_DOC("File holding the local API password (one line); read at start, and "
+                     "refused when other users may read it. Not together with password.")},
 
     {.section = "inbound",
      .key = "payment_rate",
@@ -958,9 +987,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "20",
      .min = 1,
      .max = 1000000,
-     .desc = "Per second: payment:{terminalId} messages. A PAYMENT_REQUESTED over it is answered "
-             "PAYMENT_REJECTED busy at once, without the state machine, the journal or the card; "
-             "other messages over it are dropped and counted."},
+     .desc = POS_DOC(
+         "Per second: payment:{terminalId} messages. A PAYMENT_REQUESTED over it is answered "
+         "PAYMENT_REJECTED busy at once, without the state machine, the journal or the card; "
+         "other messages over it are dropped and counted.")},
     {.section = "inbound",
      .key = "payment_burst",
      .type = CT_U32,
@@ -969,7 +999,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "100",
      .min = 1,
      .max = 10000000,
-     .desc = "Burst of payment_rate: how many may come at once before the rate applies."},
+     .desc = POS_DOC("Burst of payment_rate: how many may come at once before the rate applies.")},
     {.section = "inbound",
      .key = "inventory_rate",
      .type = CT_U32,
@@ -978,8 +1008,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "200",
      .min = 1,
      .max = 1000000,
-     .desc = "Per second: inventory:{storeId} messages. One over it is not applied: its key is "
-             "marked stale instead, so the next read asks Redis."},
+     .desc =
+         POS_DOC("Per second: inventory:{storeId} messages. One over it is not applied: its key is "
+                 "marked stale instead, so the next read asks Redis.")},
     {.section = "inbound",
      .key = "inventory_burst",
      .type = CT_U32,
@@ -988,7 +1019,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "2000",
      .min = 1,
      .max = 10000000,
-     .desc = "Burst of inventory_rate: how many may come at once before the rate applies."},
+     .desc =
+         POS_DOC("Burst of inventory_rate: how many may come at once before the rate applies.")},
     {.section = "inbound",
      .key = "system_rate",
      .type = CT_U32,
@@ -997,8 +1029,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "20",
      .min = 1,
      .max = 1000000,
-     .desc = "Per second: system:alerts messages. A CACHE_INVALIDATE over it marks every cached "
-             "entry stale (at most once a second); an alert over it is dropped and counted."},
+     .desc = POS_DOC(
+         "Per second: system:alerts messages. A CACHE_INVALIDATE over it marks every cached "
+         "entry stale (at most once a second); an alert over it is dropped and counted.")},
     {.section = "inbound",
      .key = "system_burst",
      .type = CT_U32,
@@ -1007,7 +1040,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "100",
      .min = 1,
      .max = 10000000,
-     .desc = "Burst of system_rate: how many may come at once before the rate applies."},
+     .desc = POS_DOC("Burst of system_rate: how many may come at once before the rate applies.")},
     {.section = "inbound",
      .key = "invalidation_rate",
      .type = CT_U32,
@@ -1016,8 +1049,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "2000",
      .min = 1,
      .max = 1000000,
-     .desc = "Per second: keys Redis reports changed (client-side tracking). Past it every cached"
-             " entry is marked stale once, and further reports wait for the bucket to refill."},
+     .desc = POS_DOC(
+         "Per second: keys Redis reports changed (client-side tracking). Past it every cached"
+         " entry is marked stale once, and further reports wait for the bucket to refill.")},
     {.section = "inbound",
      .key = "invalidation_burst",
      .type = CT_U32,
@@ -1026,7 +1060,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "20000",
      .min = 1,
      .max = 10000000,
-     .desc = "Burst of invalidation_rate: how many may come at once before the rate applies."},
+     .desc =
+         POS_DOC("Burst of invalidation_rate: how many may come at once before the rate applies.")},
     {.section = "metrics",
      .key = "textfile",
      .type = CT_STR,
@@ -1035,12 +1070,12 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 200,
      .check = check_prom_path,
      .allowed = "an absolute path ending in .prom, or empty",
-     .def_doc = "(none: no file)",
-     .example = "/var/lib/prometheus/node-exporter/posagent.prom",
-     .desc = "Prometheus text file for node_exporter's textfile collector, replaced "
-             "atomically (a temporary file beside it, then rename) every interval_s. The "
-             "unit lets the agent write only its own directories: add this one with a "
-             "drop-in (ReadWritePaths=, docs/contract.md \"Metrics\")."},
+     .def_doc = POS_DOC("(none: no file)"),
+     .example = POS_DOC("/var/lib/prometheus/node-exporter/posagent.prom"),
+     .desc = POS_DOC("Prometheus text file for node_exporter's textfile collector, replaced "
+                     "atomically (a temporary file beside it, then rename) every interval_s. The "
+                     "unit lets the agent write only its own directories: add this one with a "
+                     "drop-in (ReadWritePaths=, docs/contract.md \"Metrics\").")},
     {.section = "metrics",
      .key = "interval_s",
      .type = CT_U32,
@@ -1048,7 +1083,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "15",
      .min = 1,
      .max = 3600,
-     .desc = "Seconds between writes of the text file."},
+     .desc = POS_DOC("Seconds between writes of the text file.")},
     {.section = "metrics",
      .key = "redis_interval_s",
      .type = CT_U32,
@@ -1056,16 +1091,17 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "60",
      .min = 60,
      .max = 86400,
-     .desc = "Seconds between snapshots of the metrics in the hash terminal:{id}:metrics "
-             "(HSET, with a TTL of three intervals), and at every connect."},
+     .desc = POS_DOC("Seconds between snapshots of the metrics in the hash terminal:{id}:metrics "
+                     "(HSET, with a TTL of three intervals), and at every connect.")},
     {.section = "metrics",
      .key = "diagnostics",
      .type = CT_BOOL,
      FIELD(metrics_diagnostics),
      .def = "true",
      .allowed = "true, false, yes, no, on, off, 1, 0",
-     .desc = "Answer DIAG_REQUEST messages on diag:{id} (signed ones when a key is set; one "
-             "every 10 s at most) with the INFO text and the last warnings."},
+     .desc =
+         POS_DOC("Answer DIAG_REQUEST messages on diag:{id} (signed ones when a key is set; one "
+                 "every 10 s at most) with the INFO text and the last warnings.")},
 
     {.section = "log",
      .key = "level",
@@ -1076,14 +1112,14 @@ const pos_schema_item_t pos_schema_items[] = {
      .enum_parse = pos_log_level_parse,
      .enum_name = level_name,
      .allowed = "error, warn, info, debug",
-     .desc = "Most verbose level that is logged."},
+     .desc = POS_DOC("Most verbose level that is logged.")},
     {.section = "log",
      .key = "syslog",
      .type = CT_BOOL,
      FIELD(log_syslog),
      .def = "false",
      .allowed = "true, false, yes, no, on, off, 1, 0",
-     .desc = "Log to syslog (facility daemon) instead of stderr."},
+     .desc = POS_DOC("Log to syslog (facility daemon) instead of stderr.")},
 
     {.section = "security",
      .key = "user",
@@ -1093,10 +1129,10 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 31,
      .check = check_user,
      .allowed = "a user name",
-     .def_doc = "(none: keep the user it was started as)",
-     .example = "posagent",
-     .desc = "Started as root, the agent switches to this user (and its groups) once the "
-             "store, the local socket and the devices are open, and cannot regain root."},
+     .def_doc = POS_DOC("(none: keep the user it was started as)"),
+     .example = POS_DOC("posagent"),
+     .desc = POS_DOC("Started as root, the agent switches to this user (and its groups) once the "
+                     "store, the local socket and the devices are open, and cannot regain root.")},
     {.section = "security",
      .key = "allow_root",
      .type = CT_BOOL,
@@ -1104,8 +1140,9 @@ const pos_schema_item_t pos_schema_items[] = {
      .def = "false",
      .env = "POSAGENT_ALLOW_ROOT",
      .allowed = "true, false, yes, no, on, off, 1, 0",
-     .desc = "Let the agent keep running as root when no user is set; without it, it refuses "
-             "to start as root (exit 78)."},
+     .desc =
+         POS_DOC("Let the agent keep running as root when no user is set; without it, it refuses "
+                 "to start as root (exit 78).")},
 };
 
 _Static_assert(sizeof(pos_schema_items) / sizeof(pos_schema_items[0]) <= POS_CONFIG_ITEMS_MAX,

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/config.h"
 
@@ -35,29 +36,47 @@ enum {
 /* Checks a string value; writes the problem (without the value) into why. */
 typedef int (*pos_schema_check_fn)(const char *value, char *why, size_t whylen);
 
+/*
+ * The documents' text (descriptions, examples, how a missing default reads):
+ * only the writers in conf/config_doc.c read it, in posagent-tools. The
+ * daemon compiles this table with POS_SCHEMA_NO_DOCS (agent/CMakeLists.txt),
+ * where it is NULL: 10 KB it never shows (docs/footprint.md). What errors
+ * and --check-config print (key, allowed, def) stays.
+ */
+#ifdef POS_SCHEMA_NO_DOCS
+#define POS_DOC(text) NULL
+#else
+#define POS_DOC(text) text
+#endif
+
 typedef struct pos_schema_item {
+    /* Pointers first, the small numbers last: 112 bytes a row instead of
+     * 144 (the table is relocated data in the daemon, docs/footprint.md). */
     const char *section;
     const char *key;
-    pos_schema_type_t type;
-    size_t offset;             /* of the field in pos_config_t */
-    size_t size;               /* of the field */
-    size_t set_offset;         /* of a bool "was set" field, or 0 for none */
     const char *def;           /* default, as it would be written in the file; NULL: none */
-    long long min, max;        /* numbers: range; strings: length in bytes */
     const char *env;           /* environment variable, or NULL */
-    unsigned flags;            /* F_* */
     pos_schema_check_fn check; /* CT_STR: extra validation, or NULL */
     int (*enum_parse)(const char *name);
     const char *(*enum_name)(int value);
     const char *allowed; /* text for the docs and errors; NULL: "min..max" */
-    const char *def_doc; /* how to describe a NULL default */
-    const char *example; /* value shown in the example file when def is NULL */
-    const char *desc;    /* one sentence or two */
+    const char *def_doc; /* how to describe a NULL default; POS_DOC */
+    const char *example; /* value shown in the example file when def is NULL; POS_DOC */
+    const char *desc;    /* one sentence or two; POS_DOC */
+    long long min, max;  /* numbers: range; strings: length in bytes */
+    uint16_t offset;     /* of the field in pos_config_t */
+    uint16_t size;       /* of the field */
+    uint16_t set_offset; /* of a bool "was set" field, or 0 for none */
+    uint8_t type;        /* pos_schema_type_t */
+    uint8_t flags;       /* F_* */
 } pos_schema_item_t;
+
+/* offset, size and set_offset are 16 bits. */
+_Static_assert(sizeof(pos_config_t) <= UINT16_MAX, "pos_config_t outgrew the schema's offsets");
 
 typedef struct pos_schema_section {
     const char *name;
-    const char *desc;
+    const char *desc; /* POS_DOC */
 } pos_schema_section_t;
 
 /* The sections in file order, and the rows grouped by section in the same order. */

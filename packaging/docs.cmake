@@ -1,6 +1,6 @@
 # Run at build time (cmake -P): the compressed documents the package
 # installs.
-#   BIN        the built posagent
+#   BIN        the built posagent-tools (what posagent --print-config-man runs)
 #   EMULATOR   how to run it on this machine ("|"-separated; empty: natively)
 #   SRC, OUT   source directory, output directory (OUT/version's changelog too)
 # Writes OUT/posagent.ini.5.gz (posagent --print-config-man),

@@ -10,6 +10,8 @@
 #
 # Layout (prefix /usr, as packaged):
 #   /usr/bin/posagent                         (agent/CMakeLists.txt installs it)
+#   /usr/lib/posagent/posagent-tools          the commands posagent executes (docs, acl,
+#                                             store, the CLI; agent/main_tools.c)
 #   /etc/posagent/posagent.ini                conffile, from conf/posagent.ini
 #   /lib/systemd/system/posagent.service      from platform/systemd/
 #   /var/lib/posagent                         state directory (owner set by postinst)
@@ -64,7 +66,8 @@ install(FILES ${CMAKE_SOURCE_DIR}/packaging/debian/posagent.lintian-overrides
         DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME posagent)
 
 # Generated at every build (packaging/docs.cmake): posagent.ini(5) from the
-# schema, by the binary just built (under the cross build's emulator), and
+# schema, by posagent-tools just built (which posagent --print-config-man
+# runs; directly here, as an emulator may not run what a binary executes), and
 # the compressed manual pages and changelog. Not in the compile-only cross
 # check, whose "binary" cannot run.
 if(NOT POS_CROSS_COMPILE_ONLY)
@@ -72,10 +75,10 @@ if(NOT POS_CROSS_COMPILE_ONLY)
   set(_pos_docs_out ${POS_GENERATED}/posagent.ini.5.gz ${POS_GENERATED}/posagent.8.gz
       ${POS_GENERATED}/changelog.Debian.gz)
   add_custom_command(OUTPUT ${_pos_docs_out}
-    COMMAND ${CMAKE_COMMAND} -DBIN=$<TARGET_FILE:posagent> -DEMULATOR=${_pos_emulator}
+    COMMAND ${CMAKE_COMMAND} -DBIN=$<TARGET_FILE:posagent-tools> -DEMULATOR=${_pos_emulator}
             -DSRC=${CMAKE_SOURCE_DIR} -DOUT=${POS_GENERATED}
             -P ${CMAKE_SOURCE_DIR}/packaging/docs.cmake
-    DEPENDS posagent ${CMAKE_SOURCE_DIR}/packaging/man/posagent.8
+    DEPENDS posagent-tools ${CMAKE_SOURCE_DIR}/packaging/man/posagent.8
             ${CMAKE_SOURCE_DIR}/packaging/docs.cmake ${POS_GENERATED}/changelog.Debian
     COMMENT "Manual pages and changelog for the package"
     VERBATIM)

@@ -86,6 +86,7 @@ has_entry() { # mode-prefix path
   awk -v m="$1" -v p="$2" '$6 == p && index($1, m) == 1 {f = 1} END {exit !f}' "$work/contents"
 }
 check "/usr/bin/posagent, 0755" has_entry -rwxr-xr-x ./usr/bin/posagent
+check "/usr/lib/posagent/posagent-tools, 0755" has_entry -rwxr-xr-x ./usr/lib/posagent/posagent-tools
 check "/etc/posagent/posagent.ini, 0640" has_entry -rw-r----- ./etc/posagent/posagent.ini
 check "/lib/systemd/system/posagent.service" has_entry -rw-r--r-- ./lib/systemd/system/posagent.service
 check "/var/lib/posagent/, 0750" has_entry drwxr-x--- ./var/lib/posagent/
@@ -215,6 +216,16 @@ check "unit installed" test -f /lib/systemd/system/posagent.service
 # shellcheck disable=SC2086
 out=$(${WRAP:-} /usr/bin/posagent --version 2>&1) && ok "installed binary runs: $(echo "$out" | head -1)" ||
   bad "installed binary runs: $out"
+# posagent runs posagent-tools for the documents, acl, store and the CLI
+# (an emulator may not run what a binary executes: then the tools directly).
+if [ -z "${WRAP:-}" ]; then
+  check "installed posagent runs posagent-tools (--print-example-config)" \
+    sh -c '/usr/bin/posagent --print-example-config | grep -q "^\[redis\]"'
+else
+  # shellcheck disable=SC2086
+  check "installed posagent-tools runs (--print-example-config)" \
+    sh -c "$WRAP /usr/lib/posagent/posagent-tools --print-example-config | grep -q '^\[redis\]'"
+fi
 check "installed config checks with the ids set" \
   env POSAGENT_TERMINAL_ID=T-PKG POSAGENT_STORE_ID=S-PKG POSAGENT_ALLOW_UNSIGNED=1 ${WRAP:-} /usr/bin/posagent \
   --check-config --config /etc/posagent/posagent.ini

@@ -588,6 +588,43 @@ void pos_test_agent_cleanup(pos_test_agent_t *a)
     }
 }
 
+/*
+ * Whether posagent would execute posagent-tools for argv (agent/main.c):
+ * a --print-* option, or acl, store or a CLI command after the options.
+ * Under $POSAGENT_WRAPPER (qemu-user) an emulated posagent cannot execute
+ * another binary of its architecture, so the harness runs posagent-tools,
+ * beside it, itself; natively the tests go through posagent.
+ */
+static bool runs_tools(const char *const *argv)
+{
+    static const char *const with_arg[] = {"-c", "--config", "--config-dir", "--socket"};
+    static const char *const commands[] = {"acl",    "store",   "status", "cache",
+                                           "outbox", "journal", "devices"};
+
+    for (size_t i = 1; argv[i] != NULL; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--print-", 8) == 0) {
+            return true;
+        }
+        if (a[0] == '-') {
+            for (size_t k = 0; k < sizeof(with_arg) / sizeof(with_arg[0]); k++) {
+                if (strcmp(a, with_arg[k]) == 0 && argv[i + 1] != NULL) {
+                    i++;
+                    break;
+                }
+            }
+            continue;
+        }
+        for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
+            if (strcmp(a, commands[k]) == 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+    return false;
+}
+
 int pos_test_run(const char *const *argv, const char *const *env, char **out, int timeout_ms)
 {
     char path[] = "/tmp/posagent-run-XXXXXX";
@@ -611,10 +648,19 @@ int pos_test_run(const char *const *argv, const char *const *env, char **out, in
         /* The agent binary runs under $POSAGENT_WRAPPER here too. */
         if (wrapper != NULL && bin != NULL && strcmp(argv[0], bin) == 0) {
             size_t n = 0;
+            char tools[PATH_MAX];
+            const char *slash = strrchr(bin, '/');
             for (size_t i = 0; wrapper[i] != NULL; i++) {
                 wargv[n++] = wrapper[i];
             }
-            for (size_t i = 0; argv[i] != NULL && n + 1 < 48; i++) {
+            if (runs_tools(argv) && slash != NULL &&
+                (size_t)snprintf(tools, sizeof(tools), "%.*s/posagent-tools", (int)(slash - bin),
+                                 bin) < sizeof(tools)) {
+                wargv[n++] = tools;
+            } else {
+                wargv[n++] = argv[0];
+            }
+            for (size_t i = 1; argv[i] != NULL && n + 1 < 48; i++) {
                 wargv[n++] = argv[i];
             }
             wargv[n] = NULL;
