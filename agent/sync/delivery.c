@@ -437,20 +437,17 @@ static int send_kv(pos_delivery_t *d, const pos_outbox_entry_t *e, const char *k
     } else if (strcmp(head, "KDEL") != 0) {
         return delivery_drop(d, e->id, "unknown write-through");
     }
-    if (rem < 0 || (!set && !pexp)) {
-        /* Deleted, or expired before it could be delivered: gone in Redis too. */
-        const char *del[] = {"DEL", key, okey};
-        delivery_cmd_t c = {3, del, NULL};
-        return delivery_cmds(d, &e->id, &c, NULL, key, DELIVERY_NOTE_WRITE, 0, 0);
+    if (rem < 0 || (!set && !pexp) || (pexp && expiry == 0)) {
+        /* Deleted, or expired before it could be delivered: gone in Redis
+         * too. As PEXPIRE ... 1, which the till's ACL rule has (not DEL):
+         * Redis never answers the key again. */
+        const char *del[] = {"PEXPIRE", key, "1"};
+        const char *del2[] = {"PEXPIRE", okey, "1"};
+        delivery_cmd_t c1 = {3, del, NULL}, c2 = {3, del2, NULL};
+        return delivery_cmds(d, &e->id, &c1, &c2, key, 0, DELIVERY_NOTE_WRITE, 0);
     }
     snprintf(px, sizeof(px), "%lld", rem);
     if (pexp) {
-        if (expiry == 0) {
-            const char *pst[] = {"PERSIST", key};
-            const char *pst2[] = {"PERSIST", okey};
-            delivery_cmd_t c1 = {2, pst, NULL}, c2 = {2, pst2, NULL};
-            return delivery_cmds(d, &e->id, &c1, &c2, key, 0, DELIVERY_NOTE_WRITE, 0);
-        }
         const char *pe[] = {"PEXPIRE", key, px};
         const char *pe2[] = {"PEXPIRE", okey, px};
         delivery_cmd_t c1 = {3, pe, NULL}, c2 = {3, pe2, NULL};
