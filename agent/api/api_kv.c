@@ -615,9 +615,14 @@ typedef struct kv_read {
     pos_api_t *api;
     pos_localapi_reply_t *r;
     bool counter;
+    bool incr;    /* an INCR waiting for the counter's value in Redis */
+    long long by; /* and its step */
     size_t len;
     char key[];
 } kv_read_t;
+
+static int kv_incr_queue(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len,
+                         long long by);
 
 static long long kv_counter_pending(const pos_api_t *api, const char *key, size_t len)
 {
@@ -685,6 +690,10 @@ static void kv_read_reply(void *ctx, const redisReply *rep, int err)
     pos_api_t *api = q->api;
 
     if (q->counter) {
+        if (q->incr && err == 0 && rep->type == REDIS_REPLY_NIL &&
+            kv_counter_pending(api, q->key, q->len) == 0) {
+            pos_delivery_confirm(api->opt.delivery, q->key, q->len, 0); /* none yet */
+        }
         if (err == 0 && rep->type == REDIS_REPLY_STRING) {
             char *end;
             errno = 0;
@@ -695,7 +704,15 @@ static void kv_read_reply(void *ctx, const redisReply *rep, int err)
                 kv_counter_keep(api, q->key, v);
             }
         }
-        kv_counter_reply(api, q->r, q->key, q->len);
+        if (q->incr) {
+            /* Whatever Redis said (or not): the increment is queued now. */
+            if (kv_incr_queue(api, q->r, q->key, q->len, q->by) == POS_LOCALAPI_PENDING) {
+                free(q);
+                return;
+            }
+        } else {
+            kv_counter_reply(api, q->r, q->key, q->len);
+        }
     } else if (err == 0 && rep->type == REDIS_REPLY_STRING) {
         pos_localapi_reply_bulk(q->r, rep->str, rep->len);
     } else if (err == 0 && rep->type == REDIS_REPLY_NIL) {
@@ -718,6 +735,8 @@ static int kv_read_redis(pos_api_t *api, pos_localapi_reply_t *r, const char *ke
     q->api = api;
     q->r = r;
     q->counter = counter;
+    q->incr = false;
+    q->by = 0;
     q->len = len;
     memcpy(q->key, key, len);
     q->key[len] = '\0';
@@ -800,9 +819,8 @@ int pos_api_kv_cmd_incr(void *owner, pos_localapi_reply_t *r, int argc, const ch
                         const size_t *lens)
 {
     pos_api_t *api = owner;
-    long long by = 1, c = 0, p;
+    long long by = 1, c = 0;
     char *end;
-    kv_write_t *w;
 
     if (!kv_key_ok(r, argv[1], lens[1], true)) {
         return 0;
@@ -818,20 +836,49 @@ int pos_api_kv_cmd_incr(void *owner, pos_localapi_reply_t *r, int argc, const ch
     if (!kv_room(api, r)) {
         return 0;
     }
-    (void)kv_counter_confirmed(api, argv[1], lens[1], &c);
-    p = kv_counter_pending(api, argv[1], lens[1]);
+    if (!kv_counter_confirmed(api, argv[1], lens[1], &c) &&
+        kv_counter_pending(api, argv[1], lens[1]) == 0 && kv_online(api)) {
+        /* A counter the till has not seen yet: Redis's value first, so
+         * the answer is the counter's and not the till's increments alone. */
+        kv_read_t *q = malloc(sizeof(*q) + lens[1] + 1);
+        if (q == NULL) {
+            return -ENOMEM;
+        }
+        *q = (kv_read_t){api, r, true, true, by, lens[1]};
+        memcpy(q->key, argv[1], lens[1]);
+        q->key[lens[1]] = '\0';
+        const char *cargv[] = {"GET", q->key};
+        size_t clens[] = {3, lens[1]};
+        if (pos_link_command(api->opt.link, kv_read_reply, q, 2, cargv, clens) == 0) {
+            return POS_LOCALAPI_PENDING;
+        }
+        free(q); /* the link took nothing: go on from what the till knows */
+    }
+    return kv_incr_queue(api, r, argv[1], lens[1], by);
+}
+
+/* Queues the increment and answers confirmed + pending once it is durable.
+ * Returns POS_LOCALAPI_PENDING, or 0 with an error answered. */
+static int kv_incr_queue(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len,
+                         long long by)
+{
+    long long c = 0, p;
+    kv_write_t *w;
+
+    (void)kv_counter_confirmed(api, key, len, &c);
+    p = kv_counter_pending(api, key, len);
     if ((by > 0 && c + p > LLONG_MAX - by) || (by < 0 && c + p < LLONG_MIN - by)) {
         pos_localapi_reply_error(r, "ERR increment or decrement would overflow");
         return 0;
     }
     if ((w = malloc(sizeof(*w))) == NULL) {
-        return -ENOMEM;
+        pos_localapi_reply_error(r, "ERR out of memory");
+        return 0;
     }
     /* The value as the till knows it: Redis's last answer plus what is
      * still on its way, this increment included. */
     *w = (kv_write_t){r, true, c + p + by};
-    int rc =
-        pos_delivery_incrby(api->opt.delivery, argv[1], by, API_COUNTER_TTL_S, kv_write_done, w);
+    int rc = pos_delivery_incrby(api->opt.delivery, key, by, API_COUNTER_TTL_S, kv_write_done, w);
     if (rc != 0) {
         free(w);
         char msg[128];

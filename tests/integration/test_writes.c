@@ -176,6 +176,11 @@ static void test_counter_online_and_another_client(void **state)
     wait_redis(cloud, "counter:daily_sales", "107", 5000);
     ttl = lint(cloud, "TTL counter:daily_sales");
     assert_true(ttl > 0 && ttl <= 500); /* NX: the first expiry stays */
+    /* A counter the till has never seen: Redis's value first. */
+    pos_fix_redis_set(f, "counter:pre", "40");
+    assert_int_equal(lint(c, "INCR counter:pre"), 41);
+    assert_int_equal(lint(c, "INCRBY counter:pre 2"), 43);
+    wait_redis(cloud, "counter:pre", "43", 5000);
     /* Negative steps and an unknown counter. */
     assert_int_equal(lint(c, "INCRBY counter:daily_sales -7"), 100);
     expect_get(c, "counter:never", NULL);
