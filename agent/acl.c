@@ -41,7 +41,7 @@ static const char *const acl_commands[] = {
      * INFO memory (INFO health). */
     "+zremrangebyscore", "+zcard", "+zadd", "+pexpire", "+zrange", "+time", "+smembers", "+info",
     /* Sessions and temporary data are written through with SET ... PX and
-     * PEXPIRE (a DEL is sent as PEXPIRE key 1: no +del in the rule). */
+     * PEXPIRE (a DEL is sent as PEXPIRE key 0: no +del in the rule). */
 };
 
 /* With [redis] cluster_nodes (docs/cluster.md): the map, the -ASK

@@ -34,8 +34,9 @@
  * application writes is dropped for room. */
 #define KV_OUTBOX_SHARE 90u
 
-#define API_COUNTER_TTL_S 86400u
-#define KV_NOT_SENT       (-10000) /* kv_read_redis(): the link took nothing */
+#define API_COUNTER_TTL_S  86400u
+#define KV_EXPIRY_GRACE_MS 1000u    /* kv_known(): after the till's expiry, Redis's too */
+#define KV_NOT_SENT        (-10000) /* kv_read_redis(): the link took nothing */
 
 typedef enum kv_class {
     KV_WRITABLE, /* session:*, temp:* */
@@ -249,6 +250,11 @@ static int kv_local_put(pos_api_t *api, const char *key, size_t len, const char 
     rc = pos_cache_put(&svc->cache, lkey, kv_local_key(key, len, lkey), rec, KV_REC_HDR + vlen,
                        POS_CACHE_OTHER, now);
     free(rec);
+    if (rc == 0) {
+        /* A copy read from Redis before this write is outdated by it: once
+         * the till's copy ends, the next read goes to Redis, not to it. */
+        (void)pos_cache_delete(&svc->cache, key, len);
+    }
     return rc;
 }
 
@@ -600,7 +606,11 @@ static int kv_known(pos_api_t *api, const char *key, size_t len, kv_rec_t *rec)
     if (kv_rec_live(rec, now)) {
         return 1;
     }
-    if (kv_online(api) && kv_pending_writes(api, key, len) == 0) {
+    /* An expiry needs a moment to pass in Redis too (the TTL was sent as
+     * a remaining time and took the network's time to arrive): read
+     * before, Redis could still answer the value, cached as fresh. */
+    if (kv_online(api) && kv_pending_writes(api, key, len) == 0 &&
+        (rec->deleted || now >= rec->expiry_ms + KV_EXPIRY_GRACE_MS)) {
         /* Over on the till and in Redis: Redis's word from now on (the
          * cloud's later write wins). */
         kv_local_drop(api, key, len);

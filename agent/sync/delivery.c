@@ -439,10 +439,10 @@ static int send_kv(pos_delivery_t *d, const pos_outbox_entry_t *e, const char *k
     }
     if (rem < 0 || (!set && !pexp) || (pexp && expiry == 0)) {
         /* Deleted, or expired before it could be delivered: gone in Redis
-         * too. As PEXPIRE ... 1, which the till's ACL rule has (not DEL):
+         * too. As PEXPIRE ... 0 (Redis deletes at once), which the till's ACL rule has (not DEL):
          * Redis never answers the key again. */
-        const char *del[] = {"PEXPIRE", key, "1"};
-        const char *del2[] = {"PEXPIRE", okey, "1"};
+        const char *del[] = {"PEXPIRE", key, "0"};
+        const char *del2[] = {"PEXPIRE", okey, "0"};
         delivery_cmd_t c1 = {3, del, NULL}, c2 = {3, del2, NULL};
         return delivery_cmds(d, &e->id, &c1, &c2, key, 0, DELIVERY_NOTE_WRITE, 0);
     }

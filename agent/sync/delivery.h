@@ -49,7 +49,7 @@ typedef struct pos_delivery_key {
 typedef enum pos_delivery_kv_op {
     POS_DELIVERY_KV_SET,     /* SET key value [PX remaining], SET key:origin origin [PX ..] */
     POS_DELIVERY_KV_PEXPIRE, /* PEXPIRE key remaining, PEXPIRE key:origin remaining */
-    POS_DELIVERY_KV_DEL, /* PEXPIRE key 1, PEXPIRE key:origin 1 (gone at once; no DEL in the ACL) */
+    POS_DELIVERY_KV_DEL, /* PEXPIRE key 0, PEXPIRE key:origin 0 (gone at once; no DEL in the ACL) */
 } pos_delivery_kv_op_t;
 
 typedef struct pos_delivery {
@@ -127,7 +127,7 @@ int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigne
  * order: SET (value, vlen bytes; origin: the companion JSON written to
  * key:origin), PEXPIRE or DEL. expiry_ms is absolute (epoch ms; 0: none):
  * the remaining time is computed when the entry is sent, and an entry
- * whose expiry has passed by then is sent as a delete (PEXPIRE 1) of key and key:origin.
+ * whose expiry has passed by then is sent as a delete (PEXPIRE 0) of key and key:origin.
  * cb as for pos_delivery_publish_ex(). Returns 0 or a negative errno
  * (nothing queued, cb not called; -ENODEV without a store).
  */

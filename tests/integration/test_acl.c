@@ -187,7 +187,7 @@ static void test_flow_under_the_rule(void **state)
     assert_int_equal(counter(f, "counter:terminal:" TID ":sales", 2), 2);
 
     /* A session written through under the rule: SET ... PX with its
-     * :origin companion, then the logout (PEXPIRE 1, no DEL in the rule). */
+     * :origin companion, then the logout (PEXPIRE 0, no DEL in the rule). */
     local = pos_fix_local(f);
     r = redisCommand(local, "SET session:acl-1 %s EX 60", "{\"cashierId\":\"C-1\"}");
     assert_int_equal(r->type, REDIS_REPLY_STATUS);

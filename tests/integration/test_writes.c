@@ -339,6 +339,15 @@ static void test_session_offline_and_restart(void **state)
     assert_true(ttl > 0 && ttl < 30);
     ttl = lint(cloud, "TTL temp:keep");
     assert_true(ttl > 1000 && ttl <= 2000);
+    /* A session read from Redis, then written and ended by the till: the
+     * old copy read before is not served again. */
+    pos_fix_redis_set(f, "session:reread", "cloud-v1");
+    expect_get(c, "session:reread", "cloud-v1");
+    lok(c, "SET session:reread till-v2 PX 300");
+    expect_get(c, "session:reread", "till-v2");
+    wait_redis(cloud, "session:reread", "till-v2", 5000);
+    pos_test_sleep_ms(400);
+    expect_get(c, "session:reread", NULL);
     /* Delivered: the cloud's later write wins once the till's is over. */
     pos_test_sleep_ms(300);
     pos_fix_redis_set(f, "session:old", "{\"cashierId\":\"C-3\"}");
