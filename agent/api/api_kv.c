@@ -452,9 +452,10 @@ static int kv_expire(void *owner, pos_localapi_reply_t *r, const char **argv, co
     kv_local_get(api, argv[1], lens[1], &rec);
     if (!kv_rec_live(&rec, now)) {
         /* Not written here: a copy read from Redis (a session the cloud
-         * created) is refreshed all the same. */
+         * created) is refreshed all the same. Ended here: nothing to refresh. */
+        bool ended = rec.found;
         kv_rec_free(&rec);
-        if (!(rec.found) && kv_cache_read(api, argv[1], lens[1], &rec.value, &rec.len) == 0) {
+        if (!ended && kv_cache_read(api, argv[1], lens[1], &rec.value, &rec.len) == 0) {
             rec.found = true;
         } else {
             kv_rec_free(&rec);

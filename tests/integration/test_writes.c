@@ -273,6 +273,8 @@ static void test_session_online(void **state)
     assert_int_equal(lint(c, "DEL session:s1 session:nobody"), 1);
     expect_get(c, "session:s1", NULL);
     assert_int_equal(lint(c, "TTL session:s1"), -2);
+    assert_int_equal(lint(c, "EXPIRE session:s1 60"), 0); /* ended: not revived */
+    expect_get(c, "session:s1", NULL);
     wait_redis(cloud, "session:s1", NULL, 5000);
     wait_redis(cloud, "session:s1:origin", NULL, 5000);
     /* Temporary data expires on the till by itself; SETEX and PX too. */
