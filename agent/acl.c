@@ -39,8 +39,9 @@ static const char *const acl_commands[] = {
     /* RATELIMIT: one script (TIME, ZREMRANGEBYSCORE, ZCARD, ZADD, PEXPIRE,
      * ZRANGE on rate_limit:*); SMEMBERS of the store's sets; the probe's
      * INFO memory (INFO health). */
-    "+zremrangebyscore", "+zcard", "+zadd", "+pexpire", "+zrange", "+time", "+smembers",
-    "+info",
+    "+zremrangebyscore", "+zcard", "+zadd", "+pexpire", "+zrange", "+time", "+smembers", "+info",
+    /* Sessions and temporary data are written through with SET ... PX and
+     * PEXPIRE (a DEL is sent as PEXPIRE key 0: no +del in the rule). */
 };
 
 /* With [redis] cluster_nodes (docs/cluster.md): the map, the -ASK
@@ -58,16 +59,17 @@ typedef struct acl_key {
 } acl_key_t;
 
 static const acl_key_t acl_keys[] = {
-    {"%W", "terminal:{t}:status"},     /* SET ... EX: the heartbeat */
-    {"%W", "terminal:{t}:metrics"},    /* HSET, EXPIRE: the metrics snapshot */
-    {"%RW", "posagent:lease:{t}"},     /* the lease script's GET, SET, DEL */
+    {"%W", "terminal:{t}:status"},      /* SET ... EX: the heartbeat */
+    {"%W", "terminal:{t}:metrics"},     /* HSET, EXPIRE: the metrics snapshot */
+    {"%RW", "posagent:lease:{t}"},      /* the lease script's GET, SET, DEL */
     {"%RW", "active_transactions:{s}"}, /* SADD, EXPIRE, SREM; SMEMBERS (local API) */
     {"%RW", "terminals:{s}"},           /* SADD at connect (CONTRACT.md); TERMINALS */
-    {"%RW", "counter:*"},              /* INCRBY, EXPIRE NX: the agent's and the app's */
-    {"%R", "product:*"},               /* read-through, warm-up, tracking */
-    {"%R", "inventory:{s}:*"},         /* this store's only */
+    {"%RW", "counter:*"},               /* INCRBY, EXPIRE NX: the agent's and the app's */
+    {"%R", "product:*"},                /* read-through, warm-up, tracking */
+    {"%R", "inventory:{s}:*"},          /* this store's only */
     {"%R", "user:*"},
-    {"%R", "session:*"},
+    {"%RW", "session:*"},     /* read-through; the app's sessions and KEY:origin written through */
+    {"%RW", "temp:*"},        /* the app's temporary data, written through */
     {"%R", "index:products"}, /* warm-up by index (CONTRACT.md) */
     {"%R", "index:products:version"},
     {"%R", "index:inventory:{s}"},

@@ -1406,6 +1406,12 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     if (rc != 0) {
         goto fail_delivery;
     }
+    /* What the local API answers for counters and written-through keys
+     * includes what the outbox still holds from before a restart. */
+    rc = pos_delivery_rebuild(&a->delivery);
+    if (rc != 0) {
+        POS_WARN("outbox", "per-key bookkeeping not rebuilt: %s", strerror(-rc));
+    }
     agent_cache_options(a, &co);
     rc = pos_cachesvc_init(&a->cache, &co);
     if (rc != 0) {

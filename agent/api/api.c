@@ -1,4 +1,5 @@
 #include "agent/api/api.h"
+#include "agent/api/api_kv.h"
 #include "agent/api/api_shared.h"
 
 #include <errno.h>
@@ -14,8 +15,6 @@
 #include "agent/msg/messages.h"
 #include "platform/clock.h"
 #include "platform/log.h"
-
-#define API_COUNTER_TTL_S 86400u
 
 /* ---- reads through the cache --------------------------------------------- */
 
@@ -164,9 +163,20 @@ static int api_read(pos_api_t *api, pos_localapi_reply_t *r, api_read_kind_t kin
     return POS_LOCALAPI_PENDING;
 }
 
+/* A GET of a session the till did not write: the cache, read-through. */
+static int api_get_cached(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len)
+{
+    const char *argv[] = {"GET", key};
+    const size_t lens[] = {3, len};
+    return api_read(api, r, API_READ_GET, 2, argv, lens);
+}
+
 static int api_get(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                    const size_t *lens)
 {
+    if (pos_api_kv_handles(argv[1], lens[1])) {
+        return pos_api_kv_get(owner, r, argv[1], lens[1], api_get_cached);
+    }
     return api_read(owner, r, API_READ_GET, argc, argv, lens);
 }
 
@@ -241,7 +251,29 @@ static int api_ttl(void *owner, pos_localapi_reply_t *r, int argc, const char **
                    const size_t *lens)
 {
     (void)argc;
+    if (pos_api_kv_handles(argv[1], lens[1]) &&
+        pos_api_kv_ttl(owner, r, argv[1], lens[1], false) == 0) {
+        return 0;
+    }
     return api_entry_reply(owner, r, argv[1], lens[1], api_ttl_s);
+}
+
+static long long api_pttl_ms(const pos_api_t *api, const pos_cache_info_t *info)
+{
+    uint64_t ttl = pos_cachesvc_ttl_ms(api->opt.cache, info->meta.family);
+    return info->fresh && ttl > info->age_ms ? (long long)(ttl - info->age_ms) : 0;
+}
+
+/* PTTL: as TTL, in milliseconds. */
+static int api_pttl(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
+                    const size_t *lens)
+{
+    (void)argc;
+    if (pos_api_kv_handles(argv[1], lens[1]) &&
+        pos_api_kv_ttl(owner, r, argv[1], lens[1], true) == 0) {
+        return 0;
+    }
+    return api_entry_reply(owner, r, argv[1], lens[1], api_pttl_ms);
 }
 
 static long long api_age_ms(const pos_api_t *api, const pos_cache_info_t *info)
@@ -538,35 +570,6 @@ static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const cha
     return rc;
 }
 
-static int api_incr(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
-                    const size_t *lens)
-{
-    pos_api_t *api = owner;
-    long long by = 1;
-    char *end;
-    api_write_t *w;
-
-    if (lens[1] < 9 || strncmp(argv[1], "counter:", 8) != 0 ||
-        memchr(argv[1], '\0', lens[1]) != NULL) {
-        pos_localapi_reply_error(r, "ERR only counter:* keys can be incremented here");
-        return 0;
-    }
-    if (argc == 3) {
-        errno = 0;
-        by = strtoll(argv[2], &end, 10);
-        if (errno != 0 || end == argv[2] || *end != '\0') {
-            pos_localapi_reply_error(r, "ERR value is not an integer or out of range");
-            return 0;
-        }
-    }
-    if ((w = api_write_new(api, r)) == NULL) {
-        return -ENOMEM;
-    }
-    /* The new value is Redis's to know: answer the queue position. */
-    return api_write_queued(w, pos_delivery_incrby(api->opt.delivery, argv[1], by,
-                                                   API_COUNTER_TTL_S, api_write_done, w));
-}
-
 /* ---- INFO ----------------------------------------------------------------------- */
 
 static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
@@ -583,9 +586,21 @@ static int api_info(void *owner, pos_localapi_reply_t *r, int argc, const char *
 }
 
 static const pos_localapi_command_t api_commands[] = {
-    {"GET", api_get, 2, 2},         {"MGET", api_mget, 2, -1},   {"EXISTS", api_exists, 2, -1},
-    {"TTL", api_ttl, 2, 2},         {"AGE", api_age, 2, 2},      {"PUBLISH", api_publish, 3, 3},
-    {"INCR", api_incr, 2, 2},       {"INCRBY", api_incr, 3, 3},  {"INFO", api_info, 1, 2},
+    {"GET", api_get, 2, 2},
+    {"MGET", api_mget, 2, -1},
+    {"EXISTS", api_exists, 2, -1},
+    {"TTL", api_ttl, 2, 2},
+    {"AGE", api_age, 2, 2},
+    {"PUBLISH", api_publish, 3, 3},
+    {"INCR", pos_api_kv_cmd_incr, 2, 2},
+    {"INCRBY", pos_api_kv_cmd_incr, 3, 3},
+    {"SET", pos_api_kv_cmd_set, 3, 5},
+    {"SETEX", pos_api_kv_cmd_setex, 4, 4},
+    {"EXPIRE", pos_api_kv_cmd_expire, 3, 3},
+    {"PEXPIRE", pos_api_kv_cmd_pexpire, 3, 3},
+    {"DEL", pos_api_kv_cmd_del, 2, -1},
+    {"PTTL", api_pttl, 2, 2},
+    {"INFO", api_info, 1, 2},
     {"RATELIMIT", pos_api_cmd_ratelimit, 4, 4},
     {"SMEMBERS", pos_api_cmd_smembers, 2, 2},
     {"TERMINALS", pos_api_cmd_terminals, 1, 1},
@@ -603,6 +618,7 @@ int pos_api_start(pos_api_t *api, const pos_api_options_t *opt)
     if (rc != 0) {
         return rc;
     }
+    pos_api_kv_init(api);
     memset(&o, 0, sizeof(o));
     o.path = opt->socket_path;
     o.group = opt->socket_group;
@@ -615,6 +631,7 @@ int pos_api_start(pos_api_t *api, const pos_api_options_t *opt)
     rc = pos_localapi_start(&api->server, opt->loop, &o);
     if (rc != 0) {
         POS_ERR("api", "local API not started on %s: %s", opt->socket_path, strerror(-rc));
+        pos_api_kv_free(api);
         pos_api_shared_free(api);
         return rc;
     }
@@ -627,6 +644,7 @@ static void api_server_closed(void *arg)
 {
     pos_api_t *api = arg;
 
+    pos_api_kv_free(api);
     pos_api_shared_free(api);
     if (api->closed_cb != NULL) {
         api->closed_cb(api->closed_arg);

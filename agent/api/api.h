@@ -3,9 +3,10 @@
 
 /*
  * The agent's commands on the local API socket (agent/api/localapi.c speaks the
- * protocol): GET, MGET, EXISTS, TTL from the offline cache (read-through
- * while online), PUBLISH and INCR/INCRBY (counter:* only) through the
- * outbox, INFO, and on shared state RATELIMIT, SMEMBERS
+ * protocol): GET, MGET, EXISTS, TTL, PTTL from the offline cache (read-through
+ * while online), PUBLISH through the outbox, the application's writes
+ * (agent/api/api_kv.c: SET, SETEX, EXPIRE, PEXPIRE, DEL on session:* and
+ * temp:*, INCR/INCRBY on counter:*), INFO, and on shared state RATELIMIT, SMEMBERS
  * active_transactions:{storeId}, TERMINALS and CACHE.CLEAR
  * (agent/api/api_shared.c). See docs/local-api.md.
  */

@@ -15,7 +15,187 @@ typedef struct delivery_ctx {
     uint64_t id;
     uint64_t epoch;
     bool last; /* the reply that completes the entry (INCRBY sends two) */
+    /* Bookkeeping (pos_delivery_key_t): DELIVERY_NOTE_INCR on the INCRBY's
+     * reply, DELIVERY_NOTE_WRITE on a write-through's last one; key malloc'd. */
+    int note;
+    long long by;
+    char *key;
 } delivery_ctx_t;
+
+enum { DELIVERY_NOTE_NONE = 0, DELIVERY_NOTE_INCR, DELIVERY_NOTE_WRITE };
+
+static int delivery_drop(pos_delivery_t *d, uint64_t id, const char *why);
+
+/* ---- per-key bookkeeping --------------------------------------------------- */
+
+static size_t key_hash(const char *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+    }
+    return (size_t)(h % POS_DELIVERY_KEYS);
+}
+
+static pos_delivery_key_t *key_find(const pos_delivery_t *d, const char *key, size_t len,
+                                    size_t *bucket)
+{
+    size_t b = key_hash(key, len);
+    if (bucket != NULL) {
+        *bucket = b;
+    }
+    for (pos_delivery_key_t *k = d->bykey[b]; k != NULL; k = k->next) {
+        if (k->len == len && memcmp(k->key, key, len) == 0) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* The key's bookkeeping, created when missing (NULL: out of memory). */
+static pos_delivery_key_t *key_get(pos_delivery_t *d, const char *key, size_t len)
+{
+    size_t b;
+    pos_delivery_key_t *k = key_find(d, key, len, &b);
+    if (k != NULL) {
+        return k;
+    }
+    k = calloc(1, sizeof(*k) + len + 1);
+    if (k != NULL) {
+        memcpy(k->key, key, len);
+        k->len = len;
+        k->next = d->bykey[b];
+        d->bykey[b] = k;
+    }
+    return k;
+}
+
+/* Forgets a session or temp key with nothing pending (counters stay: their
+ * confirmed value is what the till knows). */
+static void key_settle(pos_delivery_t *d, pos_delivery_key_t *k)
+{
+    if (k->pending_writes != 0 || k->pending_sum != 0 || k->has_confirmed) {
+        return;
+    }
+    for (pos_delivery_key_t **pp = &d->bykey[key_hash(k->key, k->len)]; *pp != NULL;
+         pp = &(*pp)->next) {
+        if (*pp == k) {
+            *pp = k->next;
+            free(k);
+            return;
+        }
+    }
+}
+
+static void keys_free(pos_delivery_t *d)
+{
+    for (size_t b = 0; b < POS_DELIVERY_KEYS; b++) {
+        while (d->bykey[b] != NULL) {
+            pos_delivery_key_t *k = d->bykey[b];
+            d->bykey[b] = k->next;
+            free(k);
+        }
+    }
+}
+
+const pos_delivery_key_t *pos_delivery_key(const pos_delivery_t *d, const char *key, size_t len)
+{
+    return key_find(d, key, len, NULL);
+}
+
+void pos_delivery_confirm(pos_delivery_t *d, const char *key, size_t len, long long value)
+{
+    pos_delivery_key_t *k = key_get(d, key, len);
+    if (k != NULL) {
+        k->confirmed = value;
+        k->has_confirmed = true;
+    }
+}
+
+/* What an entry adds to its key's bookkeeping (sign: +1 queued, -1 undone). */
+static void key_note_entry(pos_delivery_t *d, const pos_outbox_entry_t *e, int sign)
+{
+    pos_delivery_key_t *k;
+
+    if (e->kind == POS_OUTBOX_INCRBY) {
+        char text[64];
+        long long by = 0;
+        snprintf(text, sizeof(text), "%.*s", (int)(e->payload_len < 63 ? e->payload_len : 63),
+                 (const char *)e->payload);
+        if (sscanf(text, "%lld", &by) == 1 && (k = key_get(d, e->channel, e->channel_len))) {
+            k->pending_sum += sign * by;
+            key_settle(d, k);
+        }
+    } else if (e->kind == POS_OUTBOX_OTHER && e->payload_len > 1 &&
+               ((const char *)e->payload)[0] == 'K' &&
+               (k = key_get(d, e->channel, e->channel_len)) != NULL) {
+        if (sign > 0) {
+            k->pending_writes++;
+        } else if (k->pending_writes > 0) {
+            k->pending_writes--;
+        }
+        key_settle(d, k);
+    }
+}
+
+typedef struct rebuild_ctx {
+    pos_delivery_t *d;
+} rebuild_ctx_t;
+
+int pos_delivery_rebuild(pos_delivery_t *d)
+{
+    uint64_t from = 1;
+    size_t total = 0;
+
+    if (d->ob == NULL) {
+        return 0;
+    }
+    for (;;) {
+        pos_outbox_batch_t batch;
+        int n = pos_outbox_peek_from(d->ob, from, 512, &batch);
+        if (n < 0) {
+            return n;
+        }
+        for (int i = 0; i < n; i++) {
+            key_note_entry(d, &batch.entries[i], +1);
+            from = batch.entries[i].id + 1;
+        }
+        total += (size_t)n;
+        pos_outbox_batch_free(&batch);
+        if (n < 512) {
+            break;
+        }
+    }
+    POS_DEBUG("outbox", "per-key bookkeeping rebuilt from %zu entries", total);
+    return 0;
+}
+
+/* A reply that counts for the key's bookkeeping. */
+static void key_note_reply(pos_delivery_t *d, const delivery_ctx_t *c, const redisReply *r)
+{
+    pos_delivery_key_t *k = key_find(d, c->key, strlen(c->key), NULL);
+
+    if (k == NULL) {
+        return;
+    }
+    if (c->note == DELIVERY_NOTE_INCR && r->type == REDIS_REPLY_INTEGER) {
+        k->confirmed = r->integer;
+        k->has_confirmed = true;
+        if (c->id > k->incr_done_id) { /* a redelivery is not subtracted twice */
+            k->pending_sum -= c->by;
+            k->incr_done_id = c->id;
+        }
+        if (d->on_confirmed != NULL) {
+            d->on_confirmed(d->confirmed_ctx, k->key, k->confirmed);
+        }
+    } else if (c->note == DELIVERY_NOTE_WRITE && c->id > k->write_done_id) {
+        k->write_done_id = c->id;
+        if (k->pending_writes > 0) {
+            k->pending_writes--;
+        }
+        key_settle(d, k);
+    }
+}
 
 static void delivery_idle_cb(uv_idle_t *h)
 {
@@ -53,6 +233,7 @@ static void delivery_closed(uv_handle_t *h)
 {
     pos_delivery_t *d = h->data;
 
+    keys_free(d);
     if (d->closed_cb != NULL) {
         d->closed_cb(d->closed_arg);
     }
@@ -85,6 +266,10 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
         }
         d->delivered++;
     }
+    if (err == 0 && r->type != REDIS_REPLY_ERROR && c->note != DELIVERY_NOTE_NONE && !d->closing) {
+        key_note_reply(d, c, r);
+    }
+    free(c->key);
     free(c);
     if (current && err == 0) {
         delivery_pump_soon(d);
@@ -119,8 +304,39 @@ int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap)
  * id, the reply to the last one sent completes outbox entry *id; without,
  * nobody waits for the replies. Returns 0 or a negative errno.
  */
-static int delivery_commands(pos_delivery_t *d, const uint64_t *id, int argc1, const char **first,
-                             int argc2, const char **second)
+static void ctx_free(delivery_ctx_t *c)
+{
+    if (c != NULL) {
+        free(c->key);
+        free(c);
+    }
+}
+
+/* A command's arguments: lens NULL for NUL-terminated ones. */
+typedef struct delivery_cmd {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} delivery_cmd_t;
+
+static int delivery_send_cmd(pos_delivery_t *d, pos_reply_cb cb, delivery_ctx_t *c,
+                             const delivery_cmd_t *cmd)
+{
+    if (cmd->lens != NULL) {
+        return pos_link_command(d->link, cb, c, cmd->argc, cmd->argv, cmd->lens);
+    }
+    return pos_link_commandv(d->link, cb, c, cmd->argc, cmd->argv);
+}
+
+/*
+ * Sends first, then, unless NULL, second. With an id, the reply to the
+ * last one sent completes outbox entry *id; without, nobody waits for the
+ * replies. key (may be NULL): the key whose bookkeeping the replies update
+ * (note1 on first's reply, note2 on second's). Returns 0 or a negative errno.
+ */
+static int delivery_cmds(pos_delivery_t *d, const uint64_t *id, const delivery_cmd_t *first,
+                         const delivery_cmd_t *second, const char *key, int note1, int note2,
+                         long long by)
 {
     pos_reply_cb cb = NULL;
     delivery_ctx_t *c1 = NULL, *c2 = NULL;
@@ -128,32 +344,53 @@ static int delivery_commands(pos_delivery_t *d, const uint64_t *id, int argc1, c
 
     if (id != NULL) {
         cb = delivery_reply;
-        c1 = malloc(sizeof(*c1));
-        c2 = second != NULL ? malloc(sizeof(*c2)) : NULL;
+        c1 = calloc(1, sizeof(*c1));
+        c2 = second != NULL ? calloc(1, sizeof(*c2)) : NULL;
         if (c1 == NULL || (second != NULL && c2 == NULL)) {
             free(c1);
             free(c2);
             return -ENOMEM;
         }
-        *c1 = (delivery_ctx_t){d, *id, d->epoch, second == NULL};
+        *c1 = (delivery_ctx_t){d, *id, d->epoch, second == NULL, 0, by, NULL};
+        if (key != NULL && note1 != DELIVERY_NOTE_NONE) {
+            c1->note = note1;
+            c1->key = strdup(key);
+        }
         if (c2 != NULL) {
-            *c2 = (delivery_ctx_t){d, *id, d->epoch, true};
+            *c2 = (delivery_ctx_t){d, *id, d->epoch, true, 0, by, NULL};
+            if (key != NULL && note2 != DELIVERY_NOTE_NONE) {
+                c2->note = note2;
+                c2->key = strdup(key);
+            }
+        }
+        if ((c1->note != 0 && c1->key == NULL) ||
+            (c2 != NULL && c2->note != 0 && c2->key == NULL)) {
+            ctx_free(c1);
+            ctx_free(c2);
+            return -ENOMEM;
         }
     }
-    rc = pos_link_commandv(d->link, cb, c1, argc1, first);
+    rc = delivery_send_cmd(d, cb, c1, first);
     if (rc != 0) {
-        free(c1);
-        free(c2);
+        ctx_free(c1);
+        ctx_free(c2);
         return rc;
     }
     if (second == NULL) {
         return 0;
     }
-    rc = pos_link_commandv(d->link, cb, c2, argc2, second);
+    rc = delivery_send_cmd(d, cb, c2, second);
     if (rc != 0) {
-        free(c2);
+        ctx_free(c2);
     }
     return rc;
+}
+
+static int delivery_commands(pos_delivery_t *d, const uint64_t *id, int argc1, const char **first,
+                             int argc2, const char **second)
+{
+    delivery_cmd_t c1 = {argc1, first, NULL}, c2 = {argc2, second, NULL};
+    return delivery_cmds(d, id, &c1, second != NULL ? &c2 : NULL, NULL, 0, 0, 0);
 }
 
 /* INCRBY key by, then EXPIRE key ttl_s NX: the counter keeps its first expiry. */
@@ -166,7 +403,78 @@ static int send_incrby(pos_delivery_t *d, const uint64_t *id, const char *key, l
     snprintf(ttl, sizeof(ttl), "%u", ttl_s);
     const char *incr[] = {"INCRBY", key, n};
     const char *expire[] = {"EXPIRE", key, ttl, "NX"};
-    return delivery_commands(d, id, 3, incr, 4, expire);
+    delivery_cmd_t c1 = {3, incr, NULL}, c2 = {4, expire, NULL};
+    return delivery_cmds(d, id, &c1, &c2, key, DELIVERY_NOTE_INCR, DELIVERY_NOTE_NONE, by);
+}
+
+/*
+ * A write-through entry (payload "KSET <expiry_ms>\n<origin>\n<value>",
+ * "KPEXPIRE <expiry_ms>\n" or "KDEL\n"): the remaining time is what is left
+ * now of the absolute expiry; past it, the entry goes as DEL.
+ */
+static int send_kv(pos_delivery_t *d, const pos_outbox_entry_t *e, const char *key)
+{
+    const char *p = e->payload;
+    size_t len = e->payload_len;
+    const char *nl = memchr(p, '\n', len);
+    char head[64], px[24], okey[POS_OUTBOX_CHANNEL_MAX + 16];
+    unsigned long long expiry = 0;
+    long long rem = 0;
+
+    if (nl == NULL || (size_t)(nl - p) >= sizeof(head)) {
+        return delivery_drop(d, e->id, "bad write-through");
+    }
+    memcpy(head, p, (size_t)(nl - p));
+    head[nl - p] = '\0';
+    snprintf(okey, sizeof(okey), "%s:origin", key);
+    bool set = strncmp(head, "KSET ", 5) == 0, pexp = strncmp(head, "KPEXPIRE ", 9) == 0;
+    if (set || pexp) {
+        if (sscanf(head + (set ? 5 : 9), "%llu", &expiry) != 1) {
+            return delivery_drop(d, e->id, "bad write-through expiry");
+        }
+        uint64_t now = pos_clock_wall_ms();
+        rem = expiry == 0 ? 0 : (expiry > now ? (long long)(expiry - now) : -1);
+    } else if (strcmp(head, "KDEL") != 0) {
+        return delivery_drop(d, e->id, "unknown write-through");
+    }
+    if (rem < 0 || (!set && !pexp) || (pexp && expiry == 0)) {
+        /* Deleted, or expired before it could be delivered: gone in Redis
+         * too. As PEXPIRE ... 0 (Redis deletes at once), which the till's ACL rule has (not DEL):
+         * Redis never answers the key again. */
+        const char *del[] = {"PEXPIRE", key, "0"};
+        const char *del2[] = {"PEXPIRE", okey, "0"};
+        delivery_cmd_t c1 = {3, del, NULL}, c2 = {3, del2, NULL};
+        return delivery_cmds(d, &e->id, &c1, &c2, key, 0, DELIVERY_NOTE_WRITE, 0);
+    }
+    snprintf(px, sizeof(px), "%lld", rem);
+    if (pexp) {
+        const char *pe[] = {"PEXPIRE", key, px};
+        const char *pe2[] = {"PEXPIRE", okey, px};
+        delivery_cmd_t c1 = {3, pe, NULL}, c2 = {3, pe2, NULL};
+        return delivery_cmds(d, &e->id, &c1, &c2, key, 0, DELIVERY_NOTE_WRITE, 0);
+    }
+    const char *orig = nl + 1;
+    const char *nl2 = memchr(orig, '\n', len - (size_t)(orig - p));
+    if (nl2 == NULL) {
+        return delivery_drop(d, e->id, "bad write-through value");
+    }
+    size_t olen = (size_t)(nl2 - orig), cap = olen + POS_SIGN_APPEND + 1;
+    char *ojson = malloc(cap);
+    if (ojson == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(ojson, orig, olen);
+    olen = (size_t)delivery_sign(d, ojson, olen, cap);
+    const char *value = nl2 + 1;
+    size_t vlen = len - (size_t)(value - p);
+    const char *sv[] = {"SET", key, value, "PX", px};
+    size_t svl[] = {3, strlen(key), vlen, 2, strlen(px)};
+    const char *so[] = {"SET", okey, ojson, "PX", px};
+    size_t sol[] = {3, strlen(okey), olen, 2, strlen(px)};
+    delivery_cmd_t c1 = {expiry == 0 ? 3 : 5, sv, svl}, c2 = {expiry == 0 ? 3 : 5, so, sol};
+    int rc = delivery_cmds(d, &e->id, &c1, &c2, key, 0, DELIVERY_NOTE_WRITE, 0);
+    free(ojson);
+    return rc;
 }
 
 /* SADD key member, then EXPIRE key ttl_s; or SREM key member alone. */
@@ -215,7 +523,7 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
             /* Signed last, so that "outboxId" is covered too. */
             n = delivery_sign(d, json, (size_t)n, cap);
         }
-        *c = (delivery_ctx_t){d, e->id, d->epoch, true};
+        *c = (delivery_ctx_t){d, e->id, d->epoch, true, 0, 0, NULL};
         const char *argv[] = {"PUBLISH", channel, json};
         size_t lens[] = {7, strlen(channel), (size_t)n};
         rc = pos_link_command(d->link, delivery_reply, c, 3, argv, lens);
@@ -235,6 +543,9 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
             return delivery_drop(d, e->id, "bad increment");
         }
         return send_incrby(d, &e->id, channel, by, t);
+    }
+    if (e->kind == POS_OUTBOX_OTHER && e->payload_len > 1 && ((const char *)e->payload)[0] == 'K') {
+        return send_kv(d, e, channel);
     }
     if (e->kind == POS_OUTBOX_OTHER) {
         /* Set membership: "SADD member ttl_s" or "SREM member" on the key. */
@@ -259,8 +570,7 @@ void pos_delivery_pump(pos_delivery_t *d)
     pos_outbox_batch_t batch;
     int n;
 
-    if (d->ob == NULL || !pos_link_is_online(d->link) ||
-        d->inflight >= POS_DELIVERY_WINDOW) {
+    if (d->ob == NULL || !pos_link_is_online(d->link) || d->inflight >= POS_DELIVERY_WINDOW) {
         return;
     }
     memset(&batch, 0, sizeof(batch));
@@ -351,6 +661,9 @@ static void delivery_appended(void *ctx, int status, const pos_outbox_entry_t *e
     pos_delivery_t *d = q->d;
 
     if (status != 0) {
+        key_note_entry(d, e, -1); /* not queued after all */
+    }
+    if (status != 0) {
         char channel[POS_OUTBOX_CHANNEL_MAX + 1];
         snprintf(channel, sizeof(channel), "%.*s", (int)e->channel_len, e->channel);
         POS_ERR("outbox", "cannot queue %s of %s: %s",
@@ -376,8 +689,8 @@ static void delivery_appended(void *ctx, int status, const pos_outbox_entry_t *e
  * an error with nothing queued (cb not called).
  */
 static int delivery_queue(pos_delivery_t *d, pos_outbox_kind_t kind, bool payment, bool sign,
-                          const char *channel, const void *payload, size_t len,
-                          pos_delivery_cb cb, void *ctx, uint64_t *id)
+                          const char *channel, const void *payload, size_t len, pos_delivery_cb cb,
+                          void *ctx, uint64_t *id)
 {
     pos_outbox_entry_t e;
     delivery_queued_t *q = malloc(sizeof(*q));
@@ -395,8 +708,11 @@ static int delivery_queue(pos_delivery_t *d, pos_outbox_kind_t kind, bool paymen
     e.channel_len = strlen(channel);
     e.payload = payload;
     e.payload_len = len;
+    /* Counted before the append: its callback may run before it returns. */
+    key_note_entry(d, &e, +1);
     int rc = pos_outbox_append_async(d->ob, &e, id, delivery_appended, q);
     if (rc != 0) {
+        key_note_entry(d, &e, -1);
         free(q); /* nothing queued: the callback does not run */
     }
     return rc;
@@ -426,8 +742,7 @@ int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *
         }
         return 0;
     }
-    int rc = delivery_queue(d, POS_OUTBOX_PUBLISH, payment, sign, channel, json, len, cb, ctx,
-                            id);
+    int rc = delivery_queue(d, POS_OUTBOX_PUBLISH, payment, sign, channel, json, len, cb, ctx, id);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue a message on %s: %s", channel, strerror(-rc));
         /* Still try to send it now: better delivered without a copy. */
@@ -486,5 +801,50 @@ int pos_delivery_set_member(pos_delivery_t *d, const char *key, bool add, const 
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue %s of %s: %s", add ? "SADD" : "SREM", key, strerror(-rc));
     }
+    return rc;
+}
+
+int pos_delivery_kv(pos_delivery_t *d, pos_delivery_kv_op_t op, const char *key, const char *value,
+                    size_t vlen, uint64_t expiry_ms, const char *origin, pos_delivery_cb cb,
+                    void *ctx)
+{
+    char head[64];
+    int hlen;
+    char *payload;
+    size_t olen = origin != NULL ? strlen(origin) : 0, plen;
+    int rc;
+
+    if (d->ob == NULL) {
+        return -ENODEV; /* a write the till answers for must be kept */
+    }
+    switch (op) {
+    case POS_DELIVERY_KV_SET:
+        hlen = snprintf(head, sizeof(head), "KSET %" PRIu64 "\n", expiry_ms);
+        break;
+    case POS_DELIVERY_KV_PEXPIRE:
+        hlen = snprintf(head, sizeof(head), "KPEXPIRE %" PRIu64 "\n", expiry_ms);
+        break;
+    default:
+        hlen = snprintf(head, sizeof(head), "KDEL\n");
+        break;
+    }
+    plen = (size_t)hlen + (op == POS_DELIVERY_KV_SET ? olen + 1 + vlen : 0);
+    if (plen > POS_OUTBOX_PAYLOAD_MAX) {
+        return -EMSGSIZE;
+    }
+    payload = malloc(plen);
+    if (payload == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(payload, head, (size_t)hlen);
+    if (op == POS_DELIVERY_KV_SET) {
+        memcpy(payload + hlen, origin, olen);
+        payload[(size_t)hlen + olen] = '\n';
+        if (vlen != 0) {
+            memcpy(payload + hlen + olen + 1, value, vlen);
+        }
+    }
+    rc = delivery_queue(d, POS_OUTBOX_OTHER, false, false, key, payload, plen, cb, ctx, NULL);
+    free(payload);
     return rc;
 }

@@ -24,19 +24,49 @@
 #include "agent/msg/sign.h"
 #include "agent/store/outbox.h"
 
-#define POS_DELIVERY_WINDOW 64 /* entries in flight at once */
+#define POS_DELIVERY_WINDOW 64  /* entries in flight at once */
+#define POS_DELIVERY_KEYS   256 /* buckets of the per-key bookkeeping */
+
+/*
+ * What the outbox holds for one key that the agent writes through it
+ * (counter:*, session:*, temp:*), kept in memory and rebuilt from the
+ * outbox at start: the increments not yet confirmed by Redis, the writes
+ * not yet acknowledged, and the counter's last value Redis answered.
+ */
+typedef struct pos_delivery_key {
+    struct pos_delivery_key *next;
+    long long pending_sum;   /* INCRBY amounts queued, not yet answered by Redis */
+    unsigned pending_writes; /* SET / PEXPIRE / DEL queued, not yet acknowledged */
+    uint64_t incr_done_id;   /* the last INCRBY entry whose reply counted */
+    uint64_t write_done_id;  /* the last write entry whose ack counted */
+    long long confirmed;     /* the counter's value in Redis's last answer */
+    bool has_confirmed;
+    size_t len;
+    char key[];
+} pos_delivery_key_t;
+
+/* The written-through operations on session:* and temp:* keys. */
+typedef enum pos_delivery_kv_op {
+    POS_DELIVERY_KV_SET,     /* SET key value [PX remaining], SET key:origin origin [PX ..] */
+    POS_DELIVERY_KV_PEXPIRE, /* PEXPIRE key remaining, PEXPIRE key:origin remaining */
+    POS_DELIVERY_KV_DEL, /* PEXPIRE key 0, PEXPIRE key:origin 0 (gone at once; no DEL in the ACL) */
+} pos_delivery_kv_op_t;
 
 typedef struct pos_delivery {
     pos_link_t *link;
-    pos_outbox_t *ob;   /* NULL: no store */
+    pos_outbox_t *ob;            /* NULL: no store */
     const pos_sign_keys_t *keys; /* NULL or none: the agent's messages go unsigned */
-    uint64_t sent_upto; /* highest id sent on the current connection */
+    uint64_t sent_upto;          /* highest id sent on the current connection */
     unsigned inflight;
-    uint64_t epoch;     /* bumped at each reconnect: late replies are ignored */
+    uint64_t epoch; /* bumped at each reconnect: late replies are ignored */
     uint64_t delivered;
-    uint64_t lost;      /* sent without a store while offline */
-    uint64_t hold_id;   /* entries from this id on wait for pos_delivery_release(); 0: none */
+    uint64_t lost;       /* sent without a store while offline */
+    uint64_t hold_id;    /* entries from this id on wait for pos_delivery_release(); 0: none */
     uv_idle_t pump_idle; /* one send pass per loop turn for a burst of appends and acks */
+    pos_delivery_key_t *bykey[POS_DELIVERY_KEYS]; /* per-key bookkeeping, by hash */
+    /* A counter's value Redis answered to a delivered INCRBY (may be NULL). */
+    void (*on_confirmed)(void *ctx, const char *key, long long value);
+    void *confirmed_ctx;
     bool closing;
     void (*closed_cb)(void *arg);
     void *closed_arg;
@@ -69,8 +99,7 @@ int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *jso
  * agent to publish: the local API, which the agent must not vouch for), and
  * with cb(ctx, status, id) (may be NULL) once it is durable or failed. */
 int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *json, size_t len,
-                            bool payment, bool sign, pos_delivery_cb cb, void *ctx,
-                            uint64_t *id);
+                            bool payment, bool sign, pos_delivery_cb cb, void *ctx, uint64_t *id);
 
 /*
  * Holds back the entry "id" and everything after it until
@@ -92,6 +121,30 @@ int pos_delivery_sign(pos_delivery_t *d, char *buf, size_t len, size_t cap);
  * (nothing queued, cb not called). */
 int pos_delivery_incrby(pos_delivery_t *d, const char *key, long long n, unsigned ttl_s,
                         pos_delivery_cb cb, void *ctx);
+
+/*
+ * A write-through of the local API (session:* and temp:*), durably and in
+ * order: SET (value, vlen bytes; origin: the companion JSON written to
+ * key:origin), PEXPIRE or DEL. expiry_ms is absolute (epoch ms; 0: none):
+ * the remaining time is computed when the entry is sent, and an entry
+ * whose expiry has passed by then is sent as a delete (PEXPIRE 0) of key and key:origin.
+ * cb as for pos_delivery_publish_ex(). Returns 0 or a negative errno
+ * (nothing queued, cb not called; -ENODEV without a store).
+ */
+int pos_delivery_kv(pos_delivery_t *d, pos_delivery_kv_op_t op, const char *key, const char *value,
+                    size_t vlen, uint64_t expiry_ms, const char *origin, pos_delivery_cb cb,
+                    void *ctx);
+
+/* The key's bookkeeping, or NULL when nothing is pending or known for it. */
+const pos_delivery_key_t *pos_delivery_key(const pos_delivery_t *d, const char *key, size_t len);
+
+/* Records a counter's value as read from Redis or the local copy (GET
+ * read-through, the value kept across a restart). */
+void pos_delivery_confirm(pos_delivery_t *d, const char *key, size_t len, long long value);
+
+/* Rebuilds the per-key bookkeeping from what the outbox holds (at start,
+ * on the loop; a read transaction). Returns 0 or a negative errno. */
+int pos_delivery_rebuild(pos_delivery_t *d);
 
 /* SADD key member then EXPIRE key ttl_s (add), or SREM key member,
  * durably and in order with the messages around it (member: no blanks).

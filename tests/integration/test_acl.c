@@ -186,6 +186,30 @@ static void test_flow_under_the_rule(void **state)
     assert_true(sale);
     assert_int_equal(counter(f, "counter:terminal:" TID ":sales", 2), 2);
 
+    /* A session written through under the rule: SET ... PX with its
+     * :origin companion, then the logout (PEXPIRE 0, no DEL in the rule). */
+    local = pos_fix_local(f);
+    r = redisCommand(local, "SET session:acl-1 %s EX 60", "{\"cashierId\":\"C-1\"}");
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    bool written = false;
+    for (int i = 0; i < 100 && !written; i++) {
+        written = pos_test_int(&f->redis, "EXISTS session:acl-1 session:acl-1:origin") == 2;
+        pos_test_sleep_ms(50);
+    }
+    assert_true(written);
+    r = redisCommand(local, "DEL session:acl-1");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        gone = pos_test_int(&f->redis, "EXISTS session:acl-1 session:acl-1:origin") == 0;
+        pos_test_sleep_ms(50);
+    }
+    assert_true(gone);
+    redisFree(local);
+
     /* The local API's shared-state commands: Redis decides under the rule. */
     local = pos_fix_local(f);
     r = redisCommand(local, "RATELIMIT acl-check 60000 5");

@@ -1,0 +1,528 @@
+/*
+ * The local API's writes, end to end through the agent process and a real
+ * redis-server: counters (INCR/INCRBY counter:*) answer the value as the
+ * till knows it (Redis's last answer plus increments not yet delivered),
+ * online, offline and across a restart offline; sessions and temporary
+ * data (SET/SETEX/EXPIRE/DEL on session:* and temp:*) are applied to the
+ * local copy at once and written through to Redis in order with their
+ * remaining TTL, also after an offline period and a restart; writes to
+ * the cloud's keys and malformed arguments are refused; a flood is
+ * bounded. See docs/local-api.md "Sessions, temporary data and counters".
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "tests/support/fixture.h"
+
+#define TID POS_FIX_TID
+#define SID POS_FIX_SID
+
+static pos_fix_t *g_fix; /* for the agent's log when a reply does not come */
+
+/* A reply that must come: else the agent's log, and the test fails. */
+#define must(r)                                                                                    \
+    do {                                                                                           \
+        if ((r) == NULL) {                                                                         \
+            pos_fix_dump_log(g_fix);                                                               \
+            fail_msg("no reply");                                                                  \
+        }                                                                                          \
+    } while (0)
+
+static void start_agent(pos_fix_t *f)
+{
+    g_fix = f;
+    pos_fix_set_retry(f, 100, 500);
+    pos_fix_agent_start(f, NULL);
+    assert_true(pos_test_agent_wait_log(&f->agent, "local API on", f->starts, 5000));
+}
+
+static void start_online(pos_fix_t *f)
+{
+    start_agent(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
+}
+
+static redisContext *local(const pos_fix_t *f)
+{
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    return c;
+}
+
+static void cut_off(pos_fix_t *f, redisContext *cloud, int nth)
+{
+    pos_test_cut_off(cloud, true);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", nth, 5000));
+}
+
+/* A command through the local API that must answer an integer. */
+static long long lint(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    must(r);
+    if (r->type != REDIS_REPLY_INTEGER) {
+        fail_msg("%s: answered type %d: %s", fmt, r->type, r->str != NULL ? r->str : "");
+    }
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* A command that must answer +OK. */
+static void lok(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    must(r);
+    if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0) {
+        fail_msg("%s: answered type %d: %s", fmt, r->type, r->str != NULL ? r->str : "");
+    }
+    freeReplyObject(r);
+}
+
+/* A command that must answer an error containing want. */
+static void lerr(redisContext *c, const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    must(r);
+    if (r->type != REDIS_REPLY_ERROR || strstr(r->str, want) == NULL) {
+        fail_msg("%s: wanted an error with \"%s\", got type %d: %s", fmt, want, r->type,
+                 r->str != NULL ? r->str : "");
+    }
+    freeReplyObject(r);
+}
+
+/* GET key on c: the value (malloc'd) or NULL for nil. */
+static char *get(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "GET %s", key);
+    must(r);
+    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL) {
+        fail_msg("GET %s: type %d: %s", key, r->type, r->str != NULL ? r->str : "");
+    }
+    char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    freeReplyObject(r);
+    return v;
+}
+
+static void expect_get(redisContext *c, const char *key, const char *want)
+{
+    char *v = get(c, key);
+    if (want == NULL ? v != NULL : (v == NULL || strcmp(v, want) != 0)) {
+        fail_msg("GET %s: wanted %s, got %s", key, want != NULL ? want : "(nil)",
+                 v != NULL ? v : "(nil)");
+    }
+    free(v);
+}
+
+/* Waits up to timeout_ms for GET key on Redis to answer want (NULL: nil). */
+static void wait_redis(redisContext *cloud, const char *key, const char *want, int timeout_ms)
+{
+    char *v = NULL;
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        v = get(cloud, key);
+        if (want == NULL ? v == NULL : (v != NULL && strcmp(v, want) == 0)) {
+            free(v);
+            return;
+        }
+        free(v);
+        pos_test_sleep_ms(50);
+    }
+    v = get(cloud, key);
+    fail_msg("Redis %s: wanted %s, still %s", key, want != NULL ? want : "(nil)",
+             v != NULL ? v : "(nil)");
+}
+
+/* ---- counters --------------------------------------------------------------------------- */
+
+static void test_counter_online_and_another_client(void **state)
+{
+    pos_fix_t *f = *state;
+
+    start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = local(f);
+    /* The value, not a queue position. */
+    assert_int_equal(lint(c, "INCRBY counter:daily_sales 5"), 5);
+    assert_int_equal(lint(c, "INCR counter:daily_sales"), 6);
+    wait_redis(cloud, "counter:daily_sales", "6", 5000);
+    expect_get(c, "counter:daily_sales", "6");
+    /* The seed's TTL, set once (EXPIRE ... NX). */
+    long long ttl = lint(cloud, "TTL counter:daily_sales");
+    assert_true(ttl > 86000 && ttl <= 86400);
+    freeReplyObject(redisCommand(cloud, "EXPIRE counter:daily_sales 500"));
+    /* Another client increments in Redis: a GET online with nothing
+     * pending answers Redis's value, and the next INCR goes on from it. */
+    assert_int_equal(lint(cloud, "INCRBY counter:daily_sales 100"), 106);
+    expect_get(c, "counter:daily_sales", "106");
+    assert_int_equal(lint(c, "INCR counter:daily_sales"), 107);
+    wait_redis(cloud, "counter:daily_sales", "107", 5000);
+    ttl = lint(cloud, "TTL counter:daily_sales");
+    assert_true(ttl > 0 && ttl <= 500); /* NX: the first expiry stays */
+    /* A counter the till has never seen: Redis's value first. */
+    pos_fix_redis_set(f, "counter:pre", "40");
+    assert_int_equal(lint(c, "INCR counter:pre"), 41);
+    assert_int_equal(lint(c, "INCRBY counter:pre 2"), 43);
+    wait_redis(cloud, "counter:pre", "43", 5000);
+    /* Negative steps and an unknown counter. */
+    assert_int_equal(lint(c, "INCRBY counter:daily_sales -7"), 100);
+    expect_get(c, "counter:never", NULL);
+    wait_redis(cloud, "counter:daily_sales", "100", 5000);
+    redisFree(c);
+    redisFree(cloud);
+}
+
+static void test_counter_offline_and_restart(void **state)
+{
+    pos_fix_t *f = *state;
+
+    start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = local(f);
+    assert_int_equal(lint(c, "INCR counter:tickets"), 1);
+    wait_redis(cloud, "counter:tickets", "1", 5000);
+    cut_off(f, cloud, 1);
+    /* Offline: answered on the till, from the last confirmed value. */
+    assert_int_equal(lint(c, "INCRBY counter:tickets 4"), 5);
+    assert_int_equal(lint(c, "INCR counter:tickets"), 6);
+    expect_get(c, "counter:tickets", "6");
+    /* Meanwhile another till adds 10 in Redis: the till cannot know it. */
+    assert_int_equal(lint(cloud, "INCRBY counter:tickets 10"), 11);
+    expect_get(c, "counter:tickets", "6");
+    /* A restart offline: the confirmed value is on the local store, the
+     * pending increments in the outbox. */
+    redisFree(c);
+    pos_test_agent_stop(&f->agent, SIGTERM, 5000);
+    start_agent(f);
+    c = local(f);
+    expect_get(c, "counter:tickets", "6");
+    assert_int_equal(lint(c, "INCR counter:tickets"), 7);
+    /* Online again: delivered once each, Redis ends with every increment. */
+    pos_test_cut_off(cloud, false);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
+    wait_redis(cloud, "counter:tickets", "17", 10000);
+    pos_test_sleep_ms(200);
+    expect_get(c, "counter:tickets", "17");
+    assert_int_equal(lint(c, "INCR counter:tickets"), 18);
+    wait_redis(cloud, "counter:tickets", "18", 5000);
+    redisFree(c);
+    redisFree(cloud);
+}
+
+/* ---- sessions and temporary data ------------------------------------------------------------ */
+
+static void test_session_online(void **state)
+{
+    pos_fix_t *f = *state;
+
+    start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = local(f);
+    lok(c, "SET session:s1 %s EX 60", "{\"cashierId\":\"C-7\"}");
+    expect_get(c, "session:s1", "{\"cashierId\":\"C-7\"}");
+    wait_redis(cloud, "session:s1", "{\"cashierId\":\"C-7\"}", 5000);
+    long long ttl = lint(cloud, "TTL session:s1");
+    assert_true(ttl > 55 && ttl <= 60);
+    /* The companion key says who wrote it. */
+    char *origin = get(cloud, "session:s1:origin");
+    assert_non_null(origin);
+    assert_non_null(strstr(origin, "\"terminalId\":\"" TID "\""));
+    assert_non_null(strstr(origin, "\"storeId\":\"" SID "\""));
+    assert_non_null(strstr(origin, "\"origin\":\"pos-app\""));
+    free(origin);
+    ttl = lint(cloud, "TTL session:s1:origin");
+    assert_true(ttl > 55 && ttl <= 60);
+    /* refreshSession */
+    assert_int_equal(lint(c, "EXPIRE session:s1 600"), 1);
+    ttl = lint(c, "TTL session:s1");
+    assert_true(ttl > 595 && ttl <= 600);
+    assert_true(lint(c, "PTTL session:s1") > 595000);
+    for (int i = 0; i < 100 && lint(cloud, "TTL session:s1") <= 60; i++) {
+        pos_test_sleep_ms(50);
+    }
+    assert_true(lint(cloud, "TTL session:s1") > 595);
+    /* A session the cloud created is refreshed too. */
+    pos_fix_redis_set(f, "session:cloud1", "{\"cashierId\":\"C-9\"}");
+    expect_get(c, "session:cloud1", "{\"cashierId\":\"C-9\"}");
+    assert_int_equal(lint(c, "EXPIRE session:cloud1 300"), 1);
+    expect_get(c, "session:cloud1", "{\"cashierId\":\"C-9\"}");
+    for (int i = 0; i < 100 && lint(cloud, "TTL session:cloud1") < 0; i++) {
+        pos_test_sleep_ms(50);
+    }
+    ttl = lint(cloud, "TTL session:cloud1");
+    assert_true(ttl > 295 && ttl <= 300);
+    assert_int_equal(lint(c, "EXPIRE session:nobody 300"), 0);
+    /* Logout */
+    assert_int_equal(lint(c, "DEL session:s1 session:nobody"), 1);
+    expect_get(c, "session:s1", NULL);
+    assert_int_equal(lint(c, "TTL session:s1"), -2);
+    assert_int_equal(lint(c, "EXPIRE session:s1 60"), 0); /* ended: not revived */
+    expect_get(c, "session:s1", NULL);
+    wait_redis(cloud, "session:s1", NULL, 5000);
+    wait_redis(cloud, "session:s1:origin", NULL, 5000);
+    /* Temporary data expires on the till by itself; SETEX and PX too. */
+    lok(c, "SETEX temp:cart-1 1 %s", "[1,2,3]");
+    lok(c, "SET temp:cart-2 x PX 600000");
+    expect_get(c, "temp:cart-1", "[1,2,3]");
+    wait_redis(cloud, "temp:cart-2", "x", 5000);
+    pos_test_sleep_ms(1200);
+    expect_get(c, "temp:cart-1", NULL);
+    expect_get(cloud, "temp:cart-1", NULL);
+    /* Later writes win, in order. */
+    for (int i = 0; i < 50; i++) {
+        lok(c, "SET temp:last %d EX 60", i);
+    }
+    expect_get(c, "temp:last", "49");
+    wait_redis(cloud, "temp:last", "49", 5000);
+    redisFree(c);
+    redisFree(cloud);
+}
+
+static void test_session_offline_and_restart(void **state)
+{
+    pos_fix_t *f = *state;
+
+    start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = local(f);
+    pos_fix_redis_set(f, "session:old", "{\"cashierId\":\"C-1\"}");
+    pos_fix_redis_set(f, "temp:gone", "old");
+    expect_get(c, "session:old", "{\"cashierId\":\"C-1\"}");
+    cut_off(f, cloud, 1);
+    /* A cashier logs in and another out while the uplink is down. */
+    lok(c, "SET session:off %s EX 30", "{\"cashierId\":\"C-2\"}");
+    expect_get(c, "session:off", "{\"cashierId\":\"C-2\"}");
+    assert_int_equal(lint(c, "DEL session:old"), 1);
+    expect_get(c, "session:old", NULL);
+    /* Expires before it can be delivered: sent as DEL. */
+    lok(c, "SET temp:gone new PX 300");
+    lok(c, "SET temp:keep v EX 1000");
+    assert_int_equal(lint(c, "EXPIRE temp:keep 2000"), 1);
+    /* A restart offline keeps the local copies and the outbox. */
+    redisFree(c);
+    pos_test_agent_stop(&f->agent, SIGTERM, 5000);
+    start_agent(f);
+    c = local(f);
+    expect_get(c, "session:off", "{\"cashierId\":\"C-2\"}");
+    long long ttl = lint(c, "TTL session:off");
+    assert_true(ttl > 0 && ttl <= 30);
+    expect_get(c, "session:old", NULL);
+    pos_test_sleep_ms(400);
+    expect_get(c, "temp:gone", NULL);
+    expect_get(c, "temp:keep", "v");
+    /* Online again: everything arrives, with what is left of the TTL. */
+    pos_test_cut_off(cloud, false);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
+    wait_redis(cloud, "session:off", "{\"cashierId\":\"C-2\"}", 10000);
+    wait_redis(cloud, "session:old", NULL, 5000);
+    wait_redis(cloud, "temp:gone", NULL, 5000);
+    wait_redis(cloud, "temp:keep", "v", 5000);
+    for (int i = 0; i < 100 && lint(cloud, "TTL temp:keep") < 1000; i++) {
+        pos_test_sleep_ms(50);
+    }
+    ttl = lint(cloud, "TTL session:off");
+    assert_true(ttl > 0 && ttl < 30);
+    ttl = lint(cloud, "TTL temp:keep");
+    assert_true(ttl > 1000 && ttl <= 2000);
+    /* A session read from Redis, then written and ended by the till: the
+     * old copy read before is not served again. */
+    pos_fix_redis_set(f, "session:reread", "cloud-v1");
+    expect_get(c, "session:reread", "cloud-v1");
+    lok(c, "SET session:reread till-v2 PX 300");
+    expect_get(c, "session:reread", "till-v2");
+    wait_redis(cloud, "session:reread", "till-v2", 5000);
+    pos_test_sleep_ms(400);
+    expect_get(c, "session:reread", NULL);
+    /* Delivered: the cloud's later write wins once the till's is over. */
+    pos_test_sleep_ms(300);
+    pos_fix_redis_set(f, "session:old", "{\"cashierId\":\"C-3\"}");
+    expect_get(c, "session:old", "{\"cashierId\":\"C-3\"}");
+    redisFree(c);
+    redisFree(cloud);
+}
+
+/* ---- refusals, malformed arguments, flood ------------------------------------------------------
+ */
+
+static void test_refused_and_malformed(void **state)
+{
+    pos_fix_t *f = *state;
+    char big[70000], longkey[600];
+
+    start_online(f);
+    redisContext *c = local(f);
+    lerr(c, "owned by the cloud", "SET user:1 x");
+    lerr(c, "owned by the cloud", "SET product:P-1 x EX 10");
+    lerr(c, "owned by the cloud", "DEL inventory:" SID ":P-1");
+    lerr(c, "owned by the cloud", "EXPIRE user:1 10");
+    lerr(c, "owned by the cloud", "INCR product:1");
+    lerr(c, "only session:* and temp:*", "SET foo x");
+    lerr(c, "only session:* and temp:*", "SET terminal:" TID ":status x");
+    lerr(c, "only session:* and temp:*", "DEL session:a payment:x");
+    lerr(c, "only counter:*", "INCR session:a");
+    lerr(c, "INCR and INCRBY only", "SET counter:x 5");
+    lerr(c, "invalid expire", "SET session:a v EX -1");
+    lerr(c, "invalid expire", "SET session:a v EX 0");
+    lerr(c, "not an integer", "SET session:a v EX abc");
+    lerr(c, "not an integer", "SET session:a v EX 10x");
+    lerr(c, "syntax error", "SET session:a v EX");
+    lerr(c, "syntax error", "SET session:a v NX");
+    lerr(c, "syntax error", "SET session:a v KEEPTTL x");
+    lerr(c, "wrong number", "SET session:a");
+    lerr(c, "invalid expire", "SETEX session:a -5 v");
+    lerr(c, "not an integer", "EXPIRE session:a 1.5");
+    lerr(c, "not an integer", "INCRBY counter:x abc");
+    lerr(c, "not an integer", "INCRBY counter:x 99999999999999999999");
+    lerr(c, "NUL", "SET %b v", "session:a\0b", (size_t)11);
+    memset(longkey, 'k', sizeof(longkey));
+    memcpy(longkey, "session:", 8);
+    lerr(c, "key too long", "SET %b v", longkey, sizeof(longkey));
+    memset(big, 'v', sizeof(big));
+    lerr(c, "value too large", "SET session:big %b", big, sizeof(big));
+    /* Nothing of it reached the local copy. */
+    expect_get(c, "session:a", NULL);
+    expect_get(c, "session:big", NULL);
+    /* Still serving. */
+    lok(c, "SET session:a v");
+    assert_int_equal(lint(c, "TTL session:a"), -1);
+    redisFree(c);
+}
+
+static void test_flood_bounded(void **state)
+{
+    pos_fix_t *f = *state;
+    enum { N = 20000 };
+    int ok = 0, busy = 0, last_ok = -1;
+
+    pos_fix_set_heartbeat(f, 1, 3);
+    start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = local(f);
+    cut_off(f, cloud, 1);
+    for (int i = 0; i < N; i++) {
+        redisAppendCommand(c, "SET session:f%d v%d EX 600", i, i);
+    }
+    for (int i = 0; i < N; i++) {
+        redisReply *r = NULL;
+        assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+        if (r->type == REDIS_REPLY_STATUS) {
+            ok++;
+            last_ok = i;
+        } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSY", 4) == 0) {
+            busy++;
+        } else {
+            fail_msg("SET %d: type %d: %s", i, r->type, r->str != NULL ? r->str : "");
+        }
+        freeReplyObject(r);
+    }
+    print_message("flood offline: %d SET accepted, %d refused BUSY\n", ok, busy);
+    assert_int_equal(ok + busy, N);
+    assert_true(busy > 0);
+    assert_true(ok > 1000 && ok <= 9000);
+    redisReply *r = redisCommand(c, "PING");
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    expect_get(c, "session:f0", "v0");
+    /* Online: the accepted ones arrive, the heartbeat goes on. */
+    pos_test_cut_off(cloud, false);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
+    wait_redis(cloud, "session:f0", "v0", 20000);
+    for (int i = 0; i < 600 && lint(cloud, "EXISTS session:f%d", last_ok) == 0; i++) {
+        pos_test_sleep_ms(100);
+    }
+    assert_int_equal(lint(cloud, "EXISTS session:f%d", last_ok), 1);
+    long long ttl = lint(cloud, "TTL " POS_FIX_STATUS_KEY);
+    assert_true(ttl > 0 && ttl <= 3);
+    /* The refusals were for the moment only: a write goes through again
+     * once the backlog has drained. */
+    int tries = 0;
+    for (;; tries++) {
+        r = redisCommand(c, "SET session:after v EX 60");
+        must(r);
+        bool done = r->type == REDIS_REPLY_STATUS;
+        if (!done && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSY", 4) != 0)) {
+            fail_msg("SET after the flood: %s", r->str != NULL ? r->str : "?");
+        }
+        freeReplyObject(r);
+        if (done) {
+            break;
+        }
+        assert_true(tries < 200);
+        pos_test_sleep_ms(100);
+    }
+    print_message("flood: a write accepted again after %d retries\n", tries);
+    wait_redis(cloud, "session:after", "v", 10000);
+    redisFree(c);
+    redisFree(cloud);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_session_write_latency(void **state)
+{
+    pos_fix_t *f = *state;
+    enum { N = 1000 };
+    static uint64_t us[N];
+
+    start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = local(f);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            cut_off(f, cloud, 1);
+        }
+        for (int i = 0; i < N; i++) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            redisReply *r = redisCommand(c, "SET session:x v EX 60");
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            assert_int_equal(r->type, REDIS_REPLY_STATUS);
+            freeReplyObject(r);
+            us[i] = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
+                    (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
+        }
+        qsort(us, N, sizeof(us[0]), cmp_u64);
+        print_message("MEASURED SET session:x v EX 60 %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms "
+                      "(%d sequential calls)\n",
+                      round == 0 ? "online" : "offline", us[N / 2] / 1000.0,
+                      us[N * 99 / 100] / 1000.0, us[N - 1] / 1000.0, N);
+        assert_true(us[N * 99 / 100] < 200000);
+    }
+    redisFree(c);
+    redisFree(cloud);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        POS_FIX_TEST(test_counter_online_and_another_client),
+        POS_FIX_TEST(test_counter_offline_and_restart),
+        POS_FIX_TEST(test_session_online),
+        POS_FIX_TEST(test_session_offline_and_restart),
+        POS_FIX_TEST(test_refused_and_malformed),
+        POS_FIX_TEST(test_flood_bounded),
+        POS_FIX_TEST(test_session_write_latency),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
