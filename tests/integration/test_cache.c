@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "tests/support/fixture.h"
@@ -195,7 +196,7 @@ static void test_publish_while_offline_across_restart(void **state)
     /* The cloud listens as its own user; the agent is cut off. */
     redisContext *sub = pos_test_cloud_connect(&f->redis);
     assert_non_null(sub);
-    r = redisCommand(sub, "SUBSCRIBE pos:events");
+    r = redisCommand(sub, "SUBSCRIBE transaction:" SID);
     freeReplyObject(r);
     redisContext *adm = pos_test_cloud_connect(&f->redis);
     assert_non_null(adm);
@@ -211,7 +212,7 @@ static void test_publish_while_offline_across_restart(void **state)
             start_agent(f);
             c = local(f);
         }
-        r = redisCommand(c, "PUBLISH pos:events {\"seq\":%d}", i);
+        r = redisCommand(c, "PUBLISH transaction:" SID " {\"type\":\"POS_EVENT\",\"seq\":%d}", i);
         assert_non_null(r);
         assert_int_equal(r->type, REDIS_REPLY_INTEGER);
         freeReplyObject(r);
@@ -223,12 +224,16 @@ static void test_publish_while_offline_across_restart(void **state)
         void *reply = NULL;
         assert_int_equal(redisGetReply(sub, &reply), REDIS_OK);
         r = reply;
-        char want[32];
-        snprintf(want, sizeof(want), "{\"seq\":%d,", i);
-        if (strncmp(r->element[2]->str, want, strlen(want)) != 0) {
+        /* In order, stamped by the agent, with its outbox id. */
+        cJSON *j = cJSON_Parse(r->element[2]->str);
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
+        const cJSON *origin = cJSON_GetObjectItemCaseSensitive(j, "origin");
+        if (!cJSON_IsNumber(seq) || seq->valueint != i || !cJSON_IsString(origin) ||
+            strcmp(origin->valuestring, "pos-app") != 0 ||
+            !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "outboxId"))) {
             fail_msg("message %d: got %s", i, r->element[2]->str);
         }
-        assert_non_null(strstr(r->element[2]->str, "\"outboxId\":"));
+        cJSON_Delete(j);
         freeReplyObject(r);
     }
     redisFree(sub);

@@ -497,7 +497,7 @@ static void test_outbox_across_failover(void **state)
     fixture_t *f = *state;
     pos_test_redis_t *m = &f->node[0], *r = &f->node[1];
     pos_test_sub_t sub = {0};
-    const char *channels[] = {"test:failover", NULL};
+    const char *channels[] = {"transaction:" SID, NULL};
     char want[128];
     redisReply *rep;
 
@@ -518,7 +518,8 @@ static void test_outbox_across_failover(void **state)
     int offline = pos_test_agent_log_count(&f->fx.agent, "link: offline");
     pos_test_redis_kill(r);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: offline", offline + 1, 10000));
-    rep = local_cmd(f, "PUBLISH test:failover queued-during-failover");
+    rep = local_cmd(f, "PUBLISH transaction:" SID
+                       " {\"type\":\"POS_EVENT\",\"note\":\"queued-during-failover\"}");
     assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
     freeReplyObject(rep);
     rep = local_cmd(f, "INCR counter:test:failover");
@@ -549,7 +550,7 @@ static void test_outbox_across_failover(void **state)
     char channel[64];
     char *msg = pos_test_sub_next(&sub, CAP_MS + SLACK_MS, channel, sizeof(channel));
     assert_non_null(msg);
-    assert_string_equal(channel, "test:failover");
+    assert_string_equal(channel, "transaction:" SID);
     assert_non_null(strstr(msg, "queued-during-failover"));
     free(msg);
     printf("[ MEASURED ] outbox delivered on the new master %u ms after the agent resumed\n",
