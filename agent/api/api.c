@@ -180,15 +180,39 @@ static int api_get(void *owner, pos_localapi_reply_t *r, int argc, const char **
     return api_read(owner, r, API_READ_GET, argc, argv, lens);
 }
 
+/* MGET and EXISTS read the cached families only: the till's own writes
+ * (session:*, temp:*) are read with GET, which sees them; a wrong answer
+ * would be worse than this error. */
+static bool api_multi_refused(pos_localapi_reply_t *r, const char *cmd, int argc, const char **argv,
+                              const size_t *lens)
+{
+    for (int i = 1; i < argc; i++) {
+        if (pos_api_kv_handles(argv[i], lens[i])) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "ERR %s does not read session: or temp: keys here: use GET",
+                     cmd);
+            pos_localapi_reply_error(r, msg);
+            return true;
+        }
+    }
+    return false;
+}
+
 static int api_mget(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                     const size_t *lens)
 {
+    if (api_multi_refused(r, "MGET", argc, argv, lens)) {
+        return 0;
+    }
     return api_read(owner, r, API_READ_MGET, argc, argv, lens);
 }
 
 static int api_exists(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                       const size_t *lens)
 {
+    if (api_multi_refused(r, "EXISTS", argc, argv, lens)) {
+        return 0;
+    }
     return api_read(owner, r, API_READ_EXISTS, argc, argv, lens);
 }
 

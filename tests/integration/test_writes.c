@@ -378,6 +378,8 @@ static void test_refused_and_malformed(void **state)
     lerr(c, "only session:* and temp:*", "DEL session:a payment:x");
     lerr(c, "only counter:*", "INCR session:a");
     lerr(c, "INCR and INCRBY only", "SET counter:x 5");
+    lerr(c, "use GET", "MGET product:P-1 session:a");
+    lerr(c, "use GET", "EXISTS temp:a");
     lerr(c, "invalid expire", "SET session:a v EX -1");
     lerr(c, "invalid expire", "SET session:a v EX 0");
     lerr(c, "not an integer", "SET session:a v EX abc");
