@@ -33,9 +33,10 @@
 
 #include "tests/support/fixture.h"
 
-#define TID      POS_FIX_TID
-#define SID      POS_FIX_SID
-#define CHANNEL  "crash:" TID
+#define TID POS_FIX_TID
+#define SID POS_FIX_SID
+#define CHANNEL                                                                                    \
+    "transaction:" SID /* the till's own store channel: the only one the local API publishes on */
 #define PRODUCTS 2000
 #define MAX_SEQ  (1u << 20)
 #define BATCH    20 /* PUBLISH + GET pairs per pipelined batch */
@@ -111,7 +112,9 @@ static unsigned drain(fixture_t *f, int wait_ms)
         redisReply *r = reply;
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         assert_int_equal(r->elements, 3);
-        unsigned long seq = strtoul(r->element[2]->str, NULL, 10);
+        /* {"type":"POS_EVENT","seq":N,...} as stamped by the agent */
+        const char *at = strstr(r->element[2]->str, "\"seq\":");
+        unsigned long seq = at != NULL ? strtoul(at + 6, NULL, 10) : 0;
         assert_true(seq > 0 && seq < MAX_SEQ);
         if (f->received[seq]) {
             f->repeats++; /* a redelivery: the crash cut off its acknowledgement */
@@ -164,7 +167,8 @@ static uint32_t send_batch(fixture_t *f, redisContext *c)
     for (unsigned i = 0; i < BATCH; i++) {
         uint32_t seq = f->next_seq++;
         assert_true(seq < MAX_SEQ);
-        redisAppendCommand(c, "PUBLISH " CHANNEL " %u", (unsigned)seq);
+        redisAppendCommand(c, "PUBLISH " CHANNEL " {\"type\":\"POS_EVENT\",\"seq\":%u}",
+                           (unsigned)seq);
         redisAppendCommand(c, "GET product:P-%u", rand_below(PRODUCTS));
     }
     int done = 0;

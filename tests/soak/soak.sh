@@ -176,10 +176,19 @@ log_event() { echo "$(now_ms),$1,$2" >>"$work/events.csv"; }
 # ---- the cloud's keys: product values the reads are checked against
 nkeys=20
 product_value() { echo "{\"id\":\"P-$1\",\"name\":\"Soak product $1\",\"price\":\"$1.99\"}"; }
+# With the index sets the cloud keeps beside them (CONTRACT.md "Indexes for
+# warm-up"), and one inventory entry, so that the store's index exists: a
+# cloud that follows the contract gives the agent no reason to warn.
 seed_keys() {
   local i
-  for i in $(seq "$nkeys"); do printf 'SET product:P-%d %s\n' "$i" "'$(product_value "$i")'"; done \
-    | rcli >/dev/null
+  {
+    for i in $(seq "$nkeys"); do
+      printf 'SET product:P-%d %s\n' "$i" "'$(product_value "$i")'"
+      printf 'SADD index:products P-%d\n' "$i"
+    done
+    printf 'SET inventory:%s:P-1 %s\n' "$sid" "'{\"productId\":\"P-1\",\"quantity\":5}'"
+    printf 'SADD index:inventory:%s P-1\n' "$sid"
+  } | rcli >/dev/null
 }
 reads_ok=0 reads_failed=0 reads_offline_ok=0
 check_reads() { # label: one MGET of every key through the local socket
