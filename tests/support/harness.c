@@ -667,7 +667,8 @@ int pos_test_run(const char *const *argv, const char *const *env, char **out, in
             execvpe(wargv[0], (char *const *)wargv, envp);
             _exit(127);
         }
-        execve(argv[0], (char *const *)argv, envp);
+        /* A bare name (an emulator, an interpreter) is looked up in PATH. */
+        execvpe(argv[0], (char *const *)argv, envp);
         _exit(127);
     }
     free(envp);
