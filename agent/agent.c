@@ -267,14 +267,6 @@ static void agent_on_online(pos_link_t *l)
 
     /* Status at once on every (re)connect, then every interval from now. */
     agent_status_write(a, true);
-    {
-        /* The store's list of terminals (CONTRACT.md "Keys the agent
-         * writes"): so the store's terminals are found without a scan. */
-        char key[96];
-        snprintf(key, sizeof(key), "terminals:%s", a->cfg.store_id);
-        const char *argv[] = {"SADD", key, a->cfg.terminal_id};
-        (void)pos_link_commandv(&a->link, agent_reply_logged, "terminals SADD", 3, argv);
-    }
     uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, a->cfg.heartbeat_interval_s * 1000u,
                    a->cfg.heartbeat_interval_s * 1000u);
     {
@@ -284,13 +276,14 @@ static void agent_on_online(pos_link_t *l)
     }
     agent_track(a);
     {
-        /* The store's list of terminals (CONTRACT.md), at every connect.
-         * Sent directly, not through the outbox: it is idempotent and
+        /* The store's list of terminals (CONTRACT.md "Keys the agent
+         * writes"), so the store's terminals are found without a scan; at
+         * every connect. Sent directly, not through the outbox: it is idempotent and
          * repeated at each connect, so one lost with the link is sent
          * again by the next, and a durable copy would cost a store commit
          * per connect for nothing. */
         const char *argv[] = {"SADD", a->terminals_key, a->cfg.terminal_id};
-        pos_link_commandv(&a->link, agent_reply_logged, "terminals SADD", 3, argv);
+        (void)pos_link_commandv(&a->link, agent_reply_logged, "terminals SADD", 3, argv);
     }
     agent_recovered_log(a);
     /* What waited in the outbox goes out now, oldest first; cached entries
