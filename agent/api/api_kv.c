@@ -689,9 +689,11 @@ static void kv_counter_keep(void *ctx, const char *key, long long value)
     char text[32];
     int n = snprintf(text, sizeof(text), "%lld", value);
 
+    /* Lazily: a value Redis can tell again, not worth an fsync of its own
+     * (one per payment for the sales counters). */
     if (api->opt.cache->open) {
-        (void)pos_cache_put(&api->opt.cache->cache, key, strlen(key), text, (size_t)n,
-                            POS_CACHE_OTHER, pos_clock_wall_ms());
+        (void)pos_cache_put_lazy(&api->opt.cache->cache, key, strlen(key), text, (size_t)n,
+                                 POS_CACHE_OTHER, pos_clock_wall_ms());
     }
 }
 

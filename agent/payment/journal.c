@@ -311,10 +311,10 @@ static int seen_forget_oldest(pos_journal_t *j, MDB_txn *txn, uint64_t now_ms, b
         return 0; /* inside the window: never forgotten */
     }
     MDB_val idk = seen_id_key(ik, (const char *)val.mv_data + 8, val.mv_size - 8);
-    rc = mdb_cursor_del(cur, 0);
+    rc = pos_store_cursor_del(j->st, cur, POS_DB_SEEN);
     mdb_cursor_close(cur);
     if (rc == 0) {
-        rc = mdb_del(txn, dbi, &idk, NULL);
+        rc = pos_store_del(j->st, txn, POS_DB_SEEN, &idk);
         rc = rc == MDB_NOTFOUND ? 0 : rc;
     }
     if (rc != 0) {
@@ -368,13 +368,13 @@ static int seen_add(pos_journal_t *j, MDB_txn *txn, const char *id, uint64_t now
     pos_endian_put_be64(iv, seq);
     pos_endian_put_be64(iv + 8, now_ms);
     v = (MDB_val){16, iv};
-    rc = mdb_put(txn, dbi, &k, &v, 0);
+    rc = pos_store_put(j->st, txn, POS_DB_SEEN, &k, &v, 0);
     if (rc == 0) {
         MDB_val tkey = seen_time_key(tk, seq);
         pos_endian_put_be64(tv, now_ms);
         memcpy(tv + 8, id, len);
         MDB_val tval = {8 + len, tv};
-        rc = mdb_put(txn, dbi, &tkey, &tval, 0);
+        rc = pos_store_put(j->st, txn, POS_DB_SEEN, &tkey, &tval, 0);
     }
     if (rc != 0) {
         return pos_store_errno(rc);
@@ -461,7 +461,7 @@ static int prune_records(pos_journal_t *j, MDB_txn *txn)
             continue; /* a live payment's record is never dropped */
         }
         MDB_val k = {strlen(all[i].rec.transaction_id), all[i].rec.transaction_id};
-        rc = pos_store_errno(mdb_del(txn, j->st->dbi[POS_DB_JOURNAL], &k, NULL));
+        rc = pos_store_errno(pos_store_del(j->st, txn, POS_DB_JOURNAL, &k));
         if (rc != 0) {
             break;
         }
@@ -506,7 +506,7 @@ static int put_apply(pos_journal_op_t *o, MDB_txn *txn)
         return len;
     }
     MDB_val val = {(size_t)len, buf};
-    rc = pos_store_errno(mdb_put(txn, dbi, &k, &val, 0));
+    rc = pos_store_errno(pos_store_put(j->st, txn, POS_DB_JOURNAL, &k, &val, 0));
     if (rc != 0) {
         return rc;
     }
@@ -520,7 +520,7 @@ static int put_apply(pos_journal_op_t *o, MDB_txn *txn)
 static int delete_apply(pos_journal_op_t *o, MDB_txn *txn)
 {
     MDB_val k = {strlen(o->rec.transaction_id), o->rec.transaction_id};
-    int rc = pos_store_errno(mdb_del(txn, o->j->st->dbi[POS_DB_JOURNAL], &k, NULL));
+    int rc = pos_store_errno(pos_store_del(o->j->st, txn, POS_DB_JOURNAL, &k));
     if (rc == 0) {
         o->j->w.records--;
     }
@@ -693,7 +693,6 @@ static int convert_txn(void *ctx, MDB_txn *txn)
 {
     convert_t *c = ctx;
     pos_journal_t *j = c->j;
-    MDB_dbi dbi = j->st->dbi[POS_DB_SEEN];
     old_list_t l = {NULL, 0, 0};
     int rc = pos_store_each(j->st, txn, POS_DB_SEEN, old_collect, &l);
 
@@ -704,9 +703,9 @@ static int convert_txn(void *ctx, MDB_txn *txn)
         oi[0] = OLD_ID;
         memcpy(oi + 1, l.v[i].id, strlen(l.v[i].id));
         MDB_val ikey = {1 + strlen(l.v[i].id), oi};
-        rc = pos_store_errno(mdb_del(txn, dbi, &okey, NULL));
+        rc = pos_store_errno(pos_store_del(j->st, txn, POS_DB_SEEN, &okey));
         if (rc == 0) {
-            int r2 = mdb_del(txn, dbi, &ikey, NULL);
+            int r2 = pos_store_del(j->st, txn, POS_DB_SEEN, &ikey);
             rc = r2 == MDB_NOTFOUND ? 0 : pos_store_errno(r2);
         }
         if (rc == 0) {

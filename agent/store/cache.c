@@ -147,7 +147,7 @@ static int lru_del(pos_cache_t *c, MDB_txn *txn, uint64_t counter)
     unsigned char kb[8];
     pos_endian_put_be64(kb, counter);
     MDB_val k = {sizeof(kb), kb};
-    int rc = mdb_del(txn, c->st->dbi[POS_DB_CACHE_LRU], &k, NULL);
+    int rc = pos_store_del(c->st, txn, POS_DB_CACHE_LRU, &k);
     return rc == MDB_NOTFOUND ? 0 : pos_store_errno(rc);
 }
 
@@ -157,7 +157,7 @@ static int lru_put(pos_cache_t *c, MDB_txn *txn, uint64_t counter, const char *k
     pos_endian_put_be64(kb, counter);
     MDB_val k = {sizeof(kb), kb};
     MDB_val v = {len, (void *)key};
-    return pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE_LRU], &k, &v, 0));
+    return pos_store_errno(pos_store_put(c->st, txn, POS_DB_CACHE_LRU, &k, &v, 0));
 }
 
 /* Reads a key's metadata inside txn. Returns 0, -ENOENT or a negative errno. */
@@ -185,7 +185,7 @@ static int del_entry(pos_cache_t *c, MDB_txn *txn, const char *key, size_t len, 
     rc = lru_del(c, txn, m.last_access);
     if (rc == 0) {
         MDB_val k = {len, (void *)key};
-        rc = pos_store_errno(mdb_del(txn, c->st->dbi[POS_DB_CACHE], &k, NULL));
+        rc = pos_store_errno(pos_store_del(c->st, txn, POS_DB_CACHE, &k));
     }
     if (rc == 0) {
         d->bytes -= (long long)size;
@@ -219,7 +219,7 @@ static int rewrite_header(pos_cache_t *c, MDB_txn *txn, const char *key, size_t 
     }
     MDB_val k = {len, (void *)key};
     MDB_val v = {raw->mv_size, copy};
-    int rc = pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE], &k, &v, 0));
+    int rc = pos_store_errno(pos_store_put(c->st, txn, POS_DB_CACHE, &k, &v, 0));
     free(copy);
     return rc;
 }
@@ -397,7 +397,7 @@ static int evict_lru(pos_cache_t *c, MDB_txn *txn, size_t need, delta_t *d, size
         MDB_val k, v;
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         if (rc == 0 && (v.mv_size == 0 || v.mv_size > sizeof(key))) {
-            rc = mdb_cursor_del(cur, 0); /* a record no entry can match */
+            rc = pos_store_cursor_del(c->st, cur, POS_DB_CACHE_LRU); /* no entry can match */
             mdb_cursor_close(cur);
             if (rc != 0) {
                 return pos_store_errno(rc);
@@ -588,6 +588,7 @@ struct pos_cache_req {
     uint64_t seq; /* REQ_BULK: its place among the changes */
     uint64_t now_ms;
     bool submitted, applied;
+    bool lazy;   /* its commit may wait for company (pos_cache_put_lazy) */
     bool failed; /* applied with an error: the overlay no longer counts it */
     pos_cache_done_fn done;
     void *done_arg;
@@ -640,13 +641,17 @@ static int put_one(pos_cache_t *c, MDB_txn *txn, const pos_cache_node_t *it, del
     MDB_val k = {it->key_len, (void *)it->key};
     MDB_val v = {POS_CACHE_HDR_SIZE + m.value_len, NULL};
     /* MDB_RESERVE: LMDB hands out the space and we fill it, saving a copy. */
-    rc = pos_store_errno(mdb_put(txn, c->st->dbi[POS_DB_CACHE], &k, &v, MDB_RESERVE));
+    rc = pos_store_errno(pos_store_put(c->st, txn, POS_DB_CACHE, &k, &v, MDB_RESERVE));
     if (rc != 0) {
         return rc;
     }
     encode_header(v.mv_data, &m);
     if (m.value_len != 0) {
         memcpy((unsigned char *)v.mv_data + POS_CACHE_HDR_SIZE, it->value, m.value_len);
+    }
+    rc = pos_store_errno(pos_store_redo_put(c->st, POS_DB_CACHE, &k, &v));
+    if (rc != 0) {
+        return rc;
     }
     rc = lru_put(c, txn, m.last_access, it->key, it->key_len);
     if (rc != 0) {
@@ -725,7 +730,8 @@ static int slice_start(const cache_bulk_t *b, MDB_cursor *cur, MDB_val *k, MDB_v
 }
 
 /* Marks the record under cur stale if the bulk wants it; counts it. */
-static int slice_mark(const cache_bulk_t *b, MDB_cursor *cur, MDB_val *k, MDB_val *v, size_t *n)
+static int slice_mark(pos_cache_t *c, const cache_bulk_t *b, MDB_cursor *cur, MDB_val *k,
+                      MDB_val *v, size_t *n)
 {
     pos_cache_meta_t m;
 
@@ -740,7 +746,7 @@ static int slice_mark(const cache_bulk_t *b, MDB_cursor *cur, MDB_val *k, MDB_va
     }
     MDB_val nv = {v->mv_size, copy};
     /* Same key, same size: replaced in place, the cursor keeps its position. */
-    int rc = pos_store_errno(mdb_cursor_put(cur, k, &nv, MDB_CURRENT));
+    int rc = pos_store_errno(pos_store_cursor_put(c->st, cur, POS_DB_CACHE, k, &nv, MDB_CURRENT));
     free(copy);
     *n += rc == 0;
     return rc;
@@ -776,7 +782,7 @@ static int apply_slice(pos_cache_t *c, MDB_txn *txn, pos_cache_req_t *r)
                 rc = victims_push(&found, &k, NULL);
             }
         } else {
-            rc = slice_mark(b, cur, &k, &v, &r->count);
+            rc = slice_mark(c, b, cur, &k, &v, &r->count);
         }
         if (rc != 0) {
             break;
@@ -1126,6 +1132,7 @@ static void req_submit(pos_cache_t *c, pos_cache_req_t *r)
     if (!req_sync(c)) {
         c->inflight++;
         pos_store_writer_submit(c->cfg.writer, &r->op);
+        pos_store_writer_commit_soon(c->cfg.writer); /* a bulk slice: the next waits for it */
         return;
     }
     bool more;
@@ -1144,6 +1151,7 @@ static void carrier_submit(pos_cache_t *c)
     pos_cache_req_t *r = c->unsubmitted;
     uint64_t bytes = 0;
     size_t nodes = 0;
+    bool lazy = true;
 
     k->first = r;
     k->n = 0;
@@ -1151,6 +1159,7 @@ static void carrier_submit(pos_cache_t *c)
            (k->n == 0 ||
             (nodes + r->nnodes <= CARRIER_NODES && bytes + r->node_bytes <= CARRIER_BYTES))) {
         r->submitted = true;
+        lazy &= r->lazy;
         bytes += r->node_bytes;
         nodes += r->nnodes;
         k->n++;
@@ -1158,8 +1167,14 @@ static void carrier_submit(pos_cache_t *c)
     }
     c->unsubmitted = r;
     c->inflight++;
+    c->inflight_lazy = lazy;
     k->op.weight = (size_t)bytes;
-    pos_store_writer_submit(c->cfg.writer, &k->op);
+    pos_store_writer_submit_ex(c->cfg.writer, &k->op, lazy);
+    if (!lazy) {
+        /* Its requests are answered, and the next carrier leaves, once it
+         * is applied: not worth holding back for the writer's next batch. */
+        pos_store_writer_commit_soon(c->cfg.writer);
+    }
 }
 
 /*
@@ -1237,7 +1252,15 @@ static void cache_issue(pos_cache_t *c, pos_cache_req_t *r)
     if (r->kind == REQ_TOUCH) {
         c->touching = true;
     }
-    cache_pump(c);
+    bool eager = !r->lazy;
+    cache_pump(c); /* may free r */
+    if (c->unsubmitted != NULL && c->inflight > 0 && !writer_gone(c)) {
+        /* Requests wait for the one with the writer to come back applied. */
+        if (eager && c->inflight_lazy) {
+            pos_store_writer_hurry(c->cfg.writer); /* a lazy one, waiting for company */
+        }
+        pos_store_writer_commit_soon(c->cfg.writer);
+    }
 }
 
 /*
@@ -1334,6 +1357,7 @@ static bool bulk_next_slice(pos_cache_t *c, pos_cache_req_t *r)
     } else {
         c->inflight++;
         pos_store_writer_submit(c->cfg.writer, &r->op);
+        pos_store_writer_commit_soon(c->cfg.writer);
     }
     return true;
 }
@@ -1390,6 +1414,7 @@ static void carrier_applied(pos_store_op_t *op)
     /* The next carrier may leave while these are handed back (a done() that
      * writes again): it takes the requests after them. */
     c->inflight--;
+    c->inflight_lazy = false;
     for (size_t i = 0; i < n; i++) {
         pos_cache_req_t *next = i + 1 < n ? r->next : NULL;
         req_handback(c, r, status);
@@ -1461,8 +1486,8 @@ static int check_item(const pos_cache_t *c, const pos_cache_item_t *it)
     return 0;
 }
 
-int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms,
-                        pos_cache_done_fn done, void *arg)
+static int cache_put_items(pos_cache_t *c, const pos_cache_item_t *items, size_t n,
+                           uint64_t now_ms, pos_cache_done_fn done, void *arg, bool lazy)
 {
     if (c == NULL || c->st == NULL || (items == NULL && n != 0)) {
         return -EINVAL;
@@ -1512,14 +1537,28 @@ int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n,
     r->now_ms = now_ms;
     r->done = done;
     r->done_arg = arg;
+    r->lazy = lazy;
     return req_run(c, r, NULL, NULL);
+}
+
+int pos_cache_put_batch(pos_cache_t *c, const pos_cache_item_t *items, size_t n, uint64_t now_ms,
+                        pos_cache_done_fn done, void *arg)
+{
+    return cache_put_items(c, items, n, now_ms, done, arg, false);
 }
 
 int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *value,
                   size_t value_len, pos_cache_family_t family, uint64_t now_ms)
 {
     pos_cache_item_t it = {key, key_len, value, value_len, family};
-    return pos_cache_put_batch(c, &it, 1, now_ms, NULL, NULL);
+    return cache_put_items(c, &it, 1, now_ms, NULL, NULL, false);
+}
+
+int pos_cache_put_lazy(pos_cache_t *c, const char *key, size_t key_len, const void *value,
+                       size_t value_len, pos_cache_family_t family, uint64_t now_ms)
+{
+    pos_cache_item_t it = {key, key_len, value, value_len, family};
+    return cache_put_items(c, &it, 1, now_ms, NULL, NULL, true);
 }
 
 /* A delete or a stale mark of one key. */

@@ -200,6 +200,7 @@ typedef struct pos_cache {
     uint64_t seq;                        /* order of changes and bulk requests */
     pos_cache_carrier_t *carrier;        /* the one operation carrying requests to the writer */
     size_t inflight;                     /* operations with the writer now (0 or 1) */
+    bool inflight_lazy;                  /* and it may wait for company (all it carries is lazy) */
     uint64_t err_log_ms;                 /* monotonic ms of the last refusal logged */
     bool pumping;
     bool touching; /* a flush of the touches is under way */
@@ -274,6 +275,16 @@ pos_cache_family_t pos_cache_family_of(const char *key, size_t key_len);
  */
 int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *value,
                   size_t value_len, pos_cache_family_t family, uint64_t now_ms);
+
+/*
+ * Same, for a value the till can learn again (a counter's value as Redis
+ * confirmed it): with a writer, its commit may wait for company, up to
+ * POS_STORE_LAZY_MS, so that it costs no fsync of its own. Visible to
+ * pos_cache_get() at once all the same; a write that may not wait, queued
+ * after it, takes it along at once.
+ */
+int pos_cache_put_lazy(pos_cache_t *c, const char *key, size_t key_len, const void *value,
+                       size_t value_len, pos_cache_family_t family, uint64_t now_ms);
 
 /*
  * Stores n items in one request, as pos_cache_put() does each; all or

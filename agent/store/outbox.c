@@ -248,7 +248,7 @@ static int drop_oldest(pos_outbox_t *ob, MDB_txn *txn, uint64_t add_entries, uin
         unsigned char kb[8];
         pos_endian_put_be64(kb, p.ids[i].id);
         MDB_val key = {sizeof(kb), kb};
-        rc = mdb_del(txn, ob->st->dbi[POS_DB_OUTBOX], &key, NULL);
+        rc = pos_store_del(ob->st, txn, POS_DB_OUTBOX, &key);
         if (rc != 0) {
             return pos_store_errno(rc);
         }
@@ -307,6 +307,7 @@ struct pos_outbox_op {
     uint64_t w_seq;            /* their age: later writes' counters replace them */
     pos_outbox_stats_t before; /* and before it (for an undo) */
     pos_outbox_op_t *pending_next;
+    bool durable; /* APPEND: done (its log record flushed), maybe not yet applied */
     unsigned char data[];  /* APPEND: channel then payload */
 };
 
@@ -335,7 +336,7 @@ static int append_apply(pos_outbox_op_t *o, MDB_txn *txn)
     if (rc == 0) {
         /* Ids only grow, so MDB_APPEND holds and keeps the pages full. */
         rc = pos_store_errno(
-            mdb_put(txn, ob->st->dbi[POS_DB_OUTBOX], &k, &v, MDB_APPEND | MDB_RESERVE));
+            pos_store_put(ob->st, txn, POS_DB_OUTBOX, &k, &v, MDB_APPEND | MDB_RESERVE));
     }
     if (rc == 0) {
         unsigned char *p = v.mv_data;
@@ -350,6 +351,9 @@ static int append_apply(pos_outbox_op_t *o, MDB_txn *txn)
         if (e->payload_len != 0) {
             memcpy(p + POS_OUTBOX_HDR_SIZE + e->channel_len, e->payload, e->payload_len);
         }
+        rc = pos_store_errno(pos_store_redo_put(ob->st, POS_DB_OUTBOX, &k, &v));
+    }
+    if (rc == 0) {
         rc = pos_store_meta_put(ob->st, txn, META_NEXT, o->id + 1);
     }
     if (rc == 0) {
@@ -380,7 +384,7 @@ static int ack_apply(pos_outbox_op_t *o, MDB_txn *txn)
         rc = pos_outbox_record_parse(v.mv_data, v.mv_size, &e) == 0 ? 0 : -EIO;
     }
     if (rc == 0) {
-        rc = pos_store_errno(mdb_del(txn, dbi, &k, NULL));
+        rc = pos_store_errno(pos_store_del(ob->st, txn, POS_DB_OUTBOX, &k));
     }
     if (rc == 0) {
         ob->w.entries--;
@@ -495,6 +499,7 @@ static void outbox_done(pos_store_op_t *op)
     if (status != 0 && o->kind == OOP_APPEND && o->id + 1 == o->ob->next_id) {
         o->ob->next_id = o->id; /* nothing took an id since: a refused append takes none */
     }
+    o->durable = status == 0 && o->kind == OOP_APPEND;
     if (o->cb != NULL) {
         o->cb(o->ctx, status, &o->e);
     }
@@ -638,6 +643,7 @@ void pos_outbox_batch_free(pos_outbox_batch_t *batch)
     }
     free(batch->entries);
     free(batch->buf);
+    free(batch->extra);
     memset(batch, 0, sizeof(*batch));
 }
 
@@ -706,6 +712,57 @@ static int peek_txn(void *ctx, MDB_txn *txn)
     return rc < 0 ? rc : 0;
 }
 
+/*
+ * Adds to the n entries LMDB gave the appends that are durable and not
+ * yet committed to LMDB (through the store's log, done() comes a commit
+ * before applied()), oldest first, up to max in all: they may be sent.
+ */
+static int peek_durable(const pos_outbox_t *ob, uint64_t from, size_t max,
+                        pos_outbox_batch_t *batch, size_t *n)
+{
+    uint64_t after = *n > 0 ? batch->entries[*n - 1].id : 0;
+    size_t more = 0, bytes = 0;
+
+    for (const pos_outbox_op_t *o = ob->pending; o != NULL && *n + more < max;
+         o = o->pending_next) {
+        if (o->durable && o->id >= from && o->id > after) {
+            more++;
+            bytes += o->e.channel_len + o->e.payload_len;
+        }
+    }
+    if (more == 0) {
+        return 0;
+    }
+    pos_outbox_entry_t *entries = realloc(batch->entries, (*n + more) * sizeof(*entries));
+    if (entries == NULL) {
+        return -ENOMEM;
+    }
+    batch->entries = entries;
+    batch->extra = malloc(bytes != 0 ? bytes : 1);
+    if (batch->extra == NULL) {
+        return -ENOMEM;
+    }
+    unsigned char *p = batch->extra;
+    for (const pos_outbox_op_t *o = ob->pending; o != NULL && more > 0; o = o->pending_next) {
+        if (!(o->durable && o->id >= from && o->id > after)) {
+            continue;
+        }
+        pos_outbox_entry_t *e = &batch->entries[(*n)++];
+        *e = o->e;
+        e->id = o->id;
+        memcpy(p, o->e.channel, o->e.channel_len);
+        e->channel = (const char *)p;
+        p += o->e.channel_len;
+        if (o->e.payload_len != 0) {
+            memcpy(p, o->e.payload, o->e.payload_len);
+        }
+        e->payload = p;
+        p += o->e.payload_len;
+        more--;
+    }
+    return 0;
+}
+
 int pos_outbox_peek(pos_outbox_t *ob, size_t max, pos_outbox_batch_t *batch)
 {
     return pos_outbox_peek_from(ob, 0, max, batch);
@@ -722,6 +779,9 @@ int pos_outbox_peek_from(pos_outbox_t *ob, uint64_t from, size_t max, pos_outbox
     }
     peek_walk_t w = {ob, from, batch, max, 0, 0};
     int rc = pos_store_txn_run(ob->st, MDB_RDONLY, peek_txn, &w);
+    if (rc == 0) {
+        rc = peek_durable(ob, from, max, batch, &w.n);
+    }
     if (rc != 0) {
         pos_outbox_batch_free(batch);
         return rc;

@@ -91,13 +91,14 @@ typedef struct pos_outbox {
 } pos_outbox_t;
 
 /*
- * A batch of peeked entries: the entries point into buf, which the batch
- * owns (free it with pos_outbox_batch_free()).
+ * A batch of peeked entries: the entries point into buf and extra, which
+ * the batch owns (free it with pos_outbox_batch_free()).
  */
 typedef struct pos_outbox_batch {
     size_t count;
     pos_outbox_entry_t *entries;
     unsigned char *buf;
+    unsigned char *extra; /* copies of durable appends LMDB has not committed yet */
 } pos_outbox_batch_t;
 
 /*

@@ -262,6 +262,11 @@ int pos_store_txn_commit(MDB_txn *txn)
     if (rc == EIO && store_eio_is_full(st)) {
         rc = ENOSPC;
     }
+    if (rc == 0 && st->wal_on && !st->wal_covered) {
+        /* MDB_NOMETASYNC left the meta page unflushed: this commit is in
+         * no log record, so it is made durable here, as LMDB would. */
+        rc = mdb_env_sync(env, 1);
+    }
     if (rc == ENOSPC || rc == EDQUOT) {
         store_disk_full(st, "a write failed", rc);
     } else if (rc == 0) {
@@ -295,7 +300,214 @@ int pos_store_meta_put(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t
     pos_endian_put_le64(buf, value);
     MDB_val k = {strlen(name), (void *)name};
     MDB_val v = {sizeof(buf), buf};
-    return pos_store_errno(mdb_put(txn, st->dbi[POS_DB_META], &k, &v, 0));
+    return pos_store_errno(pos_store_put(st, txn, POS_DB_META, &k, &v, 0));
+}
+
+/* ---- writes, and their redo ------------------------------------------- */
+
+/* pos_wal_redo_add()'s -ENOMEM as LMDB would say it. */
+static int redo_note(pos_store_t *st, char kind, pos_store_db_t db, const MDB_val *key,
+                     const MDB_val *value)
+{
+    int rc = pos_wal_redo_add(&st->redo, kind, (unsigned)db, key->mv_data, key->mv_size,
+                              value != NULL ? value->mv_data : NULL,
+                              value != NULL ? value->mv_size : 0);
+    return rc < 0 ? -rc : 0;
+}
+
+int pos_store_put(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, MDB_val *key, MDB_val *value,
+                  unsigned flags)
+{
+    int rc = mdb_put(txn, st->dbi[db], key, value, flags);
+
+    if (rc == 0 && (flags & MDB_RESERVE) == 0) {
+        rc = redo_note(st, 'P', db, key, value);
+    }
+    return rc;
+}
+
+int pos_store_redo_put(pos_store_t *st, pos_store_db_t db, const MDB_val *key,
+                       const MDB_val *value)
+{
+    return redo_note(st, 'P', db, key, value);
+}
+
+int pos_store_del(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, MDB_val *key)
+{
+    int rc = mdb_del(txn, st->dbi[db], key, NULL);
+
+    if (rc == 0) {
+        rc = redo_note(st, 'D', db, key, NULL);
+    }
+    return rc;
+}
+
+int pos_store_cursor_del(pos_store_t *st, MDB_cursor *cur, pos_store_db_t db)
+{
+    MDB_val k, v;
+    size_t mark = st->redo.len;
+    /* Noted first: the key's bytes are LMDB's and gone once deleted. */
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+
+    if (rc == 0) {
+        rc = redo_note(st, 'D', db, &k, NULL);
+    }
+    if (rc == 0) {
+        rc = mdb_cursor_del(cur, 0);
+    }
+    if (rc != 0) {
+        st->redo.len = mark;
+    }
+    return rc;
+}
+
+int pos_store_cursor_put(pos_store_t *st, MDB_cursor *cur, pos_store_db_t db, MDB_val *key,
+                         MDB_val *value, unsigned flags)
+{
+    int rc = mdb_cursor_put(cur, key, value, flags);
+
+    if (rc == 0 && (flags & MDB_RESERVE) == 0) {
+        rc = redo_note(st, 'P', db, key, value);
+    }
+    return rc;
+}
+
+/* ---- the write-ahead log ------------------------------------------------ */
+
+/* Replays one redo entry into the transaction in ctx. */
+static int wal_apply(void *ctx, char kind, unsigned db, const void *key, size_t key_len,
+                     const void *value, size_t value_len)
+{
+    struct {
+        pos_store_t *st;
+        MDB_txn *txn;
+    } *r = ctx;
+    MDB_val k = {key_len, (void *)key};
+    MDB_val v = {value_len, (void *)value};
+
+    if (db >= POS_DB_COUNT) {
+        return EBADMSG;
+    }
+    if (kind == 'P') {
+        return mdb_put(r->txn, r->st->dbi[db], &k, &v, 0);
+    }
+    int rc = mdb_del(r->txn, r->st->dbi[db], &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * At open, before the walk: what the log holds beyond LMDB's last logged
+ * commit is applied again, in one flushed commit, and the log starts a new
+ * generation. A log that cannot be applied is reported and set aside: the
+ * store as LMDB kept it is used. Returns 0 or a negative errno (LMDB).
+ */
+static int store_wal_replay(pos_store_t *st)
+{
+    struct {
+        pos_store_t *st;
+        MDB_txn *txn;
+    } r = {st, NULL};
+    uint64_t after = 0, last = 0;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &r.txn);
+
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    rc = pos_store_meta_get(st, r.txn, "walseq", &after);
+    long n = rc == 0 ? pos_wal_replay(&st->wal, after, wal_apply, &r, &last) : rc;
+    if (n > 0) {
+        rc = pos_store_meta_put(st, r.txn, "walseq", last);
+        if (rc == 0) {
+            rc = pos_store_errno(mdb_txn_commit(r.txn));
+            r.txn = NULL;
+        }
+        if (rc == 0) {
+            st->wal_replayed = (uint64_t)n;
+            POS_WARN("store", "%s: %ld commit%s applied again from the write-ahead log (an "
+                     "earlier run ended before LMDB flushed them)",
+                     st->path, n, n == 1 ? "" : "s");
+        } else {
+            n = rc;
+        }
+    }
+    if (r.txn != NULL) {
+        mdb_txn_abort(r.txn);
+    }
+    st->wal.next_seq = (last > after ? last : after) + 1;
+    if (n < 0) {
+        /* Kept for an operator (docs/offline.md), and a new log begun. */
+        char from[POS_STORE_PATH_MAX + 16], to[POS_STORE_PATH_MAX + 48];
+        snprintf(from, sizeof(from), "%s/" POS_WAL_FILE, st->path);
+        snprintf(to, sizeof(to), "%s/" POS_WAL_FILE ".failed-%lld", st->path,
+                 (long long)time(NULL));
+        POS_ERR("store", "%s: the write-ahead log could not be applied (%s): kept as %s; the "
+                "store goes on from LMDB's last flushed commit", st->path, strerror((int)-n), to);
+        pos_wal_close(&st->wal);
+        (void)rename(from, to);
+        uint64_t next = st->wal.next_seq;
+        rc = pos_wal_open(&st->wal, st->path);
+        st->wal.next_seq = next;
+        return rc; /* without a log (fd -1) when that failed too: not an error */
+    }
+    return pos_wal_reset(&st->wal);
+}
+
+int pos_store_redo_reapply(pos_store_t *st, uint64_t seq)
+{
+    struct {
+        pos_store_t *st;
+        MDB_txn *txn;
+    } r = {st, NULL};
+    int rc = mdb_txn_begin(st->env, NULL, 0, &r.txn);
+
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    rc = pos_wal_redo_apply(st->redo.buf, st->redo.len, wal_apply, &r);
+    if (rc == 0) {
+        rc = pos_store_meta_put(st, r.txn, "walseq", seq);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(r.txn);
+        return rc;
+    }
+    st->wal_covered = true;
+    rc = pos_store_txn_commit(r.txn);
+    st->wal_covered = false;
+    return rc;
+}
+
+int pos_store_checkpoint(pos_store_t *st, size_t payload_len, bool force)
+{
+    if (!st->wal_on || (!force && pos_wal_fits(&st->wal, payload_len))) {
+        return 0;
+    }
+    int rc = mdb_env_sync(st->env, 1);
+    if (rc != 0) {
+        return pos_store_errno(rc);
+    }
+    return pos_wal_reset(&st->wal);
+}
+
+/* Opens the log, or says why the store runs without one. */
+static void store_wal_open(pos_store_t *st)
+{
+    int rc = pos_wal_open(&st->wal, st->path);
+    if (rc != 0) {
+        snprintf(st->wal_error, sizeof(st->wal_error), "%s", strerror(-rc));
+        POS_WARN("store", "%s: no write-ahead log (%s): every commit is flushed twice", st->path,
+                 strerror(-rc));
+    }
+}
+
+static void store_wal_close(pos_store_t *st)
+{
+    if (st->wal_on && st->env != NULL && mdb_env_sync(st->env, 1) == 0) {
+        (void)pos_wal_reset(&st->wal); /* all of it is in LMDB now */
+    }
+    st->wal_on = false;
+    pos_wal_close(&st->wal);
+    pos_wal_redo_free(&st->redo);
 }
 
 int pos_store_txn_run(pos_store_t *st, unsigned flags, pos_store_txn_fn fn, void *ctx)
@@ -784,6 +996,16 @@ static int open_once(pos_store_t *st, const tenants_t *ts, char *why, size_t why
         result = pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
         goto fail;
     }
+    if (st->wal.fd >= 0) {
+        rc = store_wal_replay(st);
+        if (rc != 0) {
+            /* The store itself is fine: it goes on without a log. */
+            snprintf(st->wal_error, sizeof(st->wal_error), "%s", strerror(-rc));
+            POS_WARN("store", "%s: no write-ahead log (%s): every commit is flushed twice",
+                     st->path, strerror(-rc));
+            pos_wal_close(&st->wal);
+        }
+    }
 
     rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0) {
@@ -845,6 +1067,7 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
         return -EINVAL;
     }
     memset(st, 0, sizeof(*st));
+    st->wal.fd = -1;
     const char *path = cfg != NULL && cfg->path != NULL ? cfg->path : POS_STORE_DEFAULT_PATH;
     tenants_t ts = {cfg != NULL ? cfg->tenants : NULL, cfg != NULL ? cfg->tenant_count : 0};
     if (path[0] == '\0' || strlen(path) > POS_STORE_PATH_MAX || tenants_valid(&ts) != 0) {
@@ -860,11 +1083,16 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
         POS_ERR("store", "cannot create %s: %s", st->path, strerror(-rc));
         return rc;
     }
+    store_wal_open(st);
     char why[320] = "";
     rc = open_once(st, &ts, why, sizeof(why));
     if (rc == STORE_CORRUPT) {
         rc = move_aside(st, why);
+        if (rc == 0 && st->wal.fd >= 0) {
+            rc = pos_wal_reset(&st->wal); /* its records were the old store's */
+        }
         if (rc != 0) {
+            store_wal_close(st);
             return rc;
         }
         st->recovered = true;
@@ -879,7 +1107,15 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg)
         POS_ERR("store", "cannot open the store in %s: %s%s%s", st->path, strerror(-rc),
                 why[0] != '\0' ? ": " : "", why);
         snprintf(st->error, sizeof(st->error), "%s", why[0] != '\0' ? why : strerror(-rc));
+        store_wal_close(st);
         return rc;
+    }
+    if (st->wal.fd >= 0) {
+        rc = mdb_env_set_flags(st->env, MDB_NOMETASYNC, 1);
+        st->wal_on = rc == 0;
+        if (rc != 0) {
+            pos_wal_close(&st->wal);
+        }
     }
     store_keep_reserve(st);
     /* Taken only once a writer thread serves the store; cheap meanwhile. */
@@ -896,6 +1132,9 @@ void pos_store_close(pos_store_t *st)
 {
     if (st == NULL) {
         return;
+    }
+    if (st->wal.fd > 0 || st->wal_on) {
+        store_wal_close(st);
     }
     close_env(st);
     if (st->map_lock_ok) {
@@ -981,6 +1220,7 @@ int pos_store_open_file_readonly(pos_store_t *st, const char *file)
         return -EINVAL;
     }
     memset(st, 0, sizeof(*st));
+    st->wal.fd = -1;
     snprintf(st->path, sizeof(st->path), "%s", file);
     if (stat(file, &sb) != 0) {
         return -errno;

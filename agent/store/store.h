@@ -6,12 +6,20 @@
  * (agent/store/cache.h), the outbox (agent/store/outbox.h) and the payment
  * journal (agent/payment/journal.h) in named databases. See docs/offline.md.
  *
- * Everything is synchronous and single-threaded: the agent calls these
- * from its loop, one small transaction per call. The environment is opened
- * with MDB_NOTLS and LMDB's default durability: every commit is fsync'd
- * before it returns, so a record the caller was told is written survives a
- * crash or a power cut. MDB_NOSYNC, MDB_NOMETASYNC and MDB_WRITEMAP are
- * deliberately not used (see docs/offline.md).
+ * Writes: once the agent runs, one writer thread (agent/store/writer.h)
+ * makes every write; the loop only reads. The environment is opened with
+ * MDB_NOTLS and LMDB's default durability: every commit is flushed before
+ * it returns, so a record the caller was told is written survives a crash
+ * or a power cut. With the write-ahead log (agent/store/wal.h, file "wal"
+ * beside data.mdb) the writer's groups are durable once their log record
+ * is flushed, and LMDB then commits with MDB_NOMETASYNC (consistent after
+ * a power cut, its last commits held by the log); every commit that the
+ * log does not cover is flushed in full (mdb_env_sync). MDB_NOSYNC and
+ * MDB_WRITEMAP are deliberately not used (see docs/offline.md).
+ *
+ * Every change to a record goes through pos_store_put(), pos_store_del()
+ * and the cursor variants below, which also note it in the redo of the
+ * group being logged.
  *
  * Corruption: a store that LMDB refuses (MDB_INVALID, MDB_CORRUPTED,
  * MDB_PAGE_NOTFOUND, MDB_VERSION_MISMATCH, ...), whose file is empty or
@@ -44,6 +52,8 @@
 #include <stdint.h>
 
 #include <uv.h>
+
+#include "agent/store/wal.h"
 
 #define POS_STORE_FORMAT       1u  /* format version written in the meta database */
 #define POS_STORE_NAME_MAX     64  /* bytes of a moved-aside file's name */
@@ -126,6 +136,13 @@ typedef struct pos_store {
     bool no_fallocate;      /* the file system cannot allocate ahead */
     uint64_t disk_full;     /* commits refused by the file system (ENOSPC, EDQUOT) */
     uint64_t disk_full_log_ms; /* monotonic ms of the last "disk full" log line */
+    /* The write-ahead log (wal.h): the writer thread's once the store is open. */
+    pos_wal_t wal;
+    pos_wal_redo_t redo;   /* what the group being logged changes */
+    bool wal_on;           /* the log is open: LMDB commits with MDB_NOMETASYNC */
+    bool wal_covered;      /* the commit under way is in the log (no full flush) */
+    uint64_t wal_replayed; /* records applied again at open */
+    char wal_error[160];   /* why the store runs without its log, or "" */
 } pos_store_t;
 
 /*
@@ -290,6 +307,34 @@ int pos_store_settle(pos_store_t *st);
  */
 int pos_store_reserve_begin(pos_store_t *st);
 void pos_store_reserve_end(pos_store_t *st);
+
+/*
+ * The writes: mdb_put(), mdb_del(), mdb_cursor_del() and mdb_cursor_put()
+ * on database db, each also noted in the redo of the group being logged.
+ * Return codes are LMDB's (0, MDB_* or a positive errno; ENOMEM when the
+ * redo could not grow). A put with MDB_RESERVE is noted only once its
+ * value is written: the caller then calls pos_store_redo_put() with it.
+ */
+int pos_store_put(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, MDB_val *key, MDB_val *value,
+                  unsigned flags);
+int pos_store_del(pos_store_t *st, MDB_txn *txn, pos_store_db_t db, MDB_val *key);
+int pos_store_cursor_del(pos_store_t *st, MDB_cursor *cur, pos_store_db_t db);
+int pos_store_cursor_put(pos_store_t *st, MDB_cursor *cur, pos_store_db_t db, MDB_val *key,
+                         MDB_val *value, unsigned flags);
+int pos_store_redo_put(pos_store_t *st, pos_store_db_t db, const MDB_val *key,
+                       const MDB_val *value);
+
+/* For the writer thread: applies the redo of the group just logged as
+ * record seq again, in a transaction of its own (its commit failed).
+ * Returns 0 or a negative errno. */
+int pos_store_redo_reapply(pos_store_t *st, uint64_t seq);
+
+/*
+ * For the writer thread: flushes LMDB in full (mdb_env_sync) and starts
+ * the log afresh, once it has no room for a record of payload_len bytes
+ * (or when force). Returns 0 or a negative errno.
+ */
+int pos_store_checkpoint(pos_store_t *st, size_t payload_len, bool force);
 
 /* Reads a u64 from the meta database (0 when absent). Returns 0 or a negative errno. */
 int pos_store_meta_get(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t *value);

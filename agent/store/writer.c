@@ -28,11 +28,25 @@ static void list_append(pos_store_op_t **head, pos_store_op_t **tail, pos_store_
 #define LINK_DONE    offsetof(pos_store_op_t, done_next)
 #define LINK_APPLIED offsetof(pos_store_op_t, applied_next)
 
+/* Where a group's operations go back: done() once durable, applied() once
+ * committed (both at once when the group is not in the log). */
+typedef struct writer_sink {
+    /* ops linked by next, the group's (or a retry's) in order; the writer
+     * touches none without an applied() after this call: the loop may
+     * submit such an operation again in its done(). */
+    void (*done)(void *arg, pos_store_op_t *ops);
+    /* Those of them with an applied(), linked by applied_next; n: all of them. */
+    void (*applied)(void *arg, pos_store_op_t *chain, uint64_t n, uint64_t commit_us);
+    void *arg;
+    bool log; /* the group may go through the write-ahead log (the writer thread) */
+} writer_sink_t;
+
 /* Runs one operation in a nested transaction of txn: its changes stay only
- * when it succeeds. */
+ * when it succeeds (its redo too). */
 static void writer_apply(pos_store_t *st, MDB_txn *txn, pos_store_op_t *op)
 {
     MDB_txn *nested;
+    size_t mark = st->redo.len;
     int rc = mdb_txn_begin(st->env, txn, 0, &nested);
 
     if (rc != 0) {
@@ -40,50 +54,26 @@ static void writer_apply(pos_store_t *st, MDB_txn *txn, pos_store_op_t *op)
         return;
     }
     rc = op->apply(op, nested);
-    if (rc != 0) {
+    if (rc == 0) {
+        rc = pos_store_errno(mdb_txn_commit(nested));
+    } else {
         mdb_txn_abort(nested);
-        op->status = rc;
-        return;
     }
-    op->status = pos_store_errno(mdb_txn_commit(nested));
+    op->status = rc;
+    if (rc != 0) {
+        st->redo.len = mark;
+    }
 }
 
-/*
- * Runs ops (linked by next) as one write transaction and splits them, in
- * order, into *kept (final status) and *retry (refused for room on their
- * first try: status cleared, to run again once room was made).
- */
-static void writer_group(pos_store_t *st, pos_store_op_t *ops, pos_store_op_t **kept,
-                         pos_store_op_t **retry)
+/* Splits ops (linked by next), in order, into *kept (final status) and
+ * *retry (refused for room on their first tries: status cleared, to run
+ * again once room was made). */
+static void writer_split(pos_store_op_t *ops, pos_store_op_t **kept, pos_store_op_t **retry)
 {
     pos_store_op_t *khead = NULL, *ktail = NULL, *rhead = NULL, *rtail = NULL;
-    MDB_txn *txn;
-    int rc = pos_store_txn_begin(st, 0, &txn);
 
-    pos_store_op_t *undo = NULL;
-    for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
-        op->status = rc;
-        if (rc == 0) {
-            writer_apply(st, txn, op);
-            if (op->status == 0) {
-                op->undo_prev = undo;
-                undo = op;
-            }
-        }
-    }
-    if (rc == 0) {
-        rc = pos_store_txn_commit(txn);
-        for (pos_store_op_t *op = undo; rc != 0 && op != NULL; op = op->undo_prev) {
-            if (op->undo != NULL) {
-                op->undo(op); /* nothing of the group was written */
-            }
-        }
-    }
     for (pos_store_op_t *op = ops, *next; op != NULL; op = next) {
         next = op->next;
-        if (op->status == 0 && rc != 0) {
-            op->status = rc; /* the commit failed: nothing of the group is written */
-        }
         if (op->status == -ENOSPC && op->tries < WRITER_TRIES) {
             op->tries++;
             op->status = 0;
@@ -96,23 +86,303 @@ static void writer_group(pos_store_t *st, pos_store_op_t *ops, pos_store_op_t **
     *retry = rhead;
 }
 
-/* Hands ops (linked by next) back to the loop. */
-static void writer_hand_back(pos_store_writer_t *w, pos_store_op_t *ops, uint64_t commit_us)
+/* Links the operations of ops (by next) that have an applied() into
+ * *chain by applied_next, in order; returns how many ops there are. */
+static uint64_t writer_chain(pos_store_op_t *ops, pos_store_op_t **chain)
 {
+    pos_store_op_t *head = NULL, *tail = NULL;
+    uint64_t n = 0;
+
+    for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
+        n++;
+        if (op->applied != NULL) {
+            list_append(&head, &tail, op, LINK_APPLIED);
+        }
+    }
+    *chain = head;
+    return n;
+}
+
+/* The log failed under the writer: the store goes on without it. */
+static void writer_log_off(pos_store_t *st, int rc)
+{
+    POS_ERR("store", "%s: the write-ahead log failed (%s): every commit is flushed twice from "
+            "now on", st->path, strerror(-rc));
+    snprintf(st->wal_error, sizeof(st->wal_error), "%s", strerror(-rc));
+    if (mdb_env_sync(st->env, 1) == 0) {
+        (void)mdb_env_set_flags(st->env, MDB_NOMETASYNC, 0);
+    }
+    st->wal_on = false;
+    pos_wal_close(&st->wal);
+}
+
+/*
+ * The writer's open LMDB transaction. Through the log, groups are durable
+ * once their record is flushed; their LMDB commit waits until the writer
+ * has nothing else to do (WRITER_IDLE_US), or the batch is large, so that
+ * the next group's record is not held up by it: several groups, one LMDB
+ * commit. st->redo holds the redo of all of them (replayed should the
+ * commit fail).
+ */
+typedef struct writer_batch {
+    MDB_txn *txn;
+    pos_store_op_t *chain, *chain_tail; /* their operations with an applied(), by applied_next */
+    uint64_t ops;      /* their operations, all */
+    unsigned groups;   /* logged groups in it */
+    uint64_t t0;       /* monotonic us: its commit began */
+    uint64_t last_seq; /* the last record it holds (0: none) */
+} writer_batch_t;
+
+/* An open batch waits this long for more before its LMDB commit, us,
+ * unless a submitter waits for an applied() (pos_store_writer_commit_soon()). */
+#define WRITER_IDLE_US      20000u
+#define WRITER_BATCH_GROUPS 64u               /* logged groups in one LMDB commit, at most */
+#define WRITER_BATCH_BYTES  (512u * 1024u)    /* redo bytes in one LMDB commit, at most */
+
+static int batch_begin(pos_store_t *st, writer_batch_t *b)
+{
+    if (b->txn != NULL) {
+        return 0;
+    }
+    int rc = pos_store_txn_begin(st, 0, &b->txn);
+    if (rc != 0) {
+        b->txn = NULL;
+        return rc;
+    }
+    st->redo.len = 0;
+    st->redo.overflow = false;
+    return 0;
+}
+
+static void batch_add_chain(writer_batch_t *b, pos_store_op_t *chain, uint64_t n)
+{
+    if (chain != NULL) {
+        if (b->chain_tail != NULL) {
+            b->chain_tail->applied_next = chain;
+        } else {
+            b->chain = chain;
+        }
+        b->chain_tail = chain;
+        while (b->chain_tail->applied_next != NULL) {
+            b->chain_tail = b->chain_tail->applied_next;
+        }
+    }
+    b->ops += n;
+}
+
+/* Hands the batch's operations back as applied and forgets it. */
+static void batch_hand_back(writer_batch_t *b, const writer_sink_t *sink)
+{
+    if (b->ops > 0) {
+        sink->applied(sink->arg, b->chain, b->ops, pos_clock_mono_us() - b->t0);
+    }
+    b->chain = b->chain_tail = NULL;
+    b->ops = 0;
+    b->groups = 0;
+    b->last_seq = 0;
+}
+
+/*
+ * Commits the batch (its groups are durable already: no full flush) and
+ * hands its operations back applied. A commit that fails is tried again
+ * from the redo; should that fail too, the log still holds the groups and
+ * the next start applies them.
+ */
+static void batch_commit(pos_store_t *st, writer_batch_t *b, const writer_sink_t *sink)
+{
+    if (b->txn == NULL) {
+        return;
+    }
+    b->t0 = pos_clock_mono_us();
+    st->wal_covered = true;
+    int rc = pos_store_txn_commit(b->txn);
+    st->wal_covered = false;
+    b->txn = NULL;
+    if (rc != 0 && b->last_seq != 0) {
+        rc = pos_store_redo_reapply(st, b->last_seq);
+        if (rc != 0) {
+            POS_ERR("store", "%s: a commit failed (%s) after its log records were flushed: "
+                    "they are applied at the next start", st->path, strerror(-rc));
+        }
+    }
+    st->redo.len = 0;
+    batch_hand_back(b, sink);
+    if (st->wal_on && st->wal.offset > POS_WAL_SIZE / 4 * 3) {
+        rc = pos_store_checkpoint(st, 0, true); /* no transaction open: not in a group's way */
+        if (rc != 0) {
+            writer_log_off(st, rc);
+        }
+    }
+}
+
+/*
+ * Writes the redo of the group that starts at st->redo offset start as one
+ * log record and flushes it. Returns true once the group is durable that
+ * way, false when it must commit the LMDB way (too large, no room left in
+ * the log, or the log failed).
+ */
+static bool writer_log(pos_store_t *st, writer_batch_t *b, size_t start)
+{
+    size_t len = st->redo.len - start;
+
+    if (st->redo.overflow || !pos_wal_fits(&st->wal, len)) {
+        return false;
+    }
+    if (len == 0) {
+        return true; /* no change: nothing to make durable */
+    }
+    uint64_t seq = st->wal.next_seq;
+    int rc = pos_store_meta_put(st, b->txn, "walseq", seq);
+    if (rc == 0) {
+        rc = pos_wal_append(&st->wal, seq, st->redo.buf + start, len);
+    }
+    if (rc != 0) {
+        writer_log_off(st, rc);
+        return false;
+    }
+    b->last_seq = seq;
+    return true;
+}
+
+/*
+ * Runs ops (linked by next) in the batch's transaction. Through the log:
+ * handed back done once their record is flushed; applied comes with the
+ * batch's commit. Otherwise the batch is committed now, flushed in full
+ * (and the log, all of it in LMDB then, starts afresh), and the group is
+ * handed back done and applied. Operations refused for room come back in
+ * *retry, with the batch committed (room is made outside a transaction).
+ */
+static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops,
+                         const writer_sink_t *sink, pos_store_op_t **retry)
+{
+    pos_store_op_t *kept, *chain, *undo = NULL;
+    int rc = batch_begin(st, b);
+    bool logging = rc == 0 && sink->log && st->wal_on;
+    size_t start = st->redo.len;
+
+    st->redo.on = logging;
+    for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
+        op->status = rc;
+        if (rc == 0) {
+            writer_apply(st, b->txn, op);
+            if (op->status == 0) {
+                op->undo_prev = undo;
+                undo = op;
+            }
+        }
+    }
+    st->redo.on = false;
+    if (logging && writer_log(st, b, start)) {
+        /* Durable now: the loop may answer while LMDB commits later. */
+        writer_split(ops, &kept, retry);
+        uint64_t n = writer_chain(kept, &chain);
+        if (kept != NULL) {
+            sink->done(sink->arg, kept);
+        }
+        batch_add_chain(b, chain, n);
+        b->groups++;
+        if (*retry != NULL) {
+            batch_commit(st, b, sink);
+        }
+        return;
+    }
+    /* The LMDB way: this group and the logged ones before it, flushed in full. */
+    if (b->txn != NULL) {
+        b->t0 = pos_clock_mono_us();
+        rc = pos_store_txn_commit(b->txn);
+        b->txn = NULL;
+        if (rc != 0 && b->last_seq != 0) {
+            /* The logged groups of the batch stand: they are durable. */
+            st->redo.len = start;
+            int r2 = pos_store_redo_reapply(st, b->last_seq);
+            if (r2 != 0) {
+                POS_ERR("store", "%s: a commit failed (%s) after its log records were "
+                        "flushed: they are applied at the next start", st->path, strerror(-r2));
+            }
+        }
+        if (rc == 0 && st->wal_on && !pos_wal_fits(&st->wal, 0)) {
+            int r2 = pos_wal_reset(&st->wal); /* everything is in LMDB: a new generation */
+            if (r2 != 0) {
+                writer_log_off(st, r2);
+            }
+        }
+        st->redo.len = 0;
+    }
+    for (pos_store_op_t *op = undo; rc != 0 && op != NULL; op = op->undo_prev) {
+        if (op->undo != NULL) {
+            op->undo(op); /* nothing of the group was written */
+        }
+    }
+    for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
+        if (op->status == 0 && rc != 0) {
+            op->status = rc; /* the commit failed: nothing of the group is written */
+        }
+    }
+    writer_split(ops, &kept, retry);
+    uint64_t n = writer_chain(kept, &chain);
+    if (kept != NULL) {
+        sink->done(sink->arg, kept);
+    }
+    batch_add_chain(b, chain, n);
+    batch_hand_back(b, sink);
+}
+
+static void writer_count(pos_store_writer_t *w, const pos_store_op_t *op)
+{
+    w->stats.ops++;
+    w->stats.failed += op->status != 0;
+    w->stats.queued--;
+}
+
+/* Hands ops (linked by next) back to the loop as durable; those without an
+ * applied() are over then. */
+static void writer_hand_done(void *arg, pos_store_op_t *ops)
+{
+    pos_store_writer_t *w = arg;
+
     uint64_t n = 0;
 
     uv_mutex_lock(&w->lock);
-    for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
+    for (pos_store_op_t *op = ops, *next; op != NULL; op = next) {
+        next = op->next;
+        if (op->applied == NULL) {
+            writer_count(w, op);
+        }
         list_append(&w->done_head, &w->done_tail, op, LINK_DONE);
-        list_append(&w->applied_head, &w->applied_tail, op, LINK_APPLIED);
-        w->stats.ops++;
-        w->stats.failed += op->status != 0;
-        w->stats.queued--;
         n++;
     }
+    /* A durable commit: a log record, or an LMDB commit flushed in full. */
     w->stats.groups++;
     if (n > w->stats.largest) {
         w->stats.largest = n;
+    }
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->async);
+}
+
+/* Hands the chain (linked by applied_next) back as committed to LMDB:
+ * their last call. n: all the operations the commit held. */
+static void writer_hand_applied(void *arg, pos_store_op_t *chain, uint64_t n, uint64_t commit_us)
+{
+    pos_store_writer_t *w = arg;
+
+    (void)n;
+    uv_mutex_lock(&w->lock);
+    w->stats.lmdb_commits++;
+    for (pos_store_op_t *op = chain; op != NULL; op = op->applied_next) {
+        writer_count(w, op);
+    }
+    if (chain != NULL) {
+        if (w->applied_tail != NULL) {
+            w->applied_tail->applied_next = chain;
+        } else {
+            w->applied_head = chain;
+        }
+        pos_store_op_t *last = chain;
+        while (last->applied_next != NULL) {
+            last = last->applied_next;
+        }
+        w->applied_tail = last;
     }
     if (commit_us > w->stats.commit_us_max) {
         w->stats.commit_us_max = commit_us;
@@ -141,37 +411,27 @@ static bool writer_recover(pos_store_t *st, pos_store_op_t *retry)
 }
 
 /* Runs group; operations refused for room are retried while room is made. */
-static void writer_run_group(pos_store_t *st, pos_store_op_t *group,
-                             void (*hand_back)(void *arg, pos_store_op_t *ops, uint64_t us),
-                             void *arg)
+static void writer_run_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *group,
+                             const writer_sink_t *sink)
 {
-    pos_store_op_t *kept, *retry;
-    uint64_t t0 = pos_clock_mono_us();
+    pos_store_op_t *retry;
 
-    writer_group(st, group, &kept, &retry);
-    if (kept != NULL) {
-        hand_back(arg, kept, pos_clock_mono_us() - t0);
-    }
+    writer_group(st, b, group, sink, &retry);
     while (retry != NULL) {
         if (!writer_recover(st, retry)) {
             POS_WARN("store", "the store is full and nothing more could be freed");
             for (pos_store_op_t *op = retry; op != NULL; op = op->next) {
                 op->status = -ENOSPC;
             }
-            hand_back(arg, retry, 0);
+            pos_store_op_t *chain;
+            uint64_t n = writer_chain(retry, &chain);
+            sink->done(sink->arg, retry);
+            batch_add_chain(b, chain, n);
+            batch_hand_back(b, sink);
             return;
         }
-        t0 = pos_clock_mono_us();
-        writer_group(st, retry, &kept, &retry);
-        if (kept != NULL) {
-            hand_back(arg, kept, pos_clock_mono_us() - t0);
-        }
+        writer_group(st, b, retry, sink, &retry);
     }
-}
-
-static void writer_hand_back_cb(void *arg, pos_store_op_t *ops, uint64_t us)
-{
-    writer_hand_back(arg, ops, us);
 }
 
 /* True when the queue holds work to commit now: anything not lazy, or a
@@ -182,7 +442,7 @@ static bool writer_due(const pos_store_writer_t *w, uint64_t now_ms, uint64_t *w
     if (w->head == NULL || w->plugged > 0) {
         return false;
     }
-    if (w->eager > 0) {
+    if (w->eager > 0 || w->hurry) {
         return true;
     }
     uint64_t due = w->lazy_since_ms + POS_STORE_LAZY_MS;
@@ -219,30 +479,65 @@ static pos_store_op_t *writer_take_group(pos_store_writer_t *w)
         last->next = NULL;
     }
     w->eager -= eager < w->eager ? eager : w->eager;
+    w->hurry = false;
     return first;
 }
 
 static void writer_thread(void *arg)
 {
     pos_store_writer_t *w = arg;
+    const writer_sink_t sink = {writer_hand_done, writer_hand_applied, w, true};
+    writer_batch_t batch;
 
+    memset(&batch, 0, sizeof(batch));
     for (;;) {
-        uint64_t wait_ms;
+        uint64_t wait_ms, idle_from = 0;
+        bool due;
         uv_mutex_lock(&w->lock);
-        while (!writer_due(w, pos_clock_mono_ms(), &wait_ms) && !w->stop) {
-            if (wait_ms > 0) {
+        for (;;) {
+            due = writer_due(w, pos_clock_mono_ms(), &wait_ms);
+            if (due || w->stop) {
+                break;
+            }
+            if (batch.txn != NULL) {
+                /* Nothing to do: the open batch commits once it stayed so. */
+                uint64_t now = pos_clock_mono_us();
+                if (w->commit_soon) {
+                    break;
+                }
+                if (idle_from == 0) {
+                    idle_from = now;
+                } else if (now - idle_from >= WRITER_IDLE_US) {
+                    break;
+                }
+                uint64_t left_ns = (WRITER_IDLE_US - (now - idle_from)) * 1000u;
+                if (wait_ms > 0 && wait_ms * 1000000u < left_ns) {
+                    left_ns = wait_ms * 1000000u;
+                }
+                (void)uv_cond_timedwait(&w->cond, &w->lock, left_ns);
+            } else if (wait_ms > 0) {
                 (void)uv_cond_timedwait(&w->cond, &w->lock, wait_ms * 1000000u);
             } else {
                 uv_cond_wait(&w->cond, &w->lock);
             }
         }
-        pos_store_op_t *group = writer_take_group(w);
+        pos_store_op_t *group = due || w->stop ? writer_take_group(w) : NULL;
         bool stop = w->stop && group == NULL;
-        uv_mutex_unlock(&w->lock);
-        if (stop) {
-            break;
+        if (group == NULL) {
+            w->commit_soon = false; /* the batch commits now */
         }
-        writer_run_group(w->st, group, writer_hand_back_cb, w);
+        uv_mutex_unlock(&w->lock);
+        if (group == NULL) {
+            batch_commit(w->st, &batch, &sink);
+            if (stop) {
+                break;
+            }
+            continue;
+        }
+        if (batch.groups >= WRITER_BATCH_GROUPS || w->st->redo.len >= WRITER_BATCH_BYTES) {
+            batch_commit(w->st, &batch, &sink);
+        }
+        writer_run_group(w->st, &batch, group, &sink);
     }
 }
 
@@ -265,9 +560,10 @@ static pos_store_op_t *writer_take(pos_store_op_t **head, pos_store_op_t **tail,
     if (op == NULL) {
         *tail = NULL;
     }
-    if (last != NULL) {
-        *(pos_store_op_t **)((char *)last + link) = NULL;
+    if (last == NULL) {
+        return NULL; /* max 0: nothing taken */
     }
+    *(pos_store_op_t **)((char *)last + link) = NULL;
     return first;
 }
 
@@ -285,14 +581,25 @@ static void writer_async_cb(uv_async_t *h)
 
     uv_mutex_lock(&w->lock);
     done = writer_take(&w->done_head, &w->done_tail, LINK_DONE, POS_STORE_WRITER_TURN, &ndone);
-    /* Both lists get every operation in the same order, so the same count
-     * off each keeps an operation's applied() after its done(). */
-    applied = writer_take(&w->applied_head, &w->applied_tail, LINK_APPLIED, POS_STORE_WRITER_TURN,
-                          &napplied);
-    more = w->done_head != NULL || w->applied_head != NULL;
+    for (pos_store_op_t *op = done; op != NULL; op = op->done_next) {
+        op->handed = true; /* its done() runs below, before any applied() */
+    }
+    /* An operation's applied() follows its done(), a whole commit later
+     * through the log: the applied ones whose done() is not taken yet wait. */
+    size_t max = 0;
+    for (pos_store_op_t *op = w->applied_head; op != NULL && op->handed &&
+                                               max < POS_STORE_WRITER_TURN;
+         op = op->applied_next) {
+        max++;
+    }
+    applied = writer_take(&w->applied_head, &w->applied_tail, LINK_APPLIED, max, &napplied);
+    more = w->done_head != NULL || (w->applied_head != NULL && w->applied_head->handed);
     uv_mutex_unlock(&w->lock);
     for (pos_store_op_t *op = done, *next; op != NULL; op = next) {
         next = op->done_next;
+        if (op->applied == NULL) {
+            w->outstanding--; /* over: it may be submitted again in its done() */
+        }
         if (op->done != NULL) {
             op->done(op);
         }
@@ -300,9 +607,7 @@ static void writer_async_cb(uv_async_t *h)
     for (pos_store_op_t *op = applied, *next; op != NULL; op = next) {
         next = op->applied_next;
         w->outstanding--;
-        if (op->applied != NULL) {
-            op->applied(op);
-        }
+        op->applied(op);
     }
     if (more) {
         uv_async_send(&w->async); /* the rest on the next turn */
@@ -355,6 +660,7 @@ void pos_store_writer_submit_ex(pos_store_writer_t *w, pos_store_op_t *op, bool 
 {
     op->status = 0;
     op->tries = 0;
+    op->handed = false;
     if (!w->running) {
         /* Closed (a callback of the last group queued more): run it here. */
         (void)pos_store_op_run_now(w->st, op);
@@ -373,6 +679,28 @@ void pos_store_writer_submit_ex(pos_store_writer_t *w, pos_store_op_t *op, bool 
     /* A lazy operation first in line wakes the writer too: it then waits
      * POS_STORE_LAZY_MS for company instead of for ever. */
     if (w->plugged == 0 && (!lazy || first)) {
+        uv_cond_signal(&w->cond);
+    }
+    uv_mutex_unlock(&w->lock);
+}
+
+void pos_store_writer_hurry(pos_store_writer_t *w)
+{
+    uv_mutex_lock(&w->lock);
+    if (w->head != NULL && !w->hurry) {
+        w->hurry = true;
+        if (w->plugged == 0) {
+            uv_cond_signal(&w->cond);
+        }
+    }
+    uv_mutex_unlock(&w->lock);
+}
+
+void pos_store_writer_commit_soon(pos_store_writer_t *w)
+{
+    uv_mutex_lock(&w->lock);
+    if (!w->commit_soon) {
+        w->commit_soon = true;
         uv_cond_signal(&w->cond);
     }
     uv_mutex_unlock(&w->lock);
@@ -447,18 +775,31 @@ void pos_store_writer_close(pos_store_writer_t *w, void (*done)(void *arg), void
     uv_close((uv_handle_t *)&w->async, writer_closed);
 }
 
-static void run_now_hand_back(void *arg, pos_store_op_t *ops, uint64_t us)
+static void run_now_done(void *arg, pos_store_op_t *ops)
 {
     (void)arg;
     (void)ops;
+}
+
+static void run_now_applied(void *arg, pos_store_op_t *chain, uint64_t n, uint64_t us)
+{
+    (void)arg;
+    (void)chain;
+    (void)n;
     (void)us;
 }
 
 int pos_store_op_run_now(pos_store_t *st, pos_store_op_t *op)
 {
+    /* Not through the log: the caller waits for the flushed commit anyway. */
+    const writer_sink_t sink = {run_now_done, run_now_applied, NULL, false};
+
+    writer_batch_t batch;
+
+    memset(&batch, 0, sizeof(batch));
     op->next = NULL;
     op->tries = 0;
-    writer_run_group(st, op, run_now_hand_back, NULL);
+    writer_run_group(st, &batch, op, &sink);
     if (op->done != NULL) {
         op->done(op);
     }

@@ -19,7 +19,10 @@
  *                readers on the loop; the last call, op may be freed here
  *
  * Both run on the loop thread, done before applied, in submission order
- * across operations. Submissions between pos_store_writer_plug() and
+ * across operations. Through the store's write-ahead log (agent/store/wal.h)
+ * done comes once the group's log record is flushed, and applied once LMDB
+ * committed it, a little later; a group the log does not take (too large,
+ * or no log) gets both once its LMDB commit is flushed. Submissions between pos_store_writer_plug() and
  * pos_store_writer_unplug() go into one group (one commit), e.g. a
  * payment's journal record and the outbox entries that go with it.
  *
@@ -79,15 +82,17 @@ struct pos_store_op {
     pos_store_op_t *undo_prev; /* the group's successful operations, newest first */
     unsigned tries; /* retries for room so far */
     bool lazy;      /* may wait for company (pos_store_writer_submit_ex) */
+    bool handed;    /* loop, under the lock: its done() is taken, its applied() may follow */
 };
 
 typedef struct pos_store_writer_stats {
     uint64_t ops;         /* operations completed */
-    uint64_t groups;      /* commits */
+    uint64_t groups;      /* durable commits: log records, or LMDB commits flushed in full */
+    uint64_t lmdb_commits; /* LMDB commits (through the log: one for several groups) */
     uint64_t failed;      /* operations that failed */
     uint64_t largest;     /* most operations in one group */
     uint64_t queued;      /* operations waiting now (submitted, not yet done) */
-    uint64_t commit_us_max; /* slowest commit, microseconds */
+    uint64_t commit_us_max; /* slowest LMDB commit, microseconds */
 } pos_store_writer_stats_t;
 
 typedef struct pos_store_writer {
@@ -101,6 +106,8 @@ typedef struct pos_store_writer {
     bool stop;        /* under lock: the thread finishes the queue and ends */
     unsigned plugged; /* under lock: > 0 keeps the writer from taking the queue */
     unsigned eager;   /* under lock: queued operations that are not lazy */
+    bool hurry;       /* under lock: commit what is queued now (pos_store_writer_hurry) */
+    bool commit_soon; /* under lock: an applied() is awaited (pos_store_writer_commit_soon) */
     uint64_t lazy_since_ms; /* under lock: when the oldest queued operation came */
     pos_store_op_t *head, *tail;                 /* under lock: submitted */
     pos_store_op_t *done_head, *done_tail;       /* under lock: durable */
@@ -133,6 +140,14 @@ void pos_store_writer_submit(pos_store_writer_t *w, pos_store_op_t *op);
  * crash it is only sent again). Saves a commit each.
  */
 void pos_store_writer_submit_ex(pos_store_writer_t *w, pos_store_op_t *op, bool lazy);
+
+/* Makes what is queued due now, lazy or not: for a submitter whose next
+ * operation waits behind a lazy one it submitted. */
+void pos_store_writer_hurry(pos_store_writer_t *w);
+
+/* Someone waits for an applied(): the open batch is committed to LMDB as
+ * soon as the writer has nothing else to do, not after WRITER_IDLE_US. */
+void pos_store_writer_commit_soon(pos_store_writer_t *w);
 
 /* Holds submissions back until the matching unplug, so they share one
  * group. Calls nest. */

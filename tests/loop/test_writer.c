@@ -98,6 +98,18 @@ static void on_appended(void *ctx, int status, const pos_outbox_entry_t *e)
     s->failed += status != 0;
 }
 
+/* Every write submitted has come back applied (its last call). Through
+ * the write-ahead log that is a commit after done(). */
+static bool all_applied(const void *arg)
+{
+    return pos_store_writer_outstanding(arg) == 0;
+}
+
+static void wait_applied(void)
+{
+    assert_true(pos_test_loop_until(&loop, all_applied, &w, 10000));
+}
+
 static uint64_t append(const char *payload, bool payment)
 {
     pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH,
@@ -128,6 +140,7 @@ static void test_order_and_grouping(void **state)
         assert_true(append(p, false) == first + (uint64_t)i); /* ids at once, in order */
     }
     assert_true(pos_test_loop_until_int(&loop, &seen.calls, 1000, 10000));
+    wait_applied();
     for (int i = 0; i < 1000; i++) {
         assert_int_equal(seen.status[i], 0);
         assert_true(seen.ids[i] == first + (uint64_t)i);
@@ -144,6 +157,7 @@ static void test_order_and_grouping(void **state)
     }
     pos_store_writer_unplug(&w);
     assert_true(pos_test_loop_until_int(&loop, &seen.calls, 1050, 10000));
+    wait_applied();
     pos_store_writer_stats(&w, &ws);
     assert_true(ws.groups == groups + 1);
     assert_true(ws.largest >= 50);
@@ -199,6 +213,7 @@ static void test_one_failure_in_a_group(void **state)
     append("P3", true); /* over the bound, nothing to drop */
     pos_store_writer_unplug(&w);
     assert_true(pos_test_loop_until_int(&loop, &seen.calls, 3, 10000));
+    wait_applied();
     assert_int_equal(seen.status[0], 0);
     assert_int_equal(seen.status[1], 0);
     assert_int_equal(seen.status[2], -ENOSPC);
