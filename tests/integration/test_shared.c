@@ -26,26 +26,6 @@
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
 
-static void start_agent(pos_fix_t *f)
-{
-    pos_fix_set_retry(f, 100, 500);
-    pos_fix_agent_start(f, NULL);
-    assert_true(pos_test_agent_wait_log(&f->agent, "local API on", f->starts, 5000));
-}
-
-static void start_online(pos_fix_t *f)
-{
-    start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-}
-
-static redisContext *local(const pos_fix_t *f)
-{
-    redisContext *c = pos_fix_local(f);
-    assert_non_null(c);
-    return c;
-}
-
 /* RATELIMIT id window max: checks the reply's shape and returns it. */
 static redisReply *ratelimit(redisContext *c, const char *id, unsigned window, unsigned max)
 {
@@ -96,12 +76,6 @@ static void expect_error(redisContext *c, const char *prefix, const char *fmt, .
     freeReplyObject(r);
 }
 
-static void cut_off(pos_fix_t *f, redisContext *cloud, int nth)
-{
-    pos_test_cut_off(cloud, true);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", nth, 5000));
-}
-
 /* ---- RATELIMIT ------------------------------------------------------------------------ */
 
 /* Two agents and the cloud (a direct client following CONTRACT.md) share
@@ -111,13 +85,13 @@ static void test_ratelimit_shared_by_two_agents_and_cloud(void **state)
     pos_fix_t *f = *state;
     pos_fix_t f2;
 
-    start_online(f);
+    pos_fix_start_online(f);
     pos_fix_init(&f2);
     f2.ini = f->ini;
     pos_ini_set(&f2.ini, "terminal", "id", "T-0002");
-    start_online(&f2);
+    pos_fix_start_online(&f2);
 
-    redisContext *a = local(f), *b = local(&f2);
+    redisContext *a = pos_fix_local_connect(f), *b = pos_fix_local_connect(&f2);
     expect_rl(a, "login:cashier-7", 60000, 5, 1, 4, "redis");
     expect_rl(b, "login:cashier-7", 60000, 5, 1, 3, "redis");
     expect_rl(a, "login:cashier-7", 60000, 5, 1, 2, "redis");
@@ -158,12 +132,12 @@ static void test_ratelimit_offline_local_window(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     expect_rl(c, "pin:till", 60000, 3, 1, 2, "redis");
     expect_rl(c, "pin:till", 60000, 3, 1, 1, "redis");
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     uint64_t t0 = wall_ms();
     redisReply *r = ratelimit(c, "pin:till", 60000, 3);
     assert_int_equal(r->element[0]->integer, 1);
@@ -185,8 +159,8 @@ static void test_ratelimit_offline_local_window(void **state)
      * it is kept in memory only). */
     redisFree(c);
     pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    start_agent(f);
-    c = local(f);
+    pos_fix_start_local(f);
+    c = pos_fix_local_connect(f);
     expect_rl(c, "pin:till", 60000, 3, 1, 2, "local");
     /* Online again: Redis decides (it saw only the two online requests). */
     pos_test_cut_off(cloud, false);
@@ -204,8 +178,8 @@ static void test_ratelimit_malformed_and_abuse(void **state)
     pos_fix_t *f = *state;
     char big[300];
 
-    start_online(f);
-    redisContext *c = local(f);
+    pos_fix_start_online(f);
+    redisContext *c = pos_fix_local_connect(f);
     memset(big, 'a', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     expect_error(c, "ERR wrong number", "RATELIMIT id 1000");
@@ -264,14 +238,14 @@ static void test_ratelimit_flood_of_identifiers(void **state)
     pos_fix_t *f = *state;
     enum { N = 4000 };
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     long long rss0 = pos_fix_local_info(c, "health", "agent_memory_rss");
     for (int round = 0; round < 2; round++) {
         const char *source = round == 0 ? "redis" : "local";
         if (round == 1) {
-            cut_off(f, cloud, 1);
+            pos_fix_cut_off(f, cloud, 1);
         }
         for (int i = 0; i < N; i++) {
             redisAppendCommand(c, "RATELIMIT flood-%d-%d 60000 10", round, i);
@@ -284,7 +258,7 @@ static void test_ratelimit_flood_of_identifiers(void **state)
             assert_string_equal(r->element[3]->str, source);
             freeReplyObject(r);
         }
-        redisContext *other = local(f);
+        redisContext *other = pos_fix_local_connect(f);
         redisReply *r = redisCommand(other, "PING");
         assert_string_equal(r->str, "PONG");
         freeReplyObject(r);
@@ -310,12 +284,12 @@ static void test_ratelimit_latency(void **state)
     enum { N = 2000 };
     static uint64_t us[N];
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
-            cut_off(f, cloud, 1);
+            pos_fix_cut_off(f, cloud, 1);
         }
         for (int i = 0; i < N; i++) {
             uint64_t t0 = pos_test_now_ns();
@@ -382,9 +356,9 @@ static void test_active_transactions(void **state)
     const char *const ab[] = {"tx-a", "tx-b"};
     const char *const abc[] = {"tx-a", "tx-b", "tx-c"};
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     expect_members(c, key, NULL, 0);
     freeReplyObject(redisCommand(cloud, "SADD %s tx-a tx-b", key));
     expect_members(c, key, ab, 2); /* read through */
@@ -398,14 +372,14 @@ static void test_active_transactions(void **state)
     expect_error(c, "ERR wrong number", "SMEMBERS");
     /* Offline: the last known members, though the cloud changed them since. */
     freeReplyObject(redisCommand(cloud, "SREM %s tx-c", key));
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     freeReplyObject(redisCommand(cloud, "SADD %s tx-z", key));
     expect_members(c, key, abc, 3);
     /* After a restart offline: the same, from the local store. */
     redisFree(c);
     pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    start_agent(f);
-    c = local(f);
+    pos_fix_start_local(f);
+    c = pos_fix_local_connect(f);
     expect_members(c, key, abc, 3);
     smembers_flood(c, key, 3);
     /* Online again: Redis's members. */
@@ -428,10 +402,10 @@ static void test_active_transactions_own_payment_offline(void **state)
     const char *const a_own[] = {"tx-a", "tx-own-1"};
 
     pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "%u", 4000); /* room for the cut-off */
-    start_online(f);
+    pos_fix_start_online(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     freeReplyObject(redisCommand(cloud, "SADD %s tx-a", key));
     expect_members(c, key, a, 1); /* the last known copy: tx-a only */
     freeReplyObject(redisCommand(
@@ -439,7 +413,7 @@ static void test_active_transactions_own_payment_offline(void **state)
         "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-own-1\",\"amount\":1.50,"
         "\"currency\":\"EUR\"}"));
     assert_true(pos_test_agent_wait_log(&f->agent, "PAYMENT_PROCESSING", 1, 5000));
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     expect_members(c, key, a_own, 2);
     /* The pinpad answers after its delay: the payment ends, offline. */
     assert_true(pos_fix_charges(f) == 0);
@@ -477,7 +451,7 @@ static void test_terminals(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     /* The agent puts itself in the store's set at connect (CONTRACT.md):
      * the SADD is sent as the link comes up, so it may land a moment after
      * "link: online" is logged (slowly, under qemu-arm). */
@@ -489,7 +463,7 @@ static void test_terminals(void **state)
     assert_int_equal(pos_test_int(&f->redis, "SISMEMBER terminals:" SID " " TID), 1);
     assert_true(pos_fix_wait_status(&f->redis, "online", 5000, NULL) >= 0);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " T-0002 T-0003"));
     freeReplyObject(
         redisCommand(cloud, "SET terminal:T-0002:status %s EX 60", "{\"status\":\"busy\"}"));
@@ -502,14 +476,14 @@ static void test_terminals(void **state)
     freeReplyObject(r);
     expect_error(c, "ERR wrong number", "TERMINALS S-999");
     /* Offline, and after a restart offline: the last known list. */
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " T-0004"));
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             redisFree(c);
             pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-            start_agent(f);
-            c = local(f);
+            pos_fix_start_local(f);
+            c = pos_fix_local_connect(f);
         }
         r = redisCommand(c, "TERMINALS");
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -538,7 +512,7 @@ static void test_terminals_flood_and_junk(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
     for (int i = 0; i < 1000; i++) {
         freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " T-%04d", 1000 + i));
@@ -546,7 +520,7 @@ static void test_terminals_flood_and_junk(void **state)
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " %b", "bad\0id", (size_t)6));
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " %s", "has space"));
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " %s", "ctl\x01"));
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     long long gets0 = get_calls(f);
     for (int i = 0; i < 20; i++) {
         redisAppendCommand(c, "TERMINALS");
@@ -583,13 +557,13 @@ static void test_cache_clear(void **state)
     pos_fix_redis_set(f, "product:P-1", "{\"price\":1}");
     pos_fix_redis_set(f, "product:P-2", "{\"price\":2}");
     pos_fix_redis_set(f, "inventory:" SID ":P-1", "{\"quantity\":3}");
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     free(pos_fix_local_get(f, "product:P-1"));
     free(pos_fix_local_get(f, "product:P-2"));
     free(pos_fix_local_get(f, "inventory:" SID ":P-1"));
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     /* Offline, the local copies answer until cleared. */
     char *v = pos_fix_local_get(f, "product:P-1");
     assert_string_equal(v, "{\"price\":1}");
@@ -622,8 +596,8 @@ static void test_cache_clear_malformed_and_flood(void **state)
     pos_fix_t *f = *state;
     char big[300];
 
-    start_online(f);
-    redisContext *c = local(f);
+    pos_fix_start_online(f);
+    redisContext *c = pos_fix_local_connect(f);
     memset(big, '*', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     expect_error(c, "ERR CACHE.CLEAR pattern", "CACHE.CLEAR %s", big);
@@ -707,9 +681,9 @@ static void test_info_health(void **state)
     pos_fix_t *f = *state;
 
     pos_ini_set(&f->ini, "redis", "probe_interval_ms", "%u", 1000);
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     expect_unique_info(c);
     expect_info(c, "server", "status", "online");
     expect_info(c, "health", "connected", "1");
@@ -726,7 +700,7 @@ static void test_info_health(void **state)
     assert_true(pos_fix_local_info(c, "health", "redis_memory_age_s") >= 0);
     assert_true(pos_fix_local_info(c, "health", "agent_memory_rss") > 1000000);
     /* Cut off: status says so, health says not connected, Redis's memory as last seen. */
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     expect_info(c, "server", "status", "offline");
     expect_info(c, "health", "connected", "0");
     expect_info(c, "health", "terminal_status", "online");

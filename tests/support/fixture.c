@@ -141,6 +141,22 @@ void pos_fix_wait_log_at(pos_fix_t *f, const char *needle, int n, int timeout_ms
     }
 }
 
+void pos_fix_start_local_at(pos_fix_t *f, bool online, const char *file, int line)
+{
+    pos_fix_set_retry(f, 100, 500);
+    pos_fix_agent_start_at(f, NULL, file, line);
+    pos_fix_wait_log_at(f, "local API on", f->starts, 5000, file, line);
+    if (online) {
+        pos_fix_wait_log_at(f, "link: online", 1, 10000, file, line);
+    }
+}
+
+void pos_fix_cut_off_at(pos_fix_t *f, redisContext *cloud, int nth, const char *file, int line)
+{
+    pos_test_cut_off(cloud, true);
+    pos_fix_wait_log_at(f, "link: offline", nth, 5000, file, line);
+}
+
 void pos_fix_agent_forget(pos_fix_t *f)
 {
     pos_test_agent_stop(&f->agent, SIGTERM, 5000);
@@ -203,6 +219,18 @@ redisContext *pos_fix_local(const pos_fix_t *f)
         pos_test_sleep_ms(50);
     }
     return NULL;
+}
+
+redisContext *pos_fix_local_connect_at(const pos_fix_t *f, const char *file, int line)
+{
+    redisContext *c = pos_fix_local(f);
+    if (c == NULL) {
+        pos_fix_dump_log(f);
+        print_error("ERROR: no connection to the agent's local API (%s/agent.sock)\n",
+                    f->agent.dir);
+        _fail(file, line);
+    }
+    return c;
 }
 
 typedef struct status_wait {

@@ -114,6 +114,25 @@ void pos_fix_wait_log_at(pos_fix_t *f, const char *needle, int n, int timeout_ms
     pos_fix_wait_log_at((f), "link: online", (n), (timeout_ms), __FILE__, __LINE__)
 
 /*
+ * For tests of the local API: starts (or restarts: same store, log
+ * appended) the agent from f->ini with reconnects backing off from 100 ms
+ * to 500 ms, and waits up to 5 s for this start's "local API on".
+ * pos_fix_start_online also waits up to 10 s for the first "link: online"
+ * (a first start). Fail the running test, with the agent's log, otherwise.
+ */
+#define pos_fix_start_local(f)  pos_fix_start_local_at((f), false, __FILE__, __LINE__)
+#define pos_fix_start_online(f) pos_fix_start_local_at((f), true, __FILE__, __LINE__)
+void pos_fix_start_local_at(pos_fix_t *f, bool online, const char *file, int line);
+
+/*
+ * Cuts the agent off Redis (pos_test_cut_off(cloud, true); cloud is a
+ * pos_test_cloud_connect connection) and waits up to 5 s for the nth
+ * "link: offline" in its log; fails the running test otherwise.
+ */
+#define pos_fix_cut_off(f, cloud, nth) pos_fix_cut_off_at((f), (cloud), (nth), __FILE__, __LINE__)
+void pos_fix_cut_off_at(pos_fix_t *f, redisContext *cloud, int nth, const char *file, int line);
+
+/*
  * Stops the agent (SIGTERM, up to 5 s, then SIGKILL), removes its files and
  * forgets it: the next start is a fresh agent (new directory and store).
  */
@@ -138,6 +157,11 @@ int pos_fix_teardown(void **state);
  * timeouts, retried for up to 5 s while the agent starts; NULL when none.
  */
 redisContext *pos_fix_local(const pos_fix_t *f);
+
+/* pos_fix_local(), failing the running test (with the agent's log) when
+ * there is no connection. Free it with redisFree. */
+#define pos_fix_local_connect(f) pos_fix_local_connect_at((f), __FILE__, __LINE__)
+redisContext *pos_fix_local_connect_at(const pos_fix_t *f, const char *file, int line);
 
 /*
  * Waits until POS_FIX_STATUS_KEY on r holds a status "want" (NULL: any).
