@@ -55,13 +55,6 @@ static void expect_rl(redisContext *c, const char *id, unsigned window, unsigned
     freeReplyObject(r);
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static void expect_error(redisContext *c, const char *prefix, const char *fmt, ...)
 {
     va_list ap;
@@ -97,12 +90,12 @@ static void test_ratelimit_shared_by_two_agents_and_cloud(void **state)
     expect_rl(a, "login:cashier-7", 60000, 5, 1, 2, "redis");
     /* The cloud checks the same limit its own way: one member, scored now. */
     redisReply *r = pos_test_redis_cmd(&f->redis, "ZADD rate_limit:login:cashier-7:60000 %llu %s",
-                                       (unsigned long long)wall_ms(), "cloud-req-1");
+                                       (unsigned long long)pos_test_wall_ms(), "cloud-req-1");
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     expect_rl(b, "login:cashier-7", 60000, 5, 1, 0, "redis");
     /* Full: both agents are refused, with the oldest member's reset time. */
-    uint64_t t0 = wall_ms();
+    uint64_t t0 = pos_test_wall_ms();
     r = ratelimit(a, "login:cashier-7", 60000, 5);
     assert_int_equal(r->element[0]->integer, 0);
     assert_int_equal(r->element[1]->integer, 0);
@@ -138,7 +131,7 @@ static void test_ratelimit_offline_local_window(void **state)
     expect_rl(c, "pin:till", 60000, 3, 1, 2, "redis");
     expect_rl(c, "pin:till", 60000, 3, 1, 1, "redis");
     pos_fix_cut_off(f, cloud, 1);
-    uint64_t t0 = wall_ms();
+    uint64_t t0 = pos_test_wall_ms();
     redisReply *r = ratelimit(c, "pin:till", 60000, 3);
     assert_int_equal(r->element[0]->integer, 1);
     assert_int_equal(r->element[1]->integer, 0);

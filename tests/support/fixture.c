@@ -233,6 +233,36 @@ redisContext *pos_fix_local_connect_at(const pos_fix_t *f, const char *file, int
     return c;
 }
 
+redisReply *pos_fix_local_cmd_at(const pos_fix_t *f, const char *file, int line, const char *fmt,
+                                 ...)
+{
+    redisContext *c = pos_fix_local_connect_at(f, file, line);
+    va_list ap;
+
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL) {
+        print_error("ERROR: no reply to \"%s\" from the local API: %s\n", fmt,
+                    c->errstr[0] != '\0' ? c->errstr : "?");
+        redisFree(c);
+        pos_fix_dump_log(f);
+        _fail(file, line);
+    }
+    redisFree(c);
+    return r;
+}
+
+uint64_t pos_fix_status_ts(const char *text)
+{
+    cJSON *j = text != NULL ? cJSON_Parse(text) : NULL;
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "ts");
+    uint64_t ts = cJSON_IsNumber(t) && t->valuedouble > 0 ? (uint64_t)t->valuedouble : 0;
+
+    cJSON_Delete(j);
+    return ts;
+}
+
 typedef struct status_wait {
     const pos_test_redis_t *r;
     const char *want;

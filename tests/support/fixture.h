@@ -171,6 +171,19 @@ redisContext *pos_fix_local_connect_at(const pos_fix_t *f, const char *file, int
 long pos_fix_wait_status(const pos_test_redis_t *r, const char *want, int timeout_ms,
                          cJSON **status);
 
+/* The "ts" (epoch ms) of a status key's text; 0 when text is NULL or has
+ * no numeric "ts". */
+uint64_t pos_fix_status_ts(const char *text);
+
+/*
+ * One command through a fresh connection to the agent's local API; the
+ * reply (free it). Fails the running test, at the caller's line, when
+ * there is no connection or no reply.
+ */
+#define pos_fix_local_cmd(f, ...) pos_fix_local_cmd_at((f), __FILE__, __LINE__, __VA_ARGS__)
+redisReply *pos_fix_local_cmd_at(const pos_fix_t *f, const char *file, int line, const char *fmt,
+                                 ...);
+
 /* SET key value on the fixture's Redis (a cloud write); fails the running
  * test unless Redis says OK. */
 void pos_fix_redis_set(pos_fix_t *f, const char *key, const char *value);
