@@ -21,7 +21,6 @@
 #include <cmocka.h>
 
 #include "tests/support/fixture.h"
-#include "tests/support/timing.h"
 
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
@@ -268,39 +267,33 @@ static void test_ratelimit_flood_of_identifiers(void **state)
     redisFree(cloud);
 }
 
+static redisReply *send_ratelimit(redisContext *c, int i, void *arg)
+{
+    (void)arg;
+    return redisCommand(c, "RATELIMIT user:%d 60000 100", i % 50);
+}
+
+static void check_ratelimit(const redisReply *r, bool offline, void *arg)
+{
+    (void)arg;
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_string_equal(r->element[3]->str, offline ? "local" : "redis");
+}
+
 /* One RATELIMIT at a time, as a till does: its round trip through the
  * socket, online (one EVAL in Redis) and offline (the local window).
  * Prints p50/p99; fails only when the p99 is absurd for a till. */
 static void test_ratelimit_latency(void **state)
 {
-    pos_fix_t *f = *state;
-    enum { N = 2000 };
-    static uint64_t us[N];
-
-    pos_fix_start_online(f);
-    redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = pos_fix_local_connect(f);
-    for (int round = 0; round < 2; round++) {
-        if (round == 1) {
-            pos_fix_cut_off(f, cloud, 1);
-        }
-        for (int i = 0; i < N; i++) {
-            uint64_t t0 = pos_test_now_ns();
-            redisReply *r = redisCommand(c, "RATELIMIT user:%d 60000 100", i % 50);
-            us[i] = (pos_test_now_ns() - t0) / 1000;
-            assert_non_null(r);
-            assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-            assert_string_equal(r->element[3]->str, round == 0 ? "redis" : "local");
-            freeReplyObject(r);
-        }
-        pos_test_pct_t p = pos_test_percentiles(us, N);
-        print_message("RATELIMIT %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%d sequential calls)\n",
-                      round == 0 ? "online (redis)" : "offline (local)", p.p50 / 1000.0,
-                      p.p99 / 1000.0, p.max / 1000.0, N);
-        assert_true(p.p99 < 100000);
-    }
-    redisFree(c);
-    redisFree(cloud);
+    const pos_fix_latency_t l = {
+        .what = "RATELIMIT",
+        .round = {"online (redis)", "offline (local)"},
+        .n = 2000,
+        .max_p99_ms = 100,
+        .send = send_ratelimit,
+        .check = check_ratelimit,
+    };
+    pos_fix_latency_run(*state, &l);
 }
 
 /* ---- SMEMBERS active_transactions:{storeId} ----------------------------------------------- */

@@ -22,7 +22,6 @@
 #include <cmocka.h>
 
 #include "tests/support/fixture.h"
-#include "tests/support/timing.h"
 
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
@@ -449,36 +448,30 @@ static void test_flood_bounded(void **state)
     redisFree(cloud);
 }
 
+static redisReply *send_session_set(redisContext *c, int i, void *arg)
+{
+    (void)i;
+    (void)arg;
+    return redisCommand(c, "SET session:x v EX 60");
+}
+
+static void check_session_set(const redisReply *r, bool offline, void *arg)
+{
+    (void)offline;
+    (void)arg;
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+}
+
 static void test_session_write_latency(void **state)
 {
-    pos_fix_t *f = *state;
-    enum { N = 1000 };
-    static uint64_t us[N];
-
-    pos_fix_start_online(f);
-    redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = pos_fix_local_connect(f);
-    for (int round = 0; round < 2; round++) {
-        if (round == 1) {
-            pos_fix_cut_off(f, cloud, 1);
-        }
-        for (int i = 0; i < N; i++) {
-            uint64_t t0 = pos_test_now_ns();
-            redisReply *r = redisCommand(c, "SET session:x v EX 60");
-            us[i] = (pos_test_now_ns() - t0) / 1000;
-            must(r);
-            assert_int_equal(r->type, REDIS_REPLY_STATUS);
-            freeReplyObject(r);
-        }
-        pos_test_pct_t p = pos_test_percentiles(us, N);
-        print_message("MEASURED SET session:x v EX 60 %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms "
-                      "(%d sequential calls)\n",
-                      round == 0 ? "online" : "offline", p.p50 / 1000.0, p.p99 / 1000.0,
-                      p.max / 1000.0, N);
-        assert_true(p.p99 < 200000);
-    }
-    redisFree(c);
-    redisFree(cloud);
+    const pos_fix_latency_t l = {
+        .what = "MEASURED SET session:x v EX 60",
+        .n = 1000,
+        .max_p99_ms = 200,
+        .send = send_session_set,
+        .check = check_session_set,
+    };
+    pos_fix_latency_run(*state, &l);
 }
 
 /* The fixture's setup, and g_fix for must(). */

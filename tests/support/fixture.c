@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "tests/support/timing.h"
+
 #define LOG_TAIL (16 * 1024)
 
 void pos_fix_init(pos_fix_t *f)
@@ -251,6 +253,46 @@ redisReply *pos_fix_local_cmd_at(const pos_fix_t *f, const char *file, int line,
     }
     redisFree(c);
     return r;
+}
+
+void pos_fix_latency_run(pos_fix_t *f, const pos_fix_latency_t *l)
+{
+    uint64_t *us = calloc((size_t)l->n, sizeof(*us));
+    uint64_t p99[2];
+
+    assert_non_null(us);
+    pos_fix_start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = pos_fix_local_connect(f);
+    assert_non_null(cloud);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            pos_fix_cut_off(f, cloud, 1);
+        }
+        for (int i = 0; i < l->n; i++) {
+            uint64_t t0 = pos_test_now_ns();
+            redisReply *r = l->send(c, i, l->arg);
+            us[i] = (pos_test_now_ns() - t0) / 1000;
+            if (r == NULL) {
+                pos_fix_dump_log(f);
+                fail_msg("%s: no reply to call %d (%s)", l->what, i, c->errstr);
+            }
+            l->check(r, round == 1, l->arg);
+            freeReplyObject(r);
+        }
+        pos_test_pct_t p = pos_test_percentiles(us, (size_t)l->n);
+        const char *name =
+            l->round[round] != NULL ? l->round[round] : (round == 0 ? "online" : "offline");
+        print_message("%s %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%d sequential calls)\n",
+                      l->what, name, p.p50 / 1000.0, p.p99 / 1000.0, p.max / 1000.0, l->n);
+        p99[round] = p.p99;
+    }
+    redisFree(c);
+    redisFree(cloud);
+    free(us);
+    /* Checked once both rounds have printed their figures. */
+    assert_true(p99[0] < (uint64_t)l->max_p99_ms * 1000u);
+    assert_true(p99[1] < (uint64_t)l->max_p99_ms * 1000u);
 }
 
 uint64_t pos_fix_status_ts(const char *text)

@@ -184,6 +184,29 @@ uint64_t pos_fix_status_ts(const char *text);
 redisReply *pos_fix_local_cmd_at(const pos_fix_t *f, const char *file, int line, const char *fmt,
                                  ...);
 
+/*
+ * A latency test of the local API, as a till sees it: one call at a time
+ * on one connection, first online, then with the agent cut off Redis.
+ */
+typedef struct pos_fix_latency {
+    const char *what;     /* printed before each round's figures */
+    const char *round[2]; /* the rounds' names: {"online", "offline"} when NULL */
+    int n;                /* calls per round */
+    unsigned max_p99_ms;  /* a round whose p99 reaches this fails the test */
+    /* Sends call i on c and returns its reply (only this is timed). */
+    redisReply *(*send)(redisContext *c, int i, void *arg);
+    /* Checks a reply, failing the running test; offline in the second round. */
+    void (*check)(const redisReply *r, bool offline, void *arg);
+    void *arg;
+} pos_fix_latency_t;
+
+/*
+ * Runs l: pos_fix_start_online, l->n timed calls, pos_fix_cut_off, l->n
+ * more. Prints each round's p50, p99 and max in ms; fails the running test
+ * when a call gets no reply or a round's p99 reaches l->max_p99_ms.
+ */
+void pos_fix_latency_run(pos_fix_t *f, const pos_fix_latency_t *l);
+
 /* SET key value on the fixture's Redis (a cloud write); fails the running
  * test unless Redis says OK. */
 void pos_fix_redis_set(pos_fix_t *f, const char *key, const char *value);
