@@ -44,6 +44,7 @@
 
 #include "tests/support/harness.h"
 #include "tests/support/ini.h"
+#include "tests/support/timing.h"
 
 typedef struct stats {
     double p50, p90, p99, max; /* ms */
@@ -59,27 +60,11 @@ typedef struct run {
     double publishes;     /* the agent's PUBLISHes per payment */
 } run_t;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static stats_t stats_of(uint64_t *ns, int n)
 {
-    stats_t s;
-    qsort(ns, (size_t)n, sizeof(*ns), cmp_u64);
-    s.p50 = (double)ns[n / 2] / 1e6;
-    s.p90 = (double)ns[n * 90 / 100] / 1e6;
-    s.p99 = (double)ns[n * 99 / 100] / 1e6;
-    s.max = (double)ns[n - 1] / 1e6;
+    pos_test_pct_t p = pos_test_percentiles(ns, (size_t)n);
+    stats_t s = {(double)p.p50 / 1e6, (double)p.p90 / 1e6, (double)p.p99 / 1e6,
+                 (double)p.max / 1e6};
     return s;
 }
 
@@ -283,7 +268,7 @@ static int measure(const pos_test_redis_t *redis, const char *tid, const char *s
                      "\"Coffee\",\"qty\":1,\"amount\":%d.%02d}]}",
                      tx, 1 + (i + warmup) % 50, (i + warmup) % 100, 1 + (i + warmup) % 50,
                      (i + warmup) % 100);
-            t0 = now_ns();
+            t0 = pos_test_now_ns();
             freeReplyObject(redisCommand(pub, "PUBLISH %s %s", pch, msg));
             got = wait_for(s.c, "PAYMENT_PROCESSING", tx);
             if (got == 1) {
@@ -296,14 +281,14 @@ static int measure(const pos_test_redis_t *redis, const char *tid, const char *s
             fprintf(stderr, "%s: no PAYMENT_PROCESSING for %s\n", out->name, tx);
             goto done;
         }
-        uint64_t t1 = now_ns();
+        uint64_t t1 = pos_test_now_ns();
         if (wait_for(s.c, "TRANSACTION_COMPLETED", tx) != 0) {
             fprintf(stderr, "%s: no TRANSACTION_COMPLETED for %s\n", out->name, tx);
             goto done;
         }
         if (i >= 0) {
             processing[i] = t1 - t0;
-            completed[i] = now_ns() - t0;
+            completed[i] = pos_test_now_ns() - t0;
         }
     }
     long long commits1 = local_socket != NULL ? agent_commits(local_socket) : -1;
@@ -421,13 +406,13 @@ static int fsync_time(const char *dir, int n, stats_t *out)
     }
     for (int i = 0; i < n; i++) {
         block[i % sizeof(block)] = (char)i;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = pos_test_now_ns();
         if (pwrite(fd, block, sizeof(block), 0) != (ssize_t)sizeof(block) || fdatasync(fd) != 0) {
             close(fd);
             free(ns);
             return -1;
         }
-        ns[i] = now_ns() - t0;
+        ns[i] = pos_test_now_ns() - t0;
     }
     close(fd);
     unlink(path);

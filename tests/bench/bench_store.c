@@ -19,35 +19,18 @@
 #include "agent/store/cache.h"
 #include "agent/store/store.h"
 #include "tests/support/fs.h"
+#include "tests/support/timing.h"
 
 #define ITEMS     10000
 #define VALUE_LEN 200
 #define GETS      200000
 #define PUTS      300
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void report(const char *what, uint64_t *ns, size_t n)
 {
-    qsort(ns, n, sizeof(*ns), cmp_u64);
-    uint64_t sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        sum += ns[i];
-    }
+    pos_test_pct_t p = pos_test_percentiles(ns, n);
     printf("%-28s n=%-7zu mean %9.2f us  p50 %9.2f us  p99 %9.2f us  max %9.2f us\n", what, n,
-           (double)sum / (double)n / 1000.0, (double)ns[n / 2] / 1000.0,
-           (double)ns[n * 99 / 100] / 1000.0, (double)ns[n - 1] / 1000.0);
+           p.mean / 1000.0, (double)p.p50 / 1000.0, (double)p.p99 / 1000.0, (double)p.max / 1000.0);
 }
 
 /* Prints the memory lines of /proc/self/smaps_rollup that matter here. */
@@ -106,7 +89,7 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t nb = 0;
-    uint64_t t_all = now_ns();
+    uint64_t t_all = pos_test_now_ns();
     for (int i = 0; i < ITEMS; i += 100) {
         pos_cache_item_t items[100];
         for (int k = 0; k < 100; k++) {
@@ -114,14 +97,14 @@ int main(int argc, char **argv)
             items[k] = (pos_cache_item_t){keys[i + k], klen[i + k], value, sizeof(value),
                                           POS_CACHE_INVENTORY};
         }
-        uint64_t t = now_ns();
+        uint64_t t = pos_test_now_ns();
         if (pos_cache_put_batch(&c, items, 100, 1764412800000ull, NULL, NULL) != 0) {
             fprintf(stderr, "put_batch failed\n");
             return 1;
         }
-        ns[nb++] = now_ns() - t;
+        ns[nb++] = pos_test_now_ns() - t;
     }
-    double fill_s = (double)(now_ns() - t_all) / 1e9;
+    double fill_s = (double)(pos_test_now_ns() - t_all) / 1e9;
     report("put_batch (100 items)", ns, nb);
     printf("filled %d items in %.2f s\n", ITEMS, fill_s);
 
@@ -129,13 +112,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < PUTS; i++) {
         int k = rand() % ITEMS;
         memset(value, 'A' + i % 26, sizeof(value));
-        uint64_t t = now_ns();
+        uint64_t t = pos_test_now_ns();
         if (pos_cache_put(&c, keys[k], klen[k], value, sizeof(value), POS_CACHE_INVENTORY,
                           1764412800000ull + (uint64_t)i) != 0) {
             fprintf(stderr, "put failed\n");
             return 1;
         }
-        ns[i] = now_ns() - t;
+        ns[i] = pos_test_now_ns() - t;
     }
     report("put (fsync'd, single)", ns, PUTS);
 
@@ -144,28 +127,28 @@ int main(int argc, char **argv)
     pos_cache_info_t info;
     for (int i = 0; i < GETS; i++) {
         int k = rand() % ITEMS;
-        uint64_t t = now_ns();
+        uint64_t t = pos_test_now_ns();
         if (pos_cache_get(&c, keys[k], klen[k], 1764412801000ull, buf, sizeof(buf), &info) != 0) {
             fprintf(stderr, "get failed\n");
             return 1;
         }
-        ns[i] = now_ns() - t;
+        ns[i] = pos_test_now_ns() - t;
     }
     report("get (hit, random key)", ns, GETS);
-    uint64_t t = now_ns();
+    uint64_t t = pos_test_now_ns();
     for (int i = 0; i < GETS; i++) {
         int k = rand() % ITEMS;
         pos_cache_get(&c, keys[k], klen[k], 1764412801000ull, buf, sizeof(buf), &info);
     }
-    double secs = (double)(now_ns() - t) / 1e9;
+    double secs = (double)(pos_test_now_ns() - t) / 1e9;
     printf("get throughput               %.0f gets/s (one thread)\n", GETS / secs);
-    t = now_ns();
+    t = pos_test_now_ns();
     if (pos_cache_flush(&c) != 0) {
         fprintf(stderr, "flush failed\n");
         return 1;
     }
     printf("flush of %d pending LRU touches: %.2f ms\n", POS_CACHE_PENDING_MAX,
-           (double)(now_ns() - t) / 1e6);
+           (double)(pos_test_now_ns() - t) / 1e6);
     pos_cache_stats_t s;
     pos_cache_stats(&c, &s);
     printf("cache: %" PRIu64 " entries, %" PRIu64 " bytes, %" PRIu64 " hits, %" PRIu64

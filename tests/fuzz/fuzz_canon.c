@@ -15,8 +15,7 @@
 
 #include "agent/msg/canon.h"
 #include "agent/msg/sign.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/support/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

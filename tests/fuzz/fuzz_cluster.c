@@ -17,45 +17,28 @@
 
 #include "agent/link/route.h"
 #include "agent/link/topology.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 static pos_topology_t map;
 
-static void fuzz_slots(const uint8_t *data, size_t size)
+/* One CLUSTER SLOTS reply. */
+static void fuzz_slots(const redisReply *reply, void *arg)
 {
-    redisReader *rd = redisReaderCreate();
-    void *reply;
+    char why[160] = "";
+    int rc = pos_topology_from_slots(&map, reply, "asked.example", why, sizeof(why));
 
-    if (rd == NULL) {
-        return;
+    (void)arg;
+    POS_FUZZ_CHECK(rc == 0 || rc == -EPROTO || rc == -ENOSPC);
+    if (rc != 0) {
+        POS_FUZZ_CHECK(map.nnodes == 0 && why[0] != '\0' && strchr(why, '\n') == NULL);
     }
-    if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK) {
-        while (redisReaderGetReply(rd, &reply) == REDIS_OK && reply != NULL) {
-            char why[160] = "";
-            int rc = pos_topology_from_slots(&map, reply, "asked.example", why, sizeof(why));
-            CHECK(rc == 0 || rc == -EPROTO || rc == -ENOSPC);
-            if (rc != 0) {
-                CHECK(map.nnodes == 0 && why[0] != '\0' && strchr(why, '\n') == NULL);
-            }
-            CHECK(map.nnodes <= POS_TOPOLOGY_NODES_MAX);
-            for (size_t i = 0; i < map.nnodes; i++) {
-                CHECK(map.nodes[i].host[0] != '\0' && map.nodes[i].port != 0);
-            }
-            for (size_t s = 0; s < POS_SLOT_COUNT; s++) {
-                CHECK(map.owner[s] <= map.nnodes);
-            }
-            freeReplyObject(reply);
-        }
+    POS_FUZZ_CHECK(map.nnodes <= POS_TOPOLOGY_NODES_MAX);
+    for (size_t i = 0; i < map.nnodes; i++) {
+        POS_FUZZ_CHECK(map.nodes[i].host[0] != '\0' && map.nodes[i].port != 0);
     }
-    redisReaderFree(rd);
+    for (size_t s = 0; s < POS_SLOT_COUNT; s++) {
+        POS_FUZZ_CHECK(map.owner[s] <= map.nnodes);
+    }
 }
 
 static void fuzz_redirect(const uint8_t *data, size_t size)
@@ -63,11 +46,12 @@ static void fuzz_redirect(const uint8_t *data, size_t size)
     pos_topology_redirect_t rd;
     int rc = pos_topology_parse_redirect((const char *)data, size, &rd);
 
-    CHECK(rc == 0 || rc == -ENOENT || rc == -EPROTO);
+    POS_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EPROTO);
     if (rc == 0) {
-        CHECK(rd.slot < POS_SLOT_COUNT && rd.port != 0 && strlen(rd.host) < sizeof(rd.host));
-        CHECK(pos_topology_set(&map, rd.slot, rd.host, rd.port) >= 0 ||
-              map.nnodes == POS_TOPOLOGY_NODES_MAX);
+        POS_FUZZ_CHECK(rd.slot < POS_SLOT_COUNT && rd.port != 0 &&
+                       strlen(rd.host) < sizeof(rd.host));
+        POS_FUZZ_CHECK(pos_topology_set(&map, rd.slot, rd.host, rd.port) >= 0 ||
+                       map.nnodes == POS_TOPOLOGY_NODES_MAX);
     }
 }
 
@@ -87,9 +71,9 @@ static void fuzz_route(const uint8_t *data, size_t size)
         }
     }
     pos_route_t r = pos_route_classify(argc, argv, lens);
-    CHECK(r.kind <= POS_ROUTE_REFUSED);
+    POS_FUZZ_CHECK(r.kind <= POS_ROUTE_REFUSED);
     if (r.kind == POS_ROUTE_KEY) {
-        CHECK(r.key >= 1 && r.key < argc);
+        POS_FUZZ_CHECK(r.key >= 1 && r.key < argc);
     }
 }
 
@@ -101,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     switch (data[0] % 3) {
     case 0:
-        fuzz_slots(data + 1, size - 1);
+        pos_fuzz_replies(data + 1, size - 1, fuzz_slots, NULL);
         break;
     case 1:
         fuzz_redirect(data + 1, size - 1);

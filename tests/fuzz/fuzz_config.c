@@ -13,15 +13,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 #define MAX_ENV 8
 
@@ -45,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* Collect "#env NAME=value" lines from a NUL-terminated copy. */
     copy = malloc(size + 1);
-    CHECK(copy != NULL);
+    POS_FUZZ_CHECK(copy != NULL);
     memcpy(copy, data, size);
     copy[size] = '\0';
     for (char *line = copy; line != NULL && nenv < MAX_ENV;) {
@@ -62,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > 0) {
         in = fmemopen((void *)data, size, "r");
-        CHECK(in != NULL);
+        POS_FUZZ_CHECK(in != NULL);
     }
     int rc = pos_config_load_stream(&cfg, in, "fuzz.ini", env, &err);
     if (in != NULL) {
@@ -71,40 +63,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(copy);
 
     if (rc != 0) {
-        CHECK(rc == -EINVAL || rc == -ENOMEM || rc == -EIO);
-        CHECK(err.msg[0] != '\0' && strchr(err.msg, '\n') == NULL);
-        CHECK(cfg.redis_password[0] == '\0' && cfg.redis.password[0] == '\0');
+        POS_FUZZ_CHECK(rc == -EINVAL || rc == -ENOMEM || rc == -EIO);
+        POS_FUZZ_CHECK(err.msg[0] != '\0' && strchr(err.msg, '\n') == NULL);
+        POS_FUZZ_CHECK(cfg.redis_password[0] == '\0' && cfg.redis.password[0] == '\0');
         return 0;
     }
-    CHECK(err.msg[0] == '\0');
-    CHECK(id_ok(cfg.terminal_id) && id_ok(cfg.store_id));
-    CHECK(cfg.heartbeat_interval_s >= 1 && cfg.heartbeat_interval_s < cfg.heartbeat_ttl_s);
-    CHECK(cfg.heartbeat_ttl_s <= 86400);
-    CHECK(cfg.retry_delay_ms >= 1 && cfg.retry_delay_ms <= cfg.max_retry_delay_ms);
-    CHECK(cfg.max_retry_delay_ms <= 600000);
-    CHECK(cfg.connect_timeout_ms >= 100 && cfg.connect_timeout_ms <= 60000);
-    CHECK(cfg.command_timeout_ms >= 100 && cfg.command_timeout_ms <= 60000);
-    CHECK(cfg.redis_db >= -1 && cfg.redis_db <= 1023);
-    CHECK(cfg.redis.db >= 0 && cfg.redis.db <= 1023);
-    CHECK(cfg.redis_db < 0 || cfg.redis.db == cfg.redis_db);
-    CHECK(cfg.log_level >= 0 && cfg.log_level <= 3);
-    CHECK(cfg.redis.host[0] != '\0' && cfg.redis.port >= 1);
+    POS_FUZZ_CHECK(err.msg[0] == '\0');
+    POS_FUZZ_CHECK(id_ok(cfg.terminal_id) && id_ok(cfg.store_id));
+    POS_FUZZ_CHECK(cfg.heartbeat_interval_s >= 1 && cfg.heartbeat_interval_s < cfg.heartbeat_ttl_s);
+    POS_FUZZ_CHECK(cfg.heartbeat_ttl_s <= 86400);
+    POS_FUZZ_CHECK(cfg.retry_delay_ms >= 1 && cfg.retry_delay_ms <= cfg.max_retry_delay_ms);
+    POS_FUZZ_CHECK(cfg.max_retry_delay_ms <= 600000);
+    POS_FUZZ_CHECK(cfg.connect_timeout_ms >= 100 && cfg.connect_timeout_ms <= 60000);
+    POS_FUZZ_CHECK(cfg.command_timeout_ms >= 100 && cfg.command_timeout_ms <= 60000);
+    POS_FUZZ_CHECK(cfg.redis_db >= -1 && cfg.redis_db <= 1023);
+    POS_FUZZ_CHECK(cfg.redis.db >= 0 && cfg.redis.db <= 1023);
+    POS_FUZZ_CHECK(cfg.redis_db < 0 || cfg.redis.db == cfg.redis_db);
+    POS_FUZZ_CHECK(cfg.log_level >= 0 && cfg.log_level <= 3);
+    POS_FUZZ_CHECK(cfg.redis.host[0] != '\0' && cfg.redis.port >= 1);
     if (cfg.redis_password_set) {
-        CHECK(strcmp(cfg.redis.password, cfg.redis_password) == 0);
+        POS_FUZZ_CHECK(strcmp(cfg.redis.password, cfg.redis_password) == 0);
     }
 
     /* The dump shows the password only as "****". */
     char *dump = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&dump, &len);
-    CHECK(out != NULL);
+    POS_FUZZ_CHECK(out != NULL);
     pos_config_dump(&cfg, out);
-    CHECK(fclose(out) == 0);
+    POS_FUZZ_CHECK(fclose(out) == 0);
     /* (a value's source may follow: "password = ****  ; environment ...") */
-    CHECK(strstr(dump, cfg.redis_password_set ? "\npassword = ****" : "\n; password = (not set)") !=
-          NULL);
+    POS_FUZZ_CHECK(strstr(dump, cfg.redis_password_set ? "\npassword = ****"
+                                                       : "\n; password = (not set)") != NULL);
     free(dump);
     pos_config_wipe(&cfg);
-    CHECK(cfg.redis_password[0] == '\0' && cfg.redis.password[0] == '\0');
+    POS_FUZZ_CHECK(cfg.redis_password[0] == '\0' && cfg.redis.password[0] == '\0');
     return 0;
 }

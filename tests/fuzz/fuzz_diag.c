@@ -18,15 +18,7 @@
 
 #include "agent/metrics/diag.h"
 #include "agent/metrics/ring.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 static int plain_char(char c, const char *extra)
 {
@@ -43,12 +35,12 @@ static void scrub_check(const uint8_t *data, size_t size)
     in[n] = '\0';
     memcpy(out, in, n + 1);
     pos_ring_scrub(out);
-    CHECK(strlen(out) == strlen(in));
+    POS_FUZZ_CHECK(strlen(out) == strlen(in));
     size_t digits = 0;
     for (size_t i = 0; out[i] != '\0'; i++) {
-        CHECK(out[i] == in[i] || out[i] == '*');
+        POS_FUZZ_CHECK(out[i] == in[i] || out[i] == '*');
         digits = (out[i] >= '0' && out[i] <= '9') ? digits + 1 : 0;
-        CHECK(digits < 12);
+        POS_FUZZ_CHECK(digits < 12);
     }
 }
 
@@ -60,29 +52,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     scrub_check(data, size);
     int rc = pos_diag_decode((const char *)data, size, "T-0001", &req, why, sizeof(why));
     if (rc != 0) {
-        CHECK(rc == -EINVAL || rc == -EPERM || rc == -E2BIG || rc == -EALREADY);
-        CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
+        POS_FUZZ_CHECK(rc == -EINVAL || rc == -EPERM || rc == -E2BIG || rc == -EALREADY);
+        POS_FUZZ_CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
         return 0;
     }
     size_t idl = strlen(req.request_id);
-    CHECK(idl >= 1 && idl <= POS_DIAG_ID_MAX);
+    POS_FUZZ_CHECK(idl >= 1 && idl <= POS_DIAG_ID_MAX);
     for (size_t i = 0; i < idl; i++) {
-        CHECK(plain_char(req.request_id[i], ""));
+        POS_FUZZ_CHECK(plain_char(req.request_id[i], ""));
     }
     const char *prefix = POS_DIAG_PREFIX "T-0001:";
-    CHECK(strncmp(req.reply_to, prefix, strlen(prefix)) == 0);
+    POS_FUZZ_CHECK(strncmp(req.reply_to, prefix, strlen(prefix)) == 0);
     const char *suffix = req.reply_to + strlen(prefix);
-    CHECK(strlen(suffix) >= 1 && strlen(suffix) <= POS_DIAG_SUFFIX_MAX);
+    POS_FUZZ_CHECK(strlen(suffix) >= 1 && strlen(suffix) <= POS_DIAG_SUFFIX_MAX);
     for (const char *p = suffix; *p != '\0'; p++) {
-        CHECK(plain_char(*p, ":"));
+        POS_FUZZ_CHECK(plain_char(*p, ":"));
     }
     pos_diag_line_t line = {1, 'W', why};
     char *json = NULL;
     size_t len = 0;
-    CHECK(pos_diag_report("T-0001", "S-042", 1, req.request_id, "# server\r\n", &line, 1, &json,
-                          &len) == 0);
+    POS_FUZZ_CHECK(pos_diag_report("T-0001", "S-042", 1, req.request_id, "# server\r\n", &line, 1,
+                                   &json, &len) == 0);
     cJSON *j = cJSON_Parse(json);
-    CHECK(j != NULL);
+    POS_FUZZ_CHECK(j != NULL);
     cJSON_Delete(j);
     free(json);
     return 0;

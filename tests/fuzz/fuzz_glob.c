@@ -12,9 +12,8 @@
 #include <string.h>
 
 #include "agent/sync/glob.h"
+#include "tests/support/fuzz.h"
 #include "tests/support/glob_oracle.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -41,15 +41,7 @@
 #include "agent/api/localapi.h"
 #include "platform/log.h"
 #include "tests/support/fs.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 #define MAX_DEFERRED 4096
 
@@ -230,7 +222,7 @@ static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     if (c->cap - c->len < 65536) {
         c->cap = c->cap * 2 + 65536;
         c->out = realloc(c->out, c->cap);
-        CHECK(c->out != NULL);
+        POS_FUZZ_CHECK(c->out != NULL);
     }
     *buf = uv_buf_init(c->out + c->len, (unsigned)(c->cap - c->len));
 }
@@ -262,8 +254,8 @@ static void client_connected(uv_connect_t *req, int status)
 {
     client_t *c = req->data;
 
-    CHECK(status == 0);
-    CHECK(uv_read_start((uv_stream_t *)&c->pipe, client_alloc, client_read) == 0);
+    POS_FUZZ_CHECK(status == 0);
+    POS_FUZZ_CHECK(uv_read_start((uv_stream_t *)&c->pipe, client_alloc, client_read) == 0);
     if (c->in.len > 0) {
         uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &c->in, 1, client_written);
     }
@@ -278,10 +270,10 @@ static void setup(void)
     pos_log_set_level(POS_LOG_ERROR);
     snprintf(dir, sizeof(dir), "%s/posfuzz-XXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    CHECK(mkdtemp(dir) != NULL);
+    POS_FUZZ_CHECK(mkdtemp(dir) != NULL);
     snprintf(path, sizeof(path), "%s/api.sock", dir);
-    CHECK(uv_loop_init(&loop) == 0);
-    CHECK(uv_timer_init(&loop, &defer_timer) == 0);
+    POS_FUZZ_CHECK(uv_loop_init(&loop) == 0);
+    POS_FUZZ_CHECK(uv_timer_init(&loop, &defer_timer) == 0);
     memset(&opt, 0, sizeof(opt));
     opt.path = path;
     opt.max_clients = 4;
@@ -297,7 +289,7 @@ static void setup(void)
     opt.admit.turn_slice_us = 50;
     opt.commands = commands;
     opt.ncommands = sizeof(commands) / sizeof(commands[0]);
-    CHECK(pos_localapi_start(&srv, &loop, &opt) == 0);
+    POS_FUZZ_CHECK(pos_localapi_start(&srv, &loop, &opt) == 0);
 }
 
 static void cleanup(void)
@@ -312,12 +304,12 @@ static size_t count_replies(const char *out, size_t len)
     size_t n = 0;
     void *reply;
 
-    CHECK(rd != NULL);
+    POS_FUZZ_CHECK(rd != NULL);
     rd->maxbuf = 0;
-    CHECK(redisReaderFeed(rd, out, len) == REDIS_OK);
+    POS_FUZZ_CHECK(redisReaderFeed(rd, out, len) == REDIS_OK);
     for (;;) {
         reply = NULL;
-        CHECK(redisReaderGetReply(rd, &reply) == REDIS_OK);
+        POS_FUZZ_CHECK(redisReaderGetReply(rd, &reply) == REDIS_OK);
         if (reply == NULL) {
             break;
         }
@@ -326,7 +318,7 @@ static size_t count_replies(const char *out, size_t len)
     }
     /* Nothing left over: the server never sends half a reply before closing,
      * except when it dropped the client for its output. */
-    CHECK(rd->pos == rd->len || rd->len == 0);
+    POS_FUZZ_CHECK(rd->pos == rd->len || rd->len == 0);
     redisReaderFree(rd);
     return n;
 }
@@ -348,7 +340,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pos_localapi_get_stats(&srv, &before);
     memset(&c, 0, sizeof(c));
     c.in = uv_buf_init((char *)data, (unsigned)size);
-    CHECK(uv_pipe_init(&loop, &c.pipe, 0) == 0);
+    POS_FUZZ_CHECK(uv_pipe_init(&loop, &c.pipe, 0) == 0);
     c.pipe.data = &c;
     c.creq.data = &c;
     uv_pipe_connect(&c.creq, &c.pipe, path, client_connected);
@@ -360,13 +352,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pos_localapi_get_stats(&srv, &after);
     } while (!c.closed || after.clients > 0 || ndeferred > 0);
 
-    CHECK(after.memory == 0);
+    POS_FUZZ_CHECK(after.memory == 0);
     uint64_t cmds = after.commands - before.commands;
     uint64_t busy = after.busy - before.busy;
     uint64_t perr = after.protocol_errors - before.protocol_errors;
     uint64_t drops = after.output_drops - before.output_drops;
-    CHECK(perr <= 1 && drops <= 1);
-    CHECK(turn_most <= 5);
+    POS_FUZZ_CHECK(perr <= 1 && drops <= 1);
+    POS_FUZZ_CHECK(turn_most <= 5);
     if (getenv("POS_FUZZ_DEBUG") != NULL) {
         fprintf(stderr,
                 "commands %llu, busy %llu, protocol errors %llu, output drops %llu, %zu "
@@ -375,7 +367,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (unsigned long long)drops, c.len, (int)(c.len > 400 ? 400 : c.len), c.out);
     }
     if (drops == 0) {
-        CHECK(count_replies(c.out, c.len) == cmds + busy + perr);
+        POS_FUZZ_CHECK(count_replies(c.out, c.len) == cmds + busy + perr);
     }
     free(c.out);
     return 0;

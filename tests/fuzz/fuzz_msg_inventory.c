@@ -20,15 +20,7 @@
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "tests/fuzz/fuzz_cache.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,29 +35,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = pos_msg_decode(POS_MSG_CH_INVENTORY, (const char *)data, size, &lim, &msg, why,
                             sizeof(why));
     if (rc != 0) {
-        CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
+        POS_FUZZ_CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
         return 0;
     }
-    CHECK(msg.type == POS_MSG_INVENTORY_UPDATED || msg.type == POS_MSG_LOW_STOCK_ALERT);
+    POS_FUZZ_CHECK(msg.type == POS_MSG_INVENTORY_UPDATED || msg.type == POS_MSG_LOW_STOCK_ALERT);
     const pos_msg_inventory_t *inv = &msg.u.inventory;
     /* Only the channel's store, named or implied. */
-    CHECK(strcmp(inv->store_id, "S-042") == 0 && pos_msg_id_valid(inv->product_id));
-    CHECK(inv->low_stock_threshold >= 0 && (inv->has_threshold || inv->low_stock_threshold == 0));
+    POS_FUZZ_CHECK(strcmp(inv->store_id, "S-042") == 0 && pos_msg_id_valid(inv->product_id));
+    POS_FUZZ_CHECK(inv->low_stock_threshold >= 0 &&
+                   (inv->has_threshold || inv->low_stock_threshold == 0));
 
     pos_cachesvc_t *cs = fuzz_cache();
     pos_cachesvc_inventory(cs, inv, (const char *)data, size);
     int n = snprintf(key, sizeof(key), "inventory:%s:%s", inv->store_id, inv->product_id);
-    CHECK(n > 0 && (size_t)n < sizeof(key));
+    POS_FUZZ_CHECK(n > 0 && (size_t)n < sizeof(key));
     rc = pos_cache_get(&cs->cache, key, (size_t)n, pos_clock_wall_ms(), value, sizeof(value) - 1,
                        &info);
     /* The value (<= 64 KiB) is well within the cache's limits: it is there. */
-    CHECK(rc == 0 && info.meta.value_len < sizeof(value) && !info.meta.stale);
+    POS_FUZZ_CHECK(rc == 0 && info.meta.value_len < sizeof(value) && !info.meta.stale);
     value[info.meta.value_len] = '\0';
     cJSON *root = cJSON_ParseWithLength(value, info.meta.value_len);
-    CHECK(root != NULL && cJSON_IsObject(root));
-    CHECK(cJSON_GetObjectItemCaseSensitive(root, "type") == NULL);
+    POS_FUZZ_CHECK(root != NULL && cJSON_IsObject(root));
+    POS_FUZZ_CHECK(cJSON_GetObjectItemCaseSensitive(root, "type") == NULL);
     const cJSON *pid = cJSON_GetObjectItemCaseSensitive(root, "productId");
-    CHECK(cJSON_IsString(pid) && strcmp(pid->valuestring, inv->product_id) == 0);
+    POS_FUZZ_CHECK(cJSON_IsString(pid) && strcmp(pid->valuestring, inv->product_id) == 0);
     cJSON_Delete(root);
     pos_cache_delete(&cs->cache, key, (size_t)n); /* keep the store small */
     return 0;

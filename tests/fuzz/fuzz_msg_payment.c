@@ -14,8 +14,7 @@
 
 #include "agent/msg/messages.h"
 #include "agent/payment/payment_sm.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/support/fuzz.h"
 
 static void check_actions(const pos_payment_actions_t *acts)
 {

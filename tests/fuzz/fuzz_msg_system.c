@@ -15,20 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/sync/glob.h"
 #include "agent/msg/messages.h"
+#include "agent/sync/glob.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "tests/fuzz/fuzz_cache.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 static const char *const keys[] = {
     "product:P-7", "product:P-8", "inventory:S-042:P-7", "inventory:S-043:P-7",
@@ -44,7 +36,7 @@ static void fill(pos_cachesvc_t *cs)
     for (size_t i = 0; i < NKEYS; i++) {
         size_t n = strlen(keys[i]);
         if (pos_cache_get(&cs->cache, keys[i], n, now, NULL, 0, &info) == -ENOENT) {
-            CHECK(pos_cache_put(&cs->cache, keys[i], n, "{\"v\":1}", 7,
+            POS_FUZZ_CHECK(pos_cache_put(&cs->cache, keys[i], n, "{\"v\":1}", 7,
                                 pos_cache_family_of(keys[i], n), now) == 0);
         }
     }
@@ -62,21 +54,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = pos_msg_decode(POS_MSG_CH_SYSTEM, (const char *)data, size, &lim, &msg, why,
                             sizeof(why));
     if (rc != 0) {
-        CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
+        POS_FUZZ_CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
         return 0;
     }
     if (msg.type == POS_MSG_SYSTEM_ALERT) {
         const pos_msg_alert_t *al = &msg.u.alert;
-        CHECK(al->severity >= POS_MSG_SEV_INFO && al->severity <= POS_MSG_SEV_CRITICAL);
-        CHECK(memchr(al->message, '\0', sizeof(al->message)) != NULL && al->message[0] != '\0');
-        CHECK(al->store_id[0] == '\0' || pos_msg_id_valid(al->store_id));
-        CHECK(al->terminal_id[0] == '\0' || pos_msg_id_valid(al->terminal_id));
+        POS_FUZZ_CHECK(al->severity >= POS_MSG_SEV_INFO && al->severity <= POS_MSG_SEV_CRITICAL);
+        POS_FUZZ_CHECK(memchr(al->message, '\0', sizeof(al->message)) != NULL &&
+                       al->message[0] != '\0');
+        POS_FUZZ_CHECK(al->store_id[0] == '\0' || pos_msg_id_valid(al->store_id));
+        POS_FUZZ_CHECK(al->terminal_id[0] == '\0' || pos_msg_id_valid(al->terminal_id));
         return 0;
     }
-    CHECK(msg.type == POS_MSG_CACHE_INVALIDATE);
+    POS_FUZZ_CHECK(msg.type == POS_MSG_CACHE_INVALIDATE);
     const char *pat = msg.u.invalidate.pattern;
     size_t plen = strlen(pat);
-    CHECK(plen >= 1 && plen <= POS_MSG_PATTERN_MAX);
+    POS_FUZZ_CHECK(plen >= 1 && plen <= POS_MSG_PATTERN_MAX);
 
     pos_cachesvc_t *cs = fuzz_cache();
     fill(cs);
@@ -85,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = strlen(keys[i]);
         bool gone = pos_cache_get(&cs->cache, keys[i], n, pos_clock_wall_ms(), NULL, 0, &info) ==
                     -ENOENT;
-        CHECK(gone == pos_glob_match(pat, plen, keys[i], n));
+        POS_FUZZ_CHECK(gone == pos_glob_match(pat, plen, keys[i], n));
     }
     return 0;
 }

@@ -22,15 +22,7 @@
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "tests/fuzz/fuzz_cache.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 static const char *const keys[] = {
     "product:P-7", "product:P-8", "inventory:S-042:P-7", "user:u1", "session:s1",
@@ -56,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pos_log_set_level(POS_LOG_ERROR);
     redisReader *rd = redisReaderCreate();
-    CHECK(rd != NULL);
+    POS_FUZZ_CHECK(rd != NULL);
     if (redisReaderFeed(rd, (const char *)data, size) != REDIS_OK ||
         redisReaderGetReply(rd, &reply) != REDIS_OK || reply == NULL) {
         redisReaderFree(rd);
@@ -70,15 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     now = pos_clock_wall_ms();
     for (size_t i = 0; i < NKEYS; i++) { /* all present and fresh */
         size_t n = strlen(keys[i]);
-        CHECK(pos_cache_put(&cs->cache, keys[i], n, "{\"v\":1}", 7,
+        POS_FUZZ_CHECK(pos_cache_put(&cs->cache, keys[i], n, "{\"v\":1}", 7,
                             pos_cache_family_of(keys[i], n), now) == 0);
     }
     pos_cachesvc_tracking(cs, arr);
     for (size_t i = 0; i < NKEYS; i++) {
         size_t n = strlen(keys[i]);
         char buf[16];
-        CHECK(pos_cache_get(&cs->cache, keys[i], n, now, buf, sizeof(buf), &info) == 0);
-        CHECK(info.meta.stale == (arr == NULL || named(arr, keys[i], n)));
+        POS_FUZZ_CHECK(pos_cache_get(&cs->cache, keys[i], n, now, buf, sizeof(buf), &info) == 0);
+        POS_FUZZ_CHECK(info.meta.stale == (arr == NULL || named(arr, keys[i], n)));
     }
     freeReplyObject(reply);
     redisReaderFree(rd);

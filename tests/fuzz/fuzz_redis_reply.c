@@ -34,15 +34,7 @@
 #include "agent/link/link.h"
 #include "agent/msg/messages.h"
 #include "platform/log.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 #define CH_PAYMENT   "payment:T-0001"
 #define CH_INVENTORY "inventory:S-042"
@@ -102,18 +94,18 @@ static const pos_transport_ops_t mem_transport = {
 
 static void walk(const redisReply *r, int depth)
 {
-    CHECK(r != NULL && depth < 64);
+    POS_FUZZ_CHECK(r != NULL && depth < 64);
     switch (r->type) {
     case REDIS_REPLY_STRING:
     case REDIS_REPLY_STATUS:
     case REDIS_REPLY_ERROR:
-        CHECK(r->str != NULL && r->str[r->len] == '\0');
+        POS_FUZZ_CHECK(r->str != NULL && r->str[r->len] == '\0');
         for (size_t i = 0; i < r->len; i++) {
             fs->hash = (fs->hash ^ (uint8_t)r->str[i]) * 1099511628211ull;
         }
         break;
     case REDIS_REPLY_ARRAY:
-        CHECK(r->elements == 0 || r->element != NULL);
+        POS_FUZZ_CHECK(r->elements == 0 || r->element != NULL);
         for (size_t i = 0; i < r->elements; i++) {
             walk(r->element[i], depth + 1);
         }
@@ -132,15 +124,15 @@ static void cmd_cb(void *ctx, const redisReply *r, int err)
 {
     fuzz_cmd_t *c = ctx;
 
-    CHECK((r == NULL) == (err != 0));
-    CHECK(c->errors == 0); /* nothing after a failure */
+    POS_FUZZ_CHECK((r == NULL) == (err != 0));
+    POS_FUZZ_CHECK(c->errors == 0); /* nothing after a failure */
     if (err != 0) {
-        CHECK(err < 0);
+        POS_FUZZ_CHECK(err < 0);
         c->errors++;
         return;
     }
     c->replies++;
-    CHECK(c->replies == 1); /* one reply per command */
+    POS_FUZZ_CHECK(c->replies == 1); /* one reply per command */
     walk(r, 0);
 }
 
@@ -161,7 +153,7 @@ static void send_cmd(const char *a0, const char *a1)
 
 static void on_online(pos_link_t *l)
 {
-    CHECK(pos_link_is_online(l));
+    POS_FUZZ_CHECK(pos_link_is_online(l));
     /* As the agent does at once: a status write and a tracking request. */
     send_cmd("GET", "terminal:T-0001:status");
     send_cmd("CLIENT", "TRACKINGINFO");
@@ -170,12 +162,12 @@ static void on_online(pos_link_t *l)
 static void on_offline(pos_link_t *l, int err)
 {
     (void)l;
-    CHECK(err < 0);
+    POS_FUZZ_CHECK(err < 0);
 }
 
 static void check_str(const char *s, size_t cap)
 {
-    CHECK(memchr(s, '\0', cap) != NULL);
+    POS_FUZZ_CHECK(memchr(s, '\0', cap) != NULL);
 }
 
 static void decode(pos_msg_channel_t ch, const char *payload, size_t len)
@@ -185,36 +177,37 @@ static void decode(pos_msg_channel_t ch, const char *payload, size_t len)
 
     int rc = pos_msg_decode(ch, payload, len, &lim, &msg, why, sizeof(why));
     if (rc != 0) {
-        CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
+        POS_FUZZ_CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
         return;
     }
     switch (msg.type) {
     case POS_MSG_PAYMENT_REQUESTED:
-        CHECK(ch == POS_MSG_CH_PAYMENT);
-        CHECK(pos_msg_id_valid(msg.u.payment.transaction_id));
-        CHECK(msg.u.payment.line_count <= POS_MSG_LINES_MAX);
+        POS_FUZZ_CHECK(ch == POS_MSG_CH_PAYMENT);
+        POS_FUZZ_CHECK(pos_msg_id_valid(msg.u.payment.transaction_id));
+        POS_FUZZ_CHECK(msg.u.payment.line_count <= POS_MSG_LINES_MAX);
         break;
     case POS_MSG_PAYMENT_CANCELLED:
     case POS_MSG_RECEIPT_REPRINT:
-        CHECK(ch == POS_MSG_CH_PAYMENT && pos_msg_id_valid(msg.u.tx.transaction_id));
+        POS_FUZZ_CHECK(ch == POS_MSG_CH_PAYMENT && pos_msg_id_valid(msg.u.tx.transaction_id));
         break;
     case POS_MSG_DISPLAY_MESSAGE:
-        CHECK(ch == POS_MSG_CH_PAYMENT);
+        POS_FUZZ_CHECK(ch == POS_MSG_CH_PAYMENT);
         break;
     case POS_MSG_INVENTORY_UPDATED:
     case POS_MSG_LOW_STOCK_ALERT:
-        CHECK(ch == POS_MSG_CH_INVENTORY);
+        POS_FUZZ_CHECK(ch == POS_MSG_CH_INVENTORY);
         /* storeId is optional: without a scope, "" when left out. */
-        CHECK(msg.u.inventory.store_id[0] == '\0' || pos_msg_id_valid(msg.u.inventory.store_id));
-        CHECK(pos_msg_id_valid(msg.u.inventory.product_id));
+        POS_FUZZ_CHECK(msg.u.inventory.store_id[0] == '\0' ||
+                       pos_msg_id_valid(msg.u.inventory.store_id));
+        POS_FUZZ_CHECK(pos_msg_id_valid(msg.u.inventory.product_id));
         break;
     case POS_MSG_SYSTEM_ALERT:
-        CHECK(ch == POS_MSG_CH_SYSTEM);
+        POS_FUZZ_CHECK(ch == POS_MSG_CH_SYSTEM);
         check_str(msg.u.alert.message, sizeof(msg.u.alert.message));
         break;
     case POS_MSG_CACHE_INVALIDATE:
-        CHECK(ch == POS_MSG_CH_SYSTEM);
-        CHECK(msg.u.invalidate.pattern[0] != '\0');
+        POS_FUZZ_CHECK(ch == POS_MSG_CH_SYSTEM);
+        POS_FUZZ_CHECK(msg.u.invalidate.pattern[0] != '\0');
         break;
     default:
         abort();
@@ -231,10 +224,10 @@ static void on_message(pos_link_t *l, const char *channel, size_t chlen, const c
                  {CH_INVENTORY, POS_MSG_CH_INVENTORY},
                  {CH_SYSTEM, POS_MSG_CH_SYSTEM}};
 
-    CHECK(pos_link_is_online(l));
-    CHECK(channel != NULL && payload != NULL);
+    POS_FUZZ_CHECK(pos_link_is_online(l));
+    POS_FUZZ_CHECK(channel != NULL && payload != NULL);
     /* The probe channel is the link's own business. */
-    CHECK(!(chlen == strlen(CH_PROBE) && memcmp(channel, CH_PROBE, chlen) == 0));
+    POS_FUZZ_CHECK(!(chlen == strlen(CH_PROBE) && memcmp(channel, CH_PROBE, chlen) == 0));
     for (size_t i = 0; i < sizeof(chans) / sizeof(chans[0]); i++) {
         if (chlen == strlen(chans[i].name) && memcmp(channel, chans[i].name, chlen) == 0) {
             decode(chans[i].ch, payload, len);
@@ -248,11 +241,11 @@ static void on_message(pos_link_t *l, const char *channel, size_t chlen, const c
 
 static void on_invalidate(pos_link_t *l, const redisReply *keys)
 {
-    CHECK(pos_link_is_online(l));
+    POS_FUZZ_CHECK(pos_link_is_online(l));
     if (keys == NULL) {
         return; /* FLUSHALL */
     }
-    CHECK(keys->type == REDIS_REPLY_ARRAY);
+    POS_FUZZ_CHECK(keys->type == REDIS_REPLY_ARRAY);
     walk(keys, 0);
 }
 
@@ -307,16 +300,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lo.reach.transport = &mem_transport;
 
     fs = calloc(1, sizeof(*fs));
-    CHECK(fs != NULL);
+    POS_FUZZ_CHECK(fs != NULL);
     fs->hash = 14695981039346656037ull;
     if (!loop_ready) {
-        CHECK(uv_loop_init(&loop) == 0);
+        POS_FUZZ_CHECK(uv_loop_init(&loop) == 0);
         loop_ready = true;
     }
-    CHECK(pos_link_init(&loop, &fs->link, &lo, &cb) == 0);
+    POS_FUZZ_CHECK(pos_link_init(&loop, &fs->link, &lo, &cb) == 0);
     pos_link_start(&fs->link);
     /* Both connections are open and their handshakes sent. */
-    CHECK(pos_conn_is_open(&fs->link.cmd.conn) && pos_conn_is_open(&fs->link.sub.conn));
+    POS_FUZZ_CHECK(pos_conn_is_open(&fs->link.cmd.conn) && pos_conn_is_open(&fs->link.sub.conn));
 
     for (size_t at = 1; at < size;) {
         uint8_t h = data[at++];
@@ -333,19 +326,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* What conn_read_cb does with bytes off the socket. */
         int rc = c->opt.transport->on_read(c, (const char *)data + at, n);
         if (rc != 0) {
-            CHECK(rc == -ENOMEM);
+            POS_FUZZ_CHECK(rc == -ENOMEM);
             pos_conn_abort(c, rc);
         }
         at += n;
     }
 
     pos_link_stop(&fs->link, on_stopped);
-    CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
-    CHECK(fs->stopped);
-    CHECK(uv_loop_alive(&loop) == 0); /* every handle closed */
+    POS_FUZZ_CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+    POS_FUZZ_CHECK(fs->stopped);
+    POS_FUZZ_CHECK(uv_loop_alive(&loop) == 0); /* every handle closed */
     /* Every command heard back exactly once. */
     for (int i = 0; i < fs->ncmds; i++) {
-        CHECK(fs->cmds[i].replies + fs->cmds[i].errors == 1);
+        POS_FUZZ_CHECK(fs->cmds[i].replies + fs->cmds[i].errors == 1);
     }
     free(fs);
     fs = NULL;

@@ -26,15 +26,7 @@
 #include <hiredis/hiredis.h>
 
 #include "agent/link/resp_guard.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 static void limits_from(uint8_t b, pos_resp_guard_limits_t *lim)
 {
@@ -56,15 +48,15 @@ static void check_reply(const redisReply *r, const pos_resp_guard_t *g, uint32_t
 {
     switch (r->type) {
     case REDIS_REPLY_STRING:
-        CHECK(r->len <= g->lim.bulk_bytes);
+        POS_FUZZ_CHECK(r->len <= g->lim.bulk_bytes);
         break;
     case REDIS_REPLY_STATUS:
     case REDIS_REPLY_ERROR:
-        CHECK(r->len <= g->lim.line_bytes);
+        POS_FUZZ_CHECK(r->len <= g->lim.line_bytes);
         break;
     case REDIS_REPLY_ARRAY:
-        CHECK(depth < g->lim.depth);
-        CHECK(r->elements <= g->lim.elements);
+        POS_FUZZ_CHECK(depth < g->lim.depth);
+        POS_FUZZ_CHECK(r->elements <= g->lim.elements);
         for (size_t i = 0; i < r->elements; i++) {
             check_reply(r->element[i], g, depth + 1);
         }
@@ -97,9 +89,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pos_resp_guard_init(&whole, &lim);
     rc_whole = pos_resp_guard_feed(&whole, s, len, &used_whole);
-    CHECK(rc_whole == 0 || rc_whole == -EMSGSIZE || rc_whole == -EPROTO);
-    CHECK(used_whole <= len);
-    CHECK(rc_whole != 0 || used_whole == len);
+    POS_FUZZ_CHECK(rc_whole == 0 || rc_whole == -EMSGSIZE || rc_whole == -EPROTO);
+    POS_FUZZ_CHECK(used_whole <= len);
+    POS_FUZZ_CHECK(rc_whole != 0 || used_whole == len);
 
     /* In pieces of 1..16 bytes. */
     pos_resp_guard_init(&parts, &lim);
@@ -111,33 +103,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             n = len - at;
         }
         rc_parts = pos_resp_guard_feed(&parts, s + at, n, &used);
-        CHECK(used <= n);
+        POS_FUZZ_CHECK(used <= n);
         used_parts += used;
         at += n;
     }
-    CHECK(rc_parts == rc_whole);
-    CHECK(used_parts == used_whole);
-    CHECK(parts.replies == whole.replies);
-    CHECK(parts.what == whole.what);
+    POS_FUZZ_CHECK(rc_parts == rc_whole);
+    POS_FUZZ_CHECK(used_parts == used_whole);
+    POS_FUZZ_CHECK(parts.replies == whole.replies);
+    POS_FUZZ_CHECK(parts.what == whole.what);
 
     if (rc_whole != 0) {
         char why[160];
-        CHECK(whole.what != POS_RESP_GUARD_OK);
+        POS_FUZZ_CHECK(whole.what != POS_RESP_GUARD_OK);
         pos_resp_guard_describe(&whole, why, sizeof(why));
-        CHECK(why[0] != '\0' && strchr(why, '\n') == NULL);
-        CHECK(pos_resp_guard_feed(&whole, "+OK\r\n", 5, &used) == rc_whole && used == 0);
+        POS_FUZZ_CHECK(why[0] != '\0' && strchr(why, '\n') == NULL);
+        POS_FUZZ_CHECK(pos_resp_guard_feed(&whole, "+OK\r\n", 5, &used) == rc_whole && used == 0);
     }
 
     /* hiredis reads what the guard let through, and agrees. */
     redisReader *rd = redisReaderCreate();
     uint64_t n = 0;
-    CHECK(rd != NULL);
+    POS_FUZZ_CHECK(rd != NULL);
     if (used_whole > 0) {
-        CHECK(redisReaderFeed(rd, s, used_whole) == REDIS_OK);
+        POS_FUZZ_CHECK(redisReaderFeed(rd, s, used_whole) == REDIS_OK);
     }
     for (;;) {
         void *reply = NULL;
-        CHECK(redisReaderGetReply(rd, &reply) == REDIS_OK);
+        POS_FUZZ_CHECK(redisReaderGetReply(rd, &reply) == REDIS_OK);
         if (reply == NULL) {
             break;
         }
@@ -145,9 +137,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         freeReplyObject(reply);
         n++;
     }
-    CHECK(n == whole.replies);
+    POS_FUZZ_CHECK(n == whole.replies);
     if (rc_whole == 0 && pos_resp_guard_idle(&whole)) {
-        CHECK(rd->pos == rd->len); /* nothing half read */
+        POS_FUZZ_CHECK(rd->pos == rd->len); /* nothing half read */
     }
     redisReaderFree(rd);
     return 0;

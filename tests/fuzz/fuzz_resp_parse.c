@@ -10,8 +10,7 @@
 #include <string.h>
 
 #include "agent/api/resp_parse.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/support/fuzz.h"
 
 typedef struct digest {
     uint64_t hash;

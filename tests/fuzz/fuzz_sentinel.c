@@ -16,15 +16,7 @@
 
 #include "agent/link/sentinel.h"
 #include "conf/sentinel_list.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 static void fuzz_list(const char *s)
 {
@@ -34,12 +26,12 @@ static void fuzz_list(const char *s)
 
     err[0] = '\0';
     if (pos_sentinel_list_parse(s, a, POS_SENTINEL_MAX, &n, err, sizeof(err)) != 0) {
-        CHECK(n == 0 && err[0] != '\0' && strchr(err, '\n') == NULL);
+        POS_FUZZ_CHECK(n == 0 && err[0] != '\0' && strchr(err, '\n') == NULL);
         return;
     }
-    CHECK(n >= 1 && n <= POS_SENTINEL_MAX);
+    POS_FUZZ_CHECK(n >= 1 && n <= POS_SENTINEL_MAX);
     for (size_t i = 0; i < n; i++) {
-        CHECK(a[i].host[0] != '\0' && a[i].port != 0);
+        POS_FUZZ_CHECK(a[i].host[0] != '\0' && a[i].port != 0);
     }
 }
 
@@ -49,36 +41,27 @@ static void fuzz_switch(const uint8_t *data, size_t size)
     uint16_t port = 0;
     int rc =
         pos_sentinel_parse_switch((const char *)data, size, "mymaster", host, sizeof(host), &port);
-    CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL);
+    POS_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL);
     if (rc == 0) {
-        CHECK(size > 9 && memcmp(data, "mymaster ", 9) == 0);
-        CHECK(host[0] != '\0' && strlen(host) < sizeof(host) && port != 0);
-        CHECK(memchr(host, ' ', strlen(host)) == NULL);
+        POS_FUZZ_CHECK(size > 9 && memcmp(data, "mymaster ", 9) == 0);
+        POS_FUZZ_CHECK(host[0] != '\0' && strlen(host) < sizeof(host) && port != 0);
+        POS_FUZZ_CHECK(memchr(host, ' ', strlen(host)) == NULL);
     }
 }
 
-static void fuzz_replies(const uint8_t *data, size_t size)
+/* One reply to SENTINEL get-master-addr-by-name or ROLE. */
+static void fuzz_reply(const redisReply *reply, void *arg)
 {
-    redisReader *rd = redisReaderCreate();
-    void *reply;
+    char host[POS_URL_HOST_MAX];
+    uint16_t port = 0;
+    int rc = pos_sentinel_parse_master_reply(reply, host, sizeof(host), &port);
 
-    if (rd == NULL) {
-        return;
+    (void)arg;
+    POS_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EPROTO);
+    if (rc == 0) {
+        POS_FUZZ_CHECK(host[0] != '\0' && port != 0);
     }
-    if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK) {
-        while (redisReaderGetReply(rd, &reply) == REDIS_OK && reply != NULL) {
-            char host[POS_URL_HOST_MAX];
-            uint16_t port = 0;
-            int rc = pos_sentinel_parse_master_reply(reply, host, sizeof(host), &port);
-            CHECK(rc == 0 || rc == -ENOENT || rc == -EPROTO);
-            if (rc == 0) {
-                CHECK(host[0] != '\0' && port != 0);
-            }
-            (void)pos_sentinel_role_is_master(reply);
-            freeReplyObject(reply);
-        }
-    }
-    redisReaderFree(rd);
+    (void)pos_sentinel_role_is_master(reply);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -99,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_switch(data + 1, size - 1);
         break;
     default:
-        fuzz_replies(data + 1, size - 1);
+        pos_fuzz_replies(data + 1, size - 1, fuzz_reply, NULL);
         break;
     }
     return 0;

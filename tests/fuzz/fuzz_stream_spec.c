@@ -10,24 +10,16 @@
 #include <string.h>
 
 #include "platform/stream.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/support/fuzz.h"
 
 static void check_path(const char *p)
 {
     size_t n = strlen(p);
 
-    CHECK(n >= 2 && n <= POS_STREAM_PATH_MAX && p[0] == '/' && p[n - 1] != '/');
-    CHECK(strstr(p, "/../") == NULL && (n < 3 || strcmp(p + n - 3, "/..") != 0));
+    POS_FUZZ_CHECK(n >= 2 && n <= POS_STREAM_PATH_MAX && p[0] == '/' && p[n - 1] != '/');
+    POS_FUZZ_CHECK(strstr(p, "/../") == NULL && (n < 3 || strcmp(p + n - 3, "/..") != 0));
     for (size_t i = 0; i < n; i++) {
-        CHECK(p[i] > 0x20 && p[i] < 0x7f);
+        POS_FUZZ_CHECK(p[i] > 0x20 && p[i] < 0x7f);
     }
 }
 
@@ -44,34 +36,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&zero, 0, sizeof(zero));
 
     if (pos_stream_spec_parse(spec, &sp, err, sizeof(err)) != 0) {
-        CHECK(err[0] != '\0');
+        POS_FUZZ_CHECK(err[0] != '\0');
         for (const char *p = err; *p != '\0'; p++) {
-            CHECK(*p >= 0x20 && *p < 0x7f);
+            POS_FUZZ_CHECK(*p >= 0x20 && *p < 0x7f);
         }
-        CHECK(memcmp(&sp, &zero, sizeof(sp)) == 0);
+        POS_FUZZ_CHECK(memcmp(&sp, &zero, sizeof(sp)) == 0);
         return 0;
     }
-    CHECK(err[0] == '\0');
+    POS_FUZZ_CHECK(err[0] == '\0');
     switch (sp.kind) {
     case POS_STREAM_SERIAL:
         check_path(sp.path);
-        CHECK(pos_stream_baud_supported(sp.baud));
-        CHECK(sp.host[0] == '\0' && sp.port == 0);
+        POS_FUZZ_CHECK(pos_stream_baud_supported(sp.baud));
+        POS_FUZZ_CHECK(sp.host[0] == '\0' && sp.port == 0);
         break;
     case POS_STREAM_USBLP:
         check_path(sp.path);
-        CHECK(sp.baud == 0 && sp.host[0] == '\0' && sp.port == 0);
+        POS_FUZZ_CHECK(sp.baud == 0 && sp.host[0] == '\0' && sp.port == 0);
         break;
     case POS_STREAM_TCP:
-        CHECK(sp.host[0] != '\0' && strlen(sp.host) <= POS_STREAM_HOST_MAX);
-        CHECK(sp.port >= 1 && sp.path[0] == '\0' && sp.baud == 0);
+        POS_FUZZ_CHECK(sp.host[0] != '\0' && strlen(sp.host) <= POS_STREAM_HOST_MAX);
+        POS_FUZZ_CHECK(sp.port >= 1 && sp.path[0] == '\0' && sp.baud == 0);
         break;
     default:
-        CHECK(0);
+        POS_FUZZ_CHECK(0);
     }
     int n = pos_stream_spec_format(&sp, canon, sizeof(canon));
-    CHECK(n > 0 && (size_t)n < sizeof(canon) && (size_t)n == strlen(canon));
-    CHECK(pos_stream_spec_parse(canon, &back, err, sizeof(err)) == 0);
-    CHECK(memcmp(&back, &sp, sizeof(sp)) == 0);
+    POS_FUZZ_CHECK(n > 0 && (size_t)n < sizeof(canon) && (size_t)n == strlen(canon));
+    POS_FUZZ_CHECK(pos_stream_spec_parse(canon, &back, err, sizeof(err)) == 0);
+    POS_FUZZ_CHECK(memcmp(&back, &sp, sizeof(sp)) == 0);
     return 0;
 }

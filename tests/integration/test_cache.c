@@ -22,42 +22,19 @@
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
 
-/* Starts (or restarts: same store) the agent with fast retries, and waits
- * for its local API; the log accumulates across restarts. */
-static void start_agent(pos_fix_t *f)
-{
-    pos_fix_set_retry(f, 100, 500);
-    pos_fix_agent_start(f, NULL);
-    assert_true(pos_test_agent_wait_log(&f->agent, "local API on", f->starts, 5000));
-}
-
-/* The first start, waited until online. */
-static void start_online(pos_fix_t *f)
-{
-    start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-}
-
-static redisContext *local(pos_fix_t *f)
-{
-    redisContext *c = pos_fix_local(f);
-    assert_non_null(c);
-    return c;
-}
-
 static void test_reads_survive_outage_and_restart(void **state)
 {
     pos_fix_t *f = *state;
     pos_fix_redis_set(f, "product:P-1", "{\"name\":\"Espresso\",\"price\":2.50}");
     pos_fix_redis_set(f, "user:U-9", "{\"name\":\"Ann\"}");
-    start_online(f);
+    pos_fix_start_online(f);
 
     char *v = pos_fix_local_get(f, "product:P-1");
     assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
     free(v);
     assert_null(pos_fix_local_get(f, "product:NOPE"));
     /* MGET, EXISTS, TTL */
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     redisReply *r = redisCommand(c, "MGET product:P-1 user:U-9 product:NOPE");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 3);
@@ -91,7 +68,7 @@ static void test_reads_survive_outage_and_restart(void **state)
     free(v);
     /* ... and the caller can tell how old they are: the age keeps growing. */
     pos_test_sleep_ms(1200);
-    c = local(f);
+    c = pos_fix_local_connect(f);
     r = redisCommand(c, "AGE product:P-1");
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_true(r->integer >= 1200);
@@ -101,7 +78,7 @@ static void test_reads_survive_outage_and_restart(void **state)
 
     /* The agent restarts with Redis still down: still served. */
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
-    start_agent(f);
+    pos_fix_start_local(f);
     v = pos_fix_local_get(f, "product:P-1");
     assert_string_equal(v, "{\"name\":\"Espresso\",\"price\":2.50}");
     free(v);
@@ -117,7 +94,7 @@ static void test_reads_survive_outage_and_restart(void **state)
     assert_non_null(strstr(out, "Espresso"));
     assert_non_null(strstr(out, "confirmed by Redis"));
     free(out);
-    c = local(f);
+    c = pos_fix_local_connect(f);
     r = redisCommand(c, "AGE product:P-1");
     assert_true(r->integer > age_offline); /* kept across the restart */
     freeReplyObject(r);
@@ -137,7 +114,7 @@ static void test_reads_survive_outage_and_restart(void **state)
 static void test_inventory_messages_and_invalidation(void **state)
 {
     pos_fix_t *f = *state;
-    start_online(f);
+    pos_fix_start_online(f);
     assert_int_equal(pos_test_int(&f->redis, "PUBLISH inventory:" SID " %s",
                                   "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID "\","
                                   "\"productId\":\"P-7\",\"quantity\":41,"
@@ -192,7 +169,7 @@ static void test_publish_while_offline_across_restart(void **state)
 {
     pos_fix_t *f = *state;
     redisReply *r;
-    start_online(f);
+    pos_fix_start_online(f);
     /* The cloud listens as its own user; the agent is cut off. */
     redisContext *sub = pos_test_cloud_connect(&f->redis);
     assert_non_null(sub);
@@ -204,13 +181,13 @@ static void test_publish_while_offline_across_restart(void **state)
     assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", 1, 5000));
 
     /* 1,000 messages through the local API, the agent restarted half way. */
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     for (int i = 0; i < 1000; i++) {
         if (i == 500) {
             redisFree(c);
             assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
-            start_agent(f);
-            c = local(f);
+            pos_fix_start_local(f);
+            c = pos_fix_local_connect(f);
         }
         r = redisCommand(c, "PUBLISH transaction:" SID " {\"type\":\"POS_EVENT\",\"seq\":%d}", i);
         assert_non_null(r);
@@ -240,7 +217,7 @@ static void test_publish_while_offline_across_restart(void **state)
     redisFree(adm);
 
     /* INFO sections */
-    c = local(f);
+    c = pos_fix_local_connect(f);
     r = redisCommand(c, "INFO");
     const char *sections[] = {"# server", "# link",    "# cache",
                               "# outbox", "# payment", "# devices"};
@@ -260,7 +237,7 @@ static void test_revalidation_after_reconnect(void **state)
     pos_fix_t *f = *state;
     redisReply *r;
     pos_fix_redis_set(f, "product:P-2", "old");
-    start_online(f);
+    pos_fix_start_online(f);
     char *v = pos_fix_local_get(f, "product:P-2");
     assert_string_equal(v, "old");
     free(v);
@@ -290,7 +267,7 @@ static void test_tracking_invalidates(void **state)
 {
     pos_fix_t *f = *state;
     pos_fix_redis_set(f, "session:S-1", "v1");
-    start_agent(f);
+    pos_fix_start_local(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 10000));
     char *v = pos_fix_local_get(f, "session:S-1");
     assert_string_equal(v, "v1");
@@ -332,7 +309,7 @@ static void test_warm_up(void **state)
         }
     }
     pos_fix_redis_set(f, "inventory:S-999:P-1", "{\"other\":\"store\"}");
-    start_agent(f);
+    pos_fix_start_local(f);
     assert_true(pos_test_agent_wait_log(
         &f->agent, "warm-up: 1200 inventory and 12 product entries stored", 1, 20000));
     pos_test_redis_kill(&f->redis);

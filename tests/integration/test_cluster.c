@@ -51,13 +51,6 @@ static bool long_run(void)
     return e != NULL && e[0] == '1';
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static long long cint(const char *fmt, const char *key, const char *arg)
 {
     redisReply *r = pos_test_cluster_cmd(&cluster, fmt, key, arg);
@@ -76,60 +69,19 @@ static void cset(const char *key, const char *value)
     freeReplyObject(r);
 }
 
-/* The agent's connections on node i (client name posagent:T-0001). */
-static int agent_clients(int i)
-{
-    redisReply *rep =
-        cluster.node[i].pid > 0 ? pos_test_redis_cmd(&cluster.node[i], "CLIENT LIST") : NULL;
-    int n = 0;
-    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
-        for (const char *p = rep->str; (p = strstr(p, "name=posagent:" TID " ")) != NULL; p++) {
-            n++;
-        }
-    }
-    if (rep != NULL) {
-        freeReplyObject(rep);
-    }
-    return n;
-}
-
 /* "ts" of the status key, or 0. */
 static uint64_t status_ts(void)
 {
     char *v = pos_test_cluster_get(&cluster, STATUS_KEY);
-    uint64_t ts = 0;
-    if (v != NULL) {
-        cJSON *j = cJSON_Parse(v);
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "ts");
-        if (cJSON_IsNumber(t)) {
-            ts = (uint64_t)t->valuedouble;
-        }
-        cJSON_Delete(j);
-        free(v);
-    }
+    uint64_t ts = pos_fix_status_ts(v);
+    free(v);
     return ts;
-}
-
-/* One command through the agent's local API (the fixture's connection). */
-static redisReply *local_cmd(fixture_t *f, const char *fmt, ...)
-{
-    redisContext *c = pos_fix_local(&f->fx);
-    redisReply *rep;
-    va_list ap;
-
-    assert_non_null(c);
-    va_start(ap, fmt);
-    rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    assert_non_null(rep);
-    return rep;
 }
 
 /* GET through the agent's local API, as a string (malloc'd) or NULL. */
 static char *local_get(fixture_t *f, const char *key)
 {
-    redisReply *r = local_cmd(f, "GET %s", key);
+    redisReply *r = pos_fix_local_cmd(&f->fx, "GET %s", key);
     char *v = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : NULL;
     freeReplyObject(r);
     return v;
@@ -165,7 +117,7 @@ static long long agent_info(fixture_t *f, const char *section, const char *field
 static bool agent_info_is(fixture_t *f, const char *section, const char *field, const char *value)
 {
     char want[128];
-    redisReply *r = local_cmd(f, "INFO %s", section);
+    redisReply *r = pos_fix_local_cmd(&f->fx, "INFO %s", section);
     snprintf(want, sizeof(want), "%s:%s\r\n", field, value);
     bool ok = r->type == REDIS_REPLY_STRING && strstr(r->str, want) != NULL;
     freeReplyObject(r);
@@ -342,7 +294,7 @@ static void test_basics(void **state)
      * nothing on replicas. */
     int total = 0;
     for (int i = 0; i < cluster.n; i++) {
-        int n = agent_clients(i);
+        int n = pos_test_agent_clients(&cluster.node[i], TID);
         if (!pos_test_cluster_is_primary(&cluster, i)) {
             assert_int_equal(n, 0);
         }
@@ -368,7 +320,7 @@ static void test_basics(void **state)
     uint64_t end = pos_test_now_ms() + WAIT_MS;
     char *health = NULL;
     while (pos_test_now_ms() < end) {
-        redisReply *r = local_cmd(f, "INFO health");
+        redisReply *r = pos_fix_local_cmd(&f->fx, "INFO health");
         assert_int_equal(r->type, REDIS_REPLY_STRING);
         free(health);
         health = strndup(r->str, r->len);
@@ -470,7 +422,7 @@ static bool outbox_settled(fixture_t *f, int timeout_ms)
         last = d;
         pos_test_sleep_ms(200);
     } while (pos_test_now_ms() < end);
-    redisReply *r = local_cmd(f, "INFO outbox");
+    redisReply *r = pos_fix_local_cmd(&f->fx, "INFO outbox");
     fprintf(stderr, "outbox not settled:\n%s\n", r->str);
     freeReplyObject(r);
     pos_fix_dump_log(&f->fx);
@@ -499,10 +451,11 @@ static void test_payments_outbox(void **state)
     assert_true(cint("TTL %s%s", "counter:terminal:" TID ":payments_approved", "") > 0);
     assert_int_equal(pos_fix_charges(&f->fx), 3);
     /* The POS application's messages and counters go through the outbox. */
-    redisReply *r = local_cmd(f, "PUBLISH transaction:" SID " {\"type\":\"NOTE\",\"n\":1}");
+    redisReply *r =
+        pos_fix_local_cmd(&f->fx, "PUBLISH transaction:" SID " {\"type\":\"NOTE\",\"n\":1}");
     assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
-    r = local_cmd(f, "INCR counter:pos:" SID ":notes");
+    r = pos_fix_local_cmd(&f->fx, "INCR counter:pos:" SID ":notes");
     assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
     char ch[64];
@@ -680,7 +633,8 @@ static void test_local_api_shared(void **state)
 
     start_agent(f, NULL);
     for (int i = 1; i <= 3; i++) {
-        redisReply *r = local_cmd(f, "RATELIMIT %s %u %u", "login:cashier-7", 60000u, 2u);
+        redisReply *r =
+            pos_fix_local_cmd(&f->fx, "RATELIMIT %s %u %u", "login:cashier-7", 60000u, 2u);
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         assert_int_equal(r->elements, 4);
         assert_int_equal(r->element[0]->integer, i <= 2);
@@ -704,7 +658,7 @@ static void test_local_api_shared(void **state)
         assert_true(cint("SADD %s %s", "terminals:" SID, key) == 1);
     }
     assert_int_equal(owners, 3);
-    redisReply *r = local_cmd(f, "TERMINALS");
+    redisReply *r = pos_fix_local_cmd(&f->fx, "TERMINALS");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 6);
     int busy = 0;
@@ -717,7 +671,7 @@ static void test_local_api_shared(void **state)
     freeReplyObject(r);
 
     assert_true(cint("SADD %s %s", "active_transactions:" SID, "tx-a") == 1);
-    r = local_cmd(f, "SMEMBERS active_transactions:" SID);
+    r = pos_fix_local_cmd(&f->fx, "SMEMBERS active_transactions:" SID);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 1);
     assert_string_equal(r->element[0]->str, "tx-a");
@@ -948,7 +902,7 @@ static void test_failover(void **state)
     /* Kill during the next payment. */
     request_payment("tx-f1", -1);
     pos_test_sleep_ms(500);
-    uint64_t kill_wall = wall_ms(), t0 = pos_test_now_ms(), t_promoted = 0, t_agent = 0;
+    uint64_t kill_wall = pos_test_wall_ms(), t0 = pos_test_now_ms(), t_promoted = 0, t_agent = 0;
     pos_test_redis_kill(&cluster.node[victim]);
     while (pos_test_now_ms() - t0 < 30000) {
         int owner = t_promoted == 0 ? pos_test_cluster_owner(&cluster, slot) : -1;

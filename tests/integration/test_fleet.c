@@ -31,25 +31,20 @@
     "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e"
 
 typedef struct fixture {
-    pos_fix_t fx;
-    char dir[64];   /* the text file's and the key file's directory */
-    char prom[128]; /* the text file */
-    char key[128];  /* the key file */
+    pos_fix_signed_t s; /* its directory holds the text file too */
+    char prom[128];     /* the text file */
 } fixture_t;
 
 static int setup(void **state)
 {
+    /* The key never reaches the log. */
+    static const char *const secrets[] = {KEY_HEX, NULL};
     fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_fix_start(&f->fx) != 0) {
+    if (f == NULL || pos_fix_signed_start(&f->s, "fleet", secrets) != 0) {
         free(f);
         return -1;
     }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/posagent-fleet-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
-        return -1;
-    }
-    snprintf(f->prom, sizeof(f->prom), "%s/posagent.prom", f->dir);
-    snprintf(f->key, sizeof(f->key), "%s/hmac.key", f->dir);
+    snprintf(f->prom, sizeof(f->prom), "%s/posagent.prom", f->s.dir);
     *state = f;
     return 0;
 }
@@ -57,22 +52,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->fx.agent.pid > 0) {
-        char *log = pos_test_agent_log_read(&f->fx.agent);
-        assert_null(strstr(log, KEY_HEX)); /* the key never reaches the log */
-        free(log);
-    }
-    pos_fix_stop(&f->fx);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    int rc = pos_fix_signed_stop(&f->s);
     free(f);
-    return 0;
+    return rc;
 }
 
 static void start(fixture_t *f)
 {
-    pos_fix_t *fx = &f->fx;
+    pos_fix_t *fx = &f->s.fx;
     pos_ini_set(&fx->ini, "hal", "sim_pinpad_delay_ms", "100");
     pos_ini_set(&fx->ini, "metrics", "textfile", "%s", f->prom);
     pos_ini_set(&fx->ini, "metrics", "interval_s", "1");
@@ -85,7 +72,7 @@ static void start(fixture_t *f)
 
 static void publish(fixture_t *f, const char *channel, const char *json)
 {
-    assert_true(pos_test_int(&f->fx.redis, "PUBLISH %s %s", channel, json) >= 1);
+    assert_true(pos_test_int(&f->s.fx.redis, "PUBLISH %s %s", channel, json) >= 1);
 }
 
 /* The text file's content (malloc'd), "" when it is not there yet. */
@@ -118,7 +105,7 @@ static bool prom_has(void *arg)
 
 static char *hget(const fixture_t *f, const char *field)
 {
-    redisReply *r = pos_test_redis_cmd(&f->fx.redis, "HGET terminal:" TID ":metrics %s", field);
+    redisReply *r = pos_test_redis_cmd(&f->s.fx.redis, "HGET terminal:" TID ":metrics %s", field);
     assert_non_null(r);
     char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
     freeReplyObject(r);
@@ -143,7 +130,7 @@ static bool hash_is(void *arg)
 static bool status_has_clock(void *arg)
 {
     fixture_t *f = arg;
-    char *raw = pos_test_get(&f->fx.redis, POS_FIX_STATUS_KEY);
+    char *raw = pos_test_get(&f->s.fx.redis, POS_FIX_STATUS_KEY);
     cJSON *j = raw != NULL ? cJSON_Parse(raw) : NULL;
     cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "clockOffsetMs");
     bool ok = cJSON_IsNumber(o) && o->valuedouble > -1000 && o->valuedouble < 1000;
@@ -161,7 +148,7 @@ typedef struct info_wait {
 static bool info_is(void *arg)
 {
     info_wait_t *w = arg;
-    return pos_fix_info(&w->f->fx, "metrics", w->field) == w->want;
+    return pos_fix_info(&w->f->s.fx, "metrics", w->field) == w->want;
 }
 
 /* Waits up to 5 s for INFO's metrics field to read want. */
@@ -169,7 +156,7 @@ static void wait_metric(const fixture_t *f, const char *field, long long want)
 {
     info_wait_t w = {f, field, want};
     if (pos_test_poll(info_is, &w, 50, 5000) < 0) {
-        fail_msg("metrics %s is %lld, not %lld", field, pos_fix_info(&f->fx, "metrics", field),
+        fail_msg("metrics %s is %lld, not %lld", field, pos_fix_info(&f->s.fx, "metrics", field),
                  want);
     }
 }
@@ -231,10 +218,10 @@ static void test_metrics_three_ways(void **state)
     fixture_t *f = *state;
     start(f);
     const char *channels[] = {"payment:" TID, NULL};
-    assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, channels), 0);
+    assert_int_equal(pos_test_sub_open_many(&f->s.fx.sub, &f->s.fx.redis, channels), 0);
 
     /* INFO: online, a clock offset measured and small against a local Redis. */
-    redisContext *local = pos_fix_local(&f->fx);
+    redisContext *local = pos_fix_local(&f->s.fx);
     assert_non_null(local);
     assert_int_equal(pos_fix_local_info(local, "metrics", "link_up"), 1);
     assert_int_equal(pos_fix_local_info(local, "metrics", "link_connects"), 1);
@@ -268,7 +255,7 @@ static void test_metrics_three_ways(void **state)
     assert_non_null(strstr(t, "posagent_store_used_bytes{"));
     free(t);
     char tmp[160];
-    snprintf(tmp, sizeof(tmp), "%s/.posagent.prom.tmp", f->dir);
+    snprintf(tmp, sizeof(tmp), "%s/.posagent.prom.tmp", f->s.dir);
     struct stat sb;
     assert_int_not_equal(stat(tmp, &sb), 0);
     assert_int_equal(stat(f->prom, &sb), 0);
@@ -277,9 +264,9 @@ static void test_metrics_three_ways(void **state)
     /* The hash: every field, a ts, and a TTL of three intervals at most. */
     hash_wait_t hw = {f, "link_up", "1"};
     assert_true(pos_test_poll(hash_is, &hw, 50, 5000) >= 0);
-    long long ttl = pos_test_int(&f->fx.redis, "TTL terminal:" TID ":metrics");
+    long long ttl = pos_test_int(&f->s.fx.redis, "TTL terminal:" TID ":metrics");
     assert_true(ttl > 0 && ttl <= 180);
-    long long fields = pos_test_int(&f->fx.redis, "HLEN terminal:" TID ":metrics");
+    long long fields = pos_test_int(&f->s.fx.redis, "HLEN terminal:" TID ":metrics");
     assert_true(fields >= 41);
     char *ts = hget(f, "ts");
     assert_non_null(ts);
@@ -303,7 +290,7 @@ static void test_metrics_three_ways(void **state)
     publish(f, "payment:" TID,
             "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-fleet-1\",\"amount\":1.50,"
             "\"currency\":\"EUR\"}");
-    cJSON *j = pos_test_sub_expect(&f->fx.sub, "PAYMENT_APPROVED", "tx-fleet-1", 10000, NULL);
+    cJSON *j = pos_test_sub_expect(&f->s.fx.sub, "PAYMENT_APPROVED", "tx-fleet-1", 10000, NULL);
     assert_non_null(j);
     cJSON_Delete(j);
     assert_int_equal(pos_fix_local_info(local, "metrics", "payments_approved"), 1);
@@ -313,7 +300,7 @@ static void test_metrics_three_ways(void **state)
     publish(f, "payment:" TID,
             "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-fleet-bad\",\"amount\":-1,"
             "\"currency\":\"EUR\"}");
-    j = pos_test_sub_expect(&f->fx.sub, "PAYMENT_REJECTED", "tx-fleet-bad", 5000, NULL);
+    j = pos_test_sub_expect(&f->s.fx.sub, "PAYMENT_REJECTED", "tx-fleet-bad", 5000, NULL);
     assert_non_null(j);
     assert_string_equal(cJSON_GetObjectItem(j, "reason")->valuestring, "invalid");
     cJSON_Delete(j);
@@ -334,14 +321,14 @@ static void test_metrics_hash_refresh(void **state)
     fixture_t *f = *state;
     start(f);
     const char *channels[] = {"payment:" TID, NULL};
-    assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, channels), 0);
+    assert_int_equal(pos_test_sub_open_many(&f->s.fx.sub, &f->s.fx.redis, channels), 0);
     hash_wait_t hw = {f, "link_up", "1"};
     assert_true(pos_test_poll(hash_is, &hw, 50, 5000) >= 0);
     char *ts0 = hget(f, "ts");
     publish(f, "payment:" TID,
             "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-fleet-2\",\"amount\":2.00,"
             "\"currency\":\"EUR\"}");
-    cJSON *j = pos_test_sub_expect(&f->fx.sub, "PAYMENT_APPROVED", "tx-fleet-2", 10000, NULL);
+    cJSON *j = pos_test_sub_expect(&f->s.fx.sub, "PAYMENT_APPROVED", "tx-fleet-2", 10000, NULL);
     assert_non_null(j);
     cJSON_Delete(j);
     /* Not yet: the last snapshot is younger than a minute. */
@@ -366,7 +353,7 @@ static void test_metrics_hash_refresh(void **state)
 static cJSON *expect_report(fixture_t *f, const char *reply_to, const char *id, int timeout_ms)
 {
     char channel[128];
-    char *m = pos_test_sub_next(&f->fx.sub, timeout_ms, channel, sizeof(channel));
+    char *m = pos_test_sub_next(&f->s.fx.sub, timeout_ms, channel, sizeof(channel));
     if (m == NULL) {
         return NULL;
     }
@@ -402,7 +389,7 @@ static void test_diag_unsigned(void **state)
     fixture_t *f = *state;
     start(f);
     const char *channels[] = {"diag:reply:" TID ":ops-1", "payment:" TID, NULL};
-    assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, channels), 0);
+    assert_int_equal(pos_test_sub_open_many(&f->s.fx.sub, &f->s.fx.redis, channels), 0);
     char msg[512];
 
     /* Malformed: not JSON, another type, no replyTo, a bad id, oversized. */
@@ -456,7 +443,7 @@ static void test_diag_unsigned(void **state)
     }
     assert_true(seen);
     cJSON_Delete(j);
-    assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "diagnostics request refused"), 1);
+    assert_int_equal(pos_test_agent_log_count(&f->s.fx.agent, "diagnostics request refused"), 1);
 
     /* A second within 10 s: refused. Then a flood: dropped, mostly unread. */
     request(msg, sizeof(msg), "r-2", "diag:reply:" TID ":ops-1", pos_test_wall_ms());
@@ -467,10 +454,10 @@ static void test_diag_unsigned(void **state)
     }
     /* The agent still works and answers nothing more. */
     wait_metric(f, "diag_refused", 9 + 1 + 500);
-    assert_int_equal(pos_fix_info(&f->fx, "metrics", "diag_answered"), 1);
-    assert_true(pos_test_agent_alive(&f->fx.agent));
-    assert_true(pos_test_agent_log_count(&f->fx.agent, "diagnostics request refused") <= 3);
-    assert_int_equal(pos_fix_info(&f->fx, "metrics", "link_up"), 1);
+    assert_int_equal(pos_fix_info(&f->s.fx, "metrics", "diag_answered"), 1);
+    assert_true(pos_test_agent_alive(&f->s.fx.agent));
+    assert_true(pos_test_agent_log_count(&f->s.fx.agent, "diagnostics request refused") <= 3);
+    assert_int_equal(pos_fix_info(&f->s.fx, "metrics", "link_up"), 1);
     /* After 10 s one is answered again. */
     pos_test_sleep_ms(10100);
     request(msg, sizeof(msg), "r-3", "diag:reply:" TID ":ops-1", pos_test_wall_ms());
@@ -484,9 +471,9 @@ static void test_diag_unsigned(void **state)
 static void test_diag_off(void **state)
 {
     fixture_t *f = *state;
-    pos_ini_set(&f->fx.ini, "metrics", "diagnostics", "off");
+    pos_ini_set(&f->s.fx.ini, "metrics", "diagnostics", "off");
     start(f);
-    assert_int_equal(pos_test_int(&f->fx.redis, "PUBLISH diag:" TID " x"), 0);
+    assert_int_equal(pos_test_int(&f->s.fx.redis, "PUBLISH diag:" TID " x"), 0);
 }
 
 /*
@@ -498,16 +485,12 @@ static void test_diag_off(void **state)
 static void test_diag_signed(void **state)
 {
     fixture_t *f = *state;
-    FILE *fp = fopen(f->key, "w");
-    assert_non_null(fp);
-    fputs(KEY_HEX "\n", fp);
-    fclose(fp);
-    assert_int_equal(chmod(f->key, 0600), 0);
-    pos_ini_set(&f->fx.ini, "payment", "hmac_key_file", "%s", f->key);
-    pos_ini_set(&f->fx.ini, "payment", "signature_window_s", "30");
+    pos_fix_signed_key(&f->s, KEY_HEX "\n", 0600);
+    pos_ini_set(&f->s.fx.ini, "payment", "hmac_key_file", "%s", f->s.key);
+    pos_ini_set(&f->s.fx.ini, "payment", "signature_window_s", "30");
     start(f);
     const char *channels[] = {"diag:reply:" TID ":ops-2", NULL};
-    assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, channels), 0);
+    assert_int_equal(pos_test_sub_open_many(&f->s.fx.sub, &f->s.fx.redis, channels), 0);
     char msg[512];
 
     request(msg, sizeof(msg), "s-unsigned", "diag:reply:" TID ":ops-2", pos_test_wall_ms());
@@ -525,7 +508,7 @@ static void test_diag_signed(void **state)
 
     char *text = NULL;
     char channel[64];
-    text = pos_test_sub_next(&f->fx.sub, 5000, channel, sizeof(channel));
+    text = pos_test_sub_next(&f->s.fx.sub, 5000, channel, sizeof(channel));
     assert_non_null(text);
     assert_non_null(strstr(text, "\"requestId\":\"s-1\""));
     assert_non_null(strstr(text, "\"sig\":\""));
@@ -533,12 +516,12 @@ static void test_diag_signed(void **state)
     assert_null(strstr(text, "0102030405060708090a0b0c0d0e0f10"));
     free(text);
     wait_metric(f, "diag_refused", 3);
-    assert_int_equal(pos_fix_info(&f->fx, "metrics", "diag_answered"), 1);
+    assert_int_equal(pos_fix_info(&f->s.fx, "metrics", "diag_answered"), 1);
     /* Refusals are logged once per 10 s (the first, unsigned), the others
      * at debug level; the stale one with the till's clock offset. */
-    pos_fix_wait_log(&f->fx, "unsigned: diagnostics request refused", 1, 2000);
-    pos_fix_wait_log(&f->fx, "refused again: bad_signature", 1, 2000);
-    pos_fix_wait_log(&f->fx, "refused again: stale (this till's clock: ", 1, 2000);
+    pos_fix_wait_log(&f->s.fx, "unsigned: diagnostics request refused", 1, 2000);
+    pos_fix_wait_log(&f->s.fx, "refused again: bad_signature", 1, 2000);
+    pos_fix_wait_log(&f->s.fx, "refused again: stale (this till's clock: ", 1, 2000);
 }
 
 int main(void)

@@ -127,17 +127,10 @@ static void assert_rss_bounded(const char *what, long before_kb, long peak_kb)
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static redisContext *local(pos_fix_t *f)
-{
-    redisContext *c = pos_fix_local(f);
-    assert_non_null(c);
-    return c;
-}
-
 /* GET key through the local API: must be an error containing want. */
 static void expect_get_error(pos_fix_t *f, const char *key, const char *want)
 {
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     redisReply *r = redisCommand(c, "GET %s", key);
 
     assert_non_null(r);
@@ -151,7 +144,7 @@ static void expect_get_error(pos_fix_t *f, const char *key, const char *want)
 
 static long long local_info(pos_fix_t *f, const char *section, const char *field)
 {
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     long long v = pos_fix_local_info(c, section, field);
     redisFree(c);
     return v;
@@ -190,7 +183,7 @@ static void test_big_value_from_real_redis(void **state)
     assert_rss_bounded("200 MB value", before, rss_stop(&w));
 
     /* Not cached: no local entry, and offline it is still no answer. */
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     redisReply *r = redisCommand(c, "AGE product:BIG");
     assert_int_equal(r->integer, -2);
     freeReplyObject(r);
@@ -227,7 +220,7 @@ static void test_big_value_from_real_redis(void **state)
     char *v = pos_fix_local_get(f, "product:MAX");
     assert_non_null(v);
     free(v);
-    c = local(f);
+    c = pos_fix_local_connect(f);
     r = redisCommand(c, "GET product:MAX");
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_int_equal(r->len, 262144);
@@ -241,7 +234,7 @@ static void test_big_value_from_real_redis(void **state)
     freeReplyObject(set);
     long ms = -1;
     for (uint64_t t0 = pos_test_now_ms(); pos_test_now_ms() - t0 < 3000;) {
-        c = local(f);
+        c = pos_fix_local_connect(f);
         r = redisCommand(c, "GET product:BIG");
         bool ok = r->type == REDIS_REPLY_STRING;
         freeReplyObject(r);

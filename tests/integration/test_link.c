@@ -51,13 +51,6 @@ static cJSON *wait_status(pos_fix_t *f, const char *status, int timeout_ms)
     return j;
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void assert_status_json(cJSON *j, const char *status)
 {
     static const char *const dev_states[] = {"ready",     "busy",      "offline",    "error",
@@ -68,7 +61,7 @@ static void assert_status_json(cJSON *j, const char *status)
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "status")->valuestring, status);
     cJSON *ts = cJSON_GetObjectItemCaseSensitive(j, "ts");
     assert_true(cJSON_IsNumber(ts));
-    double now = (double)wall_ms();
+    double now = (double)pos_test_wall_ms();
     assert_true(ts->valuedouble > now - 120000 && ts->valuedouble <= now + 1000);
     assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "version")));
     assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "uptimeS")));
@@ -168,14 +161,7 @@ static void test_heartbeat(void **state)
     assert_true(cJSON_GetObjectItemCaseSensitive(j, "ts")->valuedouble > ts1);
     cJSON_Delete(j);
 
-    redisReply *list = pos_test_redis_cmd(&f->redis, "CLIENT LIST");
-    assert_non_null(list);
-    int named = 0;
-    for (const char *p = list->str; (p = strstr(p, "name=posagent:" TID " ")) != NULL; p++) {
-        named++;
-    }
-    freeReplyObject(list);
-    assert_int_equal(named, 2);
+    assert_int_equal(pos_test_agent_clients(&f->redis, TID), 2);
 
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "tests/support/fixture.h"
+#include "tests/support/timing.h"
 
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
@@ -335,12 +336,6 @@ static void test_signed_update_applied_by_other_till(void **state)
     unlink(key);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* n PUBLISHes one after another: each answered once durable in the
  * outbox. Prints p50/p99 of the round trip in microseconds. */
 static void measure(redisContext *c, const char *what, int n)
@@ -348,21 +343,18 @@ static void measure(redisContext *c, const char *what, int n)
     uint64_t *us = calloc((size_t)n, sizeof(*us));
     assert_non_null(us);
     for (int i = 0; i < n; i++) {
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        uint64_t t0 = pos_test_now_ns();
         redisReply *r = redisCommand(
             c, "PUBLISH transaction:" SID " {\"type\":\"CART_UPDATED\",\"seq\":%d}", i);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
+        us[i] = (pos_test_now_ns() - t0) / 1000;
         assert_non_null(r);
         assert_int_equal(r->type, REDIS_REPLY_INTEGER);
         freeReplyObject(r);
-        us[i] = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
-                (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
     }
-    qsort(us, (size_t)n, sizeof(*us), cmp_u64);
+    pos_test_pct_t p = pos_test_percentiles(us, (size_t)n);
     printf("[ MEASURED ] local PUBLISH (checked, stamped, durable in the outbox) %s: n=%d p50 %.2f "
            "ms p99 %.2f ms\n",
-           what, n, us[n / 2] / 1000.0, us[(n * 99) / 100] / 1000.0);
+           what, n, p.p50 / 1000.0, p.p99 / 1000.0);
     free(us);
 }
 

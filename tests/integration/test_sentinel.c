@@ -40,18 +40,10 @@ typedef struct fixture {
     pos_fix_t fx;             /* the agent and its configuration (fx.redis unused) */
     pos_test_redis_t node[2]; /* node[0] the first master, node[1] its replica */
     pos_test_redis_t sentinel[3];
-    char sock[300];
     char replicaof_port[2][8];
 } fixture_t;
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static uint64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
 
 /* ROLE's first element is "role". */
 static bool role_is(const pos_test_redis_t *r, const char *role)
@@ -157,36 +149,12 @@ static bool all_sentinels_ready(fixture_t *f, int master, int replica, int timeo
     return false;
 }
 
-/* Number of the agent's connections (client name posagent:T-0001). */
-static int agent_clients(const pos_test_redis_t *r)
-{
-    redisReply *rep = pos_test_redis_cmd(r, "CLIENT LIST");
-    int n = 0;
-    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
-        for (const char *p = rep->str; (p = strstr(p, "name=posagent:" TID " ")) != NULL; p++) {
-            n++;
-        }
-    }
-    if (rep != NULL) {
-        freeReplyObject(rep);
-    }
-    return n;
-}
-
 /* "ts" of the status key on r, or 0. */
 static uint64_t status_ts(const pos_test_redis_t *r)
 {
     char *v = pos_test_get(r, STATUS_KEY);
-    uint64_t ts = 0;
-    if (v != NULL) {
-        cJSON *j = cJSON_Parse(v);
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "ts");
-        if (cJSON_IsNumber(t)) {
-            ts = (uint64_t)t->valuedouble;
-        }
-        cJSON_Delete(j);
-        free(v);
-    }
+    uint64_t ts = pos_fix_status_ts(v);
+    free(v);
     return ts;
 }
 
@@ -283,7 +251,6 @@ static void start_agent(fixture_t *f, const char *sentinel_password)
     pos_ini_set(ini, "hal", "sim_pinpad_delay_ms", "200");
     pos_ini_set(ini, "hal", "sim_card_number", TEST_PAN);
     pos_fix_agent_start(&f->fx, NULL);
-    snprintf(f->sock, sizeof(f->sock), "%s/agent.sock", f->fx.agent.dir);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: online", 1, 15000));
 }
 
@@ -349,25 +316,6 @@ static void pay(const pos_test_redis_t *master, const char *tx, const char *req)
     pos_test_sub_close(&sub);
 }
 
-/* One command through the agent's local socket. */
-static redisReply *local_cmd(fixture_t *f, const char *fmt, ...)
-{
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectUnixWithTimeout(f->sock, tv);
-    redisReply *rep;
-    va_list ap;
-
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    redisSetTimeout(c, tv);
-    va_start(ap, fmt);
-    rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    assert_non_null(rep);
-    return rep;
-}
-
 /* ---- tests -------------------------------------------------------------- */
 
 static void test_failover(void **state)
@@ -380,14 +328,14 @@ static void test_failover(void **state)
     /* On the master (not the URL's replica), both connections. */
     snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)m->port);
     assert_true(log_has(f, want));
-    assert_int_equal(agent_clients(m), 2);
-    assert_int_equal(agent_clients(r), 0);
+    assert_int_equal(pos_test_agent_clients(m, TID), 2);
+    assert_int_equal(pos_test_agent_clients(r, TID), 0);
     assert_true(status_ts(m) > 0);
     pay(m, "tx-before", REQ("tx-before"));
 
     /* Kill the master; time the agent until its heartbeat (a status write
      * newer than the kill) is on the promoted replica. */
-    uint64_t kill_wall = wall_ms();
+    uint64_t kill_wall = pos_test_wall_ms();
     uint64_t t0 = pos_test_now_ms(), t_promoted = 0, t_agent = 0;
     pos_test_redis_kill(m);
     while (pos_test_now_ms() - t0 < FAILOVER_MAX_MS) {
@@ -413,7 +361,7 @@ static void test_failover(void **state)
     assert_true(pos_test_agent_wait_log(&f->fx.agent, want, 1, 5000));
     snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, want, 1, 5000));
-    assert_int_equal(agent_clients(r), 2);
+    assert_int_equal(pos_test_agent_clients(r, TID), 2);
     /* The agent's own part: from the announcement to online on the new
      * master, without waiting for its backoff timer. */
     long t_told = log_time_ms(f, "sentinel: failover: master");
@@ -440,7 +388,7 @@ static void test_failover(void **state)
 
     /* The local API says where the agent is, and that it followed one
      * failover. */
-    redisReply *info = local_cmd(f, "INFO link");
+    redisReply *info = pos_fix_local_cmd(&f->fx, "INFO link");
     assert_int_equal(info->type, REDIS_REPLY_STRING);
     snprintf(want, sizeof(want), "redis:127.0.0.1:%u\r\n", (unsigned)r->port);
     assert_non_null(strstr(info->str, want));
@@ -462,7 +410,7 @@ static void test_planned_failover(void **state)
     char want[128];
 
     start_agent(f, NULL);
-    assert_int_equal(agent_clients(m), 2);
+    assert_int_equal(pos_test_agent_clients(m, TID), 2);
     redisReply *rep = pos_test_redis_cmd(&f->sentinel[1], "SENTINEL FAILOVER " MASTER_NAME);
     assert_non_null(rep);
     assert_int_equal(rep->type, REDIS_REPLY_STATUS);
@@ -470,14 +418,14 @@ static void test_planned_failover(void **state)
 
     snprintf(want, sizeof(want), "online (127.0.0.1:%u db 0, master)", (unsigned)r->port);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, want, 1, FAILOVER_MAX_MS));
-    assert_int_equal(agent_clients(r), 2);
+    assert_int_equal(pos_test_agent_clients(r, TID), 2);
     /* The old master becomes a replica; the agent is not on it. */
     uint64_t end = pos_test_now_ms() + FAILOVER_MAX_MS;
     while (!role_is(m, "slave") && pos_test_now_ms() < end) {
         pos_test_sleep_ms(50);
     }
     assert_true(role_is(m, "slave"));
-    assert_int_equal(agent_clients(m), 0);
+    assert_int_equal(pos_test_agent_clients(m, TID), 0);
     /* Heartbeats go on on the new master. */
     uint64_t ts = status_ts(r);
     assert_true(ts > 0);
@@ -518,11 +466,12 @@ static void test_outbox_across_failover(void **state)
     int offline = pos_test_agent_log_count(&f->fx.agent, "link: offline");
     pos_test_redis_kill(r);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "link: offline", offline + 1, 10000));
-    rep = local_cmd(f, "PUBLISH transaction:" SID
-                       " {\"type\":\"POS_EVENT\",\"note\":\"queued-during-failover\"}");
+    rep =
+        pos_fix_local_cmd(&f->fx, "PUBLISH transaction:" SID
+                                  " {\"type\":\"POS_EVENT\",\"note\":\"queued-during-failover\"}");
     assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
     freeReplyObject(rep);
-    rep = local_cmd(f, "INCR counter:test:failover");
+    rep = pos_fix_local_cmd(&f->fx, "INCR counter:test:failover");
     assert_int_not_equal(rep->type, REDIS_REPLY_ERROR);
     freeReplyObject(rep);
 
@@ -602,7 +551,7 @@ static void test_sentinel_password(void **state)
     assert_true(sentinel_master_port(&f->sentinel[0]) == f->node[0].port);
 
     start_agent(f, "s3ntinel-pw");
-    assert_int_equal(agent_clients(&f->node[0]), 2);
+    assert_int_equal(pos_test_agent_clients(&f->node[0], TID), 2);
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "sentinel: watching", 1, 5000));
     char *log = pos_test_agent_log_read(&f->fx.agent);
     assert_null(strstr(log, "s3ntinel-pw"));
@@ -619,7 +568,7 @@ static void test_sentinel_password_wrong(void **state)
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "AUTH refused", 2, 10000));
     assert_true(pos_test_agent_wait_log(&f->fx.agent, "no sentinel gave the address", 2, 10000));
     assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "link: online"), 0);
-    assert_int_equal(agent_clients(&f->node[0]), 0);
+    assert_int_equal(pos_test_agent_clients(&f->node[0], TID), 0);
     char *log = pos_test_agent_log_read(&f->fx.agent);
     assert_null(strstr(log, "wr0ng-pw"));
     assert_null(strstr(log, "s3ntinel-pw"));

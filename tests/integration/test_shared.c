@@ -25,26 +25,6 @@
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
 
-static void start_agent(pos_fix_t *f)
-{
-    pos_fix_set_retry(f, 100, 500);
-    pos_fix_agent_start(f, NULL);
-    assert_true(pos_test_agent_wait_log(&f->agent, "local API on", f->starts, 5000));
-}
-
-static void start_online(pos_fix_t *f)
-{
-    start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-}
-
-static redisContext *local(const pos_fix_t *f)
-{
-    redisContext *c = pos_fix_local(f);
-    assert_non_null(c);
-    return c;
-}
-
 /* RATELIMIT id window max: checks the reply's shape and returns it. */
 static redisReply *ratelimit(redisContext *c, const char *id, unsigned window, unsigned max)
 {
@@ -74,13 +54,6 @@ static void expect_rl(redisContext *c, const char *id, unsigned window, unsigned
     freeReplyObject(r);
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static void expect_error(redisContext *c, const char *prefix, const char *fmt, ...)
 {
     va_list ap;
@@ -95,12 +68,6 @@ static void expect_error(redisContext *c, const char *prefix, const char *fmt, .
     freeReplyObject(r);
 }
 
-static void cut_off(pos_fix_t *f, redisContext *cloud, int nth)
-{
-    pos_test_cut_off(cloud, true);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", nth, 5000));
-}
-
 /* ---- RATELIMIT ------------------------------------------------------------------------ */
 
 /* Two agents and the cloud (a direct client following CONTRACT.md) share
@@ -110,24 +77,24 @@ static void test_ratelimit_shared_by_two_agents_and_cloud(void **state)
     pos_fix_t *f = *state;
     pos_fix_t f2;
 
-    start_online(f);
+    pos_fix_start_online(f);
     pos_fix_init(&f2);
     f2.ini = f->ini;
     pos_ini_set(&f2.ini, "terminal", "id", "T-0002");
-    start_online(&f2);
+    pos_fix_start_online(&f2);
 
-    redisContext *a = local(f), *b = local(&f2);
+    redisContext *a = pos_fix_local_connect(f), *b = pos_fix_local_connect(&f2);
     expect_rl(a, "login:cashier-7", 60000, 5, 1, 4, "redis");
     expect_rl(b, "login:cashier-7", 60000, 5, 1, 3, "redis");
     expect_rl(a, "login:cashier-7", 60000, 5, 1, 2, "redis");
     /* The cloud checks the same limit its own way: one member, scored now. */
     redisReply *r = pos_test_redis_cmd(&f->redis, "ZADD rate_limit:login:cashier-7:60000 %llu %s",
-                                       (unsigned long long)wall_ms(), "cloud-req-1");
+                                       (unsigned long long)pos_test_wall_ms(), "cloud-req-1");
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     expect_rl(b, "login:cashier-7", 60000, 5, 1, 0, "redis");
     /* Full: both agents are refused, with the oldest member's reset time. */
-    uint64_t t0 = wall_ms();
+    uint64_t t0 = pos_test_wall_ms();
     r = ratelimit(a, "login:cashier-7", 60000, 5);
     assert_int_equal(r->element[0]->integer, 0);
     assert_int_equal(r->element[1]->integer, 0);
@@ -157,13 +124,13 @@ static void test_ratelimit_offline_local_window(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     expect_rl(c, "pin:till", 60000, 3, 1, 2, "redis");
     expect_rl(c, "pin:till", 60000, 3, 1, 1, "redis");
-    cut_off(f, cloud, 1);
-    uint64_t t0 = wall_ms();
+    pos_fix_cut_off(f, cloud, 1);
+    uint64_t t0 = pos_test_wall_ms();
     redisReply *r = ratelimit(c, "pin:till", 60000, 3);
     assert_int_equal(r->element[0]->integer, 1);
     assert_int_equal(r->element[1]->integer, 0);
@@ -184,8 +151,8 @@ static void test_ratelimit_offline_local_window(void **state)
      * it is kept in memory only). */
     redisFree(c);
     pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    start_agent(f);
-    c = local(f);
+    pos_fix_start_local(f);
+    c = pos_fix_local_connect(f);
     expect_rl(c, "pin:till", 60000, 3, 1, 2, "local");
     /* Online again: Redis decides (it saw only the two online requests). */
     pos_test_cut_off(cloud, false);
@@ -203,8 +170,8 @@ static void test_ratelimit_malformed_and_abuse(void **state)
     pos_fix_t *f = *state;
     char big[300];
 
-    start_online(f);
-    redisContext *c = local(f);
+    pos_fix_start_online(f);
+    redisContext *c = pos_fix_local_connect(f);
     memset(big, 'a', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     expect_error(c, "ERR wrong number", "RATELIMIT id 1000");
@@ -263,14 +230,14 @@ static void test_ratelimit_flood_of_identifiers(void **state)
     pos_fix_t *f = *state;
     enum { N = 4000 };
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     long long rss0 = pos_fix_local_info(c, "health", "agent_memory_rss");
     for (int round = 0; round < 2; round++) {
         const char *source = round == 0 ? "redis" : "local";
         if (round == 1) {
-            cut_off(f, cloud, 1);
+            pos_fix_cut_off(f, cloud, 1);
         }
         for (int i = 0; i < N; i++) {
             redisAppendCommand(c, "RATELIMIT flood-%d-%d 60000 10", round, i);
@@ -283,7 +250,7 @@ static void test_ratelimit_flood_of_identifiers(void **state)
             assert_string_equal(r->element[3]->str, source);
             freeReplyObject(r);
         }
-        redisContext *other = local(f);
+        redisContext *other = pos_fix_local_connect(f);
         redisReply *r = redisCommand(other, "PING");
         assert_string_equal(r->str, "PONG");
         freeReplyObject(r);
@@ -300,10 +267,17 @@ static void test_ratelimit_flood_of_identifiers(void **state)
     redisFree(cloud);
 }
 
-static int cmp_u64(const void *a, const void *b)
+static redisReply *send_ratelimit(redisContext *c, int i, void *arg)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    (void)arg;
+    return redisCommand(c, "RATELIMIT user:%d 60000 100", i % 50);
+}
+
+static void check_ratelimit(const redisReply *r, bool offline, void *arg)
+{
+    (void)arg;
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_string_equal(r->element[3]->str, offline ? "local" : "redis");
 }
 
 /* One RATELIMIT at a time, as a till does: its round trip through the
@@ -311,36 +285,15 @@ static int cmp_u64(const void *a, const void *b)
  * Prints p50/p99; fails only when the p99 is absurd for a till. */
 static void test_ratelimit_latency(void **state)
 {
-    pos_fix_t *f = *state;
-    enum { N = 2000 };
-    static uint64_t us[N];
-
-    start_online(f);
-    redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
-    for (int round = 0; round < 2; round++) {
-        if (round == 1) {
-            cut_off(f, cloud, 1);
-        }
-        for (int i = 0; i < N; i++) {
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            redisReply *r = redisCommand(c, "RATELIMIT user:%d 60000 100", i % 50);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-            assert_string_equal(r->element[3]->str, round == 0 ? "redis" : "local");
-            freeReplyObject(r);
-            us[i] = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
-                    (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
-        }
-        qsort(us, N, sizeof(us[0]), cmp_u64);
-        print_message("RATELIMIT %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%d sequential calls)\n",
-                      round == 0 ? "online (redis)" : "offline (local)", us[N / 2] / 1000.0,
-                      us[N * 99 / 100] / 1000.0, us[N - 1] / 1000.0, N);
-        assert_true(us[N * 99 / 100] < 100000);
-    }
-    redisFree(c);
-    redisFree(cloud);
+    const pos_fix_latency_t l = {
+        .what = "RATELIMIT",
+        .round = {"online (redis)", "offline (local)"},
+        .n = 2000,
+        .max_p99_ms = 100,
+        .send = send_ratelimit,
+        .check = check_ratelimit,
+    };
+    pos_fix_latency_run(*state, &l);
 }
 
 /* ---- SMEMBERS active_transactions:{storeId} ----------------------------------------------- */
@@ -389,9 +342,9 @@ static void test_active_transactions(void **state)
     const char *const ab[] = {"tx-a", "tx-b"};
     const char *const abc[] = {"tx-a", "tx-b", "tx-c"};
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     expect_members(c, key, NULL, 0);
     freeReplyObject(redisCommand(cloud, "SADD %s tx-a tx-b", key));
     expect_members(c, key, ab, 2); /* read through */
@@ -405,14 +358,14 @@ static void test_active_transactions(void **state)
     expect_error(c, "ERR wrong number", "SMEMBERS");
     /* Offline: the last known members, though the cloud changed them since. */
     freeReplyObject(redisCommand(cloud, "SREM %s tx-c", key));
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     freeReplyObject(redisCommand(cloud, "SADD %s tx-z", key));
     expect_members(c, key, abc, 3);
     /* After a restart offline: the same, from the local store. */
     redisFree(c);
     pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    start_agent(f);
-    c = local(f);
+    pos_fix_start_local(f);
+    c = pos_fix_local_connect(f);
     expect_members(c, key, abc, 3);
     smembers_flood(c, key, 3);
     /* Online again: Redis's members. */
@@ -435,10 +388,10 @@ static void test_active_transactions_own_payment_offline(void **state)
     const char *const a_own[] = {"tx-a", "tx-own-1"};
 
     pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "%u", 4000); /* room for the cut-off */
-    start_online(f);
+    pos_fix_start_online(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "hal: pinpad: ready", 1, 5000));
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     freeReplyObject(redisCommand(cloud, "SADD %s tx-a", key));
     expect_members(c, key, a, 1); /* the last known copy: tx-a only */
     freeReplyObject(redisCommand(
@@ -446,7 +399,7 @@ static void test_active_transactions_own_payment_offline(void **state)
         "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-own-1\",\"amount\":1.50,"
         "\"currency\":\"EUR\"}"));
     assert_true(pos_test_agent_wait_log(&f->agent, "PAYMENT_PROCESSING", 1, 5000));
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     expect_members(c, key, a_own, 2);
     /* The pinpad answers after its delay: the payment ends, offline. */
     assert_true(pos_fix_charges(f) == 0);
@@ -484,7 +437,7 @@ static void test_terminals(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     /* The agent puts itself in the store's set at connect (CONTRACT.md):
      * the SADD is sent as the link comes up, so it may land a moment after
      * "link: online" is logged (slowly, under qemu-arm). */
@@ -496,7 +449,7 @@ static void test_terminals(void **state)
     assert_int_equal(pos_test_int(&f->redis, "SISMEMBER terminals:" SID " " TID), 1);
     assert_true(pos_fix_wait_status(&f->redis, "online", 5000, NULL) >= 0);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " T-0002 T-0003"));
     freeReplyObject(
         redisCommand(cloud, "SET terminal:T-0002:status %s EX 60", "{\"status\":\"busy\"}"));
@@ -509,14 +462,14 @@ static void test_terminals(void **state)
     freeReplyObject(r);
     expect_error(c, "ERR wrong number", "TERMINALS S-999");
     /* Offline, and after a restart offline: the last known list. */
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " T-0004"));
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             redisFree(c);
             pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-            start_agent(f);
-            c = local(f);
+            pos_fix_start_local(f);
+            c = pos_fix_local_connect(f);
         }
         r = redisCommand(c, "TERMINALS");
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -545,7 +498,7 @@ static void test_terminals_flood_and_junk(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
     for (int i = 0; i < 1000; i++) {
         freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " T-%04d", 1000 + i));
@@ -553,7 +506,7 @@ static void test_terminals_flood_and_junk(void **state)
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " %b", "bad\0id", (size_t)6));
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " %s", "has space"));
     freeReplyObject(redisCommand(cloud, "SADD terminals:" SID " %s", "ctl\x01"));
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     long long gets0 = get_calls(f);
     for (int i = 0; i < 20; i++) {
         redisAppendCommand(c, "TERMINALS");
@@ -590,13 +543,13 @@ static void test_cache_clear(void **state)
     pos_fix_redis_set(f, "product:P-1", "{\"price\":1}");
     pos_fix_redis_set(f, "product:P-2", "{\"price\":2}");
     pos_fix_redis_set(f, "inventory:" SID ":P-1", "{\"quantity\":3}");
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     free(pos_fix_local_get(f, "product:P-1"));
     free(pos_fix_local_get(f, "product:P-2"));
     free(pos_fix_local_get(f, "inventory:" SID ":P-1"));
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     /* Offline, the local copies answer until cleared. */
     char *v = pos_fix_local_get(f, "product:P-1");
     assert_string_equal(v, "{\"price\":1}");
@@ -629,8 +582,8 @@ static void test_cache_clear_malformed_and_flood(void **state)
     pos_fix_t *f = *state;
     char big[300];
 
-    start_online(f);
-    redisContext *c = local(f);
+    pos_fix_start_online(f);
+    redisContext *c = pos_fix_local_connect(f);
     memset(big, '*', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     expect_error(c, "ERR CACHE.CLEAR pattern", "CACHE.CLEAR %s", big);
@@ -714,9 +667,9 @@ static void test_info_health(void **state)
     pos_fix_t *f = *state;
 
     pos_ini_set(&f->ini, "redis", "probe_interval_ms", "%u", 1000);
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     expect_unique_info(c);
     expect_info(c, "server", "status", "online");
     expect_info(c, "health", "connected", "1");
@@ -733,7 +686,7 @@ static void test_info_health(void **state)
     assert_true(pos_fix_local_info(c, "health", "redis_memory_age_s") >= 0);
     assert_true(pos_fix_local_info(c, "health", "agent_memory_rss") > 1000000);
     /* Cut off: status says so, health says not connected, Redis's memory as last seen. */
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     expect_info(c, "server", "status", "offline");
     expect_info(c, "health", "connected", "0");
     expect_info(c, "health", "terminal_status", "online");

@@ -37,11 +37,7 @@
     "4b32"                                                                                         \
     "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbe"
 
-typedef struct fixture {
-    pos_fix_t fx;
-    char dir[64];  /* the key file's directory */
-    char key[128]; /* the key file */
-} fixture_t;
+typedef pos_fix_signed_t fixture_t;
 
 /* A PAYMENT_REQUESTED in canonical form already (keys sorted, no spaces,
  * the amount a string), so the signed bytes are the text itself. */
@@ -110,19 +106,10 @@ static bool verifies(const char *text, const char *key_hex)
     return ok;
 }
 
-static void write_key(fixture_t *f, const char *text, mode_t mode)
-{
-    FILE *fp = fopen(f->key, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    assert_int_equal(chmod(f->key, mode), 0);
-}
-
 static void start(fixture_t *f, const char *keys)
 {
     pos_fix_t *fx = &f->fx;
-    write_key(f, keys, 0600);
+    pos_fix_signed_key(f, keys, 0600);
     pos_ini_set(&fx->ini, "hal", "sim_pinpad_delay_ms", "200");
     pos_ini_set(&fx->ini, "payment", "hmac_key_file", "%s", f->key);
     pos_ini_set(&fx->ini, "payment", "signature_window_s", "30");
@@ -135,16 +122,14 @@ static void start(fixture_t *f, const char *keys)
 
 static int setup(void **state)
 {
+    /* Neither key ever reaches the log. */
+    static const char *const secrets[] = {KEY1_HEX, KEY2_HEX, NULL};
     fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || pos_fix_start(&f->fx) != 0) {
+    if (f == NULL || pos_fix_signed_start(f, "sign", secrets) != 0) {
         free(f);
         return -1;
     }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/posagent-sign-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
-        return -1;
-    }
-    snprintf(f->key, sizeof(f->key), "%s/hmac.key", f->dir);
+    f->fx.stop_signal = SIGTERM; /* a clean stop */
     *state = f;
     return 0;
 }
@@ -152,18 +137,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    if (f->fx.agent.pid > 0) {
-        /* Neither key ever reaches the log. */
-        char *log = pos_test_agent_log_read(&f->fx.agent);
-        assert_null(strstr(log, KEY1_HEX));
-        assert_null(strstr(log, KEY2_HEX));
-        free(log);
-        pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000);
-    }
-    pos_fix_stop(&f->fx);
-    pos_test_rm_tree(f->dir);
+    int rc = pos_fix_signed_stop(f);
     free(f);
-    return 0;
+    return rc;
 }
 
 static void publish(fixture_t *f, const char *json)
@@ -496,20 +472,20 @@ static void test_bad_key_file(void **state)
     assert_int_equal(pos_ini_write(&ini, conf), 0);
     const char *argv[] = {bin, "--config", conf, NULL};
 
-    write_key(f, KEY1_HEX "\n", 0644);
+    pos_fix_signed_key(f, KEY1_HEX "\n", 0644);
     assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
     assert_non_null(strstr(out, "hmac_key_file"));
     assert_non_null(strstr(out, "chmod 600"));
     assert_null(strstr(out, KEY1_HEX));
     free(out);
 
-    write_key(f, KEY1_HEX "\nnot-a-key\n", 0600);
+    pos_fix_signed_key(f, KEY1_HEX "\nnot-a-key\n", 0600);
     assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
     assert_non_null(strstr(out, "hex"));
     assert_null(strstr(out, KEY1_HEX));
     free(out);
 
-    write_key(f, "0011\n", 0600);
+    pos_fix_signed_key(f, "0011\n", 0600);
     assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
     free(out);
 

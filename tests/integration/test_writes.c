@@ -37,33 +37,6 @@ static pos_fix_t *g_fix; /* for the agent's log when a reply does not come */
         }                                                                                          \
     } while (0)
 
-static void start_agent(pos_fix_t *f)
-{
-    g_fix = f;
-    pos_fix_set_retry(f, 100, 500);
-    pos_fix_agent_start(f, NULL);
-    assert_true(pos_test_agent_wait_log(&f->agent, "local API on", f->starts, 5000));
-}
-
-static void start_online(pos_fix_t *f)
-{
-    start_agent(f);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 1, 10000));
-}
-
-static redisContext *local(const pos_fix_t *f)
-{
-    redisContext *c = pos_fix_local(f);
-    assert_non_null(c);
-    return c;
-}
-
-static void cut_off(pos_fix_t *f, redisContext *cloud, int nth)
-{
-    pos_test_cut_off(cloud, true);
-    assert_true(pos_test_agent_wait_log(&f->agent, "link: offline", nth, 5000));
-}
-
 /* A command through the local API that must answer an integer. */
 static long long lint(redisContext *c, const char *fmt, ...)
 {
@@ -156,9 +129,9 @@ static void test_counter_online_and_another_client(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     /* The value, not a queue position. */
     assert_int_equal(lint(c, "INCRBY counter:daily_sales 5"), 5);
     assert_int_equal(lint(c, "INCR counter:daily_sales"), 6);
@@ -193,12 +166,12 @@ static void test_counter_offline_and_restart(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     assert_int_equal(lint(c, "INCR counter:tickets"), 1);
     wait_redis(cloud, "counter:tickets", "1", 5000);
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     /* Offline: answered on the till, from the last confirmed value. */
     assert_int_equal(lint(c, "INCRBY counter:tickets 4"), 5);
     assert_int_equal(lint(c, "INCR counter:tickets"), 6);
@@ -210,8 +183,8 @@ static void test_counter_offline_and_restart(void **state)
      * pending increments in the outbox. */
     redisFree(c);
     pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    start_agent(f);
-    c = local(f);
+    pos_fix_start_local(f);
+    c = pos_fix_local_connect(f);
     expect_get(c, "counter:tickets", "6");
     assert_int_equal(lint(c, "INCR counter:tickets"), 7);
     /* Online again: delivered once each, Redis ends with every increment. */
@@ -232,9 +205,9 @@ static void test_session_online(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     lok(c, "SET session:s1 %s EX 60", "{\"cashierId\":\"C-7\"}");
     expect_get(c, "session:s1", "{\"cashierId\":\"C-7\"}");
     wait_redis(cloud, "session:s1", "{\"cashierId\":\"C-7\"}", 5000);
@@ -299,13 +272,13 @@ static void test_session_offline_and_restart(void **state)
 {
     pos_fix_t *f = *state;
 
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
+    redisContext *c = pos_fix_local_connect(f);
     pos_fix_redis_set(f, "session:old", "{\"cashierId\":\"C-1\"}");
     pos_fix_redis_set(f, "temp:gone", "old");
     expect_get(c, "session:old", "{\"cashierId\":\"C-1\"}");
-    cut_off(f, cloud, 1);
+    pos_fix_cut_off(f, cloud, 1);
     /* A cashier logs in and another out while the uplink is down. */
     lok(c, "SET session:off %s EX 30", "{\"cashierId\":\"C-2\"}");
     expect_get(c, "session:off", "{\"cashierId\":\"C-2\"}");
@@ -318,8 +291,8 @@ static void test_session_offline_and_restart(void **state)
     /* A restart offline keeps the local copies and the outbox. */
     redisFree(c);
     pos_test_agent_stop(&f->agent, SIGTERM, 5000);
-    start_agent(f);
-    c = local(f);
+    pos_fix_start_local(f);
+    c = pos_fix_local_connect(f);
     expect_get(c, "session:off", "{\"cashierId\":\"C-2\"}");
     long long ttl = lint(c, "TTL session:off");
     assert_true(ttl > 0 && ttl <= 30);
@@ -366,8 +339,8 @@ static void test_refused_and_malformed(void **state)
     pos_fix_t *f = *state;
     char big[70000], longkey[600];
 
-    start_online(f);
-    redisContext *c = local(f);
+    pos_fix_start_online(f);
+    redisContext *c = pos_fix_local_connect(f);
     lerr(c, "owned by the cloud", "SET user:1 x");
     lerr(c, "owned by the cloud", "SET product:P-1 x EX 10");
     lerr(c, "owned by the cloud", "DEL inventory:" SID ":P-1");
@@ -414,10 +387,10 @@ static void test_flood_bounded(void **state)
     int ok = 0, busy = 0, last_ok = -1;
 
     pos_fix_set_heartbeat(f, 1, 3);
-    start_online(f);
+    pos_fix_start_online(f);
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
-    cut_off(f, cloud, 1);
+    redisContext *c = pos_fix_local_connect(f);
+    pos_fix_cut_off(f, cloud, 1);
     for (int i = 0; i < N; i++) {
         redisAppendCommand(c, "SET session:f%d v%d EX 600", i, i);
     }
@@ -475,56 +448,51 @@ static void test_flood_bounded(void **state)
     redisFree(cloud);
 }
 
-static int cmp_u64(const void *a, const void *b)
+static redisReply *send_session_set(redisContext *c, int i, void *arg)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    (void)i;
+    (void)arg;
+    return redisCommand(c, "SET session:x v EX 60");
+}
+
+static void check_session_set(const redisReply *r, bool offline, void *arg)
+{
+    (void)offline;
+    (void)arg;
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
 }
 
 static void test_session_write_latency(void **state)
 {
-    pos_fix_t *f = *state;
-    enum { N = 1000 };
-    static uint64_t us[N];
-
-    start_online(f);
-    redisContext *cloud = pos_test_cloud_connect(&f->redis);
-    redisContext *c = local(f);
-    for (int round = 0; round < 2; round++) {
-        if (round == 1) {
-            cut_off(f, cloud, 1);
-        }
-        for (int i = 0; i < N; i++) {
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            redisReply *r = redisCommand(c, "SET session:x v EX 60");
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            assert_int_equal(r->type, REDIS_REPLY_STATUS);
-            freeReplyObject(r);
-            us[i] = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
-                    (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
-        }
-        qsort(us, N, sizeof(us[0]), cmp_u64);
-        print_message("MEASURED SET session:x v EX 60 %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms "
-                      "(%d sequential calls)\n",
-                      round == 0 ? "online" : "offline", us[N / 2] / 1000.0,
-                      us[N * 99 / 100] / 1000.0, us[N - 1] / 1000.0, N);
-        assert_true(us[N * 99 / 100] < 200000);
-    }
-    redisFree(c);
-    redisFree(cloud);
+    const pos_fix_latency_t l = {
+        .what = "MEASURED SET session:x v EX 60",
+        .n = 1000,
+        .max_p99_ms = 200,
+        .send = send_session_set,
+        .check = check_session_set,
+    };
+    pos_fix_latency_run(*state, &l);
 }
+
+/* The fixture's setup, and g_fix for must(). */
+static int setup(void **state)
+{
+    int rc = pos_fix_setup(state);
+    g_fix = rc == 0 ? *state : NULL;
+    return rc;
+}
+#define WRITES_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, pos_fix_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        POS_FIX_TEST(test_counter_online_and_another_client),
-        POS_FIX_TEST(test_counter_offline_and_restart),
-        POS_FIX_TEST(test_session_online),
-        POS_FIX_TEST(test_session_offline_and_restart),
-        POS_FIX_TEST(test_refused_and_malformed),
-        POS_FIX_TEST(test_flood_bounded),
-        POS_FIX_TEST(test_session_write_latency),
+        WRITES_TEST(test_counter_online_and_another_client),
+        WRITES_TEST(test_counter_offline_and_restart),
+        WRITES_TEST(test_session_online),
+        WRITES_TEST(test_session_offline_and_restart),
+        WRITES_TEST(test_refused_and_malformed),
+        WRITES_TEST(test_flood_bounded),
+        WRITES_TEST(test_session_write_latency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "tests/support/timing.h"
+
 #define LOG_TAIL (16 * 1024)
 
 void pos_fix_init(pos_fix_t *f)
@@ -141,6 +143,22 @@ void pos_fix_wait_log_at(pos_fix_t *f, const char *needle, int n, int timeout_ms
     }
 }
 
+void pos_fix_start_local_at(pos_fix_t *f, bool online, const char *file, int line)
+{
+    pos_fix_set_retry(f, 100, 500);
+    pos_fix_agent_start_at(f, NULL, file, line);
+    pos_fix_wait_log_at(f, "local API on", f->starts, 5000, file, line);
+    if (online) {
+        pos_fix_wait_log_at(f, "link: online", 1, 10000, file, line);
+    }
+}
+
+void pos_fix_cut_off_at(pos_fix_t *f, redisContext *cloud, int nth, const char *file, int line)
+{
+    pos_test_cut_off(cloud, true);
+    pos_fix_wait_log_at(f, "link: offline", nth, 5000, file, line);
+}
+
 void pos_fix_agent_forget(pos_fix_t *f)
 {
     pos_test_agent_stop(&f->agent, SIGTERM, 5000);
@@ -203,6 +221,88 @@ redisContext *pos_fix_local(const pos_fix_t *f)
         pos_test_sleep_ms(50);
     }
     return NULL;
+}
+
+redisContext *pos_fix_local_connect_at(const pos_fix_t *f, const char *file, int line)
+{
+    redisContext *c = pos_fix_local(f);
+    if (c == NULL) {
+        pos_fix_dump_log(f);
+        print_error("ERROR: no connection to the agent's local API (%s/agent.sock)\n",
+                    f->agent.dir);
+        _fail(file, line);
+    }
+    return c;
+}
+
+redisReply *pos_fix_local_cmd_at(const pos_fix_t *f, const char *file, int line, const char *fmt,
+                                 ...)
+{
+    redisContext *c = pos_fix_local_connect_at(f, file, line);
+    va_list ap;
+
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL) {
+        print_error("ERROR: no reply to \"%s\" from the local API: %s\n", fmt,
+                    c->errstr[0] != '\0' ? c->errstr : "?");
+        redisFree(c);
+        pos_fix_dump_log(f);
+        _fail(file, line);
+    }
+    redisFree(c);
+    return r;
+}
+
+void pos_fix_latency_run(pos_fix_t *f, const pos_fix_latency_t *l)
+{
+    uint64_t *us = calloc((size_t)l->n, sizeof(*us));
+    uint64_t p99[2];
+
+    assert_non_null(us);
+    pos_fix_start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = pos_fix_local_connect(f);
+    assert_non_null(cloud);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            pos_fix_cut_off(f, cloud, 1);
+        }
+        for (int i = 0; i < l->n; i++) {
+            uint64_t t0 = pos_test_now_ns();
+            redisReply *r = l->send(c, i, l->arg);
+            us[i] = (pos_test_now_ns() - t0) / 1000;
+            if (r == NULL) {
+                pos_fix_dump_log(f);
+                fail_msg("%s: no reply to call %d (%s)", l->what, i, c->errstr);
+            }
+            l->check(r, round == 1, l->arg);
+            freeReplyObject(r);
+        }
+        pos_test_pct_t p = pos_test_percentiles(us, (size_t)l->n);
+        const char *name =
+            l->round[round] != NULL ? l->round[round] : (round == 0 ? "online" : "offline");
+        print_message("%s %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%d sequential calls)\n",
+                      l->what, name, p.p50 / 1000.0, p.p99 / 1000.0, p.max / 1000.0, l->n);
+        p99[round] = p.p99;
+    }
+    redisFree(c);
+    redisFree(cloud);
+    free(us);
+    /* Checked once both rounds have printed their figures. */
+    assert_true(p99[0] < (uint64_t)l->max_p99_ms * 1000u);
+    assert_true(p99[1] < (uint64_t)l->max_p99_ms * 1000u);
+}
+
+uint64_t pos_fix_status_ts(const char *text)
+{
+    cJSON *j = text != NULL ? cJSON_Parse(text) : NULL;
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "ts");
+    uint64_t ts = cJSON_IsNumber(t) && t->valuedouble > 0 ? (uint64_t)t->valuedouble : 0;
+
+    cJSON_Delete(j);
+    return ts;
 }
 
 typedef struct status_wait {

@@ -114,6 +114,25 @@ void pos_fix_wait_log_at(pos_fix_t *f, const char *needle, int n, int timeout_ms
     pos_fix_wait_log_at((f), "link: online", (n), (timeout_ms), __FILE__, __LINE__)
 
 /*
+ * For tests of the local API: starts (or restarts: same store, log
+ * appended) the agent from f->ini with reconnects backing off from 100 ms
+ * to 500 ms, and waits up to 5 s for this start's "local API on".
+ * pos_fix_start_online also waits up to 10 s for the first "link: online"
+ * (a first start). Fail the running test, with the agent's log, otherwise.
+ */
+#define pos_fix_start_local(f)  pos_fix_start_local_at((f), false, __FILE__, __LINE__)
+#define pos_fix_start_online(f) pos_fix_start_local_at((f), true, __FILE__, __LINE__)
+void pos_fix_start_local_at(pos_fix_t *f, bool online, const char *file, int line);
+
+/*
+ * Cuts the agent off Redis (pos_test_cut_off(cloud, true); cloud is a
+ * pos_test_cloud_connect connection) and waits up to 5 s for the nth
+ * "link: offline" in its log; fails the running test otherwise.
+ */
+#define pos_fix_cut_off(f, cloud, nth) pos_fix_cut_off_at((f), (cloud), (nth), __FILE__, __LINE__)
+void pos_fix_cut_off_at(pos_fix_t *f, redisContext *cloud, int nth, const char *file, int line);
+
+/*
  * Stops the agent (SIGTERM, up to 5 s, then SIGKILL), removes its files and
  * forgets it: the next start is a fresh agent (new directory and store).
  */
@@ -139,6 +158,11 @@ int pos_fix_teardown(void **state);
  */
 redisContext *pos_fix_local(const pos_fix_t *f);
 
+/* pos_fix_local(), failing the running test (with the agent's log) when
+ * there is no connection. Free it with redisFree. */
+#define pos_fix_local_connect(f) pos_fix_local_connect_at((f), __FILE__, __LINE__)
+redisContext *pos_fix_local_connect_at(const pos_fix_t *f, const char *file, int line);
+
 /*
  * Waits until POS_FIX_STATUS_KEY on r holds a status "want" (NULL: any).
  * Returns the milliseconds waited, or -1 on timeout; when status is not
@@ -146,6 +170,42 @@ redisContext *pos_fix_local(const pos_fix_t *f);
  */
 long pos_fix_wait_status(const pos_test_redis_t *r, const char *want, int timeout_ms,
                          cJSON **status);
+
+/* The "ts" (epoch ms) of a status key's text; 0 when text is NULL or has
+ * no numeric "ts". */
+uint64_t pos_fix_status_ts(const char *text);
+
+/*
+ * One command through a fresh connection to the agent's local API; the
+ * reply (free it). Fails the running test, at the caller's line, when
+ * there is no connection or no reply.
+ */
+#define pos_fix_local_cmd(f, ...) pos_fix_local_cmd_at((f), __FILE__, __LINE__, __VA_ARGS__)
+redisReply *pos_fix_local_cmd_at(const pos_fix_t *f, const char *file, int line, const char *fmt,
+                                 ...);
+
+/*
+ * A latency test of the local API, as a till sees it: one call at a time
+ * on one connection, first online, then with the agent cut off Redis.
+ */
+typedef struct pos_fix_latency {
+    const char *what;     /* printed before each round's figures */
+    const char *round[2]; /* the rounds' names: {"online", "offline"} when NULL */
+    int n;                /* calls per round */
+    unsigned max_p99_ms;  /* a round whose p99 reaches this fails the test */
+    /* Sends call i on c and returns its reply (only this is timed). */
+    redisReply *(*send)(redisContext *c, int i, void *arg);
+    /* Checks a reply, failing the running test; offline in the second round. */
+    void (*check)(const redisReply *r, bool offline, void *arg);
+    void *arg;
+} pos_fix_latency_t;
+
+/*
+ * Runs l: pos_fix_start_online, l->n timed calls, pos_fix_cut_off, l->n
+ * more. Prints each round's p50, p99 and max in ms; fails the running test
+ * when a call gets no reply or a round's p99 reaches l->max_p99_ms.
+ */
+void pos_fix_latency_run(pos_fix_t *f, const pos_fix_latency_t *l);
 
 /* SET key value on the fixture's Redis (a cloud write); fails the running
  * test unless Redis says OK. */

@@ -26,6 +26,13 @@ uint64_t pos_test_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t pos_test_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void pos_test_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -850,4 +857,22 @@ long long pos_test_int(const pos_test_redis_t *r, const char *fmt, ...)
         freeReplyObject(rep);
     }
     return v;
+}
+
+int pos_test_agent_clients(const pos_test_redis_t *r, const char *tid)
+{
+    redisReply *rep = r->pid > 0 ? pos_test_redis_cmd(r, "CLIENT LIST") : NULL;
+    char needle[96];
+    int n = 0;
+
+    snprintf(needle, sizeof(needle), "name=posagent:%s ", tid);
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        for (const char *p = rep->str; (p = strstr(p, needle)) != NULL; p++) {
+            n++;
+        }
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return n;
 }

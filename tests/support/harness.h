@@ -89,6 +89,9 @@ int pos_test_run(const char *const *argv, const char *const *env, char **out, in
 
 /* Monotonic milliseconds. */
 uint64_t pos_test_now_ms(void);
+/* Wall-clock time in Unix epoch milliseconds: a message's "ts", the status
+ * key's. */
+uint64_t pos_test_wall_ms(void);
 /* Sleeps. */
 void pos_test_sleep_ms(int ms);
 /*
@@ -128,6 +131,10 @@ cJSON *pos_test_sub_expect(pos_test_sub_t *s, const char *type, const char *tx, 
  */
 redisContext *pos_test_cloud_connect(const pos_test_redis_t *r);
 void pos_test_cut_off(redisContext *cloud, bool off);
+
+/* How many of r's clients are named "posagent:<tid>" (CLIENT LIST): the
+ * agent's connections. 0 when r does not run or does not answer. */
+int pos_test_agent_clients(const pos_test_redis_t *r, const char *tid);
 
 /* Reads a string key (malloc'd) or NULL. */
 char *pos_test_get(const pos_test_redis_t *r, const char *key);

@@ -1,22 +1,20 @@
 #include "tests/support/sign.h"
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
 #include <mbedtls/md.h>
 
-unsigned long long pos_test_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (unsigned long long)ts.tv_sec * 1000u + (unsigned long long)ts.tv_nsec / 1000000u;
-}
+#include "tests/support/fs.h"
 
 static void key_bytes(const char *hex, unsigned char out[32])
 {
@@ -46,4 +44,70 @@ void pos_test_sign(char *msg, size_t len, const char *key_hex)
     size_t n = strlen(msg);
     assert_true(n + 80 < len);
     snprintf(msg + n - 1, len - (n - 1), ",\"sig\":\"%s\"}", hex);
+}
+
+int pos_fix_signed_start(pos_fix_signed_t *f, const char *name, const char *const *secrets)
+{
+    char prefix[64];
+    int n = 0;
+
+    if (pos_fix_start(&f->fx) != 0) {
+        return -1;
+    }
+    snprintf(prefix, sizeof(prefix), "posagent-%s", name);
+    if (pos_test_mkdtemp(f->dir, sizeof(f->dir), prefix) != 0) {
+        goto fail_dir;
+    }
+    snprintf(f->key, sizeof(f->key), "%s/hmac.key", f->dir);
+    for (; secrets != NULL && secrets[n] != NULL; n++) {
+        if (n == POS_FIX_SIGNED_SECRETS - 1) {
+            fprintf(stderr, "pos_fix_signed_start: more than %d secrets\n", n);
+            goto fail_secrets;
+        }
+        f->secrets[n] = secrets[n];
+    }
+    f->secrets[n] = NULL;
+    return 0;
+
+fail_secrets:
+    pos_test_rm_tree(f->dir);
+fail_dir:
+    pos_fix_stop(&f->fx);
+    return -1;
+}
+
+int pos_fix_signed_stop(pos_fix_signed_t *f)
+{
+    bool started = f->fx.agent.pid > 0;
+    char *log = started ? pos_test_agent_log_read(&f->fx.agent) : NULL;
+    bool unreadable = started && log == NULL;
+    int leaked = -1;
+
+    for (int i = 0; log != NULL && f->secrets[i] != NULL && leaked < 0; i++) {
+        if (strstr(log, f->secrets[i]) != NULL) {
+            leaked = i;
+        }
+    }
+    free(log);
+    /* Everything stopped and removed before a failure is reported. */
+    pos_fix_stop(&f->fx);
+    pos_test_rm_tree(f->dir);
+    if (unreadable) {
+        print_error("ERROR: the agent's log could not be read\n");
+        return -1;
+    }
+    if (leaked >= 0) {
+        print_error("ERROR: a key (secret %d) reached the agent's log\n", leaked);
+        return -1;
+    }
+    return 0;
+}
+
+void pos_fix_signed_key(const pos_fix_signed_t *f, const char *text, mode_t mode)
+{
+    FILE *fp = fopen(f->key, "w");
+    assert_non_null(fp);
+    assert_true(fputs(text, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(chmod(f->key, mode), 0);
 }
