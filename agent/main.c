@@ -13,7 +13,6 @@
  * commands exit as agent/api/cli.h says (69 not running, 77 permission).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <gnu/libc-version.h>
 #include <signal.h>
@@ -29,6 +28,7 @@
 #include <uv.h>
 
 #include "agent/agent.h"
+#include "agent/args.h"
 #include "agent/api/localapi.h"
 #include "agent/instance.h"
 #include "agent/msg/sign.h"
@@ -38,8 +38,7 @@
 #include "platform/priv.h"
 #include "platform/version.h"
 
-#define EX_USAGE_CODE 64
-#define DEFAULT_CONFIG "/etc/posagent/posagent.ini"
+#define DEFAULT_CONFIG POS_ARGS_DEFAULT_CONFIG
 
 extern char **environ;
 
@@ -174,20 +173,6 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_MAN, OPT_CONFIG_DIR, OPT_SOCKET, OPT_JSON };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
-        {"check-config", no_argument, NULL, 't'},
-        {"socket", required_argument, NULL, OPT_SOCKET},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"print-example-config", no_argument, NULL, OPT_EXAMPLE},
-        {"print-config-reference", no_argument, NULL, OPT_REFERENCE},
-        {"print-config-man", no_argument, NULL, OPT_MAN},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     static pos_agent_t agent;
     static pos_sign_keys_t keys;
     static pos_tls_t tls; /* used only with rediss:// */
@@ -198,67 +183,31 @@ int main(int argc, char **argv)
     gid_t run_gid = 0;
     bool drop = false;
     pos_config_error_t err;
-    const char *path = NULL;
-    const char *dir = getenv("POSAGENT_CONFIG_DIR"); /* NULL: beside the file */
-    bool check = false;
-    const char *cli_socket = NULL; /* --socket: the technician's commands ask there */
-    bool cli_json = false;
+    pos_args_t args;
+    const char *path, *dir;
     uv_loop_t loop;
-    int opt, rc;
+    int rc;
 
-    while ((opt = getopt_long(argc, argv, "+c:tVh", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            path = optarg;
-            break;
-        case OPT_CONFIG_DIR:
-            dir = optarg;
-            break;
-        case 't':
-            check = true;
-            break;
-        case OPT_SOCKET:
-            cli_socket = optarg;
-            break;
-        case OPT_JSON:
-            cli_json = true;
-            break;
-        case OPT_EXAMPLE:
-        case OPT_REFERENCE:
-        case OPT_MAN:
-            return exec_tools(argv);
-        case 'V':
-            print_version();
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return EX_USAGE_CODE;
-        }
-    }
-    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
-        path = DEFAULT_CONFIG;
-    }
-    if (optind < argc &&
-        ((strcmp(argv[optind], "acl") == 0 && optind + 1 == argc) ||
-         strcmp(argv[optind], "store") == 0 || strcmp(argv[optind], "status") == 0 ||
-         strcmp(argv[optind], "cache") == 0 || strcmp(argv[optind], "outbox") == 0 ||
-         strcmp(argv[optind], "journal") == 0 || strcmp(argv[optind], "devices") == 0)) {
-        /* The operator's (acl, store) and the technician's commands. */
+    pos_args_parse(&args, argc, argv, false);
+    path = args.path;
+    dir = args.dir;
+    switch (args.action) {
+    case POS_ARGS_RUN:
+    case POS_ARGS_CHECK:
+        break;
+    case POS_ARGS_VERSION:
+        print_version();
+        return 0;
+    case POS_ARGS_HELP:
+        usage(stdout);
+        return 0;
+    case POS_ARGS_USAGE:
+        pos_args_error(&args, argv, stderr);
+        usage(stderr);
+        return POS_EX_USAGE;
+    default:
+        /* The documents, the operator's (acl, store) and the technician's commands. */
         return exec_tools(argv);
-    }
-    if (cli_socket != NULL || cli_json) {
-        fprintf(stderr, "posagent: --socket and --json go with status, cache, outbox, journal "
-                        "or devices\n");
-        usage(stderr);
-        return EX_USAGE_CODE;
-    }
-    if (optind != argc) {
-        fprintf(stderr, "posagent: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return EX_USAGE_CODE;
     }
 
     rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
@@ -305,7 +254,7 @@ int main(int argc, char **argv)
             return POS_EX_CONFIG;
         }
     }
-    if (check) {
+    if (args.action == POS_ARGS_CHECK) {
         pos_tls_dispose(&tls);
         printf("# configuration OK%s%s", path ? ": " : " (no file, defaults and environment)",
                path ? path : "");

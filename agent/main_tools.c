@@ -13,7 +13,6 @@
  * Installed as /usr/lib/posagent/posagent-tools (beside posagent in a build
  * tree). Options, messages and exit codes are posagent's (agent/main.c).
  */
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +20,11 @@
 #include <unistd.h>
 
 #include "agent/acl.h"
+#include "agent/args.h"
 #include "agent/api/cli.h"
 #include "agent/salvage.h"
 #include "conf/config.h"
 #include "platform/version.h"
-
-#define EX_USAGE_CODE  64
-#define DEFAULT_CONFIG "/etc/posagent/posagent.ini"
 
 extern char **environ;
 
@@ -38,60 +35,36 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_MAN, OPT_CONFIG_DIR, OPT_SOCKET, OPT_JSON };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
-        {"check-config", no_argument, NULL, 't'},
-        {"socket", required_argument, NULL, OPT_SOCKET},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"print-example-config", no_argument, NULL, OPT_EXAMPLE},
-        {"print-config-reference", no_argument, NULL, OPT_REFERENCE},
-        {"print-config-man", no_argument, NULL, OPT_MAN},
-        {NULL, 0, NULL, 0},
-    };
     pos_config_t cfg;
     pos_config_error_t err;
-    const char *path = NULL;
-    const char *dir = getenv("POSAGENT_CONFIG_DIR"); /* NULL: beside the file */
-    const char *cli_socket = NULL; /* --socket: the technician's commands ask there */
-    bool cli_json = false;
-    int opt, rc;
+    pos_args_t args;
+    const char *path, *dir;
+    int rc;
 
-    while ((opt = getopt_long(argc, argv, "+c:t", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            path = optarg;
-            break;
-        case OPT_CONFIG_DIR:
-            dir = optarg;
-            break;
-        case 't': /* posagent's: ignored before a command, as there */
-            break;
-        case OPT_SOCKET:
-            cli_socket = optarg;
-            break;
-        case OPT_JSON:
-            cli_json = true;
-            break;
-        case OPT_EXAMPLE:
-            pos_config_write_example(stdout);
-            return 0;
-        case OPT_REFERENCE:
-            pos_config_write_reference(stdout);
-            return 0;
-        case OPT_MAN:
-            pos_config_write_man(stdout, POS_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return EX_USAGE_CODE;
-        }
+    /* posagent's parser: a command line posagent handles itself (run,
+     * --check-config, --version, --help) is a usage error here. */
+    pos_args_parse(&args, argc, argv, false);
+    path = args.path;
+    dir = args.dir;
+    switch (args.action) {
+    case POS_ARGS_EXAMPLE:
+        pos_config_write_example(stdout);
+        return 0;
+    case POS_ARGS_REFERENCE:
+        pos_config_write_reference(stdout);
+        return 0;
+    case POS_ARGS_MAN:
+        pos_config_write_man(stdout, POS_VERSION);
+        return 0;
+    case POS_ARGS_ACL:
+    case POS_ARGS_STORE:
+    case POS_ARGS_CLI:
+        break;
+    default:
+        usage(stderr);
+        return POS_EX_USAGE;
     }
-    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
-        path = DEFAULT_CONFIG;
-    }
-    if (optind < argc && strcmp(argv[optind], "acl") == 0 && optind + 1 == argc) {
+    if (args.action == POS_ARGS_ACL) {
         /* Least privilege on Redis (docs/acl.md): the rule for this till. */
         char rule[4096];
         rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
@@ -119,7 +92,7 @@ int main(int argc, char **argv)
         pos_config_wipe(&cfg);
         return 0;
     }
-    if (optind < argc && strcmp(argv[optind], "store") == 0) {
+    if (args.action == POS_ARGS_STORE) {
         /* The operator's commands on the store (agent/salvage.h). */
         rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
         if (rc != 0) {
@@ -127,36 +100,29 @@ int main(int argc, char **argv)
             pos_config_wipe(&cfg);
             return POS_EX_CONFIG;
         }
-        rc = pos_salvage_main(argc - optind, argv + optind, &cfg);
+        rc = pos_salvage_main(argc - args.command, argv + args.command, &cfg);
         pos_config_wipe(&cfg);
         return rc;
     }
-    if (optind < argc &&
-        (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "cache") == 0 ||
-         strcmp(argv[optind], "outbox") == 0 || strcmp(argv[optind], "journal") == 0 ||
-         strcmp(argv[optind], "devices") == 0)) {
-        /* The technician's CLI: talk to the running agent on its socket,
-         * the one --socket names or the configuration's (which a technician
-         * may not be allowed to read: then the default). */
-        char *cargv[16];
-        int cargc = 0;
-        const char *sock = cli_socket;
-        const char *pw = NULL;
-        if (pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
-            sock = sock != NULL ? sock : cfg.local_socket;
-            pw = cfg.local_password_set ? cfg.local_password : NULL;
-        }
-        for (int i = optind; i < argc && cargc < 15; i++) {
-            cargv[cargc++] = argv[i];
-        }
-        if (cli_json && cargc < 15) {
-            cargv[cargc++] = "--json";
-        }
-        cargv[cargc] = NULL;
-        rc = pos_cli_main(cargc, cargv, sock, pw);
-        pos_config_wipe(&cfg);
-        return rc;
+    /* The technician's CLI: talk to the running agent on its socket, the
+     * one --socket names or the configuration's (which a technician may not
+     * be allowed to read: then the default). */
+    char *cargv[16];
+    int cargc = 0;
+    const char *sock = args.socket;
+    const char *pw = NULL;
+    if (pos_config_load_dir(&cfg, path, dir, environ, &err) == 0) {
+        sock = sock != NULL ? sock : cfg.local_socket;
+        pw = cfg.local_password_set ? cfg.local_password : NULL;
     }
-    usage(stderr);
-    return EX_USAGE_CODE;
+    for (int i = args.command; i < argc && cargc < 15; i++) {
+        cargv[cargc++] = argv[i];
+    }
+    if (args.json && cargc < 15) {
+        cargv[cargc++] = "--json";
+    }
+    cargv[cargc] = NULL;
+    rc = pos_cli_main(cargc, cargv, sock, pw);
+    pos_config_wipe(&cfg);
+    return rc;
 }
