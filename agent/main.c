@@ -29,63 +29,24 @@
 
 #include "agent/agent.h"
 #include "agent/args.h"
-#include "agent/api/localapi.h"
 #include "agent/instance.h"
 #include "agent/msg/sign.h"
 #include "agent/link/tls.h"
+#include "agent/startup.h"
 #include "conf/config.h"
 #include "platform/log.h"
 #include "platform/priv.h"
 #include "platform/version.h"
 
-#define DEFAULT_CONFIG POS_ARGS_DEFAULT_CONFIG
-
-extern char **environ;
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "Usage: posagent [--config FILE] [--check-config]\n"
-            "       posagent [--config FILE] status | cache get KEY | outbox\n"
-            "       posagent [--config FILE] journal [--all] | devices\n"
-            "       posagent [--config FILE] devices test-print | devices test-display\n"
-            "       posagent [--config FILE] store salvage [--dry-run] PATH | store "
-            "clear-recovered\n"
-            "       posagent [--config FILE] acl       print this till's Redis ACL rule\n"
-            "       posagent --version | --help\n"
-            "\n"
-            "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG
-            " if it exists;\n"
-            "                           environment variables override it)\n"
-            "      --config-dir DIR     drop-in directory, its *.ini read after FILE in name\n"
-            "                           order (default: FILE without .ini, plus .d:\n"
-            "                           /etc/posagent/posagent.d; \"\" for none;\n"
-            "                           environment POSAGENT_CONFIG_DIR)\n"
-            "  -t, --check-config       validate the configuration, print the effective\n"
-            "                           settings (secrets masked) and exit\n"
-            "      --socket PATH        the agent's socket, for the commands that ask it\n"
-            "                           (default: [local] socket)\n"
-            "      --json               their answer as one JSON document\n"
-            "      --print-example-config   print the commented example configuration\n"
-            "      --print-config-reference print the configuration reference (Markdown)\n"
-            "      --print-config-man   print the manual page posagent.ini(5) (roff)\n"
-            "  -V, --version            print version information and exit\n"
-            "  -h, --help               print this help and exit\n"
-            "\n"
-            "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
-            "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
-            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
-            "POSAGENT_ALLOW_ROOT, POSAGENT_ALLOW_UNSIGNED, POSAGENT_CONFIG_DIR.\n");
-}
-
 /*
- * The commands the running daemon never needs (the configuration documents,
- * acl, store, the technician's CLI) are in posagent-tools, so that the
- * daemon stays within the embedded size budgets (docs/footprint.md). It is
- * run with the same arguments, from beside this binary (a build tree) or
- * from ../lib/posagent/ (installed: /usr/bin -> /usr/lib/posagent).
+ * What the running daemon never needs (the configuration documents,
+ * --check-config's report, --help and the usage, acl, store, the
+ * technician's CLI) is in posagent-tools, so that the daemon stays within
+ * the embedded size budgets (docs/footprint.md). It is run with the same
+ * arguments, from beside this binary (a build tree) or from ../lib/posagent/
+ * (installed: /usr/bin -> /usr/lib/posagent). Returns fail if it cannot be.
  */
-static int exec_tools(char **argv)
+static int exec_tools(char **argv, int fail)
 {
     static const char *const where[] = {"/posagent-tools", "/../lib/posagent/posagent-tools"};
     char self[PATH_MAX];
@@ -109,11 +70,11 @@ static int exec_tools(char **argv)
             fflush(stdout);
             execv(tool, argv);
             fprintf(stderr, "posagent: cannot run %s: %s\n", tool, strerror(errno));
-            return 1;
+            return fail;
         }
     }
     fprintf(stderr, "posagent: %s/../lib/posagent/posagent-tools is missing\n", self);
-    return 1;
+    return fail;
 }
 
 /*
@@ -182,91 +143,33 @@ int main(int argc, char **argv)
     uid_t run_uid = 0;
     gid_t run_gid = 0;
     bool drop = false;
-    pos_config_error_t err;
     pos_args_t args;
     const char *path, *dir;
     uv_loop_t loop;
     int rc;
 
-    pos_args_parse(&args, argc, argv, false);
+    /* Quiet: posagent-tools says what is wrong with a command line. */
+    pos_args_parse(&args, argc, argv, true);
     path = args.path;
     dir = args.dir;
     switch (args.action) {
     case POS_ARGS_RUN:
-    case POS_ARGS_CHECK:
         break;
     case POS_ARGS_VERSION:
         print_version();
         return 0;
-    case POS_ARGS_HELP:
-        usage(stdout);
-        return 0;
     case POS_ARGS_USAGE:
-        pos_args_error(&args, argv, stderr);
-        usage(stderr);
-        return POS_EX_USAGE;
+        return exec_tools(argv, POS_EX_USAGE);
     default:
-        /* The documents, the operator's (acl, store) and the technician's commands. */
-        return exec_tools(argv);
+        /* --check-config, --help, the documents, the operator's (acl,
+         * store) and the technician's commands. */
+        return exec_tools(argv, 1);
     }
 
-    rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
+    rc = pos_startup_config(&args, &cfg, &tls);
     if (rc != 0) {
-        fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
-        pos_config_wipe(&cfg);
-        return POS_EX_CONFIG;
+        return rc;
     }
-    /* TLS material is loaded now, so that a bad CA, certificate or key is a
-     * configuration error (also for --check-config), not a retry loop. */
-    if (cfg.redis.tls) {
-        pos_tls_options_t topt;
-        pos_tls_options_from_config(&cfg, &topt);
-        rc = pos_tls_init(&tls, &topt, why, sizeof(why));
-        if (rc != 0) {
-            fprintf(stderr, "posagent: configuration error: %s\n", why);
-            pos_config_wipe(&cfg);
-            return POS_EX_CONFIG;
-        }
-    }
-    /* Signed messages are the default posture: running without a key is a
-     * decision written down, never an omission. */
-    if (cfg.payment_hmac_key_file[0] == '\0' && !cfg.payment_allow_unsigned) {
-        fprintf(stderr,
-                "posagent: configuration error: [payment] hmac_key_file is not set: cloud "
-                "messages could not be checked, so anyone who can publish on payment:%s could "
-                "make this till charge a card. Set hmac_key_file (docs/signing.md), or "
-                "[payment] allow_unsigned = true (POSAGENT_ALLOW_UNSIGNED=1) for a demo or a "
-                "test\n",
-                cfg.terminal_id);
-        pos_tls_dispose(&tls);
-        pos_config_wipe(&cfg);
-        return POS_EX_CONFIG;
-    }
-    /* The socket's group is the POS application's: it must not be able to
-     * read what may hold the Redis password, nor a drop-in holding a secret. */
-    for (size_t i = 0; i < cfg.nfiles; i++) {
-        const pos_config_file_t *f = &cfg.files[i];
-        if ((!f->dropin || f->secrets) &&
-            pos_localapi_check_private(cfg.local_socket_group, f->path, why, sizeof(why)) != 0) {
-            fprintf(stderr, "posagent: configuration error: %s\n", why);
-            pos_tls_dispose(&tls);
-            pos_config_wipe(&cfg);
-            return POS_EX_CONFIG;
-        }
-    }
-    if (args.action == POS_ARGS_CHECK) {
-        pos_tls_dispose(&tls);
-        printf("# configuration OK%s%s", path ? ": " : " (no file, defaults and environment)",
-               path ? path : "");
-        for (size_t i = 1; i < cfg.nfiles; i++) {
-            printf("%s%s", i == 1 ? " and drop-ins " : ", ", cfg.files[i].path);
-        }
-        printf("\n");
-        pos_config_dump(&cfg, stdout);
-        pos_config_wipe(&cfg);
-        return 0;
-    }
-
     /* Signing keys: read now, while the file is still readable by us. */
     if (cfg.payment_hmac_key_file[0] != '\0' &&
         pos_sign_keys_load(cfg.payment_hmac_key_file, &keys, why, sizeof(why)) != 0) {

@@ -5,6 +5,8 @@
  * the same arguments, for:
  *
  *   posagent --print-example-config | --print-config-reference | --print-config-man
+ *   posagent --check-config [...]  (validated as at every start, then the settings)
+ *   posagent --help, and the message and usage of a bad command line
  *   posagent [--config FILE] acl
  *   posagent [--config FILE] store salvage [--dry-run] PATH | store clear-recovered
  *   posagent [--socket PATH] [--json] status | cache get KEY | outbox |
@@ -23,14 +25,72 @@
 #include "agent/args.h"
 #include "agent/api/cli.h"
 #include "agent/salvage.h"
+#include "agent/startup.h"
 #include "conf/config.h"
 #include "platform/version.h"
 
 extern char **environ;
 
+/* posagent --help, and what follows a usage error. */
 static void usage(FILE *out)
 {
-    fprintf(out, "posagent-tools is run by posagent; see posagent --help\n");
+    fprintf(out,
+            "Usage: posagent [--config FILE] [--check-config]\n"
+            "       posagent [--config FILE] status | cache get KEY | outbox\n"
+            "       posagent [--config FILE] journal [--all] | devices\n"
+            "       posagent [--config FILE] devices test-print | devices test-display\n"
+            "       posagent [--config FILE] store salvage [--dry-run] PATH | store "
+            "clear-recovered\n"
+            "       posagent [--config FILE] acl       print this till's Redis ACL rule\n"
+            "       posagent --version | --help\n"
+            "\n"
+            "  -c, --config FILE        configuration file (default " POS_ARGS_DEFAULT_CONFIG
+            " if it exists;\n"
+            "                           environment variables override it)\n"
+            "      --config-dir DIR     drop-in directory, its *.ini read after FILE in name\n"
+            "                           order (default: FILE without .ini, plus .d:\n"
+            "                           /etc/posagent/posagent.d; \"\" for none;\n"
+            "                           environment POSAGENT_CONFIG_DIR)\n"
+            "  -t, --check-config       validate the configuration, print the effective\n"
+            "                           settings (secrets masked) and exit\n"
+            "      --socket PATH        the agent's socket, for the commands that ask it\n"
+            "                           (default: [local] socket)\n"
+            "      --json               their answer as one JSON document\n"
+            "      --print-example-config   print the commented example configuration\n"
+            "      --print-config-reference print the configuration reference (Markdown)\n"
+            "      --print-config-man   print the manual page posagent.ini(5) (roff)\n"
+            "  -V, --version            print version information and exit\n"
+            "  -h, --help               print this help and exit\n"
+            "\n"
+            "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
+            "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
+            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
+            "POSAGENT_ALLOW_ROOT, POSAGENT_ALLOW_UNSIGNED, POSAGENT_CONFIG_DIR.\n");
+}
+
+/*
+ * --check-config: the configuration validated as the agent does at every
+ * start (agent/startup.h), then the effective settings, secrets masked.
+ */
+static int check_config(const pos_args_t *a)
+{
+    static pos_tls_t tls; /* loaded only to be checked (rediss://) */
+    pos_config_t cfg;
+    int rc = pos_startup_config(a, &cfg, &tls);
+
+    if (rc != 0) {
+        return rc;
+    }
+    pos_tls_dispose(&tls);
+    printf("# configuration OK%s%s", a->path ? ": " : " (no file, defaults and environment)",
+           a->path ? a->path : "");
+    for (size_t i = 1; i < cfg.nfiles; i++) {
+        printf("%s%s", i == 1 ? " and drop-ins " : ", ", cfg.files[i].path);
+    }
+    printf("\n");
+    pos_config_dump(&cfg, stdout);
+    pos_config_wipe(&cfg);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -41,12 +101,18 @@ int main(int argc, char **argv)
     const char *path, *dir;
     int rc;
 
-    /* posagent's parser: a command line posagent handles itself (run,
-     * --check-config, --version, --help) is a usage error here. */
+    /* posagent's parser; posagent was quiet about a bad command line, so
+     * that its error is said here, with the usage. What posagent does
+     * itself (run, --version) is a usage error here. */
     pos_args_parse(&args, argc, argv, false);
     path = args.path;
     dir = args.dir;
     switch (args.action) {
+    case POS_ARGS_CHECK:
+        return check_config(&args);
+    case POS_ARGS_HELP:
+        usage(stdout);
+        return 0;
     case POS_ARGS_EXAMPLE:
         pos_config_write_example(stdout);
         return 0;
@@ -60,8 +126,12 @@ int main(int argc, char **argv)
     case POS_ARGS_STORE:
     case POS_ARGS_CLI:
         break;
-    default:
+    case POS_ARGS_USAGE:
+        pos_args_error(&args, argv, stderr);
         usage(stderr);
+        return POS_EX_USAGE;
+    default:
+        fprintf(stderr, "posagent-tools is run by posagent; see posagent --help\n");
         return POS_EX_USAGE;
     }
     if (args.action == POS_ARGS_ACL) {

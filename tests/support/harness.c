@@ -606,17 +606,8 @@ static bool runs_tools(const char *const *argv)
         argc++;
     }
     pos_args_parse(&a, argc, (char **)argv, true);
-    switch (a.action) {
-    case POS_ARGS_EXAMPLE:
-    case POS_ARGS_REFERENCE:
-    case POS_ARGS_MAN:
-    case POS_ARGS_ACL:
-    case POS_ARGS_STORE:
-    case POS_ARGS_CLI:
-        return true;
-    default:
-        return false;
-    }
+    /* All but running and --version (posagent's own). */
+    return a.action != POS_ARGS_RUN && a.action != POS_ARGS_VERSION;
 }
 
 int pos_test_run(const char *const *argv, const char *const *env, char **out, int timeout_ms)
