@@ -134,7 +134,7 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
-    static pos_agent_t agent;
+    pos_agent_t *agent; /* 800 KiB: allocated, see below */
     static pos_sign_keys_t keys;
     static pos_tls_t tls; /* used only with rediss:// */
     static pos_instance_t instance; /* this till's locks and lease */
@@ -234,33 +234,46 @@ int main(int argc, char **argv)
             return rc == -EBUSY || rc == -EADDRINUSE ? POS_EX_ANOTHER : 1;
         }
     }
-    rc = uv_loop_init(&loop);
-    if (rc != 0) {
-        POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
+    /* The agent's struct (800 KiB, mostly buffers touched only when used,
+     * so no more resident than in .bss) is allocated: the daemon's image
+     * then fits the 1 MiB of aarch64's tiny code model (docs/footprint.md). */
+    agent = calloc(1, sizeof(*agent));
+    if (agent == NULL) {
+        POS_ERR("agent", "cannot start: %s", strerror(ENOMEM));
         pos_tls_dispose(&tls);
         pos_config_wipe(&cfg);
         pos_sign_keys_wipe(&keys);
         return 1;
     }
-    rc = pos_agent_init(&agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL, &instance);
-    agent.config_dir = dir; /* for SIGHUP: the same files again */
+    rc = uv_loop_init(&loop);
+    if (rc != 0) {
+        POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
+        free(agent);
+        pos_tls_dispose(&tls);
+        pos_config_wipe(&cfg);
+        pos_sign_keys_wipe(&keys);
+        return 1;
+    }
+    rc = pos_agent_init(agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL, &instance);
+    agent->config_dir = dir; /* for SIGHUP: the same files again */
     pos_config_wipe(&cfg);  /* the agent keeps its own copy */
     pos_sign_keys_wipe(&keys);
     if (rc != 0) {
         POS_ERR("agent", "cannot start: %s", strerror(-rc));
         uv_run(&loop, UV_RUN_DEFAULT); /* lets what init had opened close */
         uv_loop_close(&loop);
+        free(agent);
         pos_tls_dispose(&tls);
         return 1;
     }
     POS_INFO("agent", "posagent %s starting: terminal %s, store %s, %s", POS_VERSION,
-             agent.cfg.terminal_id, agent.cfg.store_id,
-             agent.sign.count > 0 ? "messages signed"
+             agent->cfg.terminal_id, agent->cfg.store_id,
+             agent->sign.count > 0 ? "messages signed"
                                   : "UNSIGNED messages accepted ([payment] allow_unsigned)");
-    if (agent.sign.count > 0 && agent.cfg.payment_allow_unsigned) {
+    if (agent->sign.count > 0 && agent->cfg.payment_allow_unsigned) {
         POS_WARN("agent", "[payment] allow_unsigned is ignored: hmac_key_file is set");
     }
-    pos_agent_start(&agent);
+    pos_agent_start(agent);
     if (drop) {
         /* Devices are first opened from the loop (a zero timer): one turn
          * of it opens those present while still root. Re-opens later (an
@@ -269,23 +282,23 @@ int main(int argc, char **argv)
         uv_run(&loop, UV_RUN_NOWAIT);
         /* Store, local socket and devices are open: the store's files must
          * stay writable (and reopenable at the next start) by the user. */
-        rc = pos_priv_chown_dir(agent.cfg.store_path, run_uid, run_gid);
-        if (rc != 0 && agent.store_ok) {
-            POS_WARN("agent", "cannot hand %s to %s: %s", agent.cfg.store_path,
-                     agent.cfg.security_user, strerror(-rc));
+        rc = pos_priv_chown_dir(agent->cfg.store_path, run_uid, run_gid);
+        if (rc != 0 && agent->store_ok) {
+            POS_WARN("agent", "cannot hand %s to %s: %s", agent->cfg.store_path,
+                     agent->cfg.security_user, strerror(-rc));
         }
         /* The socket's lock file too, for a next start as the user. */
         if (instance.socket_fd >= 0 && fchown(instance.socket_fd, run_uid, run_gid) != 0) {
             POS_WARN("agent", "cannot hand the socket's lock file to %s: %s",
-                     agent.cfg.security_user, strerror(errno));
+                     agent->cfg.security_user, strerror(errno));
         }
-        rc = pos_priv_drop(agent.cfg.security_user, run_uid, run_gid, why, sizeof(why));
+        rc = pos_priv_drop(agent->cfg.security_user, run_uid, run_gid, why, sizeof(why));
         if (rc != 0) {
             /* Never go on as root by accident. */
-            POS_ERR("agent", "cannot switch to user %s: %s", agent.cfg.security_user, why);
+            POS_ERR("agent", "cannot switch to user %s: %s", agent->cfg.security_user, why);
             exit(1);
         }
-        POS_INFO("agent", "running as %s (uid %u, gid %u)", agent.cfg.security_user,
+        POS_INFO("agent", "running as %s (uid %u, gid %u)", agent->cfg.security_user,
                  (unsigned)run_uid, (unsigned)run_gid);
     } else if (geteuid() == 0) {
         POS_WARN("agent", "running as root ([security] allow_root)");
@@ -293,8 +306,9 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     rc = uv_loop_close(&loop);
-    int status = agent.exit_code;
-    pos_agent_dispose(&agent);
+    int status = agent->exit_code;
+    pos_agent_dispose(agent);
+    free(agent);
     pos_tls_dispose(&tls); /* after both connections are closed */
     pos_instance_release(&instance);
     if (rc != 0) {
