@@ -661,11 +661,11 @@ static int check_tls(load_ctx_t *c)
 {
     pos_config_t *cfg = c->cfg;
     char why[400], where[300];
-    static const char *const files[] = {"ca_file", "cert_file", "key_file"};
+    static const char files[][10] = {"ca_file", "cert_file", "key_file"};
     const char *values[] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file};
 
     if (!cfg->redis.tls) {
-        static const char *const keys[] = {"ca_file", "cert_file", "key_file", "server_name"};
+        static const char keys[][12] = {"ca_file", "cert_file", "key_file", "server_name"};
         const char *set[] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file,
                              cfg->tls_server_name};
         for (size_t i = 0; i < 4; i++) {
