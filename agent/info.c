@@ -194,7 +194,7 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  a->payment->rejected, a->journal != NULL ? pos_journal_count(a->journal) : 0);
     }
     if (info_want(want, "inbound") && a->admitted != NULL) {
-        static const char *const names[] = {"payment", "inventory", "system", "invalidation"};
+        static const char names[][13] = {"payment", "inventory", "system", "invalidation"};
         info_add(&b, "# inbound\r\n");
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
             info_add(&b, "%s_admitted:%" PRIu64 "\r\n%s_over_budget:%" PRIu64 "\r\n", names[i],

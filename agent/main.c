@@ -13,7 +13,6 @@
  * commands exit as agent/api/cli.h says (69 not running, 77 permission).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <gnu/libc-version.h>
 #include <signal.h>
@@ -29,64 +28,25 @@
 #include <uv.h>
 
 #include "agent/agent.h"
-#include "agent/api/localapi.h"
+#include "agent/args.h"
 #include "agent/instance.h"
 #include "agent/msg/sign.h"
 #include "agent/link/tls.h"
+#include "agent/startup.h"
 #include "conf/config.h"
 #include "platform/log.h"
 #include "platform/priv.h"
 #include "platform/version.h"
 
-#define EX_USAGE_CODE 64
-#define DEFAULT_CONFIG "/etc/posagent/posagent.ini"
-
-extern char **environ;
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "Usage: posagent [--config FILE] [--check-config]\n"
-            "       posagent [--config FILE] status | cache get KEY | outbox\n"
-            "       posagent [--config FILE] journal [--all] | devices\n"
-            "       posagent [--config FILE] devices test-print | devices test-display\n"
-            "       posagent [--config FILE] store salvage [--dry-run] PATH | store "
-            "clear-recovered\n"
-            "       posagent [--config FILE] acl       print this till's Redis ACL rule\n"
-            "       posagent --version | --help\n"
-            "\n"
-            "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG
-            " if it exists;\n"
-            "                           environment variables override it)\n"
-            "      --config-dir DIR     drop-in directory, its *.ini read after FILE in name\n"
-            "                           order (default: FILE without .ini, plus .d:\n"
-            "                           /etc/posagent/posagent.d; \"\" for none;\n"
-            "                           environment POSAGENT_CONFIG_DIR)\n"
-            "  -t, --check-config       validate the configuration, print the effective\n"
-            "                           settings (secrets masked) and exit\n"
-            "      --socket PATH        the agent's socket, for the commands that ask it\n"
-            "                           (default: [local] socket)\n"
-            "      --json               their answer as one JSON document\n"
-            "      --print-example-config   print the commented example configuration\n"
-            "      --print-config-reference print the configuration reference (Markdown)\n"
-            "      --print-config-man   print the manual page posagent.ini(5) (roff)\n"
-            "  -V, --version            print version information and exit\n"
-            "  -h, --help               print this help and exit\n"
-            "\n"
-            "Environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB,\n"
-            "REDIS_RETRY_DELAY_ON_FAILURE_MS, REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS,\n"
-            "POSAGENT_TERMINAL_ID, POSAGENT_STORE_ID, POSAGENT_TLS_CA_FILE,\n"
-            "POSAGENT_ALLOW_ROOT, POSAGENT_ALLOW_UNSIGNED, POSAGENT_CONFIG_DIR.\n");
-}
-
 /*
- * The commands the running daemon never needs (the configuration documents,
- * acl, store, the technician's CLI) are in posagent-tools, so that the
- * daemon stays within the embedded size budgets (docs/footprint.md). It is
- * run with the same arguments, from beside this binary (a build tree) or
- * from ../lib/posagent/ (installed: /usr/bin -> /usr/lib/posagent).
+ * What the running daemon never needs (the configuration documents,
+ * --check-config's report, --help and the usage, acl, store, the
+ * technician's CLI) is in posagent-tools, so that the daemon stays within
+ * the embedded size budgets (docs/footprint.md). It is run with the same
+ * arguments, from beside this binary (a build tree) or from ../lib/posagent/
+ * (installed: /usr/bin -> /usr/lib/posagent). Returns fail if it cannot be.
  */
-static int exec_tools(char **argv)
+static int exec_tools(char **argv, int fail)
 {
     static const char *const where[] = {"/posagent-tools", "/../lib/posagent/posagent-tools"};
     char self[PATH_MAX];
@@ -110,11 +70,11 @@ static int exec_tools(char **argv)
             fflush(stdout);
             execv(tool, argv);
             fprintf(stderr, "posagent: cannot run %s: %s\n", tool, strerror(errno));
-            return 1;
+            return fail;
         }
     }
     fprintf(stderr, "posagent: %s/../lib/posagent/posagent-tools is missing\n", self);
-    return 1;
+    return fail;
 }
 
 /*
@@ -174,21 +134,7 @@ static void print_version(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_EXAMPLE = 256, OPT_REFERENCE, OPT_MAN, OPT_CONFIG_DIR, OPT_SOCKET, OPT_JSON };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
-        {"check-config", no_argument, NULL, 't'},
-        {"socket", required_argument, NULL, OPT_SOCKET},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"print-example-config", no_argument, NULL, OPT_EXAMPLE},
-        {"print-config-reference", no_argument, NULL, OPT_REFERENCE},
-        {"print-config-man", no_argument, NULL, OPT_MAN},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    static pos_agent_t agent;
+    pos_agent_t *agent; /* 800 KiB: allocated, see below */
     static pos_sign_keys_t keys;
     static pos_tls_t tls; /* used only with rediss:// */
     static pos_instance_t instance; /* this till's locks and lease */
@@ -197,127 +143,33 @@ int main(int argc, char **argv)
     uid_t run_uid = 0;
     gid_t run_gid = 0;
     bool drop = false;
-    pos_config_error_t err;
-    const char *path = NULL;
-    const char *dir = getenv("POSAGENT_CONFIG_DIR"); /* NULL: beside the file */
-    bool check = false;
-    const char *cli_socket = NULL; /* --socket: the technician's commands ask there */
-    bool cli_json = false;
+    pos_args_t args;
+    const char *path, *dir;
     uv_loop_t loop;
-    int opt, rc;
+    int rc;
 
-    while ((opt = getopt_long(argc, argv, "+c:tVh", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            path = optarg;
-            break;
-        case OPT_CONFIG_DIR:
-            dir = optarg;
-            break;
-        case 't':
-            check = true;
-            break;
-        case OPT_SOCKET:
-            cli_socket = optarg;
-            break;
-        case OPT_JSON:
-            cli_json = true;
-            break;
-        case OPT_EXAMPLE:
-        case OPT_REFERENCE:
-        case OPT_MAN:
-            return exec_tools(argv);
-        case 'V':
-            print_version();
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return EX_USAGE_CODE;
-        }
-    }
-    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0) {
-        path = DEFAULT_CONFIG;
-    }
-    if (optind < argc &&
-        ((strcmp(argv[optind], "acl") == 0 && optind + 1 == argc) ||
-         strcmp(argv[optind], "store") == 0 || strcmp(argv[optind], "status") == 0 ||
-         strcmp(argv[optind], "cache") == 0 || strcmp(argv[optind], "outbox") == 0 ||
-         strcmp(argv[optind], "journal") == 0 || strcmp(argv[optind], "devices") == 0)) {
-        /* The operator's (acl, store) and the technician's commands. */
-        return exec_tools(argv);
-    }
-    if (cli_socket != NULL || cli_json) {
-        fprintf(stderr, "posagent: --socket and --json go with status, cache, outbox, journal "
-                        "or devices\n");
-        usage(stderr);
-        return EX_USAGE_CODE;
-    }
-    if (optind != argc) {
-        fprintf(stderr, "posagent: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return EX_USAGE_CODE;
-    }
-
-    rc = pos_config_load_dir(&cfg, path, dir, environ, &err);
-    if (rc != 0) {
-        fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
-        pos_config_wipe(&cfg);
-        return POS_EX_CONFIG;
-    }
-    /* TLS material is loaded now, so that a bad CA, certificate or key is a
-     * configuration error (also for --check-config), not a retry loop. */
-    if (cfg.redis.tls) {
-        pos_tls_options_t topt;
-        pos_tls_options_from_config(&cfg, &topt);
-        rc = pos_tls_init(&tls, &topt, why, sizeof(why));
-        if (rc != 0) {
-            fprintf(stderr, "posagent: configuration error: %s\n", why);
-            pos_config_wipe(&cfg);
-            return POS_EX_CONFIG;
-        }
-    }
-    /* Signed messages are the default posture: running without a key is a
-     * decision written down, never an omission. */
-    if (cfg.payment_hmac_key_file[0] == '\0' && !cfg.payment_allow_unsigned) {
-        fprintf(stderr,
-                "posagent: configuration error: [payment] hmac_key_file is not set: cloud "
-                "messages could not be checked, so anyone who can publish on payment:%s could "
-                "make this till charge a card. Set hmac_key_file (docs/signing.md), or "
-                "[payment] allow_unsigned = true (POSAGENT_ALLOW_UNSIGNED=1) for a demo or a "
-                "test\n",
-                cfg.terminal_id);
-        pos_tls_dispose(&tls);
-        pos_config_wipe(&cfg);
-        return POS_EX_CONFIG;
-    }
-    /* The socket's group is the POS application's: it must not be able to
-     * read what may hold the Redis password, nor a drop-in holding a secret. */
-    for (size_t i = 0; i < cfg.nfiles; i++) {
-        const pos_config_file_t *f = &cfg.files[i];
-        if ((!f->dropin || f->secrets) &&
-            pos_localapi_check_private(cfg.local_socket_group, f->path, why, sizeof(why)) != 0) {
-            fprintf(stderr, "posagent: configuration error: %s\n", why);
-            pos_tls_dispose(&tls);
-            pos_config_wipe(&cfg);
-            return POS_EX_CONFIG;
-        }
-    }
-    if (check) {
-        pos_tls_dispose(&tls);
-        printf("# configuration OK%s%s", path ? ": " : " (no file, defaults and environment)",
-               path ? path : "");
-        for (size_t i = 1; i < cfg.nfiles; i++) {
-            printf("%s%s", i == 1 ? " and drop-ins " : ", ", cfg.files[i].path);
-        }
-        printf("\n");
-        pos_config_dump(&cfg, stdout);
-        pos_config_wipe(&cfg);
+    /* Quiet: posagent-tools says what is wrong with a command line. */
+    pos_args_parse(&args, argc, argv, true);
+    path = args.path;
+    dir = args.dir;
+    switch (args.action) {
+    case POS_ARGS_RUN:
+        break;
+    case POS_ARGS_VERSION:
+        print_version();
         return 0;
+    case POS_ARGS_USAGE:
+        return exec_tools(argv, POS_EX_USAGE);
+    default:
+        /* --check-config, --help, the documents, the operator's (acl,
+         * store) and the technician's commands. */
+        return exec_tools(argv, 1);
     }
 
+    rc = pos_startup_config(&args, &cfg, &tls);
+    if (rc != 0) {
+        return rc;
+    }
     /* Signing keys: read now, while the file is still readable by us. */
     if (cfg.payment_hmac_key_file[0] != '\0' &&
         pos_sign_keys_load(cfg.payment_hmac_key_file, &keys, why, sizeof(why)) != 0) {
@@ -382,33 +234,46 @@ int main(int argc, char **argv)
             return rc == -EBUSY || rc == -EADDRINUSE ? POS_EX_ANOTHER : 1;
         }
     }
-    rc = uv_loop_init(&loop);
-    if (rc != 0) {
-        POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
+    /* The agent's struct (800 KiB, mostly buffers touched only when used,
+     * so no more resident than in .bss) is allocated: the daemon's image
+     * then fits the 1 MiB of aarch64's tiny code model (docs/footprint.md). */
+    agent = calloc(1, sizeof(*agent));
+    if (agent == NULL) {
+        POS_ERR("agent", "cannot start: %s", strerror(ENOMEM));
         pos_tls_dispose(&tls);
         pos_config_wipe(&cfg);
         pos_sign_keys_wipe(&keys);
         return 1;
     }
-    rc = pos_agent_init(&agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL, &instance);
-    agent.config_dir = dir; /* for SIGHUP: the same files again */
+    rc = uv_loop_init(&loop);
+    if (rc != 0) {
+        POS_ERR("agent", "cannot create the event loop: %s", uv_strerror(rc));
+        free(agent);
+        pos_tls_dispose(&tls);
+        pos_config_wipe(&cfg);
+        pos_sign_keys_wipe(&keys);
+        return 1;
+    }
+    rc = pos_agent_init(agent, &loop, &cfg, path, &keys, cfg.redis.tls ? &tls : NULL, &instance);
+    agent->config_dir = dir; /* for SIGHUP: the same files again */
     pos_config_wipe(&cfg);  /* the agent keeps its own copy */
     pos_sign_keys_wipe(&keys);
     if (rc != 0) {
         POS_ERR("agent", "cannot start: %s", strerror(-rc));
         uv_run(&loop, UV_RUN_DEFAULT); /* lets what init had opened close */
         uv_loop_close(&loop);
+        free(agent);
         pos_tls_dispose(&tls);
         return 1;
     }
     POS_INFO("agent", "posagent %s starting: terminal %s, store %s, %s", POS_VERSION,
-             agent.cfg.terminal_id, agent.cfg.store_id,
-             agent.sign.count > 0 ? "messages signed"
+             agent->cfg.terminal_id, agent->cfg.store_id,
+             agent->sign.count > 0 ? "messages signed"
                                   : "UNSIGNED messages accepted ([payment] allow_unsigned)");
-    if (agent.sign.count > 0 && agent.cfg.payment_allow_unsigned) {
+    if (agent->sign.count > 0 && agent->cfg.payment_allow_unsigned) {
         POS_WARN("agent", "[payment] allow_unsigned is ignored: hmac_key_file is set");
     }
-    pos_agent_start(&agent);
+    pos_agent_start(agent);
     if (drop) {
         /* Devices are first opened from the loop (a zero timer): one turn
          * of it opens those present while still root. Re-opens later (an
@@ -417,23 +282,23 @@ int main(int argc, char **argv)
         uv_run(&loop, UV_RUN_NOWAIT);
         /* Store, local socket and devices are open: the store's files must
          * stay writable (and reopenable at the next start) by the user. */
-        rc = pos_priv_chown_dir(agent.cfg.store_path, run_uid, run_gid);
-        if (rc != 0 && agent.store_ok) {
-            POS_WARN("agent", "cannot hand %s to %s: %s", agent.cfg.store_path,
-                     agent.cfg.security_user, strerror(-rc));
+        rc = pos_priv_chown_dir(agent->cfg.store_path, run_uid, run_gid);
+        if (rc != 0 && agent->store_ok) {
+            POS_WARN("agent", "cannot hand %s to %s: %s", agent->cfg.store_path,
+                     agent->cfg.security_user, strerror(-rc));
         }
         /* The socket's lock file too, for a next start as the user. */
         if (instance.socket_fd >= 0 && fchown(instance.socket_fd, run_uid, run_gid) != 0) {
             POS_WARN("agent", "cannot hand the socket's lock file to %s: %s",
-                     agent.cfg.security_user, strerror(errno));
+                     agent->cfg.security_user, strerror(errno));
         }
-        rc = pos_priv_drop(agent.cfg.security_user, run_uid, run_gid, why, sizeof(why));
+        rc = pos_priv_drop(agent->cfg.security_user, run_uid, run_gid, why, sizeof(why));
         if (rc != 0) {
             /* Never go on as root by accident. */
-            POS_ERR("agent", "cannot switch to user %s: %s", agent.cfg.security_user, why);
+            POS_ERR("agent", "cannot switch to user %s: %s", agent->cfg.security_user, why);
             exit(1);
         }
-        POS_INFO("agent", "running as %s (uid %u, gid %u)", agent.cfg.security_user,
+        POS_INFO("agent", "running as %s (uid %u, gid %u)", agent->cfg.security_user,
                  (unsigned)run_uid, (unsigned)run_gid);
     } else if (geteuid() == 0) {
         POS_WARN("agent", "running as root ([security] allow_root)");
@@ -441,8 +306,9 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     rc = uv_loop_close(&loop);
-    int status = agent.exit_code;
-    pos_agent_dispose(&agent);
+    int status = agent->exit_code;
+    pos_agent_dispose(agent);
+    free(agent);
     pos_tls_dispose(&tls); /* after both connections are closed */
     pos_instance_release(&instance);
     if (rc != 0) {

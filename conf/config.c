@@ -271,13 +271,13 @@ static void value_error(load_ctx_t *c, const pos_schema_item_t *it, const char *
     char allowed[64], ex[64];
     const char *al = pos_schema_allowed(it, allowed, sizeof(allowed));
     if (it->flags & (F_SECRET | F_NOECHO)) {
-        set_msg(c->err, "%s:%d: [%s] %s: %s (allowed: %s)", c->name, c->line, it->section, it->key,
-                why, al);
+        set_msg(c->err, "%s:%d: [%s] %s: %s (allowed: %s)", c->name, c->line,
+                pos_schema_section_of(it), it->key, why, al);
     } else {
         /* "value": problem, as for the environment: a check's reason need
          * not read after "is" ("must be an absolute path"). */
-        set_msg(c->err, "%s:%d: [%s] %s: \"%s\": %s (allowed: %s)", c->name, c->line, it->section,
-                it->key, excerpt(value, ex, sizeof(ex)), why, al);
+        set_msg(c->err, "%s:%d: [%s] %s: \"%s\": %s (allowed: %s)", c->name, c->line,
+                pos_schema_section_of(it), it->key, excerpt(value, ex, sizeof(ex)), why, al);
     }
 }
 
@@ -312,7 +312,7 @@ static int handler(void *user, const char *section, const char *name, const char
     /* Twice in one file is a mistake; again in a later drop-in replaces. */
     if (c->seen[i].line != 0 && c->seen[i].file == c->file) {
         set_msg(c->err, "%s:%d: [%s] %s: duplicate key (first set on line %d)", c->name, c->line,
-                it->section, it->key, c->seen[i].line);
+                pos_schema_section_of(it), it->key, c->seen[i].line);
         return 0;
     }
     if (pos_schema_set(c->cfg, it, value, why, sizeof(why)) != 0) {
@@ -390,7 +390,7 @@ static int check_required(load_ctx_t *c)
     for (size_t i = 0; i < pos_schema_nitems; i++) {
         const pos_schema_item_t *it = &pos_schema_items[i];
         if ((it->flags & F_REQUIRED) && !pos_schema_is_set(c->cfg, it)) {
-            if (strcmp(it->section, "terminal") == 0) {
+            if (strcmp(pos_schema_section_of(it), "terminal") == 0) {
                 /* The identity is this till's alone: never a shipped default. */
                 set_msg(c->err,
                         "%s: this till's identity is not set ([terminal] %s is required): give "
@@ -401,10 +401,11 @@ static int check_required(load_ctx_t *c)
                         c->main_name, it->key,
                         c->dropin_dir != NULL ? c->dropin_dir : "/etc/posagent/posagent.d");
             } else if (it->env != NULL) {
-                set_msg(c->err, "%s: [%s] %s is required (or set %s)", c->main_name, it->section,
-                        it->key, it->env);
+                set_msg(c->err, "%s: [%s] %s is required (or set %s)", c->main_name,
+                        pos_schema_section_of(it), it->key, it->env);
             } else {
-                set_msg(c->err, "%s: [%s] %s is required", c->main_name, it->section, it->key);
+                set_msg(c->err, "%s: [%s] %s is required", c->main_name, pos_schema_section_of(it),
+                        it->key);
             }
             return -EINVAL;
         }
@@ -441,8 +442,9 @@ static int check_cross(load_ctx_t *c)
         return -EINVAL;
     }
     if (cfg->redis_cluster_nodes[0] != '\0' && cfg->redis_sentinels[0] != '\0') {
-        set_msg(c->err, "%s: [redis] cluster_nodes: not with [redis] sentinels (a cluster fails "
-                        "over by itself)",
+        set_msg(c->err,
+                "%s: [redis] cluster_nodes: not with [redis] sentinels (a cluster fails "
+                "over by itself)",
                 origin(c, index_of("redis", "cluster_nodes"), where, sizeof(where)));
         return -EINVAL;
     }
@@ -659,11 +661,11 @@ static int check_tls(load_ctx_t *c)
 {
     pos_config_t *cfg = c->cfg;
     char why[400], where[300];
-    static const char *const files[] = {"ca_file", "cert_file", "key_file"};
+    static const char files[][10] = {"ca_file", "cert_file", "key_file"};
     const char *values[] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file};
 
     if (!cfg->redis.tls) {
-        static const char *const keys[] = {"ca_file", "cert_file", "key_file", "server_name"};
+        static const char keys[][12] = {"ca_file", "cert_file", "key_file", "server_name"};
         const char *set[] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file,
                              cfg->tls_server_name};
         for (size_t i = 0; i < 4; i++) {
@@ -1062,7 +1064,7 @@ size_t pos_config_changes(const pos_config_t *running, const pos_config_t *next,
         if (pos_schema_differs(running, next, it)) {
             n++;
             if (fn != NULL) {
-                fn(ctx, it->section, it->key, (it->flags & F_RELOAD) != 0);
+                fn(ctx, pos_schema_section_of(it), it->key, (it->flags & F_RELOAD) != 0);
             }
         }
     }
@@ -1111,8 +1113,8 @@ void pos_config_dump(const pos_config_t *cfg, FILE *out)
         const pos_schema_item_t *it = &pos_schema_items[i];
         const pos_config_origin_t *o = i < POS_CONFIG_ITEMS_MAX ? &cfg->origin[i] : NULL;
         char from[POS_CONFIG_PATH_MAX + 32] = "";
-        if (cur == NULL || strcmp(cur, it->section) != 0) {
-            cur = it->section;
+        if (cur == NULL || strcmp(cur, pos_schema_section_of(it)) != 0) {
+            cur = pos_schema_section_of(it);
             fprintf(out, "\n[%s]\n", cur);
         }
         if (!pos_schema_is_set(cfg, it)) {

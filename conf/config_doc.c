@@ -80,7 +80,7 @@ void pos_config_write_example(FILE *out)
         write_wrapped(out, pos_schema_sections[s].desc);
         for (size_t i = 0; i < pos_schema_nitems; i++) {
             const pos_schema_item_t *it = &pos_schema_items[i];
-            if (strcmp(it->section, pos_schema_sections[s].name) != 0) {
+            if (strcmp(pos_schema_section_of(it), pos_schema_sections[s].name) != 0) {
                 continue;
             }
             fputs("\n", out);
@@ -140,7 +140,7 @@ void pos_config_write_reference(FILE *out)
     for (size_t i = 0; i < pos_schema_nitems; i++) {
         const pos_schema_item_t *it = &pos_schema_items[i];
         fputs("|", out);
-        md_cell(out, it->section, true);
+        md_cell(out, pos_schema_section_of(it), true);
         md_cell(out, it->key, true);
         md_cell(out, it->env ? it->env : "", it->env != NULL);
         md_cell(out, it->def ? it->def : it->def_doc, it->def != NULL);
@@ -237,7 +237,7 @@ void pos_config_write_man(FILE *out, const char *version)
         man_line(out, NULL, pos_schema_sections[sec].desc);
         for (size_t i = 0; i < pos_schema_nitems; i++) {
             const pos_schema_item_t *it = &pos_schema_items[i];
-            if (strcmp(it->section, pos_schema_sections[sec].name) != 0) {
+            if (strcmp(pos_schema_section_of(it), pos_schema_sections[sec].name) != 0) {
                 continue;
             }
             fputs(".TP\n", out);
@@ -269,7 +269,7 @@ void pos_config_write_man(FILE *out, const char *version)
         }
         fputs(".TP\n", out);
         man_line(out, ".B", it->env);
-        snprintf(line, sizeof(line), "[%s] %s", it->section, it->key);
+        snprintf(line, sizeof(line), "[%s] %s", pos_schema_section_of(it), it->key);
         man_line(out, NULL, line);
     }
     fputs(".SH FILES\n"
@@ -285,9 +285,9 @@ void pos_config_write_man(FILE *out, const char *version)
     for (size_t i = 0; i < pos_schema_nitems; i++) {
         const pos_schema_item_t *it = &pos_schema_items[i];
         if (it->flags & F_REQUIRED) {
-            if (shown == NULL || strcmp(shown, it->section) != 0) {
-                fprintf(out, "[%s]\n", it->section);
-                shown = it->section;
+            if (shown == NULL || strcmp(shown, pos_schema_section_of(it)) != 0) {
+                fprintf(out, "[%s]\n", pos_schema_section_of(it));
+                shown = pos_schema_section_of(it);
             }
             snprintf(line, sizeof(line), "%s = %s", it->key, it->example);
             man_line(out, NULL, line);

@@ -252,35 +252,49 @@ static const char *level_name(int level)
 #define URL_ALLOWED "redis://[[user]:pass@]host[:port][/db], or rediss:// for TLS"
 
 const pos_schema_section_t pos_schema_sections[] = {
-    {"terminal",
-     POS_DOC("Identity of this terminal; both ids appear in Redis key and channel names.")},
-    {"redis", POS_DOC("Connection to the store's Redis server (the cloud side).")},
-    {"tls",
-     POS_DOC("TLS for a rediss:// URL (mbedTLS): the server certificate is always verified.")},
-    {"heartbeat", POS_DOC("The status key terminal:{id}:status, refreshed with SET ... EX ttl_s.")},
-    {"hal",
-     POS_DOC("Peripherals: which driver runs each device, and the simulated devices' settings.")},
-    {"payment", POS_DOC("Payments taken on this terminal's pinpad.")},
-    {"store",
-     POS_DOC("Local store (LMDB) for the offline cache, the outbox and the payment journal.")},
-    {"cache",
-     POS_DOC("The local copy of the cloud's keys: freshness per key family, and warm-up.")},
-    {"local",
-     POS_DOC("The local API: a Unix socket speaking RESP for the POS application and the CLI.")},
-    {"inbound",
-     POS_DOC("Budgets of what the cloud sends, per channel (token buckets: a rate a second "
-             "and a burst): what is over is answered or handled cheaply, never left to "
-             "starve the rest (docs/load.md).")},
-    {"metrics",
-     POS_DOC("Metrics for the fleet (docs/contract.md \"Metrics\"): a Prometheus text file for "
-             "node_exporter, a snapshot hash in Redis, and remote diagnostics.")},
-    {"log", POS_DOC("Logging.")},
-    {"security",
-     POS_DOC("Privileges: the user the agent runs as once its devices and sockets are open.")},
+    [POS_SEC_TERMINAL] =
+        {"terminal",
+         POS_DOC("Identity of this terminal; both ids appear in Redis key and channel names.")},
+    [POS_SEC_REDIS] = {"redis",
+                       POS_DOC("Connection to the store's Redis server (the cloud side).")},
+    [POS_SEC_TLS] =
+        {"tls",
+         POS_DOC("TLS for a rediss:// URL (mbedTLS): the server certificate is always verified.")},
+    [POS_SEC_HEARTBEAT] =
+        {"heartbeat",
+         POS_DOC("The status key terminal:{id}:status, refreshed with SET ... EX ttl_s.")},
+    [POS_SEC_HAL] =
+        {"hal",
+         POS_DOC(
+             "Peripherals: which driver runs each device, and the simulated devices' settings.")},
+    [POS_SEC_PAYMENT] = {"payment", POS_DOC("Payments taken on this terminal's pinpad.")},
+    [POS_SEC_STORE] =
+        {"store",
+         POS_DOC("Local store (LMDB) for the offline cache, the outbox and the payment journal.")},
+    [POS_SEC_CACHE] =
+        {"cache",
+         POS_DOC("The local copy of the cloud's keys: freshness per key family, and warm-up.")},
+    [POS_SEC_LOCAL] =
+        {"local",
+         POS_DOC(
+             "The local API: a Unix socket speaking RESP for the POS application and the CLI.")},
+    [POS_SEC_INBOUND] =
+        {"inbound",
+         POS_DOC("Budgets of what the cloud sends, per channel (token buckets: a rate a second "
+                 "and a burst): what is over is answered or handled cheaply, never left to "
+                 "starve the rest (docs/load.md).")},
+    [POS_SEC_METRICS] =
+        {"metrics",
+         POS_DOC("Metrics for the fleet (docs/contract.md \"Metrics\"): a Prometheus text file for "
+                 "node_exporter, a snapshot hash in Redis, and remote diagnostics.")},
+    [POS_SEC_LOG] = {"log", POS_DOC("Logging.")},
+    [POS_SEC_SECURITY] =
+        {"security",
+         POS_DOC("Privileges: the user the agent runs as once its devices and sockets are open.")},
 };
 
 const pos_schema_item_t pos_schema_items[] = {
-    {.section = "terminal",
+    {.sec = POS_SEC_TERMINAL,
      .key = "id",
      .type = CT_STR,
      FIELD(terminal_id),
@@ -296,7 +310,7 @@ const pos_schema_item_t pos_schema_items[] = {
          POS_DOC("Terminal identifier, as in terminal:{id}:status and payment:{id}. This till's "
                  "own, never shared: provision it in a drop-in (posagent.d/10-identity.ini) or "
                  "POSAGENT_TERMINAL_ID; the agent does not start without it (exit 78).")},
-    {.section = "terminal",
+    {.sec = POS_SEC_TERMINAL,
      .key = "store_id",
      .type = CT_STR,
      FIELD(store_id),
@@ -311,7 +325,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC("Store identifier, as in inventory:{storeId} and transaction:{storeId}; "
                      "provisioned with the terminal id.")},
 
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "url",
      .type = CT_STR,
      FIELD(redis_url),
@@ -324,7 +338,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .allowed = URL_ALLOWED,
      .desc = POS_DOC("Redis server. User and password are percent-decoded (%40 is '@'). "
                      "Prefer the password key or REDIS_PASSWORD to a password in the URL.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "password",
      .type = CT_STR,
      FIELD(redis_password),
@@ -338,7 +352,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .example = POS_DOC("change-me"),
      .desc =
          POS_DOC("Password for Redis AUTH; when set (even empty) it replaces the URL's password.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "db",
      .type = CT_INT,
      FIELD(redis_db),
@@ -348,7 +362,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = POS_DOC("(the URL's /db, else 0)"),
      .example = POS_DOC("0"),
      .desc = POS_DOC("Database number for SELECT; when set it replaces the URL's /db.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "retry_delay_ms",
      .type = CT_U32,
      FIELD(retry_delay_ms),
@@ -357,7 +371,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 60000,
      .env = "REDIS_RETRY_DELAY_ON_FAILURE_MS",
      .desc = POS_DOC("First reconnect delay in milliseconds; later delays double, with jitter.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "max_retry_delay_ms",
      .type = CT_U32,
      FIELD(max_retry_delay_ms),
@@ -367,7 +381,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .env = "REDIS_MAX_RETRY_DELAY_ON_FAILURE_MS",
      .desc =
          POS_DOC("Cap of the reconnect delay in milliseconds; must not be below retry_delay_ms.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "connect_timeout_ms",
      .type = CT_U32,
      FIELD(connect_timeout_ms),
@@ -375,7 +389,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 100,
      .max = 60000,
      .desc = POS_DOC("Time allowed for TCP (and TLS) connection setup, in milliseconds.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "command_timeout_ms",
      .type = CT_U32,
      FIELD(command_timeout_ms),
@@ -385,7 +399,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC(
          "Time allowed for a reply to a command, in milliseconds; must exceed the "
          "worst round trip to Redis (a 2 s round trip with a 2 s limit never gets online).")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "probe_interval_ms",
      .type = CT_U32,
      FIELD(probe_interval_ms),
@@ -394,7 +408,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 15000,
      .desc = POS_DOC("Period of the end-to-end probe (published on the command connection, heard "
                      "on the subscriber); a probe not heard back by the next one drops the link.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "clock_check_s",
      .type = CT_U32,
      FIELD(redis_clock_check_s),
@@ -404,7 +418,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC("Seconds between checks of the till's clock against Redis TIME (also at every "
                      "connect); an offset over half [payment] signature_window_s is logged as a "
                      "warning, since signed messages would soon be refused as stale.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "sentinels",
      .type = CT_STR,
      FIELD(redis_sentinels),
@@ -419,7 +433,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC("Redis Sentinel instances to ask for the master named master_name. When set, "
                      "the URL's host and port are ignored (its user, password, db and TLS still "
                      "apply).")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "master_name",
      .type = CT_STR,
      FIELD(redis_master_name),
@@ -432,7 +446,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .example = POS_DOC("mymaster"),
      .desc =
          POS_DOC("Name of the monitored master, as in the sentinels' 'sentinel monitor' line.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "sentinel_password",
      .type = CT_STR,
      FIELD(redis_sentinel_password),
@@ -444,7 +458,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = POS_DOC("(none)"),
      .example = POS_DOC("change-me"),
      .desc = POS_DOC("Password for AUTH on the sentinels (their requirepass), if they have one.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "cluster_nodes",
      .type = CT_STR,
      FIELD(redis_cluster_nodes),
@@ -461,7 +475,7 @@ const pos_schema_item_t pos_schema_items[] = {
          "the primary owning each key's slot (docs/cluster.md). The URL's host and port are "
          "then ignored (its user, password and TLS still apply; db must be 0). Not with "
          "sentinels.")},
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "pubsub",
      .type = CT_ENUM,
      FIELD(redis_pubsub),
@@ -473,7 +487,7 @@ const pos_schema_item_t pos_schema_items[] = {
                      "inventory:{store} and transaction:{store} on the node owning each channel's "
                      "slot; system:alerts and system:terminals stay classic.")},
 
-    {.section = "redis",
+    {.sec = POS_SEC_REDIS,
      .key = "password_file",
      .type = CT_STR,
      FIELD(redis_password_file),
@@ -487,7 +501,7 @@ const pos_schema_item_t pos_schema_items[] = {
                      "refused when other users may read it. Replaces the URL's password; not "
                      "together with password / REDIS_PASSWORD.")},
 
-    {.section = "tls",
+    {.sec = POS_SEC_TLS,
      .key = "ca_file",
      .type = CT_STR,
      FIELD(tls_ca_file),
@@ -499,7 +513,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = POS_DOC("(none; required for rediss://)"),
      .example = POS_DOC("/etc/posagent/redis-ca.pem"),
      .desc = POS_DOC("CA certificate(s) the Redis server's certificate must chain to.")},
-    {.section = "tls",
+    {.sec = POS_SEC_TLS,
      .key = "cert_file",
      .type = CT_STR,
      FIELD(tls_cert_file),
@@ -510,7 +524,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = POS_DOC("(none)"),
      .example = POS_DOC("/etc/posagent/client.crt"),
      .desc = POS_DOC("Client certificate for mutual TLS (tls-auth-clients); needs key_file.")},
-    {.section = "tls",
+    {.sec = POS_SEC_TLS,
      .key = "key_file",
      .type = CT_STR,
      FIELD(tls_key_file),
@@ -521,7 +535,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = POS_DOC("(none)"),
      .example = POS_DOC("/etc/posagent/client.key"),
      .desc = POS_DOC("Private key of cert_file; refused when other users may read it.")},
-    {.section = "tls",
+    {.sec = POS_SEC_TLS,
      .key = "server_name",
      .type = CT_STR,
      FIELD(tls_server_name),
@@ -532,7 +546,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .def_doc = POS_DOC("(the URL's host)"),
      .example = POS_DOC("redis.example.com"),
      .desc = POS_DOC("Name the server certificate must carry (always checked), also sent as SNI.")},
-    {.section = "tls",
+    {.sec = POS_SEC_TLS,
      .key = "min_version",
      .type = CT_STR,
      FIELD(tls_min_version),
@@ -543,7 +557,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .allowed = "1.2, or 1.3 with mbedTLS 3.x",
      .desc = POS_DOC("Oldest TLS version accepted. Debian 12's mbedTLS 2.28 speaks TLS 1.2 only.")},
 
-    {.section = "heartbeat",
+    {.sec = POS_SEC_HEARTBEAT,
      .key = "interval_s",
      .type = CT_U32,
      FIELD(heartbeat_interval_s),
@@ -552,7 +566,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 3600,
      .desc = POS_DOC("Seconds between status writes; must be less than ttl_s.")},
-    {.section = "heartbeat",
+    {.sec = POS_SEC_HEARTBEAT,
      .key = "ttl_s",
      .type = CT_U32,
      FIELD(heartbeat_ttl_s),
@@ -563,7 +577,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC("Expiry of the status key in seconds: the cloud treats the terminal as gone "
                      "when it lapses.")},
 
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "display",
      .type = CT_STR,
      FIELD(hal_display),
@@ -573,7 +587,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .check = check_display,
      .allowed = "sim, epson-display:/dev/ttyS1?baud=9600, cd5220:/dev/ttyS1?baud=9600",
      .desc = POS_DOC("Customer display driver.")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "printer",
      .type = CT_STR,
      FIELD(hal_printer),
@@ -584,7 +598,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .allowed = "sim, escpos:/dev/usb/lp0, escpos-serial:/dev/ttyUSB0?baud=19200, "
                 "escpos-tcp:127.0.0.1:9100",
      .desc = POS_DOC("Receipt printer driver.")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "pinpad",
      .type = CT_STR,
      FIELD(hal_pinpad),
@@ -594,7 +608,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .check = check_pinpad,
      .allowed = "sim, telium:/dev/ttyACM0?baud=9600",
      .desc = POS_DOC("Card pinpad driver.")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "sim_dir",
      .type = CT_STR,
      FIELD(hal_sim_dir),
@@ -605,7 +619,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .allowed = "an absolute path",
      .desc = POS_DOC("Where the simulated devices keep their files (display.txt, receipts.txt, "
                      "pinpad.charges) and read injected faults (*.fault).")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "sim_pinpad_delay_ms",
      .type = CT_U32,
      FIELD(hal_sim_pinpad_delay_ms),
@@ -613,7 +627,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 0,
      .max = 600000,
      .desc = POS_DOC("Time the simulated customer takes at the pinpad, in milliseconds.")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "sim_printer_delay_ms",
      .type = CT_U32,
      FIELD(hal_sim_printer_delay_ms),
@@ -622,7 +636,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 60000,
      .desc = POS_DOC("Time the simulated printer takes per receipt, in milliseconds (0: at once, "
                      "for benchmarks).")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "sim_decline_ending",
      .type = CT_STR,
      FIELD(hal_sim_decline_ending),
@@ -633,7 +647,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .allowed = "digits and '.', or empty for never",
      .desc =
          POS_DOC("The simulated pinpad declines amounts whose text ends so (12.13 with \"13\").")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "sim_card_number",
      .type = CT_STR,
      FIELD(hal_sim_card_number),
@@ -645,7 +659,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .allowed = "12..19 digits (a test card)",
      .desc = POS_DOC("The test card the simulated customer presents (not a secret: a public test "
                      "number); only its masked form ever leaves the pinpad driver.")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "paper_width",
      .type = CT_U32,
      FIELD(hal_paper_width),
@@ -653,7 +667,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 20,
      .max = 48,
      .desc = POS_DOC("Receipt width in characters (32 for 58 mm paper, 42 or 48 for 80 mm).")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "printer_model",
      .type = CT_STR,
      FIELD(hal_printer_model),
@@ -663,7 +677,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .check = check_printer_model,
      .allowed = "generic, tm-t20, tm-t88, legacy, esc-i, no-cut",
      .desc = POS_DOC("ESC/POS model: decides the cut command and QR support.")},
-    {.section = "hal",
+    {.sec = POS_SEC_HAL,
      .key = "codepage",
      .type = CT_STR,
      FIELD(hal_codepage),
@@ -675,7 +689,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC("Code page for printer and display text (UTF-8 is transcoded, unknown "
                      "characters become '?').")},
 
-    {.section = "payment",
+    {.sec = POS_SEC_PAYMENT,
      .key = "max_amount",
      .type = CT_U32,
      FIELD(payment_max_amount),
@@ -686,7 +700,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc =
          POS_DOC("Largest payment accepted, in major units of its currency; larger requests are "
                  "rejected as invalid.")},
-    {.section = "payment",
+    {.sec = POS_SEC_PAYMENT,
      .key = "pinpad_timeout_s",
      .type = CT_U32,
      FIELD(payment_pinpad_timeout_s),
@@ -695,7 +709,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 600,
      .desc = POS_DOC("Time the customer has at the pinpad before the payment is abandoned as "
                      "declined (timeout).")},
-    {.section = "payment",
+    {.sec = POS_SEC_PAYMENT,
      .key = "hmac_key_file",
      .type = CT_STR,
      FIELD(payment_hmac_key_file),
@@ -709,7 +723,7 @@ const pos_schema_item_t pos_schema_items[] = {
          POS_DOC("Key file for signed messages (docs/signing.md): one or two lines of 64..128 hex "
                  "digits, the first signs what the agent sends, both are accepted. Cloud messages "
                  "on every channel without a valid sig and a fresh ts are then refused.")},
-    {.section = "payment",
+    {.sec = POS_SEC_PAYMENT,
      .key = "allow_unsigned",
      .type = CT_BOOL,
      FIELD(payment_allow_unsigned),
@@ -720,7 +734,7 @@ const pos_schema_item_t pos_schema_items[] = {
          POS_DOC("Run without hmac_key_file, taking unsigned cloud messages (anyone who can "
                  "publish on payment:{id} can then make the till charge a card). Without it and "
                  "without a key file the agent refuses to start (exit 78). For a demo or a test.")},
-    {.section = "payment",
+    {.sec = POS_SEC_PAYMENT,
      .key = "signature_window_s",
      .type = CT_U32,
      FIELD(payment_signature_window_s),
@@ -730,7 +744,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 3600,
      .desc = POS_DOC("Largest difference between a signed message's ts and this terminal's clock, "
                      "either way; older or newer messages are refused as stale.")},
-    {.section = "payment",
+    {.sec = POS_SEC_PAYMENT,
      .key = "dedup_window_h",
      .type = CT_U32,
      FIELD(payment_dedup_window_h),
@@ -740,7 +754,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC("Hours a transaction id is remembered after its first request: within them a "
                      "repeated PAYMENT_REQUESTED never charges the card again, whatever came in "
                      "between and across restarts.")},
-    {.section = "payment",
+    {.sec = POS_SEC_PAYMENT,
      .key = "dedup_max_ids",
      .type = CT_U32,
      FIELD(payment_dedup_max_ids),
@@ -752,7 +766,7 @@ const pos_schema_item_t pos_schema_items[] = {
                  "forgotten inside the window: when all are, new payments are refused "
                  "(PAYMENT_REJECTED unavailable) until the oldest age out.")},
 
-    {.section = "store",
+    {.sec = POS_SEC_STORE,
      .key = "path",
      .type = CT_STR,
      FIELD(store_path),
@@ -765,7 +779,7 @@ const pos_schema_item_t pos_schema_items[] = {
          POS_DOC("Directory of the store (data.mdb, lock.mdb, posagent.lock, instance.id); a "
                  "corrupt data.mdb is moved aside to data.mdb.corrupt-<epoch> here, and payments "
                  "wait until it is salvaged or cleared (posagent store ...; docs/offline.md).")},
-    {.section = "store",
+    {.sec = POS_SEC_STORE,
      .key = "map_size_mb",
      .type = CT_U32,
      FIELD(store_map_size_mb),
@@ -774,7 +788,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 4096,
      .desc = POS_DOC(
          "Largest size of the store file in MiB (the LMDB map; the file grows as needed).")},
-    {.section = "store",
+    {.sec = POS_SEC_STORE,
      .key = "outbox_max_entries",
      .type = CT_U32,
      FIELD(store_outbox_max_entries),
@@ -783,7 +797,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 10000000,
      .desc = POS_DOC("Most messages queued for Redis; beyond it the oldest non-payment ones are "
                      "dropped (payment outcomes never are).")},
-    {.section = "store",
+    {.sec = POS_SEC_STORE,
      .key = "outbox_max_mb",
      .type = CT_U32,
      FIELD(store_outbox_max_mb),
@@ -792,7 +806,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 4096,
      .desc =
          POS_DOC("Most MiB of messages queued for Redis; same drop rule as outbox_max_entries.")},
-    {.section = "store",
+    {.sec = POS_SEC_STORE,
      .key = "cache_max_mb",
      .type = CT_U32,
      FIELD(store_cache_max_mb),
@@ -803,7 +817,7 @@ const pos_schema_item_t pos_schema_items[] = {
          POS_DOC("Budget of the local cache in MiB; beyond it expired entries are evicted first, "
                  "then the least recently used.")},
 
-    {.section = "cache",
+    {.sec = POS_SEC_CACHE,
      .key = "product_ttl_s",
      .type = CT_U32,
      FIELD(cache_product_ttl_s),
@@ -813,7 +827,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 2592000,
      .desc = POS_DOC("Seconds a product:{id} copy counts as fresh; older ones are refetched when "
                      "online and still served when offline.")},
-    {.section = "cache",
+    {.sec = POS_SEC_CACHE,
      .key = "inventory_ttl_s",
      .type = CT_U32,
      FIELD(cache_inventory_ttl_s),
@@ -822,7 +836,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 2592000,
      .desc = POS_DOC("Seconds an inventory:{storeId}:{productId} copy counts as fresh.")},
-    {.section = "cache",
+    {.sec = POS_SEC_CACHE,
      .key = "user_ttl_s",
      .type = CT_U32,
      FIELD(cache_user_ttl_s),
@@ -831,7 +845,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 2592000,
      .desc = POS_DOC("Seconds a user:{id} copy counts as fresh.")},
-    {.section = "cache",
+    {.sec = POS_SEC_CACHE,
      .key = "session_ttl_s",
      .type = CT_U32,
      FIELD(cache_session_ttl_s),
@@ -840,7 +854,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 2592000,
      .desc = POS_DOC("Seconds a session:{id} copy counts as fresh.")},
-    {.section = "cache",
+    {.sec = POS_SEC_CACHE,
      .key = "warm_interval_s",
      .type = CT_U32,
      FIELD(cache_warm_interval_s),
@@ -851,7 +865,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC(
          "Seconds between warm-ups of the products and the store's inventory (their index "
          "sets, SSCAN then MGET in batches; a set whose version is unchanged is skipped).")},
-    {.section = "cache",
+    {.sec = POS_SEC_CACHE,
      .key = "tracking",
      .type = CT_BOOL,
      FIELD(cache_tracking),
@@ -861,7 +875,7 @@ const pos_schema_item_t pos_schema_items[] = {
                      "a cached entry goes stale as soon as Redis reports its key changed. Off, an "
                      "entry stays fresh for its TTL unless a message names it; on a Redis Cluster "
                      "that saves a subscriber per terminal on every primary (docs/cluster.md).")},
-    {.section = "cache",
+    {.sec = POS_SEC_CACHE,
      .key = "max_value_bytes",
      .type = CT_U32,
      FIELD(cache_max_value_bytes),
@@ -875,7 +889,7 @@ const pos_schema_item_t pos_schema_items[] = {
                  "bounds what any Redis server may send: a longer bulk string drops the connection "
                  "before it is read.")},
 
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "socket",
      .type = CT_STR,
      FIELD(local_socket),
@@ -886,7 +900,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .allowed = "an absolute path, at most 107 bytes",
      .desc = POS_DOC("Unix socket of the local API (mode 0660 with socket_group, else 0600); its "
                      "directory is created if missing, a stale socket file is replaced.")},
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "socket_group",
      .type = CT_STR,
      FIELD(local_socket_group),
@@ -899,7 +913,7 @@ const pos_schema_item_t pos_schema_items[] = {
          POS_DOC("Group that may use the socket: the POS application's, never one that may read "
                  "this file (the agent refuses to start then). The socket and its directory are "
                  "given to it, also a directory systemd made (RuntimeDirectory=).")},
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "max_clients",
      .type = CT_U32,
      FIELD(local_max_clients),
@@ -910,7 +924,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc =
          POS_DOC("Most local API connections at once. One more is let in by closing the least "
                  "recently active connection of the user holding the most (docs/local-api.md).")},
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "client_rate",
      .type = CT_U32,
      FIELD(local_client_rate),
@@ -920,7 +934,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 1000000,
      .desc = POS_DOC("Commands a second one local API client may sustain; over it, commands are "
                      "answered -BUSY with the time to wait. 0: no limit.")},
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "client_burst",
      .type = CT_U32,
      FIELD(local_client_burst),
@@ -930,7 +944,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 1000000,
      .desc = POS_DOC("Commands a local API client may send at once on top of client_rate (its "
                      "bucket's size).")},
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "commands_per_turn",
      .type = CT_U32,
      FIELD(local_commands_per_turn),
@@ -940,7 +954,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 65536,
      .desc = POS_DOC("Most local API commands run per event loop turn, all clients together, taken "
                      "round-robin; the rest wait for the next turn, after timers and other I/O.")},
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "idle_timeout_s",
      .type = CT_U32,
      FIELD(local_idle_timeout_s),
@@ -950,7 +964,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 86400,
      .desc = POS_DOC("Seconds a local API client may go without a complete command before it is "
                      "closed (one waiting for a reply is not idle). 0: never.")},
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "password",
      .type = CT_STR,
      FIELD(local_password),
@@ -966,7 +980,7 @@ const pos_schema_item_t pos_schema_items[] = {
                      "any other command; they are answered -NOAUTH until then. Compared in "
                      "constant time, never logged. Without it the socket's mode and group are "
                      "the only gate.")},
-    {.section = "local",
+    {.sec = POS_SEC_LOCAL,
      .key = "password_file",
      .type = CT_STR,
      FIELD(local_password_file),
@@ -979,7 +993,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC("File holding the local API password (one line); read at start, and "
                      "refused when other users may read it. Not together with password.")},
 
-    {.section = "inbound",
+    {.sec = POS_SEC_INBOUND,
      .key = "payment_rate",
      .type = CT_U32,
      FIELD(inbound_payment_rate),
@@ -991,7 +1005,7 @@ const pos_schema_item_t pos_schema_items[] = {
          "Per second: payment:{terminalId} messages. A PAYMENT_REQUESTED over it is answered "
          "PAYMENT_REJECTED busy at once, without the state machine, the journal or the card; "
          "other messages over it are dropped and counted.")},
-    {.section = "inbound",
+    {.sec = POS_SEC_INBOUND,
      .key = "payment_burst",
      .type = CT_U32,
      FIELD(inbound_payment_burst),
@@ -1000,7 +1014,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 10000000,
      .desc = POS_DOC("Burst of payment_rate: how many may come at once before the rate applies.")},
-    {.section = "inbound",
+    {.sec = POS_SEC_INBOUND,
      .key = "inventory_rate",
      .type = CT_U32,
      FIELD(inbound_inventory_rate),
@@ -1011,7 +1025,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc =
          POS_DOC("Per second: inventory:{storeId} messages. One over it is not applied: its key is "
                  "marked stale instead, so the next read asks Redis.")},
-    {.section = "inbound",
+    {.sec = POS_SEC_INBOUND,
      .key = "inventory_burst",
      .type = CT_U32,
      FIELD(inbound_inventory_burst),
@@ -1021,7 +1035,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 10000000,
      .desc =
          POS_DOC("Burst of inventory_rate: how many may come at once before the rate applies.")},
-    {.section = "inbound",
+    {.sec = POS_SEC_INBOUND,
      .key = "system_rate",
      .type = CT_U32,
      FIELD(inbound_system_rate),
@@ -1032,7 +1046,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC(
          "Per second: system:alerts messages. A CACHE_INVALIDATE over it marks every cached "
          "entry stale (at most once a second); an alert over it is dropped and counted.")},
-    {.section = "inbound",
+    {.sec = POS_SEC_INBOUND,
      .key = "system_burst",
      .type = CT_U32,
      FIELD(inbound_system_burst),
@@ -1041,7 +1055,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 10000000,
      .desc = POS_DOC("Burst of system_rate: how many may come at once before the rate applies.")},
-    {.section = "inbound",
+    {.sec = POS_SEC_INBOUND,
      .key = "invalidation_rate",
      .type = CT_U32,
      FIELD(inbound_invalidation_rate),
@@ -1052,7 +1066,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC(
          "Per second: keys Redis reports changed (client-side tracking). Past it every cached"
          " entry is marked stale once, and further reports wait for the bucket to refill.")},
-    {.section = "inbound",
+    {.sec = POS_SEC_INBOUND,
      .key = "invalidation_burst",
      .type = CT_U32,
      FIELD(inbound_invalidation_burst),
@@ -1062,7 +1076,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 10000000,
      .desc =
          POS_DOC("Burst of invalidation_rate: how many may come at once before the rate applies.")},
-    {.section = "metrics",
+    {.sec = POS_SEC_METRICS,
      .key = "textfile",
      .type = CT_STR,
      FIELD(metrics_textfile),
@@ -1076,7 +1090,7 @@ const pos_schema_item_t pos_schema_items[] = {
                      "atomically (a temporary file beside it, then rename) every interval_s. The "
                      "unit lets the agent write only its own directories: add this one with a "
                      "drop-in (ReadWritePaths=, docs/contract.md \"Metrics\").")},
-    {.section = "metrics",
+    {.sec = POS_SEC_METRICS,
      .key = "interval_s",
      .type = CT_U32,
      FIELD(metrics_interval_s),
@@ -1084,7 +1098,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .min = 1,
      .max = 3600,
      .desc = POS_DOC("Seconds between writes of the text file.")},
-    {.section = "metrics",
+    {.sec = POS_SEC_METRICS,
      .key = "redis_interval_s",
      .type = CT_U32,
      FIELD(metrics_redis_interval_s),
@@ -1093,7 +1107,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 86400,
      .desc = POS_DOC("Seconds between snapshots of the metrics in the hash terminal:{id}:metrics "
                      "(HSET, with a TTL of three intervals), and at every connect.")},
-    {.section = "metrics",
+    {.sec = POS_SEC_METRICS,
      .key = "diagnostics",
      .type = CT_BOOL,
      FIELD(metrics_diagnostics),
@@ -1103,7 +1117,7 @@ const pos_schema_item_t pos_schema_items[] = {
          POS_DOC("Answer DIAG_REQUEST messages on diag:{id} (signed ones when a key is set; one "
                  "every 10 s at most) with the INFO text and the last warnings.")},
 
-    {.section = "log",
+    {.sec = POS_SEC_LOG,
      .key = "level",
      .type = CT_ENUM,
      FIELD(log_level),
@@ -1113,7 +1127,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .enum_name = level_name,
      .allowed = "error, warn, info, debug",
      .desc = POS_DOC("Most verbose level that is logged.")},
-    {.section = "log",
+    {.sec = POS_SEC_LOG,
      .key = "syslog",
      .type = CT_BOOL,
      FIELD(log_syslog),
@@ -1121,7 +1135,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .allowed = "true, false, yes, no, on, off, 1, 0",
      .desc = POS_DOC("Log to syslog (facility daemon) instead of stderr.")},
 
-    {.section = "security",
+    {.sec = POS_SEC_SECURITY,
      .key = "user",
      .type = CT_STR,
      FIELD(security_user),
@@ -1133,7 +1147,7 @@ const pos_schema_item_t pos_schema_items[] = {
      .example = POS_DOC("posagent"),
      .desc = POS_DOC("Started as root, the agent switches to this user (and its groups) once the "
                      "store, the local socket and the devices are open, and cannot regain root.")},
-    {.section = "security",
+    {.sec = POS_SEC_SECURITY,
      .key = "allow_root",
      .type = CT_BOOL,
      FIELD(security_allow_root),
@@ -1149,6 +1163,8 @@ _Static_assert(sizeof(pos_schema_items) / sizeof(pos_schema_items[0]) <= POS_CON
                "pos_config_t.origin has a slot per row");
 
 const size_t pos_schema_nsections = sizeof(pos_schema_sections) / sizeof(pos_schema_sections[0]);
+_Static_assert(sizeof(pos_schema_sections) / sizeof(pos_schema_sections[0]) == POS_SEC_SECURITY + 1,
+               "a section without its pos_schema_sec_t, or the other way round");
 const size_t pos_schema_nitems = sizeof(pos_schema_items) / sizeof(pos_schema_items[0]);
 
 /* ---- lookups ---------------------------------------------------------- */
@@ -1175,7 +1191,7 @@ const pos_schema_section_t *pos_schema_find_section(const char *name)
 int pos_schema_find_item(const char *section, const char *key)
 {
     for (size_t i = 0; i < pos_schema_nitems; i++) {
-        if (strcmp(pos_schema_items[i].section, section) == 0 &&
+        if (strcmp(pos_schema_section_of(&pos_schema_items[i]), section) == 0 &&
             strcmp(pos_schema_items[i].key, key) == 0) {
             return (int)i;
         }
@@ -1198,7 +1214,7 @@ void pos_schema_list_keys(const char *section, char *buf, size_t len)
     size_t o = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < pos_schema_nitems && o < len; i++) {
-        if (strcmp(pos_schema_items[i].section, section) == 0) {
+        if (strcmp(pos_schema_section_of(&pos_schema_items[i]), section) == 0) {
             int n = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", pos_schema_items[i].key);
             o += n > 0 ? (size_t)n : 0;
         }

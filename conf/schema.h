@@ -49,11 +49,31 @@ typedef int (*pos_schema_check_fn)(const char *value, char *why, size_t whylen);
 #define POS_DOC(text) text
 #endif
 
+/* The sections, in file order: an index into pos_schema_sections. */
+typedef enum pos_schema_sec {
+    POS_SEC_TERMINAL,
+    POS_SEC_REDIS,
+    POS_SEC_TLS,
+    POS_SEC_HEARTBEAT,
+    POS_SEC_HAL,
+    POS_SEC_PAYMENT,
+    POS_SEC_STORE,
+    POS_SEC_CACHE,
+    POS_SEC_LOCAL,
+    POS_SEC_INBOUND,
+    POS_SEC_METRICS,
+    POS_SEC_LOG,
+    POS_SEC_SECURITY,
+} pos_schema_sec_t;
+
+#define POS_SCHEMA_NAME_MAX 10 /* bytes of a section's name with its NUL */
+#define POS_SCHEMA_KEY_MAX  21 /* bytes of a key with its NUL */
+
 typedef struct pos_schema_item {
-    /* Pointers first, the small numbers last: 112 bytes a row instead of
-     * 144 (the table is relocated data in the daemon, docs/footprint.md). */
-    const char *section;
-    const char *key;
+    /* Pointers first, the small numbers last, and the names in the row:
+     * every pointer here is relocated data in the daemon (24 bytes of
+     * relocation each on aarch64, docs/footprint.md), and the names are
+     * short and in every row. */
     const char *def;           /* default, as it would be written in the file; NULL: none */
     const char *env;           /* environment variable, or NULL */
     pos_schema_check_fn check; /* CT_STR: extra validation, or NULL */
@@ -69,13 +89,15 @@ typedef struct pos_schema_item {
     uint16_t set_offset; /* of a bool "was set" field, or 0 for none */
     uint8_t type;        /* pos_schema_type_t */
     uint8_t flags;       /* F_* */
+    uint8_t sec;         /* pos_schema_sec_t: its section (pos_schema_section_of) */
+    char key[POS_SCHEMA_KEY_MAX];
 } pos_schema_item_t;
 
 /* offset, size and set_offset are 16 bits. */
 _Static_assert(sizeof(pos_config_t) <= UINT16_MAX, "pos_config_t outgrew the schema's offsets");
 
 typedef struct pos_schema_section {
-    const char *name;
+    char name[POS_SCHEMA_NAME_MAX];
     const char *desc; /* POS_DOC */
 } pos_schema_section_t;
 
@@ -84,6 +106,12 @@ extern const pos_schema_section_t pos_schema_sections[];
 extern const size_t pos_schema_nsections;
 extern const pos_schema_item_t pos_schema_items[];
 extern const size_t pos_schema_nitems;
+
+/* The name of an item's section. */
+static inline const char *pos_schema_section_of(const pos_schema_item_t *it)
+{
+    return pos_schema_sections[it->sec].name;
+}
 
 /* ---- lookups (conf/schema.c) ---- */
 

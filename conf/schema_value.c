@@ -58,8 +58,8 @@ static int parse_number(const char *s, long long min, long long max, long long *
 
 static int parse_bool(const char *s, bool *out)
 {
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
+    static const char yes[][5] = {"true", "yes", "on", "1"};
+    static const char no[][6] = {"false", "no", "off", "0"};
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(s, yes[i]) == 0) {
             *out = true;

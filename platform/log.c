@@ -18,7 +18,7 @@ static int log_journal = -1; /* -1: not looked at yet */
 static pos_log_tap_fn log_tap; /* errors and warnings also go here */
 static void *log_tap_ctx;
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char level_names[][6] = {"error", "warn", "info", "debug"};
 static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
 /* Reads decimal digits (at least one) at *s into *v; false on overflow. */

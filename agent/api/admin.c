@@ -112,7 +112,7 @@ static int admin_journal(void *owner, pos_localapi_reply_t *r, int argc, const c
 
 /* ---- DEVICES ------------------------------------------------------------------ */
 
-static const char *const admin_device_names[POS_DEV_COUNT] = {"display", "printer", "pinpad"};
+static const char admin_device_names[POS_DEV_COUNT][8] = {"display", "printer", "pinpad"};
 
 /* Root, the agent's user or the socket's owner; anybody else is told so. */
 static bool admin_authorised(pos_admin_t *admin, pos_localapi_reply_t *r, const char *what)

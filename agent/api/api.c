@@ -386,9 +386,9 @@ static int api_write_queued(api_write_t *w, int rc)
  * own (payment, system and status messages), whatever the channel. */
 static bool api_pub_type_reserved(const char *type)
 {
-    static const char *const prefixes[] = {"PAYMENT_", "RECEIPT_"};
-    static const char *const names[] = {"DISPLAY_MESSAGE", "SYSTEM_ALERT", "CACHE_INVALIDATE",
-                                        "TERMINAL_STATUS"};
+    static const char prefixes[][9] = {"PAYMENT_", "RECEIPT_"};
+    static const char names[][17] = {"DISPLAY_MESSAGE", "SYSTEM_ALERT", "CACHE_INVALIDATE",
+                                     "TERMINAL_STATUS"};
 
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
         if (strncmp(type, prefixes[i], strlen(prefixes[i])) == 0) {

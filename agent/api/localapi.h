@@ -90,8 +90,12 @@ typedef struct pos_localapi_reply pos_localapi_reply_t;
 typedef int (*pos_localapi_handler)(void *owner, pos_localapi_reply_t *r, int argc,
                                     const char **argv, const size_t *lens);
 
+#define POS_LOCALAPI_CMD_MAX 16 /* bytes of a command's name with its NUL */
+
 typedef struct pos_localapi_command {
-    const char *name; /* matched case-insensitively */
+    /* matched case-insensitively; in the row, not a pointer: a table of
+     * pointers is relocated data in the daemon (docs/footprint.md) */
+    char name[POS_LOCALAPI_CMD_MAX];
     pos_localapi_handler fn;
     int min_argc; /* including the name; checked before the handler runs */
     int max_argc; /* -1: no maximum */

@@ -8,6 +8,18 @@
 
 #include "platform/ident.h"
 
+/* The name after this one in a row's names (POS_METRIC). */
+static const char *next_name(const char *name)
+{
+    return name + strlen(name) + 1;
+}
+
+const char *pos_metric_key(const pos_metric_t *m)
+{
+    const char *key = next_name(m->names);
+    return key[0] != '\0' ? key : m->names;
+}
+
 void pos_metrics_read(const pos_metric_t *t, size_t n, pos_metric_get_fn get, const void *src,
                       int64_t *vals)
 {
@@ -33,7 +45,8 @@ size_t pos_metrics_info(const pos_metric_t *t, size_t n, const int64_t *vals, ch
     len = (size_t)w;
     for (size_t i = 0; i <= n; i++) {
         if (i < n) {
-            w = snprintf(buf + len, cap - len, "%s:%" PRId64 "\r\n", t[i].key, vals[i]);
+            w = snprintf(buf + len, cap - len, "%s:%" PRId64 "\r\n", pos_metric_key(&t[i]),
+                         vals[i]);
         } else {
             w = snprintf(buf + len, cap - len, "\r\n");
         }
@@ -69,10 +82,11 @@ int pos_metrics_prom(const pos_metric_t *t, size_t n, const int64_t *vals, const
     for (size_t i = 0; i < n; i++) {
         const pos_metric_t *m = &t[i];
         const char *suffix = m->type == POS_METRIC_COUNTER ? "_total" : "";
-        if (m->family != NULL || family == NULL) {
-            family = m->family != NULL ? m->family : "unnamed";
+        const char *label = next_name(next_name(m->names));
+        if (m->names[0] != '\0' || family == NULL) {
+            family = m->names[0] != '\0' ? m->names : "unnamed";
             w = snprintf(buf + len, cap - len, "# HELP posagent_%s%s %s\n# TYPE posagent_%s%s %s\n",
-                         family, suffix, m->help != NULL ? m->help : "", family, suffix,
+                         family, suffix, next_name(label), family, suffix,
                          m->type == POS_METRIC_COUNTER ? "counter" : "gauge");
             if (w < 0 || (size_t)w >= cap - len) {
                 return -ENOSPC;
@@ -81,8 +95,7 @@ int pos_metrics_prom(const pos_metric_t *t, size_t n, const int64_t *vals, const
         }
         w = snprintf(buf + len, cap - len,
                      "posagent_%s%s{terminal=\"%s\",store=\"%s\"%s%s} %" PRId64 "\n", family,
-                     suffix, terminal_id, store_id, m->label != NULL ? "," : "",
-                     m->label != NULL ? m->label : "", vals[i]);
+                     suffix, terminal_id, store_id, label[0] != '\0' ? "," : "", label, vals[i]);
         if (w < 0 || (size_t)w >= cap - len) {
             return -ENOSPC;
         }
@@ -101,8 +114,8 @@ int pos_metrics_fields(const pos_metric_t *t, size_t n, const int64_t *vals, cha
         if (w < 0 || (size_t)w >= text_cap - used) {
             return -ENOSPC;
         }
-        argv[2 * i] = t[i].key;
-        lens[2 * i] = strlen(t[i].key);
+        argv[2 * i] = pos_metric_key(&t[i]);
+        lens[2 * i] = strlen(argv[2 * i]);
         argv[2 * i + 1] = text + used;
         lens[2 * i + 1] = (size_t)w;
         used += (size_t)w + 1;

@@ -3,11 +3,10 @@
 
 /*
  * Metrics (pure): one table of rows {family, key, label, type, help,
- * id} is read once, through one getter, into an array of values, and that array is written
- * three ways: INFO lines ("key:value"), the Prometheus text exposition
- * format for node_exporter's textfile collector, and the field/value pairs
- * of the Redis hash terminal:{terminalId}:metrics (docs/contract.md
- * "Metrics"). Nothing here does I/O.
+ * id} (POS_METRIC) is read once, through one getter, into an array of values, and that array is
+ * written three ways: INFO lines ("key:value"), the Prometheus text exposition format for
+ * node_exporter's textfile collector, and the field/value pairs of the Redis hash
+ * terminal:{terminalId}:metrics (docs/contract.md "Metrics"). Nothing here does I/O.
  */
 
 #include <stddef.h>
@@ -20,19 +19,31 @@ typedef enum pos_metric_type {
 
 /*
  * One row. Rows of one Prometheus family are adjacent: the first names the
- * family and its help, the others leave both NULL ("as above") and differ
- * in their label. No function pointer per row: the table stays free of
- * relocations but for its strings.
+ * family and its help, the others leave both empty ("as above") and differ
+ * in their label. A row's four names are one string (POS_METRIC): one
+ * pointer, so one relocation, a row instead of four, and no function
+ * pointer (docs/footprint.md).
  */
 typedef struct pos_metric {
-    const char
-        *family; /* Prometheus name without "posagent_" and "_total": [a-z_]; NULL: as above */
-    const char *key;    /* INFO key and hash field: [a-z_], unique in the table */
-    const char *label;  /* one extra Prometheus label, e.g. "outcome=\"approved\"", or NULL */
-    pos_metric_type_t type; /* the same for a family's rows */
-    const char *help;       /* one line, no backslash or newline; NULL: as above */
-    unsigned id;            /* what the reader's getter is asked for */
+    const char *names; /* "family\0key\0label\0help", as POS_METRIC makes it */
+    unsigned id;       /* what the reader's getter is asked for */
+    uint8_t type;      /* pos_metric_type_t: the same for a family's rows */
 } pos_metric_t;
+
+/*
+ * A row: family, the Prometheus name without "posagent_" and "_total",
+ * [a-z_], "" as above; key, the INFO key and hash field, [a-z_], unique in
+ * the table, "" the family's name; label, one extra Prometheus label, e.g.
+ * "outcome=\"approved\"", or ""; type; help, one line, no backslash or
+ * newline, "" as above; id. All but type and id string literals.
+ */
+#define POS_METRIC(family, key, label, type, help, id)                                             \
+    {                                                                                              \
+        family "\0" key "\0" label "\0" help, (id), (type)                                         \
+    }
+
+/* The row's key (its INFO key and hash field). */
+const char *pos_metric_key(const pos_metric_t *m);
 
 /* Reads one metric's value now. */
 typedef int64_t (*pos_metric_get_fn)(const void *src, unsigned id);

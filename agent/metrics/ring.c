@@ -60,7 +60,7 @@ static size_t digit_run(const char *s, size_t i, size_t *digits)
 
 void pos_ring_scrub(char *s)
 {
-    static const char *const words[] = {"password", "pass", "secret", "key", "token"};
+    static const char words[][9] = {"password", "pass", "secret", "key", "token"};
     size_t i = 0;
 
     while (s[i] != '\0') {

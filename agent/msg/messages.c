@@ -660,7 +660,7 @@ static int decode_inventory(msg_ctx_t *ctx, const cJSON *root, pos_msg_t *out)
 
 static int decode_alert(msg_ctx_t *ctx, const cJSON *root, pos_msg_t *out)
 {
-    static const char *const severities[] = {"info", "warning", "critical"};
+    static const char severities[][9] = {"info", "warning", "critical"};
     pos_msg_alert_t *a = &out->u.alert;
     char severity[16];
     int rc;
@@ -914,7 +914,7 @@ done:
 
 /* ---- encoders ----------------------------------------------------------- */
 
-static const char *const out_type_names[POS_MSG_OUT_COUNT] = {
+static const char out_type_names[POS_MSG_OUT_COUNT][22] = {
     "PAYMENT_PROCESSING", "PAYMENT_APPROVED", "PAYMENT_DECLINED", "PAYMENT_CANCELLED",
     "PAYMENT_REJECTED",   "RECEIPT_PRINTED",  "RECEIPT_FAILED",   "TRANSACTION_COMPLETED",
 };

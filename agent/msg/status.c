@@ -7,9 +7,9 @@
 
 #include "platform/ident.h"
 
-static const char *const term_names[] = {"online", "busy", "degraded", "offline"};
-static const char *const dev_names[] = {"ready",     "busy",      "offline",   "error",
-                                        "paper_low", "paper_out", "cover_open"};
+static const char term_names[][9] = {"online", "busy", "degraded", "offline"};
+static const char dev_names[][11] = {"ready",     "busy",      "offline",   "error",
+                                     "paper_low", "paper_out", "cover_open"};
 
 const char *pos_term_status_name(pos_term_status_t s)
 {

@@ -216,7 +216,8 @@ check "unit installed" test -f /lib/systemd/system/posagent.service
 # shellcheck disable=SC2086
 out=$(${WRAP:-} /usr/bin/posagent --version 2>&1) && ok "installed binary runs: $(echo "$out" | head -1)" ||
   bad "installed binary runs: $out"
-# posagent runs posagent-tools for the documents, acl, store and the CLI
+# posagent runs posagent-tools for the documents, --check-config, --help, acl,
+# store and the CLI
 # (an emulator may not run what a binary executes: then the tools directly).
 if [ -z "${WRAP:-}" ]; then
   check "installed posagent runs posagent-tools (--print-example-config)" \
@@ -226,8 +227,11 @@ else
   check "installed posagent-tools runs (--print-example-config)" \
     sh -c "$WRAP /usr/lib/posagent/posagent-tools --print-example-config | grep -q '^\[redis\]'"
 fi
+# (--check-config too is posagent-tools'.)
+checker=/usr/bin/posagent
+[ -n "${WRAP:-}" ] && checker=/usr/lib/posagent/posagent-tools
 check "installed config checks with the ids set" \
-  env POSAGENT_TERMINAL_ID=T-PKG POSAGENT_STORE_ID=S-PKG POSAGENT_ALLOW_UNSIGNED=1 ${WRAP:-} /usr/bin/posagent \
+  env POSAGENT_TERMINAL_ID=T-PKG POSAGENT_STORE_ID=S-PKG POSAGENT_ALLOW_UNSIGNED=1 ${WRAP:-} $checker \
   --check-config --config /etc/posagent/posagent.ini
 # shellcheck disable=SC2086
 v=$(${WRAP:-} /usr/bin/posagent --version 2>/dev/null | sed -n '1s/^posagent \([^ ]*\) (build .*)$/\1/p')

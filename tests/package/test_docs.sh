@@ -12,8 +12,12 @@ fails=0
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
+# posagent runs posagent-tools for --help; an emulator may not run what a
+# binary executes: then the tools beside it directly.
+help_bin=$bin
+[ -n "${POSAGENT_WRAPPER:-}" ] && help_bin=$(dirname "$bin")/posagent-tools
 # shellcheck disable=SC2086
-help=$(${POSAGENT_WRAPPER:-} "$bin" --help) || { echo "FAIL $bin --help"; exit 1; }
+help=$(${POSAGENT_WRAPPER:-} "$help_bin" --help) || { echo "FAIL $bin --help"; exit 1; }
 longs=$(grep -o -- '--[a-z][a-z-]*' <<<"$help" | sort -u)
 shorts=$(grep -oE -- '(^| )-[a-zA-Z],' <<<"$help" | tr -d ' ,' | sort -u)
 [ -n "$longs" ] && [ -n "$shorts" ] || { echo "FAIL no options found in --help"; exit 1; }

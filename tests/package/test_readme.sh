@@ -48,8 +48,12 @@ for p in $table; do
 done
 
 # ---- the technician's commands ----
+# posagent runs posagent-tools for --help; an emulator may not run what a
+# binary executes: then the tools beside it directly.
+help_bin=$bin
+[ -n "${POSAGENT_WRAPPER:-}" ] && help_bin=$(dirname "$bin")/posagent-tools
 # shellcheck disable=SC2086
-help=$(${POSAGENT_WRAPPER:-} "$bin" --help) || { echo "FAIL $bin --help"; exit 1; }
+help=$(${POSAGENT_WRAPPER:-} "$help_bin" --help) || { echo "FAIL $bin --help"; exit 1; }
 cmds=$(sed -n 's/^ *Usage: //; s/^ *//; /^posagent \[--config FILE\] [a-z]/s/^posagent \[--config FILE\] //p' \
   <<<"$help" | tr '|' '\n' | awk '{print $1}' | LC_ALL=C sort -u)
 for c in $cmds; do

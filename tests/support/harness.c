@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/args.h"
+
 extern char **environ;
 
 uint64_t pos_test_now_ms(void)
@@ -596,40 +598,23 @@ void pos_test_agent_cleanup(pos_test_agent_t *a)
 }
 
 /*
- * Whether posagent would execute posagent-tools for argv (agent/main.c):
- * a --print-* option, or acl, store or a CLI command after the options.
- * Under $POSAGENT_WRAPPER (qemu-user) an emulated posagent cannot execute
- * another binary of its architecture, so the harness runs posagent-tools,
- * beside it, itself; natively the tests go through posagent.
+ * Whether posagent would execute posagent-tools for argv: asked of
+ * posagent's own parser (agent/args.h). Under $POSAGENT_WRAPPER (qemu-user)
+ * an emulated posagent cannot execute another binary of its architecture,
+ * so the harness runs posagent-tools, beside it, itself; natively the
+ * tests go through posagent. Called in the child, just before its exec.
  */
 static bool runs_tools(const char *const *argv)
 {
-    static const char *const with_arg[] = {"-c", "--config", "--config-dir", "--socket"};
-    static const char *const commands[] = {"acl",    "store",   "status", "cache",
-                                           "outbox", "journal", "devices"};
+    pos_args_t a;
+    int argc = 0;
 
-    for (size_t i = 1; argv[i] != NULL; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--print-", 8) == 0) {
-            return true;
-        }
-        if (a[0] == '-') {
-            for (size_t k = 0; k < sizeof(with_arg) / sizeof(with_arg[0]); k++) {
-                if (strcmp(a, with_arg[k]) == 0 && argv[i + 1] != NULL) {
-                    i++;
-                    break;
-                }
-            }
-            continue;
-        }
-        for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
-            if (strcmp(a, commands[k]) == 0) {
-                return true;
-            }
-        }
-        return false;
+    while (argv[argc] != NULL) {
+        argc++;
     }
-    return false;
+    pos_args_parse(&a, argc, (char **)argv, true);
+    /* All but running and --version (posagent's own). */
+    return a.action != POS_ARGS_RUN && a.action != POS_ARGS_VERSION;
 }
 
 int pos_test_run(const char *const *argv, const char *const *env, char **out, int timeout_ms)

@@ -32,10 +32,11 @@ static int64_t get_arg(const void *src, unsigned arg)
 }
 
 static const pos_metric_t table[] = {
-    {"link_up", "link_up", NULL, POS_METRIC_GAUGE, "1 when online", 0},
-    {"payments", "payments_approved", "outcome=\"approved\"", POS_METRIC_COUNTER, "By outcome", 1},
-    {NULL, "payments_declined", "outcome=\"declined\"", POS_METRIC_COUNTER, NULL, 2},
-    {"clock_offset_ms", "clock_offset_ms", NULL, POS_METRIC_GAUGE, "Offset", 3},
+    POS_METRIC("link_up", "", "", POS_METRIC_GAUGE, "1 when online", 0),
+    POS_METRIC("payments", "payments_approved", "outcome=\"approved\"", POS_METRIC_COUNTER,
+               "By outcome", 1),
+    POS_METRIC("", "payments_declined", "outcome=\"declined\"", POS_METRIC_COUNTER, "", 2),
+    POS_METRIC("clock_offset_ms", "", "", POS_METRIC_GAUGE, "Offset", 3),
 };
 #define N (sizeof(table) / sizeof(table[0]))
 
@@ -315,8 +316,7 @@ static void test_diag_decode(void **state)
                             "\"replyTo\":\"diag:reply:T-0001:x\",\"terminalId\":5}",
                             &req),
                      -EPERM);
-    assert_int_equal(decode("{\"type\":\"DIAG_REPORT\",\"origin\":\"terminal\"}", &req),
-                     -EALREADY);
+    assert_int_equal(decode("{\"type\":\"DIAG_REPORT\",\"origin\":\"terminal\"}", &req), -EALREADY);
     /* Oversized: refused unread. */
     char *big = malloc(POS_DIAG_MAX_BYTES + 2);
     memset(big, ' ', POS_DIAG_MAX_BYTES + 1);
@@ -404,9 +404,9 @@ static void test_textfile_write(void **state)
     fclose(f);
     assert_string_equal(buf, "keep");
     /* A directory that does not exist: an error, nothing left behind. */
-    assert_int_equal(pos_textfile_write_now("/nonexistent-dir/x.prom", "/nonexistent-dir/.x.tmp",
-                                            "d\n", 2),
-                     -ENOENT);
+    assert_int_equal(
+        pos_textfile_write_now("/nonexistent-dir/x.prom", "/nonexistent-dir/.x.tmp", "d\n", 2),
+        -ENOENT);
 
     pos_textfile_t t;
     assert_int_equal(pos_textfile_init(&t, NULL, "relative.prom", 64), -EINVAL);
@@ -423,11 +423,11 @@ static void test_textfile_write(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_and_info), cmocka_unit_test(test_prom),
-        cmocka_unit_test(test_fields),        cmocka_unit_test(test_clock_parse),
-        cmocka_unit_test(test_clock_offset),  cmocka_unit_test(test_clock_crossed),
-        cmocka_unit_test(test_scrub),         cmocka_unit_test(test_ring),
-        cmocka_unit_test(test_diag_decode),   cmocka_unit_test(test_diag_report),
+        cmocka_unit_test(test_read_and_info),  cmocka_unit_test(test_prom),
+        cmocka_unit_test(test_fields),         cmocka_unit_test(test_clock_parse),
+        cmocka_unit_test(test_clock_offset),   cmocka_unit_test(test_clock_crossed),
+        cmocka_unit_test(test_scrub),          cmocka_unit_test(test_ring),
+        cmocka_unit_test(test_diag_decode),    cmocka_unit_test(test_diag_report),
         cmocka_unit_test(test_textfile_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

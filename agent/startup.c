@@ -1,0 +1,58 @@
+/* The configuration the agent starts with (agent/startup.h). */
+#include "agent/startup.h"
+
+#include <stdio.h>
+
+#include "agent/api/localapi.h"
+
+extern char **environ;
+
+int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls)
+{
+    pos_config_error_t err;
+    char why[512];
+
+    if (pos_config_load_dir(cfg, a->path, a->dir, environ, &err) != 0) {
+        fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
+        goto fail_load;
+    }
+    /* TLS material is loaded now, so that a bad CA, certificate or key is a
+     * configuration error (also for --check-config), not a retry loop. */
+    if (cfg->redis.tls) {
+        pos_tls_options_t topt;
+        pos_tls_options_from_config(cfg, &topt);
+        if (pos_tls_init(tls, &topt, why, sizeof(why)) != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", why);
+            goto fail_load;
+        }
+    }
+    /* Signed messages are the default posture: running without a key is a
+     * decision written down, never an omission. */
+    if (cfg->payment_hmac_key_file[0] == '\0' && !cfg->payment_allow_unsigned) {
+        fprintf(stderr,
+                "posagent: configuration error: [payment] hmac_key_file is not set: cloud "
+                "messages could not be checked, so anyone who can publish on payment:%s could "
+                "make this till charge a card. Set hmac_key_file (docs/signing.md), or "
+                "[payment] allow_unsigned = true (POSAGENT_ALLOW_UNSIGNED=1) for a demo or a "
+                "test\n",
+                cfg->terminal_id);
+        goto fail_tls;
+    }
+    /* The socket's group is the POS application's: it must not be able to
+     * read what may hold the Redis password, nor a drop-in holding a secret. */
+    for (size_t i = 0; i < cfg->nfiles; i++) {
+        const pos_config_file_t *f = &cfg->files[i];
+        if ((!f->dropin || f->secrets) &&
+            pos_localapi_check_private(cfg->local_socket_group, f->path, why, sizeof(why)) != 0) {
+            fprintf(stderr, "posagent: configuration error: %s\n", why);
+            goto fail_tls;
+        }
+    }
+    return 0;
+
+fail_tls:
+    pos_tls_dispose(tls);
+fail_load:
+    pos_config_wipe(cfg);
+    return POS_EX_CONFIG;
+}
