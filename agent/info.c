@@ -178,13 +178,17 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                 info_add(&b, "recovered_store:%s\r\n", a->recovered_name);
             }
         }
-        /* Every write goes through the writer: commits are its groups. */
+        /* Every write goes through the writer: its durable commits are
+         * write-ahead log records (or LMDB commits flushed in full); LMDB
+         * commits several of them at once (docs/offline.md). */
         info_add(&b,
                  "store_commits:%" PRIu64 "\r\nstore_writes:%" PRIu64
                  "\r\nstore_writes_failed:%" PRIu64 "\r\nstore_writes_queued:%" PRIu64
-                 "\r\nstore_largest_commit:%" PRIu64 "\r\nstore_slowest_commit_us:%" PRIu64
-                 "\r\n\r\n",
-                 ws.groups, ws.ops, ws.failed, ws.queued, ws.largest, ws.commit_us_max);
+                 "\r\nstore_largest_commit:%" PRIu64 "\r\nstore_wal:%s\r\nstore_wal_records:%" PRIu64
+                 "\r\nstore_wal_checkpoints:%" PRIu64 "\r\nstore_lmdb_commits:%" PRIu64
+                 "\r\nstore_slowest_commit_us:%" PRIu64 "\r\n\r\n",
+                 ws.groups, ws.ops, ws.failed, ws.queued, ws.largest, ws.wal_on ? "on" : "off",
+                 ws.wal_records, ws.wal_checkpoints, ws.lmdb_commits, ws.commit_us_max);
     }
     if (info_want(want, "payment")) {
         info_add(&b,

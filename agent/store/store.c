@@ -374,14 +374,17 @@ int pos_store_cursor_put(pos_store_t *st, MDB_cursor *cur, pos_store_db_t db, MD
 
 /* ---- the write-ahead log ------------------------------------------------ */
 
-/* Replays one redo entry into the transaction in ctx. */
+/* Where redo entries are applied again: a write transaction of the store. */
+typedef struct wal_target {
+    pos_store_t *st;
+    MDB_txn *txn;
+} wal_target_t;
+
+/* Replays one redo entry into the transaction in ctx (a wal_target_t). */
 static int wal_apply(void *ctx, char kind, unsigned db, const void *key, size_t key_len,
                      const void *value, size_t value_len)
 {
-    struct {
-        pos_store_t *st;
-        MDB_txn *txn;
-    } *r = ctx;
+    wal_target_t *r = ctx;
     MDB_val k = {key_len, (void *)key};
     MDB_val v = {value_len, (void *)value};
 
@@ -403,10 +406,7 @@ static int wal_apply(void *ctx, char kind, unsigned db, const void *key, size_t 
  */
 static int store_wal_replay(pos_store_t *st)
 {
-    struct {
-        pos_store_t *st;
-        MDB_txn *txn;
-    } r = {st, NULL};
+    wal_target_t r = {st, NULL};
     uint64_t after = 0, last = 0;
     int rc = mdb_txn_begin(st->env, NULL, 0, &r.txn);
 
@@ -454,10 +454,7 @@ static int store_wal_replay(pos_store_t *st)
 
 int pos_store_redo_reapply(pos_store_t *st, uint64_t seq)
 {
-    struct {
-        pos_store_t *st;
-        MDB_txn *txn;
-    } r = {st, NULL};
+    wal_target_t r = {st, NULL};
     int rc = mdb_txn_begin(st->env, NULL, 0, &r.txn);
 
     if (rc != 0) {

@@ -34,7 +34,7 @@ typedef struct writer_sink {
     /* ops linked by next, the group's (or a retry's) in order; the writer
      * touches none without an applied() after this call: the loop may
      * submit such an operation again in its done(). */
-    void (*done)(void *arg, pos_store_op_t *ops);
+    void (*done)(void *arg, pos_store_op_t *ops, bool flushed);
     /* Those of them with an applied(), linked by applied_next; n: all of them. */
     void (*applied)(void *arg, pos_store_op_t *chain, uint64_t n, uint64_t commit_us);
     void *arg;
@@ -136,8 +136,8 @@ typedef struct writer_batch {
 /* An open batch waits this long for more before its LMDB commit, us,
  * unless a submitter waits for an applied() (pos_store_writer_commit_soon()). */
 #define WRITER_IDLE_US      20000u
-#define WRITER_BATCH_GROUPS 64u               /* logged groups in one LMDB commit, at most */
-#define WRITER_BATCH_BYTES  (512u * 1024u)    /* redo bytes in one LMDB commit, at most */
+#define WRITER_BATCH_GROUPS 8u  /* logged groups in one LMDB commit, at most */
+#define WRITER_BATCH_BYTES  (64u * 1024u) /* redo bytes in one LMDB commit, at most */
 
 static int batch_begin(pos_store_t *st, writer_batch_t *b)
 {
@@ -277,7 +277,7 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
         writer_split(ops, &kept, retry);
         uint64_t n = writer_chain(kept, &chain);
         if (kept != NULL) {
-            sink->done(sink->arg, kept);
+            sink->done(sink->arg, kept, st->redo.len > start); /* a record, or nothing to write */
         }
         batch_add_chain(b, chain, n);
         b->groups++;
@@ -321,7 +321,7 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
     writer_split(ops, &kept, retry);
     uint64_t n = writer_chain(kept, &chain);
     if (kept != NULL) {
-        sink->done(sink->arg, kept);
+        sink->done(sink->arg, kept, true);
     }
     batch_add_chain(b, chain, n);
     batch_hand_back(b, sink);
@@ -335,11 +335,11 @@ static void writer_count(pos_store_writer_t *w, const pos_store_op_t *op)
 }
 
 /* Hands ops (linked by next) back to the loop as durable; those without an
- * applied() are over then. */
-static void writer_hand_done(void *arg, pos_store_op_t *ops)
+ * applied() are over then. flushed: it took a flush (a log record, or an
+ * LMDB commit flushed in full), not a group that wrote nothing. */
+static void writer_hand_done(void *arg, pos_store_op_t *ops, bool flushed)
 {
     pos_store_writer_t *w = arg;
-
     uint64_t n = 0;
 
     uv_mutex_lock(&w->lock);
@@ -351,8 +351,10 @@ static void writer_hand_done(void *arg, pos_store_op_t *ops)
         list_append(&w->done_head, &w->done_tail, op, LINK_DONE);
         n++;
     }
-    /* A durable commit: a log record, or an LMDB commit flushed in full. */
-    w->stats.groups++;
+    w->stats.groups += flushed; /* the durable commits */
+    w->stats.wal_records = w->st->wal.records;
+    w->stats.wal_checkpoints = w->st->wal.checkpoints;
+    w->stats.wal_on = w->st->wal_on;
     if (n > w->stats.largest) {
         w->stats.largest = n;
     }
@@ -369,6 +371,8 @@ static void writer_hand_applied(void *arg, pos_store_op_t *chain, uint64_t n, ui
     (void)n;
     uv_mutex_lock(&w->lock);
     w->stats.lmdb_commits++;
+    w->stats.wal_checkpoints = w->st->wal.checkpoints;
+    w->stats.wal_on = w->st->wal_on;
     for (pos_store_op_t *op = chain; op != NULL; op = op->applied_next) {
         writer_count(w, op);
     }
@@ -425,7 +429,7 @@ static void writer_run_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t 
             }
             pos_store_op_t *chain;
             uint64_t n = writer_chain(retry, &chain);
-            sink->done(sink->arg, retry);
+            sink->done(sink->arg, retry, false);
             batch_add_chain(b, chain, n);
             batch_hand_back(b, sink);
             return;
@@ -621,6 +625,7 @@ int pos_store_writer_start(pos_store_writer_t *w, uv_loop_t *loop, pos_store_t *
     memset(w, 0, sizeof(*w));
     w->st = st;
     w->loop = loop;
+    w->stats.wal_on = st->wal_on;
     rc = uv_mutex_init(&w->lock);
     if (rc != 0) {
         return pos_uv_errno(rc);
@@ -775,10 +780,11 @@ void pos_store_writer_close(pos_store_writer_t *w, void (*done)(void *arg), void
     uv_close((uv_handle_t *)&w->async, writer_closed);
 }
 
-static void run_now_done(void *arg, pos_store_op_t *ops)
+static void run_now_done(void *arg, pos_store_op_t *ops, bool flushed)
 {
     (void)arg;
     (void)ops;
+    (void)flushed;
 }
 
 static void run_now_applied(void *arg, pos_store_op_t *chain, uint64_t n, uint64_t us)

@@ -93,6 +93,9 @@ typedef struct pos_store_writer_stats {
     uint64_t largest;     /* most operations in one group */
     uint64_t queued;      /* operations waiting now (submitted, not yet done) */
     uint64_t commit_us_max; /* slowest LMDB commit, microseconds */
+    uint64_t wal_records;     /* write-ahead log records flushed */
+    uint64_t wal_checkpoints; /* log generations begun (LMDB flushed in full) */
+    bool wal_on;              /* the store has its write-ahead log */
 } pos_store_writer_stats_t;
 
 typedef struct pos_store_writer {
