@@ -299,57 +299,99 @@ static void payment_deadline_cb(uv_timer_t *t)
     payment_run(p, &ev);
 }
 
+static void payment_perform_one(pos_payment_t *p, const pos_payment_action_t *act)
+{
+    switch (act->kind) {
+    case POS_PAY_ACT_RECORD:
+        payment_record(p, &act->u.record);
+        break;
+    case POS_PAY_ACT_SADD_ACTIVE:
+        payment_active_set(p, true, act->transaction_id);
+        break;
+    case POS_PAY_ACT_SREM_ACTIVE:
+        payment_active_set(p, false, act->transaction_id);
+        break;
+    case POS_PAY_ACT_DISPLAY_AMOUNT:
+        payment_display_amount(p, act);
+        break;
+    case POS_PAY_ACT_DISPLAY_TEXT:
+        if (pos_display_show(&p->display, act->u.text.lines[0],
+                             act->u.text.line_count > 1 ? act->u.text.lines[1] : "") != 0) {
+            POS_WARN("payment", "display unavailable");
+        }
+        break;
+    case POS_PAY_ACT_PINPAD_START:
+        payment_pinpad_start(p, act);
+        break;
+    case POS_PAY_ACT_PINPAD_ABORT:
+        if (pos_pinpad_abort(&p->pinpad) != 0) {
+            POS_DEBUG("payment", "pinpad abort: nothing to abort");
+        }
+        break;
+    case POS_PAY_ACT_PRINT_RECEIPT:
+        payment_print(p, act);
+        break;
+    case POS_PAY_ACT_PUBLISH:
+        payment_publish(p, act);
+        break;
+    case POS_PAY_ACT_INCR_COUNTER:
+        payment_counter(p, act->u.counter);
+        break;
+    case POS_PAY_ACT_STATUS_CHANGED:
+        p->opt.port.busy(p->opt.port.ctx, act->u.busy);
+        break;
+    case POS_PAY_ACT_RELEASE_HELD:
+        payment_held(p, act->transaction_id, false);
+        break;
+    case POS_PAY_ACT_DISCARD_HELD:
+        payment_held(p, act->transaction_id, true);
+        break;
+    }
+}
+
+/*
+ * Actions that queue store writes: they go first, in their order, so that
+ * the writer starts on their commit while the devices and the status are
+ * served (the rest keep their order too: a held message is released only
+ * after the pinpad was asked). A status going back to idle waits for what
+ * the payment queued (agent_status_changed()), so it goes with them.
+ */
+static bool payment_action_writes(const pos_payment_action_t *act)
+{
+    switch (act->kind) {
+    case POS_PAY_ACT_RECORD:
+    case POS_PAY_ACT_SADD_ACTIVE:
+    case POS_PAY_ACT_SREM_ACTIVE:
+    case POS_PAY_ACT_PUBLISH:
+    case POS_PAY_ACT_INCR_COUNTER:
+        return true;
+    case POS_PAY_ACT_STATUS_CHANGED:
+        return !act->u.busy;
+    default:
+        return false;
+    }
+}
+
 static void payment_perform(pos_payment_t *p, const pos_payment_actions_t *out)
 {
+    bool writes = false;
+
     for (size_t i = 0; i < out->count; i++) {
-        const pos_payment_action_t *act = &out->a[i];
-        switch (act->kind) {
-        case POS_PAY_ACT_RECORD:
-            payment_record(p, &act->u.record);
-            break;
-        case POS_PAY_ACT_SADD_ACTIVE:
-            payment_active_set(p, true, act->transaction_id);
-            break;
-        case POS_PAY_ACT_SREM_ACTIVE:
-            payment_active_set(p, false, act->transaction_id);
-            break;
-        case POS_PAY_ACT_DISPLAY_AMOUNT:
-            payment_display_amount(p, act);
-            break;
-        case POS_PAY_ACT_DISPLAY_TEXT:
-            if (pos_display_show(&p->display, act->u.text.lines[0],
-                                 act->u.text.line_count > 1 ? act->u.text.lines[1] : "") != 0) {
-                POS_WARN("payment", "display unavailable");
+        writes |= payment_action_writes(&out->a[i]);
+    }
+    for (int pass = writes ? 0 : 1; pass < 2; pass++) {
+        if (pass == 1 && writes) {
+            /* What pass 0 queued goes to the writer now. */
+            p->opt.port.batch(p->opt.port.ctx, false);
+            p->opt.port.batch(p->opt.port.ctx, true);
+        }
+        for (size_t i = 0; i < out->count; i++) {
+            if (payment_action_writes(&out->a[i]) == (pass == 0)) {
+                payment_perform_one(p, &out->a[i]);
             }
-            break;
-        case POS_PAY_ACT_PINPAD_START:
-            payment_pinpad_start(p, act);
-            break;
-        case POS_PAY_ACT_PINPAD_ABORT:
-            if (pos_pinpad_abort(&p->pinpad) != 0) {
-                POS_DEBUG("payment", "pinpad abort: nothing to abort");
-            }
-            break;
-        case POS_PAY_ACT_PRINT_RECEIPT:
-            payment_print(p, act);
-            break;
-        case POS_PAY_ACT_PUBLISH:
-            payment_publish(p, act);
-            break;
-        case POS_PAY_ACT_INCR_COUNTER:
-            payment_counter(p, act->u.counter);
-            break;
-        case POS_PAY_ACT_STATUS_CHANGED:
-            p->opt.port.busy(p->opt.port.ctx, act->u.busy);
-            break;
-        case POS_PAY_ACT_RELEASE_HELD:
-            payment_held(p, act->transaction_id, false);
-            break;
-        case POS_PAY_ACT_DISCARD_HELD:
-            payment_held(p, act->transaction_id, true);
-            break;
         }
     }
+    uv_timer_stop(&p->deadline_timer);
     uv_timer_stop(&p->deadline_timer);
     if (out->next_deadline_ms != 0) {
         uint64_t now = pos_clock_wall_ms();
