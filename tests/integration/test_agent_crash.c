@@ -8,6 +8,9 @@
  * A PUBLISH is "acknowledged" when its reply reached the client, even if
  * the kill came right after. Checked:
  *   - the store opens every time (never moved aside as corrupt);
+ *   - kills that land between a group's write-ahead log record and its
+ *     LMDB commit happen (the store applies the record again at the next
+ *     start: docs/offline.md), and lose nothing either;
  *   - once the agent runs undisturbed, a subscriber has received every
  *     acknowledged message (at-least-once: repeats allowed), and messages
  *     first arrived in the order they were published.
@@ -299,6 +302,9 @@ static void test_kill9_loop(void **state)
     assert_non_null(log);
     bool corrupt = strstr(log, "unusable") != NULL || strstr(log, "moved aside") != NULL;
     free(log);
+    int replays = pos_test_agent_log_count(&f->fx.agent, "applied again from the write-ahead log");
+    print_message("agent crash loop: %d starts applied commits again from the write-ahead log\n",
+                  replays);
     print_message(
         "agent crash loop: %u published, %u acknowledged, %u delivered "
         "(%u redelivered), %u kills before a batch was answered, %u lost, %u out of order\n",
@@ -308,6 +314,8 @@ static void test_kill9_loop(void **state)
     assert_int_equal(lost, 0);
     assert_int_equal(f->out_of_order, 0);
     assert_true(acked > rounds); /* the loop did real work */
+    /* The log's path was taken: most kills land while LMDB lags behind it. */
+    assert_true(rounds < 20 || replays > 0);
 }
 
 int main(void)
