@@ -313,6 +313,19 @@ static void kv_origin(const pos_api_t *api, uint64_t now, char *buf, size_t cap)
              api->opt.store_id != NULL ? api->opt.store_id : "", now);
 }
 
+/* The write w (rc from queueing it): answered once durable, or refused now. */
+static int kv_queued(pos_localapi_reply_t *r, kv_write_t *w, int rc)
+{
+    if (rc != 0) {
+        free(w);
+        char msg[128];
+        snprintf(msg, sizeof(msg), "ERR not queued for Redis: %s", strerror(-rc));
+        pos_localapi_reply_error(r, msg);
+        return 0;
+    }
+    return POS_LOCALAPI_PENDING;
+}
+
 /* Queues op for key; the reply follows once it is durable (OK, or *answer when given). */
 static int kv_queue(pos_api_t *api, pos_localapi_reply_t *r, pos_delivery_kv_op_t op,
                     const char *key, const char *value, size_t vlen, uint64_t expiry_ms,
@@ -329,14 +342,7 @@ static int kv_queue(pos_api_t *api, pos_localapi_reply_t *r, pos_delivery_kv_op_
     kv_origin(api, now, origin, sizeof(origin));
     rc = pos_delivery_kv(api->opt.delivery, op, key, value, vlen, expiry_ms, origin, kv_write_done,
                          w);
-    if (rc != 0) {
-        free(w);
-        char msg[128];
-        snprintf(msg, sizeof(msg), "ERR not queued for Redis: %s", strerror(-rc));
-        pos_localapi_reply_error(r, msg);
-        return 0;
-    }
-    return POS_LOCALAPI_PENDING;
+    return kv_queued(r, w, rc);
 }
 
 /* Parses a positive TTL; answers the error and returns false when bad. */
@@ -892,14 +898,7 @@ static int kv_incr_queue(pos_api_t *api, pos_localapi_reply_t *r, const char *ke
      * still on its way, this increment included. */
     *w = (kv_write_t){r, true, c + p + by};
     int rc = pos_delivery_incrby(api->opt.delivery, key, by, API_COUNTER_TTL_S, kv_write_done, w);
-    if (rc != 0) {
-        free(w);
-        char msg[128];
-        snprintf(msg, sizeof(msg), "ERR not queued for Redis: %s", strerror(-rc));
-        pos_localapi_reply_error(r, msg);
-        return 0;
-    }
-    return POS_LOCALAPI_PENDING;
+    return kv_queued(r, w, rc);
 }
 
 void pos_api_kv_init(pos_api_t *api)

@@ -207,7 +207,9 @@ static void batch_commit(pos_store_t *st, writer_batch_t *b, const writer_sink_t
     }
     st->redo.len = 0;
     batch_hand_back(b, sink);
-    if (st->wal_on && st->wal.offset > POS_WAL_SIZE / 4 * 3) {
+    /* A new generation only once LMDB holds all of the log (not after a
+     * commit that failed twice: the next start needs those records). */
+    if (rc == 0 && st->wal_on && st->wal.offset > POS_WAL_SIZE / 4 * 3) {
         rc = pos_store_checkpoint(st, 0, true); /* no transaction open: not in a group's way */
         if (rc != 0) {
             writer_log_off(st, rc);
@@ -300,7 +302,7 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
                         "flushed: they are applied at the next start", st->path, strerror(-r2));
             }
         }
-        if (rc == 0 && st->wal_on && !pos_wal_fits(&st->wal, 0)) {
+        if (rc == 0 && st->wal_on && st->wal.offset > POS_WAL_SIZE / 4 * 3) {
             int r2 = pos_wal_reset(&st->wal); /* everything is in LMDB: a new generation */
             if (r2 != 0) {
                 writer_log_off(st, r2);
