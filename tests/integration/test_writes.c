@@ -383,7 +383,7 @@ static void test_refused_and_malformed(void **state)
 static void test_flood_bounded(void **state)
 {
     pos_fix_t *f = *state;
-    enum { N = 20000 };
+    enum { N = 20000, CHUNK = 1000 };
     int ok = 0, busy = 0, last_ok = -1;
 
     pos_fix_set_heartbeat(f, 1, 3);
@@ -391,10 +391,16 @@ static void test_flood_bounded(void **state)
     redisContext *cloud = pos_test_cloud_connect(&f->redis);
     redisContext *c = pos_fix_local_connect(f);
     pos_fix_cut_off(f, cloud, 1);
+    /* Pipelined in chunks of 1,000, each chunk's replies read before the
+     * next is sent: a client that never reads its replies is disconnected
+     * once 1 MiB of them wait (docs/local-api.md), which is not what this
+     * test is about. */
     for (int i = 0; i < N; i++) {
-        redisAppendCommand(c, "SET session:f%d v%d EX 600", i, i);
-    }
-    for (int i = 0; i < N; i++) {
+        if (i % CHUNK == 0) {
+            for (int j = i; j < N && j < i + CHUNK; j++) {
+                redisAppendCommand(c, "SET session:f%d v%d EX 600", j, j);
+            }
+        }
         redisReply *r = NULL;
         assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
         if (r->type == REDIS_REPLY_STATUS) {
