@@ -357,6 +357,7 @@ void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, c
      * decoder validated it, so it parses. */
     root = cJSON_ParseWithLength(json, len);
     if (root == NULL) {
+        POS_WARN("cache", "%s not updated: the message does not parse", key);
         return;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(root, "type");
