@@ -474,9 +474,9 @@ int pos_store_redo_reapply(pos_store_t *st, uint64_t seq)
     return rc;
 }
 
-int pos_store_checkpoint(pos_store_t *st, size_t payload_len, bool force)
+int pos_store_checkpoint(pos_store_t *st)
 {
-    if (!st->wal_on || (!force && pos_wal_fits(&st->wal, payload_len))) {
+    if (!st->wal_on) {
         return 0;
     }
     int rc = mdb_env_sync(st->env, 1);

@@ -330,11 +330,11 @@ int pos_store_redo_put(pos_store_t *st, pos_store_db_t db, const MDB_val *key,
 int pos_store_redo_reapply(pos_store_t *st, uint64_t seq);
 
 /*
- * For the writer thread: flushes LMDB in full (mdb_env_sync) and starts
- * the log afresh, once it has no room for a record of payload_len bytes
- * (or when force). Returns 0 or a negative errno.
+ * For the writer thread, with no transaction open: flushes LMDB in full
+ * (mdb_env_sync) and starts the log afresh (a new generation). Nothing
+ * without a log. Returns 0 or a negative errno.
  */
-int pos_store_checkpoint(pos_store_t *st, size_t payload_len, bool force);
+int pos_store_checkpoint(pos_store_t *st);
 
 /* Reads a u64 from the meta database (0 when absent). Returns 0 or a negative errno. */
 int pos_store_meta_get(pos_store_t *st, MDB_txn *txn, const char *name, uint64_t *value);

@@ -210,7 +210,7 @@ static void batch_commit(pos_store_t *st, writer_batch_t *b, const writer_sink_t
     /* A new generation only once LMDB holds all of the log (not after a
      * commit that failed twice: the next start needs those records). */
     if (rc == 0 && st->wal_on && st->wal.offset > POS_WAL_SIZE / 4 * 3) {
-        rc = pos_store_checkpoint(st, 0, true); /* no transaction open: not in a group's way */
+        rc = pos_store_checkpoint(st); /* no transaction open: not in a group's way */
         if (rc != 0) {
             writer_log_off(st, rc);
         }
