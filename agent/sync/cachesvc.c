@@ -26,10 +26,23 @@ typedef struct cache_waiter {
     struct cache_waiter *next;
 } cache_waiter_t;
 
+/*
+ * What happened to a key while its GET was in flight. The reply was read
+ * in Redis before that, so it must not overwrite what came after: a nil
+ * answer would delete a newer INVENTORY_UPDATED, a value would bring back
+ * what was just invalidated.
+ */
+typedef enum {
+    FETCH_CURRENT,     /* nothing: the reply goes into the cache */
+    FETCH_OVERWRITTEN, /* a message wrote a newer value here: that one is served */
+    FETCH_INVALIDATED  /* invalidated: the reply is served, not kept */
+} fetch_state_t;
+
 struct pos_cache_fetch {
     pos_cachesvc_t *svc;
     char *key;
     size_t len;
+    fetch_state_t state;
     cache_waiter_t *waiters;
     pos_cache_fetch_t *next;
 };
@@ -248,13 +261,20 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
             break;
         }
     }
-    if (err == -EMSGSIZE ||
-        (err == 0 && r->type == REDIS_REPLY_STRING && r->len > s->max_value_bytes)) {
+    if (f->state == FETCH_OVERWRITTEN) {
+        /* The local copy is newer than anything the reply can say. */
+        for (w = f->waiters; w != NULL; w = w->next) {
+            if (cache_local(s, f->key, f->len, w->cb, w->ctx, false) != 0) {
+                w->cb(w->ctx, -ENOENT, NULL, 0, 0, false);
+            }
+        }
+    } else if (err == -EMSGSIZE ||
+               (err == 0 && r->type == REDIS_REPLY_STRING && r->len > s->max_value_bytes)) {
         /* Over the limit: the link dropped the connection on it, or it
          * came in under the link's headroom. */
         cache_fetch_oversize(f);
     } else if (err == 0 && r->type == REDIS_REPLY_STRING) {
-        if (s->open) {
+        if (s->open && f->state == FETCH_CURRENT) {
             pos_cache_put(&s->cache, f->key, f->len, r->str, r->len,
                           pos_cache_family_of(f->key, f->len), pos_clock_wall_ms());
         }
@@ -263,7 +283,7 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
         }
     } else if (err == 0 && r->type == REDIS_REPLY_NIL) {
         /* Gone from Redis: gone here too. */
-        if (s->open) {
+        if (s->open && f->state == FETCH_CURRENT) {
             pos_cache_delete(&s->cache, f->key, f->len);
         }
         for (w = f->waiters; w != NULL; w = w->next) {
@@ -283,6 +303,29 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
     }
     free(f->key);
     free(f);
+}
+
+/* Tells the GETs in flight for key (every one with a NULL key) that it
+ * changed here since they were sent. */
+static void fetches_mark(pos_cachesvc_t *s, const char *key, size_t len, fetch_state_t state)
+{
+    for (pos_cache_fetch_t *f = s->fetches; f != NULL; f = f->next) {
+        if (key == NULL || (f->len == len && memcmp(f->key, key, len) == 0)) {
+            if (f->state == FETCH_CURRENT || state == FETCH_OVERWRITTEN) {
+                f->state = state;
+            }
+        }
+    }
+}
+
+/* The same for the GETs whose key matches a compiled glob. */
+static void fetches_mark_glob(pos_cachesvc_t *s, const pos_glob_t *g)
+{
+    for (pos_cache_fetch_t *f = s->fetches; f != NULL; f = f->next) {
+        if (f->state == FETCH_CURRENT && pos_glob_test(g, f->key, f->len)) {
+            f->state = FETCH_INVALIDATED;
+        }
+    }
 }
 
 void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cachesvc_cb cb,
@@ -368,6 +411,9 @@ void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, c
     }
     int rc = pos_cache_put(&s->cache, key, strlen(key), value, strlen(value), POS_CACHE_INVENTORY,
                            pos_clock_wall_ms());
+    if (rc == 0) {
+        fetches_mark(s, key, strlen(key), FETCH_OVERWRITTEN);
+    }
     if (rc != 0) {
         POS_WARN("cache", "%s not updated: %s", key, strerror(-rc));
     }
@@ -386,11 +432,13 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 {
     if (keys == NULL) {
         oversize_forget(s, NULL, NULL);
+        fetches_mark(s, NULL, 0, FETCH_INVALIDATED);
     }
     for (size_t i = 0; keys != NULL && i < keys->elements; i++) {
         if (keys->element[i]->type == REDIS_REPLY_STRING) {
             glob_ctx_t k = {keys->element[i]->str, keys->element[i]->len};
             oversize_forget(s, oversize_is, &k);
+            fetches_mark(s, k.pattern, k.len, FETCH_INVALIDATED);
         }
     }
     if (!s->open) {
@@ -440,14 +488,17 @@ int pos_cachesvc_clear(pos_cachesvc_t *s, const char *pattern, size_t plen, pos_
     if (pos_glob_compile(pattern, plen, &g) != 0) {
         /* Out of memory: at least nothing matching is served as fresh. */
         oversize_forget(s, NULL, NULL);
+        fetches_mark(s, NULL, 0, FETCH_INVALIDATED);
         if (s->open) {
             POS_ERR("cache", "cannot compile an invalidation pattern: marking every entry stale");
             (void)pos_cache_mark_all_stale(&s->cache, NULL, NULL);
         }
         return -ENOMEM;
     }
-    /* Compiled first: the oversized keys are matched with the same glob. */
+    /* Compiled first: the oversized keys and the GETs in flight are
+     * matched with the same glob. */
     oversize_forget(s, cache_glob, g);
+    fetches_mark_glob(s, g);
     if (!s->open) {
         pos_glob_free(g);
         return -ENODEV;
