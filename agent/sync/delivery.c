@@ -609,6 +609,9 @@ void pos_delivery_release(pos_delivery_t *d, uint64_t id, bool discard)
         (void)pos_outbox_ack(d->ob, id); /* never sent: as if delivered */
     }
     pos_delivery_pump(d);
+    if (!discard && d->sent_upto < id) {
+        d->urgent_id = id; /* not durable yet, or behind others */
+    }
 }
 
 void pos_delivery_online(pos_delivery_t *d)
@@ -677,10 +680,14 @@ static void delivery_appended(void *ctx, int status, const pos_outbox_entry_t *e
     if (q->cb != NULL) {
         q->cb(q->ctx, status, e->id);
     }
-    free(q);
-    if (status == 0) {
+    if (status == 0 && d->urgent_id != 0 && e->id >= d->urgent_id) {
+        /* What a payment released: on its way now (PAYMENT_PROCESSING). */
+        d->urgent_id = 0;
+        pos_delivery_pump(d);
+    } else if (status == 0) {
         delivery_pump_soon(d);
     }
+    free(q);
 }
 
 /*

@@ -60,8 +60,12 @@ typedef struct pos_delivery {
     unsigned inflight;
     uint64_t epoch; /* bumped at each reconnect: late replies are ignored */
     uint64_t delivered;
-    uint64_t lost;       /* sent without a store while offline */
-    uint64_t hold_id;    /* entries from this id on wait for pos_delivery_release(); 0: none */
+    uint64_t lost;    /* sent without a store while offline */
+    uint64_t hold_id; /* entries from this id on wait for pos_delivery_release(); 0: none */
+    /* Released before it was durable (the payment's record comes back
+     * first in the same hand-back): sent as soon as it is, not a loop turn
+     * later. 0: none. */
+    uint64_t urgent_id;
     uv_idle_t pump_idle; /* one send pass per loop turn for a burst of appends and acks */
     pos_delivery_key_t *bykey[POS_DELIVERY_KEYS]; /* per-key bookkeeping, by hash */
     /* A counter's value Redis answered to a delivered INCRBY (may be NULL). */
