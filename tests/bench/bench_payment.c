@@ -212,8 +212,37 @@ static long long agent_commits(const char *socket_path)
 }
 
 /*
+ * Reads messages until terminal tid's TERMINAL_STATUS says it is online
+ * (no longer busy) again. Returns 0, or -1 lost or timed out.
+ */
+static int wait_idle(redisContext *sub, const char *tid)
+{
+    char want_tid[64];
+
+    snprintf(want_tid, sizeof(want_tid), "\"terminalId\":\"%s\"", tid);
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReply(sub, &reply) != REDIS_OK || reply == NULL) {
+            return -1;
+        }
+        redisReply *r = reply;
+        bool idle = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                    r->element[2]->type == REDIS_REPLY_STRING &&
+                    strstr(r->element[2]->str, "\"type\":\"TERMINAL_STATUS\"") != NULL &&
+                    strstr(r->element[2]->str, want_tid) != NULL &&
+                    strstr(r->element[2]->str, "\"status\":\"online\"") != NULL;
+        freeReplyObject(r);
+        if (idle) {
+            return 0;
+        }
+    }
+}
+
+/*
  * Runs warmup + n payments on terminal tid: each request published, then
- * PAYMENT_PROCESSING and TRANSACTION_COMPLETED awaited. Returns 0 or -1.
+ * PAYMENT_PROCESSING and TRANSACTION_COMPLETED awaited and, for an agent,
+ * its TERMINAL_STATUS back to online: a payment is over when the terminal
+ * says it can take the next. Returns 0 or -1.
  */
 static int measure(const pos_test_redis_t *redis, const char *tid, const char *sid, int n,
                    int warmup, const char *local_socket, run_t *out)
@@ -221,7 +250,7 @@ static int measure(const pos_test_redis_t *redis, const char *tid, const char *s
     redisContext *pub = pos_test_redis_connect(redis), *ctl = pos_test_redis_connect(redis);
     pos_test_sub_t s = {0};
     char pch[64], tch[64], tx[48], msg[512];
-    const char *channels[] = {pch, tch, NULL};
+    const char *channels[] = {pch, tch, "system:terminals", NULL};
     struct timeval tv = {10, 0};
     long long subs = 0, commits0 = -1, sets0 = 0, pubs0 = 0;
     uint64_t *processing = calloc((size_t)n, sizeof(uint64_t));
@@ -289,6 +318,10 @@ static int measure(const pos_test_redis_t *redis, const char *tid, const char *s
         if (i >= 0) {
             processing[i] = t1 - t0;
             completed[i] = pos_test_now_ns() - t0;
+        }
+        if (local_socket != NULL && wait_idle(s.c, tid) != 0) {
+            fprintf(stderr, "%s: no TERMINAL_STATUS online after %s\n", out->name, tx);
+            goto done;
         }
     }
     long long commits1 = local_socket != NULL ? agent_commits(local_socket) : -1;
