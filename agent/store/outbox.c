@@ -172,7 +172,6 @@ void pos_outbox_close(pos_outbox_t *ob)
     }
 }
 
-
 /* ---- append ----------------------------------------------------------- */
 
 typedef struct drop {
@@ -302,13 +301,13 @@ struct pos_outbox_op {
     pos_outbox_entry_t e; /* APPEND: channel and payload point into data */
     pos_outbox_cb cb;
     void *ctx;
-    unsigned drop_rounds;  /* map-full recoveries so far */
+    unsigned drop_rounds;      /* map-full recoveries so far */
     pos_outbox_stats_t w;      /* the writer's counters once this write is applied */
     uint64_t w_seq;            /* their age: later writes' counters replace them */
     pos_outbox_stats_t before; /* and before it (for an undo) */
     pos_outbox_op_t *pending_next;
-    bool durable; /* APPEND: done (its log record flushed), maybe not yet applied */
-    unsigned char data[];  /* APPEND: channel then payload */
+    bool durable;         /* APPEND: done (its log record flushed), maybe not yet applied */
+    unsigned char data[]; /* APPEND: channel then payload */
 };
 
 /* Drops for the bounds if needed, then appends under o->id. */
@@ -581,9 +580,8 @@ static int outbox_submit(pos_outbox_t *ob, pos_outbox_op_t *o)
 int pos_outbox_append_async(pos_outbox_t *ob, const pos_outbox_entry_t *e, uint64_t *id,
                             pos_outbox_cb cb, void *ctx)
 {
-    if (ob == NULL || ob->st == NULL || e == NULL ||
-        (unsigned)e->kind >= POS_OUTBOX_KIND_COUNT || e->channel == NULL || e->channel_len == 0 ||
-        (e->payload == NULL && e->payload_len != 0)) {
+    if (ob == NULL || ob->st == NULL || e == NULL || (unsigned)e->kind >= POS_OUTBOX_KIND_COUNT ||
+        e->channel == NULL || e->channel_len == 0 || (e->payload == NULL && e->payload_len != 0)) {
         return -EINVAL;
     }
     size_t size = e->channel_len + e->payload_len;

@@ -8,7 +8,7 @@
 #include "platform/uverr.h"
 
 #define WRITER_RECLAIM_HINT (64u * 1024u) /* bytes asked of the cache when the map is full */
-#define WRITER_TRIES        4u          /* retries of an operation refused for room */
+#define WRITER_TRIES        4u            /* retries of an operation refused for room */
 
 static void list_append(pos_store_op_t **head, pos_store_op_t **tail, pos_store_op_t *op,
                         size_t link)
@@ -106,8 +106,10 @@ static uint64_t writer_chain(pos_store_op_t *ops, pos_store_op_t **chain)
 /* The log failed under the writer: the store goes on without it. */
 static void writer_log_off(pos_store_t *st, int rc)
 {
-    POS_ERR("store", "%s: the write-ahead log failed (%s): every commit is flushed twice from "
-            "now on", st->path, strerror(-rc));
+    POS_ERR("store",
+            "%s: the write-ahead log failed (%s): every commit is flushed twice from "
+            "now on",
+            st->path, strerror(-rc));
     snprintf(st->wal_error, sizeof(st->wal_error), "%s", strerror(-rc));
     if (mdb_env_sync(st->env, 1) == 0) {
         (void)mdb_env_set_flags(st->env, MDB_NOMETASYNC, 0);
@@ -127,16 +129,16 @@ static void writer_log_off(pos_store_t *st, int rc)
 typedef struct writer_batch {
     MDB_txn *txn;
     pos_store_op_t *chain, *chain_tail; /* their operations with an applied(), by applied_next */
-    uint64_t ops;      /* their operations, all */
-    unsigned groups;   /* logged groups in it */
-    uint64_t t0;       /* monotonic us: its commit began */
-    uint64_t last_seq; /* the last record it holds (0: none) */
+    uint64_t ops;                       /* their operations, all */
+    unsigned groups;                    /* logged groups in it */
+    uint64_t t0;                        /* monotonic us: its commit began */
+    uint64_t last_seq;                  /* the last record it holds (0: none) */
 } writer_batch_t;
 
 /* An open batch waits this long for more before its LMDB commit, us,
  * unless a submitter waits for an applied() (pos_store_writer_commit_soon()). */
 #define WRITER_IDLE_US      20000u
-#define WRITER_BATCH_GROUPS 8u  /* logged groups in one LMDB commit, at most */
+#define WRITER_BATCH_GROUPS 8u            /* logged groups in one LMDB commit, at most */
 #define WRITER_BATCH_BYTES  (64u * 1024u) /* redo bytes in one LMDB commit, at most */
 
 static int batch_begin(pos_store_t *st, writer_batch_t *b)
@@ -201,8 +203,10 @@ static void batch_commit(pos_store_t *st, writer_batch_t *b, const writer_sink_t
     if (rc != 0 && b->last_seq != 0) {
         rc = pos_store_redo_reapply(st, b->last_seq);
         if (rc != 0) {
-            POS_ERR("store", "%s: a commit failed (%s) after its log records were flushed: "
-                    "they are applied at the next start", st->path, strerror(-rc));
+            POS_ERR("store",
+                    "%s: a commit failed (%s) after its log records were flushed: "
+                    "they are applied at the next start",
+                    st->path, strerror(-rc));
         }
     }
     st->redo.len = 0;
@@ -298,8 +302,10 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
             st->redo.len = start;
             int r2 = pos_store_redo_reapply(st, b->last_seq);
             if (r2 != 0) {
-                POS_ERR("store", "%s: a commit failed (%s) after its log records were "
-                        "flushed: they are applied at the next start", st->path, strerror(-r2));
+                POS_ERR("store",
+                        "%s: a commit failed (%s) after its log records were "
+                        "flushed: they are applied at the next start",
+                        st->path, strerror(-r2));
             }
         }
         if (rc == 0 && st->wal_on && st->wal.offset > POS_WAL_SIZE / 4 * 3) {
@@ -593,9 +599,8 @@ static void writer_async_cb(uv_async_t *h)
     /* An operation's applied() follows its done(), a whole commit later
      * through the log: the applied ones whose done() is not taken yet wait. */
     size_t max = 0;
-    for (pos_store_op_t *op = w->applied_head; op != NULL && op->handed &&
-                                               max < POS_STORE_WRITER_TURN;
-         op = op->applied_next) {
+    for (pos_store_op_t *op = w->applied_head;
+         op != NULL && op->handed && max < POS_STORE_WRITER_TURN; op = op->applied_next) {
         max++;
     }
     applied = writer_take(&w->applied_head, &w->applied_tail, LINK_APPLIED, max, &napplied);
