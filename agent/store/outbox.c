@@ -710,6 +710,12 @@ static int peek_txn(void *ctx, MDB_txn *txn)
     return rc < 0 ? rc : 0;
 }
 
+/* A durable append LMDB has not committed yet, from id from on and past after. */
+static bool durable_since(const pos_outbox_op_t *o, uint64_t from, uint64_t after)
+{
+    return o->durable && o->id >= from && o->id > after;
+}
+
 /*
  * Adds to the n entries LMDB gave the appends that are durable and not
  * yet committed to LMDB (through the store's log, done() comes a commit
@@ -723,7 +729,7 @@ static int peek_durable(const pos_outbox_t *ob, uint64_t from, size_t max,
 
     for (const pos_outbox_op_t *o = ob->pending; o != NULL && *n + more < max;
          o = o->pending_next) {
-        if (o->durable && o->id >= from && o->id > after) {
+        if (durable_since(o, from, after)) {
             more++;
             bytes += o->e.channel_len + o->e.payload_len;
         }
@@ -742,7 +748,7 @@ static int peek_durable(const pos_outbox_t *ob, uint64_t from, size_t max,
     }
     unsigned char *p = batch->extra;
     for (const pos_outbox_op_t *o = ob->pending; o != NULL && more > 0; o = o->pending_next) {
-        if (!(o->durable && o->id >= from && o->id > after)) {
+        if (!durable_since(o, from, after)) {
             continue;
         }
         pos_outbox_entry_t *e = &batch->entries[(*n)++];

@@ -35,8 +35,10 @@ typedef struct writer_sink {
      * touches none without an applied() after this call: the loop may
      * submit such an operation again in its done(). */
     void (*done)(void *arg, pos_store_op_t *ops, bool flushed);
-    /* Those of them with an applied(), linked by applied_next; n: all of them. */
-    void (*applied)(void *arg, pos_store_op_t *chain, uint64_t n, uint64_t commit_us);
+    /* Those of them with an applied(), linked by applied_next from chain to
+     * tail (both NULL when none); n: all of them. */
+    void (*applied)(void *arg, pos_store_op_t *chain, pos_store_op_t *tail, uint64_t n,
+                    uint64_t commit_us);
     void *arg;
     bool log; /* the group may go through the write-ahead log (the writer thread) */
 } writer_sink_t;
@@ -176,7 +178,7 @@ static void batch_add_chain(writer_batch_t *b, pos_store_op_t *chain, uint64_t n
 static void batch_hand_back(writer_batch_t *b, const writer_sink_t *sink)
 {
     if (b->ops > 0) {
-        sink->applied(sink->arg, b->chain, b->ops, pos_clock_mono_us() - b->t0);
+        sink->applied(sink->arg, b->chain, b->chain_tail, b->ops, pos_clock_mono_us() - b->t0);
     }
     b->chain = b->chain_tail = NULL;
     b->ops = 0;
@@ -372,7 +374,8 @@ static void writer_hand_done(void *arg, pos_store_op_t *ops, bool flushed)
 
 /* Hands the chain (linked by applied_next) back as committed to LMDB:
  * their last call. n: all the operations the commit held. */
-static void writer_hand_applied(void *arg, pos_store_op_t *chain, uint64_t n, uint64_t commit_us)
+static void writer_hand_applied(void *arg, pos_store_op_t *chain, pos_store_op_t *tail, uint64_t n,
+                                uint64_t commit_us)
 {
     pos_store_writer_t *w = arg;
 
@@ -390,11 +393,7 @@ static void writer_hand_applied(void *arg, pos_store_op_t *chain, uint64_t n, ui
         } else {
             w->applied_head = chain;
         }
-        pos_store_op_t *last = chain;
-        while (last->applied_next != NULL) {
-            last = last->applied_next;
-        }
-        w->applied_tail = last;
+        w->applied_tail = tail;
     }
     if (commit_us > w->stats.commit_us_max) {
         w->stats.commit_us_max = commit_us;
@@ -794,10 +793,12 @@ static void run_now_done(void *arg, pos_store_op_t *ops, bool flushed)
     (void)flushed;
 }
 
-static void run_now_applied(void *arg, pos_store_op_t *chain, uint64_t n, uint64_t us)
+static void run_now_applied(void *arg, pos_store_op_t *chain, pos_store_op_t *tail, uint64_t n,
+                            uint64_t us)
 {
     (void)arg;
     (void)chain;
+    (void)tail;
     (void)n;
     (void)us;
 }
