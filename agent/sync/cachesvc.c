@@ -727,8 +727,9 @@ void pos_cachesvc_online(pos_cachesvc_t *s, uint64_t since_ms)
         return;
     }
     /* Submitted, not yet applied: the walk below sees the marks through the
-     * cache's overlay all the same. */
-    (void)pos_cache_mark_stale_before(&s->cache, since_ms, online_marked, NULL);
+     * cache's overlay all the same. An entry verified in the millisecond
+     * the link went down may predate a change made after: stale too. */
+    (void)pos_cache_mark_stale_before(&s->cache, since_ms + 1, online_marked, NULL);
     memset(&s->reval, 0, sizeof(s->reval));
     s->reval_epoch++;
     s->revalidating = true;
