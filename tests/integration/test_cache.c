@@ -179,6 +179,36 @@ static void send_only(redisContext *c, const char *fmt, ...)
 }
 
 /*
+ * Stops the agent and waits until it is stopped (state T): a SIGSTOP
+ * takes effect a moment after kill() returns. local is first answered a
+ * PING, so that the agent has accepted that connection: accepted after
+ * the stop, it would be read a loop turn after whatever else came.
+ */
+static void agent_freeze(pos_fix_t *f, redisContext *local)
+{
+    char path[64], stat[256];
+    redisReply *pong = redisCommand(local, "PING");
+    assert_non_null(pong);
+    freeReplyObject(pong);
+    assert_int_equal(kill(f->agent.pid, SIGSTOP), 0);
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)f->agent.pid);
+    for (int i = 0; i < 500; i++) {
+        FILE *fp = fopen(path, "r");
+        size_t n = fp != NULL ? fread(stat, 1, sizeof(stat) - 1, fp) : 0;
+        if (fp != NULL) {
+            fclose(fp);
+        }
+        stat[n] = '\0';
+        const char *p = strrchr(stat, ')');
+        if (p != NULL && p[1] == ' ' && p[2] == 'T') {
+            return;
+        }
+        pos_test_sleep_ms(2);
+    }
+    fail_msg("the agent did not stop");
+}
+
+/*
  * A read-through GET in flight when an INVENTORY_UPDATED for its key
  * arrives: Redis read the key (nil) after the message was published, but
  * the agent took the message first, so the nil is older than the value
@@ -201,7 +231,7 @@ static void test_inventory_message_during_read(void **state)
                  "\"productId\":\"R-%d\",\"quantity\":%d}",
                  i, 100 + i);
         snprintf(want, sizeof(want), "\"quantity\":%d", 100 + i);
-        assert_int_equal(kill(f->agent.pid, SIGSTOP), 0);
+        agent_freeze(f, local);
         send_only(local, "GET %s", key);
         pos_test_sleep_ms(10);
         assert_int_equal(pos_test_int(&f->redis, "PUBLISH inventory:" SID " %s", msg), 1);
@@ -221,6 +251,57 @@ static void test_inventory_message_during_read(void **state)
         assert_non_null(strstr(v, want));
         free(v);
     }
+    redisFree(local);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+/* Redis's count of GETs served so far. */
+static long long redis_gets(pos_fix_t *f)
+{
+    redisReply *r = pos_test_redis_cmd(&f->redis, "INFO commandstats");
+    const char *p =
+        r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_get:calls=") : NULL;
+    long long n = p != NULL ? strtoll(p + strlen("cmdstat_get:calls="), NULL, 10) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/*
+ * A read-through GET in flight when a CACHE_INVALIDATE matching its key
+ * arrives: the answer may have been read before the cloud changed the
+ * key, so it is served to the reader but not kept as fresh. The next read
+ * goes to Redis again.
+ */
+static void test_invalidation_during_read(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_fix_redis_set(f, "product:I-1", "v1");
+    pos_fix_start_online(f);
+    redisContext *local = pos_fix_local_connect(f);
+    agent_freeze(f, local);
+    send_only(local, "GET %s", "product:I-1");
+    pos_test_sleep_ms(10);
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH system:alerts %s",
+                                  "{\"type\":\"CACHE_INVALIDATE\",\"pattern\":\"product:I-*\"}"),
+                     1);
+    pos_test_sleep_ms(10);
+    assert_int_equal(kill(f->agent.pid, SIGCONT), 0);
+    redisReply *r;
+    assert_int_equal(redisGetReply(local, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "v1");
+    freeReplyObject(r);
+    assert_true(pos_test_agent_wait_log(&f->agent, "invalidated 0 entries", 1, 3000));
+    long long gets = redis_gets(f);
+    char *v = pos_fix_local_get(f, "product:I-1");
+    assert_string_equal(v, "v1");
+    free(v);
+    assert_int_equal(redis_gets(f), gets + 1); /* not served from the cache */
+    /* That answer is kept: the next read is local. */
+    v = pos_fix_local_get(f, "product:I-1");
+    assert_string_equal(v, "v1");
+    free(v);
+    assert_int_equal(redis_gets(f), gets + 1);
     redisFree(local);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
@@ -390,6 +471,7 @@ int main(void)
         POS_FIX_TEST(test_reads_survive_outage_and_restart),
         POS_FIX_TEST(test_inventory_messages_and_invalidation),
         POS_FIX_TEST(test_inventory_message_during_read),
+        POS_FIX_TEST(test_invalidation_during_read),
         POS_FIX_TEST(test_publish_while_offline_across_restart),
         POS_FIX_TEST(test_revalidation_after_reconnect),
         POS_FIX_TEST(test_tracking_invalidates),
