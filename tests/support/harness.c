@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -728,11 +729,26 @@ char *pos_test_sub_next(pos_test_sub_t *s, int timeout_ms, char *channel, size_t
     void *reply = NULL;
     char *payload = NULL;
 
-    redisSetTimeout(s->c, tv);
-    if (redisGetReply(s->c, &reply) != REDIS_OK || reply == NULL) {
-        /* A timeout leaves the context in an error state: reconnecting is
-         * the caller's business; tests treat it as "nothing arrived". */
+    /* A reply already read waits in the reader. Else wait for the socket
+     * here: a read timeout inside hiredis leaves the context in an error
+     * state, and every later call would fail at once (a test collecting
+     * in two rounds saw nothing in the second). */
+    if (s->c->err != 0 || redisGetReplyFromReader(s->c, &reply) != REDIS_OK) {
         return NULL;
+    }
+    if (reply == NULL) {
+        struct pollfd pfd = {s->c->fd, POLLIN, 0};
+        int n;
+        do {
+            n = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : 0);
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            return NULL; /* nothing arrived; the context stays usable */
+        }
+        redisSetTimeout(s->c, tv);
+        if (redisGetReply(s->c, &reply) != REDIS_OK || reply == NULL) {
+            return NULL;
+        }
     }
     redisReply *r = reply;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&

@@ -59,11 +59,10 @@ typedef struct pos_test_agent {
  * Writes "ini" to a config file (adding [hal] sim_dir = DIR/sim unless the
  * text sets sim_dir, [store] path, [local] socket, [payment]
  * allow_unsigned = true unless it names hmac_key_file or allow_unsigned,
- * and [security] allow_root = true unless it has those sections) and starts $POSAGENT_BIN --config it, with
- * the test's environment minus REDIS_* / POSAGENT_* / NOTIFY_SOCKET, plus
- * "env" (NULL-terminated "NAME=value" strings, may be NULL; each replaces
- * an inherited variable of the same name). Output goes
- * to a log file. When a->wrapper is NULL and $POSAGENT_WRAPPER is set
+ * and [security] allow_root = true unless it has those sections) and starts $POSAGENT_BIN --config
+ * it, with the test's environment minus REDIS_* / POSAGENT_* / NOTIFY_SOCKET, plus "env"
+ * (NULL-terminated "NAME=value" strings, may be NULL; each replaces an inherited variable of the
+ * same name). Output goes to a log file. When a->wrapper is NULL and $POSAGENT_WRAPPER is set
  * (space-separated words, e.g. "qemu-aarch64 -L /"
  * for a cross-built agent), those words are put before the binary (and
  * before $POSAGENT_BIN when pos_test_run() runs it).
@@ -110,7 +109,8 @@ int pos_test_sub_open(pos_test_sub_t *s, const pos_test_redis_t *r, const char *
 /* Subscribes to a NULL-terminated list of channels (all confirmed). */
 int pos_test_sub_open_many(pos_test_sub_t *s, const pos_test_redis_t *r,
                            const char *const *channels);
-/* Next message payload on any subscribed channel (malloc'd) or NULL. */
+/* Next message payload on any subscribed channel (malloc'd), or NULL when
+ * none came within timeout_ms; the connection stays usable after that. */
 char *pos_test_sub_next(pos_test_sub_t *s, int timeout_ms, char *channel, size_t chlen);
 void pos_test_sub_close(pos_test_sub_t *s);
 /*
