@@ -35,7 +35,7 @@ typedef struct cache_waiter {
 typedef enum {
     FETCH_CURRENT,     /* nothing: the reply goes into the cache */
     FETCH_OVERWRITTEN, /* a message wrote a newer value here: that one is served */
-    FETCH_INVALIDATED  /* invalidated: the reply is served, not kept */
+    FETCH_INVALIDATED  /* CACHE_INVALIDATE or a local clear: served, not kept */
 } fetch_state_t;
 
 struct pos_cache_fetch {
@@ -430,15 +430,18 @@ static void tracking_flushed(void *arg, int status, size_t n)
 
 void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 {
+    /* The GETs in flight are not marked here: tracking broadcasts every
+     * write to the prefixes, and the invalidation of a write Redis made
+     * before it read the key often arrives after the GET was sent. Marked,
+     * a session the cloud had just created would be read but not kept, and
+     * a local EXPIRE would then not find it. */
     if (keys == NULL) {
         oversize_forget(s, NULL, NULL);
-        fetches_mark(s, NULL, 0, FETCH_INVALIDATED);
     }
     for (size_t i = 0; keys != NULL && i < keys->elements; i++) {
         if (keys->element[i]->type == REDIS_REPLY_STRING) {
             glob_ctx_t k = {keys->element[i]->str, keys->element[i]->len};
             oversize_forget(s, oversize_is, &k);
-            fetches_mark(s, k.pattern, k.len, FETCH_INVALIDATED);
         }
     }
     if (!s->open) {
