@@ -171,6 +171,14 @@ static void test_counter_offline_and_restart(void **state)
     redisContext *c = pos_fix_local_connect(f);
     assert_int_equal(lint(c, "INCR counter:tickets"), 1);
     wait_redis(cloud, "counter:tickets", "1", 5000);
+    /* Redis's answer reached the agent too: cut off before that, the
+     * increment is sent again after the restart and counts twice in Redis
+     * (at least once, docs/local-api.md "Known limits"), and the till's
+     * own count says 7, not 6. */
+    for (int i = 0; i < 250 && pos_fix_info(f, "outbox", "outbox_entries") != 0; i++) {
+        pos_test_sleep_ms(20);
+    }
+    assert_int_equal(pos_fix_info(f, "outbox", "outbox_entries"), 0);
     pos_fix_cut_off(f, cloud, 1);
     /* Offline: answered on the till, from the last confirmed value. */
     assert_int_equal(lint(c, "INCRBY counter:tickets 4"), 5);
