@@ -264,9 +264,7 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
     if (f->state == FETCH_OVERWRITTEN) {
         /* The local copy is newer than anything the reply can say. */
         for (w = f->waiters; w != NULL; w = w->next) {
-            if (cache_local(s, f->key, f->len, w->cb, w->ctx, false) != 0) {
-                w->cb(w->ctx, -ENOENT, NULL, 0, 0, false);
-            }
+            cache_local_or_miss(s, f->key, f->len, w->cb, w->ctx);
         }
     } else if (err == -EMSGSIZE ||
                (err == 0 && r->type == REDIS_REPLY_STRING && r->len > s->max_value_bytes)) {
