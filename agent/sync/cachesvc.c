@@ -32,10 +32,11 @@ typedef struct cache_waiter {
  * answer would delete a newer INVENTORY_UPDATED, a value would bring back
  * what was just invalidated.
  */
-typedef enum {
+typedef enum { /* in order: a later state replaces an earlier one, never the reverse */
     FETCH_CURRENT,     /* nothing: the reply goes into the cache */
-    FETCH_OVERWRITTEN, /* a message wrote a newer value here: that one is served */
-    FETCH_INVALIDATED  /* CACHE_INVALIDATE or a local clear: served, not kept */
+    FETCH_SUSPECT,     /* a tracking invalidation: kept, but stale (read again next time) */
+    FETCH_INVALIDATED, /* CACHE_INVALIDATE or a local clear: served, not kept */
+    FETCH_OVERWRITTEN  /* a message wrote a newer value here: that one is served */
 } fetch_state_t;
 
 struct pos_cache_fetch {
@@ -272,16 +273,22 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
          * came in under the link's headroom. */
         cache_fetch_oversize(f);
     } else if (err == 0 && r->type == REDIS_REPLY_STRING) {
-        if (s->open && f->state == FETCH_CURRENT) {
+        if (s->open && f->state <= FETCH_SUSPECT) {
             pos_cache_put(&s->cache, f->key, f->len, r->str, r->len,
                           pos_cache_family_of(f->key, f->len), pos_clock_wall_ms());
+            if (f->state == FETCH_SUSPECT) {
+                /* Redis may have changed it after it answered: the next
+                 * read asks again (the overlay keeps the order). */
+                pos_cache_mark_stale(&s->cache, f->key, f->len);
+                s->fetches_raced++;
+            }
         }
         for (w = f->waiters; w != NULL; w = w->next) {
             w->cb(w->ctx, 0, r->str, r->len, 0, true);
         }
     } else if (err == 0 && r->type == REDIS_REPLY_NIL) {
         /* Gone from Redis: gone here too. */
-        if (s->open && f->state == FETCH_CURRENT) {
+        if (s->open && f->state <= FETCH_SUSPECT) {
             pos_cache_delete(&s->cache, f->key, f->len);
         }
         for (w = f->waiters; w != NULL; w = w->next) {
@@ -304,12 +311,12 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
 }
 
 /* Tells the GETs in flight for key (every one with a NULL key) that it
- * changed here since they were sent. */
+ * changed since they were sent. */
 static void fetches_mark(pos_cachesvc_t *s, const char *key, size_t len, fetch_state_t state)
 {
     for (pos_cache_fetch_t *f = s->fetches; f != NULL; f = f->next) {
         if (key == NULL || (f->len == len && memcmp(f->key, key, len) == 0)) {
-            if (f->state == FETCH_CURRENT || state == FETCH_OVERWRITTEN) {
+            if (state > f->state) {
                 f->state = state;
             }
         }
@@ -320,7 +327,7 @@ static void fetches_mark(pos_cachesvc_t *s, const char *key, size_t len, fetch_s
 static void fetches_mark_glob(pos_cachesvc_t *s, const pos_glob_t *g)
 {
     for (pos_cache_fetch_t *f = s->fetches; f != NULL; f = f->next) {
-        if (f->state == FETCH_CURRENT && pos_glob_test(g, f->key, f->len)) {
+        if (f->state < FETCH_INVALIDATED && pos_glob_test(g, f->key, f->len)) {
             f->state = FETCH_INVALIDATED;
         }
     }
@@ -428,18 +435,23 @@ static void tracking_flushed(void *arg, int status, size_t n)
 
 void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 {
-    /* The GETs in flight are not marked here: tracking broadcasts every
-     * write to the prefixes, and the invalidation of a write Redis made
-     * before it read the key often arrives after the GET was sent. Marked,
-     * a session the cloud had just created would be read but not kept, and
-     * a local EXPIRE would then not find it. */
+    /* A GET in flight for an invalidated key: the invalidation travels on
+     * another connection and may overtake the GET's answer, read before the
+     * write. The answer is served and kept, but stale, so that the next read
+     * asks Redis again. Not dropped: tracking broadcasts every write to the
+     * prefixes, and the invalidation of a write Redis made before it read
+     * the key arrives after the GET was sent just as often; a session the
+     * cloud had just created must stay on the till (a local EXPIRE refreshes
+     * it). */
     if (keys == NULL) {
         oversize_forget(s, NULL, NULL);
+        fetches_mark(s, NULL, 0, FETCH_SUSPECT);
     }
     for (size_t i = 0; keys != NULL && i < keys->elements; i++) {
         if (keys->element[i]->type == REDIS_REPLY_STRING) {
             glob_ctx_t k = {keys->element[i]->str, keys->element[i]->len};
             oversize_forget(s, oversize_is, &k);
+            fetches_mark(s, k.pattern, k.len, FETCH_SUSPECT);
         }
     }
     if (!s->open) {

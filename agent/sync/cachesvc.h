@@ -73,6 +73,7 @@ typedef struct pos_cachesvc {
     uv_timer_t reval_timer;     /* the revalidation walk goes on at the next loop turn */
     pos_cache_fetch_t *fetches; /* GETs in flight, by key */
     uint64_t fetches_shared;    /* reads that joined a GET already in flight */
+    uint64_t fetches_raced;     /* GET answers overtaken by a tracking invalidation: kept stale */
     pos_cache_cursor_t reval;   /* revalidation walk after a reconnect */
     bool revalidating;
     uint64_t reval_epoch;  /* bumped per reconnect: stale batches stop */

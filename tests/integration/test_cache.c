@@ -306,6 +306,52 @@ static void test_invalidation_during_read(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/*
+ * A tracking invalidation taken while a read-through GET is in flight. It
+ * travels on another connection than the GET's answer and may overtake
+ * it, and the answer may then be older than the write it is for: cached
+ * as fresh, it would stay until the key's next write or its TTL. It is
+ * served and kept, but stale, so the next read asks Redis again. The agent
+ * is stopped while the read and the invalidation reach its sockets, so
+ * that it takes them in one turn: the read (sent on to Redis), then the
+ * invalidation, then Redis's answer. Here the write came first, so the
+ * answer is the new value (the invalidation cannot tell): kept all the
+ * same, a read online asks once more, and offline it would still answer.
+ */
+static void test_tracking_during_read(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_fix_redis_set(f, "product:T-1", "v1");
+    pos_fix_start_online(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 10000));
+    redisContext *local = pos_fix_local_connect(f);
+    assert_int_equal(pos_fix_local_info(local, "cache", "raced_fetches"), 0);
+    agent_freeze(f, local);
+    send_only(local, "GET %s", "product:T-1");
+    pos_test_sleep_ms(10);
+    pos_fix_redis_set(f, "product:T-1", "v2");
+    pos_test_sleep_ms(10);
+    assert_int_equal(kill(f->agent.pid, SIGCONT), 0);
+    redisReply *r;
+    assert_int_equal(redisGetReply(local, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "v2");
+    freeReplyObject(r);
+    assert_int_equal(pos_fix_local_info(local, "cache", "raced_fetches"), 1);
+    /* Kept, but stale: the next read goes to Redis, the one after is local. */
+    long long gets = redis_gets(f);
+    char *v = pos_fix_local_get(f, "product:T-1");
+    assert_string_equal(v, "v2");
+    free(v);
+    assert_int_equal(redis_gets(f), gets + 1);
+    v = pos_fix_local_get(f, "product:T-1");
+    assert_string_equal(v, "v2");
+    free(v);
+    assert_int_equal(redis_gets(f), gets + 1);
+    redisFree(local);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
 static void test_publish_while_offline_across_restart(void **state)
 {
     pos_fix_t *f = *state;
@@ -472,6 +518,7 @@ int main(void)
         POS_FIX_TEST(test_inventory_messages_and_invalidation),
         POS_FIX_TEST(test_inventory_message_during_read),
         POS_FIX_TEST(test_invalidation_during_read),
+        POS_FIX_TEST(test_tracking_during_read),
         POS_FIX_TEST(test_publish_while_offline_across_restart),
         POS_FIX_TEST(test_revalidation_after_reconnect),
         POS_FIX_TEST(test_tracking_invalidates),
