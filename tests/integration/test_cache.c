@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "tests/support/fixture.h"
+#include "tests/support/proxy.h"
 
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
@@ -352,6 +353,79 @@ static void test_tracking_during_read(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* Waits up to ms for cond(px), failing the test after. */
+static void proxy_wait(pos_test_proxy_t *px, bool (*cond)(pos_test_proxy_t *), int ms,
+                       const char *what)
+{
+    for (int waited = 0; !cond(px); waited += 5) {
+        if (waited >= ms) {
+            fail_msg("proxy: %s did not happen within %d ms", what, ms);
+        }
+        pos_test_sleep_ms(5);
+    }
+}
+
+static const char *passed_needle;
+
+static bool proxy_passed(pos_test_proxy_t *px)
+{
+    return pos_test_proxy_passed(px, passed_needle);
+}
+
+/* The agent has taken what reached its sockets so far: a PING on a
+ * connection of its own is answered a loop turn after, at the earliest. */
+static void agent_turn(pos_fix_t *f)
+{
+    redisContext *c = pos_fix_local_connect(f);
+    redisReply *r = redisCommand(c, "PING");
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/*
+ * The race itself, through a proxy that holds Redis's answer back: the
+ * agent's GET is answered v1, then the cloud writes v2, and the tracking
+ * invalidation reaches the agent before the answer. The answer is served
+ * (it was true when Redis read it) and kept stale: the next read asks
+ * Redis and gets v2. Kept as fresh, v1 was the answer until the key's next
+ * write or its TTL.
+ */
+static void test_tracking_overtakes_answer(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_test_proxy_t *px = pos_test_proxy_start(f->redis.port);
+    assert_non_null(px);
+    pos_ini_set(&f->ini, "redis", "url", "redis://127.0.0.1:%u",
+                (unsigned)pos_test_proxy_port(px));
+    pos_fix_redis_set(f, "product:X-1", "v1");
+    pos_fix_start_online(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 10000));
+    redisContext *local = pos_fix_local_connect(f);
+
+    pos_test_proxy_hold(px, "product:X-1");
+    send_only(local, "GET %s", "product:X-1");
+    proxy_wait(px, pos_test_proxy_holding, 5000, "the GET's answer held");
+    pos_fix_redis_set(f, "product:X-1", "v2");
+    passed_needle = "product:X-1";
+    proxy_wait(px, proxy_passed, 5000, "the invalidation");
+    agent_turn(f);
+    pos_test_proxy_release(px);
+
+    redisReply *r;
+    assert_int_equal(redisGetReply(local, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "v1");
+    freeReplyObject(r);
+    assert_int_equal(pos_fix_local_info(local, "cache", "raced_fetches"), 1);
+    char *v = pos_fix_local_get(f, "product:X-1");
+    assert_string_equal(v, "v2");
+    free(v);
+    redisFree(local);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    pos_test_proxy_stop(px);
+}
+
 static void test_publish_while_offline_across_restart(void **state)
 {
     pos_fix_t *f = *state;
@@ -519,6 +593,7 @@ int main(void)
         POS_FIX_TEST(test_inventory_message_during_read),
         POS_FIX_TEST(test_invalidation_during_read),
         POS_FIX_TEST(test_tracking_during_read),
+        POS_FIX_TEST(test_tracking_overtakes_answer),
         POS_FIX_TEST(test_publish_while_offline_across_restart),
         POS_FIX_TEST(test_revalidation_after_reconnect),
         POS_FIX_TEST(test_tracking_invalidates),
