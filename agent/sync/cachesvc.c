@@ -48,6 +48,19 @@ struct pos_cache_fetch {
     pos_cache_fetch_t *next;
 };
 
+/* An MGET in flight (the warm-up's, the revalidation's): the same, a state
+ * a key. Its keys belong to the caller, whose callback still needs them. */
+struct pos_cache_mget {
+    pos_cachesvc_t *svc;
+    pos_reply_cb cb; /* the caller's, with ctx */
+    void *ctx;
+    char *const *keys;
+    const size_t *lens; /* NULL: C strings */
+    size_t n;
+    pos_cache_mget_t *next;
+    unsigned char state[]; /* fetch_state_t of keys[i] */
+};
+
 bool pos_cachesvc_cacheable(const char *key, size_t len)
 {
     return len > 0 && len <= 511 && pos_cache_family_of(key, len) != POS_CACHE_OTHER;
@@ -262,6 +275,9 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
             break;
         }
     }
+    if (f->state != FETCH_CURRENT) {
+        s->fetches_raced++;
+    }
     if (f->state == FETCH_OVERWRITTEN) {
         /* The local copy is newer than anything the reply can say. */
         for (w = f->waiters; w != NULL; w = w->next) {
@@ -280,7 +296,6 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
                 /* Redis may have changed it after it answered: the next
                  * read asks again (the overlay keeps the order). */
                 pos_cache_mark_stale(&s->cache, f->key, f->len);
-                s->fetches_raced++;
             }
         }
         for (w = f->waiters; w != NULL; w = w->next) {
@@ -321,6 +336,15 @@ static void fetches_mark(pos_cachesvc_t *s, const char *key, size_t len, fetch_s
             }
         }
     }
+    for (pos_cache_mget_t *m = s->mgets; m != NULL; m = m->next) {
+        for (size_t i = 0; i < m->n; i++) {
+            size_t n = m->lens != NULL ? m->lens[i] : strlen(m->keys[i]);
+            if (state > m->state[i] &&
+                (key == NULL || (n == len && memcmp(m->keys[i], key, len) == 0))) {
+                m->state[i] = (unsigned char)state;
+            }
+        }
+    }
 }
 
 /* The same for the GETs whose key matches a compiled glob. */
@@ -329,6 +353,14 @@ static void fetches_mark_glob(pos_cachesvc_t *s, const pos_glob_t *g)
     for (pos_cache_fetch_t *f = s->fetches; f != NULL; f = f->next) {
         if (f->state < FETCH_INVALIDATED && pos_glob_test(g, f->key, f->len)) {
             f->state = FETCH_INVALIDATED;
+        }
+    }
+    for (pos_cache_mget_t *m = s->mgets; m != NULL; m = m->next) {
+        for (size_t i = 0; i < m->n; i++) {
+            size_t n = m->lens != NULL ? m->lens[i] : strlen(m->keys[i]);
+            if (m->state[i] < FETCH_INVALIDATED && pos_glob_test(g, m->keys[i], n)) {
+                m->state[i] = FETCH_INVALIDATED;
+            }
         }
     }
 }
@@ -535,24 +567,60 @@ void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
  * MGET keys[0..n) (lens[i] bytes each; NULL lens: NUL-terminated) with cb
  * and ctx. Returns 0, or a negative errno (nothing sent, cb not called).
  */
+/* Unlinks m, then the caller's callback runs with s->mget_state telling
+ * what happened to each key meanwhile (mget_keeps()). */
+static void cache_mget_done(void *ctx, const redisReply *r, int err)
+{
+    pos_cache_mget_t *m = ctx;
+    pos_cachesvc_t *s = m->svc;
+
+    for (pos_cache_mget_t **pp = &s->mgets; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    }
+    const unsigned char *outer = s->mget_state;
+    s->mget_state = m->state;
+    m->cb(m->ctx, r, err);
+    s->mget_state = outer;
+    free(m);
+}
+
+/* In an MGET's callback: whether the answer for its key i may be stored
+ * (or, nil, deleted). Not after a message wrote the key meanwhile, a
+ * CACHE_INVALIDATE or a tracking invalidation: the answer may be older.
+ * The entry stays as it is (stale, or the message's), and a read asks. */
+static bool mget_keeps(const pos_cachesvc_t *s, size_t i)
+{
+    return s->mget_state == NULL || s->mget_state[i] == FETCH_CURRENT;
+}
+
 static int cache_mget(pos_cachesvc_t *s, char *const *keys, const size_t *lens, size_t n,
                       pos_reply_cb cb, void *ctx)
 {
     const char **argv = calloc(n + 1, sizeof(*argv));
     size_t *alens = calloc(n + 1, sizeof(*alens));
+    pos_cache_mget_t *m = calloc(1, sizeof(*m) + n);
     int rc = -ENOMEM;
 
-    if (argv != NULL && alens != NULL) {
+    if (argv != NULL && alens != NULL && m != NULL) {
         argv[0] = "MGET";
         alens[0] = 4;
         for (size_t i = 0; i < n; i++) {
             argv[i + 1] = keys[i];
             alens[i + 1] = lens != NULL ? lens[i] : strlen(keys[i]);
         }
-        rc = pos_link_command(s->link, cb, ctx, (int)n + 1, argv, alens);
+        *m = (pos_cache_mget_t){s, cb, ctx, keys, lens, n, s->mgets};
+        rc = pos_link_command(s->link, cache_mget_done, m, (int)n + 1, argv, alens);
+        if (rc == 0) {
+            s->mgets = m;
+            m = NULL;
+        }
     }
     free(argv);
     free(alens);
+    free(m);
     return rc;
 }
 
@@ -657,7 +725,9 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
     if (r->type == REDIS_REPLY_ARRAY && r->elements == b->n) {
         for (size_t i = 0; i < b->n; i++) {
             const redisReply *v = r->element[i];
-            if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
+            if (!mget_keeps(s, i)) {
+                s->fetches_raced++;
+            } else if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
                 items[n++] = mget_item(b->keys[i], b->lens[i], v);
             } else if (v->type == REDIS_REPLY_NIL || v->type == REDIS_REPLY_STRING) {
                 /* Gone, or grown past the limit: either way not kept. */
@@ -946,7 +1016,9 @@ static void warm_store(warm_step_t *w, char **keys, size_t n, const redisReply *
     }
     for (size_t i = 0; i < n; i++) {
         const redisReply *v = r->element[i];
-        if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
+        if (!mget_keeps(s, i)) {
+            s->fetches_raced++;
+        } else if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
             items[m++] = mget_item(keys[i], strlen(keys[i]), v);
         }
     }

@@ -38,6 +38,7 @@ typedef void (*pos_cachesvc_cb)(void *ctx, int status, const char *value, size_t
                                 uint64_t age_ms, bool fresh);
 
 typedef struct pos_cache_fetch pos_cache_fetch_t;
+typedef struct pos_cache_mget pos_cache_mget_t;
 
 #define POS_CACHESVC_OVERSIZE_MAX 16     /* oversized keys remembered */
 #define POS_CACHESVC_VERSION_MAX  32     /* bytes of an index set's version kept */
@@ -73,7 +74,9 @@ typedef struct pos_cachesvc {
     uv_timer_t reval_timer;     /* the revalidation walk goes on at the next loop turn */
     pos_cache_fetch_t *fetches; /* GETs in flight, by key */
     uint64_t fetches_shared;    /* reads that joined a GET already in flight */
-    uint64_t fetches_raced;     /* GET answers overtaken by a tracking invalidation: kept stale */
+    uint64_t fetches_raced;     /* answers a change overtook: GET kept stale, MGET not kept */
+    pos_cache_mget_t *mgets;    /* MGETs in flight (warm-up, revalidation) */
+    const unsigned char *mget_state; /* in an MGET's callback: each key's fetch state */
     pos_cache_cursor_t reval;   /* revalidation walk after a reconnect */
     bool revalidating;
     uint64_t reval_epoch;  /* bumped per reconnect: stale batches stop */

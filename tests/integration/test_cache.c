@@ -426,6 +426,58 @@ static void test_tracking_overtakes_answer(void **state)
     pos_test_proxy_stop(px);
 }
 
+/*
+ * The same race for the MGETs after a reconnect (the revalidation, or the
+ * warm-up's SCAN fallback): an INVENTORY_UPDATED for a key the MGET asked
+ * for, taken before its answer, which Redis read before the message. The
+ * message's quantity stays; before, the MGET's older value replaced it.
+ */
+static void test_message_during_revalidation(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_test_proxy_t *px = pos_test_proxy_start(f->redis.port);
+    assert_non_null(px);
+    pos_ini_set(&f->ini, "redis", "url", "redis://127.0.0.1:%u",
+                (unsigned)pos_test_proxy_port(px));
+    pos_fix_redis_set(f, "inventory:" SID ":P-9", "{\"quantity\":1}");
+    pos_fix_start_online(f);
+    char *v = pos_fix_local_get(f, "inventory:" SID ":P-9");
+    assert_non_null(v);
+    free(v);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    assert_non_null(cloud);
+    pos_fix_cut_off(f, cloud, 1);
+    redisReply *r = redisCommand(cloud, "SET %s %s", "inventory:" SID ":P-9", "{\"quantity\":2}");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+
+    pos_test_proxy_hold(px, "inventory:" SID ":P-9");
+    pos_test_cut_off(cloud, false);
+    assert_true(pos_test_agent_wait_log(&f->agent, "link: online", 2, 10000));
+    proxy_wait(px, pos_test_proxy_holding, 5000, "the MGET's answer held");
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH inventory:" SID " %s",
+                                  "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID "\","
+                                  "\"productId\":\"P-9\",\"quantity\":7}"),
+                     1);
+    assert_true(pos_test_agent_wait_log(&f->agent, "inventory:" SID ": INVENTORY_UPDATED", 1, 3000));
+    pos_test_proxy_release(px);
+    assert_true(pos_test_agent_wait_log(&f->agent, "revalidated after reconnect", 1, 5000) ||
+                pos_test_agent_wait_log(&f->agent, "warm-up:", 1, 1000));
+    agent_turn(f);
+    redisContext *local = pos_fix_local_connect(f);
+    assert_true(pos_fix_local_info(local, "cache", "raced_fetches") >= 1);
+    redisFree(local);
+    /* Offline, so that the answer is the till's copy and nothing else. */
+    pos_fix_cut_off(f, cloud, 2);
+    v = pos_fix_local_get(f, "inventory:" SID ":P-9");
+    assert_non_null(v);
+    assert_non_null(strstr(v, "\"quantity\":7"));
+    free(v);
+    redisFree(cloud);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    pos_test_proxy_stop(px);
+}
+
 static void test_publish_while_offline_across_restart(void **state)
 {
     pos_fix_t *f = *state;
@@ -594,6 +646,7 @@ int main(void)
         POS_FIX_TEST(test_invalidation_during_read),
         POS_FIX_TEST(test_tracking_during_read),
         POS_FIX_TEST(test_tracking_overtakes_answer),
+        POS_FIX_TEST(test_message_during_revalidation),
         POS_FIX_TEST(test_publish_while_offline_across_restart),
         POS_FIX_TEST(test_revalidation_after_reconnect),
         POS_FIX_TEST(test_tracking_invalidates),
