@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PROXY_CONNS 32
+#define PROXY_CONNS    32
 #define PROXY_SEEN_MAX (4u * 1024u * 1024u)
 
 typedef struct {
@@ -34,10 +34,10 @@ struct pos_test_proxy {
     uint16_t port, target;
     pthread_t thread;
     pthread_mutex_t lock;
-    bool stop;     /* under lock */
-    bool release;  /* under lock */
-    char *needle;  /* under lock: armed, not yet seen */
-    buf_t seen;    /* under lock: server bytes on flowing connections since armed */
+    bool stop;      /* under lock */
+    bool release;   /* under lock */
+    char *needle;   /* under lock: armed, not yet seen */
+    buf_t seen;     /* under lock: server bytes on flowing connections since armed */
     bool recording; /* under lock */
     conn_t c[PROXY_CONNS];
 };
@@ -328,7 +328,8 @@ bool pos_test_proxy_holding(pos_test_proxy_t *p)
 bool pos_test_proxy_passed(pos_test_proxy_t *p, const char *needle)
 {
     pthread_mutex_lock(&p->lock);
-    bool seen = p->seen.len > 0 && memmem(p->seen.data, p->seen.len, needle, strlen(needle)) != NULL;
+    bool seen =
+        p->seen.len > 0 && memmem(p->seen.data, p->seen.len, needle, strlen(needle)) != NULL;
     pthread_mutex_unlock(&p->lock);
     return seen;
 }
