@@ -123,13 +123,11 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
         info_add(&b,
                  "# cache\r\ncache_open:%d\r\nhits:%" PRIu64 "\r\nstale_hits:%" PRIu64
                  "\r\nmisses:%" PRIu64 "\r\nentries:%" PRIu64 "\r\nbytes:%" PRIu64
-                 "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64
-                 "\r\nraced_fetches:%" PRIu64 "\r\nstore_disk_full:%" PRIu64
-                 "\r\noversize_refused:%" PRIu64 "\r\n",
+                 "\r\nevictions:%" PRIu64 "\r\nshared_fetches:%" PRIu64 "\r\nraced_fetches:%" PRIu64
+                 "\r\nstore_disk_full:%" PRIu64 "\r\noversize_refused:%" PRIu64 "\r\n",
                  a->cache->open, cs.hits, cs.stale_hits, cs.misses, cs.entries, cs.bytes,
                  cs.evictions, a->cache->fetches_shared, a->cache->fetches_raced,
-                 a->store != NULL ? a->store->disk_full : 0,
-                 a->cache->oversize_refused);
+                 a->store != NULL ? a->store->disk_full : 0, a->cache->oversize_refused);
         /* How the warm-up found the keys: index sets, or a SCAN fallback. */
         info_add(&b,
                  "warm_inventory:%s\r\nwarm_products:%s\r\nwarm_scan_fallbacks:%" PRIu64

@@ -32,7 +32,8 @@ typedef struct cache_waiter {
  * answer would delete a newer INVENTORY_UPDATED, a value would bring back
  * what was just invalidated.
  */
-typedef enum { /* in order: a later state replaces an earlier one, never the reverse */
+/* In order: a later state replaces an earlier one, never the reverse. */
+typedef enum {
     FETCH_CURRENT,     /* nothing: the reply goes into the cache */
     FETCH_SUSPECT,     /* a tracking invalidation: kept, but stale (read again next time) */
     FETCH_INVALIDATED, /* CACHE_INVALIDATE or a local clear: served, not kept */

@@ -396,8 +396,7 @@ static void test_tracking_overtakes_answer(void **state)
     pos_fix_t *f = *state;
     pos_test_proxy_t *px = pos_test_proxy_start(f->redis.port);
     assert_non_null(px);
-    pos_ini_set(&f->ini, "redis", "url", "redis://127.0.0.1:%u",
-                (unsigned)pos_test_proxy_port(px));
+    pos_ini_set(&f->ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)pos_test_proxy_port(px));
     pos_fix_redis_set(f, "product:X-1", "v1");
     pos_fix_start_online(f);
     assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 10000));
@@ -437,8 +436,7 @@ static void test_message_during_revalidation(void **state)
     pos_fix_t *f = *state;
     pos_test_proxy_t *px = pos_test_proxy_start(f->redis.port);
     assert_non_null(px);
-    pos_ini_set(&f->ini, "redis", "url", "redis://127.0.0.1:%u",
-                (unsigned)pos_test_proxy_port(px));
+    pos_ini_set(&f->ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)pos_test_proxy_port(px));
     pos_fix_redis_set(f, "inventory:" SID ":P-9", "{\"quantity\":1}");
     pos_fix_start_online(f);
     char *v = pos_fix_local_get(f, "inventory:" SID ":P-9");
@@ -459,7 +457,8 @@ static void test_message_during_revalidation(void **state)
                                   "{\"type\":\"INVENTORY_UPDATED\",\"storeId\":\"" SID "\","
                                   "\"productId\":\"P-9\",\"quantity\":7}"),
                      1);
-    assert_true(pos_test_agent_wait_log(&f->agent, "inventory:" SID ": INVENTORY_UPDATED", 1, 3000));
+    assert_true(
+        pos_test_agent_wait_log(&f->agent, "inventory:" SID ": INVENTORY_UPDATED", 1, 3000));
     pos_test_proxy_release(px);
     assert_true(pos_test_agent_wait_log(&f->agent, "revalidated after reconnect", 1, 5000) ||
                 pos_test_agent_wait_log(&f->agent, "warm-up:", 1, 1000));
