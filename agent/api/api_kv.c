@@ -699,7 +699,7 @@ static void kv_counter_keep(void *ctx, const char *key, long long value)
      * (one per payment for the sales counters). */
     if (api->opt.cache->open) {
         (void)pos_cache_put_lazy(&api->opt.cache->cache, key, strlen(key), text, (size_t)n,
-                                 POS_CACHE_OTHER, pos_clock_wall_ms());
+                                 POS_CACHE_OTHER, pos_clock_wall_ms(), NULL, NULL);
     }
 }
 
