@@ -641,36 +641,67 @@ typedef struct kv_read {
 static int kv_incr_queue(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len,
                          long long by);
 
-static long long kv_counter_pending(const pos_api_t *api, const char *key, size_t len)
+/*
+ * The local copy of a counter's confirmed value (key counter:NAME):
+ * "<value> <upto>", upto the last outbox id whose increment the value
+ * includes (written before that entry leaves the outbox), or "<value>"
+ * as kept before (upto unknown: 0). Returns false when it is not one.
+ */
+static bool kv_counter_parse(const char *text, long long *value, uint64_t *upto)
 {
-    const pos_delivery_key_t *k = pos_delivery_key(api->opt.delivery, key, len);
-    return k != NULL ? k->pending_sum : 0;
+    char *end;
+
+    errno = 0;
+    *value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text) {
+        return false;
+    }
+    *upto = 0;
+    if (*end == ' ' && end[1] >= '0' && end[1] <= '9') {
+        const char *u = end + 1;
+        unsigned long long x = strtoull(u, &end, 10);
+        if (errno != 0) {
+            return false;
+        }
+        *upto = (uint64_t)x;
+    }
+    return *end == '\0';
 }
 
-/* The counter's last confirmed value: in memory, else the local copy. */
+/* The counter's last confirmed value: in memory, else the local copy
+ * (the increments it includes are no longer pending from then on). */
 static bool kv_counter_confirmed(pos_api_t *api, const char *key, size_t len, long long *v)
 {
     const pos_delivery_key_t *k = pos_delivery_key(api->opt.delivery, key, len);
     char *buf;
     size_t blen;
+    long long x;
+    uint64_t upto;
 
     if (k != NULL && k->has_confirmed) {
         *v = k->confirmed;
         return true;
     }
     if (kv_cache_read(api, key, len, &buf, &blen) == 0) {
-        char *end;
-        errno = 0;
-        long long x = strtoll(buf, &end, 10);
-        bool ok = errno == 0 && end != buf && *end == '\0';
+        bool ok = kv_counter_parse(buf, &x, &upto);
         free(buf);
         if (ok) {
-            pos_delivery_confirm(api->opt.delivery, key, len, x);
+            pos_delivery_confirm(api->opt.delivery, key, len, x, upto);
             *v = x;
             return true;
         }
     }
     return false;
+}
+
+/* The increments of the counter not yet confirmed (the local copy of its
+ * value read first: it may include some the outbox still holds). */
+static long long kv_counter_pending(pos_api_t *api, const char *key, size_t len)
+{
+    long long c;
+    (void)kv_counter_confirmed(api, key, len, &c);
+    const pos_delivery_key_t *k = pos_delivery_key(api->opt.delivery, key, len);
+    return k != NULL ? k->pending_sum : 0;
 }
 
 static void kv_counter_reply(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len)
@@ -688,18 +719,81 @@ static void kv_counter_reply(pos_api_t *api, pos_localapi_reply_t *r, const char
     pos_localapi_reply_bulk(r, text, (size_t)n);
 }
 
-/* Keeps a counter's confirmed value on the local store (survives a restart). */
-static void kv_counter_keep(void *ctx, const char *key, long long value)
+/* A keep under way: its caller's callback, and what the cache said while
+ * the put was being submitted (without a writer it is done by then). */
+typedef struct kv_keeping {
+    pos_delivery_kept_cb kept;
+    void *arg;
+    bool submitting;
+    bool called;
+    int status;
+} kv_keeping_t;
+
+static void kv_counter_kept(void *arg, int status, size_t count)
+{
+    kv_keeping_t *w = arg;
+
+    (void)count;
+    if (w->submitting) {
+        w->called = true; /* kv_counter_keep() answers it */
+        w->status = status;
+        return;
+    }
+    w->kept(w->arg, status);
+    free(w);
+}
+
+/*
+ * Keeps a counter's confirmed value on the local store (survives a
+ * restart), with upto, the last outbox id whose increment it includes;
+ * kept(arg, status) (kept may be NULL) once it is durable. Returns 0 when
+ * kept was or will be called, else a negative errno (pos_delivery_t's
+ * on_confirmed).
+ */
+static int kv_counter_keep(void *ctx, const char *key, long long value, uint64_t upto,
+                           pos_delivery_kept_cb kept, void *arg)
 {
     pos_api_t *api = ctx;
-    char text[32];
-    int n = snprintf(text, sizeof(text), "%lld", value);
+    char text[48];
+    int n = snprintf(text, sizeof(text), "%lld %" PRIu64, value, upto);
+    kv_keeping_t *w = NULL;
+    int rc;
 
+    if (!api->opt.cache->open) {
+        return -ENODEV;
+    }
+    if (kept != NULL && (w = malloc(sizeof(*w))) == NULL) {
+        return -ENOMEM;
+    }
+    if (w != NULL) {
+        *w = (kv_keeping_t){kept, arg, true, false, 0};
+    }
     /* Lazily: a value Redis can tell again, not worth an fsync of its own
      * (one per payment for the sales counters). */
-    if (api->opt.cache->open) {
-        (void)pos_cache_put_lazy(&api->opt.cache->cache, key, strlen(key), text, (size_t)n,
-                                 POS_CACHE_OTHER, pos_clock_wall_ms());
+    rc = pos_cache_put_lazy(&api->opt.cache->cache, key, strlen(key), text, (size_t)n,
+                            POS_CACHE_OTHER, pos_clock_wall_ms(),
+                            w != NULL ? kv_counter_kept : NULL, w);
+    if (w == NULL) {
+        return rc;
+    }
+    w->submitting = false;
+    if (w->called) {
+        kept(arg, w->status);
+        rc = 0;
+    }
+    if (rc != 0 || w->called) {
+        free(w);
+    }
+    return rc;
+}
+
+/* Keeps the counter's value as the till knows it now (read from Redis). */
+static void kv_counter_keep_now(pos_api_t *api, const char *key, size_t len)
+{
+    const pos_delivery_key_t *k = pos_delivery_key(api->opt.delivery, key, len);
+
+    if (k != NULL && k->has_confirmed) {
+        (void)kv_counter_keep(api, k->key, k->confirmed, k->incr_done_id, NULL, NULL);
     }
 }
 
@@ -711,7 +805,7 @@ static void kv_read_reply(void *ctx, const redisReply *rep, int err)
     if (q->counter) {
         if (q->incr && err == 0 && rep->type == REDIS_REPLY_NIL &&
             kv_counter_pending(api, q->key, q->len) == 0) {
-            pos_delivery_confirm(api->opt.delivery, q->key, q->len, 0); /* none yet */
+            pos_delivery_confirm(api->opt.delivery, q->key, q->len, 0, 0); /* none yet */
         }
         if (err == 0 && rep->type == REDIS_REPLY_STRING) {
             char *end;
@@ -719,8 +813,8 @@ static void kv_read_reply(void *ctx, const redisReply *rep, int err)
             long long v = strtoll(rep->str, &end, 10);
             if (errno == 0 && end != rep->str && *end == '\0' &&
                 kv_counter_pending(api, q->key, q->len) == 0) {
-                pos_delivery_confirm(api->opt.delivery, q->key, q->len, v);
-                kv_counter_keep(api, q->key, v);
+                pos_delivery_confirm(api->opt.delivery, q->key, q->len, v, 0);
+                kv_counter_keep_now(api, q->key, q->len);
             }
         }
         if (q->incr) {

@@ -1555,10 +1555,11 @@ int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *v
 }
 
 int pos_cache_put_lazy(pos_cache_t *c, const char *key, size_t key_len, const void *value,
-                       size_t value_len, pos_cache_family_t family, uint64_t now_ms)
+                       size_t value_len, pos_cache_family_t family, uint64_t now_ms,
+                       pos_cache_done_fn done, void *arg)
 {
     pos_cache_item_t it = {key, key_len, value, value_len, family};
-    return cache_put_items(c, &it, 1, now_ms, NULL, NULL, true);
+    return cache_put_items(c, &it, 1, now_ms, done, arg, true);
 }
 
 /* A delete or a stale mark of one key. */

@@ -281,10 +281,12 @@ int pos_cache_put(pos_cache_t *c, const char *key, size_t key_len, const void *v
  * confirmed it): with a writer, its commit may wait for company, up to
  * POS_STORE_LAZY_MS, so that it costs no fsync of its own. Visible to
  * pos_cache_get() at once all the same; a write that may not wait, queued
- * after it, takes it along at once.
+ * after it, takes it along at once. done(arg, status, 1) (done may be
+ * NULL) follows once applied, as for pos_cache_put_batch().
  */
 int pos_cache_put_lazy(pos_cache_t *c, const char *key, size_t key_len, const void *value,
-                       size_t value_len, pos_cache_family_t family, uint64_t now_ms);
+                       size_t value_len, pos_cache_family_t family, uint64_t now_ms,
+                       pos_cache_done_fn done, void *arg);
 
 /*
  * Stores n items in one request, as pos_cache_put() does each; all or

@@ -16,13 +16,23 @@ typedef struct delivery_ctx {
     uint64_t epoch;
     bool last; /* the reply that completes the entry (INCRBY sends two) */
     /* Bookkeeping (pos_delivery_key_t): DELIVERY_NOTE_INCR on the INCRBY's
-     * reply, DELIVERY_NOTE_WRITE on a write-through's last one; key malloc'd. */
+     * reply, DELIVERY_NOTE_KEEP on the EXPIRE's after it (the counter's
+     * value is kept, then the entry deleted), DELIVERY_NOTE_WRITE on a
+     * write-through's last one; key malloc'd. */
     int note;
     long long by;
     char *key;
 } delivery_ctx_t;
 
-enum { DELIVERY_NOTE_NONE = 0, DELIVERY_NOTE_INCR, DELIVERY_NOTE_WRITE };
+enum { DELIVERY_NOTE_NONE = 0, DELIVERY_NOTE_INCR, DELIVERY_NOTE_KEEP, DELIVERY_NOTE_WRITE };
+
+/* An answered INCRBY entry whose deletion waits for its counter's value to
+ * be kept (pos_delivery_t.on_confirmed); it is not sent again meanwhile. */
+typedef struct pos_delivery_keeping {
+    struct pos_delivery_keeping *next;
+    pos_delivery_t *d;
+    uint64_t id;
+} delivery_keeping_t;
 
 static int delivery_drop(pos_delivery_t *d, uint64_t id, const char *why);
 
@@ -70,11 +80,21 @@ static pos_delivery_key_t *key_get(pos_delivery_t *d, const char *key, size_t le
     return k;
 }
 
+/* The entries the outbox held at start are of no more use once the key
+ * has a confirmed value. */
+static void key_restored_free(pos_delivery_key_t *k)
+{
+    free(k->restored);
+    k->restored = NULL;
+    k->nrestored = 0;
+    k->restored_cap = 0;
+}
+
 /* Forgets a session or temp key with nothing pending (counters stay: their
  * confirmed value is what the till knows). */
 static void key_settle(pos_delivery_t *d, pos_delivery_key_t *k)
 {
-    if (k->pending_writes != 0 || k->pending_sum != 0 || k->has_confirmed) {
+    if (k->pending_writes != 0 || k->pending_sum != 0 || k->has_confirmed || k->nrestored != 0) {
         return;
     }
     for (pos_delivery_key_t **pp = &d->bykey[key_hash(k->key, k->len)]; *pp != NULL;
@@ -93,6 +113,7 @@ static void keys_free(pos_delivery_t *d)
         while (d->bykey[b] != NULL) {
             pos_delivery_key_t *k = d->bykey[b];
             d->bykey[b] = k->next;
+            key_restored_free(k);
             free(k);
         }
     }
@@ -103,26 +124,46 @@ const pos_delivery_key_t *pos_delivery_key(const pos_delivery_t *d, const char *
     return key_find(d, key, len, NULL);
 }
 
-void pos_delivery_confirm(pos_delivery_t *d, const char *key, size_t len, long long value)
+void pos_delivery_confirm(pos_delivery_t *d, const char *key, size_t len, long long value,
+                          uint64_t upto)
 {
     pos_delivery_key_t *k = key_get(d, key, len);
-    if (k != NULL) {
-        k->confirmed = value;
-        k->has_confirmed = true;
+    if (k == NULL) {
+        return;
     }
+    k->confirmed = value;
+    k->has_confirmed = true;
+    /* The value includes these already: not pending on top of it (sent
+     * again, their replies do not count: see key_note_reply()). */
+    for (size_t i = 0; i < k->nrestored; i++) {
+        if (k->restored[i].id > k->incr_done_id && k->restored[i].id <= upto) {
+            k->pending_sum -= k->restored[i].by;
+        }
+    }
+    if (upto > k->incr_done_id) {
+        k->incr_done_id = upto;
+    }
+    key_restored_free(k);
+}
+
+/* An INCRBY entry's amount into *by. Returns false when it has none. */
+static bool entry_incr_by(const pos_outbox_entry_t *e, long long *by)
+{
+    char text[64];
+
+    snprintf(text, sizeof(text), "%.*s", (int)(e->payload_len < 63 ? e->payload_len : 63),
+             (const char *)e->payload);
+    return sscanf(text, "%lld", by) == 1;
 }
 
 /* What an entry adds to its key's bookkeeping (sign: +1 queued, -1 undone). */
 static void key_note_entry(pos_delivery_t *d, const pos_outbox_entry_t *e, int sign)
 {
     pos_delivery_key_t *k;
+    long long by = 0;
 
     if (e->kind == POS_OUTBOX_INCRBY) {
-        char text[64];
-        long long by = 0;
-        snprintf(text, sizeof(text), "%.*s", (int)(e->payload_len < 63 ? e->payload_len : 63),
-                 (const char *)e->payload);
-        if (sscanf(text, "%lld", &by) == 1 && (k = key_get(d, e->channel, e->channel_len))) {
+        if (entry_incr_by(e, &by) && (k = key_get(d, e->channel, e->channel_len))) {
             k->pending_sum += sign * by;
             key_settle(d, k);
         }
@@ -138,14 +179,38 @@ static void key_note_entry(pos_delivery_t *d, const pos_outbox_entry_t *e, int s
     }
 }
 
-typedef struct rebuild_ctx {
-    pos_delivery_t *d;
-} rebuild_ctx_t;
+/* An INCRBY entry the outbox held at start: pending, and remembered for
+ * the confirmed value kept on the local store (pos_delivery_confirm()). */
+static int key_restore(pos_delivery_t *d, const pos_outbox_entry_t *e)
+{
+    pos_delivery_key_t *k;
+    long long by = 0;
+
+    if (!entry_incr_by(e, &by)) {
+        return 0; /* sent as it is: dropped as a bad increment */
+    }
+    if ((k = key_get(d, e->channel, e->channel_len)) == NULL) {
+        return -ENOMEM;
+    }
+    if (k->nrestored == k->restored_cap) {
+        size_t cap = k->restored_cap != 0 ? 2 * k->restored_cap : 4;
+        pos_delivery_incr_t *r = realloc(k->restored, cap * sizeof(*r));
+        if (r == NULL) {
+            return -ENOMEM;
+        }
+        k->restored = r;
+        k->restored_cap = cap;
+    }
+    k->restored[k->nrestored++] = (pos_delivery_incr_t){e->id, by};
+    k->pending_sum += by;
+    return 0;
+}
 
 int pos_delivery_rebuild(pos_delivery_t *d)
 {
     uint64_t from = 1;
     size_t total = 0;
+    int rc = 0;
 
     if (d->ob == NULL) {
         return 0;
@@ -156,12 +221,19 @@ int pos_delivery_rebuild(pos_delivery_t *d)
         if (n < 0) {
             return n;
         }
-        for (int i = 0; i < n; i++) {
-            key_note_entry(d, &batch.entries[i], +1);
+        for (int i = 0; i < n && rc == 0; i++) {
+            if (batch.entries[i].kind == POS_OUTBOX_INCRBY) {
+                rc = key_restore(d, &batch.entries[i]);
+            } else {
+                key_note_entry(d, &batch.entries[i], +1);
+            }
             from = batch.entries[i].id + 1;
         }
         total += (size_t)n;
         pos_outbox_batch_free(&batch);
+        if (rc != 0) {
+            return rc;
+        }
         if (n < 512) {
             break;
         }
@@ -185,9 +257,8 @@ static void key_note_reply(pos_delivery_t *d, const delivery_ctx_t *c, const red
             k->pending_sum -= c->by;
             k->incr_done_id = c->id;
         }
-        if (d->on_confirmed != NULL) {
-            d->on_confirmed(d->confirmed_ctx, k->key, k->confirmed);
-        }
+        /* Redis's word from now on: what the local store kept is not read. */
+        key_restored_free(k);
     } else if (c->note == DELIVERY_NOTE_WRITE && c->id > k->write_done_id) {
         k->write_done_id = c->id;
         if (k->pending_writes > 0) {
@@ -247,11 +318,78 @@ void pos_delivery_close(pos_delivery_t *d, void (*done)(void *arg), void *arg)
     uv_close((uv_handle_t *)&d->pump_idle, delivery_closed);
 }
 
+/* True when the entry "id" is answered and its deletion waits for kept. */
+static bool delivery_keeping(const pos_delivery_t *d, uint64_t id)
+{
+    for (const delivery_keeping_t *w = d->keeping; w != NULL; w = w->next) {
+        if (w->id == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void keeping_remove(pos_delivery_t *d, delivery_keeping_t *w)
+{
+    for (delivery_keeping_t **pp = &d->keeping; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            return;
+        }
+    }
+}
+
+/* The counter's value is on the local store: its entry may go now. Not
+ * kept (the store refused it), it goes all the same: Redis has it. */
+static void delivery_kept(void *arg, int status)
+{
+    delivery_keeping_t *w = arg;
+    pos_delivery_t *d = w->d;
+
+    (void)status; /* the store's refusal is logged by the cache */
+    keeping_remove(d, w);
+    if (d->ob != NULL) {
+        (void)pos_outbox_ack(d->ob, w->id);
+    }
+    free(w);
+}
+
+/*
+ * Keeps the value of the counter of INCRBY entry c->id (answered), with the
+ * last id it includes, through d->on_confirmed. ack: the entry's deletion
+ * follows once the value is kept (true returned), so that a restart never
+ * finds the increment in neither; false: the caller deletes it (or not).
+ */
+static bool delivery_keep(pos_delivery_t *d, const delivery_ctx_t *c, bool ack)
+{
+    pos_delivery_key_t *k = key_find(d, c->key, strlen(c->key), NULL);
+    delivery_keeping_t *w = NULL;
+
+    if (k == NULL || !k->has_confirmed || d->on_confirmed == NULL) {
+        return false;
+    }
+    if (ack && d->ob != NULL && (w = malloc(sizeof(*w))) != NULL) {
+        *w = (delivery_keeping_t){d->keeping, d, c->id};
+        d->keeping = w;
+    }
+    /* kept may run before this returns (a store without a writer). */
+    if (d->on_confirmed(d->confirmed_ctx, k->key, k->confirmed, k->incr_done_id,
+                        w != NULL ? delivery_kept : NULL, w) != 0) {
+        if (w != NULL) {
+            keeping_remove(d, w);
+            free(w);
+        }
+        return false;
+    }
+    return w != NULL;
+}
+
 static void delivery_reply(void *ctx, const redisReply *r, int err)
 {
     delivery_ctx_t *c = ctx;
     pos_delivery_t *d = c->d;
     bool current = c->epoch == d->epoch;
+    bool keep = c->note == DELIVERY_NOTE_KEEP && !d->closing;
 
     if (current && c->last && d->inflight > 0) {
         d->inflight--;
@@ -260,13 +398,19 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
         /* Kept: it is sent again at the next reconnect; say why now. */
         POS_ERR("outbox", "entry %" PRIu64 " refused by Redis: %.*s", c->id, pos_conn_log_len(r),
                 r->str);
+        if (keep) {
+            /* The counter's value all the same: it includes the increment,
+             * which the outbox still holds (upto tells them apart). */
+            (void)delivery_keep(d, c, false);
+        }
     } else if (err == 0 && c->last) {
-        if (d->ob != NULL) {
+        if (!(keep && delivery_keep(d, c, true)) && d->ob != NULL) {
             pos_outbox_ack(d->ob, c->id);
         }
         d->delivered++;
     }
-    if (err == 0 && r->type != REDIS_REPLY_ERROR && c->note != DELIVERY_NOTE_NONE && !d->closing) {
+    if (err == 0 && r->type != REDIS_REPLY_ERROR &&
+        (c->note == DELIVERY_NOTE_INCR || c->note == DELIVERY_NOTE_WRITE) && !d->closing) {
         key_note_reply(d, c, r);
     }
     free(c->key);
@@ -404,7 +548,7 @@ static int send_incrby(pos_delivery_t *d, const uint64_t *id, const char *key, l
     const char *incr[] = {"INCRBY", key, n};
     const char *expire[] = {"EXPIRE", key, ttl, "NX"};
     delivery_cmd_t c1 = {3, incr, NULL}, c2 = {4, expire, NULL};
-    return delivery_cmds(d, id, &c1, &c2, key, DELIVERY_NOTE_INCR, DELIVERY_NOTE_NONE, by);
+    return delivery_cmds(d, id, &c1, &c2, key, DELIVERY_NOTE_INCR, DELIVERY_NOTE_KEEP, by);
 }
 
 /*
@@ -584,6 +728,11 @@ void pos_delivery_pump(pos_delivery_t *d)
         }
         if (d->hold_id != 0 && e->id >= d->hold_id) {
             break; /* held back until the payment releases it, and what follows too */
+        }
+        if (delivery_keeping(d, e->id)) {
+            /* Answered already: deleted once its counter's value is kept. */
+            d->sent_upto = e->id;
+            continue;
         }
         if (delivery_send(d, e) != 0) {
             break; /* the link went down: the next online resends */

@@ -27,6 +27,12 @@
 #define POS_DELIVERY_WINDOW 64  /* entries in flight at once */
 #define POS_DELIVERY_KEYS   256 /* buckets of the per-key bookkeeping */
 
+/* An INCRBY entry of the outbox: its id and amount. */
+typedef struct pos_delivery_incr {
+    uint64_t id;
+    long long by;
+} pos_delivery_incr_t;
+
 /*
  * What the outbox holds for one key that the agent writes through it
  * (counter:*, session:*, temp:*), kept in memory and rebuilt from the
@@ -37,13 +43,29 @@ typedef struct pos_delivery_key {
     struct pos_delivery_key *next;
     long long pending_sum;   /* INCRBY amounts queued, not yet answered by Redis */
     unsigned pending_writes; /* SET / PEXPIRE / DEL queued, not yet acknowledged */
-    uint64_t incr_done_id;   /* the last INCRBY entry whose reply counted */
+    /* The last INCRBY entry whose reply counted: "confirmed" includes the
+     * till's increments of the key up to this id, and pending_sum those
+     * after it. */
+    uint64_t incr_done_id;
     uint64_t write_done_id;  /* the last write entry whose ack counted */
     long long confirmed;     /* the counter's value in Redis's last answer */
     bool has_confirmed;
+    /* Until the key has a confirmed value: its INCRBY entries the outbox
+     * held at start, oldest first (counted in pending_sum), for the value
+     * kept on the local store, which may include some of them
+     * (pos_delivery_confirm()). */
+    pos_delivery_incr_t *restored;
+    size_t nrestored;
+    size_t restored_cap;
     size_t len;
     char key[];
 } pos_delivery_key_t;
+
+/* A keeper's word that a counter's value it was handed is on the local
+ * store (status 0) or could not be kept (a negative errno). */
+typedef void (*pos_delivery_kept_cb)(void *arg, int status);
+
+struct pos_delivery_keeping; /* private */
 
 /* The written-through operations on session:* and temp:* keys. */
 typedef enum pos_delivery_kv_op {
@@ -68,9 +90,20 @@ typedef struct pos_delivery {
     uint64_t urgent_id;
     uv_idle_t pump_idle; /* one send pass per loop turn for a burst of appends and acks */
     pos_delivery_key_t *bykey[POS_DELIVERY_KEYS]; /* per-key bookkeeping, by hash */
-    /* A counter's value Redis answered to a delivered INCRBY (may be NULL). */
-    void (*on_confirmed)(void *ctx, const char *key, long long value);
+    /*
+     * Keeps a counter's value Redis answered to a delivered INCRBY on the
+     * local store (may be NULL: nothing kept), with upto, the last outbox
+     * id whose increment of the key the value includes; kept(arg, status)
+     * (kept may be NULL) once it is durable. Returns 0 when kept was or
+     * will be called, else a negative errno (nothing kept). The entry's
+     * deletion from the outbox waits for kept: a restart finds the
+     * increment in the kept value, in the outbox, or in both (upto tells
+     * them apart), never in neither unless the store refused the value.
+     */
+    int (*on_confirmed)(void *ctx, const char *key, long long value, uint64_t upto,
+                        pos_delivery_kept_cb kept, void *arg);
     void *confirmed_ctx;
+    struct pos_delivery_keeping *keeping; /* answered entries whose deletion waits for kept */
     bool closing;
     void (*closed_cb)(void *arg);
     void *closed_arg;
@@ -143,8 +176,12 @@ int pos_delivery_kv(pos_delivery_t *d, pos_delivery_kv_op_t op, const char *key,
 const pos_delivery_key_t *pos_delivery_key(const pos_delivery_t *d, const char *key, size_t len);
 
 /* Records a counter's value as read from Redis or the local copy (GET
- * read-through, the value kept across a restart). */
-void pos_delivery_confirm(pos_delivery_t *d, const char *key, size_t len, long long value);
+ * read-through, the value kept across a restart). upto: the last outbox
+ * id whose increment of the key the value includes, as kept with it (0:
+ * none beyond those whose reply counted already); the entries the outbox
+ * held at start up to it are no longer pending. */
+void pos_delivery_confirm(pos_delivery_t *d, const char *key, size_t len, long long value,
+                          uint64_t upto);
 
 /* Rebuilds the per-key bookkeeping from what the outbox holds (at start,
  * on the loop; a read transaction). Returns 0 or a negative errno. */
