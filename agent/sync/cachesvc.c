@@ -50,13 +50,13 @@ struct pos_cache_fetch {
 };
 
 /* An MGET in flight (the warm-up's, the revalidation's): the same, a state
- * a key. Its keys belong to the caller, whose callback still needs them. */
+ * a key. Its keys are copies: a caller may ask from an array of its stack. */
 struct pos_cache_mget {
     pos_cachesvc_t *svc;
     pos_reply_cb cb; /* the caller's, with ctx */
     void *ctx;
-    char *const *keys;
-    const size_t *lens; /* NULL: C strings */
+    char **keys;  /* n pointers, then the bytes they point to (one block) */
+    size_t *lens; /* n */
     size_t n;
     pos_cache_mget_t *next;
     unsigned char state[]; /* fetch_state_t of keys[i] */
@@ -339,9 +339,8 @@ static void fetches_mark(pos_cachesvc_t *s, const char *key, size_t len, fetch_s
     }
     for (pos_cache_mget_t *m = s->mgets; m != NULL; m = m->next) {
         for (size_t i = 0; i < m->n; i++) {
-            size_t n = m->lens != NULL ? m->lens[i] : strlen(m->keys[i]);
             if (state > m->state[i] &&
-                (key == NULL || (n == len && memcmp(m->keys[i], key, len) == 0))) {
+                (key == NULL || (m->lens[i] == len && memcmp(m->keys[i], key, len) == 0))) {
                 m->state[i] = (unsigned char)state;
             }
         }
@@ -358,8 +357,7 @@ static void fetches_mark_glob(pos_cachesvc_t *s, const pos_glob_t *g)
     }
     for (pos_cache_mget_t *m = s->mgets; m != NULL; m = m->next) {
         for (size_t i = 0; i < m->n; i++) {
-            size_t n = m->lens != NULL ? m->lens[i] : strlen(m->keys[i]);
-            if (m->state[i] < FETCH_INVALIDATED && pos_glob_test(g, m->keys[i], n)) {
+            if (m->state[i] < FETCH_INVALIDATED && pos_glob_test(g, m->keys[i], m->lens[i])) {
                 m->state[i] = FETCH_INVALIDATED;
             }
         }
@@ -568,6 +566,15 @@ void pos_cachesvc_invalidate(pos_cachesvc_t *s, const char *pattern)
  * MGET keys[0..n) (lens[i] bytes each; NULL lens: NUL-terminated) with cb
  * and ctx. Returns 0, or a negative errno (nothing sent, cb not called).
  */
+static void cache_mget_free(pos_cache_mget_t *m)
+{
+    if (m != NULL) {
+        free(m->keys);
+        free(m->lens);
+        free(m);
+    }
+}
+
 /* Unlinks m, then the caller's callback runs with s->mget_state telling
  * what happened to each key meanwhile (mget_keeps()). */
 static void cache_mget_done(void *ctx, const redisReply *r, int err)
@@ -585,7 +592,7 @@ static void cache_mget_done(void *ctx, const redisReply *r, int err)
     s->mget_state = m->state;
     m->cb(m->ctx, r, err);
     s->mget_state = outer;
-    free(m);
+    cache_mget_free(m);
 }
 
 /* In an MGET's callback: whether the answer for its key i may be stored
@@ -603,25 +610,40 @@ static int cache_mget(pos_cachesvc_t *s, char *const *keys, const size_t *lens, 
     const char **argv = calloc(n + 1, sizeof(*argv));
     size_t *alens = calloc(n + 1, sizeof(*alens));
     pos_cache_mget_t *m = calloc(1, sizeof(*m) + n);
+    size_t bytes = 0;
     int rc = -ENOMEM;
 
-    if (argv != NULL && alens != NULL && m != NULL) {
-        argv[0] = "MGET";
-        alens[0] = 4;
-        for (size_t i = 0; i < n; i++) {
-            argv[i + 1] = keys[i];
-            alens[i + 1] = lens != NULL ? lens[i] : strlen(keys[i]);
-        }
-        *m = (pos_cache_mget_t){s, cb, ctx, keys, lens, n, s->mgets};
-        rc = pos_link_command(s->link, cache_mget_done, m, (int)n + 1, argv, alens);
-        if (rc == 0) {
-            s->mgets = m;
-            m = NULL;
-        }
+    if (argv == NULL || alens == NULL || m == NULL) {
+        goto out;
     }
+    argv[0] = "MGET";
+    alens[0] = 4;
+    for (size_t i = 0; i < n; i++) {
+        argv[i + 1] = keys[i];
+        alens[i + 1] = lens != NULL ? lens[i] : strlen(keys[i]);
+        bytes += alens[i + 1];
+    }
+    *m = (pos_cache_mget_t){s, cb, ctx, malloc(n * sizeof(char *) + bytes),
+                            malloc(n * sizeof(size_t)), n, s->mgets};
+    if (m->keys == NULL || m->lens == NULL) {
+        goto out;
+    }
+    char *at = (char *)(m->keys + n);
+    for (size_t i = 0; i < n; i++) {
+        m->keys[i] = at;
+        m->lens[i] = alens[i + 1];
+        memcpy(at, keys[i], m->lens[i]);
+        at += m->lens[i];
+    }
+    rc = pos_link_command(s->link, cache_mget_done, m, (int)n + 1, argv, alens);
+    if (rc == 0) {
+        s->mgets = m;
+        m = NULL;
+    }
+out:
     free(argv);
     free(alens);
-    free(m);
+    cache_mget_free(m);
     return rc;
 }
 
