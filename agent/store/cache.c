@@ -481,40 +481,63 @@ static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_
     return (long long)a.freed;
 }
 
+/*
+ * Evicts about bytes in transactions of their own, in steps that fit in
+ * the room the map has: the oldest entries lie all over the tree and each
+ * leaf a deletion touches needs a new page (copy on write), so one large
+ * eviction can need more pages than are free. A step refused for room is
+ * tried again once the pages the steps before it freed are reusable (LMDB
+ * hands them out only two commits later: pos_store_settle()), then cut to a
+ * quarter, down to EVICT_STEP_MIN. Returns the bytes freed, 0 when there
+ * was nothing to evict, or the error of the step that failed first
+ * (-ENOSPC: not even the smallest step fits).
+ */
+static long long evict_steps(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
+{
+    long long total = 0, rc = 0;
+    size_t count = 0, step = bytes;
+    bool settled = true;
+
+    while (total < (long long)bytes) {
+        size_t n = 0;
+        rc = evict_once(c, step, now_ms, &n);
+        if (rc == -ENOSPC && !settled) {
+            settled = true;
+            if (pos_store_settle(c->st) == 0) {
+                continue;
+            }
+        }
+        if (rc == -ENOSPC && step > EVICT_STEP_MIN) {
+            step = step / 4 > EVICT_STEP_MIN ? step / 4 : EVICT_STEP_MIN;
+            continue;
+        }
+        if (rc <= 0) {
+            break;
+        }
+        total += rc;
+        count += n;
+        settled = false;
+    }
+    *evicted = count;
+    return total > 0 ? total : rc;
+}
+
 long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
 {
     if (c == NULL || c->st == NULL) {
         return -EINVAL;
     }
-    long long rc = evict_once(c, bytes, now_ms, evicted);
+    size_t count = 0;
+    long long rc = evict_steps(c, bytes, now_ms, &count);
     if (rc == -ENOSPC && atomic_load(&c->wentries) > 0 && pos_store_reserve_begin(c->st) == 0) {
-        /* A full map cannot even delete: borrow the reserve for it, and
-         * delete in steps that fit in it. The oldest entries lie all over
-         * the tree and each leaf a deletion touches needs a new page, so
-         * one large eviction can need more room than the reserve holds; a
-         * committed step frees the pages the next one reuses. */
-        long long total = 0;
-        size_t count = 0, step = bytes;
-        while (total < (long long)bytes) {
-            size_t n = 0;
-            rc = evict_once(c, step, now_ms, &n);
-            if (rc == -ENOSPC && step > EVICT_STEP_MIN) {
-                step = step / 4 > EVICT_STEP_MIN ? step / 4 : EVICT_STEP_MIN;
-                continue;
-            }
-            if (rc <= 0) {
-                break;
-            }
-            total += rc;
-            count += n;
-        }
+        /* Not even the smallest step fits: the map is full to its last
+         * page. Only now borrow the reserve: the pages a deletion takes
+         * there stay in the file for good. */
+        rc = evict_steps(c, bytes, now_ms, &count);
         pos_store_reserve_end(c->st);
-        if (total > 0) {
-            rc = total;
-            if (evicted != NULL) {
-                *evicted = count;
-            }
-        }
+    }
+    if (rc > 0 && evicted != NULL) {
+        *evicted = count;
     }
     return rc;
 }

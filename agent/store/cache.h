@@ -353,12 +353,14 @@ int pos_cache_scan(pos_cache_t *c, pos_cache_cursor_t *cur, size_t max, pos_cach
                    void *ctx);
 
 /*
- * Evicts, in one transaction of the calling thread, until at least
- * "bytes" are freed or nothing is left: expired entries first, then least
- * recently used. *evicted (may be NULL) gets the count. For the thread
- * that writes the store: the writer (the store's reclaimer calls it there)
- * or, without a writer, the caller. Returns the bytes freed or a negative
- * errno.
+ * Evicts, in transactions of the calling thread, until at least "bytes"
+ * are freed or nothing is left: expired entries first, then least
+ * recently used. On a full map it deletes in smaller steps that fit in
+ * the free pages, and borrows the store's reserve only when not even the
+ * smallest step fits. *evicted (may be NULL) gets the count. For the
+ * thread that writes the store: the writer (the store's reclaimer calls
+ * it there) or, without a writer, the caller. Returns the bytes freed or
+ * a negative errno.
  */
 long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted);
 
