@@ -1,6 +1,7 @@
 #include "agent/store/cache.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,7 +555,23 @@ static long long cache_reclaim(void *ctx, size_t bytes)
     if (refused * 2 > want) {
         want = (size_t)refused * 2;
     }
-    return pos_cache_evict(c, want, wall_ms(), NULL);
+    long long freed = pos_cache_evict(c, want, wall_ms(), NULL);
+    if (freed > 0 && pos_store_short_of_room(c->st)) {
+        /* The room just made is the other writes' (the reserve is gone or
+         * was never there): the cache's own puts must not take it back. */
+        long long held = atomic_load(&c->wbytes);
+        uint64_t cap = held > 0 ? (uint64_t)held : 1;
+        if (c->room_cap == 0) {
+            POS_INFO("cache",
+                     "the store is short of room: the cache keeps to %" PRIu64
+                     " bytes, evicting for new entries, until it has room again",
+                     cap);
+        }
+        if (c->room_cap == 0 || cap < c->room_cap) {
+            c->room_cap = cap;
+        }
+    }
+    return freed;
 }
 
 /* ---- requests: what the writer applies --------------------------------- */
@@ -685,16 +702,38 @@ static int put_one(pos_cache_t *c, MDB_txn *txn, const pos_cache_node_t *it, del
     return 0;
 }
 
-/* Evicts for the byte budget if the batch needs it, then stores the batch. */
+/*
+ * The most bytes the cache may hold after a put (0: no bound): the byte
+ * budget, or while the store is short of room what the cache held when it
+ * last gave room back, whichever is less. *slack: how much more to evict
+ * than the put needs, so that the next puts do not each evict.
+ */
+static uint64_t put_bound(pos_cache_t *c, uint64_t *slack)
+{
+    uint64_t bound = c->cfg.max_bytes;
+
+    *slack = bound / 16;
+    if (c->room_cap != 0 && !pos_store_short_of_room(c->st)) {
+        c->room_cap = 0; /* the store has room again */
+        POS_INFO("cache", "the store has room again: the cache may grow");
+    }
+    if (c->room_cap != 0 && (bound == 0 || c->room_cap < bound)) {
+        bound = c->room_cap;
+        *slack = 0; /* each put evicts what it needs: no more pages than that */
+    }
+    return bound;
+}
+
+/* Evicts for the byte bound if the batch needs it, then stores the batch. */
 static int apply_put(pos_cache_t *c, MDB_txn *txn, pos_cache_req_t *r)
 {
     int rc = 0;
-    if (c->cfg.max_bytes != 0) {
+    uint64_t slack, bound = put_bound(c, &slack);
+    if (bound != 0) {
         long long now_bytes = atomic_load(&c->wbytes) + r->delta.bytes;
         uint64_t held = now_bytes > 0 ? (uint64_t)now_bytes : 0;
-        if (held + r->put_bytes > c->cfg.max_bytes) {
-            /* Evict a sixteenth more than needed so the next puts do not each evict. */
-            uint64_t need = held + r->put_bytes - c->cfg.max_bytes + c->cfg.max_bytes / 16;
+        if (held + r->put_bytes > bound) {
+            uint64_t need = held + r->put_bytes - bound + slack;
             size_t freed;
             rc = evict_txn(c, txn, (size_t)need, r->now_ms, &r->delta, &freed);
         }
