@@ -1,6 +1,7 @@
 #include "agent/store/cache.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -481,40 +482,63 @@ static long long evict_once(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_
     return (long long)a.freed;
 }
 
+/*
+ * Evicts about bytes in transactions of their own, in steps that fit in
+ * the room the map has: the oldest entries lie all over the tree and each
+ * leaf a deletion touches needs a new page (copy on write), so one large
+ * eviction can need more pages than are free. A step refused for room is
+ * tried again once the pages the steps before it freed are reusable (LMDB
+ * hands them out only two commits later: pos_store_settle()), then cut to a
+ * quarter, down to EVICT_STEP_MIN. Returns the bytes freed, 0 when there
+ * was nothing to evict, or the error of the step that failed first
+ * (-ENOSPC: not even the smallest step fits).
+ */
+static long long evict_steps(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
+{
+    long long total = 0, rc = 0;
+    size_t count = 0, step = bytes;
+    bool settled = true;
+
+    while (total < (long long)bytes) {
+        size_t n = 0;
+        rc = evict_once(c, step, now_ms, &n);
+        if (rc == -ENOSPC && !settled) {
+            settled = true;
+            if (pos_store_settle(c->st) == 0) {
+                continue;
+            }
+        }
+        if (rc == -ENOSPC && step > EVICT_STEP_MIN) {
+            step = step / 4 > EVICT_STEP_MIN ? step / 4 : EVICT_STEP_MIN;
+            continue;
+        }
+        if (rc <= 0) {
+            break;
+        }
+        total += rc;
+        count += n;
+        settled = false;
+    }
+    *evicted = count;
+    return total > 0 ? total : rc;
+}
+
 long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted)
 {
     if (c == NULL || c->st == NULL) {
         return -EINVAL;
     }
-    long long rc = evict_once(c, bytes, now_ms, evicted);
+    size_t count = 0;
+    long long rc = evict_steps(c, bytes, now_ms, &count);
     if (rc == -ENOSPC && atomic_load(&c->wentries) > 0 && pos_store_reserve_begin(c->st) == 0) {
-        /* A full map cannot even delete: borrow the reserve for it, and
-         * delete in steps that fit in it. The oldest entries lie all over
-         * the tree and each leaf a deletion touches needs a new page, so
-         * one large eviction can need more room than the reserve holds; a
-         * committed step frees the pages the next one reuses. */
-        long long total = 0;
-        size_t count = 0, step = bytes;
-        while (total < (long long)bytes) {
-            size_t n = 0;
-            rc = evict_once(c, step, now_ms, &n);
-            if (rc == -ENOSPC && step > EVICT_STEP_MIN) {
-                step = step / 4 > EVICT_STEP_MIN ? step / 4 : EVICT_STEP_MIN;
-                continue;
-            }
-            if (rc <= 0) {
-                break;
-            }
-            total += rc;
-            count += n;
-        }
+        /* Not even the smallest step fits: the map is full to its last
+         * page. Only now borrow the reserve: the pages a deletion takes
+         * there stay in the file for good. */
+        rc = evict_steps(c, bytes, now_ms, &count);
         pos_store_reserve_end(c->st);
-        if (total > 0) {
-            rc = total;
-            if (evicted != NULL) {
-                *evicted = count;
-            }
-        }
+    }
+    if (rc > 0 && evicted != NULL) {
+        *evicted = count;
     }
     return rc;
 }
@@ -531,7 +555,23 @@ static long long cache_reclaim(void *ctx, size_t bytes)
     if (refused * 2 > want) {
         want = (size_t)refused * 2;
     }
-    return pos_cache_evict(c, want, wall_ms(), NULL);
+    long long freed = pos_cache_evict(c, want, wall_ms(), NULL);
+    if (freed > 0 && pos_store_short_of_room(c->st)) {
+        /* The room just made is the other writes' (the reserve is gone or
+         * was never there): the cache's own puts must not take it back. */
+        long long held = atomic_load(&c->wbytes);
+        uint64_t cap = held > 0 ? (uint64_t)held : 1;
+        if (c->room_cap == 0) {
+            POS_INFO("cache",
+                     "the store is short of room: the cache keeps to %" PRIu64
+                     " bytes, evicting for new entries, until it has room again",
+                     cap);
+        }
+        if (c->room_cap == 0 || cap < c->room_cap) {
+            c->room_cap = cap;
+        }
+    }
+    return freed;
 }
 
 /* ---- requests: what the writer applies --------------------------------- */
@@ -662,16 +702,38 @@ static int put_one(pos_cache_t *c, MDB_txn *txn, const pos_cache_node_t *it, del
     return 0;
 }
 
-/* Evicts for the byte budget if the batch needs it, then stores the batch. */
+/*
+ * The most bytes the cache may hold after a put (0: no bound): the byte
+ * budget, or while the store is short of room what the cache held when it
+ * last gave room back, whichever is less. *slack: how much more to evict
+ * than the put needs, so that the next puts do not each evict.
+ */
+static uint64_t put_bound(pos_cache_t *c, uint64_t *slack)
+{
+    uint64_t bound = c->cfg.max_bytes;
+
+    *slack = bound / 16;
+    if (c->room_cap != 0 && !pos_store_short_of_room(c->st)) {
+        c->room_cap = 0; /* the store has room again */
+        POS_INFO("cache", "the store has room again: the cache may grow");
+    }
+    if (c->room_cap != 0 && (bound == 0 || c->room_cap < bound)) {
+        bound = c->room_cap;
+        *slack = 0; /* each put evicts what it needs: no more pages than that */
+    }
+    return bound;
+}
+
+/* Evicts for the byte bound if the batch needs it, then stores the batch. */
 static int apply_put(pos_cache_t *c, MDB_txn *txn, pos_cache_req_t *r)
 {
     int rc = 0;
-    if (c->cfg.max_bytes != 0) {
+    uint64_t slack, bound = put_bound(c, &slack);
+    if (bound != 0) {
         long long now_bytes = atomic_load(&c->wbytes) + r->delta.bytes;
         uint64_t held = now_bytes > 0 ? (uint64_t)now_bytes : 0;
-        if (held + r->put_bytes > c->cfg.max_bytes) {
-            /* Evict a sixteenth more than needed so the next puts do not each evict. */
-            uint64_t need = held + r->put_bytes - c->cfg.max_bytes + c->cfg.max_bytes / 16;
+        if (held + r->put_bytes > bound) {
+            uint64_t need = held + r->put_bytes - bound + slack;
             size_t freed;
             rc = evict_txn(c, txn, (size_t)need, r->now_ms, &r->delta, &freed);
         }

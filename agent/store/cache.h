@@ -46,7 +46,11 @@
  * entries first (oldest verification first), then least recently used.
  * The order is decided by the pure pos_cache_evict_cmp(). The store calls
  * the cache's reclaimer from the writer thread when the map is full; it
- * touches only the store and atomic counters.
+ * touches only the store and atomic counters. The room it gives back is
+ * for the store's other writes (payments, the outbox): while the store is
+ * short of room (pos_store_short_of_room()), the cache does not grow back
+ * into it, its puts evicting least recently used entries to stay within
+ * what it held after the last eviction for room.
  *
  * Threads: the functions below are for the loop thread (the one that
  * owns the cache), except pos_cache_evict(), which runs where the store's
@@ -189,6 +193,9 @@ typedef struct pos_cache {
      * store holds plus what its transaction in progress adds; for the byte budget. */
     _Atomic long long wbytes, wentries;
     _Atomic uint64_t want_room; /* bytes of the puts refused for room, for the reclaimer */
+    /* The writing side's: while the store is short of room, the most bytes the cache may
+     * hold: what it held when it last gave room back (0: no such bound). */
+    uint64_t room_cap;
     /* Evictions the store's reclaimer made outside any request (writer thread). */
     _Atomic long long reclaimed_bytes, reclaimed_entries;
     _Atomic uint64_t reclaimed_evictions;
@@ -355,12 +362,14 @@ int pos_cache_scan(pos_cache_t *c, pos_cache_cursor_t *cur, size_t max, pos_cach
                    void *ctx);
 
 /*
- * Evicts, in one transaction of the calling thread, until at least
- * "bytes" are freed or nothing is left: expired entries first, then least
- * recently used. *evicted (may be NULL) gets the count. For the thread
- * that writes the store: the writer (the store's reclaimer calls it there)
- * or, without a writer, the caller. Returns the bytes freed or a negative
- * errno.
+ * Evicts, in transactions of the calling thread, until at least "bytes"
+ * are freed or nothing is left: expired entries first, then least
+ * recently used. On a full map it deletes in smaller steps that fit in
+ * the free pages, and borrows the store's reserve only when not even the
+ * smallest step fits. *evicted (may be NULL) gets the count. For the
+ * thread that writes the store: the writer (the store's reclaimer calls
+ * it there) or, without a writer, the caller. Returns the bytes freed or
+ * a negative errno.
  */
 long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t *evicted);
 

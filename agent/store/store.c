@@ -566,6 +566,17 @@ void pos_store_reserve_end(pos_store_t *st)
     (void)store_set_mapsize(st, st->map_limit);
 }
 
+bool pos_store_short_of_room(pos_store_t *st)
+{
+    MDB_envinfo info;
+
+    if (st->disk_low) {
+        return true;
+    }
+    /* pos_store_reserve_end() asked for map_limit; LMDB kept what is in use. */
+    return mdb_env_info(st->env, &info) == 0 && (uint64_t)info.me_mapsize > st->map_limit;
+}
+
 long long pos_store_reclaim(pos_store_t *st, size_t bytes)
 {
     if (st == NULL || st->reclaim == NULL) {

@@ -309,6 +309,16 @@ int pos_store_reserve_begin(pos_store_t *st);
 void pos_store_reserve_end(pos_store_t *st);
 
 /*
+ * True while the store is short of room: the file system could not give
+ * the reserve (the store is low), or a deletion took pages of the reserve,
+ * which stay in the file for good (LMDB never gives pages back, and keeps
+ * the map at least as large as the pages in use). The reserve is then not
+ * there for the next deletion: the room an eviction made must stay free
+ * (the cache does not grow back into it). For the thread that writes.
+ */
+bool pos_store_short_of_room(pos_store_t *st);
+
+/*
  * The writes: mdb_put(), mdb_del(), mdb_cursor_del() and mdb_cursor_put()
  * on database db, each also noted in the redo of the group being logged.
  * Return codes are LMDB's (0, MDB_* or a positive errno; ENOMEM when the

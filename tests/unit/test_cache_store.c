@@ -2,7 +2,8 @@
  * The cache table on a real LMDB store in a temporary directory: put/get,
  * freshness and age, stale marks, deletes by predicate, batched scans,
  * eviction order (expired first, then least recently used), statistics,
- * persistence across reopen, and a full map (-ENOSPC, then eviction).
+ * persistence across reopen, and a full map (-ENOSPC, then eviction; the
+ * room evictions make stays for payment outcomes).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -576,6 +577,53 @@ static void test_map_full_of_other_data_is_enospc(void **state)
     pos_outbox_close(&ob);
 }
 
+/*
+ * A map full of small entries, as read-through fills it: the oldest lie
+ * all over the tree, so evicting them takes a fresh page per leaf, and
+ * the reserve a deletion borrows beyond the map stays in the file once
+ * used. The cache must neither take back the room its evictions made nor
+ * wedge the store: no put refused while it holds entries, and the
+ * payment outcomes that come next find room.
+ */
+static void test_full_map_of_small_entries_keeps_room(void **state)
+{
+    (void)state;
+    close_all();
+    open_all(1 * MB, &default_cfg);
+    pos_outbox_t ob;
+    assert_int_equal(pos_outbox_open(&ob, &st, NULL), 0);
+    static char value[400];
+    memset(value, 'v', sizeof(value));
+    unsigned refused = 0;
+    for (unsigned i = 0; i < 6000; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "product:P-%u", i);
+        refused += pos_cache_put(&cache, k, strlen(k), value, sizeof(value), POS_CACHE_PRODUCT,
+                                 1000 + (uint64_t)i) != 0;
+    }
+    pos_cache_stats_t s;
+    pos_cache_stats(&cache, &s);
+    printf("    1 MiB map: 6000 puts of 400 B, %u refused, %llu entries kept, %llu evicted\n",
+           refused, (unsigned long long)s.entries, (unsigned long long)s.evictions);
+    assert_int_equal(refused, 0);
+    assert_true(s.entries > 0);
+    assert_true(pos_store_short_of_room(&st)); /* the reserve was dipped into */
+
+    static char payload[300];
+    memset(payload, 'p', sizeof(payload));
+    pos_outbox_entry_t e = {.kind = POS_OUTBOX_PUBLISH,
+                            .is_payment = true,
+                            .channel = "payment:T-1",
+                            .channel_len = 11,
+                            .payload = payload,
+                            .payload_len = sizeof(payload)};
+    for (int i = 0; i < 40; i++) {
+        uint64_t id;
+        assert_int_equal(pos_outbox_append(&ob, &e, &id), 0);
+    }
+    pos_outbox_close(&ob);
+}
+
 int main(void)
 {
 #define T(f)                                                                                       \
@@ -595,6 +643,7 @@ int main(void)
         T(test_persists_across_reopen),
         T(test_map_full_then_eviction),
         T(test_map_full_of_other_data_is_enospc),
+        T(test_full_map_of_small_entries_keeps_room),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
