@@ -1144,6 +1144,8 @@ void pos_store_close(pos_store_t *st)
     if (st->wal.fd > 0 || st->wal_on) {
         store_wal_close(st);
     }
+    /* Also after the log failed and was closed under the writer. */
+    pos_wal_redo_free(&st->redo);
     close_env(st);
     if (st->map_lock_ok) {
         uv_rwlock_destroy(&st->map_lock);
