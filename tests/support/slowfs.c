@@ -22,6 +22,11 @@
  *                        fault was really applied (pwrite64 and pwritev64
  *                        are logged as pwrite and pwritev: ASan's
  *                        interceptor for one may call the other)
+ *   POS_SLOWFS_FAIL_FLAG a file: while it exists, every write (write,
+ *                        pwrite, writev, pwritev and their 64-bit forms)
+ *                        to a file under POS_SLOWFS_PREFIX (required)
+ *                        fails with ENOSPC and writes nothing, as on a
+ *                        full disk; the test creates and removes it
  *
  * The delay is slept in the calling thread after the real call, so a
  * program that syncs on its event loop stalls its loop, and one that syncs
@@ -66,6 +71,7 @@ static unsigned slowfs_delay_ms;
 static char slowfs_prefix[PATH_MAX];
 static size_t slowfs_prefix_len;
 static int slowfs_log_fd = -1;
+static char slowfs_fail_flag[PATH_MAX];
 
 /* The next definition of name after this library (libc's, or a runtime's
  * interceptor loaded before us); looked up once, on first use. */
@@ -249,6 +255,10 @@ __attribute__((constructor)) static void slowfs_init(void)
             slowfs_prefix[--slowfs_prefix_len] = '\0';
         }
     }
+    const char *flag = getenv("POS_SLOWFS_FAIL_FLAG");
+    if (flag != NULL) {
+        snprintf(slowfs_fail_flag, sizeof(slowfs_fail_flag), "%s", flag);
+    }
     if (log != NULL && log[0] != '\0' && slowfs_delay_ms > 0) {
         slowfs_log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     }
@@ -307,9 +317,33 @@ int sync_file_range(int fd, off64_t offset, off64_t nbytes, unsigned int flags)
 
 /* ---- writes, slow only on synchronous descriptors ------------------------------------ */
 
+/* True when a write to fd is to fail (POS_SLOWFS_FAIL_FLAG); errno kept. */
+static int slowfs_full(int fd)
+{
+    char path[PATH_MAX];
+    int saved = errno, full = 0;
+
+    if (slowfs_fail_flag[0] != '\0' && slowfs_prefix_len > 0 &&
+        access(slowfs_fail_flag, F_OK) == 0) {
+        slowfs_fd_path(fd, path, sizeof(path));
+        full = slowfs_under_prefix(path);
+    }
+    errno = saved;
+    return full;
+}
+
+#define FAIL_IF_FULL(fd)                                                                           \
+    do {                                                                                           \
+        if (slowfs_full(fd)) {                                                                     \
+            errno = ENOSPC;                                                                        \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
 ssize_t write(int fd, const void *buf, size_t n)
 {
     NEXT(write_fn, write);
+    FAIL_IF_FULL(fd);
     ssize_t rc = real_write(fd, buf, n);
     slowfs_after_write("write", fd);
     return rc;
@@ -318,6 +352,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     NEXT(pwrite_fn, pwrite);
+    FAIL_IF_FULL(fd);
     ssize_t rc = real_pwrite(fd, buf, n, off);
     slowfs_after_write("pwrite", fd);
     return rc;
@@ -326,6 +361,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
     NEXT(pwrite64_fn, pwrite64);
+    FAIL_IF_FULL(fd);
     ssize_t rc = real_pwrite64(fd, buf, n, off);
     slowfs_after_write("pwrite", fd); /* one name: which one is reached depends on the runtime */
     return rc;
@@ -334,6 +370,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
     NEXT(writev_fn, writev);
+    FAIL_IF_FULL(fd);
     ssize_t rc = real_writev(fd, iov, cnt);
     slowfs_after_write("writev", fd);
     return rc;
@@ -342,6 +379,7 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
     NEXT(pwritev_fn, pwritev);
+    FAIL_IF_FULL(fd);
     ssize_t rc = real_pwritev(fd, iov, cnt, off);
     slowfs_after_write("pwritev", fd);
     return rc;
@@ -350,6 +388,7 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off)
 {
     NEXT(pwritev64_fn, pwritev64);
+    FAIL_IF_FULL(fd);
     ssize_t rc = real_pwritev64(fd, iov, cnt, off);
     slowfs_after_write("pwritev", fd);
     return rc;

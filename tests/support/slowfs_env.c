@@ -71,6 +71,21 @@ const char *const *pos_slowfs_env(pos_slowfs_env_t *e, unsigned delay_ms, const 
     return e->env;
 }
 
+const char *const *pos_slowfs_env_full(pos_slowfs_env_t *e, const char *prefix, const char *flag)
+{
+    if (pos_slowfs_env(e, 0, prefix, NULL) == NULL) {
+        return NULL;
+    }
+    size_t n = 0;
+    while (e->env[n] != NULL) {
+        n++;
+    }
+    snprintf(e->fail, sizeof(e->fail), "POS_SLOWFS_FAIL_FLAG=%s", flag);
+    e->env[n++] = e->fail;
+    e->env[n] = NULL;
+    return e->env;
+}
+
 int pos_slowfs_log_count(const char *log, const char *call, const char *path)
 {
     FILE *f = fopen(log, "r");

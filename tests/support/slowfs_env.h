@@ -21,7 +21,8 @@ typedef struct pos_slowfs_env {
     char delay[48];     /* POS_SLOWFS_DELAY_MS=... */
     char prefix[320];   /* POS_SLOWFS_PREFIX=... */
     char log[320];      /* POS_SLOWFS_LOG=... */
-    const char *env[5]; /* the list, NULL-terminated */
+    char fail[320];     /* POS_SLOWFS_FAIL_FLAG=... */
+    const char *env[6]; /* the list, NULL-terminated */
 } pos_slowfs_env_t;
 
 /*
@@ -39,6 +40,13 @@ const char *pos_slowfs_lib(void);
  */
 const char *const *pos_slowfs_env(pos_slowfs_env_t *e, unsigned delay_ms, const char *prefix,
                                   const char *log);
+
+/*
+ * Fills e for a process whose writes to files under prefix fail with
+ * ENOSPC while the file flag exists (the test creates and removes it): a
+ * disk that is full at a moment of the test's choosing. No delay.
+ */
+const char *const *pos_slowfs_env_full(pos_slowfs_env_t *e, const char *prefix, const char *flag);
 
 /*
  * Lines of a shim log naming call ("fsync", "pwrite", ...; NULL: any) on
