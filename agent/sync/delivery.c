@@ -34,7 +34,19 @@ typedef struct pos_delivery_keeping {
     uint64_t id;
 } delivery_keeping_t;
 
+/* A held message the outbox could not take: its copy, until released. */
+typedef struct pos_delivery_unkept {
+    struct pos_delivery_unkept *next;
+    uint64_t id;
+    bool sign;
+    size_t len;
+    char *channel;
+    char json[];
+} delivery_unkept_t;
+
 static int delivery_drop(pos_delivery_t *d, uint64_t id, const char *why);
+static int delivery_direct(pos_delivery_t *d, const char *channel, const char *json, size_t len,
+                           bool sign);
 
 /* ---- per-key bookkeeping --------------------------------------------------- */
 
@@ -300,11 +312,32 @@ static void delivery_pump_soon(pos_delivery_t *d)
     }
 }
 
+/* Sends (or, discard, drops) every held message the outbox could not take. */
+static void unkept_flush(pos_delivery_t *d, uint64_t discard_id)
+{
+    while (d->unkept != NULL) {
+        delivery_unkept_t *u = d->unkept;
+        d->unkept = u->next;
+        if (u->id != discard_id) {
+            /* Without a copy in the outbox: at most once. */
+            (void)delivery_direct(d, u->channel, u->json, u->len, u->sign);
+        }
+        free(u->channel);
+        free(u);
+    }
+}
+
 static void delivery_closed(uv_handle_t *h)
 {
     pos_delivery_t *d = h->data;
 
     keys_free(d);
+    while (d->unkept != NULL) {
+        delivery_unkept_t *u = d->unkept;
+        d->unkept = u->next;
+        free(u->channel);
+        free(u);
+    }
     if (d->closed_cb != NULL) {
         d->closed_cb(d->closed_arg);
     }
@@ -754,6 +787,10 @@ void pos_delivery_release(pos_delivery_t *d, uint64_t id, bool discard)
         return;
     }
     d->hold_id = 0;
+    if (discard) {
+        d->discarded_id = id;
+    }
+    unkept_flush(d, discard ? id : 0);
     if (discard && d->ob != NULL) {
         (void)pos_outbox_ack(d->ob, id); /* never sent: as if delivered */
     }
@@ -799,6 +836,41 @@ static int delivery_direct(pos_delivery_t *d, const char *channel, const char *j
     return rc;
 }
 
+/*
+ * A message the outbox refused: better delivered without a copy than not
+ * at all, so sent now; but one a payment holds (PAYMENT_PROCESSING until
+ * its journal record is durable) only once released, and never when the
+ * payment discards it (its record failed: the request is refused instead,
+ * and gets that one first answer).
+ */
+static void delivery_unqueued(pos_delivery_t *d, const char *channel, const pos_outbox_entry_t *e)
+{
+    if (e->id != 0 && e->id == d->discarded_id) {
+        return;
+    }
+    if (d->hold_id == 0 || e->id < d->hold_id) {
+        (void)delivery_direct(d, channel, (const char *)e->payload, e->payload_len, e->sign);
+        return;
+    }
+    delivery_unkept_t *u = malloc(sizeof(*u) + e->payload_len);
+    if (u == NULL || (u->channel = strdup(channel)) == NULL) {
+        free(u);
+        d->lost++;
+        POS_WARN("outbox", "a held message on %s could not be kept: lost", channel);
+        return;
+    }
+    u->next = NULL;
+    u->id = e->id;
+    u->sign = e->sign;
+    u->len = e->payload_len;
+    memcpy(u->json, e->payload, e->payload_len);
+    delivery_unkept_t **pp = &d->unkept;
+    while (*pp != NULL) {
+        pp = &(*pp)->next;
+    }
+    *pp = u;
+}
+
 /* What an append hands back to its caller. */
 typedef struct delivery_queued {
     pos_delivery_t *d;
@@ -822,8 +894,7 @@ static void delivery_appended(void *ctx, int status, const pos_outbox_entry_t *e
                 e->kind == POS_OUTBOX_PUBLISH ? "a message" : "a command", channel,
                 strerror(-status));
         if (e->kind == POS_OUTBOX_PUBLISH) {
-            /* Still try to send it now: better delivered without a copy. */
-            (void)delivery_direct(d, channel, (const char *)e->payload, e->payload_len, e->sign);
+            delivery_unqueued(d, channel, e);
         }
     }
     if (q->cb != NULL) {

@@ -66,6 +66,7 @@ typedef struct pos_delivery_key {
 typedef void (*pos_delivery_kept_cb)(void *arg, int status);
 
 struct pos_delivery_keeping; /* private */
+struct pos_delivery_unkept;  /* private */
 
 /* The written-through operations on session:* and temp:* keys. */
 typedef enum pos_delivery_kv_op {
@@ -104,6 +105,10 @@ typedef struct pos_delivery {
                         pos_delivery_kept_cb kept, void *arg);
     void *confirmed_ctx;
     struct pos_delivery_keeping *keeping; /* answered entries whose deletion waits for kept */
+    /* Held messages the outbox could not take (a full store): sent as
+     * they are once released, dropped when discarded; in id order. */
+    struct pos_delivery_unkept *unkept;
+    uint64_t discarded_id; /* the last held entry discarded (its append may fail after) */
     bool closing;
     void (*closed_cb)(void *arg);
     void *closed_arg;

@@ -14,15 +14,21 @@
  *     completed and charged once; every local write is queued or refused.
  *
  * CI runs 20 s of load; POS_BURST_FULL=1 runs 60 s (docs/latency.md).
+ *
+ * And a disk that fills at the moment a payment comes (the same shim's
+ * POS_SLOWFS_FAIL_FLAG): one first answer, no charge, and payments again
+ * once there is room.
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -180,10 +186,81 @@ static void test_slow_disk(void **state)
     pos_watch_verdict(&c);
 }
 
+/*
+ * A disk that fills at the moment a payment comes (the shim's
+ * POS_SLOWFS_FAIL_FLAG: while the flag file exists, every write to the
+ * store fails with ENOSPC). The payment's journal record cannot be kept,
+ * so the payment is refused, and the PAYMENT_PROCESSING queued with it
+ * cannot be kept either: it must never be sent. One first answer,
+ * PAYMENT_REJECTED, and no charge. Before, the refused PAYMENT_PROCESSING
+ * went out directly and the request was answered twice. With room again,
+ * the next payment goes through.
+ */
+static void test_full_disk_payment(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_answers_t ans;
+    char store[400], flag[400];
+
+    if (getenv("POSAGENT_WRAPPER") != NULL) {
+        skip(); /* the shim is preloaded into a native agent only */
+    }
+    if (f->agent.dir[0] == '\0') {
+        snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-agent-XXXXXX");
+        assert_non_null(mkdtemp(f->agent.dir));
+    }
+    snprintf(store, sizeof(store), "%s/store", f->agent.dir);
+    snprintf(flag, sizeof(flag), "%s/disk-full", f->agent.dir);
+    pos_ini_set(&f->ini, "log", "level", "info");
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
+    const char *const *env = pos_slowfs_env_full(&f->slowfs, store, flag);
+    assert_non_null(env);
+    pos_fix_agent_start(f, env);
+    pos_fix_wait_online(f, 1, 60000);
+    assert_int_equal(pos_answers_start(&ans, f, 16), 0);
+
+    pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID,
+                 "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"full-0\","
+                 "\"amount\":1.50,\"currency\":\"EUR\"}");
+    assert_true(pos_answers_wait(&ans, "full-0", POS_ANS_COMPLETED, 1, 20000));
+
+    FILE *fp = fopen(flag, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID,
+                 "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"full-1\","
+                 "\"amount\":2.50,\"currency\":\"EUR\"}");
+    assert_true(pos_answers_wait_first(&ans, 2, 20000));
+    pos_test_sleep_ms(1000); /* a second first answer would show now */
+    unsigned processing = pos_answers_count(&ans, "full-1", POS_ANS_PROCESSING);
+    unsigned rejected = pos_answers_count(&ans, "full-1", POS_ANS_REJECTED);
+    print_message("full disk: full-1 answered %u PAYMENT_PROCESSING, %u PAYMENT_REJECTED; "
+                  "%u charges\n",
+                  processing, rejected, pos_fix_charges(f));
+    assert_int_equal(processing, 0);
+    assert_int_equal(rejected, 1);
+    assert_int_equal(pos_fix_charges(f), 1);
+    assert_true(pos_test_agent_alive(&f->agent));
+
+    assert_int_equal(unlink(flag), 0);
+    pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID,
+                 "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"full-2\","
+                 "\"amount\":3.50,\"currency\":\"EUR\"}");
+    assert_true(pos_answers_wait_first(&ans, 3, 20000));
+    print_message("full disk: with room again, full-2 answered %u PAYMENT_PROCESSING, %u "
+                  "PAYMENT_REJECTED\n",
+                  pos_answers_count(&ans, "full-2", POS_ANS_PROCESSING),
+                  pos_answers_count(&ans, "full-2", POS_ANS_REJECTED));
+    assert_int_equal(pos_answers_repeated(&ans), 0);
+    pos_answers_stop(&ans);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         POS_FIX_TEST(test_slow_disk),
+        POS_FIX_TEST(test_full_disk_payment),
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     return cmocka_run_group_tests_name("slowdisk", tests, NULL, NULL);
