@@ -623,8 +623,8 @@ static int cache_mget(pos_cachesvc_t *s, char *const *keys, const size_t *lens, 
         alens[i + 1] = lens != NULL ? lens[i] : strlen(keys[i]);
         bytes += alens[i + 1];
     }
-    *m = (pos_cache_mget_t){s, cb, ctx, malloc(n * sizeof(char *) + bytes),
-                            malloc(n * sizeof(size_t)), n, s->mgets};
+    *m = (pos_cache_mget_t){
+        s, cb, ctx, malloc(n * sizeof(char *) + bytes), malloc(n * sizeof(size_t)), n, s->mgets};
     if (m->keys == NULL || m->lens == NULL) {
         goto out;
     }
