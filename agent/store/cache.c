@@ -518,6 +518,9 @@ static long long evict_steps(pos_cache_t *c, size_t bytes, uint64_t now_ms, size
         total += rc;
         count += n;
         settled = false;
+        if (step < bytes) {
+            step = step * 2 < bytes ? step * 2 : bytes; /* a step that fits: larger again */
+        }
     }
     *evicted = count;
     return total > 0 ? total : rc;
@@ -537,8 +540,8 @@ long long pos_cache_evict(pos_cache_t *c, size_t bytes, uint64_t now_ms, size_t 
         rc = evict_steps(c, bytes, now_ms, &count);
         pos_store_reserve_end(c->st);
     }
-    if (rc > 0 && evicted != NULL) {
-        *evicted = count;
+    if (evicted != NULL) {
+        *evicted = rc > 0 ? count : 0;
     }
     return rc;
 }
@@ -562,10 +565,18 @@ static long long cache_reclaim(void *ctx, size_t bytes)
         long long held = atomic_load(&c->wbytes);
         uint64_t cap = held > 0 ? (uint64_t)held : 1;
         if (c->room_cap == 0) {
+            if (c->room_floor == 0) {
+                c->room_floor = cap / 2 > 0 ? cap / 2 : 1;
+            }
             POS_INFO("cache",
                      "the store is short of room: the cache keeps to %" PRIu64
-                     " bytes, evicting for new entries, until it has room again",
-                     cap);
+                     " bytes (at least %" PRIu64
+                     "), evicting for new entries, until the disk has room again "
+                     "(after a full map: until the agent restarts)",
+                     cap > c->room_floor ? cap : c->room_floor, c->room_floor);
+        }
+        if (cap < c->room_floor) {
+            cap = c->room_floor;
         }
         if (c->room_cap == 0 || cap < c->room_cap) {
             c->room_cap = cap;

@@ -194,8 +194,10 @@ typedef struct pos_cache {
     _Atomic long long wbytes, wentries;
     _Atomic uint64_t want_room; /* bytes of the puts refused for room, for the reclaimer */
     /* The writing side's: while the store is short of room, the most bytes the cache may
-     * hold: what it held when it last gave room back (0: no such bound). */
-    uint64_t room_cap;
+     * hold: what it held when it last gave room back (0: no such bound), never below
+     * room_floor, half of what it held the first time (so that repeated reclaims, an
+     * outbox filling the map, cannot leave the cache a single entry). */
+    uint64_t room_cap, room_floor;
     /* Evictions the store's reclaimer made outside any request (writer thread). */
     _Atomic long long reclaimed_bytes, reclaimed_entries;
     _Atomic uint64_t reclaimed_evictions;
