@@ -576,7 +576,7 @@ static void cache_mget_free(pos_cache_mget_t *m)
 }
 
 /* Unlinks m, then the caller's callback runs with s->mget_state telling
- * what happened to each key meanwhile (mget_keeps()). */
+ * what happened to each key meanwhile (mget_state_of()). */
 static void cache_mget_done(void *ctx, const redisReply *r, int err)
 {
     pos_cache_mget_t *m = ctx;
@@ -595,13 +595,29 @@ static void cache_mget_done(void *ctx, const redisReply *r, int err)
     cache_mget_free(m);
 }
 
-/* In an MGET's callback: whether the answer for its key i may be stored
- * (or, nil, deleted). Not after a message wrote the key meanwhile, a
- * CACHE_INVALIDATE or a tracking invalidation: the answer may be older.
- * The entry stays as it is (stale, or the message's), and a read asks. */
-static bool mget_keeps(const pos_cachesvc_t *s, size_t i)
+/*
+ * In an MGET's callback: what happened to its key i meanwhile, as for a
+ * GET. CURRENT: the answer is stored (or, nil, deleted). SUSPECT (a
+ * tracking invalidation): stored, then marked stale. INVALIDATED,
+ * OVERWRITTEN: the answer may be older than the change and is neither
+ * stored nor deleted; the entry stays as the change left it.
+ */
+static fetch_state_t mget_state_of(const pos_cachesvc_t *s, size_t i)
 {
-    return s->mget_state == NULL || s->mget_state[i] == FETCH_CURRENT;
+    return s->mget_state == NULL ? FETCH_CURRENT : (fetch_state_t)s->mget_state[i];
+}
+
+/* After an MGET's values are submitted: marks stale those a tracking
+ * invalidation overtook (keys[i], lens NULL: C strings). */
+static void mget_mark_suspects(pos_cachesvc_t *s, char *const *keys, const size_t *lens,
+                               const redisReply *r)
+{
+    for (size_t i = 0; i < r->elements; i++) {
+        if (mget_state_of(s, i) == FETCH_SUSPECT && r->element[i]->type == REDIS_REPLY_STRING) {
+            pos_cache_mark_stale(&s->cache, keys[i], lens != NULL ? lens[i] : strlen(keys[i]));
+            s->fetches_raced++;
+        }
+    }
 }
 
 static int cache_mget(pos_cachesvc_t *s, char *const *keys, const size_t *lens, size_t n,
@@ -737,7 +753,9 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
          * next reconnect would ask for it again and drop again. Its local
          * copies go: read-through fetches the others again one by one. */
         for (size_t i = 0; i < b->n; i++) {
-            pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
+            if (mget_state_of(s, i) != FETCH_OVERWRITTEN) {
+                pos_cache_delete(&s->cache, b->keys[i], b->lens[i]);
+            }
         }
         POS_WARN("cache", "revalidation: a value over the limit; %zu entries dropped", b->n);
     }
@@ -748,7 +766,7 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
     if (r->type == REDIS_REPLY_ARRAY && r->elements == b->n) {
         for (size_t i = 0; i < b->n; i++) {
             const redisReply *v = r->element[i];
-            if (!mget_keeps(s, i)) {
+            if (mget_state_of(s, i) > FETCH_SUSPECT) {
                 s->fetches_raced++;
             } else if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
                 items[n++] = mget_item(b->keys[i], b->lens[i], v);
@@ -766,6 +784,9 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
     /* One request for the whole batch; the next MGET once it is applied, so
      * the walk goes at the writer's pace. */
     int rc = pos_cache_put_batch(&s->cache, items, n, pos_clock_wall_ms(), reval_stored, b);
+    if (rc == 0) {
+        mget_mark_suspects(s, b->keys, b->lens, r);
+    }
     if (rc != 0) {
         reval_free(b);
         /* The entries stay stale: a read refetches them. */
@@ -1039,7 +1060,7 @@ static void warm_store(warm_step_t *w, char **keys, size_t n, const redisReply *
     }
     for (size_t i = 0; i < n; i++) {
         const redisReply *v = r->element[i];
-        if (!mget_keeps(s, i)) {
+        if (mget_state_of(s, i) > FETCH_SUSPECT) {
             s->fetches_raced++;
         } else if (v->type == REDIS_REPLY_STRING && v->len <= s->max_value_bytes) {
             items[m++] = mget_item(keys[i], strlen(keys[i]), v);
@@ -1057,6 +1078,7 @@ static void warm_store(warm_step_t *w, char **keys, size_t n, const redisReply *
             w->refused = rc == -EBUSY;
         }
     }
+    mget_mark_suspects(s, keys, NULL, r);
     free(items);
 }
 
