@@ -385,6 +385,7 @@ static void delivery_kept(void *arg, int status)
         (void)pos_outbox_ack(d->ob, w->id);
     }
     free(w);
+    delivery_pump_soon(d); /* a pump may have passed over it, with nothing else in flight */
 }
 
 /*
@@ -753,7 +754,9 @@ void pos_delivery_pump(pos_delivery_t *d)
     memset(&batch, 0, sizeof(batch));
     /* The oldest entries not yet sent on this connection, in id order
      * (those sent are in flight: their acks come as Redis answers). */
+again:
     n = pos_outbox_peek_from(d->ob, d->sent_upto + 1, POS_DELIVERY_WINDOW, &batch);
+    bool all_kept = n == POS_DELIVERY_WINDOW; /* a full batch, every entry waiting for its keep */
     for (int i = 0; i < n && d->inflight < POS_DELIVERY_WINDOW; i++) {
         const pos_outbox_entry_t *e = &batch.entries[i];
         if (e->id <= d->sent_upto) {
@@ -767,6 +770,7 @@ void pos_delivery_pump(pos_delivery_t *d)
             d->sent_upto = e->id;
             continue;
         }
+        all_kept = false;
         if (delivery_send(d, e) != 0) {
             break; /* the link went down: the next online resends */
         }
@@ -774,6 +778,10 @@ void pos_delivery_pump(pos_delivery_t *d)
         d->inflight++;
     }
     pos_outbox_batch_free(&batch);
+    if (all_kept) {
+        memset(&batch, 0, sizeof(batch));
+        goto again; /* nothing sent: the entries behind them must not wait */
+    }
 }
 
 void pos_delivery_hold(pos_delivery_t *d, uint64_t id)
@@ -790,11 +798,11 @@ void pos_delivery_release(pos_delivery_t *d, uint64_t id, bool discard)
     if (discard) {
         d->discarded_id = id;
     }
-    unkept_flush(d, discard ? id : 0);
     if (discard && d->ob != NULL) {
         (void)pos_outbox_ack(d->ob, id); /* never sent: as if delivered */
     }
     pos_delivery_pump(d);
+    unkept_flush(d, discard ? id : 0); /* after what the outbox holds before them */
     if (!discard && d->sent_upto < id) {
         d->urgent_id = id; /* not durable yet, or behind others */
     }
