@@ -585,8 +585,8 @@ static void test_flood_bounded(void **state)
     for (int i = 0; i < 400; i++) {
         r = redisCommand(c, "GET session:f0");
         must(r);
-        bool busy = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSY", 4) == 0;
-        if (!busy) {
+        bool refused = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSY", 4) == 0;
+        if (!refused) {
             assert_int_equal(r->type, REDIS_REPLY_STRING);
             assert_string_equal(r->str, "v0");
             freeReplyObject(r);
