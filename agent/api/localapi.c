@@ -444,6 +444,11 @@ static void client_start_write(pos_localapi_client_t *c)
  * in the output already. */
 static void client_pop_done(pos_localapi_client_t *c)
 {
+    if (c->head != NULL && c->head->state == SLOT_DONE) {
+        /* Idle from its last answer on, not from its command: a reply that
+         * took longer than the idle timeout must leave it time to close. */
+        c->last_active = uv_now(c->server->loop);
+    }
     while (c->head != NULL && c->head->state == SLOT_DONE) {
         pos_localapi_reply_t *r = c->head;
         c->head = r->next;
