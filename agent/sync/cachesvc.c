@@ -575,8 +575,8 @@ static void cache_mget_free(pos_cache_mget_t *m)
     }
 }
 
-/* Unlinks m, then the caller's callback runs with s->mget_state telling
- * what happened to each key meanwhile (mget_state_of()). */
+/* Unlinks m, then the caller's callback runs with s->mget telling what
+ * happened to each key meanwhile (mget_state_of()). */
 static void cache_mget_done(void *ctx, const redisReply *r, int err)
 {
     pos_cache_mget_t *m = ctx;
@@ -588,10 +588,10 @@ static void cache_mget_done(void *ctx, const redisReply *r, int err)
             break;
         }
     }
-    const unsigned char *outer = s->mget_state;
-    s->mget_state = m->state;
+    const pos_cache_mget_t *outer = s->mget;
+    s->mget = m;
     m->cb(m->ctx, r, err);
-    s->mget_state = outer;
+    s->mget = outer;
     cache_mget_free(m);
 }
 
@@ -604,17 +604,18 @@ static void cache_mget_done(void *ctx, const redisReply *r, int err)
  */
 static fetch_state_t mget_state_of(const pos_cachesvc_t *s, size_t i)
 {
-    return s->mget_state == NULL ? FETCH_CURRENT : (fetch_state_t)s->mget_state[i];
+    return s->mget == NULL ? FETCH_CURRENT : (fetch_state_t)s->mget->state[i];
 }
 
-/* After an MGET's values are submitted: marks stale those a tracking
- * invalidation overtook (keys[i], lens NULL: C strings). */
-static void mget_mark_suspects(pos_cachesvc_t *s, char *const *keys, const size_t *lens,
-                               const redisReply *r)
+/* In an MGET's callback, after its values are submitted: marks stale those
+ * a tracking invalidation overtook. */
+static void mget_mark_suspects(pos_cachesvc_t *s, const redisReply *r)
 {
-    for (size_t i = 0; i < r->elements; i++) {
-        if (mget_state_of(s, i) == FETCH_SUSPECT && r->element[i]->type == REDIS_REPLY_STRING) {
-            pos_cache_mark_stale(&s->cache, keys[i], lens != NULL ? lens[i] : strlen(keys[i]));
+    const pos_cache_mget_t *m = s->mget;
+
+    for (size_t i = 0; m != NULL && i < m->n && i < r->elements; i++) {
+        if (m->state[i] == FETCH_SUSPECT && r->element[i]->type == REDIS_REPLY_STRING) {
+            pos_cache_mark_stale(&s->cache, m->keys[i], m->lens[i]);
             s->fetches_raced++;
         }
     }
@@ -785,7 +786,7 @@ static void reval_reply(void *ctx, const redisReply *r, int err)
      * the walk goes at the writer's pace. */
     int rc = pos_cache_put_batch(&s->cache, items, n, pos_clock_wall_ms(), reval_stored, b);
     if (rc == 0) {
-        mget_mark_suspects(s, b->keys, b->lens, r);
+        mget_mark_suspects(s, r);
     }
     if (rc != 0) {
         reval_free(b);
@@ -1078,7 +1079,7 @@ static void warm_store(warm_step_t *w, char **keys, size_t n, const redisReply *
             w->refused = rc == -EBUSY;
         }
     }
-    mget_mark_suspects(s, keys, NULL, r);
+    mget_mark_suspects(s, r);
     free(items);
 }
 

@@ -76,7 +76,7 @@ typedef struct pos_cachesvc {
     uint64_t fetches_shared;    /* reads that joined a GET already in flight */
     uint64_t fetches_raced;     /* answers a change overtook: GET kept stale, MGET not kept */
     pos_cache_mget_t *mgets;    /* MGETs in flight (warm-up, revalidation) */
-    const unsigned char *mget_state; /* in an MGET's callback: each key's fetch state */
+    const pos_cache_mget_t *mget; /* in an MGET's callback: its keys and their fetch states */
     pos_cache_cursor_t reval;   /* revalidation walk after a reconnect */
     bool revalidating;
     uint64_t reval_epoch;  /* bumped per reconnect: stale batches stop */
