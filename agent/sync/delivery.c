@@ -312,13 +312,14 @@ static void delivery_pump_soon(pos_delivery_t *d)
     }
 }
 
-/* Sends (or, discard, drops) every held message the outbox could not take. */
-static void unkept_flush(pos_delivery_t *d, uint64_t discard_id)
+/* Sends (send) or drops every held message the outbox could not take; the
+ * one with discard_id is dropped either way. */
+static void unkept_flush(pos_delivery_t *d, bool send, uint64_t discard_id)
 {
     while (d->unkept != NULL) {
         delivery_unkept_t *u = d->unkept;
         d->unkept = u->next;
-        if (u->id != discard_id) {
+        if (send && u->id != discard_id) {
             /* Without a copy in the outbox: at most once. */
             (void)delivery_direct(d, u->channel, u->json, u->len, u->sign);
         }
@@ -332,12 +333,7 @@ static void delivery_closed(uv_handle_t *h)
     pos_delivery_t *d = h->data;
 
     keys_free(d);
-    while (d->unkept != NULL) {
-        delivery_unkept_t *u = d->unkept;
-        d->unkept = u->next;
-        free(u->channel);
-        free(u);
-    }
+    unkept_flush(d, false, 0);
     if (d->closed_cb != NULL) {
         d->closed_cb(d->closed_arg);
     }
@@ -802,7 +798,7 @@ void pos_delivery_release(pos_delivery_t *d, uint64_t id, bool discard)
         (void)pos_outbox_ack(d->ob, id); /* never sent: as if delivered */
     }
     pos_delivery_pump(d);
-    unkept_flush(d, discard ? id : 0); /* after what the outbox holds before them */
+    unkept_flush(d, true, discard ? id : 0); /* after what the outbox holds before them */
     if (!discard && d->sent_upto < id) {
         d->urgent_id = id; /* not durable yet, or behind others */
     }
