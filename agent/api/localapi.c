@@ -74,6 +74,7 @@ struct pos_localapi_client {
     uint64_t last_active; /* uv_now() of its last command, or of its connect */
     uint64_t turn;        /* the loop turn turn_used counts in */
     uint32_t turn_used;   /* commands it ran in that turn as its input arrived */
+    uint32_t round_left;  /* commands left of a round a turn's end cut short */
     uint64_t busy_count;  /* its commands answered -BUSY */
     uint64_t busy_logged; /* busy_count when last logged */
     uint64_t busy_log_ms; /* uv_now() when last logged; 0: never */
@@ -1063,7 +1064,11 @@ static void client_process(pos_localapi_client_t *c, uint32_t allow)
     }
     if (more && !c->closing && !c->quitting) {
         /* A round cut short by the turn's end is first in line in the
-         * next one; otherwise the client waits behind the others. */
+         * next turn, for what is left of it only: a client whose commands
+         * each outlast the turn's time would otherwise stay first for good,
+         * and the others would wait for its whole pipeline. Otherwise the
+         * client waits behind the others. */
+        c->round_left = cut ? allow : 0;
         client_queue(c, cut);
         if (s->turn_left == 0 && !s->turn_full) {
             s->turn_full = true;
@@ -1189,8 +1194,10 @@ static void turn_end_cb(uv_check_t *h)
 
     while (s->ready_head != NULL && !turn_spent(s)) {
         pos_localapi_client_t *c = s->ready_head;
+        uint32_t allow = c->round_left != 0 ? c->round_left : LAPI_QUANTUM;
+        c->round_left = 0;
         client_unqueue(c);
-        client_process(c, LAPI_QUANTUM);
+        client_process(c, allow);
     }
     if (s->ready_head == NULL) {
         uv_idle_stop(&s->keep_turning);

@@ -1121,6 +1121,60 @@ static void test_round_robin_within_turn_budget(void **state)
     close(fd[1]);
 }
 
+/* A client whose round each turn's end cuts short (here: a turn budget of
+ * 4 commands, as when each of its commands outlasts the turn's time) keeps
+ * the front of the queue for the rest of its round only. Another client
+ * whose command arrived in the same poll, after the turn was spent, runs
+ * after that round, not after the whole pipeline: the CI failure where a
+ * PING waited 1.03 s behind 2,000 costly commands. */
+static void test_cut_round_does_not_starve_queue(void **state)
+{
+    fixture_t *fx = *state;
+    pos_localapi_options_t opt;
+    pos_localapi_stats_t st;
+    char *in = malloc(400 * 7);
+    int fd[2], at = -1;
+
+    assert_non_null(in);
+    fx->tags_cap = 401;
+    fx->tags = calloc(401, 1);
+    fx->tag_turns = calloc(401, sizeof(uint64_t));
+    assert_non_null(fx->tags);
+    assert_non_null(fx->tag_turns);
+    fx_options(fx, &opt);
+    opt.admit.turn_budget = 4;
+    fx_restart(fx, &opt);
+    for (int c = 0; c < 2; c++) {
+        fd[c] = raw_connect(fx->path);
+        assert_true(fd[c] >= 0);
+    }
+    pos_localapi_get_stats(&fx->srv, &st);
+    for (int i = 0; i < 200 && st.clients < 2; i++) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        pos_localapi_get_stats(&fx->srv, &st);
+    }
+    assert_int_equal(st.clients, 2);
+    for (int i = 0; i < 400; i++) {
+        memcpy(in + i * 7, "TAG a\r\n", 7);
+    }
+    /* Both arrive before the loop polls again, the flood first: its read
+     * spends the turn, and the other is queued behind it. */
+    assert_int_equal(raw_send(fd[0], in, 400 * 7), 0);
+    assert_int_equal(raw_send(fd[1], "TAG b\r\n", 7), 0);
+    free(in);
+    assert_true(pos_test_loop_until_int(&fx->loop, &fx->ntags, 401, 10000));
+    for (int i = 0; i < fx->ntags; i++) {
+        if (fx->tags[i] == 'b') {
+            at = i;
+        }
+    }
+    print_message("cut round: the other client's command ran after %d of the flood's 400\n", at);
+    assert_true(at >= 0);
+    assert_true(at <= 32); /* one round of LAPI_QUANTUM at most */
+    close(fd[0]);
+    close(fd[1]);
+}
+
 /* A flood client pipelines 100,000 PINGs (reading its replies as
  * redis-cli --pipe does) while a well-behaved client PINGs once a
  * millisecond: its round trips, and the loop's timers, stay short. So they
@@ -1770,6 +1824,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_closes_least_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_over_budget_is_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_robin_within_turn_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_round_does_not_starve_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_beside_well_behaved_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_and_slowloris_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_flood_cannot_lock_out_pos_app, setup, teardown),
