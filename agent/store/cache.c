@@ -1332,7 +1332,13 @@ static void cache_issue(pos_cache_t *c, pos_cache_req_t *r)
         if (eager && c->inflight_lazy) {
             pos_store_writer_hurry(c->cfg.writer); /* a lazy one, waiting for company */
         }
-        pos_store_writer_commit_soon(c->cfg.writer);
+        if (eager) {
+            /* Someone waits for it: no waiting for the writer's batch. A
+             * lazy one (a counter's value) waits with it, or an LMDB
+             * commit would follow every payment's counters and stand in
+             * front of the next payment's record. */
+            pos_store_writer_commit_soon(c->cfg.writer);
+        }
     }
 }
 

@@ -794,6 +794,44 @@ static void test_full_map_reclaim_in_writer(void **state)
 
 /* ---- closing with work pending ------------------------------------------- */
 
+static void count_applied(void *arg, int status, size_t n)
+{
+    if (status == 0) {
+        *(int *)arg += (int)n;
+    }
+}
+
+/* A lazy write (a counter's value) queued behind another lazy one waits
+ * with it for the writer's batch: it does not ask for an LMDB commit at
+ * once. It did, and a payment's two counters then put an LMDB commit in
+ * front of the next payment's journal record (docs/latency.md). */
+static void test_lazy_writes_ask_no_commit(void **state)
+{
+    static int applied; /* the teardown may apply them after a failure */
+    bool soon;
+
+    applied = 0;
+    (void)state;
+    env_open("cachew-lazy", 16 * MB, NULL, false);
+    assert_int_equal(pos_cache_put_lazy(cache, "counter:a", 9, "1 1", 3, POS_CACHE_OTHER, 5,
+                                        count_applied, &applied),
+                     0);
+    assert_int_equal(pos_cache_put_lazy(cache, "counter:b", 9, "2 2", 3, POS_CACHE_OTHER, 5,
+                                        count_applied, &applied),
+                     0);
+    uv_mutex_lock(&writer.lock);
+    soon = writer.commit_soon;
+    uv_mutex_unlock(&writer.lock);
+    assert_false(soon);
+    /* Both are applied all the same, within the lazy bound and the batch's idle time. */
+    assert_true(pos_test_loop_until_int(&loop, &applied, 2, 5000));
+    char v[8];
+    pos_cache_info_t info;
+    assert_int_equal(pos_cache_get(cache, "counter:b", 9, 6, v, sizeof(v), &info), 0);
+    assert_memory_equal(v, "2 2", 3);
+    env_close();
+}
+
 static void test_close_with_work_pending(void **state)
 {
     pos_cache_config_t cc = {.ttl_ms = {60000, 60000, 60000, 60000, 60000}};
@@ -1041,6 +1079,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bounds_shed_and_escalate, teardown),
         cmocka_unit_test_teardown(test_invalidation_flood, teardown),
         cmocka_unit_test_teardown(test_full_map_reclaim_in_writer, teardown),
+        cmocka_unit_test_teardown(test_lazy_writes_ask_no_commit, teardown),
         cmocka_unit_test_teardown(test_close_with_work_pending, teardown),
         cmocka_unit_test_teardown(test_invalidate_worst_patterns, teardown),
     };
