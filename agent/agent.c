@@ -493,6 +493,20 @@ static void agent_port_busy(void *ctx, bool busy)
     agent_status_changed(a);
 }
 
+/* The store's commits so far: log records and LMDB commits, each a flush
+ * a record queued behind it waits for. */
+static uint64_t agent_port_commits(void *ctx)
+{
+    pos_agent_t *a = ctx;
+    pos_store_writer_stats_t ws;
+
+    if (!a->writer_ok) {
+        return 0;
+    }
+    pos_store_writer_stats(&a->writer, &ws);
+    return ws.groups + ws.lmdb_commits;
+}
+
 /* A journal write's outcome: the terminal is degraded while they fail, and
  * well again at the first that is durable. */
 static void agent_port_journal(void *ctx, int status)
@@ -1255,6 +1269,7 @@ static void agent_payment_options(pos_agent_t *a, pos_payment_options_t *po)
     po->port.device_status = agent_port_device_status;
     po->port.busy = agent_port_busy;
     po->port.journal = agent_port_journal;
+    po->port.commits = agent_port_commits;
 }
 
 static void agent_cache_options(pos_agent_t *a, pos_cachesvc_options_t *co)

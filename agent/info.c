@@ -193,9 +193,19 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
     if (info_want(want, "payment")) {
         info_add(&b,
                  "# payment\r\nstate:%s\r\nmessages_handled:%" PRIu64
-                 "\r\nmessages_rejected:%" PRIu64 "\r\njournal_entries:%" PRIu64 "\r\n\r\n",
+                 "\r\nmessages_rejected:%" PRIu64 "\r\njournal_entries:%" PRIu64
+                 "\r\nrecords_request:%" PRIu64 "\r\nrecord_commits_request:%" PRIu64
+                 "\r\nrecord_commits_request_max:%" PRIu64 "\r\nrecords_outcome:%" PRIu64
+                 "\r\nrecord_commits_outcome:%" PRIu64 "\r\nrecord_commits_outcome_max:%" PRIu64
+                 "\r\n\r\n",
                  pos_payment_state_name(pos_payment_sm_state(&a->payment->sm)), a->payment->handled,
-                 a->payment->rejected, a->journal != NULL ? pos_journal_count(a->journal) : 0);
+                 a->payment->rejected, a->journal != NULL ? pos_journal_count(a->journal) : 0,
+                 a->payment->records_timed[POS_PAY_REC_REQUEST],
+                 a->payment->record_commits[POS_PAY_REC_REQUEST],
+                 a->payment->record_commits_max[POS_PAY_REC_REQUEST],
+                 a->payment->records_timed[POS_PAY_REC_OUTCOME],
+                 a->payment->record_commits[POS_PAY_REC_OUTCOME],
+                 a->payment->record_commits_max[POS_PAY_REC_OUTCOME]);
     }
     if (info_want(want, "inbound") && a->admitted != NULL) {
         static const char names[][13] = {"payment", "inventory", "system", "invalidation"};

@@ -211,7 +211,25 @@ typedef struct pos_payment_later {
 typedef struct payment_recording {
     pos_payment_t *p;
     char tx[POS_MSG_ID_MAX + 1];
+    int kind;      /* POS_PAY_REC_*, or -1: not timed */
+    uint64_t mark; /* port.commits() when it was queued */
 } payment_recording_t;
+
+/* Which record it is for the commit count: the request's, an outcome's. */
+static int payment_record_kind(pos_payment_state_t state)
+{
+    switch (state) {
+    case POS_PAY_STARTING:
+        return POS_PAY_REC_REQUEST;
+    case POS_PAY_APPROVED:
+    case POS_PAY_DECLINED:
+    case POS_PAY_TIMED_OUT:
+    case POS_PAY_FAILED:
+        return POS_PAY_REC_OUTCOME;
+    default:
+        return -1; /* the receipt's end, a cancel, a restored payment */
+    }
+}
 
 static void payment_event_tx(pos_payment_t *p, pos_payment_event_kind_t kind, const char *tx)
 {
@@ -243,6 +261,14 @@ static void payment_recorded(void *ctx, int status)
 
     if (status != 0) {
         POS_ERR("payment", "journal: cannot record %s: %s", r->tx, strerror(-status));
+    } else if (r->kind >= 0 && r->p->opt.port.commits != NULL) {
+        pos_payment_t *p = r->p;
+        uint64_t n = p->opt.port.commits(p->opt.port.ctx) - r->mark;
+        p->records_timed[r->kind]++;
+        p->record_commits[r->kind] += n;
+        if (n > p->record_commits_max[r->kind]) {
+            p->record_commits_max[r->kind] = n;
+        }
     }
     if (r->p->opt.port.journal != NULL) {
         r->p->opt.port.journal(r->p->opt.port.ctx, status);
@@ -264,6 +290,8 @@ static void payment_record(pos_payment_t *p, const pos_payment_record_t *rec)
     if (r != NULL && p->opt.journal != NULL) {
         r->p = p;
         snprintf(r->tx, sizeof(r->tx), "%s", rec->transaction_id);
+        r->kind = payment_record_kind(rec->state);
+        r->mark = p->opt.port.commits != NULL ? p->opt.port.commits(p->opt.port.ctx) : 0;
         rc = pos_journal_put_async(p->opt.journal, rec, payment_recorded, r);
         if (rc == 0) {
             return;

@@ -74,7 +74,12 @@ typedef struct pos_payment_port {
     /* A journal record was made durable (0) or not (a negative errno):
      * the terminal's "no journal, no payment" health. May be NULL. */
     void (*journal)(void *ctx, int status);
+    /* The store's durable commits so far (the writer's count). May be NULL. */
+    uint64_t (*commits)(void *ctx);
 } pos_payment_port_t;
+
+/* Journal records timed for the durable commits they wait for. */
+enum { POS_PAY_REC_REQUEST, POS_PAY_REC_OUTCOME, POS_PAY_REC_KINDS };
 
 /* What the payment flow is given at init; strings and pointers must
  * outlive it. */
@@ -125,6 +130,13 @@ struct pos_payment {
     uint64_t dropped;      /* other messages dropped over the budget */
     uint64_t published[POS_MSG_OUT_COUNT];  /* outcome messages queued, by type */
     uint64_t rejections[POS_PAY_REJ_COUNT]; /* PAYMENT_REJECTED queued or sent, by reason */
+    /* Durable commits a payment's record waited for, from being queued to
+     * being durable, its own included (port.commits): the request's, which
+     * PAYMENT_PROCESSING waits for, and the outcome's. Issue 12 allows one
+     * each; more means another commit stood in front (docs/latency.md). */
+    uint64_t records_timed[POS_PAY_REC_KINDS];
+    uint64_t record_commits[POS_PAY_REC_KINDS]; /* summed */
+    uint64_t record_commits_max[POS_PAY_REC_KINDS];
     /* Redis's clock minus ours in ms (INT64_MIN: not measured), logged with
      * a stale refusal; NULL: not known. Set by the wiring. */
     const int64_t *clock_offset_ms;

@@ -183,6 +183,15 @@ static void test_approved_payment(void **state)
     assert_non_null(strstr(st, "\"status\":\"online\""));
     free(st);
 
+    /* Its request's record and its outcome's were each timed for the
+     * durable commits they waited for, their own included (INFO payment;
+     * tests/bench/payment_latency.sh checks they are one each). */
+    assert_int_equal(pos_fix_info(f, "payment", "records_request"), 1);
+    assert_int_equal(pos_fix_info(f, "payment", "records_outcome"), 1);
+    assert_true(pos_fix_info(f, "payment", "record_commits_request_max") >= 1);
+    assert_true(pos_fix_info(f, "payment", "record_commits_outcome_max") >= 1);
+    assert_true(pos_fix_info(f, "payment", "record_commits_request") >= 1);
+
     /* The same request again never touches the card. */
     publish(f, REQ("tx-1001", "12.34"));
     cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-1001", 3000));
