@@ -261,7 +261,9 @@ static void payment_recorded(void *ctx, int status)
 
     if (status != 0) {
         POS_ERR("payment", "journal: cannot record %s: %s", r->tx, strerror(-status));
-    } else if (r->kind >= 0 && r->p->opt.port.commits != NULL) {
+    } else if (r->kind >= 0 && r->p->opt.port.commits != NULL &&
+               r->p->opt.port.commits(r->p->opt.port.ctx) >= r->mark) {
+        /* (A writer started afresh meanwhile, its count from 0: not timed.) */
         pos_payment_t *p = r->p;
         uint64_t n = p->opt.port.commits(p->opt.port.ctx) - r->mark;
         p->records_timed[r->kind]++;
