@@ -258,14 +258,15 @@ static void payment_event_tx(pos_payment_t *p, pos_payment_event_kind_t kind, co
 static void payment_recorded(void *ctx, int status)
 {
     payment_recording_t *r = ctx;
+    bool timed = status == 0 && r->kind >= 0 && r->p->opt.port.commits != NULL;
+    uint64_t now = timed ? r->p->opt.port.commits(r->p->opt.port.ctx) : 0;
 
     if (status != 0) {
         POS_ERR("payment", "journal: cannot record %s: %s", r->tx, strerror(-status));
-    } else if (r->kind >= 0 && r->p->opt.port.commits != NULL &&
-               r->p->opt.port.commits(r->p->opt.port.ctx) >= r->mark) {
+    } else if (timed && now >= r->mark) {
         /* (A writer started afresh meanwhile, its count from 0: not timed.) */
         pos_payment_t *p = r->p;
-        uint64_t n = p->opt.port.commits(p->opt.port.ctx) - r->mark;
+        uint64_t n = now - r->mark;
         p->records_timed[r->kind]++;
         p->record_commits[r->kind] += n;
         if (n > p->record_commits_max[r->kind]) {
