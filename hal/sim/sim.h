@@ -9,6 +9,7 @@
  *   display.txt      the two lines on the customer display (rewritten)
  *   receipts.txt     every receipt, as the text on the paper (appended)
  *   pinpad.charges   how many times a card was charged (decimal)
+ *   pinpad.charged   the transaction id of each charge, a line each (appended)
  *   printer.fault    "", paper_low, paper_out, cover_open or offline
  *   pinpad.fault     "", timeout, offline, decline or error
  *   display.fault    "" or offline

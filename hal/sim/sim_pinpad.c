@@ -128,6 +128,12 @@ static void sim_pinpad_decide(uv_timer_t *t)
         int len = snprintf(n, sizeof(n), "%u\n", p->charges);
         pos_sim_write_file(p->sim.dir, "pinpad.charges", n, (size_t)len, 0);
     }
+    /* And which transaction, one line each: a charge made twice shows. */
+    {
+        char line[sizeof(p->req.transaction_id) + 1];
+        int len = snprintf(line, sizeof(line), "%s\n", p->req.transaction_id);
+        pos_sim_write_file(p->sim.dir, "pinpad.charged", line, (size_t)len, 1);
+    }
     ev.pinpad.outcome = POS_PINPAD_APPROVED;
     uint32_t h = 2166136261u;
     for (const char *s = p->req.transaction_id; *s != '\0'; s++) {
