@@ -10,6 +10,9 @@
 #ifndef POS_SLOWFS_DEFAULT_LIB
 #define POS_SLOWFS_DEFAULT_LIB ""
 #endif
+#ifndef POS_POWERCUT_DEFAULT_LIB
+#define POS_POWERCUT_DEFAULT_LIB ""
+#endif
 
 const char *pos_slowfs_lib(void)
 {
@@ -41,21 +44,26 @@ static int find_asan_runtime(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+void pos_preload_line(char *out, size_t cap, const char *lib)
+{
+    runtime_find_t rt;
+
+    memset(&rt, 0, sizeof(rt));
+    dl_iterate_phdr(find_asan_runtime, &rt);
+    snprintf(out, cap, "LD_PRELOAD=%s%s%s", rt.path, rt.path[0] != '\0' ? " " : "", lib);
+}
+
 const char *const *pos_slowfs_env(pos_slowfs_env_t *e, unsigned delay_ms, const char *prefix,
                                   const char *log)
 {
     const char *lib = pos_slowfs_lib();
-    runtime_find_t rt;
     size_t n = 0;
 
     memset(e, 0, sizeof(*e));
     if (lib == NULL) {
         return NULL;
     }
-    memset(&rt, 0, sizeof(rt));
-    dl_iterate_phdr(find_asan_runtime, &rt);
-    snprintf(e->preload, sizeof(e->preload), "LD_PRELOAD=%s%s%s", rt.path,
-             rt.path[0] != '\0' ? " " : "", lib);
+    pos_preload_line(e->preload, sizeof(e->preload), lib);
     snprintf(e->delay, sizeof(e->delay), "POS_SLOWFS_DELAY_MS=%u", delay_ms);
     e->env[n++] = e->preload;
     e->env[n++] = e->delay;
@@ -109,4 +117,37 @@ int pos_slowfs_log_count(const char *log, const char *call, const char *path)
     }
     fclose(f);
     return n;
+}
+
+const char *pos_powercut_lib(void)
+{
+    const char *lib = getenv("POS_POWERCUT_LIB");
+
+    if (lib == NULL || lib[0] == '\0') {
+        lib = POS_POWERCUT_DEFAULT_LIB;
+    }
+    return lib[0] != '\0' && access(lib, R_OK) == 0 ? lib : NULL;
+}
+
+const char *const *pos_powercut_env(pos_powercut_env_t *e, const char *dir, const char *shadow,
+                                    unsigned early_permille, unsigned seed)
+{
+    const char *lib = pos_powercut_lib();
+
+    memset(e, 0, sizeof(*e));
+    if (lib == NULL) {
+        return NULL;
+    }
+    pos_preload_line(e->preload, sizeof(e->preload), lib);
+    snprintf(e->dir, sizeof(e->dir), "POS_POWERCUT_DIR=%s", dir);
+    snprintf(e->shadow, sizeof(e->shadow), "POS_POWERCUT_SHADOW=%s", shadow);
+    snprintf(e->early, sizeof(e->early), "POS_POWERCUT_EARLY=%u", early_permille);
+    snprintf(e->seed, sizeof(e->seed), "POS_POWERCUT_SEED=%u", seed);
+    e->env[0] = e->preload;
+    e->env[1] = e->dir;
+    e->env[2] = e->shadow;
+    e->env[3] = e->early;
+    e->env[4] = e->seed;
+    e->env[5] = NULL;
+    return e->env;
 }

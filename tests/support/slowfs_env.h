@@ -55,4 +55,36 @@ const char *const *pos_slowfs_env_full(pos_slowfs_env_t *e, const char *prefix, 
  */
 int pos_slowfs_log_count(const char *log, const char *call, const char *path);
 
+/*
+ * "LD_PRELOAD=..." for lib into out: after the ASan runtime this process
+ * runs with, when it has one (see above).
+ */
+void pos_preload_line(char *out, size_t cap, const char *lib);
+
+/*
+ * The power-cut fault (tests/support/powercut.c): a shadow copy of one
+ * directory that holds only what a power cut would leave of it.
+ */
+typedef struct pos_powercut_env {
+    char preload[1200]; /* LD_PRELOAD=... */
+    char dir[320];      /* POS_POWERCUT_DIR=... */
+    char shadow[320];   /* POS_POWERCUT_SHADOW=... */
+    char early[48];     /* POS_POWERCUT_EARLY=... */
+    char seed[48];      /* POS_POWERCUT_SEED=... */
+    const char *env[6];
+} pos_powercut_env_t;
+
+/* The shim's path: $POS_POWERCUT_LIB when set, else the one built with
+ * the tests; NULL when the file is not there. */
+const char *pos_powercut_lib(void);
+
+/*
+ * Fills e for a process whose files under dir are shadowed in shadow
+ * (which must exist and hold a copy of dir's files), a fraction
+ * early_permille of unflushed 4 KiB pieces written back early, chosen
+ * from seed. Returns e->env, or NULL when the shim is not built.
+ */
+const char *const *pos_powercut_env(pos_powercut_env_t *e, const char *dir, const char *shadow,
+                                    unsigned early_permille, unsigned seed);
+
 #endif /* TESTS_SUPPORT_SLOWFS_ENV_H */
