@@ -1,0 +1,456 @@
+/*
+ * Power cuts (tests/support/powercut.c). The agent takes a stream of
+ * payments from the cloud and of PUBLISHes from the POS application, and
+ * is killed (SIGKILL), a power cut. It is then started again on
+ * what its disk would hold after a power cut at that moment: only what it
+ * had flushed, and in some rounds a random part of what it had not (the
+ * kernel writes dirty pages back in any order). Round after round, and
+ * once more without the fault at the end, when every payment request is
+ * sent again:
+ *
+ *   - the store opens every time: never moved aside as unusable, its
+ *     write-ahead log never set aside as failed;
+ *   - no card is charged twice: the simulated pinpad's log of charges
+ *     (sim/pinpad.charged) names each transaction at most once;
+ *   - no transaction is answered PAYMENT_PROCESSING twice;
+ *   - every charged transaction's outcome reaches the cloud:
+ *     PAYMENT_APPROVED, or PAYMENT_DECLINED "interrupted" for a payment
+ *     the cut caught at the pinpad (at most one per cut);
+ *   - every PUBLISH the agent answered with its outbox place reaches
+ *     Redis (at least once);
+ *   - and the cuts did cut: in some rounds the store on disk differed
+ *     from what the process had written, and a restart applied commits
+ *     again from the write-ahead log. Without that the test proves
+ *     nothing, and it fails.
+ *
+ * The cuts come at a random moment, right after a charge (the request
+ * is then sent again at the end: only its journal record, flushed before
+ * the pinpad was asked, keeps the card from a second charge), or
+ * offline. Offline: the agent is cut off Redis for the round's last
+ * few hundred milliseconds (its ACL user disabled, its connections
+ * killed) while the POS application goes on publishing: what the agent
+ * answered then waits in its outbox when the power goes, and must still
+ * reach Redis after the restart. Online, an answered PUBLISH is
+ * delivered within a millisecond and a cut rarely finds one waiting.
+ *
+ * CI runs 6 rounds; POS_BURST_FULL=1 runs 40 (docs/faults.md).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/support/fixture.h"
+#include "tests/support/fs.h"
+#include "tests/support/watch.h"
+
+#define MAX_SEQ    20000 /* local PUBLISHes in all rounds, at most */
+#define MAX_TX     12000 /* payment requests in all rounds, at most */
+#define TX_LEN     32
+#define CHANNEL    "transaction:" POS_FIX_SID
+#define AGENT_USER "pc-agent" /* the agent's own ACL user, to cut it off alone */
+#define AGENT_PASS "pc-agent-pass"
+
+typedef struct cut_state {
+    pos_fix_t *f;
+    int stop;
+    int next_seq;                 /* the next PUBLISH's seq */
+    unsigned char acked[MAX_SEQ]; /* answered with an outbox place */
+    unsigned char heard[MAX_SEQ]; /* seen on the channel */
+    int acked_n, refused_n;
+    pthread_mutex_t lock;
+} cut_state_t;
+
+/* ---- the POS application's PUBLISHes, and the cloud's ear for them ------------------------ */
+
+static void *local_publisher(void *arg)
+{
+    cut_state_t *s = arg;
+    redisContext *c = pos_fix_local(s->f);
+
+    while (c != NULL && __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) == 0) {
+        pthread_mutex_lock(&s->lock);
+        int seq = s->next_seq < MAX_SEQ ? s->next_seq++ : -1;
+        pthread_mutex_unlock(&s->lock);
+        if (seq < 0) {
+            break;
+        }
+        redisReply *r = redisCommand(c, "PUBLISH " CHANNEL " {\"type\":\"SALE\",\"seq\":%d}", seq);
+        if (r == NULL) {
+            break; /* the agent is gone: whatever was not answered may be lost */
+        }
+        pthread_mutex_lock(&s->lock);
+        if (r->type == REDIS_REPLY_INTEGER) {
+            s->acked[seq] = 1;
+            s->acked_n++;
+        } else {
+            s->refused_n++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        freeReplyObject(r);
+        pos_test_sleep_ms(2);
+    }
+    if (c != NULL) {
+        redisFree(c);
+    }
+    return NULL;
+}
+
+static void *cloud_listener(void *arg)
+{
+    cut_state_t *s = arg;
+    pos_test_sub_t sub;
+
+    if (pos_test_sub_open(&sub, &s->f->redis, CHANNEL) != 0) {
+        return NULL;
+    }
+    while (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) < 2) {
+        char *m = pos_test_sub_next(&sub, 100, NULL, 0);
+        const char *p = m != NULL ? strstr(m, "\"seq\":") : NULL;
+        if (p != NULL) {
+            int seq = atoi(p + 6);
+            if (seq >= 0 && seq < MAX_SEQ) {
+                pthread_mutex_lock(&s->lock);
+                s->heard[seq] = 1;
+                pthread_mutex_unlock(&s->lock);
+            }
+        }
+        free(m);
+    }
+    pos_test_sub_close(&sub);
+    return NULL;
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+static void run_or_fail(const char *const *argv)
+{
+    char *out = NULL;
+    int rc = pos_test_run(argv, NULL, &out, 30000);
+    if (rc != 0) {
+        fail_msg("%s %s failed (%d): %s", argv[0], argv[1], rc, out != NULL ? out : "");
+    }
+    free(out);
+}
+
+/* The shadow becomes a copy of the store as it is now (the disk, read
+ * after the reboot). */
+static void shadow_from_store(const char *store, const char *shadow)
+{
+    pos_test_rm_tree(shadow);
+    assert_int_equal(mkdir(shadow, 0700), 0);
+    if (access(store, F_OK) == 0) {
+        char from[PATH_MAX];
+        snprintf(from, sizeof(from), "%s/.", store);
+        const char *argv[] = {"cp", "-a", from, shadow, NULL};
+        run_or_fail(argv);
+    }
+}
+
+/* true when the two files differ (one missing counts). */
+static bool files_differ(const char *a, const char *b)
+{
+    const char *argv[] = {"cmp", "-s", a, b, NULL};
+    return pos_test_run(argv, NULL, NULL, 30000) != 0;
+}
+
+/* The store becomes what the shadow holds: the disk after the power cut. */
+static bool store_from_shadow(const char *store, const char *shadow)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    bool lost = false;
+
+    for (int i = 0; i < 2; i++) {
+        const char *name = i == 0 ? "data.mdb" : "wal";
+        snprintf(a, sizeof(a), "%s/%s", store, name);
+        snprintf(b, sizeof(b), "%s/%s", shadow, name);
+        lost = lost || files_differ(a, b);
+    }
+    pos_test_rm_tree(store);
+    assert_int_equal(rename(shadow, store), 0);
+    snprintf(a, sizeof(a), "%s/lock.mdb", store);
+    (void)unlink(a); /* shared memory of the run that is gone */
+    return lost;
+}
+
+/* Each transaction id in sim/pinpad.charged, and how many times. */
+static int charges_of(const pos_fix_t *f, const char *tx)
+{
+    char path[400], line[128];
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/sim/pinpad.charged", f->agent.dir);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        n += strcmp(line, tx) == 0;
+    }
+    fclose(fp);
+    return n;
+}
+
+/* Every answer to tx so far, of any type. */
+static unsigned answers_of(pos_answers_t *a, const char *tx)
+{
+    unsigned n = 0;
+    for (int t = 0; t < POS_ANS_NTYPES; t++) {
+        n += pos_answers_count(a, tx, (enum pos_answer_type)t);
+    }
+    return n;
+}
+
+static void publish_request(pos_fix_t *f, const char *tx, int i)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"%s\",\"amount\":%d.%02d,"
+             "\"currency\":\"EUR\"}",
+             tx, 1 + i % 40, 20 + i % 70); /* never ending in .13: the simulated pinpad approves */
+    pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID, msg);
+}
+
+static void test_power_cuts(void **state)
+{
+    pos_fix_t *f = *state;
+    int rounds = pos_watch_full() ? 40 : 6;
+    static char txs[MAX_TX][TX_LEN];
+    int ntx = 0, rounds_lost = 0, offlines = 0;
+    cut_state_t *s = calloc(1, sizeof(*s));
+    pos_answers_t ans;
+    pos_watch_checks_t c = {0};
+    pos_powercut_env_t pe;
+    pthread_t listener;
+    char store[300], shadow[300];
+
+    if (getenv("POSAGENT_WRAPPER") != NULL) {
+        skip(); /* the shim is preloaded into a native agent only */
+    }
+    if (pos_powercut_lib() == NULL) {
+        fail_msg("the power-cut shim was not built");
+    }
+    assert_non_null(s);
+    s->f = f;
+    pthread_mutex_init(&s->lock, NULL);
+    srand(20261206u);
+
+    pos_ini_set(&f->ini, "log", "level", "info");
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
+    pos_ini_set(&f->ini, "hal", "sim_printer_delay_ms", "0");
+    pos_fix_set_retry(f, 100, 500);
+    redisContext *admin = pos_test_redis_connect(&f->redis);
+    assert_non_null(admin);
+    redisReply *r =
+        redisCommand(admin, "ACL SETUSER " AGENT_USER " on >" AGENT_PASS " ~* &* +@all");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    pos_ini_set(&f->ini, "redis", "url", "redis://" AGENT_USER ":" AGENT_PASS "@127.0.0.1:%u",
+                (unsigned)f->redis.port);
+    assert_int_equal(pos_answers_start(&ans, f, MAX_TX), 0);
+    assert_int_equal(pthread_create(&listener, NULL, cloud_listener, s), 0);
+    pos_test_sleep_ms(200); /* the listener's SUBSCRIBE is confirmed before it reads */
+
+    /* The agent's directory (and so the store's path) exists before the first start. */
+    if (f->agent.dir[0] == '\0') {
+        assert_int_equal(pos_test_mkdtemp(f->agent.dir, sizeof(f->agent.dir), "posagent-agent"), 0);
+    }
+    snprintf(store, sizeof(store), "%s/store", f->agent.dir);
+    snprintf(shadow, sizeof(shadow), "%s/store-after-cut", f->agent.dir);
+
+    for (int round = 0; round < rounds; round++) {
+        /* Half the rounds lose everything not flushed; the others keep a
+         * random part of it. */
+        unsigned early = round % 2 == 0 ? 0u : 250u + (unsigned)(rand() % 600);
+        int load_ms = 300 + rand() % 1200;
+        pthread_t pub;
+
+        shadow_from_store(store, shadow);
+        pos_fix_agent_start(f, pos_powercut_env(&pe, store, shadow, early, (unsigned)round + 1));
+        pos_fix_wait_online(f, round + 1, 30000);
+        __atomic_store_n(&s->stop, 0, __ATOMIC_RELEASE);
+        assert_int_equal(pthread_create(&pub, NULL, local_publisher, s), 0);
+
+        uint64_t end = pos_test_now_ms() + (uint64_t)load_ms;
+        while (pos_test_now_ms() < end && ntx < MAX_TX) {
+            snprintf(txs[ntx], TX_LEN, "pc-%d-%d", round, ntx);
+            publish_request(f, txs[ntx], ntx);
+            ntx++;
+            pos_test_sleep_ms(4 + rand() % 8);
+        }
+        int offline_ms = 0;
+        pthread_mutex_lock(&s->lock);
+        int acked_online = s->acked_n;
+        pthread_mutex_unlock(&s->lock);
+        const char *kind = "at a random moment";
+        if (round % 3 == 2 && ntx < MAX_TX) {
+            /* Right after a charge: its journal record is all that stands
+             * between a replay and a second charge. */
+            kind = "at the moment of a charge";
+            pos_test_sleep_ms(100); /* the last request settled: the pinpad is free */
+            snprintf(txs[ntx], TX_LEN, "pc-%d-%d", round, ntx);
+            publish_request(f, txs[ntx], ntx);
+            ntx++;
+            /* The simulated pinpad logs the charge before the agent hears of it. */
+            uint64_t until = pos_test_now_ms() + 5000;
+            while (charges_of(f, txs[ntx - 1]) == 0 && pos_test_now_ms() < until) {
+                usleep(200);
+            }
+            if (charges_of(f, txs[ntx - 1]) == 0) {
+                kind = "at a random moment (the payment before it was not charged in time)";
+            }
+        }
+        if (round % 3 == 1) {
+            kind = "offline";
+            /* Offline: the application's PUBLISHes wait in the outbox. */
+            offline_ms = 200 + rand() % 400;
+            redisReply *off = redisCommand(admin, "ACL SETUSER " AGENT_USER " off");
+            freeReplyObject(off);
+            off = redisCommand(admin, "CLIENT KILL USER " AGENT_USER);
+            freeReplyObject(off);
+            pos_fix_wait_log(f, "link: offline", ++offlines, 5000);
+            pos_test_sleep_ms(offline_ms);
+        }
+        /* The power goes. */
+        assert_int_equal(pos_test_agent_stop(&f->agent, SIGKILL, 5000), 128 + SIGKILL);
+        __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+        pthread_join(pub, NULL);
+        if (offline_ms > 0) {
+            redisReply *on = redisCommand(admin, "ACL SETUSER " AGENT_USER " on");
+            freeReplyObject(on);
+        }
+        bool lost = store_from_shadow(store, shadow);
+        rounds_lost += lost;
+        printf("power cut %d %s, after %d ms online, %d offline (%u per mille written back early): "
+               "%d requests, %d PUBLISHes answered so far (%d while offline); the disk %s "
+               "what was written\n",
+               round + 1, kind, load_ms, offline_ms, early, ntx, s->acked_n,
+               s->acked_n - acked_online, lost ? "lost some of" : "held all of");
+    }
+
+    /* The last start, without the fault: every request again. Those
+     * charged first, one at a time: a request the agent forgot would be
+     * charged again, not refused as busy behind the others. */
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, rounds + 1, 30000);
+    for (int i = 0; i < ntx; i++) {
+        if (charges_of(f, txs[i]) > 0) {
+            unsigned before = answers_of(&ans, txs[i]);
+            publish_request(f, txs[i], i);
+            uint64_t until = pos_test_now_ms() + 5000;
+            while (answers_of(&ans, txs[i]) == before && pos_test_now_ms() < until) {
+                pos_test_sleep_ms(1);
+            }
+            pos_test_sleep_ms(5); /* a second charge, had there been one, is logged by now */
+        }
+    }
+    for (int i = 0; i < ntx; i++) {
+        if (charges_of(f, txs[i]) == 0) {
+            publish_request(f, txs[i], i);
+            if (i % 50 == 49) {
+                pos_test_sleep_ms(20);
+            }
+        }
+    }
+    /* Every request answered again, and the outbox empty. */
+    uint64_t end = pos_test_now_ms() + 120000;
+    long long left = -1;
+    while (pos_test_now_ms() < end) {
+        left = pos_fix_info(f, "outbox", "outbox_entries");
+        if (left == 0 && pos_answers_first(&ans) >= (unsigned long)ntx) {
+            break;
+        }
+        pos_test_sleep_ms(100);
+    }
+    pos_test_sleep_ms(1000); /* what was just delivered reaches the listener */
+    __atomic_store_n(&s->stop, 2, __ATOMIC_RELEASE);
+    pthread_join(listener, NULL);
+
+    /* The store always opened. */
+    int moved = pos_test_agent_log_count(&f->agent, "moved aside");
+    int unusable = pos_test_agent_log_count(&f->agent, "is unusable");
+    int wal_failed = pos_test_agent_log_count(&f->agent, "wal.failed");
+    int replayed = pos_test_agent_log_count(&f->agent, "applied again from the write-ahead log");
+
+    /* Charges, answers. */
+    int charged = 0, twice = 0, processing_twice = 0, unanswered = 0, interrupted = 0, first = 0;
+    for (int i = 0; i < ntx; i++) {
+        int n = charges_of(f, txs[i]);
+        unsigned proc = pos_answers_count(&ans, txs[i], POS_ANS_PROCESSING);
+        charged += n > 0;
+        twice += n > 1;
+        processing_twice += proc > 1;
+        first += proc + pos_answers_count(&ans, txs[i], POS_ANS_REJECTED) > 0;
+        if (n > 0) {
+            unsigned appr = pos_answers_count(&ans, txs[i], POS_ANS_APPROVED);
+            unsigned decl = pos_answers_count(&ans, txs[i], POS_ANS_DECLINED);
+            unanswered += appr + decl == 0;
+            if (appr + decl == 0) {
+                printf("charged, no outcome: %s (%u PAYMENT_PROCESSING, %u PAYMENT_REJECTED)\n",
+                       txs[i], proc, pos_answers_count(&ans, txs[i], POS_ANS_REJECTED));
+            }
+            interrupted += appr == 0 && decl > 0;
+        }
+    }
+    int lost_pub = 0;
+    for (int i = 0; i < s->next_seq; i++) {
+        lost_pub += s->acked[i] && !s->heard[i];
+    }
+    printf(
+        "power cuts: %d rounds, %d lost unflushed writes; %d requests, %d answered, %d "
+        "charged; %d charged twice; %d with two PAYMENT_PROCESSING; %d charged without an "
+        "outcome; %d interrupted; %d PUBLISHes answered, %d refused, %d of the answered "
+        "never reached Redis; commits applied again from the log at %d starts; outbox left %lld\n",
+        rounds, rounds_lost, ntx, first, charged, twice, processing_twice, unanswered, interrupted,
+        s->acked_n, s->refused_n, lost_pub, replayed, left);
+
+    pos_watch_check(&c, moved == 0 && unusable == 0 && wal_failed == 0,
+                    "the store opened after every cut (moved aside %d, unusable %d, log set "
+                    "aside %d)",
+                    moved, unusable, wal_failed);
+    pos_watch_check(&c, twice == 0, "no card charged twice: %d of %d charged transactions", twice,
+                    charged);
+    pos_watch_check(&c, processing_twice == 0, "no PAYMENT_PROCESSING twice: %d", processing_twice);
+    pos_watch_check(&c, first == ntx, "every request answered: %d of %d", first, ntx);
+    pos_watch_check(&c, unanswered == 0, "every charge's outcome reached the cloud: %d missing",
+                    unanswered);
+    pos_watch_check(&c, interrupted <= rounds, "interrupted payments at most one a cut: %d in %d",
+                    interrupted, rounds);
+    pos_watch_check(&c, lost_pub == 0 && left == 0,
+                    "every answered PUBLISH reached Redis: %d of %d lost, outbox left %lld",
+                    lost_pub, s->acked_n, left);
+    pos_watch_check(&c, charged > 0 && s->acked_n > 0,
+                    "there was work to lose: %d charges, %d "
+                    "PUBLISHes",
+                    charged, s->acked_n);
+    pos_watch_check(&c, rounds_lost > 0 && replayed > 0,
+                    "the cuts cut: %d of %d rounds lost writes, the log was applied again at %d "
+                    "starts",
+                    rounds_lost, rounds, replayed);
+    pos_answers_stop(&ans);
+    redisFree(admin);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    pos_watch_verdict(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        POS_FIX_TEST(test_power_cuts),
+    };
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN); /* the local connection of an agent just killed */
+    return cmocka_run_group_tests_name("powercut", tests, NULL, NULL);
+}
