@@ -17,7 +17,8 @@
  *     PAYMENT_APPROVED, or PAYMENT_DECLINED "interrupted" for a payment
  *     the cut caught at the pinpad (at most one per cut);
  *   - every PUBLISH the agent answered with its outbox place reaches
- *     Redis (at least once);
+ *     Redis (at least once), and every INCR it answered is counted there
+ *     (at least once), the till's count then agreeing with Redis's;
  *   - and the cuts did cut: in some rounds the store on disk differed
  *     from what the process had written, and a restart applied commits
  *     again from the write-ahead log. Without that the test proves
@@ -34,6 +35,8 @@
  * delivered within a millisecond and a cut rarely finds one waiting.
  *
  * CI runs 6 rounds; POS_BURST_FULL=1 runs 40 (docs/faults.md).
+ * POS_POWERCUT_SEED_BASE sets the seed (the same by default, so that CI
+ * runs are alike; another seed explores other moments).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -58,6 +61,7 @@
 #define MAX_TX     12000 /* payment requests in all rounds, at most */
 #define TX_LEN     32
 #define CHANNEL    "transaction:" POS_FIX_SID
+#define COUNTER    "counter:powercut"
 #define AGENT_USER "pc-agent" /* the agent's own ACL user, to cut it off alone */
 #define AGENT_PASS "pc-agent-pass"
 
@@ -68,6 +72,7 @@ typedef struct cut_state {
     unsigned char acked[MAX_SEQ]; /* answered with an outbox place */
     unsigned char heard[MAX_SEQ]; /* seen on the channel */
     int acked_n, refused_n;
+    int incr_acked; /* INCR counter:powercut answered with the till's count */
     pthread_mutex_t lock;
 } cut_state_t;
 
@@ -88,6 +93,17 @@ static void *local_publisher(void *arg)
         redisReply *r = redisCommand(c, "PUBLISH " CHANNEL " {\"type\":\"SALE\",\"seq\":%d}", seq);
         if (r == NULL) {
             break; /* the agent is gone: whatever was not answered may be lost */
+        }
+        if (seq % 4 == 3) { /* and a counter, every fourth */
+            redisReply *i = redisCommand(c, "INCR " COUNTER);
+            if (i == NULL) {
+                freeReplyObject(r);
+                break;
+            }
+            pthread_mutex_lock(&s->lock);
+            s->incr_acked += i->type == REDIS_REPLY_INTEGER;
+            pthread_mutex_unlock(&s->lock);
+            freeReplyObject(i);
         }
         pthread_mutex_lock(&s->lock);
         if (r->type == REDIS_REPLY_INTEGER) {
@@ -228,6 +244,7 @@ static void test_power_cuts(void **state)
     int rounds = pos_watch_full() ? 40 : 6;
     static char txs[MAX_TX][TX_LEN];
     int ntx = 0, rounds_lost = 0, offlines = 0;
+    long long checkpoints = 0;
     cut_state_t *s = calloc(1, sizeof(*s));
     pos_answers_t ans;
     pos_watch_checks_t c = {0};
@@ -244,7 +261,10 @@ static void test_power_cuts(void **state)
     assert_non_null(s);
     s->f = f;
     pthread_mutex_init(&s->lock, NULL);
-    srand(20261206u);
+    const char *env_seed = getenv("POS_POWERCUT_SEED_BASE");
+    unsigned seed = env_seed != NULL ? (unsigned)strtoul(env_seed, NULL, 10) : 20261206u;
+    printf("power cuts: seed %u (POS_POWERCUT_SEED_BASE)\n", seed);
+    srand(seed);
 
     pos_ini_set(&f->ini, "log", "level", "info");
     pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
@@ -277,7 +297,7 @@ static void test_power_cuts(void **state)
         pthread_t pub;
 
         shadow_from_store(store, shadow);
-        pos_fix_agent_start(f, pos_powercut_env(&pe, store, shadow, early, (unsigned)round + 1));
+        pos_fix_agent_start(f, pos_powercut_env(&pe, store, shadow, early, seed + (unsigned)round));
         pos_fix_wait_online(f, round + 1, 30000);
         __atomic_store_n(&s->stop, 0, __ATOMIC_RELEASE);
         assert_int_equal(pthread_create(&pub, NULL, local_publisher, s), 0);
@@ -289,6 +309,10 @@ static void test_power_cuts(void **state)
             ntx++;
             pos_test_sleep_ms(4 + rand() % 8);
         }
+        /* The log's checkpoints this run so far (read now: the cut at a
+         * charge must not wait for it). */
+        long long cp = pos_fix_info(f, "store", "store_wal_checkpoints");
+        checkpoints += cp > 0 ? cp : 0;
         int offline_ms = 0;
         pthread_mutex_lock(&s->lock);
         int acked_online = s->acked_n;
@@ -377,6 +401,16 @@ static void test_power_cuts(void **state)
     __atomic_store_n(&s->stop, 2, __ATOMIC_RELEASE);
     pthread_join(listener, NULL);
 
+    /* The counter: no answered increment lost (Redis may hold more: an
+     * INCRBY delivered again after a cut is applied twice), and the till
+     * counts what Redis counts once nothing is pending. */
+    char *rv = pos_test_get(&f->redis, COUNTER);
+    long long redis_count = rv != NULL ? atoll(rv) : 0;
+    free(rv);
+    redisReply *lr = pos_fix_local_cmd(f, "GET %s", COUNTER);
+    long long till_count = lr->type == REDIS_REPLY_STRING ? atoll(lr->str) : -1;
+    freeReplyObject(lr);
+
     /* The store always opened. */
     int moved = pos_test_agent_log_count(&f->agent, "moved aside");
     int unusable = pos_test_agent_log_count(&f->agent, "is unusable");
@@ -407,13 +441,13 @@ static void test_power_cuts(void **state)
     for (int i = 0; i < s->next_seq; i++) {
         lost_pub += s->acked[i] && !s->heard[i];
     }
-    printf(
-        "power cuts: %d rounds, %d lost unflushed writes; %d requests, %d answered, %d "
-        "charged; %d charged twice; %d with two PAYMENT_PROCESSING; %d charged without an "
-        "outcome; %d interrupted; %d PUBLISHes answered, %d refused, %d of the answered "
-        "never reached Redis; commits applied again from the log at %d starts; outbox left %lld\n",
-        rounds, rounds_lost, ntx, first, charged, twice, processing_twice, unanswered, interrupted,
-        s->acked_n, s->refused_n, lost_pub, replayed, left);
+    printf("power cuts: %d rounds, %d lost unflushed writes; %d requests, %d answered, %d "
+           "charged; %d charged twice; %d with two PAYMENT_PROCESSING; %d charged without an "
+           "outcome; %d interrupted; %d PUBLISHes answered, %d refused, %d of the answered "
+           "never reached Redis; commits applied again from the log at %d starts; %lld log "
+           "checkpoints in the rounds; outbox left %lld\n",
+           rounds, rounds_lost, ntx, first, charged, twice, processing_twice, unanswered,
+           interrupted, s->acked_n, s->refused_n, lost_pub, replayed, checkpoints, left);
 
     pos_watch_check(&c, moved == 0 && unusable == 0 && wal_failed == 0,
                     "the store opened after every cut (moved aside %d, unusable %d, log set "
@@ -430,6 +464,9 @@ static void test_power_cuts(void **state)
     pos_watch_check(&c, lost_pub == 0 && left == 0,
                     "every answered PUBLISH reached Redis: %d of %d lost, outbox left %lld",
                     lost_pub, s->acked_n, left);
+    pos_watch_check(&c, redis_count >= s->incr_acked && till_count == redis_count,
+                    "no answered INCR lost: %d answered, Redis counts %lld, the till %lld",
+                    s->incr_acked, redis_count, till_count);
     pos_watch_check(&c, charged > 0 && s->acked_n > 0,
                     "there was work to lose: %d charges, %d "
                     "PUBLISHes",
