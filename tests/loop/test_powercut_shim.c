@@ -8,7 +8,9 @@
  *   flushed writes are there (fdatasync, fsync, an O_DSYNC descriptor);
  *   writes and a truncation made after the last flush are not, unless
  *   every piece is written back early (POS_POWERCUT_EARLY=1000);
- *   a rename and an unlink under the directory are mirrored;
+ *   a rename and an unlink under the directory are mirrored, and a file
+ *   of which nothing was flushed, renamed over another, leaves it empty;
+ *   an open with O_TRUNC is a truncation like any other (pending);
  *   a file outside the directory has no shadow.
  *
  * test_powercut (integration) relies on all of it to say what a till
@@ -96,6 +98,21 @@ static int child_main(const char *dir)
     must(fdatasync(u), "fdatasync u");
     snprintf(from, sizeof(from), "%s/u", in);
     must(unlink(from), "unlink");
+    /* tr: 8 KiB flushed, then opened again with O_TRUNC, not flushed. */
+    int tr = open_in(in, "tr", O_RDWR);
+    must((int)pwrite(tr, page, sizeof(page), 0), "pwrite tr");
+    must((int)pwrite(tr, page, sizeof(page), 4096), "pwrite tr");
+    must(fsync(tr), "fsync tr");
+    must(open_in(in, "tr", O_RDWR | O_TRUNC), "open tr O_TRUNC");
+    /* v: flushed; then w, never flushed, renamed over it. */
+    int v = open_in(in, "v", O_RDWR);
+    must((int)pwrite(v, "VVVV", 4, 0), "pwrite v");
+    must(fdatasync(v), "fdatasync v");
+    int w = open_in(in, "w", O_RDWR);
+    must((int)pwrite(w, "WWWW", 4, 0), "pwrite w");
+    snprintf(from, sizeof(from), "%s/w", in);
+    snprintf(to, sizeof(to), "%s/v", in);
+    must(rename(from, to), "rename over v");
     /* o: outside the directory. */
     int o = open_in(out, "o", O_RDWR);
     must((int)pwrite(o, "OOOO", 4, 0), "pwrite o");
@@ -148,7 +165,9 @@ static void run_child(unsigned early)
     const char *argv[] = {self, "--child", work, NULL};
     int st = pos_test_run(argv, env, &out, 60000);
     if (st != 128 + SIGKILL) {
-        fail_msg("child exited %d, not by SIGKILL:\n%s", st, out != NULL ? out : "");
+        fprintf(stderr, "%s", out != NULL ? out : "");
+        free(out);
+        fail_msg("child exited %d, not by SIGKILL", st);
     }
     free(out);
 }
@@ -190,8 +209,15 @@ static void check_common(void)
     free(s);
     s = shadow_of("r2", &len);
     assert_non_null(s);
+    assert_int_equal(len, 4);
     assert_memory_equal(s, "RRRR", 4);
     free(s);
+    /* tr: the truncation at open was not flushed (and is never early). */
+    s = shadow_of("tr", &len);
+    assert_non_null(s);
+    assert_int_equal(len, 8192);
+    free(s);
+    assert_null(shadow_of("w", &len));
     assert_null(shadow_of("r1", &len));
     assert_null(shadow_of("u", &len));
     assert_null(shadow_of("o", &len));
@@ -216,6 +242,11 @@ static void test_unflushed_lost(void **state)
     assert_non_null(s);
     assert_int_equal(len, 8192);
     free(s);
+    /* v: now the renamed file, of which nothing was flushed. */
+    s = shadow_of("v", &len);
+    assert_non_null(s);
+    assert_int_equal(len, 0);
+    free(s);
 }
 
 static void test_written_back_early(void **state)
@@ -233,6 +264,12 @@ static void test_written_back_early(void **state)
     assert_memory_equal(s, "AAAA", 4);
     assert_int_equal(s[4096], 'P');
     assert_int_equal(s[8191], 'P');
+    free(s);
+    /* v: the renamed file, written back early. */
+    s = shadow_of("v", &len);
+    assert_non_null(s);
+    assert_int_equal(len, 4);
+    assert_memory_equal(s, "WWWW", 4);
     free(s);
 }
 

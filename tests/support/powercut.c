@@ -6,8 +6,9 @@
  * write back early. Kill the process with SIGKILL at any moment, and the
  * shadow directory is the store a till finds when the power comes back.
  *
- *   a write (write, pwrite, writev, pwritev, their 64-bit forms) or an
- *   ftruncate of a file under the directory is kept pending, per file;
+ *   a write (write, pwrite, writev, pwritev, their 64-bit forms), an
+ *   ftruncate or an open with O_TRUNC of a file under the directory is
+ *   kept pending, per file;
  *   fsync, fdatasync (of that file), syncfs and sync move the file's
  *   pending writes, in order, into its shadow;
  *   a write through an O_DSYNC or O_SYNC descriptor (LMDB's meta page
@@ -21,9 +22,15 @@
  * with its flush. So a cut may keep any subset of what was not flushed,
  * later writes without earlier ones, and half of a multi-page write.
  *
- * What the shadow does not model: a block torn inside 4 KiB, files
- * created but never flushed vanishing (they stay, empty or partial),
- * mmap writes (the agent's store does not write through its map).
+ * What the shadow does not model: a block torn inside 4 KiB; files
+ * created, renamed or unlinked without a flush of their directory
+ * vanishing or coming back (names change at once; LMDB never flushes
+ * the directory after creating data.mdb); mmap writes (the agent's store
+ * does not write through its map); renameat, unlinkat, truncate,
+ * pwritev2, copy_file_range and fallocate's hole punching, which neither
+ * LMDB 0.9 nor the agent uses on the store. Writes are recorded after the
+ * real call, so two threads writing the same file at once could be
+ * recorded out of order: the store has one writer thread.
  *
  * Environment, read once at load:
  *   POS_POWERCUT_DIR     the directory (required; resolved with realpath)
@@ -51,6 +58,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +170,12 @@ static const char *pc_fd_rel(int fd, char *buf, size_t cap)
         return NULL;
     }
     buf[n] = '\0';
+    /* An open file already unlinked: its name is gone (so is its shadow). */
+    static const char deleted[] = " (deleted)";
+    size_t dl = sizeof(deleted) - 1;
+    if ((size_t)n > dl && strcmp(buf + n - dl, deleted) == 0) {
+        return NULL;
+    }
     return pc_rel(buf);
 }
 
@@ -270,7 +284,7 @@ static void pc_write_back_early(const char *rel, const pc_op_t *op)
             piece_end = end;
         }
         if (pc_random_permille() < pc_early) {
-            /* A stack copy of the op header for this piece. */
+            /* This piece alone, as the kernel may write one page back. */
             size_t len = (size_t)(piece_end - at);
             pc_op_t *piece = malloc(sizeof(*piece) + len);
             if (piece == NULL) {
@@ -360,7 +374,8 @@ static void pc_after_flush(int fd, int rc)
     const char *rel;
     int saved = errno;
 
-    if (rc == 0 && pc_dir_len > 0 && (rel = pc_fd_rel(fd, buf, sizeof(buf))) != NULL) {
+    if (rc == 0 && pc_dir_len > 0 && (rel = pc_fd_rel(fd, buf, sizeof(buf))) != NULL &&
+        rel[0] != '\0') {
         pthread_mutex_lock(&pc_lock);
         pc_file_t *pf = pc_file(rel, 0);
         if (pf != NULL) {
@@ -559,6 +574,70 @@ int ftruncate64(int fd, off64_t len)
     return rc;
 }
 
+/* ---- opens that truncate ------------------------------------------------------------- */
+
+typedef int (*open_fn)(const char *, int, ...);
+typedef int (*openat_fn)(int, const char *, int, ...);
+
+/* The mode argument, present with O_CREAT or O_TMPFILE. */
+#define PC_MODE(flags, mode)                                                                       \
+    do {                                                                                           \
+        if (((flags)&O_CREAT) != 0 || ((flags)&O_TMPFILE) == O_TMPFILE) {                          \
+            va_list ap;                                                                            \
+            va_start(ap, flags);                                                                   \
+            mode = va_arg(ap, int);                                                                \
+            va_end(ap);                                                                            \
+        }                                                                                          \
+    } while (0)
+
+int open(const char *path, int flags, ...)
+{
+    NEXT(open_fn, open);
+    int mode = 0;
+    PC_MODE(flags, mode);
+    int fd = real_open(path, flags, mode);
+    if (fd >= 0 && (flags & O_TRUNC) != 0) {
+        pc_after_truncate(fd, 0, 0);
+    }
+    return fd;
+}
+
+int open64(const char *path, int flags, ...)
+{
+    NEXT(open_fn, open64);
+    int mode = 0;
+    PC_MODE(flags, mode);
+    int fd = real_open64(path, flags, mode);
+    if (fd >= 0 && (flags & O_TRUNC) != 0) {
+        pc_after_truncate(fd, 0, 0);
+    }
+    return fd;
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+    NEXT(openat_fn, openat);
+    int mode = 0;
+    PC_MODE(flags, mode);
+    int fd = real_openat(dirfd, path, flags, mode);
+    if (fd >= 0 && (flags & O_TRUNC) != 0) {
+        pc_after_truncate(fd, 0, 0);
+    }
+    return fd;
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+    NEXT(openat_fn, openat64);
+    int mode = 0;
+    PC_MODE(flags, mode);
+    int fd = real_openat64(dirfd, path, flags, mode);
+    if (fd >= 0 && (flags & O_TRUNC) != 0) {
+        pc_after_truncate(fd, 0, 0);
+    }
+    return fd;
+}
+
 /* ---- names --------------------------------------------------------------------------- */
 
 int rename(const char *from, const char *to)
@@ -577,7 +656,15 @@ int rename(const char *from, const char *to)
         if (trel != NULL && trel[0] != '\0') {
             snprintf(sf, sizeof(sf), "%s/%s", pc_shadow, frel);
             snprintf(st, sizeof(st), "%s/%s", pc_shadow, trel);
-            (void)real_rename(sf, st);
+            if (real_rename(sf, st) != 0) {
+                /* Nothing of the source was flushed yet: the name now
+                 * points to a file with nothing durable in it. */
+                int tfd = open(st, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (tfd < 0) {
+                    pc_die("cannot empty the shadow", st);
+                }
+                close(tfd);
+            }
             pc_file_t *old = pc_file(trel, 0);
             if (old != NULL) { /* replaced: its pending writes went with it */
                 for (pc_op_t *op = old->head, *next; op != NULL; op = next) {
