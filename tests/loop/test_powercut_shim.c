@@ -192,31 +192,36 @@ static char *shadow_of(const char *name, size_t *len)
     return buf;
 }
 
+/* Fails unless the shadow of name holds exactly len bytes starting with
+ * head (NULL: any), and byte at (when below len) is c. */
+static void expect_shadow(const char *name, size_t len, const char *head, size_t at, char c)
+{
+    size_t got = 0;
+    char *s = shadow_of(name, &got);
+
+    if (s == NULL) {
+        fail_msg("no shadow of %s", name);
+    }
+    if (got != len) {
+        free(s);
+        fail_msg("shadow of %s: %zu bytes, not %zu", name, got, len);
+    }
+    bool ok = (head == NULL || memcmp(s, head, strlen(head)) == 0) && (at >= len || s[at] == c);
+    free(s);
+    if (!ok) {
+        fail_msg("shadow of %s: not the bytes expected", name);
+    }
+}
+
 static void check_common(void)
 {
     size_t len = 0;
-    char *s;
 
-    s = shadow_of("b", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 6);
-    assert_memory_equal(s, "BBCCcc", 6);
-    free(s);
-    s = shadow_of("d", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 4);
-    assert_memory_equal(s, "DDDD", 4);
-    free(s);
-    s = shadow_of("r2", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 4);
-    assert_memory_equal(s, "RRRR", 4);
-    free(s);
+    expect_shadow("b", 6, "BBCCcc", 0, 'B');
+    expect_shadow("d", 4, "DDDD", 0, 'D');
+    expect_shadow("r2", 4, "RRRR", 0, 'R');
     /* tr: the truncation at open was not flushed (and is never early). */
-    s = shadow_of("tr", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 8192);
-    free(s);
+    expect_shadow("tr", 8192, "PPPP", 8191, 'P');
     assert_null(shadow_of("w", &len));
     assert_null(shadow_of("r1", &len));
     assert_null(shadow_of("u", &len));
@@ -225,52 +230,27 @@ static void check_common(void)
 
 static void test_unflushed_lost(void **state)
 {
-    size_t len = 0;
-    char *s;
-
     (void)state;
     run_child(0);
     check_common();
     /* a: the flushed 4 bytes, not the page written after. */
-    s = shadow_of("a", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 4);
-    assert_memory_equal(s, "AAAA", 4);
-    free(s);
+    expect_shadow("a", 4, "AAAA", 0, 'A');
     /* t: 8 KiB, the truncation was not flushed. */
-    s = shadow_of("t", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 8192);
-    free(s);
+    expect_shadow("t", 8192, "PPPP", 0, 'P');
     /* v: now the renamed file, of which nothing was flushed. */
-    s = shadow_of("v", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 0);
-    free(s);
+    expect_shadow("v", 0, NULL, 0, 0);
 }
 
 static void test_written_back_early(void **state)
 {
-    size_t len = 0;
-    char *s;
-
     (void)state;
     run_child(1000);
     check_common();
     /* a: every piece went early, the late page too. */
-    s = shadow_of("a", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 8192);
-    assert_memory_equal(s, "AAAA", 4);
-    assert_int_equal(s[4096], 'P');
-    assert_int_equal(s[8191], 'P');
-    free(s);
+    expect_shadow("a", 8192, "AAAA", 4096, 'P');
+    expect_shadow("a", 8192, NULL, 8191, 'P');
     /* v: the renamed file, written back early. */
-    s = shadow_of("v", &len);
-    assert_non_null(s);
-    assert_int_equal(len, 4);
-    assert_memory_equal(s, "WWWW", 4);
-    free(s);
+    expect_shadow("v", 4, "WWWW", 0, 'W');
 }
 
 int main(int argc, char **argv)

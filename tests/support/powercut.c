@@ -67,18 +67,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-typedef int (*fd_fn)(int);
+#include "tests/support/preload.h"
+
 typedef void (*void_fn)(void);
 typedef int (*ftruncate_fn)(int, off_t);
 typedef int (*ftruncate64_fn)(int, off64_t);
 typedef int (*rename_fn)(const char *, const char *);
 typedef int (*unlink_fn)(const char *);
-typedef ssize_t (*write_fn)(int, const void *, size_t);
-typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
-typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
-typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
-typedef ssize_t (*pwritev_fn)(int, const struct iovec *, int, off_t);
-typedef ssize_t (*pwritev64_fn)(int, const struct iovec *, int, off64_t);
 
 #define PC_PIECE 4096u
 #define PC_FILES 16 /* files under the directory with pending writes, at most */
@@ -104,24 +99,6 @@ static unsigned pc_early;
 static uint64_t pc_rand = 1;
 static pthread_mutex_t pc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pc_file_t pc_files[PC_FILES];
-
-static void *pc_next(void **slot, const char *name)
-{
-    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-
-    if (fn == NULL) {
-        fn = dlsym(RTLD_NEXT, name);
-        if (fn == NULL) {
-            abort();
-        }
-        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
-    }
-    return fn;
-}
-
-#define NEXT(type, name)                                                                           \
-    static void *next_##name;                                                                      \
-    type real_##name = (type)pc_next(&next_##name, #name)
 
 /* A fault shim that fails silently would make a test that cannot fail:
  * anything it cannot do kills the process, loudly. */
@@ -590,16 +567,21 @@ typedef int (*openat_fn)(int, const char *, int, ...);
         }                                                                                          \
     } while (0)
 
+/* An open that truncated is a pending truncation. */
+static int pc_opened(int fd, int flags)
+{
+    if (fd >= 0 && (flags & O_TRUNC) != 0) {
+        pc_after_truncate(fd, 0, 0);
+    }
+    return fd;
+}
+
 int open(const char *path, int flags, ...)
 {
     NEXT(open_fn, open);
     int mode = 0;
     PC_MODE(flags, mode);
-    int fd = real_open(path, flags, mode);
-    if (fd >= 0 && (flags & O_TRUNC) != 0) {
-        pc_after_truncate(fd, 0, 0);
-    }
-    return fd;
+    return pc_opened(real_open(path, flags, mode), flags);
 }
 
 int open64(const char *path, int flags, ...)
@@ -607,11 +589,7 @@ int open64(const char *path, int flags, ...)
     NEXT(open_fn, open64);
     int mode = 0;
     PC_MODE(flags, mode);
-    int fd = real_open64(path, flags, mode);
-    if (fd >= 0 && (flags & O_TRUNC) != 0) {
-        pc_after_truncate(fd, 0, 0);
-    }
-    return fd;
+    return pc_opened(real_open64(path, flags, mode), flags);
 }
 
 int openat(int dirfd, const char *path, int flags, ...)
@@ -619,11 +597,7 @@ int openat(int dirfd, const char *path, int flags, ...)
     NEXT(openat_fn, openat);
     int mode = 0;
     PC_MODE(flags, mode);
-    int fd = real_openat(dirfd, path, flags, mode);
-    if (fd >= 0 && (flags & O_TRUNC) != 0) {
-        pc_after_truncate(fd, 0, 0);
-    }
-    return fd;
+    return pc_opened(real_openat(dirfd, path, flags, mode), flags);
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)
@@ -631,11 +605,7 @@ int openat64(int dirfd, const char *path, int flags, ...)
     NEXT(openat_fn, openat64);
     int mode = 0;
     PC_MODE(flags, mode);
-    int fd = real_openat64(dirfd, path, flags, mode);
-    if (fd >= 0 && (flags & O_TRUNC) != 0) {
-        pc_after_truncate(fd, 0, 0);
-    }
-    return fd;
+    return pc_opened(real_openat64(dirfd, path, flags, mode), flags);
 }
 
 /* ---- names --------------------------------------------------------------------------- */

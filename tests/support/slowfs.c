@@ -57,41 +57,16 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef int (*fd_fn)(int);
+#include "tests/support/preload.h"
+
 typedef int (*msync_fn)(void *, size_t, int);
 typedef int (*sfr_fn)(int, off64_t, off64_t, unsigned int);
-typedef ssize_t (*write_fn)(int, const void *, size_t);
-typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
-typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
-typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
-typedef ssize_t (*pwritev_fn)(int, const struct iovec *, int, off_t);
-typedef ssize_t (*pwritev64_fn)(int, const struct iovec *, int, off64_t);
 
 static unsigned slowfs_delay_ms;
 static char slowfs_prefix[PATH_MAX];
 static size_t slowfs_prefix_len;
 static int slowfs_log_fd = -1;
 static char slowfs_fail_flag[PATH_MAX];
-
-/* The next definition of name after this library (libc's, or a runtime's
- * interceptor loaded before us); looked up once, on first use. */
-static void *slowfs_next(void **slot, const char *name)
-{
-    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-
-    if (fn == NULL) {
-        fn = dlsym(RTLD_NEXT, name);
-        if (fn == NULL) {
-            abort(); /* no libc function by that name: nothing sane to do */
-        }
-        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
-    }
-    return fn;
-}
-
-#define NEXT(type, name)                                                                           \
-    static void *next_##name;                                                                      \
-    type real_##name = (type)slowfs_next(&next_##name, #name)
 
 /* path is at or under the prefix (always true without one). */
 static int slowfs_under_prefix(const char *path)
