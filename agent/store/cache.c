@@ -932,9 +932,10 @@ static int req_apply(pos_store_op_t *op, MDB_txn *txn)
  * The requests the cache has with the writer: one operation at a time,
  * carrying every request that waited meanwhile (up to CARRIER_NODES keys'
  * changes or CARRIER_BYTES, and at least one request) in one nested
- * transaction. The writer groups operations anyway; this spares one nested
- * transaction per request (LMDB allocates about 2.5 MiB of lists for each)
- * and bounds the writer's queue for the cache to one operation. Small, as
+ * transaction. The writer groups operations anyway (one nested transaction
+ * a group; one an operation when one of them fails: LMDB allocates about
+ * 2.5 MiB of lists for each); this bounds the writer's queue for the cache
+ * to one operation. Small, as
  * LMDB keeps the dirty pages of its largest write transaction for reuse. A
  * bulk request's slices go alone.
  */

@@ -67,6 +67,57 @@ static void writer_apply(pos_store_t *st, MDB_txn *txn, pos_store_op_t *op)
     }
 }
 
+/*
+ * Runs the group's operations ops (linked by next) in one nested
+ * transaction of txn: LMDB allocates about 3 MiB of page lists for each
+ * nested transaction, so one for the group, not one per operation. When
+ * all succeed, their changes stay, *undo is the chain of them (newest
+ * first) and it returns true. Otherwise nothing of the group stays: the
+ * ones that succeeded are undone, *failed is the one that did not (its
+ * status set; NULL when the nested transaction itself failed), and it
+ * returns false: the caller runs the group one operation at a time.
+ */
+static bool writer_apply_all(pos_store_t *st, MDB_txn *txn, pos_store_op_t *ops,
+                             pos_store_op_t **undo, pos_store_op_t **failed)
+{
+    MDB_txn *nested;
+    size_t mark = st->redo.len;
+    pos_store_op_t *chain = NULL;
+    int rc = mdb_txn_begin(st->env, txn, 0, &nested);
+
+    *undo = NULL;
+    *failed = NULL;
+    if (rc != 0) {
+        return false;
+    }
+    for (pos_store_op_t *op = ops; op != NULL && rc == 0; op = op->next) {
+        rc = op->apply(op, nested);
+        op->status = rc;
+        if (rc == 0) {
+            op->undo_prev = chain;
+            chain = op;
+        } else {
+            *failed = op;
+        }
+    }
+    if (rc == 0) {
+        rc = mdb_txn_commit(nested);
+        if (rc == 0) {
+            *undo = chain;
+            return true;
+        }
+    } else {
+        mdb_txn_abort(nested);
+    }
+    for (pos_store_op_t *op = chain; op != NULL; op = op->undo_prev) {
+        if (op->undo != NULL) {
+            op->undo(op); /* its changes went with the nested transaction */
+        }
+    }
+    st->redo.len = mark;
+    return false;
+}
+
 /* Splits ops (linked by next), in order, into *kept (final status) and
  * *retry (refused for room on their first tries: status cleared, to run
  * again once room was made). */
@@ -269,13 +320,22 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
     size_t start = st->redo.len;
 
     st->redo.on = logging;
-    for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
-        op->status = rc;
-        if (rc == 0) {
-            writer_apply(st, b->txn, op);
-            if (op->status == 0) {
-                op->undo_prev = undo;
-                undo = op;
+    pos_store_op_t *failed = NULL;
+    if (rc != 0 || !writer_apply_all(st, b->txn, ops, &undo, &failed)) {
+        /* One failed (or none could run together): each alone, so that a
+         * failing one is undone alone. The one that failed already keeps
+         * its result: its apply() ran once. */
+        for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
+            if (op == failed) {
+                continue;
+            }
+            op->status = rc;
+            if (rc == 0) {
+                writer_apply(st, b->txn, op);
+                if (op->status == 0) {
+                    op->undo_prev = undo;
+                    undo = op;
+                }
             }
         }
     }

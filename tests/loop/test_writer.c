@@ -222,6 +222,61 @@ static void test_one_failure_in_a_group(void **state)
     assert_int_equal(s.entries, 2); /* the refused one is not counted, applied or not */
 }
 
+/* The group runs in one nested transaction; when an operation in its
+ * middle fails, the group runs again one operation at a time: those
+ * before it stand once (their counters not counted twice), it fails
+ * alone, those after it stand. Read back after a reopen as well. */
+static void test_failure_in_the_middle_of_a_group(void **state)
+{
+    pos_payment_record_t r, got;
+
+    (void)state;
+    memset(&seen, 0, sizeof(seen));
+    memset(&r, 0, sizeof(r));
+    snprintf(r.transaction_id, sizeof(r.transaction_id), "tx-mid");
+    r.state = POS_PAY_STARTING;
+    r.amount_minor = 250;
+    memcpy(r.currency.alpha, "EUR", 4);
+    r.currency.digits = 2;
+    r.currency.numeric = 978;
+    start(2);
+    pos_store_writer_plug(&w);
+    uint64_t id1 = append("P1", true);
+    uint64_t id2 = append("P2", true);
+    append("P3", true); /* over the bound, nothing to drop: refused */
+    assert_int_equal(pos_journal_put_async(&jn, &r, NULL, NULL), 0);
+    pos_store_writer_unplug(&w);
+    assert_true(pos_test_loop_until_int(&loop, &seen.calls, 3, 10000));
+    wait_applied();
+    assert_int_equal(seen.status[0], 0);
+    assert_int_equal(seen.status[1], 0);
+    assert_int_equal(seen.status[2], -ENOSPC);
+    pos_outbox_stats_t s;
+    pos_outbox_stats(&ob, &s);
+    assert_int_equal(s.entries, 2);
+    assert_int_equal(s.payment, 2);
+    assert_int_equal(pos_journal_count(&jn), 1);
+    assert_int_equal(pos_journal_get(&jn, "tx-mid", &got), 0);
+
+    /* What the store holds, read afresh. */
+    stop();
+    assert_int_equal(pos_outbox_open(&ob, &st, NULL), 0);
+    assert_int_equal(pos_journal_open(&jn, &st, NULL), 0);
+    pos_outbox_stats(&ob, &s);
+    assert_int_equal(s.entries, 2);
+    pos_outbox_batch_t b;
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(pos_outbox_peek_from(&ob, 0, 8, &b), 2);
+    assert_int_equal(b.entries[0].id, id1);
+    assert_int_equal(b.entries[1].id, id2);
+    pos_outbox_batch_free(&b);
+    assert_int_equal(pos_journal_count(&jn), 1);
+    assert_int_equal(pos_journal_get(&jn, "tx-mid", &got), 0);
+    assert_int_equal(got.amount_minor, 250);
+    pos_journal_close(&jn);
+    pos_outbox_close(&ob);
+}
+
 /* Closing finishes what is queued; what its callbacks queue runs at once. */
 static int requeued;
 
@@ -272,9 +327,8 @@ int main(void)
 #define T(f)                                                                                       \
     cmocka_unit_test_prestate_setup_teardown(f, pos_test_store_setup, pos_test_store_teardown, &fx)
     const struct CMUnitTest tests[] = {
-        T(test_order_and_grouping),
-        T(test_reads_see_queued_writes),
-        T(test_one_failure_in_a_group),
+        T(test_order_and_grouping),     T(test_reads_see_queued_writes),
+        T(test_one_failure_in_a_group), T(test_failure_in_the_middle_of_a_group),
         T(test_close_loses_nothing),
     };
 #undef T
