@@ -638,32 +638,34 @@ static pos_store_op_t *writer_take(pos_store_op_t **head, pos_store_op_t **tail,
     return first;
 }
 
+/* Results handed back at a time, of each kind; and the loop time a turn
+ * spends on them before the rest wait for the next turn, us. */
+#define WRITER_HAND_CHUNK 32u
+#define WRITER_HAND_US    2000u
+
 /*
- * On the loop: the operations the writer handed back, in order, at most
- * POS_STORE_WRITER_TURN of each kind a loop turn (a burst of writes must
- * not hold the loop: the rest come back on the next turns).
+ * On the loop: up to max operations of each kind the writer handed back,
+ * in order. Returns how many it took; *more when some are left.
  */
-static void writer_async_cb(uv_async_t *h)
+static size_t writer_hand_back(pos_store_writer_t *w, size_t max, bool *more)
 {
-    pos_store_writer_t *w = h->data;
     pos_store_op_t *done, *applied;
     size_t ndone, napplied;
-    bool more;
 
     uv_mutex_lock(&w->lock);
-    done = writer_take(&w->done_head, &w->done_tail, LINK_DONE, POS_STORE_WRITER_TURN, &ndone);
+    done = writer_take(&w->done_head, &w->done_tail, LINK_DONE, max, &ndone);
     for (pos_store_op_t *op = done; op != NULL; op = op->done_next) {
         op->handed = true; /* its done() runs below, before any applied() */
     }
     /* An operation's applied() follows its done(), a whole commit later
      * through the log: the applied ones whose done() is not taken yet wait. */
-    size_t max = 0;
-    for (pos_store_op_t *op = w->applied_head;
-         op != NULL && op->handed && max < POS_STORE_WRITER_TURN; op = op->applied_next) {
-        max++;
+    size_t nmax = 0;
+    for (pos_store_op_t *op = w->applied_head; op != NULL && op->handed && nmax < max;
+         op = op->applied_next) {
+        nmax++;
     }
-    applied = writer_take(&w->applied_head, &w->applied_tail, LINK_APPLIED, max, &napplied);
-    more = w->done_head != NULL || (w->applied_head != NULL && w->applied_head->handed);
+    applied = writer_take(&w->applied_head, &w->applied_tail, LINK_APPLIED, nmax, &napplied);
+    *more = w->done_head != NULL || (w->applied_head != NULL && w->applied_head->handed);
     uv_mutex_unlock(&w->lock);
     for (pos_store_op_t *op = done, *next; op != NULL; op = next) {
         next = op->done_next;
@@ -679,6 +681,27 @@ static void writer_async_cb(uv_async_t *h)
         w->outstanding--;
         op->applied(op);
     }
+    return ndone + napplied;
+}
+
+/*
+ * On the loop: the operations the writer handed back, in order, at most
+ * POS_STORE_WRITER_TURN of each kind a loop turn and no more than about
+ * WRITER_HAND_US of its time (a burst of writes must not hold the loop:
+ * the rest come back on the next turns). In chunks, so that a slow turn
+ * (a sanitizer build, a busy CPU) stops early.
+ */
+static void writer_async_cb(uv_async_t *h)
+{
+    pos_store_writer_t *w = h->data;
+    uint64_t t0 = pos_clock_mono_us();
+    size_t taken = 0;
+    bool more;
+
+    do {
+        taken += writer_hand_back(w, WRITER_HAND_CHUNK, &more);
+    } while (more && taken < 2u * POS_STORE_WRITER_TURN &&
+             pos_clock_mono_us() - t0 < WRITER_HAND_US);
     if (more) {
         uv_async_send(&w->async); /* the rest on the next turn */
     }
