@@ -85,6 +85,7 @@ struct pos_localapi_client {
     pos_localapi_reply_t *head, *tail;
     uint32_t nslots;
     size_t queued;   /* reply bytes not yet written: out, in flight and slots */
+    size_t held;     /* of them, in slots behind a reply not complete yet */
     size_t slot_mem; /* heap bytes of the slots */
     size_t mem_seen; /* this client's share of server->memory */
     bool reading, closing, quitting, eof, in_process, ready;
@@ -232,6 +233,7 @@ static void reply_append(pos_localapi_reply_t *r, const char *data, size_t len)
         size_t before = r->buf.cap;
         rc = buf_append(&r->buf, data, len);
         c->slot_mem += r->buf.cap - before;
+        c->held += rc == 0 ? len : 0;
     }
     if (rc != 0) {
         POS_WARN("localapi", "client %llu: out of memory for a reply, disconnecting",
@@ -244,9 +246,11 @@ static void reply_append(pos_localapi_reply_t *r, const char *data, size_t len)
         client_start_write(c);
     }
     client_account(c);
-    if (c->queued > c->server->opt.max_output) {
+    if (c->queued - c->held > c->server->opt.max_output) {
         /* It does not read what it asked for: cut it off before it costs
-         * everybody else memory. */
+         * everybody else memory. (Replies held behind one not complete
+         * yet, a write waiting for the disk, it could not read: those
+         * stop its commands instead, client_process().) */
         c->server->st.output_drops++;
         POS_WARN("localapi", "client %llu: %zu bytes of replies unread, disconnecting",
                  (unsigned long long)c->id, c->queued);
@@ -468,6 +472,7 @@ static void client_pop_done(pos_localapi_client_t *c)
                 client_close(c);
                 return;
             }
+            c->held -= r->buf.len;
             c->slot_mem -= r->buf.cap;
             buf_free(&r->buf);
         }
@@ -1038,9 +1043,13 @@ static void client_process(pos_localapi_client_t *c, uint32_t allow)
     }
     c->in_process = true;
     while (!c->closing && !c->quitting) {
-        if (c->nslots >= s->opt.max_inflight) {
+        /* Replies held behind one not complete yet (a write waiting for
+         * the disk) all become readable at once when it completes: at
+         * most half the output bound of them, so that a client that reads
+         * is never over the bound for them. */
+        if (c->nslots >= s->opt.max_inflight || c->held >= s->opt.max_output / 2) {
             client_pop_done(c);
-            if (c->nslots >= s->opt.max_inflight) {
+            if (c->nslots >= s->opt.max_inflight || c->held >= s->opt.max_output / 2) {
                 break; /* queued again when deferred replies complete */
             }
         }

@@ -216,7 +216,19 @@ static void pipe_run(redisContext *c, const cmdbuf_t *b, int timeout_ms, pipe_re
         }
         if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             void *r = NULL;
-            if (redisBufferRead(c) != REDIS_OK) {
+            /* Everything there is (hiredis reads 16 KiB a call): a client
+             * that writes faster than it reads is cut off by the agent
+             * once 1 MiB of its replies wait, which is not what this
+             * burst is about. */
+            int rc = REDIS_OK;
+            for (int i = 0; i < 256 && rc == REDIS_OK; i++) {
+                struct pollfd in = {.fd = c->fd, .events = POLLIN};
+                rc = redisBufferRead(c);
+                if (poll(&in, 1, 0) != 1 || (in.revents & POLLIN) == 0) {
+                    break;
+                }
+            }
+            if (rc != REDIS_OK) {
                 break;
             }
             while (redisGetReplyFromReader(c, &r) == REDIS_OK && r != NULL) {
