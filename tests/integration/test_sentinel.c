@@ -133,18 +133,96 @@ static bool sentinel_ready(const pos_test_redis_t *s, unsigned master_port, unsi
     return ok;
 }
 
+/* What sentinel s thinks, on one line, for a failure's log. */
+static void sentinel_show(const pos_test_redis_t *s)
+{
+    redisReply *rep = pos_test_redis_cmd(s, "SENTINEL replicas " MASTER_NAME);
+
+    printf("[ SENTINEL ] %u: master port %u;", (unsigned)s->port, sentinel_master_port(s));
+    for (size_t i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const char *port = kv(rep->element[i], "port");
+        const char *flags = kv(rep->element[i], "flags");
+        const char *link = kv(rep->element[i], "master-link-status");
+        printf(" replica %s flags %s link %s;", port != NULL ? port : "?",
+               flags != NULL ? flags : "?", link != NULL ? link : "?");
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    rep = pos_test_redis_cmd(s, "SENTINEL sentinels " MASTER_NAME);
+    printf(" %zu other sentinels\n",
+           rep != NULL && rep->type == REDIS_REPLY_ARRAY ? rep->elements : (size_t)0);
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+}
+
+/* The last lines of r's log, for a failure's log. */
+static void log_tail(const pos_test_redis_t *r, int lines)
+{
+    char cmd[400];
+
+    snprintf(cmd, sizeof(cmd), "tail -n %d '%s/redis.log' | sed 's/^/[ LOG %u ] /'", lines, r->dir,
+             (unsigned)r->port);
+    fflush(stdout);
+    if (system(cmd) != 0) {
+        printf("[ LOG %u ] (no log)\n", (unsigned)r->port);
+    }
+}
+
+/* Every sentinel sees node[master] as the master and node[replica] as a
+ * synced replica, and both other sentinels. Their view converges within
+ * about 2 s here (hello messages every 2 s, a replica's INFO every 10 s at
+ * most). Once, in CI under qemu, it had not converged after 40 s, for a
+ * reason the test did not record: now a sentinel that has not converged
+ * after half the time is told SENTINEL RESET, which makes it rediscover
+ * the replicas and the other sentinels from the master, and a failure
+ * prints what each sentinel sees and the end of every log. */
 static bool all_sentinels_ready(fixture_t *f, int master, int replica, int timeout_ms)
 {
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    uint64_t start = pos_test_now_ms();
+    uint64_t end = start + (uint64_t)timeout_ms;
+    bool nudged = false;
     while (pos_test_now_ms() < end) {
         int ok = 0;
+        bool ready[3];
         for (int i = 0; i < 3; i++) {
-            ok += sentinel_ready(&f->sentinel[i], f->node[master].port, f->node[replica].port);
+            ready[i] = sentinel_ready(&f->sentinel[i], f->node[master].port, f->node[replica].port);
+            ok += ready[i];
         }
         if (ok == 3 && replica_synced(&f->node[replica])) {
+            printf("[ MEASURED ] sentinels ready (master %u, replica %u) after %u ms%s\n",
+                   (unsigned)f->node[master].port, (unsigned)f->node[replica].port,
+                   (unsigned)(pos_test_now_ms() - start), nudged ? ", after a reset" : "");
             return true;
         }
+        if (!nudged && pos_test_now_ms() - start > (uint64_t)timeout_ms / 2) {
+            nudged = true;
+            printf("[ SENTINEL ] not ready after %d ms (replica synced %d): resetting the "
+                   "sentinels that have not converged\n",
+                   timeout_ms / 2, (int)replica_synced(&f->node[replica]));
+            for (int i = 0; i < 3; i++) {
+                sentinel_show(&f->sentinel[i]);
+                if (!ready[i]) {
+                    redisReply *rep =
+                        pos_test_redis_cmd(&f->sentinel[i], "SENTINEL RESET " MASTER_NAME);
+                    if (rep != NULL) {
+                        freeReplyObject(rep);
+                    }
+                }
+            }
+        }
         pos_test_sleep_ms(100);
+    }
+    printf("[ SENTINEL ] not ready after %d ms (master %u, replica %u, replica synced %d)\n",
+           timeout_ms, (unsigned)f->node[master].port, (unsigned)f->node[replica].port,
+           (int)replica_synced(&f->node[replica]));
+    for (int i = 0; i < 3; i++) {
+        sentinel_show(&f->sentinel[i]);
+        log_tail(&f->sentinel[i], 25);
+    }
+    for (int i = 0; i < 2; i++) {
+        log_tail(&f->node[i], 10);
     }
     return false;
 }
