@@ -72,6 +72,8 @@ struct pos_localapi_client {
     pid_t pid;            /* the peer's at connect time; 0 when unknown */
     pos_bucket_t bucket;  /* its budget, when the server has a client_rate */
     uint64_t last_active; /* uv_now() of its last command, or of its connect */
+    uint64_t drained_at;  /* uv_now() its replies last moved, or it was paused on them */
+    size_t wq_seen;       /* its write queue's size then (stall_timer_cb) */
     uint64_t turn;        /* the loop turn turn_used counts in */
     uint32_t turn_used;   /* commands it ran in that turn as its input arrived */
     uint32_t round_left;  /* commands left of a round a turn's end cut short */
@@ -89,6 +91,7 @@ struct pos_localapi_client {
     size_t slot_mem; /* heap bytes of the slots */
     size_t mem_seen; /* this client's share of server->memory */
     bool reading, closing, quitting, eof, in_process, ready;
+    bool paused;                          /* its commands wait for its replies (client_paused) */
     bool authed;                          /* AUTH succeeded (or no password is set) */
     uint8_t auth_fails;                   /* wrong passwords on this connection */
     char name[POS_LOCALAPI_NAME_MAX + 1]; /* CLIENT SETNAME; "" none */
@@ -124,6 +127,36 @@ static void client_account(pos_localapi_client_t *c)
     }
 }
 
+/* Reply bytes the client has not read and that are not held behind a
+ * reply still pending: in the output, or written and not taken yet. */
+static size_t client_unread(const pos_localapi_client_t *c)
+{
+    return c->queued - c->held;
+}
+
+/*
+ * True while the client's commands must wait for its replies: it has
+ * max_inflight of them outstanding, or half the output bound of them it
+ * has not read (held behind a pending one: they all become readable at
+ * once when it completes; or written and not read). Its socket is not
+ * read meanwhile, so a client that writes faster than it reads is slowed
+ * down to its own pace, never over the bound for that.
+ */
+static bool client_paused(const pos_localapi_client_t *c)
+{
+    const pos_localapi_t *s = c->server;
+    size_t half = s->opt.max_output / 2;
+
+    return c->nslots >= s->opt.max_inflight || c->held >= half || client_unread(c) >= half;
+}
+
+/* True while the client is paused on replies it does not read (not on
+ * ones held for the disk, which it cannot read yet). */
+static bool client_stalling(const pos_localapi_client_t *c)
+{
+    return !c->closing && c->paused && client_unread(c) >= c->server->opt.max_output / 2;
+}
+
 void pos_localapi_get_stats(const pos_localapi_t *s, pos_localapi_stats_t *st)
 {
     *st = s->st;
@@ -139,6 +172,19 @@ static void idle_timer_arm(pos_localapi_t *s)
 
     every = every < 10 ? 10 : every > 5000 ? 5000 : every;
     uv_timer_start(&s->idle_timer, idle_timer_cb, every, every);
+}
+
+static void stall_timer_cb(uv_timer_t *t);
+
+/* Checks the clients paused on replies they do not read every quarter of
+ * the stall bound, only while there are some (client_process). */
+static void stall_watch(pos_localapi_t *s)
+{
+    if (!uv_is_active((uv_handle_t *)&s->stall_timer)) {
+        uint64_t every = s->opt.stall_ms / 4u;
+        every = every < 10 ? 10 : every;
+        uv_timer_start(&s->stall_timer, stall_timer_cb, every, every);
+    }
 }
 
 void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
@@ -246,14 +292,13 @@ static void reply_append(pos_localapi_reply_t *r, const char *data, size_t len)
         client_start_write(c);
     }
     client_account(c);
-    if (c->queued - c->held > c->server->opt.max_output) {
-        /* It does not read what it asked for: cut it off before it costs
-         * everybody else memory. (Replies held behind one not complete
-         * yet, a write waiting for the disk, it could not read: those
-         * stop its commands instead, client_process().) */
+    if (client_unread(c) > c->server->opt.max_output) {
+        /* Over the bound although its commands pause at half of it: one
+         * reply larger than the half left. Cut it off before it costs
+         * everybody else memory. */
         c->server->st.output_drops++;
         POS_WARN("localapi", "client %llu: %zu bytes of replies unread, disconnecting",
-                 (unsigned long long)c->id, c->queued);
+                 (unsigned long long)c->id, client_unread(c));
         client_close(c);
     }
 }
@@ -400,7 +445,14 @@ static void write_cb(uv_write_t *req, int status)
         }
         return;
     }
+    c->drained_at = uv_now(c->server->loop);
     client_flush(c);
+    if (c->paused && !c->closing && !client_paused(c)) {
+        /* Its replies moved: its commands go on, in the queued clients'
+         * turn. */
+        c->paused = false;
+        client_queue(c, false);
+    }
     client_account(c);
 }
 
@@ -992,8 +1044,7 @@ static void client_update_reading(pos_localapi_client_t *c)
 {
     /* A queued client has commands left in its parser: more input waits in
      * the socket until they have run, so the parser never fills up. */
-    bool want = !c->closing && !c->quitting && !c->eof && !c->ready &&
-                c->nslots < c->server->opt.max_inflight;
+    bool want = !c->closing && !c->quitting && !c->eof && !c->ready && !client_paused(c);
 
     if (want && !c->reading) {
         c->reading = true;
@@ -1042,15 +1093,21 @@ static void client_process(pos_localapi_client_t *c, uint32_t allow)
         return; /* the outer call carries on */
     }
     c->in_process = true;
+    bool was_stalling = client_stalling(c);
+    c->paused = false;
     while (!c->closing && !c->quitting) {
-        /* Replies held behind one not complete yet (a write waiting for
-         * the disk) all become readable at once when it completes: at
-         * most half the output bound of them, so that a client that reads
-         * is never over the bound for them. */
-        if (c->nslots >= s->opt.max_inflight || c->held >= s->opt.max_output / 2) {
+        if (client_paused(c)) {
             client_pop_done(c);
-            if (c->nslots >= s->opt.max_inflight || c->held >= s->opt.max_output / 2) {
-                break; /* queued again when deferred replies complete */
+            if (client_paused(c)) {
+                /* Queued again when a reply completes or a write is done;
+                 * a stall on unread replies is timed from now on. */
+                c->paused = true;
+                if (client_stalling(c) && !was_stalling) {
+                    c->drained_at = uv_now(s->loop);
+                    c->wq_seen = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+                    stall_watch(s);
+                }
+                break;
             }
         }
         if (allow == 0 || turn_spent(s)) {
@@ -1348,6 +1405,42 @@ static void idle_timer_cb(uv_timer_t *t)
     }
 }
 
+static void stall_timer_cb(uv_timer_t *t)
+{
+    pos_localapi_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    bool any = false;
+
+    for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
+        if (!client_stalling(c)) {
+            continue;
+        }
+        /* Part of a write taken counts as reading: a write is done only
+         * once all of it is. */
+        size_t wq = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+        if (wq != c->wq_seen) {
+            c->wq_seen = wq;
+            c->drained_at = now;
+        }
+        if (now - c->drained_at < s->opt.stall_ms) {
+            any = true;
+            continue;
+        }
+        /* None of its replies were taken for stall_ms: it is not slow, it
+         * has stopped reading. */
+        s->st.output_drops++;
+        POS_WARN("localapi",
+                 "client %llu (uid %d, pid %d): %zu bytes of replies not read for %llu s, "
+                 "disconnecting",
+                 (unsigned long long)c->id, (int)c->uid, (int)c->pid, client_unread(c),
+                 (unsigned long long)((now - c->drained_at) / 1000u));
+        client_close(c);
+    }
+    if (!any) {
+        uv_timer_stop(t); /* started again by the next client paused so */
+    }
+}
+
 static int uid_cmp(const void *a, const void *b)
 {
     uid_t x = *(const uid_t *)a, y = *(const uid_t *)b;
@@ -1447,6 +1540,7 @@ static void connection_cb(uv_stream_t *listener, int status)
     c->id = ++s->next_id;
     c->authed = !s->auth_required;
     c->last_active = uv_now(s->loop);
+    c->drained_at = c->last_active;
     pos_resp_init(&c->parser, &s->opt.limits);
     if (uv_pipe_init(s->loop, &c->pipe, 0) != 0) {
         free(c);
@@ -1692,6 +1786,7 @@ static int server_init_handles(pos_localapi_t *s)
 
     if ((rc = server_adopt(s, &s->keep_turning, uv_idle_init(loop, &s->keep_turning))) != 0 ||
         (rc = server_adopt(s, &s->idle_timer, uv_timer_init(loop, &s->idle_timer))) != 0 ||
+        (rc = server_adopt(s, &s->stall_timer, uv_timer_init(loop, &s->stall_timer))) != 0 ||
         (rc = server_adopt(s, &s->turn_start, uv_prepare_init(loop, &s->turn_start))) != 0 ||
         (rc = server_adopt(s, &s->turn_end, uv_check_init(loop, &s->turn_end))) != 0 ||
         (rc = server_adopt(s, &s->listener, uv_pipe_init(loop, &s->listener, 0))) != 0) {
@@ -1709,8 +1804,8 @@ static void server_close_handles(pos_localapi_t *s)
 {
     uv_handle_t *h[] = {
         (uv_handle_t *)&s->keep_turning, (uv_handle_t *)&s->idle_timer,
-        (uv_handle_t *)&s->turn_start,   (uv_handle_t *)&s->turn_end,
-        (uv_handle_t *)&s->listener,
+        (uv_handle_t *)&s->stall_timer,  (uv_handle_t *)&s->turn_start,
+        (uv_handle_t *)&s->turn_end,     (uv_handle_t *)&s->listener,
     };
 
     for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
@@ -1774,6 +1869,9 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     }
     if (s->opt.max_inflight == 0) {
         s->opt.max_inflight = POS_LOCALAPI_MAX_INFLIGHT;
+    }
+    if (s->opt.stall_ms == 0) {
+        s->opt.stall_ms = POS_LOCALAPI_STALL_MS;
     }
     if (s->opt.admit.turn_budget == 0) {
         s->opt.admit.turn_budget = POS_LOCALAPI_TURN_BUDGET;

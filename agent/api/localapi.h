@@ -29,9 +29,13 @@
  *
  * A client that sends garbage or breaks a parser limit gets
  * "-ERR Protocol error: ..." after its earlier replies and is disconnected;
- * a client whose unsent replies exceed max_output bytes is disconnected at
- * once. A client with max_inflight replies outstanding is not read until
- * they drain. Memory per client is therefore bounded by about
+ * a client with max_inflight replies outstanding, or half of max_output
+ * bytes of replies it has not read (written, or held behind a reply not
+ * complete yet), is not read until they drain: a client that pipelines
+ * faster than it reads is slowed down, not cut off. One whose replies have
+ * not moved for stall_ms while it is paused so, or whose unsent replies
+ * exceed max_output (one reply larger than the half left), is
+ * disconnected. Memory per client is therefore bounded by about
  * max_output + the parser's max_pending.
  *
  * Admission (pos_localapi_admission_t): each client has a token bucket, and
@@ -61,6 +65,7 @@
 #define POS_LOCALAPI_DEFAULT_SOCKET  "/run/posagent/agent.sock"
 #define POS_LOCALAPI_MAX_OUTPUT      (1024u * 1024u)
 #define POS_LOCALAPI_MAX_INFLIGHT    1024u
+#define POS_LOCALAPI_STALL_MS        10000u /* paused on its unread replies, none read */
 #define POS_LOCALAPI_DEFAULT_CLIENTS 64u
 #define POS_LOCALAPI_READ_SIZE       (64u * 1024u) /* one read buffer for all clients */
 /* Commands run per loop turn, all clients together, by default. */
@@ -116,6 +121,7 @@ typedef struct pos_localapi_options {
     uint32_t max_clients;     /* 0: POS_LOCALAPI_DEFAULT_CLIENTS */
     uint32_t max_output;      /* bytes of unsent replies per client; 0: default */
     uint32_t max_inflight;    /* outstanding replies before reading pauses; 0: default */
+    uint32_t stall_ms;        /* paused on unread replies this long: cut off; 0: default */
     pos_resp_limits_t limits; /* zero fields: the parser's defaults */
     pos_localapi_admission_t admit;
     const pos_localapi_command_t *commands; /* owner's table, may be NULL */
@@ -151,6 +157,7 @@ struct pos_localapi {
     uv_check_t turn_end;     /* after I/O: the queued clients' turn */
     uv_idle_t keep_turning;  /* while clients are queued, poll does not block */
     uv_timer_t idle_timer;   /* closes idle clients */
+    uv_timer_t stall_timer;  /* closes clients that stopped reading, while one is paused */
     pos_localapi_options_t opt;
     char path[108]; /* sun_path */
     pos_localapi_client_t *clients;

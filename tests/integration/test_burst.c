@@ -217,9 +217,9 @@ static void pipe_run(redisContext *c, const cmdbuf_t *b, int timeout_ms, pipe_re
         if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             void *r = NULL;
             /* Everything there is (hiredis reads 16 KiB a call): a client
-             * that writes faster than it reads is cut off by the agent
-             * once 1 MiB of its replies wait, which is not what this
-             * burst is about. */
+             * that writes faster than it reads is paused by the agent
+             * once 512 KiB of its replies wait, which slows the burst
+             * down to this reader's pace. */
             int rc = REDIS_OK;
             for (int i = 0; i < 256 && rc == REDIS_OK; i++) {
                 struct pollfd in = {.fd = c->fd, .events = POLLIN};

@@ -314,6 +314,16 @@ static void fx_restart(fixture_t *fx, const pos_localapi_options_t *opt)
     assert_int_equal(pos_localapi_start(&fx->srv, &fx->loop, opt), 0);
 }
 
+/* The fixture's server again, with a stall bound of stall_ms. */
+static void fx_restart_stall(fixture_t *fx, uint32_t stall_ms)
+{
+    pos_localapi_options_t opt;
+
+    fx_options(fx, &opt);
+    opt.stall_ms = stall_ms;
+    fx_restart(fx, &opt);
+}
+
 /* Runs fn(arg) on a thread while the loop serves; returns when it is done. */
 typedef struct client_run {
     fixture_t *fx;
@@ -715,13 +725,23 @@ static void test_100_concurrent_clients(void **state)
                   st.memory_peak / 100);
 }
 
-/* A client that sends and never reads: cut off at 1 MiB of unsent replies;
- * the server's memory stays bounded and another client is unaffected. */
+/* A client that sends and never reads: paused at half the output bound,
+ * cut off once none of its replies moved for stall_ms; the server's memory
+ * stays bounded and another client is unaffected. */
 typedef struct lazy {
     fixture_t *fx;
     int sent;
     int got_eof;
+    uint64_t sent_ms, cut_ms; /* monotonic: its commands sent; it was cut off */
 } lazy_t;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static void *lazy_client(void *arg)
 {
@@ -742,6 +762,7 @@ static void *lazy_client(void *arg)
             break;
         }
     }
+    l->sent_ms = mono_ms();
     good = redisConnectUnix(l->fx->path);
     fails += good == NULL || good->err || expect_status(good, "PING", "PONG") != 0;
     redisFree(good);
@@ -753,6 +774,7 @@ static void *lazy_client(void *arg)
         close(fd);
         return (void *)(fails + 1); /* never cut off */
     }
+    l->cut_ms = mono_ms();
     /* Then drain: the replies it had sent, then EOF. */
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -777,14 +799,117 @@ static void test_client_that_never_reads(void **state)
     lazy_t l = {.fx = fx};
     pos_localapi_stats_t st;
 
+    fx_restart_stall(fx, 600);
     assert_int_equal((intptr_t)serve_while(fx, lazy_client, &l), 0);
     assert_true(l.got_eof);
     pos_localapi_get_stats(&fx->srv, &st);
     assert_int_equal(st.output_drops, 1);
-    print_message("never-reading client: peak memory %zu bytes\n", st.memory_peak);
-    /* 1 MiB of replies plus one reply, write chunking and the parser. */
-    assert_true(st.memory_peak > 1024 * 1024);
+    print_message("never-reading client: peak memory %zu bytes, cut off %llu ms after its "
+                  "commands\n",
+                  st.memory_peak, (unsigned long long)(l.cut_ms - l.sent_ms));
+    /* Half the 1 MiB bound of replies plus one reply, write chunking and
+     * the parser; cut off after the stall bound, not at once. */
+    assert_true(st.memory_peak > 512 * 1024);
     assert_true(st.memory_peak < 1024 * 1024 + 512 * 1024);
+    assert_true(l.cut_ms - l.sent_ms >= 500);
+}
+
+/* A client that pipelines much faster than it reads (12.5 MiB of replies
+ * to a slow reader, more commands than the parser may hold, some replies
+ * held behind deferred ones) is slowed down to its pace, never cut off:
+ * every reply arrives, in order. */
+typedef struct slow_reader {
+    fixture_t *fx;
+    size_t want, got, sent, len;
+    int reads;
+} slow_reader_t;
+
+static void *slow_reader_client(void *arg)
+{
+    slow_reader_t *sr = arg;
+    int fd = raw_connect(sr->fx->path);
+    int small = 4096;
+    char *in, *p, buf[16384];
+    char echo[8192];
+    char head[32];
+    uint64_t end = mono_ms() + 60000;
+
+    if (fd < 0) {
+        return (void *)1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    memset(echo, 'e', sizeof(echo));
+    in = malloc(4u * 1024u * 1024u);
+    if (in == NULL) {
+        close(fd);
+        return (void *)1;
+    }
+    p = in;
+    sr->want = 0;
+    for (int i = 0; i < 200; i++) {
+        /* 64 KiB replies, a deferred one now and then, and 8 KiB echoes:
+         * 2.4 MiB of commands, 12.5 MiB of replies. */
+        p += sprintf(p, "BIG 65536\r\n");
+        sr->want += 65536 + 10;
+        if (i % 50 == 0) {
+            p += sprintf(p, "SLOW 20 s%03d\r\n", i);
+            sr->want += 2 + 2 + 4 + 2; /* "$4\r\ns000\r\n" */
+        }
+        for (int j = 0; j < 1 + (i % 3 == 0); j++) {
+            p += sprintf(p, "*2\r\n$4\r\nECHO\r\n$%zu\r\n", sizeof(echo));
+            memcpy(p, echo, sizeof(echo));
+            p += sizeof(echo);
+            p += sprintf(p, "\r\n");
+            sr->want += snprintf(head, sizeof(head), "$%zu\r\n", sizeof(echo)) + sizeof(echo) + 2;
+        }
+    }
+    p += sprintf(p, "PING\r\n");
+    sr->want += 7;
+    sr->len = (size_t)(p - in);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    while (sr->got < sr->want && mono_ms() < end) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN | (sr->sent < sr->len ? POLLOUT : 0)};
+        if (poll(&pfd, 1, 1000) <= 0) {
+            continue;
+        }
+        if ((pfd.revents & POLLOUT) != 0) {
+            ssize_t n = send(fd, in + sr->sent, sr->len - sr->sent, MSG_NOSIGNAL);
+            if (n > 0) {
+                sr->sent += (size_t)n;
+            }
+        }
+        if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+            ssize_t n = recv(fd, buf, sizeof(buf), 0);
+            if (n <= 0) {
+                break; /* cut off */
+            }
+            sr->got += (size_t)n;
+            sr->reads++;
+            usleep(200); /* 16 KiB every 0.2 ms or so: far slower than the server */
+        }
+    }
+    free(in);
+    close(fd);
+    return sr->got == sr->want ? NULL : (void *)1;
+}
+
+static void test_client_that_reads_slowly(void **state)
+{
+    fixture_t *fx = *state;
+    slow_reader_t sr = {.fx = fx};
+    pos_localapi_stats_t st;
+
+    fx_restart_stall(fx, 600);
+    void *rc = serve_while(fx, slow_reader_client, &sr);
+    pos_localapi_get_stats(&fx->srv, &st);
+    print_message("slow reader: %zu of %zu command bytes sent, %zu of %zu reply bytes read in "
+                  "%d reads; peak memory %zu bytes; %llu protocol errors, %llu cut off\n",
+                  sr.sent, sr.len, sr.got, sr.want, sr.reads, st.memory_peak,
+                  (unsigned long long)st.protocol_errors, (unsigned long long)st.output_drops);
+    assert_null(rc);
+    assert_int_equal(st.output_drops, 0);
+    assert_int_equal(st.protocol_errors, 0);
+    assert_true(st.memory_peak < 1024 * 1024 + 1024 * 1024 + 512 * 1024);
 }
 
 /* Deferred replies complete out of order but leave in command order. */
@@ -1828,6 +1953,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_1000_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100_concurrent_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_that_never_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_that_reads_slowly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_replies_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_reply_for_gone_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_closes_least_recent, setup, teardown),
