@@ -202,6 +202,18 @@ static void test_reads_see_queued_writes(void **state)
 
 /* One write refused (the outbox's bound is all payment outcomes) fails
  * alone: the rest of its commit stands. */
+/* Ends the plugged group that holds "P1", "P2" and "P3" (with an outbox
+ * bound of 2) and checks that the third alone was refused. */
+static void three_one_refused(void)
+{
+    pos_store_writer_unplug(&w);
+    assert_true(pos_test_loop_until_int(&loop, &seen.calls, 3, 10000));
+    wait_applied();
+    assert_int_equal(seen.status[0], 0);
+    assert_int_equal(seen.status[1], 0);
+    assert_int_equal(seen.status[2], -ENOSPC);
+}
+
 static void test_one_failure_in_a_group(void **state)
 {
     (void)state;
@@ -211,12 +223,7 @@ static void test_one_failure_in_a_group(void **state)
     append("P1", true);
     append("P2", true);
     append("P3", true); /* over the bound, nothing to drop */
-    pos_store_writer_unplug(&w);
-    assert_true(pos_test_loop_until_int(&loop, &seen.calls, 3, 10000));
-    wait_applied();
-    assert_int_equal(seen.status[0], 0);
-    assert_int_equal(seen.status[1], 0);
-    assert_int_equal(seen.status[2], -ENOSPC);
+    three_one_refused();
     pos_outbox_stats_t s;
     pos_outbox_stats(&ob, &s);
     assert_int_equal(s.entries, 2); /* the refused one is not counted, applied or not */
@@ -245,12 +252,7 @@ static void test_failure_in_the_middle_of_a_group(void **state)
     uint64_t id2 = append("P2", true);
     append("P3", true); /* over the bound, nothing to drop: refused */
     assert_int_equal(pos_journal_put_async(&jn, &r, NULL, NULL), 0);
-    pos_store_writer_unplug(&w);
-    assert_true(pos_test_loop_until_int(&loop, &seen.calls, 3, 10000));
-    wait_applied();
-    assert_int_equal(seen.status[0], 0);
-    assert_int_equal(seen.status[1], 0);
-    assert_int_equal(seen.status[2], -ENOSPC);
+    three_one_refused();
     pos_outbox_stats_t s;
     pos_outbox_stats(&ob, &s);
     assert_int_equal(s.entries, 2);
