@@ -1103,6 +1103,7 @@ static void client_process(pos_localapi_client_t *c, uint32_t allow)
                  * a stall on unread replies is timed from now on. */
                 c->paused = true;
                 if (client_stalling(c) && !was_stalling) {
+                    s->st.output_pauses++;
                     c->drained_at = uv_now(s->loop);
                     c->wq_seen = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
                     stall_watch(s);

@@ -141,6 +141,7 @@ typedef struct pos_localapi_stats {
     uint64_t turns_full;      /* loop turns that used the whole turn budget */
     uint64_t protocol_errors; /* clients dropped for garbage or limits */
     uint64_t output_drops;    /* clients dropped for not reading their replies */
+    uint64_t output_pauses;   /* times a client was paused on replies it had not read */
     uint64_t auth_failures;   /* AUTH (or HELLO ... AUTH) with a wrong password */
     uint64_t noauth;          /* commands refused -NOAUTH */
     uint32_t clients;         /* connected now */

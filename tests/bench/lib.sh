@@ -44,7 +44,11 @@ INI
 bench_agent_bin() {
   local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   if [ -z "${POSAGENT_BIN:-}" ]; then
-    cmake -S "$root" -B "$root/build/release" -DCMAKE_BUILD_TYPE=Release -DPOS_BUILD_TESTS=OFF >/dev/null
+    # Tests off only in a new build directory: build/release is shared with
+    # .ci/test and payment_latency.sh, which turn them on.
+    local tests=()
+    [ -f "$root/build/release/CMakeCache.txt" ] || tests=(-DPOS_BUILD_TESTS=OFF)
+    cmake -S "$root" -B "$root/build/release" -DCMAKE_BUILD_TYPE=Release "${tests[@]}" >/dev/null
     cmake --build "$root/build/release" -j"$(nproc)" >/dev/null
     POSAGENT_BIN="$root/build/release/agent/posagent"
   fi

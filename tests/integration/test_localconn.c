@@ -199,6 +199,7 @@ static void test_guessing_client_disconnected(void **state)
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_non_null(strstr(r->str, "auth_failures:45\r\n"));
     assert_non_null(strstr(r->str, "commands_noauth:40\r\n"));
+    assert_non_null(strstr(r->str, "output_pauses:0\r\noutput_drops:0\r\n"));
     freeReplyObject(r);
     redisFree(c);
 
