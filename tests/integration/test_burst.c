@@ -43,8 +43,20 @@
 #define HB_INTERVAL_S 2
 #define HB_TTL_S      10
 #define TTL_FLOOR_MS  ((HB_TTL_S - HB_INTERVAL_S - 1) * 1000)
-/* The budget for a local PING during a burst. */
+/*
+ * The issue's budget for a local PING during a burst, 10 ms, holds the
+ * product build to it: CI runs this test in the Release build too (p99
+ * 2-3.5 ms there). Under ASan the agent is several times slower and its
+ * quarantine recycling flushes TLBs across CPUs (slow on a paravirtualised
+ * 2-core machine): single PINGs of 10-20 ms were seen there in quiet runs.
+ * The Sanitize run keeps a bound twice the budget, which still catches a
+ * loop that stalls (the agent before this work: p99 36 ms to 5 s).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define PING_P99_MS 20.0
+#else
 #define PING_P99_MS 10.0
+#endif
 /*
  * VmRSS growth allowed over the agent's VmRSS before the burst. 16 MiB is
  * the issue's bound for a whole agent facing a hostile server. The full
