@@ -157,19 +157,6 @@ static void sentinel_show(const pos_test_redis_t *s)
     }
 }
 
-/* The last lines of r's log, for a failure's log. */
-static void log_tail(const pos_test_redis_t *r, int lines)
-{
-    char cmd[400];
-
-    snprintf(cmd, sizeof(cmd), "tail -n %d '%s/redis.log' | sed 's/^/[ LOG %u ] /'", lines, r->dir,
-             (unsigned)r->port);
-    fflush(stdout);
-    if (system(cmd) != 0) {
-        printf("[ LOG %u ] (no log)\n", (unsigned)r->port);
-    }
-}
-
 /* True when every sentinel sees node[master] as the master and the other
  * node as a synced replica, and both other sentinels. *ready gets which
  * sentinels do. */
@@ -235,10 +222,10 @@ static int sentinels_settle(fixture_t *f, int want, int timeout_ms)
            timeout_ms, (unsigned)f->node[0].port, (unsigned)f->node[1].port, want);
     for (int i = 0; i < 3; i++) {
         sentinel_show(&f->sentinel[i]);
-        log_tail(&f->sentinel[i], 25);
+        pos_fix_dump_redis_log(&f->sentinel[i]);
     }
     for (int i = 0; i < 2; i++) {
-        log_tail(&f->node[i], 10);
+        pos_fix_dump_redis_log(&f->node[i]);
     }
     return -1;
 }

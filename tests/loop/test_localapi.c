@@ -41,6 +41,7 @@
 
 #include "agent/api/cli.h"
 #include "agent/api/localapi.h"
+#include "platform/clock.h"
 #include "tests/support/loop.h"
 #include "tests/support/users.h"
 
@@ -735,14 +736,6 @@ typedef struct lazy {
     uint64_t sent_ms, cut_ms; /* monotonic: its commands sent; it was cut off */
 } lazy_t;
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void *lazy_client(void *arg)
 {
     lazy_t *l = arg;
@@ -762,7 +755,7 @@ static void *lazy_client(void *arg)
             break;
         }
     }
-    l->sent_ms = mono_ms();
+    l->sent_ms = pos_clock_mono_ms();
     good = redisConnectUnix(l->fx->path);
     fails += good == NULL || good->err || expect_status(good, "PING", "PONG") != 0;
     redisFree(good);
@@ -774,7 +767,7 @@ static void *lazy_client(void *arg)
         close(fd);
         return (void *)(fails + 1); /* never cut off */
     }
-    l->cut_ms = mono_ms();
+    l->cut_ms = pos_clock_mono_ms();
     /* Then drain: the replies it had sent, then EOF. */
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -833,7 +826,7 @@ static void *slow_reader_client(void *arg)
     char *in, *p, buf[16384];
     char echo[8192];
     char head[32];
-    uint64_t end = mono_ms() + 60000;
+    uint64_t end = pos_clock_mono_ms() + 60000;
 
     if (fd < 0) {
         return (void *)1;
@@ -868,7 +861,7 @@ static void *slow_reader_client(void *arg)
     sr->want += 7;
     sr->len = (size_t)(p - in);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    while (sr->got < sr->want && mono_ms() < end) {
+    while (sr->got < sr->want && pos_clock_mono_ms() < end) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN | (sr->sent < sr->len ? POLLOUT : 0)};
         if (poll(&pfd, 1, 1000) <= 0) {
             continue;

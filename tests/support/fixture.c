@@ -62,14 +62,19 @@ void pos_fix_set_heartbeat(pos_fix_t *f, unsigned interval_s, unsigned ttl_s)
     pos_ini_set(&f->ini, "heartbeat", "ttl_s", "%u", ttl_s);
 }
 
-int pos_fix_redis_start(pos_fix_t *f)
+void pos_fix_dump_redis_log(const pos_test_redis_t *r)
 {
     char log[300];
 
+    snprintf(log, sizeof(log), "%s/redis.log", r->dir);
+    dump_tail("redis-server log", log);
+}
+
+int pos_fix_redis_start(pos_fix_t *f)
+{
     if (pos_test_redis_start(&f->redis) != 0) {
         fprintf(stderr, "fixture: redis-server did not start (port %u)\n", (unsigned)f->redis.port);
-        snprintf(log, sizeof(log), "%s/redis.log", f->redis.dir);
-        dump_tail("redis-server log", log);
+        pos_fix_dump_redis_log(&f->redis);
         pos_test_redis_kill(&f->redis);
         pos_test_redis_stop(&f->redis);
         return -1;

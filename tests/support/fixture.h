@@ -99,6 +99,9 @@ int pos_fix_slowfs_delays(const pos_fix_t *f, const char *call);
 /* Prints the last 16 KiB of the agent's log to stderr. */
 void pos_fix_dump_log(const pos_fix_t *f);
 
+/* The same for the log of a redis-server or Sentinel of the harness. */
+void pos_fix_dump_redis_log(const pos_test_redis_t *r);
+
 /*
  * Waits up to timeout_ms for the log to hold n lines containing needle;
  * otherwise fails the running test, saying whether the agent still runs,
