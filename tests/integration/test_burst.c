@@ -607,8 +607,6 @@ int main(void)
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* POS_TEST_FILTER=test_local_burst runs one of them. */
-    if (getenv("POS_TEST_FILTER") != NULL) {
-        cmocka_set_test_filter(getenv("POS_TEST_FILTER"));
-    }
+    pos_fix_filters_from_env();
     return cmocka_run_group_tests_name("burst", tests, NULL, NULL);
 }

@@ -187,6 +187,18 @@ void pos_fix_stop(pos_fix_t *f)
     pos_test_redis_stop(&f->redis);
 }
 
+void pos_fix_filters_from_env(void)
+{
+    const char *run = getenv("POS_TEST_FILTER"), *skip = getenv("POS_TEST_SKIP");
+
+    if (run != NULL && run[0] != '\0') {
+        cmocka_set_test_filter(run);
+    }
+    if (skip != NULL && skip[0] != '\0') {
+        cmocka_set_skip_filter(skip);
+    }
+}
+
 int pos_fix_setup(void **state)
 {
     pos_fix_t *f = calloc(1, sizeof(*f));

@@ -156,6 +156,14 @@ int pos_fix_teardown(void **state);
 #define POS_FIX_TEST(fn) cmocka_unit_test_setup_teardown(fn, pos_fix_setup, pos_fix_teardown)
 
 /*
+ * Which of a test program's cases run, from the environment (before
+ * cmocka_run_group_tests): POS_TEST_FILTER runs only the cases it names,
+ * POS_TEST_SKIP skips them (cmocka patterns, `*` and `?`). tests/CMakeLists.txt
+ * uses them to put a long case under a label of its own.
+ */
+void pos_fix_filters_from_env(void);
+
+/*
  * A connection to the agent's local API socket (DIR/agent.sock), with 5 s
  * timeouts, retried for up to 5 s while the agent starts; NULL when none.
  */
