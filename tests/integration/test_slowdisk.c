@@ -8,7 +8,7 @@
  *   - the heartbeat is never more than 100 ms late: the status key is
  *     rewritten at least every interval + 100 ms, on Redis's clock
  *     (MONITOR; tests/support/watch.h says why that is a sound measure);
- *   - a local GET of a cached key answers within 2 ms (p99);
+ *   - a local GET of a cached key answers within 2 ms (p99; 4 ms under ASan);
  *   - the link never drops;
  *   - payments stay correct: each gets one PAYMENT_PROCESSING, is approved,
  *     completed and charged once; every local write is queued or refused.
@@ -39,7 +39,19 @@
 #define HB_INTERVAL_S 1
 #define HB_TTL_S      10
 #define LATE_MS       100 /* the budget for a late heartbeat */
-#define GET_P99_MS    2.0 /* the budget for a cached local GET */
+/*
+ * The issue's budget for a cached local GET is 2 ms (p99), for the product
+ * build: CI checks it on the Release build (.ci/test). Under ASan the
+ * agent's LMDB transactions cost page faults and TLB flushes in ASan's
+ * allocator (docs/latency.md, "The slow-disk test": 1.1-1.7 ms there
+ * against 0.3 ms in Release), so the Sanitize build allows twice that,
+ * which still catches a loop that waits on the disk (seconds).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define GET_P99_MS 4.0
+#else
+#define GET_P99_MS 2.0
+#endif
 #define CACHED_KEY    "product:P-slow"
 
 typedef struct writer {
