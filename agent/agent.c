@@ -855,6 +855,7 @@ static void agent_apply_settings(pos_agent_t *a)
             .client_burst = c->local_client_burst,
             .turn_budget = c->local_commands_per_turn,
             .idle_timeout_ms = c->local_idle_timeout_s * 1000u,
+            .stall_ms = c->local_stall_timeout_s * 1000u,
         };
         pos_localapi_set_admission(&a->api.server, c->local_max_clients, &admit);
     }
@@ -1573,6 +1574,7 @@ void pos_agent_start(pos_agent_t *a)
         ao.admit.client_burst = a->cfg.local_client_burst;
         ao.admit.turn_budget = a->cfg.local_commands_per_turn;
         ao.admit.idle_timeout_ms = a->cfg.local_idle_timeout_s * 1000u;
+        ao.admit.stall_ms = a->cfg.local_stall_timeout_s * 1000u;
         ao.password = a->cfg.local_password_set ? a->cfg.local_password : NULL;
         ao.cache = &a->cache;
         ao.delivery = &a->delivery;

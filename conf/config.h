@@ -159,6 +159,7 @@ typedef struct pos_config {
     uint32_t local_client_burst;      /* commands at once on top of the rate */
     uint32_t local_commands_per_turn; /* commands per loop turn, all clients */
     uint32_t local_idle_timeout_s;    /* 0: idle clients are never closed */
+    uint32_t local_stall_timeout_s;   /* a client paused on replies it does not read */
     /* AUTH on the socket: the password clients must give (none asked when
      * local_password_set is false); password_file fills it at load. Secret. */
     char local_password[POS_URL_PASS_MAX];

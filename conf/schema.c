@@ -965,6 +965,18 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC("Seconds a local API client may go without a complete command before it is "
                      "closed (one waiting for a reply is not idle). 0: never.")},
     {.sec = POS_SEC_LOCAL,
+     .key = "stall_timeout_s",
+     .type = CT_U32,
+     FIELD(local_stall_timeout_s),
+     .flags = F_RELOAD,
+     .def = "10",
+     .min = 1,
+     .max = 3600,
+     .desc =
+         POS_DOC("Seconds a local API client that has stopped reading may hold its replies: one "
+                 "with 512 KiB of replies unread is paused (not read, its commands wait), and "
+                 "closed when none of them was read for this long.")},
+    {.sec = POS_SEC_LOCAL,
      .key = "password",
      .type = CT_STR,
      FIELD(local_password),

@@ -181,7 +181,7 @@ static void stall_timer_cb(uv_timer_t *t);
 static void stall_watch(pos_localapi_t *s)
 {
     if (!uv_is_active((uv_handle_t *)&s->stall_timer)) {
-        uint64_t every = s->opt.stall_ms / 4u;
+        uint64_t every = s->opt.admit.stall_ms / 4u;
         every = every < 10 ? 10 : every;
         uv_timer_start(&s->stall_timer, stall_timer_cb, every, every);
     }
@@ -192,6 +192,7 @@ void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
 {
     uint64_t now = uv_now(s->loop);
     uint32_t old_idle = s->opt.admit.idle_timeout_ms;
+    uint32_t old_stall = s->opt.admit.stall_ms;
 
     s->opt.max_clients = max_clients != 0 ? max_clients : POS_LOCALAPI_DEFAULT_CLIENTS;
     s->opt.admit = *admit;
@@ -200,6 +201,9 @@ void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
     }
     if (s->opt.admit.turn_slice_us == 0) {
         s->opt.admit.turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
+    }
+    if (s->opt.admit.stall_ms == 0) {
+        s->opt.admit.stall_ms = POS_LOCALAPI_STALL_MS;
     }
     /* Connected clients get the new budget too, full. */
     for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
@@ -214,6 +218,11 @@ void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
         if (s->opt.admit.idle_timeout_ms != 0 && s->live > 0) {
             idle_timer_arm(s);
         }
+    }
+    /* The stall check too, when it runs (clients are paused now). */
+    if (old_stall != s->opt.admit.stall_ms && uv_is_active((uv_handle_t *)&s->stall_timer)) {
+        uv_timer_stop(&s->stall_timer);
+        stall_watch(s);
     }
 }
 
@@ -1423,7 +1432,7 @@ static void stall_timer_cb(uv_timer_t *t)
             c->wq_seen = wq;
             c->drained_at = now;
         }
-        if (now - c->drained_at < s->opt.stall_ms) {
+        if (now - c->drained_at < s->opt.admit.stall_ms) {
             any = true;
             continue;
         }
@@ -1871,14 +1880,14 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     if (s->opt.max_inflight == 0) {
         s->opt.max_inflight = POS_LOCALAPI_MAX_INFLIGHT;
     }
-    if (s->opt.stall_ms == 0) {
-        s->opt.stall_ms = POS_LOCALAPI_STALL_MS;
-    }
     if (s->opt.admit.turn_budget == 0) {
         s->opt.admit.turn_budget = POS_LOCALAPI_TURN_BUDGET;
     }
     if (s->opt.admit.turn_slice_us == 0) {
         s->opt.admit.turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
+    }
+    if (s->opt.admit.stall_ms == 0) {
+        s->opt.admit.stall_ms = POS_LOCALAPI_STALL_MS;
     }
     s->turn_left = s->opt.admit.turn_budget;
     snprintf(s->path, sizeof(s->path), "%s", path);

@@ -33,7 +33,7 @@
  * bytes of replies it has not read (written, or held behind a reply not
  * complete yet), is not read until they drain: a client that pipelines
  * faster than it reads is slowed down, not cut off. One whose replies have
- * not moved for stall_ms while it is paused so, or whose unsent replies
+ * not moved for admit.stall_ms while it is paused so, or whose unsent replies
  * exceed max_output (one reply larger than the half left), is
  * disconnected. Memory per client is therefore bounded by about
  * max_output + the parser's max_pending.
@@ -113,6 +113,7 @@ typedef struct pos_localapi_admission {
     uint32_t turn_budget;     /* commands run per loop turn, all clients; 0: the default */
     uint32_t turn_slice_us;   /* loop time they may take per turn, us; 0: the default */
     uint32_t idle_timeout_ms; /* close a client without a command this long; 0: never */
+    uint32_t stall_ms;        /* paused on unread replies this long: cut off; 0: the default */
 } pos_localapi_admission_t;
 
 typedef struct pos_localapi_options {
@@ -121,7 +122,6 @@ typedef struct pos_localapi_options {
     uint32_t max_clients;     /* 0: POS_LOCALAPI_DEFAULT_CLIENTS */
     uint32_t max_output;      /* bytes of unsent replies per client; 0: default */
     uint32_t max_inflight;    /* outstanding replies before reading pauses; 0: default */
-    uint32_t stall_ms;        /* paused on unread replies this long: cut off; 0: default */
     pos_resp_limits_t limits; /* zero fields: the parser's defaults */
     pos_localapi_admission_t admit;
     const pos_localapi_command_t *commands; /* owner's table, may be NULL */

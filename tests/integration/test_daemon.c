@@ -2,7 +2,8 @@
  * Daemon conventions: systemd notification over $NOTIFY_SOCKET (READY=1
  * once the agent serves locally, whether or not Redis answers; the link's
  * state in STATUS=; WATCHDOG=1, STOPPING=1) and SIGHUP applying what can
- * change while running, naming what needs a restart.
+ * change while running, naming what needs a restart; the local API's
+ * stall bound ([local] stall_timeout_s) through the agent and a reload.
  */
 #define _GNU_SOURCE /* strchrnul */
 #include <setjmp.h>
@@ -263,12 +264,82 @@ static void test_sighup_applies_reloadable(void **state)
     assert_true(pos_test_agent_alive(&f->agent));
 }
 
+/*
+ * A local client that pipelines reads and stops reading its replies is
+ * paused, then closed once none of them was read for [local]
+ * stall_timeout_s; a reload changes the bound for the next one. Returns
+ * how long, ms, from its last write to the agent's INFO counting the drop
+ * (output_drops reaching "drops").
+ */
+static long stalled_client_cut(pos_fix_t *f, long long drops)
+{
+    redisContext *c = pos_fix_local_connect(f);
+    for (int i = 0; i < 256; i++) {
+        redisAppendCommand(c, "GET session:stall-big");
+    }
+    int done = 0;
+    while (!done) {
+        assert_int_equal(redisBufferWrite(c, &done), REDIS_OK);
+    }
+    uint64_t t0 = pos_test_now_ms();
+    long waited = -1;
+    for (int i = 0; i < 300; i++) {
+        if (pos_fix_info(f, "clients", "output_drops") >= drops) {
+            waited = (long)(pos_test_now_ms() - t0);
+            break;
+        }
+        pos_test_sleep_ms(50);
+    }
+    redisFree(c); /* never read: its replies go with it */
+    assert_true(waited >= 0);
+    return waited;
+}
+
+static void test_stall_timeout(void **state)
+{
+    pos_fix_t *f = *state;
+
+    pos_ini_set(&f->ini, "local", "stall_timeout_s", "1");
+    pos_fix_start_online(f);
+    /* 256 replies of 60 KB (a session value is at most 65,024 bytes):
+     * 15 MB, far past the 512 KiB that pauses a client and the socket
+     * buffers. */
+    static char big[60 * 1000 + 1];
+    memset(big, 'x', sizeof(big) - 1);
+    redisContext *c = pos_fix_local_connect(f);
+    redisReply *r = redisCommand(c, "SET session:stall-big %s EX 600", big);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+
+    long ms = stalled_client_cut(f, 1);
+    print_message("stall_timeout_s = 1: closed %ld ms after its last write\n", ms);
+    assert_true(ms >= 900 && ms <= 4000);
+    pos_fix_wait_log(f, "bytes of replies not read for 1 s, disconnecting", 1, 2000);
+
+    conf_replace(f, "stall_timeout_s = 1", "stall_timeout_s = 4");
+    kill(f->agent.pid, SIGHUP);
+    pos_fix_wait_log(f, "reload: [local] stall_timeout_s changed: applied", 1, 5000);
+    ms = stalled_client_cut(f, 2);
+    print_message("stall_timeout_s = 4: closed %ld ms after its last write\n", ms);
+    assert_true(ms >= 3900 && ms <= 8000);
+    /* Another client was served all along, and the agent is whole. */
+    char *v = pos_fix_local_get(f, "session:stall-big");
+    assert_non_null(v);
+    assert_int_equal(strlen(v), sizeof(big) - 1);
+    free(v);
+    assert_true(pos_test_agent_alive(&f->agent));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         POS_FIX_TEST(test_sd_notify),
         POS_FIX_TEST(test_sighup_reload),
         POS_FIX_TEST(test_sighup_applies_reloadable),
+        POS_FIX_TEST(test_stall_timeout),
     };
+    pos_fix_filters_from_env();
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

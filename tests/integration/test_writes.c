@@ -552,8 +552,9 @@ static void test_flood_bounded(void **state)
     redisContext *c = pos_fix_local_connect(f);
     pos_fix_cut_off(f, cloud, 1);
     /* Pipelined in chunks of 1,000, each chunk's replies read before the
-     * next is sent: a client that never reads its replies is disconnected
-     * once 1 MiB of them wait (docs/local-api.md), which is not what this
+     * next is sent: a client that does not read its replies is paused once
+     * 512 KiB of them wait, and disconnected when it reads none for
+     * [local] stall_timeout_s (docs/local-api.md), which is not what this
      * test is about. */
     for (int i = 0; i < N; i++) {
         if (i % CHUNK == 0) {

@@ -321,7 +321,7 @@ static void fx_restart_stall(fixture_t *fx, uint32_t stall_ms)
     pos_localapi_options_t opt;
 
     fx_options(fx, &opt);
-    opt.stall_ms = stall_ms;
+    opt.admit.stall_ms = stall_ms;
     fx_restart(fx, &opt);
 }
 

@@ -188,6 +188,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.local_client_burst, 10000);
     assert_int_equal(c.local_commands_per_turn, 256);
     assert_int_equal(c.local_idle_timeout_s, 300);
+    assert_int_equal(c.local_stall_timeout_s, 10);
 }
 
 static void test_minimal_file(void **state)
@@ -1264,6 +1265,7 @@ static const char *const all_keys[][3] = {
     {"local", "client_burst", NULL},
     {"local", "commands_per_turn", NULL},
     {"local", "idle_timeout_s", NULL},
+    {"local", "stall_timeout_s", NULL},
     {"local", "password", "POSAGENT_LOCAL_PASSWORD"},
     {"local", "password_file", NULL},
     {"metrics", "textfile", NULL},
@@ -1375,7 +1377,7 @@ static void test_example_defaults_are_valid(void **state)
     }
     fclose(m);
     /* every key but the ones kept commented */
-    assert_int_equal(uncommented, 70);
+    assert_int_equal(uncommented, 71);
     result_t r;
     /* Uncommented, the ids' example lines are no ids: refused. */
     char *again = example_to_string();
