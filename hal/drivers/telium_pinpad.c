@@ -49,6 +49,9 @@ typedef struct telium_pinpad {
     unsigned bad_frames;
     uint32_t customer_ms;
     int64_t amount_minor;
+    unsigned currency_numeric;
+    unsigned pos_number;                      /* the register number sent */
+    uint8_t priv[POS_TELIUM_PRIVATE_LEN + 1]; /* the private data sent, padded */
     uint8_t frame[POS_TELIUM_MAX_PAYLOAD + POS_TELIUM_FRAME_OVERHEAD];
     size_t frame_len;
     pos_telium_decoder_t dec;
@@ -217,6 +220,23 @@ static void tel_trimmed(char *out, size_t cap, const char *in)
     out[n] = '\0';
 }
 
+/*
+ * True when a parsed reply answers the request this payment sent: the
+ * terminal echoes the register number and the private data (our
+ * reference), and an approval names the amount and currency it charged.
+ * Anything else is some other transaction's reply (a late one, another
+ * register's) or a different charge: never this payment's approval.
+ */
+static bool tel_reply_matches(const telium_pinpad_t *t, const pos_telium_reply_t *r)
+{
+    if (r->pos_number != t->pos_number ||
+        memcmp(r->private_data, t->priv, POS_TELIUM_PRIVATE_LEN) != 0) {
+        return false;
+    }
+    return !r->approved || ((int64_t)r->amount_minor == t->amount_minor &&
+                            r->currency_numeric == t->currency_numeric);
+}
+
 /* A reply frame with a good LRC: parse (masks the PAN, wipes the buffer),
  * acknowledge, and hold the result until the terminal's EOT. */
 static void tel_on_reply(telium_pinpad_t *t)
@@ -236,6 +256,13 @@ static void tel_on_reply(telium_pinpad_t *t)
         /* Acknowledged but unreadable: what the terminal did is unknown. */
         ev->pinpad.outcome = POS_PINPAD_UNKNOWN;
         snprintf(ev->pinpad.reason, sizeof(ev->pinpad.reason), "bad_reply");
+    } else if (!tel_reply_matches(t, &r)) {
+        /* The terminal reports a transaction, not ours: what happened to
+         * ours is unknown (and a card was charged if this one was approved). */
+        POS_WARN("hal", "pinpad: reply (%s) does not echo this payment's request; outcome unknown",
+                 r.approved ? "approved" : "not approved");
+        ev->pinpad.outcome = POS_PINPAD_UNKNOWN;
+        snprintf(ev->pinpad.reason, sizeof(ev->pinpad.reason), "mismatch");
     } else if (r.approved) {
         ev->pinpad.outcome = POS_PINPAD_APPROVED;
         ev->pinpad.amount_minor = r.amount_minor;
@@ -436,6 +463,9 @@ static int tel_start(pos_hal_device_t *dev, const pos_pinpad_request_t *req)
         return rc;
     }
     t->amount_minor = req->amount_minor;
+    t->currency_numeric = req->currency_numeric;
+    t->pos_number = tr.pos_number;
+    memcpy(t->priv, payload + 16, POS_TELIUM_PRIVATE_LEN); /* as sent, space-padded */
     t->customer_ms =
         req->timeout_ms > 0 ? req->timeout_ms : POS_TELIUM_CUSTOMER_TIMEOUT_S * 1000u;
     t->tries = 0;

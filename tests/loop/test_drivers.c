@@ -733,6 +733,46 @@ static void test_telium_unplug_mid_payment(void **state)
     assert_int_equal(t->f->results, 1);
 }
 
+/* A reply must be this payment's: the terminal echoes the register number,
+ * the amount and our private data (the transaction reference). An approval
+ * that echoes anything else is not this payment's approval; the terminal
+ * did charge a card for something, so the outcome is UNKNOWN (to be
+ * resolved), never APPROVED. */
+static void tel_expect_mismatch(drv_t *t)
+{
+    tel_pay(t, 5000, 5000);
+    assert_int_equal(t->tel->charges, 1);
+    assert_int_equal(t->tel->replies_acked, 1); /* it was read, and acknowledged */
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_UNKNOWN);
+    assert_string_equal(t->f->pinpad.reason, "mismatch");
+    assert_string_equal(t->f->pinpad.auth_code, "");
+    assert_int_equal(t->f->status, POS_DEV_READY);
+}
+
+static void test_telium_approval_for_another_tx(void **state)
+{
+    drv_t *t = *state;
+
+    t->tel->reply_private = "tx-0999"; /* an earlier payment's reference */
+    tel_expect_mismatch(t);
+}
+
+static void test_telium_approval_other_amount(void **state)
+{
+    drv_t *t = *state;
+
+    t->tel->reply_amount = 1; /* 0.01 approved for a 12.34 request */
+    tel_expect_mismatch(t);
+}
+
+static void test_telium_approval_other_register(void **state)
+{
+    drv_t *t = *state;
+
+    t->tel->reply_pos = 2;
+    tel_expect_mismatch(t);
+}
+
 /* ---- the stream's read buffer ---- */
 
 typedef struct rx_probe {
@@ -914,6 +954,12 @@ int main(void)
         ON_DEVICE("test_telium_abort_before_ack", test_telium_abort_before_ack, telium_no_ack),
         ON_DEVICE("test_telium_abort_after_ack", test_telium_abort_after_ack, telium_slow),
         ON_DEVICE("test_telium_unplug_mid_payment", test_telium_unplug_mid_payment, telium_slower),
+        ON_DEVICE("test_telium_approval_for_another_tx", test_telium_approval_for_another_tx,
+                  telium_approve),
+        ON_DEVICE("test_telium_approval_other_amount", test_telium_approval_other_amount,
+                  telium_approve),
+        ON_DEVICE("test_telium_approval_other_register", test_telium_approval_other_register,
+                  telium_approve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -521,12 +521,12 @@ static void tel_send_reply(pos_emu_telium_t *e, bool corrupt)
     size_t plen = 0, flen = 0;
     bool approve = e->mode != POS_EMU_TEL_DECLINE;
     pos_telium_reply_spec_t spec = {
-        .pos_number = e->req.pos_number,
+        .pos_number = e->reply_pos != 0 ? e->reply_pos : e->req.pos_number,
         .status = approve ? '0' : '7',
-        .amount_minor = e->req.amount_minor,
+        .amount_minor = e->reply_amount != 0 ? e->reply_amount : e->req.amount_minor,
         .payment_mode = e->req.payment_mode,
         .currency_numeric = e->req.currency_numeric,
-        .private_data = e->req.private_data,
+        .private_data = e->reply_private != NULL ? e->reply_private : e->req.private_data,
         .pan = approve ? e->pan : NULL,
     };
 

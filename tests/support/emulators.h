@@ -119,6 +119,10 @@ typedef struct pos_emu_telium {
     pos_emu_telium_mode_t mode;
     const char *pan;   /* the test card read by the "customer" */
     uint32_t delay_ms; /* the customer's time */
+    /* A faulty terminal's reply (0 / NULL: the request's, echoed faithfully). */
+    uint32_t reply_amount;     /* the amount it reports (and charges) */
+    const char *reply_private; /* the private data it echoes */
+    unsigned reply_pos;        /* the register number it echoes */
     uv_timer_t timer;
     pos_telium_decoder_t dec;
     pos_telium_request_t req;
