@@ -28,6 +28,10 @@
 #define TEL_WRITE_DEADLINE_MS 2000u
 /* Wait for the terminal's EOT after we acknowledged its reply, ms. */
 #define TEL_EOT_WAIT_MS POS_TELIUM_ACK_TIMEOUT_MS
+/* Bytes of one reply that re-arm the byte timer: a whole frame. Past them a
+ * frame that never ends (a flood, a stuck line) no longer holds the
+ * payment open; the timer then ends it. */
+#define TEL_FRAME_BYTES_MAX (POS_TELIUM_MAX_PAYLOAD + POS_TELIUM_FRAME_OVERHEAD)
 
 typedef enum tel_phase {
     TEL_IDLE = 0,
@@ -47,6 +51,8 @@ typedef struct telium_pinpad {
     bool abort_pending; /* abort() after the request was acknowledged */
     unsigned tries;     /* ENQ or frame transmissions in this step */
     unsigned bad_frames;
+    unsigned enq_repeats; /* the terminal's ENQ again while its reply is awaited */
+    size_t frame_bytes;   /* bytes of the awaited reply frame so far */
     uint32_t customer_ms;
     int64_t amount_minor;
     unsigned currency_numeric;
@@ -306,6 +312,8 @@ static void tel_on_event(telium_pinpad_t *t, pos_telium_event_t e)
             tel_send_byte(t, POS_TELIUM_ACK);
             pos_telium_decoder_init(&t->dec);
             t->bad_frames = 0;
+            t->enq_repeats = 0;
+            t->frame_bytes = 0;
             t->phase = TEL_RECV;
             tel_arm(t, POS_TELIUM_ACK_TIMEOUT_MS);
         }
@@ -319,10 +327,17 @@ static void tel_on_event(telium_pinpad_t *t, pos_telium_event_t e)
                 return;
             }
             tel_send_byte(t, POS_TELIUM_NAK);
+            t->frame_bytes = 0;
             tel_arm(t, POS_TELIUM_ACK_TIMEOUT_MS);
         } else if (e == POS_TELIUM_EV_ENQ) {
-            /* The terminal did not hear our ACK and asks again. */
+            /* The terminal did not hear our ACK and asks again; as often
+             * as a frame may be resent, not for ever. */
+            if (++t->enq_repeats > POS_TELIUM_MAX_RETRIES) {
+                tel_end(t, POS_PINPAD_UNKNOWN, "bad_reply");
+                return;
+            }
             tel_send_byte(t, POS_TELIUM_ACK);
+            t->frame_bytes = 0;
             tel_arm(t, POS_TELIUM_ACK_TIMEOUT_MS);
         }
         return;
@@ -350,8 +365,10 @@ static void tel_on_data(pos_stream_t *s, const uint8_t *buf, size_t len)
     for (size_t i = 0; i < len; i++) {
         pos_telium_event_t e = pos_telium_decoder_feed(&t->dec, buf[i]);
         if (e == POS_TELIUM_EV_NONE) {
-            if (t->phase == TEL_RECV && t->dec.state != 0) {
-                /* Bytes of the frame keep coming: 3 s between bytes at most. */
+            if (t->phase == TEL_RECV && t->dec.state != 0 &&
+                ++t->frame_bytes <= TEL_FRAME_BYTES_MAX) {
+                /* Bytes of the frame keep coming: 3 s between bytes at most,
+                 * for as many bytes as a frame can have. */
                 tel_arm(t, POS_TELIUM_ACK_TIMEOUT_MS);
             }
             continue;

@@ -773,6 +773,43 @@ static void test_telium_approval_other_register(void **state)
     tel_expect_mismatch(t);
 }
 
+/* The terminal calls back, then its reply frame never ends: bytes keep
+ * coming at line speed, no ETX. The frame's byte timer must not be
+ * re-armed for ever: the payment ends UNKNOWN (the request was accepted),
+ * and the loop keeps its 10 ms ticks (checked in teardown). */
+static void test_telium_endless_reply(void **state)
+{
+    drv_t *t = *state;
+
+    uint64_t t0 = uv_hrtime();
+    tel_pay(t, 5000, 12000);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+    print_message("    endless frame: result after %u ms, %llu bytes of it sent\n", (unsigned)ms,
+                  (unsigned long long)t->tel->flood_bytes);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_UNKNOWN);
+    assert_true(t->tel->flood_bytes > 2 * POS_TELIUM_MAX_PAYLOAD);
+    assert_true(ms < POS_TELIUM_ACK_TIMEOUT_MS + 2000);
+    assert_int_equal(t->tel->requests, 1);
+}
+
+/* The terminal calls back and, every time it is acknowledged, asks again
+ * (ENQ) instead of sending its reply: repeated ENQs are answered as often
+ * as a frame may be resent, then the payment ends UNKNOWN. */
+static void test_telium_enq_loop(void **state)
+{
+    drv_t *t = *state;
+
+    uint64_t t0 = uv_hrtime();
+    tel_pay(t, 5000, 12000);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+    print_message("    ENQ loop: result after %u ms, %u ENQs again\n", (unsigned)ms,
+                  t->tel->enq_repeats);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_UNKNOWN);
+    assert_string_equal(t->f->pinpad.reason, "bad_reply");
+    assert_int_equal(t->tel->enq_repeats, POS_TELIUM_MAX_RETRIES + 1);
+    assert_int_equal(t->tel->requests, 1);
+}
+
 /* ---- the stream's read buffer ---- */
 
 typedef struct rx_probe {
@@ -923,6 +960,8 @@ static const drv_case_t telium_nak_once = TELIUM(POS_EMU_TEL_NAK_ONCE, 50);
 static const drv_case_t telium_bad_lrc = TELIUM(POS_EMU_TEL_BAD_LRC, 50);
 static const drv_case_t telium_silent = TELIUM(POS_EMU_TEL_SILENT, 50);
 static const drv_case_t telium_no_ack = TELIUM(POS_EMU_TEL_NO_ACK, 50);
+static const drv_case_t telium_endless = TELIUM(POS_EMU_TEL_ENDLESS, 50);
+static const drv_case_t telium_enq_loop = TELIUM(POS_EMU_TEL_ENQ_LOOP, 50);
 static const drv_case_t telium_slow = TELIUM(POS_EMU_TEL_APPROVE, 500);
 static const drv_case_t telium_slower = TELIUM(POS_EMU_TEL_APPROVE, 1000);
 
@@ -960,6 +999,8 @@ int main(void)
                   telium_approve),
         ON_DEVICE("test_telium_approval_other_register", test_telium_approval_other_register,
                   telium_approve),
+        ON_DEVICE("test_telium_endless_reply", test_telium_endless_reply, telium_endless),
+        ON_DEVICE("test_telium_enq_loop", test_telium_enq_loop, telium_enq_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

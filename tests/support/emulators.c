@@ -556,6 +556,27 @@ static void tel_customer_done(uv_timer_t *t)
     e->st = TEL_WAIT_ACK_ENQ;
 }
 
+/* POS_EMU_TEL_ENDLESS: more payload bytes of a frame that never ends. */
+static void tel_flood(uv_timer_t *t)
+{
+    pos_emu_telium_t *e = t->data;
+    uint8_t chunk[64];
+
+    memset(chunk, '0', sizeof(chunk));
+    if (pos_emu_port_send(&e->port, chunk, sizeof(chunk)) == 0) {
+        e->flood_bytes += sizeof(chunk);
+    }
+}
+
+/* POS_EMU_TEL_ENQ_LOOP: "may I send?" again, as if the ACK was not heard. */
+static void tel_enq_again(uv_timer_t *t)
+{
+    pos_emu_telium_t *e = t->data;
+
+    e->enq_repeats++;
+    tel_byte(e, POS_TELIUM_ENQ);
+}
+
 static void tel_event(pos_emu_telium_t *e, pos_telium_event_t ev)
 {
     size_t len;
@@ -604,6 +625,16 @@ static void tel_event(pos_emu_telium_t *e, pos_telium_event_t ev)
         }
         return;
     case TEL_WAIT_ACK_ENQ:
+        if (ev == POS_TELIUM_EV_ACK && e->mode == POS_EMU_TEL_ENQ_LOOP) {
+            uv_timer_start(&e->timer, tel_enq_again, 100, 0);
+            return;
+        }
+        if (ev == POS_TELIUM_EV_ACK && e->mode == POS_EMU_TEL_ENDLESS) {
+            tel_byte(e, POS_TELIUM_STX);
+            uv_timer_start(&e->timer, tel_flood, 0, 5);
+            e->st = TEL_IDLE;
+            return;
+        }
         if (ev == POS_TELIUM_EV_ACK) {
             bool corrupt = e->mode == POS_EMU_TEL_BAD_LRC && !e->bad_sent;
             e->bad_sent = e->bad_sent || corrupt;

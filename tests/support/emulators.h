@@ -112,6 +112,8 @@ typedef enum pos_emu_telium_mode {
     POS_EMU_TEL_BAD_LRC,  /* sends the first reply with a wrong LRC, then approves */
     POS_EMU_TEL_SILENT,   /* acknowledges the request, never replies */
     POS_EMU_TEL_NO_ACK,   /* never answers ENQ */
+    POS_EMU_TEL_ENDLESS,  /* calls back, then a reply frame that never ends (a byte flood) */
+    POS_EMU_TEL_ENQ_LOOP, /* calls back, and answers each ACK with ENQ again, for ever */
 } pos_emu_telium_mode_t;
 
 typedef struct pos_emu_telium {
@@ -123,6 +125,8 @@ typedef struct pos_emu_telium {
     uint32_t reply_amount;     /* the amount it reports (and charges) */
     const char *reply_private; /* the private data it echoes */
     unsigned reply_pos;        /* the register number it echoes */
+    uint64_t flood_bytes;      /* POS_EMU_TEL_ENDLESS: bytes of the endless frame sent */
+    unsigned enq_repeats;      /* POS_EMU_TEL_ENQ_LOOP: ENQs sent again after an ACK */
     uv_timer_t timer;
     pos_telium_decoder_t dec;
     pos_telium_request_t req;
