@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "agent/api/localapi.h"
+#include "agent/msg/sign.h"
 
 extern char **environ;
 
@@ -37,6 +38,18 @@ int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls)
                 "test\n",
                 cfg->terminal_id);
         goto fail_tls;
+    }
+    /* The key file, read as the agent reads it at start: one it would refuse
+     * (a directory, a FIFO, open to others, no key in it) is a
+     * configuration error for --check-config too. */
+    if (cfg->payment_hmac_key_file[0] != '\0') {
+        pos_sign_keys_t keys;
+        int krc = pos_sign_keys_load(cfg->payment_hmac_key_file, &keys, why, sizeof(why));
+        pos_sign_keys_wipe(&keys);
+        if (krc != 0) {
+            fprintf(stderr, "posagent: configuration error: [payment] hmac_key_file: %s\n", why);
+            goto fail_tls;
+        }
     }
     /* The socket's group is the POS application's: it must not be able to
      * read what may hold the Redis password, nor a drop-in holding a secret. */

@@ -92,7 +92,9 @@ int pos_sign_keys_load(const char *path, pos_sign_keys_t *keys, char *why, size_
         return -EINVAL;
     }
     memset(keys, 0, sizeof(*keys));
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO with no writer must be refused (not a regular
+     * file), not wait for one for ever; regular files ignore it. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         rc = -errno;
         snprintf(why, whylen, "%s: %s", path, strerror(errno));

@@ -204,6 +204,60 @@ static void test_unsigned_refused_by_default(void **state)
 }
 
 /*
+ * [payment] hmac_key_file is checked as the agent reads it: --check-config
+ * said "configuration OK" for a key file that is a directory, a FIFO or
+ * open to other users (the agent then refused to start), and a FIFO with
+ * no writer hung the agent at start for ever (its open blocked).
+ */
+static void test_key_file_checked(void **state)
+{
+    (void)state;
+    char *out = NULL, conf[512], key[160], fifo[160];
+    static const char hex[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    static const char fmt[] = "[terminal]\nid = T-1\nstore_id = S-1\n"
+                              "[payment]\nhmac_key_file = %s\n";
+
+    snprintf(key, sizeof(key), "%s", write_conf("hmac.key", hex));
+    snprintf(fifo, sizeof(fifo), "%s/hmac.fifo", tmpdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+
+    /* A good key file: OK. */
+    assert_int_equal(chmod(key, 0600), 0);
+    snprintf(conf, sizeof(conf), fmt, key);
+    const char *path = write_conf("key-ok.ini", conf);
+    const char *ok[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(ok, NULL, &out), 0);
+    free(out);
+
+    /* Readable by others: the agent refuses it, so must --check-config. */
+    assert_int_equal(chmod(key, 0644), 0);
+    assert_int_equal(run(ok, NULL, &out), 78);
+    assert_non_null(strstr(out, "hmac_key_file"));
+    assert_null(strstr(out, hex + 8)); /* the key is never quoted */
+    free(out);
+
+    /* A directory. */
+    snprintf(conf, sizeof(conf), fmt, tmpdir);
+    path = write_conf("key-dir.ini", conf);
+    const char *dir[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(dir, NULL, &out), 78);
+    assert_non_null(strstr(out, "not a regular file"));
+    free(out);
+
+    /* A FIFO with no writer: refused at once, by both. */
+    snprintf(conf, sizeof(conf), fmt, fifo);
+    path = write_conf("key-fifo.ini", conf);
+    const char *fc[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(fc, NULL, &out), 78);
+    assert_non_null(strstr(out, "not a regular file"));
+    free(out);
+    const char *fr[] = {bin(), "--config", path, NULL};
+    assert_int_equal(run(fr, NULL, &out), 78);
+    assert_non_null(strstr(out, "not a regular file"));
+    free(out);
+}
+
+/*
  * Issue 13 item 3: the shipped example set id = T-0001 and store_id = S-042
  * and --check-config said "configuration OK", so every till installed from
  * the package and left so spoke for one terminal. The shipped file has no
@@ -693,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_config_errors_exit_78),
         cmocka_unit_test(test_unsigned_refused_by_default),
+        cmocka_unit_test(test_key_file_checked),
         cmocka_unit_test(test_identity_from_dropins),
         cmocka_unit_test(test_check_config_masks_secrets),
         cmocka_unit_test(test_environment_only),
