@@ -5,9 +5,9 @@
  *   send:    ENQ -> ACK, STX request ETX LRC -> ACK (NAK: resend), EOT
  *   receive: (customer) ENQ -> ACK, STX reply ETX LRC -> ACK (bad: NAK), EOT
  *
- * Outcomes: the request never acknowledged -> ERROR (not charged); once the
- * request was written, silence or a lost link -> UNKNOWN (the card may have
- * been charged; never retried here). abort() only works before the request
+ * Outcomes: the request refused (NAK) every time -> ERROR (not charged); once
+ * the request was written, silence or a lost link -> UNKNOWN (the card may
+ * have been charged; never retried here). abort() only works before the request
  * is acknowledged: E+ has no way to stop the terminal afterwards, so the
  * driver keeps waiting and the real result follows. See
  * docs/telium-protocol.md, "The pinpad driver".
@@ -48,6 +48,7 @@ typedef struct telium_pinpad {
 
     tel_phase_t phase;
     bool req_written;   /* some attempt of the request frame reached the stream */
+    bool req_unheard;   /* a written attempt got neither ACK nor NAK: it may be running */
     bool abort_pending; /* abort() after the request was acknowledged */
     unsigned tries;     /* ENQ or frame transmissions in this step */
     unsigned bad_frames;
@@ -147,13 +148,19 @@ static void tel_send_request(telium_pinpad_t *t)
 
 /*
  * The request went unacknowledged (silence or NAK): send it again, unless
- * an abort waits (not acknowledged, so not running: it can stop here) or
- * the tries are used up ("gave_up": the terminal never accepted the
- * request, so it never ran it).
+ * an abort waits or the tries are used up. Only NAKs prove the terminal
+ * never took it (CANCELLED, or ERROR "gave_up": not charged); after a
+ * written attempt met silence, its ACK may have been lost on the line
+ * and the terminal may be running it: UNKNOWN.
  */
 static void tel_retry_request(telium_pinpad_t *t, const char *gave_up)
 {
-    if (t->abort_pending) {
+    bool stop = t->abort_pending || t->tries > POS_TELIUM_MAX_RETRIES;
+
+    if (stop && t->req_unheard) {
+        POS_WARN("hal", "pinpad: request sent but never answered; outcome unknown");
+        tel_end(t, POS_PINPAD_UNKNOWN, "no_ack");
+    } else if (t->abort_pending) {
         tel_end(t, POS_PINPAD_CANCELLED, "aborted");
     } else if (t->tries > POS_TELIUM_MAX_RETRIES) {
         POS_WARN("hal", "pinpad: request not acknowledged (%s)", gave_up);
@@ -178,6 +185,7 @@ static void tel_timeout(uv_timer_t *h)
         tel_send_enq(t);
         return;
     case TEL_REQ_SENT:
+        t->req_unheard = t->req_unheard || t->req_written;
         tel_retry_request(t, "no_ack");
         return;
     case TEL_WAIT_ENQ:
@@ -487,6 +495,7 @@ static int tel_start(pos_hal_device_t *dev, const pos_pinpad_request_t *req)
         req->timeout_ms > 0 ? req->timeout_ms : POS_TELIUM_CUSTOMER_TIMEOUT_S * 1000u;
     t->tries = 0;
     t->req_written = false;
+    t->req_unheard = false;
     t->abort_pending = false;
     pos_telium_decoder_init(&t->dec);
     dev->state = POS_HAL_BUSY;
@@ -508,7 +517,8 @@ static int tel_abort(pos_hal_device_t *dev)
         return 0;
     case TEL_REQ_SENT:
         /* The frame may be in the terminal already: only its answer can
-         * tell. NAK or silence -> cancelled; ACK -> it runs, result follows. */
+         * tell. NAK -> cancelled; silence -> unknown (its ACK may have been
+         * lost); ACK -> it runs, result follows. */
         t->abort_pending = true;
         return 0;
     default:

@@ -810,6 +810,25 @@ static void test_telium_enq_loop(void **state)
     assert_int_equal(t->tel->requests, 1);
 }
 
+/* The terminal takes the request but its ACK never arrives (a bit flipped
+ * on the line): the driver hears nothing, sends the frame again and gives
+ * up, and the terminal, which had it, charges the card once the session
+ * ends. Silence after a written request is not "never reached the card":
+ * the outcome is UNKNOWN, never ERROR (which the agent reports as a failed,
+ * uncharged payment, inviting the cashier to charge again). */
+static void test_telium_request_ack_lost(void **state)
+{
+    drv_t *t = *state;
+
+    tel_pay(t, 5000, 4 * POS_TELIUM_ACK_TIMEOUT_MS + 3000);
+    run_for(t->f, 500); /* the customer pays after our EOT */
+    print_message("    ACK lost: outcome %d, %u charges\n", (int)t->f->pinpad.outcome,
+                  t->tel->charges);
+    assert_int_equal(t->tel->requests, 1); /* the terminal accepted the first send */
+    assert_int_equal(t->tel->charges, 1);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_UNKNOWN);
+}
+
 /* ---- the stream's read buffer ---- */
 
 typedef struct rx_probe {
@@ -962,6 +981,7 @@ static const drv_case_t telium_silent = TELIUM(POS_EMU_TEL_SILENT, 50);
 static const drv_case_t telium_no_ack = TELIUM(POS_EMU_TEL_NO_ACK, 50);
 static const drv_case_t telium_endless = TELIUM(POS_EMU_TEL_ENDLESS, 50);
 static const drv_case_t telium_enq_loop = TELIUM(POS_EMU_TEL_ENQ_LOOP, 50);
+static const drv_case_t telium_ack_lost = TELIUM(POS_EMU_TEL_ACK_LOST, 50);
 static const drv_case_t telium_slow = TELIUM(POS_EMU_TEL_APPROVE, 500);
 static const drv_case_t telium_slower = TELIUM(POS_EMU_TEL_APPROVE, 1000);
 
@@ -1001,6 +1021,7 @@ int main(void)
                   telium_approve),
         ON_DEVICE("test_telium_endless_reply", test_telium_endless_reply, telium_endless),
         ON_DEVICE("test_telium_enq_loop", test_telium_enq_loop, telium_enq_loop),
+        ON_DEVICE("test_telium_request_ack_lost", test_telium_request_ack_lost, telium_ack_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -609,7 +609,9 @@ static void tel_event(pos_emu_telium_t *e, pos_telium_event_t ev)
                 e->naks_sent++;
                 return;
             }
-            tel_byte(e, POS_TELIUM_ACK);
+            /* ACK_LOST: the line flips a bit of the ACK; the terminal
+             * has the request all the same and runs it after EOT. */
+            tel_byte(e, e->mode == POS_EMU_TEL_ACK_LOST ? POS_TELIUM_ACK | 0x80 : POS_TELIUM_ACK);
             e->st = TEL_WAIT_EOT;
         } else if (ev == POS_TELIUM_EV_BAD_LRC || ev == POS_TELIUM_EV_OVERSIZE) {
             tel_byte(e, POS_TELIUM_NAK);

@@ -114,6 +114,7 @@ typedef enum pos_emu_telium_mode {
     POS_EMU_TEL_NO_ACK,   /* never answers ENQ */
     POS_EMU_TEL_ENDLESS,  /* calls back, then a reply frame that never ends (a byte flood) */
     POS_EMU_TEL_ENQ_LOOP, /* calls back, and answers each ACK with ENQ again, for ever */
+    POS_EMU_TEL_ACK_LOST, /* takes the request, but its ACK is lost on the line */
 } pos_emu_telium_mode_t;
 
 typedef struct pos_emu_telium {
