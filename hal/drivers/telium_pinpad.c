@@ -49,6 +49,7 @@ typedef struct telium_pinpad {
     tel_phase_t phase;
     bool req_written;   /* some attempt of the request frame reached the stream */
     bool req_unheard;   /* a written attempt got neither ACK nor NAK: it may be running */
+    unsigned req_queued; /* sends of the request frame not yet out of the stream */
     bool abort_pending; /* abort() after the request was acknowledged */
     unsigned tries;     /* ENQ or frame transmissions in this step */
     unsigned bad_frames;
@@ -139,9 +140,10 @@ static void tel_send_request(telium_pinpad_t *t)
 {
     t->tries++;
     t->phase = TEL_REQ_SENT;
-    int rc = pos_stream_write(&t->port.stream, t->frame, t->frame_len, TEL_WRITE_DEADLINE_MS, NULL);
+    int rc = pos_stream_write(&t->port.stream, t->frame, t->frame_len, TEL_WRITE_DEADLINE_MS, t);
     if (rc == 0) {
         t->req_written = true;
+        t->req_queued++;
     }
     tel_arm(t, POS_TELIUM_ACK_TIMEOUT_MS);
 }
@@ -311,9 +313,12 @@ static void tel_on_event(telium_pinpad_t *t, pos_telium_event_t e)
             tel_send_byte(t, POS_TELIUM_EOT);
             t->phase = TEL_WAIT_ENQ;
             tel_arm(t, t->customer_ms);
-        } else if (e == POS_TELIUM_EV_NAK) {
+        } else if (e == POS_TELIUM_EV_NAK && t->req_queued == 0) {
             tel_retry_request(t, "nak");
         }
+        /* A NAK before the frame it would answer has even left is not its
+         * answer (a burst of NAKs, line noise): counting it would give up
+         * early, as ERROR, on a frame the terminal may still accept. */
         return;
     case TEL_WAIT_ENQ:
         if (e == POS_TELIUM_EV_ENQ) {
@@ -388,6 +393,16 @@ static void tel_on_data(pos_stream_t *s, const uint8_t *buf, size_t len)
     }
 }
 
+static void tel_on_write_done(pos_stream_t *s, void *ctx, int status)
+{
+    telium_pinpad_t *t = s->data;
+
+    (void)status; /* a failed write takes the stream down: on_down settles */
+    if (ctx == t && t->req_queued > 0) {
+        t->req_queued--;
+    }
+}
+
 static void tel_on_open(pos_stream_t *s)
 {
     telium_pinpad_t *t = s->data;
@@ -432,6 +447,7 @@ static const pos_stream_callbacks_t tel_stream_cb = {
     .on_open = tel_on_open,
     .on_data = tel_on_data,
     .on_down = tel_on_down,
+    .on_write_done = tel_on_write_done,
 };
 
 static int tel_open(pos_hal_device_t *dev)
@@ -496,6 +512,7 @@ static int tel_start(pos_hal_device_t *dev, const pos_pinpad_request_t *req)
     t->tries = 0;
     t->req_written = false;
     t->req_unheard = false;
+    t->req_queued = 0;
     t->abort_pending = false;
     pos_telium_decoder_init(&t->dec);
     dev->state = POS_HAL_BUSY;

@@ -829,6 +829,25 @@ static void test_telium_request_ack_lost(void **state)
     assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_UNKNOWN);
 }
 
+/* The terminal answers the first request frame with four NAKs at once (a
+ * burst, line noise) and accepts the frame sent again. One NAK answers one
+ * frame: the driver must not use up its tries on the burst and report
+ * ERROR (not charged) while the terminal charges the card it then
+ * accepted once the session ended. */
+static void test_telium_nak_burst(void **state)
+{
+    drv_t *t = *state;
+
+    tel_pay(t, 5000, 8000);
+    print_message("    NAK burst: outcome %d (%s), %u sends taken, %u charges\n",
+                  (int)t->f->pinpad.outcome, t->f->pinpad.reason, t->tel->requests,
+                  t->tel->charges);
+    assert_int_equal(t->tel->naks_sent, 4);
+    assert_int_equal(t->tel->requests, 2);
+    assert_int_equal(t->tel->charges, 1);
+    assert_int_equal(t->f->pinpad.outcome, POS_PINPAD_APPROVED);
+}
+
 /* ---- the stream's read buffer ---- */
 
 typedef struct rx_probe {
@@ -982,6 +1001,7 @@ static const drv_case_t telium_no_ack = TELIUM(POS_EMU_TEL_NO_ACK, 50);
 static const drv_case_t telium_endless = TELIUM(POS_EMU_TEL_ENDLESS, 50);
 static const drv_case_t telium_enq_loop = TELIUM(POS_EMU_TEL_ENQ_LOOP, 50);
 static const drv_case_t telium_ack_lost = TELIUM(POS_EMU_TEL_ACK_LOST, 50);
+static const drv_case_t telium_nak_burst = TELIUM(POS_EMU_TEL_NAK_BURST, 50);
 static const drv_case_t telium_slow = TELIUM(POS_EMU_TEL_APPROVE, 500);
 static const drv_case_t telium_slower = TELIUM(POS_EMU_TEL_APPROVE, 1000);
 
@@ -1022,6 +1042,7 @@ int main(void)
         ON_DEVICE("test_telium_endless_reply", test_telium_endless_reply, telium_endless),
         ON_DEVICE("test_telium_enq_loop", test_telium_enq_loop, telium_enq_loop),
         ON_DEVICE("test_telium_request_ack_lost", test_telium_request_ack_lost, telium_ack_lost),
+        ON_DEVICE("test_telium_nak_burst", test_telium_nak_burst, telium_nak_burst),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -603,6 +603,14 @@ static void tel_event(pos_emu_telium_t *e, pos_telium_event_t ev)
                 e->naks_sent++;
                 return;
             }
+            if (e->mode == POS_EMU_TEL_NAK_BURST && !e->naked) {
+                static const uint8_t naks[] = {POS_TELIUM_NAK, POS_TELIUM_NAK, POS_TELIUM_NAK,
+                                               POS_TELIUM_NAK};
+                e->naked = true;
+                pos_emu_port_send(&e->port, naks, sizeof(naks));
+                e->naks_sent += 4;
+                return;
+            }
             if (e->mode == POS_EMU_TEL_NAK_ONCE && !e->naked) {
                 e->naked = true;
                 tel_byte(e, POS_TELIUM_NAK);

@@ -108,13 +108,14 @@ void pos_emu_display_line(const pos_emu_display_t *e, unsigned row, char out[21]
 typedef enum pos_emu_telium_mode {
     POS_EMU_TEL_APPROVE = 0,
     POS_EMU_TEL_DECLINE,
-    POS_EMU_TEL_NAK_ONCE, /* NAKs the first request frame, then approves */
-    POS_EMU_TEL_BAD_LRC,  /* sends the first reply with a wrong LRC, then approves */
-    POS_EMU_TEL_SILENT,   /* acknowledges the request, never replies */
-    POS_EMU_TEL_NO_ACK,   /* never answers ENQ */
-    POS_EMU_TEL_ENDLESS,  /* calls back, then a reply frame that never ends (a byte flood) */
-    POS_EMU_TEL_ENQ_LOOP, /* calls back, and answers each ACK with ENQ again, for ever */
-    POS_EMU_TEL_ACK_LOST, /* takes the request, but its ACK is lost on the line */
+    POS_EMU_TEL_NAK_ONCE,  /* NAKs the first request frame, then approves */
+    POS_EMU_TEL_BAD_LRC,   /* sends the first reply with a wrong LRC, then approves */
+    POS_EMU_TEL_SILENT,    /* acknowledges the request, never replies */
+    POS_EMU_TEL_NO_ACK,    /* never answers ENQ */
+    POS_EMU_TEL_ENDLESS,   /* calls back, then a reply frame that never ends (a byte flood) */
+    POS_EMU_TEL_ENQ_LOOP,  /* calls back, and answers each ACK with ENQ again, for ever */
+    POS_EMU_TEL_ACK_LOST,  /* takes the request, but its ACK is lost on the line */
+    POS_EMU_TEL_NAK_BURST, /* NAKs the first request frame four times at once */
 } pos_emu_telium_mode_t;
 
 typedef struct pos_emu_telium {
