@@ -1,10 +1,13 @@
 /* The configuration the agent starts with (agent/startup.h). */
 #include "agent/startup.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "agent/api/localapi.h"
 #include "agent/msg/sign.h"
+#include "platform/priv.h"
 
 extern char **environ;
 
@@ -48,6 +51,26 @@ int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls)
         pos_sign_keys_wipe(&keys);
         if (krc != 0) {
             fprintf(stderr, "posagent: configuration error: [payment] hmac_key_file: %s\n", why);
+            goto fail_tls;
+        }
+    }
+    /* Accounts it names must exist: the agent refuses to start otherwise. */
+    if (cfg->security_user[0] != '\0') {
+        uid_t uid;
+        gid_t gid;
+        int urc = pos_priv_lookup(cfg->security_user, &uid, &gid);
+        if (urc != 0) {
+            fprintf(stderr, "posagent: configuration error: [security] user %s: %s\n",
+                    cfg->security_user, urc == -ENOENT ? "no such user" : strerror(-urc));
+            goto fail_tls;
+        }
+    }
+    if (cfg->local_socket_group[0] != '\0') {
+        gid_t gid;
+        int grc = pos_localapi_lookup_group(cfg->local_socket_group, &gid);
+        if (grc != 0) {
+            fprintf(stderr, "posagent: configuration error: [local] socket_group %s: %s\n",
+                    cfg->local_socket_group, grc == -ENOENT ? "no such group" : strerror(-grc));
             goto fail_tls;
         }
     }

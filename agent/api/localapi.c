@@ -1748,7 +1748,7 @@ static int clear_stale(const char *path)
     return 0;
 }
 
-static int lookup_group(const char *name, gid_t *gid)
+int pos_localapi_lookup_group(const char *name, gid_t *gid)
 {
     struct group gr, *res = NULL;
     char buf[4096];
@@ -1839,7 +1839,7 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     if (path[0] == '\0') {
         return -EINVAL;
     }
-    if (group != NULL && (rc = lookup_group(group, &gid)) != 0) {
+    if (group != NULL && (rc = pos_localapi_lookup_group(group, &gid)) != 0) {
         POS_ERR("localapi", "socket group %s: %s", group, strerror(-rc));
         return rc;
     }
@@ -1952,7 +1952,7 @@ int pos_localapi_lock(const char *path, const char *group, int *fd, char *why, s
     int rc;
 
     group = group != NULL && group[0] != '\0' ? group : NULL;
-    if (group != NULL && (rc = lookup_group(group, &gid)) != 0) {
+    if (group != NULL && (rc = pos_localapi_lookup_group(group, &gid)) != 0) {
         snprintf(why, len, "socket group %s: %s", group, strerror(-rc));
         return rc;
     }
@@ -1984,8 +1984,8 @@ int pos_localapi_check_private(const char *group, const char *path, char *why, s
     struct stat st;
     gid_t gid;
 
-    if (group == NULL || group[0] == '\0' || path == NULL || lookup_group(group, &gid) != 0 ||
-        stat(path, &st) != 0) {
+    if (group == NULL || group[0] == '\0' || path == NULL ||
+        pos_localapi_lookup_group(group, &gid) != 0 || stat(path, &st) != 0) {
         return 0;
     }
     if (st.st_gid == gid && (st.st_mode & S_IRGRP) != 0) {

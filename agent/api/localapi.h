@@ -227,6 +227,10 @@ int pos_localapi_lock(const char *path, const char *group, int *fd, char *why, s
  */
 int pos_localapi_check_private(const char *group, const char *path, char *why, size_t len);
 
+/* Looks up a group by name: 0 with *gid, -ENOENT when there is none, or
+ * another negative errno. */
+int pos_localapi_lookup_group(const char *name, gid_t *gid);
+
 /*
  * Stops listening, disconnects every client and removes the socket file.
  * "done" (may be NULL) runs once every handle has closed and every

@@ -258,6 +258,40 @@ static void test_key_file_checked(void **state)
 }
 
 /*
+ * An account named in the configuration must exist: the agent refuses to
+ * start without it ([security] user: exit 78; [local] socket_group: "cannot
+ * start", exit 1), and --check-config said "configuration OK" for both.
+ */
+static void test_accounts_checked(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *path = write_conf("nouser.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                                "[payment]\nallow_unsigned = true\n"
+                                                "[security]\nuser = posagent-no-such-user\n");
+    const char *u[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(u, NULL, &out), 78);
+    assert_non_null(strstr(out, "[security] user posagent-no-such-user: no such user"));
+    free(out);
+
+    path = write_conf("nogroup.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                     "[payment]\nallow_unsigned = true\n"
+                                     "[local]\nsocket_group = posagent-no-such-group\n");
+    const char *g[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(g, NULL, &out), 78);
+    assert_non_null(strstr(out, "[local] socket_group posagent-no-such-group: no such group"));
+    free(out);
+
+    /* An existing user passes. */
+    path = write_conf("accounts.ini", "[terminal]\nid = T-1\nstore_id = S-1\n"
+                                      "[payment]\nallow_unsigned = true\n"
+                                      "[security]\nuser = root\n");
+    const char *ok[] = {bin(), "--check-config", "--config", path, NULL};
+    assert_int_equal(run(ok, NULL, &out), 0);
+    free(out);
+}
+
+/*
  * Issue 13 item 3: the shipped example set id = T-0001 and store_id = S-042
  * and --check-config said "configuration OK", so every till installed from
  * the package and left so spoke for one terminal. The shipped file has no
@@ -748,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_config_errors_exit_78),
         cmocka_unit_test(test_unsigned_refused_by_default),
         cmocka_unit_test(test_key_file_checked),
+        cmocka_unit_test(test_accounts_checked),
         cmocka_unit_test(test_identity_from_dropins),
         cmocka_unit_test(test_check_config_masks_secrets),
         cmocka_unit_test(test_environment_only),
