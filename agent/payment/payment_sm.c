@@ -223,6 +223,7 @@ static void settle(pos_payment_sm_t *sm, pos_payment_state_t final, pos_payment_
     history_add(sm, &sm->cur);
     sm->state = POS_PAY_IDLE;
     sm->deadline_ms = 0;
+    sm->timing_out = false;
 }
 
 static const char *declined_counter(pos_payment_state_t s)
@@ -391,6 +392,7 @@ static int on_request(pos_payment_sm_t *sm, const pos_msg_payment_t *req, uint64
     sm->state = POS_PAY_STARTING;
     sm->recorded = false;
     sm->displayed = false;
+    sm->timing_out = false;
 
     /* One durable commit before PAYMENT_PROCESSING: the record, SADD and
      * the message itself, held until the pinpad has been asked. */
@@ -526,7 +528,11 @@ static void on_pinpad(pos_payment_sm_t *sm, const pos_payment_event_t *ev, uint6
     }
     if (sm->state == POS_PAY_CANCELLING) {
         /* Declined, aborted, failed or timed out: in every case not charged. */
-        finish_cancelled(sm, out);
+        if (sm->timing_out) {
+            finish_declined(sm, POS_PAY_TIMED_OUT, "timeout", out);
+        } else {
+            finish_cancelled(sm, out);
+        }
         return;
     }
     switch (ev->pinpad) {
@@ -645,8 +651,14 @@ static void on_deadline(pos_payment_sm_t *sm, uint64_t now_ms, pos_payment_actio
         start_pinpad(sm, now_ms, out);
         break;
     case POS_PAY_PROCESSING:
+        /* Only the pinpad can say the card was not charged: one that cannot
+         * stop a payment it took (Telium E+) may still charge it. Wait for
+         * its answer as for a cancel; a refusal then is the timeout. */
         push(out, POS_PAY_ACT_PINPAD_ABORT, sm->cur.transaction_id);
-        finish_declined(sm, POS_PAY_TIMED_OUT, "timeout", out);
+        sm->timing_out = true;
+        sm->state = POS_PAY_CANCELLING;
+        sm->cur.state = POS_PAY_CANCELLING;
+        set_deadline(sm, now_ms, sm->cfg.abort_timeout_ms);
         break;
     case POS_PAY_CANCELLING:
         /* The pinpad ignored the abort: nobody can say whether it charged. */

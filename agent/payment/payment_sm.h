@@ -180,6 +180,7 @@ typedef struct pos_payment_sm {
     bool displayed;            /* STARTING: the display showed the amount (or gave up) */
     pos_msg_payment_t req;     /* the request of cur: lines for display and receipt */
     uint64_t deadline_ms;      /* of the live payment; 0: none */
+    bool timing_out;           /* CANCELLING because the pinpad deadline passed, not a cancel */
     char reprint_tx[POS_MSG_ID_MAX + 1]; /* a copy receipt in flight, or "" */
     uint64_t reprint_deadline_ms;
     pos_payment_record_t history[POS_PAY_HISTORY]; /* ring of final records */

@@ -43,6 +43,8 @@ typedef struct fixture {
     int action;
     unsigned done;
     pos_emu_printer_t emu;
+    bool telium; /* the emulator is the pinpad's (tel), not the printer */
+    pos_emu_telium_t tel;
 } fixture_t;
 
 /* ---- the emulator's thread ---------------------------------------------------- */
@@ -66,7 +68,11 @@ static void on_wake(uv_async_t *h)
         }
         break;
     case ACT_QUIT:
-        pos_emu_port_close(&f->emu.port);
+        if (f->telium) {
+            pos_emu_telium_close(&f->tel);
+        } else {
+            pos_emu_port_close(&f->emu.port);
+        }
         uv_close((uv_handle_t *)&f->wake, NULL);
         break;
     default:
@@ -143,6 +149,31 @@ static int setup(void **state)
      * or closing the master here would not hang the line up. */
     fcntl(f->emu.port.master, F_SETFD, FD_CLOEXEC);
     fcntl(f->emu.port.slave, F_SETFD, FD_CLOEXEC);
+    *state = f;
+    return 0;
+}
+
+/* The same with a Telium terminal emulator: approves, the customer taking
+ * 10.5 s after the request. */
+static int setup_telium(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || pos_fix_start(&f->fx) != 0) {
+        free(f);
+        return -1;
+    }
+    f->telium = true;
+    pthread_mutex_init(&f->mu, NULL);
+    uv_loop_init(&f->loop);
+    uv_async_init(&f->loop, &f->wake, on_wake);
+    f->wake.data = f;
+    if (pos_emu_telium_start(&f->tel, &f->loop, POS_EMU_TEL_APPROVE, "4970101234561234", 10500) !=
+            0 ||
+        pthread_create(&f->thread, NULL, emu_main, f) != 0) {
+        return -1;
+    }
+    fcntl(f->tel.port.master, F_SETFD, FD_CLOEXEC);
+    fcntl(f->tel.port.slave, F_SETFD, FD_CLOEXEC);
     *state = f;
     return 0;
 }
@@ -287,10 +318,53 @@ static void test_printer_unplug_mid_receipt(void **state)
     assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
 }
 
+static unsigned tel_charges(fixture_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    unsigned n = f->tel.charges;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+/*
+ * [payment] pinpad_timeout_s runs out while the Telium terminal still has
+ * the customer: E+ cannot stop a terminal that took the request (abort()
+ * only waits), and the customer pays just after. The cloud must not be
+ * told the payment was declined for a timeout (not charged) while the card
+ * is charged: the outcome is unknown (or approved), never "timeout".
+ */
+static void test_pinpad_timeout_terminal_charges(void **state)
+{
+    fixture_t *f = *state;
+    pos_ini_t *ini = &f->fx.ini;
+
+    pos_ini_set(ini, "hal", "pinpad", "telium:%s?baud=9600", f->tel.port.path);
+    pos_ini_set(ini, "payment", "pinpad_timeout_s", "10");
+    pos_fix_agent_start(&f->fx, NULL);
+    pos_fix_wait_online(&f->fx, 1, 10000);
+    const char *ch[] = {"payment:" FL_TID, NULL};
+    assert_int_equal(pos_test_sub_open_many(&f->fx.sub, &f->fx.redis, ch), 0);
+
+    pay(f, "tx-late-1");
+    cJSON *j = expect(f, "PAYMENT_DECLINED", "tx-late-1", 25000);
+    uint64_t end = pos_test_now_ms() + 3000;
+    while (tel_charges(f) == 0 && pos_test_now_ms() < end) {
+        pos_test_sleep_ms(20);
+    }
+    fprintf(stderr, "pinpad timeout: PAYMENT_DECLINED reason %s; the terminal charged %u\n",
+            str(j, "reason"), tel_charges(f));
+    assert_int_equal(tel_charges(f), 1);
+    assert_string_not_equal(str(j, "reason"), "timeout");
+    cJSON_Delete(j);
+    assert_int_equal(pos_test_agent_stop(&f->fx.agent, SIGTERM, 5000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_printer_unplug_mid_receipt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pinpad_timeout_terminal_charges, setup_telium,
+                                        teardown),
     };
     fl_filter();
     return cmocka_run_group_tests_name("faults_device", tests, NULL, NULL);

@@ -362,23 +362,50 @@ static void test_pinpad_outcomes(void **state)
     }
 }
 
+/*
+ * The pinpad deadline asks the pinpad to stop and waits for its answer, as
+ * a cancel does: only the pinpad can say the card was not charged (a
+ * Telium terminal cannot be stopped once it took the request, and its
+ * customer may pay a moment later). Its refusal is the timeout; an
+ * approval stands; no answer is unknown.
+ */
 static void test_pinpad_deadline(void **state)
 {
     static const step_t steps[] = {
         S_REQ,
         S_DISP,
         {"tick 119999", "", POS_PAY_PROCESSING},
-        {"tick 1",
-         "ABORT " S_DECLINED("timeout", "payments_timed_out", "Not completed") "TIMED_OUT)",
-         POS_PAY_IDLE},
-        /* A result after the abort cannot revive it; an approval is flagged. */
-        {"pin tx-1 approved", "INCR(payments_late_approved)", POS_PAY_IDLE},
+        {"tick 1", "ABORT", POS_PAY_CANCELLING},
+        {"pin tx-1 cancelled",
+         S_DECLINED("timeout", "payments_timed_out", "Not completed") "TIMED_OUT)", POS_PAY_IDLE},
         {"pin tx-1 declined", "INCR(pinpad_stale_results)", POS_PAY_IDLE},
         {"req tx-1 1234", "PAYMENT_DECLINED:timeout@tx-1", POS_PAY_IDLE},
         {"tick 1000000", "", POS_PAY_IDLE},
     };
+    static const step_t approved[] = {
+        S_REQ,
+        S_DISP,
+        {"tick 120000", "ABORT", POS_PAY_CANCELLING},
+        /* The customer paid as the time ran out: the charge stands. */
+        S_APPROVE,
+        S_PRINTED,
+    };
+    static const step_t silent[] = {
+        S_REQ,
+        S_DISP,
+        {"tick 120000", "ABORT", POS_PAY_CANCELLING},
+        {"tick 9999", "", POS_PAY_CANCELLING},
+        {"tick 1", S_DECLINED("unknown", "payments_unknown", "Not completed") "UNKNOWN)",
+         POS_PAY_IDLE},
+        /* A result after that cannot revive it; an approval is flagged. */
+        {"pin tx-1 approved", "INCR(payments_late_approved)", POS_PAY_IDLE},
+    };
     (void)state;
     RUN(steps);
+    pos_payment_sm_init(sm, NULL);
+    RUN(approved);
+    pos_payment_sm_init(sm, NULL);
+    RUN(silent);
 }
 
 static void test_configurable_timeouts(void **state)
@@ -393,7 +420,7 @@ static void test_configurable_timeouts(void **state)
     assert_true(acts.next_deadline_ms == now + 30000);
     assert_int_equal(send_event("tick 30000"), 0);
     assert_int_equal(acts.a[0].kind, POS_PAY_ACT_PINPAD_ABORT);
-    assert_true(acts.next_deadline_ms == 0);
+    assert_true(acts.next_deadline_ms == now + 10000); /* the pinpad's answer to the abort */
 
     /* Defaults: 5 s display, 120 s pinpad, 10 s abort, 30 s printer. */
     pos_payment_sm_init(sm, NULL);
