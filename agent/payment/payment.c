@@ -779,6 +779,10 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
         }
         break;
     case POS_MSG_PAYMENT_CANCELLED:
+        /* An id the history has forgotten but the journal holds is put
+         * back first: a finished payment is answered with its state, never
+         * recorded anew as cancelled. */
+        payment_recall(p, msg->u.tx.transaction_id);
         ev.kind = POS_PAY_EV_CANCEL;
         ev.transaction_id = msg->u.tx.transaction_id;
         payment_run(p, &ev);

@@ -272,6 +272,71 @@ static void test_busy_and_cancel(void **state)
     assert_int_equal(pos_fix_charges(f), 1);
 }
 
+/* The first message from the agent about tx, whatever its type (NULL on
+ * timeout); others are skipped. */
+static cJSON *next_about(pos_fix_t *f, const char *tx, int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    while (pos_test_now_ms() < end) {
+        char *m = pos_test_sub_next(&f->sub, (int)(end - pos_test_now_ms()) + 1, NULL, 0);
+        if (m == NULL) {
+            break;
+        }
+        cJSON *j = cJSON_Parse(m);
+        free(m);
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
+            strcmp(t->valuestring, tx) == 0) {
+            return j;
+        }
+        cJSON_Delete(j);
+    }
+    fail_msg("nothing about %s within %d ms", tx, timeout_ms);
+    return NULL;
+}
+
+/*
+ * A cancel for a finished payment the state machine's history (256 ids)
+ * has forgotten but the journal still holds is answered with its state,
+ * as a repeated request is: an approved payment is never reported
+ * cancelled, and its record is not overwritten.
+ */
+static void test_cancel_after_history(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "inbound", "payment_rate", "100000");
+    pos_ini_set(&f->ini, "inbound", "payment_burst", "100000");
+    pos_ini_set(&f->ini, "hal", "sim_printer_delay_ms", "0");
+    pos_ini_set(&f->ini, "log", "level", "info");
+    start_delay(f, 0);
+
+    publish(f, REQ("tx-5001", "12.34"));
+    cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", "tx-5001", 10000));
+    /* 256 cancels of ids never seen: each is remembered as cancelled, in
+     * the history's ring, which then no longer holds tx-5001. */
+    char msg[128], tx[32];
+    for (int i = 0; i < 256; i++) {
+        snprintf(msg, sizeof(msg), "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"c-%d\"}",
+                 i);
+        publish(f, msg);
+    }
+    snprintf(tx, sizeof(tx), "c-%d", 255);
+    cJSON_Delete(expect_msg(f, "PAYMENT_CANCELLED", tx, 20000));
+
+    publish(f, "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-5001\"}");
+    cJSON *j = next_about(f, "tx-5001", 5000);
+    assert_string_equal(str(j, "type"), "PAYMENT_APPROVED");
+    cJSON_Delete(j);
+    /* And its record still says approved. */
+    publish(f, REQ("tx-5001", "12.34"));
+    j = next_about(f, "tx-5001", 5000);
+    assert_string_equal(str(j, "type"), "PAYMENT_APPROVED");
+    cJSON_Delete(j);
+    pos_test_sleep_ms(300);
+    assert_int_equal(pos_fix_charges(f), 1);
+}
+
 static void test_paper_out_after_approval(void **state)
 {
     pos_fix_t *f = *state;
@@ -424,6 +489,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pinpad_timeout, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_display_and_alerts, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_after_history, pos_fix_setup, teardown),
     };
     return cmocka_run_group_tests_name("payment", tests, NULL, NULL);
 }
