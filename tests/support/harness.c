@@ -411,7 +411,9 @@ int pos_test_agent_start(pos_test_agent_t *a, const char *ini, const char *const
     if (strstr(ini, "sim_dir") == NULL) {
         fprintf(f, "\n[hal]\nsim_dir = %s/sim\n", a->dir);
     }
-    if (strstr(ini, "[store]") == NULL) {
+    /* Also when [store] sets something else: a test must never open the
+     * system's store (path is the only key of that name). */
+    if (strstr(ini, "[store]") == NULL || strstr(ini, "\npath =") == NULL) {
         fprintf(f, "\n[store]\npath = %s/store\n", a->dir);
     }
     /* Also when [local] sets something else (a password): a repeated
