@@ -579,6 +579,12 @@ static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const cha
         pos_localapi_reply_error(r, err);
         return 0;
     }
+    /* Bounded like the writes: a flood of publishes must not make the
+     * outbox drop what was queued before it. */
+    if (!pos_api_kv_room(api, r)) {
+        free(json);
+        return 0;
+    }
     if ((w = api_write_new(api, r)) == NULL) {
         free(json);
         return -ENOMEM;

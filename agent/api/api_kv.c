@@ -112,9 +112,7 @@ static bool kv_key_ok(pos_localapi_reply_t *r, const char *key, size_t len, bool
     return false;
 }
 
-/* Whether the outbox may take one more write of the application; answers
- * -BUSY and returns false when not. */
-static bool kv_room(pos_api_t *api, pos_localapi_reply_t *r)
+bool pos_api_kv_room(pos_api_t *api, pos_localapi_reply_t *r)
 {
     pos_outbox_t *ob = api->opt.delivery->ob;
     pos_outbox_stats_t st;
@@ -391,7 +389,7 @@ static int kv_set(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size
         pos_localapi_reply_error(r, msg);
         return 0;
     }
-    if (!kv_room(api, r)) {
+    if (!pos_api_kv_room(api, r)) {
         return 0;
     }
     rc = kv_local_put(api, key, klen, value, vlen, expiry, false, now);
@@ -469,7 +467,7 @@ static int kv_expire(void *owner, pos_localapi_reply_t *r, const char **argv, co
             return 0;
         }
     }
-    if (!kv_room(api, r)) {
+    if (!pos_api_kv_room(api, r)) {
         kv_rec_free(&rec);
         return 0;
     }
@@ -549,7 +547,7 @@ int pos_api_kv_cmd_del(void *owner, pos_localapi_reply_t *r, int argc, const cha
             return 0;
         }
     }
-    if (!kv_room(api, r)) {
+    if (!pos_api_kv_room(api, r)) {
         return 0;
     }
     d = calloc(1, sizeof(*d));
@@ -946,7 +944,7 @@ int pos_api_kv_cmd_incr(void *owner, pos_localapi_reply_t *r, int argc, const ch
             return 0;
         }
     }
-    if (!kv_room(api, r)) {
+    if (!pos_api_kv_room(api, r)) {
         return 0;
     }
     if (!kv_counter_confirmed(api, argv[1], lens[1], &c) &&

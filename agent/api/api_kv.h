@@ -40,6 +40,11 @@ int pos_api_kv_get(pos_api_t *api, pos_localapi_reply_t *r, const char *key, siz
  * has no say (the caller answers as before). */
 int pos_api_kv_ttl(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len, bool ms);
 
+/* Whether the outbox may take one more write or publish of the application
+ * (it keeps the last 10 % for the agent's own messages); answers -BUSY and
+ * returns false when not. */
+bool pos_api_kv_room(pos_api_t *api, pos_localapi_reply_t *r);
+
 int pos_api_kv_cmd_set(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                        const size_t *lens);
 int pos_api_kv_cmd_setex(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,

@@ -420,6 +420,60 @@ static void test_publish_offline_delivered_in_order(void **state)
     redisFree(cloud);
 }
 
+/*
+ * Publishes are bounded like the application's writes (docs/local-api.md
+ * "Bounds"): offline, past 90 % of [store] outbox_max_entries a PUBLISH is
+ * answered -BUSY, so a flood of them never makes the outbox drop what was
+ * queued before it (here a session write) for room.
+ */
+static void test_publish_flood_offline_drops_nothing(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "store", "outbox_max_entries", "100");
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 1, 10000);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    assert_non_null(cloud);
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+
+    pos_test_cut_off(cloud, true);
+    pos_fix_wait_log(f, "link: offline", 1, 5000);
+    redisReply *r = redisCommand(c, "SET session:keep v1 EX 600");
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_STATUS) {
+        fprintf(stderr, "SET: %s\n", r->str != NULL ? r->str : "");
+    }
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    int ok = 0, busy = 0;
+    for (int i = 0; i < 150; i++) {
+        r = local_publish(c, "transaction:" SID, "{\"type\":\"OFFLINE_SALE\"}");
+        if (r->type == REDIS_REPLY_INTEGER) {
+            ok++;
+        } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSY", 4) == 0) {
+            busy++;
+        }
+        freeReplyObject(r);
+    }
+    printf("offline flood: %d publishes taken, %d BUSY, %lld outbox entries dropped\n", ok, busy,
+           pos_fix_info(f, "outbox", "dropped"));
+    assert_true(busy > 0);
+    assert_int_equal(pos_fix_info(f, "outbox", "dropped"), 0);
+
+    pos_test_cut_off(cloud, false);
+    char *v = NULL;
+    for (int i = 0; i < 100 && v == NULL; i++) {
+        pos_test_sleep_ms(100);
+        v = pos_test_get(&f->redis, "session:keep");
+    }
+    assert_non_null(v);
+    assert_string_equal(v, "v1");
+    free(v);
+    redisFree(c);
+    redisFree(cloud);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +482,7 @@ int main(void)
         POS_FIX_TEST(test_system_and_other_store_refused),
         POS_FIX_TEST(test_inventory_poisoning),
         POS_FIX_TEST(test_flood_of_refused_publishes),
+        POS_FIX_TEST(test_publish_flood_offline_drops_nothing),
         POS_FIX_TEST(test_signed_update_applied_by_other_till),
         POS_FIX_TEST(test_publish_offline_delivered_in_order),
     };
