@@ -1444,6 +1444,7 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
         fo.delivery = &a->delivery;
         fo.keys = &a->sign;
         fo.info = &a->info;
+        fo.trust = &a->trust;
         rc = pos_fleet_init(&a->fleet, &fo);
         if (rc != 0) {
             POS_ERR("metrics", "cannot set up the metrics: %s", strerror(-rc));

@@ -112,7 +112,7 @@ struct pos_agent {
     unsigned open_parts;          /* handles and subsystems still closing */
     uint64_t heartbeats_sent;
     uint64_t messages_dropped;
-    pos_info_trust_t trust;             /* inventory and system messages refused or ignored */
+    pos_info_trust_t trust;             /* inventory, system and diag messages refused or ignored */
     pos_bucket_t inbound[POS_IN_COUNT]; /* admission per source */
     uint64_t admitted[POS_IN_COUNT];    /* let in */
     uint64_t over_budget[POS_IN_COUNT]; /* turned away (answered or handled cheaply) */

@@ -544,6 +544,9 @@ void pos_fleet_on_diag(pos_fleet_t *f, const char *payload, size_t len)
         pos_sign_verdict_t v = pos_sign_verify(f->opt.keys, payload, len, pos_clock_wall_ms(),
                                                (uint64_t)cfg->payment_signature_window_s * 1000u);
         if (v != POS_SIGN_OK) {
+            if (f->opt.trust != NULL) {
+                f->opt.trust->unverified[v]++; /* with every channel's refusals */
+            }
             if (v == POS_SIGN_STALE && f->clock_offset_ms != POS_CLOCK_UNKNOWN) {
                 snprintf(why, sizeof(why),
                          "stale (this till's clock: %" PRId64 " ms against Redis's)",

@@ -43,6 +43,7 @@ typedef struct pos_fleet_options {
     pos_delivery_t *delivery; /* signs what is published */
     const pos_sign_keys_t *keys;
     const pos_info_sources_t *info; /* what the metrics and the report read */
+    pos_info_trust_t *trust;        /* counts a request refused for its signature, or NULL */
 } pos_fleet_options_t;
 
 typedef struct pos_fleet {

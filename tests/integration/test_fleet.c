@@ -517,6 +517,12 @@ static void test_diag_signed(void **state)
     free(text);
     wait_metric(f, "diag_refused", 3);
     assert_int_equal(pos_fix_info(&f->s.fx, "metrics", "diag_answered"), 1);
+    /* Counted with the other channels' refusals too (contract.md "Signed
+     * messages": on every channel, DIAG_REQUEST included). */
+    assert_int_equal(pos_fix_info(&f->s.fx, "metrics", "msg_refused_unsigned"), 1);
+    assert_int_equal(pos_fix_info(&f->s.fx, "metrics", "msg_refused_bad_signature"), 1);
+    assert_int_equal(pos_fix_info(&f->s.fx, "metrics", "msg_refused_stale"), 1);
+    assert_int_equal(pos_fix_info(&f->s.fx, "security", "refused_unsigned"), 1);
     /* Refusals are logged once per 10 s (the first, unsigned), the others
      * at debug level; the stale one with the till's clock offset. */
     pos_fix_wait_log(&f->s.fx, "unsigned: diagnostics request refused", 1, 2000);
