@@ -329,10 +329,15 @@ static void agent_cache_over_budget(pos_agent_t *a, const char *what)
 static void agent_on_invalidate(pos_link_t *l, const redisReply *keys)
 {
     pos_agent_t *a = l->data;
+    /* The budget is of keys: Redis puts every key written in one of its
+     * turns into one message (a FLUSHALL, with none, counts one). */
+    size_t n = keys != NULL && keys->elements > 0 ? keys->elements : 1;
 
-    if (!agent_admit(a, POS_IN_INVALIDATION)) {
-        agent_cache_over_budget(a, "tracking invalidations");
-        return;
+    for (size_t i = 0; i < n; i++) {
+        if (!agent_admit(a, POS_IN_INVALIDATION)) {
+            agent_cache_over_budget(a, "tracking invalidations");
+            return;
+        }
     }
     pos_cachesvc_tracking(&a->cache, keys);
 }

@@ -607,6 +607,31 @@ static void test_tracking_invalidates(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* [inbound] invalidation_rate counts keys Redis reports changed, not its
+ * messages: Redis sends one message per turn with every key written in it
+ * (an MSET of 50 keys is one), and that one takes 50 from the budget. */
+static void test_tracking_budget_counts_keys(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "inbound", "invalidation_rate", "1");
+    pos_ini_set(&f->ini, "inbound", "invalidation_burst", "10");
+    pos_fix_start_local(f);
+    assert_true(pos_test_agent_wait_log(&f->agent, "server-assisted invalidation on", 1, 10000));
+    char cmd[2048];
+    size_t o = (size_t)snprintf(cmd, sizeof(cmd), "MSET");
+    for (int i = 0; i < 50; i++) {
+        o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, " product:B-%d v", i);
+    }
+    redisReply *r = pos_test_redis_cmd(&f->redis, cmd);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_true(
+        pos_test_agent_wait_log(&f->agent, "tracking invalidations over its budget", 1, 3000));
+    assert_true(pos_fix_info(f, "inbound", "invalidation_over_budget") >= 1);
+    assert_int_equal(pos_fix_info(f, "inbound", "cache_marked_stale_over_budget"), 1);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
 /* Warm-up at the first connect: the store's inventory (SCAN, never KEYS)
  * and the products it references are cached before anyone reads them. */
 static void test_warm_up(void **state)
@@ -646,6 +671,7 @@ int main(void)
         POS_FIX_TEST(test_inventory_messages_and_invalidation),
         POS_FIX_TEST(test_inventory_message_during_read),
         POS_FIX_TEST(test_invalidation_during_read),
+        POS_FIX_TEST(test_tracking_budget_counts_keys),
         POS_FIX_TEST(test_tracking_during_read),
         POS_FIX_TEST(test_tracking_overtakes_answer),
         POS_FIX_TEST(test_message_during_revalidation),
