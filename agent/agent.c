@@ -838,8 +838,12 @@ static void agent_apply_settings(pos_agent_t *a)
     uint64_t ttl[POS_CACHE_FAMILY_COUNT];
 
     pos_log_set_level((pos_log_level_t)c->log_level);
-    /* Heartbeat: the next write carries the new TTL; the timer, when it
-     * runs (online), ticks at the new interval from now. */
+    /* Heartbeat: the next write carries the new TTL, and so does the
+     * lease's renewal with it; the timer, when it runs (online), ticks at
+     * the new interval from now. */
+    if (a->instance != NULL) {
+        pos_instance_set_lease_ttl(a->instance, c->heartbeat_ttl_s);
+    }
     if (uv_is_active((uv_handle_t *)&a->heartbeat_timer)) {
         uv_timer_start(&a->heartbeat_timer, agent_heartbeat_cb, c->heartbeat_interval_s * 1000u,
                        c->heartbeat_interval_s * 1000u);

@@ -169,7 +169,7 @@ int pos_instance_claim(pos_instance_t *in, const pos_instance_options_t *o, char
     host[sizeof(host) - 1] = '\0';
     snprintf(in->value, sizeof(in->value), "%s %.63s pid %ld", in->token, host, (long)getpid());
     snprintf(in->key, sizeof(in->key), "posagent:lease:%s", o->terminal_id);
-    snprintf(in->ttl_ms, sizeof(in->ttl_ms), "%u", o->lease_ttl_s * 1000u);
+    pos_instance_set_lease_ttl(in, o->lease_ttl_s);
     in->acquire[0] = "EVAL";
     in->acquire[1] = lease_acquire;
     in->acquire[2] = "1";
@@ -237,4 +237,9 @@ int pos_instance_lease_reply(const redisReply *r, char *holder, size_t len)
         return -EPERM;
     }
     return -EPROTO;
+}
+
+void pos_instance_set_lease_ttl(pos_instance_t *in, unsigned ttl_s)
+{
+    snprintf(in->ttl_ms, sizeof(in->ttl_ms), "%u", ttl_s * 1000u);
 }

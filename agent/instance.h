@@ -70,6 +70,10 @@ typedef struct pos_instance_options {
 int pos_instance_claim(pos_instance_t *in, const pos_instance_options_t *o, char *why,
                        size_t whylen);
 
+/* The lease's lifetime from the next acquire or renewal on (a reload of
+ * [heartbeat] ttl_s). */
+void pos_instance_set_lease_ttl(pos_instance_t *in, unsigned ttl_s);
+
 /* Lets go of the locks (idempotent). */
 void pos_instance_release(pos_instance_t *in);
 

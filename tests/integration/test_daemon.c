@@ -238,6 +238,17 @@ static void test_sighup_applies_reloadable(void **state)
      * is fresh for the new time. */
     ttl = status_ttl_above(f, 30);
     assert_true(ttl > 30 && ttl <= 90);
+    /* The terminal's lease, renewed with the heartbeat, lives as long as
+     * the status key: otherwise a longer interval leaves it lapsed between
+     * renewals, free for another till with this id. */
+    ttl = -1;
+    for (int i = 0; i < 100 && ttl <= 30; i++) {
+        ttl = pos_test_int(&f->redis, "TTL posagent:lease:%s", POS_FIX_TID);
+        if (ttl <= 30) {
+            pos_test_sleep_ms(50);
+        }
+    }
+    assert_true(ttl > 30 && ttl <= 90);
     ttl = local_ttl(f, "product:reload");
     assert_true(ttl > 800 && ttl <= 900);
     /* The connected client now counts as idle after 1 s: closed. */
