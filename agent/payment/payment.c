@@ -828,10 +828,23 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
         memset(msg, 0, sizeof(*msg));
         return;
     }
+    /* Signed like every cloud message (contract.md "Signed messages"): the
+     * till signs its answer, so a forged request gets the verdict, never a
+     * "busy" that says the id is the cloud's. One HMAC, no log line. */
+    const char *reason = "busy";
+    if (p->opt.keys != NULL && p->opt.keys->count > 0) {
+        pos_sign_verdict_t v = pos_sign_verify(p->opt.keys, payload, len, pos_clock_wall_ms(),
+                                               (uint64_t)p->opt.signature_window_s * 1000u);
+        if (v != POS_SIGN_OK) {
+            p->unverified++;
+            p->unverified_by[v]++;
+            reason = pos_sign_verdict_reason(v);
+        }
+    }
     memset(&out, 0, sizeof(out));
     out.type = POS_MSG_OUT_PAYMENT_REJECTED;
     snprintf(out.transaction_id, sizeof(out.transaction_id), "%s", tx);
-    snprintf(out.reason, sizeof(out.reason), "busy");
+    snprintf(out.reason, sizeof(out.reason), "%s", reason);
     memset(msg, 0, sizeof(*msg));
     int n = pos_msg_encode(&out, p->opt.terminal_id, p->opt.store_id, pos_clock_wall_ms(), json,
                            sizeof(json));
@@ -841,7 +854,7 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
         return;
     }
     payment_count(p, &out);
-    p->over_budget++;
+    p->over_budget += strcmp(reason, "busy") == 0;
 }
 
 int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)

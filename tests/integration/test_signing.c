@@ -315,6 +315,29 @@ static void test_refused_without_charge(void **state)
     assert_int_equal(charges(f), before + 1);
 }
 
+/*
+ * Over the payment channel's budget a request is answered at once, without
+ * the state machine; its signature is still checked first: an unsigned one
+ * is refused as such (counted with the others), never answered with a
+ * signed PAYMENT_REJECTED busy that a forger could have the till sign for
+ * any transaction id.
+ */
+static void test_over_budget_still_verified(void **state)
+{
+    fixture_t *f = *state;
+    pos_ini_set(&f->fx.ini, "inbound", "payment_rate", "1");
+    pos_ini_set(&f->fx.ini, "inbound", "payment_burst", "1");
+    start(f, KEY1_HEX "\n");
+
+    /* The one token goes to a malformed message, the request is over. */
+    publish(f, "not json");
+    publish(f, "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-ob1\",\"amount\":12.34,"
+               "\"currency\":\"EUR\"}");
+    expect_rejected(f, "tx-ob1", "unsigned");
+    assert_true(pos_fix_info(&f->fx, "inbound", "payment_over_budget") >= 1);
+    assert_int_equal(pos_fix_info(&f->fx, "security", "refused_unsigned"), 1);
+}
+
 static void test_key_rotation(void **state)
 {
     fixture_t *f = *state;
@@ -501,6 +524,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_signed_payment_approved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_without_charge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_over_budget_still_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_channel_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_file, setup, teardown),
