@@ -1717,6 +1717,12 @@ static void cl_side_push(pos_conn_t *c, const redisReply *r)
         return;
     }
     if (ch->len == strlen(CL_INVALIDATE) && memcmp(ch->str, CL_INVALIDATE, ch->len) == 0) {
+        /* Redis sends an array of keys, or a nil for a flush; a string is
+         * someone's PUBLISH on the channel, not an invalidation. */
+        if (payload->type != REDIS_REPLY_ARRAY && payload->type != REDIS_REPLY_NIL) {
+            POS_DEBUG("link", "%s: a PUBLISH on %s ignored", c->opt.name, CL_INVALIDATE);
+            return;
+        }
         if (cl->phase == CL_READY && cl->cb.on_invalidate != NULL) {
             cl->cb.on_invalidate(cl, payload->type == REDIS_REPLY_ARRAY ? payload : NULL);
         }

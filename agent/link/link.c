@@ -471,6 +471,13 @@ static void link_conn_push(pos_conn_t *c, const redisReply *r)
     payload = r->element[2];
     if (ch->type == REDIS_REPLY_STRING && ch->len == strlen(LINK_INVALIDATE_CHANNEL) &&
         memcmp(ch->str, LINK_INVALIDATE_CHANNEL, ch->len) == 0) {
+        /* Redis sends an array of keys, or a nil for a flush; a string is
+         * someone's PUBLISH on the channel, not an invalidation. */
+        if (payload->type != REDIS_REPLY_ARRAY && payload->type != REDIS_REPLY_NIL) {
+            POS_DEBUG("link", "%s: a PUBLISH on %s ignored", c->opt.name,
+                      LINK_INVALIDATE_CHANNEL);
+            return;
+        }
         if (l->state == POS_LINK_ONLINE && l->cb.on_invalidate != NULL) {
             l->cb.on_invalidate(l, payload->type == REDIS_REPLY_ARRAY ? payload : NULL);
         }

@@ -173,12 +173,70 @@ static void test_pos_app_messages_of_other_tills(void **state)
     assert_int_equal(pos_test_agent_log_count(&f->agent, "PAYMENT_PROCESSING tx-app"), 0);
 }
 
+/* Redis's count of GETs served so far. */
+static long long redis_gets(pos_fix_t *f)
+{
+    redisReply *r = pos_test_redis_cmd(&f->redis, "INFO commandstats");
+    const char *p =
+        r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_get:calls=") : NULL;
+    long long n = p != NULL ? strtoll(p + strlen("cmdstat_get:calls="), NULL, 10) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/*
+ * __redis__:invalidate is an ordinary channel: anyone who may publish
+ * there (each till's own ACL user may: docs/acl.md) reaches every till of
+ * the fleet at once. Redis's own invalidations carry an array of keys, or
+ * a nil for a flush; a PUBLISH carries a string. The agent took any
+ * payload that was not an array for a flush and marked its whole cache
+ * stale, so one PUBLISH sent every till back to Redis for every key.
+ */
+static void test_forged_tracking_flush(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_fix_redis_set(f, "product:F-1", "v1");
+    start(f);
+    pos_fix_wait_log(f, "server-assisted invalidation on", 1, 10000);
+    char *v = pos_fix_local_get(f, "product:F-1");
+    assert_string_equal(v, "v1");
+    free(v);
+    long long gets = redis_gets(f);
+
+    publish(f, "__redis__:invalidate", "x");
+    publish(f, "__redis__:invalidate", "product:F-1");
+    /* A marker on the same subscriber connection: handled after them. */
+    publish(f, "payment:" TID, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"marker\"]}");
+    pos_fix_wait_log(f, "payment:" TID ": DISPLAY_MESSAGE", 1, 5000);
+
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "Redis flushed"), 0);
+    v = pos_fix_local_get(f, "product:F-1");
+    assert_string_equal(v, "v1");
+    free(v);
+    assert_int_equal(redis_gets(f), gets); /* still served from the till's copy */
+
+    /* Redis's own invalidation still works: a write marks the key stale. */
+    pos_fix_redis_set(f, "product:F-1", "v2");
+    uint64_t end = pos_test_now_ms() + 3000;
+    for (;;) {
+        v = pos_fix_local_get(f, "product:F-1");
+        if (strcmp(v, "v2") == 0 || pos_test_now_ms() > end) {
+            break;
+        }
+        free(v);
+        pos_test_sleep_ms(20);
+    }
+    assert_string_equal(v, "v2");
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         POS_FIX_TEST(test_other_store_refused),
         POS_FIX_TEST(test_inventory_required_fields),
         POS_FIX_TEST(test_pos_app_messages_of_other_tills),
+        POS_FIX_TEST(test_forged_tracking_flush),
     };
     return cmocka_run_group_tests_name("trust", tests, NULL, NULL);
 }
