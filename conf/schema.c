@@ -1015,7 +1015,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .max = 1000000,
      .desc = POS_DOC(
          "Per second: payment:{terminalId} messages. A PAYMENT_REQUESTED over it is answered "
-         "PAYMENT_REJECTED busy at once, without the state machine, the journal or the card; "
+         "PAYMENT_REJECTED busy at once (duplicate for an id it has seen), without the state "
+         "machine, a journal write or the card; "
          "other messages over it are dropped and counted.")},
     {.sec = POS_SEC_INBOUND,
      .key = "payment_burst",

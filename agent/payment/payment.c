@@ -831,7 +831,8 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
     /* Signed like every cloud message (contract.md "Signed messages"): the
      * till signs its answer, so a forged request gets the verdict, never a
      * "busy" that says the id is the cloud's. One HMAC, no log line. */
-    const char *reason = "busy";
+    const char *reason = NULL;
+    bool verified = false;
     if (p->opt.keys != NULL && p->opt.keys->count > 0) {
         pos_sign_verdict_t v = pos_sign_verify(p->opt.keys, payload, len, pos_clock_wall_ms(),
                                                (uint64_t)p->opt.signature_window_s * 1000u);
@@ -844,6 +845,17 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
     memset(&out, 0, sizeof(out));
     out.type = POS_MSG_OUT_PAYMENT_REJECTED;
     snprintf(out.transaction_id, sizeof(out.transaction_id), "%s", tx);
+    if (reason == NULL) {
+        /* A repeated id is never "busy" (come back later): the contract
+         * answers it with its state or "duplicate", and this path has no
+         * time for the state. Remembered or not, the card is never touched
+         * here. */
+        pos_payment_state_t st;
+        bool known = pos_payment_sm_lookup(&p->sm, tx, &st) == 0 ||
+                     (p->opt.journal != NULL && pos_journal_seen_has(p->opt.journal, tx));
+        reason = known ? "duplicate" : "busy";
+        verified = true;
+    }
     snprintf(out.reason, sizeof(out.reason), "%s", reason);
     memset(msg, 0, sizeof(*msg));
     int n = pos_msg_encode(&out, p->opt.terminal_id, p->opt.store_id, pos_clock_wall_ms(), json,
@@ -854,7 +866,7 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
         return;
     }
     payment_count(p, &out);
-    p->over_budget += strcmp(reason, "busy") == 0;
+    p->over_budget += verified; /* a refused signature is counted with the others */
 }
 
 int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)

@@ -435,6 +435,64 @@ static void test_pinpad_timeout(void **state)
     assert_int_equal(pos_test_int(&f->redis, "SISMEMBER active_transactions:" SID " tx-5001"), 0);
 }
 
+/*
+ * A repeated request over the payment channel's budget. The contract
+ * answers a repeated transaction id with its state or PAYMENT_REJECTED
+ * "duplicate"; "busy" (over the budget: try again later) tells a cloud
+ * that an approved payment was refused. Over the budget the agent answered
+ * every request "busy", an approved one's replay included.
+ */
+static void test_replay_over_budget(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "inbound", "payment_rate", "1");
+    pos_ini_set(&f->ini, "inbound", "payment_burst", "2");
+    start(f);
+
+    publish(f, REQ("tx-6001", "4.20"));
+    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-6001", 10000));
+    cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", "tx-6001", 10000));
+    pos_test_sleep_ms(2100); /* the bucket full again: 2 */
+
+    enum { N = 6 };
+    for (int i = 0; i < N; i++) {
+        publish(f, REQ("tx-6001", "4.20"));
+    }
+    /* A new id over the budget is busy, as before. */
+    publish(f, REQ("tx-6002", "1.00"));
+
+    int approved = 0, duplicate = 0, busy = 0, other_busy = 0;
+    uint64_t end = pos_test_now_ms() + 1500;
+    while (pos_test_now_ms() < end) {
+        char *m = pos_test_sub_next(&f->sub, 200, NULL, 0);
+        cJSON *j = m != NULL ? cJSON_Parse(m) : NULL;
+        free(m);
+        cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+        cJSON *tx = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+        cJSON *reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
+        if (cJSON_IsString(type) && cJSON_IsString(tx)) {
+            bool rejected = strcmp(type->valuestring, "PAYMENT_REJECTED") == 0;
+            bool is_busy = rejected && strcmp(reason->valuestring, "busy") == 0;
+            if (strcmp(tx->valuestring, "tx-6002") == 0) {
+                other_busy += is_busy;
+            } else if (strcmp(type->valuestring, "PAYMENT_APPROVED") == 0) {
+                approved++;
+            } else if (rejected) {
+                duplicate += strcmp(reason->valuestring, "duplicate") == 0;
+                busy += is_busy;
+            }
+        }
+        cJSON_Delete(j);
+    }
+    printf("replays of an approved payment: %d approved, %d duplicate, %d busy\n", approved,
+           duplicate, busy);
+    assert_int_equal(busy, 0);
+    assert_int_equal(approved + duplicate, N);
+    assert_true(approved >= 1);
+    assert_int_equal(other_busy, 1);
+    assert_int_equal(pos_fix_charges(f), 1);
+}
+
 /* Publishes a SYSTEM_ALERT on system:alerts (the agent listens), waits for
  * the n-th one in the log, and returns the display then (malloc'd). */
 static char *alert_then_display(pos_fix_t *f, const char *json, int n)
@@ -490,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pinpad_timeout, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_display_and_alerts, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_after_history, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_over_budget, pos_fix_setup, teardown),
     };
     return cmocka_run_group_tests_name("payment", tests, NULL, NULL);
 }
