@@ -641,6 +641,16 @@ static bool payment_known(pos_payment_t *p, const char *tx)
     return true;
 }
 
+/* Whether tx was requested here before: the state machine knows it, or
+ * the journal's seen set does (reads only). */
+static bool payment_seen(pos_payment_t *p, const char *tx)
+{
+    pos_payment_state_t st;
+
+    return pos_payment_sm_lookup(&p->sm, tx, &st) == 0 ||
+           (p->opt.journal != NULL && pos_journal_seen_has(p->opt.journal, tx));
+}
+
 /* The transaction a payment-channel message names, for an answer; NULL
  * when it names none that can be used (DISPLAY_MESSAGE, malformed). */
 static const char *payment_named_tx(const pos_msg_t *msg, int rc)
@@ -760,10 +770,12 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
         POS_WARN("msg", "payment:%s: %s, %s", p->opt.terminal_id, why,
                  rc == -EPERM ? "refused" : "dropped");
         if (msg->type == POS_MSG_PAYMENT_REQUESTED && msg->reject_transaction_id[0] != '\0') {
-            /* A request we can name but not honour is answered, not ignored. */
+            /* A request we can name but not honour is answered, not ignored;
+             * a repeated id as the contract answers repeats, never "invalid"
+             * (a refusal of what may have been charged). */
             ev.kind = POS_PAY_EV_REJECT;
             ev.transaction_id = msg->reject_transaction_id;
-            ev.reason = "invalid";
+            ev.reason = payment_seen(p, msg->reject_transaction_id) ? "duplicate" : "invalid";
             payment_run(p, &ev);
         }
         return;
@@ -848,12 +860,8 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
     if (reason == NULL) {
         /* A repeated id is never "busy" (come back later): the contract
          * answers it with its state or "duplicate", and this path has no
-         * time for the state. Remembered or not, the card is never touched
-         * here. */
-        pos_payment_state_t st;
-        bool known = pos_payment_sm_lookup(&p->sm, tx, &st) == 0 ||
-                     (p->opt.journal != NULL && pos_journal_seen_has(p->opt.journal, tx));
-        reason = known ? "duplicate" : "busy";
+         * time for the state. Either way the card is never touched here. */
+        reason = payment_seen(p, tx) ? "duplicate" : "busy";
         verified = true;
     }
     snprintf(out.reason, sizeof(out.reason), "%s", reason);

@@ -493,6 +493,45 @@ static void test_replay_over_budget(void **state)
     assert_int_equal(pos_fix_charges(f), 1);
 }
 
+/*
+ * A replay of an approved payment with fields the agent cannot honour (an
+ * amount with more decimals than the currency has, another terminal named,
+ * a line without a name). Same id, other money is "duplicate" by the state
+ * machine; these were answered "invalid", a refusal of a payment that was
+ * charged, because the decoder refused them before anyone looked the id up.
+ */
+static void test_invalid_replay_of_known_id(void **state)
+{
+    pos_fix_t *f = *state;
+    start(f);
+
+    publish(f, REQ("tx-7001", "3.10"));
+    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-7001", 10000));
+    cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", "tx-7001", 10000));
+
+    static const char *const replays[] = {
+        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-7001\",\"amount\":3.105,"
+        "\"currency\":\"EUR\"}",
+        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-7001\",\"amount\":3.10,"
+        "\"currency\":\"EUR\",\"terminalId\":\"T-0002\"}",
+        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-7001\",\"amount\":3.10,"
+        "\"currency\":\"EUR\",\"lines\":[{\"qty\":1,\"amount\":3.10}]}",
+    };
+    for (size_t i = 0; i < sizeof(replays) / sizeof(replays[0]); i++) {
+        publish(f, replays[i]);
+        cJSON *j = expect_msg(f, "PAYMENT_REJECTED", "tx-7001", 5000);
+        assert_string_equal(str(j, "reason"), "duplicate");
+        cJSON_Delete(j);
+    }
+    /* A new id with the same faults is still invalid. */
+    publish(f, "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-7002\",\"amount\":3.105,"
+               "\"currency\":\"EUR\"}");
+    cJSON *j = expect_msg(f, "PAYMENT_REJECTED", "tx-7002", 5000);
+    assert_string_equal(str(j, "reason"), "invalid");
+    cJSON_Delete(j);
+    assert_int_equal(pos_fix_charges(f), 1);
+}
+
 /* Publishes a SYSTEM_ALERT on system:alerts (the agent listens), waits for
  * the n-th one in the log, and returns the display then (malloc'd). */
 static char *alert_then_display(pos_fix_t *f, const char *json, int n)
@@ -549,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_display_and_alerts, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_after_history, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_over_budget, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_replay_of_known_id, pos_fix_setup, teardown),
     };
     return cmocka_run_group_tests_name("payment", tests, NULL, NULL);
 }
