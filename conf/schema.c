@@ -1016,8 +1016,8 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc = POS_DOC(
          "Per second: payment:{terminalId} messages. A PAYMENT_REQUESTED over it is answered "
          "PAYMENT_REJECTED busy at once (duplicate for an id it has seen), without the state "
-         "machine, a journal write or the card; "
-         "other messages over it are dropped and counted.")},
+         "machine, a journal write or the card; a PAYMENT_CANCELLED of the running payment is "
+         "still carried out; other messages over it are dropped and counted.")},
     {.sec = POS_SEC_INBOUND,
      .key = "payment_burst",
      .type = CT_U32,

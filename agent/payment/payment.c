@@ -829,6 +829,16 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
     lim.max_len = POS_MSG_MAX_BYTES;
     lim.max_amount_minor = (int64_t)p->opt.max_amount * 1000;
     rc = pos_msg_decode(POS_MSG_CH_PAYMENT, payload, len, &lim, msg, why, sizeof(why));
+    if (rc == 0 && msg->type == POS_MSG_PAYMENT_CANCELLED && pos_payment_active(p) &&
+        strcmp(msg->u.tx.transaction_id, p->sm.cur.transaction_id) == 0) {
+        /* A cancel of the payment running now is carried out whatever the
+         * traffic around it: dropped, the customer at the pinpad is charged
+         * for what the cloud cancelled. It goes the whole way (scope,
+         * signature, state machine); one can only stop this one payment. */
+        memset(msg, 0, sizeof(*msg));
+        pos_payment_on_message(p, payload, len);
+        return;
+    }
     const char *tx = rc == 0 && msg->type == POS_MSG_PAYMENT_REQUESTED
                          ? msg->u.payment.transaction_id
                          : (rc != 0 && rc != -EALREADY && msg->type == POS_MSG_PAYMENT_REQUESTED &&

@@ -168,8 +168,10 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len);
  * A message on payment:{terminalId} over the channel's budget: a
  * PAYMENT_REQUESTED is answered PAYMENT_REJECTED busy at once, or
  * duplicate when its id is one the state machine or the journal's seen
- * set knows (nothing recorded, no state machine, no card); anything else
- * is dropped. Either way it is counted.
+ * set knows (nothing recorded, no state machine, no card). A
+ * PAYMENT_CANCELLED of the payment running now is handled as
+ * pos_payment_on_message() would; anything else is dropped. Either way it
+ * is counted.
  */
 void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len);
 

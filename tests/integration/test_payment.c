@@ -532,6 +532,37 @@ static void test_invalid_replay_of_known_id(void **state)
     assert_int_equal(pos_fix_charges(f), 1);
 }
 
+/*
+ * A cancel of the running payment that comes over the payment channel's
+ * budget (other traffic used it up: a flood of display messages, retries).
+ * It was dropped with the rest, and the customer at the pinpad was charged
+ * for a payment the cloud had cancelled.
+ */
+static void test_cancel_over_budget(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "inbound", "payment_rate", "1");
+    pos_ini_set(&f->ini, "inbound", "payment_burst", "2");
+    start_delay(f, 3000);
+
+    publish(f, REQ("tx-8001", "9.99"));
+    cJSON_Delete(expect_msg(f, "PAYMENT_PROCESSING", "tx-8001", 5000));
+    for (int i = 0; i < 5; i++) {
+        publish(f, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"Welcome\"]}");
+    }
+    publish(f, "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-8001\"}");
+    cJSON *j = pos_test_sub_expect(&f->sub, "PAYMENT_CANCELLED", "tx-8001", 5000, NULL);
+    bool cancelled = j != NULL;
+    cJSON_Delete(j);
+    pos_test_sleep_ms(3500); /* past the simulated customer's delay */
+    printf("cancel over the budget: %s, %u charge(s)\n", cancelled ? "carried out" : "dropped",
+           pos_fix_charges(f));
+    assert_true(cancelled);
+    assert_int_equal(pos_fix_charges(f), 0);
+    /* The display messages went over the budget, and were counted. */
+    assert_true(pos_fix_info(f, "inbound", "payment_over_budget") >= 5);
+}
+
 /* Publishes a SYSTEM_ALERT on system:alerts (the agent listens), waits for
  * the n-th one in the log, and returns the display then (malloc'd). */
 static char *alert_then_display(pos_fix_t *f, const char *json, int n)
@@ -589,6 +620,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_after_history, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_over_budget, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_replay_of_known_id, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_over_budget, pos_fix_setup, teardown),
     };
     return cmocka_run_group_tests_name("payment", tests, NULL, NULL);
 }
