@@ -106,11 +106,13 @@ static bool verifies(const char *text, const char *key_hex)
     return ok;
 }
 
-static void start(fixture_t *f, const char *keys)
+/* The agent with the key file "keys"; the simulated customer takes
+ * pinpad_ms at the pinpad. */
+static void start_delay(fixture_t *f, const char *keys, unsigned pinpad_ms)
 {
     pos_fix_t *fx = &f->fx;
     pos_fix_signed_key(f, keys, 0600);
-    pos_ini_set(&fx->ini, "hal", "sim_pinpad_delay_ms", "200");
+    pos_ini_set(&fx->ini, "hal", "sim_pinpad_delay_ms", "%u", pinpad_ms);
     pos_ini_set(&fx->ini, "payment", "hmac_key_file", "%s", f->key);
     pos_ini_set(&fx->ini, "payment", "signature_window_s", "30");
     pos_fix_agent_start(fx, NULL);
@@ -118,6 +120,11 @@ static void start(fixture_t *f, const char *keys)
     assert_true(pos_test_agent_wait_log(&fx->agent, "hal: pinpad: ready", 1, 5000));
     const char *channels[] = {"payment:" TID, "transaction:" SID, "system:terminals", NULL};
     assert_int_equal(pos_test_sub_open_many(&fx->sub, &fx->redis, channels), 0);
+}
+
+static void start(fixture_t *f, const char *keys)
+{
+    start_delay(f, keys, 200);
 }
 
 static int setup(void **state)
@@ -358,6 +365,31 @@ static void test_key_rotation(void **state)
     assert_int_equal(charges(f), 2);
 }
 
+/*
+ * Over the payment channel's budget a cancel of the running payment is
+ * still carried out (test_payment's test_cancel_over_budget), through the
+ * whole check: a forged one is refused there as anywhere, and the payment
+ * goes on.
+ */
+static void test_forged_cancel_over_budget(void **state)
+{
+    fixture_t *f = *state;
+    char msg[512];
+    pos_ini_set(&f->fx.ini, "inbound", "payment_rate", "1");
+    pos_ini_set(&f->fx.ini, "inbound", "payment_burst", "2");
+    start_delay(f, KEY1_HEX "\n", 2000);
+
+    publish_signed(f, msg, sizeof(msg), "tx-c1", "4.00", pos_test_wall_ms(), KEY1_HEX);
+    cJSON_Delete(expect_msg(f, "PAYMENT_PROCESSING", "tx-c1", 5000, NULL));
+    for (int i = 0; i < 3; i++) {
+        publish(f, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"x\"]}");
+    }
+    publish(f, "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-c1\"}");
+    expect_rejected(f, "tx-c1", "unsigned");
+    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-c1", 10000, NULL));
+    assert_int_equal(charges(f), 1);
+}
+
 /* True when the customer display shows "what". */
 static bool display_shows(fixture_t *f, const char *what)
 {
@@ -526,6 +558,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_without_charge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_over_budget_still_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_cancel_over_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_channel_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_file, setup, teardown),
     };
