@@ -265,11 +265,21 @@ static bool lex_next_number(msg_ctx_t *ctx, const char **tok, size_t *tok_len)
     return false;
 }
 
-/* "\u0000" would silently cut a string short in cJSON: refuse it. */
-static bool has_escaped_nul(const char *json, size_t len)
+/*
+ * "\u0000" would silently cut a string short in cJSON ("tx-1\u0000x" read
+ * as "tx-1"). Counts them; with "out" (len bytes), also writes the text
+ * with each one turned into "\u001f", a control character that no id,
+ * amount or text field accepts: the message is still refused, but a
+ * request whose own transactionId is clean can be named in the answer.
+ */
+static size_t escaped_nuls(const char *json, size_t len, char *out)
 {
     bool in_string = false;
+    size_t n = 0;
 
+    if (out != NULL) {
+        memcpy(out, json, len);
+    }
     for (size_t i = 0; i < len; i++) {
         if (!in_string) {
             in_string = json[i] == '"';
@@ -279,12 +289,15 @@ static bool has_escaped_nul(const char *json, size_t len)
             in_string = false;
         } else if (json[i] == '\\') {
             if (i + 5 < len && json[i + 1] == 'u' && memcmp(json + i + 2, "0000", 4) == 0) {
-                return true;
+                n++;
+                if (out != NULL) {
+                    memcpy(out + i + 4, "1f", 2);
+                }
             }
             i++;
         }
     }
-    return false;
+    return n;
 }
 
 /* Depth-first walk in text order, pairing number nodes with their tokens. */
@@ -841,6 +854,7 @@ int pos_msg_decode(pos_msg_channel_t channel, const char *json, size_t len,
     static const pos_msg_limits_t defaults = {POS_MSG_DEFAULT_MAX_LEN, INT64_MAX, NULL, NULL};
     msg_ctx_t *ctx;
     const char *end = NULL;
+    char *nul_free = NULL; /* the text with every \u0000 made \u001f, when it has one */
     cJSON *root;
     size_t max_len;
     int rc;
@@ -876,9 +890,19 @@ int pos_msg_decode(pos_msg_channel_t channel, const char *json, size_t len,
         rc = fail(ctx, -EMSGSIZE, NULL, "too large");
         goto done;
     }
-    if (!utf8_valid((const unsigned char *)json, len) || has_escaped_nul(json, len)) {
+    if (!utf8_valid((const unsigned char *)json, len)) {
         rc = fail(ctx, -EBADMSG, NULL, "not UTF-8 text");
         goto done;
+    }
+    if (escaped_nuls(json, len, NULL) > 0) {
+        nul_free = malloc(len);
+        if (nul_free == NULL) {
+            rc = -ENOMEM;
+            goto done;
+        }
+        escaped_nuls(json, len, nul_free);
+        json = nul_free;
+        ctx->json = json;
     }
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (root == NULL) {
@@ -895,6 +919,14 @@ int pos_msg_decode(pos_msg_channel_t channel, const char *json, size_t len,
         rc = decode_root(ctx, channel, root, out);
     }
     cJSON_Delete(root);
+    if (nul_free != NULL && rc != -EALREADY) {
+        /* Never acted on; a request that names a clean id is answered. */
+        if (rc == 0 && out->type == POS_MSG_PAYMENT_REQUESTED) {
+            memcpy(out->reject_transaction_id, out->u.payment.transaction_id,
+                   sizeof(out->reject_transaction_id));
+        }
+        rc = fail(ctx, -EBADMSG, NULL, "a string holds \\u0000");
+    }
 
 done:
     if (rc != 0) {
@@ -908,6 +940,7 @@ done:
         out->origin = origin;
         memcpy(out->reject_transaction_id, reject, sizeof(reject));
     }
+    free(nul_free);
     free(ctx);
     return rc;
 }

@@ -175,7 +175,9 @@ typedef struct pos_msg_limits {
  *   -EMSGSIZE  longer than limits->max_len (checked before parsing);
  *   -EBADMSG   not UTF-8, a NUL byte or \u0000, not JSON, trailing bytes,
  *              not an object, a duplicated field (out->type is the type
- *              once it is known; see reject_transaction_id);
+ *              once it is known; see reject_transaction_id: with a
+ *              \u0000 elsewhere than in the transactionId, a request is
+ *              still named);
  *   -EALREADY  "origin":"terminal": an echo of an agent's own message,
  *              to be dropped silently (out->type is POS_MSG_NONE); also
  *              "origin":"pos-app" on the payment and system channels,

@@ -272,7 +272,17 @@ pos_sign_verdict_t pos_sign_verify(const pos_sign_keys_t *keys, const char *json
         return POS_SIGN_BAD; /* nothing can verify */
     }
     cJSON *root = pos_canon_parse(json, len);
-    if (root == NULL || !cJSON_IsObject(root)) {
+    if (root == NULL) {
+        /* JCS cannot take it (an escaped NUL, say): signed, it is a bad
+         * signature, as docs/signing.md says; unsigned stays unsigned. */
+        cJSON *any = cJSON_ParseWithLength(json, len);
+        v = cJSON_IsObject(any) && cJSON_GetObjectItemCaseSensitive(any, "sig") != NULL
+                ? POS_SIGN_BAD
+                : POS_SIGN_UNSIGNED;
+        cJSON_Delete(any);
+        return v;
+    }
+    if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return POS_SIGN_UNSIGNED;
     }

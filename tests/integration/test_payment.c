@@ -241,6 +241,19 @@ static void test_declined_and_rejected(void **state)
         assert_string_equal(str(j, "reason"), "invalid");
         cJSON_Delete(j);
     }
+    /* A request whose receipt line holds an escaped NUL (a fixed-width
+     * name from a catalog, say) cannot be honoured either: answered, not
+     * dropped unanswered. One whose id holds it cannot be named: dropped. */
+    publish(f, "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-nul-1\",\"amount\":1.00,"
+               "\"currency\":\"EUR\",\"lines\":[{\"name\":\"Espresso\\u0000\\u0000\","
+               "\"qty\":1,\"amount\":1.00}]}");
+    j = expect_msg(f, "PAYMENT_REJECTED", "tx-nul-1", 5000);
+    assert_string_equal(str(j, "reason"), "invalid");
+    cJSON_Delete(j);
+    publish(f, "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-nul-2\\u0000\","
+               "\"amount\":1.00,\"currency\":\"EUR\"}");
+    pos_fix_wait_log(f, "PAYMENT_REQUESTED: a string holds \\u0000, dropped", 2, 5000);
+    assert_int_equal(pos_test_agent_log_count(&f->agent, "tx-nul-2"), 0);
     assert_int_equal(pos_fix_charges(f), 0);
     char *disp = read_file(f, "display.txt");
     assert_null(strstr(disp, "Total"));

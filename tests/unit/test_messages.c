@@ -751,6 +751,48 @@ static void test_duplicate_field_in_payment_keeps_id(void **state)
     assert_string_equal(why, "PAYMENT_REQUESTED: field amount: duplicated");
 }
 
+/*
+ * An escaped NUL cuts a string short in cJSON: never acted on, but a
+ * request whose own id is clean is still named for its PAYMENT_REJECTED,
+ * and one whose id holds it ("tx-1\u0000x", which cJSON reads "tx-1") is
+ * never taken for another id.
+ */
+static void test_escaped_nul_keeps_clean_id(void **state)
+{
+    (void)state;
+    assert_int_equal(pay("{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-9\",\"amount\":1,"
+                         "\"currency\":\"EUR\",\"lines\":[{\"name\":\"a\\u0000\",\"qty\":1,"
+                         "\"amount\":1}]}"),
+                     -EBADMSG);
+    assert_string_equal(msg.reject_transaction_id, "tx-9");
+    assert_string_equal(why, "PAYMENT_REQUESTED: a string holds \\u0000");
+    /* In a field nobody reads: still refused, still answered. */
+    assert_int_equal(pay("{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-9\",\"amount\":1,"
+                         "\"currency\":\"EUR\",\"note\":\"\\u0000\"}"),
+                     -EBADMSG);
+    assert_string_equal(msg.reject_transaction_id, "tx-9");
+    /* In the id itself, or in a key: nothing to name. */
+    assert_int_equal(pay("{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-1\\u0000x\","
+                         "\"amount\":1,\"currency\":\"EUR\"}"),
+                     -EBADMSG);
+    assert_string_equal(msg.reject_transaction_id, "");
+    assert_int_equal(pay("{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\\u0000\":\"tx-1\","
+                         "\"amount\":1,\"currency\":\"EUR\"}"),
+                     -EBADMSG);
+    assert_string_equal(msg.reject_transaction_id, "");
+    /* An escaped backslash before u0000 is no NUL. */
+    assert_int_equal(pay("{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-9\",\"amount\":1,"
+                         "\"currency\":\"EUR\",\"note\":\"\\\\u0000\"}"),
+                     0);
+    /* An echo stays an echo; an inventory message is refused all the same. */
+    assert_int_equal(pay("{\"type\":\"PAYMENT_CANCELLED\",\"origin\":\"terminal\","
+                         "\"transactionId\":\"tx\",\"x\":\"\\u0000\"}"),
+                     -EALREADY);
+    assert_int_equal(dec(POS_MSG_CH_INVENTORY, "{\"type\":\"INVENTORY_UPDATED\",\"productId\":"
+                                               "\"P\",\"quantity\":1,\"x\":\"\\u0000\"}"),
+                     -EBADMSG);
+}
+
 /* A valid request padded with a filler field to exactly "size" bytes. */
 static char *padded_request(size_t size)
 {
@@ -1063,6 +1105,7 @@ int main(void)
         cmocka_unit_test(test_echoes),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_duplicate_field_in_payment_keeps_id),
+        cmocka_unit_test(test_escaped_nul_keeps_clean_id),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_reason_never_carries_values),
         cmocka_unit_test(test_encode_each_type),
