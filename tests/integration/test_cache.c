@@ -256,17 +256,6 @@ static void test_inventory_message_during_read(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
-/* Redis's count of GETs served so far. */
-static long long redis_gets(pos_fix_t *f)
-{
-    redisReply *r = pos_test_redis_cmd(&f->redis, "INFO commandstats");
-    const char *p =
-        r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_get:calls=") : NULL;
-    long long n = p != NULL ? strtoll(p + strlen("cmdstat_get:calls="), NULL, 10) : 0;
-    freeReplyObject(r);
-    return n;
-}
-
 /*
  * A read-through GET in flight when a CACHE_INVALIDATE matching its key
  * arrives: the answer may have been read before the cloud changed the
@@ -293,16 +282,16 @@ static void test_invalidation_during_read(void **state)
     assert_string_equal(r->str, "v1");
     freeReplyObject(r);
     assert_true(pos_test_agent_wait_log(&f->agent, "invalidated 0 entries", 1, 3000));
-    long long gets = redis_gets(f);
+    long long gets = pos_fix_redis_gets(f);
     char *v = pos_fix_local_get(f, "product:I-1");
     assert_string_equal(v, "v1");
     free(v);
-    assert_int_equal(redis_gets(f), gets + 1); /* not served from the cache */
+    assert_int_equal(pos_fix_redis_gets(f), gets + 1); /* not served from the cache */
     /* That answer is kept: the next read is local. */
     v = pos_fix_local_get(f, "product:I-1");
     assert_string_equal(v, "v1");
     free(v);
-    assert_int_equal(redis_gets(f), gets + 1);
+    assert_int_equal(pos_fix_redis_gets(f), gets + 1);
     redisFree(local);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
@@ -340,15 +329,15 @@ static void test_tracking_during_read(void **state)
     freeReplyObject(r);
     assert_int_equal(pos_fix_local_info(local, "cache", "raced_fetches"), 1);
     /* Kept, but stale: the next read goes to Redis, the one after is local. */
-    long long gets = redis_gets(f);
+    long long gets = pos_fix_redis_gets(f);
     char *v = pos_fix_local_get(f, "product:T-1");
     assert_string_equal(v, "v2");
     free(v);
-    assert_int_equal(redis_gets(f), gets + 1);
+    assert_int_equal(pos_fix_redis_gets(f), gets + 1);
     v = pos_fix_local_get(f, "product:T-1");
     assert_string_equal(v, "v2");
     free(v);
-    assert_int_equal(redis_gets(f), gets + 1);
+    assert_int_equal(pos_fix_redis_gets(f), gets + 1);
     redisFree(local);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
@@ -588,15 +577,7 @@ static void test_tracking_invalidates(void **state)
     assert_string_equal(v, "v1");
     free(v);
     pos_fix_redis_set(f, "session:S-1", "v2"); /* session TTL is 24 h: only tracking explains v2 */
-    uint64_t end = pos_test_now_ms() + 3000;
-    for (;;) {
-        v = pos_fix_local_get(f, "session:S-1");
-        if (strcmp(v, "v2") == 0 || pos_test_now_ms() > end) {
-            break;
-        }
-        free(v);
-        pos_test_sleep_ms(20);
-    }
+    v = pos_fix_local_get_until(f, "session:S-1", "v2", 3000);
     assert_string_equal(v, "v2");
     free(v);
     /* A flush marks everything stale: the next read goes to Redis. */

@@ -173,17 +173,6 @@ static void test_pos_app_messages_of_other_tills(void **state)
     assert_int_equal(pos_test_agent_log_count(&f->agent, "PAYMENT_PROCESSING tx-app"), 0);
 }
 
-/* Redis's count of GETs served so far. */
-static long long redis_gets(pos_fix_t *f)
-{
-    redisReply *r = pos_test_redis_cmd(&f->redis, "INFO commandstats");
-    const char *p =
-        r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_get:calls=") : NULL;
-    long long n = p != NULL ? strtoll(p + strlen("cmdstat_get:calls="), NULL, 10) : 0;
-    freeReplyObject(r);
-    return n;
-}
-
 /*
  * __redis__:invalidate is an ordinary channel: anyone who may publish
  * there (each till's own ACL user may: docs/acl.md) reaches every till of
@@ -201,7 +190,7 @@ static void test_forged_tracking_flush(void **state)
     char *v = pos_fix_local_get(f, "product:F-1");
     assert_string_equal(v, "v1");
     free(v);
-    long long gets = redis_gets(f);
+    long long gets = pos_fix_redis_gets(f);
 
     publish(f, "__redis__:invalidate", "x");
     publish(f, "__redis__:invalidate", "product:F-1");
@@ -213,19 +202,11 @@ static void test_forged_tracking_flush(void **state)
     v = pos_fix_local_get(f, "product:F-1");
     assert_string_equal(v, "v1");
     free(v);
-    assert_int_equal(redis_gets(f), gets); /* still served from the till's copy */
+    assert_int_equal(pos_fix_redis_gets(f), gets); /* still served from the till's copy */
 
     /* Redis's own invalidation still works: a write marks the key stale. */
     pos_fix_redis_set(f, "product:F-1", "v2");
-    uint64_t end = pos_test_now_ms() + 3000;
-    for (;;) {
-        v = pos_fix_local_get(f, "product:F-1");
-        if (strcmp(v, "v2") == 0 || pos_test_now_ms() > end) {
-            break;
-        }
-        free(v);
-        pos_test_sleep_ms(20);
-    }
+    v = pos_fix_local_get_until(f, "product:F-1", "v2", 3000);
     assert_string_equal(v, "v2");
     free(v);
 }

@@ -387,6 +387,31 @@ char *pos_fix_local_get(const pos_fix_t *f, const char *key)
     return v;
 }
 
+char *pos_fix_local_get_until(const pos_fix_t *f, const char *key, const char *want,
+                              int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        char *v = pos_fix_local_get(f, key);
+        if ((v != NULL && strcmp(v, want) == 0) || pos_test_now_ms() > end) {
+            return v;
+        }
+        free(v);
+        pos_test_sleep_ms(20);
+    }
+}
+
+long long pos_fix_redis_gets(const pos_fix_t *f)
+{
+    redisReply *r = pos_test_redis_cmd(&f->redis, "INFO commandstats");
+    const char *p =
+        r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_get:calls=") : NULL;
+    long long n = p != NULL ? strtoll(p + strlen("cmdstat_get:calls="), NULL, 10) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
 long long pos_fix_local_info(redisContext *local, const char *section, const char *field)
 {
     redisReply *r = redisCommand(local, "INFO %s", section);

@@ -226,6 +226,15 @@ void pos_fix_redis_set(pos_fix_t *f, const char *key, const char *value);
  * for nil; fails the running test on any other answer. */
 char *pos_fix_local_get(const pos_fix_t *f, const char *key);
 
+/* pos_fix_local_get until it answers want or timeout_ms passed: the last
+ * value read (malloc'd), NULL for nil. */
+char *pos_fix_local_get_until(const pos_fix_t *f, const char *key, const char *want,
+                              int timeout_ms);
+
+/* How many GETs the fixture's Redis has served so far (INFO commandstats):
+ * whether a read through the agent went to Redis or stayed local. */
+long long pos_fix_redis_gets(const pos_fix_t *f);
+
 /*
  * The integer "field" of INFO "section" through a local API connection
  * (the agent's INFO lines are "field:value"), or -1 when it is not there.
