@@ -474,8 +474,7 @@ static void link_conn_push(pos_conn_t *c, const redisReply *r)
         /* Redis sends an array of keys, or a nil for a flush; a string is
          * someone's PUBLISH on the channel, not an invalidation. */
         if (payload->type != REDIS_REPLY_ARRAY && payload->type != REDIS_REPLY_NIL) {
-            POS_DEBUG("link", "%s: a PUBLISH on %s ignored", c->opt.name,
-                      LINK_INVALIDATE_CHANNEL);
+            POS_DEBUG("link", "%s: a PUBLISH on %s ignored", c->opt.name, LINK_INVALIDATE_CHANNEL);
             return;
         }
         if (l->state == POS_LINK_ONLINE && l->cb.on_invalidate != NULL) {

@@ -387,8 +387,7 @@ char *pos_fix_local_get(const pos_fix_t *f, const char *key)
     return v;
 }
 
-char *pos_fix_local_get_until(const pos_fix_t *f, const char *key, const char *want,
-                              int timeout_ms)
+char *pos_fix_local_get_until(const pos_fix_t *f, const char *key, const char *want, int timeout_ms)
 {
     uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
 

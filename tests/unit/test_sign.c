@@ -387,7 +387,8 @@ static void test_verify(void **state)
                      POS_SIGN_UNSIGNED);
     assert_int_equal(pos_sign_verify(&cur, "nope", 4, now, 60000), POS_SIGN_UNSIGNED);
     /* What JCS cannot take (an escaped NUL) is a bad signature when signed. */
-    static const char nul_signed[] = "{\"ts\":1764412800000,\"x\":\"a\\u0000\",\"sig\":\"" EX_SIG "\"}";
+    static const char nul_signed[] =
+        "{\"ts\":1764412800000,\"x\":\"a\\u0000\",\"sig\":\"" EX_SIG "\"}";
     assert_int_equal(pos_sign_verify(&cur, nul_signed, strlen(nul_signed), now, 60000),
                      POS_SIGN_BAD);
     static const char nul_unsigned[] = "{\"ts\":1764412800000,\"x\":\"a\\u0000\"}";
