@@ -158,8 +158,14 @@ static bool kv_rec_live(const kv_rec_t *rec, uint64_t now)
     return rec->found && !rec->deleted && (rec->expiry_ms == 0 || rec->expiry_ms > now);
 }
 
+/* The local copy's key of key into out (POS_CACHE_KEY_MAX + 1 bytes): its
+ * length, or 0 for a key too long to be one the application may write
+ * (there is no such copy: TTL and PTTL ask with any key). */
 static size_t kv_local_key(const char *key, size_t len, char *out)
 {
+    if (len > KV_KEY_MAX) {
+        return 0;
+    }
     out[0] = KV_LOCAL_PREFIX;
     memcpy(out + 1, key, len);
     return len + 1;
@@ -200,11 +206,12 @@ static int kv_cache_read(pos_api_t *api, const char *key, size_t len, char **out
 static void kv_local_get(pos_api_t *api, const char *key, size_t len, kv_rec_t *rec)
 {
     char lkey[POS_CACHE_KEY_MAX + 1];
+    size_t llen = kv_local_key(key, len, lkey);
     char *buf;
     size_t blen;
 
     memset(rec, 0, sizeof(*rec));
-    if (kv_cache_read(api, lkey, kv_local_key(key, len, lkey), &buf, &blen) != 0) {
+    if (llen == 0 || kv_cache_read(api, lkey, llen, &buf, &blen) != 0) {
         return;
     }
     const unsigned char *p = (const unsigned char *)buf;
@@ -227,12 +234,16 @@ static int kv_local_put(pos_api_t *api, const char *key, size_t len, const char 
                         uint64_t expiry_ms, bool deleted, uint64_t now)
 {
     char lkey[POS_CACHE_KEY_MAX + 1];
+    size_t llen = kv_local_key(key, len, lkey);
     pos_cachesvc_t *svc = api->opt.cache;
     unsigned char *rec;
     int rc;
 
     if (!svc->open) {
         return -ENODEV;
+    }
+    if (llen == 0) {
+        return -ENAMETOOLONG;
     }
     rec = malloc(KV_REC_HDR + vlen);
     if (rec == NULL) {
@@ -245,8 +256,7 @@ static int kv_local_put(pos_api_t *api, const char *key, size_t len, const char 
     if (vlen != 0) {
         memcpy(rec + KV_REC_HDR, value, vlen);
     }
-    rc = pos_cache_put(&svc->cache, lkey, kv_local_key(key, len, lkey), rec, KV_REC_HDR + vlen,
-                       POS_CACHE_OTHER, now);
+    rc = pos_cache_put(&svc->cache, lkey, llen, rec, KV_REC_HDR + vlen, POS_CACHE_OTHER, now);
     free(rec);
     if (rc == 0) {
         /* A copy read from Redis before this write is outdated by it: once
@@ -259,9 +269,10 @@ static int kv_local_put(pos_api_t *api, const char *key, size_t len, const char 
 static void kv_local_drop(pos_api_t *api, const char *key, size_t len)
 {
     char lkey[POS_CACHE_KEY_MAX + 1];
+    size_t llen = kv_local_key(key, len, lkey);
 
-    if (api->opt.cache->open) {
-        (void)pos_cache_delete(&api->opt.cache->cache, lkey, kv_local_key(key, len, lkey));
+    if (api->opt.cache->open && llen != 0) {
+        (void)pos_cache_delete(&api->opt.cache->cache, lkey, llen);
     }
 }
 

@@ -531,6 +531,12 @@ static void test_refused_and_malformed(void **state)
     lerr(c, "key too long", "SET %b v", longkey, sizeof(longkey));
     memset(big, 'v', sizeof(big));
     lerr(c, "value too large", "SET session:big %b", big, sizeof(big));
+    /* TTL and PTTL of a key too long to be one the till wrote: none
+     * (it once overflowed the local copy's key buffer on the stack). */
+    assert_int_equal(lint(c, "TTL %b", longkey, sizeof(longkey)), -2);
+    assert_int_equal(lint(c, "PTTL %b", longkey, sizeof(longkey)), -2);
+    memcpy(longkey, "counter:", 8);
+    assert_int_equal(lint(c, "TTL %b", longkey, sizeof(longkey)), -2);
     /* Nothing of it reached the local copy. */
     expect_get(c, "session:a", NULL);
     expect_get(c, "session:big", NULL);
