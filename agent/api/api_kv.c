@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -724,7 +723,7 @@ static void kv_counter_reply(pos_api_t *api, pos_localapi_reply_t *r, const char
         pos_localapi_reply_nil(r);
         return;
     }
-    int n = snprintf(text, sizeof(text), "%lld", c + p);
+    int n = snprintf(text, sizeof(text), "%lld", pos_delivery_sum(c, p));
     pos_localapi_reply_bulk(r, text, (size_t)n);
 }
 
@@ -984,12 +983,13 @@ int pos_api_kv_cmd_incr(void *owner, pos_localapi_reply_t *r, int argc, const ch
 static int kv_incr_queue(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len,
                          long long by)
 {
-    long long c = 0, p;
+    long long c = 0, value;
     kv_write_t *w;
 
     (void)kv_counter_confirmed(api, key, len, &c);
-    p = kv_counter_pending(api, key, len);
-    if ((by > 0 && c + p > LLONG_MAX - by) || (by < 0 && c + p < LLONG_MIN - by)) {
+    /* Modulo 2^64, as the pending sum is kept: the value itself. */
+    if (__builtin_add_overflow(pos_delivery_sum(c, kv_counter_pending(api, key, len)), by,
+                               &value)) {
         pos_localapi_reply_error(r, "ERR increment or decrement would overflow");
         return 0;
     }
@@ -999,7 +999,7 @@ static int kv_incr_queue(pos_api_t *api, pos_localapi_reply_t *r, const char *ke
     }
     /* The value as the till knows it: Redis's last answer plus what is
      * still on its way, this increment included. */
-    *w = (kv_write_t){r, true, c + p + by};
+    *w = (kv_write_t){r, true, value};
     int rc = pos_delivery_incrby(api->opt.delivery, key, by, API_COUNTER_TTL_S, kv_write_done, w);
     return kv_queued(r, w, rc);
 }

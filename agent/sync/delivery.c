@@ -149,7 +149,7 @@ void pos_delivery_confirm(pos_delivery_t *d, const char *key, size_t len, long l
      * again, their replies do not count: see key_note_reply()). */
     for (size_t i = 0; i < k->nrestored; i++) {
         if (k->restored[i].id > k->incr_done_id && k->restored[i].id <= upto) {
-            k->pending_sum -= k->restored[i].by;
+            k->pending_sum = pos_delivery_unsum(k->pending_sum, k->restored[i].by);
         }
     }
     if (upto > k->incr_done_id) {
@@ -176,7 +176,8 @@ static void key_note_entry(pos_delivery_t *d, const pos_outbox_entry_t *e, int s
 
     if (e->kind == POS_OUTBOX_INCRBY) {
         if (entry_incr_by(e, &by) && (k = key_get(d, e->channel, e->channel_len))) {
-            k->pending_sum += sign * by;
+            k->pending_sum = sign > 0 ? pos_delivery_sum(k->pending_sum, by)
+                                      : pos_delivery_unsum(k->pending_sum, by);
             key_settle(d, k);
         }
     } else if (e->kind == POS_OUTBOX_OTHER && e->payload_len > 1 &&
@@ -214,7 +215,7 @@ static int key_restore(pos_delivery_t *d, const pos_outbox_entry_t *e)
         k->restored_cap = cap;
     }
     k->restored[k->nrestored++] = (pos_delivery_incr_t){e->id, by};
-    k->pending_sum += by;
+    k->pending_sum = pos_delivery_sum(k->pending_sum, by);
     return 0;
 }
 
@@ -266,7 +267,7 @@ static void key_note_reply(pos_delivery_t *d, const delivery_ctx_t *c, const red
         k->confirmed = r->integer;
         k->has_confirmed = true;
         if (c->id > k->incr_done_id) { /* a redelivery is not subtracted twice */
-            k->pending_sum -= c->by;
+            k->pending_sum = pos_delivery_unsum(k->pending_sum, c->by);
             k->incr_done_id = c->id;
         }
         /* Redis's word from now on: what the local store kept is not read. */

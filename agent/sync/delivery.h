@@ -34,6 +34,25 @@ typedef struct pos_delivery_incr {
 } pos_delivery_incr_t;
 
 /*
+ * a + b modulo 2^64. A counter's pending increments are summed so: each
+ * INCRBY keeps the till's value (confirmed + pending) within a long long,
+ * but the pending sum alone may leave it (a confirmed -5 and pending
+ * increments of LLONG_MAX and 5), and increments are added and taken off
+ * in different orders. Modulo 2^64 the sum never overflows, and
+ * confirmed + pending taken the same way is exact whenever the value fits.
+ */
+static inline long long pos_delivery_sum(long long a, long long b)
+{
+    return (long long)((unsigned long long)a + (unsigned long long)b);
+}
+
+/* a - b modulo 2^64 (an increment taken off the sum). */
+static inline long long pos_delivery_unsum(long long a, long long b)
+{
+    return (long long)((unsigned long long)a - (unsigned long long)b);
+}
+
+/*
  * What the outbox holds for one key that the agent writes through it
  * (counter:*, session:*, temp:*), kept in memory and rebuilt from the
  * outbox at start: the increments not yet confirmed by Redis, the writes
@@ -41,7 +60,7 @@ typedef struct pos_delivery_incr {
  */
 typedef struct pos_delivery_key {
     struct pos_delivery_key *next;
-    long long pending_sum;   /* INCRBY amounts queued, not yet answered by Redis */
+    long long pending_sum;   /* INCRBY amounts not yet answered by Redis, modulo 2^64 */
     unsigned pending_writes; /* SET / PEXPIRE / DEL queued, not yet acknowledged */
     /* The last INCRBY entry whose reply counted: "confirmed" includes the
      * till's increments of the key up to this id, and pending_sum those

@@ -546,6 +546,62 @@ static void test_refused_and_malformed(void **state)
     redisFree(c);
 }
 
+/*
+ * A counter's increments not yet delivered are summed on the till; with a
+ * negative confirmed value, two increments whose value fits a long long
+ * once had a pending sum that did not (signed overflow: UBSan stopped the
+ * agent, a release build answered garbage).
+ */
+static void test_counter_near_the_limits(void **state)
+{
+    pos_fix_t *f = *state;
+
+    pos_fix_start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = pos_fix_local_connect(f);
+    /* Redis's value, confirmed by a GET online with nothing pending. */
+    pos_fix_redis_set(f, "counter:edge", "-5");
+    expect_get(c, "counter:edge", "-5");
+    /* Pipelined: both pending at once. */
+    redisAppendCommand(c, "INCRBY counter:edge 9223372036854775807");
+    redisAppendCommand(c, "INCRBY counter:edge 5");
+    redisAppendCommand(c, "GET counter:edge");
+    redisAppendCommand(c, "INCR counter:edge");
+    redisReply *r = NULL;
+    assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_true(r->integer == 9223372036854775802LL);
+    freeReplyObject(r);
+    assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_true(r->integer == 9223372036854775807LL);
+    freeReplyObject(r);
+    assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "9223372036854775807");
+    freeReplyObject(r);
+    assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->str, "overflow"));
+    freeReplyObject(r);
+    wait_redis(cloud, "counter:edge", "9223372036854775807", 5000);
+    expect_get(c, "counter:edge", "9223372036854775807");
+    /* And down to the other end. */
+    pos_fix_redis_set(f, "counter:low", "5");
+    expect_get(c, "counter:low", "5");
+    redisAppendCommand(c, "INCRBY counter:low -9223372036854775808");
+    redisAppendCommand(c, "INCRBY counter:low -5");
+    assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+    assert_true(r->type == REDIS_REPLY_INTEGER && r->integer == -9223372036854775803LL);
+    freeReplyObject(r);
+    assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+    assert_true(r->type == REDIS_REPLY_INTEGER && r->integer == (-9223372036854775807LL - 1));
+    freeReplyObject(r);
+    wait_redis(cloud, "counter:low", "-9223372036854775808", 5000);
+    redisFree(c);
+    redisFree(cloud);
+}
+
 static void test_flood_bounded(void **state)
 {
     pos_fix_t *f = *state;
@@ -682,6 +738,7 @@ int main(void)
         WRITES_TEST(test_session_online),
         WRITES_TEST(test_session_offline_and_restart),
         WRITES_TEST(test_refused_and_malformed),
+        WRITES_TEST(test_counter_near_the_limits),
         WRITES_TEST(test_flood_bounded),
         WRITES_TEST(test_session_write_latency),
     };
