@@ -581,7 +581,7 @@ static int api_publish(void *owner, pos_localapi_reply_t *r, int argc, const cha
     }
     /* Bounded like the writes: a flood of publishes must not make the
      * outbox drop what was queued before it. */
-    if (!pos_api_kv_room(api, r)) {
+    if (!pos_api_kv_room(api, r, 1, lens[1] + strlen(json))) {
         free(json);
         return 0;
     }

@@ -111,7 +111,7 @@ static bool kv_key_ok(pos_localapi_reply_t *r, const char *key, size_t len, bool
     return false;
 }
 
-bool pos_api_kv_room(pos_api_t *api, pos_localapi_reply_t *r)
+bool pos_api_kv_room(pos_api_t *api, pos_localapi_reply_t *r, uint64_t entries, uint64_t bytes)
 {
     pos_outbox_t *ob = api->opt.delivery->ob;
     pos_outbox_stats_t st;
@@ -122,8 +122,9 @@ bool pos_api_kv_room(pos_api_t *api, pos_localapi_reply_t *r)
     }
     pos_outbox_stats(ob, &st);
     if ((ob->cfg.max_entries != 0 &&
-         st.entries * 100u >= (uint64_t)ob->cfg.max_entries * KV_OUTBOX_SHARE) ||
-        (ob->cfg.max_bytes != 0 && st.bytes * 100u >= ob->cfg.max_bytes * KV_OUTBOX_SHARE)) {
+         (st.entries + entries) * 100u > (uint64_t)ob->cfg.max_entries * KV_OUTBOX_SHARE) ||
+        (ob->cfg.max_bytes != 0 &&
+         (st.bytes + bytes) * 100u > (uint64_t)ob->cfg.max_bytes * KV_OUTBOX_SHARE)) {
         char msg[160];
         snprintf(msg, sizeof(msg),
                  "BUSY outbox nearly full (%" PRIu64 " entries waiting for Redis): write "
@@ -399,7 +400,7 @@ static int kv_set(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size
         pos_localapi_reply_error(r, msg);
         return 0;
     }
-    if (!pos_api_kv_room(api, r)) {
+    if (!pos_api_kv_room(api, r, 1, klen + vlen)) {
         return 0;
     }
     rc = kv_local_put(api, key, klen, value, vlen, expiry, false, now);
@@ -477,7 +478,7 @@ static int kv_expire(void *owner, pos_localapi_reply_t *r, const char **argv, co
             return 0;
         }
     }
-    if (!pos_api_kv_room(api, r)) {
+    if (!pos_api_kv_room(api, r, 1, lens[1])) {
         kv_rec_free(&rec);
         return 0;
     }
@@ -552,12 +553,15 @@ int pos_api_kv_cmd_del(void *owner, pos_localapi_reply_t *r, int argc, const cha
     uint64_t now = pos_clock_wall_ms();
     kv_del_t *d;
 
+    uint64_t bytes = 0;
     for (int i = 1; i < argc; i++) {
         if (!kv_key_ok(r, argv[i], lens[i], false)) {
             return 0;
         }
+        bytes += lens[i];
     }
-    if (!pos_api_kv_room(api, r)) {
+    /* One outbox entry per key. */
+    if (!pos_api_kv_room(api, r, (uint64_t)argc - 1, bytes)) {
         return 0;
     }
     d = calloc(1, sizeof(*d));
@@ -954,7 +958,7 @@ int pos_api_kv_cmd_incr(void *owner, pos_localapi_reply_t *r, int argc, const ch
             return 0;
         }
     }
-    if (!pos_api_kv_room(api, r)) {
+    if (!pos_api_kv_room(api, r, 1, lens[1])) {
         return 0;
     }
     if (!kv_counter_confirmed(api, argv[1], lens[1], &c) &&

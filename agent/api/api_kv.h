@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "agent/api/api.h"
 
@@ -40,10 +41,11 @@ int pos_api_kv_get(pos_api_t *api, pos_localapi_reply_t *r, const char *key, siz
  * has no say (the caller answers as before). */
 int pos_api_kv_ttl(pos_api_t *api, pos_localapi_reply_t *r, const char *key, size_t len, bool ms);
 
-/* Whether the outbox may take one more write or publish of the application
- * (it keeps the last 10 % for the agent's own messages); answers -BUSY and
- * returns false when not. */
-bool pos_api_kv_room(pos_api_t *api, pos_localapi_reply_t *r);
+/* Whether the outbox may take "entries" more writes or publishes of the
+ * application (one per key of a DEL), of about "bytes" bytes, within its
+ * share (it keeps the last 10 % for the agent's own messages): all of them
+ * or none. Answers -BUSY and returns false when not. */
+bool pos_api_kv_room(pos_api_t *api, pos_localapi_reply_t *r, uint64_t entries, uint64_t bytes);
 
 int pos_api_kv_cmd_set(void *owner, pos_localapi_reply_t *r, int argc, const char **argv,
                        const size_t *lens);

@@ -602,6 +602,75 @@ static void test_counter_near_the_limits(void **state)
     redisFree(cloud);
 }
 
+/* DEL of n keys session:<prefix><i> on c: the reply (must come). */
+static redisReply *del_keys(redisContext *c, const char *prefix, int n)
+{
+    const char **argv = calloc((size_t)n + 1, sizeof(*argv));
+    size_t *lens = calloc((size_t)n + 1, sizeof(*lens));
+    char *keys = calloc((size_t)n, 32);
+
+    assert_true(argv != NULL && lens != NULL && keys != NULL);
+    argv[0] = "DEL";
+    lens[0] = 3;
+    for (int i = 0; i < n; i++) {
+        argv[i + 1] = keys + (size_t)i * 32;
+        lens[i + 1] = (size_t)snprintf(keys + (size_t)i * 32, 32, "session:%s%d", prefix, i);
+    }
+    redisReply *r = redisCommandArgv(c, n + 1, argv, lens);
+    must(r);
+    free(argv);
+    free(lens);
+    free(keys);
+    return r;
+}
+
+/*
+ * The application's share of the outbox holds for a DEL of many keys (one
+ * entry each): it once checked the room for one, so a DEL at the edge of
+ * the share overfilled the outbox, which then dropped the oldest entries.
+ */
+static void test_del_many_keys_within_share(void **state)
+{
+    pos_fix_t *f = *state;
+    enum { MAX = 2000, SHARE = MAX * 9 / 10, KEYS = 1000 };
+
+    /* A [store] section of the test's own: its path too (the agent's
+     * directory, made now; the fixture removes it). */
+    snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-agent-XXXXXX");
+    assert_non_null(mkdtemp(f->agent.dir));
+    pos_ini_set(&f->ini, "store", "path", "%s/store", f->agent.dir);
+    pos_ini_set(&f->ini, "store", "outbox_max_entries", "%d", MAX);
+    pos_fix_start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = pos_fix_local_connect(f);
+    pos_fix_cut_off(f, cloud, 1);
+    /* Up to one entry short of the share, then a DEL of 1,000 keys. */
+    redisReply *r = del_keys(c, "a", KEYS);
+    if (r->type != REDIS_REPLY_INTEGER) {
+        fail_msg("DEL of %d keys: type %d %s", KEYS, r->type, r->str != NULL ? r->str : "");
+    }
+    freeReplyObject(r);
+    r = del_keys(c, "b", SHARE - 1 - KEYS);
+    if (r->type != REDIS_REPLY_INTEGER) {
+        fail_msg("DEL of %d keys: type %d %s", SHARE - 1 - KEYS, r->type,
+                 r->str != NULL ? r->str : "");
+    }
+    freeReplyObject(r);
+    assert_int_equal(pos_fix_info(f, "outbox", "outbox_entries"), SHARE - 1);
+    r = del_keys(c, "c", KEYS);
+    if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSY", 4) != 0) {
+        fail_msg("DEL of %d keys with %d entries queued: type %d %s", KEYS, SHARE - 1, r->type,
+                 r->str != NULL ? r->str : "");
+    }
+    freeReplyObject(r);
+    /* Nothing was dropped for it, and a single write still fits. */
+    assert_int_equal(pos_fix_info(f, "outbox", "dropped"), 0);
+    assert_int_equal(pos_fix_info(f, "outbox", "outbox_entries"), SHARE - 1);
+    lok(c, "SET session:last v EX 600");
+    redisFree(c);
+    redisFree(cloud);
+}
+
 static void test_flood_bounded(void **state)
 {
     pos_fix_t *f = *state;
@@ -739,6 +808,7 @@ int main(void)
         WRITES_TEST(test_session_offline_and_restart),
         WRITES_TEST(test_refused_and_malformed),
         WRITES_TEST(test_counter_near_the_limits),
+        WRITES_TEST(test_del_many_keys_within_share),
         WRITES_TEST(test_flood_bounded),
         WRITES_TEST(test_session_write_latency),
     };
