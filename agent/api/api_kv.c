@@ -13,9 +13,10 @@
 
 /*
  * The local copy of a session:* or temp:* key the application wrote is a
- * cache entry under "\x01" + key (family OTHER: never revalidated, warmed
- * or tracked, so Redis's older copy cannot overwrite it before the write
- * is delivered), holding an envelope:
+ * cache entry under "\x01" (POS_CACHE_LOCAL_PREFIX) + key (family OTHER:
+ * never revalidated, warmed or tracked, so Redis's older copy cannot
+ * overwrite it before the write is delivered; never dropped by an
+ * invalidation), holding an envelope:
  *   0 version (1)  1 flags (bit 0: deleted)  2 expiry_ms (le64, 0: none)
  *   10 written_ms (le64)  18 the value as the application gave it
  * A record of another version is ignored (treated as no local copy).
@@ -23,7 +24,6 @@
 #define KV_REC_VERSION   1u
 #define KV_REC_HDR       18u
 #define KV_FLAG_DELETED  1u
-#define KV_LOCAL_PREFIX  '\x01'
 #define KV_ORIGIN_SUFFIX ":origin"
 /* The longest key the application may write: its companion key:origin and
  * the local copy's "\x01" + key must both fit a Redis key of the store. */
@@ -166,7 +166,7 @@ static size_t kv_local_key(const char *key, size_t len, char *out)
     if (len > KV_KEY_MAX) {
         return 0;
     }
-    out[0] = KV_LOCAL_PREFIX;
+    out[0] = POS_CACHE_LOCAL_PREFIX;
     memcpy(out + 1, key, len);
     return len + 1;
 }

@@ -75,6 +75,10 @@
 #define POS_CACHE_SLICE_KEYS    512            /* keys a bulk request visits per writer op */
 #define POS_CACHE_SLICE_US      2000           /* and microseconds it spends on them, about */
 #define POS_CACHE_BUCKETS       1024           /* the overlay's hash table */
+/* First byte of the keys of the till's own records (what the POS
+ * application wrote, agent/api/api_kv.c): never a Redis key, so never a
+ * copy that an invalidation drops (pos_cachesvc_clear()). */
+#define POS_CACHE_LOCAL_PREFIX '\x01'
 
 typedef enum pos_cache_family {
     POS_CACHE_PRODUCT = 0, /* product:{productId} */

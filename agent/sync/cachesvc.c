@@ -506,6 +506,11 @@ void pos_cachesvc_tracking(pos_cachesvc_t *s, const redisReply *keys)
 
 static bool cache_glob(void *ctx, const char *key, size_t key_len)
 {
+    /* The application's own writes are no copy of Redis's keys: "*" does
+     * not take them (their delivery is still to come). */
+    if (key_len > 0 && key[0] == POS_CACHE_LOCAL_PREFIX) {
+        return false;
+    }
     return pos_glob_test(ctx, key, key_len);
 }
 

@@ -671,6 +671,42 @@ static void test_del_many_keys_within_share(void **state)
     redisFree(cloud);
 }
 
+/*
+ * CACHE.CLEAR (and the cloud's CACHE_INVALIDATE) drop copies of Redis
+ * keys; what the application wrote on the till is not one: offline, a
+ * session written and then a CACHE.CLEAR * still reads as written.
+ */
+static void test_cache_clear_keeps_writes(void **state)
+{
+    pos_fix_t *f = *state;
+
+    pos_fix_start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = pos_fix_local_connect(f);
+    pos_fix_redis_set(f, "product:P-cc", "{\"name\":\"Tea\"}");
+    expect_get(c, "product:P-cc", "{\"name\":\"Tea\"}");
+    pos_fix_cut_off(f, cloud, 1);
+    lok(c, "SET session:cc v1 EX 600");
+    lok(c, "SET temp:cc t1");
+    lok(c, "SET session:gone v EX 600");
+    assert_int_equal(lint(c, "DEL session:gone"), 1);
+    /* The copy of the cloud's product goes; the till's writes stay. */
+    assert_int_equal(lint(c, "CACHE.CLEAR *"), 1);
+    expect_get(c, "product:P-cc", NULL);
+    expect_get(c, "session:cc", "v1");
+    expect_get(c, "temp:cc", "t1");
+    expect_get(c, "session:gone", NULL);
+    assert_true(lint(c, "TTL session:cc") > 590);
+    assert_int_equal(lint(c, "CACHE.CLEAR ?session:*"), 0);
+    expect_get(c, "session:cc", "v1");
+    /* Delivered as written once the link is back. */
+    pos_test_cut_off(cloud, false);
+    wait_redis(cloud, "session:cc", "v1", 10000);
+    wait_redis(cloud, "temp:cc", "t1", 10000);
+    redisFree(c);
+    redisFree(cloud);
+}
+
 static void test_flood_bounded(void **state)
 {
     pos_fix_t *f = *state;
@@ -809,6 +845,7 @@ int main(void)
         WRITES_TEST(test_refused_and_malformed),
         WRITES_TEST(test_counter_near_the_limits),
         WRITES_TEST(test_del_many_keys_within_share),
+        WRITES_TEST(test_cache_clear_keeps_writes),
         WRITES_TEST(test_flood_bounded),
         WRITES_TEST(test_session_write_latency),
     };
