@@ -87,10 +87,20 @@ static bool kv_key_ok(pos_localapi_reply_t *r, const char *key, size_t len, bool
     }
     switch (kv_class(key, len)) {
     case KV_WRITABLE:
-        if (!counter) {
-            return true;
+        if (counter) {
+            break;
         }
-        break;
+        if (len >= sizeof(KV_ORIGIN_SUFFIX) - 1 &&
+            memcmp(key + len - (sizeof(KV_ORIGIN_SUFFIX) - 1), KV_ORIGIN_SUFFIX,
+                   sizeof(KV_ORIGIN_SUFFIX) - 1) == 0) {
+            /* The agent writes it with every SET of key (who wrote it,
+             * signed): the application must not speak for the till, nor
+             * unsay it. */
+            pos_localapi_reply_error(r, "ERR KEY:origin is the agent's stamp of KEY: the local "
+                                        "API does not write it");
+            return false;
+        }
+        return true;
     case KV_COUNTER:
         if (counter) {
             return true;

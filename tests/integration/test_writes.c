@@ -537,6 +537,13 @@ static void test_refused_and_malformed(void **state)
     assert_int_equal(lint(c, "PTTL %b", longkey, sizeof(longkey)), -2);
     memcpy(longkey, "counter:", 8);
     assert_int_equal(lint(c, "TTL %b", longkey, sizeof(longkey)), -2);
+    /* key:origin is the agent's stamp of key: the application neither
+     * writes nor deletes it (it would speak for the till, or unsay it). */
+    lerr(c, "stamp", "SET session:a:origin {\"origin\":\"cloud\"}");
+    lerr(c, "stamp", "SETEX temp:a:origin 60 x");
+    lerr(c, "stamp", "EXPIRE session:a:origin 60");
+    lerr(c, "stamp", "PEXPIRE session:a:origin 60");
+    lerr(c, "stamp", "DEL session:b session:a:origin");
     /* Nothing of it reached the local copy. */
     expect_get(c, "session:a", NULL);
     expect_get(c, "session:big", NULL);
