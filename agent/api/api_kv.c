@@ -364,15 +364,26 @@ static int kv_queue(pos_api_t *api, pos_localapi_reply_t *r, pos_delivery_kv_op_
     return kv_queued(r, w, rc);
 }
 
+/* An integer argument as Redis reads one: an optional '-' and digits,
+ * nothing around them (strtoll alone takes spaces and '+' too). */
+static bool kv_ll_arg(const char *s, size_t len, long long *out)
+{
+    char *end;
+
+    if (len == 0 || (s[0] != '-' && (s[0] < '0' || s[0] > '9'))) {
+        return false;
+    }
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno == 0 && (size_t)(end - s) == len;
+}
+
 /* Parses a positive TTL; answers the error and returns false when bad. */
 static bool kv_ttl_arg(pos_localapi_reply_t *r, const char *s, size_t len, bool ms, uint64_t *out)
 {
-    char *end;
     long long v;
 
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (len == 0 || errno != 0 || (size_t)(end - s) != len) {
+    if (!kv_ll_arg(s, len, &v)) {
         pos_localapi_reply_error(r, "ERR value is not an integer or out of range");
         return false;
     }
@@ -955,18 +966,13 @@ int pos_api_kv_cmd_incr(void *owner, pos_localapi_reply_t *r, int argc, const ch
 {
     pos_api_t *api = owner;
     long long by = 1, c = 0;
-    char *end;
 
     if (!kv_key_ok(r, argv[1], lens[1], true)) {
         return 0;
     }
-    if (argc == 3) {
-        errno = 0;
-        by = strtoll(argv[2], &end, 10);
-        if (errno != 0 || end == argv[2] || *end != '\0' || (size_t)(end - argv[2]) != lens[2]) {
-            pos_localapi_reply_error(r, "ERR value is not an integer or out of range");
-            return 0;
-        }
+    if (argc == 3 && !kv_ll_arg(argv[2], lens[2], &by)) {
+        pos_localapi_reply_error(r, "ERR value is not an integer or out of range");
+        return 0;
     }
     if (!pos_api_kv_room(api, r, 1, lens[1])) {
         return 0;

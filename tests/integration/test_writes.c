@@ -544,6 +544,11 @@ static void test_refused_and_malformed(void **state)
     lerr(c, "stamp", "EXPIRE session:a:origin 60");
     lerr(c, "stamp", "PEXPIRE session:a:origin 60");
     lerr(c, "stamp", "DEL session:b session:a:origin");
+    /* Integers as Redis reads them: no sign but '-', no spaces. */
+    lerr(c, "not an integer", "SET session:a v EX %s", " 5");
+    lerr(c, "not an integer", "SET session:a v EX %s", "+5");
+    lerr(c, "not an integer", "INCRBY counter:x %s", " 5");
+    lerr(c, "not an integer", "INCRBY counter:x %s", "+5");
     /* Nothing of it reached the local copy. */
     expect_get(c, "session:a", NULL);
     expect_get(c, "session:big", NULL);
