@@ -888,7 +888,7 @@ static int kv_read_redis(pos_api_t *api, pos_localapi_reply_t *r, const char *ke
     q->key[len] = '\0';
     const char *argv[] = {"GET", q->key};
     size_t lens[] = {3, len};
-    if (pos_link_command(api->opt.link, kv_read_reply, q, 2, argv, lens) != 0) {
+    if (pos_link_command_spare(api->opt.link, kv_read_reply, q, 2, argv, lens) != 0) {
         free(q);
         return KV_NOT_SENT; /* the caller answers locally */
     }
@@ -990,7 +990,7 @@ int pos_api_kv_cmd_incr(void *owner, pos_localapi_reply_t *r, int argc, const ch
         q->key[lens[1]] = '\0';
         const char *cargv[] = {"GET", q->key};
         size_t clens[] = {3, lens[1]};
-        if (pos_link_command(api->opt.link, kv_read_reply, q, 2, cargv, clens) == 0) {
+        if (pos_link_command_spare(api->opt.link, kv_read_reply, q, 2, cargv, clens) == 0) {
             return POS_LOCALAPI_PENDING;
         }
         free(q); /* the link took nothing: go on from what the till knows */

@@ -245,7 +245,7 @@ int pos_api_cmd_ratelimit(void *owner, pos_localapi_reply_t *r, int argc, const 
         const char *cargv[] = {"EVAL", api_ratelimit_lua, "1", key, argv[2], argv[3], member};
         size_t clens[] = {
             4, sizeof(api_ratelimit_lua) - 1, 1, (size_t)klen, lens[2], lens[3], (size_t)mlen};
-        if (pos_link_command(api->opt.link, api_rl_reply, q, 7, cargv, clens) != 0) {
+        if (pos_link_command_spare(api->opt.link, api_rl_reply, q, 7, cargv, clens) != 0) {
             free(q);
             api->shared.ratelimit_fallback++;
             api_rl_local(api, r, argv[1], lens[1], window_ms, max);
@@ -435,7 +435,8 @@ int pos_api_cmd_smembers(void *owner, pos_localapi_reply_t *r, int argc, const c
     }
     memcpy(q->key, want, (size_t)n + 1);
     const char *cargv[] = {"SMEMBERS", q->key};
-    if (pos_link_commandv(api->opt.link, api_active_reply, q, 2, cargv) != 0) {
+    const size_t clens[] = {8, (size_t)n};
+    if (pos_link_command_spare(api->opt.link, api_active_reply, q, 2, cargv, clens) != 0) {
         free(q);
         api_active_offline(api, r, want);
         return 0;
@@ -668,8 +669,12 @@ int pos_api_cmd_terminals(void *owner, pos_localapi_reply_t *r, int argc, const 
     q->api = api;
     q->waiters[q->nwait++] = r;
     memcpy(q->key, key, sizeof(key));
+    /* The listing's own GETs follow on the link's room (one listing at
+     * a time, at most API_TERMINALS_MAX of them); a new one waits for
+     * spare room. */
     const char *cargv[] = {"SMEMBERS", q->key};
-    if (pos_link_commandv(api->opt.link, api_members_reply, q, 2, cargv) != 0) {
+    const size_t clens[] = {8, strlen(q->key)};
+    if (pos_link_command_spare(api->opt.link, api_members_reply, q, 2, cargv, clens) != 0) {
         api_terminals_offline(api, r, key);
         api_term_free(q);
         return 0;

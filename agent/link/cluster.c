@@ -864,6 +864,23 @@ static int scan_cursor(const char *s, size_t len, const char **node_cursor, size
     return k;
 }
 
+bool pos_cluster_has_spare(const pos_cluster_t *cl)
+{
+    if (cl->phase != CL_READY) {
+        return false;
+    }
+    for (const cl_node_t *n = cl->nodes; n != NULL; n = n->next) {
+        if (n->dying) {
+            continue;
+        }
+        if (n->wait_head != NULL ||
+            (pos_conn_is_open(&n->cmd.conn) && !pos_conn_has_spare(&n->cmd.conn))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int pos_cluster_command(pos_cluster_t *cl, pos_reply_cb cb, void *ctx, int argc, const char **argv,
                         const size_t *lens)
 {

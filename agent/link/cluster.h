@@ -156,6 +156,10 @@ void pos_cluster_probe(pos_cluster_t *c);
 int pos_cluster_command(pos_cluster_t *c, pos_reply_cb cb, void *ctx, int argc, const char **argv,
                         const size_t *lens);
 
+/* True when ready and every node's command connection has spare room
+ * (pos_conn_has_spare()) and no commands waiting for it to connect. */
+bool pos_cluster_has_spare(const pos_cluster_t *c);
+
 /* The home node's address (a seed before the first map), *port its port. */
 const char *pos_cluster_home(const pos_cluster_t *c, uint16_t *port);
 

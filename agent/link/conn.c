@@ -693,6 +693,13 @@ bool pos_conn_busy(const pos_conn_t *c)
     return c->state == POS_CONN_OPEN && c->paused;
 }
 
+bool pos_conn_has_spare(const pos_conn_t *c)
+{
+    return c->state == POS_CONN_OPEN && c->tcp_open &&
+           pos_cmdq_pending(&c->q) < c->opt.max_pending - c->opt.max_pending / 4 &&
+           uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) < CONN_MAX_WRITE_QUEUE / 2;
+}
+
 void pos_conn_options_for(pos_conn_options_t *co, const pos_conn_reach_t *r, const char *name)
 {
     memset(co, 0, sizeof(*co));

@@ -227,6 +227,15 @@ bool pos_conn_is_open(const pos_conn_t *c);
  */
 bool pos_conn_busy(const pos_conn_t *c);
 
+/*
+ * True when the connection is open and a command that can do without
+ * (pos_link_command_spare()) may be sent: less than three quarters of its
+ * pending commands and half its write queue are in use. The rest is the
+ * agent's own, so that whatever those commands add up to, its own always
+ * find room and the connection is never dropped for a full write queue.
+ */
+bool pos_conn_has_spare(const pos_conn_t *c);
+
 /* The most bytes of a reply's text (an error, say) that a log line shows. */
 #define POS_CONN_LOG_REPLY_MAX 200
 

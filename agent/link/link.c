@@ -1002,6 +1002,19 @@ int pos_link_command(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const 
     return pos_conn_command(&l->cmd.conn, cb, ctx, 1, argc, argv, argvlen);
 }
 
+int pos_link_command_spare(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv,
+                           const size_t *argvlen)
+{
+    if (l->state != POS_LINK_ONLINE) {
+        return -ENOTCONN;
+    }
+    if (l->cluster != NULL ? !pos_cluster_has_spare(l->cluster)
+                           : !pos_conn_has_spare(&l->cmd.conn)) {
+        return -ENOBUFS;
+    }
+    return pos_link_command(l, cb, ctx, argc, argv, argvlen);
+}
+
 int pos_link_commandv(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv)
 {
     size_t lens[16];

@@ -201,4 +201,16 @@ int pos_link_command(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const 
 /* Same with NUL-terminated arguments. */
 int pos_link_commandv(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv);
 
+/*
+ * As pos_link_command(), for a command the agent can do without: what a
+ * local client asks for (a read through the cache, RATELIMIT, SMEMBERS),
+ * which the client can multiply (one MGET is a GET per key) faster than
+ * the link takes replies. Sent only into spare room (pos_conn_has_spare()),
+ * else -ENOBUFS with nothing sent and the caller answers as when Redis is
+ * unreachable: the heartbeat, the outbox and payment messages always find
+ * room, and a flood never drops the connection.
+ */
+int pos_link_command_spare(pos_link_t *l, pos_reply_cb cb, void *ctx, int argc, const char **argv,
+                           const size_t *argvlen);
+
 #endif /* AGENT_LINK_LINK_H */

@@ -410,7 +410,9 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     f->waiters = w;
     const char *argv[] = {"GET", f->key};
     size_t lens[] = {3, len};
-    if (pos_link_command(s->link, cache_fetch_done, f, 2, argv, lens) != 0) {
+    /* On the link's spare room: a client's reads may be many (a GET per
+     * key of an MGET), the heartbeat must still get through. */
+    if (pos_link_command_spare(s->link, cache_fetch_done, f, 2, argv, lens) != 0) {
         free(f->key);
         free(f);
         free(w);

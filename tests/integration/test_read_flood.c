@@ -8,6 +8,9 @@
  * published last arrives last), the link never drops, and the loop answers
  * in between.
  *
+ * Then the same for the local API: clients whose reads make the agent ask
+ * Redis must leave the Redis link room for the heartbeat.
+ *
  * Environment (defaults in brackets), for measuring by hand:
  *   POS_FLOOD_MESSAGES  messages per test [50000]
  *   POS_FLOOD_PAYLOAD   "invalid" (not JSON) or "request" (distinct
@@ -324,11 +327,143 @@ static void test_flood_payment(void **state)
     run_flood(*state, "payment:" TID);
 }
 
+/*
+ * Local clients that make the agent ask Redis (reads through the cache,
+ * SMEMBERS) share the command connection with the agent's own commands:
+ * a read-through is one GET per key, so one MGET asks 1,023 of them, and
+ * the link answers at most POS_CONN_TURN_REPLIES a turn. Without room kept
+ * for the agent, such a flood filled the connection's queue (the heartbeat
+ * was refused ENOBUFS and the status key expired) and its write queue (the
+ * connection was dropped for it).
+ */
+#define LOCAL_FLOODERS  4
+#define LOCAL_FLOOD_MS  6000
+#define LOCAL_MGET_KEYS 1023
+#define LOCAL_KEY_BYTES 400
+
+typedef struct local_flood {
+    redisContext *c;
+    int id;
+    atomic_bool *stop;
+    long sent;
+    bool failed; /* a reply did not come: checked by the main thread */
+} local_flood_t;
+
+static void *local_flooder(void *arg)
+{
+    local_flood_t *lf = arg;
+    const char **argv = calloc(LOCAL_MGET_KEYS + 1, sizeof(*argv));
+    size_t *lens = calloc(LOCAL_MGET_KEYS + 1, sizeof(*lens));
+    char *keys = calloc(LOCAL_MGET_KEYS, LOCAL_KEY_BYTES);
+
+    if (argv == NULL || lens == NULL || keys == NULL) {
+        lf->failed = true;
+        goto done;
+    }
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (long round = 0; !atomic_load(lf->stop); round++) {
+        /* Eight MGETs of keys never seen (each a read-through of every
+         * key) and a SMEMBERS in flight, then their replies. */
+        for (int m = 0; m < 8; m++) {
+            for (int i = 0; i < LOCAL_MGET_KEYS; i++) {
+                char *k = keys + (size_t)i * LOCAL_KEY_BYTES;
+                int n = snprintf(k, LOCAL_KEY_BYTES, "product:flood-%d-%ld-%d-%d-", lf->id, round,
+                                 m, i);
+                memset(k + n, 'k', LOCAL_KEY_BYTES - (size_t)n);
+                argv[i + 1] = k;
+                lens[i + 1] = LOCAL_KEY_BYTES;
+            }
+            redisAppendCommandArgv(lf->c, LOCAL_MGET_KEYS + 1, argv, lens);
+            redisAppendCommand(lf->c, "SMEMBERS active_transactions:%s", SID);
+            lf->sent += 2;
+        }
+        if (!read_replies(lf->c, 16)) {
+            lf->failed = true;
+            break;
+        }
+    }
+done:
+    free(argv);
+    free(lens);
+    free(keys);
+    return NULL;
+}
+
+static void test_local_reads_leave_the_link_room(void **state)
+{
+    pos_fix_t *f = *state;
+    ttl_watch_t tw = {.redis = &f->redis};
+    local_flood_t lf[LOCAL_FLOODERS];
+    pthread_t th[LOCAL_FLOODERS];
+    atomic_bool stop = false;
+    double *ping = calloc(MAX_PINGS, sizeof(*ping));
+    int npings = 0;
+
+    assert_non_null(ping);
+    pos_fix_set_retry(f, 100, 1000);
+    pos_fix_set_heartbeat(f, HEARTBEAT_S, TTL_S);
+    pos_ini_set(&f->ini, "log", "level", "info");
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 1, 10000);
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    atomic_store(&tw.min_ms, TTL_S * 1000);
+    assert_int_equal(pthread_create(&tw.thread, NULL, ttl_main, &tw), 0);
+    for (int i = 0; i < LOCAL_FLOODERS; i++) {
+        lf[i] = (local_flood_t){.c = pos_fix_local(f), .id = i, .stop = &stop};
+        assert_non_null(lf[i].c);
+        assert_int_equal(pthread_create(&th[i], NULL, local_flooder, &lf[i]), 0);
+    }
+    uint64_t t0 = pos_test_now_ms();
+    while (pos_test_now_ms() - t0 < LOCAL_FLOOD_MS) {
+        struct timespec s0, s1;
+        clock_gettime(CLOCK_MONOTONIC, &s0);
+        redisReply *r = redisCommand(c, "PING");
+        clock_gettime(CLOCK_MONOTONIC, &s1);
+        assert_non_null(r);
+        freeReplyObject(r);
+        if (npings < MAX_PINGS) {
+            ping[npings++] =
+                (double)(s1.tv_sec - s0.tv_sec) * 1e3 + (double)(s1.tv_nsec - s0.tv_nsec) / 1e6;
+        }
+        pos_test_sleep_ms(5);
+    }
+    atomic_store(&stop, true);
+    long sent = 0;
+    bool failed = false;
+    for (int i = 0; i < LOCAL_FLOODERS; i++) {
+        pthread_join(th[i], NULL);
+        sent += lf[i].sent;
+        failed |= lf[i].failed;
+        redisFree(lf[i].c);
+    }
+    atomic_store(&tw.stop, true);
+    pthread_join(tw.thread, NULL);
+    qsort(ping, (size_t)npings, sizeof(*ping), cmp_double);
+    double p99 = ping[(npings * 99) / 100];
+    int drops = pos_test_agent_log_count(&f->agent, "link: offline");
+    int refused = pos_test_agent_log_count(&f->agent, "heartbeat not confirmed");
+    fprintf(stderr,
+            "local flood: %d clients, %ld commands (MGET of %d keys, SMEMBERS) in %d ms; local "
+            "PING n=%d p50 %.2f ms p99 %.2f ms max %.2f ms; status PTTL min %ld ms (ttl %d s, "
+            "interval %d s); link drops %d; heartbeats not confirmed %d\n",
+            LOCAL_FLOODERS, sent, LOCAL_MGET_KEYS, LOCAL_FLOOD_MS, npings, ping[npings / 2], p99,
+            ping[npings - 1], atomic_load(&tw.min_ms), TTL_S, HEARTBEAT_S, drops, refused);
+    redisFree(c);
+    free(ping);
+    assert_false(failed);
+    assert_int_equal(drops, 0);
+    assert_int_equal(refused, 0);
+    assert_true(atomic_load(&tw.min_ms) >= TTL_MIN_MS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         POS_FIX_TEST(test_flood_inventory),
         POS_FIX_TEST(test_flood_payment),
+        POS_FIX_TEST(test_local_reads_leave_the_link_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
