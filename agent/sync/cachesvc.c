@@ -46,8 +46,19 @@ struct pos_cache_fetch {
     size_t len;
     fetch_state_t state;
     cache_waiter_t *waiters;
-    pos_cache_fetch_t *next;
+    pos_cache_fetch_t *next; /* in its bucket */
 };
+
+/* The bucket of s->fetches that holds key's GET (FNV-1a). */
+static pos_cache_fetch_t **fetch_bucket(pos_cachesvc_t *s, const char *key, size_t len)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    }
+    return &s->fetches[h % POS_CACHESVC_FETCH_BUCKETS];
+}
 
 /* An MGET in flight (the warm-up's, the revalidation's): the same, a state
  * a key. Its keys are copies: a caller may ask from an array of its stack. */
@@ -270,7 +281,7 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
     cache_waiter_t *w, *next;
 
     /* Unlink first: callbacks may start new reads of the same key. */
-    for (pos_cache_fetch_t **pp = &s->fetches; *pp != NULL; pp = &(*pp)->next) {
+    for (pos_cache_fetch_t **pp = fetch_bucket(s, f->key, f->len); *pp != NULL; pp = &(*pp)->next) {
         if (*pp == f) {
             *pp = f->next;
             break;
@@ -330,11 +341,16 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
  * changed since they were sent. */
 static void fetches_mark(pos_cachesvc_t *s, const char *key, size_t len, fetch_state_t state)
 {
-    for (pos_cache_fetch_t *f = s->fetches; f != NULL; f = f->next) {
-        if (key == NULL || (f->len == len && memcmp(f->key, key, len) == 0)) {
-            if (state > f->state) {
+    for (size_t b = 0; b < POS_CACHESVC_FETCH_BUCKETS; b++) {
+        pos_cache_fetch_t *f = key != NULL ? *fetch_bucket(s, key, len) : s->fetches[b];
+        for (; f != NULL; f = f->next) {
+            if ((key == NULL || (f->len == len && memcmp(f->key, key, len) == 0)) &&
+                state > f->state) {
                 f->state = state;
             }
+        }
+        if (key != NULL) {
+            break; /* its bucket only */
         }
     }
     for (pos_cache_mget_t *m = s->mgets; m != NULL; m = m->next) {
@@ -350,9 +366,11 @@ static void fetches_mark(pos_cachesvc_t *s, const char *key, size_t len, fetch_s
 /* The same for the GETs whose key matches a compiled glob. */
 static void fetches_mark_glob(pos_cachesvc_t *s, const pos_glob_t *g)
 {
-    for (pos_cache_fetch_t *f = s->fetches; f != NULL; f = f->next) {
-        if (f->state < FETCH_INVALIDATED && pos_glob_test(g, f->key, f->len)) {
-            f->state = FETCH_INVALIDATED;
+    for (size_t b = 0; b < POS_CACHESVC_FETCH_BUCKETS; b++) {
+        for (pos_cache_fetch_t *f = s->fetches[b]; f != NULL; f = f->next) {
+            if (f->state < FETCH_INVALIDATED && pos_glob_test(g, f->key, f->len)) {
+                f->state = FETCH_INVALIDATED;
+            }
         }
     }
     for (pos_cache_mget_t *m = s->mgets; m != NULL; m = m->next) {
@@ -388,7 +406,8 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     }
     w->cb = cb;
     w->ctx = ctx;
-    for (f = s->fetches; f != NULL; f = f->next) {
+    pos_cache_fetch_t **bucket = fetch_bucket(s, key, len);
+    for (f = *bucket; f != NULL; f = f->next) {
         if (f->len == len && memcmp(f->key, key, len) == 0) {
             w->next = f->waiters; /* one GET serves every concurrent miss */
             f->waiters = w;
@@ -419,8 +438,8 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
         cache_local_or_miss(s, key, len, cb, ctx);
         return;
     }
-    f->next = s->fetches;
-    s->fetches = f;
+    f->next = *bucket;
+    *bucket = f;
 }
 
 void pos_cachesvc_inventory(pos_cachesvc_t *s, const pos_msg_inventory_t *inv, const char *json,

@@ -43,6 +43,9 @@ typedef struct pos_cache_mget pos_cache_mget_t;
 #define POS_CACHESVC_OVERSIZE_MAX 16     /* oversized keys remembered */
 #define POS_CACHESVC_VERSION_MAX  32     /* bytes of an index set's version kept */
 #define POS_CACHESVC_OVERSIZE_MS  60000u /* for how long, ms */
+/* Buckets of the GETs in flight by key: a local client may keep thousands
+ * in flight (an MGET is a GET per key), each read looks its key up. */
+#define POS_CACHESVC_FETCH_BUCKETS 1024u
 
 /* A key whose value was over max_value_bytes. */
 typedef struct pos_cache_oversize {
@@ -72,7 +75,8 @@ typedef struct pos_cachesvc {
     bool open;
     uv_timer_t flush_timer;     /* writes LRU touches out now and then */
     uv_timer_t reval_timer;     /* the revalidation walk goes on at the next loop turn */
-    pos_cache_fetch_t *fetches; /* GETs in flight, by key */
+    /* GETs in flight, by key (hashed: POS_CACHESVC_FETCH_BUCKETS) */
+    pos_cache_fetch_t *fetches[POS_CACHESVC_FETCH_BUCKETS];
     uint64_t fetches_shared;    /* reads that joined a GET already in flight */
     uint64_t fetches_raced;     /* answers a change overtook: GET kept stale, MGET not kept */
     pos_cache_mget_t *mgets;    /* MGETs in flight (warm-up, revalidation) */

@@ -340,6 +340,11 @@ static void test_flood_payment(void **state)
 #define LOCAL_FLOOD_MS  6000
 #define LOCAL_MGET_KEYS 1023
 #define LOCAL_KEY_BYTES 400
+/* One MGET is one command, so it runs whole in a turn however many keys it
+ * names: 65 to 80 ms under ASan on a 2-core machine once the GETs in
+ * flight were found by hash; 355 to 465 ms while each key's lookup walked
+ * all of them. */
+#define LOCAL_PING_P99_MAX_MS 250.0
 
 typedef struct local_flood {
     redisContext *c;
@@ -456,6 +461,7 @@ static void test_local_reads_leave_the_link_room(void **state)
     assert_int_equal(drops, 0);
     assert_int_equal(refused, 0);
     assert_true(atomic_load(&tw.min_ms) >= TTL_MIN_MS);
+    assert_true(p99 < LOCAL_PING_P99_MAX_MS);
 }
 
 int main(void)
