@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/hash.h"
+
 int pos_ratelimit_init(pos_ratelimit_t *rl, size_t cap)
 {
     memset(rl, 0, sizeof(*rl));
@@ -41,14 +43,12 @@ bool pos_ratelimit_valid_id(const char *id, size_t len)
 /* FNV-1a over the identifier and the window; never 0 (0 marks a free entry). */
 static uint64_t rl_hash(const char *id, size_t len, uint32_t window_ms)
 {
-    uint64_t h = 1469598103934665603ull;
+    unsigned char w[4];
 
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
-    }
     for (int i = 0; i < 4; i++) {
-        h = (h ^ ((window_ms >> (8 * i)) & 0xffu)) * 1099511628211ull;
+        w[i] = (unsigned char)(window_ms >> (8 * i));
     }
+    uint64_t h = pos_fnv1a64_add(pos_fnv1a64(id, len), w, sizeof(w));
     return h != 0 ? h : 1;
 }
 

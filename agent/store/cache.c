@@ -9,6 +9,7 @@
 
 #include "platform/clock.h"
 #include "platform/endian.h"
+#include "platform/hash.h"
 #include "platform/log.h"
 #include "platform/mem.h"
 
@@ -119,11 +120,7 @@ pos_cache_family_t pos_cache_family_of(const char *key, size_t key_len)
 
 static uint64_t hash_key(const char *key, size_t len)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
-    }
-    return h;
+    return pos_fnv1a64(key, len);
 }
 
 static uint64_t wall_ms(void)

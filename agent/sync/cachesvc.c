@@ -13,6 +13,7 @@
 
 #include "agent/sync/glob.h"
 #include "platform/clock.h"
+#include "platform/hash.h"
 #include "platform/uverr.h"
 #include "platform/log.h"
 #include "platform/mem.h"
@@ -49,15 +50,10 @@ struct pos_cache_fetch {
     pos_cache_fetch_t *next; /* in its bucket */
 };
 
-/* The bucket of s->fetches that holds key's GET (FNV-1a). */
+/* The bucket of s->fetches that holds key's GET. */
 static pos_cache_fetch_t **fetch_bucket(pos_cachesvc_t *s, const char *key, size_t len)
 {
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)key[i]) * 16777619u;
-    }
-    return &s->fetches[h % POS_CACHESVC_FETCH_BUCKETS];
+    return &s->fetches[pos_fnv1a64(key, len) % POS_CACHESVC_FETCH_BUCKETS];
 }
 
 /* An MGET in flight (the warm-up's, the revalidation's): the same, a state
@@ -341,16 +337,15 @@ static void cache_fetch_done(void *ctx, const redisReply *r, int err)
  * changed since they were sent. */
 static void fetches_mark(pos_cachesvc_t *s, const char *key, size_t len, fetch_state_t state)
 {
-    for (size_t b = 0; b < POS_CACHESVC_FETCH_BUCKETS; b++) {
-        pos_cache_fetch_t *f = key != NULL ? *fetch_bucket(s, key, len) : s->fetches[b];
-        for (; f != NULL; f = f->next) {
+    /* key's bucket, or all of them */
+    pos_cache_fetch_t **first = key != NULL ? fetch_bucket(s, key, len) : s->fetches;
+    pos_cache_fetch_t **end = key != NULL ? first + 1 : s->fetches + POS_CACHESVC_FETCH_BUCKETS;
+    for (pos_cache_fetch_t **b = first; b < end; b++) {
+        for (pos_cache_fetch_t *f = *b; f != NULL; f = f->next) {
             if ((key == NULL || (f->len == len && memcmp(f->key, key, len) == 0)) &&
                 state > f->state) {
                 f->state = state;
             }
-        }
-        if (key != NULL) {
-            break; /* its bucket only */
         }
     }
     for (pos_cache_mget_t *m = s->mgets; m != NULL; m = m->next) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "platform/clock.h"
+#include "platform/hash.h"
 #include "platform/log.h"
 #include "platform/uverr.h"
 
@@ -52,11 +53,7 @@ static int delivery_direct(pos_delivery_t *d, const char *channel, const char *j
 
 static size_t key_hash(const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
-    }
-    return (size_t)(h % POS_DELIVERY_KEYS);
+    return (size_t)(pos_fnv1a64(key, len) % POS_DELIVERY_KEYS);
 }
 
 static pos_delivery_key_t *key_find(const pos_delivery_t *d, const char *key, size_t len,
