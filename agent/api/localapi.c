@@ -187,6 +187,20 @@ static void stall_watch(pos_localapi_t *s)
     }
 }
 
+/* The admission's zero fields get their defaults. */
+static void admission_defaults(pos_localapi_admission_t *a)
+{
+    if (a->turn_budget == 0) {
+        a->turn_budget = POS_LOCALAPI_TURN_BUDGET;
+    }
+    if (a->turn_slice_us == 0) {
+        a->turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
+    }
+    if (a->stall_ms == 0) {
+        a->stall_ms = POS_LOCALAPI_STALL_MS;
+    }
+}
+
 void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
                                 const pos_localapi_admission_t *admit)
 {
@@ -196,15 +210,7 @@ void pos_localapi_set_admission(pos_localapi_t *s, uint32_t max_clients,
 
     s->opt.max_clients = max_clients != 0 ? max_clients : POS_LOCALAPI_DEFAULT_CLIENTS;
     s->opt.admit = *admit;
-    if (s->opt.admit.turn_budget == 0) {
-        s->opt.admit.turn_budget = POS_LOCALAPI_TURN_BUDGET;
-    }
-    if (s->opt.admit.turn_slice_us == 0) {
-        s->opt.admit.turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
-    }
-    if (s->opt.admit.stall_ms == 0) {
-        s->opt.admit.stall_ms = POS_LOCALAPI_STALL_MS;
-    }
+    admission_defaults(&s->opt.admit);
     /* Connected clients get the new budget too, full. */
     for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
         if (s->opt.admit.client_rate != 0) {
@@ -1880,15 +1886,7 @@ int pos_localapi_start(pos_localapi_t *s, uv_loop_t *loop, const pos_localapi_op
     if (s->opt.max_inflight == 0) {
         s->opt.max_inflight = POS_LOCALAPI_MAX_INFLIGHT;
     }
-    if (s->opt.admit.turn_budget == 0) {
-        s->opt.admit.turn_budget = POS_LOCALAPI_TURN_BUDGET;
-    }
-    if (s->opt.admit.turn_slice_us == 0) {
-        s->opt.admit.turn_slice_us = POS_LOCALAPI_TURN_SLICE_US;
-    }
-    if (s->opt.admit.stall_ms == 0) {
-        s->opt.admit.stall_ms = POS_LOCALAPI_STALL_MS;
-    }
+    admission_defaults(&s->opt.admit);
     s->turn_left = s->opt.admit.turn_budget;
     snprintf(s->path, sizeof(s->path), "%s", path);
 
