@@ -166,25 +166,15 @@ int main(int argc, char **argv)
         return exec_tools(argv, 1);
     }
 
-    rc = pos_startup_config(&args, &cfg, &tls);
+    /* The signing keys (read now, while the file is still readable by us)
+     * and [security] user's ids come with the checked configuration. */
+    rc = pos_startup_config(&args, &cfg, &tls, &keys, &run_uid, &run_gid);
     if (rc != 0) {
         return rc;
-    }
-    /* Signing keys: read now, while the file is still readable by us. */
-    if (cfg.payment_hmac_key_file[0] != '\0' &&
-        pos_sign_keys_load(cfg.payment_hmac_key_file, &keys, why, sizeof(why)) != 0) {
-        fprintf(stderr, "posagent: configuration error: [payment] hmac_key_file: %s\n", why);
-        goto fail_config;
     }
     /* Root: only to open what needs it, then the configured user for good;
      * or on purpose ([security] allow_root). */
     if (cfg.security_user[0] != '\0') {
-        rc = pos_priv_lookup(cfg.security_user, &run_uid, &run_gid);
-        if (rc != 0) {
-            fprintf(stderr, "posagent: configuration error: [security] user %s: %s\n",
-                    cfg.security_user, rc == -ENOENT ? "no such user" : strerror(-rc));
-            goto fail_config;
-        }
         if (geteuid() == 0 && run_uid != 0) {
             drop = true;
         } else if (geteuid() != run_uid) {

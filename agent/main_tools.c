@@ -75,12 +75,16 @@ static void usage(FILE *out)
 static int check_config(const pos_args_t *a)
 {
     static pos_tls_t tls; /* loaded only to be checked (rediss://) */
+    static pos_sign_keys_t keys; /* the same */
     pos_config_t cfg;
-    int rc = pos_startup_config(a, &cfg, &tls);
+    uid_t uid;
+    gid_t gid;
+    int rc = pos_startup_config(a, &cfg, &tls, &keys, &uid, &gid);
 
     if (rc != 0) {
         return rc;
     }
+    pos_sign_keys_wipe(&keys);
     pos_tls_dispose(&tls);
     printf("# configuration OK%s%s", a->path ? ": " : " (no file, defaults and environment)",
            a->path ? a->path : "");

@@ -11,11 +11,15 @@
 
 extern char **environ;
 
-int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls)
+int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls,
+                       pos_sign_keys_t *keys, uid_t *run_uid, gid_t *run_gid)
 {
     pos_config_error_t err;
     char why[512];
 
+    memset(keys, 0, sizeof(*keys));
+    *run_uid = 0;
+    *run_gid = 0;
     if (pos_config_load_dir(cfg, a->path, a->dir, environ, &err) != 0) {
         fprintf(stderr, "posagent: configuration error: %s\n", err.msg);
         goto fail_load;
@@ -42,13 +46,11 @@ int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls)
                 cfg->terminal_id);
         goto fail_tls;
     }
-    /* The key file, read as the agent reads it at start: one it would refuse
-     * (a directory, a FIFO, open to others, no key in it) is a
+    /* The key file, read now (while it is still readable by us): one it
+     * refuses (a directory, a FIFO, open to others, no key in it) is a
      * configuration error for --check-config too. */
     if (cfg->payment_hmac_key_file[0] != '\0') {
-        pos_sign_keys_t keys;
-        int krc = pos_sign_keys_load(cfg->payment_hmac_key_file, &keys, why, sizeof(why));
-        pos_sign_keys_wipe(&keys);
+        int krc = pos_sign_keys_load(cfg->payment_hmac_key_file, keys, why, sizeof(why));
         if (krc != 0) {
             fprintf(stderr, "posagent: configuration error: [payment] hmac_key_file: %s\n", why);
             goto fail_tls;
@@ -56,9 +58,7 @@ int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls)
     }
     /* Accounts it names must exist: the agent refuses to start otherwise. */
     if (cfg->security_user[0] != '\0') {
-        uid_t uid;
-        gid_t gid;
-        int urc = pos_priv_lookup(cfg->security_user, &uid, &gid);
+        int urc = pos_priv_lookup(cfg->security_user, run_uid, run_gid);
         if (urc != 0) {
             fprintf(stderr, "posagent: configuration error: [security] user %s: %s\n",
                     cfg->security_user, urc == -ENOENT ? "no such user" : strerror(-urc));
@@ -87,6 +87,7 @@ int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls)
     return 0;
 
 fail_tls:
+    pos_sign_keys_wipe(keys);
     pos_tls_dispose(tls);
 fail_load:
     pos_config_wipe(cfg);
