@@ -47,6 +47,7 @@ struct cl_node {
     unsigned finals;
     long long sub_id;
     cl_cmd_t *wait_head, *wait_tail; /* commands waiting for the node to be ready */
+    size_t nwait;                    /* how many */
     uint64_t used_ms;                /* loop time a command was last sent here */
 };
 
@@ -344,6 +345,7 @@ static void node_free(pos_cluster_t *cl, cl_node_t *n, int err)
     n->dying = true;
     n->finals = 2;
     cl->dying++;
+    n->nwait = 0; /* the list is detached before its callbacks run */
     list_fail(&n->wait_head, &n->wait_tail, err);
     n->cmd.quiet = n->sub.quiet = true;
     pos_conn_close(&n->cmd.conn, node_final);
@@ -482,6 +484,7 @@ static int cl_dispatch(pos_cluster_t *cl, cl_cmd_t *m, cl_node_t *n)
     n->used_ms = uv_now(cl->loop);
     if (!node_usable(n) || n->wait_head != NULL) {
         list_push(&n->wait_head, &n->wait_tail, m);
+        n->nwait++;
         side_connect(&n->cmd);
         if (n->want_sub) {
             side_connect(&n->sub);
@@ -496,6 +499,7 @@ static void node_flush(cl_node_t *n)
     while (n->wait_head != NULL && node_usable(n)) {
         cl_cmd_t *m = n->wait_head;
         n->wait_head = m->next;
+        n->nwait--;
         if (n->wait_head == NULL) {
             n->wait_tail = NULL;
         }
@@ -864,6 +868,11 @@ static int scan_cursor(const char *s, size_t len, const char **node_cursor, size
     return k;
 }
 
+/* Commands a connecting node may hold waiting before the cluster has no
+ * spare room: a few (the agent's own at start) are its connect, not a
+ * flood; past this many, local clients' reads wait for it no more. */
+#define CL_WAIT_SPARE_MAX 64u
+
 bool pos_cluster_has_spare(const pos_cluster_t *cl)
 {
     if (cl->phase != CL_READY) {
@@ -873,7 +882,7 @@ bool pos_cluster_has_spare(const pos_cluster_t *cl)
         if (n->dying) {
             continue;
         }
-        if (n->wait_head != NULL ||
+        if (n->nwait >= CL_WAIT_SPARE_MAX ||
             (pos_conn_is_open(&n->cmd.conn) && !pos_conn_has_spare(&n->cmd.conn))) {
             return false;
         }
@@ -1461,6 +1470,7 @@ void pos_cluster_fail(pos_cluster_t *cl, int err)
     cl->in_fail = true;
     list_fail(&cl->retry_head, &cl->retry_tail, err);
     for (cl_node_t *n = cl->nodes; n != NULL; n = n->next) {
+        n->nwait = 0; /* the list is detached before its callbacks run */
         list_fail(&n->wait_head, &n->wait_tail, err);
         pos_conn_abort(&n->cmd.conn, err);
         pos_conn_abort(&n->sub.conn, err);

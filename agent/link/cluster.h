@@ -157,7 +157,8 @@ int pos_cluster_command(pos_cluster_t *c, pos_reply_cb cb, void *ctx, int argc, 
                         const size_t *lens);
 
 /* True when ready and every node's command connection has spare room
- * (pos_conn_has_spare()) and no commands waiting for it to connect. */
+ * (pos_conn_has_spare()), and no node has many commands waiting for it
+ * to connect. */
 bool pos_cluster_has_spare(const pos_cluster_t *c);
 
 /* The home node's address (a seed before the first map), *port its port. */
