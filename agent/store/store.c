@@ -824,6 +824,131 @@ static int store_files_check(const pos_store_t *st, char *why, size_t whylen)
     return 0;
 }
 
+/* Pages past a short file's end that the free-list check follows, at most. */
+#define STORE_TAIL_PAGES_MAX (1u << 20)
+
+/* Marks in seen (one bit per page from first) the free pages the free list names. */
+static int tail_free_pages(MDB_txn *txn, uint64_t first, uint64_t last, uint8_t *seen)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, 0 /* FREE_DBI */, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        /* An IDL of size_t (midl.h): its count, then page numbers (unaligned). */
+        size_t n = v.mv_size / sizeof(size_t);
+        size_t count;
+        if (n == 0) {
+            continue;
+        }
+        memcpy(&count, v.mv_data, sizeof(count));
+        if (count < n) {
+            n = count + 1;
+        }
+        for (size_t i = 1; i < n; i++) {
+            size_t pg;
+            memcpy(&pg, (const char *)v.mv_data + i * sizeof(size_t), sizeof(pg));
+            if (pg >= first && pg <= last) {
+                seen[(pg - first) / 8] |= (uint8_t)(1u << ((pg - first) % 8));
+            }
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * data.mdb may end before the last page its meta page names: LMDB does not
+ * write a page freed within the commit that took it (a "loose" page), and
+ * when those are the file's last pages, the file stays short, after a clean
+ * stop as after a kill. A file cut short anywhere else would fault (SIGBUS)
+ * on the first touch of a missing page. So a short file is first extended
+ * to its full length (zero pages, which nothing reads while they are free),
+ * then every page past its old end must be on LMDB's free list. Returns 0,
+ * STORE_CORRUPT with why set (the old length restored), or a negative errno.
+ */
+static int store_tail_check(pos_store_t *st, char *why, size_t whylen)
+{
+    MDB_envinfo info;
+    MDB_stat est;
+    char file[POS_STORE_PATH_MAX + 16];
+    struct stat sb;
+
+    snprintf(file, sizeof(file), "%s/data.mdb", st->path);
+    if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &est) != 0 ||
+        stat(file, &sb) != 0 || est.ms_psize == 0) {
+        return 0;
+    }
+    uint64_t psize = est.ms_psize, last = info.me_last_pgno;
+    uint64_t need = (last + 1) * psize, size = (uint64_t)sb.st_size;
+    if (size >= need) {
+        return 0;
+    }
+    uint64_t first = size / psize; /* the first page not wholly in the file */
+    snprintf(why, whylen, "file is %" PRIu64 " bytes, its meta page needs %" PRIu64, size, need);
+    if (first < 2 || last - first + 1 > STORE_TAIL_PAGES_MAX) {
+        return STORE_CORRUPT;
+    }
+    int fd = open(file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (ftruncate(fd, (off_t)need) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    uint64_t pages = last - first + 1;
+    uint8_t *seen = calloc((size_t)(pages + 7) / 8, 1);
+    MDB_txn *txn = NULL;
+    int rc = seen == NULL ? ENOMEM : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = tail_free_pages(txn, first, last, seen);
+        mdb_txn_abort(txn);
+    }
+    uint64_t used = pages;
+    for (uint64_t pg = 0; rc == 0 && pg < pages; pg++) {
+        if ((seen[pg / 8] & (1u << (pg % 8))) == 0) {
+            used = pg;
+            break;
+        }
+    }
+    free(seen);
+    int result = 0;
+    if (rc != 0 || used < pages) {
+        /* Left as it was found, for whoever looks at it once moved aside. */
+        if (ftruncate(fd, (off_t)size) != 0) {
+            POS_WARN("store", "%s: cannot restore its length of %" PRIu64 " bytes: %s", file, size,
+                     strerror(errno));
+        }
+        if (rc == ENOMEM) {
+            result = -ENOMEM;
+        } else if (rc != 0) {
+            snprintf(why, whylen,
+                     "file is %" PRIu64 " bytes, its meta page needs %" PRIu64
+                     ", and its free list is unreadable (%s)",
+                     size, need, mdb_strerror(rc));
+            result = pos_store_is_corruption(rc) ? STORE_CORRUPT : pos_store_errno(rc);
+        } else {
+            snprintf(why, whylen,
+                     "file is %" PRIu64 " bytes, its meta page needs %" PRIu64 ", and page %" PRIu64
+                     " past its end is in use",
+                     size, need, first + used);
+            result = STORE_CORRUPT;
+        }
+    } else {
+        POS_INFO("store",
+                 "%s ended %" PRIu64 " free page%s before its last page (LMDB leaves "
+                 "pages freed within a commit unwritten): extended to %" PRIu64 " bytes",
+                 file, pages, pages == 1 ? "" : "s", need);
+        why[0] = '\0';
+    }
+    close(fd);
+    return result;
+}
+
 /*
  * Format migrations, oldest first: each turns a store of format "from" into
  * one of format "from + 1" inside txn. None yet: format 1 is the first.
@@ -922,21 +1047,11 @@ static int open_once(pos_store_t *st, const tenants_t *ts, char *why, size_t why
         goto fail;
     }
 
-    /* A truncated file whose meta pages survived would fault on first touch (SIGBUS). */
-    MDB_envinfo info;
-    MDB_stat est;
-    char file[POS_STORE_PATH_MAX + 16];
-    struct stat sb;
-    snprintf(file, sizeof(file), "%s/data.mdb", st->path);
-    if (mdb_env_info(st->env, &info) == 0 && mdb_env_stat(st->env, &est) == 0 &&
-        stat(file, &sb) == 0) {
-        uint64_t need = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
-        if ((uint64_t)sb.st_size < need) {
-            snprintf(why, whylen, "file is %lld bytes, its meta page needs %" PRIu64,
-                     (long long)sb.st_size, need);
-            result = STORE_CORRUPT;
-            goto fail;
-        }
+    /* A file ending before the meta page's last page: LMDB's own doing, or cut short. */
+    rc = store_tail_check(st, why, whylen);
+    if (rc != 0) {
+        result = rc;
+        goto fail;
     }
 
     /* Readers of a process killed with -9 hold slots (and old pages) until cleared. */
