@@ -83,19 +83,6 @@ int pos_charset_parse(const char *name)
     return -EINVAL;
 }
 
-const char *pos_charset_name(pos_codepage_t cp)
-{
-    switch (cp) {
-    case POS_CP_ASCII:
-        return "ascii";
-    case POS_CP_437:
-        return "cp437";
-    case POS_CP_858:
-        return "cp858";
-    }
-    return "unknown";
-}
-
 int pos_charset_escpos_table(pos_codepage_t cp)
 {
     switch (cp) {

@@ -45,9 +45,6 @@ bool pos_charset_invisible(uint32_t codepoint);
 /* Parses "ascii", "cp437" or "cp858" (also "437", "858"). Returns the code page or -EINVAL. */
 int pos_charset_parse(const char *name);
 
-/* Returns the lower-case name of a code page ("ascii", "cp437", "cp858"). */
-const char *pos_charset_name(pos_codepage_t cp);
-
 /*
  * Returns the ESC/POS character code table number n of "ESC t n" for a
  * code page (0 = PC437, 19 = PC858; ASCII uses 0), or -EINVAL.

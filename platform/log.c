@@ -72,11 +72,6 @@ void pos_log_set_level(pos_log_level_t level)
     }
 }
 
-pos_log_level_t pos_log_get_level(void)
-{
-    return log_level;
-}
-
 void pos_log_use_syslog(bool on)
 {
     if (on && !log_syslog) {

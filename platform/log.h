@@ -24,7 +24,6 @@ typedef enum pos_log_level {
 /* Sets the threshold; messages above it are discarded. Also looks at
  * whether stderr is the journal, if not done yet. */
 void pos_log_set_level(pos_log_level_t level);
-pos_log_level_t pos_log_get_level(void);
 
 /* Routes output to syslog (ident "posagent", facility daemon) instead of stderr. */
 void pos_log_use_syslog(bool on);

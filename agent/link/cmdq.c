@@ -88,11 +88,6 @@ bool pos_cmdq_expired(const pos_cmdq_t *q, uint64_t now_ms)
     return q->count != 0 && q->ring[q->head].deadline_ms <= now_ms;
 }
 
-void pos_cmdq_fail_all(pos_cmdq_t *q, int err)
-{
-    pos_cmdq_fail_all_head(q, err, err);
-}
-
 void pos_cmdq_fail_all_head(pos_cmdq_t *q, int head_err, int err)
 {
     pos_cmdq_t old = *q;

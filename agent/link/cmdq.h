@@ -65,14 +65,10 @@ uint64_t pos_cmdq_next_deadline(const pos_cmdq_t *q);
 bool pos_cmdq_expired(const pos_cmdq_t *q, uint64_t now_ms);
 
 /*
- * Empties the queue and calls every callback once with "err" (< 0), oldest
- * first. Callbacks may push onto the (now empty) queue.
- */
-void pos_cmdq_fail_all(pos_cmdq_t *q, int err);
-
-/*
- * The same, but the oldest command gets head_err and the others err: the
- * reply being read when the connection was refused was the oldest one's.
+ * Empties the queue and calls every callback once, oldest first: the oldest
+ * with head_err, the others with err (both < 0; the reply being read when
+ * the connection was refused was the oldest one's). Callbacks may push onto
+ * the (now empty) queue.
  */
 void pos_cmdq_fail_all_head(pos_cmdq_t *q, int head_err, int err);
 

@@ -56,11 +56,6 @@ pos_payment_reject_t pos_payment_reject_index(const char *reason)
     return POS_PAY_REJ_OTHER;
 }
 
-const char *pos_payment_reject_name(pos_payment_reject_t r)
-{
-    return (unsigned)r < POS_PAY_REJ_COUNT ? reject_names[r] : "other";
-}
-
 /* Counts an outcome message on its way (the fleet metrics). */
 static void payment_count(pos_payment_t *p, const pos_msg_out_t *m)
 {

@@ -41,9 +41,6 @@ typedef enum pos_payment_reject {
 /* The reject reason's index; POS_PAY_REJ_OTHER for any other text. */
 pos_payment_reject_t pos_payment_reject_index(const char *reason);
 
-/* Its contract name ("busy", ...; "other"). */
-const char *pos_payment_reject_name(pos_payment_reject_t r);
-
 /*
  * What the payment flow asks of the rest of the agent, as functions of
  * ctx. The first three queue work in the durable outbox (in order with

@@ -101,7 +101,7 @@ static void test_multi_reply(void **state)
     }
     assert_int_equal(log_.calls, 3);
     assert_int_equal(pos_cmdq_next_deadline(&q), 20);
-    pos_cmdq_fail_all(&q, -ECONNRESET);
+    pos_cmdq_fail_all_head(&q, -ECONNRESET, -ECONNRESET);
     pos_cmdq_free(&q);
 }
 
@@ -121,7 +121,7 @@ static void test_deadlines(void **state)
     pos_cmdq_deliver(&q, &r);
     assert_false(pos_cmdq_expired(&q, 600));
     assert_true(pos_cmdq_expired(&q, 700));
-    pos_cmdq_fail_all(&q, -ETIMEDOUT);
+    pos_cmdq_fail_all_head(&q, -ETIMEDOUT, -ETIMEDOUT);
     assert_int_equal(log_.errors, 1);
     assert_int_equal(log_.last_err, -ETIMEDOUT);
     pos_cmdq_free(&q);
@@ -140,11 +140,11 @@ static void test_fail_all_exactly_once(void **state)
     pos_cmdq_push(&q, record, (void *)3, 1, 1);
     redisReply r = int_reply(1);
     pos_cmdq_deliver(&q, &r); /* first of two replies for #1 */
-    pos_cmdq_fail_all(&q, -ECONNRESET);
+    pos_cmdq_fail_all_head(&q, -ECONNRESET, -ECONNRESET);
     assert_int_equal(log_.errors, 3);
     assert_int_equal(log_.calls, 4);
     assert_int_equal(pos_cmdq_pending(&q), 0);
-    pos_cmdq_fail_all(&q, -ECONNRESET); /* nothing left: nobody called twice */
+    pos_cmdq_fail_all_head(&q, -ECONNRESET, -ECONNRESET); /* nothing left: nobody called twice */
     assert_int_equal(log_.calls, 4);
     pos_cmdq_free(&q);
 }
@@ -205,10 +205,10 @@ static void test_fail_all_reentrant(void **state)
     reentrant_q = &q;
     pos_cmdq_push(&q, push_again, NULL, 1, 1);
     pos_cmdq_push(&q, push_again, NULL, 1, 1);
-    pos_cmdq_fail_all(&q, -ECANCELED);
+    pos_cmdq_fail_all_head(&q, -ECANCELED, -ECANCELED);
     assert_int_equal(log_.calls, 2);
     assert_int_equal(pos_cmdq_pending(&q), 2);
-    pos_cmdq_fail_all(&q, -ECANCELED);
+    pos_cmdq_fail_all_head(&q, -ECANCELED, -ECANCELED);
     assert_int_equal(log_.errors, 2);
     pos_cmdq_free(&q);
 }
@@ -222,7 +222,7 @@ static void test_limit(void **state)
         assert_int_equal(pos_cmdq_push(&q, record, NULL, 1, 1), 0);
     }
     assert_int_equal(pos_cmdq_push(&q, record, NULL, 1, 1), -ENOBUFS);
-    pos_cmdq_fail_all(&q, -ECANCELED);
+    pos_cmdq_fail_all_head(&q, -ECANCELED, -ECANCELED);
     assert_int_equal(log_.errors, 3);
     pos_cmdq_free(&q);
 }
