@@ -404,6 +404,24 @@ static int wal_apply(void *ctx, char kind, unsigned db, const void *key, size_t 
  * generation. A log that cannot be applied is reported and set aside: the
  * store as LMDB kept it is used. Returns 0 or a negative errno (LMDB).
  */
+/*
+ * Renames the log to POS_WAL_FILE.<what>-<epoch>, kept for an operator
+ * (docs/offline.md), and begins a new one after the same sequence.
+ * Returns 0, or the new log's error (then the store runs without one).
+ */
+static int wal_keep_aside(pos_store_t *st, const char *what, char *to, size_t tolen)
+{
+    char from[POS_STORE_PATH_MAX + 16];
+    snprintf(from, sizeof(from), "%s/" POS_WAL_FILE, st->path);
+    snprintf(to, tolen, "%s/" POS_WAL_FILE ".%s-%lld", st->path, what, (long long)time(NULL));
+    uint64_t next = st->wal.next_seq;
+    pos_wal_close(&st->wal);
+    (void)rename(from, to);
+    int rc = pos_wal_open(&st->wal, st->path);
+    st->wal.next_seq = next;
+    return rc; /* without a log (fd -1) when that failed: not an error */
+}
+
 static int store_wal_replay(pos_store_t *st)
 {
     wal_target_t r = {st, NULL};
@@ -434,20 +452,24 @@ static int store_wal_replay(pos_store_t *st)
         mdb_txn_abort(r.txn);
     }
     st->wal.next_seq = (last > after ? last : after) + 1;
+    char to[POS_STORE_PATH_MAX + 48];
     if (n < 0) {
-        /* Kept for an operator (docs/offline.md), and a new log begun. */
-        char from[POS_STORE_PATH_MAX + 16], to[POS_STORE_PATH_MAX + 48];
-        snprintf(from, sizeof(from), "%s/" POS_WAL_FILE, st->path);
-        snprintf(to, sizeof(to), "%s/" POS_WAL_FILE ".failed-%lld", st->path,
-                 (long long)time(NULL));
+        rc = wal_keep_aside(st, "failed", to, sizeof(to));
         POS_ERR("store", "%s: the write-ahead log could not be applied (%s): kept as %s; the "
                 "store goes on from LMDB's last flushed commit", st->path, strerror((int)-n), to);
-        pos_wal_close(&st->wal);
-        (void)rename(from, to);
-        uint64_t next = st->wal.next_seq;
-        rc = pos_wal_open(&st->wal, st->path);
-        st->wal.next_seq = next;
-        return rc; /* without a log (fd -1) when that failed too: not an error */
+        return rc;
+    }
+    uint64_t damaged = st->wal.damaged_seq;
+    if (damaged != 0) {
+        /* Not a power cut's torn tail: what came after it is lost to LMDB. */
+        st->wal_damaged = damaged;
+        rc = wal_keep_aside(st, "damaged", to, sizeof(to));
+        POS_ERR("store",
+                "%s: write-ahead log record %" PRIu64 " is damaged though the next is "
+                "intact (the disk changed it): the commits from it on were not applied; the "
+                "log is kept as %s",
+                st->path, damaged, to);
+        return rc;
     }
     return pos_wal_reset(&st->wal);
 }

@@ -142,6 +142,7 @@ typedef struct pos_store {
     bool wal_on;           /* the log is open: LMDB commits with MDB_NOMETASYNC */
     bool wal_covered;      /* the commit under way is in the log (no full flush) */
     uint64_t wal_replayed; /* records applied again at open */
+    uint64_t wal_damaged; /* at open: the log record found damaged before an intact one (0: none) */
     char wal_error[160];   /* why the store runs without its log, or "" */
 } pos_store_t;
 

@@ -319,6 +319,26 @@ int pos_wal_redo_apply(const void *payload, size_t len, pos_wal_apply_fn apply, 
     return 0;
 }
 
+/* Whether the record at off is whole: this generation's, of sequence seq, its checksum right. */
+static bool wal_record_intact(const pos_wal_t *w, uint64_t off, uint64_t seq)
+{
+    unsigned char hdr[POS_WAL_RECORD_HDR];
+    if (off + POS_WAL_RECORD_HDR > POS_WAL_SIZE || wal_pread(w->fd, hdr, sizeof(hdr), off) != 0 ||
+        memcmp(hdr, WAL_REC_MAGIC, 4) != 0 || pos_endian_get_le64(hdr + 8) != w->generation ||
+        pos_endian_get_le64(hdr + 16) != seq) {
+        return false;
+    }
+    uint32_t len = pos_endian_get_le32(hdr + 4);
+    if (len > POS_WAL_PAYLOAD_MAX || off + pos_wal_record_size(len) > POS_WAL_SIZE) {
+        return false;
+    }
+    unsigned char *buf = malloc(len != 0 ? len : 1);
+    bool ok = buf != NULL && wal_pread(w->fd, buf, len, off + POS_WAL_RECORD_HDR) == 0 &&
+              record_crc(hdr, buf, len) == pos_endian_get_le32(hdr + 24);
+    free(buf);
+    return ok;
+}
+
 long pos_wal_replay(pos_wal_t *w, uint64_t after, pos_wal_apply_fn apply, void *ctx,
                     uint64_t *last)
 {
@@ -328,6 +348,7 @@ long pos_wal_replay(pos_wal_t *w, uint64_t after, pos_wal_apply_fn apply, void *
     int rc = 0;
 
     *last = after;
+    w->damaged_seq = 0;
     if (w->fd < 0) {
         return 0;
     }
@@ -351,7 +372,12 @@ long pos_wal_replay(pos_wal_t *w, uint64_t after, pos_wal_apply_fn apply, void *
         buf = nb;
         if (wal_pread(w->fd, buf, len, off + POS_WAL_RECORD_HDR) != 0 ||
             record_crc(hdr, buf, len) != pos_endian_get_le32(hdr + 24)) {
-            break; /* torn: the write that was under way when the power went */
+            /* Torn: the write that was under way when the power went. Unless
+             * the next record is whole: then the disk damaged this one. */
+            if (wal_record_intact(w, off + pos_wal_record_size(len), seq + 1)) {
+                w->damaged_seq = seq;
+            }
+            break;
         }
         if (seq > after) {
             rc = pos_wal_redo_apply(buf, len, apply, ctx);

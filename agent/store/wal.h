@@ -57,6 +57,7 @@ typedef struct pos_wal {
     uint64_t next_seq;    /* the next record's sequence */
     uint64_t records;     /* written since open */
     uint64_t checkpoints; /* generations started since open */
+    uint64_t damaged_seq; /* the last replay: a damaged record with an intact one after it */
 } pos_wal_t;
 
 /* A redo buffer: what one group changes, built in the writer thread. */
@@ -83,7 +84,11 @@ int pos_wal_open(pos_wal_t *w, const char *dir);
 /*
  * Calls apply for every entry of every record of the current generation
  * whose sequence is above after, in order, stopping at the first missing,
- * torn or out-of-sequence record. *last gets the last sequence found
+ * torn or out-of-sequence record. A damaged record followed by the intact
+ * next one is not a write torn by a power cut (the log is written in
+ * order, each record flushed before the next is begun) but the disk
+ * changing what it held: the replay stops there as well, and
+ * w->damaged_seq says so (0 otherwise). *last gets the last sequence found
  * (after when none). Returns the number of records applied, or a negative
  * errno (-EBADMSG: a record's payload does not parse; or apply's error,
  * as a negative errno).
