@@ -71,13 +71,20 @@ int pos_canon_number(double d, char *buf, size_t len)
     }
     /* The fewest significant digits that read back as d: %.*e rounds
      * correctly, so the first precision that round-trips is the shortest,
-     * and among those digits the nearest to d (what ECMAScript asks). */
-    for (int p = 0; p <= 16; p++) {
-        snprintf(e, sizeof(e), "%.*e", p, d);
+     * and among those digits the nearest to d (what ECMAScript asks).
+     * Once a precision round-trips, every larger one does: a binary search
+     * (5 tries, not up to 17; a signed message may hold thousands). */
+    int lo = 0, hi = 16; /* 17 significant digits always round-trip */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        snprintf(e, sizeof(e), "%.*e", mid, d);
         if (strtod(e, NULL) == d) {
-            break;
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
     }
+    snprintf(e, sizeof(e), "%.*e", lo, d);
     /* e is "D[.DDDD]e[+-]XX": split it into digits and exponent. */
     const char *s = e;
     for (; *s != 'e'; s++) {

@@ -1,6 +1,7 @@
 /* Unit tests for agent/sign: RFC 8785 canonical JSON, HMAC signatures, keys. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,6 +102,69 @@ static void test_numbers(void **state)
     assert_int_equal(pos_canon_number(1.0 / 0.0, buf, sizeof(buf)), -EINVAL);
     assert_int_equal(pos_canon_number(0.0 / 0.0, buf, sizeof(buf)), -EINVAL);
     assert_int_equal(pos_canon_number(1.0, buf, 8), -ENOSPC);
+}
+
+/* The significant digits of a number's text, without sign, point, exponent
+ * or leading and trailing zeros ("-0.00120e-5" -> "12"). */
+static void sig_digits(const char *text, char *out, size_t len)
+{
+    size_t k = 0;
+    for (const char *c = text; *c != '\0' && *c != 'e' && *c != 'E'; c++) {
+        if (*c >= '0' && *c <= '9' && (k > 0 || *c != '0') && k + 1 < len) {
+            out[k++] = *c;
+        }
+    }
+    while (k > 1 && out[k - 1] == '0') {
+        k--;
+    }
+    out[k] = '\0';
+}
+
+/* The shortest round trip, searched one precision at a time (the reference). */
+static void shortest_linear(double d, char *out, size_t len)
+{
+    char e[40];
+    for (int p = 0; p <= 16; p++) {
+        snprintf(e, sizeof(e), "%.*e", p, d);
+        if (strtod(e, NULL) == d) {
+            break;
+        }
+    }
+    sig_digits(e, out, len);
+}
+
+/* The binary search for the shortest digits finds what the linear one did. */
+static void test_numbers_shortest_digits(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        if (i % 2 == 0) {
+            uint64_t bits = x;
+            memcpy(&d, &bits, sizeof(d)); /* any double */
+        } else {
+            d = (double)(x % 100000000u) / 100.0; /* amounts with cents */
+        }
+        if (!isfinite(d)) {
+            continue;
+        }
+        char buf[32], want[24], got[24];
+        int n = pos_canon_number(d, buf, sizeof(buf));
+        assert_true(n > 0);
+        assert_true(strtod(buf, NULL) == d);
+        shortest_linear(d, want, sizeof(want));
+        sig_digits(buf, got, sizeof(got));
+        if (d == 0) {
+            continue;
+        }
+        if (strcmp(want, got) != 0) {
+            fail_msg("%.17g: canon %s, shortest digits %s", d, buf, want);
+        }
+    }
 }
 
 static void test_canon_order_and_nesting(void **state)
@@ -450,6 +514,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_numbers_shortest_digits),
         cmocka_unit_test(test_canon_order_and_nesting),
         cmocka_unit_test(test_canon_rfc8785_example),
         cmocka_unit_test(test_canon_strings),
