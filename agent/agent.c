@@ -253,6 +253,7 @@ static void agent_heartbeat_cb(uv_timer_t *t)
 {
     pos_agent_t *a = t->data;
 
+    pos_payment_flush_counters(&a->payment);
     if (pos_link_is_online(&a->link) && a->exit_code == 0) {
         agent_write_status(a, pos_agent_status(a), agent_reply_logged);
         agent_lease_renew(a);
@@ -1034,6 +1035,7 @@ void pos_agent_shutdown(pos_agent_t *a)
     }
     a->stopping = true;
     uv_timer_stop(&a->heartbeat_timer);
+    pos_payment_flush_counters(&a->payment);
     pos_sd_notify("STOPPING=1");
     if (!online) {
         POS_INFO("agent", "link offline: stopping without writing the offline status");

@@ -880,6 +880,21 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
     }
     payment_count(p, &out);
     p->over_budget += verified; /* a refused signature is counted with the others */
+    p->rejected_unreported++;
+}
+
+void pos_payment_flush_counters(pos_payment_t *p)
+{
+    const pos_payment_port_t *port = &p->opt.port;
+    char key[160];
+
+    if (p->rejected_unreported == 0 || port->incrby == NULL) {
+        return;
+    }
+    snprintf(key, sizeof(key), "counter:terminal:%s:payments_rejected", p->opt.terminal_id);
+    if (port->incrby(port->ctx, key, (long long)p->rejected_unreported, 86400) == 0) {
+        p->rejected_unreported = 0;
+    }
 }
 
 int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2)

@@ -125,6 +125,7 @@ struct pos_payment {
     uint64_t pos_app_ignored; /* "origin":"pos-app" here: no POS application publishes here */
     uint64_t over_budget;  /* requests refused "busy" over the channel's budget */
     uint64_t dropped;      /* other messages dropped over the budget */
+    uint64_t rejected_unreported;           /* over-budget refusals not yet in payments_rejected */
     uint64_t published[POS_MSG_OUT_COUNT];  /* outcome messages queued, by type */
     uint64_t rejections[POS_PAY_REJ_COUNT]; /* PAYMENT_REJECTED queued or sent, by reason */
     /* Durable commits a payment's record waited for, from being queued to
@@ -183,6 +184,14 @@ int pos_payment_show(pos_payment_t *p, const char *line1, const char *line2);
  * -EBUSY, or the device's error (-EPERM: not usable now).
  */
 int pos_payment_test_print(pos_payment_t *p);
+
+/*
+ * Adds the refusals made over the channel's budget to the till's
+ * payments_rejected counter in Redis, in one increment. Each is not a
+ * durable commit of its own when made: a flood must not turn into as many
+ * commits and Redis commands. Called with the heartbeat and at shutdown.
+ */
+void pos_payment_flush_counters(pos_payment_t *p);
 
 /* True while a payment is live. */
 bool pos_payment_active(const pos_payment_t *p);

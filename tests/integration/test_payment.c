@@ -460,6 +460,7 @@ static void test_replay_over_budget(void **state)
     pos_fix_t *f = *state;
     pos_ini_set(&f->ini, "inbound", "payment_rate", "1");
     pos_ini_set(&f->ini, "inbound", "payment_burst", "2");
+    pos_fix_set_heartbeat(f, 1, 3);
     start(f);
 
     publish(f, REQ("tx-6001", "4.20"));
@@ -504,6 +505,21 @@ static void test_replay_over_budget(void **state)
     assert_true(approved >= 1);
     assert_int_equal(other_busy, 1);
     assert_int_equal(pos_fix_charges(f), 1);
+    /* Every refusal in the till's counter, those over the budget too (one
+     * increment with the next heartbeat). */
+    long long want = duplicate + other_busy, got = -1;
+    uint64_t until = pos_test_now_ms() + 4000;
+    while (pos_test_now_ms() < until) {
+        char *v = pos_test_get(&f->redis, "counter:terminal:" TID ":payments_rejected");
+        got = v != NULL ? atoll(v) : 0;
+        free(v);
+        if (got == want) {
+            break;
+        }
+        pos_test_sleep_ms(100);
+    }
+    printf("payments_rejected in Redis: %lld (refusals seen: %lld)\n", got, want);
+    assert_int_equal(got, want);
 }
 
 /*
