@@ -161,6 +161,21 @@ static uint64_t window_ms(const pos_journal_t *j)
     return j->cfg.window_ms != 0 ? j->cfg.window_ms : POS_JOURNAL_DEFAULT_WINDOW_MS;
 }
 
+static uint64_t max_cancels(const pos_journal_t *j)
+{
+    return j->cfg.max_cancels != 0 ? j->cfg.max_cancels : POS_JOURNAL_DEFAULT_CANCELS;
+}
+
+/*
+ * The state machine's record of a cancel of an id never requested here
+ * (the only record without an amount): no payment was started, so its id
+ * takes no room in the seen set, and its records have a bound of their own.
+ */
+static bool rec_early_cancel(const pos_payment_record_t *rec)
+{
+    return rec->state == POS_PAY_CANCELLED && rec->amount_minor == 0;
+}
+
 static uint64_t journal_now(const pos_journal_t *j)
 {
     return j->cfg.now_ms != NULL ? j->cfg.now_ms() : pos_clock_wall_ms();
@@ -198,6 +213,7 @@ static int journal_check(void *census, pos_store_db_t db, const MDB_val *k, cons
         bool ok = pos_journal_decode(v->mv_data, v->mv_size, &r, &seq) == 0;
         if (cs != NULL) {
             cs->records++;
+            cs->cancels += ok && rec_early_cancel(&r);
             if (ok && seq >= cs->rec_next) {
                 cs->rec_next = seq + 1;
             }
@@ -443,7 +459,11 @@ static int read_all(pos_journal_t *j, MDB_txn *txn, listed_t **out, size_t *coun
     return 0;
 }
 
-/* Deletes the oldest finished records beyond max_final. */
+/*
+ * Deletes the oldest finished records of payments beyond max_final, and
+ * the oldest cancels of ids never requested beyond max_cancels: each kind
+ * makes room only among its own, so cancels never push out a payment's.
+ */
 static int prune_records(pos_journal_t *j, MDB_txn *txn)
 {
     listed_t *all;
@@ -452,27 +472,38 @@ static int prune_records(pos_journal_t *j, MDB_txn *txn)
     if (rc != 0) {
         return rc;
     }
-    size_t finals = 0;
+    size_t finals = 0, cancels = 0;
     for (size_t i = 0; i < n; i++) {
-        finals += pos_payment_state_final(all[i].rec.state);
+        if (rec_early_cancel(&all[i].rec)) {
+            cancels++;
+        } else {
+            finals += pos_payment_state_final(all[i].rec.state);
+        }
     }
-    for (size_t i = 0; i < n && finals > max_final(j); i++) {
-        if (!pos_payment_state_final(all[i].rec.state)) {
-            continue; /* a live payment's record is never dropped */
+    for (size_t i = 0; i < n && (finals > max_final(j) || cancels > max_cancels(j)); i++) {
+        bool early = rec_early_cancel(&all[i].rec);
+        if (early ? cancels <= max_cancels(j)
+                  : !pos_payment_state_final(all[i].rec.state) || finals <= max_final(j)) {
+            continue; /* within its bound; a live payment's record is never dropped */
         }
         MDB_val k = {strlen(all[i].rec.transaction_id), all[i].rec.transaction_id};
         rc = pos_store_errno(pos_store_del(j->st, txn, POS_DB_JOURNAL, &k));
         if (rc != 0) {
             break;
         }
-        finals--;
+        if (early) {
+            cancels--;
+            j->w.cancels--;
+        } else {
+            finals--;
+        }
         j->w.records--;
     }
     free(all);
     return rc;
 }
 
-/* Stores o->rec, remembers its id as seen, and prunes if needed. */
+/* Stores o->rec, remembers its id as seen (a payment's), and prunes if needed. */
 static int put_apply(pos_journal_op_t *o, MDB_txn *txn)
 {
     pos_journal_t *j = o->j;
@@ -481,8 +512,8 @@ static int put_apply(pos_journal_op_t *o, MDB_txn *txn)
     MDB_val k = {strlen(rec->transaction_id), (void *)rec->transaction_id};
     MDB_val v;
     uint64_t seq = j->w.rec_next;
-    bool added = false;
-    int rc = seen_add(j, txn, rec->transaction_id, o->now_ms, &o->forgotten);
+    bool added = false, early = rec_early_cancel(rec);
+    int rc = early ? 0 : seen_add(j, txn, rec->transaction_id, o->now_ms, &o->forgotten);
 
     if (rc != 0) {
         return rc;
@@ -493,6 +524,8 @@ static int put_apply(pos_journal_op_t *o, MDB_txn *txn)
         /* A replacement keeps the transaction's place in the order. */
         if (pos_journal_decode(v.mv_data, v.mv_size, &old, &seq) != 0) {
             seq = j->w.rec_next++;
+        } else if (rec_early_cancel(&old)) {
+            j->w.cancels--; /* counted again below if it still is one */
         }
     } else if (rc == MDB_NOTFOUND) {
         j->w.rec_next++;
@@ -511,7 +544,9 @@ static int put_apply(pos_journal_op_t *o, MDB_txn *txn)
         return rc;
     }
     j->w.records += added;
-    if (j->w.records > max_final(j) + PRUNE_SLACK) {
+    j->w.cancels += early;
+    if (j->w.records - j->w.cancels > max_final(j) + PRUNE_SLACK ||
+        j->w.cancels > max_cancels(j) + PRUNE_SLACK) {
         rc = prune_records(j, txn);
     }
     return rc;
@@ -519,10 +554,19 @@ static int put_apply(pos_journal_op_t *o, MDB_txn *txn)
 
 static int delete_apply(pos_journal_op_t *o, MDB_txn *txn)
 {
-    MDB_val k = {strlen(o->rec.transaction_id), o->rec.transaction_id};
-    int rc = pos_store_errno(pos_store_del(o->j->st, txn, POS_DB_JOURNAL, &k));
+    MDB_val k = {strlen(o->rec.transaction_id), o->rec.transaction_id}, v;
+    pos_payment_record_t old;
+    /* Which count it leaves (a record that does not decode was counted as neither). */
+    int rc = pos_store_errno(mdb_get(txn, o->j->st->dbi[POS_DB_JOURNAL], &k, &v));
+    bool early = rc == 0 && pos_journal_decode(v.mv_data, v.mv_size, &old, NULL) == 0 &&
+                 rec_early_cancel(&old);
+
+    if (rc == 0) {
+        rc = pos_store_errno(pos_store_del(o->j->st, txn, POS_DB_JOURNAL, &k));
+    }
     if (rc == 0) {
         o->j->w.records--;
+        o->j->w.cancels -= early;
     }
     return rc;
 }
@@ -739,6 +783,7 @@ int pos_journal_open(pos_journal_t *j, pos_store_t *st, const pos_journal_config
         return rc;
     }
     j->w.records = cs.records;
+    j->w.cancels = cs.cancels;
     j->w.rec_next = cs.rec_next != 0 ? cs.rec_next : 1;
     j->w.seen = cs.seen_ids;
     j->w.seen_next = cs.seen_next != 0 ? cs.seen_next : 1;
@@ -856,6 +901,12 @@ int pos_journal_prune(pos_journal_t *j)
 
 /* ---- reads --------------------------------------------------------------------- */
 
+/* Whether a write not yet applied will remember its id as seen. */
+static bool op_adds_seen(const pos_journal_op_t *o)
+{
+    return o->kind == JOP_SEEN || (o->kind == JOP_PUT && !rec_early_cancel(&o->rec));
+}
+
 /* The newest write of id not yet applied, or NULL. */
 static const pos_journal_op_t *pending_find(const pos_journal_t *j, const char *id,
                                             bool records_only)
@@ -880,8 +931,7 @@ int pos_journal_seen_at(pos_journal_t *j, const char *transaction_id, uint64_t *
      * oldest such write gives the first-seen time. */
     const pos_journal_op_t *found = NULL;
     for (const pos_journal_op_t *o = j->pending; o != NULL; o = o->pending_next) {
-        if ((o->kind == JOP_PUT || o->kind == JOP_SEEN) &&
-            strcmp(o->rec.transaction_id, transaction_id) == 0) {
+        if (op_adds_seen(o) && strcmp(o->rec.transaction_id, transaction_id) == 0) {
             found = o;
         }
     }
@@ -925,7 +975,7 @@ bool pos_journal_seen_room(const pos_journal_t *j, uint64_t now_ms)
     uint64_t pending = 0;
 
     for (const pos_journal_op_t *o = j->pending; o != NULL; o = o->pending_next) {
-        pending += o->kind == JOP_PUT || o->kind == JOP_SEEN;
+        pending += op_adds_seen(o);
     }
     if (j->seen + pending < max_seen(j)) {
         return true;

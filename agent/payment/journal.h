@@ -17,6 +17,14 @@
  * (-EOVERFLOW), never an old one forgotten early (docs/payment-flow.md has
  * the sizes: 100,000 ids, about 15 MB of store at most).
  *
+ * A cancel of an id never requested here (a CANCELLED record without an
+ * amount) is recorded, so that a request arriving after its cancel is
+ * answered from the record and never charged, but it is not a request:
+ * its id does not enter the seen set, and such records are kept to a bound
+ * of their own (max_cancels, the newest), so that a flood of cancels for
+ * made-up ids can neither refuse payments for want of room nor push out
+ * the records of finished payments.
+ *
  * While the agent runs, writes go through the store writer (they are
  * queued, and a callback says when they are durable); reads on the loop
  * see the writes queued but not yet applied.
@@ -33,18 +41,21 @@
 #define POS_JOURNAL_DEFAULT_FINAL     1024   /* finished records kept */
 #define POS_JOURNAL_DEFAULT_SEEN      100000 /* transaction ids remembered at most */
 #define POS_JOURNAL_DEFAULT_WINDOW_MS (7ull * 24u * 3600u * 1000u) /* 168 h */
+#define POS_JOURNAL_DEFAULT_CANCELS   256    /* records of cancels of ids never requested */
 #define POS_JOURNAL_RECORD_MAX        256    /* bytes of an encoded record, at most */
 
 typedef struct pos_journal_config {
     size_t max_final;          /* 0: POS_JOURNAL_DEFAULT_FINAL */
     size_t max_seen;           /* 0: POS_JOURNAL_DEFAULT_SEEN */
     uint64_t window_ms;        /* 0: POS_JOURNAL_DEFAULT_WINDOW_MS */
+    size_t max_cancels;        /* 0: POS_JOURNAL_DEFAULT_CANCELS */
     uint64_t (*now_ms)(void);  /* epoch ms; NULL: the wall clock (tests pass their own) */
 } pos_journal_config_t;
 
 /* What a walk counted in the journal's databases (see pos_journal_tenant()). */
 typedef struct pos_journal_census {
     uint64_t records;        /* journal records */
+    uint64_t cancels;        /* of them, cancels of ids never requested */
     uint64_t rec_next;       /* one past the highest record sequence number, 0: none */
     uint64_t seen_ids;       /* transaction ids remembered */
     uint64_t seen_first;     /* oldest remembered sequence number, 0: none */
@@ -56,6 +67,7 @@ typedef struct pos_journal_census {
 /* The counters the writes keep (in the writer thread while one runs). */
 typedef struct pos_journal_counters {
     uint64_t records;
+    uint64_t cancels; /* records of cancels of ids never requested */
     uint64_t rec_next;
     uint64_t seen;
     uint64_t seen_next;
@@ -108,13 +120,14 @@ void pos_journal_close(pos_journal_t *j);
 
 /*
  * Queues rec as the last record of its transaction (replacing the previous
- * one), remembering its id as seen, in one write; prunes the oldest
- * finished records beyond max_final. cb(ctx, status) (may be NULL) runs on
- * the loop once it is durable (0) or failed: -ENOSPC when the store is full
- * even after the cache gave up space, -EOVERFLOW when the id is new and the
- * seen set is full of ids inside the window; the caller must not perform
- * the action that needed the record then. Without a writer the write runs
- * now and cb is called before return.
+ * one), remembering its id as seen (not for a cancel of an id never
+ * requested), in one write; prunes the oldest finished records of payments
+ * beyond max_final, and of such cancels beyond max_cancels. cb(ctx, status)
+ * (may be NULL) runs on the loop once it is durable (0) or failed: -ENOSPC
+ * when the store is full even after the cache gave up space, -EOVERFLOW
+ * when the id is new and the seen set is full of ids inside the window; the
+ * caller must not perform the action that needed the record then. Without
+ * a writer the write runs now and cb is called before return.
  * Returns 0, or -EINVAL (invalid id or state, over-long strings) or
  * -ENOMEM with nothing queued and cb not called.
  */

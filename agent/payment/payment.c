@@ -596,6 +596,32 @@ static void payment_reject(pos_payment_t *p, const char *tx, const char *reason)
 }
 
 /*
+ * A request for an id the state machine knows as cancelled but the seen
+ * set does not: its cancel came first (the id was never requested, so the
+ * cancel took no room in the set). The machine answers PAYMENT_CANCELLED;
+ * the id joins the set now, as every requested id does, so that a replay
+ * is never charged once the cancel's record has gone.
+ */
+static void payment_remember_request(pos_payment_t *p, const char *tx, pos_payment_state_t st)
+{
+    pos_journal_t *j = p->opt.journal;
+
+    if (st != POS_PAY_CANCELLED || j == NULL || pos_journal_seen_has(j, tx)) {
+        return;
+    }
+    if (!pos_journal_seen_room(j, pos_clock_wall_ms())) {
+        /* Cancelled all the same; only its record keeps a replay off the card. */
+        POS_ERR("payment", "the seen-id set is full of ids inside the window: %s not remembered",
+                tx);
+        return;
+    }
+    int rc = pos_journal_seen_add(j, tx);
+    if (rc != 0) {
+        POS_ERR("payment", "journal: cannot remember %s: %s", tx, strerror(-rc));
+    }
+}
+
+/*
  * Before a request reaches the state machine: an id it does not know but
  * the journal does is brought back (answered from its record), or, when
  * the record is gone but the id was seen within the window, refused as a
@@ -608,6 +634,7 @@ static bool payment_known(pos_payment_t *p, const char *tx)
     pos_journal_t *j = p->opt.journal;
 
     if (pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
+        payment_remember_request(p, tx, st);
         return true; /* the state machine answers from what it remembers */
     }
     if (j == NULL) {
@@ -620,6 +647,7 @@ static bool payment_known(pos_payment_t *p, const char *tx)
     }
     payment_recall(p, tx);
     if (pos_payment_sm_lookup(&p->sm, tx, &st) == 0) {
+        payment_remember_request(p, tx, st);
         return true;
     }
     if (pos_journal_seen_has(j, tx)) {

@@ -18,7 +18,9 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "agent/payment/journal.h"
 #include "tests/support/fixture.h"
+#include "tests/support/store.h"
 
 #define TID      POS_FIX_TID
 #define SID      POS_FIX_SID
@@ -350,6 +352,81 @@ static void test_cancel_after_history(void **state)
     assert_int_equal(pos_fix_charges(f), 1);
 }
 
+#define CANCEL(tx) "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"" tx "\"}"
+
+/* The journal in the store of the stopped agent, opened for fn(j, tx). */
+static int journal_do(pos_fix_t *f, int (*fn)(pos_journal_t *j, const char *tx), const char *tx)
+{
+    pos_store_t st;
+    pos_journal_t j;
+    char dir[400];
+
+    assert_int_equal(f->agent.pid, 0);
+    snprintf(dir, sizeof(dir), "%s/store", f->agent.dir);
+    pos_test_store_open(&st, dir, 64u << 20);
+    assert_int_equal(pos_journal_open(&j, &st, NULL), 0);
+    int rc = fn(&j, tx);
+    pos_journal_close(&j);
+    pos_store_close(&st);
+    return rc;
+}
+
+static int seen_has(pos_journal_t *j, const char *tx)
+{
+    return pos_journal_seen_has(j, tx);
+}
+
+/*
+ * Cancels of ids never requested here took the room the seen set keeps
+ * for payment requests: with dedup_max_ids 1000, 1000 of them for made-up
+ * ids had the next genuine request refused "unavailable". A cancel that
+ * comes before its request still keeps that request off the card.
+ */
+static void test_unknown_cancels_leave_room(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "payment", "dedup_max_ids", "1000");
+    pos_ini_set(&f->ini, "inbound", "payment_rate", "100000");
+    pos_ini_set(&f->ini, "inbound", "payment_burst", "100000");
+    pos_ini_set(&f->ini, "hal", "sim_printer_delay_ms", "0");
+    pos_ini_set(&f->ini, "log", "level", "info");
+    start_delay(f, 0);
+
+    char msg[128];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(msg, sizeof(msg), "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"c-%d\"}",
+                 i);
+        publish(f, msg);
+    }
+    cJSON_Delete(expect_msg(f, "PAYMENT_CANCELLED", "c-999", 30000));
+
+    publish(f, REQ("tx-9001", "12.34"));
+    cJSON *j = next_about(f, "tx-9001", 5000);
+    assert_string_equal(str(j, "type"), "PAYMENT_PROCESSING");
+    cJSON_Delete(j);
+    cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", "tx-9001", 10000));
+    assert_int_equal(pos_fix_charges(f), 1);
+
+    /* A cancel before its request (reordered, retried) keeps it off the card. */
+    publish(f, CANCEL("tx-9002"));
+    cJSON_Delete(expect_msg(f, "PAYMENT_CANCELLED", "tx-9002", 5000));
+    publish(f, REQ("tx-9002", "5.00"));
+    j = next_about(f, "tx-9002", 5000);
+    assert_string_equal(str(j, "type"), "PAYMENT_CANCELLED");
+    cJSON_Delete(j);
+    pos_test_sleep_ms(300);
+    assert_int_equal(pos_fix_charges(f), 1);
+
+    /* In the store: both requests are seen ids, kept a week (a replay of
+     * tx-9002 after its cancel's record is gone is still never charged);
+     * the cancels of made-up ids are not. */
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
+    assert_true(journal_do(f, seen_has, "tx-9001"));
+    assert_true(journal_do(f, seen_has, "tx-9002"));
+    assert_false(journal_do(f, seen_has, "c-0"));
+    assert_false(journal_do(f, seen_has, "c-999"));
+}
+
 static void test_paper_out_after_approval(void **state)
 {
     pos_fix_t *f = *state;
@@ -647,9 +724,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pinpad_timeout, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_display_and_alerts, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_after_history, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_cancels_leave_room, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_over_budget, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_replay_of_known_id, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_over_budget, pos_fix_setup, teardown),
     };
+    pos_fix_filters_from_env();
     return cmocka_run_group_tests_name("payment", tests, NULL, NULL);
 }

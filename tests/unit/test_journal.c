@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "agent/payment/journal.h"
+#include "platform/clock.h"
 #include "agent/store/outbox.h"
 #include "agent/store/store.h"
 #include "tests/support/fs.h"
@@ -240,6 +241,109 @@ static void test_prune_keeps_live(void **state)
     assert_int_equal(pos_journal_count(&jn), (uint64_t)l.count);
 }
 
+/* What the state machine records for a cancel of an id never requested
+ * here: cancelled, no money. */
+static pos_payment_record_t early_cancel(const char *tx)
+{
+    pos_payment_record_t r = record(tx, POS_PAY_CANCELLED);
+    r.amount_minor = 0;
+    memset(&r.currency, 0, sizeof(r.currency));
+    return r;
+}
+
+/*
+ * Cancels of ids never requested are not requests: with dedup_max_ids
+ * 1000, 1000 of them for made-up ids filled the seen set and the next
+ * genuine PAYMENT_REQUESTED was refused "unavailable". They are recorded
+ * (a request that comes after its cancel is answered from the record) but
+ * take no room in the seen set.
+ */
+static void test_early_cancels_not_seen(void **state)
+{
+    (void)state;
+    close_all();
+    open_all(8 * MB, 0, 20);
+    for (int i = 0; i < 100; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "c-%03d", i);
+        pos_payment_record_t c = early_cancel(id);
+        assert_int_equal(pos_journal_put(&jn, &c), 0);
+    }
+    assert_int_equal(pos_journal_seen_count(&jn), 0);
+    assert_false(pos_journal_seen_has(&jn, "c-099"));
+    pos_payment_record_t got;
+    assert_int_equal(pos_journal_get(&jn, "c-099", &got), 0);
+    assert_int_equal(got.state, POS_PAY_CANCELLED);
+    assert_true(pos_journal_seen_room(&jn, pos_clock_wall_ms()));
+    /* The payments still have the whole set. */
+    for (int i = 0; i < 20; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "tx-%02d", i);
+        pos_payment_record_t r = record(id, POS_PAY_STARTING);
+        assert_int_equal(pos_journal_put(&jn, &r), 0);
+    }
+    assert_int_equal(pos_journal_seen_count(&jn), 20);
+    /* A payment's own cancel (it has an amount) is a payment's record. */
+    pos_payment_record_t paid = record("tx-00", POS_PAY_CANCELLED);
+    assert_int_equal(pos_journal_put(&jn, &paid), 0);
+    assert_true(pos_journal_seen_has(&jn, "tx-00"));
+}
+
+/*
+ * They are kept to a bound of their own (POS_JOURNAL_DEFAULT_CANCELS, the
+ * newest): a flood of them neither grows the journal without end nor
+ * pushes out the records of finished payments, which answer a repeated
+ * request or cancel with the payment's state.
+ */
+static void test_early_cancels_bounded_apart(void **state)
+{
+    (void)state;
+    close_all();
+    open_all(8 * MB, 10, 0);
+    for (int i = 0; i < 5; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "tx-%d", i);
+        pos_payment_record_t r = record(id, POS_PAY_DONE);
+        assert_int_equal(pos_journal_put(&jn, &r), 0);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 400; i++) {
+            char id[32];
+            snprintf(id, sizeof(id), "c-%d-%03d", round, i);
+            pos_payment_record_t c = early_cancel(id);
+            assert_int_equal(pos_journal_put(&jn, &c), 0);
+        }
+        pos_payment_record_t got;
+        for (int i = 0; i < 5; i++) {
+            char id[32];
+            snprintf(id, sizeof(id), "tx-%d", i);
+            assert_int_equal(pos_journal_get(&jn, id, &got), 0);
+            assert_int_equal(got.state, POS_PAY_DONE);
+        }
+        /* Pruned in chunks, as the payments' records are. */
+        assert_true(pos_journal_count(&jn) <= 5 + POS_JOURNAL_DEFAULT_CANCELS + 64);
+        char newest[32];
+        snprintf(newest, sizeof(newest), "c-%d-399", round);
+        assert_int_equal(pos_journal_get(&jn, newest, &got), 0);
+        assert_int_equal(pos_journal_get(&jn, "c-0-000", &got), -ENOENT);
+        /* The counts hold across a reopen (the second round prunes by them). */
+        close_all();
+        open_all(8 * MB, 10, 0);
+    }
+    /* And the payments keep their own bound against each other. */
+    for (int i = 5; i < 100; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "tx-%d", i);
+        pos_payment_record_t r = record(id, POS_PAY_DONE);
+        assert_int_equal(pos_journal_put(&jn, &r), 0);
+    }
+    pos_payment_record_t got;
+    assert_int_equal(pos_journal_get(&jn, "tx-0", &got), -ENOENT);
+    assert_int_equal(pos_journal_get(&jn, "tx-99", &got), 0);
+    assert_int_equal(pos_journal_get(&jn, "c-1-399", &got), 0);
+    assert_true(pos_journal_count(&jn) <= 10 + 64 + POS_JOURNAL_DEFAULT_CANCELS + 64);
+}
+
 static uint64_t fake_now;
 
 static uint64_t fake_clock(void)
@@ -454,6 +558,8 @@ int main(void)
         T(test_list_order_across_reopen),
         T(test_restore_into_state_machine),
         T(test_prune_keeps_live),
+        T(test_early_cancels_not_seen),
+        T(test_early_cancels_bounded_apart),
         T(test_seen_window_never_forgets_inside),
         T(test_seen_window_prune_by_age),
         T(test_seen_old_layout_converted),
