@@ -664,6 +664,30 @@ static bool payment_known(pos_payment_t *p, const char *tx)
     return true;
 }
 
+/*
+ * Before a cancel reaches the state machine: an id it has forgotten but the
+ * journal holds is put back first (a finished payment is answered with its
+ * state, never recorded anew as cancelled). An id whose record is gone but
+ * which the seen set holds was a payment that finished here, its outcome
+ * no longer known: the cancel is answered as a repeated request would be,
+ * PAYMENT_REJECTED "duplicate" (PAYMENT_CANCELLED says a cancel was carried
+ * out), and nothing is recorded. Returns true when the machine should take it.
+ */
+static bool payment_cancel_known(pos_payment_t *p, const char *tx)
+{
+    pos_payment_state_t st;
+    pos_journal_t *j = p->opt.journal;
+
+    payment_recall(p, tx);
+    if (pos_payment_sm_lookup(&p->sm, tx, &st) == 0 || j == NULL || !pos_journal_seen_has(j, tx)) {
+        return true;
+    }
+    POS_WARN("payment", "cancel of %s: its payment finished and its record is gone: nothing undone",
+             tx);
+    payment_reject(p, tx, "duplicate");
+    return false;
+}
+
 /* Whether tx was requested here before: the state machine knows it, or
  * the journal's seen set does (reads only). */
 static bool payment_seen(pos_payment_t *p, const char *tx)
@@ -814,13 +838,11 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
         }
         break;
     case POS_MSG_PAYMENT_CANCELLED:
-        /* An id the history has forgotten but the journal holds is put
-         * back first: a finished payment is answered with its state, never
-         * recorded anew as cancelled. */
-        payment_recall(p, msg->u.tx.transaction_id);
-        ev.kind = POS_PAY_EV_CANCEL;
-        ev.transaction_id = msg->u.tx.transaction_id;
-        payment_run(p, &ev);
+        if (payment_cancel_known(p, msg->u.tx.transaction_id)) {
+            ev.kind = POS_PAY_EV_CANCEL;
+            ev.transaction_id = msg->u.tx.transaction_id;
+            payment_run(p, &ev);
+        }
         break;
     case POS_MSG_RECEIPT_REPRINT:
         ev.kind = POS_PAY_EV_REPRINT;

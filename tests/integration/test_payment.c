@@ -427,6 +427,47 @@ static void test_unknown_cancels_leave_room(void **state)
     assert_false(journal_do(f, seen_has, "c-999"));
 }
 
+/*
+ * A cancel of a finished payment whose journal record is gone (the journal
+ * keeps the last 1,024 finished payments) while its id is still in the
+ * seen set was answered PAYMENT_CANCELLED, "a cancel was carried out", for
+ * a payment that was approved, and recorded as cancelled. It is answered
+ * as a repeated request for that id is: PAYMENT_REJECTED "duplicate";
+ * nothing is recorded and the card is not touched.
+ */
+static void test_cancel_after_record_pruned(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "hal", "sim_printer_delay_ms", "0");
+    start_delay(f, 0);
+    publish(f, REQ("tx-5101", "12.34"));
+    cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", "tx-5101", 10000));
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
+
+    /* What 1,024 later payments would do, without the wait: the record
+     * goes, the id stays seen. */
+    assert_int_equal(journal_do(f, pos_journal_delete, "tx-5101"), 0);
+    assert_true(journal_do(f, seen_has, "tx-5101"));
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 2, 10000);
+    pos_fix_wait_log(f, "hal: pinpad: ready", 2, 5000);
+
+    publish(f, CANCEL("tx-5101"));
+    cJSON *j = next_about(f, "tx-5101", 5000);
+    assert_string_equal(str(j, "type"), "PAYMENT_REJECTED");
+    assert_string_equal(str(j, "reason"), "duplicate");
+    cJSON_Delete(j);
+    /* Nothing was recorded: the request's replay is still a duplicate,
+     * not a cancelled payment. */
+    publish(f, REQ("tx-5101", "12.34"));
+    j = next_about(f, "tx-5101", 5000);
+    assert_string_equal(str(j, "type"), "PAYMENT_REJECTED");
+    assert_string_equal(str(j, "reason"), "duplicate");
+    cJSON_Delete(j);
+    pos_test_sleep_ms(300);
+    assert_int_equal(pos_fix_charges(f), 1);
+}
+
 static void test_paper_out_after_approval(void **state)
 {
     pos_fix_t *f = *state;
@@ -725,6 +766,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_display_and_alerts, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_after_history, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_cancels_leave_room, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_after_record_pruned, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_over_budget, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_replay_of_known_id, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_over_budget, pos_fix_setup, teardown),
