@@ -792,5 +792,6 @@ int main(void)
         POS_FIX_TEST(test_cli_devices),
         POS_FIX_TEST(test_cli_journal),
     };
+    pos_fix_filters_from_env();
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

@@ -861,5 +861,6 @@ int main(void)
         WRITES_TEST(test_flood_bounded),
         WRITES_TEST(test_session_write_latency),
     };
+    pos_fix_filters_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
