@@ -6,7 +6,8 @@
  * protocol): GET, MGET, EXISTS, TTL, PTTL from the offline cache (read-through
  * while online), PUBLISH through the outbox, the application's writes
  * (agent/api/api_kv.c: SET, SETEX, EXPIRE, PEXPIRE, DEL on session:* and
- * temp:*, INCR/INCRBY on counter:*), INFO, and on shared state RATELIMIT, SMEMBERS
+ * temp:*, INCR/INCRBY on counter:* but the agent's own counter:terminal:*),
+ * INFO, and on shared state RATELIMIT, SMEMBERS
  * active_transactions:{storeId}, TERMINALS and CACHE.CLEAR
  * (agent/api/api_shared.c). See docs/local-api.md.
  */

@@ -33,6 +33,10 @@
  * application writes is dropped for room. */
 #define KV_OUTBOX_SHARE 90u
 
+/* The agent's own counters (CONTRACT.md "Keys the agent writes":
+ * counter:terminal:{terminalId}:payments_approved ...): read only here. */
+#define KV_AGENT_COUNTERS "counter:terminal:"
+
 #define API_COUNTER_TTL_S  86400u
 #define KV_EXPIRY_GRACE_MS 1000u    /* kv_known(): after the till's expiry, Redis's too */
 #define KV_NOT_SENT        (-10000) /* kv_read_redis(): the link took nothing */
@@ -83,6 +87,15 @@ static bool kv_key_ok(pos_localapi_reply_t *r, const char *key, size_t len, bool
     if (len > KV_KEY_MAX) {
         snprintf(msg, sizeof(msg), "ERR key too long: at most %zu bytes", (size_t)KV_KEY_MAX);
         pos_localapi_reply_error(r, msg);
+        return false;
+    }
+    if (len >= sizeof(KV_AGENT_COUNTERS) - 1 &&
+        memcmp(key, KV_AGENT_COUNTERS, sizeof(KV_AGENT_COUNTERS) - 1) == 0) {
+        /* The agent's payment metrics, this terminal's and (by name) any
+         * other's: whoever moved them would speak for a till. The agent
+         * counts them itself (pos_delivery_incrby), not through here. */
+        pos_localapi_reply_error(r, "ERR counter:terminal:* keys are the agent's own payment "
+                                    "counters: the local API only reads them");
         return false;
     }
     switch (kv_class(key, len)) {

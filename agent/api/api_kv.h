@@ -9,6 +9,9 @@
  *   PEXPIRE key ms, DEL key [key ...]   on session:* and temp:*
  *   INCR key, INCRBY key n              on counter:*
  *
+ * but never on counter:terminal:*, the agent's own payment counters: any
+ * write to one is refused (-ERR), reads stay.
+ *
  * Each is applied to the till's local copy at once and written through to
  * Redis by the outbox, in order, at least once; GET, TTL and PTTL of these
  * keys answer the till's view (pos_api_kv_get(), pos_api_kv_ttl()).

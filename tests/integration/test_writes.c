@@ -559,6 +559,54 @@ static void test_refused_and_malformed(void **state)
 }
 
 /*
+ * counter:terminal:* are the agent's own payment counters (CONTRACT.md
+ * "Keys the agent writes"): an application, or anything else on the
+ * socket, that moved them would speak for the till. The local API reads
+ * them and refuses every write, for this terminal and any other; the
+ * application's own counters still count, and the agent's own increments
+ * (a payment) still reach Redis.
+ */
+static void test_agent_counters_refused(void **state)
+{
+    pos_fix_t *f = *state;
+    const char *mine = "counter:terminal:" TID ":payments_approved";
+    const char *other = "counter:terminal:T-0002:payments_approved";
+
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "100");
+    pos_fix_start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = pos_fix_local_connect(f);
+    assert_true(pos_test_int(&f->redis, "PUBLISH payment:" TID " %s",
+                             "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-ctr\","
+                             "\"amount\":2.50,\"currency\":\"EUR\"}") >= 1);
+    wait_redis(cloud, mine, "1", 10000);
+
+    lerr(c, "agent's own", "INCR %s", mine);
+    lerr(c, "agent's own", "INCRBY %s 1000", mine);
+    lerr(c, "agent's own", "INCRBY %s -1", mine);
+    lerr(c, "agent's own", "INCR %s", other);
+    lerr(c, "agent's own", "INCRBY counter:terminal:T-0002:payments_declined 3");
+    lerr(c, "agent's own", "SET %s 99", mine);
+    lerr(c, "agent's own", "SETEX %s 60 99", mine);
+    lerr(c, "agent's own", "EXPIRE %s 1", mine);
+    lerr(c, "agent's own", "PEXPIRE %s 1", mine);
+    lerr(c, "agent's own", "DEL session:x %s", mine);
+    /* Reads stay. */
+    expect_get(c, mine, "1");
+    /* The application's counters still count; delivered in order after
+     * anything the refusals could have queued, so once it is in Redis
+     * nothing of them is on its way. */
+    assert_int_equal(lint(c, "INCR counter:pos:" SID ":tickets"), 1);
+    wait_redis(cloud, "counter:pos:" SID ":tickets", "1", 5000);
+    expect_get(cloud, mine, "1");
+    expect_get(cloud, other, NULL);
+    expect_get(cloud, "counter:terminal:T-0002:payments_declined", NULL);
+    expect_get(c, mine, "1");
+    redisFree(c);
+    redisFree(cloud);
+}
+
+/*
  * A counter's increments not yet delivered are summed on the till; with a
  * negative confirmed value, two increments whose value fits a long long
  * once had a pending sum that did not (signed overflow: UBSan stopped the
@@ -855,6 +903,7 @@ int main(void)
         WRITES_TEST(test_session_online),
         WRITES_TEST(test_session_offline_and_restart),
         WRITES_TEST(test_refused_and_malformed),
+        WRITES_TEST(test_agent_counters_refused),
         WRITES_TEST(test_counter_near_the_limits),
         WRITES_TEST(test_del_many_keys_within_share),
         WRITES_TEST(test_cache_clear_keeps_writes),
