@@ -29,6 +29,33 @@ const char *pos_admin_reconcile_why(pos_payment_state_t state)
     }
 }
 
+/* ---- who may ask ------------------------------------------------------------------ */
+
+/* Root, the agent's user or the socket's owner; anybody else is answered
+ * "-NOPERM <what> <why>: only root or ..." and the refusal is logged. */
+static bool admin_authorised(pos_admin_t *admin, pos_localapi_reply_t *r, const char *what,
+                             const char *why)
+{
+    struct stat st;
+    uid_t peer;
+    uid_t owner = geteuid();
+
+    if (admin->opt.socket_path != NULL && stat(admin->opt.socket_path, &st) == 0) {
+        owner = st.st_uid;
+    }
+    if (pos_localapi_reply_peer_uid(r, &peer) == 0 && pos_admin_may_drive(peer, geteuid(), owner)) {
+        return true;
+    }
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "NOPERM %s %s: only root or the socket's owner (uid %u) may ask for it", what, why,
+             (unsigned)owner);
+    pos_localapi_reply_error(r, msg);
+    POS_WARN("api", "%s refused: the peer (uid %d) is neither root nor uid %u", what,
+             pos_localapi_reply_peer_uid(r, &peer) == 0 ? (int)peer : -1, (unsigned)owner);
+    return false;
+}
+
 /* ---- JOURNAL ------------------------------------------------------------------ */
 
 typedef struct admin_walk {
@@ -85,6 +112,12 @@ static int admin_journal(void *owner, pos_localapi_reply_t *r, int argc, const c
     admin_walk_t w = {NULL, false, 0};
     int rc;
 
+    /* Card data (masked PANs, authorisation codes): the technician's, not
+     * the POS application's nor anybody else's on the socket. */
+    if (!admin_authorised(admin, r, "the payment journal",
+                          "holds card data (masked PANs, authorisation codes)")) {
+        return 0;
+    }
     if (argc == 2) {
         if (lens[1] != 3 || strncasecmp(argv[1], "ALL", 3) != 0) {
             pos_localapi_reply_error(r, "ERR syntax error: JOURNAL [ALL]");
@@ -114,30 +147,6 @@ static int admin_journal(void *owner, pos_localapi_reply_t *r, int argc, const c
 
 static const char admin_device_names[POS_DEV_COUNT][8] = {"display", "printer", "pinpad"};
 
-/* Root, the agent's user or the socket's owner; anybody else is told so. */
-static bool admin_authorised(pos_admin_t *admin, pos_localapi_reply_t *r, const char *what)
-{
-    struct stat st;
-    uid_t peer;
-    uid_t owner = geteuid();
-
-    if (admin->opt.socket_path != NULL && stat(admin->opt.socket_path, &st) == 0) {
-        owner = st.st_uid;
-    }
-    if (pos_localapi_reply_peer_uid(r, &peer) == 0 && pos_admin_may_drive(peer, geteuid(), owner)) {
-        return true;
-    }
-    char msg[160];
-    snprintf(msg, sizeof(msg),
-             "NOPERM %s makes the till act: only root or the socket's owner "
-             "(uid %u) may ask for it",
-             what, (unsigned)owner);
-    pos_localapi_reply_error(r, msg);
-    POS_WARN("api", "%s refused: the peer (uid %d) is neither root nor uid %u", what,
-             pos_localapi_reply_peer_uid(r, &peer) == 0 ? (int)peer : -1, (unsigned)owner);
-    return false;
-}
-
 static int admin_device_test(pos_admin_t *admin, pos_localapi_reply_t *r, const char *name,
                              size_t len)
 {
@@ -152,7 +161,8 @@ static int admin_device_test(pos_admin_t *admin, pos_localapi_reply_t *r, const 
         pos_localapi_reply_error(r, "ERR syntax error: DEVICES TEST PRINTER|DISPLAY");
         return 0;
     }
-    if (!admin_authorised(admin, r, which == POS_DEV_PRINTER ? "a test print" : "a test display")) {
+    if (!admin_authorised(admin, r, which == POS_DEV_PRINTER ? "a test print" : "a test display",
+                          "makes the till act")) {
         return 0;
     }
     rc = admin->opt.device_test(admin->opt.ctx, which);

@@ -15,11 +15,13 @@
  * Records and devices are answered as arrays of flat field/value arrays
  * (as HGETALL answers), so that a client renders them as it likes.
  *
- * The tests make the till act, so only root or the user owning the socket
+ * The tests make the till act and the journal holds card data (masked
+ * PANs, authorisation codes), so only root or the user owning the socket
  * (the agent's) may ask for them: the caller's id comes from SO_PEERCRED,
- * and anybody else is answered "-NOPERM ...". Reading the journal runs on
- * the loop in the agent's own read transaction: the CLI never opens the
- * store.
+ * and anybody else, the POS application included, is answered
+ * "-NOPERM ..." (DEVICES without TEST stays open to every client).
+ * Reading the journal runs on the loop in the agent's own read
+ * transaction: the CLI never opens the store.
  */
 
 #include <stddef.h>
@@ -36,7 +38,7 @@
 
 /* What the commands are given; the agent fills it. */
 typedef struct pos_admin_options {
-    const char *socket_path; /* its owner may drive the devices */
+    const char *socket_path; /* its owner may drive the devices and read the journal */
     /* The journal to read; NULL when the agent has none (no store). */
     pos_journal_t *(*journal)(void *ctx);
     /* The devices' states, POS_DEV_COUNT of them in pos_dev_slot_t order. */
@@ -56,8 +58,8 @@ typedef struct pos_admin {
 void pos_admin_attach(pos_admin_t *admin, pos_localapi_t *s, const pos_admin_options_t *opt);
 
 /*
- * True when the peer uid may make the till act: root, the agent's own
- * effective user (self) or the socket's owner (owner).
+ * True when the peer uid may make the till act or read the journal: root,
+ * the agent's own effective user (self) or the socket's owner (owner).
  */
 bool pos_admin_may_drive(uid_t peer, uid_t self, uid_t owner);
 

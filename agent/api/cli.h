@@ -7,7 +7,8 @@
  *   posagent status                the agent's INFO (every section)
  *   posagent cache get KEY         the cached value of KEY
  *   posagent outbox                INFO outbox
- *   posagent journal [--all]       payments to reconcile (JOURNAL)
+ *   posagent journal [--all]       payments to reconcile (JOURNAL; root or
+ *                                  the agent's user only, as the tests)
  *   posagent devices               the devices' states (DEVICES)
  *   posagent devices test-print    a test receipt (DEVICES TEST PRINTER)
  *   posagent devices test-display  a test message (DEVICES TEST DISPLAY)

@@ -773,6 +773,34 @@ static void test_cli_journal(void **state)
     assert_non_null(strstr(out, "tx-cli  UNKNOWN  EUR 9.99\n"));
     assert_non_null(strstr(out, "  reconcile: outcome unknown"));
     free(out);
+
+    /* The journal holds card data (masked PANs, authorisation codes):
+     * somebody else on the socket (the POS application's group) is
+     * refused as for the device tests, and is shown none of it. */
+    if (as_nobody_works()) {
+        assert_int_equal(chmod(f->agent.dir, 0711), 0);
+        assert_int_equal(chmod(sock_path, 0666), 0);
+        const char *words[][2] = {{"journal", NULL}, {"journal", "--all"}, {"journal", "--json"}};
+        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+            assert_int_equal(cli_as_nobody(&out, words[i][0], words[i][1]), 77);
+            assert_non_null(strstr(out, "permission denied: the payment journal"));
+            assert_null(strstr(out, "tx-cli"));
+            assert_null(strstr(out, "EUR"));
+            free(out);
+        }
+        assert_int_equal(cli_as_nobody(&out, "devices", NULL), 0); /* the socket itself works */
+        free(out);
+        pos_fix_wait_log(f, "the payment journal refused: the peer (uid 65534)", 3, 5000);
+        assert_int_equal(chmod(sock_path, 0600), 0);
+        assert_int_equal(chmod(f->agent.dir, 0700), 0);
+    } else {
+        fprintf(stderr, "not root, or nobody cannot run the binary: the refusal of another "
+                        "user is not tried\n");
+    }
+    /* The owner still may. */
+    assert_int_equal(cli(&out, "journal", "--all", "--json", NULL), 0);
+    assert_non_null(strstr(out, "\"transaction_id\":\"tx-cli\""));
+    free(out);
 }
 
 int main(void)
