@@ -153,9 +153,11 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
         info_add(&b,
                  "# outbox\r\noutbox_open:%d\r\noutbox_entries:%" PRIu64 "\r\noutbox_bytes:%" PRIu64
                  "\r\npayment_entries:%" PRIu64 "\r\ndropped:%" PRIu64 "\r\ndelivered:%" PRIu64
-                 "\r\nin_flight:%u\r\nlost_without_store:%" PRIu64 "\r\n\r\n",
+                 "\r\nin_flight:%u\r\nlost_without_store:%" PRIu64 "\r\nrefused_for_good:%" PRIu64
+                 "\r\n\r\n",
                  a->outbox != NULL, os.entries, os.bytes, os.payment, os.dropped,
-                 a->delivery->delivered, a->delivery->inflight, a->delivery->lost);
+                 a->delivery->delivered, a->delivery->inflight, a->delivery->lost,
+                 a->delivery->refused);
     }
     if (info_want(want, "store")) {
         pos_store_writer_stats_t ws;

@@ -23,9 +23,20 @@ typedef struct delivery_ctx {
     int note;
     long long by;
     char *key;
+    /* INCRBY's: the EXPIRE sent after it, told when the INCRBY is refused
+     * (refused: DELIVERY_REFUSED_* on the EXPIRE's, which completes the entry). */
+    struct delivery_ctx *then;
+    int refused;
 } delivery_ctx_t;
 
 enum { DELIVERY_NOTE_NONE = 0, DELIVERY_NOTE_INCR, DELIVERY_NOTE_KEEP, DELIVERY_NOTE_WRITE };
+
+/* What became of the INCRBY before an EXPIRE (delivery_ctx_t.refused). */
+enum {
+    DELIVERY_APPLIED = 0,
+    DELIVERY_REFUSED_NOW,     /* for a while (OOM, LOADING, READONLY, ...): sent again */
+    DELIVERY_REFUSED_FOR_GOOD /* the key is not a counter, or it would overflow */
+};
 
 /* An answered INCRBY entry whose deletion waits for its counter's value to
  * be kept (pos_delivery_t.on_confirmed); it is not sent again meanwhile. */
@@ -278,6 +289,37 @@ static void key_note_reply(pos_delivery_t *d, const delivery_ctx_t *c, const red
     }
 }
 
+/*
+ * An INCRBY Redis refused for good: the key holds no integer, or the sum
+ * would overflow. Sending it again can never apply it, so it leaves the
+ * key's pending sum (a GET no longer counts it) and its entry is dropped.
+ */
+static void key_note_refused(pos_delivery_t *d, const delivery_ctx_t *c)
+{
+    pos_delivery_key_t *k = key_find(d, c->key, strlen(c->key), NULL);
+
+    if (k != NULL && c->id > k->incr_done_id) {
+        k->pending_sum = pos_delivery_unsum(k->pending_sum, c->by);
+        k->incr_done_id = c->id;
+        key_restored_free(k);
+    }
+}
+
+/* Whether Redis's refusal of an INCRBY stands whatever is tried again. */
+static bool incr_refused_for_good(const redisReply *r)
+{
+    static const char *const why[] = {"WRONGTYPE", "not an integer", "would overflow"};
+    for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++) {
+        size_t n = strlen(why[i]);
+        for (size_t at = 0; r->str != NULL && at + n <= r->len; at++) {
+            if (memcmp(r->str + at, why[i], n) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 static void delivery_idle_cb(uv_idle_t *h)
 {
     pos_delivery_t *d = h->data;
@@ -422,7 +464,21 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
     if (current && c->last && d->inflight > 0) {
         d->inflight--;
     }
-    if (err == 0 && r->type == REDIS_REPLY_ERROR) {
+    if (c->then != NULL && err == 0 && r->type == REDIS_REPLY_ERROR) {
+        /* The EXPIRE after it succeeds all the same: it must not complete
+         * the entry as if the increment had been applied. */
+        bool for_good = incr_refused_for_good(r);
+        c->then->refused = for_good ? DELIVERY_REFUSED_FOR_GOOD : DELIVERY_REFUSED_NOW;
+        if (for_good && c->note == DELIVERY_NOTE_INCR && !d->closing) {
+            key_note_refused(d, c);
+        }
+    }
+    if (err == 0 && c->refused == DELIVERY_REFUSED_FOR_GOOD) {
+        d->refused++;
+        (void)delivery_drop(d, c->id, "an increment Redis refuses whatever is tried again");
+    } else if (err == 0 && c->refused == DELIVERY_REFUSED_NOW) {
+        /* Kept, the increment unapplied: sent again at the next reconnect. */
+    } else if (err == 0 && r->type == REDIS_REPLY_ERROR) {
         /* Kept: it is sent again at the next reconnect; say why now. */
         POS_ERR("outbox", "entry %" PRIu64 " refused by Redis: %.*s", c->id, pos_conn_log_len(r),
                 r->str);
@@ -523,13 +579,16 @@ static int delivery_cmds(pos_delivery_t *d, const uint64_t *id, const delivery_c
             free(c2);
             return -ENOMEM;
         }
-        *c1 = (delivery_ctx_t){d, *id, d->epoch, second == NULL, 0, by, NULL};
+        *c1 = (delivery_ctx_t){d, *id, d->epoch, second == NULL, 0, by, NULL, NULL, 0};
         if (key != NULL && note1 != DELIVERY_NOTE_NONE) {
             c1->note = note1;
             c1->key = strdup(key);
         }
         if (c2 != NULL) {
-            *c2 = (delivery_ctx_t){d, *id, d->epoch, true, 0, by, NULL};
+            *c2 = (delivery_ctx_t){d, *id, d->epoch, true, 0, by, NULL, NULL, 0};
+            if (note1 == DELIVERY_NOTE_INCR) {
+                c1->then = c2;
+            }
             if (key != NULL && note2 != DELIVERY_NOTE_NONE) {
                 c2->note = note2;
                 c2->key = strdup(key);
@@ -553,6 +612,9 @@ static int delivery_cmds(pos_delivery_t *d, const uint64_t *id, const delivery_c
     }
     rc = delivery_send_cmd(d, cb, c2, second);
     if (rc != 0) {
+        if (c1 != NULL) {
+            c1->then = NULL; /* its reply may still come */
+        }
         ctx_free(c2);
     }
     return rc;
@@ -695,7 +757,7 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
             /* Signed last, so that "outboxId" is covered too. */
             n = delivery_sign(d, json, (size_t)n, cap);
         }
-        *c = (delivery_ctx_t){d, e->id, d->epoch, true, 0, 0, NULL};
+        *c = (delivery_ctx_t){d, e->id, d->epoch, true, 0, 0, NULL, NULL, 0};
         const char *argv[] = {"PUBLISH", channel, json};
         size_t lens[] = {7, strlen(channel), (size_t)n};
         rc = pos_link_command(d->link, delivery_reply, c, 3, argv, lens);

@@ -662,6 +662,75 @@ static void test_counter_near_the_limits(void **state)
     redisFree(cloud);
 }
 
+/* INCRBY key by on the local API: its integer answer. */
+static long long local_incrby(redisContext *c, const char *key, long long by)
+{
+    redisReply *r = redisCommand(c, "INCRBY %s %lld", key, by);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/*
+ * Review: an increment Redis refused stayed pending. The INCRBY's refusal
+ * was logged, but the EXPIRE sent after it succeeded and completed the
+ * entry: for good (the sum would overflow) the till's GET counted the
+ * increment for ever; for a while (Redis out of memory) the increment was
+ * lost, although the outbox had taken it.
+ */
+static void test_counter_refused_increments(void **state)
+{
+    pos_fix_t *f = *state;
+
+    pos_fix_start_online(f);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    redisContext *c = pos_fix_local_connect(f);
+
+    /* For good: the cloud moved the counter where the till's increment overflows. */
+    pos_fix_redis_set(f, "counter:refused", "-5");
+    expect_get(c, "counter:refused", "-5");
+    pos_fix_redis_set(f, "counter:refused", "9223372036854775800");
+    assert_true(local_incrby(c, "counter:refused", 100) == 95); /* the till's view */
+    uint64_t until = pos_test_now_ms() + 5000;
+    while (pos_fix_local_info(c, "outbox", "refused_for_good") != 1) {
+        assert_true(pos_test_now_ms() < until);
+        pos_test_sleep_ms(50);
+    }
+    while (pos_fix_local_info(c, "outbox", "outbox_entries") != 0) { /* the ack is a commit */
+        assert_true(pos_test_now_ms() < until);
+        pos_test_sleep_ms(50);
+    }
+    expect_get(c, "counter:refused", "9223372036854775800"); /* nothing pending */
+    assert_true(pos_test_agent_wait_log(&f->agent, "refuses whatever is tried again", 1, 1000));
+
+    /* For a while: Redis out of memory refuses the INCRBY, not the EXPIRE. */
+    pos_fix_redis_set(f, "counter:later", "10");
+    expect_get(c, "counter:later", "10");
+    redisReply *r = redisCommand(cloud, "CONFIG SET maxmemory 1");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    assert_int_equal(local_incrby(c, "counter:later", 7), 17);
+    assert_true(pos_test_agent_wait_log(&f->agent, "OOM", 1, 5000));
+    pos_test_sleep_ms(300); /* the EXPIRE's answer too */
+    assert_int_equal(pos_fix_local_info(c, "outbox", "outbox_entries"), 1); /* kept */
+    r = redisCommand(cloud, "CONFIG SET maxmemory 0");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    /* Sent again at the next connect: applied once. */
+    pos_test_int(&f->redis, "CLIENT KILL TYPE pubsub");
+    wait_redis(cloud, "counter:later", "17", 10000);
+    until = pos_test_now_ms() + 5000;
+    while (pos_fix_local_info(c, "outbox", "outbox_entries") != 0) {
+        assert_true(pos_test_now_ms() < until);
+        pos_test_sleep_ms(50);
+    }
+    expect_get(c, "counter:later", "17");
+    redisFree(c);
+    redisFree(cloud);
+}
+
 /* DEL of n keys session:<prefix><i> on c: the reply (must come). */
 static redisReply *del_keys(redisContext *c, const char *prefix, int n)
 {
@@ -905,6 +974,7 @@ int main(void)
         WRITES_TEST(test_refused_and_malformed),
         WRITES_TEST(test_agent_counters_refused),
         WRITES_TEST(test_counter_near_the_limits),
+        WRITES_TEST(test_counter_refused_increments),
         WRITES_TEST(test_del_many_keys_within_share),
         WRITES_TEST(test_cache_clear_keeps_writes),
         WRITES_TEST(test_flood_bounded),
