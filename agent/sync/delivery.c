@@ -23,8 +23,9 @@ typedef struct delivery_ctx {
     int note;
     long long by;
     char *key;
-    /* INCRBY's: the EXPIRE sent after it, told when the INCRBY is refused
-     * (refused: DELIVERY_REFUSED_* on the EXPIRE's, which completes the entry). */
+    /* INCRBY's: the EXPIRE's context, told when the INCRBY is refused
+     * (refused: DELIVERY_REFUSED_* on the EXPIRE's, whose reply completes
+     * the entry). */
     struct delivery_ctx *then;
     int refused;
 } delivery_ctx_t;
@@ -35,7 +36,7 @@ enum { DELIVERY_NOTE_NONE = 0, DELIVERY_NOTE_INCR, DELIVERY_NOTE_KEEP, DELIVERY_
 enum {
     DELIVERY_APPLIED = 0,
     DELIVERY_REFUSED_NOW,     /* for a while (OOM, LOADING, READONLY, ...): sent again */
-    DELIVERY_REFUSED_FOR_GOOD /* the key is not a counter, or it would overflow */
+    DELIVERY_REFUSED_FOR_GOOD /* the key's type is another, it is no integer, an overflow */
 };
 
 /* An answered INCRBY entry whose deletion waits for its counter's value to
@@ -305,7 +306,7 @@ static void key_note_refused(pos_delivery_t *d, const delivery_ctx_t *c)
     }
 }
 
-/* Whether Redis's refusal of an INCRBY stands whatever is tried again. */
+/* Whether Redis's refusal stands whatever is tried again. */
 static bool incr_refused_for_good(const redisReply *r)
 {
     static const char *const why[] = {"WRONGTYPE", "not an integer", "would overflow"};
@@ -465,8 +466,9 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
         d->inflight--;
     }
     if (c->then != NULL && err == 0 && r->type == REDIS_REPLY_ERROR) {
-        /* The EXPIRE after it succeeds all the same: it must not complete
-         * the entry as if the increment had been applied. */
+        /* The EXPIRE after it may succeed all the same (it is allowed when
+         * Redis is out of memory, INCRBY is not): it must not complete the
+         * entry as if the increment had been applied. */
         bool for_good = incr_refused_for_good(r);
         c->then->refused = for_good ? DELIVERY_REFUSED_FOR_GOOD : DELIVERY_REFUSED_NOW;
         if (for_good && c->note == DELIVERY_NOTE_INCR && !d->closing) {
@@ -475,7 +477,7 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
     }
     if (err == 0 && c->refused == DELIVERY_REFUSED_FOR_GOOD) {
         d->refused++;
-        (void)delivery_drop(d, c->id, "an increment Redis refuses whatever is tried again");
+        (void)delivery_drop(d, c->id, "Redis refuses it whatever is tried again");
     } else if (err == 0 && c->refused == DELIVERY_REFUSED_NOW) {
         /* Kept, the increment unapplied: sent again at the next reconnect. */
     } else if (err == 0 && r->type == REDIS_REPLY_ERROR) {
@@ -586,6 +588,9 @@ static int delivery_cmds(pos_delivery_t *d, const uint64_t *id, const delivery_c
         }
         if (c2 != NULL) {
             *c2 = (delivery_ctx_t){d, *id, d->epoch, true, 0, by, NULL, NULL, 0};
+            /* Only an increment: sent again after later entries, it still
+             * counts the same. A SADD of active_transactions sent again
+             * after its SREM would list a finished payment for 30 min. */
             if (note1 == DELIVERY_NOTE_INCR) {
                 c1->then = c2;
             }

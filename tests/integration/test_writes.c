@@ -703,7 +703,7 @@ static void test_counter_refused_increments(void **state)
         pos_test_sleep_ms(50);
     }
     expect_get(c, "counter:refused", "9223372036854775800"); /* nothing pending */
-    assert_true(pos_test_agent_wait_log(&f->agent, "refuses whatever is tried again", 1, 1000));
+    assert_true(pos_test_agent_wait_log(&f->agent, "refuses it whatever is tried again", 1, 1000));
 
     /* For a while: Redis out of memory refuses the INCRBY, not the EXPIRE. */
     pos_fix_redis_set(f, "counter:later", "10");
