@@ -131,7 +131,7 @@ int pos_telium_encode_request(const pos_telium_request_t *req, uint8_t out[POS_T
     tmp[11] = (uint8_t)req->payment_mode;
     tmp[12] = (uint8_t)req->transaction_type;
     put_digits(tmp + 13, 3, req->currency_numeric);
-    if (put_private(tmp + 16, req->private_data) < 0) {
+    if (put_private(tmp + POS_TELIUM_PRIVATE_OFF, req->private_data) < 0) {
         return -EINVAL;
     }
     memcpy(tmp + 26, req->reply_immediately ? "A011" : "A010", 4);
@@ -159,7 +159,7 @@ int pos_telium_parse_request(const uint8_t *p, size_t len, pos_telium_request_t 
     req->payment_mode = (char)p[11];
     req->transaction_type = (char)p[12];
     req->currency_numeric = cur;
-    memcpy(req->private_data, p + 16, POS_TELIUM_PRIVATE_LEN);
+    memcpy(req->private_data, p + POS_TELIUM_PRIVATE_OFF, POS_TELIUM_PRIVATE_LEN);
     req->private_data[POS_TELIUM_PRIVATE_LEN] = '\0';
     req->reply_immediately = p[29] == '1';
     req->force_authorisation = p[33] == '1';

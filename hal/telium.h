@@ -29,6 +29,7 @@
 #define POS_TELIUM_REPLY_FULL_LEN 80 /* reply payload with the 55-byte report */
 #define POS_TELIUM_REPORT_LEN     55
 #define POS_TELIUM_PRIVATE_LEN    10
+#define POS_TELIUM_PRIVATE_OFF    16 /* where the private field is in a request payload */
 #define POS_TELIUM_MAX_PAYLOAD    96 /* larger payloads are rejected as oversize */
 #define POS_TELIUM_FRAME_OVERHEAD 3  /* STX, ETX, LRC */
 

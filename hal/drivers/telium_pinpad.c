@@ -506,7 +506,7 @@ static int tel_start(pos_hal_device_t *dev, const pos_pinpad_request_t *req)
     t->amount_minor = req->amount_minor;
     t->currency_numeric = req->currency_numeric;
     t->pos_number = tr.pos_number;
-    memcpy(t->priv, payload + 16, POS_TELIUM_PRIVATE_LEN); /* as sent, space-padded */
+    memcpy(t->priv, payload + POS_TELIUM_PRIVATE_OFF, POS_TELIUM_PRIVATE_LEN); /* as sent, padded */
     t->customer_ms =
         req->timeout_ms > 0 ? req->timeout_ms : POS_TELIUM_CUSTOMER_TIMEOUT_S * 1000u;
     t->tries = 0;
