@@ -774,6 +774,20 @@ static void agent_over_budget(pos_agent_t *a, pos_inbound_t src, const char *pay
     }
 }
 
+/* The delivery sent a message: noted when it is on a channel the agent
+ * listens to, to know its echo. */
+static void agent_on_published(void *ctx, const char *channel, const char *msg, size_t len)
+{
+    pos_agent_t *a = ctx;
+
+    for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
+        if (strcmp(a->channels[i].name, channel) == 0) {
+            pos_echo_note(&a->channels[i].echo, msg, len, pos_clock_mono_ms());
+            return;
+        }
+    }
+}
+
 static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, const char *payload,
                              size_t len)
 {
@@ -790,6 +804,16 @@ static void agent_on_message(pos_link_t *l, const char *channel, size_t chlen, c
     for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
         pos_channel_t *ch = &a->channels[i];
         if (strlen(ch->name) == chlen && memcmp(ch->name, channel, chlen) == 0) {
+            if (pos_echo_take(&ch->echo, payload, len, pos_clock_mono_ms())) {
+                /* The agent's own message, byte for byte: the budget is for
+                 * what others send. On payment:* it is one of its answers,
+                 * which the handler would only ignore. */
+                a->own_echoes[ch->source]++;
+                if (ch->echo_handled) {
+                    ch->handler(a, payload, len);
+                }
+                return;
+            }
             if (agent_admit(a, ch->source)) {
                 ch->handler(a, payload, len);
             } else {
@@ -1183,6 +1207,7 @@ static void agent_info_sources(pos_agent_t *a)
     i->writer = a->writer_ok ? &a->writer : NULL;
     i->admitted = a->admitted;
     i->over_budget = a->over_budget;
+    i->own_echoes = a->own_echoes;
     i->degraded_to_stale = &a->degraded_to_stale;
     i->api = &a->api;
     i->trust = &a->trust;
@@ -1370,9 +1395,13 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     snprintf(a->channels[1].name, sizeof(a->channels[1].name), "inventory:%s", cfg->store_id);
     a->channels[1].handler = agent_on_inventory;
     a->channels[1].source = POS_IN_INVENTORY;
+    a->channels[1].echo_handled = true;
     snprintf(a->channels[2].name, sizeof(a->channels[2].name), "system:alerts");
     a->channels[2].handler = agent_on_system;
     a->channels[2].source = POS_IN_SYSTEM;
+    for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
+        pos_echo_init(&a->channels[i].echo);
+    }
     {
         uint64_t now = pos_clock_mono_ms();
         pos_bucket_init(&a->inbound[POS_IN_PAYMENT], cfg->inbound_payment_rate,
@@ -1426,6 +1455,8 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     if (rc != 0) {
         goto fail_delivery;
     }
+    a->delivery.on_published = agent_on_published;
+    a->delivery.published_ctx = a;
     /* What the local API answers for counters and written-through keys
      * includes what the outbox still holds from before a restart. */
     rc = pos_delivery_rebuild(&a->delivery);

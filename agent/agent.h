@@ -27,6 +27,7 @@
 #include "agent/store/writer.h"
 #include "agent/sync/cachesvc.h"
 #include "agent/sync/delivery.h"
+#include "agent/sync/echo.h"
 #include "conf/config.h"
 #include "platform/bucket.h"
 
@@ -48,6 +49,12 @@ typedef struct pos_channel {
     char name[96];
     pos_channel_handler_t handler;
     pos_inbound_t source;
+    /* What the agent published on it, known when Redis delivers it back:
+     * its own messages cost no token of the channel's budget. */
+    pos_echo_t echo;
+    /* Its own messages come back to be handled (the till's application's
+     * inventory updates are applied like the cloud's), not dropped. */
+    bool echo_handled;
 } pos_channel_t;
 
 struct pos_agent {
@@ -116,6 +123,7 @@ struct pos_agent {
     pos_bucket_t inbound[POS_IN_COUNT]; /* admission per source */
     uint64_t admitted[POS_IN_COUNT];    /* let in */
     uint64_t over_budget[POS_IN_COUNT]; /* turned away (answered or handled cheaply) */
+    uint64_t own_echoes[POS_IN_COUNT];  /* its own messages come back: no token spent */
     uint64_t degraded_to_stale;         /* over-budget invalidations: all marked stale */
     uint64_t last_all_stale_ms;         /* monotonic ms of the last of those */
 };

@@ -216,6 +216,12 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
             info_add(&b, "%s_admitted:%" PRIu64 "\r\n%s_over_budget:%" PRIu64 "\r\n", names[i],
                      a->admitted[i], names[i], a->over_budget[i]);
         }
+        /* Only the channels the agent publishes on bring its own back
+         * (payment and inventory: the first two sources). */
+        if (a->own_echoes != NULL) {
+            info_add(&b, "payment_own_echoes:%" PRIu64 "\r\ninventory_own_echoes:%" PRIu64 "\r\n",
+                     a->own_echoes[0], a->own_echoes[1]);
+        }
         info_add(&b,
                  "payment_refused_busy:%" PRIu64 "\r\npayment_dropped_over_budget:%" PRIu64
                  "\r\ncache_marked_stale_over_budget:%" PRIu64 "\r\n\r\n",

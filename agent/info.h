@@ -51,6 +51,7 @@ typedef struct pos_info_sources {
     pos_store_writer_t *writer; /* NULL: no store */
     const uint64_t *admitted;    /* per inbound source (pos_inbound_t order), or NULL */
     const uint64_t *over_budget;
+    const uint64_t *own_echoes; /* the agent's own messages delivered back, per source */
     const uint64_t *degraded_to_stale;
     const pos_api_t *api;   /* the local API (its counters are zero when it is not running) */
     const pos_info_trust_t *trust; /* or NULL */

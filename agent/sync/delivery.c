@@ -738,6 +738,15 @@ static int delivery_drop(pos_delivery_t *d, uint64_t id, const char *why)
     return 0;
 }
 
+/* A PUBLISH is on its way: the bytes Redis will deliver, its echo to the
+ * agent's own subscriber included. */
+static void delivery_published(pos_delivery_t *d, const char *channel, const char *msg, size_t len)
+{
+    if (d->on_published != NULL) {
+        d->on_published(d->published_ctx, channel, msg, len);
+    }
+}
+
 static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
 {
     char channel[POS_OUTBOX_CHANNEL_MAX + 1];
@@ -766,6 +775,9 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
         const char *argv[] = {"PUBLISH", channel, json};
         size_t lens[] = {7, strlen(channel), (size_t)n};
         rc = pos_link_command(d->link, delivery_reply, c, 3, argv, lens);
+        if (rc == 0) {
+            delivery_published(d, channel, json, (size_t)n);
+        }
         free(json);
         if (rc != 0) {
             free(c);
@@ -897,6 +909,9 @@ static int delivery_direct(pos_delivery_t *d, const char *channel, const char *j
     const char *argv[] = {"PUBLISH", channel, json};
     size_t lens[] = {7, strlen(channel), len};
     rc = pos_link_command(d->link, NULL, NULL, 3, argv, lens);
+    if (rc == 0) {
+        delivery_published(d, channel, json, len);
+    }
     free(copy);
     if (rc != 0) {
         d->lost++;

@@ -125,6 +125,11 @@ typedef struct pos_delivery {
     int (*on_confirmed)(void *ctx, const char *key, long long value, uint64_t upto,
                         pos_delivery_kept_cb kept, void *arg);
     void *confirmed_ctx;
+    /* Told of every message handed to Redis, as sent (signed, stamped),
+     * so that the agent knows its own when Redis delivers it back (may be
+     * NULL). */
+    void (*on_published)(void *ctx, const char *channel, const char *msg, size_t len);
+    void *published_ctx;
     struct pos_delivery_keeping *keeping; /* answered entries whose deletion waits for kept */
     /* Held messages the outbox could not take (a full store): sent as
      * they are once released, dropped when discarded; in id order. */

@@ -241,6 +241,46 @@ static void test_inventory_poisoning(void **state)
     redisFree(c);
 }
 
+/*
+ * The application's inventory updates come back to its own agent (Redis
+ * delivers a PUBLISH to the publisher's subscriber too), which applies
+ * them like the cloud's. Each took a token of inventory:{storeId}'s
+ * budget: a few updates in a row went over it, and the agent marked its
+ * whole cache stale because of its own messages. They cost none now, and
+ * are still applied.
+ */
+static void test_own_inventory_echoes_cost_no_budget(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "inbound", "inventory_rate", "1");
+    pos_ini_set(&f->ini, "inbound", "inventory_burst", "2");
+    start(f);
+    redisContext *c = pos_fix_local(f);
+    assert_non_null(c);
+    char json[128], key[64];
+
+    enum { N = 5 }; /* over the burst, well within a second */
+    for (int i = 0; i < N; i++) {
+        snprintf(json, sizeof(json),
+                 "{\"type\":\"INVENTORY_UPDATED\",\"productId\":\"P-%d\",\"quantity\":%d}", i,
+                 10 + i);
+        accepted(c, "inventory:" SID, json);
+    }
+    pos_fix_wait_log(f, "INVENTORY_UPDATED from the POS application of " TID, N, 5000);
+    assert_int_equal(pos_fix_info(f, "inbound", "inventory_own_echoes"), N);
+    assert_int_equal(pos_fix_info(f, "inbound", "inventory_over_budget"), 0);
+    assert_int_equal(pos_fix_info(f, "inbound", "cache_marked_stale_over_budget"), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "inventory:" SID ":P-%d", i);
+        snprintf(json, sizeof(json), "\"quantity\":%d", 10 + i);
+        char *v = pos_fix_local_get(f, key);
+        assert_non_null(v);
+        assert_non_null(strstr(v, json));
+        free(v);
+    }
+    redisFree(c);
+}
+
 /* Flood: thousands of pipelined refused publishes queue nothing, publish
  * nothing, and the agent keeps answering. */
 static void test_flood_of_refused_publishes(void **state)
@@ -481,10 +521,12 @@ int main(void)
         POS_FIX_TEST(test_forged_origin_is_stamped),
         POS_FIX_TEST(test_system_and_other_store_refused),
         POS_FIX_TEST(test_inventory_poisoning),
+        POS_FIX_TEST(test_own_inventory_echoes_cost_no_budget),
         POS_FIX_TEST(test_flood_of_refused_publishes),
         POS_FIX_TEST(test_publish_flood_offline_drops_nothing),
         POS_FIX_TEST(test_signed_update_applied_by_other_till),
         POS_FIX_TEST(test_publish_offline_delivered_in_order),
     };
+    pos_fix_filters_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -694,7 +694,9 @@ static void test_cancel_over_budget(void **state)
 
     publish(f, REQ("tx-8001", "9.99"));
     cJSON_Delete(expect_msg(f, "PAYMENT_PROCESSING", "tx-8001", 5000));
-    for (int i = 0; i < 5; i++) {
+    /* The request left one token (its PAYMENT_PROCESSING's echo takes
+     * none), the burst is 2: six are over it whatever the timing. */
+    for (int i = 0; i < 6; i++) {
         publish(f, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"Welcome\"]}");
     }
     publish(f, "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-8001\"}");
@@ -708,6 +710,100 @@ static void test_cancel_over_budget(void **state)
     assert_int_equal(pos_fix_charges(f), 0);
     /* The display messages went over the budget, and were counted. */
     assert_true(pos_fix_info(f, "inbound", "payment_over_budget") >= 5);
+}
+
+/*
+ * The agent's own answers on payment:{terminalId} come back to its own
+ * subscriber (Redis delivers a PUBLISH to every subscriber). Each took a
+ * token of the channel's budget before its handler ignored it: a
+ * payment's PAYMENT_PROCESSING and PAYMENT_APPROVED cost two more, and
+ * requests well within the budget were refused "busy". Its own echoes now
+ * cost nothing; a copy of one published again by someone else is an
+ * ordinary message: it costs a token and drives nothing.
+ */
+static void test_own_echoes_cost_no_budget(void **state)
+{
+    pos_fix_t *f = *state;
+    pos_ini_set(&f->ini, "inbound", "payment_rate", "1");
+    pos_ini_set(&f->ini, "inbound", "payment_burst", "2");
+    start_delay(f, 50);
+
+    /* 1 a second, 2 at once: requests at 0, 0.5 and 1.5 s find 2, 1.5 and
+     * 1.5 tokens. Each payment ends before the next request. */
+    static const char *const reqs[] = {REQ("tx-9001", "1.00"), REQ("tx-9002", "2.00"),
+                                       REQ("tx-9003", "3.00")};
+    static const char *const txs[] = {"tx-9001", "tx-9002", "tx-9003"};
+    static const unsigned at_ms[] = {0, 500, 1500};
+    char *copy = NULL;
+    uint64_t t0 = pos_test_now_ms();
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        while (pos_test_now_ms() < t0 + at_ms[i]) {
+            pos_test_sleep_ms(5);
+        }
+        publish(f, reqs[i]);
+        /* Its outcome (the first answer of a refused one). */
+        const char *outcome = NULL;
+        uint64_t end = pos_test_now_ms() + 5000;
+        while (outcome == NULL && pos_test_now_ms() < end) {
+            char *m = pos_test_sub_next(&f->sub, 200, NULL, 0);
+            cJSON *j = m != NULL ? cJSON_Parse(m) : NULL;
+            cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+            cJSON *tx = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+            if (cJSON_IsString(type) && cJSON_IsString(tx) &&
+                strcmp(tx->valuestring, txs[i]) == 0 &&
+                (strcmp(type->valuestring, "PAYMENT_APPROVED") == 0 ||
+                 strcmp(type->valuestring, "PAYMENT_REJECTED") == 0)) {
+                outcome = type->valuestring[8] == 'A' ? "approved" : "rejected";
+                printf("%s %s: %s\n", txs[i], outcome, m);
+                free(copy);
+                copy = m; /* the last approval, as Redis delivered it */
+                m = NULL;
+            }
+            free(m);
+            cJSON_Delete(j);
+        }
+        if (outcome == NULL || strcmp(outcome, "approved") != 0) {
+            free(copy);
+            fail_msg("%s within the budget: %s", txs[i], outcome != NULL ? outcome : "no outcome");
+        }
+        cJSON_Delete(expect_msg(f, "TRANSACTION_COMPLETED", txs[i], 5000));
+    }
+    assert_int_equal(pos_fix_charges(f), 3);
+    long long echoes = pos_fix_info(f, "inbound", "payment_own_echoes");
+    long long admitted = pos_fix_info(f, "inbound", "payment_admitted");
+    long long over = pos_fix_info(f, "inbound", "payment_over_budget");
+    printf("own echoes %lld, admitted %lld, over budget %lld\n", echoes, admitted, over);
+    assert_true(echoes >= 6); /* each payment's PROCESSING and APPROVED */
+    assert_int_equal(admitted, 3);
+    assert_int_equal(over, 0);
+
+    /* A third party publishes a byte-identical copy of the agent's last
+     * approval: not its echo (that came already), so it costs a token. */
+    assert_non_null(copy);
+    assert_int_equal(pos_test_int(&f->redis, "PUBLISH payment:" TID " %s", copy), 2);
+    long long spent = 0;
+    uint64_t end = pos_test_now_ms() + 3000;
+    while (pos_test_now_ms() < end && spent == 0) {
+        spent = pos_fix_info(f, "inbound", "payment_admitted") - admitted +
+                pos_fix_info(f, "inbound", "payment_over_budget") - over;
+        pos_test_sleep_ms(20);
+    }
+    assert_int_equal(spent, 1);
+    assert_int_equal(pos_fix_info(f, "inbound", "payment_own_echoes"), echoes);
+    /* An approval from outside drives nothing: no charge, no answer. */
+    uint64_t quiet = pos_test_now_ms() + 500;
+    int heard = 0;
+    while (pos_test_now_ms() < quiet) {
+        char *m = pos_test_sub_next(&f->sub, 100, NULL, 0);
+        if (m != NULL && strstr(m, "tx-9003") != NULL) {
+            assert_string_equal(m, copy); /* the copy itself: this subscriber hears it too */
+            heard++;
+        }
+        free(m);
+    }
+    assert_int_equal(heard, 1);
+    assert_int_equal(pos_fix_charges(f), 3);
+    free(copy);
 }
 
 /* Publishes a SYSTEM_ALERT on system:alerts (the agent listens), waits for
@@ -770,6 +866,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_over_budget, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_replay_of_known_id, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_over_budget, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_echoes_cost_no_budget, pos_fix_setup, teardown),
     };
     pos_fix_filters_from_env();
     return cmocka_run_group_tests_name("payment", tests, NULL, NULL);
