@@ -283,11 +283,11 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
                  "\r\ncommands_processed:%" PRIu64 "\r\ncommands_busy:%" PRIu64
                  "\r\nturns_full:%" PRIu64 "\r\nprotocol_errors:%" PRIu64
                  "\r\noutput_pauses:%" PRIu64 "\r\noutput_drops:%" PRIu64
-                 "\r\nauth_failures:%" PRIu64 "\r\ncommands_noauth:%" PRIu64
-                 "\r\nclients_memory:%zu\r\n\r\n",
+                 "\r\nauth_failures:%" PRIu64 "\r\nauth_delayed:%" PRIu64
+                 "\r\ncommands_noauth:%" PRIu64 "\r\nclients_memory:%zu\r\n\r\n",
                  ls.clients, ls.accepted, ls.evicted, ls.idle_closed, ls.commands, ls.busy,
                  ls.turns_full, ls.protocol_errors, ls.output_pauses, ls.output_drops,
-                 ls.auth_failures, ls.noauth, ls.memory);
+                 ls.auth_failures, ls.auth_delayed, ls.noauth, ls.memory);
     }
     if (info_want(want, "metrics") && a->metrics != NULL && b.len < b.cap) {
         /* The fleet's metrics table (agent/fleet.c): the same values as the

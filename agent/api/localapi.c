@@ -62,6 +62,15 @@ typedef struct lapi_write {
     size_t len;
 } lapi_write_t;
 
+/* A command taken from the parser and held back: an AUTH whose peer must
+ * wait (client_process). One allocation: this, the argument pointers, the
+ * lengths, then the bytes, each argument NUL-terminated as the parser
+ * gives them. It holds a password: wiped before it is freed. */
+typedef struct lapi_held {
+    pos_resp_cmd_t cmd;
+    size_t size; /* bytes of the allocation */
+} lapi_held_t;
+
 struct pos_localapi_client {
     uv_pipe_t pipe; /* data points back here */
     pos_localapi_t *server;
@@ -93,6 +102,7 @@ struct pos_localapi_client {
     bool reading, closing, quitting, eof, in_process, ready;
     bool paused;                          /* its commands wait for its replies (client_paused) */
     bool authed;                          /* AUTH succeeded (or no password is set) */
+    lapi_held_t *auth_held;               /* an AUTH its peer's wait holds back; NULL: none */
     uint8_t auth_fails;                   /* wrong passwords on this connection */
     char name[POS_LOCALAPI_NAME_MAX + 1]; /* CLIENT SETNAME; "" none */
 };
@@ -106,13 +116,15 @@ static bool turn_spent(pos_localapi_t *s);
 static void client_queue(pos_localapi_client_t *c, bool front);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void held_free(lapi_held_t *h);
 
 /* ---- memory accounting -------------------------------------------------- */
 
 static size_t client_memory(const pos_localapi_client_t *c)
 {
     return sizeof(*c) + pos_resp_memory(&c->parser) + c->out.cap + c->slot_mem + c->inflight +
-           c->inflight_reqs * sizeof(lapi_write_t);
+           c->inflight_reqs * sizeof(lapi_write_t) +
+           (c->auth_held != NULL ? c->auth_held->size : 0);
 }
 
 static void client_account(pos_localapi_client_t *c)
@@ -716,17 +728,23 @@ static bool auth_try(pos_localapi_reply_t *r, const char *user, size_t ulen, con
     }
     if (ok) {
         c->authed = true;
+        pos_authdelay_ok(&s->auth_delay, c->uid);
         return true;
     }
     s->st.auth_failures++;
     uint64_t now = uv_now(s->loop);
+    /* The peer's next password, on whatever connection, waits for this
+     * (client_process holds it): reconnecting does not make guessing
+     * faster. */
+    uint32_t wait = pos_authdelay_fail(&s->auth_delay, c->uid, now);
     /* Never the password; a guessing client must not flood the log. */
     if (s->auth_log_ms == 0 || now - s->auth_log_ms >= LAPI_LOG_EVERY_MS) {
         POS_WARN("localapi",
                  "client %llu (uid %d, pid %d): wrong password (%llu since the last "
-                 "such line)",
+                 "such line); the next password of uid %d waits %u ms",
                  (unsigned long long)c->id, (int)c->uid, (int)c->pid,
-                 (unsigned long long)(s->st.auth_failures - s->auth_logged));
+                 (unsigned long long)(s->st.auth_failures - s->auth_logged), (int)c->uid,
+                 (unsigned)wait);
         s->auth_log_ms = now;
         s->auth_logged = s->st.auth_failures;
     }
@@ -963,6 +981,44 @@ static const pos_localapi_command_t *lookup(const pos_localapi_command_t *table,
     return NULL;
 }
 
+/* The command named name (len bytes): the owner's table, then the
+ * operator's, then the built-ins; *owner gets the first argument of its
+ * handler. NULL when there is none. */
+static const pos_localapi_command_t *command_find(const pos_localapi_t *s, const char *name,
+                                                  size_t len, void **owner)
+{
+    const pos_localapi_command_t *def = lookup(s->opt.commands, s->opt.ncommands, name, len);
+
+    *owner = s->opt.owner;
+    if (def == NULL && s->extra != NULL && (def = lookup(s->extra, s->nextra, name, len)) != NULL) {
+        *owner = s->extra_owner;
+    }
+    if (def == NULL) {
+        def = lookup(builtins, sizeof(builtins) / sizeof(builtins[0]), name, len);
+    }
+    return def;
+}
+
+/* Whether cmd checks the password: AUTH, or HELLO with an AUTH option. */
+static bool auth_attempt(const pos_localapi_t *s, const pos_resp_cmd_t *cmd)
+{
+    void *owner;
+    const pos_localapi_command_t *def;
+
+    if (!s->auth_required) {
+        return false;
+    }
+    def = command_find(s, cmd->argv[0], cmd->lens[0], &owner);
+    if (def != NULL && def->fn == builtin_hello) {
+        for (int i = 2; i < cmd->argc; i++) {
+            if (arg_is(cmd->argv[i], cmd->lens[i], "AUTH")) {
+                return true;
+            }
+        }
+    }
+    return def != NULL && def->fn == builtin_auth;
+}
+
 /* Takes one command from the client's budget. Returns 0, or the ms until
  * it may send another (it is answered -BUSY then). */
 static uint32_t client_over_budget(pos_localapi_client_t *c)
@@ -1008,15 +1064,8 @@ static void client_dispatch(pos_localapi_client_t *c, const pos_resp_cmd_t *cmd)
         return;
     }
     c->last_active = uv_now(s->loop);
-    void *owner = s->opt.owner;
-    def = lookup(s->opt.commands, s->opt.ncommands, cmd->argv[0], cmd->lens[0]);
-    if (def == NULL && s->extra != NULL &&
-        (def = lookup(s->extra, s->nextra, cmd->argv[0], cmd->lens[0])) != NULL) {
-        owner = s->extra_owner;
-    }
-    if (def == NULL) {
-        def = lookup(builtins, sizeof(builtins) / sizeof(builtins[0]), cmd->argv[0], cmd->lens[0]);
-    }
+    void *owner;
+    def = command_find(s, cmd->argv[0], cmd->lens[0], &owner);
     /* Every command costs one token but QUIT: a client told to slow down
      * may always leave. */
     if ((def == NULL || def->fn != builtin_quit) && (wait = client_over_budget(c)) != 0) {
@@ -1055,11 +1104,99 @@ static void client_dispatch(pos_localapi_client_t *c, const pos_resp_cmd_t *cmd)
     r->state = SLOT_DONE;
 }
 
+/* Holds cmd back (its bytes copied: the parser's are gone at the next
+ * command) until its peer's wait is over. Returns 0 or -ENOMEM. */
+static int held_take(pos_localapi_client_t *c, const pos_resp_cmd_t *cmd)
+{
+    size_t argc = (size_t)cmd->argc, size = sizeof(lapi_held_t);
+    lapi_held_t *h;
+
+    for (size_t i = 0; i < argc; i++) {
+        size += sizeof(char *) + sizeof(size_t) + cmd->lens[i] + 1;
+    }
+    if ((h = malloc(size)) == NULL) {
+        return -ENOMEM;
+    }
+    const char **argv = (const char **)(h + 1);
+    size_t *lens = (size_t *)(argv + argc);
+    char *p = (char *)(lens + argc);
+    for (size_t i = 0; i < argc; i++) {
+        argv[i] = p;
+        lens[i] = cmd->lens[i];
+        memcpy(p, cmd->argv[i], lens[i]);
+        p[lens[i]] = '\0';
+        p += lens[i] + 1;
+    }
+    h->cmd.argc = cmd->argc;
+    h->cmd.argv = argv;
+    h->cmd.lens = lens;
+    h->size = size;
+    c->auth_held = h;
+    return 0;
+}
+
+static void held_free(lapi_held_t *h)
+{
+    if (h != NULL) {
+        pos_mem_zero(h, h->size);
+        free(h);
+    }
+}
+
+/* What the client's peer must still wait before its next password, ms. */
+static uint64_t client_auth_wait(const pos_localapi_client_t *c)
+{
+    const pos_localapi_t *s = c->server;
+
+    return pos_authdelay_wait(&s->auth_delay, c->uid, uv_now(s->loop));
+}
+
+static void auth_timer_cb(uv_timer_t *t);
+
+/* The held AUTHs are looked at again in wait_ms, or sooner when the timer
+ * is set sooner already. One timer for all: a client closed while its AUTH
+ * waits leaves nothing armed behind. */
+static void auth_watch(pos_localapi_t *s, uint64_t wait_ms)
+{
+    uint64_t due = uv_now(s->loop) + wait_ms;
+
+    if (s->closing) {
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&s->auth_timer) || due < s->auth_due) {
+        s->auth_due = due;
+        uv_timer_start(&s->auth_timer, auth_timer_cb, wait_ms, 0);
+    }
+}
+
+/* Clients whose peer's wait is over go in the queued clients' turn, their
+ * held AUTH first. Of several of one peer, the first checked sets the
+ * wait again when it is wrong: the others stay held, so a peer gets one
+ * guess per wait however many connections it holds. */
+static void auth_timer_cb(uv_timer_t *t)
+{
+    pos_localapi_t *s = t->data;
+
+    for (pos_localapi_client_t *c = s->clients; c != NULL; c = c->next) {
+        if (c->auth_held == NULL || c->closing) {
+            continue;
+        }
+        uint64_t wait = client_auth_wait(c);
+        if (wait == 0) {
+            client_queue(c, false);
+        } else {
+            auth_watch(s, wait);
+        }
+    }
+}
+
 static void client_update_reading(pos_localapi_client_t *c)
 {
     /* A queued client has commands left in its parser: more input waits in
-     * the socket until they have run, so the parser never fills up. */
-    bool want = !c->closing && !c->quitting && !c->eof && !c->ready && !client_paused(c);
+     * the socket until they have run, so the parser never fills up. One
+     * with a held AUTH is not read either: what it sends after waits. */
+    bool want = !c->closing && !c->quitting && !c->eof && !c->ready && c->auth_held == NULL &&
+                !client_paused(c);
 
     if (want && !c->reading) {
         c->reading = true;
@@ -1131,9 +1268,42 @@ static void client_process(pos_localapi_client_t *c, uint32_t allow)
             cut = allow != 0 && ran > 0; /* its round had begun */
             break;
         }
+        if (c->auth_held != NULL) {
+            uint64_t wait = client_auth_wait(c);
+            if (wait != 0) {
+                /* auth_timer_cb queues it again; nothing after it runs
+                 * meanwhile, so its replies stay in order. */
+                auth_watch(s, wait);
+                rc = 1;
+                break;
+            }
+            lapi_held_t *h = c->auth_held;
+            c->auth_held = NULL; /* the client's no more, even if it closes during the command */
+            allow--;
+            ran++;
+            s->turn_left--;
+            c->turn_used++;
+            client_dispatch(c, &h->cmd);
+            held_free(h);
+            client_pop_done(c);
+            continue;
+        }
         rc = pos_resp_next(&c->parser, &cmd);
         if (rc <= 0) {
             break;
+        }
+        if (auth_attempt(s, &cmd) && client_auth_wait(c) != 0) {
+            /* Its peer got a password wrong moments ago: this one is
+             * checked when the wait is over, whichever connection it
+             * comes on (the wait is the peer's). */
+            if (held_take(c, &cmd) != 0) {
+                POS_WARN("localapi", "client %llu: out of memory for a command, disconnecting",
+                         (unsigned long long)c->id);
+                client_close(c);
+                break;
+            }
+            s->st.auth_delayed++;
+            continue;
         }
         allow--;
         ran++;
@@ -1318,6 +1488,7 @@ static void client_closed_cb(uv_handle_t *h)
     }
     pos_resp_free(&c->parser);
     buf_free(&c->out);
+    held_free(c->auth_held);
     free(c);
     server_maybe_done(s);
 }
@@ -1392,7 +1563,7 @@ static bool client_working(const pos_localapi_client_t *c)
     uv_os_fd_t fd;
     int unread = 0;
 
-    if (c->nslots > 0 || c->ready) {
+    if (c->nslots > 0 || c->ready || c->auth_held != NULL) {
         return true;
     }
     return uv_fileno((const uv_handle_t *)&c->pipe, &fd) == 0 &&
@@ -1803,6 +1974,7 @@ static int server_init_handles(pos_localapi_t *s)
     if ((rc = server_adopt(s, &s->keep_turning, uv_idle_init(loop, &s->keep_turning))) != 0 ||
         (rc = server_adopt(s, &s->idle_timer, uv_timer_init(loop, &s->idle_timer))) != 0 ||
         (rc = server_adopt(s, &s->stall_timer, uv_timer_init(loop, &s->stall_timer))) != 0 ||
+        (rc = server_adopt(s, &s->auth_timer, uv_timer_init(loop, &s->auth_timer))) != 0 ||
         (rc = server_adopt(s, &s->turn_start, uv_prepare_init(loop, &s->turn_start))) != 0 ||
         (rc = server_adopt(s, &s->turn_end, uv_check_init(loop, &s->turn_end))) != 0 ||
         (rc = server_adopt(s, &s->listener, uv_pipe_init(loop, &s->listener, 0))) != 0) {
@@ -1820,8 +1992,9 @@ static void server_close_handles(pos_localapi_t *s)
 {
     uv_handle_t *h[] = {
         (uv_handle_t *)&s->keep_turning, (uv_handle_t *)&s->idle_timer,
-        (uv_handle_t *)&s->stall_timer,  (uv_handle_t *)&s->turn_start,
-        (uv_handle_t *)&s->turn_end,     (uv_handle_t *)&s->listener,
+        (uv_handle_t *)&s->stall_timer,  (uv_handle_t *)&s->auth_timer,
+        (uv_handle_t *)&s->turn_start,   (uv_handle_t *)&s->turn_end,
+        (uv_handle_t *)&s->listener,
     };
 
     for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {

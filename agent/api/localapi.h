@@ -23,9 +23,14 @@
  * With a password (options.password), a client's commands but AUTH,
  * HELLO, QUIT and RESET are answered "-NOAUTH Authentication required."
  * until it has authenticated; a wrong password is "-WRONGPASS ...", and a
- * client is disconnected after POS_LOCALAPI_AUTH_TRIES of them. The
- * password is compared in constant time (HMAC digests under a key drawn
- * at start) and is never logged or kept in the server.
+ * client is disconnected after POS_LOCALAPI_AUTH_TRIES of them. After a
+ * wrong password, the next AUTH of the same peer (user id), on any
+ * connection, is held until its wait is over (agent/api/authdelay.h:
+ * doubling from 100 ms to 5 s, cleared by a right password), with what
+ * that connection sent after it: guessing is slow per user id, and other
+ * user ids are not slowed. The password is compared in constant time (HMAC
+ * digests under a key drawn at start) and is never logged or kept in the
+ * server.
  *
  * A client that sends garbage or breaks a parser limit gets
  * "-ERR Protocol error: ..." after its earlier replies and is disconnected;
@@ -36,7 +41,8 @@
  * not moved for admit.stall_ms while it is paused so, or whose unsent replies
  * exceed max_output (one reply larger than the half left), is
  * disconnected. Memory per client is therefore bounded by about
- * max_output + the parser's max_pending.
+ * max_output + the parser's max_pending (twice that with an AUTH held
+ * back: its copy, at most one command).
  *
  * Admission (pos_localapi_admission_t): each client has a token bucket, and
  * a command over it is answered "-BUSY ..., retry in N ms" instead of run;
@@ -56,6 +62,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "agent/api/authdelay.h"
 #include "agent/api/resp_parse.h"
 #include "agent/msg/sign.h"
 
@@ -143,6 +150,7 @@ typedef struct pos_localapi_stats {
     uint64_t output_drops;    /* clients dropped for not reading their replies */
     uint64_t output_pauses;   /* times a client was paused on replies it had not read */
     uint64_t auth_failures;   /* AUTH (or HELLO ... AUTH) with a wrong password */
+    uint64_t auth_delayed;    /* AUTH (or HELLO ... AUTH) held until its peer's wait was over */
     uint64_t noauth;          /* commands refused -NOAUTH */
     uint32_t clients;         /* connected now */
     size_t memory;            /* heap bytes held for clients now */
@@ -159,6 +167,7 @@ struct pos_localapi {
     uv_idle_t keep_turning;  /* while clients are queued, poll does not block */
     uv_timer_t idle_timer;   /* closes idle clients */
     uv_timer_t stall_timer;  /* closes clients that stopped reading, while one is paused */
+    uv_timer_t auth_timer;   /* lets held AUTHs go when their peer's wait is over */
     pos_localapi_options_t opt;
     char path[108]; /* sun_path */
     pos_localapi_client_t *clients;
@@ -187,6 +196,8 @@ struct pos_localapi {
     char auth_digest[POS_SIGN_HEX_LEN + 1]; /* HMAC of the password under auth_key */
     uint64_t auth_log_ms;                   /* uv_now() when a failure was last logged; 0: never */
     uint64_t auth_logged;                   /* st.auth_failures then */
+    uint64_t auth_due;                      /* uv_now() auth_timer fires at, while active */
+    pos_authdelay_t auth_delay;             /* each peer's wait before its next password */
     char rbuf[POS_LOCALAPI_READ_SIZE];      /* reads are consumed at once, so one will do */
 };
 

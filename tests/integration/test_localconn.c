@@ -23,6 +23,7 @@
 
 #include "agent/api/localapi.h"
 #include "tests/support/fixture.h"
+#include "tests/support/timing.h"
 
 #define PW "s3cret-till-pw"
 /* Debian's, which python3-redis serves (not a pyenv shim on PATH). */
@@ -33,6 +34,11 @@ static void start_with_password(pos_fix_t *f)
     pos_ini_set(&f->ini, "local", "password", PW);
     pos_fix_agent_start(f, NULL);
     pos_fix_wait_online(f, 1, 10000);
+}
+
+static uint64_t now_ms(void)
+{
+    return pos_test_now_ns() / 1000000u;
 }
 
 static char sock_path[400];
@@ -170,7 +176,10 @@ static void test_hello_auth_then_reset(void **state)
 }
 
 /* Abuse: a client guessing is disconnected after POS_LOCALAPI_AUTH_TRIES
- * wrong passwords; each guess is counted; the password is never logged. */
+ * wrong passwords, and fresh connections do not guess faster: each wrong
+ * password makes its user id's next one wait (100, 200, 400 ms...), a
+ * right one clears that. Each guess is counted; the password is never
+ * logged. */
 static void test_guessing_client_disconnected(void **state)
 {
     pos_fix_t *f = *state;
@@ -184,21 +193,31 @@ static void test_guessing_client_disconnected(void **state)
     assert_null(r); /* the connection is gone: no more guesses on it */
     redisFree(c);
 
-    /* A flood of guesses on fresh connections: each answered WRONGPASS,
-     * none gets in, the agent keeps serving. */
-    for (int k = 0; k < 40; k++) {
+    /* The right password still gets in, once the user id's wait (1.6 s
+     * after five wrong ones) is over; it clears the wait. */
+    uint64_t t0 = now_ms();
+    c = connect_local(f);
+    expect(c, REDIS_REPLY_STATUS, "OK", "AUTH %s", PW);
+    redisFree(c);
+    assert_true(now_ms() - t0 >= 1500);
+
+    /* Guesses on fresh connections: each answered WRONGPASS, later and
+     * later, none gets in, the agent keeps serving. */
+    t0 = now_ms();
+    for (int k = 0; k < 3; k++) {
         c = connect_local(f);
         expect(c, REDIS_REPLY_ERROR, "WRONGPASS", "AUTH flood-%d", k);
         expect(c, REDIS_REPLY_ERROR, "NOAUTH", "GET session:x");
         redisFree(c);
     }
+    assert_true(now_ms() - t0 >= 300); /* 0 + 100 + 200 ms */
     c = connect_local(f);
     expect(c, REDIS_REPLY_STATUS, "OK", "AUTH %s", PW);
     r = redisCommand(c, "INFO clients");
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
-    assert_non_null(strstr(r->str, "auth_failures:45\r\n"));
-    assert_non_null(strstr(r->str, "commands_noauth:40\r\n"));
+    assert_non_null(strstr(r->str, "auth_failures:8\r\nauth_delayed:8\r\n"));
+    assert_non_null(strstr(r->str, "commands_noauth:3\r\n"));
     assert_non_null(strstr(r->str, "output_pauses:0\r\noutput_drops:0\r\n"));
     freeReplyObject(r);
     redisFree(c);
@@ -380,6 +399,7 @@ int main(void)
     /* The agent closes a guessing client's connection: a write after that
      * must fail, not kill the test. */
     signal(SIGPIPE, SIG_IGN);
+    pos_fix_filters_from_env();
     const struct CMUnitTest tests[] = {
         POS_FIX_TEST(test_auth_and_connection_commands),
         POS_FIX_TEST(test_hello_auth_then_reset),

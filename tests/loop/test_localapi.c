@@ -10,7 +10,8 @@
  * before the POS application connects, and (as root, with other user ids
  * in child processes) a peer that churns connections, the socket's group
  * with the directory made by the agent or beforehand (systemd's
- * RuntimeDirectory=).
+ * RuntimeDirectory=), and a peer guessing the password on fresh
+ * connections (its rate is printed) while another user id authenticates.
  */
 #define _GNU_SOURCE /* setresuid, setresgid */
 #include <errno.h>
@@ -1938,6 +1939,359 @@ static void test_config_private_from_socket_group(void **state)
     }
 }
 
+/* ---- password guessing: slow per user id -------------------------------- */
+
+#define AUTH_PW "s3cret-till-pw"
+
+/* The fixture's server again, with a password; at "path" with group "group"
+ * when they are not NULL. */
+static void fx_restart_password(fixture_t *fx, const char *path, const char *group)
+{
+    pos_localapi_options_t opt;
+
+    fx_options(fx, &opt);
+    opt.password = AUTH_PW;
+    if (path != NULL) {
+        opt.path = path;
+        opt.group = group;
+    }
+    fx_restart(fx, &opt);
+}
+
+/* Reads a one-line answer to AUTH: 1 for +OK, 0 for -WRONGPASS, -1 for
+ * anything else. */
+static int raw_auth_answer(int fd)
+{
+    char buf[160];
+    size_t len = 0;
+
+    while (len < 2 || memcmp(buf + len - 2, "\r\n", 2) != 0) {
+        ssize_t k = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (k <= 0 || (len += (size_t)k) >= sizeof(buf) - 1) {
+            return -1;
+        }
+    }
+    buf[len] = '\0';
+    return strcmp(buf, "+OK\r\n") == 0 ? 1 : strncmp(buf, "-WRONGPASS ", 11) == 0 ? 0 : -1;
+}
+
+/* Sends "AUTH pw" and reads the answer (raw_auth_answer). */
+static int raw_auth(int fd, const char *pw)
+{
+    char buf[160];
+    int n = snprintf(buf, sizeof(buf), "AUTH %s\r\n", pw);
+
+    return raw_send(fd, buf, (size_t)n) != 0 ? -1 : raw_auth_answer(fd);
+}
+
+/* Runs the loop for ms milliseconds. */
+static void *sleep_ms(void *arg)
+{
+    usleep((useconds_t)(uintptr_t)arg * 1000u);
+    return NULL;
+}
+
+static void serve_for(fixture_t *fx, unsigned ms)
+{
+    serve_while(fx, sleep_ms, (void *)(uintptr_t)ms);
+}
+
+/* One process guessing, reconnecting for every guess; meanwhile (as root)
+ * the POS application, another user id, authenticates. */
+typedef struct guess_run {
+    const char *path;
+    gid_t gid;
+    bool other; /* run the other user's AUTH (root only) */
+    int guesses, fails;
+    double secs;
+    double other_ms; /* its AUTH and PING, connect included */
+    int other_rc;
+} guess_run_t;
+
+#define GUESS_MS       1500u
+#define OTHER_AFTER_MS 600u
+
+/* The other user's part, in a child: AUTH with the right password OTHER_AFTER_MS
+ * into the guessing, timed; the time is written to "out". */
+static void other_auth_child(const char *path, gid_t gid, int out)
+{
+    double ms;
+    uint64_t t0;
+    char buf[16];
+    int fd;
+
+    if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(OTHER_UID, OTHER_UID, OTHER_UID) != 0) {
+        _exit(4);
+    }
+    usleep(OTHER_AFTER_MS * 1000u);
+    t0 = pos_clock_mono_us();
+    if ((fd = raw_connect(path)) < 0) {
+        _exit(3);
+    }
+    if (raw_auth(fd, AUTH_PW) != 1 || raw_send(fd, "PING\r\n", 6) != 0 ||
+        recv(fd, buf, 7, MSG_WAITALL) != 7 || memcmp(buf, "+PONG\r\n", 7) != 0) {
+        _exit(5);
+    }
+    ms = (double)(pos_clock_mono_us() - t0) / 1000.0;
+    _exit(write(out, &ms, sizeof(ms)) == (ssize_t)sizeof(ms) ? 0 : 6);
+}
+
+static void *guess_loop(void *arg)
+{
+    guess_run_t *g = arg;
+    int pfd[2] = {-1, -1}, status = 0;
+    pid_t pid = -1;
+    uint64_t t0, now;
+
+    if (g->other) {
+        if (pipe(pfd) != 0 || (pid = fork()) < 0) {
+            g->fails++;
+            return NULL;
+        }
+        if (pid == 0) {
+            close(pfd[0]);
+            other_auth_child(g->path, g->gid, pfd[1]);
+        }
+        close(pfd[1]);
+    }
+    t0 = now = pos_clock_mono_us();
+    while (now - t0 < GUESS_MS * 1000u) {
+        char pw[32];
+        int fd = raw_connect(g->path);
+        if (fd < 0) {
+            g->fails++;
+            break;
+        }
+        snprintf(pw, sizeof(pw), "guess-%d", g->guesses);
+        if (raw_auth(fd, pw) == 0) {
+            g->guesses++;
+        } else {
+            g->fails++;
+        }
+        close(fd);
+        now = pos_clock_mono_us();
+    }
+    g->secs = (double)(now - t0) / 1e6;
+    if (g->other) {
+        if (read(pfd[0], &g->other_ms, sizeof(g->other_ms)) != (ssize_t)sizeof(g->other_ms)) {
+            g->other_ms = -1.0;
+        }
+        close(pfd[0]);
+        g->other_rc =
+            waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    return NULL;
+}
+
+/* A process that reconnects for every guess gets POS_LOCALAPI_AUTH_TRIES
+ * more each time: the budget is its user id's, and each wrong password
+ * makes the next one of that user id wait longer. The POS application,
+ * another user id, is answered at once meanwhile. */
+static void test_auth_guessing_slow_per_uid(void **state)
+{
+    fixture_t *fx = *state;
+    guess_run_t g = {.path = fx->path};
+    pos_localapi_stats_t st;
+    char path[200];
+
+    if (geteuid() == 0 && daemon_gid(&g.gid)) {
+        /* A socket of group daemon, so that the other user may connect. */
+        assert_int_equal(chmod(fx->dir, 0711), 0);
+        snprintf(path, sizeof(path), "%s/auth/agent.sock", fx->dir);
+        g.path = path;
+        g.other = true;
+        fx_restart_password(fx, path, "daemon");
+    } else {
+        print_message("not root: the other user's AUTH is not tried\n");
+        fx_restart_password(fx, NULL, NULL);
+    }
+    serve_while(fx, guess_loop, &g);
+    print_message("one uid reconnecting to guess: %d wrong passwords in %.2f s, %.1f a second\n",
+                  g.guesses, g.secs, (double)g.guesses / g.secs);
+    if (g.other) {
+        print_message("another uid's right password meanwhile: answered in %.2f ms\n", g.other_ms);
+        assert_int_equal(g.other_rc, 0);
+        assert_true(g.other_ms >= 0.0 && g.other_ms < 500.0);
+    }
+    assert_int_equal(g.fails, 0);
+    assert_true(g.guesses >= 1);
+    assert_true((double)g.guesses / g.secs < 20.0);
+    /* Every guess but the first came in its uid's wait, and was held. */
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_int_equal(st.auth_failures, g.guesses);
+    assert_true(st.auth_delayed >= 1 && st.auth_delayed < (uint64_t)g.guesses);
+}
+
+/* A delayed AUTH keeps its connection's order: what was sent after it is
+ * answered after it; a right password resets the delay. */
+typedef struct order_run {
+    const char *path;
+    int fails;
+    double first_ms, pipe_ms;
+    char out[512];
+} order_run_t;
+
+static void *order_client(void *arg)
+{
+    order_run_t *o = arg;
+    static const char pipeline[] = "AUTH wrong-2\r\nPING\r\nAUTH " AUTH_PW "\r\nPING\r\nQUIT\r\n";
+    uint64_t t0 = pos_clock_mono_us();
+    int fd = raw_connect(o->path);
+
+    if (fd < 0 || raw_auth(fd, "wrong-1") != 0) {
+        o->fails++;
+        return NULL;
+    }
+    o->first_ms = (double)(pos_clock_mono_us() - t0) / 1000.0;
+    t0 = pos_clock_mono_us();
+    if (raw_send(fd, pipeline, sizeof(pipeline) - 1) != 0 ||
+        raw_read_to_eof(fd, o->out, sizeof(o->out)) < 0) {
+        o->fails++;
+    }
+    o->pipe_ms = (double)(pos_clock_mono_us() - t0) / 1000.0;
+    close(fd);
+    /* The right password cleared the wait: the next wrong one is not held. */
+    fd = raw_connect(o->path);
+    if (fd < 0 || raw_auth(fd, "wrong-3") != 0) {
+        o->fails++;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void test_auth_delay_keeps_order(void **state)
+{
+    fixture_t *fx = *state;
+    order_run_t o = {.path = fx->path};
+    pos_localapi_stats_t st;
+
+    fx_restart_password(fx, NULL, NULL);
+    serve_while(fx, order_client, &o);
+    assert_int_equal(o.fails, 0);
+    assert_string_equal(o.out, "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+                               "-NOAUTH Authentication required.\r\n"
+                               "+OK\r\n+PONG\r\n+OK\r\n");
+    /* The second wrong password waited 100 ms, the right one 200 ms after
+     * it: the PING between them was answered only after both. */
+    print_message("first wrong password answered in %.2f ms; the pipeline after it in %.2f ms\n",
+                  o.first_ms, o.pipe_ms);
+    assert_true(o.pipe_ms >= 290.0);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_int_equal(st.auth_failures, 3);
+    assert_int_equal(st.auth_delayed, 2);
+}
+
+/* Connections closed while their AUTH waits: by the peer (the answer goes
+ * nowhere when its time comes), and by the server's close (nothing is left
+ * behind: teardown's loop must end). */
+typedef struct gone_run {
+    const char *path;
+    int fails;
+    int held_fd; /* left open, its AUTH waiting */
+} gone_run_t;
+
+static void *gone_client(void *arg)
+{
+    gone_run_t *g = arg;
+    int fd = raw_connect(g->path);
+
+    g->held_fd = -1;
+    if (fd < 0 || raw_auth(fd, "wrong-1") != 0) {
+        g->fails++;
+        return NULL;
+    }
+    close(fd);
+    /* Waits 100 ms: the peer is gone by then. */
+    fd = raw_connect(g->path);
+    if (fd < 0 || raw_send(fd, "AUTH wrong-2\r\n", 14) != 0) {
+        g->fails++;
+    }
+    close(fd);
+    /* Waits for that one and 200 ms more. */
+    g->held_fd = raw_connect(g->path);
+    if (g->held_fd < 0 || raw_send(g->held_fd, "AUTH " AUTH_PW "\r\n", 5 + strlen(AUTH_PW) + 2)) {
+        g->fails++;
+    }
+    usleep(20 * 1000); /* both read by the server */
+    return NULL;
+}
+
+static void test_auth_delay_closed_while_waiting(void **state)
+{
+    fixture_t *fx = *state;
+    gone_run_t g = {.path = fx->path};
+    pos_localapi_stats_t st;
+
+    fx_restart_password(fx, NULL, NULL);
+    serve_while(fx, gone_client, &g);
+    assert_int_equal(g.fails, 0);
+    serve_for(fx, 200);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_int_equal(st.auth_failures, 2);
+    assert_int_equal(st.auth_delayed, 2);
+    assert_int_equal(st.clients, 1); /* the second one's answer had nowhere to go */
+    close(g.held_fd);
+    /* teardown closes the server with the last AUTH still waiting */
+}
+
+/* Guesses sent at once on several connections of one user id: one is
+ * checked per wait, whatever the connection. */
+#define PAR_CONNS 4
+
+typedef struct par_run {
+    const char *path;
+    int fails;
+    double ms; /* until the last answer */
+} par_run_t;
+
+static void *par_client(void *arg)
+{
+    par_run_t *p = arg;
+    int fd = raw_connect(p->path), fds[PAR_CONNS];
+    uint64_t t0;
+
+    if (fd < 0 || raw_auth(fd, "wrong-0") != 0) {
+        p->fails++;
+    }
+    close(fd);
+    t0 = pos_clock_mono_us();
+    for (int i = 0; i < PAR_CONNS; i++) {
+        char cmd[32];
+        int n = snprintf(cmd, sizeof(cmd), "AUTH par-%d\r\n", i);
+        fds[i] = raw_connect(p->path);
+        if (fds[i] < 0 || raw_send(fds[i], cmd, (size_t)n) != 0) {
+            p->fails++;
+        }
+    }
+    for (int i = 0; i < PAR_CONNS; i++) {
+        if (fds[i] < 0 || raw_auth_answer(fds[i]) != 0) {
+            p->fails++;
+        }
+        close(fds[i]);
+    }
+    p->ms = (double)(pos_clock_mono_us() - t0) / 1000.0;
+    return NULL;
+}
+
+static void test_auth_parallel_connections_wait_in_turn(void **state)
+{
+    fixture_t *fx = *state;
+    par_run_t p = {.path = fx->path};
+    pos_localapi_stats_t st;
+
+    fx_restart_password(fx, NULL, NULL);
+    serve_while(fx, par_client, &p);
+    print_message("%d guesses at once on %d connections of one uid: all answered in %.0f ms\n",
+                  PAR_CONNS, PAR_CONNS, p.ms);
+    assert_int_equal(p.fails, 0);
+    /* 100 + 200 + 400 + 800 ms, one after the other. */
+    assert_true(p.ms >= 1450.0);
+    pos_localapi_get_stats(&fx->srv, &st);
+    assert_int_equal(st.auth_failures, 1 + PAR_CONNS);
+    assert_int_equal(st.auth_delayed, PAR_CONNS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1966,7 +2320,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_private_from_socket_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_cli, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_guessing_slow_per_uid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_delay_keeps_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_delay_closed_while_waiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_parallel_connections_wait_in_turn, setup,
+                                        teardown),
     };
+    const char *only = getenv("POS_TEST_FILTER");
+
+    if (only != NULL && only[0] != '\0') {
+        cmocka_set_test_filter(only);
+    }
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
