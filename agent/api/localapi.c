@@ -1292,7 +1292,8 @@ static void client_process(pos_localapi_client_t *c, uint32_t allow)
         if (rc <= 0) {
             break;
         }
-        if (auth_attempt(s, &cmd) && client_auth_wait(c) != 0) {
+        /* Cheapest test first: most peers never wait. */
+        if (s->auth_required && client_auth_wait(c) != 0 && auth_attempt(s, &cmd)) {
             /* Its peer got a password wrong moments ago: this one is
              * checked when the wait is over, whichever connection it
              * comes on (the wait is the peer's). */
