@@ -399,12 +399,6 @@ static int wal_apply(void *ctx, char kind, unsigned db, const void *key, size_t 
 }
 
 /*
- * At open, before the walk: what the log holds beyond LMDB's last logged
- * commit is applied again, in one flushed commit, and the log starts a new
- * generation. A log that cannot be applied is reported and set aside: the
- * store as LMDB kept it is used. Returns 0 or a negative errno (LMDB).
- */
-/*
  * Renames the log to POS_WAL_FILE.<what>-<epoch>, kept for an operator
  * (docs/offline.md), and begins a new one after the same sequence.
  * Returns 0, or the new log's error (then the store runs without one).
@@ -422,6 +416,12 @@ static int wal_keep_aside(pos_store_t *st, const char *what, char *to, size_t to
     return rc; /* without a log (fd -1) when that failed: not an error */
 }
 
+/*
+ * At open, before the walk: what the log holds beyond LMDB's last logged
+ * commit is applied again, in one flushed commit, and the log starts a new
+ * generation. A log that cannot be applied is reported and set aside: the
+ * store as LMDB kept it is used. Returns 0 or a negative errno (LMDB).
+ */
 static int store_wal_replay(pos_store_t *st)
 {
     wal_target_t r = {st, NULL};

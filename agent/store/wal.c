@@ -319,22 +319,38 @@ int pos_wal_redo_apply(const void *payload, size_t len, pos_wal_apply_fn apply, 
     return 0;
 }
 
+/* Reads the header of the record at off into hdr: true when one of this
+ * generation starts there and fits the file, *len its payload's length. */
+static bool record_header(const pos_wal_t *w, uint64_t off, unsigned char *hdr, uint32_t *len)
+{
+    if (off + POS_WAL_RECORD_HDR > POS_WAL_SIZE ||
+        wal_pread(w->fd, hdr, POS_WAL_RECORD_HDR, off) != 0 || memcmp(hdr, WAL_REC_MAGIC, 4) != 0 ||
+        pos_endian_get_le64(hdr + 8) != w->generation) {
+        return false;
+    }
+    *len = pos_endian_get_le32(hdr + 4);
+    return *len <= POS_WAL_PAYLOAD_MAX && off + pos_wal_record_size(*len) <= POS_WAL_SIZE;
+}
+
+/* Reads the payload (len bytes) of the record at off into buf: true when
+ * its checksum is right. */
+static bool record_payload(const pos_wal_t *w, uint64_t off, const unsigned char *hdr,
+                           unsigned char *buf, uint32_t len)
+{
+    return wal_pread(w->fd, buf, len, off + POS_WAL_RECORD_HDR) == 0 &&
+           record_crc(hdr, buf, len) == pos_endian_get_le32(hdr + 24);
+}
+
 /* Whether the record at off is whole: this generation's, of sequence seq, its checksum right. */
 static bool wal_record_intact(const pos_wal_t *w, uint64_t off, uint64_t seq)
 {
     unsigned char hdr[POS_WAL_RECORD_HDR];
-    if (off + POS_WAL_RECORD_HDR > POS_WAL_SIZE || wal_pread(w->fd, hdr, sizeof(hdr), off) != 0 ||
-        memcmp(hdr, WAL_REC_MAGIC, 4) != 0 || pos_endian_get_le64(hdr + 8) != w->generation ||
-        pos_endian_get_le64(hdr + 16) != seq) {
-        return false;
-    }
-    uint32_t len = pos_endian_get_le32(hdr + 4);
-    if (len > POS_WAL_PAYLOAD_MAX || off + pos_wal_record_size(len) > POS_WAL_SIZE) {
+    uint32_t len;
+    if (!record_header(w, off, hdr, &len) || pos_endian_get_le64(hdr + 16) != seq) {
         return false;
     }
     unsigned char *buf = malloc(len != 0 ? len : 1);
-    bool ok = buf != NULL && wal_pread(w->fd, buf, len, off + POS_WAL_RECORD_HDR) == 0 &&
-              record_crc(hdr, buf, len) == pos_endian_get_le32(hdr + 24);
+    bool ok = buf != NULL && record_payload(w, off, hdr, buf, len);
     free(buf);
     return ok;
 }
@@ -354,14 +370,12 @@ long pos_wal_replay(pos_wal_t *w, uint64_t after, pos_wal_apply_fn apply, void *
     }
     while (off + POS_WAL_RECORD_HDR <= POS_WAL_SIZE) {
         unsigned char hdr[POS_WAL_RECORD_HDR];
-        if (wal_pread(w->fd, hdr, sizeof(hdr), off) != 0 || memcmp(hdr, WAL_REC_MAGIC, 4) != 0 ||
-            pos_endian_get_le64(hdr + 8) != w->generation) {
+        uint32_t len;
+        if (!record_header(w, off, hdr, &len)) {
             break;
         }
-        uint32_t len = pos_endian_get_le32(hdr + 4);
         uint64_t seq = pos_endian_get_le64(hdr + 16);
-        if (len > POS_WAL_PAYLOAD_MAX || off + pos_wal_record_size(len) > POS_WAL_SIZE ||
-            (expect != 0 && seq != expect)) {
+        if (expect != 0 && seq != expect) {
             break;
         }
         unsigned char *nb = realloc(buf, len != 0 ? len : 1);
@@ -370,8 +384,7 @@ long pos_wal_replay(pos_wal_t *w, uint64_t after, pos_wal_apply_fn apply, void *
             break;
         }
         buf = nb;
-        if (wal_pread(w->fd, buf, len, off + POS_WAL_RECORD_HDR) != 0 ||
-            record_crc(hdr, buf, len) != pos_endian_get_le32(hdr + 24)) {
+        if (!record_payload(w, off, hdr, buf, len)) {
             /* Torn: the write that was under way when the power went. Unless
              * the next record is whole: then the disk damaged this one. */
             if (wal_record_intact(w, off + pos_wal_record_size(len), seq + 1)) {
