@@ -40,6 +40,12 @@ int pos_link_classify_error(const char *msg, size_t len)
     return -EPROTO;
 }
 
+bool pos_link_error_for_good(const char *msg, size_t len)
+{
+    return contains(msg, len, "WRONGTYPE") || contains(msg, len, "not an integer") ||
+           contains(msg, len, "would overflow");
+}
+
 int pos_link_auth_check(const char *name, const redisReply *r)
 {
     if (r->type != REDIS_REPLY_ERROR) {

@@ -8,6 +8,7 @@
  * drives it).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <hiredis/hiredis.h>
@@ -18,6 +19,14 @@
  * -EAGAIN (LOADING, BUSY, TRYAGAIN, MASTERDOWN) or -EPROTO (anything else).
  */
 int pos_link_classify_error(const char *msg, size_t len);
+
+/*
+ * Whether a command's refusal stands whatever is tried again, for as long
+ * as the key stays as it is: it holds another type (WRONGTYPE), no
+ * integer, or the result would overflow. Others (OOM, LOADING, READONLY,
+ * an ACL) may pass later.
+ */
+bool pos_link_error_for_good(const char *msg, size_t len);
 
 /*
  * The verdict on a reply to AUTH on connection "name": 0 when accepted (or

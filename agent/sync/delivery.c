@@ -306,21 +306,6 @@ static void key_note_refused(pos_delivery_t *d, const delivery_ctx_t *c)
     }
 }
 
-/* Whether Redis's refusal stands whatever is tried again. */
-static bool incr_refused_for_good(const redisReply *r)
-{
-    static const char *const why[] = {"WRONGTYPE", "not an integer", "would overflow"};
-    for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++) {
-        size_t n = strlen(why[i]);
-        for (size_t at = 0; r->str != NULL && at + n <= r->len; at++) {
-            if (memcmp(r->str + at, why[i], n) == 0) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
 static void delivery_idle_cb(uv_idle_t *h)
 {
     pos_delivery_t *d = h->data;
@@ -469,7 +454,7 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
         /* The EXPIRE after it may succeed all the same (it is allowed when
          * Redis is out of memory, INCRBY is not): it must not complete the
          * entry as if the increment had been applied. */
-        bool for_good = incr_refused_for_good(r);
+        bool for_good = pos_link_error_for_good(r->str, r->len);
         c->then->refused = for_good ? DELIVERY_REFUSED_FOR_GOOD : DELIVERY_REFUSED_NOW;
         if (for_good && c->note == DELIVERY_NOTE_INCR && !d->closing) {
             key_note_refused(d, c);

@@ -103,8 +103,7 @@ typedef struct pos_delivery {
     uint64_t epoch; /* bumped at each reconnect: late replies are ignored */
     uint64_t delivered;
     uint64_t lost;    /* sent without a store while offline */
-    uint64_t
-        refused; /* entries Redis refuses for good (wrong type, no integer, overflow): dropped */
+    uint64_t refused; /* increments Redis refuses for good (pos_link_error_for_good): dropped */
     uint64_t hold_id; /* entries from this id on wait for pos_delivery_release(); 0: none */
     /* Released before it was durable (the payment's record comes back
      * first in the same hand-back): sent as soon as it is, not a loop turn

@@ -186,6 +186,15 @@ static void test_classify_error(void **state)
     assert_int_equal(CLS("ERR unknown command"), -EPROTO);
     assert_int_equal(pos_link_classify_error("NOAUTH", 3), -EPROTO); /* length respected */
 #undef CLS
+#define GOOD(s) pos_link_error_for_good(s, strlen(s))
+    assert_true(GOOD("WRONGTYPE Operation against a key holding the wrong kind of value"));
+    assert_true(GOOD("ERR value is not an integer or out of range"));
+    assert_true(GOOD("ERR increment or decrement would overflow"));
+    assert_false(GOOD("OOM command not allowed when used memory > 'maxmemory'."));
+    assert_false(GOOD("LOADING Redis is loading the dataset in memory"));
+    assert_false(GOOD("READONLY You can't write against a read only replica."));
+    assert_false(pos_link_error_for_good("WRONGTYPE", 5)); /* length respected */
+#undef GOOD
 }
 
 int main(void)
