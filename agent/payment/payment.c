@@ -34,13 +34,14 @@ static void payment_active_set(pos_payment_t *p, bool add, const char *tx)
     }
 }
 
-static void payment_counter(pos_payment_t *p, const char *name)
+/* Adds n to the till's counter:terminal:<id>:<name>. Returns the port's answer. */
+static int payment_counter(pos_payment_t *p, const char *name, long long n)
 {
     const pos_payment_port_t *port = &p->opt.port;
     char key[160];
 
     snprintf(key, sizeof(key), "counter:terminal:%s:%s", p->opt.terminal_id, name);
-    port->incrby(port->ctx, key, 1, 86400);
+    return port->incrby(port->ctx, key, n, 86400);
 }
 
 static const char *const reject_names[POS_PAY_REJ_COUNT] = {
@@ -361,7 +362,7 @@ static void payment_perform_one(pos_payment_t *p, const pos_payment_action_t *ac
         payment_publish(p, act);
         break;
     case POS_PAY_ACT_INCR_COUNTER:
-        payment_counter(p, act->u.counter);
+        (void)payment_counter(p, act->u.counter, 1);
         break;
     case POS_PAY_ACT_STATUS_CHANGED:
         p->opt.port.busy(p->opt.port.ctx, act->u.busy);
@@ -935,14 +936,10 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
 
 void pos_payment_flush_counters(pos_payment_t *p)
 {
-    const pos_payment_port_t *port = &p->opt.port;
-    char key[160];
-
-    if (p->rejected_unreported == 0 || port->incrby == NULL) {
+    if (p->rejected_unreported == 0 || p->opt.port.incrby == NULL) {
         return;
     }
-    snprintf(key, sizeof(key), "counter:terminal:%s:payments_rejected", p->opt.terminal_id);
-    if (port->incrby(port->ctx, key, (long long)p->rejected_unreported, 86400) == 0) {
+    if (payment_counter(p, "payments_rejected", (long long)p->rejected_unreported) == 0) {
         p->rejected_unreported = 0;
     }
 }
