@@ -168,14 +168,18 @@ static const char *pc_path_rel(const char *path, char *buf, size_t cap)
         if (getcwd(dir, sizeof(dir)) == NULL) {
             return NULL;
         }
-        snprintf(buf, cap, "%s/%s", dir, path);
+        if ((size_t)snprintf(buf, cap, "%s/%s", dir, path) >= cap) {
+            return NULL; /* too long to be one of the store's */
+        }
     } else {
         char part[PATH_MAX];
         snprintf(part, sizeof(part), "%.*s", (int)(slash - path), path);
         if (realpath(part[0] != '\0' ? part : "/", dir) == NULL) {
             return NULL;
         }
-        snprintf(buf, cap, "%s/%s", dir, slash + 1);
+        if ((size_t)snprintf(buf, cap, "%s/%s", dir, slash + 1) >= cap) {
+            return NULL;
+        }
     }
     return pc_rel(buf);
 }
