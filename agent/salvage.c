@@ -13,6 +13,7 @@
 #include "agent/instance.h"
 #include "agent/payment/journal.h"
 #include "agent/store/outbox.h"
+#include "agent/store/scan.h"
 #include "agent/store/store.h"
 #include "platform/endian.h"
 #include "platform/files.h"
@@ -27,6 +28,7 @@ enum {
     FRAME_OUTBOX = 'O',  /* header (below), channel, payload */
     FRAME_JOURNAL = 'J', /* a record as pos_journal_encode() writes it */
     FRAME_ERROR = 'E',   /* text: why the reader stopped */
+    FRAME_SUMMARY = 'S', /* text: what the reader found of a database, printed as it is */
 };
 
 #define OUTBOX_FRAME_HDR                                                                           \
@@ -104,6 +106,223 @@ static int send_record(void *ctx, const pos_payment_record_t *rec)
     return send_frame(fd, FRAME_JOURNAL, buf, (size_t)n, NULL, 0) == 0 ? 0 : 1;
 }
 
+/* ---- a file cut short, read without LMDB (agent/store/scan.h) -------------- */
+
+typedef struct found_outbox {
+    uint64_t id;
+    unsigned char *value;
+    size_t len;
+    bool indexed; /* reached through the outbox's index */
+} found_outbox_t;
+
+typedef struct found_record {
+    pos_payment_record_t rec;
+    uint64_t seq;
+    bool indexed;
+} found_record_t;
+
+typedef struct found {
+    found_outbox_t *outbox;
+    size_t outbox_n, outbox_cap;
+    found_record_t *records;
+    size_t records_n, records_cap;
+    bool indexed; /* what is found now is reached through an index */
+} found_t;
+
+static int found_outbox(void *ctx, const void *key, size_t key_len, const void *value,
+                        size_t value_len)
+{
+    found_t *fo = ctx;
+    pos_outbox_entry_t e;
+    if (key_len != 8 || pos_outbox_record_parse(value, value_len, &e) != 0) {
+        return 0; /* not an outbox entry: on a page found by content, another database's */
+    }
+    if (fo->outbox_n == fo->outbox_cap) {
+        size_t cap = fo->outbox_cap == 0 ? 64 : fo->outbox_cap * 2;
+        found_outbox_t *v = realloc(fo->outbox, cap * sizeof(*v));
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        fo->outbox = v;
+        fo->outbox_cap = cap;
+    }
+    found_outbox_t *o = &fo->outbox[fo->outbox_n];
+    o->value = malloc(value_len);
+    if (o->value == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(o->value, value, value_len);
+    o->len = value_len;
+    o->id = pos_endian_get_be64(key);
+    o->indexed = fo->indexed;
+    fo->outbox_n++;
+    return 0;
+}
+
+static int found_record(void *ctx, const void *key, size_t key_len, const void *value,
+                        size_t value_len)
+{
+    found_t *fo = ctx;
+    found_record_t r;
+    if (pos_journal_decode(value, value_len, &r.rec, &r.seq) != 0 ||
+        strlen(r.rec.transaction_id) != key_len ||
+        memcmp(r.rec.transaction_id, key, key_len) != 0) {
+        memset(&r, 0, sizeof(r));
+        return 0;
+    }
+    if (fo->records_n == fo->records_cap) {
+        size_t cap = fo->records_cap == 0 ? 64 : fo->records_cap * 2;
+        found_record_t *v = realloc(fo->records, cap * sizeof(*v));
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        fo->records = v;
+        fo->records_cap = cap;
+    }
+    r.indexed = fo->indexed;
+    fo->records[fo->records_n++] = r;
+    memset(&r, 0, sizeof(r));
+    return 0;
+}
+
+static int found_either(void *ctx, const void *key, size_t key_len, const void *value,
+                        size_t value_len)
+{
+    found_t *fo = ctx;
+    size_t n = fo->outbox_n;
+    int rc = found_outbox(ctx, key, key_len, value, value_len);
+    return rc != 0 || fo->outbox_n > n ? rc : found_record(ctx, key, key_len, value, value_len);
+}
+
+/* By id; the copy reached through the index first. */
+static int outbox_cmp(const void *a, const void *b)
+{
+    const found_outbox_t *x = a, *y = b;
+    if (x->id != y->id) {
+        return x->id < y->id ? -1 : 1;
+    }
+    return (int)y->indexed - (int)x->indexed;
+}
+
+/* By transaction; the copy reached through the index first, then a final
+ * state before an unresolved one (a payment's record only moves on). */
+static int record_cmp(const void *a, const void *b)
+{
+    const found_record_t *x = a, *y = b;
+    int c = strcmp(x->rec.transaction_id, y->rec.transaction_id);
+    if (c != 0) {
+        return c;
+    }
+    if (x->indexed != y->indexed) {
+        return (int)y->indexed - (int)x->indexed;
+    }
+    return (int)pos_payment_state_final(y->rec.state) - (int)pos_payment_state_final(x->rec.state);
+}
+
+static int record_seq_cmp(const void *a, const void *b)
+{
+    const found_record_t *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The line that says what was read of a database, and what could not be. */
+static void send_summary(int fd, const pos_scan_t *sc, const char *db, const char *what,
+                         int walk_rc, const pos_scan_stats_t *s, size_t total, size_t indexed,
+                         const char *caveat)
+{
+    char msg[600];
+    uint64_t all = sc->last_pgno + 1, missing = all - sc->pages;
+    int n;
+    char more[200] = "";
+    if (walk_rc == 0 && total > indexed) {
+        snprintf(more, sizeof(more),
+                 ", and %zu found by content on pages it no longer reaches (%s)", total - indexed,
+                 caveat);
+    }
+    if (walk_rc == 0) {
+        n = snprintf(msg, sizeof(msg),
+                     "%s: %zu %s read: %zu of the %" PRIu64 " its index counts%s; %" PRIu64
+                     " of the file's %" PRIu64 " pages are missing, and what was only on them is "
+                     "lost",
+                     db, total, what, indexed, s->entries, more, missing, all);
+    } else {
+        n = snprintf(msg, sizeof(msg),
+                     "%s: %zu %s read, found by content: its index is on pages missing from the "
+                     "file, so how many were lost is not known (%s); %" PRIu64 " of the file's "
+                     "%" PRIu64 " pages are missing",
+                     db, total, what, caveat, missing, all);
+    }
+    send_frame(fd, FRAME_SUMMARY, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1, NULL,
+               0);
+}
+
+/*
+ * A file cut short: LMDB maps it, and the first page past its end faults
+ * (SIGBUS), so nothing came back. Read here without LMDB, every page
+ * number checked against the file's length first (agent/store/scan.h):
+ * first through each database's index, then, as the index pages are the
+ * ones written last and so the likeliest to be cut off, every leaf page
+ * left over, its entries told apart by content. Those may be older copies
+ * of entries (deduplicated: the indexed one, else a final state wins) or
+ * entries already sent: the summary says so. The file is only read.
+ */
+static void scan_main(pos_scan_t *sc, const char *file, int fd)
+{
+    found_t f;
+    pos_scan_stats_t os, js, us;
+    memset(&f, 0, sizeof(f));
+    f.indexed = true;
+    int orc = pos_scan_db(sc, "outbox", found_outbox, &f, &os);
+    int jrc = pos_scan_db(sc, "journal", found_record, &f, &js);
+    f.indexed = false;
+    int urc = pos_scan_unreached(sc, found_either, &f, &us);
+    if (orc == -ENOMEM || jrc == -ENOMEM || urc == -ENOMEM) {
+        send_error(fd, file, "reading it page by page", -ENOMEM);
+        _exit(3);
+    }
+    if (f.outbox_n > 1) {
+        qsort(f.outbox, f.outbox_n, sizeof(*f.outbox), outbox_cmp);
+    }
+    size_t sent = 0, sent_indexed = 0;
+    for (size_t i = 0; i < f.outbox_n; i++) {
+        pos_outbox_entry_t e;
+        if ((i > 0 && f.outbox[i].id == f.outbox[i - 1].id) ||
+            pos_outbox_record_parse(f.outbox[i].value, f.outbox[i].len, &e) != 0) {
+            continue;
+        }
+        e.id = f.outbox[i].id;
+        if (send_outbox(fd, &e) != 0) {
+            _exit(3);
+        }
+        sent++;
+        sent_indexed += f.outbox[i].indexed;
+    }
+    send_summary(fd, sc, "outbox", "entries", orc, &os, sent, sent_indexed,
+                 "some may have been sent already");
+    size_t kept = 0, kept_indexed = 0;
+    if (f.records_n > 1) {
+        qsort(f.records, f.records_n, sizeof(*f.records), record_cmp);
+    }
+    for (size_t i = 0; i < f.records_n; i++) {
+        if (kept == 0 ||
+            strcmp(f.records[i].rec.transaction_id, f.records[kept - 1].rec.transaction_id) != 0) {
+            f.records[kept++] = f.records[i];
+            kept_indexed += f.records[i].indexed;
+        }
+    }
+    if (kept > 1) {
+        qsort(f.records, kept, sizeof(*f.records), record_seq_cmp);
+    }
+    for (size_t i = 0; i < kept; i++) {
+        if (send_record(&fd, &f.records[i].rec) != 0) {
+            _exit(3);
+        }
+    }
+    send_summary(fd, sc, "journal", "records", jrc, &js, kept, kept_indexed,
+                 "a record may be an older state of its payment");
+    _exit(sent + kept > 0 || orc == 0 || jrc == 0 ? 0 : 2);
+}
+
 /* Reads what it can of file, frame by frame, into fd; never returns. */
 static void reader_main(const char *file, int fd)
 {
@@ -115,6 +334,13 @@ static void reader_main(const char *file, int fd)
 
     alarm(READER_SECONDS);
     pos_log_set_level(POS_LOG_ERROR);
+    pos_scan_t sc;
+    if (pos_scan_open(&sc, file) == 0) {
+        if (pos_scan_short(&sc)) {
+            scan_main(&sc, file, fd);
+        }
+        pos_scan_close(&sc);
+    }
     rc = pos_store_open_file_readonly(&st, file);
     if (rc != 0) {
         send_error(fd, file, "cannot be opened as a store", rc);
@@ -345,6 +571,8 @@ static int salvage(const pos_config_t *cfg, const char *file, bool dry_run)
                    pos_payment_state_final(rec.state) ? "" : " (unresolved)");
         } else if (f->kind == FRAME_ERROR) {
             printf("stopped: %s\n", (const char *)f->data);
+        } else if (f->kind == FRAME_SUMMARY) {
+            printf("%s\n", (const char *)f->data);
         }
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
