@@ -117,7 +117,8 @@ static int read_overflow(walk_t *w, uint64_t pgno, size_t len, unsigned char **o
     size_t hdr_pgno;
     uint32_t pages;
 
-    if (pgno < 2 || len > VALUE_MAX || pgno + count - 1 > sc->last_pgno) {
+    if (pgno < 2 || pgno > sc->last_pgno || len > VALUE_MAX ||
+        pgno + count - 1 > sc->last_pgno) { /* (the first test keeps the sum from wrapping) */
         return -1;
     }
     if (pgno + count > sc->pages) {
