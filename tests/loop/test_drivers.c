@@ -46,6 +46,7 @@ typedef struct fx {
 
     int statuses;
     pos_dev_state_t status;
+    unsigned status_seen; /* bit (1 << status) for each status reported */
     int completes, last_result;
     uint32_t last_job;
     int results;
@@ -83,6 +84,7 @@ static void on_event(pos_hal_device_t *dev, const pos_hal_event_t *ev)
     case POS_HAL_EV_STATUS:
         f->statuses++;
         f->status = ev->status;
+        f->status_seen |= 1u << ev->status;
         break;
     case POS_HAL_EV_OUTPUT_COMPLETE:
         f->completes++;
@@ -254,7 +256,7 @@ static int drv_teardown(void **state)
     assert_false(d->f->pan_leaked);
     fx_close_dev(d->f);
     if (d->prn != NULL) {
-        pos_emu_port_close(&d->prn->port);
+        pos_emu_printer_close(d->prn);
     }
     if (d->dsp != NULL) {
         pos_emu_port_close(&d->dsp->port);
@@ -428,6 +430,81 @@ static void test_printer_cover_open(void **state)
     assert_true(wait_status(f, POS_DEV_READY, 3000));
     assert_int_equal(e->print_bytes, before);
     assert_int_equal(f->completes, 0);
+}
+
+/*
+ * The reply to the paper sensor query (DLE EOT 4) before a job comes
+ * late_ms late, after the roll ran out. The cycle times out at 500 ms, so
+ * the printer is offline and the job refused with nothing of it sent;
+ * the driver polls 1 s later. Whenever the late byte comes, it answers the
+ * query that timed out and no other: the next reading is "paper_out",
+ * never a reading made of bytes shifted by one query (here the paper
+ * sensor byte read as status 1 and the paper-end byte of status 2 as an
+ * unrecoverable error of status 3, which reads "error").
+ */
+static void printer_late_reply(drv_t *d, uint32_t late_ms)
+{
+    fx_t *f = d->f;
+    pos_emu_printer_t *e = d->prn;
+    static pos_receipt_doc_t doc;
+
+    make_doc(&doc, 42);
+    assert_int_equal(e->queries, 4); /* the cycle at open */
+    e->state = POS_EMU_PRN_PAPER_OUT;
+    e->late_query = 8; /* DLE EOT 4 of the cycle before the job */
+    e->late_ms = late_ms;
+    f->status_seen = 0;
+    uint64_t before = e->print_bytes;
+    assert_int_equal(pos_printer_print(&f->dev, &doc, 1), 0);
+    assert_true(wait_int(f, &f->completes, 1, 3000));
+    assert_int_equal(f->last_result, -ENODEV);
+    assert_true(wait_status(f, POS_DEV_PAPER_OUT, 5000));
+    run_for(f, 1200); /* a poll more: it reads the same */
+    assert_int_equal(f->status, POS_DEV_PAPER_OUT);
+    assert_int_equal(e->held_len, 0);
+    assert_int_equal(e->print_bytes, before);
+    if (f->status_seen !=
+        ((1u << POS_DEV_BUSY) | (1u << POS_DEV_OFFLINE) | (1u << POS_DEV_PAPER_OUT))) {
+        fail_msg("statuses seen 0x%x: busy, offline and paper_out only (0x%x); error is 0x%x",
+                 f->status_seen,
+                 (1u << POS_DEV_BUSY) | (1u << POS_DEV_OFFLINE) | (1u << POS_DEV_PAPER_OUT),
+                 1u << POS_DEV_ERROR);
+    }
+}
+
+/* The late reply comes before the next query (dropped: nothing asked). */
+static void test_printer_late_reply(void **state)
+{
+    printer_late_reply(*state, 750);
+}
+
+/* A printer that loses queries (e.g. switched off and on, on a serial line
+ * that stays open) and then answers again: the replies it never sent are
+ * not waited for for ever, the driver is back in step within a few polls. */
+static void test_printer_lost_replies(void **state)
+{
+    drv_t *d = *state;
+    fx_t *f = d->f;
+    pos_emu_printer_t *e = d->prn;
+    static pos_receipt_doc_t doc;
+
+    make_doc(&doc, 42);
+    e->silent = true;
+    assert_int_equal(pos_printer_print(&f->dev, &doc, 1), 0);
+    assert_true(wait_int(f, &f->completes, 1, 3000));
+    assert_int_equal(f->last_result, -ENODEV);
+    assert_int_equal(f->status, POS_DEV_OFFLINE);
+    unsigned q = e->queries;
+    run_for(f, 2600);
+    assert_true(e->queries >= q + 2); /* polled, unanswered */
+    e->silent = false;
+    assert_true(wait_status(f, POS_DEV_READY, 6000));
+    run_for(f, 1200);
+    assert_int_equal(f->status, POS_DEV_READY);
+    assert_int_equal(pos_printer_print(&f->dev, &doc, 2), 0);
+    assert_true(wait_int(f, &f->completes, 2, 3000));
+    assert_int_equal(f->last_result, 0);
+    assert_int_equal(e->cuts, 1);
 }
 
 static bool pred_bytes(const void *arg)
@@ -1020,6 +1097,8 @@ int main(void)
         ON_DEVICE("test_printer_paper_out", test_printer_paper_out, printer_19200),
         ON_DEVICE("test_printer_cover_open", test_printer_cover_open, printer_cover_open),
         ON_DEVICE("test_printer_unplug_mid_job", test_printer_unplug_mid_job, printer_115200),
+        ON_DEVICE("test_printer_late_reply", test_printer_late_reply, printer_115200),
+        ON_DEVICE("test_printer_lost_replies", test_printer_lost_replies, printer_115200),
         ON_DEVICE("test_printer_tcp_without_status", test_printer_tcp_without_status,
                   printer_tcp_silent),
         ON_DEVICE("test_display_dmd", test_display, display_dmd),

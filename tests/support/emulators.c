@@ -329,6 +329,34 @@ static uint8_t prn_status_byte(const pos_emu_printer_t *e, uint8_t n)
     }
 }
 
+/* The held reply is due: it goes out with those queued behind it. */
+static void prn_late_cb(uv_timer_t *t)
+{
+    pos_emu_printer_t *e = t->data;
+
+    pos_emu_port_send(&e->port, e->held, e->held_len);
+    e->held_len = 0;
+}
+
+/* Answers a status query at once, or holds the reply back (see late_query). */
+static void prn_reply(pos_emu_printer_t *e, uint8_t r)
+{
+    if (e->late_query != 0 && e->queries == e->late_query) {
+        if (!e->late_timer_inited) {
+            uv_timer_init(e->port.loop, &e->late_timer);
+            e->late_timer.data = e;
+            e->late_timer_inited = true;
+        }
+        uv_timer_start(&e->late_timer, prn_late_cb, e->late_ms, 0);
+    } else if (e->held_len == 0) {
+        pos_emu_port_send(&e->port, &r, 1);
+        return;
+    }
+    if (e->held_len < sizeof(e->held)) {
+        e->held[e->held_len++] = r;
+    }
+}
+
 static void prn_command(pos_emu_printer_t *e)
 {
     uint8_t a = e->args[0];
@@ -375,8 +403,7 @@ static void prn_command(pos_emu_printer_t *e)
         e->queries++;
         e->print_bytes -= 3;
         if (!e->silent && a >= 1 && a <= 4) {
-            uint8_t r = prn_status_byte(e, a);
-            pos_emu_port_send(&e->port, &r, 1);
+            prn_reply(e, prn_status_byte(e, a));
         }
     }
 }
@@ -481,6 +508,15 @@ int pos_emu_printer_start(pos_emu_printer_t *e, uv_loop_t *loop, bool tcp, unsig
     e->port.owner = e;
     e->port.on_rx = prn_rx;
     return tcp ? pos_emu_port_tcp(&e->port, loop) : pos_emu_port_pty(&e->port, loop);
+}
+
+void pos_emu_printer_close(pos_emu_printer_t *e)
+{
+    if (e->late_timer_inited) {
+        uv_close((uv_handle_t *)&e->late_timer, NULL);
+        e->late_timer_inited = false;
+    }
+    pos_emu_port_close(&e->port);
 }
 
 /* ---- display ---- */

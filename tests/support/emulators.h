@@ -69,6 +69,15 @@ typedef struct pos_emu_printer {
     pos_emu_prn_state_t state; /* answered to DLE EOT n */
     bool silent;               /* answers no status query */
     unsigned silent_at_init;   /* turns silent at this ESC @ count (0: never) */
+    /* Holds back the reply to this status query (counted as queries is,
+     * 0: none) for late_ms; later replies wait behind it, in order, as
+     * on the wire. Closed by pos_emu_printer_close(). */
+    unsigned late_query;
+    uint32_t late_ms;
+    uv_timer_t late_timer;
+    bool late_timer_inited;
+    uint8_t held[64];
+    size_t held_len;
     unsigned width;            /* paper columns, to place aligned lines */
     /* What came out: text lines ('\n'-terminated, UTF-8, as placed on the
      * paper, without trailing spaces), cuts, and counters. */
@@ -91,6 +100,8 @@ typedef struct pos_emu_printer {
 /* Starts a printer emulator on a pty (tcp false) or a TCP listener. */
 int pos_emu_printer_start(pos_emu_printer_t *e, uv_loop_t *loop, bool tcp, unsigned width,
                           const char *codepage);
+/* Closes the emulator's handles (port, and the timer of a held reply). */
+void pos_emu_printer_close(pos_emu_printer_t *e);
 
 /* ---- 2 x 20 display ---- */
 
