@@ -186,14 +186,19 @@ void pos_escpos_status_clear(pos_printer_status_t *st)
     memset(st, 0, sizeof(*st));
 }
 
+bool pos_escpos_status_is_reply(uint8_t byte)
+{
+    /* Every DLE EOT reply has bits 0 and 7 at 0 and bits 1 and 4 at 1;
+     * anything else is noise or another reply (e.g. ASB), never a guess. */
+    return (byte & 0x93) == 0x12;
+}
+
 int pos_escpos_status_parse(uint8_t n, uint8_t byte, pos_printer_status_t *st)
 {
     if (n < 1 || n > 4 || st == NULL) {
         return -EINVAL;
     }
-    /* Every DLE EOT reply has bits 0 and 7 at 0 and bits 1 and 4 at 1;
-     * anything else is noise or another reply (e.g. ASB), never a guess. */
-    if ((byte & 0x93) != 0x12) {
+    if (!pos_escpos_status_is_reply(byte)) {
         return -EBADMSG;
     }
     switch (n) {

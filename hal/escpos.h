@@ -114,6 +114,11 @@ typedef struct pos_printer_status {
 /* Clears a status (nothing known, not online). */
 void pos_escpos_status_clear(pos_printer_status_t *st);
 
+/* True when byte has the fixed bits of every DLE EOT n reply (bits 0 and 7
+ * at 0, bits 1 and 4 at 1), so it may be a status reply; whose, the byte
+ * does not say. */
+bool pos_escpos_status_is_reply(uint8_t byte);
+
 /*
  * Folds the reply "byte" to DLE EOT n (1..4) into *st. The fixed bits are
  * checked first (bits 0 and 7 must be 0, bits 1 and 4 must be 1); a byte

@@ -2,6 +2,9 @@
  * ESC/POS receipt printer over a byte stream (usblp, serial or raw TCP).
  *
  * Status: DLE EOT 1..4, one query at a time, each answered by one byte.
+ * The printer answers in order, so a reply that comes after its query
+ * timed out is still that query's: it is dropped, never read as the
+ * answer to a later query.
  * Queries run at open (which also tells whether the link is bidirectional),
  * before and after each job, and every PRN_POLL_MS while a fault is pending
  * (paper out, cover open, error, a status printer gone silent). An idle,
@@ -34,6 +37,8 @@
 #define PRN_QUERY_DEADLINE_MS 1000u
 /* Write deadline of a job: a base plus twice the line time on serial, ms. */
 #define PRN_JOB_DEADLINE_MS 10000u
+/* Most replies owed by timed-out queries that are waited for. */
+#define PRN_OWED_MAX 4u
 /* Largest rendered job, bytes. */
 #define PRN_JOB_MAX (64u * 1024u)
 
@@ -59,6 +64,11 @@ typedef struct escpos_printer {
     prn_bidi_t bidi;
     pos_printer_status_t cyc; /* being assembled */
     uint8_t query_n;          /* 1..4: reply awaited; 0: no query in flight */
+    /* Replies still owed by queries that timed out: the printer sends
+     * them before the reply to any later query, so the next status bytes
+     * to come are theirs. */
+    uint8_t owed;
+    bool owed_dropped;        /* an owed reply came while query_n waited */
     pos_dev_state_t state;    /* last known printer state (not BUSY) */
 
     prn_job_phase_t phase;
@@ -204,7 +214,18 @@ static void prn_cycle_done(escpos_printer_t *p, bool ok)
 
 static void prn_reply_timeout(uv_timer_t *t)
 {
-    prn_cycle_done(t->data, false);
+    escpos_printer_t *p = t->data;
+
+    if (p->owed_dropped) {
+        /* An owed reply came and this one did not: the printer lost the
+         * earlier queries (switched off and on, the line kept open) more
+         * likely than it is late twice. Owing on would take each reply
+         * for a late one, cycle after cycle. */
+        p->owed = 0;
+    } else if (p->owed < PRN_OWED_MAX) {
+        p->owed++; /* it may still come, ahead of the next query's */
+    }
+    prn_cycle_done(p, false);
 }
 
 static void prn_query(escpos_printer_t *p)
@@ -220,6 +241,7 @@ static void prn_query(escpos_printer_t *p)
         prn_cycle_done(p, false);
         return;
     }
+    p->owed_dropped = false;
     uv_timer_start(&p->port.timer, prn_reply_timeout, PRN_STATUS_REPLY_MS, 0);
 }
 
@@ -240,12 +262,21 @@ static void prn_on_data(pos_stream_t *s, const uint8_t *buf, size_t len)
     escpos_printer_t *p = s->data;
 
     for (size_t i = 0; i < len; i++) {
-        if (p->query_n == 0) {
-            continue; /* a late reply or automatic status: nothing asked */
-        }
-        /* A byte that breaks the fixed bits is not our reply: skip it. */
-        if (pos_escpos_status_parse(p->query_n, buf[i], &p->cyc) != 0) {
+        /* A byte that breaks the fixed bits is no reply at all: skip it. */
+        if (!pos_escpos_status_is_reply(buf[i])) {
             continue;
+        }
+        if (p->owed > 0) {
+            /* The late reply to a query that timed out, even when it comes
+             * after the next query went out: not the answer to that one. */
+            p->owed--;
+            if (p->query_n != 0) {
+                p->owed_dropped = true;
+            }
+            continue;
+        }
+        if (p->query_n == 0 || pos_escpos_status_parse(p->query_n, buf[i], &p->cyc) != 0) {
+            continue; /* automatic status or noise: nothing asked */
         }
         if (p->query_n == 4) {
             prn_cycle_done(p, true);
@@ -263,6 +294,7 @@ static void prn_on_open(pos_stream_t *s)
 
     p->up = true;
     p->bidi = PRN_BIDI_UNKNOWN;
+    p->owed = 0; /* what the printer owed went with the old link */
     if (pos_stream_write(&p->port.stream, init, sizeof(init), PRN_QUERY_DEADLINE_MS, NULL) != 0) {
         return; /* the stream is going down again; on_down follows */
     }

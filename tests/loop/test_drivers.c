@@ -478,6 +478,14 @@ static void test_printer_late_reply(void **state)
     printer_late_reply(*state, 750);
 }
 
+/* The late reply comes after the next cycle's first query went out (1.5 s
+ * after the late one: 500 ms timeout, 1 s poll), before that query's own
+ * reply, which the printer sends after it, in order. */
+static void test_printer_late_reply_next_cycle(void **state)
+{
+    printer_late_reply(*state, 1750);
+}
+
 /* A printer that loses queries (e.g. switched off and on, on a serial line
  * that stays open) and then answers again: the replies it never sent are
  * not waited for for ever, the driver is back in step within a few polls. */
@@ -1098,6 +1106,8 @@ int main(void)
         ON_DEVICE("test_printer_cover_open", test_printer_cover_open, printer_cover_open),
         ON_DEVICE("test_printer_unplug_mid_job", test_printer_unplug_mid_job, printer_115200),
         ON_DEVICE("test_printer_late_reply", test_printer_late_reply, printer_115200),
+        ON_DEVICE("test_printer_late_reply_next_cycle", test_printer_late_reply_next_cycle,
+                  printer_115200),
         ON_DEVICE("test_printer_lost_replies", test_printer_lost_replies, printer_115200),
         ON_DEVICE("test_printer_tcp_without_status", test_printer_tcp_without_status,
                   printer_tcp_silent),

@@ -234,6 +234,7 @@ static void test_status_rejects_bad_fixed_bits(void **state)
     int accepted = 0;
     for (int byte = 0; byte < 256; byte++) {
         int rc = pos_escpos_status_parse(2, (uint8_t)byte, &st);
+        assert_int_equal(pos_escpos_status_is_reply((uint8_t)byte), rc == 0);
         if (rc == 0) {
             accepted++;
             assert_int_equal(byte & 0x93, 0x12);
