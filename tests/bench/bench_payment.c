@@ -283,7 +283,8 @@ static int measure(const pos_test_redis_t *redis, const char *tid, const char *s
     char pch[64], tch[64], tx[48], msg[512];
     const char *channels[] = {pch, tch, "system:terminals", NULL};
     struct timeval tv = {10, 0};
-    long long subs = 0, sets0 = 0, pubs0 = 0, info0[AI_N] = {0}, info_prev[AI_N] = {0}, info_now[AI_N] = {0};
+    long long subs = 0, sets0 = 0, pubs0 = 0, info0[AI_N] = {0}, info_prev[AI_N] = {0},
+              info_now[AI_N] = {0};
     redisContext *agent = NULL;
     uint64_t *processing = calloc((size_t)n, sizeof(uint64_t));
     uint64_t *completed = calloc((size_t)n, sizeof(uint64_t));
