@@ -19,6 +19,7 @@
 #include "platform/files.h"
 #include "platform/lockfile.h"
 #include "platform/log.h"
+#include "platform/mem.h"
 
 #define EX_USAGE_CODE 64
 
@@ -137,15 +138,12 @@ static int found_outbox(void *ctx, const void *key, size_t key_len, const void *
     if (key_len != 8 || pos_outbox_record_parse(value, value_len, &e) != 0) {
         return 0; /* not an outbox entry: on a page found by content, another database's */
     }
-    if (fo->outbox_n == fo->outbox_cap) {
-        size_t cap = fo->outbox_cap == 0 ? 64 : fo->outbox_cap * 2;
-        found_outbox_t *v = realloc(fo->outbox, cap * sizeof(*v));
-        if (v == NULL) {
-            return -ENOMEM;
-        }
-        fo->outbox = v;
-        fo->outbox_cap = cap;
+    found_outbox_t *v =
+        pos_mem_grow(fo->outbox, fo->outbox_n, &fo->outbox_cap, sizeof(*fo->outbox), 64);
+    if (v == NULL) {
+        return -ENOMEM;
     }
+    fo->outbox = v;
     found_outbox_t *o = &fo->outbox[fo->outbox_n];
     o->value = malloc(value_len);
     if (o->value == NULL) {
@@ -170,15 +168,12 @@ static int found_record(void *ctx, const void *key, size_t key_len, const void *
         memset(&r, 0, sizeof(r));
         return 0;
     }
-    if (fo->records_n == fo->records_cap) {
-        size_t cap = fo->records_cap == 0 ? 64 : fo->records_cap * 2;
-        found_record_t *v = realloc(fo->records, cap * sizeof(*v));
-        if (v == NULL) {
-            return -ENOMEM;
-        }
-        fo->records = v;
-        fo->records_cap = cap;
+    found_record_t *v =
+        pos_mem_grow(fo->records, fo->records_n, &fo->records_cap, sizeof(*fo->records), 64);
+    if (v == NULL) {
+        return -ENOMEM;
     }
+    fo->records = v;
     r.indexed = fo->indexed;
     fo->records[fo->records_n++] = r;
     memset(&r, 0, sizeof(r));
