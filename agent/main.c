@@ -34,6 +34,7 @@
 #include "agent/link/tls.h"
 #include "agent/startup.h"
 #include "conf/config.h"
+#include "platform/cpu.h"
 #include "platform/log.h"
 #include "platform/priv.h"
 #include "platform/version.h"
@@ -172,6 +173,15 @@ int main(int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
+    /* Before any thread is started: they all inherit the CPU. */
+    if (cfg.store_cpu >= 0) {
+        rc = pos_cpu_pin(cfg.store_cpu);
+        if (rc != 0) {
+            fprintf(stderr, "posagent: configuration error: [store] cpu = %d: %s\n", cfg.store_cpu,
+                    strerror(-rc));
+            goto fail_config;
+        }
+    }
     /* Root: only to open what needs it, then the configured user for good;
      * or on purpose ([security] allow_root). */
     if (cfg.security_user[0] != '\0') {
@@ -204,6 +214,9 @@ int main(int argc, char **argv)
     pos_log_use_syslog(cfg.log_syslog);
     /* A peer closing a socket must be an error return, not a signal. */
     signal(SIGPIPE, SIG_IGN);
+    if (cfg.store_cpu >= 0) {
+        POS_INFO("agent", "running on CPU %d ([store] cpu)", cfg.store_cpu);
+    }
 
     /* One agent per till: its store and its socket locked, before anything
      * is opened, connected or subscribed (agent/instance.h). */

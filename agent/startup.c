@@ -7,6 +7,7 @@
 
 #include "agent/api/localapi.h"
 #include "agent/msg/sign.h"
+#include "platform/cpu.h"
 #include "platform/priv.h"
 
 extern char **environ;
@@ -71,6 +72,18 @@ int pos_startup_config(const pos_args_t *a, pos_config_t *cfg, pos_tls_t *tls,
         if (grc != 0) {
             fprintf(stderr, "posagent: configuration error: [local] socket_group %s: %s\n",
                     cfg->local_socket_group, grc == -ENOENT ? "no such group" : strerror(-grc));
+            goto fail_tls;
+        }
+    }
+    /* A CPU the service manager (CPUAffinity=) or taskset keeps the agent
+     * off is a configuration error, not a silent no-op. */
+    if (cfg->store_cpu >= 0) {
+        char allowed[128];
+        if (!pos_cpu_allowed(cfg->store_cpu, allowed, sizeof(allowed))) {
+            fprintf(stderr,
+                    "posagent: configuration error: [store] cpu = %d: not a CPU this agent may "
+                    "run on (allowed: %s)\n",
+                    cfg->store_cpu, allowed);
             goto fail_tls;
         }
     }

@@ -141,6 +141,7 @@ typedef struct pos_config {
     uint32_t store_outbox_max_entries; /* outbox bound, entries */
     uint32_t store_outbox_max_mb;      /* outbox bound, MiB of channel + payload */
     uint32_t store_cache_max_mb;       /* cache budget, MiB */
+    int store_cpu;                     /* CPU the agent is pinned to; -1: not pinned */
 
     /* [cache] freshness per key family, seconds */
     uint32_t cache_product_ttl_s;

@@ -816,6 +816,20 @@ const pos_schema_item_t pos_schema_items[] = {
      .desc =
          POS_DOC("Budget of the local cache in MiB; beyond it expired entries are evicted first, "
                  "then the least recently used.")},
+    {.sec = POS_SEC_STORE,
+     .key = "cpu",
+     .type = CT_INT,
+     FIELD(store_cpu),
+     .min = 0,
+     .max = 1023,
+     .def_doc = POS_DOC("(not pinned: the scheduler places the agent's threads)"),
+     .example = POS_DOC("1"),
+     .desc = POS_DOC("Runs the agent's threads (the event loop and the store writer) on this one "
+                     "CPU. Every durable write crosses from one to the other and back; on one "
+                     "CPU a crossing is a context switch instead of waking another CPU, which "
+                     "took a quarter to a third off a payment's answer on a 2-vCPU machine "
+                     "(docs/latency.md). Must be a CPU the service may use (CPUAffinity=); "
+                     "a restart applies a change.")},
 
     {.sec = POS_SEC_CACHE,
      .key = "product_ttl_s",

@@ -3,9 +3,13 @@
  * once the agent serves locally, whether or not Redis answers; the link's
  * state in STATUS=; WATCHDOG=1, STOPPING=1) and SIGHUP applying what can
  * change while running, naming what needs a restart; the local API's
- * stall bound ([local] stall_timeout_s) through the agent and a reload.
+ * stall bound ([local] stall_timeout_s) through the agent and a reload;
+ * [store] cpu pinning every thread of the agent, and refused for a CPU the
+ * agent may not use.
  */
-#define _GNU_SOURCE /* strchrnul */
+#define _GNU_SOURCE /* strchrnul, sched_getaffinity */
+#include <dirent.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -343,6 +347,109 @@ static void test_stall_timeout(void **state)
     assert_true(pos_test_agent_alive(&f->agent));
 }
 
+/* Threads of pid whose Cpus_allowed_list is "want"; *all gets how many
+ * threads there are. */
+static int threads_on(pid_t pid, const char *want, int *all)
+{
+    char dir[64], path[384], line[256];
+    int on = 0;
+
+    *all = 0;
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (fp == NULL) {
+            continue; /* ended meanwhile */
+        }
+        (*all)++;
+        while (fgets(line, sizeof(line), fp) != NULL) {
+            if (strncmp(line, "Cpus_allowed_list:", 18) == 0) {
+                char *v = line + 18;
+                v += strspn(v, " \t");
+                v[strcspn(v, "\n")] = '\0';
+                on += strcmp(v, want) == 0;
+            }
+        }
+        fclose(fp);
+    }
+    closedir(d);
+    return on;
+}
+
+static void test_cpu_pin(void **state)
+{
+    pos_fix_t *f = *state;
+    cpu_set_t set;
+    int first = -1, outside = -1;
+    char want[16];
+
+    CPU_ZERO(&set);
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    for (int c = 0; c < 1024 && (first < 0 || outside < 0); c++) {
+        if (CPU_ISSET(c, &set) && first < 0) {
+            first = c;
+        } else if (!CPU_ISSET(c, &set) && outside < 0) {
+            outside = c;
+        }
+    }
+    assert_true(first >= 0);
+    snprintf(want, sizeof(want), "%d", first);
+
+    /* Pinned: every thread it runs (the loop, the store writer, libuv's
+     * pool once used) is on that CPU, and it serves. */
+    configure(f, "info");
+    pos_ini_set(&f->ini, "store", "cpu", "%d", first);
+    pos_fix_start_online(f);
+    pos_fix_wait_log(f, "running on CPU", 1, 2000);
+    redisReply *r = pos_fix_local_cmd(f, "PING");
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    int all, on = threads_on(f->agent.pid, want, &all);
+    print_message("[store] cpu = %d: %d of %d threads on it\n", first, on, all);
+    assert_true(on >= 2); /* the loop and the writer at least */
+    if (getenv("POSAGENT_WRAPPER") == NULL) {
+        assert_int_equal(on, all); /* under qemu-user its own threads are not the agent's */
+    }
+    /* A change waits for a restart, and says so. */
+    char from[32], to[32];
+    snprintf(from, sizeof(from), "cpu = %d", first);
+    snprintf(to, sizeof(to), "cpu = %d", first == 0 ? 1 : 0);
+    conf_replace(f, from, to);
+    kill(f->agent.pid, SIGHUP);
+    pos_fix_wait_log(f, "reload: [store] cpu changed: needs a restart", 1, 5000);
+    assert_int_equal(threads_on(f->agent.pid, want, &all), on);
+
+    /* A CPU the agent may not run on is a configuration error, before
+     * anything is opened (so before the running agent's lock is met). */
+    if (outside < 0) {
+        print_message("every CPU below 1024 is allowed: no refusal to check\n");
+        return;
+    }
+    snprintf(from, sizeof(from), "%s", to);
+    snprintf(to, sizeof(to), "cpu = %d", outside);
+    conf_replace(f, from, to);
+    const char *argv[] = {getenv("POSAGENT_BIN"), "--config", f->agent.conf, NULL};
+    char *out = NULL;
+    assert_non_null(argv[0]);
+    assert_int_equal(pos_test_run(argv, NULL, &out, 10000), 78);
+    char expect[96];
+    snprintf(expect, sizeof(expect),
+             "[store] cpu = %d: not a CPU this agent may run on (allowed: ", outside);
+    assert_non_null(strstr(out, expect));
+    free(out);
+    const char *check[] = {argv[0], "--check-config", "--config", f->agent.conf, NULL};
+    assert_int_equal(pos_test_run(check, NULL, &out, 10000), 78);
+    assert_non_null(strstr(out, expect));
+    free(out);
+    assert_true(pos_test_agent_alive(&f->agent));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +457,7 @@ int main(void)
         POS_FIX_TEST(test_sighup_reload),
         POS_FIX_TEST(test_sighup_applies_reloadable),
         POS_FIX_TEST(test_stall_timeout),
+        POS_FIX_TEST(test_cpu_pin),
     };
     pos_fix_filters_from_env();
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
