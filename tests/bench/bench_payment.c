@@ -20,8 +20,11 @@
  * payment (Redis's command statistics).
  *
  * Usage: POSAGENT_BIN=build/release/agent/posagent bench_payment
- *            [-n N] [-w W] [--disk-dir DIR] [--shm-dir DIR] [--check]
- * --check exits 1 when a budget is missed. tests/bench/payment_latency.sh
+ *            [-n N] [-w W] [--disk-dir DIR] [--shm-dir DIR] [--cpu C] [--gap-ms G] [--check]
+ * --check exits 1 when a budget is missed. --cpu runs both agents with
+ * [store] cpu = C (their loop and store writer on CPU C; the floor, Redis
+ * and this program are left where the scheduler puts them). --gap-ms
+ * pauses G ms after each payment (default 0: back to back). tests/bench/payment_latency.sh
  * builds the release binaries and runs this.
  */
 #include <errno.h>
@@ -269,6 +272,9 @@ static int wait_idle(redisContext *sub, const char *tid)
     }
 }
 
+static int bench_cpu = -1; /* --cpu: [store] cpu of the agents, -1 none */
+static int bench_gap_ms;   /* --gap-ms: pause after each payment, ms */
+
 /*
  * Runs warmup + n payments on terminal tid: each request published, then
  * PAYMENT_PROCESSING and TRANSACTION_COMPLETED awaited and, for an agent,
@@ -374,6 +380,9 @@ static int measure(const pos_test_redis_t *redis, const char *tid, const char *s
             record_sample(info_prev, info_now, AI_OUT_RECORDS, AI_OUT_COMMITS,
                           &out->out_commits_max);
             memcpy(info_prev, info_now, sizeof(info_now));
+        }
+        if (bench_gap_ms > 0) {
+            pos_test_sleep_ms(bench_gap_ms); /* a till's pace, not back to back */
         }
     }
     agent_info(agent, info_now);
@@ -548,6 +557,9 @@ static int agent_run(const pos_test_redis_t *redis, const char *name, const char
     pos_ini_set(&ini, "store", "path", "%s/store", dir);
     pos_ini_set(&ini, "local", "socket", "%s/agent.sock", dir);
     pos_ini_set(&ini, "log", "level", "warn");
+    if (bench_cpu >= 0) {
+        pos_ini_set(&ini, "store", "cpu", "%d", bench_cpu);
+    }
     /* Payments one after the other as fast as they go: far over a till's
      * real traffic, so the channel's budget must not turn them away. */
     pos_ini_set(&ini, "inbound", "payment_rate", "1000000");
@@ -597,7 +609,7 @@ static int budget(const char *what, double value, double limit, bool known)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_payment [-n N (>= 10)] [-w WARMUP] [--disk-dir DIR] "
-                    "[--shm-dir DIR] [--check]\n");
+                    "[--shm-dir DIR] [--cpu C] [--gap-ms G] [--check]\n");
     exit(64);
 }
 
@@ -622,6 +634,16 @@ int main(int argc, char **argv)
             disk_base = argv[++i];
         } else if (strcmp(argv[i], "--shm-dir") == 0 && i + 1 < argc) {
             shm_base = argv[++i];
+        } else if (strcmp(argv[i], "--gap-ms") == 0 && i + 1 < argc) {
+            bench_gap_ms = atoi(argv[++i]);
+            if (bench_gap_ms < 0 || bench_gap_ms > 60000) {
+                usage();
+            }
+        } else if (strcmp(argv[i], "--cpu") == 0 && i + 1 < argc) {
+            bench_cpu = atoi(argv[++i]);
+            if (bench_cpu < 0) {
+                usage();
+            }
         } else if (strcmp(argv[i], "--check") == 0) {
             check = true;
         } else {
@@ -698,7 +720,16 @@ int main(int argc, char **argv)
            "other,\nthrough one redis-server %s on loopback, simulated devices taking no time\n",
            n, warmup, version);
     printf("  tmpfs: %s (%s, mounted at %s)\n", shm_base, sfs.type, sfs.mnt);
-    printf("  disk:  %s (%s on %s, mounted at %s)\n\n", disk_base, dfs.type, dfs.source, dfs.mnt);
+    printf("  disk:  %s (%s on %s, mounted at %s)\n", disk_base, dfs.type, dfs.source, dfs.mnt);
+    if (bench_cpu >= 0) {
+        printf("  agents: [store] cpu = %d (loop and store writer on that CPU)\n", bench_cpu);
+    } else {
+        printf("  agents: not pinned ([store] cpu unset)\n");
+    }
+    if (bench_gap_ms > 0) {
+        printf("  %d ms between one payment's end and the next request\n", bench_gap_ms);
+    }
+    printf("\n");
     printf("  %-34s %-35s | %s\n", "ms", "request -> PAYMENT_PROCESSING",
            "request -> TRANSACTION_COMPLETED");
     printf("  %-34s %7s %7s %7s %8s | %7s %7s %7s %8s\n", "", "p50", "p90", "p99", "max", "p50",

@@ -4,13 +4,16 @@
 # on disk, and that disk's one-block fdatasync, in one run on one
 # redis-server, with issue 12's budgets beside the figures.
 #
-#   tests/bench/payment_latency.sh [-n N] [-w WARMUP] [--disk-dir DIR] [--shm-dir DIR] [--check]
+#   tests/bench/payment_latency.sh [-n N] [-w WARMUP] [--disk-dir DIR] [--shm-dir DIR]
+#                                  [--cpu C] [--gap-ms G] [--check]
 #
 # N payments per row (default 500). Builds the release agent and the
 # benchmark in build/release (tests on) unless POSAGENT_BIN and
 # POS_BENCH_BIN name them. The disk row runs in the build directory (on the
 # checkout's disk) unless --disk-dir or POS_BENCH_DISK_DIR says otherwise;
-# it is refused on tmpfs. --check exits 1 when a budget is missed.
+# it is refused on tmpfs. --check exits 1 when a budget is missed. --cpu C
+# runs the agents with [store] cpu = C; --gap-ms G pauses G ms after each
+# payment (default: back to back).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${POS_BENCH_BUILD:-$root/build/release}

@@ -91,8 +91,14 @@ int pos_fix_start(pos_fix_t *f)
 
 void pos_fix_agent_start_at(pos_fix_t *f, const char *const *env, const char *file, int line)
 {
-    const char *text = pos_ini_text(&f->ini);
     const char *bin = getenv("POSAGENT_BIN");
+    const char *cpu = getenv("POS_TEST_AGENT_CPU");
+
+    /* The whole suite with the agent pinned ([store] cpu), on request. */
+    if (cpu != NULL && cpu[0] != '\0' && pos_ini_get(&f->ini, "store", "cpu") == NULL) {
+        pos_ini_set(&f->ini, "store", "cpu", "%s", cpu);
+    }
+    const char *text = pos_ini_text(&f->ini);
 
     errno = 0;
     if (pos_test_agent_start(&f->agent, text, env) != 0) {

@@ -49,6 +49,9 @@ void pos_ini_set(pos_ini_t *ini, const char *section, const char *key, const cha
 /* Removes [section] key; with key NULL, the whole section (header included). */
 void pos_ini_unset(pos_ini_t *ini, const char *section, const char *key);
 
+/* The value of section/key, or NULL when it is not set. */
+const char *pos_ini_get(const pos_ini_t *ini, const char *section, const char *key);
+
 /* Makes sure [section] is rendered, even with no key in it. */
 void pos_ini_section(pos_ini_t *ini, const char *section);
 
