@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "hal/charset.h"
 #include "platform/clock.h"
@@ -1399,8 +1401,16 @@ int pos_agent_init(pos_agent_t *a, uv_loop_t *loop, const pos_config_t *cfg,
     snprintf(a->channels[2].name, sizeof(a->channels[2].name), "system:alerts");
     a->channels[2].handler = agent_on_system;
     a->channels[2].source = POS_IN_SYSTEM;
-    for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
-        pos_echo_init(&a->channels[i].echo);
+    {
+        /* The echo rings' key: never blocks start-up for entropy (at early
+         * boot the clock and pid still differ per start and till). */
+        uint64_t key = 0;
+        if (getrandom(&key, sizeof(key), GRND_NONBLOCK) != (ssize_t)sizeof(key)) {
+            key = pos_clock_mono_us() ^ pos_clock_wall_ms() ^ ((uint64_t)getpid() << 40);
+        }
+        for (size_t i = 0; i < sizeof(a->channels) / sizeof(a->channels[0]); i++) {
+            pos_echo_init(&a->channels[i].echo, key);
+        }
     }
     {
         uint64_t now = pos_clock_mono_ms();

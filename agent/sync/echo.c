@@ -4,9 +4,15 @@
 
 #include "platform/hash.h"
 
-void pos_echo_init(pos_echo_t *e)
+void pos_echo_init(pos_echo_t *e, uint64_t key)
 {
     memset(e, 0, sizeof(*e));
+    e->basis = POS_FNV1A64_BASIS ^ key;
+}
+
+uint64_t pos_echo_hash(const pos_echo_t *e, const void *msg, size_t len)
+{
+    return pos_fnv1a64_add(e->basis, msg, len);
 }
 
 void pos_echo_note(pos_echo_t *e, const void *msg, size_t len, uint64_t now_ms)
@@ -16,7 +22,7 @@ void pos_echo_note(pos_echo_t *e, const void *msg, size_t len, uint64_t now_ms)
     if (!s->used) {
         e->used++;
     }
-    *s = (pos_echo_slot_t){pos_fnv1a64(msg, len), now_ms, len, true};
+    *s = (pos_echo_slot_t){pos_echo_hash(e, msg, len), now_ms, len, true};
     e->next = (e->next + 1) % POS_ECHO_SLOTS;
 }
 
@@ -25,7 +31,7 @@ bool pos_echo_take(pos_echo_t *e, const void *msg, size_t len, uint64_t now_ms)
     if (e->used == 0) {
         return false;
     }
-    uint64_t h = pos_fnv1a64(msg, len);
+    uint64_t h = pos_echo_hash(e, msg, len);
     bool found = false;
 
     /* Every slot: a message published twice (the same bytes) has two

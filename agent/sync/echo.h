@@ -22,7 +22,10 @@
  * FNV-1a is no cryptographic hash, and need not be: a message taken for an
  * echo by a collision is one of the same length and hash as one the agent
  * sent in the last seconds, which a third party can only craft to have its
- * own message ignored; each entry lets one message through, once.
+ * own message ignored; each entry lets one message through, once. Even
+ * that needs the ring's key: the hash starts from a basis drawn at random
+ * when the agent starts (pos_echo_init), so a collision worked out against
+ * plain FNV-1a, or against another till's key, does not hold here.
  */
 
 #include <stdbool.h>
@@ -33,7 +36,7 @@
 #define POS_ECHO_MAX_AGE_MS 10000u /* an echo comes back within a round trip */
 
 typedef struct pos_echo_slot {
-    uint64_t hash;  /* pos_fnv1a64 of the message */
+    uint64_t hash;  /* FNV-1a of the message from the ring's basis */
     uint64_t at_ms; /* monotonic ms it was sent */
     size_t len;
     bool used;
@@ -41,12 +44,17 @@ typedef struct pos_echo_slot {
 
 typedef struct pos_echo {
     pos_echo_slot_t slot[POS_ECHO_SLOTS];
+    uint64_t basis; /* FNV-1a's starting value: the key, secret to the agent */
     unsigned next; /* the slot the next message takes: the oldest once all are used */
     unsigned used; /* slots in use (none: a message is not even hashed) */
 } pos_echo_t;
 
-/* An empty ring. */
-void pos_echo_init(pos_echo_t *e);
+/* An empty ring hashing with key (any value; random per start in the
+ * agent, so that nobody outside can work out a collision). */
+void pos_echo_init(pos_echo_t *e, uint64_t key);
+
+/* The hash a message gets in e's ring (for tests). */
+uint64_t pos_echo_hash(const pos_echo_t *e, const void *msg, size_t len);
 
 /* The message (len bytes, exactly as published) was sent at now_ms
  * (monotonic). */
