@@ -120,7 +120,7 @@ echo "Version: $version; Maintainer: $maintainer"
 check "Maintainer is a real address (not @localhost)" \
   sh -c 'echo "$1" | grep -Eq "^[^<]+ <[^@<>]+@[^@<>.]+\.[^@<>]+>$" && ! echo "$1" | grep -q localhost' \
   _ "$maintainer"
-cl_head=$(zcat "$work/x/usr/share/doc/posagent/changelog.Debian.gz" | head -1)
+cl_head=$(zcat "$work/x/usr/share/doc/posagent/changelog.Debian.gz" | sed -n 1p) # reads all: no SIGPIPE
 check "changelog.Debian.gz's latest entry is this version ($cl_head)" \
   test "$cl_head" != "${cl_head#"posagent ($version) "}"
 check "copyright is machine-readable (DEP-5)" \

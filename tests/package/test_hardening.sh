@@ -35,7 +35,9 @@ fi
 out=$(bash "$check" "$work/weak"); n=$?
 echo "$out" | sed 's/^/  weak: /'
 for want in "PIE" "RELRO" "BIND_NOW" "non-executable stack" "stack protector" "FORTIFY_SOURCE"; do
-  if echo "$out" | grep -q "^FAIL $want"; then
+  # A here-string, not a pipe: under pipefail, grep -q leaving early would
+  # kill echo with SIGPIPE and fail a check that holds (CI run 41, armhf).
+  if grep -q "^FAIL $want" <<<"$out"; then
     echo "ok   unhardened sample caught: $want"
   else
     echo "FAIL unhardened sample passed: $want"; fails=$((fails + 1))
