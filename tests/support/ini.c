@@ -98,12 +98,8 @@ void pos_ini_unset(pos_ini_t *ini, const char *section, const char *key)
 
 const char *pos_ini_get(const pos_ini_t *ini, const char *section, const char *key)
 {
-    for (size_t i = 0; i < ini->n; i++) {
-        if (strcmp(ini->entry[i].section, section) == 0 && strcmp(ini->entry[i].key, key) == 0) {
-            return ini->entry[i].value;
-        }
-    }
-    return NULL;
+    const pos_ini_entry_t *e = find((pos_ini_t *)ini, section, key);
+    return e != NULL ? e->value : NULL;
 }
 
 void pos_ini_section(pos_ini_t *ini, const char *section)
