@@ -33,12 +33,20 @@ typedef struct api_read {
     size_t left;
     bool in_handler; /* still inside the handler: answer synchronously */
     bool answered;
+    bool too_large; /* its values came to more than API_READ_MAX_BYTES */
+    size_t bytes;   /* of the values held in its slots */
     struct {
         char *value;
         size_t len;
         int status;
     } slot[];
 } api_read_t;
+
+/* Values one MGET holds before its reply is written: no more than the
+ * local API lets a client have unsent (POS_LOCALAPI_MAX_OUTPUT), so that
+ * one command naming the same large key a thousand times cannot make the
+ * agent hold a thousand copies. */
+#define API_READ_MAX_BYTES POS_LOCALAPI_MAX_OUTPUT
 
 typedef struct api_slot_ctx {
     api_read_t *rd;
@@ -54,6 +62,11 @@ static void api_read_reply(api_read_t *rd)
             found += rd->slot[i].status == 0 || rd->slot[i].status == -EMSGSIZE;
         }
         pos_localapi_reply_int(rd->r, found);
+    } else if (rd->too_large) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "ERR MGET reply over %u bytes: ask for fewer keys",
+                 (unsigned)API_READ_MAX_BYTES);
+        pos_localapi_reply_error(rd->r, msg);
     } else {
         if (rd->kind == API_READ_MGET) {
             pos_localapi_reply_array_begin(rd->r, (long long)rd->n);
@@ -96,8 +109,17 @@ static void api_slot_done(void *ctx, int status, const char *value, size_t len, 
     (void)fresh;
     free(sc);
     rd->slot[i].status = status;
-    /* A value, or the message saying why it is not served. */
-    if (status == 0 || status == -EMSGSIZE) {
+    /* A value, or the message saying why it is not served; EXISTS only
+     * counts them, and an MGET stops holding values past its bound. A
+     * client gone (cut off for the replies it left unread, say) is sent
+     * nothing: no copy. */
+    if (!pos_localapi_reply_alive(rd->r)) {
+        rd->slot[i].status = -ENOENT;
+    } else if (rd->kind == API_READ_MGET && (status == 0 || status == -EMSGSIZE) &&
+               (rd->too_large || len > API_READ_MAX_BYTES - rd->bytes)) {
+        rd->too_large = true;
+    } else if (rd->kind != API_READ_EXISTS && (status == 0 || status == -EMSGSIZE)) {
+        rd->bytes += len;
         rd->slot[i].value = malloc(len + 1);
         if (rd->slot[i].value == NULL) {
             rd->slot[i].status = -ENOMEM;

@@ -319,13 +319,17 @@ static void reply_append(pos_localapi_reply_t *r, const char *data, size_t len)
         client_start_write(c);
     }
     client_account(c);
-    if (client_unread(c) > c->server->opt.max_output) {
+    if (c->queued > c->server->opt.max_output) {
         /* Over the bound although its commands pause at half of it: one
-         * reply larger than the half left. Cut it off before it costs
-         * everybody else memory. */
+         * reply larger than the half left, or replies of commands already
+         * taken that completed behind a pending one (held: they count as
+         * much, they are all readable at once when it completes). Cut it
+         * off before it costs everybody else memory. */
         c->server->st.output_drops++;
-        POS_WARN("localapi", "client %llu: %zu bytes of replies unread, disconnecting",
-                 (unsigned long long)c->id, client_unread(c));
+        POS_WARN("localapi",
+                 "client %llu: %zu bytes of replies unread (%zu of them held), "
+                 "disconnecting",
+                 (unsigned long long)c->id, c->queued, c->held);
         client_close(c);
     }
 }

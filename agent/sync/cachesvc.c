@@ -46,8 +46,8 @@ struct pos_cache_fetch {
     char *key;
     size_t len;
     fetch_state_t state;
-    cache_waiter_t *waiters;
-    pos_cache_fetch_t *next; /* in its bucket */
+    cache_waiter_t *waiters, *waiters_tail; /* in the order they asked */
+    pos_cache_fetch_t *next;                /* in its bucket */
 };
 
 /* The bucket of s->fetches that holds key's GET. */
@@ -404,8 +404,12 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     pos_cache_fetch_t **bucket = fetch_bucket(s, key, len);
     for (f = *bucket; f != NULL; f = f->next) {
         if (f->len == len && memcmp(f->key, key, len) == 0) {
-            w->next = f->waiters; /* one GET serves every concurrent miss */
-            f->waiters = w;
+            /* One GET serves every concurrent miss, answered in the order
+             * they came: a client's pipelined reads complete in its order,
+             * its replies go straight out and none waits held behind a
+             * later one (localapi.c bounds both). */
+            f->waiters_tail->next = w;
+            f->waiters_tail = w;
             s->fetches_shared++;
             return;
         }
@@ -421,7 +425,7 @@ void pos_cachesvc_read(pos_cachesvc_t *s, const char *key, size_t len, pos_cache
     f->key[len] = '\0';
     f->len = len;
     f->svc = s;
-    f->waiters = w;
+    f->waiters = f->waiters_tail = w;
     const char *argv[] = {"GET", f->key};
     size_t lens[] = {3, len};
     /* On the link's spare room: a client's reads may be many (a GET per

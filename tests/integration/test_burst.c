@@ -69,7 +69,7 @@
  * full size in a release build; at CI size under ASan it guards against a
  * runaway only. Under ASan every freed block waits in a quarantine
  * (256 MiB by default) and carries redzones: the agent runs with a 4 MiB
- * quarantine (agent_env), and the bound is tripled.
+ * quarantine (pos_fix_small_quarantine_env), and the bound is tripled.
  */
 #if defined(__SANITIZE_ADDRESS__)
 #define RSS_GROWTH_KIB (3 * 16 * 1024L)
@@ -113,32 +113,9 @@ static void burst_config(pos_fix_t *f)
     pos_ini_set(&f->ini, "log", "level", "info");
 }
 
-/*
- * Under ASan, freed memory is held in a quarantine of 256 MiB by default:
- * the agent's RSS would measure ASan (16 MiB of quarantine already cost
- * 48 MiB of RSS in the CI payment burst). 4 MiB still catches a use after a
- * recent free.
- */
-static const char *const *agent_env(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-    static char asan[512];
-    static const char *env[2];
-    const char *inherited = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%squarantine_size_mb=4",
-             inherited != NULL ? inherited : "",
-             inherited != NULL && inherited[0] != '\0' ? ":" : "");
-    env[0] = asan;
-    env[1] = NULL;
-    return env;
-#else
-    return NULL;
-#endif
-}
-
 static void start_agent(pos_fix_t *f)
 {
-    pos_fix_agent_start(f, agent_env());
+    pos_fix_agent_start(f, pos_fix_small_quarantine_env());
     pos_fix_wait_online(f, f->starts, 30000);
     assert_true(pos_fix_wait_status(&f->redis, NULL, 10000, NULL) >= 0);
 }

@@ -131,6 +131,23 @@ const char *const *pos_fix_slowfs(pos_fix_t *f, unsigned delay_ms, const char *p
     return env;
 }
 
+const char *const *pos_fix_small_quarantine_env(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    static char asan[512];
+    static const char *env[2];
+    const char *inherited = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%squarantine_size_mb=4",
+             inherited != NULL ? inherited : "",
+             inherited != NULL && inherited[0] != '\0' ? ":" : "");
+    env[0] = asan;
+    env[1] = NULL;
+    return env;
+#else
+    return NULL;
+#endif
+}
+
 int pos_fix_slowfs_delays(const pos_fix_t *f, const char *call)
 {
     return f->slowfs_log[0] != '\0' ? pos_slowfs_log_count(f->slowfs_log, call, NULL) : 0;

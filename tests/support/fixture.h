@@ -96,6 +96,14 @@ const char *const *pos_fix_slowfs(pos_fix_t *f, unsigned delay_ms, const char *p
 /* How many calls named call (NULL: any) the slow-disk fault has delayed. */
 int pos_fix_slowfs_delays(const pos_fix_t *f, const char *call);
 
+/*
+ * For an agent whose memory a test measures: in an ASan build the
+ * environment that shrinks ASan's quarantine of freed memory from 256 MiB
+ * to 4 MiB (which still catches a use after a recent free), so that RSS
+ * measures the agent, not ASan; NULL in other builds. Static storage.
+ */
+const char *const *pos_fix_small_quarantine_env(void);
+
 /* Prints the last 16 KiB of the agent's log to stderr. */
 void pos_fix_dump_log(const pos_fix_t *f);
 
