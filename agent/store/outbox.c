@@ -545,6 +545,7 @@ static pos_outbox_op_t *outbox_op_new(pos_outbox_t *ob, outbox_op_kind_t kind, s
         o->kind = kind;
         o->op.apply = outbox_apply;
         o->op.recover = kind == OOP_APPEND ? outbox_recover : NULL;
+        o->op.ordered = kind == OOP_APPEND; /* ids only grow: MDB_APPEND */
         o->op.undo = outbox_undo;
         o->op.done = outbox_done;
         o->op.applied = outbox_applied;

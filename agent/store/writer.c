@@ -324,9 +324,18 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
     if (rc != 0 || !writer_apply_all(st, b->txn, ops, &undo, &failed)) {
         /* One failed (or none could run together): each alone, so that a
          * failing one is undone alone. The one that failed already keeps
-         * its result: its apply() ran once. */
+         * its result: its apply() ran once. An ordered append after one
+         * refused for room waits for its retry: run alone now it would take
+         * a key the refused one must come before (an outbox message
+         * overtaking, then losing, an earlier one). */
+        bool held_back = false;
         for (pos_store_op_t *op = ops; op != NULL; op = op->next) {
             if (op == failed) {
+                held_back |= op->ordered && op->status == -ENOSPC;
+                continue;
+            }
+            if (held_back && op->ordered) {
+                op->status = -ENOSPC;
                 continue;
             }
             op->status = rc;
@@ -336,6 +345,7 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
                     op->undo_prev = undo;
                     undo = op;
                 }
+                held_back |= op->ordered && op->status == -ENOSPC;
             }
         }
     }

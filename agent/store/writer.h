@@ -82,6 +82,11 @@ struct pos_store_op {
     pos_store_op_t *undo_prev; /* the group's successful operations, newest first */
     unsigned tries; /* retries for room so far */
     bool lazy;      /* may wait for company (pos_store_writer_submit_ex) */
+    /* An append whose key must follow those of the ordered operations
+     * submitted before it (the outbox's, MDB_APPEND): when one of a group
+     * is refused for room, the ordered ones after it are not run alone but
+     * retried with it, in order. */
+    bool ordered;
     bool handed;    /* loop, under the lock: its done() is taken, its applied() may follow */
 };
 

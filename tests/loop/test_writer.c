@@ -324,6 +324,92 @@ static void test_close_loses_nothing(void **state)
     assert_int_equal(s.entries, 201);
 }
 
+/* Ordered operations (as the outbox's appends are) that record the order in
+ * which they took effect; refuse, the first times, for room. */
+typedef struct order_op {
+    pos_store_op_t op;
+    int n;      /* its place in submission order */
+    int refuse; /* refusals for room left */
+    int status; /* what done() said; 1: not yet */
+} order_op_t;
+
+static int order_seq[8];
+static int order_len;
+
+static int order_apply(pos_store_op_t *op, MDB_txn *txn)
+{
+    order_op_t *o = op->ctx;
+    (void)txn;
+    if (o->refuse > 0) {
+        o->refuse--;
+        return -ENOSPC;
+    }
+    order_seq[order_len++] = o->n; /* the writer thread; read once both are done */
+    return 0;
+}
+
+static void order_undo(pos_store_op_t *op)
+{
+    (void)op;
+    order_len--; /* undone: its effect never was */
+}
+
+static int order_recover(pos_store_op_t *op)
+{
+    (void)op;
+    return 1; /* room made */
+}
+
+static void order_done(pos_store_op_t *op)
+{
+    order_op_t *o = op->ctx;
+    o->status = op->status;
+}
+
+static bool order_both_done(const void *arg)
+{
+    const order_op_t *o = arg;
+    return o[0].status != 1 && o[1].status != 1;
+}
+
+/*
+ * Two ordered appends in one group, the first refused for room: the second
+ * must not take effect alone before it. It did: run alone, it was durable
+ * (and sent) first, and the first's retry then found a larger key in place
+ * (MDB_APPEND: EEXIST), so an earlier outbox message was lost for good.
+ */
+static void test_room_refusal_keeps_order(void **state)
+{
+    order_op_t o[2];
+
+    (void)state;
+    start(0);
+    order_len = 0;
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i < 2; i++) {
+        o[i].n = i;
+        o[i].status = 1;
+        o[i].op.apply = order_apply;
+        o[i].op.undo = order_undo;
+        o[i].op.recover = order_recover;
+        o[i].op.done = order_done;
+        o[i].op.ctx = &o[i];
+        o[i].op.ordered = true;
+    }
+    o[0].refuse = 1;
+    pos_store_writer_plug(&w);
+    pos_store_writer_submit(&w, &o[0].op);
+    pos_store_writer_submit(&w, &o[1].op);
+    pos_store_writer_unplug(&w);
+    assert_true(pos_test_loop_until(&loop, order_both_done, o, 10000));
+    wait_applied();
+    assert_int_equal(o[0].status, 0);
+    assert_int_equal(o[1].status, 0);
+    assert_int_equal(order_len, 2);
+    assert_int_equal(order_seq[0], 0);
+    assert_int_equal(order_seq[1], 1);
+}
+
 int main(void)
 {
 #define T(f)                                                                                       \
@@ -331,7 +417,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_order_and_grouping),     T(test_reads_see_queued_writes),
         T(test_one_failure_in_a_group), T(test_failure_in_the_middle_of_a_group),
-        T(test_close_loses_nothing),
+        T(test_close_loses_nothing),    T(test_room_refusal_keeps_order),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
