@@ -420,8 +420,9 @@ int pos_wal_redo_add(pos_wal_redo_t *r, char kind, unsigned db, const void *key,
         return 0;
     }
     size_t need = WAL_ENTRY_HDR + key_len + value_len;
+    /* The bound is a record's: the running group's redo, not the batch's. */
     if (key_len > POS_WAL_PAYLOAD_MAX || value_len > POS_WAL_PAYLOAD_MAX ||
-        r->len + need > POS_WAL_PAYLOAD_MAX) {
+        r->len - r->start + need > POS_WAL_PAYLOAD_MAX) {
         r->overflow = true;
         return 0;
     }

@@ -64,6 +64,7 @@ typedef struct pos_wal {
 typedef struct pos_wal_redo {
     unsigned char *buf;
     size_t len, cap;
+    size_t start;  /* where the running group's redo begins (a batch holds several) */
     bool on;       /* capturing (a logged group is running) */
     bool overflow; /* it grew past POS_WAL_PAYLOAD_MAX: the group is not logged */
 } pos_wal_redo_t;

@@ -320,6 +320,7 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
     size_t start = st->redo.len;
 
     st->redo.on = logging;
+    st->redo.start = start;
     pos_store_op_t *failed = NULL;
     if (rc != 0 || !writer_apply_all(st, b->txn, ops, &undo, &failed)) {
         /* One failed (or none could run together): each alone, so that a

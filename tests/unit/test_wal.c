@@ -206,6 +206,21 @@ static void test_full_log_and_overflow(void **state)
     }
     assert_true(r.overflow);
     assert_true(r.len <= POS_WAL_PAYLOAD_MAX);
+    /* The bound is the group's: a batch holds several groups' redo, and a
+     * small group after 60 KiB of others still fits a record. */
+    r.len = 0;
+    r.start = 0;
+    r.overflow = false;
+    for (int i = 0; i < 60; i++) {
+        assert_int_equal(pos_wal_redo_add(&r, 'P', 1, "key", 3, big, sizeof(big)), 0);
+    }
+    assert_false(r.overflow);
+    r.start = r.len; /* the next group begins */
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(pos_wal_redo_add(&r, 'P', 1, "key", 3, big, sizeof(big)), 0);
+    }
+    assert_false(r.overflow);
+    assert_true(r.len - r.start <= POS_WAL_PAYLOAD_MAX);
     pos_wal_close(&w);
     pos_wal_redo_free(&r);
 }
