@@ -27,6 +27,11 @@
  *                        to a file under POS_SLOWFS_PREFIX (required)
  *                        fails with ENOSPC and writes nothing, as on a
  *                        full disk; the test creates and removes it
+ *   POS_SLOWFS_DELAY_FLAG a file: the delay applies only while it exists
+ *                        (a slow disk at a moment of the test's choosing)
+ *   POS_SLOWFS_FAIL_NAME with the flag: only files of this name (the last
+ *                        component of the path) fail, e.g. "data.mdb" for
+ *                        LMDB's data file and not the write-ahead log beside it
  *
  * The delay is slept in the calling thread after the real call, so a
  * program that syncs on its event loop stalls its loop, and one that syncs
@@ -67,6 +72,8 @@ static char slowfs_prefix[PATH_MAX];
 static size_t slowfs_prefix_len;
 static int slowfs_log_fd = -1;
 static char slowfs_fail_flag[PATH_MAX];
+static char slowfs_fail_name[NAME_MAX + 1];
+static char slowfs_delay_flag[PATH_MAX];
 
 /* path is at or under the prefix (always true without one). */
 static int slowfs_under_prefix(const char *path)
@@ -160,7 +167,8 @@ static void slowfs_sleep(void)
 /* Delays a call on path when it is under the prefix, and logs it. */
 static void slowfs_apply(const char *call, const char *path)
 {
-    if (!slowfs_under_prefix(path)) {
+    if (!slowfs_under_prefix(path) ||
+        (slowfs_delay_flag[0] != '\0' && access(slowfs_delay_flag, F_OK) != 0)) {
         return;
     }
     if (slowfs_log_fd >= 0) {
@@ -234,6 +242,14 @@ __attribute__((constructor)) static void slowfs_init(void)
     if (flag != NULL) {
         snprintf(slowfs_fail_flag, sizeof(slowfs_fail_flag), "%s", flag);
     }
+    const char *dflag = getenv("POS_SLOWFS_DELAY_FLAG");
+    if (dflag != NULL) {
+        snprintf(slowfs_delay_flag, sizeof(slowfs_delay_flag), "%s", dflag);
+    }
+    const char *name = getenv("POS_SLOWFS_FAIL_NAME");
+    if (name != NULL) {
+        snprintf(slowfs_fail_name, sizeof(slowfs_fail_name), "%s", name);
+    }
     if (log != NULL && log[0] != '\0' && slowfs_delay_ms > 0) {
         slowfs_log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     }
@@ -302,6 +318,10 @@ static int slowfs_full(int fd)
         access(slowfs_fail_flag, F_OK) == 0) {
         slowfs_fd_path(fd, path, sizeof(path));
         full = slowfs_under_prefix(path);
+        if (full && slowfs_fail_name[0] != '\0') {
+            const char *base = strrchr(path, '/');
+            full = strcmp(base != NULL ? base + 1 : path, slowfs_fail_name) == 0;
+        }
     }
     errno = saved;
     return full;

@@ -79,19 +79,44 @@ const char *const *pos_slowfs_env(pos_slowfs_env_t *e, unsigned delay_ms, const 
     return e->env;
 }
 
+/* Appends "name=value" (held in buf, cap bytes) to e's list; e->env. */
+static const char *const *env_add(pos_slowfs_env_t *e, char *buf, size_t cap, const char *name,
+                                  const char *value)
+{
+    size_t n = 0;
+    while (e->env[n] != NULL) {
+        n++;
+    }
+    snprintf(buf, cap, "%s=%s", name, value);
+    e->env[n++] = buf;
+    e->env[n] = NULL;
+    return e->env;
+}
+
 const char *const *pos_slowfs_env_full(pos_slowfs_env_t *e, const char *prefix, const char *flag)
 {
     if (pos_slowfs_env(e, 0, prefix, NULL) == NULL) {
         return NULL;
     }
-    size_t n = 0;
-    while (e->env[n] != NULL) {
-        n++;
+    return env_add(e, e->fail, sizeof(e->fail), "POS_SLOWFS_FAIL_FLAG", flag);
+}
+
+const char *const *pos_slowfs_env_delay_flag(pos_slowfs_env_t *e, unsigned delay_ms,
+                                             const char *prefix, const char *flag)
+{
+    if (pos_slowfs_env(e, delay_ms, prefix, NULL) == NULL) {
+        return NULL;
     }
-    snprintf(e->fail, sizeof(e->fail), "POS_SLOWFS_FAIL_FLAG=%s", flag);
-    e->env[n++] = e->fail;
-    e->env[n] = NULL;
-    return e->env;
+    return env_add(e, e->dflag, sizeof(e->dflag), "POS_SLOWFS_DELAY_FLAG", flag);
+}
+
+const char *const *pos_slowfs_env_full_name(pos_slowfs_env_t *e, const char *prefix,
+                                            const char *flag, const char *name)
+{
+    if (pos_slowfs_env_full(e, prefix, flag) == NULL) {
+        return NULL;
+    }
+    return env_add(e, e->name, sizeof(e->name), "POS_SLOWFS_FAIL_NAME", name);
 }
 
 int pos_slowfs_log_count(const char *log, const char *call, const char *path)

@@ -22,7 +22,9 @@ typedef struct pos_slowfs_env {
     char prefix[320];   /* POS_SLOWFS_PREFIX=... */
     char log[320];      /* POS_SLOWFS_LOG=... */
     char fail[320];     /* POS_SLOWFS_FAIL_FLAG=... */
-    const char *env[6]; /* the list, NULL-terminated */
+    char name[96];      /* POS_SLOWFS_FAIL_NAME=... */
+    char dflag[320];    /* POS_SLOWFS_DELAY_FLAG=... */
+    const char *env[8]; /* the list, NULL-terminated */
 } pos_slowfs_env_t;
 
 /*
@@ -47,6 +49,16 @@ const char *const *pos_slowfs_env(pos_slowfs_env_t *e, unsigned delay_ms, const 
  * disk that is full at a moment of the test's choosing. No delay.
  */
 const char *const *pos_slowfs_env_full(pos_slowfs_env_t *e, const char *prefix, const char *flag);
+
+/* Durable writes under prefix take delay_ms longer, but only while the
+ * file flag exists (the test creates and removes it). */
+const char *const *pos_slowfs_env_delay_flag(pos_slowfs_env_t *e, unsigned delay_ms,
+                                             const char *prefix, const char *flag);
+
+/* The same for the files named name only (say "data.mdb": LMDB's data file
+ * fails, its write-ahead log beside it does not). */
+const char *const *pos_slowfs_env_full_name(pos_slowfs_env_t *e, const char *prefix,
+                                            const char *flag, const char *name);
 
 /*
  * Lines of a shim log naming call ("fsync", "pwrite", ...; NULL: any) on
