@@ -585,6 +585,17 @@ static void agent_recovered_log(const pos_agent_t *a)
     if (a->recovered == 0) {
         return;
     }
+    if (strncmp(a->recovered_name, "wal.", 4) == 0) {
+        /* A log set aside: its records are not in this store, and salvage
+         * reads stores, not logs. */
+        POS_ERR("store",
+                "%d store(s) or write-ahead log(s) set aside in %s wait for the operator "
+                "(first: %s, commits this store lacks): payments are refused until the "
+                "payments of that time are reconciled with the cloud and it is cleared "
+                "(posagent store clear-recovered)",
+                a->recovered, a->cfg.store_path, a->recovered_name);
+        return;
+    }
     POS_ERR("store",
             "%d store(s) moved aside in %s wait for the operator (first: %s): payments are "
             "refused until each is salvaged (posagent store salvage %s/%s, with the agent "

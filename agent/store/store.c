@@ -1296,14 +1296,22 @@ void pos_store_close(pos_store_t *st)
  * and not yet dealt with (salvaged or cleared ones carry a suffix). */
 bool pos_store_is_moved_aside(const char *name)
 {
-    static const char prefix[] = "data.mdb.corrupt-";
-    const char *p = name;
+    /* A store found corrupt, or a write-ahead log whose records LMDB lacks
+     * and could not be given (store_wal_replay): either may hold payments
+     * this store does not know. */
+    static const char prefixes[][24] = {"data.mdb.corrupt-", POS_WAL_FILE ".failed-",
+                                        POS_WAL_FILE ".damaged-"};
+    const char *p = NULL;
     int groups = 0;
 
-    if (strncmp(name, prefix, sizeof(prefix) - 1) != 0) {
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]) && p == NULL; i++) {
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) {
+            p = name + strlen(prefixes[i]);
+        }
+    }
+    if (p == NULL) {
         return false;
     }
-    p += sizeof(prefix) - 1;
     while (groups < 2) {
         const char *start = p;
         while (*p >= '0' && *p <= '9') {

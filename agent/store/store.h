@@ -170,7 +170,8 @@ int pos_store_open(pos_store_t *st, const pos_store_config_t *cfg);
  */
 int pos_store_moved_aside(const char *dir, char (*names)[POS_STORE_NAME_MAX], size_t max);
 
-/* True when name is that of a store moved aside and not yet dealt with. */
+/* True when name is that of a store moved aside and not yet dealt with,
+ * or of a write-ahead log set aside unapplied (wal.failed-*, wal.damaged-*). */
 bool pos_store_is_moved_aside(const char *name);
 
 /*

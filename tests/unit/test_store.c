@@ -494,11 +494,21 @@ static void test_moved_aside_names(void **state)
 {
     (void)state;
     static const char *const yes[] = {"data.mdb.corrupt-1764412800",
-                                      "data.mdb.corrupt-1764412800-3"};
-    static const char *const no[] = {"data.mdb", "data.mdb.corrupt-", "data.mdb.corrupt-12.cleared",
-                                     "data.mdb.corrupt-12.salvaged", "data.mdb.corrupt-1-2-3",
-                                     "data.mdb.corrupt-x", "lock.mdb"};
-    for (size_t i = 0; i < 2; i++) {
+                                      "data.mdb.corrupt-1764412800-3", "wal.failed-1764412800",
+                                      "wal.damaged-1764412800"};
+    static const char *const no[] = {"data.mdb",
+                                     "data.mdb.corrupt-",
+                                     "data.mdb.corrupt-12.cleared",
+                                     "data.mdb.corrupt-12.salvaged",
+                                     "data.mdb.corrupt-1-2-3",
+                                     "data.mdb.corrupt-x",
+                                     "lock.mdb",
+                                     "wal",
+                                     "wal.failed-",
+                                     "wal.failed-12.cleared",
+                                     "wal.damaged-x",
+                                     "wal.other-12"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         assert_true(pos_store_is_moved_aside(yes[i]));
     }
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {

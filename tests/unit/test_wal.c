@@ -410,6 +410,11 @@ static void test_store_damaged_log_record_told(void **state)
     assert_int_equal(get_meta(&st, "probe", &v), 0);
     assert_int_equal(v, 1);
     assert_int_equal(files_named(POS_WAL_FILE ".damaged-"), 1);
+    /* ... and the agent sees it as one waiting for the operator: no
+     * payment until it is dealt with (the ids it held are unknown here). */
+    char names[1][POS_STORE_NAME_MAX];
+    assert_int_equal(pos_store_moved_aside(dir, names, 1), 1);
+    assert_memory_equal(names[0], POS_WAL_FILE ".damaged-", strlen(POS_WAL_FILE ".damaged-"));
     pos_store_close(&st);
 
     /* The next open starts clean. */
