@@ -96,6 +96,15 @@ int pos_store_txn_begin(pos_store_t *st, unsigned flags, MDB_txn **txn)
             return -EDEADLK;
         }
     }
+    if ((flags & MDB_RDONLY) == 0 && st->stuck_seq != 0) {
+        /* Any write commits after the log records kept out of LMDB, never
+         * before: its commit could carry a walseq past them, or be undone
+         * by them at the next start. */
+        rc = pos_store_redo_unstick(st);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     if (store_reader(st, flags)) {
         uv_rwlock_rdlock(&st->map_lock);
     }
@@ -474,7 +483,8 @@ static int store_wal_replay(pos_store_t *st)
     return pos_wal_reset(&st->wal);
 }
 
-int pos_store_redo_reapply(pos_store_t *st, uint64_t seq)
+/* Applies redo (records up to seq) in a commit of its own, covered by the log. */
+static int store_redo_apply(pos_store_t *st, const pos_wal_redo_t *redo, uint64_t seq)
 {
     wal_target_t r = {st, NULL};
     int rc = mdb_txn_begin(st->env, NULL, 0, &r.txn);
@@ -482,7 +492,7 @@ int pos_store_redo_reapply(pos_store_t *st, uint64_t seq)
     if (rc != 0) {
         return pos_store_errno(rc);
     }
-    rc = pos_wal_redo_apply(st->redo.buf, st->redo.len, wal_apply, &r);
+    rc = pos_wal_redo_apply(redo->buf, redo->len, wal_apply, &r);
     if (rc == 0) {
         rc = pos_store_meta_put(st, r.txn, "walseq", seq);
     }
@@ -496,9 +506,47 @@ int pos_store_redo_reapply(pos_store_t *st, uint64_t seq)
     return rc;
 }
 
+int pos_store_redo_reapply(pos_store_t *st, uint64_t seq)
+{
+    return store_redo_apply(st, &st->redo, seq);
+}
+
+void pos_store_redo_keep(pos_store_t *st, uint64_t seq)
+{
+    /* The batch's buffer becomes the kept one; the next batch starts on
+     * the other (empty: nothing is kept while something is). */
+    pos_wal_redo_t t = st->stuck;
+    st->stuck = st->redo;
+    st->redo = t;
+    st->redo.len = 0;
+    st->redo.on = st->redo.overflow = false;
+    st->stuck.on = false;
+    st->stuck_seq = seq;
+    POS_ERR("store",
+            "%s: log records up to %" PRIu64 " are not in LMDB (its commit failed twice): no "
+            "other write is committed until they are (tried again before each), or the next "
+            "start applies them",
+            st->path, seq);
+}
+
+int pos_store_redo_unstick(pos_store_t *st)
+{
+    if (st->stuck_seq == 0) {
+        return 0;
+    }
+    int rc = store_redo_apply(st, &st->stuck, st->stuck_seq);
+    if (rc == 0) {
+        POS_WARN("store", "%s: log records up to %" PRIu64 " applied to LMDB now", st->path,
+                 st->stuck_seq);
+        st->stuck.len = 0;
+        st->stuck_seq = 0;
+    }
+    return rc;
+}
+
 int pos_store_checkpoint(pos_store_t *st)
 {
-    if (!st->wal_on) {
+    if (!st->wal_on || st->stuck_seq != 0) {
         return 0;
     }
     int rc = mdb_env_sync(st->env, 1);
@@ -521,12 +569,16 @@ static void store_wal_open(pos_store_t *st)
 
 static void store_wal_close(pos_store_t *st)
 {
-    if (st->wal_on && st->env != NULL && mdb_env_sync(st->env, 1) == 0) {
+    /* Records kept out of LMDB: one last try, else the next start has them. */
+    bool stuck = st->env != NULL && pos_store_redo_unstick(st) != 0;
+    if (st->wal_on && !stuck && st->env != NULL && mdb_env_sync(st->env, 1) == 0) {
         (void)pos_wal_reset(&st->wal); /* all of it is in LMDB now */
     }
     st->wal_on = false;
     pos_wal_close(&st->wal);
     pos_wal_redo_free(&st->redo);
+    pos_wal_redo_free(&st->stuck);
+    st->stuck_seq = 0;
 }
 
 int pos_store_txn_run(pos_store_t *st, unsigned flags, pos_store_txn_fn fn, void *ctx)
@@ -1283,6 +1335,7 @@ void pos_store_close(pos_store_t *st)
     }
     /* Also after the log failed and was closed under the writer. */
     pos_wal_redo_free(&st->redo);
+    pos_wal_redo_free(&st->stuck);
     close_env(st);
     if (st->map_lock_ok) {
         uv_rwlock_destroy(&st->map_lock);

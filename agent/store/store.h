@@ -139,6 +139,11 @@ typedef struct pos_store {
     /* The write-ahead log (wal.h): the writer thread's once the store is open. */
     pos_wal_t wal;
     pos_wal_redo_t redo;   /* what the group being logged changes */
+    /* Logged groups whose LMDB commit and re-apply both failed: applied
+     * before anything else commits (pos_store_redo_unstick), and until then
+     * nothing else may, so that no later commit's walseq passes them. */
+    pos_wal_redo_t stuck;
+    uint64_t stuck_seq;    /* their last record; 0: none */
     bool wal_on;           /* the log is open: LMDB commits with MDB_NOMETASYNC */
     bool wal_covered;      /* the commit under way is in the log (no full flush) */
     uint64_t wal_replayed; /* records applied again at open */
@@ -340,6 +345,15 @@ int pos_store_redo_put(pos_store_t *st, pos_store_db_t db, const MDB_val *key,
  * record seq again, in a transaction of its own (its commit failed).
  * Returns 0 or a negative errno. */
 int pos_store_redo_reapply(pos_store_t *st, uint64_t seq);
+
+/* For the writer thread, when that re-apply failed too: keeps the redo
+ * (records up to seq, all flushed in the log) as st->stuck. */
+void pos_store_redo_keep(pos_store_t *st, uint64_t seq);
+
+/* For the writer thread, with no transaction open, before any commit:
+ * applies what pos_store_redo_keep() kept. Returns 0 (also with nothing
+ * kept) or a negative errno: then nothing else may be committed. */
+int pos_store_redo_unstick(pos_store_t *st);
 
 /*
  * For the writer thread, with no transaction open: flushes LMDB in full

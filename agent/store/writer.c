@@ -199,6 +199,8 @@ static int batch_begin(pos_store_t *st, writer_batch_t *b)
     if (b->txn != NULL) {
         return 0;
     }
+    /* Groups logged and not yet in LMDB go in first (pos_store_txn_begin):
+     * while they cannot, no batch begins. */
     int rc = pos_store_txn_begin(st, 0, &b->txn);
     if (rc != 0) {
         b->txn = NULL;
@@ -256,10 +258,7 @@ static void batch_commit(pos_store_t *st, writer_batch_t *b, const writer_sink_t
     if (rc != 0 && b->last_seq != 0) {
         rc = pos_store_redo_reapply(st, b->last_seq);
         if (rc != 0) {
-            POS_ERR("store",
-                    "%s: a commit failed (%s) after its log records were flushed: "
-                    "they are applied at the next start",
-                    st->path, strerror(-rc));
+            pos_store_redo_keep(st, b->last_seq);
         }
     }
     st->redo.len = 0;
@@ -373,12 +372,8 @@ static void writer_group(pos_store_t *st, writer_batch_t *b, pos_store_op_t *ops
         if (rc != 0 && b->last_seq != 0) {
             /* The logged groups of the batch stand: they are durable. */
             st->redo.len = start;
-            int r2 = pos_store_redo_reapply(st, b->last_seq);
-            if (r2 != 0) {
-                POS_ERR("store",
-                        "%s: a commit failed (%s) after its log records were "
-                        "flushed: they are applied at the next start",
-                        st->path, strerror(-r2));
+            if (pos_store_redo_reapply(st, b->last_seq) != 0) {
+                pos_store_redo_keep(st, b->last_seq);
             }
         }
         if (rc == 0 && st->wal_on && st->wal.offset > POS_WAL_SIZE / 4 * 3) {
