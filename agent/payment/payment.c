@@ -651,10 +651,18 @@ static bool payment_known(pos_payment_t *p, const char *tx)
         payment_remember_request(p, tx, st);
         return true;
     }
-    if (pos_journal_seen_has(j, tx)) {
+    int seen = pos_journal_seen_at(j, tx, NULL);
+    if (seen == 0) {
         POS_WARN("payment", "%s was requested before (within the window): never charged again",
                  tx);
         payment_reject(p, tx, "duplicate");
+        return false;
+    }
+    if (seen != -ENOENT) {
+        /* Whether it was charged before cannot be told: not charged now. */
+        POS_ERR("payment", "journal: cannot look %s up (%s): refused (unavailable)", tx,
+                strerror(-seen));
+        payment_reject(p, tx, "unavailable");
         return false;
     }
     if (!pos_journal_seen_room(j, pos_clock_wall_ms())) {
