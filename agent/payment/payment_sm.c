@@ -801,7 +801,10 @@ int pos_payment_sm_restore(pos_payment_sm_t *sm, const pos_payment_record_t *rec
     if (sm == NULL || rec == NULL || !record_valid(rec)) {
         return -EINVAL;
     }
-    if (sm->state != POS_PAY_IDLE) {
+    /* A finished one only joins the history (no action): also beside a
+     * live payment, so that a cancel or a request for it is answered from
+     * its record, never taken for a new id. One that needs actions waits. */
+    if (sm->state != POS_PAY_IDLE && !pos_payment_state_final(rec->state)) {
         return -EBUSY;
     }
     if (history_find(sm, rec->transaction_id) != NULL) {

@@ -969,8 +969,23 @@ static void test_restore(void **state)
     r = rec_of("x", POS_PAY_STATE_COUNT);
     assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), -EINVAL);
     assert_int_equal(send_event("req live-1 100"), 0);
+    r = rec_of("y", POS_PAY_PROCESSING);
+    assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), -EBUSY); /* it has actions */
+    /* A finished one is history at once, beside the live payment: a cancel
+     * for it is not taken as the cancel of a payment never seen (which is
+     * recorded, over its record, and answered PAYMENT_CANCELLED). */
     r = rec_of("y", POS_PAY_DONE);
-    assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), -EBUSY);
+    assert_int_equal(pos_payment_sm_restore(sm, &r, &acts), 0);
+    assert_int_equal(acts.count, 0);
+    pos_payment_state_t st;
+    assert_int_equal(pos_payment_sm_lookup(sm, "y", &st), 0);
+    assert_int_equal(st, POS_PAY_DONE);
+    assert_int_equal(send_event("cancel y"), 0);
+    render(&acts);
+    assert_null(strstr(rendered, "RECORD"));
+    assert_null(strstr(rendered, "PAYMENT_CANCELLED"));
+    assert_int_equal(pos_payment_sm_lookup(sm, "live-1", &st), 0);
+    assert_int_not_equal(st, POS_PAY_IDLE);
 }
 
 static void test_names_and_lookup(void **state)
