@@ -599,6 +599,19 @@ static void on_display(pos_payment_sm_t *sm, const pos_payment_event_t *ev, uint
 static void on_recorded(pos_payment_sm_t *sm, const char *tx, uint64_t now_ms,
                         pos_payment_actions_t *out)
 {
+    if (sm->abandoned.transaction_id[0] != '\0' && strcmp(sm->abandoned.transaction_id, tx) == 0) {
+        /* Refused (unavailable) before this landed: the card was never
+         * asked. Final now, so that neither a restart (DECLINED
+         * "interrupted", after the REJECTED) nor a retry of the id takes
+         * it for a payment cut short; a retry is answered from it. */
+        pos_payment_record_t r = sm->abandoned;
+        r.state = POS_PAY_FAILED;
+        copy_str(r.reason, sizeof(r.reason), "unavailable");
+        act_record(out, &r);
+        history_add(sm, &r);
+        memset(&sm->abandoned, 0, sizeof(sm->abandoned));
+        return;
+    }
     if (sm->state != POS_PAY_STARTING || strcmp(sm->cur.transaction_id, tx) != 0) {
         return; /* later records gate nothing */
     }
@@ -626,6 +639,9 @@ static void abandon_unrecorded(pos_payment_sm_t *sm, pos_payment_actions_t *out)
 
 static void on_record_failed(pos_payment_sm_t *sm, const char *tx, pos_payment_actions_t *out)
 {
+    if (strcmp(sm->abandoned.transaction_id, tx) == 0) {
+        memset(&sm->abandoned, 0, sizeof(sm->abandoned)); /* nothing landed */
+    }
     if (sm->state == POS_PAY_STARTING && strcmp(sm->cur.transaction_id, tx) == 0) {
         abandon_unrecorded(sm, out);
     }
@@ -644,7 +660,9 @@ static void on_deadline(pos_payment_sm_t *sm, uint64_t now_ms, pos_payment_actio
     switch (sm->state) {
     case POS_PAY_STARTING:
         if (!sm->recorded) {
-            abandon_unrecorded(sm, out); /* the store did not answer in time */
+            /* The store did not answer in time; its record may still land. */
+            sm->abandoned = sm->cur;
+            abandon_unrecorded(sm, out);
             break;
         }
         act_counter(out, "display_errors");

@@ -176,6 +176,11 @@ typedef struct pos_payment_sm {
     pos_payment_sm_config_t cfg;
     pos_payment_state_t state; /* IDLE or a live state */
     pos_payment_record_t cur;  /* the live payment (or the last one when IDLE) */
+    /* A request refused at its display deadline while its STARTING record
+     * was still on its way to the disk (transaction_id "" when none): once
+     * that record lands it is replaced by a final one, never left for a
+     * restart to report as interrupted. */
+    pos_payment_record_t abandoned;
     bool recorded;             /* STARTING: cur's record is durable */
     bool displayed;            /* STARTING: the display showed the amount (or gave up) */
     pos_msg_payment_t req;     /* the request of cur: lines for display and receipt */

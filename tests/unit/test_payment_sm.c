@@ -575,7 +575,14 @@ static void test_record_late_refuses(void **state)
          "DISCARD@tx-1 SREM PAYMENT_REJECTED:unavailable@tx-1 INCR(payments_rejected) "
          "TEXT(Not completed) IDLE",
          POS_PAY_IDLE},
-        {"rec tx-1", "", POS_PAY_IDLE}, /* too late: nothing starts */
+        /* Too late: nothing starts, and the STARTING record that landed is
+         * made final at once (a restart would report it "interrupted", a
+         * second answer after the REJECTED); a retry is answered from it. */
+        {"rec tx-1", "RECORD(FAILED)", POS_PAY_IDLE},
+        {"req tx-1 1234", "PAYMENT_DECLINED:unavailable@tx-1", POS_PAY_IDLE},
+        {"rec tx-1", "", POS_PAY_IDLE},
+        {"req tx-2 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-2 BUSY DISPLAY(1234)",
+         POS_PAY_STARTING},
     };
     (void)state;
     RUN(steps);
