@@ -1072,6 +1072,7 @@ void pos_agent_shutdown(pos_agent_t *a)
     }
     a->stopping = true;
     uv_timer_stop(&a->heartbeat_timer);
+    pos_payment_stop(&a->payment);
     pos_payment_flush_counters(&a->payment);
     pos_sd_notify("STOPPING=1");
     if (!online) {

@@ -137,7 +137,14 @@ static void payment_pinpad_start(pos_payment_t *p, const pos_payment_action_t *a
     req.digits = act->u.amount.currency.digits;
     req.timeout_ms = p->opt.pinpad_timeout_s * 1000u;
     snprintf(p->pinpad_tx, sizeof(p->pinpad_tx), "%s", act->transaction_id);
-    rc = pos_pinpad_start(&p->pinpad, &req);
+    if (p->stopping) {
+        /* Its record landed while the agent stops: the devices close in a
+         * moment, a card taken now could be charged with nobody told. */
+        POS_WARN("payment", "%s: pinpad not asked: the agent is stopping", act->transaction_id);
+        rc = -ENODEV;
+    } else {
+        rc = pos_pinpad_start(&p->pinpad, &req);
+    }
     if (rc != 0) {
         pos_hal_event_t ev;
         memset(&ev, 0, sizeof(ev));
@@ -841,6 +848,14 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     switch (msg->type) {
     case POS_MSG_PAYMENT_REQUESTED:
         if (payment_known(p, msg->u.payment.transaction_id)) {
+            pos_payment_state_t known;
+            if (p->stopping &&
+                pos_payment_sm_lookup(&p->sm, msg->u.payment.transaction_id, &known) != 0) {
+                POS_WARN("payment", "%s refused (unavailable): the agent is stopping",
+                         msg->u.payment.transaction_id);
+                payment_reject(p, msg->u.payment.transaction_id, "unavailable");
+                break;
+            }
             ev.kind = POS_PAY_EV_REQUEST;
             ev.request = &msg->u.payment;
             payment_run(p, &ev);
@@ -1117,8 +1132,14 @@ static void payment_timer_closed(uv_handle_t *h)
     payment_part_closed(h->data);
 }
 
+void pos_payment_stop(pos_payment_t *p)
+{
+    p->stopping = true;
+}
+
 void pos_payment_close(pos_payment_t *p, void (*done)(pos_payment_t *p))
 {
+    p->stopping = true;
     p->closed_cb = done;
     p->open_handles = 4;
     uv_close((uv_handle_t *)&p->deadline_timer, payment_timer_closed);

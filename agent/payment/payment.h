@@ -116,6 +116,7 @@ struct pos_payment {
     uint64_t held_id;      /* the outbox entry held back (PAYMENT_PROCESSING), 0: none */
     char held_tx[POS_MSG_ID_MAX + 1];
     bool running;          /* inside payment_run(): further events wait in "later" */
+    bool stopping;         /* the agent is stopping: no new payment, no pinpad asked */
     struct pos_payment_later *later; /* events that arrived while running, oldest first */
     uint64_t handled;      /* payment-channel messages handled */
     uint64_t rejected;     /* dropped as malformed */
@@ -197,6 +198,11 @@ void pos_payment_flush_counters(pos_payment_t *p);
 bool pos_payment_active(const pos_payment_t *p);
 
 /* Closes the devices and the timer; "done" when all are closed. */
+/* The agent is stopping: a request for a new id is refused (unavailable)
+ * and the pinpad is no longer asked (a payment whose record lands now is
+ * declined "offline", never charged); what is known is still answered. */
+void pos_payment_stop(pos_payment_t *p);
+
 void pos_payment_close(pos_payment_t *p, void (*done)(pos_payment_t *p));
 
 #endif /* AGENT_PAYMENT_PAYMENT_H */

@@ -1,6 +1,7 @@
 /*
  * Simulated card pinpad: approves or declines by rule after a delay,
- * charges are counted in pinpad.charges, faults come from pinpad.fault.
+ * charges are counted in pinpad.charges (pinpad.charged names them,
+ * pinpad.asked every request taken), faults come from pinpad.fault.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -162,6 +163,13 @@ static int sim_pinpad_start(pos_hal_device_t *dev, const pos_pinpad_request_t *r
     }
     p->req = *req;
     p->running = true;
+    /* Every request taken, one line each: a test can tell that the pinpad
+     * was asked at all, charged or not. */
+    {
+        char line[sizeof(p->req.transaction_id) + 1];
+        int len = snprintf(line, sizeof(line), "%s\n", p->req.transaction_id);
+        pos_sim_write_file(p->sim.dir, "pinpad.asked", line, (size_t)len, 1);
+    }
     dev->state = POS_HAL_BUSY;
     pos_hal_set_status(dev, POS_DEV_BUSY);
     uv_timer_start(&p->sim.watch.timer, sim_pinpad_decide, p->delay_ms, 0);
