@@ -553,7 +553,16 @@ static void payment_device_event(pos_hal_device_t *dev, const pos_hal_event_t *h
         return;
     case POS_HAL_EV_PINPAD_RESULT:
         if (p->pinpad_tx[0] == '\0') {
-            POS_WARN("payment", "pinpad result with no payment running, ignored");
+            /* A payment given up on (abort timed out) whose result came
+             * after the next one failed to start: an approval here is a
+             * charge the cloud does not know of, counted for reconciliation
+             * as the state machine counts one for a settled payment. */
+            bool approved = hev->pinpad.outcome == POS_PINPAD_APPROVED;
+            POS_WARN("payment", "pinpad result (%s) with no payment running, ignored%s",
+                     approved ? "approved" : "not approved",
+                     approved ? ": counted in payments_late_approved" : "");
+            (void)payment_counter(p, approved ? "payments_late_approved" : "pinpad_stale_results",
+                                  1);
             return;
         }
         ev.kind = POS_PAY_EV_PINPAD_RESULT;
