@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "tests/support/fixture.h"
@@ -198,6 +199,25 @@ static void test_slow_disk(void **state)
     pos_watch_verdict(&c);
 }
 
+/* A directory for the agent, its store and a flag file in it. */
+static void agent_paths(pos_fix_t *f, char *store, size_t slen, char *flag, size_t flen,
+                        const char *flag_name)
+{
+    if (f->agent.dir[0] == '\0') {
+        snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-agent-XXXXXX");
+        assert_non_null(mkdtemp(f->agent.dir));
+    }
+    snprintf(store, slen, "%s/store", f->agent.dir);
+    snprintf(flag, flen, "%s/%s", f->agent.dir, flag_name);
+}
+
+static void touch(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+}
+
 /*
  * A disk that fills at the moment a payment comes (the shim's
  * POS_SLOWFS_FAIL_FLAG: while the flag file exists, every write to the
@@ -217,12 +237,7 @@ static void test_full_disk_payment(void **state)
     if (getenv("POSAGENT_WRAPPER") != NULL) {
         skip(); /* the shim is preloaded into a native agent only */
     }
-    if (f->agent.dir[0] == '\0') {
-        snprintf(f->agent.dir, sizeof(f->agent.dir), "/tmp/posagent-agent-XXXXXX");
-        assert_non_null(mkdtemp(f->agent.dir));
-    }
-    snprintf(store, sizeof(store), "%s/store", f->agent.dir);
-    snprintf(flag, sizeof(flag), "%s/disk-full", f->agent.dir);
+    agent_paths(f, store, sizeof(store), flag, sizeof(flag), "disk-full");
     pos_ini_set(&f->ini, "log", "level", "info");
     pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
     const char *const *env = pos_slowfs_env_full(&f->slowfs, store, flag);
@@ -236,9 +251,7 @@ static void test_full_disk_payment(void **state)
                  "\"amount\":1.50,\"currency\":\"EUR\"}");
     assert_true(pos_answers_wait(&ans, "full-0", POS_ANS_COMPLETED, 1, 20000));
 
-    FILE *fp = fopen(flag, "w");
-    assert_non_null(fp);
-    fclose(fp);
+    touch(flag);
     pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID,
                  "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"full-1\","
                  "\"amount\":2.50,\"currency\":\"EUR\"}");
@@ -274,11 +287,230 @@ static void test_full_disk_payment(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* SET key value through the local API: true when answered +OK. */
+static bool local_set_ok(pos_fix_t *f, const char *key, const char *value)
+{
+    redisReply *r = pos_fix_local_cmd(f, "SET %s %s", key, value);
+    bool ok = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0;
+    print_message("commit fails: SET %s %s -> %s\n", key, value,
+                  r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    freeReplyObject(r);
+    return ok;
+}
+
+/*
+ * LMDB's data file refuses every write (the shim, on data.mdb only) right
+ * after a group's log record was flushed and its SET answered: the batch's
+ * LMDB commit fails, and so does applying its records again. No later
+ * commit may then carry a walseq past those records (the next start would
+ * skip them: an answered write lost), so writes meanwhile are refused, and
+ * once the disk takes writes again the kept records go in first. Offline
+ * throughout, so the till's copy is the only one: after a kill -9 and a
+ * start without the fault, every SET answered OK is there.
+ */
+static void test_commit_fails_after_log(void **state)
+{
+    pos_fix_t *f = *state;
+    char store[400], flag[400];
+
+    if (getenv("POSAGENT_WRAPPER") != NULL) {
+        skip(); /* the shim is preloaded into a native agent only */
+    }
+    agent_paths(f, store, sizeof(store), flag, sizeof(flag), "disk-full");
+    pos_ini_set(&f->ini, "log", "level", "info");
+    const char *const *env = pos_slowfs_env_full_name(&f->slowfs, store, flag, "data.mdb");
+    assert_non_null(env);
+    pos_fix_agent_start(f, env);
+    pos_fix_wait_online(f, 1, 60000);
+    pos_test_redis_stop(&f->redis);
+    pos_fix_wait_log(f, "link: offline", 1, 10000);
+
+    assert_true(local_set_ok(f, "session:cf-a", "1"));
+    pos_test_sleep_ms(300); /* its batch committed */
+    touch(flag);
+    assert_true(local_set_ok(f, "session:cf-b", "2")); /* logged: durable */
+    pos_test_sleep_ms(500); /* its batch's commit fails, and so does its re-apply */
+    assert_false(local_set_ok(f, "session:cf-c", "3")); /* nothing commits now */
+    pos_fix_wait_log(f, "are not in LMDB", 1, 1000);
+    assert_int_equal(unlink(flag), 0);
+    bool d = false;
+    for (int i = 0; i < 20 && !d; i++) { /* the store may take a moment to see room */
+        d = local_set_ok(f, "session:cf-d", "4");
+        if (!d) {
+            pos_test_sleep_ms(250);
+        }
+    }
+    assert_true(d);
+    pos_fix_wait_log(f, "applied to LMDB now", 1, 10000);
+    pos_test_sleep_ms(300);
+
+    (void)pos_test_agent_stop(&f->agent, SIGKILL, 5000); /* its status: killed */
+    assert_false(pos_test_agent_alive(&f->agent));
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_log(f, "local API on", 2, 10000);
+    const char *keys[] = {"session:cf-a", "session:cf-b", "session:cf-d"};
+    const char *want[] = {"1", "2", "4"};
+    for (size_t i = 0; i < 3; i++) {
+        char *v = pos_fix_local_get(f, keys[i]);
+        print_message("commit fails: after kill -9 and a start, %s = %s\n", keys[i],
+                      v != NULL ? v : "(nil)");
+        assert_non_null(v);
+        assert_string_equal(v, want[i]);
+        free(v);
+    }
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+}
+
+#define SD_REQ(tx)                                                                                 \
+    "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"" tx "\",\"amount\":1.25,"                \
+    "\"currency\":\"EUR\"}"
+
+/* The agent's next PAYMENT_* message about tx on its payment channel within
+ * timeout_ms: its type and reason ("" for none). False when none came. */
+static bool next_about(pos_fix_t *f, const char *tx, char *type, size_t tlen, char *reason,
+                       size_t rlen, int timeout_ms)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+
+    while (pos_test_now_ms() < end) {
+        char *m = pos_test_sub_next(&f->sub, 200, NULL, 0);
+        cJSON *j = m != NULL ? cJSON_Parse(m) : NULL;
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+        cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
+        bool match = cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 &&
+                     cJSON_IsString(t) && strncmp(t->valuestring, "PAYMENT_", 8) == 0 &&
+                     cJSON_IsString(id) && strcmp(id->valuestring, tx) == 0;
+        if (match) {
+            snprintf(type, tlen, "%s", t->valuestring);
+            snprintf(reason, rlen, "%s", cJSON_IsString(r) ? r->valuestring : "");
+            print_message("%s: %s %s\n", tx, type, reason);
+        }
+        cJSON_Delete(j);
+        free(m);
+        if (match) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * A request refused at its display deadline (5 s) because the store had
+ * not made its record durable: PAYMENT_REJECTED "unavailable", the card
+ * never asked. The record was still on its way and landed a second later.
+ * Left as it was (STARTING), the next start reported the payment
+ * "interrupted" (PAYMENT_DECLINED: a second answer after the REJECTED) and
+ * a retry of the id was answered the same. It is made final once it lands:
+ * nothing at the restart, a retry answered from it, never charged.
+ */
+static void test_record_lands_after_refusal(void **state)
+{
+    pos_fix_t *f = *state;
+    char store[400], flag[400], type[32], reason[32];
+    const char *channels[] = {"payment:" POS_FIX_TID, NULL};
+
+    if (getenv("POSAGENT_WRAPPER") != NULL) {
+        skip(); /* the shim is preloaded into a native agent only */
+    }
+    agent_paths(f, store, sizeof(store), flag, sizeof(flag), "slow");
+    pos_ini_set(&f->ini, "log", "level", "info");
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
+    const char *const *env = pos_slowfs_env_delay_flag(&f->slowfs, 6000, store, flag);
+    assert_non_null(env);
+    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
+    pos_fix_agent_start(f, env);
+    pos_fix_wait_online(f, 1, 60000);
+
+    touch(flag); /* the next flush takes 6 s, past the display's 5 s */
+    pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID, SD_REQ("tx-late"));
+    pos_test_sleep_ms(5500);
+    assert_int_equal(unlink(flag), 0); /* what follows is flushed at once */
+    assert_true(next_about(f, "tx-late", type, sizeof(type), reason, sizeof(reason), 15000));
+    assert_string_equal(type, "PAYMENT_REJECTED");
+    assert_string_equal(reason, "unavailable");
+    pos_fix_wait_log(f, "tx-late", 1, 1000);
+    pos_test_sleep_ms(2000); /* the STARTING record lands, then its final one */
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 20000), 0);
+
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 2, 60000);
+    /* Nothing more about it at the start ... */
+    assert_false(next_about(f, "tx-late", type, sizeof(type), reason, sizeof(reason), 2000));
+    /* ... and a retry is answered from its record, without the card. */
+    pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID, SD_REQ("tx-late"));
+    assert_true(next_about(f, "tx-late", type, sizeof(type), reason, sizeof(reason), 10000));
+    assert_string_equal(type, "PAYMENT_DECLINED");
+    assert_string_equal(reason, "unavailable");
+    assert_int_equal(pos_fix_charges(f), 0);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
+}
+
+/*
+ * SIGTERM while a payment's record is on its way to the disk: the agent
+ * finishes what the store writer holds before it closes the devices, and
+ * the record landing used to ask the pinpad a moment before the pinpad
+ * was closed (a card could be charged with nobody told). Once stopping,
+ * the pinpad is not asked: the payment is declined "offline", never
+ * charged, and the next start has nothing more to say about it.
+ */
+static void test_stop_with_a_record_on_its_way(void **state)
+{
+    pos_fix_t *f = *state;
+    char store[400], flag[400], type[32], reason[32];
+    const char *channels[] = {"payment:" POS_FIX_TID, NULL};
+
+    if (getenv("POSAGENT_WRAPPER") != NULL) {
+        skip();
+    }
+    agent_paths(f, store, sizeof(store), flag, sizeof(flag), "slow");
+    pos_ini_set(&f->ini, "log", "level", "info");
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
+    const char *const *env = pos_slowfs_env_delay_flag(&f->slowfs, 1500, store, flag);
+    assert_non_null(env);
+    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
+    pos_fix_agent_start(f, env);
+    pos_fix_wait_online(f, 1, 60000);
+
+    touch(flag);
+    pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID, SD_REQ("tx-stop"));
+    pos_fix_wait_log(f, "PAYMENT_REQUESTED", 1, 5000);
+    pos_test_sleep_ms(200);
+    assert_int_equal(kill(f->agent.pid, SIGTERM), 0);
+    pos_test_sleep_ms(300);
+    assert_int_equal(unlink(flag), 0);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 20000), 0);
+    assert_int_equal(pos_fix_charges(f), 0);
+    char *asked = pos_fix_sim_text(f, "pinpad.asked"); /* NULL: no request taken */
+    print_message("pinpad asked for: %s\n", asked != NULL ? asked : "(nothing)");
+    assert_true(asked == NULL || strstr(asked, "tx-stop") == NULL);
+    free(asked);
+    pos_fix_wait_log(f, "pinpad not asked: the agent is stopping", 1, 1000);
+
+    /* What it said, now or once started again: one outcome, not charged. */
+    pos_fix_agent_start(f, NULL);
+    pos_fix_wait_online(f, 2, 60000);
+    bool declined = false;
+    int approved = 0;
+    while (next_about(f, "tx-stop", type, sizeof(type), reason, sizeof(reason), 3000)) {
+        declined |= strcmp(type, "PAYMENT_DECLINED") == 0;
+        approved += strcmp(type, "PAYMENT_APPROVED") == 0;
+    }
+    assert_true(declined);
+    assert_int_equal(approved, 0);
+    assert_int_equal(pos_fix_charges(f), 0);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         POS_FIX_TEST(test_slow_disk),
         POS_FIX_TEST(test_full_disk_payment),
+        POS_FIX_TEST(test_commit_fails_after_log),
+        POS_FIX_TEST(test_record_lands_after_refusal),
+        POS_FIX_TEST(test_stop_with_a_record_on_its_way),
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     return cmocka_run_group_tests_name("slowdisk", tests, NULL, NULL);
