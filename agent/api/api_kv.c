@@ -616,7 +616,17 @@ int pos_api_kv_cmd_del(void *owner, pos_localapi_reply_t *r, int argc, const cha
         free(cached);
         kv_rec_free(&rec);
         /* A tombstone: nil on the till until Redis has the DEL too. */
-        (void)kv_local_put(api, argv[i], lens[i], NULL, 0, 0, true, now);
+        int lrc = kv_local_put(api, argv[i], lens[i], NULL, 0, 0, true, now);
+        if (lrc == -EBUSY && i == 1) {
+            /* Nothing done yet: refused whole, as SET is. */
+            free(d);
+            pos_localapi_reply_error(r, "BUSY local store busy: write refused, try again later");
+            return 0;
+        }
+        if (lrc != 0) {
+            /* No tombstone: at least the live copy goes, never served again. */
+            kv_local_drop(api, argv[i], lens[i]);
+        }
         if (api->opt.cache->open) {
             (void)pos_cache_delete(&api->opt.cache->cache, argv[i], lens[i]);
         }

@@ -1041,6 +1041,11 @@ int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *
     int rc = delivery_queue(d, POS_OUTBOX_PUBLISH, payment, sign, channel, json, len, cb, ctx, id);
     if (rc != 0) {
         POS_ERR("outbox", "cannot queue a message on %s: %s", channel, strerror(-rc));
+        if (cb != NULL) {
+            /* Its caller waits for the callback, which will not run: it
+             * hears the error instead (a local client is answered it). */
+            return rc;
+        }
         /* Still try to send it now: better delivered without a copy. */
         return delivery_direct(d, channel, json, len, sign);
     }

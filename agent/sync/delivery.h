@@ -164,7 +164,9 @@ int pos_delivery_publish(pos_delivery_t *d, const char *channel, const char *jso
 
 /* Same, choosing whether it is signed (sign false for what others hand the
  * agent to publish: the local API, which the agent must not vouch for), and
- * with cb(ctx, status, id) (may be NULL) once it is durable or failed. */
+ * with cb(ctx, status, id) (may be NULL) once it is durable or failed. With
+ * a cb, a message that cannot be queued returns the error and cb is not
+ * called (without one it is sent at once, undurably, if it can be). */
 int pos_delivery_publish_ex(pos_delivery_t *d, const char *channel, const char *json, size_t len,
                             bool payment, bool sign, pos_delivery_cb cb, void *ctx, uint64_t *id);
 
