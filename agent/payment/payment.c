@@ -642,8 +642,9 @@ static void payment_remember_request(pos_payment_t *p, const char *tx, pos_payme
  * Before a request reaches the state machine: an id it does not know but
  * the journal does is brought back (answered from its record), or, when
  * the record is gone but the id was seen within the window, refused as a
- * duplicate; a new id the seen set has no room for is refused. Returns true
- * when the state machine should take the request.
+ * duplicate; a new id the seen set has no room for, or one coming while the
+ * agent stops, is refused. Returns true when the state machine should take
+ * the request.
  */
 static bool payment_known(pos_payment_t *p, const char *tx)
 {
@@ -683,6 +684,12 @@ static bool payment_known(pos_payment_t *p, const char *tx)
     }
     if (!pos_journal_seen_room(j, pos_clock_wall_ms())) {
         POS_ERR("payment", "the seen-id set is full of ids inside the window: %s refused", tx);
+        payment_reject(p, tx, "unavailable");
+        return false;
+    }
+    if (p->stopping) {
+        /* A new id: the devices close in a moment. */
+        POS_WARN("payment", "%s refused (unavailable): the agent is stopping", tx);
         payment_reject(p, tx, "unavailable");
         return false;
     }
@@ -857,14 +864,6 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
     switch (msg->type) {
     case POS_MSG_PAYMENT_REQUESTED:
         if (payment_known(p, msg->u.payment.transaction_id)) {
-            pos_payment_state_t known;
-            if (p->stopping &&
-                pos_payment_sm_lookup(&p->sm, msg->u.payment.transaction_id, &known) != 0) {
-                POS_WARN("payment", "%s refused (unavailable): the agent is stopping",
-                         msg->u.payment.transaction_id);
-                payment_reject(p, msg->u.payment.transaction_id, "unavailable");
-                break;
-            }
             ev.kind = POS_PAY_EV_REQUEST;
             ev.request = &msg->u.payment;
             payment_run(p, &ev);

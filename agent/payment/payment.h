@@ -197,12 +197,13 @@ void pos_payment_flush_counters(pos_payment_t *p);
 /* True while a payment is live. */
 bool pos_payment_active(const pos_payment_t *p);
 
-/* Closes the devices and the timer; "done" when all are closed. */
 /* The agent is stopping: a request for a new id is refused (unavailable)
  * and the pinpad is no longer asked (a payment whose record lands now is
- * declined "offline", never charged); what is known is still answered. */
+ * declined without the card, never charged); what is known is still
+ * answered. */
 void pos_payment_stop(pos_payment_t *p);
 
+/* Closes the devices and the timer; "done" when all are closed. */
 void pos_payment_close(pos_payment_t *p, void (*done)(pos_payment_t *p));
 
 #endif /* AGENT_PAYMENT_PAYMENT_H */

@@ -599,7 +599,7 @@ static void on_display(pos_payment_sm_t *sm, const pos_payment_event_t *ev, uint
 static void on_recorded(pos_payment_sm_t *sm, const char *tx, uint64_t now_ms,
                         pos_payment_actions_t *out)
 {
-    if (sm->abandoned.transaction_id[0] != '\0' && strcmp(sm->abandoned.transaction_id, tx) == 0) {
+    if (strcmp(sm->abandoned.transaction_id, tx) == 0) { /* tx is a valid, non-empty id */
         /* Refused (unavailable) before this landed: the card was never
          * asked. Final now, so that neither a restart (DECLINED
          * "interrupted", after the REJECTED) nor a retry of the id takes

@@ -570,8 +570,8 @@ static void store_wal_open(pos_store_t *st)
 static void store_wal_close(pos_store_t *st)
 {
     /* Records kept out of LMDB: one last try, else the next start has them. */
-    bool stuck = st->env != NULL && pos_store_redo_unstick(st) != 0;
-    if (st->wal_on && !stuck && st->env != NULL && mdb_env_sync(st->env, 1) == 0) {
+    if (st->env != NULL && pos_store_redo_unstick(st) == 0 && st->wal_on &&
+        mdb_env_sync(st->env, 1) == 0) {
         (void)pos_wal_reset(&st->wal); /* all of it is in LMDB now */
     }
     st->wal_on = false;
