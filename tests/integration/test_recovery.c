@@ -80,30 +80,13 @@ static void publish(pos_fix_t *f, const char *json)
 /* The first answer to a request for tx: its type (static). */
 static const char *answer(pos_fix_t *f, const char *tx, char *reason, size_t len)
 {
-    static char type[32];
-    uint64_t end = pos_test_now_ms() + 10000;
-    type[0] = '\0';
-    while (pos_test_now_ms() < end && type[0] == '\0') {
-        char *m = pos_test_sub_next(&f->sub, 500, NULL, 0);
-        cJSON *j = m != NULL ? cJSON_Parse(m) : NULL;
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
-        cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
-        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
-        if (cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
-            cJSON_IsString(id) && strcmp(id->valuestring, tx) == 0 &&
-            strncmp(t->valuestring, "PAYMENT_", 8) == 0) {
-            snprintf(type, sizeof(type), "%s", t->valuestring);
-            snprintf(reason, len, "%s", cJSON_IsString(r) ? r->valuestring : "");
-        }
-        cJSON_Delete(j);
-        free(m);
-    }
-    if (type[0] == '\0') {
+    static pos_fix_payment_msg_t msg;
+    if (!pos_fix_next_payment_msg(f, tx, 10000, &msg)) {
         pos_fix_dump_log(f);
         fail_msg("no answer to %s", tx);
     }
-    return type;
+    snprintf(reason, len, "%s", msg.reason);
+    return msg.type;
 }
 
 static void expect_rejected_unavailable(pos_fix_t *f, const char *json, const char *tx)

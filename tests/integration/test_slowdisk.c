@@ -30,7 +30,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "tests/support/fixture.h"
@@ -365,47 +364,34 @@ static void test_commit_fails_after_log(void **state)
     "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"" tx "\",\"amount\":1.25,"                \
     "\"currency\":\"EUR\"}"
 
-/* The agent's next PAYMENT_* message about tx on its payment channel within
- * timeout_ms: its type and reason ("" for none), and its outboxId (-1 for
- * none; outbox_id may be NULL). False when none came. */
-static bool next_about_id(pos_fix_t *f, const char *tx, char *type, size_t tlen, char *reason,
-                          size_t rlen, int timeout_ms, double *outbox_id)
+/* The next PAYMENT_* message about tx (pos_fix_next_payment_msg), shown. */
+static bool next_about(pos_fix_t *f, const char *tx, int timeout_ms, pos_fix_payment_msg_t *msg)
 {
-    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
-
-    while (pos_test_now_ms() < end) {
-        char *m = pos_test_sub_next(&f->sub, 200, NULL, 0);
-        cJSON *j = m != NULL ? cJSON_Parse(m) : NULL;
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
-        cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
-        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
-        cJSON *ob = cJSON_GetObjectItemCaseSensitive(j, "outboxId");
-        bool match = cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 &&
-                     cJSON_IsString(t) && strncmp(t->valuestring, "PAYMENT_", 8) == 0 &&
-                     cJSON_IsString(id) && strcmp(id->valuestring, tx) == 0;
-        if (match) {
-            snprintf(type, tlen, "%s", t->valuestring);
-            snprintf(reason, rlen, "%s", cJSON_IsString(r) ? r->valuestring : "");
-            if (outbox_id != NULL) {
-                *outbox_id = cJSON_IsNumber(ob) ? ob->valuedouble : -1.0;
-            }
-            print_message("%s: %s %s (outboxId %.0f)\n", tx, type, reason,
-                          cJSON_IsNumber(ob) ? ob->valuedouble : -1.0);
-        }
-        cJSON_Delete(j);
-        free(m);
-        if (match) {
-            return true;
-        }
+    if (!pos_fix_next_payment_msg(f, tx, timeout_ms, msg)) {
+        return false;
     }
-    return false;
+    print_message("%s: %s %s (outboxId %.0f)\n", tx, msg->type, msg->reason, msg->outbox_id);
+    return true;
 }
 
-static bool next_about(pos_fix_t *f, const char *tx, char *type, size_t tlen, char *reason,
-                       size_t rlen, int timeout_ms)
+/*
+ * Starts the agent, the test's subscriber on its payment channel first,
+ * with a store whose durable writes take delay_ms longer while the file
+ * flag (its path into flag) exists; simulated devices take no time.
+ */
+static void start_with_slow_flag(pos_fix_t *f, unsigned delay_ms, char *flag, size_t flen)
 {
-    return next_about_id(f, tx, type, tlen, reason, rlen, timeout_ms, NULL);
+    char store[400];
+    const char *channels[] = {"payment:" POS_FIX_TID, NULL};
+
+    agent_paths(f, store, sizeof(store), flag, flen, "slow");
+    pos_ini_set(&f->ini, "log", "level", "info");
+    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
+    const char *const *env = pos_slowfs_env_delay_flag(&f->slowfs, delay_ms, store, flag);
+    assert_non_null(env);
+    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
+    pos_fix_agent_start(f, env);
+    pos_fix_wait_online(f, 1, 60000);
 }
 
 /*
@@ -420,28 +406,21 @@ static bool next_about(pos_fix_t *f, const char *tx, char *type, size_t tlen, ch
 static void test_record_lands_after_refusal(void **state)
 {
     pos_fix_t *f = *state;
-    char store[400], flag[400], type[32], reason[32];
-    const char *channels[] = {"payment:" POS_FIX_TID, NULL};
+    char flag[400];
+    pos_fix_payment_msg_t msg;
 
     if (getenv("POSAGENT_WRAPPER") != NULL) {
         skip(); /* the shim is preloaded into a native agent only */
     }
-    agent_paths(f, store, sizeof(store), flag, sizeof(flag), "slow");
-    pos_ini_set(&f->ini, "log", "level", "info");
-    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
-    const char *const *env = pos_slowfs_env_delay_flag(&f->slowfs, 6000, store, flag);
-    assert_non_null(env);
-    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
-    pos_fix_agent_start(f, env);
-    pos_fix_wait_online(f, 1, 60000);
+    start_with_slow_flag(f, 6000, flag, sizeof(flag));
 
     touch(flag); /* the next flush takes 6 s, past the display's 5 s */
     pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID, SD_REQ("tx-late"));
     pos_test_sleep_ms(5500);
     assert_int_equal(unlink(flag), 0); /* what follows is flushed at once */
-    assert_true(next_about(f, "tx-late", type, sizeof(type), reason, sizeof(reason), 15000));
-    assert_string_equal(type, "PAYMENT_REJECTED");
-    assert_string_equal(reason, "unavailable");
+    assert_true(next_about(f, "tx-late", 15000, &msg));
+    assert_string_equal(msg.type, "PAYMENT_REJECTED");
+    assert_string_equal(msg.reason, "unavailable");
     pos_fix_wait_log(f, "tx-late", 1, 1000);
     pos_test_sleep_ms(2000); /* the STARTING record lands, then its final one */
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 20000), 0);
@@ -449,12 +428,12 @@ static void test_record_lands_after_refusal(void **state)
     pos_fix_agent_start(f, NULL);
     pos_fix_wait_online(f, 2, 60000);
     /* Nothing more about it at the start ... */
-    assert_false(next_about(f, "tx-late", type, sizeof(type), reason, sizeof(reason), 2000));
+    assert_false(next_about(f, "tx-late", 2000, &msg));
     /* ... and a retry is answered from its record, without the card. */
     pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID, SD_REQ("tx-late"));
-    assert_true(next_about(f, "tx-late", type, sizeof(type), reason, sizeof(reason), 10000));
-    assert_string_equal(type, "PAYMENT_DECLINED");
-    assert_string_equal(reason, "unavailable");
+    assert_true(next_about(f, "tx-late", 10000, &msg));
+    assert_string_equal(msg.type, "PAYMENT_DECLINED");
+    assert_string_equal(msg.reason, "unavailable");
     assert_int_equal(pos_fix_charges(f), 0);
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 10000), 0);
 }
@@ -470,20 +449,13 @@ static void test_record_lands_after_refusal(void **state)
 static void test_stop_with_a_record_on_its_way(void **state)
 {
     pos_fix_t *f = *state;
-    char store[400], flag[400], type[32], reason[32];
-    const char *channels[] = {"payment:" POS_FIX_TID, NULL};
+    char flag[400];
+    pos_fix_payment_msg_t msg;
 
     if (getenv("POSAGENT_WRAPPER") != NULL) {
         skip();
     }
-    agent_paths(f, store, sizeof(store), flag, sizeof(flag), "slow");
-    pos_ini_set(&f->ini, "log", "level", "info");
-    pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "0");
-    const char *const *env = pos_slowfs_env_delay_flag(&f->slowfs, 1500, store, flag);
-    assert_non_null(env);
-    assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
-    pos_fix_agent_start(f, env);
-    pos_fix_wait_online(f, 1, 60000);
+    start_with_slow_flag(f, 1500, flag, sizeof(flag));
 
     touch(flag);
     pos_test_int(&f->redis, "PUBLISH payment:%s %s", POS_FIX_TID, SD_REQ("tx-stop"));
@@ -505,17 +477,18 @@ static void test_stop_with_a_record_on_its_way(void **state)
     pos_fix_wait_online(f, 2, 60000);
     bool declined = false;
     int approved = 0;
-    double first_id = -2.0, id;
+    double first_id = -2.0;
     /* Delivery is at least once: a message sent before the stop whose
      * acknowledgement was not yet written comes again with its outboxId,
      * and the cloud drops it by that. A second first answer would carry
      * another. */
-    while (next_about_id(f, "tx-stop", type, sizeof(type), reason, sizeof(reason), 3000, &id)) {
-        declined |= strcmp(type, "PAYMENT_DECLINED") == 0;
-        approved += strcmp(type, "PAYMENT_APPROVED") == 0;
-        if (strcmp(type, "PAYMENT_PROCESSING") == 0 || strcmp(type, "PAYMENT_REJECTED") == 0) {
-            assert_true(first_id == -2.0 || first_id == id);
-            first_id = id;
+    while (next_about(f, "tx-stop", 3000, &msg)) {
+        declined |= strcmp(msg.type, "PAYMENT_DECLINED") == 0;
+        approved += strcmp(msg.type, "PAYMENT_APPROVED") == 0;
+        if (strcmp(msg.type, "PAYMENT_PROCESSING") == 0 ||
+            strcmp(msg.type, "PAYMENT_REJECTED") == 0) {
+            assert_true(first_id == -2.0 || first_id == msg.outbox_id);
+            first_id = msg.outbox_id;
         }
     }
     assert_true(declined);

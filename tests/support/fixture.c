@@ -131,6 +131,35 @@ const char *const *pos_fix_slowfs(pos_fix_t *f, unsigned delay_ms, const char *p
     return env;
 }
 
+bool pos_fix_next_payment_msg(pos_fix_t *f, const char *tx, int timeout_ms,
+                              pos_fix_payment_msg_t *out)
+{
+    uint64_t end = pos_test_now_ms() + (uint64_t)timeout_ms;
+    bool match = false;
+
+    while (!match && pos_test_now_ms() < end) {
+        char *m = pos_test_sub_next(&f->sub, 200, NULL, 0);
+        cJSON *j = m != NULL ? cJSON_Parse(m) : NULL;
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "transactionId");
+        cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
+        cJSON *ob = cJSON_GetObjectItemCaseSensitive(j, "outboxId");
+        match = cJSON_IsString(o) && strcmp(o->valuestring, "terminal") == 0 && cJSON_IsString(t) &&
+                strncmp(t->valuestring, "PAYMENT_", 8) == 0 && cJSON_IsString(id) &&
+                strcmp(id->valuestring, tx) == 0;
+        if (match) {
+            snprintf(out->type, sizeof(out->type), "%s", t->valuestring);
+            snprintf(out->reason, sizeof(out->reason), "%s",
+                     cJSON_IsString(r) ? r->valuestring : "");
+            out->outbox_id = cJSON_IsNumber(ob) ? ob->valuedouble : -1.0;
+        }
+        cJSON_Delete(j);
+        free(m);
+    }
+    return match;
+}
+
 const char *const *pos_fix_small_quarantine_env(void)
 {
 #if defined(__SANITIZE_ADDRESS__)

@@ -194,6 +194,22 @@ long pos_fix_wait_status(const pos_test_redis_t *r, const char *want, int timeou
  * no numeric "ts". */
 uint64_t pos_fix_status_ts(const char *text);
 
+/* A PAYMENT_* message the agent published about one transaction. */
+typedef struct pos_fix_payment_msg {
+    char type[32];
+    char reason[32];  /* "" when it has none */
+    double outbox_id; /* -1 when it has none */
+} pos_fix_payment_msg_t;
+
+/*
+ * The next PAYMENT_* message with "origin":"terminal" about tx that the
+ * test's subscriber (f->sub, opened on the payment channel) receives
+ * within timeout_ms, into *out; other messages are skipped. False when
+ * none came.
+ */
+bool pos_fix_next_payment_msg(pos_fix_t *f, const char *tx, int timeout_ms,
+                              pos_fix_payment_msg_t *out);
+
 /*
  * One command through a fresh connection to the agent's local API; the
  * reply (free it). Fails the running test, at the caller's line, when
