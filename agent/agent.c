@@ -575,6 +575,12 @@ static bool agent_recovered_scan(pos_agent_t *a)
     }
     a->recovered = n;
     snprintf(a->recovered_name, sizeof(a->recovered_name), "%s", n > 0 ? names[0] : "");
+    if (a->store_ok && a->store.wal_held) {
+        /* A log that had to be set aside and could not be: in place. */
+        if (a->recovered++ == 0) {
+            snprintf(a->recovered_name, sizeof(a->recovered_name), "%s", POS_WAL_FILE);
+        }
+    }
     return (before > 0) != (n > 0) || before != n;
 }
 
@@ -585,7 +591,14 @@ static void agent_recovered_log(const pos_agent_t *a)
     if (a->recovered == 0) {
         return;
     }
-    if (strncmp(a->recovered_name, "wal.", 4) == 0) {
+    if (strcmp(a->recovered_name, POS_WAL_FILE) == 0) {
+        POS_ERR("store",
+                "the write-ahead log in %s had to be set aside and could not be (see the "
+                "store's error at start): payments are refused until a start sets it aside",
+                a->cfg.store_path);
+        return;
+    }
+    if (strncmp(a->recovered_name, POS_WAL_FILE ".", strlen(POS_WAL_FILE) + 1) == 0) {
         /* A log set aside: its records are not in this store, and salvage
          * reads stores, not logs. */
         POS_ERR("store",

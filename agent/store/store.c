@@ -419,7 +419,15 @@ static int wal_keep_aside(pos_store_t *st, const char *what, char *to, size_t to
     snprintf(to, tolen, "%s/" POS_WAL_FILE ".%s-%lld", st->path, what, (long long)time(NULL));
     uint64_t next = st->wal.next_seq;
     pos_wal_close(&st->wal);
-    (void)rename(from, to);
+    if (rename(from, to) != 0) {
+        /* Not opened again: its records would be overwritten, or applied
+         * over what this run commits. It stays for the next start, and
+         * payments wait (st->wal_held) as for one set aside. */
+        int err = errno;
+        snprintf(to, tolen, "%s (could not be renamed: %s)", from, strerror(err));
+        st->wal_held = true;
+        return -err;
+    }
     int rc = pos_wal_open(&st->wal, st->path);
     st->wal.next_seq = next;
     return rc; /* without a log (fd -1) when that failed: not an error */
@@ -560,6 +568,15 @@ int pos_store_checkpoint(pos_store_t *st)
 static void store_wal_open(pos_store_t *st)
 {
     int rc = pos_wal_open(&st->wal, st->path);
+    if (rc != 0 && st->wal.unreadable) {
+        char to[POS_STORE_PATH_MAX + 48];
+        int err = rc;
+        rc = wal_keep_aside(st, "unreadable", to, sizeof(to));
+        POS_ERR("store",
+                "%s: the write-ahead log could not be read (%s): kept as %s, not "
+                "applied; the store goes on from LMDB's last flushed commit",
+                st->path, strerror(-err), to);
+    }
     if (rc != 0) {
         snprintf(st->wal_error, sizeof(st->wal_error), "%s", strerror(-rc));
         POS_WARN("store", "%s: no write-ahead log (%s): every commit is flushed twice", st->path,
@@ -1353,7 +1370,7 @@ bool pos_store_is_moved_aside(const char *name)
      * and could not be given (store_wal_replay): either may hold payments
      * this store does not know. */
     static const char prefixes[][24] = {"data.mdb.corrupt-", POS_WAL_FILE ".failed-",
-                                        POS_WAL_FILE ".damaged-"};
+                                        POS_WAL_FILE ".damaged-", POS_WAL_FILE ".unreadable-"};
     const char *p = NULL;
     int groups = 0;
 

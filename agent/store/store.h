@@ -149,6 +149,7 @@ typedef struct pos_store {
     uint64_t wal_replayed; /* records applied again at open */
     uint64_t wal_damaged; /* at open: the log record found damaged before an intact one (0: none) */
     char wal_error[160];   /* why the store runs without its log, or "" */
+    bool wal_held;         /* a log to set aside could not be renamed: payments wait this run */
 } pos_store_t;
 
 /*

@@ -190,10 +190,19 @@ int pos_wal_open(pos_wal_t *w, const char *dir)
         goto fail;
     }
     w->fd = fd;
-    if ((uint64_t)sb.st_size == POS_WAL_SIZE && header_read(fd, &generation) == 0) {
-        w->generation = generation;
-        w->offset = POS_WAL_BLOCK;
-        return 0;
+    if ((uint64_t)sb.st_size == POS_WAL_SIZE) {
+        rc = header_read(fd, &generation);
+        if (rc == 0) {
+            w->generation = generation;
+            w->offset = POS_WAL_BLOCK;
+            return 0;
+        }
+        if (rc != -EBADMSG) {
+            /* The disk failed the read (EIO): it may hold records LMDB
+             * lacks. Left as it is, for the caller to set aside. */
+            w->unreadable = true;
+            goto fail;
+        }
     }
     /* New, or not one this agent can read: nothing in it is trusted. */
     bool had = (uint64_t)sb.st_size >= WAL_HDR_BYTES && header_read(fd, &generation) == 0;

@@ -58,6 +58,7 @@ typedef struct pos_wal {
     uint64_t records;     /* written since open */
     uint64_t checkpoints; /* generations started since open */
     uint64_t damaged_seq; /* the last replay: a damaged record with an intact one after it */
+    bool unreadable;      /* the last open: the file is there but reading it failed */
 } pos_wal_t;
 
 /* A redo buffer: what one group changes, built in the writer thread. */
@@ -76,8 +77,10 @@ typedef int (*pos_wal_apply_fn)(void *ctx, char kind, unsigned db, const void *k
 /*
  * Opens (creating, POS_WAL_SIZE bytes written in full and flushed) the log
  * in directory dir. Refuses a symbolic link or a non-regular file
- * (-ELOOP, -EINVAL). A file of another size or with an unreadable header
- * is started afresh (nothing in it can be trusted). Returns 0 or a
+ * (-ELOOP, -EINVAL). A file of another size or whose header is not one
+ * (bad magic or CRC) is started afresh (nothing in it can be trusted). A
+ * file whose header the disk fails to read (EIO) is left untouched, with
+ * w->unreadable set: its records may be ones LMDB lacks. Returns 0 or a
  * negative errno (then w->fd is -1 and the store runs without a log).
  */
 int pos_wal_open(pos_wal_t *w, const char *dir);

@@ -54,7 +54,14 @@ static const char *store_dir(pos_fix_t *f)
     return path;
 }
 
+static void start_env(pos_fix_t *f, const char *const *env);
+
 static void start(pos_fix_t *f)
+{
+    start_env(f, NULL);
+}
+
+static void start_env(pos_fix_t *f, const char *const *env)
 {
     /* The subscriber first (what waited in the outbox goes out at once),
      * and afresh: a cut-off (below) closes the default user's connections. */
@@ -62,7 +69,7 @@ static void start(pos_fix_t *f)
     const char *channels[] = {"payment:" TID, "transaction:" SID, NULL};
     assert_int_equal(pos_test_sub_open_many(&f->sub, &f->redis, channels), 0);
     pos_ini_set(&f->ini, "hal", "sim_pinpad_delay_ms", "100");
-    pos_fix_agent_start(f, NULL);
+    pos_fix_agent_start(f, env);
     pos_fix_wait_online(f, f->starts, 10000);
     pos_fix_wait_log(f, "hal: pinpad: ready", f->starts, 5000);
 }
@@ -564,12 +571,79 @@ static void test_log_set_aside_holds_payments(void **state)
     stop(f);
 }
 
+/*
+ * The disk fails the one read of the write-ahead log's header at a start
+ * (EIO). The log used to be taken for "not one of ours" and written over
+ * with zeros: records LMDB lacked would be gone. It is now set aside as it
+ * was (wal.unreadable-<epoch>, byte for byte), a new log is begun, and
+ * payments wait for the operator as for any log set aside.
+ */
+static void test_unreadable_log_set_aside(void **state)
+{
+    pos_fix_t *f = *state;
+    char path[600], flag[600], *out = NULL;
+    char reason[32];
+    size_t before_len = 0, after_len = 0;
+
+    start(f);
+    publish(f, REQ("tx-u1"));
+    assert_string_equal(answer(f, "tx-u1", reason, sizeof(reason)), "PAYMENT_PROCESSING");
+    cJSON_Delete(pos_test_sub_expect(&f->sub, "TRANSACTION_COMPLETED", "tx-u1", 10000, NULL));
+    stop(f);
+    assert_int_equal(pos_fix_charges(f), 1);
+
+    snprintf(path, sizeof(path), "%s/wal", store_dir(f));
+    unsigned char *before = slurp(path, &before_len);
+    assert_non_null(before);
+    snprintf(flag, sizeof(flag), "%s/eio.flag", f->agent.dir);
+    const char *const *env = pos_slowfs_env_eio_name(&f->slowfs, store_dir(f), flag, "wal");
+    assert_non_null(env);
+    FILE *fp = fopen(flag, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    start_env(f, env);
+    assert_int_equal(access(flag, F_OK), -1); /* the shim did fail a read */
+    pos_fix_wait_log(f, "the write-ahead log could not be read", 1, 5000);
+
+    char names[2][POS_STORE_NAME_MAX];
+    assert_int_equal(pos_store_moved_aside(store_dir(f), names, 2), 1);
+    assert_non_null(strstr(names[0], "wal.unreadable-"));
+    snprintf(path, sizeof(path), "%s/%s", store_dir(f), names[0]);
+    unsigned char *after = slurp(path, &after_len);
+    assert_non_null(after);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    free(before);
+    free(after);
+
+    expect_rejected_unavailable(f, REQ("tx-u2"), "tx-u2");
+    expect_status(f, "degraded", "unavailable", "store_recovered");
+    publish(f, REQ("tx-u1")); /* the paid one: never charged again */
+    assert_string_not_equal(answer(f, "tx-u1", reason, sizeof(reason)), "PAYMENT_PROCESSING");
+    assert_int_equal(pos_fix_charges(f), 1);
+
+    const char *clear[] = {bin(), "--config", f->agent.conf, "store", "clear-recovered", NULL};
+    assert_int_equal(run(clear, &out), 0);
+    assert_non_null(strstr(out, "wal.unreadable-"));
+    free(out);
+    expect_status(f, "online", "ok", NULL);
+    publish(f, REQ("tx-u3"));
+    assert_string_equal(answer(f, "tx-u3", reason, sizeof(reason)), "PAYMENT_PROCESSING");
+    cJSON_Delete(pos_test_sub_expect(&f->sub, "TRANSACTION_COMPLETED", "tx-u3", 10000, NULL));
+    assert_int_equal(pos_fix_charges(f), 2);
+    stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        POS_FIX_TEST(test_moved_aside_salvaged),    POS_FIX_TEST(test_short_file_salvaged),
-        POS_FIX_TEST(test_zero_length_and_garbage), POS_FIX_TEST(test_store_cannot_be_opened),
-        POS_FIX_TEST(test_newer_format_refused),    POS_FIX_TEST(test_log_set_aside_holds_payments),
+        POS_FIX_TEST(test_moved_aside_salvaged),
+        POS_FIX_TEST(test_short_file_salvaged),
+        POS_FIX_TEST(test_zero_length_and_garbage),
+        POS_FIX_TEST(test_store_cannot_be_opened),
+        POS_FIX_TEST(test_newer_format_refused),
+        POS_FIX_TEST(test_log_set_aside_holds_payments),
+        POS_FIX_TEST(test_unreadable_log_set_aside),
     };
     return cmocka_run_group_tests_name("recovery", tests, NULL, NULL);
 }

@@ -8,7 +8,8 @@
  *   write, pwrite, pwrite64,         on a descriptor opened with O_DSYNC or
  *   writev, pwritev, pwritev64       O_SYNC (LMDB writes its meta page so)
  *
- * and nothing else: reads, sockets, pipes, ordinary writes pass untouched.
+ * and nothing else: reads, sockets, pipes, ordinary writes pass untouched
+ * (but for the failures below).
  * Whether a descriptor is synchronous is asked of the kernel at each write
  * (fcntl F_GETFL), so it holds however the descriptor was opened (open,
  * open64, openat, the fortified __open_2, dup) without tracking them.
@@ -32,6 +33,11 @@
  *   POS_SLOWFS_FAIL_NAME with the flag: only files of this name (the last
  *                        component of the path) fail, e.g. "data.mdb" for
  *                        LMDB's data file and not the write-ahead log beside it
+ *   POS_SLOWFS_EIO_FLAG  a file: when it exists, the next pread or pread64
+ *                        of a file named POS_SLOWFS_EIO_NAME (required)
+ *                        under POS_SLOWFS_PREFIX (required) fails with EIO
+ *                        and the shim removes the flag: one read error, as
+ *                        a disk gives now and then; other calls pass
  *
  * The delay is slept in the calling thread after the real call, so a
  * program that syncs on its event loop stalls its loop, and one that syncs
@@ -74,6 +80,8 @@ static int slowfs_log_fd = -1;
 static char slowfs_fail_flag[PATH_MAX];
 static char slowfs_fail_name[NAME_MAX + 1];
 static char slowfs_delay_flag[PATH_MAX];
+static char slowfs_eio_flag[PATH_MAX];
+static char slowfs_eio_name[NAME_MAX + 1];
 
 /* path is at or under the prefix (always true without one). */
 static int slowfs_under_prefix(const char *path)
@@ -250,6 +258,12 @@ __attribute__((constructor)) static void slowfs_init(void)
     if (name != NULL) {
         snprintf(slowfs_fail_name, sizeof(slowfs_fail_name), "%s", name);
     }
+    const char *eflag = getenv("POS_SLOWFS_EIO_FLAG");
+    const char *ename = getenv("POS_SLOWFS_EIO_NAME");
+    if (eflag != NULL && ename != NULL) {
+        snprintf(slowfs_eio_flag, sizeof(slowfs_eio_flag), "%s", eflag);
+        snprintf(slowfs_eio_name, sizeof(slowfs_eio_name), "%s", ename);
+    }
     if (log != NULL && log[0] != '\0' && slowfs_delay_ms > 0) {
         slowfs_log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     }
@@ -387,4 +401,46 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off)
     ssize_t rc = real_pwritev64(fd, iov, cnt, off);
     slowfs_after_write("pwritev", fd);
     return rc;
+}
+
+/* ---- reads, failed on request -------------------------------------------------------- */
+
+typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
+typedef ssize_t (*pread64_fn)(int, void *, size_t, off64_t);
+
+/* True when this read of fd is the one to fail (POS_SLOWFS_EIO_FLAG); errno kept. */
+static int slowfs_eio(int fd)
+{
+    char path[PATH_MAX];
+    int saved = errno, fail = 0;
+
+    if (slowfs_eio_flag[0] != '\0' && slowfs_prefix_len > 0 && access(slowfs_eio_flag, F_OK) == 0) {
+        slowfs_fd_path(fd, path, sizeof(path));
+        const char *base = strrchr(path, '/');
+        fail = slowfs_under_prefix(path) &&
+               strcmp(base != NULL ? base + 1 : path, slowfs_eio_name) == 0 &&
+               unlink(slowfs_eio_flag) == 0; /* once: the first to remove it */
+    }
+    errno = saved;
+    return fail;
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    NEXT(pread_fn, pread);
+    if (slowfs_eio(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real_pread(fd, buf, n, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
+{
+    NEXT(pread64_fn, pread64);
+    if (slowfs_eio(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real_pread64(fd, buf, n, off);
 }

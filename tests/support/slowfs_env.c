@@ -119,6 +119,16 @@ const char *const *pos_slowfs_env_full_name(pos_slowfs_env_t *e, const char *pre
     return env_add(e, e->name, sizeof(e->name), "POS_SLOWFS_FAIL_NAME", name);
 }
 
+const char *const *pos_slowfs_env_eio_name(pos_slowfs_env_t *e, const char *prefix,
+                                           const char *flag, const char *name)
+{
+    if (pos_slowfs_env(e, 0, prefix, NULL) == NULL) {
+        return NULL;
+    }
+    env_add(e, e->eflag, sizeof(e->eflag), "POS_SLOWFS_EIO_FLAG", flag);
+    return env_add(e, e->ename, sizeof(e->ename), "POS_SLOWFS_EIO_NAME", name);
+}
+
 int pos_slowfs_log_count(const char *log, const char *call, const char *path)
 {
     FILE *f = fopen(log, "r");

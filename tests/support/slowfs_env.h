@@ -24,7 +24,9 @@ typedef struct pos_slowfs_env {
     char fail[320];     /* POS_SLOWFS_FAIL_FLAG=... */
     char name[96];      /* POS_SLOWFS_FAIL_NAME=... */
     char dflag[320];    /* POS_SLOWFS_DELAY_FLAG=... */
-    const char *env[8]; /* the list, NULL-terminated */
+    char eflag[320];    /* POS_SLOWFS_EIO_FLAG=... */
+    char ename[96];     /* POS_SLOWFS_EIO_NAME=... */
+    const char *env[10]; /* the list, NULL-terminated */
 } pos_slowfs_env_t;
 
 /*
@@ -59,6 +61,11 @@ const char *const *pos_slowfs_env_delay_flag(pos_slowfs_env_t *e, unsigned delay
  * fails, its write-ahead log beside it does not). */
 const char *const *pos_slowfs_env_full_name(pos_slowfs_env_t *e, const char *prefix,
                                             const char *flag, const char *name);
+
+/* The next read (pread) of a file named name under prefix fails with EIO
+ * once the file flag exists; the shim then removes the flag. */
+const char *const *pos_slowfs_env_eio_name(pos_slowfs_env_t *e, const char *prefix,
+                                           const char *flag, const char *name);
 
 /*
  * Lines of a shim log naming call ("fsync", "pwrite", ...; NULL: any) on
