@@ -877,6 +877,8 @@ void pos_payment_on_message(pos_payment_t *p, const char *payload, size_t len)
         }
         break;
     case POS_MSG_RECEIPT_REPRINT:
+        /* A finished payment the history (256) has forgotten: its record. */
+        payment_recall(p, msg->u.tx.transaction_id);
         ev.kind = POS_PAY_EV_REPRINT;
         ev.transaction_id = msg->u.tx.transaction_id;
         payment_run(p, &ev);

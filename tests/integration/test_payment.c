@@ -210,6 +210,51 @@ static void test_approved_payment(void **state)
     assert_int_equal(pos_fix_charges(f), 1);
 }
 
+/*
+ * A reprint of a payment older than the state machine's history (256
+ * finished ids) but still in the journal: printed from its record. It
+ * was answered RECEIPT_FAILED "not_found", although a repeated request
+ * for the same id was answered from the journal.
+ */
+static void test_reprint_from_journal(void **state)
+{
+    pos_fix_t *f = *state;
+    char tx[32], msg[256];
+
+    pos_ini_set(&f->ini, "hal", "sim_printer_delay_ms", "0");
+    pos_ini_set(&f->ini, "inbound", "payment_rate", "1000");
+    start_delay(f, 0);
+    for (int i = 0; i <= 256; i++) {
+        snprintf(tx, sizeof(tx), "tx-r%d", i);
+        snprintf(msg, sizeof(msg), REQ("%s", "1.00"), tx);
+        publish(f, msg);
+        cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", tx, 10000));
+        cJSON_Delete(expect_msg(f, "RECEIPT_PRINTED", tx, 10000));
+    }
+    assert_int_equal(pos_fix_charges(f), 257);
+
+    publish(f, "{\"type\":\"RECEIPT_REPRINT\",\"transactionId\":\"tx-r0\"}");
+    cJSON_Delete(expect_msg(f, "RECEIPT_PRINTED", "tx-r0", 3000));
+    /* The copy is the file's last receipt (read_file reads 64 KiB only). */
+    char path[512], tail[2048];
+    snprintf(path, sizeof(path), "%s/sim/receipts.txt", f->agent.dir);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, -(long)(sizeof(tail) - 1), SEEK_END), 0);
+    size_t n = fread(tail, 1, sizeof(tail) - 1, fp);
+    fclose(fp);
+    tail[n] = '\0';
+    const char *copy = strstr(tail, "tx-r0");
+    assert_non_null(copy);
+    assert_null(strstr(copy, "tx-r256")); /* nothing printed after it */
+
+    publish(f, "{\"type\":\"RECEIPT_REPRINT\",\"transactionId\":\"tx-never\"}");
+    cJSON *j = expect_msg(f, "RECEIPT_FAILED", "tx-never", 3000);
+    assert_string_equal(str(j, "reason"), "not_found");
+    cJSON_Delete(j);
+    assert_int_equal(pos_fix_charges(f), 257);
+}
+
 static void test_declined_and_rejected(void **state)
 {
     pos_fix_t *f = *state;
@@ -853,6 +898,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_approved_payment, pos_fix_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reprint_from_journal, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_declined_and_rejected, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_and_cancel, pos_fix_setup, teardown),
         cmocka_unit_test_setup_teardown(test_paper_out_after_approval, pos_fix_setup, teardown),
