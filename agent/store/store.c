@@ -400,11 +400,12 @@ static int wal_apply(void *ctx, char kind, unsigned db, const void *key, size_t 
     if (db >= POS_DB_COUNT) {
         return EBADMSG;
     }
-    if (kind == 'P') {
-        return mdb_put(r->txn, r->st->dbi[db], &k, &v, 0);
+    int rc = kind == 'P' ? mdb_put(r->txn, r->st->dbi[db], &k, &v, 0)
+                         : mdb_del(r->txn, r->st->dbi[db], &k, NULL);
+    if (rc == MDB_NOTFOUND && kind != 'P') {
+        return 0;
     }
-    int rc = mdb_del(r->txn, r->st->dbi[db], &k, NULL);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return rc == MDB_MAP_FULL ? ENOSPC : rc; /* room, not an I/O error, to the caller */
 }
 
 /*
@@ -492,7 +493,7 @@ static int store_wal_replay(pos_store_t *st)
 }
 
 /* Applies redo (records up to seq) in a commit of its own, covered by the log. */
-static int store_redo_apply(pos_store_t *st, const pos_wal_redo_t *redo, uint64_t seq)
+static int store_redo_apply_once(pos_store_t *st, const pos_wal_redo_t *redo, uint64_t seq)
 {
     wal_target_t r = {st, NULL};
     int rc = mdb_txn_begin(st->env, NULL, 0, &r.txn);
@@ -511,6 +512,23 @@ static int store_redo_apply(pos_store_t *st, const pos_wal_redo_t *redo, uint64_
     st->wal_covered = true;
     rc = pos_store_txn_commit(r.txn);
     st->wal_covered = false;
+    return rc;
+}
+
+/*
+ * The same; refused for room, tried again with the reserve lent (as to a
+ * deletion): these commits were answered already, from their log record,
+ * and every write after them waits for them. A full batch's worth of
+ * redo (64 KiB) fits in the reserve (256 KiB at least).
+ */
+static int store_redo_apply(pos_store_t *st, const pos_wal_redo_t *redo, uint64_t seq)
+{
+    int rc = store_redo_apply_once(st, redo, seq);
+
+    if (rc == -ENOSPC && pos_store_reserve_begin(st) == 0) {
+        rc = store_redo_apply_once(st, redo, seq);
+        pos_store_reserve_end(st);
+    }
     return rc;
 }
 

@@ -164,9 +164,15 @@ static void writer_log_off(pos_store_t *st, int rc)
             "now on",
             st->path, strerror(-rc));
     snprintf(st->wal_error, sizeof(st->wal_error), "%s", strerror(-rc));
-    if (mdb_env_sync(st->env, 1) == 0) {
-        (void)mdb_env_set_flags(st->env, MDB_NOMETASYNC, 0);
+    /* Every later commit flushes its meta page too, whether or not this
+     * flush of the last one works: left set, with no log and no flush of
+     * our own after each commit, a power cut could undo an answered one. */
+    int src = mdb_env_sync(st->env, 1);
+    if (src != 0) {
+        POS_ERR("store", "%s: flushing LMDB's last commit failed too (%s)", st->path,
+                mdb_strerror(src));
     }
+    (void)mdb_env_set_flags(st->env, MDB_NOMETASYNC, 0);
     st->wal_on = false;
     pos_wal_close(&st->wal);
 }
@@ -205,6 +211,22 @@ static int batch_begin(pos_store_t *st, writer_batch_t *b)
     if (rc != 0) {
         b->txn = NULL;
         return rc;
+    }
+    if (st->wal_on) {
+        /* walseq rewritten now, as it is: its page is then the batch's
+         * own, and writer_log()'s puts of it need no new one. One of
+         * those refused for room would break the batch and turn the log
+         * off; refused here it is a room refusal like any other. */
+        uint64_t seq = 0;
+        rc = pos_store_meta_get(st, b->txn, "walseq", &seq);
+        if (rc == 0) {
+            rc = pos_store_meta_put(st, b->txn, "walseq", seq);
+        }
+        if (rc != 0) {
+            mdb_txn_abort(b->txn);
+            b->txn = NULL;
+            return rc;
+        }
     }
     st->redo.len = 0;
     st->redo.overflow = false;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <uv.h>
@@ -410,6 +411,103 @@ static void test_room_refusal_keeps_order(void **state)
     assert_int_equal(order_seq[1], 1);
 }
 
+/* A put of a value of fill_size bytes under a key of its own. */
+typedef struct fill_op {
+    pos_store_op_t op;
+    unsigned key;
+    int status; /* what done() said; 1: not yet */
+} fill_op_t;
+
+static size_t fill_size;
+
+static int fill_apply(pos_store_op_t *op, MDB_txn *txn)
+{
+    fill_op_t *o = op->ctx;
+    static unsigned char value[16384];
+    char key[16];
+    snprintf(key, sizeof(key), "k%08u", o->key);
+    MDB_val k = {strlen(key), key};
+    MDB_val v = {fill_size, value};
+    return pos_store_errno(pos_store_put(&st, txn, POS_DB_CACHE, &k, &v, 0));
+}
+
+static int fill_recover(pos_store_op_t *op)
+{
+    (void)op;
+    return 0; /* no room to make */
+}
+
+static void fill_done(pos_store_op_t *op)
+{
+    fill_op_t *o = op->ctx;
+    o->status = op->status;
+}
+
+/*
+ * A store filled to the last page, one put a group, with values of
+ * several sizes: the group that meets the end is refused for room, and
+ * the write-ahead log stays on. The first logged group of a batch also
+ * rewrites walseq, which takes a page of its own: refused there, the
+ * batch broke and the log was turned off for the rest of the run (every
+ * commit flushed twice).
+ */
+static bool fill_all_done(const void *arg)
+{
+    const fill_op_t *o = arg;
+    for (int i = 0; i < 8; i++) {
+        if (o[i].status == 1) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void test_full_map_keeps_log(void **state)
+{
+    (void)state;
+    stop();
+    pos_store_close(&st);
+    for (unsigned i = 0; i < 40; i++) {
+        char dir[600];
+        snprintf(dir, sizeof(dir), "%s/full-%u", fx.dir, i);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        pos_test_store_open(&st, dir, 1 * MB);
+        assert_true(st.wal_on);
+        start(0);
+        fill_size = 500 + i * 297;
+        int refused = 0;
+        for (unsigned n = 0; n < 4096 && refused == 0; n += 8) {
+            fill_op_t o[8];
+            memset(o, 0, sizeof(o));
+            for (int j = 0; j < 8; j++) {
+                o[j].key = n + (unsigned)j;
+                o[j].status = 1;
+                o[j].op.apply = fill_apply;
+                o[j].op.recover = fill_recover;
+                o[j].op.done = fill_done;
+                o[j].op.ctx = &o[j];
+                pos_store_writer_submit(&w, &o[j].op); /* eight groups, one batch */
+            }
+            assert_true(pos_test_loop_until(&loop, fill_all_done, o, 10000));
+            wait_applied();
+            for (int j = 0; j < 8; j++) {
+                if (o[j].status == -ENOSPC) {
+                    refused++;
+                } else {
+                    assert_int_equal(o[j].status, 0);
+                }
+            }
+        }
+        assert_true(refused > 0);
+        assert_true(st.wal_on);
+        assert_string_equal(st.wal_error, "");
+        assert_int_equal(st.stuck_seq, 0);
+        stop();
+        pos_store_close(&st);
+    }
+    pos_test_store_open(&st, fx.dir, 16 * MB); /* for close_all */
+}
+
 int main(void)
 {
 #define T(f)                                                                                       \
@@ -418,6 +516,7 @@ int main(void)
         T(test_order_and_grouping),     T(test_reads_see_queued_writes),
         T(test_one_failure_in_a_group), T(test_failure_in_the_middle_of_a_group),
         T(test_close_loses_nothing),    T(test_room_refusal_keeps_order),
+        T(test_full_map_keeps_log),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
