@@ -594,22 +594,52 @@ static void on_display(pos_payment_sm_t *sm, const pos_payment_event_t *ev, uint
     }
 }
 
+/* The slot of an abandoned payment whose record is tx's, or NULL. */
+static pos_payment_record_t *abandoned_find(pos_payment_sm_t *sm, const char *tx)
+{
+    for (size_t i = 0; i < POS_PAY_ABANDONED; i++) {
+        if (strcmp(sm->abandoned[i].transaction_id, tx) == 0) { /* tx: valid, non-empty */
+            return &sm->abandoned[i];
+        }
+    }
+    return NULL;
+}
+
+/* Keeps cur's record as abandoned: a free slot, else the oldest one's
+ * (its record, if it ever lands, is then left STARTING). */
+static void abandoned_keep(pos_payment_sm_t *sm, pos_payment_actions_t *out)
+{
+    size_t i = 0;
+    while (i < POS_PAY_ABANDONED && sm->abandoned[i].transaction_id[0] != '\0') {
+        i++;
+    }
+    if (i == POS_PAY_ABANDONED) {
+        act_counter(out, "payments_abandoned_dropped");
+        memmove(&sm->abandoned[0], &sm->abandoned[1],
+                sizeof(sm->abandoned[0]) * (POS_PAY_ABANDONED - 1));
+        i = POS_PAY_ABANDONED - 1;
+    }
+    sm->abandoned[i] = sm->cur;
+}
+
 /* The record of the payment being started is durable: the pinpad may be
  * asked (once the display has shown the amount). */
 static void on_recorded(pos_payment_sm_t *sm, const char *tx, uint64_t now_ms,
                         pos_payment_actions_t *out)
 {
-    if (strcmp(sm->abandoned.transaction_id, tx) == 0) { /* tx is a valid, non-empty id */
+    pos_payment_record_t *ab = abandoned_find(sm, tx);
+
+    if (ab != NULL) {
         /* Refused (unavailable) before this landed: the card was never
          * asked. Final now, so that neither a restart (DECLINED
          * "interrupted", after the REJECTED) nor a retry of the id takes
          * it for a payment cut short; a retry is answered from it. */
-        pos_payment_record_t r = sm->abandoned;
+        pos_payment_record_t r = *ab;
         r.state = POS_PAY_FAILED;
         copy_str(r.reason, sizeof(r.reason), "unavailable");
         act_record(out, &r);
         history_add(sm, &r);
-        memset(&sm->abandoned, 0, sizeof(sm->abandoned));
+        memset(ab, 0, sizeof(*ab));
         return;
     }
     if (sm->state != POS_PAY_STARTING || strcmp(sm->cur.transaction_id, tx) != 0) {
@@ -639,8 +669,9 @@ static void abandon_unrecorded(pos_payment_sm_t *sm, pos_payment_actions_t *out)
 
 static void on_record_failed(pos_payment_sm_t *sm, const char *tx, pos_payment_actions_t *out)
 {
-    if (strcmp(sm->abandoned.transaction_id, tx) == 0) {
-        memset(&sm->abandoned, 0, sizeof(sm->abandoned)); /* nothing landed */
+    pos_payment_record_t *ab = abandoned_find(sm, tx);
+    if (ab != NULL) {
+        memset(ab, 0, sizeof(*ab)); /* nothing landed */
     }
     if (sm->state == POS_PAY_STARTING && strcmp(sm->cur.transaction_id, tx) == 0) {
         abandon_unrecorded(sm, out);
@@ -661,7 +692,7 @@ static void on_deadline(pos_payment_sm_t *sm, uint64_t now_ms, pos_payment_actio
     case POS_PAY_STARTING:
         if (!sm->recorded) {
             /* The store did not answer in time; its record may still land. */
-            sm->abandoned = sm->cur;
+            abandoned_keep(sm, out);
             abandon_unrecorded(sm, out);
             break;
         }

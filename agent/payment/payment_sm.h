@@ -28,6 +28,7 @@
 #include "hal/device.h"
 
 #define POS_PAY_HISTORY     256 /* finished transaction ids remembered */
+#define POS_PAY_ABANDONED   4   /* refused payments whose record is still on its way */
 #define POS_PAY_ACTIONS_MAX 16  /* actions one event can produce */
 
 /* Default timeouts, milliseconds. */
@@ -176,11 +177,12 @@ typedef struct pos_payment_sm {
     pos_payment_sm_config_t cfg;
     pos_payment_state_t state; /* IDLE or a live state */
     pos_payment_record_t cur;  /* the live payment (or the last one when IDLE) */
-    /* A request refused at its display deadline while its STARTING record
-     * was still on its way to the disk (transaction_id "" when none): once
-     * that record lands it is replaced by a final one, never left for a
-     * restart to report as interrupted. */
-    pos_payment_record_t abandoned;
+    /* Requests refused at their display deadline while their STARTING
+     * record was still on its way to the disk (transaction_id "" in a free
+     * slot): once such a record lands it is replaced by a final one, never
+     * left for a restart to report as interrupted. A slow disk can hold
+     * several (the next request's record queues behind the first). */
+    pos_payment_record_t abandoned[POS_PAY_ABANDONED];
     bool recorded;             /* STARTING: cur's record is durable */
     bool displayed;            /* STARTING: the display showed the amount (or gave up) */
     pos_msg_payment_t req;     /* the request of cur: lines for display and receipt */

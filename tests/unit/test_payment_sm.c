@@ -588,6 +588,34 @@ static void test_record_late_refuses(void **state)
     RUN(steps);
 }
 
+/* Two requests refused while their records wait behind a slow disk: each
+ * record is made final when it lands (one slot kept only the last). */
+static void test_two_records_late(void **state)
+{
+    static const step_t steps[] = {
+        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
+         POS_PAY_STARTING},
+        {"disp tx-1 ok", "", POS_PAY_STARTING},
+        {"tick 5000",
+         "DISCARD@tx-1 SREM PAYMENT_REJECTED:unavailable@tx-1 INCR(payments_rejected) "
+         "TEXT(Not completed) IDLE",
+         POS_PAY_IDLE},
+        {"req tx-2 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-2 BUSY DISPLAY(1234)",
+         POS_PAY_STARTING},
+        {"disp tx-2 ok", "", POS_PAY_STARTING},
+        {"tick 10000",
+         "DISCARD@tx-2 SREM PAYMENT_REJECTED:unavailable@tx-2 INCR(payments_rejected) "
+         "TEXT(Not completed) IDLE",
+         POS_PAY_IDLE},
+        {"rec tx-1", "RECORD(FAILED)", POS_PAY_IDLE},
+        {"rec tx-2", "RECORD(FAILED)", POS_PAY_IDLE},
+        {"req tx-1 1234", "PAYMENT_DECLINED:unavailable@tx-1", POS_PAY_IDLE},
+        {"req tx-2 1234", "PAYMENT_DECLINED:unavailable@tx-2", POS_PAY_IDLE},
+    };
+    (void)state;
+    RUN(steps);
+}
+
 static void test_cancel_starting(void **state)
 {
     static const step_t steps[] = {
@@ -1027,6 +1055,7 @@ int main(void)
         T(test_pinpad_waits_for_record),
         T(test_record_failed_refuses),
         T(test_record_late_refuses),
+        T(test_two_records_late),
         T(test_cancel_starting),
         T(test_cancel_processing_each_pinpad_answer),
         T(test_cancel_loses_race_with_approval),
