@@ -825,6 +825,7 @@ static int decode_root(msg_ctx_t *ctx, pos_msg_channel_t channel, const cJSON *r
         }
     }
     rc = info->decode(ctx, root, out);
+    bool decoded = rc == 0;
     if (rc == 0) {
         rc = check_scope(ctx, root, "storeId", ctx->limits->store_id);
     }
@@ -840,8 +841,10 @@ static int decode_root(msg_ctx_t *ctx, pos_msg_channel_t channel, const cJSON *r
         memcpy(out->u.inventory.store_id, ctx->limits->store_id,
                strlen(ctx->limits->store_id) + 1);
     }
-    if (rc == -EPERM && out->type == POS_MSG_PAYMENT_REQUESTED) {
-        /* Answered PAYMENT_REJECTED: every request gets a first answer. */
+    if (rc != 0 && decoded && out->type == POS_MSG_PAYMENT_REQUESTED) {
+        /* Its scope refused (another till's, or a storeId or terminalId
+         * that is no id): answered PAYMENT_REJECTED, as every request gets
+         * a first answer. */
         memcpy(out->reject_transaction_id, out->u.payment.transaction_id,
                sizeof(out->reject_transaction_id));
     }

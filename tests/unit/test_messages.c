@@ -498,6 +498,23 @@ static void test_scope_other_store_refused(void **state)
         -EPERM);
     assert_int_equal(msg.type, POS_MSG_PAYMENT_REQUESTED);
     assert_string_equal(msg.reject_transaction_id, "tx-9");
+    /* So is one whose terminalId or storeId is no id at all: it was left
+     * with no answer (the contract: every request gets one). */
+    static const char *const bad_scope[] = {
+        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-8\",\"amount\":1,"
+        "\"currency\":\"EUR\",\"terminalId\":\"\"}",
+        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-8\",\"amount\":1,"
+        "\"currency\":\"EUR\",\"storeId\":42}",
+        "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-8\",\"amount\":1,"
+        "\"currency\":\"EUR\",\"terminalId\":\"T 1\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad_scope) / sizeof(bad_scope[0]); i++) {
+        memset(&msg, 0, sizeof(msg));
+        int rc = pos_msg_decode(POS_MSG_CH_PAYMENT, bad_scope[i], strlen(bad_scope[i]), &pay_scope,
+                                &msg, why, sizeof(why));
+        assert_true(rc == -EINVAL || rc == -EBADMSG);
+        assert_string_equal(msg.reject_transaction_id, "tx-8");
+    }
 }
 
 /* CONTRACT.md: what a POS application publishes carries "origin":"pos-app";
