@@ -55,7 +55,11 @@ int pos_hal_emit(pos_hal_device_t *dev, const pos_hal_event_t *ev)
         POS_ERR("hal", "%s: event queue full, event dropped", dev->kind);
         return -ENOBUFS;
     }
-    dev->evq[(dev->evq_head + dev->evq_len) % POS_HAL_EVQ_MAX] = *ev;
+    pos_hal_event_t *q = &dev->evq[(dev->evq_head + dev->evq_len) % POS_HAL_EVQ_MAX];
+    *q = *ev;
+    if (q->type == POS_HAL_EV_PINPAD_RESULT) {
+        q->job_id = dev->run; /* the driver ends the run it was given */
+    }
     dev->evq_len++;
     if (dev->ev_timer_open && !uv_is_active((uv_handle_t *)&dev->ev_timer)) {
         uv_timer_start(&dev->ev_timer, hal_ev_timer_cb, 0, 0);

@@ -70,7 +70,7 @@ typedef struct pos_hal_event {
     pos_hal_event_type_t type;
     pos_dev_state_t status; /* POS_HAL_EV_STATUS */
     int error;              /* ERROR: negative errno; OUTPUT_COMPLETE: 0 or negative errno */
-    uint32_t job_id;        /* OUTPUT_COMPLETE */
+    uint32_t job_id;        /* OUTPUT_COMPLETE; PINPAD_RESULT: the run it ends (dev->run) */
     pos_pinpad_result_t pinpad; /* PINPAD_RESULT */
 } pos_hal_event_t;
 
@@ -103,6 +103,10 @@ struct pos_hal_device {
     uv_loop_t *loop;
 
     pos_hal_state_t state;
+    /* The pinpad's current payment (pos_pinpad_start): a result emitted is
+     * stamped with it, so that one from an earlier payment, delivered after
+     * the next began, is never taken for the next one's. */
+    uint32_t run;
     bool claimed;
     bool enabled;
     pos_dev_state_t status;

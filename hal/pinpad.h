@@ -3,7 +3,9 @@
 
 /*
  * Card pinpad. One payment at a time: start, then exactly one
- * PINPAD_RESULT event (approved, declined, cancelled, error, timeout, unknown). The
+ * PINPAD_RESULT event (approved, declined, cancelled, error, timeout, unknown),
+ * its job_id the start's run (a result queued before a later start still
+ * names its own run when it is delivered). The
  * driver masks the card number at its boundary (first 6 / last 4 at most)
  * and wipes the buffer that held it. An outcome unknown after a timeout is
  * reported as POS_PINPAD_UNKNOWN and never retried automatically.
@@ -32,9 +34,21 @@ struct pos_pinpad_api {
     int (*abort)(pos_hal_device_t *dev);
 };
 
+/* Begins a new run: every result emitted from now on carries its id in
+ * job_id, until the next one begins. Returns the id (never 0). */
+static inline uint32_t pos_pinpad_new_run(pos_hal_device_t *dev)
+{
+    if (++dev->run == 0) {
+        dev->run = 1;
+    }
+    return dev->run;
+}
+
+/* Starts a payment in a new run (pos_pinpad_new_run), whatever it returns. */
 static inline int pos_pinpad_start(pos_hal_device_t *dev, const pos_pinpad_request_t *req)
 {
     const struct pos_pinpad_api *api = (const struct pos_pinpad_api *)dev->api;
+    (void)pos_pinpad_new_run(dev);
     if (!pos_hal_usable(dev)) {
         return -EPERM;
     }

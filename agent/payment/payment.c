@@ -141,10 +141,12 @@ static void payment_pinpad_start(pos_payment_t *p, const pos_payment_action_t *a
         /* Its record landed while the agent stops: the devices close in a
          * moment, a card taken now could be charged with nobody told. */
         POS_WARN("payment", "%s: pinpad not asked: the agent is stopping", act->transaction_id);
+        (void)pos_pinpad_new_run(&p->pinpad);
         rc = -ENODEV;
     } else {
         rc = pos_pinpad_start(&p->pinpad, &req);
     }
+    p->pinpad_run = p->pinpad.run; /* only this run's result is this payment's */
     if (rc != 0) {
         pos_hal_event_t ev;
         memset(&ev, 0, sizeof(ev));
@@ -552,13 +554,15 @@ static void payment_device_event(pos_hal_device_t *dev, const pos_hal_event_t *h
         }
         return;
     case POS_HAL_EV_PINPAD_RESULT:
-        if (p->pinpad_tx[0] == '\0') {
+        if (p->pinpad_tx[0] == '\0' || hev->job_id != p->pinpad_run) {
             /* A payment given up on (abort timed out) whose result came
-             * after the next one failed to start: an approval here is a
-             * charge the cloud does not know of, counted for reconciliation
-             * as the state machine counts one for a settled payment. */
+             * after the next one failed to start, or was delivered after
+             * the next one started: never the next one's. An approval here
+             * is a charge the cloud does not know of, counted for
+             * reconciliation as the state machine counts one for a settled
+             * payment. */
             bool approved = hev->pinpad.outcome == POS_PINPAD_APPROVED;
-            POS_WARN("payment", "pinpad result (%s) with no payment running, ignored%s",
+            POS_WARN("payment", "pinpad result (%s) of an earlier payment, ignored%s",
                      approved ? "approved" : "not approved",
                      approved ? ": counted in payments_late_approved" : "");
             (void)payment_counter(p, approved ? "payments_late_approved" : "pinpad_stale_results",

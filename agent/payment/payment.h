@@ -107,6 +107,7 @@ struct pos_payment {
     void (*closed_cb)(pos_payment_t *p);
 
     char pinpad_tx[POS_MSG_ID_MAX + 1];  /* the payment the pinpad works on */
+    uint32_t pinpad_run; /* its run (pos_pinpad_start): results of others are stale */
     char display_tx[POS_MSG_ID_MAX + 1]; /* a payment waiting for its amount on the glass */
     char print_tx[POS_MSG_ID_MAX + 1];   /* the receipt being printed */
     uint32_t print_job;

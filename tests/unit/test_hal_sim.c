@@ -293,6 +293,56 @@ static void test_pinpad_outcomes(void **state)
     assert_null(strstr(slurp("pinpad.charges"), "4111111111111111"));
 }
 
+/*
+ * A payment's result queued on the loop when the next payment starts (the
+ * pinpad idle again by then) is delivered after that start: it carries
+ * its own run, not the next one's, so it can never be taken for the next
+ * payment's (an approval of A published as B's, B never charged).
+ */
+static void test_pinpad_result_keeps_its_run(void **state)
+{
+    (void)state;
+    pos_hal_device_t d;
+    pos_pinpad_request_t req;
+    create(&d, POS_HAL_PINPAD);
+    assert_int_equal(pos_hal_start(&d), 0);
+    run_until(1); /* ready */
+    memset(&req, 0, sizeof(req));
+    snprintf(req.transaction_id, sizeof(req.transaction_id), "tx-a");
+    req.amount_minor = 1234;
+    req.digits = 2;
+    snprintf(req.currency, sizeof(req.currency), "EUR");
+    req.currency_numeric = 978;
+    assert_int_equal(pos_pinpad_start(&d, &req), 0);
+    uint32_t run_a = d.run;
+    /* A's result, then the pinpad idle, nothing delivered yet. */
+    assert_int_equal(pos_pinpad_abort(&d), 0);
+    int before = rec.n;
+    snprintf(req.transaction_id, sizeof(req.transaction_id), "tx-b");
+    assert_int_equal(pos_pinpad_start(&d, &req), 0);
+    uint32_t run_b = d.run;
+    assert_true(run_b != run_a);
+    assert_int_equal(rec.n, before);
+    int results = 0, cancelled_a = 0, approved_b = 0;
+    for (int tries = 0; tries < 300 && results < 2; tries++) {
+        run_until(rec.n + 1);
+        results = cancelled_a = approved_b = 0;
+        for (int i = before; i < rec.n; i++) {
+            if (rec.ev[i].type == POS_HAL_EV_PINPAD_RESULT) {
+                results++;
+                cancelled_a +=
+                    rec.ev[i].pinpad.outcome == POS_PINPAD_CANCELLED && rec.ev[i].job_id == run_a;
+                approved_b +=
+                    rec.ev[i].pinpad.outcome == POS_PINPAD_APPROVED && rec.ev[i].job_id == run_b;
+            }
+        }
+    }
+    assert_int_equal(results, 2);
+    assert_int_equal(cancelled_a, 1);
+    assert_int_equal(approved_b, 1);
+    close_and_drain(&d, 1);
+}
+
 /* A receipt for the printer tests. */
 static void receipt_doc(pos_receipt_doc_t *doc)
 {
@@ -547,6 +597,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lifecycle_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_display_fits_and_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pinpad_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pinpad_result_keeps_its_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_printer_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invisible_text_never_shown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planted_links_not_followed, setup, teardown),
