@@ -28,6 +28,7 @@ typedef struct delivery_ctx {
      * the entry). */
     struct delivery_ctx *then;
     int refused;
+    uint32_t bytes; /* last: the entry's share of the window (d->inflight_bytes) */
 } delivery_ctx_t;
 
 enum { DELIVERY_NOTE_NONE = 0, DELIVERY_NOTE_INCR, DELIVERY_NOTE_KEEP, DELIVERY_NOTE_WRITE };
@@ -449,6 +450,7 @@ static void delivery_reply(void *ctx, const redisReply *r, int err)
 
     if (current && c->last && d->inflight > 0) {
         d->inflight--;
+        d->inflight_bytes -= c->bytes < d->inflight_bytes ? c->bytes : d->inflight_bytes;
     }
     if (c->then != NULL && err == 0 && r->type == REDIS_REPLY_ERROR) {
         /* The EXPIRE after it may succeed all the same (it is allowed when
@@ -566,13 +568,15 @@ static int delivery_cmds(pos_delivery_t *d, const uint64_t *id, const delivery_c
             free(c2);
             return -ENOMEM;
         }
-        *c1 = (delivery_ctx_t){d, *id, d->epoch, second == NULL, 0, by, NULL, NULL, 0};
+        *c1 = (delivery_ctx_t){d, *id, d->epoch, second == NULL, 0, by, NULL, NULL, 0, 0};
+        c1->bytes = second == NULL ? d->sending_bytes : 0;
         if (key != NULL && note1 != DELIVERY_NOTE_NONE) {
             c1->note = note1;
             c1->key = strdup(key);
         }
         if (c2 != NULL) {
-            *c2 = (delivery_ctx_t){d, *id, d->epoch, true, 0, by, NULL, NULL, 0};
+            *c2 = (delivery_ctx_t){d, *id, d->epoch, true, 0, by, NULL, NULL, 0, 0};
+            c2->bytes = d->sending_bytes;
             /* Only an increment: sent again after later entries, it still
              * counts the same. A SADD of active_transactions sent again
              * after its SREM would list a finished payment for 30 min. */
@@ -756,7 +760,8 @@ static int delivery_send(pos_delivery_t *d, const pos_outbox_entry_t *e)
             /* Signed last, so that "outboxId" is covered too. */
             n = delivery_sign(d, json, (size_t)n, cap);
         }
-        *c = (delivery_ctx_t){d, e->id, d->epoch, true, 0, 0, NULL, NULL, 0};
+        *c = (delivery_ctx_t){d, e->id, d->epoch, true, 0, 0, NULL, NULL, 0, 0};
+        c->bytes = d->sending_bytes;
         const char *argv[] = {"PUBLISH", channel, json};
         size_t lens[] = {7, strlen(channel), (size_t)n};
         rc = pos_link_command(d->link, delivery_reply, c, 3, argv, lens);
@@ -817,6 +822,10 @@ again:
     bool all_kept = n == POS_DELIVERY_WINDOW; /* a full batch, every entry waiting for its keep */
     for (int i = 0; i < n && d->inflight < POS_DELIVERY_WINDOW; i++) {
         const pos_outbox_entry_t *e = &batch.entries[i];
+        /* What the connection's write queue takes is bounded (1 MiB, then
+         * it is dropped): entries of up to 64 KiB each would pass that long
+         * before the window's count, on an uplink that drains slowly. */
+        uint32_t bytes = (uint32_t)(e->payload_len + e->channel_len + 64u);
         if (e->id <= d->sent_upto) {
             continue;
         }
@@ -829,11 +838,18 @@ again:
             continue;
         }
         all_kept = false;
-        if (delivery_send(d, e) != 0) {
+        if (d->inflight > 0 && d->inflight_bytes + bytes > POS_DELIVERY_WINDOW_BYTES) {
+            break; /* a reply frees room and pumps again */
+        }
+        d->sending_bytes = bytes;
+        int rc = delivery_send(d, e);
+        d->sending_bytes = 0;
+        if (rc != 0) {
             break; /* the link went down: the next online resends */
         }
         d->sent_upto = e->id;
         d->inflight++;
+        d->inflight_bytes += bytes;
     }
     pos_outbox_batch_free(&batch);
     if (all_kept) {
@@ -871,6 +887,7 @@ void pos_delivery_online(pos_delivery_t *d)
     d->epoch++;
     d->sent_upto = 0;
     d->inflight = 0;
+    d->inflight_bytes = 0;
     pos_delivery_pump(d);
 }
 

@@ -25,6 +25,9 @@
 #include "agent/store/outbox.h"
 
 #define POS_DELIVERY_WINDOW 64  /* entries in flight at once */
+/* Their bytes, about (one entry at least, whatever its size): well under
+ * the connection's 1 MiB write queue, whatever else shares it. */
+#define POS_DELIVERY_WINDOW_BYTES (256u * 1024u)
 #define POS_DELIVERY_KEYS   256 /* buckets of the per-key bookkeeping */
 
 /* An INCRBY entry of the outbox: its id and amount. */
@@ -100,6 +103,8 @@ typedef struct pos_delivery {
     const pos_sign_keys_t *keys; /* NULL or none: the agent's messages go unsigned */
     uint64_t sent_upto;          /* highest id sent on the current connection */
     unsigned inflight;
+    uint64_t inflight_bytes; /* their bytes (POS_DELIVERY_WINDOW_BYTES) */
+    uint32_t sending_bytes;  /* the entry being sent: its share, for its reply's context */
     uint64_t epoch; /* bumped at each reconnect: late replies are ignored */
     uint64_t delivered;
     uint64_t lost;    /* sent without a store while offline */

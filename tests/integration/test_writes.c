@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "tests/support/fixture.h"
+#include "tests/support/proxy.h"
 
 #define TID POS_FIX_TID
 #define SID POS_FIX_SID
@@ -953,6 +954,63 @@ static void test_session_write_latency(void **state)
 }
 
 /* The fixture's setup, and g_fix for must(). */
+/*
+ * The uplink takes nothing for 2 s (a proxy that stops reading, small
+ * socket buffers on both sides, as on a slow cellular link) while the POS
+ * application writes 60 session values of 60,000 bytes. The outbox's
+ * window counted entries, not bytes: 64 of these queued about 3.8 MB for
+ * the connection, past its 1 MiB write queue, which dropped the link;
+ * the next connect resent the same burst and could drop it again. The
+ * window now holds at most 256 KiB of entries (one at least): the link
+ * stays up, and every value arrives once the uplink flows again.
+ */
+static void test_large_writes_keep_the_link(void **state)
+{
+    pos_fix_t *f = *state;
+    enum { N = 60, LEN = 60000 };
+    char *value = malloc(LEN + 1);
+    pos_test_proxy_t *px = pos_test_proxy_start(f->redis.port);
+
+    assert_non_null(value);
+    assert_non_null(px);
+    memset(value, 'x', LEN);
+    value[LEN] = '\0';
+    pos_test_proxy_tight(px);
+    pos_ini_set(&f->ini, "redis", "url", "redis://127.0.0.1:%u", (unsigned)pos_test_proxy_port(px));
+    /* The agent's sockets keep a 64 KiB send buffer (the kernel doubles
+     * it), as on a slow uplink: on loopback it would grow to 4 MB and hold
+     * the whole burst itself. */
+    const char *const *env = pos_slowfs_env_sndbuf(&f->slowfs, 32 * 1024);
+    assert_non_null(env);
+    pos_fix_agent_start(f, env);
+    pos_fix_wait_online(f, 1, 10000);
+    redisContext *c = pos_fix_local_connect(f);
+    pos_test_proxy_stall(px, true);
+    for (int i = 0; i < N; i++) {
+        value[0] = (char)('a' + i % 26);
+        lok(c, "SET session:big%d %s EX 600", i, value);
+    }
+    pos_test_sleep_ms(2000);
+    redisContext *cloud = pos_test_cloud_connect(&f->redis);
+    assert_int_equal(lint(cloud, "EXISTS session:big0"), 0); /* nothing went through */
+    pos_test_proxy_stall(px, false);
+    for (int i = 0; i < N; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "session:big%d", i);
+        value[0] = (char)('a' + i % 26);
+        wait_redis(cloud, key, value, 20000);
+    }
+    if (pos_test_agent_wait_log(&f->agent, "link: offline", 1, 10)) {
+        pos_fix_dump_log(f);
+        fail_msg("the link dropped under the burst");
+    }
+    free(value);
+    redisFree(c);
+    redisFree(cloud);
+    pos_test_agent_stop(&f->agent, SIGTERM, 10000);
+    pos_test_proxy_stop(px);
+}
+
 static int setup(void **state)
 {
     int rc = pos_fix_setup(state);
@@ -979,6 +1037,7 @@ int main(void)
         WRITES_TEST(test_cache_clear_keeps_writes),
         WRITES_TEST(test_flood_bounded),
         WRITES_TEST(test_session_write_latency),
+        WRITES_TEST(test_large_writes_keep_the_link),
     };
     pos_fix_filters_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,8 @@ struct pos_test_proxy {
     char *needle;   /* under lock: armed, not yet seen */
     buf_t seen;     /* under lock: server bytes on flowing connections since armed */
     bool recording; /* under lock */
+    bool stalled;   /* under lock: clients' bytes are not read */
+    bool tight;     /* under lock: small receive buffers toward clients */
     conn_t c[PROXY_CONNS];
 };
 
@@ -117,6 +119,13 @@ static void accept_one(pos_test_proxy_t *p)
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    pthread_mutex_lock(&p->lock);
+    bool tight = p->tight;
+    pthread_mutex_unlock(&p->lock);
+    if (tight) {
+        int small = 16 * 1024;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    }
     for (int i = 0; i < PROXY_CONNS; i++) {
         if (p->c[i].client < 0) {
             p->c[i].client = fd;
@@ -215,7 +224,7 @@ static void *proxy_main(void *arg)
 
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        bool stop = p->stop, release = p->release;
+        bool stop = p->stop, release = p->release, stalled = p->stalled;
         p->release = false;
         if (release) {
             do_release(p);
@@ -230,7 +239,7 @@ static void *proxy_main(void *arg)
         for (int i = 0; i < PROXY_CONNS; i++) {
             if (p->c[i].client >= 0) {
                 who[n] = i;
-                pfd[n++] = (struct pollfd){p->c[i].client, POLLIN, 0};
+                pfd[n++] = (struct pollfd){p->c[i].client, stalled ? 0 : POLLIN, 0};
                 who[n] = PROXY_CONNS + i;
                 pfd[n++] = (struct pollfd){p->c[i].server, POLLIN, 0};
             }
@@ -349,6 +358,21 @@ void pos_test_proxy_release(pos_test_proxy_t *p)
     p->release = true;
     pthread_mutex_unlock(&p->lock);
     (void)!write(p->wake[1], "r", 1);
+}
+
+void pos_test_proxy_tight(pos_test_proxy_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->tight = true; /* read by the thread at its next accept */
+    pthread_mutex_unlock(&p->lock);
+}
+
+void pos_test_proxy_stall(pos_test_proxy_t *p, bool on)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stalled = on;
+    pthread_mutex_unlock(&p->lock);
+    (void)!write(p->wake[1], "s", 1);
 }
 
 void pos_test_proxy_stop(pos_test_proxy_t *p)

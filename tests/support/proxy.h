@@ -38,6 +38,15 @@ bool pos_test_proxy_passed(pos_test_proxy_t *p, const char *needle);
 /* Sends what was held, in order, and lets that connection flow again. */
 void pos_test_proxy_release(pos_test_proxy_t *p);
 
+/* Before the agent connects: the proxy's side of each connection from a
+ * client gets a 16 KiB receive buffer, so that what a stalled proxy does
+ * not read backs up into the client soon (as on a slow uplink). */
+void pos_test_proxy_tight(pos_test_proxy_t *p);
+
+/* While on, no client's bytes are read (a server that stops reading, or
+ * an uplink that takes nothing); the server's still flow to the clients. */
+void pos_test_proxy_stall(pos_test_proxy_t *p, bool on);
+
 /* Stops the thread and closes every connection. */
 void pos_test_proxy_stop(pos_test_proxy_t *p);
 

@@ -33,6 +33,10 @@
  *   POS_SLOWFS_FAIL_NAME with the flag: only files of this name (the last
  *                        component of the path) fail, e.g. "data.mdb" for
  *                        LMDB's data file and not the write-ahead log beside it
+ *   POS_SLOWFS_SNDBUF    bytes: every TCP socket the process connects gets
+ *                        this send buffer (SO_SNDBUF, so no autotuning), as
+ *                        a slow uplink keeps it small; loopback's would
+ *                        grow to megabytes and hide a writer's backlog
  *   POS_SLOWFS_EIO_FLAG  a file: when it exists, the next pread or pread64
  *                        of a file named POS_SLOWFS_EIO_NAME (required)
  *                        under POS_SLOWFS_PREFIX (required) fails with EIO
@@ -64,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +85,7 @@ static int slowfs_log_fd = -1;
 static char slowfs_fail_flag[PATH_MAX];
 static char slowfs_fail_name[NAME_MAX + 1];
 static char slowfs_delay_flag[PATH_MAX];
+static int slowfs_sndbuf;
 static char slowfs_eio_flag[PATH_MAX];
 static char slowfs_eio_name[NAME_MAX + 1];
 
@@ -257,6 +263,13 @@ __attribute__((constructor)) static void slowfs_init(void)
     const char *name = getenv("POS_SLOWFS_FAIL_NAME");
     if (name != NULL) {
         snprintf(slowfs_fail_name, sizeof(slowfs_fail_name), "%s", name);
+    }
+    const char *sb = getenv("POS_SLOWFS_SNDBUF");
+    if (sb != NULL) {
+        unsigned long v = strtoul(sb, &end, 10);
+        if (end != sb && *end == '\0' && v > 0 && v <= 64ul * 1024 * 1024) {
+            slowfs_sndbuf = (int)v;
+        }
     }
     const char *eflag = getenv("POS_SLOWFS_EIO_FLAG");
     const char *ename = getenv("POS_SLOWFS_EIO_NAME");
@@ -443,4 +456,23 @@ ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
         return -1;
     }
     return real_pread64(fd, buf, n, off);
+}
+
+/* ---- sockets: a small send buffer on request ------------------------------------------ */
+
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    NEXT(connect_fn, connect);
+    if (slowfs_sndbuf > 0 && addr != NULL &&
+        (addr->sa_family == AF_INET || addr->sa_family == AF_INET6)) {
+        int saved = errno, type = 0;
+        socklen_t tl = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM) {
+            (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &slowfs_sndbuf, sizeof(slowfs_sndbuf));
+        }
+        errno = saved;
+    }
+    return real_connect(fd, addr, len);
 }

@@ -119,6 +119,16 @@ const char *const *pos_slowfs_env_full_name(pos_slowfs_env_t *e, const char *pre
     return env_add(e, e->name, sizeof(e->name), "POS_SLOWFS_FAIL_NAME", name);
 }
 
+const char *const *pos_slowfs_env_sndbuf(pos_slowfs_env_t *e, unsigned bytes)
+{
+    char v[24];
+    if (pos_slowfs_env(e, 0, "/nonexistent-posagent-prefix", NULL) == NULL) {
+        return NULL;
+    }
+    snprintf(v, sizeof(v), "%u", bytes);
+    return env_add(e, e->sndbuf, sizeof(e->sndbuf), "POS_SLOWFS_SNDBUF", v);
+}
+
 const char *const *pos_slowfs_env_eio_name(pos_slowfs_env_t *e, const char *prefix,
                                            const char *flag, const char *name)
 {

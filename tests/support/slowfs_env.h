@@ -26,6 +26,7 @@ typedef struct pos_slowfs_env {
     char dflag[320];    /* POS_SLOWFS_DELAY_FLAG=... */
     char eflag[320];    /* POS_SLOWFS_EIO_FLAG=... */
     char ename[96];     /* POS_SLOWFS_EIO_NAME=... */
+    char sndbuf[48];    /* POS_SLOWFS_SNDBUF=... */
     const char *env[10]; /* the list, NULL-terminated */
 } pos_slowfs_env_t;
 
@@ -61,6 +62,10 @@ const char *const *pos_slowfs_env_delay_flag(pos_slowfs_env_t *e, unsigned delay
  * fails, its write-ahead log beside it does not). */
 const char *const *pos_slowfs_env_full_name(pos_slowfs_env_t *e, const char *prefix,
                                             const char *flag, const char *name);
+
+/* Every TCP socket the process connects gets a send buffer of bytes (no
+ * autotuning), as on a slow uplink; nothing else is changed. */
+const char *const *pos_slowfs_env_sndbuf(pos_slowfs_env_t *e, unsigned bytes);
 
 /* The next read (pread) of a file named name under prefix fails with EIO
  * once the file flag exists; the shim then removes the flag. */
