@@ -234,13 +234,14 @@ size_t pos_info_write(const pos_info_sources_t *a, const char *want, char *buf, 
         info_add(&b,
                  "# security\r\nsigning:%s\r\nrefused_unsigned:%" PRIu64
                  "\r\nrefused_bad_signature:%" PRIu64 "\r\nrefused_stale:%" PRIu64
-                 "\r\nrefused_payment_unverified:%" PRIu64 "\r\nrefused_other_scope:%" PRIu64
-                 "\r\npos_app_applied:%" PRIu64 "\r\npos_app_ignored:%" PRIu64 "\r\n\r\n",
+                 "\r\nrefused_payment_unverified:%" PRIu64 "\r\nrefused_payment_unanswered:%" PRIu64
+                 "\r\nrefused_other_scope:%" PRIu64 "\r\npos_app_applied:%" PRIu64
+                 "\r\npos_app_ignored:%" PRIu64 "\r\n\r\n",
                  a->signing ? "on" : "off",
                  t->unverified[POS_SIGN_UNSIGNED] + p->unverified_by[POS_SIGN_UNSIGNED],
                  t->unverified[POS_SIGN_BAD] + p->unverified_by[POS_SIGN_BAD],
                  t->unverified[POS_SIGN_STALE] + p->unverified_by[POS_SIGN_STALE], p->unverified,
-                 t->other_scope + p->other_scope, t->pos_app_applied,
+                 p->unverified_unanswered, t->other_scope + p->other_scope, t->pos_app_applied,
                  t->pos_app_ignored + p->pos_app_ignored);
     }
     if (info_want(want, "devices")) {

@@ -792,6 +792,16 @@ static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, con
                  type[0] != '\0' ? type : "message", pos_sign_verdict_reason(v),
                  tx != NULL ? "" : " (no transactionId to answer)");
     }
+    if (tx != NULL && payment_seen(p, tx)) {
+        /* A payment this till has (live or finished): it had its first
+         * answer, and a signed refusal now would say it was refused
+         * without the card, to a cloud that may then ask again under a
+         * new id. Whoever sent this learns nothing. */
+        p->unverified_unanswered++;
+        POS_WARN("msg", "payment:%s: not answered: %s names a payment of this till",
+                 p->opt.terminal_id, tx);
+        return false;
+    }
     if (tx != NULL) {
         memset(&ev, 0, sizeof(ev));
         ev.kind = POS_PAY_EV_REJECT;
@@ -945,6 +955,13 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
             p->unverified++;
             p->unverified_by[v]++;
             reason = pos_sign_verdict_reason(v);
+            if (payment_seen(p, tx)) {
+                /* As payment_verified(): never a refusal of a payment
+                 * this till has. */
+                p->unverified_unanswered++;
+                memset(msg, 0, sizeof(*msg));
+                return;
+            }
         }
     }
     memset(&out, 0, sizeof(out));

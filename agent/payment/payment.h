@@ -123,6 +123,7 @@ struct pos_payment {
     uint64_t rejected;     /* dropped as malformed */
     uint64_t unverified;   /* refused: unsigned, bad signature or stale */
     uint64_t unverified_by[4]; /* the same by pos_sign_verdict_t */
+    uint64_t unverified_unanswered; /* of those, naming a payment of this till: not answered */
     uint64_t other_scope;  /* refused: naming another terminal or store */
     uint64_t pos_app_ignored; /* "origin":"pos-app" here: no POS application publishes here */
     uint64_t over_budget;  /* requests refused "busy" over the channel's budget */

@@ -385,9 +385,48 @@ static void test_forged_cancel_over_budget(void **state)
         publish(f, "{\"type\":\"DISPLAY_MESSAGE\",\"lines\":[\"x\"]}");
     }
     publish(f, "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-c1\"}");
-    expect_rejected(f, "tx-c1", "unsigned");
-    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-c1", 10000, NULL));
+    /* Refused, and not answered: a PAYMENT_REJECTED after the payment's
+     * PROCESSING would tell the cloud it was refused without the card. */
+    pos_fix_payment_msg_t m;
+    assert_true(pos_fix_next_payment_msg(&f->fx, "tx-c1", 10000, &m));
+    assert_string_equal(m.type, "PAYMENT_APPROVED");
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "not answered: tx-c1", 1, 5000));
     assert_int_equal(charges(f), 1);
+}
+
+/*
+ * Unsigned messages naming a payment this till has made: a repeated
+ * request, a cancel, a reprint. Each was answered with a signed
+ * PAYMENT_REJECTED for that id, after its PAYMENT_APPROVED: a refusal
+ * "without touching the card" of a payment that was charged, which a
+ * cloud may answer by asking again under a new id. Now none is answered,
+ * each is counted, and nothing is charged or printed.
+ */
+static void test_forged_about_a_known_payment(void **state)
+{
+    fixture_t *f = *state;
+    char msg[512];
+    start(f, KEY1_HEX "\n");
+
+    publish_signed(f, msg, sizeof(msg), "tx-k1", "4.00", pos_test_wall_ms(), KEY1_HEX);
+    cJSON_Delete(expect_msg(f, "PAYMENT_APPROVED", "tx-k1", 10000, NULL));
+    cJSON_Delete(expect_msg(f, "RECEIPT_PRINTED", "tx-k1", 10000, NULL));
+    publish(f, "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-k1\",\"amount\":4.00,"
+               "\"currency\":\"EUR\"}");
+    publish(f, "{\"type\":\"PAYMENT_CANCELLED\",\"transactionId\":\"tx-k1\"}");
+    publish(f, "{\"type\":\"RECEIPT_REPRINT\",\"transactionId\":\"tx-k1\"}");
+    pos_fix_payment_msg_t m;
+    if (pos_fix_next_payment_msg(&f->fx, "tx-k1", 1500, &m)) {
+        fail_msg("answered %s %s", m.type, m.reason);
+    }
+    assert_true(pos_test_agent_wait_log(&f->fx.agent, "not answered: tx-k1", 3, 5000));
+    assert_int_equal(pos_fix_info(&f->fx, "security", "refused_payment_unanswered"), 3);
+    assert_int_equal(charges(f), 1);
+
+    /* An unsigned request for an id never seen still gets its answer. */
+    publish(f, "{\"type\":\"PAYMENT_REQUESTED\",\"transactionId\":\"tx-k2\",\"amount\":4.00,"
+               "\"currency\":\"EUR\"}");
+    expect_rejected(f, "tx-k2", "unsigned");
 }
 
 /* True when the customer display shows "what". */
@@ -559,6 +598,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_over_budget_still_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_cancel_over_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_about_a_known_payment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_channel_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_file, setup, teardown),
     };
