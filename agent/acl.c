@@ -29,9 +29,9 @@ static const char *const acl_commands[] = {
     "+client|tracking", "+client|trackinginfo",
     /* With Sentinel: the master is checked with ROLE. */
     "+role",
-    /* Fleet visibility (agent/fleet.c): the metrics hash written as one
-     * transaction with its TTL; the clock check's TIME is below. */
-    "+hset", "+multi", "+exec",
+    /* Fleet visibility (agent/fleet.c): the metrics hash written with its
+     * TTL by one script (EVAL above); the clock check's TIME is below. */
+    "+hset",
     /* ---- Local API writes (issue 14): sessions, temporary values, rate
      * limits. Their commands (SET/EXPIRE/DEL on session:, temp:; EVALSHA
      * or MULTI/EXEC and ZADD/ZREMRANGEBYSCORE/ZCARD/PEXPIRE on
@@ -60,7 +60,7 @@ typedef struct acl_key {
 
 static const acl_key_t acl_keys[] = {
     {"%W", "terminal:{t}:status"},      /* SET ... EX: the heartbeat */
-    {"%W", "terminal:{t}:metrics"},     /* HSET, EXPIRE: the metrics snapshot */
+    {"%RW", "terminal:{t}:metrics"},    /* EVAL (HSET, EXPIRE): a script's key is read-write */
     {"%RW", "posagent:lease:{t}"},      /* the lease script's GET, SET, DEL */
     {"%RW", "active_transactions:{s}"}, /* SADD, EXPIRE, SREM; SMEMBERS (local API) */
     {"%RW", "terminals:{s}"},           /* SADD at connect (CONTRACT.md); TERMINALS */

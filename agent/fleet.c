@@ -355,7 +355,7 @@ static void fleet_snapshot_reply(void *ctx, const redisReply *r, int err)
 
     if (err != 0) {
         POS_DEBUG("metrics", "snapshot not confirmed: %s", strerror(-err));
-    } else if (r->type != REDIS_REPLY_ARRAY) {
+    } else if (r->type != REDIS_REPLY_INTEGER) {
         POS_WARN("metrics", "snapshot %s refused: %.*s", f->metrics_key,
                  r->type == REDIS_REPLY_ERROR ? pos_conn_log_len(r) : 0,
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
@@ -364,14 +364,21 @@ static void fleet_snapshot_reply(void *ctx, const redisReply *r, int err)
     }
 }
 
-/* MULTI, HSET key ts <ms> field value ..., EXPIRE key 3 * interval, EXEC:
- * the hash never lives on without its TTL. */
+/* The hash and its TTL in one script: never one without the other, on
+ * a Redis Cluster too (MULTI/EXEC are refused there, being per
+ * connection), and nothing left half open on the connection should a
+ * part of a MULTI block not be sent. KEYS[1] the hash, ARGV[1] its TTL,
+ * then field value pairs. */
+static const char fleet_snapshot_lua[] = "redis.call('HSET', KEYS[1], unpack(ARGV, 2)) "
+                                         "return redis.call('EXPIRE', KEYS[1], ARGV[1])";
+
+/* EVAL: HSET key ts <ms> field value ..., EXPIRE key 3 * interval. */
 static void fleet_snapshot(pos_fleet_t *f)
 {
     int64_t vals[FLEET_NMETRICS];
     char text[FLEET_NMETRICS * 21], ts[24], ttl[16];
-    const char *argv[2 * FLEET_NMETRICS + 4];
-    size_t lens[2 * FLEET_NMETRICS + 4];
+    const char *argv[2 * FLEET_NMETRICS + 7];
+    size_t lens[2 * FLEET_NMETRICS + 7];
     int n;
 
     if (!pos_link_is_online(f->opt.link)) {
@@ -379,28 +386,28 @@ static void fleet_snapshot(pos_fleet_t *f)
     }
     f->snapshot_ms = pos_clock_mono_ms();
     pos_metrics_read(fleet_metrics, FLEET_NMETRICS, fleet_get, f, vals);
-    argv[0] = "HSET";
-    lens[0] = 4;
-    argv[1] = f->metrics_key;
-    lens[1] = strlen(f->metrics_key);
+    snprintf(ttl, sizeof(ttl), "%u", f->opt.cfg->metrics_redis_interval_s * 3u);
     snprintf(ts, sizeof(ts), "%" PRIu64, pos_clock_wall_ms());
-    argv[2] = "ts";
-    lens[2] = 2;
-    argv[3] = ts;
-    lens[3] = strlen(ts);
-    n = pos_metrics_fields(fleet_metrics, FLEET_NMETRICS, vals, text, sizeof(text), argv + 4,
-                           lens + 4);
+    argv[0] = "EVAL";
+    lens[0] = 4;
+    argv[1] = fleet_snapshot_lua;
+    lens[1] = sizeof(fleet_snapshot_lua) - 1;
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[3] = f->metrics_key;
+    lens[3] = strlen(f->metrics_key);
+    argv[4] = ttl;
+    lens[4] = strlen(ttl);
+    argv[5] = "ts";
+    lens[5] = 2;
+    argv[6] = ts;
+    lens[6] = strlen(ts);
+    n = pos_metrics_fields(fleet_metrics, FLEET_NMETRICS, vals, text, sizeof(text), argv + 7,
+                           lens + 7);
     if (n < 0) {
         return;
     }
-    snprintf(ttl, sizeof(ttl), "%u", f->opt.cfg->metrics_redis_interval_s * 3u);
-    const char *multi[] = {"MULTI"};
-    const char *expire[] = {"EXPIRE", f->metrics_key, ttl};
-    const char *exec[] = {"EXEC"};
-    if (pos_link_commandv(f->opt.link, NULL, NULL, 1, multi) != 0 ||
-        pos_link_command(f->opt.link, NULL, NULL, n + 4, argv, lens) != 0 ||
-        pos_link_commandv(f->opt.link, NULL, NULL, 3, expire) != 0 ||
-        pos_link_commandv(f->opt.link, fleet_snapshot_reply, f, 1, exec) != 0) {
+    if (pos_link_command(f->opt.link, fleet_snapshot_reply, f, n + 7, argv, lens) != 0) {
         POS_DEBUG("metrics", "snapshot not sent: the link went down");
     }
 }

@@ -70,6 +70,23 @@ static void cset(const char *key, const char *value)
 }
 
 /* "ts" of the status key, or 0. */
+/* The metrics hash (written by one script: MULTI/EXEC were refused on a
+ * cluster, so it never appeared) shows up with its TTL. */
+static void wait_metrics_hash(fixture_t *f)
+{
+    const char *key = "terminal:" TID ":metrics";
+    uint64_t t0 = pos_test_now_ms();
+    while (cint("EXISTS %s%s", key, "") != 1 && pos_test_now_ms() - t0 < WAIT_MS) {
+        pos_test_sleep_ms(50);
+    }
+    if (cint("EXISTS %s%s", key, "") != 1) {
+        pos_fix_dump_log(&f->fx);
+        fail_msg("no %s on the cluster", key);
+    }
+    long long ttl = cint("TTL %s%s", key, "");
+    assert_true(ttl > 0 && ttl <= 180);
+}
+
 static uint64_t status_ts(void)
 {
     char *v = pos_test_cluster_get(&cluster, STATUS_KEY);
@@ -271,6 +288,7 @@ static void test_basics(void **state)
     }
     assert_true(status_ts() > 0);
     assert_int_equal(cint("SISMEMBER %s %s", "terminals:" SID, TID), 1);
+    wait_metrics_hash(f);
     /* Warm-up from the index sets, no scan of any node. */
     pos_fix_wait_log(&f->fx,
                      "warm-up: 300 inventory and 300 product entries stored (inventory: index, "
@@ -871,6 +889,7 @@ static void test_under_the_acl_rule(void **state)
     assert_non_null(j);
     cJSON_Delete(j);
     assert_true(outbox_settled(f, WAIT_MS));
+    wait_metrics_hash(f); /* its script's HSET and EXPIRE within the rule */
     pos_test_sub_close(&sub);
     assert_int_equal(acl_denials(), 0);
     assert_int_equal(pos_test_agent_log_count(&f->fx.agent, "NOPERM"), 0);
