@@ -329,8 +329,14 @@ int pos_pan_mask(const char *pan, size_t len, char *out, size_t cap)
     if (cap < len + 1) {
         return -ENOSPC;
     }
+    /* The last four always (what a receipt and the cloud match on); of the
+     * first six, only as many as leave six digits hidden, the rule every
+     * masked number that leaves the agent is held to
+     * (pos_msg_pan_is_masked): 15-digit AMEX numbers showed five hidden
+     * and were replaced by a placeholder, their last four lost. */
+    size_t lead = len - 4 - 6 < 6 ? len - 4 - 6 : 6;
     for (size_t i = 0; i < len; i++) {
-        out[i] = i < 6 || i >= len - 4 ? pan[i] : 'X';
+        out[i] = i < lead || i >= len - 4 ? pan[i] : 'X';
     }
     out[len] = '\0';
     return 0;

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "agent/msg/messages.h"
 #include "hal/telium.h"
 
 /* The worked example of docs/telium-protocol.md: 12.34 EUR, register 01. */
@@ -205,7 +206,15 @@ static void test_pan_mask(void **state)
     assert_int_equal(pos_pan_mask(test_pan, 16, out, sizeof(out)), 0);
     assert_string_equal(out, "497010XXXXXX1234");
     assert_int_equal(pos_pan_mask("123456789012", 12, out, sizeof(out)), 0);
-    assert_string_equal(out, "123456XX9012");
+    assert_string_equal(out, "12XXXXXX9012");
+    assert_true(pos_msg_pan_is_masked(out));
+    /* AMEX: 15 digits. Five hidden was refused downstream (placeholder,
+     * last four lost); six hidden now, the last four kept. */
+    assert_int_equal(pos_pan_mask("371449635398431", 15, out, sizeof(out)), 0);
+    assert_string_equal(out, "37144XXXXXX8431");
+    assert_true(pos_msg_pan_is_masked(out));
+    assert_int_equal(pos_pan_mask("4970101234561234", 16, out, sizeof(out)), 0);
+    assert_true(pos_msg_pan_is_masked(out));
     assert_int_equal(pos_pan_mask("1234567890123456789", 19, out, sizeof(out)), 0);
     assert_string_equal(out, "123456XXXXXXXXX6789");
     assert_int_equal(pos_pan_mask("12345678901", 11, out, sizeof(out)), -EINVAL);
