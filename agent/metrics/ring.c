@@ -28,7 +28,7 @@ void pos_ring_close(pos_ring_t *r)
 
 static bool is_sep(char c)
 {
-    return c == ' ' || c == '-';
+    return c == ' ' || c == '-' || c == '.' || c == '/';
 }
 
 /* Masks [from, to) with '*'. */
@@ -37,8 +37,9 @@ static void mask(char *s, size_t from, size_t to)
     memset(s + from, '*', to - from);
 }
 
-/* A run starting at i of digits (with single separators between them):
- * its end and its digit count. */
+/* A run starting at i of digits (with up to two separators between
+ * them: "4111  1111", "4111.1111", "4111/1111"): its end and its digit
+ * count. */
 static size_t digit_run(const char *s, size_t i, size_t *digits)
 {
     size_t end = i;
@@ -49,8 +50,11 @@ static size_t digit_run(const char *s, size_t i, size_t *digits)
             (*digits)++;
             i++;
             end = i;
-        } else if (is_sep(s[i]) && isdigit((unsigned char)s[i + 1]) && *digits > 0) {
+        } else if (*digits > 0 && is_sep(s[i]) && isdigit((unsigned char)s[i + 1])) {
             i++;
+        } else if (*digits > 0 && is_sep(s[i]) && is_sep(s[i + 1]) &&
+                   isdigit((unsigned char)s[i + 2])) {
+            i += 2;
         } else {
             break;
         }
@@ -68,12 +72,16 @@ void pos_ring_scrub(char *s)
         bool masked = false;
         for (size_t w = 0; w < sizeof(words) / sizeof(words[0]) && !masked; w++) {
             size_t n = strlen(words[w]);
-            if (strncasecmp(s + i, words[w], n) == 0 && (s[i + n] == '=' || s[i + n] == ':')) {
-                size_t from = i + n + 1, to = from;
-                while (s[to] == ' ') {
+            /* password=x, password: x, and JSON's "password":"x" */
+            size_t q = s[i + n] == '"' ? 1 : 0;
+            if (strncasecmp(s + i, words[w], n) == 0 &&
+                (s[i + n + q] == '=' || s[i + n + q] == ':')) {
+                size_t from = i + n + q + 1, to = from;
+                while (s[to] == ' ' || s[to] == '"') {
                     from = ++to;
                 }
-                while (s[to] != '\0' && s[to] != ' ' && s[to] != ',' && s[to] != ')') {
+                while (s[to] != '\0' && s[to] != ' ' && s[to] != ',' && s[to] != ')' &&
+                       s[to] != '"') {
                     to++;
                 }
                 mask(s, from, to);
@@ -111,10 +119,28 @@ void pos_ring_scrub(char *s)
 
 void pos_ring_add(pos_ring_t *r, uint64_t ts_ms, char level, const char *module, const char *msg)
 {
-    char text[POS_RING_LINE_MAX];
+    char whole[1024], text[POS_RING_LINE_MAX];
 
-    snprintf(text, sizeof(text), "%s: %s", module, msg);
-    pos_ring_scrub(text);
+    /* Scrubbed whole, then cut: cut first, a card number at the cut kept
+     * fewer digits than the scrubber looks for. */
+    snprintf(whole, sizeof(whole), "%s: %s", module, msg);
+    pos_ring_scrub(whole);
+    size_t cut = strnlen(whole, sizeof(text) - 1);
+    memcpy(text, whole, cut);
+    text[cut] = '\0';
+    /* A run of digits the cut (of whole, or of text) ends may be a part
+     * of one: hidden too. */
+    size_t len = strlen(text), from = len;
+    while (from > 0 && (isdigit((unsigned char)text[from - 1]) || is_sep(text[from - 1]))) {
+        from--;
+    }
+    size_t digits = 0;
+    for (size_t k = from; k < len; k++) {
+        digits += isdigit((unsigned char)text[k]) != 0;
+    }
+    if (len == sizeof(text) - 1 && digits >= 6) {
+        mask(text, from, len);
+    }
     if (!r->lock_ok) {
         return;
     }

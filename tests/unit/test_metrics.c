@@ -4,6 +4,7 @@
  * scrubbing, the diagnostics request and report, and the text file's
  * atomic write.
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,6 +192,14 @@ static void test_scrub(void **state)
     scrubbed("token: abc, next", "token: ***, next");
     scrubbed("ref=a4111111111111111", "ref=a****************");
     scrubbed("", "");
+    /* Found by a review: other groupings, and JSON. */
+    scrubbed("pan 4111.1111.1111.1111 x", "pan ******************* x");
+    scrubbed("pan 4111/1111/1111/1111 x", "pan ******************* x");
+    scrubbed("pan 4111  1111  1111  1111 x", "pan ********************** x");
+    scrubbed("{\"password\":\"hunter2\"}", "{\"password\":\"*******\"}");
+    scrubbed("{\"token\": \"abc\", \"n\":1}", "{\"token\": \"***\", \"n\":1}");
+    scrubbed("link: 10.0.0.1:6379 down since 2026-12-08",
+             "link: 10.0.0.1:6379 down since 2026-12-08");
 }
 
 typedef struct collected {
@@ -232,7 +241,27 @@ static void test_ring(void **state)
     assert_int_equal(c->level[0], 'W');
     assert_int_equal(c->level[1], 'E');
     assert_int_equal(strlen(c->text[POS_RING_LINES - 1]), POS_RING_LINE_MAX - 1);
+
     assert_true(r->total == 21);
+    /* A card number at the cut: scrubbed before cutting, and a part of
+     * one left by the cut hidden too (no run of 6 digits survives). */
+    char longmsg[400];
+    for (int off = 170; off < 200; off++) {
+        memset(longmsg, 'a', (size_t)off);
+        snprintf(longmsg + off, sizeof(longmsg) - (size_t)off, "4111111111111111 tail");
+        pos_ring_add(r, 2, 'W', "t", longmsg);
+        memset(c, 0, sizeof(*c));
+        unsigned n = pos_ring_each(r, collect, c);
+        const char *t = c->text[n - 1];
+        int run = 0, most = 0;
+        for (const char *q = t; *q != '\0'; q++) {
+            run = isdigit((unsigned char)*q) ? run + 1 : 0;
+            most = run > most ? run : most;
+        }
+        if (most >= 6) {
+            fail_msg("offset %d: %d digits left: %s", off, most, t);
+        }
+    }
     pos_ring_close(r);
     free(c);
     free(r);
