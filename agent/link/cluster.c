@@ -809,7 +809,10 @@ static int cl_mget(pos_cluster_t *cl, pos_reply_cb cb, void *ctx, int argc, cons
     g->cb = cb;
     g->ctx = ctx;
     g->n = n;
-    g->pending = parts;
+    /* One more than the parts while they are sent: a part's reply may come
+     * at once (its connection failing under the write), and g must
+     * outlive the loop and be finished by whoever is last. */
+    g->pending = parts + 1;
     for (size_t from = 0; from < n;) {
         size_t to = from + 1;
         while (to < n && ks[to].slot == ks[from].slot) {
@@ -824,17 +827,20 @@ static int cl_mget(pos_cluster_t *cl, pos_reply_cb cb, void *ctx, int argc, cons
     }
     free(ks);
     cl->stats.split++;
-    if (rc == 0) {
-        return 0;
-    }
-    if (sent == 0) {
-        free(g->vals);
+    if (rc != 0 && sent == 0) {
+        free(g->vals); /* nothing went out: no reply can come */
         free(g);
         return rc;
     }
-    /* Some parts are out: the answer is the error, once they are back. */
-    g->err = rc;
-    g->pending -= parts - sent;
+    if (rc != 0) {
+        /* Some parts are out: the answer is the error, once they are back
+         * (or now, if they all came back already). */
+        g->err = rc;
+        g->pending -= parts - sent;
+    }
+    if (--g->pending == 0) {
+        mget_done(g);
+    }
     return 0;
 }
 
