@@ -299,6 +299,14 @@ static void tel_on_reply(telium_pinpad_t *t)
 
 static void tel_on_event(telium_pinpad_t *t, pos_telium_event_t e)
 {
+    if (e == POS_TELIUM_EV_FRAME && t->phase != TEL_RECV && t->phase != TEL_WAIT_EOT) {
+        /* A whole frame where none is awaited (no ENQ first, or our
+         * request's turn): never read, and its bytes (a card number,
+         * maybe) wiped now rather than at the next byte, which may not
+         * come for minutes. */
+        tel_drop_frame(t);
+        return;
+    }
     switch (t->phase) {
     case TEL_ENQ_SENT:
         if (e == POS_TELIUM_EV_ACK) {
