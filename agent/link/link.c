@@ -172,6 +172,9 @@ static void link_role_cb(void *ctx, const redisReply *r, int err)
     if (!pos_sentinel_role_is_master(r)) {
         POS_WARN("link", "%s:%u is not a master (ROLE); asking the sentinels again", link_host(l),
                  (unsigned)link_port(l));
+        if (l->use_sentinel) {
+            pos_sentinel_distrust_first(&l->sentinel); /* the others first next time */
+        }
         pos_conn_abort(&s->conn, -EAGAIN);
         return;
     }
@@ -661,6 +664,12 @@ static void link_on_switch(pos_sentinel_t *st, const char *host, uint16_t port)
 {
     pos_link_t *l = st->data;
     bool same = port == l->master_port && strcmp(host, l->master_host) == 0;
+    uint64_t now = uv_now(l->loop);
+    /* A real failover is announced once; a sentinel announcing one after
+     * another (lying, or flapping) would have the link reconnect without
+     * any delay, AUTH and all, as fast as it publishes. One is acted on at
+     * once per max_retry_delay_ms; later ones wait for the backoff. */
+    bool at_once = l->switch_at_ms == 0 || now - l->switch_at_ms >= l->opt.reach.max_retry_delay_ms;
 
     l->failovers++;
     switch (l->state) {
@@ -672,17 +681,24 @@ static void link_on_switch(pos_sentinel_t *st, const char *host, uint16_t port)
         snprintf(l->hint_host, sizeof(l->hint_host), "%s", host);
         l->hint_port = port;
         l->have_hint = true;
-        l->switch_pending = true;
+        l->switch_pending = at_once;
+        if (at_once) {
+            l->switch_at_ms = now;
+        }
         /* Idle connections (the sentinels are being asked): link_resolved
-         * takes the hint. Otherwise tear down; the retry is immediate. */
+         * takes the hint. Otherwise tear down; the retry is immediate
+         * (or after the backoff, see above). */
         link_fail(l, -ECONNRESET);
         return;
     case POS_LINK_DOWN:
         snprintf(l->hint_host, sizeof(l->hint_host), "%s", host);
         l->hint_port = port;
         l->have_hint = true;
-        uv_timer_stop(&l->retry_timer);
-        uv_timer_start(&l->retry_timer, link_retry_timer_cb, 0, 0);
+        if (at_once) {
+            l->switch_at_ms = now;
+            uv_timer_stop(&l->retry_timer);
+            uv_timer_start(&l->retry_timer, link_retry_timer_cb, 0, 0);
+        }
         return;
     default:
         return;

@@ -144,6 +144,7 @@ struct pos_link {
     char master_host[POS_URL_HOST_MAX];
     uint16_t master_port;
     bool switch_pending; /* a failover was announced: retry at once */
+    uint64_t switch_at_ms; /* loop time of the last announcement acted on at once */
     bool have_hint;      /* hint_host:hint_port came with the announcement */
     char hint_host[POS_URL_HOST_MAX];
     uint16_t hint_port;

@@ -11,6 +11,10 @@
 #define SENTINEL_SWITCH_CHANNEL "+switch-master"
 
 static void query_open(pos_conn_t *c);
+
+/* A watch up this long was a good one: the next loss starts the backoff
+ * afresh (as the link's own stable_after_ms). */
+#define SENTINEL_WATCH_STABLE_MS 10000u
 static void query_closed(pos_conn_t *c, int err);
 static void watch_open(pos_conn_t *c);
 static void watch_push(pos_conn_t *c, const redisReply *r);
@@ -318,6 +322,17 @@ static void master_reply_cb(void *ctx, const redisReply *r, int err)
     pos_conn_abort(&s->query, rc);
 }
 
+void pos_sentinel_distrust_first(pos_sentinel_t *s)
+{
+    if (s->naddrs < 2) {
+        return;
+    }
+    pos_sentinel_addr_t first = s->addrs[0];
+    memmove(&s->addrs[0], &s->addrs[1], (s->naddrs - 1) * sizeof(s->addrs[0]));
+    s->addrs[s->naddrs - 1] = first;
+    s->watch_index = s->watch_index == 0 ? s->naddrs - 1 : s->watch_index - 1;
+}
+
 static void query_open(pos_conn_t *c)
 {
     pos_sentinel_t *s = c->data;
@@ -414,7 +429,10 @@ static void watch_subscribed_cb(void *ctx, const redisReply *r, int err)
         pos_conn_abort(&s->watch, -EPROTO);
         return;
     }
-    pos_backoff_reset(&s->watch_backoff);
+    /* The backoff is reset only once the watch has stayed up a while
+     * (watch_closed): a sentinel that confirms and then closes would have
+     * it reconnect every few milliseconds, a ROLE to the master each time. */
+    s->watch_since_ms = uv_now(s->loop);
     again = s->watched_before;
     s->watched_before = true;
     POS_INFO("sentinel", "watching %s for failovers of master '%s'",
@@ -478,6 +496,10 @@ static void watch_closed(pos_conn_t *c, int err)
     /* The next sentinel, after a backoff delay: a dead sentinel must not be
      * hammered, and a failover is still caught by the link's own checks. */
     s->watch_index = (s->watch_index + 1) % s->naddrs;
+    if (s->watch_since_ms != 0 && uv_now(s->loop) - s->watch_since_ms >= SENTINEL_WATCH_STABLE_MS) {
+        pos_backoff_reset(&s->watch_backoff);
+    }
+    s->watch_since_ms = 0;
     delay = pos_backoff_next(&s->watch_backoff, pos_jitter_next(&s->rng));
     POS_INFO("sentinel", "watch connection lost (%s); next sentinel in %u ms", strerror(-err),
              delay);

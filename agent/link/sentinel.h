@@ -84,6 +84,7 @@ struct pos_sentinel {
     uint32_t rng;
     bool started;
     bool watched_before;
+    uint64_t watch_since_ms; /* loop time the watch's SUBSCRIBE was confirmed; 0: not up */
 
     bool closing;
     unsigned open_handles;
@@ -105,6 +106,13 @@ void pos_sentinel_start(pos_sentinel_t *s);
  * or -ECANCELED when closing (cb will not run).
  */
 int pos_sentinel_resolve(pos_sentinel_t *s, pos_sentinel_resolve_cb cb);
+
+/*
+ * The master the first sentinel named is not one (ROLE), or cannot be
+ * reached: that sentinel goes last, so that the next resolution asks the
+ * others first. A sentinel that lies or lags is not asked first for ever.
+ */
+void pos_sentinel_distrust_first(pos_sentinel_t *s);
 
 /* Closes every connection and timer; "done" runs when the memory may be
  * freed. A pending resolution's callback is not called. */

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "tests/support/fake_redis.h"
 #include "tests/support/fixture.h"
 
 #define TID        POS_FIX_TID
@@ -455,14 +456,94 @@ static void test_bad_input(void **state)
     assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
 }
 
+/* ---- a sentinel that announces failovers without end ---- */
+
+typedef struct flap {
+    uint16_t master_port;
+    int watch_conn; /* -1 until the agent subscribes */
+} flap_t;
+
+static void flap_cmd(pos_fake_redis_t *fk, int conn, const redisReply *cmd, void *arg)
+{
+    flap_t *fl = arg;
+    char port[8];
+
+    if (pos_fake_redis_arg_is(cmd, 0, "SENTINEL")) {
+        snprintf(port, sizeof(port), "%u", (unsigned)fl->master_port);
+        pos_fake_redis_sendf(fk, conn, "*2\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n", strlen(port),
+                             port);
+    } else if (pos_fake_redis_arg_is(cmd, 0, "SUBSCRIBE")) {
+        __atomic_store_n(&fl->watch_conn, conn, __ATOMIC_RELEASE);
+        pos_fake_redis_sendf(fk, conn, "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n");
+    } else if (pos_fake_redis_arg_is(cmd, 0, "PING")) {
+        pos_fake_redis_sendf(fk, conn, "+PONG\r\n");
+    } else {
+        pos_fake_redis_sendf(fk, conn, "+OK\r\n");
+    }
+}
+
+/*
+ * A sentinel (a rogue one, or one flapping) that announces +switch-master
+ * 50 times a second, alternately to the real master and to a port nobody
+ * listens on. Each announcement had the link reconnect at once, AUTH and
+ * all, as fast as they came. Now one is acted on at once per
+ * max_retry_delay_ms (1 s here) and the others wait for the backoff: a
+ * handful of reconnects in 3 s, and the link ends online.
+ */
+static void test_switch_storm(void **state)
+{
+    pos_fix_t *f = *state;
+    flap_t fl = {f->redis.port, -1};
+    pos_fake_redis_t *fk = pos_fake_redis_start(flap_cmd, &fl);
+
+    assert_non_null(fk);
+    pos_ini_set(&f->ini, "redis", "sentinels", "127.0.0.1:%u", (unsigned)pos_fake_redis_port(fk));
+    pos_ini_set(&f->ini, "redis", "master_name", "mymaster");
+    start_agent(f, NULL);
+    wait_online(f, 1);
+    for (int i = 0; i < 100 && __atomic_load_n(&fl.watch_conn, __ATOMIC_ACQUIRE) < 0; i++) {
+        pos_test_sleep_ms(50);
+    }
+    int conn = __atomic_load_n(&fl.watch_conn, __ATOMIC_ACQUIRE);
+    assert_true(conn >= 0);
+    int before = pos_test_agent_log_count(&f->agent, "link: online");
+    for (int i = 0; i < 150; i++) {
+        char msg[128], push[256];
+        unsigned to = i % 2 == 0 ? 1u : (unsigned)f->redis.port;
+        unsigned from = i % 2 == 0 ? (unsigned)f->redis.port : 1u;
+        int n = snprintf(msg, sizeof(msg), "mymaster 127.0.0.1 %u 127.0.0.1 %u", from, to);
+        int m = snprintf(push, sizeof(push),
+                         "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$%d\r\n%s\r\n", n, msg);
+        assert_int_equal(pos_fake_redis_send(fk, conn, push, (size_t)m), 0);
+        pos_test_sleep_ms(20);
+    }
+    int during = pos_test_agent_log_count(&f->agent, "link: online") - before;
+    print_message("switch storm: %d reconnects online in 3 s\n", during);
+    assert_true(during <= 12);
+    /* The last announcement named the real master: the link settles there. */
+    long long online = 0;
+    for (int i = 0; i < 100 && online != 1; i++) {
+        pos_test_sleep_ms(50);
+        online = pos_fix_info(f, "link", "online");
+    }
+    if (online != 1) {
+        pos_fix_dump_log(f);
+    }
+    assert_int_equal(online, 1);
+    assert_int_equal(pos_test_agent_stop(&f->agent, SIGTERM, 5000), 0);
+    pos_fake_redis_stop(fk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        POS_FIX_TEST(test_heartbeat),          POS_FIX_TEST(test_redis_restart),
-        POS_FIX_TEST(test_redis_frozen),       POS_FIX_TEST(test_subscriber_killed),
-        POS_FIX_TEST(test_probe_traffic),      POS_FIX_TEST(test_wrong_password),
-        POS_FIX_TEST(test_acl_user_and_db),    POS_FIX_TEST(test_sigterm_offline),
-        POS_FIX_TEST(test_sigterm_while_down), POS_FIX_TEST(test_bad_input),
+        POS_FIX_TEST(test_switch_storm),      POS_FIX_TEST(test_heartbeat),
+        POS_FIX_TEST(test_redis_restart),     POS_FIX_TEST(test_redis_frozen),
+        POS_FIX_TEST(test_subscriber_killed), POS_FIX_TEST(test_probe_traffic),
+        POS_FIX_TEST(test_wrong_password),    POS_FIX_TEST(test_acl_user_and_db),
+        POS_FIX_TEST(test_sigterm_offline),   POS_FIX_TEST(test_sigterm_while_down),
+        POS_FIX_TEST(test_bad_input),
     };
+    pos_fix_filters_from_env();
     return cmocka_run_group_tests_name("link", tests, NULL, NULL);
 }
