@@ -796,7 +796,25 @@ static void test_del_many_keys_within_share(void **state)
     /* Nothing was dropped for it, and a single write still fits. */
     assert_int_equal(pos_fix_info(f, "outbox", "dropped"), 0);
     assert_int_equal(pos_fix_info(f, "outbox", "outbox_entries"), SHARE - 1);
-    lok(c, "SET session:last v EX 600");
+    /* The outbox's share has room for it. The local store may still be
+     * applying the 1,799 tombstones (two changes each) on a loaded
+     * machine: "local store busy" says try again, and is retried; "outbox
+     * nearly full" would be the failure this test is about. */
+    for (int i = 0;; i++) {
+        r = redisCommand(c, "SET session:last v EX 600");
+        must(r);
+        bool busy = r->type == REDIS_REPLY_ERROR && strstr(r->str, "local store busy") != NULL;
+        if (!busy) {
+            if (r->type != REDIS_REPLY_STATUS) {
+                fail_msg("SET after the DELs: type %d %s", r->type, r->str != NULL ? r->str : "");
+            }
+            freeReplyObject(r);
+            break;
+        }
+        freeReplyObject(r);
+        assert_true(i < 200);
+        pos_test_sleep_ms(50);
+    }
     redisFree(c);
     redisFree(cloud);
 }
