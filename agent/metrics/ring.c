@@ -72,10 +72,14 @@ void pos_ring_scrub(char *s)
         bool masked = false;
         for (size_t w = 0; w < sizeof(words) / sizeof(words[0]) && !masked; w++) {
             size_t n = strlen(words[w]);
-            /* password=x, password: x, and JSON's "password":"x" */
+            /* password=x, password: x, and JSON's "password":"x"; the
+             * bytes after the word are read only once the word matched
+             * (then they are the line's, its NUL at the latest). */
+            if (strncasecmp(s + i, words[w], n) != 0) {
+                continue;
+            }
             size_t q = s[i + n] == '"' ? 1 : 0;
-            if (strncasecmp(s + i, words[w], n) == 0 &&
-                (s[i + n + q] == '=' || s[i + n + q] == ':')) {
+            if (s[i + n + q] == '=' || s[i + n + q] == ':') {
                 size_t from = i + n + q + 1, to = from;
                 while (s[to] == ' ' || s[to] == '"') {
                     from = ++to;
