@@ -9,12 +9,11 @@
 #include "platform/mem.h"
 
 #define SENTINEL_SWITCH_CHANNEL "+switch-master"
-
-static void query_open(pos_conn_t *c);
-
 /* A watch up this long was a good one: the next loss starts the backoff
  * afresh (as the link's own stable_after_ms). */
 #define SENTINEL_WATCH_STABLE_MS 10000u
+
+static void query_open(pos_conn_t *c);
 static void query_closed(pos_conn_t *c, int err);
 static void watch_open(pos_conn_t *c);
 static void watch_push(pos_conn_t *c, const redisReply *r);

@@ -134,16 +134,16 @@ void pos_ring_add(pos_ring_t *r, uint64_t ts_ms, char level, const char *module,
     text[cut] = '\0';
     /* A run of digits the cut (of whole, or of text) ends may be a part
      * of one: hidden too. */
-    size_t len = strlen(text), from = len;
+    size_t from = cut;
     while (from > 0 && (isdigit((unsigned char)text[from - 1]) || is_sep(text[from - 1]))) {
         from--;
     }
     size_t digits = 0;
-    for (size_t k = from; k < len; k++) {
+    for (size_t k = from; k < cut; k++) {
         digits += isdigit((unsigned char)text[k]) != 0;
     }
-    if (len == sizeof(text) - 1 && digits >= 6) {
-        mask(text, from, len);
+    if (cut == sizeof(text) - 1 && digits >= 6) {
+        mask(text, from, cut);
     }
     if (!r->lock_ok) {
         return;

@@ -753,6 +753,21 @@ static const char *payment_named_tx(const pos_msg_t *msg, int rc)
 }
 
 /*
+ * A refused (unverified) message naming a payment this till has, live or
+ * finished: it had its first answer, and a signed refusal now would say
+ * it was refused without the card, to a cloud that may then ask again
+ * under a new id. Counted; true when it must not be answered.
+ */
+static bool payment_unanswerable(pos_payment_t *p, const char *tx)
+{
+    if (!payment_seen(p, tx)) {
+        return false;
+    }
+    p->unverified_unanswered++;
+    return true;
+}
+
+/*
  * With a key set, a message from the cloud is only acted on once its
  * signature and ts check out (docs/signing.md). Returns true when it may
  * go on; otherwise it has been answered (PAYMENT_REJECTED with the
@@ -792,12 +807,8 @@ static bool payment_verified(pos_payment_t *p, const pos_msg_t *msg, int rc, con
                  type[0] != '\0' ? type : "message", pos_sign_verdict_reason(v),
                  tx != NULL ? "" : " (no transactionId to answer)");
     }
-    if (tx != NULL && payment_seen(p, tx)) {
-        /* A payment this till has (live or finished): it had its first
-         * answer, and a signed refusal now would say it was refused
-         * without the card, to a cloud that may then ask again under a
-         * new id. Whoever sent this learns nothing. */
-        p->unverified_unanswered++;
+    if (tx != NULL && payment_unanswerable(p, tx)) {
+        /* Whoever sent this learns nothing. */
         POS_WARN("msg", "payment:%s: not answered: %s names a payment of this till",
                  p->opt.terminal_id, tx);
         return false;
@@ -955,11 +966,8 @@ void pos_payment_refuse_busy(pos_payment_t *p, const char *payload, size_t len)
             p->unverified++;
             p->unverified_by[v]++;
             reason = pos_sign_verdict_reason(v);
-            if (payment_seen(p, tx)) {
-                /* As payment_verified(): never a refusal of a payment
-                 * this till has. */
-                p->unverified_unanswered++;
-                memset(msg, 0, sizeof(*msg));
+            if (payment_unanswerable(p, tx)) {
+                memset(msg, 0, sizeof(*msg)); /* no log line here, as above */
                 return;
             }
         }

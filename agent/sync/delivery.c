@@ -822,10 +822,6 @@ again:
     bool all_kept = n == POS_DELIVERY_WINDOW; /* a full batch, every entry waiting for its keep */
     for (int i = 0; i < n && d->inflight < POS_DELIVERY_WINDOW; i++) {
         const pos_outbox_entry_t *e = &batch.entries[i];
-        /* What the connection's write queue takes is bounded (1 MiB, then
-         * it is dropped): entries of up to 64 KiB each would pass that long
-         * before the window's count, on an uplink that drains slowly. */
-        uint32_t bytes = (uint32_t)(e->payload_len + e->channel_len + 64u);
         if (e->id <= d->sent_upto) {
             continue;
         }
@@ -838,6 +834,10 @@ again:
             continue;
         }
         all_kept = false;
+        /* What the connection's write queue takes is bounded (1 MiB, then
+         * it is dropped): entries of up to 64 KiB each would pass that long
+         * before the window's count, on an uplink that drains slowly. */
+        uint32_t bytes = (uint32_t)(e->payload_len + e->channel_len + 64u);
         if (d->inflight > 0 && d->inflight_bytes + bytes > POS_DELIVERY_WINDOW_BYTES) {
             break; /* a reply frees room and pumps again */
         }
