@@ -237,6 +237,17 @@ static void test_display_fits_and_faults(void **state)
     close_and_drain(&d, 1);
 }
 
+/* A request for 12.34 EUR under transaction tx. */
+static void pinpad_request(pos_pinpad_request_t *req, const char *tx)
+{
+    memset(req, 0, sizeof(*req));
+    snprintf(req->transaction_id, sizeof(req->transaction_id), "%s", tx);
+    req->amount_minor = 1234;
+    req->digits = 2;
+    snprintf(req->currency, sizeof(req->currency), "EUR");
+    req->currency_numeric = 978;
+}
+
 static void test_pinpad_outcomes(void **state)
 {
     (void)state;
@@ -244,12 +255,7 @@ static void test_pinpad_outcomes(void **state)
     pos_pinpad_request_t req;
     create(&d, POS_HAL_PINPAD);
     assert_int_equal(pos_hal_start(&d), 0);
-    memset(&req, 0, sizeof(req));
-    snprintf(req.transaction_id, sizeof(req.transaction_id), "tx-1");
-    req.amount_minor = 1234;
-    req.digits = 2;
-    snprintf(req.currency, sizeof(req.currency), "EUR");
-    req.currency_numeric = 978;
+    pinpad_request(&req, "tx-1");
     assert_int_equal(pos_pinpad_start(&d, &req), 0);
     assert_int_equal(pos_pinpad_start(&d, &req), -EBUSY);
     run_until(4); /* ready, busy, ready, result */
@@ -307,12 +313,7 @@ static void test_pinpad_result_keeps_its_run(void **state)
     create(&d, POS_HAL_PINPAD);
     assert_int_equal(pos_hal_start(&d), 0);
     run_until(1); /* ready */
-    memset(&req, 0, sizeof(req));
-    snprintf(req.transaction_id, sizeof(req.transaction_id), "tx-a");
-    req.amount_minor = 1234;
-    req.digits = 2;
-    snprintf(req.currency, sizeof(req.currency), "EUR");
-    req.currency_numeric = 978;
+    pinpad_request(&req, "tx-a");
     assert_int_equal(pos_pinpad_start(&d, &req), 0);
     uint32_t run_a = d.run;
     /* A's result, then the pinpad idle, nothing delivered yet. */

@@ -234,6 +234,17 @@ static void run(const step_t *steps, size_t n)
     {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",     \
      POS_PAY_STARTING},                                                                            \
     {"rec tx-1", "", POS_PAY_STARTING}
+/* A request that starts (its record on its way), and its refusal when
+ * the record does not become durable in time. */
+#define S_STARTING(tx)                                                                             \
+    {                                                                                              \
+        "req " tx " 1234",                                                                         \
+            "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@" tx " BUSY DISPLAY(1234)",             \
+            POS_PAY_STARTING                                                                       \
+    }
+#define S_UNAVAILABLE(tx)                                                                          \
+    "DISCARD@" tx " SREM PAYMENT_REJECTED:unavailable@" tx " INCR(payments_rejected) "             \
+    "TEXT(Not completed) IDLE"
 #define S_DISP                                                                                     \
     {"disp tx-1 ok", "PINPAD(1234/978) RELEASE@tx-1", POS_PAY_PROCESSING}
 #define S_APPROVE                                                                                  \
@@ -548,17 +559,12 @@ static void test_pinpad_waits_for_record(void **state)
 static void test_record_failed_refuses(void **state)
 {
     static const step_t steps[] = {
-        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
-         POS_PAY_STARTING},
+        S_STARTING("tx-1"),
         {"disp tx-1 ok", "", POS_PAY_STARTING},
-        {"recfail tx-1",
-         "DISCARD@tx-1 SREM PAYMENT_REJECTED:unavailable@tx-1 INCR(payments_rejected) "
-         "TEXT(Not completed) IDLE",
-         POS_PAY_IDLE},
+        {"recfail tx-1", S_UNAVAILABLE("tx-1"), POS_PAY_IDLE},
         {"rec tx-1", "", POS_PAY_IDLE},
         /* Not remembered: the cloud may ask again once the store works. */
-        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
-         POS_PAY_STARTING},
+        S_STARTING("tx-1"),
     };
     (void)state;
     RUN(steps);
@@ -568,21 +574,16 @@ static void test_record_failed_refuses(void **state)
 static void test_record_late_refuses(void **state)
 {
     static const step_t steps[] = {
-        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
-         POS_PAY_STARTING},
+        S_STARTING("tx-1"),
         {"disp tx-1 ok", "", POS_PAY_STARTING},
-        {"tick 5000",
-         "DISCARD@tx-1 SREM PAYMENT_REJECTED:unavailable@tx-1 INCR(payments_rejected) "
-         "TEXT(Not completed) IDLE",
-         POS_PAY_IDLE},
+        {"tick 5000", S_UNAVAILABLE("tx-1"), POS_PAY_IDLE},
         /* Too late: nothing starts, and the STARTING record that landed is
          * made final at once (a restart would report it "interrupted", a
          * second answer after the REJECTED); a retry is answered from it. */
         {"rec tx-1", "RECORD(FAILED)", POS_PAY_IDLE},
         {"req tx-1 1234", "PAYMENT_DECLINED:unavailable@tx-1", POS_PAY_IDLE},
         {"rec tx-1", "", POS_PAY_IDLE},
-        {"req tx-2 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-2 BUSY DISPLAY(1234)",
-         POS_PAY_STARTING},
+        S_STARTING("tx-2"),
     };
     (void)state;
     RUN(steps);
@@ -593,20 +594,12 @@ static void test_record_late_refuses(void **state)
 static void test_two_records_late(void **state)
 {
     static const step_t steps[] = {
-        {"req tx-1 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-1 BUSY DISPLAY(1234)",
-         POS_PAY_STARTING},
+        S_STARTING("tx-1"),
         {"disp tx-1 ok", "", POS_PAY_STARTING},
-        {"tick 5000",
-         "DISCARD@tx-1 SREM PAYMENT_REJECTED:unavailable@tx-1 INCR(payments_rejected) "
-         "TEXT(Not completed) IDLE",
-         POS_PAY_IDLE},
-        {"req tx-2 1234", "RECORD(STARTING) SADD held:PAYMENT_PROCESSING@tx-2 BUSY DISPLAY(1234)",
-         POS_PAY_STARTING},
+        {"tick 5000", S_UNAVAILABLE("tx-1"), POS_PAY_IDLE},
+        S_STARTING("tx-2"),
         {"disp tx-2 ok", "", POS_PAY_STARTING},
-        {"tick 10000",
-         "DISCARD@tx-2 SREM PAYMENT_REJECTED:unavailable@tx-2 INCR(payments_rejected) "
-         "TEXT(Not completed) IDLE",
-         POS_PAY_IDLE},
+        {"tick 10000", S_UNAVAILABLE("tx-2"), POS_PAY_IDLE},
         {"rec tx-1", "RECORD(FAILED)", POS_PAY_IDLE},
         {"rec tx-2", "RECORD(FAILED)", POS_PAY_IDLE},
         {"req tx-1 1234", "PAYMENT_DECLINED:unavailable@tx-1", POS_PAY_IDLE},
